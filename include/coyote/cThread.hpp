@@ -1,0 +1,122 @@
+// coyote-mpi: cThread, the Coyote v0.2.x handle to one vFPGA context (ctid).
+#pragma once
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <coyote/cDefs.hpp>
+#include <coyote/cOps.hpp>
+#include <coyote/error.hpp>
+#include <coyote/oob.hpp>
+
+namespace coyote {
+
+namespace detail {
+class Device;
+}
+
+/// A Coyote thread: one ctid on one vFPGA, with its memory, registers, completions and queue pair.
+class cThread {
+protected:
+    int32_t vfid = {-1};
+    int32_t ctid = {-1};
+    pid_t hpid = {0};
+    fpgaCnfg fcnfg;
+    std::unique_ptr<ibvQp> qpair;
+
+public:
+    /// Opens vFPGA `vfid` of `device` and registers a ctid; `uisr` receives user interrupts.
+    cThread(int32_t vfid, pid_t hpid, uint32_t device = 0, std::function<void(int)> uisr = nullptr);
+    ~cThread();
+
+    cThread(const cThread&) = delete;
+    cThread& operator=(const cThread&) = delete;
+
+    /// Maps [vaddr, vaddr+len) into the vFPGA TLB.
+    void userMap(void* vaddr, uint64_t len, int32_t mem_block = -1);
+    /// Removes a mapping made by userMap.
+    void userUnmap(void* vaddr);
+    /// Allocates and maps memory; `remote = true` makes it the queue pair's registered buffer.
+    void* getMem(CoyoteAlloc&& alloc);
+    /// Frees memory returned by getMem.
+    void freeMem(void* vaddr);
+
+    /// Writes user control register `offs` (word index).
+    void setCSR(uint64_t val, uint32_t offs);
+    /// Reads user control register `offs` (word index).
+    uint64_t getCSR(uint32_t offs) const;
+
+    /// LOCAL_OFFLOAD / LOCAL_SYNC; blocking.
+    void invoke(CoyoteOper oper, syncSg sg);
+    /// LOCAL_READ / LOCAL_WRITE; asynchronous.
+    void invoke(CoyoteOper oper, localSg sg, bool last = true);
+    /// LOCAL_TRANSFER; asynchronous.
+    void invoke(CoyoteOper oper, localSg src_sg, localSg dst_sg, bool last = true);
+    /// REMOTE_RDMA_READ / WRITE / SEND; asynchronous.
+    void invoke(CoyoteOper oper, rdmaSg sg, bool last = true);
+    /// REMOTE_TCP_SEND.
+    void invoke(CoyoteOper oper, tcpSg sg, bool last = true);
+
+    /// Completions of the class of `oper` since the last clearCompleted().
+    uint32_t checkCompleted(CoyoteOper oper) const;
+    /// Resets every completion counter of this ctid.
+    void clearCompleted();
+
+    /// Barrier with the connected peer over the out-of-band channel.
+    void connSync(bool client);
+    /// Stock out-of-band setup: server when `server_address` is null; returns the registered buffer.
+    void* initRDMA(uint64_t buffer_size, uint16_t port, const char* server_address = nullptr);
+    /// Same, over any out-of-band channel (takes ownership of it).
+    void* initRDMA(uint64_t buffer_size, std::unique_ptr<OobChannel> channel);
+    /// Releases the out-of-band connection.
+    void closeConn();
+
+    /// Writes the queue pair context registers (both layouts supported).
+    void writeQpContext(uint32_t port);
+    /// Writes `ip_addr` to the ARP lookup register.
+    void doArpLookup(uint32_t ip_addr);
+
+    /// Inter-process lock of this (device, vFPGA).
+    void lock();
+    void unlock();
+
+    int32_t getVfid() const;
+    int32_t getCtid() const;
+    pid_t getHpid() const;
+    ibvQp* getQpair() const;
+    /// Prints the status counters.
+    void printDebug() const;
+
+    // ---- coyote-mpi extensions (not in stock Coyote) ----
+
+    /// The local wire blob: the 64-byte ibvQ followed by the backend's endpoint bytes.
+    std::vector<std::byte> exportQp() const;
+    /// Takes the peer's wire blob, connects the backend, writes the QP context and ARP entry.
+    void connectQp(std::span<const std::byte> peer_blob, uint32_t port = DEF_PORT);
+    /// Name of the backend in use ("sim" or "hw").
+    std::string backendName() const;
+    /// Device number this cThread was opened on.
+    uint32_t getDevice() const;
+    /// Shell configuration read at construction.
+    const fpgaCnfg& getShellConfig() const;
+    /// The out-of-band channel set up by initRDMA, or null.
+    OobChannel* getOob() const;
+
+protected:
+    void sendAck(uint32_t ack);
+    uint32_t readAck();
+
+private:
+    class Impl;
+    std::unique_ptr<Impl> impl;
+};
+
+}  // namespace coyote

@@ -1,0 +1,46 @@
+#include <unistd.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "backend/device.hpp"
+
+namespace coyote::detail {
+
+namespace {
+
+std::string device_path(uint32_t device, int32_t vfid) {
+    return "/dev/coyote_fpga_" + std::to_string(device) + "_v" + std::to_string(vfid);
+}
+
+}  // namespace
+
+std::string selected_backend(uint32_t device, int32_t vfid) {
+    if (const char* env = std::getenv("COYOTE_BACKEND"); env != nullptr && *env != '\0') {
+        const std::string b(env);
+        if (b == "sim" || b == "hw") return b;
+        throw_error(Errc::invalid_argument, "COYOTE_BACKEND",
+                    "unknown backend '" + b + "' (expected 'sim' or 'hw')");
+    }
+    return ::access(device_path(device, vfid).c_str(), F_OK) == 0 ? "hw" : "sim";
+}
+
+std::shared_ptr<Device> open_device(uint32_t device, int32_t vfid) {
+    if (vfid < 0) throw_error(Errc::invalid_argument, "cThread", "vfid must be >= 0, got " + std::to_string(vfid));
+    // One Device per (backend, device, vfid) per process, shared by its cThreads.
+    static std::mutex mtx;
+    static std::map<std::tuple<std::string, uint32_t, int32_t>, std::weak_ptr<Device>> cache;
+    const std::string backend = selected_backend(device, vfid);
+    std::lock_guard lk(mtx);
+    auto key = std::make_tuple(backend, device, vfid);
+    if (auto it = cache.find(key); it != cache.end())
+        if (auto dev = it->second.lock()) return dev;
+    auto dev = backend == "hw" ? hw::open(device, vfid) : sim::open(device, vfid);
+    cache[key] = dev;
+    return dev;
+}
+
+}  // namespace coyote::detail

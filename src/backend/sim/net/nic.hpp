@@ -1,0 +1,57 @@
+// coyote-mpi sim backend: the contract between the sim vFPGA (SimDevice) and its emulated RoCE NIC.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/device.hpp"
+
+namespace coyote::detail::sim {
+
+struct SharedState;
+
+/// What the NIC needs from the vFPGA it belongs to.
+class NicHost {
+public:
+    virtual ~NicHost() = default;
+    virtual uint32_t device_id() const noexcept = 0;
+    virtual int32_t vfid() const noexcept = 0;
+    virtual bool avx_layout() const noexcept = 0;
+    virtual uint32_t ip_address() const noexcept = 0;
+    virtual uint64_t mac_address() const noexcept = 0;
+    /// Shared state of this vFPGA (completion counters), and the shm name peers open it by.
+    virtual SharedState& shared_state() noexcept = 0;
+    virtual const std::string& shared_state_name() const noexcept = 0;
+    /// Throws not_mapped unless [addr, addr+len) is mapped for the vFPGA (taking the page-fault path
+    /// for unmapped process memory); `write` asks for write access.
+    virtual void check_local_range(int32_t ctid, uint64_t addr, uint64_t len, bool write) = 0;
+};
+
+/// The emulated RoCE NIC of one sim vFPGA.
+class Nic {
+public:
+    virtual ~Nic() = default;
+    /// A write to RDMA_CTX / RDMA_CONN / NET_ARP (either layout). Returns false if `reg` is not a NIC register.
+    virtual bool on_cnfg_write(uint32_t reg, std::span<const uint64_t> words) = 0;
+    virtual uint64_t read_cnfg(uint32_t reg) const = 0;
+    /// REMOTE_RDMA_* command for `cmd.ctid`.
+    virtual PostStatus post(const Command& cmd) = 0;
+    /// A registered (remote = true) buffer of `ctid`, living in shm segment `shm_name`.
+    virtual void register_buffer(int32_t ctid, void* addr, uint64_t size, const std::string& shm_name) = 0;
+    virtual void unregister_buffer(int32_t ctid, void* addr) noexcept = 0;
+    virtual uint32_t rkey(int32_t ctid) const = 0;
+    virtual std::vector<std::byte> local_endpoint(int32_t ctid) const = 0;
+    virtual void set_remote_endpoint(int32_t ctid, std::span<const std::byte> endpoint) = 0;
+    virtual void raise_pending_error(int32_t ctid) = 0;
+    virtual void on_ctid_unregistered(int32_t ctid) noexcept = 0;
+    virtual std::string debug_string(int32_t ctid) const = 0;
+};
+
+/// Creates the NIC of `host`.
+std::unique_ptr<Nic> make_nic(NicHost& host);
+
+}  // namespace coyote::detail::sim

@@ -1,0 +1,461 @@
+#include <coyote/cThread.hpp>
+
+#include <sched.h>
+
+#include <boost/interprocess/sync/named_mutex.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "backend/device.hpp"
+#include "backend/registers.hpp"
+
+static_assert(sizeof(coyote::ibvQ) == 64, "ibvQ must be 64 bytes on the wire");
+static_assert(offsetof(coyote::ibvQ, ip_addr) == 0 && offsetof(coyote::ibvQ, qpn) == 4 &&
+                  offsetof(coyote::ibvQ, psn) == 8 && offsetof(coyote::ibvQ, rkey) == 12 &&
+                  offsetof(coyote::ibvQ, vaddr) == 16 && offsetof(coyote::ibvQ, size) == 24 &&
+                  offsetof(coyote::ibvQ, gid) == 28,
+              "ibvQ field offsets must match Coyote");
+
+namespace coyote {
+
+namespace {
+
+using detail::CmplClass;
+using detail::Command;
+using detail::PostStatus;
+
+std::string hex_addr(const void* p) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%p", p);
+    return buf;
+}
+
+std::chrono::milliseconds post_timeout() {
+    static const std::chrono::milliseconds t = [] {
+        if (const char* e = std::getenv("COYOTE_POST_TIMEOUT_MS"); e != nullptr && *e != '\0') {
+            char* end = nullptr;
+            const long v = std::strtol(e, &end, 10);
+            if (end != nullptr && *end == '\0' && v > 0) return std::chrono::milliseconds(v);
+        }
+        return std::chrono::milliseconds(120000);
+    }();
+    return t;
+}
+
+uint32_t random_psn() {
+    static thread_local std::mt19937 rng(std::random_device{}());
+    return static_cast<uint32_t>(rng() & 0xFFFFFFu);
+}
+
+const char* oper_name(CoyoteOper oper) {
+    switch (oper) {
+    case CoyoteOper::NOOP: return "NOOP";
+    case CoyoteOper::LOCAL_READ: return "LOCAL_READ";
+    case CoyoteOper::LOCAL_WRITE: return "LOCAL_WRITE";
+    case CoyoteOper::LOCAL_TRANSFER: return "LOCAL_TRANSFER";
+    case CoyoteOper::LOCAL_OFFLOAD: return "LOCAL_OFFLOAD";
+    case CoyoteOper::LOCAL_SYNC: return "LOCAL_SYNC";
+    case CoyoteOper::REMOTE_RDMA_READ: return "REMOTE_RDMA_READ";
+    case CoyoteOper::REMOTE_RDMA_WRITE: return "REMOTE_RDMA_WRITE";
+    case CoyoteOper::REMOTE_RDMA_SEND: return "REMOTE_RDMA_SEND";
+    case CoyoteOper::REMOTE_TCP_SEND: return "REMOTE_TCP_SEND";
+    }
+    return "unknown operation";
+}
+
+}  // namespace
+
+class cThread::Impl {
+public:
+    uint32_t device = 0;
+    std::shared_ptr<detail::Device> dev;
+    mutable std::mutex mem_mtx;
+    std::map<void*, detail::Allocation> allocations;
+    uint64_t rdma_buffer_size = 0;
+    uint32_t qp_port = DEF_PORT;
+    std::unique_ptr<OobChannel> oob;
+    std::unique_ptr<boost::interprocess::named_mutex> vlock;
+    bool lock_held = false;
+
+    void post(const Command& cmd) {
+        auto deadline = std::chrono::steady_clock::time_point{};
+        for (unsigned spins = 0;; ++spins) {
+            if (dev->post(cmd) == PostStatus::ok) return;
+            // Back-pressure: the command FIFO is full. Yield so that oversubscribed ranks progress.
+            if (spins == 0) deadline = std::chrono::steady_clock::now() + post_timeout();
+            if ((spins & 0xFF) == 0xFF) {
+                dev->raise_pending_error(cmd.ctid);
+                if (std::chrono::steady_clock::now() > deadline)
+                    throw_error(Errc::timeout, std::string("invoke ") + oper_name(cmd.oper),
+                                "command FIFO of ctid " + std::to_string(cmd.ctid) + " stayed full for " +
+                                    std::to_string(post_timeout().count()) + " ms (COYOTE_POST_TIMEOUT_MS)");
+            }
+            ::sched_yield();
+        }
+    }
+};
+
+cThread::cThread(int32_t vfid_, pid_t hpid_, uint32_t device, std::function<void(int)> uisr)
+    : vfid(vfid_), hpid(hpid_), impl(std::make_unique<Impl>()) {
+    impl->device = device;
+    impl->dev = detail::open_device(device, vfid_);
+    fcnfg.parseCnfg(impl->dev->shell_word());
+    fcnfg.parseCtrlReg(impl->dev->control_word());
+    ctid = impl->dev->register_ctid(hpid_);
+    try {
+        if (uisr) impl->dev->set_interrupt_handler(ctid, std::move(uisr));
+        if (fcnfg.en_rdma) {
+            qpair = std::make_unique<ibvQp>();
+            std::memset(static_cast<void*>(qpair.get()), 0, sizeof(ibvQp));
+            ibvQ& q = qpair->local;
+            q.ip_addr = impl->dev->ip_address();
+            q.qpn = detail::make_qpn(vfid, ctid);
+            q.psn = random_psn();
+            q.rkey = 0;
+            q.vaddr = nullptr;
+            q.size = 0;
+            detail::fill_gid(q, q.ip_addr);
+        }
+        const std::string lock_name =
+            "coyote_vlock_d" + std::to_string(device) + "_v" + std::to_string(vfid_);
+        impl->vlock = std::make_unique<boost::interprocess::named_mutex>(boost::interprocess::open_or_create,
+                                                                         lock_name.c_str());
+        impl->dev->clear_completed(ctid);
+    } catch (...) {
+        impl->dev->set_interrupt_handler(ctid, nullptr);
+        impl->dev->unregister_ctid(ctid);
+        throw;
+    }
+}
+
+cThread::~cThread() {
+    closeConn();
+    if (impl->lock_held) {
+        try {
+            impl->vlock->unlock();
+        } catch (...) {
+        }
+    }
+    {
+        std::lock_guard lk(impl->mem_mtx);
+        for (auto& [addr, a] : impl->allocations) impl->dev->free_mem(ctid, a);
+        impl->allocations.clear();
+    }
+    try {
+        impl->dev->set_interrupt_handler(ctid, nullptr);
+    } catch (...) {
+    }
+    impl->dev->unregister_ctid(ctid);
+}
+
+// ---- memory -------------------------------------------------------------------------------------
+
+void cThread::userMap(void* vaddr, uint64_t len, int32_t /*mem_block*/) {
+    if (vaddr == nullptr) throw_error(Errc::invalid_argument, "userMap", "null address");
+    if (len == 0) throw_error(Errc::invalid_argument, "userMap", "zero length at " + hex_addr(vaddr));
+    impl->dev->map_user(ctid, vaddr, len);
+}
+
+void cThread::userUnmap(void* vaddr) { impl->dev->unmap_user(ctid, vaddr); }
+
+void* cThread::getMem(CoyoteAlloc&& alloc) {
+    if (alloc.size == 0) throw_error(Errc::invalid_argument, "getMem", "allocation size is 0");
+    if (alloc.remote && !qpair)
+        throw_error(Errc::not_supported, "getMem",
+                    "remote buffer requested but RDMA is disabled in the shell configuration");
+    detail::Allocation a = impl->dev->alloc_mem(ctid, alloc);
+    {
+        std::lock_guard lk(impl->mem_mtx);
+        impl->allocations[a.addr] = a;
+    }
+    alloc.mem = a.addr;
+    if (alloc.remote) {
+        qpair->local.vaddr = a.addr;
+        qpair->local.size = alloc.size;
+        qpair->local.rkey = impl->dev->rkey(ctid);
+        impl->rdma_buffer_size = alloc.size;
+    }
+    return a.addr;
+}
+
+void cThread::freeMem(void* vaddr) {
+    detail::Allocation a;
+    {
+        std::lock_guard lk(impl->mem_mtx);
+        auto it = impl->allocations.find(vaddr);
+        if (it == impl->allocations.end())
+            throw_error(Errc::not_mapped, "freeMem",
+                        hex_addr(vaddr) + " was not allocated by getMem of ctid " + std::to_string(ctid));
+        a = it->second;
+        impl->allocations.erase(it);
+    }
+    if (qpair && qpair->local.vaddr == vaddr) {
+        qpair->local.vaddr = nullptr;
+        qpair->local.size = 0;
+        impl->rdma_buffer_size = 0;
+    }
+    impl->dev->free_mem(ctid, a);
+}
+
+// ---- registers ----------------------------------------------------------------------------------
+
+void cThread::setCSR(uint64_t val, uint32_t offs) { impl->dev->set_csr(val, offs); }
+
+uint64_t cThread::getCSR(uint32_t offs) const { return impl->dev->get_csr(offs); }
+
+// ---- invoke -------------------------------------------------------------------------------------
+
+void cThread::invoke(CoyoteOper oper, syncSg sg) {
+    if (!isLocalSync(oper))
+        throw_error(Errc::invalid_argument, std::string("invoke ") + oper_name(oper),
+                    "a syncSg takes LOCAL_OFFLOAD or LOCAL_SYNC");
+    if (sg.len > MAX_TRANSFER_SIZE)
+        throw_error(Errc::invalid_argument, std::string("invoke ") + oper_name(oper),
+                    "length " + std::to_string(sg.len) + " exceeds MAX_TRANSFER_SIZE (" +
+                        std::to_string(MAX_TRANSFER_SIZE) + ")");
+    impl->dev->raise_pending_error(ctid);
+    impl->dev->migrate(ctid, sg.addr, sg.len, oper == CoyoteOper::LOCAL_OFFLOAD);
+}
+
+void cThread::invoke(CoyoteOper oper, localSg sg, bool last) {
+    if (oper != CoyoteOper::LOCAL_READ && oper != CoyoteOper::LOCAL_WRITE)
+        throw_error(Errc::invalid_argument, std::string("invoke ") + oper_name(oper),
+                    "a single localSg takes LOCAL_READ or LOCAL_WRITE (LOCAL_TRANSFER needs source and "
+                    "destination)");
+    Command cmd;
+    cmd.oper = oper;
+    cmd.ctid = ctid;
+    cmd.last = last;
+    detail::SgSide side{reinterpret_cast<uint64_t>(sg.addr), sg.len, sg.stream, sg.dest};
+    if (oper == CoyoteOper::LOCAL_READ)
+        cmd.src = side;
+    else
+        cmd.dst = side;
+    impl->dev->raise_pending_error(ctid);
+    impl->post(cmd);
+}
+
+void cThread::invoke(CoyoteOper oper, localSg src_sg, localSg dst_sg, bool last) {
+    if (oper != CoyoteOper::LOCAL_TRANSFER)
+        throw_error(Errc::invalid_argument, std::string("invoke ") + oper_name(oper),
+                    "a source and destination localSg take LOCAL_TRANSFER");
+    Command cmd;
+    cmd.oper = oper;
+    cmd.ctid = ctid;
+    cmd.last = last;
+    cmd.src = {reinterpret_cast<uint64_t>(src_sg.addr), src_sg.len, src_sg.stream, src_sg.dest};
+    cmd.dst = {reinterpret_cast<uint64_t>(dst_sg.addr), dst_sg.len, dst_sg.stream, dst_sg.dest};
+    impl->dev->raise_pending_error(ctid);
+    impl->post(cmd);
+}
+
+void cThread::invoke(CoyoteOper oper, rdmaSg sg, bool last) {
+    const std::string call = std::string("invoke ") + oper_name(oper);
+    if (!isRemoteRdma(oper)) throw_error(Errc::invalid_argument, call, "an rdmaSg takes REMOTE_RDMA_*");
+    if (!fcnfg.en_rdma || !qpair)
+        throw_error(Errc::not_supported, call, "RDMA is disabled in the shell configuration");
+    if (sg.len > MAX_TRANSFER_SIZE)
+        throw_error(Errc::invalid_argument, call,
+                    "length " + std::to_string(sg.len) + " exceeds MAX_TRANSFER_SIZE (" +
+                        std::to_string(MAX_TRANSFER_SIZE) + ")");
+    if (qpair->local.vaddr == nullptr)
+        throw_error(Errc::invalid_argument, call,
+                    "ctid " + std::to_string(ctid) +
+                        " has no registered buffer (initRDMA, or getMem with remote = true)");
+    if (sg.local_offs > impl->rdma_buffer_size || sg.len > impl->rdma_buffer_size - sg.local_offs)
+        throw_error(Errc::invalid_argument, call,
+                    "local_offs " + std::to_string(sg.local_offs) + " + len " + std::to_string(sg.len) +
+                        " exceeds the local registered buffer of " + std::to_string(impl->rdma_buffer_size) +
+                        " bytes");
+    Command cmd;
+    cmd.oper = oper;
+    cmd.ctid = ctid;
+    cmd.last = last;
+    cmd.src = {reinterpret_cast<uint64_t>(qpair->local.vaddr) + sg.local_offs, sg.len, sg.local_stream,
+               sg.local_dest};
+    cmd.dst = {reinterpret_cast<uint64_t>(qpair->remote.vaddr) + sg.remote_offs, sg.len,
+               static_cast<uint32_t>(STRM_RDMA), sg.remote_dest};
+    impl->dev->raise_pending_error(ctid);
+    impl->post(cmd);
+}
+
+void cThread::invoke(CoyoteOper oper, tcpSg /*sg*/, bool /*last*/) {
+    const std::string call = std::string("invoke ") + oper_name(oper);
+    if (!isRemoteTcp(oper)) throw_error(Errc::invalid_argument, call, "a tcpSg takes REMOTE_TCP_SEND");
+    throw_error(Errc::not_supported, call,
+                fcnfg.en_tcp ? "TCP offload is not implemented by this runtime"
+                             : "TCP is disabled in the shell configuration");
+}
+
+uint32_t cThread::checkCompleted(CoyoteOper oper) const {
+    impl->dev->raise_pending_error(ctid);
+    return impl->dev->completed(ctid, detail::cmpl_class_of(oper));
+}
+
+void cThread::clearCompleted() { impl->dev->clear_completed(ctid); }
+
+// ---- queue pairs and out-of-band ---------------------------------------------------------------
+
+void cThread::writeQpContext(uint32_t port) {
+    if (!qpair) throw_error(Errc::not_supported, "writeQpContext", "RDMA is disabled in the shell configuration");
+    const auto w = detail::encode_qp_context(*qpair, port);
+    auto& dev = *impl->dev;
+    if (fcnfg.en_avx) {
+        const uint64_t ctx[4] = {w.ctx[0], w.ctx[1], w.ctx[2], 0};
+        const uint64_t conn[4] = {w.conn[0], w.conn[1], w.conn[2], 0};
+        dev.write_cnfg(static_cast<uint32_t>(CnfgAvxRegs::RDMA_CTX_REG), ctx);
+        dev.write_cnfg(static_cast<uint32_t>(CnfgAvxRegs::RDMA_CONN_REG), conn);
+    } else {
+        for (uint32_t i = 0; i < 3; ++i) {
+            const uint64_t word[1] = {w.ctx[i]};
+            dev.write_cnfg(static_cast<uint32_t>(CnfgLegRegs::RDMA_CTX_REG_0) + i, word);
+        }
+        for (uint32_t i = 0; i < 3; ++i) {
+            const uint64_t word[1] = {w.conn[i]};
+            dev.write_cnfg(static_cast<uint32_t>(CnfgLegRegs::RDMA_CONN_REG_0) + i, word);
+        }
+    }
+    // The hardware needs time to take the context; the sim applies register writes synchronously.
+    if (std::string_view(dev.backend_name()) == "hw") std::this_thread::sleep_for(std::chrono::microseconds(100));
+}
+
+void cThread::doArpLookup(uint32_t ip_addr) {
+    if (!qpair) throw_error(Errc::not_supported, "doArpLookup", "RDMA is disabled in the shell configuration");
+    auto& dev = *impl->dev;
+    if (fcnfg.en_avx) {
+        const uint64_t w[4] = {ip_addr, 0, 0, 0};
+        dev.write_cnfg(static_cast<uint32_t>(CnfgAvxRegs::NET_ARP_REG), w);
+    } else {
+        const uint64_t w[1] = {ip_addr};
+        dev.write_cnfg(static_cast<uint32_t>(CnfgLegRegs::NET_ARP_REG), w);
+    }
+    if (std::string_view(dev.backend_name()) == "hw") std::this_thread::sleep_for(std::chrono::microseconds(100));
+}
+
+std::vector<std::byte> cThread::exportQp() const {
+    if (!qpair) throw_error(Errc::not_supported, "exportQp", "RDMA is disabled in the shell configuration");
+    std::vector<std::byte> blob(sizeof(ibvQ));
+    std::memcpy(blob.data(), &qpair->local, sizeof(ibvQ));
+    const auto ep = impl->dev->local_endpoint(ctid);
+    blob.insert(blob.end(), ep.begin(), ep.end());
+    return blob;
+}
+
+void cThread::connectQp(std::span<const std::byte> peer_blob, uint32_t port) {
+    if (!qpair) throw_error(Errc::not_supported, "connectQp", "RDMA is disabled in the shell configuration");
+    if (peer_blob.size() < sizeof(ibvQ))
+        throw_error(Errc::protocol, "connectQp",
+                    "peer queue pair message has " + std::to_string(peer_blob.size()) +
+                        " bytes, expected at least " + std::to_string(sizeof(ibvQ)));
+    ibvQ remote;
+    std::memcpy(static_cast<void*>(&remote), peer_blob.data(), sizeof(ibvQ));
+    remote.gid[32] = '\0';
+    qpair->remote = remote;
+    impl->dev->set_remote_endpoint(ctid, peer_blob.subspan(sizeof(ibvQ)));
+    impl->qp_port = port;
+    writeQpContext(port);
+    doArpLookup(qpair->remote.ip_addr);
+}
+
+void* cThread::initRDMA(uint64_t buffer_size, uint16_t port, const char* server_address) {
+    if (!qpair) throw_error(Errc::not_supported, "initRDMA", "RDMA is disabled in the shell configuration");
+    return initRDMA(buffer_size, make_tcp_oob(port, server_address));
+}
+
+void* cThread::initRDMA(uint64_t buffer_size, std::unique_ptr<OobChannel> channel) {
+    if (!qpair) throw_error(Errc::not_supported, "initRDMA", "RDMA is disabled in the shell configuration");
+    if (!channel) throw_error(Errc::invalid_argument, "initRDMA", "null out-of-band channel");
+    if (buffer_size == 0 || buffer_size > UINT32_MAX)
+        throw_error(Errc::invalid_argument, "initRDMA",
+                    "buffer size " + std::to_string(buffer_size) + " must be in 1..4294967295 bytes");
+    closeConn();
+    impl->oob = std::move(channel);
+    void* buf = qpair->local.vaddr;
+    if (buf == nullptr || impl->rdma_buffer_size != buffer_size) {
+        if (buf != nullptr) freeMem(buf);
+        buf = getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(buffer_size), true});
+    }
+    const auto mine = exportQp();
+    const auto theirs = impl->oob->exchange(mine);
+    connectQp(theirs, impl->qp_port);
+    return buf;
+}
+
+void cThread::closeConn() {
+    if (impl && impl->oob) {
+        impl->oob->close();
+        impl->oob.reset();
+    }
+}
+
+void cThread::connSync(bool client) {
+    if (!impl->oob)
+        throw_error(Errc::invalid_argument, "connSync", "no out-of-band connection (call initRDMA first)");
+    if (client) {
+        sendAck(1);
+        (void)readAck();
+    } else {
+        (void)readAck();
+        sendAck(1);
+    }
+}
+
+void cThread::sendAck(uint32_t ack) {
+    if (!impl->oob) throw_error(Errc::invalid_argument, "sendAck", "no out-of-band connection");
+    impl->oob->send_ack(ack);
+}
+
+uint32_t cThread::readAck() {
+    if (!impl->oob) throw_error(Errc::invalid_argument, "readAck", "no out-of-band connection");
+    return impl->oob->read_ack();
+}
+
+// ---- misc ---------------------------------------------------------------------------------------
+
+void cThread::lock() {
+    impl->vlock->lock();
+    impl->lock_held = true;
+}
+
+void cThread::unlock() {
+    if (!impl->lock_held) return;
+    impl->lock_held = false;
+    impl->vlock->unlock();
+}
+
+int32_t cThread::getVfid() const { return vfid; }
+int32_t cThread::getCtid() const { return ctid; }
+pid_t cThread::getHpid() const { return hpid; }
+ibvQp* cThread::getQpair() const { return qpair.get(); }
+uint32_t cThread::getDevice() const { return impl->device; }
+std::string cThread::backendName() const { return impl->dev->backend_name(); }
+const fpgaCnfg& cThread::getShellConfig() const { return fcnfg; }
+OobChannel* cThread::getOob() const { return impl->oob.get(); }
+
+void cThread::printDebug() const {
+    std::ostringstream os;
+    os << "-- cThread: device " << impl->device << ", vFPGA " << vfid << ", ctid " << ctid << ", hpid " << hpid
+       << ", backend " << impl->dev->backend_name() << "\n";
+    os << impl->dev->debug_string(ctid);
+    if (qpair) {
+        char line[160];
+        std::snprintf(line, sizeof(line), "  QP local : QPN 0x%06x PSN 0x%06x RKEY 0x%08x VADDR %p SIZE %u IP 0x%08x\n",
+                      qpair->local.qpn, qpair->local.psn, qpair->local.rkey, qpair->local.vaddr,
+                      qpair->local.size, qpair->local.ip_addr);
+        os << line;
+        std::snprintf(line, sizeof(line), "  QP remote: QPN 0x%06x PSN 0x%06x RKEY 0x%08x VADDR %p SIZE %u IP 0x%08x\n",
+                      qpair->remote.qpn, qpair->remote.psn, qpair->remote.rkey, qpair->remote.vaddr,
+                      qpair->remote.size, qpair->remote.ip_addr);
+        os << line;
+    }
+    std::cout << os.str() << std::flush;
+}
+
+}  // namespace coyote
