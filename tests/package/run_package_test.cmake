@@ -1,0 +1,40 @@
+# Script mode (cmake -P): install, configure + build the consumer, run it. Any failing step fails the test.
+foreach(var COYOTE_BUILD_DIR COYOTE_CONSUMER_SOURCE_DIR COYOTE_WORK_DIR COYOTE_GENERATOR)
+  if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
+    message(FATAL_ERROR "run_package_test.cmake: ${var} is not set")
+  endif()
+endforeach()
+
+set(prefix ${COYOTE_WORK_DIR}/prefix)
+set(consumer_build ${COYOTE_WORK_DIR}/consumer-build)
+file(REMOVE_RECURSE ${COYOTE_WORK_DIR})
+file(MAKE_DIRECTORY ${COYOTE_WORK_DIR})
+
+function(run_step name)
+  message(STATUS "package_test: ${name}")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "package_test: step '${name}' failed (exit status ${rc}): ${ARGN}")
+  endif()
+endfunction()
+
+run_step("install into ${prefix}" ${CMAKE_COMMAND} --install ${COYOTE_BUILD_DIR} --prefix ${prefix})
+
+if(NOT EXISTS ${prefix}/include/coyote/cThread.hpp OR NOT EXISTS ${prefix}/include/coyote/cBench.hpp)
+  message(FATAL_ERROR "package_test: the install did not put cThread.hpp and cBench.hpp under ${prefix}/include/coyote")
+endif()
+
+set(configure_args -S ${COYOTE_CONSUMER_SOURCE_DIR} -B ${consumer_build} -G ${COYOTE_GENERATOR}
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
+if(COYOTE_MAKE_PROGRAM)
+  list(APPEND configure_args -DCMAKE_MAKE_PROGRAM=${COYOTE_MAKE_PROGRAM})
+endif()
+if(COYOTE_CXX_COMPILER)
+  list(APPEND configure_args -DCMAKE_CXX_COMPILER=${COYOTE_CXX_COMPILER})
+endif()
+if(COYOTE_C_COMPILER)
+  list(APPEND configure_args -DCMAKE_C_COMPILER=${COYOTE_C_COMPILER})
+endif()
+run_step("configure consumer" ${CMAKE_COMMAND} ${configure_args})
+run_step("build consumer" ${CMAKE_COMMAND} --build ${consumer_build})
+run_step("run consumer" ${consumer_build}/coyote_consumer)
