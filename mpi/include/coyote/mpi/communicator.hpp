@@ -1,0 +1,80 @@
+// coyote-mpi: RAII MPI communicator with node-local information; MPI errors as coyote::Error.
+#pragma once
+
+#include <mpi.h>
+
+#include <memory>
+#include <string>
+
+#include <coyote/error.hpp>
+
+namespace coyote::mpi {
+
+/// Throws coyote::Error (Errc::mpi) naming `call`, `context` and MPI_Error_string(rc) unless rc == MPI_SUCCESS.
+void check_mpi(int rc, const char* call, const std::string& context = {});
+
+namespace detail {
+/// Owner of a duplicated MPI_Comm; frees it unless MPI is already finalised.
+class CommHandle {
+public:
+    explicit CommHandle(MPI_Comm comm) noexcept : comm_(comm) {}
+    CommHandle(const CommHandle&) = delete;
+    CommHandle& operator=(const CommHandle&) = delete;
+    ~CommHandle();
+    MPI_Comm get() const noexcept { return comm_; }
+
+private:
+    MPI_Comm comm_;
+};
+}  // namespace detail
+
+/// A move-only handle to a private duplicate of a user communicator (the user's is never freed), with
+/// MPI_ERRORS_RETURN installed, plus the node-local view (MPI_COMM_TYPE_SHARED).
+class Communicator {
+public:
+    /// Duplicates `comm` (collective over `comm`) and computes the node-local ranks and the node count.
+    explicit Communicator(MPI_Comm comm = MPI_COMM_WORLD);
+    Communicator(Communicator&&) noexcept = default;
+    Communicator& operator=(Communicator&&) noexcept = default;
+    Communicator(const Communicator&) = delete;
+    Communicator& operator=(const Communicator&) = delete;
+    ~Communicator() = default;
+
+    /// The duplicated communicator (owned by this object).
+    MPI_Comm get() const noexcept { return comm_->get(); }
+    /// The node-local communicator (ranks sharing memory with this one).
+    MPI_Comm node_comm() const noexcept { return node_->get(); }
+    int rank() const noexcept { return rank_; }
+    int size() const noexcept { return size_; }
+    /// Rank among the ranks on this node, and their number.
+    int local_rank() const noexcept { return local_rank_; }
+    int local_size() const noexcept { return local_size_; }
+    /// Number of nodes and this node's index in [0, node_count).
+    int node_count() const noexcept { return node_count_; }
+    int node_index() const noexcept { return node_index_; }
+    /// This process's host name (MPI_Get_processor_name).
+    const std::string& host() const noexcept { return host_; }
+
+    /// Shared ownership of the duplicated communicator, for objects that must outlive this handle.
+    std::shared_ptr<detail::CommHandle> share() const noexcept { return comm_; }
+
+private:
+    std::shared_ptr<detail::CommHandle> comm_;
+    std::shared_ptr<detail::CommHandle> node_;
+    int rank_ = 0;
+    int size_ = 0;
+    int local_rank_ = 0;
+    int local_size_ = 0;
+    int node_count_ = 0;
+    int node_index_ = 0;
+    std::string host_;
+};
+
+/// MPI_Barrier on `comm`.
+void barrier(const Communicator& comm);
+
+/// Coyote's connSync for two-rank programs: a pairwise barrier with `peer` (the lower rank plays the client:
+/// sends an ack then reads one; the higher rank reads then sends). Bounded by the bootstrap deadline.
+void conn_sync(const Communicator& comm, int peer);
+
+}  // namespace coyote::mpi

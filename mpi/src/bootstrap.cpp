@@ -1,0 +1,227 @@
+#include <coyote/mpi/bootstrap.hpp>
+
+#include <sched.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace coyote::mpi {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Tests `reqs` until all complete (true) or the deadline passes (false). Yields between polls so that
+/// oversubscribed ranks make progress.
+bool test_until(std::vector<MPI_Request>& reqs, Clock::time_point deadline, const char* what) {
+    for (unsigned polls = 0;; ++polls) {
+        int done = 0;
+        check_mpi(MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE),
+                  "MPI_Testall", what);
+        if (done) return true;
+        if ((polls & 0x3F) == 0 && Clock::now() >= deadline) return false;
+        ::sched_yield();
+    }
+}
+
+/// Cancels and frees the incomplete point-to-point requests of `reqs` (after a timeout).
+void cancel_incomplete(std::vector<MPI_Request>& reqs) noexcept {
+    for (auto& r : reqs) {
+        if (r == MPI_REQUEST_NULL) continue;
+        MPI_Cancel(&r);
+        MPI_Request_free(&r);
+    }
+}
+
+}  // namespace
+
+void bootstrap_timeout(MPI_Comm comm, const std::string& message, const BootstrapOptions& options) {
+    const std::string full = message + " (deadline " + std::to_string(options.timeout.count()) +
+                             " ms, COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS)";
+    if (options.on_timeout == OnTimeout::abort) {
+        int rank = -1;
+        MPI_Comm_rank(comm, &rank);
+        std::fprintf(stderr, "coyote-mpi: rank %d: bootstrap deadline expired: %s; aborting the job\n", rank,
+                     full.c_str());
+        std::fflush(stderr);
+        MPI_Abort(comm, 3);
+        std::_Exit(3);  // MPI_Abort does not return; in case it does
+    }
+    throw_error(Errc::timeout, "bootstrap", full);
+}
+
+namespace {
+[[noreturn]] void fail_timeout(const Communicator& comm, const std::string& message, const BootstrapOptions& options) {
+    bootstrap_timeout(comm.get(), message, options);
+}
+
+std::optional<long> parse_positive(const std::string& text) {
+    if (text.empty()) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(text.c_str(), &end, 10);
+    if (errno != 0 || end == nullptr || *end != '\0' || v <= 0) return std::nullopt;
+    return v;
+}
+
+}  // namespace
+
+BootstrapOptions BootstrapOptions::from_env() {
+    BootstrapOptions o;
+    if (const char* e = std::getenv("COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS"); e != nullptr && *e != '\0') {
+        if (auto v = parse_positive(e))
+            o.timeout = std::chrono::milliseconds(*v);
+        else
+            throw_error(Errc::invalid_argument, "COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS",
+                        std::string("'") + e + "' is not a positive number of milliseconds");
+    }
+    return o;
+}
+
+void check_launch(int world_size, const std::map<std::string, std::string>& env) {
+    if (world_size != 1) return;
+    if (auto it = env.find("COYOTE_MPI_ALLOW_SINGLETON"); it != env.end() && it->second == "1") return;
+    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS", "SLURM_NPROCS"}) {
+        auto it = env.find(var);
+        if (it == env.end()) continue;
+        const auto n = parse_positive(it->second);
+        if (n && *n > 1)
+            throw_error(Errc::invalid_argument, "check_launch",
+                        std::string("MPI_COMM_WORLD has 1 rank but ") + var + "=" + it->second +
+                            " says the job has " + std::to_string(*n) +
+                            ": each process started as an MPI singleton (launcher and MPI library do not match, "
+                            "or srun without --mpi=pmix); start the program with the mpirun/srun of the MPI it "
+                            "was built with (set COYOTE_MPI_ALLOW_SINGLETON=1 to run single-rank on purpose)");
+    }
+}
+
+void check_launch() {
+    int size = 0;
+    check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size", "MPI_COMM_WORLD");
+    std::map<std::string, std::string> env;
+    for (const char* var : {"COYOTE_MPI_ALLOW_SINGLETON", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE",
+                            "SLURM_NTASKS", "SLURM_NPROCS"})
+        if (const char* v = std::getenv(var); v != nullptr) env[var] = v;
+    check_launch(size, env);
+}
+
+void wait_all(std::vector<MPI_Request>& requests, MPI_Comm comm, const std::string& what,
+              Clock::time_point deadline, const BootstrapOptions& options) {
+    if (test_until(requests, deadline, what.c_str())) return;
+    cancel_incomplete(requests);
+    bootstrap_timeout(comm, what, options);
+}
+
+void arrive(const Communicator& comm, const std::string& step, const BootstrapOptions& options) {
+    const int n = comm.size();
+    const int me = comm.rank();
+    if (n == 1) return;
+    static const int token = 1;
+    std::vector<int> tokens(static_cast<std::size_t>(n), 0);
+    std::vector<MPI_Request> recvs;
+    std::vector<int> from;
+    std::vector<MPI_Request> sends;
+    recvs.reserve(static_cast<std::size_t>(n));
+    for (int r = 0; r < n; ++r) {
+        if (r == me) continue;
+        MPI_Request req = MPI_REQUEST_NULL;
+        check_mpi(MPI_Irecv(&tokens[static_cast<std::size_t>(r)], 1, MPI_INT, r, k_tag_arrival, comm.get(), &req),
+                  "MPI_Irecv", step + ": arrival token");
+        recvs.push_back(req);
+        from.push_back(r);
+    }
+    for (int r = 0; r < n; ++r) {
+        if (r == me) continue;
+        MPI_Request req = MPI_REQUEST_NULL;
+        check_mpi(MPI_Isend(&token, 1, MPI_INT, r, k_tag_arrival, comm.get(), &req), "MPI_Isend",
+                  step + ": arrival token");
+        sends.push_back(req);
+    }
+    const auto deadline = Clock::now() + options.timeout;
+    if (!test_until(recvs, deadline, step.c_str())) {
+        std::string missing;
+        int count = 0;
+        for (std::size_t i = 0; i < recvs.size(); ++i) {
+            if (recvs[i] == MPI_REQUEST_NULL) continue;
+            missing += (count++ ? ", " : "") + std::to_string(from[i]);
+        }
+        cancel_incomplete(recvs);
+        for (auto& s : sends)
+            if (s != MPI_REQUEST_NULL) MPI_Request_free(&s);  // the token is static
+        fail_timeout(comm,
+                     std::string(count == 1 ? "rank " : "ranks ") + missing + " of " + std::to_string(n) +
+                         " did not arrive at bootstrap step '" + step + "'",
+                     options);
+    }
+    if (!test_until(sends, deadline, step.c_str())) {
+        for (auto& s : sends)
+            if (s != MPI_REQUEST_NULL) MPI_Request_free(&s);
+        fail_timeout(comm, "arrival tokens of step '" + step + "' were not delivered", options);
+    }
+}
+
+namespace {
+
+/// Waits for a non-blocking collective; on timeout its buffers must stay alive, so they are leaked.
+void wait_collective(MPI_Request& req, const Communicator& comm, const std::string& step,
+                     const BootstrapOptions& options, Clock::time_point deadline,
+                     std::vector<std::byte>& send_buf, std::vector<std::byte>& recv_buf) {
+    std::vector<MPI_Request> one{req};
+    if (test_until(one, deadline, step.c_str())) {
+        req = MPI_REQUEST_NULL;
+        return;
+    }
+    // The collective cannot be cancelled: hand both buffers to MPI for good (only reached before failing).
+    (void)new std::vector<std::byte>(std::move(send_buf));
+    (void)new std::vector<std::byte>(std::move(recv_buf));
+    fail_timeout(comm, "collective of bootstrap step '" + step + "' did not complete although every rank arrived",
+                 options);
+}
+
+}  // namespace
+
+std::vector<std::byte> allgather_bytes(const Communicator& comm, const void* mine, std::size_t bytes_per_rank,
+                                       const std::string& step, const BootstrapOptions& options) {
+    if (bytes_per_rank > static_cast<std::size_t>(INT32_MAX))
+        throw_error(Errc::invalid_argument, "allgather_bytes", step + ": slot too large");
+    arrive(comm, step, options);
+    const auto deadline = Clock::now() + options.timeout;
+    std::vector<std::byte> send(static_cast<const std::byte*>(mine), static_cast<const std::byte*>(mine) + bytes_per_rank);
+    std::vector<std::byte> out(bytes_per_rank * static_cast<std::size_t>(comm.size()));
+    MPI_Request req = MPI_REQUEST_NULL;
+    const int count = static_cast<int>(bytes_per_rank);
+    check_mpi(MPI_Iallgather(send.data(), count, MPI_BYTE, out.data(), count, MPI_BYTE, comm.get(), &req),
+              "MPI_Iallgather", step);
+    wait_collective(req, comm, step, options, deadline, send, out);
+    return out;
+}
+
+std::vector<std::byte> alltoall_bytes(const Communicator& comm, const std::vector<std::byte>& send,
+                                      std::size_t slot_bytes, const std::string& step,
+                                      const BootstrapOptions& options) {
+    const auto n = static_cast<std::size_t>(comm.size());
+    if (send.size() != slot_bytes * n)
+        throw_error(Errc::invalid_argument, "alltoall_bytes",
+                    step + ": send buffer has " + std::to_string(send.size()) + " bytes, expected " +
+                        std::to_string(n) + " slots of " + std::to_string(slot_bytes));
+    if (slot_bytes > static_cast<std::size_t>(INT32_MAX))
+        throw_error(Errc::invalid_argument, "alltoall_bytes", step + ": slot too large");
+    arrive(comm, step, options);
+    const auto deadline = Clock::now() + options.timeout;
+    std::vector<std::byte> out(slot_bytes * n);
+    std::vector<std::byte> in = send;
+    MPI_Request req = MPI_REQUEST_NULL;
+    const int count = static_cast<int>(slot_bytes);
+    check_mpi(MPI_Ialltoall(in.data(), count, MPI_BYTE, out.data(), count, MPI_BYTE, comm.get(), &req),
+              "MPI_Ialltoall", step);
+    wait_collective(req, comm, step, options, deadline, in, out);
+    return out;
+}
+
+}  // namespace coyote::mpi

@@ -1,0 +1,87 @@
+#include <coyote/mpi/communicator.hpp>
+
+#include <coyote/mpi/bootstrap.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace coyote::mpi {
+
+void check_mpi(int rc, const char* call, const std::string& context) {
+    if (rc == MPI_SUCCESS) return;
+    char text[MPI_MAX_ERROR_STRING] = {0};
+    int len = 0;
+    if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) len = 0;
+    std::string msg = context;
+    if (!msg.empty()) msg += ": ";
+    msg += "MPI error " + std::to_string(rc) + " (" + std::string(text, static_cast<std::size_t>(len)) + ")";
+    throw_error(Errc::mpi, call, msg);
+}
+
+namespace detail {
+CommHandle::~CommHandle() {
+    if (comm_ == MPI_COMM_NULL) return;
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Comm_free(&comm_);
+}
+}  // namespace detail
+
+Communicator::Communicator(MPI_Comm comm) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) throw_error(Errc::mpi, "Communicator", "MPI is not initialised (create a coyote::mpi::Environment first)");
+    if (comm == MPI_COMM_NULL) throw_error(Errc::invalid_argument, "Communicator", "MPI_COMM_NULL given");
+    MPI_Comm dup = MPI_COMM_NULL;
+    check_mpi(MPI_Comm_dup(comm, &dup), "MPI_Comm_dup", "duplicating the user communicator");
+    comm_ = std::make_shared<detail::CommHandle>(dup);
+    check_mpi(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", "MPI_ERRORS_RETURN");
+    check_mpi(MPI_Comm_rank(dup, &rank_), "MPI_Comm_rank");
+    check_mpi(MPI_Comm_size(dup, &size_), "MPI_Comm_size");
+
+    MPI_Comm node = MPI_COMM_NULL;
+    check_mpi(MPI_Comm_split_type(dup, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "MPI_Comm_split_type",
+              "MPI_COMM_TYPE_SHARED");
+    node_ = std::make_shared<detail::CommHandle>(node);
+    check_mpi(MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", "node communicator");
+    check_mpi(MPI_Comm_rank(node, &local_rank_), "MPI_Comm_rank", "node communicator");
+    check_mpi(MPI_Comm_size(node, &local_size_), "MPI_Comm_size", "node communicator");
+
+    // Node index: exclusive prefix count of node leaders (ranks with local rank 0), taken at each leader and
+    // broadcast on the node.
+    int leader = local_rank_ == 0 ? 1 : 0;
+    int before = 0;
+    check_mpi(MPI_Exscan(&leader, &before, 1, MPI_INT, MPI_SUM, dup), "MPI_Exscan", "counting node leaders");
+    if (rank_ == 0) before = 0;  // MPI_Exscan leaves rank 0's result undefined
+    int index = before;
+    check_mpi(MPI_Bcast(&index, 1, MPI_INT, 0, node), "MPI_Bcast", "node index");
+    node_index_ = index;
+    check_mpi(MPI_Allreduce(&leader, &node_count_, 1, MPI_INT, MPI_SUM, dup), "MPI_Allreduce", "counting nodes");
+
+    char name[MPI_MAX_PROCESSOR_NAME] = {0};
+    int name_len = 0;
+    check_mpi(MPI_Get_processor_name(name, &name_len), "MPI_Get_processor_name");
+    host_.assign(name, static_cast<std::size_t>(name_len));
+}
+
+void barrier(const Communicator& comm) { check_mpi(MPI_Barrier(comm.get()), "MPI_Barrier"); }
+
+void conn_sync(const Communicator& comm, int peer) {
+    if (peer < 0 || peer >= comm.size() || peer == comm.rank())
+        throw_error(Errc::invalid_argument, "conn_sync",
+                    "peer rank " + std::to_string(peer) + " is not another rank of a communicator of size " +
+                        std::to_string(comm.size()) + " (this rank is " + std::to_string(comm.rank()) + ")");
+    const auto options = BootstrapOptions::from_env();
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    uint32_t out = 1;
+    uint32_t in = 0;
+    std::vector<MPI_Request> reqs(2, MPI_REQUEST_NULL);
+    const std::string what = "conn_sync with rank " + std::to_string(peer);
+    // Both directions at once: equivalent to the client-sends-first ordering, without a round trip more.
+    check_mpi(MPI_Irecv(&in, 1, MPI_UINT32_T, peer, k_tag_oob_ack, comm.get(), &reqs[0]), "MPI_Irecv", what);
+    check_mpi(MPI_Isend(&out, 1, MPI_UINT32_T, peer, k_tag_oob_ack, comm.get(), &reqs[1]), "MPI_Isend", what);
+    wait_all(reqs, comm.get(), what + ": rank " + std::to_string(peer) + " did not arrive", deadline, options);
+}
+
+}  // namespace coyote::mpi

@@ -1,0 +1,52 @@
+#include <coyote/mpi/environment.hpp>
+
+#include <coyote/mpi/bootstrap.hpp>
+#include <coyote/mpi/communicator.hpp>
+
+#include <string>
+
+namespace coyote::mpi {
+
+const char* thread_level_name(int level) noexcept {
+    switch (level) {
+    case MPI_THREAD_SINGLE: return "MPI_THREAD_SINGLE";
+    case MPI_THREAD_FUNNELED: return "MPI_THREAD_FUNNELED";
+    case MPI_THREAD_SERIALIZED: return "MPI_THREAD_SERIALIZED";
+    case MPI_THREAD_MULTIPLE: return "MPI_THREAD_MULTIPLE";
+    default: return "unknown MPI thread level";
+    }
+}
+
+Environment::Environment(int* argc, char*** argv, EnvironmentOptions options) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) throw_error(Errc::mpi, "Environment", "MPI was already finalised; it cannot be initialised again");
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (initialized) {
+        check_mpi(MPI_Query_thread(&provided_), "MPI_Query_thread");
+    } else {
+        check_mpi(MPI_Init_thread(argc, argv, options.thread_level, &provided_), "MPI_Init_thread");
+        owns_ = true;
+    }
+    try {
+        if (provided_ < options.thread_level)
+            throw_error(Errc::mpi, owns_ ? "MPI_Init_thread" : "MPI_Query_thread",
+                        std::string("MPI provides ") + thread_level_name(provided_) + " but " +
+                            thread_level_name(options.thread_level) +
+                            " was requested (EnvironmentOptions::thread_level)");
+        if (options.check_launch) check_launch();
+    } catch (...) {
+        if (owns_) MPI_Finalize();
+        throw;
+    }
+}
+
+Environment::~Environment() {
+    if (!owns_) return;
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+}
+
+}  // namespace coyote::mpi

@@ -1,0 +1,225 @@
+#include <coyote/mpi/wiring.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+namespace coyote::mpi {
+
+namespace {
+
+constexpr uint32_t k_slot_magic = 0x51505331; // "QPS1"
+
+/// Header of one exchange slot; the exportQp blob follows.
+struct SlotHeader {
+    uint32_t magic;
+    uint32_t length; ///< blob bytes (0: no queue pair for this destination)
+    int32_t src;
+    int32_t dst;
+};
+
+/// One rank's report in a status agreement step.
+struct Status {
+    int32_t ok;
+    uint32_t blob_size;
+    char message[496];
+};
+
+int ceil_log2(int n) {
+    int k = 0;
+    while ((1 << k) < n) ++k;
+    return k;
+}
+
+/// Shares every rank's status; throws on every rank if any rank failed (the failing rank its own error).
+std::vector<Status> agree(const Communicator& comm, const Status& mine, const std::exception_ptr& local_error,
+                          const std::string& step, const BootstrapOptions& options) {
+    const auto bytes = allgather_bytes(comm, &mine, sizeof(Status), step, options);
+    std::vector<Status> all(static_cast<std::size_t>(comm.size()));
+    std::memcpy(all.data(), bytes.data(), bytes.size());
+    if (local_error) std::rethrow_exception(local_error);
+    for (int r = 0; r < comm.size(); ++r) {
+        const Status& s = all[static_cast<std::size_t>(r)];
+        if (s.ok == 0)
+            throw_error(Errc::peer_gone, "QpSet",
+                        step + " failed on rank " + std::to_string(r) + ": " +
+                            std::string(s.message, strnlen(s.message, sizeof(s.message))));
+    }
+    return all;
+}
+
+Status make_status(bool ok, uint32_t blob_size, const std::string& msg) {
+    Status s{};
+    s.ok = ok ? 1 : 0;
+    s.blob_size = blob_size;
+    std::strncpy(s.message, msg.c_str(), sizeof(s.message) - 1);
+    return s;
+}
+
+}  // namespace
+
+const char* pattern_name(PeerPattern p) noexcept {
+    switch (p) {
+    case PeerPattern::all: return "all";
+    case PeerPattern::ring: return "ring";
+    case PeerPattern::recursive_doubling: return "recursive_doubling";
+    case PeerPattern::binomial: return "binomial";
+    case PeerPattern::explicit_list: return "explicit";
+    }
+    return "unknown";
+}
+
+std::vector<int> peers_for(PeerPattern pattern, int rank, int size, const std::vector<int>& explicit_peers) {
+    if (size <= 0 || rank < 0 || rank >= size)
+        throw_error(Errc::invalid_argument, "peers_for",
+                    "rank " + std::to_string(rank) + " is not in a communicator of size " + std::to_string(size));
+    std::vector<int> out;
+    switch (pattern) {
+    case PeerPattern::all:
+        for (int r = 0; r < size; ++r)
+            if (r != rank) out.push_back(r);
+        break;
+    case PeerPattern::ring:
+        if (size > 1) {
+            out.push_back((rank + 1) % size);
+            out.push_back((rank + size - 1) % size);
+        }
+        break;
+    case PeerPattern::recursive_doubling:
+    case PeerPattern::binomial:
+        for (int k = 1; k < size; k <<= 1)
+            if ((rank ^ k) < size) out.push_back(rank ^ k);
+        break;
+    case PeerPattern::explicit_list:
+        for (int p : explicit_peers) {
+            if (p < 0 || p >= size || p == rank)
+                throw_error(Errc::invalid_argument, "peers_for",
+                            "explicit peer " + std::to_string(p) + " of rank " + std::to_string(rank) +
+                                " is not another rank of a communicator of size " + std::to_string(size));
+            out.push_back(p);
+        }
+        break;
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+QpSet::QpSet(QpSet&&) noexcept = default;
+QpSet& QpSet::operator=(QpSet&&) noexcept = default;
+QpSet::~QpSet() = default;
+
+bool QpSet::has_peer(int peer) const noexcept { return conns_.count(peer) != 0; }
+
+QpConnection& QpSet::connection(int peer) {
+    auto it = conns_.find(peer);
+    if (it == conns_.end())
+        throw_error(Errc::invalid_argument, "QpSet::connection", "no queue pair to rank " + std::to_string(peer));
+    return it->second;
+}
+
+const QpConnection& QpSet::connection(int peer) const { return const_cast<QpSet*>(this)->connection(peer); }
+
+QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOptions options)
+    : buffer_size_(options.buffer_size) {
+    const int me = comm.rank();
+    const int n = comm.size();
+    const auto& bo = options.bootstrap;
+
+    // ---- 1. local set-up: one cThread + registered buffer per peer ------------------------------------
+    std::exception_ptr error;
+    std::string error_text;
+    uint32_t blob_size = 0;
+    try {
+        peers_ = peers_for(options.pattern, me, n, options.peers);
+        if (options.buffer_size == 0 || options.buffer_size > UINT32_MAX)
+            throw_error(Errc::invalid_argument, "QpSet",
+                        "buffer size " + std::to_string(options.buffer_size) + " must be in 1..4294967295 bytes");
+        if (peers_.size() > static_cast<std::size_t>(N_CTID_MAX))
+            throw_error(Errc::resource_exhausted, "QpSet",
+                        std::to_string(peers_.size()) + " queue pairs requested on rank " + std::to_string(me) +
+                            " (pattern " + pattern_name(options.pattern) + ", " + std::to_string(n) +
+                            " ranks) but a vFPGA has " + std::to_string(N_CTID_MAX) +
+                            " ctids (one per queue pair); pattern ring needs 2, recursive_doubling/binomial need " +
+                            std::to_string(ceil_log2(n)) + " (log2 N)");
+        for (int p : peers_) {
+            QpConnection c;
+            c.peer = p;
+            try {
+                c.thread = std::make_unique<cThread>(device.vfid, ::getpid(), device.device);
+            } catch (const Error& e) {
+                if (e.code() != make_error_code(Errc::resource_exhausted)) throw;
+                throw_error(Errc::resource_exhausted, "QpSet",
+                            "could not register ctid for queue pair " + std::to_string(conns_.size() + 1) + " of " +
+                                std::to_string(peers_.size()) + " (peer rank " + std::to_string(p) + ") on device " +
+                                std::to_string(device.device) + ", vFPGA " + std::to_string(device.vfid) +
+                                ": all " + std::to_string(N_CTID_MAX) +
+                                " ctids are taken; use a pattern with fewer peers (ring: 2, recursive_doubling: " +
+                                std::to_string(ceil_log2(n)) + ") [" + e.what() + "]");
+            }
+            c.buffer = c.thread->getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(options.buffer_size), true});
+            c.size = options.buffer_size;
+            c.local_blob = c.thread->exportQp();
+            if (blob_size != 0 && c.local_blob.size() != blob_size)
+                throw_error(Errc::protocol, "QpSet", "exportQp blobs of one rank differ in size");
+            blob_size = static_cast<uint32_t>(c.local_blob.size());
+            conns_.emplace(p, std::move(c));
+        }
+    } catch (const std::exception& e) {
+        error = std::current_exception();
+        error_text = e.what();
+    }
+    const auto status = agree(comm, make_status(!error, blob_size, error_text), error, "queue pair set-up", bo);
+
+    // ---- 2. one collective: every blob in a fixed-size slot ------------------------------------------
+    uint32_t max_blob = 0;
+    for (const auto& s : status) max_blob = std::max(max_blob, s.blob_size);
+    slot_bytes_ = sizeof(SlotHeader) + max_blob;
+    std::vector<std::byte> send(slot_bytes_ * static_cast<std::size_t>(n));
+    for (const auto& [p, c] : conns_) {
+        std::byte* slot = send.data() + slot_bytes_ * static_cast<std::size_t>(p);
+        const SlotHeader h{k_slot_magic, static_cast<uint32_t>(c.local_blob.size()), me, p};
+        std::memcpy(slot, &h, sizeof(h));
+        std::memcpy(slot + sizeof(h), c.local_blob.data(), c.local_blob.size());
+    }
+    const auto recv = alltoall_bytes(comm, send, slot_bytes_, "queue pair exchange", bo);
+
+    // ---- 3. validate and connect -----------------------------------------------------------------------
+    try {
+        for (int r = 0; r < n; ++r) {
+            if (r == me) continue;
+            const std::byte* slot = recv.data() + slot_bytes_ * static_cast<std::size_t>(r);
+            SlotHeader h{};
+            std::memcpy(&h, slot, sizeof(h));
+            const bool sent = h.magic == k_slot_magic && h.length > 0;
+            const bool wanted = conns_.count(r) != 0;
+            if (sent && !wanted)
+                throw_error(Errc::protocol, "QpSet",
+                            "rank " + std::to_string(r) + " has a queue pair for rank " + std::to_string(me) +
+                                " but rank " + std::to_string(me) + " does not list rank " + std::to_string(r) +
+                                " (peer lists must be symmetric)");
+            if (!wanted) continue;
+            if (!sent)
+                throw_error(Errc::protocol, "QpSet",
+                            "rank " + std::to_string(me) + " lists rank " + std::to_string(r) + " but rank " +
+                                std::to_string(r) + " published no queue pair for it (peer lists must be symmetric)");
+            if (h.src != r || h.dst != me || h.length > slot_bytes_ - sizeof(SlotHeader))
+                throw_error(Errc::protocol, "QpSet",
+                            "malformed slot from rank " + std::to_string(r) + " (src " + std::to_string(h.src) +
+                                ", dst " + std::to_string(h.dst) + ", length " + std::to_string(h.length) + ")");
+            auto& c = conns_.at(r);
+            c.remote_blob.assign(slot + sizeof(h), slot + sizeof(h) + h.length);
+            c.thread->connectQp(c.remote_blob, options.port);
+            if (options.on_connected) options.on_connected(r, *c.thread);
+        }
+    } catch (const std::exception& e) {
+        error = std::current_exception();
+        error_text = e.what();
+    }
+    // ---- 4. nobody issues RDMA before every peer is connected -----------------------------------------
+    (void)agree(comm, make_status(!error, 0, error_text), error, "queue pair connect", bo);
+}
+
+}  // namespace coyote::mpi
