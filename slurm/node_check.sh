@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Pre-launch check of one node for coyote-mpi jobs. The batch scripts run it on every node of the
+# allocation (srun --ntasks-per-node=1 -N $SLURM_NNODES, see slurm/lib.sh) before starting a program.
+#
+#   node_check.sh           check this node; prints "node_check[<node>]: ..." lines, the last one
+#                           PASS or FAIL: <problems>; exit code 0 on PASS, 1 on FAIL
+#   node_check.sh --probe   print one "COYOTE_PROBE ..." line with what this rank sees from its launcher
+#                           (rank, MPI world size, SLURM_NTASKS); used by the launch check
+#
+# What is checked:
+#   backend      COYOTE_BACKEND (sim|hw), else hw when /dev/coyote_fpga_* exists, else sim
+#   hw only      device file /dev/coyote_fpga_<COYOTE_DEVICE>_v* present, readable and writable; Coyote
+#                driver loaded (lsmod, /sys/module); FPGA IP configured (/sys/kernel/coyote_sysfs_<dev>/
+#                cyt_attr_ip, unless COYOTE_NODE_CHECK_IP=0); Xilinx PCI function (vendor 0x10ee) present
+#                and its hwloc locality (NUMA node, CPU set)
+#   hugepages    free hugepages from /proc/meminfo; at least COYOTE_MIN_FREE_HUGEPAGES (default 1 on hw,
+#                0 on sim)
+#   binaries     every path in COYOTE_REQUIRED_BINARIES (space separated) exists and is executable here
+set -u -o pipefail
+
+node=${SLURMD_NODENAME:-$(hostname -s)}
+
+if [[ "${1:-}" == --probe ]]; then
+    # What an MPI library started by this launcher will see. Open MPI's mpirun sets OMPI_COMM_WORLD_*;
+    # srun --mpi=pmix sets PMIX_RANK (the world size is the step's task count); srun --mpi=pmi2 sets PMI_*.
+    rank="" size=""
+    if [[ -n "${OMPI_COMM_WORLD_RANK:-}" ]]; then
+        rank=${OMPI_COMM_WORLD_RANK}
+        size=${OMPI_COMM_WORLD_SIZE:-}
+    elif [[ -n "${PMIX_RANK:-}" ]]; then
+        rank=${PMIX_RANK}
+        size=${SLURM_STEP_NUM_TASKS:-${SLURM_NTASKS:-}}
+    elif [[ -n "${PMI_RANK:-}" ]]; then
+        rank=${PMI_RANK}
+        size=${PMI_SIZE:-}
+    fi
+    printf 'COYOTE_PROBE node=%s rank=%s size=%s ntasks=%s procid=%s\n' \
+        "${node}" "${rank}" "${size}" "${SLURM_NTASKS:-}" "${SLURM_PROCID:-}"
+    exit 0
+fi
+
+problems=()
+say() { printf 'node_check[%s]: %s\n' "${node}" "$*"; }
+problem() {
+    problems+=("$*")
+    say "problem: $*"
+}
+
+device=${COYOTE_DEVICE:-0}
+
+# ---- backend -----------------------------------------------------------------------------------
+backend=${COYOTE_BACKEND:-}
+shopt -s nullglob
+all_dev_files=(/dev/coyote_fpga_*)
+dev_files=(/dev/coyote_fpga_"${device}"_v*)
+shopt -u nullglob
+if [[ -z "${backend}" ]]; then
+    if [[ ${#all_dev_files[@]} -gt 0 ]]; then
+        backend=hw
+        say "backend hw (auto: ${all_dev_files[0]} present)"
+    else
+        backend=sim
+        say "backend sim (auto: no /dev/coyote_fpga_* on this node): software vFPGA, no FPGA checks"
+    fi
+else
+    case "${backend}" in
+        sim) say "backend sim (COYOTE_BACKEND=sim): software vFPGA, no FPGA checks" ;;
+        hw) say "backend hw (COYOTE_BACKEND=hw)" ;;
+        *) problem "COYOTE_BACKEND=${backend} is neither sim nor hw" ;;
+    esac
+fi
+
+# ---- hw: device, driver, IP, PCI locality --------------------------------------------------------
+if [[ "${backend}" == hw ]]; then
+    if [[ ${#dev_files[@]} -eq 0 ]]; then
+        problem "backend hw but no device file /dev/coyote_fpga_${device}_v* (COYOTE_DEVICE=${device}; is the Coyote driver loaded and the shell programmed?)"
+    else
+        for f in "${dev_files[@]}"; do
+            if [[ ! -r "$f" || ! -w "$f" ]]; then
+                problem "device file $f is not readable and writable by $(id -un) (uid $(id -u))"
+            fi
+        done
+        [[ ${#problems[@]} -eq 0 ]] && say "device files: ${dev_files[*]}"
+    fi
+
+    driver=""
+    shopt -s nullglob
+    for m in /sys/module/coyote*; do driver=$(basename "$m"); done
+    shopt -u nullglob
+    if [[ -z "${driver}" ]] && command -v lsmod >/dev/null 2>&1; then
+        driver=$(lsmod 2>/dev/null | awk 'tolower($1) ~ /coyote/ { print $1; exit }')
+    fi
+    if [[ -z "${driver}" ]]; then
+        problem "Coyote driver not loaded (no coyote module in lsmod or /sys/module)"
+    else
+        say "driver loaded: ${driver}"
+    fi
+
+    sysfs=/sys/kernel/coyote_sysfs_${device}
+    if [[ "${COYOTE_NODE_CHECK_IP:-1}" != 0 ]]; then
+        if [[ ! -r "${sysfs}/cyt_attr_ip" ]]; then
+            problem "FPGA IP unknown: ${sysfs}/cyt_attr_ip missing or unreadable (set COYOTE_NODE_CHECK_IP=0 for jobs without network)"
+        else
+            ip_text=$(tr -d '\0' <"${sysfs}/cyt_attr_ip" 2>/dev/null | tr '\n' ' ')
+            # Any non-zero hexadecimal digit or dotted quad other than 0.0.0.0 counts as configured.
+            if [[ -z "${ip_text// /}" ]] || ! grep -Eq '(0x)?[0-9a-fA-F]*[1-9a-fA-F]' <<<"${ip_text//0.0.0.0/}"; then
+                problem "FPGA IP not configured: ${sysfs}/cyt_attr_ip reads '${ip_text}' (load the driver with ip_addr=...)"
+            else
+                say "FPGA IP: ${ip_text}"
+            fi
+        fi
+    fi
+
+    # Xilinx PCI functions (vendor 0x10ee) and their locality.
+    fpga_pci=()
+    shopt -s nullglob
+    for d in /sys/bus/pci/devices/*; do
+        if [[ "$(cat "$d/vendor" 2>/dev/null)" == 0x10ee ]]; then
+            fpga_pci+=("$(basename "$d")")
+        fi
+    done
+    shopt -u nullglob
+    if [[ ${#fpga_pci[@]} -eq 0 ]]; then
+        problem "no Xilinx PCI function (vendor 0x10ee) in /sys/bus/pci/devices"
+    fi
+    for busid in "${fpga_pci[@]}"; do
+        numa=$(cat "/sys/bus/pci/devices/${busid}/numa_node" 2>/dev/null || echo "?")
+        local_cpus=$(cat "/sys/bus/pci/devices/${busid}/local_cpulist" 2>/dev/null || echo "?")
+        hw_numa="" hw_cores=""
+        if command -v hwloc-calc >/dev/null 2>&1; then
+            hw_numa=$(hwloc-calc --physical --intersect NUMAnode "pci=${busid}" 2>/dev/null || true)
+            hw_cores=$(hwloc-calc --physical --intersect core "pci=${busid}" 2>/dev/null || true)
+        fi
+        say "FPGA ${busid}: NUMA node ${numa} (hwloc: ${hw_numa:-?}), local CPUs ${local_cpus}, hwloc cores ${hw_cores:-?}"
+    done
+    if [[ ${#fpga_pci[@]} -gt 0 ]]; then
+        if command -v lstopo-no-graphics >/dev/null 2>&1; then
+            topo=$(lstopo-no-graphics --whole-io -v 2>/dev/null | grep -i 'id=10ee:' | head -4 || true)
+        elif command -v hwloc-ls >/dev/null 2>&1; then
+            topo=$(hwloc-ls --whole-io -v 2>/dev/null | grep -i 'id=10ee:' | head -4 || true)
+        else
+            topo=""
+            say "warning: hwloc tools (lstopo-no-graphics, hwloc-ls) not installed, locality from sysfs only"
+        fi
+        if [[ -n "${topo}" ]]; then
+            while IFS= read -r l; do say "hwloc: ${l## }"; done <<<"${topo}"
+        fi
+        # Where this task may run compared with where the FPGA is attached.
+        allowed=$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/self/status 2>/dev/null)
+        say "this task may run on CPUs ${allowed:-?}"
+    fi
+fi
+
+# ---- hugepages -----------------------------------------------------------------------------------
+if [[ -r /proc/meminfo ]]; then
+    hp_free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+    hp_total=$(awk '/^HugePages_Total:/ { print $2 }' /proc/meminfo)
+    hp_size=$(awk '/^Hugepagesize:/ { print $2 $3 }' /proc/meminfo)
+    hp_free=${hp_free:-0}
+    if [[ "${backend}" == hw ]]; then min_default=1; else min_default=0; fi
+    min_free=${COYOTE_MIN_FREE_HUGEPAGES:-${min_default}}
+    if ! [[ "${min_free}" =~ ^[0-9]+$ ]]; then
+        problem "COYOTE_MIN_FREE_HUGEPAGES=${min_free} is not a number"
+    elif [[ "${hp_free}" -lt "${min_free}" ]]; then
+        problem "only ${hp_free} free hugepages of ${hp_size} (total ${hp_total:-0}), need ${min_free} (echo N > /proc/sys/vm/nr_hugepages)"
+    else
+        say "hugepages: ${hp_free} free of ${hp_total:-0} (${hp_size}), need ${min_free}"
+    fi
+else
+    problem "/proc/meminfo unreadable, free hugepages unknown"
+fi
+
+# ---- binaries ------------------------------------------------------------------------------------
+for b in ${COYOTE_REQUIRED_BINARIES:-}; do
+    if [[ ! -e "$b" ]]; then
+        problem "missing binary $b"
+    elif [[ ! -f "$b" || ! -x "$b" ]]; then
+        problem "binary $b is not an executable file"
+    fi
+done
+if [[ -n "${COYOTE_REQUIRED_BINARIES:-}" && ${#problems[@]} -eq 0 ]]; then
+    say "binaries present: ${COYOTE_REQUIRED_BINARIES}"
+fi
+
+if [[ ${#problems[@]} -gt 0 ]]; then
+    joined=$(printf '%s; ' "${problems[@]}")
+    say "FAIL: ${joined%; }"
+    exit 1
+fi
+say "PASS"
+exit 0
