@@ -1,0 +1,50 @@
+// coyote-mpi sim backend: the built-in user-logic models and loading of model shared objects.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <coyote/sim/user_logic.hpp>
+
+namespace coyote::detail::sim {
+
+/// Owns a model and, for shared-object models, the library it came from.
+class ModelHandle {
+public:
+    ModelHandle() noexcept = default;
+    ModelHandle(ModelHandle&& o) noexcept;
+    ModelHandle& operator=(ModelHandle&& o) noexcept;
+    ModelHandle(const ModelHandle&) = delete;
+    ModelHandle& operator=(const ModelHandle&) = delete;
+    ~ModelHandle() { reset(); }
+
+    coyote::sim::UserLogic* get() const noexcept { return model_; }
+    coyote::sim::UserLogic* operator->() const noexcept { return model_; }
+    /// "passthrough", ... or the path of the shared object.
+    const std::string& origin() const noexcept { return origin_; }
+    void reset() noexcept;
+
+    /// A built-in model; throws invalid_argument for unknown names.
+    static ModelHandle builtin(const std::string& name);
+    /// A model from a shared object exporting coyote_sim_create_model.
+    static ModelHandle from_library(const std::string& path);
+    /// A built-in name or a path (anything containing '/' or ending in ".so"); "" means passthrough.
+    static ModelHandle load(const std::string& spec);
+
+private:
+    using Destroy = void (*)(coyote::sim::UserLogic*);
+    coyote::sim::UserLogic* model_ = nullptr;
+    Destroy destroy_ = nullptr; // null: delete
+    void* lib_ = nullptr;       // dlopen handle
+    std::string origin_;
+};
+
+/// The model COYOTE_SIM_MODEL selects (passthrough when unset).
+ModelHandle load_model_from_env();
+
+/// Factories of the built-in models.
+std::unique_ptr<coyote::sim::UserLogic> make_passthrough();
+std::unique_ptr<coyote::sim::UserLogic> make_perf_local();
+std::unique_ptr<coyote::sim::UserLogic> make_vadd();
+
+}  // namespace coyote::detail::sim

@@ -1,0 +1,173 @@
+#include "backend/sim/segments.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <vector>
+
+#include "backend/sim/shared_state.hpp"
+#include "detail/handles.hpp"
+
+namespace coyote::detail::sim {
+
+namespace {
+
+constexpr const char* k_base = "coyote-sim.";
+
+/// The leading fields of SharedState, read from a segment file without mapping it.
+struct StateHead {
+    uint64_t magic;
+    uint32_t version;
+    int32_t owner_pid;
+    uint64_t owner_start_time;
+};
+static_assert(offsetof(SharedState, magic) == offsetof(StateHead, magic));
+static_assert(offsetof(SharedState, owner_pid) == offsetof(StateHead, owner_pid));
+static_assert(offsetof(SharedState, owner_start_time) == offsetof(StateHead, owner_start_time));
+
+bool parse_u64(const std::string& s, uint64_t& out) {
+    if (s.empty() || s.size() > 19) return false;
+    uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') return false;
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    out = v;
+    return true;
+}
+
+/// Boot time in seconds since the epoch (/proc/stat btime); 0 if unknown.
+uint64_t boot_time() noexcept {
+    try {
+        std::ifstream in("/proc/stat");
+        std::string key;
+        while (in >> key) {
+            if (key == "btime") {
+                uint64_t v = 0;
+                in >> v;
+                return v;
+            }
+            in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+        }
+    } catch (...) {
+    }
+    return 0;
+}
+
+bool read_state_head(const std::string& path, StateHead& head) noexcept {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return false;
+    const ssize_t n = ::pread(fd.get(), &head, sizeof(head), 0);
+    return n == static_cast<ssize_t>(sizeof(head)) && head.magic == k_state_magic;
+}
+
+}  // namespace
+
+std::string segment_prefix() {
+    return "/" + std::string(k_base) + std::to_string(::getuid()) + "." + std::to_string(::getpid());
+}
+
+std::string vfpga_segment_prefix(uint32_t device, int32_t vfid) {
+    return segment_prefix() + ".d" + std::to_string(device) + "v" + std::to_string(vfid);
+}
+
+std::string state_segment_name(uint32_t device, int32_t vfid) {
+    return vfpga_segment_prefix(device, vfid) + ".state";
+}
+
+uint64_t process_start_time(pid_t pid) noexcept {
+    try {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+        if (!in) return 0;
+        std::string line;
+        std::getline(in, line);
+        const auto rp = line.rfind(')');
+        if (rp == std::string::npos) return 0;
+        std::istringstream fields(line.substr(rp + 1));
+        std::string f;
+        // Fields after the command name start at field 3; starttime is field 22.
+        for (int i = 3; i <= 22; ++i)
+            if (!(fields >> f)) return 0;
+        uint64_t v = 0;
+        return parse_u64(f, v) ? v : 0;
+    } catch (...) {
+        return 0;
+    }
+}
+
+bool process_alive(pid_t pid, uint64_t start_time) noexcept {
+    if (pid <= 0) return false;
+    if (::kill(pid, 0) != 0 && errno != EPERM) return false;
+    if (start_time == 0) return true;
+    const uint64_t now = process_start_time(pid);
+    return now == 0 || now == start_time; // unreadable /proc: assume it is still the owner
+}
+
+std::size_t reclaim_stale_segments(const std::string& shm_dir) noexcept {
+    std::size_t removed = 0;
+    try {
+        const std::string mine = std::string(k_base) + std::to_string(::getuid()) + ".";
+        std::map<pid_t, std::vector<std::string>> by_pid;
+        DIR* dir = ::opendir(shm_dir.c_str());
+        if (dir == nullptr) return 0;
+        while (const dirent* e = ::readdir(dir)) {
+            const std::string name(e->d_name);
+            if (name.compare(0, mine.size(), mine) != 0) continue;
+            const auto dot = name.find('.', mine.size());
+            if (dot == std::string::npos) continue;
+            uint64_t pid = 0;
+            if (!parse_u64(name.substr(mine.size(), dot - mine.size()), pid) || pid == 0 || pid > 0x7fffffff) continue;
+            by_pid[static_cast<pid_t>(pid)].push_back(name);
+        }
+        ::closedir(dir);
+
+        const long ticks = ::sysconf(_SC_CLK_TCK);
+        const uint64_t btime = boot_time();
+        for (const auto& [pid, names] : by_pid) {
+            bool all_stale = false;
+            uint64_t started = 0;
+            if (::kill(pid, 0) != 0 && errno == ESRCH) {
+                all_stale = true;
+            } else {
+                started = process_start_time(pid);
+                if (started == 0) continue; // cannot tell: leave it alone
+                bool have_state = false;
+                for (const auto& n : names) {
+                    StateHead head{};
+                    if (n.size() > 6 && n.compare(n.size() - 6, 6, ".state") == 0 &&
+                        read_state_head(shm_dir + "/" + n, head) && head.owner_pid == pid) {
+                        have_state = true;
+                        if (head.owner_start_time != started) all_stale = true;
+                    }
+                }
+                if (!all_stale && have_state) continue;
+            }
+            for (const auto& n : names) {
+                const std::string path = shm_dir + "/" + n;
+                bool stale = all_stale;
+                if (!stale && btime != 0 && ticks > 0) {
+                    // No state segment to ask: a segment older than its owner is a leftover.
+                    struct stat st {};
+                    const uint64_t owner_since = btime + started / static_cast<uint64_t>(ticks);
+                    if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_ctime) + 1 < owner_since)
+                        stale = true;
+                }
+                if (stale && ::unlink(path.c_str()) == 0) ++removed;
+            }
+        }
+    } catch (...) {
+    }
+    return removed;
+}
+
+}  // namespace coyote::detail::sim

@@ -1,0 +1,35 @@
+// coyote-mpi sim backend: names of the POSIX shm segments of the sim backend, process identity,
+// and reclaiming segments left behind by crashed processes.
+//
+// Every segment of the sim backend is named "/coyote-sim.<uid>.<pid>.<rest>", <pid> being the
+// creating process. The state segment of a vFPGA is "<prefix>.d<dev>v<vf>.state".
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace coyote::detail::sim {
+
+/// "/coyote-sim.<uid>.<pid>" of the calling process.
+std::string segment_prefix();
+/// "/coyote-sim.<uid>.<pid>.d<device>v<vfid>" of the calling process.
+std::string vfpga_segment_prefix(uint32_t device, int32_t vfid);
+/// The name of the shared state segment of (device, vfid) of the calling process.
+std::string state_segment_name(uint32_t device, int32_t vfid);
+
+/// Start time of `pid` (/proc/<pid>/stat field 22, clock ticks since boot); 0 if the process is gone.
+uint64_t process_start_time(pid_t pid) noexcept;
+
+/// True if `pid` runs and, when `start_time` is non-zero, is the same process (not a reused pid).
+bool process_alive(pid_t pid, uint64_t start_time) noexcept;
+
+/// Removes the stale segments of this user in `shm_dir` (default /dev/shm): names
+/// "coyote-sim.<uid>.<pid>.*" whose process is dead, or whose pid now belongs to a process started
+/// after the segment was created (the owner_start_time of the state segment, else the segment's
+/// change time, tells). Segments of live owners are never touched. Returns how many were removed.
+std::size_t reclaim_stale_segments(const std::string& shm_dir = "/dev/shm") noexcept;
+
+}  // namespace coyote::detail::sim

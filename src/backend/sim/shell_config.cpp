@@ -1,0 +1,140 @@
+#include "backend/sim/shell_config.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+
+#include <coyote/error.hpp>
+
+namespace coyote::detail::sim {
+
+namespace {
+
+constexpr uint64_t k_tlb_s_order = 10; // 1024 small-page TLB sets
+constexpr uint64_t k_n_s_assoc = 4;
+constexpr uint64_t k_tlb_l_order = 9;  // 512 large-page TLB sets
+constexpr uint64_t k_n_l_assoc = 2;
+constexpr uint64_t k_pg_s_bits = 12;   // 4 KiB
+constexpr uint64_t k_pg_l_bits = 21;   // 2 MiB
+
+std::string trim(const std::string& s) {
+    const auto b = s.find_first_not_of(" \t\r\n");
+    if (b == std::string::npos) return {};
+    const auto e = s.find_last_not_of(" \t\r\n");
+    return s.substr(b, e - b + 1);
+}
+
+[[noreturn]] void bad_value(const std::string& origin, const std::string& key, const std::string& value,
+                            const std::string& expected) {
+    throw_error(Errc::invalid_argument, origin,
+                "bad value '" + value + "' for shell key '" + key + "' (expected " + expected + ")");
+}
+
+bool parse_bool(const std::string& origin, const std::string& key, const std::string& v) {
+    if (v == "1" || v == "on" || v == "true" || v == "yes") return true;
+    if (v == "0" || v == "off" || v == "false" || v == "no") return false;
+    bad_value(origin, key, v, "0 or 1");
+}
+
+uint64_t parse_uint(const std::string& origin, const std::string& key, const std::string& v, uint64_t lo,
+                    uint64_t hi, bool suffixes) {
+    const std::string expected = std::to_string(lo) + ".." + std::to_string(hi) +
+                                 (suffixes ? " bytes, optional suffix K, M, G or T" : "");
+    if (v.empty() || v[0] == '-' || v[0] == '+') bad_value(origin, key, v, expected);
+    errno = 0;
+    char* end = nullptr;
+    unsigned long long n = std::strtoull(v.c_str(), &end, 0);
+    if (errno != 0 || end == v.c_str()) bad_value(origin, key, v, expected);
+    std::string rest(end);
+    if (!rest.empty()) {
+        if (!suffixes) bad_value(origin, key, v, expected);
+        unsigned shift = 0;
+        if (rest == "K" || rest == "k" || rest == "KiB") shift = 10;
+        else if (rest == "M" || rest == "m" || rest == "MiB") shift = 20;
+        else if (rest == "G" || rest == "g" || rest == "GiB") shift = 30;
+        else if (rest == "T" || rest == "t" || rest == "TiB") shift = 40;
+        else bad_value(origin, key, v, expected);
+        if (n > (std::numeric_limits<unsigned long long>::max() >> shift)) bad_value(origin, key, v, expected);
+        n <<= shift;
+    }
+    if (n < lo || n > hi) bad_value(origin, key, v, expected);
+    return n;
+}
+
+void apply_one(ShellConfig& cfg, const std::string& key, const std::string& value, const std::string& origin) {
+    if (key == "avx") cfg.en_avx = parse_bool(origin, key, value);
+    else if (key == "wb") cfg.en_wb = parse_bool(origin, key, value);
+    else if (key == "strm") cfg.en_strm = parse_bool(origin, key, value);
+    else if (key == "mem") cfg.en_mem = parse_bool(origin, key, value);
+    else if (key == "pr") cfg.en_pr = parse_bool(origin, key, value);
+    else if (key == "rdma") cfg.en_rdma = parse_bool(origin, key, value);
+    else if (key == "tcp") cfg.en_tcp = parse_bool(origin, key, value);
+    else if (key == "n_xdma_chan") cfg.n_xdma_chan = static_cast<uint32_t>(parse_uint(origin, key, value, 1, 4, false));
+    else if (key == "n_fpga_reg") cfg.n_fpga_reg = static_cast<uint32_t>(parse_uint(origin, key, value, 1, 16, false));
+    else if (key == "card_capacity") cfg.card_capacity = parse_uint(origin, key, value, 2ULL << 20, 1ULL << 46, true);
+    else
+        throw_error(Errc::invalid_argument, origin,
+                    "unknown shell key '" + key +
+                        "' (known: avx, wb, strm, mem, pr, rdma, tcp, n_xdma_chan, n_fpga_reg, card_capacity)");
+}
+
+void apply_pair(ShellConfig& cfg, const std::string& item, const std::string& origin) {
+    const std::string t = trim(item);
+    if (t.empty()) return;
+    const auto eq = t.find('=');
+    if (eq == std::string::npos)
+        throw_error(Errc::invalid_argument, origin, "expected key=value, got '" + t + "'");
+    apply_one(cfg, trim(t.substr(0, eq)), trim(t.substr(eq + 1)), origin);
+}
+
+}  // namespace
+
+uint64_t ShellConfig::shell_word() const noexcept {
+    return (uint64_t(en_avx) << 0) | (uint64_t(en_wb) << 1) | (uint64_t(en_strm) << 2) | (uint64_t(en_mem) << 3) |
+           (uint64_t(en_pr) << 4) | (uint64_t(en_rdma) << 16) | (uint64_t(en_tcp) << 17) |
+           (uint64_t(n_xdma_chan & 0xff) << 32) | (uint64_t(n_fpga_reg & 0xff) << 48);
+}
+
+uint64_t ShellConfig::control_word() const noexcept {
+    return (uint64_t(en_avx) << 0) | (1ULL << 1) /* bpss */ | (1ULL << 2) /* tlbf */ | (uint64_t(en_wb) << 3) |
+           (k_tlb_s_order << 4) | (k_n_s_assoc << 8) | (k_tlb_l_order << 12) | (k_n_l_assoc << 16) |
+           (k_pg_s_bits << 20) | (k_pg_l_bits << 26);
+}
+
+void apply_shell_settings(ShellConfig& cfg, const std::string& settings, const std::string& origin) {
+    size_t pos = 0;
+    while (pos <= settings.size()) {
+        const auto comma = settings.find(',', pos);
+        const auto end = comma == std::string::npos ? settings.size() : comma;
+        apply_pair(cfg, settings.substr(pos, end - pos), origin);
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+}
+
+void apply_shell_config_file(ShellConfig& cfg, const std::string& path) {
+    std::ifstream in(path);
+    if (!in) {
+        throw Error(std::error_code(errno != 0 ? errno : ENOENT, std::generic_category()), "COYOTE_SIM_CONFIG",
+                    "cannot open shell configuration file " + path);
+    }
+    std::string line;
+    int lineno = 0;
+    while (std::getline(in, line)) {
+        ++lineno;
+        if (const auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+        apply_pair(cfg, line, "COYOTE_SIM_CONFIG " + path + ":" + std::to_string(lineno));
+    }
+}
+
+ShellConfig load_shell_config() {
+    ShellConfig cfg;
+    if (const char* path = std::getenv("COYOTE_SIM_CONFIG"); path != nullptr && *path != '\0')
+        apply_shell_config_file(cfg, path);
+    if (const char* s = std::getenv("COYOTE_SIM_SHELL"); s != nullptr && *s != '\0')
+        apply_shell_settings(cfg, s, "COYOTE_SIM_SHELL");
+    return cfg;
+}
+
+}  // namespace coyote::detail::sim

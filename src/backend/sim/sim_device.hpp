@@ -1,0 +1,246 @@
+// coyote-mpi sim backend: one simulated vFPGA (SimDevice), the local data path of the Coyote shell.
+//
+// Commands: validated synchronously in post(); small ones run in the poster when nothing is queued,
+// the others on the vFPGA's worker thread, in posting order. The user-logic model runs under one lock
+// (the "model lock": it is one piece of hardware); card memory and the output streams are protected
+// by it too. LOCAL_WRITEs wait in per-dest queues until the model produces their data.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include <coyote/sim/user_logic.hpp>
+
+#include "backend/device.hpp"
+#include "backend/sim/card_memory.hpp"
+#include "backend/sim/identity.hpp"
+#include "backend/sim/models/models.hpp"
+#include "backend/sim/net/nic.hpp"
+#include "backend/sim/shared_state.hpp"
+#include "backend/sim/shell_config.hpp"
+#include "backend/sim/tlb.hpp"
+#include "detail/handles.hpp"
+
+namespace coyote::detail::sim {
+
+/// At most this many commands of one ctid in flight (CMD_FIFO_DEPTH - CMD_FIFO_THR).
+inline constexpr int32_t k_max_inflight = CMD_FIFO_DEPTH - CMD_FIFO_THR;
+/// Commands moving at most this many bytes may run in the posting thread.
+inline constexpr uint64_t k_inline_max_bytes = 64 * 1024;
+/// Output a model produces while no LOCAL_WRITE waits is buffered up to this many bytes per dest.
+inline constexpr uint64_t k_output_buffer_cap = 256ULL << 20;
+
+class SimDevice final : public Device, public NicHost {
+public:
+    SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg);
+    ~SimDevice() override;
+
+    SimDevice(const SimDevice&) = delete;
+    SimDevice& operator=(const SimDevice&) = delete;
+
+    // ---- Device ----
+    const char* backend_name() const noexcept override { return "sim"; }
+    uint32_t device_id() const noexcept override { return device_; }
+    int32_t vfid() const noexcept override { return vfid_; }
+    uint64_t shell_word() const override { return cfg_.shell_word(); }
+    uint64_t control_word() const override { return cfg_.control_word(); }
+
+    int32_t register_ctid(pid_t hpid) override;
+    void unregister_ctid(int32_t ctid) noexcept override;
+
+    Allocation alloc_mem(int32_t ctid, const CoyoteAlloc& req) override;
+    void free_mem(int32_t ctid, const Allocation& a) noexcept override;
+    void map_user(int32_t ctid, void* vaddr, uint64_t len) override;
+    void unmap_user(int32_t ctid, void* vaddr) override;
+
+    void set_csr(uint64_t val, uint32_t offs) override;
+    uint64_t get_csr(uint32_t offs) const override;
+
+    void write_cnfg(uint32_t reg, std::span<const uint64_t> words) override;
+    uint64_t read_cnfg(uint32_t reg) const override;
+
+    PostStatus post(const Command& cmd) override;
+    void migrate(int32_t ctid, void* addr, uint64_t len, bool to_card) override;
+
+    uint32_t completed(int32_t ctid, CmplClass cls) const override;
+    void clear_completed(int32_t ctid) override;
+    void raise_pending_error(int32_t ctid) override;
+
+    void set_interrupt_handler(int32_t ctid, InterruptHandler handler) override;
+
+    uint32_t ip_address() const noexcept override { return ident_.ip; }
+    uint64_t mac_address() const noexcept override { return ident_.mac; }
+    uint32_t rkey(int32_t ctid) const override;
+    std::vector<std::byte> local_endpoint(int32_t ctid) const override;
+    void set_remote_endpoint(int32_t ctid, std::span<const std::byte> endpoint) override;
+
+    std::string debug_string(int32_t ctid) const override;
+
+    // ---- NicHost ----
+    bool avx_layout() const noexcept override { return cfg_.en_avx; }
+    SharedState& shared_state() noexcept override { return *state_; }
+    const std::string& shared_state_name() const noexcept override { return state_seg_.name(); }
+    void check_local_range(int32_t ctid, uint64_t addr, uint64_t len, bool write) override;
+
+    // ---- sim-specific ----
+    const ShellConfig& config() const noexcept { return cfg_; }
+    /// Name of the user-logic model in use.
+    std::string model_name() const;
+
+private:
+    class ShellPort;
+    friend class ShellPort;
+
+    /// A LOCAL_WRITE (or the write half of a LOCAL_TRANSFER) waiting for output data.
+    struct PendingWrite {
+        int32_t ctid = 0;
+        uint64_t addr = 0;
+        uint64_t len = 0;
+        uint64_t filled = 0;
+        bool card = false;
+        bool last = true;
+    };
+
+    /// Buffered output of one dest (no write was pending when the model produced it).
+    struct OutputFifo {
+        std::deque<std::vector<std::byte>> chunks;
+        size_t head = 0;     ///< consumed bytes of chunks.front()
+        uint64_t bytes = 0;  ///< total unconsumed bytes
+    };
+
+    /// A window reserve() handed to the model, awaiting commit().
+    struct Reservation {
+        bool active = false;
+        bool into_write = false; ///< a window of the front pending write, else the fifo's last chunk
+        size_t size = 0;
+    };
+
+    /// Per-ctid counters and state.
+    struct CtidState {
+        std::atomic<bool> active{false};
+        std::atomic<int32_t> inflight{0};
+        std::atomic<uint64_t> posted{0};
+        std::atomic<uint64_t> bytes_read{0};
+        std::atomic<uint64_t> bytes_written{0};
+        std::atomic<uint64_t> page_faults{0};
+        std::atomic<uint64_t> interrupts{0};
+        std::atomic<uint64_t> interrupts_dropped{0};
+        pid_t hpid = 0;
+    };
+
+    /// The user-interrupt thread of one ctid.
+    struct IrqThread {
+        std::mutex mtx;
+        std::condition_variable cv;
+        std::deque<int32_t> values;
+        bool stop = false;
+        InterruptHandler handler;
+        std::thread thread;
+    };
+
+    // validation
+    void check_ctid(int32_t ctid, const char* call) const;
+    void check_range(int32_t ctid, uint64_t addr, uint64_t len, bool write, const char* what);
+    void validate_local(const Command& cmd);
+    bool still_mapped(uint64_t addr, uint64_t len, bool write) const;
+
+    // engine (model lock held unless stated)
+    void worker_loop();
+    void execute(const Command& cmd) noexcept;
+    void execute_local(const Command& cmd);
+    void deliver_input(int32_t ctid, const SgSide& src, bool last);
+    void add_pending_write(int32_t ctid, const SgSide& dst, bool last);
+    std::span<std::byte> write_window(PendingWrite& w, uint64_t max);
+    void finish_write(PendingWrite& w);
+    void drain_fifo_into_writes(uint32_t dest);
+    void output_push(uint32_t dest, std::span<const std::byte> data);
+    std::span<std::byte> output_reserve(uint32_t dest, size_t max);
+    void output_commit(uint32_t dest, size_t n);
+    void buffer_output(uint32_t dest, std::span<const std::byte> data);
+    void abort_writes_in(uint64_t start, uint64_t end, const std::string& why);
+    void bump(int32_t ctid, CmplClass cls) noexcept;
+    void command_done(int32_t ctid) noexcept;
+    void record_error(int32_t ctid, std::error_code code, const std::string& msg) noexcept;
+    void record_exception(int32_t ctid, const std::string& what) noexcept; // the current exception
+    void raise_interrupt(int32_t ctid, int32_t value);
+    void stop_irq_thread(std::shared_ptr<IrqThread> t) noexcept;
+    void post_from_registers(uint64_t src_addr, uint64_t src_ctrl, uint64_t dst_addr, uint64_t dst_ctrl);
+
+    // identity and configuration
+    const uint32_t device_;
+    const int32_t vfid_;
+    const ShellConfig cfg_;
+    const NetIdentity ident_;
+
+    // shared state segment
+    ShmSegment state_seg_;
+    SharedState* state_ = nullptr;
+
+    // ctids
+    mutable std::mutex ctid_mtx_;
+    std::array<CtidState, N_CTID_MAX> ctids_;
+    mutable std::mutex err_mtx_;
+    std::array<std::optional<std::pair<std::error_code, std::string>>, N_CTID_MAX> errors_;
+
+    // memory
+    Tlb tlb_;
+    struct AllocRecord {
+        int32_t ctid = 0;
+        Allocation info;
+        Mapping map;
+        ShmSegment seg;
+        std::string shm_name;
+    };
+    mutable std::mutex alloc_mtx_;
+    std::map<uint64_t, AllocRecord> allocs_;
+    std::atomic<uint64_t> remote_buffers_{0};
+
+    // user control registers
+    std::array<std::atomic<uint64_t>, coyote::sim::k_csr_words> csr_{};
+
+    // configuration registers written by the host
+    mutable std::mutex cnfg_mtx_;
+    std::map<uint32_t, std::array<uint64_t, 4>> cnfg_;
+    std::array<uint64_t, 4> legacy_cmd_{}; // VADDR_RD, CTRL_2, VADDR_WR staged for CTRL
+
+    // the hardware: model, output streams, pending writes, card memory
+    mutable std::mutex hw_mtx_;
+    ModelHandle model_;
+    std::unique_ptr<ShellPort> port_;
+    std::array<std::deque<PendingWrite>, coyote::sim::k_n_dests> pending_;
+    std::array<OutputFifo, coyote::sim::k_n_dests> fifo_;
+    std::array<Reservation, coyote::sim::k_n_dests> reservation_;
+    CardMemory card_;
+    uint64_t dropped_output_ = 0;
+
+    // device-wide statistics (STAT registers)
+    std::atomic<uint64_t> sent_local_reads_{0}, sent_local_writes_{0}, sent_rdma_reads_{0}, sent_rdma_writes_{0};
+
+    // command queue and worker
+    std::mutex q_mtx_;
+    std::condition_variable q_cv_;
+    std::deque<Command> queue_;
+    bool worker_busy_ = false;
+    int inline_active_ = 0;
+    bool stop_ = false;
+    std::thread worker_;
+
+    // user interrupts
+    mutable std::mutex irq_mtx_;
+    std::array<std::shared_ptr<IrqThread>, N_CTID_MAX> irq_;
+
+    // the NIC (created last, destroyed first)
+    std::unique_ptr<Nic> nic_;
+};
+
+}  // namespace coyote::detail::sim
