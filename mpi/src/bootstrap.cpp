@@ -20,11 +20,15 @@ using Clock = std::chrono::steady_clock;
 /// Tests `reqs` until all complete (true) or the deadline passes (false). Yields between polls so that
 /// oversubscribed ranks make progress.
 bool test_until(std::vector<MPI_Request>& reqs, Clock::time_point deadline, const char* what) {
+    // MPI_Testsome (not MPI_Testall) so that completed requests become MPI_REQUEST_NULL: after a timeout the
+    // remaining ones say who is missing.
+    std::vector<int> indices(reqs.size());
     for (unsigned polls = 0;; ++polls) {
-        int done = 0;
-        check_mpi(MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE),
-                  "MPI_Testall", what);
-        if (done) return true;
+        int outcount = 0;
+        check_mpi(MPI_Testsome(static_cast<int>(reqs.size()), reqs.data(), &outcount, indices.data(),
+                               MPI_STATUSES_IGNORE),
+                  "MPI_Testsome", what);
+        if (outcount == MPI_UNDEFINED) return true;  // no active request left
         if ((polls & 0x3F) == 0 && Clock::now() >= deadline) return false;
         ::sched_yield();
     }

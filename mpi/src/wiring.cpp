@@ -107,6 +107,16 @@ std::vector<int> peers_for(PeerPattern pattern, int rank, int size, const std::v
     return out;
 }
 
+void check_ctid_budget(std::size_t queue_pairs, PeerPattern pattern, int ranks, int rank) {
+    if (queue_pairs <= static_cast<std::size_t>(N_CTID_MAX)) return;
+    throw_error(Errc::resource_exhausted, "QpSet",
+                std::to_string(queue_pairs) + " queue pairs requested on rank " + std::to_string(rank) + " (pattern " +
+                    pattern_name(pattern) + ", " + std::to_string(ranks) + " ranks) but a vFPGA has " +
+                    std::to_string(N_CTID_MAX) +
+                    " ctids (one per queue pair); pattern ring needs 2, recursive_doubling/binomial need " +
+                    std::to_string(ceil_log2(ranks)) + " (log2 N)");
+}
+
 QpSet::QpSet(QpSet&&) noexcept = default;
 QpSet& QpSet::operator=(QpSet&&) noexcept = default;
 QpSet::~QpSet() = default;
@@ -137,13 +147,7 @@ QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOpt
         if (options.buffer_size == 0 || options.buffer_size > UINT32_MAX)
             throw_error(Errc::invalid_argument, "QpSet",
                         "buffer size " + std::to_string(options.buffer_size) + " must be in 1..4294967295 bytes");
-        if (peers_.size() > static_cast<std::size_t>(N_CTID_MAX))
-            throw_error(Errc::resource_exhausted, "QpSet",
-                        std::to_string(peers_.size()) + " queue pairs requested on rank " + std::to_string(me) +
-                            " (pattern " + pattern_name(options.pattern) + ", " + std::to_string(n) +
-                            " ranks) but a vFPGA has " + std::to_string(N_CTID_MAX) +
-                            " ctids (one per queue pair); pattern ring needs 2, recursive_doubling/binomial need " +
-                            std::to_string(ceil_log2(n)) + " (log2 N)");
+        check_ctid_budget(peers_.size(), options.pattern, n, me);
         for (int p : peers_) {
             QpConnection c;
             c.peer = p;

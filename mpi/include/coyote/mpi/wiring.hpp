@@ -31,6 +31,10 @@ const char* pattern_name(PeerPattern p) noexcept;
 /// explicit_list). Throws Errc::invalid_argument on out-of-range or self peers.
 std::vector<int> peers_for(PeerPattern pattern, int rank, int size, const std::vector<int>& explicit_peers = {});
 
+/// Throws Errc::resource_exhausted when `queue_pairs` exceeds the N_CTID_MAX ctids of one vFPGA, saying how many
+/// were asked for and what ring / recursive doubling would need for `ranks` ranks.
+void check_ctid_budget(std::size_t queue_pairs, PeerPattern pattern, int ranks, int rank);
+
 /// Options of a QpSet.
 struct WiringOptions {
     uint64_t buffer_size = 1 << 20; ///< registered buffer per queue pair (getMem HPF, remote = true)

@@ -1,0 +1,326 @@
+// Communicator, errors, launch check, device selection, peer patterns, bootstrap collectives, MpiOob.
+// Runs with 2, 3 and 4 ranks; needs no vFPGA.
+#include <coyote/mpi/mpi.hpp>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <string>
+
+using namespace coyote::mpi;
+
+namespace {
+
+bool has_code(const coyote::Error& e, coyote::Errc c) { return e.code() == coyote::make_error_code(c); }
+
+/// Sets an environment variable for the scope.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+        ::setenv(name, value, 1);
+    }
+    ~ScopedEnv() {
+        if (had_)
+            ::setenv(name_, old_.c_str(), 1);
+        else
+            ::unsetenv(name_);
+    }
+
+private:
+    const char* name_;
+    std::string old_;
+    bool had_ = false;
+};
+
+}  // namespace
+
+TEST(Communicator, DuplicatesAndKnowsTheNode) {
+    Communicator comm;
+    int world_rank = 0, world_size = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    EXPECT_EQ(comm.rank(), world_rank);
+    EXPECT_EQ(comm.size(), world_size);
+    EXPECT_NE(comm.get(), MPI_COMM_WORLD);
+    int cmp = MPI_UNEQUAL;
+    MPI_Comm_compare(comm.get(), MPI_COMM_WORLD, &cmp);
+    EXPECT_EQ(cmp, MPI_CONGRUENT);
+    // One host in the tests: every rank is node-local.
+    EXPECT_EQ(comm.node_count(), 1);
+    EXPECT_EQ(comm.node_index(), 0);
+    EXPECT_EQ(comm.local_size(), comm.size());
+    EXPECT_EQ(comm.local_rank(), comm.rank());
+    EXPECT_FALSE(comm.host().empty());
+}
+
+TEST(Communicator, MoveKeepsTheHandleAndUserCommSurvives) {
+    MPI_Comm user = MPI_COMM_NULL;
+    MPI_Comm_dup(MPI_COMM_WORLD, &user);
+    {
+        Communicator a(user);
+        Communicator b(std::move(a));
+        EXPECT_NE(b.get(), user);
+        barrier(b);
+    }
+    int size = 0;
+    EXPECT_EQ(MPI_Comm_size(user, &size), MPI_SUCCESS);  // never freed by the Communicator
+    MPI_Comm_free(&user);
+}
+
+TEST(Communicator, SubCommunicatorsHaveTheirOwnRanks) {
+    Communicator world;
+    MPI_Comm half = MPI_COMM_NULL;
+    MPI_Comm_split(world.get(), world.rank() % 2, world.rank(), &half);
+    {
+        Communicator sub(half);
+        EXPECT_EQ(sub.rank(), world.rank() / 2);
+        EXPECT_EQ(sub.local_rank(), sub.rank());
+    }
+    MPI_Comm_free(&half);
+}
+
+TEST(Errors, MpiFailuresBecomeCoyoteErrors) {
+    Communicator comm;
+    int v = 0;
+    try {
+        check_mpi(MPI_Send(&v, 1, MPI_INT, comm.size() + 5, 0, comm.get()), "MPI_Send", "to a rank that does not exist");
+        FAIL() << "MPI_Send to an invalid rank returned success";
+    } catch (const coyote::Error& e) {
+        EXPECT_TRUE(has_code(e, coyote::Errc::mpi));
+        EXPECT_EQ(e.call(), "MPI_Send");
+        EXPECT_NE(std::string(e.what()).find("does not exist"), std::string::npos);
+        EXPECT_NE(std::string(e.what()).find("MPI error"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(Communicator(MPI_COMM_NULL), coyote::Error);
+}
+
+TEST(Environment, AdoptsAnInitialisedMpi) {
+    Environment env;  // MPI is initialised by the test main
+    EXPECT_FALSE(env.owns());
+    EXPECT_GE(env.thread_level(), MPI_THREAD_FUNNELED);
+    EXPECT_STREQ(thread_level_name(MPI_THREAD_MULTIPLE), "MPI_THREAD_MULTIPLE");
+}
+
+TEST(Environment, TooLowThreadLevelIsAClearError) {
+    int provided = 0;
+    MPI_Query_thread(&provided);
+    if (provided >= MPI_THREAD_MULTIPLE) GTEST_SKIP() << "MPI already provides MPI_THREAD_MULTIPLE";
+    EnvironmentOptions o;
+    o.thread_level = MPI_THREAD_MULTIPLE;
+    try {
+        Environment env(o);
+        FAIL() << "no error for a too-low thread level";
+    } catch (const coyote::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("MPI_THREAD_MULTIPLE"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Launch, SingletonUnderAMultiRankLauncherIsDetected) {
+    EXPECT_NO_THROW(check_launch(4, {{"SLURM_NTASKS", "4"}}));
+    EXPECT_NO_THROW(check_launch(1, {{"SLURM_NTASKS", "1"}}));
+    EXPECT_NO_THROW(check_launch(1, {}));
+    try {
+        check_launch(1, {{"OMPI_COMM_WORLD_SIZE", "4"}});
+        FAIL();
+    } catch (const coyote::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("OMPI_COMM_WORLD_SIZE=4"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(check_launch(1, {{"PMI_SIZE", "2"}}), coyote::Error);
+    EXPECT_NO_THROW(check_launch(1, {{"PMI_SIZE", "2"}, {"COYOTE_MPI_ALLOW_SINGLETON", "1"}}));
+    EXPECT_NO_THROW(check_launch());  // this job was launched properly
+}
+
+TEST(Bootstrap, TimeoutFromEnvironment) {
+    {
+        ScopedEnv e("COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS", "1234");
+        EXPECT_EQ(BootstrapOptions::from_env().timeout.count(), 1234);
+    }
+    ScopedEnv e("COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS", "soon");
+    EXPECT_THROW((void)BootstrapOptions::from_env(), coyote::Error);
+}
+
+TEST(Bootstrap, CollectivesCarryEveryRanksBytes) {
+    Communicator comm;
+    const auto opt = BootstrapOptions::from_env();
+    const int me = comm.rank();
+    const int n = comm.size();
+    arrive(comm, "test arrival", opt);
+    const int64_t mine = 1000 + me;
+    const auto all = allgather_bytes(comm, &mine, sizeof(mine), "test allgather", opt);
+    ASSERT_EQ(all.size(), sizeof(int64_t) * static_cast<std::size_t>(n));
+    for (int r = 0; r < n; ++r) {
+        int64_t v = 0;
+        std::memcpy(&v, all.data() + sizeof(v) * static_cast<std::size_t>(r), sizeof(v));
+        EXPECT_EQ(v, 1000 + r);
+    }
+    const std::size_t slot = 8;
+    std::vector<std::byte> send(slot * static_cast<std::size_t>(n));
+    for (int r = 0; r < n; ++r) {
+        const int32_t pair[2] = {me, r};
+        std::memcpy(send.data() + slot * static_cast<std::size_t>(r), pair, slot);
+    }
+    const auto got = alltoall_bytes(comm, send, slot, "test alltoall", opt);
+    for (int r = 0; r < n; ++r) {
+        int32_t pair[2];
+        std::memcpy(pair, got.data() + slot * static_cast<std::size_t>(r), slot);
+        EXPECT_EQ(pair[0], r);
+        EXPECT_EQ(pair[1], me);
+    }
+    EXPECT_THROW((void)alltoall_bytes(comm, send, slot + 1, "bad", opt), coyote::Error);
+}
+
+TEST(Patterns, Neighbours) {
+    EXPECT_EQ(peers_for(PeerPattern::all, 1, 4), (std::vector<int>{0, 2, 3}));
+    EXPECT_EQ(peers_for(PeerPattern::ring, 0, 4), (std::vector<int>{1, 3}));
+    EXPECT_EQ(peers_for(PeerPattern::ring, 0, 2), (std::vector<int>{1}));
+    EXPECT_TRUE(peers_for(PeerPattern::ring, 0, 1).empty());
+    EXPECT_EQ(peers_for(PeerPattern::recursive_doubling, 5, 8), (std::vector<int>{1, 4, 7}));
+    EXPECT_EQ(peers_for(PeerPattern::binomial, 0, 8), (std::vector<int>{1, 2, 4}));
+    EXPECT_EQ(peers_for(PeerPattern::recursive_doubling, 2, 3), (std::vector<int>{0}));  // 2^1 = 3 is out of range
+    EXPECT_EQ(peers_for(PeerPattern::explicit_list, 0, 4, {3, 1, 3}), (std::vector<int>{1, 3}));
+    EXPECT_THROW((void)peers_for(PeerPattern::explicit_list, 0, 4, {0}), coyote::Error);
+    EXPECT_THROW((void)peers_for(PeerPattern::explicit_list, 0, 4, {4}), coyote::Error);
+    EXPECT_THROW((void)peers_for(PeerPattern::all, 4, 4), coyote::Error);
+    // Symmetry of every named pattern.
+    for (auto p : {PeerPattern::all, PeerPattern::ring, PeerPattern::recursive_doubling, PeerPattern::binomial})
+        for (int n = 1; n <= 9; ++n)
+            for (int r = 0; r < n; ++r)
+                for (int q : peers_for(p, r, n)) {
+                    const auto back = peers_for(p, q, n);
+                    EXPECT_NE(std::find(back.begin(), back.end(), r), back.end())
+                        << pattern_name(p) << " n=" << n << " " << r << "->" << q;
+                }
+}
+
+TEST(DeviceSelection, MapParsing) {
+    const auto m = parse_device_map("0:0:1, 1:2:3,");
+    ASSERT_EQ(m.size(), 2u);
+    EXPECT_EQ(m[1].rank, 1);
+    EXPECT_EQ(m[1].device, 2u);
+    EXPECT_EQ(m[1].vfid, 3);
+    EXPECT_THROW((void)parse_device_map("0:0"), coyote::Error);
+    EXPECT_THROW((void)parse_device_map("0:0:1:2"), coyote::Error);
+    EXPECT_THROW((void)parse_device_map("0:x:1"), coyote::Error);
+    EXPECT_THROW((void)parse_device_map("0:0:16"), coyote::Error);
+    EXPECT_THROW((void)parse_device_map("0:0:0,0:1:0"), coyote::Error);
+}
+
+TEST(DeviceSelection, Defaults) {
+    EXPECT_EQ(default_assignment("sim", 3, 0).device, 3u);
+    EXPECT_EQ(default_assignment("sim", 3, 0).vfid, 0);
+    EXPECT_EQ(default_assignment("hw", 3, 4).device, 0u);
+    EXPECT_EQ(default_assignment("hw", 3, 4).vfid, 3);
+    EXPECT_EQ(default_assignment("hw", 3, 1).vfid, 0);
+    Communicator comm;
+    const auto a = select_device(comm);  // COYOTE_BACKEND=sim in the test environment
+    EXPECT_EQ(a.backend, "sim");
+    EXPECT_EQ(a.device, static_cast<uint32_t>(comm.local_rank()));
+    EXPECT_EQ(a.vfid, 0);
+    EXPECT_EQ(a.source, "default");
+}
+
+TEST(DeviceSelection, EnvironmentAndOptionsOverride) {
+    Communicator comm;
+    {
+        std::string map;
+        for (int r = 0; r < comm.size(); ++r) map += std::to_string(r) + ":" + std::to_string(10 + r) + ":1,";
+        ScopedEnv e("COYOTE_MPI_DEVICE_MAP", map.c_str());
+        const auto a = select_device(comm);
+        EXPECT_EQ(a.device, static_cast<uint32_t>(10 + comm.rank()));
+        EXPECT_EQ(a.vfid, 1);
+        EXPECT_EQ(a.source, "COYOTE_MPI_DEVICE_MAP");
+    }
+    {
+        ScopedEnv e("COYOTE_MPI_VFID", "2");
+        const auto a = select_device(comm);  // device stays the node-local rank
+        EXPECT_EQ(a.vfid, 2);
+        EXPECT_EQ(a.device, static_cast<uint32_t>(comm.local_rank()));
+    }
+    DeviceSelectOptions o;
+    o.device = static_cast<uint32_t>(20 + comm.rank());
+    const auto a = select_device(comm, o);
+    EXPECT_EQ(a.device, static_cast<uint32_t>(20 + comm.rank()));
+    EXPECT_EQ(a.source, "options");
+}
+
+TEST(DeviceSelection, CollisionNamesBothRanksOnEveryRank) {
+    Communicator comm;
+    // Ranks 0 and last share device 7, vFPGA 0; the others get distinct devices.
+    std::string map;
+    const int last = comm.size() - 1;
+    for (int r = 0; r < comm.size(); ++r) map += std::to_string(r) + ":" + (r == 0 || r == last ? "7" : std::to_string(r)) + ":0,";
+    DeviceSelectOptions o;
+    o.device_map = map;
+    try {
+        (void)select_device(comm, o);
+        FAIL() << "no collision reported for " << map;
+    } catch (const coyote::Error& e) {
+        const std::string w = e.what();
+        EXPECT_NE(w.find("ranks 0 and " + std::to_string(last)), std::string::npos) << w;
+        EXPECT_NE(w.find("device 7"), std::string::npos) << w;
+    }
+}
+
+TEST(DeviceSelection, MissingMapEntryIsAnError) {
+    Communicator comm;
+    DeviceSelectOptions o;
+    o.device_map = "0:0:0";
+    o.check_collisions = false;
+    o.check_exists = false;
+    if (comm.rank() == 0)
+        EXPECT_NO_THROW((void)select_device(comm, o));
+    else
+        EXPECT_THROW((void)select_device(comm, o), coyote::Error);
+}
+
+TEST(DeviceSelection, NonexistentHardwareDeviceIsNamed) {
+    Communicator comm;
+    ScopedEnv e("COYOTE_BACKEND", "hw");
+    DeviceSelectOptions o;
+    o.device = 42;
+    o.vfid = comm.rank() % 16;
+    try {
+        (void)select_device(comm, o);
+        FAIL() << "no error for a missing device file";
+    } catch (const coyote::Error& err) {
+        EXPECT_TRUE(has_code(err, coyote::Errc::no_device));
+        EXPECT_NE(std::string(err.what()).find("/dev/coyote_fpga_42_v0"), std::string::npos) << err.what();
+    }
+}
+
+TEST(MpiOob, ExchangeAcksAndConnSyncWithAPartner) {
+    Communicator comm;
+    const int me = comm.rank();
+    const int partner = me ^ 1;
+    if (partner < comm.size()) {
+        MpiOob oob(comm, partner);
+        EXPECT_EQ(oob.is_client(), me < partner);
+        std::vector<std::byte> mine(96, std::byte{static_cast<unsigned char>(me)});
+        const auto theirs = oob.exchange(mine);
+        ASSERT_EQ(theirs.size(), mine.size());
+        EXPECT_EQ(theirs[0], std::byte{static_cast<unsigned char>(partner)});
+        oob.sync();
+        if (oob.is_client()) {
+            oob.send_ack(77);
+            EXPECT_EQ(oob.read_ack(), 78u);
+        } else {
+            EXPECT_EQ(oob.read_ack(), 77u);
+            oob.send_ack(78);
+        }
+        conn_sync(comm, partner);
+        // Unequal lengths are a protocol error on the side that receives the longer message.
+        std::vector<std::byte> other(me < partner ? 10 : 12);
+        if (me < partner)
+            EXPECT_THROW((void)oob.exchange(other), coyote::Error);
+        else
+            EXPECT_THROW((void)oob.exchange(other), coyote::Error);
+    }
+    EXPECT_THROW(MpiOob(comm, me), coyote::Error);
+    EXPECT_THROW(MpiOob(comm, comm.size()), coyote::Error);
+    EXPECT_THROW(conn_sync(comm, -1), coyote::Error);
+    barrier(comm);
+}
