@@ -1,0 +1,561 @@
+#!/usr/bin/env bash
+# Runs the coyote-mpi Slurm batch scripts on a real, throw-away Slurm cluster on this machine.
+#
+#   run_slurm_test.sh --build-dir DIR --work-dir DIR CASE...
+#
+# Starts an isolated munged (own key and socket), slurmctld and two slurmd "nodes" (node1, node2, both
+# on localhost, each with its own port and spool directory) from Debian's slurm-wlm and munge packages,
+# with a configuration written under --work-dir and free ports chosen at start. Then submits the batch
+# scripts of slurm/ with `sbatch --wait` on the sim backend and checks exit codes, job output and the
+# per-job result folders. The daemons are stopped on every exit path (trap), by their pid files.
+# Installs nothing: when the daemons do not start, the test fails and prints their logs.
+#
+# Cases:
+#   smoke       no project binaries needed: launches a probe program through collective.sbatch with
+#               mpirun on 2 nodes (1 and 2 ranks per node) and srun --mpi=pmix on 1 node (2 ranks);
+#               failure paths: forced COYOTE_BACKEND=hw (node check stops the job naming the node),
+#               launcher "none" on 2 tasks and srun --mpi=none (launch check reports the singleton
+#               launch), a missing binary
+#   collective  the RDMA demo (build/mpi/examples/demo) via mpirun on 2 nodes and srun --mpi=pmix on
+#               1 node; the silent-singleton launch fails with the MPI layer's "singleton" error
+#   bench       bench.sbatch on 2 nodes (benchmark JSON per rank, validated with python3 -m json.tool);
+#               a job that hits its time limit leaves earlier results readable and says so in status
+#   tests       tests.sbatch (MPI test binaries of build/tests/mpi) on 2 nodes via mpirun
+#
+# Multi-node on one host: two slurmd "nodes" share the host, so srun --mpi=pmix is only used on one
+# node (PMIx temporary directories of the two slurmd collide); multi-node runs use mpirun inside the
+# allocation (Open MPI's Slurm launcher, which starts one orted per node through srun) with
+# "--mca btl self,tcp", because Open MPI's shared-memory transport would mix up ranks of the two fake
+# nodes that are really on one host.
+set -u -o pipefail
+
+SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SLURM_SCRIPTS=${SRC_DIR}/slurm
+BUILD_DIR=""
+WORK_DIR=""
+CASES=()
+JOB_TIMEOUT=${COYOTE_SLURM_TEST_JOB_TIMEOUT:-300}
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --build-dir) BUILD_DIR=$2; shift 2 ;;
+        --work-dir) WORK_DIR=$2; shift 2 ;;
+        -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
+        -*) echo "run_slurm_test: unknown option $1" >&2; exit 2 ;;
+        *) CASES+=("$1"); shift ;;
+    esac
+done
+[[ -n "${BUILD_DIR}" && -n "${WORK_DIR}" && ${#CASES[@]} -gt 0 ]] || {
+    echo "usage: run_slurm_test.sh --build-dir DIR --work-dir DIR CASE... (cases: smoke collective bench tests)" >&2
+    exit 2
+}
+BUILD_DIR=$(cd "${BUILD_DIR}" && pwd) || exit 2
+
+PASSED=0
+FAILED=0
+say() { printf '[%s] run_slurm_test: %s\n' "$(date +%H:%M:%S)" "$*"; }
+pass() { PASSED=$((PASSED + 1)); say "ok: $*"; }
+fail() { FAILED=$((FAILED + 1)); say "FAILED: $*"; }
+# fatal MSG: the cluster itself is broken; stop here (teardown runs from the EXIT trap).
+fatal() {
+    FAILED=$((FAILED + 1))
+    say "FATAL: $*"
+    exit 1
+}
+
+# Never let an outer Slurm job's variables leak into the throw-away cluster.
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(SLURM_|SBATCH_|SALLOC_|SRUN_)')
+unset COYOTE_BACKEND COYOTE_LAUNCHER COYOTE_RANKS_PER_NODE COYOTE_RESULTS_DIR COYOTE_SLURM_DIR
+
+# ---- prerequisites -------------------------------------------------------------------------------
+MUNGED=$(command -v munged || echo /usr/sbin/munged)
+SLURMCTLD=$(command -v slurmctld || echo /usr/sbin/slurmctld)
+SLURMD=$(command -v slurmd || echo /usr/sbin/slurmd)
+for b in "${MUNGED}" "${SLURMCTLD}" "${SLURMD}" sbatch srun squeue sinfo scontrol scancel mpirun; do
+    if ! command -v "$b" >/dev/null 2>&1; then
+        fatal "missing program $b (install the Debian packages slurm-wlm, munge and openmpi-bin: scripts/install_deps.sh)"
+    fi
+done
+[[ $(id -u) -eq 0 ]] || fatal "must run as root (the throw-away cluster runs SlurmUser=root)"
+PYTHON=/usr/bin/python3
+[[ -x "${PYTHON}" ]] || PYTHON=$(command -v python3 || true)
+
+# ---- layout of the throw-away cluster ------------------------------------------------------------
+rm -rf "${WORK_DIR}"
+mkdir -p "${WORK_DIR}" || fatal "cannot create ${WORK_DIR}"
+WORK_DIR=$(cd "${WORK_DIR}" && pwd)
+CONF_DIR=${WORK_DIR}/etc
+STATE_DIR=${WORK_DIR}/state
+SPOOL_DIR=${WORK_DIR}/spool
+LOG_DIR=${WORK_DIR}/log
+RUN_DIR=${WORK_DIR}/run
+JOBS_DIR=${WORK_DIR}/jobs
+RESULTS_DIR=${WORK_DIR}/results
+mkdir -p "${CONF_DIR}" "${STATE_DIR}" "${SPOOL_DIR}/node1" "${SPOOL_DIR}/node2" "${LOG_DIR}" "${RUN_DIR}" \
+    "${JOBS_DIR}" "${RESULTS_DIR}"
+chmod 755 "${WORK_DIR}" "${RUN_DIR}"
+# munged wants its key directory private and its socket directory reachable by everybody; Unix socket
+# paths are limited to 108 bytes, so a long build path moves the socket to a private /tmp directory.
+MUNGE_DIR=${WORK_DIR}/munge
+mkdir -p "${MUNGE_DIR}" && chmod 700 "${MUNGE_DIR}"
+MUNGE_SOCKET=${RUN_DIR}/munge.sock
+SOCKET_TMP=""
+if [[ ${#MUNGE_SOCKET} -gt 100 ]]; then
+    SOCKET_TMP=$(mktemp -d /tmp/coyote-munge.XXXXXX) || fatal "mktemp failed"
+    chmod 755 "${SOCKET_TMP}"
+    MUNGE_SOCKET=${SOCKET_TMP}/munge.sock
+fi
+
+# Free TCP ports: bound to port 0 by the kernel, released, then handed to the daemons.
+free_ports() {
+    if [[ -n "${PYTHON}" ]]; then
+        "${PYTHON}" - "$1" <<'PY'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+    else
+        local ports=() p
+        while [[ ${#ports[@]} -lt $1 ]]; do
+            p=$((20000 + RANDOM % 30000))
+            if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then ports+=("$p"); fi
+        done
+        echo "${ports[*]}"
+    fi
+}
+read -r CTLD_PORT NODE1_PORT NODE2_PORT < <(free_ports 3)
+[[ -n "${NODE2_PORT:-}" ]] || fatal "could not find free TCP ports"
+CLUSTER=cyt$$x$(date +%s | tail -c 6)
+CPUS=8  # per fake node; both share this machine's cores (SlurmdParameters=config_overrides)
+
+export SLURM_CONF=${CONF_DIR}/slurm.conf
+: >"${CONF_DIR}/plugstack.conf"
+cat >"${SLURM_CONF}" <<EOF
+# Throw-away test cluster written by tests/slurm/run_slurm_test.sh
+ClusterName=${CLUSTER}
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort=${CTLD_PORT}
+SlurmdPort=${NODE1_PORT}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=${MUNGE_SOCKET}
+StateSaveLocation=${STATE_DIR}
+SlurmdSpoolDir=${SPOOL_DIR}/%n
+SlurmctldPidFile=${RUN_DIR}/slurmctld.pid
+SlurmdPidFile=${RUN_DIR}/slurmd-%n.pid
+SlurmctldLogFile=${LOG_DIR}/slurmctld.log
+SlurmdLogFile=${LOG_DIR}/slurmd-%n.log
+SlurmctldDebug=info
+SlurmdDebug=info
+PlugStackConfig=${CONF_DIR}/plugstack.conf
+ProctrackType=proctrack/pgid
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+ReturnToService=2
+SlurmdParameters=config_overrides
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SchedulerType=sched/backfill
+KillWait=5
+OverTimeLimit=0
+MinJobAge=600
+InactiveLimit=0
+MessageTimeout=30
+SlurmctldTimeout=60
+SlurmdTimeout=120
+NodeName=node1 NodeHostname=localhost NodeAddr=127.0.0.1 Port=${NODE1_PORT} CPUs=${CPUS} RealMemory=1000 State=UNKNOWN
+NodeName=node2 NodeHostname=localhost NodeAddr=127.0.0.1 Port=${NODE2_PORT} CPUs=${CPUS} RealMemory=1000 State=UNKNOWN
+PartitionName=test Nodes=node[1-2] Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+EOF
+
+# ---- start and stop ------------------------------------------------------------------------------
+print_logs() {
+    local f
+    for f in "${LOG_DIR}"/*.log "${MUNGE_DIR}/munged.log"; do
+        [[ -f "$f" ]] || continue
+        echo "----- $f (last 60 lines) -----"
+        tail -n 60 "$f"
+    done
+}
+
+# stop_pidfile FILE NAME: SIGTERM to the pid in FILE, wait up to 30 s, then SIGKILL.
+stop_pidfile() {
+    local file=$1 name=$2 pid i
+    [[ -f "${file}" ]] || return 0
+    pid=$(cat "${file}" 2>/dev/null)
+    [[ "${pid}" =~ ^[0-9]+$ ]] || return 0
+    kill -0 "${pid}" 2>/dev/null || return 0
+    kill -TERM "${pid}" 2>/dev/null
+    for ((i = 0; i < 300; i++)); do
+        kill -0 "${pid}" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    say "${name} (pid ${pid}) ignored SIGTERM for 30 s, sending SIGKILL"
+    kill -KILL "${pid}" 2>/dev/null
+    sleep 0.5
+}
+
+TORN_DOWN=0
+teardown() {
+    local rc=$?
+    [[ ${TORN_DOWN} -eq 1 ]] && return
+    TORN_DOWN=1
+    if [[ -f "${RUN_DIR}/slurmctld.pid" ]]; then
+        # Cancel whatever still runs and give the steps time to end before the daemons go.
+        scancel --full "--clusters=${CLUSTER}" >/dev/null 2>&1 || scancel -u root >/dev/null 2>&1 || true
+        local i
+        for ((i = 0; i < 60; i++)); do
+            [[ -z "$(squeue -h -o %i 2>/dev/null)" ]] && break
+            sleep 0.5
+        done
+    fi
+    stop_pidfile "${RUN_DIR}/slurmd-node1.pid" "slurmd node1"
+    stop_pidfile "${RUN_DIR}/slurmd-node2.pid" "slurmd node2"
+    stop_pidfile "${RUN_DIR}/slurmctld.pid" slurmctld
+    stop_pidfile "${RUN_DIR}/munged.pid" munged
+    [[ -n "${SOCKET_TMP}" ]] && rm -rf "${SOCKET_TMP}"
+    if [[ ${FAILED} -gt 0 || ${rc} -ne 0 ]]; then
+        print_logs
+    fi
+    echo "${PASSED} passed, ${FAILED} failed"
+    if [[ ${FAILED} -gt 0 && ${rc} -eq 0 ]]; then
+        exit 1
+    fi
+}
+trap teardown EXIT
+trap 'say "interrupted"; exit 130' INT TERM
+
+say "work dir ${WORK_DIR}, cluster ${CLUSTER}, ports ctld ${CTLD_PORT} node1 ${NODE1_PORT} node2 ${NODE2_PORT}"
+
+dd if=/dev/urandom of="${MUNGE_DIR}/munge.key" bs=1024 count=1 status=none || fatal "cannot write the munge key"
+chmod 400 "${MUNGE_DIR}/munge.key"
+"${MUNGED}" "--socket=${MUNGE_SOCKET}" "--key-file=${MUNGE_DIR}/munge.key" "--log-file=${MUNGE_DIR}/munged.log" \
+    "--pid-file=${RUN_DIR}/munged.pid" "--seed-file=${MUNGE_DIR}/munged.seed" ||
+    fatal "munged did not start"
+munge -S "${MUNGE_SOCKET}" -n 2>/dev/null | unmunge -S "${MUNGE_SOCKET}" >/dev/null 2>&1 ||
+    fatal "munge credentials do not round-trip through ${MUNGE_SOCKET}"
+
+"${SLURMCTLD}" -i -f "${SLURM_CONF}" >"${LOG_DIR}/slurmctld.stdout" 2>&1 || fatal "slurmctld did not start"
+"${SLURMD}" -N node1 -f "${SLURM_CONF}" >"${LOG_DIR}/slurmd-node1.stdout" 2>&1 || fatal "slurmd node1 did not start"
+"${SLURMD}" -N node2 -f "${SLURM_CONF}" >"${LOG_DIR}/slurmd-node2.stdout" 2>&1 || fatal "slurmd node2 did not start"
+
+ready=0
+for ((i = 0; i < 120; i++)); do
+    states=$(sinfo -h -N -o '%N %T' 2>/dev/null | sort -u)
+    if [[ $(grep -c ' idle$' <<<"${states}") -eq 2 ]]; then
+        ready=1
+        break
+    fi
+    sleep 0.5
+done
+[[ ${ready} -eq 1 ]] || fatal "the two nodes did not become idle within 60 s (sinfo: $(tr '\n' ' ' <<<"${states:-none}"))"
+say "cluster up: $(tr '\n' ' ' <<<"${states}")"
+srun --mpi=list 2>&1 | tr '\n' ' ' | sed 's/^/srun --mpi=list: /'
+echo
+PMIX_OK=0
+srun --mpi=list 2>&1 | grep -qw pmix && PMIX_OK=1
+
+# ---- submitting ----------------------------------------------------------------------------------
+# submit_bg NAME SCRIPT [VAR=VALUE...] -- [SBATCH-OPTIONS...]: starts `sbatch --wait` in the background
+# from JOBS_DIR with the common COYOTE_* settings and VAR=VALUE in the environment (sbatch exports it
+# all). `collect NAME` waits for it and sets JOB_ID, JOB_RC, JOB_OUT. `submit` does both.
+declare -A BG_PIDS=()
+submit_bg() {
+    local name=$1 script=$2
+    shift 2
+    local envs=("${COMMON_ENV[@]}")
+    while [[ $# -gt 0 && "$1" != -- ]]; do envs+=("$1"); shift; done
+    [[ $# -gt 0 ]] && shift
+    say "submit ${name}: ${envs[*]:${#COMMON_ENV[@]}} sbatch $* ${script##*/}"
+    (
+        cd "${JOBS_DIR}" || exit 1
+        rc=0
+        env "${envs[@]}" timeout "${JOB_TIMEOUT}" sbatch --wait --parsable "--job-name=${name}" \
+            "--output=${JOBS_DIR}/${name}.out" "$@" "${script}" >"${JOBS_DIR}/${name}.sbatch" 2>&1 || rc=$?
+        echo "${rc}" >"${JOBS_DIR}/${name}.rc"
+    ) &
+    BG_PIDS[${name}]=$!
+}
+collect() {
+    local name=$1
+    wait "${BG_PIDS[${name}]}" 2>/dev/null
+    unset "BG_PIDS[${name}]"
+    JOB_OUT=${JOBS_DIR}/${name}.out
+    JOB_RC=$(cat "${JOBS_DIR}/${name}.rc" 2>/dev/null || echo 255)
+    JOB_ID=$(grep -Eo '^[0-9]+' "${JOBS_DIR}/${name}.sbatch" 2>/dev/null | head -n 1)
+    if [[ ${JOB_RC} -eq 124 ]]; then
+        fail "${name}: job ${JOB_ID} did not finish within ${JOB_TIMEOUT} s"
+        [[ -n "${JOB_ID}" ]] && scancel "${JOB_ID}" >/dev/null 2>&1
+    fi
+    say "${name}: job ${JOB_ID:-?} exit code ${JOB_RC}"
+    if [[ -z "${JOB_ID}" ]]; then
+        cat "${JOBS_DIR}/${name}.sbatch"
+    fi
+}
+submit() {
+    submit_bg "$@"
+    collect "$1"
+}
+job_dir() { echo "${RESULTS_DIR}/job-${JOB_ID}"; }
+show_output() {
+    echo "----- output of ${JOB_OUT} -----"
+    cat "${JOB_OUT}" 2>/dev/null
+    echo "----- end -----"
+}
+
+expect_ok() {
+    local what=$1
+    if [[ ${JOB_RC} -eq 0 && "$(cat "$(job_dir)/status" 2>/dev/null)" == ok ]]; then
+        pass "${what}"
+        return 0
+    fi
+    fail "${what}: exit code ${JOB_RC}, status '$(cat "$(job_dir)/status" 2>/dev/null)'"
+    show_output
+    return 1
+}
+expect_fail_with() {
+    local what=$1 pattern=$2
+    if [[ ${JOB_RC} -ne 0 && ${JOB_RC} -ne 124 ]] && grep -Eq -- "${pattern}" "${JOB_OUT}" 2>/dev/null; then
+        pass "${what}"
+        return 0
+    fi
+    fail "${what}: expected a non-zero exit code and /${pattern}/ in the job output; exit code ${JOB_RC}"
+    show_output
+    return 1
+}
+expect_output() {
+    local what=$1 pattern=$2 count=${3:-1} n
+    n=$(grep -Ec -- "${pattern}" "${JOB_OUT}" 2>/dev/null)
+    if [[ "${n}" -ge "${count}" ]]; then
+        pass "${what}"
+    else
+        fail "${what}: /${pattern}/ found ${n} times in ${JOB_OUT}, expected ${count}"
+        show_output
+    fi
+}
+expect_file() {
+    local what=$1 file=$2
+    if [[ -s "${file}" ]]; then pass "${what}"; else fail "${what}: ${file} missing or empty"; fi
+}
+validate_json() {
+    [[ -n "${PYTHON}" ]] || { echo "no python3"; return 1; }
+    "${PYTHON}" -m json.tool "$1" >/dev/null
+}
+
+MPIRUN_FAKE_NODES="--mca btl self,tcp"
+COMMON_ENV=(COYOTE_BACKEND=sim "COYOTE_BUILD_DIR=${BUILD_DIR}" "COYOTE_RESULTS_DIR=${RESULTS_DIR}"
+    COYOTE_POST_TIMEOUT_MS=60000 COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000)
+
+# ---- cases ---------------------------------------------------------------------------------------
+case_smoke() {
+    local probe=${SRC_DIR}/tests/slurm/env_probe.sh
+
+    # All smoke jobs are independent: submitted at once, they run side by side on the two nodes.
+    submit_bg smoke-mpirun-2x1 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_RESULTS_DIR=" "COYOTE_LAUNCHER=mpirun" "COYOTE_PROGRAM=${probe}" "COYOTE_TEST_MARKER=m2x1" -- -N 2 --ntasks-per-node=1 --time=5
+    submit_bg smoke-mpirun-2x2 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "COYOTE_PROGRAM=${probe}" "COYOTE_TEST_MARKER=m2x2" -- -N 2 --ntasks-per-node=2 --time=5
+    [[ ${PMIX_OK} -eq 1 ]] && submit_bg smoke-srun-1x2 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=srun" "COYOTE_PROGRAM=${probe}" "COYOTE_TEST_MARKER=s1x2" -- -N 1 --ntasks-per-node=2 --time=5
+    submit_bg smoke-node-check-hw "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_BACKEND=hw" "COYOTE_LAUNCHER=mpirun" "COYOTE_PROGRAM=${probe}" -- -N 2 --ntasks-per-node=1 --time=5
+    submit_bg smoke-launch-none "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=none" "COYOTE_PROGRAM=${probe}" -- -N 2 --ntasks-per-node=1 --time=5
+    submit_bg smoke-srun-mpi-none "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=srun" "COYOTE_SRUN_MPI=none" "COYOTE_PROGRAM=${probe}" -- -N 1 --ntasks-per-node=2 --time=5
+    submit_bg smoke-rpn-mismatch "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_RANKS_PER_NODE=2" "COYOTE_PROGRAM=${probe}" -- -N 2 --ntasks-per-node=1 --time=5
+    submit_bg smoke-missing-binary "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_PROGRAM=${WORK_DIR}/no_such_program" -- -N 1 --time=5
+
+    # 1. mpirun on 2 nodes, 1 rank each; result folder at the default place (submit dir/results).
+    collect smoke-mpirun-2x1
+    local dir=${JOBS_DIR}/results/job-${JOB_ID}
+    if [[ ${JOB_RC} -eq 0 && "$(cat "${dir}/status" 2>/dev/null)" == ok ]]; then
+        pass "smoke mpirun 2 nodes x 1 rank: job ok, results at \$SLURM_SUBMIT_DIR/results/job-<id>"
+    else
+        fail "smoke mpirun 2 nodes x 1 rank: exit code ${JOB_RC}, status '$(cat "${dir}/status" 2>/dev/null)'"
+        show_output
+    fi
+    expect_output "smoke mpirun 2x1: rank 0 on node1 got the COYOTE_* environment" '^ENVPROBE rank=0 size=2 node=node1 marker=m2x1'
+    expect_output "smoke mpirun 2x1: rank 1 on node2 got the COYOTE_* environment" '^ENVPROBE rank=1 size=2 node=node2 marker=m2x1'
+    expect_output "smoke mpirun 2x1: node check ran on node1" '^node_check\[node1\]: PASS'
+    expect_output "smoke mpirun 2x1: node check ran on node2" '^node_check\[node2\]: PASS'
+    expect_file "smoke mpirun 2x1: per-rank log of rank 1" "${dir}/logs/env_probe.sh.rank1.node2.log"
+    expect_file "smoke mpirun 2x1: job.env" "${dir}/job.env"
+
+    # 2. mpirun on 2 nodes, 2 ranks each (ranks per node taken from --ntasks-per-node).
+    collect smoke-mpirun-2x2
+    expect_ok "smoke mpirun 2 nodes x 2 ranks"
+    expect_output "smoke mpirun 2x2: 2 ranks on node1" '^ENVPROBE rank=[0-3] size=4 node=node1 marker=m2x2' 2
+    expect_output "smoke mpirun 2x2: 2 ranks on node2" '^ENVPROBE rank=[0-3] size=4 node=node2 marker=m2x2' 2
+
+    # 3. srun --mpi=pmix on 1 node, 2 ranks.
+    if [[ ${PMIX_OK} -eq 1 ]]; then
+        collect smoke-srun-1x2
+        expect_ok "smoke srun --mpi=pmix 1 node x 2 ranks"
+        expect_output "smoke srun 1x2: both ranks see PMIx and the environment" '^ENVPROBE rank=[01] size=2 node=node1 marker=s1x2' 2
+    else
+        fail "srun has no pmix plug-in (srun --mpi=list), srun --mpi=pmix cannot be tested"
+    fi
+
+    # 4. forced hw backend on nodes without a device: the node check stops the job, naming the node.
+    collect smoke-node-check-hw
+    expect_fail_with "node check failure stops the job" 'node check failed, job stopped before launch'
+    expect_output "node check failure names node1 and the problem" '^node_check\[node1\]: FAIL: backend hw but no device file'
+    expect_output "node check failure names node2 and the problem" '^node_check\[node2\]: FAIL: backend hw but no device file'
+    if grep -q '^ENVPROBE' "${JOB_OUT}"; then
+        fail "node check failure: the program ran although the node check failed"
+    else
+        pass "node check failure: the program never started"
+    fi
+    if grep -q '^failed: node check failed' "$(job_dir)/status" 2>/dev/null; then
+        pass "node check failure recorded in the status file"
+    else
+        fail "node check failure: status file says '$(cat "$(job_dir)/status" 2>/dev/null)'"
+    fi
+
+    # 5. launcher "none" with 2 tasks: the launch check reports the singleton launch.
+    collect smoke-launch-none
+    expect_fail_with "launch check: one process in a 2-task job is reported as a singleton launch" \
+        'COYOTE_LAUNCHER=none starts 1 process but SLURM_NTASKS=2.*MPI singleton'
+
+    # 6. srun without an MPI plug-in: the probe sees no rank from the launcher.
+    collect smoke-srun-mpi-none
+    expect_fail_with "launch check: srun --mpi=none is reported as a singleton launch" \
+        'sees no MPI rank/size from srun.*MPI singleton'
+
+    # 7. ranks per node larger than the allocation.
+    collect smoke-rpn-mismatch
+    expect_fail_with "launch check: COYOTE_RANKS_PER_NODE above the allocation is refused" \
+        'would start 4 ranks .* but the allocation has SLURM_NTASKS=2'
+
+    # 8. a missing program.
+    collect smoke-missing-binary
+    expect_fail_with "a missing program is reported as missing binary" "missing binary ${WORK_DIR}/no_such_program"
+}
+
+case_collective() {
+    local demo=${BUILD_DIR}/mpi/examples/demo
+    [[ -x "${demo}" ]] || { fail "missing binary ${demo}"; return; }
+
+    submit collective-mpirun-2x1 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" -- -N 2 --ntasks-per-node=1 --time=5
+    expect_ok "RDMA demo via mpirun on 2 nodes (data verified by the demo)"
+    expect_file "RDMA demo: rank 0 log" "$(job_dir)/logs/demo.rank0.node1.log"
+    expect_file "RDMA demo: rank 1 log" "$(job_dir)/logs/demo.rank1.node2.log"
+
+    if [[ ${PMIX_OK} -eq 1 ]]; then
+        submit collective-srun-1x2 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=srun" -- -N 1 --ntasks-per-node=2 --time=5
+        expect_ok "RDMA demo via srun --mpi=pmix on 1 node x 2 ranks"
+    else
+        fail "srun has no pmix plug-in (srun --mpi=list), srun --mpi=pmix cannot be tested"
+    fi
+
+    # The silent-singleton launch, past the launch check: the MPI layer itself must refuse it.
+    submit collective-singleton "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=none" "COYOTE_SKIP_LAUNCH_CHECK=1" -- -N 2 --ntasks-per-node=1 --time=5
+    expect_fail_with "singleton launch ends non-zero with the MPI layer's singleton error" '[Ss]ingleton'
+}
+
+case_bench() {
+    local benches=()
+    while IFS= read -r b; do benches+=("$b"); done < <(
+        find "${BUILD_DIR}/benchmarks" -maxdepth 1 -type f -name '*_bench' -perm -u+x 2>/dev/null | sort)
+    [[ ${#benches[@]} -gt 0 ]] || { fail "missing binary: no *_bench in ${BUILD_DIR}/benchmarks"; return; }
+    local first
+    first=$(basename "${benches[0]}")
+    local quick="--benchmark_min_time=0.01"
+
+    # A job that runs into its 1-minute time limit, started first so that it runs next to the others.
+    say "submit bench-timeout (time limit 1 minute, suite repeated until then)"
+    local timeout_id
+    timeout_id=$(cd "${JOBS_DIR}" && env "${COMMON_ENV[@]}" COYOTE_LAUNCHER=mpirun "COYOTE_BENCHES=${first}" \
+        COYOTE_BENCH_REPEAT=100000 "COYOTE_BENCH_ARGS=${quick}" \
+        sbatch --parsable --job-name=bench-timeout "--output=${JOBS_DIR}/bench-timeout.out" -N 1 --ntasks-per-node=1 \
+        --time=1 "${SLURM_SCRIPTS}/bench.sbatch" 2>&1 | grep -Eo '^[0-9]+' | head -n 1)
+    [[ -n "${timeout_id}" ]] || fail "bench-timeout: sbatch did not return a job id"
+
+    submit bench-mpirun-2x1 "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "COYOTE_BENCH_ARGS=${quick}" -- -N 2 --ntasks-per-node=1 --time=10
+    expect_ok "bench.sbatch via mpirun on 2 nodes"
+    local b r json
+    for b in "${benches[@]}"; do
+        for r in 0 1; do
+            json="$(job_dir)/bench/$(basename "$b").rank${r}.json"
+            if [[ -s "${json}" ]] && validate_json "${json}"; then
+                pass "bench: ${json##*/} is valid JSON"
+            else
+                fail "bench: ${json} missing or not valid JSON"
+            fi
+        done
+    done
+    if [[ -n "${PYTHON}" ]] && "${PYTHON}" "${SLURM_SCRIPTS}/results.py" "$(job_dir)" >"${JOBS_DIR}/bench-summary.txt" 2>&1; then
+        pass "bench: slurm/results.py summarises the job folder"
+    else
+        fail "bench: slurm/results.py failed on $(job_dir): $(cat "${JOBS_DIR}/bench-summary.txt" 2>/dev/null)"
+    fi
+
+    if [[ ${PMIX_OK} -eq 1 ]]; then
+        submit bench-srun-1x1 "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=srun" "COYOTE_BENCHES=${first}" "COYOTE_BENCH_ARGS=${quick}" -- -N 1 --ntasks-per-node=1 --time=10
+        expect_ok "bench.sbatch via srun --mpi=pmix on 1 node"
+        json="$(job_dir)/bench/${first}.rank0.json"
+        if [[ -s "${json}" ]] && validate_json "${json}"; then pass "bench srun: valid JSON"; else fail "bench srun: ${json} missing or invalid"; fi
+    fi
+
+    # Wait for the time-limit job (1 minute limit, checked by slurmctld about every 30 s, KillWait 5 s).
+    if [[ -n "${timeout_id}" ]]; then
+        local i state=""
+        for ((i = 0; i < 360; i++)); do
+            state=$(scontrol show job "${timeout_id}" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+            [[ -z "$(squeue -h -j "${timeout_id}" -o %i 2>/dev/null)" ]] && break
+            sleep 1
+        done
+        local dir=${RESULTS_DIR}/job-${timeout_id}
+        JOB_OUT=${JOBS_DIR}/bench-timeout.out
+        if [[ "${state}" == TIMEOUT ]]; then
+            pass "bench-timeout: job ${timeout_id} ended by its time limit (state ${state})"
+        else
+            fail "bench-timeout: job ${timeout_id} state '${state}', expected TIMEOUT"
+            show_output
+        fi
+        json=${dir}/bench/round-1/${first}.rank0.json
+        if [[ -s "${json}" ]] && validate_json "${json}"; then
+            pass "bench-timeout: results of round 1 are readable after the time limit"
+        else
+            fail "bench-timeout: ${json} missing or invalid"
+        fi
+        if grep -q '^terminated: SIGTERM' "${dir}/status" 2>/dev/null; then
+            pass "bench-timeout: status file says the job was terminated ($(cat "${dir}/status"))"
+        else
+            fail "bench-timeout: status file says '$(cat "${dir}/status" 2>/dev/null)'"
+        fi
+        if [[ $(grep -c $'\t0\t' "${dir}/steps.tsv" 2>/dev/null) -ge 1 ]]; then
+            pass "bench-timeout: steps.tsv lists the steps finished before the limit"
+        else
+            fail "bench-timeout: steps.tsv has no finished step"
+        fi
+    fi
+}
+
+case_tests() {
+    local tests=()
+    while IFS= read -r t; do tests+=("$t"); done < <(
+        find "${BUILD_DIR}/tests/mpi" -maxdepth 1 -type f -name '*_test' -perm -u+x 2>/dev/null | sort)
+    [[ ${#tests[@]} -gt 0 ]] || { fail "missing binary: no *_test in ${BUILD_DIR}/tests/mpi"; return; }
+    submit tests-mpirun-2x1 "${SLURM_SCRIPTS}/tests.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" -- -N 2 --ntasks-per-node=1 --time=10
+    expect_ok "tests.sbatch (MPI test binaries) via mpirun on 2 nodes"
+    local t r
+    for t in "${tests[@]}"; do
+        for r in 0 1; do
+            expect_file "tests: GoogleTest report of $(basename "$t") rank ${r}" \
+                "$(job_dir)/tests/$(basename "$t").rank${r}.xml"
+        done
+    done
+}
+
+for c in "${CASES[@]}"; do
+    case "$c" in
+        smoke | collective | bench | tests) say "=== case ${c} ==="; "case_${c}" ;;
+        *) fail "unknown case ${c}" ;;
+    esac
+done
+[[ ${FAILED} -eq 0 ]]
