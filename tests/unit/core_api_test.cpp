@@ -1,0 +1,248 @@
+// Source compatibility of the public headers, the error type and backend selection.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/interprocess/sync/named_mutex.hpp>
+#include <coyote/cDefs.hpp>
+#include <coyote/cOps.hpp>
+#include <coyote/cThread.hpp>
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+#include "backend/device.hpp"
+#include "backend/registers.hpp"
+
+namespace {
+
+struct EnvGuard {
+    std::string name;
+    std::string old;
+    bool had;
+    EnvGuard(const char* n, const char* v) : name(n) {
+        const char* o = std::getenv(n);
+        had = o != nullptr;
+        if (had) old = o;
+        if (v != nullptr)
+            ::setenv(n, v, 1);
+        else
+            ::unsetenv(n);
+    }
+    ~EnvGuard() {
+        if (had)
+            ::setenv(name.c_str(), old.c_str(), 1);
+        else
+            ::unsetenv(name.c_str());
+    }
+};
+
+TEST(CoreApi, DesignatedInitializersInDeclarationOrder) {
+    int buf[4] = {};
+    coyote::localSg sg = {.addr = buf, .len = 16, .stream = coyote::STRM_CARD};
+    EXPECT_EQ(sg.addr, buf);
+    EXPECT_EQ(sg.len, 16u);
+    EXPECT_EQ(sg.stream, coyote::STRM_CARD);
+    EXPECT_EQ(sg.dest, 0u);
+
+    coyote::localSg def;
+    EXPECT_EQ(def.stream, coyote::STRM_HOST);
+
+    coyote::rdmaSg r = {.local_offs = 8, .remote_offs = 16, .len = 64};
+    EXPECT_EQ(r.local_stream, coyote::STRM_HOST);
+    EXPECT_EQ(r.local_dest, 0u);
+    EXPECT_EQ(r.remote_dest, 0u);
+    EXPECT_EQ(r.remote_offs, 16u);
+
+    coyote::CoyoteAlloc a = {.alloc = coyote::CoyoteAllocType::HPF, .size = 4096};
+    EXPECT_FALSE(a.remote);
+    EXPECT_EQ(a.gpu_dev_id, 3u);
+    EXPECT_EQ(a.gpu_dmabuf_fd, 0);
+    EXPECT_EQ(a.mem, nullptr);
+    coyote::CoyoteAlloc b = {coyote::CoyoteAllocType::THP, 1024, true};
+    EXPECT_TRUE(b.remote);
+
+    coyote::syncSg s = {.addr = buf, .len = 16};
+    EXPECT_EQ(s.len, 16u);
+    coyote::tcpSg t;
+    EXPECT_EQ(t.stream, coyote::STRM_TCP);
+}
+
+TEST(CoreApi, EnumValuesAndConstants) {
+    using coyote::CoyoteOper;
+    EXPECT_EQ(static_cast<int>(CoyoteOper::NOOP), 0);
+    EXPECT_EQ(static_cast<int>(CoyoteOper::LOCAL_SYNC), 5);
+    EXPECT_EQ(static_cast<int>(CoyoteOper::REMOTE_RDMA_READ), 6);
+    EXPECT_EQ(static_cast<int>(CoyoteOper::REMOTE_TCP_SEND), 9);
+    EXPECT_EQ(static_cast<int>(coyote::CoyoteAllocType::GPU), 4);
+    EXPECT_EQ(coyote::DEF_PORT, 18488u);
+    EXPECT_EQ(coyote::MAX_TRANSFER_SIZE, 128ul * 1024 * 1024);
+    EXPECT_EQ(coyote::PAGE_SIZE, 4096ull);
+    EXPECT_EQ(coyote::HUGE_PAGE_SIZE, 2ull * 1024 * 1024);
+    EXPECT_EQ(coyote::N_CTID_MAX, 64);
+    EXPECT_EQ(coyote::CMD_FIFO_DEPTH - coyote::CMD_FIFO_THR, 22);
+    EXPECT_EQ(coyote::WBACK_REGION_SIZE, 4u * 64u * 4u);
+    EXPECT_EQ(static_cast<uint32_t>(coyote::CnfgLegRegs::RDMA_CONN_REG_2), 46u);
+    EXPECT_EQ(static_cast<uint32_t>(coyote::CnfgAvxRegs::RDMA_CONN_REG), 11u);
+    EXPECT_EQ(IOCTL_REGISTER_CTID, 0x40084601ul);
+    EXPECT_EQ(IOCTL_READ_SHELL_CONFIG, 0x8008460Ful);
+    EXPECT_EQ(IOCTL_RECONFIGURE_APP, 0x40085003ul);
+}
+
+TEST(CoreApi, Predicates) {
+    using coyote::CoyoteOper;
+    EXPECT_TRUE(coyote::isLocalRead(CoyoteOper::LOCAL_TRANSFER));
+    EXPECT_TRUE(coyote::isLocalWrite(CoyoteOper::LOCAL_TRANSFER));
+    EXPECT_FALSE(coyote::isLocalWrite(CoyoteOper::LOCAL_READ));
+    EXPECT_TRUE(coyote::isLocalSync(CoyoteOper::LOCAL_OFFLOAD));
+    EXPECT_TRUE(coyote::isRemoteRdma(CoyoteOper::REMOTE_RDMA_SEND));
+    EXPECT_FALSE(coyote::isRemoteRdma(CoyoteOper::REMOTE_TCP_SEND));
+    EXPECT_TRUE(coyote::isRemoteSend(CoyoteOper::REMOTE_TCP_SEND));
+    EXPECT_TRUE(coyote::isRemoteWriteOrSend(CoyoteOper::REMOTE_RDMA_WRITE));
+    EXPECT_FALSE(coyote::isRemoteWriteOrSend(CoyoteOper::REMOTE_RDMA_READ));
+    EXPECT_TRUE(coyote::isRemoteTcp(CoyoteOper::REMOTE_TCP_SEND));
+    EXPECT_TRUE(coyote::isRemoteRead(CoyoteOper::REMOTE_RDMA_READ));
+    EXPECT_TRUE(coyote::isRemoteWrite(CoyoteOper::REMOTE_RDMA_WRITE));
+}
+
+TEST(CoreApi, IbvQLayoutAndGid) {
+    EXPECT_EQ(sizeof(coyote::ibvQ), 64u);
+    EXPECT_EQ(offsetof(coyote::ibvQ, vaddr), 16u);
+    EXPECT_EQ(offsetof(coyote::ibvQ, size), 24u);
+    EXPECT_EQ(offsetof(coyote::ibvQ, gid), 28u);
+    coyote::ibvQ q{};
+    coyote::detail::fill_gid(q, 0x0A000102u);
+    EXPECT_STREQ(q.gid, "0a0001020a0001020a0001020a000102");
+    EXPECT_EQ(q.gidToUint(0), 0x0201000Au); // byte-swapped to network order
+    EXPECT_EQ(q.gidToUint(24), 0x0201000Au);
+    q.uintToGid(8, 0xC0A80001u);
+    EXPECT_EQ(std::string(q.gid + 8, 8), "c0a80001");
+}
+
+TEST(CoreApi, ShellWordParsing) {
+    coyote::fpgaCnfg c;
+    c.parseCnfg((1ull << 0) | (1ull << 3) | (1ull << 16) | (4ull << 32) | (2ull << 48));
+    EXPECT_TRUE(c.en_avx);
+    EXPECT_FALSE(c.en_wb);
+    EXPECT_TRUE(c.en_mem);
+    EXPECT_TRUE(c.en_rdma);
+    EXPECT_FALSE(c.en_tcp);
+    EXPECT_TRUE(c.en_net);
+    EXPECT_EQ(c.n_xdma_chan, 4);
+    EXPECT_EQ(c.n_fpga_reg, 2);
+    c.parseCtrlReg((0x3ull << 4) | (12ull << 20) | (21ull << 26));
+    EXPECT_EQ(c.ctrl_reg.tlb_s_order, 3u);
+    EXPECT_EQ(c.ctrl_reg.pg_s_bits, 12u);
+    EXPECT_EQ(c.ctrl_reg.pg_l_bits, 21u);
+}
+
+TEST(CoreApi, CommandWordCodec) {
+    coyote::detail::CtrlWord w{.opcode = 1, .stream = 1, .ctid = 5, .dest = 3, .last = true, .start = true,
+                               .clr_stat = false, .len = 4096};
+    const uint64_t enc = w.encode();
+    EXPECT_EQ(enc, (1ull) | (1ull << 8) | (5ull << 10) | (3ull << 16) | (1ull << 20) | (1ull << 21) |
+                       (4096ull << 32));
+    const auto d = coyote::detail::CtrlWord::decode(enc);
+    EXPECT_EQ(d.ctid, 5u);
+    EXPECT_EQ(d.dest, 3u);
+    EXPECT_EQ(d.len, 4096u);
+    EXPECT_TRUE(d.last);
+    EXPECT_FALSE(d.clr_stat);
+    EXPECT_EQ(coyote::detail::make_qpn(2, 7), (2u << 6) | 7u);
+}
+
+TEST(CoreApi, ErrorCarriesCallContextAndCode) {
+    try {
+        coyote::throw_error(coyote::Errc::invalid_argument, "getMem", "allocation size is 0");
+        FAIL() << "no throw";
+    } catch (const coyote::Error& e) {
+        EXPECT_EQ(e.call(), "getMem");
+        EXPECT_EQ(e.context(), "allocation size is 0");
+        EXPECT_EQ(e.code(), coyote::Errc::invalid_argument);
+        EXPECT_NE(std::string(e.what()).find("getMem: allocation size is 0"), std::string::npos);
+    }
+    errno = ENOENT;
+    try {
+        coyote::throw_errno("open", "/dev/x");
+    } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code().value(), ENOENT);
+    }
+}
+
+TEST(BackendSelection, EnvironmentOverrideAndDefault) {
+    {
+        EnvGuard g("COYOTE_BACKEND", nullptr);
+        // No /dev/coyote_fpga_* on this machine: sim is the default.
+        if (::access("/dev/coyote_fpga_0_v0", F_OK) != 0) {
+            EXPECT_EQ(coyote::detail::selected_backend(0, 0), "sim");
+        }
+    }
+    {
+        EnvGuard g("COYOTE_BACKEND", "hw");
+        EXPECT_EQ(coyote::detail::selected_backend(0, 0), "hw");
+    }
+    {
+        EnvGuard g("COYOTE_BACKEND", "fpga9000");
+        EXPECT_THROW(coyote::detail::selected_backend(0, 0), coyote::Error);
+    }
+}
+
+TEST(BackendSelection, HwWithoutDeviceFailsClearly) {
+    EnvGuard g("COYOTE_BACKEND", "hw");
+    if (::access("/dev/coyote_fpga_7_v0", F_OK) == 0) GTEST_SKIP() << "a real device 7 exists";
+    try {
+        coyote::cThread t(0, getpid(), 7);
+        FAIL() << "constructing a cThread on hw without a device must fail";
+    } catch (const coyote::Error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("no Coyote device found"), std::string::npos) << what;
+        EXPECT_NE(what.find("/dev/coyote_fpga_7_v0"), std::string::npos) << what;
+    }
+}
+
+TEST(CThreadLock, CrossProcessNamedMutex) {
+    EnvGuard g("COYOTE_BACKEND", "sim");
+    // Child and parent each open their own cThread on the same (device, vFPGA): the lock excludes across processes.
+    int to_child[2], to_parent[2];
+    ASSERT_EQ(::pipe(to_child), 0);
+    ASSERT_EQ(::pipe(to_parent), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        int rc = 1;
+        try {
+            coyote::cThread t(0, getpid(), 0);
+            char c = 0;
+            if (::read(to_child[0], &c, 1) != 1) ::_exit(2); // parent holds the lock now
+            boost::interprocess::named_mutex m(boost::interprocess::open_only, "coyote_vlock_d0_v0");
+            const bool got_while_held = m.try_lock();
+            if (got_while_held) m.unlock();
+            c = got_while_held ? 'B' : 'A';
+            if (::write(to_parent[1], &c, 1) != 1) ::_exit(3);
+            if (::read(to_child[0], &c, 1) != 1) ::_exit(4); // parent released
+            t.lock();
+            t.unlock();
+            rc = got_while_held ? 5 : 0;
+        } catch (...) {
+            rc = 6;
+        }
+        ::_exit(rc);
+    }
+    coyote::cThread t(0, getpid(), 0);
+    t.lock();
+    char c = 'x';
+    ASSERT_EQ(::write(to_child[1], &c, 1), 1);
+    ASSERT_EQ(::read(to_parent[0], &c, 1), 1);
+    EXPECT_EQ(c, 'A') << "the child acquired the vFPGA lock while the parent held it";
+    t.unlock();
+    ASSERT_EQ(::write(to_child[1], &c, 1), 1);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    for (int fd : {to_child[0], to_child[1], to_parent[0], to_parent[1]}) ::close(fd);
+}
+
+}  // namespace
