@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <vector>
@@ -134,33 +135,22 @@ std::size_t reclaim_stale_segments(const std::string& shm_dir) noexcept {
         const long ticks = ::sysconf(_SC_CLK_TCK);
         const uint64_t btime = boot_time();
         for (const auto& [pid, names] : by_pid) {
-            bool all_stale = false;
-            uint64_t started = 0;
-            if (::kill(pid, 0) != 0 && errno == ESRCH) {
-                all_stale = true;
-            } else {
-                started = process_start_time(pid);
-                if (started == 0) continue; // cannot tell: leave it alone
-                bool have_state = false;
-                for (const auto& n : names) {
-                    StateHead head{};
-                    if (n.size() > 6 && n.compare(n.size() - 6, 6, ".state") == 0 &&
-                        read_state_head(shm_dir + "/" + n, head) && head.owner_pid == pid) {
-                        have_state = true;
-                        if (head.owner_start_time != started) all_stale = true;
-                    }
-                }
-                if (!all_stale && have_state) continue;
-            }
+            const bool dead = ::kill(pid, 0) != 0 && errno == ESRCH;
+            const uint64_t started = dead ? 0 : process_start_time(pid);
+            if (!dead && started == 0) continue; // cannot tell: leave it alone
+            const uint64_t owner_since = (btime != 0 && ticks > 0) ? btime + started / static_cast<uint64_t>(ticks) : 0;
             for (const auto& n : names) {
                 const std::string path = shm_dir + "/" + n;
-                bool stale = all_stale;
-                if (!stale && btime != 0 && ticks > 0) {
-                    // No state segment to ask: a segment older than its owner is a leftover.
+                bool stale = dead;
+                StateHead head{};
+                if (stale) {
+                } else if (n.size() > 6 && n.compare(n.size() - 6, 6, ".state") == 0 && read_state_head(path, head) &&
+                           head.owner_pid == pid) {
+                    stale = head.owner_start_time != started; // the pid now belongs to another process
+                } else if (owner_since != 0) {
+                    // No header to ask: a segment older than the process holding its pid is a leftover.
                     struct stat st {};
-                    const uint64_t owner_since = btime + started / static_cast<uint64_t>(ticks);
-                    if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_ctime) + 1 < owner_since)
-                        stale = true;
+                    stale = ::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_ctime) + 1 < owner_since;
                 }
                 if (stale && ::unlink(path.c_str()) == 0) ++removed;
             }

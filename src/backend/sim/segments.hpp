@@ -27,9 +27,10 @@ uint64_t process_start_time(pid_t pid) noexcept;
 bool process_alive(pid_t pid, uint64_t start_time) noexcept;
 
 /// Removes the stale segments of this user in `shm_dir` (default /dev/shm): names
-/// "coyote-sim.<uid>.<pid>.*" whose process is dead, or whose pid now belongs to a process started
-/// after the segment was created (the owner_start_time of the state segment, else the segment's
-/// change time, tells). Segments of live owners are never touched. Returns how many were removed.
+/// "coyote-sim.<uid>.<pid>.*" whose process is dead, or whose pid now belongs to another process
+/// (a state segment's owner_start_time differs from the pid's start time; any other segment is older
+/// than the process holding the pid). Names without a numeric pid are ignored; segments of live
+/// owners are never touched. Returns how many were removed.
 std::size_t reclaim_stale_segments(const std::string& shm_dir = "/dev/shm") noexcept;
 
 }  // namespace coyote::detail::sim

@@ -11,6 +11,7 @@
 #include <iomanip>
 #include <iostream>
 #include <new>
+#include <set>
 #include <sstream>
 
 #include "backend/registers.hpp"
@@ -95,6 +96,18 @@ Mapping map_shm_aligned(const std::string& name, uint64_t size, uint64_t align) 
 }
 
 std::once_flag g_reclaim_once;
+
+/// The (device, vfid) pairs with a SimDevice alive in this process. A device being destroyed still
+/// owns its shm names until its destructor ends; open() waits for that instead of colliding.
+struct LiveDevices {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::set<std::pair<uint32_t, int32_t>> live;
+};
+LiveDevices& live_devices() {
+    static auto* r = new LiveDevices(); // never destroyed: devices may outlive static destruction
+    return *r;
+}
 std::once_flag g_hugetlb_notice_once;
 
 }  // namespace
@@ -181,6 +194,14 @@ SimDevice::~SimDevice() {
         allocs_.clear();
     }
     model_.reset();
+    state_ = nullptr;
+    state_seg_ = ShmSegment{}; // unlinks the name before the pair is released
+    auto& reg = live_devices();
+    {
+        std::lock_guard lk(reg.mtx);
+        reg.live.erase({device_, vfid_});
+    }
+    reg.cv.notify_all();
 }
 
 std::string SimDevice::model_name() const {
@@ -220,6 +241,7 @@ int32_t SimDevice::register_ctid(pid_t hpid) {
         {
             std::lock_guard elk(err_mtx_);
             errors_[static_cast<size_t>(c)].reset();
+            st.has_error = false;
         }
         st.active.store(true, std::memory_order_release);
         return c;
@@ -804,6 +826,7 @@ void SimDevice::record_error(int32_t ctid, std::error_code code, const std::stri
         std::lock_guard lk(err_mtx_);
         auto& slot = errors_[static_cast<size_t>(ctid)];
         if (!slot) slot.emplace(code, msg); // keep the first one
+        ctids_[static_cast<size_t>(ctid)].has_error.store(true, std::memory_order_release);
     } catch (...) {
     }
 }
@@ -871,12 +894,15 @@ void SimDevice::clear_completed(int32_t ctid) {
 void SimDevice::raise_pending_error(int32_t ctid) {
     if (ctid < 0 || ctid >= N_CTID_MAX)
         throw_error(Errc::invalid_argument, "invoke", "ctid " + std::to_string(ctid) + " is out of range");
-    std::optional<std::pair<std::error_code, std::string>> err;
-    {
-        std::lock_guard lk(err_mtx_);
-        err.swap(errors_[static_cast<size_t>(ctid)]);
+    if (ctids_[static_cast<size_t>(ctid)].has_error.load(std::memory_order_acquire)) {
+        std::optional<std::pair<std::error_code, std::string>> err;
+        {
+            std::lock_guard lk(err_mtx_);
+            err.swap(errors_[static_cast<size_t>(ctid)]);
+            ctids_[static_cast<size_t>(ctid)].has_error.store(false, std::memory_order_release);
+        }
+        if (err) throw Error(err->first, "invoke", err->second);
     }
-    if (err) throw Error(err->first, "invoke", err->second);
     if (nic_) nic_->raise_pending_error(ctid);
 }
 
@@ -1011,7 +1037,26 @@ std::shared_ptr<Device> open(uint32_t device, int32_t vfid) {
         throw_error(Errc::no_device, "cThread",
                     "vFPGA " + std::to_string(vfid) + " does not exist on sim device " + std::to_string(device) +
                         " (the shell has n_fpga_reg=" + std::to_string(cfg.n_fpga_reg) + ")");
-    return std::make_shared<SimDevice>(device, vfid, cfg);
+    auto& reg = live_devices();
+    {
+        std::unique_lock lk(reg.mtx);
+        const auto key = std::make_pair(device, vfid);
+        if (!reg.cv.wait_for(lk, std::chrono::seconds(10), [&] { return reg.live.count(key) == 0; }))
+            throw_error(Errc::resource_exhausted, "cThread",
+                        "vFPGA " + std::to_string(vfid) + " of sim device " + std::to_string(device) +
+                            " is still open in this process (its previous handle did not close within 10 s)");
+        reg.live.insert(key);
+    }
+    try {
+        return std::make_shared<SimDevice>(device, vfid, cfg);
+    } catch (...) {
+        {
+            std::lock_guard lk(reg.mtx);
+            reg.live.erase({device, vfid});
+        }
+        reg.cv.notify_all();
+        throw;
+    }
 }
 
 }  // namespace coyote::detail::sim

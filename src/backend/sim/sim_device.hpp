@@ -135,6 +135,7 @@ private:
         std::atomic<uint64_t> page_faults{0};
         std::atomic<uint64_t> interrupts{0};
         std::atomic<uint64_t> interrupts_dropped{0};
+        std::atomic<bool> has_error{false}; ///< an asynchronous error waits in errors_
         pid_t hpid = 0;
     };
 

@@ -1,0 +1,282 @@
+// Sim backend configuration: shell word and overrides, network identity, the shared state segment,
+// reclaiming the segments of crashed processes.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <coyote/cThread.hpp>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "backend/device.hpp"
+#include "backend/sim/identity.hpp"
+#include "backend/sim/segments.hpp"
+#include "backend/sim/shared_state.hpp"
+#include "backend/sim/shell_config.hpp"
+#include "detail/handles.hpp"
+
+using coyote::cThread;
+using coyote::Errc;
+namespace sim = coyote::detail::sim;
+
+namespace {
+
+struct EnvGuard {
+    std::string name, old;
+    bool had;
+    EnvGuard(const char* n, const char* v) : name(n) {
+        const char* o = std::getenv(n);
+        had = o != nullptr;
+        if (had) old = o;
+        if (v != nullptr)
+            ::setenv(n, v, 1);
+        else
+            ::unsetenv(n);
+    }
+    ~EnvGuard() {
+        if (had)
+            ::setenv(name.c_str(), old.c_str(), 1);
+        else
+            ::unsetenv(name.c_str());
+    }
+};
+
+template <typename Fn>
+std::pair<int, std::string> error_of(Fn&& fn) {
+    try {
+        fn();
+    } catch (const coyote::Error& e) {
+        return {e.code().value(), e.what()};
+    }
+    return {0, "no error"};
+}
+
+class SimConfig : public ::testing::Test {
+protected:
+    EnvGuard backend{"COYOTE_BACKEND", "sim"};
+    EnvGuard shell{"COYOTE_SIM_SHELL", nullptr};
+    EnvGuard config{"COYOTE_SIM_CONFIG", nullptr};
+    EnvGuard model{"COYOTE_SIM_MODEL", nullptr};
+};
+
+TEST_F(SimConfig, DefaultShellWord) {
+    cThread t(0, getpid(), 20);
+    const coyote::fpgaCnfg& c = t.getShellConfig();
+    EXPECT_TRUE(c.en_avx);
+    EXPECT_TRUE(c.en_wb);
+    EXPECT_TRUE(c.en_strm);
+    EXPECT_TRUE(c.en_mem);
+    EXPECT_TRUE(c.en_pr);
+    EXPECT_TRUE(c.en_rdma);
+    EXPECT_FALSE(c.en_tcp);
+    EXPECT_TRUE(c.en_net);
+    EXPECT_EQ(c.n_xdma_chan, 4);
+    EXPECT_EQ(c.n_fpga_reg, 1);
+    EXPECT_EQ(c.ctrl_reg.pg_s_bits, 12u);
+    EXPECT_EQ(c.ctrl_reg.pg_l_bits, 21u);
+    EXPECT_EQ(c.ctrl_reg.avx_flow, 1u);
+    EXPECT_EQ(c.ctrl_reg.wb_flow, 1u);
+    EXPECT_GT(c.ctrl_reg.tlb_s_order, 0u);
+    EXPECT_GT(c.ctrl_reg.n_s_assoc, 0u);
+}
+
+TEST_F(SimConfig, EnvOverridesAndVfidRange) {
+    EnvGuard s("COYOTE_SIM_SHELL", "avx=0,wb=0,tcp=1,n_xdma_chan=2,n_fpga_reg=3");
+    cThread t(2, getpid(), 21);
+    const coyote::fpgaCnfg& c = t.getShellConfig();
+    EXPECT_FALSE(c.en_avx);
+    EXPECT_FALSE(c.en_wb);
+    EXPECT_TRUE(c.en_tcp);
+    EXPECT_TRUE(c.en_mem);
+    EXPECT_EQ(c.n_xdma_chan, 2);
+    EXPECT_EQ(c.n_fpga_reg, 3);
+    EXPECT_EQ(c.ctrl_reg.avx_flow, 0u);
+    auto [code, what] = error_of([] { cThread u(3, getpid(), 21); });
+    EXPECT_EQ(code, static_cast<int>(Errc::no_device));
+    EXPECT_NE(what.find("vFPGA 3"), std::string::npos) << what;
+}
+
+TEST_F(SimConfig, ConfigFileThenEnv) {
+    char path[] = "/tmp/coyote_sim_cfg_XXXXXX";
+    const int fd = ::mkstemp(path);
+    ASSERT_GE(fd, 0);
+    const std::string text = "# a shell without RDMA\nrdma = 0\nmem=0  # no card memory\n\nn_fpga_reg=2\n";
+    ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+    ::close(fd);
+    {
+        EnvGuard f("COYOTE_SIM_CONFIG", path);
+        EnvGuard s("COYOTE_SIM_SHELL", "mem=1");
+        const sim::ShellConfig cfg = sim::load_shell_config();
+        EXPECT_FALSE(cfg.en_rdma);
+        EXPECT_TRUE(cfg.en_mem); // the environment wins over the file
+        EXPECT_EQ(cfg.n_fpga_reg, 2u);
+        EXPECT_EQ(cfg.shell_word() & (1ULL << 16), 0u);
+        EXPECT_EQ((cfg.shell_word() >> 48) & 0xff, 2u);
+    }
+    ::unlink(path);
+    EnvGuard f("COYOTE_SIM_CONFIG", "/nonexistent/coyote.cfg");
+    auto [code, what] = error_of([] { sim::load_shell_config(); });
+    EXPECT_NE(code, 0);
+    EXPECT_NE(what.find("/nonexistent/coyote.cfg"), std::string::npos) << what;
+}
+
+TEST_F(SimConfig, BadSettingsAreClearErrors) {
+    const auto inval = static_cast<int>(Errc::invalid_argument);
+    struct Case {
+        const char* settings;
+        const char* mention;
+    } cases[] = {
+        {"avx=2", "avx"},           {"bogus=1", "bogus"},         {"n_fpga_reg=0", "n_fpga_reg"},
+        {"n_fpga_reg=17", "17"},    {"n_xdma_chan=x", "n_xdma_chan"}, {"rdma", "rdma"},
+        {"card_capacity=1Q", "card_capacity"},
+    };
+    for (const auto& c : cases) {
+        EnvGuard s("COYOTE_SIM_SHELL", c.settings);
+        auto [code, what] = error_of([] { sim::load_shell_config(); });
+        EXPECT_EQ(code, inval) << c.settings;
+        EXPECT_NE(what.find(c.mention), std::string::npos) << c.settings << ": " << what;
+        EXPECT_NE(what.find("COYOTE_SIM_SHELL"), std::string::npos) << what;
+    }
+    // Through cThread as well.
+    EnvGuard s("COYOTE_SIM_SHELL", "wb=maybe");
+    EXPECT_EQ(error_of([] { cThread t(0, getpid(), 22); }).first, inval);
+}
+
+TEST_F(SimConfig, NetworkIdentity) {
+    {
+        const sim::NetIdentity d0 = sim::load_net_identity(0);
+        const sim::NetIdentity d1 = sim::load_net_identity(1);
+        EXPECT_EQ(d0.ip >> 24, 10u);
+        EXPECT_EQ(d0.ip & 0xff, 1u);
+        EXPECT_EQ(d1.ip & 0xff, 2u);
+        EXPECT_EQ(d0.ip >> 8, d1.ip >> 8);
+        EXPECT_NE(d0.ip, d1.ip);
+        EXPECT_EQ(d0.mac >> 40, 0x02u); // locally administered
+        EXPECT_EQ(d0.mac & 0xffffffffu, d0.ip);
+    }
+    {
+        EnvGuard ip("COYOTE_SIM_IP", "192.168.7.10");
+        EnvGuard ip3("COYOTE_SIM_IP_3", "172.16.0.9");
+        EnvGuard mac("COYOTE_SIM_MAC_3", "02:aa:bb:cc:dd:ee");
+        EXPECT_EQ(sim::ip_to_string(sim::load_net_identity(0).ip), "192.168.7.10");
+        EXPECT_EQ(sim::ip_to_string(sim::load_net_identity(2).ip), "192.168.7.12");
+        EXPECT_EQ(sim::ip_to_string(sim::load_net_identity(3).ip), "172.16.0.9");
+        EXPECT_EQ(sim::mac_to_string(sim::load_net_identity(3).mac), "02:aa:bb:cc:dd:ee");
+    }
+    {
+        EnvGuard ip("COYOTE_SIM_IP_0", "10.1.2");
+        auto [code, what] = error_of([] { sim::load_net_identity(0); });
+        EXPECT_EQ(code, static_cast<int>(Errc::invalid_argument));
+        EXPECT_NE(what.find("COYOTE_SIM_IP_0"), std::string::npos) << what;
+        EnvGuard mac("COYOTE_SIM_MAC_1", "02:zz:00:00:00:00");
+        EXPECT_EQ(error_of([] { sim::load_net_identity(1); }).first, static_cast<int>(Errc::invalid_argument));
+    }
+    // The device reports it and stores it in the shared state header.
+    EnvGuard ip("COYOTE_SIM_IP_23", "10.9.8.7");
+    cThread t(0, getpid(), 23);
+    auto dev = coyote::detail::open_device(23, 0);
+    EXPECT_EQ(dev->ip_address(), 0x0a090807u);
+    EXPECT_EQ(t.getQpair()->local.ip_addr, 0x0a090807u);
+    auto seg = coyote::detail::ShmSegment::open(sim::state_segment_name(23, 0));
+    const auto* st = static_cast<const sim::SharedState*>(seg.get());
+    EXPECT_EQ(st->magic, sim::k_state_magic);
+    EXPECT_EQ(st->ip_addr, 0x0a090807u);
+    EXPECT_EQ(st->mac_addr, dev->mac_address());
+}
+
+TEST_F(SimConfig, StateSegmentLifecycle) {
+    const std::string name = sim::state_segment_name(24, 0);
+    const std::string path = "/dev/shm" + name;
+    {
+        cThread t(0, getpid(), 24);
+        struct stat sb {};
+        ASSERT_EQ(::stat(path.c_str(), &sb), 0) << path;
+        EXPECT_EQ(sb.st_mode & 0777, 0600u);
+        auto seg = coyote::detail::ShmSegment::open(name);
+        const auto* st = static_cast<const sim::SharedState*>(seg.get());
+        EXPECT_EQ(st->owner_pid, getpid());
+        EXPECT_EQ(st->owner_start_time, sim::process_start_time(getpid()));
+        EXPECT_EQ(st->device, 24u);
+        EXPECT_EQ(st->vfid, 0);
+        EXPECT_GE(st->net_offset, sizeof(sim::SharedState));
+        EXPECT_GE(seg.size(), st->net_offset + st->net_size);
+        // Completions are counted in the segment.
+        auto* a = t.getMem({coyote::CoyoteAllocType::REG, 4096});
+        t.clearCompleted();
+        t.invoke(coyote::CoyoteOper::LOCAL_READ, coyote::localSg{.addr = a, .len = 64, .dest = 15});
+        EXPECT_EQ(st->wback[coyote::RD_WBACK * coyote::N_CTID_MAX + static_cast<uint32_t>(t.getCtid())].load(), 1u);
+    }
+    EXPECT_NE(::access(path.c_str(), F_OK), 0) << path << " survived the device";
+}
+
+std::string make_fake_segment(pid_t pid, const std::string& rest, uint64_t start_time) {
+    const std::string name = "coyote-sim." + std::to_string(getuid()) + "." + std::to_string(pid) + "." + rest;
+    const std::string path = "/dev/shm/" + name;
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) return {};
+    if (rest.size() > 6 && rest.compare(rest.size() - 6, 6, ".state") == 0) {
+        sim::SharedState st;
+        st.magic = sim::k_state_magic;
+        st.version = sim::k_state_version;
+        st.owner_pid = pid;
+        st.owner_start_time = start_time;
+        [[maybe_unused]] auto n = ::write(fd, &st, sizeof(st));
+    } else {
+        [[maybe_unused]] auto n = ::write(fd, "x", 1);
+    }
+    ::close(fd);
+    return path;
+}
+
+TEST_F(SimConfig, StaleSegmentsOfDeadProcessesAreReclaimed) {
+    // A pid that surely is dead: a child that exited and was reaped.
+    const pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    ASSERT_GT(child, 0);
+    ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+
+    const std::string dead_state = make_fake_segment(child, "d0v0.state", 12345);
+    const std::string dead_buf = make_fake_segment(child, "d0v0.buf0", 0);
+    // Our own pid, but an older incarnation (different start time): pid reuse.
+    const std::string reused = make_fake_segment(getpid(), "d9v9.state", sim::process_start_time(getpid()) + 1);
+    ASSERT_FALSE(dead_state.empty());
+    ASSERT_FALSE(dead_buf.empty());
+    ASSERT_FALSE(reused.empty());
+    // A live segment of a live process is left alone.
+    cThread t(0, getpid(), 25);
+    const std::string live = "/dev/shm" + sim::state_segment_name(25, 0);
+    ASSERT_EQ(::access(live.c_str(), F_OK), 0);
+    // Names that are not ours (no numeric pid) are ignored too.
+    const std::string other = "/dev/shm/coyote-sim." + std::to_string(getuid()) + ".lock.test";
+    {
+        const int fd = ::open(other.c_str(), O_RDWR | O_CREAT, 0600);
+        ASSERT_GE(fd, 0);
+        ::close(fd);
+    }
+
+    const std::size_t n = sim::reclaim_stale_segments();
+    EXPECT_GE(n, 2u);
+    EXPECT_NE(::access(dead_state.c_str(), F_OK), 0) << dead_state;
+    EXPECT_NE(::access(dead_buf.c_str(), F_OK), 0) << dead_buf;
+    EXPECT_EQ(::access(live.c_str(), F_OK), 0) << live;
+    EXPECT_EQ(::access(other.c_str(), F_OK), 0) << other;
+    ::unlink(other.c_str());
+    // The pid-reuse case removes our own stale-looking state segment; the live one of device 25 stays.
+    EXPECT_NE(::access(reused.c_str(), F_OK), 0) << reused;
+}
+
+TEST_F(SimConfig, ProcessLiveness) {
+    EXPECT_TRUE(sim::process_alive(getpid(), sim::process_start_time(getpid())));
+    EXPECT_TRUE(sim::process_alive(getpid(), 0));
+    EXPECT_FALSE(sim::process_alive(getpid(), sim::process_start_time(getpid()) + 7));
+    EXPECT_FALSE(sim::process_alive(0, 0));
+    EXPECT_GT(sim::process_start_time(getpid()), 0u);
+}
+
+}  // namespace

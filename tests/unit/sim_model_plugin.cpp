@@ -1,0 +1,35 @@
+// A user-logic model built as a shared object for the sim tests (loaded with COYOTE_SIM_MODEL=<path>).
+//   data:  every input byte XOR the low byte of CSR 0 goes to the same output dest;
+//   CSR 1: writing v raises a user interrupt with value v for the ctid held in CSR 2;
+//   CSR 3: writing v makes the model write 2 * v to CSR 4.
+#include <coyote/sim/user_logic.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace {
+
+class XorModel final : public coyote::sim::UserLogic {
+public:
+    const char* name() const noexcept override { return "xor_plugin"; }
+
+    void on_input(coyote::sim::Shell& shell, const coyote::sim::InputChunk& in) override {
+        const auto key = static_cast<std::byte>(shell.csr_read(0) & 0xff);
+        std::size_t done = 0;
+        while (done < in.data.size()) {
+            auto w = shell.reserve(in.dest, in.data.size() - done);
+            for (std::size_t i = 0; i < w.size(); ++i) w[i] = in.data[done + i] ^ key;
+            shell.commit(in.dest, w.size());
+            done += w.size();
+        }
+    }
+
+    void on_csr_write(coyote::sim::Shell& shell, uint32_t offs, uint64_t value) override {
+        if (offs == 1) shell.raise_interrupt(static_cast<int32_t>(shell.csr_read(2)), static_cast<int32_t>(value));
+        if (offs == 3) shell.csr_write(4, 2 * value);
+    }
+};
+
+}  // namespace
+
+COYOTE_SIM_EXPORT_MODEL(XorModel)

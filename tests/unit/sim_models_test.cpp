@@ -1,0 +1,200 @@
+// User-logic models of the sim backend: built-ins (passthrough, perf_local, vadd), a model loaded from a
+// shared object, selection errors, interrupts raised by a model.
+#include <unistd.h>
+
+#include <coyote/cThread.hpp>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/device.hpp"
+
+using coyote::CoyoteAllocType;
+using coyote::CoyoteOper;
+using coyote::cThread;
+using coyote::Errc;
+using coyote::localSg;
+
+namespace {
+
+struct EnvGuard {
+    std::string name, old;
+    bool had;
+    EnvGuard(const char* n, const char* v) : name(n) {
+        const char* o = std::getenv(n);
+        had = o != nullptr;
+        if (had) old = o;
+        if (v != nullptr)
+            ::setenv(n, v, 1);
+        else
+            ::unsetenv(n);
+    }
+    ~EnvGuard() {
+        if (had)
+            ::setenv(name.c_str(), old.c_str(), 1);
+        else
+            ::unsetenv(name.c_str());
+    }
+};
+
+template <typename Fn>
+std::pair<int, std::string> error_of(Fn&& fn) {
+    try {
+        fn();
+    } catch (const coyote::Error& e) {
+        return {e.code().value(), e.what()};
+    }
+    return {0, "no error"};
+}
+
+bool wait_completed(cThread& t, CoyoteOper op, uint32_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (t.checkCompleted(op) < n) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    return true;
+}
+
+class SimModels : public ::testing::Test {
+protected:
+    EnvGuard backend{"COYOTE_BACKEND", "sim"};
+    EnvGuard shell{"COYOTE_SIM_SHELL", nullptr};
+    EnvGuard config{"COYOTE_SIM_CONFIG", nullptr};
+};
+
+TEST_F(SimModels, PerfLocalAddsOneToEveryWord) {
+    EnvGuard m("COYOTE_SIM_MODEL", "perf_local");
+    cThread t(0, getpid(), 10);
+    const uint32_t n = 1024;
+    auto* in = static_cast<uint32_t*>(t.getMem({CoyoteAllocType::REG, n * 4}));
+    auto* out = static_cast<uint32_t*>(t.getMem({CoyoteAllocType::REG, n * 4}));
+    for (uint32_t i = 0; i < n; ++i) in[i] = i * 3 + 0xfffffff0u; // includes wrap-around
+    t.clearCompleted();
+    t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = in, .len = n * 4}, localSg{.addr = out, .len = n * 4});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 1));
+    for (uint32_t i = 0; i < n; ++i) ASSERT_EQ(out[i], in[i] + 1u) << i;
+
+    // Output words split across writes (a write ends inside a word); a command with a 2-byte tail.
+    std::memset(out, 0, n * 4);
+    auto* inb = reinterpret_cast<char*>(in);
+    auto* outb = reinterpret_cast<char*>(out);
+    t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = outb, .len = 6, .dest = 1});
+    t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = outb + 6, .len = 36, .dest = 1});
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = inb, .len = 12, .dest = 1});
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = inb + 12, .len = 30, .dest = 1});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 3));
+    for (uint32_t i = 0; i < 10; ++i) EXPECT_EQ(out[i], in[i] + 1u) << i;
+    EXPECT_EQ(std::memcmp(outb + 40, inb + 40, 2), 0); // trailing partial word passes unchanged
+}
+
+TEST_F(SimModels, VaddAddsTwoFloatStreams) {
+    EnvGuard m("COYOTE_SIM_MODEL", "vadd");
+    cThread t(0, getpid(), 11);
+    const uint32_t n = 4096;
+    auto* a = static_cast<float*>(t.getMem({CoyoteAllocType::HPF, n * 4}));
+    auto* b = static_cast<float*>(t.getMem({CoyoteAllocType::HPF, n * 4}));
+    auto* c = static_cast<float*>(t.getMem({CoyoteAllocType::HPF, n * 4}));
+    for (uint32_t i = 0; i < n; ++i) {
+        a[i] = static_cast<float>(i) * 0.5f;
+        b[i] = 1000.0f - static_cast<float>(i);
+    }
+    t.clearCompleted();
+    t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = c, .len = n * 4, .dest = 0});
+    // a in two parts, b in one: the model buffers until both sides have data.
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = a, .len = n * 2, .dest = 0});
+    EXPECT_EQ(t.checkCompleted(CoyoteOper::LOCAL_WRITE), 0u);
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = b, .len = n * 4, .dest = 1});
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = a + n / 2, .len = n * 2, .dest = 0});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 1));
+    EXPECT_EQ(t.checkCompleted(CoyoteOper::LOCAL_READ), 3u);
+    for (uint32_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(c[i], a[i] + b[i]) << i;
+}
+
+TEST_F(SimModels, ModelFromSharedObject) {
+    EnvGuard m("COYOTE_SIM_MODEL", SIM_MODEL_PLUGIN);
+    cThread t(0, getpid(), 12);
+    t.setCSR(0x5a, 0);
+    std::vector<uint8_t> in(10000), out(10000);
+    for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<uint8_t>(i * 7);
+    t.clearCompleted();
+    t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = in.data(), .len = 10000, .dest = 2},
+             localSg{.addr = out.data(), .len = 10000, .dest = 2});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 1));
+    for (size_t i = 0; i < in.size(); ++i) ASSERT_EQ(out[i], in[i] ^ 0x5a) << i;
+    // The model writes CSRs the host reads.
+    t.setCSR(21, 3);
+    EXPECT_EQ(t.getCSR(4), 42u);
+}
+
+TEST_F(SimModels, InterruptRaisedByModelRunsHandlerOnItsOwnThread) {
+    EnvGuard m("COYOTE_SIM_MODEL", SIM_MODEL_PLUGIN);
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::vector<int> got;
+    std::thread::id handler_thread;
+    {
+        cThread t(0, getpid(), 13, [&](int v) {
+            std::lock_guard lk(mtx);
+            got.push_back(v);
+            handler_thread = std::this_thread::get_id();
+            cv.notify_all();
+        });
+        t.setCSR(static_cast<uint64_t>(t.getCtid()), 2);
+        t.setCSR(77, 1);
+        t.setCSR(78, 1);
+        std::unique_lock lk(mtx);
+        ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return got.size() == 2; }));
+        EXPECT_EQ(got, (std::vector<int>{77, 78}));
+        EXPECT_NE(handler_thread, std::this_thread::get_id());
+        lk.unlock();
+        auto dev = coyote::detail::open_device(13, 0);
+        const std::string dbg = dev->debug_string(t.getCtid());
+        EXPECT_NE(dbg.find("Notifications received:"), std::string::npos);
+        // A ctid without a handler: the interrupt is counted, nothing runs.
+        cThread other(0, getpid(), 13);
+        t.setCSR(static_cast<uint64_t>(other.getCtid()), 2);
+        t.setCSR(5, 1);
+        const std::string dbg2 = dev->debug_string(other.getCtid());
+        EXPECT_NE(dbg2.find("Notifications without handler:"), std::string::npos) << dbg2;
+    }  // destruction stops and joins the interrupt thread
+    EXPECT_EQ(got.size(), 2u);
+}
+
+TEST_F(SimModels, SelectionErrorsNameTheModel) {
+    const auto inval = static_cast<int>(Errc::invalid_argument);
+    {
+        EnvGuard m("COYOTE_SIM_MODEL", "no_such_model");
+        auto [code, what] = error_of([] { cThread t(0, getpid(), 14); });
+        EXPECT_EQ(code, inval);
+        EXPECT_NE(what.find("no_such_model"), std::string::npos) << what;
+        EXPECT_NE(what.find("passthrough"), std::string::npos) << what;
+    }
+    {
+        EnvGuard m("COYOTE_SIM_MODEL", "/nonexistent/dir/model.so");
+        auto [code, what] = error_of([] { cThread t(0, getpid(), 15); });
+        EXPECT_EQ(code, inval);
+        EXPECT_NE(what.find("/nonexistent/dir/model.so"), std::string::npos) << what;
+        EXPECT_NE(what.find("No such file"), std::string::npos) << what; // dlerror text
+    }
+    {
+        // A real shared object without the factory.
+        EnvGuard m("COYOTE_SIM_MODEL", COYOTE_RUNTIME_LIB);
+        auto [code, what] = error_of([] { cThread t(0, getpid(), 16); });
+        EXPECT_EQ(code, inval);
+        EXPECT_NE(what.find("coyote_sim_create_model"), std::string::npos) << what;
+        EXPECT_NE(what.find(COYOTE_RUNTIME_LIB), std::string::npos) << what;
+    }
+    // After the failures, the device opens fine with the default model.
+    EnvGuard m("COYOTE_SIM_MODEL", nullptr);
+    EXPECT_NO_THROW({ cThread t(0, getpid(), 14); });
+}
+
+}  // namespace
