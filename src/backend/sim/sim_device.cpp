@@ -407,24 +407,25 @@ void SimDevice::unmap_user(int32_t ctid, void* vaddr) {
 
 void SimDevice::check_range(int32_t ctid, uint64_t addr, uint64_t len, bool write, const char* what) {
     if (len == 0) return;
-    const std::string where = std::string(what) + " at " + hex(addr) + " (len " + std::to_string(len) + ")";
-    if (addr + len < addr) throw_error(Errc::not_mapped, "invoke", where + ": the range wraps around");
+    // Messages are built only on failure: this runs for every command.
+    auto where = [&] { return std::string(what) + " at " + hex(addr) + " (len " + std::to_string(len) + ")"; };
+    if (addr + len < addr) throw_error(Errc::not_mapped, "invoke", where() + ": the range wraps around");
     const TlbLookup r = tlb_.lookup(addr, len, write);
+    if (r.covered && !r.write_denied && r.owned_only) return;
     const uint64_t s = addr / k_page * k_page;
     const uint64_t e = round_up(addr + len, k_page);
     if (r.covered && !r.write_denied) {
-        if (r.owned_only) return;
         // userMap'd or faulted memory still belongs to the process: probe that it is still mapped.
         if (::msync(reinterpret_cast<void*>(s), e - s, MS_ASYNC) == 0) return;
         throw_error(Errc::not_mapped, "invoke",
-                    where + ": the memory was mapped in the vFPGA TLB but is no longer mapped in the process");
+                    where() + ": the memory was mapped in the vFPGA TLB but is no longer mapped in the process");
     }
     // The page-fault path: map valid process memory on first use.
     uint64_t bad = 0;
     std::string why;
     bool writable = false;
     if (!check_proc_range(read_proc_maps(), s, e, write, bad, why, writable))
-        throw_error(Errc::not_mapped, "invoke", where + ": address " + hex(bad) + " is " + why);
+        throw_error(Errc::not_mapped, "invoke", where() + ": address " + hex(bad) + " is " + why);
     const uint64_t added = tlb_.insert(s, s, e, MapKind::fault, ctid, writable);
     if (r.write_denied) tlb_.grant_write(s, e);
     if (ctid >= 0 && ctid < N_CTID_MAX)
@@ -479,30 +480,30 @@ void SimDevice::validate_local(const Command& cmd) {
     const bool rd = cmd.oper != CoyoteOper::LOCAL_WRITE;
     const bool wr = cmd.oper != CoyoteOper::LOCAL_READ;
     auto side = [&](const SgSide& sg, bool write) {
-        const std::string what = std::string(oper_name(cmd.oper)) + (cmd.oper == CoyoteOper::LOCAL_TRANSFER
-                                                                        ? (write ? " destination" : " source")
-                                                                        : "");
+        const char* role = cmd.oper != CoyoteOper::LOCAL_TRANSFER ? oper_name(cmd.oper)
+                           : write                                ? "LOCAL_TRANSFER destination"
+                                                                  : "LOCAL_TRANSFER source";
         if (sg.len > MAX_TRANSFER_SIZE)
             throw_error(Errc::invalid_argument, "invoke",
-                        what + ": length " + std::to_string(sg.len) + " exceeds MAX_TRANSFER_SIZE (" +
+                        std::string(role) + ": length " + std::to_string(sg.len) + " exceeds MAX_TRANSFER_SIZE (" +
                             std::to_string(MAX_TRANSFER_SIZE) + " bytes)");
         if (sg.dest > CTRL_DEST_MASK)
             throw_error(Errc::invalid_argument, "invoke",
-                        what + ": dest " + std::to_string(sg.dest) + " is out of range (0..15)");
+                        std::string(role) + ": dest " + std::to_string(sg.dest) + " is out of range (0..15)");
         if (sg.stream == STRM_HOST) {
             if (!cfg_.en_strm)
                 throw_error(Errc::not_supported, "invoke",
-                            what + ": host streams (STRM_HOST) are disabled in the shell (strm=0)");
+                            std::string(role) + ": host streams (STRM_HOST) are disabled in the shell (strm=0)");
         } else if (sg.stream == STRM_CARD) {
             if (!cfg_.en_mem)
                 throw_error(Errc::not_supported, "invoke",
-                            what + ": card memory streams (STRM_CARD) are disabled in the shell (mem=0)");
+                            std::string(role) + ": card memory streams (STRM_CARD) are disabled in the shell (mem=0)");
         } else {
             throw_error(Errc::invalid_argument, "invoke",
-                        what + ": stream " + std::to_string(sg.stream) +
+                        std::string(role) + ": stream " + std::to_string(sg.stream) +
                             " is not a local stream (use STRM_HOST or STRM_CARD)");
         }
-        check_range(cmd.ctid, sg.addr, sg.len, write && sg.stream == STRM_HOST, what.c_str());
+        check_range(cmd.ctid, sg.addr, sg.len, write && sg.stream == STRM_HOST, role);
     };
     if (rd) side(cmd.src, false);
     if (wr) side(cmd.dst, true);
