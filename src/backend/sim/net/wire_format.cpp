@@ -1,0 +1,434 @@
+#include "backend/sim/net/wire_format.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include <coyote/error.hpp>
+
+#include "backend/sim/identity.hpp"
+#include "backend/sim/segments.hpp"
+
+namespace coyote::detail::sim {
+
+namespace {
+
+// Little-endian field access on byte buffers.
+template <typename T>
+void put(std::byte* base, size_t off, T v) noexcept {
+    for (size_t i = 0; i < sizeof(T); ++i)
+        base[off + i] = static_cast<std::byte>((static_cast<uint64_t>(v) >> (8 * i)) & 0xFF);
+}
+template <typename T>
+T get(const std::byte* base, size_t off) noexcept {
+    uint64_t v = 0;
+    for (size_t i = 0; i < sizeof(T); ++i) v |= static_cast<uint64_t>(base[off + i]) << (8 * i);
+    return static_cast<T>(v);
+}
+
+// Endpoint layout.
+constexpr size_t ep_magic = 0, ep_version = 4, ep_length = 6, ep_boot = 8, ep_netns = 24, ep_uid = 32, ep_pid = 36,
+                 ep_start = 40, ep_device = 48, ep_vfid = 52, ep_ctid = 56, ep_ip = 60, ep_mac = 64, ep_waddr = 72,
+                 ep_wport = 76, ep_key = 80, ep_state = 88, ep_nic = 152, ep_name_len = 64;
+static_assert(ep_nic + ep_name_len <= k_endpoint_size);
+
+std::string hex32(uint32_t v, int width = 6) {
+    char b[16];
+    std::snprintf(b, sizeof(b), "0x%0*x", width, v);
+    return b;
+}
+
+std::string hex64(uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof(b), "0x%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+std::string read_name(const std::byte* p, const char* what) {
+    size_t n = 0;
+    while (n < ep_name_len && p[n] != std::byte{0}) ++n;
+    if (n == ep_name_len)
+        throw_error(Errc::protocol, "set_remote_endpoint", std::string(what) + " segment name is not terminated");
+    std::string s(reinterpret_cast<const char*>(p), n);
+    const std::string prefix = "/coyote-sim.";
+    if (s.compare(0, prefix.size(), prefix) != 0 || s.find('/', 1) != std::string::npos)
+        throw_error(Errc::protocol, "set_remote_endpoint",
+                    std::string(what) + " segment name '" + s + "' is not a coyote-sim segment");
+    return s;
+}
+
+void write_name(std::byte* p, const std::string& s) {
+    if (s.size() > k_segment_name_max)
+        throw_error(Errc::invalid_argument, "local_endpoint", "segment name '" + s + "' is too long");
+    std::memcpy(p, s.data(), s.size());
+}
+
+}  // namespace
+
+void fill_host_identity(Endpoint& ep) {
+    ep.boot_id = {};
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string id;
+    if (in >> id) {
+        size_t k = 0;
+        for (size_t i = 0; i + 1 < id.size() && k < ep.boot_id.size();) {
+            if (id[i] == '-') {
+                ++i;
+                continue;
+            }
+            ep.boot_id[k++] = static_cast<uint8_t>(std::stoul(id.substr(i, 2), nullptr, 16));
+            i += 2;
+        }
+    }
+    struct stat st {};
+    ep.netns = ::stat("/proc/self/ns/net", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
+    ep.uid = ::getuid();
+    ep.pid = ::getpid();
+    ep.start_time = process_start_time(ep.pid);
+}
+
+std::vector<std::byte> encode_endpoint(const Endpoint& ep) {
+    std::vector<std::byte> b(k_endpoint_size);
+    std::byte* p = b.data();
+    put<uint32_t>(p, ep_magic, k_endpoint_magic);
+    put<uint16_t>(p, ep_version, k_endpoint_version);
+    put<uint16_t>(p, ep_length, static_cast<uint16_t>(k_endpoint_size));
+    std::memcpy(p + ep_boot, ep.boot_id.data(), ep.boot_id.size());
+    put<uint64_t>(p, ep_netns, ep.netns);
+    put<uint32_t>(p, ep_uid, ep.uid);
+    put<uint32_t>(p, ep_pid, static_cast<uint32_t>(ep.pid));
+    put<uint64_t>(p, ep_start, ep.start_time);
+    put<uint32_t>(p, ep_device, ep.device);
+    put<uint32_t>(p, ep_vfid, static_cast<uint32_t>(ep.vfid));
+    put<uint32_t>(p, ep_ctid, static_cast<uint32_t>(ep.ctid));
+    put<uint32_t>(p, ep_ip, ep.ip);
+    put<uint64_t>(p, ep_mac, ep.mac);
+    put<uint32_t>(p, ep_waddr, ep.wire_addr);
+    put<uint16_t>(p, ep_wport, ep.wire_port);
+    put<uint64_t>(p, ep_key, ep.key);
+    write_name(p + ep_state, ep.state_name);
+    write_name(p + ep_nic, ep.nic_name);
+    return b;
+}
+
+Endpoint decode_endpoint(std::span<const std::byte> bytes) {
+    const std::string call = "set_remote_endpoint";
+    if (bytes.empty())
+        throw_error(Errc::protocol, call,
+                    "the peer sent no sim endpoint bytes after its ibvQ (is the peer running the hw backend?)");
+    if (bytes.size() < 8)
+        throw_error(Errc::protocol, call, "endpoint bytes too short: " + std::to_string(bytes.size()) + " bytes");
+    const std::byte* p = bytes.data();
+    if (get<uint32_t>(p, ep_magic) != k_endpoint_magic)
+        throw_error(Errc::protocol, call, "endpoint bytes have a bad magic " + hex32(get<uint32_t>(p, ep_magic), 8));
+    if (get<uint16_t>(p, ep_version) != k_endpoint_version)
+        throw_error(Errc::protocol, call,
+                    "endpoint version " + std::to_string(get<uint16_t>(p, ep_version)) + " is not supported (expected " +
+                        std::to_string(k_endpoint_version) + ")");
+    const size_t declared = get<uint16_t>(p, ep_length);
+    if (declared != k_endpoint_size || bytes.size() != k_endpoint_size)
+        throw_error(Errc::protocol, call,
+                    "endpoint length " + std::to_string(bytes.size()) + " (declared " + std::to_string(declared) +
+                        ") does not match the expected " + std::to_string(k_endpoint_size) + " bytes");
+    Endpoint ep;
+    std::memcpy(ep.boot_id.data(), p + ep_boot, ep.boot_id.size());
+    ep.netns = get<uint64_t>(p, ep_netns);
+    ep.uid = get<uint32_t>(p, ep_uid);
+    ep.pid = static_cast<int32_t>(get<uint32_t>(p, ep_pid));
+    ep.start_time = get<uint64_t>(p, ep_start);
+    ep.device = get<uint32_t>(p, ep_device);
+    ep.vfid = static_cast<int32_t>(get<uint32_t>(p, ep_vfid));
+    ep.ctid = static_cast<int32_t>(get<uint32_t>(p, ep_ctid));
+    ep.ip = get<uint32_t>(p, ep_ip);
+    ep.mac = get<uint64_t>(p, ep_mac);
+    ep.wire_addr = get<uint32_t>(p, ep_waddr);
+    ep.wire_port = get<uint16_t>(p, ep_wport);
+    ep.key = get<uint64_t>(p, ep_key);
+    ep.state_name = read_name(p + ep_state, "state");
+    ep.nic_name = read_name(p + ep_nic, "NIC");
+    if (ep.pid <= 0 || ep.ctid < 0 || ep.ctid >= N_CTID_MAX)
+        throw_error(Errc::protocol, call,
+                    "endpoint has an invalid pid " + std::to_string(ep.pid) + " or ctid " + std::to_string(ep.ctid));
+    return ep;
+}
+
+// ---- published state ---------------------------------------------------------------------------
+
+const char* check_name(Check c) noexcept {
+    switch (c) {
+    case Check::ok: return "ok";
+    case Check::unknown_qpn: return "qpn";
+    case Check::no_context: return "context";
+    case Check::not_connected: return "connection";
+    case Check::no_buffer: return "buffer";
+    case Check::bad_rkey: return "rkey";
+    case Check::out_of_bounds: return "bounds";
+    case Check::bad_psn: return "psn";
+    case Check::count: break;
+    }
+    return "unknown";
+}
+
+const char* opcode_label(RdmaOpcode op) noexcept {
+    switch (op) {
+    case RdmaOpcode::read: return "RDMA READ";
+    case RdmaOpcode::write: return "RDMA WRITE";
+    case RdmaOpcode::send: return "RDMA SEND";
+    }
+    return "RDMA";
+}
+
+namespace {
+
+template <typename Fn>
+void seq_read(const std::atomic<uint32_t>& seq, Fn&& fn) {
+    for (unsigned spins = 0;; ++spins) {
+        const uint32_t s1 = seq.load(std::memory_order_acquire);
+        if ((s1 & 1u) == 0) {
+            fn();
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (seq.load(std::memory_order_relaxed) == s1) return;
+        }
+        if (spins > 64) std::this_thread::yield();
+    }
+}
+
+void seq_begin(std::atomic<uint32_t>& seq) noexcept {
+    seq.fetch_add(1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+}
+void seq_end(std::atomic<uint32_t>& seq) noexcept { seq.fetch_add(1, std::memory_order_release); }
+
+constexpr auto rlx = std::memory_order_relaxed;
+
+}  // namespace
+
+QpView read_qp(const QpSlot& s) noexcept {
+    QpView v;
+    seq_read(s.seq, [&] {
+        v.flags = s.flags.load(rlx);
+        v.local_qpn = s.local_qpn.load(rlx);
+        v.remote_qpn = s.remote_qpn.load(rlx);
+        v.remote_ip = s.remote_ip.load(rlx);
+        v.remote_rkey = s.remote_rkey.load(rlx);
+        v.local_psn = s.local_psn.load(rlx);
+        v.remote_psn = s.remote_psn.load(rlx);
+        v.remote_vaddr = s.remote_vaddr.load(rlx);
+        v.port = s.port.load(rlx);
+    });
+    return v;
+}
+
+void write_qp(QpSlot& s, const QpView& v) noexcept {
+    seq_begin(s.seq);
+    s.flags.store(v.flags, rlx);
+    s.local_qpn.store(v.local_qpn, rlx);
+    s.remote_qpn.store(v.remote_qpn, rlx);
+    s.remote_ip.store(v.remote_ip, rlx);
+    s.remote_rkey.store(v.remote_rkey, rlx);
+    s.local_psn.store(v.local_psn, rlx);
+    s.remote_psn.store(v.remote_psn, rlx);
+    s.remote_vaddr.store(v.remote_vaddr, rlx);
+    s.port.store(v.port, rlx);
+    seq_end(s.seq);
+}
+
+BufView read_buf(const BufSlot& s) {
+    BufView v;
+    uint64_t words[8] = {};
+    seq_read(s.seq, [&] {
+        v.valid = s.valid.load(rlx) != 0;
+        v.rkey = s.rkey.load(rlx);
+        v.vaddr = s.vaddr.load(rlx);
+        v.size = s.size.load(rlx);
+        v.generation = s.generation.load(rlx);
+        for (size_t i = 0; i < 8; ++i) words[i] = s.name[i].load(rlx);
+    });
+    char name[65] = {};
+    std::memcpy(name, words, 64);
+    v.name = name;
+    return v;
+}
+
+void write_buf(BufSlot& s, const BufView& v) noexcept {
+    uint64_t words[8] = {};
+    std::memcpy(words, v.name.data(), std::min<size_t>(v.name.size(), 63));
+    seq_begin(s.seq);
+    s.valid.store(v.valid ? 1u : 0u, rlx);
+    s.rkey.store(v.rkey, rlx);
+    s.vaddr.store(v.vaddr, rlx);
+    s.size.store(v.size, rlx);
+    s.generation.store(v.generation, rlx);
+    for (size_t i = 0; i < 8; ++i) s.name[i].store(words[i], rlx);
+    seq_end(s.seq);
+}
+
+Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
+    Verdict v;
+    auto reject = [&](Check c, std::string detail) {
+        v.check = c;
+        v.detail = std::move(detail);
+        target.counters.rejected[static_cast<size_t>(c)].fetch_add(1, std::memory_order_relaxed);
+        return v;
+    };
+    const uint32_t vf_bits = (r.dst_qpn >> PID_BITS) & 0xFu;
+    const int32_t ctid = static_cast<int32_t>(r.dst_qpn & PID_MASK);
+    if ((r.dst_qpn >> (PID_BITS + 4)) != 0 || vf_bits != (static_cast<uint32_t>(target.vfid) & 0xFu))
+        return reject(Check::unknown_qpn, "no queue pair with qpn " + hex32(r.dst_qpn) + " on vFPGA " +
+                                              std::to_string(target.vfid) + " (qpn vFPGA bits " +
+                                              std::to_string(vf_bits) + ")");
+    QpSlot& slot = target.qp[ctid];
+    const QpView qp = read_qp(slot);
+    v.ctid = ctid;
+    if ((qp.flags & QpSlot::k_exists) == 0)
+        return reject(Check::unknown_qpn, "no queue pair with qpn " + hex32(r.dst_qpn) + " (ctid " +
+                                              std::to_string(ctid) + " is not registered on vFPGA " +
+                                              std::to_string(target.vfid) + ")");
+    if ((qp.flags & (QpSlot::k_ctx | QpSlot::k_conn)) != (QpSlot::k_ctx | QpSlot::k_conn))
+        return reject(Check::no_context, std::string("queue pair qpn ") + hex32(r.dst_qpn) + " has no " +
+                                             ((qp.flags & QpSlot::k_ctx) == 0 ? "QP context" : "connection context") +
+                                             " (the target did not write its queue pair context)");
+
+    // Stateless checks; the PSN is claimed below whatever their outcome.
+    Check failed = Check::ok;
+    std::string detail;
+    BufView buf;
+    if (qp.remote_qpn != r.src_qpn || qp.remote_ip != r.src_ip) {
+        failed = Check::not_connected;
+        detail = "queue pair qpn " + hex32(r.dst_qpn) + " is connected to qpn " + hex32(qp.remote_qpn) + " at " +
+                 ip_to_string(qp.remote_ip) + ", not to the sender qpn " + hex32(r.src_qpn) + " at " +
+                 ip_to_string(r.src_ip);
+    } else {
+        buf = read_buf(target.buf[ctid]);
+        if (!buf.valid) {
+            failed = Check::no_buffer;
+            detail = "queue pair qpn " + hex32(r.dst_qpn) + " has no registered buffer";
+        } else if (r.rkey != buf.rkey) {
+            failed = Check::bad_rkey;
+            detail = "rkey " + hex32(r.rkey, 4) + " does not match the registered buffer's rkey " + hex32(buf.rkey, 4);
+        } else if (r.vaddr < buf.vaddr) {
+            failed = Check::out_of_bounds;
+            detail = "remote address " + hex64(r.vaddr) + " lies below the registered buffer at " + hex64(buf.vaddr);
+        } else if (r.vaddr - buf.vaddr > buf.size || r.len > buf.size - (r.vaddr - buf.vaddr)) {
+            failed = Check::out_of_bounds;
+            detail = "remote_offs " + std::to_string(r.vaddr - buf.vaddr) + " + len " + std::to_string(r.len) +
+                     " exceeds the registered buffer of " + std::to_string(buf.size) + " bytes";
+        }
+    }
+    uint32_t expected = r.psn;
+    const bool psn_ok = slot.expected_psn.compare_exchange_strong(expected, psn_next(r.psn), std::memory_order_acq_rel);
+    if (failed != Check::ok) return reject(failed, std::move(detail));
+    if (!psn_ok)
+        return reject(Check::bad_psn,
+                      "PSN " + hex32(r.psn) + " does not match the expected PSN " + hex32(expected));
+    target.counters.accepted.fetch_add(1, std::memory_order_relaxed);
+    v.offset = r.vaddr - buf.vaddr;
+    v.buf = std::move(buf);
+    return v;
+}
+
+std::string rejection_message(const RdmaRequest& r, uint32_t target_ip, const Verdict& v) {
+    return std::string(opcode_label(r.op)) + " rejected by " + ip_to_string(target_ip) + " qpn " + hex32(r.dst_qpn) +
+           ": " + v.detail;
+}
+
+// ---- frames ------------------------------------------------------------------------------------
+
+namespace {
+constexpr size_t fr_magic = 0, fr_version = 4, fr_type = 5, fr_flags = 6, fr_plen = 8, fr_psn = 12, fr_req = 16,
+                 fr_src_qpn = 24, fr_dst_qpn = 28, fr_src_ip = 32, fr_rkey = 36, fr_vaddr = 40, fr_len = 48,
+                 fr_check = 52;
+}
+
+std::array<std::byte, k_frame_header_size> encode_frame(const FrameHeader& h) noexcept {
+    std::array<std::byte, k_frame_header_size> b{};
+    std::byte* p = b.data();
+    put<uint32_t>(p, fr_magic, k_frame_magic);
+    put<uint8_t>(p, fr_version, k_frame_version);
+    put<uint8_t>(p, fr_type, static_cast<uint8_t>(h.type));
+    put<uint16_t>(p, fr_flags, static_cast<uint16_t>(h.last ? 1 : 0));
+    put<uint32_t>(p, fr_plen, h.payload_len);
+    put<uint32_t>(p, fr_psn, h.psn);
+    put<uint64_t>(p, fr_req, h.req_id);
+    put<uint32_t>(p, fr_src_qpn, h.src_qpn);
+    put<uint32_t>(p, fr_dst_qpn, h.dst_qpn);
+    put<uint32_t>(p, fr_src_ip, h.src_ip);
+    put<uint32_t>(p, fr_rkey, h.rkey);
+    put<uint64_t>(p, fr_vaddr, h.vaddr);
+    put<uint32_t>(p, fr_len, h.len);
+    put<uint32_t>(p, fr_check, h.check);
+    return b;
+}
+
+bool decode_frame(std::span<const std::byte, k_frame_header_size> bytes, FrameHeader& h, std::string& error) {
+    const std::byte* p = bytes.data();
+    if (get<uint32_t>(p, fr_magic) != k_frame_magic) {
+        error = "bad frame magic " + hex32(get<uint32_t>(p, fr_magic), 8);
+        return false;
+    }
+    if (get<uint8_t>(p, fr_version) != k_frame_version) {
+        error = "unsupported frame version " + std::to_string(get<uint8_t>(p, fr_version));
+        return false;
+    }
+    const uint8_t type = get<uint8_t>(p, fr_type);
+    if (type < static_cast<uint8_t>(FrameType::hello) || type > static_cast<uint8_t>(FrameType::nak)) {
+        error = "unknown frame type " + std::to_string(type);
+        return false;
+    }
+    h.type = static_cast<FrameType>(type);
+    const uint16_t flags = get<uint16_t>(p, fr_flags);
+    if ((flags & ~1u) != 0) {
+        error = "unknown frame flags " + std::to_string(flags);
+        return false;
+    }
+    h.last = (flags & 1u) != 0;
+    h.payload_len = get<uint32_t>(p, fr_plen);
+    h.psn = get<uint32_t>(p, fr_psn);
+    h.req_id = get<uint64_t>(p, fr_req);
+    h.src_qpn = get<uint32_t>(p, fr_src_qpn);
+    h.dst_qpn = get<uint32_t>(p, fr_dst_qpn);
+    h.src_ip = get<uint32_t>(p, fr_src_ip);
+    h.rkey = get<uint32_t>(p, fr_rkey);
+    h.vaddr = get<uint64_t>(p, fr_vaddr);
+    h.len = get<uint32_t>(p, fr_len);
+    h.check = get<uint32_t>(p, fr_check);
+    const auto bad_len = [&](const std::string& why) {
+        error = "frame type " + std::to_string(type) + ": payload length " + std::to_string(h.payload_len) + " " + why;
+        return false;
+    };
+    switch (h.type) {
+    case FrameType::hello:
+        if (h.payload_len != 16) return bad_len("(expected 16)");
+        break;
+    case FrameType::hello_ack:
+    case FrameType::ack:
+    case FrameType::read_req:
+        if (h.payload_len != 0) return bad_len("(expected 0)");
+        if (h.type == FrameType::read_req && h.len > MAX_TRANSFER_SIZE) return bad_len("/ read length too large");
+        break;
+    case FrameType::write:
+    case FrameType::send:
+    case FrameType::read_resp:
+        if (h.payload_len > MAX_TRANSFER_SIZE) return bad_len("exceeds MAX_TRANSFER_SIZE");
+        if (h.type != FrameType::read_resp && h.payload_len != h.len) return bad_len("!= len " + std::to_string(h.len));
+        break;
+    case FrameType::nak:
+        if (h.payload_len > k_max_nak_text) return bad_len("exceeds the NAK text limit");
+        if (h.check == 0 || h.check >= static_cast<uint32_t>(Check::count)) {
+            error = "NAK with unknown reason " + std::to_string(h.check);
+            return false;
+        }
+        break;
+    }
+    if ((h.type == FrameType::write || h.type == FrameType::send || h.type == FrameType::read_req) && h.psn > 0xFFFFFFu) {
+        error = "PSN " + std::to_string(h.psn) + " exceeds 24 bits";
+        return false;
+    }
+    return true;
+}
+
+}  // namespace coyote::detail::sim

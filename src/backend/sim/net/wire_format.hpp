@@ -1,0 +1,226 @@
+// coyote-mpi sim backend: what the emulated RoCE NICs exchange and publish.
+//  - Endpoint: the fixed-size bytes that follow the 64-byte ibvQ in the out-of-band message.
+//  - NicShared: the NIC state a vFPGA publishes in shared memory (QP table, registered buffers,
+//    rejection counters), and the validation every RDMA request passes against it (both wires).
+//  - Frame: the header of the TCP wire's messages.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <coyote/cDefs.hpp>
+
+#include "backend/registers.hpp"
+
+namespace coyote::detail::sim {
+
+// ---- endpoint ----------------------------------------------------------------------------------
+
+inline constexpr uint32_t k_endpoint_magic = 0x50455943; // "CYEP" little-endian
+inline constexpr uint16_t k_endpoint_version = 1;
+inline constexpr size_t k_endpoint_size = 256;
+inline constexpr size_t k_segment_name_max = 63;
+
+/// The identity and wire addresses of one queue pair's NIC, as the peer needs them.
+struct Endpoint {
+    std::array<uint8_t, 16> boot_id{}; ///< /proc/sys/kernel/random/boot_id
+    uint64_t netns = 0;                ///< inode of /proc/self/ns/net
+    uint32_t uid = 0;
+    int32_t pid = 0;
+    uint64_t start_time = 0;           ///< /proc/<pid>/stat field 22
+    uint32_t device = 0;
+    int32_t vfid = 0;
+    int32_t ctid = 0;
+    uint32_t ip = 0;                   ///< the FPGA IP (host byte order)
+    uint64_t mac = 0;
+    uint32_t wire_addr = 0;            ///< TCP wire listener, IPv4 host byte order
+    uint16_t wire_port = 0;
+    uint64_t key = 0;                  ///< random access key of the NIC (HELLO on the TCP wire)
+    std::string state_name;            ///< shared state segment (completion counters)
+    std::string nic_name;              ///< published NIC state segment
+
+    /// Same boot, same network namespace and same user: shared memory is reachable.
+    bool same_host(const Endpoint& o) const noexcept {
+        return boot_id == o.boot_id && netns == o.netns && uid == o.uid;
+    }
+};
+
+/// Fills the host identity fields (boot id, netns, uid, pid, start time) of the calling process.
+void fill_host_identity(Endpoint& ep);
+/// Serializes to exactly k_endpoint_size bytes (little-endian fields, versioned with a magic).
+std::vector<std::byte> encode_endpoint(const Endpoint& ep);
+/// Parses endpoint bytes; throws Errc::protocol on a bad magic, version, length or segment name.
+Endpoint decode_endpoint(std::span<const std::byte> bytes);
+
+// ---- published NIC state -----------------------------------------------------------------------
+
+inline constexpr uint64_t k_nic_magic = 0x3143494e4f594f43ULL; // "COYONIC1"
+inline constexpr uint32_t k_nic_version = 1;
+
+/// The checks a request passes at its target, in order. `ok` means accepted.
+enum class Check : uint32_t {
+    ok = 0,
+    unknown_qpn,   ///< no queue pair with that qpn on the target
+    no_context,    ///< the target queue pair has no context written
+    not_connected, ///< the target queue pair is connected to another qpn / IP
+    no_buffer,     ///< the target queue pair has no registered buffer
+    bad_rkey,      ///< rkey != the registered buffer's rkey
+    out_of_bounds, ///< remote range outside the registered buffer
+    bad_psn,       ///< PSN != the target's expected PSN
+    count
+};
+/// Short name of a check ("rkey", "psn", ...).
+const char* check_name(Check c) noexcept;
+
+/// One queue pair as decoded from the register writes. Seqlock-protected (single writer: the owner).
+struct QpSlot {
+    static constexpr uint32_t k_exists = 1, k_ctx = 2, k_conn = 4;
+    std::atomic<uint32_t> seq{0};
+    std::atomic<uint32_t> flags{0};
+    std::atomic<uint32_t> local_qpn{0};
+    std::atomic<uint32_t> remote_qpn{0};
+    std::atomic<uint32_t> remote_ip{0};
+    std::atomic<uint32_t> remote_rkey{0};
+    std::atomic<uint32_t> local_psn{0};
+    std::atomic<uint32_t> remote_psn{0};
+    std::atomic<uint64_t> remote_vaddr{0};
+    std::atomic<uint32_t> port{0};
+    /// Next PSN this queue pair accepts from its peer (initiators CAS it forward).
+    std::atomic<uint32_t> expected_psn{0};
+};
+
+/// The registered buffer of one ctid. Seqlock-protected (single writer: the owner).
+struct BufSlot {
+    std::atomic<uint32_t> seq{0};
+    std::atomic<uint32_t> valid{0};
+    std::atomic<uint32_t> rkey{0};
+    std::atomic<uint32_t> pad{0};
+    std::atomic<uint64_t> vaddr{0}; ///< in the owner's address space
+    std::atomic<uint64_t> size{0};
+    std::atomic<uint64_t> generation{0};
+    std::atomic<uint64_t> name[8]{}; ///< shm name, NUL-padded, 64 bytes
+};
+
+/// Target-side counters (published so the initiator's debug output and tests can read them).
+struct NicCounters {
+    std::atomic<uint64_t> rejected[static_cast<size_t>(Check::count)]{}; ///< per failed check
+    std::atomic<uint64_t> ctx_rejected{0};  ///< context writes with a foreign vfid
+    std::atomic<uint64_t> arp_misses{0};    ///< NET_ARP writes of an IP with no known endpoint
+    std::atomic<uint64_t> bad_key_conns{0}; ///< TCP wire connections presenting an unknown key
+    std::atomic<uint64_t> bad_frames{0};    ///< TCP wire connections dropped for malformed frames
+    std::atomic<uint64_t> local_failures{0};///< posts failed locally (no context, no ARP entry)
+    std::atomic<uint64_t> accepted{0};      ///< requests accepted as target
+};
+
+/// The shared segment of one NIC: "<vfpga prefix>.nic".
+struct NicShared {
+    uint64_t magic = 0;
+    uint32_t version = 0;
+    uint32_t size = 0;
+    int32_t owner_pid = 0;
+    int32_t vfid = 0;
+    uint64_t owner_start_time = 0;
+    uint32_t device = 0;
+    uint32_t ip = 0;
+    uint64_t mac = 0;
+    NicCounters counters;
+    QpSlot qp[N_CTID_MAX];
+    BufSlot buf[N_CTID_MAX];
+};
+
+/// Consistent copies of the slots.
+struct QpView {
+    uint32_t flags = 0;
+    uint32_t local_qpn = 0, remote_qpn = 0, remote_ip = 0, remote_rkey = 0, local_psn = 0, remote_psn = 0, port = 0;
+    uint64_t remote_vaddr = 0;
+};
+struct BufView {
+    bool valid = false;
+    uint32_t rkey = 0;
+    uint64_t vaddr = 0, size = 0, generation = 0;
+    std::string name;
+};
+QpView read_qp(const QpSlot& s) noexcept;
+BufView read_buf(const BufSlot& s);
+/// Seqlock writers (the owner only, serialized by the owner's lock).
+void write_qp(QpSlot& s, const QpView& v) noexcept;
+void write_buf(BufSlot& s, const BufView& v) noexcept;
+
+/// An RDMA request as it reaches the target.
+struct RdmaRequest {
+    RdmaOpcode op = RdmaOpcode::write;
+    uint32_t src_qpn = 0; ///< initiator's qpn
+    uint32_t src_ip = 0;  ///< initiator's FPGA IP
+    uint32_t dst_qpn = 0; ///< from the initiator's connection context
+    uint32_t psn = 0;
+    uint32_t rkey = 0;    ///< from the initiator's QP context
+    uint64_t vaddr = 0;   ///< absolute remote address (registered vaddr + remote_offs)
+    uint32_t len = 0;
+};
+
+/// Outcome of validating a request against the target's published state.
+struct Verdict {
+    Check check = Check::ok;
+    std::string detail; ///< what failed, naming the values
+    int32_t ctid = -1;  ///< the target ctid (valid when the qpn is known)
+    uint64_t offset = 0;///< offset into the registered buffer (when accepted)
+    BufView buf;        ///< the registered buffer (when accepted)
+};
+
+/// Validates `r` against `target` in the documented order and, when the PSN matches, advances the
+/// target's expected PSN (also when a later stateless check fails: the packet was received in
+/// sequence). Counts a rejection in target.counters. Never touches buffer memory.
+Verdict validate_and_claim(NicShared& target, const RdmaRequest& r);
+
+/// "RDMA WRITE rejected by 10.1.2.3 qpn 0x000001: <detail>".
+std::string rejection_message(const RdmaRequest& r, uint32_t target_ip, const Verdict& v);
+/// "RDMA WRITE" / "RDMA READ" / "RDMA SEND".
+const char* opcode_label(RdmaOpcode op) noexcept;
+
+inline constexpr uint32_t psn_next(uint32_t psn) noexcept { return (psn + 1) & 0xFFFFFFu; }
+
+// ---- TCP wire frames ---------------------------------------------------------------------------
+
+inline constexpr uint32_t k_frame_magic = 0x46575943; // "CYWF"
+inline constexpr uint8_t k_frame_version = 1;
+inline constexpr size_t k_frame_header_size = 64;
+inline constexpr uint32_t k_max_nak_text = 1024;
+
+enum class FrameType : uint8_t {
+    hello = 1,     ///< payload: target key (u64), sender key (u64)
+    hello_ack = 2, ///< no payload
+    write = 3,     ///< payload: len bytes of data
+    send = 4,      ///< payload: len bytes of data
+    read_req = 5,  ///< no payload; len bytes requested
+    read_resp = 6, ///< payload: the data of request req_id
+    ack = 7,       ///< request req_id applied
+    nak = 8,       ///< request req_id rejected: `check`, payload = message text
+};
+
+struct FrameHeader {
+    FrameType type = FrameType::ack;
+    bool last = false;
+    uint32_t payload_len = 0;
+    uint32_t psn = 0;
+    uint64_t req_id = 0;
+    uint32_t src_qpn = 0;
+    uint32_t dst_qpn = 0;
+    uint32_t src_ip = 0;
+    uint32_t rkey = 0;
+    uint64_t vaddr = 0;
+    uint32_t len = 0;
+    uint32_t check = 0;
+};
+
+/// Serializes a header into exactly k_frame_header_size bytes.
+std::array<std::byte, k_frame_header_size> encode_frame(const FrameHeader& h) noexcept;
+/// Parses and checks a header (magic, version, type, payload length for the type). Returns false
+/// with `error` set when malformed.
+bool decode_frame(std::span<const std::byte, k_frame_header_size> bytes, FrameHeader& h, std::string& error);
+
+}  // namespace coyote::detail::sim

@@ -1,0 +1,395 @@
+// RDMA between two sim vFPGAs in two processes, over the shared-memory wire and the forced TCP wire:
+// data movement and completion counting as Coyote counts them, back-pressure, every rejection path,
+// peer loss, and reclaiming the segments of a killed peer.
+#include <gtest/gtest.h>
+
+#include <coyote/cThread.hpp>
+#include <coyote/error.hpp>
+#include <coyote/oob.hpp>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "backend/sim/net/wire_format.hpp"
+#include "backend/sim/identity.hpp"
+#include "backend/sim/segments.hpp"
+#include "detail/handles.hpp"
+#include "unit/rdma_test_support.hpp"
+
+using namespace std::chrono_literals;
+using coyote::CoyoteOper;
+using coyote::Errc;
+using coyote::rdmaSg;
+using coyote_test::Child;
+namespace sim = coyote::detail::sim;
+
+namespace {
+
+constexpr uint32_t k_buf = 1u << 20;
+
+struct Wire {
+    const char* wire;
+    bool avx;
+};
+
+std::string wire_name(const testing::TestParamInfo<Wire>& i) {
+    return std::string(i.param.wire) + (i.param.avx ? "_avx" : "_legacy");
+}
+
+void child_env(const Wire& w) {
+    ::setenv("COYOTE_BACKEND", "sim", 1);
+    ::setenv("COYOTE_SIM_WIRE", w.wire, 1);
+    ::setenv("COYOTE_SIM_SHELL", w.avx ? "avx=1" : "avx=0", 1);
+    ::setenv("COYOTE_OOB_CONNECT_TIMEOUT_MS", "20000", 1);
+    ::setenv("COYOTE_OOB_ACCEPT_TIMEOUT_MS", "20000", 1);
+    ::setenv("COYOTE_OOB_IO_TIMEOUT_MS", "30000", 1);
+    ::setenv("COYOTE_POST_TIMEOUT_MS", "30000", 1);
+}
+
+void check(bool ok, const std::string& what) {
+    if (!ok) throw std::runtime_error("check failed: " + what);
+}
+
+uint8_t pat(uint64_t i, unsigned seed) { return static_cast<uint8_t>((i * 131 + seed * 17 + (i >> 8)) & 0xFF); }
+
+void fill(void* p, uint64_t n, unsigned seed) {
+    auto* b = static_cast<uint8_t*>(p);
+    for (uint64_t i = 0; i < n; ++i) b[i] = pat(i, seed);
+}
+
+/// First offset in [from, to) where `p` differs from pattern `seed` (at pattern index i + shift), or -1.
+int64_t mismatch(const void* p, uint64_t from, uint64_t to, unsigned seed, int64_t shift = 0) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (uint64_t i = from; i < to; ++i)
+        if (b[i] != pat(static_cast<uint64_t>(static_cast<int64_t>(i) + shift), seed)) return static_cast<int64_t>(i);
+    return -1;
+}
+
+void wait_count(coyote::cThread& t, CoyoteOper op, uint32_t n, const std::string& what) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    uint32_t got = 0;
+    while ((got = t.checkCompleted(op)) < n) {
+        if (std::chrono::steady_clock::now() > deadline)
+            throw std::runtime_error("timed out waiting for " + what + ": " + std::to_string(got) + " of " +
+                                     std::to_string(n));
+        std::this_thread::sleep_for(100us);
+    }
+    check(got == n, what + ": counted " + std::to_string(got) + ", expected exactly " + std::to_string(n));
+}
+
+/// Polls checkCompleted until the pending error surfaces; returns it.
+coyote::Error wait_error(coyote::cThread& t) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        try {
+            (void)t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+        } catch (const coyote::Error& e) {
+            return e;
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+    throw std::runtime_error("no error surfaced within 30 s");
+}
+
+sim::NicShared* own_nic(coyote::detail::ShmSegment& seg, int32_t vfid = 0) {
+    seg = coyote::detail::ShmSegment::open(sim::vfpga_segment_prefix(0, vfid) + ".nic");
+    return static_cast<sim::NicShared*>(seg.get());
+}
+
+uint64_t rejected(sim::NicShared* n, sim::Check c) {
+    return n->counters.rejected[static_cast<size_t>(c)].load();
+}
+
+class RdmaWire : public testing::TestWithParam<Wire> {};
+
+}  // namespace
+
+// Reference semantics: the target of a WRITE counts LOCAL_WRITE, the initiator counts REMOTE_RDMA_WRITE;
+// a READ's requester counts LOCAL_WRITE and REMOTE_RDMA_READ; the passive side counts nothing.
+TEST_P(RdmaWire, WriteReadSendCountLikeCoyote) {
+    const Wire w = GetParam();
+    const uint16_t port = coyote_test::free_port();
+    constexpr uint32_t n = 8, chunk = 4096;
+    Child server([&] {
+        child_env(w);
+        coyote::cThread t(0, ::getpid());
+        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port));
+        fill(buf, k_buf, 1);
+        t.connSync(false); // (1) buffers ready
+        // The client writes n chunks to offsets [0, n*chunk).
+        wait_count(t, CoyoteOper::LOCAL_WRITE, n, "server LOCAL_WRITE after client WRITEs");
+        check(t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE) == 0, "server initiated nothing");
+        check(mismatch(buf, 0, n * chunk, 2) < 0, "written window holds the client's data");
+        check(mismatch(buf, n * chunk, k_buf, 1) < 0, "bytes outside the written window untouched");
+        // Write back n chunks into the client's [k_buf/2, ...).
+        t.clearCompleted();
+        for (uint32_t i = 0; i < n; ++i)
+            t.invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                     rdmaSg{.local_offs = i * chunk, .remote_offs = k_buf / 2 + i * chunk, .len = chunk});
+        wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, n, "server REMOTE_RDMA_WRITE");
+        check(t.checkCompleted(CoyoteOper::LOCAL_WRITE) == 0, "a WRITE's initiator counts no LOCAL_WRITE");
+        t.connSync(false); // (2)
+        // The client READs and SENDs; the server stays passive for READs.
+        t.connSync(false); // (3) client done with READs
+        check(t.checkCompleted(CoyoteOper::LOCAL_WRITE) == 0,
+              "READ target counts nothing, got " + std::to_string(t.checkCompleted(CoyoteOper::LOCAL_WRITE)) +
+                  " reads " + std::to_string(t.checkCompleted(CoyoteOper::REMOTE_RDMA_READ)));
+        t.connSync(false); // (3b) checked before the client SENDs
+        t.connSync(false); // (4) client SENT 2 messages (with last = false then true)
+        wait_count(t, CoyoteOper::LOCAL_WRITE, 1, "server LOCAL_WRITE after SEND with last");
+        check(mismatch(buf, 3 * k_buf / 4, 3 * k_buf / 4 + 2 * chunk, 3, -static_cast<int64_t>(3 * k_buf / 4)) < 0,
+              "SEND delivered at remote_offs, in order");
+        t.connSync(false); // (5)
+        return 0;
+    });
+    Child client([&] {
+        child_env(w);
+        coyote::cThread t(0, ::getpid());
+        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port, "127.0.0.1"));
+        fill(buf, k_buf, 2);
+        t.connSync(true); // (1)
+        for (uint32_t i = 0; i < n; ++i)
+            t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = i * chunk, .remote_offs = i * chunk, .len = chunk});
+        wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, n, "client REMOTE_RDMA_WRITE");
+        wait_count(t, CoyoteOper::LOCAL_WRITE, n, "client LOCAL_WRITE after the server's write-back");
+        check(mismatch(buf, k_buf / 2, k_buf / 2 + n * chunk, 2, -static_cast<int64_t>(k_buf / 2)) < 0,
+              "write-back data");
+        t.connSync(true); // (2)
+        t.clearCompleted();
+        // READ the server's [n*chunk, n*chunk + 4*chunk) (still pattern 1) into local [0, 4*chunk).
+        for (uint32_t i = 0; i < 4; ++i)
+            t.invoke(CoyoteOper::REMOTE_RDMA_READ,
+                     rdmaSg{.local_offs = i * chunk, .remote_offs = n * chunk + i * chunk, .len = chunk}, i == 3);
+        wait_count(t, CoyoteOper::REMOTE_RDMA_READ, 1, "client REMOTE_RDMA_READ (only the last counts)");
+        check(t.checkCompleted(CoyoteOper::LOCAL_WRITE) == 1, "READ response counts LOCAL_WRITE at the requester");
+        check(mismatch(buf, 0, 4 * chunk, 1, static_cast<int64_t>(n * chunk)) < 0, "READ data");
+        // len 0 completes immediately.
+        t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.len = 0});
+        wait_count(t, CoyoteOper::REMOTE_RDMA_READ, 2, "zero-length READ completes");
+        t.connSync(true); // (3)
+        t.connSync(true); // (3b)
+        // SEND two messages (pattern 3) into the server at 3/4.
+        t.clearCompleted();
+        fill(buf, 2 * chunk, 3);
+        t.invoke(CoyoteOper::REMOTE_RDMA_SEND, rdmaSg{.local_offs = 0, .remote_offs = 3 * k_buf / 4, .len = chunk},
+                 false);
+        t.invoke(CoyoteOper::REMOTE_RDMA_SEND,
+                 rdmaSg{.local_offs = chunk, .remote_offs = 3 * k_buf / 4 + chunk, .len = chunk}, true);
+        wait_count(t, CoyoteOper::REMOTE_RDMA_SEND, 1, "client SEND completion (counts as a write)");
+        t.connSync(true); // (4)
+        t.connSync(true); // (5)
+        return 0;
+    });
+    EXPECT_EQ(server.wait(), 0);
+    EXPECT_EQ(client.wait(), 0);
+}
+
+// Many more operations than the 22-command window, large messages, both directions at once: back-pressure
+// must throttle without deadlocking.
+TEST_P(RdmaWire, BackPressureWithLargeWindowsDoesNotDeadlock) {
+    const Wire w = GetParam();
+    const uint16_t port = coyote_test::free_port();
+    constexpr uint32_t n = 200, chunk = 64 * 1024;
+    constexpr uint32_t size = 8u << 20;
+    auto side = [&](bool client) {
+        return [&, client] {
+            child_env(w);
+            coyote::cThread t(0, ::getpid());
+            auto* buf = static_cast<uint8_t*>(t.initRDMA(size, port, client ? "127.0.0.1" : nullptr));
+            fill(buf, size / 2, client ? 4 : 5);
+            t.connSync(client);
+            for (uint32_t i = 0; i < n; ++i) {
+                const uint64_t off = (i * uint64_t(chunk)) % (size / 2);
+                t.invoke(i % 2 == 0 ? CoyoteOper::REMOTE_RDMA_WRITE : CoyoteOper::REMOTE_RDMA_READ,
+                         rdmaSg{.local_offs = off, .remote_offs = size / 2 + off, .len = chunk});
+            }
+            wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, n / 2, "writes");
+            wait_count(t, CoyoteOper::REMOTE_RDMA_READ, n / 2, "reads");
+            t.connSync(client);
+            // Each side got n/2 writes from its peer plus n/2 of its own READ responses.
+            wait_count(t, CoyoteOper::LOCAL_WRITE, n, "LOCAL_WRITE");
+            t.connSync(client);
+            return 0;
+        };
+    };
+    Child server(side(false), 120);
+    Child client(side(true), 120);
+    EXPECT_EQ(server.wait(std::chrono::seconds(150)), 0);
+    EXPECT_EQ(client.wait(std::chrono::seconds(150)), 0);
+}
+
+namespace {
+
+/// What the client corrupts before its WRITE of 256 bytes at remote offset 4096.
+enum class Fault { rkey, psn, bounds, unknown_qpn, no_context };
+
+struct FaultCase {
+    Fault fault;
+    sim::Check check;
+    const char* words; ///< text the error message must contain
+};
+
+void run_fault(const Wire& w, const FaultCase& fc) {
+    const uint16_t port = coyote_test::free_port();
+    Child server([&] {
+        child_env(w);
+        coyote::cThread t(0, ::getpid());
+        uint8_t* buf = nullptr;
+        if (fc.fault == Fault::no_context) {
+            // Exchange endpoints but never write the QP context.
+            buf = static_cast<uint8_t*>(t.getMem({coyote::CoyoteAllocType::HPF, k_buf, true}));
+            auto oob = coyote::make_tcp_oob(port, nullptr);
+            (void)oob->exchange(t.exportQp());
+            fill(buf, k_buf, 7);
+            (void)oob->read_ack();
+            oob->send_ack(1);
+            (void)oob->read_ack(); // client done
+            check(mismatch(buf, 0, k_buf, 7) < 0, "target buffer untouched");
+            coyote::detail::ShmSegment seg;
+            check(rejected(own_nic(seg), fc.check) == 1, "target counted the rejection");
+            oob->send_ack(1);
+            return 0;
+        }
+        buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port));
+        fill(buf, k_buf, 7);
+        t.connSync(false);
+        t.connSync(false); // client done
+        check(mismatch(buf, 0, k_buf, 7) < 0, "target buffer untouched (inside and outside the window)");
+        check(t.checkCompleted(CoyoteOper::LOCAL_WRITE) == 0, "rejected write counts nothing at the target");
+        coyote::detail::ShmSegment seg;
+        const auto* nic = own_nic(seg);
+        check(rejected(const_cast<sim::NicShared*>(nic), fc.check) == 1,
+              std::string("target counted one rejection for check ") + sim::check_name(fc.check));
+        t.connSync(false);
+        return 0;
+    });
+    Child client([&] {
+        child_env(w);
+        coyote::cThread t(0, ::getpid());
+        uint8_t* buf = nullptr;
+        std::unique_ptr<coyote::OobChannel> oob;
+        if (fc.fault == Fault::no_context) {
+            buf = static_cast<uint8_t*>(t.getMem({coyote::CoyoteAllocType::HPF, k_buf, true}));
+            oob = coyote::make_tcp_oob(port, "127.0.0.1");
+            t.connectQp(oob->exchange(t.exportQp()));
+            oob->send_ack(1);
+            (void)oob->read_ack();
+        } else {
+            buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port, "127.0.0.1"));
+            t.connSync(true);
+        }
+        fill(buf, k_buf, 8);
+        coyote::ibvQp* qp = t.getQpair();
+        uint64_t remote_offs = 4096;
+        switch (fc.fault) {
+        case Fault::rkey: qp->remote.rkey ^= 0x5a5a; break;
+        case Fault::psn: qp->local.psn = (qp->local.psn + 5) & 0xFFFFFF; break;
+        case Fault::unknown_qpn: qp->remote.qpn = (qp->remote.qpn & ~0x3Fu) | 0x3Bu; break;
+        case Fault::bounds: remote_offs = 4u << 20; break; // beyond the (page-rounded) registration
+        case Fault::no_context: break;
+        }
+        if (fc.fault != Fault::bounds && fc.fault != Fault::no_context) t.writeQpContext(coyote::DEF_PORT);
+        t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = 0, .remote_offs = remote_offs, .len = 256});
+        const coyote::Error e = wait_error(t);
+        const std::string what = e.what();
+        check(e.code() == make_error_code(Errc::remote_rejected), "error type is remote_rejected: " + what);
+        check(what.find("RDMA WRITE rejected by ") != std::string::npos, "message names the operation: " + what);
+        check(what.find(fc.words) != std::string::npos, std::string("message names the check '") + fc.words + "': " + what);
+        check(t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE) == 0, "rejected write does not complete");
+        if (fc.fault == Fault::no_context) {
+            oob->send_ack(1);
+            (void)oob->read_ack();
+        } else {
+            t.connSync(true);
+            t.connSync(true);
+        }
+        return 0;
+    });
+    EXPECT_EQ(server.wait(), 0) << sim::check_name(fc.check);
+    EXPECT_EQ(client.wait(), 0) << sim::check_name(fc.check);
+}
+
+}  // namespace
+
+TEST_P(RdmaWire, BadRkeyIsRejected) {
+    run_fault(GetParam(), {Fault::rkey, sim::Check::bad_rkey, "does not match the registered buffer's rkey"});
+}
+TEST_P(RdmaWire, BadPsnIsRejected) {
+    run_fault(GetParam(), {Fault::psn, sim::Check::bad_psn, "does not match the expected PSN"});
+}
+TEST_P(RdmaWire, OutOfBoundsRemoteOffsetIsRejected) {
+    run_fault(GetParam(), {Fault::bounds, sim::Check::out_of_bounds, "remote_offs 4194304 + len 256 exceeds the registered buffer"});
+}
+TEST_P(RdmaWire, UnknownQpnIsRejected) {
+    run_fault(GetParam(), {Fault::unknown_qpn, sim::Check::unknown_qpn, "no queue pair with qpn 0x00003b"});
+}
+TEST_P(RdmaWire, TargetWithoutContextRejects) {
+    run_fault(GetParam(), {Fault::no_context, sim::Check::no_context, "has no QP context"});
+}
+
+// The peer dies (SIGKILL): operations fail with peer_gone naming it; its segments are stale and reclaimed.
+TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
+    const Wire w = GetParam();
+    const uint16_t port = coyote_test::free_port();
+    Child server([&] {
+        child_env(w);
+        coyote::cThread t(0, ::getpid());
+        (void)t.initRDMA(k_buf, port);
+        t.connSync(false);
+        ::raise(SIGKILL);
+        return 1;
+    });
+    const pid_t server_pid = server.pid();
+    Child client([&] {
+        child_env(w);
+        coyote::cThread t(0, ::getpid());
+        (void)t.initRDMA(k_buf, port, "127.0.0.1");
+        t.connSync(true);
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            try {
+                t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.len = 64});
+                (void)t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+            } catch (const coyote::Error& e) {
+                const std::string what = e.what();
+                check(e.code() == make_error_code(Errc::peer_gone), "error type is peer_gone: " + what);
+                const std::string peer_ip = sim::ip_to_string(t.getQpair()->remote.ip_addr);
+                check(what.find(peer_ip) != std::string::npos, "message names the peer " + peer_ip + ": " + what);
+                if (std::string(w.wire) == "shm")
+                    check(what.find("peer process " + std::to_string(server_pid)) != std::string::npos,
+                          "message names the peer process: " + what);
+                // Future operations fail the same way.
+                try {
+                    t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.len = 64});
+                    (void)t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+                    return 3;
+                } catch (const coyote::Error& e2) {
+                    check(e2.code() == make_error_code(Errc::peer_gone), std::string("again peer_gone: ") + e2.what());
+                }
+                return 0;
+            }
+            std::this_thread::sleep_for(1ms);
+        }
+        return 2;
+    });
+    EXPECT_EQ(server.wait(), 128 + SIGKILL);
+    EXPECT_EQ(client.wait(), 0);
+    // Stale NIC segment of the killed server: present, then reclaimed.
+    const std::string nic = "/dev/shm/coyote-sim." + std::to_string(::getuid()) + "." + std::to_string(server_pid) +
+                            ".d0v0.nic";
+    struct stat st {};
+    EXPECT_EQ(::stat(nic.c_str(), &st), 0) << nic << " should be left behind by the killed process";
+    EXPECT_GE(sim::reclaim_stale_segments(), 1u);
+    EXPECT_NE(::stat(nic.c_str(), &st), 0) << nic << " should be reclaimed";
+}
+
+INSTANTIATE_TEST_SUITE_P(Wires, RdmaWire,
+                         testing::Values(Wire{"shm", true}, Wire{"tcp", true}, Wire{"shm", false}, Wire{"tcp", false}),
+                         wire_name);
