@@ -1,0 +1,212 @@
+// rdma_perf: RDMA WRITE/READ throughput and WRITE ping-pong latency between two cThreads, in the style of
+// Coyote's RDMA benchmark. Runs on the sim backend in two terminals:
+//   terminal 1:  rdma_perf --server [--port 18488]
+//   terminal 2:  rdma_perf --client 127.0.0.1 [--port 18488] [--runs 200] [--min 64] [--max 1048576]
+// Both sides must use the same --runs/--min/--max. Every transfer's data is verified.
+#include <coyote/cThread.hpp>
+#include <coyote/error.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace coyote;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Options {
+    bool server = true;
+    std::string address;
+    uint16_t port = static_cast<uint16_t>(DEF_PORT);
+    uint32_t runs = 200;
+    uint32_t min_size = 64;
+    uint32_t max_size = 1u << 20;
+};
+
+[[noreturn]] void usage(const char* argv0) {
+    std::fprintf(stderr,
+                 "usage: %s --server [--port P] [--runs N] [--min B] [--max B]\n"
+                 "       %s --client ADDRESS [--port P] [--runs N] [--min B] [--max B]\n",
+                 argv0, argv0);
+    std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+    Options o;
+    bool role = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) usage(argv[0]);
+            return argv[++i];
+        };
+        if (a == "--server") {
+            o.server = true;
+            role = true;
+        } else if (a == "--client") {
+            o.server = false;
+            o.address = value();
+            role = true;
+        } else if (a == "--port") {
+            o.port = static_cast<uint16_t>(std::stoul(value()));
+        } else if (a == "--runs") {
+            o.runs = static_cast<uint32_t>(std::stoul(value()));
+        } else if (a == "--min") {
+            o.min_size = static_cast<uint32_t>(std::stoul(value()));
+        } else if (a == "--max") {
+            o.max_size = static_cast<uint32_t>(std::stoul(value()));
+        } else {
+            usage(argv[0]);
+        }
+    }
+    if (!role || o.runs == 0 || o.runs > 100000 || o.min_size == 0 || o.min_size > o.max_size ||
+        o.max_size > (64u << 20))
+        usage(argv[0]);
+    return o;
+}
+
+/// Waits until checkCompleted(oper) reaches n (errors surface as exceptions; 60 s deadline).
+void wait_for(cThread& t, CoyoteOper oper, uint32_t n) {
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (t.checkCompleted(oper) < n) {
+        if (Clock::now() > deadline) {
+            t.printDebug();
+            throw std::runtime_error("timed out waiting for " + std::to_string(n) + " completions");
+        }
+        std::this_thread::yield(); // lets the peer run when the cores are oversubscribed
+    }
+}
+
+uint8_t pattern(uint64_t i, uint32_t size, uint32_t round) {
+    return static_cast<uint8_t>((i * 7 + size / 64 + round * 13) & 0xFF);
+}
+
+void fill(uint8_t* p, uint64_t n, uint32_t size, uint32_t round) {
+    for (uint64_t i = 0; i < n; ++i) p[i] = pattern(i, size, round);
+}
+
+bool verify(const uint8_t* p, uint64_t n, uint32_t size, uint32_t round, const char* what) {
+    for (uint64_t i = 0; i < n; ++i)
+        if (p[i] != pattern(i, size, round)) {
+            std::fprintf(stderr, "data mismatch (%s, size %u) at byte %llu: got 0x%02x, expected 0x%02x\n", what,
+                         size, static_cast<unsigned long long>(i), p[i], pattern(i, size, round));
+            return false;
+        }
+    return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Options o = parse(argc, argv);
+    try {
+        cThread t(0, ::getpid());
+        // Two halves: [0, max) is the source side, [max, 2*max) receives.
+        const uint64_t half = o.max_size;
+        auto* buf = static_cast<uint8_t*>(
+            t.initRDMA(2 * half, o.port, o.server ? nullptr : o.address.c_str()));
+        std::printf("%s connected: local QPN 0x%06x, remote QPN 0x%06x (backend %s)\n", o.server ? "server" : "client",
+                    t.getQpair()->local.qpn, t.getQpair()->remote.qpn, t.backendName().c_str());
+        t.connSync(!o.server);
+        if (!o.server) {
+            HEADER("RDMA WRITE / READ throughput and WRITE latency");
+            std::printf("%10s %14s %14s %14s %12s\n", "size [B]", "WRITE [MB/s]", "READ [MB/s]", "1/2 RTT [us]",
+                        "verified");
+        }
+        bool all_ok = true;
+        uint32_t round = 0;
+        for (uint32_t size = o.min_size; size <= o.max_size; size *= 2, ++round) {
+            const uint32_t per_buf = std::max<uint32_t>(1, static_cast<uint32_t>(half / size));
+            // ---- WRITE throughput: the client writes `runs` messages; the server checks the data.
+            t.clearCompleted();
+            if (!o.server) fill(buf, half, size, round);
+            t.connSync(!o.server);
+            double write_mbs = 0;
+            if (!o.server) {
+                const auto t0 = Clock::now();
+                for (uint32_t i = 0; i < o.runs; ++i) {
+                    const uint64_t off = uint64_t(i % per_buf) * size;
+                    t.invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                             rdmaSg{.local_offs = off, .remote_offs = half + off, .len = size});
+                }
+                wait_for(t, CoyoteOper::REMOTE_RDMA_WRITE, o.runs);
+                const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+                write_mbs = double(o.runs) * size / s / 1e6;
+            } else {
+                wait_for(t, CoyoteOper::LOCAL_WRITE, o.runs);
+                all_ok &= verify(buf + half, uint64_t(std::min(per_buf, o.runs)) * size, size, round,
+                                 "WRITE at the target");
+            }
+            t.connSync(!o.server);
+
+            // ---- READ throughput: the client reads the server's source half; the server is passive.
+            t.clearCompleted();
+            if (o.server) fill(buf, half, size, round + 1);
+            t.connSync(!o.server);
+            double read_mbs = 0;
+            bool ok = true;
+            if (!o.server) {
+                std::memset(buf + half, 0, half);
+                const auto t0 = Clock::now();
+                for (uint32_t i = 0; i < o.runs; ++i) {
+                    const uint64_t off = uint64_t(i % per_buf) * size;
+                    t.invoke(CoyoteOper::REMOTE_RDMA_READ,
+                             rdmaSg{.local_offs = half + off, .remote_offs = off, .len = size});
+                }
+                wait_for(t, CoyoteOper::REMOTE_RDMA_READ, o.runs);
+                const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+                read_mbs = double(o.runs) * size / s / 1e6;
+                ok &= verify(buf + half, uint64_t(std::min(per_buf, o.runs)) * size, size, round + 1,
+                             "READ at the requester");
+            }
+            t.connSync(!o.server);
+
+            // ---- WRITE ping-pong: the client writes one message, the server answers once it has landed.
+            t.clearCompleted();
+            if (!o.server) fill(buf, size, size, round + 2);
+            t.connSync(!o.server);
+            const uint32_t pings = std::max<uint32_t>(1, o.runs / 4);
+            double half_rtt_us = 0;
+            if (!o.server) {
+                const auto t0 = Clock::now();
+                for (uint32_t i = 0; i < pings; ++i) {
+                    t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = 0, .remote_offs = half, .len = size});
+                    wait_for(t, CoyoteOper::LOCAL_WRITE, i + 1);
+                }
+                half_rtt_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / pings / 2;
+                ok &= verify(buf + half, size, size, round + 2, "ping-pong echo");
+            } else {
+                for (uint32_t i = 0; i < pings; ++i) {
+                    wait_for(t, CoyoteOper::LOCAL_WRITE, i + 1);
+                    // Echo what arrived back into the client's receive half.
+                    t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = half, .remote_offs = half, .len = size});
+                }
+                wait_for(t, CoyoteOper::REMOTE_RDMA_WRITE, pings);
+            }
+            t.connSync(!o.server);
+            all_ok &= ok;
+            if (!o.server)
+                std::printf("%10u %14.1f %14.1f %14.2f %12s\n", size, write_mbs, read_mbs, half_rtt_us,
+                            ok ? "yes" : "NO");
+        }
+        t.connSync(!o.server);
+        t.closeConn();
+        if (!all_ok) {
+            std::fprintf(stderr, "data verification FAILED\n");
+            return 1;
+        }
+        std::printf("%s done, all data verified\n", o.server ? "server" : "client");
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "rdma_perf: %s\n", e.what());
+        return 1;
+    }
+}
