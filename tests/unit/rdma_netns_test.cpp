@@ -1,0 +1,159 @@
+// RDMA between two sim vFPGAs in two network namespaces joined by a veth pair: a different netns counts
+// as a different host, so the automatic wire picks TCP. Needs root and iproute2; skipped otherwise.
+#include <gtest/gtest.h>
+
+#include <coyote/cThread.hpp>
+#include <coyote/error.hpp>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "unit/rdma_test_support.hpp"
+
+using namespace std::chrono_literals;
+using coyote::CoyoteOper;
+using coyote::rdmaSg;
+using coyote_test::Child;
+
+namespace {
+
+int sh(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+/// Two namespaces A and B with a veth pair 10.233.<n>.1 <-> 10.233.<n>.2; removed in the destructor.
+class NetnsPair {
+public:
+    NetnsPair() {
+        const auto id = static_cast<unsigned>(::getpid());
+        a_ = "cyrdma" + std::to_string(id) + "a";
+        b_ = "cyrdma" + std::to_string(id) + "b";
+        const std::string va = "cyv" + std::to_string(id % 100000) + "a", vb = "cyv" + std::to_string(id % 100000) + "b";
+        const std::string net = "10.233." + std::to_string(id % 250) + ".";
+        ip_a_ = net + "1";
+        ip_b_ = net + "2";
+        if (::geteuid() != 0) {
+            why_ = "network namespaces need root";
+            return;
+        }
+        if (sh("ip -V") != 0) {
+            why_ = "iproute2 (ip) is not installed";
+            return;
+        }
+        const std::string steps[] = {
+            "ip netns add " + a_,
+            "ip netns add " + b_,
+            "ip link add " + va + " type veth peer name " + vb,
+            "ip link set " + va + " netns " + a_,
+            "ip link set " + vb + " netns " + b_,
+            "ip -n " + a_ + " addr add " + ip_a_ + "/24 dev " + va,
+            "ip -n " + b_ + " addr add " + ip_b_ + "/24 dev " + vb,
+            "ip -n " + a_ + " link set " + va + " up",
+            "ip -n " + b_ + " link set " + vb + " up",
+            "ip -n " + a_ + " link set lo up",
+            "ip -n " + b_ + " link set lo up",
+        };
+        for (const auto& s : steps)
+            if (sh(s) != 0) {
+                why_ = "'" + s + "' failed (no permission to create namespaces or veth devices?)";
+                return;
+            }
+        ok_ = true;
+    }
+    ~NetnsPair() {
+        (void)sh("ip netns del " + a_);
+        (void)sh("ip netns del " + b_);
+    }
+    bool ok() const { return ok_; }
+    const std::string& why() const { return why_; }
+    const std::string& a() const { return a_; }
+    const std::string& b() const { return b_; }
+    const std::string& ip_a() const { return ip_a_; }
+
+    const std::string& ip_b() const { return ip_b_; }
+
+    /// Moves the calling (single-threaded, forked) process into namespace `name`.
+    static void enter(const std::string& name) {
+        const int fd = ::open(("/var/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) throw std::runtime_error("cannot enter netns " + name);
+        ::close(fd);
+    }
+
+private:
+    std::string a_, b_, ip_a_, ip_b_, why_;
+    bool ok_ = false;
+};
+
+void check(bool ok, const std::string& what) {
+    if (!ok) throw std::runtime_error("check failed: " + what);
+}
+
+void wait_count(coyote::cThread& t, CoyoteOper op, uint32_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (t.checkCompleted(op) < n) {
+        if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("timed out waiting for completions");
+        std::this_thread::sleep_for(100us);
+    }
+}
+
+class RdmaNetns : public testing::TestWithParam<const char*> {};
+
+}  // namespace
+
+TEST_P(RdmaNetns, WriteAndReadAcrossNamespacesUseTheTcpWire) {
+    NetnsPair ns;
+    if (!ns.ok()) GTEST_SKIP() << "network namespaces unavailable: " << ns.why();
+    const std::string wire = GetParam();
+    const uint16_t port = 18488;  // each namespace has its own port space
+    constexpr uint32_t size = 1u << 20, n = 16, chunk = 8192;
+    Child server([&] {
+        NetnsPair::enter(ns.a());
+        ::setenv("COYOTE_BACKEND", "sim", 1);
+        ::setenv("COYOTE_SIM_WIRE", wire.c_str(), 1);
+        ::setenv("COYOTE_SIM_WIRE_ADDR", ns.ip_a().c_str(), 1);
+        coyote::cThread t(0, ::getpid());
+        auto* buf = static_cast<uint8_t*>(t.initRDMA(size, port));
+        for (uint32_t i = 0; i < size; ++i) buf[i] = static_cast<uint8_t>(i * 3);
+        t.connSync(false);
+        wait_count(t, CoyoteOper::LOCAL_WRITE, n);
+        check(t.checkCompleted(CoyoteOper::LOCAL_WRITE) == n, "exactly n WRITEs arrived");
+        for (uint32_t i = 0; i < n * chunk; ++i)
+            check(buf[size / 2 + i] == static_cast<uint8_t>(i * 5 + 1), "WRITE data at " + std::to_string(i));
+        t.connSync(false);
+        t.connSync(false);
+        return 0;
+    }, 90);
+    Child client([&] {
+        NetnsPair::enter(ns.b());
+        ::setenv("COYOTE_BACKEND", "sim", 1);
+        ::setenv("COYOTE_SIM_WIRE", wire.c_str(), 1);
+        ::setenv("COYOTE_SIM_WIRE_ADDR", ns.ip_b().c_str(), 1);
+        coyote::cThread t(0, ::getpid());
+        auto* buf = static_cast<uint8_t*>(t.initRDMA(size, port, ns.ip_a().c_str()));
+        for (uint32_t i = 0; i < size; ++i) buf[i] = static_cast<uint8_t>(i * 5 + 1);
+        t.connSync(true);
+        for (uint32_t i = 0; i < n; ++i)
+            t.invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                     rdmaSg{.local_offs = i * chunk, .remote_offs = size / 2 + i * chunk, .len = chunk});
+        wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, n);
+        t.connSync(true);
+        // READ the server's untouched first half back.
+        t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.local_offs = 0, .remote_offs = 0, .len = 65536});
+        wait_count(t, CoyoteOper::REMOTE_RDMA_READ, 1);
+        for (uint32_t i = 0; i < 65536; ++i)
+            check(buf[i] == static_cast<uint8_t>(i * 3), "READ data at " + std::to_string(i));
+        testing::internal::CaptureStdout();
+        t.printDebug();
+        const std::string dbg = testing::internal::GetCapturedStdout();
+        check(dbg.find("(tcp wire)") != std::string::npos, "the peer in another netns is reached over TCP:\n" + dbg);
+        t.connSync(true);
+        return 0;
+    }, 90);
+    EXPECT_EQ(server.wait(), 0);
+    EXPECT_EQ(client.wait(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Wires, RdmaNetns, testing::Values("auto", "tcp"));
