@@ -573,4 +573,31 @@ TEST_F(SimDataPath, DebugStringHasTheCounters) {
     EXPECT_NE(s.find("1000"), std::string::npos) << s;
 }
 
+TEST_F(SimDataPath, FreeingABufferCancelsItsPendingWrite) {
+    cThread t(0, getpid(), 0);
+    auto* dst = t.getMem({CoyoteAllocType::REG, 4096});
+    auto* src = t.getMem({CoyoteAllocType::REG, 4096});
+    t.clearCompleted();
+    t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = dst, .len = 4096, .dest = 5});
+    t.freeMem(dst);
+    auto [code, what] = error_of([&] { (void)t.checkCompleted(CoyoteOper::LOCAL_WRITE); });
+    EXPECT_EQ(code, k_err) << what;
+    EXPECT_NE(what.find("cancelled"), std::string::npos) << what;
+    // Data for dest 5 now has nowhere to go: it is buffered, nothing is written to the freed address.
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = src, .len = 4096, .dest = 5});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 1));
+    EXPECT_EQ(t.checkCompleted(CoyoteOper::LOCAL_WRITE), 0u);
+}
+
+TEST_F(SimDataPath, CardCapacityIsEnforced) {
+    EnvGuard s("COYOTE_SIM_SHELL", "card_capacity=4M");
+    cThread t(0, getpid(), 8);
+    const uint32_t n = 6u << 20;
+    auto* a = t.getMem({CoyoteAllocType::HPF, n});
+    auto [code, what] = error_of([&] { t.invoke(CoyoteOper::LOCAL_OFFLOAD, syncSg{.addr = a, .len = n}); });
+    EXPECT_EQ(code, static_cast<int>(Errc::resource_exhausted)) << what;
+    EXPECT_NE(what.find("card_capacity"), std::string::npos) << what;
+    EXPECT_NO_THROW(t.invoke(CoyoteOper::LOCAL_OFFLOAD, syncSg{.addr = a, .len = 4u << 20}));
+}
+
 }  // namespace

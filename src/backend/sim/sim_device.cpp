@@ -456,7 +456,9 @@ void SimDevice::set_csr(uint64_t val, uint32_t offs) {
     std::lock_guard hw(hw_mtx_);
     try {
         model_->on_csr_write(*port_, offs, val);
+        discard_reservations();
     } catch (const std::exception& e) {
+        discard_reservations();
         throw_error(Errc::invalid_argument, "setCSR",
                     "user-logic model '" + model_.origin() + "' failed on the write of CSR " + std::to_string(offs) +
                         ": " + e.what());
@@ -650,7 +652,9 @@ void SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last) {
                     model_->on_input(*port_, in);
                 }
             }
+            discard_reservations();
         } catch (...) {
+            discard_reservations();
             // The shell still read the data; the model's failure is reported to the Coyote thread.
             record_exception(ctid, "user-logic model '" + model_.origin() + "' on input dest " + std::to_string(src.dest));
         }
@@ -670,7 +674,9 @@ void SimDevice::add_pending_write(int32_t ctid, const SgSide& dst, bool last) {
     drain_fifo_into_writes(dst.dest);
     try {
         model_->on_output_request(*port_, dst.dest, dst.len);
+        discard_reservations();
     } catch (...) {
+        discard_reservations();
         record_exception(ctid, "user-logic model '" + model_.origin() + "' on output request dest " +
                                    std::to_string(dst.dest));
     }
@@ -793,6 +799,14 @@ void SimDevice::output_commit(uint32_t dest, size_t n) {
     auto chunk = std::move(f.chunks.back());
     f.chunks.pop_back();
     if (n > 0) buffer_output(dest, std::span<const std::byte>(chunk.data(), n));
+}
+
+void SimDevice::discard_reservations() noexcept {
+    for (uint32_t d = 0; d < coyote::sim::k_n_dests; ++d) {
+        auto& r = reservation_[d];
+        if (r.active && !r.into_write) fifo_[d].chunks.pop_back();
+        r = Reservation{};
+    }
 }
 
 void SimDevice::abort_writes_in(uint64_t start, uint64_t end, const std::string& why) {

@@ -168,6 +168,8 @@ private:
     std::span<std::byte> output_reserve(uint32_t dest, size_t max);
     void output_commit(uint32_t dest, size_t n);
     void buffer_output(uint32_t dest, std::span<const std::byte> data);
+    /// Drops windows the model reserved but did not commit (after every model callback).
+    void discard_reservations() noexcept;
     void abort_writes_in(uint64_t start, uint64_t end, const std::string& why);
     void bump(int32_t ctid, CmplClass cls) noexcept;
     void command_done(int32_t ctid) noexcept;
