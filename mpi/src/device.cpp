@@ -134,10 +134,7 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
         a.source = "COYOTE_MPI_DEVICE/COYOTE_MPI_VFID";
         chosen = true;
     }
-    if (!chosen) {
-        const std::string b = ::coyote::detail::selected_backend(0, 0);
-        a = default_assignment(b, comm.local_rank(), b == "hw" ? count_hw_vfpgas(0) : 0);
-    }
+    if (!chosen) a = default_assignment(backend, comm.local_rank(), backend == "hw" ? count_hw_vfpgas(0) : 0);
     a.backend = ::coyote::detail::selected_backend(a.device, a.vfid);
 
     Record mine{};
