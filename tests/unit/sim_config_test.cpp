@@ -280,3 +280,27 @@ TEST_F(SimConfig, ProcessLiveness) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(SimSegments, ExitUnlinksSegmentsOfDevicesNeverDestroyed) {
+    ::setenv("COYOTE_BACKEND", "sim", 1);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        // A device and a remote buffer still alive when exit() runs (no stack unwinding).
+        auto* t = new cThread(0, getpid(), 26);
+        void* p = t->getMem({.alloc = coyote::CoyoteAllocType::REG, .size = 4096, .remote = true});
+        const bool ok = p != nullptr && ::access(("/dev/shm" + sim::state_segment_name(26, 0)).c_str(), F_OK) == 0;
+        std::exit(ok ? 0 : 3);
+    }
+    ASSERT_GT(child, 0);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    const std::string prefix = "coyote-sim." + std::to_string(getuid()) + "." + std::to_string(child) + ".";
+    EXPECT_NE(::access(("/dev/shm/" + prefix + "d26v0.state").c_str(), F_OK), 0);
+    EXPECT_NE(::access(("/dev/shm/" + prefix + "d26v0.buf0").c_str(), F_OK), 0);
+}
+
+}  // namespace

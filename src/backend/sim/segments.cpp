@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +14,8 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <mutex>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -72,7 +75,44 @@ bool read_state_head(const std::string& path, StateHead& head) noexcept {
     return n == static_cast<ssize_t>(sizeof(head)) && head.magic == k_state_magic;
 }
 
+/// Names to unlink at exit, and the process that created them.
+struct Tracked {
+    std::mutex mtx;
+    std::set<std::string> names;
+    pid_t owner = 0;
+};
+Tracked& tracked() {
+    static auto* t = new Tracked(); // never destroyed: used from the exit handler
+    return *t;
+}
+
+void unlink_tracked_at_exit() noexcept {
+    Tracked& t = tracked();
+    std::lock_guard lk(t.mtx);
+    if (t.owner != ::getpid()) return; // a forked child: the names are its parent's
+    for (const auto& n : t.names) ::shm_unlink(n.c_str());
+    t.names.clear();
+}
+
 }  // namespace
+
+void track_segment(const std::string& name) {
+    static std::once_flag once;
+    std::call_once(once, [] { std::atexit(unlink_tracked_at_exit); });
+    Tracked& t = tracked();
+    std::lock_guard lk(t.mtx);
+    if (t.owner != ::getpid()) {
+        t.names.clear(); // inherited from the parent across fork()
+        t.owner = ::getpid();
+    }
+    t.names.insert(name);
+}
+
+void untrack_segment(const std::string& name) noexcept {
+    Tracked& t = tracked();
+    std::lock_guard lk(t.mtx);
+    if (t.owner == ::getpid()) t.names.erase(name);
+}
 
 std::string segment_prefix() {
     return "/" + std::string(k_base) + std::to_string(::getuid()) + "." + std::to_string(::getpid());

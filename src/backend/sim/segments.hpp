@@ -20,6 +20,12 @@ std::string vfpga_segment_prefix(uint32_t device, int32_t vfid);
 /// The name of the shared state segment of (device, vfid) of the calling process.
 std::string state_segment_name(uint32_t device, int32_t vfid);
 
+/// Remembers shm segment `name`, created by this process, so that a normal exit (exit() or return from
+/// main, even without destroying its owner) unlinks it. A forked child never unlinks its parent's names.
+void track_segment(const std::string& name);
+/// Forgets `name` (its owner unlinked it).
+void untrack_segment(const std::string& name) noexcept;
+
 /// Start time of `pid` (/proc/<pid>/stat field 22, clock ticks since boot); 0 if the process is gone.
 uint64_t process_start_time(pid_t pid) noexcept;
 

@@ -157,6 +157,7 @@ SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
 
     const uint64_t header = round_up(sizeof(SharedState), k_page);
     state_seg_ = ShmSegment::create(state_segment_name(device, vfid), header + k_state_net_area_size);
+    track_segment(state_seg_.name());
     state_ = new (state_seg_.get()) SharedState();
     state_->version = k_state_version;
     state_->owner_pid = ::getpid();
@@ -191,11 +192,18 @@ SimDevice::~SimDevice() {
     nic_.reset();
     {
         std::lock_guard lk(alloc_mtx_);
+        for (auto& [addr, rec] : allocs_) {
+            const std::string name = rec.shm_name;
+            rec = AllocRecord{};
+            if (!name.empty()) untrack_segment(name);
+        }
         allocs_.clear();
     }
     model_.reset();
     state_ = nullptr;
+    const std::string state_name = state_seg_.name();
     state_seg_ = ShmSegment{}; // unlinks the name before the pair is released
+    untrack_segment(state_name);
     auto& reg = live_devices();
     {
         std::lock_guard lk(reg.mtx);
@@ -311,6 +319,7 @@ Allocation SimDevice::alloc_mem(int32_t ctid, const CoyoteAlloc& req) {
         rec.shm_name = vfpga_segment_prefix(device_, vfid_) + ".buf" +
                        std::to_string(remote_buffers_.fetch_add(1, std::memory_order_relaxed));
         rec.seg = ShmSegment::create(rec.shm_name, size);
+        track_segment(rec.shm_name);
         if (huge) {
             rec.map = map_shm_aligned(rec.shm_name, size, k_huge);
             ::madvise(rec.map.get(), size, MADV_HUGEPAGE);
@@ -342,10 +351,13 @@ Allocation SimDevice::alloc_mem(int32_t ctid, const CoyoteAlloc& req) {
     const auto a = reinterpret_cast<uint64_t>(addr);
     tlb_.insert(a, a, a + size, MapKind::alloc, ctid, true);
     if (req.remote) {
+        const std::string shm_name = rec.shm_name;
         try {
             nic_->register_buffer(ctid, addr, size, rec.shm_name);
         } catch (...) {
             tlb_.remove_group(a, MapKind::alloc);
+            rec = AllocRecord{};
+            untrack_segment(shm_name);
             throw;
         }
     }
@@ -374,7 +386,9 @@ void SimDevice::free_mem(int32_t ctid, const Allocation& a) noexcept {
     } catch (...) {
     }
     if (rec.info.remote && nic_) nic_->unregister_buffer(ctid, a.addr);
-    // rec goes out of scope: unmapped, shm segment unlinked
+    const std::string shm_name = rec.shm_name;
+    rec = AllocRecord{}; // unmapped, shm segment unlinked
+    if (!shm_name.empty()) untrack_segment(shm_name);
 }
 
 void SimDevice::map_user(int32_t ctid, void* vaddr, uint64_t len) {
