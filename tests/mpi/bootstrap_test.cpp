@@ -324,3 +324,43 @@ TEST(MpiOob, ExchangeAcksAndConnSyncWithAPartner) {
     EXPECT_THROW(conn_sync(comm, -1), coyote::Error);
     barrier(comm);
 }
+
+TEST(Bootstrap, ArrivalDeadlineNamesTheAbsentRanks) {
+    Communicator comm;  // private: tokens sent to absent ranks must not leak into other tests
+    BootstrapOptions opt;
+    opt.timeout = std::chrono::milliseconds(300);
+    opt.on_timeout = OnTimeout::throw_error;
+    if (comm.rank() == 0) {
+        std::string expected = comm.size() == 2 ? "rank 1 of 2" : "ranks 1";
+        for (int r = 2; r < comm.size(); ++r) expected += ", " + std::to_string(r);
+        if (comm.size() > 2) expected += " of " + std::to_string(comm.size());
+        try {
+            arrive(comm, "lonely", opt);
+            FAIL() << "arrival completed although no other rank took part";
+        } catch (const coyote::Error& e) {
+            EXPECT_TRUE(has_code(e, coyote::Errc::timeout));
+            EXPECT_NE(std::string(e.what()).find(expected + " did not arrive at bootstrap step 'lonely'"),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST(MpiOob, AckDeadlineNamesThePeer) {
+    Communicator comm;
+    BootstrapOptions opt;
+    opt.timeout = std::chrono::milliseconds(300);
+    opt.on_timeout = OnTimeout::throw_error;
+    if (comm.rank() == 0) {
+        MpiOob oob(comm, 1, opt);
+        try {
+            (void)oob.read_ack();
+            FAIL() << "read_ack returned without a sender";
+        } catch (const coyote::Error& e) {
+            EXPECT_TRUE(has_code(e, coyote::Errc::timeout));
+            EXPECT_NE(std::string(e.what()).find("rank 1 sent no ack"), std::string::npos) << e.what();
+        }
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
