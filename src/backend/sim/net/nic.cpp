@@ -228,6 +228,8 @@ uint32_t first_non_loopback() {
 
 // ---- per-ctid state ----------------------------------------------------------------------------
 
+struct ShmPeer;
+
 struct CtidState {
     std::mutex post_mtx; ///< serializes posts of this ctid (PSN order = wire order); may be held across I/O
     std::mutex mtx;      ///< short critical sections only (never held across I/O)
@@ -240,6 +242,10 @@ struct CtidState {
     uint32_t next_psn = 0;
     std::optional<Endpoint> peer;
     std::optional<Error> pending;
+    std::atomic<bool> has_pending{false}; ///< lock-free check for the polling path
+    /// Resolved shm route (peers live until the NIC is destroyed); null when the context, the peer or the ARP
+    /// table changed since it was resolved. Guarded by mtx.
+    ShmPeer* shm_route = nullptr;
     std::atomic<uint32_t> inflight{0};
     std::atomic<uint64_t> generation{0};
     // Registered buffer (local).
@@ -377,8 +383,10 @@ private:
     void ensure_tcp() const;
     bool use_tcp(const Endpoint& ep) const;
     ShmPeer& shm_peer(const Endpoint& ep);
-    PostStatus post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, const Endpoint& ep,
-                        uint64_t local_addr, bool last);
+    PostStatus post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, ShmPeer& peer, uint64_t local_addr,
+                        bool last);
+    /// Throws peer_gone when the peer process died (checked at most every k_liveness_period).
+    static void check_alive(ShmPeer& p);
 
     NicHost& host_;
     WireConfig cfg_;
@@ -538,6 +546,7 @@ void NicImpl::commit_ctx(const std::array<uint64_t, 3>& w) {
     cs.ctx_words = w;
     cs.ctx = d;
     cs.has_ctx = true;
+    cs.shm_route = nullptr;
     cs.next_psn = d.local_psn;
     publish_qp(ctid, cs);
     shared_->qp[ctid].expected_psn.store(d.remote_psn, std::memory_order_release);
@@ -556,6 +565,7 @@ void NicImpl::commit_conn(const std::array<uint64_t, 3>& w) {
     cs.conn_words = w;
     cs.conn = d;
     cs.has_conn = true;
+    cs.shm_route = nullptr;
     publish_qp(ctid, cs);
 }
 
@@ -567,6 +577,10 @@ void NicImpl::arp_lookup(uint32_t ip) {
         return;
     }
     arp_[ip] = it->second;
+    for (auto& c : ctids_) {
+        std::lock_guard clk(c.mtx);
+        c.shm_route = nullptr;
+    }
 }
 
 void NicImpl::register_buffer(int32_t ctid, void* addr, uint64_t size, const std::string& shm_name) {
@@ -655,6 +669,7 @@ void NicImpl::set_remote_endpoint(int32_t ctid, std::span<const std::byte> bytes
     }
     std::lock_guard lk(cs.mtx);
     cs.peer = std::move(ep);
+    cs.shm_route = nullptr;
 }
 
 bool NicImpl::use_tcp(const Endpoint& ep) const {
@@ -669,14 +684,17 @@ void NicImpl::record_error(int32_t ctid, uint64_t generation, Error e) noexcept 
     std::lock_guard lk(cs.mtx);
     if (cs.generation.load() != generation) return;
     if (!cs.pending) cs.pending.emplace(std::move(e));
+    cs.has_pending.store(true, std::memory_order_release);
 }
 
 void NicImpl::raise_pending_error(int32_t ctid) {
     CtidState& cs = cs_checked(ctid, "raise_pending_error");
+    if (!cs.has_pending.load(std::memory_order_acquire)) return;
     std::optional<Error> e;
     {
         std::lock_guard lk(cs.mtx);
         e.swap(cs.pending);
+        cs.has_pending.store(false, std::memory_order_release);
     }
     if (e) throw *e;
 }
@@ -692,7 +710,9 @@ void NicImpl::on_ctid_unregistered(int32_t ctid) noexcept {
         cs.ctx = {};
         cs.conn = {};
         cs.peer.reset();
+        cs.shm_route = nullptr;
         cs.pending.reset();
+        cs.has_pending.store(false, std::memory_order_release);
         cs.buf_addr = cs.buf_size = 0;
         cs.rkey = 0;
         cs.buf_name.clear();
@@ -706,12 +726,30 @@ void NicImpl::on_ctid_unregistered(int32_t ctid) noexcept {
     cs.inflight.store(0);
 }
 
+namespace {
+std::string peer_label(const Endpoint& ep) {
+    return "peer process " + std::to_string(ep.pid) + " (FPGA " + ip_to_string(ep.ip) + ", device " +
+           std::to_string(ep.device) + " vFPGA " + std::to_string(ep.vfid) + ")";
+}
+}  // namespace
+
+void NicImpl::check_alive(ShmPeer& p) {
+    std::lock_guard plk(p.mtx);
+    if (!p.gone) {
+        const auto now = Clock::now();
+        if (now - p.last_check >= k_liveness_period) {
+            p.last_check = now;
+            if (!process_alive(p.ep.pid, p.ep.start_time)) p.gone = true;
+        }
+    }
+    if (p.gone) throw_error(Errc::peer_gone, "RDMA", peer_label(p.ep) + " is gone");
+}
+
 ShmPeer& NicImpl::shm_peer(const Endpoint& ep) {
-    const std::string who = "peer process " + std::to_string(ep.pid) + " (FPGA " + ip_to_string(ep.ip) + ", device " +
-                            std::to_string(ep.device) + " vFPGA " + std::to_string(ep.vfid) + ")";
-    std::lock_guard lk(peers_mtx_);
+    std::unique_lock lk(peers_mtx_);
     auto it = peers_.find(ep.key);
     if (it == peers_.end()) {
+        const std::string who = peer_label(ep);
         auto p = std::make_unique<ShmPeer>();
         p->ep = ep;
         if (!process_alive(ep.pid, ep.start_time)) throw_error(Errc::peer_gone, "RDMA", who + " is gone");
@@ -735,12 +773,8 @@ ShmPeer& NicImpl::shm_peer(const Endpoint& ep) {
         it = peers_.emplace(ep.key, std::move(p)).first;
     }
     ShmPeer& p = *it->second;
-    std::lock_guard plk(p.mtx);
-    if (!p.gone && Clock::now() - p.last_check >= k_liveness_period) {
-        p.last_check = Clock::now();
-        if (!process_alive(ep.pid, ep.start_time)) p.gone = true;
-    }
-    if (p.gone) throw_error(Errc::peer_gone, "RDMA", who + " is gone");
+    lk.unlock();
+    check_alive(p);
     return p;
 }
 
@@ -748,18 +782,46 @@ PostStatus NicImpl::post(const Command& cmd) {
     const RdmaOpcode op = opcode_of(cmd.oper);
     const int32_t ctid = cmd.ctid;
     CtidState& cs = cs_checked(ctid, "post");
-    const std::string call = std::string("invoke ") + (op == RdmaOpcode::read    ? "REMOTE_RDMA_READ"
-                                                       : op == RdmaOpcode::write ? "REMOTE_RDMA_WRITE"
-                                                                                 : "REMOTE_RDMA_SEND");
+    const char* const call = op == RdmaOpcode::read    ? "invoke REMOTE_RDMA_READ"
+                             : op == RdmaOpcode::write ? "invoke REMOTE_RDMA_WRITE"
+                                                       : "invoke REMOTE_RDMA_SEND";
     std::unique_lock post_lk(cs.post_mtx);
     const uint32_t len = cmd.src.len;
+
+    // Fast path: a route resolved by an earlier post and not invalidated since (context, peer and ARP unchanged).
+    {
+        DecodedQpContext fctx;
+        DecodedConnContext fconn;
+        ShmPeer* route = nullptr;
+        {
+            std::lock_guard lk(cs.mtx);
+            route = cs.shm_route;
+            fctx = cs.ctx;
+            fconn = cs.conn;
+        }
+        if (route != nullptr && len != 0) {
+            check_alive(*route);
+            host_.check_local_range(ctid, cmd.src.addr, len, op == RdmaOpcode::read);
+            RdmaRequest req;
+            req.op = op;
+            req.src_qpn = fctx.local_qpn;
+            req.src_ip = host_.ip_address();
+            req.dst_qpn = fconn.remote_qpn;
+            req.rkey = fctx.remote_rkey;
+            req.vaddr = cmd.dst.addr & 0xFFFFFFFFFFFFULL;
+            req.len = len;
+            return post_shm(cs, ctid, req, *route, cmd.src.addr, cmd.last);
+        }
+    }
 
     // Local state, decoded from the register writes.
     DecodedQpContext ctx;
     DecodedConnContext conn;
     std::optional<Endpoint> own_peer;
+    uint64_t route_generation = 0;
     {
         std::lock_guard lk(cs.mtx);
+        route_generation = cs.generation.load();
         if (!cs.has_ctx || !cs.has_conn) {
             shared_->counters.local_failures.fetch_add(1, std::memory_order_relaxed);
             throw_error(Errc::invalid_argument, call,
@@ -819,12 +881,20 @@ PostStatus NicImpl::post(const Command& cmd) {
                         "peer " + ip_to_string(ep.ip) + " has no TCP wire (it runs with COYOTE_SIM_WIRE=shm)");
         return tcp_->post(cs, ctid, req, ep, cmd.src.addr, cmd.last);
     }
-    return post_shm(cs, ctid, req, ep, cmd.src.addr, cmd.last);
+    ShmPeer& peer = shm_peer(ep);
+    {
+        // Remember the route unless the queue pair was reconfigured meanwhile.
+        std::lock_guard lk(cs.mtx);
+        if (cs.generation.load() == route_generation && cs.has_ctx && cs.has_conn && cs.ctx.local_qpn == ctx.local_qpn &&
+            cs.conn.remote_qpn == conn.remote_qpn && cs.conn.remote_ip() == remote_ip)
+            cs.shm_route = &peer;
+    }
+    return post_shm(cs, ctid, req, peer, cmd.src.addr, cmd.last);
 }
 
-PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req_in, const Endpoint& ep,
+PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req_in, ShmPeer& peer,
                              uint64_t local_addr, bool last) {
-    ShmPeer& peer = shm_peer(ep);
+    const Endpoint& ep = peer.ep;
     RdmaRequest req = req_in;
     uint64_t generation = 0;
     {
