@@ -353,7 +353,7 @@ Allocation SimDevice::alloc_mem(int32_t ctid, const CoyoteAlloc& req) {
     if (req.remote) {
         const std::string shm_name = rec.shm_name;
         try {
-            nic_->register_buffer(ctid, addr, size, rec.shm_name);
+            nic_->register_buffer(ctid, addr, req.size, rec.shm_name); // bounds are the size asked for
         } catch (...) {
             tlb_.remove_group(a, MapKind::alloc);
             rec = AllocRecord{};

@@ -1130,9 +1130,14 @@ std::shared_ptr<Conn> TcpWire::connect_to(const Endpoint& ep) {
     c->peer_key = ep.key;
     {
         std::lock_guard lk(conns_mtx_);
-        if (auto it = by_key_.find(ep.key); it != by_key_.end()) return it->second; // raced with another poster
-        by_key_[ep.key] = c;
+        // Keep polling the new connection even when another one to this peer won the race (another poster, or
+        // the peer connecting to us at the same time): closing it would look like a dead peer on the other side.
         conns_.push_back(c);
+        if (auto it = by_key_.find(ep.key); it != by_key_.end()) {
+            wake();
+            return it->second;
+        }
+        by_key_[ep.key] = c;
     }
     wake();
     return c;
