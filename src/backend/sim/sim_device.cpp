@@ -284,6 +284,7 @@ void SimDevice::unregister_ctid(int32_t ctid) noexcept {
         {
             std::lock_guard q(q_mtx_);
             std::erase_if(queue_, [&](const Command& c) { return c.ctid == ctid; });
+            queue_nonempty_.store(!queue_.empty(), std::memory_order_release);
         }
         for (auto& dq : pending_) std::erase_if(dq, [&](const PendingWrite& w) { return w.ctid == ctid; });
         st.active.store(false, std::memory_order_release);
@@ -585,9 +586,28 @@ PostStatus SimDevice::post(const Command& cmd) {
         return PostStatus::ok;
     }
     queue_.push_back(cmd);
+    queue_nonempty_.store(true, std::memory_order_release);
     q.unlock();
     q_cv_.notify_all();
     return PostStatus::ok;
+}
+
+bool SimDevice::progress_one() noexcept {
+    if (!queue_nonempty_.load(std::memory_order_acquire)) return false;
+    std::unique_lock q(q_mtx_, std::try_to_lock);
+    if (!q.owns_lock() || queue_.empty() || worker_busy_ || inline_active_ != 0 || stop_) return false;
+    const Command cmd = queue_.front();
+    queue_.pop_front();
+    queue_nonempty_.store(!queue_.empty(), std::memory_order_release);
+    ++inline_active_; // keeps the worker (and other pollers) out until this command is done: order is preserved
+    q.unlock();
+    {
+        std::lock_guard hw(hw_mtx_);
+        execute(cmd);
+    }
+    q.lock();
+    if (--inline_active_ == 0 && !queue_.empty()) q_cv_.notify_all();
+    return true;
 }
 
 void SimDevice::worker_loop() {
@@ -597,6 +617,7 @@ void SimDevice::worker_loop() {
         if (stop_) return;
         const Command cmd = queue_.front();
         queue_.pop_front();
+        queue_nonempty_.store(!queue_.empty(), std::memory_order_release);
         worker_busy_ = true;
         q.unlock();
         {
@@ -909,6 +930,8 @@ void SimDevice::migrate(int32_t ctid, void* addr, uint64_t len, bool to_card) {
 uint32_t SimDevice::completed(int32_t ctid, CmplClass cls) const {
     if (ctid < 0 || ctid >= N_CTID_MAX)
         throw_error(Errc::invalid_argument, "checkCompleted", "ctid " + std::to_string(ctid) + " is out of range");
+    // A thread polling for completions runs queued work itself rather than waiting for the worker.
+    if (queue_nonempty_.load(std::memory_order_relaxed)) (void)const_cast<SimDevice*>(this)->progress_one();
     return state_->wback[static_cast<uint32_t>(cls) * N_CTID_MAX + static_cast<uint32_t>(ctid)].load(
         std::memory_order_acquire);
 }

@@ -157,6 +157,9 @@ private:
 
     // engine (model lock held unless stated)
     void worker_loop();
+    /// Runs the oldest queued command in the calling thread if neither the worker nor an inline poster is busy;
+    /// a poller waiting on completions makes progress itself instead of waiting for the worker to wake up.
+    bool progress_one() noexcept;
     void execute(const Command& cmd) noexcept;
     void execute_local(const Command& cmd);
     void deliver_input(int32_t ctid, const SgSide& src, bool last);
@@ -233,6 +236,7 @@ private:
     std::mutex q_mtx_;
     std::condition_variable q_cv_;
     std::deque<Command> queue_;
+    std::atomic<bool> queue_nonempty_{false}; ///< lock-free hint for the polling path
     bool worker_busy_ = false;
     int inline_active_ = 0;
     bool stop_ = false;
