@@ -20,13 +20,15 @@
 #               1 node; the silent-singleton launch fails with the MPI layer's "singleton" error
 #   bench       bench.sbatch on 2 nodes (benchmark JSON per rank, validated with python3 -m json.tool);
 #               a job that hits its time limit leaves earlier results readable and says so in status
-#   tests       tests.sbatch (MPI test binaries of build/tests/mpi) on 2 nodes via mpirun
+#   tests       tests.sbatch: the 2-rank MPI tests (ctest -L mpi) on 1 node x 2 ranks with mpirun and
+#               srun --mpi=pmix; mpi_porting_test on 2 nodes via mpirun
 #
 # Multi-node on one host: two slurmd "nodes" share the host, so srun --mpi=pmix is only used on one
 # node (PMIx temporary directories of the two slurmd collide); multi-node runs use mpirun inside the
 # allocation (Open MPI's Slurm launcher, which starts one orted per node through srun) with
 # "--mca btl self,tcp", because Open MPI's shared-memory transport would mix up ranks of the two fake
-# nodes that are really on one host.
+# nodes that are really on one host, and with COYOTE_MPI_DEVICE_MAP giving each rank its own simulated
+# device (both ranks are node-local rank 0 of the same host).
 set -u -o pipefail
 
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -276,21 +278,57 @@ submit_bg() {
     while [[ $# -gt 0 && "$1" != -- ]]; do envs+=("$1"); shift; done
     [[ $# -gt 0 ]] && shift
     say "submit ${name}: ${envs[*]:${#COMMON_ENV[@]}} sbatch $* ${script##*/}"
+    rm -f "${JOBS_DIR}/${name}.rc" "${JOBS_DIR}/${name}.pid"
     (
         cd "${JOBS_DIR}" || exit 1
-        rc=0
         env "${envs[@]}" timeout "${JOB_TIMEOUT}" sbatch --wait --parsable "--job-name=${name}" \
-            "--output=${JOBS_DIR}/${name}.out" "$@" "${script}" >"${JOBS_DIR}/${name}.sbatch" 2>&1 || rc=$?
+            "--output=${JOBS_DIR}/${name}.out" "$@" "${script}" >"${JOBS_DIR}/${name}.sbatch" 2>&1 &
+        echo $! >"${JOBS_DIR}/${name}.pid"
+        rc=0
+        wait $! || rc=$?
         echo "${rc}" >"${JOBS_DIR}/${name}.rc"
     ) &
     BG_PIDS[${name}]=$!
 }
+
+# finished_exit_code ID: prints the exit code of job ID (128+signal when a signal ended it) once
+# slurmctld reports it in a final state; prints nothing while it is pending or running.
+finished_exit_code() {
+    local info state ec
+    info=$(scontrol -o show job "$1" 2>/dev/null) || return 0
+    state=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"${info}")
+    case "${state}" in
+        COMPLETED | FAILED | TIMEOUT | CANCELLED | NODE_FAIL | OUT_OF_MEMORY | PREEMPTED | BOOT_FAIL | DEADLINE) ;;
+        *) return 0 ;;
+    esac
+    ec=$(sed -n 's/.* ExitCode=\([0-9]*\):\([0-9]*\).*/\1 \2/p' <<<"${info}")
+    read -r code sig <<<"${ec:-1 0}"
+    if [[ "${sig:-0}" -ne 0 ]]; then echo $((128 + sig)); else echo "${code:-1}"; fi
+}
+
+# collect NAME: waits for the job of submit_bg NAME. sbatch --wait polls slurmctld with growing pauses,
+# so the job state is also polled here every half second; once the job has ended, its exit code is
+# taken from slurmctld and the waiting sbatch is stopped.
 collect() {
-    local name=$1
+    local name=$1 id="" ec="" sbatch_pid
+    JOB_OUT=${JOBS_DIR}/${name}.out
+    JOB_RC=""
+    while [[ ! -f "${JOBS_DIR}/${name}.rc" ]]; do
+        [[ -z "${id}" ]] && id=$(grep -Eo '^[0-9]+' "${JOBS_DIR}/${name}.sbatch" 2>/dev/null | head -n 1)
+        if [[ -n "${id}" ]]; then
+            ec=$(finished_exit_code "${id}")
+            if [[ -n "${ec}" ]]; then
+                JOB_RC=${ec}
+                sbatch_pid=$(cat "${JOBS_DIR}/${name}.pid" 2>/dev/null)
+                [[ "${sbatch_pid}" =~ ^[0-9]+$ ]] && kill -TERM "${sbatch_pid}" 2>/dev/null
+                break
+            fi
+        fi
+        sleep 0.5
+    done
     wait "${BG_PIDS[${name}]}" 2>/dev/null
     unset "BG_PIDS[${name}]"
-    JOB_OUT=${JOBS_DIR}/${name}.out
-    JOB_RC=$(cat "${JOBS_DIR}/${name}.rc" 2>/dev/null || echo 255)
+    [[ -n "${JOB_RC}" ]] || JOB_RC=$(cat "${JOBS_DIR}/${name}.rc" 2>/dev/null || echo 255)
     JOB_ID=$(grep -Eo '^[0-9]+' "${JOBS_DIR}/${name}.sbatch" 2>/dev/null | head -n 1)
     if [[ ${JOB_RC} -eq 124 ]]; then
         fail "${name}: job ${JOB_ID} did not finish within ${JOB_TIMEOUT} s"
@@ -352,6 +390,9 @@ validate_json() {
 }
 
 MPIRUN_FAKE_NODES="--mca btl self,tcp"
+# The MPI layer gives each node-local rank of the sim backend device <local rank>; on two fake nodes of
+# one host both ranks would be local rank 0 on the same host, so jobs of 2 nodes x 1 rank map them.
+FAKE_NODES_DEVICE_MAP="COYOTE_MPI_DEVICE_MAP=0:0:0,1:1:0"
 COMMON_ENV=(COYOTE_BACKEND=sim "COYOTE_BUILD_DIR=${BUILD_DIR}" "COYOTE_RESULTS_DIR=${RESULTS_DIR}"
     COYOTE_POST_TIMEOUT_MS=60000 COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000)
 
@@ -440,7 +481,7 @@ case_collective() {
     local demo=${BUILD_DIR}/mpi/examples/demo
     [[ -x "${demo}" ]] || { fail "missing binary ${demo}"; return; }
 
-    submit collective-mpirun-2x1 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" -- -N 2 --ntasks-per-node=1 --time=5
+    submit collective-mpirun-2x1 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "${FAKE_NODES_DEVICE_MAP}" -- -N 2 --ntasks-per-node=1 --time=5
     expect_ok "RDMA demo via mpirun on 2 nodes (data verified by the demo)"
     expect_file "RDMA demo: rank 0 log" "$(job_dir)/logs/demo.rank0.node1.log"
     expect_file "RDMA demo: rank 1 log" "$(job_dir)/logs/demo.rank1.node2.log"
@@ -475,7 +516,7 @@ case_bench() {
         --time=1 "${SLURM_SCRIPTS}/bench.sbatch" 2>&1 | grep -Eo '^[0-9]+' | head -n 1)
     [[ -n "${timeout_id}" ]] || fail "bench-timeout: sbatch did not return a job id"
 
-    submit bench-mpirun-2x1 "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "COYOTE_BENCH_ARGS=${quick}" -- -N 2 --ntasks-per-node=1 --time=10
+    submit bench-mpirun-2x1 "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "${FAKE_NODES_DEVICE_MAP}" "COYOTE_BENCH_ARGS=${quick}" -- -N 2 --ntasks-per-node=1 --time=10
     expect_ok "bench.sbatch via mpirun on 2 nodes"
     local b r json
     for b in "${benches[@]}"; do
@@ -537,19 +578,41 @@ case_bench() {
 }
 
 case_tests() {
+    # The binaries tests.sbatch picks for 2 ranks: those CTest runs with "mpiexec -n 2" (label mpi).
     local tests=()
-    while IFS= read -r t; do tests+=("$t"); done < <(
-        find "${BUILD_DIR}/tests/mpi" -maxdepth 1 -type f -name '*_test' -perm -u+x 2>/dev/null | sort)
-    [[ ${#tests[@]} -gt 0 ]] || { fail "missing binary: no *_test in ${BUILD_DIR}/tests/mpi"; return; }
-    submit tests-mpirun-2x1 "${SLURM_SCRIPTS}/tests.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" -- -N 2 --ntasks-per-node=1 --time=10
-    expect_ok "tests.sbatch (MPI test binaries) via mpirun on 2 nodes"
+    while IFS= read -r t; do tests+=("$t"); done < <("${PYTHON}" "${SLURM_SCRIPTS}/mpi_tests.py" "${BUILD_DIR}" mpi 2 2>/dev/null)
+    [[ ${#tests[@]} -gt 0 ]] || { fail "missing binary: no 2-rank MPI test registered in ${BUILD_DIR} (ctest -L mpi)"; return; }
     local t r
+    for t in "${tests[@]}"; do
+        [[ -x "$t" ]] || fail "missing binary $t"
+    done
+
+    # The whole 2-rank suite on one node with both launchers (several tests assume one host).
+    submit tests-mpirun-1x2 "${SLURM_SCRIPTS}/tests.sbatch" "COYOTE_LAUNCHER=mpirun" -- -N 1 --ntasks-per-node=2 --time=10
+    expect_ok "tests.sbatch (2-rank MPI test binaries) via mpirun on 1 node x 2 ranks"
     for t in "${tests[@]}"; do
         for r in 0 1; do
             expect_file "tests: GoogleTest report of $(basename "$t") rank ${r}" \
                 "$(job_dir)/tests/$(basename "$t").rank${r}.xml"
         done
     done
+    if [[ ${PMIX_OK} -eq 1 ]]; then
+        submit tests-srun-1x2 "${SLURM_SCRIPTS}/tests.sbatch" "COYOTE_LAUNCHER=srun" -- -N 1 --ntasks-per-node=2 --time=10
+        expect_ok "tests.sbatch via srun --mpi=pmix on 1 node x 2 ranks"
+    else
+        fail "srun has no pmix plug-in (srun --mpi=list), srun --mpi=pmix cannot be tested"
+    fi
+
+    # Across the two nodes: the porting test (no single-host assumptions), chosen by COYOTE_TEST_BINARIES.
+    if [[ -x "${BUILD_DIR}/tests/mpi/mpi_porting_test" ]]; then
+        submit tests-mpirun-2x1 "${SLURM_SCRIPTS}/tests.sbatch" "COYOTE_LAUNCHER=mpirun" \
+            "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "${FAKE_NODES_DEVICE_MAP}" "COYOTE_TEST_BINARIES=mpi_porting_test" \
+            -- -N 2 --ntasks-per-node=1 --time=10
+        expect_ok "tests.sbatch (mpi_porting_test) via mpirun on 2 nodes"
+        expect_file "tests: report of rank 1 on node2" "$(job_dir)/tests/mpi_porting_test.rank1.xml"
+    else
+        fail "missing binary ${BUILD_DIR}/tests/mpi/mpi_porting_test"
+    fi
 }
 
 for c in "${CASES[@]}"; do
