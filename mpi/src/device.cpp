@@ -1,7 +1,9 @@
 #include <coyote/mpi/device.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -32,18 +34,32 @@ std::string env_or_empty(const char* name) {
     return v == nullptr ? std::string() : std::string(v);
 }
 
-/// One rank's record in the collision allgather.
+/// One rank's record in the device-selection allgather.
 struct Record {
-    char host[256];
-    uint32_t device;
-    int32_t vfid;
-    int32_t exists; ///< 1 if the device was found (or not checked)
+    char host[256];    ///< host key: host name (+ network namespace on sim)
+    int32_t is_hw;     ///< backend of the rank
+    int32_t has_device;
+    int32_t has_vfid;
+    uint32_t device;   ///< explicit device (if has_device)
+    int32_t vfid;      ///< explicit vFPGA (if has_vfid)
+    int32_t no_entry;  ///< the device map has no entry for this rank
+    int32_t hw_vfpgas; ///< vFPGAs of device 0 on this host (hw)
     int32_t pad;
+    char source[64];
 };
 
-std::string describe(const Record& r, int rank) {
-    return "rank " + std::to_string(rank) + " (host " + std::string(r.host) + ", device " + std::to_string(r.device) +
-           ", vFPGA " + std::to_string(r.vfid) + ")";
+std::string describe(const Record& r, int rank, uint32_t device, int32_t vfid) {
+    return "rank " + std::to_string(rank) + " (host " + std::string(r.host) + ", device " + std::to_string(device) +
+           ", vFPGA " + std::to_string(vfid) + ")";
+}
+
+/// The identity that makes devices distinct: the host for hw (the /dev files), host and network namespace
+/// for sim (a sim device's IP derives from both).
+std::string host_key(const std::string& host, bool hw) {
+    if (hw) return host;
+    struct stat st {};
+    const unsigned long long ns = ::stat("/proc/self/ns/net", &st) == 0 ? static_cast<unsigned long long>(st.st_ino) : 0;
+    return host + " netns " + std::to_string(ns);
 }
 
 }  // namespace
@@ -95,7 +111,16 @@ DeviceAssignment default_assignment(const std::string& backend, int local_rank, 
 }
 
 DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptions& options) {
-    DeviceAssignment a;
+    // The backend decides the default; probe it on device 0, vFPGA 0 (COYOTE_BACKEND or /dev presence).
+    const std::string backend = ::coyote::detail::selected_backend(0, 0);
+    const bool hw = backend == "hw";
+
+    Record mine{};
+    std::strncpy(mine.host, host_key(comm.host(), hw).c_str(), sizeof(mine.host) - 1);
+    mine.is_hw = hw ? 1 : 0;
+    mine.hw_vfpgas = hw ? count_hw_vfpgas(0) : 0;
+    std::string source = "default";
+
     std::string map_text = options.device_map;
     std::string map_source = "options";
     if (map_text.empty()) {
@@ -104,72 +129,81 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
     }
     const std::string env_dev = env_or_empty("COYOTE_MPI_DEVICE");
     const std::string env_vf = env_or_empty("COYOTE_MPI_VFID");
-    // The backend decides the default; probe it on device 0, vFPGA 0 (COYOTE_BACKEND or /dev presence).
-    const std::string backend = ::coyote::detail::selected_backend(0, 0);
-
-    bool chosen = false;
     if (options.device || options.vfid) {
-        a = default_assignment(backend, comm.local_rank(), backend == "hw" ? count_hw_vfpgas(0) : 0);
-        if (options.device) a.device = *options.device;
-        if (options.vfid) a.vfid = *options.vfid;
-        a.source = "options";
-        chosen = true;
+        if (options.device) mine.has_device = 1, mine.device = *options.device;
+        if (options.vfid) mine.has_vfid = 1, mine.vfid = *options.vfid;
+        source = "options";
+    } else if (!map_text.empty()) {
+        for (const auto& e : parse_device_map(map_text))
+            if (e.rank == comm.rank()) {
+                mine.has_device = mine.has_vfid = 1;
+                mine.device = e.device;
+                mine.vfid = e.vfid;
+                source = map_source;
+            }
+        if (source == "default") mine.no_entry = 1;  // reported on every rank after the allgather
+    } else if (!env_dev.empty() || !env_vf.empty()) {
+        if (!env_dev.empty())
+            mine.has_device = 1, mine.device = static_cast<uint32_t>(parse_int(env_dev, "COYOTE_MPI_DEVICE", 0, 255));
+        if (!env_vf.empty())
+            mine.has_vfid = 1, mine.vfid = static_cast<int32_t>(parse_int(env_vf, "COYOTE_MPI_VFID", 0, 15));
+        source = "COYOTE_MPI_DEVICE/COYOTE_MPI_VFID";
     }
-    if (!chosen && !map_text.empty()) {
-        for (const auto& e : parse_device_map(map_text)) {
-            if (e.rank != comm.rank()) continue;
-            a.device = e.device;
-            a.vfid = e.vfid;
-            a.source = map_source;
-            chosen = true;
-        }
-        if (!chosen)
+    std::strncpy(mine.source, source.c_str(), sizeof(mine.source) - 1);
+
+    // One allgather: every rank derives every rank's assignment, so checks fail identically everywhere.
+    std::vector<Record> all(1, mine);
+    if (comm.size() > 1) {
+        const auto bytes = allgather_bytes(comm, &mine, sizeof(Record), "device selection", options.bootstrap);
+        all.resize(static_cast<std::size_t>(comm.size()));
+        std::memcpy(all.data(), bytes.data(), bytes.size());
+    }
+    for (std::size_t r = 0; r < all.size(); ++r)
+        if (all[r].no_entry != 0)
             throw_error(Errc::invalid_argument, "select_device",
-                        map_source + " '" + map_text + "' has no entry for rank " + std::to_string(comm.rank()));
+                        map_source + " '" + map_text + "' has no entry for rank " + std::to_string(r));
+    std::vector<DeviceAssignment> final(all.size());
+    for (std::size_t r = 0; r < all.size(); ++r) {
+        const Record& rec = all[r];
+        int host_rank = 0;  // index among the ranks of the same host key
+        for (std::size_t q = 0; q < r; ++q) host_rank += std::strncmp(all[q].host, rec.host, sizeof(rec.host)) == 0;
+        DeviceAssignment d = default_assignment(rec.is_hw ? "hw" : "sim", host_rank, rec.hw_vfpgas);
+        if (rec.has_device) d.device = rec.device;
+        if (rec.has_vfid) d.vfid = rec.vfid;
+        d.host_rank = host_rank;
+        d.source = std::string(rec.source, strnlen(rec.source, sizeof(rec.source)));
+        final[r] = d;
     }
-    if (!chosen && (!env_dev.empty() || !env_vf.empty())) {
-        a = default_assignment(backend, comm.local_rank(), backend == "hw" ? count_hw_vfpgas(0) : 0);
-        if (!env_dev.empty()) a.device = static_cast<uint32_t>(parse_int(env_dev, "COYOTE_MPI_DEVICE", 0, 255));
-        if (!env_vf.empty()) a.vfid = static_cast<int32_t>(parse_int(env_vf, "COYOTE_MPI_VFID", 0, 15));
-        a.source = "COYOTE_MPI_DEVICE/COYOTE_MPI_VFID";
-        chosen = true;
-    }
-    if (!chosen) a = default_assignment(backend, comm.local_rank(), backend == "hw" ? count_hw_vfpgas(0) : 0);
+    DeviceAssignment a = final[static_cast<std::size_t>(comm.rank())];
     a.backend = ::coyote::detail::selected_backend(a.device, a.vfid);
 
-    Record mine{};
-    std::strncpy(mine.host, comm.host().c_str(), sizeof(mine.host) - 1);
-    mine.device = a.device;
-    mine.vfid = a.vfid;
-    mine.exists = 1;
-    if (options.check_exists && a.backend == "hw" && ::access(hw_path(a.device, a.vfid).c_str(), F_OK) != 0)
-        mine.exists = 0;
-    if (!options.check_exists && !options.check_collisions) return a;
-
-    const auto bytes = allgather_bytes(comm, &mine, sizeof(Record), "device selection", options.bootstrap);
-    std::vector<Record> all(static_cast<std::size_t>(comm.size()));
-    std::memcpy(all.data(), bytes.data(), bytes.size());
-
-    // Every rank evaluates the same table, so every rank throws the same error.
-    for (int r = 0; r < comm.size(); ++r) {
-        const Record& rec = all[static_cast<std::size_t>(r)];
-        if (rec.exists == 0)
-            throw_error(Errc::no_device, "select_device",
-                        describe(rec, r) + ": " + hw_path(rec.device, rec.vfid) +
-                            " does not exist (is the Coyote driver loaded? override with COYOTE_MPI_DEVICE, "
-                            "COYOTE_MPI_VFID or COYOTE_MPI_DEVICE_MAP)");
+    if (options.check_exists && std::any_of(all.begin(), all.end(), [](const Record& r) { return r.is_hw != 0; })) {
+        // Each rank probes its own device file; a second small allgather shares the verdicts.
+        int32_t exists = (a.backend != "hw" || ::access(hw_path(a.device, a.vfid).c_str(), F_OK) == 0) ? 1 : 0;
+        std::vector<int32_t> found(1, exists);
+        if (comm.size() > 1) {
+            const auto bytes = allgather_bytes(comm, &exists, sizeof(exists), "device probe", options.bootstrap);
+            found.resize(static_cast<std::size_t>(comm.size()));
+            std::memcpy(found.data(), bytes.data(), bytes.size());
+        }
+        for (std::size_t r = 0; r < all.size(); ++r)
+            if (found[r] == 0)
+                throw_error(Errc::no_device, "select_device",
+                            describe(all[r], static_cast<int>(r), final[r].device, final[r].vfid) + ": " +
+                                hw_path(final[r].device, final[r].vfid) +
+                                " does not exist (is the Coyote driver loaded? override with COYOTE_MPI_DEVICE, "
+                                "COYOTE_MPI_VFID or COYOTE_MPI_DEVICE_MAP)");
     }
     if (options.check_collisions) {
-        for (int r = 0; r < comm.size(); ++r)
-            for (int s = r + 1; s < comm.size(); ++s) {
-                const Record& x = all[static_cast<std::size_t>(r)];
-                const Record& y = all[static_cast<std::size_t>(s)];
-                if (std::strncmp(x.host, y.host, sizeof(x.host)) == 0 && x.device == y.device && x.vfid == y.vfid)
-                    throw_error(Errc::invalid_argument, "select_device",
-                                "ranks " + std::to_string(r) + " and " + std::to_string(s) + " on host " +
-                                    std::string(x.host) + " both chose device " + std::to_string(x.device) +
-                                    ", vFPGA " + std::to_string(x.vfid) +
-                                    " (give each rank its own with COYOTE_MPI_DEVICE_MAP=\"rank:dev:vf,...\")");
+        for (std::size_t r = 0; r < all.size(); ++r)
+            for (std::size_t q = r + 1; q < all.size(); ++q) {
+                if (std::strncmp(all[r].host, all[q].host, sizeof(all[r].host)) != 0) continue;
+                if (final[r].device != final[q].device || final[r].vfid != final[q].vfid) continue;
+                throw_error(Errc::invalid_argument, "select_device",
+                            "ranks " + std::to_string(r) + " and " + std::to_string(q) + " on host " +
+                                std::string(all[r].host) + " both chose device " + std::to_string(final[r].device) +
+                                ", vFPGA " + std::to_string(final[r].vfid) +
+                                " (give each rank its own with COYOTE_MPI_DEVICE_MAP=\"rank:dev:vf,...\")");
             }
     }
     return a;

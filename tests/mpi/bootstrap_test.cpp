@@ -19,9 +19,13 @@ bool has_code(const coyote::Error& e, coyote::Errc c) { return e.code() == coyot
 /// Sets an environment variable for the scope.
 class ScopedEnv {
 public:
+    /// Sets `name` to `value`, or unsets it when `value` is null.
     ScopedEnv(const char* name, const char* value) : name_(name) {
         if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-        ::setenv(name, value, 1);
+        if (value != nullptr)
+            ::setenv(name, value, 1);
+        else
+            ::unsetenv(name);
     }
     ~ScopedEnv() {
         if (had_)
@@ -49,11 +53,25 @@ TEST(Communicator, DuplicatesAndKnowsTheNode) {
     int cmp = MPI_UNEQUAL;
     MPI_Comm_compare(comm.get(), MPI_COMM_WORLD, &cmp);
     EXPECT_EQ(cmp, MPI_CONGRUENT);
-    // One host in the tests: every rank is node-local.
-    EXPECT_EQ(comm.node_count(), 1);
-    EXPECT_EQ(comm.node_index(), 0);
-    EXPECT_EQ(comm.local_size(), comm.size());
-    EXPECT_EQ(comm.local_rank(), comm.rank());
+    // Node view: consistent whatever the placement (one host, or several MPI nodes).
+    ASSERT_GE(comm.node_count(), 1);
+    EXPECT_GE(comm.node_index(), 0);
+    EXPECT_LT(comm.node_index(), comm.node_count());
+    EXPECT_GE(comm.local_rank(), 0);
+    EXPECT_LT(comm.local_rank(), comm.local_size());
+    int node_members = 0;  // ranks reporting this rank's node index must number local_size
+    std::vector<int> idx(static_cast<std::size_t>(comm.size()));
+    const int mine = comm.node_index();
+    MPI_Allgather(&mine, 1, MPI_INT, idx.data(), 1, MPI_INT, comm.get());
+    for (int v : idx) node_members += v == mine;
+    EXPECT_EQ(node_members, comm.local_size());
+    int leaders = comm.local_rank() == 0 ? 1 : 0, total_leaders = 0;
+    MPI_Allreduce(&leaders, &total_leaders, 1, MPI_INT, MPI_SUM, comm.get());
+    EXPECT_EQ(total_leaders, comm.node_count());
+    if (comm.node_count() == 1) {
+        EXPECT_EQ(comm.local_size(), comm.size());
+        EXPECT_EQ(comm.local_rank(), comm.rank());
+    }
     EXPECT_FALSE(comm.host().empty());
 }
 
@@ -216,15 +234,24 @@ TEST(DeviceSelection, Defaults) {
     EXPECT_EQ(default_assignment("hw", 3, 4).vfid, 3);
     EXPECT_EQ(default_assignment("hw", 3, 1).vfid, 0);
     Communicator comm;
+    ScopedEnv m("COYOTE_MPI_DEVICE_MAP", nullptr), d("COYOTE_MPI_DEVICE", nullptr), v("COYOTE_MPI_VFID", nullptr);
     const auto a = select_device(comm);  // COYOTE_BACKEND=sim in the test environment
     EXPECT_EQ(a.backend, "sim");
-    EXPECT_EQ(a.device, static_cast<uint32_t>(comm.local_rank()));
+    EXPECT_EQ(a.device, static_cast<uint32_t>(a.host_rank));
+    if (comm.node_count() == 1) {
+        EXPECT_EQ(a.host_rank, comm.local_rank());
+    }
     EXPECT_EQ(a.vfid, 0);
     EXPECT_EQ(a.source, "default");
+    // Host-local ranks are 0..k-1 on each host: their sum over all ranks is at most that of 0..size-1.
+    int hr = a.host_rank, sum = 0;
+    MPI_Allreduce(&hr, &sum, 1, MPI_INT, MPI_SUM, comm.get());
+    EXPECT_LE(sum, comm.size() * (comm.size() - 1) / 2);
 }
 
 TEST(DeviceSelection, EnvironmentAndOptionsOverride) {
     Communicator comm;
+    ScopedEnv m("COYOTE_MPI_DEVICE_MAP", nullptr), d("COYOTE_MPI_DEVICE", nullptr), v("COYOTE_MPI_VFID", nullptr);
     {
         std::string map;
         for (int r = 0; r < comm.size(); ++r) map += std::to_string(r) + ":" + std::to_string(10 + r) + ":1,";
@@ -236,9 +263,9 @@ TEST(DeviceSelection, EnvironmentAndOptionsOverride) {
     }
     {
         ScopedEnv e("COYOTE_MPI_VFID", "2");
-        const auto a = select_device(comm);  // device stays the node-local rank
+        const auto a = select_device(comm);  // device stays the host-local rank
         EXPECT_EQ(a.vfid, 2);
-        EXPECT_EQ(a.device, static_cast<uint32_t>(comm.local_rank()));
+        EXPECT_EQ(a.device, static_cast<uint32_t>(a.host_rank));
     }
     DeviceSelectOptions o;
     o.device = static_cast<uint32_t>(20 + comm.rank());
@@ -271,10 +298,13 @@ TEST(DeviceSelection, MissingMapEntryIsAnError) {
     o.device_map = "0:0:0";
     o.check_collisions = false;
     o.check_exists = false;
-    if (comm.rank() == 0)
-        EXPECT_NO_THROW((void)select_device(comm, o));
-    else
-        EXPECT_THROW((void)select_device(comm, o), coyote::Error);
+    // Every rank reports the missing entry (the first one: rank 1), not only the rank without one.
+    try {
+        (void)select_device(comm, o);
+        FAIL() << "no error for a map without entries for ranks 1..";
+    } catch (const coyote::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("has no entry for rank 1"), std::string::npos) << e.what();
+    }
 }
 
 TEST(DeviceSelection, NonexistentHardwareDeviceIsNamed) {

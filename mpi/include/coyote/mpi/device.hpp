@@ -17,6 +17,9 @@ struct DeviceAssignment {
     int32_t vfid = 0;
     std::string backend; ///< "sim" or "hw"
     std::string source;  ///< "default", "options", "COYOTE_MPI_DEVICE_MAP", "COYOTE_MPI_DEVICE/COYOTE_MPI_VFID"
+    /// Index of the rank among the ranks of its host (host name; plus network namespace on sim). Equals the
+    /// MPI node-local rank unless several MPI "nodes" share one host.
+    int host_rank = 0;
 };
 
 /// Overrides of the default assignment. Precedence: options > COYOTE_MPI_DEVICE_MAP >
@@ -42,15 +45,17 @@ struct DeviceMapEntry {
 };
 std::vector<DeviceMapEntry> parse_device_map(const std::string& text);
 
-/// The default assignment for a node-local rank: sim -> (local_rank, 0); hw -> (0, local_rank) when the shell
+/// The default assignment for a host-local rank: sim -> (local_rank, 0); hw -> (0, local_rank) when the shell
 /// exposes several vFPGAs (`hw_vfpgas` > 1), else (0, 0).
 DeviceAssignment default_assignment(const std::string& backend, int local_rank, int hw_vfpgas);
 
 /// Number of /dev/coyote_fpga_<device>_v<n> files (consecutive from v0).
 int count_hw_vfpgas(uint32_t device);
 
-/// Chooses this rank's (device, vFPGA). Collective over `comm` (one allgather for the collision check):
-/// every rank throws the same Errc::invalid_argument error when two ranks on one host share (device, vFPGA).
+/// Chooses this rank's (device, vFPGA). Collective over `comm`: one allgather of every rank's host and choices,
+/// from which every rank derives every assignment (defaults use the host-local rank) and throws the same
+/// error when two ranks on one host share (device, vFPGA) or a map has no entry for a rank. On hw, a second
+/// allgather shares whether each rank's /dev file exists (Errc::no_device naming the rank and the file).
 DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptions& options = {});
 
 }  // namespace coyote::mpi
