@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -107,6 +108,9 @@ TEST(Wiring, QpContextMatchesWhatPeersPublished) {
     ASSERT_EQ(MPI_Alltoall(mine.data(), sizeof(coyote::ibvQ), MPI_BYTE, theirs.data(), sizeof(coyote::ibvQ), MPI_BYTE,
                            comm.get()),
               MPI_SUCCESS);
+    if (const char* e = std::getenv("COYOTE_TEST_EXPECT_LEGACY"); e != nullptr && std::string(e) == "1") {
+        ASSERT_FALSE(avx) << "COYOTE_SIM_SHELL=avx=0 should select the legacy register layout";
+    }
     for (int p : qps.peers()) {
         const coyote::ibvQ& pub = theirs[static_cast<std::size_t>(p)];
         const coyote::ibvQp& qp = *qps.thread(p).getQpair();
