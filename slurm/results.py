@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import os
+import signal
 import sys
 
 
@@ -90,7 +91,7 @@ def plot(rows, path):
         print("results.py: matplotlib not installed (apt-get install python3-matplotlib), no plot", file=sys.stderr)
         return False
     use_rate = all(r["bytes_per_second"] for r in rows)
-    names = sorted({r["benchmark"] for r in rows})
+    names = list(dict.fromkeys(r["benchmark"] for r in rows))  # order of the reports
     ranks = sorted({r["rank"] for r in rows}, key=lambda x: int(x) if x.isdigit() else 0)
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(names) * max(1, len(ranks))), 4.5))
     width = 0.8 / max(1, len(ranks))
@@ -168,4 +169,5 @@ def main():
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet end when piped into head
     sys.exit(main())
