@@ -9,10 +9,14 @@ build_dir="${COYOTE_BUILD_DIR:-$repo_root/build}"
 mode="${1:-run}"
 
 # ---------------------------------------------------------------------------------------------------------
-# MAIN JOB: what `scripts/quickstart.sh` runs after building. Currently the local sim demo; change this one
-# function to switch the default demo.
+# MAIN JOB: what `scripts/quickstart.sh` runs after building: the 2-rank demo (MPI bootstrap on the sim
+# backend, verified RDMA WRITE/READ between the ranks, allreduce, benchmark report).
 run_main_job() {
-    COYOTE_BACKEND="${COYOTE_BACKEND:-sim}" "$build_dir/examples/hello_world"
+    local mpirun_flags=(-np 2 --oversubscribe)
+    # Open MPI refuses to run as root unless told to.
+    if [[ "$(id -u)" == 0 ]]; then mpirun_flags+=(--allow-run-as-root); fi
+    COYOTE_BACKEND="${COYOTE_BACKEND:-sim}" mpirun "${mpirun_flags[@]}" -x COYOTE_BACKEND \
+        "$build_dir/mpi/coyote_mpi_demo"
 }
 # ---------------------------------------------------------------------------------------------------------
 
