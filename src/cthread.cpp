@@ -30,6 +30,7 @@ namespace {
 using detail::CmplClass;
 using detail::Command;
 using detail::PostStatus;
+using detail::oper_name;
 
 std::string hex_addr(const void* p) {
     char buf[32];
@@ -54,21 +55,6 @@ uint32_t random_psn() {
     return static_cast<uint32_t>(rng() & 0xFFFFFFu);
 }
 
-const char* oper_name(CoyoteOper oper) {
-    switch (oper) {
-    case CoyoteOper::NOOP: return "NOOP";
-    case CoyoteOper::LOCAL_READ: return "LOCAL_READ";
-    case CoyoteOper::LOCAL_WRITE: return "LOCAL_WRITE";
-    case CoyoteOper::LOCAL_TRANSFER: return "LOCAL_TRANSFER";
-    case CoyoteOper::LOCAL_OFFLOAD: return "LOCAL_OFFLOAD";
-    case CoyoteOper::LOCAL_SYNC: return "LOCAL_SYNC";
-    case CoyoteOper::REMOTE_RDMA_READ: return "REMOTE_RDMA_READ";
-    case CoyoteOper::REMOTE_RDMA_WRITE: return "REMOTE_RDMA_WRITE";
-    case CoyoteOper::REMOTE_RDMA_SEND: return "REMOTE_RDMA_SEND";
-    case CoyoteOper::REMOTE_TCP_SEND: return "REMOTE_TCP_SEND";
-    }
-    return "unknown operation";
-}
 
 }  // namespace
 

@@ -31,6 +31,23 @@ constexpr CmplClass cmpl_class_of(CoyoteOper oper) noexcept {
     }
 }
 
+/// Coyote's name of an operation, for messages.
+constexpr const char* oper_name(CoyoteOper oper) noexcept {
+    switch (oper) {
+    case CoyoteOper::NOOP: return "NOOP";
+    case CoyoteOper::LOCAL_READ: return "LOCAL_READ";
+    case CoyoteOper::LOCAL_WRITE: return "LOCAL_WRITE";
+    case CoyoteOper::LOCAL_TRANSFER: return "LOCAL_TRANSFER";
+    case CoyoteOper::LOCAL_OFFLOAD: return "LOCAL_OFFLOAD";
+    case CoyoteOper::LOCAL_SYNC: return "LOCAL_SYNC";
+    case CoyoteOper::REMOTE_RDMA_READ: return "REMOTE_RDMA_READ";
+    case CoyoteOper::REMOTE_RDMA_WRITE: return "REMOTE_RDMA_WRITE";
+    case CoyoteOper::REMOTE_RDMA_SEND: return "REMOTE_RDMA_SEND";
+    case CoyoteOper::REMOTE_TCP_SEND: return "REMOTE_TCP_SEND";
+    }
+    return "unknown operation";
+}
+
 /// One side of a data movement command.
 struct SgSide {
     uint64_t addr = 0; ///< virtual address (local ops) or absolute remote vaddr (RDMA destination)

@@ -1,4 +1,5 @@
 // Source compatibility of the public headers, the error type and backend selection.
+#include "test_support.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,28 +17,10 @@
 #include "backend/device.hpp"
 #include "backend/registers.hpp"
 
+using coyote_test::EnvGuard;
+
 namespace {
 
-struct EnvGuard {
-    std::string name;
-    std::string old;
-    bool had;
-    EnvGuard(const char* n, const char* v) : name(n) {
-        const char* o = std::getenv(n);
-        had = o != nullptr;
-        if (had) old = o;
-        if (v != nullptr)
-            ::setenv(n, v, 1);
-        else
-            ::unsetenv(n);
-    }
-    ~EnvGuard() {
-        if (had)
-            ::setenv(name.c_str(), old.c_str(), 1);
-        else
-            ::unsetenv(name.c_str());
-    }
-};
 
 TEST(CoreApi, DesignatedInitializersInDeclarationOrder) {
     int buf[4] = {};

@@ -1,5 +1,6 @@
 // Sim backend configuration: shell word and overrides, network identity, the shared state segment,
 // reclaiming the segments of crashed processes.
+#include "test_support.hpp"
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -25,37 +26,12 @@ using coyote::cThread;
 using coyote::Errc;
 namespace sim = coyote::detail::sim;
 
+using coyote_test::EnvGuard;
+using coyote_test::error_of;
+
 namespace {
 
-struct EnvGuard {
-    std::string name, old;
-    bool had;
-    EnvGuard(const char* n, const char* v) : name(n) {
-        const char* o = std::getenv(n);
-        had = o != nullptr;
-        if (had) old = o;
-        if (v != nullptr)
-            ::setenv(n, v, 1);
-        else
-            ::unsetenv(n);
-    }
-    ~EnvGuard() {
-        if (had)
-            ::setenv(name.c_str(), old.c_str(), 1);
-        else
-            ::unsetenv(name.c_str());
-    }
-};
 
-template <typename Fn>
-std::pair<int, std::string> error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const coyote::Error& e) {
-        return {e.code().value(), e.what()};
-    }
-    return {0, "no error"};
-}
 
 class SimConfig : public ::testing::Test {
 protected:

@@ -1,5 +1,6 @@
 // The sim vFPGA's local data path: memory, TLB and page faults, commands, completions, card memory,
 // CSRs, configuration registers, interrupts.
+#include "test_support.hpp"
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -31,53 +32,16 @@ using coyote::detail::CmplClass;
 using coyote::detail::Command;
 using coyote::detail::PostStatus;
 
+using coyote_test::EnvGuard;
+using coyote_test::error_of;
+using coyote_test::eventually;
+using coyote_test::wait_completed;
+
 namespace {
 
-struct EnvGuard {
-    std::string name, old;
-    bool had;
-    EnvGuard(const char* n, const char* v) : name(n) {
-        const char* o = std::getenv(n);
-        had = o != nullptr;
-        if (had) old = o;
-        if (v != nullptr)
-            ::setenv(n, v, 1);
-        else
-            ::unsetenv(n);
-    }
-    ~EnvGuard() {
-        if (had)
-            ::setenv(name.c_str(), old.c_str(), 1);
-        else
-            ::unsetenv(name.c_str());
-    }
-};
 
-/// Runs `fn` and returns the Errc of the coyote::Error it throws (fails if it throws nothing else).
-template <typename Fn>
-std::pair<int, std::string> error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const coyote::Error& e) {
-        return {e.code().value(), e.what()};
-    }
-    return {0, "no error"};
-}
 
-/// Waits (bounded) until `pred` holds.
-template <typename Pred>
-bool eventually(Pred&& pred) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-    return true;
-}
 
-bool wait_completed(cThread& t, CoyoteOper op, uint32_t n) {
-    return eventually([&] { return t.checkCompleted(op) >= n; });
-}
 
 void fill_pattern(void* p, size_t n, uint32_t seed) {
     auto* b = static_cast<uint8_t*>(p);

@@ -1,5 +1,6 @@
 // User-logic models of the sim backend: built-ins (passthrough, perf_local, vadd), a model loaded from a
 // shared object, selection errors, interrupts raised by a model.
+#include "test_support.hpp"
 #include <unistd.h>
 
 #include <coyote/cThread.hpp>
@@ -22,46 +23,14 @@ using coyote::cThread;
 using coyote::Errc;
 using coyote::localSg;
 
+using coyote_test::EnvGuard;
+using coyote_test::error_of;
+using coyote_test::wait_completed;
+
 namespace {
 
-struct EnvGuard {
-    std::string name, old;
-    bool had;
-    EnvGuard(const char* n, const char* v) : name(n) {
-        const char* o = std::getenv(n);
-        had = o != nullptr;
-        if (had) old = o;
-        if (v != nullptr)
-            ::setenv(n, v, 1);
-        else
-            ::unsetenv(n);
-    }
-    ~EnvGuard() {
-        if (had)
-            ::setenv(name.c_str(), old.c_str(), 1);
-        else
-            ::unsetenv(name.c_str());
-    }
-};
 
-template <typename Fn>
-std::pair<int, std::string> error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const coyote::Error& e) {
-        return {e.code().value(), e.what()};
-    }
-    return {0, "no error"};
-}
 
-bool wait_completed(cThread& t, CoyoteOper op, uint32_t n) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (t.checkCompleted(op) < n) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
-    }
-    return true;
-}
 
 class SimModels : public ::testing::Test {
 protected:

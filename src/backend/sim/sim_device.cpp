@@ -32,21 +32,6 @@ std::string hex(uint64_t v) {
 
 uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-const char* oper_name(CoyoteOper op) {
-    switch (op) {
-    case CoyoteOper::NOOP: return "NOOP";
-    case CoyoteOper::LOCAL_READ: return "LOCAL_READ";
-    case CoyoteOper::LOCAL_WRITE: return "LOCAL_WRITE";
-    case CoyoteOper::LOCAL_TRANSFER: return "LOCAL_TRANSFER";
-    case CoyoteOper::LOCAL_OFFLOAD: return "LOCAL_OFFLOAD";
-    case CoyoteOper::LOCAL_SYNC: return "LOCAL_SYNC";
-    case CoyoteOper::REMOTE_RDMA_READ: return "REMOTE_RDMA_READ";
-    case CoyoteOper::REMOTE_RDMA_WRITE: return "REMOTE_RDMA_WRITE";
-    case CoyoteOper::REMOTE_RDMA_SEND: return "REMOTE_RDMA_SEND";
-    case CoyoteOper::REMOTE_TCP_SEND: return "REMOTE_TCP_SEND";
-    }
-    return "unknown operation";
-}
 
 const char* alloc_name(CoyoteAllocType t) {
     switch (t) {
