@@ -1,0 +1,198 @@
+// coyote-mpi collectives: MPI-style collective operations and tagged point-to-point messages over FPGA RDMA
+// (queue pairs of a QpSet, payloads moved by REMOTE_RDMA_WRITE between registered buffers).
+#pragma once
+
+#include <mpi.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <coyote/mpi/collectives_types.hpp>
+#include <coyote/mpi/communicator.hpp>
+#include <coyote/mpi/device.hpp>
+
+namespace coyote::detail::coll {
+class Engine;
+struct OpState;
+}  // namespace coyote::detail::coll
+
+namespace coyote::mpi {
+
+/// Which peers get a queue pair.
+enum class PeerSet {
+    log, ///< rank +- 2^k (mod N): at most 2 ceil(log2 N) queue pairs; every algorithm's partners (default)
+    all  ///< every other rank (N - 1 queue pairs; enables pairwise alltoall and send/recv to any rank)
+};
+
+/// Tuning and limits of a Collectives object. Every rank must pass the same values (checked).
+struct CollectiveOptions {
+    uint64_t buffer_size = 4ull << 20;  ///< registered buffer per queue pair (COYOTE_COLL_BUFFER_SIZE)
+    uint64_t chunk_bytes = 128u << 10;  ///< pipeline chunk / message payload limit (COYOTE_COLL_CHUNK)
+    /// allreduce: recursive doubling up to this many bytes, ring reduce-scatter + allgather above
+    /// (COYOTE_COLL_ALLREDUCE_SMALL)
+    uint64_t allreduce_small = 16u << 10;
+    /// broadcast / reduce: binomial tree up to this many bytes, pipelined chain above (COYOTE_COLL_TREE_SMALL)
+    uint64_t tree_small = 64u << 10;
+    /// alltoall with every peer connected: Bruck up to this many bytes per block, pairwise above
+    /// (COYOTE_COLL_ALLTOALL_SMALL)
+    uint64_t alltoall_small = 256;
+    /// allgather: Bruck up to this many bytes per block, ring above (COYOTE_COLL_ALLGATHER_SMALL)
+    uint64_t allgather_small = 1024;
+    PeerSet peers = PeerSet::log;       ///< COYOTE_COLL_PEERS=log|all
+    /// Deadline of every wait for a peer (no progress for this long fails the call with Errc::timeout)
+    /// (COYOTE_COLL_TIMEOUT_MS; default: the bootstrap deadline, COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS).
+    std::chrono::milliseconds timeout{120000};
+    /// A stalled wait checks that the peers it waits for are alive this often.
+    std::chrono::milliseconds probe_interval{20};
+    /// Defaults overridden by the environment variables named above.
+    static CollectiveOptions from_env();
+};
+
+/// Tag wildcard for recv / irecv.
+inline constexpr int any_tag = -1;
+
+/// Handle of a non-blocking operation. Move-only; a Request must complete (wait / test returning true) before
+/// the Collectives object that made it is destroyed.
+class Request {
+public:
+    Request() = default;
+    Request(Request&&) noexcept = default;
+    Request& operator=(Request&&) noexcept = default;
+    Request(const Request&) = delete;
+    Request& operator=(const Request&) = delete;
+    ~Request() = default;
+
+    /// Progresses the operation without blocking; true when it completed. Throws the operation's error.
+    bool test();
+    /// Blocks until complete; throws the operation's error, or Errc::timeout after the collectives deadline
+    /// without progress.
+    void wait();
+    /// Blocks at most `timeout`; true when complete.
+    bool wait(std::chrono::milliseconds timeout);
+    /// Received bytes of a completed irecv.
+    uint64_t received_bytes() const noexcept;
+    bool valid() const noexcept { return state_ != nullptr; }
+
+private:
+    friend class Collectives;
+    Request(std::shared_ptr<::coyote::detail::coll::OpState> s, ::coyote::detail::coll::Engine* e) : state_(std::move(s)), engine_(e) {}
+    std::shared_ptr<::coyote::detail::coll::OpState> state_;
+    ::coyote::detail::coll::Engine* engine_ = nullptr;
+};
+
+/// Collective operations over FPGA RDMA, constructed collectively from a Communicator and this rank's device.
+/// Semantics follow MPI: counts are elements; `send == MPI_IN_PLACE` (or `send == recv`) selects the in-place
+/// variant where MPI has one; every rank calls collectives in the same order with matching arguments
+/// (mismatched kind, type, count, root or op is detected on arrival of a message of that call).
+/// Not thread-safe: one thread issues calls (non-blocking collectives run on worker threads internally).
+/// After an error other than invalid arguments the object is unusable.
+class Collectives {
+public:
+    /// Collective over `comm`: wires the queue pairs (QpSet) and checks that all ranks use the same options.
+    Collectives(const Communicator& comm, const DeviceAssignment& device,
+                CollectiveOptions options = CollectiveOptions::from_env());
+    /// Collective: waits for the outstanding non-blocking collectives and for every rank to arrive (bounded).
+    ~Collectives();
+    Collectives(const Collectives&) = delete;
+    Collectives& operator=(const Collectives&) = delete;
+
+    int rank() const noexcept { return rank_; }
+    int size() const noexcept { return size_; }
+    /// Peers with a queue pair.
+    const std::vector<int>& peers() const noexcept;
+    const CollectiveOptions& options() const noexcept { return options_; }
+    /// Payload bytes per message (the pipeline chunk) and message slots per direction.
+    uint32_t chunk_payload() const noexcept;
+    uint32_t slots() const noexcept;
+
+    /// Dissemination barrier (ceil(log2 N) rounds of empty messages).
+    void barrier();
+    /// MPI_Bcast.
+    void broadcast(void* buf, std::size_t count, Datatype type, int root);
+    /// MPI_Reduce; `recv` is used on the root only.
+    void reduce(const void* send, void* recv, std::size_t count, Datatype type, Op op, int root);
+    /// MPI_Allreduce.
+    void allreduce(const void* send, void* recv, std::size_t count, Datatype type, Op op);
+    /// MPI_Gather of `count` elements per rank; `recv` (size() * count) on the root only.
+    void gather(const void* send, void* recv, std::size_t count, Datatype type, int root);
+    /// MPI_Allgather of `count` elements per rank.
+    void allgather(const void* send, void* recv, std::size_t count, Datatype type);
+    /// MPI_Scatter of `count` elements per rank; `send` on the root only; root may pass recv = MPI_IN_PLACE.
+    void scatter(const void* send, void* recv, std::size_t count, Datatype type, int root);
+    /// MPI_Reduce_scatter_block: `send` has size() * count elements, `recv` gets this rank's `count`.
+    void reduce_scatter(const void* send, void* recv, std::size_t count, Datatype type, Op op);
+    /// MPI_Alltoall with `count` elements per block.
+    void alltoall(const void* send, void* recv, std::size_t count, Datatype type);
+
+    /// Tagged send to `peer` (needs a queue pair to it: see PeerSet). Messages to one peer are matched in
+    /// order; returns once the payload is handed to the RDMA engine (buffered up to the ring's capacity).
+    void send(const void* buf, std::size_t count, Datatype type, int peer, int tag);
+    /// Tagged receive from `peer` (tag may be any_tag); returns the number of elements received.
+    std::size_t recv(void* buf, std::size_t count, Datatype type, int peer, int tag);
+
+    Request isend(const void* buf, std::size_t count, Datatype type, int peer, int tag);
+    Request irecv(void* buf, std::size_t count, Datatype type, int peer, int tag);
+    /// Non-blocking allreduce / broadcast (numbered at the call, run on a worker thread).
+    Request iallreduce(const void* send, void* recv, std::size_t count, Datatype type, Op op);
+    Request ibroadcast(void* buf, std::size_t count, Datatype type, int root);
+
+    /// The algorithm the last blocking collective on this rank used (e.g. "ring", "recursive_doubling").
+    const std::string& last_algorithm() const noexcept { return last_algorithm_; }
+
+    // ---- typed conveniences ----
+    template <typename T>
+    void allreduce(std::span<const T> send, std::span<T> recv, Op op) {
+        check_spans(send.size(), recv.size(), "allreduce");
+        allreduce(send.data(), recv.data(), recv.size(), datatype_of<std::remove_cv_t<T>>(), op);
+    }
+    template <typename T>
+    void allreduce(std::span<T> inout, Op op) {
+        allreduce(MPI_IN_PLACE, inout.data(), inout.size(), datatype_of<std::remove_cv_t<T>>(), op);
+    }
+    template <typename T>
+    void broadcast(std::span<T> buf, int root) {
+        broadcast(buf.data(), buf.size(), datatype_of<std::remove_cv_t<T>>(), root);
+    }
+    template <typename T>
+    void reduce(std::span<const T> send, std::span<T> recv, Op op, int root) {
+        reduce(send.data(), recv.data(), send.size(), datatype_of<std::remove_cv_t<T>>(), op, root);
+    }
+    template <typename T>
+    void allgather(std::span<const T> send, std::span<T> recv) {
+        check_spans(send.size() * static_cast<std::size_t>(size_), recv.size(), "allgather");
+        allgather(send.data(), recv.data(), send.size(), datatype_of<std::remove_cv_t<T>>());
+    }
+    template <typename T>
+    void alltoall(std::span<const T> send, std::span<T> recv) {
+        check_spans(send.size(), recv.size(), "alltoall");
+        alltoall(send.data(), recv.data(), recv.size() / static_cast<std::size_t>(size_),
+                 datatype_of<std::remove_cv_t<T>>());
+    }
+    template <typename T>
+    void send(std::span<const T> buf, int peer, int tag) {
+        send(buf.data(), buf.size(), datatype_of<std::remove_cv_t<T>>(), peer, tag);
+    }
+    template <typename T>
+    std::size_t recv(std::span<T> buf, int peer, int tag) {
+        return recv(buf.data(), buf.size(), datatype_of<std::remove_cv_t<T>>(), peer, tag);
+    }
+
+private:
+    static void check_spans(std::size_t a, std::size_t b, const char* call);
+    template <typename Fn>
+    auto guarded(const char* call, Fn&& fn);
+
+    CollectiveOptions options_;
+    int rank_ = 0;
+    int size_ = 0;
+    std::unique_ptr<::coyote::detail::coll::Engine> engine_;
+    std::string last_algorithm_;
+};
+
+}  // namespace coyote::mpi

@@ -1,0 +1,295 @@
+// coyote-mpi collectives: the transport engine (internal; included by the library's sources only).
+//
+// One channel per connected peer, on that peer's queue pair and registered buffer (size S, identical on all
+// ranks):
+//
+//   [0, 4096)                control: +0 credit (written by the peer: how many of our messages it consumed),
+//                            +8 credit staging, +16 liveness probe target, +24 probe source
+//   [4096, 4096 + K*slot)    receive ring: the peer's messages, message n in slot n % K
+//   [4096 + K*slot, ...)     send staging: our message n is built in slot n % K, then one RDMA WRITE (last = true)
+//                            copies header + payload into the peer's receive ring slot n % K
+//
+// Arrival is the receiver's LOCAL_WRITE completion count (only data messages use last = true, and only this
+// peer writes into this queue pair's buffer). Credits and liveness probes are WRITEs with last = false.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <coyote/cThread.hpp>
+#include <coyote/mpi/collectives_types.hpp>
+#include <coyote/mpi/communicator.hpp>
+#include <coyote/mpi/device.hpp>
+#include <coyote/mpi/wiring.hpp>
+
+namespace coyote::mpi {
+struct CollectiveOptions;
+}
+
+namespace coyote::detail::coll {
+
+/// Reduction kernels of one (type, op): acc: d op= s; red3: d = a op b (no overlap).
+struct Kernels {
+    void (*acc)(void*, const void*, std::size_t) = nullptr;
+    void (*red3)(void*, const void*, const void*, std::size_t) = nullptr;
+};
+Kernels kernels(mpi::Datatype t, mpi::Op o) noexcept;
+
+constexpr uint64_t k_control_bytes = 4096;
+constexpr uint32_t k_header_bytes = 64;
+constexpr uint32_t k_kind_coll = 0x4c4c4f43; // "COLL"
+constexpr uint32_t k_kind_p2p = 0x50325031;  // "1P2P"
+
+/// The operation a collective message belongs to.
+enum class CollKind : uint32_t {
+    barrier = 1, broadcast, reduce, allreduce, gather, allgather, scatter, reduce_scatter, alltoall
+};
+const char* kind_name(CollKind k) noexcept;
+
+/// What every rank must agree on for one collective call; carried in every message and checked on arrival.
+struct Signature {
+    CollKind kind = CollKind::barrier;
+    uint32_t dtype = 0;
+    uint64_t count = 0;
+    int32_t root = -1;
+    uint32_t op = 0;
+};
+std::string describe(const Signature& s);
+
+/// Header of every message (64 bytes, in front of the payload in the slot).
+struct MsgHeader {
+    uint32_t kind = 0;  ///< k_kind_coll or k_kind_p2p
+    uint32_t len = 0;   ///< payload bytes of this message
+    uint64_t seq = 0;   ///< message number on this channel (checked)
+    uint64_t epoch = 0; ///< collective: call number; p2p: message number
+    int32_t tag = 0;    ///< p2p tag
+    uint32_t first = 0; ///< p2p: first chunk of a message
+    uint64_t total = 0; ///< p2p: message bytes; collective: signature count
+    uint32_t sig_kind = 0;
+    uint32_t sig_dtype = 0;
+    int32_t sig_root = 0;
+    uint32_t sig_op = 0;
+    uint64_t reserved = 0;
+};
+static_assert(sizeof(MsgHeader) == k_header_bytes);
+
+/// A collective message taken off the ring before its call consumed it (another call was at the head).
+struct Stashed {
+    MsgHeader h;
+    std::vector<std::byte> data;
+};
+
+/// A point-to-point message that arrived before a matching receive was posted.
+struct Unexpected {
+    int tag = 0;
+    uint64_t total = 0;
+    uint64_t got = 0;
+    bool complete = false;
+    std::vector<std::byte> data;
+};
+
+/// Shared state of a non-blocking operation.
+struct OpState {
+    std::atomic<bool> done{false};
+    std::exception_ptr error;
+    std::string what; ///< e.g. "isend to rank 2 (tag 5, 4096 bytes)"
+    // point-to-point
+    bool is_p2p = false;
+    bool is_send = false;
+    int peer = -1;
+    int tag = 0;
+    const std::byte* sbuf = nullptr;
+    std::byte* rbuf = nullptr;
+    uint64_t bytes = 0;    ///< send: message bytes; receive: capacity
+    uint64_t progress = 0; ///< bytes posted (send)
+    bool started = false;
+    uint64_t received = 0; ///< bytes of the matched message (receive)
+    uint64_t msg_id = 0;
+    std::shared_ptr<Unexpected> from_unexpected;
+    // non-blocking collective
+    std::thread worker;
+};
+
+/// One peer's channel (see the file comment for the buffer layout).
+struct Channel {
+    int peer = -1;
+    cThread* thread = nullptr;
+    std::byte* buf = nullptr;
+    uint32_t slots = 0;
+    uint64_t slot_bytes = 0;
+    uint64_t recv_base = 0;
+    uint64_t send_base = 0;
+    // sending
+    uint64_t sent = 0;
+    uint32_t write_base = 0;
+    uint64_t p2p_msgs_out = 0;
+    // receiving
+    uint64_t consumed = 0;
+    uint64_t credited = 0;
+    uint32_t arrive_base = 0;
+    std::deque<Stashed> stash;
+    // point-to-point
+    std::deque<std::shared_ptr<OpState>> sendq;
+    std::deque<std::shared_ptr<OpState>> posted;
+    std::deque<std::shared_ptr<Unexpected>> unexpected;
+    bool in_active = false;
+    uint64_t in_total = 0;
+    uint64_t in_got = 0;
+    int in_tag = 0;
+    std::shared_ptr<OpState> in_req;
+    std::shared_ptr<Unexpected> in_unexp;
+    bool in_discard = false;
+    // liveness
+    std::chrono::steady_clock::time_point last_probe{};
+};
+
+/// One step of a collective schedule: a stream of chunks to one peer, from one peer, or from one peer
+/// transformed and forwarded to another. Steps on the same outgoing (incoming) channel post (consume) in
+/// schedule order; steps on different channels proceed concurrently.
+struct Step {
+    enum class Kind { send, recv, forward } kind = Kind::send;
+    int to = -1;
+    int from = -1;
+    uint64_t bytes = 0;
+    /// send: write payload [off, off+len) of the stream into dst (the staging slot).
+    std::function<void(uint64_t off, std::byte* dst, uint32_t len)> produce;
+    /// recv: take payload [off, off+len) from src (the receive slot).
+    std::function<void(uint64_t off, const std::byte* src, uint32_t len)> consume;
+    /// forward: src (received) -> dst (staging of the next message).
+    std::function<void(uint64_t off, const std::byte* src, std::byte* dst, uint32_t len)> forward;
+    /// Chunk gate: chunk [off, off+len) waits until steps[gate].done >= gate_shift + off + len.
+    int gate = -1;
+    uint64_t gate_shift = 0;
+    /// Steps that must be complete before the first chunk.
+    std::vector<int> after;
+    // progress (engine)
+    uint64_t done = 0;
+    bool finished = false;
+    Channel* out = nullptr;
+    Channel* in = nullptr;
+    int prev_out = -1;
+    int prev_in = -1;
+};
+
+/// Configuration shared by all ranks (checked at construction).
+struct EngineConfig {
+    uint64_t buffer_size = 0;
+    uint64_t chunk_bytes = 0;
+    std::chrono::milliseconds timeout{120000};
+    std::chrono::milliseconds probe_interval{20};
+    bool all_peers = false;
+};
+
+/// The transport: channels, flow control, matching, schedules, point-to-point progress.
+class Engine {
+public:
+    Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& device, const EngineConfig& cfg);
+    ~Engine();
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    int rank() const noexcept { return rank_; }
+    int size() const noexcept { return size_; }
+    const std::vector<int>& peers() const noexcept { return qps_.peers(); }
+    bool connected(int peer) const noexcept { return chans_.count(peer) != 0; }
+    bool all_connected() const noexcept { return static_cast<int>(chans_.size()) == size_ - 1; }
+    uint32_t payload() const noexcept { return payload_; }
+    uint32_t slots() const noexcept { return slots_; }
+    const EngineConfig& config() const noexcept { return cfg_; }
+    MPI_Comm comm() const noexcept { return comm_->get(); }
+
+    /// Next collective call number (every rank numbers its calls the same way).
+    uint64_t next_epoch() noexcept { return epoch_.fetch_add(1) + 1; }
+
+    /// Runs a schedule to completion; throws on a protocol error, a mismatched call, a dead peer or the deadline.
+    void execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const std::string& what);
+
+    /// Point-to-point.
+    std::shared_ptr<OpState> post_send(const void* buf, uint64_t bytes, int peer, int tag);
+    std::shared_ptr<OpState> post_recv(void* buf, uint64_t bytes, int peer, int tag);
+    /// Progresses, true when `op` is complete (throws its error).
+    bool test(OpState& op);
+    /// Waits for `op` up to `timeout` (nullopt: the engine deadline, then throws); false if not complete.
+    bool wait(OpState& op, std::optional<std::chrono::milliseconds> timeout);
+
+    /// Marks the engine unusable (after an error); teardown then skips the collective arrival.
+    void set_broken() noexcept { broken_ = true; }
+    bool broken() const noexcept { return broken_; }
+
+    /// Non-blocking collectives started on worker threads (joined by the destructor).
+    void track(std::shared_ptr<OpState> op);
+
+private:
+    Channel& chan(int peer, const char* what);
+    // all below: caller holds mtx_
+    uint32_t arrived(Channel& c);
+    uint32_t free_slots(Channel& c);
+    bool can_send(Channel& c, uint32_t reserve);
+    std::byte* staging(Channel& c) noexcept;
+    void post(Channel& c, MsgHeader h);
+    const MsgHeader* head(Channel& c, const std::byte** payload);
+    void release_head(Channel& c);
+    void return_credit(Channel& c);
+    void flush_credits();
+    /// The next collective message of `epoch` from `c` (stash first, then the ring); dispatches point-to-point
+    /// messages and stashes other calls' messages on the way. null if none yet.
+    const MsgHeader* peek_coll(Channel& c, uint64_t epoch, const std::byte** payload, bool& from_stash);
+    void drop_coll(Channel& c, bool from_stash, uint64_t epoch);
+    void dispatch_p2p(Channel& c, const MsgHeader& h, const std::byte* payload);
+    void progress_p2p(Channel* drain);
+    void complete_from_unexpected(OpState& op);
+    void probe(Channel& c, const std::string& what);
+    void validate(Channel& c, const MsgHeader& h);
+
+    std::shared_ptr<mpi::detail::CommHandle> comm_;
+    int rank_ = 0;
+    int size_ = 0;
+    EngineConfig cfg_;
+    mpi::QpSet qps_;
+    std::map<int, Channel> chans_;
+    uint32_t slots_ = 0;
+    uint32_t payload_ = 0;
+    std::atomic<uint64_t> epoch_{0};
+    std::mutex mtx_;
+    std::vector<std::shared_ptr<OpState>> p2p_pending_;
+    std::mutex workers_mtx_;
+    std::vector<std::shared_ptr<OpState>> workers_;
+    std::atomic<bool> broken_{false};
+    mpi::BootstrapOptions bootstrap_;
+};
+
+/// Arguments of one collective call (validated by the caller).
+struct CallArgs {
+    const void* send = nullptr; ///< MPI_IN_PLACE resolved: null when in place
+    void* recv = nullptr;
+    uint64_t count = 0;
+    mpi::Datatype type = mpi::Datatype::uint8;
+    mpi::Op op = mpi::Op::sum;
+    int root = -1;
+    bool in_place = false;
+};
+
+/// Algorithm switch points in bytes (see CollectiveOptions).
+struct Thresholds {
+    uint64_t allreduce_small = 0;
+    uint64_t tree_small = 0;
+    uint64_t alltoall_small = 0;
+    uint64_t allgather_small = 0;
+};
+
+/// Runs collective `kind` as call number `epoch`; returns the name of the algorithm used.
+const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Thresholds& t, uint64_t epoch);
+
+}  // namespace coyote::detail::coll

@@ -1,0 +1,455 @@
+// coyote-mpi collectives: the public Collectives / Request API, options and argument checks.
+#include <coyote/mpi/collectives.hpp>
+
+#include <coyote/mpi/bootstrap.hpp>
+#include <coyote/mpi/collectives_engine.hpp>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+
+namespace coyote::mpi {
+
+using ::coyote::detail::coll::CallArgs;
+using ::coyote::detail::coll::CollKind;
+using ::coyote::detail::coll::Engine;
+
+namespace {
+
+uint64_t env_u64(const char* var, uint64_t def) {
+    const char* v = std::getenv(var);
+    if (v == nullptr || *v == '\0') return def;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long x = std::strtoull(v, &end, 10);
+    uint64_t mult = 1;
+    if (end != nullptr && (*end == 'k' || *end == 'K')) mult = 1024, ++end;
+    else if (end != nullptr && (*end == 'm' || *end == 'M')) mult = 1024 * 1024, ++end;
+    if (errno != 0 || end == v || *end != '\0' || v[0] == '-')
+        throw_error(Errc::invalid_argument, "CollectiveOptions::from_env",
+                    std::string(var) + "='" + v + "' is not a non-negative integer (optional suffix K or M)");
+    return static_cast<uint64_t>(x) * mult;
+}
+
+/// What every rank must agree on.
+struct Agreed {
+    uint64_t buffer_size;
+    uint64_t chunk_bytes;
+    uint64_t allreduce_small;
+    uint64_t tree_small;
+    uint64_t alltoall_small;
+    uint64_t allgather_small;
+    uint64_t peers;
+    uint64_t valid;
+};
+
+std::string validate(const CollectiveOptions& o) {
+    if (o.chunk_bytes < 64 || o.chunk_bytes % 64 != 0)
+        return "chunk_bytes " + std::to_string(o.chunk_bytes) + " must be a positive multiple of 64";
+    if (o.chunk_bytes > MAX_TRANSFER_SIZE - ::coyote::detail::coll::k_header_bytes)
+        return "chunk_bytes " + std::to_string(o.chunk_bytes) + " exceeds MAX_TRANSFER_SIZE minus the 64-byte header";
+    const uint64_t need = ::coyote::detail::coll::k_control_bytes + 2 * 4 * (o.chunk_bytes + ::coyote::detail::coll::k_header_bytes);
+    if (o.buffer_size < need || o.buffer_size > std::numeric_limits<uint32_t>::max())
+        return "buffer_size " + std::to_string(o.buffer_size) + " must hold 4 message slots per direction (at least " +
+               std::to_string(need) + " bytes for chunk_bytes " + std::to_string(o.chunk_bytes) +
+               ") and be below 4 GiB";
+    if (o.timeout.count() <= 0) return "timeout must be positive";
+    if (o.probe_interval.count() <= 0) return "probe_interval must be positive";
+    if (o.peers != PeerSet::log && o.peers != PeerSet::all) return "peers is not a PeerSet value";
+    return {};
+}
+
+uint64_t mul_checked(uint64_t a, uint64_t b, const char* call) {
+    if (b != 0 && a > std::numeric_limits<uint64_t>::max() / b)
+        throw_error(Errc::invalid_argument, call, "element count " + std::to_string(a) + " overflows the byte size");
+    return a * b;
+}
+
+}  // namespace
+
+CollectiveOptions CollectiveOptions::from_env() {
+    CollectiveOptions o;
+    o.timeout = BootstrapOptions::from_env().timeout;
+    o.buffer_size = env_u64("COYOTE_COLL_BUFFER_SIZE", o.buffer_size);
+    o.chunk_bytes = env_u64("COYOTE_COLL_CHUNK", o.chunk_bytes);
+    o.allreduce_small = env_u64("COYOTE_COLL_ALLREDUCE_SMALL", o.allreduce_small);
+    o.tree_small = env_u64("COYOTE_COLL_TREE_SMALL", o.tree_small);
+    o.alltoall_small = env_u64("COYOTE_COLL_ALLTOALL_SMALL", o.alltoall_small);
+    o.allgather_small = env_u64("COYOTE_COLL_ALLGATHER_SMALL", o.allgather_small);
+    o.timeout = std::chrono::milliseconds(env_u64("COYOTE_COLL_TIMEOUT_MS", static_cast<uint64_t>(o.timeout.count())));
+    if (const char* p = std::getenv("COYOTE_COLL_PEERS"); p != nullptr && *p != '\0') {
+        const std::string v(p);
+        if (v == "log")
+            o.peers = PeerSet::log;
+        else if (v == "all")
+            o.peers = PeerSet::all;
+        else
+            throw_error(Errc::invalid_argument, "CollectiveOptions::from_env",
+                        "COYOTE_COLL_PEERS='" + v + "' (expected log or all)");
+    }
+    return o;
+}
+
+// ---- Request --------------------------------------------------------------------------------------
+
+bool Request::test() {
+    if (!state_) throw_error(Errc::invalid_argument, "Request::test", "empty request");
+    return engine_->test(*state_);
+}
+
+void Request::wait() {
+    if (!state_) throw_error(Errc::invalid_argument, "Request::wait", "empty request");
+    (void)engine_->wait(*state_, std::nullopt);
+}
+
+bool Request::wait(std::chrono::milliseconds timeout) {
+    if (!state_) throw_error(Errc::invalid_argument, "Request::wait", "empty request");
+    return engine_->wait(*state_, timeout);
+}
+
+uint64_t Request::received_bytes() const noexcept { return state_ ? state_->received : 0; }
+
+// ---- Collectives ----------------------------------------------------------------------------------
+
+Collectives::Collectives(const Communicator& comm, const DeviceAssignment& device, CollectiveOptions options)
+    : options_(options), rank_(comm.rank()), size_(comm.size()) {
+    auto boot = BootstrapOptions::from_env();
+    boot.on_timeout = OnTimeout::throw_error;
+    const std::string problem = validate(options);
+    const Agreed mine{options.buffer_size, options.chunk_bytes, options.allreduce_small, options.tree_small,
+                      options.alltoall_small, options.allgather_small,
+                      static_cast<uint64_t>(options.peers), problem.empty() ? 1u : 0u};
+    const auto all = allgather_bytes(comm, &mine, sizeof(Agreed), "collectives options", boot);
+    if (!problem.empty()) throw_error(Errc::invalid_argument, "Collectives", problem);
+    for (int r = 0; r < size_; ++r) {
+        Agreed o{};
+        std::memcpy(&o, all.data() + static_cast<std::size_t>(r) * sizeof(Agreed), sizeof(Agreed));
+        if (o.valid == 0)
+            throw_error(Errc::invalid_argument, "Collectives", "rank " + std::to_string(r) + " has invalid options");
+        if (std::memcmp(&o, &mine, sizeof(Agreed)) != 0)
+            throw_error(Errc::invalid_argument, "Collectives",
+                        "rank " + std::to_string(r) + " uses other options than rank " + std::to_string(rank_) +
+                            " (buffer " + std::to_string(o.buffer_size) + " vs " + std::to_string(mine.buffer_size) +
+                            ", chunk " + std::to_string(o.chunk_bytes) + " vs " + std::to_string(mine.chunk_bytes) +
+                            ", thresholds or peer set); every rank must pass the same CollectiveOptions");
+    }
+    ::coyote::detail::coll::EngineConfig cfg;
+    cfg.buffer_size = options.buffer_size;
+    cfg.chunk_bytes = options.chunk_bytes;
+    cfg.timeout = options.timeout;
+    cfg.probe_interval = options.probe_interval;
+    cfg.all_peers = options.peers == PeerSet::all;
+    engine_ = std::make_unique<Engine>(comm, device, cfg);
+}
+
+Collectives::~Collectives() = default;
+
+const std::vector<int>& Collectives::peers() const noexcept { return engine_->peers(); }
+uint32_t Collectives::chunk_payload() const noexcept { return engine_->payload(); }
+uint32_t Collectives::slots() const noexcept { return engine_->slots(); }
+
+void Collectives::check_spans(std::size_t a, std::size_t b, const char* call) {
+    if (a != b)
+        throw_error(Errc::invalid_argument, call,
+                    "span sizes differ (" + std::to_string(a) + " vs " + std::to_string(b) + " elements)");
+}
+
+template <typename Fn>
+auto Collectives::guarded(const char* call, Fn&& fn) {
+    if (engine_->broken())
+        throw_error(Errc::protocol, call, "this Collectives object failed earlier (a peer died or a deadline passed)");
+    return fn();
+}
+
+namespace {
+
+void check_root(int root, int size, const char* call) {
+    if (root < 0 || root >= size)
+        throw_error(Errc::invalid_argument, call,
+                    "root " + std::to_string(root) + " is not a rank of the communicator (size " + std::to_string(size) + ")");
+}
+
+void check_buf(const void* p, uint64_t count, const char* what, const char* call) {
+    if (count != 0 && (p == nullptr || p == MPI_IN_PLACE))
+        throw_error(Errc::invalid_argument, call,
+                    std::string(what) + " buffer is null (or MPI_IN_PLACE where not allowed) for " + std::to_string(count) +
+                        " elements");
+}
+
+}  // namespace
+
+void Collectives::barrier() {
+    guarded("barrier", [&] {
+        CallArgs a;
+        last_algorithm_ = ::coyote::detail::coll::run_collective(*engine_, CollKind::barrier, a, {}, engine_->next_epoch());
+    });
+}
+
+namespace {
+::coyote::detail::coll::Thresholds thresholds(const CollectiveOptions& o) {
+    return {o.allreduce_small, o.tree_small, o.alltoall_small, o.allgather_small};
+}
+}  // namespace
+
+void Collectives::broadcast(void* buf, std::size_t count, Datatype type, int root) {
+    guarded("broadcast", [&] {
+        check_op(Op::sum, type, "broadcast");
+        check_root(root, size_, "broadcast");
+        check_buf(buf, count, "the", "broadcast");
+        (void)mul_checked(count, size_of(type), "broadcast");
+        CallArgs a;
+        a.recv = buf;
+        a.count = count;
+        a.type = type;
+        a.root = root;
+        last_algorithm_ =
+            ::coyote::detail::coll::run_collective(*engine_, CollKind::broadcast, a, thresholds(options_), engine_->next_epoch());
+    });
+}
+
+void Collectives::reduce(const void* send, void* recv, std::size_t count, Datatype type, Op op, int root) {
+    guarded("reduce", [&] {
+        check_op(op, type, "reduce");
+        check_root(root, size_, "reduce");
+        (void)mul_checked(count, size_of(type), "reduce");
+        const bool is_root = rank_ == root;
+        const bool in_place = is_root && (send == MPI_IN_PLACE || send == recv);
+        if (!is_root && send == MPI_IN_PLACE)
+            throw_error(Errc::invalid_argument, "reduce", "MPI_IN_PLACE is allowed on the root only");
+        if (!in_place) check_buf(send, count, "send", "reduce");
+        if (is_root) check_buf(recv, count, "receive", "reduce");
+        CallArgs a;
+        a.send = in_place ? nullptr : send;
+        a.recv = is_root ? recv : nullptr;
+        a.count = count;
+        a.type = type;
+        a.op = op;
+        a.root = root;
+        a.in_place = in_place;
+        last_algorithm_ =
+            ::coyote::detail::coll::run_collective(*engine_, CollKind::reduce, a, thresholds(options_), engine_->next_epoch());
+    });
+}
+
+void Collectives::allreduce(const void* send, void* recv, std::size_t count, Datatype type, Op op) {
+    guarded("allreduce", [&] {
+        check_op(op, type, "allreduce");
+        (void)mul_checked(count, size_of(type), "allreduce");
+        const bool in_place = send == MPI_IN_PLACE || send == recv;
+        if (!in_place) check_buf(send, count, "send", "allreduce");
+        check_buf(recv, count, "receive", "allreduce");
+        CallArgs a;
+        a.send = in_place ? nullptr : send;
+        a.recv = recv;
+        a.count = count;
+        a.type = type;
+        a.op = op;
+        a.in_place = in_place;
+        last_algorithm_ =
+            ::coyote::detail::coll::run_collective(*engine_, CollKind::allreduce, a, thresholds(options_), engine_->next_epoch());
+    });
+}
+
+void Collectives::gather(const void* send, void* recv, std::size_t count, Datatype type, int root) {
+    guarded("gather", [&] {
+        check_op(Op::sum, type, "gather");
+        check_root(root, size_, "gather");
+        const uint64_t bytes = mul_checked(count, size_of(type), "gather");
+        (void)mul_checked(bytes, static_cast<uint64_t>(size_), "gather");
+        const bool is_root = rank_ == root;
+        const bool in_place = is_root && send == MPI_IN_PLACE;
+        if (!is_root && send == MPI_IN_PLACE)
+            throw_error(Errc::invalid_argument, "gather", "MPI_IN_PLACE is allowed on the root only");
+        if (!in_place) check_buf(send, count, "send", "gather");
+        if (is_root) check_buf(recv, count, "receive", "gather");
+        CallArgs a;
+        a.send = in_place ? nullptr : send;
+        a.recv = is_root ? recv : nullptr;
+        a.count = count;
+        a.type = type;
+        a.root = root;
+        a.in_place = in_place;
+        last_algorithm_ =
+            ::coyote::detail::coll::run_collective(*engine_, CollKind::gather, a, thresholds(options_), engine_->next_epoch());
+    });
+}
+
+void Collectives::allgather(const void* send, void* recv, std::size_t count, Datatype type) {
+    guarded("allgather", [&] {
+        check_op(Op::sum, type, "allgather");
+        const uint64_t bytes = mul_checked(count, size_of(type), "allgather");
+        (void)mul_checked(bytes, static_cast<uint64_t>(size_), "allgather");
+        const bool in_place = send == MPI_IN_PLACE;
+        if (!in_place) check_buf(send, count, "send", "allgather");
+        check_buf(recv, count, "receive", "allgather");
+        CallArgs a;
+        a.send = in_place ? nullptr : send;
+        a.recv = recv;
+        a.count = count;
+        a.type = type;
+        a.in_place = in_place;
+        last_algorithm_ =
+            ::coyote::detail::coll::run_collective(*engine_, CollKind::allgather, a, thresholds(options_), engine_->next_epoch());
+    });
+}
+
+void Collectives::scatter(const void* send, void* recv, std::size_t count, Datatype type, int root) {
+    guarded("scatter", [&] {
+        check_op(Op::sum, type, "scatter");
+        check_root(root, size_, "scatter");
+        const uint64_t bytes = mul_checked(count, size_of(type), "scatter");
+        (void)mul_checked(bytes, static_cast<uint64_t>(size_), "scatter");
+        const bool is_root = rank_ == root;
+        const bool in_place = is_root && recv == MPI_IN_PLACE;
+        if (!is_root && recv == MPI_IN_PLACE)
+            throw_error(Errc::invalid_argument, "scatter", "MPI_IN_PLACE is allowed on the root only");
+        if (is_root) check_buf(send, count, "send", "scatter");
+        if (!in_place) check_buf(recv, count, "receive", "scatter");
+        CallArgs a;
+        a.send = is_root ? send : nullptr;
+        a.recv = in_place ? nullptr : recv;
+        a.count = count;
+        a.type = type;
+        a.root = root;
+        a.in_place = in_place;
+        last_algorithm_ =
+            ::coyote::detail::coll::run_collective(*engine_, CollKind::scatter, a, thresholds(options_), engine_->next_epoch());
+    });
+}
+
+void Collectives::reduce_scatter(const void* send, void* recv, std::size_t count, Datatype type, Op op) {
+    guarded("reduce_scatter", [&] {
+        check_op(op, type, "reduce_scatter");
+        const uint64_t bytes = mul_checked(count, size_of(type), "reduce_scatter");
+        (void)mul_checked(bytes, static_cast<uint64_t>(size_), "reduce_scatter");
+        const bool in_place = send == MPI_IN_PLACE || send == recv;
+        if (!in_place) check_buf(send, count, "send", "reduce_scatter");
+        check_buf(recv, count, "receive", "reduce_scatter");
+        CallArgs a;
+        a.send = in_place ? nullptr : send;
+        a.recv = recv;
+        a.count = count;
+        a.type = type;
+        a.op = op;
+        a.in_place = in_place;
+        last_algorithm_ = ::coyote::detail::coll::run_collective(*engine_, CollKind::reduce_scatter, a, thresholds(options_),
+                                                       engine_->next_epoch());
+    });
+}
+
+void Collectives::alltoall(const void* send, void* recv, std::size_t count, Datatype type) {
+    guarded("alltoall", [&] {
+        check_op(Op::sum, type, "alltoall");
+        const uint64_t bytes = mul_checked(count, size_of(type), "alltoall");
+        (void)mul_checked(bytes, static_cast<uint64_t>(size_), "alltoall");
+        const bool in_place = send == MPI_IN_PLACE || send == recv;
+        if (!in_place) check_buf(send, count, "send", "alltoall");
+        check_buf(recv, count, "receive", "alltoall");
+        CallArgs a;
+        a.send = in_place ? nullptr : send;
+        a.recv = recv;
+        a.count = count;
+        a.type = type;
+        a.in_place = in_place;
+        last_algorithm_ =
+            ::coyote::detail::coll::run_collective(*engine_, CollKind::alltoall, a, thresholds(options_), engine_->next_epoch());
+    });
+}
+
+Request Collectives::isend(const void* buf, std::size_t count, Datatype type, int peer, int tag) {
+    return guarded("isend", [&] {
+        check_op(Op::sum, type, "isend");
+        check_buf(buf, count, "send", "isend");
+        if (tag < 0) throw_error(Errc::invalid_argument, "isend", "tag " + std::to_string(tag) + " is negative");
+        const uint64_t bytes = mul_checked(count, size_of(type), "isend");
+        return Request(engine_->post_send(buf, bytes, peer, tag), engine_.get());
+    });
+}
+
+Request Collectives::irecv(void* buf, std::size_t count, Datatype type, int peer, int tag) {
+    return guarded("irecv", [&] {
+        check_op(Op::sum, type, "irecv");
+        check_buf(buf, count, "receive", "irecv");
+        if (tag < 0 && tag != any_tag)
+            throw_error(Errc::invalid_argument, "irecv", "tag " + std::to_string(tag) + " is negative (and not any_tag)");
+        const uint64_t bytes = mul_checked(count, size_of(type), "irecv");
+        return Request(engine_->post_recv(buf, bytes, peer, tag), engine_.get());
+    });
+}
+
+void Collectives::send(const void* buf, std::size_t count, Datatype type, int peer, int tag) {
+    isend(buf, count, type, peer, tag).wait();
+}
+
+std::size_t Collectives::recv(void* buf, std::size_t count, Datatype type, int peer, int tag) {
+    Request r = irecv(buf, count, type, peer, tag);
+    r.wait();
+    return static_cast<std::size_t>(r.received_bytes() / size_of(type));
+}
+
+Request Collectives::iallreduce(const void* send, void* recv, std::size_t count, Datatype type, Op op) {
+    return guarded("iallreduce", [&] {
+        check_op(op, type, "iallreduce");
+        (void)mul_checked(count, size_of(type), "iallreduce");
+        const bool in_place = send == MPI_IN_PLACE || send == recv;
+        if (!in_place) check_buf(send, count, "send", "iallreduce");
+        check_buf(recv, count, "receive", "iallreduce");
+        CallArgs a;
+        a.send = in_place ? nullptr : send;
+        a.recv = recv;
+        a.count = count;
+        a.type = type;
+        a.op = op;
+        a.in_place = in_place;
+        auto op_state = std::make_shared<::coyote::detail::coll::OpState>();
+        op_state->what = "iallreduce";
+        const uint64_t epoch = engine_->next_epoch();
+        Engine* e = engine_.get();
+        const auto th = thresholds(options_);
+        ::coyote::detail::coll::OpState* raw = op_state.get();
+        op_state->worker = std::thread([e, a, th, epoch, raw] {
+            try {
+                (void)::coyote::detail::coll::run_collective(*e, CollKind::allreduce, a, th, epoch);
+            } catch (...) {
+                raw->error = std::current_exception();
+            }
+            raw->done.store(true, std::memory_order_release);
+        });
+        engine_->track(op_state);
+        return Request(op_state, e);
+    });
+}
+
+Request Collectives::ibroadcast(void* buf, std::size_t count, Datatype type, int root) {
+    return guarded("ibroadcast", [&] {
+        check_op(Op::sum, type, "ibroadcast");
+        check_root(root, size_, "ibroadcast");
+        check_buf(buf, count, "the", "ibroadcast");
+        (void)mul_checked(count, size_of(type), "ibroadcast");
+        CallArgs a;
+        a.recv = buf;
+        a.count = count;
+        a.type = type;
+        a.root = root;
+        auto op_state = std::make_shared<::coyote::detail::coll::OpState>();
+        op_state->what = "ibroadcast";
+        const uint64_t epoch = engine_->next_epoch();
+        Engine* e = engine_.get();
+        const auto th = thresholds(options_);
+        ::coyote::detail::coll::OpState* raw = op_state.get();
+        op_state->worker = std::thread([e, a, th, epoch, raw] {
+            try {
+                (void)::coyote::detail::coll::run_collective(*e, CollKind::broadcast, a, th, epoch);
+            } catch (...) {
+                raw->error = std::current_exception();
+            }
+            raw->done.store(true, std::memory_order_release);
+        });
+        engine_->track(op_state);
+        return Request(op_state, e);
+    });
+}
+
+}  // namespace coyote::mpi

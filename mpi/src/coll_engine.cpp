@@ -1,0 +1,664 @@
+// coyote-mpi collectives: channels over queue pairs, credit flow control, message matching, schedules and
+// point-to-point progress (see collectives_engine.hpp for the buffer layout).
+#include <coyote/mpi/collectives_engine.hpp>
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include <coyote/mpi/bootstrap.hpp>
+#include <coyote/mpi/collectives.hpp>
+
+namespace coyote::detail::coll {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t k_credit_in = 0;
+constexpr uint64_t k_credit_stage = 8;
+constexpr uint64_t k_probe_target = 16;
+constexpr uint64_t k_probe_source = 24;
+
+uint64_t load_u64(const std::byte* p) noexcept {
+    return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p)).load(std::memory_order_acquire);
+}
+
+std::vector<int> log_peers(int rank, int size) {
+    std::vector<int> out;
+    for (int d = 1; d < size; d <<= 1) {
+        out.push_back((rank + d) % size);
+        out.push_back((rank - d % size + size) % size);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    out.erase(std::remove(out.begin(), out.end(), rank), out.end());
+    return out;
+}
+
+mpi::WiringOptions wiring_for(const mpi::Communicator& comm, const EngineConfig& cfg) {
+    mpi::WiringOptions wo;
+    wo.buffer_size = cfg.buffer_size;
+    if (cfg.all_peers) {
+        wo.pattern = mpi::PeerPattern::all;
+    } else {
+        wo.pattern = mpi::PeerPattern::explicit_list;
+        wo.peers = log_peers(comm.rank(), comm.size());
+    }
+    return wo;
+}
+
+std::string ranks_text(const std::vector<int>& r) {
+    std::string s;
+    for (std::size_t i = 0; i < r.size(); ++i) s += (i ? ", " : "") + std::to_string(r[i]);
+    return s;
+}
+
+}  // namespace
+
+const char* kind_name(CollKind k) noexcept {
+    switch (k) {
+    case CollKind::barrier: return "barrier";
+    case CollKind::broadcast: return "broadcast";
+    case CollKind::reduce: return "reduce";
+    case CollKind::allreduce: return "allreduce";
+    case CollKind::gather: return "gather";
+    case CollKind::allgather: return "allgather";
+    case CollKind::scatter: return "scatter";
+    case CollKind::reduce_scatter: return "reduce_scatter";
+    case CollKind::alltoall: return "alltoall";
+    }
+    return "unknown collective";
+}
+
+std::string describe(const Signature& s) {
+    std::string out = kind_name(s.kind);
+    out += " of " + std::to_string(s.count) + " " +
+           mpi::name(static_cast<mpi::Datatype>(s.dtype));
+    if (s.root >= 0) out += " root " + std::to_string(s.root);
+    if (s.kind == CollKind::reduce || s.kind == CollKind::allreduce || s.kind == CollKind::reduce_scatter)
+        out += std::string(" op ") + mpi::name(static_cast<mpi::Op>(s.op));
+    return out;
+}
+
+// ---- construction -----------------------------------------------------------------------------------
+
+Engine::Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& device, const EngineConfig& cfg)
+    : comm_(comm.share()), rank_(comm.rank()), size_(comm.size()), cfg_(cfg), qps_(comm, device, wiring_for(comm, cfg)) {
+    bootstrap_ = mpi::BootstrapOptions::from_env();
+    bootstrap_.on_timeout = mpi::OnTimeout::throw_error;
+    const uint64_t slot_bytes = cfg.chunk_bytes + k_header_bytes;
+    const uint64_t ring = (cfg.buffer_size - k_control_bytes) / 2;
+    slots_ = static_cast<uint32_t>(std::min<uint64_t>(ring / slot_bytes, 1024));
+    payload_ = static_cast<uint32_t>(cfg.chunk_bytes);
+    for (int p : qps_.peers()) {
+        Channel c;
+        c.peer = p;
+        c.thread = &qps_.thread(p);
+        c.buf = static_cast<std::byte*>(qps_.buffer(p));
+        c.slots = slots_;
+        c.slot_bytes = slot_bytes;
+        c.recv_base = k_control_bytes;
+        c.send_base = k_control_bytes + slots_ * slot_bytes;
+        std::memset(c.buf, 0, k_control_bytes);
+        c.arrive_base = c.thread->checkCompleted(CoyoteOper::LOCAL_WRITE);
+        c.write_base = c.thread->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+        chans_.emplace(p, std::move(c));
+    }
+    // Nobody writes before every rank has taken its counter baselines.
+    mpi::arrive(comm, "collectives ready", bootstrap_);
+}
+
+Engine::~Engine() {
+    std::vector<std::shared_ptr<OpState>> w;
+    {
+        std::lock_guard lk(workers_mtx_);
+        w.swap(workers_);
+    }
+    for (auto& op : w)
+        if (op->worker.joinable()) op->worker.join();
+    if (broken_ || size_ == 1) return;
+    // Collective teardown: no rank frees its buffers while another may still write into them.
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    MPI_Request req = MPI_REQUEST_NULL;
+    if (MPI_Ibarrier(comm_->get(), &req) != MPI_SUCCESS) return;
+    const auto deadline = Clock::now() + cfg_.timeout;
+    int flag = 0;
+    while (MPI_Test(&req, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && !flag) {
+        if (Clock::now() > deadline) {
+            // A peer never arrived: leave the request (freeing an active collective request is not allowed).
+            return;
+        }
+        ::sched_yield();
+    }
+}
+
+void Engine::track(std::shared_ptr<OpState> op) {
+    std::lock_guard lk(workers_mtx_);
+    // Forget finished workers (joined by Request::test / wait).
+    workers_.erase(std::remove_if(workers_.begin(), workers_.end(),
+                                  [](const std::shared_ptr<OpState>& o) {
+                                      return o->done.load() && !o->worker.joinable();
+                                  }),
+                   workers_.end());
+    workers_.push_back(std::move(op));
+}
+
+Channel& Engine::chan(int peer, const char* what) {
+    auto it = chans_.find(peer);
+    if (it != chans_.end()) return it->second;
+    if (peer < 0 || peer >= size_ || peer == rank_)
+        throw_error(Errc::invalid_argument, what,
+                    "rank " + std::to_string(peer) + " is not another rank of this communicator (size " +
+                        std::to_string(size_) + ", this rank " + std::to_string(rank_) + ")");
+    throw_error(Errc::invalid_argument, what,
+                "no queue pair from rank " + std::to_string(rank_) + " to rank " + std::to_string(peer) +
+                    " (peers are rank +- 2^k; construct with CollectiveOptions::peers = PeerSet::all or "
+                    "COYOTE_COLL_PEERS=all to reach every rank)");
+}
+
+// ---- channel primitives (mtx_ held) ----------------------------------------------------------------
+
+uint32_t Engine::arrived(Channel& c) { return c.thread->checkCompleted(CoyoteOper::LOCAL_WRITE) - c.arrive_base; }
+
+uint32_t Engine::free_slots(Channel& c) {
+    const uint64_t credit = load_u64(c.buf + k_credit_in);
+    const uint64_t outstanding = c.sent - credit;
+    if (outstanding > c.slots)
+        throw_error(Errc::protocol, "collectives",
+                    "rank " + std::to_string(c.peer) + " returned credit " + std::to_string(credit) + " for " +
+                        std::to_string(c.sent) + " messages sent");
+    uint32_t free = c.slots - static_cast<uint32_t>(outstanding);
+    if (free == 0) return 0;
+    // The staging slot of message `sent` was last used by message sent - slots: its WRITE must be complete
+    // (always so on the shm wire; the TCP wire completes on the peer's ACK).
+    if (c.sent >= c.slots) {
+        const uint32_t done = c.thread->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE) - c.write_base;
+        if (static_cast<uint32_t>(c.sent - c.slots) >= done) return 0;
+    }
+    return free;
+}
+
+bool Engine::can_send(Channel& c, uint32_t reserve) { return free_slots(c) >= reserve; }
+
+std::byte* Engine::staging(Channel& c) noexcept {
+    return c.buf + c.send_base + (c.sent % c.slots) * c.slot_bytes + k_header_bytes;
+}
+
+void Engine::post(Channel& c, MsgHeader h) {
+    h.seq = c.sent;
+    const uint64_t slot = (c.sent % c.slots) * c.slot_bytes;
+    std::memcpy(c.buf + c.send_base + slot, &h, sizeof(h));
+    c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                     rdmaSg{.local_offs = c.send_base + slot, .remote_offs = c.recv_base + slot,
+                            .len = k_header_bytes + h.len},
+                     true);
+    ++c.sent;
+}
+
+void Engine::validate(Channel& c, const MsgHeader& h) {
+    if ((h.kind != k_kind_coll && h.kind != k_kind_p2p) || h.seq != c.consumed || h.len > payload_)
+        throw_error(Errc::protocol, "collectives",
+                    "malformed message " + std::to_string(c.consumed) + " from rank " + std::to_string(c.peer) +
+                        " (kind " + std::to_string(h.kind) + ", seq " + std::to_string(h.seq) + ", len " +
+                        std::to_string(h.len) + ", payload limit " + std::to_string(payload_) + ")");
+}
+
+const MsgHeader* Engine::head(Channel& c, const std::byte** payload) {
+    if (arrived(c) == static_cast<uint32_t>(c.consumed)) return nullptr;
+    const std::byte* slot = c.buf + c.recv_base + (c.consumed % c.slots) * c.slot_bytes;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const auto* h = reinterpret_cast<const MsgHeader*>(slot);
+    validate(c, *h);
+    *payload = slot + k_header_bytes;
+    return h;
+}
+
+void Engine::return_credit(Channel& c) {
+    std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(c.buf + k_credit_stage))
+        .store(c.consumed, std::memory_order_release);
+    c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                     rdmaSg{.local_offs = k_credit_stage, .remote_offs = k_credit_in, .len = 8}, false);
+    c.credited = c.consumed;
+}
+
+void Engine::release_head(Channel& c) {
+    ++c.consumed;
+    if (c.consumed - c.credited >= std::max<uint32_t>(1, c.slots / 2)) return_credit(c);
+}
+
+void Engine::flush_credits() {
+    for (auto& [p, c] : chans_)
+        if (c.consumed != c.credited) return_credit(c);
+}
+
+const MsgHeader* Engine::peek_coll(Channel& c, uint64_t epoch, const std::byte** payload, bool& from_stash) {
+    for (auto& s : c.stash)
+        if (s.h.epoch == epoch) {
+            from_stash = true;
+            *payload = s.data.data();
+            return &s.h;
+        }
+    for (;;) {
+        const std::byte* p = nullptr;
+        const MsgHeader* h = head(c, &p);
+        if (h == nullptr) return nullptr;
+        if (h->kind == k_kind_coll) {
+            if (h->epoch == epoch) {
+                from_stash = false;
+                *payload = p;
+                return h;
+            }
+            Stashed s;
+            s.h = *h;
+            s.data.assign(p, p + h->len);
+            c.stash.push_back(std::move(s));
+        } else {
+            dispatch_p2p(c, *h, p);
+        }
+        release_head(c);
+    }
+}
+
+void Engine::drop_coll(Channel& c, bool from_stash, uint64_t epoch) {
+    if (!from_stash) {
+        release_head(c);
+        return;
+    }
+    // peek_coll returned the first stash entry of the epoch.
+    const auto it = std::find_if(c.stash.begin(), c.stash.end(), [&](const Stashed& s) { return s.h.epoch == epoch; });
+    if (it != c.stash.end()) c.stash.erase(it);
+}
+
+// ---- point-to-point (mtx_ held) ------------------------------------------------------------------
+
+void Engine::dispatch_p2p(Channel& c, const MsgHeader& h, const std::byte* payload) {
+    if (h.first != 0) {
+        if (c.in_active)
+            throw_error(Errc::protocol, "recv",
+                        "rank " + std::to_string(c.peer) + " started a new message before finishing the previous one");
+        c.in_active = true;
+        c.in_total = h.total;
+        c.in_got = 0;
+        c.in_tag = h.tag;
+        c.in_discard = false;
+        c.in_req.reset();
+        c.in_unexp.reset();
+        const auto it = std::find_if(c.posted.begin(), c.posted.end(), [&](const std::shared_ptr<OpState>& r) {
+            return r->tag == mpi::any_tag || r->tag == h.tag;
+        });
+        if (it != c.posted.end()) {
+            auto req = *it;
+            c.posted.erase(it);
+            if (h.total > req->bytes) {
+                req->error = std::make_exception_ptr(
+                    Error(make_error_code(Errc::invalid_argument), "recv",
+                          "message of " + std::to_string(h.total) + " bytes from rank " + std::to_string(c.peer) +
+                              " (tag " + std::to_string(h.tag) + ") exceeds the receive buffer of " +
+                              std::to_string(req->bytes) + " bytes"));
+                req->done.store(true, std::memory_order_release);
+                c.in_discard = true;
+            } else {
+                req->received = h.total;
+                c.in_req = std::move(req);
+            }
+        } else {
+            auto u = std::make_shared<Unexpected>();
+            u->tag = h.tag;
+            u->total = h.total;
+            u->data.resize(h.total);
+            c.unexpected.push_back(u);
+            c.in_unexp = std::move(u);
+        }
+    } else if (!c.in_active) {
+        throw_error(Errc::protocol, "recv", "rank " + std::to_string(c.peer) + " sent a continuation without a message");
+    }
+    if (h.len > c.in_total - c.in_got)
+        throw_error(Errc::protocol, "recv",
+                    "rank " + std::to_string(c.peer) + " sent more than the " + std::to_string(c.in_total) +
+                        " bytes its message announced");
+    if (h.len != 0) {
+        if (c.in_req)
+            std::memcpy(c.in_req->rbuf + c.in_got, payload, h.len);
+        else if (c.in_unexp)
+            std::memcpy(c.in_unexp->data.data() + c.in_got, payload, h.len);
+    }
+    c.in_got += h.len;
+    if (c.in_got == c.in_total) {
+        if (c.in_req) c.in_req->done.store(true, std::memory_order_release);
+        if (c.in_unexp) c.in_unexp->complete = true;
+        c.in_active = false;
+        c.in_req.reset();
+        c.in_unexp.reset();
+    }
+}
+
+void Engine::complete_from_unexpected(OpState& op) {
+    const auto& u = *op.from_unexpected;
+    if (u.total > op.bytes) {
+        op.error = std::make_exception_ptr(
+            Error(make_error_code(Errc::invalid_argument), "recv",
+                  "message of " + std::to_string(u.total) + " bytes from rank " + std::to_string(op.peer) + " (tag " +
+                      std::to_string(u.tag) + ") exceeds the receive buffer of " + std::to_string(op.bytes) + " bytes"));
+    } else {
+        if (u.total != 0) std::memcpy(op.rbuf, u.data.data(), u.total);
+        op.received = u.total;
+    }
+    op.from_unexpected.reset();
+    op.done.store(true, std::memory_order_release);
+}
+
+void Engine::progress_p2p(Channel* drain) {
+    if (p2p_pending_.empty() && drain == nullptr) {
+        // Nothing posted here, but peers may be blocked on a ring full of point-to-point messages: take them.
+        bool any = false;
+        for (auto& [p, c] : chans_) any = any || c.in_active;
+        (void)any;
+    }
+    for (auto& [p, c] : chans_) {
+        while (!c.sendq.empty()) {
+            OpState& op = *c.sendq.front();
+            bool blocked = false;
+            while (!op.started || op.progress < op.bytes) {
+                if (!can_send(c, 2)) {
+                    blocked = true;
+                    break;
+                }
+                const auto len = static_cast<uint32_t>(std::min<uint64_t>(payload_, op.bytes - op.progress));
+                if (len != 0) std::memcpy(staging(c), op.sbuf + op.progress, len);
+                MsgHeader h;
+                h.kind = k_kind_p2p;
+                h.len = len;
+                h.epoch = op.msg_id;
+                h.tag = op.tag;
+                h.first = op.started ? 0 : 1;
+                h.total = op.bytes;
+                post(c, h);
+                op.started = true;
+                op.progress += len;
+            }
+            if (blocked) break;
+            op.done.store(true, std::memory_order_release);
+            c.sendq.pop_front();
+        }
+        // Incoming point-to-point messages at the head of the ring.
+        for (;;) {
+            const std::byte* pl = nullptr;
+            const MsgHeader* h = head(c, &pl);
+            if (h == nullptr) break;
+            if (h->kind == k_kind_p2p) {
+                dispatch_p2p(c, *h, pl);
+                release_head(c);
+            } else if (&c == drain) {
+                Stashed s;
+                s.h = *h;
+                s.data.assign(pl, pl + h->len);
+                c.stash.push_back(std::move(s));
+                release_head(c);
+            } else {
+                break;
+            }
+        }
+    }
+    for (auto& op : p2p_pending_)
+        if (op->from_unexpected && op->from_unexpected->complete) complete_from_unexpected(*op);
+    p2p_pending_.erase(std::remove_if(p2p_pending_.begin(), p2p_pending_.end(),
+                                      [](const std::shared_ptr<OpState>& o) { return o->done.load(); }),
+                       p2p_pending_.end());
+}
+
+std::shared_ptr<OpState> Engine::post_send(const void* buf, uint64_t bytes, int peer, int tag) {
+    std::lock_guard lk(mtx_);
+    Channel& c = chan(peer, "send");
+    auto op = std::make_shared<OpState>();
+    op->is_p2p = true;
+    op->is_send = true;
+    op->peer = peer;
+    op->tag = tag;
+    op->sbuf = static_cast<const std::byte*>(buf);
+    op->bytes = bytes;
+    op->msg_id = c.p2p_msgs_out++;
+    op->what = "send to rank " + std::to_string(peer) + " (tag " + std::to_string(tag) + ", " + std::to_string(bytes) +
+               " bytes)";
+    c.sendq.push_back(op);
+    p2p_pending_.push_back(op);
+    progress_p2p(nullptr);
+    return op;
+}
+
+std::shared_ptr<OpState> Engine::post_recv(void* buf, uint64_t bytes, int peer, int tag) {
+    std::lock_guard lk(mtx_);
+    Channel& c = chan(peer, "recv");
+    auto op = std::make_shared<OpState>();
+    op->is_p2p = true;
+    op->peer = peer;
+    op->tag = tag;
+    op->rbuf = static_cast<std::byte*>(buf);
+    op->bytes = bytes;
+    op->what = "recv from rank " + std::to_string(peer) + " (tag " +
+               (tag == mpi::any_tag ? std::string("any") : std::to_string(tag)) + ", up to " + std::to_string(bytes) +
+               " bytes)";
+    const auto it = std::find_if(c.unexpected.begin(), c.unexpected.end(), [&](const std::shared_ptr<Unexpected>& u) {
+        return tag == mpi::any_tag || u->tag == tag;
+    });
+    if (it != c.unexpected.end()) {
+        op->from_unexpected = *it;
+        c.unexpected.erase(it);
+        if (op->from_unexpected->complete) {
+            complete_from_unexpected(*op);
+            return op;
+        }
+    } else {
+        c.posted.push_back(op);
+    }
+    p2p_pending_.push_back(op);
+    progress_p2p(&c);
+    return op;
+}
+
+bool Engine::test(OpState& op) {
+    if (op.is_p2p && !op.done.load(std::memory_order_acquire)) {
+        std::lock_guard lk(mtx_);
+        Channel* drain = op.is_send ? nullptr : &chan(op.peer, "test");
+        progress_p2p(drain);
+        if (!op.done.load(std::memory_order_acquire)) flush_credits();
+    }
+    if (!op.done.load(std::memory_order_acquire)) return false;
+    if (op.worker.joinable()) op.worker.join();
+    if (op.error) std::rethrow_exception(op.error);
+    return true;
+}
+
+bool Engine::wait(OpState& op, std::optional<std::chrono::milliseconds> timeout) {
+    const auto start = Clock::now();
+    const auto limit = timeout ? *timeout : cfg_.timeout;
+    for (;;) {
+        if (test(op)) return true;
+        ::sched_yield();
+        const auto now = Clock::now();
+        if (op.is_p2p) {
+            std::lock_guard lk(mtx_);
+            Channel& c = chan(op.peer, "wait");
+            if (now - c.last_probe >= cfg_.probe_interval && now - start >= cfg_.probe_interval) {
+                c.last_probe = now;
+                probe(c, op.what);
+            }
+        }
+        if (now - start >= limit) {
+            if (timeout) return false;
+            if (!op.is_p2p) continue; // the worker applies the deadline itself
+            throw_error(Errc::timeout, op.what,
+                        "not complete after " + std::to_string(limit.count()) + " ms (rank " + std::to_string(op.peer) +
+                            " did not " + (op.is_send ? "take the data" : "send a matching message") + ")");
+        }
+    }
+}
+
+void Engine::probe(Channel& c, const std::string& what) {
+    try {
+        c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                         rdmaSg{.local_offs = k_probe_source, .remote_offs = k_probe_target, .len = 1}, false);
+        (void)c.thread->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+    } catch (const Error& e) {
+        broken_ = true;
+        if (e.code() == make_error_code(Errc::peer_gone) || e.code() == make_error_code(Errc::remote_rejected))
+            throw_error(Errc::peer_gone, what,
+                        "rank " + std::to_string(c.peer) + " is gone (its queue pair failed: " + e.what() + ")");
+        throw;
+    }
+}
+
+// ---- schedules -----------------------------------------------------------------------------------
+
+void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const std::string& what) {
+    if (steps.empty()) return;
+    {
+        std::lock_guard lk(mtx_);
+        for (std::size_t i = 0; i < steps.size(); ++i) {
+            Step& s = steps[i];
+            s.done = 0;
+            s.finished = false;
+            s.prev_out = s.prev_in = -1;
+            s.out = s.kind == Step::Kind::recv ? nullptr : &chan(s.to, what.c_str());
+            s.in = s.kind == Step::Kind::send ? nullptr : &chan(s.from, what.c_str());
+            for (std::size_t j = i; j-- > 0;) {
+                if (s.out && s.prev_out < 0 && steps[j].out == s.out) s.prev_out = static_cast<int>(j);
+                if (s.in && s.prev_in < 0 && steps[j].in == s.in) s.prev_in = static_cast<int>(j);
+            }
+        }
+    }
+    MsgHeader proto;
+    proto.kind = k_kind_coll;
+    proto.epoch = epoch;
+    proto.total = sig.count;
+    proto.sig_kind = static_cast<uint32_t>(sig.kind);
+    proto.sig_dtype = sig.dtype;
+    proto.sig_root = sig.root;
+    proto.sig_op = sig.op;
+
+    auto check = [&](const Step& s, const MsgHeader& h, uint32_t len) {
+        if (h.sig_kind != proto.sig_kind || h.sig_dtype != proto.sig_dtype || h.total != proto.total ||
+            h.sig_root != proto.sig_root || h.sig_op != proto.sig_op) {
+            Signature theirs;
+            theirs.kind = static_cast<CollKind>(h.sig_kind);
+            theirs.dtype = h.sig_dtype;
+            theirs.count = h.total;
+            theirs.root = h.sig_root;
+            theirs.op = h.sig_op;
+            throw_error(Errc::invalid_argument, what,
+                        "mismatched collective call #" + std::to_string(epoch) + ": rank " +
+                            std::to_string(s.in->peer) + " called " + describe(theirs) + ", rank " +
+                            std::to_string(rank_) + " called " + describe(sig));
+        }
+        if (h.len != len)
+            throw_error(Errc::invalid_argument, what,
+                        "rank " + std::to_string(s.in->peer) + " sent a chunk of " + std::to_string(h.len) +
+                            " bytes where " + std::to_string(len) + " were expected (call #" + std::to_string(epoch) +
+                            ", " + describe(sig) + "; mismatched counts?)");
+    };
+
+    auto last_progress = Clock::now();
+    std::unique_lock lk(mtx_);
+    try {
+        for (;;) {
+            bool progress = false;
+            bool all_done = true;
+            for (std::size_t i = 0; i < steps.size(); ++i) {
+                Step& s = steps[i];
+                if (s.finished) continue;
+                all_done = false;
+                if (s.prev_out >= 0 && !steps[static_cast<std::size_t>(s.prev_out)].finished) continue;
+                if (s.prev_in >= 0 && !steps[static_cast<std::size_t>(s.prev_in)].finished) continue;
+                bool ready = true;
+                for (int a : s.after) ready = ready && steps[static_cast<std::size_t>(a)].finished;
+                if (!ready) continue;
+                for (;;) {
+                    const auto len = static_cast<uint32_t>(std::min<uint64_t>(payload_, s.bytes - s.done));
+                    if (s.gate >= 0) {
+                        const Step& g = steps[static_cast<std::size_t>(s.gate)];
+                        if (!g.finished && g.done < s.gate_shift + s.done + len) break;
+                    }
+                    if (s.kind == Step::Kind::send) {
+                        if (!can_send(*s.out, 2)) break;
+                        if (len != 0) s.produce(s.done, staging(*s.out), len);
+                        MsgHeader h = proto;
+                        h.len = len;
+                        post(*s.out, h);
+                    } else {
+                        if (s.kind == Step::Kind::forward && !can_send(*s.out, 1)) break;
+                        const std::byte* pl = nullptr;
+                        bool from_stash = false;
+                        const MsgHeader* h = peek_coll(*s.in, epoch, &pl, from_stash);
+                        if (h == nullptr) break;
+                        check(s, *h, len);
+                        if (s.kind == Step::Kind::recv) {
+                            if (len != 0) s.consume(s.done, pl, len);
+                        } else {
+                            if (len != 0) s.forward(s.done, pl, staging(*s.out), len);
+                            MsgHeader o = proto;
+                            o.len = len;
+                            post(*s.out, o);
+                        }
+                        drop_coll(*s.in, from_stash, epoch);
+                    }
+                    progress = true;
+                    s.done += len;
+                    if (s.done >= s.bytes) {
+                        s.finished = true;
+                        break;
+                    }
+                }
+            }
+            if (all_done) break;
+            const auto now = Clock::now();
+            if (progress) {
+                last_progress = now;
+                continue;
+            }
+            flush_credits();
+            progress_p2p(nullptr);
+            lk.unlock();
+            ::sched_yield();
+            lk.lock();
+            const auto stalled = Clock::now() - last_progress;
+            if (stalled >= cfg_.probe_interval) {
+                for (auto& s : steps) {
+                    if (s.finished) continue;
+                    for (Channel* c : {s.in, s.out}) {
+                        if (c == nullptr || Clock::now() - c->last_probe < cfg_.probe_interval) continue;
+                        c->last_probe = Clock::now();
+                        probe(*c, what);
+                    }
+                }
+            }
+            if (stalled >= cfg_.timeout) {
+                std::vector<int> data, credit;
+                for (auto& s : steps) {
+                    if (s.finished) continue;
+                    if (s.in) data.push_back(s.in->peer);
+                    if (s.out) credit.push_back(s.out->peer);
+                }
+                for (auto* v : {&data, &credit}) {
+                    std::sort(v->begin(), v->end());
+                    v->erase(std::unique(v->begin(), v->end()), v->end());
+                }
+                broken_ = true;
+                throw_error(Errc::timeout, what,
+                            "no progress for " +
+                                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(stalled).count()) +
+                                " ms (call #" + std::to_string(epoch) + ", " + describe(sig) +
+                                "); waiting for data from rank(s) " + ranks_text(data) + " / for credits from rank(s) " +
+                                ranks_text(credit));
+            }
+        }
+    } catch (const Error& e) {
+        if (e.code() != make_error_code(Errc::invalid_argument)) broken_ = true;
+        throw;
+    }
+}
+
+}  // namespace coyote::detail::coll
