@@ -62,6 +62,19 @@ coyote_is_root() { [[ $(id -u) -eq 0 ]]; }
 # coyote_build_path REL: absolute path of a file of the build tree.
 coyote_build_path() { printf '%s/%s\n' "${COYOTE_BUILD_DIR}" "$1"; }
 
+# coyote_find_binary REL...: the first of the build-tree paths REL that is an executable file, else the
+# first one (so that the "missing binary" message names it).
+coyote_find_binary() {
+    local rel
+    for rel in "$@"; do
+        if [[ -f "${COYOTE_BUILD_DIR}/${rel}" && -x "${COYOTE_BUILD_DIR}/${rel}" ]]; then
+            printf '%s/%s\n' "${COYOTE_BUILD_DIR}" "${rel}"
+            return 0
+        fi
+    done
+    printf '%s/%s\n' "${COYOTE_BUILD_DIR}" "$1"
+}
+
 # coyote_require_binary PATH: dies with "missing binary PATH" unless PATH is an executable file.
 coyote_require_binary() {
     if [[ ! -f "$1" || ! -x "$1" ]]; then

@@ -478,17 +478,25 @@ case_smoke() {
 }
 
 case_collective() {
-    local demo=${BUILD_DIR}/mpi/examples/demo
-    [[ -x "${demo}" ]] || { fail "missing binary ${demo}"; return; }
+    # The same default as collective.sbatch: the RDMA demo of mpi/examples/demo.cpp.
+    local demo="" d
+    for d in mpi/coyote_mpi_demo mpi/examples/demo mpi/examples/coyote_mpi_demo; do
+        [[ -x "${BUILD_DIR}/${d}" ]] && { demo=${BUILD_DIR}/${d}; break; }
+    done
+    [[ -n "${demo}" ]] || { fail "missing binary ${BUILD_DIR}/mpi/coyote_mpi_demo"; return; }
+    local demo_name
+    demo_name=$(basename "${demo}")
 
     submit collective-mpirun-2x1 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "${FAKE_NODES_DEVICE_MAP}" -- -N 2 --ntasks-per-node=1 --time=5
-    expect_ok "RDMA demo via mpirun on 2 nodes (data verified by the demo)"
-    expect_file "RDMA demo: rank 0 log" "$(job_dir)/logs/demo.rank0.node1.log"
-    expect_file "RDMA demo: rank 1 log" "$(job_dir)/logs/demo.rank1.node2.log"
+    expect_ok "RDMA demo via mpirun on 2 nodes"
+    expect_output "RDMA demo on 2 nodes: data verified" 'Result: all checks passed'
+    expect_file "RDMA demo: rank 0 log" "$(job_dir)/logs/${demo_name}.rank0.node1.log"
+    expect_file "RDMA demo: rank 1 log" "$(job_dir)/logs/${demo_name}.rank1.node2.log"
 
     if [[ ${PMIX_OK} -eq 1 ]]; then
         submit collective-srun-1x2 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=srun" -- -N 1 --ntasks-per-node=2 --time=5
         expect_ok "RDMA demo via srun --mpi=pmix on 1 node x 2 ranks"
+        expect_output "RDMA demo via srun: data verified" 'Result: all checks passed'
     else
         fail "srun has no pmix plug-in (srun --mpi=list), srun --mpi=pmix cannot be tested"
     fi
@@ -516,8 +524,13 @@ case_bench() {
         --time=1 "${SLURM_SCRIPTS}/bench.sbatch" 2>&1 | grep -Eo '^[0-9]+' | head -n 1)
     [[ -n "${timeout_id}" ]] || fail "bench-timeout: sbatch did not return a job id"
 
-    submit bench-mpirun-2x1 "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "${FAKE_NODES_DEVICE_MAP}" "COYOTE_BENCH_ARGS=${quick}" -- -N 2 --ntasks-per-node=1 --time=10
+    submit bench-mpirun-2x1 "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" \
+        "${FAKE_NODES_DEVICE_MAP}" "COYOTE_BENCH_ARGS=${quick}" "COYOTE_PERF_RDMA_ARGS=--max 65536 --reps 50" \
+        -- -N 2 --ntasks-per-node=1 --time=10
     expect_ok "bench.sbatch via mpirun on 2 nodes"
+    if [[ -x "${BUILD_DIR}/mpi/coyote_mpi_perf_rdma" || -x "${BUILD_DIR}/mpi/examples/perf_rdma" ]]; then
+        expect_output "bench: the RDMA benchmark ran across the 2 nodes with verified payloads" 'all payloads verified'
+    fi
     local b r json
     for b in "${benches[@]}"; do
         for r in 0 1; do
