@@ -138,7 +138,7 @@ coyote_init() {
     trap 'coyote_on_exit' EXIT
 
     coyote_record_job
-    coyote_log "job ${SLURM_JOB_ID} on ${SLURM_JOB_NODELIST:-?} (${COYOTE_NNODES} nodes), launcher ${COYOTE_LAUNCHER}," \
+    coyote_log "job ${SLURM_JOB_ID} on ${SLURM_JOB_NODELIST:-?} (${COYOTE_NNODES} node(s)), launcher ${COYOTE_LAUNCHER}," \
         "${COYOTE_NP} ranks (${COYOTE_RANKS_PER_NODE} per node), results in ${COYOTE_JOB_DIR}"
 }
 

@@ -21,14 +21,13 @@
 #   bench       bench.sbatch on 2 nodes (benchmark JSON per rank, validated with python3 -m json.tool);
 #               a job that hits its time limit leaves earlier results readable and says so in status
 #   tests       tests.sbatch: the 2-rank MPI tests (ctest -L mpi) on 1 node x 2 ranks with mpirun and
-#               srun --mpi=pmix; mpi_porting_test on 2 nodes via mpirun
+#               srun --mpi=pmix; ctest mode with one test; mpi_porting_test on 2 nodes via mpirun
 #
 # Multi-node on one host: two slurmd "nodes" share the host, so srun --mpi=pmix is only used on one
 # node (PMIx temporary directories of the two slurmd collide); multi-node runs use mpirun inside the
 # allocation (Open MPI's Slurm launcher, which starts one orted per node through srun) with
 # "--mca btl self,tcp", because Open MPI's shared-memory transport would mix up ranks of the two fake
-# nodes that are really on one host, and with COYOTE_MPI_DEVICE_MAP giving each rank its own simulated
-# device (both ranks are node-local rank 0 of the same host).
+# nodes that are really on one host.
 set -u -o pipefail
 
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -390,9 +389,6 @@ validate_json() {
 }
 
 MPIRUN_FAKE_NODES="--mca btl self,tcp"
-# The MPI layer gives each node-local rank of the sim backend device <local rank>; on two fake nodes of
-# one host both ranks would be local rank 0 on the same host, so jobs of 2 nodes x 1 rank map them.
-FAKE_NODES_DEVICE_MAP="COYOTE_MPI_DEVICE_MAP=0:0:0,1:1:0"
 COMMON_ENV=(COYOTE_BACKEND=sim "COYOTE_BUILD_DIR=${BUILD_DIR}" "COYOTE_RESULTS_DIR=${RESULTS_DIR}"
     COYOTE_POST_TIMEOUT_MS=60000 COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000)
 
@@ -487,11 +483,16 @@ case_collective() {
     local demo_name
     demo_name=$(basename "${demo}")
 
-    submit collective-mpirun-2x1 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "${FAKE_NODES_DEVICE_MAP}" -- -N 2 --ntasks-per-node=1 --time=5
+    submit collective-mpirun-2x1 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" -- -N 2 --ntasks-per-node=1 --time=5
     expect_ok "RDMA demo via mpirun on 2 nodes"
     expect_output "RDMA demo on 2 nodes: data verified" 'Result: all checks passed'
     expect_file "RDMA demo: rank 0 log" "$(job_dir)/logs/${demo_name}.rank0.node1.log"
-    expect_file "RDMA demo: rank 1 log" "$(job_dir)/logs/${demo_name}.rank1.node2.log"
+    # The demo reports on rank 0 only: rank 1's log exists but may be empty.
+    if [[ -f "$(job_dir)/logs/${demo_name}.rank1.node2.log" ]]; then
+        pass "RDMA demo: rank 1 ran on node2 (its log file exists)"
+    else
+        fail "RDMA demo: no log of rank 1 on node2 in $(job_dir)/logs"
+    fi
 
     if [[ ${PMIX_OK} -eq 1 ]]; then
         submit collective-srun-1x2 "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=srun" -- -N 1 --ntasks-per-node=2 --time=5
@@ -525,7 +526,7 @@ case_bench() {
     [[ -n "${timeout_id}" ]] || fail "bench-timeout: sbatch did not return a job id"
 
     submit bench-mpirun-2x1 "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" \
-        "${FAKE_NODES_DEVICE_MAP}" "COYOTE_BENCH_ARGS=${quick}" "COYOTE_PERF_RDMA_ARGS=--max 65536 --reps 50" \
+        "COYOTE_BENCH_ARGS=${quick}" "COYOTE_PERF_RDMA_ARGS=--max 65536 --reps 50" \
         -- -N 2 --ntasks-per-node=1 --time=10
     expect_ok "bench.sbatch via mpirun on 2 nodes"
     if [[ -x "${BUILD_DIR}/mpi/coyote_mpi_perf_rdma" || -x "${BUILD_DIR}/mpi/examples/perf_rdma" ]]; then
@@ -616,10 +617,16 @@ case_tests() {
         fail "srun has no pmix plug-in (srun --mpi=list), srun --mpi=pmix cannot be tested"
     fi
 
+    # ctest mode: ctest on the first node of the allocation, the test starts its own mpiexec there.
+    submit tests-ctest-1x2 "${SLURM_SCRIPTS}/tests.sbatch" "COYOTE_TESTS_MODE=ctest" "COYOTE_CTEST_REGEX=^mpi_porting_test_np2$" \
+        -- -N 1 --ntasks-per-node=2 --time=10
+    expect_ok "tests.sbatch in ctest mode (ctest -L mpi -R mpi_porting_test_np2)"
+    expect_file "tests ctest mode: JUnit report" "$(job_dir)/ctest-junit.xml"
+
     # Across the two nodes: the porting test (no single-host assumptions), chosen by COYOTE_TEST_BINARIES.
     if [[ -x "${BUILD_DIR}/tests/mpi/mpi_porting_test" ]]; then
         submit tests-mpirun-2x1 "${SLURM_SCRIPTS}/tests.sbatch" "COYOTE_LAUNCHER=mpirun" \
-            "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "${FAKE_NODES_DEVICE_MAP}" "COYOTE_TEST_BINARIES=mpi_porting_test" \
+            "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "COYOTE_TEST_BINARIES=mpi_porting_test" \
             -- -N 2 --ntasks-per-node=1 --time=10
         expect_ok "tests.sbatch (mpi_porting_test) via mpirun on 2 nodes"
         expect_file "tests: report of rank 1 on node2" "$(job_dir)/tests/mpi_porting_test.rank1.xml"
