@@ -1,122 +1,133 @@
-// Time to wire every pair of ranks with queue pairs: coyote::mpi::QpSet (one MPI_Ialltoall of fixed-size
-// slots) against the stock TCP out-of-band exchange done pair by pair the way stock applications do it
-// (for each pair a server thread.initRDMA(size, port) and a client thread.initRDMA(size, port, ip), one port
-// per pair, pairs processed in one global order so that nobody deadlocks). Both in the same run; only rank 0
-// reports. Run with: mpirun -np N --oversubscribe ./bootstrap_bench [repetitions]
+// bootstrap suite: time to wire every pair of ranks with queue pairs, both ways in the same run.
+//   bootstrap_tcp_oob/<ranks>   baseline: the stock TCP out-of-band exchange done pair by pair the way stock
+//                               applications do it (per pair a server initRDMA(size, port) and a client
+//                               initRDMA(size, port, ip), one port per pair, pairs in one global order)
+//   bootstrap_qpset/<ranks>     coyote::mpi::QpSet (one MPI_Ialltoall of fixed-size slots)
+// Each iteration starts after a barrier and wires all N (N - 1) / 2 pairs; its time is the slowest rank's.
+// The queue pairs are released untimed after each iteration. Fixed iteration count (every iteration takes
+// many milliseconds when ranks are oversubscribed): COYOTE_BENCH_BOOTSTRAP_ITERS (default 5).
+// Every wiring is verified: each rank checks that every connection has a registered buffer and that the
+// peer's published blob arrived (QpSet), and each stock pair passes connSync in both directions.
+//   mpiexec -n <N> bootstrap_bench     (Open MPI as root / N > cores: --allow-run-as-root --oversubscribe)
+#include "support/bench_support.hpp"
+
 #include <coyote/mpi/mpi.hpp>
 
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <exception>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
-
-using namespace coyote;
-using namespace coyote::mpi;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
+namespace cb = coyote::bench;
+using coyote::cThread;
+
 constexpr uint64_t k_buffer = 4096;
+constexpr int k_port_low = 10000;
+constexpr int k_port_span = 18000; // below the usual ephemeral range (32768+)
 
-/// Slowest rank's time of `fn`, started together after a barrier.
-template <typename Fn>
-double timed_ms(const Communicator& comm, Fn&& fn) {
-    barrier(comm);
-    const auto t0 = Clock::now();
-    fn();
-    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    double worst = 0;
-    check_mpi(MPI_Allreduce(&ms, &worst, 1, MPI_DOUBLE, MPI_MAX, comm.get()), "MPI_Allreduce", "timing");
-    return worst;
+std::unique_ptr<coyote::mpi::Communicator> g_comm;
+coyote::mpi::DeviceAssignment g_dev;
+int g_port_base = 0;
+int g_port_next = 0; ///< advanced identically on every rank
+
+int pairs() { return cb::size() * (cb::size() - 1) / 2; }
+
+/// First port of the next iteration's range (one port per pair), wrapping inside the span.
+int take_ports() {
+    if (g_port_next + pairs() > k_port_span) g_port_next = 0;
+    const int first = g_port_base + g_port_next;
+    g_port_next += pairs();
+    return first;
 }
 
-double mpi_wiring_ms(const Communicator& comm, const DeviceAssignment& dev) {
-    std::unique_ptr<QpSet> qps;
-    WiringOptions o;
-    o.buffer_size = k_buffer;
-    o.pattern = PeerPattern::all;
-    const double ms = timed_ms(comm, [&] { qps = std::make_unique<QpSet>(comm, dev, o); });
-    barrier(comm);
-    return ms;
+void counters(benchmark::State& state, const std::vector<double>& samples) {
+    cb::latency_counters(state, samples);
+    cb::throughput_counters(state, 0, 2 * pairs()); // items: queue pairs wired
+    state.counters["pairs"] = pairs();
 }
 
-double tcp_wiring_ms(const Communicator& comm, const DeviceAssignment& dev, uint16_t base_port) {
-    const int n = comm.size();
-    const int me = comm.rank();
+void bm_tcp_oob(benchmark::State& state) {
+    const int n = cb::size();
+    const int me = cb::rank();
     std::vector<std::unique_ptr<cThread>> threads;
-    const double ms = timed_ms(comm, [&] {
-        int pair = 0;
-        for (int i = 0; i < n; ++i)
-            for (int j = i + 1; j < n; ++j, ++pair) {
-                if (me != i && me != j) continue;
-                const auto port = static_cast<uint16_t>(base_port + pair);
-                auto t = std::make_unique<cThread>(dev.vfid, ::getpid(), dev.device);
-                if (me == i)
-                    (void)t->initRDMA(k_buffer, port);               // server
-                else
-                    (void)t->initRDMA(k_buffer, port, "127.0.0.1");  // client
-                threads.push_back(std::move(t));
-            }
-    });
-    barrier(comm);
-    return ms;
+    std::vector<double> samples;
+    if (!cb::timed_loop(
+            state, cb::Sync::barrier, samples,
+            [&] {
+                const int base = take_ports();
+                int pair = 0;
+                for (int i = 0; i < n; ++i)
+                    for (int j = i + 1; j < n; ++j, ++pair) {
+                        if (me != i && me != j) continue;
+                        const auto port = static_cast<uint16_t>(base + pair);
+                        auto t = std::make_unique<cThread>(g_dev.vfid, ::getpid(), g_dev.device);
+                        void* buf = me == i ? t->initRDMA(k_buffer, port)                // server
+                                            : t->initRDMA(k_buffer, port, "127.0.0.1"); // client
+                        if (buf == nullptr) return false;
+                        t->connSync(me == j); // both directions of the out-of-band channel work
+                        threads.push_back(std::move(t));
+                    }
+                return threads.size() == static_cast<std::size_t>(n - 1);
+            },
+            [&] {
+                coyote::mpi::barrier(*g_comm);
+                threads.clear();
+            }))
+        return;
+    cb::record_baseline("tcp_oob/" + std::to_string(n), cb::median(samples));
+    counters(state, samples);
 }
 
-int run(int reps) {
-    Communicator comm;
-    const auto dev = select_device(comm);
-    const int n = comm.size();
-    const int pairs = n * (n - 1) / 2;
-    // One port range per repetition, chosen on rank 0 below the usual ephemeral range (32768+) so that no
-    // client's source port takes a listening port of a later pair.
-    if (reps * pairs > 4000)
-        throw_error(Errc::invalid_argument, "bootstrap_bench", "too many repetitions x pairs for the port range");
-    int base = 0;
-    if (comm.rank() == 0) base = 10000 + static_cast<int>(std::random_device{}() % 18000u);
-    check_mpi(MPI_Bcast(&base, 1, MPI_INT, 0, comm.get()), "MPI_Bcast", "port base");
-
-    std::vector<double> mpi_ms, tcp_ms;
-    for (int r = 0; r < reps; ++r) {
-        mpi_ms.push_back(mpi_wiring_ms(comm, dev));
-        tcp_ms.push_back(tcp_wiring_ms(comm, dev, static_cast<uint16_t>(base + r * pairs)));
-    }
-    std::sort(mpi_ms.begin(), mpi_ms.end());
-    std::sort(tcp_ms.begin(), tcp_ms.end());
-    const double m = mpi_ms[mpi_ms.size() / 2];
-    const double t = tcp_ms[tcp_ms.size() / 2];
-    if (comm.rank() == 0) {
-        std::printf("bootstrap_bench: %2d ranks, %3d pairs (%d queue pairs), backend %s, median of %d\n", n, pairs,
-                    2 * pairs, dev.backend.c_str(), reps);
-        std::printf("  MPI QpSet (1 Ialltoall)   : %10.2f ms\n", m);
-        std::printf("  stock TCP pairwise initRDMA: %10.2f ms\n", t);
-        std::printf("  ratio TCP / MPI           : %10.2fx\n", m > 0 ? t / m : 0.0);
-        std::fflush(stdout);
-    }
-    return 0;
+void bm_qpset(benchmark::State& state) {
+    std::unique_ptr<coyote::mpi::QpSet> qps;
+    coyote::mpi::WiringOptions o;
+    o.buffer_size = k_buffer;
+    o.pattern = coyote::mpi::PeerPattern::all;
+    std::vector<double> samples;
+    if (!cb::timed_loop(
+            state, cb::Sync::barrier, samples,
+            [&] {
+                qps = std::make_unique<coyote::mpi::QpSet>(*g_comm, g_dev, o);
+                if (qps->peers().size() != static_cast<std::size_t>(cb::size() - 1)) return false;
+                for (int p : qps->peers()) {
+                    const auto& c = qps->connection(p);
+                    if (c.buffer == nullptr || c.remote_blob.empty()) return false;
+                }
+                return true;
+            },
+            [&] {
+                coyote::mpi::barrier(*g_comm);
+                qps.reset();
+            }))
+        return;
+    counters(state, samples);
+    cb::ratio_counter(state, "ratio_vs_tcp_oob", "tcp_oob/" + std::to_string(cb::size()), cb::median(samples));
 }
+
+void setup() {
+    g_comm = std::make_unique<coyote::mpi::Communicator>();
+    g_dev = coyote::mpi::select_device(*g_comm);
+    if (cb::rank() == 0) g_port_base = k_port_low + static_cast<int>(std::random_device{}() % 8000u);
+    coyote::mpi::check_mpi(MPI_Bcast(&g_port_base, 1, MPI_INT, 0, g_comm->get()), "MPI_Bcast", "port base");
+    const auto iters = cb::env_int("COYOTE_BENCH_BOOTSTRAP_ITERS", 5);
+    const std::string n = "/" + std::to_string(cb::size());
+    benchmark::RegisterBenchmark(("bootstrap_tcp_oob" + n).c_str(), bm_tcp_oob)->Iterations(iters)->UseManualTime();
+    benchmark::RegisterBenchmark(("bootstrap_qpset" + n).c_str(), bm_qpset)->Iterations(iters)->UseManualTime();
+    cb::set_context("backend", g_dev.backend);
+    cb::set_context("queue_pair_buffer", std::to_string(k_buffer));
+}
+
+void teardown() { g_comm.reset(); }
+
+[[maybe_unused]] const bool k_registered = cb::define_suite({.name = "bootstrap",
+                                                             .min_ranks = 2,
+                                                             .max_ranks = 0,
+                                                             .wire = "shm (sim, one host)",
+                                                             .setup = setup,
+                                                             .teardown = teardown});
 
 }  // namespace
-
-int main(int argc, char** argv) {
-    try {
-        Environment env(&argc, &argv);
-        int reps = 3;
-        if (argc > 1) reps = std::max(1, std::atoi(argv[1]));
-        try {
-            return run(reps);
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "bootstrap_bench: %s\n", e.what());
-            std::fflush(stderr);
-            MPI_Abort(MPI_COMM_WORLD, 2);
-        }
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "bootstrap_bench: %s\n", e.what());
-    }
-    return 2;
-}

@@ -1,255 +1,190 @@
-// coyote-mpi benchmark: LOCAL_TRANSFER through the sim vFPGA (passthrough user logic) next to a single-thread
-// memcpy of the same sizes, measured in the same process.
+// local suite: host <-> vFPGA data movement on one sim vFPGA next to memcpy of the same sizes, in one run.
+// Coyote's hello-world sweep: for each size, latency (one command per iteration, posted and polled to
+// completion) and throughput (a batch of k_batch commands in flight per iteration).
 //
-//   BM_memcpy/<size>               baseline: memcpy src -> dst
-//   BM_local_transfer/<size>       one LOCAL_TRANSFER per iteration: invoke, then poll checkCompleted
-//   BM_local_transfer_latency/64   the same at 64 B, with per-transfer p50/p95/p99 latency counters
+//   memcpy/<size>                 baseline: one memcpy src -> dst per iteration
+//   local_transfer_{lat,bw}/<size> LOCAL_TRANSFER src -> user logic (passthrough, dest 0) -> dst
+//   local_read_{lat,bw}/<size>     LOCAL_READ of src into the user logic (sink, dest 1)
+//   local_write_{lat,bw}/<size>    LOCAL_WRITE of dst from the user logic (source, dest 1)
 //
-// Every coyote benchmark measures memcpy of its own size right before and after its timed loop and reports
-// ratio_vs_memcpy = (coyote bytes/s) / (memcpy bytes/s), both measured in wall-clock time. A summary after
-// the run compares the results with the targets: throughput at 1 MiB >= 0.7x memcpy, latency at 64 B <= 1 us.
+// Every command's data is verified: transfers compare dst with src, reads compare the sink's word sum and
+// byte count (user CSRs) with the host's, writes check the source's pattern. ratio_vs_memcpy = memcpy time /
+// coyote time per command (medians). Run: local_bench [google benchmark flags] (one process; no mpiexec needed).
+#include "support/bench_support.hpp"
+
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <benchmark/benchmark.h>
-
-#include <coyote/cBench.hpp>
 #include <coyote/cThread.hpp>
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using coyote::CoyoteOper;
+using Clock = std::chrono::steady_clock;
+namespace cb = coyote::bench;
 
-constexpr int64_t k_min_size = 4 * 1024;
-constexpr int64_t k_max_size = 4 * 1024 * 1024;
-constexpr int64_t k_latency_size = 64;
-constexpr double k_target_ratio_1mib = 0.7;
-constexpr double k_target_latency_ns = 1000.0;
+constexpr int64_t k_min_size = 64;
+constexpr int64_t k_max_size = 4 << 20;
+constexpr int k_batch = 16;
+constexpr uint32_t k_passthrough_dest = 0;
+constexpr uint32_t k_sink_dest = 1;
 
-/// The process's cThread, opened by the first coyote benchmark.
-coyote::cThread& coyote_thread() {
-    static coyote::cThread thread(0, getpid());
-    return thread;
+struct Local {
+    std::unique_ptr<coyote::cThread> thread;
+    uint8_t* src = nullptr;
+    uint8_t* dst = nullptr;
+    std::vector<uint8_t> host_src; ///< memcpy baseline buffers
+    std::vector<uint8_t> host_dst;
+};
+Local g;
+
+uint8_t pattern_byte(uint64_t k) { return static_cast<uint8_t>((k * 131u + 7u) & 0xFFu); }
+
+uint64_t word_sum(const uint8_t* p, std::size_t n) {
+    uint64_t sum = 0;
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = 0;
+        std::memcpy(&w, p + i, 8);
+        sum += w;
+    }
+    for (; i < n; ++i) sum += p[i];
+    return sum;
 }
 
-/// Page-aligned host buffers for the memcpy baseline.
-struct HostBuffers {
-    explicit HostBuffers(size_t size) : src(alloc(size)), dst(alloc(size)), len(size) {
-        std::memset(src.get(), 0x5a, size);
-        std::memset(dst.get(), 0, size);
-    }
-    struct Free {
-        void operator()(void* p) const noexcept { std::free(p); }
-    };
-    static std::unique_ptr<void, Free> alloc(size_t size) {
-        void* p = std::aligned_alloc(4096, (size + 4095) / 4096 * 4096);
-        if (p == nullptr)
-            coyote::throw_error(coyote::Errc::resource_exhausted, "aligned_alloc", std::to_string(size) + " bytes");
-        return std::unique_ptr<void, Free>(p);
-    }
-    std::unique_ptr<void, Free> src;
-    std::unique_ptr<void, Free> dst;
-    size_t len;
-};
-
-/// Buffers from getMem, freed again when the benchmark ends.
-struct CoyoteBuffers {
-    CoyoteBuffers(coyote::cThread& t, uint32_t size) : thread(t) {
-        src = thread.getMem({coyote::CoyoteAllocType::THP, size});
-        dst = thread.getMem({coyote::CoyoteAllocType::THP, size});
-        std::memset(src, 0x5a, size);
-        std::memset(dst, 0, size);
-    }
-    ~CoyoteBuffers() {
-        thread.freeMem(src);
-        thread.freeMem(dst);
-    }
-    CoyoteBuffers(const CoyoteBuffers&) = delete;
-    CoyoteBuffers& operator=(const CoyoteBuffers&) = delete;
-    coyote::cThread& thread;
-    void* src = nullptr;
-    void* dst = nullptr;
-};
-
-/// memcpy bandwidth of `size` bytes in bytes/s, measured for about 20 ms after a short warm-up.
-double measure_memcpy_rate(size_t size) {
-    HostBuffers buf(size);
-    for (int i = 0; i < 4; ++i) std::memcpy(buf.dst.get(), buf.src.get(), size);
-    uint64_t reps = 0;
-    const auto start = Clock::now();
-    auto now = start;
-    do {
-        for (int i = 0; i < 16; ++i) {
-            std::memcpy(buf.dst.get(), buf.src.get(), size);
-            benchmark::ClobberMemory();
-        }
-        reps += 16;
-        now = Clock::now();
-    } while (now - start < std::chrono::milliseconds(20));
-    const double secs = std::chrono::duration<double>(now - start).count();
-    return static_cast<double>(reps) * static_cast<double>(size) / secs;
-}
-
-/// Polls until `target` LOCAL_TRANSFER completions; skips the benchmark with an error after 10 s.
-bool wait_transfers(benchmark::State& state, const coyote::cThread& thread, uint32_t target) {
+/// Polls until `target` completions of the class of `op`; false after 10 s.
+bool wait_completed(const coyote::cThread& t, CoyoteOper op, uint32_t target) {
     const auto deadline = Clock::now() + std::chrono::seconds(10);
-    for (unsigned spins = 0; thread.checkCompleted(CoyoteOper::LOCAL_TRANSFER) < target; ++spins) {
-        if ((spins & 0xFFu) == 0xFFu && Clock::now() > deadline) {
-            state.SkipWithError("LOCAL_TRANSFER did not complete within 10 s");
-            return false;
-        }
-    }
+    for (unsigned spins = 1; t.checkCompleted(op) < target; ++spins)
+        if ((spins & 0x3FFu) == 0 && Clock::now() > deadline) return false;
     return true;
 }
 
-/// Results kept for the summary; the last call of a benchmark function is the measured one.
-struct Summary {
-    std::map<int64_t, double> ratio; ///< size -> ratio_vs_memcpy
-    double latency_p50_ns = -1.0;
-    double latency_p99_ns = -1.0;
-    double latency_ratio = -1.0;
-};
-Summary g_summary;
+void fill_source(std::size_t size, uint8_t seed) {
+    for (std::size_t i = 0; i < size; ++i) g.src[i] = static_cast<uint8_t>(seed + i * 7u);
+    std::memset(g.dst, 0, size);
+}
 
-void BM_memcpy(benchmark::State& state) {
-    const auto size = static_cast<size_t>(state.range(0));
-    HostBuffers buf(size);
-    for (auto _ : state) {
-        std::memcpy(buf.dst.get(), buf.src.get(), size);
+void bm_memcpy(benchmark::State& state, int64_t size) {
+    const auto n = static_cast<std::size_t>(size);
+    std::vector<double> samples;
+    std::memset(g.host_src.data(), 0x5a, n);
+    cb::timed_loop(state, cb::Sync::none, samples, [&] {
+        std::memcpy(g.host_dst.data(), g.host_src.data(), n);
         benchmark::ClobberMemory();
+        return true;
+    });
+    if (state.error_occurred()) return;
+    if (!cb::verify(state, std::memcmp(g.host_dst.data(), g.host_src.data(), n) == 0, "memcpy destination differs"))
+        return;
+    cb::record_baseline("memcpy/" + std::to_string(size), cb::median(samples));
+    cb::latency_counters(state, samples);
+    cb::throughput_counters(state, size, 1);
+}
+
+/// One local benchmark: `batch` commands of `op` per iteration.
+void bm_local(benchmark::State& state, CoyoteOper op, int64_t size, int batch) {
+    coyote::cThread& t = *g.thread;
+    const auto n = static_cast<uint32_t>(size);
+    fill_source(n, static_cast<uint8_t>(size));
+    t.clearCompleted();
+    t.setCSR(1, 2); // clear the sink's sum and byte count
+    const coyote::localSg src = {.addr = g.src, .len = n, .dest = op == CoyoteOper::LOCAL_TRANSFER ? k_passthrough_dest : k_sink_dest};
+    const coyote::localSg dst = {.addr = g.dst, .len = n, .dest = op == CoyoteOper::LOCAL_TRANSFER ? k_passthrough_dest : k_sink_dest};
+    uint32_t done = 0;
+    uint64_t total_ops = 0;
+    std::vector<double> samples;
+    cb::timed_loop(state, cb::Sync::none, samples, [&] {
+        if (done >= (1u << 30)) { // completion counters are 32-bit: restart them well before they wrap
+            t.clearCompleted();
+            done = 0;
+        }
+        for (int i = 0; i < batch; ++i) {
+            if (op == CoyoteOper::LOCAL_TRANSFER)
+                t.invoke(op, src, dst);
+            else if (op == CoyoteOper::LOCAL_READ)
+                t.invoke(op, src);
+            else
+                t.invoke(op, dst);
+        }
+        done += static_cast<uint32_t>(batch);
+        total_ops += static_cast<uint64_t>(batch);
+        return wait_completed(t, op, done);
+    });
+    if (state.error_occurred()) return;
+
+    bool ok = true;
+    std::string what;
+    if (op == CoyoteOper::LOCAL_TRANSFER) {
+        ok = std::memcmp(g.dst, g.src, n) == 0;
+        what = "LOCAL_TRANSFER destination differs from the source";
+    } else if (op == CoyoteOper::LOCAL_READ) {
+        const uint64_t bytes = t.getCSR(1);
+        const uint64_t sum = t.getCSR(0);
+        ok = bytes == total_ops * n && sum == total_ops * word_sum(g.src, n);
+        what = "LOCAL_READ sink saw " + std::to_string(bytes) + " bytes (expected " + std::to_string(total_ops * n) +
+               ") or a wrong word sum";
+    } else {
+        for (uint32_t k = 0; k < n && ok; ++k) ok = g.dst[k] == pattern_byte(k);
+        what = "LOCAL_WRITE destination does not hold the source pattern";
     }
-    state.SetBytesProcessed(state.iterations() * state.range(0));
-    state.SetItemsProcessed(state.iterations());
+    if (!cb::verify(state, ok, what)) return;
+
+    const double per_op = cb::median(samples) / batch;
+    cb::latency_counters(state, samples, batch);
+    cb::throughput_counters(state, size * batch, batch);
+    cb::ratio_counter(state, "ratio_vs_memcpy", "memcpy/" + std::to_string(size), per_op);
 }
 
-void BM_local_transfer(benchmark::State& state) {
-    const auto size = static_cast<uint32_t>(state.range(0));
-    try {
-        coyote::cThread& thread = coyote_thread();
-        CoyoteBuffers buf(thread, size);
-        const coyote::localSg src = {.addr = buf.src, .len = size};
-        const coyote::localSg dst = {.addr = buf.dst, .len = size};
-        double memcpy_rate = measure_memcpy_rate(size);
+void setup() {
+    const char* model = std::getenv("COYOTE_BENCH_MODEL");
+    ::setenv("COYOTE_SIM_MODEL", model != nullptr && *model != '\0' ? model : COYOTE_BENCH_MODEL_PATH, 1);
+    g.thread = std::make_unique<coyote::cThread>(0, ::getpid());
+    g.src = static_cast<uint8_t*>(g.thread->getMem({coyote::CoyoteAllocType::THP, k_max_size}));
+    g.dst = static_cast<uint8_t*>(g.thread->getMem({coyote::CoyoteAllocType::THP, k_max_size}));
+    g.host_src.assign(k_max_size, 0);
+    g.host_dst.assign(k_max_size, 0);
 
-        thread.clearCompleted();
-        uint32_t issued = 0;
-        const auto start = Clock::now();
-        for (auto _ : state) {
-            // Counters are 32-bit: restart them well before they could wrap.
-            if (issued == (1u << 30)) {
-                thread.clearCompleted();
-                issued = 0;
-            }
-            thread.invoke(CoyoteOper::LOCAL_TRANSFER, src, dst);
-            ++issued;
-            if (!wait_transfers(state, thread, issued)) return;
+    struct Op {
+        const char* name;
+        CoyoteOper op;
+    };
+    const Op ops[] = {{"local_transfer", CoyoteOper::LOCAL_TRANSFER},
+                      {"local_read", CoyoteOper::LOCAL_READ},
+                      {"local_write", CoyoteOper::LOCAL_WRITE}};
+    for (int64_t size = k_min_size; size <= k_max_size; size *= 4) {
+        const std::string s = "/" + std::to_string(size);
+        benchmark::RegisterBenchmark(("memcpy" + s).c_str(), bm_memcpy, size)->UseManualTime();
+        for (const Op& o : ops) {
+            benchmark::RegisterBenchmark((std::string(o.name) + "_lat" + s).c_str(), bm_local, o.op, size, 1)
+                ->UseManualTime();
+            benchmark::RegisterBenchmark((std::string(o.name) + "_bw" + s).c_str(), bm_local, o.op, size, k_batch)
+                ->UseManualTime();
         }
-        const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-        if (std::memcmp(buf.src, buf.dst, size) != 0) {
-            state.SkipWithError("destination differs from source after LOCAL_TRANSFER");
-            return;
-        }
-        // Calibrate again after the loop, so that a change of machine load affects both sides alike.
-        memcpy_rate = (memcpy_rate + measure_memcpy_rate(size)) / 2.0;
-        const double rate = static_cast<double>(state.iterations()) * size / secs;
-        state.SetBytesProcessed(state.iterations() * state.range(0));
-        state.SetItemsProcessed(state.iterations());
-        state.counters["memcpy_bytes_per_second"] = benchmark::Counter(memcpy_rate);
-        state.counters["ratio_vs_memcpy"] = rate / memcpy_rate;
-        g_summary.ratio[state.range(0)] = rate / memcpy_rate;
-    } catch (const coyote::Error& e) {
-        state.SkipWithError(e.what());
     }
+    cb::set_context("batch", std::to_string(k_batch));
 }
 
-void BM_local_transfer_latency(benchmark::State& state) {
-    const auto size = static_cast<uint32_t>(state.range(0));
-    try {
-        coyote::cThread& thread = coyote_thread();
-        CoyoteBuffers buf(thread, size);
-        const coyote::localSg src = {.addr = buf.src, .len = size};
-        const coyote::localSg dst = {.addr = buf.dst, .len = size};
-        double memcpy_rate = measure_memcpy_rate(size);
-
-        std::vector<double> samples;
-        samples.reserve(1 << 20);
-        thread.clearCompleted();
-        uint32_t issued = 0;
-        const auto start = Clock::now();
-        for (auto _ : state) {
-            if (issued == (1u << 30)) {
-                thread.clearCompleted();
-                issued = 0;
-            }
-            const auto t0 = Clock::now();
-            thread.invoke(CoyoteOper::LOCAL_TRANSFER, src, dst);
-            ++issued;
-            if (!wait_transfers(state, thread, issued)) return;
-            const auto t1 = Clock::now();
-            if (samples.size() < samples.capacity())
-                samples.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
-        }
-        const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-        if (std::memcmp(buf.src, buf.dst, size) != 0) {
-            state.SkipWithError("destination differs from source after LOCAL_TRANSFER");
-            return;
-        }
-        memcpy_rate = (memcpy_rate + measure_memcpy_rate(size)) / 2.0;
-        const double rate = static_cast<double>(state.iterations()) * size / secs;
-        state.SetBytesProcessed(state.iterations() * state.range(0));
-        state.SetItemsProcessed(state.iterations());
-        const double p50 = coyote::detail::nearest_rank_percentile(samples, 50.0);
-        const double p99 = coyote::detail::nearest_rank_percentile(samples, 99.0);
-        state.counters["p50_ns"] = p50;
-        state.counters["p95_ns"] = coyote::detail::nearest_rank_percentile(samples, 95.0);
-        state.counters["p99_ns"] = p99;
-        state.counters["ratio_vs_memcpy"] = rate / memcpy_rate;
-        g_summary.latency_p50_ns = p50;
-        g_summary.latency_p99_ns = p99;
-        g_summary.latency_ratio = rate / memcpy_rate;
-    } catch (const coyote::Error& e) {
-        state.SkipWithError(e.what());
+void teardown() {
+    if (g.thread) {
+        g.thread->freeMem(g.src);
+        g.thread->freeMem(g.dst);
     }
+    g.thread.reset();
 }
 
-BENCHMARK(BM_memcpy)->RangeMultiplier(4)->Range(k_min_size, k_max_size)->Arg(k_latency_size)->UseRealTime();
-BENCHMARK(BM_local_transfer)->RangeMultiplier(4)->Range(k_min_size, k_max_size)->UseRealTime();
-BENCHMARK(BM_local_transfer_latency)->Arg(k_latency_size)->UseRealTime();
-
-void print_summary() {
-    std::printf("\nTargets (sim backend, measured in this run):\n");
-    if (auto it = g_summary.ratio.find(1024 * 1024); it != g_summary.ratio.end())
-        std::printf("  LOCAL_TRANSFER 1 MiB throughput: %.2fx memcpy (target >= %.1fx)  %s\n", it->second,
-                    k_target_ratio_1mib, it->second >= k_target_ratio_1mib ? "met" : "NOT met");
-    else
-        std::printf("  LOCAL_TRANSFER 1 MiB throughput: not measured in this run\n");
-    if (g_summary.latency_p50_ns >= 0.0)
-        std::printf("  LOCAL_TRANSFER 64 B latency: p50 %.3f us, p99 %.3f us (target p50 <= %.1f us)  %s\n",
-                    g_summary.latency_p50_ns / 1e3, g_summary.latency_p99_ns / 1e3, k_target_latency_ns / 1e3,
-                    g_summary.latency_p50_ns <= k_target_latency_ns ? "met" : "NOT met");
-    else
-        std::printf("  LOCAL_TRANSFER 64 B latency: not measured in this run\n");
-}
+[[maybe_unused]] const bool k_registered = cb::define_suite({.name = "local",
+                                            .min_ranks = 1,
+                                            .max_ranks = 1,
+                                            .wire = "none (one process)",
+                                            .setup = setup,
+                                            .teardown = teardown});
 
 }  // namespace
-
-int main(int argc, char** argv) {
-    // The throughput comparison is defined for passthrough user logic.
-    ::setenv("COYOTE_SIM_MODEL", "passthrough", 0);
-    benchmark::Initialize(&argc, argv);
-    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    benchmark::RunSpecifiedBenchmarks();
-    benchmark::Shutdown();
-    print_summary();
-    return 0;
-}

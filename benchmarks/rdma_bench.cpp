@@ -1,15 +1,26 @@
-// rdma_bench: sim RDMA between two MPI ranks against baselines measured in the same run.
-//   mpirun -np 2 rdma_bench            (Open MPI as root: --allow-run-as-root --oversubscribe)
-// Queue pairs are wired with MPI_Sendrecv of exportQp() blobs: sim device 0 on the shm wire, sim device 1 on
-// the forced TCP wire. Every iteration is timed on both ranks and reduced with MPI MAX (manual time); only
-// rank 0 reports. Each coyote benchmark runs its named baseline right after itself with the same
-// parameters and reports `ratio_vs_<baseline>` = baseline time / coyote time (above 1: coyote is faster).
-#define OMPI_SKIP_MPICXX 1 // C bindings only
-#define MPICH_SKIP_MPICXX 1
-#include <benchmark/benchmark.h>
-#include <mpi.h>
-
-#include <coyote/cThread.hpp>
+// rdma suite: sim RDMA between two MPI ranks against baselines measured in the same run, 8 B .. 8 MiB.
+//   mpiexec -n 2 rdma_bench          (Open MPI as root: --allow-run-as-root --oversubscribe)
+//
+// Queue pairs are wired with MPI_Sendrecv of exportQp() blobs: sim device 0 on the shm wire, device 1 on the
+// forced TCP wire. Each registered buffer (32 MiB) is split into a source half (filled with the owner's
+// pattern) and a destination half. Per size, the baselines run right before the coyote benchmarks:
+//
+//   latency (one operation per iteration; p50/p95/p99 per operation)
+//     mpi_pingpong_lat    MPI_Send/MPI_Recv ping-pong, half round trip
+//     rdma_write_lat      RDMA WRITE ping-pong (rank 1 writes back once rank 0's write landed), half round trip
+//     mpi_get_lat         MPI_Get + MPI_Win_flush of a passive window
+//     rdma_read_lat       one RDMA READ, posted and polled to completion
+//   throughput (a window of k_window messages per iteration, then completion)
+//     memcpy_bw           rank 0 copies the window's messages locally
+//     mpi_bw              MPI_Isend / MPI_Irecv window, then an ack from the receiver
+//     mpi_put_bw          MPI_Put window + MPI_Win_flush
+//     mpi_get_bw          MPI_Get window + MPI_Win_flush
+//     rdma_write_bw       RDMA WRITE window to rank 1 (shm wire), polled to completion
+//     rdma_read_bw        RDMA READ window from rank 1 (shm wire)
+//     tcp_socket_bw       the window over a loopback TCP socket, then an ack
+//     rdma_write_bw_tcpwire  RDMA WRITE window on the TCP wire
+// Every benchmark verifies the data that arrived (and the target's completion count for RDMA WRITE).
+#include "support/bench_support.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,345 +29,472 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <chrono>
-#include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <thread>
+#include <string>
 #include <vector>
 
-using namespace coyote;
-using Clock = std::chrono::steady_clock;
+#include <coyote/cThread.hpp>
 
 namespace {
 
+using coyote::CoyoteOper;
+using Clock = std::chrono::steady_clock;
+namespace cb = coyote::bench;
+
 constexpr uint32_t k_buf = 32u << 20;
+constexpr uint32_t k_half = k_buf / 2;
+constexpr int64_t k_min_size = 8;
+constexpr int64_t k_max_size = 8 << 20;
 constexpr int k_window = 32;
 
-int g_rank = 0;
-int g_peer = 1;
-
 struct Qp {
-    std::unique_ptr<cThread> t;
-    uint8_t* buf = nullptr;
+    std::unique_ptr<coyote::cThread> thread;
+    uint8_t* buf = nullptr; ///< [0, k_half): source area, [k_half, k_buf): destination area
 };
-Qp g_shm, g_tcp;
-std::vector<uint8_t> g_src, g_dst; // memcpy baseline
-uint8_t* g_win_mem = nullptr;
-MPI_Win g_win = MPI_WIN_NULL;
-int g_sock = -1; // plain TCP baseline
+
+int g_peer = 1;
+Qp g_shm;
+Qp g_tcp;
+std::vector<uint8_t> g_src; ///< MPI / memcpy / socket source (this rank's pattern)
+std::vector<uint8_t> g_dst;
+uint8_t* g_put_mem = nullptr; ///< MPI_Put target window
+uint8_t* g_get_mem = nullptr; ///< MPI_Get source window (this rank's pattern, never written)
+MPI_Win g_put_win = MPI_WIN_NULL;
+MPI_Win g_get_win = MPI_WIN_NULL;
+int g_sock = -1;
+
+uint8_t pattern(int owner, uint64_t i) { return static_cast<uint8_t>((i * 13u + static_cast<uint64_t>(owner) * 101u + 1u) & 0xFFu); }
+
+void fill_pattern(uint8_t* p, std::size_t n, int owner) {
+    for (std::size_t i = 0; i < n; ++i) p[i] = pattern(owner, i);
+}
+
+/// True when p[0, n) holds `owner`'s pattern starting at pattern offset `from`.
+bool has_pattern(const uint8_t* p, std::size_t n, int owner, uint64_t from) {
+    for (std::size_t i = 0; i < n; ++i)
+        if (p[i] != pattern(owner, from + i)) return false;
+    return true;
+}
+
+/// Offset of message i of a window of `size`-byte messages inside a half buffer (aligned slots, reused).
+uint64_t slot(int i, uint32_t size) {
+    const uint64_t slots = std::max<uint64_t>(1, k_half / size);
+    return (static_cast<uint64_t>(i) % slots) * size;
+}
+
+/// Polls until `target` completions of the class of `op`; false after 10 s.
+bool wait_completed(const coyote::cThread& t, CoyoteOper op, uint32_t target) {
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    for (unsigned spins = 1; t.checkCompleted(op) < target; ++spins)
+        if ((spins & 0x3FFu) == 0 && Clock::now() > deadline) return false;
+    return true;
+}
 
 Qp wire_qp(uint32_t device, const char* wire) {
     ::setenv("COYOTE_SIM_WIRE", wire, 1);
     Qp q;
-    q.t = std::make_unique<cThread>(0, ::getpid(), device);
-    q.buf = static_cast<uint8_t*>(q.t->getMem({CoyoteAllocType::HPF, k_buf, true}));
-    std::memset(q.buf, g_rank + 1, k_buf);
-    const auto mine = q.t->exportQp();
+    q.thread = std::make_unique<coyote::cThread>(0, ::getpid(), device);
+    q.buf = static_cast<uint8_t*>(q.thread->getMem({coyote::CoyoteAllocType::HPF, k_buf, true}));
+    fill_pattern(q.buf, k_half, cb::rank());
+    std::memset(q.buf + k_half, 0, k_half);
+    const auto mine = q.thread->exportQp();
     std::vector<std::byte> theirs(mine.size());
     MPI_Sendrecv(mine.data(), static_cast<int>(mine.size()), MPI_BYTE, g_peer, 1, theirs.data(),
                  static_cast<int>(theirs.size()), MPI_BYTE, g_peer, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    q.t->connectQp(theirs);
+    q.thread->connectQp(theirs);
     MPI_Barrier(MPI_COMM_WORLD);
     return q;
 }
 
-void tcp_baseline_setup() {
+void socket_setup() {
+    auto check = [](bool ok, const char* call) {
+        if (!ok) coyote::throw_errno(call, "loopback TCP socket baseline");
+    };
     int port = 0;
-    if (g_rank == 0) {
+    if (cb::rank() == 0) {
         const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
+        check(ls >= 0, "socket");
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         socklen_t len = sizeof(a);
-        ::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-        ::listen(ls, 1);
-        ::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len);
+        check(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0, "bind");
+        check(::listen(ls, 1) == 0, "listen");
+        check(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len) == 0, "getsockname");
         port = ntohs(a.sin_port);
         MPI_Send(&port, 1, MPI_INT, g_peer, 2, MPI_COMM_WORLD);
         g_sock = ::accept(ls, nullptr, nullptr);
         ::close(ls);
+        check(g_sock >= 0, "accept");
     } else {
         MPI_Recv(&port, 1, MPI_INT, g_peer, 2, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         g_sock = ::socket(AF_INET, SOCK_STREAM, 0);
+        check(g_sock >= 0, "socket");
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         a.sin_port = htons(static_cast<uint16_t>(port));
-        if (::connect(g_sock, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) MPI_Abort(MPI_COMM_WORLD, 3);
+        check(::connect(g_sock, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0, "connect");
     }
     const int one = 1;
     ::setsockopt(g_sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-void wait_count(cThread& t, CoyoteOper op, uint32_t n) {
-    while (t.checkCompleted(op) < n) std::this_thread::yield();
+bool send_all(const uint8_t* p, std::size_t n) {
+    while (n > 0) {
+        const ssize_t k = ::send(g_sock, p, n, MSG_NOSIGNAL);
+        if (k <= 0) return false;
+        p += k;
+        n -= static_cast<std::size_t>(k);
+    }
+    return true;
 }
 
-/// Runs `body` once on both ranks; returns the slower rank's seconds.
-template <typename Fn>
-double timed(Fn&& body) {
+bool recv_all(uint8_t* p, std::size_t n) {
+    while (n > 0) {
+        const ssize_t k = ::recv(g_sock, p, n, 0);
+        if (k <= 0) return false;
+        p += k;
+        n -= static_cast<std::size_t>(k);
+    }
+    return true;
+}
+
+/// Clears both destination areas and every completion counter, then synchronises the ranks.
+void reset(Qp& q) {
+    std::memset(q.buf + k_half, 0, k_half);
+    q.thread->clearCompleted();
     MPI_Barrier(MPI_COMM_WORLD);
-    const auto t0 = Clock::now();
-    body();
-    double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-    double mx = 0;
-    MPI_Allreduce(&dt, &mx, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    return mx;
 }
 
-// ---- the operations ---------------------------------------------------------------------------
-
-/// One RDMA WRITE ping-pong of `size` bytes: rank 0 writes, rank 1 writes back once it has landed.
-void rdma_pingpong(Qp& q, uint32_t size, uint32_t round) {
-    cThread& t = *q.t;
-    if (g_rank == 0) {
-        t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = 0, .remote_offs = k_buf / 2, .len = size});
-        wait_count(t, CoyoteOper::LOCAL_WRITE, round + 1);
-    } else {
-        wait_count(t, CoyoteOper::LOCAL_WRITE, round + 1);
-        t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_buf / 2, .remote_offs = k_buf / 2, .len = size});
-    }
-}
-
-void mpi_pingpong(uint32_t size) {
-    if (g_rank == 0) {
-        MPI_Send(g_src.data(), static_cast<int>(size), MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
-        MPI_Recv(g_dst.data(), static_cast<int>(size), MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    } else {
-        MPI_Recv(g_dst.data(), static_cast<int>(size), MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        MPI_Send(g_dst.data(), static_cast<int>(size), MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
-    }
-}
-
-/// A window of `k_window` RDMA operations from rank 0; completes when all have completed.
-void rdma_stream(Qp& q, CoyoteOper op, uint32_t size) {
-    if (g_rank != 0) return; // the target is passive
-    cThread& t = *q.t;
-    t.clearCompleted();
+/// Checks every window slot of a destination area against `owner`'s source pattern.
+bool window_arrived(const uint8_t* area, uint32_t size, int owner) {
     for (int i = 0; i < k_window; ++i) {
-        const uint64_t off = (uint64_t(i) * size) % (k_buf / 2 - size + 1);
-        t.invoke(op, op == CoyoteOper::REMOTE_RDMA_READ ? rdmaSg{.local_offs = k_buf / 2 + off, .remote_offs = off, .len = size}
-                                                        : rdmaSg{.local_offs = off, .remote_offs = k_buf / 2 + off, .len = size});
+        const uint64_t off = slot(i, size);
+        if (!has_pattern(area + off, size, owner, off)) return false;
     }
-    wait_count(t, op, k_window);
+    return true;
 }
 
-void mpi_put_stream(uint32_t size) {
-    if (g_rank == 0) {
-        MPI_Win_lock(MPI_LOCK_SHARED, g_peer, 0, g_win);
-        for (int i = 0; i < k_window; ++i) {
-            const uint64_t off = (uint64_t(i) * size) % (k_buf / 2 - size + 1);
-            MPI_Put(g_src.data() + off, static_cast<int>(size), MPI_BYTE, g_peer, static_cast<MPI_Aint>(off),
-                    static_cast<int>(size), MPI_BYTE, g_win);
-        }
-        MPI_Win_unlock(g_peer, g_win);
-    }
+std::string key(const char* name, int64_t size) { return std::string(name) + "/" + std::to_string(size); }
+
+/// Records a baseline (median of the same unit of work) and its counters.
+void finish_baseline(benchmark::State& state, const char* name, int64_t size, const std::vector<double>& samples,
+                     double ops_per_iter, double lat_divisor) {
+    cb::record_baseline(key(name, size), cb::median(samples));
+    cb::latency_counters(state, samples, lat_divisor);
+    cb::throughput_counters(state, size * static_cast<int64_t>(ops_per_iter), static_cast<int64_t>(ops_per_iter));
 }
 
-void memcpy_stream(uint32_t size) {
-    if (g_rank != 0) return;
-    for (int i = 0; i < k_window; ++i) {
-        const uint64_t off = (uint64_t(i) * size) % (k_buf / 2 - size + 1);
-        std::memcpy(g_dst.data() + off, g_src.data() + off, size);
-    }
-    benchmark::ClobberMemory();
-}
+// ---- latency ------------------------------------------------------------------------------------
 
-void tcp_stream(uint32_t size) {
-    char ack = 0;
-    if (g_rank == 0) {
-        for (int i = 0; i < k_window; ++i) {
-            const uint64_t off = (uint64_t(i) * size) % (k_buf / 2 - size + 1);
-            size_t done = 0;
-            while (done < size) {
-                const ssize_t n = ::send(g_sock, g_src.data() + off + done, size - done, MSG_NOSIGNAL);
-                if (n <= 0) MPI_Abort(MPI_COMM_WORLD, 4);
-                done += static_cast<size_t>(n);
+void bm_mpi_pingpong(benchmark::State& state, int64_t size) {
+    const auto n = static_cast<int>(size);
+    std::fill_n(g_dst.begin(), size, uint8_t{0});
+    MPI_Barrier(MPI_COMM_WORLD);
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
+            if (cb::rank() == 0) {
+                MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
+                MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            } else {
+                MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
             }
-        }
-        if (::recv(g_sock, &ack, 1, MSG_WAITALL) != 1) MPI_Abort(MPI_COMM_WORLD, 4);
-    } else {
-        uint64_t left = uint64_t(size) * k_window;
-        while (left > 0) {
-            const ssize_t n = ::recv(g_sock, g_dst.data(), std::min<uint64_t>(left, k_buf / 2), 0);
-            if (n <= 0) MPI_Abort(MPI_COMM_WORLD, 4);
-            left -= static_cast<uint64_t>(n);
-        }
-        if (::send(g_sock, &ack, 1, MSG_NOSIGNAL) != 1) MPI_Abort(MPI_COMM_WORLD, 4);
-    }
+            return true;
+        }))
+        return;
+    if (!cb::verify(state, has_pattern(g_dst.data(), static_cast<std::size_t>(size), g_peer, 0),
+                    "MPI ping-pong payload differs from the peer's pattern"))
+        return;
+    finish_baseline(state, "mpi_pingpong", size, samples, 1, 2.0);
 }
 
-/// Reports nothing (ranks other than 0).
-class NullReporter final : public benchmark::BenchmarkReporter {
-public:
-    bool ReportContext(const Context&) override { return true; }
-    void ReportRuns(const std::vector<Run>&) override {}
-};
-
-// ---- reporting helpers ------------------------------------------------------------------------
-
-double percentile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    const auto idx = static_cast<size_t>(std::max(0.0, std::ceil(p / 100.0 * double(v.size())) - 1));
-    return v[std::min(idx, v.size() - 1)];
-}
-
-void latency_counters(benchmark::State& state, const std::vector<double>& s_half) {
-    state.counters["p50_us"] = percentile(s_half, 50) * 1e6;
-    state.counters["p95_us"] = percentile(s_half, 95) * 1e6;
-    state.counters["p99_us"] = percentile(s_half, 99) * 1e6;
-}
-
-double mean(const std::vector<double>& v) {
-    double s = 0;
-    for (double x : v) s += x;
-    return v.empty() ? 0 : s / double(v.size());
-}
-
-template <typename Fn>
-std::vector<double> repeat(int64_t n, Fn&& fn) {
-    std::vector<double> out;
-    for (int64_t i = 0; i < n; ++i) out.push_back(timed([&] { fn(static_cast<uint32_t>(i)); }));
-    return out;
-}
-
-// ---- benchmarks -------------------------------------------------------------------------------
-
-void BM_rdma_write_pingpong_shm(benchmark::State& state) {
-    const auto size = static_cast<uint32_t>(state.range(0));
-    g_shm.t->clearCompleted();
-    MPI_Barrier(MPI_COMM_WORLD);
-    std::vector<double> half;
+void bm_rdma_write_lat(benchmark::State& state, int64_t size) {
+    coyote::cThread& t = *g_shm.thread;
+    const auto n = static_cast<uint32_t>(size);
+    reset(g_shm);
     uint32_t round = 0;
-    for (auto _ : state) {
-        const double s = timed([&] { rdma_pingpong(g_shm, size, round++); }) / 2;
-        state.SetIterationTime(s);
-        half.push_back(s);
-    }
-    const auto base = repeat(state.iterations(), [&](uint32_t) { mpi_pingpong(size); });
-    latency_counters(state, half);
-    state.counters["ratio_vs_mpi"] = mean(base) / 2 / mean(half);
-    state.SetBytesProcessed(state.iterations() * int64_t(size));
-    state.SetItemsProcessed(state.iterations());
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
+            ++round;
+            const coyote::rdmaSg sg = {.local_offs = 0, .remote_offs = k_half, .len = n};
+            if (cb::rank() == 0) {
+                t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
+                return wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
+            }
+            if (!wait_completed(t, CoyoteOper::LOCAL_WRITE, round)) return false;
+            t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
+            return true;
+        }))
+        return;
+    // Rank 1's last write back may still be in flight on rank 0's side: wait for its count first.
+    const bool landed = wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
+    if (!cb::verify(state, landed && has_pattern(g_shm.buf + k_half, n, g_peer, 0),
+                    "RDMA WRITE ping-pong: destination does not hold the peer's pattern"))
+        return;
+    const double half = cb::median(samples) / 2.0;
+    cb::latency_counters(state, samples, 2.0);
+    cb::throughput_counters(state, size, 1);
+    cb::ratio_counter(state, "ratio_vs_mpi", key("mpi_pingpong", size), half * 2.0);
 }
 
-void BM_mpi_sendrecv_pingpong(benchmark::State& state) {
-    const auto size = static_cast<uint32_t>(state.range(0));
-    std::vector<double> half;
-    for (auto _ : state) {
-        const double s = timed([&] { mpi_pingpong(size); }) / 2;
-        state.SetIterationTime(s);
-        half.push_back(s);
-    }
-    latency_counters(state, half);
-    state.SetBytesProcessed(state.iterations() * int64_t(size));
-    state.SetItemsProcessed(state.iterations());
-}
-
-template <typename Fn>
-void stream_bench(benchmark::State& state, Fn&& coyote, void (*baseline)(uint32_t), const char* ratio_name) {
-    const auto size = static_cast<uint32_t>(state.range(0));
-    std::vector<double> per_msg;
-    for (auto _ : state) {
-        const double s = timed([&] { coyote(size); });
-        state.SetIterationTime(s);
-        per_msg.push_back(s / k_window);
-    }
-    const auto base = repeat(state.iterations(), [&](uint32_t) { baseline(size); });
-    latency_counters(state, per_msg);
-    state.counters[ratio_name] = mean(base) / k_window / mean(per_msg);
-    state.SetBytesProcessed(state.iterations() * int64_t(size) * k_window);
-    state.SetItemsProcessed(state.iterations() * k_window);
-}
-
-void BM_rdma_write_stream_shm(benchmark::State& state) {
-    stream_bench(state, [](uint32_t s) { rdma_stream(g_shm, CoyoteOper::REMOTE_RDMA_WRITE, s); }, mpi_put_stream,
-                 "ratio_vs_mpi_put");
-}
-void BM_rdma_read_stream_shm(benchmark::State& state) {
-    stream_bench(state, [](uint32_t s) { rdma_stream(g_shm, CoyoteOper::REMOTE_RDMA_READ, s); }, memcpy_stream,
-                 "ratio_vs_memcpy");
-}
-void BM_rdma_write_stream_shm_vs_memcpy(benchmark::State& state) {
-    stream_bench(state, [](uint32_t s) { rdma_stream(g_shm, CoyoteOper::REMOTE_RDMA_WRITE, s); }, memcpy_stream,
-                 "ratio_vs_memcpy");
-}
-void BM_rdma_write_stream_tcp(benchmark::State& state) {
-    stream_bench(state, [](uint32_t s) { rdma_stream(g_tcp, CoyoteOper::REMOTE_RDMA_WRITE, s); }, tcp_stream,
-                 "ratio_vs_tcp_socket");
-}
-void BM_rdma_read_stream_tcp(benchmark::State& state) {
-    stream_bench(state, [](uint32_t s) { rdma_stream(g_tcp, CoyoteOper::REMOTE_RDMA_READ, s); }, tcp_stream,
-                 "ratio_vs_tcp_socket");
-}
-void baseline_bench(benchmark::State& state, void (*fn)(uint32_t)) {
-    const auto size = static_cast<uint32_t>(state.range(0));
-    for (auto _ : state) state.SetIterationTime(timed([&] { fn(size); }));
-    state.SetBytesProcessed(state.iterations() * int64_t(size) * k_window);
-    state.SetItemsProcessed(state.iterations() * k_window);
-}
-void BM_mpi_put_stream(benchmark::State& state) { baseline_bench(state, mpi_put_stream); }
-void BM_memcpy_stream(benchmark::State& state) { baseline_bench(state, memcpy_stream); }
-void BM_tcp_socket_stream(benchmark::State& state) { baseline_bench(state, tcp_stream); }
-
-// Fixed iteration counts: both ranks must run the same loops.
-#define PINGPONG(fn) BENCHMARK(fn)->RangeMultiplier(8)->Range(8, 1 << 20)->Iterations(200)->UseManualTime()
-#define STREAM(fn) BENCHMARK(fn)->RangeMultiplier(4)->Range(64 << 10, 8 << 20)->Iterations(10)->UseManualTime()
-PINGPONG(BM_rdma_write_pingpong_shm);
-PINGPONG(BM_mpi_sendrecv_pingpong);
-STREAM(BM_rdma_write_stream_shm);
-STREAM(BM_rdma_write_stream_shm_vs_memcpy);
-STREAM(BM_rdma_read_stream_shm);
-STREAM(BM_mpi_put_stream);
-STREAM(BM_memcpy_stream);
-STREAM(BM_rdma_write_stream_tcp);
-STREAM(BM_rdma_read_stream_tcp);
-STREAM(BM_tcp_socket_stream);
-
-}  // namespace
-
-int main(int argc, char** argv) {
-    MPI_Init(&argc, &argv);
-    int size = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    if (size != 2) {
-        if (g_rank == 0) std::fprintf(stderr, "rdma_bench needs exactly 2 MPI ranks (got %d)\n", size);
-        MPI_Finalize();
-        return 2;
-    }
-    g_peer = 1 - g_rank;
-    ::setenv("COYOTE_BACKEND", "sim", 0);
-    int rc = 0;
-    try {
-        g_shm = wire_qp(0, "shm");
-        g_tcp = wire_qp(1, "tcp");
-        g_src.assign(k_buf, static_cast<uint8_t>(g_rank + 7));
-        g_dst.assign(k_buf, 0);
-        MPI_Win_allocate(k_buf / 2, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &g_win_mem, &g_win);
-        tcp_baseline_setup();
-        benchmark::Initialize(&argc, argv);
-        if (g_rank == 0) {
-            benchmark::RunSpecifiedBenchmarks();
-        } else {
-            NullReporter null;
-            benchmark::RunSpecifiedBenchmarks(&null);
-        }
-        benchmark::Shutdown();
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "rank %d: %s\n", g_rank, e.what());
-        rc = 1;
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+void bm_mpi_get_lat(benchmark::State& state, int64_t size) {
+    const auto n = static_cast<int>(size);
+    std::fill_n(g_dst.begin(), size, uint8_t{0});
     MPI_Barrier(MPI_COMM_WORLD);
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
+            if (cb::rank() == 0) {
+                MPI_Get(g_dst.data(), n, MPI_BYTE, g_peer, 0, n, MPI_BYTE, g_get_win);
+                MPI_Win_flush(g_peer, g_get_win);
+            }
+            return true;
+        }))
+        return;
+    const bool ok = cb::rank() != 0 || has_pattern(g_dst.data(), static_cast<std::size_t>(size), g_peer, 0);
+    if (!cb::verify(state, ok, "MPI_Get data differs from the peer's pattern")) return;
+    finish_baseline(state, "mpi_get", size, samples, 1, 1.0);
+}
+
+void bm_rdma_read_lat(benchmark::State& state, int64_t size) {
+    coyote::cThread& t = *g_shm.thread;
+    const auto n = static_cast<uint32_t>(size);
+    reset(g_shm);
+    uint32_t done = 0;
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
+            if (cb::rank() != 0) return true; // the target is passive
+            t.invoke(CoyoteOper::REMOTE_RDMA_READ, coyote::rdmaSg{.local_offs = k_half, .remote_offs = 0, .len = n});
+            return wait_completed(t, CoyoteOper::REMOTE_RDMA_READ, ++done);
+        }))
+        return;
+    const bool ok = cb::rank() != 0 || has_pattern(g_shm.buf + k_half, n, g_peer, 0);
+    if (!cb::verify(state, ok, "RDMA READ: destination does not hold the peer's pattern")) return;
+    cb::latency_counters(state, samples);
+    cb::throughput_counters(state, size, 1);
+    cb::ratio_counter(state, "ratio_vs_mpi_get", key("mpi_get", size), cb::median(samples));
+}
+
+// ---- throughput ---------------------------------------------------------------------------------
+
+void bm_memcpy_bw(benchmark::State& state, int64_t size) {
+    const auto n = static_cast<uint32_t>(size);
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
+            if (cb::rank() != 0) return true;
+            for (int i = 0; i < k_window; ++i) std::memcpy(g_dst.data() + slot(i, n), g_src.data() + slot(i, n), n);
+            benchmark::ClobberMemory();
+            return true;
+        }))
+        return;
+    const bool ok = cb::rank() != 0 || window_arrived(g_dst.data(), n, cb::rank());
+    if (!cb::verify(state, ok, "memcpy destination differs")) return;
+    finish_baseline(state, "memcpy", size, samples, k_window, k_window);
+}
+
+void bm_mpi_bw(benchmark::State& state, int64_t size) {
+    const auto n = static_cast<uint32_t>(size);
+    std::fill_n(g_dst.begin(), k_half, uint8_t{0});
+    MPI_Barrier(MPI_COMM_WORLD);
+    std::vector<MPI_Request> reqs(k_window);
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
+            int ack = 0;
+            if (cb::rank() == 0) {
+                for (int i = 0; i < k_window; ++i)
+                    MPI_Isend(g_src.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer, 6, MPI_COMM_WORLD,
+                              &reqs[static_cast<std::size_t>(i)]);
+                MPI_Waitall(k_window, reqs.data(), MPI_STATUSES_IGNORE);
+                MPI_Recv(&ack, 1, MPI_INT, g_peer, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            } else {
+                for (int i = 0; i < k_window; ++i)
+                    MPI_Irecv(g_dst.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer, 6, MPI_COMM_WORLD,
+                              &reqs[static_cast<std::size_t>(i)]);
+                MPI_Waitall(k_window, reqs.data(), MPI_STATUSES_IGNORE);
+                MPI_Send(&ack, 1, MPI_INT, g_peer, 7, MPI_COMM_WORLD);
+            }
+            return true;
+        }))
+        return;
+    const bool ok = cb::rank() != 1 || window_arrived(g_dst.data(), n, g_peer);
+    if (!cb::verify(state, ok, "MPI_Irecv data differs from the sender's pattern")) return;
+    finish_baseline(state, "mpi_bw", size, samples, k_window, k_window);
+}
+
+void bm_mpi_put_bw(benchmark::State& state, int64_t size) {
+    const auto n = static_cast<uint32_t>(size);
+    std::memset(g_put_mem, 0, k_half);
+    MPI_Barrier(MPI_COMM_WORLD);
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
+            if (cb::rank() != 0) return true;
+            for (int i = 0; i < k_window; ++i)
+                MPI_Put(g_src.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer,
+                        static_cast<MPI_Aint>(slot(i, n)), static_cast<int>(n), MPI_BYTE, g_put_win);
+            MPI_Win_flush(g_peer, g_put_win);
+            return true;
+        }))
+        return;
+    MPI_Win_sync(g_put_win);
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Win_sync(g_put_win);
+    const bool ok = cb::rank() != 1 || window_arrived(g_put_mem, n, g_peer);
+    if (!cb::verify(state, ok, "MPI_Put target differs from the origin's pattern")) return;
+    finish_baseline(state, "mpi_put", size, samples, k_window, k_window);
+}
+
+void bm_mpi_get_bw(benchmark::State& state, int64_t size) {
+    const auto n = static_cast<uint32_t>(size);
+    std::fill_n(g_dst.begin(), k_half, uint8_t{0});
+    MPI_Barrier(MPI_COMM_WORLD);
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
+            if (cb::rank() != 0) return true;
+            for (int i = 0; i < k_window; ++i)
+                MPI_Get(g_dst.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer,
+                        static_cast<MPI_Aint>(slot(i, n)), static_cast<int>(n), MPI_BYTE, g_get_win);
+            MPI_Win_flush(g_peer, g_get_win);
+            return true;
+        }))
+        return;
+    const bool ok = cb::rank() != 0 || window_arrived(g_dst.data(), n, g_peer);
+    if (!cb::verify(state, ok, "MPI_Get data differs from the peer's pattern")) return;
+    finish_baseline(state, "mpi_get_bw", size, samples, k_window, k_window);
+}
+
+void bm_tcp_socket_bw(benchmark::State& state, int64_t size) {
+    const auto n = static_cast<uint32_t>(size);
+    std::fill_n(g_dst.begin(), k_half, uint8_t{0});
+    MPI_Barrier(MPI_COMM_WORLD);
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
+            uint8_t ack = 1;
+            if (cb::rank() == 0) {
+                for (int i = 0; i < k_window; ++i)
+                    if (!send_all(g_src.data() + slot(i, n), n)) return false;
+                return recv_all(&ack, 1);
+            }
+            for (int i = 0; i < k_window; ++i)
+                if (!recv_all(g_dst.data() + slot(i, n), n)) return false;
+            return send_all(&ack, 1);
+        }))
+        return;
+    const bool ok = cb::rank() != 1 || window_arrived(g_dst.data(), n, g_peer);
+    if (!cb::verify(state, ok, "TCP socket data differs from the sender's pattern")) return;
+    finish_baseline(state, "tcp_socket", size, samples, k_window, k_window);
+}
+
+/// A window of RDMA WRITEs (rank 0 -> rank 1) or READs (rank 0 <- rank 1) on `q`.
+void rdma_window(benchmark::State& state, Qp& q, CoyoteOper op, int64_t size,
+                 const std::vector<std::pair<const char*, const char*>>& ratios) {
+    coyote::cThread& t = *q.thread;
+    const auto n = static_cast<uint32_t>(size);
+    const bool write = op == CoyoteOper::REMOTE_RDMA_WRITE;
+    reset(q);
+    uint32_t done = 0;
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
+            if (cb::rank() != 0) return true; // the target is passive
+            if (done >= (1u << 30)) {
+                t.clearCompleted();
+                done = 0;
+            }
+            for (int i = 0; i < k_window; ++i) {
+                const uint64_t off = slot(i, n);
+                t.invoke(op, write ? coyote::rdmaSg{.local_offs = off, .remote_offs = k_half + off, .len = n}
+                                   : coyote::rdmaSg{.local_offs = k_half + off, .remote_offs = off, .len = n});
+            }
+            done += k_window;
+            return wait_completed(t, op, done);
+        }))
+        return;
+    // The data lands on rank 1 for WRITE (each message bumps its LOCAL_WRITE count), on rank 0 for READ.
+    MPI_Barrier(MPI_COMM_WORLD);
+    bool ok = true;
+    std::string what;
+    if (write && cb::rank() == 1) {
+        const uint64_t expected = static_cast<uint64_t>(state.iterations()) * k_window;
+        const uint32_t got = t.checkCompleted(CoyoteOper::LOCAL_WRITE);
+        ok = (expected >= (1u << 30) || got == expected) && window_arrived(q.buf + k_half, n, g_peer);
+        what = "RDMA WRITE target: " + std::to_string(got) + " arrivals (expected " + std::to_string(expected) +
+               ") or data differs from the origin's pattern";
+    } else if (!write && cb::rank() == 0) {
+        ok = window_arrived(q.buf + k_half, n, g_peer);
+        what = "RDMA READ: destination does not hold the peer's pattern";
+    }
+    if (!cb::verify(state, ok, what)) return;
+    cb::latency_counters(state, samples, k_window);
+    cb::throughput_counters(state, size * k_window, k_window);
+    for (const auto& [counter, baseline] : ratios) cb::ratio_counter(state, counter, key(baseline, size), cb::median(samples));
+}
+
+void bm_rdma_write_bw(benchmark::State& state, int64_t size) {
+    rdma_window(state, g_shm, CoyoteOper::REMOTE_RDMA_WRITE, size,
+                {{"ratio_vs_mpi", "mpi_bw"}, {"ratio_vs_mpi_put", "mpi_put"}, {"ratio_vs_memcpy", "memcpy"}});
+}
+void bm_rdma_read_bw(benchmark::State& state, int64_t size) {
+    rdma_window(state, g_shm, CoyoteOper::REMOTE_RDMA_READ, size,
+                {{"ratio_vs_mpi_get", "mpi_get_bw"}, {"ratio_vs_memcpy", "memcpy"}});
+}
+void bm_rdma_write_bw_tcpwire(benchmark::State& state, int64_t size) {
+    rdma_window(state, g_tcp, CoyoteOper::REMOTE_RDMA_WRITE, size, {{"ratio_vs_tcp_socket", "tcp_socket"}});
+}
+
+void setup() {
+    g_peer = 1 - cb::rank();
+    g_shm = wire_qp(0, "shm");
+    g_tcp = wire_qp(1, "tcp");
+    g_src.resize(k_half);
+    fill_pattern(g_src.data(), k_half, cb::rank());
+    g_dst.assign(k_half, 0);
+    MPI_Win_allocate(k_half, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &g_put_mem, &g_put_win);
+    MPI_Win_allocate(k_half, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &g_get_mem, &g_get_win);
+    fill_pattern(g_get_mem, k_half, cb::rank());
+    std::memset(g_put_mem, 0, k_half);
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Win_lock_all(0, g_put_win);
+    MPI_Win_lock_all(0, g_get_win);
+    socket_setup();
+
+    using Fn = void (*)(benchmark::State&, int64_t);
+    const std::pair<const char*, Fn> order[] = {
+        {"mpi_pingpong_lat", bm_mpi_pingpong}, {"rdma_write_lat", bm_rdma_write_lat},
+        {"mpi_get_lat", bm_mpi_get_lat},       {"rdma_read_lat", bm_rdma_read_lat},
+        {"memcpy_bw", bm_memcpy_bw},           {"mpi_bw", bm_mpi_bw},
+        {"mpi_put_bw", bm_mpi_put_bw},         {"mpi_get_bw", bm_mpi_get_bw},
+        {"rdma_write_bw", bm_rdma_write_bw},   {"rdma_read_bw", bm_rdma_read_bw},
+        {"tcp_socket_bw", bm_tcp_socket_bw},   {"rdma_write_bw_tcpwire", bm_rdma_write_bw_tcpwire}};
+    for (int64_t size = k_min_size; size <= k_max_size; size *= 4)
+        for (const auto& [name, fn] : order)
+            benchmark::RegisterBenchmark((std::string(name) + "/" + std::to_string(size)).c_str(), fn, size)
+                ->UseManualTime();
+    cb::set_context("window", std::to_string(k_window));
+}
+
+void teardown() {
+    if (g_put_win != MPI_WIN_NULL) {
+        MPI_Win_unlock_all(g_put_win);
+        MPI_Win_unlock_all(g_get_win);
+        MPI_Win_free(&g_put_win);
+        MPI_Win_free(&g_get_win);
+    }
     if (g_sock >= 0) ::close(g_sock);
-    MPI_Win_free(&g_win);
+    g_sock = -1;
+    MPI_Barrier(MPI_COMM_WORLD);
     g_shm = {};
     g_tcp = {};
-    MPI_Finalize();
-    return rc;
 }
+
+[[maybe_unused]] const bool k_registered = cb::define_suite({.name = "rdma",
+                                                             .min_ranks = 2,
+                                                             .max_ranks = 2,
+                                                             .wire = "shm (device 0), tcp (device 1)",
+                                                             .setup = setup,
+                                                             .teardown = teardown});
+
+}  // namespace

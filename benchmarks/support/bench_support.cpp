@@ -1,0 +1,293 @@
+// coyote-mpi benchmarks: shared main (MPI once, rank-0 reporting, run context) and helpers.
+#include "bench_support.hpp"
+
+#include <hwloc.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <coyote/cBench.hpp>
+
+#ifndef COYOTE_BENCH_VERSION
+#define COYOTE_BENCH_VERSION "unknown"
+#endif
+
+namespace coyote::bench {
+namespace {
+
+int g_rank = 0;
+int g_size = 1;
+int g_failures = 0;
+std::optional<SuiteSpec> g_suite;
+std::map<std::string, double> g_baselines;
+std::map<std::string, std::string> g_context;
+
+/// Reporter of ranks other than 0: prints nothing.
+class NullReporter final : public benchmark::BenchmarkReporter {
+public:
+    bool ReportContext(const Context&) override { return true; }
+    void ReportRuns(const std::vector<Run>&) override {}
+};
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+std::string read_file_line(const char* path) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    return line;
+}
+
+/// Whether /proc/cpuinfo shows the hypervisor flag.
+bool running_in_vm() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind("flags", 0) == 0) return line.find(" hypervisor") != std::string::npos;
+    return false;
+}
+
+/// Cores, PUs and NUMA nodes of this host from hwloc ("?" when hwloc fails).
+std::string topology_summary(int& cores, int& numa) {
+    hwloc_topology_t topo = nullptr;
+    cores = 0;
+    numa = 0;
+    int pus = 0;
+    if (hwloc_topology_init(&topo) == 0) {
+        if (hwloc_topology_load(topo) == 0) {
+            cores = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_CORE);
+            pus = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_PU);
+            numa = hwloc_get_nbobjs_by_type(topo, HWLOC_OBJ_NUMANODE);
+        }
+        hwloc_topology_destroy(topo);
+    }
+    return std::to_string(cores) + " cores, " + std::to_string(pus) + " PUs, " + std::to_string(numa) +
+           " NUMA node(s)";
+}
+
+/// Number of distinct nodes (shared-memory domains) among the ranks.
+int count_nodes() {
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    int local = 0;
+    MPI_Comm_rank(node, &local);
+    MPI_Comm_free(&node);
+    int leader = local == 0 ? 1 : 0;
+    int nodes = 0;
+    MPI_Allreduce(&leader, &nodes, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    return nodes;
+}
+
+void fill_context() {
+    const char* backend = std::getenv("COYOTE_BACKEND");
+    g_context.emplace("suite", g_suite->name);
+    g_context.emplace("backend", backend != nullptr && *backend != '\0' ? backend : "sim");
+    g_context.emplace("ranks", std::to_string(g_size));
+    g_context.emplace("nodes", std::to_string(count_nodes()));
+    g_context.emplace("wire", g_suite->wire.empty() ? "none" : g_suite->wire);
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    g_context.emplace("host", host);
+    int cores = 0;
+    int numa = 0;
+    g_context.emplace("topology", topology_summary(cores, numa));
+    g_context.emplace("cores", std::to_string(cores));
+    g_context.emplace("numa_nodes", std::to_string(numa));
+    g_context.emplace("virtual_machine", running_in_vm() ? "yes" : "no");
+    g_context.emplace("load_average", read_file_line("/proc/loadavg"));
+    g_context.emplace("coyote_mpi_version", COYOTE_BENCH_VERSION);
+    char lib[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+    int len = 0;
+    MPI_Get_library_version(lib, &len);
+    g_context.emplace("mpi_library", first_line(lib));
+}
+
+/// Returns argv with a default --benchmark_min_time in front of the user's flags (the last one wins), and
+/// --benchmark_out redirected to /dev/null on ranks other than 0.
+std::vector<char*> prepare_args(int argc, char** argv, std::vector<std::string>& storage) {
+    storage.clear();
+    storage.emplace_back(argc > 0 ? argv[0] : "bench");
+    storage.emplace_back("--benchmark_min_time=0.1");
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (g_rank != 0 && a.rfind("--benchmark_out=", 0) == 0) a = "--benchmark_out=/dev/null";
+        storage.push_back(a);
+    }
+    std::vector<char*> out;
+    for (auto& s : storage) out.push_back(s.data());
+    out.push_back(nullptr);
+    return out;
+}
+
+/// Runs `fn` on every rank; true when it succeeded everywhere (failures printed by the failing rank).
+template <typename Fn>
+bool collective_step(const char* what, Fn&& fn) {
+    int ok = 1;
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s (rank %d): %s failed: %s\n", g_suite->name.c_str(), g_rank, what, e.what());
+        std::fflush(stderr);
+        ok = 0;
+    }
+    int all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    return all == 1;
+}
+
+int run_main(int argc, char** argv) {
+    if (!g_suite) {
+        std::fprintf(stderr, "benchmark binary without define_suite()\n");
+        return 2;
+    }
+    if (g_size < g_suite->min_ranks || (g_suite->max_ranks > 0 && g_size > g_suite->max_ranks)) {
+        if (g_rank == 0)
+            std::fprintf(stderr, "%s: needs %d..%d MPI ranks, got %d (run it under mpiexec -n <ranks>)\n",
+                         g_suite->name.c_str(), g_suite->min_ranks,
+                         g_suite->max_ranks > 0 ? g_suite->max_ranks : 1 << 20, g_size);
+        return 2;
+    }
+    // The benchmarks run on the sim backend unless told otherwise.
+    ::setenv("COYOTE_BACKEND", "sim", 0);
+
+    std::vector<std::string> storage;
+    std::vector<char*> args = prepare_args(argc, argv, storage);
+    int n_args = static_cast<int>(args.size()) - 1;
+    benchmark::Initialize(&n_args, args.data());
+    if (benchmark::ReportUnrecognizedArguments(n_args, args.data())) return 2;
+
+    fill_context();
+    if (g_suite->setup && !collective_step("setup", g_suite->setup)) return 1;
+    for (const auto& [key, value] : g_context) benchmark::AddCustomContext(key, value);
+
+    if (g_rank == 0) {
+        benchmark::RunSpecifiedBenchmarks();
+    } else {
+        NullReporter display;
+        NullReporter file;
+        // A file reporter is only accepted together with --benchmark_out (redirected to /dev/null above).
+        bool has_out = false;
+        for (int i = 1; i < n_args; ++i)
+            if (std::strncmp(args[static_cast<size_t>(i)], "--benchmark_out=", 16) == 0) has_out = true;
+        if (has_out)
+            benchmark::RunSpecifiedBenchmarks(&display, &file);
+        else
+            benchmark::RunSpecifiedBenchmarks(&display);
+    }
+    benchmark::Shutdown();
+    bool ok = true;
+    if (g_suite->teardown) ok = collective_step("teardown", g_suite->teardown);
+    int failures = g_failures;
+    int worst = 0;
+    MPI_Allreduce(&failures, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (worst > 0 && g_rank == 0)
+        std::fprintf(stderr, "%s: %d benchmark(s) failed (see the errors above)\n", g_suite->name.c_str(), worst);
+    return worst > 0 || !ok ? 1 : 0;
+}
+
+}  // namespace
+
+bool define_suite(SuiteSpec spec) {
+    g_suite = std::move(spec);
+    return true;
+}
+
+int rank() noexcept { return g_rank; }
+int size() noexcept { return g_size; }
+
+void set_context(const std::string& key, const std::string& value) { g_context[key] = value; }
+
+int64_t env_int(const char* name, int64_t fallback) {
+    const char* v = std::getenv(name);
+    if (v == nullptr || *v == '\0') return fallback;
+    char* end = nullptr;
+    const long long x = std::strtoll(v, &end, 10);
+    return (end != nullptr && *end == '\0' && x >= 1) ? static_cast<int64_t>(x) : fallback;
+}
+
+void fail(benchmark::State& state, const std::string& message) {
+    ++g_failures;
+    state.SkipWithError(message.c_str());
+}
+
+bool verify(benchmark::State& state, bool local_ok, const std::string& what) {
+    int bad = local_ok ? 0 : g_rank + 1;
+    if (!local_ok) detail::report_local_failure(what);
+    int worst = bad;
+    if (g_size > 1) MPI_Allreduce(&bad, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (worst == 0) return true;
+    fail(state, "verification failed on rank " + std::to_string(worst - 1) + ": " + what);
+    return false;
+}
+
+namespace detail {
+void reduce_iteration(double& seconds, double& failed_rank) {
+    double in[2] = {seconds, failed_rank};
+    double out[2] = {0.0, 0.0};
+    MPI_Allreduce(in, out, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    seconds = out[0];
+    failed_rank = out[1];
+}
+
+void report_local_failure(const std::string& message) {
+    std::fprintf(stderr, "%s (rank %d): %s\n", g_suite ? g_suite->name.c_str() : "bench", g_rank, message.c_str());
+    std::fflush(stderr);
+}
+}  // namespace detail
+
+double median(const std::vector<double>& samples) { return coyote::detail::nearest_rank_percentile(samples, 50.0); }
+
+void latency_counters(benchmark::State& state, const std::vector<double>& samples, double divisor) {
+    if (samples.empty()) return;
+    const double scale = 1e6 / divisor;
+    state.counters["p50_us"] = coyote::detail::nearest_rank_percentile(samples, 50.0) * scale;
+    state.counters["p95_us"] = coyote::detail::nearest_rank_percentile(samples, 95.0) * scale;
+    state.counters["p99_us"] = coyote::detail::nearest_rank_percentile(samples, 99.0) * scale;
+}
+
+void throughput_counters(benchmark::State& state, int64_t bytes, int64_t messages) {
+    if (bytes > 0) state.SetBytesProcessed(state.iterations() * bytes);
+    state.SetItemsProcessed(state.iterations() * messages);
+}
+
+void record_baseline(const std::string& key, double seconds) { g_baselines[key] = seconds; }
+
+double ratio_counter(benchmark::State& state, const std::string& name, const std::string& key, double seconds) {
+    const auto it = g_baselines.find(key);
+    if (it == g_baselines.end() || !(seconds > 0.0)) return std::nan("");
+    const double r = it->second / seconds;
+    state.counters[name] = r;
+    return r;
+}
+
+}  // namespace coyote::bench
+
+int main(int argc, char** argv) {
+    int provided = 0;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        std::fprintf(stderr, "MPI_Init_thread failed\n");
+        return 2;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &coyote::bench::g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &coyote::bench::g_size);
+    int rc = 2;
+    try {
+        rc = coyote::bench::run_main(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "rank %d: %s\n", coyote::bench::g_rank, e.what());
+        std::fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_Finalize();
+    return rc;
+}

@@ -1,0 +1,147 @@
+// coyote-mpi benchmarks: the shared Google Benchmark main for single- and multi-rank runs and its helpers.
+//
+// Every benchmark binary links the static library built from this directory, which provides main():
+//   * MPI is initialised once (MPI_Init_thread, FUNNELED); the binary checks its rank count;
+//   * only rank 0 reports: the other ranks run the same benchmarks with null display and file reporters
+//     (their --benchmark_out is redirected to /dev/null so that they never touch rank 0's file);
+//   * the run's context (backend, ranks, nodes, wire, host, cores, NUMA nodes, load, library version, MPI
+//     library) is added with benchmark::AddCustomContext;
+//   * a benchmark that failed (fail(), verify()) makes the process exit non-zero on every rank.
+//
+// A binary declares itself with one `define_suite({...})` at namespace scope and registers its benchmarks
+// in SuiteSpec::setup, after MPI is initialised. Multi-rank benchmarks time every iteration with
+// timed_loop(): each rank measures its own wall time, the times are reduced with MPI MAX and the maximum is
+// the iteration's manual time on every rank, so Google Benchmark chooses the same iteration count everywhere.
+//
+// Ratios: every ratio counter `ratio_vs_<baseline>` is (baseline time) / (coyote time) for the same work,
+// both medians of per-iteration samples measured in the same run: above 1 coyote is faster (lower latency,
+// higher throughput). The baseline of a size is registered (and so runs) right before the coyote benchmark
+// of that size; when it was filtered out, the ratio counter is left out.
+#pragma once
+
+#include <mpi.h>
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace coyote::bench {
+
+/// What a benchmark binary is; declared once per binary with define_suite().
+struct SuiteSpec {
+    std::string name;      ///< suite name, e.g. "rdma" (context key "suite")
+    int min_ranks = 1;     ///< fewest MPI ranks the suite runs with
+    int max_ranks = 0;     ///< most MPI ranks (0: no limit)
+    std::string wire;      ///< context key "wire": how ranks exchange data (e.g. "shm", "shm+tcp", "none")
+    /// Collective over all ranks, after MPI_Init: allocate, wire, and register the benchmarks
+    /// (benchmark::RegisterBenchmark). An exception on any rank ends the run on every rank with exit code 1.
+    std::function<void()> setup;
+    /// Collective, after the run (may be empty). Resources may also be released by static destructors,
+    /// but MPI objects must go here (MPI is finalised right after).
+    std::function<void()> teardown;
+};
+
+/// Declares the binary's suite (call once, from a namespace-scope initialiser); returns true.
+bool define_suite(SuiteSpec spec);
+
+/// MPI_COMM_WORLD rank and size of this process (valid in setup and in benchmarks).
+int rank() noexcept;
+int size() noexcept;
+
+/// Adds (or overrides) a context entry of the report; call from setup.
+void set_context(const std::string& key, const std::string& value);
+
+/// Value of environment variable `name` as an integer >= 1, or `fallback` when unset or invalid.
+int64_t env_int(const char* name, int64_t fallback);
+
+/// Whether a barrier precedes each timed region.
+enum class Sync { none, barrier };
+
+/// Ends the benchmark with an error on this rank (SkipWithError) and makes the process exit non-zero.
+/// Collective use only (every rank must reach the same decision; see verify()).
+void fail(benchmark::State& state, const std::string& message);
+
+/// Collective check: true when `local_ok` holds on every rank; otherwise fails the benchmark on every rank
+/// with "`what` failed on rank r" (r = highest failing rank) and prints `what` on each failing rank's stderr.
+bool verify(benchmark::State& state, bool local_ok, const std::string& what);
+
+namespace detail {
+/// MAX-reduces {seconds, failure code} over all ranks (no communication with one rank).
+void reduce_iteration(double& seconds, double& failed_rank);
+void report_local_failure(const std::string& message);
+}  // namespace detail
+
+/// Runs the benchmark loop: per iteration an optional barrier, then `body()` timed on every rank; the MAX of
+/// the ranks' times is the iteration's manual time and is appended to `samples` (seconds). `body` returns
+/// false (or throws) on a local failure, which fails the benchmark on every rank at that iteration.
+/// `after()` runs untimed at the end of every iteration (e.g. to release what the iteration built); it must
+/// not fail (an exception aborts the whole run).
+/// Returns false when the benchmark failed. Use with ->UseManualTime().
+template <typename Body, typename After>
+bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples, Body&& body, After&& after) {
+    using Clock = std::chrono::steady_clock;
+    const bool multi = size() > 1;
+    samples.clear();
+    for (auto _ : state) {
+        if (sync == Sync::barrier && multi) MPI_Barrier(MPI_COMM_WORLD);
+        bool ok = false;
+        std::string error;
+        const auto t0 = Clock::now();
+        try {
+            ok = body();
+            if (!ok) error = "data path failed or timed out";
+        } catch (const std::exception& e) {
+            error = e.what();
+        }
+        double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        double failed = ok ? 0.0 : static_cast<double>(rank() + 1);
+        if (!ok) detail::report_local_failure(error);
+        if (multi) detail::reduce_iteration(seconds, failed);
+        if (failed == 0.0) {
+            try {
+                after();
+            } catch (const std::exception& e) { // ranks would diverge: end the run
+                detail::report_local_failure(std::string("untimed step failed: ") + e.what());
+                MPI_Abort(MPI_COMM_WORLD, 1);
+            }
+        }
+        if (failed != 0.0) {
+            fail(state, ok ? "iteration failed on rank " + std::to_string(static_cast<int>(failed) - 1) : error);
+            return false;
+        }
+        state.SetIterationTime(seconds);
+        if (samples.size() < (std::size_t{1} << 22)) samples.push_back(seconds);
+    }
+    return !state.error_occurred();
+}
+
+template <typename Body>
+bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples, Body&& body) {
+    return timed_loop(state, sync, samples, std::forward<Body>(body), [] {});
+}
+
+/// Median of `samples` (nearest rank); NaN when empty.
+double median(const std::vector<double>& samples);
+
+/// Adds p50_us / p95_us / p99_us: percentiles of `samples` (seconds) divided by `divisor` (e.g. 2 for the half
+/// round trip of a ping-pong, or the number of messages per iteration).
+void latency_counters(benchmark::State& state, const std::vector<double>& samples, double divisor = 1.0);
+
+/// Sets bytes_per_second (unless `bytes` is 0) and items_per_second (messages/s) from `bytes` and `messages`
+/// per iteration.
+void throughput_counters(benchmark::State& state, int64_t bytes, int64_t messages);
+
+/// Remembers a baseline's median time for the same unit of work (key chosen by the suite, e.g. "mpi_put/64").
+void record_baseline(const std::string& key, double seconds);
+
+/// Adds counter `name` = baseline time / `seconds` when baseline `key` was measured in this run; returns it
+/// (NaN when it was not measured).
+double ratio_counter(benchmark::State& state, const std::string& name, const std::string& key, double seconds);
+
+}  // namespace coyote::bench
