@@ -54,6 +54,15 @@ Step fwd_step(int from, int to, uint64_t bytes,
     return s;
 }
 
+/// A forward step that can also take chunks into `local` (same offsets) and send them from there later.
+Step ring_fwd(int from, int to, uint64_t bytes, std::function<void(uint64_t, const std::byte*, std::byte*, uint32_t)> fwd,
+              std::function<void(uint64_t, const std::byte*, uint32_t)> absorb, std::byte* local) {
+    Step s = fwd_step(from, to, bytes, std::move(fwd));
+    s.absorb = std::move(absorb);
+    s.emit = [local](uint64_t off, std::byte* dst, uint32_t len) { std::memcpy(dst, local + off, len); };
+    return s;
+}
+
 /// Context of one call.
 struct Call {
     Engine& e;
@@ -199,30 +208,46 @@ const char* allreduce_ring(Call& c, const std::byte* src, std::byte* dst, uint64
     for (int step = 0; step <= n - 3; ++step) {
         const int s = mod(r - step - 1, n);
         const std::byte* mine = src + off_of(s);
-        c.add(fwd_step(prev, next, bytes_of(s), [mine, k, es](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
-            k.red3(out, in, mine + off, len / es);
-        }));
+        std::byte* res = dst + off_of(s);
+        c.add(ring_fwd(
+            prev, next, bytes_of(s),
+            [mine, k, es](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) { k.red3(out, in, mine + off, len / es); },
+            [mine, res, k, es, in_place](uint64_t off, const std::byte* in, uint32_t len) {
+                if (in_place)
+                    k.acc(res + off, in, len / es);
+                else
+                    k.red3(res + off, in, mine + off, len / es);
+            },
+            res));
     }
     {
         const int s = mod(r + 1, n);
         const std::byte* mine = src + off_of(s);
         std::byte* res = dst + off_of(s);
-        c.add(fwd_step(prev, next, bytes_of(s),
-                       [mine, res, k, es, in_place](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
-                           if (in_place)
-                               k.acc(res + off, in, len / es);
-                           else
-                               k.red3(res + off, in, mine + off, len / es);
-                           std::memcpy(out, res + off, len);
-                       }));
+        auto reduce_in = [mine, res, k, es, in_place](uint64_t off, const std::byte* in, uint32_t len) {
+            if (in_place)
+                k.acc(res + off, in, len / es);
+            else
+                k.red3(res + off, in, mine + off, len / es);
+        };
+        c.add(ring_fwd(
+            prev, next, bytes_of(s),
+            [reduce_in, res](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
+                reduce_in(off, in, len);
+                std::memcpy(out, res + off, len);
+            },
+            reduce_in, res));
     }
     for (int step = n - 1; step <= 2 * n - 4; ++step) {
         const int s = mod(r - (step - (n - 1)), n);
         std::byte* res = dst + off_of(s);
-        c.add(fwd_step(prev, next, bytes_of(s), [res](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
-            std::memcpy(res + off, in, len);
-            std::memcpy(out, in, len);
-        }));
+        c.add(ring_fwd(
+            prev, next, bytes_of(s),
+            [res](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
+                std::memcpy(res + off, in, len);
+                std::memcpy(out, in, len);
+            },
+            [res](uint64_t off, const std::byte* in, uint32_t len) { std::memcpy(res + off, in, len); }, res));
     }
     {
         const int s = mod(r - (n - 2), n);
@@ -425,10 +450,13 @@ const char* allgather(Call& c, std::byte* dst, uint64_t bb) {
     c.add(send_step(next, bb, [mine](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, mine + off, len); }));
     for (int step = 0; step <= n - 3; ++step) {
         std::byte* at = dst + static_cast<uint64_t>(mod(r - 1 - step, n)) * bb;
-        c.add(fwd_step(prev, next, bb, [at](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
-            std::memcpy(at + off, in, len);
-            std::memcpy(out, in, len);
-        }));
+        c.add(ring_fwd(
+            prev, next, bb,
+            [at](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
+                std::memcpy(at + off, in, len);
+                std::memcpy(out, in, len);
+            },
+            [at](uint64_t off, const std::byte* in, uint32_t len) { std::memcpy(at + off, in, len); }, at));
     }
     std::byte* last = dst + static_cast<uint64_t>(mod(r + 1, n)) * bb;
     c.add(recv_step(prev, bb, [last](uint64_t off, const std::byte* in, uint32_t len) { std::memcpy(last + off, in, len); }));
@@ -476,20 +504,33 @@ const char* reduce_scatter(Call& c, const std::byte* src, std::byte* dst, uint64
         const std::byte* s0 = seg(mod(r - 1, n));
         c.add(send_step(next, bb, [s0](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, s0 + off, len); }));
     }
+    // Local room for partial segments whose forwarding is blocked (allocated on first use).
+    std::vector<std::vector<std::byte>> spill(static_cast<std::size_t>(std::max(0, n - 2)));
     for (int step = 0; step <= n - 3; ++step) {
         const std::byte* mine = seg(mod(r - 2 - step, n));
-        c.add(fwd_step(prev, next, bb, [mine, k, es](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
+        std::vector<std::byte>* room = &spill[static_cast<std::size_t>(step)];
+        Step s = fwd_step(prev, next, bb, [mine, k, es](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
             k.red3(out, in, mine + off, len / es);
-        }));
+        });
+        s.absorb = [mine, k, es, room, bb](uint64_t off, const std::byte* in, uint32_t len) {
+            if (room->empty()) room->resize(bb);
+            k.red3(room->data() + off, in, mine + off, len / es);
+        };
+        s.emit = [room](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, room->data() + off, len); };
+        c.add(std::move(s));
     }
+    // In place, this rank's segment is reduced where it lies (no other step reads it) and moved to the front
+    // afterwards: the front may still be read by the sends of other segments.
     const std::byte* mine = seg(r);
-    c.add(recv_step(prev, bb, [mine, dst, k, es](uint64_t off, const std::byte* in, uint32_t len) {
-        if (mine == dst)
-            k.acc(dst + off, in, len / es);
+    std::byte* res = src == dst ? const_cast<std::byte*>(mine) : dst;
+    c.add(recv_step(prev, bb, [mine, res, k, es](uint64_t off, const std::byte* in, uint32_t len) {
+        if (mine == res)
+            k.acc(res + off, in, len / es);
         else
-            k.red3(dst + off, in, mine + off, len / es);
+            k.red3(res + off, in, mine + off, len / es);
     }));
     c.run();
+    if (res != dst) std::memmove(dst, res, bb);
     return "ring";
 }
 

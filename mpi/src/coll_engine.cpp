@@ -5,6 +5,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -520,7 +521,8 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         std::lock_guard lk(mtx_);
         for (std::size_t i = 0; i < steps.size(); ++i) {
             Step& s = steps[i];
-            s.done = 0;
+            s.chunks = s.bytes == 0 ? 1 : (s.bytes + payload_ - 1) / payload_;
+            s.done = s.in_done = 0;
             s.finished = false;
             s.prev_out = s.prev_in = -1;
             s.out = s.kind == Step::Kind::recv ? nullptr : &chan(s.to, what.c_str());
@@ -560,6 +562,24 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                             " bytes where " + std::to_string(len) + " were expected (call #" + std::to_string(epoch) +
                             ", " + describe(sig) + "; mismatched counts?)");
     };
+    auto len_of = [&](const Step& s, uint64_t chunk) {
+        const uint64_t off = chunk * payload_;
+        return static_cast<uint32_t>(off >= s.bytes ? 0 : std::min<uint64_t>(payload_, s.bytes - off));
+    };
+    auto bytes_moved = [&](const Step& g) {
+        if (g.finished) return g.bytes;
+        const uint64_t c = g.kind == Step::Kind::forward ? std::min(g.done, g.in_done) : g.done;
+        return std::min<uint64_t>(g.bytes, c * payload_);
+    };
+    auto gate_open = [&](const Step& s, uint64_t chunk) {
+        if (s.gate < 0) return true;
+        const uint64_t need = s.gate_shift + chunk * payload_ + len_of(s, chunk);
+        return bytes_moved(steps[static_cast<std::size_t>(s.gate)]) >= need;
+    };
+    auto in_side_done = [](const Step& g) {
+        return (g.kind == Step::Kind::forward ? g.in_done : g.done) == g.chunks;
+    };
+    auto backlog = [&](Channel& c) { return arrived(c) - static_cast<uint32_t>(c.consumed); };
 
     auto last_progress = Clock::now();
     std::unique_lock lk(mtx_);
@@ -571,46 +591,78 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 Step& s = steps[i];
                 if (s.finished) continue;
                 all_done = false;
-                if (s.prev_out >= 0 && !steps[static_cast<std::size_t>(s.prev_out)].finished) continue;
-                if (s.prev_in >= 0 && !steps[static_cast<std::size_t>(s.prev_in)].finished) continue;
                 bool ready = true;
                 for (int a : s.after) ready = ready && steps[static_cast<std::size_t>(a)].finished;
                 if (!ready) continue;
-                for (;;) {
-                    const auto len = static_cast<uint32_t>(std::min<uint64_t>(payload_, s.bytes - s.done));
-                    if (s.gate >= 0) {
-                        const Step& g = steps[static_cast<std::size_t>(s.gate)];
-                        if (!g.finished && g.done < s.gate_shift + s.done + len) break;
-                    }
-                    if (s.kind == Step::Kind::send) {
-                        if (!can_send(*s.out, 2)) break;
-                        if (len != 0) s.produce(s.done, staging(*s.out), len);
+                // A channel's previous step must have finished its side of that channel only.
+                const bool out_ok = s.prev_out < 0 || steps[static_cast<std::size_t>(s.prev_out)].done ==
+                                                          steps[static_cast<std::size_t>(s.prev_out)].chunks;
+                const bool in_ok = s.prev_in < 0 || in_side_done(steps[static_cast<std::size_t>(s.prev_in)]);
+                if (s.kind == Step::Kind::send) {
+                    while (out_ok && s.done < s.chunks && gate_open(s, s.done) && can_send(*s.out, 2)) {
+                        const uint32_t len = len_of(s, s.done);
+                        if (len != 0) s.produce(s.done * payload_, staging(*s.out), len);
                         MsgHeader h = proto;
                         h.len = len;
                         post(*s.out, h);
-                    } else {
-                        if (s.kind == Step::Kind::forward && !can_send(*s.out, 1)) break;
+                        ++s.done;
+                        progress = true;
+                    }
+                    s.finished = s.done == s.chunks;
+                } else if (s.kind == Step::Kind::recv) {
+                    while (in_ok && s.done < s.chunks && gate_open(s, s.done)) {
                         const std::byte* pl = nullptr;
                         bool from_stash = false;
                         const MsgHeader* h = peek_coll(*s.in, epoch, &pl, from_stash);
                         if (h == nullptr) break;
+                        const uint32_t len = len_of(s, s.done);
                         check(s, *h, len);
-                        if (s.kind == Step::Kind::recv) {
-                            if (len != 0) s.consume(s.done, pl, len);
-                        } else {
-                            if (len != 0) s.forward(s.done, pl, staging(*s.out), len);
+                        if (len != 0) s.consume(s.done * payload_, pl, len);
+                        drop_coll(*s.in, from_stash, epoch);
+                        ++s.done;
+                        progress = true;
+                    }
+                    s.finished = s.done == s.chunks;
+                } else {
+                    for (;;) {
+                        // 1. chunks absorbed earlier go out first (message order)
+                        if (out_ok && s.done < s.in_done && can_send(*s.out, 1)) {
+                            const uint32_t len = len_of(s, s.done);
+                            if (len != 0) s.emit(s.done * payload_, staging(*s.out), len);
                             MsgHeader o = proto;
                             o.len = len;
                             post(*s.out, o);
+                            ++s.done;
+                            progress = true;
+                            continue;
+                        }
+                        if (!in_ok || s.in_done >= s.chunks) break;
+                        const bool can_fwd = out_ok && s.done == s.in_done && can_send(*s.out, 1);
+                        // 2. fused: received chunk transformed straight into the next message
+                        // 3. absorbed: the outgoing side is blocked and the incoming ring fills up
+                        const bool can_absorb = !can_fwd && s.absorb &&
+                                                (!out_ok || backlog(*s.in) * 2 >= s.in->slots);
+                        if (!can_fwd && !can_absorb) break;
+                        const std::byte* pl = nullptr;
+                        bool from_stash = false;
+                        const MsgHeader* h = peek_coll(*s.in, epoch, &pl, from_stash);
+                        if (h == nullptr) break;
+                        const uint32_t len = len_of(s, s.in_done);
+                        check(s, *h, len);
+                        if (can_fwd) {
+                            if (len != 0) s.forward(s.in_done * payload_, pl, staging(*s.out), len);
+                            MsgHeader o = proto;
+                            o.len = len;
+                            post(*s.out, o);
+                            ++s.done;
+                        } else if (len != 0) {
+                            s.absorb(s.in_done * payload_, pl, len);
                         }
                         drop_coll(*s.in, from_stash, epoch);
+                        ++s.in_done;
+                        progress = true;
                     }
-                    progress = true;
-                    s.done += len;
-                    if (s.done >= s.bytes) {
-                        s.finished = true;
-                        break;
-                    }
+                    s.finished = s.done == s.chunks && s.in_done == s.chunks;
                 }
             }
             if (all_done) break;
@@ -646,8 +698,18 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                     std::sort(v->begin(), v->end());
                     v->erase(std::unique(v->begin(), v->end()), v->end());
                 }
-                broken_ = true;
-                throw_error(Errc::timeout, what,
+                std::string state;
+                if (std::getenv("COYOTE_COLL_DEBUG") != nullptr) {
+                    for (std::size_t i = 0; i < steps.size(); ++i)
+                        state += " step" + std::to_string(i) + "[k" + std::to_string(static_cast<int>(steps[i].kind)) +
+                                 " " + std::to_string(steps[i].done) + "/" + std::to_string(steps[i].in_done) + "/" +
+                                 std::to_string(steps[i].chunks) + "]";
+                    for (auto& [p, c] : chans_)
+                        state += " chan" + std::to_string(p) + "[sent " + std::to_string(c.sent) + " credit " +
+                                 std::to_string(load_u64(c.buf + k_credit_in)) + " consumed " +
+                                 std::to_string(c.consumed) + " arrived " + std::to_string(arrived(c)) + "]";
+                }
+                throw_error(Errc::timeout, what, state +
                             "no progress for " +
                                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(stalled).count()) +
                                 " ms (call #" + std::to_string(epoch) + ", " + describe(sig) +
@@ -655,8 +717,9 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                                 ranks_text(credit));
             }
         }
-    } catch (const Error& e) {
-        if (e.code() != make_error_code(Errc::invalid_argument)) broken_ = true;
+    } catch (...) {
+        // Channels may hold messages of this call: the object cannot continue.
+        broken_ = true;
         throw;
     }
 }

@@ -169,13 +169,19 @@ struct Step {
     std::function<void(uint64_t off, const std::byte* src, uint32_t len)> consume;
     /// forward: src (received) -> dst (staging of the next message).
     std::function<void(uint64_t off, const std::byte* src, std::byte* dst, uint32_t len)> forward;
-    /// Chunk gate: chunk [off, off+len) waits until steps[gate].done >= gate_shift + off + len.
+    /// forward, optional: when the outgoing side is blocked, take the chunk into local memory (absorb) and send
+    /// it from there later (emit). Needed where forwards close a cycle (rings).
+    std::function<void(uint64_t off, const std::byte* src, uint32_t len)> absorb;
+    std::function<void(uint64_t off, std::byte* dst, uint32_t len)> emit;
+    /// Chunk gate: chunk [off, off+len) waits until steps[gate] moved gate_shift + off + len bytes.
     int gate = -1;
     uint64_t gate_shift = 0;
     /// Steps that must be complete before the first chunk.
     std::vector<int> after;
-    // progress (engine)
-    uint64_t done = 0;
+    // progress (engine), in chunks
+    uint64_t chunks = 0;
+    uint64_t done = 0;    ///< chunks posted (send, forward) or consumed (recv)
+    uint64_t in_done = 0; ///< forward: chunks taken from the incoming side
     bool finished = false;
     Channel* out = nullptr;
     Channel* in = nullptr;

@@ -1,0 +1,481 @@
+// Collectives over sim FPGA RDMA, checked element by element against the same MPI collective.
+// Inputs are small integers (sums), +-1/2 (products) or raw bits (bitwise ops), so every reduction order gives
+// the same result and floating-point results are compared exactly; one test uses random reals with a
+// relative tolerance. COYOTE_COLL_TEST_QUICK=1 runs a reduced matrix (used by the 16-rank run).
+#include <coyote/mpi/collectives.hpp>
+#include <coyote/mpi/mpi.hpp>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace coyote;
+using namespace coyote::mpi;
+
+namespace {
+
+struct World {
+    std::unique_ptr<Communicator> comm;
+    DeviceAssignment dev;
+    std::unique_ptr<Collectives> coll;
+};
+World* g_world = nullptr;
+
+class CollEnvironment : public ::testing::Environment {
+public:
+    void SetUp() override {
+        g_world = new World;
+        g_world->comm = std::make_unique<Communicator>(MPI_COMM_WORLD);
+        g_world->dev = select_device(*g_world->comm);
+        g_world->coll = std::make_unique<Collectives>(*g_world->comm, g_world->dev);
+    }
+    void TearDown() override {
+        delete g_world;
+        g_world = nullptr;
+    }
+};
+[[maybe_unused]] auto* const g_env = ::testing::AddGlobalTestEnvironment(new CollEnvironment);
+
+Collectives& coll() { return *g_world->coll; }
+int rank() { return g_world->comm->rank(); }
+int nranks() { return g_world->comm->size(); }
+bool quick() {
+    const char* q = std::getenv("COYOTE_COLL_TEST_QUICK");
+    return q != nullptr && std::string(q) == "1";
+}
+
+std::vector<Datatype> all_types() {
+    if (quick()) return {Datatype::int32, Datatype::float16, Datatype::float64};
+    return {Datatype::int8,    Datatype::uint8,    Datatype::int32,   Datatype::uint32, Datatype::int64,
+            Datatype::uint64,  Datatype::float16,  Datatype::bfloat16, Datatype::float32, Datatype::float64};
+}
+
+std::vector<Op> ops_for(Datatype t) {
+    if (quick()) return {Op::sum, Op::max};
+    if (is_floating(t)) return {Op::sum, Op::prod, Op::min, Op::max};
+    return {Op::sum, Op::prod, Op::min, Op::max, Op::band, Op::bor, Op::bxor};
+}
+
+/// Counts: 0, 1, 7, 4 KiB + 3 elements, and more than one registered buffer.
+std::vector<uint64_t> counts_for(Datatype t) {
+    const uint64_t es = size_of(t);
+    const uint64_t big = coll().options().buffer_size / es + 5;
+    if (quick()) return {0, 7, 4096 / es + 3};
+    return {0, 1, 7, 4096 / es + 3, big};
+}
+
+std::string ctx(const char* what, Datatype t, Op op, uint64_t count, int root = -1) {
+    std::string s = std::string(what) + " " + name(t) + " " + name(op) + " count " + std::to_string(count);
+    if (root >= 0) s += " root " + std::to_string(root);
+    return s + " on rank " + std::to_string(rank()) + " of " + std::to_string(nranks());
+}
+
+/// Deterministic input of `rank` for (t, op), element i.
+void gen(Datatype t, Op op, int r, uint64_t salt, void* buf, uint64_t count) {
+    const std::size_t es = size_of(t);
+    auto* b = static_cast<std::byte*>(buf);
+    for (uint64_t i = 0; i < count; ++i) {
+        const uint64_t h = (i + 1) * 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(r) + 1) * 0xC2B2AE3D27D4EB4Full ^ salt;
+        const uint64_t m = (h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ull;
+        double v = 0;
+        bool raw = false;
+        switch (op) {
+        case Op::sum: v = static_cast<double>(m % 8); break;
+        case Op::prod: v = (m % 7 == 0) ? 2.0 : ((m % 3 == 0) ? -1.0 : 1.0); break;
+        case Op::min:
+        case Op::max: v = static_cast<double>(static_cast<int64_t>(m % 200) - 100); break;
+        default: raw = true; break;
+        }
+        std::byte* e = b + i * es;
+        if (raw) {
+            std::memcpy(e, &m, es);
+            continue;
+        }
+        switch (t) {
+        case Datatype::int8: { const auto x = static_cast<int8_t>(v); std::memcpy(e, &x, 1); break; }
+        case Datatype::uint8: { const auto x = static_cast<uint8_t>(static_cast<int>(v) & 0xff); std::memcpy(e, &x, 1); break; }
+        case Datatype::int32: { const auto x = static_cast<int32_t>(v); std::memcpy(e, &x, 4); break; }
+        case Datatype::uint32: { const auto x = static_cast<uint32_t>(static_cast<int64_t>(v)); std::memcpy(e, &x, 4); break; }
+        case Datatype::int64: { const auto x = static_cast<int64_t>(v); std::memcpy(e, &x, 8); break; }
+        case Datatype::uint64: { const auto x = static_cast<uint64_t>(static_cast<int64_t>(v)); std::memcpy(e, &x, 8); break; }
+        case Datatype::float16: { const auto x = to_float16(static_cast<float>(v)); std::memcpy(e, &x, 2); break; }
+        case Datatype::bfloat16: { const auto x = to_bfloat16(static_cast<float>(v)); std::memcpy(e, &x, 2); break; }
+        case Datatype::float32: { const auto x = static_cast<float>(v); std::memcpy(e, &x, 4); break; }
+        case Datatype::float64: std::memcpy(e, &v, 8); break;
+        }
+    }
+}
+
+/// Element-wise comparison; one failure message with the first differing element.
+void expect_equal(const void* got, const void* want, uint64_t count, std::size_t es, const std::string& what) {
+    const auto* g = static_cast<const std::byte*>(got);
+    const auto* w = static_cast<const std::byte*>(want);
+    uint64_t bad = 0, first = 0;
+    for (uint64_t i = 0; i < count; ++i)
+        if (std::memcmp(g + i * es, w + i * es, es) != 0) {
+            if (bad++ == 0) first = i;
+        }
+    if (bad != 0) ADD_FAILURE() << what << ": " << bad << " of " << count << " elements differ, first at " << first;
+}
+
+int ic(uint64_t c) { return static_cast<int>(c); }
+using Bytes = std::vector<std::byte>;
+Bytes bytes(uint64_t count, Datatype t, uint8_t fill = 0xA5) { return Bytes(count * size_of(t) + 1, std::byte{fill}); }
+
+// ---- types -----------------------------------------------------------------------------------------
+
+TEST(CollTypes, Float16RoundsToNearestEven) {
+    EXPECT_EQ(float_to_half_bits(1.0f), 0x3c00);
+    EXPECT_EQ(float_to_half_bits(-2.0f), 0xc000);
+    EXPECT_EQ(float_to_half_bits(65504.0f), 0x7bff);
+    EXPECT_EQ(float_to_half_bits(65520.0f), 0x7c00);           // halfway to the next binade: rounds up to inf
+    EXPECT_EQ(float_to_half_bits(1.0f + 1.0f / 2048), 0x3c00);  // tie, even stays
+    EXPECT_EQ(float_to_half_bits(1.0f + 3.0f / 2048), 0x3c02);  // tie, odd rounds up
+    EXPECT_EQ(float_to_half_bits(5.9604644775390625e-8f), 0x0001); // smallest subnormal
+    EXPECT_EQ(float_to_half_bits(2.98023223876953125e-8f), 0x0000); // half of it: tie to even (0)
+    EXPECT_EQ(float_to_half_bits(std::ldexp(1.0f, -14)), 0x0400);
+    EXPECT_TRUE((float_to_half_bits(std::nanf("")) & 0x7fff) > 0x7c00);
+    for (uint32_t h = 0; h < 0x7c00; ++h) // every finite half survives the round trip
+        ASSERT_EQ(float_to_half_bits(half_bits_to_float(static_cast<uint16_t>(h))), h);
+}
+
+TEST(CollTypes, Bfloat16RoundsToNearestEven) {
+    EXPECT_EQ(float_to_bf16_bits(1.0f), 0x3f80);
+    EXPECT_EQ(float_to_bf16_bits(std::bit_cast<float>(0x3f808000u)), 0x3f80); // tie, even
+    EXPECT_EQ(float_to_bf16_bits(std::bit_cast<float>(0x3f818000u)), 0x3f82); // tie, odd up
+    EXPECT_EQ(float_to_bf16_bits(std::bit_cast<float>(0x3f808001u)), 0x3f81);
+    EXPECT_EQ(bf16_bits_to_float(0xc040), -3.0f);
+}
+
+TEST(CollTypes, BitwiseOnFloatsIsRejected) {
+    std::vector<float> v(4, 1.0f);
+    try {
+        coll().allreduce(MPI_IN_PLACE, v.data(), v.size(), Datatype::float32, Op::bxor);
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("bxor is not defined for float32"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(coll().broadcast(v.data(), 4, Datatype::float32, nranks()), Error);
+    EXPECT_THROW(coll().allreduce(nullptr, v.data(), 4, Datatype::float32, Op::sum), Error);
+    // The object still works after argument errors.
+    coll().allreduce(MPI_IN_PLACE, v.data(), v.size(), Datatype::float32, Op::sum);
+    EXPECT_EQ(v[0], static_cast<float>(nranks()));
+}
+
+// ---- reductions ------------------------------------------------------------------------------------
+
+TEST(Coll, AllreduceMatchesMpi) {
+    for (Datatype t : all_types())
+        for (Op op : ops_for(t))
+            for (uint64_t n : counts_for(t)) {
+                Bytes in = bytes(n, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
+                gen(t, op, rank(), 1, in.data(), n);
+                coll().allreduce(in.data(), out.data(), n, t, op);
+                ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), MPI_COMM_WORLD),
+                          MPI_SUCCESS);
+                expect_equal(out.data(), ref.data(), n, size_of(t), ctx("allreduce", t, op, n));
+                EXPECT_EQ(out[n * size_of(t)], std::byte{0x5a}) << "wrote past the end: " << ctx("allreduce", t, op, n);
+            }
+}
+
+TEST(Coll, AllreduceInPlace) {
+    for (Datatype t : all_types())
+        for (uint64_t n : counts_for(t)) {
+            const Op op = is_floating(t) ? Op::sum : Op::bxor;
+            Bytes buf = bytes(n, t), ref = bytes(n, t);
+            gen(t, op, rank(), 2, buf.data(), n);
+            ASSERT_EQ(MPI_Allreduce(buf.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), MPI_COMM_WORLD),
+                      MPI_SUCCESS);
+            coll().allreduce(MPI_IN_PLACE, buf.data(), n, t, op);
+            expect_equal(buf.data(), ref.data(), n, size_of(t), ctx("allreduce in place", t, op, n));
+        }
+}
+
+TEST(Coll, AllreduceRandomRealsWithinTolerance) {
+    // The reduction order differs from Open MPI's: random reals agree to a relative 1e-5 (float32) only.
+    const uint64_t n = quick() ? 1000 : 100003;
+    std::mt19937 gen_(static_cast<unsigned>(rank() + 17));
+    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+    std::vector<float> in(n), out(n), ref(n);
+    for (auto& x : in) x = d(gen_);
+    coll().allreduce(in.data(), out.data(), n, Datatype::float32, Op::sum);
+    ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);
+    uint64_t bad = 0;
+    for (uint64_t i = 0; i < n; ++i) bad += std::fabs(out[i] - ref[i]) > 1e-5f * (1.0f + std::fabs(ref[i]));
+    EXPECT_EQ(bad, 0u);
+    // Every rank holds the same bits.
+    std::vector<float> r0(out);
+    ASSERT_EQ(MPI_Bcast(r0.data(), ic(n), MPI_FLOAT, 0, MPI_COMM_WORLD), MPI_SUCCESS);
+    EXPECT_EQ(std::memcmp(r0.data(), out.data(), n * sizeof(float)), 0);
+}
+
+TEST(Coll, ReduceMatchesMpiAnyRoot) {
+    for (Datatype t : all_types())
+        for (Op op : ops_for(t))
+            for (uint64_t n : counts_for(t))
+                for (int root : {0, nranks() - 1}) {
+                    Bytes in = bytes(n, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
+                    gen(t, op, rank(), 3, in.data(), n);
+                    const bool in_place = rank() == root && (n % 2 == 1);
+                    if (in_place) {
+                        std::memcpy(out.data(), in.data(), n * size_of(t));
+                        coll().reduce(MPI_IN_PLACE, out.data(), n, t, op, root);
+                    } else {
+                        coll().reduce(in.data(), out.data(), n, t, op, root);
+                    }
+                    ASSERT_EQ(MPI_Reduce(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), root, MPI_COMM_WORLD),
+                              MPI_SUCCESS);
+                    if (rank() == root) expect_equal(out.data(), ref.data(), n, size_of(t), ctx("reduce", t, op, n, root));
+                }
+}
+
+TEST(Coll, ReduceScatterMatchesMpi) {
+    const int p = nranks();
+    for (Datatype t : all_types())
+        for (Op op : ops_for(t))
+            for (uint64_t n : counts_for(t)) {
+                const uint64_t total = n * static_cast<uint64_t>(p);
+                Bytes in = bytes(total, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
+                gen(t, op, rank(), 4, in.data(), total);
+                ASSERT_EQ(MPI_Reduce_scatter_block(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), MPI_COMM_WORLD),
+                          MPI_SUCCESS);
+                if (n % 2 == 1) {
+                    coll().reduce_scatter(MPI_IN_PLACE, in.data(), n, t, op);
+                    expect_equal(in.data(), ref.data(), n, size_of(t), ctx("reduce_scatter in place", t, op, n));
+                } else {
+                    coll().reduce_scatter(in.data(), out.data(), n, t, op);
+                    expect_equal(out.data(), ref.data(), n, size_of(t), ctx("reduce_scatter", t, op, n));
+                }
+            }
+}
+
+// ---- data movement ---------------------------------------------------------------------------------
+
+TEST(Coll, BroadcastMatchesMpi) {
+    for (Datatype t : all_types())
+        for (uint64_t n : counts_for(t))
+            for (int root : {0, nranks() - 1, nranks() / 2}) {
+                Bytes buf = bytes(n, t), ref = bytes(n, t);
+                gen(t, Op::band, rank(), 5, buf.data(), n);
+                std::memcpy(ref.data(), buf.data(), buf.size());
+                coll().broadcast(buf.data(), n, t, root);
+                ASSERT_EQ(MPI_Bcast(ref.data(), ic(n), mpi_datatype(t), root, MPI_COMM_WORLD), MPI_SUCCESS);
+                expect_equal(buf.data(), ref.data(), n, size_of(t), ctx("broadcast", t, Op::sum, n, root));
+            }
+}
+
+TEST(Coll, GatherScatterMatchMpi) {
+    const auto p = static_cast<uint64_t>(nranks());
+    for (Datatype t : all_types())
+        for (uint64_t n : counts_for(t))
+            for (int root : {0, nranks() - 1}) {
+                const std::size_t es = size_of(t);
+                Bytes in = bytes(n, t), all = bytes(n * p, t, 0x5a), ref = bytes(n * p, t, 0x5a);
+                gen(t, Op::band, rank(), 6, in.data(), n);
+                const bool in_place = rank() == root && n % 2 == 1;
+                if (in_place) {
+                    std::memcpy(all.data() + static_cast<uint64_t>(root) * n * es, in.data(), n * es);
+                    coll().gather(MPI_IN_PLACE, all.data(), n, t, root);
+                } else {
+                    coll().gather(in.data(), all.data(), n, t, root);
+                }
+                ASSERT_EQ(MPI_Gather(in.data(), ic(n), mpi_datatype(t), ref.data(), ic(n), mpi_datatype(t), root, MPI_COMM_WORLD),
+                          MPI_SUCCESS);
+                if (rank() == root) expect_equal(all.data(), ref.data(), n * p, es, ctx("gather", t, Op::sum, n, root));
+
+                Bytes src = bytes(n * p, t), part = bytes(n, t, 0x5a), ref2 = bytes(n, t, 0x5a);
+                gen(t, Op::band, rank(), 7, src.data(), n * p);
+                if (in_place) {
+                    coll().scatter(src.data(), MPI_IN_PLACE, n, t, root);
+                } else {
+                    coll().scatter(src.data(), part.data(), n, t, root);
+                }
+                ASSERT_EQ(MPI_Scatter(src.data(), ic(n), mpi_datatype(t), ref2.data(), ic(n), mpi_datatype(t), root, MPI_COMM_WORLD),
+                          MPI_SUCCESS);
+                if (!in_place) expect_equal(part.data(), ref2.data(), n, es, ctx("scatter", t, Op::sum, n, root));
+            }
+}
+
+TEST(Coll, AllgatherMatchesMpi) {
+    const auto p = static_cast<uint64_t>(nranks());
+    for (Datatype t : all_types())
+        for (uint64_t n : counts_for(t)) {
+            const std::size_t es = size_of(t);
+            Bytes in = bytes(n, t), all = bytes(n * p, t, 0x5a), ref = bytes(n * p, t, 0x5a);
+            gen(t, Op::band, rank(), 8, in.data(), n);
+            if (n % 2 == 1) {
+                std::memcpy(all.data() + static_cast<uint64_t>(rank()) * n * es, in.data(), n * es);
+                coll().allgather(MPI_IN_PLACE, all.data(), n, t);
+            } else {
+                coll().allgather(in.data(), all.data(), n, t);
+            }
+            ASSERT_EQ(MPI_Allgather(in.data(), ic(n), mpi_datatype(t), ref.data(), ic(n), mpi_datatype(t), MPI_COMM_WORLD),
+                      MPI_SUCCESS);
+            expect_equal(all.data(), ref.data(), n * p, es, ctx("allgather", t, Op::sum, n) + " " + coll().last_algorithm());
+        }
+}
+
+TEST(Coll, AlltoallMatchesMpi) {
+    const auto p = static_cast<uint64_t>(nranks());
+    for (Datatype t : all_types())
+        for (uint64_t n : counts_for(t)) {
+            const std::size_t es = size_of(t);
+            Bytes in = bytes(n * p, t), out = bytes(n * p, t, 0x5a), ref = bytes(n * p, t, 0x5a);
+            gen(t, Op::band, rank(), 9, in.data(), n * p);
+            ASSERT_EQ(MPI_Alltoall(in.data(), ic(n), mpi_datatype(t), ref.data(), ic(n), mpi_datatype(t), MPI_COMM_WORLD),
+                      MPI_SUCCESS);
+            if (n % 2 == 1) {
+                coll().alltoall(MPI_IN_PLACE, in.data(), n, t);
+                expect_equal(in.data(), ref.data(), n * p, es, ctx("alltoall in place", t, Op::sum, n));
+            } else {
+                coll().alltoall(in.data(), out.data(), n, t);
+                expect_equal(out.data(), ref.data(), n * p, es, ctx("alltoall", t, Op::sum, n) + " " + coll().last_algorithm());
+            }
+        }
+}
+
+TEST(Coll, BarrierWaitsForTheLastRank) {
+    for (int round = 0; round < 3; ++round) {
+        const int late = round % nranks();
+        if (rank() == late) std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        // steady_clock is CLOCK_MONOTONIC: comparable between processes of one machine (MPI_Wtime is not).
+        auto now = [] { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); };
+        const double enter = now();
+        coll().barrier();
+        const double leave = now();
+        double last_enter = 0;
+        ASSERT_EQ(MPI_Allreduce(&enter, &last_enter, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
+        EXPECT_GE(leave, last_enter) << "rank " << rank() << " left barrier " << round << " before rank " << late << " entered";
+    }
+}
+
+// ---- point-to-point ---------------------------------------------------------------------------------
+
+TEST(CollP2p, TagsMatchInOrderPerPeer) {
+    const int to = (rank() + 1) % nranks();
+    const int from = (rank() + nranks() - 1) % nranks();
+    const uint64_t big = coll().options().buffer_size / 4 * 3 + 11; // int32 elements: 3x the buffer
+    std::vector<int32_t> a(big), b(5), c(3);
+    for (uint64_t i = 0; i < big; ++i) a[i] = static_cast<int32_t>(i * 3 + static_cast<uint64_t>(rank()));
+    const int32_t small1[5] = {1, 2, 3, 4, rank()};
+    const int32_t small2[3] = {7, 8, rank()};
+    // Three messages: tag 1 (big), tag 2, tag 1 again; received as tag 2, tag 1, any.
+    Request s1 = coll().isend(a.data(), big, Datatype::int32, to, 1);
+    Request s2 = coll().isend(small1, 5, Datatype::int32, to, 2);
+    Request s3 = coll().isend(small2, 3, Datatype::int32, to, 1);
+    std::vector<int32_t> ra(big);
+    EXPECT_EQ(coll().recv(b.data(), 5, Datatype::int32, from, 2), 5u);
+    EXPECT_EQ(coll().recv(ra.data(), big, Datatype::int32, from, 1), big);
+    std::vector<int32_t> rc(10);
+    EXPECT_EQ(coll().recv(rc.data(), 10, Datatype::int32, from, any_tag), 3u);
+    s1.wait();
+    s2.wait();
+    s3.wait();
+    EXPECT_EQ(b[4], from);
+    EXPECT_EQ(rc[0], 7);
+    EXPECT_EQ(rc[2], from);
+    uint64_t bad = 0;
+    for (uint64_t i = 0; i < big; ++i) bad += ra[i] != static_cast<int32_t>(i * 3 + static_cast<uint64_t>(from));
+    EXPECT_EQ(bad, 0u);
+    coll().barrier();
+}
+
+TEST(CollP2p, NonBlockingExchangeAndTimeout) {
+    const int to = (rank() + 1) % nranks();
+    const int from = (rank() + nranks() - 1) % nranks();
+    const uint64_t n = coll().options().buffer_size; // uint8: one buffer, more than the ring holds
+    std::vector<uint8_t> out(n), in(n, 0);
+    for (uint64_t i = 0; i < n; ++i) out[i] = static_cast<uint8_t>(i * 7 + static_cast<uint64_t>(rank()));
+    // Both directions at once: posting both before waiting must not deadlock although neither fits the ring.
+    Request r = coll().irecv(in.data(), n, Datatype::uint8, from, 9);
+    Request s = coll().isend(out.data(), n, Datatype::uint8, to, 9);
+    while (!r.test()) std::this_thread::yield();
+    s.wait();
+    EXPECT_EQ(r.received_bytes(), n);
+    uint64_t bad = 0;
+    for (uint64_t i = 0; i < n; ++i) bad += in[i] != static_cast<uint8_t>(i * 7 + static_cast<uint64_t>(from));
+    EXPECT_EQ(bad, 0u);
+    // wait(timeout) returns false while the sender holds back, true once it sent.
+    int32_t v = -1;
+    Request late = coll().irecv(&v, 1, Datatype::int32, from, 33);
+    EXPECT_FALSE(late.wait(std::chrono::milliseconds(30)));
+    coll().barrier();
+    const int32_t mine = 1000 + rank();
+    coll().send(&mine, 1, Datatype::int32, to, 33);
+    EXPECT_TRUE(late.wait(std::chrono::milliseconds(60000)));
+    EXPECT_EQ(v, 1000 + from);
+    // A message longer than the receive buffer fails that receive with a clear error.
+    const int32_t three[3] = {1, 2, 3};
+    Request ts = coll().isend(three, 3, Datatype::int32, to, 44);
+    int32_t two[2] = {0, 0};
+    try {
+        coll().recv(two, 2, Datatype::int32, from, 44);
+        ADD_FAILURE() << "truncation not detected";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("exceeds the receive buffer"), std::string::npos) << e.what();
+    }
+    ts.wait();
+    coll().barrier();
+}
+
+TEST(CollNonBlocking, IallreduceAndIbroadcastComplete) {
+    for (Datatype t : {Datatype::int32, Datatype::bfloat16})
+        for (uint64_t n : counts_for(t)) {
+            Bytes in = bytes(n, t), out = bytes(n, t), ref = bytes(n, t);
+            gen(t, Op::sum, rank(), 10, in.data(), n);
+            Request r = coll().iallreduce(in.data(), out.data(), n, t, Op::sum);
+            Bytes bc = bytes(n, t), bref = bytes(n, t);
+            gen(t, Op::band, rank(), 11, bc.data(), n);
+            std::memcpy(bref.data(), bc.data(), bc.size());
+            Request b = coll().ibroadcast(bc.data(), n, t, nranks() - 1);
+            // A blocking collective while both are in flight.
+            int32_t one = 1, sum = 0;
+            coll().allreduce(&one, &sum, 1, Datatype::int32, Op::sum);
+            EXPECT_EQ(sum, nranks());
+            while (!r.test()) std::this_thread::yield();
+            EXPECT_TRUE(b.wait(std::chrono::milliseconds(60000)));
+            ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(Op::sum, t), MPI_COMM_WORLD),
+                      MPI_SUCCESS);
+            ASSERT_EQ(MPI_Bcast(bref.data(), ic(n), mpi_datatype(t), nranks() - 1, MPI_COMM_WORLD), MPI_SUCCESS);
+            expect_equal(out.data(), ref.data(), n, size_of(t), ctx("iallreduce", t, Op::sum, n));
+            expect_equal(bc.data(), bref.data(), n, size_of(t), ctx("ibroadcast", t, Op::sum, n));
+        }
+}
+
+// ---- errors ----------------------------------------------------------------------------------------
+
+TEST(CollErrors, MismatchedCountsAreDetected) {
+    if (quick()) GTEST_SKIP() << "reduced matrix";
+    // A separate object with a short deadline: a mismatch leaves it unusable.
+    CollectiveOptions o = coll().options();
+    o.timeout = std::chrono::milliseconds(3000);
+    Collectives c2(*g_world->comm, g_world->dev, o);
+    std::vector<int32_t> v(16, 1);
+    const uint64_t n = rank() == 0 ? 8 : 9;
+    std::string msg;
+    try {
+        c2.allreduce(MPI_IN_PLACE, v.data(), n, Datatype::int32, Op::sum);
+    } catch (const Error& e) {
+        msg = e.what();
+    }
+    // Rank 0 receives a message of the mismatched call first in every schedule; a rank whose partner failed
+    // first may only see the deadline.
+    EXPECT_FALSE(msg.empty()) << "rank " << rank() << " finished a mismatched allreduce";
+    if (rank() == 0) {
+        EXPECT_NE(msg.find("mismatched collective call"), std::string::npos) << msg;
+    }
+    // Others see the mismatch, the deadline, or the queue pairs of a rank that already gave up.
+    const bool named = msg.find("mismatched") != std::string::npos || msg.find("no progress") != std::string::npos ||
+                       msg.find("is gone") != std::string::npos;
+    EXPECT_TRUE(named) << msg;
+}
+
+}  // namespace
