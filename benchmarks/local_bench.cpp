@@ -120,6 +120,8 @@ void bm_local(benchmark::State& state, CoyoteOper op, int64_t size, int batch) {
     });
     if (state.error_occurred()) return;
 
+    if (cb::inject_corruption()) g.dst[n - 1] ^= 0xFF; // only LOCAL_TRANSFER and LOCAL_WRITE check dst
+    if (cb::inject_corruption()) t.setCSR(1, 2);         // ... and LOCAL_READ the sink's counters
     bool ok = true;
     std::string what;
     if (op == CoyoteOper::LOCAL_TRANSFER) {

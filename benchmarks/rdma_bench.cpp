@@ -234,6 +234,7 @@ void bm_rdma_write_lat(benchmark::State& state, int64_t size) {
         return;
     // Rank 1's last write back may still be in flight on rank 0's side: wait for its count first.
     const bool landed = wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
+    if (cb::inject_corruption()) g_shm.buf[k_half] ^= 0xFF;
     if (!cb::verify(state, landed && has_pattern(g_shm.buf + k_half, n, g_peer, 0),
                     "RDMA WRITE ping-pong: destination does not hold the peer's pattern"))
         return;
@@ -415,8 +416,10 @@ void rdma_window(benchmark::State& state, Qp& q, CoyoteOper op, int64_t size,
         return;
     // The data lands on rank 1 for WRITE (each message bumps its LOCAL_WRITE count), on rank 0 for READ.
     MPI_Barrier(MPI_COMM_WORLD);
+    if (cb::inject_corruption()) q.buf[k_half] ^= 0xFF;
     bool ok = true;
-    std::string what;
+    std::string what = write ? "RDMA WRITE window: target data or arrival count wrong"
+                             : "RDMA READ window: destination does not hold the peer's pattern";
     if (write && cb::rank() == 1) {
         const uint64_t expected = static_cast<uint64_t>(state.iterations()) * k_window;
         const uint32_t got = t.checkCompleted(CoyoteOper::LOCAL_WRITE);
@@ -425,7 +428,6 @@ void rdma_window(benchmark::State& state, Qp& q, CoyoteOper op, int64_t size,
                ") or data differs from the origin's pattern";
     } else if (!write && cb::rank() == 0) {
         ok = window_arrived(q.buf + k_half, n, g_peer);
-        what = "RDMA READ: destination does not hold the peer's pattern";
     }
     if (!cb::verify(state, ok, what)) return;
     cb::latency_counters(state, samples, k_window);

@@ -170,8 +170,9 @@ int run_main(int argc, char** argv) {
     if (g_suite->setup && !collective_step("setup", g_suite->setup)) return 1;
     for (const auto& [key, value] : g_context) benchmark::AddCustomContext(key, value);
 
+    std::size_t ran = 0;
     if (g_rank == 0) {
-        benchmark::RunSpecifiedBenchmarks();
+        ran = benchmark::RunSpecifiedBenchmarks();
     } else {
         NullReporter display;
         NullReporter file;
@@ -179,10 +180,7 @@ int run_main(int argc, char** argv) {
         bool has_out = false;
         for (int i = 1; i < n_args; ++i)
             if (std::strncmp(args[static_cast<size_t>(i)], "--benchmark_out=", 16) == 0) has_out = true;
-        if (has_out)
-            benchmark::RunSpecifiedBenchmarks(&display, &file);
-        else
-            benchmark::RunSpecifiedBenchmarks(&display);
+        ran = has_out ? benchmark::RunSpecifiedBenchmarks(&display, &file) : benchmark::RunSpecifiedBenchmarks(&display);
     }
     benchmark::Shutdown();
     bool ok = true;
@@ -192,6 +190,14 @@ int run_main(int argc, char** argv) {
     MPI_Allreduce(&failures, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (worst > 0 && g_rank == 0)
         std::fprintf(stderr, "%s: %d benchmark(s) failed (see the errors above)\n", g_suite->name.c_str(), worst);
+    // A filter that matches nothing is an error too (except when only listing).
+    bool listing = false;
+    for (int i = 1; i < n_args; ++i)
+        if (std::strncmp(args[static_cast<size_t>(i)], "--benchmark_list_tests", 22) == 0) listing = true;
+    if (ran == 0 && !listing) {
+        if (g_rank == 0) std::fprintf(stderr, "%s: no benchmark ran\n", g_suite->name.c_str());
+        return 1;
+    }
     return worst > 0 || !ok ? 1 : 0;
 }
 
@@ -218,6 +224,11 @@ int64_t env_int(const char* name, int64_t fallback) {
 void fail(benchmark::State& state, const std::string& message) {
     ++g_failures;
     state.SkipWithError(message.c_str());
+}
+
+bool inject_corruption() noexcept {
+    const char* v = std::getenv("COYOTE_BENCH_INJECT_CORRUPTION");
+    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
 }
 
 bool verify(benchmark::State& state, bool local_ok, const std::string& what) {

@@ -67,6 +67,10 @@ enum class Sync { none, barrier };
 /// Collective use only (every rank must reach the same decision; see verify()).
 void fail(benchmark::State& state, const std::string& message);
 
+/// True when COYOTE_BENCH_INJECT_CORRUPTION is set to a non-empty value other than 0: suites then damage one
+/// received byte before verifying, so that tests can check that a mismatch fails the run.
+bool inject_corruption() noexcept;
+
 /// Collective check: true when `local_ok` holds on every rank; otherwise fails the benchmark on every rank
 /// with "`what` failed on rank r" (r = highest failing rank) and prints `what` on each failing rank's stderr.
 bool verify(benchmark::State& state, bool local_ok, const std::string& what);
