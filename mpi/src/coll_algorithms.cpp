@@ -95,7 +95,10 @@ const char* barrier(Call& c) {
         Step s = send_step(mod(c.r + d, c.n), 0, nullptr);
         if (prev_recv >= 0) s.after.push_back(prev_recv);
         c.add(std::move(s));
-        prev_recv = c.add(recv_step(mod(c.r - d, c.n), 0, nullptr));
+        // Rounds complete in order: a round's message certifies every earlier round of its sender.
+        Step rv = recv_step(mod(c.r - d, c.n), 0, nullptr);
+        if (prev_recv >= 0) rv.after.push_back(prev_recv);
+        prev_recv = c.add(std::move(rv));
     }
     c.run();
     return "dissemination";

@@ -22,6 +22,8 @@ constexpr uint64_t k_credit_in = 0;
 constexpr uint64_t k_credit_stage = 8;
 constexpr uint64_t k_probe_target = 16;
 constexpr uint64_t k_probe_source = 24;
+constexpr uint64_t k_abort_in = 64;    // written by a peer that failed: (reporter + 1) << 32 | (dead rank + 1)
+constexpr uint64_t k_abort_stage = 72;
 
 uint64_t load_u64(const std::byte* p) noexcept {
     return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p)).load(std::memory_order_acquire);
@@ -164,7 +166,13 @@ Channel& Engine::chan(int peer, const char* what) {
 
 // ---- channel primitives (mtx_ held) ----------------------------------------------------------------
 
-uint32_t Engine::arrived(Channel& c) { return c.thread->checkCompleted(CoyoteOper::LOCAL_WRITE) - c.arrive_base; }
+uint32_t Engine::arrived(Channel& c) {
+    try {
+        return c.thread->checkCompleted(CoyoteOper::LOCAL_WRITE) - c.arrive_base;
+    } catch (const Error& e) {
+        peer_failed(c, e);
+    }
+}
 
 uint32_t Engine::free_slots(Channel& c) {
     const uint64_t credit = load_u64(c.buf + k_credit_in);
@@ -190,14 +198,26 @@ std::byte* Engine::staging(Channel& c) noexcept {
     return c.buf + c.send_base + (c.sent % c.slots) * c.slot_bytes + k_header_bytes;
 }
 
+void Engine::peer_failed(Channel& c, const Error& e) {
+    if (e.code() != make_error_code(Errc::peer_gone) && e.code() != make_error_code(Errc::remote_rejected)) throw;
+    broken_ = true;
+    notify_failure(c.peer);
+    throw_error(Errc::peer_gone, "collectives",
+                "rank " + std::to_string(c.peer) + " is gone (its queue pair failed: " + e.what() + ")");
+}
+
 void Engine::post(Channel& c, MsgHeader h) {
     h.seq = c.sent;
     const uint64_t slot = (c.sent % c.slots) * c.slot_bytes;
     std::memcpy(c.buf + c.send_base + slot, &h, sizeof(h));
-    c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
-                     rdmaSg{.local_offs = c.send_base + slot, .remote_offs = c.recv_base + slot,
-                            .len = k_header_bytes + h.len},
-                     true);
+    try {
+        c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                         rdmaSg{.local_offs = c.send_base + slot, .remote_offs = c.recv_base + slot,
+                                .len = k_header_bytes + h.len},
+                         true);
+    } catch (const Error& e) {
+        peer_failed(c, e);
+    }
     ++c.sent;
 }
 
@@ -222,8 +242,12 @@ const MsgHeader* Engine::head(Channel& c, const std::byte** payload) {
 void Engine::return_credit(Channel& c) {
     std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(c.buf + k_credit_stage))
         .store(c.consumed, std::memory_order_release);
-    c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
-                     rdmaSg{.local_offs = k_credit_stage, .remote_offs = k_credit_in, .len = 8}, false);
+    try {
+        c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                         rdmaSg{.local_offs = k_credit_stage, .remote_offs = k_credit_in, .len = 8}, false);
+    } catch (const Error& e) {
+        peer_failed(c, e);
+    }
     c.credited = c.consumed;
 }
 
@@ -273,6 +297,37 @@ void Engine::drop_coll(Channel& c, bool from_stash, uint64_t epoch) {
     // peek_coll returned the first stash entry of the epoch.
     const auto it = std::find_if(c.stash.begin(), c.stash.end(), [&](const Stashed& s) { return s.h.epoch == epoch; });
     if (it != c.stash.end()) c.stash.erase(it);
+}
+
+// ---- failure propagation (mtx_ held) --------------------------------------------------------------
+
+void Engine::notify_failure(int dead) noexcept {
+    const uint64_t word = (static_cast<uint64_t>(rank_) + 1) << 32 | static_cast<uint64_t>(dead + 1);
+    for (auto& [p, c] : chans_) {
+        if (p == dead) continue;
+        try {
+            std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(c.buf + k_abort_stage)).store(word, std::memory_order_release);
+            c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                             rdmaSg{.local_offs = k_abort_stage, .remote_offs = k_abort_in, .len = 8}, false);
+        } catch (...) {
+            // that peer is gone too: nothing to tell it
+        }
+    }
+}
+
+void Engine::check_abort(const std::string& what) {
+    for (auto& [p, c] : chans_) {
+        const uint64_t w = load_u64(c.buf + k_abort_in);
+        if (w == 0) continue;
+        const int reporter = static_cast<int>(w >> 32) - 1;
+        const int dead = static_cast<int>(w & 0xffffffffu) - 1;
+        broken_ = true;
+        notify_failure(dead);
+        if (dead >= 0)
+            throw_error(Errc::peer_gone, what,
+                        "rank " + std::to_string(dead) + " is gone (reported by rank " + std::to_string(reporter) + ")");
+        throw_error(Errc::peer_gone, what, "rank " + std::to_string(reporter) + " failed and left the collectives");
+    }
 }
 
 // ---- point-to-point (mtx_ held) ------------------------------------------------------------------
@@ -483,6 +538,7 @@ bool Engine::wait(OpState& op, std::optional<std::chrono::milliseconds> timeout)
         const auto now = Clock::now();
         if (op.is_p2p) {
             std::lock_guard lk(mtx_);
+            check_abort(op.what);
             Channel& c = chan(op.peer, "wait");
             if (now - c.last_probe >= cfg_.probe_interval && now - start >= cfg_.probe_interval) {
                 c.last_probe = now;
@@ -506,6 +562,7 @@ void Engine::probe(Channel& c, const std::string& what) {
         (void)c.thread->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
     } catch (const Error& e) {
         broken_ = true;
+        notify_failure(c.peer);
         if (e.code() == make_error_code(Errc::peer_gone) || e.code() == make_error_code(Errc::remote_rejected))
             throw_error(Errc::peer_gone, what,
                         "rank " + std::to_string(c.peer) + " is gone (its queue pair failed: " + e.what() + ")");
@@ -671,6 +728,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 last_progress = now;
                 continue;
             }
+            check_abort(what);
             flush_credits();
             progress_p2p(nullptr);
             lk.unlock();
@@ -709,6 +767,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                                  std::to_string(load_u64(c.buf + k_credit_in)) + " consumed " +
                                  std::to_string(c.consumed) + " arrived " + std::to_string(arrived(c)) + "]";
                 }
+                notify_failure(-1);
                 throw_error(Errc::timeout, what, state +
                             "no progress for " +
                                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(stalled).count()) +

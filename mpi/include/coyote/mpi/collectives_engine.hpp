@@ -257,6 +257,12 @@ private:
     void progress_p2p(Channel* drain);
     void complete_from_unexpected(OpState& op);
     void probe(Channel& c, const std::string& what);
+    /// Rethrows `e` naming the peer (and tells the others) when it says the peer is gone.
+    [[noreturn]] void peer_failed(Channel& c, const Error& e);
+    /// Tells every other peer that this rank failed because `dead` (-1: deadline) is gone.
+    void notify_failure(int dead) noexcept;
+    /// Throws peer_gone if a peer reported a failure (and passes the report on).
+    void check_abort(const std::string& what);
     void validate(Channel& c, const MsgHeader& h);
 
     std::shared_ptr<mpi::detail::CommHandle> comm_;

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs coll_peer_death with N ranks: rank 1 exits inside an allreduce. Passes when every other rank reports an
+# error naming rank 1 within the collectives deadline (COYOTE_COLL_TIMEOUT_MS, set below).
+set -u
+ranks=$1; shift
+launcher=("$@")
+start=$(date +%s)
+out="$(COYOTE_COLL_TIMEOUT_MS=20000 COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 "${launcher[@]}" 2>&1)"
+rc=$?
+elapsed=$(( $(date +%s) - start ))
+echo "$out"
+echo "exit code $rc after ${elapsed}s"
+detected=$(grep -c "DETECTED the death of rank 1" <<<"$out")
+if grep -q "FAIL" <<<"$out"; then echo "FAIL: see above"; exit 1; fi
+if [[ $detected -ne $((ranks - 1)) ]]; then echo "FAIL: $detected of $((ranks - 1)) surviving ranks named rank 1"; exit 1; fi
+if [[ $elapsed -ge 40 ]]; then echo "FAIL: took ${elapsed}s"; exit 1; fi
+echo "PEER DEATH TEST PASSED"
