@@ -18,7 +18,7 @@
 //     rdma_write_bw       RDMA WRITE window to rank 1 (shm wire), polled to completion
 //     rdma_read_bw        RDMA READ window from rank 1 (shm wire)
 //     tcp_socket_bw       the window over a loopback TCP socket, then an ack
-//     rdma_write_bw_tcpwire  RDMA WRITE window on the TCP wire
+//     rdma_write_tcpwire_bw  RDMA WRITE window on the TCP wire
 // Every benchmark verifies the data that arrived (and the target's completion count for RDMA WRITE).
 #include "support/bench_support.hpp"
 
@@ -443,7 +443,7 @@ void bm_rdma_read_bw(benchmark::State& state, int64_t size) {
     rdma_window(state, g_shm, CoyoteOper::REMOTE_RDMA_READ, size,
                 {{"ratio_vs_mpi_get", "mpi_get_bw"}, {"ratio_vs_memcpy", "memcpy"}});
 }
-void bm_rdma_write_bw_tcpwire(benchmark::State& state, int64_t size) {
+void bm_rdma_write_tcpwire_bw(benchmark::State& state, int64_t size) {
     rdma_window(state, g_tcp, CoyoteOper::REMOTE_RDMA_WRITE, size, {{"ratio_vs_tcp_socket", "tcp_socket"}});
 }
 
@@ -470,7 +470,7 @@ void setup() {
         {"memcpy_bw", bm_memcpy_bw},           {"mpi_bw", bm_mpi_bw},
         {"mpi_put_bw", bm_mpi_put_bw},         {"mpi_get_bw", bm_mpi_get_bw},
         {"rdma_write_bw", bm_rdma_write_bw},   {"rdma_read_bw", bm_rdma_read_bw},
-        {"tcp_socket_bw", bm_tcp_socket_bw},   {"rdma_write_bw_tcpwire", bm_rdma_write_bw_tcpwire}};
+        {"tcp_socket_bw", bm_tcp_socket_bw},   {"rdma_write_tcpwire_bw", bm_rdma_write_tcpwire_bw}};
     for (int64_t size = k_min_size; size <= k_max_size; size *= 4)
         for (const auto& [name, fn] : order)
             benchmark::RegisterBenchmark((std::string(name) + "/" + std::to_string(size)).c_str(), fn, size)
