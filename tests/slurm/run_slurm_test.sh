@@ -82,6 +82,23 @@ PYTHON=/usr/bin/python3
 [[ -x "${PYTHON}" ]] || PYTHON=$(command -v python3 || true)
 
 # ---- layout of the throw-away cluster ------------------------------------------------------------
+# Daemons and waiting sbatch commands left behind by an earlier run in the same work directory (e.g.
+# one killed by SIGKILL) are stopped first: only pids from its pid files whose command line names
+# that directory.
+if [[ -d "${WORK_DIR}/run" ]]; then
+    # jobs/*.pid: the `timeout sbatch --wait` of each submission; run/*.pid: the daemons.
+    for f in "${WORK_DIR}"/jobs/*.pid "${WORK_DIR}"/run/*.pid; do
+        [[ -f "$f" ]] || continue
+        pid=$(cat "$f" 2>/dev/null)
+        [[ "${pid}" =~ ^[0-9]+$ ]] || continue
+        if tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF "$(cd "${WORK_DIR}" && pwd)"; then
+            say "stopping ${f##*/} (pid ${pid}) left by an earlier run"
+            kill -TERM "${pid}" 2>/dev/null
+            for ((i = 0; i < 100; i++)); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
+            kill -0 "${pid}" 2>/dev/null && kill -KILL "${pid}" 2>/dev/null
+        fi
+    done
+fi
 rm -rf "${WORK_DIR}"
 mkdir -p "${WORK_DIR}" || fatal "cannot create ${WORK_DIR}"
 WORK_DIR=$(cd "${WORK_DIR}" && pwd)
@@ -219,6 +236,11 @@ teardown() {
             sleep 0.5
         done
     fi
+    # sbatch --wait commands still waiting (a case stopped early).
+    local f
+    for f in "${JOBS_DIR}"/*.pid; do
+        [[ -f "$f" ]] && stop_pidfile "$f" "sbatch --wait of ${f##*/}"
+    done
     stop_pidfile "${RUN_DIR}/slurmd-node1.pid" "slurmd node1"
     stop_pidfile "${RUN_DIR}/slurmd-node2.pid" "slurmd node2"
     stop_pidfile "${RUN_DIR}/slurmctld.pid" slurmctld
@@ -233,7 +255,7 @@ teardown() {
     fi
 }
 trap teardown EXIT
-trap 'say "interrupted"; exit 130' INT TERM
+trap 'FAILED=$((FAILED + 1)); say "interrupted"; exit 130' INT TERM
 
 say "work dir ${WORK_DIR}, cluster ${CLUSTER}, ports ctld ${CTLD_PORT} node1 ${NODE1_PORT} node2 ${NODE2_PORT}"
 
