@@ -312,7 +312,7 @@ def main():
             made += plot_suite(plt, suite, fams, outdir)
         made += plot_bootstrap(plt, boot, outdir)
 
-    ctx = next(iter(contexts.values()), {})
+    ctx = contexts.get("rdma") or contexts.get("local") or next(iter(contexts.values()), {})
     print("Machine: host {}, {}, VM: {}, load at start {}; {}".format(
         ctx.get("host", "?"), ctx.get("topology", "?"), ctx.get("virtual_machine", "?"),
         ctx.get("load_average", "?"), ctx.get("mpi_library", "?")))

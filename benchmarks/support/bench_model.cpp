@@ -18,8 +18,14 @@ constexpr uint32_t k_csr_bytes = 1;
 constexpr uint32_t k_csr_clear = 2;
 
 uint64_t word_sum(std::span<const std::byte> data) {
-    uint64_t sum = 0;
+    uint64_t lane[4] = {0, 0, 0, 0}; // independent sums keep several loads in flight
     std::size_t i = 0;
+    for (; i + 32 <= data.size(); i += 32) {
+        uint64_t w[4];
+        std::memcpy(w, data.data() + i, 32);
+        for (int k = 0; k < 4; ++k) lane[k] += w[k];
+    }
+    uint64_t sum = lane[0] + lane[1] + lane[2] + lane[3];
     for (; i + 8 <= data.size(); i += 8) {
         uint64_t w = 0;
         std::memcpy(&w, data.data() + i, 8);
