@@ -113,8 +113,8 @@ struct Row {
 }  // namespace
 
 int main(int argc, char** argv) {
+    Environment env(&argc, &argv);
     try {
-        Environment env(&argc, &argv);
         const Args args = parse(argc, argv);
         Communicator comm;
         const DeviceAssignment dev = select_device(comm);

@@ -4,6 +4,7 @@
 //   mpirun -np 2 [--oversubscribe --allow-run-as-root] ./coyote_mpi_demo
 //
 // Prints the report on rank 0; exits non-zero on any verification failure.
+#include <coyote/mpi/collectives.hpp>
 #include <coyote/mpi/mpi.hpp>
 
 #include <unistd.h>
@@ -69,9 +70,18 @@ Check read_check(cThread& t, void* buf, const Communicator& comm, int peer, bool
     return {"RDMA READ 1 MiB, rank 0 <- rank 1", total == 0, std::to_string(total) + " bytes differ"};
 }
 
-/// HOOK: an allreduce over the RDMA queue pairs goes here (e.g. recursive doubling over a QpSet with
-/// PeerPattern::recursive_doubling). Returns nullopt until it exists; the report then says "not implemented".
-std::optional<Check> allreduce_hook(QpSet& /*qps*/, const Communicator& /*comm*/) { return std::nullopt; }
+/// HOOK: an allreduce over RDMA queue pairs (coyote::mpi::Collectives, its own QpSet), verified on both ranks.
+std::optional<Check> allreduce_hook(QpSet& /*qps*/, const Communicator& comm) {
+    Collectives coll(comm, select_device(comm));
+    std::vector<float> v(1u << 20);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i + static_cast<std::size_t>(comm.rank())) % 5);
+    coll.allreduce(MPI_IN_PLACE, v.data(), v.size(), Datatype::float32, Op::sum);
+    uint64_t bad = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) bad += v[i] != static_cast<float>(i % 5 + (i + 1) % 5);
+    uint64_t total = 0;
+    check_mpi(MPI_Allreduce(&bad, &total, 1, MPI_UINT64_T, MPI_SUM, comm.get()), "MPI_Allreduce", "allreduce check");
+    return Check{"allreduce 4 MiB float32 (" + coll.last_algorithm() + ")", total == 0, std::to_string(total) + " elements differ"};
+}
 
 struct Row {
     uint32_t size;

@@ -659,7 +659,8 @@ const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Th
     case CollKind::allgather:
         if (!a.in_place) std::memcpy(dst + static_cast<uint64_t>(e.rank()) * bytes, a.send, bytes);
         if (n == 1) return "none";
-        if (bytes <= th.allgather_small) return allgather_bruck(c, dst, bytes);
+        // Bruck saves rounds from 4 ranks on; with 2 or 3 it is the ring plus a rotation.
+        if (bytes <= th.allgather_small && n > 3) return allgather_bruck(c, dst, bytes);
         return allgather(c, dst, bytes);
     case CollKind::reduce_scatter:
         if (n == 1) {
@@ -675,7 +676,9 @@ const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Th
         }
         std::memcpy(dst + static_cast<uint64_t>(e.rank()) * bytes, src + static_cast<uint64_t>(e.rank()) * bytes, bytes);
         if (n == 1) return "none";
-        if (e.all_connected() && bytes > th.alltoall_small) return alltoall_pairwise(c, src, dst, bytes);
+        // Pairwise posts every block at once (one round of latency); Bruck needs log2 n rounds but only
+        // O(log n) queue pairs and fewer, larger messages for many ranks.
+        if (e.all_connected() && (bytes > th.alltoall_small || n <= 8)) return alltoall_pairwise(c, src, dst, bytes);
         return alltoall_bruck(c, src, dst, bytes);
     }
     case CollKind::barrier: break;

@@ -24,6 +24,14 @@ constexpr uint64_t k_probe_target = 16;
 constexpr uint64_t k_probe_source = 24;
 constexpr uint64_t k_abort_in = 64;    // written by a peer that failed: (reporter + 1) << 32 | (dead rank + 1)
 constexpr uint64_t k_abort_stage = 72;
+constexpr uint64_t k_spin_passes = 64;  // idle schedule passes before yielding
+constexpr uint64_t k_flush_passes = 16; // yielding passes between credit flushes / p2p progress
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 uint64_t load_u64(const std::byte* p) noexcept {
     return std::atomic_ref<const uint64_t>(*reinterpret_cast<const uint64_t*>(p)).load(std::memory_order_acquire);
@@ -639,6 +647,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
     auto backlog = [&](Channel& c) { return arrived(c) - static_cast<uint32_t>(c.consumed); };
 
     auto last_progress = Clock::now();
+    uint64_t idle = 0;
     std::unique_lock lk(mtx_);
     try {
         for (;;) {
@@ -723,14 +732,24 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 }
             }
             if (all_done) break;
-            const auto now = Clock::now();
             if (progress) {
-                last_progress = now;
+                idle = 0;
                 continue;
             }
-            check_abort(what);
-            flush_credits();
-            progress_p2p(nullptr);
+            // Idle: spin briefly (a peer on another core answers within a microsecond), then yield on every
+            // pass (ranks may share cores). Credits are returned eagerly only after sustained idleness: the
+            // threshold return covers active flows, the flush breaks waits where both sides hold credits.
+            if (idle == 0) last_progress = Clock::now();
+            ++idle;
+            if (idle < k_spin_passes) {
+                cpu_relax();
+                continue;
+            }
+            if (idle % k_flush_passes == 0) {
+                check_abort(what);
+                flush_credits();
+                progress_p2p(nullptr);
+            }
             lk.unlock();
             ::sched_yield();
             lk.lock();
