@@ -98,6 +98,9 @@ std::string describe(const Signature& s) {
 
 Engine::Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& device, const EngineConfig& cfg)
     : comm_(comm.share()), rank_(comm.rank()), size_(comm.size()), cfg_(cfg), qps_(comm, device, wiring_for(comm, cfg)) {
+    // More ranks than cores on this node: a waiting rank's peer is often descheduled, so yield at once.
+    const unsigned cores = std::thread::hardware_concurrency();
+    spin_passes_ = cores != 0 && static_cast<unsigned>(comm.local_size()) > cores ? 1 : k_spin_passes;
     bootstrap_ = mpi::BootstrapOptions::from_env();
     bootstrap_.on_timeout = mpi::OnTimeout::throw_error;
     const uint64_t slot_bytes = cfg.chunk_bytes + k_header_bytes;
@@ -741,7 +744,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
             // threshold return covers active flows, the flush breaks waits where both sides hold credits.
             if (idle == 0) last_progress = Clock::now();
             ++idle;
-            if (idle < k_spin_passes) {
+            if (idle < spin_passes_) {
                 cpu_relax();
                 continue;
             }

@@ -273,6 +273,7 @@ private:
     std::map<int, Channel> chans_;
     uint32_t slots_ = 0;
     uint32_t payload_ = 0;
+    uint64_t spin_passes_ = 1; ///< idle passes before yielding (1 when the node is oversubscribed)
     std::atomic<uint64_t> epoch_{0};
     std::mutex mtx_;
     std::vector<std::shared_ptr<OpState>> p2p_pending_;
