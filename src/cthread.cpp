@@ -243,20 +243,20 @@ void cThread::invoke(CoyoteOper oper, localSg src_sg, localSg dst_sg, bool last)
 }
 
 void cThread::invoke(CoyoteOper oper, rdmaSg sg, bool last) {
-    const std::string call = std::string("invoke ") + oper_name(oper);
-    if (!isRemoteRdma(oper)) throw_error(Errc::invalid_argument, call, "an rdmaSg takes REMOTE_RDMA_*");
+    const auto call = [oper] { return std::string("invoke ") + oper_name(oper); }; // built on failure only
+    if (!isRemoteRdma(oper)) throw_error(Errc::invalid_argument, call(), "an rdmaSg takes REMOTE_RDMA_*");
     if (!fcnfg.en_rdma || !qpair)
-        throw_error(Errc::not_supported, call, "RDMA is disabled in the shell configuration");
+        throw_error(Errc::not_supported, call(), "RDMA is disabled in the shell configuration");
     if (sg.len > MAX_TRANSFER_SIZE)
-        throw_error(Errc::invalid_argument, call,
+        throw_error(Errc::invalid_argument, call(),
                     "length " + std::to_string(sg.len) + " exceeds MAX_TRANSFER_SIZE (" +
                         std::to_string(MAX_TRANSFER_SIZE) + ")");
     if (qpair->local.vaddr == nullptr)
-        throw_error(Errc::invalid_argument, call,
+        throw_error(Errc::invalid_argument, call(),
                     "ctid " + std::to_string(ctid) +
                         " has no registered buffer (initRDMA, or getMem with remote = true)");
     if (sg.local_offs > impl->rdma_buffer_size || sg.len > impl->rdma_buffer_size - sg.local_offs)
-        throw_error(Errc::invalid_argument, call,
+        throw_error(Errc::invalid_argument, call(),
                     "local_offs " + std::to_string(sg.local_offs) + " + len " + std::to_string(sg.len) +
                         " exceeds the local registered buffer of " + std::to_string(impl->rdma_buffer_size) +
                         " bytes");
