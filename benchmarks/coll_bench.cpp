@@ -6,7 +6,8 @@
 // Counters (nccl-tests definitions; size = bytes of the per-rank buffer: allreduce / broadcast the buffer,
 // allgather the gathered output, reduce_scatter the input, alltoall the send buffer):
 //   algbw_GBps = size / median time; busbw_GBps = algbw * factor (allreduce 2(n-1)/n, broadcast 1, allgather /
-//   reduce_scatter / alltoall (n-1)/n); ratio_vs_mpi = MPI median time / coyote median time (above 1: faster).
+//   reduce_scatter / alltoall (n-1)/n); ratio_vs_mpi = MPI median time / coyote median time (above 1: faster);
+//   bytes_per_second / items_per_second (collectives per second) from the mean time, p50/p95/p99_us.
 // The coyote result is compared with the MPI result after each benchmark (a mismatch fails the run).
 #include "support/bench_support.hpp"
 
@@ -87,6 +88,7 @@ void bw_counters(benchmark::State& state, const Case& c, uint64_t bytes, double 
     state.counters["algbw_GBps"] = algbw;
     state.counters["busbw_GBps"] = algbw * c.factor;
     state.counters["time_us"] = seconds * 1e6;
+    cb::throughput_counters(state, static_cast<int64_t>(bytes), 1); // bytes_per_second, collectives per second
 }
 
 void bench_mpi(benchmark::State& state, const Case& c, uint64_t bytes) {

@@ -81,9 +81,16 @@ def size_ticks(ax, xs):
 
 
 def bandwidth_gbs(b):
-    """Bus bandwidth (collectives, busbw counter in bytes/s) or bytes_per_second, in GB/s."""
-    v = b.get("busbw", b.get("bytes_per_second", 0.0))
+    """Bus bandwidth (collectives: busbw_GBps, nccl-tests definition) or bytes_per_second, in GB/s."""
+    if "busbw_GBps" in b:
+        return b["busbw_GBps"] or None
+    v = b.get("bytes_per_second", 0.0)
     return v / 1e9 if v else None
+
+
+def pair_key(fam, fams):
+    """Baseline 'mpi_<op>' of a coyote family '<op>' shares its colour."""
+    return fam[4:] if fam.startswith("mpi_") and fam[4:] in fams else fam
 
 
 def plot_suite(plt, suite, fams, outdir):
@@ -102,6 +109,9 @@ def plot_suite(plt, suite, fams, outdir):
             continue
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=90)
         xs_all = []
+        keys = sorted({pair_key(f, sel) for f in sel})
+        paired = any(pair_key(f, sel) != f for f in sel)
+        colour = {k: f"C{i % 10}" for i, k in enumerate(keys)}
         for fam in sorted(sel, key=lambda f: (not is_baseline(sel[f]), f)):
             rows = sel[fam]
             pts = [(x, get(b)) for x, b in sorted(rows.items()) if get(b)]
@@ -111,6 +121,7 @@ def plot_suite(plt, suite, fams, outdir):
             xs_all += xs
             base = is_baseline(rows)
             ax.plot(xs, ys, marker="o" if not base else ".", markersize=3, linewidth=1.2,
+                    color=colour[pair_key(fam, sel)] if paired else None,
                     linestyle="--" if base else "-", label=fam + (" (baseline)" if base else ""))
         if not xs_all:
             plt.close(fig)
@@ -255,7 +266,7 @@ def targets(suites, boot):
 def table(suites, boot):
     lines = ["| suite | benchmark | size | p50 (us) | GB/s | ratios |", "|---|---|---:|---:|---:|---|"]
     pick = {"local": {64, 4096, 1 << 20, 4 << 20}, "rdma": {8, 2048, 32768, 2 << 20, 8 << 20},
-            "coll": {8, 1024, 65536, 1 << 20, 4 << 20}}
+            "coll": {8, 4096, 65536, 1 << 20, 16 << 20}}
     for suite in ("local", "rdma", "coll"):
         for fam, rows in sorted(suites.get(suite, {}).items()):
             for x, b in sorted(rows.items()):

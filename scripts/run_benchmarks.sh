@@ -61,7 +61,7 @@ boot_iters=5
 if [[ ${quick} -eq 1 ]]; then
     local_filter="--benchmark_filter=/(64|4096|65536|1048576|4194304)/"
     rdma_filter="--benchmark_filter=/(8|512|32768|2097152|8388608)/"
-    coll_filter="--benchmark_filter=/(8|1024|65536|1048576|4194304)/"
+    coll_filter="--benchmark_filter=/(8|4096|65536|1048576)/"
     boot_iters=2
 fi
 
