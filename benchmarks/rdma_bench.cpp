@@ -10,7 +10,7 @@
 //     rdma_write_lat      RDMA WRITE ping-pong (rank 1 writes back once rank 0's write landed), half round trip
 //     mpi_get_lat         MPI_Get + MPI_Win_flush of a passive window
 //     rdma_read_lat       one RDMA READ, posted and polled to completion
-//   throughput (a window of k_window messages per iteration, then completion)
+//   throughput (a window of 32 messages, at most 16 MiB and at least 2 messages, per iteration, then completion)
 //     memcpy_bw           rank 0 copies the window's messages locally
 //     mpi_bw              MPI_Isend / MPI_Irecv window, then an ack from the receiver
 //     mpi_put_bw          MPI_Put window + MPI_Win_flush
@@ -49,7 +49,8 @@ constexpr uint32_t k_buf = 32u << 20;
 constexpr uint32_t k_half = k_buf / 2;
 constexpr int64_t k_min_size = 8;
 constexpr int64_t k_max_size = 8 << 20;
-constexpr int k_window = 32;
+constexpr int k_window = 32;              ///< messages per stream iteration ...
+constexpr uint64_t k_window_bytes = 16u << 20; ///< ... at most this many bytes (at least 2 messages)
 
 struct Qp {
     std::unique_ptr<coyote::cThread> thread;
@@ -78,6 +79,12 @@ bool has_pattern(const uint8_t* p, std::size_t n, int owner, uint64_t from) {
     for (std::size_t i = 0; i < n; ++i)
         if (p[i] != pattern(owner, from + i)) return false;
     return true;
+}
+
+/// Messages per stream iteration for `size`-byte messages: k_window, fewer for large messages so that an
+/// iteration stays short and the median has enough samples.
+int window(uint32_t size) {
+    return static_cast<int>(std::clamp<uint64_t>(k_window_bytes / size, 2, k_window));
 }
 
 /// Offset of message i of a window of `size`-byte messages inside a half buffer (aligned slots, reused).
@@ -173,7 +180,7 @@ void reset(Qp& q) {
 
 /// Checks every window slot of a destination area against `owner`'s source pattern.
 bool window_arrived(const uint8_t* area, uint32_t size, int owner) {
-    for (int i = 0; i < k_window; ++i) {
+    for (int i = 0; i < window(size); ++i) {
         const uint64_t off = slot(i, size);
         if (!has_pattern(area + off, size, owner, off)) return false;
     }
@@ -288,14 +295,14 @@ void bm_memcpy_bw(benchmark::State& state, int64_t size) {
     std::vector<double> samples;
     if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
             if (cb::rank() != 0) return true;
-            for (int i = 0; i < k_window; ++i) std::memcpy(g_dst.data() + slot(i, n), g_src.data() + slot(i, n), n);
+            for (int i = 0; i < window(n); ++i) std::memcpy(g_dst.data() + slot(i, n), g_src.data() + slot(i, n), n);
             benchmark::ClobberMemory();
             return true;
         }))
         return;
     const bool ok = cb::rank() != 0 || window_arrived(g_dst.data(), n, cb::rank());
     if (!cb::verify(state, ok, "memcpy destination differs")) return;
-    finish_baseline(state, "memcpy", size, samples, k_window, k_window);
+    finish_baseline(state, "memcpy", size, samples, window(n), window(n));
 }
 
 void bm_mpi_bw(benchmark::State& state, int64_t size) {
@@ -307,16 +314,16 @@ void bm_mpi_bw(benchmark::State& state, int64_t size) {
     if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
             int ack = 0;
             if (cb::rank() == 0) {
-                for (int i = 0; i < k_window; ++i)
+                for (int i = 0; i < window(n); ++i)
                     MPI_Isend(g_src.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer, 6, MPI_COMM_WORLD,
                               &reqs[static_cast<std::size_t>(i)]);
-                MPI_Waitall(k_window, reqs.data(), MPI_STATUSES_IGNORE);
+                MPI_Waitall(window(n), reqs.data(), MPI_STATUSES_IGNORE);
                 MPI_Recv(&ack, 1, MPI_INT, g_peer, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             } else {
-                for (int i = 0; i < k_window; ++i)
+                for (int i = 0; i < window(n); ++i)
                     MPI_Irecv(g_dst.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer, 6, MPI_COMM_WORLD,
                               &reqs[static_cast<std::size_t>(i)]);
-                MPI_Waitall(k_window, reqs.data(), MPI_STATUSES_IGNORE);
+                MPI_Waitall(window(n), reqs.data(), MPI_STATUSES_IGNORE);
                 MPI_Send(&ack, 1, MPI_INT, g_peer, 7, MPI_COMM_WORLD);
             }
             return true;
@@ -324,7 +331,7 @@ void bm_mpi_bw(benchmark::State& state, int64_t size) {
         return;
     const bool ok = cb::rank() != 1 || window_arrived(g_dst.data(), n, g_peer);
     if (!cb::verify(state, ok, "MPI_Irecv data differs from the sender's pattern")) return;
-    finish_baseline(state, "mpi_bw", size, samples, k_window, k_window);
+    finish_baseline(state, "mpi_bw", size, samples, window(n), window(n));
 }
 
 void bm_mpi_put_bw(benchmark::State& state, int64_t size) {
@@ -334,7 +341,7 @@ void bm_mpi_put_bw(benchmark::State& state, int64_t size) {
     std::vector<double> samples;
     if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
             if (cb::rank() != 0) return true;
-            for (int i = 0; i < k_window; ++i)
+            for (int i = 0; i < window(n); ++i)
                 MPI_Put(g_src.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer,
                         static_cast<MPI_Aint>(slot(i, n)), static_cast<int>(n), MPI_BYTE, g_put_win);
             MPI_Win_flush(g_peer, g_put_win);
@@ -346,7 +353,7 @@ void bm_mpi_put_bw(benchmark::State& state, int64_t size) {
     MPI_Win_sync(g_put_win);
     const bool ok = cb::rank() != 1 || window_arrived(g_put_mem, n, g_peer);
     if (!cb::verify(state, ok, "MPI_Put target differs from the origin's pattern")) return;
-    finish_baseline(state, "mpi_put", size, samples, k_window, k_window);
+    finish_baseline(state, "mpi_put", size, samples, window(n), window(n));
 }
 
 void bm_mpi_get_bw(benchmark::State& state, int64_t size) {
@@ -356,7 +363,7 @@ void bm_mpi_get_bw(benchmark::State& state, int64_t size) {
     std::vector<double> samples;
     if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
             if (cb::rank() != 0) return true;
-            for (int i = 0; i < k_window; ++i)
+            for (int i = 0; i < window(n); ++i)
                 MPI_Get(g_dst.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer,
                         static_cast<MPI_Aint>(slot(i, n)), static_cast<int>(n), MPI_BYTE, g_get_win);
             MPI_Win_flush(g_peer, g_get_win);
@@ -365,7 +372,7 @@ void bm_mpi_get_bw(benchmark::State& state, int64_t size) {
         return;
     const bool ok = cb::rank() != 0 || window_arrived(g_dst.data(), n, g_peer);
     if (!cb::verify(state, ok, "MPI_Get data differs from the peer's pattern")) return;
-    finish_baseline(state, "mpi_get_bw", size, samples, k_window, k_window);
+    finish_baseline(state, "mpi_get_bw", size, samples, window(n), window(n));
 }
 
 void bm_tcp_socket_bw(benchmark::State& state, int64_t size) {
@@ -376,18 +383,18 @@ void bm_tcp_socket_bw(benchmark::State& state, int64_t size) {
     if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
             uint8_t ack = 1;
             if (cb::rank() == 0) {
-                for (int i = 0; i < k_window; ++i)
+                for (int i = 0; i < window(n); ++i)
                     if (!send_all(g_src.data() + slot(i, n), n)) return false;
                 return recv_all(&ack, 1);
             }
-            for (int i = 0; i < k_window; ++i)
+            for (int i = 0; i < window(n); ++i)
                 if (!recv_all(g_dst.data() + slot(i, n), n)) return false;
             return send_all(&ack, 1);
         }))
         return;
     const bool ok = cb::rank() != 1 || window_arrived(g_dst.data(), n, g_peer);
     if (!cb::verify(state, ok, "TCP socket data differs from the sender's pattern")) return;
-    finish_baseline(state, "tcp_socket", size, samples, k_window, k_window);
+    finish_baseline(state, "tcp_socket", size, samples, window(n), window(n));
 }
 
 /// A window of RDMA WRITEs (rank 0 -> rank 1) or READs (rank 0 <- rank 1) on `q`.
@@ -405,12 +412,12 @@ void rdma_window(benchmark::State& state, Qp& q, CoyoteOper op, int64_t size,
                 t.clearCompleted();
                 done = 0;
             }
-            for (int i = 0; i < k_window; ++i) {
+            for (int i = 0; i < window(n); ++i) {
                 const uint64_t off = slot(i, n);
                 t.invoke(op, write ? coyote::rdmaSg{.local_offs = off, .remote_offs = k_half + off, .len = n}
                                    : coyote::rdmaSg{.local_offs = k_half + off, .remote_offs = off, .len = n});
             }
-            done += k_window;
+            done += static_cast<uint32_t>(window(n));
             return wait_completed(t, op, done);
         }))
         return;
@@ -421,7 +428,7 @@ void rdma_window(benchmark::State& state, Qp& q, CoyoteOper op, int64_t size,
     std::string what = write ? "RDMA WRITE window: target data or arrival count wrong"
                              : "RDMA READ window: destination does not hold the peer's pattern";
     if (write && cb::rank() == 1) {
-        const uint64_t expected = static_cast<uint64_t>(state.iterations()) * k_window;
+        const uint64_t expected = static_cast<uint64_t>(state.iterations()) * static_cast<uint64_t>(window(n));
         const uint32_t got = t.checkCompleted(CoyoteOper::LOCAL_WRITE);
         ok = (expected >= (1u << 30) || got == expected) && window_arrived(q.buf + k_half, n, g_peer);
         what = "RDMA WRITE target: " + std::to_string(got) + " arrivals (expected " + std::to_string(expected) +
@@ -430,8 +437,8 @@ void rdma_window(benchmark::State& state, Qp& q, CoyoteOper op, int64_t size,
         ok = window_arrived(q.buf + k_half, n, g_peer);
     }
     if (!cb::verify(state, ok, what)) return;
-    cb::latency_counters(state, samples, k_window);
-    cb::throughput_counters(state, size * k_window, k_window);
+    cb::latency_counters(state, samples, window(n));
+    cb::throughput_counters(state, size * window(n), window(n));
     for (const auto& [counter, baseline] : ratios) cb::ratio_counter(state, counter, key(baseline, size), cb::median(samples));
 }
 
@@ -475,7 +482,8 @@ void setup() {
         for (const auto& [name, fn] : order)
             benchmark::RegisterBenchmark((std::string(name) + "/" + std::to_string(size)).c_str(), fn, size)
                 ->UseManualTime();
-    cb::set_context("window", std::to_string(k_window));
+    cb::set_context("window", std::to_string(k_window) + " messages, at most " + std::to_string(k_window_bytes >> 20) +
+                                  " MiB (at least 2 messages) per stream iteration");
 }
 
 void teardown() {
