@@ -56,10 +56,12 @@ ModelHandle ModelHandle::builtin(const std::string& name) {
         m = make_perf_local();
     else if (name == "vadd")
         m = make_vadd();
+    else if (name == "reduce")
+        m = make_reduce();
     else
         throw_error(Errc::invalid_argument, "COYOTE_SIM_MODEL",
                     "unknown user-logic model '" + name +
-                        "' (built-in models: passthrough, perf_local, vadd; or give the path of a model .so)");
+                        "' (built-in models: passthrough, perf_local, vadd, reduce; or give the path of a model .so)");
     ModelHandle h;
     h.model_ = m.release();
     h.origin_ = name;

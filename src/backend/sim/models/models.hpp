@@ -46,5 +46,7 @@ ModelHandle load_model_from_env();
 std::unique_ptr<coyote::sim::UserLogic> make_passthrough();
 std::unique_ptr<coyote::sim::UserLogic> make_perf_local();
 std::unique_ptr<coyote::sim::UserLogic> make_vadd();
+/// Element-wise reduction of input dests 0 and 1 (type and op in CSRs; see <coyote/sim/reduce_model.hpp>).
+std::unique_ptr<coyote::sim::UserLogic> make_reduce();
 
 }  // namespace coyote::detail::sim
