@@ -216,14 +216,16 @@ coyote_run() {
 
 # ---- launcher command lines --------------------------------------------------------------------
 
-# Fills the array COYOTE_LAUNCH_CMD with the launcher prefix for NP ranks, RPN per node.
+# Fills the array COYOTE_LAUNCH_CMD with the launcher prefix for NP ranks, RPN per node, on NNODES nodes
+# (optionally only on the comma-separated Slurm node names NODES).
 coyote_launcher_prefix() {
-    local np=$1 rpn=$2 nnodes=$3
+    local np=$1 rpn=$2 nnodes=$3 nodes=${4:-}
     COYOTE_LAUNCH_CMD=()
     case "${COYOTE_LAUNCHER}" in
         srun)
             COYOTE_LAUNCH_CMD=(srun "--mpi=${COYOTE_SRUN_MPI}" --export=ALL -N "${nnodes}" -n "${np}"
                 "--ntasks-per-node=${rpn}" --kill-on-bad-exit=1)
+            [[ -n "${nodes}" ]] && COYOTE_LAUNCH_CMD+=(-w "${nodes}")
             if [[ -n "${COYOTE_SRUN_ARGS:-}" ]]; then
                 # shellcheck disable=SC2206 # word splitting of the user's extra arguments is intended
                 COYOTE_LAUNCH_CMD+=(${COYOTE_SRUN_ARGS})
@@ -231,6 +233,7 @@ coyote_launcher_prefix() {
             ;;
         mpirun)
             COYOTE_LAUNCH_CMD=(mpirun -np "${np}" --map-by "ppr:${rpn}:node")
+            [[ -n "${nodes}" ]] && COYOTE_LAUNCH_CMD+=(--host "${nodes}")
             if coyote_is_root; then
                 COYOTE_LAUNCH_CMD+=(--allow-run-as-root)
             fi
@@ -247,6 +250,11 @@ coyote_launcher_prefix() {
             COYOTE_LAUNCH_CMD=()
             ;;
     esac
+}
+
+# coyote_nodes: the node names of the allocation, one per line.
+coyote_nodes() {
+    scontrol show hostnames "${SLURM_JOB_NODELIST:-}" 2>/dev/null
 }
 
 # ---- checks before the launches ----------------------------------------------------------------
@@ -386,7 +394,15 @@ coyote_step() {
 coyote_launch() {
     local name=$1
     shift
-    coyote_launcher_prefix "${COYOTE_NP}" "${COYOTE_RANKS_PER_NODE}" "${COYOTE_NNODES}"
+    coyote_launch_on "${name}" "${COYOTE_NP}" "${COYOTE_RANKS_PER_NODE}" "${COYOTE_NNODES}" "" "$@"
+}
+
+# coyote_launch_on NAME NP RPN NNODES NODES PROGRAM ARGS...: like coyote_launch for a part of the
+# allocation: NP ranks, RPN per node, on NNODES nodes (NODES: comma-separated names, or empty).
+coyote_launch_on() {
+    local name=$1 np=$2 rpn=$3 nnodes=$4 nodes=$5
+    shift 5
+    coyote_launcher_prefix "${np}" "${rpn}" "${nnodes}" "${nodes}"
     coyote_step "${name}" "${COYOTE_LAUNCH_CMD[@]}" "${COYOTE_SLURM_DIR}/rank_run.sh" "${COYOTE_JOB_DIR}/logs" "${name}" "$@"
 }
 

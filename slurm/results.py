@@ -4,10 +4,11 @@
     results.py JOB_DIR [--plot FILE.png] [--csv FILE.csv]
 
 Prints the job facts (job.env), the status, every step with its exit code and duration (steps.tsv) and
-a table of all Google Benchmark results found under JOB_DIR/bench (one row per benchmark and rank).
+a table of all Google Benchmark results found under JOB_DIR/bench (one row per benchmark and run:
+"job" for a multi-rank run reported by rank 0, a node name for per-node runs).
 Results of a job that ended early (time limit, scancel) are shown as far as they were written; a JSON
-file that was cut off is reported and skipped. --plot draws the benchmark results per rank (throughput
-when the benchmark reports bytes_per_second, else time per iteration) with matplotlib.
+file that was cut off is reported and skipped. --plot draws the benchmark results (throughput
+when the benchmark reports bytes_per_second, else time per iteration) with matplotlib, one bar per run.
 """
 import argparse
 import csv
@@ -48,7 +49,14 @@ def bench_rows(job_dir):
                 continue
             path = os.path.join(dirpath, name)
             stem = name[:-len(".json")]
-            binary, _, rank = stem.rpartition(".rank")
+            # <binary>.json (rank 0 of a multi-rank run), <binary>.<node>.json, <binary>.rank<r>.json
+            if ".rank" in stem:
+                binary, _, r = stem.rpartition(".rank")
+                where = f"rank {r}"
+            elif "." in stem:
+                binary, _, where = stem.partition(".")
+            else:
+                binary, where = stem, "job"
             round_name = os.path.relpath(dirpath, root)
             try:
                 with open(path, encoding="utf-8") as f:
@@ -62,7 +70,7 @@ def bench_rows(job_dir):
                 rows.append({
                     "round": "" if round_name == "." else round_name,
                     "binary": binary or stem,
-                    "rank": rank,
+                    "where": where,
                     "host": data.get("context", {}).get("host_name", ""),
                     "benchmark": b.get("name", "?"),
                     "real_time": b.get("real_time"),
@@ -92,19 +100,19 @@ def plot(rows, path):
         return False
     use_rate = all(r["bytes_per_second"] for r in rows)
     names = list(dict.fromkeys(r["benchmark"] for r in rows))  # order of the reports
-    ranks = sorted({r["rank"] for r in rows}, key=lambda x: int(x) if x.isdigit() else 0)
+    ranks = list(dict.fromkeys(r["where"] for r in rows))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(names) * max(1, len(ranks))), 4.5))
     width = 0.8 / max(1, len(ranks))
     for i, rank in enumerate(ranks):
         values = []
         for n in names:
-            sel = [r for r in rows if r["benchmark"] == n and r["rank"] == rank]
+            sel = [r for r in rows if r["benchmark"] == n and r["where"] == rank]
             if not sel:
                 values.append(0.0)
                 continue
             vals = [(r["bytes_per_second"] or 0) / 1e9 if use_rate else (r["real_time"] or 0) for r in sel]
             values.append(sum(vals) / len(vals))
-        ax.bar([x + i * width for x in range(len(names))], values, width, label=f"rank {rank}")
+        ax.bar([x + i * width for x in range(len(names))], values, width, label=rank)
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(names))])
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     unit = rows[0]["time_unit"] if rows else ""
@@ -147,14 +155,14 @@ def main():
         print(f"\nincomplete result (job ended while writing it?): {b}")
     if rows:
         print("\nbenchmarks:")
-        print(f"  {'round':<8} {'binary':<24} {'rank':>4}  {'benchmark':<40} {'time':>14}  {'throughput':>12}")
+        print(f"  {'round':<8} {'binary':<18} {'where':<10} {'benchmark':<44} {'time':>14}  {'throughput':>12}")
         for r in rows:
             t = f"{r['real_time']:.1f} {r['time_unit']}" if r["real_time"] is not None else "-"
-            print(f"  {r['round']:<8} {r['binary']:<24} {r['rank']:>4}  {r['benchmark']:<40} {t:>14}  "
+            print(f"  {r['round']:<8} {r['binary']:<18} {r['where']:<10} {r['benchmark']:<44} {t:>14}  "
                   f"{fmt_rate(r['bytes_per_second']):>12}")
     if args.csv:
         with open(args.csv, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=["round", "binary", "rank", "host", "benchmark", "real_time",
+            w = csv.DictWriter(f, fieldnames=["round", "binary", "where", "host", "benchmark", "real_time",
                                               "time_unit", "bytes_per_second", "iterations"])
             w.writeheader()
             w.writerows(rows)

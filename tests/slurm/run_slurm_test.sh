@@ -18,7 +18,8 @@
 #               launch), a missing binary
 #   collective  the RDMA demo (build/mpi/examples/demo) via mpirun on 2 nodes and srun --mpi=pmix on
 #               1 node; the silent-singleton launch fails with the MPI layer's "singleton" error
-#   bench       bench.sbatch on 2 nodes (benchmark JSON per rank, validated with python3 -m json.tool);
+#   bench       bench.sbatch on 2 nodes via mpirun and 1 node via srun (local_bench on every node,
+#               rdma_bench on 2 ranks, the RDMA sweep; JSON validated with python3 -m json.tool);
 #               a job that hits its time limit leaves earlier results readable and says so in status
 #   tests       tests.sbatch: the 2-rank MPI tests (ctest -L mpi) on 1 node x 2 ranks with mpirun and
 #               srun --mpi=pmix; ctest mode with one test; mpi_porting_test on 2 nodes via mpirun
@@ -91,7 +92,7 @@ if [[ -d "${WORK_DIR}/run" ]]; then
         [[ -f "$f" ]] || continue
         pid=$(cat "$f" 2>/dev/null)
         [[ "${pid}" =~ ^[0-9]+$ ]] || continue
-        if tr '\0' ' ' <"/proc/${pid}/cmdline" 2>/dev/null | grep -qF "$(cd "${WORK_DIR}" && pwd)"; then
+        if { tr '\0' ' ' <"/proc/${pid}/cmdline"; } 2>/dev/null | grep -qF "$(cd "${WORK_DIR}" && pwd)"; then
             say "stopping ${f##*/} (pid ${pid}) left by an earlier run"
             kill -TERM "${pid}" 2>/dev/null
             for ((i = 0; i < 100; i++)); do kill -0 "${pid}" 2>/dev/null || break; sleep 0.1; done
@@ -410,7 +411,7 @@ validate_json() {
     "${PYTHON}" -m json.tool "$1" >/dev/null
 }
 
-MPIRUN_FAKE_NODES="--mca btl self,tcp"
+MPIRUN_FAKE_NODES="--mca btl self,tcp --mca osc pt2pt"
 COMMON_ENV=(COYOTE_BACKEND=sim "COYOTE_BUILD_DIR=${BUILD_DIR}" "COYOTE_RESULTS_DIR=${RESULTS_DIR}"
     COYOTE_POST_TIMEOUT_MS=60000 COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000)
 
@@ -530,86 +531,79 @@ case_collective() {
 }
 
 case_bench() {
-    local benches=()
-    while IFS= read -r b; do benches+=("$b"); done < <(
-        find "${BUILD_DIR}/benchmarks" -maxdepth 1 -type f -name '*_bench' -perm -u+x 2>/dev/null | sort)
-    [[ ${#benches[@]} -gt 0 ]] || { fail "missing binary: no *_bench in ${BUILD_DIR}/benchmarks"; return; }
-    local first
-    first=$(basename "${benches[0]}")
-    local quick="--benchmark_min_time=0.01"
-
-    # A job that runs into its 1-minute time limit, started first so that it runs next to the others.
-    say "submit bench-timeout (time limit 1 minute, suite repeated until then)"
-    local timeout_id
-    timeout_id=$(cd "${JOBS_DIR}" && env "${COMMON_ENV[@]}" COYOTE_LAUNCHER=mpirun "COYOTE_BENCHES=${first}" \
-        COYOTE_BENCH_REPEAT=100000 "COYOTE_BENCH_ARGS=${quick}" \
-        sbatch --parsable --job-name=bench-timeout "--output=${JOBS_DIR}/bench-timeout.out" -N 1 --ntasks-per-node=1 \
-        --time=1 "${SLURM_SCRIPTS}/bench.sbatch" 2>&1 | grep -Eo '^[0-9]+' | head -n 1)
-    [[ -n "${timeout_id}" ]] || fail "bench-timeout: sbatch did not return a job id"
+    local bdir=${BUILD_DIR}/benchmarks b
+    for b in local_bench rdma_bench; do
+        [[ -x "${bdir}/${b}" ]] || { fail "missing binary ${bdir}/${b}"; return; }
+    done
+    # Short runs: a few sizes, minimal time per benchmark; rdma_bench without its MPI baselines, which
+    # crawl over TCP between the two fake nodes on a loaded 2-core machine.
+    local quick=(COYOTE_BENCHES="local_bench rdma_bench" "COYOTE_BENCH_ARGS=--benchmark_min_time=0.01"
+        "COYOTE_BENCH_ARGS_local_bench=--benchmark_filter=/(64|4096)/"
+        "COYOTE_BENCH_ARGS_rdma_bench=--benchmark_filter=^rdma_(write|read)_(lat|bw)/(8|4096)/"
+        "COYOTE_PERF_RDMA_ARGS=--max 65536 --reps 50")
 
     submit bench-mpirun-2x1 "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" \
-        "COYOTE_BENCH_ARGS=${quick}" "COYOTE_PERF_RDMA_ARGS=--max 65536 --reps 50" \
-        -- -N 2 --ntasks-per-node=1 --time=10
+        "${quick[@]}" -- -N 2 --ntasks-per-node=1 --time=10
     expect_ok "bench.sbatch via mpirun on 2 nodes"
-    if [[ -x "${BUILD_DIR}/mpi/coyote_mpi_perf_rdma" || -x "${BUILD_DIR}/mpi/examples/perf_rdma" ]]; then
-        expect_output "bench: the RDMA benchmark ran across the 2 nodes with verified payloads" 'all payloads verified'
-    fi
-    local b r json
-    for b in "${benches[@]}"; do
-        for r in 0 1; do
-            json="$(job_dir)/bench/$(basename "$b").rank${r}.json"
-            if [[ -s "${json}" ]] && validate_json "${json}"; then
-                pass "bench: ${json##*/} is valid JSON"
-            else
-                fail "bench: ${json} missing or not valid JSON"
-            fi
-        done
+    local json
+    for json in local_bench.node1.json local_bench.node2.json rdma_bench.json; do
+        if [[ -s "$(job_dir)/bench/${json}" ]] && validate_json "$(job_dir)/bench/${json}"; then
+            pass "bench: ${json} is valid JSON"
+        else
+            fail "bench: $(job_dir)/bench/${json} missing or not valid JSON"
+        fi
     done
-    if [[ -n "${PYTHON}" ]] && "${PYTHON}" "${SLURM_SCRIPTS}/results.py" "$(job_dir)" >"${JOBS_DIR}/bench-summary.txt" 2>&1; then
+    if [[ -x "${BUILD_DIR}/mpi/coyote_mpi_perf_rdma" || -x "${BUILD_DIR}/mpi/examples/perf_rdma" ]]; then
+        expect_output "bench: the RDMA sweep ran across the 2 nodes with verified payloads" 'all payloads verified'
+    fi
+    if [[ -n "${PYTHON}" ]] && "${PYTHON}" "${SLURM_SCRIPTS}/results.py" "$(job_dir)" >"${JOBS_DIR}/bench-summary.txt" 2>&1 &&
+        grep -q 'node2' "${JOBS_DIR}/bench-summary.txt"; then
         pass "bench: slurm/results.py summarises the job folder"
     else
         fail "bench: slurm/results.py failed on $(job_dir): $(cat "${JOBS_DIR}/bench-summary.txt" 2>/dev/null)"
     fi
 
     if [[ ${PMIX_OK} -eq 1 ]]; then
-        submit bench-srun-1x1 "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=srun" "COYOTE_BENCHES=${first}" "COYOTE_BENCH_ARGS=${quick}" -- -N 1 --ntasks-per-node=1 --time=10
-        expect_ok "bench.sbatch via srun --mpi=pmix on 1 node"
-        json="$(job_dir)/bench/${first}.rank0.json"
-        if [[ -s "${json}" ]] && validate_json "${json}"; then pass "bench srun: valid JSON"; else fail "bench srun: ${json} missing or invalid"; fi
+        submit bench-srun-1x2 "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=srun" "${quick[@]}" \
+            -- -N 1 --ntasks-per-node=2 --time=10
+        expect_ok "bench.sbatch via srun --mpi=pmix on 1 node x 2 ranks"
+        for json in local_bench.node1.json rdma_bench.json; do
+            if [[ -s "$(job_dir)/bench/${json}" ]] && validate_json "$(job_dir)/bench/${json}"; then
+                pass "bench srun: ${json} is valid JSON"
+            else
+                fail "bench srun: $(job_dir)/bench/${json} missing or not valid JSON"
+            fi
+        done
     fi
 
-    # Wait for the time-limit job (1 minute limit, checked by slurmctld about every 30 s, KillWait 5 s).
-    if [[ -n "${timeout_id}" ]]; then
-        local i state=""
-        for ((i = 0; i < 360; i++)); do
-            state=$(scontrol show job "${timeout_id}" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
-            [[ -z "$(squeue -h -j "${timeout_id}" -o %i 2>/dev/null)" ]] && break
-            sleep 1
-        done
-        local dir=${RESULTS_DIR}/job-${timeout_id}
-        JOB_OUT=${JOBS_DIR}/bench-timeout.out
-        if [[ "${state}" == TIMEOUT ]]; then
-            pass "bench-timeout: job ${timeout_id} ended by its time limit (state ${state})"
-        else
-            fail "bench-timeout: job ${timeout_id} state '${state}', expected TIMEOUT"
-            show_output
-        fi
-        json=${dir}/bench/round-1/${first}.rank0.json
-        if [[ -s "${json}" ]] && validate_json "${json}"; then
-            pass "bench-timeout: results of round 1 are readable after the time limit"
-        else
-            fail "bench-timeout: ${json} missing or invalid"
-        fi
-        if grep -q '^terminated: SIGTERM' "${dir}/status" 2>/dev/null; then
-            pass "bench-timeout: status file says the job was terminated ($(cat "${dir}/status"))"
-        else
-            fail "bench-timeout: status file says '$(cat "${dir}/status" 2>/dev/null)'"
-        fi
-        if [[ $(grep -c $'\t0\t' "${dir}/steps.tsv" 2>/dev/null) -ge 1 ]]; then
-            pass "bench-timeout: steps.tsv lists the steps finished before the limit"
-        else
-            fail "bench-timeout: steps.tsv has no finished step"
-        fi
+    # A job that runs into its 1-minute time limit (checked by slurmctld about every 30 s, KillWait 5 s).
+    # Run alone: next to the others its busy loop would slow their ranks down on 2 cores.
+    submit bench-timeout "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "${quick[@]}" \
+        COYOTE_BENCHES=local_bench COYOTE_BENCH_REPEAT=100000 -- -N 1 --ntasks-per-node=1 --time=1
+    local dir state
+    dir=$(job_dir)
+    state=$(scontrol show job "${JOB_ID}" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+    if [[ "${state}" == TIMEOUT ]]; then
+        pass "bench-timeout: job ${JOB_ID} ended by its time limit (state ${state})"
+    else
+        fail "bench-timeout: job ${JOB_ID} state '${state}', expected TIMEOUT"
+        show_output
+    fi
+    json=${dir}/bench/round-1/local_bench.node1.json
+    if [[ -s "${json}" ]] && validate_json "${json}"; then
+        pass "bench-timeout: results of round 1 are readable after the time limit"
+    else
+        fail "bench-timeout: ${json} missing or invalid"
+    fi
+    if grep -q '^terminated: SIGTERM' "${dir}/status" 2>/dev/null; then
+        pass "bench-timeout: status file says the job was terminated ($(cat "${dir}/status"))"
+    else
+        fail "bench-timeout: status file says '$(cat "${dir}/status" 2>/dev/null)'"
+    fi
+    if [[ $(grep -c $'\t0\t' "${dir}/steps.tsv" 2>/dev/null) -ge 1 ]]; then
+        pass "bench-timeout: steps.tsv lists the steps finished before the limit"
+    else
+        fail "bench-timeout: steps.tsv has no finished step"
     fi
 }
 
