@@ -63,6 +63,29 @@ Step ring_fwd(int from, int to, uint64_t bytes, std::function<void(uint64_t, con
     return s;
 }
 
+/// The reduction kernels of one call: the host kernels, or the vFPGA's user logic when offloaded.
+struct Reducer {
+    Kernels cpu;
+    ReduceOffload* offload = nullptr;
+    mpi::Datatype type = mpi::Datatype::uint8;
+    mpi::Op op = mpi::Op::sum;
+
+    /// d op= s
+    void acc(void* d, const void* s, std::size_t n) const {
+        if (offload != nullptr)
+            offload->reduce(d, d, s, n, type, op);
+        else
+            cpu.acc(d, s, n);
+    }
+    /// d = a op b
+    void red3(void* d, const void* a, const void* b, std::size_t n) const {
+        if (offload != nullptr)
+            offload->reduce(d, a, b, n, type, op);
+        else
+            cpu.red3(d, a, b, n);
+    }
+};
+
 /// Context of one call.
 struct Call {
     Engine& e;
@@ -73,7 +96,7 @@ struct Call {
     int r;
     int n;
     std::size_t es;
-    Kernels k;
+    Reducer k;
     std::vector<Step> steps;
 
     int add(Step s) {
@@ -156,10 +179,10 @@ const char* allreduce_rd(Call& c, const std::byte* src, std::byte* dst, uint64_t
     int p2 = 1;
     while (p2 * 2 <= c.n) p2 *= 2;
     const int rem = c.n - p2;
-    const auto acc = c.k.acc;
+    const Reducer k = c.k;
     const std::size_t es = c.es;
     auto produce = [dst](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, dst + off, len); };
-    auto reduce_in = [dst, acc, es](uint64_t off, const std::byte* in, uint32_t len) { acc(dst + off, in, len / es); };
+    auto reduce_in = [dst, k, es](uint64_t off, const std::byte* in, uint32_t len) { k.acc(dst + off, in, len / es); };
     if (c.r >= p2) {
         const int partner = c.r - p2;
         const int s = c.add(send_step(partner, bytes, produce));
@@ -199,7 +222,7 @@ const char* allreduce_ring(Call& c, const std::byte* src, std::byte* dst, uint64
     const int prev = mod(r - 1, n);
     const int next = mod(r + 1, n);
     const std::size_t es = c.es;
-    const Kernels k = c.k;
+    const Reducer k = c.k;
     const bool in_place = src == dst;
     auto off_of = [&](int s) { return seg_off(count, n, s) * es; };
     auto bytes_of = [&](int s) { return seg_cnt(count, n, s) * es; };
@@ -268,7 +291,7 @@ const char* reduce(Call& c, const std::byte* src, std::byte* dst, uint64_t bytes
     const int v = mod(c.r - c.a.root, n);
     auto real = [&](int vr) { return mod(vr + c.a.root, n); };
     const std::size_t es = c.es;
-    const Kernels k = c.k;
+    const Reducer k = c.k;
     if (tree) {
         std::vector<int> children;
         int parent = -1;
@@ -500,7 +523,7 @@ const char* reduce_scatter(Call& c, const std::byte* src, std::byte* dst, uint64
     const int prev = mod(r - 1, n);
     const int next = mod(r + 1, n);
     const std::size_t es = c.es;
-    const Kernels k = c.k;
+    const Reducer k = c.k;
     const uint64_t bb = rc * es;
     auto seg = [&](int s) { return src + static_cast<uint64_t>(s) * bb; };
     {
@@ -615,7 +638,13 @@ const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Th
     c.sig.root = a.root;
     c.sig.op = static_cast<uint32_t>(a.op);
     const bool reduction = kind == CollKind::reduce || kind == CollKind::allreduce || kind == CollKind::reduce_scatter;
-    if (reduction) c.k = kernels(a.type, a.op);
+    if (reduction) {
+        c.k.cpu = kernels(a.type, a.op);
+        c.k.type = a.type;
+        c.k.op = a.op;
+        // Types the user logic does not implement stay on the CPU.
+        if (a.offload != nullptr && a.offload->supports(a.type, a.op)) c.k.offload = a.offload;
+    }
     const int n = c.n;
     const uint64_t bytes = a.count * c.es;
     const std::byte* src = CB(a.in_place ? a.recv : a.send);

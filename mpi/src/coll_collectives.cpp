@@ -5,6 +5,7 @@
 #include <coyote/mpi/collectives_engine.hpp>
 
 #include <cerrno>
+#include <exception>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -42,6 +43,7 @@ struct Agreed {
     uint64_t alltoall_small;
     uint64_t allgather_small;
     uint64_t peers;
+    uint64_t offload;
     uint64_t valid;
 };
 
@@ -79,6 +81,16 @@ CollectiveOptions CollectiveOptions::from_env() {
     o.alltoall_small = env_u64("COYOTE_COLL_ALLTOALL_SMALL", o.alltoall_small);
     o.allgather_small = env_u64("COYOTE_COLL_ALLGATHER_SMALL", o.allgather_small);
     o.timeout = std::chrono::milliseconds(env_u64("COYOTE_COLL_TIMEOUT_MS", static_cast<uint64_t>(o.timeout.count())));
+    if (const char* p = std::getenv("COYOTE_COLL_OFFLOAD"); p != nullptr && *p != '\0') {
+        const std::string v(p);
+        if (v == "1")
+            o.offload_reductions = true;
+        else if (v == "0")
+            o.offload_reductions = false;
+        else
+            throw_error(Errc::invalid_argument, "CollectiveOptions::from_env",
+                        "COYOTE_COLL_OFFLOAD='" + v + "' (expected 0 or 1)");
+    }
     if (const char* p = std::getenv("COYOTE_COLL_PEERS"); p != nullptr && *p != '\0') {
         const std::string v(p);
         if (v == "log")
@@ -118,22 +130,35 @@ Collectives::Collectives(const Communicator& comm, const DeviceAssignment& devic
     auto boot = BootstrapOptions::from_env();
     boot.on_timeout = OnTimeout::throw_error;
     const std::string problem = validate(options);
+    // The offload is checked before the agreement, so that every rank fails together when one cannot offload.
+    std::exception_ptr offload_error;
+    if (problem.empty() && options.offload_reductions) {
+        try {
+            offload_ = std::make_unique<::coyote::detail::coll::ReduceOffload>(device, options.timeout);
+        } catch (...) {
+            offload_error = std::current_exception();
+        }
+    }
     const Agreed mine{options.buffer_size, options.chunk_bytes, options.allreduce_small, options.tree_small,
                       options.alltoall_small, options.allgather_small,
-                      static_cast<uint64_t>(options.peers), problem.empty() ? 1u : 0u};
+                      static_cast<uint64_t>(options.peers), options.offload_reductions ? 1u : 0u,
+                      problem.empty() && !offload_error ? 1u : 0u};
     const auto all = allgather_bytes(comm, &mine, sizeof(Agreed), "collectives options", boot);
     if (!problem.empty()) throw_error(Errc::invalid_argument, "Collectives", problem);
+    if (offload_error) std::rethrow_exception(offload_error);
     for (int r = 0; r < size_; ++r) {
         Agreed o{};
         std::memcpy(&o, all.data() + static_cast<std::size_t>(r) * sizeof(Agreed), sizeof(Agreed));
         if (o.valid == 0)
-            throw_error(Errc::invalid_argument, "Collectives", "rank " + std::to_string(r) + " has invalid options");
+            throw_error(Errc::invalid_argument, "Collectives",
+                        "rank " + std::to_string(r) + " has invalid options (or cannot offload reductions)");
         if (std::memcmp(&o, &mine, sizeof(Agreed)) != 0)
             throw_error(Errc::invalid_argument, "Collectives",
                         "rank " + std::to_string(r) + " uses other options than rank " + std::to_string(rank_) +
                             " (buffer " + std::to_string(o.buffer_size) + " vs " + std::to_string(mine.buffer_size) +
                             ", chunk " + std::to_string(o.chunk_bytes) + " vs " + std::to_string(mine.chunk_bytes) +
-                            ", thresholds or peer set); every rank must pass the same CollectiveOptions");
+                            ", thresholds, peer set or reduction offload); every rank must pass the same "
+                            "CollectiveOptions");
     }
     ::coyote::detail::coll::EngineConfig cfg;
     cfg.buffer_size = options.buffer_size;
@@ -226,6 +251,7 @@ void Collectives::reduce(const void* send, void* recv, std::size_t count, Dataty
         a.count = count;
         a.type = type;
         a.op = op;
+        a.offload = offload_.get();
         a.root = root;
         a.in_place = in_place;
         last_algorithm_ =
@@ -246,6 +272,7 @@ void Collectives::allreduce(const void* send, void* recv, std::size_t count, Dat
         a.count = count;
         a.type = type;
         a.op = op;
+        a.offload = offload_.get();
         a.in_place = in_place;
         last_algorithm_ =
             ::coyote::detail::coll::run_collective(*engine_, CollKind::allreduce, a, thresholds(options_), engine_->next_epoch());
@@ -333,6 +360,7 @@ void Collectives::reduce_scatter(const void* send, void* recv, std::size_t count
         a.count = count;
         a.type = type;
         a.op = op;
+        a.offload = offload_.get();
         a.in_place = in_place;
         last_algorithm_ = ::coyote::detail::coll::run_collective(*engine_, CollKind::reduce_scatter, a, thresholds(options_),
                                                        engine_->next_epoch());
@@ -402,6 +430,7 @@ Request Collectives::iallreduce(const void* send, void* recv, std::size_t count,
         a.count = count;
         a.type = type;
         a.op = op;
+        a.offload = offload_.get();
         a.in_place = in_place;
         auto op_state = std::make_shared<::coyote::detail::coll::OpState>();
         op_state->what = "iallreduce";

@@ -19,6 +19,7 @@
 
 namespace coyote::detail::coll {
 class Engine;
+class ReduceOffload;
 struct OpState;
 }  // namespace coyote::detail::coll
 
@@ -50,6 +51,10 @@ struct CollectiveOptions {
     std::chrono::milliseconds timeout{120000};
     /// A stalled wait checks that the peers it waits for are alive this often.
     std::chrono::milliseconds probe_interval{20};
+    /// Run the local reduction step on the vFPGA's user logic instead of the CPU (COYOTE_COLL_OFFLOAD=1); needs
+    /// the sim `reduce` model (COYOTE_SIM_MODEL=reduce) or user logic with its register contract. Types the user
+    /// logic does not implement (float16, bfloat16 with the sim model) are reduced on the CPU.
+    bool offload_reductions = false;
     /// Defaults overridden by the environment variables named above.
     static CollectiveOptions from_env();
 };
@@ -191,6 +196,8 @@ private:
     CollectiveOptions options_;
     int rank_ = 0;
     int size_ = 0;
+    /// Declared before engine_: outlives the engine's worker threads.
+    std::unique_ptr<::coyote::detail::coll::ReduceOffload> offload_;
     std::unique_ptr<::coyote::detail::coll::Engine> engine_;
     std::string last_algorithm_;
 };

@@ -283,6 +283,37 @@ private:
     mpi::BootstrapOptions bootstrap_;
 };
 
+/// Reductions run by the vFPGA's user logic instead of the CPU (CollectiveOptions::offload_reductions): the
+/// sim `reduce` model (COYOTE_SIM_MODEL=reduce) or user logic with its register contract
+/// (<coyote/sim/reduce_model.hpp>). d = a op b is LOCAL_WRITE(d, dest 0), LOCAL_READ(a, dest 0),
+/// LOCAL_READ(b, dest 1) on an own cThread, waiting (bounded) for the write's completion. Thread-safe.
+class ReduceOffload {
+public:
+    /// Opens a cThread on `device` and checks the contract (identity register, one probe reduction); throws
+    /// Errc::not_supported naming COYOTE_SIM_MODEL=reduce when the user logic is something else.
+    ReduceOffload(const mpi::DeviceAssignment& device, std::chrono::milliseconds timeout);
+    ~ReduceOffload();
+    ReduceOffload(const ReduceOffload&) = delete;
+    ReduceOffload& operator=(const ReduceOffload&) = delete;
+
+    /// True when the user logic implements `type` (op: every op check_op allows); else reduce on the CPU.
+    bool supports(mpi::Datatype type, mpi::Op op) const noexcept;
+    /// dst[i] = a[i] op b[i] for i < count; dst may equal a and/or b.
+    void reduce(void* dst, const void* a, const void* b, std::size_t count, mpi::Datatype type, mpi::Op op);
+    /// Elements reduced by the user logic through this object.
+    uint64_t elements() const noexcept { return elements_.load(std::memory_order_relaxed); }
+
+private:
+    std::mutex mtx_;
+    std::unique_ptr<cThread> thread_;
+    std::chrono::milliseconds timeout_;
+    uint64_t types_ = 0;       ///< supported type codes (bit per code)
+    uint64_t cur_type_ = ~0ull; ///< what the type / op registers hold
+    uint64_t cur_op_ = ~0ull;
+    bool broken_ = false;
+    std::atomic<uint64_t> elements_{0};
+};
+
 /// Arguments of one collective call (validated by the caller).
 struct CallArgs {
     const void* send = nullptr; ///< MPI_IN_PLACE resolved: null when in place
@@ -292,6 +323,7 @@ struct CallArgs {
     mpi::Op op = mpi::Op::sum;
     int root = -1;
     bool in_place = false;
+    ReduceOffload* offload = nullptr; ///< reductions through the vFPGA (types it supports), else the CPU
 };
 
 /// Algorithm switch points in bytes (see CollectiveOptions).

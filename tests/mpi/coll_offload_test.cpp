@@ -1,0 +1,291 @@
+// Collectives with the local reduction step offloaded to the sim `reduce` user-logic model
+// (COYOTE_SIM_MODEL=reduce COYOTE_COLL_OFFLOAD=1), checked element by element against MPI. The model's element
+// counter (CSR 3), summed over the ranks, must equal the number of element reductions the algorithm performs:
+// every reduction went through the vFPGA. float16 / bfloat16 (not implemented by the model) fall back to the CPU.
+#include <coyote/cThread.hpp>
+#include <coyote/mpi/collectives.hpp>
+#include <coyote/mpi/mpi.hpp>
+#include <coyote/sim/reduce_model.hpp>
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+using namespace coyote;
+using namespace coyote::mpi;
+
+namespace {
+
+struct World {
+    std::unique_ptr<Communicator> comm;
+    DeviceAssignment dev;
+    std::unique_ptr<Collectives> coll;
+    std::unique_ptr<cThread> probe; ///< reads the model's registers (same vFPGA, same model instance)
+};
+World* g_world = nullptr;
+
+class OffloadEnvironment : public ::testing::Environment {
+public:
+    void SetUp() override {
+        g_world = new World;
+        g_world->comm = std::make_unique<Communicator>(MPI_COMM_WORLD);
+        g_world->dev = select_device(*g_world->comm);
+        g_world->coll = std::make_unique<Collectives>(*g_world->comm, g_world->dev);
+        g_world->probe = std::make_unique<cThread>(g_world->dev.vfid, getpid(), g_world->dev.device);
+    }
+    void TearDown() override {
+        delete g_world;
+        g_world = nullptr;
+    }
+};
+[[maybe_unused]] auto* const g_env = ::testing::AddGlobalTestEnvironment(new OffloadEnvironment);
+
+Collectives& coll() { return *g_world->coll; }
+int rank() { return g_world->comm->rank(); }
+int nranks() { return g_world->comm->size(); }
+
+/// Elements the model reduced on this rank so far.
+uint64_t model_elements() { return g_world->probe->getCSR(coyote::sim::reduce::k_csr_elements); }
+
+/// Sum over the ranks of `local`.
+uint64_t total(uint64_t local) {
+    uint64_t sum = 0;
+    EXPECT_EQ(MPI_Allreduce(&local, &sum, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);
+    return sum;
+}
+
+bool offloaded(Datatype t) { return t != Datatype::float16 && t != Datatype::bfloat16; }
+
+std::vector<Datatype> types() {
+    return {Datatype::int8, Datatype::uint32, Datatype::int64, Datatype::float16, Datatype::float32, Datatype::float64};
+}
+
+std::vector<Op> ops_for(Datatype t) {
+    if (is_floating(t)) return {Op::sum, Op::prod, Op::min, Op::max};
+    return {Op::sum, Op::prod, Op::min, Op::max, Op::band, Op::bor, Op::bxor};
+}
+
+/// 1, 7 (recursive doubling / tree), 4 KiB + 3 elements and more than the registered buffer (ring / chain).
+std::vector<uint64_t> counts_for(Datatype t) {
+    const uint64_t es = size_of(t);
+    return {1, 7, 4096 / es + 3, coll().options().buffer_size / es + 5};
+}
+
+std::string ctx(const char* what, Datatype t, Op op, uint64_t count) {
+    return std::string(what) + " " + name(t) + " " + name(op) + " count " + std::to_string(count) + " on rank " +
+           std::to_string(rank()) + " of " + std::to_string(nranks());
+}
+
+/// Deterministic input whose reductions are exact in every order (small integers, +-1/2, raw bits).
+void gen(Datatype t, Op op, int r, uint64_t salt, void* buf, uint64_t count) {
+    const std::size_t es = size_of(t);
+    auto* b = static_cast<std::byte*>(buf);
+    for (uint64_t i = 0; i < count; ++i) {
+        const uint64_t h = (i + 1) * 0x9E3779B97F4A7C15ull ^ (static_cast<uint64_t>(r) + 1) * 0xD6E8FEB86659FD93ull ^ salt;
+        const uint64_t m = (h ^ (h >> 31)) * 0x94D049BB133111EBull;
+        double v = 0;
+        switch (op) {
+        case Op::sum: v = static_cast<double>(m % 8); break;
+        case Op::prod: v = (m % 5 == 0) ? 2.0 : ((m % 3 == 0) ? -1.0 : 1.0); break;
+        case Op::min:
+        case Op::max: v = static_cast<double>(static_cast<int64_t>(m % 200) - 100); break;
+        default: std::memcpy(b + i * es, &m, es); continue;
+        }
+        std::byte* e = b + i * es;
+        switch (t) {
+        case Datatype::int8: { const auto x = static_cast<int8_t>(v); std::memcpy(e, &x, 1); break; }
+        case Datatype::uint8: { const auto x = static_cast<uint8_t>(static_cast<int>(v) & 0xff); std::memcpy(e, &x, 1); break; }
+        case Datatype::int32: { const auto x = static_cast<int32_t>(v); std::memcpy(e, &x, 4); break; }
+        case Datatype::uint32: { const auto x = static_cast<uint32_t>(static_cast<int64_t>(v)); std::memcpy(e, &x, 4); break; }
+        case Datatype::int64: { const auto x = static_cast<int64_t>(v); std::memcpy(e, &x, 8); break; }
+        case Datatype::uint64: { const auto x = static_cast<uint64_t>(static_cast<int64_t>(v)); std::memcpy(e, &x, 8); break; }
+        case Datatype::float16: { const auto x = to_float16(static_cast<float>(v)); std::memcpy(e, &x, 2); break; }
+        case Datatype::bfloat16: { const auto x = to_bfloat16(static_cast<float>(v)); std::memcpy(e, &x, 2); break; }
+        case Datatype::float32: { const auto x = static_cast<float>(v); std::memcpy(e, &x, 4); break; }
+        case Datatype::float64: std::memcpy(e, &v, 8); break;
+        }
+    }
+}
+
+void expect_equal(const void* got, const void* want, uint64_t count, std::size_t es, const std::string& what) {
+    const auto* g = static_cast<const std::byte*>(got);
+    const auto* w = static_cast<const std::byte*>(want);
+    uint64_t bad = 0, first = 0;
+    for (uint64_t i = 0; i < count; ++i)
+        if (std::memcmp(g + i * es, w + i * es, es) != 0) {
+            if (bad++ == 0) first = i;
+        }
+    if (bad != 0) ADD_FAILURE() << what << ": " << bad << " of " << count << " elements differ, first at " << first;
+}
+
+int ic(uint64_t c) { return static_cast<int>(c); }
+using Bytes = std::vector<std::byte>;
+Bytes bytes(uint64_t count, Datatype t, uint8_t fill = 0xA5) { return Bytes(count * size_of(t) + 1, std::byte{fill}); }
+
+/// Element reductions (over all ranks) of an allreduce of `count` with the algorithm it used.
+uint64_t allreduce_work(uint64_t count, const std::string& algorithm) {
+    const auto n = static_cast<uint64_t>(nranks());
+    if (algorithm == "ring") return count * (n - 1);
+    uint64_t p2 = 1, log2 = 0;
+    while (p2 * 2 <= n) p2 *= 2, ++log2;
+    return count * ((n - p2) + p2 * log2); // non-power-of-two fold + log2 rounds on p2 ranks
+}
+
+TEST(CollOffload, EnabledFromTheEnvironment) {
+    EXPECT_TRUE(coll().options().offload_reductions);
+    EXPECT_EQ(g_world->probe->getCSR(coyote::sim::reduce::k_csr_id), coyote::sim::reduce::k_model_id);
+}
+
+TEST(CollOffload, AllreduceMatchesMpiAndRunsOnTheModel) {
+    for (Datatype t : types())
+        for (Op op : ops_for(t))
+            for (uint64_t n : counts_for(t)) {
+                Bytes in = bytes(n, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
+                gen(t, op, rank(), 1, in.data(), n);
+                const uint64_t before = model_elements();
+                coll().allreduce(in.data(), out.data(), n, t, op);
+                const uint64_t work = total(model_elements() - before);
+                ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), MPI_COMM_WORLD),
+                          MPI_SUCCESS);
+                expect_equal(out.data(), ref.data(), n, size_of(t), ctx("allreduce", t, op, n));
+                EXPECT_EQ(out[n * size_of(t)], std::byte{0x5a}) << "wrote past the end: " << ctx("allreduce", t, op, n);
+                EXPECT_EQ(work, offloaded(t) ? allreduce_work(n, coll().last_algorithm()) : 0u)
+                    << ctx("allreduce", t, op, n) << " (" << coll().last_algorithm() << ")";
+            }
+}
+
+TEST(CollOffload, AllreduceInPlaceAndNonBlocking) {
+    for (Datatype t : {Datatype::int64, Datatype::float32})
+        for (uint64_t n : counts_for(t)) {
+            const Op op = is_floating(t) ? Op::sum : Op::bxor;
+            Bytes buf = bytes(n, t), ref = bytes(n, t), nb = bytes(n, t), in = bytes(n, t);
+            gen(t, op, rank(), 2, buf.data(), n);
+            std::memcpy(in.data(), buf.data(), in.size());
+            ASSERT_EQ(MPI_Allreduce(buf.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), MPI_COMM_WORLD),
+                      MPI_SUCCESS);
+            const uint64_t before = model_elements();
+            coll().allreduce(MPI_IN_PLACE, buf.data(), n, t, op);
+            expect_equal(buf.data(), ref.data(), n, size_of(t), ctx("allreduce in place", t, op, n));
+            // The non-blocking form runs on a worker thread, through the same offload.
+            Request r = coll().iallreduce(in.data(), nb.data(), n, t, op);
+            r.wait();
+            expect_equal(nb.data(), ref.data(), n, size_of(t), ctx("iallreduce", t, op, n));
+            EXPECT_GT(total(model_elements() - before), 0u) << ctx("allreduce in place", t, op, n);
+        }
+}
+
+TEST(CollOffload, ReduceMatchesMpiAndRunsOnTheModel) {
+    const auto nr = static_cast<uint64_t>(nranks());
+    for (Datatype t : types())
+        for (Op op : {Op::sum, Op::max})
+            for (uint64_t n : counts_for(t))
+                for (int root : {0, nranks() - 1}) {
+                    Bytes in = bytes(n, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
+                    gen(t, op, rank(), 3, in.data(), n);
+                    const uint64_t before = model_elements();
+                    coll().reduce(in.data(), out.data(), n, t, op, root);
+                    const uint64_t work = total(model_elements() - before);
+                    ASSERT_EQ(MPI_Reduce(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), root, MPI_COMM_WORLD),
+                              MPI_SUCCESS);
+                    if (rank() == root) expect_equal(out.data(), ref.data(), n, size_of(t), ctx("reduce", t, op, n));
+                    // Tree and chain both reduce every contribution but the root's once.
+                    EXPECT_EQ(work, offloaded(t) ? n * (nr - 1) : 0u) << ctx("reduce", t, op, n);
+                }
+}
+
+TEST(CollOffload, ReduceScatterMatchesMpiAndRunsOnTheModel) {
+    const auto nr = static_cast<uint64_t>(nranks());
+    for (Datatype t : types())
+        for (Op op : {Op::sum, Op::min})
+            for (uint64_t n : {uint64_t{1}, uint64_t{7}, uint64_t{4096 / size_of(t) + 3}}) {
+                for (bool in_place : {false, true}) {
+                    Bytes in = bytes(n * nr, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
+                    gen(t, op, rank(), 4, in.data(), n * nr);
+                    std::vector<int> counts(static_cast<std::size_t>(nranks()), ic(n));
+                    ASSERT_EQ(MPI_Reduce_scatter(in.data(), ref.data(), counts.data(), mpi_datatype(t), mpi_op(op, t),
+                                                 MPI_COMM_WORLD),
+                              MPI_SUCCESS);
+                    const uint64_t before = model_elements();
+                    if (in_place) {
+                        coll().reduce_scatter(MPI_IN_PLACE, in.data(), n, t, op);
+                        expect_equal(in.data(), ref.data(), n, size_of(t), ctx("reduce_scatter in place", t, op, n));
+                    } else {
+                        coll().reduce_scatter(in.data(), out.data(), n, t, op);
+                        expect_equal(out.data(), ref.data(), n, size_of(t), ctx("reduce_scatter", t, op, n));
+                        EXPECT_EQ(out[n * size_of(t)], std::byte{0x5a}) << ctx("reduce_scatter", t, op, n);
+                    }
+                    // Every rank's block is reduced n - 1 times.
+                    EXPECT_EQ(total(model_elements() - before), offloaded(t) ? n * nr * (nr - 1) : 0u)
+                        << ctx("reduce_scatter", t, op, n);
+                }
+            }
+}
+
+/// A Collectives object on fresh sim devices whose model is `model` on rank `bad_rank` (-1: every rank) and
+/// `reduce` elsewhere; returns the error code and message this rank gets.
+std::pair<int, std::string> construct_with_model(const char* model, int bad_rank, uint32_t device_base) {
+    const char* old = std::getenv("COYOTE_SIM_MODEL");
+    const std::string saved = old != nullptr ? old : "";
+    ::setenv("COYOTE_SIM_MODEL", bad_rank < 0 || bad_rank == rank() ? model : "reduce", 1);
+    DeviceAssignment dev = g_world->dev;
+    dev.device = device_base + static_cast<uint32_t>(rank());
+    std::pair<int, std::string> result{0, "no error"};
+    try {
+        CollectiveOptions o = CollectiveOptions::from_env();
+        Collectives c(*g_world->comm, dev, o);
+    } catch (const Error& e) {
+        result = {e.code().value(), e.what()};
+    }
+    if (old != nullptr)
+        ::setenv("COYOTE_SIM_MODEL", saved.c_str(), 1);
+    else
+        ::unsetenv("COYOTE_SIM_MODEL");
+    return result;
+}
+
+TEST(CollOffload, OtherModelFailsNamingTheReduceModel) {
+    auto [code, what] = construct_with_model("vadd", -1, 300);
+    EXPECT_EQ(code, static_cast<int>(Errc::not_supported)) << what;
+    EXPECT_NE(what.find("COYOTE_SIM_MODEL=reduce"), std::string::npos) << what;
+    EXPECT_NE(what.find("COYOTE_SIM_MODEL=vadd"), std::string::npos) << what;
+}
+
+TEST(CollOffload, OneRankWithoutTheModelFailsEveryRank) {
+    auto [code, what] = construct_with_model("passthrough", 0, 400);
+    if (rank() == 0) {
+        EXPECT_EQ(code, static_cast<int>(Errc::not_supported)) << what;
+        EXPECT_NE(what.find("COYOTE_SIM_MODEL=reduce"), std::string::npos) << what;
+    } else {
+        EXPECT_EQ(code, static_cast<int>(Errc::invalid_argument)) << what;
+        EXPECT_NE(what.find("rank 0 has invalid options (or cannot offload reductions)"), std::string::npos) << what;
+    }
+    // The world's object is unaffected.
+    std::vector<int32_t> v(5, 1);
+    coll().allreduce(std::span<int32_t>(v), Op::sum);
+    EXPECT_EQ(v[4], nranks());
+}
+
+TEST(CollOffload, EnvironmentValueIsChecked) {
+    const char* old = std::getenv("COYOTE_COLL_OFFLOAD");
+    const std::string saved = old != nullptr ? old : "";
+    ::setenv("COYOTE_COLL_OFFLOAD", "yes", 1);
+    try {
+        (void)CollectiveOptions::from_env();
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("COYOTE_COLL_OFFLOAD='yes' (expected 0 or 1)"), std::string::npos) << e.what();
+    }
+    ::setenv("COYOTE_COLL_OFFLOAD", "0", 1);
+    EXPECT_FALSE(CollectiveOptions::from_env().offload_reductions);
+    if (old != nullptr)
+        ::setenv("COYOTE_COLL_OFFLOAD", saved.c_str(), 1);
+    else
+        ::unsetenv("COYOTE_COLL_OFFLOAD");
+}
+
+}  // namespace
