@@ -125,7 +125,13 @@ void ReduceOffload::reduce(void* dst, const void* a, const void* b, std::size_t 
             elements_.fetch_add(k, std::memory_order_relaxed);
         }
     } catch (...) {
+        // Unregistering the Coyote thread drops its pending writes: nothing lands in the caller's buffers later.
         broken_ = true;
+        try {
+            thread_->setCSR(rm::k_ctrl_discard, rm::k_csr_ctrl);
+        } catch (...) {
+        }
+        thread_.reset();
         throw;
     }
 }

@@ -4,6 +4,7 @@
 // every reduction went through the vFPGA. float16 / bfloat16 (not implemented by the model) fall back to the CPU.
 #include <coyote/cThread.hpp>
 #include <coyote/mpi/collectives.hpp>
+#include <coyote/mpi/collectives_engine.hpp>
 #include <coyote/mpi/mpi.hpp>
 #include <coyote/sim/reduce_model.hpp>
 
@@ -268,6 +269,32 @@ TEST(CollOffload, OneRankWithoutTheModelFailsEveryRank) {
     std::vector<int32_t> v(5, 1);
     coll().allreduce(std::span<int32_t>(v), Op::sum);
     EXPECT_EQ(v[4], nranks());
+}
+
+TEST(CollOffload, StalledUserLogicTimesOutAndDropsThePendingWrite) {
+    using coyote::detail::coll::ReduceOffload;
+    ReduceOffload off(g_world->dev, std::chrono::milliseconds(200));
+    std::vector<uint32_t> a{1, 2, 3, 4}, b{10, 20, 30, 40}, out(4, 0), stolen(4, 0);
+    // Another Coyote thread's write on output dest 0, posted first, takes the model's output.
+    const uint32_t before = g_world->probe->checkCompleted(CoyoteOper::LOCAL_WRITE);
+    g_world->probe->invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = stolen.data(), .len = 16, .dest = 0});
+    try {
+        off.reduce(out.data(), a.data(), b.data(), 4, Datatype::uint32, Op::sum);
+        ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code().value(), static_cast<int>(Errc::timeout)) << e.what();
+        EXPECT_NE(std::string(e.what()).find("did not complete within 200 ms"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("uint32 sum"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(stolen, (std::vector<uint32_t>{11, 22, 33, 44}));
+    EXPECT_EQ(g_world->probe->checkCompleted(CoyoteOper::LOCAL_WRITE), before + 1);
+    EXPECT_EQ(out, (std::vector<uint32_t>(4, 0)));
+    // The object is unusable afterwards; its pending write was dropped with its Coyote thread.
+    EXPECT_THROW(off.reduce(out.data(), a.data(), b.data(), 4, Datatype::uint32, Op::sum), Error);
+    // The shared model is clean: the collectives' offload still works.
+    std::vector<uint32_t> v(9, 2);
+    coll().allreduce(std::span<uint32_t>(v), Op::sum);
+    EXPECT_EQ(v, (std::vector<uint32_t>(9, 2u * static_cast<uint32_t>(nranks()))));
 }
 
 TEST(CollOffload, EnvironmentValueIsChecked) {
