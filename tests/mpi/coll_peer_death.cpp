@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
     Environment env(&argc, &argv);
     Communicator comm;
     const int victim = 1;
+    // The launcher reacts to the dead rank by terminating the others: survivors keep running until they have
+    // seen the error (ignored before any rank can die, so a slow survivor is not terminated first).
+    if (comm.rank() != victim) std::signal(SIGTERM, SIG_IGN);
     std::vector<float> data(4u << 20, 1.0f); // 16 MiB: many chunks through a small registered buffer
     std::unique_ptr<Collectives> keep; // survivors keep their queue pairs until exit
     try {
@@ -33,8 +36,6 @@ int main(int argc, char** argv) {
             std::fflush(stdout);
             ::_exit(3);
         }
-        // The launcher reacts to the dead rank by terminating the others: keep running until the error is seen.
-        std::signal(SIGTERM, SIG_IGN);
         const auto t0 = std::chrono::steady_clock::now();
         try {
             coll.allreduce(MPI_IN_PLACE, data.data(), data.size(), Datatype::float32, Op::sum);

@@ -5,6 +5,8 @@ set -u
 ranks=$1; shift
 launcher=("$@")
 start=$(date +%s)
+# mpirun sends SIGKILL 1 s after SIGTERM by default; give survivors time to notice the death and report it.
+export OMPI_MCA_odls_base_sigkill_timeout=5
 out="$(COYOTE_COLL_TIMEOUT_MS=20000 COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 "${launcher[@]}" 2>&1)"
 rc=$?
 elapsed=$(( $(date +%s) - start ))
