@@ -432,22 +432,7 @@ Request Collectives::iallreduce(const void* send, void* recv, std::size_t count,
         a.op = op;
         a.offload = offload_.get();
         a.in_place = in_place;
-        auto op_state = std::make_shared<::coyote::detail::coll::OpState>();
-        op_state->what = "iallreduce";
-        const uint64_t epoch = engine_->next_epoch();
-        Engine* e = engine_.get();
-        const auto th = thresholds(options_);
-        ::coyote::detail::coll::OpState* raw = op_state.get();
-        op_state->worker = std::thread([e, a, th, epoch, raw] {
-            try {
-                (void)::coyote::detail::coll::run_collective(*e, CollKind::allreduce, a, th, epoch);
-            } catch (...) {
-                raw->error = std::current_exception();
-            }
-            raw->done.store(true, std::memory_order_release);
-        });
-        engine_->track(op_state);
-        return Request(op_state, e);
+        return start_async("iallreduce", CollKind::allreduce, a);
     });
 }
 
@@ -462,23 +447,27 @@ Request Collectives::ibroadcast(void* buf, std::size_t count, Datatype type, int
         a.count = count;
         a.type = type;
         a.root = root;
-        auto op_state = std::make_shared<::coyote::detail::coll::OpState>();
-        op_state->what = "ibroadcast";
-        const uint64_t epoch = engine_->next_epoch();
-        Engine* e = engine_.get();
-        const auto th = thresholds(options_);
-        ::coyote::detail::coll::OpState* raw = op_state.get();
-        op_state->worker = std::thread([e, a, th, epoch, raw] {
-            try {
-                (void)::coyote::detail::coll::run_collective(*e, CollKind::broadcast, a, th, epoch);
-            } catch (...) {
-                raw->error = std::current_exception();
-            }
-            raw->done.store(true, std::memory_order_release);
-        });
-        engine_->track(op_state);
-        return Request(op_state, e);
+        return start_async("ibroadcast", CollKind::broadcast, a);
     });
+}
+
+Request Collectives::start_async(const char* what, CollKind kind, const CallArgs& args) {
+    auto op_state = std::make_shared<::coyote::detail::coll::OpState>();
+    op_state->what = what;
+    const uint64_t epoch = engine_->next_epoch();
+    Engine* e = engine_.get();
+    const auto th = thresholds(options_);
+    ::coyote::detail::coll::OpState* raw = op_state.get();
+    op_state->worker = std::thread([e, a = args, th, epoch, raw, kind] {
+        try {
+            (void)::coyote::detail::coll::run_collective(*e, kind, a, th, epoch);
+        } catch (...) {
+            raw->error = std::current_exception();
+        }
+        raw->done.store(true, std::memory_order_release);
+    });
+    engine_->track(op_state);
+    return Request(op_state, e);
 }
 
 }  // namespace coyote::mpi

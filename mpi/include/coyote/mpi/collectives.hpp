@@ -21,6 +21,8 @@ namespace coyote::detail::coll {
 class Engine;
 class ReduceOffload;
 struct OpState;
+struct CallArgs;
+enum class CollKind : uint32_t;
 }  // namespace coyote::detail::coll
 
 namespace coyote::mpi {
@@ -192,6 +194,8 @@ private:
     static void check_spans(std::size_t a, std::size_t b, const char* call);
     template <typename Fn>
     auto guarded(const char* call, Fn&& fn);
+    /// Runs collective `kind` on a worker thread and returns its request.
+    Request start_async(const char* what, ::coyote::detail::coll::CollKind kind, const ::coyote::detail::coll::CallArgs& args);
 
     CollectiveOptions options_;
     int rank_ = 0;
