@@ -4,8 +4,10 @@
     mpi_tests.py BUILD_DIR LABEL NP
 
 Reads `ctest --show-only=json-v1 -L LABEL` of BUILD_DIR and prints, one per line, every executable that a
-test starts through mpiexec/mpirun with exactly NP ranks (NP >= 2). Tests registered only for other rank
-counts are named on stderr. Used by slurm/tests.sbatch to start the same binaries with srun or mpirun
+test starts through mpiexec/mpirun with exactly NP ranks (NP >= 2), followed by a tab and the test's
+ENVIRONMENT property as space-separated VAR=value words (empty when it has none). An executable registered
+with several environments is printed once per environment. Tests registered only for other rank counts are
+named on stderr. Used by slurm/tests.sbatch to start the same binaries with srun or mpirun
 across the nodes of an allocation. Exit code 0 when at least one binary was found, 1 otherwise.
 """
 import json
@@ -57,17 +59,27 @@ def main() -> int:
             i += 1
         if exe is None or n is None or n < 2:
             continue
+        env = []
+        for prop in t.get("properties") or []:
+            if prop.get("name") == "ENVIRONMENT":
+                value = prop.get("value")
+                env = list(value) if isinstance(value, list) else [str(value)]
+        if any(any(c.isspace() for c in e) for e in env):
+            print(f"note: {os.path.basename(exe)}: environment {env} has white space; not run", file=sys.stderr)
+            continue
         if n == np:
-            if exe not in found:
-                found.append(exe)
+            entry = (exe, " ".join(env))
+            if entry not in found:
+                found.append(entry)
         else:
             other.setdefault(exe, set()).add(n)
+    found_exes = {exe for exe, _ in found}
     for exe, counts in sorted(other.items()):
-        if exe not in found:
+        if exe not in found_exes:
             print(f"note: {os.path.basename(exe)} is registered for {sorted(counts)} ranks, not {np}; not run",
                   file=sys.stderr)
-    for exe in found:
-        print(exe)
+    for exe, env in found:
+        print(f"{exe}\t{env}")
     return 0 if found else 1
 
 

@@ -610,7 +610,8 @@ case_bench() {
 case_tests() {
     # The binaries tests.sbatch picks for 2 ranks: those CTest runs with "mpiexec -n 2" (label mpi).
     local tests=()
-    while IFS= read -r t; do tests+=("$t"); done < <("${PYTHON}" "${SLURM_SCRIPTS}/mpi_tests.py" "${BUILD_DIR}" mpi 2 2>/dev/null)
+    # Lines are "<binary><TAB><its CTest environment>"; the reports are named after the binary.
+    while IFS=$'\t' read -r t _; do tests+=("$t"); done < <("${PYTHON}" "${SLURM_SCRIPTS}/mpi_tests.py" "${BUILD_DIR}" mpi 2 2>/dev/null)
     [[ ${#tests[@]} -gt 0 ]] || { fail "missing binary: no 2-rank MPI test registered in ${BUILD_DIR} (ctest -L mpi)"; return; }
     local t r
     for t in "${tests[@]}"; do
