@@ -229,8 +229,7 @@ void Collectives::broadcast(void* buf, std::size_t count, Datatype type, int roo
         a.count = count;
         a.type = type;
         a.root = root;
-        last_algorithm_ =
-            ::coyote::detail::coll::run_collective(*engine_, CollKind::broadcast, a, thresholds(options_), engine_->next_epoch());
+        run_blocking(CollKind::broadcast, a);
     });
 }
 
@@ -254,8 +253,7 @@ void Collectives::reduce(const void* send, void* recv, std::size_t count, Dataty
         a.offload = offload_.get();
         a.root = root;
         a.in_place = in_place;
-        last_algorithm_ =
-            ::coyote::detail::coll::run_collective(*engine_, CollKind::reduce, a, thresholds(options_), engine_->next_epoch());
+        run_blocking(CollKind::reduce, a);
     });
 }
 
@@ -274,8 +272,7 @@ void Collectives::allreduce(const void* send, void* recv, std::size_t count, Dat
         a.op = op;
         a.offload = offload_.get();
         a.in_place = in_place;
-        last_algorithm_ =
-            ::coyote::detail::coll::run_collective(*engine_, CollKind::allreduce, a, thresholds(options_), engine_->next_epoch());
+        run_blocking(CollKind::allreduce, a);
     });
 }
 
@@ -298,8 +295,7 @@ void Collectives::gather(const void* send, void* recv, std::size_t count, Dataty
         a.type = type;
         a.root = root;
         a.in_place = in_place;
-        last_algorithm_ =
-            ::coyote::detail::coll::run_collective(*engine_, CollKind::gather, a, thresholds(options_), engine_->next_epoch());
+        run_blocking(CollKind::gather, a);
     });
 }
 
@@ -317,8 +313,7 @@ void Collectives::allgather(const void* send, void* recv, std::size_t count, Dat
         a.count = count;
         a.type = type;
         a.in_place = in_place;
-        last_algorithm_ =
-            ::coyote::detail::coll::run_collective(*engine_, CollKind::allgather, a, thresholds(options_), engine_->next_epoch());
+        run_blocking(CollKind::allgather, a);
     });
 }
 
@@ -341,8 +336,7 @@ void Collectives::scatter(const void* send, void* recv, std::size_t count, Datat
         a.type = type;
         a.root = root;
         a.in_place = in_place;
-        last_algorithm_ =
-            ::coyote::detail::coll::run_collective(*engine_, CollKind::scatter, a, thresholds(options_), engine_->next_epoch());
+        run_blocking(CollKind::scatter, a);
     });
 }
 
@@ -362,8 +356,7 @@ void Collectives::reduce_scatter(const void* send, void* recv, std::size_t count
         a.op = op;
         a.offload = offload_.get();
         a.in_place = in_place;
-        last_algorithm_ = ::coyote::detail::coll::run_collective(*engine_, CollKind::reduce_scatter, a, thresholds(options_),
-                                                       engine_->next_epoch());
+        run_blocking(CollKind::reduce_scatter, a);
     });
 }
 
@@ -381,8 +374,7 @@ void Collectives::alltoall(const void* send, void* recv, std::size_t count, Data
         a.count = count;
         a.type = type;
         a.in_place = in_place;
-        last_algorithm_ =
-            ::coyote::detail::coll::run_collective(*engine_, CollKind::alltoall, a, thresholds(options_), engine_->next_epoch());
+        run_blocking(CollKind::alltoall, a);
     });
 }
 
@@ -468,6 +460,11 @@ Request Collectives::start_async(const char* what, CollKind kind, const CallArgs
     });
     engine_->track(op_state);
     return Request(op_state, e);
+}
+
+void Collectives::run_blocking(CollKind kind, const CallArgs& args) {
+    last_algorithm_ =
+        ::coyote::detail::coll::run_collective(*engine_, kind, args, thresholds(options_), engine_->next_epoch());
 }
 
 }  // namespace coyote::mpi

@@ -194,6 +194,8 @@ private:
     static void check_spans(std::size_t a, std::size_t b, const char* call);
     template <typename Fn>
     auto guarded(const char* call, Fn&& fn);
+    /// Runs collective `kind` in the calling thread and records the algorithm it chose.
+    void run_blocking(::coyote::detail::coll::CollKind kind, const ::coyote::detail::coll::CallArgs& args);
     /// Runs collective `kind` on a worker thread and returns its request.
     Request start_async(const char* what, ::coyote::detail::coll::CollKind kind, const ::coyote::detail::coll::CallArgs& args);
 
