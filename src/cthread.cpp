@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <boost/interprocess/sync/named_mutex.hpp>
+#include <boost/date_time/posix_time/posix_time_types.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -38,15 +39,18 @@ std::string hex_addr(const void* p) {
     return buf;
 }
 
+/// A positive number of milliseconds from `var`, else `fallback`.
+std::chrono::milliseconds env_timeout(const char* var, std::chrono::milliseconds fallback) {
+    if (const char* e = std::getenv(var); e != nullptr && *e != '\0') {
+        char* end = nullptr;
+        const long v = std::strtol(e, &end, 10);
+        if (end != nullptr && *end == '\0' && v > 0) return std::chrono::milliseconds(v);
+    }
+    return fallback;
+}
+
 std::chrono::milliseconds post_timeout() {
-    static const std::chrono::milliseconds t = [] {
-        if (const char* e = std::getenv("COYOTE_POST_TIMEOUT_MS"); e != nullptr && *e != '\0') {
-            char* end = nullptr;
-            const long v = std::strtol(e, &end, 10);
-            if (end != nullptr && *end == '\0' && v > 0) return std::chrono::milliseconds(v);
-        }
-        return std::chrono::milliseconds(120000);
-    }();
+    static const std::chrono::milliseconds t = env_timeout("COYOTE_POST_TIMEOUT_MS", std::chrono::milliseconds(120000));
     return t;
 }
 
@@ -67,6 +71,7 @@ public:
     uint64_t rdma_buffer_size = 0;
     uint32_t qp_port = DEF_PORT;
     std::unique_ptr<OobChannel> oob;
+    std::string lock_name;
     std::unique_ptr<boost::interprocess::named_mutex> vlock;
     bool lock_held = false;
 
@@ -109,10 +114,9 @@ cThread::cThread(int32_t vfid_, pid_t hpid_, uint32_t device, std::function<void
             q.size = 0;
             detail::fill_gid(q, q.ip_addr);
         }
-        const std::string lock_name =
-            "coyote_vlock_d" + std::to_string(device) + "_v" + std::to_string(vfid_);
+        impl->lock_name = "coyote_vlock_d" + std::to_string(device) + "_v" + std::to_string(vfid_);
         impl->vlock = std::make_unique<boost::interprocess::named_mutex>(boost::interprocess::open_or_create,
-                                                                         lock_name.c_str());
+                                                                         impl->lock_name.c_str());
         impl->dev->clear_completed(ctid);
     } catch (...) {
         impl->dev->set_interrupt_handler(ctid, nullptr);
@@ -406,7 +410,14 @@ uint32_t cThread::readAck() {
 // ---- misc ---------------------------------------------------------------------------------------
 
 void cThread::lock() {
-    impl->vlock->lock();
+    // A process that died holding the lock leaves it locked: wait with a deadline instead of forever.
+    const auto timeout = env_timeout("COYOTE_LOCK_TIMEOUT_MS", std::chrono::milliseconds(300000));
+    const auto deadline = boost::posix_time::microsec_clock::universal_time() +
+                          boost::posix_time::milliseconds(static_cast<int64_t>(timeout.count()));
+    if (!impl->vlock->timed_lock(deadline))
+        throw_error(Errc::timeout, "lock",
+                    "the vFPGA lock " + impl->lock_name + " stayed taken for " + std::to_string(timeout.count()) +
+                        " ms (COYOTE_LOCK_TIMEOUT_MS); if its holder died, remove /dev/shm/sem." + impl->lock_name);
     impl->lock_held = true;
 }
 

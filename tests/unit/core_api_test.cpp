@@ -16,6 +16,7 @@
 
 #include "backend/device.hpp"
 #include "backend/registers.hpp"
+#include "backend/sim/segments.hpp"
 
 using coyote_test::EnvGuard;
 
@@ -226,6 +227,41 @@ TEST(CThreadLock, CrossProcessNamedMutex) {
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0);
     for (int fd : {to_child[0], to_child[1], to_parent[0], to_parent[1]}) ::close(fd);
+}
+
+TEST(CThreadLock, LockLeftByADeadProcessTimesOutWithAClearError) {
+    EnvGuard g("COYOTE_BACKEND", "sim");
+    constexpr uint32_t device = 9; // a lock no other test uses
+    const char* name = "coyote_vlock_d9_v0";
+    boost::interprocess::named_mutex::remove(name);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        try {
+            coyote::cThread t(0, getpid(), device);
+            t.lock();
+            ::_exit(0); // dies holding the lock (no destructor runs)
+        } catch (...) {
+            ::_exit(1);
+        }
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_GE(coyote::detail::sim::reclaim_stale_segments(), 2u) << "the dead child's sim segments were not reclaimed";
+    {
+        EnvGuard timeout("COYOTE_LOCK_TIMEOUT_MS", "200");
+        coyote::cThread t(0, getpid(), device);
+        try {
+            t.lock();
+            FAIL() << "lock() returned although a dead process holds the lock";
+        } catch (const coyote::Error& e) {
+            EXPECT_EQ(e.code(), coyote::Errc::timeout);
+            EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+        }
+    }
+    boost::interprocess::named_mutex::remove(name);
 }
 
 }  // namespace
