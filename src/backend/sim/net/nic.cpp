@@ -375,6 +375,8 @@ public:
 
 private:
     CtidState& cs_checked(int32_t ctid, const char* call) const;
+    /// The ctid a context word addresses, or -1 (counted as a rejected context) when its vFPGA bits are not ours.
+    int32_t ctid_of_local_qpn(uint32_t local_qpn) const noexcept;
     void commit_ctx(const std::array<uint64_t, 3>& w);
     void commit_conn(const std::array<uint64_t, 3>& w);
     void arp_lookup(uint32_t ip);
@@ -533,14 +535,19 @@ uint64_t NicImpl::read_cnfg(uint32_t reg) const {
     return it == last_word_.end() ? 0 : it->second;
 }
 
+int32_t NicImpl::ctid_of_local_qpn(uint32_t local_qpn) const noexcept {
+    const uint32_t vf_bits = (local_qpn >> PID_BITS) & 0xFu;
+    if (vf_bits != (static_cast<uint32_t>(host_.vfid()) & 0xFu) || (local_qpn >> (PID_BITS + 4)) != 0) {
+        shared_->counters.ctx_rejected.fetch_add(1, std::memory_order_relaxed);
+        return -1;
+    }
+    return static_cast<int32_t>(local_qpn & PID_MASK);
+}
+
 void NicImpl::commit_ctx(const std::array<uint64_t, 3>& w) {
     const DecodedQpContext d = decode_qp_ctx(w);
-    const uint32_t vf_bits = (d.local_qpn >> PID_BITS) & 0xFu;
-    if (vf_bits != (static_cast<uint32_t>(host_.vfid()) & 0xFu) || (d.local_qpn >> (PID_BITS + 4)) != 0) {
-        shared_->counters.ctx_rejected.fetch_add(1, std::memory_order_relaxed);
-        return;
-    }
-    const auto ctid = static_cast<int32_t>(d.local_qpn & PID_MASK);
+    const int32_t ctid = ctid_of_local_qpn(d.local_qpn);
+    if (ctid < 0) return;
     CtidState& cs = ctids_[static_cast<size_t>(ctid)];
     std::lock_guard lk(cs.mtx);
     cs.ctx_words = w;
@@ -554,12 +561,8 @@ void NicImpl::commit_ctx(const std::array<uint64_t, 3>& w) {
 
 void NicImpl::commit_conn(const std::array<uint64_t, 3>& w) {
     const DecodedConnContext d = decode_conn(w);
-    if (((d.local_qpn >> PID_BITS) & 0xFu) != (static_cast<uint32_t>(host_.vfid()) & 0xFu) ||
-        (d.local_qpn >> (PID_BITS + 4)) != 0) {
-        shared_->counters.ctx_rejected.fetch_add(1, std::memory_order_relaxed);
-        return;
-    }
-    const auto ctid = static_cast<int32_t>(d.local_qpn & PID_MASK);
+    const int32_t ctid = ctid_of_local_qpn(d.local_qpn);
+    if (ctid < 0) return;
     CtidState& cs = ctids_[static_cast<size_t>(ctid)];
     std::lock_guard lk(cs.mtx);
     cs.conn_words = w;
