@@ -110,6 +110,20 @@ public:
     /// The out-of-band channel set up by initRDMA, or null.
     OobChannel* getOob() const;
 
+    /// Exposes [vaddr, vaddr + len) of this process to the connected peer as a remote-access window of this
+    /// ctid's queue pair, besides the registered buffer: the peer may RDMA WRITE / READ it by absolute address.
+    /// At most k_max_windows per ctid. Throws Errc::invalid_argument (empty, overlapping, table full) or
+    /// Errc::not_supported (backend cannot).
+    void registerWindow(void* vaddr, uint64_t len);
+    /// Withdraws the window starting at `vaddr`; later requests into it are rejected.
+    void unregisterWindow(void* vaddr);
+    /// REMOTE_RDMA_WRITE / REMOTE_RDMA_READ with absolute addresses. WRITE: `local` is any readable memory of
+    /// this process (page-fault path); READ: `local` lies in the registered buffer or a window of this ctid.
+    /// `remote_vaddr` lies in the peer's registered buffer or one of its windows (checked at the peer).
+    void invokeRdma(CoyoteOper oper, void* local, uint64_t remote_vaddr, uint32_t len, bool last = true);
+    /// Windows per ctid.
+    static constexpr uint32_t k_max_windows = 16;
+
 protected:
     void sendAck(uint32_t ack);
     uint32_t readAck();
