@@ -54,6 +54,34 @@ Step fwd_step(int from, int to, uint64_t bytes,
     return s;
 }
 
+/// Copy streams moved by the engine (directly from buffer to buffer when large, see Step::direct_in).
+Step copy_send(int to, uint64_t bytes, const std::byte* src) {
+    Step s;
+    s.kind = Kind::send;
+    s.to = to;
+    s.bytes = bytes;
+    s.direct_out = src;
+    return s;
+}
+Step copy_recv(int from, uint64_t bytes, std::byte* dst) {
+    Step s;
+    s.kind = Kind::recv;
+    s.from = from;
+    s.bytes = bytes;
+    s.direct_in = dst;
+    return s;
+}
+/// Receives into `at` and passes every chunk on from there.
+Step copy_fwd(int from, int to, uint64_t bytes, std::byte* at) {
+    Step s;
+    s.kind = Kind::forward;
+    s.from = from;
+    s.to = to;
+    s.bytes = bytes;
+    s.direct_in = at;
+    return s;
+}
+
 /// A forward step that can also take chunks into `local` (same offsets) and send them from there later.
 Step ring_fwd(int from, int to, uint64_t bytes, std::function<void(uint64_t, const std::byte*, std::byte*, uint32_t)> fwd,
               std::function<void(uint64_t, const std::byte*, uint32_t)> absorb, std::byte* local) {
@@ -158,16 +186,12 @@ const char* broadcast(Call& c, std::byte* buf, uint64_t bytes, bool tree) {
     }
     const int prev = mod(c.r - 1, c.n);
     const int next = mod(c.r + 1, c.n);
-    if (v == 0) {
-        c.add(send_step(next, bytes, [buf](uint64_t off, std::byte* dst, uint32_t len) { std::memcpy(dst, buf + off, len); }));
-    } else if (v < c.n - 1) {
-        c.add(fwd_step(prev, next, bytes, [buf](uint64_t off, const std::byte* src, std::byte* dst, uint32_t len) {
-            std::memcpy(buf + off, src, len);
-            std::memcpy(dst, src, len);
-        }));
-    } else {
-        c.add(recv_step(prev, bytes, [buf](uint64_t off, const std::byte* src, uint32_t len) { std::memcpy(buf + off, src, len); }));
-    }
+    if (v == 0)
+        c.add(copy_send(next, bytes, buf));
+    else if (v < c.n - 1)
+        c.add(copy_fwd(prev, next, bytes, buf));
+    else
+        c.add(copy_recv(prev, bytes, buf));
     c.run();
     return "chain";
 }
@@ -256,29 +280,19 @@ const char* allreduce_ring(Call& c, const std::byte* src, std::byte* dst, uint64
             else
                 k.red3(res + off, in, mine + off, len / es);
         };
-        c.add(ring_fwd(
-            prev, next, bytes_of(s),
-            [reduce_in, res](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
-                reduce_in(off, in, len);
-                std::memcpy(out, res + off, len);
-            },
-            reduce_in, res));
+        // The finished segment goes out from where it was reduced: the allgather half is copy streams.
+        Step f = fwd_step(prev, next, bytes_of(s), nullptr);
+        f.absorb = reduce_in;
+        f.direct_out = res;
+        c.add(std::move(f));
     }
     for (int step = n - 1; step <= 2 * n - 4; ++step) {
         const int s = mod(r - (step - (n - 1)), n);
-        std::byte* res = dst + off_of(s);
-        c.add(ring_fwd(
-            prev, next, bytes_of(s),
-            [res](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
-                std::memcpy(res + off, in, len);
-                std::memcpy(out, in, len);
-            },
-            [res](uint64_t off, const std::byte* in, uint32_t len) { std::memcpy(res + off, in, len); }, res));
+        c.add(copy_fwd(prev, next, bytes_of(s), dst + off_of(s)));
     }
     {
         const int s = mod(r - (n - 2), n);
-        std::byte* res = dst + off_of(s);
-        c.add(recv_step(prev, bytes_of(s), [res](uint64_t off, const std::byte* in, uint32_t len) { std::memcpy(res + off, in, len); }));
+        c.add(copy_recv(prev, bytes_of(s), dst + off_of(s)));
     }
     c.run();
     return "ring";
@@ -472,20 +486,10 @@ const char* allgather(Call& c, std::byte* dst, uint64_t bb) {
     const int r = c.r;
     const int prev = mod(r - 1, n);
     const int next = mod(r + 1, n);
-    const std::byte* mine = dst + static_cast<uint64_t>(r) * bb;
-    c.add(send_step(next, bb, [mine](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, mine + off, len); }));
-    for (int step = 0; step <= n - 3; ++step) {
-        std::byte* at = dst + static_cast<uint64_t>(mod(r - 1 - step, n)) * bb;
-        c.add(ring_fwd(
-            prev, next, bb,
-            [at](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
-                std::memcpy(at + off, in, len);
-                std::memcpy(out, in, len);
-            },
-            [at](uint64_t off, const std::byte* in, uint32_t len) { std::memcpy(at + off, in, len); }, at));
-    }
-    std::byte* last = dst + static_cast<uint64_t>(mod(r + 1, n)) * bb;
-    c.add(recv_step(prev, bb, [last](uint64_t off, const std::byte* in, uint32_t len) { std::memcpy(last + off, in, len); }));
+    c.add(copy_send(next, bb, dst + static_cast<uint64_t>(r) * bb));
+    for (int step = 0; step <= n - 3; ++step)
+        c.add(copy_fwd(prev, next, bb, dst + static_cast<uint64_t>(mod(r - 1 - step, n)) * bb));
+    c.add(copy_recv(prev, bb, dst + static_cast<uint64_t>(mod(r + 1, n)) * bb));
     c.run();
     return "ring";
 }
@@ -567,11 +571,9 @@ const char* alltoall_pairwise(Call& c, const std::byte* src, std::byte* dst, uin
     const int r = c.r;
     for (int s = 1; s < n; ++s) {
         const int to = mod(r + s, n);
-        const std::byte* from = src + static_cast<uint64_t>(to) * bb;
-        c.add(send_step(to, bb, [from](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, from + off, len); }));
+        c.add(copy_send(to, bb, src + static_cast<uint64_t>(to) * bb));
         const int fr = mod(r - s, n);
-        std::byte* at = dst + static_cast<uint64_t>(fr) * bb;
-        c.add(recv_step(fr, bb, [at](uint64_t off, const std::byte* in, uint32_t len) { std::memcpy(at + off, in, len); }));
+        c.add(copy_recv(fr, bb, dst + static_cast<uint64_t>(fr) * bb));
     }
     c.run();
     return "pairwise";

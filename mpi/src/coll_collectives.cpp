@@ -42,6 +42,7 @@ struct Agreed {
     uint64_t tree_small;
     uint64_t alltoall_small;
     uint64_t allgather_small;
+    uint64_t direct_min;
     uint64_t peers;
     uint64_t offload;
     uint64_t valid;
@@ -80,6 +81,7 @@ CollectiveOptions CollectiveOptions::from_env() {
     o.tree_small = env_u64("COYOTE_COLL_TREE_SMALL", o.tree_small);
     o.alltoall_small = env_u64("COYOTE_COLL_ALLTOALL_SMALL", o.alltoall_small);
     o.allgather_small = env_u64("COYOTE_COLL_ALLGATHER_SMALL", o.allgather_small);
+    o.direct_min = env_u64("COYOTE_COLL_DIRECT_MIN", o.direct_min);
     o.timeout = std::chrono::milliseconds(env_u64("COYOTE_COLL_TIMEOUT_MS", static_cast<uint64_t>(o.timeout.count())));
     if (const char* p = std::getenv("COYOTE_COLL_OFFLOAD"); p != nullptr && *p != '\0') {
         const std::string v(p);
@@ -140,7 +142,7 @@ Collectives::Collectives(const Communicator& comm, const DeviceAssignment& devic
         }
     }
     const Agreed mine{options.buffer_size, options.chunk_bytes, options.allreduce_small, options.tree_small,
-                      options.alltoall_small, options.allgather_small,
+                      options.alltoall_small, options.allgather_small, options.direct_min,
                       static_cast<uint64_t>(options.peers), options.offload_reductions ? 1u : 0u,
                       problem.empty() && !offload_error ? 1u : 0u};
     const auto all = allgather_bytes(comm, &mine, sizeof(Agreed), "collectives options", boot);
@@ -166,6 +168,7 @@ Collectives::Collectives(const Communicator& comm, const DeviceAssignment& devic
     cfg.timeout = options.timeout;
     cfg.probe_interval = options.probe_interval;
     cfg.all_peers = options.peers == PeerSet::all;
+    cfg.direct_min = options.direct_min;
     engine_ = std::make_unique<Engine>(comm, device, cfg);
 }
 

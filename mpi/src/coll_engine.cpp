@@ -26,11 +26,17 @@ constexpr uint64_t k_abort_in = 64;    // written by a peer that failed: (report
 constexpr uint64_t k_abort_stage = 72;
 constexpr uint64_t k_spin_passes = 64;  // idle schedule passes before yielding
 constexpr uint64_t k_flush_passes = 16; // yielding passes between credit flushes / p2p progress
+constexpr uint32_t k_windows_per_channel = 4; // direct-placement windows a channel's schedules hold at once
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
+}
+
+/// Payload bytes a message carries in its slot (a directly placed chunk carries none).
+uint32_t carried(const MsgHeader& h) noexcept {
+    return h.kind == k_kind_coll && h.first == k_first_direct ? 0 : h.len;
 }
 
 uint64_t load_u64(const std::byte* p) noexcept {
@@ -217,14 +223,14 @@ void Engine::peer_failed(Channel& c, const Error& e) {
                 "rank " + std::to_string(c.peer) + " is gone (its queue pair failed: " + e.what() + ")");
 }
 
-void Engine::post(Channel& c, MsgHeader h) {
+void Engine::post(Channel& c, MsgHeader h, bool header_only) {
     h.seq = c.sent;
     const uint64_t slot = (c.sent % c.slots) * c.slot_bytes;
     std::memcpy(c.buf + c.send_base + slot, &h, sizeof(h));
     try {
         c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
                          rdmaSg{.local_offs = c.send_base + slot, .remote_offs = c.recv_base + slot,
-                                .len = k_header_bytes + h.len},
+                                .len = k_header_bytes + (header_only ? 0 : h.len)},
                          true);
     } catch (const Error& e) {
         peer_failed(c, e);
@@ -233,7 +239,8 @@ void Engine::post(Channel& c, MsgHeader h) {
 }
 
 void Engine::validate(Channel& c, const MsgHeader& h) {
-    if ((h.kind != k_kind_coll && h.kind != k_kind_p2p) || h.seq != c.consumed || h.len > payload_)
+    if ((h.kind != k_kind_coll && h.kind != k_kind_p2p && h.kind != k_kind_rtr) || h.seq != c.consumed ||
+        h.len > payload_)
         throw_error(Errc::protocol, "collectives",
                     "malformed message " + std::to_string(c.consumed) + " from rank " + std::to_string(c.peer) +
                         " (kind " + std::to_string(h.kind) + ", seq " + std::to_string(h.seq) + ", len " +
@@ -291,10 +298,39 @@ const MsgHeader* Engine::peek_coll(Channel& c, uint64_t epoch, const std::byte**
             }
             Stashed s;
             s.h = *h;
-            s.data.assign(p, p + h->len);
+            s.data.assign(p, p + carried(*h));
             c.stash.push_back(std::move(s));
+        } else if (h->kind == k_kind_rtr) {
+            c.rtrs.push_back(ReadyToReceive{*h});
         } else {
             dispatch_p2p(c, *h, p);
+        }
+        release_head(c);
+    }
+}
+
+const ReadyToReceive* Engine::find_rtr(Channel& c, uint64_t epoch, int index) {
+    const auto match = [&](const ReadyToReceive& r) { return r.h.epoch == epoch && r.h.tag == index; };
+    for (auto& r : c.rtrs)
+        if (match(r)) return &r;
+    // Read the ring up to it: other messages are dispatched (point-to-point) or set aside (collective).
+    for (;;) {
+        const std::byte* p = nullptr;
+        const MsgHeader* h = head(c, &p);
+        if (h == nullptr) return nullptr;
+        if (h->kind == k_kind_rtr) {
+            c.rtrs.push_back(ReadyToReceive{*h});
+            release_head(c);
+            if (match(c.rtrs.back())) return &c.rtrs.back();
+            continue;
+        }
+        if (h->kind == k_kind_p2p) {
+            dispatch_p2p(c, *h, p);
+        } else {
+            Stashed s;
+            s.h = *h;
+            s.data.assign(p, p + carried(*h));
+            c.stash.push_back(std::move(s));
         }
         release_head(c);
     }
@@ -460,10 +496,13 @@ void Engine::progress_p2p(Channel* drain) {
             if (h->kind == k_kind_p2p) {
                 dispatch_p2p(c, *h, pl);
                 release_head(c);
+            } else if (h->kind == k_kind_rtr) {
+                c.rtrs.push_back(ReadyToReceive{*h});
+                release_head(c);
             } else if (&c == drain) {
                 Stashed s;
                 s.h = *h;
-                s.data.assign(pl, pl + h->len);
+                s.data.assign(pl, pl + carried(*h));
                 c.stash.push_back(std::move(s));
                 release_head(c);
             } else {
@@ -587,6 +626,14 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
     if (steps.empty()) return;
     {
         std::lock_guard lk(mtx_);
+        // Ready-to-receive numbering: the k-th direct stream on a channel in schedule order, on both sides.
+        std::vector<std::pair<Channel*, int>> in_count, out_count;
+        auto next_index = [](std::vector<std::pair<Channel*, int>>& v, Channel* c) {
+            for (auto& [ch, n] : v)
+                if (ch == c) return n++;
+            v.emplace_back(c, 1);
+            return 0;
+        };
         for (std::size_t i = 0; i < steps.size(); ++i) {
             Step& s = steps[i];
             s.chunks = s.bytes == 0 ? 1 : (s.bytes + payload_ - 1) / payload_;
@@ -599,6 +646,13 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 if (s.out && s.prev_out < 0 && steps[j].out == s.out) s.prev_out = static_cast<int>(j);
                 if (s.in && s.prev_in < 0 && steps[j].in == s.in) s.prev_in = static_cast<int>(j);
             }
+            s.rtr_in = s.rtr_out = -1;
+            s.rtr_sent = s.window = s.out_known = false;
+            s.out_addr = 0;
+            const bool big = cfg_.direct_min != 0 && s.bytes >= cfg_.direct_min;
+            if (big && s.in && s.direct_in) s.rtr_in = next_index(in_count, s.in);
+            if (big && s.out && (s.direct_out || (s.kind == Step::Kind::forward && s.direct_in)))
+                s.rtr_out = next_index(out_count, s.out);
         }
     }
     MsgHeader proto;
@@ -610,7 +664,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
     proto.sig_root = sig.root;
     proto.sig_op = sig.op;
 
-    auto check = [&](const Step& s, const MsgHeader& h, uint32_t len) {
+    auto check_sig = [&](int peer, const MsgHeader& h) {
         if (h.sig_kind != proto.sig_kind || h.sig_dtype != proto.sig_dtype || h.total != proto.total ||
             h.sig_root != proto.sig_root || h.sig_op != proto.sig_op) {
             Signature theirs;
@@ -620,10 +674,13 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
             theirs.root = h.sig_root;
             theirs.op = h.sig_op;
             throw_error(Errc::invalid_argument, what,
-                        "mismatched collective call #" + std::to_string(epoch) + ": rank " +
-                            std::to_string(s.in->peer) + " called " + describe(theirs) + ", rank " +
-                            std::to_string(rank_) + " called " + describe(sig));
+                        "mismatched collective call #" + std::to_string(epoch) + ": rank " + std::to_string(peer) +
+                            " called " + describe(theirs) + ", rank " + std::to_string(rank_) + " called " +
+                            describe(sig));
         }
+    };
+    auto check = [&](const Step& s, const MsgHeader& h, uint32_t len) {
+        check_sig(s.in->peer, h);
         if (h.len != len)
             throw_error(Errc::invalid_argument, what,
                         "rank " + std::to_string(s.in->peer) + " sent a chunk of " + std::to_string(h.len) +
@@ -649,9 +706,87 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
     };
     auto backlog = [&](Channel& c) { return arrived(c) - static_cast<uint32_t>(c.consumed); };
 
+    // Direct placement. Receiver: offer direct_in as a window (or the ring, address 0) with a ready-to-receive.
+    auto send_rtr = [&](Step& s) {
+        if (s.in->windows >= k_windows_per_channel || !can_send(*s.in, 1)) return false;
+        uint64_t addr = 0;
+        try {
+            s.in->thread->registerWindow(s.direct_in, s.bytes);
+            s.window = true;
+            ++s.in->windows;
+            addr = reinterpret_cast<uint64_t>(s.direct_in);
+        } catch (const Error&) {
+            // No window (table full, backend without windows): the peer sends through the ring.
+        }
+        MsgHeader h = proto;
+        h.kind = k_kind_rtr;
+        h.len = 0;
+        h.tag = s.rtr_in;
+        h.addr = addr;
+        post(*s.in, h);
+        s.rtr_sent = true;
+        return true;
+    };
+    auto drop_window = [&](Step& s) {
+        if (!s.window) return;
+        s.window = false;
+        --s.in->windows;
+        s.in->thread->unregisterWindow(s.direct_in);
+    };
+    // Sender: learn where the stream goes.
+    auto out_ready = [&](Step& s) {
+        if (s.rtr_out < 0 || s.out_known) return true;
+        const ReadyToReceive* r = find_rtr(*s.out, epoch, s.rtr_out);
+        if (r == nullptr) return false;
+        check_sig(s.out->peer, r->h);
+        s.out_addr = r->h.addr;
+        s.out_known = true;
+        const auto it = std::find_if(s.out->rtrs.begin(), s.out->rtrs.end(),
+                                     [&](const ReadyToReceive& x) { return &x == r; });
+        s.out->rtrs.erase(it);
+        return true;
+    };
+    // One chunk of a stream read from `src`: straight into the peer's window, or through the ring.
+    auto send_copy = [&](Step& s, const std::byte* src) {
+        const uint32_t len = len_of(s, s.done);
+        const uint64_t off = s.done * payload_;
+        MsgHeader h = proto;
+        h.len = len;
+        if (s.out_addr != 0 && len != 0) {
+            try {
+                s.out->thread->invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, const_cast<std::byte*>(src + off),
+                                          s.out_addr + off, len, false);
+            } catch (const Error& e) {
+                peer_failed(*s.out, e);
+            }
+            h.first = k_first_direct;
+            post(*s.out, h, true);
+        } else {
+            if (len != 0) std::memcpy(staging(*s.out), src + off, len);
+            post(*s.out, h);
+        }
+        ++s.done;
+    };
+    // One received chunk of a copy stream: placed already, or copied (absorbed) into place.
+    auto take_copy = [&](Step& s, uint64_t chunk, const MsgHeader& h, const std::byte* payload) {
+        const uint32_t len = len_of(s, chunk);
+        check(s, h, len);
+        if (h.first == k_first_direct) {
+            if (!s.window)
+                throw_error(Errc::protocol, what,
+                            "rank " + std::to_string(s.in->peer) + " placed a chunk directly where no window was "
+                            "offered (call #" + std::to_string(epoch) + ")");
+        } else if (len != 0) {
+            if (s.direct_in != nullptr)
+                std::memcpy(s.direct_in + chunk * payload_, payload, len);
+            else
+                s.absorb(chunk * payload_, payload, len);
+        }
+    };
+
+    std::unique_lock lk(mtx_);
     auto last_progress = Clock::now();
     uint64_t idle = 0;
-    std::unique_lock lk(mtx_);
     try {
         for (;;) {
             bool progress = false;
@@ -663,19 +798,28 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 bool ready = true;
                 for (int a : s.after) ready = ready && steps[static_cast<std::size_t>(a)].finished;
                 if (!ready) continue;
+                if (s.rtr_in >= 0 && !s.rtr_sent && send_rtr(s)) progress = true;
                 // A channel's previous step must have finished its side of that channel only.
                 const bool out_ok = s.prev_out < 0 || steps[static_cast<std::size_t>(s.prev_out)].done ==
                                                           steps[static_cast<std::size_t>(s.prev_out)].chunks;
                 const bool in_ok = s.prev_in < 0 || in_side_done(steps[static_cast<std::size_t>(s.prev_in)]);
                 if (s.kind == Step::Kind::send) {
-                    while (out_ok && s.done < s.chunks && gate_open(s, s.done) && can_send(*s.out, 2)) {
-                        const uint32_t len = len_of(s, s.done);
-                        if (len != 0) s.produce(s.done * payload_, staging(*s.out), len);
-                        MsgHeader h = proto;
-                        h.len = len;
-                        post(*s.out, h);
-                        ++s.done;
-                        progress = true;
+                    if (s.direct_out != nullptr) {
+                        while (out_ok && s.done < s.chunks && gate_open(s, s.done) && can_send(*s.out, 2) &&
+                               out_ready(s)) {
+                            send_copy(s, s.direct_out);
+                            progress = true;
+                        }
+                    } else {
+                        while (out_ok && s.done < s.chunks && gate_open(s, s.done) && can_send(*s.out, 2)) {
+                            const uint32_t len = len_of(s, s.done);
+                            if (len != 0) s.produce(s.done * payload_, staging(*s.out), len);
+                            MsgHeader h = proto;
+                            h.len = len;
+                            post(*s.out, h);
+                            ++s.done;
+                            progress = true;
+                        }
                     }
                     s.finished = s.done == s.chunks;
                 } else if (s.kind == Step::Kind::recv) {
@@ -684,14 +828,43 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                         bool from_stash = false;
                         const MsgHeader* h = peek_coll(*s.in, epoch, &pl, from_stash);
                         if (h == nullptr) break;
-                        const uint32_t len = len_of(s, s.done);
-                        check(s, *h, len);
-                        if (len != 0) s.consume(s.done * payload_, pl, len);
+                        if (s.direct_in != nullptr) {
+                            take_copy(s, s.done, *h, pl);
+                        } else {
+                            const uint32_t len = len_of(s, s.done);
+                            check(s, *h, len);
+                            if (len != 0) s.consume(s.done * payload_, pl, len);
+                        }
                         drop_coll(*s.in, from_stash, epoch);
                         ++s.done;
                         progress = true;
                     }
                     s.finished = s.done == s.chunks;
+                    if (s.finished) drop_window(s);
+                } else if (s.direct_in != nullptr || s.direct_out != nullptr) {
+                    // Copy forward: chunks land in user memory (directly or copied), then go out from there.
+                    const std::byte* src = s.direct_out != nullptr ? s.direct_out : s.direct_in;
+                    for (;;) {
+                        bool moved = false;
+                        while (out_ok && s.done < s.in_done && can_send(*s.out, 1) && out_ready(s)) {
+                            send_copy(s, src);
+                            moved = true;
+                        }
+                        if (in_ok && s.in_done < s.chunks) {
+                            const std::byte* pl = nullptr;
+                            bool from_stash = false;
+                            if (const MsgHeader* h = peek_coll(*s.in, epoch, &pl, from_stash)) {
+                                take_copy(s, s.in_done, *h, pl);
+                                drop_coll(*s.in, from_stash, epoch);
+                                ++s.in_done;
+                                moved = true;
+                            }
+                        }
+                        if (!moved) break;
+                        progress = true;
+                    }
+                    if (s.in_done == s.chunks) drop_window(s);
+                    s.finished = s.done == s.chunks && s.in_done == s.chunks;
                 } else {
                     for (;;) {
                         // 1. chunks absorbed earlier go out first (message order)
@@ -799,8 +972,16 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
             }
         }
     } catch (...) {
-        // Channels may hold messages of this call: the object cannot continue.
+        // Channels may hold messages of this call: the object cannot continue. Withdraw the windows, so that
+        // nothing lands in the caller's buffers after the call.
         broken_ = true;
+        for (auto& st : steps) {
+            try {
+                drop_window(st);
+            } catch (...) {
+                // the queue pair is gone with its windows
+            }
+        }
         throw;
     }
 }

@@ -47,6 +47,10 @@ struct CollectiveOptions {
     uint64_t alltoall_small = 256;
     /// allgather: Bruck up to this many bytes per block, ring above (COYOTE_COLL_ALLGATHER_SMALL)
     uint64_t allgather_small = 1024;
+    /// Copy streams (allgather, alltoall, broadcast chain, allreduce ring's second half) of at least this many
+    /// bytes go straight from the sender's buffer into the receiver's (one copy; the receiver exposes the range
+    /// as a queue-pair window); 0 keeps every stream in the registered buffers (COYOTE_COLL_DIRECT_MIN)
+    uint64_t direct_min = 64u << 10;
     PeerSet peers = PeerSet::log;       ///< COYOTE_COLL_PEERS=log|all
     /// Deadline of every wait for a peer (no progress for this long fails the call with Errc::timeout)
     /// (COYOTE_COLL_TIMEOUT_MS; default: the bootstrap deadline, COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS).

@@ -11,6 +11,11 @@
 //
 // Arrival is the receiver's LOCAL_WRITE completion count (only data messages use last = true, and only this
 // peer writes into this queue pair's buffer). Credits and liveness probes are WRITEs with last = false.
+//
+// Direct placement (steps of at least EngineConfig::direct_min bytes that are pure copies): the receiver
+// registers the destination range as a remote-access window of the queue pair and sends a ready-to-receive
+// message (its address); the sender writes each chunk straight from its source into the window (last = false)
+// and then posts a header-only message marked direct (last = true), which proves that the chunk landed.
 #pragma once
 
 #include <atomic>
@@ -51,6 +56,8 @@ constexpr uint64_t k_control_bytes = 4096;
 constexpr uint32_t k_header_bytes = 64;
 constexpr uint32_t k_kind_coll = 0x4c4c4f43; // "COLL"
 constexpr uint32_t k_kind_p2p = 0x50325031;  // "1P2P"
+constexpr uint32_t k_kind_rtr = 0x31525452;  // "RTR1": ready to receive (direct placement)
+constexpr uint32_t k_first_direct = 2;       ///< MsgHeader::first of a collective chunk placed directly
 
 /// The operation a collective message belongs to.
 enum class CollKind : uint32_t {
@@ -75,13 +82,13 @@ struct MsgHeader {
     uint64_t seq = 0;   ///< message number on this channel (checked)
     uint64_t epoch = 0; ///< collective: call number; p2p: message number
     int32_t tag = 0;    ///< p2p tag
-    uint32_t first = 0; ///< p2p: first chunk of a message
+    uint32_t first = 0; ///< p2p: first chunk of a message; collective: k_first_direct (payload placed directly)
     uint64_t total = 0; ///< p2p: message bytes; collective: signature count
     uint32_t sig_kind = 0;
     uint32_t sig_dtype = 0;
     int32_t sig_root = 0;
     uint32_t sig_op = 0;
-    uint64_t reserved = 0;
+    uint64_t addr = 0;  ///< ready-to-receive: window address (0: send through the ring)
 };
 static_assert(sizeof(MsgHeader) == k_header_bytes);
 
@@ -89,6 +96,11 @@ static_assert(sizeof(MsgHeader) == k_header_bytes);
 struct Stashed {
     MsgHeader h;
     std::vector<std::byte> data;
+};
+
+/// A ready-to-receive message: the `index`-th direct stream of call `epoch` on this channel goes to `addr`.
+struct ReadyToReceive {
+    MsgHeader h; ///< epoch, tag = index, addr, signature
 };
 
 /// A point-to-point message that arrived before a matching receive was posted.
@@ -140,6 +152,8 @@ struct Channel {
     uint64_t credited = 0;
     uint32_t arrive_base = 0;
     std::deque<Stashed> stash;
+    std::deque<ReadyToReceive> rtrs; ///< received, not yet used by a send
+    uint32_t windows = 0;            ///< windows registered by running schedules
     // point-to-point
     std::deque<std::shared_ptr<OpState>> sendq;
     std::deque<std::shared_ptr<OpState>> posted;
@@ -178,6 +192,14 @@ struct Step {
     uint64_t gate_shift = 0;
     /// Steps that must be complete before the first chunk.
     std::vector<int> after;
+    /// Pure copies moved by the engine (then produce / consume / forward / absorb-emit are not used, except
+    /// absorb of a forward without direct_in): recv / forward: the stream lands at direct_in[0, bytes);
+    /// send / forward: the stream is read from direct_out[0, bytes) (a forward without direct_out sends from
+    /// direct_in; a forward with direct_out but no direct_in must absorb each chunk into direct_out). At
+    /// EngineConfig::direct_min bytes and more the peer places the data directly, so both sides of a channel
+    /// must mark their steps alike.
+    std::byte* direct_in = nullptr;
+    const std::byte* direct_out = nullptr;
     // progress (engine), in chunks
     uint64_t chunks = 0;
     uint64_t done = 0;    ///< chunks posted (send, forward) or consumed (recv)
@@ -187,6 +209,12 @@ struct Step {
     Channel* in = nullptr;
     int prev_out = -1;
     int prev_in = -1;
+    int rtr_in = -1;       ///< index of the ready-to-receive this step sends (-1: none)
+    int rtr_out = -1;      ///< index of the ready-to-receive this step waits for (-1: none)
+    bool rtr_sent = false;
+    bool window = false;   ///< direct_in is registered as a window
+    bool out_known = false;
+    uint64_t out_addr = 0; ///< peer window of the stream (0: through the ring)
 };
 
 /// Configuration shared by all ranks (checked at construction).
@@ -196,6 +224,7 @@ struct EngineConfig {
     std::chrono::milliseconds timeout{120000};
     std::chrono::milliseconds probe_interval{20};
     bool all_peers = false;
+    uint64_t direct_min = 0; ///< direct placement for copy steps of at least this many bytes (0: never)
 };
 
 /// The transport: channels, flow control, matching, schedules, point-to-point progress.
@@ -244,7 +273,9 @@ private:
     uint32_t free_slots(Channel& c);
     bool can_send(Channel& c, uint32_t reserve);
     std::byte* staging(Channel& c) noexcept;
-    void post(Channel& c, MsgHeader h);
+    void post(Channel& c, MsgHeader h, bool header_only = false);
+    /// Finds the ready-to-receive `index` of call `epoch` from c's peer (reading the ring as needed).
+    const ReadyToReceive* find_rtr(Channel& c, uint64_t epoch, int index);
     const MsgHeader* head(Channel& c, const std::byte** payload);
     void release_head(Channel& c);
     void return_credit(Channel& c);
