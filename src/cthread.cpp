@@ -17,6 +17,8 @@
 #include "backend/device.hpp"
 #include "backend/registers.hpp"
 
+static_assert(coyote::cThread::k_max_windows == coyote::detail::k_max_windows,
+              "cThread::k_max_windows must match the backend contract");
 static_assert(sizeof(coyote::ibvQ) == 64, "ibvQ must be 64 bytes on the wire");
 static_assert(offsetof(coyote::ibvQ, ip_addr) == 0 && offsetof(coyote::ibvQ, qpn) == 4 &&
                   offsetof(coyote::ibvQ, psn) == 8 && offsetof(coyote::ibvQ, rkey) == 12 &&
@@ -272,6 +274,47 @@ void cThread::invoke(CoyoteOper oper, rdmaSg sg, bool last) {
                sg.local_dest};
     cmd.dst = {reinterpret_cast<uint64_t>(qpair->remote.vaddr) + sg.remote_offs, sg.len,
                static_cast<uint32_t>(STRM_RDMA), sg.remote_dest};
+    impl->dev->raise_pending_error(ctid);
+    impl->post(cmd);
+}
+
+// ---- remote-access windows (coyote-mpi extension) ------------------------------------------------
+
+void cThread::registerWindow(void* vaddr, uint64_t len) {
+    if (!fcnfg.en_rdma || !qpair)
+        throw_error(Errc::not_supported, "registerWindow", "RDMA is disabled in the shell configuration");
+    if (vaddr == nullptr) throw_error(Errc::invalid_argument, "registerWindow", "null window address");
+    if (len == 0) throw_error(Errc::invalid_argument, "registerWindow", "empty window at " + hex_addr(vaddr));
+    impl->dev->register_window(ctid, vaddr, len);
+}
+
+void cThread::unregisterWindow(void* vaddr) {
+    if (!fcnfg.en_rdma || !qpair)
+        throw_error(Errc::not_supported, "unregisterWindow", "RDMA is disabled in the shell configuration");
+    impl->dev->unregister_window(ctid, vaddr);
+}
+
+void cThread::invokeRdma(CoyoteOper oper, void* local, uint64_t remote_vaddr, uint32_t len, bool last) {
+    const auto call = [oper] { return std::string("invokeRdma ") + oper_name(oper); }; // built on failure only
+    if (oper != CoyoteOper::REMOTE_RDMA_WRITE && oper != CoyoteOper::REMOTE_RDMA_READ)
+        throw_error(Errc::invalid_argument, call(), "invokeRdma takes REMOTE_RDMA_WRITE or REMOTE_RDMA_READ");
+    if (!fcnfg.en_rdma || !qpair)
+        throw_error(Errc::not_supported, call(), "RDMA is disabled in the shell configuration");
+    if (len > MAX_TRANSFER_SIZE)
+        throw_error(Errc::invalid_argument, call(),
+                    "length " + std::to_string(len) + " exceeds MAX_TRANSFER_SIZE (" +
+                        std::to_string(MAX_TRANSFER_SIZE) + ")");
+    constexpr uint64_t va_limit = 1ULL << 48; // RDMA requests carry 48-bit virtual addresses
+    if (remote_vaddr >= va_limit || len > va_limit - remote_vaddr)
+        throw_error(Errc::invalid_argument, call(),
+                    "remote address " + hex_addr(reinterpret_cast<void*>(remote_vaddr)) + " + len " +
+                        std::to_string(len) + " does not fit the 48-bit virtual addresses RDMA requests carry");
+    Command cmd;
+    cmd.oper = oper;
+    cmd.ctid = ctid;
+    cmd.last = last;
+    cmd.src = {reinterpret_cast<uint64_t>(local), len, static_cast<uint32_t>(STRM_HOST), 0};
+    cmd.dst = {remote_vaddr, len, static_cast<uint32_t>(STRM_RDMA), 0};
     impl->dev->raise_pending_error(ctid);
     impl->post(cmd);
 }

@@ -115,7 +115,9 @@ public:
     /// At most k_max_windows per ctid. Throws Errc::invalid_argument (empty, overlapping, table full) or
     /// Errc::not_supported (backend cannot).
     void registerWindow(void* vaddr, uint64_t len);
-    /// Withdraws the window starting at `vaddr`; later requests into it are rejected.
+    /// Withdraws the window starting at `vaddr` (Errc::invalid_argument if none starts there); requests validated
+    /// later are rejected. As with RDMA memory deregistration, a request accepted just before may still complete:
+    /// reuse the memory only once the peer's own completion message proves its writes are done.
     void unregisterWindow(void* vaddr);
     /// REMOTE_RDMA_WRITE / REMOTE_RDMA_READ with absolute addresses. WRITE: `local` is any readable memory of
     /// this process (page-fault path); READ: `local` lies in the registered buffer or a window of this ctid.

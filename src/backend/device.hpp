@@ -66,6 +66,9 @@ struct Command {
     SgSide dst;
 };
 
+/// Remote-access windows per ctid (cThread::k_max_windows).
+inline constexpr uint32_t k_max_windows = 16;
+
 /// Result of posting a command: back-pressure is a status, not an exception.
 enum class PostStatus { ok, busy };
 
@@ -116,8 +119,29 @@ public:
     virtual void write_cnfg(uint32_t reg, std::span<const uint64_t> words) = 0;
     virtual uint64_t read_cnfg(uint32_t reg) const = 0;
 
+    /// Exposes [vaddr, vaddr + len) of this process as a remote-access window of `ctid`'s queue pair: the peer
+    /// may RDMA WRITE / READ it by absolute address (with the registered buffer's rkey). At most k_max_windows
+    /// per ctid; throws invalid_argument (null, empty, wrapping, overlapping, table full). Windows go away with
+    /// the ctid. This default throws not_supported (backends without windows, e.g. hw).
+    virtual void register_window(int32_t ctid, void* vaddr, uint64_t len) {
+        (void)ctid;
+        (void)vaddr;
+        (void)len;
+        throw_error(Errc::not_supported, "registerWindow",
+                    std::string("remote-access windows are not supported by the ") + backend_name() + " backend");
+    }
+    /// Withdraws the window of `ctid` starting at `vaddr` (invalid_argument if there is none). A request the
+    /// target accepted just before may still complete (as with RDMA memory deregistration).
+    virtual void unregister_window(int32_t ctid, void* vaddr) {
+        (void)ctid;
+        (void)vaddr;
+        throw_error(Errc::not_supported, "unregisterWindow",
+                    std::string("remote-access windows are not supported by the ") + backend_name() + " backend");
+    }
+
     /// Posts a LOCAL_* or REMOTE_RDMA_* command. Validates synchronously (throws on bad input);
     /// returns busy when CMD_FIFO_DEPTH - CMD_FIFO_THR commands of this ctid are in flight.
+    /// REMOTE_RDMA_READ: the local range (src) must lie in the registered buffer or a window of the ctid.
     virtual PostStatus post(const Command& cmd) = 0;
     /// LOCAL_OFFLOAD (to_card) or LOCAL_SYNC; blocking.
     virtual void migrate(int32_t ctid, void* addr, uint64_t len, bool to_card) = 0;

@@ -1,5 +1,8 @@
 // The hw backend: drives /dev/coyote_fpga_<device>_v<vfid> through the Coyote driver's ioctls and mmap.
 // Not implemented yet: opening fails with a clear error naming the device file.
+// Remote-access windows (cThread::registerWindow / unregisterWindow / invokeRdma's window targets) are a sim-only
+// extension: a Device of this backend keeps the contract's register_window / unregister_window, which throw
+// Errc::not_supported naming the backend.
 #include <fcntl.h>
 #include <unistd.h>
 

@@ -405,6 +405,22 @@ void SimDevice::unmap_user(int32_t ctid, void* vaddr) {
     tlb_.remove_group(a, MapKind::user);
 }
 
+void SimDevice::register_window(int32_t ctid, void* vaddr, uint64_t len) {
+    check_ctid(ctid, "registerWindow");
+    if (!nic_)
+        throw_error(Errc::not_supported, "registerWindow",
+                    "remote-access windows need RDMA, which is disabled in the shell (rdma=0)");
+    nic_->register_window(ctid, reinterpret_cast<uint64_t>(vaddr), len);
+}
+
+void SimDevice::unregister_window(int32_t ctid, void* vaddr) {
+    check_ctid(ctid, "unregisterWindow");
+    if (!nic_)
+        throw_error(Errc::not_supported, "unregisterWindow",
+                    "remote-access windows need RDMA, which is disabled in the shell (rdma=0)");
+    nic_->unregister_window(ctid, reinterpret_cast<uint64_t>(vaddr));
+}
+
 void SimDevice::check_range(int32_t ctid, uint64_t addr, uint64_t len, bool write, const char* what) {
     if (len == 0) return;
     // Messages are built only on failure: this runs for every command.

@@ -62,6 +62,8 @@ public:
     void free_mem(int32_t ctid, const Allocation& a) noexcept override;
     void map_user(int32_t ctid, void* vaddr, uint64_t len) override;
     void unmap_user(int32_t ctid, void* vaddr) override;
+    void register_window(int32_t ctid, void* vaddr, uint64_t len) override;
+    void unregister_window(int32_t ctid, void* vaddr) override;
 
     void set_csr(uint64_t val, uint32_t offs) override;
     uint64_t get_csr(uint32_t offs) const override;

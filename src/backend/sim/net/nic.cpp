@@ -3,9 +3,13 @@
 // Queue-pair state comes only from the register writes (RDMA_CTX / RDMA_CONN / NET_ARP, both layouts).
 // Two wires carry the requests:
 //  - shm (same host): the initiator maps the target's published NIC state and registered buffer, validates
-//    the request against that state and copies once;
+//    the request against that state and copies once (into / out of a remote-access window, which is private
+//    memory of the target, with process_vm_writev / process_vm_readv);
 //  - tcp (different hosts, or COYOTE_SIM_WIRE=tcp): framed messages to the target's wire engine, which
 //    validates with the same function, applies and acknowledges.
+// Windows (registerWindow) are published per ctid beside the registered buffer. A request racing with
+// unregisterWindow may be accepted just before the withdrawal and then still land (as with RDMA memory
+// deregistration); on the tcp wire unregisterWindow waits for a request being applied.
 #include "backend/sim/net/nic.hpp"
 
 #include <arpa/inet.h>
@@ -17,7 +21,9 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -141,8 +147,10 @@ std::string write_full(int fd, const void* data, size_t len, Clock::time_point d
     return {};
 }
 
-/// Full-length read with a deadline; returns an error text, empty on success.
-std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline) {
+/// Full-length read with a deadline; returns an error text, empty on success. With `fault_at`, a destination
+/// that is not writable process memory (EFAULT) stops the read: *fault_at = bytes received, the rest stays in the
+/// socket, and the result is empty.
+std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline, size_t* fault_at = nullptr) {
     auto* p = static_cast<char*>(data);
     size_t done = 0;
     while (done < len) {
@@ -154,6 +162,10 @@ std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline
         if (n == 0)
             return "connection closed by the peer after " + std::to_string(done) + " of " + std::to_string(len) +
                    " bytes";
+        if (errno == EFAULT && fault_at != nullptr) {
+            *fault_at = done;
+            return {};
+        }
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return std::string("recv failed: ") + std::strerror(errno);
         pollfd pf{fd, POLLIN, 0};
@@ -173,6 +185,40 @@ std::string drain(int fd, uint64_t len, Clock::time_point deadline) {
         len -= n;
     }
     return {};
+}
+
+/// Copies `len` bytes between this process (`local`) and process `pid` (`remote`): process_vm_writev when
+/// `to_remote`, else process_vm_readv; loops on partial transfers. Returns 0 or the errno of the failure.
+int vm_copy(pid_t pid, bool to_remote, uint64_t local, uint64_t remote, uint64_t len) noexcept {
+    uint64_t done = 0;
+    while (done < len) {
+        iovec l{reinterpret_cast<void*>(local + done), static_cast<size_t>(len - done)};
+        iovec r{reinterpret_cast<void*>(remote + done), static_cast<size_t>(len - done)};
+        const ssize_t n = to_remote ? ::process_vm_writev(pid, &l, 1, &r, 1, 0) : ::process_vm_readv(pid, &l, 1, &r, 1, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno;
+        }
+        if (n == 0) return EFAULT; // no progress: the next page is not accessible
+        done += static_cast<uint64_t>(n);
+    }
+    return 0;
+}
+
+/// [addr, addr + len) is mapped in this process (msync fails with ENOMEM on a hole).
+bool still_mapped_here(uint64_t addr, uint64_t len) noexcept {
+    if (len == 0) return true;
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t s = addr / page * page;
+    const uint64_t e = (addr + len + page - 1) / page * page;
+    return ::msync(reinterpret_cast<void*>(s), e - s, MS_ASYNC) == 0;
+}
+
+/// Lets processes of the same user read and write this one's memory with process_vm_* where Yama restricts
+/// ptrace to descendants (ptrace_scope 1): the shm wire reaches windows that way. Once per process.
+void allow_cross_process_access() noexcept {
+    static std::once_flag once;
+    std::call_once(once, [] { (void)::prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0); });
 }
 
 bool is_local_address(uint32_t ip_host) {
@@ -252,6 +298,21 @@ struct CtidState {
     uint64_t buf_addr = 0, buf_size = 0, buf_generation = 0;
     uint32_t rkey = 0;
     std::string buf_name;
+    // Remote-access windows (local copy of the published slots; size 0 = free slot).
+    struct Window {
+        uint64_t vaddr = 0, size = 0;
+    };
+    std::array<Window, k_nic_windows> wins{};
+    uint32_t win_count = 0;
+    uint64_t win_generation = 0; ///< last generation handed out (never reset: slots stay unique across ctid reuse)
+
+    /// [addr, addr + len) lies whole in the registered buffer or one window (mtx held).
+    bool local_target_ok(uint64_t addr, uint64_t len) const noexcept {
+        if (buf_size != 0 && range_inside(addr, len, buf_addr, buf_size)) return true;
+        for (const Window& w : wins)
+            if (w.size != 0 && range_inside(addr, len, w.vaddr, w.size)) return true;
+        return false;
+    }
 };
 
 /// A same-host peer reached over shared memory: its mapped NIC state, counters and buffers.
@@ -297,6 +358,9 @@ struct Response {
     std::string text;          ///< NAK payload
     int32_t ctid = -1;         ///< READ response source
     uint64_t buf_generation = 0;
+    bool in_window = false;    ///< the READ source is window `window` of generation win_generation
+    uint32_t window = 0;
+    uint64_t win_generation = 0;
     uint64_t data_addr = 0;
 };
 
@@ -357,6 +421,8 @@ public:
     PostStatus post(const Command& cmd) override;
     void register_buffer(int32_t ctid, void* addr, uint64_t size, const std::string& shm_name) override;
     void unregister_buffer(int32_t ctid, void* addr) noexcept override;
+    void register_window(int32_t ctid, uint64_t vaddr, uint64_t len) override;
+    void unregister_window(int32_t ctid, uint64_t vaddr) override;
     uint32_t rkey(int32_t ctid) const override;
     std::vector<std::byte> local_endpoint(int32_t ctid) const override;
     void set_remote_endpoint(int32_t ctid, std::span<const std::byte> endpoint) override;
@@ -389,6 +455,12 @@ private:
                         bool last);
     /// Throws peer_gone when the peer process died (checked at most every k_liveness_period).
     static void check_alive(ShmPeer& p);
+    /// Throws invalid_argument unless a READ's local target lies in the registered buffer or a window (cs.mtx held).
+    static void check_read_target(const CtidState& cs, int32_t ctid, uint64_t addr, uint32_t len, const char* call);
+    /// Copies to / from window memory of a same-host peer. Returns false when the window memory is no longer
+    /// mapped in the target (error recorded on the queue pair); throws peer_gone / not_supported.
+    bool window_copy(int32_t ctid, uint64_t generation, const RdmaRequest& req, ShmPeer& peer, const Verdict& v,
+                     uint64_t local_addr);
 
     NicHost& host_;
     WireConfig cfg_;
@@ -627,6 +699,67 @@ void NicImpl::unregister_buffer(int32_t ctid, void* addr) noexcept {
     write_buf(shared_->buf[ctid], v);
 }
 
+void NicImpl::register_window(int32_t ctid, uint64_t vaddr, uint64_t len) {
+    CtidState& cs = cs_checked(ctid, "registerWindow");
+    const char* call = "registerWindow";
+    // Messages are built only on failure.
+    auto range = [&] { return hex(vaddr, 1) + " + len " + std::to_string(len); };
+    if (vaddr == 0) throw_error(Errc::invalid_argument, call, "null window address (ctid " + std::to_string(ctid) + ")");
+    if (len == 0) throw_error(Errc::invalid_argument, call, "empty window at " + hex(vaddr, 1));
+    if (vaddr + len < vaddr)
+        throw_error(Errc::invalid_argument, call, "window " + range() + " wraps around the address space");
+    if (vaddr + len > (1ULL << 48))
+        throw_error(Errc::invalid_argument, call,
+                    "window " + range() + " ends beyond the 48-bit virtual addresses RDMA requests carry");
+    allow_cross_process_access();
+    std::lock_guard lk(cs.mtx);
+    size_t free_slot = k_nic_windows;
+    for (size_t i = 0; i < k_nic_windows; ++i) {
+        const CtidState::Window& w = cs.wins[i];
+        if (w.size == 0) {
+            if (free_slot == k_nic_windows) free_slot = i;
+            continue;
+        }
+        if (vaddr < w.vaddr + w.size && w.vaddr < vaddr + len)
+            throw_error(Errc::invalid_argument, call,
+                        "window " + range() + " overlaps the window " + hex(w.vaddr, 1) + " + len " +
+                            std::to_string(w.size) + " of ctid " + std::to_string(ctid));
+    }
+    if (free_slot == k_nic_windows)
+        throw_error(Errc::invalid_argument, call,
+                    "window table of ctid " + std::to_string(ctid) + " is full: all " + std::to_string(k_nic_windows) +
+                        " windows (cThread::k_max_windows) are registered; cannot add " + range());
+    cs.wins[free_slot] = {vaddr, len};
+    ++cs.win_count;
+    WinView v;
+    v.valid = true;
+    v.vaddr = vaddr;
+    v.size = len;
+    v.generation = ++cs.win_generation;
+    write_win(shared_->win[ctid][free_slot], v);
+    shared_->win_mask[ctid].fetch_or(1u << free_slot, std::memory_order_release);
+    mark_exists(ctid);
+}
+
+void NicImpl::unregister_window(int32_t ctid, uint64_t vaddr) {
+    CtidState& cs = cs_checked(ctid, "unregisterWindow");
+    std::unique_lock bl(bufs_mtx_); // waits for tcp wire I/O into or out of a window
+    std::lock_guard lk(cs.mtx);
+    size_t slot = k_nic_windows;
+    for (size_t i = 0; i < k_nic_windows && slot == k_nic_windows; ++i)
+        if (cs.wins[i].size != 0 && cs.wins[i].vaddr == vaddr) slot = i;
+    if (slot == k_nic_windows)
+        throw_error(Errc::invalid_argument, "unregisterWindow",
+                    "no window of ctid " + std::to_string(ctid) + " starts at " + hex(vaddr, 1) + " (" +
+                        std::to_string(cs.win_count) + " registered)");
+    shared_->win_mask[ctid].fetch_and(~(1u << slot), std::memory_order_release);
+    WinView v;
+    v.generation = ++cs.win_generation;
+    write_win(shared_->win[ctid][slot], v);
+    cs.wins[slot] = {};
+    --cs.win_count;
+}
+
 uint32_t NicImpl::rkey(int32_t ctid) const {
     CtidState& cs = cs_checked(ctid, "rkey");
     std::lock_guard lk(cs.mtx);
@@ -723,6 +856,15 @@ void NicImpl::on_ctid_unregistered(int32_t ctid) noexcept {
         BufView bv;
         bv.generation = cs.buf_generation;
         write_buf(shared_->buf[ctid], bv);
+        shared_->win_mask[ctid].store(0, std::memory_order_release);
+        for (size_t i = 0; i < k_nic_windows; ++i) {
+            if (cs.wins[i].size == 0) continue;
+            WinView wv;
+            wv.generation = ++cs.win_generation;
+            write_win(shared_->win[ctid][i], wv);
+            cs.wins[i] = {};
+        }
+        cs.win_count = 0;
         write_qp(shared_->qp[ctid], QpView{});
     }
     if (tcp_) tcp_->forget_ctid(ctid);
@@ -801,6 +943,8 @@ PostStatus NicImpl::post(const Command& cmd) {
             route = cs.shm_route;
             fctx = cs.ctx;
             fconn = cs.conn;
+            if (route != nullptr && len != 0 && op == RdmaOpcode::read)
+                check_read_target(cs, ctid, cmd.src.addr, len, call);
         }
         if (route != nullptr && len != 0) {
             check_alive(*route);
@@ -834,6 +978,7 @@ PostStatus NicImpl::post(const Command& cmd) {
         ctx = cs.ctx;
         conn = cs.conn;
         own_peer = cs.peer;
+        if (len != 0 && op == RdmaOpcode::read) check_read_target(cs, ctid, cmd.src.addr, len, call);
     }
     const uint32_t remote_ip = conn.remote_ip();
     Endpoint ep;
@@ -895,6 +1040,57 @@ PostStatus NicImpl::post(const Command& cmd) {
     return post_shm(cs, ctid, req, peer, cmd.src.addr, cmd.last);
 }
 
+void NicImpl::check_read_target(const CtidState& cs, int32_t ctid, uint64_t addr, uint32_t len, const char* call) {
+    if (cs.local_target_ok(addr, len)) return;
+    throw_error(Errc::invalid_argument, call,
+                "local address " + hex(addr, 1) + " + len " + std::to_string(len) +
+                    " is in neither the registered buffer nor a window of ctid " + std::to_string(ctid) +
+                    " (a READ lands only in registered memory)");
+}
+
+bool NicImpl::window_copy(int32_t ctid, uint64_t generation, const RdmaRequest& req, ShmPeer& peer, const Verdict& v,
+                          uint64_t local_addr) {
+    const Endpoint& ep = peer.ep;
+    const uint64_t remote = v.win.vaddr + v.offset;
+    const bool to_remote = req.op != RdmaOpcode::read;
+    const int e = vm_copy(ep.pid, to_remote, local_addr, remote, req.len);
+    if (e == 0) return true;
+    const char* fn = to_remote ? "process_vm_writev" : "process_vm_readv";
+    switch (e) {
+    case ESRCH: {
+        {
+            std::lock_guard plk(peer.mtx);
+            peer.gone = true;
+        }
+        throw_error(Errc::peer_gone, "RDMA", peer_label(ep) + " is gone");
+    }
+    case EFAULT: {
+        Verdict f = v;
+        f.check = Check::unmapped;
+        f.detail = "window memory at " + hex(remote, 1) + " (len " + std::to_string(req.len) + ", window " +
+                   hex(v.win.vaddr, 1) + " + len " + std::to_string(v.win.size) +
+                   ") is no longer mapped in the target (process " + std::to_string(ep.pid) + ")" +
+                   (to_remote ? "" : ", or the local READ target is not writable");
+        peer.nic->counters.rejected[static_cast<size_t>(Check::unmapped)].fetch_add(1, std::memory_order_relaxed);
+        record_error(ctid, generation,
+                     Error(make_error_code(Errc::remote_rejected), opcode_label(req.op),
+                           rejection_message(req, ep.ip, f)));
+        return false;
+    }
+    case EPERM:
+    case ENOSYS:
+        throw_error(Errc::not_supported, opcode_label(req.op),
+                    std::string(fn) + " on " + peer_label(ep) + " failed (" + std::strerror(e) +
+                        "): cross-process memory access is not permitted here (ptrace access check: Yama "
+                        "ptrace_scope, seccomp or credentials), and the shm wire reaches remote-access windows that "
+                        "way; use COYOTE_SIM_WIRE=tcp");
+    default:
+        throw Error(std::error_code(e, std::generic_category()), fn,
+                    std::string(opcode_label(req.op)) + " on window memory at " + hex(remote, 1) + " of " +
+                        peer_label(ep));
+    }
+}
+
 PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req_in, ShmPeer& peer,
                              uint64_t local_addr, bool last) {
     const Endpoint& ep = peer.ep;
@@ -910,6 +1106,21 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
     if (v.check != Check::ok) {
         record_error(ctid, generation, Error(make_error_code(Errc::remote_rejected), opcode_label(req.op),
                                              rejection_message(req, ep.ip, v)));
+        return PostStatus::ok;
+    }
+    SharedState& mine = host_.shared_state();
+    if (v.in_window) {
+        // Private memory of the target: one copy by the kernel, in posting order (synchronous).
+        if (!window_copy(ctid, generation, req, peer, v, local_addr)) return PostStatus::ok;
+        if (last) {
+            if (req.op == RdmaOpcode::read) {
+                wback(mine, CmplClass::local_write, ctid).fetch_add(1, std::memory_order_release);
+                wback(mine, CmplClass::rdma_read, ctid).fetch_add(1, std::memory_order_release);
+            } else {
+                wback(*peer.state, CmplClass::local_write, v.ctid).fetch_add(1, std::memory_order_release);
+                wback(mine, CmplClass::rdma_write, ctid).fetch_add(1, std::memory_order_release);
+            }
+        }
         return PostStatus::ok;
     }
     std::shared_ptr<ShmSegment> buf;
@@ -936,7 +1147,6 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
     }
     std::byte* remote = buf->bytes() + v.offset;
     auto* local = reinterpret_cast<std::byte*>(local_addr);
-    SharedState& mine = host_.shared_state();
     if (req.op == RdmaOpcode::read) {
         std::memcpy(local, remote, req.len);
         if (last) {
@@ -966,7 +1176,7 @@ std::string NicImpl::debug_string(int32_t ctid) const {
            << ", next psn " << hex(cs.next_psn) << ", expected psn "
            << hex(shared_->qp[ctid].expected_psn.load()) << ", in flight " << cs.inflight.load() << "\n";
         os << "  RDMA buf : rkey " << hex(cs.rkey, 8) << " size " << cs.buf_size << " shm "
-           << (cs.buf_name.empty() ? "-" : cs.buf_name) << ", peer "
+           << (cs.buf_name.empty() ? "-" : cs.buf_name) << ", windows " << cs.win_count << ", peer "
            << (cs.peer ? ip_to_string(cs.peer->ip) + " pid " + std::to_string(cs.peer->pid) +
                              (use_tcp(*cs.peer) ? " (tcp wire)" : " (shm wire)")
                        : std::string("-"))
@@ -1222,14 +1432,32 @@ void TcpWire::responder() {
         std::string err;
         std::lock_guard wl(r.conn->wmtx);
         if (r.h.type == FrameType::read_resp) {
-            // Send from the registered buffer, unless it went away since the request was validated.
+            // Send from the registered buffer or window, unless it went away since the request was validated.
             std::shared_lock bl(nic_.buffers_mutex());
-            const BufView now = read_buf(nic_.shared().buf[r.ctid]);
-            if (!now.valid || now.generation != r.buf_generation) {
+            Check gone = Check::ok;
+            std::string why;
+            if (r.in_window) {
+                const WinView now = read_win(nic_.shared().win[r.ctid][r.window]);
+                if (!now.valid || now.generation != r.win_generation) {
+                    gone = Check::out_of_bounds;
+                    why = "the window holding " + hex(r.data_addr, 1) + " was withdrawn (unregisterWindow)";
+                } else if (!still_mapped_here(r.data_addr, r.h.payload_len)) {
+                    gone = Check::unmapped;
+                    why = "window memory at " + hex(r.data_addr, 1) + " (len " + std::to_string(r.h.payload_len) +
+                          ") is no longer mapped in the target";
+                }
+            } else {
+                const BufView now = read_buf(nic_.shared().buf[r.ctid]);
+                if (!now.valid || now.generation != r.buf_generation) {
+                    gone = Check::no_buffer;
+                    why = "the registered buffer was released";
+                }
+            }
+            if (gone != Check::ok) {
+                nic_.shared().counters.rejected[static_cast<size_t>(gone)].fetch_add(1, std::memory_order_relaxed);
                 r.h.type = FrameType::nak;
-                r.h.check = static_cast<uint32_t>(Check::no_buffer);
-                r.text = "RDMA READ rejected by " + ip_to_string(nic_.ip()) + " qpn " + hex(r.h.dst_qpn) +
-                         ": the registered buffer was released";
+                r.h.check = static_cast<uint32_t>(gone);
+                r.text = "RDMA READ rejected by " + ip_to_string(nic_.ip()) + " qpn " + hex(r.h.dst_qpn) + ": " + why;
                 r.h.payload_len = static_cast<uint32_t>(r.text.size());
                 const auto hb = encode_frame(r.h);
                 err = write_full(r.conn->fd.get(), hb.data(), hb.size(), deadline);
@@ -1337,7 +1565,38 @@ bool TcpWire::handle_frame(const std::shared_ptr<Conn>& c) {
             resp.h.payload_len = r.len;
             resp.ctid = v.ctid;
             resp.buf_generation = v.buf.generation;
-            resp.data_addr = v.buf.vaddr + v.offset;
+            resp.in_window = v.in_window;
+            resp.window = v.window;
+            resp.win_generation = v.win.generation;
+            resp.data_addr = v.in_window ? v.win.vaddr + v.offset : v.buf.vaddr + v.offset;
+        } else if (v.in_window) {
+            // Private memory of this process: received straight into it; unregisterWindow waits for this.
+            std::shared_lock bl(nic_.buffers_mutex());
+            const WinView now = read_win(nic_.shared().win[v.ctid][v.window]);
+            const uint64_t addr = v.win.vaddr + v.offset;
+            auto nak = [&](Check failed, const std::string& why) {
+                nic_.shared().counters.rejected[static_cast<size_t>(failed)].fetch_add(1, std::memory_order_relaxed);
+                resp.h.type = FrameType::nak;
+                resp.h.check = static_cast<uint32_t>(failed);
+                resp.text = std::string(opcode_label(r.op)) + " rejected by " + ip_to_string(nic_.ip()) + " qpn " +
+                            hex(r.dst_qpn) + ": " + why;
+            };
+            if (!now.valid || now.generation != v.win.generation) {
+                err = drain(fd, h.payload_len, deadline);
+                nak(Check::out_of_bounds, "the window holding " + hex(addr, 1) + " was withdrawn (unregisterWindow)");
+            } else {
+                size_t fault_at = SIZE_MAX;
+                err = read_full(fd, reinterpret_cast<void*>(addr), r.len, deadline, &fault_at);
+                if (err.empty() && fault_at != SIZE_MAX) {
+                    err = drain(fd, r.len - fault_at, deadline);
+                    nak(Check::unmapped, "window memory at " + hex(addr, 1) + " (len " + std::to_string(r.len) +
+                                             ") is no longer mapped in the target");
+                } else {
+                    if (err.empty() && h.last)
+                        wback(nic_.state(), CmplClass::local_write, v.ctid).fetch_add(1, std::memory_order_release);
+                    resp.h.type = FrameType::ack;
+                }
+            }
         } else {
             std::shared_lock bl(nic_.buffers_mutex());
             const BufView now = read_buf(nic_.shared().buf[v.ctid]);
@@ -1399,19 +1658,37 @@ bool TcpWire::handle_frame(const std::shared_ptr<Conn>& c) {
                 err = "READ response of " + std::to_string(h.payload_len) + " bytes for a request of " +
                       std::to_string(p.req.len);
             } else {
+                // Into the local registered buffer or a local window, if it is still registered.
                 std::shared_lock bl(nic_.buffers_mutex());
                 const BufView mine = read_buf(nic_.shared().buf[p.ctid]);
-                const bool inside = current && mine.valid && p.local_addr >= mine.vaddr &&
-                                    p.local_addr - mine.vaddr <= mine.size &&
-                                    p.req.len <= mine.size - (p.local_addr - mine.vaddr);
-                if (inside) {
-                    err = read_full(fd, reinterpret_cast<void*>(p.local_addr), p.req.len, deadline);
-                    if (err.empty() && p.last) {
+                const bool in_buf = current && mine.valid && range_inside(p.local_addr, p.req.len, mine.vaddr, mine.size);
+                const bool in_win =
+                    current && !in_buf && find_window(nic_.shared(), p.ctid, p.local_addr, p.req.len).has_value();
+                auto fail = [&](Errc code, const std::string& why) {
+                    nic_.record_error(p.ctid, p.generation,
+                                      Error(make_error_code(code), opcode_label(p.req.op),
+                                            "RDMA READ response from " + ip_to_string(p.target_ip) + " qpn " +
+                                                hex(p.req.dst_qpn) + " dropped: " + why));
+                };
+                if (in_buf || in_win) {
+                    size_t fault_at = SIZE_MAX;
+                    err = read_full(fd, reinterpret_cast<void*>(p.local_addr), p.req.len, deadline,
+                                    in_win ? &fault_at : nullptr);
+                    if (err.empty() && fault_at != SIZE_MAX) {
+                        err = drain(fd, p.req.len - fault_at, deadline);
+                        fail(Errc::not_mapped, "the local window memory at " + hex(p.local_addr, 1) + " (len " +
+                                                   std::to_string(p.req.len) + ") is no longer writable");
+                    } else if (err.empty() && p.last) {
                         wback(nic_.state(), CmplClass::local_write, p.ctid).fetch_add(1, std::memory_order_release);
                         wback(nic_.state(), CmplClass::rdma_read, p.ctid).fetch_add(1, std::memory_order_release);
                     }
                 } else {
                     err = drain(fd, p.req.len, deadline);
+                    if (current)
+                        fail(Errc::not_mapped, "the local target " + hex(p.local_addr, 1) + " + len " +
+                                                   std::to_string(p.req.len) +
+                                                   " is no longer in the registered buffer or a window of ctid " +
+                                                   std::to_string(p.ctid));
                 }
             }
         }

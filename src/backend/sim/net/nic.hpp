@@ -43,6 +43,10 @@ public:
     /// A registered (remote = true) buffer of `ctid`, living in shm segment `shm_name`.
     virtual void register_buffer(int32_t ctid, void* addr, uint64_t size, const std::string& shm_name) = 0;
     virtual void unregister_buffer(int32_t ctid, void* addr) noexcept = 0;
+    /// A remote-access window of `ctid` (process memory the peer may access by absolute address).
+    virtual void register_window(int32_t ctid, uint64_t vaddr, uint64_t len) = 0;
+    /// Withdraws the window of `ctid` starting at `vaddr`; invalid_argument if there is none.
+    virtual void unregister_window(int32_t ctid, uint64_t vaddr) = 0;
     virtual uint32_t rkey(int32_t ctid) const = 0;
     virtual std::vector<std::byte> local_endpoint(int32_t ctid) const = 0;
     virtual void set_remote_endpoint(int32_t ctid, std::span<const std::byte> endpoint) = 0;

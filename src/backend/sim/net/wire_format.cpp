@@ -168,6 +168,7 @@ const char* check_name(Check c) noexcept {
     case Check::bad_rkey: return "rkey";
     case Check::out_of_bounds: return "bounds";
     case Check::bad_psn: return "psn";
+    case Check::unmapped: return "mapping";
     case Check::count: break;
     }
     return "unknown";
@@ -267,6 +268,39 @@ void write_buf(BufSlot& s, const BufView& v) noexcept {
     seq_end(s.seq);
 }
 
+WinView read_win(const WinSlot& s) noexcept {
+    WinView v;
+    seq_read(s.seq, [&] {
+        v.valid = s.valid.load(rlx) != 0;
+        v.vaddr = s.vaddr.load(rlx);
+        v.size = s.size.load(rlx);
+        v.generation = s.generation.load(rlx);
+    });
+    return v;
+}
+
+void write_win(WinSlot& s, const WinView& v) noexcept {
+    seq_begin(s.seq);
+    s.valid.store(v.valid ? 1u : 0u, rlx);
+    s.vaddr.store(v.vaddr, rlx);
+    s.size.store(v.size, rlx);
+    s.generation.store(v.generation, rlx);
+    seq_end(s.seq);
+}
+
+std::optional<WindowHit> find_window(const NicShared& nic, int32_t ctid, uint64_t vaddr, uint64_t len) noexcept {
+    if (ctid < 0 || ctid >= N_CTID_MAX) return std::nullopt;
+    uint32_t mask = nic.win_mask[ctid].load(std::memory_order_acquire);
+    while (mask != 0) {
+        const auto i = static_cast<uint32_t>(__builtin_ctz(mask));
+        mask &= mask - 1;
+        if (i >= k_nic_windows) break;
+        const WinView w = read_win(nic.win[ctid][i]);
+        if (w.valid && range_inside(vaddr, len, w.vaddr, w.size)) return WindowHit{i, w};
+    }
+    return std::nullopt;
+}
+
 Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
     Verdict v;
     auto reject = [&](Check c, std::string detail) {
@@ -297,6 +331,7 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
     Check failed = Check::ok;
     std::string detail;
     BufView buf;
+    std::optional<WindowHit> win;
     if (qp.remote_qpn != r.src_qpn || qp.remote_ip != r.src_ip) {
         failed = Check::not_connected;
         detail = "queue pair qpn " + hex32(r.dst_qpn) + " is connected to qpn " + hex32(qp.remote_qpn) + " at " +
@@ -310,13 +345,21 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
         } else if (r.rkey != buf.rkey) {
             failed = Check::bad_rkey;
             detail = "rkey " + hex32(r.rkey, 4) + " does not match the registered buffer's rkey " + hex32(buf.rkey, 4);
-        } else if (r.vaddr < buf.vaddr) {
-            failed = Check::out_of_bounds;
-            detail = "remote address " + hex64(r.vaddr) + " lies below the registered buffer at " + hex64(buf.vaddr);
-        } else if (r.vaddr - buf.vaddr > buf.size || r.len > buf.size - (r.vaddr - buf.vaddr)) {
-            failed = Check::out_of_bounds;
-            detail = "remote_offs " + std::to_string(r.vaddr - buf.vaddr) + " + len " + std::to_string(r.len) +
-                     " exceeds the registered buffer of " + std::to_string(buf.size) + " bytes";
+        } else if (!range_inside(r.vaddr, r.len, buf.vaddr, buf.size)) {
+            win = find_window(target, ctid, r.vaddr, r.len);
+            if (!win) {
+                failed = Check::out_of_bounds;
+                const uint32_t n = static_cast<uint32_t>(__builtin_popcount(target.win_mask[ctid].load()));
+                const std::string where = r.vaddr < buf.vaddr
+                                              ? "remote address " + hex64(r.vaddr) + " lies below the registered buffer at " +
+                                                    hex64(buf.vaddr)
+                                              : "remote_offs " + std::to_string(r.vaddr - buf.vaddr) + " + len " +
+                                                    std::to_string(r.len) + " exceeds the registered buffer of " +
+                                                    std::to_string(buf.size) + " bytes";
+                detail = where + ": remote address " + hex64(r.vaddr) + " + len " + std::to_string(r.len) +
+                         " is in neither the registered buffer nor a window of ctid " + std::to_string(ctid) + " (" +
+                         std::to_string(n) + " window" + (n == 1 ? "" : "s") + " registered)";
+            }
         }
     }
     uint32_t expected = r.psn;
@@ -326,7 +369,14 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
         return reject(Check::bad_psn,
                       "PSN " + hex32(r.psn) + " does not match the expected PSN " + hex32(expected));
     target.counters.accepted.fetch_add(1, std::memory_order_relaxed);
-    v.offset = r.vaddr - buf.vaddr;
+    if (win) {
+        v.in_window = true;
+        v.window = win->index;
+        v.win = win->win;
+        v.offset = r.vaddr - win->win.vaddr;
+    } else {
+        v.offset = r.vaddr - buf.vaddr;
+    }
     v.buf = std::move(buf);
     return v;
 }

@@ -1,7 +1,8 @@
 // coyote-mpi sim backend: what the emulated RoCE NICs exchange and publish.
 //  - Endpoint: the fixed-size bytes that follow the 64-byte ibvQ in the out-of-band message.
 //  - NicShared: the NIC state a vFPGA publishes in shared memory (QP table, registered buffers,
-//    rejection counters), and the validation every RDMA request passes against it (both wires).
+//    remote-access windows, rejection counters), and the validation every RDMA request passes against it
+//    (both wires).
 //  - Frame: the header of the TCP wire's messages.
 #pragma once
 
@@ -9,6 +10,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -60,7 +62,9 @@ Endpoint decode_endpoint(std::span<const std::byte> bytes);
 // ---- published NIC state -----------------------------------------------------------------------
 
 inline constexpr uint64_t k_nic_magic = 0x3143494e4f594f43ULL; // "COYONIC1"
-inline constexpr uint32_t k_nic_version = 1;
+inline constexpr uint32_t k_nic_version = 2;
+/// Remote-access windows per ctid (cThread::k_max_windows).
+inline constexpr uint32_t k_nic_windows = 16;
 
 /// The checks a request passes at its target, in order. `ok` means accepted.
 enum class Check : uint32_t {
@@ -70,8 +74,9 @@ enum class Check : uint32_t {
     not_connected, ///< the target queue pair is connected to another qpn / IP
     no_buffer,     ///< the target queue pair has no registered buffer
     bad_rkey,      ///< rkey != the registered buffer's rkey
-    out_of_bounds, ///< remote range outside the registered buffer
+    out_of_bounds, ///< remote range neither inside the registered buffer nor inside one window
     bad_psn,       ///< PSN != the target's expected PSN
+    unmapped,      ///< accepted, but the window memory is no longer mapped in the target (found while applying)
     count
 };
 /// Short name of a check ("rkey", "psn", ...).
@@ -106,6 +111,16 @@ struct BufSlot {
     std::atomic<uint64_t> name[8]{}; ///< shm name, NUL-padded, 64 bytes
 };
 
+/// One remote-access window of a ctid: process memory of the owner the peer may access by absolute address.
+/// Seqlock-protected (single writer: the owner). A window is addressed with the registered buffer's rkey.
+struct WinSlot {
+    std::atomic<uint32_t> seq{0};
+    std::atomic<uint32_t> valid{0};
+    std::atomic<uint64_t> vaddr{0}; ///< in the owner's address space
+    std::atomic<uint64_t> size{0};
+    std::atomic<uint64_t> generation{0}; ///< unique per registration (never reused by the owner)
+};
+
 /// Target-side counters (published so the initiator's debug output and tests can read them).
 struct NicCounters {
     std::atomic<uint64_t> rejected[static_cast<size_t>(Check::count)]{}; ///< per failed check
@@ -131,6 +146,9 @@ struct NicShared {
     NicCounters counters;
     QpSlot qp[N_CTID_MAX];
     BufSlot buf[N_CTID_MAX];
+    /// Bit i set: win[ctid][i] may be valid (set after the slot is written, cleared before it is withdrawn).
+    std::atomic<uint32_t> win_mask[N_CTID_MAX]{};
+    WinSlot win[N_CTID_MAX][k_nic_windows];
 };
 
 /// Consistent copies of the slots.
@@ -145,11 +163,27 @@ struct BufView {
     uint64_t vaddr = 0, size = 0, generation = 0;
     std::string name;
 };
+struct WinView {
+    bool valid = false;
+    uint64_t vaddr = 0, size = 0, generation = 0;
+};
 QpView read_qp(const QpSlot& s) noexcept;
 BufView read_buf(const BufSlot& s);
+WinView read_win(const WinSlot& s) noexcept;
 /// Seqlock writers (the owner only, serialized by the owner's lock).
 void write_qp(QpSlot& s, const QpView& v) noexcept;
 void write_buf(BufSlot& s, const BufView& v) noexcept;
+void write_win(WinSlot& s, const WinView& v) noexcept;
+/// The valid window of `ctid` in `nic` that holds [vaddr, vaddr + len) whole, with its slot index; nullopt if none.
+struct WindowHit {
+    uint32_t index = 0;
+    WinView win;
+};
+std::optional<WindowHit> find_window(const NicShared& nic, int32_t ctid, uint64_t vaddr, uint64_t len) noexcept;
+/// [vaddr, vaddr + len) lies whole in [base, base + size) (no overflow).
+constexpr bool range_inside(uint64_t vaddr, uint64_t len, uint64_t base, uint64_t size) noexcept {
+    return vaddr >= base && vaddr - base <= size && len <= size - (vaddr - base);
+}
 
 /// An RDMA request as it reaches the target.
 struct RdmaRequest {
@@ -166,15 +200,19 @@ struct RdmaRequest {
 /// Outcome of validating a request against the target's published state.
 struct Verdict {
     Check check = Check::ok;
-    std::string detail; ///< what failed, naming the values
-    int32_t ctid = -1;  ///< the target ctid (valid when the qpn is known)
-    uint64_t offset = 0;///< offset into the registered buffer (when accepted)
-    BufView buf;        ///< the registered buffer (when accepted)
+    std::string detail;     ///< what failed, naming the values
+    int32_t ctid = -1;      ///< the target ctid (valid when the qpn is known)
+    bool in_window = false; ///< accepted into a window (else into the registered buffer)
+    uint32_t window = 0;    ///< the window's slot index (when in_window)
+    WinView win;            ///< the window: vaddr, size, generation (when in_window)
+    uint64_t offset = 0;    ///< offset into the registered buffer, or into the window when in_window
+    BufView buf;            ///< the registered buffer (when accepted; its rkey also guards the windows)
 };
 
 /// Validates `r` against `target` in the documented order and, when the PSN matches, advances the
 /// target's expected PSN (also when a later stateless check fails: the packet was received in
-/// sequence). Counts a rejection in target.counters. Never touches buffer memory.
+/// sequence). The remote range must lie whole in the registered buffer or whole in one valid window of the
+/// target ctid. Counts a rejection in target.counters. Never touches buffer or window memory.
 Verdict validate_and_claim(NicShared& target, const RdmaRequest& r);
 
 /// "RDMA WRITE rejected by 10.1.2.3 qpn 0x000001: <detail>".
