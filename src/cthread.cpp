@@ -499,16 +499,3 @@ void cThread::printDebug() const {
 }
 
 }  // namespace coyote
-// Remote-access windows: not implemented by any backend yet; callers (the collectives) fall back to the
-// registered buffers when registerWindow throws not_supported.
-namespace coyote {
-void cThread::registerWindow(void*, uint64_t) {
-    throw_error(Errc::not_supported, "registerWindow", "remote-access windows are not implemented yet");
-}
-void cThread::unregisterWindow(void*) {
-    throw_error(Errc::not_supported, "unregisterWindow", "remote-access windows are not implemented yet");
-}
-void cThread::invokeRdma(CoyoteOper, void*, uint64_t, uint32_t, bool) {
-    throw_error(Errc::not_supported, "invokeRdma", "remote-access windows are not implemented yet");
-}
-}  // namespace coyote
