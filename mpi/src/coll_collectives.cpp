@@ -177,6 +177,7 @@ Collectives::~Collectives() = default;
 const std::vector<int>& Collectives::peers() const noexcept { return engine_->peers(); }
 uint32_t Collectives::chunk_payload() const noexcept { return engine_->payload(); }
 uint32_t Collectives::slots() const noexcept { return engine_->slots(); }
+uint64_t Collectives::direct_bytes() const noexcept { return engine_->direct_bytes(); }
 
 void Collectives::check_spans(std::size_t a, std::size_t b, const char* call) {
     if (a != b)

@@ -761,6 +761,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
             }
             h.first = k_first_direct;
             post(*s.out, h, true);
+            direct_bytes_.fetch_add(len, std::memory_order_relaxed);
         } else {
             if (len != 0) std::memcpy(staging(*s.out), src + off, len);
             post(*s.out, h);

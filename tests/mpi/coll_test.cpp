@@ -9,6 +9,7 @@
 
 #include "coll_test_support.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -295,6 +296,74 @@ TEST(Coll, AlltoallMatchesMpi) {
                 expect_equal(out.data(), ref.data(), n * p, es, ctx("alltoall", t, Op::sum, n) + " " + coll().last_algorithm());
             }
         }
+}
+
+// Large copy streams go straight into the receiver's buffer (COYOTE_COLL_DIRECT_MIN; the direct CTest runs set
+// it to 1 and COYOTE_COLL_TEST_EXPECT_DIRECT=1). Results match MPI, and the bytes around the destination stay
+// untouched.
+TEST(CollDirect, CopyStreamsLandInPlaceAndInBounds) {
+    const char* e = std::getenv("COYOTE_COLL_TEST_EXPECT_DIRECT");
+    const bool expect_direct = e != nullptr && std::string(e) == "1";
+    const uint64_t direct_min = coll().options().direct_min;
+    const auto p = static_cast<uint64_t>(nranks());
+    const uint64_t guard = 4096;
+    const uint64_t bb = std::max<uint64_t>(direct_min, 1) + coll().options().buffer_size + 77; // uint8 block
+    auto check_guards = [&](const Bytes& b, uint64_t payload, const std::string& what) {
+        for (uint64_t i = 0; i < guard; ++i) {
+            ASSERT_EQ(static_cast<unsigned>(b[i]), 0xa5u) << what << ": guard byte " << i << " before the buffer";
+            ASSERT_EQ(static_cast<unsigned>(b[guard + payload + i]), 0xa5u) << what << ": guard byte " << i << " after";
+        }
+    };
+    auto expect_moved = [&](uint64_t before, uint64_t want_at_least, const std::string& what) {
+        const uint64_t moved = coll().direct_bytes() - before;
+        if (expect_direct) {
+            EXPECT_GE(moved, want_at_least) << what << ": bytes placed directly";
+        } else if (direct_min == 0) {
+            EXPECT_EQ(moved, 0u) << what << ": direct placement is off";
+        }
+    };
+    {   // allgather (ring): every rank writes n - 1 blocks into its successor
+        Bytes in = bytes(bb, Datatype::uint8), all(guard * 2 + bb * p, std::byte{0xa5}), ref = bytes(bb * p, Datatype::uint8);
+        gen(Datatype::uint8, Op::band, rank(), 21, in.data(), bb);
+        const uint64_t before = coll().direct_bytes();
+        coll().allgather(in.data(), all.data() + guard, bb, Datatype::uint8);
+        expect_moved(before, (p - 1) * bb, "allgather");
+        ASSERT_EQ(MPI_Allgather(in.data(), ic(bb), MPI_UINT8_T, ref.data(), ic(bb), MPI_UINT8_T, MPI_COMM_WORLD), MPI_SUCCESS);
+        expect_equal(all.data() + guard, ref.data(), bb * p, 1, "direct allgather " + coll().last_algorithm());
+        check_guards(all, bb * p, "allgather");
+    }
+    {   // alltoall (pairwise when every peer is connected)
+        Bytes in = bytes(bb * p, Datatype::uint8), out(guard * 2 + bb * p, std::byte{0xa5}), ref = bytes(bb * p, Datatype::uint8);
+        gen(Datatype::uint8, Op::band, rank(), 22, in.data(), bb * p);
+        const uint64_t before = coll().direct_bytes();
+        coll().alltoall(in.data(), out.data() + guard, bb, Datatype::uint8);
+        if (coll().last_algorithm() == "pairwise") expect_moved(before, (p - 1) * bb, "alltoall");
+        ASSERT_EQ(MPI_Alltoall(in.data(), ic(bb), MPI_UINT8_T, ref.data(), ic(bb), MPI_UINT8_T, MPI_COMM_WORLD), MPI_SUCCESS);
+        expect_equal(out.data() + guard, ref.data(), bb * p, 1, "direct alltoall " + coll().last_algorithm());
+        check_guards(out, bb * p, "alltoall");
+    }
+    for (int root = 0; root < nranks(); ++root) { // broadcast (chain above tree_small)
+        Bytes buf(guard * 2 + bb, std::byte{0xa5}), ref = bytes(bb, Datatype::uint8);
+        gen(Datatype::uint8, Op::band, root, 23, ref.data(), bb);
+        if (rank() == root) std::memcpy(buf.data() + guard, ref.data(), bb);
+        const uint64_t before = coll().direct_bytes();
+        coll().broadcast(buf.data() + guard, bb, Datatype::uint8, root);
+        if (coll().last_algorithm() == "chain" && rank() != (root + nranks() - 1) % nranks())
+            expect_moved(before, bb, "broadcast");
+        expect_equal(buf.data() + guard, ref.data(), bb, 1, "direct broadcast root " + std::to_string(root));
+        check_guards(buf, bb, "broadcast");
+    }
+    {   // allreduce (ring): the allgather half places the reduced segments directly
+        const uint64_t n = bb / 4 * p;
+        Bytes in = bytes(n, Datatype::int32), out(guard * 2 + n * 4, std::byte{0xa5}), ref = bytes(n, Datatype::int32);
+        gen(Datatype::int32, Op::sum, rank(), 24, in.data(), n);
+        const uint64_t before = coll().direct_bytes();
+        coll().allreduce(in.data(), out.data() + guard, n, Datatype::int32, Op::sum);
+        if (coll().last_algorithm() == "ring") expect_moved(before, 1, "allreduce");
+        ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), MPI_INT32_T, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);
+        expect_equal(out.data() + guard, ref.data(), n, 4, "direct allreduce " + coll().last_algorithm());
+        check_guards(out, n * 4, "allreduce");
+    }
 }
 
 TEST(Coll, BarrierWaitsForTheLastRank) {

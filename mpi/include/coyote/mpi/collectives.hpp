@@ -121,6 +121,8 @@ public:
     /// Payload bytes per message (the pipeline chunk) and message slots per direction.
     uint32_t chunk_payload() const noexcept;
     uint32_t slots() const noexcept;
+    /// Payload bytes this rank wrote straight into peers' buffers (direct placement, see direct_min).
+    uint64_t direct_bytes() const noexcept;
 
     /// Dissemination barrier (ceil(log2 N) rounds of empty messages).
     void barrier();

@@ -243,6 +243,8 @@ public:
     uint32_t payload() const noexcept { return payload_; }
     uint32_t slots() const noexcept { return slots_; }
     const EngineConfig& config() const noexcept { return cfg_; }
+    /// Payload bytes written straight into peers' windows.
+    uint64_t direct_bytes() const noexcept { return direct_bytes_.load(std::memory_order_relaxed); }
     MPI_Comm comm() const noexcept { return comm_->get(); }
 
     /// Next collective call number (every rank numbers its calls the same way).
@@ -311,6 +313,7 @@ private:
     std::mutex workers_mtx_;
     std::vector<std::shared_ptr<OpState>> workers_;
     std::atomic<bool> broken_{false};
+    std::atomic<uint64_t> direct_bytes_{0};
     mpi::BootstrapOptions bootstrap_;
 };
 
