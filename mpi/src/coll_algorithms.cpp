@@ -347,9 +347,9 @@ struct Halving;
 /// source buffer; reduce: the second operand, null to accumulate into the work buffer). Steps capture only a
 /// pointer to their stage, which keeps their std::function targets in the small-object buffer (no allocation).
 struct HalvingStage {
-    const Halving* h = nullptr;
-    uint64_t base = 0;
-    const std::byte* operand = nullptr;
+    const Halving* h;
+    uint64_t base;
+    const std::byte* operand;
 };
 
 /// State of one halving schedule; lives on the stack of the algorithm until its schedule ran.
@@ -364,7 +364,7 @@ struct Halving {
     std::byte* direct_out = nullptr;
     uint64_t direct_off = 0;
     uint64_t direct_len = 0;
-    std::array<HalvingStage, 4 * 31 + 4> stages{};
+    std::array<HalvingStage, 4 * 31 + 4> stages; ///< filled by stage() (left uninitialised: no per-call clearing)
     std::size_t used = 0;
 
     const HalvingStage* stage(uint64_t base, const std::byte* operand) {
@@ -512,7 +512,7 @@ const char* allreduce_rabenseifner(Call& c, const std::byte* src, std::byte* dst
     h.work = dst;
     const int p2 = h.lay.p2;
     const uint64_t bytes = count * c.es;
-    c.steps.reserve(static_cast<std::size_t>(4 * 32 + 2));
+    c.steps.reserve(4 * static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(p2))) + 2);
     if (c.r >= p2) {
         // Folded: the whole vector to r - p2, the result back (each chunk after the send read it: in place).
         const int partner = c.r - p2;
@@ -824,7 +824,7 @@ const char* reduce_scatter_halving(Call& c, const std::byte* src, std::byte* dst
     h.src = src;
     const int p2 = h.lay.p2;
     const uint64_t bb = h.lay.bb;
-    c.steps.reserve(static_cast<std::size_t>(2 * 32 + 2));
+    c.steps.reserve(2 * static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(p2))) + 2);
     if (c.r >= p2) {
         // Folded: the whole vector (in piece order) to r - p2, this rank's block back. The stream starts with
         // block 0, so in place each chunk of the block arrives after the send read that part of the buffer.
@@ -963,7 +963,8 @@ const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Th
             return "none";
         }
         if (bytes <= th.allreduce_small || a.count < static_cast<uint64_t>(n)) return allreduce_rd(c, src, dst, bytes);
-        if (bytes <= th.allreduce_large) return allreduce_rabenseifner(c, src, dst, a.count);
+        // With two ranks Rabenseifner and the ring make the same two exchanges; the ring's schedule is leaner.
+        if (bytes <= th.allreduce_large && n > 2) return allreduce_rabenseifner(c, src, dst, a.count);
         return allreduce_ring(c, src, dst, a.count);
     case CollKind::reduce:
         if (n == 1) {
@@ -998,7 +999,9 @@ const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Th
             if (!a.in_place) std::memcpy(dst, src, bytes);
             return "none";
         }
-        if (bytes * static_cast<uint64_t>(n) <= th.reduce_scatter_small) return reduce_scatter_halving(c, src, dst, a.count);
+        // With two ranks recursive halving is the ring's single exchange.
+        if (bytes * static_cast<uint64_t>(n) <= th.reduce_scatter_small && n > 2)
+            return reduce_scatter_halving(c, src, dst, a.count);
         return reduce_scatter(c, src, dst, a.count);
     case CollKind::alltoall: {
         std::vector<std::byte> copy;

@@ -298,9 +298,13 @@ TEST(CollForced, AllreduceRecursiveDoublingEveryCount) {
 }
 
 TEST(CollForced, AllreduceRabenseifner) {
-    // Fewer elements than ranks always take recursive doubling (the halving would leave ranks without data).
+    // Fewer elements than ranks always take recursive doubling (the halving would leave ranks without data);
+    // two ranks take the ring (the same two exchanges).
     allreduce_all_cases(forced(Forced::rabenseifner), "allreduce (Rabenseifner)", [](uint64_t n) {
-        return n == 0 ? "none" : n < static_cast<uint64_t>(nranks()) ? "recursive_doubling" : "rabenseifner";
+        return n == 0                                ? "none"
+               : n < static_cast<uint64_t>(nranks()) ? "recursive_doubling"
+               : nranks() == 2                       ? "ring"
+                                                     : "rabenseifner";
     });
 }
 
@@ -311,8 +315,10 @@ TEST(CollForced, AllreduceRing) {
 }
 
 TEST(CollForced, ReduceScatterRecursiveHalving) {
-    reduce_scatter_all_cases(forced(Forced::recursive_halving), "reduce_scatter (recursive halving)",
-                             [](uint64_t n) { return n == 0 ? "none" : "recursive_halving"; });
+    // Two ranks take the ring (recursive halving would make the same single exchange).
+    reduce_scatter_all_cases(forced(Forced::recursive_halving), "reduce_scatter (recursive halving)", [](uint64_t n) {
+        return n == 0 ? "none" : nranks() == 2 ? "ring" : "recursive_halving";
+    });
 }
 
 TEST(CollForced, ReduceScatterRing) {
@@ -323,6 +329,7 @@ TEST(CollForced, ReduceScatterRing) {
 TEST(CollForced, RabenseifnerRandomRealsSameBitsEverywhere) {
     // Every segment is reduced by one rank and copied to the others: all ranks hold the same bits, and the
     // result agrees with MPI's to rounding. Odd count: segments of unequal size.
+    if (nranks() == 2) GTEST_SKIP() << "two ranks run the ring";
     Collectives& c = forced(Forced::rabenseifner);
     const uint64_t n = quick() ? 1001 : 100003;
     std::mt19937 gen_(static_cast<unsigned>(rank() + 29));
@@ -344,6 +351,7 @@ TEST(CollForced, RabenseifnerRandomRealsSameBitsEverywhere) {
 }
 
 TEST(CollForced, RecursiveHalvingRandomRealsWithinTolerance) {
+    if (nranks() == 2) GTEST_SKIP() << "two ranks run the ring";
     Collectives& c = forced(Forced::recursive_halving);
     const auto p = static_cast<uint64_t>(nranks());
     const uint64_t n = quick() ? 333 : 20011;
@@ -375,16 +383,17 @@ TEST(CollForced, DefaultThresholdsPickByBytes) {
         c.allreduce(MPI_IN_PLACE, v.data(), bytes / 4, Datatype::int32, Op::sum);
         return c.last_algorithm();
     };
+    const char* mid = p == 2 ? "ring" : "rabenseifner";
     EXPECT_EQ(ar(256), "recursive_doubling");
-    EXPECT_EQ(ar(260), "rabenseifner"); // 65 elements: at least one per rank up to 65 ranks
-    EXPECT_EQ(ar(4096), "rabenseifner");
+    EXPECT_EQ(ar(260), mid); // 65 elements: at least one per rank up to 65 ranks
+    EXPECT_EQ(ar(4096), mid);
     EXPECT_EQ(ar(4100), "ring");
     auto rs = [&](uint64_t block) {
         c.reduce_scatter(v.data(), w.data(), block, Datatype::int32, Op::sum);
         return c.last_algorithm();
     };
     const uint64_t fits = 1024 / 4 / p; // largest block whose whole vector is at most 1024 bytes
-    EXPECT_EQ(rs(fits), "recursive_halving");
+    EXPECT_EQ(rs(fits), p == 2 ? "ring" : "recursive_halving");
     EXPECT_EQ(rs(fits + 1), "ring");
 }
 
