@@ -4,8 +4,12 @@
 #include <coyote/mpi/collectives_engine.hpp>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace coyote::detail::coll {
@@ -25,6 +29,13 @@ uint64_t seg_off(uint64_t count, int n, int i) {
 uint64_t seg_cnt(uint64_t count, int n, int i) {
     const auto nn = static_cast<uint64_t>(n);
     return count / nn + (static_cast<uint64_t>(i) < count % nn ? 1 : 0);
+}
+
+/// The largest power of two <= n (the core of the recursive doubling / halving schedules).
+int core_size(int n) {
+    int p2 = 1;
+    while (p2 <= n / 2) p2 *= 2;
+    return p2;
 }
 
 Step send_step(int to, uint64_t bytes, std::function<void(uint64_t, std::byte*, uint32_t)> produce) {
@@ -200,18 +211,26 @@ const char* broadcast(Call& c, std::byte* buf, uint64_t bytes, bool tree) {
 
 const char* allreduce_rd(Call& c, const std::byte* src, std::byte* dst, uint64_t bytes) {
     if (src != dst) std::memcpy(dst, src, bytes);
-    int p2 = 1;
-    while (p2 * 2 <= c.n) p2 *= 2;
+    const int p2 = core_size(c.n);
     const int rem = c.n - p2;
-    const Reducer k = c.k;
-    const std::size_t es = c.es;
-    auto produce = [dst](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, dst + off, len); };
-    auto reduce_in = [dst, k, es](uint64_t off, const std::byte* in, uint32_t len) { k.acc(dst + off, in, len / es); };
+    // The step functions capture one pointer (no std::function allocation); chunk gates instead of `after`
+    // lists order the rounds (no allocation either) and let a round's chunk go out as soon as the previous round
+    // reduced it.
+    struct Ctx {
+        Reducer k;
+        std::size_t es;
+        std::byte* dst;
+    };
+    const Ctx ctx{c.k, c.es, dst};
+    const Ctx* x = &ctx;
+    auto produce = [x](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, x->dst + off, len); };
+    auto reduce_in = [x](uint64_t off, const std::byte* in, uint32_t len) { x->k.acc(x->dst + off, in, len / x->es); };
+    c.steps.reserve(2 * static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(p2))) + 2);
     if (c.r >= p2) {
         const int partner = c.r - p2;
         const int s = c.add(send_step(partner, bytes, produce));
-        Step rv = recv_step(partner, bytes, [dst](uint64_t off, const std::byte* in, uint32_t len) {
-            std::memcpy(dst + off, in, len);
+        Step rv = recv_step(partner, bytes, [x](uint64_t off, const std::byte* in, uint32_t len) {
+            std::memcpy(x->dst + off, in, len);
         });
         rv.gate = s;
         c.add(std::move(rv));
@@ -223,15 +242,15 @@ const char* allreduce_rd(Call& c, const std::byte* src, std::byte* dst, uint64_t
     for (int mask = 1; mask < p2; mask <<= 1) {
         const int partner = c.r ^ mask;
         Step s = send_step(partner, bytes, produce);
-        if (last_recv >= 0) s.after.push_back(last_recv);
+        s.gate = last_recv; // chunk i goes out once the previous round reduced it
         const int si = c.add(std::move(s));
         Step rv = recv_step(partner, bytes, reduce_in);
-        rv.gate = si;
+        rv.gate = si; // and is reduced again only after this round's send read it
         last_recv = c.add(std::move(rv));
     }
     if (c.r < rem) {
         Step s = send_step(c.r + p2, bytes, produce);
-        if (last_recv >= 0) s.after.push_back(last_recv);
+        s.gate = last_recv;
         c.add(std::move(s));
     }
     c.run();
@@ -296,6 +315,239 @@ const char* allreduce_ring(Call& c, const std::byte* src, std::byte* dst, uint64
     }
     c.run();
     return "ring";
+}
+
+// ---- recursive halving / doubling on the power-of-two core ------------------------------------------
+//
+// p2 is the largest power of two <= n, rem = n - p2. Ranks r >= p2 fold into r - p2 (which reduces their whole
+// vector into its own), and the p2 ranks of the core split the vector into p2 pieces, piece i ending up with
+// core rank i. Every stream of these schedules is a run of whole pieces in piece order, so that the streams of
+// later rounds are sub-streams of earlier ones and chunks can be gated on exactly the bytes they depend on:
+// allreduce piece i is segment i of a balanced split (piece order = buffer order); reduce_scatter piece i is
+// block i followed, for i < rem, by block i + p2 (the block of the folded rank travels with its partner's).
+
+constexpr uint64_t k_unbounded = ~0ull;
+
+/// Where the pieces lie in a buffer of rank layout.
+struct PieceLayout {
+    int p2 = 1;
+    int rem = 0;
+    uint64_t count = 0; ///< allreduce: elements split into p2 segments
+    std::size_t es = 1;
+    uint64_t bb = 0; ///< reduce_scatter: bytes of one rank's block (0: allreduce layout)
+
+    /// Stream offset of piece i; at(p2) is the whole stream.
+    uint64_t at(int i) const {
+        if (bb == 0) return seg_off(count, p2, i) * es;
+        return bb * static_cast<uint64_t>(i + std::min(i, rem));
+    }
+    /// Buffer offset of stream byte x; `run` receives the bytes contiguous in the buffer from there.
+    uint64_t mem(uint64_t x, uint64_t& run) const {
+        const uint64_t pairs = 2 * bb * static_cast<uint64_t>(rem); // pieces made of two blocks
+        if (x >= pairs) {
+            run = k_unbounded;
+            return x - pairs / 2;
+        }
+        const uint64_t piece = x / (2 * bb);
+        const uint64_t within = x % (2 * bb);
+        run = bb - within % bb;
+        return (within < bb ? piece : piece + static_cast<uint64_t>(p2)) * bb + within % bb;
+    }
+};
+
+struct Halving;
+
+/// One step's view of a halving schedule: the stream offset of its first byte and its operand (send: the
+/// source buffer; reduce: the second operand, null to accumulate into the work buffer). Steps capture only a
+/// pointer to their stage, which keeps their std::function targets in the small-object buffer (no allocation).
+struct HalvingStage {
+    const Halving* h;
+    uint64_t base;
+    const std::byte* operand;
+};
+
+/// State of one halving schedule; lives on the stack of the algorithm until its schedule ran.
+struct Halving {
+    PieceLayout lay;
+    Reducer k;
+    const std::byte* src = nullptr; ///< this rank's input (rank layout)
+    std::byte* work = nullptr;      ///< partial and final results (rank layout; == src in place)
+    /// Optional: the reductions of stage `direct` that land in [direct_off, direct_off + direct_len) of the work
+    /// buffer go to direct_out instead (the result block, saving a copy out of the work buffer).
+    const HalvingStage* direct = nullptr;
+    std::byte* direct_out = nullptr;
+    uint64_t direct_off = 0;
+    uint64_t direct_len = 0;
+    std::array<HalvingStage, 4 * 31 + 4> stages; ///< filled by stage() (left uninitialised: no per-call clearing)
+    std::size_t used = 0;
+
+    const HalvingStage* stage(uint64_t base, const std::byte* operand) {
+        stages.at(used) = HalvingStage{this, base, operand};
+        return &stages[used++];
+    }
+    /// Calls f(buffer offset, offset in the chunk, bytes) for the contiguous runs of stream bytes [x, x + len).
+    template <typename F>
+    void runs(uint64_t x, uint32_t len, F&& f) const {
+        uint64_t done = 0;
+        while (done < len) {
+            uint64_t run = 0;
+            const uint64_t m = lay.mem(x + done, run);
+            const uint64_t take = std::min<uint64_t>(run, len - done);
+            f(m, done, take);
+            done += take;
+        }
+    }
+};
+
+Step halving_send(int to, uint64_t bytes, const HalvingStage* s) {
+    return send_step(to, bytes, [s](uint64_t off, std::byte* out, uint32_t len) {
+        s->h->runs(s->base + off, len, [&](uint64_t m, uint64_t done, uint64_t take) {
+            std::memcpy(out + done, s->operand + m, take);
+        });
+    });
+}
+
+Step halving_reduce(int from, uint64_t bytes, const HalvingStage* s) {
+    return recv_step(from, bytes, [s](uint64_t off, const std::byte* in, uint32_t len) {
+        const Halving& h = *s->h;
+        h.runs(s->base + off, len, [&](uint64_t m, uint64_t done, uint64_t take) {
+            const std::size_t elems = take / h.lay.es;
+            std::byte* d = h.work + m;
+            const std::byte* b = s->operand != nullptr ? s->operand + m : nullptr;
+            if (s == h.direct && m - h.direct_off < h.direct_len) { // runs never straddle a block
+                if (b == nullptr) b = d;
+                d = h.direct_out + (m - h.direct_off);
+            }
+            if (b != nullptr)
+                h.k.red3(d, in + done, b, elems);
+            else
+                h.k.acc(d, in + done, elems);
+        });
+    });
+}
+
+Step halving_copy_in(int from, uint64_t bytes, const HalvingStage* s) {
+    return recv_step(from, bytes, [s](uint64_t off, const std::byte* in, uint32_t len) {
+        const Halving& h = *s->h;
+        h.runs(s->base + off, len, [&](uint64_t m, uint64_t done, uint64_t take) { std::memcpy(h.work + m, in + done, take); });
+    });
+}
+
+/// Recursive halving on the core (c.r < p2): the round of distance m = p2/2, ..., 1 sends the half of the
+/// current range of pieces that r ^ m (= r +- m) keeps and reduces the half this rank keeps with what r ^ m
+/// sends. `ready`: the step after which the work buffer holds this rank's whole partial vector (the fold's
+/// receive), or -1 when the first round reads src. Returns the last receive: its stream is this rank's piece.
+int halving_rounds(Call& c, Halving& h, int ready) {
+    const PieceLayout& L = h.lay;
+    int lo = 0;
+    int hi = L.p2;
+    int gate = ready;
+    int gate_lo = 0; // first piece of the gate step's stream
+    for (int m = L.p2 / 2; m >= 1; m /= 2) {
+        const int partner = c.r ^ m;
+        const int mid = lo + m;
+        const bool upper = (c.r & m) != 0;
+        const int give_lo = upper ? lo : mid;
+        const int give_hi = upper ? mid : hi;
+        const int keep_lo = upper ? mid : lo;
+        const int keep_hi = upper ? hi : mid;
+        const bool first = gate < 0;
+        Step s = halving_send(partner, L.at(give_hi) - L.at(give_lo), h.stage(L.at(give_lo), first ? h.src : h.work));
+        Step rv = halving_reduce(partner, L.at(keep_hi) - L.at(keep_lo),
+                                 h.stage(L.at(keep_lo), first && h.src != h.work ? h.src : nullptr));
+        if (!first) {
+            // Both halves are sub-streams of the previous receive: each chunk waits for the bytes it covers.
+            s.gate = gate;
+            s.gate_shift = L.at(give_lo) - L.at(gate_lo);
+            rv.gate = gate;
+            rv.gate_shift = L.at(keep_lo) - L.at(gate_lo);
+        }
+        c.add(std::move(s));
+        gate = c.add(std::move(rv));
+        gate_lo = keep_lo;
+        lo = keep_lo;
+        hi = keep_hi;
+    }
+    return gate;
+}
+
+/// Recursive doubling allgather of the pieces on the core: the round of distance m = 1, 2, ..., p2/2 sends
+/// this rank's range of m pieces to r ^ m and receives that rank's range. `piece`: the step that completes this
+/// rank's piece. Returns the last round's send and receive: when both finished, the work buffer holds every
+/// piece.
+std::pair<int, int> doubling_rounds(Call& c, Halving& h, int piece) {
+    const PieceLayout& L = h.lay;
+    int prev_send = -1;
+    int prev_recv = -1;
+    for (int m = 1; m < L.p2; m *= 2) {
+        const int partner = c.r ^ m;
+        const int lo = c.r & ~(m - 1);
+        const int plo = partner & ~(m - 1);
+        Step s = halving_send(partner, L.at(lo + m) - L.at(lo), h.stage(L.at(lo), h.work));
+        if (prev_send < 0) {
+            s.gate = piece; // the first range is this rank's piece: the stream of the last halving receive
+        } else {
+            // A send started only once its range was complete: its completion certifies the range.
+            s.after = {prev_send, prev_recv};
+        }
+        prev_send = c.add(std::move(s));
+        prev_recv = c.add(halving_copy_in(partner, L.at(plo + m) - L.at(plo), h.stage(L.at(plo), nullptr)));
+    }
+    return {prev_send, prev_recv};
+}
+
+/// Scratch memory of the calling thread, kept between calls up to this size.
+constexpr std::size_t k_scratch_keep = 4u << 20;
+
+std::byte* scratch(std::size_t bytes, std::unique_ptr<std::byte[]>& owned) {
+    if (bytes > k_scratch_keep) {
+        owned = std::make_unique_for_overwrite<std::byte[]>(bytes);
+        return owned.get();
+    }
+    thread_local std::unique_ptr<std::byte[]> kept;
+    thread_local std::size_t kept_size = 0;
+    if (kept_size < bytes) {
+        kept_size = std::min(k_scratch_keep, std::max({bytes, 2 * kept_size, std::size_t{4096}}));
+        kept = std::make_unique_for_overwrite<std::byte[]>(kept_size);
+    }
+    return kept.get();
+}
+
+/// Rabenseifner: fold, recursive-halving reduce-scatter and recursive-doubling allgather on the core, unfold.
+/// Every piece is computed by one core rank and copied everywhere else: all ranks get the same bits.
+const char* allreduce_rabenseifner(Call& c, const std::byte* src, std::byte* dst, uint64_t count) {
+    Halving h;
+    h.lay.p2 = core_size(c.n);
+    h.lay.rem = c.n - h.lay.p2;
+    h.lay.count = count;
+    h.lay.es = c.es;
+    h.k = c.k;
+    h.src = src;
+    h.work = dst;
+    const int p2 = h.lay.p2;
+    const uint64_t bytes = count * c.es;
+    c.steps.reserve(4 * static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(p2))) + 2);
+    if (c.r >= p2) {
+        // Folded: the whole vector to r - p2, the result back (each chunk after the send read it: in place).
+        const int partner = c.r - p2;
+        const int s = c.add(halving_send(partner, bytes, h.stage(0, src)));
+        Step rv = halving_copy_in(partner, bytes, h.stage(0, nullptr));
+        rv.gate = s;
+        c.add(std::move(rv));
+        c.run();
+        return "rabenseifner";
+    }
+    int ready = -1;
+    if (c.r < h.lay.rem) ready = c.add(halving_reduce(c.r + p2, bytes, h.stage(0, src != dst ? src : nullptr)));
+    const int piece = halving_rounds(c, h, ready);
+    const auto [last_send, last_recv] = doubling_rounds(c, h, piece);
+    if (c.r < h.lay.rem) {
+        Step s = halving_send(c.r + p2, bytes, h.stage(0, dst));
+        s.after = {last_send, last_recv};
+        c.add(std::move(s));
+    }
+    c.run();
+    return "rabenseifner";
 }
 
 // ---- reduce ---------------------------------------------------------------------------------------
@@ -564,6 +816,55 @@ const char* reduce_scatter(Call& c, const std::byte* src, std::byte* dst, uint64
     return "ring";
 }
 
+/// Recursive halving (fold for non-power-of-two n): log2(p2) rounds instead of the ring's n - 1. The core
+/// ranks reduce in a work buffer of rank layout: the input buffer itself in place, else thread scratch.
+const char* reduce_scatter_halving(Call& c, const std::byte* src, std::byte* dst, uint64_t rc) {
+    Halving h;
+    h.lay.p2 = core_size(c.n);
+    h.lay.rem = c.n - h.lay.p2;
+    h.lay.es = c.es;
+    h.lay.bb = rc * c.es;
+    h.k = c.k;
+    h.src = src;
+    const int p2 = h.lay.p2;
+    const uint64_t bb = h.lay.bb;
+    c.steps.reserve(2 * static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(p2))) + 2);
+    if (c.r >= p2) {
+        // Folded: the whole vector (in piece order) to r - p2, this rank's block back. The stream starts with
+        // block 0, so in place each chunk of the block arrives after the send read that part of the buffer.
+        const int partner = c.r - p2;
+        const int s = c.add(halving_send(partner, h.lay.at(p2), h.stage(0, src)));
+        Step rv = recv_step(partner, bb, [dst](uint64_t off, const std::byte* in, uint32_t len) { std::memcpy(dst + off, in, len); });
+        rv.gate = s;
+        c.add(std::move(rv));
+        c.run();
+        return "recursive_halving";
+    }
+    std::unique_ptr<std::byte[]> owned;
+    h.work = src == dst ? dst : scratch(static_cast<std::size_t>(bb) * static_cast<std::size_t>(c.n), owned);
+    int ready = -1;
+    if (c.r < h.lay.rem) ready = c.add(halving_reduce(c.r + p2, h.lay.at(p2), h.stage(0, h.work != src ? src : nullptr)));
+    const int piece = halving_rounds(c, h, ready);
+    const uint64_t mine = static_cast<uint64_t>(c.r) * bb;
+    if (h.work != dst) {
+        // Out of place the last round reduces this rank's block straight into dst.
+        h.direct = &h.stages[h.used - 1];
+        h.direct_out = dst;
+        h.direct_off = mine;
+        h.direct_len = bb;
+    }
+    if (c.r < h.lay.rem) {
+        // This rank's piece is block r and then block r + p2, the folded rank's result.
+        Step s = halving_send(c.r + p2, bb, h.stage(h.lay.at(c.r) + bb, h.work));
+        s.gate = piece;
+        s.gate_shift = bb;
+        c.add(std::move(s));
+    }
+    c.run();
+    if (h.work == dst && mine != 0) std::memmove(dst, dst + mine, bb);
+    return "recursive_halving";
+}
+
 // ---- alltoall -------------------------------------------------------------------------------------
 
 const char* alltoall_pairwise(Call& c, const std::byte* src, std::byte* dst, uint64_t bb) {
@@ -664,6 +965,8 @@ const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Th
             return "none";
         }
         if (bytes <= th.allreduce_small || a.count < static_cast<uint64_t>(n)) return allreduce_rd(c, src, dst, bytes);
+        // With two ranks Rabenseifner and the ring make the same two exchanges; the ring's schedule is leaner.
+        if (bytes <= th.allreduce_large && n > 2) return allreduce_rabenseifner(c, src, dst, a.count);
         return allreduce_ring(c, src, dst, a.count);
     case CollKind::reduce:
         if (n == 1) {
@@ -698,6 +1001,9 @@ const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Th
             if (!a.in_place) std::memcpy(dst, src, bytes);
             return "none";
         }
+        // With two ranks recursive halving is the ring's single exchange.
+        if (bytes * static_cast<uint64_t>(n) <= th.reduce_scatter_small && n > 2)
+            return reduce_scatter_halving(c, src, dst, a.count);
         return reduce_scatter(c, src, dst, a.count);
     case CollKind::alltoall: {
         std::vector<std::byte> copy;

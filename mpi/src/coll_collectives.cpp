@@ -39,6 +39,8 @@ struct Agreed {
     uint64_t buffer_size;
     uint64_t chunk_bytes;
     uint64_t allreduce_small;
+    uint64_t allreduce_large;
+    uint64_t reduce_scatter_small;
     uint64_t tree_small;
     uint64_t alltoall_small;
     uint64_t allgather_small;
@@ -78,6 +80,8 @@ CollectiveOptions CollectiveOptions::from_env() {
     o.buffer_size = env_u64("COYOTE_COLL_BUFFER_SIZE", o.buffer_size);
     o.chunk_bytes = env_u64("COYOTE_COLL_CHUNK", o.chunk_bytes);
     o.allreduce_small = env_u64("COYOTE_COLL_ALLREDUCE_SMALL", o.allreduce_small);
+    o.allreduce_large = env_u64("COYOTE_COLL_ALLREDUCE_LARGE", o.allreduce_large);
+    o.reduce_scatter_small = env_u64("COYOTE_COLL_REDUCE_SCATTER_SMALL", o.reduce_scatter_small);
     o.tree_small = env_u64("COYOTE_COLL_TREE_SMALL", o.tree_small);
     o.alltoall_small = env_u64("COYOTE_COLL_ALLTOALL_SMALL", o.alltoall_small);
     o.allgather_small = env_u64("COYOTE_COLL_ALLGATHER_SMALL", o.allgather_small);
@@ -141,7 +145,8 @@ Collectives::Collectives(const Communicator& comm, const DeviceAssignment& devic
             offload_error = std::current_exception();
         }
     }
-    const Agreed mine{options.buffer_size, options.chunk_bytes, options.allreduce_small, options.tree_small,
+    const Agreed mine{options.buffer_size, options.chunk_bytes, options.allreduce_small, options.allreduce_large,
+                      options.reduce_scatter_small, options.tree_small,
                       options.alltoall_small, options.allgather_small, options.direct_min,
                       static_cast<uint64_t>(options.peers), options.offload_reductions ? 1u : 0u,
                       problem.empty() && !offload_error ? 1u : 0u};
@@ -218,7 +223,14 @@ void Collectives::barrier() {
 
 namespace {
 ::coyote::detail::coll::Thresholds thresholds(const CollectiveOptions& o) {
-    return {o.allreduce_small, o.tree_small, o.alltoall_small, o.allgather_small};
+    ::coyote::detail::coll::Thresholds t;
+    t.allreduce_small = o.allreduce_small;
+    t.allreduce_large = o.allreduce_large;
+    t.reduce_scatter_small = o.reduce_scatter_small;
+    t.tree_small = o.tree_small;
+    t.alltoall_small = o.alltoall_small;
+    t.allgather_small = o.allgather_small;
+    return t;
 }
 }  // namespace
 

@@ -73,7 +73,8 @@ std::vector<Op> ops_for(Datatype t) {
     return {Op::sum, Op::prod, Op::min, Op::max, Op::band, Op::bor, Op::bxor};
 }
 
-/// 1, 7 (recursive doubling / tree), 4 KiB + 3 elements and more than the registered buffer (ring / chain).
+/// 1, 7 (recursive doubling / tree), 4 KiB + 3 elements (recursive doubling or Rabenseifner by type size) and
+/// more than the registered buffer (ring / chain).
 std::vector<uint64_t> counts_for(Datatype t) {
     const uint64_t es = size_of(t);
     return {1, 7, 4096 / es + 3, coll().options().buffer_size / es + 5};
@@ -92,7 +93,8 @@ using coyote_test::ic;
 /// Element reductions (over all ranks) of an allreduce of `count` with the algorithm it used.
 uint64_t allreduce_work(uint64_t count, const std::string& algorithm) {
     const auto n = static_cast<uint64_t>(nranks());
-    if (algorithm == "ring") return count * (n - 1);
+    // The ring and Rabenseifner reduce every element once per other rank (fold + halving: (n - p2) + (p2 - 1)).
+    if (algorithm == "ring" || algorithm == "rabenseifner") return count * (n - 1);
     uint64_t p2 = 1, log2 = 0;
     while (p2 * 2 <= n) p2 *= 2, ++log2;
     return count * ((n - p2) + p2 * log2); // non-power-of-two fold + log2 rounds on p2 ranks

@@ -37,9 +37,16 @@ enum class PeerSet {
 struct CollectiveOptions {
     uint64_t buffer_size = 4ull << 20;  ///< registered buffer per queue pair (COYOTE_COLL_BUFFER_SIZE)
     uint64_t chunk_bytes = 128u << 10;  ///< pipeline chunk / message payload limit (COYOTE_COLL_CHUNK)
-    /// allreduce: recursive doubling up to this many bytes, ring reduce-scatter + allgather above
-    /// (COYOTE_COLL_ALLREDUCE_SMALL)
-    uint64_t allreduce_small = 16u << 10;
+    /// allreduce: recursive doubling up to this many bytes (COYOTE_COLL_ALLREDUCE_SMALL), Rabenseifner
+    /// (recursive-halving reduce-scatter + recursive-doubling allgather) up to allreduce_large, ring
+    /// reduce-scatter + allgather above
+    uint64_t allreduce_small = 8u << 10;
+    /// allreduce: Rabenseifner up to this many bytes, ring above (COYOTE_COLL_ALLREDUCE_LARGE; at most
+    /// allreduce_small: no Rabenseifner; two ranks always take the ring, which makes the same exchanges)
+    uint64_t allreduce_large = 32u << 10;
+    /// reduce_scatter: recursive halving up to this many bytes of the whole (size() * count) vector, ring above
+    /// (COYOTE_COLL_REDUCE_SCATTER_SMALL; two ranks always take the ring's single exchange)
+    uint64_t reduce_scatter_small = 16u << 10;
     /// broadcast / reduce: binomial tree up to this many bytes, pipelined chain above (COYOTE_COLL_TREE_SMALL)
     uint64_t tree_small = 64u << 10;
     /// alltoall with every peer connected: Bruck up to this many bytes per block, pairwise above

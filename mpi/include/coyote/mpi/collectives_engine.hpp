@@ -363,6 +363,8 @@ struct CallArgs {
 /// Algorithm switch points in bytes (see CollectiveOptions).
 struct Thresholds {
     uint64_t allreduce_small = 0;
+    uint64_t allreduce_large = 0;
+    uint64_t reduce_scatter_small = 0;
     uint64_t tree_small = 0;
     uint64_t alltoall_small = 0;
     uint64_t allgather_small = 0;
