@@ -752,20 +752,24 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         const uint64_t off = s.done * payload_;
         MsgHeader h = proto;
         h.len = len;
-        if (s.out_addr != 0 && len != 0) {
+        if (s.out_addr != 0 && len != 0 && !direct_denied_) {
             try {
                 s.out->thread->invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, const_cast<std::byte*>(src + off),
                                           s.out_addr + off, len, false);
+                h.first = k_first_direct;
+                post(*s.out, h, true);
+                direct_bytes_.fetch_add(len, std::memory_order_relaxed);
+                ++s.done;
+                return;
             } catch (const Error& e) {
-                peer_failed(*s.out, e);
+                // The wire cannot reach the peer's memory (e.g. cross-process access denied): this and every later
+                // stream go through the ring; the receiver takes either.
+                if (e.code() != make_error_code(Errc::not_supported)) peer_failed(*s.out, e);
+                direct_denied_ = true;
             }
-            h.first = k_first_direct;
-            post(*s.out, h, true);
-            direct_bytes_.fetch_add(len, std::memory_order_relaxed);
-        } else {
-            if (len != 0) std::memcpy(staging(*s.out), src + off, len);
-            post(*s.out, h);
         }
+        if (len != 0) std::memcpy(staging(*s.out), src + off, len);
+        post(*s.out, h);
         ++s.done;
     };
     // One received chunk of a copy stream: placed already, or copied (absorbed) into place.

@@ -314,6 +314,7 @@ private:
     std::vector<std::shared_ptr<OpState>> workers_;
     std::atomic<bool> broken_{false};
     std::atomic<uint64_t> direct_bytes_{0};
+    bool direct_denied_ = false; ///< a direct write failed with not_supported: streams go through the ring
     mpi::BootstrapOptions bootstrap_;
 };
 

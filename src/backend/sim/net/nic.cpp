@@ -67,6 +67,7 @@ struct WireConfig {
     std::string addr;     ///< COYOTE_SIM_WIRE_ADDR (empty: pick a default)
     uint16_t port = 0;    ///< COYOTE_SIM_WIRE_PORT (0: ephemeral)
     std::chrono::milliseconds io_timeout{30000}; ///< COYOTE_SIM_WIRE_TIMEOUT_MS
+    bool deny_cma = false; ///< COYOTE_SIM_DENY_CMA=1: window copies fail as if ptrace access were denied (tests)
 };
 
 WireConfig wire_config_from_env() {
@@ -94,6 +95,7 @@ WireConfig wire_config_from_env() {
         return v;
     };
     c.port = static_cast<uint16_t>(number("COYOTE_SIM_WIRE_PORT", 65535));
+    if (const char* e = std::getenv("COYOTE_SIM_DENY_CMA"); e != nullptr && std::string(e) == "1") c.deny_cma = true;
     if (const unsigned long t = number("COYOTE_SIM_WIRE_TIMEOUT_MS", 86400000UL); t > 0)
         c.io_timeout = std::chrono::milliseconds(t);
     return c;
@@ -1053,7 +1055,7 @@ bool NicImpl::window_copy(int32_t ctid, uint64_t generation, const RdmaRequest& 
     const Endpoint& ep = peer.ep;
     const uint64_t remote = v.win.vaddr + v.offset;
     const bool to_remote = req.op != RdmaOpcode::read;
-    const int e = vm_copy(ep.pid, to_remote, local_addr, remote, req.len);
+    const int e = cfg_.deny_cma ? EPERM : vm_copy(ep.pid, to_remote, local_addr, remote, req.len);
     if (e == 0) return true;
     const char* fn = to_remote ? "process_vm_writev" : "process_vm_readv";
     switch (e) {
