@@ -180,6 +180,7 @@ Collectives::Collectives(const Communicator& comm, const DeviceAssignment& devic
 Collectives::~Collectives() = default;
 
 const std::vector<int>& Collectives::peers() const noexcept { return engine_->peers(); }
+std::vector<int> Collectives::linked_peers() const { return engine_->link_peers(); }
 uint32_t Collectives::chunk_payload() const noexcept { return engine_->payload(); }
 uint32_t Collectives::slots() const noexcept { return engine_->slots(); }
 uint64_t Collectives::direct_bytes() const noexcept { return engine_->direct_bytes(); }

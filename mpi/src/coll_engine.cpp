@@ -3,6 +3,7 @@
 #include <coyote/mpi/collectives_engine.hpp>
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -27,6 +28,28 @@ constexpr uint64_t k_abort_stage = 72;
 constexpr uint64_t k_spin_passes = 64;  // idle schedule passes before yielding
 constexpr uint64_t k_flush_passes = 16; // yielding passes between credit flushes / p2p progress
 constexpr uint32_t k_windows_per_channel = 4; // direct-placement windows a channel's schedules hold at once
+
+// Link messages (MPI, on the engine's own communicator).
+constexpr int k_link_tag = 0x4c4e;
+constexpr uint32_t k_link_magic = 0x314b4e4c; // "LNK1"
+constexpr uint32_t k_link_hello = 1;          // blob: the sender's exportQp
+constexpr uint32_t k_link_ready = 2;          // the sender connected to our blob
+constexpr uint32_t k_link_refuse = 3;         // text: why the sender cannot open a queue pair
+constexpr uint32_t k_link_max_blob = 64u << 10;
+constexpr auto k_link_poll = std::chrono::milliseconds(1); // MPI poll interval while no link is being opened
+constexpr auto k_link_drain = std::chrono::seconds(2);     // teardown: wait this long for owed link messages
+
+struct LinkMsg {
+    uint32_t magic = k_link_magic;
+    uint32_t type = 0;
+    int32_t src = -1;
+    int32_t dst = -1;
+    uint64_t buffer_size = 0;
+    uint32_t blob_len = 0;
+    uint32_t reserved = 0;
+    char text[224] = {};
+};
+static_assert(sizeof(LinkMsg) == 256);
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -103,7 +126,8 @@ std::string describe(const Signature& s) {
 // ---- construction -----------------------------------------------------------------------------------
 
 Engine::Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& device, const EngineConfig& cfg)
-    : comm_(comm.share()), rank_(comm.rank()), size_(comm.size()), cfg_(cfg), qps_(comm, device, wiring_for(comm, cfg)) {
+    : comm_(comm.share()), rank_(comm.rank()), size_(comm.size()), cfg_(cfg), qps_(comm, device, wiring_for(comm, cfg)),
+      device_(device), owner_(std::this_thread::get_id()) {
     // More ranks than cores on this node: a waiting rank's peer is often descheduled, so yield at once.
     const unsigned cores = std::thread::hardware_concurrency();
     spin_passes_ = cores != 0 && static_cast<unsigned>(comm.local_size()) > cores ? 1 : k_spin_passes;
@@ -127,6 +151,9 @@ Engine::Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& devic
         c.write_base = c.thread->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
         chans_.emplace(p, std::move(c));
     }
+    MPI_Comm dup = MPI_COMM_NULL;
+    mpi::check_mpi(MPI_Comm_dup(comm.get(), &dup), "MPI_Comm_dup", "collectives: communicator for queue-pair links");
+    link_comm_ = std::make_shared<mpi::detail::CommHandle>(dup);
     // Nobody writes before every rank has taken its counter baselines.
     mpi::arrive(comm, "collectives ready", bootstrap_);
 }
@@ -139,22 +166,48 @@ Engine::~Engine() {
     }
     for (auto& op : w)
         if (op->worker.joinable()) op->worker.join();
-    if (broken_ || size_ == 1) return;
-    // Collective teardown: no rank frees its buffers while another may still write into them.
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
-    MPI_Request req = MPI_REQUEST_NULL;
-    if (MPI_Ibarrier(comm_->get(), &req) != MPI_SUCCESS) return;
-    const auto deadline = Clock::now() + cfg_.timeout;
-    int flag = 0;
-    while (MPI_Test(&req, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && !flag) {
-        if (Clock::now() > deadline) {
-            // A peer never arrived: leave the request (freeing an active collective request is not allowed).
-            return;
+    if (!broken_ && size_ > 1) {
+        // Collective teardown: no rank frees its buffers while another may still write into them.
+        MPI_Request req = MPI_REQUEST_NULL;
+        if (MPI_Ibarrier(comm_->get(), &req) == MPI_SUCCESS) {
+            const auto deadline = Clock::now() + cfg_.timeout;
+            int flag = 0;
+            while (MPI_Test(&req, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && !flag) {
+                if (Clock::now() > deadline) {
+                    // A peer never arrived: leave the request (freeing an active collective request is not allowed).
+                    flag = -1;
+                    break;
+                }
+                ::sched_yield();
+            }
         }
-        ::sched_yield();
     }
+    // Link messages still owed to us (a peer's ready we never polled for) are received so that none is left in
+    // the communicator; our own sends are completed. Both are bounded.
+    const auto drain_until = Clock::now() + k_link_drain;
+    try {
+        std::lock_guard lk(mtx_);
+        for (;;) {
+            progress_links(true);
+            bool owed = false;
+            for (const auto& [p, l] : links_) owed = owed || (l.hello_sent && !l.peer_ready && !l.error);
+            if ((!owed && link_sends_.empty()) || Clock::now() > drain_until) break;
+            ::sched_yield();
+        }
+    } catch (...) {
+        // teardown never throws; a malformed or failed link message changes nothing here
+    }
+    for (auto& s : link_sends_) {
+        // An eager send not complete by now: let MPI finish it; its buffer is left allocated on purpose.
+        if (s.req != MPI_REQUEST_NULL) {
+            MPI_Request_free(&s.req);
+            new std::vector<std::byte>(std::move(s.data));
+        }
+    }
+    link_sends_.clear();
 }
 
 void Engine::track(std::shared_ptr<OpState> op) {
@@ -175,10 +228,204 @@ Channel& Engine::chan(int peer, const char* what) {
         throw_error(Errc::invalid_argument, what,
                     "rank " + std::to_string(peer) + " is not another rank of this communicator (size " +
                         std::to_string(size_) + ", this rank " + std::to_string(rank_) + ")");
-    throw_error(Errc::invalid_argument, what,
+    throw_error(Errc::protocol, what,
                 "no queue pair from rank " + std::to_string(rank_) + " to rank " + std::to_string(peer) +
-                    " (peers are rank +- 2^k; construct with CollectiveOptions::peers = PeerSet::all or "
-                    "COYOTE_COLL_PEERS=all to reach every rank)");
+                    " (collective schedules use the wired peers rank +- 2^k only)");
+}
+
+std::vector<int> Engine::link_peers() const {
+    std::vector<int> out;
+    for (const auto& [p, l] : links_)
+        if (l.thread) out.push_back(p);
+    return out;
+}
+
+Channel& Engine::p2p_chan(int peer, const char* what) {
+    if (peer < 0 || peer >= size_ || peer == rank_)
+        throw_error(Errc::invalid_argument, what,
+                    "rank " + std::to_string(peer) + " is not another rank of this communicator (size " +
+                        std::to_string(size_) + ", this rank " + std::to_string(rank_) + ")");
+    auto it = chans_.find(peer);
+    if (it != chans_.end()) {
+        if (it->second.lazy) {
+            const Link& l = links_.at(peer);
+            if (l.error) std::rethrow_exception(l.error);
+        }
+        return it->second;
+    }
+    if (!owner_thread())
+        throw_error(Errc::invalid_argument, what,
+                    "rank " + std::to_string(rank_) + " has no queue pair to rank " + std::to_string(peer) +
+                        " yet: the first message between them opens one over MPI, which only the thread that "
+                        "created the Collectives object may call");
+    Link& l = links_[peer];
+    if (l.error) std::rethrow_exception(l.error);
+    open_link(peer, l);
+    send_link_msg(peer, k_link_hello, l.blob, {});
+    l.hello_sent = true;
+    ++links_waiting_;
+    return chans_.at(peer);
+}
+
+// ---- links (mtx_ held) ---------------------------------------------------------------------------
+
+void Engine::open_link(int peer, Link& l) {
+    std::unique_ptr<cThread> t;
+    try {
+        t = std::make_unique<cThread>(device_.vfid, ::getpid(), device_.device);
+    } catch (const Error& e) {
+        if (e.code() != make_error_code(Errc::resource_exhausted)) throw;
+        throw_error(Errc::resource_exhausted, "collectives",
+                    "rank " + std::to_string(rank_) + " cannot open a queue pair to rank " + std::to_string(peer) +
+                        " for point-to-point messages: every ctid of vFPGA " + std::to_string(device_.vfid) +
+                        " on device " + std::to_string(device_.device) + " is taken (" +
+                        std::to_string(qps_.peers().size() + link_peers().size()) +
+                        " queue pairs of this Collectives object) [" + e.what() + "]");
+    }
+    auto* buf = static_cast<std::byte*>(
+        t->getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(cfg_.buffer_size), true}));
+    Channel c;
+    c.peer = peer;
+    c.thread = t.get();
+    c.buf = buf;
+    c.slots = slots_;
+    c.slot_bytes = payload_ + k_header_bytes;
+    c.recv_base = k_control_bytes;
+    c.send_base = k_control_bytes + slots_ * c.slot_bytes;
+    std::memset(c.buf, 0, k_control_bytes);
+    c.arrive_base = t->checkCompleted(CoyoteOper::LOCAL_WRITE);
+    c.write_base = t->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+    c.lazy = true;
+    c.ready = false;
+    l.blob = t->exportQp();
+    if (l.blob.empty() || l.blob.size() > k_link_max_blob)
+        throw_error(Errc::protocol, "collectives", "exportQp gave a blob of " + std::to_string(l.blob.size()) + " bytes");
+    l.thread = std::move(t);
+    chans_.emplace(peer, std::move(c));
+}
+
+void Engine::send_link_msg(int peer, uint32_t type, const std::vector<std::byte>& blob, const std::string& text) {
+    LinkMsg m;
+    m.type = type;
+    m.src = rank_;
+    m.dst = peer;
+    m.buffer_size = cfg_.buffer_size;
+    m.blob_len = static_cast<uint32_t>(blob.size());
+    std::strncpy(m.text, text.c_str(), sizeof(m.text) - 1);
+    LinkSend s;
+    s.data.resize(sizeof(m) + blob.size());
+    std::memcpy(s.data.data(), &m, sizeof(m));
+    if (!blob.empty()) std::memcpy(s.data.data() + sizeof(m), blob.data(), blob.size());
+    mpi::check_mpi(MPI_Isend(s.data.data(), static_cast<int>(s.data.size()), MPI_BYTE, peer, k_link_tag,
+                             link_comm_->get(), &s.req),
+                   "MPI_Isend", "queue-pair link message to rank " + std::to_string(peer));
+    link_sends_.push_back(std::move(s));
+}
+
+void Engine::reap_link_sends() {
+    while (!link_sends_.empty()) {
+        int flag = 0;
+        mpi::check_mpi(MPI_Test(&link_sends_.front().req, &flag, MPI_STATUS_IGNORE), "MPI_Test", "queue-pair link message");
+        if (!flag) break;
+        link_sends_.pop_front();
+    }
+}
+
+void Engine::fail_link(int peer, std::exception_ptr error) {
+    Link& l = links_[peer];
+    if (l.hello_sent && !l.peer_ready && !l.error) --links_waiting_;
+    l.error = error;
+    auto it = chans_.find(peer);
+    if (it == chans_.end()) return;
+    Channel& c = it->second;
+    for (auto* q : {&c.sendq, &c.posted}) {
+        for (auto& op : *q) {
+            op->error = error;
+            op->done.store(true, std::memory_order_release);
+        }
+        q->clear();
+    }
+}
+
+void Engine::progress_links(bool force) {
+    if (!owner_thread()) return;
+    const auto now = Clock::now();
+    if (!force && links_waiting_ == 0 && now < next_link_poll_) return;
+    next_link_poll_ = now + k_link_poll;
+    reap_link_sends();
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        mpi::check_mpi(MPI_Iprobe(MPI_ANY_SOURCE, k_link_tag, link_comm_->get(), &flag, &st), "MPI_Iprobe",
+                       "queue-pair link messages");
+        if (!flag) break;
+        int n = 0;
+        mpi::check_mpi(MPI_Get_count(&st, MPI_BYTE, &n), "MPI_Get_count", "queue-pair link message");
+        std::vector<std::byte> msg(static_cast<std::size_t>(std::max(n, 0)));
+        mpi::check_mpi(MPI_Recv(msg.data(), n, MPI_BYTE, st.MPI_SOURCE, k_link_tag, link_comm_->get(), MPI_STATUS_IGNORE),
+                       "MPI_Recv", "queue-pair link message from rank " + std::to_string(st.MPI_SOURCE));
+        on_link_msg(st.MPI_SOURCE, msg.data(), msg.size());
+    }
+}
+
+void Engine::on_link_msg(int from, const std::byte* msg, std::size_t bytes) {
+    LinkMsg m;
+    auto malformed = [&](const std::string& why) {
+        throw_error(Errc::protocol, "collectives",
+                    "malformed queue-pair link message from rank " + std::to_string(from) + ": " + why);
+    };
+    if (bytes < sizeof(LinkMsg)) malformed(std::to_string(bytes) + " bytes, shorter than its 256-byte header");
+    std::memcpy(&m, msg, sizeof(m));
+    if (m.magic != k_link_magic) malformed("bad magic");
+    if (m.src != from || m.dst != rank_)
+        malformed("it names rank " + std::to_string(m.src) + " -> rank " + std::to_string(m.dst));
+    if (m.blob_len != bytes - sizeof(LinkMsg) || m.blob_len > k_link_max_blob)
+        malformed("blob length " + std::to_string(m.blob_len) + " in a message of " + std::to_string(bytes) + " bytes");
+    if (m.type < k_link_hello || m.type > k_link_refuse) malformed("unknown type " + std::to_string(m.type));
+    if (m.buffer_size != cfg_.buffer_size)
+        malformed("buffer size " + std::to_string(m.buffer_size) + " where this rank uses " +
+                  std::to_string(cfg_.buffer_size));
+    if (qps_.has_peer(from)) malformed("a link was requested although the ranks are wired");
+    Link& l = links_[from];
+    if (m.type == k_link_refuse) {
+        const std::string reason(m.text, strnlen(m.text, sizeof(m.text)));
+        fail_link(from, std::make_exception_ptr(Error(
+                            make_error_code(Errc::resource_exhausted), "collectives",
+                            "rank " + std::to_string(from) + " cannot open a queue pair for rank " +
+                                std::to_string(rank_) + ": " + reason)));
+        return;
+    }
+    if (m.type == k_link_ready) {
+        if (!l.connected || l.peer_ready) malformed(l.peer_ready ? "a second ready" : "ready before its hello");
+        l.peer_ready = true;
+        --links_waiting_;
+        chans_.at(from).ready = true;
+        return;
+    }
+    // hello
+    if (l.connected) malformed("a second hello");
+    if (l.error) return; // this side failed or was refused; the peer has been (or is being) told
+    if (!l.hello_sent) {
+        try {
+            open_link(from, l);
+        } catch (const std::exception& e) {
+            send_link_msg(from, k_link_refuse, {}, e.what());
+            l.error = std::current_exception();
+            return;
+        }
+        send_link_msg(from, k_link_hello, l.blob, {});
+        l.hello_sent = true;
+        ++links_waiting_;
+    }
+    try {
+        l.thread->connectQp(std::span<const std::byte>(msg + sizeof(LinkMsg), m.blob_len));
+    } catch (const std::exception& e) {
+        send_link_msg(from, k_link_refuse, {}, std::string("connecting failed: ") + e.what());
+        fail_link(from, std::current_exception());
+        return;
+    }
+    l.connected = true;
+    send_link_msg(from, k_link_ready, {}, {});
 }
 
 // ---- channel primitives (mtx_ held) ----------------------------------------------------------------
@@ -276,7 +523,7 @@ void Engine::release_head(Channel& c) {
 
 void Engine::flush_credits() {
     for (auto& [p, c] : chans_)
-        if (c.consumed != c.credited) return_credit(c);
+        if (c.ready && c.consumed != c.credited) return_credit(c);
 }
 
 const MsgHeader* Engine::peek_coll(Channel& c, uint64_t epoch, const std::byte** payload, bool& from_stash) {
@@ -351,7 +598,7 @@ void Engine::drop_coll(Channel& c, bool from_stash, uint64_t epoch) {
 void Engine::notify_failure(int dead) noexcept {
     const uint64_t word = (static_cast<uint64_t>(rank_) + 1) << 32 | static_cast<uint64_t>(dead + 1);
     for (auto& [p, c] : chans_) {
-        if (p == dead) continue;
+        if (p == dead || !c.ready) continue;
         try {
             std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(c.buf + k_abort_stage)).store(word, std::memory_order_release);
             c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
@@ -364,6 +611,7 @@ void Engine::notify_failure(int dead) noexcept {
 
 void Engine::check_abort(const std::string& what) {
     for (auto& [p, c] : chans_) {
+        if (!c.ready) continue;
         const uint64_t w = load_u64(c.buf + k_abort_in);
         if (w == 0) continue;
         const int reporter = static_cast<int>(w >> 32) - 1;
@@ -456,13 +704,9 @@ void Engine::complete_from_unexpected(OpState& op) {
 }
 
 void Engine::progress_p2p(Channel* drain) {
-    if (p2p_pending_.empty() && drain == nullptr) {
-        // Nothing posted here, but peers may be blocked on a ring full of point-to-point messages: take them.
-        bool any = false;
-        for (auto& [p, c] : chans_) any = any || c.in_active;
-        (void)any;
-    }
+    progress_links(false);
     for (auto& [p, c] : chans_) {
+        if (!c.ready) continue;
         while (!c.sendq.empty()) {
             OpState& op = *c.sendq.front();
             bool blocked = false;
@@ -519,7 +763,7 @@ void Engine::progress_p2p(Channel* drain) {
 
 std::shared_ptr<OpState> Engine::post_send(const void* buf, uint64_t bytes, int peer, int tag) {
     std::lock_guard lk(mtx_);
-    Channel& c = chan(peer, "send");
+    Channel& c = p2p_chan(peer, "send");
     auto op = std::make_shared<OpState>();
     op->is_p2p = true;
     op->is_send = true;
@@ -538,7 +782,7 @@ std::shared_ptr<OpState> Engine::post_send(const void* buf, uint64_t bytes, int 
 
 std::shared_ptr<OpState> Engine::post_recv(void* buf, uint64_t bytes, int peer, int tag) {
     std::lock_guard lk(mtx_);
-    Channel& c = chan(peer, "recv");
+    Channel& c = p2p_chan(peer, "recv");
     auto op = std::make_shared<OpState>();
     op->is_p2p = true;
     op->peer = peer;
@@ -586,11 +830,13 @@ bool Engine::wait(OpState& op, std::optional<std::chrono::milliseconds> timeout)
         if (test(op)) return true;
         ::sched_yield();
         const auto now = Clock::now();
+        bool linking = false;
         if (op.is_p2p) {
             std::lock_guard lk(mtx_);
             check_abort(op.what);
             Channel& c = chan(op.peer, "wait");
-            if (now - c.last_probe >= cfg_.probe_interval && now - start >= cfg_.probe_interval) {
+            linking = !c.ready;
+            if (c.ready && now - c.last_probe >= cfg_.probe_interval && now - start >= cfg_.probe_interval) {
                 c.last_probe = now;
                 probe(c, op.what);
             }
@@ -598,6 +844,11 @@ bool Engine::wait(OpState& op, std::optional<std::chrono::milliseconds> timeout)
         if (now - start >= limit) {
             if (timeout) return false;
             if (!op.is_p2p) continue; // the worker applies the deadline itself
+            if (linking)
+                throw_error(Errc::timeout, op.what,
+                            "not complete after " + std::to_string(limit.count()) + " ms: rank " +
+                                std::to_string(op.peer) + " did not complete opening the queue pair (a rank answers "
+                                "only while it is inside a call on its Collectives object)");
             throw_error(Errc::timeout, op.what,
                         "not complete after " + std::to_string(limit.count()) + " ms (rank " + std::to_string(op.peer) +
                             " did not " + (op.is_send ? "take the data" : "send a matching message") + ")");

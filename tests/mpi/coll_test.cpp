@@ -9,7 +9,10 @@
 
 #include "coll_test_support.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -634,6 +637,134 @@ TEST(CollP2p, NonBlockingExchangeAndTimeout) {
     }
     ts.wait();
     coll().barrier();
+}
+
+/// Ranks 0 and 3 have no queue pair at construction when N >= 6 (peers are rank +- 2^k).
+bool zero_and_three_unwired() { return nranks() >= 6; }
+
+TEST(CollP2p, EveryPairExchangesMessages) {
+    const int n = nranks();
+    const int me = rank();
+    // Two tagged int32 to every other rank, and a message longer than the registered buffer to rank + 3.
+    std::vector<std::array<int32_t, 2>> out(static_cast<std::size_t>(n));
+    std::vector<Request> sends;
+    for (int p = 0; p < n; ++p) {
+        if (p == me) continue;
+        out[static_cast<std::size_t>(p)] = {me * 1000 + p, -p};
+        sends.push_back(coll().isend(out[static_cast<std::size_t>(p)].data(), 2, Datatype::int32, p, 7));
+    }
+    const int far = (me + 3) % n;
+    const int far_from = ((me - 3) % n + n) % n;
+    const uint64_t big = coll().options().buffer_size / 4 + 17;
+    std::vector<int32_t> bigv(big), bigin(big, 0);
+    for (uint64_t i = 0; i < big; ++i) bigv[i] = static_cast<int32_t>(i ^ static_cast<uint64_t>(me) << 20);
+    if (far != me) sends.push_back(coll().isend(bigv.data(), big, Datatype::int32, far, 8));
+    // The big one (sent after the small one on its channel) first, by tag; then the small ones in reverse rank order.
+    if (far_from != me) {
+        ASSERT_EQ(coll().recv(bigin.data(), big, Datatype::int32, far_from, 8), big);
+        uint64_t bad = 0;
+        for (uint64_t i = 0; i < big; ++i) bad += bigin[i] != static_cast<int32_t>(i ^ static_cast<uint64_t>(far_from) << 20);
+        EXPECT_EQ(bad, 0u) << "from rank " << far_from;
+    }
+    for (int p = n - 1; p >= 0; --p) {
+        if (p == me) continue;
+        int32_t in[2] = {0, 0};
+        ASSERT_EQ(coll().recv(in, 2, Datatype::int32, p, 7), 2u) << "from rank " << p;
+        EXPECT_EQ(in[0], p * 1000 + me) << "from rank " << p;
+        EXPECT_EQ(in[1], -me) << "from rank " << p;
+    }
+    for (auto& r : sends) r.wait();
+    // Every rank outside the wired peers was reached through a link.
+    std::vector<int> expect;
+    for (int p = 0; p < n; ++p)
+        if (p != me && std::find(coll().peers().begin(), coll().peers().end(), p) == coll().peers().end())
+            expect.push_back(p);
+    EXPECT_EQ(coll().linked_peers(), expect);
+    if (n >= 6) {
+        EXPECT_FALSE(expect.empty());
+    }
+    coll().barrier();
+}
+
+TEST(CollP2p, LinkIsAnsweredInsideACollective) {
+    if (!zero_and_three_unwired()) GTEST_SKIP() << "ranks 0 and 3 are wired below 6 ranks";
+    Collectives fresh(*g_world->comm, g_world->dev);
+    // Rank 0's send cannot complete while rank 3 makes no call on the object (it is in MPI_Barrier); then rank 0
+    // waits for it while rank 3 is inside a barrier (waiting for rank 0) and answers from there.
+    const int32_t v0 = 4242;
+    Request s;
+    if (rank() == 0) {
+        s = fresh.isend(&v0, 1, Datatype::int32, 3, 1);
+        EXPECT_FALSE(s.wait(std::chrono::milliseconds(30)));
+    }
+    ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
+    if (rank() == 0) s.wait();
+    fresh.barrier();
+    if (rank() == 3) {
+        int32_t v = 0;
+        EXPECT_EQ(fresh.recv(&v, 1, Datatype::int32, 0, 1), 1u);
+        EXPECT_EQ(v, 4242);
+        EXPECT_EQ(fresh.linked_peers(), std::vector<int>{0});
+    }
+    fresh.barrier();
+}
+
+TEST(CollP2p, CrossingLinkRequests) {
+    if (!zero_and_three_unwired()) GTEST_SKIP() << "ranks 0 and 3 are wired below 6 ranks";
+    Collectives fresh(*g_world->comm, g_world->dev);
+    // Both post (and so send their request) before either handles the other's.
+    int32_t a = 100 + rank(), b = -1;
+    if (rank() == 0 || rank() == 3) {
+        const int other = rank() == 0 ? 3 : 0;
+        Request s = fresh.isend(&a, 1, Datatype::int32, other, 2);
+        ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
+        EXPECT_EQ(fresh.recv(&b, 1, Datatype::int32, other, 2), 1u);
+        s.wait();
+        EXPECT_EQ(b, 100 + other);
+    } else {
+        ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
+    }
+    fresh.barrier();
+}
+
+TEST(CollP2p, RefusedLinkNamesTheReason) {
+    if (!zero_and_three_unwired()) GTEST_SKIP() << "ranks 0 and 3 are wired below 6 ranks";
+    Collectives fresh(*g_world->comm, g_world->dev);
+    std::vector<std::unique_ptr<cThread>> hog;
+    if (rank() == 3) {
+        // Take every free ctid of this rank's vFPGA.
+        try {
+            for (;;) hog.push_back(std::make_unique<cThread>(g_world->dev.vfid, ::getpid(), g_world->dev.device));
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), make_error_code(Errc::resource_exhausted)) << e.what();
+        }
+        int32_t v = 0;
+        try {
+            (void)fresh.irecv(&v, 1, Datatype::int32, 0, 1);
+            ADD_FAILURE() << "irecv opened a queue pair without a free ctid";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), make_error_code(Errc::resource_exhausted)) << e.what();
+            EXPECT_NE(std::string(e.what()).find("cannot open a queue pair to rank 0"), std::string::npos) << e.what();
+        }
+    }
+    if (rank() == 0) {
+        const int32_t v = 1;
+        try {
+            fresh.send(&v, 1, Datatype::int32, 3, 1);
+            ADD_FAILURE() << "send to a rank without a free ctid succeeded";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), make_error_code(Errc::resource_exhausted)) << e.what();
+            EXPECT_NE(std::string(e.what()).find("rank 3 cannot open a queue pair for rank 0"), std::string::npos)
+                << e.what();
+        }
+        // The refusal sticks to the pair; the object stays usable otherwise.
+        EXPECT_THROW(fresh.send(&v, 1, Datatype::int32, 3, 1), Error);
+    }
+    fresh.barrier(); // rank 3 refuses rank 0's request from in here
+    hog.clear();
+    int32_t one = 1, sum = 0;
+    fresh.allreduce(&one, &sum, 1, Datatype::int32, Op::sum);
+    EXPECT_EQ(sum, nranks());
 }
 
 TEST(CollNonBlocking, IallreduceAndIbroadcastComplete) {

@@ -27,10 +27,11 @@ enum class CollKind : uint32_t;
 
 namespace coyote::mpi {
 
-/// Which peers get a queue pair.
+/// Which peers get a queue pair at construction. Point-to-point messages reach every rank either way: the first
+/// message between two ranks without one opens a queue pair on demand (see Collectives::send).
 enum class PeerSet {
     log, ///< rank +- 2^k (mod N): at most 2 ceil(log2 N) queue pairs; every algorithm's partners (default)
-    all  ///< every other rank (N - 1 queue pairs; enables pairwise alltoall and send/recv to any rank)
+    all  ///< every other rank (N - 1 queue pairs; enables pairwise alltoall for more than 8 ranks)
 };
 
 /// Tuning and limits of a Collectives object. Every rank must pass the same values (checked).
@@ -122,8 +123,10 @@ public:
 
     int rank() const noexcept { return rank_; }
     int size() const noexcept { return size_; }
-    /// Peers with a queue pair.
+    /// Peers wired at construction (the collectives' partners).
     const std::vector<int>& peers() const noexcept;
+    /// Peers reached through queue pairs opened on demand by point-to-point messages.
+    std::vector<int> linked_peers() const;
     const CollectiveOptions& options() const noexcept { return options_; }
     /// Payload bytes per message (the pipeline chunk) and message slots per direction.
     uint32_t chunk_payload() const noexcept;
@@ -150,8 +153,10 @@ public:
     /// MPI_Alltoall with `count` elements per block.
     void alltoall(const void* send, void* recv, std::size_t count, Datatype type);
 
-    /// Tagged send to `peer` (needs a queue pair to it: see PeerSet). Messages to one peer are matched in
-    /// order; returns once the payload is handed to the RDMA engine (buffered up to the ring's capacity).
+    /// Tagged send to any other rank. Messages to one peer are matched in order; returns once the payload is
+    /// handed to the RDMA engine (buffered up to the ring's capacity). To a rank outside peers() the first
+    /// message (send or receive, either side) opens a queue pair over MPI: both ranks take part, which they do
+    /// inside any call on this object (MPI is called from the constructing thread only).
     void send(const void* buf, std::size_t count, Datatype type, int peer, int tag);
     /// Tagged receive from `peer` (tag may be any_tag); returns the number of elements received.
     std::size_t recv(void* buf, std::size_t count, Datatype type, int peer, int tag);

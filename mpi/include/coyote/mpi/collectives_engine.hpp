@@ -16,6 +16,12 @@
 // registers the destination range as a remote-access window of the queue pair and sends a ready-to-receive
 // message (its address); the sender writes each chunk straight from its source into the window (last = false)
 // and then posts a header-only message marked direct (last = true), which proves that the chunk landed.
+//
+// Links (point-to-point to a rank outside the wired peer set): the first send or receive between two such
+// ranks opens a queue pair on demand. Each side sends a hello (its exportQp blob) over MPI on the engine's own
+// communicator, connects to the peer's blob when it arrives and answers with ready; a side writes into the
+// link only after it connected and received the peer's ready. Crossing hellos need no tie-break: each side
+// connects to the other's blob. A rank that cannot open the queue pair answers with a refusal (its reason).
 #pragma once
 
 #include <atomic>
@@ -167,6 +173,25 @@ struct Channel {
     bool in_discard = false;
     // liveness
     std::chrono::steady_clock::time_point last_probe{};
+    // links
+    bool lazy = false;  ///< opened on demand (a Link), not part of the wired peer set
+    bool ready = true;  ///< may be written and read (a link: connected and the peer's ready received)
+};
+
+/// A queue pair opened on demand for point-to-point messages (see the file comment).
+struct Link {
+    std::unique_ptr<cThread> thread;
+    std::vector<std::byte> blob; ///< our exportQp
+    bool hello_sent = false;
+    bool connected = false;      ///< connectQp to the peer's blob done
+    bool peer_ready = false;     ///< the peer connected to ours
+    std::exception_ptr error;    ///< refused or failed: operations with this peer fail with it
+};
+
+/// An MPI send of a link message (the buffer lives until the send completes).
+struct LinkSend {
+    std::vector<std::byte> data;
+    MPI_Request req = MPI_REQUEST_NULL;
 };
 
 /// One step of a collective schedule: a stream of chunks to one peer, from one peer, or from one peer
@@ -238,8 +263,11 @@ public:
     int rank() const noexcept { return rank_; }
     int size() const noexcept { return size_; }
     const std::vector<int>& peers() const noexcept { return qps_.peers(); }
-    bool connected(int peer) const noexcept { return chans_.count(peer) != 0; }
-    bool all_connected() const noexcept { return static_cast<int>(chans_.size()) == size_ - 1; }
+    /// Peers wired at construction (the same on every rank's view; links opened later do not count).
+    bool connected(int peer) const noexcept { return qps_.has_peer(peer); }
+    bool all_connected() const noexcept { return static_cast<int>(qps_.peers().size()) == size_ - 1; }
+    /// Peers reached through links opened on demand (ready or not).
+    std::vector<int> link_peers() const;
     uint32_t payload() const noexcept { return payload_; }
     uint32_t slots() const noexcept { return slots_; }
     const EngineConfig& config() const noexcept { return cfg_; }
@@ -270,6 +298,18 @@ public:
 
 private:
     Channel& chan(int peer, const char* what);
+    /// The channel to `peer` for point-to-point, opening a link when there is none (mtx_ held).
+    Channel& p2p_chan(int peer, const char* what);
+    // links (mtx_ held; MPI only on the owner thread)
+    bool owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
+    void open_link(int peer, Link& l);
+    void send_link_msg(int peer, uint32_t type, const std::vector<std::byte>& blob, const std::string& text);
+    /// Receives and handles link messages (`force`: ignore the poll interval).
+    void progress_links(bool force);
+    void on_link_msg(int from, const std::byte* msg, std::size_t bytes);
+    void fail_link(int peer, std::exception_ptr error);
+    /// Frees the link message sends that completed.
+    void reap_link_sends();
     // all below: caller holds mtx_
     uint32_t arrived(Channel& c);
     uint32_t free_slots(Channel& c);
@@ -316,6 +356,14 @@ private:
     std::atomic<uint64_t> direct_bytes_{0};
     bool direct_denied_ = false; ///< a direct write failed with not_supported: streams go through the ring
     mpi::BootstrapOptions bootstrap_;
+    // links: declared after chans_ (channels point into the links' buffers; raw pointers only)
+    mpi::DeviceAssignment device_;
+    std::thread::id owner_;                              ///< the thread that may call MPI (MPI_THREAD_FUNNELED)
+    std::shared_ptr<mpi::detail::CommHandle> link_comm_; ///< own duplicate of the communicator for link messages
+    std::map<int, Link> links_;
+    std::deque<LinkSend> link_sends_;
+    uint32_t links_waiting_ = 0;                         ///< links started but not ready (poll MPI on every pass)
+    std::chrono::steady_clock::time_point next_link_poll_{};
 };
 
 /// Reductions run by the vFPGA's user logic instead of the CPU (CollectiveOptions::offload_reductions): the
