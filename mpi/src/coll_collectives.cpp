@@ -466,16 +466,12 @@ Request Collectives::start_async(const char* what, CollKind kind, const CallArgs
     const uint64_t epoch = engine_->next_epoch();
     Engine* e = engine_.get();
     const auto th = thresholds(options_);
-    ::coyote::detail::coll::OpState* raw = op_state.get();
-    op_state->worker = std::thread([e, a = args, th, epoch, raw, kind] {
-        try {
-            (void)::coyote::detail::coll::run_collective(*e, kind, a, th, epoch);
-        } catch (...) {
-            raw->error = std::current_exception();
-        }
-        raw->done.store(true, std::memory_order_release);
+    engine_->submit(op_state, [e, a = args, th, epoch, kind, what] {
+        // An earlier call (blocking or queued before this one) broke the object.
+        if (e->broken())
+            throw_error(Errc::protocol, what, "this Collectives object failed earlier (a peer died or a deadline passed)");
+        (void)::coyote::detail::coll::run_collective(*e, kind, a, th, epoch);
     });
-    engine_->track(op_state);
     return Request(op_state, e);
 }
 

@@ -159,13 +159,13 @@ Engine::Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& devic
 }
 
 Engine::~Engine() {
-    std::vector<std::shared_ptr<OpState>> w;
     {
-        std::lock_guard lk(workers_mtx_);
-        w.swap(workers_);
+        // Queued non-blocking collectives still run (each bounded by the deadline), then the thread ends.
+        std::lock_guard lk(async_mtx_);
+        async_stop_ = true;
     }
-    for (auto& op : w)
-        if (op->worker.joinable()) op->worker.join();
+    async_cv_.notify_all();
+    if (async_thread_.joinable()) async_thread_.join();
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
@@ -210,15 +210,31 @@ Engine::~Engine() {
     link_sends_.clear();
 }
 
-void Engine::track(std::shared_ptr<OpState> op) {
-    std::lock_guard lk(workers_mtx_);
-    // Forget finished workers (joined by Request::test / wait).
-    workers_.erase(std::remove_if(workers_.begin(), workers_.end(),
-                                  [](const std::shared_ptr<OpState>& o) {
-                                      return o->done.load() && !o->worker.joinable();
-                                  }),
-                   workers_.end());
-    workers_.push_back(std::move(op));
+void Engine::submit(std::shared_ptr<OpState> op, std::function<void()> job) {
+    {
+        std::lock_guard lk(async_mtx_);
+        async_q_.push_back(AsyncJob{std::move(op), std::move(job)});
+        if (!async_thread_.joinable()) async_thread_ = std::thread([this] { run_async_jobs(); });
+    }
+    async_cv_.notify_one();
+}
+
+void Engine::run_async_jobs() {
+    std::unique_lock lk(async_mtx_);
+    for (;;) {
+        async_cv_.wait(lk, [this] { return async_stop_ || !async_q_.empty(); });
+        if (async_q_.empty()) return; // stopping, nothing left
+        AsyncJob j = std::move(async_q_.front());
+        async_q_.pop_front();
+        lk.unlock();
+        try {
+            j.job();
+        } catch (...) {
+            j.op->error = std::current_exception();
+        }
+        j.op->done.store(true, std::memory_order_release);
+        lk.lock();
+    }
 }
 
 Channel& Engine::chan(int peer, const char* what) {
@@ -818,7 +834,6 @@ bool Engine::test(OpState& op) {
         if (!op.done.load(std::memory_order_acquire)) flush_credits();
     }
     if (!op.done.load(std::memory_order_acquire)) return false;
-    if (op.worker.joinable()) op.worker.join();
     if (op.error) std::rethrow_exception(op.error);
     return true;
 }

@@ -109,7 +109,7 @@ private:
 /// Semantics follow MPI: counts are elements; `send == MPI_IN_PLACE` (or `send == recv`) selects the in-place
 /// variant where MPI has one; every rank calls collectives in the same order with matching arguments
 /// (mismatched kind, type, count, root or op is detected on arrival of a message of that call).
-/// Not thread-safe: one thread issues calls (non-blocking collectives run on worker threads internally).
+/// Not thread-safe: one thread issues calls (non-blocking collectives run on one internal progress thread).
 /// After an error other than invalid arguments the object is unusable.
 class Collectives {
 public:
@@ -163,7 +163,8 @@ public:
 
     Request isend(const void* buf, std::size_t count, Datatype type, int peer, int tag);
     Request irecv(void* buf, std::size_t count, Datatype type, int peer, int tag);
-    /// Non-blocking allreduce / broadcast (numbered at the call, run on a worker thread).
+    /// Non-blocking allreduce / broadcast: numbered at the call and run in call order on the object's progress
+    /// thread (started on first use), overlapping the caller's blocking calls and point-to-point messages.
     Request iallreduce(const void* send, void* recv, std::size_t count, Datatype type, Op op);
     Request ibroadcast(void* buf, std::size_t count, Datatype type, int root);
 
@@ -214,13 +215,13 @@ private:
     auto guarded(const char* call, Fn&& fn);
     /// Runs collective `kind` in the calling thread and records the algorithm it chose.
     void run_blocking(::coyote::detail::coll::CollKind kind, const ::coyote::detail::coll::CallArgs& args);
-    /// Runs collective `kind` on a worker thread and returns its request.
+    /// Queues collective `kind` on the progress thread and returns its request.
     Request start_async(const char* what, ::coyote::detail::coll::CollKind kind, const ::coyote::detail::coll::CallArgs& args);
 
     CollectiveOptions options_;
     int rank_ = 0;
     int size_ = 0;
-    /// Declared before engine_: outlives the engine's worker threads.
+    /// Declared before engine_: outlives the engine's progress thread.
     std::unique_ptr<::coyote::detail::coll::ReduceOffload> offload_;
     std::unique_ptr<::coyote::detail::coll::Engine> engine_;
     std::string last_algorithm_;

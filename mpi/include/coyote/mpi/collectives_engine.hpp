@@ -26,6 +26,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -136,8 +137,6 @@ struct OpState {
     uint64_t received = 0; ///< bytes of the matched message (receive)
     uint64_t msg_id = 0;
     std::shared_ptr<Unexpected> from_unexpected;
-    // non-blocking collective
-    std::thread worker;
 };
 
 /// One peer's channel (see the file comment for the buffer layout).
@@ -293,8 +292,9 @@ public:
     void set_broken() noexcept { broken_ = true; }
     bool broken() const noexcept { return broken_; }
 
-    /// Non-blocking collectives started on worker threads (joined by the destructor).
-    void track(std::shared_ptr<OpState> op);
+    /// Queues a non-blocking collective: `job` runs on the engine's progress thread (one for all, in call
+    /// order, started on first use); `op` completes with its result.
+    void submit(std::shared_ptr<OpState> op, std::function<void()> job);
 
 private:
     Channel& chan(int peer, const char* what);
@@ -350,8 +350,17 @@ private:
     std::atomic<uint64_t> epoch_{0};
     std::mutex mtx_;
     std::vector<std::shared_ptr<OpState>> p2p_pending_;
-    std::mutex workers_mtx_;
-    std::vector<std::shared_ptr<OpState>> workers_;
+    // non-blocking collectives: one progress thread runs the queued jobs in call order
+    struct AsyncJob {
+        std::shared_ptr<OpState> op;
+        std::function<void()> job;
+    };
+    void run_async_jobs();
+    std::mutex async_mtx_;
+    std::condition_variable async_cv_;
+    std::deque<AsyncJob> async_q_;
+    bool async_stop_ = false;
+    std::thread async_thread_; ///< joined by the destructor before anything else is torn down
     std::atomic<bool> broken_{false};
     std::atomic<uint64_t> direct_bytes_{0};
     bool direct_denied_ = false; ///< a direct write failed with not_supported: streams go through the ring
