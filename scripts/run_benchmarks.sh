@@ -8,7 +8,7 @@
 #   --build DIR      build directory with benchmarks/ (default: $COYOTE_BUILD_DIR or ./build)
 #   --min-time S     --benchmark_min_time of the local, rdma and collective suites (default 0.1)
 #
-# Suites: local (1 process), rdma (2 ranks), collectives (2 ranks, if built), bootstrap (2, 4, 8, 16 ranks,
+# Suites: local (1 process), rdma (2 ranks), collectives (2 and 4 ranks, if built), bootstrap (2, 4, 8, 16 ranks,
 # oversubscribed). Afterwards scripts/plot_benchmarks.py draws the charts into RESULTS_DIR/plots and prints
 # the target summary (also in RESULTS_DIR/summary.txt). Exit status: non-zero if any suite failed.
 set -u -o pipefail
@@ -61,7 +61,7 @@ boot_iters=5
 if [[ ${quick} -eq 1 ]]; then
     local_filter="--benchmark_filter=/(64|4096|65536|1048576|4194304)/"
     rdma_filter="--benchmark_filter=/(8|512|32768|2097152|8388608)/"
-    coll_filter="--benchmark_filter=/(8|4096|65536|1048576)/"
+    coll_filter="--benchmark_filter=/(8|16|4096|65536|1048576)/"
     boot_iters=2
 fi
 
@@ -97,6 +97,7 @@ run_suite local 0 "${bench_dir}/local_bench" ${local_filter:+"${local_filter}"}
 run_suite rdma 2 "${bench_dir}/rdma_bench" ${rdma_filter:+"${rdma_filter}"}
 if [[ -x "${bench_dir}/coll_bench" ]]; then
     run_suite coll 2 "${bench_dir}/coll_bench" ${coll_filter:+"${coll_filter}"}
+    run_suite coll_np4 4 "${bench_dir}/coll_bench" ${coll_filter:+"${coll_filter}"}
 else
     echo "== coll: ${bench_dir}/coll_bench not built, skipped"
 fi
