@@ -377,6 +377,10 @@ void Engine::progress_links(bool force) {
         if (!flag) break;
         int n = 0;
         mpi::check_mpi(MPI_Get_count(&st, MPI_BYTE, &n), "MPI_Get_count", "queue-pair link message");
+        if (n < 0 || static_cast<std::size_t>(n) > sizeof(LinkMsg) + k_link_max_blob)
+            throw_error(Errc::protocol, "collectives",
+                        "malformed queue-pair link message from rank " + std::to_string(st.MPI_SOURCE) + ": " +
+                            std::to_string(n) + " bytes, more than a hello can carry");
         std::vector<std::byte> msg(static_cast<std::size_t>(std::max(n, 0)));
         mpi::check_mpi(MPI_Recv(msg.data(), n, MPI_BYTE, st.MPI_SOURCE, k_link_tag, link_comm_->get(), MPI_STATUS_IGNORE),
                        "MPI_Recv", "queue-pair link message from rank " + std::to_string(st.MPI_SOURCE));
@@ -412,6 +416,7 @@ void Engine::on_link_msg(int from, const std::byte* msg, std::size_t bytes) {
         return;
     }
     if (m.type == k_link_ready) {
+        if (l.error) return; // this side failed (connecting to the peer's blob) and refused already
         if (!l.connected || l.peer_ready) malformed(l.peer_ready ? "a second ready" : "ready before its hello");
         l.peer_ready = true;
         --links_waiting_;
