@@ -137,25 +137,27 @@ Engine::Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& devic
     const uint64_t ring = (cfg.buffer_size - k_control_bytes) / 2;
     slots_ = static_cast<uint32_t>(std::min<uint64_t>(ring / slot_bytes, 1024));
     payload_ = static_cast<uint32_t>(cfg.chunk_bytes);
-    for (int p : qps_.peers()) {
-        Channel c;
-        c.peer = p;
-        c.thread = &qps_.thread(p);
-        c.buf = static_cast<std::byte*>(qps_.buffer(p));
-        c.slots = slots_;
-        c.slot_bytes = slot_bytes;
-        c.recv_base = k_control_bytes;
-        c.send_base = k_control_bytes + slots_ * slot_bytes;
-        std::memset(c.buf, 0, k_control_bytes);
-        c.arrive_base = c.thread->checkCompleted(CoyoteOper::LOCAL_WRITE);
-        c.write_base = c.thread->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
-        chans_.emplace(p, std::move(c));
-    }
+    for (int p : qps_.peers()) chans_.emplace(p, make_channel(p, qps_.thread(p), static_cast<std::byte*>(qps_.buffer(p))));
     MPI_Comm dup = MPI_COMM_NULL;
     mpi::check_mpi(MPI_Comm_dup(comm.get(), &dup), "MPI_Comm_dup", "collectives: communicator for queue-pair links");
     link_comm_ = std::make_shared<mpi::detail::CommHandle>(dup);
     // Nobody writes before every rank has taken its counter baselines.
     mpi::arrive(comm, "collectives ready", bootstrap_);
+}
+
+Channel Engine::make_channel(int peer, cThread& thread, std::byte* buf) {
+    Channel c;
+    c.peer = peer;
+    c.thread = &thread;
+    c.buf = buf;
+    c.slots = slots_;
+    c.slot_bytes = payload_ + k_header_bytes;
+    c.recv_base = k_control_bytes;
+    c.send_base = k_control_bytes + slots_ * c.slot_bytes;
+    std::memset(c.buf, 0, k_control_bytes);
+    c.arrive_base = thread.checkCompleted(CoyoteOper::LOCAL_WRITE);
+    c.write_base = thread.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+    return c;
 }
 
 Engine::~Engine() {
@@ -300,17 +302,7 @@ void Engine::open_link(int peer, Link& l) {
     }
     auto* buf = static_cast<std::byte*>(
         t->getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(cfg_.buffer_size), true}));
-    Channel c;
-    c.peer = peer;
-    c.thread = t.get();
-    c.buf = buf;
-    c.slots = slots_;
-    c.slot_bytes = payload_ + k_header_bytes;
-    c.recv_base = k_control_bytes;
-    c.send_base = k_control_bytes + slots_ * c.slot_bytes;
-    std::memset(c.buf, 0, k_control_bytes);
-    c.arrive_base = t->checkCompleted(CoyoteOper::LOCAL_WRITE);
-    c.write_base = t->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+    Channel c = make_channel(peer, *t, buf);
     c.lazy = true;
     c.ready = false;
     l.blob = t->exportQp();

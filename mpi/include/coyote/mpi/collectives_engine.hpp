@@ -297,6 +297,8 @@ public:
     void submit(std::shared_ptr<OpState> op, std::function<void()> job);
 
 private:
+    /// A channel on `thread`'s queue pair and registered buffer `buf` (control area cleared, counter baselines).
+    Channel make_channel(int peer, cThread& thread, std::byte* buf);
     Channel& chan(int peer, const char* what);
     /// The channel to `peer` for point-to-point, opening a link when there is none (mtx_ held).
     Channel& p2p_chan(int peer, const char* what);
