@@ -30,7 +30,6 @@ constexpr uint64_t k_flush_passes = 16; // yielding passes between credit flushe
 constexpr uint32_t k_windows_per_channel = 4; // direct-placement windows a channel's schedules hold at once
 
 // Link messages (MPI, on the engine's own communicator).
-constexpr int k_link_tag = 0x4c4e;
 constexpr uint32_t k_link_magic = 0x314b4e4c; // "LNK1"
 constexpr uint32_t k_link_hello = 1;          // blob: the sender's exportQp
 constexpr uint32_t k_link_ready = 2;          // the sender connected to our blob

@@ -3,6 +3,7 @@
 // the same result and floating-point results are compared exactly; one test uses random reals with a
 // relative tolerance. COYOTE_COLL_TEST_QUICK=1 runs a reduced matrix (used by the 16-rank run).
 #include <coyote/mpi/collectives.hpp>
+#include <coyote/mpi/collectives_engine.hpp>
 #include <coyote/mpi/mpi.hpp>
 
 #include <gtest/gtest.h>
@@ -781,6 +782,53 @@ TEST(CollP2p, RefusedLinkNamesTheReason) {
     int32_t one = 1, sum = 0;
     fresh.allreduce(&one, &sum, 1, Datatype::int32, Op::sum);
     EXPECT_EQ(sum, nranks());
+}
+
+TEST(CollP2p, MalformedLinkMessagesAreRejected) {
+    namespace cd = coyote::detail::coll;
+    cd::EngineConfig cfg;
+    cfg.buffer_size = 65536;
+    cfg.chunk_bytes = 4096;
+    cd::Engine e(*g_world->comm, g_world->dev, cfg);
+    int32_t v = 0;
+    std::shared_ptr<cd::OpState> r;
+    if (rank() == 1) r = e.post_recv(&v, sizeof(v), 0, 5);
+    ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
+    if (rank() == 0) {
+        // A message shorter than a link header, and a header with a wrong magic.
+        std::array<std::byte, 10> shorter{};
+        ASSERT_EQ(MPI_Send(shorter.data(), 10, MPI_BYTE, 1, cd::k_link_tag, e.link_comm()), MPI_SUCCESS);
+        std::vector<std::byte> bad(256, std::byte{0x5a});
+        ASSERT_EQ(MPI_Send(bad.data(), 256, MPI_BYTE, 1, cd::k_link_tag, e.link_comm()), MPI_SUCCESS);
+    }
+    if (rank() == 1) {
+        // Each progress call that meets one fails with a protocol error naming the sender.
+        std::vector<std::string> errors;
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (errors.size() < 2 && std::chrono::steady_clock::now() < until) {
+            try {
+                EXPECT_FALSE(e.test(*r));
+            } catch (const Error& err) {
+                EXPECT_EQ(err.code(), make_error_code(Errc::protocol)) << err.what();
+                errors.emplace_back(err.what());
+            }
+            std::this_thread::yield();
+        }
+        ASSERT_EQ(errors.size(), 2u);
+        EXPECT_NE(errors[0].find("malformed queue-pair link message from rank 0: 10 bytes"), std::string::npos) << errors[0];
+        EXPECT_NE(errors[1].find("malformed queue-pair link message from rank 0: bad magic"), std::string::npos) << errors[1];
+    }
+    ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
+    // The engine goes on: a real message arrives.
+    if (rank() == 0) {
+        const int32_t x = 77;
+        auto s = e.post_send(&x, sizeof(x), 1, 5);
+        EXPECT_TRUE(e.wait(*s, std::chrono::milliseconds(20000)));
+    }
+    if (rank() == 1) {
+        EXPECT_TRUE(e.wait(*r, std::chrono::milliseconds(20000)));
+        EXPECT_EQ(v, 77);
+    }
 }
 
 TEST(CollNonBlocking, IallreduceAndIbroadcastComplete) {

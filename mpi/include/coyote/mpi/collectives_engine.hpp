@@ -65,6 +65,7 @@ constexpr uint32_t k_kind_coll = 0x4c4c4f43; // "COLL"
 constexpr uint32_t k_kind_p2p = 0x50325031;  // "1P2P"
 constexpr uint32_t k_kind_rtr = 0x31525452;  // "RTR1": ready to receive (direct placement)
 constexpr uint32_t k_first_direct = 2;       ///< MsgHeader::first of a collective chunk placed directly
+constexpr int k_link_tag = 0x4c4e;           ///< MPI tag of link messages on Engine::link_comm()
 
 /// The operation a collective message belongs to.
 enum class CollKind : uint32_t {
@@ -273,6 +274,8 @@ public:
     /// Payload bytes written straight into peers' windows.
     uint64_t direct_bytes() const noexcept { return direct_bytes_.load(std::memory_order_relaxed); }
     MPI_Comm comm() const noexcept { return comm_->get(); }
+    /// The engine's own communicator for link messages (tag k_link_tag).
+    MPI_Comm link_comm() const noexcept { return link_comm_->get(); }
 
     /// Next collective call number (every rank numbers its calls the same way).
     uint64_t next_epoch() noexcept { return epoch_.fetch_add(1) + 1; }
