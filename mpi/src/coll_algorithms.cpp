@@ -870,6 +870,7 @@ const char* reduce_scatter_halving(Call& c, const std::byte* src, std::byte* dst
 const char* alltoall_pairwise(Call& c, const std::byte* src, std::byte* dst, uint64_t bb) {
     const int n = c.n;
     const int r = c.r;
+    c.steps.reserve(2 * static_cast<std::size_t>(n - 1));
     for (int s = 1; s < n; ++s) {
         const int to = mod(r + s, n);
         c.add(copy_send(to, bb, src + static_cast<uint64_t>(to) * bb));
@@ -940,6 +941,7 @@ const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Th
     c.sig.count = a.count;
     c.sig.root = a.root;
     c.sig.op = static_cast<uint32_t>(a.op);
+    c.steps.reserve(8); // most schedules; avoids regrowing (and moving Steps) while they are built
     const bool reduction = kind == CollKind::reduce || kind == CollKind::allreduce || kind == CollKind::reduce_scatter;
     if (reduction) {
         c.k.cpu = kernels(a.type, a.op);

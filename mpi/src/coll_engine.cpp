@@ -25,6 +25,7 @@ constexpr uint64_t k_probe_source = 24;
 constexpr uint64_t k_abort_in = 64;    // written by a peer that failed: (reporter + 1) << 32 | (dead rank + 1)
 constexpr uint64_t k_abort_stage = 72;
 constexpr uint64_t k_spin_passes = 64;  // idle schedule passes before yielding
+constexpr auto k_spin_time = std::chrono::microseconds(200); // and idle time (a rank per core: spin like MPI does)
 constexpr uint64_t k_flush_passes = 16; // yielding passes between credit flushes / p2p progress
 constexpr uint32_t k_windows_per_channel = 4; // direct-placement windows a channel's schedules hold at once
 
@@ -796,6 +797,15 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         for (;;) {
             bool progress = false;
             bool all_done = true;
+            // Windows are offered before any chunk goes out: a rank that wrote its streams first and offered its
+            // windows afterwards would make its peers wait for the whole write (exchanges would run one after the
+            // other instead of at the same time).
+            for (Step& s : steps) {
+                if (s.finished || s.rtr_in < 0 || s.rtr_sent) continue;
+                bool ready = true;
+                for (int a : s.after) ready = ready && steps[static_cast<std::size_t>(a)].finished;
+                if (ready && send_rtr(s)) progress = true;
+            }
             for (std::size_t i = 0; i < steps.size(); ++i) {
                 Step& s = steps[i];
                 if (s.finished) continue;
@@ -803,7 +813,6 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 bool ready = true;
                 for (int a : s.after) ready = ready && steps[static_cast<std::size_t>(a)].finished;
                 if (!ready) continue;
-                if (s.rtr_in >= 0 && !s.rtr_sent && send_rtr(s)) progress = true;
                 // A channel's previous step must have finished its side of that channel only.
                 const bool out_ok = s.prev_out < 0 || steps[static_cast<std::size_t>(s.prev_out)].done ==
                                                           steps[static_cast<std::size_t>(s.prev_out)].chunks;
@@ -922,7 +931,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
             // threshold return covers active flows, the flush breaks waits where both sides hold credits.
             if (idle == 0) last_progress = Clock::now();
             ++idle;
-            if (idle < spin_passes_) {
+            if (idle < spin_passes_ || (spin_passes_ > 1 && Clock::now() - last_progress < k_spin_time)) {
                 cpu_relax();
                 continue;
             }
