@@ -25,7 +25,6 @@ constexpr uint64_t k_probe_source = 24;
 constexpr uint64_t k_abort_in = 64;    // written by a peer that failed: (reporter + 1) << 32 | (dead rank + 1)
 constexpr uint64_t k_abort_stage = 72;
 constexpr uint64_t k_spin_passes = 64;  // idle schedule passes before yielding
-constexpr auto k_spin_time = std::chrono::microseconds(200); // and idle time (a rank per core: spin like MPI does)
 constexpr uint64_t k_flush_passes = 16; // yielding passes between credit flushes / p2p progress
 constexpr uint32_t k_windows_per_channel = 4; // direct-placement windows a channel's schedules hold at once
 
@@ -931,7 +930,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
             // threshold return covers active flows, the flush breaks waits where both sides hold credits.
             if (idle == 0) last_progress = Clock::now();
             ++idle;
-            if (idle < spin_passes_ || (spin_passes_ > 1 && Clock::now() - last_progress < k_spin_time)) {
+            if (idle < spin_passes_) {
                 cpu_relax();
                 continue;
             }
