@@ -624,8 +624,8 @@ void Engine::probe(Channel& c, const std::string& what) {
 
 void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const std::string& what) {
     if (steps.empty()) return;
+    std::unique_lock lk(mtx_); // one lock for the setup and the schedule loop
     {
-        std::lock_guard lk(mtx_);
         // Ready-to-receive numbering: the k-th direct stream on a channel in schedule order, on both sides.
         std::vector<std::pair<Channel*, int>> in_count, out_count;
         auto next_index = [](std::vector<std::pair<Channel*, int>>& v, Channel* c) {
@@ -789,7 +789,6 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         }
     };
 
-    std::unique_lock lk(mtx_);
     auto last_progress = Clock::now();
     uint64_t idle = 0;
     try {
