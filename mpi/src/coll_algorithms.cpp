@@ -935,14 +935,32 @@ const char* alltoall_bruck(Call& c, const std::byte* src, std::byte* dst, uint64
 
 }  // namespace
 
+namespace {
+/// The step vector of this thread's last call (emptied, capacity kept): a call's schedule needs no allocation.
+std::vector<Step>& spare_steps() {
+    thread_local std::vector<Step> spare;
+    return spare;
+}
+/// Hands a call's step vector back to spare_steps() however the call ends.
+struct ReturnSteps {
+    std::vector<Step>& steps;
+    ~ReturnSteps() {
+        steps.clear();
+        if (steps.capacity() <= 256) spare_steps() = std::move(steps);
+    }
+};
+}  // namespace
+
 const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Thresholds& th, uint64_t epoch) {
-    Call c{e, a, epoch, {}, std::string(kind_name(kind)), e.rank(), e.size(), mpi::size_of(a.type), {}, {}};
+    Call c{e, a, epoch, {}, std::string(kind_name(kind)), e.rank(), e.size(), mpi::size_of(a.type), {}, std::move(spare_steps())};
+    ReturnSteps return_steps{c.steps};
+    c.steps.clear();
     c.sig.kind = kind;
     c.sig.dtype = static_cast<uint32_t>(a.type);
     c.sig.count = a.count;
     c.sig.root = a.root;
     c.sig.op = static_cast<uint32_t>(a.op);
-    c.steps.reserve(8); // most schedules; avoids regrowing (and moving Steps) while they are built
+    c.steps.reserve(8); // most schedules; avoids regrowing (and moving Steps) while they are built (kept for the next call)
     const bool reduction = kind == CollKind::reduce || kind == CollKind::allreduce || kind == CollKind::reduce_scatter;
     if (reduction) {
         c.k.cpu = kernels(a.type, a.op);
