@@ -24,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -272,6 +273,14 @@ uint32_t first_non_loopback() {
     }
     ::freeifaddrs(ifa);
     return pick;
+}
+
+/// Monotonic nanoseconds at timer-tick resolution (a few ms): what the per-post liveness period needs, at a
+/// fraction of steady_clock's cost (measured 7 vs 37 ns per call on the development VM).
+int64_t coarse_now_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
 // ---- per-ctid state ----------------------------------------------------------------------------
@@ -897,7 +906,7 @@ std::string peer_label(const Endpoint& ep) {
 
 void NicImpl::check_alive(ShmPeer& p) {
     if (!p.gone.load(std::memory_order_acquire)) {
-        const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+        const int64_t now = coarse_now_ns();
         int64_t last = p.last_check_ns.load(std::memory_order_relaxed);
         // One poster per period runs the (slow) check: the one that moves the timestamp.
         if (now - last >= std::chrono::nanoseconds(k_liveness_period).count() &&
@@ -932,8 +941,7 @@ ShmPeer& NicImpl::shm_peer(const Endpoint& ep) {
         p->state = static_cast<SharedState*>(p->state_seg.get());
         if (p->state->magic != k_state_magic)
             throw_error(Errc::protocol, "RDMA", who + ": state segment " + ep.state_name + " has a bad magic");
-        p->last_check_ns.store(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+        p->last_check_ns.store(coarse_now_ns());
         it = peers_.emplace(ep.key, std::move(p)).first;
     }
     ShmPeer& p = *it->second;
