@@ -328,8 +328,7 @@ void cThread::invoke(CoyoteOper oper, tcpSg /*sg*/, bool /*last*/) {
 }
 
 uint32_t cThread::checkCompleted(CoyoteOper oper) const {
-    impl->dev->raise_pending_error(ctid);
-    return impl->dev->completed(ctid, detail::cmpl_class_of(oper));
+    return impl->dev->poll_completed(ctid, detail::cmpl_class_of(oper));
 }
 
 void cThread::clearCompleted() { impl->dev->clear_completed(ctid); }

@@ -886,8 +886,8 @@ void Engine::probe(Channel& c, const std::string& what) {
 
 void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const std::string& what) {
     if (steps.empty()) return;
+    std::unique_lock lk(mtx_); // one lock for the setup and the schedule loop
     {
-        std::lock_guard lk(mtx_);
         // Ready-to-receive numbering: the k-th direct stream on a channel in schedule order, on both sides.
         std::vector<std::pair<Channel*, int>> in_count, out_count;
         auto next_index = [](std::vector<std::pair<Channel*, int>>& v, Channel* c) {
@@ -1051,13 +1051,21 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         }
     };
 
-    std::unique_lock lk(mtx_);
     auto last_progress = Clock::now();
     uint64_t idle = 0;
     try {
         for (;;) {
             bool progress = false;
             bool all_done = true;
+            // Windows are offered before any chunk goes out: a rank that wrote its streams first and offered its
+            // windows afterwards would make its peers wait for the whole write (exchanges would run one after the
+            // other instead of at the same time).
+            for (Step& s : steps) {
+                if (s.finished || s.rtr_in < 0 || s.rtr_sent) continue;
+                bool ready = true;
+                for (int a : s.after) ready = ready && steps[static_cast<std::size_t>(a)].finished;
+                if (ready && send_rtr(s)) progress = true;
+            }
             for (std::size_t i = 0; i < steps.size(); ++i) {
                 Step& s = steps[i];
                 if (s.finished) continue;
@@ -1065,7 +1073,6 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 bool ready = true;
                 for (int a : s.after) ready = ready && steps[static_cast<std::size_t>(a)].finished;
                 if (!ready) continue;
-                if (s.rtr_in >= 0 && !s.rtr_sent && send_rtr(s)) progress = true;
                 // A channel's previous step must have finished its side of that channel only.
                 const bool out_ok = s.prev_out < 0 || steps[static_cast<std::size_t>(s.prev_out)].done ==
                                                           steps[static_cast<std::size_t>(s.prev_out)].chunks;

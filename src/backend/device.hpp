@@ -151,6 +151,11 @@ public:
     virtual void clear_completed(int32_t ctid) = 0;
     /// Throws the first asynchronous error recorded for `ctid` (e.g. a remote rejection), then forgets it.
     virtual void raise_pending_error(int32_t ctid) = 0;
+    /// raise_pending_error, then completed: what checkCompleted does, in one call (backends may fuse the checks).
+    virtual uint32_t poll_completed(int32_t ctid, CmplClass cls) {
+        raise_pending_error(ctid);
+        return completed(ctid, cls);
+    }
 
     /// Installs (or, with an empty handler, removes) the user-interrupt handler of `ctid`.
     virtual void set_interrupt_handler(int32_t ctid, InterruptHandler handler) = 0;

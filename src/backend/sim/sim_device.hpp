@@ -77,6 +77,7 @@ public:
     uint32_t completed(int32_t ctid, CmplClass cls) const override;
     void clear_completed(int32_t ctid) override;
     void raise_pending_error(int32_t ctid) override;
+    uint32_t poll_completed(int32_t ctid, CmplClass cls) override;
 
     void set_interrupt_handler(int32_t ctid, InterruptHandler handler) override;
 
@@ -250,6 +251,8 @@ private:
 
     // the NIC (created last, destroyed first)
     std::unique_ptr<Nic> nic_;
+    /// The NIC's pending-error flags (null without a NIC): the polling path skips the NIC while they are clear.
+    std::array<const std::atomic<bool>*, N_CTID_MAX> nic_pending_{};
 };
 
 }  // namespace coyote::detail::sim

@@ -1,6 +1,7 @@
 // coyote-mpi sim backend: the contract between the sim vFPGA (SimDevice) and its emulated RoCE NIC.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -51,6 +52,9 @@ public:
     virtual std::vector<std::byte> local_endpoint(int32_t ctid) const = 0;
     virtual void set_remote_endpoint(int32_t ctid, std::span<const std::byte> endpoint) = 0;
     virtual void raise_pending_error(int32_t ctid) = 0;
+    /// Set while an error of `ctid` waits for raise_pending_error (a lock-free hint for the polling path; the
+    /// flag lives as long as the NIC). `ctid` must be in range.
+    virtual const std::atomic<bool>& pending_flag(int32_t ctid) const noexcept = 0;
     virtual void on_ctid_unregistered(int32_t ctid) noexcept = 0;
     virtual std::string debug_string(int32_t ctid) const = 0;
 };

@@ -255,6 +255,18 @@ BufView read_buf(const BufSlot& s) {
     return v;
 }
 
+BufView read_buf_meta(const BufSlot& s) noexcept {
+    BufView v;
+    seq_read(s.seq, [&] {
+        v.valid = s.valid.load(rlx) != 0;
+        v.rkey = s.rkey.load(rlx);
+        v.vaddr = s.vaddr.load(rlx);
+        v.size = s.size.load(rlx);
+        v.generation = s.generation.load(rlx);
+    });
+    return v;
+}
+
 void write_buf(BufSlot& s, const BufView& v) noexcept {
     uint64_t words[8] = {};
     std::memcpy(words, v.name.data(), std::min<size_t>(v.name.size(), 63));
@@ -338,7 +350,7 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
                  ip_to_string(qp.remote_ip) + ", not to the sender qpn " + hex32(r.src_qpn) + " at " +
                  ip_to_string(r.src_ip);
     } else {
-        buf = read_buf(target.buf[ctid]);
+        buf = read_buf_meta(target.buf[ctid]);
         if (!buf.valid) {
             failed = Check::no_buffer;
             detail = "queue pair qpn " + hex32(r.dst_qpn) + " has no registered buffer";

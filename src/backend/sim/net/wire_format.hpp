@@ -169,6 +169,8 @@ struct WinView {
 };
 QpView read_qp(const QpSlot& s) noexcept;
 BufView read_buf(const BufSlot& s);
+/// read_buf without the shm name (no allocation; what request validation needs).
+BufView read_buf_meta(const BufSlot& s) noexcept;
 WinView read_win(const WinSlot& s) noexcept;
 /// Seqlock writers (the owner only, serialized by the owner's lock).
 void write_qp(QpSlot& s, const QpView& v) noexcept;
@@ -206,7 +208,7 @@ struct Verdict {
     uint32_t window = 0;    ///< the window's slot index (when in_window)
     WinView win;            ///< the window: vaddr, size, generation (when in_window)
     uint64_t offset = 0;    ///< offset into the registered buffer, or into the window when in_window
-    BufView buf;            ///< the registered buffer (when accepted; its rkey also guards the windows)
+    BufView buf;            ///< the registered buffer (when accepted; its rkey also guards the windows); name not filled
 };
 
 /// Validates `r` against `target` in the documented order and, when the PSN matches, advances the
