@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <thread>
 
 namespace coyote::mpi {
 
@@ -50,6 +51,15 @@ struct Agreed {
     uint64_t valid;
 };
 
+/// One rank's contribution to the options agreement: the options, compared, and facts that are combined.
+struct Contribution {
+    Agreed agreed;
+    uint64_t oversubscribed; ///< this rank's node runs more ranks than it has cores
+};
+
+constexpr uint64_t k_direct_dedicated = 16u << 10;     // direct_auto with a core per rank
+constexpr uint64_t k_direct_oversubscribed = 64u << 10; // direct_auto when any node is oversubscribed
+
 std::string validate(const CollectiveOptions& o) {
     if (o.chunk_bytes < 64 || o.chunk_bytes % 64 != 0)
         return "chunk_bytes " + std::to_string(o.chunk_bytes) + " must be a positive multiple of 64";
@@ -85,7 +95,10 @@ CollectiveOptions CollectiveOptions::from_env() {
     o.tree_small = env_u64("COYOTE_COLL_TREE_SMALL", o.tree_small);
     o.alltoall_small = env_u64("COYOTE_COLL_ALLTOALL_SMALL", o.alltoall_small);
     o.allgather_small = env_u64("COYOTE_COLL_ALLGATHER_SMALL", o.allgather_small);
-    o.direct_min = env_u64("COYOTE_COLL_DIRECT_MIN", o.direct_min);
+    if (const char* p = std::getenv("COYOTE_COLL_DIRECT_MIN"); p != nullptr && std::string(p) == "auto")
+        o.direct_min = CollectiveOptions::direct_auto;
+    else
+        o.direct_min = env_u64("COYOTE_COLL_DIRECT_MIN", o.direct_min);
     o.timeout = std::chrono::milliseconds(env_u64("COYOTE_COLL_TIMEOUT_MS", static_cast<uint64_t>(o.timeout.count())));
     if (const char* p = std::getenv("COYOTE_COLL_OFFLOAD"); p != nullptr && *p != '\0') {
         const std::string v(p);
@@ -150,12 +163,17 @@ Collectives::Collectives(const Communicator& comm, const DeviceAssignment& devic
                       options.alltoall_small, options.allgather_small, options.direct_min,
                       static_cast<uint64_t>(options.peers), options.offload_reductions ? 1u : 0u,
                       problem.empty() && !offload_error ? 1u : 0u};
-    const auto all = allgather_bytes(comm, &mine, sizeof(Agreed), "collectives options", boot);
+    const unsigned cores = std::thread::hardware_concurrency();
+    const Contribution contrib{mine, cores != 0 && static_cast<unsigned>(comm.local_size()) > cores ? 1u : 0u};
+    const auto all = allgather_bytes(comm, &contrib, sizeof(Contribution), "collectives options", boot);
     if (!problem.empty()) throw_error(Errc::invalid_argument, "Collectives", problem);
     if (offload_error) std::rethrow_exception(offload_error);
+    bool any_oversubscribed = false;
     for (int r = 0; r < size_; ++r) {
-        Agreed o{};
-        std::memcpy(&o, all.data() + static_cast<std::size_t>(r) * sizeof(Agreed), sizeof(Agreed));
+        Contribution c{};
+        std::memcpy(&c, all.data() + static_cast<std::size_t>(r) * sizeof(Contribution), sizeof(Contribution));
+        const Agreed& o = c.agreed;
+        any_oversubscribed = any_oversubscribed || c.oversubscribed != 0;
         if (o.valid == 0)
             throw_error(Errc::invalid_argument, "Collectives",
                         "rank " + std::to_string(r) + " has invalid options (or cannot offload reductions)");
@@ -167,13 +185,15 @@ Collectives::Collectives(const Communicator& comm, const DeviceAssignment& devic
                             ", thresholds, peer set or reduction offload); every rank must pass the same "
                             "CollectiveOptions");
     }
+    if (options_.direct_min == CollectiveOptions::direct_auto)
+        options_.direct_min = any_oversubscribed ? k_direct_oversubscribed : k_direct_dedicated;
     ::coyote::detail::coll::EngineConfig cfg;
     cfg.buffer_size = options.buffer_size;
     cfg.chunk_bytes = options.chunk_bytes;
     cfg.timeout = options.timeout;
     cfg.probe_interval = options.probe_interval;
     cfg.all_peers = options.peers == PeerSet::all;
-    cfg.direct_min = options.direct_min;
+    cfg.direct_min = options_.direct_min;
     engine_ = std::make_unique<Engine>(comm, device, cfg);
 }
 

@@ -954,6 +954,32 @@ TEST(CollErrors, ThresholdsFromTheEnvironmentAndAgreement) {
     }
 }
 
+TEST(CollErrors, DirectMinAutoFollowsOversubscription) {
+    const char* old = std::getenv("COYOTE_COLL_DIRECT_MIN");
+    const std::string saved = old ? old : "";
+    ::setenv("COYOTE_COLL_DIRECT_MIN", "auto", 1);
+    EXPECT_EQ(CollectiveOptions::from_env().direct_min, CollectiveOptions::direct_auto);
+    ::setenv("COYOTE_COLL_DIRECT_MIN", "32K", 1);
+    EXPECT_EQ(CollectiveOptions::from_env().direct_min, 32u << 10);
+    if (old != nullptr)
+        ::setenv("COYOTE_COLL_DIRECT_MIN", saved.c_str(), 1);
+    else
+        ::unsetenv("COYOTE_COLL_DIRECT_MIN");
+    // auto resolves alike on every rank: 64 KiB when any node has more ranks than cores, else 16 KiB.
+    CollectiveOptions o = coll().options();
+    o.direct_min = CollectiveOptions::direct_auto;
+    Collectives c(*g_world->comm, g_world->dev, o);
+    const unsigned cores = std::thread::hardware_concurrency();
+    int over = cores != 0 && static_cast<unsigned>(g_world->comm->local_size()) > cores ? 1 : 0;
+    int any = 0;
+    ASSERT_EQ(MPI_Allreduce(&over, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
+    EXPECT_EQ(c.options().direct_min, any ? 64u << 10 : 16u << 10);
+    uint64_t mine = c.options().direct_min, lo = 0, hi = 0;
+    ASSERT_EQ(MPI_Allreduce(&mine, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD), MPI_SUCCESS);
+    ASSERT_EQ(MPI_Allreduce(&mine, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
+    EXPECT_EQ(lo, hi);
+}
+
 TEST(CollErrors, MismatchedCountsAreDetected) {
     if (quick()) GTEST_SKIP() << "reduced matrix";
     // A separate object with a short deadline: a mismatch leaves it unusable.

@@ -57,8 +57,12 @@ struct CollectiveOptions {
     uint64_t allgather_small = 1024;
     /// Copy streams (allgather, alltoall, broadcast chain, allreduce ring's second half) of at least this many
     /// bytes go straight from the sender's buffer into the receiver's (one copy; the receiver exposes the range
-    /// as a queue-pair window); 0 keeps every stream in the registered buffers (COYOTE_COLL_DIRECT_MIN)
-    uint64_t direct_min = 64u << 10;
+    /// as a queue-pair window); 0 keeps every stream in the registered buffers (COYOTE_COLL_DIRECT_MIN, a
+    /// number or `auto`). direct_auto: 16 KiB when every rank has a core of its own, 64 KiB when any node
+    /// runs more ranks than it has cores (the ready-to-receive round trip then costs context switches);
+    /// options() reports the value chosen.
+    uint64_t direct_min = direct_auto;
+    static constexpr uint64_t direct_auto = ~0ull;
     PeerSet peers = PeerSet::log;       ///< COYOTE_COLL_PEERS=log|all
     /// Deadline of every wait for a peer (no progress for this long fails the call with Errc::timeout)
     /// (COYOTE_COLL_TIMEOUT_MS; default: the bootstrap deadline, COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS).
