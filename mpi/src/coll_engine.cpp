@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include <coyote/mpi/bootstrap.hpp>
 #include <coyote/mpi/collectives.hpp>
@@ -192,7 +193,7 @@ Engine::~Engine() {
     try {
         std::lock_guard lk(mtx_);
         for (;;) {
-            progress_links(true);
+            progress_links(true, true);
             bool owed = false;
             for (const auto& [p, l] : links_) owed = owed || (l.hello_sent && !l.peer_ready && !l.error);
             if ((!owed && link_sends_.empty()) || Clock::now() > drain_until) break;
@@ -354,11 +355,30 @@ void Engine::fail_link(int peer, std::exception_ptr error) {
     }
 }
 
-void Engine::progress_links(bool force) {
+void Engine::progress_links(bool force, bool defer_errors) {
     if (!owner_thread()) return;
+    if (!defer_errors && link_error_) {
+        // Met inside a collective earlier: reported to the next point-to-point call.
+        auto e = std::exchange(link_error_, nullptr);
+        std::rethrow_exception(e);
+    }
     const auto now = Clock::now();
     if (!force && links_waiting_ == 0 && now < next_link_poll_) return;
     next_link_poll_ = now + k_link_poll;
+    if (!defer_errors) {
+        poll_links();
+        return;
+    }
+    // Inside a collective: a failing MPI call or a malformed link message is not the collective's failure (a
+    // dead peer, for one, must be reported by the collective as such).
+    try {
+        poll_links();
+    } catch (...) {
+        if (!link_error_) link_error_ = std::current_exception();
+    }
+}
+
+void Engine::poll_links() {
     reap_link_sends();
     for (;;) {
         int flag = 0;
@@ -715,8 +735,8 @@ void Engine::complete_from_unexpected(OpState& op) {
     op.done.store(true, std::memory_order_release);
 }
 
-void Engine::progress_p2p(Channel* drain) {
-    progress_links(false);
+void Engine::progress_p2p(Channel* drain, bool in_collective) {
+    progress_links(false, in_collective);
     for (auto& [p, c] : chans_) {
         if (!c.ready) continue;
         while (!c.sendq.empty()) {
@@ -1198,7 +1218,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
             if (idle % k_flush_passes == 0) {
                 check_abort(what);
                 flush_credits();
-                progress_p2p(nullptr);
+                progress_p2p(nullptr, true);
             }
             lk.unlock();
             ::sched_yield();

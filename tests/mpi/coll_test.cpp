@@ -819,6 +819,24 @@ TEST(CollP2p, MalformedLinkMessagesAreRejected) {
         EXPECT_NE(errors[1].find("malformed queue-pair link message from rank 0: bad magic"), std::string::npos) << errors[1];
     }
     ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
+    // One met inside a collective (rank 1 waits in a barrier while rank 0 sleeps) does not fail the collective;
+    // the next point-to-point call reports it.
+    if (rank() == 0) {
+        std::vector<std::byte> bad(256, std::byte{0x5a});
+        ASSERT_EQ(MPI_Send(bad.data(), 256, MPI_BYTE, 1, cd::k_link_tag, e.link_comm()), MPI_SUCCESS);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    cd::CallArgs none;
+    EXPECT_STREQ(cd::run_collective(e, cd::CollKind::barrier, none, cd::Thresholds{}, e.next_epoch()),
+                 nranks() == 1 ? "none" : "dissemination");
+    if (rank() == 1) {
+        try {
+            (void)e.test(*r);
+            ADD_FAILURE() << "the link message met inside the barrier was not reported";
+        } catch (const Error& err) {
+            EXPECT_NE(std::string(err.what()).find("from rank 0: bad magic"), std::string::npos) << err.what();
+        }
+    }
     // The engine goes on: a real message arrives.
     if (rank() == 0) {
         const int32_t x = 77;

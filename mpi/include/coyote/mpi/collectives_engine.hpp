@@ -309,8 +309,10 @@ private:
     bool owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
     void open_link(int peer, Link& l);
     void send_link_msg(int peer, uint32_t type, const std::vector<std::byte>& blob, const std::string& text);
-    /// Receives and handles link messages (`force`: ignore the poll interval).
-    void progress_links(bool force);
+    /// Receives and handles link messages (`force`: ignore the poll interval; `defer_errors`: keep an error for
+    /// the next point-to-point call instead of throwing it).
+    void progress_links(bool force, bool defer_errors = false);
+    void poll_links();
     void on_link_msg(int from, const std::byte* msg, std::size_t bytes);
     void fail_link(int peer, std::exception_ptr error);
     /// Frees the link message sends that completed.
@@ -332,7 +334,9 @@ private:
     const MsgHeader* peek_coll(Channel& c, uint64_t epoch, const std::byte** payload, bool& from_stash);
     void drop_coll(Channel& c, bool from_stash, uint64_t epoch);
     void dispatch_p2p(Channel& c, const MsgHeader& h, const std::byte* payload);
-    void progress_p2p(Channel* drain);
+    /// `in_collective`: called from a collective's idle passes (link errors are kept for the next
+    /// point-to-point call instead of failing the collective).
+    void progress_p2p(Channel* drain, bool in_collective = false);
     void complete_from_unexpected(OpState& op);
     void probe(Channel& c, const std::string& what);
     /// Rethrows `e` naming the peer (and tells the others) when it says the peer is gone.
@@ -377,6 +381,7 @@ private:
     std::map<int, Link> links_;
     std::deque<LinkSend> link_sends_;
     uint32_t links_waiting_ = 0;                         ///< links started but not ready (poll MPI on every pass)
+    std::exception_ptr link_error_;                      ///< met inside a collective, for the next p2p call
     std::chrono::steady_clock::time_point next_link_poll_{};
 };
 
