@@ -9,12 +9,29 @@
 #include <chrono>
 #include <memory>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
 using namespace coyote;
 using namespace coyote::mpi;
+
+namespace {
+/// Prints `line` and, when COYOTE_PEER_DEATH_DIR is set, writes it to <dir>/rank<N>.txt as well: the launcher
+/// may drop a survivor's last output while it tears the job down, a file it cannot lose.
+void report(int rank, const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+    const char* dir = std::getenv("COYOTE_PEER_DEATH_DIR");
+    if (dir == nullptr || *dir == '\0') return;
+    const std::string path = std::string(dir) + "/rank" + std::to_string(rank) + ".txt";
+    if (std::FILE* f = std::fopen(path.c_str(), "a")) {
+        std::fprintf(f, "%s\n", line.c_str());
+        std::fclose(f);
+    }
+}
+}  // namespace
 
 int main(int argc, char** argv) {
     Environment env(&argc, &argv);
@@ -39,18 +56,19 @@ int main(int argc, char** argv) {
         const auto t0 = std::chrono::steady_clock::now();
         try {
             coll.allreduce(MPI_IN_PLACE, data.data(), data.size(), Datatype::float32, Op::sum);
-            std::printf("rank %d: FAIL: the allreduce completed without rank %d\n", comm.rank(), victim);
+            report(comm.rank(), "rank " + std::to_string(comm.rank()) + ": FAIL: the allreduce completed without rank " +
+                                    std::to_string(victim));
         } catch (const Error& e) {
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             const std::string msg = e.what();
             const bool names = msg.find("rank " + std::to_string(victim)) != std::string::npos;
-            std::printf("rank %d: %s after %.2f s: %s\n", comm.rank(),
-                        names ? "DETECTED the death of rank 1" : "FAIL: error does not name rank 1", s, msg.c_str());
+            char head[160];
+            std::snprintf(head, sizeof(head), "rank %d: %s after %.2f s: ", comm.rank(),
+                          names ? "DETECTED the death of rank 1" : "FAIL: error does not name rank 1", s);
+            report(comm.rank(), head + msg);
         }
-        std::fflush(stdout);
     } catch (const std::exception& e) {
-        std::printf("rank %d: FAIL: %s\n", comm.rank(), e.what());
-        std::fflush(stdout);
+        report(comm.rank(), "rank " + std::to_string(comm.rank()) + ": FAIL: " + e.what());
     }
     ::_exit(0); // MPI cannot finalise with a dead rank
 }

@@ -7,13 +7,21 @@ launcher=("$@")
 start=$(date +%s)
 # mpirun sends SIGKILL 1 s after SIGTERM by default; give survivors time to notice the death and report it.
 export OMPI_MCA_odls_base_sigkill_timeout=5
+# Every rank also writes its verdict into a file here: mpirun may drop a survivor's last output while it
+# tears the job down.
+report_dir=$(mktemp -d "${TMPDIR:-/tmp}/coyote_peer_death.XXXXXX")
+trap 'rm -rf "${report_dir}"' EXIT
+export COYOTE_PEER_DEATH_DIR="${report_dir}"
 out="$(COYOTE_COLL_TIMEOUT_MS=20000 COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 "${launcher[@]}" 2>&1)"
 rc=$?
 elapsed=$(( $(date +%s) - start ))
 echo "$out"
 echo "exit code $rc after ${elapsed}s"
-detected=$(grep -c "DETECTED the death of rank 1" <<<"$out")
-if grep -q "FAIL" <<<"$out"; then echo "FAIL: see above"; exit 1; fi
+reports="$(cat "${report_dir}"/rank*.txt 2>/dev/null)"
+echo "reports written by the ranks:"
+echo "${reports}"
+detected=$(grep -c "DETECTED the death of rank 1" <<<"${reports}")
+if grep -q "FAIL" <<<"$out$reports"; then echo "FAIL: see above"; exit 1; fi
 if [[ $detected -ne $((ranks - 1)) ]]; then echo "FAIL: $detected of $((ranks - 1)) surviving ranks named rank 1"; exit 1; fi
 if [[ $elapsed -ge 40 ]]; then echo "FAIL: took ${elapsed}s"; exit 1; fi
 echo "PEER DEATH TEST PASSED"
