@@ -251,7 +251,8 @@ Channel& Engine::chan(int peer, const char* what) {
                     " (collective schedules use the wired peers rank +- 2^k only)");
 }
 
-std::vector<int> Engine::link_peers() const {
+std::vector<int> Engine::link_peers() {
+    std::lock_guard lk(mtx_);
     std::vector<int> out;
     for (const auto& [p, l] : links_)
         if (l.thread) out.push_back(p);
@@ -297,7 +298,8 @@ void Engine::open_link(int peer, Link& l) {
                     "rank " + std::to_string(rank_) + " cannot open a queue pair to rank " + std::to_string(peer) +
                         " for point-to-point messages: every ctid of vFPGA " + std::to_string(device_.vfid) +
                         " on device " + std::to_string(device_.device) + " is taken (" +
-                        std::to_string(qps_.peers().size() + link_peers().size()) +
+                        std::to_string(qps_.peers().size() + static_cast<std::size_t>(std::count_if(
+                                           links_.begin(), links_.end(), [](const auto& kv) { return kv.second.thread != nullptr; }))) +
                         " queue pairs of this Collectives object) [" + e.what() + "]");
     }
     auto* buf = static_cast<std::byte*>(

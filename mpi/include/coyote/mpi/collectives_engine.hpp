@@ -267,7 +267,7 @@ public:
     bool connected(int peer) const noexcept { return qps_.has_peer(peer); }
     bool all_connected() const noexcept { return static_cast<int>(qps_.peers().size()) == size_ - 1; }
     /// Peers reached through links opened on demand (ready or not).
-    std::vector<int> link_peers() const;
+    std::vector<int> link_peers();
     uint32_t payload() const noexcept { return payload_; }
     uint32_t slots() const noexcept { return slots_; }
     const EngineConfig& config() const noexcept { return cfg_; }
