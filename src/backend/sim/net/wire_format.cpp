@@ -238,15 +238,22 @@ void write_qp(QpSlot& s, const QpView& v) noexcept {
     seq_end(s.seq);
 }
 
+namespace {
+/// The slot's fields other than the name (inside a seq_read).
+void load_buf_meta(const BufSlot& s, BufView& v) noexcept {
+    v.valid = s.valid.load(rlx) != 0;
+    v.rkey = s.rkey.load(rlx);
+    v.vaddr = s.vaddr.load(rlx);
+    v.size = s.size.load(rlx);
+    v.generation = s.generation.load(rlx);
+}
+}  // namespace
+
 BufView read_buf(const BufSlot& s) {
     BufView v;
     uint64_t words[8] = {};
     seq_read(s.seq, [&] {
-        v.valid = s.valid.load(rlx) != 0;
-        v.rkey = s.rkey.load(rlx);
-        v.vaddr = s.vaddr.load(rlx);
-        v.size = s.size.load(rlx);
-        v.generation = s.generation.load(rlx);
+        load_buf_meta(s, v);
         for (size_t i = 0; i < 8; ++i) words[i] = s.name[i].load(rlx);
     });
     char name[65] = {};
@@ -257,13 +264,7 @@ BufView read_buf(const BufSlot& s) {
 
 BufView read_buf_meta(const BufSlot& s) noexcept {
     BufView v;
-    seq_read(s.seq, [&] {
-        v.valid = s.valid.load(rlx) != 0;
-        v.rkey = s.rkey.load(rlx);
-        v.vaddr = s.vaddr.load(rlx);
-        v.size = s.size.load(rlx);
-        v.generation = s.generation.load(rlx);
-    });
+    seq_read(s.seq, [&] { load_buf_meta(s, v); });
     return v;
 }
 
