@@ -178,11 +178,8 @@ Engine::~Engine() {
             const auto deadline = Clock::now() + cfg_.timeout;
             int flag = 0;
             while (MPI_Test(&req, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && !flag) {
-                if (Clock::now() > deadline) {
-                    // A peer never arrived: leave the request (freeing an active collective request is not allowed).
-                    flag = -1;
-                    break;
-                }
+                // A peer never arrived: leave the request (freeing an active collective request is not allowed).
+                if (Clock::now() > deadline) break;
                 ::sched_yield();
             }
         }
@@ -194,9 +191,7 @@ Engine::~Engine() {
         std::lock_guard lk(mtx_);
         for (;;) {
             progress_links(true, true);
-            bool owed = false;
-            for (const auto& [p, l] : links_) owed = owed || (l.hello_sent && !l.peer_ready && !l.error);
-            if ((!owed && link_sends_.empty()) || Clock::now() > drain_until) break;
+            if ((links_waiting_ == 0 && link_sends_.empty()) || Clock::now() > drain_until) break;
             ::sched_yield();
         }
     } catch (...) {
@@ -239,13 +234,17 @@ void Engine::run_async_jobs() {
     }
 }
 
-Channel& Engine::chan(int peer, const char* what) {
-    auto it = chans_.find(peer);
-    if (it != chans_.end()) return it->second;
+void Engine::check_peer(int peer, const char* what) const {
     if (peer < 0 || peer >= size_ || peer == rank_)
         throw_error(Errc::invalid_argument, what,
                     "rank " + std::to_string(peer) + " is not another rank of this communicator (size " +
                         std::to_string(size_) + ", this rank " + std::to_string(rank_) + ")");
+}
+
+Channel& Engine::chan(int peer, const char* what) {
+    auto it = chans_.find(peer);
+    if (it != chans_.end()) return it->second;
+    check_peer(peer, what);
     throw_error(Errc::protocol, what,
                 "no queue pair from rank " + std::to_string(rank_) + " to rank " + std::to_string(peer) +
                     " (collective schedules use the wired peers rank +- 2^k only)");
@@ -260,10 +259,7 @@ std::vector<int> Engine::link_peers() {
 }
 
 Channel& Engine::p2p_chan(int peer, const char* what) {
-    if (peer < 0 || peer >= size_ || peer == rank_)
-        throw_error(Errc::invalid_argument, what,
-                    "rank " + std::to_string(peer) + " is not another rank of this communicator (size " +
-                        std::to_string(size_) + ", this rank " + std::to_string(rank_) + ")");
+    check_peer(peer, what);
     auto it = chans_.find(peer);
     if (it != chans_.end()) {
         if (it->second.lazy) {
@@ -298,9 +294,7 @@ void Engine::open_link(int peer, Link& l) {
                     "rank " + std::to_string(rank_) + " cannot open a queue pair to rank " + std::to_string(peer) +
                         " for point-to-point messages: every ctid of vFPGA " + std::to_string(device_.vfid) +
                         " on device " + std::to_string(device_.device) + " is taken (" +
-                        std::to_string(qps_.peers().size() + static_cast<std::size_t>(std::count_if(
-                                           links_.begin(), links_.end(), [](const auto& kv) { return kv.second.thread != nullptr; }))) +
-                        " queue pairs of this Collectives object) [" + e.what() + "]");
+                        std::to_string(chans_.size()) + " queue pairs of this Collectives object) [" + e.what() + "]");
     }
     auto* buf = static_cast<std::byte*>(
         t->getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(cfg_.buffer_size), true}));

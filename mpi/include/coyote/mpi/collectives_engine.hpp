@@ -302,6 +302,8 @@ public:
 private:
     /// A channel on `thread`'s queue pair and registered buffer `buf` (control area cleared, counter baselines).
     Channel make_channel(int peer, cThread& thread, std::byte* buf);
+    /// Throws invalid_argument unless `peer` is another rank of the communicator.
+    void check_peer(int peer, const char* what) const;
     Channel& chan(int peer, const char* what);
     /// The channel to `peer` for point-to-point, opening a link when there is none (mtx_ held).
     Channel& p2p_chan(int peer, const char* what);
@@ -380,7 +382,7 @@ private:
     std::shared_ptr<mpi::detail::CommHandle> link_comm_; ///< own duplicate of the communicator for link messages
     std::map<int, Link> links_;
     std::deque<LinkSend> link_sends_;
-    uint32_t links_waiting_ = 0;                         ///< links started but not ready (poll MPI on every pass)
+    uint32_t links_waiting_ = 0; ///< links whose hello went out, not ready, not failed (poll MPI on every pass)
     std::exception_ptr link_error_;                      ///< met inside a collective, for the next p2p call
     std::chrono::steady_clock::time_point next_link_poll_{};
 };
