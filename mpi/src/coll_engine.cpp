@@ -29,6 +29,7 @@ constexpr uint64_t k_abort_stage = 72;
 constexpr uint64_t k_spin_passes = 64;  // idle schedule passes before yielding
 constexpr uint64_t k_flush_passes = 16; // yielding passes between credit flushes / p2p progress
 constexpr uint32_t k_windows_per_channel = 4; // direct-placement windows a channel's schedules hold at once
+constexpr uint32_t k_ring_write_min = 16u << 10; // copy chunks of at least this size go into the peer's ring unstaged
 
 // Link messages (MPI, on the engine's own communicator).
 constexpr uint32_t k_link_magic = 0x314b4e4c; // "LNK1"
@@ -1044,6 +1045,25 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 // stream go through the ring; the receiver takes either.
                 if (e.code() != make_error_code(Errc::not_supported)) peer_failed(*s.out, e);
                 direct_denied_ = true;
+            }
+        }
+        if (len >= k_ring_write_min && !ring_write_denied_) {
+            // Large enough to pay for a second request: the payload goes from the source straight into the
+            // peer's ring slot (no staging copy), then the header (last = true) follows it on the same queue pair.
+            Channel& c = *s.out;
+            const uint64_t slot = (c.sent % c.slots) * c.slot_bytes;
+            const uint64_t remote = reinterpret_cast<uint64_t>(c.thread->getQpair()->remote.vaddr) + c.recv_base +
+                                    slot + k_header_bytes;
+            try {
+                c.thread->invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, const_cast<std::byte*>(src + off), remote, len,
+                                     false);
+                post(c, h, true);
+                unstaged_bytes_.fetch_add(len, std::memory_order_relaxed);
+                ++s.done;
+                return;
+            } catch (const Error& e) {
+                if (e.code() != make_error_code(Errc::not_supported)) peer_failed(c, e);
+                ring_write_denied_ = true; // this backend writes only from the registered buffer: stage
             }
         }
         if (len != 0) std::memcpy(staging(*s.out), src + off, len);

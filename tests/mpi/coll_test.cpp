@@ -504,7 +504,20 @@ TEST(CollDirect, CopyStreamsLandInPlaceAndInBounds) {
             ASSERT_EQ(static_cast<unsigned>(b[guard + payload + i]), 0xa5u) << what << ": guard byte " << i << " after";
         }
     };
+    // COYOTE_COLL_TEST_EXPECT_UNSTAGED=1 (with direct placement off): full chunks of at least 16 KiB go from the
+    // caller's buffer into the peer's ring without a staging copy.
+    const char* u = std::getenv("COYOTE_COLL_TEST_EXPECT_UNSTAGED");
+    const bool expect_unstaged = u != nullptr && std::string(u) == "1";
+    const uint64_t chunk = coll().chunk_payload();
+    uint64_t unstaged_before = 0;
     auto expect_moved = [&](uint64_t before, uint64_t want_at_least, const std::string& what) {
+        if (expect_unstaged) {
+            // every full chunk of the streams (the last, partial chunk of each block may be staged)
+            const uint64_t blocks = (want_at_least + bb - 1) / bb;
+            const uint64_t slack = blocks * std::min(bb, chunk);
+            const uint64_t want = want_at_least > slack ? want_at_least - slack : std::min<uint64_t>(want_at_least, 1);
+            EXPECT_GE(coll().unstaged_bytes() - unstaged_before, want) << what << ": bytes written unstaged";
+        }
         const uint64_t moved = coll().direct_bytes() - before;
         if (expect_direct) {
             EXPECT_GE(moved, want_at_least) << what << ": bytes placed directly";
@@ -516,6 +529,7 @@ TEST(CollDirect, CopyStreamsLandInPlaceAndInBounds) {
         Bytes in = bytes(bb, Datatype::uint8), all(guard * 2 + bb * p, std::byte{0xa5}), ref = bytes(bb * p, Datatype::uint8);
         gen(Datatype::uint8, Op::band, rank(), 21, in.data(), bb);
         const uint64_t before = coll().direct_bytes();
+        unstaged_before = coll().unstaged_bytes();
         coll().allgather(in.data(), all.data() + guard, bb, Datatype::uint8);
         expect_moved(before, (p - 1) * bb, "allgather");
         ASSERT_EQ(MPI_Allgather(in.data(), ic(bb), MPI_UINT8_T, ref.data(), ic(bb), MPI_UINT8_T, MPI_COMM_WORLD), MPI_SUCCESS);
@@ -526,6 +540,7 @@ TEST(CollDirect, CopyStreamsLandInPlaceAndInBounds) {
         Bytes in = bytes(bb * p, Datatype::uint8), out(guard * 2 + bb * p, std::byte{0xa5}), ref = bytes(bb * p, Datatype::uint8);
         gen(Datatype::uint8, Op::band, rank(), 22, in.data(), bb * p);
         const uint64_t before = coll().direct_bytes();
+        unstaged_before = coll().unstaged_bytes();
         coll().alltoall(in.data(), out.data() + guard, bb, Datatype::uint8);
         if (coll().last_algorithm() == "pairwise") expect_moved(before, (p - 1) * bb, "alltoall");
         ASSERT_EQ(MPI_Alltoall(in.data(), ic(bb), MPI_UINT8_T, ref.data(), ic(bb), MPI_UINT8_T, MPI_COMM_WORLD), MPI_SUCCESS);
@@ -537,6 +552,7 @@ TEST(CollDirect, CopyStreamsLandInPlaceAndInBounds) {
         gen(Datatype::uint8, Op::band, root, 23, ref.data(), bb);
         if (rank() == root) std::memcpy(buf.data() + guard, ref.data(), bb);
         const uint64_t before = coll().direct_bytes();
+        unstaged_before = coll().unstaged_bytes();
         coll().broadcast(buf.data() + guard, bb, Datatype::uint8, root);
         if (coll().last_algorithm() == "chain" && rank() != (root + nranks() - 1) % nranks())
             expect_moved(before, bb, "broadcast");
@@ -548,6 +564,7 @@ TEST(CollDirect, CopyStreamsLandInPlaceAndInBounds) {
         Bytes in = bytes(n, Datatype::int32), out(guard * 2 + n * 4, std::byte{0xa5}), ref = bytes(n, Datatype::int32);
         gen(Datatype::int32, Op::sum, rank(), 24, in.data(), n);
         const uint64_t before = coll().direct_bytes();
+        unstaged_before = coll().unstaged_bytes();
         coll().allreduce(in.data(), out.data() + guard, n, Datatype::int32, Op::sum);
         if (coll().last_algorithm() == "ring") expect_moved(before, 1, "allreduce");
         ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), MPI_INT32_T, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);

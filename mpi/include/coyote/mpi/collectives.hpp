@@ -137,6 +137,9 @@ public:
     uint32_t slots() const noexcept;
     /// Payload bytes this rank wrote straight into peers' buffers (direct placement, see direct_min).
     uint64_t direct_bytes() const noexcept;
+    /// Payload bytes of copy streams through the registered buffers that this rank wrote from the caller's
+    /// buffer straight into a peer's receive ring (chunks of at least 16 KiB skip the staging copy).
+    uint64_t unstaged_bytes() const noexcept;
 
     /// Dissemination barrier (ceil(log2 N) rounds of empty messages).
     void barrier();

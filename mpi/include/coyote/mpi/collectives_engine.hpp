@@ -7,7 +7,9 @@
 //                            +8 credit staging, +16 liveness probe target, +24 probe source
 //   [4096, 4096 + K*slot)    receive ring: the peer's messages, message n in slot n % K
 //   [4096 + K*slot, ...)     send staging: our message n is built in slot n % K, then one RDMA WRITE (last = true)
-//                            copies header + payload into the peer's receive ring slot n % K
+//                            copies header + payload into the peer's receive ring slot n % K. A chunk of a pure
+//                            copy stream of at least 16 KiB skips the staging copy: one WRITE (last = false) from
+//                            the source into the peer's slot, then the header alone (last = true)
 //
 // Arrival is the receiver's LOCAL_WRITE completion count (only data messages use last = true, and only this
 // peer writes into this queue pair's buffer). Credits and liveness probes are WRITEs with last = false.
@@ -273,6 +275,8 @@ public:
     const EngineConfig& config() const noexcept { return cfg_; }
     /// Payload bytes written straight into peers' windows.
     uint64_t direct_bytes() const noexcept { return direct_bytes_.load(std::memory_order_relaxed); }
+    /// Payload bytes written from the source straight into peers' receive rings (no staging copy).
+    uint64_t unstaged_bytes() const noexcept { return unstaged_bytes_.load(std::memory_order_relaxed); }
     MPI_Comm comm() const noexcept { return comm_->get(); }
     /// The engine's own communicator for link messages (tag k_link_tag).
     MPI_Comm link_comm() const noexcept { return link_comm_->get(); }
@@ -374,7 +378,9 @@ private:
     std::thread async_thread_; ///< joined by the destructor before anything else is torn down
     std::atomic<bool> broken_{false};
     std::atomic<uint64_t> direct_bytes_{0};
+    std::atomic<uint64_t> unstaged_bytes_{0};
     bool direct_denied_ = false; ///< a direct write failed with not_supported: streams go through the ring
+    bool ring_write_denied_ = false; ///< an unstaged ring write failed with not_supported: copy chunks are staged
     mpi::BootstrapOptions bootstrap_;
     // links: declared after chans_ (channels point into the links' buffers; raw pointers only)
     mpi::DeviceAssignment device_;
