@@ -131,7 +131,7 @@ struct Call {
     const CallArgs& a;
     uint64_t epoch;
     Signature sig;
-    std::string what;
+    const char* what; ///< kind_name(kind)
     int r;
     int n;
     std::size_t es;
@@ -952,7 +952,7 @@ struct ReturnSteps {
 }  // namespace
 
 const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Thresholds& th, uint64_t epoch) {
-    Call c{e, a, epoch, {}, std::string(kind_name(kind)), e.rank(), e.size(), mpi::size_of(a.type), {}, std::move(spare_steps())};
+    Call c{e, a, epoch, {}, kind_name(kind), e.rank(), e.size(), mpi::size_of(a.type), {}, std::move(spare_steps())};
     ReturnSteps return_steps{c.steps};
     c.steps.clear();
     c.sig.kind = kind;

@@ -239,7 +239,7 @@ void check_buf(const void* p, uint64_t count, const char* what, const char* call
 void Collectives::barrier() {
     guarded("barrier", [&] {
         CallArgs a;
-        last_algorithm_ = ::coyote::detail::coll::run_collective(*engine_, CollKind::barrier, a, {}, engine_->next_epoch());
+        set_last_algorithm(::coyote::detail::coll::run_collective(*engine_, CollKind::barrier, a, {}, engine_->next_epoch()));
     });
 }
 
@@ -497,8 +497,14 @@ Request Collectives::start_async(const char* what, CollKind kind, const CallArgs
 }
 
 void Collectives::run_blocking(CollKind kind, const CallArgs& args) {
-    last_algorithm_ =
-        ::coyote::detail::coll::run_collective(*engine_, kind, args, thresholds(options_), engine_->next_epoch());
+    set_last_algorithm(
+        ::coyote::detail::coll::run_collective(*engine_, kind, args, thresholds(options_), engine_->next_epoch()));
+}
+
+void Collectives::set_last_algorithm(const char* name) {
+    if (name == last_algorithm_src_) return; // the same literal: no string assignment per call
+    last_algorithm_ = name;
+    last_algorithm_src_ = name;
 }
 
 }  // namespace coyote::mpi

@@ -901,7 +901,7 @@ void Engine::probe(Channel& c, const std::string& what) {
 
 // ---- schedules -----------------------------------------------------------------------------------
 
-void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const std::string& what) {
+void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const char* what) {
     if (steps.empty()) return;
     std::unique_lock lk(mtx_); // one lock for the setup and the schedule loop
     {
@@ -919,8 +919,8 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
             s.done = s.in_done = 0;
             s.finished = false;
             s.prev_out = s.prev_in = -1;
-            s.out = s.kind == Step::Kind::recv ? nullptr : &chan(s.to, what.c_str());
-            s.in = s.kind == Step::Kind::send ? nullptr : &chan(s.from, what.c_str());
+            s.out = s.kind == Step::Kind::recv ? nullptr : &chan(s.to, what);
+            s.in = s.kind == Step::Kind::send ? nullptr : &chan(s.from, what);
             for (std::size_t j = i; j-- > 0;) {
                 if (s.out && s.prev_out < 0 && steps[j].out == s.out) s.prev_out = static_cast<int>(j);
                 if (s.in && s.prev_in < 0 && steps[j].in == s.in) s.prev_in = static_cast<int>(j);

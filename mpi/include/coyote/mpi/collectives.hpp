@@ -232,6 +232,8 @@ private:
     std::unique_ptr<::coyote::detail::coll::ReduceOffload> offload_;
     std::unique_ptr<::coyote::detail::coll::Engine> engine_;
     std::string last_algorithm_;
+    const char* last_algorithm_src_ = nullptr; ///< the name last_algorithm_ holds (names are literals)
+    void set_last_algorithm(const char* name);
 };
 
 }  // namespace coyote::mpi

@@ -285,7 +285,8 @@ public:
     uint64_t next_epoch() noexcept { return epoch_.fetch_add(1) + 1; }
 
     /// Runs a schedule to completion; throws on a protocol error, a mismatched call, a dead peer or the deadline.
-    void execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const std::string& what);
+    /// `what` names the call in errors (a string that outlives the call, e.g. a literal).
+    void execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const char* what);
 
     /// Point-to-point.
     std::shared_ptr<OpState> post_send(const void* buf, uint64_t bytes, int peer, int tag);

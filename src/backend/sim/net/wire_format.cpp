@@ -240,7 +240,7 @@ void write_qp(QpSlot& s, const QpView& v) noexcept {
 
 namespace {
 /// The slot's fields other than the name (inside a seq_read).
-void load_buf_meta(const BufSlot& s, BufView& v) noexcept {
+void load_buf_meta(const BufSlot& s, BufMeta& v) noexcept {
     v.valid = s.valid.load(rlx) != 0;
     v.rkey = s.rkey.load(rlx);
     v.vaddr = s.vaddr.load(rlx);
@@ -262,8 +262,8 @@ BufView read_buf(const BufSlot& s) {
     return v;
 }
 
-BufView read_buf_meta(const BufSlot& s) noexcept {
-    BufView v;
+BufMeta read_buf_meta(const BufSlot& s) noexcept {
+    BufMeta v;
     seq_read(s.seq, [&] { load_buf_meta(s, v); });
     return v;
 }
@@ -343,7 +343,7 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
     // Stateless checks; the PSN is claimed below whatever their outcome.
     Check failed = Check::ok;
     std::string detail;
-    BufView buf;
+    BufMeta buf;
     std::optional<WindowHit> win;
     if (qp.remote_qpn != r.src_qpn || qp.remote_ip != r.src_ip) {
         failed = Check::not_connected;
@@ -390,7 +390,7 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
     } else {
         v.offset = r.vaddr - buf.vaddr;
     }
-    v.buf = std::move(buf);
+    v.buf = buf;
     return v;
 }
 

@@ -157,10 +157,13 @@ struct QpView {
     uint32_t local_qpn = 0, remote_qpn = 0, remote_ip = 0, remote_rkey = 0, local_psn = 0, remote_psn = 0, port = 0;
     uint64_t remote_vaddr = 0;
 };
-struct BufView {
+/// A registered buffer slot without its shm name (what request validation needs; no allocation).
+struct BufMeta {
     bool valid = false;
     uint32_t rkey = 0;
     uint64_t vaddr = 0, size = 0, generation = 0;
+};
+struct BufView : BufMeta {
     std::string name;
 };
 struct WinView {
@@ -169,8 +172,8 @@ struct WinView {
 };
 QpView read_qp(const QpSlot& s) noexcept;
 BufView read_buf(const BufSlot& s);
-/// read_buf without the shm name (no allocation; what request validation needs).
-BufView read_buf_meta(const BufSlot& s) noexcept;
+/// read_buf without the shm name.
+BufMeta read_buf_meta(const BufSlot& s) noexcept;
 WinView read_win(const WinSlot& s) noexcept;
 /// Seqlock writers (the owner only, serialized by the owner's lock).
 void write_qp(QpSlot& s, const QpView& v) noexcept;
@@ -208,7 +211,7 @@ struct Verdict {
     uint32_t window = 0;    ///< the window's slot index (when in_window)
     WinView win;            ///< the window: vaddr, size, generation (when in_window)
     uint64_t offset = 0;    ///< offset into the registered buffer, or into the window when in_window
-    BufView buf;            ///< the registered buffer (when accepted; its rkey also guards the windows); name not filled
+    BufMeta buf;            ///< the registered buffer (when accepted; its rkey also guards the windows)
 };
 
 /// Validates `r` against `target` in the documented order and, when the PSN matches, advances the
