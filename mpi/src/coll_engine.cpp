@@ -29,6 +29,8 @@ constexpr uint64_t k_abort_stage = 72;
 constexpr uint64_t k_spin_passes = 64;  // idle schedule passes before yielding
 constexpr uint64_t k_flush_passes = 16; // yielding passes between credit flushes / p2p progress
 constexpr uint32_t k_windows_per_channel = 4; // direct-placement windows a channel's schedules hold at once
+static_assert(k_windows_per_channel <= std::tuple_size_v<decltype(Channel::wins)>,
+              "windows in use occupy slots of the window cache");
 constexpr uint32_t k_ring_write_min = 16u << 10; // copy chunks of at least this size go into the peer's ring unstaged
 
 // Link messages (MPI, on the engine's own communicator).
@@ -901,8 +903,67 @@ void Engine::probe(Channel& c, const std::string& what) {
 
 // ---- schedules -----------------------------------------------------------------------------------
 
-void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const char* what) {
-    if (steps.empty()) return;
+void Engine::release_window(Channel& c, CachedWindow& w) noexcept {
+    if (w.len == 0) return;
+    try {
+        c.thread->unregisterWindow(w.addr);
+    } catch (...) {
+        // the queue pair is gone with its windows
+    }
+    w = {};
+}
+
+int Engine::acquire_window(Channel& c, std::byte* addr, uint64_t len) {
+    int slot = -1;
+    for (std::size_t i = 0; i < c.wins.size(); ++i) {
+        CachedWindow& w = c.wins[i];
+        if (w.len != 0 && !w.in_use && w.addr == addr && w.len == len) {
+            slot = static_cast<int>(i);
+            break;
+        }
+    }
+    if (slot < 0) {
+        // Idle windows overlapping the range go (the NIC refuses overlapping windows); the new one takes a free
+        // slot, else the least recently used idle one.
+        const auto lo = reinterpret_cast<uintptr_t>(addr);
+        for (CachedWindow& w : c.wins) {
+            const auto wlo = reinterpret_cast<uintptr_t>(w.addr);
+            if (w.len != 0 && !w.in_use && lo < wlo + w.len && wlo < lo + len) release_window(c, w);
+        }
+        auto rank_of = [](const CachedWindow& w) { return w.len == 0 ? 0 : w.stamp + 1; }; // empty slots first
+        for (std::size_t i = 0; i < c.wins.size(); ++i) {
+            if (c.wins[i].in_use) continue;
+            if (slot < 0 || rank_of(c.wins[i]) < rank_of(c.wins[static_cast<std::size_t>(slot)]))
+                slot = static_cast<int>(i);
+        }
+        if (slot < 0) return -1;
+        CachedWindow& w = c.wins[static_cast<std::size_t>(slot)];
+        release_window(c, w);
+        try {
+            c.thread->registerWindow(addr, len);
+        } catch (const Error&) {
+            return -1; // table full (windows of other users of the queue pair), overlap, or no windows
+        }
+        w.addr = addr;
+        w.len = len;
+    }
+    CachedWindow& w = c.wins[static_cast<std::size_t>(slot)];
+    w.in_use = true;
+    w.stamp = ++c.win_clock;
+    return slot;
+}
+
+void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const char* what,
+                     IdleCopy idle_copy) {
+    auto run_idle_copy = [&idle_copy] {
+        if (idle_copy.bytes != 0 && idle_copy.dst != idle_copy.src)
+            std::memcpy(idle_copy.dst, idle_copy.src, idle_copy.bytes);
+        idle_copy.bytes = 0;
+    };
+    if (steps.empty()) {
+        run_idle_copy();
+        return;
+    }
     std::unique_lock lk(mtx_); // one lock for the setup and the schedule loop
     {
         // Ready-to-receive numbering: the k-th direct stream on a channel in schedule order, on both sides.
@@ -989,14 +1050,12 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
     auto send_rtr = [&](Step& s) {
         if (s.in->windows >= k_windows_per_channel || !can_send(*s.in, 1)) return false;
         uint64_t addr = 0;
-        try {
-            s.in->thread->registerWindow(s.direct_in, s.bytes);
+        if (const int w = acquire_window(*s.in, s.direct_in, s.bytes); w >= 0) {
             s.window = true;
+            s.win_slot = w;
             ++s.in->windows;
             addr = reinterpret_cast<uint64_t>(s.direct_in);
-        } catch (const Error&) {
-            // No window (table full, backend without windows): the peer sends through the ring.
-        }
+        } // else no window (table full, backend without windows): the peer sends through the ring
         MsgHeader h = proto;
         h.kind = k_kind_rtr;
         h.len = 0;
@@ -1006,11 +1065,12 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         s.rtr_sent = true;
         return true;
     };
+    // The window stays registered (cached) for a later call with the same destination.
     auto drop_window = [&](Step& s) {
         if (!s.window) return;
         s.window = false;
         --s.in->windows;
-        s.in->thread->unregisterWindow(s.direct_in);
+        s.in->wins[static_cast<std::size_t>(s.win_slot)].in_use = false;
     };
     // Sender: learn where the stream goes.
     auto out_ready = [&](Step& s) {
@@ -1222,6 +1282,15 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 idle = 0;
                 continue;
             }
+            if (idle_copy.bytes != 0) {
+                bool sent_all = true;
+                for (const Step& s : steps)
+                    if (s.kind != Step::Kind::recv && s.done != s.chunks) sent_all = false;
+                if (sent_all) {
+                    run_idle_copy();
+                    continue;
+                }
+            }
             // Idle: spin briefly (a peer on another core answers within a microsecond), then yield on every
             // pass (ranks may share cores). Credits are returned eagerly only after sustained idleness: the
             // threshold return covers active flows, the flush breaks waits where both sides hold credits.
@@ -1281,16 +1350,17 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                                 ranks_text(credit));
             }
         }
+        run_idle_copy();
     } catch (...) {
-        // Channels may hold messages of this call: the object cannot continue. Withdraw the windows, so that
-        // nothing lands in the caller's buffers after the call.
+        // Channels may hold messages of this call: the object cannot continue. Withdraw every window (this
+        // call's and the cached ones), so that nothing lands in the caller's buffers after the call.
         broken_ = true;
         for (auto& st : steps) {
-            try {
-                drop_window(st);
-            } catch (...) {
-                // the queue pair is gone with its windows
-            }
+            st.window = false;
+        }
+        for (auto& [p, c] : chans_) {
+            c.windows = 0;
+            for (auto& w : c.wins) release_window(c, w);
         }
         throw;
     }

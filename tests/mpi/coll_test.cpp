@@ -573,6 +573,46 @@ TEST(CollDirect, CopyStreamsLandInPlaceAndInBounds) {
     }
 }
 
+// Windows stay registered after a call and are offered again for the same destination; a destination that
+// overlaps a cached window (shifted, shorter, longer) replaces it. Every variant lands in place, in bounds, and
+// (in the direct CTest runs) directly.
+TEST(CollDirect, CachedWindowsFollowTheDestination) {
+    const char* e = std::getenv("COYOTE_COLL_TEST_EXPECT_DIRECT");
+    const bool expect_direct = e != nullptr && std::string(e) == "1";
+    const auto p = static_cast<uint64_t>(nranks());
+    const uint64_t guard = 4096;
+    const uint64_t bb = std::max<uint64_t>(coll().options().direct_min, 1) + coll().options().buffer_size + 77;
+    Bytes in = bytes(bb, Datatype::uint8), all(guard * 2 + (bb + 512) * p, std::byte{0xa5});
+    Bytes ref = bytes((bb + 512) * p, Datatype::uint8);
+    struct Variant {
+        uint64_t off;
+        uint64_t block;
+    };
+    // same range twice, shifted by 64 bytes, shorter, longer, back to the first
+    const Variant variants[] = {{0, bb}, {0, bb}, {64, bb}, {64, bb - 100}, {0, bb + 512}, {0, bb}};
+    int round = 0;
+    for (const Variant& v : variants) {
+        const std::string what = "round " + std::to_string(round) + " (offset " + std::to_string(v.off) + ", block " +
+                                 std::to_string(v.block) + ")";
+        std::fill(all.begin(), all.end(), std::byte{0xa5});
+        if (v.block >= in.size()) in.resize(v.block + 1);
+        gen(Datatype::uint8, Op::band, rank(), 30 + static_cast<uint64_t>(round++), in.data(), v.block);
+        const uint64_t before = coll().direct_bytes();
+        coll().allgather(in.data(), all.data() + guard + v.off, v.block, Datatype::uint8);
+        if (expect_direct) {
+            EXPECT_GE(coll().direct_bytes() - before, (p - 1) * v.block) << what << ": bytes placed directly";
+        }
+        ASSERT_EQ(MPI_Allgather(in.data(), ic(v.block), MPI_UINT8_T, ref.data(), ic(v.block), MPI_UINT8_T, MPI_COMM_WORLD),
+                  MPI_SUCCESS);
+        expect_equal(all.data() + guard + v.off, ref.data(), v.block * p, 1, "cached-window allgather " + what);
+        const uint64_t end = guard + v.off + v.block * p;
+        for (uint64_t i = 0; i < guard + v.off; ++i)
+            ASSERT_EQ(static_cast<unsigned>(all[i]), 0xa5u) << what << ": byte " << i << " before the destination";
+        for (uint64_t i = end; i < all.size(); ++i)
+            ASSERT_EQ(static_cast<unsigned>(all[i]), 0xa5u) << what << ": byte " << i - end << " after the destination";
+    }
+}
+
 TEST(Coll, BarrierWaitsForTheLastRank) {
     for (int round = 0; round < 3; ++round) {
         const int late = round % nranks();

@@ -26,6 +26,7 @@
 // connects to the other's blob. A rank that cannot open the queue pair answers with a refusal (its reason).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -142,6 +143,15 @@ struct OpState {
     std::shared_ptr<Unexpected> from_unexpected;
 };
 
+/// A remote-access window over a caller's destination range, kept registered after its call (a later call with
+/// the same range offers it again without registering).
+struct CachedWindow {
+    std::byte* addr = nullptr;
+    uint64_t len = 0;     ///< 0: slot empty
+    bool in_use = false;  ///< offered to the peer by a running schedule
+    uint64_t stamp = 0;   ///< last use (least recently used idle windows are replaced first)
+};
+
 /// One peer's channel (see the file comment for the buffer layout).
 struct Channel {
     int peer = -1;
@@ -161,7 +171,9 @@ struct Channel {
     uint32_t arrive_base = 0;
     std::deque<Stashed> stash;
     std::deque<ReadyToReceive> rtrs; ///< received, not yet used by a send
-    uint32_t windows = 0;            ///< windows registered by running schedules
+    uint32_t windows = 0;            ///< windows in use by running schedules
+    std::array<CachedWindow, 4> wins; ///< registered windows (in use or cached)
+    uint64_t win_clock = 0;
     // point-to-point
     std::deque<std::shared_ptr<OpState>> sendq;
     std::deque<std::shared_ptr<OpState>> posted;
@@ -239,9 +251,18 @@ struct Step {
     int rtr_in = -1;       ///< index of the ready-to-receive this step sends (-1: none)
     int rtr_out = -1;      ///< index of the ready-to-receive this step waits for (-1: none)
     bool rtr_sent = false;
-    bool window = false;   ///< direct_in is registered as a window
+    bool window = false;   ///< direct_in is registered as a window (Channel::wins[win_slot])
+    int win_slot = -1;
     bool out_known = false;
     uint64_t out_addr = 0; ///< peer window of the stream (0: through the ring)
+};
+
+/// A local copy a schedule leaves to the engine: done while the schedule waits for peers, once every outgoing
+/// chunk is posted (so it delays no send), or at the end.
+struct IdleCopy {
+    std::byte* dst = nullptr;
+    const std::byte* src = nullptr;
+    uint64_t bytes = 0;
 };
 
 /// Configuration shared by all ranks (checked at construction).
@@ -286,7 +307,8 @@ public:
 
     /// Runs a schedule to completion; throws on a protocol error, a mismatched call, a dead peer or the deadline.
     /// `what` names the call in errors (a string that outlives the call, e.g. a literal).
-    void execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const char* what);
+    void execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const char* what,
+                 IdleCopy idle_copy = {});
 
     /// Point-to-point.
     std::shared_ptr<OpState> post_send(const void* buf, uint64_t bytes, int peer, int tag);
@@ -353,6 +375,11 @@ private:
     /// Throws peer_gone if a peer reported a failure (and passes the report on).
     void check_abort(const std::string& what);
     void validate(Channel& c, const MsgHeader& h);
+    /// A window over [addr, addr + len) on c's queue pair, marked in use: a cached one with that range, else a
+    /// newly registered one (replacing idle windows that overlap it or the least recently used); -1 if none.
+    int acquire_window(Channel& c, std::byte* addr, uint64_t len);
+    /// Unregisters a cached window (never throws).
+    void release_window(Channel& c, CachedWindow& w) noexcept;
 
     std::shared_ptr<mpi::detail::CommHandle> comm_;
     int rank_ = 0;
