@@ -2,6 +2,7 @@
 // reclaiming the segments of crashed processes.
 #include "test_support.hpp"
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -253,6 +254,35 @@ TEST_F(SimConfig, ProcessLiveness) {
     EXPECT_FALSE(sim::process_alive(getpid(), sim::process_start_time(getpid()) + 7));
     EXPECT_FALSE(sim::process_alive(0, 0));
     EXPECT_GT(sim::process_start_time(getpid()), 0u);
+}
+
+TEST_F(SimConfig, ProcessFdSeesTheExitOfThatProcessOnly) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    const uint64_t started = sim::process_start_time(child);
+    ASSERT_GT(started, 0u);
+    // A start time that is not the child's names another process: no pidfd.
+    EXPECT_FALSE(static_cast<bool>(sim::open_process_fd(child, started + 3)));
+    EXPECT_FALSE(static_cast<bool>(sim::open_process_fd(0, 0)));
+    coyote::detail::Fd fd = sim::open_process_fd(child, started);
+    if (!fd) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, nullptr, 0);
+        GTEST_SKIP() << "pidfd_open is not available here (the NIC falls back to kill + /proc)";
+    }
+    EXPECT_FALSE(sim::process_exited(fd));
+    ASSERT_EQ(::kill(child, SIGKILL), 0);
+    bool exited = false;
+    for (int i = 0; i < 500 && !exited; ++i) {
+        exited = sim::process_exited(fd);
+        if (!exited) ::usleep(2000);
+    }
+    EXPECT_TRUE(exited) << "the pidfd did not report the exit of the killed child within 1 s";
+    ::waitpid(child, nullptr, 0);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include "backend/sim/segments.hpp"
 
 #include <dirent.h>
+#include <poll.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -152,6 +154,26 @@ bool process_alive(pid_t pid, uint64_t start_time) noexcept {
     if (start_time == 0) return true;
     const uint64_t now = process_start_time(pid);
     return now == 0 || now == start_time; // unreadable /proc: assume it is still the owner
+}
+
+Fd open_process_fd(pid_t pid, uint64_t start_time) noexcept {
+#ifdef SYS_pidfd_open
+    if (pid <= 0) return Fd();
+    Fd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    // The pid may have been reused before the open: the start time, read after it, tells.
+    if (fd && !process_alive(pid, start_time)) return Fd();
+    return fd;
+#else
+    (void)pid;
+    (void)start_time;
+    return Fd();
+#endif
+}
+
+bool process_exited(const Fd& pidfd) noexcept {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    const int n = ::poll(&p, 1, 0);
+    return n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) != 0;
 }
 
 std::size_t reclaim_stale_segments(const std::string& shm_dir) noexcept {

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "detail/handles.hpp"
+
 namespace coyote::detail::sim {
 
 /// "/coyote-sim.<uid>.<pid>" of the calling process.
@@ -31,6 +33,12 @@ uint64_t process_start_time(pid_t pid) noexcept;
 
 /// True if `pid` runs and, when `start_time` is non-zero, is the same process (not a reused pid).
 bool process_alive(pid_t pid, uint64_t start_time) noexcept;
+
+/// A pidfd of `pid` (pidfd_open), checked to name the process started at `start_time` (when non-zero); an
+/// invalid Fd when the kernel has no pidfds, access is denied or the process is gone.
+Fd open_process_fd(pid_t pid, uint64_t start_time) noexcept;
+/// True once the process behind `pidfd` (from open_process_fd) has exited; one poll(2), no /proc read.
+bool process_exited(const Fd& pidfd) noexcept;
 
 /// Removes the stale segments of this user in `shm_dir` (default /dev/shm): names
 /// "coyote-sim.<uid>.<pid>.*" whose process is dead, or whose pid now belongs to another process

@@ -347,6 +347,7 @@ struct ShmPeer {
     /// peer was found gone.
     std::atomic<int64_t> last_check_ns{0};
     std::atomic<bool> gone{false};
+    Fd pidfd; ///< the peer process (readable once it exited); invalid: fall back to kill + /proc
     std::map<int32_t, std::pair<uint64_t, std::shared_ptr<ShmSegment>>> bufs;
 };
 
@@ -911,7 +912,7 @@ void NicImpl::check_alive(ShmPeer& p) {
         // One poster per period runs the (slow) check: the one that moves the timestamp.
         if (now - last >= std::chrono::nanoseconds(k_liveness_period).count() &&
             p.last_check_ns.compare_exchange_strong(last, now, std::memory_order_relaxed) &&
-            !process_alive(p.ep.pid, p.ep.start_time))
+            (p.pidfd ? process_exited(p.pidfd) : !process_alive(p.ep.pid, p.ep.start_time)))
             p.gone.store(true, std::memory_order_release);
     }
     if (p.gone.load(std::memory_order_acquire)) throw_error(Errc::peer_gone, "RDMA", peer_label(p.ep) + " is gone");
@@ -925,6 +926,7 @@ ShmPeer& NicImpl::shm_peer(const Endpoint& ep) {
         auto p = std::make_unique<ShmPeer>();
         p->ep = ep;
         if (!process_alive(ep.pid, ep.start_time)) throw_error(Errc::peer_gone, "RDMA", who + " is gone");
+        p->pidfd = open_process_fd(ep.pid, ep.start_time);
         try {
             p->nic_seg = ShmSegment::open(ep.nic_name);
             p->state_seg = ShmSegment::open(ep.state_name);
