@@ -257,8 +257,8 @@ struct Step {
     uint64_t out_addr = 0; ///< peer window of the stream (0: through the ring)
 };
 
-/// A local copy a schedule leaves to the engine: done while the schedule waits for peers, once every outgoing
-/// chunk is posted (so it delays no send), or at the end.
+/// A local copy a schedule leaves to the engine: done in pieces while the schedule waits for peers, once every
+/// outgoing chunk is posted (so it delays no send); copies above 256 KiB, and what is left, at the end.
 struct IdleCopy {
     std::byte* dst = nullptr;
     const std::byte* src = nullptr;
