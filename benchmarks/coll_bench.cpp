@@ -6,7 +6,9 @@
 // Counters (nccl-tests definitions; size = bytes of the per-rank buffer: allreduce / broadcast the buffer,
 // allgather the gathered output, reduce_scatter the input, alltoall the send buffer):
 //   algbw_GBps = size / median time; busbw_GBps = algbw * factor (allreduce 2(n-1)/n, broadcast 1, allgather /
-//   reduce_scatter / alltoall (n-1)/n); ratio_vs_mpi = MPI median time / coyote median time (above 1: faster);
+//   reduce_scatter / alltoall (n-1)/n); ratio_vs_mpi = MPI median time / coyote median time (above 1: faster),
+//   where the MPI samples are taken interleaved with the coyote ones (one MPI call after every coyote iteration,
+//   outside the reported time; mpi_interleaved_us is their median);
 //   bytes_per_second / items_per_second (collectives per second) from the mean time, p50/p95/p99_us.
 // The coyote result is compared with the MPI result after each benchmark (a mismatch fails the run).
 #include "support/bench_support.hpp"
@@ -14,6 +16,7 @@
 #include <coyote/mpi/collectives.hpp>
 #include <coyote/mpi/mpi.hpp>
 
+#include <chrono>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -100,23 +103,39 @@ void bench_mpi(benchmark::State& state, const Case& c, uint64_t bytes) {
         }))
         return;
     const double t = cb::median(samples);
-    cb::record_baseline(key("mpi_" + c.name, bytes), t);
     bw_counters(state, c, bytes, t);
     cb::latency_counters(state, samples);
 }
 
 void bench_coyote(benchmark::State& state, const Case& c, uint64_t bytes) {
-    std::vector<double> samples;
+    std::vector<double> samples, mpi_samples;
     c.coyote(bytes, g_ours.data()); // warm-up
-    if (!cb::timed_loop(state, cb::Sync::barrier, samples, [&] {
-            c.coyote(bytes, g_ours.data());
-            return true;
-        }))
+    // After every timed iteration the MPI collective runs once more, timed the same way (barrier, MAX over the
+    // ranks) but outside the reported time: ratio_vs_mpi compares interleaved samples, so a change of the
+    // machine's speed during the run moves both sides alike.
+    const bool multi = cb::size() > 1;
+    if (!cb::timed_loop(
+            state, cb::Sync::barrier, samples,
+            [&] {
+                c.coyote(bytes, g_ours.data());
+                return true;
+            },
+            [&] {
+                if (multi) MPI_Barrier(MPI_COMM_WORLD);
+                const auto t0 = std::chrono::steady_clock::now();
+                c.mpi(bytes, g_theirs.data());
+                double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), failed = 0.0;
+                if (multi) cb::detail::reduce_iteration(s, failed);
+                mpi_samples.push_back(s);
+            }))
         return;
     const double t = cb::median(samples);
     bw_counters(state, c, bytes, t);
     cb::latency_counters(state, samples);
-    cb::ratio_counter(state, "ratio_vs_mpi", key("mpi_" + c.name, bytes), t);
+    if (!mpi_samples.empty() && t > 0.0) {
+        state.counters["ratio_vs_mpi"] = cb::median(mpi_samples) / t;
+        state.counters["mpi_interleaved_us"] = cb::median(mpi_samples) * 1e6;
+    }
     state.SetLabel(g_coll->last_algorithm());
     // Same result as the MPI collective (inputs are small integers: exact in any order).
     c.mpi(bytes, g_theirs.data());

@@ -18,6 +18,11 @@ namespace {
 
 using Kind = Step::Kind;
 
+/// Broadcasts of one message on up to this many ranks go out from the root to everyone (flat): messages up to
+/// k_flat_bcast_small bytes always, larger ones (up to a chunk) when a node is oversubscribed.
+constexpr int k_flat_bcast_ranks = 4;
+constexpr uint64_t k_flat_bcast_small = 4096;
+
 int mod(int a, int n) { return ((a % n) + n) % n; }
 
 /// Balanced split of `count` elements into n segments: offset and size of segment i.
@@ -171,6 +176,19 @@ const char* barrier(Call& c) {
 const char* broadcast(Call& c, std::byte* buf, uint64_t bytes, bool tree) {
     const int v = mod(c.r - c.a.root, c.n);
     auto real = [&](int vr) { return mod(vr + c.a.root, c.n); };
+    if (tree && c.n <= k_flat_bcast_ranks && bytes <= c.e.payload() && c.e.all_connected() &&
+        (bytes <= k_flat_bcast_small || c.e.config().oversubscribed)) {
+        // Flat: the root writes every copy itself, so no rank waits for another to forward (on oversubscribed
+        // cores a forward waits for that rank's next time slice). With a core per rank, larger messages keep the
+        // tree: the root's copies would run one after the other.
+        if (v == 0) {
+            for (int t = 1; t < c.n; ++t) c.add(copy_send(real(t), bytes, buf));
+        } else {
+            c.add(copy_recv(c.a.root, bytes, buf));
+        }
+        c.run();
+        return "flat";
+    }
     if (tree) {
         int mask = 1;
         int recv = -1;

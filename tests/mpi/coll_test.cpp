@@ -1040,7 +1040,7 @@ TEST(CollErrors, DirectMinAutoFollowsOversubscription) {
         ::setenv("COYOTE_COLL_DIRECT_MIN", saved.c_str(), 1);
     else
         ::unsetenv("COYOTE_COLL_DIRECT_MIN");
-    // auto resolves alike on every rank: 64 KiB when any node has more ranks than cores, else 16 KiB.
+    // auto resolves alike on every rank: above 64 KiB when any node has more ranks than cores, else 16 KiB.
     CollectiveOptions o = coll().options();
     o.direct_min = CollectiveOptions::direct_auto;
     Collectives c(*g_world->comm, g_world->dev, o);
@@ -1048,7 +1048,7 @@ TEST(CollErrors, DirectMinAutoFollowsOversubscription) {
     int over = cores != 0 && static_cast<unsigned>(g_world->comm->local_size()) > cores ? 1 : 0;
     int any = 0;
     ASSERT_EQ(MPI_Allreduce(&over, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
-    EXPECT_EQ(c.options().direct_min, any ? 64u << 10 : 16u << 10);
+    EXPECT_EQ(c.options().direct_min, any ? (64u << 10) + 1 : 16u << 10);
     uint64_t mine = c.options().direct_min, lo = 0, hi = 0;
     ASSERT_EQ(MPI_Allreduce(&mine, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD), MPI_SUCCESS);
     ASSERT_EQ(MPI_Allreduce(&mine, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);

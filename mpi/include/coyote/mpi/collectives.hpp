@@ -58,7 +58,7 @@ struct CollectiveOptions {
     /// Copy streams (allgather, alltoall, broadcast chain, allreduce ring's second half) of at least this many
     /// bytes go straight from the sender's buffer into the receiver's (one copy; the receiver exposes the range
     /// as a queue-pair window); 0 keeps every stream in the registered buffers (COYOTE_COLL_DIRECT_MIN, a
-    /// number or `auto`). direct_auto: 16 KiB when every rank has a core of its own, 64 KiB when any node
+    /// number or `auto`). direct_auto: 16 KiB when every rank has a core of its own, 64 KiB + 1 when any node
     /// runs more ranks than it has cores (the ready-to-receive round trip then costs context switches);
     /// options() reports the value chosen.
     uint64_t direct_min = direct_auto;

@@ -273,6 +273,7 @@ struct EngineConfig {
     std::chrono::milliseconds probe_interval{20};
     bool all_peers = false;
     uint64_t direct_min = 0; ///< direct placement for copy steps of at least this many bytes (0: never)
+    bool oversubscribed = false; ///< some node runs more ranks than it has cores (agreed by all ranks)
 };
 
 /// The transport: channels, flow control, matching, schedules, point-to-point progress.
