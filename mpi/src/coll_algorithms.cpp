@@ -143,7 +143,7 @@ struct Call {
     Reducer k;
     std::vector<Step> steps;
 
-    int add(Step s) {
+    int add(Step&& s) {
         steps.push_back(std::move(s));
         return static_cast<int>(steps.size()) - 1;
     }
@@ -980,7 +980,8 @@ const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Th
     c.sig.count = a.count;
     c.sig.root = a.root;
     c.sig.op = static_cast<uint32_t>(a.op);
-    c.steps.reserve(8); // most schedules; avoids regrowing (and moving Steps) while they are built (kept for the next call)
+    // most schedules; avoids regrowing (and moving Steps) while they are built (kept for the next call)
+    if (c.steps.capacity() < 8) c.steps.reserve(8);
     const bool reduction = kind == CollKind::reduce || kind == CollKind::allreduce || kind == CollKind::reduce_scatter;
     if (reduction) {
         c.k.cpu = kernels(a.type, a.op);

@@ -143,7 +143,10 @@ Engine::Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& devic
     const uint64_t ring = (cfg.buffer_size - k_control_bytes) / 2;
     slots_ = static_cast<uint32_t>(std::min<uint64_t>(ring / slot_bytes, 1024));
     payload_ = static_cast<uint32_t>(cfg.chunk_bytes);
-    for (int p : qps_.peers()) chans_.emplace(p, make_channel(p, qps_.thread(p), static_cast<std::byte*>(qps_.buffer(p))));
+    chan_of_.assign(static_cast<std::size_t>(size_), nullptr);
+    for (int p : qps_.peers())
+        chan_of_[static_cast<std::size_t>(p)] =
+            &chans_.emplace(p, make_channel(p, qps_.thread(p), static_cast<std::byte*>(qps_.buffer(p)))).first->second;
     MPI_Comm dup = MPI_COMM_NULL;
     mpi::check_mpi(MPI_Comm_dup(comm.get(), &dup), "MPI_Comm_dup", "collectives: communicator for queue-pair links");
     link_comm_ = std::make_shared<mpi::detail::CommHandle>(dup);
@@ -248,8 +251,8 @@ void Engine::check_peer(int peer, const char* what) const {
 }
 
 Channel& Engine::chan(int peer, const char* what) {
-    auto it = chans_.find(peer);
-    if (it != chans_.end()) return it->second;
+    if (peer >= 0 && peer < size_)
+        if (Channel* c = chan_of_[static_cast<std::size_t>(peer)]) return *c;
     check_peer(peer, what);
     throw_error(Errc::protocol, what,
                 "no queue pair from rank " + std::to_string(rank_) + " to rank " + std::to_string(peer) +
@@ -311,7 +314,7 @@ void Engine::open_link(int peer, Link& l) {
     if (l.blob.empty() || l.blob.size() > k_link_max_blob)
         throw_error(Errc::protocol, "collectives", "exportQp gave a blob of " + std::to_string(l.blob.size()) + " bytes");
     l.thread = std::move(t);
-    chans_.emplace(peer, std::move(c));
+    chan_of_[static_cast<std::size_t>(peer)] = &chans_.emplace(peer, std::move(c)).first->second;
 }
 
 void Engine::send_link_msg(int peer, uint32_t type, const std::vector<std::byte>& blob, const std::string& text) {

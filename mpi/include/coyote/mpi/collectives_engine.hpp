@@ -388,6 +388,7 @@ private:
     EngineConfig cfg_;
     mpi::QpSet qps_;
     std::map<int, Channel> chans_;
+    std::vector<Channel*> chan_of_; ///< chans_ by rank (null: none); map nodes do not move
     uint32_t slots_ = 0;
     uint32_t payload_ = 0;
     uint64_t spin_passes_ = 1; ///< idle passes before yielding (1 when the node is oversubscribed)
