@@ -212,6 +212,12 @@ std::string make_fake_segment(pid_t pid, const std::string& rest, uint64_t start
 }
 
 TEST_F(SimConfig, StaleSegmentsOfDeadProcessesAreReclaimed) {
+    // A live segment of a live process is left alone. The device is opened before the stale segments exist:
+    // opening the first device of a process reclaims stale segments itself, which would leave nothing for the
+    // explicit call below when this test runs alone.
+    cThread t(0, getpid(), 25);
+    const std::string live = "/dev/shm" + sim::state_segment_name(25, 0);
+    ASSERT_EQ(::access(live.c_str(), F_OK), 0);
     // A pid that surely is dead: a child that exited and was reaped.
     const pid_t child = ::fork();
     if (child == 0) ::_exit(0);
@@ -225,10 +231,6 @@ TEST_F(SimConfig, StaleSegmentsOfDeadProcessesAreReclaimed) {
     ASSERT_FALSE(dead_state.empty());
     ASSERT_FALSE(dead_buf.empty());
     ASSERT_FALSE(reused.empty());
-    // A live segment of a live process is left alone.
-    cThread t(0, getpid(), 25);
-    const std::string live = "/dev/shm" + sim::state_segment_name(25, 0);
-    ASSERT_EQ(::access(live.c_str(), F_OK), 0);
     // Names that are not ours (no numeric pid) are ignored too.
     const std::string other = "/dev/shm/coyote-sim." + std::to_string(getuid()) + ".lock.test";
     {
