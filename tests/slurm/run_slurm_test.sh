@@ -580,9 +580,15 @@ case_bench() {
     # Run alone: next to the others its busy loop would slow their ranks down on 2 cores.
     submit bench-timeout "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "${quick[@]}" \
         COYOTE_BENCHES=local_bench COYOTE_BENCH_REPEAT=100000 -- -N 1 --ntasks-per-node=1 --time=1
-    local dir state
+    local dir state tries
     dir=$(job_dir)
-    state=$(scontrol show job "${JOB_ID}" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+    # sbatch --wait returns while slurmd may still be tearing the job down (state COMPLETING): wait for the
+    # final state, at most 60 s.
+    for tries in $(seq 1 60); do
+        state=$(scontrol show job "${JOB_ID}" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+        [[ "${state}" == COMPLETING ]] || break
+        sleep 1
+    done
     if [[ "${state}" == TIMEOUT ]]; then
         pass "bench-timeout: job ${JOB_ID} ended by its time limit (state ${state})"
     else
