@@ -269,13 +269,12 @@ std::vector<int> Engine::link_peers() {
 
 Channel& Engine::p2p_chan(int peer, const char* what) {
     check_peer(peer, what);
-    auto it = chans_.find(peer);
-    if (it != chans_.end()) {
-        if (it->second.lazy) {
+    if (Channel* c = chan_of_[static_cast<std::size_t>(peer)]) {
+        if (c->lazy) {
             const Link& l = links_.at(peer);
             if (l.error) std::rethrow_exception(l.error);
         }
-        return it->second;
+        return *c;
     }
     if (!owner_thread())
         throw_error(Errc::invalid_argument, what,
@@ -288,7 +287,7 @@ Channel& Engine::p2p_chan(int peer, const char* what) {
     send_link_msg(peer, k_link_hello, l.blob, {});
     l.hello_sent = true;
     ++links_waiting_;
-    return chans_.at(peer);
+    return *chan_of_[static_cast<std::size_t>(peer)];
 }
 
 // ---- links (mtx_ held) ---------------------------------------------------------------------------
@@ -496,7 +495,7 @@ uint32_t Engine::free_slots(Channel& c) {
 bool Engine::can_send(Channel& c, uint32_t reserve) { return free_slots(c) >= reserve; }
 
 std::byte* Engine::staging(Channel& c) noexcept {
-    return c.buf + c.send_base + (c.sent % c.slots) * c.slot_bytes + k_header_bytes;
+    return c.buf + c.send_base + slot_offset(c) + k_header_bytes;
 }
 
 void Engine::peer_failed(Channel& c, const Error& e) {
@@ -509,7 +508,7 @@ void Engine::peer_failed(Channel& c, const Error& e) {
 
 void Engine::post(Channel& c, MsgHeader h, bool header_only) {
     h.seq = c.sent;
-    const uint64_t slot = (c.sent % c.slots) * c.slot_bytes;
+    const uint64_t slot = slot_offset(c);
     std::memcpy(c.buf + c.send_base + slot, &h, sizeof(h));
     try {
         c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
@@ -1124,7 +1123,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
             // Large enough to pay for a second request: the payload goes from the source straight into the
             // peer's ring slot (no staging copy), then the header (last = true) follows it on the same queue pair.
             Channel& c = *s.out;
-            const uint64_t slot = (c.sent % c.slots) * c.slot_bytes;
+            const uint64_t slot = slot_offset(c);
             const uint64_t remote = reinterpret_cast<uint64_t>(c.thread->getQpair()->remote.vaddr) + c.recv_base +
                                     slot + k_header_bytes;
             try {

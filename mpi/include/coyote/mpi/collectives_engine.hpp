@@ -351,6 +351,8 @@ private:
     uint32_t arrived(Channel& c);
     uint32_t free_slots(Channel& c);
     bool can_send(Channel& c, uint32_t reserve);
+    /// Offset of the slot of the next message (c.sent) within the send staging area and the peer's ring.
+    static uint64_t slot_offset(const Channel& c) noexcept { return (c.sent % c.slots) * c.slot_bytes; }
     std::byte* staging(Channel& c) noexcept;
     void post(Channel& c, MsgHeader h, bool header_only = false);
     /// Finds the ready-to-receive `index` of call `epoch` from c's peer (reading the ring as needed).
