@@ -107,6 +107,15 @@ Step ring_fwd(int from, int to, uint64_t bytes, std::function<void(uint64_t, con
     return s;
 }
 
+/// Eager operations (Engine::execute_eager).
+void take_copy(void* dst, const std::byte* payload, uint32_t len) { std::memcpy(dst, payload, len); }
+EagerOp eager_send(int to, const std::byte* src, uint64_t bytes) {
+    return EagerOp{true, to, static_cast<uint32_t>(bytes), src, nullptr, nullptr};
+}
+EagerOp eager_recv(int from, uint64_t bytes, void (*take)(void*, const std::byte*, uint32_t), void* ctx) {
+    return EagerOp{false, from, static_cast<uint32_t>(bytes), nullptr, take, ctx};
+}
+
 /// The reduction kernels of one call: the host kernels, or the vFPGA's user logic when offloaded.
 struct Reducer {
     Kernels cpu;
@@ -176,8 +185,28 @@ const char* barrier(Call& c) {
 const char* broadcast(Call& c, std::byte* buf, uint64_t bytes, bool tree) {
     const int v = mod(c.r - c.a.root, c.n);
     auto real = [&](int vr) { return mod(vr + c.a.root, c.n); };
-    if (tree && c.n <= k_flat_bcast_ranks && bytes <= c.e.payload() && c.e.all_connected() &&
-        (bytes <= k_flat_bcast_small || c.e.config().oversubscribed)) {
+    const bool flat = tree && c.n <= k_flat_bcast_ranks && bytes <= c.e.payload() && c.e.all_connected() &&
+                      (bytes <= k_flat_bcast_small || c.e.config().oversubscribed);
+    if (tree && c.e.eager_fits(bytes)) {
+        // One message per rank: the same flat or binomial pattern without a schedule.
+        std::array<EagerOp, 34> ops;
+        std::size_t k = 0;
+        if (flat) {
+            if (v == 0)
+                for (int t = 1; t < c.n; ++t) ops[k++] = eager_send(real(t), buf, bytes);
+            else
+                ops[k++] = eager_recv(c.a.root, bytes, take_copy, buf);
+        } else {
+            int mask = 1;
+            while (mask < c.n && (v & mask) == 0) mask <<= 1;
+            if (mask < c.n) ops[k++] = eager_recv(real(v - mask), bytes, take_copy, buf);
+            for (mask >>= 1; mask > 0; mask >>= 1)
+                if (v + mask < c.n) ops[k++] = eager_send(real(v + mask), buf, bytes);
+        }
+        c.e.execute_eager(ops.data(), k, c.epoch, c.sig, c.what);
+        return flat ? "flat" : "binomial";
+    }
+    if (flat) {
         // Flat: the root writes every copy itself, so no rank waits for another to forward (on oversubscribed
         // cores a forward waits for that rank's next time slice). With a core per rank, larger messages keep the
         // tree: the root's copies would run one after the other.
@@ -243,6 +272,29 @@ const char* allreduce_rd(Call& c, const std::byte* src, std::byte* dst, uint64_t
     const Ctx* x = &ctx;
     auto produce = [x](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, x->dst + off, len); };
     auto reduce_in = [x](uint64_t off, const std::byte* in, uint32_t len) { x->k.acc(x->dst + off, in, len / x->es); };
+    if (c.e.eager_fits(bytes)) {
+        // One message per round: the same exchanges without a schedule.
+        auto take_acc = [](void* arg, const std::byte* in, uint32_t len) {
+            const auto* y = static_cast<const Ctx*>(arg);
+            y->k.acc(y->dst, in, len / y->es);
+        };
+        void* cx = const_cast<Ctx*>(x);
+        std::array<EagerOp, 66> ops;
+        std::size_t k = 0;
+        if (c.r >= p2) {
+            ops[k++] = eager_send(c.r - p2, dst, bytes);
+            ops[k++] = eager_recv(c.r - p2, bytes, take_copy, dst);
+        } else {
+            if (c.r < rem) ops[k++] = eager_recv(c.r + p2, bytes, take_acc, cx);
+            for (int mask = 1; mask < p2; mask <<= 1) {
+                ops[k++] = eager_send(c.r ^ mask, dst, bytes);
+                ops[k++] = eager_recv(c.r ^ mask, bytes, take_acc, cx);
+            }
+            if (c.r < rem) ops[k++] = eager_send(c.r + p2, dst, bytes);
+        }
+        c.e.execute_eager(ops.data(), k, c.epoch, c.sig, c.what);
+        return "recursive_doubling";
+    }
     c.steps.reserve(2 * static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(p2))) + 2);
     if (c.r >= p2) {
         const int partner = c.r - p2;
@@ -758,6 +810,19 @@ const char* allgather(Call& c, std::byte* dst, uint64_t bb, const std::byte* own
     const int r = c.r;
     const int prev = mod(r - 1, n);
     const int next = mod(r + 1, n);
+    if (c.e.eager_fits(bb) && n <= 9) {
+        // Round k passes block r - k on and receives block r - k - 1 (the next round's send).
+        std::array<EagerOp, 16> ops;
+        std::size_t k = 0;
+        for (int step = 0; step < n - 1; ++step) {
+            const int out = mod(r - step, n);
+            ops[k++] = eager_send(next, step == 0 ? own : dst + static_cast<uint64_t>(out) * bb, bb);
+            ops[k++] = eager_recv(prev, bb, take_copy, dst + static_cast<uint64_t>(mod(r - step - 1, n)) * bb);
+        }
+        c.e.execute_eager(ops.data(), k, c.epoch, c.sig, c.what);
+        if (own != dst + static_cast<uint64_t>(r) * bb) std::memcpy(dst + static_cast<uint64_t>(r) * bb, own, bb);
+        return "ring";
+    }
     c.add(copy_send(next, bb, own));
     for (int step = 0; step <= n - 3; ++step)
         c.add(copy_fwd(prev, next, bb, dst + static_cast<uint64_t>(mod(r - 1 - step, n)) * bb));
@@ -774,6 +839,19 @@ const char* allgather_bruck(Call& c, std::byte* dst, uint64_t bb) {
     std::vector<std::byte> tmp(static_cast<uint64_t>(n) * bb);
     std::byte* t = tmp.data();
     std::memcpy(t, dst + static_cast<uint64_t>(r) * bb, bb);
+    if (c.e.eager_fits(static_cast<uint64_t>(n / 2) * bb)) {
+        std::array<EagerOp, 64> ops; // 2 per round, at most 32 rounds
+        std::size_t k = 0;
+        for (int d = 1; d < n; d <<= 1) {
+            const uint64_t blocks = static_cast<uint64_t>(std::min(d, n - d));
+            ops[k++] = eager_send(mod(r - d, n), t, blocks * bb);
+            ops[k++] = eager_recv(mod(r + d, n), blocks * bb, take_copy, t + static_cast<uint64_t>(d) * bb);
+        }
+        c.e.execute_eager(ops.data(), k, c.epoch, c.sig, c.what);
+        for (int i = 0; i < n; ++i)
+            std::memcpy(dst + static_cast<uint64_t>(mod(r + i, n)) * bb, t + static_cast<uint64_t>(i) * bb, bb);
+        return "bruck";
+    }
     int prev_recv = -1;
     for (int d = 1; d < n; d <<= 1) {
         const uint64_t blocks = static_cast<uint64_t>(std::min(d, n - d));
@@ -802,6 +880,26 @@ const char* reduce_scatter(Call& c, const std::byte* src, std::byte* dst, uint64
     const Reducer k = c.k;
     const uint64_t bb = rc * es;
     auto seg = [&](int s) { return src + static_cast<uint64_t>(s) * bb; };
+    if (n == 2 && c.e.eager_fits(bb)) {
+        // One exchange: the peer's segment out, this rank's segment reduced with what comes in.
+        struct Ctx {
+            Reducer k;
+            std::size_t es;
+            const std::byte* mine;
+            std::byte* res;
+        } x{k, es, seg(r), src == dst ? const_cast<std::byte*>(seg(r)) : dst};
+        auto take = [](void* arg, const std::byte* in, uint32_t len) {
+            const auto* y = static_cast<const Ctx*>(arg);
+            if (y->mine == y->res)
+                y->k.acc(y->res, in, len / y->es);
+            else
+                y->k.red3(y->res, in, y->mine, len / y->es);
+        };
+        std::array<EagerOp, 2> ops{eager_send(next, seg(mod(r - 1, n)), bb), eager_recv(prev, bb, take, &x)};
+        c.e.execute_eager(ops.data(), ops.size(), c.epoch, c.sig, c.what);
+        if (x.res != dst) std::memmove(dst, x.res, bb);
+        return "ring";
+    }
     {
         const std::byte* s0 = seg(mod(r - 1, n));
         c.add(send_step(next, bb, [s0](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, s0 + off, len); }));
@@ -891,6 +989,16 @@ const char* alltoall_pairwise(Call& c, const std::byte* src, std::byte* dst, uin
     const int n = c.n;
     const int r = c.r;
     const auto own = static_cast<uint64_t>(r) * bb;
+    if (c.e.eager_fits(bb) && n <= 9) {
+        std::array<EagerOp, 16> ops;
+        std::size_t k = 0;
+        for (int s = 1; s < n; ++s) ops[k++] = eager_send(mod(r + s, n), src + static_cast<uint64_t>(mod(r + s, n)) * bb, bb);
+        for (int s = 1; s < n; ++s)
+            ops[k++] = eager_recv(mod(r - s, n), bb, take_copy, dst + static_cast<uint64_t>(mod(r - s, n)) * bb);
+        c.e.execute_eager(ops.data(), k, c.epoch, c.sig, c.what);
+        std::memcpy(dst + own, src + own, bb);
+        return "pairwise";
+    }
     c.steps.reserve(2 * static_cast<std::size_t>(n - 1));
     for (int s = 1; s < n; ++s) {
         const int to = mod(r + s, n);

@@ -209,6 +209,7 @@ uint32_t Collectives::chunk_payload() const noexcept { return engine_->payload()
 uint32_t Collectives::slots() const noexcept { return engine_->slots(); }
 uint64_t Collectives::direct_bytes() const noexcept { return engine_->direct_bytes(); }
 uint64_t Collectives::unstaged_bytes() const noexcept { return engine_->unstaged_bytes(); }
+uint64_t Collectives::eager_calls() const noexcept { return engine_->eager_calls(); }
 
 void Collectives::check_spans(std::size_t a, std::size_t b, const char* call) {
     if (a != b)

@@ -958,6 +958,158 @@ int Engine::acquire_window(Channel& c, std::byte* addr, uint64_t len) {
     return slot;
 }
 
+MsgHeader Engine::coll_proto(uint64_t epoch, const Signature& sig) noexcept {
+    MsgHeader h;
+    h.kind = k_kind_coll;
+    h.epoch = epoch;
+    h.total = sig.count;
+    h.sig_kind = static_cast<uint32_t>(sig.kind);
+    h.sig_dtype = sig.dtype;
+    h.sig_root = sig.root;
+    h.sig_op = sig.op;
+    return h;
+}
+
+void Engine::check_sig(int peer, const MsgHeader& h, const MsgHeader& proto, uint64_t epoch, const Signature& sig,
+                       const char* what) const {
+    if (h.sig_kind == proto.sig_kind && h.sig_dtype == proto.sig_dtype && h.total == proto.total &&
+        h.sig_root == proto.sig_root && h.sig_op == proto.sig_op)
+        return;
+    Signature theirs;
+    theirs.kind = static_cast<CollKind>(h.sig_kind);
+    theirs.dtype = h.sig_dtype;
+    theirs.count = h.total;
+    theirs.root = h.sig_root;
+    theirs.op = h.sig_op;
+    throw_error(Errc::invalid_argument, what,
+                "mismatched collective call #" + std::to_string(epoch) + ": rank " + std::to_string(peer) + " called " +
+                    describe(theirs) + ", rank " + std::to_string(rank_) + " called " + describe(sig));
+}
+
+void Engine::check_len(int peer, const MsgHeader& h, uint32_t len, uint64_t epoch, const Signature& sig,
+                       const char* what) const {
+    if (h.len == len) return;
+    throw_error(Errc::invalid_argument, what,
+                "rank " + std::to_string(peer) + " sent a chunk of " + std::to_string(h.len) + " bytes where " +
+                    std::to_string(len) + " were expected (call #" + std::to_string(epoch) + ", " + describe(sig) +
+                    "; mismatched counts?)");
+}
+
+template <class Waiting>
+void Engine::idle_pass(Idle& idle, std::unique_lock<std::mutex>& lk, uint64_t epoch, const Signature& sig,
+                       const char* what, Waiting&& waiting) {
+    // Spin briefly (a peer on another core answers within a microsecond), then yield on every pass (ranks may
+    // share cores). Credits are returned eagerly only after sustained idleness: the threshold return covers
+    // active flows, the flush breaks waits where both sides hold credits.
+    if (idle.passes == 0) idle.since = Clock::now();
+    ++idle.passes;
+    if (idle.passes < spin_passes_) {
+        cpu_relax();
+        return;
+    }
+    if (idle.passes % k_flush_passes == 0) {
+        check_abort(what);
+        flush_credits();
+        progress_p2p(nullptr, true);
+    }
+    lk.unlock();
+    ::sched_yield();
+    lk.lock();
+    const auto stalled = Clock::now() - idle.since;
+    if (stalled < cfg_.probe_interval) return;
+    std::vector<Channel*> data, credit;
+    const bool debug = stalled >= cfg_.timeout && std::getenv("COYOTE_COLL_DEBUG") != nullptr;
+    std::string state;
+    waiting(data, credit, debug ? &state : nullptr);
+    for (auto* v : {&data, &credit}) {
+        std::sort(v->begin(), v->end());
+        v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    for (auto* v : {&data, &credit})
+        for (Channel* c : *v) {
+            if (Clock::now() - c->last_probe < cfg_.probe_interval) continue;
+            c->last_probe = Clock::now();
+            probe(*c, what);
+        }
+    if (stalled < cfg_.timeout) return;
+    auto ranks = [](const std::vector<Channel*>& v) {
+        std::vector<int> r;
+        for (const Channel* c : v) r.push_back(c->peer);
+        std::sort(r.begin(), r.end());
+        return ranks_text(r);
+    };
+    if (debug)
+        for (auto& [p, c] : chans_)
+            state += " chan" + std::to_string(p) + "[sent " + std::to_string(c.sent) + " credit " +
+                     std::to_string(load_u64(c.buf + k_credit_in)) + " consumed " + std::to_string(c.consumed) +
+                     " arrived " + std::to_string(arrived(c)) + "]";
+    notify_failure(-1);
+    throw_error(Errc::timeout, what,
+                state + "no progress for " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(stalled).count()) +
+                    " ms (call #" + std::to_string(epoch) + ", " + describe(sig) + "); waiting for data from rank(s) " +
+                    ranks(data) + " / for credits from rank(s) " + ranks(credit));
+}
+
+void Engine::fail_call() noexcept {
+    broken_ = true;
+    for (auto& [p, c] : chans_) {
+        c.windows = 0;
+        for (auto& w : c.wins) release_window(c, w);
+    }
+}
+
+void Engine::execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Signature& sig, const char* what) {
+    std::unique_lock lk(mtx_);
+    const MsgHeader proto = coll_proto(epoch, sig);
+    Idle idle;
+    std::size_t i = 0;
+    try {
+        while (i < n) {
+            EagerOp& op = ops[i];
+            Channel& c = chan(op.peer, what);
+            if (op.send) {
+                if (can_send(c, 1)) {
+                    if (op.len != 0) std::memcpy(staging(c), op.src, op.len);
+                    MsgHeader h = proto;
+                    h.len = op.len;
+                    post(c, h);
+                    ++i;
+                    idle.passes = 0;
+                    continue;
+                }
+            } else {
+                const std::byte* pl = nullptr;
+                bool from_stash = false;
+                if (const MsgHeader* h = peek_coll(c, epoch, &pl, from_stash)) {
+                    check_sig(c.peer, *h, proto, epoch, sig, what);
+                    check_len(c.peer, *h, op.len, epoch, sig, what);
+                    if (h->first == k_first_direct)
+                        throw_error(Errc::protocol, what,
+                                    "rank " + std::to_string(c.peer) + " placed a chunk directly where no window was "
+                                    "offered (call #" + std::to_string(epoch) + ")");
+                    if (op.len != 0) op.take(op.ctx, pl, op.len);
+                    drop_coll(c, from_stash, epoch);
+                    ++i;
+                    idle.passes = 0;
+                    continue;
+                }
+            }
+            idle_pass(idle, lk, epoch, sig, what,
+                      [&](std::vector<Channel*>& data, std::vector<Channel*>& credit, std::string* debug) {
+                          (op.send ? credit : data).push_back(&c);
+                          if (debug != nullptr)
+                              *debug += " op" + std::to_string(i) + "/" + std::to_string(n) +
+                                        (op.send ? " send to " : " receive from ") + std::to_string(op.peer);
+                      });
+        }
+    } catch (...) {
+        fail_call();
+        throw;
+    }
+    eager_calls_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const char* what,
                      IdleCopy idle_copy) {
     // Copies up to `max` bytes of the idle copy.
@@ -1007,37 +1159,11 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 s.rtr_out = next_index(out_count, s.out);
         }
     }
-    MsgHeader proto;
-    proto.kind = k_kind_coll;
-    proto.epoch = epoch;
-    proto.total = sig.count;
-    proto.sig_kind = static_cast<uint32_t>(sig.kind);
-    proto.sig_dtype = sig.dtype;
-    proto.sig_root = sig.root;
-    proto.sig_op = sig.op;
-
-    auto check_sig = [&](int peer, const MsgHeader& h) {
-        if (h.sig_kind != proto.sig_kind || h.sig_dtype != proto.sig_dtype || h.total != proto.total ||
-            h.sig_root != proto.sig_root || h.sig_op != proto.sig_op) {
-            Signature theirs;
-            theirs.kind = static_cast<CollKind>(h.sig_kind);
-            theirs.dtype = h.sig_dtype;
-            theirs.count = h.total;
-            theirs.root = h.sig_root;
-            theirs.op = h.sig_op;
-            throw_error(Errc::invalid_argument, what,
-                        "mismatched collective call #" + std::to_string(epoch) + ": rank " + std::to_string(peer) +
-                            " called " + describe(theirs) + ", rank " + std::to_string(rank_) + " called " +
-                            describe(sig));
-        }
-    };
+    const MsgHeader proto = coll_proto(epoch, sig);
+    auto check_sig = [&](int peer, const MsgHeader& h) { this->check_sig(peer, h, proto, epoch, sig, what); };
     auto check = [&](const Step& s, const MsgHeader& h, uint32_t len) {
         check_sig(s.in->peer, h);
-        if (h.len != len)
-            throw_error(Errc::invalid_argument, what,
-                        "rank " + std::to_string(s.in->peer) + " sent a chunk of " + std::to_string(h.len) +
-                            " bytes where " + std::to_string(len) + " were expected (call #" + std::to_string(epoch) +
-                            ", " + describe(sig) + "; mismatched counts?)");
+        check_len(s.in->peer, h, len, epoch, sig, what);
     };
     auto len_of = [&](const Step& s, uint64_t chunk) {
         const uint64_t off = chunk * payload_;
@@ -1159,8 +1285,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         }
     };
 
-    auto last_progress = Clock::now();
-    uint64_t idle = 0;
+    Idle idle;
     try {
         for (;;) {
             bool progress = false;
@@ -1297,7 +1422,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
             }
             if (all_done) break;
             if (progress) {
-                idle = 0;
+                idle.passes = 0;
                 continue;
             }
             if (idle_copy.bytes != 0 && idle_overlap) {
@@ -1311,77 +1436,25 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                     continue;
                 }
             }
-            // Idle: spin briefly (a peer on another core answers within a microsecond), then yield on every
-            // pass (ranks may share cores). Credits are returned eagerly only after sustained idleness: the
-            // threshold return covers active flows, the flush breaks waits where both sides hold credits.
-            if (idle == 0) last_progress = Clock::now();
-            ++idle;
-            if (idle < spin_passes_) {
-                cpu_relax();
-                continue;
-            }
-            if (idle % k_flush_passes == 0) {
-                check_abort(what);
-                flush_credits();
-                progress_p2p(nullptr, true);
-            }
-            lk.unlock();
-            ::sched_yield();
-            lk.lock();
-            const auto stalled = Clock::now() - last_progress;
-            if (stalled >= cfg_.probe_interval) {
-                for (auto& s : steps) {
-                    if (s.finished) continue;
-                    for (Channel* c : {s.in, s.out}) {
-                        if (c == nullptr || Clock::now() - c->last_probe < cfg_.probe_interval) continue;
-                        c->last_probe = Clock::now();
-                        probe(*c, what);
-                    }
-                }
-            }
-            if (stalled >= cfg_.timeout) {
-                std::vector<int> data, credit;
-                for (auto& s : steps) {
-                    if (s.finished) continue;
-                    if (s.in) data.push_back(s.in->peer);
-                    if (s.out) credit.push_back(s.out->peer);
-                }
-                for (auto* v : {&data, &credit}) {
-                    std::sort(v->begin(), v->end());
-                    v->erase(std::unique(v->begin(), v->end()), v->end());
-                }
-                std::string state;
-                if (std::getenv("COYOTE_COLL_DEBUG") != nullptr) {
-                    for (std::size_t i = 0; i < steps.size(); ++i)
-                        state += " step" + std::to_string(i) + "[k" + std::to_string(static_cast<int>(steps[i].kind)) +
-                                 " " + std::to_string(steps[i].done) + "/" + std::to_string(steps[i].in_done) + "/" +
-                                 std::to_string(steps[i].chunks) + "]";
-                    for (auto& [p, c] : chans_)
-                        state += " chan" + std::to_string(p) + "[sent " + std::to_string(c.sent) + " credit " +
-                                 std::to_string(load_u64(c.buf + k_credit_in)) + " consumed " +
-                                 std::to_string(c.consumed) + " arrived " + std::to_string(arrived(c)) + "]";
-                }
-                notify_failure(-1);
-                throw_error(Errc::timeout, what, state +
-                            "no progress for " +
-                                std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(stalled).count()) +
-                                " ms (call #" + std::to_string(epoch) + ", " + describe(sig) +
-                                "); waiting for data from rank(s) " + ranks_text(data) + " / for credits from rank(s) " +
-                                ranks_text(credit));
-            }
+            idle_pass(idle, lk, epoch, sig, what,
+                      [&](std::vector<Channel*>& data, std::vector<Channel*>& credit, std::string* debug) {
+                          for (const Step& st : steps) {
+                              if (st.finished) continue;
+                              if (st.in) data.push_back(st.in);
+                              if (st.out) credit.push_back(st.out);
+                          }
+                          if (debug == nullptr) return;
+                          for (std::size_t i = 0; i < steps.size(); ++i)
+                              *debug += " step" + std::to_string(i) + "[k" + std::to_string(static_cast<int>(steps[i].kind)) +
+                                       " " + std::to_string(steps[i].done) + "/" + std::to_string(steps[i].in_done) +
+                                       "/" + std::to_string(steps[i].chunks) + "]";
+                      });
         }
         run_idle_copy();
     } catch (...) {
-        // Channels may hold messages of this call: the object cannot continue. Withdraw every window (this
-        // call's and the cached ones), so that nothing lands in the caller's buffers after the call.
-        broken_ = true;
-        for (auto& st : steps) {
-            st.window = false;
-        }
-        for (auto& [p, c] : chans_) {
-            c.windows = 0;
-            for (auto& w : c.wins) release_window(c, w);
-        }
+        // Channels may hold messages of this call: the object cannot continue.
+        for (auto& st : steps) st.window = false;
+        fail_call();
         throw;
     }
 }

@@ -487,6 +487,74 @@ TEST(Coll, AlltoallMatchesMpi) {
         }
 }
 
+// Calls whose messages fit one slot run eagerly (no schedule); larger ones do not. Both match MPI, also with a
+// point-to-point message of the peer ahead of the collective's in the ring.
+TEST(CollEager, SmallCallsRunEagerlyAndMatchMpi) {
+    const auto p = static_cast<uint64_t>(nranks());
+    const bool direct_every_size = coll().options().direct_min == 1;
+    const uint64_t big = coll().chunk_payload() / 4 + 5; // int32 elements: more than one chunk
+    for (const uint64_t n : {uint64_t{3}, big}) {
+        const bool small = n == 3 && !direct_every_size;
+        Bytes in = bytes(n * p, Datatype::int32), out = bytes(n * p, Datatype::int32, 0x5a),
+              ref = bytes(n * p, Datatype::int32, 0x5a);
+        gen(Datatype::int32, Op::sum, rank(), 21, in.data(), n * p);
+        const std::string size = " of " + std::to_string(n) + " int32";
+        auto check = [&](const char* what, uint64_t before, const std::byte* got, uint64_t count, bool eager = true) {
+            EXPECT_EQ(coll().eager_calls() - before, small && eager ? 1u : 0u)
+                << what << size << " (" << coll().last_algorithm() << ")";
+            expect_equal(got, ref.data(), count, 4, std::string(what) + size);
+        };
+        uint64_t before = coll().eager_calls();
+        coll().allreduce(in.data(), out.data(), n, Datatype::int32, Op::sum);
+        ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), MPI_INT32_T, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);
+        check("allreduce", before, out.data(), n);
+
+        std::memcpy(out.data(), in.data(), n * 4);
+        std::memcpy(ref.data(), in.data(), n * 4);
+        before = coll().eager_calls();
+        coll().broadcast(out.data(), n, Datatype::int32, nranks() - 1);
+        ASSERT_EQ(MPI_Bcast(ref.data(), ic(n), MPI_INT32_T, nranks() - 1, MPI_COMM_WORLD), MPI_SUCCESS);
+        check("broadcast", before, out.data(), n);
+
+        before = coll().eager_calls();
+        coll().allgather(in.data(), out.data(), n, Datatype::int32);
+        ASSERT_EQ(MPI_Allgather(in.data(), ic(n), MPI_INT32_T, ref.data(), ic(n), MPI_INT32_T, MPI_COMM_WORLD),
+                  MPI_SUCCESS);
+        check("allgather", before, out.data(), n * p);
+
+        before = coll().eager_calls();
+        coll().alltoall(in.data(), out.data(), n, Datatype::int32);
+        ASSERT_EQ(MPI_Alltoall(in.data(), ic(n), MPI_INT32_T, ref.data(), ic(n), MPI_INT32_T, MPI_COMM_WORLD),
+                  MPI_SUCCESS);
+        // Small alltoalls are pairwise (eager) up to 8 ranks with every peer wired, else Bruck (a schedule).
+        const bool pairwise = nranks() <= 8 && coll().peers().size() + 1 == p;
+        check("alltoall", before, out.data(), n * p, pairwise);
+
+        if (nranks() == 2) { // reduce_scatter runs eagerly on two ranks (recursive halving otherwise)
+            before = coll().eager_calls();
+            coll().reduce_scatter(in.data(), out.data(), n, Datatype::int32, Op::sum);
+            ASSERT_EQ(MPI_Reduce_scatter_block(in.data(), ref.data(), ic(n), MPI_INT32_T, MPI_SUM, MPI_COMM_WORLD),
+                      MPI_SUCCESS);
+            check("reduce_scatter", before, out.data(), n);
+        }
+    }
+    // A tagged message from the left neighbour sits ahead of the allreduce's message in the ring: the eager call
+    // dispatches it on the way and the receive finds it afterwards.
+    const int right = (rank() + 1) % nranks(), left = (rank() + nranks() - 1) % nranks();
+    const int32_t token = 1000 + rank();
+    int32_t got = -1;
+    Request rq = coll().isend(&token, 1, Datatype::int32, right, 77);
+    std::array<int32_t, 3> v{rank(), 1, 2}, sum{};
+    coll().allreduce(v.data(), sum.data(), 3, Datatype::int32, Op::sum);
+    coll().recv(&got, 1, Datatype::int32, left, 77);
+    rq.wait();
+    const int32_t nr = nranks();
+    EXPECT_EQ(sum[0], nr * (nr - 1) / 2);
+    EXPECT_EQ(sum[1], nr);
+    EXPECT_EQ(sum[2], 2 * nr);
+    EXPECT_EQ(got, 1000 + left);
+}
+
 // Large copy streams go straight into the receiver's buffer (COYOTE_COLL_DIRECT_MIN; the direct CTest runs set
 // it to 1 and COYOTE_COLL_TEST_EXPECT_DIRECT=1). Results match MPI, and the bytes around the destination stay
 // untouched.

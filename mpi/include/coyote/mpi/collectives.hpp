@@ -140,6 +140,8 @@ public:
     /// Payload bytes of copy streams through the registered buffers that this rank wrote from the caller's
     /// buffer straight into a peer's receive ring (chunks of at least 16 KiB skip the staging copy).
     uint64_t unstaged_bytes() const noexcept;
+    /// Calls of this rank that ran eagerly: one message per exchange, without a schedule (small messages).
+    uint64_t eager_calls() const noexcept;
 
     /// Dissemination barrier (ceil(log2 N) rounds of empty messages).
     void barrier();

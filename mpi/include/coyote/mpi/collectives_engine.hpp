@@ -265,6 +265,18 @@ struct IdleCopy {
     uint64_t bytes = 0;
 };
 
+/// One message of an eager call (Engine::execute_eager). Trivial (arrays of them cost nothing to declare): set
+/// every field.
+struct EagerOp {
+    bool send;
+    int peer;
+    uint32_t len;          ///< payload bytes (at most Engine::payload())
+    const std::byte* src;  ///< send: the payload
+    /// recv: takes the payload (a copy or a reduction); `ctx` is passed through. Not called for len 0.
+    void (*take)(void* ctx, const std::byte* payload, uint32_t len);
+    void* ctx;
+};
+
 /// Configuration shared by all ranks (checked at construction).
 struct EngineConfig {
     uint64_t buffer_size = 0;
@@ -299,6 +311,8 @@ public:
     uint64_t direct_bytes() const noexcept { return direct_bytes_.load(std::memory_order_relaxed); }
     /// Payload bytes written from the source straight into peers' receive rings (no staging copy).
     uint64_t unstaged_bytes() const noexcept { return unstaged_bytes_.load(std::memory_order_relaxed); }
+    /// Calls run by execute_eager.
+    uint64_t eager_calls() const noexcept { return eager_calls_.load(std::memory_order_relaxed); }
     MPI_Comm comm() const noexcept { return comm_->get(); }
     /// The engine's own communicator for link messages (tag k_link_tag).
     MPI_Comm link_comm() const noexcept { return link_comm_->get(); }
@@ -310,6 +324,16 @@ public:
     /// `what` names the call in errors (a string that outlives the call, e.g. a literal).
     void execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const char* what,
                  IdleCopy idle_copy = {});
+
+    /// True when messages of `bytes` may go eagerly: one slot each, below direct placement (the same answer on
+    /// every rank, so all ranks of a call take the same path).
+    bool eager_fits(uint64_t bytes) const noexcept {
+        return bytes <= payload_ && (cfg_.direct_min == 0 || bytes < cfg_.direct_min);
+    }
+    /// Runs the single-message operations `ops[0, n)` in order without building a schedule: a send goes out as
+    /// soon as its peer has a free slot, a receive waits for its message (each message fits eager_fits). Per
+    /// channel at most a quarter of the slots. Errors as for execute().
+    void execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Signature& sig, const char* what);
 
     /// Point-to-point.
     std::shared_ptr<OpState> post_send(const void* buf, uint64_t bytes, int peer, int tag);
@@ -378,6 +402,28 @@ private:
     /// Throws peer_gone if a peer reported a failure (and passes the report on).
     void check_abort(const std::string& what);
     void validate(Channel& c, const MsgHeader& h);
+    /// The header fields every message of collective call `epoch` carries.
+    static MsgHeader coll_proto(uint64_t epoch, const Signature& sig) noexcept;
+    /// Throws invalid_argument naming both calls unless h (from `peer`) carries the signature of `proto`.
+    void check_sig(int peer, const MsgHeader& h, const MsgHeader& proto, uint64_t epoch, const Signature& sig,
+                   const char* what) const;
+    /// Throws invalid_argument (mismatched counts?) unless h.len == len.
+    void check_len(int peer, const MsgHeader& h, uint32_t len, uint64_t epoch, const Signature& sig,
+                   const char* what) const;
+    /// A collective call that found nothing to do: counts the pass and waits (spin, then yield); now and then
+    /// returns credits, progresses point-to-point and checks for failure reports; probes the peers waited for
+    /// and throws at the deadline naming them. `waiting(data, credit, debug)` lists the channels the call waits
+    /// on for data and for credits (and, with COYOTE_COLL_DEBUG set, describes the call's state).
+    struct Idle {
+        uint64_t passes = 0;
+        std::chrono::steady_clock::time_point since{};
+    };
+    template <class Waiting>
+    void idle_pass(Idle& idle, std::unique_lock<std::mutex>& lk, uint64_t epoch, const Signature& sig,
+                   const char* what, Waiting&& waiting);
+    /// After a failed call: the engine is broken and every window (the call's and the cached ones) is withdrawn,
+    /// so that nothing lands in the caller's buffers afterwards.
+    void fail_call() noexcept;
     /// A window over [addr, addr + len) on c's queue pair, marked in use: a cached one with that range, else a
     /// newly registered one (replacing idle windows that overlap it or the least recently used); -1 if none.
     int acquire_window(Channel& c, std::byte* addr, uint64_t len);
@@ -411,6 +457,7 @@ private:
     std::atomic<bool> broken_{false};
     std::atomic<uint64_t> direct_bytes_{0};
     std::atomic<uint64_t> unstaged_bytes_{0};
+    std::atomic<uint64_t> eager_calls_{0};
     bool direct_denied_ = false; ///< a direct write failed with not_supported: streams go through the ring
     bool ring_write_denied_ = false; ///< an unstaged ring write failed with not_supported: copy chunks are staged
     mpi::BootstrapOptions bootstrap_;
