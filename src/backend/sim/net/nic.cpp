@@ -312,6 +312,8 @@ struct CtidState {
         uint64_t generation = 0;
         std::shared_ptr<ShmSegment> seg;
     } mapped;
+    /// The target's queue pair and buffer slots as the last shm post of this ctid read them (guarded by post_mtx).
+    SlotCache slots;
     std::atomic<uint32_t> inflight{0};
     std::atomic<uint64_t> generation{0};
     // Registered buffer (local).
@@ -1134,7 +1136,7 @@ bool NicImpl::window_copy(int32_t ctid, uint64_t generation, const RdmaRequest& 
 PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
                              uint64_t local_addr, bool last) {
     const Endpoint& ep = peer.ep;
-    const Verdict v = validate_and_claim(*peer.nic, req);
+    const Verdict v = validate_and_claim(*peer.nic, req, &cs.slots);
     if (v.check != Check::ok) {
         record_error(ctid, generation, Error(make_error_code(Errc::remote_rejected), opcode_label(req.op),
                                              rejection_message(req, ep.ip, v)));

@@ -186,13 +186,13 @@ const char* opcode_label(RdmaOpcode op) noexcept {
 namespace {
 
 template <typename Fn>
-void seq_read(const std::atomic<uint32_t>& seq, Fn&& fn) {
+uint32_t seq_read(const std::atomic<uint32_t>& seq, Fn&& fn) {
     for (unsigned spins = 0;; ++spins) {
         const uint32_t s1 = seq.load(std::memory_order_acquire);
         if ((s1 & 1u) == 0) {
             fn();
             std::atomic_thread_fence(std::memory_order_acquire);
-            if (seq.load(std::memory_order_relaxed) == s1) return;
+            if (seq.load(std::memory_order_relaxed) == s1) return s1;
         }
         if (spins > 64) std::this_thread::yield();
     }
@@ -208,9 +208,9 @@ constexpr auto rlx = std::memory_order_relaxed;
 
 }  // namespace
 
-QpView read_qp(const QpSlot& s) noexcept {
+QpView read_qp(const QpSlot& s, uint32_t* seq) noexcept {
     QpView v;
-    seq_read(s.seq, [&] {
+    const uint32_t sq = seq_read(s.seq, [&] {
         v.flags = s.flags.load(rlx);
         v.local_qpn = s.local_qpn.load(rlx);
         v.remote_qpn = s.remote_qpn.load(rlx);
@@ -221,6 +221,7 @@ QpView read_qp(const QpSlot& s) noexcept {
         v.remote_vaddr = s.remote_vaddr.load(rlx);
         v.port = s.port.load(rlx);
     });
+    if (seq != nullptr) *seq = sq;
     return v;
 }
 
@@ -262,9 +263,10 @@ BufView read_buf(const BufSlot& s) {
     return v;
 }
 
-BufMeta read_buf_meta(const BufSlot& s) noexcept {
+BufMeta read_buf_meta(const BufSlot& s, uint32_t* seq) noexcept {
     BufMeta v;
-    seq_read(s.seq, [&] { load_buf_meta(s, v); });
+    const uint32_t sq = seq_read(s.seq, [&] { load_buf_meta(s, v); });
+    if (seq != nullptr) *seq = sq;
     return v;
 }
 
@@ -314,7 +316,7 @@ std::optional<WindowHit> find_window(const NicShared& nic, int32_t ctid, uint64_
     return std::nullopt;
 }
 
-Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
+Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* cache) {
     Verdict v;
     auto reject = [&](Check c, std::string detail) {
         v.check = c;
@@ -329,7 +331,27 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
                                               std::to_string(target.vfid) + " (qpn vFPGA bits " +
                                               std::to_string(vf_bits) + ")");
     QpSlot& slot = target.qp[ctid];
-    const QpView qp = read_qp(slot);
+    QpView qp;
+    BufMeta cached_buf;
+    bool from_cache = false;
+    if (cache != nullptr) {
+        const uint32_t qs = slot.seq.load(std::memory_order_acquire);
+        const uint32_t bs = target.buf[ctid].seq.load(std::memory_order_acquire);
+        if (cache->target == &target && cache->ctid == ctid && qs == cache->qp_seq && bs == cache->buf_seq &&
+            cache->owner_pid == target.owner_pid && cache->owner_start_time == target.owner_start_time) {
+            qp = cache->qp;
+            cached_buf = cache->buf;
+            from_cache = true;
+        } else {
+            uint32_t qseq = 1, bseq = 1;
+            qp = read_qp(slot, &qseq);
+            cached_buf = read_buf_meta(target.buf[ctid], &bseq);
+            *cache = SlotCache{&target, target.owner_pid, target.owner_start_time, ctid, qseq, bseq, qp, cached_buf};
+            from_cache = true;
+        }
+    } else {
+        qp = read_qp(slot);
+    }
     v.ctid = ctid;
     if ((qp.flags & QpSlot::k_exists) == 0)
         return reject(Check::unknown_qpn, "no queue pair with qpn " + hex32(r.dst_qpn) + " (ctid " +
@@ -351,7 +373,7 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r) {
                  ip_to_string(qp.remote_ip) + ", not to the sender qpn " + hex32(r.src_qpn) + " at " +
                  ip_to_string(r.src_ip);
     } else {
-        buf = read_buf_meta(target.buf[ctid]);
+        buf = from_cache ? cached_buf : read_buf_meta(target.buf[ctid]);
         if (!buf.valid) {
             failed = Check::no_buffer;
             detail = "queue pair qpn " + hex32(r.dst_qpn) + " has no registered buffer";

@@ -170,10 +170,11 @@ struct WinView {
     bool valid = false;
     uint64_t vaddr = 0, size = 0, generation = 0;
 };
-QpView read_qp(const QpSlot& s) noexcept;
+/// `seq` (optional) receives the sequence number the copy is consistent with.
+QpView read_qp(const QpSlot& s, uint32_t* seq = nullptr) noexcept;
 BufView read_buf(const BufSlot& s);
 /// read_buf without the shm name.
-BufMeta read_buf_meta(const BufSlot& s) noexcept;
+BufMeta read_buf_meta(const BufSlot& s, uint32_t* seq = nullptr) noexcept;
 WinView read_win(const WinSlot& s) noexcept;
 /// Seqlock writers (the owner only, serialized by the owner's lock).
 void write_qp(QpSlot& s, const QpView& v) noexcept;
@@ -218,7 +219,18 @@ struct Verdict {
 /// target's expected PSN (also when a later stateless check fails: the packet was received in
 /// sequence). The remote range must lie whole in the registered buffer or whole in one valid window of the
 /// target ctid. Counts a rejection in target.counters. Never touches buffer or window memory.
-Verdict validate_and_claim(NicShared& target, const RdmaRequest& r);
+/// What an initiator remembers of one target queue pair's slots between requests: reused while both slots'
+/// sequence numbers are unchanged (validation then reads two words instead of the slots). Odd seqs: empty.
+struct SlotCache {
+    const NicShared* target = nullptr;
+    int32_t owner_pid = 0;         ///< with the address: the same target, not a later one mapped there
+    uint64_t owner_start_time = 0;
+    int32_t ctid = -1;
+    uint32_t qp_seq = 1, buf_seq = 1;
+    QpView qp;
+    BufMeta buf;
+};
+Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* cache = nullptr);
 
 /// "RDMA WRITE rejected by 10.1.2.3 qpn 0x000001: <detail>".
 std::string rejection_message(const RdmaRequest& r, uint32_t target_ip, const Verdict& v);
