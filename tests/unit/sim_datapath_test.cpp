@@ -141,6 +141,45 @@ TEST_F(SimDataPath, PageFaultPathMapsProcessMemoryAndCountsIt) {
     EXPECT_GT(std::stoul(dbg.substr(dbg.find('\t', pos) + 1)), 0u) << dbg;
 }
 
+// The page-fault path maps the 2 MiB-aligned region around a range, but never beyond the mappings that hold
+// it: a guard page next to the buffer stays unmapped for the vFPGA.
+TEST_F(SimDataPath, PageFaultsMapTheRegionAroundTheRangeWithinItsMapping) {
+    cThread t(0, getpid(), 0);
+    auto dev = coyote::detail::open_device(0, 0);
+    auto faults = [&] {
+        const std::string dbg = dev->debug_string(t.getCtid());
+        const auto pos = dbg.find("Page faults received:");
+        return pos == std::string::npos ? ~0ul : std::stoul(dbg.substr(dbg.find('\t', pos) + 1));
+    };
+    // 6 MiB reserved; a 2 MiB-aligned 4 MiB window is made accessible, the rest stays PROT_NONE.
+    constexpr std::size_t mib = 1u << 20;
+    void* res = ::mmap(nullptr, 6 * mib, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(res, MAP_FAILED);
+    auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(res) + 2 * mib - 1) / (2 * mib) * (2 * mib));
+    ASSERT_EQ(::mprotect(base, 4 * mib, PROT_READ | PROT_WRITE), 0);
+    std::memset(base, 0, 4 * mib);
+    auto copy = [&](uint8_t* src, uint8_t* dst, uint32_t len) {
+        t.clearCompleted();
+        t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = src, .len = len}, localSg{.addr = dst, .len = len});
+        return wait_completed(t, CoyoteOper::LOCAL_WRITE, 1);
+    };
+    const unsigned long before = faults();
+    fill_pattern(base + 100, 4096, 3);
+    ASSERT_TRUE(copy(base + 100, base + mib, 4096));
+    EXPECT_EQ(0, std::memcmp(base + 100, base + mib, 4096));
+    const unsigned long first = faults() - before;
+    EXPECT_EQ(first, 2 * mib / 4096) << "the first 2 MiB region is mapped whole";
+    // Anywhere else in that region: no new fault.
+    ASSERT_TRUE(copy(base + 5000, base + 2 * mib - 8192, 4096));
+    EXPECT_EQ(faults() - before, first);
+    // The second region ends at the end of the mapping; a range reaching past it fails and maps nothing there.
+    ASSERT_TRUE(copy(base + 3 * mib, base + 4 * mib - 4096, 4096));
+    EXPECT_EQ(faults() - before, first + 2 * mib / 4096);
+    auto [code, what] = error_of([&] { (void)copy(base + 4 * mib - 4096, base, 8192); });
+    EXPECT_EQ(code, k_err) << what;
+    ::munmap(res, 6 * mib);
+}
+
 TEST_F(SimDataPath, BadAddressesAreRejectedNotCrashed) {
     cThread t(0, getpid(), 0);
     auto* buf = t.getMem({CoyoteAllocType::REG, 4096});

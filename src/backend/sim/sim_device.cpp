@@ -22,6 +22,7 @@ namespace coyote::detail::sim {
 namespace {
 
 constexpr uint64_t k_page = PAGE_SIZE;
+constexpr uint64_t k_fault_region = 2ull << 20; // the page-fault path maps this much (aligned) at once
 constexpr uint64_t k_huge = HUGE_PAGE_SIZE;
 
 std::string hex(uint64_t v) {
@@ -440,13 +441,32 @@ void SimDevice::check_range(int32_t ctid, uint64_t addr, uint64_t len, bool writ
         throw_error(Errc::not_mapped, "invoke",
                     where() + ": the memory was mapped in the vFPGA TLB but is no longer mapped in the process");
     }
-    // The page-fault path: map valid process memory on first use.
+    // The page-fault path: map valid process memory on first use. Like a TLB with 2 MiB pages it maps the
+    // 2 MiB-aligned region around the range (within the mappings that hold it, with the same access): one
+    // /proc/self/maps read per region instead of one per command over a large buffer.
     uint64_t bad = 0;
     std::string why;
     bool writable = false;
-    if (!check_proc_range(read_proc_maps(), s, e, write, bad, why, writable))
+    const std::vector<ProcRange> maps = read_proc_maps();
+    if (!check_proc_range(maps, s, e, write, bad, why, writable))
         throw_error(Errc::not_mapped, "invoke", where() + ": address " + hex(bad) + " is " + why);
-    const uint64_t added = tlb_.insert(s, s, e, MapKind::fault, ctid, writable);
+    uint64_t fs = s, fe = e;
+    {
+        uint64_t lo = s / k_fault_region * k_fault_region, hi = round_up(e, k_fault_region);
+        for (const ProcRange& m : maps) { // clip to the mappings holding the first and the last page
+            if (m.start <= s && s < m.end) lo = std::max(lo, m.start);
+            if (m.start < e && e <= m.end) hi = std::min(hi, m.end);
+        }
+        uint64_t bad2 = 0;
+        std::string why2;
+        bool writable2 = false;
+        if (lo <= s && hi >= e && check_proc_range(maps, lo, hi, write, bad2, why2, writable2) &&
+            writable2 == writable) {
+            fs = lo;
+            fe = hi;
+        }
+    }
+    const uint64_t added = tlb_.insert(fs, fs, fe, MapKind::fault, ctid, writable);
     if (r.write_denied) tlb_.grant_write(s, e);
     if (ctid >= 0 && ctid < N_CTID_MAX)
         ctids_[static_cast<size_t>(ctid)].page_faults.fetch_add(added / k_page, std::memory_order_relaxed);
