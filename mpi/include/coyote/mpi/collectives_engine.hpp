@@ -331,8 +331,9 @@ public:
         return bytes <= payload_ && (cfg_.direct_min == 0 || bytes < cfg_.direct_min);
     }
     /// Runs the single-message operations `ops[0, n)` in order without building a schedule: a send goes out as
-    /// soon as its peer has a free slot, a receive waits for its message (each message fits eager_fits). Per
-    /// channel at most a quarter of the slots. Errors as for execute().
+    /// soon as its peer has a free slot, a receive waits for its message (each message fits eager_fits). The
+    /// order must not make two ranks wait for each other (every rank's list follows the same algorithm).
+    /// Errors as for execute().
     void execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Signature& sig, const char* what);
 
     /// Point-to-point.
