@@ -521,6 +521,26 @@ void Engine::post(Channel& c, MsgHeader h, bool header_only) {
     ++c.sent;
 }
 
+void Engine::post_copy(Channel& c, const MsgHeader& h, const std::byte* src) {
+    if (h.len >= k_ring_write_min && !ring_write_denied_) {
+        // Large enough to pay for a second request: the payload goes from the source straight into the peer's
+        // ring slot (no staging copy), then the header (last = true) follows it on the same queue pair.
+        const uint64_t remote = reinterpret_cast<uint64_t>(c.thread->getQpair()->remote.vaddr) + c.recv_base +
+                                slot_offset(c) + k_header_bytes;
+        try {
+            c.thread->invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, const_cast<std::byte*>(src), remote, h.len, false);
+            post(c, h, true);
+            unstaged_bytes_.fetch_add(h.len, std::memory_order_relaxed);
+            return;
+        } catch (const Error& e) {
+            if (e.code() != make_error_code(Errc::not_supported)) peer_failed(c, e);
+            ring_write_denied_ = true; // this backend writes only from the registered buffer: stage
+        }
+    }
+    if (h.len != 0) std::memcpy(staging(c), src, h.len);
+    post(c, h);
+}
+
 void Engine::validate(Channel& c, const MsgHeader& h) {
     if ((h.kind != k_kind_coll && h.kind != k_kind_p2p && h.kind != k_kind_rtr) || h.seq != c.consumed ||
         h.len > payload_)
@@ -1070,10 +1090,9 @@ void Engine::execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Si
             Channel& c = chan(op.peer, what);
             if (op.send) {
                 if (can_send(c, 1)) {
-                    if (op.len != 0) std::memcpy(staging(c), op.src, op.len);
                     MsgHeader h = proto;
                     h.len = op.len;
-                    post(c, h);
+                    post_copy(c, h, op.src);
                     ++i;
                     idle.passes = 0;
                     continue;
@@ -1245,27 +1264,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 direct_denied_ = true;
             }
         }
-        if (len >= k_ring_write_min && !ring_write_denied_) {
-            // Large enough to pay for a second request: the payload goes from the source straight into the
-            // peer's ring slot (no staging copy), then the header (last = true) follows it on the same queue pair.
-            Channel& c = *s.out;
-            const uint64_t slot = slot_offset(c);
-            const uint64_t remote = reinterpret_cast<uint64_t>(c.thread->getQpair()->remote.vaddr) + c.recv_base +
-                                    slot + k_header_bytes;
-            try {
-                c.thread->invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, const_cast<std::byte*>(src + off), remote, len,
-                                     false);
-                post(c, h, true);
-                unstaged_bytes_.fetch_add(len, std::memory_order_relaxed);
-                ++s.done;
-                return;
-            } catch (const Error& e) {
-                if (e.code() != make_error_code(Errc::not_supported)) peer_failed(c, e);
-                ring_write_denied_ = true; // this backend writes only from the registered buffer: stage
-            }
-        }
-        if (len != 0) std::memcpy(staging(*s.out), src + off, len);
-        post(*s.out, h);
+        post_copy(*s.out, h, src + off);
         ++s.done;
     };
     // One received chunk of a copy stream: placed already, or copied (absorbed) into place.

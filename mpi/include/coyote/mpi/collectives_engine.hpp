@@ -380,6 +380,10 @@ private:
     static uint64_t slot_offset(const Channel& c) noexcept { return (c.sent % c.slots) * c.slot_bytes; }
     std::byte* staging(Channel& c) noexcept;
     void post(Channel& c, MsgHeader h, bool header_only = false);
+    /// Posts message h (payload h.len bytes at `src`) through the ring: from 16 KiB on written from `src` straight
+    /// into the peer's slot, then the header; below that (or where the backend writes only from the registered
+    /// buffer) staged. One message: the caller checked can_send.
+    void post_copy(Channel& c, const MsgHeader& h, const std::byte* src);
     /// Finds the ready-to-receive `index` of call `epoch` from c's peer (reading the ring as needed).
     const ReadyToReceive* find_rtr(Channel& c, uint64_t epoch, int index);
     const MsgHeader* head(Channel& c, const std::byte** payload);
