@@ -487,42 +487,59 @@ TEST(Coll, AlltoallMatchesMpi) {
         }
 }
 
-// Calls whose messages fit one slot run eagerly (no schedule); larger ones do not. Both match MPI, also with a
-// point-to-point message of the peer ahead of the collective's in the ring.
+// Calls whose messages fit one slot run eagerly (no schedule); larger ones do not. Eager messages of 16 KiB and
+// more are written unstaged. All match MPI, also with a point-to-point message of the peer ahead of the
+// collective's in the ring.
 TEST(CollEager, SmallCallsRunEagerlyAndMatchMpi) {
     const auto p = static_cast<uint64_t>(nranks());
     const bool direct_every_size = coll().options().direct_min == 1;
-    const uint64_t big = coll().chunk_payload() / 4 + 5; // int32 elements: more than one chunk
-    for (const uint64_t n : {uint64_t{3}, big}) {
+    const uint64_t mid = (16u << 10) / 4 + 3;             // int32 elements: 16 KiB + 12 bytes
+    const uint64_t big = coll().chunk_payload() / 4 + 5; // more than one chunk
+    for (const uint64_t n : {uint64_t{3}, mid, big}) {
         const bool small = n == 3 && !direct_every_size;
         Bytes in = bytes(n * p, Datatype::int32), out = bytes(n * p, Datatype::int32, 0x5a),
               ref = bytes(n * p, Datatype::int32, 0x5a);
         gen(Datatype::int32, Op::sum, rank(), 21, in.data(), n * p);
         const std::string size = " of " + std::to_string(n) + " int32";
-        auto check = [&](const char* what, uint64_t before, const std::byte* got, uint64_t count, bool eager = true) {
-            EXPECT_EQ(coll().eager_calls() - before, small && eager ? 1u : 0u)
-                << what << size << " (" << coll().last_algorithm() << ")";
+        uint64_t unstaged = 0;
+        // 3 elements: eager where the algorithm has an eager form; 16 KiB + 12: eager or not by the thresholds,
+        // and unstaged when eager; more than a chunk: never eager.
+        // `sends`: this rank writes at least one message (a broadcast's leaves only receive).
+        auto check = [&](const char* what, uint64_t before, const std::byte* got, uint64_t count, bool eager = true,
+                         bool sends = true) {
+            const uint64_t ran = coll().eager_calls() - before;
+            if (n == mid) {
+                if (ran == 1 && sends) {
+                    EXPECT_GE(coll().unstaged_bytes() - unstaged, mid * 4) << what << size;
+                }
+            } else {
+                EXPECT_EQ(ran, small && eager ? 1u : 0u) << what << size << " (" << coll().last_algorithm() << ")";
+            }
             expect_equal(got, ref.data(), count, 4, std::string(what) + size);
         };
-        uint64_t before = coll().eager_calls();
+        auto start = [&] {
+            unstaged = coll().unstaged_bytes();
+            return coll().eager_calls();
+        };
+        uint64_t before = start();
         coll().allreduce(in.data(), out.data(), n, Datatype::int32, Op::sum);
         ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), MPI_INT32_T, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);
         check("allreduce", before, out.data(), n);
 
         std::memcpy(out.data(), in.data(), n * 4);
         std::memcpy(ref.data(), in.data(), n * 4);
-        before = coll().eager_calls();
+        before = start();
         coll().broadcast(out.data(), n, Datatype::int32, nranks() - 1);
         ASSERT_EQ(MPI_Bcast(ref.data(), ic(n), MPI_INT32_T, nranks() - 1, MPI_COMM_WORLD), MPI_SUCCESS);
-        check("broadcast", before, out.data(), n);
+        check("broadcast", before, out.data(), n, true, rank() == nranks() - 1);
 
-        before = coll().eager_calls();
+        before = start();
         coll().allgather(in.data(), out.data(), n, Datatype::int32);
         ASSERT_EQ(MPI_Allgather(in.data(), ic(n), MPI_INT32_T, ref.data(), ic(n), MPI_INT32_T, MPI_COMM_WORLD),
                   MPI_SUCCESS);
         check("allgather", before, out.data(), n * p);
 
-        before = coll().eager_calls();
+        before = start();
         coll().alltoall(in.data(), out.data(), n, Datatype::int32);
         ASSERT_EQ(MPI_Alltoall(in.data(), ic(n), MPI_INT32_T, ref.data(), ic(n), MPI_INT32_T, MPI_COMM_WORLD),
                   MPI_SUCCESS);
@@ -531,7 +548,7 @@ TEST(CollEager, SmallCallsRunEagerlyAndMatchMpi) {
         check("alltoall", before, out.data(), n * p, pairwise);
 
         if (nranks() == 2) { // reduce_scatter runs eagerly on two ranks (recursive halving otherwise)
-            before = coll().eager_calls();
+            before = start();
             coll().reduce_scatter(in.data(), out.data(), n, Datatype::int32, Op::sum);
             ASSERT_EQ(MPI_Reduce_scatter_block(in.data(), ref.data(), ic(n), MPI_INT32_T, MPI_SUM, MPI_COMM_WORLD),
                       MPI_SUCCESS);
