@@ -1,5 +1,7 @@
 // A rank dies (_exit) in the middle of an allreduce over FPGA RDMA; every other rank must fail within the
 // collectives deadline with an error naming the dead rank. Run by coll_peer_death.sh, which checks the output.
+// With the argument `eager` the allreduce is small (one message per exchange, the eager path) and the rank dies
+// before entering it.
 #include <coyote/mpi/collectives.hpp>
 #include <coyote/mpi/mpi.hpp>
 
@@ -35,6 +37,7 @@ void report(int rank, const std::string& line) {
 
 int main(int argc, char** argv) {
     Environment env(&argc, &argv);
+    const bool eager = argc > 1 && std::string(argv[1]) == "eager";
     Communicator comm;
     const int victim = 1;
     // The launcher reacts to the dead rank by terminating the others: survivors keep running until they have
@@ -46,6 +49,11 @@ int main(int argc, char** argv) {
         keep = std::make_unique<Collectives>(comm, select_device(comm));
         Collectives& coll = *keep;
         coll.allreduce(MPI_IN_PLACE, data.data(), 1024, Datatype::float32, Op::sum); // all ranks are up
+        if (comm.rank() == victim && eager) {
+            std::printf("rank %d: exiting before the small allreduce\n", comm.rank());
+            std::fflush(stdout);
+            ::_exit(3);
+        }
         if (comm.rank() == victim) {
             Request r = coll.iallreduce(MPI_IN_PLACE, data.data(), data.size(), Datatype::float32, Op::sum);
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -54,14 +62,17 @@ int main(int argc, char** argv) {
             ::_exit(3);
         }
         const auto t0 = std::chrono::steady_clock::now();
+        const uint64_t before = coll.eager_calls();
         try {
-            coll.allreduce(MPI_IN_PLACE, data.data(), data.size(), Datatype::float32, Op::sum);
+            coll.allreduce(MPI_IN_PLACE, data.data(), eager ? 4 : data.size(), Datatype::float32, Op::sum);
             report(comm.rank(), "rank " + std::to_string(comm.rank()) + ": FAIL: the allreduce completed without rank " +
                                     std::to_string(victim));
         } catch (const Error& e) {
             const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             const std::string msg = e.what();
             const bool names = msg.find("rank " + std::to_string(victim)) != std::string::npos;
+            if (eager && coll.eager_calls() != before)
+                report(comm.rank(), "rank " + std::to_string(comm.rank()) + ": FAIL: a failed call counted as eager");
             char head[160];
             std::snprintf(head, sizeof(head), "rank %d: %s after %.2f s: ", comm.rank(),
                           names ? "DETECTED the death of rank 1" : "FAIL: error does not name rank 1", s);
