@@ -215,10 +215,6 @@ struct Verdict {
     BufMeta buf;            ///< the registered buffer (when accepted; its rkey also guards the windows)
 };
 
-/// Validates `r` against `target` in the documented order and, when the PSN matches, advances the
-/// target's expected PSN (also when a later stateless check fails: the packet was received in
-/// sequence). The remote range must lie whole in the registered buffer or whole in one valid window of the
-/// target ctid. Counts a rejection in target.counters. Never touches buffer or window memory.
 /// What an initiator remembers of one target queue pair's slots between requests: reused while both slots'
 /// sequence numbers are unchanged (validation then reads two words instead of the slots). Odd seqs: empty.
 struct SlotCache {
@@ -230,6 +226,12 @@ struct SlotCache {
     QpView qp;
     BufMeta buf;
 };
+
+/// Validates `r` against `target` in the documented order and, when the PSN matches, advances the
+/// target's expected PSN (also when a later stateless check fails: the packet was received in
+/// sequence). The remote range must lie whole in the registered buffer or whole in one valid window of the
+/// target ctid. Counts a rejection in target.counters. Never touches buffer or window memory. With `cache`
+/// (the initiator's, for this target queue pair) the slots are read only when they changed since.
 Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* cache = nullptr);
 
 /// "RDMA WRITE rejected by 10.1.2.3 qpn 0x000001: <detail>".
