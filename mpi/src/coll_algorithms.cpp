@@ -157,6 +157,10 @@ struct Call {
         return static_cast<int>(steps.size()) - 1;
     }
     void run(IdleCopy idle = {}) { e.execute(steps, epoch, sig, what, idle); }
+    template <std::size_t N>
+    void run_eager(std::array<EagerOp, N>& ops, std::size_t used) {
+        e.execute_eager(ops.data(), used, epoch, sig, what);
+    }
     std::size_t elems(uint32_t len) const { return len / es; }
 };
 
@@ -203,7 +207,7 @@ const char* broadcast(Call& c, std::byte* buf, uint64_t bytes, bool tree) {
             for (mask >>= 1; mask > 0; mask >>= 1)
                 if (v + mask < c.n) ops[k++] = eager_send(real(v + mask), buf, bytes);
         }
-        c.e.execute_eager(ops.data(), k, c.epoch, c.sig, c.what);
+        c.run_eager(ops, k);
         return flat ? "flat" : "binomial";
     }
     if (flat) {
@@ -292,7 +296,7 @@ const char* allreduce_rd(Call& c, const std::byte* src, std::byte* dst, uint64_t
             }
             if (c.r < rem) ops[k++] = eager_send(c.r + p2, dst, bytes);
         }
-        c.e.execute_eager(ops.data(), k, c.epoch, c.sig, c.what);
+        c.run_eager(ops, k);
         return "recursive_doubling";
     }
     c.steps.reserve(2 * static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(p2))) + 2);
@@ -819,7 +823,7 @@ const char* allgather(Call& c, std::byte* dst, uint64_t bb, const std::byte* own
             ops[k++] = eager_send(next, step == 0 ? own : dst + static_cast<uint64_t>(out) * bb, bb);
             ops[k++] = eager_recv(prev, bb, take_copy, dst + static_cast<uint64_t>(mod(r - step - 1, n)) * bb);
         }
-        c.e.execute_eager(ops.data(), k, c.epoch, c.sig, c.what);
+        c.run_eager(ops, k);
         if (own != dst + static_cast<uint64_t>(r) * bb) std::memcpy(dst + static_cast<uint64_t>(r) * bb, own, bb);
         return "ring";
     }
@@ -847,7 +851,7 @@ const char* allgather_bruck(Call& c, std::byte* dst, uint64_t bb) {
             ops[k++] = eager_send(mod(r - d, n), t, blocks * bb);
             ops[k++] = eager_recv(mod(r + d, n), blocks * bb, take_copy, t + static_cast<uint64_t>(d) * bb);
         }
-        c.e.execute_eager(ops.data(), k, c.epoch, c.sig, c.what);
+        c.run_eager(ops, k);
         for (int i = 0; i < n; ++i)
             std::memcpy(dst + static_cast<uint64_t>(mod(r + i, n)) * bb, t + static_cast<uint64_t>(i) * bb, bb);
         return "bruck";
@@ -896,7 +900,7 @@ const char* reduce_scatter(Call& c, const std::byte* src, std::byte* dst, uint64
                 y->k.red3(y->res, in, y->mine, len / y->es);
         };
         std::array<EagerOp, 2> ops{eager_send(next, seg(mod(r - 1, n)), bb), eager_recv(prev, bb, take, &x)};
-        c.e.execute_eager(ops.data(), ops.size(), c.epoch, c.sig, c.what);
+        c.run_eager(ops, ops.size());
         if (x.res != dst) std::memmove(dst, x.res, bb);
         return "ring";
     }
@@ -995,7 +999,7 @@ const char* alltoall_pairwise(Call& c, const std::byte* src, std::byte* dst, uin
         for (int s = 1; s < n; ++s) ops[k++] = eager_send(mod(r + s, n), src + static_cast<uint64_t>(mod(r + s, n)) * bb, bb);
         for (int s = 1; s < n; ++s)
             ops[k++] = eager_recv(mod(r - s, n), bb, take_copy, dst + static_cast<uint64_t>(mod(r - s, n)) * bb);
-        c.e.execute_eager(ops.data(), k, c.epoch, c.sig, c.what);
+        c.run_eager(ops, k);
         std::memcpy(dst + own, src + own, bb);
         return "pairwise";
     }

@@ -1006,13 +1006,18 @@ void Engine::check_sig(int peer, const MsgHeader& h, const MsgHeader& proto, uin
                     describe(theirs) + ", rank " + std::to_string(rank_) + " called " + describe(sig));
 }
 
-void Engine::check_len(int peer, const MsgHeader& h, uint32_t len, uint64_t epoch, const Signature& sig,
-                       const char* what) const {
-    if (h.len == len) return;
-    throw_error(Errc::invalid_argument, what,
-                "rank " + std::to_string(peer) + " sent a chunk of " + std::to_string(h.len) + " bytes where " +
-                    std::to_string(len) + " were expected (call #" + std::to_string(epoch) + ", " + describe(sig) +
-                    "; mismatched counts?)");
+void Engine::check_chunk(int peer, const MsgHeader& h, const MsgHeader& proto, uint32_t len, bool window,
+                         uint64_t epoch, const Signature& sig, const char* what) const {
+    check_sig(peer, h, proto, epoch, sig, what);
+    if (h.len != len)
+        throw_error(Errc::invalid_argument, what,
+                    "rank " + std::to_string(peer) + " sent a chunk of " + std::to_string(h.len) + " bytes where " +
+                        std::to_string(len) + " were expected (call #" + std::to_string(epoch) + ", " +
+                        describe(sig) + "; mismatched counts?)");
+    if (h.first == k_first_direct && !window)
+        throw_error(Errc::protocol, what,
+                    "rank " + std::to_string(peer) + " placed a chunk directly where no window was offered (call #" +
+                        std::to_string(epoch) + ")");
 }
 
 template <class Waiting>
@@ -1101,12 +1106,7 @@ void Engine::execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Si
                 const std::byte* pl = nullptr;
                 bool from_stash = false;
                 if (const MsgHeader* h = peek_coll(c, epoch, &pl, from_stash)) {
-                    check_sig(c.peer, *h, proto, epoch, sig, what);
-                    check_len(c.peer, *h, op.len, epoch, sig, what);
-                    if (h->first == k_first_direct)
-                        throw_error(Errc::protocol, what,
-                                    "rank " + std::to_string(c.peer) + " placed a chunk directly where no window was "
-                                    "offered (call #" + std::to_string(epoch) + ")");
+                    check_chunk(c.peer, *h, proto, op.len, false, epoch, sig, what);
                     if (op.len != 0) op.take(op.ctx, pl, op.len);
                     drop_coll(c, from_stash, epoch);
                     ++i;
@@ -1179,10 +1179,8 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         }
     }
     const MsgHeader proto = coll_proto(epoch, sig);
-    auto check_sig = [&](int peer, const MsgHeader& h) { this->check_sig(peer, h, proto, epoch, sig, what); };
     auto check = [&](const Step& s, const MsgHeader& h, uint32_t len) {
-        check_sig(s.in->peer, h);
-        check_len(s.in->peer, h, len, epoch, sig, what);
+        check_chunk(s.in->peer, h, proto, len, s.window, epoch, sig, what);
     };
     auto len_of = [&](const Step& s, uint64_t chunk) {
         const uint64_t off = chunk * payload_;
@@ -1234,7 +1232,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         if (s.rtr_out < 0 || s.out_known) return true;
         const ReadyToReceive* r = find_rtr(*s.out, epoch, s.rtr_out);
         if (r == nullptr) return false;
-        check_sig(s.out->peer, r->h);
+        check_sig(s.out->peer, r->h, proto, epoch, sig, what);
         s.out_addr = r->h.addr;
         s.out_known = true;
         const auto it = std::find_if(s.out->rtrs.begin(), s.out->rtrs.end(),
@@ -1271,12 +1269,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
     auto take_copy = [&](Step& s, uint64_t chunk, const MsgHeader& h, const std::byte* payload) {
         const uint32_t len = len_of(s, chunk);
         check(s, h, len);
-        if (h.first == k_first_direct) {
-            if (!s.window)
-                throw_error(Errc::protocol, what,
-                            "rank " + std::to_string(s.in->peer) + " placed a chunk directly where no window was "
-                            "offered (call #" + std::to_string(epoch) + ")");
-        } else if (len != 0) {
+        if (h.first != k_first_direct && len != 0) { // placed directly: already in the window
             if (s.direct_in != nullptr)
                 std::memcpy(s.direct_in + chunk * payload_, payload, len);
             else

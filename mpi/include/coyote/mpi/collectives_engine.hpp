@@ -412,9 +412,10 @@ private:
     /// Throws invalid_argument naming both calls unless h (from `peer`) carries the signature of `proto`.
     void check_sig(int peer, const MsgHeader& h, const MsgHeader& proto, uint64_t epoch, const Signature& sig,
                    const char* what) const;
-    /// Throws invalid_argument (mismatched counts?) unless h.len == len.
-    void check_len(int peer, const MsgHeader& h, uint32_t len, uint64_t epoch, const Signature& sig,
-                   const char* what) const;
+    /// A data chunk of the call from `peer`: check_sig, then invalid_argument (mismatched counts?) unless
+    /// h.len == len, and a protocol error if it claims direct placement where the receiver offered no window.
+    void check_chunk(int peer, const MsgHeader& h, const MsgHeader& proto, uint32_t len, bool window, uint64_t epoch,
+                     const Signature& sig, const char* what) const;
     /// A collective call that found nothing to do: counts the pass and waits (spin, then yield); now and then
     /// returns credits, progresses point-to-point and checks for failure reports; probes the peers waited for
     /// and throws at the deadline naming them. `waiting(data, credit, debug)` lists the channels the call waits
