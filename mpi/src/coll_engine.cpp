@@ -500,9 +500,14 @@ std::byte* Engine::staging(Channel& c) noexcept {
 
 void Engine::peer_failed(Channel& c, const Error& e) {
     if (e.code() != make_error_code(Errc::peer_gone) && e.code() != make_error_code(Errc::remote_rejected)) throw;
+    lost_peer(c, "collectives", e);
+}
+
+void Engine::lost_peer(Channel& c, const std::string& what, const Error& e) {
     broken_ = true;
+    check_abort(what);
     notify_failure(c.peer);
-    throw_error(Errc::peer_gone, "collectives",
+    throw_error(Errc::peer_gone, what,
                 "rank " + std::to_string(c.peer) + " is gone (its queue pair failed: " + e.what() + ")");
 }
 
@@ -917,11 +922,10 @@ void Engine::probe(Channel& c, const std::string& what) {
                          rdmaSg{.local_offs = k_probe_source, .remote_offs = k_probe_target, .len = 1}, false);
         (void)c.thread->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
     } catch (const Error& e) {
+        if (e.code() == make_error_code(Errc::peer_gone) || e.code() == make_error_code(Errc::remote_rejected))
+            lost_peer(c, what, e);
         broken_ = true;
         notify_failure(c.peer);
-        if (e.code() == make_error_code(Errc::peer_gone) || e.code() == make_error_code(Errc::remote_rejected))
-            throw_error(Errc::peer_gone, what,
-                        "rank " + std::to_string(c.peer) + " is gone (its queue pair failed: " + e.what() + ")");
         throw;
     }
 }

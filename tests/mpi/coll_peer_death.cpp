@@ -1,7 +1,8 @@
 // A rank dies (_exit) in the middle of an allreduce over FPGA RDMA; every other rank must fail within the
 // collectives deadline with an error naming the dead rank. Run by coll_peer_death.sh, which checks the output.
 // With the argument `eager` the allreduce is small (one message per exchange, the eager path) and the rank dies
-// before entering it.
+// before entering it. `eager-late` adds a rank that enters 0.3 s late, after the ranks that saw the death have
+// reported it and left: it must still name the dead rank, not the reporters whose queue pairs are now gone.
 #include <coyote/mpi/collectives.hpp>
 #include <coyote/mpi/mpi.hpp>
 
@@ -37,9 +38,11 @@ void report(int rank, const std::string& line) {
 
 int main(int argc, char** argv) {
     Environment env(&argc, &argv);
-    const bool eager = argc > 1 && std::string(argv[1]) == "eager";
+    const std::string mode = argc > 1 ? argv[1] : "";
+    const bool eager = mode == "eager" || mode == "eager-late";
     Communicator comm;
     const int victim = 1;
+    const int late = mode == "eager-late" ? comm.size() - 2 : -1;
     // The launcher reacts to the dead rank by terminating the others: survivors keep running until they have
     // seen the error (ignored before any rank can die, so a slow survivor is not terminated first).
     if (comm.rank() != victim) std::signal(SIGTERM, SIG_IGN);
@@ -61,6 +64,7 @@ int main(int argc, char** argv) {
             std::fflush(stdout);
             ::_exit(3);
         }
+        if (comm.rank() == late) std::this_thread::sleep_for(std::chrono::milliseconds(300));
         const auto t0 = std::chrono::steady_clock::now();
         const uint64_t before = coll.eager_calls();
         try {

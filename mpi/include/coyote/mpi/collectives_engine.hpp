@@ -402,6 +402,9 @@ private:
     void probe(Channel& c, const std::string& what);
     /// Rethrows `e` naming the peer (and tells the others) when it says the peer is gone.
     [[noreturn]] void peer_failed(Channel& c, const Error& e);
+    /// Fails the call because the queue pair to `c`'s peer failed with `e`. A report of another rank's death
+    /// that is already here takes precedence: the reporter may have left right after sending it.
+    [[noreturn]] void lost_peer(Channel& c, const std::string& what, const Error& e);
     /// Tells every other peer that this rank failed because `dead` (-1: deadline) is gone.
     void notify_failure(int dead) noexcept;
     /// Throws peer_gone if a peer reported a failure (and passes the report on).
