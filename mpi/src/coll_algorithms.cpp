@@ -110,10 +110,19 @@ Step ring_fwd(int from, int to, uint64_t bytes, std::function<void(uint64_t, con
 /// Eager operations (Engine::execute_eager).
 void take_copy(void* dst, const std::byte* payload, uint32_t len) { std::memcpy(dst, payload, len); }
 EagerOp eager_send(int to, const std::byte* src, uint64_t bytes) {
-    return EagerOp{true, to, static_cast<uint32_t>(bytes), src, nullptr, nullptr};
+    return EagerOp{true, false, to, static_cast<uint32_t>(bytes), src, nullptr, nullptr, nullptr, -1, -1, false};
 }
 EagerOp eager_recv(int from, uint64_t bytes, void (*take)(void*, const std::byte*, uint32_t), void* ctx) {
-    return EagerOp{false, from, static_cast<uint32_t>(bytes), nullptr, take, ctx};
+    return EagerOp{false, false, from, static_cast<uint32_t>(bytes), nullptr, nullptr, take, ctx, -1, -1, false};
+}
+/// A message the receiver copies to `dst` unchanged (EagerOp::copy: placed directly from direct_min bytes on).
+EagerOp eager_copy_send(int to, const std::byte* src, uint64_t bytes) {
+    EagerOp op = eager_send(to, src, bytes);
+    op.copy = true;
+    return op;
+}
+EagerOp eager_copy_recv(int from, uint64_t bytes, std::byte* dst) {
+    return EagerOp{false, true, from, static_cast<uint32_t>(bytes), nullptr, dst, nullptr, nullptr, -1, -1, false};
 }
 
 /// The reduction kernels of one call: the host kernels, or the vFPGA's user logic when offloaded.
@@ -158,8 +167,8 @@ struct Call {
     }
     void run(IdleCopy idle = {}) { e.execute(steps, epoch, sig, what, idle); }
     template <std::size_t N>
-    void run_eager(std::array<EagerOp, N>& ops, std::size_t used) {
-        e.execute_eager(ops.data(), used, epoch, sig, what);
+    void run_eager(std::array<EagerOp, N>& ops, std::size_t used, IdleCopy idle = {}) {
+        e.execute_eager(ops.data(), used, epoch, sig, what, idle);
     }
     std::size_t elems(uint32_t len) const { return len / es; }
 };
@@ -191,21 +200,21 @@ const char* broadcast(Call& c, std::byte* buf, uint64_t bytes, bool tree) {
     auto real = [&](int vr) { return mod(vr + c.a.root, c.n); };
     const bool flat = tree && c.n <= k_flat_bcast_ranks && bytes <= c.e.payload() && c.e.all_connected() &&
                       (bytes <= k_flat_bcast_small || c.e.config().oversubscribed);
-    if (tree && c.e.eager_fits(bytes)) {
+    if (tree && c.e.eager_copy_fits(bytes)) {
         // One message per rank: the same flat or binomial pattern without a schedule.
         std::array<EagerOp, 34> ops;
         std::size_t k = 0;
         if (flat) {
             if (v == 0)
-                for (int t = 1; t < c.n; ++t) ops[k++] = eager_send(real(t), buf, bytes);
+                for (int t = 1; t < c.n; ++t) ops[k++] = eager_copy_send(real(t), buf, bytes);
             else
-                ops[k++] = eager_recv(c.a.root, bytes, take_copy, buf);
+                ops[k++] = eager_copy_recv(c.a.root, bytes, buf);
         } else {
             int mask = 1;
             while (mask < c.n && (v & mask) == 0) mask <<= 1;
-            if (mask < c.n) ops[k++] = eager_recv(real(v - mask), bytes, take_copy, buf);
+            if (mask < c.n) ops[k++] = eager_copy_recv(real(v - mask), bytes, buf);
             for (mask >>= 1; mask > 0; mask >>= 1)
-                if (v + mask < c.n) ops[k++] = eager_send(real(v + mask), buf, bytes);
+                if (v + mask < c.n) ops[k++] = eager_copy_send(real(v + mask), buf, bytes);
         }
         c.run_eager(ops, k);
         return flat ? "flat" : "binomial";
@@ -814,17 +823,16 @@ const char* allgather(Call& c, std::byte* dst, uint64_t bb, const std::byte* own
     const int r = c.r;
     const int prev = mod(r - 1, n);
     const int next = mod(r + 1, n);
-    if (c.e.eager_fits(bb) && n <= 9) {
+    if (c.e.eager_copy_fits(bb) && n <= 9) {
         // Round k passes block r - k on and receives block r - k - 1 (the next round's send).
         std::array<EagerOp, 16> ops;
         std::size_t k = 0;
         for (int step = 0; step < n - 1; ++step) {
             const int out = mod(r - step, n);
-            ops[k++] = eager_send(next, step == 0 ? own : dst + static_cast<uint64_t>(out) * bb, bb);
-            ops[k++] = eager_recv(prev, bb, take_copy, dst + static_cast<uint64_t>(mod(r - step - 1, n)) * bb);
+            ops[k++] = eager_copy_send(next, step == 0 ? own : dst + static_cast<uint64_t>(out) * bb, bb);
+            ops[k++] = eager_copy_recv(prev, bb, dst + static_cast<uint64_t>(mod(r - step - 1, n)) * bb);
         }
-        c.run_eager(ops, k);
-        if (own != dst + static_cast<uint64_t>(r) * bb) std::memcpy(dst + static_cast<uint64_t>(r) * bb, own, bb);
+        c.run_eager(ops, k, {dst + static_cast<uint64_t>(r) * bb, own, bb});
         return "ring";
     }
     c.add(copy_send(next, bb, own));
@@ -993,14 +1001,14 @@ const char* alltoall_pairwise(Call& c, const std::byte* src, std::byte* dst, uin
     const int n = c.n;
     const int r = c.r;
     const auto own = static_cast<uint64_t>(r) * bb;
-    if (c.e.eager_fits(bb) && n <= 9) {
+    if (c.e.eager_copy_fits(bb) && n <= 9) {
         std::array<EagerOp, 16> ops;
         std::size_t k = 0;
-        for (int s = 1; s < n; ++s) ops[k++] = eager_send(mod(r + s, n), src + static_cast<uint64_t>(mod(r + s, n)) * bb, bb);
         for (int s = 1; s < n; ++s)
-            ops[k++] = eager_recv(mod(r - s, n), bb, take_copy, dst + static_cast<uint64_t>(mod(r - s, n)) * bb);
-        c.run_eager(ops, k);
-        std::memcpy(dst + own, src + own, bb);
+            ops[k++] = eager_copy_send(mod(r + s, n), src + static_cast<uint64_t>(mod(r + s, n)) * bb, bb);
+        for (int s = 1; s < n; ++s)
+            ops[k++] = eager_copy_recv(mod(r - s, n), bb, dst + static_cast<uint64_t>(mod(r - s, n)) * bb);
+        c.run_eager(ops, k, {dst + own, src + own, bb});
         return "pairwise";
     }
     c.steps.reserve(2 * static_cast<std::size_t>(n - 1));

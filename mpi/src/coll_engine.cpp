@@ -63,6 +63,15 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+/// Copies up to `max` bytes of `c` and advances it.
+void run_idle_copy(IdleCopy& c, uint64_t max = ~0ull) noexcept {
+    const uint64_t n = std::min(max, c.bytes);
+    if (n != 0 && c.dst != c.src) std::memcpy(c.dst, c.src, n);
+    c.dst += n;
+    c.src += n;
+    c.bytes -= n;
+}
+
 /// Payload bytes a message carries in its slot (a directly placed chunk carries none).
 uint32_t carried(const MsgHeader& h) noexcept {
     return h.kind == k_kind_coll && h.first == k_first_direct ? 0 : h.len;
@@ -544,6 +553,36 @@ void Engine::post_copy(Channel& c, const MsgHeader& h, const std::byte* src) {
     }
     if (h.len != 0) std::memcpy(staging(c), src, h.len);
     post(c, h);
+}
+
+bool Engine::write_direct(Channel& c, const std::byte* src, uint64_t remote, uint32_t len) {
+    if (direct_denied_) return false;
+    try {
+        c.thread->invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, const_cast<std::byte*>(src), remote, len, false);
+    } catch (const Error& e) {
+        // The wire cannot reach the peer's memory (e.g. cross-process access denied): the receiver takes either.
+        if (e.code() != make_error_code(Errc::not_supported)) peer_failed(c, e);
+        direct_denied_ = true;
+        return false;
+    }
+    direct_bytes_.fetch_add(len, std::memory_order_relaxed);
+    return true;
+}
+
+int Engine::offer_window(Channel& c, const MsgHeader& proto, int index, std::byte* dst, uint64_t len) {
+    uint64_t addr = 0;
+    const int w = dst != nullptr ? acquire_window(c, dst, len) : -1;
+    if (w >= 0) {
+        ++c.windows;
+        addr = reinterpret_cast<uint64_t>(dst);
+    } // else no window (table full, backend without windows): the peer sends through the ring
+    MsgHeader h = proto;
+    h.kind = k_kind_rtr;
+    h.len = 0;
+    h.tag = index;
+    h.addr = addr;
+    post(c, h);
+    return w;
 }
 
 void Engine::validate(Channel& c, const MsgHeader& h) {
@@ -1088,44 +1127,107 @@ void Engine::fail_call() noexcept {
     }
 }
 
-void Engine::execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Signature& sig, const char* what) {
+void Engine::execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Signature& sig, const char* what,
+                           IdleCopy idle_copy) {
     std::unique_lock lk(mtx_);
     const MsgHeader proto = coll_proto(epoch, sig);
+    // Copy messages from direct_min bytes on are placed directly; the k-th such message on a channel (in list
+    // order, each direction apart) has ready-to-receive k, on both sides.
+    std::size_t offers = 0;  // direct receives whose ready-to-receive is not out yet
+    std::size_t sends = 0;   // index past the last send
+    for (std::size_t j = 0; j < n; ++j) {
+        EagerOp& op = ops[j];
+        op.rtr = op.win = -1;
+        op.offered = false;
+        if (op.send) sends = j + 1;
+        if (!op.copy || op.len == 0 || cfg_.direct_min == 0 || op.len < cfg_.direct_min) continue;
+        int index = 0;
+        for (std::size_t k = 0; k < j; ++k)
+            if (ops[k].rtr >= 0 && ops[k].send == op.send && ops[k].peer == op.peer) ++index;
+        op.rtr = index;
+        if (!op.send) ++offers;
+    }
+    const bool idle_overlap = idle_copy.bytes <= k_idle_copy_max && spin_passes_ > 1;
     Idle idle;
     std::size_t i = 0;
     try {
         while (i < n) {
+            // Windows first: a rank that offered its windows only when it reached the receive would make its
+            // peers wait with their writes.
+            for (std::size_t j = i; offers != 0 && j < n; ++j) {
+                EagerOp& o = ops[j];
+                if (o.send || o.rtr < 0 || o.offered) continue;
+                Channel& c = chan(o.peer, what);
+                if (!can_send(c, 1)) continue;
+                o.win = c.windows < k_windows_per_channel ? offer_window(c, proto, o.rtr, o.dst, o.len)
+                                                          : offer_window(c, proto, o.rtr, nullptr, 0);
+                o.offered = true;
+                --offers;
+            }
             EagerOp& op = ops[i];
             Channel& c = chan(op.peer, what);
             if (op.send) {
                 if (can_send(c, 1)) {
                     MsgHeader h = proto;
                     h.len = op.len;
-                    post_copy(c, h, op.src);
-                    ++i;
-                    idle.passes = 0;
-                    continue;
+                    if (op.rtr < 0) {
+                        post_copy(c, h, op.src);
+                        ++i;
+                        idle.passes = 0;
+                        continue;
+                    }
+                    if (const ReadyToReceive* r = find_rtr(c, epoch, op.rtr)) {
+                        check_sig(c.peer, r->h, proto, epoch, sig, what);
+                        const uint64_t addr = r->h.addr;
+                        c.rtrs.erase(std::find_if(c.rtrs.begin(), c.rtrs.end(),
+                                                  [r](const ReadyToReceive& x) { return &x == r; }));
+                        if (addr != 0 && write_direct(c, op.src, addr, op.len)) {
+                            h.first = k_first_direct;
+                            post(c, h, true);
+                        } else {
+                            post_copy(c, h, op.src);
+                        }
+                        ++i;
+                        idle.passes = 0;
+                        continue;
+                    }
                 }
             } else {
                 const std::byte* pl = nullptr;
                 bool from_stash = false;
                 if (const MsgHeader* h = peek_coll(c, epoch, &pl, from_stash)) {
-                    check_chunk(c.peer, *h, proto, op.len, false, epoch, sig, what);
-                    if (op.len != 0) op.take(op.ctx, pl, op.len);
+                    check_chunk(c.peer, *h, proto, op.len, op.win >= 0, epoch, sig, what);
+                    if (op.len != 0 && h->first != k_first_direct) {
+                        if (op.copy)
+                            std::memcpy(op.dst, pl, op.len);
+                        else
+                            op.take(op.ctx, pl, op.len);
+                    }
+                    if (op.win >= 0) {
+                        c.wins[static_cast<std::size_t>(op.win)].in_use = false;
+                        --c.windows;
+                        op.win = -1;
+                    }
                     drop_coll(c, from_stash, epoch);
                     ++i;
                     idle.passes = 0;
                     continue;
                 }
             }
+            if (idle_overlap && idle_copy.bytes != 0 && i >= sends) {
+                run_idle_copy(idle_copy, k_idle_copy_piece);
+                continue;
+            }
             idle_pass(idle, lk, epoch, sig, what,
                       [&](std::vector<Channel*>& data, std::vector<Channel*>& credit, std::string* debug) {
-                          (op.send ? credit : data).push_back(&c);
+                          (op.send && op.rtr < 0 ? credit : data).push_back(&c);
                           if (debug != nullptr)
                               *debug += " op" + std::to_string(i) + "/" + std::to_string(n) +
-                                        (op.send ? " send to " : " receive from ") + std::to_string(op.peer);
+                                        (op.send ? " send to " : " receive from ") + std::to_string(op.peer) +
+                                        (op.rtr >= 0 ? " (direct)" : "");
                       });
         }
+        run_idle_copy(idle_copy);
     } catch (...) {
         fail_call();
         throw;
@@ -1135,16 +1237,8 @@ void Engine::execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Si
 
 void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& sig, const char* what,
                      IdleCopy idle_copy) {
-    // Copies up to `max` bytes of the idle copy.
-    auto run_idle_copy = [&idle_copy](uint64_t max = ~0ull) {
-        const uint64_t n = std::min(max, idle_copy.bytes);
-        if (n != 0 && idle_copy.dst != idle_copy.src) std::memcpy(idle_copy.dst, idle_copy.src, n);
-        idle_copy.dst += n;
-        idle_copy.src += n;
-        idle_copy.bytes -= n;
-    };
     if (steps.empty()) {
-        run_idle_copy();
+        run_idle_copy(idle_copy);
         return;
     }
     // Large copies are bandwidth-bound like the exchange itself: overlapping them gains nothing (measured:
@@ -1208,19 +1302,8 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
     // Direct placement. Receiver: offer direct_in as a window (or the ring, address 0) with a ready-to-receive.
     auto send_rtr = [&](Step& s) {
         if (s.in->windows >= k_windows_per_channel || !can_send(*s.in, 1)) return false;
-        uint64_t addr = 0;
-        if (const int w = acquire_window(*s.in, s.direct_in, s.bytes); w >= 0) {
-            s.window = true;
-            s.win_slot = w;
-            ++s.in->windows;
-            addr = reinterpret_cast<uint64_t>(s.direct_in);
-        } // else no window (table full, backend without windows): the peer sends through the ring
-        MsgHeader h = proto;
-        h.kind = k_kind_rtr;
-        h.len = 0;
-        h.tag = s.rtr_in;
-        h.addr = addr;
-        post(*s.in, h);
+        s.win_slot = offer_window(*s.in, proto, s.rtr_in, s.direct_in, s.bytes);
+        s.window = s.win_slot >= 0;
         s.rtr_sent = true;
         return true;
     };
@@ -1250,23 +1333,12 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         const uint64_t off = s.done * payload_;
         MsgHeader h = proto;
         h.len = len;
-        if (s.out_addr != 0 && len != 0 && !direct_denied_) {
-            try {
-                s.out->thread->invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, const_cast<std::byte*>(src + off),
-                                          s.out_addr + off, len, false);
-                h.first = k_first_direct;
-                post(*s.out, h, true);
-                direct_bytes_.fetch_add(len, std::memory_order_relaxed);
-                ++s.done;
-                return;
-            } catch (const Error& e) {
-                // The wire cannot reach the peer's memory (e.g. cross-process access denied): this and every later
-                // stream go through the ring; the receiver takes either.
-                if (e.code() != make_error_code(Errc::not_supported)) peer_failed(*s.out, e);
-                direct_denied_ = true;
-            }
+        if (s.out_addr != 0 && len != 0 && write_direct(*s.out, src + off, s.out_addr + off, len)) {
+            h.first = k_first_direct;
+            post(*s.out, h, true);
+        } else {
+            post_copy(*s.out, h, src + off);
         }
-        post_copy(*s.out, h, src + off);
         ++s.done;
     };
     // One received chunk of a copy stream: placed already, or copied (absorbed) into place.
@@ -1428,7 +1500,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                 if (sent_all) {
                     // In pieces, polling in between: a long copy must not stop this rank from consuming (and
                     // crediting) what its peers still send.
-                    run_idle_copy(k_idle_copy_piece);
+                    run_idle_copy(idle_copy, k_idle_copy_piece);
                     continue;
                 }
             }
@@ -1446,7 +1518,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
                                        "/" + std::to_string(steps[i].chunks) + "]";
                       });
         }
-        run_idle_copy();
+        run_idle_copy(idle_copy);
     } catch (...) {
         // Channels may hold messages of this call: the object cannot continue.
         for (auto& st : steps) st.window = false;

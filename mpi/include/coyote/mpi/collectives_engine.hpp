@@ -266,15 +266,24 @@ struct IdleCopy {
 };
 
 /// One message of an eager call (Engine::execute_eager). Trivial (arrays of them cost nothing to declare): set
-/// every field.
+/// every field but the engine's.
 struct EagerOp {
     bool send;
+    /// A plain copy on both sides (the receive lands at `dst`). From EngineConfig::direct_min bytes on such a
+    /// message is placed directly (ready-to-receive, write into the window, header), so both sides must mark
+    /// the message alike.
+    bool copy;
     int peer;
     uint32_t len;          ///< payload bytes (at most Engine::payload())
     const std::byte* src;  ///< send: the payload
-    /// recv: takes the payload (a copy or a reduction); `ctx` is passed through. Not called for len 0.
+    std::byte* dst;        ///< copy receive: the destination
+    /// Other receives: takes the payload (e.g. a reduction); `ctx` is passed through. Not called for len 0.
     void (*take)(void* ctx, const std::byte* payload, uint32_t len);
     void* ctx;
+    // set by execute_eager
+    int32_t rtr;  ///< placed directly: index of its ready-to-receive on the channel (-1: through the ring)
+    int32_t win;  ///< direct receive: the window offered (Channel::wins slot, -1: none)
+    bool offered; ///< direct receive: ready-to-receive posted
 };
 
 /// Configuration shared by all ranks (checked at construction).
@@ -330,11 +339,17 @@ public:
     bool eager_fits(uint64_t bytes) const noexcept {
         return bytes <= payload_ && (cfg_.direct_min == 0 || bytes < cfg_.direct_min);
     }
+    /// The same for calls whose messages are all marked EagerOp::copy: one slot each (larger ones are placed
+    /// directly, one message each).
+    bool eager_copy_fits(uint64_t bytes) const noexcept { return bytes <= payload_; }
     /// Runs the single-message operations `ops[0, n)` in order without building a schedule: a send goes out as
-    /// soon as its peer has a free slot, a receive waits for its message (each message fits eager_fits). The
-    /// order must not make two ranks wait for each other (every rank's list follows the same algorithm).
-    /// Errors as for execute().
-    void execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Signature& sig, const char* what);
+    /// soon as its peer has a free slot (a direct one once its ready-to-receive arrived), a receive waits for
+    /// its message (each message fits eager_fits, or eager_copy_fits when marked copy). Direct receives offer
+    /// their windows at the start. The order must not make two ranks wait for each other (every rank's list
+    /// follows the same algorithm). `idle_copy` runs while the call waits once every send is out, the rest at
+    /// the end. Errors as for execute().
+    void execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Signature& sig, const char* what,
+                       IdleCopy idle_copy = {});
 
     /// Point-to-point.
     std::shared_ptr<OpState> post_send(const void* buf, uint64_t bytes, int peer, int tag);
@@ -384,6 +399,12 @@ private:
     /// into the peer's slot, then the header; below that (or where the backend writes only from the registered
     /// buffer) staged. One message: the caller checked can_send.
     void post_copy(Channel& c, const MsgHeader& h, const std::byte* src);
+    /// Writes [src, src + len) into the peer's window at `remote` (last = false; the caller posts the header).
+    /// False when the wire cannot reach the peer's memory: then this and every later stream go through the ring.
+    bool write_direct(Channel& c, const std::byte* src, uint64_t remote, uint32_t len);
+    /// Offers a window over [dst, dst + len) (or the ring, when none is free) to c's peer as ready-to-receive
+    /// `index` of call `epoch`; returns the window slot or -1. The caller checked can_send.
+    int offer_window(Channel& c, const MsgHeader& proto, int index, std::byte* dst, uint64_t len);
     /// Finds the ready-to-receive `index` of call `epoch` from c's peer (reading the ring as needed).
     const ReadyToReceive* find_rtr(Channel& c, uint64_t epoch, int index);
     const MsgHeader* head(Channel& c, const std::byte** payload);
