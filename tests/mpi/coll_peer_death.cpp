@@ -3,6 +3,8 @@
 // With the argument `eager` the allreduce is small (one message per exchange, the eager path) and the rank dies
 // before entering it. `eager-late` adds a rank that enters 0.3 s late, after the ranks that saw the death have
 // reported it and left: it must still name the dead rank, not the reporters whose queue pairs are now gone.
+// `eager-direct` (run with COYOTE_COLL_DIRECT_MIN=1) uses a 2 KiB-a-rank allgather instead, eager with its
+// messages placed directly: the survivors wait for the dead rank's ready-to-receive or its data.
 #include <coyote/mpi/collectives.hpp>
 #include <coyote/mpi/mpi.hpp>
 
@@ -39,7 +41,8 @@ void report(int rank, const std::string& line) {
 int main(int argc, char** argv) {
     Environment env(&argc, &argv);
     const std::string mode = argc > 1 ? argv[1] : "";
-    const bool eager = mode == "eager" || mode == "eager-late";
+    const bool eager = mode == "eager" || mode == "eager-late" || mode == "eager-direct";
+    const bool gather = mode == "eager-direct";
     Communicator comm;
     const int victim = 1;
     const int late = mode == "eager-late" ? comm.size() - 2 : -1;
@@ -52,6 +55,15 @@ int main(int argc, char** argv) {
         keep = std::make_unique<Collectives>(comm, select_device(comm));
         Collectives& coll = *keep;
         coll.allreduce(MPI_IN_PLACE, data.data(), 1024, Datatype::float32, Op::sum); // all ranks are up
+        // 512 floats a rank: the ring allgather (above allgather_small), one direct message a step.
+        std::vector<float> all(512 * static_cast<std::size_t>(comm.size()));
+        if (gather) {
+            const uint64_t e0 = coll.eager_calls(), d0 = coll.direct_bytes();
+            coll.allgather(data.data(), all.data(), 512, Datatype::float32);
+            if (coll.eager_calls() != e0 + 1 || coll.direct_bytes() == d0)
+                report(comm.rank(), "rank " + std::to_string(comm.rank()) +
+                                        ": FAIL: the allgather did not run eagerly with direct placement");
+        }
         if (comm.rank() == victim && eager) {
             std::printf("rank %d: exiting before the small allreduce\n", comm.rank());
             std::fflush(stdout);
@@ -68,7 +80,11 @@ int main(int argc, char** argv) {
         const auto t0 = std::chrono::steady_clock::now();
         const uint64_t before = coll.eager_calls();
         try {
-            coll.allreduce(MPI_IN_PLACE, data.data(), eager ? 4 : data.size(), Datatype::float32, Op::sum);
+            if (gather) {
+                coll.allgather(data.data(), all.data(), 512, Datatype::float32);
+            } else {
+                coll.allreduce(MPI_IN_PLACE, data.data(), eager ? 4 : data.size(), Datatype::float32, Op::sum);
+            }
             report(comm.rank(), "rank " + std::to_string(comm.rank()) + ": FAIL: the allreduce completed without rank " +
                                     std::to_string(victim));
         } catch (const Error& e) {
