@@ -643,12 +643,9 @@ const MsgHeader* Engine::peek_coll(Channel& c, uint64_t epoch, const std::byte**
                 *payload = p;
                 return h;
             }
-            Stashed s;
-            s.h = *h;
-            s.data.assign(p, p + carried(*h));
-            c.stash.push_back(std::move(s));
+            set_aside(c, *h, p);
         } else if (h->kind == k_kind_rtr) {
-            c.rtrs.push_back(ReadyToReceive{*h});
+            set_aside(c, *h, nullptr);
         } else {
             dispatch_p2p(c, *h, p);
         }
@@ -666,7 +663,7 @@ const ReadyToReceive* Engine::find_rtr(Channel& c, uint64_t epoch, int index) {
         const MsgHeader* h = head(c, &p);
         if (h == nullptr) return nullptr;
         if (h->kind == k_kind_rtr) {
-            c.rtrs.push_back(ReadyToReceive{*h});
+            set_aside(c, *h, nullptr);
             release_head(c);
             if (match(c.rtrs.back())) return &c.rtrs.back();
             continue;
@@ -674,13 +671,30 @@ const ReadyToReceive* Engine::find_rtr(Channel& c, uint64_t epoch, int index) {
         if (h->kind == k_kind_p2p) {
             dispatch_p2p(c, *h, p);
         } else {
-            Stashed s;
-            s.h = *h;
-            s.data.assign(p, p + carried(*h));
-            c.stash.push_back(std::move(s));
+            set_aside(c, *h, p);
         }
         release_head(c);
     }
+}
+
+void Engine::check_current(const Channel& c, const MsgHeader& h) const {
+    // A message of the running call seen ahead of its turn shows a mismatch now, not at the deadline (e.g. a
+    // peer that sends through the ring where this rank waits for its ready-to-receive).
+    if (cur_.proto != nullptr && h.epoch == cur_.epoch && h.kind != k_kind_p2p &&
+        cur_.thread == std::this_thread::get_id())
+        check_sig(c.peer, h, *cur_.proto, cur_.epoch, *cur_.sig, cur_.what);
+}
+
+void Engine::set_aside(Channel& c, const MsgHeader& h, const std::byte* payload) {
+    check_current(c, h);
+    if (h.kind == k_kind_rtr) {
+        c.rtrs.push_back(ReadyToReceive{h});
+        return;
+    }
+    Stashed s;
+    s.h = h;
+    s.data.assign(payload, payload + carried(h));
+    c.stash.push_back(std::move(s));
 }
 
 void Engine::drop_coll(Channel& c, bool from_stash, uint64_t epoch) {
@@ -841,15 +855,13 @@ void Engine::progress_p2p(Channel* drain, bool in_collective) {
                 dispatch_p2p(c, *h, pl);
                 release_head(c);
             } else if (h->kind == k_kind_rtr) {
-                c.rtrs.push_back(ReadyToReceive{*h});
+                set_aside(c, *h, nullptr);
                 release_head(c);
             } else if (&c == drain) {
-                Stashed s;
-                s.h = *h;
-                s.data.assign(pl, pl + carried(*h));
-                c.stash.push_back(std::move(s));
+                set_aside(c, *h, pl);
                 release_head(c);
             } else {
+                check_current(c, *h); // left at the head for its call
                 break;
             }
         }
@@ -1131,6 +1143,7 @@ void Engine::execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Si
                            IdleCopy idle_copy) {
     std::unique_lock lk(mtx_);
     const MsgHeader proto = coll_proto(epoch, sig);
+    const CallScope scope(*this, epoch, proto, sig, what);
     // Copy messages from direct_min bytes on are placed directly; the k-th such message on a channel (in list
     // order, each direction apart) has ready-to-receive k, on both sides.
     std::size_t offers = 0;  // direct receives whose ready-to-receive is not out yet
@@ -1277,6 +1290,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         }
     }
     const MsgHeader proto = coll_proto(epoch, sig);
+    const CallScope scope(*this, epoch, proto, sig, what);
     auto check = [&](const Step& s, const MsgHeader& h, uint32_t len) {
         check_chunk(s.in->peer, h, proto, len, s.window, epoch, sig, what);
     };

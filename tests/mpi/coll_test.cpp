@@ -1231,4 +1231,32 @@ TEST(CollErrors, MismatchedCountsAreDetected) {
     EXPECT_TRUE(named) << msg;
 }
 
+// Counts on both sides of direct_min: rank 0 places its blocks directly and waits for ready-to-receives that
+// its peers, which send through the ring, never post. Their messages of the call reach rank 0 first and name
+// the mismatch before the deadline.
+TEST(CollErrors, MismatchAcrossTheDirectThresholdIsDetected) {
+    if (quick()) GTEST_SKIP() << "reduced matrix";
+    CollectiveOptions o = coll().options();
+    o.buffer_size = 1u << 20;
+    o.chunk_bytes = 64u << 10;
+    o.direct_min = 16u << 10;
+    o.timeout = std::chrono::milliseconds(3000);
+    Collectives c2(*g_world->comm, g_world->dev, o);
+    const uint64_t n = rank() == 0 ? (32u << 10) / 4 : (4u << 10) / 4; // int32: 32 KiB (direct) or 4 KiB
+    std::vector<int32_t> in((32u << 10) / 4, 1), out(in.size() * static_cast<std::size_t>(nranks()));
+    std::string msg;
+    try {
+        c2.allgather(in.data(), out.data(), n, Datatype::int32);
+    } catch (const Error& e) {
+        msg = e.what();
+    }
+    EXPECT_FALSE(msg.empty()) << "rank " << rank() << " finished a mismatched allgather";
+    if (rank() == 0) {
+        EXPECT_NE(msg.find("mismatched collective call"), std::string::npos) << msg;
+    }
+    const bool named = msg.find("mismatched") != std::string::npos || msg.find("no progress") != std::string::npos ||
+                       msg.find("is gone") != std::string::npos;
+    EXPECT_TRUE(named) << msg;
+}
+
 }  // namespace

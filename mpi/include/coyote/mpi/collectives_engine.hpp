@@ -415,6 +415,39 @@ private:
     /// messages and stashes other calls' messages on the way. null if none yet.
     const MsgHeader* peek_coll(Channel& c, uint64_t epoch, const std::byte** payload, bool& from_stash);
     void drop_coll(Channel& c, bool from_stash, uint64_t epoch);
+    /// Keeps a ready-to-receive or collective message that is not yet wanted (c.rtrs / c.stash), after
+    /// check_current.
+    void set_aside(Channel& c, const MsgHeader& h, const std::byte* payload);
+    /// The collective call that last took mtx_ to run (set_aside checks its messages; mtx_ held).
+    struct Current {
+        uint64_t epoch = 0;
+        const MsgHeader* proto = nullptr;
+        const Signature* sig = nullptr;
+        const char* what = nullptr;
+        std::thread::id thread; ///< its thread: only that thread's passes check (and throw) for it
+    };
+    /// Throws the mismatch if `h` (from c's peer) belongs to the Current call of this thread and carries
+    /// another signature.
+    void check_current(const Channel& c, const MsgHeader& h) const;
+    /// Makes a running call Current for its lifetime (mtx_ held). Calls on two threads may interleave while one
+    /// yields: the later one takes over, and each clears only its own entry (never a dangling one).
+    class CallScope {
+    public:
+        CallScope(Engine& e, uint64_t epoch, const MsgHeader& proto, const Signature& sig, const char* what) noexcept
+            : e_(e), proto_(&proto) {
+            e_.cur_ = Current{epoch, &proto, &sig, what, std::this_thread::get_id()};
+        }
+        ~CallScope() {
+            if (e_.cur_.proto == proto_) e_.cur_ = Current{};
+        }
+        CallScope(const CallScope&) = delete;
+        CallScope& operator=(const CallScope&) = delete;
+
+    private:
+        Engine& e_;
+        const MsgHeader* proto_;
+    };
+    Current cur_;
     void dispatch_p2p(Channel& c, const MsgHeader& h, const std::byte* payload);
     /// `in_collective`: called from a collective's idle passes (link errors are kept for the next
     /// point-to-point call instead of failing the collective).
