@@ -1205,6 +1205,25 @@ TEST(CollErrors, DirectMinAutoFollowsOversubscription) {
     EXPECT_EQ(lo, hi);
 }
 
+/// Runs a call whose count differs on rank 0: every rank must fail; rank 0 must name the mismatch, the others
+/// the mismatch, the deadline, or the queue pairs of a rank that already gave up.
+template <class Call>
+void expect_mismatch(const char* what, Call&& call) {
+    std::string msg;
+    try {
+        call();
+    } catch (const Error& e) {
+        msg = e.what();
+    }
+    EXPECT_FALSE(msg.empty()) << "rank " << rank() << " finished a mismatched " << what;
+    if (rank() == 0) {
+        EXPECT_NE(msg.find("mismatched collective call"), std::string::npos) << msg;
+    }
+    const bool named = msg.find("mismatched") != std::string::npos || msg.find("no progress") != std::string::npos ||
+                       msg.find("is gone") != std::string::npos;
+    EXPECT_TRUE(named) << msg;
+}
+
 TEST(CollErrors, MismatchedCountsAreDetected) {
     if (quick()) GTEST_SKIP() << "reduced matrix";
     // A separate object with a short deadline: a mismatch leaves it unusable.
@@ -1213,22 +1232,9 @@ TEST(CollErrors, MismatchedCountsAreDetected) {
     Collectives c2(*g_world->comm, g_world->dev, o);
     std::vector<int32_t> v(16, 1);
     const uint64_t n = rank() == 0 ? 8 : 9;
-    std::string msg;
-    try {
-        c2.allreduce(MPI_IN_PLACE, v.data(), n, Datatype::int32, Op::sum);
-    } catch (const Error& e) {
-        msg = e.what();
-    }
     // Rank 0 receives a message of the mismatched call first in every schedule; a rank whose partner failed
     // first may only see the deadline.
-    EXPECT_FALSE(msg.empty()) << "rank " << rank() << " finished a mismatched allreduce";
-    if (rank() == 0) {
-        EXPECT_NE(msg.find("mismatched collective call"), std::string::npos) << msg;
-    }
-    // Others see the mismatch, the deadline, or the queue pairs of a rank that already gave up.
-    const bool named = msg.find("mismatched") != std::string::npos || msg.find("no progress") != std::string::npos ||
-                       msg.find("is gone") != std::string::npos;
-    EXPECT_TRUE(named) << msg;
+    expect_mismatch("allreduce", [&] { c2.allreduce(MPI_IN_PLACE, v.data(), n, Datatype::int32, Op::sum); });
 }
 
 // Counts on both sides of direct_min: rank 0 places its blocks directly and waits for ready-to-receives that
@@ -1244,19 +1250,7 @@ TEST(CollErrors, MismatchAcrossTheDirectThresholdIsDetected) {
     Collectives c2(*g_world->comm, g_world->dev, o);
     const uint64_t n = rank() == 0 ? (32u << 10) / 4 : (4u << 10) / 4; // int32: 32 KiB (direct) or 4 KiB
     std::vector<int32_t> in((32u << 10) / 4, 1), out(in.size() * static_cast<std::size_t>(nranks()));
-    std::string msg;
-    try {
-        c2.allgather(in.data(), out.data(), n, Datatype::int32);
-    } catch (const Error& e) {
-        msg = e.what();
-    }
-    EXPECT_FALSE(msg.empty()) << "rank " << rank() << " finished a mismatched allgather";
-    if (rank() == 0) {
-        EXPECT_NE(msg.find("mismatched collective call"), std::string::npos) << msg;
-    }
-    const bool named = msg.find("mismatched") != std::string::npos || msg.find("no progress") != std::string::npos ||
-                       msg.find("is gone") != std::string::npos;
-    EXPECT_TRUE(named) << msg;
+    expect_mismatch("allgather", [&] { c2.allgather(in.data(), out.data(), n, Datatype::int32); });
 }
 
 }  // namespace
