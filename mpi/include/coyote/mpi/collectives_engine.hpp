@@ -447,7 +447,6 @@ private:
         Engine& e_;
         const MsgHeader* proto_;
     };
-    Current cur_;
     void dispatch_p2p(Channel& c, const MsgHeader& h, const std::byte* payload);
     /// `in_collective`: called from a collective's idle passes (link errors are kept for the next
     /// point-to-point call instead of failing the collective).
@@ -523,6 +522,7 @@ private:
     std::atomic<uint64_t> eager_calls_{0};
     bool direct_denied_ = false; ///< a direct write failed with not_supported: streams go through the ring
     bool ring_write_denied_ = false; ///< an unstaged ring write failed with not_supported: copy chunks are staged
+    Current cur_;                    ///< see CallScope
     mpi::BootstrapOptions bootstrap_;
     // links: declared after chans_ (channels point into the links' buffers; raw pointers only)
     mpi::DeviceAssignment device_;
