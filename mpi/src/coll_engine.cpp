@@ -585,6 +585,30 @@ int Engine::offer_window(Channel& c, const MsgHeader& proto, int index, std::byt
     return w;
 }
 
+void Engine::end_offer(Channel& c, int slot) noexcept {
+    c.wins[static_cast<std::size_t>(slot)].in_use = false;
+    --c.windows;
+}
+
+bool Engine::take_rtr(Channel& c, const MsgHeader& proto, uint64_t epoch, const Signature& sig, const char* what,
+                      int index, uint64_t& addr) {
+    const ReadyToReceive* r = find_rtr(c, epoch, index);
+    if (r == nullptr) return false;
+    check_sig(c.peer, r->h, proto, epoch, sig, what);
+    addr = r->h.addr;
+    c.rtrs.erase(std::find_if(c.rtrs.begin(), c.rtrs.end(), [r](const ReadyToReceive& x) { return &x == r; }));
+    return true;
+}
+
+void Engine::post_placed(Channel& c, MsgHeader h, const std::byte* src, uint64_t remote) {
+    if (remote != 0 && h.len != 0 && write_direct(c, src, remote, h.len)) {
+        h.first = k_first_direct;
+        post(c, h, true);
+    } else {
+        post_copy(c, h, src);
+    }
+}
+
 void Engine::validate(Channel& c, const MsgHeader& h) {
     if ((h.kind != k_kind_coll && h.kind != k_kind_p2p && h.kind != k_kind_rtr) || h.seq != c.consumed ||
         h.len > payload_)
@@ -1189,17 +1213,8 @@ void Engine::execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Si
                         idle.passes = 0;
                         continue;
                     }
-                    if (const ReadyToReceive* r = find_rtr(c, epoch, op.rtr)) {
-                        check_sig(c.peer, r->h, proto, epoch, sig, what);
-                        const uint64_t addr = r->h.addr;
-                        c.rtrs.erase(std::find_if(c.rtrs.begin(), c.rtrs.end(),
-                                                  [r](const ReadyToReceive& x) { return &x == r; }));
-                        if (addr != 0 && write_direct(c, op.src, addr, op.len)) {
-                            h.first = k_first_direct;
-                            post(c, h, true);
-                        } else {
-                            post_copy(c, h, op.src);
-                        }
+                    if (uint64_t addr = 0; take_rtr(c, proto, epoch, sig, what, op.rtr, addr)) {
+                        post_placed(c, h, op.src, addr);
                         ++i;
                         idle.passes = 0;
                         continue;
@@ -1217,8 +1232,7 @@ void Engine::execute_eager(EagerOp* ops, std::size_t n, uint64_t epoch, const Si
                             op.take(op.ctx, pl, op.len);
                     }
                     if (op.win >= 0) {
-                        c.wins[static_cast<std::size_t>(op.win)].in_use = false;
-                        --c.windows;
+                        end_offer(c, op.win);
                         op.win = -1;
                     }
                     drop_coll(c, from_stash, epoch);
@@ -1325,21 +1339,13 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
     auto drop_window = [&](Step& s) {
         if (!s.window) return;
         s.window = false;
-        --s.in->windows;
-        s.in->wins[static_cast<std::size_t>(s.win_slot)].in_use = false;
+        end_offer(*s.in, s.win_slot);
     };
     // Sender: learn where the stream goes.
     auto out_ready = [&](Step& s) {
         if (s.rtr_out < 0 || s.out_known) return true;
-        const ReadyToReceive* r = find_rtr(*s.out, epoch, s.rtr_out);
-        if (r == nullptr) return false;
-        check_sig(s.out->peer, r->h, proto, epoch, sig, what);
-        s.out_addr = r->h.addr;
-        s.out_known = true;
-        const auto it = std::find_if(s.out->rtrs.begin(), s.out->rtrs.end(),
-                                     [&](const ReadyToReceive& x) { return &x == r; });
-        s.out->rtrs.erase(it);
-        return true;
+        s.out_known = take_rtr(*s.out, proto, epoch, sig, what, s.rtr_out, s.out_addr);
+        return s.out_known;
     };
     // One chunk of a stream read from `src`: straight into the peer's window, or through the ring.
     auto send_copy = [&](Step& s, const std::byte* src) {
@@ -1347,12 +1353,7 @@ void Engine::execute(std::vector<Step>& steps, uint64_t epoch, const Signature& 
         const uint64_t off = s.done * payload_;
         MsgHeader h = proto;
         h.len = len;
-        if (s.out_addr != 0 && len != 0 && write_direct(*s.out, src + off, s.out_addr + off, len)) {
-            h.first = k_first_direct;
-            post(*s.out, h, true);
-        } else {
-            post_copy(*s.out, h, src + off);
-        }
+        post_placed(*s.out, h, src + off, s.out_addr != 0 ? s.out_addr + off : 0);
         ++s.done;
     };
     // One received chunk of a copy stream: placed already, or copied (absorbed) into place.

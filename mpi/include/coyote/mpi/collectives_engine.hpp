@@ -405,6 +405,15 @@ private:
     /// Offers a window over [dst, dst + len) (or the ring, when none is free) to c's peer as ready-to-receive
     /// `index` of call `epoch`; returns the window slot or -1. The caller checked can_send.
     int offer_window(Channel& c, const MsgHeader& proto, int index, std::byte* dst, uint64_t len);
+    /// The receive that offered window `slot` of c is done: the window stays cached, no longer in use.
+    void end_offer(Channel& c, int slot) noexcept;
+    /// Takes ready-to-receive `index` of call `epoch` from c's peer (signature checked): true with the window
+    /// address in `addr` (0: through the ring), false if it has not arrived.
+    bool take_rtr(Channel& c, const MsgHeader& proto, uint64_t epoch, const Signature& sig, const char* what,
+                  int index, uint64_t& addr);
+    /// Posts message h (payload h.len bytes at `src`): into the peer's window at `remote` and then the header,
+    /// or through the ring (post_copy) when `remote` is 0 or the wire cannot reach the peer's memory.
+    void post_placed(Channel& c, MsgHeader h, const std::byte* src, uint64_t remote);
     /// Finds the ready-to-receive `index` of call `epoch` from c's peer (reading the ring as needed).
     const ReadyToReceive* find_rtr(Channel& c, uint64_t epoch, int index);
     const MsgHeader* head(Channel& c, const std::byte** payload);
