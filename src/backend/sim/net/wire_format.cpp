@@ -332,23 +332,19 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* c
                                               std::to_string(vf_bits) + ")");
     QpSlot& slot = target.qp[ctid];
     QpView qp;
-    BufMeta cached_buf;
-    bool from_cache = false;
+    BufMeta cached_buf; // with a cache: the buffer slot, read together with the queue pair slot
     if (cache != nullptr) {
         const uint32_t qs = slot.seq.load(std::memory_order_acquire);
         const uint32_t bs = target.buf[ctid].seq.load(std::memory_order_acquire);
-        if (cache->target == &target && cache->ctid == ctid && qs == cache->qp_seq && bs == cache->buf_seq &&
-            cache->owner_pid == target.owner_pid && cache->owner_start_time == target.owner_start_time) {
-            qp = cache->qp;
-            cached_buf = cache->buf;
-            from_cache = true;
-        } else {
+        if (cache->target != &target || cache->ctid != ctid || qs != cache->qp_seq || bs != cache->buf_seq ||
+            cache->owner_pid != target.owner_pid || cache->owner_start_time != target.owner_start_time) {
             uint32_t qseq = 1, bseq = 1;
-            qp = read_qp(slot, &qseq);
-            cached_buf = read_buf_meta(target.buf[ctid], &bseq);
-            *cache = SlotCache{&target, target.owner_pid, target.owner_start_time, ctid, qseq, bseq, qp, cached_buf};
-            from_cache = true;
+            const QpView q = read_qp(slot, &qseq);
+            const BufMeta b = read_buf_meta(target.buf[ctid], &bseq);
+            *cache = SlotCache{&target, target.owner_pid, target.owner_start_time, ctid, qseq, bseq, q, b};
         }
+        qp = cache->qp;
+        cached_buf = cache->buf;
     } else {
         qp = read_qp(slot);
     }
@@ -373,7 +369,7 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* c
                  ip_to_string(qp.remote_ip) + ", not to the sender qpn " + hex32(r.src_qpn) + " at " +
                  ip_to_string(r.src_ip);
     } else {
-        buf = from_cache ? cached_buf : read_buf_meta(target.buf[ctid]);
+        buf = cache != nullptr ? cached_buf : read_buf_meta(target.buf[ctid]);
         if (!buf.valid) {
             failed = Check::no_buffer;
             detail = "queue pair qpn " + hex32(r.dst_qpn) + " has no registered buffer";
