@@ -536,35 +536,37 @@ void Engine::post(Channel& c, MsgHeader h, bool header_only) {
 }
 
 void Engine::post_copy(Channel& c, const MsgHeader& h, const std::byte* src) {
-    if (h.len >= k_ring_write_min && !ring_write_denied_) {
-        // Large enough to pay for a second request: the payload goes from the source straight into the peer's
-        // ring slot (no staging copy), then the header (last = true) follows it on the same queue pair.
-        const uint64_t remote = reinterpret_cast<uint64_t>(c.thread->getQpair()->remote.vaddr) + c.recv_base +
-                                slot_offset(c) + k_header_bytes;
-        try {
-            c.thread->invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, const_cast<std::byte*>(src), remote, h.len, false);
-            post(c, h, true);
-            unstaged_bytes_.fetch_add(h.len, std::memory_order_relaxed);
-            return;
-        } catch (const Error& e) {
-            if (e.code() != make_error_code(Errc::not_supported)) peer_failed(c, e);
-            ring_write_denied_ = true; // this backend writes only from the registered buffer: stage
-        }
+    // Large enough to pay for a second request: the payload goes from the source straight into the peer's ring
+    // slot (no staging copy), then the header (last = true) follows it on the same queue pair. A backend that
+    // writes only from the registered buffer denies it: stage.
+    if (h.len >= k_ring_write_min &&
+        write_from_source(c, src,
+                          reinterpret_cast<uint64_t>(c.thread->getQpair()->remote.vaddr) + c.recv_base +
+                              slot_offset(c) + k_header_bytes,
+                          h.len, ring_write_denied_)) {
+        post(c, h, true);
+        unstaged_bytes_.fetch_add(h.len, std::memory_order_relaxed);
+        return;
     }
     if (h.len != 0) std::memcpy(staging(c), src, h.len);
     post(c, h);
 }
 
-bool Engine::write_direct(Channel& c, const std::byte* src, uint64_t remote, uint32_t len) {
-    if (direct_denied_) return false;
+bool Engine::write_from_source(Channel& c, const std::byte* src, uint64_t remote, uint32_t len, bool& denied) {
+    if (denied) return false;
     try {
         c.thread->invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, const_cast<std::byte*>(src), remote, len, false);
     } catch (const Error& e) {
-        // The wire cannot reach the peer's memory (e.g. cross-process access denied): the receiver takes either.
         if (e.code() != make_error_code(Errc::not_supported)) peer_failed(c, e);
-        direct_denied_ = true;
+        denied = true;
         return false;
     }
+    return true;
+}
+
+bool Engine::write_direct(Channel& c, const std::byte* src, uint64_t remote, uint32_t len) {
+    // The wire may not reach the peer's memory (e.g. cross-process access denied): the receiver takes either.
+    if (!write_from_source(c, src, remote, len, direct_denied_)) return false;
     direct_bytes_.fetch_add(len, std::memory_order_relaxed);
     return true;
 }

@@ -399,6 +399,9 @@ private:
     /// into the peer's slot, then the header; below that (or where the backend writes only from the registered
     /// buffer) staged. One message: the caller checked can_send.
     void post_copy(Channel& c, const MsgHeader& h, const std::byte* src);
+    /// WRITE (last = false) of [src, src + len) from the caller's memory to `remote`; false, and `denied` set for
+    /// good, when the backend refuses such writes (not_supported). Other errors: peer_failed.
+    bool write_from_source(Channel& c, const std::byte* src, uint64_t remote, uint32_t len, bool& denied);
     /// Writes [src, src + len) into the peer's window at `remote` (last = false; the caller posts the header).
     /// False when the wire cannot reach the peer's memory: then this and every later stream go through the ring.
     bool write_direct(Channel& c, const std::byte* src, uint64_t remote, uint32_t len);
