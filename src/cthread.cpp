@@ -16,6 +16,8 @@
 
 #include "backend/device.hpp"
 #include "backend/registers.hpp"
+#include "detail/format.hpp"
+#include "detail/settings.hpp"
 
 static_assert(coyote::cThread::k_max_windows == coyote::detail::k_max_windows,
               "cThread::k_max_windows must match the backend contract");
@@ -33,26 +35,17 @@ namespace {
 using detail::CmplClass;
 using detail::Command;
 using detail::PostStatus;
+using detail::hex;
 using detail::oper_name;
+namespace settings = detail::settings;
 
-std::string hex_addr(const void* p) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%p", p);
-    return buf;
-}
-
-/// A positive number of milliseconds from `var`, else `fallback`.
-std::chrono::milliseconds env_timeout(const char* var, std::chrono::milliseconds fallback) {
-    if (const char* e = std::getenv(var); e != nullptr && *e != '\0') {
-        char* end = nullptr;
-        const long v = std::strtol(e, &end, 10);
-        if (end != nullptr && *end == '\0' && v > 0) return std::chrono::milliseconds(v);
-    }
-    return fallback;
-}
+const settings::Millis k_post_timeout{"COYOTE_POST_TIMEOUT_MS", "runtime", std::chrono::milliseconds(120000),
+                                     "how long invoke waits while the command FIFO of a ctid stays full"};
+const settings::Millis k_lock_timeout{"COYOTE_LOCK_TIMEOUT_MS", "runtime", std::chrono::milliseconds(300000),
+                                     "how long cThread::lock() waits for the vFPGA lock"};
 
 std::chrono::milliseconds post_timeout() {
-    static const std::chrono::milliseconds t = env_timeout("COYOTE_POST_TIMEOUT_MS", std::chrono::milliseconds(120000));
+    static const std::chrono::milliseconds t = k_post_timeout.get();
     return t;
 }
 
@@ -151,7 +144,7 @@ cThread::~cThread() {
 
 void cThread::userMap(void* vaddr, uint64_t len, int32_t /*mem_block*/) {
     if (vaddr == nullptr) throw_error(Errc::invalid_argument, "userMap", "null address");
-    if (len == 0) throw_error(Errc::invalid_argument, "userMap", "zero length at " + hex_addr(vaddr));
+    if (len == 0) throw_error(Errc::invalid_argument, "userMap", "zero length at " + hex(vaddr));
     impl->dev->map_user(ctid, vaddr, len);
 }
 
@@ -184,7 +177,7 @@ void cThread::freeMem(void* vaddr) {
         auto it = impl->allocations.find(vaddr);
         if (it == impl->allocations.end())
             throw_error(Errc::not_mapped, "freeMem",
-                        hex_addr(vaddr) + " was not allocated by getMem of ctid " + std::to_string(ctid));
+                        hex(vaddr) + " was not allocated by getMem of ctid " + std::to_string(ctid));
         a = it->second;
         impl->allocations.erase(it);
     }
@@ -284,7 +277,7 @@ void cThread::registerWindow(void* vaddr, uint64_t len) {
     if (!fcnfg.en_rdma || !qpair)
         throw_error(Errc::not_supported, "registerWindow", "RDMA is disabled in the shell configuration");
     if (vaddr == nullptr) throw_error(Errc::invalid_argument, "registerWindow", "null window address");
-    if (len == 0) throw_error(Errc::invalid_argument, "registerWindow", "empty window at " + hex_addr(vaddr));
+    if (len == 0) throw_error(Errc::invalid_argument, "registerWindow", "empty window at " + hex(vaddr));
     impl->dev->register_window(ctid, vaddr, len);
 }
 
@@ -307,7 +300,7 @@ void cThread::invokeRdma(CoyoteOper oper, void* local, uint64_t remote_vaddr, ui
     constexpr uint64_t va_limit = 1ULL << 48; // RDMA requests carry 48-bit virtual addresses
     if (remote_vaddr >= va_limit || len > va_limit - remote_vaddr)
         throw_error(Errc::invalid_argument, call(),
-                    "remote address " + hex_addr(reinterpret_cast<void*>(remote_vaddr)) + " + len " +
+                    "remote address " + hex(reinterpret_cast<void*>(remote_vaddr)) + " + len " +
                         std::to_string(len) + " does not fit the 48-bit virtual addresses RDMA requests carry");
     Command cmd;
     cmd.oper = oper;
@@ -453,7 +446,7 @@ uint32_t cThread::readAck() {
 
 void cThread::lock() {
     // A process that died holding the lock leaves it locked: wait with a deadline instead of forever.
-    const auto timeout = env_timeout("COYOTE_LOCK_TIMEOUT_MS", std::chrono::milliseconds(300000));
+    const auto timeout = k_lock_timeout.get();
     const auto deadline = boost::posix_time::microsec_clock::universal_time() +
                           boost::posix_time::milliseconds(static_cast<int64_t>(timeout.count()));
     if (!impl->vlock->timed_lock(deadline))

@@ -178,6 +178,9 @@ public:
 /// Backend: COYOTE_BACKEND=sim|hw, else hw when /dev/coyote_fpga_<device>_v<vfid> exists, else sim.
 std::shared_ptr<Device> open_device(uint32_t device, int32_t vfid);
 
+/// The device file of vFPGA `vfid` of `device`: /dev/coyote_fpga_<device>_v<vfid>.
+std::string device_file(uint32_t device, int32_t vfid);
+
 /// The backend open_device would pick for (device, vfid): "sim" or "hw".
 std::string selected_backend(uint32_t device, int32_t vfid);
 

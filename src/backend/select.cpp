@@ -7,25 +7,24 @@
 #include <utility>
 
 #include "backend/device.hpp"
+#include "detail/settings.hpp"
 
 namespace coyote::detail {
 
 namespace {
 
-std::string device_path(uint32_t device, int32_t vfid) {
-    return "/dev/coyote_fpga_" + std::to_string(device) + "_v" + std::to_string(vfid);
-}
+const settings::Choice k_backend{"COYOTE_BACKEND", "runtime", "", {"sim", "hw"},
+                                 "backend of every cThread; unset: hw when the device file exists, else sim"};
 
 }  // namespace
 
+std::string device_file(uint32_t device, int32_t vfid) {
+    return "/dev/coyote_fpga_" + std::to_string(device) + "_v" + std::to_string(vfid);
+}
+
 std::string selected_backend(uint32_t device, int32_t vfid) {
-    if (const char* env = std::getenv("COYOTE_BACKEND"); env != nullptr && *env != '\0') {
-        const std::string b(env);
-        if (b == "sim" || b == "hw") return b;
-        throw_error(Errc::invalid_argument, "COYOTE_BACKEND",
-                    "unknown backend '" + b + "' (expected 'sim' or 'hw')");
-    }
-    return ::access(device_path(device, vfid).c_str(), F_OK) == 0 ? "hw" : "sim";
+    if (k_backend.is_set()) return k_backend.get();
+    return ::access(device_file(device, vfid).c_str(), F_OK) == 0 ? "hw" : "sim";
 }
 
 std::shared_ptr<Device> open_device(uint32_t device, int32_t vfid) {

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "detail/handles.hpp"
+#include "detail/settings.hpp"
 
 namespace coyote {
 
@@ -27,17 +28,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using detail::Fd;
 
-std::chrono::milliseconds env_ms(const char* name, std::chrono::milliseconds def) {
-    const char* e = std::getenv(name);
-    if (e == nullptr || *e == '\0') return def;
-    char* end = nullptr;
-    errno = 0;
-    const long long v = std::strtoll(e, &end, 10);
-    if (errno != 0 || end == e || *end != '\0' || v <= 0)
-        throw_error(Errc::invalid_argument, name,
-                    std::string("expected a positive number of milliseconds, got '") + e + "'");
-    return std::chrono::milliseconds(v);
-}
+const detail::settings::Millis k_connect_timeout{
+    "COYOTE_OOB_CONNECT_TIMEOUT_MS", "runtime", TcpOobOptions{}.connect_timeout,
+    "TCP out-of-band client (initRDMA): keep retrying the connection this long"};
+const detail::settings::Millis k_accept_timeout{"COYOTE_OOB_ACCEPT_TIMEOUT_MS", "runtime",
+                                                TcpOobOptions{}.accept_timeout,
+                                                "TCP out-of-band server: wait this long for the client"};
+const detail::settings::Millis k_io_timeout{"COYOTE_OOB_IO_TIMEOUT_MS", "runtime", TcpOobOptions{}.io_timeout,
+                                            "TCP out-of-band: timeout of every read and write after connecting"};
 
 int remaining_ms(Clock::time_point deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -265,9 +263,9 @@ std::unique_ptr<OobChannel> make_client(uint16_t port, const char* server, const
 
 TcpOobOptions TcpOobOptions::from_env() {
     TcpOobOptions o;
-    o.connect_timeout = env_ms("COYOTE_OOB_CONNECT_TIMEOUT_MS", o.connect_timeout);
-    o.accept_timeout = env_ms("COYOTE_OOB_ACCEPT_TIMEOUT_MS", o.accept_timeout);
-    o.io_timeout = env_ms("COYOTE_OOB_IO_TIMEOUT_MS", o.io_timeout);
+    o.connect_timeout = k_connect_timeout.get();
+    o.accept_timeout = k_accept_timeout.get();
+    o.io_timeout = k_io_timeout.get();
     return o;
 }
 

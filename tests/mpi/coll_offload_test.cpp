@@ -4,7 +4,7 @@
 // every reduction went through the vFPGA. float16 / bfloat16 (not implemented by the model) fall back to the CPU.
 #include <coyote/cThread.hpp>
 #include <coyote/mpi/collectives.hpp>
-#include <coyote/mpi/collectives_engine.hpp>
+#include "collectives/engine/engine.hpp"
 #include <coyote/mpi/mpi.hpp>
 #include <coyote/sim/reduce_model.hpp>
 

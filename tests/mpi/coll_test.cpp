@@ -3,7 +3,7 @@
 // the same result and floating-point results are compared exactly; one test uses random reals with a
 // relative tolerance. COYOTE_COLL_TEST_QUICK=1 runs a reduced matrix (used by the 16-rank run).
 #include <coyote/mpi/collectives.hpp>
-#include <coyote/mpi/collectives_engine.hpp>
+#include "collectives/engine/engine.hpp"
 #include <coyote/mpi/mpi.hpp>
 
 #include <gtest/gtest.h>

@@ -14,7 +14,7 @@
 namespace coyote::detail::hw {
 
 std::shared_ptr<Device> open(uint32_t device, int32_t vfid) {
-    const std::string path = "/dev/coyote_fpga_" + std::to_string(device) + "_v" + std::to_string(vfid);
+    const std::string path = device_file(device, vfid);
     Fd fd(::open(path.c_str(), O_RDWR | O_SYNC));
     if (!fd) {
         throw Error(std::error_code(errno, std::generic_category()), "open " + path,

@@ -9,15 +9,11 @@
 
 #include <coyote/error.hpp>
 
+#include "detail/format.hpp"
+
 namespace coyote::detail::sim {
 
 namespace {
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
-    return buf;
-}
 
 /// A read-only chunk of zeros (the kernel's zero page backs it, it costs no memory).
 const std::byte* zero_chunk() {

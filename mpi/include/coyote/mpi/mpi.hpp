@@ -1,7 +1,9 @@
-// coyote-mpi: the MPI bootstrap layer (include this one header).
+// coyote-mpi: the MPI layer: bootstrap, wiring, placement and collectives (include this one header).
 #pragma once
 
 #include <coyote/mpi/bootstrap.hpp>
+#include <coyote/mpi/collectives.hpp>
+#include <coyote/mpi/collectives_types.hpp>
 #include <coyote/mpi/communicator.hpp>
 #include <coyote/mpi/device.hpp>
 #include <coyote/mpi/environment.hpp>

@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include "detail/settings.hpp"
+
 namespace coyote::mpi {
 
 namespace {
@@ -61,6 +63,13 @@ void bootstrap_timeout(MPI_Comm comm, const std::string& message, const Bootstra
 }
 
 namespace {
+
+namespace settings = ::coyote::detail::settings;
+const settings::Millis k_bootstrap_timeout{"COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS", "mpi", BootstrapOptions{}.timeout,
+                                           "deadline of every bootstrap step (device selection, QP wiring, barriers)"};
+const settings::Flag k_allow_singleton{"COYOTE_MPI_ALLOW_SINGLETON", "mpi", false,
+                                       "allow a 1-rank MPI_COMM_WORLD while the launcher claims more ranks"};
+
 [[noreturn]] void fail_timeout(const Communicator& comm, const std::string& message, const BootstrapOptions& options) {
     bootstrap_timeout(comm.get(), message, options);
 }
@@ -78,13 +87,7 @@ std::optional<long> parse_positive(const std::string& text) {
 
 BootstrapOptions BootstrapOptions::from_env() {
     BootstrapOptions o;
-    if (const char* e = std::getenv("COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS"); e != nullptr && *e != '\0') {
-        if (auto v = parse_positive(e))
-            o.timeout = std::chrono::milliseconds(*v);
-        else
-            throw_error(Errc::invalid_argument, "COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS",
-                        std::string("'") + e + "' is not a positive number of milliseconds");
-    }
+    o.timeout = k_bootstrap_timeout.get();
     return o;
 }
 
@@ -109,9 +112,9 @@ void check_launch() {
     int size = 0;
     check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size", "MPI_COMM_WORLD");
     std::map<std::string, std::string> env;
-    for (const char* var : {"COYOTE_MPI_ALLOW_SINGLETON", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE",
-                            "SLURM_NTASKS", "SLURM_NPROCS"})
-        if (const char* v = std::getenv(var); v != nullptr) env[var] = v;
+    if (k_allow_singleton.get()) env["COYOTE_MPI_ALLOW_SINGLETON"] = "1";
+    for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS", "SLURM_NPROCS"})
+        if (auto v = ::coyote::detail::settings::foreign(var)) env[var] = *v;
     check_launch(size, env);
 }
 

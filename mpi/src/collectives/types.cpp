@@ -2,7 +2,7 @@
 #include <coyote/mpi/collectives_types.hpp>
 
 #include <coyote/error.hpp>
-#include <coyote/mpi/collectives_engine.hpp>
+#include "collectives/engine/engine.hpp"
 
 #include <algorithm>
 #include <mutex>

@@ -1,7 +1,7 @@
 // coyote-mpi collectives: the algorithms, each a schedule of send / receive / forward streams run by the engine.
 // Peers are always rank +- 2^k (mod N), so a QpSet of PeerSet::log serves every algorithm; pairwise alltoall
 // (every peer) is used only when all peers are connected.
-#include <coyote/mpi/collectives_engine.hpp>
+#include "collectives/engine/engine.hpp"
 
 #include <algorithm>
 #include <array>

@@ -2,7 +2,7 @@
 #include <coyote/mpi/collectives.hpp>
 
 #include <coyote/mpi/bootstrap.hpp>
-#include <coyote/mpi/collectives_engine.hpp>
+#include "collectives/engine/engine.hpp"
 
 #include <cerrno>
 #include <exception>

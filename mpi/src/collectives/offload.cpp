@@ -1,6 +1,6 @@
 // coyote-mpi collectives: the local reduction step offloaded to the vFPGA's user logic (the sim `reduce` model or
-// user logic with its register contract), see ReduceOffload in collectives_engine.hpp.
-#include <coyote/mpi/collectives_engine.hpp>
+// user logic with its register contract), see ReduceOffload in engine/engine.hpp.
+#include "collectives/engine/engine.hpp"
 
 #include <sched.h>
 #include <unistd.h>
@@ -12,6 +12,8 @@
 #include <string>
 
 #include <coyote/sim/reduce_model.hpp>
+
+#include "detail/format.hpp"
 
 namespace coyote::detail::coll {
 
@@ -29,12 +31,6 @@ static_assert(static_cast<uint64_t>(mpi::Datatype::float32) == rm::k_type_float3
 static_assert(static_cast<uint64_t>(mpi::Datatype::float64) == rm::k_type_float64);
 static_assert(static_cast<uint64_t>(mpi::Op::sum) == rm::k_op_sum);
 static_assert(static_cast<uint64_t>(mpi::Op::bxor) == rm::k_op_bxor);
-
-std::string hex(uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof(b), "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
 
 std::string where(const mpi::DeviceAssignment& d) {
     return "vFPGA " + std::to_string(d.vfid) + " of device " + std::to_string(d.device) + " (" + d.backend + ")";

@@ -10,14 +10,11 @@
 #include <string>
 
 #include "backend/device.hpp"
+#include "detail/settings.hpp"
 
 namespace coyote::mpi {
 
 namespace {
-
-std::string hw_path(uint32_t device, int32_t vfid) {
-    return "/dev/coyote_fpga_" + std::to_string(device) + "_v" + std::to_string(vfid);
-}
 
 long parse_int(const std::string& text, const std::string& what, long lo, long hi) {
     char* end = nullptr;
@@ -29,10 +26,14 @@ long parse_int(const std::string& text, const std::string& what, long lo, long h
     return v;
 }
 
-std::string env_or_empty(const char* name) {
-    const char* v = std::getenv(name);
-    return v == nullptr ? std::string() : std::string(v);
-}
+namespace settings = ::coyote::detail::settings;
+const settings::Text k_device_map{"COYOTE_MPI_DEVICE_MAP", "mpi", "",
+                                  "per-rank device map 'rank:device:vfid,...' (select_device)"};
+const settings::Integer k_device{"COYOTE_MPI_DEVICE", "mpi", 0, 0, 255,
+                                 "device of every rank on this node (select_device; unset: automatic)", "unset"};
+const settings::Integer k_vfid{"COYOTE_MPI_VFID", "mpi", 0, 0, 15,
+                               "vFPGA of every rank on this node (select_device; unset: by node-local rank)", "unset"};
+
 
 /// One rank's record in the device-selection allgather.
 struct Record {
@@ -92,7 +93,7 @@ std::vector<DeviceMapEntry> parse_device_map(const std::string& text) {
 
 int count_hw_vfpgas(uint32_t device) {
     int n = 0;
-    while (n < 16 && ::access(hw_path(device, n).c_str(), F_OK) == 0) ++n;
+    while (n < 16 && ::access(::coyote::detail::device_file(device, n).c_str(), F_OK) == 0) ++n;
     return n;
 }
 
@@ -124,11 +125,9 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
     std::string map_text = options.device_map;
     std::string map_source = "options";
     if (map_text.empty()) {
-        map_text = env_or_empty("COYOTE_MPI_DEVICE_MAP");
+        map_text = k_device_map.get();
         map_source = "COYOTE_MPI_DEVICE_MAP";
     }
-    const std::string env_dev = env_or_empty("COYOTE_MPI_DEVICE");
-    const std::string env_vf = env_or_empty("COYOTE_MPI_VFID");
     if (options.device || options.vfid) {
         if (options.device) mine.has_device = 1, mine.device = *options.device;
         if (options.vfid) mine.has_vfid = 1, mine.vfid = *options.vfid;
@@ -142,11 +141,9 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
                 source = map_source;
             }
         if (source == "default") mine.no_entry = 1;  // reported on every rank after the allgather
-    } else if (!env_dev.empty() || !env_vf.empty()) {
-        if (!env_dev.empty())
-            mine.has_device = 1, mine.device = static_cast<uint32_t>(parse_int(env_dev, "COYOTE_MPI_DEVICE", 0, 255));
-        if (!env_vf.empty())
-            mine.has_vfid = 1, mine.vfid = static_cast<int32_t>(parse_int(env_vf, "COYOTE_MPI_VFID", 0, 15));
+    } else if (k_device.is_set() || k_vfid.is_set()) {
+        if (k_device.is_set()) mine.has_device = 1, mine.device = static_cast<uint32_t>(k_device.get());
+        if (k_vfid.is_set()) mine.has_vfid = 1, mine.vfid = static_cast<int32_t>(k_vfid.get());
         source = "COYOTE_MPI_DEVICE/COYOTE_MPI_VFID";
     }
     std::strncpy(mine.source, source.c_str(), sizeof(mine.source) - 1);
@@ -179,7 +176,7 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
 
     if (options.check_exists && std::any_of(all.begin(), all.end(), [](const Record& r) { return r.is_hw != 0; })) {
         // Each rank probes its own device file; a second small allgather shares the verdicts.
-        int32_t exists = (a.backend != "hw" || ::access(hw_path(a.device, a.vfid).c_str(), F_OK) == 0) ? 1 : 0;
+        int32_t exists = (a.backend != "hw" || ::access(::coyote::detail::device_file(a.device, a.vfid).c_str(), F_OK) == 0) ? 1 : 0;
         std::vector<int32_t> found(1, exists);
         if (comm.size() > 1) {
             const auto bytes = allgather_bytes(comm, &exists, sizeof(exists), "device probe", options.bootstrap);
@@ -190,7 +187,7 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
             if (found[r] == 0)
                 throw_error(Errc::no_device, "select_device",
                             describe(all[r], static_cast<int>(r), final[r].device, final[r].vfid) + ": " +
-                                hw_path(final[r].device, final[r].vfid) +
+                                ::coyote::detail::device_file(final[r].device, final[r].vfid) +
                                 " does not exist (is the Coyote driver loaded? override with COYOTE_MPI_DEVICE, "
                                 "COYOTE_MPI_VFID or COYOTE_MPI_DEVICE_MAP)");
     }

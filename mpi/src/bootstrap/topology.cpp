@@ -9,6 +9,8 @@
 
 #include <coyote/error.hpp>
 
+#include "detail/settings.hpp"
+
 namespace coyote::mpi {
 
 namespace {
@@ -122,11 +124,23 @@ std::optional<std::pair<std::string, std::string>> Topology::numa_node(int os_in
     return std::make_pair(list_string(n->cpuset), list_string(n->nodeset));
 }
 
+namespace {
+namespace settings = ::coyote::detail::settings;
+const settings::Flag k_bind{"COYOTE_MPI_BIND", "mpi", true, "0: bind_to_fpga leaves the binding alone"};
+const settings::Flag k_report_binding{"COYOTE_MPI_REPORT_BINDING", "mpi", false,
+                                      "bind_to_fpga prints its decision, one line per rank"};
+const settings::Integer k_sim_numa_node{"COYOTE_SIM_NUMA_NODE", "mpi", 0, 0, 65535,
+                                        "with no FPGA in the topology (sim), bind to this NUMA node (unset: leave alone)",
+                                        "unset"};
+}  // namespace
+
 std::map<std::string, std::string> binding_env() {
     std::map<std::string, std::string> env;
     for (const char* var : {"OMPI_MCA_hwloc_base_binding_policy", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_CPU_BIND",
-                            "SLURM_CPU_BIND_TYPE", "COYOTE_SIM_NUMA_NODE", "COYOTE_MPI_BIND"})
-        if (const char* v = std::getenv(var); v != nullptr) env[var] = v;
+                            "SLURM_CPU_BIND_TYPE"})
+        if (auto v = settings::foreign(var)) env[var] = *v;
+    if (!k_bind.get()) env["COYOTE_MPI_BIND"] = "0";
+    if (k_sim_numa_node.is_set()) env["COYOTE_SIM_NUMA_NODE"] = std::to_string(k_sim_numa_node.get());
     return env;
 }
 
@@ -243,8 +257,7 @@ BindingDecision bind_to_fpga(uint32_t device, int rank, bool report) {
                 d.reason += " (memory binding to NUMA " + d.nodeset + " failed: " + std::strerror(errno) + ")";
         }
     }
-    const char* env_report = std::getenv("COYOTE_MPI_REPORT_BINDING");
-    if (report || (env_report != nullptr && std::string(env_report) == "1")) {
+    if (report || k_report_binding.get()) {
         std::printf("coyote-mpi: rank %d device %u binding %s\n", rank, device, describe(d).c_str());
         std::fflush(stdout);
     }

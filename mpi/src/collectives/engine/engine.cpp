@@ -1,6 +1,6 @@
 // coyote-mpi collectives: channels over queue pairs, credit flow control, message matching, schedules and
-// point-to-point progress (see collectives_engine.hpp for the buffer layout).
-#include <coyote/mpi/collectives_engine.hpp>
+// point-to-point progress (see engine.hpp for the buffer layout).
+#include "collectives/engine/engine.hpp"
 
 #include <sched.h>
 #include <unistd.h>

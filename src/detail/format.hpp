@@ -1,0 +1,15 @@
+// coyote-mpi: small text formatting helpers shared by error messages and debug output.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace coyote::detail {
+
+/// `v` as "0x..." with at least `width` hex digits (0: as many as needed).
+std::string hex(uint64_t v, int width = 0);
+
+/// A pointer as "0x...".
+std::string hex(const void* p);
+
+}  // namespace coyote::detail

@@ -1,0 +1,290 @@
+// coyote-mpi: environment variables: declaration registry, typed parsing, the docs table.
+#include "detail/settings.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <limits>
+#include <mutex>
+
+#include "coyote/error.hpp"
+
+namespace coyote::detail::settings {
+
+namespace {
+
+struct Registry {
+    std::mutex mtx;
+    std::vector<const Setting*> items;
+};
+
+Registry& registry() {
+    static Registry r;
+    return r;
+}
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+std::string join(const std::vector<std::string>& words) {
+    std::string out;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        if (i > 0) out += (i + 1 == words.size()) ? " or " : ", ";
+        out += words[i];
+    }
+    return out;
+}
+
+std::string bytes_text(uint64_t v) {
+    constexpr uint64_t k = 1024;
+    if (v != 0 && v % (k * k * k) == 0) return std::to_string(v / (k * k * k)) + "G";
+    if (v != 0 && v % (k * k) == 0) return std::to_string(v / (k * k)) + "M";
+    if (v != 0 && v % k == 0) return std::to_string(v / k) + "K";
+    return std::to_string(v);
+}
+
+Info make_info(std::string name, std::string group, Type type, std::string def, std::string accepts,
+               std::string help) {
+    return Info{std::move(name), std::move(group), type, std::move(def), std::move(accepts), std::move(help)};
+}
+
+std::string type_name(Type t) {
+    switch (t) {
+    case Type::text: return "text";
+    case Type::flag: return "flag";
+    case Type::integer: return "integer";
+    case Type::millis: return "milliseconds";
+    case Type::bytes: return "bytes";
+    case Type::choice: return "choice";
+    }
+    return "?";
+}
+
+}  // namespace
+
+// ---- parsers ----------------------------------------------------------------------------------------
+
+std::optional<int64_t> parse_integer(std::string_view text) {
+    if (text.empty()) return std::nullopt;
+    bool neg = false;
+    std::size_t i = 0;
+    if (text[0] == '-' || text[0] == '+') neg = text[0] == '-', i = 1;
+    if (i == text.size()) return std::nullopt;
+    uint64_t v = 0;
+    for (; i < text.size(); ++i) {
+        if (text[i] < '0' || text[i] > '9') return std::nullopt;
+        const auto d = static_cast<uint64_t>(text[i] - '0');
+        if (v > (uint64_t{1} << 63) / 10 || v * 10 > (uint64_t{1} << 63) - d) return std::nullopt;
+        v = v * 10 + d;
+    }
+    if (!neg && v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+    if (neg) return v == (uint64_t{1} << 63) ? std::numeric_limits<int64_t>::min() : -static_cast<int64_t>(v);
+    return static_cast<int64_t>(v);
+}
+
+std::optional<uint64_t> parse_bytes(std::string_view text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+    if (digits == 0) return std::nullopt;
+    uint64_t v = 0;
+    for (std::size_t i = 0; i < digits; ++i) {
+        const auto d = static_cast<uint64_t>(text[i] - '0');
+        if (v > (std::numeric_limits<uint64_t>::max() - d) / 10) return std::nullopt;
+        v = v * 10 + d;
+    }
+    const std::string unit = lower(text.substr(digits));
+    unsigned shift = 0;
+    if (unit.empty() || unit == "b") shift = 0;
+    else if (unit == "k" || unit == "kb" || unit == "kib") shift = 10;
+    else if (unit == "m" || unit == "mb" || unit == "mib") shift = 20;
+    else if (unit == "g" || unit == "gb" || unit == "gib") shift = 30;
+    else return std::nullopt;
+    if (shift != 0 && v > (std::numeric_limits<uint64_t>::max() >> shift)) return std::nullopt;
+    return v << shift;
+}
+
+std::optional<bool> parse_flag(std::string_view text) {
+    const std::string v = lower(text);
+    if (v == "1" || v == "true" || v == "yes" || v == "on") return true;
+    if (v == "0" || v == "false" || v == "no" || v == "off") return false;
+    return std::nullopt;
+}
+
+// ---- Setting ----------------------------------------------------------------------------------------
+
+Setting::Setting(Info info) : info_(std::move(info)) {
+    auto& r = registry();
+    std::lock_guard lk(r.mtx);
+    r.items.push_back(this);
+}
+
+Setting::~Setting() {
+    auto& r = registry();
+    std::lock_guard lk(r.mtx);
+    r.items.erase(std::remove(r.items.begin(), r.items.end(), this), r.items.end());
+}
+
+std::string Setting::name(std::string_view suffix) const {
+    const std::string& n = info_.name;
+    const auto open = n.rfind('<');
+    if (open == std::string::npos || n.back() != '>') return n;
+    return n.substr(0, open) + std::string(suffix);
+}
+
+std::optional<std::string> Setting::raw(std::string_view suffix) const {
+    const char* v = std::getenv(name(suffix).c_str());
+    if (v == nullptr || *v == '\0') return std::nullopt;
+    return std::string(v);
+}
+
+void Setting::reject(const std::string& value, std::string_view suffix) const {
+    throw_error(Errc::invalid_argument, name(suffix),
+                "malformed value '" + value + "': expected " + info_.accepts + " (" + info_.help + ")");
+}
+
+// ---- typed settings ---------------------------------------------------------------------------------
+
+Text::Text(std::string name, std::string group, std::string def, std::string help)
+    : Setting(make_info(std::move(name), std::move(group), Type::text, def, "any text", std::move(help))) {}
+
+std::string Text::get(std::string_view suffix) const {
+    auto v = raw(suffix);
+    return v ? *v : info().def;
+}
+
+Flag::Flag(std::string name, std::string group, bool def, std::string help)
+    : Setting(make_info(std::move(name), std::move(group), Type::flag, def ? "1" : "0",
+                        "1 or 0 (also true/false, yes/no, on/off)", std::move(help))),
+      def_(def) {}
+
+bool Flag::get(std::string_view suffix) const {
+    auto v = raw(suffix);
+    if (!v) return def_;
+    if (auto b = parse_flag(*v)) return *b;
+    reject(*v, suffix);
+}
+
+Integer::Integer(std::string name, std::string group, int64_t def, int64_t min, int64_t max, std::string help,
+                 std::string shown_default)
+    : Setting(make_info(std::move(name), std::move(group), Type::integer,
+                        shown_default.empty() ? std::to_string(def) : shown_default,
+                        "an integer in " + std::to_string(min) + " .. " + std::to_string(max), std::move(help))),
+      def_(def), min_(min), max_(max) {}
+
+int64_t Integer::get(std::string_view suffix) const {
+    auto v = raw(suffix);
+    if (!v) return def_;
+    auto x = parse_integer(*v);
+    if (!x || *x < min_ || *x > max_) reject(*v, suffix);
+    return *x;
+}
+
+Millis::Millis(std::string name, std::string group, std::chrono::milliseconds def, std::string help,
+               std::chrono::milliseconds min, std::chrono::milliseconds max)
+    : Setting(make_info(std::move(name), std::move(group), Type::millis, std::to_string(def.count()),
+                        "a whole number of milliseconds in " + std::to_string(min.count()) + " .. " +
+                            std::to_string(max.count()),
+                        std::move(help))),
+      def_(def), min_(min), max_(max) {}
+
+std::chrono::milliseconds Millis::get(std::string_view suffix) const {
+    auto v = raw(suffix);
+    if (!v) return def_;
+    auto x = parse_integer(*v);
+    if (!x || *x < min_.count() || *x > max_.count()) reject(*v, suffix);
+    return std::chrono::milliseconds(*x);
+}
+
+Bytes::Bytes(std::string name, std::string group, uint64_t def, std::string help, Range range)
+    : Setting(make_info(std::move(name), std::move(group), Type::bytes,
+                        (!range.word.empty() && def == range.word_value) ? range.word : bytes_text(def),
+                        "a byte count in " + bytes_text(range.min) + " .. " + bytes_text(range.max) +
+                            " (suffix K, M or G for KiB, MiB, GiB)" +
+                            (range.word.empty() ? std::string() : ", or '" + range.word + "'"),
+                        std::move(help))),
+      def_(def), range_(std::move(range)) {}
+
+uint64_t Bytes::get(std::string_view suffix) const {
+    auto v = raw(suffix);
+    if (!v) return def_;
+    if (!range_.word.empty() && *v == range_.word) return range_.word_value;
+    auto x = parse_bytes(*v);
+    if (!x || *x < range_.min || *x > range_.max) reject(*v, suffix);
+    return *x;
+}
+
+Choice::Choice(std::string name, std::string group, std::string def, std::vector<std::string> choices,
+               std::string help)
+    : Setting(make_info(std::move(name), std::move(group), Type::choice, def, join(choices), std::move(help))),
+      choices_(std::move(choices)) {}
+
+std::string Choice::get(std::string_view suffix) const {
+    auto v = raw(suffix);
+    if (!v) return info().def;
+    if (std::find(choices_.begin(), choices_.end(), *v) == choices_.end()) reject(*v, suffix);
+    return *v;
+}
+
+void Text::check() const { (void)get(); }
+void Flag::check() const { (void)get(); }
+void Integer::check() const { (void)get(); }
+void Millis::check() const { (void)get(); }
+void Bytes::check() const { (void)get(); }
+void Choice::check() const { (void)get(); }
+
+// ---- listing ----------------------------------------------------------------------------------------
+
+std::optional<std::string> foreign(const char* name) {
+    const char* v = std::getenv(name);
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+}
+
+void check_all() {
+    std::vector<const Setting*> items;
+    {
+        auto& r = registry();
+        std::lock_guard lk(r.mtx);
+        items = r.items;
+    }
+    for (const Setting* s : items)
+        if (s->info().name.back() != '>') s->check();
+}
+
+std::vector<const Info*> all() {
+    std::vector<const Info*> out;
+    {
+        auto& r = registry();
+        std::lock_guard lk(r.mtx);
+        for (const Setting* s : r.items) out.push_back(&s->info());
+    }
+    std::sort(out.begin(), out.end(), [](const Info* a, const Info* b) {
+        return a->group != b->group ? a->group < b->group : a->name < b->name;
+    });
+    out.erase(std::unique(out.begin(), out.end(), [](const Info* a, const Info* b) { return a->name == b->name; }),
+              out.end());
+    return out;
+}
+
+std::string markdown() {
+    std::string out =
+        "# Environment variables\n\n"
+        "Every variable coyote-mpi reads, generated from the declarations in the sources by `coyote-settings "
+        "--markdown` (a test fails when this page is out of date). A malformed value is an error that names the "
+        "variable and what it accepts; an empty value counts as unset.\n";
+    std::string group;
+    for (const Info* i : all()) {
+        if (i->group != group) {
+            group = i->group;
+            out += "\n## " + group + "\n\n| variable | type | default | accepts | meaning |\n| --- | --- | --- | --- | --- |\n";
+        }
+        out += "| `" + i->name + "` | " + type_name(i->type) + " | " + (i->def.empty() || i->def == "unset" ? "unset" : "`" + i->def + "`") +
+               " | " + i->accepts + " | " + i->help + " |\n";
+    }
+    return out;
+}
+
+}  // namespace coyote::detail::settings

@@ -1,0 +1,153 @@
+// coyote-mpi: the one way to read environment variables. Every variable is declared once, at namespace scope
+// beside the code that reads it, with its default and a one-line description; `all()` lists the declarations
+// (docs/settings.md and `coyote-settings` are made from it). A malformed value is an Error that names the
+// variable and what it accepts. Values are read at each get(), so a later setenv() takes effect.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace coyote::detail::settings {
+
+/// What a variable holds.
+enum class Type { text, flag, integer, millis, bytes, choice };
+
+/// One declaration, as listed for the docs.
+struct Info {
+    std::string name;    ///< e.g. COYOTE_POST_TIMEOUT_MS; a trailing "<...>" marks a family (COYOTE_SIM_IP_<device>)
+    std::string group;   ///< part of the project: runtime, sim, sim-net, mpi, collectives, bench, test
+    Type type = Type::text;
+    std::string def;     ///< default as text ("" when unset means "not set")
+    std::string accepts; ///< what a value may be, e.g. "1 .. 86400000 (ms)"
+    std::string help;    ///< one line
+};
+
+/// Common part of every typed setting: registration, lookup and the error for a malformed value.
+class Setting {
+public:
+    Setting(const Setting&) = delete;
+    Setting& operator=(const Setting&) = delete;
+    const Info& info() const noexcept { return info_; }
+    /// The variable's name; for a family, `suffix` replaces the trailing "<...>".
+    std::string name(std::string_view suffix = {}) const;
+    /// The value when the variable is set and not empty.
+    std::optional<std::string> raw(std::string_view suffix = {}) const;
+    /// Whether the variable is set to a non-empty value.
+    bool is_set(std::string_view suffix = {}) const { return raw(suffix).has_value(); }
+
+protected:
+    explicit Setting(Info info);
+    virtual ~Setting();
+    /// Parses the value in force (throws when malformed); families are not checked.
+    virtual void check() const = 0;
+    friend void check_all();
+    /// Throws Errc::invalid_argument naming the variable, the value and what it accepts.
+    [[noreturn]] void reject(const std::string& value, std::string_view suffix = {}) const;
+
+private:
+    Info info_;
+};
+
+/// Free text (paths, addresses, model names). Empty means unset.
+class Text : public Setting {
+public:
+    Text(std::string name, std::string group, std::string def, std::string help);
+    /// The value, or the default when unset.
+    std::string get(std::string_view suffix = {}) const;
+    void check() const override;
+};
+
+/// A switch: 1/0, true/false, yes/no, on/off (any case).
+class Flag : public Setting {
+public:
+    Flag(std::string name, std::string group, bool def, std::string help);
+    bool get(std::string_view suffix = {}) const;
+    void check() const override;
+
+private:
+    bool def_;
+};
+
+/// A bounded integer (decimal).
+class Integer : public Setting {
+public:
+    /// `shown_default` replaces the default in the listing when unset means something else (e.g. "unset").
+    Integer(std::string name, std::string group, int64_t def, int64_t min, int64_t max, std::string help,
+            std::string shown_default = {});
+    int64_t get(std::string_view suffix = {}) const;
+    void check() const override;
+
+private:
+    int64_t def_, min_, max_;
+};
+
+/// A bounded duration in whole milliseconds.
+class Millis : public Setting {
+public:
+    /// Up to a day by default: larger values are more likely a typo than a wish, and keep deadline arithmetic safe.
+    static constexpr std::chrono::milliseconds k_max_default{86400000};
+    Millis(std::string name, std::string group, std::chrono::milliseconds def, std::string help,
+           std::chrono::milliseconds min = std::chrono::milliseconds(1),
+           std::chrono::milliseconds max = k_max_default);
+    std::chrono::milliseconds get(std::string_view suffix = {}) const;
+    void check() const override;
+
+private:
+    std::chrono::milliseconds def_, min_, max_;
+};
+
+/// Limits of a Bytes setting.
+struct ByteRange {
+    uint64_t min = 0;
+    uint64_t max = uint64_t{1} << 40;
+    std::string word = {};   ///< optional keyword, e.g. "auto"
+    uint64_t word_value = 0; ///< what the keyword stands for
+};
+
+/// A bounded byte count: a decimal number with an optional binary suffix K, M or G (any case, optional "iB"/"B").
+class Bytes : public Setting {
+public:
+    using Range = ByteRange;
+    Bytes(std::string name, std::string group, uint64_t def, std::string help, Range range = {});
+    uint64_t get(std::string_view suffix = {}) const;
+    void check() const override;
+
+private:
+    uint64_t def_;
+    Range range_;
+};
+
+/// One of a fixed set of words (exact, lower case).
+class Choice : public Setting {
+public:
+    Choice(std::string name, std::string group, std::string def, std::vector<std::string> choices, std::string help);
+    std::string get(std::string_view suffix = {}) const;
+    void check() const override;
+
+private:
+    std::vector<std::string> choices_;
+};
+
+/// A variable that belongs to other software (the MPI launcher, Slurm, the shell): read here so that the rest of
+/// the code never calls getenv, but not declared as ours.
+std::optional<std::string> foreign(const char* name);
+
+/// Reads every declared variable set in this environment; throws the first malformed one's error.
+void check_all();
+
+/// Every declaration of the libraries loaded in this process, ordered by group, then name.
+std::vector<const Info*> all();
+
+/// The declarations as a Markdown document (docs/settings.md).
+std::string markdown();
+
+/// Parsers, exposed for the tests. They return nullopt for a malformed text.
+std::optional<uint64_t> parse_bytes(std::string_view text);
+std::optional<int64_t> parse_integer(std::string_view text);
+std::optional<bool> parse_flag(std::string_view text);
+
+}  // namespace coyote::detail::settings
