@@ -237,6 +237,16 @@ void Choice::check() const { (void)get(); }
 
 // ---- listing ----------------------------------------------------------------------------------------
 
+std::optional<std::string> value_of(std::string_view name) {
+    {
+        auto& r = registry();
+        std::lock_guard lk(r.mtx);
+        for (const Setting* s : r.items)
+            if (s->info().name == name) return s->raw();
+    }
+    throw_error(Errc::invalid_argument, "settings::value_of", "no declaration of " + std::string(name));
+}
+
 std::optional<std::string> foreign(const char* name) {
     const char* v = std::getenv(name);
     if (v == nullptr) return std::nullopt;

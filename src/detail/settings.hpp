@@ -132,6 +132,10 @@ private:
     std::vector<std::string> choices_;
 };
 
+/// The raw value of a variable declared elsewhere (e.g. in another layer), for messages; throws
+/// Errc::invalid_argument when no loaded library declares `name`.
+std::optional<std::string> value_of(std::string_view name);
+
 /// A variable that belongs to other software (the MPI launcher, Slurm, the shell): read here so that the rest of
 /// the code never calls getenv, but not declared as ours.
 std::optional<std::string> foreign(const char* name);
