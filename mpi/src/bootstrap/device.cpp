@@ -111,34 +111,37 @@ DeviceAssignment default_assignment(const std::string& backend, int local_rank, 
     return a;
 }
 
-DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptions& options) {
-    // The backend decides the default; probe it on device 0, vFPGA 0 (COYOTE_BACKEND or /dev presence).
-    const std::string backend = ::coyote::detail::selected_backend(0, 0);
-    const bool hw = backend == "hw";
+namespace {
 
+/// Where this rank's explicit choice comes from: options, the device map, or COYOTE_MPI_DEVICE / _VFID.
+struct MapSource {
+    std::string text;   ///< the device map in force (empty: none)
+    std::string source; ///< "options" or "COYOTE_MPI_DEVICE_MAP"
+};
+
+MapSource device_map(const DeviceSelectOptions& options) {
+    if (!options.device_map.empty()) return {options.device_map, "options"};
+    return {k_device_map.get(), "COYOTE_MPI_DEVICE_MAP"};
+}
+
+/// This rank's record: its host key, backend and explicit choice, if any.
+Record own_record(const Communicator& comm, const DeviceSelectOptions& options, const MapSource& map, bool hw) {
     Record mine{};
     std::strncpy(mine.host, host_key(comm.host(), hw).c_str(), sizeof(mine.host) - 1);
     mine.is_hw = hw ? 1 : 0;
     mine.hw_vfpgas = hw ? count_hw_vfpgas(0) : 0;
     std::string source = "default";
-
-    std::string map_text = options.device_map;
-    std::string map_source = "options";
-    if (map_text.empty()) {
-        map_text = k_device_map.get();
-        map_source = "COYOTE_MPI_DEVICE_MAP";
-    }
     if (options.device || options.vfid) {
         if (options.device) mine.has_device = 1, mine.device = *options.device;
         if (options.vfid) mine.has_vfid = 1, mine.vfid = *options.vfid;
         source = "options";
-    } else if (!map_text.empty()) {
-        for (const auto& e : parse_device_map(map_text))
+    } else if (!map.text.empty()) {
+        for (const auto& e : parse_device_map(map.text))
             if (e.rank == comm.rank()) {
                 mine.has_device = mine.has_vfid = 1;
                 mine.device = e.device;
                 mine.vfid = e.vfid;
-                source = map_source;
+                source = map.source;
             }
         if (source == "default") mine.no_entry = 1;  // reported on every rank after the allgather
     } else if (k_device.is_set() || k_vfid.is_set()) {
@@ -147,19 +150,24 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
         source = "COYOTE_MPI_DEVICE/COYOTE_MPI_VFID";
     }
     std::strncpy(mine.source, source.c_str(), sizeof(mine.source) - 1);
+    return mine;
+}
 
-    // One allgather: every rank derives every rank's assignment, so checks fail identically everywhere.
-    std::vector<Record> all(1, mine);
+/// Every rank's `mine`, in rank order.
+template <typename T>
+std::vector<T> gather_all(const Communicator& comm, const T& mine, const char* what, const BootstrapOptions& options) {
+    std::vector<T> all(1, mine);
     if (comm.size() > 1) {
-        const auto bytes = allgather_bytes(comm, &mine, sizeof(Record), "device selection", options.bootstrap);
+        const auto bytes = allgather_bytes(comm, &mine, sizeof(T), what, options);
         all.resize(static_cast<std::size_t>(comm.size()));
         std::memcpy(all.data(), bytes.data(), bytes.size());
     }
-    for (std::size_t r = 0; r < all.size(); ++r)
-        if (all[r].no_entry != 0)
-            throw_error(Errc::invalid_argument, "select_device",
-                        map_source + " '" + map_text + "' has no entry for rank " + std::to_string(r));
-    std::vector<DeviceAssignment> final(all.size());
+    return all;
+}
+
+/// Every rank's assignment from every rank's record (the same on all ranks).
+std::vector<DeviceAssignment> assign_all(const std::vector<Record>& all) {
+    std::vector<DeviceAssignment> out(all.size());
     for (std::size_t r = 0; r < all.size(); ++r) {
         const Record& rec = all[r];
         int host_rank = 0;  // index among the ranks of the same host key
@@ -169,40 +177,59 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
         if (rec.has_vfid) d.vfid = rec.vfid;
         d.host_rank = host_rank;
         d.source = std::string(rec.source, strnlen(rec.source, sizeof(rec.source)));
-        final[r] = d;
+        out[r] = d;
     }
+    return out;
+}
+
+/// Each rank probes its own device file; a second small allgather shares the verdicts.
+void check_exists(const Communicator& comm, const DeviceAssignment& mine, const std::vector<Record>& all,
+                  const std::vector<DeviceAssignment>& final, const BootstrapOptions& options) {
+    const int32_t exists =
+        (mine.backend != "hw" || ::access(::coyote::detail::device_file(mine.device, mine.vfid).c_str(), F_OK) == 0) ? 1
+                                                                                                                 : 0;
+    const auto found = gather_all(comm, exists, "device probe", options);
+    for (std::size_t r = 0; r < all.size(); ++r)
+        if (found[r] == 0)
+            throw_error(Errc::no_device, "select_device",
+                        describe(all[r], static_cast<int>(r), final[r].device, final[r].vfid) + ": " +
+                            ::coyote::detail::device_file(final[r].device, final[r].vfid) +
+                            " does not exist (is the Coyote driver loaded? override with COYOTE_MPI_DEVICE, "
+                            "COYOTE_MPI_VFID or COYOTE_MPI_DEVICE_MAP)");
+}
+
+/// Two ranks of one host on the same (device, vFPGA) is an error.
+void check_collisions(const std::vector<Record>& all, const std::vector<DeviceAssignment>& final) {
+    for (std::size_t r = 0; r < all.size(); ++r)
+        for (std::size_t q = r + 1; q < all.size(); ++q) {
+            if (std::strncmp(all[r].host, all[q].host, sizeof(all[r].host)) != 0) continue;
+            if (final[r].device != final[q].device || final[r].vfid != final[q].vfid) continue;
+            throw_error(Errc::invalid_argument, "select_device",
+                        "ranks " + std::to_string(r) + " and " + std::to_string(q) + " on host " +
+                            std::string(all[r].host) + " both chose device " + std::to_string(final[r].device) +
+                            ", vFPGA " + std::to_string(final[r].vfid) +
+                            " (give each rank its own with COYOTE_MPI_DEVICE_MAP=\"rank:dev:vf,...\")");
+        }
+}
+
+}  // namespace
+
+DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptions& options) {
+    // The backend decides the default; probe it on device 0, vFPGA 0 (COYOTE_BACKEND or /dev presence).
+    const bool hw = ::coyote::detail::selected_backend(0, 0) == "hw";
+    const MapSource map = device_map(options);
+    // One allgather: every rank derives every rank's assignment, so checks fail identically everywhere.
+    const auto all = gather_all(comm, own_record(comm, options, map, hw), "device selection", options.bootstrap);
+    for (std::size_t r = 0; r < all.size(); ++r)
+        if (all[r].no_entry != 0)
+            throw_error(Errc::invalid_argument, "select_device",
+                        map.source + " '" + map.text + "' has no entry for rank " + std::to_string(r));
+    const auto final = assign_all(all);
     DeviceAssignment a = final[static_cast<std::size_t>(comm.rank())];
     a.backend = ::coyote::detail::selected_backend(a.device, a.vfid);
-
-    if (options.check_exists && std::any_of(all.begin(), all.end(), [](const Record& r) { return r.is_hw != 0; })) {
-        // Each rank probes its own device file; a second small allgather shares the verdicts.
-        int32_t exists = (a.backend != "hw" || ::access(::coyote::detail::device_file(a.device, a.vfid).c_str(), F_OK) == 0) ? 1 : 0;
-        std::vector<int32_t> found(1, exists);
-        if (comm.size() > 1) {
-            const auto bytes = allgather_bytes(comm, &exists, sizeof(exists), "device probe", options.bootstrap);
-            found.resize(static_cast<std::size_t>(comm.size()));
-            std::memcpy(found.data(), bytes.data(), bytes.size());
-        }
-        for (std::size_t r = 0; r < all.size(); ++r)
-            if (found[r] == 0)
-                throw_error(Errc::no_device, "select_device",
-                            describe(all[r], static_cast<int>(r), final[r].device, final[r].vfid) + ": " +
-                                ::coyote::detail::device_file(final[r].device, final[r].vfid) +
-                                " does not exist (is the Coyote driver loaded? override with COYOTE_MPI_DEVICE, "
-                                "COYOTE_MPI_VFID or COYOTE_MPI_DEVICE_MAP)");
-    }
-    if (options.check_collisions) {
-        for (std::size_t r = 0; r < all.size(); ++r)
-            for (std::size_t q = r + 1; q < all.size(); ++q) {
-                if (std::strncmp(all[r].host, all[q].host, sizeof(all[r].host)) != 0) continue;
-                if (final[r].device != final[q].device || final[r].vfid != final[q].vfid) continue;
-                throw_error(Errc::invalid_argument, "select_device",
-                            "ranks " + std::to_string(r) + " and " + std::to_string(q) + " on host " +
-                                std::string(all[r].host) + " both chose device " + std::to_string(final[r].device) +
-                                ", vFPGA " + std::to_string(final[r].vfid) +
-                                " (give each rank its own with COYOTE_MPI_DEVICE_MAP=\"rank:dev:vf,...\")");
-            }
-    }
+    if (options.check_exists && std::any_of(all.begin(), all.end(), [](const Record& r) { return r.is_hw != 0; }))
+        check_exists(comm, a, all, final, options.bootstrap);
+    if (options.check_collisions) check_collisions(all, final);
     return a;
 }
 
