@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 
 namespace coyote::mpi {
@@ -132,6 +133,80 @@ QpConnection& QpSet::connection(int peer) {
 
 const QpConnection& QpSet::connection(int peer) const { return const_cast<QpSet*>(this)->connection(peer); }
 
+namespace {
+
+/// One cThread with a registered buffer and its exported queue pair, for `peer` (the `index`-th of `total`).
+QpConnection open_connection(int peer, const DeviceAssignment& device, const WiringOptions& options,
+                             std::size_t index, std::size_t total, int ranks) {
+    QpConnection c;
+    c.peer = peer;
+    try {
+        c.thread = std::make_unique<cThread>(device.vfid, ::getpid(), device.device);
+    } catch (const Error& e) {
+        if (e.code() != make_error_code(Errc::resource_exhausted)) throw;
+        throw_error(Errc::resource_exhausted, "QpSet",
+                    "could not register ctid for queue pair " + std::to_string(index + 1) + " of " +
+                        std::to_string(total) + " (peer rank " + std::to_string(peer) + ") on device " +
+                        std::to_string(device.device) + ", vFPGA " + std::to_string(device.vfid) + ": all " +
+                        std::to_string(N_CTID_MAX) +
+                        " ctids are taken; use a pattern with fewer peers (ring: 2, recursive_doubling: " +
+                        std::to_string(ceil_log2(ranks)) + ") [" + e.what() + "]");
+    }
+    c.buffer = c.thread->getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(options.buffer_size), true});
+    c.size = options.buffer_size;
+    c.local_blob = c.thread->exportQp();
+    return c;
+}
+
+/// This rank's slots of the exchange: slot p holds the blob for rank p (empty where there is no queue pair).
+std::vector<std::byte> pack_slots(const std::map<int, QpConnection>& conns, std::size_t slot_bytes, int me, int n) {
+    std::vector<std::byte> send(slot_bytes * static_cast<std::size_t>(n));
+    for (const auto& [p, c] : conns) {
+        std::byte* slot = send.data() + slot_bytes * static_cast<std::size_t>(p);
+        const SlotHeader h{k_slot_magic, static_cast<uint32_t>(c.local_blob.size()), me, p};
+        std::memcpy(slot, &h, sizeof(h));
+        std::memcpy(slot + sizeof(h), c.local_blob.data(), c.local_blob.size());
+    }
+    return send;
+}
+
+/// The header of rank r's slot for `me`, checked against what `me` expects; nullopt where neither side has a
+/// queue pair.
+std::optional<SlotHeader> check_slot(const std::byte* slot, std::size_t slot_bytes, int r, int me, bool wanted) {
+    SlotHeader h{};
+    std::memcpy(&h, slot, sizeof(h));
+    const bool sent = h.magic == k_slot_magic && h.length > 0;
+    if (sent && !wanted)
+        throw_error(Errc::protocol, "QpSet",
+                    "rank " + std::to_string(r) + " has a queue pair for rank " + std::to_string(me) + " but rank " +
+                        std::to_string(me) + " does not list rank " + std::to_string(r) +
+                        " (peer lists must be symmetric)");
+    if (!wanted) return std::nullopt;
+    if (!sent)
+        throw_error(Errc::protocol, "QpSet",
+                    "rank " + std::to_string(me) + " lists rank " + std::to_string(r) + " but rank " +
+                        std::to_string(r) + " published no queue pair for it (peer lists must be symmetric)");
+    if (h.src != r || h.dst != me || h.length > slot_bytes - sizeof(SlotHeader))
+        throw_error(Errc::protocol, "QpSet",
+                    "malformed slot from rank " + std::to_string(r) + " (src " + std::to_string(h.src) + ", dst " +
+                        std::to_string(h.dst) + ", length " + std::to_string(h.length) + ")");
+    return h;
+}
+
+/// Runs `fn`; returns its exception (and text) instead of throwing, so every rank reaches the next agreement.
+template <typename Fn>
+std::exception_ptr capture(std::string& text, Fn&& fn) {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        text = e.what();
+        return std::current_exception();
+    }
+    return nullptr;
+}
+
+}  // namespace
+
 QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOptions options)
     : buffer_size_(options.buffer_size) {
     const int me = comm.rank();
@@ -139,89 +214,44 @@ QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOpt
     const auto& bo = options.bootstrap;
 
     // ---- 1. local set-up: one cThread + registered buffer per peer ------------------------------------
-    std::exception_ptr error;
     std::string error_text;
     uint32_t blob_size = 0;
-    try {
+    std::exception_ptr error = capture(error_text, [&] {
         peers_ = peers_for(options.pattern, me, n, options.peers);
         if (options.buffer_size == 0 || options.buffer_size > UINT32_MAX)
             throw_error(Errc::invalid_argument, "QpSet",
                         "buffer size " + std::to_string(options.buffer_size) + " must be in 1..4294967295 bytes");
         check_ctid_budget(peers_.size(), options.pattern, n, me);
         for (int p : peers_) {
-            QpConnection c;
-            c.peer = p;
-            try {
-                c.thread = std::make_unique<cThread>(device.vfid, ::getpid(), device.device);
-            } catch (const Error& e) {
-                if (e.code() != make_error_code(Errc::resource_exhausted)) throw;
-                throw_error(Errc::resource_exhausted, "QpSet",
-                            "could not register ctid for queue pair " + std::to_string(conns_.size() + 1) + " of " +
-                                std::to_string(peers_.size()) + " (peer rank " + std::to_string(p) + ") on device " +
-                                std::to_string(device.device) + ", vFPGA " + std::to_string(device.vfid) +
-                                ": all " + std::to_string(N_CTID_MAX) +
-                                " ctids are taken; use a pattern with fewer peers (ring: 2, recursive_doubling: " +
-                                std::to_string(ceil_log2(n)) + ") [" + e.what() + "]");
-            }
-            c.buffer = c.thread->getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(options.buffer_size), true});
-            c.size = options.buffer_size;
-            c.local_blob = c.thread->exportQp();
+            QpConnection c = open_connection(p, device, options, conns_.size(), peers_.size(), n);
             if (blob_size != 0 && c.local_blob.size() != blob_size)
                 throw_error(Errc::protocol, "QpSet", "exportQp blobs of one rank differ in size");
             blob_size = static_cast<uint32_t>(c.local_blob.size());
             conns_.emplace(p, std::move(c));
         }
-    } catch (const std::exception& e) {
-        error = std::current_exception();
-        error_text = e.what();
-    }
+    });
     const auto status = agree(comm, make_status(!error, blob_size, error_text), error, "queue pair set-up", bo);
 
     // ---- 2. one collective: every blob in a fixed-size slot ------------------------------------------
     uint32_t max_blob = 0;
-    for (const auto& s : status) max_blob = std::max(max_blob, s.blob_size);
+    for (const auto& st : status) max_blob = std::max(max_blob, st.blob_size);
     slot_bytes_ = sizeof(SlotHeader) + max_blob;
-    std::vector<std::byte> send(slot_bytes_ * static_cast<std::size_t>(n));
-    for (const auto& [p, c] : conns_) {
-        std::byte* slot = send.data() + slot_bytes_ * static_cast<std::size_t>(p);
-        const SlotHeader h{k_slot_magic, static_cast<uint32_t>(c.local_blob.size()), me, p};
-        std::memcpy(slot, &h, sizeof(h));
-        std::memcpy(slot + sizeof(h), c.local_blob.data(), c.local_blob.size());
-    }
-    const auto recv = alltoall_bytes(comm, send, slot_bytes_, "queue pair exchange", bo);
+    const auto recv = alltoall_bytes(comm, pack_slots(conns_, slot_bytes_, me, n), slot_bytes_,
+                                     "queue pair exchange", bo);
 
     // ---- 3. validate and connect -----------------------------------------------------------------------
-    try {
+    error = capture(error_text, [&] {
         for (int r = 0; r < n; ++r) {
             if (r == me) continue;
             const std::byte* slot = recv.data() + slot_bytes_ * static_cast<std::size_t>(r);
-            SlotHeader h{};
-            std::memcpy(&h, slot, sizeof(h));
-            const bool sent = h.magic == k_slot_magic && h.length > 0;
-            const bool wanted = conns_.count(r) != 0;
-            if (sent && !wanted)
-                throw_error(Errc::protocol, "QpSet",
-                            "rank " + std::to_string(r) + " has a queue pair for rank " + std::to_string(me) +
-                                " but rank " + std::to_string(me) + " does not list rank " + std::to_string(r) +
-                                " (peer lists must be symmetric)");
-            if (!wanted) continue;
-            if (!sent)
-                throw_error(Errc::protocol, "QpSet",
-                            "rank " + std::to_string(me) + " lists rank " + std::to_string(r) + " but rank " +
-                                std::to_string(r) + " published no queue pair for it (peer lists must be symmetric)");
-            if (h.src != r || h.dst != me || h.length > slot_bytes_ - sizeof(SlotHeader))
-                throw_error(Errc::protocol, "QpSet",
-                            "malformed slot from rank " + std::to_string(r) + " (src " + std::to_string(h.src) +
-                                ", dst " + std::to_string(h.dst) + ", length " + std::to_string(h.length) + ")");
+            const auto h = check_slot(slot, slot_bytes_, r, me, conns_.count(r) != 0);
+            if (!h) continue;
             auto& c = conns_.at(r);
-            c.remote_blob.assign(slot + sizeof(h), slot + sizeof(h) + h.length);
+            c.remote_blob.assign(slot + sizeof(SlotHeader), slot + sizeof(SlotHeader) + h->length);
             c.thread->connectQp(c.remote_blob, options.port);
             if (options.on_connected) options.on_connected(r, *c.thread);
         }
-    } catch (const std::exception& e) {
-        error = std::current_exception();
-        error_text = e.what();
-    }
+    });
     // ---- 4. nobody issues RDMA before every peer is connected -----------------------------------------
     (void)agree(comm, make_status(!error, 0, error_text), error, "queue pair connect", bo);
 }
