@@ -94,31 +94,8 @@ std::string human(uint64_t n) {
     return std::to_string(n) + " B";
 }
 
-int run() {
-    Communicator comm;
-    if (comm.size() != 2)
-        throw_error(Errc::invalid_argument, "demo", "run with exactly 2 ranks (mpirun -np 2), got " + std::to_string(comm.size()));
-    const int me = comm.rank();
-    const int peer = 1 - me;
-    const bool client = me == 0;
-
-    const auto t_start = Clock::now();
-    const DeviceAssignment dev = select_device(comm);
-    const BindingDecision bind = bind_to_fpga(dev.device, me);
-    WiringOptions wo;
-    wo.buffer_size = k_buffer;
-    wo.pattern = PeerPattern::all;
-    QpSet qps(comm, dev, wo);
-    const double wire_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_start).count();
-    cThread& t = qps.thread(peer);
-    void* buf = qps.buffer(peer);
-
-    std::vector<Check> checks;
-    checks.push_back(write_check(t, buf, comm, peer, client));
-    checks.push_back(read_check(t, buf, comm, peer, client));
-    const auto ar = allreduce_hook(qps, comm);
-
-    // Benchmark table.
+/// The latency / bandwidth table, RDMA and MPI alternated per size on the same peers.
+std::vector<Row> benchmark(cThread& t, void* buf, const Communicator& comm, int peer, bool client) {
     std::vector<Row> rows;
     std::vector<uint8_t> mpi_buf(1u << 20);
     fill(static_cast<uint8_t*>(buf) + k_src, 1u << 20, 5);
@@ -137,51 +114,95 @@ int run() {
         r.mpi_bw = mpi_send_mibps(comm, peer, client, mpi_buf.data(), static_cast<int>(size), bw_iters);
         rows.push_back(r);
     }
+    return rows;
+}
+
+/// What rank 0 prints: placement of both ranks, verification and the table.
+struct Report {
+    DeviceAssignment dev;
+    int devs[4] = {0, 0, 0, 0};  ///< device, vFPGA of rank 0 and rank 1
+    std::vector<char> lines;     ///< binding line of each rank, k_line bytes each
+    double wire_ms = 0;
+    std::vector<Check> checks;
+    std::optional<Check> allreduce;
+    std::vector<Row> rows;
+    static constexpr std::size_t k_line = 512;
+};
+
+/// Gathers both ranks' device and binding lines to rank 0.
+void gather_placement(Report& rep, const BindingDecision& bind, const Communicator& comm) {
+    char line[Report::k_line];
+    std::snprintf(line, sizeof(line), "%s", describe(bind).c_str());
+    rep.lines.resize(sizeof(line) * 2);
+    check_mpi(MPI_Gather(line, sizeof(line), MPI_CHAR, rep.lines.data(), sizeof(line), MPI_CHAR, 0, comm.get()),
+              "MPI_Gather", "binding report");
+    int dev_info[2] = {static_cast<int>(rep.dev.device), rep.dev.vfid};
+    check_mpi(MPI_Gather(dev_info, 2, MPI_INT, rep.devs, 2, MPI_INT, 0, comm.get()), "MPI_Gather", "device report");
+}
+
+void print_report(const Report& rep, cThread& t, bool all_ok) {
+    std::printf("\n== coyote-mpi demo: 2 ranks, backend %s ==\n", rep.dev.backend.c_str());
+    for (int r = 0; r < 2; ++r)
+        std::printf("  rank %d: device %d, vFPGA %d (%s); binding %s\n", r, rep.devs[2 * r], rep.devs[2 * r + 1],
+                    rep.dev.source.c_str(), rep.lines.data() + static_cast<std::size_t>(r) * Report::k_line);
+    std::printf("  MPI bootstrap (device selection, binding, QP wiring): %.2f ms\n", rep.wire_ms);
+    const auto& qp = *t.getQpair();
+    std::printf("  queue pair: local QPN 0x%06x IP 0x%08x  <->  remote QPN 0x%06x IP 0x%08x\n\n", qp.local.qpn,
+                qp.local.ip_addr, qp.remote.qpn, qp.remote.ip_addr);
+    std::printf("Verification\n");
+    for (const auto& c : rep.checks)
+        std::printf("  [%s] %-42s %s\n", c.ok ? "PASS" : "FAIL", c.name.c_str(), c.ok ? "" : c.detail.c_str());
+    if (rep.allreduce)
+        std::printf("  [%s] %-42s %s\n", rep.allreduce->ok ? "PASS" : "FAIL", rep.allreduce->name.c_str(),
+                    rep.allreduce->detail.c_str());
+    else
+        std::printf("  [----] %-42s not implemented yet (allreduce_hook in demo.cpp)\n", "allreduce over RDMA");
+    std::printf("\nBenchmark (rank 0 <-> rank 1, measured in this run)\n");
+    std::printf("  %8s | %12s %12s | %14s %14s %14s\n", "size", "RDMA lat us", "MPI lat us", "RDMA WR MiB/s",
+                "RDMA RD MiB/s", "MPI MiB/s");
+    std::printf("  ---------+---------------------------+----------------------------------------------\n");
+    for (const auto& r : rep.rows)
+        std::printf("  %8s | %12.2f %12.2f | %14.1f %14.1f %14.1f\n", human(r.size).c_str(), r.rdma_lat, r.mpi_lat,
+                    r.rdma_bw, r.rdma_rd_bw, r.mpi_bw);
+    std::printf("  (latency: half the round trip of a WRITE ping-pong / MPI_Send+MPI_Recv ping-pong)\n");
+    std::printf("\nResult: %s\n", all_ok ? "all checks passed" : "VERIFICATION FAILED");
+    std::fflush(stdout);
+}
+
+int run() {
+    Communicator comm;
+    if (comm.size() != 2)
+        throw_error(Errc::invalid_argument, "demo", "run with exactly 2 ranks (mpirun -np 2), got " + std::to_string(comm.size()));
+    const int me = comm.rank();
+    const int peer = 1 - me;
+    const bool client = me == 0;
+
+    Report rep;
+    const auto t_start = Clock::now();
+    rep.dev = select_device(comm);
+    const BindingDecision bind = bind_to_fpga(rep.dev.device, me);
+    WiringOptions wo;
+    wo.buffer_size = k_buffer;
+    wo.pattern = PeerPattern::all;
+    QpSet qps(comm, rep.dev, wo);
+    rep.wire_ms = std::chrono::duration<double, std::milli>(Clock::now() - t_start).count();
+    cThread& t = qps.thread(peer);
+    void* buf = qps.buffer(peer);
+
+    rep.checks.push_back(write_check(t, buf, comm, peer, client));
+    rep.checks.push_back(read_check(t, buf, comm, peer, client));
+    rep.allreduce = allreduce_hook(qps, comm);
+    rep.rows = benchmark(t, buf, comm, peer, client);
     // The last bandwidth run wrote the pattern into the server's destination region: verify it too.
     uint64_t bad = client ? 0 : mismatches(static_cast<uint8_t*>(buf) + k_dst, 1u << 20, 5);
     uint64_t bad_total = 0;
     check_mpi(MPI_Allreduce(&bad, &bad_total, 1, MPI_UINT64_T, MPI_SUM, comm.get()), "MPI_Allreduce", "bench check");
-    checks.push_back({"benchmark payload (1 MiB WRITEs) on rank 1", bad_total == 0, std::to_string(bad_total) + " bytes differ"});
-
-    // Binding lines of both ranks.
-    char line[512];
-    std::snprintf(line, sizeof(line), "%s", describe(bind).c_str());
-    std::vector<char> lines(sizeof(line) * 2);
-    check_mpi(MPI_Gather(line, sizeof(line), MPI_CHAR, lines.data(), sizeof(line), MPI_CHAR, 0, comm.get()), "MPI_Gather",
-              "binding report");
-    int dev_info[2] = {static_cast<int>(dev.device), dev.vfid};
-    int devs[4] = {0, 0, 0, 0};
-    check_mpi(MPI_Gather(dev_info, 2, MPI_INT, devs, 2, MPI_INT, 0, comm.get()), "MPI_Gather", "device report");
+    rep.checks.push_back({"benchmark payload (1 MiB WRITEs) on rank 1", bad_total == 0, std::to_string(bad_total) + " bytes differ"});
+    gather_placement(rep, bind, comm);
 
     bool all_ok = true;
-    for (const auto& c : checks) all_ok = all_ok && c.ok;
-    if (me == 0) {
-        std::printf("\n== coyote-mpi demo: 2 ranks, backend %s ==\n", dev.backend.c_str());
-        for (int r = 0; r < 2; ++r)
-            std::printf("  rank %d: device %d, vFPGA %d (%s); binding %s\n", r, devs[2 * r], devs[2 * r + 1],
-                        dev.source.c_str(), lines.data() + static_cast<std::size_t>(r) * sizeof(line));
-        std::printf("  MPI bootstrap (device selection, binding, QP wiring): %.2f ms\n", wire_ms);
-        const auto& qp = *t.getQpair();
-        std::printf("  queue pair: local QPN 0x%06x IP 0x%08x  <->  remote QPN 0x%06x IP 0x%08x\n\n", qp.local.qpn,
-                    qp.local.ip_addr, qp.remote.qpn, qp.remote.ip_addr);
-        std::printf("Verification\n");
-        for (const auto& c : checks)
-            std::printf("  [%s] %-42s %s\n", c.ok ? "PASS" : "FAIL", c.name.c_str(), c.ok ? "" : c.detail.c_str());
-        if (ar)
-            std::printf("  [%s] %-42s %s\n", ar->ok ? "PASS" : "FAIL", ar->name.c_str(), ar->detail.c_str());
-        else
-            std::printf("  [----] %-42s not implemented yet (allreduce_hook in demo.cpp)\n", "allreduce over RDMA");
-        std::printf("\nBenchmark (rank 0 <-> rank 1, measured in this run)\n");
-        std::printf("  %8s | %12s %12s | %14s %14s %14s\n", "size", "RDMA lat us", "MPI lat us", "RDMA WR MiB/s",
-                    "RDMA RD MiB/s", "MPI MiB/s");
-        std::printf("  ---------+---------------------------+----------------------------------------------\n");
-        for (const auto& r : rows)
-            std::printf("  %8s | %12.2f %12.2f | %14.1f %14.1f %14.1f\n", human(r.size).c_str(), r.rdma_lat, r.mpi_lat,
-                        r.rdma_bw, r.rdma_rd_bw, r.mpi_bw);
-        std::printf("  (latency: half the round trip of a WRITE ping-pong / MPI_Send+MPI_Recv ping-pong)\n");
-        std::printf("\nResult: %s\n", all_ok ? "all checks passed" : "VERIFICATION FAILED");
-        std::fflush(stdout);
-    }
+    for (const auto& c : rep.checks) all_ok = all_ok && c.ok;
+    if (me == 0) print_report(rep, t, all_ok);
     barrier(comm);
     return all_ok ? 0 : 1;
 }
