@@ -103,6 +103,97 @@ bool verify(const uint8_t* p, uint64_t n, uint32_t size, uint32_t round, const c
     return true;
 }
 
+/// One measured phase of one size: the figure (MB/s or us) and whether the data verified.
+struct Phase {
+    double value = 0;
+    bool ok = true;
+};
+
+/// What every phase needs: the connection, the buffer split in two halves, the size and its round number.
+struct Round {
+    cThread& t;
+    uint8_t* buf;
+    uint64_t half;
+    uint32_t size;
+    uint32_t round;
+    const Options& o;
+    uint32_t per_buf() const { return std::max<uint32_t>(1, static_cast<uint32_t>(half / size)); }
+};
+
+/// WRITE throughput: the client writes `runs` messages; the server checks the data.
+Phase write_phase(const Round& r) {
+    Phase p;
+    r.t.clearCompleted();
+    if (!r.o.server) fill(r.buf, r.half, r.size, r.round);
+    r.t.connSync(!r.o.server);
+    if (!r.o.server) {
+        const auto t0 = Clock::now();
+        for (uint32_t i = 0; i < r.o.runs; ++i) {
+            const uint64_t off = uint64_t(i % r.per_buf()) * r.size;
+            r.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = off, .remote_offs = r.half + off, .len = r.size});
+        }
+        wait_for(r.t, CoyoteOper::REMOTE_RDMA_WRITE, r.o.runs);
+        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        p.value = double(r.o.runs) * r.size / s / 1e6;
+    } else {
+        wait_for(r.t, CoyoteOper::LOCAL_WRITE, r.o.runs);
+        p.ok = verify(r.buf + r.half, uint64_t(std::min(r.per_buf(), r.o.runs)) * r.size, r.size, r.round,
+                      "WRITE at the target");
+    }
+    r.t.connSync(!r.o.server);
+    return p;
+}
+
+/// READ throughput: the client reads the server's source half; the server is passive.
+Phase read_phase(const Round& r) {
+    Phase p;
+    r.t.clearCompleted();
+    if (r.o.server) fill(r.buf, r.half, r.size, r.round + 1);
+    r.t.connSync(!r.o.server);
+    if (!r.o.server) {
+        std::memset(r.buf + r.half, 0, r.half);
+        const auto t0 = Clock::now();
+        for (uint32_t i = 0; i < r.o.runs; ++i) {
+            const uint64_t off = uint64_t(i % r.per_buf()) * r.size;
+            r.t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.local_offs = r.half + off, .remote_offs = off, .len = r.size});
+        }
+        wait_for(r.t, CoyoteOper::REMOTE_RDMA_READ, r.o.runs);
+        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+        p.value = double(r.o.runs) * r.size / s / 1e6;
+        p.ok = verify(r.buf + r.half, uint64_t(std::min(r.per_buf(), r.o.runs)) * r.size, r.size, r.round + 1,
+                      "READ at the requester");
+    }
+    r.t.connSync(!r.o.server);
+    return p;
+}
+
+/// WRITE ping-pong: the client writes one message, the server answers once it has landed.
+Phase pingpong_phase(const Round& r) {
+    Phase p;
+    r.t.clearCompleted();
+    if (!r.o.server) fill(r.buf, r.size, r.size, r.round + 2);
+    r.t.connSync(!r.o.server);
+    const uint32_t pings = std::max<uint32_t>(1, r.o.runs / 4);
+    if (!r.o.server) {
+        const auto t0 = Clock::now();
+        for (uint32_t i = 0; i < pings; ++i) {
+            r.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = 0, .remote_offs = r.half, .len = r.size});
+            wait_for(r.t, CoyoteOper::LOCAL_WRITE, i + 1);
+        }
+        p.value = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / pings / 2;
+        p.ok = verify(r.buf + r.half, r.size, r.size, r.round + 2, "ping-pong echo");
+    } else {
+        for (uint32_t i = 0; i < pings; ++i) {
+            wait_for(r.t, CoyoteOper::LOCAL_WRITE, i + 1);
+            // Echo what arrived back into the client's receive half.
+            r.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = r.half, .remote_offs = r.half, .len = r.size});
+        }
+        wait_for(r.t, CoyoteOper::REMOTE_RDMA_WRITE, pings);
+    }
+    r.t.connSync(!r.o.server);
+    return p;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,78 +215,14 @@ int main(int argc, char** argv) {
         bool all_ok = true;
         uint32_t round = 0;
         for (uint32_t size = o.min_size; size <= o.max_size; size *= 2, ++round) {
-            const uint32_t per_buf = std::max<uint32_t>(1, static_cast<uint32_t>(half / size));
-            // ---- WRITE throughput: the client writes `runs` messages; the server checks the data.
-            t.clearCompleted();
-            if (!o.server) fill(buf, half, size, round);
-            t.connSync(!o.server);
-            double write_mbs = 0;
-            if (!o.server) {
-                const auto t0 = Clock::now();
-                for (uint32_t i = 0; i < o.runs; ++i) {
-                    const uint64_t off = uint64_t(i % per_buf) * size;
-                    t.invoke(CoyoteOper::REMOTE_RDMA_WRITE,
-                             rdmaSg{.local_offs = off, .remote_offs = half + off, .len = size});
-                }
-                wait_for(t, CoyoteOper::REMOTE_RDMA_WRITE, o.runs);
-                const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-                write_mbs = double(o.runs) * size / s / 1e6;
-            } else {
-                wait_for(t, CoyoteOper::LOCAL_WRITE, o.runs);
-                all_ok &= verify(buf + half, uint64_t(std::min(per_buf, o.runs)) * size, size, round,
-                                 "WRITE at the target");
-            }
-            t.connSync(!o.server);
-
-            // ---- READ throughput: the client reads the server's source half; the server is passive.
-            t.clearCompleted();
-            if (o.server) fill(buf, half, size, round + 1);
-            t.connSync(!o.server);
-            double read_mbs = 0;
-            bool ok = true;
-            if (!o.server) {
-                std::memset(buf + half, 0, half);
-                const auto t0 = Clock::now();
-                for (uint32_t i = 0; i < o.runs; ++i) {
-                    const uint64_t off = uint64_t(i % per_buf) * size;
-                    t.invoke(CoyoteOper::REMOTE_RDMA_READ,
-                             rdmaSg{.local_offs = half + off, .remote_offs = off, .len = size});
-                }
-                wait_for(t, CoyoteOper::REMOTE_RDMA_READ, o.runs);
-                const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-                read_mbs = double(o.runs) * size / s / 1e6;
-                ok &= verify(buf + half, uint64_t(std::min(per_buf, o.runs)) * size, size, round + 1,
-                             "READ at the requester");
-            }
-            t.connSync(!o.server);
-
-            // ---- WRITE ping-pong: the client writes one message, the server answers once it has landed.
-            t.clearCompleted();
-            if (!o.server) fill(buf, size, size, round + 2);
-            t.connSync(!o.server);
-            const uint32_t pings = std::max<uint32_t>(1, o.runs / 4);
-            double half_rtt_us = 0;
-            if (!o.server) {
-                const auto t0 = Clock::now();
-                for (uint32_t i = 0; i < pings; ++i) {
-                    t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = 0, .remote_offs = half, .len = size});
-                    wait_for(t, CoyoteOper::LOCAL_WRITE, i + 1);
-                }
-                half_rtt_us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / pings / 2;
-                ok &= verify(buf + half, size, size, round + 2, "ping-pong echo");
-            } else {
-                for (uint32_t i = 0; i < pings; ++i) {
-                    wait_for(t, CoyoteOper::LOCAL_WRITE, i + 1);
-                    // Echo what arrived back into the client's receive half.
-                    t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = half, .remote_offs = half, .len = size});
-                }
-                wait_for(t, CoyoteOper::REMOTE_RDMA_WRITE, pings);
-            }
-            t.connSync(!o.server);
-            all_ok &= ok;
+            const Round r{t, buf, half, size, round, o};
+            const Phase w = write_phase(r);
+            const Phase rd = read_phase(r);
+            const Phase pp = pingpong_phase(r);
+            all_ok &= w.ok && rd.ok && pp.ok;
+            const bool ok = rd.ok && pp.ok;  // the client's own checks
             if (!o.server)
-                std::printf("%10u %14.1f %14.1f %14.2f %12s\n", size, write_mbs, read_mbs, half_rtt_us,
-                            ok ? "yes" : "NO");
+                std::printf("%10u %14.1f %14.1f %14.2f %12s\n", size, w.value, rd.value, pp.value, ok ? "yes" : "NO");
         }
         t.connSync(!o.server);
         t.closeConn();
