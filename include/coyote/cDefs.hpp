@@ -2,6 +2,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <sys/ioctl.h>
 
 #include <chrono>

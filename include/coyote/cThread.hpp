@@ -1,18 +1,37 @@
 // coyote-mpi: cThread, the Coyote v0.2.x handle to one vFPGA context (ctid).
 #pragma once
 
+// Coyote's cThread.hpp brings these system, standard and Boost headers into every program that includes it,
+// and applications rely on them (mmap, ioctl, eventfd, std::thread, ...): include the same ones.
+#include <fcntl.h>
+#include <linux/mman.h>
+#include <netdb.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/types.h>
+#include <syslog.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <fstream>
 #include <functional>
+#include <iostream>
 #include <memory>
+#include <random>
 #include <span>
 #include <string>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
+#include <boost/interprocess/sync/named_mutex.hpp>
+
 #include <coyote/cDefs.hpp>
+#include <coyote/cGpu.hpp>
 #include <coyote/cOps.hpp>
 #include <coyote/error.hpp>
 #include <coyote/oob.hpp>

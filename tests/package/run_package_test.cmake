@@ -32,9 +32,18 @@ endif()
 if(COYOTE_CXX_COMPILER)
   list(APPEND configure_args -DCMAKE_CXX_COMPILER=${COYOTE_CXX_COMPILER})
 endif()
-if(COYOTE_C_COMPILER)
-  list(APPEND configure_args -DCMAKE_C_COMPILER=${COYOTE_C_COMPILER})
-endif()
+# The consumer is built with this build's flags (a sanitizer build's consumer must link the sanitizer too).
+list(APPEND configure_args "-DCMAKE_CXX_FLAGS=${COYOTE_CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${COYOTE_EXE_LINKER_FLAGS}")
 run_step("configure consumer" ${CMAKE_COMMAND} ${configure_args})
 run_step("build consumer" ${CMAKE_COMMAND} --build ${consumer_build})
-run_step("run consumer" ${consumer_build}/coyote_consumer)
+# The consumers run without LD_LIBRARY_PATH: the installed libraries must find each other through their run paths.
+run_step("run consumer" ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH ${consumer_build}/coyote_consumer)
+if(COYOTE_MPIEXEC)
+  if(NOT EXISTS ${consumer_build}/coyote_mpi_consumer)
+    message(FATAL_ERROR "package_test: the MPI layer is installed but the consumer found no coyote::mpi")
+  endif()
+  # Open MPI: allow root (CI) and more ranks than cores through its environment; other MPIs ignore these.
+  run_step("run MPI consumer on 2 ranks" ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+    ${COYOTE_MPIEXEC} ${COYOTE_MPIEXEC_NUMPROC_FLAG} 2 ${consumer_build}/coyote_mpi_consumer)
+endif()
