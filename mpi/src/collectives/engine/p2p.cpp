@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,28 @@
 namespace coyote::detail::coll {
 
 using namespace engine_detail;
+
+namespace {
+
+/// The error of a receive whose buffer of `capacity` bytes is too small for the message.
+std::exception_ptr too_long(uint64_t total, int peer, int tag, uint64_t capacity) {
+    return std::make_exception_ptr(Error(make_error_code(Errc::invalid_argument), "recv",
+                                         "message of " + std::to_string(total) + " bytes from rank " +
+                                             std::to_string(peer) + " (tag " + std::to_string(tag) +
+                                             ") exceeds the receive buffer of " + std::to_string(capacity) + " bytes"));
+}
+
+/// A new point-to-point operation.
+std::shared_ptr<OpState> p2p_op(int peer, int tag, uint64_t bytes) {
+    auto op = std::make_shared<OpState>();
+    op->is_p2p = true;
+    op->peer = peer;
+    op->tag = tag;
+    op->bytes = bytes;
+    return op;
+}
+
+}  // namespace
 
 void Engine::dispatch_p2p(Channel& c, const MsgHeader& h, const std::byte* payload) {
     if (h.first != 0) {
@@ -70,11 +93,7 @@ void Engine::begin_p2p(Channel& c, const MsgHeader& h) {
     auto req = *it;
     c.posted.erase(it);
     if (h.total > req->bytes) {
-        req->error = std::make_exception_ptr(
-            Error(make_error_code(Errc::invalid_argument), "recv",
-                  "message of " + std::to_string(h.total) + " bytes from rank " + std::to_string(c.peer) + " (tag " +
-                      std::to_string(h.tag) + ") exceeds the receive buffer of " + std::to_string(req->bytes) +
-                      " bytes"));
+        req->error = too_long(h.total, c.peer, h.tag, req->bytes);
         req->done.store(true, std::memory_order_release);
         c.in_discard = true;
     } else {
@@ -86,10 +105,7 @@ void Engine::begin_p2p(Channel& c, const MsgHeader& h) {
 void Engine::complete_from_unexpected(OpState& op) {
     const auto& u = *op.from_unexpected;
     if (u.total > op.bytes) {
-        op.error = std::make_exception_ptr(
-            Error(make_error_code(Errc::invalid_argument), "recv",
-                  "message of " + std::to_string(u.total) + " bytes from rank " + std::to_string(op.peer) + " (tag " +
-                      std::to_string(u.tag) + ") exceeds the receive buffer of " + std::to_string(op.bytes) + " bytes"));
+        op.error = too_long(u.total, op.peer, u.tag, op.bytes);
     } else {
         if (u.total != 0) std::memcpy(op.rbuf, u.data.data(), u.total);
         op.received = u.total;
@@ -160,13 +176,9 @@ void Engine::pull_p2p(Channel& c, bool drain) {
 std::shared_ptr<OpState> Engine::post_send(const void* buf, uint64_t bytes, int peer, int tag) {
     std::lock_guard lk(mtx_);
     Channel& c = p2p_chan(peer, "send");
-    auto op = std::make_shared<OpState>();
-    op->is_p2p = true;
+    auto op = p2p_op(peer, tag, bytes);
     op->is_send = true;
-    op->peer = peer;
-    op->tag = tag;
     op->sbuf = static_cast<const std::byte*>(buf);
-    op->bytes = bytes;
     op->msg_id = c.p2p_msgs_out++;
     op->what = "send to rank " + std::to_string(peer) + " (tag " + std::to_string(tag) + ", " + std::to_string(bytes) +
                " bytes)";
@@ -179,12 +191,8 @@ std::shared_ptr<OpState> Engine::post_send(const void* buf, uint64_t bytes, int 
 std::shared_ptr<OpState> Engine::post_recv(void* buf, uint64_t bytes, int peer, int tag) {
     std::lock_guard lk(mtx_);
     Channel& c = p2p_chan(peer, "recv");
-    auto op = std::make_shared<OpState>();
-    op->is_p2p = true;
-    op->peer = peer;
-    op->tag = tag;
+    auto op = p2p_op(peer, tag, bytes);
     op->rbuf = static_cast<std::byte*>(buf);
-    op->bytes = bytes;
     op->what = "recv from rank " + std::to_string(peer) + " (tag " +
                (tag == mpi::any_tag ? std::string("any") : std::to_string(tag)) + ", up to " + std::to_string(bytes) +
                " bytes)";
