@@ -4,7 +4,7 @@
 // functions live in: engine.cpp (construction, teardown, non-blocking collectives), channel.cpp (slots, credits,
 // posting), matching.cpp (collective messages and signatures), direct.cpp (direct placement windows), p2p.cpp,
 // links.cpp, failure.cpp (liveness, failure reports, stalls), schedule.cpp (execute) and eager.cpp
-// (execute_eager); channel_inline.hpp holds the hot channel primitives.
+// (execute_eager); internal.hpp holds the tuning constants they share.
 //
 // Direct placement (steps of at least EngineConfig::direct_min bytes that are pure copies): the receiver
 // registers the destination range as a remote-access window of the queue pair and sends a ready-to-receive
