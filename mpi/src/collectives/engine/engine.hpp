@@ -1,32 +1,17 @@
-// coyote-mpi collectives: the transport engine (internal; included by the library's sources only).
-//
-// One channel per connected peer, on that peer's queue pair and registered buffer (size S, identical on all
-// ranks):
-//
-//   [0, 4096)                control: +0 credit (written by the peer: how many of our messages it consumed),
-//                            +8 credit staging, +16 liveness probe target, +24 probe source
-//   [4096, 4096 + K*slot)    receive ring: the peer's messages, message n in slot n % K
-//   [4096 + K*slot, ...)     send staging: our message n is built in slot n % K, then one RDMA WRITE (last = true)
-//                            copies header + payload into the peer's receive ring slot n % K. A chunk of a pure
-//                            copy stream of at least 16 KiB skips the staging copy: one WRITE (last = false) from
-//                            the source into the peer's slot, then the header alone (last = true)
-//
-// Arrival is the receiver's LOCAL_WRITE completion count (only data messages use last = true, and only this
-// peer writes into this queue pair's buffer). Credits and liveness probes are WRITEs with last = false.
+// coyote-mpi collectives: the transport engine (internal; included by the library's sources only). One header for
+// all of it: the wire format (wire.hpp), a peer's channel (channel.hpp), links opened on demand (link.hpp),
+// schedules (schedule.hpp), what a call hands to its algorithm (call.hpp) and the Engine class below. Its
+// functions live in: engine.cpp (construction, teardown, non-blocking collectives), channel.cpp (slots, credits,
+// posting), matching.cpp (collective messages and signatures), direct.cpp (direct placement windows), p2p.cpp,
+// links.cpp, failure.cpp (liveness, failure reports, stalls), schedule.cpp (execute) and eager.cpp
+// (execute_eager); internal.hpp holds the tuning constants they share.
 //
 // Direct placement (steps of at least EngineConfig::direct_min bytes that are pure copies): the receiver
 // registers the destination range as a remote-access window of the queue pair and sends a ready-to-receive
 // message (its address); the sender writes each chunk straight from its source into the window (last = false)
 // and then posts a header-only message marked direct (last = true), which proves that the chunk landed.
-//
-// Links (point-to-point to a rank outside the wired peer set): the first send or receive between two such
-// ranks opens a queue pair on demand. Each side sends a hello (its exportQp blob) over MPI on the engine's own
-// communicator, connects to the peer's blob when it arrives and answers with ready; a side writes into the
-// link only after it connected and received the peer's ready. Crossing hellos need no tie-break: each side
-// connects to the other's blob. A rank that cannot open the queue pair answers with a refusal (its reason).
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -49,242 +34,20 @@
 #include <coyote/mpi/device.hpp>
 #include <coyote/mpi/wiring.hpp>
 
+#include "collectives/engine/call.hpp"
+#include "collectives/engine/channel.hpp"
+#include "collectives/engine/link.hpp"
+#include "collectives/engine/schedule.hpp"
+#include "collectives/engine/wire.hpp"
+
 namespace coyote::mpi {
 struct CollectiveOptions;
 }
 
 namespace coyote::detail::coll {
 
-/// Reduction kernels of one (type, op): acc: d op= s; red3: d = a op b (no overlap).
-struct Kernels {
-    void (*acc)(void*, const void*, std::size_t) = nullptr;
-    void (*red3)(void*, const void*, const void*, std::size_t) = nullptr;
-};
-Kernels kernels(mpi::Datatype t, mpi::Op o) noexcept;
-
-constexpr uint64_t k_control_bytes = 4096;
-constexpr uint32_t k_header_bytes = 64;
-constexpr uint32_t k_kind_coll = 0x4c4c4f43; // "COLL"
-constexpr uint32_t k_kind_p2p = 0x50325031;  // "1P2P"
-constexpr uint32_t k_kind_rtr = 0x31525452;  // "RTR1": ready to receive (direct placement)
-constexpr uint32_t k_first_direct = 2;       ///< MsgHeader::first of a collective chunk placed directly
-constexpr int k_link_tag = 0x4c4e;           ///< MPI tag of link messages on Engine::link_comm()
-
-/// The operation a collective message belongs to.
-enum class CollKind : uint32_t {
-    barrier = 1, broadcast, reduce, allreduce, gather, allgather, scatter, reduce_scatter, alltoall
-};
-const char* kind_name(CollKind k) noexcept;
-
-/// What every rank must agree on for one collective call; carried in every message and checked on arrival.
-struct Signature {
-    CollKind kind = CollKind::barrier;
-    uint32_t dtype = 0;
-    uint64_t count = 0;
-    int32_t root = -1;
-    uint32_t op = 0;
-};
-std::string describe(const Signature& s);
-
-/// Header of every message (64 bytes, in front of the payload in the slot).
-struct MsgHeader {
-    uint32_t kind = 0;  ///< k_kind_coll or k_kind_p2p
-    uint32_t len = 0;   ///< payload bytes of this message
-    uint64_t seq = 0;   ///< message number on this channel (checked)
-    uint64_t epoch = 0; ///< collective: call number; p2p: message number
-    int32_t tag = 0;    ///< p2p tag
-    uint32_t first = 0; ///< p2p: first chunk of a message; collective: k_first_direct (payload placed directly)
-    uint64_t total = 0; ///< p2p: message bytes; collective: signature count
-    uint32_t sig_kind = 0;
-    uint32_t sig_dtype = 0;
-    int32_t sig_root = 0;
-    uint32_t sig_op = 0;
-    uint64_t addr = 0;  ///< ready-to-receive: window address (0: send through the ring)
-};
-static_assert(sizeof(MsgHeader) == k_header_bytes);
-
-/// A collective message taken off the ring before its call consumed it (another call was at the head).
-struct Stashed {
-    MsgHeader h;
-    std::vector<std::byte> data;
-};
-
-/// A ready-to-receive message: the `index`-th direct stream of call `epoch` on this channel goes to `addr`.
-struct ReadyToReceive {
-    MsgHeader h; ///< epoch, tag = index, addr, signature
-};
-
-/// A point-to-point message that arrived before a matching receive was posted.
-struct Unexpected {
-    int tag = 0;
-    uint64_t total = 0;
-    uint64_t got = 0;
-    bool complete = false;
-    std::vector<std::byte> data;
-};
-
-/// Shared state of a non-blocking operation.
-struct OpState {
-    std::atomic<bool> done{false};
-    std::exception_ptr error;
-    std::string what; ///< e.g. "isend to rank 2 (tag 5, 4096 bytes)"
-    // point-to-point
-    bool is_p2p = false;
-    bool is_send = false;
-    int peer = -1;
-    int tag = 0;
-    const std::byte* sbuf = nullptr;
-    std::byte* rbuf = nullptr;
-    uint64_t bytes = 0;    ///< send: message bytes; receive: capacity
-    uint64_t progress = 0; ///< bytes posted (send)
-    bool started = false;
-    uint64_t received = 0; ///< bytes of the matched message (receive)
-    uint64_t msg_id = 0;
-    std::shared_ptr<Unexpected> from_unexpected;
-};
-
-/// A remote-access window over a caller's destination range, kept registered after its call (a later call with
-/// the same range offers it again without registering).
-struct CachedWindow {
-    std::byte* addr = nullptr;
-    uint64_t len = 0;     ///< 0: slot empty
-    bool in_use = false;  ///< offered to the peer by a running schedule
-    uint64_t stamp = 0;   ///< last use (least recently used idle windows are replaced first)
-};
-
-/// One peer's channel (see the file comment for the buffer layout).
-struct Channel {
-    int peer = -1;
-    cThread* thread = nullptr;
-    std::byte* buf = nullptr;
-    uint32_t slots = 0;
-    uint64_t slot_bytes = 0;
-    uint64_t recv_base = 0;
-    uint64_t send_base = 0;
-    // sending
-    uint64_t sent = 0;
-    uint32_t write_base = 0;
-    uint64_t p2p_msgs_out = 0;
-    // receiving
-    uint64_t consumed = 0;
-    uint64_t credited = 0;
-    uint32_t arrive_base = 0;
-    std::deque<Stashed> stash;
-    std::deque<ReadyToReceive> rtrs; ///< received, not yet used by a send
-    uint32_t windows = 0;            ///< windows in use by running schedules
-    std::array<CachedWindow, 4> wins; ///< registered windows (in use or cached)
-    uint64_t win_clock = 0;
-    // point-to-point
-    std::deque<std::shared_ptr<OpState>> sendq;
-    std::deque<std::shared_ptr<OpState>> posted;
-    std::deque<std::shared_ptr<Unexpected>> unexpected;
-    bool in_active = false;
-    uint64_t in_total = 0;
-    uint64_t in_got = 0;
-    int in_tag = 0;
-    std::shared_ptr<OpState> in_req;
-    std::shared_ptr<Unexpected> in_unexp;
-    bool in_discard = false;
-    // liveness
-    std::chrono::steady_clock::time_point last_probe{};
-    // links
-    bool lazy = false;  ///< opened on demand (a Link), not part of the wired peer set
-    bool ready = true;  ///< may be written and read (a link: connected and the peer's ready received)
-};
-
-/// A queue pair opened on demand for point-to-point messages (see the file comment).
-struct Link {
-    std::unique_ptr<cThread> thread;
-    std::vector<std::byte> blob; ///< our exportQp
-    bool hello_sent = false;
-    bool connected = false;      ///< connectQp to the peer's blob done
-    bool peer_ready = false;     ///< the peer connected to ours
-    std::exception_ptr error;    ///< refused or failed: operations with this peer fail with it
-};
-
-/// An MPI send of a link message (the buffer lives until the send completes).
-struct LinkSend {
-    std::vector<std::byte> data;
-    MPI_Request req = MPI_REQUEST_NULL;
-};
-
-/// One step of a collective schedule: a stream of chunks to one peer, from one peer, or from one peer
-/// transformed and forwarded to another. Steps on the same outgoing (incoming) channel post (consume) in
-/// schedule order; steps on different channels proceed concurrently.
-struct Step {
-    enum class Kind { send, recv, forward } kind = Kind::send;
-    int to = -1;
-    int from = -1;
-    uint64_t bytes = 0;
-    /// send: write payload [off, off+len) of the stream into dst (the staging slot).
-    std::function<void(uint64_t off, std::byte* dst, uint32_t len)> produce;
-    /// recv: take payload [off, off+len) from src (the receive slot).
-    std::function<void(uint64_t off, const std::byte* src, uint32_t len)> consume;
-    /// forward: src (received) -> dst (staging of the next message).
-    std::function<void(uint64_t off, const std::byte* src, std::byte* dst, uint32_t len)> forward;
-    /// forward, optional: when the outgoing side is blocked, take the chunk into local memory (absorb) and send
-    /// it from there later (emit). Needed where forwards close a cycle (rings).
-    std::function<void(uint64_t off, const std::byte* src, uint32_t len)> absorb;
-    std::function<void(uint64_t off, std::byte* dst, uint32_t len)> emit;
-    /// Chunk gate: chunk [off, off+len) waits until steps[gate] moved gate_shift + off + len bytes.
-    int gate = -1;
-    uint64_t gate_shift = 0;
-    /// Steps that must be complete before the first chunk.
-    std::vector<int> after;
-    /// Pure copies moved by the engine (then produce / consume / forward / absorb-emit are not used, except
-    /// absorb of a forward without direct_in): recv / forward: the stream lands at direct_in[0, bytes);
-    /// send / forward: the stream is read from direct_out[0, bytes) (a forward without direct_out sends from
-    /// direct_in; a forward with direct_out but no direct_in must absorb each chunk into direct_out). At
-    /// EngineConfig::direct_min bytes and more the peer places the data directly, so both sides of a channel
-    /// must mark their steps alike.
-    std::byte* direct_in = nullptr;
-    const std::byte* direct_out = nullptr;
-    // progress (engine), in chunks
-    uint64_t chunks = 0;
-    uint64_t done = 0;    ///< chunks posted (send, forward) or consumed (recv)
-    uint64_t in_done = 0; ///< forward: chunks taken from the incoming side
-    bool finished = false;
-    Channel* out = nullptr;
-    Channel* in = nullptr;
-    int prev_out = -1;
-    int prev_in = -1;
-    int rtr_in = -1;       ///< index of the ready-to-receive this step sends (-1: none)
-    int rtr_out = -1;      ///< index of the ready-to-receive this step waits for (-1: none)
-    bool rtr_sent = false;
-    bool window = false;   ///< direct_in is registered as a window (Channel::wins[win_slot])
-    int win_slot = -1;
-    bool out_known = false;
-    uint64_t out_addr = 0; ///< peer window of the stream (0: through the ring)
-};
-
-/// A local copy a schedule leaves to the engine: done in pieces while the schedule waits for peers, once every
-/// outgoing chunk is posted (so it delays no send); copies above 256 KiB, and what is left, at the end.
-struct IdleCopy {
-    std::byte* dst = nullptr;
-    const std::byte* src = nullptr;
-    uint64_t bytes = 0;
-};
-
-/// One message of an eager call (Engine::execute_eager). Trivial (arrays of them cost nothing to declare): set
-/// every field but the engine's.
-struct EagerOp {
-    bool send;
-    /// A plain copy on both sides (the receive lands at `dst`). From EngineConfig::direct_min bytes on such a
-    /// message is placed directly (ready-to-receive, write into the window, header), so both sides must mark
-    /// the message alike.
-    bool copy;
-    int peer;
-    uint32_t len;          ///< payload bytes (at most Engine::payload())
-    const std::byte* src;  ///< send: the payload
-    std::byte* dst;        ///< copy receive: the destination
-    /// Other receives: takes the payload (e.g. a reduction); `ctx` is passed through. Not called for len 0.
-    void (*take)(void* ctx, const std::byte* payload, uint32_t len);
-    void* ctx;
-    // set by execute_eager
-    int32_t rtr;  ///< placed directly: index of its ready-to-receive on the channel (-1: through the ring)
-    int32_t win;  ///< direct receive: the window offered (Channel::wins slot, -1: none)
-    bool offered; ///< direct receive: ready-to-receive posted
-};
+class ScheduleRun;
+class EagerRun;
 
 /// Configuration shared by all ranks (checked at construction).
 struct EngineConfig {
@@ -368,14 +131,22 @@ public:
     void submit(std::shared_ptr<OpState> op, std::function<void()> job);
 
 private:
+    friend class ScheduleRun; // schedule.cpp: one execute() call
+    friend class EagerRun;    // eager.cpp: one execute_eager() call
+
+    // ---- setup (engine.cpp) ----
     /// A channel on `thread`'s queue pair and registered buffer `buf` (control area cleared, counter baselines).
     Channel make_channel(int peer, cThread& thread, std::byte* buf);
     /// Throws invalid_argument unless `peer` is another rank of the communicator.
     void check_peer(int peer, const char* what) const;
     Channel& chan(int peer, const char* what);
+    /// Teardown: waits (bounded) until every rank arrived, so no rank frees buffers a peer may still write.
+    void teardown_barrier() noexcept;
+    void run_async_jobs();
+
+    // ---- links (links.cpp; mtx_ held; MPI only on the owner thread) ----
     /// The channel to `peer` for point-to-point, opening a link when there is none (mtx_ held).
     Channel& p2p_chan(int peer, const char* what);
-    // links (mtx_ held; MPI only on the owner thread)
     bool owner_thread() const noexcept { return std::this_thread::get_id() == owner_; }
     void open_link(int peer, Link& l);
     void send_link_msg(int peer, uint32_t type, const std::vector<std::byte>& blob, const std::string& text);
@@ -383,11 +154,19 @@ private:
     /// the next point-to-point call instead of throwing it).
     void progress_links(bool force, bool defer_errors = false);
     void poll_links();
+    /// Checks a received link message and hands it to the handler of its type.
     void on_link_msg(int from, const std::byte* msg, std::size_t bytes);
+    /// Handlers of the link message types (k_link_hello ...): `m` checked, `blob` its m.blob_len bytes.
+    void on_link_hello(int from, Link& l, const LinkMsg& m, const std::byte* blob);
+    void on_link_ready(int from, Link& l, const LinkMsg& m, const std::byte* blob);
+    void on_link_refuse(int from, Link& l, const LinkMsg& m, const std::byte* blob);
     void fail_link(int peer, std::exception_ptr error);
     /// Frees the link message sends that completed.
     void reap_link_sends();
-    // all below: caller holds mtx_
+    /// Teardown: receives the link messages still owed to us and completes our sends (bounded, never throws).
+    void drain_links() noexcept;
+
+    // ---- channel primitives (channel.cpp, channel_inline.hpp; caller holds mtx_) ----
     uint32_t arrived(Channel& c);
     uint32_t free_slots(Channel& c);
     bool can_send(Channel& c, uint32_t reserve);
@@ -402,6 +181,13 @@ private:
     /// WRITE (last = false) of [src, src + len) from the caller's memory to `remote`; false, and `denied` set for
     /// good, when the backend refuses such writes (not_supported). Other errors: peer_failed.
     bool write_from_source(Channel& c, const std::byte* src, uint64_t remote, uint32_t len, bool& denied);
+    const MsgHeader* head(Channel& c, const std::byte** payload);
+    void validate(Channel& c, const MsgHeader& h);
+    void release_head(Channel& c);
+    void return_credit(Channel& c);
+    void flush_credits();
+
+    // ---- direct placement (direct.cpp; mtx_ held) ----
     /// Writes [src, src + len) into the peer's window at `remote` (last = false; the caller posts the header).
     /// False when the wire cannot reach the peer's memory: then this and every later stream go through the ring.
     bool write_direct(Channel& c, const std::byte* src, uint64_t remote, uint32_t len);
@@ -419,10 +205,18 @@ private:
     void post_placed(Channel& c, MsgHeader h, const std::byte* src, uint64_t remote);
     /// Finds the ready-to-receive `index` of call `epoch` from c's peer (reading the ring as needed).
     const ReadyToReceive* find_rtr(Channel& c, uint64_t epoch, int index);
-    const MsgHeader* head(Channel& c, const std::byte** payload);
-    void release_head(Channel& c);
-    void return_credit(Channel& c);
-    void flush_credits();
+    /// A window over [addr, addr + len) on c's queue pair, marked in use: a cached one with that range, else a
+    /// newly registered one (replacing idle windows that overlap it or the least recently used); -1 if none.
+    int acquire_window(Channel& c, std::byte* addr, uint64_t len);
+    /// The slot for a new window over [addr, addr + len) (idle overlapping windows released); -1 if none.
+    int window_slot_for(Channel& c, std::byte* addr, uint64_t len);
+    /// Unregisters a cached window (never throws).
+    void release_window(Channel& c, CachedWindow& w) noexcept;
+    /// After a failed call: the engine is broken and every window (the call's and the cached ones) is withdrawn,
+    /// so that nothing lands in the caller's buffers afterwards.
+    void fail_call() noexcept;
+
+    // ---- collective messages (matching.cpp; mtx_ held) ----
     /// The next collective message of `epoch` from `c` (stash first, then the ring); dispatches point-to-point
     /// messages and stashes other calls' messages on the way. null if none yet.
     const MsgHeader* peek_coll(Channel& c, uint64_t epoch, const std::byte** payload, bool& from_stash);
@@ -459,11 +253,29 @@ private:
         Engine& e_;
         const MsgHeader* proto_;
     };
+    /// Throws invalid_argument naming both calls unless h (from `peer`) carries the signature of `proto`.
+    void check_sig(int peer, const MsgHeader& h, const MsgHeader& proto, uint64_t epoch, const Signature& sig,
+                   const char* what) const;
+    /// A data chunk of the call from `peer`: check_sig, then invalid_argument (mismatched counts?) unless
+    /// h.len == len, and a protocol error if it claims direct placement where the receiver offered no window.
+    void check_chunk(int peer, const MsgHeader& h, const MsgHeader& proto, uint32_t len, bool window, uint64_t epoch,
+                     const Signature& sig, const char* what) const;
+
+    // ---- point-to-point (p2p.cpp; mtx_ held) ----
     void dispatch_p2p(Channel& c, const MsgHeader& h, const std::byte* payload);
+    /// The first chunk of a message from c's peer: matches it with a posted receive or keeps it as unexpected.
+    void begin_p2p(Channel& c, const MsgHeader& h);
     /// `in_collective`: called from a collective's idle passes (link errors are kept for the next
     /// point-to-point call instead of failing the collective).
     void progress_p2p(Channel* drain, bool in_collective = false);
+    /// Posts the queued sends of c while it has slots.
+    void push_p2p_sends(Channel& c);
+    /// Takes the point-to-point messages (and ready-to-receives) at the head of c's ring; on `drain`, collective
+    /// messages are set aside too.
+    void pull_p2p(Channel& c, bool drain);
     void complete_from_unexpected(OpState& op);
+
+    // ---- liveness and failure (failure.cpp; mtx_ held) ----
     void probe(Channel& c, const std::string& what);
     /// Rethrows `e` naming the peer (and tells the others) when it says the peer is gone.
     [[noreturn]] void peer_failed(Channel& c, const Error& e);
@@ -474,16 +286,6 @@ private:
     void notify_failure(int dead) noexcept;
     /// Throws peer_gone if a peer reported a failure (and passes the report on).
     void check_abort(const std::string& what);
-    void validate(Channel& c, const MsgHeader& h);
-    /// The header fields every message of collective call `epoch` carries.
-    static MsgHeader coll_proto(uint64_t epoch, const Signature& sig) noexcept;
-    /// Throws invalid_argument naming both calls unless h (from `peer`) carries the signature of `proto`.
-    void check_sig(int peer, const MsgHeader& h, const MsgHeader& proto, uint64_t epoch, const Signature& sig,
-                   const char* what) const;
-    /// A data chunk of the call from `peer`: check_sig, then invalid_argument (mismatched counts?) unless
-    /// h.len == len, and a protocol error if it claims direct placement where the receiver offered no window.
-    void check_chunk(int peer, const MsgHeader& h, const MsgHeader& proto, uint32_t len, bool window, uint64_t epoch,
-                     const Signature& sig, const char* what) const;
     /// A collective call that found nothing to do: counts the pass and waits (spin, then yield); now and then
     /// returns credits, progresses point-to-point and checks for failure reports; probes the peers waited for
     /// and throws at the deadline naming them. `waiting(data, credit, debug)` lists the channels the call waits
@@ -491,18 +293,18 @@ private:
     struct Idle {
         uint64_t passes = 0;
         std::chrono::steady_clock::time_point since{};
+        std::chrono::steady_clock::duration stalled{}; ///< set by idle_wait when it returns true
     };
     template <class Waiting>
     void idle_pass(Idle& idle, std::unique_lock<std::mutex>& lk, uint64_t epoch, const Signature& sig,
                    const char* what, Waiting&& waiting);
-    /// After a failed call: the engine is broken and every window (the call's and the cached ones) is withdrawn,
-    /// so that nothing lands in the caller's buffers afterwards.
-    void fail_call() noexcept;
-    /// A window over [addr, addr + len) on c's queue pair, marked in use: a cached one with that range, else a
-    /// newly registered one (replacing idle windows that overlap it or the least recently used); -1 if none.
-    int acquire_window(Channel& c, std::byte* addr, uint64_t len);
-    /// Unregisters a cached window (never throws).
-    void release_window(Channel& c, CachedWindow& w) noexcept;
+    /// The waiting part of idle_pass: true once the call has made no progress for a probe interval.
+    bool idle_wait(Idle& idle, std::unique_lock<std::mutex>& lk, const char* what);
+    /// Whether a stalled call describes its state (deadline reached and COYOTE_COLL_DEBUG set).
+    bool debug_stall(const Idle& idle) const;
+    /// Probes the channels waited on; at the deadline throws timeout naming their peers (and `state`).
+    void on_stall(const Idle& idle, std::vector<Channel*>& data, std::vector<Channel*>& credit, bool debug,
+                  std::string& state, uint64_t epoch, const Signature& sig, const char* what);
 
     std::shared_ptr<mpi::detail::CommHandle> comm_;
     int rank_ = 0;
@@ -522,7 +324,6 @@ private:
         std::shared_ptr<OpState> op;
         std::function<void()> job;
     };
-    void run_async_jobs();
     std::mutex async_mtx_;
     std::condition_variable async_cv_;
     std::deque<AsyncJob> async_q_;
@@ -547,60 +348,16 @@ private:
     std::chrono::steady_clock::time_point next_link_poll_{};
 };
 
-/// Reductions run by the vFPGA's user logic instead of the CPU (CollectiveOptions::offload_reductions): the
-/// sim `reduce` model (COYOTE_SIM_MODEL=reduce) or user logic with its register contract
-/// (<coyote/sim/reduce_model.hpp>). d = a op b is LOCAL_WRITE(d, dest 0), LOCAL_READ(a, dest 0),
-/// LOCAL_READ(b, dest 1) on an own cThread, waiting (bounded) for the write's completion. Thread-safe.
-class ReduceOffload {
-public:
-    /// Opens a cThread on `device` and checks the contract (identity register, one probe reduction); throws
-    /// Errc::not_supported naming COYOTE_SIM_MODEL=reduce when the user logic is something else.
-    ReduceOffload(const mpi::DeviceAssignment& device, std::chrono::milliseconds timeout);
-    ~ReduceOffload();
-    ReduceOffload(const ReduceOffload&) = delete;
-    ReduceOffload& operator=(const ReduceOffload&) = delete;
-
-    /// True when the user logic implements `type` (op: every op check_op allows); else reduce on the CPU.
-    bool supports(mpi::Datatype type, mpi::Op op) const noexcept;
-    /// dst[i] = a[i] op b[i] for i < count; dst may equal a and/or b.
-    void reduce(void* dst, const void* a, const void* b, std::size_t count, mpi::Datatype type, mpi::Op op);
-    /// Elements reduced by the user logic through this object.
-    uint64_t elements() const noexcept { return elements_.load(std::memory_order_relaxed); }
-
-private:
-    std::mutex mtx_;
-    std::unique_ptr<cThread> thread_;
-    std::chrono::milliseconds timeout_;
-    uint64_t types_ = 0;       ///< supported type codes (bit per code)
-    uint64_t cur_type_ = ~0ull; ///< what the type / op registers hold
-    uint64_t cur_op_ = ~0ull;
-    bool broken_ = false;
-    std::atomic<uint64_t> elements_{0};
-};
-
-/// Arguments of one collective call (validated by the caller).
-struct CallArgs {
-    const void* send = nullptr; ///< MPI_IN_PLACE resolved: null when in place
-    void* recv = nullptr;
-    uint64_t count = 0;
-    mpi::Datatype type = mpi::Datatype::uint8;
-    mpi::Op op = mpi::Op::sum;
-    int root = -1;
-    bool in_place = false;
-    ReduceOffload* offload = nullptr; ///< reductions through the vFPGA (types it supports), else the CPU
-};
-
-/// Algorithm switch points in bytes (see CollectiveOptions).
-struct Thresholds {
-    uint64_t allreduce_small = 0;
-    uint64_t allreduce_large = 0;
-    uint64_t reduce_scatter_small = 0;
-    uint64_t tree_small = 0;
-    uint64_t alltoall_small = 0;
-    uint64_t allgather_small = 0;
-};
-
-/// Runs collective `kind` as call number `epoch`; returns the name of the algorithm used.
-const char* run_collective(Engine& e, CollKind kind, const CallArgs& a, const Thresholds& t, uint64_t epoch);
+/// Spins or yields, then lets `waiting` name what the call waits on (see Idle).
+template <class Waiting>
+void Engine::idle_pass(Idle& idle, std::unique_lock<std::mutex>& lk, uint64_t epoch, const Signature& sig,
+                       const char* what, Waiting&& waiting) {
+    if (!idle_wait(idle, lk, what)) return;
+    std::vector<Channel*> data, credit;
+    const bool debug = debug_stall(idle);
+    std::string state;
+    waiting(data, credit, debug ? &state : nullptr);
+    on_stall(idle, data, credit, debug, state, epoch, sig, what);
+}
 
 }  // namespace coyote::detail::coll

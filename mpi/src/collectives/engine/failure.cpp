@@ -1,0 +1,147 @@
+// coyote-mpi collectives engine: liveness and failure: probing peers, reporting a failed rank to the others,
+// and the idle passes of a call that waits (spin, yield, probe, deadline).
+#include "collectives/engine/engine.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "detail/settings.hpp"
+
+#include "collectives/engine/internal.hpp"
+
+namespace coyote::detail::coll {
+
+using namespace engine_detail;
+
+namespace {
+
+namespace settings = ::coyote::detail::settings;
+const settings::Flag k_debug{"COYOTE_COLL_DEBUG", "collectives", false,
+                             "1: a collective that times out describes its steps and channels in the error"};
+
+std::string ranks_text(const std::vector<int>& r) {
+    std::string s;
+    for (std::size_t i = 0; i < r.size(); ++i) s += (i ? ", " : "") + std::to_string(r[i]);
+    return s;
+}
+
+}  // namespace
+
+void Engine::peer_failed(Channel& c, const Error& e) {
+    if (e.code() != make_error_code(Errc::peer_gone) && e.code() != make_error_code(Errc::remote_rejected)) throw;
+    lost_peer(c, "collectives", e);
+}
+
+void Engine::lost_peer(Channel& c, const std::string& what, const Error& e) {
+    broken_ = true;
+    check_abort(what);
+    notify_failure(c.peer);
+    throw_error(Errc::peer_gone, what,
+                "rank " + std::to_string(c.peer) + " is gone (its queue pair failed: " + e.what() + ")");
+}
+
+void Engine::notify_failure(int dead) noexcept {
+    const uint64_t word = (static_cast<uint64_t>(rank_) + 1) << 32 | static_cast<uint64_t>(dead + 1);
+    for (auto& [p, c] : chans_) {
+        if (p == dead || !c.ready) continue;
+        try {
+            std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(c.buf + k_abort_stage)).store(word, std::memory_order_release);
+            c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                             rdmaSg{.local_offs = k_abort_stage, .remote_offs = k_abort_in, .len = 8}, false);
+        } catch (...) {
+            // that peer is gone too: nothing to tell it
+        }
+    }
+}
+
+void Engine::check_abort(const std::string& what) {
+    for (auto& [p, c] : chans_) {
+        if (!c.ready) continue;
+        const uint64_t w = load_u64(c.buf + k_abort_in);
+        if (w == 0) continue;
+        const int reporter = static_cast<int>(w >> 32) - 1;
+        const int dead = static_cast<int>(w & 0xffffffffu) - 1;
+        broken_ = true;
+        notify_failure(dead);
+        if (dead >= 0)
+            throw_error(Errc::peer_gone, what,
+                        "rank " + std::to_string(dead) + " is gone (reported by rank " + std::to_string(reporter) + ")");
+        throw_error(Errc::peer_gone, what, "rank " + std::to_string(reporter) + " failed and left the collectives");
+    }
+}
+
+void Engine::probe(Channel& c, const std::string& what) {
+    try {
+        c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                         rdmaSg{.local_offs = k_probe_source, .remote_offs = k_probe_target, .len = 1}, false);
+        (void)c.thread->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+    } catch (const Error& e) {
+        if (e.code() == make_error_code(Errc::peer_gone) || e.code() == make_error_code(Errc::remote_rejected))
+            lost_peer(c, what, e);
+        broken_ = true;
+        notify_failure(c.peer);
+        throw;
+    }
+}
+
+bool Engine::idle_wait(Idle& idle, std::unique_lock<std::mutex>& lk, const char* what) {
+    // Spin briefly (a peer on another core answers within a microsecond), then yield on every pass (ranks may
+    // share cores). Credits are returned eagerly only after sustained idleness: the threshold return covers
+    // active flows, the flush breaks waits where both sides hold credits.
+    if (idle.passes == 0) idle.since = Clock::now();
+    ++idle.passes;
+    if (idle.passes < spin_passes_) {
+        cpu_relax();
+        return false;
+    }
+    if (idle.passes % k_flush_passes == 0) {
+        check_abort(what);
+        flush_credits();
+        progress_p2p(nullptr, true);
+    }
+    lk.unlock();
+    ::sched_yield();
+    lk.lock();
+    idle.stalled = Clock::now() - idle.since;
+    return idle.stalled >= cfg_.probe_interval;
+}
+
+bool Engine::debug_stall(const Idle& idle) const { return idle.stalled >= cfg_.timeout && k_debug.get(); }
+
+void Engine::on_stall(const Idle& idle, std::vector<Channel*>& data, std::vector<Channel*>& credit, bool debug,
+                      std::string& state, uint64_t epoch, const Signature& sig, const char* what) {
+    for (auto* v : {&data, &credit}) {
+        std::sort(v->begin(), v->end());
+        v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    for (auto* v : {&data, &credit})
+        for (Channel* c : *v) {
+            if (Clock::now() - c->last_probe < cfg_.probe_interval) continue;
+            c->last_probe = Clock::now();
+            probe(*c, what);
+        }
+    if (idle.stalled < cfg_.timeout) return;
+    auto ranks = [](const std::vector<Channel*>& v) {
+        std::vector<int> r;
+        for (const Channel* c : v) r.push_back(c->peer);
+        std::sort(r.begin(), r.end());
+        return ranks_text(r);
+    };
+    if (debug)
+        for (auto& [p, c] : chans_)
+            state += " chan" + std::to_string(p) + "[sent " + std::to_string(c.sent) + " credit " +
+                     std::to_string(load_u64(c.buf + k_credit_in)) + " consumed " + std::to_string(c.consumed) +
+                     " arrived " + std::to_string(arrived(c)) + "]";
+    notify_failure(-1);
+    throw_error(Errc::timeout, what,
+                state + "no progress for " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(idle.stalled).count()) +
+                    " ms (call #" + std::to_string(epoch) + ", " + describe(sig) + "); waiting for data from rank(s) " +
+                    ranks(data) + " / for credits from rank(s) " + ranks(credit));
+}
+
+}  // namespace coyote::detail::coll
