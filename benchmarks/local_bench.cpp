@@ -24,11 +24,17 @@
 
 #include <coyote/cThread.hpp>
 
+#include "detail/settings.hpp"
+
 namespace {
 
 using coyote::CoyoteOper;
 using Clock = std::chrono::steady_clock;
 namespace cb = coyote::bench;
+namespace settings = ::coyote::detail::settings;
+
+const settings::Text k_model{"COYOTE_BENCH_MODEL", "bench", "",
+                             "user-logic model of local_bench (unset: the bench_model plugin built beside it)"};
 
 constexpr int64_t k_min_size = 64;
 constexpr int64_t k_max_size = 4 << 20;
@@ -144,8 +150,7 @@ void bm_local(benchmark::State& state, CoyoteOper op, int64_t size, int batch) {
 }
 
 void setup() {
-    const char* model = std::getenv("COYOTE_BENCH_MODEL");
-    ::setenv("COYOTE_SIM_MODEL", model != nullptr && *model != '\0' ? model : COYOTE_BENCH_MODEL_PATH, 1);
+    ::setenv("COYOTE_SIM_MODEL", k_model.raw().value_or(COYOTE_BENCH_MODEL_PATH).c_str(), 1);
     g.thread = std::make_unique<coyote::cThread>(0, ::getpid());
     g.src = static_cast<uint8_t*>(g.thread->getMem({coyote::CoyoteAllocType::THP, k_max_size}));
     g.dst = static_cast<uint8_t*>(g.thread->getMem({coyote::CoyoteAllocType::THP, k_max_size}));

@@ -1,0 +1,399 @@
+// coyote-mpi sim backend: the SimDevice object: construction and teardown, ctids, user CSRs, completion
+// counters and asynchronous errors, user interrupts, NIC delegation, statistics, and sim::open().
+#include "backend/sim/sim_device.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iomanip>
+#include <new>
+#include <set>
+#include <sstream>
+
+#include "backend/sim/segments.hpp"
+#include "backend/sim/shell_port.hpp"
+
+namespace coyote::detail::sim {
+
+namespace {
+
+std::once_flag g_reclaim_once;
+
+/// The (device, vfid) pairs with a SimDevice alive in this process. A device being destroyed still
+/// owns its shm names until its destructor ends; open() waits for that instead of colliding.
+struct LiveDevices {
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::set<std::pair<uint32_t, int32_t>> live;
+};
+LiveDevices& live_devices() {
+    static auto* r = new LiveDevices(); // never destroyed: devices may outlive static destruction
+    return *r;
+}
+
+/// Marks (device, vfid) closed and wakes an open() waiting for it.
+void release_live(uint32_t device, int32_t vfid) noexcept {
+    auto& reg = live_devices();
+    {
+        std::lock_guard lk(reg.mtx);
+        reg.live.erase({device, vfid});
+    }
+    reg.cv.notify_all();
+}
+
+/// Throws unless `ctid` indexes the ctid table (registered or not).
+void check_ctid_index(int32_t ctid, const char* call) {
+    if (ctid < 0 || ctid >= N_CTID_MAX) [[unlikely]]
+        throw_error(Errc::invalid_argument, call, "ctid " + std::to_string(ctid) + " is out of range");
+}
+
+/// Throws unless `offs` is a user CSR.
+void check_csr_offset(uint32_t offs, const char* call) {
+    if (offs >= coyote::sim::k_csr_words)
+        throw_error(Errc::invalid_argument, call,
+                    "CSR offset " + std::to_string(offs) + " is out of range (limit " +
+                        std::to_string(coyote::sim::k_csr_words) + " 64-bit registers, offsets 0.." +
+                        std::to_string(coyote::sim::k_csr_words - 1) + ")");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Construction
+// ---------------------------------------------------------------------------------------------
+
+SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
+    : device_(device), vfid_(vfid), cfg_(cfg), ident_(load_net_identity(device)), card_(cfg.card_capacity) {
+    model_ = load_model_from_env();
+    port_ = std::make_unique<ShellPort>(*this);
+
+    const uint64_t header = round_up(sizeof(SharedState), k_host_page);
+    state_seg_ = ShmSegment::create(state_segment_name(device, vfid), header + k_state_net_area_size);
+    track_segment(state_seg_.name());
+    state_ = new (state_seg_.get()) SharedState();
+    state_->version = k_state_version;
+    state_->owner_pid = ::getpid();
+    state_->owner_start_time = process_start_time(::getpid());
+    state_->device = device;
+    state_->vfid = vfid;
+    state_->ip_addr = ident_.ip;
+    state_->mac_addr = ident_.mac;
+    state_->net_offset = header;
+    state_->net_size = k_state_net_area_size;
+    std::atomic_ref<uint64_t>(state_->magic).store(k_state_magic, std::memory_order_release);
+
+    if (cfg_.en_rdma) {
+        nic_ = make_nic(*this);
+        for (int32_t c = 0; c < N_CTID_MAX; ++c) nic_pending_[static_cast<size_t>(c)] = &nic_->pending_flag(c);
+    }
+    worker_ = std::thread([this] { worker_loop(); });
+}
+
+SimDevice::~SimDevice() {
+    {
+        std::lock_guard lk(q_mtx_);
+        stop_ = true;
+    }
+    q_cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+    for (int32_t c = 0; c < N_CTID_MAX; ++c) replace_irq_thread(c, nullptr);
+    nic_pending_.fill(nullptr);
+    nic_.reset();
+    {
+        std::lock_guard lk(alloc_mtx_);
+        for (auto& [addr, rec] : allocs_) release_record(rec);
+        allocs_.clear();
+    }
+    model_.reset();
+    state_ = nullptr;
+    const std::string state_name = state_seg_.name();
+    state_seg_ = ShmSegment{}; // unlinks the name before the pair is released
+    untrack_segment(state_name);
+    release_live(device_, vfid_);
+}
+
+std::string SimDevice::model_name() const {
+    std::lock_guard lk(hw_mtx_);
+    return model_.origin();
+}
+
+// ---------------------------------------------------------------------------------------------
+// ctids
+// ---------------------------------------------------------------------------------------------
+
+int32_t SimDevice::register_ctid(pid_t hpid) {
+    std::lock_guard lk(ctid_mtx_);
+    for (int32_t c = 0; c < N_CTID_MAX; ++c) {
+        auto& st = ctids_[static_cast<size_t>(c)];
+        if (st.active.load(std::memory_order_acquire)) continue;
+        st.inflight = 0;
+        st.posted = 0;
+        st.bytes_read = 0;
+        st.bytes_written = 0;
+        st.page_faults = 0;
+        st.interrupts = 0;
+        st.interrupts_dropped = 0;
+        st.hpid = hpid;
+        clear_completed(c);
+        {
+            std::lock_guard elk(err_mtx_);
+            errors_[static_cast<size_t>(c)].reset();
+            st.has_error = false;
+        }
+        st.active.store(true, std::memory_order_release);
+        return c;
+    }
+    throw_error(Errc::resource_exhausted, "cThread",
+                "all " + std::to_string(N_CTID_MAX) + " ctids of vFPGA " + std::to_string(vfid_) + " on device " +
+                    std::to_string(device_) + " are in use");
+}
+
+void SimDevice::unregister_ctid(int32_t ctid) noexcept {
+    if (ctid < 0 || ctid >= N_CTID_MAX) return;
+    auto& st = ctids_[static_cast<size_t>(ctid)];
+    if (!st.active.load(std::memory_order_acquire)) return;
+    replace_irq_thread(ctid, nullptr);
+
+    // Buffers the Coyote thread left behind, as the driver does when a process lets go.
+    std::vector<Allocation> leftovers;
+    {
+        std::lock_guard lk(alloc_mtx_);
+        for (const auto& [addr, rec] : allocs_)
+            if (rec.ctid == ctid) leftovers.push_back(rec.info);
+    }
+    for (const auto& a : leftovers) free_mem(ctid, a);
+
+    {
+        std::lock_guard hw(hw_mtx_);
+        {
+            std::lock_guard q(q_mtx_);
+            std::erase_if(queue_, [&](const Command& c) { return c.ctid == ctid; });
+            queue_nonempty_.store(!queue_.empty(), std::memory_order_release);
+        }
+        for (auto& dq : pending_) std::erase_if(dq, [&](const PendingWrite& w) { return w.ctid == ctid; });
+        st.active.store(false, std::memory_order_release);
+        st.inflight = 0;
+    }
+    if (nic_) nic_->on_ctid_unregistered(ctid);
+}
+
+// ---------------------------------------------------------------------------------------------
+// User control registers
+// ---------------------------------------------------------------------------------------------
+
+void SimDevice::set_csr(uint64_t val, uint32_t offs) {
+    check_csr_offset(offs, "setCSR");
+    csr_[offs].store(val, std::memory_order_release);
+    std::lock_guard hw(hw_mtx_);
+    try {
+        model_->on_csr_write(*port_, offs, val);
+        discard_reservations();
+    } catch (const std::exception& e) {
+        discard_reservations();
+        throw_error(Errc::invalid_argument, "setCSR",
+                    "user-logic model '" + model_.origin() + "' failed on the write of CSR " + std::to_string(offs) +
+                        ": " + e.what());
+    }
+}
+
+uint64_t SimDevice::get_csr(uint32_t offs) const {
+    check_csr_offset(offs, "getCSR");
+    return csr_[offs].load(std::memory_order_acquire);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completions and errors
+// ---------------------------------------------------------------------------------------------
+
+uint32_t SimDevice::completed(int32_t ctid, CmplClass cls) const {
+    check_ctid_index(ctid, "checkCompleted");
+    // A thread polling for completions runs queued work itself rather than waiting for the worker.
+    if (queue_nonempty_.load(std::memory_order_relaxed)) (void)const_cast<SimDevice*>(this)->progress_one();
+    return wback(cls, ctid).load(std::memory_order_acquire);
+}
+
+void SimDevice::clear_completed(int32_t ctid) {
+    check_ctid_index(ctid, "clearCompleted");
+    for (uint32_t cls = 0; cls < N_WBACKS; ++cls)
+        wback(static_cast<CmplClass>(cls), ctid).store(0, std::memory_order_release);
+}
+
+void SimDevice::raise_pending_error(int32_t ctid) {
+    check_ctid_index(ctid, "invoke");
+    if (ctids_[static_cast<size_t>(ctid)].has_error.load(std::memory_order_acquire)) {
+        std::optional<std::pair<std::error_code, std::string>> err;
+        {
+            std::lock_guard lk(err_mtx_);
+            err.swap(errors_[static_cast<size_t>(ctid)]);
+            ctids_[static_cast<size_t>(ctid)].has_error.store(false, std::memory_order_release);
+        }
+        if (err) throw Error(err->first, "invoke", err->second);
+    }
+    // The NIC's own check is lock-free too, but a virtual call away.
+    if (const auto* f = nic_pending_[static_cast<size_t>(ctid)]; f != nullptr && f->load(std::memory_order_acquire))
+        nic_->raise_pending_error(ctid);
+}
+
+uint32_t SimDevice::poll_completed(int32_t ctid, CmplClass cls) {
+    raise_pending_error(ctid); // checks the range
+    if (queue_nonempty_.load(std::memory_order_relaxed)) (void)progress_one();
+    return wback(cls, ctid).load(std::memory_order_acquire);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interrupts
+// ---------------------------------------------------------------------------------------------
+
+void SimDevice::raise_interrupt(int32_t ctid, int32_t value) {
+    if (ctid < 0 || ctid >= N_CTID_MAX || !ctids_[static_cast<size_t>(ctid)].active.load(std::memory_order_acquire))
+        throw_error(Errc::invalid_argument, "Shell::raise_interrupt",
+                    "ctid " + std::to_string(ctid) + " is not registered on vFPGA " + std::to_string(vfid_));
+    auto& st = ctids_[static_cast<size_t>(ctid)];
+    st.interrupts.fetch_add(1, std::memory_order_relaxed);
+    std::shared_ptr<IrqThread> t;
+    {
+        std::lock_guard lk(irq_mtx_);
+        t = irq_[static_cast<size_t>(ctid)];
+    }
+    if (!t) {
+        st.interrupts_dropped.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
+    {
+        std::lock_guard lk(t->mtx);
+        t->values.push_back(value);
+    }
+    t->cv.notify_one();
+}
+
+void SimDevice::stop_irq_thread(std::shared_ptr<IrqThread> t) noexcept {
+    {
+        std::lock_guard lk(t->mtx);
+        t->stop = true;
+    }
+    t->cv.notify_all();
+    if (!t->thread.joinable()) return;
+    if (t->thread.get_id() == std::this_thread::get_id())
+        t->thread.detach(); // removed from inside its own handler: it ends when the handler returns
+    else
+        t->thread.join();
+}
+
+void SimDevice::set_interrupt_handler(int32_t ctid, InterruptHandler handler) {
+    check_ctid(ctid, "cThread");
+    std::shared_ptr<IrqThread> fresh;
+    if (handler) {
+        fresh = std::make_shared<IrqThread>();
+        fresh->handler = std::move(handler);
+        fresh->thread = std::thread([t = fresh] { irq_loop(*t); });
+    }
+    replace_irq_thread(ctid, std::move(fresh));
+}
+
+void SimDevice::irq_loop(IrqThread& t) {
+    std::unique_lock lk(t.mtx);
+    for (;;) {
+        t.cv.wait(lk, [&] { return t.stop || !t.values.empty(); });
+        if (t.stop) return;
+        const int32_t v = t.values.front();
+        t.values.pop_front();
+        lk.unlock();
+        try {
+            t.handler(v);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "coyote sim: user interrupt handler threw: %s\n", e.what());
+        } catch (...) {
+            std::fprintf(stderr, "coyote sim: user interrupt handler threw\n");
+        }
+        lk.lock();
+    }
+}
+
+void SimDevice::replace_irq_thread(int32_t ctid, std::shared_ptr<IrqThread> fresh) noexcept {
+    std::shared_ptr<IrqThread> old;
+    {
+        std::lock_guard lk(irq_mtx_);
+        old = std::exchange(irq_[static_cast<size_t>(ctid)], std::move(fresh));
+    }
+    if (old) stop_irq_thread(std::move(old));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Network delegation
+// ---------------------------------------------------------------------------------------------
+
+uint32_t SimDevice::rkey(int32_t ctid) const { return nic_ ? nic_->rkey(ctid) : 0; }
+
+std::vector<std::byte> SimDevice::local_endpoint(int32_t ctid) const {
+    return nic_ ? nic_->local_endpoint(ctid) : std::vector<std::byte>{};
+}
+
+void SimDevice::set_remote_endpoint(int32_t ctid, std::span<const std::byte> endpoint) {
+    if (!nic_) throw_error(Errc::not_supported, "initRDMA", "RDMA is disabled in the shell (rdma=0)");
+    nic_->set_remote_endpoint(ctid, endpoint);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+// ---------------------------------------------------------------------------------------------
+
+std::string SimDevice::debug_string(int32_t ctid) const {
+    check_ctid_index(ctid, "printDebug");
+    const auto& st = ctids_[static_cast<size_t>(ctid)];
+    std::ostringstream os;
+    auto line = [&](const char* label, uint64_t v) { os << std::setw(35) << label << " \t" << v << "\n"; };
+    os << "-- STATISTICS - ID: " << vfid_ << " (sim device " << device_ << ", ctid " << ctid << ")\n";
+    os << "-----------------------------------------------\n";
+    line("Completed local reads:", completed(ctid, CmplClass::local_read));
+    line("Completed local writes:", completed(ctid, CmplClass::local_write));
+    line("Completed remote reads:", completed(ctid, CmplClass::rdma_read));
+    line("Completed remote writes:", completed(ctid, CmplClass::rdma_write));
+    line("Commands posted:", st.posted.load(std::memory_order_relaxed));
+    line("Commands pending:", static_cast<uint64_t>(std::max(0, st.inflight.load(std::memory_order_relaxed))));
+    line("Bytes read (to the vFPGA):", st.bytes_read.load(std::memory_order_relaxed));
+    line("Bytes written (from the vFPGA):", st.bytes_written.load(std::memory_order_relaxed));
+    line("Page faults received:", st.page_faults.load(std::memory_order_relaxed));
+    line("Notifications received:", st.interrupts.load(std::memory_order_relaxed));
+    line("Notifications without handler:", st.interrupts_dropped.load(std::memory_order_relaxed));
+    {
+        std::lock_guard hw(hw_mtx_);
+        os << std::setw(35) << "User-logic model:" << " \t" << model_.origin() << "\n";
+        line("Card memory in use (bytes):", card_.used());
+        if (dropped_output_ > 0) line("Output bytes dropped:", dropped_output_);
+    }
+    if (nic_) os << nic_->debug_string(ctid);
+    return os.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening
+// ---------------------------------------------------------------------------------------------
+
+std::shared_ptr<Device> open(uint32_t device, int32_t vfid) {
+    std::call_once(g_reclaim_once, [] { reclaim_stale_segments(); });
+    const ShellConfig cfg = load_shell_config();
+    if (vfid < 0 || static_cast<uint32_t>(vfid) >= cfg.n_fpga_reg)
+        throw_error(Errc::no_device, "cThread",
+                    "vFPGA " + std::to_string(vfid) + " does not exist on sim device " + std::to_string(device) +
+                        " (the shell has n_fpga_reg=" + std::to_string(cfg.n_fpga_reg) + ")");
+    auto& reg = live_devices();
+    {
+        std::unique_lock lk(reg.mtx);
+        const auto key = std::make_pair(device, vfid);
+        if (!reg.cv.wait_for(lk, std::chrono::seconds(10), [&] { return reg.live.count(key) == 0; }))
+            throw_error(Errc::resource_exhausted, "cThread",
+                        "vFPGA " + std::to_string(vfid) + " of sim device " + std::to_string(device) +
+                            " is still open in this process (its previous handle did not close within 10 s)");
+        reg.live.insert(key);
+    }
+    try {
+        return std::make_shared<SimDevice>(device, vfid, cfg);
+    } catch (...) {
+        release_live(device, vfid);
+        throw;
+    }
+}
+
+}  // namespace coyote::detail::sim
