@@ -22,12 +22,16 @@ const char* side_role(const Command& cmd, bool write) {
     return write ? "LOCAL_TRANSFER destination" : "LOCAL_TRANSFER source";
 }
 
+[[noreturn, gnu::cold]] void throw_too_long(const char* role, uint64_t len) {
+    throw_error(Errc::invalid_argument, "invoke",
+                std::string(role) + ": length " + std::to_string(len) + " exceeds MAX_TRANSFER_SIZE (" +
+                    std::to_string(MAX_TRANSFER_SIZE) + " bytes)");
+}
+
 /// Throws unless `len` fits one command.
-void check_transfer_size(const char* role, uint64_t len) {
-    if (len > MAX_TRANSFER_SIZE)
-        throw_error(Errc::invalid_argument, "invoke",
-                    std::string(role) + ": length " + std::to_string(len) + " exceeds MAX_TRANSFER_SIZE (" +
-                        std::to_string(MAX_TRANSFER_SIZE) + " bytes)");
+inline void check_transfer_size(const char* role, uint64_t len) {
+    if (len > MAX_TRANSFER_SIZE) [[unlikely]]
+        throw_too_long(role, len);
 }
 
 /// Throws unless the dest and the stream of a local side are valid and enabled in the shell.
@@ -52,7 +56,7 @@ void check_local_side(const ShellConfig& cfg, const char* role, const SgSide& sg
 }
 
 /// Bytes a local command moves (the larger side).
-uint64_t local_bytes(const Command& cmd) {
+inline uint64_t local_bytes(const Command& cmd) {
     return std::max(cmd.oper != CoyoteOper::LOCAL_WRITE ? cmd.src.len : 0u,
                     cmd.oper != CoyoteOper::LOCAL_READ ? cmd.dst.len : 0u);
 }
@@ -152,6 +156,30 @@ void SimDevice::validate_local(const Command& cmd) {
 // Posting
 // ---------------------------------------------------------------------------------------------
 
+// inline (here and in progress_one): every small command runs through it.
+inline void SimDevice::run_inline(std::unique_lock<std::mutex>& q, const Command& cmd) {
+    ++inline_active_; // keeps the worker (and other pollers) out until this command is done: order is preserved
+    q.unlock();
+    {
+        std::lock_guard hw(hw_mtx_);
+        execute(cmd);
+    }
+    q.lock();
+    if (--inline_active_ == 0 && !queue_.empty()) q_cv_.notify_all();
+}
+
+inline void SimDevice::run_or_queue(const Command& cmd) {
+    std::unique_lock q(q_mtx_);
+    if (queue_.empty() && !worker_busy_ && local_bytes(cmd) <= k_inline_max_bytes) {
+        run_inline(q, cmd); // nothing queued: cheaper than waking the worker
+        return;
+    }
+    queue_.push_back(cmd);
+    queue_nonempty_.store(true, std::memory_order_release);
+    q.unlock();
+    q_cv_.notify_all();
+}
+
 PostStatus SimDevice::post(const Command& cmd) {
     check_ctid(cmd.ctid, "invoke");
     auto& st = ctids_[static_cast<size_t>(cmd.ctid)];
@@ -196,29 +224,6 @@ PostStatus SimDevice::post_remote(const Command& cmd, CtidState& st) {
             .fetch_add(1, std::memory_order_relaxed);
     }
     return s;
-}
-
-void SimDevice::run_or_queue(const Command& cmd) {
-    std::unique_lock q(q_mtx_);
-    if (queue_.empty() && !worker_busy_ && local_bytes(cmd) <= k_inline_max_bytes) {
-        run_inline(q, cmd); // nothing queued: cheaper than waking the worker
-        return;
-    }
-    queue_.push_back(cmd);
-    queue_nonempty_.store(true, std::memory_order_release);
-    q.unlock();
-    q_cv_.notify_all();
-}
-
-void SimDevice::run_inline(std::unique_lock<std::mutex>& q, const Command& cmd) {
-    ++inline_active_; // keeps the worker (and other pollers) out until this command is done: order is preserved
-    q.unlock();
-    {
-        std::lock_guard hw(hw_mtx_);
-        execute(cmd);
-    }
-    q.lock();
-    if (--inline_active_ == 0 && !queue_.empty()) q_cv_.notify_all();
 }
 
 bool SimDevice::progress_one() noexcept {

@@ -43,10 +43,14 @@ void release_live(uint32_t device, int32_t vfid) noexcept {
     reg.cv.notify_all();
 }
 
+[[noreturn, gnu::cold]] void throw_bad_ctid(int32_t ctid, const char* call) {
+    throw_error(Errc::invalid_argument, call, "ctid " + std::to_string(ctid) + " is out of range");
+}
+
 /// Throws unless `ctid` indexes the ctid table (registered or not).
-void check_ctid_index(int32_t ctid, const char* call) {
+inline void check_ctid_index(int32_t ctid, const char* call) {
     if (ctid < 0 || ctid >= N_CTID_MAX) [[unlikely]]
-        throw_error(Errc::invalid_argument, call, "ctid " + std::to_string(ctid) + " is out of range");
+        throw_bad_ctid(ctid, call);
 }
 
 /// Throws unless `offs` is a user CSR.

@@ -13,10 +13,14 @@ namespace coyote::detail::sim {
 
 namespace {
 
+[[noreturn, gnu::cold]] void throw_bad_dest(uint32_t dest, const char* call) {
+    throw_error(Errc::invalid_argument, call, "output dest " + std::to_string(dest) + " is out of range (0..15)");
+}
+
 /// Throws unless `dest` is an output dest of the shell.
-void check_dest(uint32_t dest, const char* call) {
-    if (dest >= coyote::sim::k_n_dests)
-        throw_error(Errc::invalid_argument, call, "output dest " + std::to_string(dest) + " is out of range (0..15)");
+inline void check_dest(uint32_t dest, const char* call) {
+    if (dest >= coyote::sim::k_n_dests) [[unlikely]]
+        throw_bad_dest(dest, call);
 }
 
 }  // namespace
@@ -57,6 +61,21 @@ int32_t SimDevice::ShellPort::vfid() const noexcept { return d_.vfid_; }
 uint32_t SimDevice::ShellPort::device() const noexcept { return d_.device_; }
 
 // ---------------------------------------------------------------------------------------------
+// Reservations
+// ---------------------------------------------------------------------------------------------
+
+// inline: discard_reservations() runs after every model callback, over every dest.
+inline void SimDevice::drop_reservation(uint32_t dest) noexcept {
+    auto& r = reservation_[dest];
+    if (r.active && !r.into_write) fifo_[dest].chunks.pop_back();
+    r = Reservation{};
+}
+
+void SimDevice::discard_reservations() noexcept {
+    for (uint32_t d = 0; d < coyote::sim::k_n_dests; ++d) drop_reservation(d);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Pending writes
 // ---------------------------------------------------------------------------------------------
 
@@ -85,7 +104,7 @@ std::span<std::byte> SimDevice::write_window(PendingWrite& w, uint64_t max) {
     return {reinterpret_cast<std::byte*>(w.addr + w.filled), static_cast<size_t>(n)};
 }
 
-void SimDevice::fill_front(std::deque<PendingWrite>& q, uint64_t n) {
+inline void SimDevice::fill_front(std::deque<PendingWrite>& q, uint64_t n) {
     auto& w = q.front();
     w.filled += n;
     if (w.filled == w.len) {
@@ -207,16 +226,6 @@ void SimDevice::output_commit(uint32_t dest, size_t n) {
     auto chunk = std::move(f.chunks.back());
     f.chunks.pop_back();
     if (n > 0) buffer_output(dest, std::span<const std::byte>(chunk.data(), n));
-}
-
-void SimDevice::drop_reservation(uint32_t dest) noexcept {
-    auto& r = reservation_[dest];
-    if (r.active && !r.into_write) fifo_[dest].chunks.pop_back();
-    r = Reservation{};
-}
-
-void SimDevice::discard_reservations() noexcept {
-    for (uint32_t d = 0; d < coyote::sim::k_n_dests; ++d) drop_reservation(d);
 }
 
 }  // namespace coyote::detail::sim
