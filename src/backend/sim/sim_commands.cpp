@@ -156,6 +156,21 @@ void SimDevice::validate_local(const Command& cmd) {
 // Posting
 // ---------------------------------------------------------------------------------------------
 
+// inline: the RDMA half of post().
+inline PostStatus SimDevice::post_remote(const Command& cmd, CtidState& st) {
+    if (!cfg_.en_rdma)
+        throw_error(Errc::not_supported, "invoke",
+                    std::string(oper_name(cmd.oper)) + ": RDMA is disabled in the shell (rdma=0)");
+    check_transfer_size(oper_name(cmd.oper), cmd.src.len);
+    const PostStatus s = nic_->post(cmd);
+    if (s == PostStatus::ok) {
+        st.posted.fetch_add(1, std::memory_order_relaxed);
+        (cmd.oper == CoyoteOper::REMOTE_RDMA_READ ? sent_rdma_reads_ : sent_rdma_writes_)
+            .fetch_add(1, std::memory_order_relaxed);
+    }
+    return s;
+}
+
 // inline (here and in progress_one): every small command runs through it.
 inline void SimDevice::run_inline(std::unique_lock<std::mutex>& q, const Command& cmd) {
     ++inline_active_; // keeps the worker (and other pollers) out until this command is done: order is preserved
@@ -210,20 +225,6 @@ PostStatus SimDevice::post(const Command& cmd) {
     if (cmd.oper != CoyoteOper::LOCAL_READ) sent_local_writes_.fetch_add(1, std::memory_order_relaxed);
     run_or_queue(cmd);
     return PostStatus::ok;
-}
-
-PostStatus SimDevice::post_remote(const Command& cmd, CtidState& st) {
-    if (!cfg_.en_rdma)
-        throw_error(Errc::not_supported, "invoke",
-                    std::string(oper_name(cmd.oper)) + ": RDMA is disabled in the shell (rdma=0)");
-    check_transfer_size(oper_name(cmd.oper), cmd.src.len);
-    const PostStatus s = nic_->post(cmd);
-    if (s == PostStatus::ok) {
-        st.posted.fetch_add(1, std::memory_order_relaxed);
-        (cmd.oper == CoyoteOper::REMOTE_RDMA_READ ? sent_rdma_reads_ : sent_rdma_writes_)
-            .fetch_add(1, std::memory_order_relaxed);
-    }
-    return s;
 }
 
 bool SimDevice::progress_one() noexcept {
