@@ -29,7 +29,6 @@
 namespace {
 
 using coyote::CoyoteOper;
-using Clock = std::chrono::steady_clock;
 namespace cb = coyote::bench;
 namespace settings = ::coyote::detail::settings;
 
@@ -61,14 +60,6 @@ uint64_t word_sum(const uint8_t* p, std::size_t n) {
     }
     for (; i < n; ++i) sum += p[i];
     return sum;
-}
-
-/// Polls until `target` completions of the class of `op`; false after 10 s.
-bool wait_completed(const coyote::cThread& t, CoyoteOper op, uint32_t target) {
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    for (unsigned spins = 1; t.checkCompleted(op) < target; ++spins)
-        if ((spins & 0x3FFu) == 0 && Clock::now() > deadline) return false;
-    return true;
 }
 
 void fill_source(std::size_t size, uint8_t seed) {
@@ -120,7 +111,7 @@ void bm_local(benchmark::State& state, CoyoteOper op, int64_t size, int batch) {
         }
         done += static_cast<uint32_t>(batch);
         total_ops += static_cast<uint64_t>(batch);
-        return wait_completed(t, op, done);
+        return cb::wait_completed(t, op, done);
     });
     if (state.error_occurred()) return;
 

@@ -23,6 +23,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <coyote/cThread.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -125,6 +127,16 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
 template <typename Body>
 bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples, Body&& body) {
     return timed_loop(state, sync, samples, std::forward<Body>(body), [] {});
+}
+
+/// Polls `t` until it counts `target` completions of the class of `op`; false after 10 s. Inline: it runs inside
+/// the timed region.
+inline bool wait_completed(const coyote::cThread& t, coyote::CoyoteOper op, uint32_t target) {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    for (unsigned spins = 1; t.checkCompleted(op) < target; ++spins)
+        if ((spins & 0x3FFu) == 0 && Clock::now() > deadline) return false;
+    return true;
 }
 
 /// Median of `samples` (nearest rank); NaN when empty.
