@@ -171,6 +171,14 @@ inline PostStatus SimDevice::post_remote(const Command& cmd, CtidState& st) {
     return s;
 }
 
+// inline: progress_one and worker_loop take every queued command through it.
+inline Command SimDevice::pop_command() {
+    const Command cmd = queue_.front();
+    queue_.pop_front();
+    queue_nonempty_.store(!queue_.empty(), std::memory_order_release);
+    return cmd;
+}
+
 // inline (here and in progress_one): every small command runs through it.
 inline void SimDevice::run_inline(std::unique_lock<std::mutex>& q, const Command& cmd) {
     ++inline_active_; // keeps the worker (and other pollers) out until this command is done: order is preserved
@@ -231,9 +239,7 @@ bool SimDevice::progress_one() noexcept {
     if (!queue_nonempty_.load(std::memory_order_acquire)) return false;
     std::unique_lock q(q_mtx_, std::try_to_lock);
     if (!q.owns_lock() || queue_.empty() || worker_busy_ || inline_active_ != 0 || stop_) return false;
-    const Command cmd = queue_.front();
-    queue_.pop_front();
-    queue_nonempty_.store(!queue_.empty(), std::memory_order_release);
+    const Command cmd = pop_command();
     run_inline(q, cmd);
     return true;
 }
@@ -243,9 +249,7 @@ void SimDevice::worker_loop() {
     for (;;) {
         q_cv_.wait(q, [&] { return stop_ || (!queue_.empty() && inline_active_ == 0); });
         if (stop_) return;
-        const Command cmd = queue_.front();
-        queue_.pop_front();
-        queue_nonempty_.store(!queue_.empty(), std::memory_order_release);
+        const Command cmd = pop_command();
         worker_busy_ = true;
         q.unlock();
         {

@@ -185,6 +185,8 @@ private:
     void run_or_queue(const Command& cmd);
     /// Runs `cmd` in the calling thread; `q` (the queue lock, held on entry and on return) is released meanwhile.
     void run_inline(std::unique_lock<std::mutex>& q, const Command& cmd);
+    /// Takes the oldest queued command (queue lock held, queue not empty).
+    Command pop_command();
     /// The worker thread: runs queued commands in order while no inline poster runs one.
     void worker_loop();
     /// Runs the oldest queued command in the calling thread if neither the worker nor an inline poster is busy;
