@@ -22,6 +22,7 @@ const char* side_role(const Command& cmd, bool write) {
     return write ? "LOCAL_TRANSFER destination" : "LOCAL_TRANSFER source";
 }
 
+/// The error of a command longer than MAX_TRANSFER_SIZE (cold: kept off the hot path).
 [[noreturn, gnu::cold]] void throw_too_long(const char* role, uint64_t len) {
     throw_error(Errc::invalid_argument, "invoke",
                 std::string(role) + ": length " + std::to_string(len) + " exceeds MAX_TRANSFER_SIZE (" +

@@ -43,6 +43,7 @@ void release_live(uint32_t device, int32_t vfid) noexcept {
     reg.cv.notify_all();
 }
 
+/// The error of a ctid out of range (cold: kept off the hot path).
 [[noreturn, gnu::cold]] void throw_bad_ctid(int32_t ctid, const char* call) {
     throw_error(Errc::invalid_argument, call, "ctid " + std::to_string(ctid) + " is out of range");
 }

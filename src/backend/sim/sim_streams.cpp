@@ -13,6 +13,7 @@ namespace coyote::detail::sim {
 
 namespace {
 
+/// The error of an output dest out of range (cold: kept off the hot path).
 [[noreturn, gnu::cold]] void throw_bad_dest(uint32_t dest, const char* call) {
     throw_error(Errc::invalid_argument, call, "output dest " + std::to_string(dest) + " is out of range (0..15)");
 }
