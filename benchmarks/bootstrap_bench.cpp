@@ -13,6 +13,8 @@
 
 #include <coyote/mpi/mpi.hpp>
 
+#include "detail/settings.hpp"
+
 #include <unistd.h>
 
 #include <memory>
@@ -23,6 +25,10 @@
 namespace {
 
 namespace cb = coyote::bench;
+namespace settings = ::coyote::detail::settings;
+
+const settings::Integer k_iters{"COYOTE_BENCH_BOOTSTRAP_ITERS", "bench", 5, 1, 1000000,
+                                "iterations of each bootstrap benchmark"};
 using coyote::cThread;
 
 constexpr uint64_t k_buffer = 4096;
@@ -113,7 +119,7 @@ void setup() {
     g_dev = coyote::mpi::select_device(*g_comm);
     if (cb::rank() == 0) g_port_base = k_port_low + static_cast<int>(std::random_device{}() % 8000u);
     coyote::mpi::check_mpi(MPI_Bcast(&g_port_base, 1, MPI_INT, 0, g_comm->get()), "MPI_Bcast", "port base");
-    const auto iters = cb::env_int("COYOTE_BENCH_BOOTSTRAP_ITERS", 5);
+    const auto iters = k_iters.get();
     const std::string n = "/" + std::to_string(cb::size());
     benchmark::RegisterBenchmark(("bootstrap_tcp_oob" + n).c_str(), bm_tcp_oob)->Iterations(iters)->UseManualTime();
     benchmark::RegisterBenchmark(("bootstrap_qpset" + n).c_str(), bm_qpset)->Iterations(iters)->UseManualTime();

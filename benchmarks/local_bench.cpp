@@ -24,11 +24,16 @@
 
 #include <coyote/cThread.hpp>
 
+#include "detail/settings.hpp"
+
 namespace {
 
 using coyote::CoyoteOper;
-using Clock = std::chrono::steady_clock;
 namespace cb = coyote::bench;
+namespace settings = ::coyote::detail::settings;
+
+const settings::Text k_model{"COYOTE_BENCH_MODEL", "bench", "",
+                             "user-logic model of local_bench (unset: the bench_model plugin built beside it)"};
 
 constexpr int64_t k_min_size = 64;
 constexpr int64_t k_max_size = 4 << 20;
@@ -55,14 +60,6 @@ uint64_t word_sum(const uint8_t* p, std::size_t n) {
     }
     for (; i < n; ++i) sum += p[i];
     return sum;
-}
-
-/// Polls until `target` completions of the class of `op`; false after 10 s.
-bool wait_completed(const coyote::cThread& t, CoyoteOper op, uint32_t target) {
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    for (unsigned spins = 1; t.checkCompleted(op) < target; ++spins)
-        if ((spins & 0x3FFu) == 0 && Clock::now() > deadline) return false;
-    return true;
 }
 
 void fill_source(std::size_t size, uint8_t seed) {
@@ -114,7 +111,7 @@ void bm_local(benchmark::State& state, CoyoteOper op, int64_t size, int batch) {
         }
         done += static_cast<uint32_t>(batch);
         total_ops += static_cast<uint64_t>(batch);
-        return wait_completed(t, op, done);
+        return cb::wait_completed(t, op, done);
     });
     if (state.error_occurred()) return;
 
@@ -144,8 +141,7 @@ void bm_local(benchmark::State& state, CoyoteOper op, int64_t size, int batch) {
 }
 
 void setup() {
-    const char* model = std::getenv("COYOTE_BENCH_MODEL");
-    ::setenv("COYOTE_SIM_MODEL", model != nullptr && *model != '\0' ? model : COYOTE_BENCH_MODEL_PATH, 1);
+    ::setenv("COYOTE_SIM_MODEL", k_model.raw().value_or(COYOTE_BENCH_MODEL_PATH).c_str(), 1);
     g.thread = std::make_unique<coyote::cThread>(0, ::getpid());
     g.src = static_cast<uint8_t*>(g.thread->getMem({coyote::CoyoteAllocType::THP, k_max_size}));
     g.dst = static_cast<uint8_t*>(g.thread->getMem({coyote::CoyoteAllocType::THP, k_max_size}));

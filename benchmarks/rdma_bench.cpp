@@ -42,7 +42,6 @@
 namespace {
 
 using coyote::CoyoteOper;
-using Clock = std::chrono::steady_clock;
 namespace cb = coyote::bench;
 
 constexpr uint32_t k_buf = 32u << 20;
@@ -93,14 +92,6 @@ uint64_t slot(int i, uint32_t size) {
     return (static_cast<uint64_t>(i) % slots) * size;
 }
 
-/// Polls until `target` completions of the class of `op`; false after 10 s.
-bool wait_completed(const coyote::cThread& t, CoyoteOper op, uint32_t target) {
-    const auto deadline = Clock::now() + std::chrono::seconds(10);
-    for (unsigned spins = 1; t.checkCompleted(op) < target; ++spins)
-        if ((spins & 0x3FFu) == 0 && Clock::now() > deadline) return false;
-    return true;
-}
-
 Qp wire_qp(uint32_t device, const char* wire) {
     ::setenv("COYOTE_SIM_WIRE", wire, 1);
     Qp q;
@@ -117,6 +108,15 @@ Qp wire_qp(uint32_t device, const char* wire) {
     return q;
 }
 
+/// The loopback address with `port` (0: any port).
+sockaddr_in loopback(uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    return a;
+}
+
 void socket_setup() {
     auto check = [](bool ok, const char* call) {
         if (!ok) coyote::throw_errno(call, "loopback TCP socket baseline");
@@ -125,9 +125,7 @@ void socket_setup() {
     if (cb::rank() == 0) {
         const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
         check(ls >= 0, "socket");
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sockaddr_in a = loopback(0);
         socklen_t len = sizeof(a);
         check(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0, "bind");
         check(::listen(ls, 1) == 0, "listen");
@@ -141,19 +139,18 @@ void socket_setup() {
         MPI_Recv(&port, 1, MPI_INT, g_peer, 2, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         g_sock = ::socket(AF_INET, SOCK_STREAM, 0);
         check(g_sock >= 0, "socket");
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(static_cast<uint16_t>(port));
+        sockaddr_in a = loopback(static_cast<uint16_t>(port));
         check(::connect(g_sock, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0, "connect");
     }
     const int one = 1;
     ::setsockopt(g_sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-bool send_all(const uint8_t* p, std::size_t n) {
+/// Moves all `n` bytes at `p` with `io(p, n)` (send or recv on g_sock, returning bytes moved); false on error.
+template <typename Ptr, typename Io>
+bool io_all(Ptr p, std::size_t n, Io&& io) {
     while (n > 0) {
-        const ssize_t k = ::send(g_sock, p, n, MSG_NOSIGNAL);
+        const ssize_t k = io(p, n);
         if (k <= 0) return false;
         p += k;
         n -= static_cast<std::size_t>(k);
@@ -161,14 +158,12 @@ bool send_all(const uint8_t* p, std::size_t n) {
     return true;
 }
 
+bool send_all(const uint8_t* p, std::size_t n) {
+    return io_all(p, n, [](const uint8_t* q, std::size_t m) { return ::send(g_sock, q, m, MSG_NOSIGNAL); });
+}
+
 bool recv_all(uint8_t* p, std::size_t n) {
-    while (n > 0) {
-        const ssize_t k = ::recv(g_sock, p, n, 0);
-        if (k <= 0) return false;
-        p += k;
-        n -= static_cast<std::size_t>(k);
-    }
-    return true;
+    return io_all(p, n, [](uint8_t* q, std::size_t m) { return ::recv(g_sock, q, m, 0); });
 }
 
 /// Clears both destination areas and every completion counter, then synchronises the ranks.
@@ -232,15 +227,15 @@ void bm_rdma_write_lat(benchmark::State& state, int64_t size) {
             const coyote::rdmaSg sg = {.local_offs = 0, .remote_offs = k_half, .len = n};
             if (cb::rank() == 0) {
                 t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
-                return wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
+                return cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
             }
-            if (!wait_completed(t, CoyoteOper::LOCAL_WRITE, round)) return false;
+            if (!cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round)) return false;
             t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
             return true;
         }))
         return;
     // Rank 1's last write back may still be in flight on rank 0's side: wait for its count first.
-    const bool landed = wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
+    const bool landed = cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
     if (cb::inject_corruption()) g_shm.buf[k_half] ^= 0xFF;
     if (!cb::verify(state, landed && has_pattern(g_shm.buf + k_half, n, g_peer, 0),
                     "RDMA WRITE ping-pong: destination does not hold the peer's pattern"))
@@ -278,7 +273,7 @@ void bm_rdma_read_lat(benchmark::State& state, int64_t size) {
     if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
             if (cb::rank() != 0) return true; // the target is passive
             t.invoke(CoyoteOper::REMOTE_RDMA_READ, coyote::rdmaSg{.local_offs = k_half, .remote_offs = 0, .len = n});
-            return wait_completed(t, CoyoteOper::REMOTE_RDMA_READ, ++done);
+            return cb::wait_completed(t, CoyoteOper::REMOTE_RDMA_READ, ++done);
         }))
         return;
     const bool ok = cb::rank() != 0 || has_pattern(g_shm.buf + k_half, n, g_peer, 0);
@@ -334,46 +329,44 @@ void bm_mpi_bw(benchmark::State& state, int64_t size) {
     finish_baseline(state, "mpi_bw", size, samples, window(n), window(n));
 }
 
-void bm_mpi_put_bw(benchmark::State& state, int64_t size) {
+/// A window of MPI_Put (rank 0 -> rank 1's put window) or MPI_Get (rank 0 <- rank 1's get window), then
+/// MPI_Win_flush. The data lands in `landing` on rank 1 (put) or rank 0 (get).
+void mpi_rma_window(benchmark::State& state, int64_t size, bool put) {
     const auto n = static_cast<uint32_t>(size);
-    std::memset(g_put_mem, 0, k_half);
+    const MPI_Win win = put ? g_put_win : g_get_win;
+    uint8_t* landing = put ? g_put_mem : g_dst.data();
+    std::memset(landing, 0, k_half);
     MPI_Barrier(MPI_COMM_WORLD);
     std::vector<double> samples;
     if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
             if (cb::rank() != 0) return true;
-            for (int i = 0; i < window(n); ++i)
-                MPI_Put(g_src.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer,
-                        static_cast<MPI_Aint>(slot(i, n)), static_cast<int>(n), MPI_BYTE, g_put_win);
-            MPI_Win_flush(g_peer, g_put_win);
+            for (int i = 0; i < window(n); ++i) {
+                const auto off = slot(i, n);
+                if (put)
+                    MPI_Put(g_src.data() + off, static_cast<int>(n), MPI_BYTE, g_peer, static_cast<MPI_Aint>(off),
+                            static_cast<int>(n), MPI_BYTE, win);
+                else
+                    MPI_Get(g_dst.data() + off, static_cast<int>(n), MPI_BYTE, g_peer, static_cast<MPI_Aint>(off),
+                            static_cast<int>(n), MPI_BYTE, win);
+            }
+            MPI_Win_flush(g_peer, win);
             return true;
         }))
         return;
-    MPI_Win_sync(g_put_win);
-    MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Win_sync(g_put_win);
-    const bool ok = cb::rank() != 1 || window_arrived(g_put_mem, n, g_peer);
-    if (!cb::verify(state, ok, "MPI_Put target differs from the origin's pattern")) return;
-    finish_baseline(state, "mpi_put", size, samples, window(n), window(n));
+    if (put) { // make the origin's puts visible to the target's loads
+        MPI_Win_sync(win);
+        MPI_Barrier(MPI_COMM_WORLD);
+        MPI_Win_sync(win);
+    }
+    const bool ok = cb::rank() != (put ? 1 : 0) || window_arrived(landing, n, g_peer);
+    if (!cb::verify(state, ok, put ? "MPI_Put target differs from the origin's pattern"
+                                   : "MPI_Get data differs from the peer's pattern"))
+        return;
+    finish_baseline(state, put ? "mpi_put" : "mpi_get_bw", size, samples, window(n), window(n));
 }
 
-void bm_mpi_get_bw(benchmark::State& state, int64_t size) {
-    const auto n = static_cast<uint32_t>(size);
-    std::fill_n(g_dst.begin(), k_half, uint8_t{0});
-    MPI_Barrier(MPI_COMM_WORLD);
-    std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            if (cb::rank() != 0) return true;
-            for (int i = 0; i < window(n); ++i)
-                MPI_Get(g_dst.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer,
-                        static_cast<MPI_Aint>(slot(i, n)), static_cast<int>(n), MPI_BYTE, g_get_win);
-            MPI_Win_flush(g_peer, g_get_win);
-            return true;
-        }))
-        return;
-    const bool ok = cb::rank() != 0 || window_arrived(g_dst.data(), n, g_peer);
-    if (!cb::verify(state, ok, "MPI_Get data differs from the peer's pattern")) return;
-    finish_baseline(state, "mpi_get_bw", size, samples, window(n), window(n));
-}
+void bm_mpi_put_bw(benchmark::State& state, int64_t size) { mpi_rma_window(state, size, true); }
+void bm_mpi_get_bw(benchmark::State& state, int64_t size) { mpi_rma_window(state, size, false); }
 
 void bm_tcp_socket_bw(benchmark::State& state, int64_t size) {
     const auto n = static_cast<uint32_t>(size);
@@ -418,7 +411,7 @@ void rdma_window(benchmark::State& state, Qp& q, CoyoteOper op, int64_t size,
                                    : coyote::rdmaSg{.local_offs = k_half + off, .remote_offs = off, .len = n});
             }
             done += static_cast<uint32_t>(window(n));
-            return wait_completed(t, op, done);
+            return cb::wait_completed(t, op, done);
         }))
         return;
     // The data lands on rank 1 for WRITE (each message bumps its LOCAL_WRITE count), on rank 0 for READ.

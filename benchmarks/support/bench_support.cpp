@@ -18,12 +18,19 @@
 
 #include <coyote/cBench.hpp>
 
+#include "detail/settings.hpp"
+
 #ifndef COYOTE_BENCH_VERSION
 #define COYOTE_BENCH_VERSION "unknown"
 #endif
 
 namespace coyote::bench {
 namespace {
+
+namespace settings = ::coyote::detail::settings;
+
+const settings::Flag k_inject_corruption{"COYOTE_BENCH_INJECT_CORRUPTION", "bench", false,
+                                         "damage one received byte before verifying (tests that a mismatch fails)"};
 
 int g_rank = 0;
 int g_size = 1;
@@ -89,9 +96,8 @@ int count_nodes() {
 }
 
 void fill_context() {
-    const char* backend = std::getenv("COYOTE_BACKEND");
     g_context.emplace("suite", g_suite->name);
-    g_context.emplace("backend", backend != nullptr && *backend != '\0' ? backend : "sim");
+    g_context.emplace("backend", settings::value_of("COYOTE_BACKEND").value_or("sim"));
     g_context.emplace("ranks", std::to_string(g_size));
     g_context.emplace("nodes", std::to_string(count_nodes()));
     g_context.emplace("wire", g_suite->wire.empty() ? "none" : g_suite->wire);
@@ -167,6 +173,7 @@ int run_main(int argc, char** argv) {
     if (benchmark::ReportUnrecognizedArguments(n_args, args.data())) return 2;
 
     fill_context();
+    (void)inject_corruption(); // a malformed value ends the run before it starts
     if (g_suite->setup && !collective_step("setup", g_suite->setup)) return 1;
     for (const auto& [key, value] : g_context) benchmark::AddCustomContext(key, value);
 
@@ -213,23 +220,12 @@ int size() noexcept { return g_size; }
 
 void set_context(const std::string& key, const std::string& value) { g_context[key] = value; }
 
-int64_t env_int(const char* name, int64_t fallback) {
-    const char* v = std::getenv(name);
-    if (v == nullptr || *v == '\0') return fallback;
-    char* end = nullptr;
-    const long long x = std::strtoll(v, &end, 10);
-    return (end != nullptr && *end == '\0' && x >= 1) ? static_cast<int64_t>(x) : fallback;
-}
-
 void fail(benchmark::State& state, const std::string& message) {
     ++g_failures;
     state.SkipWithError(message.c_str());
 }
 
-bool inject_corruption() noexcept {
-    const char* v = std::getenv("COYOTE_BENCH_INJECT_CORRUPTION");
-    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-}
+bool inject_corruption() { return k_inject_corruption.get(); }
 
 bool verify(benchmark::State& state, bool local_ok, const std::string& what) {
     int bad = local_ok ? 0 : g_rank + 1;

@@ -23,6 +23,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <coyote/cThread.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -57,9 +59,6 @@ int size() noexcept;
 /// Adds (or overrides) a context entry of the report; call from setup.
 void set_context(const std::string& key, const std::string& value);
 
-/// Value of environment variable `name` as an integer >= 1, or `fallback` when unset or invalid.
-int64_t env_int(const char* name, int64_t fallback);
-
 /// Whether a barrier precedes each timed region.
 enum class Sync { none, barrier };
 
@@ -67,9 +66,9 @@ enum class Sync { none, barrier };
 /// Collective use only (every rank must reach the same decision; see verify()).
 void fail(benchmark::State& state, const std::string& message);
 
-/// True when COYOTE_BENCH_INJECT_CORRUPTION is set to a non-empty value other than 0: suites then damage one
-/// received byte before verifying, so that tests can check that a mismatch fails the run.
-bool inject_corruption() noexcept;
+/// True when COYOTE_BENCH_INJECT_CORRUPTION is on: suites then damage one received byte before verifying, so
+/// that tests can check that a mismatch fails the run. A malformed value throws (checked before the run).
+bool inject_corruption();
 
 /// Collective check: true when `local_ok` holds on every rank; otherwise fails the benchmark on every rank
 /// with "`what` failed on rank r" (r = highest failing rank) and prints `what` on each failing rank's stderr.
@@ -128,6 +127,16 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
 template <typename Body>
 bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples, Body&& body) {
     return timed_loop(state, sync, samples, std::forward<Body>(body), [] {});
+}
+
+/// Polls `t` until it counts `target` completions of the class of `op`; false after 10 s. Inline: it runs inside
+/// the timed region.
+inline bool wait_completed(const coyote::cThread& t, coyote::CoyoteOper op, uint32_t target) {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    for (unsigned spins = 1; t.checkCompleted(op) < target; ++spins)
+        if ((spins & 0x3FFu) == 0 && Clock::now() > deadline) return false;
+    return true;
 }
 
 /// Median of `samples` (nearest rank); NaN when empty.

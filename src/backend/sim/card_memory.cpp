@@ -1,3 +1,4 @@
+// coyote-mpi sim backend: emulated card memory, 2 MiB chunks shadowing host addresses, allocated on first write.
 #include "backend/sim/card_memory.hpp"
 
 #include <sys/mman.h>

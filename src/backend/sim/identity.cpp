@@ -1,3 +1,4 @@
+// coyote-mpi sim backend: the IP and MAC address of a sim device, from the environment or a host hash.
 #include "backend/sim/identity.hpp"
 
 #include <arpa/inet.h>
@@ -5,13 +6,25 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 
 #include <coyote/error.hpp>
+
+#include "detail/settings.hpp"
 
 namespace coyote::detail::sim {
 
 namespace {
+
+namespace settings = ::coyote::detail::settings;
+
+const settings::Text k_ip_of{"COYOTE_SIM_IP_<device>", "sim", "",
+                             "IPv4 address a.b.c.d of the sim device numbered by the suffix (overrides COYOTE_SIM_IP)"};
+const settings::Text k_ip_base{"COYOTE_SIM_IP", "sim", "",
+                               "IPv4 address a.b.c.d of sim device 0, device n gets it + n (unset: 10.x.y.(n+1), x "
+                               "and y from a hash of the host name and network namespace)"};
+const settings::Text k_mac_of{"COYOTE_SIM_MAC_<device>", "sim", "",
+                              "MAC address aa:bb:cc:dd:ee:ff of the sim device numbered by the suffix (unset: 02:00 "
+                              "followed by the four IP bytes)"};
 
 uint64_t fnv1a(const std::string& s) {
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -39,9 +52,16 @@ uint64_t parse_mac(const std::string& var, const std::string& v) {
     return mac;
 }
 
-const char* env(const std::string& name) {
-    const char* v = std::getenv(name.c_str());
-    return (v != nullptr && *v != '\0') ? v : nullptr;
+/// The default IP of `device`: 10.<h>.<h2>.<device+1>, h and h2 from the host name and network namespace.
+uint32_t hashed_ip(uint32_t device) {
+    char host[256] = {0};
+    ::gethostname(host, sizeof(host) - 1);
+    struct stat st {};
+    uint64_t netns = 0;
+    if (::stat("/proc/self/ns/net", &st) == 0) netns = st.st_ino;
+    const uint64_t h = fnv1a(std::string(host) + "/" + std::to_string(netns));
+    return (10u << 24) | (static_cast<uint32_t>(h & 0xff) << 16) | (static_cast<uint32_t>((h >> 8) & 0xff) << 8) |
+           ((device % 254u) + 1u);
 }
 
 }  // namespace
@@ -49,22 +69,14 @@ const char* env(const std::string& name) {
 NetIdentity load_net_identity(uint32_t device) {
     NetIdentity id;
     const std::string dev = std::to_string(device);
-    if (const char* v = env("COYOTE_SIM_IP_" + dev)) {
-        id.ip = parse_ip("COYOTE_SIM_IP_" + dev, v);
-    } else if (const char* base = env("COYOTE_SIM_IP")) {
-        id.ip = parse_ip("COYOTE_SIM_IP", base) + device;
-    } else {
-        char host[256] = {0};
-        ::gethostname(host, sizeof(host) - 1);
-        struct stat st {};
-        uint64_t netns = 0;
-        if (::stat("/proc/self/ns/net", &st) == 0) netns = st.st_ino;
-        const uint64_t h = fnv1a(std::string(host) + "/" + std::to_string(netns));
-        id.ip = (10u << 24) | (static_cast<uint32_t>(h & 0xff) << 16) | (static_cast<uint32_t>((h >> 8) & 0xff) << 8) |
-                ((device % 254u) + 1u);
-    }
-    if (const char* v = env("COYOTE_SIM_MAC_" + dev))
-        id.mac = parse_mac("COYOTE_SIM_MAC_" + dev, v);
+    if (const auto v = k_ip_of.raw(dev))
+        id.ip = parse_ip(k_ip_of.name(dev), *v);
+    else if (const auto base = k_ip_base.raw())
+        id.ip = parse_ip(k_ip_base.name(), *base) + device;
+    else
+        id.ip = hashed_ip(device);
+    if (const auto v = k_mac_of.raw(dev))
+        id.mac = parse_mac(k_mac_of.name(dev), *v);
     else
         id.mac = (0x0200ULL << 32) | id.ip;
     return id;

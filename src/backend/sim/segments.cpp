@@ -1,3 +1,4 @@
+// coyote-mpi sim backend: shm segment names, the segments this process owns, and reclaiming those of dead processes.
 #include "backend/sim/segments.hpp"
 
 #include <dirent.h>

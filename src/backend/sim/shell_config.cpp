@@ -1,3 +1,4 @@
+// coyote-mpi sim backend: the shell configuration of the sim vFPGAs (defaults, a file, key=value overrides).
 #include "backend/sim/shell_config.hpp"
 
 #include <cerrno>
@@ -7,9 +8,19 @@
 
 #include <coyote/error.hpp>
 
+#include "detail/settings.hpp"
+
 namespace coyote::detail::sim {
 
 namespace {
+
+namespace settings = ::coyote::detail::settings;
+
+const settings::Text k_config_file{"COYOTE_SIM_CONFIG", "sim", "",
+                                   "file of shell key=value lines ('#' comments) read before COYOTE_SIM_SHELL"};
+const settings::Text k_shell{"COYOTE_SIM_SHELL", "sim", "",
+                             "shell configuration 'key=value,...' (avx, wb, strm, mem, pr, rdma, tcp, n_xdma_chan, "
+                             "n_fpga_reg, card_capacity)"};
 
 constexpr uint64_t k_tlb_s_order = 10; // 1024 small-page TLB sets
 constexpr uint64_t k_n_s_assoc = 4;
@@ -130,10 +141,8 @@ void apply_shell_config_file(ShellConfig& cfg, const std::string& path) {
 
 ShellConfig load_shell_config() {
     ShellConfig cfg;
-    if (const char* path = std::getenv("COYOTE_SIM_CONFIG"); path != nullptr && *path != '\0')
-        apply_shell_config_file(cfg, path);
-    if (const char* s = std::getenv("COYOTE_SIM_SHELL"); s != nullptr && *s != '\0')
-        apply_shell_settings(cfg, s, "COYOTE_SIM_SHELL");
+    if (const auto path = k_config_file.raw()) apply_shell_config_file(cfg, *path);
+    if (const auto s = k_shell.raw()) apply_shell_settings(cfg, *s, k_shell.name());
     return cfg;
 }
 

@@ -4,6 +4,14 @@
 // the others on the vFPGA's worker thread, in posting order. The user-logic model runs under one lock
 // (the "model lock": it is one piece of hardware); card memory and the output streams are protected
 // by it too. LOCAL_WRITEs wait in per-dest queues until the model produces their data.
+//
+// The class is implemented in several files, one room each:
+//   sim_device.cpp     construction, ctids, user CSRs, completions and errors, interrupts, status, open()
+//   sim_memory.cpp     getMem / freeMem buffers, userMap, remote-access windows
+//   sim_commands.cpp   the data path: post(), the command queue and worker, page faults, migrations
+//   sim_streams.cpp    the model's output streams: pending LOCAL_WRITEs, buffered output, the Shell port
+//                      (shell_port.hpp)
+//   sim_registers.cpp  the configuration registers (writeCnfg / readCnfg)
 #pragma once
 
 #include <array>
@@ -39,6 +47,12 @@ inline constexpr int32_t k_max_inflight = CMD_FIFO_DEPTH - CMD_FIFO_THR;
 inline constexpr uint64_t k_inline_max_bytes = 64 * 1024;
 /// Output a model produces while no LOCAL_WRITE waits is buffered up to this many bytes per dest.
 inline constexpr uint64_t k_output_buffer_cap = 256ULL << 20;
+/// Host page and huge page sizes of the sim vFPGA's TLB.
+inline constexpr uint64_t k_host_page = PAGE_SIZE;
+inline constexpr uint64_t k_huge_page = HUGE_PAGE_SIZE;
+
+/// `v` rounded up to a multiple of `a`.
+constexpr uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
 class SimDevice final : public Device, public NicHost {
 public:
@@ -152,37 +166,90 @@ private:
         std::thread thread;
     };
 
-    // validation
+    // validation (sim_commands.cpp)
+    /// Throws unless `ctid` is registered on this vFPGA.
     void check_ctid(int32_t ctid, const char* call) const;
+    /// Throws unless the vFPGA may access [addr, addr+len) (faulting valid process memory into the TLB).
     void check_range(int32_t ctid, uint64_t addr, uint64_t len, bool write, const char* what);
+    /// The page-fault path of check_range: maps the pages of valid process memory around a range into the TLB.
+    void fault_in(int32_t ctid, uint64_t addr, uint64_t len, bool write, bool write_denied, const char* what);
+    /// Throws unless both sides of a local command are valid for this shell and mapped.
     void validate_local(const Command& cmd);
+    /// Whether the TLB still covers the range (a buffer may be freed between post and execution).
     bool still_mapped(uint64_t addr, uint64_t len, bool write) const;
 
-    // engine (model lock held unless stated)
+    // engine (sim_commands.cpp; model lock held unless stated)
+    /// post() of an RDMA command: handed to the NIC.
+    PostStatus post_remote(const Command& cmd, CtidState& st);
+    /// Runs `cmd` in the posting thread when nothing is queued and it is small, else queues it for the worker.
+    void run_or_queue(const Command& cmd);
+    /// Runs `cmd` in the calling thread; `q` (the queue lock, held on entry and on return) is released meanwhile.
+    void run_inline(std::unique_lock<std::mutex>& q, const Command& cmd);
+    /// Takes the oldest queued command (queue lock held, queue not empty).
+    Command pop_command();
+    /// The worker thread: runs queued commands in order while no inline poster runs one.
     void worker_loop();
     /// Runs the oldest queued command in the calling thread if neither the worker nor an inline poster is busy;
     /// a poller waiting on completions makes progress itself instead of waiting for the worker to wake up.
     bool progress_one() noexcept;
+    /// Runs a local command of a registered ctid; a failure becomes the ctid's pending error.
     void execute(const Command& cmd) noexcept;
     void execute_local(const Command& cmd);
+    /// Feeds the read side of a command to the model (in card-memory windows for STRM_CARD).
     void deliver_input(int32_t ctid, const SgSide& src, bool last);
+    /// Keeps the first asynchronous error of `ctid` for its next poll.
+    void record_error(int32_t ctid, std::error_code code, const std::string& msg) noexcept;
+    /// record_error() of the exception being handled; `what` names the failing step.
+    void record_exception(int32_t ctid, const std::string& what) noexcept;
+
+    // output streams (sim_streams.cpp; model lock held)
+    /// Queues the write side of a command on its dest and asks the model for its output.
     void add_pending_write(int32_t ctid, const SgSide& dst, bool last);
+    /// The next at most `max` unfilled bytes of `w` (host memory or a card-memory window).
     std::span<std::byte> write_window(PendingWrite& w, uint64_t max);
+    /// Adds `n` bytes to the front pending write of `q`; completes and pops it when full.
+    void fill_front(std::deque<PendingWrite>& q, uint64_t n);
+    /// Counts a filled write and completes its command.
     void finish_write(PendingWrite& w);
+    /// Moves buffered output of `dest` into its pending writes.
     void drain_fifo_into_writes(uint32_t dest);
+    /// Shell::push, Shell::reserve and Shell::commit of the model.
     void output_push(uint32_t dest, std::span<const std::byte> data);
     std::span<std::byte> output_reserve(uint32_t dest, size_t max);
     void output_commit(uint32_t dest, size_t n);
+    /// Buffers output no write waits for (up to k_output_buffer_cap, then drops and says so once).
     void buffer_output(uint32_t dest, std::span<const std::byte> data);
+    /// Drops the window of `dest` that the model reserved but did not commit.
+    void drop_reservation(uint32_t dest) noexcept;
     /// Drops windows the model reserved but did not commit (after every model callback).
     void discard_reservations() noexcept;
+    /// Cancels the pending writes into [start, end) (their buffer goes away) with an error for their ctid.
     void abort_writes_in(uint64_t start, uint64_t end, const std::string& why);
-    void bump(int32_t ctid, CmplClass cls) noexcept;
-    void command_done(int32_t ctid) noexcept;
-    void record_error(int32_t ctid, std::error_code code, const std::string& msg) noexcept;
-    void record_exception(int32_t ctid, const std::string& what) noexcept; // the current exception
+
+    // completions (inline: every command)
+    /// The completion counter of class `cls` of `ctid` in the shared state.
+    std::atomic<uint32_t>& wback(CmplClass cls, int32_t ctid) const noexcept {
+        return state_->wback[static_cast<uint32_t>(cls) * N_CTID_MAX + static_cast<uint32_t>(ctid)];
+    }
+    void bump(int32_t ctid, CmplClass cls) noexcept { wback(cls, ctid).fetch_add(1, std::memory_order_acq_rel); }
+    /// One command of `ctid` left the command FIFO.
+    void command_done(int32_t ctid) noexcept {
+        auto& n = ctids_[static_cast<size_t>(ctid)].inflight;
+        if (n.fetch_sub(1, std::memory_order_acq_rel) <= 0) n.store(0, std::memory_order_release);
+    }
+
+    // interrupts (sim_device.cpp)
+    /// Shell::raise_interrupt: hands `value` to the ctid's interrupt thread (counted as dropped without one).
     void raise_interrupt(int32_t ctid, int32_t value);
+    /// Stops and joins `t` (detaches it when called from its own handler).
     void stop_irq_thread(std::shared_ptr<IrqThread> t) noexcept;
+    /// Installs `fresh` (may be null) as the interrupt thread of `ctid` and stops the previous one.
+    void replace_irq_thread(int32_t ctid, std::shared_ptr<IrqThread> fresh) noexcept;
+    /// Body of an interrupt thread: runs the handler on each raised value until stopped.
+    static void irq_loop(IrqThread& t);
+
+    // configuration registers (sim_registers.cpp)
+    /// Posts the command of a CTRL register write (waiting while the command FIFO is full).
     void post_from_registers(uint64_t src_addr, uint64_t src_ctrl, uint64_t dst_addr, uint64_t dst_ctrl);
 
     // identity and configuration
@@ -210,6 +277,8 @@ private:
         ShmSegment seg;
         std::string shm_name;
     };
+    /// Unmaps a buffer and unlinks its shm segment (if any).
+    static void release_record(AllocRecord& rec) noexcept;
     mutable std::mutex alloc_mtx_;
     std::map<uint64_t, AllocRecord> allocs_;
     std::atomic<uint64_t> remote_buffers_{0};

@@ -88,14 +88,17 @@ RegKind legacy_kind(uint32_t reg) {
     }
 }
 
-std::string layout_name(bool avx) { return avx ? "AVX" : "legacy"; }
+/// "configuration register <reg> (<layout> layout)", for messages.
+std::string register_name(uint32_t reg, bool avx) {
+    return "configuration register " + std::to_string(reg) + " (" + (avx ? "AVX" : "legacy") + " layout)";
+}
 
 }  // namespace
 
 void SimDevice::write_cnfg(uint32_t reg, std::span<const uint64_t> words) {
     const bool avx = cfg_.en_avx;
     const RegKind kind = avx ? avx_kind(reg) : legacy_kind(reg);
-    const std::string name = "configuration register " + std::to_string(reg) + " (" + layout_name(avx) + " layout)";
+    const std::string name = register_name(reg, avx);
     if (kind == RegKind::unknown)
         throw_error(Errc::invalid_argument, "writeCnfg", name + " does not exist");
     if (avx ? (words.empty() || words.size() > 4) : words.size() != 1)
@@ -176,9 +179,7 @@ uint64_t SimDevice::read_cnfg(uint32_t reg) const {
     const bool avx = cfg_.en_avx;
     const RegKind kind = avx ? avx_kind(reg) : legacy_kind(reg);
     if (kind == RegKind::unknown)
-        throw_error(Errc::invalid_argument, "readCnfg",
-                    "configuration register " + std::to_string(reg) + " (" + layout_name(avx) +
-                        " layout) does not exist");
+        throw_error(Errc::invalid_argument, "readCnfg", register_name(reg, avx) + " does not exist");
     auto total = [&](auto member) {
         uint64_t n = 0;
         for (const auto& st : ctids_) n += (st.*member).load(std::memory_order_relaxed);

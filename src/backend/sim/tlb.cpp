@@ -1,3 +1,4 @@
+// coyote-mpi sim backend: the vFPGA TLB (interval map of mapped host ranges) and /proc/self/maps checks.
 #include "backend/sim/tlb.hpp"
 
 #include <cstdio>

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "backend/sim/models/models.hpp"
+#include "backend/sim/models/paired_input.hpp"
 
 namespace coyote::detail::sim {
 
@@ -102,27 +103,8 @@ public:
 
     void on_input(Shell& shell, const InputChunk& in) override {
         if (in.dest > 1) return;
-        const uint32_t d = in.dest;
-        const uint32_t o = 1 - d;
-        auto data = in.data;
-        if (avail(d) == 0) {
-            // Pair the new data with what the other side buffered, straight from the input.
-            const size_t n = std::min(avail(o), data.size()) & ~size_t{3};
-            if (n > 0) {
-                const std::byte* a = d == 0 ? data.data() : head(o);
-                const std::byte* b = d == 0 ? head(o) : data.data();
-                add(shell, a, b, n);
-                consume(o, n);
-                data = data.subspan(n);
-            }
-        }
-        buf_[d].insert(buf_[d].end(), data.begin(), data.end());
-        const size_t n = std::min(avail(0), avail(1)) & ~size_t{3};
-        if (n > 0) {
-            add(shell, head(0), head(1), n);
-            consume(0, n);
-            consume(1, n);
-        }
+        input_.feed(in.dest, in.data, 4,
+                    [&](const std::byte* a, const std::byte* b, size_t n) { add(shell, a, b, n); });
     }
 
 private:
@@ -137,21 +119,8 @@ private:
             return v;
         });
     }
-    size_t avail(uint32_t d) const { return buf_[d].size() - head_[d]; }
-    const std::byte* head(uint32_t d) const { return buf_[d].data() + head_[d]; }
-    void consume(uint32_t d, size_t n) {
-        head_[d] += n;
-        if (head_[d] == buf_[d].size()) {
-            buf_[d].clear();
-            head_[d] = 0;
-        } else if (head_[d] > (1u << 20) && head_[d] * 2 > buf_[d].size()) {
-            buf_[d].erase(buf_[d].begin(), buf_[d].begin() + static_cast<std::ptrdiff_t>(head_[d]));
-            head_[d] = 0;
-        }
-    }
 
-    std::array<std::vector<std::byte>, 2> buf_;
-    std::array<size_t, 2> head_{};
+    PairedInput input_;
 };
 
 }  // namespace

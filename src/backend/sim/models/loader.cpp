@@ -1,15 +1,22 @@
+// coyote-mpi sim backend: loading the user-logic model: a built-in one by name or a shared object by path.
 #include <dlfcn.h>
 
-#include <cstdlib>
 #include <utility>
 
 #include <coyote/error.hpp>
 
 #include "backend/sim/models/models.hpp"
+#include "detail/settings.hpp"
 
 namespace coyote::detail::sim {
 
 namespace {
+
+namespace settings = ::coyote::detail::settings;
+
+const settings::Text k_model{"COYOTE_SIM_MODEL", "sim", "passthrough",
+                             "user-logic model of the sim vFPGAs: passthrough, perf_local, vadd, reduce, or the path "
+                             "of a model .so"};
 
 std::string dl_error() {
     const char* e = ::dlerror();
@@ -113,9 +120,6 @@ ModelHandle ModelHandle::load(const std::string& spec) {
     return is_path ? from_library(spec) : builtin(spec);
 }
 
-ModelHandle load_model_from_env() {
-    const char* env = std::getenv("COYOTE_SIM_MODEL");
-    return ModelHandle::load(env != nullptr ? env : "");
-}
+ModelHandle load_model_from_env() { return ModelHandle::load(k_model.get()); }
 
 }  // namespace coyote::detail::sim

@@ -10,6 +10,7 @@
 #include <coyote/sim/reduce_model.hpp>
 
 #include "backend/sim/models/models.hpp"
+#include "backend/sim/models/paired_input.hpp"
 
 namespace coyote::detail::sim {
 
@@ -180,16 +181,11 @@ public:
             op_ = value;
             break;
         case rm::k_csr_ctrl:
-            if ((value & rm::k_ctrl_discard) != 0) {
-                for (uint32_t d = 0; d < 2; ++d) {
-                    buf_[d].clear();
-                    head_[d] = 0;
-                }
-            }
+            if ((value & rm::k_ctrl_discard) != 0) input_.clear();
             shell.csr_write(rm::k_csr_ctrl, 0);
-            shell.csr_write(rm::k_csr_buffered, avail(0) + avail(1));
+            shell.csr_write(rm::k_csr_buffered, input_.buffered());
             break;
-        case rm::k_csr_buffered: shell.csr_write(rm::k_csr_buffered, avail(0) + avail(1)); break;
+        case rm::k_csr_buffered: shell.csr_write(rm::k_csr_buffered, input_.buffered()); break;
         case rm::k_csr_types: shell.csr_write(rm::k_csr_types, k_supported_types); break;
         case rm::k_csr_id: shell.csr_write(rm::k_csr_id, rm::k_model_id); break;
         default: break; // counters (host may reset them) and free registers
@@ -205,28 +201,12 @@ public:
     void on_input(Shell& shell, const InputChunk& in) override {
         publish(shell, k_none);
         if (in.dest > 1) return;
-        const uint32_t d = in.dest;
-        const uint32_t o = 1 - d;
         const std::size_t es = type_size(type_);
-        auto data = in.data;
         bool bad = false;
-        if (avail(d) == 0) {
-            // Pair the new data with what the other side buffered, straight from the input.
-            const std::size_t n = std::min(avail(o), data.size()) / es * es;
-            if (n > 0) {
-                bad |= !reduce(shell, d == 0 ? data.data() : head(o), d == 0 ? head(o) : data.data(), n / es);
-                consume(o, n);
-                data = data.subspan(n);
-            }
-        }
-        buf_[d].insert(buf_[d].end(), data.begin(), data.end());
-        const std::size_t n = std::min(avail(0), avail(1)) / es * es;
-        if (n > 0) {
-            bad |= !reduce(shell, head(0), head(1), n / es);
-            consume(0, n);
-            consume(1, n);
-        }
-        shell.csr_write(rm::k_csr_buffered, avail(0) + avail(1));
+        input_.feed(in.dest, in.data, es, [&](const std::byte* a, const std::byte* b, std::size_t n) {
+            bad |= !reduce(shell, a, b, n / es);
+        });
+        shell.csr_write(rm::k_csr_buffered, input_.buffered());
         if (bad)
             throw_error(Errc::invalid_argument, "reduce model",
                         std::string("operation ") + op_name(op_) + " is not defined for " + type_name(type_) +
@@ -270,24 +250,10 @@ private:
         return ok;
     }
 
-    std::size_t avail(uint32_t d) const { return buf_[d].size() - head_[d]; }
-    const std::byte* head(uint32_t d) const { return buf_[d].data() + head_[d]; }
-    void consume(uint32_t d, std::size_t n) {
-        head_[d] += n;
-        if (head_[d] == buf_[d].size()) {
-            buf_[d].clear();
-            head_[d] = 0;
-        } else if (head_[d] > (1u << 20) && head_[d] * 2 > buf_[d].size()) {
-            buf_[d].erase(buf_[d].begin(), buf_[d].begin() + static_cast<std::ptrdiff_t>(head_[d]));
-            head_[d] = 0;
-        }
-    }
-
     uint64_t type_ = rm::k_type_float32;
     uint64_t op_ = rm::k_op_sum;
     bool published_ = false;
-    std::array<std::vector<std::byte>, 2> buf_;
-    std::array<std::size_t, 2> head_{};
+    PairedInput input_;
 };
 
 }  // namespace

@@ -1,0 +1,399 @@
+// coyote-mpi sim backend: the vFPGA's data path: post(), the command queue and its worker, local commands fed
+// to the user-logic model, the page-fault path of the TLB, and blocking migrations to and from card memory.
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/sim/shell_port.hpp"
+#include "detail/format.hpp"
+
+namespace coyote::detail::sim {
+
+namespace {
+
+constexpr uint64_t k_fault_region = 2ull << 20; // the page-fault path maps this much (aligned) at once
+
+/// The role of one side of a local command, for messages.
+const char* side_role(const Command& cmd, bool write) {
+    if (cmd.oper != CoyoteOper::LOCAL_TRANSFER) return oper_name(cmd.oper);
+    return write ? "LOCAL_TRANSFER destination" : "LOCAL_TRANSFER source";
+}
+
+/// The error of a command longer than MAX_TRANSFER_SIZE (cold: kept off the hot path).
+[[noreturn, gnu::cold]] void throw_too_long(const char* role, uint64_t len) {
+    throw_error(Errc::invalid_argument, "invoke",
+                std::string(role) + ": length " + std::to_string(len) + " exceeds MAX_TRANSFER_SIZE (" +
+                    std::to_string(MAX_TRANSFER_SIZE) + " bytes)");
+}
+
+/// Throws unless `len` fits one command.
+inline void check_transfer_size(const char* role, uint64_t len) {
+    if (len > MAX_TRANSFER_SIZE) [[unlikely]]
+        throw_too_long(role, len);
+}
+
+/// Throws unless the dest and the stream of a local side are valid and enabled in the shell.
+void check_local_side(const ShellConfig& cfg, const char* role, const SgSide& sg) {
+    check_transfer_size(role, sg.len);
+    if (sg.dest > CTRL_DEST_MASK)
+        throw_error(Errc::invalid_argument, "invoke",
+                    std::string(role) + ": dest " + std::to_string(sg.dest) + " is out of range (0..15)");
+    if (sg.stream == STRM_HOST) {
+        if (!cfg.en_strm)
+            throw_error(Errc::not_supported, "invoke",
+                        std::string(role) + ": host streams (STRM_HOST) are disabled in the shell (strm=0)");
+    } else if (sg.stream == STRM_CARD) {
+        if (!cfg.en_mem)
+            throw_error(Errc::not_supported, "invoke",
+                        std::string(role) + ": card memory streams (STRM_CARD) are disabled in the shell (mem=0)");
+    } else {
+        throw_error(Errc::invalid_argument, "invoke",
+                    std::string(role) + ": stream " + std::to_string(sg.stream) +
+                        " is not a local stream (use STRM_HOST or STRM_CARD)");
+    }
+}
+
+/// Bytes a local command moves (the larger side).
+inline uint64_t local_bytes(const Command& cmd) {
+    return std::max(cmd.oper != CoyoteOper::LOCAL_WRITE ? cmd.src.len : 0u,
+                    cmd.oper != CoyoteOper::LOCAL_READ ? cmd.dst.len : 0u);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Validation and the page-fault path
+// ---------------------------------------------------------------------------------------------
+
+void SimDevice::check_ctid(int32_t ctid, const char* call) const {
+    if (ctid < 0 || ctid >= N_CTID_MAX)
+        throw_error(Errc::invalid_argument, call,
+                    "ctid " + std::to_string(ctid) + " is out of range (0.." + std::to_string(N_CTID_MAX - 1) + ")");
+    if (!ctids_[static_cast<size_t>(ctid)].active.load(std::memory_order_acquire))
+        throw_error(Errc::invalid_argument, call,
+                    "ctid " + std::to_string(ctid) + " is not registered on vFPGA " + std::to_string(vfid_) +
+                        " of sim device " + std::to_string(device_));
+}
+
+void SimDevice::check_range(int32_t ctid, uint64_t addr, uint64_t len, bool write, const char* what) {
+    if (len == 0) return;
+    // Messages are built only on failure: this runs for every command.
+    auto where = [&] { return std::string(what) + " at " + hex(addr) + " (len " + std::to_string(len) + ")"; };
+    if (addr + len < addr) throw_error(Errc::not_mapped, "invoke", where() + ": the range wraps around");
+    const TlbLookup r = tlb_.lookup(addr, len, write);
+    if (r.covered && !r.write_denied && r.owned_only) return;
+    const uint64_t s = addr / k_host_page * k_host_page;
+    const uint64_t e = round_up(addr + len, k_host_page);
+    if (r.covered && !r.write_denied) {
+        // userMap'd or faulted memory still belongs to the process: probe that it is still mapped.
+        if (::msync(reinterpret_cast<void*>(s), e - s, MS_ASYNC) == 0) return;
+        throw_error(Errc::not_mapped, "invoke",
+                    where() + ": the memory was mapped in the vFPGA TLB but is no longer mapped in the process");
+    }
+    fault_in(ctid, addr, len, write, r.write_denied, what);
+}
+
+void SimDevice::fault_in(int32_t ctid, uint64_t addr, uint64_t len, bool write, bool write_denied,
+                         const char* what) {
+    // Map valid process memory on first use. Like a TLB with 2 MiB pages it maps the 2 MiB-aligned region
+    // around the range (within the mappings that hold it, with the same access): one /proc/self/maps read per
+    // region instead of one per command over a large buffer.
+    const uint64_t s = addr / k_host_page * k_host_page;
+    const uint64_t e = round_up(addr + len, k_host_page);
+    uint64_t bad = 0;
+    std::string why;
+    bool writable = false;
+    const std::vector<ProcRange> maps = read_proc_maps();
+    if (!check_proc_range(maps, s, e, write, bad, why, writable))
+        throw_error(Errc::not_mapped, "invoke",
+                    std::string(what) + " at " + hex(addr) + " (len " + std::to_string(len) + "): address " +
+                        hex(bad) + " is " + why);
+    uint64_t fs = s, fe = e;
+    {
+        uint64_t lo = s / k_fault_region * k_fault_region, hi = round_up(e, k_fault_region);
+        for (const ProcRange& m : maps) { // clip to the mappings holding the first and the last page
+            if (m.start <= s && s < m.end) lo = std::max(lo, m.start);
+            if (m.start < e && e <= m.end) hi = std::min(hi, m.end);
+        }
+        uint64_t bad2 = 0;
+        std::string why2;
+        bool writable2 = false;
+        if (lo <= s && hi >= e && check_proc_range(maps, lo, hi, write, bad2, why2, writable2) &&
+            writable2 == writable) {
+            fs = lo;
+            fe = hi;
+        }
+    }
+    const uint64_t added = tlb_.insert(fs, fs, fe, MapKind::fault, ctid, writable);
+    if (write_denied) tlb_.grant_write(s, e);
+    if (ctid >= 0 && ctid < N_CTID_MAX)
+        ctids_[static_cast<size_t>(ctid)].page_faults.fetch_add(added / k_host_page, std::memory_order_relaxed);
+}
+
+bool SimDevice::still_mapped(uint64_t addr, uint64_t len, bool write) const {
+    if (len == 0) return true;
+    const TlbLookup r = tlb_.lookup(addr, len, write);
+    return r.covered && !r.write_denied;
+}
+
+void SimDevice::check_local_range(int32_t ctid, uint64_t addr, uint64_t len, bool write) {
+    check_range(ctid, addr, len, write, write ? "RDMA target" : "RDMA source");
+}
+
+void SimDevice::validate_local(const Command& cmd) {
+    auto side = [&](const SgSide& sg, bool write) {
+        const char* role = side_role(cmd, write);
+        check_local_side(cfg_, role, sg);
+        check_range(cmd.ctid, sg.addr, sg.len, write && sg.stream == STRM_HOST, role);
+    };
+    if (cmd.oper != CoyoteOper::LOCAL_WRITE) side(cmd.src, false);
+    if (cmd.oper != CoyoteOper::LOCAL_READ) side(cmd.dst, true);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Posting
+// ---------------------------------------------------------------------------------------------
+
+// inline: the RDMA half of post().
+inline PostStatus SimDevice::post_remote(const Command& cmd, CtidState& st) {
+    if (!cfg_.en_rdma)
+        throw_error(Errc::not_supported, "invoke",
+                    std::string(oper_name(cmd.oper)) + ": RDMA is disabled in the shell (rdma=0)");
+    check_transfer_size(oper_name(cmd.oper), cmd.src.len);
+    const PostStatus s = nic_->post(cmd);
+    if (s == PostStatus::ok) {
+        st.posted.fetch_add(1, std::memory_order_relaxed);
+        (cmd.oper == CoyoteOper::REMOTE_RDMA_READ ? sent_rdma_reads_ : sent_rdma_writes_)
+            .fetch_add(1, std::memory_order_relaxed);
+    }
+    return s;
+}
+
+// inline: progress_one and worker_loop take every queued command through it.
+inline Command SimDevice::pop_command() {
+    const Command cmd = queue_.front();
+    queue_.pop_front();
+    queue_nonempty_.store(!queue_.empty(), std::memory_order_release);
+    return cmd;
+}
+
+// inline (here and in progress_one): every small command runs through it.
+inline void SimDevice::run_inline(std::unique_lock<std::mutex>& q, const Command& cmd) {
+    ++inline_active_; // keeps the worker (and other pollers) out until this command is done: order is preserved
+    q.unlock();
+    {
+        std::lock_guard hw(hw_mtx_);
+        execute(cmd);
+    }
+    q.lock();
+    if (--inline_active_ == 0 && !queue_.empty()) q_cv_.notify_all();
+}
+
+inline void SimDevice::run_or_queue(const Command& cmd) {
+    std::unique_lock q(q_mtx_);
+    if (queue_.empty() && !worker_busy_ && local_bytes(cmd) <= k_inline_max_bytes) {
+        run_inline(q, cmd); // nothing queued: cheaper than waking the worker
+        return;
+    }
+    queue_.push_back(cmd);
+    queue_nonempty_.store(true, std::memory_order_release);
+    q.unlock();
+    q_cv_.notify_all();
+}
+
+PostStatus SimDevice::post(const Command& cmd) {
+    check_ctid(cmd.ctid, "invoke");
+    auto& st = ctids_[static_cast<size_t>(cmd.ctid)];
+    switch (cmd.oper) {
+    case CoyoteOper::LOCAL_READ:
+    case CoyoteOper::LOCAL_WRITE:
+    case CoyoteOper::LOCAL_TRANSFER: validate_local(cmd); break;
+    case CoyoteOper::REMOTE_RDMA_READ:
+    case CoyoteOper::REMOTE_RDMA_WRITE:
+    case CoyoteOper::REMOTE_RDMA_SEND: return post_remote(cmd, st);
+    case CoyoteOper::REMOTE_TCP_SEND:
+        throw_error(Errc::not_supported, "invoke",
+                    cfg_.en_tcp ? "REMOTE_TCP_SEND: the TCP stack is not emulated by the sim backend"
+                                : "REMOTE_TCP_SEND: TCP is disabled in the shell (tcp=0)");
+    case CoyoteOper::NOOP: return PostStatus::ok;
+    default:
+        throw_error(Errc::invalid_argument, "invoke",
+                    std::string(oper_name(cmd.oper)) + " is not a command for post() (LOCAL_OFFLOAD and LOCAL_SYNC "
+                                                       "are blocking migrations)");
+    }
+
+    int32_t cur = st.inflight.load(std::memory_order_relaxed);
+    do {
+        if (cur >= k_max_inflight) return PostStatus::busy;
+    } while (!st.inflight.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
+    st.posted.fetch_add(1, std::memory_order_relaxed);
+    if (cmd.oper != CoyoteOper::LOCAL_WRITE) sent_local_reads_.fetch_add(1, std::memory_order_relaxed);
+    if (cmd.oper != CoyoteOper::LOCAL_READ) sent_local_writes_.fetch_add(1, std::memory_order_relaxed);
+    run_or_queue(cmd);
+    return PostStatus::ok;
+}
+
+bool SimDevice::progress_one() noexcept {
+    if (!queue_nonempty_.load(std::memory_order_acquire)) return false;
+    std::unique_lock q(q_mtx_, std::try_to_lock);
+    if (!q.owns_lock() || queue_.empty() || worker_busy_ || inline_active_ != 0 || stop_) return false;
+    const Command cmd = pop_command();
+    run_inline(q, cmd);
+    return true;
+}
+
+void SimDevice::worker_loop() {
+    std::unique_lock q(q_mtx_);
+    for (;;) {
+        q_cv_.wait(q, [&] { return stop_ || (!queue_.empty() && inline_active_ == 0); });
+        if (stop_) return;
+        const Command cmd = pop_command();
+        worker_busy_ = true;
+        q.unlock();
+        {
+            std::lock_guard hw(hw_mtx_);
+            execute(cmd);
+        }
+        q.lock();
+        worker_busy_ = false;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Execution (model lock held)
+// ---------------------------------------------------------------------------------------------
+
+void SimDevice::execute(const Command& cmd) noexcept {
+    if (!ctids_[static_cast<size_t>(cmd.ctid)].active.load(std::memory_order_acquire)) return;
+    try {
+        execute_local(cmd);
+    } catch (...) {
+        record_exception(cmd.ctid, oper_name(cmd.oper));
+    }
+}
+
+void SimDevice::execute_local(const Command& cmd) {
+    const bool rd = cmd.oper != CoyoteOper::LOCAL_WRITE;
+    const bool wr = cmd.oper != CoyoteOper::LOCAL_READ;
+    // The buffers may have been freed since post() checked them.
+    if ((rd && !still_mapped(cmd.src.addr, cmd.src.len, false)) ||
+        (wr && !still_mapped(cmd.dst.addr, cmd.dst.len, cmd.dst.stream == STRM_HOST))) {
+        command_done(cmd.ctid);
+        const SgSide& s = rd && !still_mapped(cmd.src.addr, cmd.src.len, false) ? cmd.src : cmd.dst;
+        throw_error(Errc::not_mapped, "invoke",
+                    std::string(oper_name(cmd.oper)) + " at " + hex(s.addr) + " (len " + std::to_string(s.len) +
+                        "): the buffer was unmapped before the command ran");
+    }
+    if (wr) {
+        try {
+            add_pending_write(cmd.ctid, cmd.dst, cmd.last);
+        } catch (...) {
+            command_done(cmd.ctid);
+            throw;
+        }
+    }
+    if (rd) {
+        deliver_input(cmd.ctid, cmd.src, cmd.last);
+        if (!wr) command_done(cmd.ctid);
+    }
+}
+
+void SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last) {
+    auto& st = ctids_[static_cast<size_t>(ctid)];
+    if (src.len > 0) {
+        coyote::sim::InputChunk in;
+        in.dest = src.dest;
+        in.kind = src.stream == STRM_CARD ? coyote::sim::StreamKind::card : coyote::sim::StreamKind::host;
+        in.ctid = ctid;
+        try {
+            if (src.stream == STRM_HOST) {
+                in.data = std::span<const std::byte>(reinterpret_cast<const std::byte*>(src.addr), src.len);
+                in.end_of_command = true;
+                in.last = last;
+                model_->on_input(*port_, in);
+            } else {
+                uint64_t off = 0;
+                while (off < src.len) {
+                    in.data = card_.read_window(src.addr + off, src.len - off);
+                    off += in.data.size();
+                    in.end_of_command = off == src.len;
+                    in.last = in.end_of_command && last;
+                    model_->on_input(*port_, in);
+                }
+            }
+            discard_reservations();
+        } catch (...) {
+            discard_reservations();
+            // The shell still read the data; the model's failure is reported to the Coyote thread.
+            record_exception(ctid, "user-logic model '" + model_.origin() + "' on input dest " + std::to_string(src.dest));
+        }
+        st.bytes_read.fetch_add(src.len, std::memory_order_relaxed);
+    }
+    if (last) bump(ctid, CmplClass::local_read);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asynchronous errors
+// ---------------------------------------------------------------------------------------------
+
+void SimDevice::record_error(int32_t ctid, std::error_code code, const std::string& msg) noexcept {
+    if (ctid < 0 || ctid >= N_CTID_MAX) return;
+    try {
+        std::lock_guard lk(err_mtx_);
+        auto& slot = errors_[static_cast<size_t>(ctid)];
+        if (!slot) slot.emplace(code, msg); // keep the first one
+        ctids_[static_cast<size_t>(ctid)].has_error.store(true, std::memory_order_release);
+    } catch (...) {
+    }
+}
+
+void SimDevice::record_exception(int32_t ctid, const std::string& what) noexcept {
+    try {
+        throw;
+    } catch (const Error& e) {
+        record_error(ctid, e.code(), e.context().empty() ? std::string(e.what()) : e.context());
+    } catch (const std::exception& e) {
+        record_error(ctid, make_error_code(Errc::invalid_argument), what + ": " + e.what());
+    } catch (...) {
+        record_error(ctid, make_error_code(Errc::invalid_argument), what + ": unknown exception");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migrations (LOCAL_OFFLOAD / LOCAL_SYNC)
+// ---------------------------------------------------------------------------------------------
+
+void SimDevice::migrate(int32_t ctid, void* addr, uint64_t len, bool to_card) {
+    check_ctid(ctid, "invoke");
+    const char* what = to_card ? "LOCAL_OFFLOAD" : "LOCAL_SYNC";
+    if (!cfg_.en_mem)
+        throw_error(Errc::not_supported, "invoke",
+                    std::string(what) + " needs card memory, which is disabled in the shell (mem=0)");
+    if (len == 0) return;
+    const auto a = reinterpret_cast<uint64_t>(addr);
+    check_range(ctid, a, len, !to_card, what);
+    std::lock_guard hw(hw_mtx_);
+    if (!still_mapped(a, len, !to_card))
+        throw_error(Errc::not_mapped, "invoke", std::string(what) + " at " + hex(a) + ": the buffer was unmapped");
+    auto* host = reinterpret_cast<std::byte*>(a);
+    uint64_t off = 0;
+    if (to_card) {
+        card_.reserve(a, len);
+        while (off < len) {
+            auto w = card_.write_window(a + off, len - off);
+            std::memcpy(w.data(), host + off, w.size());
+            off += w.size();
+        }
+    } else {
+        while (off < len) {
+            auto r = card_.read_window(a + off, len - off);
+            std::memcpy(host + off, r.data(), r.size());
+            off += r.size();
+        }
+    }
+}
+
+}  // namespace coyote::detail::sim
