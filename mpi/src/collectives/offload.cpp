@@ -8,18 +8,20 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
-#include <cstdlib>
+#include <optional>
 #include <string>
 
 #include <coyote/sim/reduce_model.hpp>
 
 #include "detail/format.hpp"
+#include "detail/settings.hpp"
 
 namespace coyote::detail::coll {
 
 namespace {
 
 namespace rm = coyote::sim::reduce;
+namespace settings = ::coyote::detail::settings;
 using Clock = std::chrono::steady_clock;
 
 // The register contract numbers types and operations as coyote::mpi does.
@@ -36,6 +38,17 @@ std::string where(const mpi::DeviceAssignment& d) {
     return "vFPGA " + std::to_string(d.vfid) + " of device " + std::to_string(d.device) + " (" + d.backend + ")";
 }
 
+/// The user-logic model the environment names, for messages (COYOTE_SIM_MODEL is declared by the sim model
+/// loader; while a build's runtime does not declare it, it is read as a variable of other software).
+std::optional<std::string> sim_model() {
+    try {
+        return settings::value_of("COYOTE_SIM_MODEL");
+    } catch (const Error& e) {
+        if (e.code() != Errc::invalid_argument) throw;
+        return settings::foreign("COYOTE_SIM_MODEL");
+    }
+}
+
 }  // namespace
 
 ReduceOffload::ReduceOffload(const mpi::DeviceAssignment& device, std::chrono::milliseconds timeout)
@@ -45,9 +58,9 @@ ReduceOffload::ReduceOffload(const mpi::DeviceAssignment& device, std::chrono::m
     thread_->setCSR(0, rm::k_csr_id);
     const uint64_t id = thread_->getCSR(rm::k_csr_id);
     if (id != rm::k_model_id) {
-        const char* env = std::getenv("COYOTE_SIM_MODEL");
-        const std::string model = env != nullptr && *env != '\0' ? std::string("COYOTE_SIM_MODEL=") + env
-                                                                 : std::string("COYOTE_SIM_MODEL is unset (passthrough)");
+        const std::optional<std::string> env = sim_model();
+        const std::string model = env && !env->empty() ? "COYOTE_SIM_MODEL=" + *env
+                                                       : std::string("COYOTE_SIM_MODEL is unset (passthrough)");
         throw_error(Errc::not_supported, "Collectives",
                     "reduction offload (CollectiveOptions::offload_reductions / COYOTE_COLL_OFFLOAD=1) needs the "
                     "reduce user-logic model on " + where(device) + ", but CSR " + std::to_string(rm::k_csr_id) +

@@ -3,11 +3,11 @@
 
 #include <coyote/error.hpp>
 #include "collectives/engine/engine.hpp"
+#include "detail/reduce_ops.hpp"
 
 #include <algorithm>
 #include <mutex>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 namespace coyote::mpi {
@@ -72,51 +72,15 @@ void check_op(Op op, Datatype type, const char* call) {
 
 namespace {
 
-// ---- element operations -------------------------------------------------------------------------
-// Signed sums and products wrap (two's complement) like MPI implementations do: computed unsigned.
+// ---- element operations (detail/reduce_ops.hpp) ---------------------------------------------------
 
-template <typename T>
-struct Sum {
-    static T apply(T a, T b) noexcept {
-        if constexpr (std::is_integral_v<T>) {
-            using U = std::make_unsigned_t<T>;
-            return static_cast<T>(static_cast<U>(static_cast<U>(a) + static_cast<U>(b)));
-        } else {
-            return a + b;
-        }
-    }
-};
-template <typename T>
-struct Prod {
-    static T apply(T a, T b) noexcept {
-        if constexpr (std::is_integral_v<T>) {
-            using U = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
-            return static_cast<T>(static_cast<U>(static_cast<U>(a) * static_cast<U>(b)));
-        } else {
-            return a * b;
-        }
-    }
-};
-template <typename T>
-struct Min {
-    static T apply(T a, T b) noexcept { return b < a ? b : a; }
-};
-template <typename T>
-struct Max {
-    static T apply(T a, T b) noexcept { return a < b ? b : a; }
-};
-template <typename T>
-struct Band {
-    static T apply(T a, T b) noexcept { return static_cast<T>(a & b); }
-};
-template <typename T>
-struct Bor {
-    static T apply(T a, T b) noexcept { return static_cast<T>(a | b); }
-};
-template <typename T>
-struct Bxor {
-    static T apply(T a, T b) noexcept { return static_cast<T>(a ^ b); }
-};
+using ::coyote::detail::reduce_ops::Band;
+using ::coyote::detail::reduce_ops::Bor;
+using ::coyote::detail::reduce_ops::Bxor;
+using ::coyote::detail::reduce_ops::Max;
+using ::coyote::detail::reduce_ops::Min;
+using ::coyote::detail::reduce_ops::Prod;
+using ::coyote::detail::reduce_ops::Sum;
 
 /// 16-bit float storage: convert, apply the float operation, round back.
 template <template <typename> class F, bool Half>

@@ -222,6 +222,10 @@ private:
     static void check_spans(std::size_t a, std::size_t b, const char* call);
     template <typename Fn>
     auto guarded(const char* call, Fn&& fn);
+    /// The checked arguments of data collective `kind` (MPI_IN_PLACE resolved); throws Errc::invalid_argument
+    /// naming `call`. `op` matters for reductions, `root` for rooted collectives.
+    ::coyote::detail::coll::CallArgs args_of(const char* call, ::coyote::detail::coll::CollKind kind, const void* send,
+                                             void* recv, std::size_t count, Datatype type, Op op, int root) const;
     /// Runs collective `kind` in the calling thread and records the algorithm it chose.
     void run_blocking(::coyote::detail::coll::CollKind kind, const ::coyote::detail::coll::CallArgs& args);
     /// Queues collective `kind` on the progress thread and returns its request.

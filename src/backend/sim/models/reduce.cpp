@@ -11,6 +11,7 @@
 
 #include "backend/sim/models/models.hpp"
 #include "backend/sim/models/paired_input.hpp"
+#include "detail/reduce_ops.hpp"
 
 namespace coyote::detail::sim {
 
@@ -51,47 +52,9 @@ std::size_t type_size(uint64_t code) noexcept {
     }
 }
 
-// ---- element operations (integer sums and products wrap, as two's complement) ----------------------
+// ---- element operations (detail/reduce_ops.hpp; integer sums and products wrap, as two's complement) ------
 
-template <typename T>
-T op_sum(T a, T b) noexcept {
-    if constexpr (std::is_integral_v<T>) {
-        using U = std::make_unsigned_t<T>;
-        return static_cast<T>(static_cast<U>(static_cast<U>(a) + static_cast<U>(b)));
-    } else {
-        return a + b;
-    }
-}
-template <typename T>
-T op_prod(T a, T b) noexcept {
-    if constexpr (std::is_integral_v<T>) {
-        // Computed in a wide unsigned type: no promotion to signed int, no signed overflow.
-        return static_cast<T>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
-    } else {
-        return a * b;
-    }
-}
-// min / max keep the first operand unless the second compares smaller / larger (also for NaN operands).
-template <typename T>
-T op_min(T a, T b) noexcept {
-    return b < a ? b : a;
-}
-template <typename T>
-T op_max(T a, T b) noexcept {
-    return a < b ? b : a;
-}
-template <typename T>
-T op_band(T a, T b) noexcept {
-    return static_cast<T>(a & b);
-}
-template <typename T>
-T op_bor(T a, T b) noexcept {
-    return static_cast<T>(a | b);
-}
-template <typename T>
-T op_bxor(T a, T b) noexcept {
-    return static_cast<T>(a ^ b);
-}
+namespace ops = ::coyote::detail::reduce_ops;
 
 /// Reduces `count` elements of a and b into output dest 0: straight into the pending writes' memory when the
 /// shell offers a window, element by element through push() where a window ends inside an element.
@@ -133,17 +96,17 @@ void run(Shell& shell, const std::byte* a, const std::byte* b, std::size_t count
 template <typename T>
 bool run_op(Shell& shell, uint64_t op, const std::byte* a, const std::byte* b, std::size_t count) {
     switch (op) {
-    case rm::k_op_sum: run<T, &op_sum<T>>(shell, a, b, count); return true;
-    case rm::k_op_prod: run<T, &op_prod<T>>(shell, a, b, count); return true;
-    case rm::k_op_min: run<T, &op_min<T>>(shell, a, b, count); return true;
-    case rm::k_op_max: run<T, &op_max<T>>(shell, a, b, count); return true;
+    case rm::k_op_sum: run<T, &ops::Sum<T>::apply>(shell, a, b, count); return true;
+    case rm::k_op_prod: run<T, &ops::Prod<T>::apply>(shell, a, b, count); return true;
+    case rm::k_op_min: run<T, &ops::Min<T>::apply>(shell, a, b, count); return true;
+    case rm::k_op_max: run<T, &ops::Max<T>::apply>(shell, a, b, count); return true;
     default: break;
     }
     if constexpr (std::is_integral_v<T>) {
         switch (op) {
-        case rm::k_op_band: run<T, &op_band<T>>(shell, a, b, count); return true;
-        case rm::k_op_bor: run<T, &op_bor<T>>(shell, a, b, count); return true;
-        case rm::k_op_bxor: run<T, &op_bxor<T>>(shell, a, b, count); return true;
+        case rm::k_op_band: run<T, &ops::Band<T>::apply>(shell, a, b, count); return true;
+        case rm::k_op_bor: run<T, &ops::Bor<T>::apply>(shell, a, b, count); return true;
+        case rm::k_op_bxor: run<T, &ops::Bxor<T>::apply>(shell, a, b, count); return true;
         default: break;
         }
     }
