@@ -235,6 +235,8 @@ struct SlotCache {
 Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* cache = nullptr);
 
 /// "RDMA WRITE rejected by 10.1.2.3 qpn 0x000001: <detail>".
+std::string rejection_text(RdmaOpcode op, uint32_t target_ip, uint32_t dst_qpn, const std::string& detail);
+/// rejection_text of `r` with the verdict's detail.
 std::string rejection_message(const RdmaRequest& r, uint32_t target_ip, const Verdict& v);
 /// "RDMA WRITE" / "RDMA READ" / "RDMA SEND".
 const char* opcode_label(RdmaOpcode op) noexcept;
