@@ -102,10 +102,19 @@ private:
     /// Applies `req` (PSN assigned, generation = the queue pair's at that time) at a same-host peer; post_mtx held.
     PostStatus post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
                         uint64_t local_addr, bool last);
-    /// The target's registered buffer that `v` accepted the request into, mapped here (cached in cs.mapped).
-    static std::byte* mapped_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, const Verdict& v);
-    /// Throws peer_gone when the peer process died (checked at most every k_liveness_period).
-    static void check_alive(ShmPeer& p);
+    /// Maps the target's registered buffer that `v` accepted the request into and remembers it in cs.mapped.
+    static void map_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, const Verdict& v);
+    /// Throws peer_gone when the peer process died (checked at most every k_liveness_period). Inline: every post
+    /// runs it, and between two checks it only reads the clock.
+    static void check_alive(ShmPeer& p) {
+        if (!p.gone.load(std::memory_order_acquire) &&
+            coarse_now_ns() - p.last_check_ns.load(std::memory_order_relaxed) <
+                std::chrono::nanoseconds(k_liveness_period).count())
+            return;
+        check_alive_now(p);
+    }
+    /// check_alive once the period is over (or the peer was found gone).
+    static void check_alive_now(ShmPeer& p);
     /// Throws invalid_argument unless a READ's local target lies in the registered buffer or a window (cs.mtx held).
     static void check_read_target(const CtidState& cs, int32_t ctid, uint64_t addr, uint32_t len, const char* call);
     /// Copies to / from window memory of a same-host peer. Returns false when the window memory is no longer

@@ -18,7 +18,7 @@ std::string peer_label(const Endpoint& ep) {
            std::to_string(ep.device) + " vFPGA " + std::to_string(ep.vfid) + ")";
 }
 
-void NicImpl::check_alive(ShmPeer& p) {
+void NicImpl::check_alive_now(ShmPeer& p) {
     if (!p.gone.load(std::memory_order_acquire)) {
         const int64_t now = coarse_now_ns();
         int64_t last = p.last_check_ns.load(std::memory_order_relaxed);
@@ -107,10 +107,7 @@ bool NicImpl::window_copy(int32_t ctid, uint64_t generation, const RdmaRequest& 
     }
 }
 
-std::byte* NicImpl::mapped_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, const Verdict& v) {
-    CtidState::MappedTarget& mt = cs.mapped;
-    if (mt.peer == &peer && mt.ctid == v.ctid && mt.generation == v.buf.generation && mt.seg)
-        return mt.seg->bytes() + v.offset;
+void NicImpl::map_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, const Verdict& v) {
     const Endpoint& ep = peer.ep;
     std::lock_guard plk(peer.mtx);
     auto& slot = peer.bufs[v.ctid];
@@ -137,8 +134,7 @@ std::byte* NicImpl::mapped_target(CtidState& cs, const RdmaRequest& req, ShmPeer
                             std::to_string(v.buf.size));
         slot = {v.buf.generation, std::move(m)};
     }
-    mt = {&peer, v.ctid, v.buf.generation, slot.second};
-    return mt.seg->bytes() + v.offset;
+    cs.mapped = {&peer, v.ctid, v.buf.generation, slot.second};
 }
 
 PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
@@ -153,7 +149,10 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
         // Private memory of the target: one copy by the kernel, in posting order (synchronous).
         if (!window_copy(ctid, generation, req, peer, v, local_addr)) return PostStatus::ok;
     } else {
-        std::byte* remote = mapped_target(cs, req, peer, v);
+        const CtidState::MappedTarget& mt = cs.mapped;
+        if (mt.peer != &peer || mt.ctid != v.ctid || mt.generation != v.buf.generation || !mt.seg)
+            map_target(cs, req, peer, v);
+        std::byte* remote = mt.seg->bytes() + v.offset;
         auto* local = reinterpret_cast<std::byte*>(local_addr);
         if (req.op == RdmaOpcode::read)
             std::memcpy(local, remote, req.len);
