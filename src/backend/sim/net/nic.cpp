@@ -151,13 +151,7 @@ void NicImpl::on_ctid_unregistered(int32_t ctid) noexcept {
         cs.shm_route = nullptr;
         cs.pending.reset();
         cs.has_pending.store(false, std::memory_order_release);
-        cs.buf_addr = cs.buf_size = 0;
-        cs.rkey = 0;
-        cs.buf_name.clear();
-        ++cs.buf_generation;
-        BufView bv;
-        bv.generation = cs.buf_generation;
-        write_buf(shared_->buf[ctid], bv);
+        withdraw_buffer(ctid, cs);
         shared_->win_mask[ctid].store(0, std::memory_order_release);
         for (size_t i = 0; i < k_nic_windows; ++i) {
             if (cs.wins[i].size == 0) continue;

@@ -77,6 +77,8 @@ private:
     void commit_conn(const std::array<uint64_t, 3>& w);
     void arp_lookup(uint32_t ip);
     void publish_qp(int32_t ctid, CtidState& cs);
+    /// Withdraws the registered buffer of `ctid` (bufs_mtx_ and cs.mtx held): peers see a new generation.
+    void withdraw_buffer(int32_t ctid, CtidState& cs) noexcept;
     void mark_exists(int32_t ctid) const;
     void ensure_tcp() const;
     bool use_tcp(const Endpoint& ep) const;

@@ -41,6 +41,10 @@ void NicImpl::unregister_buffer(int32_t ctid, void* addr) noexcept {
     std::unique_lock bl(bufs_mtx_); // waits for wire I/O into or out of the buffer
     std::lock_guard lk(cs.mtx);
     if (cs.buf_addr != reinterpret_cast<uint64_t>(addr)) return;
+    withdraw_buffer(ctid, cs);
+}
+
+void NicImpl::withdraw_buffer(int32_t ctid, CtidState& cs) noexcept {
     cs.buf_addr = 0;
     cs.buf_size = 0;
     cs.rkey = 0;

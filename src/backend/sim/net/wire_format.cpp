@@ -476,6 +476,39 @@ bool check_lengths(const FrameHeader& h, std::string& error) {
 
 }  // namespace
 
+FrameHeader request_frame(const RdmaRequest& r, uint64_t req_id, bool last) noexcept {
+    FrameHeader h;
+    h.type = r.op == RdmaOpcode::read ? FrameType::read_req
+             : r.op == RdmaOpcode::send ? FrameType::send
+                                        : FrameType::write;
+    h.last = last;
+    h.psn = r.psn;
+    h.req_id = req_id;
+    h.src_qpn = r.src_qpn;
+    h.dst_qpn = r.dst_qpn;
+    h.src_ip = r.src_ip;
+    h.rkey = r.rkey;
+    h.vaddr = r.vaddr;
+    h.len = r.len;
+    h.payload_len = r.op == RdmaOpcode::read ? 0 : r.len;
+    return h;
+}
+
+RdmaRequest frame_request(const FrameHeader& h) noexcept {
+    RdmaRequest r;
+    r.op = h.type == FrameType::read_req ? RdmaOpcode::read
+           : h.type == FrameType::send   ? RdmaOpcode::send
+                                         : RdmaOpcode::write;
+    r.src_qpn = h.src_qpn;
+    r.src_ip = h.src_ip;
+    r.dst_qpn = h.dst_qpn;
+    r.psn = h.psn;
+    r.rkey = h.rkey;
+    r.vaddr = h.vaddr;
+    r.len = h.len;
+    return r;
+}
+
 std::array<std::byte, k_frame_header_size> encode_frame(const FrameHeader& h) noexcept {
     std::array<std::byte, k_frame_header_size> b{};
     std::byte* p = b.data();

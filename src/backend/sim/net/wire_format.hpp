@@ -276,6 +276,11 @@ struct FrameHeader {
     uint32_t check = 0;
 };
 
+/// The frame that carries request `r` (WRITE / SEND with its data as payload, READ request without payload).
+FrameHeader request_frame(const RdmaRequest& r, uint64_t req_id, bool last) noexcept;
+/// The request a WRITE / SEND / READ request frame carries.
+RdmaRequest frame_request(const FrameHeader& h) noexcept;
+
 /// Serializes a header into exactly k_frame_header_size bytes.
 std::array<std::byte, k_frame_header_size> encode_frame(const FrameHeader& h) noexcept;
 /// Parses and checks a header (magic, version, type, payload length for the type). Returns false

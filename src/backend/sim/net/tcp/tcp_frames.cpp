@@ -15,22 +15,6 @@ namespace coyote::detail::sim::net {
 
 namespace {
 
-/// The request a WRITE / SEND / READ request frame carries.
-RdmaRequest request_of(const FrameHeader& h) noexcept {
-    RdmaRequest r;
-    r.op = h.type == FrameType::read_req ? RdmaOpcode::read
-           : h.type == FrameType::send   ? RdmaOpcode::send
-                                         : RdmaOpcode::write;
-    r.src_qpn = h.src_qpn;
-    r.src_ip = h.src_ip;
-    r.dst_qpn = h.dst_qpn;
-    r.psn = h.psn;
-    r.rkey = h.rkey;
-    r.vaddr = h.vaddr;
-    r.len = h.len;
-    return r;
-}
-
 /// An ACK to the request `h`, to be sent on `c` (the handlers turn it into a NAK or a READ response).
 Response answer_to(const std::shared_ptr<Conn>& c, const FrameHeader& h) {
     Response resp;
@@ -102,7 +86,7 @@ bool TcpWire::on_handshake(const ConnPtr& c, const FrameHeader&, Clock::time_poi
 // ---- requests of the peer ------------------------------------------------------------------------
 
 bool TcpWire::on_write(const ConnPtr& c, const FrameHeader& h, Clock::time_point deadline) {
-    const RdmaRequest r = request_of(h);
+    const RdmaRequest r = frame_request(h);
     const Verdict v = validate_and_claim(nic_.shared(), r);
     Response resp = answer_to(c, h);
     std::string err;
@@ -118,7 +102,7 @@ bool TcpWire::on_write(const ConnPtr& c, const FrameHeader& h, Clock::time_point
 }
 
 bool TcpWire::on_read_req(const ConnPtr& c, const FrameHeader& h, Clock::time_point) {
-    const RdmaRequest r = request_of(h);
+    const RdmaRequest r = frame_request(h);
     const Verdict v = validate_and_claim(nic_.shared(), r);
     Response resp = answer_to(c, h);
     if (v.check != Check::ok) {

@@ -227,20 +227,7 @@ PostStatus TcpWire::post(CtidState& cs, int32_t ctid, const RdmaRequest& req_in,
         c->pending.emplace(id, p);
         cs.inflight.fetch_add(1);
     }
-    FrameHeader h;
-    h.type = req.op == RdmaOpcode::read ? FrameType::read_req
-             : req.op == RdmaOpcode::send ? FrameType::send
-                                          : FrameType::write;
-    h.last = last;
-    h.psn = req.psn;
-    h.req_id = id;
-    h.src_qpn = req.src_qpn;
-    h.dst_qpn = req.dst_qpn;
-    h.src_ip = req.src_ip;
-    h.rkey = req.rkey;
-    h.vaddr = req.vaddr;
-    h.len = req.len;
-    h.payload_len = req.op == RdmaOpcode::read ? 0 : req.len;
+    const FrameHeader h = request_frame(req, id, last);
     const auto hb = encode_frame(h);
     const auto deadline = Clock::now() + cfg_.io_timeout;
     std::string err = write_full(c->fd.get(), hb.data(), hb.size(), deadline);
