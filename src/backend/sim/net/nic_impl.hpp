@@ -65,6 +65,7 @@ private:
         uint64_t generation = 0;
     };
 
+    /// The state of `ctid`; throws invalid_argument (naming `call`) when it is out of range.
     CtidState& cs_checked(int32_t ctid, const char* call) const;
     /// The ctid a context word addresses, or -1 (counted as a rejected context) when its vFPGA bits are not ours.
     int32_t ctid_of_local_qpn(uint32_t local_qpn) const noexcept;
@@ -73,14 +74,20 @@ private:
     /// A register write of the legacy layout (three registers per context, committed by the last one); false if
     /// `reg` is not a NIC register.
     bool on_legacy_write(uint32_t reg, uint64_t word);
+    /// Decodes and publishes a complete QP context / connection context.
     void commit_ctx(const std::array<uint64_t, 3>& w);
     void commit_conn(const std::array<uint64_t, 3>& w);
+    /// NET_ARP: resolves `ip` to a known endpoint (a miss is counted) and drops the resolved shm routes.
     void arp_lookup(uint32_t ip);
+    /// Publishes the queue pair of `ctid` for peers (cs.mtx held).
     void publish_qp(int32_t ctid, CtidState& cs);
     /// Withdraws the registered buffer of `ctid` (bufs_mtx_ and cs.mtx held): peers see a new generation.
     void withdraw_buffer(int32_t ctid, CtidState& cs) noexcept;
+    /// Marks the queue pair of `ctid` as existing in the published state.
     void mark_exists(int32_t ctid) const;
+    /// Starts the TCP wire unless COYOTE_SIM_WIRE=shm.
     void ensure_tcp() const;
+    /// Whether requests to `ep` take the TCP wire (the wire setting, else whether `ep` is on another host).
     bool use_tcp(const Endpoint& ep) const;
 
     /// Posts over a route resolved by an earlier post; nullopt when the route went stale (post_mtx held).
@@ -98,6 +105,7 @@ private:
     /// Remembers `peer` as the shm route of `cs` unless the queue pair was reconfigured since `qp`.
     static void remember_route(CtidState& cs, const QpSnapshot& qp, ShmPeer& peer);
 
+    /// The same-host peer `ep` (mapped on first use); throws peer_gone when it is gone.
     ShmPeer& shm_peer(const Endpoint& ep);
     /// Maps a same-host peer's segments and checks their headers.
     static std::unique_ptr<ShmPeer> open_shm_peer(const Endpoint& ep);

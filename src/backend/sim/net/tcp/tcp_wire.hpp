@@ -66,11 +66,13 @@ public:
     TcpWire(const TcpWire&) = delete;
     TcpWire& operator=(const TcpWire&) = delete;
 
+    /// The address and port peers reach the listener at (announced in the endpoint).
     uint32_t address() const noexcept { return addr_; }
     uint16_t port() const noexcept { return port_; }
     /// Sends `req` (PSN assigned here) to the peer `ep`; busy when too many requests of `ctid` are in flight.
     PostStatus post(CtidState& cs, int32_t ctid, const RdmaRequest& req, const Endpoint& ep, uint64_t local_addr,
                     bool last);
+    /// `ctid` was unregistered: answers to its outstanding requests will be dropped.
     void forget_ctid(int32_t ctid) noexcept;
 
 private:
@@ -80,16 +82,23 @@ private:
     /// The handler of each frame type, indexed by FrameType.
     static const std::array<FrameHandler, 9> k_handlers;
 
+    /// The connection requests to `ep` go on (opened on first use); throws peer_gone when it was lost.
     ConnPtr connect_to(const Endpoint& ep);
     /// Opens a connection to `ep` and runs the HELLO handshake.
     Fd dial(const Endpoint& ep, const std::string& who, Clock::time_point deadline);
+    /// The engine thread: polls the listener and every connection, handles each readable frame.
     void engine();
+    /// The responder thread: sends the answers queued by respond().
     void responder();
+    /// Accepts one connection and runs the HELLO handshake (a wrong key closes it).
     void accept_one();
     /// Reads one frame header from `c` and dispatches it to its handler; false: connection dropped.
     bool handle_frame(const ConnPtr& c);
+    /// Drops `c`: its pending requests fail with peer_gone on their queue pairs.
     void kill(const ConnPtr& c, const std::string& why) noexcept;
+    /// Queues an answer for the responder thread.
     void respond(Response r);
+    /// Wakes the engine (a new connection to poll, or stop).
     void wake() noexcept;
 
     // Frame handlers (tcp_frames.cpp): requests of peers, answers to ours, stray handshakes.
