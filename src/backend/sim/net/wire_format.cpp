@@ -1,9 +1,10 @@
+// coyote-mpi sim backend: the bytes the emulated NICs exchange (endpoints, TCP wire frames), the NIC state they
+// publish in shared memory, and the validation every RDMA request passes at its target.
 #include "backend/sim/net/wire_format.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <thread>
@@ -12,6 +13,7 @@
 
 #include "backend/sim/identity.hpp"
 #include "backend/sim/segments.hpp"
+#include "detail/format.hpp"
 
 namespace coyote::detail::sim {
 
@@ -35,18 +37,6 @@ constexpr size_t ep_magic = 0, ep_version = 4, ep_length = 6, ep_boot = 8, ep_ne
                  ep_start = 40, ep_device = 48, ep_vfid = 52, ep_ctid = 56, ep_ip = 60, ep_mac = 64, ep_waddr = 72,
                  ep_wport = 76, ep_key = 80, ep_state = 88, ep_nic = 152, ep_name_len = 64;
 static_assert(ep_nic + ep_name_len <= k_endpoint_size);
-
-std::string hex32(uint32_t v, int width = 6) {
-    char b[16];
-    std::snprintf(b, sizeof(b), "0x%0*x", width, v);
-    return b;
-}
-
-std::string hex64(uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof(b), "0x%llx", static_cast<unsigned long long>(v));
-    return b;
-}
 
 std::string read_name(const std::byte* p, const char* what) {
     size_t n = 0;
@@ -124,7 +114,7 @@ Endpoint decode_endpoint(std::span<const std::byte> bytes) {
         throw_error(Errc::protocol, call, "endpoint bytes too short: " + std::to_string(bytes.size()) + " bytes");
     const std::byte* p = bytes.data();
     if (get<uint32_t>(p, ep_magic) != k_endpoint_magic)
-        throw_error(Errc::protocol, call, "endpoint bytes have a bad magic " + hex32(get<uint32_t>(p, ep_magic), 8));
+        throw_error(Errc::protocol, call, "endpoint bytes have a bad magic " + hex(get<uint32_t>(p, ep_magic), 8));
     if (get<uint16_t>(p, ep_version) != k_endpoint_version)
         throw_error(Errc::protocol, call,
                     "endpoint version " + std::to_string(get<uint16_t>(p, ep_version)) + " is not supported (expected " +
@@ -316,6 +306,68 @@ std::optional<WindowHit> find_window(const NicShared& nic, int32_t ctid, uint64_
     return std::nullopt;
 }
 
+namespace {
+
+/// The target queue pair's slot; with `cache`, from the cache (refreshed when either slot changed since), and
+/// `cached_buf` receives the buffer slot read with it.
+QpView read_target_qp(const NicShared& target, int32_t ctid, SlotCache* cache, BufMeta& cached_buf) noexcept {
+    const QpSlot& slot = target.qp[ctid];
+    if (cache == nullptr) return read_qp(slot);
+    const uint32_t qs = slot.seq.load(std::memory_order_acquire);
+    const uint32_t bs = target.buf[ctid].seq.load(std::memory_order_acquire);
+    if (cache->target != &target || cache->ctid != ctid || qs != cache->qp_seq || bs != cache->buf_seq ||
+        cache->owner_pid != target.owner_pid || cache->owner_start_time != target.owner_start_time) {
+        uint32_t qseq = 1, bseq = 1;
+        const QpView q = read_qp(slot, &qseq);
+        const BufMeta b = read_buf_meta(target.buf[ctid], &bseq);
+        *cache = SlotCache{&target, target.owner_pid, target.owner_start_time, ctid, qseq, bseq, q, b};
+    }
+    cached_buf = cache->buf;
+    return cache->qp;
+}
+
+/// Why [r.vaddr, r.vaddr + r.len) is in neither the registered buffer `buf` nor a window of `ctid`.
+std::string bounds_detail(const NicShared& target, const RdmaRequest& r, int32_t ctid, const BufMeta& buf) {
+    const uint32_t n = static_cast<uint32_t>(__builtin_popcount(target.win_mask[ctid].load()));
+    const std::string where = r.vaddr < buf.vaddr
+                                  ? "remote address " + hex(r.vaddr) + " lies below the registered buffer at " +
+                                        hex(buf.vaddr)
+                                  : "remote_offs " + std::to_string(r.vaddr - buf.vaddr) + " + len " +
+                                        std::to_string(r.len) + " exceeds the registered buffer of " +
+                                        std::to_string(buf.size) + " bytes";
+    return where + ": remote address " + hex(r.vaddr) + " + len " + std::to_string(r.len) +
+           " is in neither the registered buffer nor a window of ctid " + std::to_string(ctid) + " (" +
+           std::to_string(n) + " window" + (n == 1 ? "" : "s") + " registered)";
+}
+
+/// The checks that do not depend on the PSN: connection, registered buffer, rkey, bounds. Sets `buf` (once the
+/// connection matches; from `cached_buf` when given) and `win` when the range lies in a window; `detail` on failure.
+Check stateless_checks(const NicShared& target, const RdmaRequest& r, int32_t ctid, const QpView& qp,
+                       const BufMeta* cached_buf, BufMeta& buf, std::optional<WindowHit>& win, std::string& detail) {
+    if (qp.remote_qpn != r.src_qpn || qp.remote_ip != r.src_ip) {
+        detail = "queue pair qpn " + hex(r.dst_qpn, 6) + " is connected to qpn " + hex(qp.remote_qpn, 6) + " at " +
+                 ip_to_string(qp.remote_ip) + ", not to the sender qpn " + hex(r.src_qpn, 6) + " at " +
+                 ip_to_string(r.src_ip);
+        return Check::not_connected;
+    }
+    buf = cached_buf != nullptr ? *cached_buf : read_buf_meta(target.buf[ctid]);
+    if (!buf.valid) {
+        detail = "queue pair qpn " + hex(r.dst_qpn, 6) + " has no registered buffer";
+        return Check::no_buffer;
+    }
+    if (r.rkey != buf.rkey) {
+        detail = "rkey " + hex(r.rkey, 4) + " does not match the registered buffer's rkey " + hex(buf.rkey, 4);
+        return Check::bad_rkey;
+    }
+    if (range_inside(r.vaddr, r.len, buf.vaddr, buf.size)) return Check::ok;
+    win = find_window(target, ctid, r.vaddr, r.len);
+    if (win) return Check::ok;
+    detail = bounds_detail(target, r, ctid, buf);
+    return Check::out_of_bounds;
+}
+
+}  // namespace
+
 Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* cache) {
     Verdict v;
     auto reject = [&](Check c, std::string detail) {
@@ -327,78 +379,34 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* c
     const uint32_t vf_bits = (r.dst_qpn >> PID_BITS) & 0xFu;
     const int32_t ctid = static_cast<int32_t>(r.dst_qpn & PID_MASK);
     if ((r.dst_qpn >> (PID_BITS + 4)) != 0 || vf_bits != (static_cast<uint32_t>(target.vfid) & 0xFu))
-        return reject(Check::unknown_qpn, "no queue pair with qpn " + hex32(r.dst_qpn) + " on vFPGA " +
+        return reject(Check::unknown_qpn, "no queue pair with qpn " + hex(r.dst_qpn, 6) + " on vFPGA " +
                                               std::to_string(target.vfid) + " (qpn vFPGA bits " +
                                               std::to_string(vf_bits) + ")");
-    QpSlot& slot = target.qp[ctid];
-    QpView qp;
     BufMeta cached_buf; // with a cache: the buffer slot, read together with the queue pair slot
-    if (cache != nullptr) {
-        const uint32_t qs = slot.seq.load(std::memory_order_acquire);
-        const uint32_t bs = target.buf[ctid].seq.load(std::memory_order_acquire);
-        if (cache->target != &target || cache->ctid != ctid || qs != cache->qp_seq || bs != cache->buf_seq ||
-            cache->owner_pid != target.owner_pid || cache->owner_start_time != target.owner_start_time) {
-            uint32_t qseq = 1, bseq = 1;
-            const QpView q = read_qp(slot, &qseq);
-            const BufMeta b = read_buf_meta(target.buf[ctid], &bseq);
-            *cache = SlotCache{&target, target.owner_pid, target.owner_start_time, ctid, qseq, bseq, q, b};
-        }
-        qp = cache->qp;
-        cached_buf = cache->buf;
-    } else {
-        qp = read_qp(slot);
-    }
+    const QpView qp = read_target_qp(target, ctid, cache, cached_buf);
     v.ctid = ctid;
     if ((qp.flags & QpSlot::k_exists) == 0)
-        return reject(Check::unknown_qpn, "no queue pair with qpn " + hex32(r.dst_qpn) + " (ctid " +
+        return reject(Check::unknown_qpn, "no queue pair with qpn " + hex(r.dst_qpn, 6) + " (ctid " +
                                               std::to_string(ctid) + " is not registered on vFPGA " +
                                               std::to_string(target.vfid) + ")");
     if ((qp.flags & (QpSlot::k_ctx | QpSlot::k_conn)) != (QpSlot::k_ctx | QpSlot::k_conn))
-        return reject(Check::no_context, std::string("queue pair qpn ") + hex32(r.dst_qpn) + " has no " +
+        return reject(Check::no_context, std::string("queue pair qpn ") + hex(r.dst_qpn, 6) + " has no " +
                                              ((qp.flags & QpSlot::k_ctx) == 0 ? "QP context" : "connection context") +
                                              " (the target did not write its queue pair context)");
 
     // Stateless checks; the PSN is claimed below whatever their outcome.
-    Check failed = Check::ok;
     std::string detail;
     BufMeta buf;
     std::optional<WindowHit> win;
-    if (qp.remote_qpn != r.src_qpn || qp.remote_ip != r.src_ip) {
-        failed = Check::not_connected;
-        detail = "queue pair qpn " + hex32(r.dst_qpn) + " is connected to qpn " + hex32(qp.remote_qpn) + " at " +
-                 ip_to_string(qp.remote_ip) + ", not to the sender qpn " + hex32(r.src_qpn) + " at " +
-                 ip_to_string(r.src_ip);
-    } else {
-        buf = cache != nullptr ? cached_buf : read_buf_meta(target.buf[ctid]);
-        if (!buf.valid) {
-            failed = Check::no_buffer;
-            detail = "queue pair qpn " + hex32(r.dst_qpn) + " has no registered buffer";
-        } else if (r.rkey != buf.rkey) {
-            failed = Check::bad_rkey;
-            detail = "rkey " + hex32(r.rkey, 4) + " does not match the registered buffer's rkey " + hex32(buf.rkey, 4);
-        } else if (!range_inside(r.vaddr, r.len, buf.vaddr, buf.size)) {
-            win = find_window(target, ctid, r.vaddr, r.len);
-            if (!win) {
-                failed = Check::out_of_bounds;
-                const uint32_t n = static_cast<uint32_t>(__builtin_popcount(target.win_mask[ctid].load()));
-                const std::string where = r.vaddr < buf.vaddr
-                                              ? "remote address " + hex64(r.vaddr) + " lies below the registered buffer at " +
-                                                    hex64(buf.vaddr)
-                                              : "remote_offs " + std::to_string(r.vaddr - buf.vaddr) + " + len " +
-                                                    std::to_string(r.len) + " exceeds the registered buffer of " +
-                                                    std::to_string(buf.size) + " bytes";
-                detail = where + ": remote address " + hex64(r.vaddr) + " + len " + std::to_string(r.len) +
-                         " is in neither the registered buffer nor a window of ctid " + std::to_string(ctid) + " (" +
-                         std::to_string(n) + " window" + (n == 1 ? "" : "s") + " registered)";
-            }
-        }
-    }
+    const Check failed =
+        stateless_checks(target, r, ctid, qp, cache != nullptr ? &cached_buf : nullptr, buf, win, detail);
     uint32_t expected = r.psn;
-    const bool psn_ok = slot.expected_psn.compare_exchange_strong(expected, psn_next(r.psn), std::memory_order_acq_rel);
+    const bool psn_ok =
+        target.qp[ctid].expected_psn.compare_exchange_strong(expected, psn_next(r.psn), std::memory_order_acq_rel);
     if (failed != Check::ok) return reject(failed, std::move(detail));
     if (!psn_ok)
         return reject(Check::bad_psn,
-                      "PSN " + hex32(r.psn) + " does not match the expected PSN " + hex32(expected));
+                      "PSN " + hex(r.psn, 6) + " does not match the expected PSN " + hex(expected, 6));
     target.counters.accepted.fetch_add(1, std::memory_order_relaxed);
     if (win) {
         v.in_window = true;
@@ -412,9 +420,13 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* c
     return v;
 }
 
+std::string rejection_text(RdmaOpcode op, uint32_t target_ip, uint32_t dst_qpn, const std::string& detail) {
+    return std::string(opcode_label(op)) + " rejected by " + ip_to_string(target_ip) + " qpn " + hex(dst_qpn, 6) +
+           ": " + detail;
+}
+
 std::string rejection_message(const RdmaRequest& r, uint32_t target_ip, const Verdict& v) {
-    return std::string(opcode_label(r.op)) + " rejected by " + ip_to_string(target_ip) + " qpn " + hex32(r.dst_qpn) +
-           ": " + v.detail;
+    return rejection_text(r.op, target_ip, r.dst_qpn, v.detail);
 }
 
 // ---- frames ------------------------------------------------------------------------------------
@@ -423,62 +435,12 @@ namespace {
 constexpr size_t fr_magic = 0, fr_version = 4, fr_type = 5, fr_flags = 6, fr_plen = 8, fr_psn = 12, fr_req = 16,
                  fr_src_qpn = 24, fr_dst_qpn = 28, fr_src_ip = 32, fr_rkey = 36, fr_vaddr = 40, fr_len = 48,
                  fr_check = 52;
-}
 
-std::array<std::byte, k_frame_header_size> encode_frame(const FrameHeader& h) noexcept {
-    std::array<std::byte, k_frame_header_size> b{};
-    std::byte* p = b.data();
-    put<uint32_t>(p, fr_magic, k_frame_magic);
-    put<uint8_t>(p, fr_version, k_frame_version);
-    put<uint8_t>(p, fr_type, static_cast<uint8_t>(h.type));
-    put<uint16_t>(p, fr_flags, static_cast<uint16_t>(h.last ? 1 : 0));
-    put<uint32_t>(p, fr_plen, h.payload_len);
-    put<uint32_t>(p, fr_psn, h.psn);
-    put<uint64_t>(p, fr_req, h.req_id);
-    put<uint32_t>(p, fr_src_qpn, h.src_qpn);
-    put<uint32_t>(p, fr_dst_qpn, h.dst_qpn);
-    put<uint32_t>(p, fr_src_ip, h.src_ip);
-    put<uint32_t>(p, fr_rkey, h.rkey);
-    put<uint64_t>(p, fr_vaddr, h.vaddr);
-    put<uint32_t>(p, fr_len, h.len);
-    put<uint32_t>(p, fr_check, h.check);
-    return b;
-}
-
-bool decode_frame(std::span<const std::byte, k_frame_header_size> bytes, FrameHeader& h, std::string& error) {
-    const std::byte* p = bytes.data();
-    if (get<uint32_t>(p, fr_magic) != k_frame_magic) {
-        error = "bad frame magic " + hex32(get<uint32_t>(p, fr_magic), 8);
-        return false;
-    }
-    if (get<uint8_t>(p, fr_version) != k_frame_version) {
-        error = "unsupported frame version " + std::to_string(get<uint8_t>(p, fr_version));
-        return false;
-    }
-    const uint8_t type = get<uint8_t>(p, fr_type);
-    if (type < static_cast<uint8_t>(FrameType::hello) || type > static_cast<uint8_t>(FrameType::nak)) {
-        error = "unknown frame type " + std::to_string(type);
-        return false;
-    }
-    h.type = static_cast<FrameType>(type);
-    const uint16_t flags = get<uint16_t>(p, fr_flags);
-    if ((flags & ~1u) != 0) {
-        error = "unknown frame flags " + std::to_string(flags);
-        return false;
-    }
-    h.last = (flags & 1u) != 0;
-    h.payload_len = get<uint32_t>(p, fr_plen);
-    h.psn = get<uint32_t>(p, fr_psn);
-    h.req_id = get<uint64_t>(p, fr_req);
-    h.src_qpn = get<uint32_t>(p, fr_src_qpn);
-    h.dst_qpn = get<uint32_t>(p, fr_dst_qpn);
-    h.src_ip = get<uint32_t>(p, fr_src_ip);
-    h.rkey = get<uint32_t>(p, fr_rkey);
-    h.vaddr = get<uint64_t>(p, fr_vaddr);
-    h.len = get<uint32_t>(p, fr_len);
-    h.check = get<uint32_t>(p, fr_check);
+/// The payload length (and PSN) a decoded header may have for its type; false with `error` set otherwise.
+bool check_lengths(const FrameHeader& h, std::string& error) {
     const auto bad_len = [&](const std::string& why) {
-        error = "frame type " + std::to_string(type) + ": payload length " + std::to_string(h.payload_len) + " " + why;
+        error = "frame type " + std::to_string(static_cast<unsigned>(h.type)) + ": payload length " +
+                std::to_string(h.payload_len) + " " + why;
         return false;
     };
     switch (h.type) {
@@ -510,6 +472,96 @@ bool decode_frame(std::span<const std::byte, k_frame_header_size> bytes, FrameHe
         return false;
     }
     return true;
+}
+
+}  // namespace
+
+FrameHeader request_frame(const RdmaRequest& r, uint64_t req_id, bool last) noexcept {
+    FrameHeader h;
+    h.type = r.op == RdmaOpcode::read ? FrameType::read_req
+             : r.op == RdmaOpcode::send ? FrameType::send
+                                        : FrameType::write;
+    h.last = last;
+    h.psn = r.psn;
+    h.req_id = req_id;
+    h.src_qpn = r.src_qpn;
+    h.dst_qpn = r.dst_qpn;
+    h.src_ip = r.src_ip;
+    h.rkey = r.rkey;
+    h.vaddr = r.vaddr;
+    h.len = r.len;
+    h.payload_len = r.op == RdmaOpcode::read ? 0 : r.len;
+    return h;
+}
+
+RdmaRequest frame_request(const FrameHeader& h) noexcept {
+    RdmaRequest r;
+    r.op = h.type == FrameType::read_req ? RdmaOpcode::read
+           : h.type == FrameType::send   ? RdmaOpcode::send
+                                         : RdmaOpcode::write;
+    r.src_qpn = h.src_qpn;
+    r.src_ip = h.src_ip;
+    r.dst_qpn = h.dst_qpn;
+    r.psn = h.psn;
+    r.rkey = h.rkey;
+    r.vaddr = h.vaddr;
+    r.len = h.len;
+    return r;
+}
+
+std::array<std::byte, k_frame_header_size> encode_frame(const FrameHeader& h) noexcept {
+    std::array<std::byte, k_frame_header_size> b{};
+    std::byte* p = b.data();
+    put<uint32_t>(p, fr_magic, k_frame_magic);
+    put<uint8_t>(p, fr_version, k_frame_version);
+    put<uint8_t>(p, fr_type, static_cast<uint8_t>(h.type));
+    put<uint16_t>(p, fr_flags, static_cast<uint16_t>(h.last ? 1 : 0));
+    put<uint32_t>(p, fr_plen, h.payload_len);
+    put<uint32_t>(p, fr_psn, h.psn);
+    put<uint64_t>(p, fr_req, h.req_id);
+    put<uint32_t>(p, fr_src_qpn, h.src_qpn);
+    put<uint32_t>(p, fr_dst_qpn, h.dst_qpn);
+    put<uint32_t>(p, fr_src_ip, h.src_ip);
+    put<uint32_t>(p, fr_rkey, h.rkey);
+    put<uint64_t>(p, fr_vaddr, h.vaddr);
+    put<uint32_t>(p, fr_len, h.len);
+    put<uint32_t>(p, fr_check, h.check);
+    return b;
+}
+
+bool decode_frame(std::span<const std::byte, k_frame_header_size> bytes, FrameHeader& h, std::string& error) {
+    const std::byte* p = bytes.data();
+    if (get<uint32_t>(p, fr_magic) != k_frame_magic) {
+        error = "bad frame magic " + hex(get<uint32_t>(p, fr_magic), 8);
+        return false;
+    }
+    if (get<uint8_t>(p, fr_version) != k_frame_version) {
+        error = "unsupported frame version " + std::to_string(get<uint8_t>(p, fr_version));
+        return false;
+    }
+    const uint8_t type = get<uint8_t>(p, fr_type);
+    if (type < static_cast<uint8_t>(FrameType::hello) || type > static_cast<uint8_t>(FrameType::nak)) {
+        error = "unknown frame type " + std::to_string(type);
+        return false;
+    }
+    h.type = static_cast<FrameType>(type);
+    const uint16_t flags = get<uint16_t>(p, fr_flags);
+    if ((flags & ~1u) != 0) {
+        error = "unknown frame flags " + std::to_string(flags);
+        return false;
+    }
+    h.last = (flags & 1u) != 0;
+    h.payload_len = get<uint32_t>(p, fr_plen);
+    h.psn = get<uint32_t>(p, fr_psn);
+    h.req_id = get<uint64_t>(p, fr_req);
+    h.src_qpn = get<uint32_t>(p, fr_src_qpn);
+    h.dst_qpn = get<uint32_t>(p, fr_dst_qpn);
+    h.src_ip = get<uint32_t>(p, fr_src_ip);
+    h.rkey = get<uint32_t>(p, fr_rkey);
+    h.vaddr = get<uint64_t>(p, fr_vaddr);
+    h.len = get<uint32_t>(p, fr_len);
+    h.check = get<uint32_t>(p, fr_check);
+    return check_lengths(h, error);
 }
 
 }  // namespace coyote::detail::sim

@@ -235,6 +235,8 @@ struct SlotCache {
 Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* cache = nullptr);
 
 /// "RDMA WRITE rejected by 10.1.2.3 qpn 0x000001: <detail>".
+std::string rejection_text(RdmaOpcode op, uint32_t target_ip, uint32_t dst_qpn, const std::string& detail);
+/// rejection_text of `r` with the verdict's detail.
 std::string rejection_message(const RdmaRequest& r, uint32_t target_ip, const Verdict& v);
 /// "RDMA WRITE" / "RDMA READ" / "RDMA SEND".
 const char* opcode_label(RdmaOpcode op) noexcept;
@@ -273,6 +275,11 @@ struct FrameHeader {
     uint32_t len = 0;
     uint32_t check = 0;
 };
+
+/// The frame that carries request `r` (WRITE / SEND with its data as payload, READ request without payload).
+FrameHeader request_frame(const RdmaRequest& r, uint64_t req_id, bool last) noexcept;
+/// The request a WRITE / SEND / READ request frame carries.
+RdmaRequest frame_request(const FrameHeader& h) noexcept;
 
 /// Serializes a header into exactly k_frame_header_size bytes.
 std::array<std::byte, k_frame_header_size> encode_frame(const FrameHeader& h) noexcept;

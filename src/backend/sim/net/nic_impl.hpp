@@ -1,0 +1,156 @@
+// coyote-mpi sim backend: the emulated RoCE NIC (class NicImpl), shared by its files: nic.cpp (lifecycle,
+// endpoints, errors), nic_registers.cpp (register writes, ARP), nic_memory.cpp (registered buffer, windows),
+// nic_post.cpp (posting), shm_wire.cpp (same-host peers) and the TCP wire (tcp/).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/sim/net/nic.hpp"
+#include "backend/sim/net/nic_state.hpp"
+#include "backend/sim/net/wire_config.hpp"
+
+namespace coyote::detail::sim::net {
+
+class TcpWire;
+
+/// The emulated RoCE NIC of one sim vFPGA.
+class NicImpl final : public Nic {
+public:
+    explicit NicImpl(NicHost& host);
+    ~NicImpl() override;
+
+    bool on_cnfg_write(uint32_t reg, std::span<const uint64_t> words) override;
+    uint64_t read_cnfg(uint32_t reg) const override;
+    PostStatus post(const Command& cmd) override;
+    void register_buffer(int32_t ctid, void* addr, uint64_t size, const std::string& shm_name) override;
+    void unregister_buffer(int32_t ctid, void* addr) noexcept override;
+    void register_window(int32_t ctid, uint64_t vaddr, uint64_t len) override;
+    void unregister_window(int32_t ctid, uint64_t vaddr) override;
+    uint32_t rkey(int32_t ctid) const override;
+    std::vector<std::byte> local_endpoint(int32_t ctid) const override;
+    void set_remote_endpoint(int32_t ctid, std::span<const std::byte> endpoint) override;
+    void raise_pending_error(int32_t ctid) override;
+    const std::atomic<bool>& pending_flag(int32_t ctid) const noexcept override {
+        return ctids_[static_cast<size_t>(ctid)].has_pending;
+    }
+    void on_ctid_unregistered(int32_t ctid) noexcept override;
+    std::string debug_string(int32_t ctid) const override;
+
+    // For the TCP wire.
+    NicShared& shared() noexcept { return *shared_; }
+    SharedState& state() noexcept { return host_.shared_state(); }
+    uint32_t ip() const noexcept { return host_.ip_address(); }
+    uint64_t key() const noexcept { return key_; }
+    std::shared_mutex& buffers_mutex() noexcept { return bufs_mtx_; }
+    CtidState& ctid_state(int32_t ctid) noexcept { return ctids_[static_cast<size_t>(ctid)]; }
+    /// Records `e` as the pending error of `ctid` unless the queue pair changed since `generation`.
+    void record_error(int32_t ctid, uint64_t generation, Error e) noexcept;
+
+private:
+    /// What a post needs of its queue pair, copied under the ctid's lock.
+    struct QpSnapshot {
+        DecodedQpContext ctx;
+        DecodedConnContext conn;
+        std::optional<Endpoint> own_peer;
+        uint64_t generation = 0;
+    };
+
+    /// The state of `ctid`; throws invalid_argument (naming `call`) when it is out of range.
+    CtidState& cs_checked(int32_t ctid, const char* call) const;
+    /// The ctid a context word addresses, or -1 (counted as a rejected context) when its vFPGA bits are not ours.
+    int32_t ctid_of_local_qpn(uint32_t local_qpn) const noexcept;
+    /// A register write of the AVX layout (one register per context); false if `reg` is not a NIC register.
+    bool on_avx_write(uint32_t reg, std::span<const uint64_t> words);
+    /// A register write of the legacy layout (three registers per context, committed by the last one); false if
+    /// `reg` is not a NIC register.
+    bool on_legacy_write(uint32_t reg, uint64_t word);
+    /// Decodes and publishes a complete QP context / connection context.
+    void commit_ctx(const std::array<uint64_t, 3>& w);
+    void commit_conn(const std::array<uint64_t, 3>& w);
+    /// NET_ARP: resolves `ip` to a known endpoint (a miss is counted) and drops the resolved shm routes.
+    void arp_lookup(uint32_t ip);
+    /// Publishes the queue pair of `ctid` for peers (cs.mtx held).
+    void publish_qp(int32_t ctid, CtidState& cs);
+    /// Withdraws the registered buffer of `ctid` (bufs_mtx_ and cs.mtx held): peers see a new generation.
+    void withdraw_buffer(int32_t ctid, CtidState& cs) noexcept;
+    /// Marks the queue pair of `ctid` as existing in the published state.
+    void mark_exists(int32_t ctid) const;
+    /// Starts the TCP wire unless COYOTE_SIM_WIRE=shm.
+    void ensure_tcp() const;
+    /// Whether requests to `ep` take the TCP wire (the wire setting, else whether `ep` is on another host).
+    bool use_tcp(const Endpoint& ep) const;
+
+    /// Posts over a route resolved by an earlier post; nullopt when the route went stale (post_mtx held).
+    std::optional<PostStatus> post_on_route(CtidState& cs, const Command& cmd, RdmaOpcode op, const char* call,
+                                            ShmPeer* route);
+    /// Posts the slow way: snapshot of the queue pair, ARP lookup, wire choice (post_mtx held).
+    PostStatus post_resolving(CtidState& cs, const Command& cmd, RdmaOpcode op, const char* call);
+    /// The queue pair's context, connection and peer; throws invalid_argument when a context is missing.
+    QpSnapshot snapshot_qp(CtidState& cs, const Command& cmd, RdmaOpcode op, const char* call);
+    /// The endpoint `remote_ip` resolves to (the queue pair's own peer first); throws without an ARP entry.
+    Endpoint arp_route(uint32_t remote_ip, const std::optional<Endpoint>& own_peer, int32_t ctid, const char* call);
+    /// Posts over the TCP wire; throws not_supported when either side has no TCP wire.
+    PostStatus post_tcp(CtidState& cs, const Command& cmd, const RdmaRequest& req, const Endpoint& ep,
+                        const char* call);
+    /// Remembers `peer` as the shm route of `cs` unless the queue pair was reconfigured since `qp`.
+    static void remember_route(CtidState& cs, const QpSnapshot& qp, ShmPeer& peer);
+
+    /// The same-host peer `ep` (mapped on first use); throws peer_gone when it is gone.
+    ShmPeer& shm_peer(const Endpoint& ep);
+    /// Maps a same-host peer's segments and checks their headers.
+    static std::unique_ptr<ShmPeer> open_shm_peer(const Endpoint& ep);
+    /// Applies `req` (PSN assigned, generation = the queue pair's at that time) at a same-host peer; post_mtx held.
+    PostStatus post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
+                        uint64_t local_addr, bool last);
+    /// Maps the target's registered buffer that `v` accepted the request into and remembers it in cs.mapped.
+    static void map_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, const Verdict& v);
+    /// Throws peer_gone when the peer process died (checked at most every k_liveness_period). Inline: every post
+    /// runs it, and between two checks it only reads the clock.
+    static void check_alive(ShmPeer& p) {
+        if (!p.gone.load(std::memory_order_acquire) &&
+            coarse_now_ns() - p.last_check_ns.load(std::memory_order_relaxed) <
+                std::chrono::nanoseconds(k_liveness_period).count())
+            return;
+        check_alive_now(p);
+    }
+    /// check_alive once the period is over (or the peer was found gone).
+    static void check_alive_now(ShmPeer& p);
+    /// Throws invalid_argument unless a READ's local target lies in the registered buffer or a window (cs.mtx held).
+    static void check_read_target(const CtidState& cs, int32_t ctid, uint64_t addr, uint32_t len, const char* call);
+    /// Copies to / from window memory of a same-host peer. Returns false when the window memory is no longer
+    /// mapped in the target (error recorded on the queue pair); throws peer_gone / not_supported.
+    bool window_copy(int32_t ctid, uint64_t generation, const RdmaRequest& req, ShmPeer& peer, const Verdict& v,
+                     uint64_t local_addr);
+
+    NicHost& host_;
+    WireConfig cfg_;
+    Endpoint me_; ///< host identity of this process
+    uint64_t key_ = 0;
+    ShmSegment seg_;
+    NicShared* shared_ = nullptr;
+    mutable std::array<CtidState, N_CTID_MAX> ctids_;
+    mutable std::shared_mutex bufs_mtx_;
+
+    mutable std::mutex mtx_; ///< ARP, endpoints, legacy staging, last words, tcp start
+    std::map<uint32_t, Endpoint> known_by_ip_;
+    std::map<uint32_t, Endpoint> arp_;
+    std::array<uint64_t, 3> leg_ctx_{}, leg_conn_{};
+    std::map<uint32_t, uint64_t> last_word_;
+
+    std::mutex peers_mtx_;
+    std::map<uint64_t, std::unique_ptr<ShmPeer>> peers_;
+
+    mutable std::unique_ptr<TcpWire> tcp_;
+};
+
+}  // namespace coyote::detail::sim::net

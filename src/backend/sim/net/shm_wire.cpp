@@ -1,0 +1,172 @@
+// coyote-mpi sim backend: the shm wire: requests to a same-host peer are validated against its published NIC
+// state and applied by this process, with one copy (memcpy into its registered buffer, or process_vm_* into a
+// window of its private memory).
+#include <cerrno>
+#include <cstring>
+
+#include <coyote/error.hpp>
+
+#include "backend/sim/identity.hpp"
+#include "backend/sim/net/nic_impl.hpp"
+#include "backend/sim/net/process_memory.hpp"
+#include "detail/format.hpp"
+
+namespace coyote::detail::sim::net {
+
+std::string peer_label(const Endpoint& ep) {
+    return "peer process " + std::to_string(ep.pid) + " (FPGA " + ip_to_string(ep.ip) + ", device " +
+           std::to_string(ep.device) + " vFPGA " + std::to_string(ep.vfid) + ")";
+}
+
+void NicImpl::check_alive_now(ShmPeer& p) {
+    if (!p.gone.load(std::memory_order_acquire)) {
+        const int64_t now = coarse_now_ns();
+        int64_t last = p.last_check_ns.load(std::memory_order_relaxed);
+        // One poster per period runs the (slow) check: the one that moves the timestamp.
+        if (now - last >= std::chrono::nanoseconds(k_liveness_period).count() &&
+            p.last_check_ns.compare_exchange_strong(last, now, std::memory_order_relaxed) &&
+            (p.pidfd ? process_exited(p.pidfd) : !process_alive(p.ep.pid, p.ep.start_time)))
+            p.gone.store(true, std::memory_order_release);
+    }
+    if (p.gone.load(std::memory_order_acquire)) throw_error(Errc::peer_gone, "RDMA", peer_label(p.ep) + " is gone");
+}
+
+std::unique_ptr<ShmPeer> NicImpl::open_shm_peer(const Endpoint& ep) {
+    const std::string who = peer_label(ep);
+    auto p = std::make_unique<ShmPeer>();
+    p->ep = ep;
+    if (!process_alive(ep.pid, ep.start_time)) throw_error(Errc::peer_gone, "RDMA", who + " is gone");
+    p->pidfd = open_process_fd(ep.pid, ep.start_time);
+    try {
+        p->nic_seg = ShmSegment::open(ep.nic_name);
+        p->state_seg = ShmSegment::open(ep.state_name);
+    } catch (const Error& e) {
+        throw_error(Errc::peer_gone, "RDMA", who + ": cannot map its shared segments (" + e.what() + ")");
+    }
+    if (p->nic_seg.size() < sizeof(NicShared))
+        throw_error(Errc::protocol, "RDMA", who + ": NIC segment " + ep.nic_name + " is too small");
+    p->nic = static_cast<NicShared*>(p->nic_seg.get());
+    if (p->nic->magic != k_nic_magic || p->nic->version != k_nic_version || p->nic->owner_pid != ep.pid)
+        throw_error(Errc::protocol, "RDMA", who + ": NIC segment " + ep.nic_name + " has a bad header");
+    if (p->state_seg.size() < sizeof(SharedState))
+        throw_error(Errc::protocol, "RDMA", who + ": state segment " + ep.state_name + " is too small");
+    p->state = static_cast<SharedState*>(p->state_seg.get());
+    if (p->state->magic != k_state_magic)
+        throw_error(Errc::protocol, "RDMA", who + ": state segment " + ep.state_name + " has a bad magic");
+    p->last_check_ns.store(coarse_now_ns());
+    return p;
+}
+
+ShmPeer& NicImpl::shm_peer(const Endpoint& ep) {
+    std::unique_lock lk(peers_mtx_);
+    auto it = peers_.find(ep.key);
+    if (it == peers_.end()) it = peers_.emplace(ep.key, open_shm_peer(ep)).first;
+    ShmPeer& p = *it->second;
+    lk.unlock();
+    check_alive(p);
+    return p;
+}
+
+bool NicImpl::window_copy(int32_t ctid, uint64_t generation, const RdmaRequest& req, ShmPeer& peer, const Verdict& v,
+                          uint64_t local_addr) {
+    const Endpoint& ep = peer.ep;
+    const uint64_t remote = v.win.vaddr + v.offset;
+    const bool to_remote = req.op != RdmaOpcode::read;
+    const int e = cfg_.deny_cma ? EPERM : vm_copy(ep.pid, to_remote, local_addr, remote, req.len);
+    if (e == 0) return true;
+    const char* fn = to_remote ? "process_vm_writev" : "process_vm_readv";
+    switch (e) {
+    case ESRCH: {
+        peer.gone.store(true, std::memory_order_release);
+        throw_error(Errc::peer_gone, "RDMA", peer_label(ep) + " is gone");
+    }
+    case EFAULT: {
+        Verdict f = v;
+        f.check = Check::unmapped;
+        f.detail = "window memory at " + hex(remote, 1) + " (len " + std::to_string(req.len) + ", window " +
+                   hex(v.win.vaddr, 1) + " + len " + std::to_string(v.win.size) +
+                   ") is no longer mapped in the target (process " + std::to_string(ep.pid) + ")" +
+                   (to_remote ? "" : ", or the local READ target is not writable");
+        peer.nic->counters.rejected[static_cast<size_t>(Check::unmapped)].fetch_add(1, std::memory_order_relaxed);
+        record_error(ctid, generation,
+                     Error(make_error_code(Errc::remote_rejected), opcode_label(req.op),
+                           rejection_message(req, ep.ip, f)));
+        return false;
+    }
+    case EPERM:
+    case ENOSYS:
+        throw_error(Errc::not_supported, opcode_label(req.op),
+                    std::string(fn) + " on " + peer_label(ep) + " failed (" + std::strerror(e) +
+                        "): cross-process memory access is not permitted here (ptrace access check: Yama "
+                        "ptrace_scope, seccomp or credentials), and the shm wire reaches remote-access windows that "
+                        "way; use COYOTE_SIM_WIRE=tcp");
+    default:
+        throw Error(std::error_code(e, std::generic_category()), fn,
+                    std::string(opcode_label(req.op)) + " on window memory at " + hex(remote, 1) + " of " +
+                        peer_label(ep));
+    }
+}
+
+void NicImpl::map_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, const Verdict& v) {
+    const Endpoint& ep = peer.ep;
+    std::lock_guard plk(peer.mtx);
+    auto& slot = peer.bufs[v.ctid];
+    if (!slot.second || slot.first != v.buf.generation) {
+        // The name is read only here (validation copies no strings); a re-registration since the validation
+        // shows as a new generation.
+        const BufView named = read_buf(peer.nic->buf[v.ctid]);
+        if (!named.valid || named.generation != v.buf.generation)
+            throw_error(Errc::peer_gone, opcode_label(req.op),
+                        "the registered buffer of " + ip_to_string(ep.ip) + " ctid " + std::to_string(v.ctid) +
+                            " was withdrawn or replaced while the request was applied");
+        std::shared_ptr<ShmSegment> m;
+        try {
+            m = std::make_shared<ShmSegment>(ShmSegment::open(named.name));
+        } catch (const Error& e) {
+            throw_error(Errc::peer_gone, opcode_label(req.op),
+                        "cannot map the registered buffer " + named.name + " of " + ip_to_string(ep.ip) + ": " +
+                            e.what());
+        }
+        if (m->size() < v.buf.size)
+            throw_error(Errc::protocol, opcode_label(req.op),
+                        "registered buffer " + named.name + " of " + ip_to_string(ep.ip) + " maps " +
+                            std::to_string(m->size()) + " bytes, less than its published size " +
+                            std::to_string(v.buf.size));
+        slot = {v.buf.generation, std::move(m)};
+    }
+    cs.mapped = {&peer, v.ctid, v.buf.generation, slot.second};
+}
+
+PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
+                             uint64_t local_addr, bool last) {
+    const Verdict v = validate_and_claim(*peer.nic, req, &cs.slots);
+    if (v.check != Check::ok) {
+        record_error(ctid, generation, Error(make_error_code(Errc::remote_rejected), opcode_label(req.op),
+                                             rejection_message(req, peer.ep.ip, v)));
+        return PostStatus::ok;
+    }
+    if (v.in_window) {
+        // Private memory of the target: one copy by the kernel, in posting order (synchronous).
+        if (!window_copy(ctid, generation, req, peer, v, local_addr)) return PostStatus::ok;
+    } else {
+        const CtidState::MappedTarget& mt = cs.mapped;
+        if (mt.peer != &peer || mt.ctid != v.ctid || mt.generation != v.buf.generation || !mt.seg)
+            map_target(cs, req, peer, v);
+        std::byte* remote = mt.seg->bytes() + v.offset;
+        auto* local = reinterpret_cast<std::byte*>(local_addr);
+        if (req.op == RdmaOpcode::read)
+            std::memcpy(local, remote, req.len);
+        else
+            std::memcpy(remote, local, req.len);
+    }
+    if (last) {
+        SharedState& mine = host_.shared_state();
+        if (req.op == RdmaOpcode::read)
+            complete_read(mine, ctid);
+        else
+            complete_write(*peer.state, v.ctid, mine, ctid);
+    }
+    return PostStatus::ok;
+}
+
+}  // namespace coyote::detail::sim::net

@@ -1,0 +1,132 @@
+// coyote-mpi sim backend: TCP socket helpers of the RDMA wire (deadline I/O, addresses to listen on).
+#include "backend/sim/net/tcp/socket_io.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace coyote::detail::sim::net {
+
+int remaining_ms(Clock::time_point deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return 0;
+    return left > 1000000 ? 1000000 : static_cast<int>(left);
+}
+
+std::string write_full(int fd, const void* data, size_t len, Clock::time_point deadline) {
+    const auto* p = static_cast<const char*>(data);
+    size_t done = 0;
+    while (done < len) {
+        const ssize_t n = ::send(fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            done += static_cast<size_t>(n);
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return std::string("send failed: ") + std::strerror(errno);
+        pollfd pf{fd, POLLOUT, 0};
+        const int r = ::poll(&pf, 1, remaining_ms(deadline));
+        if (r == 0) return "send timed out after " + std::to_string(done) + " of " + std::to_string(len) + " bytes";
+        if (r < 0 && errno != EINTR) return std::string("poll failed: ") + std::strerror(errno);
+    }
+    return {};
+}
+
+std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline, size_t* fault_at) {
+    auto* p = static_cast<char*>(data);
+    size_t done = 0;
+    while (done < len) {
+        const ssize_t n = ::recv(fd, p + done, len - done, MSG_DONTWAIT);
+        if (n > 0) {
+            done += static_cast<size_t>(n);
+            continue;
+        }
+        if (n == 0)
+            return "connection closed by the peer after " + std::to_string(done) + " of " + std::to_string(len) +
+                   " bytes";
+        if (errno == EFAULT && fault_at != nullptr) {
+            *fault_at = done;
+            return {};
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return std::string("recv failed: ") + std::strerror(errno);
+        pollfd pf{fd, POLLIN, 0};
+        const int r = ::poll(&pf, 1, remaining_ms(deadline));
+        if (r == 0) return "receive timed out after " + std::to_string(done) + " of " + std::to_string(len) + " bytes";
+        if (r < 0 && errno != EINTR) return std::string("poll failed: ") + std::strerror(errno);
+    }
+    return {};
+}
+
+std::string drain(int fd, uint64_t len, Clock::time_point deadline) {
+    char scratch[16384];
+    while (len > 0) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(len, sizeof(scratch)));
+        if (auto err = read_full(fd, scratch, n, deadline); !err.empty()) return err;
+        len -= n;
+    }
+    return {};
+}
+
+namespace {
+
+bool is_local_address(uint32_t ip_host) {
+    ifaddrs* ifa = nullptr;
+    if (::getifaddrs(&ifa) != 0) return false;
+    bool found = false;
+    for (const ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
+        if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+        const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+        if (ntohl(sin->sin_addr.s_addr) == ip_host) found = true;
+    }
+    ::freeifaddrs(ifa);
+    return found;
+}
+
+}  // namespace
+
+uint32_t default_wire_address() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) == 0) {
+        addrinfo hints{};
+        hints.ai_family = AF_INET;
+        hints.ai_socktype = SOCK_STREAM;
+        addrinfo* res = nullptr;
+        if (::getaddrinfo(host, nullptr, &hints, &res) == 0) {
+            uint32_t pick = 0;
+            for (const addrinfo* a = res; a != nullptr && pick == 0; a = a->ai_next) {
+                const uint32_t ip = ntohl(reinterpret_cast<const sockaddr_in*>(a->ai_addr)->sin_addr.s_addr);
+                if ((ip >> 24) != 127 && is_local_address(ip)) pick = ip;
+            }
+            ::freeaddrinfo(res);
+            if (pick != 0) return pick;
+        }
+    }
+    return INADDR_LOOPBACK;
+}
+
+uint32_t first_non_loopback() {
+    ifaddrs* ifa = nullptr;
+    if (::getifaddrs(&ifa) != 0) return INADDR_LOOPBACK;
+    uint32_t pick = INADDR_LOOPBACK;
+    for (const ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
+        if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+        const uint32_t ip = ntohl(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr);
+        if ((ip >> 24) != 127) {
+            pick = ip;
+            break;
+        }
+    }
+    ::freeifaddrs(ifa);
+    return pick;
+}
+
+}  // namespace coyote::detail::sim::net

@@ -1,0 +1,33 @@
+// coyote-mpi sim backend: TCP socket helpers of the RDMA wire (deadline I/O, addresses to listen on).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace coyote::detail::sim::net {
+
+using Clock = std::chrono::steady_clock;
+
+/// Milliseconds left until `deadline` for poll(): 0 when past, capped at 1000 s.
+int remaining_ms(Clock::time_point deadline);
+
+/// Full-length write with a deadline; returns an error text, empty on success.
+std::string write_full(int fd, const void* data, size_t len, Clock::time_point deadline);
+
+/// Full-length read with a deadline; returns an error text, empty on success. With `fault_at`, a destination
+/// that is not writable process memory (EFAULT) stops the read: *fault_at = bytes received, the rest stays in the
+/// socket, and the result is empty.
+std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline, size_t* fault_at = nullptr);
+
+/// Reads and discards `len` bytes.
+std::string drain(int fd, uint64_t len, Clock::time_point deadline);
+
+/// The default wire address: the host name's address if it is a local non-loopback address, else 127.0.0.1.
+uint32_t default_wire_address();
+
+/// An address peers can reach when the listener is bound to 0.0.0.0.
+uint32_t first_non_loopback();
+
+}  // namespace coyote::detail::sim::net

@@ -1,0 +1,343 @@
+// coyote-mpi sim backend: what the TCP wire does with each frame it receives (one handler per frame type, picked
+// from a table like the per-opcode handlers of libfabric's tcp provider), and the responder thread that sends
+// the answers to peers' requests.
+#include <cstdint>
+
+#include <coyote/error.hpp>
+
+#include "backend/sim/identity.hpp"
+#include "backend/sim/net/nic_impl.hpp"
+#include "backend/sim/net/process_memory.hpp"
+#include "backend/sim/net/tcp/tcp_wire.hpp"
+#include "detail/format.hpp"
+
+namespace coyote::detail::sim::net {
+
+namespace {
+
+/// An ACK to the request `h`, to be sent on `c` (the handlers turn it into a NAK or a READ response).
+Response answer_to(const std::shared_ptr<Conn>& c, const FrameHeader& h) {
+    Response resp;
+    resp.conn = c;
+    resp.h.req_id = h.req_id;
+    resp.h.dst_qpn = h.dst_qpn;
+    return resp;
+}
+
+/// Makes `resp` a NAK for the failed check `check`, explained by `text`.
+void set_nak(Response& resp, Check check, std::string text) {
+    resp.h.type = FrameType::nak;
+    resp.h.check = static_cast<uint32_t>(check);
+    resp.text = std::move(text);
+}
+
+void count_rejection(NicShared& nic, Check check) noexcept {
+    nic.counters.rejected[static_cast<size_t>(check)].fetch_add(1, std::memory_order_relaxed);
+}
+
+/// Writes a frame header and its payload (none when `len` is 0); returns an error text.
+std::string send_frame(int fd, const FrameHeader& h, const void* payload, size_t len, Clock::time_point deadline) {
+    const auto hb = encode_frame(h);
+    std::string err = write_full(fd, hb.data(), hb.size(), deadline);
+    if (err.empty() && len > 0) err = write_full(fd, payload, len, deadline);
+    return err;
+}
+
+static_assert(static_cast<size_t>(FrameType::hello) == 1 && static_cast<size_t>(FrameType::nak) == 8,
+              "TcpWire::k_handlers is indexed by FrameType");
+
+}  // namespace
+
+const std::array<TcpWire::FrameHandler, 9> TcpWire::k_handlers = {
+    nullptr,                 // 0: no frame type (decode_frame rejects it)
+    &TcpWire::on_handshake,  // hello
+    &TcpWire::on_handshake,  // hello_ack
+    &TcpWire::on_write,      // write
+    &TcpWire::on_write,      // send
+    &TcpWire::on_read_req,   // read_req
+    &TcpWire::on_read_resp,  // read_resp
+    &TcpWire::on_ack,        // ack
+    &TcpWire::on_nak,        // nak
+};
+
+bool TcpWire::handle_frame(const ConnPtr& c) {
+    const auto deadline = Clock::now() + cfg_.io_timeout;
+    std::array<std::byte, k_frame_header_size> hb{};
+    std::string err = read_full(c->fd.get(), hb.data(), hb.size(), deadline);
+    if (!err.empty()) {
+        kill(c, err);
+        return false;
+    }
+    FrameHeader h;
+    if (!decode_frame(hb, h, err)) {
+        nic_.shared().counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
+        kill(c, "malformed frame: " + err);
+        return false;
+    }
+    return (this->*k_handlers[static_cast<size_t>(h.type)])(c, h, deadline);
+}
+
+bool TcpWire::on_handshake(const ConnPtr& c, const FrameHeader&, Clock::time_point) {
+    nic_.shared().counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
+    kill(c, "unexpected handshake frame on an established connection");
+    return false;
+}
+
+// ---- requests of the peer ------------------------------------------------------------------------
+
+bool TcpWire::on_write(const ConnPtr& c, const FrameHeader& h, Clock::time_point deadline) {
+    const RdmaRequest r = frame_request(h);
+    const Verdict v = validate_and_claim(nic_.shared(), r);
+    Response resp = answer_to(c, h);
+    std::string err;
+    if (v.check != Check::ok) {
+        if (h.payload_len > 0) err = drain(c->fd.get(), h.payload_len, deadline);
+        set_nak(resp, v.check, rejection_message(r, nic_.ip(), v).substr(0, k_max_nak_text));
+    } else if (v.in_window) {
+        err = receive_into_window(c->fd.get(), h, r, v, resp, deadline);
+    } else {
+        err = receive_into_buffer(c->fd.get(), h, r, v, resp, deadline);
+    }
+    return finish_request(c, std::move(resp), err);
+}
+
+bool TcpWire::on_read_req(const ConnPtr& c, const FrameHeader& h, Clock::time_point) {
+    const RdmaRequest r = frame_request(h);
+    const Verdict v = validate_and_claim(nic_.shared(), r);
+    Response resp = answer_to(c, h);
+    if (v.check != Check::ok) {
+        set_nak(resp, v.check, rejection_message(r, nic_.ip(), v).substr(0, k_max_nak_text));
+    } else {
+        // The responder sends the data, unless the buffer or window went away by then.
+        resp.h.type = FrameType::read_resp;
+        resp.h.payload_len = r.len;
+        resp.ctid = v.ctid;
+        resp.buf_generation = v.buf.generation;
+        resp.in_window = v.in_window;
+        resp.window = v.window;
+        resp.win_generation = v.win.generation;
+        resp.data_addr = v.in_window ? v.win.vaddr + v.offset : v.buf.vaddr + v.offset;
+    }
+    return finish_request(c, std::move(resp), {});
+}
+
+std::string TcpWire::receive_into_window(int fd, const FrameHeader& h, const RdmaRequest& r, const Verdict& v,
+                                         Response& resp, Clock::time_point deadline) {
+    // Private memory of this process: received straight into it; unregisterWindow waits for this.
+    std::shared_lock bl(nic_.buffers_mutex());
+    const WinView now = read_win(nic_.shared().win[v.ctid][v.window]);
+    const uint64_t addr = v.win.vaddr + v.offset;
+    auto nak = [&](Check failed, const std::string& why) {
+        count_rejection(nic_.shared(), failed);
+        set_nak(resp, failed, rejection_text(r.op, nic_.ip(), r.dst_qpn, why));
+    };
+    if (!now.valid || now.generation != v.win.generation) {
+        std::string err = drain(fd, h.payload_len, deadline);
+        nak(Check::out_of_bounds, "the window holding " + hex(addr, 1) + " was withdrawn (unregisterWindow)");
+        return err;
+    }
+    size_t fault_at = SIZE_MAX;
+    std::string err = read_full(fd, reinterpret_cast<void*>(addr), r.len, deadline, &fault_at);
+    if (err.empty() && fault_at != SIZE_MAX) {
+        err = drain(fd, r.len - fault_at, deadline);
+        nak(Check::unmapped, "window memory at " + hex(addr, 1) + " (len " + std::to_string(r.len) +
+                                 ") is no longer mapped in the target");
+        return err;
+    }
+    if (err.empty() && h.last)
+        wback(nic_.state(), CmplClass::local_write, v.ctid).fetch_add(1, std::memory_order_release);
+    resp.h.type = FrameType::ack;
+    return err;
+}
+
+std::string TcpWire::receive_into_buffer(int fd, const FrameHeader& h, const RdmaRequest& r, const Verdict& v,
+                                         Response& resp, Clock::time_point deadline) {
+    std::shared_lock bl(nic_.buffers_mutex());
+    const BufMeta now = read_buf_meta(nic_.shared().buf[v.ctid]);
+    if (!now.valid || now.generation != v.buf.generation) {
+        std::string err = drain(fd, h.payload_len, deadline);
+        set_nak(resp, Check::no_buffer,
+                rejection_text(r.op, nic_.ip(), r.dst_qpn, "the registered buffer was released"));
+        return err;
+    }
+    std::string err = read_full(fd, reinterpret_cast<void*>(v.buf.vaddr + v.offset), r.len, deadline);
+    if (err.empty() && h.last)
+        wback(nic_.state(), CmplClass::local_write, v.ctid).fetch_add(1, std::memory_order_release);
+    resp.h.type = FrameType::ack;
+    return err;
+}
+
+bool TcpWire::finish_request(const ConnPtr& c, Response resp, const std::string& err) {
+    if (!err.empty()) {
+        kill(c, err);
+        return false;
+    }
+    respond(std::move(resp));
+    return true;
+}
+
+// ---- answers to our requests ---------------------------------------------------------------------
+
+bool TcpWire::take_pending(const ConnPtr& c, const FrameHeader& h, Pending& p) {
+    {
+        std::lock_guard lk(c->mtx);
+        auto it = c->pending.find(h.req_id);
+        if (it != c->pending.end()) {
+            p = it->second;
+            c->pending.erase(it);
+            return true;
+        }
+    }
+    nic_.shared().counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
+    kill(c, "response for unknown request " + std::to_string(h.req_id));
+    return false;
+}
+
+bool TcpWire::finish_answer(const ConnPtr& c, const Pending& p, bool current, const std::string& err) {
+    if (current) nic_.ctid_state(p.ctid).inflight.fetch_sub(1);
+    if (!err.empty()) {
+        kill(c, err);
+        return false;
+    }
+    return true;
+}
+
+bool TcpWire::on_ack(const ConnPtr& c, const FrameHeader& h, Clock::time_point) {
+    Pending p;
+    if (!take_pending(c, h, p)) return false;
+    const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
+    std::string err;
+    if (p.req.op == RdmaOpcode::read)
+        err = "ACK for a READ request";
+    else if (current && p.last)
+        wback(nic_.state(), CmplClass::rdma_write, p.ctid).fetch_add(1, std::memory_order_release);
+    return finish_answer(c, p, current, err);
+}
+
+bool TcpWire::on_nak(const ConnPtr& c, const FrameHeader& h, Clock::time_point deadline) {
+    Pending p;
+    if (!take_pending(c, h, p)) return false;
+    const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
+    std::string text(h.payload_len, '\0');
+    const std::string err = read_full(c->fd.get(), text.data(), text.size(), deadline);
+    if (err.empty() && current)
+        nic_.record_error(p.ctid, p.generation,
+                          Error(make_error_code(Errc::remote_rejected), opcode_label(p.req.op), text));
+    return finish_answer(c, p, current, err);
+}
+
+bool TcpWire::on_read_resp(const ConnPtr& c, const FrameHeader& h, Clock::time_point deadline) {
+    Pending p;
+    if (!take_pending(c, h, p)) return false;
+    const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
+    std::string err;
+    if (p.req.op != RdmaOpcode::read || h.payload_len != p.req.len)
+        err = "READ response of " + std::to_string(h.payload_len) + " bytes for a request of " +
+              std::to_string(p.req.len);
+    else
+        err = receive_read_data(c->fd.get(), p, current, deadline);
+    return finish_answer(c, p, current, err);
+}
+
+std::string TcpWire::receive_read_data(int fd, const Pending& p, bool current, Clock::time_point deadline) {
+    // Into the local registered buffer or a local window, if it is still registered.
+    std::shared_lock bl(nic_.buffers_mutex());
+    const BufMeta mine = read_buf_meta(nic_.shared().buf[p.ctid]);
+    const bool in_buf = current && mine.valid && range_inside(p.local_addr, p.req.len, mine.vaddr, mine.size);
+    const bool in_win = current && !in_buf && find_window(nic_.shared(), p.ctid, p.local_addr, p.req.len).has_value();
+    auto fail = [&](Errc code, const std::string& why) {
+        nic_.record_error(p.ctid, p.generation,
+                          Error(make_error_code(code), opcode_label(p.req.op),
+                                "RDMA READ response from " + ip_to_string(p.target_ip) + " qpn " +
+                                    hex(p.req.dst_qpn, 6) + " dropped: " + why));
+    };
+    if (!in_buf && !in_win) {
+        std::string err = drain(fd, p.req.len, deadline);
+        if (current)
+            fail(Errc::not_mapped, "the local target " + hex(p.local_addr, 1) + " + len " + std::to_string(p.req.len) +
+                                       " is no longer in the registered buffer or a window of ctid " +
+                                       std::to_string(p.ctid));
+        return err;
+    }
+    size_t fault_at = SIZE_MAX;
+    std::string err =
+        read_full(fd, reinterpret_cast<void*>(p.local_addr), p.req.len, deadline, in_win ? &fault_at : nullptr);
+    if (err.empty() && fault_at != SIZE_MAX) {
+        err = drain(fd, p.req.len - fault_at, deadline);
+        fail(Errc::not_mapped, "the local window memory at " + hex(p.local_addr, 1) + " (len " +
+                                   std::to_string(p.req.len) + ") is no longer writable");
+    } else if (err.empty() && p.last) {
+        complete_read(nic_.state(), p.ctid);
+    }
+    return err;
+}
+
+// ---- the responder -------------------------------------------------------------------------------
+
+void TcpWire::respond(Response r) {
+    {
+        std::lock_guard lk(resp_mtx_);
+        responses_.push_back(std::move(r));
+    }
+    resp_cv_.notify_one();
+}
+
+void TcpWire::responder() {
+    for (;;) {
+        Response r;
+        {
+            std::unique_lock lk(resp_mtx_);
+            resp_cv_.wait(lk, [&] { return stop_.load() || !responses_.empty(); });
+            if (stop_.load()) return;
+            r = std::move(responses_.front());
+            responses_.pop_front();
+        }
+        {
+            std::lock_guard lk(r.conn->mtx);
+            if (r.conn->dead) continue;
+        }
+        const auto deadline = Clock::now() + cfg_.io_timeout;
+        std::lock_guard wl(r.conn->wmtx);
+        const std::string err = send_response(r, deadline);
+        if (!err.empty()) kill(r.conn, err);
+    }
+}
+
+std::string TcpWire::send_response(Response& r, Clock::time_point deadline) {
+    if (r.h.type == FrameType::read_resp) return send_read_data(r, deadline);
+    r.h.payload_len = static_cast<uint32_t>(r.text.size());
+    return send_frame(r.conn->fd.get(), r.h, r.text.data(), r.text.size(), deadline);
+}
+
+std::string TcpWire::send_read_data(Response& r, Clock::time_point deadline) {
+    // Send from the registered buffer or window, unless it went away since the request was validated.
+    std::shared_lock bl(nic_.buffers_mutex());
+    Check gone = Check::ok;
+    std::string why;
+    if (r.in_window) {
+        const WinView now = read_win(nic_.shared().win[r.ctid][r.window]);
+        if (!now.valid || now.generation != r.win_generation) {
+            gone = Check::out_of_bounds;
+            why = "the window holding " + hex(r.data_addr, 1) + " was withdrawn (unregisterWindow)";
+        } else if (!still_mapped_here(r.data_addr, r.h.payload_len)) {
+            gone = Check::unmapped;
+            why = "window memory at " + hex(r.data_addr, 1) + " (len " + std::to_string(r.h.payload_len) +
+                  ") is no longer mapped in the target";
+        }
+    } else {
+        const BufMeta now = read_buf_meta(nic_.shared().buf[r.ctid]);
+        if (!now.valid || now.generation != r.buf_generation) {
+            gone = Check::no_buffer;
+            why = "the registered buffer was released";
+        }
+    }
+    if (gone == Check::ok)
+        return send_frame(r.conn->fd.get(), r.h, reinterpret_cast<const void*>(r.data_addr), r.h.payload_len,
+                          deadline);
+    count_rejection(nic_.shared(), gone);
+    set_nak(r, gone, rejection_text(RdmaOpcode::read, nic_.ip(), r.h.dst_qpn, why));
+    r.h.payload_len = static_cast<uint32_t>(r.text.size());
+    return send_frame(r.conn->fd.get(), r.h, r.text.data(), r.text.size(), deadline);
+}
+
+}  // namespace coyote::detail::sim::net

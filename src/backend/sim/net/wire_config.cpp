@@ -1,0 +1,45 @@
+// coyote-mpi sim backend: the sim-net settings (wire choice, TCP wire address, port and timeout, CMA denial).
+#include "backend/sim/net/wire_config.hpp"
+
+#include "detail/settings.hpp"
+
+namespace coyote::detail::sim::net {
+
+namespace {
+
+namespace settings = ::coyote::detail::settings;
+using namespace std::chrono_literals;
+
+const settings::Choice k_wire{"COYOTE_SIM_WIRE", "sim-net", "auto", {"auto", "shm", "tcp"},
+                              "wire of the emulated RDMA NIC: auto (shm when the peer shares boot, network "
+                              "namespace and user, else tcp), shm or tcp"};
+const settings::Text k_wire_addr{"COYOTE_SIM_WIRE_ADDR", "sim-net", "",
+                                 "IPv4 address the TCP wire listens on and announces (unset: the host name's "
+                                 "address if it is local, else 127.0.0.1)"};
+const settings::Integer k_wire_port{"COYOTE_SIM_WIRE_PORT", "sim-net", 0, 0, 65535,
+                                    "fixed TCP wire port (0: ephemeral)"};
+const settings::Millis k_io_timeout{"COYOTE_SIM_WIRE_TIMEOUT_MS", "sim-net", 30000ms,
+                                    "deadline of one frame's I/O on the TCP wire"};
+const settings::Flag k_deny_cma{"COYOTE_SIM_DENY_CMA", "sim-net", false,
+                                "window copies of the shm wire fail as if cross-process memory access were "
+                                "denied (tests)"};
+
+WireMode mode_of(const std::string& word) {
+    if (word == "shm") return WireMode::shm;
+    if (word == "tcp") return WireMode::tcp;
+    return WireMode::automatic;
+}
+
+}  // namespace
+
+WireConfig wire_config_from_env() {
+    WireConfig c;
+    c.mode = mode_of(k_wire.get());
+    c.addr = k_wire_addr.get();
+    c.port = static_cast<uint16_t>(k_wire_port.get());
+    c.deny_cma = k_deny_cma.get();
+    c.io_timeout = k_io_timeout.get();
+    return c;
+}
+
+}  // namespace coyote::detail::sim::net

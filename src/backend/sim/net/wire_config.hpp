@@ -1,0 +1,25 @@
+// coyote-mpi sim backend: which wire the emulated NIC uses and how (the sim-net settings).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace coyote::detail::sim::net {
+
+/// Which wire carries a queue pair's requests.
+enum class WireMode { automatic, shm, tcp };
+
+/// The wire settings, read once when a NIC is created.
+struct WireConfig {
+    WireMode mode = WireMode::automatic;
+    std::string addr;     ///< COYOTE_SIM_WIRE_ADDR (empty: pick a default)
+    uint16_t port = 0;    ///< COYOTE_SIM_WIRE_PORT (0: ephemeral)
+    std::chrono::milliseconds io_timeout{30000}; ///< COYOTE_SIM_WIRE_TIMEOUT_MS
+    bool deny_cma = false; ///< COYOTE_SIM_DENY_CMA=1: window copies fail as if ptrace access were denied (tests)
+};
+
+/// Reads the sim-net settings; throws invalid_argument naming a malformed variable.
+WireConfig wire_config_from_env();
+
+}  // namespace coyote::detail::sim::net
