@@ -141,8 +141,8 @@ std::optional<std::string> Setting::raw(std::string_view suffix) const {
 }
 
 void Setting::reject(const std::string& value, std::string_view suffix) const {
-    throw_error(Errc::invalid_argument, name(suffix),
-                "malformed value '" + value + "': expected " + info_.accepts + " (" + info_.help + ")");
+    throw_error(Errc::invalid_argument, "environment variable",
+                name(suffix) + "='" + value + "' (expected " + info_.accepts + "): " + info_.help);
 }
 
 // ---- typed settings ---------------------------------------------------------------------------------

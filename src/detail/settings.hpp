@@ -45,7 +45,7 @@ protected:
     /// Parses the value in force (throws when malformed); families are not checked.
     virtual void check() const = 0;
     friend void check_all();
-    /// Throws Errc::invalid_argument naming the variable, the value and what it accepts.
+    /// Throws Errc::invalid_argument with "NAME='value' (expected ...): help".
     [[noreturn]] void reject(const std::string& value, std::string_view suffix = {}) const;
 
 private:

@@ -62,34 +62,23 @@ const settings::Choice k_peers{"COYOTE_COLL_PEERS", "collectives",
                                CollectiveOptions{}.peers == PeerSet::all ? "all" : "log", {"log", "all"},
                                "queue pairs: to ranks +- 2^k (log) or to every rank (all)"};
 
-/// s.get(); a malformed value is reported as NAME='value' (expected ...), as from_env always did.
-template <typename S>
-auto read(const S& s) {
-    try {
-        return s.get();
-    } catch (const Error&) {
-        throw_error(Errc::invalid_argument, "CollectiveOptions::from_env",
-                    s.name() + "='" + s.raw().value_or("") + "' (expected " + s.info().accepts + "): " + s.info().help);
-    }
-}
-
 }  // namespace
 
 CollectiveOptions CollectiveOptions::from_env() {
     CollectiveOptions o;
     o.timeout = BootstrapOptions::from_env().timeout;
-    o.buffer_size = read(k_buffer_size);
-    o.chunk_bytes = read(k_chunk);
-    o.allreduce_small = read(k_allreduce_small);
-    o.allreduce_large = read(k_allreduce_large);
-    o.reduce_scatter_small = read(k_reduce_scatter_small);
-    o.tree_small = read(k_tree_small);
-    o.alltoall_small = read(k_alltoall_small);
-    o.allgather_small = read(k_allgather_small);
-    o.direct_min = read(k_direct_min);
-    if (k_timeout.is_set()) o.timeout = read(k_timeout);
-    o.offload_reductions = read(k_offload) == "1";
-    o.peers = read(k_peers) == "all" ? PeerSet::all : PeerSet::log;
+    o.buffer_size = k_buffer_size.get();
+    o.chunk_bytes = k_chunk.get();
+    o.allreduce_small = k_allreduce_small.get();
+    o.allreduce_large = k_allreduce_large.get();
+    o.reduce_scatter_small = k_reduce_scatter_small.get();
+    o.tree_small = k_tree_small.get();
+    o.alltoall_small = k_alltoall_small.get();
+    o.allgather_small = k_allgather_small.get();
+    o.direct_min = k_direct_min.get();
+    if (k_timeout.is_set()) o.timeout = k_timeout.get();
+    o.offload_reductions = k_offload.get() == "1";
+    o.peers = k_peers.get() == "all" ? PeerSet::all : PeerSet::log;
     return o;
 }
 
