@@ -4,3 +4,12 @@ target_link_libraries(hw_abi_test PRIVATE coyote::runtime GTest::gtest GTest::gt
 target_include_directories(hw_abi_test PRIVATE ${PROJECT_SOURCE_DIR}/src)
 add_test(NAME hw_abi_test COMMAND hw_abi_test)
 set_tests_properties(hw_abi_test PROPERTIES LABELS hw TIMEOUT 60)
+
+# hw_fake_test: cThread on COYOTE_BACKEND=hw against the fake driver (LD_PRELOAD), the test plug-in model as user logic.
+add_executable(hw_fake_test ${CMAKE_CURRENT_SOURCE_DIR}/hw/hw_fake_test.cpp)
+target_link_libraries(hw_fake_test PRIVATE coyote::runtime GTest::gtest GTest::gtest_main coyote_warnings)
+target_include_directories(hw_fake_test PRIVATE ${PROJECT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR})
+add_dependencies(hw_fake_test coyote_fake_driver sim_model_plugin)
+add_test(NAME hw_fake_test COMMAND hw_fake_test)
+set_tests_properties(hw_fake_test PROPERTIES LABELS hw TIMEOUT 300
+  ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_SIM_MODEL=$<TARGET_FILE:sim_model_plugin>")

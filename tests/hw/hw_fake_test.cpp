@@ -1,0 +1,253 @@
+// End to end on the fake driver: cThread with COYOTE_BACKEND=hw drives the fake Coyote driver (LD_PRELOAD), which
+// runs the sim vFPGA behind the driver's ABI. The user logic is the test plug-in model (sim_model_plugin.cpp):
+// data XOR CSR 0, CSR 1 raises an interrupt for the ctid in CSR 2, CSR 3 = v makes CSR 4 = 2v.
+// Proven here against the fake driver only, never against hardware.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <vector>
+
+#include <coyote/cThread.hpp>
+
+#include "backend/hw/driver_abi.hpp"
+#include "unit/test_support.hpp"
+
+using namespace coyote;
+using coyote_test::EnvGuard;
+using coyote_test::error_of;
+using coyote_test::eventually;
+using coyote_test::wait_completed;
+namespace hwabi = coyote::detail::hw::abi;
+
+namespace {
+
+/// Shell layouts the data-path tests run under: (avx, wb).
+class HwFakeLayout : public ::testing::TestWithParam<std::pair<int, int>> {
+protected:
+    void SetUp() override {
+        const auto [avx, wb] = GetParam();
+        shell_ = "avx=" + std::to_string(avx) + ",wb=" + std::to_string(wb);
+        env_ = std::make_unique<EnvGuard>("COYOTE_SIM_SHELL", shell_.c_str());
+    }
+    std::string shell_;
+    std::unique_ptr<EnvGuard> env_;
+};
+
+std::vector<uint8_t> pattern(size_t n, uint8_t seed) {
+    std::vector<uint8_t> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + i * 7);
+    return v;
+}
+
+TEST_P(HwFakeLayout, LocalTransferMovesTheData) {
+    cThread t(0, getpid());
+    ASSERT_EQ(t.backendName(), "hw");
+    EXPECT_EQ(t.getShellConfig().en_avx, GetParam().first == 1);
+    EXPECT_EQ(t.getShellConfig().en_wb, GetParam().second == 1);
+    constexpr uint32_t n = 64 * 1024;
+    auto* src = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, n}));
+    auto* dst = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::THP, n}));
+    const auto data = pattern(n, 3);
+    std::memcpy(src, data.data(), n);
+    std::memset(dst, 0, n);
+    t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = src, .len = n}, localSg{.addr = dst, .len = n});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 1));
+    EXPECT_EQ(std::memcmp(dst, data.data(), n), 0);
+    EXPECT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 1));
+}
+
+TEST_P(HwFakeLayout, ManyCommandsPassTheCreditCheck) {
+    cThread t(0, getpid());
+    constexpr uint32_t n = 4096, count = 200;
+    auto* src = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, n * count}));
+    auto* dst = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, n * count}));
+    const auto data = pattern(n * count, 11);
+    std::memcpy(src, data.data(), data.size());
+    for (uint32_t i = 0; i < count; ++i)
+        t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = src + i * n, .len = n},
+                 localSg{.addr = dst + i * n, .len = n});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, count));
+    EXPECT_EQ(t.checkCompleted(CoyoteOper::LOCAL_WRITE), count);
+    EXPECT_EQ(std::memcmp(dst, data.data(), data.size()), 0);
+    t.clearCompleted();
+    EXPECT_EQ(t.checkCompleted(CoyoteOper::LOCAL_WRITE), 0U);
+    EXPECT_EQ(t.checkCompleted(CoyoteOper::LOCAL_READ), 0U);
+}
+
+TEST_P(HwFakeLayout, ReadThenWriteAndLastFlag) {
+    cThread t(0, getpid());
+    constexpr uint32_t n = 8192;
+    auto* src = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, n}));
+    auto* dst = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, n}));
+    const auto data = pattern(n, 5);
+    std::memcpy(src, data.data(), n);
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = src, .len = n / 2}, false); // no completion counted
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = src + n / 2, .len = n / 2}, true);
+    t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = dst, .len = n}, true);
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 1));
+    EXPECT_EQ(t.checkCompleted(CoyoteOper::LOCAL_READ), 1U);
+    EXPECT_EQ(std::memcmp(dst, data.data(), n), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, HwFakeLayout,
+                         ::testing::Values(std::pair{1, 1}, std::pair{0, 1}, std::pair{1, 0}, std::pair{0, 0}),
+                         [](const auto& p) {
+                             return std::string(p.param.first ? "avx" : "legacy") +
+                                    (p.param.second ? "_writeback" : "_status_registers");
+                         });
+
+TEST(HwFake, CsrsReachTheUserLogic) {
+    cThread t(0, getpid());
+    t.setCSR(21, 3);
+    EXPECT_TRUE(eventually([&] { return t.getCSR(4) == 42; })) << t.getCSR(4);
+    EXPECT_EQ(t.getCSR(3), 21U);
+}
+
+TEST(HwFake, XorKeyCsrChangesTheData) {
+    cThread t(0, getpid());
+    t.setCSR(0x5A, 0);
+    constexpr uint32_t n = 4096;
+    auto* src = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, n}));
+    auto* dst = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, n}));
+    std::memset(src, 0x0F, n);
+    t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = src, .len = n}, localSg{.addr = dst, .len = n});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 1));
+    EXPECT_EQ(dst[0], 0x0F ^ 0x5A);
+    EXPECT_EQ(dst[n - 1], 0x0F ^ 0x5A);
+    t.setCSR(0, 0);
+}
+
+TEST(HwFake, UserInterruptsReachTheCallback) {
+    std::mutex m;
+    std::condition_variable cv;
+    std::vector<int> got;
+    cThread t(0, getpid(), 0, [&](int v) {
+        std::lock_guard lk(m);
+        got.push_back(v);
+        cv.notify_all();
+    });
+    t.setCSR(static_cast<uint64_t>(t.getCtid()), 2);
+    for (int v : {42, 43, 44}) t.setCSR(static_cast<uint64_t>(v), 1);
+    std::unique_lock lk(m);
+    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return got.size() == 3; })) << got.size();
+    EXPECT_EQ(got, (std::vector<int>{42, 43, 44}));
+}
+
+TEST(HwFake, UserMapAndUnmap) {
+    cThread t(0, getpid());
+    constexpr uint32_t n = 4096;
+    std::vector<uint8_t> src = pattern(n, 9), dst(n, 0);
+    t.userMap(src.data(), n);
+    t.userMap(dst.data(), n);
+    t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = src.data(), .len = n}, localSg{.addr = dst.data(), .len = n});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 1));
+    EXPECT_EQ(src, dst);
+    t.userUnmap(src.data());
+    t.userUnmap(dst.data());
+    EXPECT_EQ(error_of([&] { t.userUnmap(src.data()); }).first, static_cast<int>(Errc::not_mapped));
+}
+
+TEST(HwFake, OffloadAndSync) {
+    cThread t(0, getpid());
+    constexpr uint32_t n = 4096;
+    auto* buf = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, n}));
+    std::memset(buf, 0x33, n);
+    t.invoke(CoyoteOper::LOCAL_OFFLOAD, syncSg{.addr = buf, .len = n});
+    std::memset(buf, 0, n);
+    t.invoke(CoyoteOper::LOCAL_SYNC, syncSg{.addr = buf, .len = n});
+    EXPECT_EQ(buf[0], 0x33);
+    EXPECT_EQ(buf[n - 1], 0x33);
+}
+
+TEST(HwFake, OffloadWithoutCardMemoryIsEperm) {
+    EnvGuard shell("COYOTE_SIM_SHELL", "mem=0");
+    cThread t(0, getpid());
+    auto* buf = t.getMem({CoyoteAllocType::REG, 4096});
+    const auto [code, what] = error_of([&] { t.invoke(CoyoteOper::LOCAL_OFFLOAD, syncSg{.addr = buf, .len = 4096}); });
+    EXPECT_EQ(code, EPERM) << what;
+    EXPECT_NE(what.find("IOCTL_OFFLOAD_REQ"), std::string::npos) << what;
+    EXPECT_NE(what.find("en_mem=0"), std::string::npos) << what;
+}
+
+TEST(HwFake, HugePagesWithoutReservationGiveAClearError) {
+    std::ifstream in("/proc/sys/vm/nr_hugepages");
+    long reserved = -1;
+    in >> reserved;
+    if (reserved != 0) GTEST_SKIP() << "huge pages are reserved on this machine";
+    cThread t(0, getpid());
+    const auto [code, what] = error_of([&] { (void)t.getMem({CoyoteAllocType::HPF, 4096}); });
+    EXPECT_EQ(code, ENOMEM) << what;
+    EXPECT_NE(what.find("no huge pages are reserved"), std::string::npos) << what;
+}
+
+TEST(HwFake, CtidExhaustion) {
+    std::vector<std::unique_ptr<cThread>> threads;
+    for (int i = 0; i < N_CTID_MAX; ++i) threads.push_back(std::make_unique<cThread>(0, getpid()));
+    const auto [code, what] = error_of([] { cThread extra(0, getpid()); });
+    EXPECT_EQ(code, static_cast<int>(Errc::resource_exhausted)) << what;
+    EXPECT_NE(what.find("IOCTL_REGISTER_CTID"), std::string::npos) << what;
+    EXPECT_NE(what.find("ENOMEM"), std::string::npos) << what;
+    threads.pop_back(); // a freed ctid can be registered again
+    EXPECT_NO_THROW(cThread again(0, getpid()));
+}
+
+TEST(HwFake, MissingDeviceFile) {
+    const auto [code, what] = error_of([] { cThread t(3, getpid()); });
+    EXPECT_EQ(code, ENOENT) << what;
+    EXPECT_NE(what.find("/dev/coyote_fpga_0_v3"), std::string::npos) << what;
+    EXPECT_NE(what.find("driver is not loaded"), std::string::npos) << what;
+    const auto [code2, what2] = error_of([] { cThread t(0, getpid(), 7); });
+    EXPECT_EQ(code2, ENOENT) << what2;
+}
+
+TEST(HwFake, PermissionDenied) {
+    EnvGuard access("COYOTE_FAKE_ACCESS", "denied");
+    const auto [code, what] = error_of([] { cThread t(0, getpid()); });
+    EXPECT_EQ(code, EACCES) << what;
+    EXPECT_NE(what.find("udev"), std::string::npos) << what;
+}
+
+TEST(HwFake, DriverErrorReturns) {
+    const int fd = ::open("/dev/coyote_fpga_0_v0", O_RDWR);
+    ASSERT_GE(fd, 0) << std::strerror(errno);
+    hwabi::Args a{};
+    EXPECT_EQ(::ioctl(fd, 0x40084699UL, a.data()), 1); // unknown call: the driver's ret_val 1
+    a[0] = static_cast<uint64_t>(getpid());
+    ASSERT_EQ(::ioctl(fd, hwabi::k_register_ctid, a.data()), 0);
+    const uint64_t ctid = a[1];
+    a = {};
+    a[0] = ctid;
+    a[1] = 9999; // not a file descriptor
+    errno = 0;
+    EXPECT_EQ(::ioctl(fd, hwabi::k_register_eventfd, a.data()), -1);
+    EXPECT_EQ(errno, EBADF);
+    a[1] = static_cast<uint64_t>(fd); // a file, not an eventfd
+    EXPECT_EQ(::ioctl(fd, hwabi::k_register_eventfd, a.data()), -1);
+    EXPECT_EQ(errno, EINVAL);
+    a = {};
+    a[0] = 0; // null address
+    a[1] = 4096;
+    a[2] = ctid;
+    EXPECT_EQ(::ioctl(fd, hwabi::k_map_user_mem, a.data()), -1);
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_GT(::ioctl(fd, hwabi::k_read_shell_config, nullptr), 0); // copy_to_user of a null pointer fails
+    a = {};
+    EXPECT_EQ(::ioctl(fd, hwabi::k_read_shell_config, a.data()), 0);
+    EXPECT_NE(a[0] & 0xFF000000000000ULL, 0U); // n_fpga_reg
+    a = {};
+    a[0] = ctid;
+    EXPECT_EQ(::ioctl(fd, hwabi::k_unregister_ctid, a.data()), 0);
+    EXPECT_EQ(::close(fd), 0);
+}
+
+}  // namespace
