@@ -13,3 +13,14 @@ add_dependencies(hw_fake_test coyote_fake_driver sim_model_plugin)
 add_test(NAME hw_fake_test COMMAND hw_fake_test)
 set_tests_properties(hw_fake_test PROPERTIES LABELS hw TIMEOUT 300
   ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_SIM_MODEL=$<TARGET_FILE:sim_model_plugin>")
+
+# Backend-independent unit tests run again with COYOTE_BACKEND=hw on the fake driver (assertions unchanged); of
+# core_api_test only BackendSelection.HwWithoutDeviceFailsClearly reaches the hw backend (the others force sim).
+foreach(t core_api_test)
+  if(TARGET ${t})
+    add_test(NAME ${t}_on_fake_driver COMMAND ${t})
+    add_dependencies(${t} coyote_fake_driver)
+    set_tests_properties(${t}_on_fake_driver PROPERTIES LABELS hw TIMEOUT 300
+      ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>")
+  endif()
+endforeach()
