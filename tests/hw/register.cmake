@@ -24,3 +24,11 @@ foreach(t core_api_test)
       ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>")
   endif()
 endforeach()
+
+# Smoke run of the hw_host benchmark suite on the fake driver in sink mode (label bench; no timing assertions).
+if(COYOTE_BUILD_BENCHMARKS AND TARGET MPI::MPI_C)
+  add_test(NAME bench_hw_host_smoke COMMAND hw_bench --benchmark_min_time=0.01 --benchmark_color=false)
+  set_tests_properties(bench_hw_host_smoke PROPERTIES LABELS bench TIMEOUT 120
+    ENVIRONMENT "LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_SINK=1"
+    FAIL_REGULAR_EXPRESSION "ERROR OCCURRED")
+endif()

@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,6 +30,18 @@ const settings::Integer k_devices{"COYOTE_FAKE_DEVICES", "hw-fake", 1, 1, 16,
                                   "fake driver: devices whose vFPGA files exist (vFPGAs per device: the sim shell's n_fpga_reg)"};
 const settings::Choice k_access{"COYOTE_FAKE_ACCESS", "hw-fake", "rw", {"rw", "denied"},
                                 "fake driver: 'denied' makes opening a device file fail with EACCES (no udev rule)"};
+
+const settings::Flag k_sink{"COYOTE_FAKE_SINK", "hw-fake", false,
+                            "fake driver: drop every register store (it reads back 0): the FPGA side out of benchmarks"};
+
+bool sink_mode() noexcept {
+    try {
+        return k_sink.get();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "coyote fake driver: %s\n", e.what());
+        return false;
+    }
+}
 
 using OpenFn = int (*)(const char*, int, ...);
 using CloseFn = int (*)(int);
@@ -139,6 +152,11 @@ extern "C" {
 
 __attribute__((visibility("default"))) void coyote_fake_mmio_stored(const volatile void* addr, const void* data,
                                                                     size_t bytes) noexcept {
+    static const bool sink = sink_mode();
+    if (sink) { // benchmarks of the host side: the store is dropped and the register reads back 0 (queue empty)
+        *static_cast<volatile uint64_t*>(const_cast<volatile void*>(addr)) = 0;
+        return;
+    }
     const auto a = reinterpret_cast<uintptr_t>(addr);
     std::shared_ptr<FakeVfpga> dev;
     unsigned long index = 0, offset = 0;
