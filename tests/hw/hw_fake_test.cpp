@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <fstream>
@@ -141,6 +142,23 @@ TEST(HwFake, UserInterruptsReachTheCallback) {
     std::unique_lock lk(m);
     ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return got.size() == 3; })) << got.size();
     EXPECT_EQ(got, (std::vector<int>{42, 43, 44}));
+}
+
+TEST(HwFake, TeardownWithCommandsInFlightAndInterruptsPending) {
+    for (int round = 0; round < 3; ++round) {
+        std::atomic<int> calls{0};
+        auto t = std::make_unique<cThread>(0, getpid(), 0, [&](int) { calls.fetch_add(1); });
+        constexpr uint32_t n = 64 * 1024;
+        auto* src = static_cast<uint8_t*>(t->getMem({CoyoteAllocType::REG, n}));
+        auto* dst = static_cast<uint8_t*>(t->getMem({CoyoteAllocType::REG, n}));
+        for (int i = 0; i < 20; ++i)
+            t->invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = src, .len = n}, localSg{.addr = dst, .len = n});
+        t->setCSR(static_cast<uint64_t>(t->getCtid()), 2);
+        for (int v = 0; v < 5; ++v) t->setCSR(static_cast<uint64_t>(v), 1);
+        t.reset(); // frees the buffers, stops the interrupt thread, unregisters: must neither hang nor crash
+    }
+    cThread again(0, getpid());
+    EXPECT_EQ(again.checkCompleted(CoyoteOper::LOCAL_WRITE), 0U);
 }
 
 TEST(HwFake, UserMapAndUnmap) {
