@@ -21,6 +21,7 @@
 #include <coyote/cThread.hpp>
 
 #include "backend/hw/driver_abi.hpp"
+#include "backend/hw/reconfig_device.hpp"
 #include "unit/test_support.hpp"
 
 using namespace coyote;
@@ -233,6 +234,21 @@ TEST(HwFake, PermissionDenied) {
     const auto [code, what] = error_of([] { cThread t(0, getpid()); });
     EXPECT_EQ(code, EACCES) << what;
     EXPECT_NE(what.find("udev"), std::string::npos) << what;
+}
+
+TEST(HwFake, ReconfigurationDevice) {
+    coyote::detail::hw::ReconfigDevice rc(0);
+    EXPECT_TRUE(rc.pr_enabled());
+    auto buf = rc.alloc(3 << 20, getpid(), 7); // two pages of 2 MiB
+    EXPECT_EQ(buf.size(), 4ULL << 20);
+    std::memset(buf.data(), 0xAB, 1000);
+    EXPECT_NO_THROW(rc.reconfigure_app(buf, 1000, 0));
+    EXPECT_NO_THROW(rc.reconfigure_shell(buf, 1000));
+    const auto [code, what] = error_of([&] { rc.reconfigure_app(buf, 1000, 5); }); // no vFPGA 5
+    EXPECT_EQ(code, EPERM) << what;
+    EXPECT_NE(what.find("IOCTL_RECONFIGURE_APP"), std::string::npos) << what;
+    EXPECT_EQ(error_of([&] { rc.reconfigure_app(buf, 5ULL << 20, 0); }).first, static_cast<int>(Errc::invalid_argument));
+    EXPECT_EQ(error_of([] { coyote::detail::hw::ReconfigDevice missing(3); }).first, ENOENT);
 }
 
 TEST(HwFake, DriverErrorReturns) {

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "detail/settings.hpp"
+#include "fake_reconfig.hpp"
 #include "fake_vfpga.hpp"
 
 namespace coyote_fake {
@@ -57,6 +58,7 @@ Fn next(const char* name) {
 /// An open fake file: a vFPGA (dev set) or the reconfiguration device (dev null).
 struct FakeFile {
     std::shared_ptr<FakeVfpga> dev;
+    std::shared_ptr<FakeReconfig> rcnfg;
     uint32_t device = 0;
 };
 
@@ -71,6 +73,7 @@ struct Registry {
     std::mutex mtx;
     std::map<int, FakeFile> files;
     std::map<std::pair<uint32_t, int32_t>, std::weak_ptr<FakeVfpga>> devices;
+    std::map<uint32_t, std::shared_ptr<FakeReconfig>> reconfig; ///< one per device, kept for the process
     std::map<uintptr_t, MappedRegion> regions; ///< by start address
 };
 
@@ -113,6 +116,17 @@ std::shared_ptr<FakeVfpga> device_for(uint32_t device, int32_t vfid) {
     return made;
 }
 
+std::shared_ptr<FakeReconfig> reconfig_for(uint32_t device) {
+    auto& r = registry();
+    {
+        std::lock_guard lk(r.mtx);
+        if (auto it = r.reconfig.find(device); it != r.reconfig.end()) return it->second;
+    }
+    auto made = std::make_shared<FakeReconfig>();
+    std::lock_guard lk(r.mtx);
+    return r.reconfig.emplace(device, made).first->second;
+}
+
 int open_fake(uint32_t device, int32_t vfid) {
     try {
         if (k_access.get() == "denied") {
@@ -126,6 +140,7 @@ int open_fake(uint32_t device, int32_t vfid) {
         FakeFile f;
         f.device = device;
         if (vfid >= 0) f.dev = device_for(device, vfid);
+        else f.rcnfg = reconfig_for(device);
         const int fd = next<OpenFn>("open")("/dev/null", O_RDWR | O_CLOEXEC);
         if (fd < 0) return -1;
         std::lock_guard lk(registry().mtx);
@@ -140,6 +155,19 @@ int open_fake(uint32_t device, int32_t vfid) {
         }
         return -1;
     }
+}
+
+/// mmap of the reconfiguration device: the pages of the buffer allocated last by this process.
+void* map_reconfig(FakeReconfig& rc, unsigned long index, size_t len, int prot) {
+    const long err = rc.mappable(index, len);
+    if (err != 0) {
+        errno = static_cast<int>(-err);
+        return MAP_FAILED;
+    }
+    static const auto real = next<MmapFn>("mmap");
+    void* p = real(nullptr, len, prot, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) rc.mapped(p, len);
+    return p;
 }
 
 }  // namespace
@@ -227,7 +255,7 @@ __attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, 
     va_start(ap, request);
     void* arg = va_arg(ap, void*);
     va_end(ap);
-    std::shared_ptr<FakeVfpga> dev;
+    FakeFile file;
     bool fake = false;
     {
         auto& r = registry();
@@ -235,15 +263,15 @@ __attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, 
         auto it = r.files.find(fd);
         if (it != r.files.end()) {
             fake = true;
-            dev = it->second.dev;
+            file = it->second;
         }
     }
     if (!fake) {
         static const auto real = next<IoctlFn>("ioctl");
         return real(fd, request, arg);
     }
-    if (!dev) return 1; // reconfiguration device: its calls are not emulated (see docs/hardware.md)
-    const long ret = dev->ioctl(request, static_cast<uint64_t*>(arg));
+    auto* args = static_cast<uint64_t*>(arg);
+    const long ret = file.dev ? file.dev->ioctl(request, args) : file.rcnfg->ioctl(request, args);
     if (ret < 0) {
         errno = static_cast<int>(-ret);
         return -1;
@@ -252,7 +280,7 @@ __attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, 
 }
 
 __attribute__((visibility("default"))) void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t offset) noexcept {
-    std::shared_ptr<FakeVfpga> dev;
+    FakeFile file;
     bool fake = false;
     {
         auto& r = registry();
@@ -260,13 +288,15 @@ __attribute__((visibility("default"))) void* mmap(void* addr, size_t len, int pr
         auto it = fd >= 0 ? r.files.find(fd) : r.files.end();
         if (it != r.files.end()) {
             fake = true;
-            dev = it->second.dev;
+            file = it->second;
         }
     }
     static const auto real = next<MmapFn>("mmap");
     if (!fake) return real(addr, len, prot, flags, fd, offset);
-    const RegionMemory* mem = nullptr;
     const auto index = static_cast<unsigned long>(offset) >> 12;
+    if (file.rcnfg) return map_reconfig(*file.rcnfg, index, len, prot);
+    const auto& dev = file.dev;
+    const RegionMemory* mem = nullptr;
     const long err = dev ? dev->region_fd(index, len, &mem) : -EINVAL;
     if (err != 0 || (offset & 0xFFF) != 0) {
         errno = err != 0 ? static_cast<int>(-err) : EINVAL;

@@ -31,6 +31,7 @@ const char* ioctl_name(unsigned long request) noexcept {
     case k_reconfigure_app: return "IOCTL_RECONFIGURE_APP";
     case k_reconfigure_shell: return "IOCTL_RECONFIGURE_SHELL";
     case k_pr_cnfg: return "IOCTL_PR_CNFG";
+    case k_pr_wb_stats: return "IOCTL_PR_WB_STATS";
     default: return "unknown ioctl";
     }
 }

@@ -52,6 +52,7 @@ inline constexpr unsigned long k_free_host_reconfig_mem = iow('P', 2);
 inline constexpr unsigned long k_reconfigure_app = iow('P', 3);
 inline constexpr unsigned long k_reconfigure_shell = iow('P', 4);
 inline constexpr unsigned long k_pr_cnfg = ior('P', 5);
+inline constexpr unsigned long k_pr_wb_stats = ior('P', 6);
 
 /// The driver's name of a call, for messages ("IOCTL_REGISTER_CTID"); "unknown ioctl" otherwise.
 const char* ioctl_name(unsigned long request) noexcept;
@@ -69,6 +70,10 @@ inline constexpr int map_vaddr = 0, map_len = 1, map_ctid = 2, map_mem_block = 3
 inline constexpr int unmap_vaddr = 0, unmap_ctid = 1;             ///< UNMAP_USER_MEM
 inline constexpr int mig_vaddr = 0, mig_len = 1, mig_ctid = 2;    ///< OFFLOAD_REQ, SYNC_REQ
 inline constexpr int value = 0;                                   ///< GET/SET IP and MAC, shell config, notification
+/// Reconfiguration device (reconfig_ops.c): ALLOC_HOST_RECONFIG_MEM (pages, pid, crid), FREE_HOST_RECONFIG_MEM
+/// (vaddr, pid, crid), RECONFIGURE_SHELL (vaddr, len, pid, crid), RECONFIGURE_APP (... , vfid), PR_CNFG (out en_pr).
+inline constexpr int rc_pages = 0, rc_vaddr = 0, rc_len = 1, rc_alloc_pid = 1, rc_alloc_crid = 2, rc_pid = 2,
+                     rc_crid = 3, rc_vfid = 4;
 }  // namespace slot
 
 /// Words of the statistics calls: 4 per host DMA channel (N_HDMA_STAT_REGS / XDMA_MAX_NUM_CHANNELS), 10 network.

@@ -21,8 +21,7 @@ std::string open_cause(int err) {
     case ENODEV:
     case ENXIO:
         return "no Coyote device found at this path: the Coyote driver is not loaded (insmod coyote_driver.ko), the "
-               "shell has fewer "
-               "vFPGAs, or set COYOTE_BACKEND=sim to use the simulator";
+               "shell has fewer vFPGAs, or set COYOTE_BACKEND=sim to use the simulator";
     case EACCES:
     case EPERM:
         return "permission denied: add the user to the group of the device files or install the udev rule of "
