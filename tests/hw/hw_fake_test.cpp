@@ -4,6 +4,7 @@
 // Proven here against the fake driver only, never against hardware.
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -249,6 +250,52 @@ TEST(HwFake, ReconfigurationDevice) {
     EXPECT_NE(what.find("IOCTL_RECONFIGURE_APP"), std::string::npos) << what;
     EXPECT_EQ(error_of([&] { rc.reconfigure_app(buf, 5ULL << 20, 0); }).first, static_cast<int>(Errc::invalid_argument));
     EXPECT_EQ(error_of([] { coyote::detail::hw::ReconfigDevice missing(3); }).first, ENOENT);
+}
+
+/// The first `n` argument words the last `request` passed to the fake driver (empty when it was not called).
+std::vector<uint64_t> last_args(unsigned long request, size_t n) {
+    using Fn = int (*)(unsigned long, uint64_t*, size_t);
+    static const auto fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "coyote_fake_last_ioctl_args"));
+    std::vector<uint64_t> out(n);
+    if (fn == nullptr || fn(request, out.data(), n) != 0) return {};
+    return out;
+}
+
+TEST(HwFake, ArgumentsOfEveryIoctl) {
+    const auto pid = static_cast<uint64_t>(getpid());
+    std::atomic<int> got{-1};
+    auto t = std::make_unique<cThread>(0, getpid(), 0, [&](int v) { got = v; });
+    const auto ctid = static_cast<uint64_t>(t->getCtid());
+    EXPECT_EQ(last_args(hwabi::k_register_ctid, 1), (std::vector<uint64_t>{pid}));
+    EXPECT_FALSE(last_args(hwabi::k_read_shell_config, 1).empty());
+    EXPECT_FALSE(last_args(hwabi::k_get_ip_address, 1).empty());
+    EXPECT_FALSE(last_args(hwabi::k_get_mac_address, 1).empty());
+    const auto efd = last_args(hwabi::k_register_eventfd, 2);
+    ASSERT_EQ(efd.size(), 2U);
+    EXPECT_EQ(efd[0], ctid);
+    char link[64] = {0};
+    ASSERT_GT(::readlink(("/proc/self/fd/" + std::to_string(efd[1])).c_str(), link, sizeof(link) - 1), 0);
+    EXPECT_NE(std::string(link).find("eventfd"), std::string::npos) << link;
+
+    auto* buf = t->getMem({CoyoteAllocType::REG, 5000});
+    const auto addr = reinterpret_cast<uint64_t>(buf);
+    EXPECT_EQ(last_args(hwabi::k_map_user_mem, 4), (std::vector<uint64_t>{addr, 8192, ctid, ~0ULL}));
+    t->invoke(CoyoteOper::LOCAL_OFFLOAD, syncSg{.addr = buf, .len = 4096});
+    EXPECT_EQ(last_args(hwabi::k_offload_req, 3), (std::vector<uint64_t>{addr, 4096, ctid}));
+    t->invoke(CoyoteOper::LOCAL_SYNC, syncSg{.addr = buf, .len = 2048});
+    EXPECT_EQ(last_args(hwabi::k_sync_req, 3), (std::vector<uint64_t>{addr, 2048, ctid}));
+    t->freeMem(buf);
+    EXPECT_EQ(last_args(hwabi::k_unmap_user_mem, 2), (std::vector<uint64_t>{addr, ctid}));
+
+    t->setCSR(ctid, 2);
+    t->setCSR(77, 1);
+    ASSERT_TRUE(eventually([&] { return got.load() == 77; }));
+    EXPECT_EQ(last_args(hwabi::k_get_notification_value, 1), (std::vector<uint64_t>{ctid}));
+    EXPECT_TRUE(eventually(
+        [&] { return last_args(hwabi::k_set_notification_processed, 1) == std::vector<uint64_t>{ctid}; }));
+    t.reset();
+    EXPECT_EQ(last_args(hwabi::k_unregister_eventfd, 1), (std::vector<uint64_t>{ctid}));
+    EXPECT_EQ(last_args(hwabi::k_unregister_ctid, 1), (std::vector<uint64_t>{ctid}));
 }
 
 TEST(HwFake, DriverErrorReturns) {

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <array>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,7 @@ struct Registry {
     std::map<int, FakeFile> files;
     std::map<std::pair<uint32_t, int32_t>, std::weak_ptr<FakeVfpga>> devices;
     std::map<uint32_t, std::shared_ptr<FakeReconfig>> reconfig; ///< one per device, kept for the process
+    std::map<unsigned long, std::array<uint64_t, 8>> last_args;  ///< the arguments of each call, as passed in
     std::map<uintptr_t, MappedRegion> regions; ///< by start address
 };
 
@@ -202,6 +204,17 @@ __attribute__((visibility("default"))) void coyote_fake_mmio_stored(const volati
     dev->on_store(index, offset, data, bytes);
 }
 
+/// For tests: copies the first `n` (<= 8) argument words the last `request` on a fake file passed in; -1 if none.
+__attribute__((visibility("default"))) int coyote_fake_last_ioctl_args(unsigned long request, uint64_t* out,
+                                                                       size_t n) noexcept {
+    auto& r = registry();
+    std::lock_guard lk(r.mtx);
+    auto it = r.last_args.find(request);
+    if (it == r.last_args.end() || n > 8) return -1;
+    std::memcpy(out, it->second.data(), n * sizeof(uint64_t));
+    return 0;
+}
+
 __attribute__((visibility("default"))) int open(const char* path, int flags, ...) {
     uint32_t device = 0;
     int32_t vfid = 0;
@@ -264,6 +277,7 @@ __attribute__((visibility("default"))) int ioctl(int fd, unsigned long request, 
         if (it != r.files.end()) {
             fake = true;
             file = it->second;
+            if (arg != nullptr) std::memcpy(r.last_args[request].data(), arg, 8 * sizeof(uint64_t));
         }
     }
     if (!fake) {
