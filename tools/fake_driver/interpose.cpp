@@ -159,6 +159,16 @@ int open_fake(uint32_t device, int32_t vfid) {
     }
 }
 
+/// open/open64: a fake device file, or the C library's call (`ap` holds the mode when the flags need one).
+int open_or_forward(OpenFn real, const char* path, int flags, va_list ap) {
+    uint32_t device = 0;
+    int32_t vfid = 0;
+    if (parse_path(path, device, vfid)) return open_fake(device, vfid);
+    mode_t mode = 0;
+    if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) mode = va_arg(ap, mode_t);
+    return real(path, flags, mode);
+}
+
 /// mmap of the reconfiguration device: the pages of the buffer allocated last by this process.
 void* map_reconfig(FakeReconfig& rc, unsigned long index, size_t len, int prot) {
     const long err = rc.mappable(index, len);
@@ -216,33 +226,21 @@ __attribute__((visibility("default"))) int coyote_fake_last_ioctl_args(unsigned 
 }
 
 __attribute__((visibility("default"))) int open(const char* path, int flags, ...) {
-    uint32_t device = 0;
-    int32_t vfid = 0;
-    if (parse_path(path, device, vfid)) return open_fake(device, vfid);
-    mode_t mode = 0;
-    if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, flags);
     static const auto real = next<OpenFn>("open");
-    return real(path, flags, mode);
+    const int fd = open_or_forward(real, path, flags, ap);
+    va_end(ap);
+    return fd;
 }
 
 __attribute__((visibility("default"))) int open64(const char* path, int flags, ...) {
-    uint32_t device = 0;
-    int32_t vfid = 0;
-    if (parse_path(path, device, vfid)) return open_fake(device, vfid);
-    mode_t mode = 0;
-    if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, mode_t);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, flags);
     static const auto real = next<OpenFn>("open64");
-    return real(path, flags, mode);
+    const int fd = open_or_forward(real, path, flags, ap);
+    va_end(ap);
+    return fd;
 }
 
 __attribute__((visibility("default"))) int close(int fd) {

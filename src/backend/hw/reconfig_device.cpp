@@ -60,24 +60,24 @@ void ReconfigDevice::check(const ReconfigBuffer& buf, uint64_t len, const char* 
                     "length " + std::to_string(len) + " outside the buffer of " + std::to_string(buf.size()) + " bytes");
 }
 
-void ReconfigDevice::reconfigure_app(const ReconfigBuffer& buf, uint64_t len, int32_t vfid) const {
-    check(buf, len, "reconfigureApp");
+abi::Args ReconfigDevice::load_args(const ReconfigBuffer& buf, uint64_t len, const char* call) const {
+    check(buf, len, call);
     abi::Args args{};
     args[abi::slot::rc_vaddr] = reinterpret_cast<uint64_t>(buf.data());
     args[abi::slot::rc_len] = len;
     args[abi::slot::rc_pid] = static_cast<uint64_t>(buf.pid_);
     args[abi::slot::rc_crid] = buf.crid_;
+    return args;
+}
+
+void ReconfigDevice::reconfigure_app(const ReconfigBuffer& buf, uint64_t len, int32_t vfid) const {
+    abi::Args args = load_args(buf, len, "reconfigureApp");
     args[abi::slot::rc_vfid] = static_cast<uint64_t>(vfid);
     file_.call(abi::k_reconfigure_app, args, "loading " + std::to_string(len) + " bytes into vFPGA " + std::to_string(vfid));
 }
 
 void ReconfigDevice::reconfigure_shell(const ReconfigBuffer& buf, uint64_t len) const {
-    check(buf, len, "reconfigureShell");
-    abi::Args args{};
-    args[abi::slot::rc_vaddr] = reinterpret_cast<uint64_t>(buf.data());
-    args[abi::slot::rc_len] = len;
-    args[abi::slot::rc_pid] = static_cast<uint64_t>(buf.pid_);
-    args[abi::slot::rc_crid] = buf.crid_;
+    abi::Args args = load_args(buf, len, "reconfigureShell");
     file_.call(abi::k_reconfigure_shell, args, "loading a shell of " + std::to_string(len) + " bytes");
 }
 

@@ -56,6 +56,8 @@ public:
 
 private:
     void check(const ReconfigBuffer& buf, uint64_t len, const char* call) const;
+    /// The argument words of a load (RECONFIGURE_APP / _SHELL) of the first `len` bytes of `buf`.
+    abi::Args load_args(const ReconfigBuffer& buf, uint64_t len, const char* call) const;
 
     DriverFile file_;
 };
