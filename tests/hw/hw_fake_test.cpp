@@ -230,6 +230,18 @@ TEST(HwFake, MissingDeviceFile) {
     EXPECT_EQ(code2, ENOENT) << what2;
 }
 
+TEST(HwFake, ShellWordOfAnotherDriverVersion) {
+    EnvGuard word("COYOTE_FAKE_SHELL_WORD", "4294967297"); // AVX, one channel, but no vFPGA (n_fpga_reg 0)
+    const auto [code, what] = error_of([] { cThread t(0, getpid()); });
+    EXPECT_EQ(code, static_cast<int>(Errc::protocol)) << what;
+    EXPECT_NE(what.find("IOCTL_READ_SHELL_CONFIG"), std::string::npos) << what;
+    EXPECT_NE(what.find("driver of another version"), std::string::npos) << what;
+    EnvGuard bits("COYOTE_FAKE_SHELL_WORD", "281474976710720"); // n_fpga_reg 1 (bit 48) and unknown bit 6
+    const auto [code2, what2] = error_of([] { cThread t(0, getpid()); });
+    EXPECT_EQ(code2, static_cast<int>(Errc::protocol)) << what2;
+    EXPECT_NE(what2.find("unknown bits"), std::string::npos) << what2;
+}
+
 TEST(HwFake, PermissionDenied) {
     EnvGuard access("COYOTE_FAKE_ACCESS", "denied");
     const auto [code, what] = error_of([] { cThread t(0, getpid()); });

@@ -9,7 +9,11 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <cstdint>
+#include <optional>
 #include <string>
+
+#include "detail/settings.hpp"
 
 #include "fake_vfpga.hpp"
 
@@ -47,6 +51,18 @@ constexpr Entry k_table[] = {
     {ioc::get_notification_value, [](FakeVfpga& d, uint64_t* a) { return d.notification_value(a); }},
 };
 // clang-format on
+
+const coyote::detail::settings::Integer k_shell_word{
+    "COYOTE_FAKE_SHELL_WORD", "hw-fake", 0, 0, INT64_MAX,
+    "fake driver: the shell word READ_SHELL_CONFIG returns instead of the sim's (decimal), e.g. to test the "
+    "backend's check for a driver of another version",
+    "the sim shell's"};
+
+/// The shell word the tests set, if any.
+std::optional<uint64_t> shell_word_override() {
+    if (!k_shell_word.is_set()) return std::nullopt;
+    return static_cast<uint64_t>(k_shell_word.get());
+}
 
 /// The errno a sim Device error stands for.
 long errno_of(const coyote::Error& e) {
@@ -168,7 +184,7 @@ long FakeVfpga::get_mac(uint64_t* a) {
     return 0;
 }
 long FakeVfpga::read_shell_config(uint64_t* a) {
-    a[0] = shell_word_; // the driver copies one word
+    a[0] = shell_word_override().value_or(shell_word_); // the driver copies one word
     return 0;
 }
 long FakeVfpga::hdma_stats(uint64_t* a) {
