@@ -21,6 +21,7 @@
 
 #include <coyote/cThread.hpp>
 
+#include "backend/device.hpp"
 #include "backend/hw/driver_abi.hpp"
 #include "backend/hw/reconfig_device.hpp"
 #include "unit/test_support.hpp"
@@ -108,6 +109,15 @@ INSTANTIATE_TEST_SUITE_P(Layouts, HwFakeLayout,
                              return std::string(p.param.first ? "avx" : "legacy") +
                                     (p.param.second ? "_writeback" : "_status_registers");
                          });
+
+TEST(HwFake, DeviceFilesSelectTheHwBackend) {
+    EnvGuard unset("COYOTE_BACKEND", nullptr);
+    EXPECT_EQ(coyote::detail::selected_backend(0, 0), "hw"); // the fake's device file "exists"
+    EXPECT_EQ(coyote::detail::selected_backend(0, 3), "sim"); // vFPGA 3 does not
+    EXPECT_EQ(coyote::detail::selected_backend(5, 0), "sim"); // nor device 5
+    cThread t(0, getpid());
+    EXPECT_EQ(t.backendName(), "hw");
+}
 
 TEST(HwFake, CsrsReachTheUserLogic) {
     cThread t(0, getpid());

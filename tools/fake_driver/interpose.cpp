@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 
+#include "backend/sim/shell_config.hpp"
 #include "detail/settings.hpp"
 #include "fake_reconfig.hpp"
 #include "fake_vfpga.hpp"
@@ -47,6 +48,7 @@ bool sink_mode() noexcept {
 
 using OpenFn = int (*)(const char*, int, ...);
 using CloseFn = int (*)(int);
+using AccessFn = int (*)(const char*, int);
 using IoctlFn = int (*)(int, unsigned long, ...);
 using MmapFn = void* (*)(void*, size_t, int, int, int, off_t);
 using MunmapFn = int (*)(void*, size_t);
@@ -241,6 +243,33 @@ __attribute__((visibility("default"))) int open64(const char* path, int flags, .
     const int fd = open_or_forward(real, path, flags, ap);
     va_end(ap);
     return fd;
+}
+
+/// access() of a fake device file answers as the file would (backend selection checks the file this way).
+__attribute__((visibility("default"))) int access(const char* path, int mode) noexcept {
+    uint32_t device = 0;
+    int32_t vfid = 0;
+    if (!parse_path(path, device, vfid)) {
+        static const auto real = next<AccessFn>("access");
+        return real(path, mode);
+    }
+    try {
+        const bool exists = static_cast<int64_t>(device) < k_devices.get() &&
+                            (vfid < 0 || static_cast<uint32_t>(vfid) < coyote::detail::sim::load_shell_config().n_fpga_reg);
+        if (!exists) {
+            errno = ENOENT;
+            return -1;
+        }
+        if (mode != F_OK && k_access.get() == "denied") {
+            errno = EACCES;
+            return -1;
+        }
+        return 0;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "coyote fake driver: %s\n", e.what());
+        errno = EIO;
+        return -1;
+    }
 }
 
 __attribute__((visibility("default"))) int close(int fd) {
