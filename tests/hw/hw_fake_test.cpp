@@ -23,6 +23,7 @@
 
 #include "backend/device.hpp"
 #include "backend/hw/driver_abi.hpp"
+#include "backend/hw/hw_device.hpp"
 #include "backend/hw/reconfig_device.hpp"
 #include "unit/test_support.hpp"
 
@@ -117,6 +118,25 @@ TEST(HwFake, DeviceFilesSelectTheHwBackend) {
     EXPECT_EQ(coyote::detail::selected_backend(5, 0), "sim"); // nor device 5
     cThread t(0, getpid());
     EXPECT_EQ(t.backendName(), "hw");
+}
+
+TEST(HwFake, SetAndGetIpAndMac) {
+    auto dev = coyote::detail::open_device(0, 0);
+    auto* hw = dynamic_cast<coyote::detail::hw::HwDevice*>(dev.get());
+    ASSERT_NE(hw, nullptr);
+    hw->set_ip_address(0x0A0B0C0D);
+    hw->set_mac_address(0x0000AABBCCDDEEFFULL);
+    EXPECT_EQ(hw->ip_address(), 0x0A0B0C0DU);
+    EXPECT_EQ(hw->mac_address(), 0x0000AABBCCDDEEFFULL);
+    hwabi::Args a{};
+    const int fd = ::open("/dev/coyote_fpga_0_v0", O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ioctl(fd, hwabi::k_get_ip_address, a.data()), 0);
+    EXPECT_EQ(a[0], 0x0A0B0C0DU); // the driver's value changed, as another process would see it
+    ::close(fd);
+    cThread t(0, getpid());
+    ASSERT_NE(t.getQpair(), nullptr);
+    EXPECT_EQ(t.getQpair()->local.ip_addr, 0x0A0B0C0DU);
 }
 
 TEST(HwFake, CsrsReachTheUserLogic) {

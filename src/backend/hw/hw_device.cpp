@@ -82,6 +82,20 @@ void HwDevice::map_regions() {
     }
 }
 
+void HwDevice::set_ip_address(uint32_t ip) {
+    abi::Args args{};
+    args[abi::slot::value] = ip;
+    file_.call(abi::k_set_ip_address, args);
+    ip_ = ip;
+}
+
+void HwDevice::set_mac_address(uint64_t mac) {
+    abi::Args args{};
+    args[abi::slot::value] = mac;
+    file_.call(abi::k_set_mac_address, args);
+    mac_ = mac;
+}
+
 // ---- ctids ----------------------------------------------------------------------------------------------
 
 int32_t HwDevice::register_ctid(pid_t hpid) {

@@ -65,6 +65,10 @@ public:
 
     std::string debug_string(int32_t ctid) const override;
 
+    /// Changes the FPGA's IP / MAC address in the driver (IOCTL_SET_IP_ADDRESS / _MAC_); EPERM without network.
+    void set_ip_address(uint32_t ip);
+    void set_mac_address(uint64_t mac);
+
 private:
     void read_identity();
     void map_regions();
@@ -81,8 +85,8 @@ private:
     uint64_t shell_word_ = 0;
     uint64_t control_word_ = 0;
     bool avx_ = false, wb_ = false;
-    uint32_t ip_ = 0;
-    uint64_t mac_ = 0;
+    std::atomic<uint32_t> ip_{0};
+    std::atomic<uint64_t> mac_{0};
 
     Mmio mmio_;
     Mapping cnfg_map_, ctrl_map_, wback_map_;
