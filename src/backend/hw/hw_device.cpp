@@ -177,7 +177,10 @@ uint64_t HwDevice::read_cnfg(uint32_t reg) const {
     const uint32_t limit = avx_ ? k_avx_regs : k_legacy_words;
     if (reg >= limit)
         throw_error(Errc::invalid_argument, "readCnfg", "configuration register " + std::to_string(reg) + " is outside the region");
-    return Mmio::load(cnfg_ + (avx_ ? 4 * static_cast<size_t>(reg) : reg));
+    if (!avx_) return Mmio::load(cnfg_ + reg);
+    uint64_t w[4];
+    Mmio::load256(cnfg_ + 4 * static_cast<size_t>(reg), w);
+    return w[0];
 }
 
 // ---- commands -------------------------------------------------------------------------------------------
@@ -203,7 +206,8 @@ PostStatus HwDevice::post(const Command& cmd) {
     auto& cnt = cmd_cnt_[static_cast<size_t>(cmd.ctid)];
     if (cnt.load(std::memory_order_relaxed) > k_credit_threshold) {
         // The credit register: commands the shell still holds in its queue (CTRL_REG read, cnfg_slave*.sv).
-        const auto used = static_cast<int32_t>(static_cast<uint32_t>(Mmio::load(cnfg_)));
+        const uint32_t queued = avx_ ? Mmio::load256_lane(cnfg_, 0) : static_cast<uint32_t>(Mmio::load(cnfg_));
+        const auto used = static_cast<int32_t>(queued);
         cnt.store(used, std::memory_order_relaxed);
         if (used > k_credit_threshold) return PostStatus::busy;
     }
@@ -216,10 +220,8 @@ PostStatus HwDevice::post(const Command& cmd) {
 
 uint32_t HwDevice::status_count(int32_t ctid, CmplClass cls) const noexcept {
     const auto c = static_cast<size_t>(ctid);
-    if (avx_) { // STAT_DMA_REG + ctid: 32-bit lanes rd, wr, rdma rd, rdma wr
-        const auto* lanes = reinterpret_cast<const volatile uint32_t*>(cnfg_ + 4 * (k_stat_dma + c));
-        return Mmio::load32(lanes + static_cast<uint32_t>(cls));
-    }
+    if (avx_) // STAT_DMA_REG + ctid: 32-bit lanes rd, wr, rdma rd, rdma wr
+        return Mmio::load256_lane(cnfg_ + 4 * (k_stat_dma + c), static_cast<uint32_t>(cls));
     const bool rdma = cls == CmplClass::rdma_read || cls == CmplClass::rdma_write;
     const uint64_t w = Mmio::load(cnfg_ + (rdma ? k_stat_rdma : k_stat_dma) + c);
     const bool high = cls == CmplClass::local_write || cls == CmplClass::rdma_write;

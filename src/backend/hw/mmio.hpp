@@ -41,6 +41,18 @@ public:
     }
     static uint64_t load(const volatile uint64_t* reg) noexcept { return *reg; }
     static uint32_t load32(const volatile uint32_t* reg) noexcept { return *reg; }
+    /// A 256-bit register read with one 256-bit load, as stock cThread does (the AVX slave answers whole words).
+    __attribute__((target("avx"))) static void load256(const volatile uint64_t* reg, uint64_t (&out)[4]) noexcept {
+        const __m256i v = _mm256_load_si256(const_cast<const __m256i*>(reinterpret_cast<const volatile __m256i*>(reg)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), v);
+    }
+    /// 32-bit lane `lane` (0..7) of a 256-bit register (stock: _mm256_extract_epi32 of the loaded word).
+    static uint32_t load256_lane(const volatile uint64_t* reg, unsigned lane) noexcept {
+        uint64_t w[4];
+        load256(reg, w);
+        const uint64_t word = w[(lane & 7) / 2];
+        return static_cast<uint32_t>((lane & 1) != 0 ? word >> 32 : word);
+    }
 
     bool hooked() const noexcept { return hook_ != nullptr; }
 
