@@ -118,7 +118,7 @@ int32_t HwDevice::register_ctid(pid_t hpid) {
 
 void HwDevice::unregister_ctid(int32_t ctid) noexcept {
     if (ctid < 0 || ctid >= N_CTID_MAX) return;
-    if (irq_) irq_->remove(ctid);
+    if (InterruptThread* irq = interrupt_thread(false)) irq->remove(ctid);
     {
         std::lock_guard lk(mem_mtx_);
         for (auto it = user_maps_.begin(); it != user_maps_.end();)
@@ -255,14 +255,16 @@ void HwDevice::clear_completed(int32_t ctid) {
 void HwDevice::set_interrupt_handler(int32_t ctid, InterruptHandler handler) {
     check_ctid(ctid, "setInterruptHandler");
     if (!handler) {
-        if (irq_) irq_->remove(ctid);
+        if (InterruptThread* irq = interrupt_thread(false)) irq->remove(ctid);
         return;
     }
-    {
-        std::lock_guard lk(mem_mtx_);
-        if (!irq_) irq_ = std::make_unique<InterruptThread>(file_);
-    }
-    irq_->install(ctid, std::move(handler));
+    interrupt_thread(true)->install(ctid, std::move(handler));
+}
+
+InterruptThread* HwDevice::interrupt_thread(bool create) {
+    std::lock_guard lk(mem_mtx_);
+    if (!irq_ && create) irq_ = std::make_unique<InterruptThread>(file_); // lives until the device closes
+    return irq_.get();
 }
 
 // ---- debug ----------------------------------------------------------------------------------------------

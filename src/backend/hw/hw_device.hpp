@@ -78,6 +78,8 @@ private:
     void* alloc_pages(const CoyoteAlloc& req, uint64_t& size);
     void release_pages(const Allocation& a) noexcept;
     std::string stats_lines() const;
+    /// The interrupt thread (started on first use when `create`), or null.
+    InterruptThread* interrupt_thread(bool create);
 
     const uint32_t device_;
     const int32_t vfid_;
