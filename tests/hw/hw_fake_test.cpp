@@ -104,6 +104,49 @@ TEST_P(HwFakeLayout, ReadThenWriteAndLastFlag) {
     EXPECT_EQ(std::memcmp(dst, data.data(), n), 0);
 }
 
+/// The words last stored at register `reg` of the configuration region (AVX: 256-bit registers).
+std::vector<uint64_t> stored(bool avx, uint32_t reg) {
+    using Fn = int (*)(unsigned long, unsigned long, uint64_t*);
+    static const auto fn = reinterpret_cast<Fn>(::dlsym(RTLD_DEFAULT, "coyote_fake_last_store"));
+    uint64_t w[4] = {0, 0, 0, 0};
+    if (fn == nullptr || fn(avx ? 2 : 1, avx ? 32UL * reg : 8UL * reg, w) != 0) return {};
+    return avx ? std::vector<uint64_t>(w, w + 4) : std::vector<uint64_t>{w[0]};
+}
+
+TEST_P(HwFakeLayout, QpContextAndArpWords) {
+    // Hand-computed from sw/src/cThread.cpp writeQpContext / doArpLookup: peer qpn 0xC7, psn 0xABCDEF, rkey 0,
+    // vaddr 0x7f1234567000, IP 10.1.2.3 (gid words 0x0302010A), port 0x4838.
+    const bool avx = GetParam().first == 1;
+    cThread t(0, getpid());
+    ASSERT_NE(t.getQpair(), nullptr);
+    coyote::ibvQ peer;
+    std::memset(static_cast<void*>(&peer), 0, sizeof(peer));
+    peer.ip_addr = 0x0A010203;
+    peer.qpn = 0xC7;
+    peer.psn = 0xABCDEF;
+    peer.vaddr = reinterpret_cast<void*>(0x7f1234567000ULL);
+    peer.size = 4096;
+    std::memcpy(peer.gid, "0a0102030a0102030a0102030a010203", 33);
+    std::vector<std::byte> blob(sizeof(peer));
+    std::memcpy(blob.data(), &peer, sizeof(peer));
+    t.connectQp(blob, 0x4838);
+    const uint64_t lqpn = t.getQpair()->local.qpn, lpsn = t.getQpair()->local.psn;
+    const std::vector<uint64_t> ctx = {lqpn, lpsn | (0xABCDEFULL << 24), 0x7f1234567000ULL};
+    const std::vector<uint64_t> conn = {(lqpn & 0xFFFF) | (0xC7ULL << 16) | (0x4838ULL << 40), 0x0302010A0302010AULL,
+                                        0x0302010A0302010AULL};
+    if (avx) {
+        EXPECT_EQ(stored(true, 10), (std::vector<uint64_t>{ctx[0], ctx[1], ctx[2], 0}));
+        EXPECT_EQ(stored(true, 11), (std::vector<uint64_t>{conn[0], conn[1], conn[2], 0}));
+        EXPECT_EQ(stored(true, 9), (std::vector<uint64_t>{0x0A010203, 0, 0, 0}));
+    } else {
+        for (uint32_t i = 0; i < 3; ++i) {
+            EXPECT_EQ(stored(false, 40 + i), (std::vector<uint64_t>{ctx[i]})) << i;
+            EXPECT_EQ(stored(false, 44 + i), (std::vector<uint64_t>{conn[i]})) << i;
+        }
+        EXPECT_EQ(stored(false, 36), (std::vector<uint64_t>{0x0A010203}));
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, HwFakeLayout,
                          ::testing::Values(std::pair{1, 1}, std::pair{0, 1}, std::pair{1, 0}, std::pair{0, 0}),
                          [](const auto& p) {

@@ -78,6 +78,7 @@ struct Registry {
     std::map<std::pair<uint32_t, int32_t>, std::weak_ptr<FakeVfpga>> devices;
     std::map<uint32_t, std::shared_ptr<FakeReconfig>> reconfig; ///< one per device, kept for the process
     std::map<unsigned long, std::array<uint64_t, 8>> last_args;  ///< the arguments of each call, as passed in
+    std::map<std::pair<unsigned long, unsigned long>, std::array<uint64_t, 4>> last_stores; ///< (region, offset)
     std::map<uintptr_t, MappedRegion> regions; ///< by start address
 };
 
@@ -212,6 +213,9 @@ __attribute__((visibility("default"))) void coyote_fake_mmio_stored(const volati
         dev = it->second.dev;
         index = it->second.index;
         offset = a - it->first;
+        auto& rec = r.last_stores[{index, offset}];
+        rec = {};
+        std::memcpy(rec.data(), data, bytes < 32 ? bytes : 32);
     }
     dev->on_store(index, offset, data, bytes);
 }
@@ -224,6 +228,17 @@ __attribute__((visibility("default"))) int coyote_fake_last_ioctl_args(unsigned 
     auto it = r.last_args.find(request);
     if (it == r.last_args.end() || n > 8) return -1;
     std::memcpy(out, it->second.data(), n * sizeof(uint64_t));
+    return 0;
+}
+
+/// For tests: the words last stored at byte `offset` of region `region` (mmap index) of any fake vFPGA; -1 if none.
+__attribute__((visibility("default"))) int coyote_fake_last_store(unsigned long region, unsigned long offset,
+                                                                  uint64_t* out4) noexcept {
+    auto& r = registry();
+    std::lock_guard lk(r.mtx);
+    auto it = r.last_stores.find({region, offset});
+    if (it == r.last_stores.end()) return -1;
+    std::memcpy(out4, it->second.data(), 4 * sizeof(uint64_t));
     return 0;
 }
 
