@@ -1,0 +1,43 @@
+// User interrupts of the hw backend: an eventfd per ctid registered with the driver, and one epoll thread per
+// vFPGA that reads the notification value, calls the ctid's handler and tells the driver it was processed.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "backend/device.hpp"
+#include "backend/hw/driver_file.hpp"
+#include "detail/handles.hpp"
+
+namespace coyote::detail::hw {
+
+class InterruptThread {
+public:
+    /// Creates the epoll set and starts the thread.
+    explicit InterruptThread(const DriverFile& file);
+    /// Stops and joins the thread; unregisters every eventfd still registered.
+    ~InterruptThread();
+    InterruptThread(const InterruptThread&) = delete;
+    InterruptThread& operator=(const InterruptThread&) = delete;
+
+    /// Installs `handler` for `ctid` (replacing one installed before): IOCTL_REGISTER_EVENTFD on first use.
+    void install(int32_t ctid, InterruptHandler handler);
+    /// Removes the handler of `ctid` and unregisters its eventfd (no-op when none).
+    void remove(int32_t ctid) noexcept;
+
+private:
+    void run() noexcept;
+    void deliver(int32_t ctid) noexcept;
+
+    const DriverFile& file_;
+    Fd epoll_;
+    Fd stop_;
+    std::mutex mtx_;
+    std::array<Fd, N_CTID_MAX> efd_;
+    std::array<std::shared_ptr<const InterruptHandler>, N_CTID_MAX> handler_;
+    std::thread thread_;
+};
+
+}  // namespace coyote::detail::hw

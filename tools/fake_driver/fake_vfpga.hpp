@@ -1,0 +1,113 @@
+// One vFPGA of the fake Coyote driver: the driver's bookkeeping (ctids, eventfds, notification handshake, error
+// returns) in front of a sim vFPGA (the backend contract's sim Device) that plays the FPGA. Register stores arrive
+// through the backend's MMIO seam; completions, the command credit and the CSRs are written back into the regions
+// the process mapped, as the hardware would.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "backend/device.hpp"
+#include "hw_fields.hpp"
+
+namespace coyote_fake {
+
+/// A region's memory: a memfd every mapping of the region shares, and the fake's own mapping of it.
+struct RegionMemory {
+    int memfd = -1;
+    unsigned long size = 0;
+    volatile uint64_t* words = nullptr;
+};
+
+class FakeVfpga {
+public:
+    FakeVfpga(uint32_t device, int32_t vfid);
+    ~FakeVfpga();
+    FakeVfpga(const FakeVfpga&) = delete;
+    FakeVfpga& operator=(const FakeVfpga&) = delete;
+
+    /// Handles an ioctl as vfpga_dev_ioctl does: 0, a negative errno, or the driver's positive code.
+    long ioctl(unsigned long request, uint64_t* args);
+    /// The memfd and size of region `index` (mmap offset >> 12), or -errno.
+    long region_fd(unsigned long index, unsigned long len, const RegionMemory** out) const;
+    /// A store the backend made at byte `offset` of region `index`.
+    void on_store(unsigned long index, unsigned long offset, const void* data, size_t bytes) noexcept;
+    /// The last file of the device closed: every ctid still registered goes (vfpga_dev_release).
+    void release_all() noexcept;
+
+    // ioctl handlers (one per call; see fake_ioctl.cpp)
+    long register_ctid(uint64_t* a);
+    long unregister_ctid(uint64_t* a);
+    long register_eventfd(uint64_t* a);
+    long unregister_eventfd(uint64_t* a);
+    long map_user_mem(uint64_t* a);
+    long unmap_user_mem(uint64_t* a);
+    long migrate(uint64_t* a, bool to_card);
+    long set_ip(uint64_t* a);
+    long set_mac(uint64_t* a);
+    long get_ip(uint64_t* a);
+    long get_mac(uint64_t* a);
+    long read_shell_config(uint64_t* a);
+    long hdma_stats(uint64_t* a);
+    long net_stats(uint64_t* a);
+    long notification_processed(uint64_t* a);
+    long notification_value(uint64_t* a);
+
+private:
+    /// The notification handshake of one ctid (user_notifier, user_notifier_lock, interrupt_value).
+    struct Notifier {
+        int efd = -1;          ///< our duplicate of the process's eventfd (the driver holds a reference too)
+        bool busy = false;     ///< a notification waits for SET_NOTIFICATION_PROCESSED
+        bool closing = false;
+        int32_t value = 0;
+    };
+
+    int32_t sim_ctid(int64_t ctid) const noexcept; ///< -1 when `ctid` is not registered
+    void notify(int32_t ctid, int32_t value) noexcept;
+    void drop_notifier(int32_t ctid) noexcept;
+    void on_cnfg_store(uint32_t reg, const uint64_t* w, size_t n) noexcept;
+    void on_command(const uint64_t (&w)[4]) noexcept;
+    void post_to_sim(const coyote::detail::Command& c) noexcept;
+    void clear(int32_t ctid) noexcept;
+    void publish() noexcept; ///< completions, credit (state lock held)
+    void refresh_csrs() noexcept;
+    void poll_loop() noexcept;
+
+    const uint32_t device_;
+    const int32_t vfid_;
+    std::shared_ptr<coyote::detail::Device> sim_;
+    uint64_t shell_word_ = 0;
+    bool avx_ = false, wb_ = false, mem_ = false, net_ = false;
+    uint64_t ip_ = 0, mac_ = 0;
+
+    std::array<RegionMemory, 4> regions_{}; ///< wb, cnfg, cnfg_avx, ctrl
+
+    // driver bookkeeping (pid_lock)
+    mutable std::mutex pid_mtx_;
+    std::array<int32_t, k_ctids> free_stack_{}; ///< the driver's free list: the last freed is taken first
+    int n_free_ = 0;
+    std::array<pid_t, k_ctids> pid_array_{};
+    std::array<std::atomic<int32_t>, k_ctids> sim_ctid_{};
+
+    // notifications
+    std::mutex irq_mtx_;
+    std::condition_variable irq_cv_;
+    std::array<Notifier, k_ctids> notifier_{};
+
+    // the hardware side: command decode, completions, credit
+    std::mutex hw_mtx_;
+    uint64_t legacy_[4] = {0, 0, 0, 0}; ///< legacy CTRL, VADDR_RD, CTRL_2, VADDR_WR as last stored
+    std::condition_variable poll_cv_;
+    bool stop_ = false;
+    std::atomic<uint64_t> posted_{0};
+    std::thread poller_;
+};
+
+}  // namespace coyote_fake
