@@ -49,6 +49,23 @@ std::chrono::milliseconds post_timeout() {
     return t;
 }
 
+/// The vFPGA lock of this user: other users' processes can neither open nor see it.
+std::string vfpga_lock_name(uint32_t device, int32_t vfid) {
+    return "coyote_vlock_u" + std::to_string(::getuid()) + "_d" + std::to_string(device) + "_v" + std::to_string(vfid);
+}
+
+std::unique_ptr<boost::interprocess::named_mutex> open_vfpga_lock(const std::string& name) {
+    try {
+        boost::interprocess::permissions owner_only(0600);
+        return std::make_unique<boost::interprocess::named_mutex>(boost::interprocess::open_or_create, name.c_str(),
+                                                                  owner_only);
+    } catch (const boost::interprocess::interprocess_exception& e) {
+        throw_error(Errc::resource_exhausted, "cThread",
+                    "cannot open the vFPGA lock /dev/shm/sem." + name + ": " + e.what() +
+                        " (a stale lock left by another user or a full /dev/shm; remove it and retry)");
+    }
+}
+
 uint32_t random_psn() {
     static thread_local std::mt19937 rng(std::random_device{}());
     return static_cast<uint32_t>(rng() & 0xFFFFFFu);
@@ -109,9 +126,8 @@ cThread::cThread(int32_t vfid_, pid_t hpid_, uint32_t device, std::function<void
             q.size = 0;
             detail::fill_gid(q, q.ip_addr);
         }
-        impl->lock_name = "coyote_vlock_d" + std::to_string(device) + "_v" + std::to_string(vfid_);
-        impl->vlock = std::make_unique<boost::interprocess::named_mutex>(boost::interprocess::open_or_create,
-                                                                         impl->lock_name.c_str());
+        impl->lock_name = vfpga_lock_name(device, vfid_);
+        impl->vlock = open_vfpga_lock(impl->lock_name);
         impl->dev->clear_completed(ctid);
     } catch (...) {
         impl->dev->set_interrupt_handler(ctid, nullptr);
