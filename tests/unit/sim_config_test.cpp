@@ -32,15 +32,7 @@ using coyote_test::error_of;
 
 namespace {
 
-
-
-class SimConfig : public ::testing::Test {
-protected:
-    EnvGuard backend{"COYOTE_BACKEND", "sim"};
-    EnvGuard shell{"COYOTE_SIM_SHELL", nullptr};
-    EnvGuard config{"COYOTE_SIM_CONFIG", nullptr};
-    EnvGuard model{"COYOTE_SIM_MODEL", nullptr};
-};
+class SimConfig : public coyote_test::SimTest {};
 
 TEST_F(SimConfig, DefaultShellWord) {
     cThread t(0, getpid(), 20);

@@ -29,14 +29,9 @@ using coyote_test::wait_completed;
 
 namespace {
 
-
-
-
 class SimModels : public ::testing::Test {
 protected:
-    EnvGuard backend{"COYOTE_BACKEND", "sim"};
-    EnvGuard shell{"COYOTE_SIM_SHELL", nullptr};
-    EnvGuard config{"COYOTE_SIM_CONFIG", nullptr};
+    coyote_test::SimDefaults sim_defaults;
 };
 
 TEST_F(SimModels, PerfLocalAddsOneToEveryWord) {

@@ -31,9 +31,7 @@ namespace {
 
 class SimReduceModel : public ::testing::Test {
 protected:
-    EnvGuard backend{"COYOTE_BACKEND", "sim"};
-    EnvGuard shell{"COYOTE_SIM_SHELL", nullptr};
-    EnvGuard config{"COYOTE_SIM_CONFIG", nullptr};
+    coyote_test::SimDefaults sim_defaults;
     EnvGuard model{"COYOTE_SIM_MODEL", "reduce"};
 };
 

@@ -1,6 +1,7 @@
 // Collective errors: thresholds from the environment and their agreement, direct_min auto, mismatched calls
 // detected on every rank.
 #include "coll_test_support.hpp"
+#include "support/env_guard.hpp"
 
 #include <chrono>
 #include <cstdlib>
@@ -16,33 +17,18 @@ namespace {
 using namespace coyote_test;
 
 TEST(CollErrors, ThresholdsFromTheEnvironmentAndAgreement) {
-    struct Saved {
-        const char* name;
-        std::string value;
-        bool set;
-    };
-    std::vector<Saved> saved;
-    for (const char* v : {"COYOTE_COLL_ALLREDUCE_LARGE", "COYOTE_COLL_REDUCE_SCATTER_SMALL"}) {
-        const char* old = std::getenv(v);
-        saved.push_back({v, old ? old : "", old != nullptr});
-    }
-    ::setenv("COYOTE_COLL_ALLREDUCE_LARGE", "48K", 1);
-    ::setenv("COYOTE_COLL_REDUCE_SCATTER_SMALL", "3000", 1);
-    const CollectiveOptions o = CollectiveOptions::from_env();
-    EXPECT_EQ(o.allreduce_large, 48u << 10);
-    EXPECT_EQ(o.reduce_scatter_small, 3000u);
-    ::setenv("COYOTE_COLL_REDUCE_SCATTER_SMALL", "-1", 1);
-    try {
-        (void)CollectiveOptions::from_env();
-        ADD_FAILURE() << "negative threshold accepted";
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("COYOTE_COLL_REDUCE_SCATTER_SMALL='-1'"), std::string::npos) << e.what();
-    }
-    for (const auto& s : saved) {
-        if (s.set)
-            ::setenv(s.name, s.value.c_str(), 1);
-        else
-            ::unsetenv(s.name);
+    {
+        EnvGuard large("COYOTE_COLL_ALLREDUCE_LARGE", "48K"), small("COYOTE_COLL_REDUCE_SCATTER_SMALL", "3000");
+        const CollectiveOptions o = CollectiveOptions::from_env();
+        EXPECT_EQ(o.allreduce_large, 48u << 10);
+        EXPECT_EQ(o.reduce_scatter_small, 3000u);
+        ::setenv("COYOTE_COLL_REDUCE_SCATTER_SMALL", "-1", 1);
+        try {
+            (void)CollectiveOptions::from_env();
+            ADD_FAILURE() << "negative threshold accepted";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("COYOTE_COLL_REDUCE_SCATTER_SMALL='-1'"), std::string::npos) << e.what();
+        }
     }
     // Every rank must use the same thresholds: one rank with another reduce_scatter_small fails every rank.
     for (int field = 0; field < 2; ++field) {
@@ -61,16 +47,12 @@ TEST(CollErrors, ThresholdsFromTheEnvironmentAndAgreement) {
 }
 
 TEST(CollErrors, DirectMinAutoFollowsOversubscription) {
-    const char* old = std::getenv("COYOTE_COLL_DIRECT_MIN");
-    const std::string saved = old ? old : "";
-    ::setenv("COYOTE_COLL_DIRECT_MIN", "auto", 1);
-    EXPECT_EQ(CollectiveOptions::from_env().direct_min, CollectiveOptions::direct_auto);
-    ::setenv("COYOTE_COLL_DIRECT_MIN", "32K", 1);
-    EXPECT_EQ(CollectiveOptions::from_env().direct_min, 32u << 10);
-    if (old != nullptr)
-        ::setenv("COYOTE_COLL_DIRECT_MIN", saved.c_str(), 1);
-    else
-        ::unsetenv("COYOTE_COLL_DIRECT_MIN");
+    {
+        EnvGuard direct_min("COYOTE_COLL_DIRECT_MIN", "auto");
+        EXPECT_EQ(CollectiveOptions::from_env().direct_min, CollectiveOptions::direct_auto);
+        ::setenv("COYOTE_COLL_DIRECT_MIN", "32K", 1);
+        EXPECT_EQ(CollectiveOptions::from_env().direct_min, 32u << 10);
+    }
     // auto resolves alike on every rank: above 64 KiB when any node has more ranks than cores, else 16 KiB.
     CollectiveOptions o = coll().options();
     o.direct_min = CollectiveOptions::direct_auto;
