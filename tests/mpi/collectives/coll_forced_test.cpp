@@ -2,8 +2,6 @@
 // halving) for every count, checked against MPI; and the default thresholds' choice by bytes.
 #include "coll_test_support.hpp"
 
-#include <cmath>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -109,16 +107,11 @@ TEST(CollForced, RabenseifnerRandomRealsSameBitsEverywhere) {
     if (nranks() == 2) GTEST_SKIP() << "two ranks run the ring";
     Collectives& c = forced(Forced::rabenseifner);
     const uint64_t n = quick() ? 1001 : 100003;
-    std::mt19937 gen_(static_cast<unsigned>(rank() + 29));
-    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-    std::vector<float> in(n), out(n), ref(n);
-    for (auto& x : in) x = d(gen_);
+    std::vector<float> in = random_reals<float>(n, static_cast<unsigned>(rank() + 29)), out(n), ref(n);
     c.allreduce(in.data(), out.data(), n, Datatype::float32, Op::sum);
     EXPECT_EQ(c.last_algorithm(), "rabenseifner");
     ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);
-    uint64_t bad = 0;
-    for (uint64_t i = 0; i < n; ++i) bad += std::fabs(out[i] - ref[i]) > 1e-5f * (1.0f + std::fabs(ref[i]));
-    EXPECT_EQ(bad, 0u);
+    EXPECT_EQ(count_not_close(out, ref, n, 1e-5f), 0u);
     std::vector<float> r0(out);
     ASSERT_EQ(MPI_Bcast(r0.data(), ic(n), MPI_FLOAT, 0, MPI_COMM_WORLD), MPI_SUCCESS);
     EXPECT_EQ(std::memcmp(r0.data(), out.data(), n * sizeof(float)), 0) << "rank " << rank() << " differs from rank 0";
@@ -132,16 +125,11 @@ TEST(CollForced, RecursiveHalvingRandomRealsWithinTolerance) {
     Collectives& c = forced(Forced::recursive_halving);
     const auto p = static_cast<uint64_t>(nranks());
     const uint64_t n = quick() ? 333 : 20011;
-    std::mt19937 gen_(static_cast<unsigned>(rank() + 31));
-    std::uniform_real_distribution<double> d(-1.0, 1.0);
-    std::vector<double> in(n * p), out(n), ref(n);
-    for (auto& x : in) x = d(gen_);
+    std::vector<double> in = random_reals<double>(n * p, static_cast<unsigned>(rank() + 31)), out(n), ref(n);
     c.reduce_scatter(in.data(), out.data(), n, Datatype::float64, Op::sum);
     EXPECT_EQ(c.last_algorithm(), "recursive_halving");
     ASSERT_EQ(MPI_Reduce_scatter_block(in.data(), ref.data(), ic(n), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);
-    uint64_t bad = 0;
-    for (uint64_t i = 0; i < n; ++i) bad += std::fabs(out[i] - ref[i]) > 1e-12 * (1.0 + std::fabs(ref[i]));
-    EXPECT_EQ(bad, 0u);
+    EXPECT_EQ(count_not_close(out, ref, n, 1e-12), 0u);
 }
 
 TEST(CollForced, DefaultThresholdsPickByBytes) {

@@ -8,8 +8,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -95,15 +93,10 @@ TEST(Coll, AllreduceInPlace) {
 TEST(Coll, AllreduceRandomRealsWithinTolerance) {
     // The reduction order differs from Open MPI's: random reals agree to a relative 1e-5 (float32) only.
     const uint64_t n = quick() ? 1000 : 100003;
-    std::mt19937 gen_(static_cast<unsigned>(rank() + 17));
-    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-    std::vector<float> in(n), out(n), ref(n);
-    for (auto& x : in) x = d(gen_);
+    std::vector<float> in = random_reals<float>(n, static_cast<unsigned>(rank() + 17)), out(n), ref(n);
     coll().allreduce(in.data(), out.data(), n, Datatype::float32, Op::sum);
     ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);
-    uint64_t bad = 0;
-    for (uint64_t i = 0; i < n; ++i) bad += std::fabs(out[i] - ref[i]) > 1e-5f * (1.0f + std::fabs(ref[i]));
-    EXPECT_EQ(bad, 0u);
+    EXPECT_EQ(count_not_close(out, ref, n, 1e-5f), 0u);
     // Every rank holds the same bits.
     std::vector<float> r0(out);
     ASSERT_EQ(MPI_Bcast(r0.data(), ic(n), MPI_FLOAT, 0, MPI_COMM_WORLD), MPI_SUCCESS);

@@ -8,10 +8,12 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -162,6 +164,24 @@ inline void expect_equal(const void* got, const void* want, uint64_t count, std:
             if (bad++ == 0) first = i;
         }
     if (bad != 0) ADD_FAILURE() << what << ": " << bad << " of " << count << " elements differ, first at " << first;
+}
+
+/// `n` reals uniform in [-1, 1) from a generator seeded with `seed`.
+template <typename Real>
+std::vector<Real> random_reals(uint64_t n, unsigned seed) {
+    std::mt19937 gen_(seed);
+    std::uniform_real_distribution<Real> d(Real{-1}, Real{1});
+    std::vector<Real> v(n);
+    for (auto& x : v) x = d(gen_);
+    return v;
+}
+
+/// How many of the `n` elements of `got` differ from `want` by more than `rel` * (1 + |want|).
+template <typename Real>
+uint64_t count_not_close(const std::vector<Real>& got, const std::vector<Real>& want, uint64_t n, Real rel) {
+    uint64_t bad = 0;
+    for (uint64_t i = 0; i < n; ++i) bad += std::fabs(got[i] - want[i]) > rel * (Real{1} + std::fabs(want[i]));
+    return bad;
 }
 
 inline int ic(uint64_t c) { return static_cast<int>(c); }
