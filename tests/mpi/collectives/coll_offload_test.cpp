@@ -36,6 +36,7 @@ using coyote_test::g_world;
 using coyote_test::gen;
 using coyote_test::ic;
 using coyote_test::nranks;
+using coyote_test::ops_for;
 using coyote_test::rank;
 
 /// Reads the model's registers (same vFPGA, same model instance).
@@ -69,11 +70,6 @@ bool offloaded(Datatype t) { return t != Datatype::float16 && t != Datatype::bfl
 
 std::vector<Datatype> types() {
     return {Datatype::int8, Datatype::uint32, Datatype::int64, Datatype::float16, Datatype::float32, Datatype::float64};
-}
-
-std::vector<Op> ops_for(Datatype t) {
-    if (is_floating(t)) return {Op::sum, Op::prod, Op::min, Op::max};
-    return {Op::sum, Op::prod, Op::min, Op::max, Op::band, Op::bor, Op::bxor};
 }
 
 /// 1, 7 (recursive doubling / tree), 4 KiB + 3 elements (recursive doubling or Rabenseifner by type size) and
