@@ -1,6 +1,6 @@
 // Sim backend configuration: shell word and overrides, network identity, the shared state segment,
 // reclaiming the segments of crashed processes.
-#include "test_support.hpp"
+#include "unit/test_support.hpp"
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>

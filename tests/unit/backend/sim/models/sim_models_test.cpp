@@ -1,6 +1,6 @@
 // User-logic models of the sim backend: built-ins (passthrough, perf_local, vadd), a model loaded from a
 // shared object, selection errors, interrupts raised by a model.
-#include "test_support.hpp"
+#include "unit/test_support.hpp"
 #include <unistd.h>
 
 #include <coyote/cThread.hpp>

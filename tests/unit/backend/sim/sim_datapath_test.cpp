@@ -1,6 +1,6 @@
 // The sim vFPGA's local data path: memory, TLB and page faults, commands, completions, card memory,
 // CSRs, configuration registers, interrupts.
-#include "test_support.hpp"
+#include "unit/test_support.hpp"
 #include <sys/mman.h>
 #include <unistd.h>
 
