@@ -1,7 +1,7 @@
 # Extra targets of the unit tests.
 
 # A user-logic model shared object the sim tests load with COYOTE_SIM_MODEL=<path>.
-add_library(sim_model_plugin MODULE ${CMAKE_CURRENT_SOURCE_DIR}/unit/sim_model_plugin.cpp)
+add_library(sim_model_plugin MODULE ${CMAKE_CURRENT_SOURCE_DIR}/unit/backend/sim/models/sim_model_plugin.cpp)
 target_include_directories(sim_model_plugin PRIVATE ${PROJECT_SOURCE_DIR}/include)
 target_link_libraries(sim_model_plugin PRIVATE coyote_warnings)
 set_target_properties(sim_model_plugin PROPERTIES PREFIX "" CXX_VISIBILITY_PRESET hidden)

@@ -1,5 +1,9 @@
-// Test support for the RDMA and out-of-band tests: forked children with a deadline, free ports.
+// Test support for the RDMA and out-of-band tests: forked children with a deadline, free ports, the
+// environment of a child, byte patterns, checks that throw, bounded waits for completions and errors.
 #pragma once
+
+#include <coyote/cThread.hpp>
+#include <coyote/error.hpp>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,9 +13,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <functional>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace coyote_test {
@@ -103,6 +111,66 @@ inline uint16_t free_port() {
     }
     ::close(s);
     return ntohs(a.sin_port);
+}
+
+/// The environment of a child process: the sim backend on `wire` ("shm" or "tcp") with long OOB and post
+/// timeouts (the machine may be loaded).
+inline void child_env(const char* wire) {
+    ::setenv("COYOTE_BACKEND", "sim", 1);
+    ::setenv("COYOTE_SIM_WIRE", wire, 1);
+    ::setenv("COYOTE_OOB_CONNECT_TIMEOUT_MS", "20000", 1);
+    ::setenv("COYOTE_OOB_ACCEPT_TIMEOUT_MS", "20000", 1);
+    ::setenv("COYOTE_OOB_IO_TIMEOUT_MS", "30000", 1);
+    ::setenv("COYOTE_POST_TIMEOUT_MS", "30000", 1);
+}
+
+/// Throws (failing the child) unless `ok`.
+inline void check(bool ok, const std::string& what) {
+    if (!ok) throw std::runtime_error("check failed: " + what);
+}
+
+/// Byte i of test pattern `seed`.
+inline uint8_t pat(uint64_t i, unsigned seed) { return static_cast<uint8_t>((i * 131 + seed * 17 + (i >> 8)) & 0xFF); }
+
+/// Fills `n` bytes with pattern `seed`, starting at pattern index `shift`.
+inline void fill(void* p, uint64_t n, unsigned seed, uint64_t shift = 0) {
+    auto* b = static_cast<uint8_t*>(p);
+    for (uint64_t i = 0; i < n; ++i) b[i] = pat(i + shift, seed);
+}
+
+/// First offset in [from, to) where `p` differs from pattern `seed` (at pattern index i + shift), or -1.
+inline int64_t mismatch(const void* p, uint64_t from, uint64_t to, unsigned seed, int64_t shift = 0) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (uint64_t i = from; i < to; ++i)
+        if (b[i] != pat(static_cast<uint64_t>(static_cast<int64_t>(i) + shift), seed)) return static_cast<int64_t>(i);
+    return -1;
+}
+
+/// Waits (at most 30 s) until `t` has completed `n` operations of the class of `op`; checks that it is exactly n.
+inline void wait_count(coyote::cThread& t, coyote::CoyoteOper op, uint32_t n, const std::string& what) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    uint32_t got = 0;
+    while ((got = t.checkCompleted(op)) < n) {
+        if (std::chrono::steady_clock::now() > deadline)
+            throw std::runtime_error("timed out waiting for " + what + ": " + std::to_string(got) + " of " +
+                                     std::to_string(n));
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    check(got == n, what + ": counted " + std::to_string(got) + ", expected exactly " + std::to_string(n));
+}
+
+/// Polls checkCompleted until the pending (asynchronous) error surfaces; returns it.
+inline coyote::Error wait_error(coyote::cThread& t) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+        try {
+            (void)t.checkCompleted(coyote::CoyoteOper::REMOTE_RDMA_WRITE);
+        } catch (const coyote::Error& e) {
+            return e;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    throw std::runtime_error("no error surfaced within 30 s");
 }
 
 }  // namespace coyote_test

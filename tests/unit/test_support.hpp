@@ -1,37 +1,33 @@
-// Helpers shared by the unit tests: scoped environment variables, error capture, bounded waits.
+// Helpers shared by the unit tests: scoped environment variables (EnvGuard, the sim defaults), error capture,
+// bounded waits.
 #pragma once
+
+#include "support/env_guard.hpp"
 
 #include <coyote/cThread.hpp>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
-#include <cstdlib>
 #include <string>
 #include <thread>
 #include <utility>
 
 namespace coyote_test {
 
-/// Sets (or, with null, unsets) an environment variable for the scope.
-struct EnvGuard {
-    std::string name, old;
-    bool had;
-    EnvGuard(const char* n, const char* v) : name(n) {
-        const char* o = std::getenv(n);
-        had = o != nullptr;
-        if (had) old = o;
-        if (v != nullptr)
-            ::setenv(n, v, 1);
-        else
-            ::unsetenv(n);
-    }
-    EnvGuard(const EnvGuard&) = delete;
-    EnvGuard& operator=(const EnvGuard&) = delete;
-    ~EnvGuard() {
-        if (had)
-            ::setenv(name.c_str(), old.c_str(), 1);
-        else
-            ::unsetenv(name.c_str());
-    }
+/// The sim backend with its built-in shell for the scope: COYOTE_BACKEND=sim, COYOTE_SIM_SHELL and
+/// COYOTE_SIM_CONFIG unset (the first member of the sim test fixtures).
+struct SimDefaults {
+    EnvGuard backend{"COYOTE_BACKEND", "sim"};
+    EnvGuard shell{"COYOTE_SIM_SHELL", nullptr};
+    EnvGuard config{"COYOTE_SIM_CONFIG", nullptr};
+};
+
+/// Fixture of the sim tests on the default (passthrough) model: SimDefaults and COYOTE_SIM_MODEL unset.
+class SimTest : public ::testing::Test {
+protected:
+    SimDefaults sim_defaults;
+    EnvGuard model{"COYOTE_SIM_MODEL", nullptr};
 };
 
 /// Runs `fn`; returns the code value and message of the coyote::Error it throws, or {0, "no error"}.

@@ -1,6 +1,6 @@
 // Sim backend configuration: shell word and overrides, network identity, the shared state segment,
 // reclaiming the segments of crashed processes.
-#include "test_support.hpp"
+#include "unit/test_support.hpp"
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -32,15 +32,7 @@ using coyote_test::error_of;
 
 namespace {
 
-
-
-class SimConfig : public ::testing::Test {
-protected:
-    EnvGuard backend{"COYOTE_BACKEND", "sim"};
-    EnvGuard shell{"COYOTE_SIM_SHELL", nullptr};
-    EnvGuard config{"COYOTE_SIM_CONFIG", nullptr};
-    EnvGuard model{"COYOTE_SIM_MODEL", nullptr};
-};
+class SimConfig : public coyote_test::SimTest {};
 
 TEST_F(SimConfig, DefaultShellWord) {
     cThread t(0, getpid(), 20);

@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include "coll_test_support.hpp"
+#include "support/env_guard.hpp"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -24,36 +26,38 @@ using namespace coyote::mpi;
 
 namespace {
 
-struct World {
-    std::unique_ptr<Communicator> comm;
-    DeviceAssignment dev;
-    std::unique_ptr<Collectives> coll;
-    std::unique_ptr<cThread> probe; ///< reads the model's registers (same vFPGA, same model instance)
-};
-World* g_world = nullptr;
+using coyote_test::Bytes;
+using coyote_test::bytes;
+using coyote_test::coll;
+using coyote_test::ctx;
+using coyote_test::EnvGuard;
+using coyote_test::expect_equal;
+using coyote_test::g_world;
+using coyote_test::gen;
+using coyote_test::ic;
+using coyote_test::nranks;
+using coyote_test::ops_for;
+using coyote_test::rank;
 
-class OffloadEnvironment : public ::testing::Environment {
+/// Reads the model's registers (same vFPGA, same model instance).
+std::unique_ptr<cThread> g_probe;
+
+/// The collectives' world and the probe (destroyed first).
+class OffloadEnvironment : public coyote_test::CollEnvironment {
 public:
     void SetUp() override {
-        g_world = new World;
-        g_world->comm = std::make_unique<Communicator>(MPI_COMM_WORLD);
-        g_world->dev = select_device(*g_world->comm);
-        g_world->coll = std::make_unique<Collectives>(*g_world->comm, g_world->dev);
-        g_world->probe = std::make_unique<cThread>(g_world->dev.vfid, getpid(), g_world->dev.device);
+        CollEnvironment::SetUp();
+        g_probe = std::make_unique<cThread>(g_world->dev.vfid, getpid(), g_world->dev.device);
     }
     void TearDown() override {
-        delete g_world;
-        g_world = nullptr;
+        g_probe.reset();
+        CollEnvironment::TearDown();
     }
 };
 [[maybe_unused]] auto* const g_env = ::testing::AddGlobalTestEnvironment(new OffloadEnvironment);
 
-Collectives& coll() { return *g_world->coll; }
-int rank() { return g_world->comm->rank(); }
-int nranks() { return g_world->comm->size(); }
-
 /// Elements the model reduced on this rank so far.
-uint64_t model_elements() { return g_world->probe->getCSR(coyote::sim::reduce::k_csr_elements); }
+uint64_t model_elements() { return g_probe->getCSR(coyote::sim::reduce::k_csr_elements); }
 
 /// Sum over the ranks of `local`.
 uint64_t total(uint64_t local) {
@@ -68,27 +72,12 @@ std::vector<Datatype> types() {
     return {Datatype::int8, Datatype::uint32, Datatype::int64, Datatype::float16, Datatype::float32, Datatype::float64};
 }
 
-std::vector<Op> ops_for(Datatype t) {
-    if (is_floating(t)) return {Op::sum, Op::prod, Op::min, Op::max};
-    return {Op::sum, Op::prod, Op::min, Op::max, Op::band, Op::bor, Op::bxor};
-}
-
 /// 1, 7 (recursive doubling / tree), 4 KiB + 3 elements (recursive doubling or Rabenseifner by type size) and
 /// more than the registered buffer (ring / chain).
 std::vector<uint64_t> counts_for(Datatype t) {
     const uint64_t es = size_of(t);
     return {1, 7, 4096 / es + 3, coll().options().buffer_size / es + 5};
 }
-
-std::string ctx(const char* what, Datatype t, Op op, uint64_t count) {
-    return std::string(what) + " " + name(t) + " " + name(op) + " count " + std::to_string(count) + " on rank " +
-           std::to_string(rank()) + " of " + std::to_string(nranks());
-}
-using coyote_test::Bytes;
-using coyote_test::bytes;
-using coyote_test::expect_equal;
-using coyote_test::gen;
-using coyote_test::ic;
 
 /// Element reductions (over all ranks) of an allreduce of `count` with the algorithm it used.
 uint64_t allreduce_work(uint64_t count, const std::string& algorithm) {
@@ -102,7 +91,7 @@ uint64_t allreduce_work(uint64_t count, const std::string& algorithm) {
 
 TEST(CollOffload, EnabledFromTheEnvironment) {
     EXPECT_TRUE(coll().options().offload_reductions);
-    EXPECT_EQ(g_world->probe->getCSR(coyote::sim::reduce::k_csr_id), coyote::sim::reduce::k_model_id);
+    EXPECT_EQ(g_probe->getCSR(coyote::sim::reduce::k_csr_id), coyote::sim::reduce::k_model_id);
 }
 
 TEST(CollOffload, AllreduceMatchesMpiAndRunsOnTheModel) {
@@ -193,9 +182,7 @@ TEST(CollOffload, ReduceScatterMatchesMpiAndRunsOnTheModel) {
 /// A Collectives object on fresh sim devices whose model is `model` on rank `bad_rank` (-1: every rank) and
 /// `reduce` elsewhere; returns the error code and message this rank gets.
 std::pair<int, std::string> construct_with_model(const char* model, int bad_rank, uint32_t device_base) {
-    const char* old = std::getenv("COYOTE_SIM_MODEL");
-    const std::string saved = old != nullptr ? old : "";
-    ::setenv("COYOTE_SIM_MODEL", bad_rank < 0 || bad_rank == rank() ? model : "reduce", 1);
+    EnvGuard m("COYOTE_SIM_MODEL", bad_rank < 0 || bad_rank == rank() ? model : "reduce");
     DeviceAssignment dev = g_world->dev;
     dev.device = device_base + static_cast<uint32_t>(rank());
     std::pair<int, std::string> result{0, "no error"};
@@ -205,10 +192,6 @@ std::pair<int, std::string> construct_with_model(const char* model, int bad_rank
     } catch (const Error& e) {
         result = {e.code().value(), e.what()};
     }
-    if (old != nullptr)
-        ::setenv("COYOTE_SIM_MODEL", saved.c_str(), 1);
-    else
-        ::unsetenv("COYOTE_SIM_MODEL");
     return result;
 }
 
@@ -239,8 +222,8 @@ TEST(CollOffload, StalledUserLogicTimesOutAndDropsThePendingWrite) {
     ReduceOffload off(g_world->dev, std::chrono::milliseconds(200));
     std::vector<uint32_t> a{1, 2, 3, 4}, b{10, 20, 30, 40}, out(4, 0), stolen(4, 0);
     // Another Coyote thread's write on output dest 0, posted first, takes the model's output.
-    const uint32_t before = g_world->probe->checkCompleted(CoyoteOper::LOCAL_WRITE);
-    g_world->probe->invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = stolen.data(), .len = 16, .dest = 0});
+    const uint32_t before = g_probe->checkCompleted(CoyoteOper::LOCAL_WRITE);
+    g_probe->invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = stolen.data(), .len = 16, .dest = 0});
     try {
         off.reduce(out.data(), a.data(), b.data(), 4, Datatype::uint32, Op::sum);
         ADD_FAILURE() << "no error";
@@ -250,7 +233,7 @@ TEST(CollOffload, StalledUserLogicTimesOutAndDropsThePendingWrite) {
         EXPECT_NE(std::string(e.what()).find("uint32 sum"), std::string::npos) << e.what();
     }
     EXPECT_EQ(stolen, (std::vector<uint32_t>{11, 22, 33, 44}));
-    EXPECT_EQ(g_world->probe->checkCompleted(CoyoteOper::LOCAL_WRITE), before + 1);
+    EXPECT_EQ(g_probe->checkCompleted(CoyoteOper::LOCAL_WRITE), before + 1);
     EXPECT_EQ(out, (std::vector<uint32_t>(4, 0)));
     // The object is unusable afterwards; its pending write was dropped with its Coyote thread.
     EXPECT_THROW(off.reduce(out.data(), a.data(), b.data(), 4, Datatype::uint32, Op::sum), Error);
@@ -261,9 +244,7 @@ TEST(CollOffload, StalledUserLogicTimesOutAndDropsThePendingWrite) {
 }
 
 TEST(CollOffload, EnvironmentValueIsChecked) {
-    const char* old = std::getenv("COYOTE_COLL_OFFLOAD");
-    const std::string saved = old != nullptr ? old : "";
-    ::setenv("COYOTE_COLL_OFFLOAD", "yes", 1);
+    EnvGuard offload("COYOTE_COLL_OFFLOAD", "yes");
     try {
         (void)CollectiveOptions::from_env();
         ADD_FAILURE() << "no error";
@@ -272,10 +253,6 @@ TEST(CollOffload, EnvironmentValueIsChecked) {
     }
     ::setenv("COYOTE_COLL_OFFLOAD", "0", 1);
     EXPECT_FALSE(CollectiveOptions::from_env().offload_reductions);
-    if (old != nullptr)
-        ::setenv("COYOTE_COLL_OFFLOAD", saved.c_str(), 1);
-    else
-        ::unsetenv("COYOTE_COLL_OFFLOAD");
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/env_guard.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -11,34 +13,11 @@
 #include <string>
 
 using namespace coyote::mpi;
+using coyote_test::EnvGuard;
 
 namespace {
 
 bool has_code(const coyote::Error& e, coyote::Errc c) { return e.code() == coyote::make_error_code(c); }
-
-/// Sets an environment variable for the scope.
-class ScopedEnv {
-public:
-    /// Sets `name` to `value`, or unsets it when `value` is null.
-    ScopedEnv(const char* name, const char* value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-        if (value != nullptr)
-            ::setenv(name, value, 1);
-        else
-            ::unsetenv(name);
-    }
-    ~ScopedEnv() {
-        if (had_)
-            ::setenv(name_, old_.c_str(), 1);
-        else
-            ::unsetenv(name_);
-    }
-
-private:
-    const char* name_;
-    std::string old_;
-    bool had_ = false;
-};
 
 }  // namespace
 
@@ -154,10 +133,10 @@ TEST(Launch, SingletonUnderAMultiRankLauncherIsDetected) {
 
 TEST(Bootstrap, TimeoutFromEnvironment) {
     {
-        ScopedEnv e("COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS", "1234");
+        EnvGuard e("COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS", "1234");
         EXPECT_EQ(BootstrapOptions::from_env().timeout.count(), 1234);
     }
-    ScopedEnv e("COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS", "soon");
+    EnvGuard e("COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS", "soon");
     EXPECT_THROW((void)BootstrapOptions::from_env(), coyote::Error);
 }
 
@@ -234,7 +213,7 @@ TEST(DeviceSelection, Defaults) {
     EXPECT_EQ(default_assignment("hw", 3, 4).vfid, 3);
     EXPECT_EQ(default_assignment("hw", 3, 1).vfid, 0);
     Communicator comm;
-    ScopedEnv m("COYOTE_MPI_DEVICE_MAP", nullptr), d("COYOTE_MPI_DEVICE", nullptr), v("COYOTE_MPI_VFID", nullptr);
+    EnvGuard m("COYOTE_MPI_DEVICE_MAP", nullptr), d("COYOTE_MPI_DEVICE", nullptr), v("COYOTE_MPI_VFID", nullptr);
     const auto a = select_device(comm);  // COYOTE_BACKEND=sim in the test environment
     EXPECT_EQ(a.backend, "sim");
     EXPECT_EQ(a.device, static_cast<uint32_t>(a.host_rank));
@@ -251,18 +230,18 @@ TEST(DeviceSelection, Defaults) {
 
 TEST(DeviceSelection, EnvironmentAndOptionsOverride) {
     Communicator comm;
-    ScopedEnv m("COYOTE_MPI_DEVICE_MAP", nullptr), d("COYOTE_MPI_DEVICE", nullptr), v("COYOTE_MPI_VFID", nullptr);
+    EnvGuard m("COYOTE_MPI_DEVICE_MAP", nullptr), d("COYOTE_MPI_DEVICE", nullptr), v("COYOTE_MPI_VFID", nullptr);
     {
         std::string map;
         for (int r = 0; r < comm.size(); ++r) map += std::to_string(r) + ":" + std::to_string(10 + r) + ":1,";
-        ScopedEnv e("COYOTE_MPI_DEVICE_MAP", map.c_str());
+        EnvGuard e("COYOTE_MPI_DEVICE_MAP", map.c_str());
         const auto a = select_device(comm);
         EXPECT_EQ(a.device, static_cast<uint32_t>(10 + comm.rank()));
         EXPECT_EQ(a.vfid, 1);
         EXPECT_EQ(a.source, "COYOTE_MPI_DEVICE_MAP");
     }
     {
-        ScopedEnv e("COYOTE_MPI_VFID", "2");
+        EnvGuard e("COYOTE_MPI_VFID", "2");
         const auto a = select_device(comm);  // device stays the host-local rank
         EXPECT_EQ(a.vfid, 2);
         EXPECT_EQ(a.device, static_cast<uint32_t>(a.host_rank));
@@ -309,7 +288,7 @@ TEST(DeviceSelection, MissingMapEntryIsAnError) {
 
 TEST(DeviceSelection, NonexistentHardwareDeviceIsNamed) {
     Communicator comm;
-    ScopedEnv e("COYOTE_BACKEND", "hw");
+    EnvGuard e("COYOTE_BACKEND", "hw");
     DeviceSelectOptions o;
     o.device = 42;
     o.vfid = comm.rank() % 16;

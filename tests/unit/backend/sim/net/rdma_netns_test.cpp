@@ -18,6 +18,7 @@
 using namespace std::chrono_literals;
 using coyote::CoyoteOper;
 using coyote::rdmaSg;
+using coyote_test::check;
 using coyote_test::Child;
 
 namespace {
@@ -86,10 +87,6 @@ private:
     std::string a_, b_, ip_a_, ip_b_, why_;
     bool ok_ = false;
 };
-
-void check(bool ok, const std::string& what) {
-    if (!ok) throw std::runtime_error("check failed: " + what);
-}
 
 void wait_count(coyote::cThread& t, CoyoteOper op, uint32_t n) {
     const auto deadline = std::chrono::steady_clock::now() + 30s;

@@ -1,7 +1,7 @@
 // The built-in `reduce` user-logic model: every supported type x op on small vectors (odd lengths included)
 // through LOCAL_READ / LOCAL_WRITE and LOCAL_TRANSFER, in place, streams split inside elements, the counters,
 // defaults and the errors for bad register codes and undefined combinations.
-#include "test_support.hpp"
+#include "unit/test_support.hpp"
 #include <unistd.h>
 
 #include <coyote/cThread.hpp>
@@ -31,9 +31,7 @@ namespace {
 
 class SimReduceModel : public ::testing::Test {
 protected:
-    EnvGuard backend{"COYOTE_BACKEND", "sim"};
-    EnvGuard shell{"COYOTE_SIM_SHELL", nullptr};
-    EnvGuard config{"COYOTE_SIM_CONFIG", nullptr};
+    coyote_test::SimDefaults sim_defaults;
     EnvGuard model{"COYOTE_SIM_MODEL", "reduce"};
 };
 

@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "detail/settings.hpp"
-#include "test_support.hpp"
+#include "unit/test_support.hpp"
 
 namespace settings = coyote::detail::settings;
 using coyote_test::EnvGuard;

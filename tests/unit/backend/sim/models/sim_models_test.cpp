@@ -1,6 +1,6 @@
 // User-logic models of the sim backend: built-ins (passthrough, perf_local, vadd), a model loaded from a
 // shared object, selection errors, interrupts raised by a model.
-#include "test_support.hpp"
+#include "unit/test_support.hpp"
 #include <unistd.h>
 
 #include <coyote/cThread.hpp>
@@ -29,14 +29,9 @@ using coyote_test::wait_completed;
 
 namespace {
 
-
-
-
 class SimModels : public ::testing::Test {
 protected:
-    EnvGuard backend{"COYOTE_BACKEND", "sim"};
-    EnvGuard shell{"COYOTE_SIM_SHELL", nullptr};
-    EnvGuard config{"COYOTE_SIM_CONFIG", nullptr};
+    coyote_test::SimDefaults sim_defaults;
 };
 
 TEST_F(SimModels, PerfLocalAddsOneToEveryWord) {

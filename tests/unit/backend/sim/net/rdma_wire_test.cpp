@@ -27,7 +27,12 @@ using namespace std::chrono_literals;
 using coyote::CoyoteOper;
 using coyote::Errc;
 using coyote::rdmaSg;
+using coyote_test::check;
 using coyote_test::Child;
+using coyote_test::fill;
+using coyote_test::mismatch;
+using coyote_test::wait_count;
+using coyote_test::wait_error;
 namespace sim = coyote::detail::sim;
 
 namespace {
@@ -43,59 +48,10 @@ std::string wire_name(const testing::TestParamInfo<Wire>& i) {
     return std::string(i.param.wire) + (i.param.avx ? "_avx" : "_legacy");
 }
 
+/// The child environment on wire `w`, with the register layout of `w` (avx or legacy).
 void child_env(const Wire& w) {
-    ::setenv("COYOTE_BACKEND", "sim", 1);
-    ::setenv("COYOTE_SIM_WIRE", w.wire, 1);
+    coyote_test::child_env(w.wire);
     ::setenv("COYOTE_SIM_SHELL", w.avx ? "avx=1" : "avx=0", 1);
-    ::setenv("COYOTE_OOB_CONNECT_TIMEOUT_MS", "20000", 1);
-    ::setenv("COYOTE_OOB_ACCEPT_TIMEOUT_MS", "20000", 1);
-    ::setenv("COYOTE_OOB_IO_TIMEOUT_MS", "30000", 1);
-    ::setenv("COYOTE_POST_TIMEOUT_MS", "30000", 1);
-}
-
-void check(bool ok, const std::string& what) {
-    if (!ok) throw std::runtime_error("check failed: " + what);
-}
-
-uint8_t pat(uint64_t i, unsigned seed) { return static_cast<uint8_t>((i * 131 + seed * 17 + (i >> 8)) & 0xFF); }
-
-void fill(void* p, uint64_t n, unsigned seed) {
-    auto* b = static_cast<uint8_t*>(p);
-    for (uint64_t i = 0; i < n; ++i) b[i] = pat(i, seed);
-}
-
-/// First offset in [from, to) where `p` differs from pattern `seed` (at pattern index i + shift), or -1.
-int64_t mismatch(const void* p, uint64_t from, uint64_t to, unsigned seed, int64_t shift = 0) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    for (uint64_t i = from; i < to; ++i)
-        if (b[i] != pat(static_cast<uint64_t>(static_cast<int64_t>(i) + shift), seed)) return static_cast<int64_t>(i);
-    return -1;
-}
-
-void wait_count(coyote::cThread& t, CoyoteOper op, uint32_t n, const std::string& what) {
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    uint32_t got = 0;
-    while ((got = t.checkCompleted(op)) < n) {
-        if (std::chrono::steady_clock::now() > deadline)
-            throw std::runtime_error("timed out waiting for " + what + ": " + std::to_string(got) + " of " +
-                                     std::to_string(n));
-        std::this_thread::sleep_for(100us);
-    }
-    check(got == n, what + ": counted " + std::to_string(got) + ", expected exactly " + std::to_string(n));
-}
-
-/// Polls checkCompleted until the pending error surfaces; returns it.
-coyote::Error wait_error(coyote::cThread& t) {
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (std::chrono::steady_clock::now() < deadline) {
-        try {
-            (void)t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
-        } catch (const coyote::Error& e) {
-            return e;
-        }
-        std::this_thread::sleep_for(1ms);
-    }
-    throw std::runtime_error("no error surfaced within 30 s");
 }
 
 sim::NicShared* own_nic(coyote::detail::ShmSegment& seg, int32_t vfid = 0) {

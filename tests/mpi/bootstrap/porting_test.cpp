@@ -3,24 +3,14 @@
 
 #include <gtest/gtest.h>
 
-#include <sched.h>
+#include "bootstrap_test_support.hpp"
+
 #include <unistd.h>
 
-#include <chrono>
 #include <cstring>
 
 using coyote::CoyoteOper;
-
-namespace {
-bool wait_count(coyote::cThread& t, CoyoteOper oper, uint32_t n) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (t.checkCompleted(oper) < n) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        ::sched_yield();
-    }
-    return true;
-}
-}  // namespace
+using coyote_test::wait_count;
 
 TEST(Porting, TwoRankProgramWithOneCall) {
     coyote::mpi::Communicator comm;

@@ -4,11 +4,10 @@
 
 #include <gtest/gtest.h>
 
-#include <sched.h>
+#include "bootstrap_test_support.hpp"
 
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -19,18 +18,9 @@
 
 using namespace coyote::mpi;
 using coyote::CoyoteOper;
+using coyote_test::wait_count;
 
 namespace {
-
-/// Waits until `thread`'s count for `oper` reaches `n` (bounded; yields).
-bool wait_count(coyote::cThread& thread, CoyoteOper oper, uint32_t n) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (thread.checkCompleted(oper) < n) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        ::sched_yield();
-    }
-    return true;
-}
 
 uint8_t pattern_byte(int from, int to, std::size_t i) {
     return static_cast<uint8_t>((from * 31 + to * 7 + static_cast<int>(i)) & 0xFF);

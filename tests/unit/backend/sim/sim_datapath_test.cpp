@@ -1,6 +1,6 @@
 // The sim vFPGA's local data path: memory, TLB and page faults, commands, completions, card memory,
 // CSRs, configuration registers, interrupts.
-#include "test_support.hpp"
+#include "unit/test_support.hpp"
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -39,10 +39,6 @@ using coyote_test::wait_completed;
 
 namespace {
 
-
-
-
-
 void fill_pattern(void* p, size_t n, uint32_t seed) {
     auto* b = static_cast<uint8_t*>(p);
     for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>((i * 131 + seed) & 0xff);
@@ -51,13 +47,7 @@ void fill_pattern(void* p, size_t n, uint32_t seed) {
 constexpr int k_err = static_cast<int>(Errc::not_mapped);
 
 // Device numbers: each test that changes the environment uses its own, so cached devices never mix.
-class SimDataPath : public ::testing::Test {
-protected:
-    EnvGuard backend{"COYOTE_BACKEND", "sim"};
-    EnvGuard shell{"COYOTE_SIM_SHELL", nullptr};
-    EnvGuard config{"COYOTE_SIM_CONFIG", nullptr};
-    EnvGuard model{"COYOTE_SIM_MODEL", nullptr};
-};
+class SimDataPath : public coyote_test::SimTest {};
 
 TEST_F(SimDataPath, TransferRoundTripThroughPassthrough) {
     cThread t(0, getpid(), 0);

@@ -1,0 +1,119 @@
+// Collective errors: thresholds from the environment and their agreement, direct_min auto, mismatched calls
+// detected on every rank.
+#include "coll_test_support.hpp"
+#include "support/env_guard.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace coyote;
+using namespace coyote::mpi;
+
+namespace {
+
+using namespace coyote_test;
+
+TEST(CollErrors, ThresholdsFromTheEnvironmentAndAgreement) {
+    {
+        EnvGuard large("COYOTE_COLL_ALLREDUCE_LARGE", "48K"), small("COYOTE_COLL_REDUCE_SCATTER_SMALL", "3000");
+        const CollectiveOptions o = CollectiveOptions::from_env();
+        EXPECT_EQ(o.allreduce_large, 48u << 10);
+        EXPECT_EQ(o.reduce_scatter_small, 3000u);
+        ::setenv("COYOTE_COLL_REDUCE_SCATTER_SMALL", "-1", 1);
+        try {
+            (void)CollectiveOptions::from_env();
+            ADD_FAILURE() << "negative threshold accepted";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("COYOTE_COLL_REDUCE_SCATTER_SMALL='-1'"), std::string::npos) << e.what();
+        }
+    }
+    // Every rank must use the same thresholds: one rank with another reduce_scatter_small fails every rank.
+    for (int field = 0; field < 2; ++field) {
+        CollectiveOptions mine = coll().options();
+        if (rank() == nranks() - 1) {
+            if (field == 0) mine.reduce_scatter_small += 1;
+            else mine.allreduce_large += 1;
+        }
+        try {
+            Collectives c(*g_world->comm, g_world->dev, mine);
+            ADD_FAILURE() << "differing thresholds accepted (field " << field << ")";
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("uses other options"), std::string::npos) << e.what();
+        }
+    }
+}
+
+TEST(CollErrors, DirectMinAutoFollowsOversubscription) {
+    {
+        EnvGuard direct_min("COYOTE_COLL_DIRECT_MIN", "auto");
+        EXPECT_EQ(CollectiveOptions::from_env().direct_min, CollectiveOptions::direct_auto);
+        ::setenv("COYOTE_COLL_DIRECT_MIN", "32K", 1);
+        EXPECT_EQ(CollectiveOptions::from_env().direct_min, 32u << 10);
+    }
+    // auto resolves alike on every rank: above 64 KiB when any node has more ranks than cores, else 16 KiB.
+    CollectiveOptions o = coll().options();
+    o.direct_min = CollectiveOptions::direct_auto;
+    Collectives c(*g_world->comm, g_world->dev, o);
+    const unsigned cores = std::thread::hardware_concurrency();
+    int over = cores != 0 && static_cast<unsigned>(g_world->comm->local_size()) > cores ? 1 : 0;
+    int any = 0;
+    ASSERT_EQ(MPI_Allreduce(&over, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
+    EXPECT_EQ(c.options().direct_min, any ? (64u << 10) + 1 : 16u << 10);
+    uint64_t mine = c.options().direct_min, lo = 0, hi = 0;
+    ASSERT_EQ(MPI_Allreduce(&mine, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD), MPI_SUCCESS);
+    ASSERT_EQ(MPI_Allreduce(&mine, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
+    EXPECT_EQ(lo, hi);
+}
+
+/// Runs a call whose count differs on rank 0: every rank must fail; rank 0 must name the mismatch, the others
+/// the mismatch, the deadline, or the queue pairs of a rank that already gave up.
+template <class Call>
+void expect_mismatch(const char* what, Call&& call) {
+    std::string msg;
+    try {
+        call();
+    } catch (const Error& e) {
+        msg = e.what();
+    }
+    EXPECT_FALSE(msg.empty()) << "rank " << rank() << " finished a mismatched " << what;
+    if (rank() == 0) {
+        EXPECT_NE(msg.find("mismatched collective call"), std::string::npos) << msg;
+    }
+    const bool named = msg.find("mismatched") != std::string::npos || msg.find("no progress") != std::string::npos ||
+                       msg.find("is gone") != std::string::npos;
+    EXPECT_TRUE(named) << msg;
+}
+
+TEST(CollErrors, MismatchedCountsAreDetected) {
+    if (quick()) GTEST_SKIP() << "reduced matrix";
+    // A separate object with a short deadline: a mismatch leaves it unusable.
+    CollectiveOptions o = coll().options();
+    o.timeout = std::chrono::milliseconds(3000);
+    Collectives c2(*g_world->comm, g_world->dev, o);
+    std::vector<int32_t> v(16, 1);
+    const uint64_t n = rank() == 0 ? 8 : 9;
+    // Rank 0 receives a message of the mismatched call first in every schedule; a rank whose partner failed
+    // first may only see the deadline.
+    expect_mismatch("allreduce", [&] { c2.allreduce(MPI_IN_PLACE, v.data(), n, Datatype::int32, Op::sum); });
+}
+
+// Counts on both sides of direct_min: rank 0 places its blocks directly and waits for ready-to-receives that
+// its peers, which send through the ring, never post. Their messages of the call reach rank 0 first and name
+// the mismatch before the deadline.
+TEST(CollErrors, MismatchAcrossTheDirectThresholdIsDetected) {
+    if (quick()) GTEST_SKIP() << "reduced matrix";
+    CollectiveOptions o = coll().options();
+    o.buffer_size = 1u << 20;
+    o.chunk_bytes = 64u << 10;
+    o.direct_min = 16u << 10;
+    o.timeout = std::chrono::milliseconds(3000);
+    Collectives c2(*g_world->comm, g_world->dev, o);
+    const uint64_t n = rank() == 0 ? (32u << 10) / 4 : (4u << 10) / 4; // int32: 32 KiB (direct) or 4 KiB
+    std::vector<int32_t> in((32u << 10) / 4, 1), out(in.size() * static_cast<std::size_t>(nranks()));
+    expect_mismatch("allgather", [&] { c2.allgather(in.data(), out.data(), n, Datatype::int32); });
+}
+
+}  // namespace
