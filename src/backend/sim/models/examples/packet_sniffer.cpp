@@ -3,19 +3,24 @@
 // to a multiple of 64 bytes) to the card copy of the host buffer, one frame after the other, as the example's
 // pcap conversion reads it. Registers (the example's packet_sniffer_slv): CSR 0 CTRL_0 (1 start, 0 stop), 1 CTRL_1
 // (1: buffer registers valid), 2 filter, 3 state (0 idle, 1 sniffing; read only), 4 captured bytes (read only),
-// 5 timer in 4 ns cycles (read only), 6 buffer vaddr, 7 buffer length, 8 ctid, 9 dest. The model completes the
-// stop at once (no 32 KiB padding writes); beats past the buffer's end are dropped and not counted.
+// 5 timer in 4 ns cycles (read only), 6 buffer vaddr, 7 buffer length, 8 ctid, 9 dest. NIC threads queue the
+// frames; the model writes them (through the device's CardPort, under the model lock) on every register write and
+// at the stop, so the captured size shows frames written by the last setCSR. The stop completes at once (no 32 KiB
+// padding writes); beats past the buffer's end are dropped and not counted.
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
+#include <stdexcept>
 #include <mutex>
 #include <utility>
 #include <vector>
 
 #include "backend/sim/models/examples/examples.hpp"
 #include "backend/sim/models/examples/packet_tap.hpp"
+#include "detail/format.hpp"
 
 namespace coyote::detail::sim::sniffer {
 
@@ -97,55 +102,57 @@ public:
     void on_input(Shell&, const InputChunk&) override {} // the example's vFPGA reads no host data
 
     void on_csr_write(Shell& shell, uint32_t offs, uint64_t) override {
-        std::lock_guard lk(mtx_);
-        if (offs == state || offs == size || offs == timer) { // read only
-            publish(shell);
-            return;
+        if (offs == ctrl_0 || offs == ctrl_1) {
+            const bool run = (shell.csr_read(ctrl_0) & 1) != 0;
+            if (state_ == k_idle && run && (shell.csr_read(ctrl_1) & 1) != 0)
+                start(shell);
+            else if (state_ == k_sniffing && !run)
+                stop();
         }
-        if (offs != ctrl_0 && offs != ctrl_1) return;
-        const bool run = (shell.csr_read(ctrl_0) & 1) != 0;
-        if (state_ == k_idle && run && (shell.csr_read(ctrl_1) & 1) != 0) start(shell);
-        else if (state_ == k_sniffing && !run) stop(shell);
+        flush(shell);
         publish(shell);
     }
 
-    /// A frame from the NIC (any thread).
-    void frame(std::span<const std::byte> f) {
-        std::lock_guard lk(mtx_);
-        if (state_ != k_sniffing) return;
+    /// A frame from the NIC (any thread; the registry lock is held): filtered, cut into beats and queued.
+    void enqueue(std::span<const std::byte> f) {
+        std::lock_guard lk(q_mtx_);
+        if (!capturing_) return;
         const std::size_t keep = filtered_length(f, filter_);
-        if (keep == 0) return;
-        const std::size_t beats = (keep + k_beat - 1) / k_beat;
-        beat_buf_.assign(beats * k_beat, std::byte{0});
-        std::copy(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(keep), beat_buf_.begin());
-        const std::size_t room = written_ < buf_len_ ? static_cast<std::size_t>((buf_len_ - written_ + k_beat - 1) / k_beat) : 0;
-        const std::size_t n = std::min(beats, room) * k_beat;
-        if (n == 0) return;
-        const std::span<const std::byte> out(beat_buf_.data(), n);
-        if (port_ != nullptr) port_->write(buf_vaddr_ + written_, out);
-        else if (!host_write(buf_vaddr_ + written_, out)) return;
-        written_ += n;
+        const std::size_t bytes = std::min<uint64_t>((keep + k_beat - 1) / k_beat * k_beat, room_);
+        if (bytes == 0) return;
+        const std::size_t at = queue_.size();
+        queue_.resize(at + bytes, std::byte{0});
+        std::copy(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(std::min(keep, bytes)),
+                  queue_.begin() + static_cast<std::ptrdiff_t>(at));
+        room_ -= bytes;
     }
 
 private:
     void start(Shell& shell) {
         state_ = k_sniffing;
-        filter_ = shell.csr_read(filter);
         buf_vaddr_ = shell.csr_read(vaddr);
-        buf_len_ = shell.csr_read(len);
         written_ = 0;
         t0_ = std::chrono::steady_clock::now();
+        {
+            std::lock_guard lk(q_mtx_);
+            capturing_ = true;
+            filter_ = shell.csr_read(filter);
+            room_ = shell.csr_read(len);
+            queue_.clear();
+        }
         device_ = shell.device();
         std::lock_guard lk(registry().mtx);
         auto it = registry().ports.find({shell.device(), shell.vfid()});
         port_ = it == registry().ports.end() ? nullptr : it->second;
         registry().sniffers[device_] = this;
     }
-    void stop(Shell&) {
+    void stop() {
         stop_capturing();
-        cycles_ = static_cast<uint64_t>(
-                      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0_).count()) /
-                  k_clock_ns;
+        {
+            std::lock_guard lk(q_mtx_);
+            capturing_ = false;
+        }
+        cycles_ = elapsed_cycles();
         state_ = k_idle;
     }
     void stop_capturing() {
@@ -153,23 +160,42 @@ private:
         auto it = registry().sniffers.find(device_);
         if (it != registry().sniffers.end() && it->second == this) registry().sniffers.erase(it);
     }
+    /// Writes the queued beats after what is written (under the model lock, where the card port is called).
+    void flush(Shell&) {
+        {
+            std::lock_guard lk(q_mtx_);
+            out_.swap(queue_);
+        }
+        if (out_.empty()) return;
+        if (port_ != nullptr)
+            port_->write(buf_vaddr_ + written_, out_);
+        else if (!host_write(buf_vaddr_ + written_, out_))
+            throw std::runtime_error("cannot write the capture buffer at " + coyote::detail::hex(buf_vaddr_ + written_));
+        written_ += out_.size();
+        out_.clear();
+    }
+    uint64_t elapsed_cycles() const {
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0_);
+        return static_cast<uint64_t>(ns.count()) / k_clock_ns;
+    }
     void publish(Shell& shell) {
         shell.csr_write(state, state_);
         shell.csr_write(size, written_);
-        const uint64_t now = state_ == k_sniffing
-                                 ? static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                             std::chrono::steady_clock::now() - t0_).count()) / k_clock_ns
-                                 : cycles_;
-        shell.csr_write(timer, now);
+        shell.csr_write(timer, state_ == k_sniffing ? elapsed_cycles() : cycles_);
     }
 
-    std::mutex mtx_; // CSR callbacks and NIC threads
+    // Model side (callbacks, under the model lock).
     uint64_t state_ = k_idle;
-    uint64_t filter_ = 0, buf_vaddr_ = 0, buf_len_ = 0, written_ = 0, cycles_ = 0;
+    uint64_t buf_vaddr_ = 0, written_ = 0, cycles_ = 0;
     std::chrono::steady_clock::time_point t0_{};
     uint32_t device_ = ~0u;
     CardPort* port_ = nullptr;
-    std::vector<std::byte> beat_buf_;
+    std::vector<std::byte> out_;
+    // NIC side (q_mtx_).
+    std::mutex q_mtx_;
+    bool capturing_ = false;
+    uint64_t filter_ = 0, room_ = 0;
+    std::vector<std::byte> queue_;
 };
 
 }  // namespace
@@ -178,7 +204,7 @@ void capture(uint32_t device, Direction, std::span<const std::byte> frame) noexc
     try {
         std::lock_guard lk(registry().mtx);
         auto it = registry().sniffers.find(device);
-        if (it != registry().sniffers.end()) it->second->frame(frame);
+        if (it != registry().sniffers.end()) it->second->enqueue(frame);
     } catch (...) {
         // A sniffer that cannot keep a frame loses it, as a full FIFO would.
     }

@@ -15,7 +15,7 @@ namespace coyote::detail::sim::sniffer {
 enum class Direction : uint8_t { rx, tx };
 
 /// The NIC of `device` sent (tx) or received (rx) `frame` (from the destination MAC, without FCS). Cheap when no
-/// sniffer captures on the device; safe from any thread.
+/// sniffer captures on the device; safe from any thread; takes only the sniffers' own locks (never the model lock).
 void capture(uint32_t device, Direction dir, std::span<const std::byte> frame) noexcept;
 
 /// True while a sniffer captures on `device` (the NIC may skip building frames otherwise).
@@ -24,6 +24,7 @@ bool active(uint32_t device) noexcept;
 /// Card memory of one vFPGA as the sniffer writes it: the card copy of host virtual address `vaddr`.
 class CardPort {
 public:
+    /// Called from the model's callbacks, with the vFPGA's model lock held (do not take it again).
     virtual void write(uint64_t vaddr, std::span<const std::byte> data) = 0;
 
 protected:
