@@ -1,6 +1,7 @@
 // Model of Coyote example 04 (user interrupts): reads host data on dest 0 and, for every 512-bit beat whose
 // first 32-bit word is 73, raises a user interrupt with value 73 for Coyote thread 0 (the example's vFPGA
 // hard-wires both). Data is consumed and produces no output; other dests and card streams are ignored.
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -27,9 +28,18 @@ public:
 
     void on_input(Shell& shell, const InputChunk& in) override {
         if (in.dest != 0 || in.kind != StreamKind::host) return;
-        for (std::size_t i = 0; i < in.data.size(); ++i, ++offset_) {
+        // Visit only the first word of each beat: bytes 0..3 of the beat, wherever the chunk starts.
+        std::size_t i = 0;
+        while (i < in.data.size()) {
             const std::size_t at = offset_ % k_beat;
-            if (at < 4) word_[at] = in.data[i];
+            if (at >= 4) { // skip to the next beat
+                const std::size_t step = std::min(k_beat - at, in.data.size() - i);
+                i += step;
+                offset_ += step;
+                continue;
+            }
+            word_[at] = in.data[i++];
+            ++offset_;
             if (at == 3) check(shell);
         }
         if (in.end_of_command) {
