@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
     build-essential cmake ninja-build pkg-config git
-    libopenmpi-dev openmpi-bin libhwloc-dev hwloc libboost-dev
+    libopenmpi-dev openmpi-bin libhwloc-dev hwloc libboost-dev libssl-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     pybind11-dev python3-dev python3-numpy python3-mpi4py python3-matplotlib
     iproute2 slurm-wlm munge

@@ -5,6 +5,7 @@
 
 #include <coyote/error.hpp>
 
+#include "backend/sim/models/examples/examples.hpp"
 #include "backend/sim/models/models.hpp"
 #include "detail/settings.hpp"
 
@@ -65,10 +66,10 @@ ModelHandle ModelHandle::builtin(const std::string& name) {
         m = make_vadd();
     else if (name == "reduce")
         m = make_reduce();
-    else
+    else if (!(m = examples::make(name)))
         throw_error(Errc::invalid_argument, "COYOTE_SIM_MODEL",
-                    "unknown user-logic model '" + name +
-                        "' (built-in models: passthrough, perf_local, vadd, reduce; or give the path of a model .so)");
+                    "unknown user-logic model '" + name + "' (built-in models: passthrough, perf_local, vadd, reduce, " +
+                        examples::names() + "; or give the path of a model .so)");
     ModelHandle h;
     h.model_ = m.release();
     h.origin_ = name;
