@@ -9,7 +9,7 @@
 
 #include <coyote/cThread.hpp>
 
-#include "test_support.hpp"
+#include "unit/test_support.hpp"
 
 using coyote_test::EnvGuard;
 using coyote_test::error_of;

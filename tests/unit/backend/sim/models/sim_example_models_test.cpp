@@ -1,7 +1,7 @@
 // The sim models of Coyote's example vFPGAs (examples 03, 04, 07, 08, 10, 11, 12), each driven through the Coyote
 // API as the example's host program drives it and checked against an independent reference: the published AES
 // test vectors (FIPS-197 appendix C.1, NIST SP 800-38A F.1.1 / F.2.1) and CPU computations.
-#include "test_support.hpp"
+#include "unit/test_support.hpp"
 #include <unistd.h>
 
 #include <coyote/cThread.hpp>
