@@ -1,5 +1,6 @@
 // Source compatibility of the public headers, the error type and backend selection.
 #include "test_support.hpp"
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -186,6 +187,11 @@ TEST(BackendSelection, HwWithoutDeviceFailsClearly) {
     }
 }
 
+/// The vFPGA lock's name: private to the user (their uid in it).
+std::string vfpga_lock(uint32_t device) {
+    return "coyote_vlock_u" + std::to_string(::getuid()) + "_d" + std::to_string(device) + "_v0";
+}
+
 TEST(CThreadLock, CrossProcessNamedMutex) {
     EnvGuard g("COYOTE_BACKEND", "sim");
     // Child and parent each open their own cThread on the same (device, vFPGA): the lock excludes across processes.
@@ -200,7 +206,7 @@ TEST(CThreadLock, CrossProcessNamedMutex) {
             coyote::cThread t(0, getpid(), 0);
             char c = 0;
             if (::read(to_child[0], &c, 1) != 1) ::_exit(2); // parent holds the lock now
-            boost::interprocess::named_mutex m(boost::interprocess::open_only, "coyote_vlock_d0_v0");
+            boost::interprocess::named_mutex m(boost::interprocess::open_only, vfpga_lock(0).c_str());
             const bool got_while_held = m.try_lock();
             if (got_while_held) m.unlock();
             c = got_while_held ? 'B' : 'A';
@@ -214,6 +220,9 @@ TEST(CThreadLock, CrossProcessNamedMutex) {
         }
         ::_exit(rc);
     }
+    // Close the child's ends here, so that a child that exits early ends the reads below instead of hanging them.
+    ::close(to_child[0]);
+    ::close(to_parent[1]);
     coyote::cThread t(0, getpid(), 0);
     t.lock();
     char c = 'x';
@@ -226,14 +235,43 @@ TEST(CThreadLock, CrossProcessNamedMutex) {
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), 0);
-    for (int fd : {to_child[0], to_child[1], to_parent[0], to_parent[1]}) ::close(fd);
+    for (int fd : {to_child[1], to_parent[0]}) ::close(fd);
+}
+
+TEST(CThreadLock, LockIsPrivateToItsUser) {
+    EnvGuard b("COYOTE_BACKEND", "sim");
+    coyote::cThread t(0, ::getpid(), 5);
+    t.lock();
+    struct stat st {};
+    const std::string file = "/dev/shm/sem." + vfpga_lock(5);
+    ASSERT_EQ(::stat(file.c_str(), &st), 0) << file;
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_EQ(st.st_uid, ::getuid());
+    t.unlock();
+}
+
+TEST(CThreadLock, SecondHolderTimesOutNamingTheLock) {
+    EnvGuard b("COYOTE_BACKEND", "sim"), timeout("COYOTE_LOCK_TIMEOUT_MS", "50");
+    coyote::cThread a(0, ::getpid(), 5);
+    coyote::cThread c(0, ::getpid(), 5);
+    a.lock();
+    try {
+        c.lock();
+        FAIL() << "a second cThread took the vFPGA lock while the first held it";
+    } catch (const coyote::Error& e) {
+        EXPECT_EQ(e.code(), coyote::Errc::timeout);
+        EXPECT_NE(std::string(e.what()).find(vfpga_lock(5)), std::string::npos) << e.what();
+    }
+    a.unlock();
+    c.lock();  // free again
+    c.unlock();
 }
 
 TEST(CThreadLock, LockLeftByADeadProcessTimesOutWithAClearError) {
     EnvGuard g("COYOTE_BACKEND", "sim");
     constexpr uint32_t device = 9; // a lock no other test uses
-    const char* name = "coyote_vlock_d9_v0";
-    boost::interprocess::named_mutex::remove(name);
+    const std::string name = vfpga_lock(device);
+    boost::interprocess::named_mutex::remove(name.c_str());
     const pid_t pid = ::fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
@@ -261,7 +299,7 @@ TEST(CThreadLock, LockLeftByADeadProcessTimesOutWithAClearError) {
             EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
         }
     }
-    boost::interprocess::named_mutex::remove(name);
+    boost::interprocess::named_mutex::remove(name.c_str());
 }
 
 }  // namespace
