@@ -14,6 +14,15 @@ add_test(NAME hw_fake_test COMMAND hw_fake_test)
 set_tests_properties(hw_fake_test PROPERTIES LABELS hw TIMEOUT 300
   ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_SIM_MODEL=$<TARGET_FILE:sim_model_plugin>")
 
+# hw_rdma_test: RDMA WRITE / READ / SEND between two processes on the hw backend and the fake driver.
+add_executable(hw_rdma_test ${CMAKE_CURRENT_SOURCE_DIR}/hw/hw_rdma_test.cpp)
+target_link_libraries(hw_rdma_test PRIVATE coyote::runtime GTest::gtest GTest::gtest_main coyote_warnings)
+target_include_directories(hw_rdma_test PRIVATE ${PROJECT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR})
+add_dependencies(hw_rdma_test coyote_fake_driver)
+add_test(NAME hw_rdma_test COMMAND hw_rdma_test)
+set_tests_properties(hw_rdma_test PROPERTIES LABELS hw TIMEOUT 300
+  ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_HUGE_PAGES=1")
+
 # Backend-independent unit tests run again with COYOTE_BACKEND=hw on the fake driver (assertions unchanged); of
 # core_api_test only BackendSelection.HwWithoutDeviceFailsClearly reaches the hw backend (the others force sim).
 foreach(t core_api_test)
@@ -31,4 +40,37 @@ if(COYOTE_BUILD_BENCHMARKS AND TARGET MPI::MPI_C)
   set_tests_properties(bench_hw_host_smoke PROPERTIES LABELS bench TIMEOUT 120
     ENVIRONMENT "LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_SINK=1"
     FAIL_REGULAR_EXPRESSION "ERROR OCCURRED")
+endif()
+
+# The 2-rank demo and the MPI tests (bootstrap, wiring, collectives on 2 to 4 ranks) on COYOTE_BACKEND=hw and the
+# fake driver, unchanged. Same launcher flags as tests/mpi (to move onto coyote_register_mpi_test at merge).
+if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
+  execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE _coyote_hw_mpiexec_version ERROR_QUIET)
+  set(_coyote_hw_mpiexec_extra "")
+  if(_coyote_hw_mpiexec_version MATCHES "Open MPI|OpenRTE")
+    set(_coyote_hw_mpiexec_extra --oversubscribe --allow-run-as-root)
+  endif()
+  set(_coyote_hw_mpi_env "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_HUGE_PAGES=1"
+      "COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000;OMPI_MCA_rmaps_base_oversubscribe=1")
+  # coyote_hw_mpi_test(<test name> <target> <ranks> [env...])
+  function(coyote_hw_mpi_test name target ranks)
+    if(NOT TARGET ${target})
+      return()
+    endif()
+    add_test(NAME ${name}
+      COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ranks} ${MPIEXEC_PREFLAGS} ${_coyote_hw_mpiexec_extra}
+              $<TARGET_FILE:${target}> ${MPIEXEC_POSTFLAGS})
+    set_tests_properties(${name} PROPERTIES LABELS hw TIMEOUT 300 PROCESSORS ${ranks}
+      ENVIRONMENT "${_coyote_hw_mpi_env};${ARGN}")
+  endfunction()
+  coyote_hw_mpi_test(hw_mpi_demo_np2 coyote_mpi_demo 2)
+  if(TEST hw_mpi_demo_np2)
+    set_tests_properties(hw_mpi_demo_np2 PROPERTIES
+      PASS_REGULAR_EXPRESSION "Result: all checks passed" FAIL_REGULAR_EXPRESSION "FAIL")
+  endif()
+  foreach(n 2 3 4)
+    coyote_hw_mpi_test(hw_mpi_bootstrap_test_np${n} mpi_bootstrap_test ${n})
+    coyote_hw_mpi_test(hw_mpi_wiring_test_np${n} mpi_wiring_test ${n})
+    coyote_hw_mpi_test(hw_mpi_coll_test_np${n} mpi_coll_test ${n} COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096)
+  endforeach()
 endif()
