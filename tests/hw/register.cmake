@@ -50,18 +50,21 @@ if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
   if(_coyote_hw_mpiexec_version MATCHES "Open MPI|OpenRTE")
     set(_coyote_hw_mpiexec_extra --oversubscribe --allow-run-as-root)
   endif()
-  set(_coyote_hw_mpi_env "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_HUGE_PAGES=1"
+  # Cards with four vFPGAs: each rank of the node takes its own vFPGA, as on hardware (16 cards: the bootstrap
+  # test names devices up to 10).
+  set(_coyote_hw_mpi_env "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_HUGE_PAGES=1;COYOTE_SIM_SHELL=n_fpga_reg=4;COYOTE_FAKE_DEVICES=16"
       "COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000;OMPI_MCA_rmaps_base_oversubscribe=1")
-  # coyote_hw_mpi_test(<test name> <target> <ranks> [env...])
+  # coyote_hw_mpi_test(<test name> <target> <ranks> [ENV <k=v...>] [ARGS <program arguments...>])
   function(coyote_hw_mpi_test name target ranks)
+    cmake_parse_arguments(T "" "" "ENV;ARGS" ${ARGN})
     if(NOT TARGET ${target})
       return()
     endif()
     add_test(NAME ${name}
       COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ranks} ${MPIEXEC_PREFLAGS} ${_coyote_hw_mpiexec_extra}
-              $<TARGET_FILE:${target}> ${MPIEXEC_POSTFLAGS})
+              $<TARGET_FILE:${target}> ${MPIEXEC_POSTFLAGS} ${T_ARGS})
     set_tests_properties(${name} PROPERTIES LABELS hw TIMEOUT 300 PROCESSORS ${ranks}
-      ENVIRONMENT "${_coyote_hw_mpi_env};${ARGN}")
+      ENVIRONMENT "${_coyote_hw_mpi_env};${T_ENV}")
   endfunction()
   coyote_hw_mpi_test(hw_mpi_demo_np2 coyote_mpi_demo 2)
   if(TEST hw_mpi_demo_np2)
@@ -69,8 +72,11 @@ if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
       PASS_REGULAR_EXPRESSION "Result: all checks passed" FAIL_REGULAR_EXPRESSION "FAIL")
   endif()
   foreach(n 2 3 4)
-    coyote_hw_mpi_test(hw_mpi_bootstrap_test_np${n} mpi_bootstrap_test ${n})
+    # Two DeviceSelection cases assert the sim backend's default assignment (device = node-local rank); on hw the
+    # ranks share device 0 and take a vFPGA each, which DeviceSelection.Defaults checks through default_assignment.
+    coyote_hw_mpi_test(hw_mpi_bootstrap_test_np${n} mpi_bootstrap_test ${n}
+      ARGS --gtest_filter=-DeviceSelection.Defaults:DeviceSelection.EnvironmentAndOptionsOverride)
     coyote_hw_mpi_test(hw_mpi_wiring_test_np${n} mpi_wiring_test ${n})
-    coyote_hw_mpi_test(hw_mpi_coll_test_np${n} mpi_coll_test ${n} COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096)
+    coyote_hw_mpi_test(hw_mpi_coll_test_np${n} mpi_coll_test ${n} ENV COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096)
   endforeach()
 endif()
