@@ -86,4 +86,7 @@ if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
       ENV COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 COYOTE_COLL_TEST_EXPECT_DIRECT=0
       ARGS --gtest_filter=-CollErrors.MismatchedCountsAreDetected:CollErrors.MismatchAcrossTheDirectThresholdIsDetected)
   endforeach()
+  # The legacy register layout (every QP context word a separate store), as tests/mpi runs the wiring test too.
+  coyote_hw_mpi_test(hw_mpi_wiring_test_legacy_np3 mpi_wiring_test 3
+    ENV COYOTE_SIM_SHELL=avx=0,n_fpga_reg=4 COYOTE_TEST_EXPECT_LEGACY=1)
 endif()
