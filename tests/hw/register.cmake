@@ -24,8 +24,9 @@ set_tests_properties(hw_rdma_test PROPERTIES LABELS hw TIMEOUT 300
   ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_HUGE_PAGES=1")
 
 # Backend-independent unit tests run again with COYOTE_BACKEND=hw on the fake driver (assertions unchanged); of
-# core_api_test only BackendSelection.HwWithoutDeviceFailsClearly reaches the hw backend (the others force sim).
-foreach(t core_api_test)
+# core_api_test only BackendSelection.HwWithoutDeviceFailsClearly reaches the hw backend (the others force sim);
+# cbench_test, oob_tcp_test and registers_test open no device (they show that the fake leaves them alone).
+foreach(t core_api_test cbench_test oob_tcp_test registers_test)
   if(TARGET ${t})
     add_test(NAME ${t}_on_fake_driver COMMAND ${t})
     add_dependencies(${t} coyote_fake_driver)
