@@ -9,10 +9,11 @@
 #
 # What is checked:
 #   backend      COYOTE_BACKEND (sim|hw), else hw when /dev/coyote_fpga_* exists, else sim
-#   hw only      device file /dev/coyote_fpga_<COYOTE_DEVICE>_v* present, readable and writable; Coyote
-#                driver loaded (lsmod, /sys/module); FPGA IP configured (/sys/kernel/coyote_sysfs_<dev>/
-#                cyt_attr_ip, unless COYOTE_NODE_CHECK_IP=0); Xilinx PCI function (vendor 0x10ee) present
-#                and its hwloc locality (NUMA node, CPU set)
+#   hw only      device file /dev/coyote_fpga_<COYOTE_DEVICE>_v* present, a character device, readable and
+#                writable; Coyote driver loaded (lsmod, /sys/module); FPGA IP configured (/sys/kernel/
+#                coyote_sysfs_<dev>/cyt_attr_ip, unless COYOTE_NODE_CHECK_IP=0); the shell configuration the
+#                driver probed (cyt_attr_cnfg, logged); Xilinx PCI function (vendor 0x10ee) present and its
+#                hwloc locality (NUMA node, CPU set)
 #   hugepages    free hugepages from /proc/meminfo; at least COYOTE_MIN_FREE_HUGEPAGES (default 1 on hw,
 #                0 on sim)
 #   binaries     every path in COYOTE_REQUIRED_BINARIES (space separated) exists and is executable here
@@ -76,7 +77,9 @@ if [[ "${backend}" == hw ]]; then
         problem "backend hw but no device file /dev/coyote_fpga_${device}_v* (COYOTE_DEVICE=${device}; is the Coyote driver loaded and the shell programmed?)"
     else
         for f in "${dev_files[@]}"; do
-            if [[ ! -r "$f" || ! -w "$f" ]]; then
+            if [[ ! -c "$f" ]]; then
+                problem "device file $f is not a character device (a leftover file? reload the Coyote driver)"
+            elif [[ ! -r "$f" || ! -w "$f" ]]; then
                 problem "device file $f is not readable and writable by $(id -un) (uid $(id -u))"
             fi
         done
@@ -102,13 +105,33 @@ if [[ "${backend}" == hw ]]; then
             problem "FPGA IP unknown: ${sysfs}/cyt_attr_ip missing or unreadable (set COYOTE_NODE_CHECK_IP=0 for jobs without network)"
         else
             ip_text=$(tr -d '\0' <"${sysfs}/cyt_attr_ip" 2>/dev/null | tr '\n' ' ')
-            # Any non-zero hexadecimal digit or dotted quad other than 0.0.0.0 counts as configured.
-            if [[ -z "${ip_text// /}" ]] || ! grep -Eq '(0x)?[0-9a-fA-F]*[1-9a-fA-F]' <<<"${ip_text//0.0.0.0/}"; then
+            # The driver prints "IP address: <8 hex digits>, port: <qsfp>" (coyote_sysfs.c): zero is unset.
+            # Other text: any non-zero hexadecimal digit or dotted quad other than 0.0.0.0 counts as configured.
+            ip_set=1
+            if [[ "${ip_text}" =~ IP\ address:\ *([0-9a-fA-F]+) ]]; then
+                [[ $((16#${BASH_REMATCH[1]})) -eq 0 ]] && ip_set=0
+            elif [[ -z "${ip_text// /}" ]] || ! grep -Eq '(0x)?[0-9a-fA-F]*[1-9a-fA-F]' <<<"${ip_text//0.0.0.0/}"; then
+                ip_set=0
+            fi
+            if [[ ${ip_set} -eq 0 ]]; then
                 problem "FPGA IP not configured: ${sysfs}/cyt_attr_ip reads '${ip_text}' (load the driver with ip_addr=...)"
             else
                 say "FPGA IP: ${ip_text}"
             fi
         fi
+    fi
+
+    # The shell the driver probed (coyote_sysfs.c cyt_attr_cnfg): vFPGAs and features, for the job log.
+    if [[ -r "${sysfs}/cyt_attr_cnfg" ]]; then
+        cnfg=$(tr -d '\0' <"${sysfs}/cyt_attr_cnfg" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g')
+        field() { awk -F': *' -v k="$1" '$1 == k { print $2; exit }' <<<"${cnfg}"; }
+        say "shell: $(field 'number of vFPGAs') vFPGAs, RDMA $(field 'enabled RDMA'), TCP $(field 'enabled TCP/IP'), AVX $(field 'enabled AVX'), writeback $(field 'enabled writeback'), card memory $(field 'enabled memory')"
+        n_vf=$(field 'number of vFPGAs')
+        if [[ "${n_vf}" =~ ^[0-9]+$ && ${#dev_files[@]} -gt 0 && ${#dev_files[@]} -ne ${n_vf} ]]; then
+            say "warning: the shell has ${n_vf} vFPGAs but there are ${#dev_files[@]} device files /dev/coyote_fpga_${device}_v*"
+        fi
+    else
+        say "warning: ${sysfs}/cyt_attr_cnfg unreadable: shell configuration unknown"
     fi
 
     # Xilinx PCI functions (vendor 0x10ee) and their locality.

@@ -283,6 +283,13 @@ TEST(HwFake, HugePagesWithoutReservationGiveAClearError) {
     EXPECT_NE(what.find("no huge pages are reserved"), std::string::npos) << what;
 }
 
+TEST(HwFake, GpuMemoryWithoutTheBuildOptionNamesIt) {
+    cThread t(0, getpid());
+    const auto [code, what] = error_of([&] { (void)t.getMem({CoyoteAllocType::GPU, 4096}); });
+    EXPECT_EQ(code, static_cast<int>(Errc::not_supported)) << what;
+    EXPECT_NE(what.find("COYOTE_ENABLE_GPU"), std::string::npos) << what;
+}
+
 TEST(HwFake, CtidExhaustion) {
     std::vector<std::unique_ptr<cThread>> threads;
     for (int i = 0; i < N_CTID_MAX; ++i) threads.push_back(std::make_unique<cThread>(0, getpid()));

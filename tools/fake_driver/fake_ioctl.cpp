@@ -95,7 +95,7 @@ long FakeVfpga::register_ctid(uint64_t* a) {
     const auto hpid = static_cast<pid_t>(a[0]);
     int32_t s = -1;
     try {
-        s = sim_->register_ctid(hpid);
+        s = register_sim_ctid(ctid, hpid);
     } catch (const coyote::Error& e) {
         return errno_of(e);
     }
@@ -103,6 +103,7 @@ long FakeVfpga::register_ctid(uint64_t* a) {
     pid_array_[static_cast<size_t>(ctid)] = hpid;
     sim_ctid_[static_cast<size_t>(ctid)].store(s, std::memory_order_release);
     a[1] = static_cast<uint64_t>(ctid);
+    rdma_attach(ctid);
     return 0;
 }
 
@@ -113,6 +114,7 @@ long FakeVfpga::unregister_ctid(uint64_t* a) {
     const int32_t s = sim_ctid(ctid);
     if (s < 0) return 0; // not registered: the driver finds no entry and returns 0
     drop_notifier(static_cast<int32_t>(ctid));
+    rdma_detach(static_cast<int32_t>(ctid));
     sim_ctid_[static_cast<size_t>(ctid)].store(-1, std::memory_order_release);
     sim_->unregister_ctid(s);
     free_stack_[static_cast<size_t>(n_free_++)] = static_cast<int32_t>(ctid);

@@ -62,7 +62,9 @@ FakeVfpga::FakeVfpga(uint32_t device, int32_t vfid) : device_(device), vfid_(vfi
     wb_ = cfg.en_wb;
     mem_ = cfg.en_mem;
     net_ = cfg.en_net;
-    ip_ = sim_->ip_address();
+    rdma_ = cfg.en_rdma;
+    sim_ip_ = sim_->ip_address();
+    ip_ = rdma_ ? fake_process_ip(sim_ip_, device) : sim_ip_;
     mac_ = sim_->mac_address();
     regions_[0] = make_region(k_size_wb, "coyote-fake-wb");
     regions_[1] = make_region(k_size_cnfg, "coyote-fake-cnfg");
@@ -122,12 +124,8 @@ void FakeVfpga::on_store(unsigned long index, unsigned long offset, const void* 
 }
 
 void FakeVfpga::on_cnfg_store(uint32_t reg, const uint64_t* w, size_t n) noexcept {
-    if (is_net_reg(avx_, reg)) { // the NIC's registers: the sim's network stack takes them as they are
-        try {
-            sim_->write_cnfg(reg, std::span<const uint64_t>(w, n));
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "coyote fake driver: network register %u: %s\n", reg, e.what());
-        }
+    if (is_net_reg(avx_, reg)) { // the NIC's registers: completed with the peer's sim details (fake_rdma.cpp)
+        on_net_store(reg, w, n);
         return;
     }
     if (avx_) {

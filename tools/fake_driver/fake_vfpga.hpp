@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -25,6 +26,9 @@ struct RegionMemory {
     unsigned long size = 0;
     volatile uint64_t* words = nullptr;
 };
+
+/// This process's FPGA IP on device `device`, derived from the sim NIC's IP `sim_ip` (fake_rdma.cpp).
+uint32_t fake_process_ip(uint32_t sim_ip, uint32_t device);
 
 class FakeVfpga {
 public:
@@ -73,6 +77,14 @@ private:
     void notify(int32_t ctid, int32_t value) noexcept;
     void drop_notifier(int32_t ctid) noexcept;
     void on_cnfg_store(uint32_t reg, const uint64_t* w, size_t n) noexcept;
+
+    // RDMA between processes (fake_rdma.cpp)
+    int32_t register_sim_ctid(int32_t ctid, pid_t hpid); ///< the sim ctid, equal to `ctid` whenever it is free
+    void rdma_attach(int32_t ctid) noexcept;            ///< registered buffer, whole-process window, registry entry
+    void rdma_detach(int32_t ctid) noexcept;            ///< withdraws the registry entry
+    void on_net_store(uint32_t reg, const uint64_t* w, size_t n) noexcept;
+    void connect_qp() noexcept;                          ///< the connection words are complete (net_mtx_ held)
+    void forward_net(uint32_t first_reg, const uint64_t* w, size_t n) noexcept;
     void on_command(const uint64_t (&w)[4]) noexcept;
     void post_to_sim(const coyote::detail::Command& c) noexcept;
     void clear(int32_t ctid) noexcept;
@@ -87,7 +99,22 @@ private:
     bool avx_ = false, wb_ = false, mem_ = false, net_ = false;
     uint64_t ip_ = 0, mac_ = 0;
 
+    bool rdma_ = false;
+    uint32_t sim_ip_ = 0; ///< the sim NIC's IP (ip_ is this process's own FPGA IP, see fake_rdma.cpp)
+
     std::array<RegionMemory, 4> regions_{}; ///< wb, cnfg, cnfg_avx, ctrl
+
+    // RDMA: the QP context and connection words held until the peer is known, and what is known of the peers
+    struct PeerRoute {
+        bool known = false;
+        uint32_t rkey = 0;   ///< the peer sim NIC's rkey
+        uint32_t sim_ip = 0; ///< the peer sim NIC's IP
+    };
+    std::mutex net_mtx_;
+    std::array<uint64_t, 3> ctx_{}, conn_{};
+    bool ctx_held_ = false;
+    std::array<PeerRoute, k_ctids> peer_{};
+    std::map<uint32_t, uint32_t> sim_ip_of_; ///< peer FPGA IP -> its sim NIC's IP (for ARP lookups)
 
     // driver bookkeeping (pid_lock)
     mutable std::mutex pid_mtx_;

@@ -30,6 +30,21 @@ inline constexpr Field clr_stat{22, 1};
 inline constexpr Field len{32, 32};
 }  // namespace ctrl
 
+/// The QP context and connection words (cnfg_slave_avx.sv rdma_ctx / rdma_conn; cDefs.hpp QP_CONTEXT_*,
+/// CONN_CONTEXT_*): ctx w0 = local qpn | remote rkey; conn w0 = local qpn (16) | remote qpn | port; conn w1, w2 =
+/// the remote gid, whose four 32-bit words each carry the remote IP in network byte order.
+namespace qpctx {
+inline constexpr Field local_qpn{0, 24};
+inline constexpr Field rkey{32, 32};
+}  // namespace qpctx
+namespace conn {
+inline constexpr Field local_qpn{0, 16};
+inline constexpr Field remote_qpn{16, 24};
+inline constexpr Field gid0{0, 32};
+}  // namespace conn
+/// The ctid bits of a qpn (the low PID_BITS; the vFPGA id above them).
+inline constexpr Field qpn_ctid{0, 6};
+
 /// Streams (is_strm_local: card and host are local).
 inline constexpr uint64_t k_strm_card = 0, k_strm_host = 1, k_strm_rdma = 2, k_strm_tcp = 3;
 /// RDMA application opcodes.

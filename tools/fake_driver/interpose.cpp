@@ -37,6 +37,19 @@ const settings::Choice k_access{"COYOTE_FAKE_ACCESS", "hw-fake", "rw", {"rw", "d
 const settings::Flag k_sink{"COYOTE_FAKE_SINK", "hw-fake", false,
                             "fake driver: drop every register store (it reads back 0): the FPGA side out of benchmarks"};
 
+const settings::Flag k_huge{"COYOTE_FAKE_HUGE_PAGES", "hw-fake", false,
+                            "fake driver: anonymous MAP_HUGETLB maps that fail for want of reserved huge pages get "
+                            "2 MiB-aligned ordinary memory (a node with huge pages reserved, for getMem HPF and initRDMA)"};
+
+bool emulate_huge_pages() noexcept {
+    try {
+        return k_huge.get();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "coyote fake driver: %s\n", e.what());
+        return false;
+    }
+}
+
 bool sink_mode() noexcept {
     try {
         return k_sink.get();
@@ -170,6 +183,22 @@ int open_or_forward(OpenFn real, const char* path, int flags, va_list ap) {
     mode_t mode = 0;
     if ((flags & O_CREAT) != 0 || (flags & O_TMPFILE) == O_TMPFILE) mode = va_arg(ap, mode_t);
     return real(path, flags, mode);
+}
+
+/// 2 MiB-aligned ordinary memory standing in for a hugetlb map (COYOTE_FAKE_HUGE_PAGES); munmap frees it as usual.
+void* huge_page_stand_in(size_t len, int prot, int flags) {
+    static const auto real = next<MmapFn>("mmap");
+    static const auto real_unmap = next<MunmapFn>("munmap");
+    constexpr size_t huge = 2UL << 20;
+    const int f = (flags & ~(MAP_HUGETLB | (0x3f << MAP_HUGE_SHIFT))) | MAP_NORESERVE;
+    auto* p = static_cast<char*>(real(nullptr, len + huge, prot, f, -1, 0));
+    if (p == MAP_FAILED) return p;
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t aligned = (a + huge - 1) & ~(huge - 1);
+    if (aligned > a) (void)real_unmap(p, aligned - a);
+    const uintptr_t end = a + len + huge;
+    if (end > aligned + len) (void)real_unmap(reinterpret_cast<void*>(aligned + len), end - (aligned + len));
+    return reinterpret_cast<void*>(aligned);
 }
 
 /// mmap of the reconfiguration device: the pages of the buffer allocated last by this process.
@@ -348,7 +377,13 @@ __attribute__((visibility("default"))) void* mmap(void* addr, size_t len, int pr
         }
     }
     static const auto real = next<MmapFn>("mmap");
-    if (!fake) return real(addr, len, prot, flags, fd, offset);
+    if (!fake) {
+        void* p = real(addr, len, prot, flags, fd, offset);
+        if (p == MAP_FAILED && errno == ENOMEM && fd < 0 && (flags & MAP_HUGETLB) != 0 && addr == nullptr &&
+            emulate_huge_pages())
+            p = huge_page_stand_in(len, prot, flags);
+        return p;
+    }
     const auto index = static_cast<unsigned long>(offset) >> 12;
     if (file.rcnfg) return map_reconfig(*file.rcnfg, index, len, prot);
     const auto& dev = file.dev;

@@ -65,8 +65,15 @@ void* HwDevice::alloc_pages(const CoyoteAlloc& req, uint64_t& size) {
                     "reconfiguration memory is allocated on the reconfiguration device (" +
                         abi::reconfig_device_file(device_) + ") by cRcnfg, not by a cThread");
     case CoyoteAllocType::GPU:
+#ifndef COYOTE_ENABLE_GPU
         throw_error(Errc::not_supported, "getMem GPU",
-                    "GPU memory needs a build with COYOTE_ENABLE_GPU=ON (dmabuf export); this build has none");
+                    "GPU memory needs a build with the CMake option COYOTE_ENABLE_GPU=ON (HIP or CUDA, dmabuf "
+                    "export); this build has none");
+#else
+        throw_error(Errc::not_supported, "getMem GPU",
+                    "this build has COYOTE_ENABLE_GPU=ON, but the dmabuf export of GPU memory to the driver "
+                    "(IOCTL_MAP_DMABUF) is not implemented in this version of the hw backend");
+#endif
     }
     throw_error(Errc::invalid_argument, "getMem", "unknown allocation type " + std::to_string(static_cast<int>(req.alloc)));
 }

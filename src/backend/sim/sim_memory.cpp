@@ -91,7 +91,9 @@ Mapping map_local(CoyoteAllocType type, uint64_t size) {
 /// Throws unless the shell `cfg` can serve allocation request `req`.
 void check_alloc_request(const ShellConfig& cfg, const CoyoteAlloc& req) {
     if (req.alloc == CoyoteAllocType::GPU)
-        throw_error(Errc::not_supported, "getMem", "GPU memory is not supported by the sim backend");
+        throw_error(Errc::not_supported, "getMem",
+                    "GPU memory is not supported by the sim backend (it needs the hw backend and a build with the "
+                    "CMake option COYOTE_ENABLE_GPU=ON, HIP or CUDA)");
     if (req.size == 0) throw_error(Errc::invalid_argument, "getMem", "allocation size must be > 0");
     if (req.alloc == CoyoteAllocType::PRM && !cfg.en_pr)
         throw_error(Errc::not_supported, "getMem",

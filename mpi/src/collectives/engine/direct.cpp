@@ -93,14 +93,17 @@ int Engine::acquire_window(Channel& c, std::byte* addr, uint64_t len) {
         }
     }
     if (slot < 0) {
+        if (windows_denied_) return -1; // the backend has no windows: the peer sends through the ring
         slot = window_slot_for(c, addr, len);
         if (slot < 0) return -1;
         CachedWindow& w = c.wins[static_cast<std::size_t>(slot)];
         release_window(c, w);
         try {
             c.thread->registerWindow(addr, len);
-        } catch (const Error&) {
-            return -1; // table full (windows of other users of the queue pair), overlap, or no windows
+        } catch (const Error& e) {
+            // table full (windows of other users of the queue pair), overlap, or no windows (for good)
+            if (e.code() == make_error_code(Errc::not_supported)) windows_denied_ = true;
+            return -1;
         }
         w.addr = addr;
         w.len = len;

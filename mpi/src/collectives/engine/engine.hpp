@@ -335,6 +335,7 @@ private:
     std::atomic<uint64_t> eager_calls_{0};
     bool direct_denied_ = false; ///< a direct write failed with not_supported: streams go through the ring
     bool ring_write_denied_ = false; ///< an unstaged ring write failed with not_supported: copy chunks are staged
+    bool windows_denied_ = false;    ///< registerWindow failed with not_supported (e.g. hw): no window is offered
     Current cur_;                    ///< see CallScope
     mpi::BootstrapOptions bootstrap_;
     // links: declared after chans_ (channels point into the links' buffers; raw pointers only)
