@@ -44,50 +44,33 @@ if(COYOTE_BUILD_BENCHMARKS AND TARGET MPI::MPI_C)
 endif()
 
 # The 2-rank demo and the MPI tests (bootstrap, wiring, collectives on 2 to 4 ranks) on COYOTE_BACKEND=hw and the
-# fake driver, unchanged. Same launcher flags as tests/mpi (to move onto coyote_register_mpi_test at merge).
+# fake driver, unchanged, registered like tests/mpi (cmake/CoyoteMpiTest.cmake) with label hw.
 if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
-  execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE _coyote_hw_mpiexec_version ERROR_QUIET)
-  set(_coyote_hw_mpiexec_extra "")
-  if(_coyote_hw_mpiexec_version MATCHES "Open MPI|OpenRTE")
-    set(_coyote_hw_mpiexec_extra --oversubscribe --allow-run-as-root)
-  endif()
   # Cards with four vFPGAs: each rank of the node takes its own vFPGA, as on hardware (16 cards: the bootstrap
   # test names devices up to 10).
-  set(_coyote_hw_mpi_env "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_HUGE_PAGES=1;COYOTE_SIM_SHELL=n_fpga_reg=4;COYOTE_FAKE_DEVICES=16"
-      "COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000;OMPI_MCA_rmaps_base_oversubscribe=1")
-  # coyote_hw_mpi_test(<test name> <target> <ranks> [ENV <k=v...>] [ARGS <program arguments...>])
-  function(coyote_hw_mpi_test name target ranks)
-    cmake_parse_arguments(T "" "" "ENV;ARGS" ${ARGN})
-    if(NOT TARGET ${target})
-      return()
-    endif()
-    add_test(NAME ${name}
-      COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ranks} ${MPIEXEC_PREFLAGS} ${_coyote_hw_mpiexec_extra}
-              $<TARGET_FILE:${target}> ${MPIEXEC_POSTFLAGS} ${T_ARGS})
-    set_tests_properties(${name} PROPERTIES LABELS hw TIMEOUT 300 PROCESSORS ${ranks}
-      ENVIRONMENT "${_coyote_hw_mpi_env};${T_ENV}")
-  endfunction()
-  coyote_hw_mpi_test(hw_mpi_demo_np2 coyote_mpi_demo 2)
-  if(TEST hw_mpi_demo_np2)
-    set_tests_properties(hw_mpi_demo_np2 PROPERTIES
+  set(_coyote_hw_mpi_env COYOTE_BACKEND=hw LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver> COYOTE_FAKE_HUGE_PAGES=1
+      COYOTE_SIM_SHELL=n_fpga_reg=4 COYOTE_FAKE_DEVICES=16 COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000
+      OMPI_MCA_rmaps_base_oversubscribe=1)
+  if(TARGET coyote_mpi_demo)
+    coyote_register_mpi_test(NAME hw_mpi_demo_np2 RANKS 2 COMMAND coyote_mpi_demo LABELS hw ENV ${_coyote_hw_mpi_env}
       PASS_REGULAR_EXPRESSION "Result: all checks passed" FAIL_REGULAR_EXPRESSION "FAIL")
   endif()
+  # Two DeviceSelection cases assert the sim backend's default assignment (device = node-local rank); on hw the
+  # ranks share device 0 and take a vFPGA each, which DeviceSelection.Defaults checks through default_assignment.
+  coyote_register_mpi_test(NAME hw_mpi_bootstrap_test RANKS 2 3 4 COMMAND mpi_bootstrap_test LABELS hw
+    ENV ${_coyote_hw_mpi_env}
+    ARGS --gtest_filter=-DeviceSelection.Defaults:DeviceSelection.EnvironmentAndOptionsOverride)
+  coyote_register_mpi_test(NAME hw_mpi_wiring_test RANKS 2 3 4 COMMAND mpi_wiring_test LABELS hw
+    ENV ${_coyote_hw_mpi_env})
   # The hw backend has no remote-access windows: the collectives send through the ring, as the coll test expects
-  # when cross-process access is denied (COYOTE_COLL_TEST_EXPECT_DIRECT=0).
-  foreach(n 2 3 4)
-    # Two DeviceSelection cases assert the sim backend's default assignment (device = node-local rank); on hw the
-    # ranks share device 0 and take a vFPGA each, which DeviceSelection.Defaults checks through default_assignment.
-    coyote_hw_mpi_test(hw_mpi_bootstrap_test_np${n} mpi_bootstrap_test ${n}
-      ARGS --gtest_filter=-DeviceSelection.Defaults:DeviceSelection.EnvironmentAndOptionsOverride)
-    coyote_hw_mpi_test(hw_mpi_wiring_test_np${n} mpi_wiring_test ${n})
-    # CollErrors.Mismatch*: a rank the mismatch made give up tells the others "rank N failed and left the
-    # collectives"; on sim the NIC reports the departed peer first ("is gone"), which the test expects. The hw NIC
-    # (like Coyote's) reports no remote failure to the host, so the first message is the other one (seen at 4 ranks).
-    coyote_hw_mpi_test(hw_mpi_coll_test_np${n} mpi_coll_test ${n}
-      ENV COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 COYOTE_COLL_TEST_EXPECT_DIRECT=0
-      ARGS --gtest_filter=-CollErrors.MismatchedCountsAreDetected:CollErrors.MismatchAcrossTheDirectThresholdIsDetected)
-  endforeach()
+  # when cross-process access is denied (COYOTE_COLL_TEST_EXPECT_DIRECT=0). CollErrors.Mismatch*: a rank the
+  # mismatch made give up tells the others "rank N failed and left the collectives"; on sim the NIC reports the
+  # departed peer first ("is gone"), which the test expects. The hw NIC (like Coyote's) reports no remote failure
+  # to the host, so the first message is the other one (seen at 4 ranks).
+  coyote_register_mpi_test(NAME hw_mpi_coll_test RANKS 2 3 4 COMMAND mpi_coll_test LABELS hw
+    ENV ${_coyote_hw_mpi_env} COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 COYOTE_COLL_TEST_EXPECT_DIRECT=0
+    ARGS --gtest_filter=-CollErrors.MismatchedCountsAreDetected:CollErrors.MismatchAcrossTheDirectThresholdIsDetected)
   # The legacy register layout (every QP context word a separate store), as tests/mpi runs the wiring test too.
-  coyote_hw_mpi_test(hw_mpi_wiring_test_legacy_np3 mpi_wiring_test 3
-    ENV COYOTE_SIM_SHELL=avx=0,n_fpga_reg=4 COYOTE_TEST_EXPECT_LEGACY=1)
+  coyote_register_mpi_test(NAME hw_mpi_wiring_test_legacy_np3 RANKS 3 COMMAND mpi_wiring_test LABELS hw
+    ENV ${_coyote_hw_mpi_env} COYOTE_SIM_SHELL=avx=0,n_fpga_reg=4 COYOTE_TEST_EXPECT_LEGACY=1)
 endif()
