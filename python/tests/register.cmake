@@ -1,0 +1,31 @@
+# pycoyote tests (label "python"): pytest files run by the chosen interpreter against the built package.
+execute_process(COMMAND ${COYOTE_PYTHON_EXECUTABLE} -c "import pytest"
+                RESULT_VARIABLE _pytest_rc OUTPUT_QUIET ERROR_QUIET)
+if(NOT _pytest_rc EQUAL 0)
+  message(STATUS "pycoyote: tests skipped (pytest missing for ${COYOTE_PYTHON_EXECUTABLE}; install python3-pytest)")
+  return()
+endif()
+set(PYCOYOTE_TEST_ENV "COYOTE_BACKEND=sim;PYTHONPATH=${CMAKE_CURRENT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+set(PYCOYOTE_PYTEST ${COYOTE_PYTHON_EXECUTABLE} -m pytest -q -p no:cacheprovider)
+
+# Single-process suites: tests/test_<name>.py -> python_<name>.
+foreach(name core rdma)
+  add_test(NAME python_${name} COMMAND ${PYCOYOTE_PYTEST} ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_${name}.py)
+  set_tests_properties(python_${name} PROPERTIES LABELS python TIMEOUT 300 ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
+endforeach()
+
+# MPI suites under mpiexec, with the launcher flags of tests/mpi.
+if(PYCOYOTE_MPI)
+  execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE _v ERROR_QUIET)
+  set(_extra "")
+  if(_v MATCHES "Open MPI|OpenRTE")
+    set(_extra --oversubscribe --allow-run-as-root)
+  endif()
+  foreach(n 2 3)
+    add_test(NAME python_mpi_np${n}
+      COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${n} ${MPIEXEC_PREFLAGS} ${_extra}
+              ${PYCOYOTE_PYTEST} ${CMAKE_CURRENT_SOURCE_DIR}/tests/mpi_collectives.py ${MPIEXEC_POSTFLAGS})
+    set_tests_properties(python_mpi_np${n} PROPERTIES LABELS "python;mpi" TIMEOUT 300 PROCESSORS ${n}
+      ENVIRONMENT "${PYCOYOTE_TEST_ENV};COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000;OMPI_MCA_rmaps_base_oversubscribe=1")
+  endforeach()
+endif()
