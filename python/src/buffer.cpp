@@ -66,7 +66,10 @@ extern "C" void release_buffer(PyObject*, Py_buffer* view) {
     if (auto* mem = static_cast<Allocation*>(view->internal); mem != nullptr) --mem->exports;
 }
 
-py::object numpy_view(py::object self) { return py::module_::import("numpy").attr("asarray")(self); }
+/// A NumPy array over the buffer (through a memoryview, so that the array's base is not the buffer itself).
+py::object numpy_view(py::object self) {
+    return py::module_::import("numpy").attr("asarray")(py::memoryview(self));
+}
 
 std::string repr(py::object self) {
     const auto& b = self.cast<Buffer&>();
@@ -108,7 +111,8 @@ void bind_buffer(py::module_& m) {
         .def("__len__", [](const Buffer& b) { return b.count; })
         .def("__getitem__", [](py::object self, py::object key) {
             self.cast<Buffer&>().data("CoyoteBuffer.__getitem__");
-            return numpy_view(self)[key];
+            const py::object view = numpy_view(self);
+            return py::object(view[key]); // an accessor would outlive `view`
         })
         .def("__setitem__", [](py::object self, py::object key, py::object value) {
             self.cast<Buffer&>().data("CoyoteBuffer.__setitem__");

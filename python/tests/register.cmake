@@ -9,9 +9,15 @@ set(PYCOYOTE_TEST_ENV "COYOTE_BACKEND=sim;PYTHONPATH=${CMAKE_CURRENT_BINARY_DIR}
 set(PYCOYOTE_PYTEST ${COYOTE_PYTHON_EXECUTABLE} -m pytest -q -p no:cacheprovider)
 
 # Single-process suites: tests/test_<name>.py -> python_<name>.
+# The interrupt test loads the sim model plug-in of the unit tests (CSR writes raise interrupts).
+if(TARGET sim_model_plugin OR EXISTS ${PROJECT_SOURCE_DIR}/tests/unit/sim_model_plugin.cpp)
+  list(APPEND PYCOYOTE_TEST_ENV "PYCOYOTE_TEST_SIM_PLUGIN=$<TARGET_FILE:sim_model_plugin>")
+endif()
 foreach(name core rdma)
-  add_test(NAME python_${name} COMMAND ${PYCOYOTE_PYTEST} ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_${name}.py)
-  set_tests_properties(python_${name} PROPERTIES LABELS python TIMEOUT 300 ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_${name}.py)
+    add_test(NAME python_${name} COMMAND ${PYCOYOTE_PYTEST} ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_${name}.py)
+    set_tests_properties(python_${name} PROPERTIES LABELS python TIMEOUT 300 ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
+  endif()
 endforeach()
 
 # MPI suites under mpiexec, with the launcher flags of tests/mpi.
