@@ -11,6 +11,8 @@
 #include <optional>
 #include <string>
 
+#include <pybind11/stl.h>
+
 #include <coyote/error.hpp>
 
 #include "state.hpp"
