@@ -1,7 +1,5 @@
 // pycoyote.mpi: Collectives and Request on NumPy arrays / CoyoteBuffers (any C-contiguous Python buffer).
 // Counts come from the arrays; a missing result array is allocated (NumPy, same dtype) and returned.
-#include <mpi4py/mpi4py.h>
-
 #include <array>
 #include <memory>
 #include <optional>
@@ -36,12 +34,11 @@ Op op_of(const py::object& op, const char* call) {
             if (s == coyote::mpi::name(o)) return o;
         bad(call, "unknown op '" + s + "' (expected sum, prod, min, max, band, bor or bxor)");
     }
-    if (MPI_Op* m = PyMPIOp_Get(op.ptr()); m != nullptr) {
+    if (const MPI_Op* m = mpi_op_of(op); m != nullptr) {
         for (const auto& [o, mo] : k_mpi)
             if (*m == mo) return o;
         bad(call, "this mpi4py operation has no Coyote equivalent (SUM, PROD, MIN, MAX, BAND, BOR, BXOR)");
     }
-    PyErr_Clear();
     bad(call, "op must be a name ('sum', ...) or an mpi4py operation (MPI.SUM, ...)");
 }
 

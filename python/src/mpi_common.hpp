@@ -15,6 +15,10 @@ namespace pycoyote::mpi {
 /// The MPI_Comm of an mpi4py communicator (mpi4py's C API); MPI_COMM_WORLD for None.
 MPI_Comm comm_of(const pybind11::object& comm);
 
+/// The MPI_Op of an mpi4py operation object, or null (error cleared) if `op` is not one. mpi4py's C API
+/// pointers are per translation unit: only mpi_module.cpp, which imports them, may call it.
+const MPI_Op* mpi_op_of(const pybind11::object& op);
+
 /// A contiguous view of a Python buffer (NumPy array, CoyoteBuffer, bytearray, ...) and its element type.
 struct View {
     std::unique_ptr<pybind11::buffer_info> info; ///< holds the buffer export while the view lives

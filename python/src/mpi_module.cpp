@@ -27,6 +27,12 @@ MPI_Comm comm_of(const py::object& comm) {
     return *c;
 }
 
+const MPI_Op* mpi_op_of(const py::object& op) {
+    const MPI_Op* m = PyMPIOp_Get(op.ptr());
+    if (m == nullptr) PyErr_Clear();
+    return m;
+}
+
 namespace {
 
 /// struct-module format -> Datatype, by kind and size (NumPy says 'l' or 'q' for int64 depending on platform).

@@ -6,7 +6,7 @@ if(NOT _pytest_rc EQUAL 0)
   return()
 endif()
 set(PYCOYOTE_TEST_ENV "COYOTE_BACKEND=sim;PYTHONPATH=${CMAKE_CURRENT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
-set(PYCOYOTE_PYTEST ${COYOTE_PYTHON_EXECUTABLE} -m pytest -q -p no:cacheprovider)
+set(PYCOYOTE_PYTEST ${COYOTE_PYTHON_EXECUTABLE} -m pytest -q -p no:cacheprovider --color=no)
 
 # Single-process suites: tests/test_<name>.py -> python_<name>.
 # The interrupt test loads the sim model plug-in of the unit tests (CSR writes raise interrupts).
