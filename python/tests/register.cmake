@@ -35,3 +35,18 @@ if(PYCOYOTE_MPI)
       ENVIRONMENT "${PYCOYOTE_TEST_ENV};COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000;OMPI_MCA_rmaps_base_oversubscribe=1")
   endforeach()
 endif()
+
+# Examples as smoke tests (labels python and example).
+set(PYCOYOTE_EXAMPLES ${CMAKE_CURRENT_SOURCE_DIR}/examples)
+add_test(NAME python_example_hello_world
+  COMMAND ${COYOTE_PYTHON_EXECUTABLE} ${PYCOYOTE_EXAMPLES}/hello_world.py --max 65536 --runs 5)
+add_test(NAME python_example_numpy_interop COMMAND ${COYOTE_PYTHON_EXECUTABLE} ${PYCOYOTE_EXAMPLES}/numpy_interop.py)
+set_tests_properties(python_example_hello_world python_example_numpy_interop PROPERTIES
+  LABELS "python;example" TIMEOUT 120 ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
+if(PYCOYOTE_MPI)
+  add_test(NAME python_example_mpi_allreduce_np2
+    COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS} ${_extra}
+            ${COYOTE_PYTHON_EXECUTABLE} ${PYCOYOTE_EXAMPLES}/mpi_allreduce.py ${MPIEXEC_POSTFLAGS})
+  set_tests_properties(python_example_mpi_allreduce_np2 PROPERTIES LABELS "python;example;mpi" TIMEOUT 300
+    PROCESSORS 2 ENVIRONMENT "${PYCOYOTE_TEST_ENV};COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000")
+endif()
