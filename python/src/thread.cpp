@@ -309,7 +309,28 @@ void bind_rdma(py::class_<Thread>& cls) {
              py::arg("ip"), "Writes an IPv4 address (int or dotted text) to the ARP lookup register.");
 }
 
+/// The C++ baseline of the Python overhead benchmark: `iterations` LOCAL_TRANSFERs of `size` elements, each
+/// waited for by polling checkCompleted, as a Python loop of local_transfer + get_completed does. Seconds.
+double bench_local_transfer(Thread& s, const Buffer& src, const Buffer& dst, long long size, long long iterations) {
+    const char* call = "_bench_local_transfer";
+    const auto a = s.local_sg(src, size, "host", 0, call);
+    const auto b = s.local_sg(dst, size, "host", 0, call);
+    if (iterations <= 0) bad(call, "iterations must be positive");
+    auto& th = s.t(call);
+    py::gil_scoped_release nogil;
+    th.clearCompleted();
+    const auto start = std::chrono::steady_clock::now();
+    for (long long i = 1; i <= iterations; ++i) {
+        th.invoke(CoyoteOper::LOCAL_TRANSFER, a, b, true);
+        while (th.checkCompleted(CoyoteOper::LOCAL_TRANSFER) < static_cast<uint32_t>(i)) {
+        }
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 void bind_misc(py::class_<Thread>& cls) {
+    cls.def("_bench_local_transfer", &bench_local_transfer, py::arg("src_buff"), py::arg("dst_buff"),
+            py::arg("size"), py::arg("iterations"), "C++ baseline of benchmarks/overhead.py (seconds).");
     cls.def("set_csr", [](Thread& s, uint64_t value, uint32_t offset) { s.t("set_csr").setCSR(value, offset); },
             py::arg("value"), py::arg("offset"))
         .def("get_csr", [](const Thread& s, uint32_t offset) { return s.t("get_csr").getCSR(offset); },

@@ -50,3 +50,11 @@ if(PYCOYOTE_MPI)
   set_tests_properties(python_example_mpi_allreduce_np2 PROPERTIES LABELS "python;example;mpi" TIMEOUT 300
     PROCESSORS 2 ENVIRONMENT "${PYCOYOTE_TEST_ENV};COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000")
 endif()
+
+# The overhead benchmark as a smoke test (labels python and bench; the targets are reported, not enforced:
+# the shared test machine's load decides them).
+add_test(NAME python_bench_overhead
+  COMMAND ${COYOTE_PYTHON_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/benchmarks/overhead.py
+          --small-iterations 2000 --large-iterations 20 --repeats 2)
+set_tests_properties(python_bench_overhead PROPERTIES LABELS "python;bench" TIMEOUT 120
+  ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
