@@ -58,3 +58,10 @@ add_test(NAME python_bench_overhead
           --small-iterations 2000 --large-iterations 20 --repeats 2)
 set_tests_properties(python_bench_overhead PROPERTIES LABELS "python;bench" TIMEOUT 120
   ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
+
+# `pip install .` offline into a virtual environment (labels python and package; compiles the extensions again).
+add_test(NAME python_pip_install
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tests/pip_install.sh ${COYOTE_PYTHON_EXECUTABLE} ${PROJECT_SOURCE_DIR}
+          ${PROJECT_BINARY_DIR} ${CMAKE_CURRENT_BINARY_DIR}/pip_install_test)
+set_tests_properties(python_pip_install PROPERTIES LABELS "python;package" TIMEOUT 600
+  ENVIRONMENT "COYOTE_BACKEND=sim")
