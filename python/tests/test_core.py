@@ -308,3 +308,51 @@ def test_interrupt_runs_python_callback(monkeypatch):
 def test_interrupt_callback_must_be_callable():
     with pytest.raises(InvalidArgumentError, match="callable"):
         CoyoteThread(0, os.getpid(), 0, 42)
+
+
+def test_blocking_calls_release_the_gil():
+    """b.lock() blocks in another Python thread while the main thread keeps running Python and unlocks."""
+    a = CoyoteThread(0, os.getpid())
+    b = CoyoteThread(0, os.getpid())
+    a.lock()
+    got = threading.Event()
+
+    def worker():
+        b.lock()
+        got.set()
+        b.unlock()
+
+    th = threading.Thread(target=worker)
+    th.start()
+    time.sleep(0.2)
+    assert not got.is_set(), "b waits for a's lock"
+    a.unlock()  # reachable only if b.lock() released the GIL
+    th.join(10)
+    assert got.is_set()
+
+
+def test_interrupt_callback_exception_is_reported_not_raised(monkeypatch):
+    if "PYCOYOTE_TEST_SIM_PLUGIN" not in os.environ:
+        pytest.skip("needs the sim model plug-in")
+    monkeypatch.setenv("COYOTE_SIM_MODEL", os.environ["PYCOYOTE_TEST_SIM_PLUGIN"])
+    calls = []
+    seen = threading.Event()
+
+    def bad_callback(value):
+        calls.append(value)
+        seen.set()
+        raise RuntimeError("from the callback")
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: unraisable.append(u))
+    t = CoyoteThread(0, os.getpid(), 42, bad_callback)
+    t.set_csr(t.get_ctid(), 2)
+    t.set_csr(5, 1)
+    assert seen.wait(10.0)
+    t.set_csr(6, 1)  # the interrupt thread survived the exception
+    end = time.monotonic() + 10
+    while len(calls) < 2 and time.monotonic() < end:
+        time.sleep(0.01)
+    assert calls == [5, 6]
+    t.close()
+    assert any("from the callback" in str(u.exc_value) for u in unraisable)
