@@ -57,6 +57,12 @@ struct CollState {
     }
     void close() {
         if (!coll) return;
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (finalized != 0) { // too late for the collective teardown: leave it to process exit
+            (void)coll.release();
+            return;
+        }
         if (PyGILState_Check() != 0) {
             py::gil_scoped_release nogil;
             coll.reset();

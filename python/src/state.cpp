@@ -32,12 +32,35 @@ void ThreadState::close() {
         coyote::throw_error(coyote::Errc::invalid_argument, "close",
                             std::to_string(views) +
                                 " NumPy arrays or memoryviews still view this thread's buffers; delete them first");
+    shutdown();
+}
+
+void ThreadState::shutdown() {
     for (auto& a : allocations) a->alive = false;
     allocations.clear();
     rdma.reset();
     PyThreadState* saved = PyEval_SaveThread();
     thread.reset(); // frees the thread's memory
     PyEval_RestoreThread(saved);
+}
+
+namespace {
+std::vector<std::weak_ptr<ThreadState>>& interrupt_threads() {
+    static auto* list = new std::vector<std::weak_ptr<ThreadState>>(); // used until exit: never destroyed
+    return *list;
+}
+}  // namespace
+
+void track_interrupt_thread(const std::shared_ptr<ThreadState>& state) {
+    auto& list = interrupt_threads();
+    std::erase_if(list, [](const auto& w) { return w.expired(); });
+    list.push_back(state);
+}
+
+void shutdown_interrupt_threads() {
+    for (auto& w : interrupt_threads())
+        if (auto s = w.lock(); s && s->thread) s->shutdown();
+    interrupt_threads().clear();
 }
 
 }  // namespace pycoyote

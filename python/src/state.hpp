@@ -41,7 +41,15 @@ struct ThreadState {
     coyote::cThread& get(const char* call) const;
     /// Frees every allocation and destroys the cThread; throws if a buffer still has live views.
     void close();
+    /// Same without the check (interpreter exit).
+    void shutdown();
 };
+
+/// Remembers a thread with an interrupt callback, so that it is shut down at interpreter exit, before the
+/// interpreter can no longer run the callback (its thread would wait for the GIL forever).
+void track_interrupt_thread(const std::shared_ptr<ThreadState>& state);
+/// Shuts down the tracked threads that are still alive (registered with atexit by the module).
+void shutdown_interrupt_threads();
 
 /// A typed view of memory (pyCoyote's CoyoteBuffer).
 struct Buffer {

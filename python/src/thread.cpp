@@ -149,8 +149,12 @@ std::function<void(int)> make_uisr(py::object fn) {
 Thread make_thread(int32_t vfid, long long hpid, uint32_t device, py::object uisr) {
     Thread th;
     auto cb = make_uisr(std::move(uisr));
-    py::gil_scoped_release nogil;
-    th.state->thread = std::make_unique<coyote::cThread>(vfid, static_cast<pid_t>(hpid), device, std::move(cb));
+    const bool has_callback = static_cast<bool>(cb);
+    {
+        py::gil_scoped_release nogil;
+        th.state->thread = std::make_unique<coyote::cThread>(vfid, static_cast<pid_t>(hpid), device, std::move(cb));
+    }
+    if (has_callback) track_interrupt_thread(th.state);
     return th;
 }
 

@@ -356,3 +356,18 @@ def test_interrupt_callback_exception_is_reported_not_raised(monkeypatch):
     assert calls == [5, 6]
     t.close()
     assert any("from the callback" in str(u.exc_value) for u in unraisable)
+
+
+@pytest.mark.skipif("PYCOYOTE_TEST_SIM_PLUGIN" not in os.environ, reason="needs the sim model plug-in")
+def test_exit_with_live_interrupt_thread_and_buffers():
+    import subprocess
+    code = (
+        "import os, pycoyote\n"
+        "t = pycoyote.CoyoteThread(0, os.getpid(), 43, lambda v: None)\n"
+        "buf = t.allocate_buffer(64)\n"
+        "t.set_csr(t.get_ctid(), 2)\n"
+        "for v in range(50):\n"
+        "    t.set_csr(v, 1)\n"
+    )
+    env = dict(os.environ, COYOTE_SIM_MODEL=os.environ["PYCOYOTE_TEST_SIM_PLUGIN"])
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
