@@ -13,6 +13,7 @@
 #include <coyote/mpi/wiring.hpp>
 
 #include "mpi_common.hpp"
+#include "qpair.hpp"
 
 namespace py = pybind11;
 using coyote::Errc;
@@ -105,17 +106,6 @@ struct QpSetState {
                        coyote::mpi::WiringOptions{.buffer_size = buffer_size, .pattern = pattern}) {}
 };
 
-py::dict qpair_dict(const coyote::ibvQ& q) {
-    py::dict d;
-    d["qpn"] = q.qpn;
-    d["psn"] = q.psn;
-    d["rkey"] = q.rkey;
-    d["vaddr"] = reinterpret_cast<std::uintptr_t>(q.vaddr);
-    d["size"] = q.size;
-    d["ip_addr"] = q.ip_addr;
-    return d;
-}
-
 void bind_qpset(py::module_& m) {
     py::class_<QpSetState, std::shared_ptr<QpSetState>>(m, "QpSet",
         "Queue pairs from this rank to its peers, wired over an mpi4py communicator in one collective.")
@@ -130,11 +120,7 @@ void bind_qpset(py::module_& m) {
         .def("rank", [](const QpSetState& s) { return s.comm.rank(); })
         .def("size", [](const QpSetState& s) { return s.comm.size(); })
         .def("qpair", [](QpSetState& s, int peer) {
-                 const coyote::ibvQp* qp = s.qps.thread(peer).getQpair();
-                 py::dict d;
-                 d["local"] = qpair_dict(qp->local);
-                 d["remote"] = qpair_dict(qp->remote);
-                 return d;
+                 return qpair_dict(*s.qps.thread(peer).getQpair());
              }, py::arg("peer"), "Both sides of the queue pair to `peer`.")
         .def("buffer", [](std::shared_ptr<QpSetState> s, int peer) {
                  auto& c = s->qps.connection(peer);

@@ -15,6 +15,7 @@
 
 #include <coyote/error.hpp>
 
+#include "qpair.hpp"
 #include "state.hpp"
 
 namespace py = pybind11;
@@ -205,32 +206,10 @@ Buffer init_rdma(Thread& self, long long buffer_size, const std::string& dtype, 
     return Buffer(self.state, std::move(mem), static_cast<std::size_t>(buffer_size), ty);
 }
 
-std::string ip_string(uint32_t ip) {
-    char text[INET_ADDRSTRLEN] = {0};
-    const uint32_t net = htonl(ip);
-    ::inet_ntop(AF_INET, &net, text, sizeof(text));
-    return text;
-}
-
-py::dict side_dict(const coyote::ibvQ& q) {
-    py::dict d;
-    d["qpn"] = q.qpn;
-    d["psn"] = q.psn;
-    d["rkey"] = q.rkey;
-    d["vaddr"] = reinterpret_cast<std::uintptr_t>(q.vaddr);
-    d["size"] = q.size;
-    d["ip_addr"] = q.ip_addr;
-    d["ip"] = ip_string(q.ip_addr);
-    return d;
-}
-
 py::object get_qpair(const Thread& self) {
     const coyote::ibvQp* qp = self.t("get_qpair").getQpair();
     if (qp == nullptr) return py::none();
-    py::dict d;
-    d["local"] = side_dict(qp->local);
-    d["remote"] = side_dict(qp->remote);
-    return d;
+    return qpair_dict(*qp);
 }
 
 uint32_t ip_of(py::object ip) {
