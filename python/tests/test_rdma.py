@@ -70,3 +70,17 @@ def test_rdma_bounds_in_elements():
     s = subprocess.Popen([sys.executable, "-c", code, "s"], env=env)
     c = subprocess.Popen([sys.executable, "-c", code, "c"], env=env)
     assert c.wait(timeout=120) == 0 and s.wait(timeout=120) == 0
+
+
+def test_example_client_server():
+    example = os.path.join(os.path.dirname(PEER), "..", "examples", "rdma_client_server.py")
+    port = str(free_port())
+    env = dict(os.environ, COYOTE_BACKEND="sim")
+    server = subprocess.Popen([sys.executable, example, "--port", port, "--count", "1000"], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    client = subprocess.Popen([sys.executable, example, "--server", "127.0.0.1", "--port", port, "--count", "1000"],
+                              env=env, stdout=subprocess.PIPE, text=True)
+    out_c, _ = client.communicate(timeout=120)
+    out_s, _ = server.communicate(timeout=120)
+    assert client.returncode == 0 and server.returncode == 0
+    assert "received the client's data: True" in out_s and "read back the doubled data: True" in out_c
