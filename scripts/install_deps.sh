@@ -7,7 +7,7 @@ PACKAGES=(
     build-essential cmake ninja-build pkg-config git
     libopenmpi-dev openmpi-bin libhwloc-dev hwloc libboost-dev libssl-dev
     libgtest-dev libgmock-dev libbenchmark-dev
-    pybind11-dev python3-dev python3-numpy python3-mpi4py python3-matplotlib
+    pybind11-dev python3-dev python3-numpy python3-mpi4py python3-matplotlib python3-pytest
     iproute2 slurm-wlm munge
 )
 

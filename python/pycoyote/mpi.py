@@ -1,0 +1,55 @@
+"""pycoyote.mpi: Coyote's MPI layer from Python, through mpi4py (beyond pyCoyote).
+
+``Collectives(comm)`` wires queue pairs over an mpi4py communicator (one collective) and runs MPI-style
+collectives over FPGA RDMA on NumPy arrays or CoyoteBuffers: counts come from the arrays, and a result array
+left out is allocated with the send array's dtype and returned. ``QpSet(comm)`` gives raw queue pairs.
+Both are collective to create and to ``close()``; objects still open at interpreter exit are closed before
+mpi4py finalises MPI.
+"""
+import atexit
+import weakref
+
+from mpi4py import MPI  # noqa: F401  (initialises MPI before the extension uses it)
+
+from . import _core  # noqa: F401  (the exception classes)
+from ._mpi import Collectives as _Collectives, QpSet as _QpSet, Request  # noqa: F401
+
+_open = weakref.WeakSet()
+
+
+class Collectives(_Collectives):
+    """Collectives over FPGA RDMA on ``comm`` (default MPI.COMM_WORLD); a context manager."""
+
+    def __init__(self, comm=None):
+        super().__init__(comm)
+        _open.add(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class QpSet(_QpSet):
+    """Queue pairs from this rank to its peers (``pattern``: all, ring, recursive_doubling, binomial)."""
+
+    def __init__(self, comm=None, buffer_size=1 << 20, pattern="all"):
+        super().__init__(comm, buffer_size, pattern)
+
+
+def barrier(comm=None):
+    """MPI barrier on ``comm`` (default MPI.COMM_WORLD)."""
+    (comm if comm is not None else MPI.COMM_WORLD).Barrier()
+
+
+@atexit.register
+def _close_all():
+    for c in list(_open):
+        try:
+            c.close()
+        except Exception:  # noqa: BLE001  (exiting: nothing to report to)
+            pass
+
+
+__all__ = ["Collectives", "QpSet", "Request", "barrier"]

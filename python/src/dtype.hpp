@@ -1,0 +1,23 @@
+// pycoyote: the element types a CoyoteBuffer can hold (pyCoyote's dtype names plus float16).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace pycoyote {
+
+/// One element type: its pyCoyote name, buffer-protocol format character and size.
+struct Dtype {
+    const char* name;   ///< canonical name ("int32", ...)
+    const char* format; ///< struct-module format ("i", ...), what NumPy reads
+    std::size_t itemsize;
+};
+
+/// The type named `name` (aliases: int = int32, uint = uint32); throws InvalidArgument naming the accepted ones.
+const Dtype& dtype_by_name(const std::string& name);
+
+/// Bytes of `count` elements of `type`; throws InvalidArgument (naming `call`) for a negative count or more than
+/// `limit` bytes.
+std::size_t checked_bytes(long long count, const Dtype& type, std::size_t limit, const char* call);
+
+}  // namespace pycoyote

@@ -1,0 +1,67 @@
+# pycoyote tests (label "python"): pytest files run by the chosen interpreter against the built package.
+execute_process(COMMAND ${COYOTE_PYTHON_EXECUTABLE} -c "import pytest"
+                RESULT_VARIABLE _pytest_rc OUTPUT_QUIET ERROR_QUIET)
+if(NOT _pytest_rc EQUAL 0)
+  message(STATUS "pycoyote: tests skipped (pytest missing for ${COYOTE_PYTHON_EXECUTABLE}; install python3-pytest)")
+  return()
+endif()
+set(PYCOYOTE_TEST_ENV "COYOTE_BACKEND=sim;PYTHONPATH=${CMAKE_CURRENT_BINARY_DIR};PYTHONDONTWRITEBYTECODE=1")
+set(PYCOYOTE_PYTEST ${COYOTE_PYTHON_EXECUTABLE} -m pytest -q -p no:cacheprovider --color=no)
+
+# Single-process suites: tests/test_<name>.py -> python_<name>.
+# The interrupt test loads the sim model plug-in of the unit tests (CSR writes raise interrupts).
+if(TARGET sim_model_plugin OR EXISTS ${PROJECT_SOURCE_DIR}/tests/unit/sim_model_plugin.cpp)
+  list(APPEND PYCOYOTE_TEST_ENV "PYCOYOTE_TEST_SIM_PLUGIN=$<TARGET_FILE:sim_model_plugin>")
+endif()
+foreach(name core rdma)
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_${name}.py)
+    add_test(NAME python_${name} COMMAND ${PYCOYOTE_PYTEST} ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_${name}.py)
+    set_tests_properties(python_${name} PROPERTIES LABELS python TIMEOUT 300 ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
+  endif()
+endforeach()
+
+# MPI suites under mpiexec, with the launcher flags of tests/mpi.
+if(PYCOYOTE_MPI)
+  execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE _v ERROR_QUIET)
+  set(_extra "")
+  if(_v MATCHES "Open MPI|OpenRTE")
+    set(_extra --oversubscribe --allow-run-as-root)
+  endif()
+  foreach(n 2 3)
+    add_test(NAME python_mpi_np${n}
+      COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${n} ${MPIEXEC_PREFLAGS} ${_extra}
+              ${PYCOYOTE_PYTEST} ${CMAKE_CURRENT_SOURCE_DIR}/tests/mpi_collectives.py ${MPIEXEC_POSTFLAGS})
+    set_tests_properties(python_mpi_np${n} PROPERTIES LABELS "python;mpi" TIMEOUT 300 PROCESSORS ${n}
+      ENVIRONMENT "${PYCOYOTE_TEST_ENV};COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000;OMPI_MCA_rmaps_base_oversubscribe=1")
+  endforeach()
+endif()
+
+# Examples as smoke tests (labels python and example).
+set(PYCOYOTE_EXAMPLES ${CMAKE_CURRENT_SOURCE_DIR}/examples)
+add_test(NAME python_example_hello_world
+  COMMAND ${COYOTE_PYTHON_EXECUTABLE} ${PYCOYOTE_EXAMPLES}/hello_world.py --max 65536 --runs 5)
+add_test(NAME python_example_numpy_interop COMMAND ${COYOTE_PYTHON_EXECUTABLE} ${PYCOYOTE_EXAMPLES}/numpy_interop.py)
+set_tests_properties(python_example_hello_world python_example_numpy_interop PROPERTIES
+  LABELS "python;example" TIMEOUT 120 ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
+if(PYCOYOTE_MPI)
+  add_test(NAME python_example_mpi_allreduce_np2
+    COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS} ${_extra}
+            ${COYOTE_PYTHON_EXECUTABLE} ${PYCOYOTE_EXAMPLES}/mpi_allreduce.py ${MPIEXEC_POSTFLAGS})
+  set_tests_properties(python_example_mpi_allreduce_np2 PROPERTIES LABELS "python;example;mpi" TIMEOUT 300
+    PROCESSORS 2 ENVIRONMENT "${PYCOYOTE_TEST_ENV};COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000")
+endif()
+
+# The overhead benchmark as a smoke test (labels python and bench; the targets are reported, not enforced:
+# the shared test machine's load decides them).
+add_test(NAME python_bench_overhead
+  COMMAND ${COYOTE_PYTHON_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/benchmarks/overhead.py
+          --small-iterations 2000 --large-iterations 20 --repeats 2)
+set_tests_properties(python_bench_overhead PROPERTIES LABELS "python;bench" TIMEOUT 120
+  ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
+
+# `pip install .` offline into a virtual environment (labels python and package; compiles the extensions again).
+add_test(NAME python_pip_install
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/tests/pip_install.sh ${COYOTE_PYTHON_EXECUTABLE} ${PROJECT_SOURCE_DIR}
+          ${PROJECT_BINARY_DIR} ${CMAKE_CURRENT_BINARY_DIR}/pip_install_test)
+set_tests_properties(python_pip_install PROPERTIES LABELS "python;package" TIMEOUT 600
+  ENVIRONMENT "COYOTE_BACKEND=sim")
