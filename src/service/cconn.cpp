@@ -1,0 +1,199 @@
+// coyote-mpi: cConn: connect and register, send requests, a reader thread that files results, waits with deadlines.
+#include <coyote/cConn.hpp>
+
+#include <sys/socket.h>
+
+#include <condition_variable>
+#include <cerrno>
+#include <mutex>
+#include <thread>
+
+#include "detail/handles.hpp"
+#include "detail/settings.hpp"
+#include "service/wire.hpp"
+
+namespace coyote {
+
+namespace {
+
+namespace settings = ::coyote::detail::settings;
+namespace svc = ::coyote::detail::service;
+
+const settings::Millis k_conn_timeout{"COYOTE_CONN_TIMEOUT_MS", "service", std::chrono::milliseconds(300000),
+                                      "longest a cConn waits for the service: a task's result, a reply's bytes"};
+
+/// The error a task return code becomes on the client.
+Errc errc_of(int32_t code) {
+    switch (static_cast<TaskError>(code)) {
+    case TaskError::unknown_function:
+    case TaskError::bad_arguments: return Errc::invalid_argument;
+    case TaskError::timeout: return Errc::timeout;
+    case TaskError::stopped: return Errc::peer_gone;
+    default: return Errc::remote_rejected;
+    }
+}
+
+struct Entry {
+    size_t ret_size = 0;
+    bool done = false;
+    int32_t code = 0;
+    std::vector<char> value;
+};
+
+}  // namespace
+
+class cConn::Impl {
+public:
+    detail::Fd fd;
+    std::string path;
+    std::mutex write_mtx;
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::map<int32_t, Entry> tasks;
+    int32_t next_tid = 0;
+    std::string broken; // why the connection is unusable ("" while fine)
+    std::atomic<bool> stop{false};
+    std::thread reader;
+
+    void fail_all(const std::string& why) {
+        std::lock_guard lk(mtx);
+        if (broken.empty()) broken = why;
+        cv.notify_all();
+    }
+    /// Reads one reply; false when the connection is finished.
+    bool read_one();
+    void reader_loop() {
+        while (!stop) {
+            if (!svc::wait_readable(fd.get(), std::chrono::milliseconds(200))) continue;
+            if (!read_one()) return;
+        }
+    }
+    [[noreturn]] void raise(int32_t tid, int32_t code) const {
+        throw_error(errc_of(code), "cConn", "task " + std::to_string(tid) + " on " + path + " failed (code " +
+                                                std::to_string(code) + "): " + task_error_text(code));
+    }
+};
+
+bool cConn::Impl::read_one() {
+    svc::Reply r;
+    const auto deadline = svc::Clock::now() + k_conn_timeout.get();
+    svc::Io io = svc::read_full(fd.get(), &r, sizeof(r), deadline);
+    if (io != svc::Io::ok) {
+        fail_all(io == svc::Io::eof ? "the service closed the connection" : "reading a reply: " + svc::io_text(io));
+        return false;
+    }
+    std::unique_lock lk(mtx);
+    auto it = tasks.find(r.tid);
+    if (it == tasks.end()) {
+        lk.unlock();
+        if (r.code != 0) {
+            fail_all(std::string("the service refused or dropped the connection: ") + task_error_text(r.code));
+            return false;
+        }
+        fail_all("protocol error: a result for unknown task " + std::to_string(r.tid));
+        return false;
+    }
+    Entry& e = it->second;
+    std::vector<char> value(r.code == 0 ? e.ret_size : 0);
+    lk.unlock();
+    if (!value.empty() && (io = svc::read_full(fd.get(), value.data(), value.size(), deadline)) != svc::Io::ok) {
+        fail_all("reading a return value: " + svc::io_text(io));
+        return false;
+    }
+    lk.lock();
+    e.value = std::move(value);
+    e.code = r.code;
+    e.done = true;
+    cv.notify_all();
+    return true;
+}
+
+cConn::cConn(std::string sock_name) : impl(std::make_unique<Impl>()) {
+    impl->path = sock_name;
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (sock_name.size() >= sizeof(a.sun_path))
+        throw_error(Errc::invalid_argument, "cConn", "socket path too long: " + sock_name);
+    std::memcpy(a.sun_path, sock_name.c_str(), sock_name.size() + 1);
+    impl->fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!impl->fd) throw_error(Errc::resource_exhausted, "cConn", std::string("socket: ") + std::strerror(errno));
+    if (::connect(impl->fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0)
+        throw_error(Errc::peer_gone, "cConn",
+                    "cannot connect to the service at " + sock_name + ": " + std::strerror(errno) +
+                        " (is the service running?)");
+    const pid_t pid = ::getpid();
+    if (svc::write_full(impl->fd.get(), &pid, sizeof(pid), svc::Clock::now() + k_conn_timeout.get()) != svc::Io::ok)
+        throw_error(Errc::peer_gone, "cConn", "cannot register with the service at " + sock_name);
+    impl->reader = std::thread([this] { impl->reader_loop(); });
+}
+
+cConn::~cConn() {
+    const svc::Request close_req{static_cast<int32_t>(DEF_OP_CLOSE_CONN), 0, 0};
+    {
+        std::lock_guard lk(impl->write_mtx);
+        svc::write_full(impl->fd.get(), &close_req, sizeof(close_req),
+                        svc::Clock::now() + std::chrono::milliseconds(1000));
+    }
+    impl->stop = true;
+    ::shutdown(impl->fd.get(), SHUT_RDWR);
+    if (impl->reader.joinable()) impl->reader.join();
+}
+
+int32_t cConn::submit(int32_t fid, const std::vector<char>& payload, size_t ret_size) {
+    int32_t tid;
+    {
+        std::lock_guard lk(impl->mtx);
+        if (!impl->broken.empty()) throw_error(Errc::peer_gone, "cConn", impl->path + ": " + impl->broken);
+        tid = impl->next_tid++;
+        impl->tasks[tid].ret_size = ret_size;
+    }
+    std::vector<char> msg(sizeof(svc::Request) + payload.size());
+    const svc::Request req{static_cast<int32_t>(DEF_OP_SUBMIT_TASK), fid, tid};
+    std::memcpy(msg.data(), &req, sizeof(req));
+    if (!payload.empty()) std::memcpy(msg.data() + sizeof(req), payload.data(), payload.size());
+    std::lock_guard lk(impl->write_mtx);
+    const svc::Io io = svc::write_full(impl->fd.get(), msg.data(), msg.size(), svc::Clock::now() + k_conn_timeout.get());
+    if (io != svc::Io::ok) {
+        impl->fail_all("sending a request: " + svc::io_text(io));
+        throw_error(Errc::peer_gone, "cConn", impl->path + ": sending task " + std::to_string(tid) + " " + svc::io_text(io));
+    }
+    return tid;
+}
+
+bool cConn::isTaskCompleted(int32_t tid) {
+    std::lock_guard lk(impl->mtx);
+    auto it = impl->tasks.find(tid);
+    return it != impl->tasks.end() && (it->second.done || !impl->broken.empty());
+}
+
+std::vector<char> cConn::wait_result(int32_t tid) {
+    std::unique_lock lk(impl->mtx);
+    auto it = impl->tasks.find(tid);
+    if (it == impl->tasks.end()) throw_error(Errc::invalid_argument, "cConn", "unknown task id " + std::to_string(tid));
+    const bool ok = impl->cv.wait_for(lk, k_conn_timeout.get(), [&] { return it->second.done || !impl->broken.empty(); });
+    if (!it->second.done) {
+        if (!ok)
+            throw_error(Errc::timeout, "cConn", "task " + std::to_string(tid) + " on " + impl->path +
+                                                    ": no result within COYOTE_CONN_TIMEOUT_MS");
+        throw_error(Errc::peer_gone, "cConn", "task " + std::to_string(tid) + " on " + impl->path + ": " + impl->broken);
+    }
+    Entry e = std::move(it->second);
+    impl->tasks.erase(it);
+    if (e.code != 0) impl->raise(tid, e.code);
+    return e.value;
+}
+
+std::vector<char> cConn::take_result(int32_t tid) {
+    std::lock_guard lk(impl->mtx);
+    auto it = impl->tasks.find(tid);
+    if (it == impl->tasks.end()) throw_error(Errc::invalid_argument, "cConn", "unknown task id " + std::to_string(tid));
+    if (!it->second.done) {
+        if (!impl->broken.empty())
+            throw_error(Errc::peer_gone, "cConn", "task " + std::to_string(tid) + " on " + impl->path + ": " + impl->broken);
+        throw_error(Errc::invalid_argument, "cConn", "task " + std::to_string(tid) + " has not completed yet");
+    }
+    if (it->second.code != 0) impl->raise(tid, it->second.code);
+    return it->second.value;
+}
+
+}  // namespace coyote

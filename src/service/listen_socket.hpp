@@ -1,0 +1,25 @@
+// coyote-mpi: the service's Unix socket: safe creation (owner-only, stale ones replaced) and peer checks.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "detail/handles.hpp"
+
+namespace coyote::detail::service {
+
+/// Listens on `path` with mode 0600. A stale socket of this user at `path` (nobody listening) is replaced;
+/// a live one, another user's file, a symlink or any other kind of file is refused (coyote::Error).
+Fd listen_unix(const std::string& path, int backlog);
+
+/// Credentials of the peer of a connected Unix socket.
+struct Peer {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+};
+/// SO_PEERCRED of `fd`; false if unavailable.
+bool peer_of(int fd, Peer& out);
+
+}  // namespace coyote::detail::service
