@@ -32,7 +32,14 @@ void load_sim(uint32_t device, int32_t vfid, std::span<const char> bytes, const 
         throw_error(Errc::invalid_argument, "cRcnfg",
                     "bitstream '" + origin + "' is " + (shell ? "an app" : "a shell") + " bitstream, loaded as " +
                         (shell ? "a shell" : "an app"));
-    if (!b.model.empty()) sim::ModelHandle::load(b.model); // fails here, before anything changes
+    if (!b.model.empty()) { // fails here, before anything changes
+        try {
+            sim::ModelHandle::load(b.model);
+        } catch (const std::exception& e) {
+            throw_error(Errc::invalid_argument, "cRcnfg",
+                        "bitstream '" + origin + "': its model '" + b.model + "' does not load: " + e.what());
+        }
+    }
     if (!b.shell_settings.empty()) {
         sim::ShellConfig probe = sim::load_shell_config();
         sim::apply_shell_override(device, probe);
