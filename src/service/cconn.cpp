@@ -154,8 +154,11 @@ int32_t cConn::submit(int32_t fid, const std::vector<char>& payload, size_t ret_
     std::lock_guard lk(impl->write_mtx);
     const svc::Io io = svc::write_full(impl->fd.get(), msg.data(), msg.size(), svc::Clock::now() + k_conn_timeout.get());
     if (io != svc::Io::ok) {
-        impl->fail_all("sending a request: " + svc::io_text(io));
-        throw_error(Errc::peer_gone, "cConn", impl->path + ": sending task " + std::to_string(tid) + " " + svc::io_text(io));
+        // The reader may still be reading why (a refusal, say): give it a moment to say so.
+        std::unique_lock state(impl->mtx);
+        impl->cv.wait_for(state, std::chrono::seconds(1), [&] { return !impl->broken.empty(); });
+        if (impl->broken.empty()) impl->broken = "sending a request: " + svc::io_text(io);
+        throw_error(Errc::peer_gone, "cConn", impl->path + ": task " + std::to_string(tid) + ": " + impl->broken);
     }
     return tid;
 }
