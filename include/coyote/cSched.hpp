@@ -77,8 +77,15 @@ private:
     SchedPolicy policy_;
     std::map<int32_t, std::unique_ptr<bFunc>> functions_;
     std::map<int32_t, std::vector<char>> bitstreams_; // fid -> file contents
+    std::map<std::string, int32_t> bitstream_ids_;    // path -> small id
+    std::map<int32_t, int32_t> fid_bitstream_;        // fid -> bitstream id
     std::map<int32_t, std::unique_ptr<cTask>> tasks_;
-    std::deque<int32_t> queue_;
+    struct Queued {
+        cTask* task;
+        int32_t bitstream; ///< id of the task's bitstream
+    };
+    std::deque<Queued> queue_;
+    int32_t current_id_ = -1; ///< id of current_bitstream_, -1 when unknown
     mutable std::mutex mtx_;
     std::condition_variable cv_;      // queue changes, stop
     std::condition_variable done_cv_; // completions

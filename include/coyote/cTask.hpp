@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -46,6 +47,8 @@ public:
     /// coyote-mpi: scheduling priority (higher runs first under the priority policy).
     int32_t getPriority() const { return priority_; }
     void setPriority(int32_t p) { priority_ = p; }
+    /// coyote-mpi: called once by setCompleted(true), on the completing thread (set it before queueing the task).
+    void setCompletionCallback(std::function<void(cTask*)> cb) { on_complete_ = std::move(cb); }
 
 private:
     int32_t tid_;
@@ -58,6 +61,7 @@ private:
     size_t ret_val_size_;
     std::atomic<int32_t> ret_code_{0};
     int32_t priority_ = 0;
+    std::function<void(cTask*)> on_complete_;
 };
 
 }  // namespace coyote

@@ -5,6 +5,8 @@
 #include <exception>
 #include <map>
 
+#include "service/service_log.hpp"
+
 namespace coyote {
 
 namespace {
@@ -46,9 +48,9 @@ void cSched::stop() {
     cv_.notify_all();
     if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
     std::lock_guard lk(mtx_);
-    for (int32_t tid : queue_) {
-        tasks_[tid]->setRetCode(static_cast<int32_t>(TaskError::stopped));
-        tasks_[tid]->setCompleted(true);
+    for (const Queued& q : queue_) {
+        q.task->setRetCode(static_cast<int32_t>(TaskError::stopped));
+        q.task->setCompleted(true);
         ++completions_;
     }
     queue_.clear();
@@ -61,8 +63,8 @@ bool cSched::addTask(std::unique_ptr<cTask> task) {
         std::lock_guard lk(mtx_);
         const int32_t tid = task->getTid();
         if (!running_ || functions_.count(task->getFid()) == 0 || tasks_.count(tid) != 0) return false;
+        queue_.push_back({task.get(), fid_bitstream_.at(task->getFid())});
         tasks_.emplace(tid, std::move(task));
-        queue_.push_back(tid);
     }
     cv_.notify_one();
     return true;
@@ -103,14 +105,14 @@ int cSched::addFunction(std::unique_ptr<bFunc> fn) {
     if (!fn) return 1;
     const int32_t fid = fn->getFid();
     if (isFunctionRegistered(fid)) {
-        syslog(LOG_WARNING, "function %d is already registered", fid);
+        detail::service::log(LOG_WARNING, "function %d is already registered", fid);
         return 2;
     }
     std::vector<char> bits;
     try {
         bits = readBitstreamFile(fn->getBitstreamPath());
     } catch (const std::exception& e) {
-        syslog(LOG_ERR, "function %d: %s", fid, e.what());
+        detail::service::log(LOG_ERR, "function %d: %s", fid, e.what());
         return 1;
     }
     std::lock_guard lk(mtx_);
@@ -118,8 +120,11 @@ int cSched::addFunction(std::unique_ptr<bFunc> fn) {
     auto& stored = bitstreams_[fid];
     stored = std::move(bits);
     fn->setBitstreamPointer({stored.data(), static_cast<uint32_t>(stored.size())});
+    const auto id = bitstream_ids_.emplace(fn->getBitstreamPath(), static_cast<int32_t>(bitstream_ids_.size())).first;
+    fid_bitstream_[fid] = id->second;
+    if (id->first == current_bitstream_) current_id_ = id->second;
     functions_.emplace(fid, std::move(fn));
-    syslog(LOG_NOTICE, "added function %d", fid);
+    detail::service::log(LOG_NOTICE, "added function %d", fid);
     return 0;
 }
 
@@ -145,22 +150,19 @@ uint64_t cSched::getAppReconfigurations() const {
 }
 
 cTask* cSched::pick_locked() {
-    auto path_of = [&](int32_t tid) { return functions_.at(tasks_.at(tid)->getFid())->getBitstreamPath(); };
     auto it = queue_.begin();
+    auto loaded_first = [&](auto from, auto pred) {
+        auto l = std::find_if(from, queue_.end(), [&](const Queued& q) { return pred(q) && q.bitstream == current_id_; });
+        return l != queue_.end() ? l : std::find_if(from, queue_.end(), pred);
+    };
     if (policy_ == SchedPolicy::priority) {
-        int32_t best = tasks_.at(*it)->getPriority();
-        for (auto j = queue_.begin(); j != queue_.end(); ++j) best = std::max(best, tasks_.at(*j)->getPriority());
-        auto loaded = std::find_if(queue_.begin(), queue_.end(), [&](int32_t t) {
-            return tasks_.at(t)->getPriority() == best && path_of(t) == current_bitstream_;
-        });
-        it = loaded != queue_.end() ? loaded : std::find_if(queue_.begin(), queue_.end(), [&](int32_t t) {
-            return tasks_.at(t)->getPriority() == best;
-        });
+        int32_t best = it->task->getPriority();
+        for (const Queued& q : queue_) best = std::max(best, q.task->getPriority());
+        it = loaded_first(queue_.begin(), [&](const Queued& q) { return q.task->getPriority() == best; });
     } else if (policy_ == SchedPolicy::reorder) {
-        auto loaded = std::find_if(queue_.begin(), queue_.end(), [&](int32_t t) { return path_of(t) == current_bitstream_; });
-        if (loaded != queue_.end()) it = loaded;
+        it = loaded_first(queue_.begin(), [](const Queued&) { return true; });
     }
-    cTask* task = tasks_.at(*it).get();
+    cTask* task = it->task;
     queue_.erase(it);
     return task;
 }
@@ -170,13 +172,13 @@ void cSched::run_task(cTask* task, bFunc* fn) {
         task->setRetVal(fn->run(task->getCThread(), task->getArgs()));
         task->setRetCode(static_cast<int32_t>(TaskError::none));
     } catch (const std::invalid_argument& e) {
-        syslog(LOG_WARNING, "task %d of function %d: %s", task->getTid(), task->getFid(), e.what());
+        detail::service::log(LOG_WARNING, "task %d of function %d: %s", task->getTid(), task->getFid(), e.what());
         task->setRetCode(static_cast<int32_t>(TaskError::bad_arguments));
     } catch (const std::exception& e) {
-        syslog(LOG_WARNING, "task %d of function %d failed: %s", task->getTid(), task->getFid(), e.what());
+        detail::service::log(LOG_WARNING, "task %d of function %d failed: %s", task->getTid(), task->getFid(), e.what());
         task->setRetCode(static_cast<int32_t>(TaskError::failed));
     } catch (...) {
-        syslog(LOG_WARNING, "task %d of function %d failed with an unknown exception", task->getTid(), task->getFid());
+        detail::service::log(LOG_WARNING, "task %d of function %d failed with an unknown exception", task->getTid(), task->getFid());
         task->setRetCode(static_cast<int32_t>(TaskError::failed));
     }
 }
@@ -197,7 +199,7 @@ void cSched::schedule() {
             try {
                 reconfigureAppBytes(*bits, vfid_, path);
             } catch (const std::exception& e) {
-                syslog(LOG_ERR, "reconfiguration of vFPGA %d with %s failed: %s", vfid_, path.c_str(), e.what());
+                detail::service::log(LOG_ERR, "reconfiguration of vFPGA %d with %s failed: %s", vfid_, path.c_str(), e.what());
                 task->setRetCode(static_cast<int32_t>(TaskError::failed));
                 loaded = false;
             }
@@ -206,9 +208,11 @@ void cSched::schedule() {
         lk.lock();
         if (reconfigure && loaded) {
             current_bitstream_ = path;
+            current_id_ = fid_bitstream_.at(task->getFid());
             ++app_reconfigs_;
         } else if (reconfigure) {
             current_bitstream_.clear();
+            current_id_ = -1;
         }
         task->setCompleted(true);
         ++completions_;

@@ -24,7 +24,10 @@ cTask::cTask(int32_t tid, int32_t fid, size_t ret_val_size, cThread* cthread, st
 int32_t cTask::getTid() const { return tid_; }
 int32_t cTask::getFid() const { return fid_; }
 bool cTask::isCompleted() const { return completed_.load(std::memory_order_acquire); }
-void cTask::setCompleted(bool val) { completed_.store(val, std::memory_order_release); }
+void cTask::setCompleted(bool val) {
+    const bool was = completed_.exchange(val, std::memory_order_acq_rel);
+    if (val && !was && on_complete_) on_complete_(this);
+}
 cThread* cTask::getCThread() const { return cthread_; }
 std::vector<std::vector<char>> cTask::getArgs() const { return args_; }
 

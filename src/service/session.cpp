@@ -86,14 +86,21 @@ bool Session::on_submit(const Request& r) {
     }
     const int32_t server_tid = (*env_.task_counter)++;
     auto task = std::make_unique<cTask>(server_tid, r.fid, fn->getReturnSize(), thread_.get(), std::move(args));
+    const int32_t client_tid = r.tid;
+    // Runs on the scheduler's thread; notifies under the lock so the session outlives the call.
+    task->setCompletionCallback([this, client_tid](cTask* t) {
+        std::lock_guard lk(pending_mtx_);
+        ready_.emplace_back(client_tid, t);
+        ready_cv_.notify_one();
+    });
     {
         std::lock_guard lk(pending_mtx_);
-        pending_.emplace_back(r.tid, server_tid);
+        ++pending_;
     }
     if (!env_.sched->addTask(std::move(task))) {
         {
             std::lock_guard lk(pending_mtx_);
-            pending_.pop_back();
+            --pending_;
         }
         return reply(code_of(TaskError::stopped), r.tid);
     }
@@ -120,37 +127,23 @@ void Session::reader_loop() {
     ++done_;
 }
 
-size_t Session::flush_ready() {
-    std::vector<std::pair<int32_t, cTask*>> ready;
-    size_t left = 0;
-    {
-        std::lock_guard lk(pending_mtx_);
-        for (auto it = pending_.begin(); it != pending_.end();) {
-            cTask* t = env_.sched->getTask(it->second);
-            if (t != nullptr && t->isCompleted()) {
-                ready.emplace_back(it->first, t);
-                it = pending_.erase(it);
-            } else {
-                ++it;
-            }
-        }
-        left = pending_.size();
-    }
-    for (auto& [client_tid, t] : ready) {
-        std::vector<char> value = t->getRetVal();
-        value.resize(t->getRetValSize());
-        reply(t->getRetCode(), client_tid, value); // after a disconnect this fails quietly
-        env_.sched->releaseTask(t->getTid());
-    }
-    return left;
-}
-
 void Session::responder_loop() {
-    uint64_t seen = 0;
+    std::vector<std::pair<int32_t, cTask*>> ready;
     while (true) {
-        const size_t left = flush_ready();
-        if (reading_done_ && left == 0) break;
-        seen = env_.sched->waitCompletions(seen, std::chrono::milliseconds(50));
+        {
+            std::unique_lock lk(pending_mtx_);
+            ready_cv_.wait_for(lk, std::chrono::milliseconds(100), [&] { return !ready_.empty(); });
+            ready.swap(ready_);
+            pending_ -= ready.size();
+            if (ready.empty() && pending_ == 0 && reading_done_) break;
+        }
+        for (auto& [client_tid, t] : ready) { // outside the lock: the scheduler's calls take it
+            std::vector<char> value = t->getRetVal();
+            value.resize(t->getRetValSize());
+            reply(t->getRetCode(), client_tid, value); // after a disconnect this fails quietly
+            env_.sched->releaseTask(t->getTid());
+        }
+        ready.clear();
     }
     ++done_;
 }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -51,8 +52,6 @@ private:
     void responder_loop();
     /// Sends a reply header (and `value` when code is 0); false when the client is gone.
     bool reply(int32_t code, int32_t tid, const std::vector<char>& value = {});
-    /// Sends pending results that are ready; returns how many remain.
-    size_t flush_ready();
 
     Fd fd_;
     pid_t pid_;
@@ -60,7 +59,9 @@ private:
     SessionEnv env_;
     std::mutex write_mtx_;
     std::mutex pending_mtx_;
-    std::vector<std::pair<int32_t, int32_t>> pending_; // client tid, server tid
+    std::condition_variable ready_cv_;
+    size_t pending_ = 0;                            // queued tasks whose result is not sent yet
+    std::vector<std::pair<int32_t, cTask*>> ready_; // completed: client tid, task
     std::atomic<bool> stop_{false};
     std::atomic<bool> reading_done_{false};
     std::atomic<int> done_{0};

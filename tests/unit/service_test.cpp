@@ -187,7 +187,7 @@ TEST(Sched, ReorderRunsTheLoadedBitstreamFirst) {
 
 TEST(Service, ManyConcurrentClients) {
     Running r("many");
-    constexpr int clients = 32, tasks = 300;
+    constexpr int clients = 64, tasks = 1000; // the client limit, each with a ctid
     std::vector<std::future<int>> results;
     for (int c = 0; c < clients; ++c)
         results.push_back(std::async(std::launch::async, [&, c] {
@@ -359,6 +359,37 @@ TEST(Service, ClientLimitIsEnforcedWithARefusal) {
     auto [code, msg] = error_of([&] { c.task<int32_t, int32_t, int32_t>(k_add, 1, 1); });
     EXPECT_EQ(code, static_cast<int>(coyote::Errc::peer_gone));
     EXPECT_NE(msg.find("refused"), std::string::npos) << msg;
+}
+
+TEST(Service, AClientOfAnotherUserIsRefused) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a client under a second uid (nobody)";
+    Running r("other-user");
+    const std::string path = r.svc->getSocketPath();
+    ::chmod(path.c_str(), 0666); // let the other user reach the socket: the peer check must still refuse it
+    int pipefd[2];
+    ASSERT_EQ(::pipe(pipefd), 0);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        int32_t reply[2] = {-100, -100};
+        if (::setgid(65534) == 0 && ::setuid(65534) == 0) {
+            int fd = raw_connect(path);
+            const pid_t me = ::getpid();
+            if (fd >= 0 && ::send(fd, &me, sizeof(me), 0) == sizeof(me)) {
+                timeval tv{2, 0};
+                ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                ::recv(fd, reply, sizeof(reply), MSG_WAITALL);
+            }
+        }
+        [[maybe_unused]] ssize_t n = ::write(pipefd[1], reply, sizeof(reply));
+        ::_exit(0);
+    }
+    int32_t reply[2] = {0, 0};
+    EXPECT_EQ(::read(pipefd[0], reply, sizeof(reply)), static_cast<ssize_t>(sizeof(reply)));
+    ::waitpid(child, nullptr, 0);
+    ::close(pipefd[0]);
+    ::close(pipefd[1]);
+    EXPECT_EQ(reply[0], 4);
+    EXPECT_EQ(reply[1], -1);
 }
 
 }  // namespace
