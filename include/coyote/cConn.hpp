@@ -25,6 +25,9 @@ namespace coyote {
 class cConn {
 public:
     cConn(std::string sock_name);
+    /// coyote-mpi: a remote service (cService with remote = true) at `host`:`port`, presenting the shared key
+    /// held in `key_file`.
+    cConn(std::string host, uint16_t port, std::string key_file);
     ~cConn();
     cConn(const cConn&) = delete;
     cConn& operator=(const cConn&) = delete;
@@ -64,6 +67,7 @@ public:
     int32_t submit(int32_t fid, const std::vector<char>& payload, size_t ret_size);
 
 private:
+    void register_with_service(const std::vector<char>& hello);
     template <typename T>
     static void append(std::vector<char>& out, const T& v) {
         const char* p = reinterpret_cast<const char*>(&v);

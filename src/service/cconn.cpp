@@ -1,9 +1,12 @@
 // coyote-mpi: cConn: connect and register, send requests, a reader thread that files results, waits with deadlines.
 #include <coyote/cConn.hpp>
 
+#include <netdb.h>
 #include <sys/socket.h>
 
 #include <condition_variable>
+#include <fstream>
+#include <sstream>
 #include <cerrno>
 #include <mutex>
 #include <thread>
@@ -121,9 +124,48 @@ cConn::cConn(std::string sock_name) : impl(std::make_unique<Impl>()) {
         throw_error(Errc::peer_gone, "cConn",
                     "cannot connect to the service at " + sock_name + ": " + std::strerror(errno) +
                         " (is the service running?)");
+    register_with_service({});
+}
+
+cConn::cConn(std::string host, uint16_t port, std::string key_file) : impl(std::make_unique<Impl>()) {
+    impl->path = host + ":" + std::to_string(port);
+    std::ifstream in(key_file, std::ios::binary);
+    if (!in) throw_error(Errc::invalid_argument, "cConn", "cannot read the key file " + key_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string key = ss.str();
+    if (!key.empty() && key.back() == '\n') key.pop_back();
+    if (key.empty() || key.size() > 4096) throw_error(Errc::invalid_argument, "cConn", "the key must have 1 to 4096 bytes");
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || res == nullptr)
+        throw_error(Errc::invalid_argument, "cConn", "cannot resolve " + host);
+    impl->fd.reset(::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int rc = impl->fd ? ::connect(impl->fd.get(), res->ai_addr, res->ai_addrlen) : -1;
+    ::freeaddrinfo(res);
+    if (rc != 0)
+        throw_error(Errc::peer_gone, "cConn", "cannot connect to the service at " + impl->path + ": " + std::strerror(errno));
+    const uint32_t len = static_cast<uint32_t>(key.size());
+    std::vector<char> hello(sizeof(len) + key.size());
+    std::memcpy(hello.data(), &len, sizeof(len));
+    std::memcpy(hello.data() + sizeof(len), key.data(), key.size());
+    register_with_service(hello);
+}
+
+void cConn::register_with_service(const std::vector<char>& hello) {
+    std::vector<char> msg = hello;
     const pid_t pid = ::getpid();
-    if (svc::write_full(impl->fd.get(), &pid, sizeof(pid), svc::Clock::now() + k_conn_timeout.get()) != svc::Io::ok)
-        throw_error(Errc::peer_gone, "cConn", "cannot register with the service at " + sock_name);
+    msg.insert(msg.end(), reinterpret_cast<const char*>(&pid), reinterpret_cast<const char*>(&pid) + sizeof(pid));
+    if (svc::write_full(impl->fd.get(), msg.data(), msg.size(), svc::Clock::now() + k_conn_timeout.get()) != svc::Io::ok) {
+        svc::Reply r{0, 0}; // a refusal may be waiting: say so
+        const bool told = svc::read_full(impl->fd.get(), &r, sizeof(r), svc::Clock::now() + std::chrono::milliseconds(200)) ==
+                          svc::Io::ok && r.code != 0;
+        throw_error(Errc::peer_gone, "cConn",
+                    "cannot register with the service at " + impl->path +
+                        (told ? std::string(": the service refused: ") + task_error_text(r.code) : std::string()));
+    }
     impl->reader = std::thread([this] { impl->reader_loop(); });
 }
 

@@ -31,6 +31,11 @@ const settings::Integer k_max_clients{"COYOTE_SERVICE_MAX_CLIENTS", "service", s
 const settings::Bytes k_max_request{"COYOTE_SERVICE_MAX_REQUEST", "service", 64ULL << 10,
                                     "largest argument bytes of one request a service accepts"};
 
+const settings::Text k_key_file{"COYOTE_SERVICE_KEY_FILE", "service", "",
+                                "file holding the shared key remote (TCP) clients must present; owner-only"};
+const settings::Text k_bind{"COYOTE_SERVICE_BIND", "service", "0.0.0.0",
+                            "IPv4 address a remote (TCP) service listens on"};
+
 std::mutex g_instances_mtx;
 std::map<std::pair<uint32_t, int32_t>, std::unique_ptr<cService>>& instances() {
     static std::map<std::pair<uint32_t, int32_t>, std::unique_ptr<cService>> m;
@@ -67,8 +72,12 @@ public:
     detail::Fd wake_r, wake_w;
     std::list<std::unique_ptr<svc::Session>> sessions;
 
+    std::string key; // remote services: the shared key
+
     void ensure_wake();
     void accept_one(int listen_fd);
+    /// Local peers: same user, pid is theirs. Remote peers: the shared key. Returns the pid the cThread is for.
+    bool admit(detail::Fd& fd, pid_t& pid);
     void refuse(detail::Fd fd, pid_t pid, const char* why);
     void reap();
     void serve();
@@ -80,21 +89,43 @@ void cService::Impl::refuse(detail::Fd fd, pid_t pid, const char* why) {
     svc::write_full(fd.get(), &r, sizeof(r), svc::Clock::now() + std::chrono::milliseconds(100));
 }
 
+bool cService::Impl::admit(detail::Fd& fd, pid_t& pid) {
+    const auto deadline = svc::Clock::now() + k_request_timeout.get();
+    if (remote) {
+        uint32_t len = 0;
+        std::string presented;
+        if (svc::read_full(fd.get(), &len, sizeof(len), deadline) == svc::Io::ok && len <= 4096) {
+            presented.resize(len);
+            if (svc::read_full(fd.get(), presented.data(), len, deadline) != svc::Io::ok) presented.clear();
+        }
+        pid_t ignored = 0;
+        if (!svc::same_key(presented, key) ||
+            svc::read_full(fd.get(), &ignored, sizeof(ignored), deadline) != svc::Io::ok) {
+            refuse(std::move(fd), -1, "a remote client without the right key");
+            return false;
+        }
+        pid = ::getpid(); // a remote client's memory is not reachable: its cThread is the service's
+        return true;
+    }
+    svc::Peer peer;
+    if (!svc::peer_of(fd.get(), peer)) return refuse(std::move(fd), -1, "no peer credentials"), false;
+    if (peer.uid != ::geteuid()) return refuse(std::move(fd), peer.pid, "it runs as another user"), false;
+    const svc::Io io = svc::read_full(fd.get(), &pid, sizeof(pid), deadline);
+    if (io != svc::Io::ok) {
+        svc::log(LOG_WARNING, "%s: client %d did not register (%s)", service_id.c_str(), peer.pid, svc::io_text(io).c_str());
+        return false;
+    }
+    if (pid != peer.pid) return refuse(std::move(fd), peer.pid, "the pid it sent is not its own"), false;
+    return true;
+}
+
 void cService::Impl::accept_one(int listen_fd) {
     detail::Fd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
     if (!fd) return;
-    svc::Peer peer;
-    if (!svc::peer_of(fd.get(), peer)) return refuse(std::move(fd), -1, "no peer credentials");
-    if (peer.uid != ::geteuid()) return refuse(std::move(fd), peer.pid, "it runs as another user");
     if (sessions.size() >= static_cast<size_t>(k_max_clients.get()))
-        return refuse(std::move(fd), peer.pid, "the client limit is reached");
+        return refuse(std::move(fd), -1, "the client limit is reached");
     pid_t claimed = 0;
-    const svc::Io io = svc::read_full(fd.get(), &claimed, sizeof(claimed), svc::Clock::now() + k_request_timeout.get());
-    if (io != svc::Io::ok) {
-        svc::log(LOG_WARNING, "%s: client %d did not register (%s)", service_id.c_str(), peer.pid, svc::io_text(io).c_str());
-        return;
-    }
-    if (claimed != peer.pid) return refuse(std::move(fd), peer.pid, "the pid it sent is not its own");
+    if (!admit(fd, claimed)) return;
     std::unique_ptr<cThread> thread;
     try {
         thread = std::make_unique<cThread>(vfid, claimed, device);
@@ -112,14 +143,14 @@ void cService::Impl::reap() {
 }
 
 void cService::Impl::serve() {
-    if (remote)
-        throw_error(Errc::not_supported, "cService",
-                    "remote (TCP) clients are not implemented yet; create the service with remote = false");
-    detail::Fd listener = svc::listen_unix(socket_path, static_cast<int>(MAX_NUM_CLIENTS));
+    if (remote) key = svc::read_key_file(k_key_file.get());
+    detail::Fd listener = remote ? svc::listen_tcp(k_bind.get(), port, static_cast<int>(MAX_NUM_CLIENTS))
+                                 : svc::listen_unix(socket_path, static_cast<int>(MAX_NUM_CLIENTS));
     ensure_wake();
     sched->start();
     running = true;
-    svc::log(LOG_NOTICE, "%s: listening on %s", service_id.c_str(), socket_path.c_str());
+    svc::log(LOG_NOTICE, "%s: listening on %s", service_id.c_str(),
+             remote ? (k_bind.get() + ":" + std::to_string(port)).c_str() : socket_path.c_str());
     while (!stop_requested) {
         pollfd fds[2] = {{listener.get(), POLLIN, 0}, {wake_r.get(), POLLIN, 0}};
         if (::poll(fds, 2, 200) > 0 && (fds[0].revents & POLLIN)) accept_one(listener.get());
@@ -128,7 +159,7 @@ void cService::Impl::serve() {
     }
     svc::log(LOG_NOTICE, "%s: stopping (%zu clients)", service_id.c_str(), sessions.size());
     listener.reset();
-    ::unlink(socket_path.c_str());
+    if (!remote) ::unlink(socket_path.c_str());
     sched->stop(); // the running task ends, queued ones complete as 'stopped'
     for (auto& s : sessions) s->shutdown();
     sessions.clear(); // joins: the results still pending are sent first

@@ -4,10 +4,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include <coyote/error.hpp>
 
@@ -65,6 +69,47 @@ Fd listen_unix(const std::string& path, int backlog) {
         refuse(path, why);
     }
     return fd;
+}
+
+Fd listen_tcp(const std::string& address, uint16_t port, int backlog) {
+    const std::string where = (address.empty() ? "0.0.0.0" : address) + ":" + std::to_string(port);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    if (::inet_pton(AF_INET, address.empty() ? "0.0.0.0" : address.c_str(), &a.sin_addr) != 1)
+        refuse(where, "not an IPv4 address");
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int one = 1;
+    if (!fd || ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd.get(), backlog) != 0)
+        refuse(where, std::strerror(errno));
+    return fd;
+}
+
+std::string read_key_file(const std::string& path) {
+    auto bad = [&](const std::string& why) {
+        throw_error(Errc::invalid_argument, "cService", "key file '" + path + "' (COYOTE_SERVICE_KEY_FILE): " + why);
+    };
+    if (path.empty()) bad("not set; remote clients need a shared key");
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0) bad(std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) bad("not a regular file");
+    if (st.st_uid != ::geteuid()) bad("it belongs to uid " + std::to_string(st.st_uid));
+    if ((st.st_mode & 077) != 0) bad("group or others may read it (chmod 600)");
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string key = ss.str();
+    if (!key.empty() && key.back() == '\n') key.pop_back();
+    if (key.empty() || key.size() > 4096) bad("the key must have 1 to 4096 bytes");
+    return key;
+}
+
+bool same_key(const std::string& a, const std::string& b) noexcept {
+    unsigned diff = a.size() == b.size() ? 0u : 1u;
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i)
+        diff |= static_cast<unsigned>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+    return diff == 0;
 }
 
 bool peer_of(int fd, Peer& out) {
