@@ -177,6 +177,8 @@ public:
 /// Opens (or returns the process's shared handle to) vFPGA `vfid` of `device`.
 /// Backend: COYOTE_BACKEND=sim|hw, else hw when /dev/coyote_fpga_<device>_v<vfid> exists, else sim.
 std::shared_ptr<Device> open_device(uint32_t device, int32_t vfid);
+/// The Device of (device, vfid) if this process has it open, else null (never opens one).
+std::shared_ptr<Device> find_open_device(uint32_t device, int32_t vfid);
 
 /// The device file of vFPGA `vfid` of `device`: /dev/coyote_fpga_<device>_v<vfid>.
 std::string device_file(uint32_t device, int32_t vfid);

@@ -43,6 +43,15 @@ if(COYOTE_BUILD_BENCHMARKS AND TARGET MPI::MPI_C)
     FAIL_REGULAR_EXPRESSION "ERROR OCCURRED")
 endif()
 
+# hw_rcnfg_test: cRcnfg through the fake driver's reconfiguration device (bitstream checks, app and shell loads).
+add_executable(hw_rcnfg_test ${CMAKE_CURRENT_SOURCE_DIR}/hw/hw_rcnfg_test.cpp)
+target_link_libraries(hw_rcnfg_test PRIVATE coyote::runtime GTest::gtest GTest::gtest_main coyote_warnings)
+target_include_directories(hw_rcnfg_test PRIVATE ${PROJECT_SOURCE_DIR}/src)
+add_dependencies(hw_rcnfg_test coyote_fake_driver)
+add_test(NAME hw_rcnfg_test COMMAND hw_rcnfg_test)
+set_tests_properties(hw_rcnfg_test PROPERTIES LABELS "hw;service" TIMEOUT 60
+  ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>")
+
 # The 2-rank demo and the MPI tests (bootstrap, wiring, collectives on 2 to 4 ranks) on COYOTE_BACKEND=hw and the
 # fake driver, unchanged, registered like tests/mpi (cmake/CoyoteMpiTest.cmake) with label hw.
 if(TARGET coyote_mpi AND TARGET coyote_fake_driver)

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "backend/sim/reconfig_state.hpp"
 #include "backend/sim/segments.hpp"
 #include "backend/sim/shell_port.hpp"
 
@@ -71,7 +72,7 @@ void check_csr_offset(uint32_t offs, const char* call) {
 
 SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
     : device_(device), vfid_(vfid), cfg_(cfg), ident_(load_net_identity(device)), card_(cfg.card_capacity) {
-    model_ = load_model_from_env();
+    model_ = load_model_for(device, vfid);
     port_ = std::make_unique<ShellPort>(*this);
 
     const uint64_t header = round_up(sizeof(SharedState), k_host_page);
@@ -117,6 +118,11 @@ SimDevice::~SimDevice() {
     state_seg_ = ShmSegment{}; // unlinks the name before the pair is released
     untrack_segment(state_name);
     release_live(device_, vfid_);
+}
+
+void SimDevice::swap_model(ModelHandle model) {
+    std::lock_guard lk(hw_mtx_);
+    std::swap(model_, model);
 }
 
 std::string SimDevice::model_name() const {
@@ -378,7 +384,8 @@ std::string SimDevice::debug_string(int32_t ctid) const {
 
 std::shared_ptr<Device> open(uint32_t device, int32_t vfid) {
     std::call_once(g_reclaim_once, [] { reclaim_stale_segments(); });
-    const ShellConfig cfg = load_shell_config();
+    ShellConfig cfg = load_shell_config();
+    apply_shell_override(device, cfg);
     if (vfid < 0 || static_cast<uint32_t>(vfid) >= cfg.n_fpga_reg)
         throw_error(Errc::no_device, "cThread",
                     "vFPGA " + std::to_string(vfid) + " does not exist on sim device " + std::to_string(device) +

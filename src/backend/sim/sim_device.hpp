@@ -113,6 +113,8 @@ public:
     const ShellConfig& config() const noexcept { return cfg_; }
     /// Name of the user-logic model in use.
     std::string model_name() const;
+    /// Replaces the user-logic model under the model lock (app reconfiguration); the old one is destroyed after.
+    void swap_model(ModelHandle model);
 
 private:
     class ShellPort;

@@ -1,0 +1,99 @@
+// coyote-mpi: cSched, the per-vFPGA task scheduler of the background service (Coyote v0.2.x compatible).
+#pragma once
+
+#include <syslog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <coyote/bFunc.hpp>
+#include <coyote/cRcnfg.hpp>
+#include <coyote/cTask.hpp>
+
+namespace coyote {
+
+/// Order in which queued tasks run (coyote-mpi names; stock Coyote has the first two, chosen by `reorder`).
+enum class SchedPolicy {
+    fcfs,    ///< first come, first served
+    reorder, ///< run every queued task of the loaded bitstream before reconfiguring (stock default)
+    priority ///< highest cTask priority first, then like reorder
+};
+
+/// One scheduler per (device, vFPGA): runs submitted tasks on its own thread, reconfiguring the vFPGA with the
+/// bitstream of each task's function when it differs from the loaded one. Thread-safe.
+class cSched : public cRcnfg {
+public:
+    /// The scheduler of vFPGA `vfid` of `device`, created on first use (later calls return the same one and
+    /// ignore `reorder` and `current_bitstream`). `current_bitstream`: path of the app already loaded, if any.
+    static cSched* getInstance(int32_t vfid, uint32_t device = 0, bool reorder = true,
+                               std::string current_bitstream = "");
+
+    ~cSched() override;
+
+    /// Starts the scheduling thread (idempotent).
+    void start();
+    /// Stops the thread; queued tasks complete with TaskError::stopped.
+    void stop();
+    /// Queues `task`; false when its function is unknown, its id is taken or the scheduler is stopped.
+    bool addTask(std::unique_ptr<cTask> task);
+    /// Whether task `tid` has completed (false when unknown).
+    bool isTaskCompleted(int32_t tid);
+    /// Task `tid`, or nullptr.
+    cTask* getTask(int32_t tid);
+    bool isFunctionRegistered(int32_t fid);
+    /// Function `fid`, or nullptr.
+    bFunc* getFunction(int32_t fid);
+    /// Registers `fn` and reads its bitstream: 0 ok, 1 bitstream unreadable (missing, empty, bad format),
+    /// 2 function id already registered.
+    int addFunction(std::unique_ptr<bFunc> fn);
+
+    // ---- coyote-mpi extensions ----
+    /// Forgets completed task `tid` (the service calls it once the result is sent); false if unknown or running.
+    bool releaseTask(int32_t tid);
+    /// Waits until some task completes after `seen` completions or `max` passes; returns the completion count.
+    uint64_t waitCompletions(uint64_t seen, std::chrono::milliseconds max);
+    /// Changes the policy (takes effect at the next pick).
+    void setPolicy(SchedPolicy p);
+    SchedPolicy getPolicy() const;
+    /// Application reconfigurations done by this scheduler.
+    uint64_t getAppReconfigurations() const;
+    int32_t getVfid() const { return vfid_; }
+
+private:
+    cSched(int32_t vfid, uint32_t device, bool reorder, std::string current_bitstream);
+    void schedule();
+    cTask* pick_locked();
+    void run_task(cTask* task, bFunc* fn);
+
+    int32_t vfid_;
+    SchedPolicy policy_;
+    std::map<int32_t, std::unique_ptr<bFunc>> functions_;
+    std::map<int32_t, std::vector<char>> bitstreams_; // fid -> file contents
+    std::map<std::string, int32_t> bitstream_ids_;    // path -> small id
+    std::map<int32_t, int32_t> fid_bitstream_;        // fid -> bitstream id
+    std::map<int32_t, std::unique_ptr<cTask>> tasks_;
+    struct Queued {
+        cTask* task;
+        int32_t bitstream; ///< id of the task's bitstream
+    };
+    std::deque<Queued> queue_;
+    int32_t current_id_ = -1; ///< id of current_bitstream_, -1 when unknown
+    mutable std::mutex mtx_;
+    std::condition_variable cv_;      // queue changes, stop
+    std::condition_variable done_cv_; // completions
+    uint64_t completions_ = 0;
+    uint64_t app_reconfigs_ = 0;
+    bool running_ = false;
+    std::string current_bitstream_;
+    std::thread thread_;
+};
+
+}  // namespace coyote

@@ -1,0 +1,244 @@
+// coyote-mpi: cConn: connect and register, send requests, a reader thread that files results, waits with deadlines.
+#include <coyote/cConn.hpp>
+
+#include <netdb.h>
+#include <sys/socket.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <sstream>
+#include <cerrno>
+#include <mutex>
+#include <thread>
+
+#include "detail/handles.hpp"
+#include "detail/settings.hpp"
+#include "service/wire.hpp"
+
+namespace coyote {
+
+namespace {
+
+namespace settings = ::coyote::detail::settings;
+namespace svc = ::coyote::detail::service;
+
+const settings::Millis k_conn_timeout{"COYOTE_CONN_TIMEOUT_MS", "service", std::chrono::milliseconds(300000),
+                                      "longest a cConn waits for the service: a task's result, a reply's bytes"};
+
+/// The error a task return code becomes on the client.
+Errc errc_of(int32_t code) {
+    switch (static_cast<TaskError>(code)) {
+    case TaskError::unknown_function:
+    case TaskError::bad_arguments: return Errc::invalid_argument;
+    case TaskError::timeout: return Errc::timeout;
+    case TaskError::stopped: return Errc::peer_gone;
+    default: return Errc::remote_rejected;
+    }
+}
+
+struct Entry {
+    size_t ret_size = 0;
+    bool done = false;
+    int32_t code = 0;
+    std::vector<char> value;
+};
+
+}  // namespace
+
+class cConn::Impl {
+public:
+    detail::Fd fd;
+    std::string path;
+    std::mutex write_mtx;
+    std::mutex mtx;
+    std::condition_variable cv;
+    std::map<int32_t, Entry> tasks;
+    int32_t next_tid = 0;
+    std::string broken; // why the connection is unusable ("" while fine)
+    std::atomic<bool> stop{false};
+    std::thread reader;
+
+    void fail_all(const std::string& why) {
+        std::lock_guard lk(mtx);
+        if (broken.empty()) broken = why;
+        cv.notify_all();
+    }
+    /// Reads one reply; false when the connection is finished.
+    bool read_one();
+    void reader_loop() {
+        while (!stop) {
+            if (!svc::wait_readable(fd.get(), std::chrono::milliseconds(200))) continue;
+            if (!read_one()) return;
+        }
+    }
+    [[noreturn]] void raise(int32_t tid, int32_t code) const {
+        throw_error(errc_of(code), "cConn", "task " + std::to_string(tid) + " on " + path + " failed (code " +
+                                                std::to_string(code) + "): " + task_error_text(code));
+    }
+};
+
+bool cConn::Impl::read_one() {
+    svc::Reply r;
+    const auto deadline = svc::Clock::now() + k_conn_timeout.get();
+    svc::Io io = svc::read_full(fd.get(), &r, sizeof(r), deadline);
+    if (io != svc::Io::ok) {
+        fail_all(io == svc::Io::eof ? "the service closed the connection" : "reading a reply: " + svc::io_text(io));
+        return false;
+    }
+    std::unique_lock lk(mtx);
+    auto it = tasks.find(r.tid);
+    if (it == tasks.end()) {
+        lk.unlock();
+        if (r.code != 0) {
+            fail_all(std::string("the service refused or dropped the connection: ") + task_error_text(r.code));
+            return false;
+        }
+        fail_all("protocol error: a result for unknown task " + std::to_string(r.tid));
+        return false;
+    }
+    Entry& e = it->second;
+    std::vector<char> value(r.code == 0 ? e.ret_size : 0);
+    lk.unlock();
+    if (!value.empty() && (io = svc::read_full(fd.get(), value.data(), value.size(), deadline)) != svc::Io::ok) {
+        fail_all("reading a return value: " + svc::io_text(io));
+        return false;
+    }
+    lk.lock();
+    e.value = std::move(value);
+    e.code = r.code;
+    e.done = true;
+    cv.notify_all();
+    return true;
+}
+
+cConn::cConn(std::string sock_name) : impl(std::make_unique<Impl>()) {
+    impl->path = sock_name;
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (sock_name.size() >= sizeof(a.sun_path))
+        throw_error(Errc::invalid_argument, "cConn", "socket path too long: " + sock_name);
+    std::memcpy(a.sun_path, sock_name.c_str(), sock_name.size() + 1);
+    impl->fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!impl->fd) throw_error(Errc::resource_exhausted, "cConn", std::string("socket: ") + std::strerror(errno));
+    if (::connect(impl->fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0)
+        throw_error(Errc::peer_gone, "cConn",
+                    "cannot connect to the service at " + sock_name + ": " + std::strerror(errno) +
+                        " (is the service running?)");
+    register_with_service({});
+}
+
+cConn::cConn(std::string host, uint16_t port, std::string key_file) : impl(std::make_unique<Impl>()) {
+    impl->path = host + ":" + std::to_string(port);
+    std::ifstream in(key_file, std::ios::binary);
+    if (!in) throw_error(Errc::invalid_argument, "cConn", "cannot read the key file " + key_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string key = ss.str();
+    if (!key.empty() && key.back() == '\n') key.pop_back();
+    if (key.empty() || key.size() > 4096) throw_error(Errc::invalid_argument, "cConn", "the key must have 1 to 4096 bytes");
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || res == nullptr)
+        throw_error(Errc::invalid_argument, "cConn", "cannot resolve " + host);
+    impl->fd.reset(::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int rc = impl->fd ? ::connect(impl->fd.get(), res->ai_addr, res->ai_addrlen) : -1;
+    ::freeaddrinfo(res);
+    if (rc != 0)
+        throw_error(Errc::peer_gone, "cConn", "cannot connect to the service at " + impl->path + ": " + std::strerror(errno));
+    const uint32_t len = static_cast<uint32_t>(key.size());
+    std::vector<char> hello(sizeof(len) + key.size());
+    std::memcpy(hello.data(), &len, sizeof(len));
+    std::memcpy(hello.data() + sizeof(len), key.data(), key.size());
+    register_with_service(hello);
+}
+
+void cConn::register_with_service(const std::vector<char>& hello) {
+    std::vector<char> msg = hello;
+    const pid_t pid = ::getpid();
+    msg.insert(msg.end(), reinterpret_cast<const char*>(&pid), reinterpret_cast<const char*>(&pid) + sizeof(pid));
+    if (svc::write_full(impl->fd.get(), msg.data(), msg.size(), svc::Clock::now() + k_conn_timeout.get()) != svc::Io::ok) {
+        svc::Reply r{0, 0}; // a refusal may be waiting: say so
+        const bool told = svc::read_full(impl->fd.get(), &r, sizeof(r), svc::Clock::now() + std::chrono::milliseconds(200)) ==
+                          svc::Io::ok && r.code != 0;
+        throw_error(Errc::peer_gone, "cConn",
+                    "cannot register with the service at " + impl->path +
+                        (told ? std::string(": the service refused: ") + task_error_text(r.code) : std::string()));
+    }
+    impl->reader = std::thread([this] { impl->reader_loop(); });
+}
+
+cConn::~cConn() {
+    const svc::Request close_req{static_cast<int32_t>(DEF_OP_CLOSE_CONN), 0, 0};
+    {
+        std::lock_guard lk(impl->write_mtx);
+        svc::write_full(impl->fd.get(), &close_req, sizeof(close_req),
+                        svc::Clock::now() + std::chrono::milliseconds(1000));
+    }
+    impl->stop = true;
+    ::shutdown(impl->fd.get(), SHUT_RDWR);
+    if (impl->reader.joinable()) impl->reader.join();
+}
+
+int32_t cConn::submit(int32_t fid, const std::vector<char>& payload, size_t ret_size) {
+    int32_t tid;
+    {
+        std::lock_guard lk(impl->mtx);
+        if (!impl->broken.empty()) throw_error(Errc::peer_gone, "cConn", impl->path + ": " + impl->broken);
+        tid = impl->next_tid++;
+        impl->tasks[tid].ret_size = ret_size;
+    }
+    std::vector<char> msg(sizeof(svc::Request) + payload.size());
+    const svc::Request req{static_cast<int32_t>(DEF_OP_SUBMIT_TASK), fid, tid};
+    std::memcpy(msg.data(), &req, sizeof(req));
+    if (!payload.empty()) std::memcpy(msg.data() + sizeof(req), payload.data(), payload.size());
+    std::lock_guard lk(impl->write_mtx);
+    const svc::Io io = svc::write_full(impl->fd.get(), msg.data(), msg.size(), svc::Clock::now() + k_conn_timeout.get());
+    if (io != svc::Io::ok) {
+        // The reader may still be reading why (a refusal, say): give it a moment to say so.
+        std::unique_lock state(impl->mtx);
+        impl->cv.wait_for(state, std::chrono::seconds(1), [&] { return !impl->broken.empty(); });
+        if (impl->broken.empty()) impl->broken = "sending a request: " + svc::io_text(io);
+        throw_error(Errc::peer_gone, "cConn", impl->path + ": task " + std::to_string(tid) + ": " + impl->broken);
+    }
+    return tid;
+}
+
+bool cConn::isTaskCompleted(int32_t tid) {
+    std::lock_guard lk(impl->mtx);
+    auto it = impl->tasks.find(tid);
+    return it != impl->tasks.end() && (it->second.done || !impl->broken.empty());
+}
+
+std::vector<char> cConn::wait_result(int32_t tid) {
+    std::unique_lock lk(impl->mtx);
+    auto it = impl->tasks.find(tid);
+    if (it == impl->tasks.end()) throw_error(Errc::invalid_argument, "cConn", "unknown task id " + std::to_string(tid));
+    const bool ok = impl->cv.wait_for(lk, k_conn_timeout.get(), [&] { return it->second.done || !impl->broken.empty(); });
+    if (!it->second.done) {
+        if (!ok)
+            throw_error(Errc::timeout, "cConn", "task " + std::to_string(tid) + " on " + impl->path +
+                                                    ": no result within COYOTE_CONN_TIMEOUT_MS");
+        throw_error(Errc::peer_gone, "cConn", "task " + std::to_string(tid) + " on " + impl->path + ": " + impl->broken);
+    }
+    Entry e = std::move(it->second);
+    impl->tasks.erase(it);
+    if (e.code != 0) impl->raise(tid, e.code);
+    return e.value;
+}
+
+std::vector<char> cConn::take_result(int32_t tid) {
+    std::lock_guard lk(impl->mtx);
+    auto it = impl->tasks.find(tid);
+    if (it == impl->tasks.end()) throw_error(Errc::invalid_argument, "cConn", "unknown task id " + std::to_string(tid));
+    if (!it->second.done) {
+        if (!impl->broken.empty())
+            throw_error(Errc::peer_gone, "cConn", "task " + std::to_string(tid) + " on " + impl->path + ": " + impl->broken);
+        throw_error(Errc::invalid_argument, "cConn", "task " + std::to_string(tid) + " has not completed yet");
+    }
+    if (it->second.code != 0) impl->raise(tid, it->second.code);
+    return it->second.value;
+}
+
+}  // namespace coyote

@@ -1,0 +1,223 @@
+// coyote-mpi: cSched, one scheduler per vFPGA: queue, policy, reconfiguration before a task, completion.
+#include <coyote/cSched.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <map>
+
+#include "service/service_log.hpp"
+
+namespace coyote {
+
+namespace {
+
+std::mutex g_instances_mtx;
+std::map<std::pair<uint32_t, int32_t>, std::unique_ptr<cSched>>& instances() {
+    static std::map<std::pair<uint32_t, int32_t>, std::unique_ptr<cSched>> m;
+    return m;
+}
+
+}  // namespace
+
+cSched* cSched::getInstance(int32_t vfid, uint32_t device, bool reorder, std::string current_bitstream) {
+    std::lock_guard lk(g_instances_mtx);
+    auto& slot = instances()[{device, vfid}];
+    if (!slot) slot.reset(new cSched(vfid, device, reorder, std::move(current_bitstream)));
+    return slot.get();
+}
+
+cSched::cSched(int32_t vfid, uint32_t device, bool reorder, std::string current_bitstream)
+    : cRcnfg(device), vfid_(vfid), policy_(reorder ? SchedPolicy::reorder : SchedPolicy::fcfs),
+      current_bitstream_(std::move(current_bitstream)) {}
+
+cSched::~cSched() { stop(); }
+
+void cSched::start() {
+    std::lock_guard lk(mtx_);
+    if (running_) return;
+    running_ = true;
+    thread_ = std::thread([this] { schedule(); });
+}
+
+void cSched::stop() {
+    {
+        std::lock_guard lk(mtx_);
+        if (!running_ && !thread_.joinable()) return;
+        running_ = false;
+    }
+    cv_.notify_all();
+    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    std::lock_guard lk(mtx_);
+    for (const Queued& q : queue_) {
+        q.task->setRetCode(static_cast<int32_t>(TaskError::stopped));
+        q.task->setCompleted(true);
+        ++completions_;
+    }
+    queue_.clear();
+    done_cv_.notify_all();
+}
+
+bool cSched::addTask(std::unique_ptr<cTask> task) {
+    if (!task) return false;
+    {
+        std::lock_guard lk(mtx_);
+        const int32_t tid = task->getTid();
+        if (!running_ || functions_.count(task->getFid()) == 0 || tasks_.count(tid) != 0) return false;
+        queue_.push_back({task.get(), fid_bitstream_.at(task->getFid())});
+        tasks_.emplace(tid, std::move(task));
+    }
+    cv_.notify_one();
+    return true;
+}
+
+bool cSched::isTaskCompleted(int32_t tid) {
+    std::lock_guard lk(mtx_);
+    auto it = tasks_.find(tid);
+    return it != tasks_.end() && it->second->isCompleted();
+}
+
+cTask* cSched::getTask(int32_t tid) {
+    std::lock_guard lk(mtx_);
+    auto it = tasks_.find(tid);
+    return it == tasks_.end() ? nullptr : it->second.get();
+}
+
+bool cSched::releaseTask(int32_t tid) {
+    std::lock_guard lk(mtx_);
+    auto it = tasks_.find(tid);
+    if (it == tasks_.end() || !it->second->isCompleted()) return false;
+    tasks_.erase(it);
+    return true;
+}
+
+bool cSched::isFunctionRegistered(int32_t fid) {
+    std::lock_guard lk(mtx_);
+    return functions_.count(fid) != 0;
+}
+
+bFunc* cSched::getFunction(int32_t fid) {
+    std::lock_guard lk(mtx_);
+    auto it = functions_.find(fid);
+    return it == functions_.end() ? nullptr : it->second.get();
+}
+
+int cSched::addFunction(std::unique_ptr<bFunc> fn) {
+    if (!fn) return 1;
+    const int32_t fid = fn->getFid();
+    if (isFunctionRegistered(fid)) {
+        detail::service::log(LOG_WARNING, "function %d is already registered", fid);
+        return 2;
+    }
+    std::vector<char> bits;
+    try {
+        bits = readBitstreamFile(fn->getBitstreamPath());
+    } catch (const std::exception& e) {
+        detail::service::log(LOG_ERR, "function %d: %s", fid, e.what());
+        return 1;
+    }
+    std::lock_guard lk(mtx_);
+    if (functions_.count(fid) != 0) return 2;
+    auto& stored = bitstreams_[fid];
+    stored = std::move(bits);
+    fn->setBitstreamPointer({stored.data(), static_cast<uint32_t>(stored.size())});
+    const auto id = bitstream_ids_.emplace(fn->getBitstreamPath(), static_cast<int32_t>(bitstream_ids_.size())).first;
+    fid_bitstream_[fid] = id->second;
+    if (id->first == current_bitstream_) current_id_ = id->second;
+    functions_.emplace(fid, std::move(fn));
+    detail::service::log(LOG_NOTICE, "added function %d", fid);
+    return 0;
+}
+
+uint64_t cSched::waitCompletions(uint64_t seen, std::chrono::milliseconds max) {
+    std::unique_lock lk(mtx_);
+    done_cv_.wait_for(lk, max, [&] { return completions_ != seen; });
+    return completions_;
+}
+
+void cSched::setPolicy(SchedPolicy p) {
+    std::lock_guard lk(mtx_);
+    policy_ = p;
+}
+
+SchedPolicy cSched::getPolicy() const {
+    std::lock_guard lk(mtx_);
+    return policy_;
+}
+
+uint64_t cSched::getAppReconfigurations() const {
+    std::lock_guard lk(mtx_);
+    return app_reconfigs_;
+}
+
+cTask* cSched::pick_locked() {
+    auto it = queue_.begin();
+    auto loaded_first = [&](auto from, auto pred) {
+        auto l = std::find_if(from, queue_.end(), [&](const Queued& q) { return pred(q) && q.bitstream == current_id_; });
+        return l != queue_.end() ? l : std::find_if(from, queue_.end(), pred);
+    };
+    if (policy_ == SchedPolicy::priority) {
+        int32_t best = it->task->getPriority();
+        for (const Queued& q : queue_) best = std::max(best, q.task->getPriority());
+        it = loaded_first(queue_.begin(), [&](const Queued& q) { return q.task->getPriority() == best; });
+    } else if (policy_ == SchedPolicy::reorder) {
+        it = loaded_first(queue_.begin(), [](const Queued&) { return true; });
+    }
+    cTask* task = it->task;
+    queue_.erase(it);
+    return task;
+}
+
+void cSched::run_task(cTask* task, bFunc* fn) {
+    try {
+        task->setRetVal(fn->run(task->getCThread(), task->getArgs()));
+        task->setRetCode(static_cast<int32_t>(TaskError::none));
+    } catch (const std::invalid_argument& e) {
+        detail::service::log(LOG_WARNING, "task %d of function %d: %s", task->getTid(), task->getFid(), e.what());
+        task->setRetCode(static_cast<int32_t>(TaskError::bad_arguments));
+    } catch (const std::exception& e) {
+        detail::service::log(LOG_WARNING, "task %d of function %d failed: %s", task->getTid(), task->getFid(), e.what());
+        task->setRetCode(static_cast<int32_t>(TaskError::failed));
+    } catch (...) {
+        detail::service::log(LOG_WARNING, "task %d of function %d failed with an unknown exception", task->getTid(), task->getFid());
+        task->setRetCode(static_cast<int32_t>(TaskError::failed));
+    }
+}
+
+void cSched::schedule() {
+    std::unique_lock lk(mtx_);
+    while (true) {
+        cv_.wait(lk, [&] { return !running_ || !queue_.empty(); });
+        if (!running_) return;
+        cTask* task = pick_locked();
+        bFunc* fn = functions_.at(task->getFid()).get();
+        const std::string path = fn->getBitstreamPath();
+        const std::vector<char>* bits = &bitstreams_.at(task->getFid());
+        const bool reconfigure = path != current_bitstream_;
+        lk.unlock();
+        bool loaded = true;
+        if (reconfigure) {
+            try {
+                reconfigureAppBytes(*bits, vfid_, path);
+            } catch (const std::exception& e) {
+                detail::service::log(LOG_ERR, "reconfiguration of vFPGA %d with %s failed: %s", vfid_, path.c_str(), e.what());
+                task->setRetCode(static_cast<int32_t>(TaskError::failed));
+                loaded = false;
+            }
+        }
+        if (loaded) run_task(task, fn);
+        lk.lock();
+        if (reconfigure && loaded) {
+            current_bitstream_ = path;
+            current_id_ = fid_bitstream_.at(task->getFid());
+            ++app_reconfigs_;
+        } else if (reconfigure) {
+            current_bitstream_.clear();
+            current_id_ = -1;
+        }
+        task->setCompleted(true);
+        ++completions_;
+        done_cv_.notify_all();
+    }
+}
+
+}  // namespace coyote

@@ -1,0 +1,123 @@
+// coyote-mpi: creating the service's Unix socket safely, reading a peer's credentials.
+#include "service/listen_socket.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <coyote/error.hpp>
+
+namespace coyote::detail::service {
+
+namespace {
+
+[[noreturn]] void refuse(const std::string& path, const std::string& why) {
+    throw_error(Errc::invalid_argument, "cService", "cannot listen on " + path + ": " + why);
+}
+
+sockaddr_un address_of(const std::string& path) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(a.sun_path)) refuse(path, "the path is too long for a Unix socket");
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    return a;
+}
+
+/// Whether a server answers at `path`.
+bool someone_listens(const sockaddr_un& a) {
+    Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    return probe && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)) == 0;
+}
+
+/// Removes a stale socket of ours at `path`; refuses anything else.
+void clear_stale(const std::string& path, const sockaddr_un& a) {
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return;
+        refuse(path, std::strerror(errno));
+    }
+    if (S_ISLNK(st.st_mode)) refuse(path, "it is a symbolic link (refusing to follow it)");
+    if (!S_ISSOCK(st.st_mode)) refuse(path, "a file that is not a socket is in the way");
+    if (st.st_uid != ::geteuid()) refuse(path, "the socket belongs to uid " + std::to_string(st.st_uid));
+    if (someone_listens(a)) refuse(path, "another service is already listening there");
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) refuse(path, std::string("unlink: ") + std::strerror(errno));
+}
+
+}  // namespace
+
+Fd listen_unix(const std::string& path, int backlog) {
+    const sockaddr_un a = address_of(path);
+    clear_stale(path, a);
+    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) refuse(path, std::string("socket: ") + std::strerror(errno));
+    const mode_t old = ::umask(0177); // the socket is born 0600: no window with wider permissions
+    const int rc = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a));
+    const int bind_errno = errno;
+    ::umask(old);
+    if (rc != 0) refuse(path, std::string("bind: ") + std::strerror(bind_errno));
+    if (::chmod(path.c_str(), 0600) != 0 || ::listen(fd.get(), backlog) != 0) {
+        const std::string why = std::strerror(errno);
+        ::unlink(path.c_str());
+        refuse(path, why);
+    }
+    return fd;
+}
+
+Fd listen_tcp(const std::string& address, uint16_t port, int backlog) {
+    const std::string where = (address.empty() ? "0.0.0.0" : address) + ":" + std::to_string(port);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    if (::inet_pton(AF_INET, address.empty() ? "0.0.0.0" : address.c_str(), &a.sin_addr) != 1)
+        refuse(where, "not an IPv4 address");
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int one = 1;
+    if (!fd || ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0 || ::listen(fd.get(), backlog) != 0)
+        refuse(where, std::strerror(errno));
+    return fd;
+}
+
+std::string read_key_file(const std::string& path) {
+    auto bad = [&](const std::string& why) {
+        throw_error(Errc::invalid_argument, "cService", "key file '" + path + "' (COYOTE_SERVICE_KEY_FILE): " + why);
+    };
+    if (path.empty()) bad("not set; remote clients need a shared key");
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0) bad(std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) bad("not a regular file");
+    if (st.st_uid != ::geteuid()) bad("it belongs to uid " + std::to_string(st.st_uid));
+    if ((st.st_mode & 077) != 0) bad("group or others may read it (chmod 600)");
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string key = ss.str();
+    if (!key.empty() && key.back() == '\n') key.pop_back();
+    if (key.empty() || key.size() > 4096) bad("the key must have 1 to 4096 bytes");
+    return key;
+}
+
+bool same_key(const std::string& a, const std::string& b) noexcept {
+    unsigned diff = a.size() == b.size() ? 0u : 1u;
+    for (size_t i = 0; i < a.size() && i < b.size(); ++i)
+        diff |= static_cast<unsigned>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+    return diff == 0;
+}
+
+bool peer_of(int fd, Peer& out) {
+    ucred c{};
+    socklen_t len = sizeof(c);
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) != 0) return false;
+    out = {c.pid, c.uid, c.gid};
+    return true;
+}
+
+}  // namespace coyote::detail::service

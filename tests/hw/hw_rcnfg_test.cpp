@@ -1,0 +1,66 @@
+// cRcnfg on the hw backend against the fake driver: loads through the reconfiguration device, file checks first.
+#include <coyote/cRcnfg.hpp>
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+
+#include "rcnfg/bitstream_file.hpp"
+
+namespace {
+
+std::string write_file(const std::string& name, const std::vector<char>& bytes) {
+    const auto dir = std::filesystem::temp_directory_path() / ("coyote-hw-rcnfg-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / name).string();
+    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return path;
+}
+
+/// A small .bin: padding words, the sync word, then some configuration words.
+std::vector<char> fake_bin() {
+    std::vector<char> b(4096 + 68, '\x20');
+    std::fill(b.begin(), b.begin() + 64, '\xff');
+    const char sync[4] = {'\xaa', '\x99', '\x55', '\x66'};
+    std::copy(sync, sync + 4, b.begin() + 64);
+    return b;
+}
+
+std::string error_text(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const coyote::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(HwRcnfg, LoadsAppAndShellThroughTheReconfigurationDevice) {
+    coyote::cRcnfg rcnfg(0);
+    const std::string bin = write_file("app.bin", fake_bin());
+    EXPECT_EQ(error_text([&] { rcnfg.reconfigureApp(bin, 0); }), "");
+    EXPECT_EQ(error_text([&] { rcnfg.reconfigureShell(bin); }), "");
+    EXPECT_EQ(rcnfg.getReconfigurationCount(), 2u);
+}
+
+TEST(HwRcnfg, FileChecksComeFirst) {
+    coyote::cRcnfg rcnfg(0);
+    auto cut = fake_bin();
+    cut.pop_back();
+    EXPECT_NE(error_text([&] { rcnfg.reconfigureApp(write_file("cut.bin", cut), 0); }).find("truncated"), std::string::npos);
+    EXPECT_NE(error_text([&] { rcnfg.reconfigureApp(write_file("zeros.bin", std::vector<char>(4096, 0)), 0); })
+                  .find("sync word"),
+              std::string::npos);
+    const auto sim = coyote::detail::rcnfg::encode_sim_bitstream({coyote::detail::rcnfg::SimBitstream::Kind::app, "vadd", ""});
+    EXPECT_NE(error_text([&] { rcnfg.reconfigureApp(write_file("sim.bin", sim), 0); }).find("sim bitstream"),
+              std::string::npos);
+    EXPECT_NE(error_text([&] { rcnfg.reconfigureShell("/nonexistent/shell.bin"); }).find("no such file"),
+              std::string::npos);
+    EXPECT_EQ(rcnfg.getReconfigurationCount(), 0u);
+}
+
+}  // namespace

@@ -1,0 +1,163 @@
+// cRcnfg on the sim backend: bitstream file checks, sim bitstream format, model swaps, the loader lock.
+#include <coyote/cRcnfg.hpp>
+#include <coyote/cThread.hpp>
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "rcnfg/bitstream_file.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace rc = coyote::detail::rcnfg;
+using coyote_test::error_of;
+
+std::string temp_dir() {
+    static const std::string dir = [] {
+        auto d = std::filesystem::temp_directory_path() / ("coyote-rcnfg-test-" + std::to_string(::getpid()));
+        std::filesystem::create_directories(d);
+        return d.string();
+    }();
+    return dir;
+}
+
+std::string write_file(const std::string& name, const std::vector<char>& bytes) {
+    const std::string path = temp_dir() + "/" + name;
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return path;
+}
+
+std::string sim_bitstream(const std::string& name, rc::SimBitstream::Kind kind, const std::string& model,
+                          const std::string& shell = "") {
+    return write_file(name, rc::encode_sim_bitstream({kind, model, shell}));
+}
+
+/// Runs two-input float addition through vFPGA 0 (dest 0 + dest 1 -> dest 0) and says whether c == a + b.
+bool adds_vectors(coyote::cThread& t) {
+    constexpr uint32_t n = 256;
+    auto* a = static_cast<float*>(t.getMem({coyote::CoyoteAllocType::REG, n * 4}));
+    auto* b = static_cast<float*>(t.getMem({coyote::CoyoteAllocType::REG, n * 4}));
+    auto* c = static_cast<float*>(t.getMem({coyote::CoyoteAllocType::REG, n * 4}));
+    for (uint32_t i = 0; i < n; ++i) {
+        a[i] = static_cast<float>(i);
+        b[i] = 2.0f * static_cast<float>(i);
+        c[i] = -1.0f;
+    }
+    t.invoke(coyote::CoyoteOper::LOCAL_READ, coyote::localSg{.addr = a, .len = n * 4, .dest = 0});
+    t.invoke(coyote::CoyoteOper::LOCAL_READ, coyote::localSg{.addr = b, .len = n * 4, .dest = 1});
+    t.invoke(coyote::CoyoteOper::LOCAL_WRITE, coyote::localSg{.addr = c, .len = n * 4, .dest = 0});
+    const bool done = coyote_test::wait_completed(t, coyote::CoyoteOper::LOCAL_WRITE, 1);
+    t.clearCompleted();
+    bool sums = done;
+    for (uint32_t i = 0; i < n && sums; ++i) sums = c[i] == 3.0f * static_cast<float>(i);
+    t.freeMem(a);
+    t.freeMem(b);
+    t.freeMem(c);
+    return sums;
+}
+
+TEST(SimBitstream, RoundTrip) {
+    const rc::SimBitstream in{rc::SimBitstream::Kind::shell, "vadd", "n_fpga_reg=2"};
+    const auto bytes = rc::encode_sim_bitstream(in);
+    const auto out = rc::decode_sim_bitstream(bytes, "mem");
+    EXPECT_EQ(out.kind, in.kind);
+    EXPECT_EQ(out.model, "vadd");
+    EXPECT_EQ(out.shell_settings, "n_fpga_reg=2");
+}
+
+TEST(SimBitstream, DecodeErrorsNameTheProblem) {
+    auto bytes = rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, "vadd", ""});
+    auto fails_with = [](std::vector<char> b, const std::string& what) {
+        auto [code, msg] = error_of([&] { rc::decode_sim_bitstream(b, "x.bin"); });
+        EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument)) << what;
+        EXPECT_NE(msg.find(what), std::string::npos) << msg;
+    };
+    fails_with({bytes.begin(), bytes.end() - 3}, "truncated");
+    fails_with({bytes.begin(), bytes.begin() + 10}, "truncated");
+    auto extra = bytes;
+    extra.push_back('x');
+    fails_with(extra, "unexpected bytes");
+    auto corrupt = bytes;
+    corrupt[21] ^= 0x20;
+    fails_with(corrupt, "checksum");
+    auto magic = bytes;
+    magic[0] = 'X';
+    fails_with(magic, "wrong magic");
+    auto version = bytes;
+    version[8] = 9;
+    fails_with(version, "version 9");
+}
+
+TEST(BitstreamFile, MissingEmptyOversizedAndWrongFormat) {
+    coyote::cRcnfg rcnfg(0);
+    auto fails_with = [&](const std::string& path, const std::string& what) {
+        auto [code, msg] = error_of([&] { rcnfg.reconfigureApp(path, 0); });
+        EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument)) << what;
+        EXPECT_NE(msg.find(what), std::string::npos) << msg;
+        EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    };
+    fails_with(temp_dir() + "/does-not-exist.bin", "no such file");
+    fails_with(write_file("empty.bin", {}), "empty");
+    fails_with(write_file("huge.bin", std::vector<char>(rc::k_max_sim_bitstream + 1, 'a')), "limit");
+    fails_with(write_file("text.bin", std::vector<char>(100, 'a')), "wrong magic");
+    fails_with(temp_dir(), "not a regular file");
+    auto bytes = rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, "vadd", ""});
+    fails_with(write_file("cut.bin", {bytes.begin(), bytes.end() - 1}), "truncated");
+    fails_with(sim_bitstream("shell_as_app.bin", rc::SimBitstream::Kind::shell, "vadd"), "shell bitstream");
+    fails_with(sim_bitstream("unknown_model.bin", rc::SimBitstream::Kind::app, "no_such_model"), "no_such_model");
+    EXPECT_EQ(rcnfg.getReconfigurationCount(), 0u);
+}
+
+TEST(BitstreamFile, HwFormatChecks) {
+    std::vector<char> words(64, 0);
+    EXPECT_NE(error_of([&] { rc::check_hw_bitstream(words, "a.bin"); }).second.find("sync word"), std::string::npos);
+    const char sync[4] = {char(0xAA), char(0x99), char(0x55), char(0x66)};
+    std::copy(sync, sync + 4, words.begin() + 16);
+    EXPECT_EQ(error_of([&] { rc::check_hw_bitstream(words, "a.bin"); }).first, 0);
+    words.pop_back();
+    EXPECT_NE(error_of([&] { rc::check_hw_bitstream(words, "a.bin"); }).second.find("truncated"), std::string::npos);
+    auto sim = rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, "vadd", ""});
+    EXPECT_NE(error_of([&] { rc::check_hw_bitstream(sim, "s.bin"); }).second.find("sim bitstream"), std::string::npos);
+}
+
+TEST(Reconfigure, AppSwapsTheModelOfAnOpenVfpga) {
+    coyote_test::EnvGuard model("COYOTE_SIM_MODEL", "passthrough");
+    coyote::cThread t(0, ::getpid());
+    EXPECT_FALSE(adds_vectors(t));
+    coyote::cRcnfg rcnfg(0);
+    rcnfg.reconfigureApp(sim_bitstream("app_vadd.bin", rc::SimBitstream::Kind::app, "vadd"), 0);
+    EXPECT_TRUE(adds_vectors(t));
+    rcnfg.reconfigureApp(sim_bitstream("app_pass.bin", rc::SimBitstream::Kind::app, "passthrough"), 0);
+    EXPECT_FALSE(adds_vectors(t));
+    EXPECT_EQ(rcnfg.getReconfigurationCount(), 2u);
+}
+
+TEST(Reconfigure, ShellLoadAppliesToVfpgasOpenedLater) {
+    coyote_test::EnvGuard model("COYOTE_SIM_MODEL", "passthrough");
+    coyote::cRcnfg rcnfg(0);
+    rcnfg.reconfigureShell(sim_bitstream("shell_vadd.bin", rc::SimBitstream::Kind::shell, "vadd", "n_fpga_reg=2"));
+    coyote::cThread t(1, ::getpid()); // vFPGA 1 exists only with the new shell
+    EXPECT_TRUE(adds_vectors(t));
+    auto [code, msg] = error_of([&] {
+        rcnfg.reconfigureShell(sim_bitstream("shell_bad.bin", rc::SimBitstream::Kind::shell, "", "no_such_key=1"));
+    });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument)) << msg;
+}
+
+TEST(Reconfigure, OneLoaderAtATimePerDevice) {
+    coyote_test::EnvGuard slow("COYOTE_SIM_RECONFIG_MS", "150");
+    const std::string path = sim_bitstream("app_lock.bin", rc::SimBitstream::Kind::app, "passthrough");
+    const auto t0 = std::chrono::steady_clock::now();
+    std::thread other([&] { coyote::cRcnfg(0).reconfigureApp(path, 0); });
+    coyote::cRcnfg(0).reconfigureApp(path, 0);
+    other.join();
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(300));
+}
+
+}  // namespace

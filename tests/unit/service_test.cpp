@@ -1,0 +1,438 @@
+// cService / cConn / cSched on the sim backend: results, error codes, policies, malformed requests, dying clients,
+// stop with tasks in flight, two services, socket safety, the client limit.
+#include <coyote/cConn.hpp>
+#include <coyote/cFunc.hpp>
+#include <coyote/cService.hpp>
+#include <gtest/gtest.h>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "rcnfg/bitstream_file.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace rc = coyote::detail::rcnfg;
+using coyote_test::error_of;
+
+enum Fid : int32_t { k_add = 10, k_mul = 11, k_throws = 12, k_slow = 13 };
+std::atomic<int> g_slow_started{0};
+// Raw clients write to sockets the service may have closed: an error, not a fatal signal.
+const bool g_no_sigpipe = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+
+std::string dir() {
+    static const std::string d = [] {
+        auto p = std::filesystem::temp_directory_path() / ("coyote-service-test-" + std::to_string(::getpid()));
+        std::filesystem::create_directories(p);
+        return p.string();
+    }();
+    return d;
+}
+
+std::string app_bitstream(const std::string& name, const std::string& model) {
+    const auto bytes = rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, model, ""});
+    const std::string path = dir() + "/" + name;
+    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return path;
+}
+
+/// A service on vFPGA `vfid` with the test functions, served by run() on a thread.
+class Running {
+public:
+    explicit Running(const std::string& name, int32_t vfid = 0) : vfid_(vfid) {
+        svc = coyote::cService::getInstance(name, false, vfid);
+        const std::string a = app_bitstream("app_a.bin", "passthrough"), b = app_bitstream("app_b.bin", "vadd");
+        svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t, int32_t>>(
+            k_add, a, [](coyote::cThread*, int32_t x, int32_t y) { return x + y; }));
+        svc->addFunction(std::make_unique<coyote::cFunc<int64_t, int64_t, int64_t>>(
+            k_mul, b, [](coyote::cThread*, int64_t x, int64_t y) { return x * y; }));
+        svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(
+            k_throws, a, [](coyote::cThread*, int32_t) -> int32_t { throw std::runtime_error("boom"); }));
+        svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(k_slow, a, [](coyote::cThread*, int32_t ms) {
+            ++g_slow_started;
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+            return ms;
+        }));
+        thread_ = std::thread([this] { svc->run(); });
+        EXPECT_TRUE(coyote_test::eventually([&] { return svc->isRunning(); }));
+    }
+    ~Running() {
+        svc->stop();
+        thread_.join();
+        coyote::cService::releaseInstance(vfid_);
+    }
+    coyote::cService* svc;
+
+private:
+    int32_t vfid_;
+    std::thread thread_;
+};
+
+/// A raw client socket connected to `path` (for malformed traffic).
+int raw_connect(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return -1;
+    return fd;
+}
+
+/// Reads a reply header (2 s at most); {-100, -100} when none came.
+std::pair<int32_t, int32_t> raw_reply(int fd) {
+    timeval tv{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    int32_t r[2];
+    if (::recv(fd, r, sizeof(r), MSG_WAITALL) != sizeof(r)) return {-100, -100};
+    return {r[0], r[1]};
+}
+
+bool closed_by_peer(int fd) {
+    char c;
+    timeval tv{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return ::recv(fd, &c, 1, 0) == 0;
+}
+
+TEST(Service, SocketPathModeAndResults) {
+    Running r("results");
+    EXPECT_EQ(r.svc->getSocketPath(), "/tmp/coyote-daemon-dev-0-vfid-0-results");
+    struct stat st{};
+    ASSERT_EQ(::stat(r.svc->getSocketPath().c_str(), &st), 0);
+    EXPECT_TRUE(S_ISSOCK(st.st_mode));
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    coyote::cConn conn(r.svc->getSocketPath());
+    EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 40, 2)), 42);
+    EXPECT_EQ((conn.task<int64_t, int64_t, int64_t>(k_mul, 1LL << 20, 1LL << 20)), 1LL << 40);
+    const int32_t tid = conn.iTask<int32_t, int32_t, int32_t>(k_add, 1, 2);
+    EXPECT_TRUE(coyote_test::eventually([&] { return conn.isTaskCompleted(tid); }));
+    EXPECT_EQ(conn.getTaskReturnValue<int32_t>(tid), 3);
+    EXPECT_EQ(conn.getTaskReturnValue<int32_t>(tid), 3); // may be read again
+}
+
+TEST(Service, ErrorsArriveWithTheirReason) {
+    Running r("errors");
+    coyote::cConn conn(r.svc->getSocketPath());
+    auto [code, msg] = error_of([&] { conn.task<int32_t, int32_t>(99, 1); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument));
+    EXPECT_NE(msg.find("no function"), std::string::npos) << msg;
+    std::tie(code, msg) = error_of([&] { conn.task<int32_t, int32_t>(k_throws, 1); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::remote_rejected));
+    EXPECT_NE(msg.find("failed"), std::string::npos) << msg;
+    EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 2, 2)), 4); // the connection still works
+    EXPECT_EQ(error_of([&] { conn.getTaskReturnValue<int32_t>(12345); }).first,
+              static_cast<int>(coyote::Errc::invalid_argument));
+}
+
+TEST(Service, AddFunctionCodes) {
+    coyote::cSched* s = coyote::cSched::getInstance(0);
+    auto fn = [](int32_t fid, const std::string& path) {
+        return std::make_unique<coyote::cFunc<int32_t, int32_t>>(fid, path, [](coyote::cThread*, int32_t x) { return x; });
+    };
+    EXPECT_EQ(s->addFunction(fn(500, app_bitstream("f500.bin", "passthrough"))), 0);
+    EXPECT_EQ(s->addFunction(fn(500, app_bitstream("f500.bin", "passthrough"))), 2);
+    EXPECT_EQ(s->addFunction(fn(501, dir() + "/missing.bin")), 1);
+    std::ofstream(dir() + "/garbage.bin") << "not a bitstream";
+    EXPECT_EQ(s->addFunction(fn(502, dir() + "/garbage.bin")), 1);
+    EXPECT_FALSE(s->isFunctionRegistered(501));
+    EXPECT_TRUE(s->isFunctionRegistered(500));
+}
+
+/// Interleaved tasks of two bitstreams queued behind a slow one: returns the app reconfigurations they cost.
+uint64_t reconfigurations_under(coyote::SchedPolicy policy) {
+    coyote::cSched* s = coyote::cSched::getInstance(0);
+    s->setPolicy(policy);
+    s->start();
+    const uint64_t before = s->getAppReconfigurations();
+    static std::atomic<int32_t> next_tid{1 << 20};
+    std::vector<int32_t> tids;
+    auto submit = [&](int32_t fid, std::vector<std::vector<char>> args, size_t ret) {
+        const int32_t tid = next_tid++;
+        EXPECT_TRUE(s->addTask(std::make_unique<coyote::cTask>(tid, fid, ret, nullptr, std::move(args))));
+        tids.push_back(tid);
+    };
+    auto bytes = [](auto v) {
+        std::vector<char> b(sizeof(v));
+        std::memcpy(b.data(), &v, sizeof(v));
+        return b;
+    };
+    submit(k_slow, {bytes(int32_t{100})}, 4);
+    for (int i = 0; i < 10; ++i) {
+        submit(k_mul, {bytes(int64_t{i}), bytes(int64_t{3})}, 8);
+        submit(k_add, {bytes(int32_t{i}), bytes(int32_t{1})}, 4);
+    }
+    for (int32_t tid : tids) {
+        EXPECT_TRUE(coyote_test::eventually([&] { return s->isTaskCompleted(tid); }));
+        EXPECT_EQ(s->getTask(tid)->getRetCode(), 0);
+        s->releaseTask(tid);
+    }
+    return s->getAppReconfigurations() - before;
+}
+
+TEST(Sched, ReorderRunsTheLoadedBitstreamFirst) {
+    Running r("policies"); // registers the functions and starts the scheduler
+    const uint64_t fcfs = reconfigurations_under(coyote::SchedPolicy::fcfs);
+    const uint64_t reorder = reconfigurations_under(coyote::SchedPolicy::reorder);
+    EXPECT_GE(fcfs, 20u);
+    EXPECT_LE(reorder, 3u);
+    std::cout << "reconfigurations: fcfs " << fcfs << ", reorder " << reorder << "\n";
+}
+
+TEST(Service, ManyConcurrentClients) {
+    Running r("many");
+    constexpr int clients = 64, tasks = 1000; // the client limit, each with a ctid
+    std::vector<std::future<int>> results;
+    for (int c = 0; c < clients; ++c)
+        results.push_back(std::async(std::launch::async, [&, c] {
+            coyote::cConn conn(r.svc->getSocketPath());
+            int bad = 0;
+            std::vector<std::pair<int32_t, int64_t>> inflight;
+            for (int i = 0; i < tasks; ++i) {
+                if (i % 2 == 0) inflight.emplace_back(conn.iTask<int32_t, int32_t, int32_t>(k_add, c, i), c + i);
+                else inflight.emplace_back(conn.iTask<int64_t, int64_t, int64_t>(k_mul, c, i), int64_t{c} * i);
+            }
+            for (size_t i = 0; i < inflight.size(); ++i) {
+                const auto [tid, want] = inflight[i];
+                const std::vector<char> v = conn.wait_result(tid);
+                int64_t value = 0;
+                std::memcpy(&value, v.data(), v.size());
+                bad += value != want;
+            }
+            return bad;
+        }));
+    for (auto& f : results) EXPECT_EQ(f.get(), 0);
+}
+
+TEST(Service, MalformedRequestsGetRepliesAndOthersAreServed) {
+    coyote_test::EnvGuard quick("COYOTE_SERVICE_REQUEST_TIMEOUT_MS", "300");
+    Running r("malformed");
+    coyote::cConn good(r.svc->getSocketPath());
+    const pid_t me = ::getpid();
+    auto registered = [&] {
+        int fd = raw_connect(r.svc->getSocketPath());
+        EXPECT_GE(fd, 0);
+        EXPECT_EQ(::send(fd, &me, sizeof(me), 0), static_cast<ssize_t>(sizeof(me)));
+        return fd;
+    };
+    { // unknown opcode: refused, connection closed
+        int fd = registered();
+        const int32_t req[3] = {7, k_add, 5};
+        ::send(fd, req, sizeof(req), 0);
+        EXPECT_EQ(raw_reply(fd), std::make_pair(int32_t{4}, int32_t{5}));
+        EXPECT_TRUE(closed_by_peer(fd));
+        ::close(fd);
+    }
+    { // truncated header: timeout reply, closed
+        int fd = registered();
+        const int32_t half[1] = {1};
+        ::send(fd, half, sizeof(half), 0);
+        EXPECT_EQ(raw_reply(fd), std::make_pair(int32_t{5}, int32_t{-1}));
+        EXPECT_TRUE(closed_by_peer(fd));
+        ::close(fd);
+    }
+    { // arguments shorter than declared: bad_arguments, closed
+        int fd = registered();
+        const int32_t req[4] = {1, k_add, 6, 1}; // k_add takes two int32
+        ::send(fd, req, sizeof(req), 0);
+        EXPECT_EQ(raw_reply(fd), std::make_pair(int32_t{2}, int32_t{6}));
+        EXPECT_TRUE(closed_by_peer(fd));
+        ::close(fd);
+    }
+    { // unknown function: reply, the connection stays usable
+        int fd = registered();
+        const int32_t req[5] = {1, 77, 8, 1, 2};
+        ::send(fd, req, sizeof(req), 0);
+        EXPECT_EQ(raw_reply(fd), std::make_pair(int32_t{1}, int32_t{8}));
+        const int32_t ok[5] = {1, k_add, 9, 20, 22};
+        ::send(fd, ok, sizeof(ok), 0);
+        EXPECT_EQ(raw_reply(fd), std::make_pair(int32_t{0}, int32_t{9}));
+        int32_t value = 0;
+        EXPECT_EQ(::recv(fd, &value, sizeof(value), MSG_WAITALL), 4);
+        EXPECT_EQ(value, 42);
+        ::close(fd);
+    }
+    { // a pid that is not the peer's: refused
+        int fd = raw_connect(r.svc->getSocketPath());
+        const pid_t other = me + 1;
+        ::send(fd, &other, sizeof(other), 0);
+        EXPECT_EQ(raw_reply(fd), std::make_pair(int32_t{4}, int32_t{-1}));
+        ::close(fd);
+    }
+    EXPECT_EQ((good.task<int32_t, int32_t, int32_t>(k_add, 1, 1)), 2);
+}
+
+TEST(Service, ADyingClientDoesNotHurtTheService) {
+    Running r("dying");
+    const std::string path = r.svc->getSocketPath();
+    for (int round = 0; round < 3; ++round) {
+        const pid_t child = ::fork();
+        if (child == 0) { // raw syscalls only, then die with a task in flight and half a request
+            int fd = raw_connect(path);
+            const pid_t me = ::getpid();
+            ::send(fd, &me, sizeof(me), 0);
+            const int32_t slow[4] = {1, k_slow, 1, 200};
+            ::send(fd, slow, sizeof(slow), 0);
+            const int32_t half[2] = {1, k_add};
+            ::send(fd, half, sizeof(half), 0);
+            ::_exit(0);
+        }
+        int status = 0;
+        ASSERT_EQ(::waitpid(child, &status, 0), child);
+    }
+    coyote::cConn conn(path);
+    EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 5, 6)), 11);
+}
+
+TEST(Service, StopWithTasksInFlight) {
+    auto r = std::make_unique<Running>("stopping");
+    coyote::cConn conn(r->svc->getSocketPath());
+    std::vector<int32_t> tids;
+    const int started = g_slow_started;
+    for (int i = 0; i < 5; ++i) tids.push_back(conn.iTask<int32_t, int32_t>(k_slow, 100));
+    ASSERT_TRUE(coyote_test::eventually([&] { return g_slow_started > started; }));
+    const auto t0 = std::chrono::steady_clock::now();
+    r.reset(); // stop(): the running task finishes, the queued ones fail as 'stopped'
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+    int ok = 0, failed = 0;
+    for (int32_t tid : tids) {
+        auto [code, msg] = error_of([&] { conn.wait_result(tid); });
+        (code == 0 ? ok : failed)++;
+        if (code != 0) {
+            EXPECT_EQ(code, static_cast<int>(coyote::Errc::peer_gone)) << msg;
+        }
+    }
+    EXPECT_GE(ok, 1);
+    EXPECT_GE(failed, 1);
+}
+
+TEST(Service, TwoServicesStopIndependently) {
+    coyote_test::EnvGuard shell("COYOTE_SIM_SHELL", "n_fpga_reg=2");
+    auto first = std::make_unique<Running>("first", 0);
+    Running second("second", 1);
+    const std::string first_path = first->svc->getSocketPath();
+    first.reset();
+    EXPECT_NE(error_of([&] { coyote::cConn c(first_path); }).first, 0);
+    coyote::cConn conn(second.svc->getSocketPath());
+    EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 3, 4)), 7);
+}
+
+TEST(Service, SocketPathSafety) {
+    const std::string path = "/tmp/coyote-daemon-dev-0-vfid-0-safety";
+    coyote::cService* svc = coyote::cService::getInstance("safety", false, 0);
+    ::unlink(path.c_str());
+    std::ofstream(path) << "someone's file";
+    auto [code, msg] = error_of([&] { svc->run(); });
+    EXPECT_NE(msg.find("not a socket"), std::string::npos) << msg;
+    ::unlink(path.c_str());
+    ASSERT_EQ(::symlink("/tmp/elsewhere", path.c_str()), 0);
+    std::tie(code, msg) = error_of([&] { svc->run(); });
+    EXPECT_NE(msg.find("symbolic link"), std::string::npos) << msg;
+    ::unlink(path.c_str());
+    { // a stale socket of ours (nobody listening) is replaced
+        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strcpy(a.sun_path, path.c_str());
+        ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+        ::close(fd);
+    }
+    coyote::cService::releaseInstance(0);
+    Running r("safety");
+    coyote::cConn conn(path);
+    EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 1, 2)), 3);
+}
+
+TEST(Service, ClientLimitIsEnforcedWithARefusal) {
+    coyote_test::EnvGuard limit("COYOTE_SERVICE_MAX_CLIENTS", "2");
+    Running r("limit");
+    coyote::cConn a(r.svc->getSocketPath()), b(r.svc->getSocketPath());
+    EXPECT_EQ((a.task<int32_t, int32_t, int32_t>(k_add, 1, 1)), 2);
+    EXPECT_EQ((b.task<int32_t, int32_t, int32_t>(k_add, 1, 1)), 2);
+    auto [code, msg] = error_of([&] { // the refusal may come at registration or at the first task
+        coyote::cConn c(r.svc->getSocketPath());
+        c.task<int32_t, int32_t, int32_t>(k_add, 1, 1);
+    });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::peer_gone));
+    EXPECT_NE(msg.find("refused"), std::string::npos) << msg;
+}
+
+TEST(Service, AClientOfAnotherUserIsRefused) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a client under a second uid (nobody)";
+    Running r("other-user");
+    const std::string path = r.svc->getSocketPath();
+    ::chmod(path.c_str(), 0666); // let the other user reach the socket: the peer check must still refuse it
+    int pipefd[2];
+    ASSERT_EQ(::pipe(pipefd), 0);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        int32_t reply[2] = {-100, -100};
+        // Raw syscalls: after fork() in a threaded process glibc's setuid() may wait for threads that are gone.
+        if (::syscall(SYS_setgid, 65534) == 0 && ::syscall(SYS_setuid, 65534) == 0) {
+            int fd = raw_connect(path);
+            const pid_t me = ::getpid();
+            if (fd >= 0) { // the service may refuse and close before the pid arrives: no SIGPIPE, read anyway
+                [[maybe_unused]] ssize_t sent = ::send(fd, &me, sizeof(me), MSG_NOSIGNAL);
+                timeval tv{2, 0};
+                ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                ::recv(fd, reply, sizeof(reply), MSG_WAITALL);
+            }
+        }
+        [[maybe_unused]] ssize_t n = ::write(pipefd[1], reply, sizeof(reply));
+        ::_exit(0);
+    }
+    ::close(pipefd[1]); // a child that dies early then ends the read
+    int32_t reply[2] = {0, 0};
+    pollfd p{pipefd[0], POLLIN, 0};
+    if (::poll(&p, 1, 10000) == 1) {
+        EXPECT_EQ(::read(pipefd[0], reply, sizeof(reply)), static_cast<ssize_t>(sizeof(reply)));
+    }
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    ::close(pipefd[0]);
+    EXPECT_EQ(reply[0], 4);
+    EXPECT_EQ(reply[1], -1);
+}
+
+TEST(Service, RemoteClientsOverTcpNeedTheKey) {
+    const std::string key = dir() + "/key", wrong = dir() + "/wrong";
+    std::ofstream(key) << "s3cret-key\n";
+    std::ofstream(wrong) << "guess\n";
+    ::chmod(key.c_str(), 0600);
+    coyote_test::EnvGuard key_env("COYOTE_SERVICE_KEY_FILE", key.c_str());
+    coyote_test::EnvGuard bind("COYOTE_SERVICE_BIND", "127.0.0.1");
+    const uint16_t port = static_cast<uint16_t>(20000 + ::getpid() % 20000);
+    coyote::cService* svc = coyote::cService::getInstance("remote", true, 0, 0, true, port);
+    svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t, int32_t>>(
+        k_add, app_bitstream("app_a.bin", "passthrough"), [](coyote::cThread*, int32_t x, int32_t y) { return x + y; }));
+    std::thread server([svc] { svc->run(); });
+    ASSERT_TRUE(coyote_test::eventually([&] { return svc->isRunning(); }));
+    {
+        coyote::cConn conn("127.0.0.1", port, key);
+        EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 20, 22)), 42);
+        auto [code, msg] = error_of([&] {
+            coyote::cConn intruder("127.0.0.1", port, wrong);
+            intruder.task<int32_t, int32_t, int32_t>(k_add, 1, 1);
+        });
+        EXPECT_EQ(code, static_cast<int>(coyote::Errc::peer_gone));
+        EXPECT_NE(msg.find("refused"), std::string::npos) << msg;
+    }
+    svc->stop();
+    server.join();
+    ::chmod(key.c_str(), 0644); // a key others can read is refused at start
+    auto [code, msg] = error_of([&] { svc->run(); });
+    EXPECT_NE(msg.find("chmod 600"), std::string::npos) << msg;
+    coyote::cService::releaseInstance(0);
+}
+
+}  // namespace

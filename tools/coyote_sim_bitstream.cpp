@@ -1,0 +1,76 @@
+// coyote-sim-bitstream: writes (or checks) a sim bitstream, the file cRcnfg loads on the sim backend.
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+
+#include <coyote/error.hpp>
+
+#include "rcnfg/bitstream_file.hpp"
+
+namespace {
+
+namespace rc = ::coyote::detail::rcnfg;
+
+void usage(std::ostream& os) {
+    os << "usage: coyote-sim-bitstream [--app | --shell] [--model NAME|PATH.so] [--shell-config k=v,...] -o FILE\n"
+          "       coyote-sim-bitstream --check FILE\n"
+          "  --app           application bitstream of one vFPGA (default): needs --model\n"
+          "  --shell         shell bitstream: a model for every vFPGA and/or shell changes (keys of COYOTE_SIM_SHELL)\n"
+          "  --model         built-in model (passthrough, perf_local, vadd, reduce) or the path of a model .so\n"
+          "  --shell-config  shell changes, e.g. n_fpga_reg=2,en_rdma=0 (shell bitstreams only)\n"
+          "  --check FILE    decodes FILE and prints what it holds\n";
+}
+
+int check(const std::string& path) {
+    const auto bytes = rc::read_file_checked(path, rc::k_max_sim_bitstream);
+    const rc::SimBitstream b = rc::decode_sim_bitstream(bytes, path);
+    std::cout << path << ": sim " << (b.kind == rc::SimBitstream::Kind::app ? "app" : "shell")
+              << " bitstream, model '" << b.model << "', shell changes '" << b.shell_settings << "'\n";
+    return 0;
+}
+
+int run(int argc, char** argv) {
+    rc::SimBitstream b;
+    std::string out;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
+            return argv[++i];
+        };
+        if (a == "--app") b.kind = rc::SimBitstream::Kind::app;
+        else if (a == "--shell") b.kind = rc::SimBitstream::Kind::shell;
+        else if (a == "--model") b.model = value();
+        else if (a == "--shell-config") b.shell_settings = value();
+        else if (a == "-o" || a == "--output") out = value();
+        else if (a == "--check") return check(value());
+        else if (a == "-h" || a == "--help") return usage(std::cout), 0;
+        else throw std::invalid_argument("unknown option " + a);
+    }
+    if (out.empty()) throw std::invalid_argument("no output file (-o FILE)");
+    if (b.kind == rc::SimBitstream::Kind::app && !b.shell_settings.empty())
+        throw std::invalid_argument("--shell-config needs --shell");
+    if (b.kind == rc::SimBitstream::Kind::shell && b.model.empty() && b.shell_settings.empty())
+        throw std::invalid_argument("a shell bitstream needs --model and/or --shell-config");
+    const auto bytes = rc::encode_sim_bitstream(b);
+    std::ofstream f(out, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!f.flush()) throw std::runtime_error("cannot write " + out + ": " + std::strerror(errno));
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::invalid_argument& e) {
+        std::cerr << "coyote-sim-bitstream: " << e.what() << "\n";
+        usage(std::cerr);
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "coyote-sim-bitstream: " << e.what() << "\n";
+        return 1;
+    }
+}
