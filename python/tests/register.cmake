@@ -20,20 +20,12 @@ foreach(name core rdma)
   endif()
 endforeach()
 
-# MPI suites under mpiexec, with the launcher flags of tests/mpi.
+# MPI suites under mpiexec (cmake/CoyoteMpiTest.cmake). Not labelled mpi: that label gathers the GoogleTest
+# binaries that slurm/tests.sbatch runs on its own.
 if(PYCOYOTE_MPI)
-  execute_process(COMMAND ${MPIEXEC_EXECUTABLE} --version OUTPUT_VARIABLE _v ERROR_QUIET)
-  set(_extra "")
-  if(_v MATCHES "Open MPI|OpenRTE")
-    set(_extra --oversubscribe --allow-run-as-root)
-  endif()
-  foreach(n 2 3)
-    add_test(NAME python_mpi_np${n}
-      COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${n} ${MPIEXEC_PREFLAGS} ${_extra}
-              ${PYCOYOTE_PYTEST} ${CMAKE_CURRENT_SOURCE_DIR}/tests/mpi_collectives.py ${MPIEXEC_POSTFLAGS})
-    set_tests_properties(python_mpi_np${n} PROPERTIES LABELS "python;mpi" TIMEOUT 300 PROCESSORS ${n}
-      ENVIRONMENT "${PYCOYOTE_TEST_ENV};COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000;OMPI_MCA_rmaps_base_oversubscribe=1")
-  endforeach()
+  coyote_register_mpi_test(NAME python_mpi RANKS 2 3 COMMAND ${COYOTE_PYTHON_EXECUTABLE} LABELS python
+    ARGS -m pytest -q -p no:cacheprovider --color=no ${CMAKE_CURRENT_SOURCE_DIR}/tests/mpi_collectives.py
+    ENV ${PYCOYOTE_TEST_ENV} COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000 OMPI_MCA_rmaps_base_oversubscribe=1)
 endif()
 
 # Examples as smoke tests (labels python and example).
@@ -44,11 +36,9 @@ add_test(NAME python_example_numpy_interop COMMAND ${COYOTE_PYTHON_EXECUTABLE} $
 set_tests_properties(python_example_hello_world python_example_numpy_interop PROPERTIES
   LABELS "python;example" TIMEOUT 120 ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
 if(PYCOYOTE_MPI)
-  add_test(NAME python_example_mpi_allreduce_np2
-    COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS} ${_extra}
-            ${COYOTE_PYTHON_EXECUTABLE} ${PYCOYOTE_EXAMPLES}/mpi_allreduce.py ${MPIEXEC_POSTFLAGS})
-  set_tests_properties(python_example_mpi_allreduce_np2 PROPERTIES LABELS "python;example;mpi" TIMEOUT 300
-    PROCESSORS 2 ENVIRONMENT "${PYCOYOTE_TEST_ENV};COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000")
+  coyote_register_mpi_test(NAME python_example_mpi_allreduce_np2 RANKS 2 COMMAND ${COYOTE_PYTHON_EXECUTABLE}
+    LABELS python example ARGS ${PYCOYOTE_EXAMPLES}/mpi_allreduce.py
+    ENV ${PYCOYOTE_TEST_ENV} COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000)
 endif()
 
 # The overhead benchmark as a smoke test (labels python and bench; the targets are reported, not enforced:
