@@ -38,17 +38,6 @@ std::string where(const mpi::DeviceAssignment& d) {
     return "vFPGA " + std::to_string(d.vfid) + " of device " + std::to_string(d.device) + " (" + d.backend + ")";
 }
 
-/// The user-logic model the environment names, for messages (COYOTE_SIM_MODEL is declared by the sim model
-/// loader; while a build's runtime does not declare it, it is read as a variable of other software).
-std::optional<std::string> sim_model() {
-    try {
-        return settings::value_of("COYOTE_SIM_MODEL");
-    } catch (const Error& e) {
-        if (e.code() != Errc::invalid_argument) throw;
-        return settings::foreign("COYOTE_SIM_MODEL");
-    }
-}
-
 }  // namespace
 
 ReduceOffload::ReduceOffload(const mpi::DeviceAssignment& device, std::chrono::milliseconds timeout)
@@ -58,7 +47,7 @@ ReduceOffload::ReduceOffload(const mpi::DeviceAssignment& device, std::chrono::m
     thread_->setCSR(0, rm::k_csr_id);
     const uint64_t id = thread_->getCSR(rm::k_csr_id);
     if (id != rm::k_model_id) {
-        const std::optional<std::string> env = sim_model();
+        const std::optional<std::string> env = settings::value_of("COYOTE_SIM_MODEL");
         const std::string model = env && !env->empty() ? "COYOTE_SIM_MODEL=" + *env
                                                        : std::string("COYOTE_SIM_MODEL is unset (passthrough)");
         throw_error(Errc::not_supported, "Collectives",
