@@ -44,6 +44,10 @@ public:
     void stop();
     /// Queues `task`; false when its function is unknown, its id is taken or the scheduler is stopped.
     bool addTask(std::unique_ptr<cTask> task);
+    /// coyote-mpi: runs `task` in the calling thread when nothing is queued or running (any policy would pick it
+    /// next), saving the hand-off to the scheduler's thread; returns false (and leaves `task` alone) otherwise.
+    /// The task completes before the call returns; its completion callback is not called.
+    bool runIfIdle(std::unique_ptr<cTask>& task);
     /// Whether task `tid` has completed (false when unknown).
     bool isTaskCompleted(int32_t tid);
     /// Task `tid`, or nullptr.
@@ -72,6 +76,8 @@ private:
     void schedule();
     cTask* pick_locked();
     void run_task(cTask* task, bFunc* fn);
+    /// Reconfigures if needed, runs `task` and completes it; `lk` is held on entry and on return, not meanwhile.
+    void execute(std::unique_lock<std::mutex>& lk, cTask* task);
 
     int32_t vfid_;
     SchedPolicy policy_;
@@ -92,6 +98,7 @@ private:
     uint64_t completions_ = 0;
     uint64_t app_reconfigs_ = 0;
     bool running_ = false;
+    bool busy_ = false; ///< a task runs (on the scheduler's thread or in runIfIdle)
     std::string current_bitstream_;
     std::thread thread_;
 };

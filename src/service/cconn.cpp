@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "backend/sim/net/process_memory.hpp"
 #include "detail/handles.hpp"
 #include "detail/settings.hpp"
 #include "service/wire.hpp"
@@ -55,6 +56,7 @@ public:
     std::map<int32_t, Entry> tasks;
     int32_t next_tid = 0;
     std::string broken; // why the connection is unusable ("" while fine)
+    pid_t owner = 0;    // the process that registered: the service addresses its memory
     std::atomic<bool> stop{false};
     std::thread reader;
 
@@ -124,6 +126,9 @@ cConn::cConn(std::string sock_name) : impl(std::make_unique<Impl>()) {
         throw_error(Errc::peer_gone, "cConn",
                     "cannot connect to the service at " + sock_name + ": " + std::strerror(errno) +
                         " (is the service running?)");
+    // A service function reads and writes this process's buffers by address; on sim that is process_vm_*,
+    // which Yama (ptrace_scope 1) allows only to processes we name.
+    detail::sim::net::allow_cross_process_access();
     register_with_service({});
 }
 
@@ -157,6 +162,7 @@ cConn::cConn(std::string host, uint16_t port, std::string key_file) : impl(std::
 void cConn::register_with_service(const std::vector<char>& hello) {
     std::vector<char> msg = hello;
     const pid_t pid = ::getpid();
+    impl->owner = pid;
     msg.insert(msg.end(), reinterpret_cast<const char*>(&pid), reinterpret_cast<const char*>(&pid) + sizeof(pid));
     if (svc::write_full(impl->fd.get(), msg.data(), msg.size(), svc::Clock::now() + k_conn_timeout.get()) != svc::Io::ok) {
         svc::Reply r{0, 0}; // a refusal may be waiting: say so
@@ -170,6 +176,10 @@ void cConn::register_with_service(const std::vector<char>& hello) {
 }
 
 cConn::~cConn() {
+    if (::getpid() != impl->owner) { // a forked child's copy: the connection and its reader are the parent's
+        if (impl->reader.joinable()) impl->reader.detach();
+        return;
+    }
     const svc::Request close_req{static_cast<int32_t>(DEF_OP_CLOSE_CONN), 0, 0};
     {
         std::lock_guard lk(impl->write_mtx);
@@ -186,6 +196,10 @@ int32_t cConn::submit(int32_t fid, const std::vector<char>& payload, size_t ret_
     {
         std::lock_guard lk(impl->mtx);
         if (!impl->broken.empty()) throw_error(Errc::peer_gone, "cConn", impl->path + ": " + impl->broken);
+        if (::getpid() != impl->owner) // a forked child: the service would read and write its parent's memory
+            throw_error(Errc::invalid_argument, "cConn",
+                        impl->path + ": this connection belongs to process " + std::to_string(impl->owner) +
+                            " (the child of a fork must open its own cConn)");
         tid = impl->next_tid++;
         impl->tasks[tid].ret_size = ret_size;
     }

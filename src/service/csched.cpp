@@ -70,6 +70,23 @@ bool cSched::addTask(std::unique_ptr<cTask> task) {
     return true;
 }
 
+bool cSched::runIfIdle(std::unique_ptr<cTask>& task) {
+    if (!task) return false;
+    std::unique_lock lk(mtx_);
+    const int32_t tid = task->getTid();
+    if (!running_ || busy_ || !queue_.empty() || functions_.count(task->getFid()) == 0 || tasks_.count(tid) != 0)
+        return false;
+    task->setCompletionCallback(nullptr);
+    cTask* t = task.get();
+    tasks_.emplace(tid, std::move(task));
+    busy_ = true;
+    execute(lk, t);
+    busy_ = false;
+    lk.unlock();
+    cv_.notify_one(); // tasks queued meanwhile
+    return true;
+}
+
 bool cSched::isTaskCompleted(int32_t tid) {
     std::lock_guard lk(mtx_);
     auto it = tasks_.find(tid);
@@ -183,40 +200,46 @@ void cSched::run_task(cTask* task, bFunc* fn) {
     }
 }
 
+void cSched::execute(std::unique_lock<std::mutex>& lk, cTask* task) {
+    bFunc* fn = functions_.at(task->getFid()).get();
+    const std::string path = fn->getBitstreamPath();
+    const std::vector<char>* bits = &bitstreams_.at(task->getFid());
+    const bool reconfigure = path != current_bitstream_;
+    lk.unlock();
+    bool loaded = true;
+    if (reconfigure) {
+        try {
+            reconfigureAppBytes(*bits, vfid_, path);
+        } catch (const std::exception& e) {
+            detail::service::log(LOG_ERR, "reconfiguration of vFPGA %d with %s failed: %s", vfid_, path.c_str(), e.what());
+            task->setRetCode(static_cast<int32_t>(TaskError::failed));
+            loaded = false;
+        }
+    }
+    if (loaded) run_task(task, fn);
+    lk.lock();
+    if (reconfigure && loaded) {
+        current_bitstream_ = path;
+        current_id_ = fid_bitstream_.at(task->getFid());
+        ++app_reconfigs_;
+    } else if (reconfigure) {
+        current_bitstream_.clear();
+        current_id_ = -1;
+    }
+    task->setCompleted(true);
+    ++completions_;
+    done_cv_.notify_all();
+}
+
 void cSched::schedule() {
     std::unique_lock lk(mtx_);
     while (true) {
-        cv_.wait(lk, [&] { return !running_ || !queue_.empty(); });
+        cv_.wait(lk, [&] { return !running_ || (!queue_.empty() && !busy_); });
         if (!running_) return;
         cTask* task = pick_locked();
-        bFunc* fn = functions_.at(task->getFid()).get();
-        const std::string path = fn->getBitstreamPath();
-        const std::vector<char>* bits = &bitstreams_.at(task->getFid());
-        const bool reconfigure = path != current_bitstream_;
-        lk.unlock();
-        bool loaded = true;
-        if (reconfigure) {
-            try {
-                reconfigureAppBytes(*bits, vfid_, path);
-            } catch (const std::exception& e) {
-                detail::service::log(LOG_ERR, "reconfiguration of vFPGA %d with %s failed: %s", vfid_, path.c_str(), e.what());
-                task->setRetCode(static_cast<int32_t>(TaskError::failed));
-                loaded = false;
-            }
-        }
-        if (loaded) run_task(task, fn);
-        lk.lock();
-        if (reconfigure && loaded) {
-            current_bitstream_ = path;
-            current_id_ = fid_bitstream_.at(task->getFid());
-            ++app_reconfigs_;
-        } else if (reconfigure) {
-            current_bitstream_.clear();
-            current_id_ = -1;
-        }
-        task->setCompleted(true);
-        ++completions_;
-        done_cv_.notify_all();
+        busy_ = true;
+        execute(lk, task);
+        busy_ = false;
     }
 }
 

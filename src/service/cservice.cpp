@@ -28,11 +28,17 @@ const settings::Millis k_request_timeout{"COYOTE_SERVICE_REQUEST_TIMEOUT_MS", "s
                                          "time a client has to send the rest of a request once it has begun it"};
 const settings::Integer k_max_clients{"COYOTE_SERVICE_MAX_CLIENTS", "service", static_cast<int64_t>(MAX_NUM_CLIENTS), 1,
                                       N_CTID_MAX, "clients one service serves at a time; more are refused"};
+const settings::Millis k_idle_timeout{"COYOTE_SERVICE_IDLE_TIMEOUT_MS", "service", std::chrono::milliseconds(1800000),
+                                      "a connected client with no request and no task in flight this long is "
+                                      "disconnected (it holds one of the service's client slots)"};
 const settings::Bytes k_max_request{"COYOTE_SERVICE_MAX_REQUEST", "service", 64ULL << 10,
                                     "largest argument bytes of one request a service accepts"};
 
 const settings::Text k_key_file{"COYOTE_SERVICE_KEY_FILE", "service", "",
                                 "file holding the shared key remote (TCP) clients must present; owner-only"};
+const settings::Text k_group{"COYOTE_SERVICE_GROUP", "service", "",
+                             "group (name or number) whose members may use a local service besides its owner; "
+                             "the socket is then mode 0660 and belongs to that group"};
 const settings::Text k_bind{"COYOTE_SERVICE_BIND", "service", "0.0.0.0",
                             "IPv4 address a remote (TCP) service listens on"};
 
@@ -72,11 +78,13 @@ public:
     detail::Fd wake_r, wake_w;
     std::list<std::unique_ptr<svc::Session>> sessions;
 
-    std::string key; // remote services: the shared key
+    std::string key;                      // remote services: the shared key
+    gid_t group = svc::k_no_group;        // local services: a group whose members may connect too
 
     void ensure_wake();
     void accept_one(int listen_fd);
-    /// Local peers: same user, pid is theirs. Remote peers: the shared key. Returns the pid the cThread is for.
+    /// Local peers: same user (or the configured group), the pid they send is theirs (SO_PEERCRED). Remote peers:
+    /// the shared key. Returns the pid the cThread is for.
     bool admit(detail::Fd& fd, pid_t& pid);
     void refuse(detail::Fd fd, pid_t pid, const char* why);
     void reap();
@@ -109,13 +117,19 @@ bool cService::Impl::admit(detail::Fd& fd, pid_t& pid) {
     }
     svc::Peer peer;
     if (!svc::peer_of(fd.get(), peer)) return refuse(std::move(fd), -1, "no peer credentials"), false;
-    if (peer.uid != ::geteuid()) return refuse(std::move(fd), peer.pid, "it runs as another user"), false;
-    const svc::Io io = svc::read_full(fd.get(), &pid, sizeof(pid), deadline);
+    if (peer.uid != ::geteuid() && (group == svc::k_no_group || !svc::peer_in_group(fd.get(), peer, group)))
+        return refuse(std::move(fd), peer.pid,
+                      group == svc::k_no_group ? "it runs as another user"
+                                               : "it runs as another user, outside COYOTE_SERVICE_GROUP"),
+               false;
+    pid_t claimed = 0;
+    const svc::Io io = svc::read_full(fd.get(), &claimed, sizeof(claimed), deadline);
     if (io != svc::Io::ok) {
         svc::log(LOG_WARNING, "%s: client %d did not register (%s)", service_id.c_str(), peer.pid, svc::io_text(io).c_str());
         return false;
     }
-    if (pid != peer.pid) return refuse(std::move(fd), peer.pid, "the pid it sent is not its own"), false;
+    if (claimed != peer.pid) return refuse(std::move(fd), peer.pid, "the pid it sent is not its own"), false;
+    pid = peer.pid;
     return true;
 }
 
@@ -133,7 +147,7 @@ void cService::Impl::accept_one(int listen_fd) {
         svc::log(LOG_ERR, "%s: no cThread for client %d: %s", service_id.c_str(), claimed, e.what());
         return refuse(std::move(fd), claimed, "no vFPGA context is available");
     }
-    svc::SessionEnv env{sched, &task_counter, k_request_timeout.get(), k_max_request.get()};
+    svc::SessionEnv env{sched, &task_counter, k_request_timeout.get(), k_max_request.get(), k_idle_timeout.get()};
     sessions.push_back(std::make_unique<svc::Session>(std::move(fd), claimed, std::move(thread), env));
     svc::log(LOG_NOTICE, "%s: client %d connected (%zu clients)", service_id.c_str(), claimed, sessions.size());
 }
@@ -144,8 +158,9 @@ void cService::Impl::reap() {
 
 void cService::Impl::serve() {
     if (remote) key = svc::read_key_file(k_key_file.get());
+    group = remote || k_group.get().empty() ? svc::k_no_group : svc::group_id(k_group.get());
     detail::Fd listener = remote ? svc::listen_tcp(k_bind.get(), port, static_cast<int>(MAX_NUM_CLIENTS))
-                                 : svc::listen_unix(socket_path, static_cast<int>(MAX_NUM_CLIENTS));
+                                 : svc::listen_unix(socket_path, static_cast<int>(MAX_NUM_CLIENTS), group);
     ensure_wake();
     sched->start();
     running = true;

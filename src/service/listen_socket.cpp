@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <grp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include <coyote/error.hpp>
 
@@ -53,22 +55,45 @@ void clear_stale(const std::string& path, const sockaddr_un& a) {
 
 }  // namespace
 
-Fd listen_unix(const std::string& path, int backlog) {
-    const sockaddr_un a = address_of(path);
-    clear_stale(path, a);
-    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) refuse(path, std::string("socket: ") + std::strerror(errno));
-    const mode_t old = ::umask(0177); // the socket is born 0600: no window with wider permissions
-    const int rc = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a));
-    const int bind_errno = errno;
-    ::umask(old);
-    if (rc != 0) refuse(path, std::string("bind: ") + std::strerror(bind_errno));
-    if (::chmod(path.c_str(), 0600) != 0 || ::listen(fd.get(), backlog) != 0) {
-        const std::string why = std::strerror(errno);
-        ::unlink(path.c_str());
+Fd listen_unix(const std::string& path, int backlog, gid_t group) {
+    const sockaddr_un final_addr = address_of(path);
+    clear_stale(path, final_addr);
+    const std::string parent = path.substr(0, path.rfind('/') + 1);
+    std::string dir = (parent.empty() ? std::string("./") : parent) + ".coyote-bind-XXXXXX";
+    if (::mkdtemp(dir.data()) == nullptr) refuse(path, "mkdtemp " + dir + ": " + std::strerror(errno));
+    const std::string staged = dir + "/socket";
+    auto fail = [&](const std::string& why) {
+        ::unlink(staged.c_str());
+        ::rmdir(dir.c_str());
         refuse(path, why);
-    }
+    };
+    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) fail(std::string("socket: ") + std::strerror(errno));
+    const sockaddr_un a = address_of(staged);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0)
+        fail(std::string("bind: ") + std::strerror(errno));
+    if (::listen(fd.get(), backlog) != 0) fail(std::string("listen: ") + std::strerror(errno));
+    if (group != k_no_group && ::chown(staged.c_str(), static_cast<uid_t>(-1), group) != 0)
+        fail("cannot give the socket to group " + std::to_string(group) + " (COYOTE_SERVICE_GROUP): " +
+             std::strerror(errno));
+    if (::chmod(staged.c_str(), group != k_no_group ? 0660 : 0600) != 0)
+        fail(std::string("chmod: ") + std::strerror(errno));
+    if (::rename(staged.c_str(), path.c_str()) != 0) fail(std::string("rename into place: ") + std::strerror(errno));
+    ::rmdir(dir.c_str());
     return fd;
+}
+
+gid_t group_id(const std::string& spec) {
+    uint64_t n = 0;
+    if (!spec.empty() && spec.find_first_not_of("0123456789") == std::string::npos && spec.size() < 11 &&
+        (n = std::stoull(spec)) < k_no_group)
+        return static_cast<gid_t>(n);
+    std::vector<char> buf(16384);
+    group g{};
+    group* found = nullptr;
+    if (::getgrnam_r(spec.c_str(), &g, buf.data(), buf.size(), &found) != 0 || found == nullptr)
+        throw_error(Errc::invalid_argument, "cService", "COYOTE_SERVICE_GROUP: no group named '" + spec + "'");
+    return found->gr_gid;
 }
 
 Fd listen_tcp(const std::string& address, uint16_t port, int backlog) {
@@ -118,6 +143,21 @@ bool peer_of(int fd, Peer& out) {
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &c, &len) != 0) return false;
     out = {c.pid, c.uid, c.gid};
     return true;
+}
+
+bool peer_in_group(int fd, const Peer& peer, gid_t group) {
+    if (peer.gid == group) return true;
+    std::vector<gid_t> groups(64);
+    socklen_t len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) != 0) {
+        if (errno != ERANGE) return false;
+        groups.resize(len / sizeof(gid_t)); // the kernel said how much it needs
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len) != 0) return false;
+    }
+    groups.resize(len / sizeof(gid_t));
+    for (gid_t g : groups)
+        if (g == group) return true;
+    return false;
 }
 
 }  // namespace coyote::detail::service

@@ -10,9 +10,17 @@
 
 namespace coyote::detail::service {
 
-/// Listens on `path` with mode 0600. A stale socket of this user at `path` (nobody listening) is replaced;
-/// a live one, another user's file, a symlink or any other kind of file is refused (coyote::Error).
-Fd listen_unix(const std::string& path, int backlog);
+/// No group: the socket is the owner's alone.
+inline constexpr gid_t k_no_group = static_cast<gid_t>(-1);
+
+/// Listens on `path` with mode 0600, or 0660 and group `group` when one is given. The socket is bound in a
+/// private (0700) directory, given its mode there and renamed into place: it never exists with wider permissions.
+/// A stale socket of this user at `path` (nobody listening) is replaced; a live one, another user's file, a
+/// symlink or any other kind of file is refused (coyote::Error).
+Fd listen_unix(const std::string& path, int backlog, gid_t group = k_no_group);
+
+/// The group named `spec` (a group name or a number); throws coyote::Error when there is none.
+gid_t group_id(const std::string& spec);
 
 /// Listens on TCP `address`:`port` (address "" or "0.0.0.0": every interface).
 Fd listen_tcp(const std::string& address, uint16_t port, int backlog);
@@ -32,5 +40,8 @@ struct Peer {
 };
 /// SO_PEERCRED of `fd`; false if unavailable.
 bool peer_of(int fd, Peer& out);
+/// Whether the peer of `fd` had `group` as its primary group (`peer`) or a supplementary group (SO_PEERGROUPS)
+/// when it connected.
+bool peer_in_group(int fd, const Peer& peer, gid_t group);
 
 }  // namespace coyote::detail::service

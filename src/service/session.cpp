@@ -44,6 +44,14 @@ bool Session::reply(int32_t code, int32_t tid, const std::vector<char>& value) {
     return io == Io::ok;
 }
 
+bool Session::send_result(int32_t client_tid, cTask* t) {
+    std::vector<char> value = t->getRetVal();
+    value.resize(t->getRetValSize());
+    const bool sent = reply(t->getRetCode(), client_tid, value); // after a disconnect this fails quietly
+    env_.sched->releaseTask(t->getTid());
+    return sent;
+}
+
 bool Session::on_close(const Request&) {
     log(LOG_NOTICE, "client %d closes its connection", pid_);
     return false;
@@ -87,6 +95,10 @@ bool Session::on_submit(const Request& r) {
     const int32_t server_tid = (*env_.task_counter)++;
     auto task = std::make_unique<cTask>(server_tid, r.fid, fn->getReturnSize(), thread_.get(), std::move(args));
     const int32_t client_tid = r.tid;
+    if (env_.sched->runIfIdle(task)) { // nothing else waits: run it here, no hand-off to other threads
+        if (cTask* t = env_.sched->getTask(server_tid)) send_result(client_tid, t);
+        return true; // a client gone meanwhile shows as the end of its requests
+    }
     // Runs on the scheduler's thread; notifies under the lock so the session outlives the call.
     task->setCompletionCallback([this, client_tid](cTask* t) {
         std::lock_guard lk(pending_mtx_);
@@ -109,8 +121,13 @@ bool Session::on_submit(const Request& r) {
 
 void Session::reader_loop() {
     static constexpr std::array<Handler, 2> k_handlers = {&Session::on_close, &Session::on_submit};
+    auto active = Clock::now(); // the last request, or a task of this client still pending
     while (!stop_) {
-        if (!wait_readable(fd_.get(), std::chrono::milliseconds(200))) continue;
+        if (!wait_readable(fd_.get(), std::chrono::milliseconds(200))) {
+            if (idle_too_long(active)) break;
+            continue;
+        }
+        active = Clock::now();
         Request r;
         const Io io = read_full(fd_.get(), &r, sizeof(r), Clock::now() + env_.request_timeout);
         if (io != Io::ok) {
@@ -127,6 +144,18 @@ void Session::reader_loop() {
     ++done_;
 }
 
+bool Session::idle_too_long(Clock::time_point& active) {
+    {
+        std::lock_guard lk(pending_mtx_);
+        if (pending_ != 0) active = Clock::now();
+    }
+    if (Clock::now() - active < env_.idle_timeout) return false;
+    log(LOG_NOTICE, "client %d: idle for %lld ms (COYOTE_SERVICE_IDLE_TIMEOUT_MS); closing the connection", pid_,
+        static_cast<long long>(env_.idle_timeout.count()));
+    reply(code_of(TaskError::timeout), -1);
+    return true;
+}
+
 void Session::responder_loop() {
     std::vector<std::pair<int32_t, cTask*>> ready;
     while (true) {
@@ -137,12 +166,7 @@ void Session::responder_loop() {
             pending_ -= ready.size();
             if (ready.empty() && pending_ == 0 && reading_done_) break;
         }
-        for (auto& [client_tid, t] : ready) { // outside the lock: the scheduler's calls take it
-            std::vector<char> value = t->getRetVal();
-            value.resize(t->getRetValSize());
-            reply(t->getRetCode(), client_tid, value); // after a disconnect this fails quietly
-            env_.sched->releaseTask(t->getTid());
-        }
+        for (auto& [client_tid, t] : ready) send_result(client_tid, t); // outside the lock: the scheduler's calls take it
         ready.clear();
     }
     ++done_;

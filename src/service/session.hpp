@@ -27,6 +27,7 @@ struct SessionEnv {
     std::atomic<int32_t>* task_counter = nullptr;
     std::chrono::milliseconds request_timeout{5000};
     uint64_t max_request = 0; ///< bytes of one request's arguments
+    std::chrono::milliseconds idle_timeout{1800000}; ///< a client with no request and no task this long is closed
 };
 
 class Session {
@@ -49,9 +50,13 @@ private:
     bool on_submit(const Request& r);
     bool on_unknown(const Request& r);
     void reader_loop();
+    /// Whether the client has been idle (no request, no pending task) past the idle deadline; says so to it.
+    bool idle_too_long(Clock::time_point& active);
     void responder_loop();
     /// Sends a reply header (and `value` when code is 0); false when the client is gone.
     bool reply(int32_t code, int32_t tid, const std::vector<char>& value = {});
+    /// Sends the result of completed task `t` as client task `client_tid` and forgets the task.
+    bool send_result(int32_t client_tid, cTask* t);
 
     Fd fd_;
     pid_t pid_;

@@ -18,92 +18,12 @@
 #include <future>
 #include <thread>
 
-#include "rcnfg/bitstream_file.hpp"
-#include "test_support.hpp"
+#include "service_test_support.hpp"
 
 namespace {
 
-namespace rc = coyote::detail::rcnfg;
+using namespace service_test; // NOLINT: the helpers of every service test
 using coyote_test::error_of;
-
-enum Fid : int32_t { k_add = 10, k_mul = 11, k_throws = 12, k_slow = 13 };
-std::atomic<int> g_slow_started{0};
-// Raw clients write to sockets the service may have closed: an error, not a fatal signal.
-const bool g_no_sigpipe = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
-
-std::string dir() {
-    static const std::string d = [] {
-        auto p = std::filesystem::temp_directory_path() / ("coyote-service-test-" + std::to_string(::getpid()));
-        std::filesystem::create_directories(p);
-        return p.string();
-    }();
-    return d;
-}
-
-std::string app_bitstream(const std::string& name, const std::string& model) {
-    const auto bytes = rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, model, ""});
-    const std::string path = dir() + "/" + name;
-    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path;
-}
-
-/// A service on vFPGA `vfid` with the test functions, served by run() on a thread.
-class Running {
-public:
-    explicit Running(const std::string& name, int32_t vfid = 0) : vfid_(vfid) {
-        svc = coyote::cService::getInstance(name, false, vfid);
-        const std::string a = app_bitstream("app_a.bin", "passthrough"), b = app_bitstream("app_b.bin", "vadd");
-        svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t, int32_t>>(
-            k_add, a, [](coyote::cThread*, int32_t x, int32_t y) { return x + y; }));
-        svc->addFunction(std::make_unique<coyote::cFunc<int64_t, int64_t, int64_t>>(
-            k_mul, b, [](coyote::cThread*, int64_t x, int64_t y) { return x * y; }));
-        svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(
-            k_throws, a, [](coyote::cThread*, int32_t) -> int32_t { throw std::runtime_error("boom"); }));
-        svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(k_slow, a, [](coyote::cThread*, int32_t ms) {
-            ++g_slow_started;
-            std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-            return ms;
-        }));
-        thread_ = std::thread([this] { svc->run(); });
-        EXPECT_TRUE(coyote_test::eventually([&] { return svc->isRunning(); }));
-    }
-    ~Running() {
-        svc->stop();
-        thread_.join();
-        coyote::cService::releaseInstance(vfid_);
-    }
-    coyote::cService* svc;
-
-private:
-    int32_t vfid_;
-    std::thread thread_;
-};
-
-/// A raw client socket connected to `path` (for malformed traffic).
-int raw_connect(const std::string& path) {
-    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    std::strcpy(a.sun_path, path.c_str());
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) return -1;
-    return fd;
-}
-
-/// Reads a reply header (2 s at most); {-100, -100} when none came.
-std::pair<int32_t, int32_t> raw_reply(int fd) {
-    timeval tv{2, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    int32_t r[2];
-    if (::recv(fd, r, sizeof(r), MSG_WAITALL) != sizeof(r)) return {-100, -100};
-    return {r[0], r[1]};
-}
-
-bool closed_by_peer(int fd) {
-    char c;
-    timeval tv{2, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return ::recv(fd, &c, 1, 0) == 0;
-}
 
 TEST(Service, SocketPathModeAndResults) {
     Running r("results");
@@ -372,36 +292,9 @@ TEST(Service, AClientOfAnotherUserIsRefused) {
     Running r("other-user");
     const std::string path = r.svc->getSocketPath();
     ::chmod(path.c_str(), 0666); // let the other user reach the socket: the peer check must still refuse it
-    int pipefd[2];
-    ASSERT_EQ(::pipe(pipefd), 0);
-    const pid_t child = ::fork();
-    if (child == 0) {
-        int32_t reply[2] = {-100, -100};
-        // Raw syscalls: after fork() in a threaded process glibc's setuid() may wait for threads that are gone.
-        if (::syscall(SYS_setgid, 65534) == 0 && ::syscall(SYS_setuid, 65534) == 0) {
-            int fd = raw_connect(path);
-            const pid_t me = ::getpid();
-            if (fd >= 0) { // the service may refuse and close before the pid arrives: no SIGPIPE, read anyway
-                [[maybe_unused]] ssize_t sent = ::send(fd, &me, sizeof(me), MSG_NOSIGNAL);
-                timeval tv{2, 0};
-                ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-                ::recv(fd, reply, sizeof(reply), MSG_WAITALL);
-            }
-        }
-        [[maybe_unused]] ssize_t n = ::write(pipefd[1], reply, sizeof(reply));
-        ::_exit(0);
-    }
-    ::close(pipefd[1]); // a child that dies early then ends the read
-    int32_t reply[2] = {0, 0};
-    pollfd p{pipefd[0], POLLIN, 0};
-    if (::poll(&p, 1, 10000) == 1) {
-        EXPECT_EQ(::read(pipefd[0], reply, sizeof(reply)), static_cast<ssize_t>(sizeof(reply)));
-    }
-    ::kill(child, SIGKILL);
-    ::waitpid(child, nullptr, 0);
-    ::close(pipefd[0]);
-    EXPECT_EQ(reply[0], 4);
-    EXPECT_EQ(reply[1], -1);
+    const OtherUserReply reply = other_user_task(path, 65534, {});
+    EXPECT_EQ(reply.code, 4);
+    EXPECT_EQ(reply.tid, -1);
 }
 
 TEST(Service, RemoteClientsOverTcpNeedTheKey) {

@@ -83,6 +83,8 @@ void SimDevice::check_range(int32_t ctid, uint64_t addr, uint64_t len, bool writ
     // Messages are built only on failure: this runs for every command.
     auto where = [&] { return std::string(what) + " at " + hex(addr) + " (len " + std::to_string(len) + ")"; };
     if (addr + len < addr) throw_error(Errc::not_mapped, "invoke", where() + ": the range wraps around");
+    if (ctids_[static_cast<size_t>(ctid)].foreign) [[unlikely]]
+        return check_foreign_range(ctid, addr, len, write, what);
     const TlbLookup r = tlb_.lookup(addr, len, write);
     if (r.covered && !r.write_denied && r.owned_only) return;
     const uint64_t s = addr / k_host_page * k_host_page;
@@ -159,6 +161,10 @@ void SimDevice::validate_local(const Command& cmd) {
 
 // inline: the RDMA half of post().
 inline PostStatus SimDevice::post_remote(const Command& cmd, CtidState& st) {
+    if (st.foreign) [[unlikely]]
+        throw_error(Errc::not_supported, "invoke",
+                    std::string(oper_name(cmd.oper)) + ": RDMA of a cThread created for another process (pid " +
+                        std::to_string(st.hpid) + ") is not emulated by the sim backend");
     if (!cfg_.en_rdma)
         throw_error(Errc::not_supported, "invoke",
                     std::string(oper_name(cmd.oper)) + ": RDMA is disabled in the shell (rdma=0)");
@@ -278,9 +284,10 @@ void SimDevice::execute(const Command& cmd) noexcept {
 void SimDevice::execute_local(const Command& cmd) {
     const bool rd = cmd.oper != CoyoteOper::LOCAL_WRITE;
     const bool wr = cmd.oper != CoyoteOper::LOCAL_READ;
-    // The buffers may have been freed since post() checked them.
-    if ((rd && !still_mapped(cmd.src.addr, cmd.src.len, false)) ||
-        (wr && !still_mapped(cmd.dst.addr, cmd.dst.len, cmd.dst.stream == STRM_HOST))) {
+    // The buffers may have been freed since post() checked them (a foreign ctid's copies check their own).
+    if (!ctids_[static_cast<size_t>(cmd.ctid)].foreign &&
+        ((rd && !still_mapped(cmd.src.addr, cmd.src.len, false)) ||
+         (wr && !still_mapped(cmd.dst.addr, cmd.dst.len, cmd.dst.stream == STRM_HOST)))) {
         command_done(cmd.ctid);
         const SgSide& s = rd && !still_mapped(cmd.src.addr, cmd.src.len, false) ? cmd.src : cmd.dst;
         throw_error(Errc::not_mapped, "invoke",
@@ -309,7 +316,9 @@ void SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last) {
         in.kind = src.stream == STRM_CARD ? coyote::sim::StreamKind::card : coyote::sim::StreamKind::host;
         in.ctid = ctid;
         try {
-            if (src.stream == STRM_HOST) {
+            if (src.stream == STRM_HOST && st.foreign) [[unlikely]] {
+                feed_foreign(in, src, last);
+            } else if (src.stream == STRM_HOST) {
                 in.data = std::span<const std::byte>(reinterpret_cast<const std::byte*>(src.addr), src.len);
                 in.end_of_command = true;
                 in.last = last;
@@ -375,6 +384,8 @@ void SimDevice::migrate(int32_t ctid, void* addr, uint64_t len, bool to_card) {
     if (len == 0) return;
     const auto a = reinterpret_cast<uint64_t>(addr);
     check_range(ctid, a, len, !to_card, what);
+    if (ctids_[static_cast<size_t>(ctid)].foreign) [[unlikely]]
+        return migrate_foreign(ctid, a, len, to_card);
     std::lock_guard hw(hw_mtx_);
     if (!still_mapped(a, len, !to_card))
         throw_error(Errc::not_mapped, "invoke", std::string(what) + " at " + hex(a) + ": the buffer was unmapped");

@@ -147,6 +147,7 @@ int32_t SimDevice::register_ctid(pid_t hpid) {
         st.interrupts = 0;
         st.interrupts_dropped = 0;
         st.hpid = hpid;
+        st.foreign = hpid > 0 && hpid != ::getpid();
         clear_completed(c);
         {
             std::lock_guard elk(err_mtx_);

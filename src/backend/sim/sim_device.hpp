@@ -8,6 +8,7 @@
 // The class is implemented in several files, one room each:
 //   sim_device.cpp     construction, ctids, user CSRs, completions and errors, interrupts, status, open()
 //   sim_memory.cpp     getMem / freeMem buffers, userMap, remote-access windows
+//   sim_foreign.cpp    host memory of a ctid registered for another process (process_vm_readv / writev)
 //   sim_commands.cpp   the data path: post(), the command queue and worker, page faults, migrations
 //   sim_streams.cpp    the model's output streams: pending LOCAL_WRITEs, buffered output, the Shell port
 //                      (shell_port.hpp)
@@ -128,6 +129,9 @@ private:
         uint64_t filled = 0;
         bool card = false;
         bool last = true;
+        pid_t pid = 0;       ///< host memory of another process (a foreign ctid), else 0
+        uint32_t dest = 0;   ///< its dest (the staging buffer of a foreign write)
+        bool failed = false; ///< a foreign write that could not reach its process (the error is recorded)
     };
 
     /// Buffered output of one dest (no write was pending when the model produced it).
@@ -156,6 +160,7 @@ private:
         std::atomic<uint64_t> interrupts_dropped{0};
         std::atomic<bool> has_error{false}; ///< an asynchronous error waits in errors_
         pid_t hpid = 0;
+        bool foreign = false; ///< hpid is another process: host addresses are its memory (sim_foreign.cpp)
     };
 
     /// The user-interrupt thread of one ctid.
@@ -179,6 +184,18 @@ private:
     void validate_local(const Command& cmd);
     /// Whether the TLB still covers the range (a buffer may be freed between post and execution).
     bool still_mapped(uint64_t addr, uint64_t len, bool write) const;
+
+    // the memory of a ctid registered for another process (sim_foreign.cpp)
+    /// check_range of a foreign ctid: [addr, addr+len) must be mapped (writable if `write`) in its process.
+    void check_foreign_range(int32_t ctid, uint64_t addr, uint64_t len, bool write, const char* what);
+    /// Feeds host input of a foreign ctid to the model through a staging buffer (model lock held); a failure
+    /// to read the process becomes the ctid's pending error.
+    void feed_foreign(coyote::sim::InputChunk& in, const SgSide& src, bool last);
+    /// write_window of a foreign write: the dest's staging buffer; fill_front copies it out with flush_foreign.
+    std::span<std::byte> foreign_window(PendingWrite& w, uint64_t max);
+    void flush_foreign(PendingWrite& w, uint64_t n) noexcept;
+    /// migrate() of a foreign ctid (range checked).
+    void migrate_foreign(int32_t ctid, uint64_t addr, uint64_t len, bool to_card);
 
     // engine (sim_commands.cpp; model lock held unless stated)
     /// post() of an RDMA command: handed to the NIC.
@@ -302,6 +319,8 @@ private:
     std::array<Reservation, coyote::sim::k_n_dests> reservation_;
     CardMemory card_;
     uint64_t dropped_output_ = 0;
+    std::vector<std::byte> foreign_in_;                                        ///< input staging (foreign ctids)
+    std::array<std::vector<std::byte>, coyote::sim::k_n_dests> foreign_out_; ///< output staging per dest
 
     // device-wide statistics (STAT registers)
     std::atomic<uint64_t> sent_local_reads_{0}, sent_local_writes_{0}, sent_rdma_reads_{0}, sent_rdma_writes_{0};

@@ -193,6 +193,8 @@ void SimDevice::map_user(int32_t ctid, void* vaddr, uint64_t len) {
     const auto a = reinterpret_cast<uint64_t>(vaddr);
     if (len == 0) throw_error(Errc::invalid_argument, "userMap", "length must be > 0 (address " + hex(a) + ")");
     if (a + len < a) throw_error(Errc::not_mapped, "userMap", "range " + hex(a) + " + " + std::to_string(len) + " wraps");
+    if (ctids_[static_cast<size_t>(ctid)].foreign) // another process's memory: checked now, reached per command
+        return check_foreign_range(ctid, a, len, false, "userMap");
     const uint64_t s = a / k_host_page * k_host_page;
     const uint64_t e = round_up(a + len, k_host_page);
     uint64_t bad = 0;
@@ -206,6 +208,7 @@ void SimDevice::map_user(int32_t ctid, void* vaddr, uint64_t len) {
 
 void SimDevice::unmap_user(int32_t ctid, void* vaddr) {
     check_ctid(ctid, "userUnmap");
+    if (ctids_[static_cast<size_t>(ctid)].foreign) return; // userMap of another process's memory maps nothing here
     const auto a = reinterpret_cast<uint64_t>(vaddr);
     uint64_t s = 0, e = 0;
     std::lock_guard hw(hw_mtx_);

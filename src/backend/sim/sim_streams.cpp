@@ -82,6 +82,11 @@ void SimDevice::discard_reservations() noexcept {
 
 void SimDevice::add_pending_write(int32_t ctid, const SgSide& dst, bool last) {
     PendingWrite w{ctid, dst.addr, dst.len, 0, dst.stream == STRM_CARD, last};
+    const auto& st = ctids_[static_cast<size_t>(ctid)];
+    if (st.foreign && !w.card) [[unlikely]] {
+        w.pid = st.hpid;
+        w.dest = dst.dest;
+    }
     if (w.len == 0) {
         finish_write(w);
         return;
@@ -102,11 +107,15 @@ void SimDevice::add_pending_write(int32_t ctid, const SgSide& dst, bool last) {
 std::span<std::byte> SimDevice::write_window(PendingWrite& w, uint64_t max) {
     const uint64_t n = std::min(max, w.len - w.filled);
     if (w.card) return card_.write_window(w.addr + w.filled, n);
+    if (w.pid != 0) [[unlikely]]
+        return foreign_window(w, n);
     return {reinterpret_cast<std::byte*>(w.addr + w.filled), static_cast<size_t>(n)};
 }
 
 inline void SimDevice::fill_front(std::deque<PendingWrite>& q, uint64_t n) {
     auto& w = q.front();
+    if (w.pid != 0) [[unlikely]]
+        flush_foreign(w, n);
     w.filled += n;
     if (w.filled == w.len) {
         finish_write(w);
@@ -123,7 +132,7 @@ void SimDevice::finish_write(PendingWrite& w) {
 void SimDevice::abort_writes_in(uint64_t start, uint64_t end, const std::string& why) {
     for (auto& q : pending_) {
         for (auto it = q.begin(); it != q.end();) {
-            if (it->addr < end && start < it->addr + it->len) {
+            if (it->pid == 0 && it->addr < end && start < it->addr + it->len) { // a foreign write is elsewhere
                 record_error(it->ctid, make_error_code(Errc::not_mapped),
                              "LOCAL_WRITE to " + hex(it->addr) + " (len " + std::to_string(it->len) +
                                  ") was cancelled: " + why);

@@ -128,9 +128,9 @@ uint64_t Tlb::mapped_bytes(MapKind kind) const {
     return n;
 }
 
-std::vector<ProcRange> read_proc_maps() {
+std::vector<ProcRange> read_proc_maps(pid_t pid) {
     std::vector<ProcRange> out;
-    std::ifstream in("/proc/self/maps");
+    std::ifstream in(pid > 0 ? "/proc/" + std::to_string(pid) + "/maps" : std::string("/proc/self/maps"));
     std::string line;
     while (std::getline(in, line)) {
         unsigned long long s = 0, e = 0;

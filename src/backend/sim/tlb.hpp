@@ -1,6 +1,8 @@
 // coyote-mpi sim backend: the vFPGA's TLB, an interval map of every host range the vFPGA may touch.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <map>
 #include <shared_mutex>
@@ -77,8 +79,9 @@ private:
     std::map<std::pair<uint64_t, MapKind>, Group> groups_;
 };
 
-/// The process's memory map (/proc/self/maps), skipping the kernel's special areas.
-std::vector<ProcRange> read_proc_maps();
+/// The memory map of this process (/proc/self/maps) or of process `pid`, skipping the kernel's special areas;
+/// empty when it cannot be read.
+std::vector<ProcRange> read_proc_maps(pid_t pid = 0);
 
 /// Checks that [start, end) is readable (and writable if `write`) process memory. Returns true if so;
 /// else sets `bad` to the first offending address and `why` to the reason. `all_writable` tells
