@@ -1,5 +1,5 @@
 // service_bench: task round trip of an empty function through cService / cConn over the Unix socket and TCP,
-// against a plain Unix-socket echo of the same sizes in the same run (one process, sim backend).
+// each against a plain Unix-socket echo of the same sizes timed in the same loop (one process, sim backend).
 #include <benchmark/benchmark.h>
 
 #include <coyote/cConn.hpp>
@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -65,38 +66,70 @@ Services& services() {
     return s;
 }
 
-void BM_EchoUnix(benchmark::State& state) {
-    int sv[2];
-    ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
-    std::thread echo([fd = sv[1]] {
-        char req[16], rep[12] = {};
-        while (::recv(fd, req, sizeof(req), MSG_WAITALL) == sizeof(req))
-            if (::send(fd, rep, sizeof(rep), MSG_NOSIGNAL) != sizeof(rep)) break;
-    });
-    char req[16] = {}, rep[12];
-    for (auto _ : state) {
-        ::send(sv[0], req, sizeof(req), MSG_NOSIGNAL);
-        ::recv(sv[0], rep, sizeof(rep), MSG_WAITALL);
+/// A plain Unix-socket echo of a task's sizes (16-byte request, 12-byte reply) served by its own thread.
+class Echo {
+public:
+    Echo() {
+        ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_);
+        thread_ = std::thread([fd = sv_[1]] {
+            char req[16], rep[12] = {};
+            while (::recv(fd, req, sizeof(req), MSG_WAITALL) == sizeof(req))
+                if (::send(fd, rep, sizeof(rep), MSG_NOSIGNAL) != sizeof(rep)) break;
+        });
     }
-    ::shutdown(sv[0], SHUT_RDWR);
-    echo.join();
-    ::close(sv[0]);
-    ::close(sv[1]);
+    ~Echo() {
+        ::shutdown(sv_[0], SHUT_RDWR);
+        thread_.join();
+        ::close(sv_[0]);
+        ::close(sv_[1]);
+    }
+    void round_trip() {
+        char req[16] = {}, rep[12];
+        ::send(sv_[0], req, sizeof(req), MSG_NOSIGNAL);
+        ::recv(sv_[0], rep, sizeof(rep), MSG_WAITALL);
+    }
+
+private:
+    int sv_[2] = {-1, -1};
+    std::thread thread_;
+};
+
+/// Empty-task round trips on `conn`, each right after an echo round trip: both see the same machine load.
+/// Reports the task's time; counters echo_us, task_us and x_echo (task / echo, the target is <= 2).
+void task_round_trips(benchmark::State& state, coyote::cConn& conn) {
+    Echo echo;
+    using Clock = std::chrono::steady_clock;
+    Clock::duration echo_total{}, task_total{};
+    for (auto _ : state) {
+        const auto t0 = Clock::now();
+        echo.round_trip();
+        const auto t1 = Clock::now();
+        benchmark::DoNotOptimize(conn.task<int32_t, int32_t>(k_empty, 1));
+        const auto t2 = Clock::now();
+        echo_total += t1 - t0;
+        task_total += t2 - t1;
+        state.SetIterationTime(std::chrono::duration<double>(t2 - t1).count());
+    }
+    const double n = static_cast<double>(state.iterations());
+    const double echo_us = std::chrono::duration<double, std::micro>(echo_total).count() / n;
+    const double task_us = std::chrono::duration<double, std::micro>(task_total).count() / n;
+    state.counters["echo_us"] = echo_us;
+    state.counters["task_us"] = task_us;
+    state.counters["x_echo"] = task_us / echo_us;
 }
 
 void BM_TaskUnix(benchmark::State& state) {
     coyote::cConn conn(services().local->getSocketPath());
-    for (auto _ : state) benchmark::DoNotOptimize(conn.task<int32_t, int32_t>(k_empty, 1));
+    task_round_trips(state, conn);
 }
 
 void BM_TaskTcp(benchmark::State& state) {
     coyote::cConn conn("127.0.0.1", k_port, services().key);
-    for (auto _ : state) benchmark::DoNotOptimize(conn.task<int32_t, int32_t>(k_empty, 1));
+    task_round_trips(state, conn);
 }
 
-BENCHMARK(BM_EchoUnix)->UseRealTime();
-BENCHMARK(BM_TaskUnix)->UseRealTime();
-BENCHMARK(BM_TaskTcp)->UseRealTime();
+BENCHMARK(BM_TaskUnix)->UseManualTime();
+BENCHMARK(BM_TaskTcp)->UseManualTime();
 
 }  // namespace
 

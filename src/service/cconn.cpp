@@ -57,6 +57,7 @@ public:
     int32_t next_tid = 0;
     std::string broken; // why the connection is unusable ("" while fine)
     pid_t owner = 0;    // the process that registered: the service addresses its memory
+    bool reading = false; // a thread is reading replies (the reader thread or a waiting task() that leads)
     std::atomic<bool> stop{false};
     std::thread reader;
 
@@ -67,10 +68,32 @@ public:
     }
     /// Reads one reply; false when the connection is finished.
     bool read_one();
+    /// Takes the reading token (mtx held); false when another thread reads.
+    bool lead(std::unique_lock<std::mutex>& lk) {
+        if (reading) return false;
+        reading = true;
+        lk.unlock();
+        return true;
+    }
+    /// Reads the reply waiting on the socket with the token (taken by lead()), then gives the token back.
+    bool read_led(std::unique_lock<std::mutex>& lk) {
+        const bool more = read_one();
+        lk.lock();
+        reading = false;
+        cv.notify_all();
+        return more;
+    }
+    /// Files replies no thread waits for (iTask); a waiting task() reads its own reply (no thread hop).
     void reader_loop() {
         while (!stop) {
+            {
+                std::unique_lock lk(mtx);
+                cv.wait_for(lk, std::chrono::milliseconds(200), [&] { return !reading || stop; });
+            }
             if (!svc::wait_readable(fd.get(), std::chrono::milliseconds(200))) continue;
-            if (!read_one()) return;
+            std::unique_lock lk(mtx);
+            if (!svc::wait_readable(fd.get(), std::chrono::milliseconds(0)) || !lead(lk)) continue; // a waiter read it
+            if (!read_led(lk)) return;
         }
     }
     [[noreturn]] void raise(int32_t tid, int32_t code) const {
@@ -177,7 +200,8 @@ void cConn::register_with_service(const std::vector<char>& hello) {
 
 cConn::~cConn() {
     if (::getpid() != impl->owner) { // a forked child's copy: the connection and its reader are the parent's
-        if (impl->reader.joinable()) impl->reader.detach();
+        impl->fd.reset();             // our copy of the descriptor only
+        (void)impl.release();         // its locks may be held by threads that do not exist here: never touched
         return;
     }
     const svc::Request close_req{static_cast<int32_t>(DEF_OP_CLOSE_CONN), 0, 0};
@@ -192,14 +216,14 @@ cConn::~cConn() {
 }
 
 int32_t cConn::submit(int32_t fid, const std::vector<char>& payload, size_t ret_size) {
+    if (::getpid() != impl->owner) // a forked child (its copy of our locks may be held): the service would read
+        throw_error(Errc::invalid_argument, "cConn", // and write its parent's memory
+                    impl->path + ": this connection belongs to process " + std::to_string(impl->owner) +
+                        " (the child of a fork must open its own cConn)");
     int32_t tid;
     {
         std::lock_guard lk(impl->mtx);
         if (!impl->broken.empty()) throw_error(Errc::peer_gone, "cConn", impl->path + ": " + impl->broken);
-        if (::getpid() != impl->owner) // a forked child: the service would read and write its parent's memory
-            throw_error(Errc::invalid_argument, "cConn",
-                        impl->path + ": this connection belongs to process " + std::to_string(impl->owner) +
-                            " (the child of a fork must open its own cConn)");
         tid = impl->next_tid++;
         impl->tasks[tid].ret_size = ret_size;
     }
@@ -229,7 +253,24 @@ std::vector<char> cConn::wait_result(int32_t tid) {
     std::unique_lock lk(impl->mtx);
     auto it = impl->tasks.find(tid);
     if (it == impl->tasks.end()) throw_error(Errc::invalid_argument, "cConn", "unknown task id " + std::to_string(tid));
-    const bool ok = impl->cv.wait_for(lk, k_conn_timeout.get(), [&] { return it->second.done || !impl->broken.empty(); });
+    const auto deadline = svc::Clock::now() + k_conn_timeout.get();
+    bool ok = true;
+    while (!it->second.done && impl->broken.empty() && ok) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - svc::Clock::now());
+        if (left.count() <= 0) {
+            ok = false;
+        } else if (impl->lead(lk)) { // nobody reads: read the replies here until ours is in
+            if (svc::wait_readable(impl->fd.get(), left)) {
+                if (!impl->read_led(lk)) break;
+            } else {
+                lk.lock();
+                impl->reading = false;
+                impl->cv.notify_all();
+            }
+        } else {
+            impl->cv.wait_until(lk, deadline);
+        }
+    }
     if (!it->second.done) {
         if (!ok)
             throw_error(Errc::timeout, "cConn", "task " + std::to_string(tid) + " on " + impl->path +

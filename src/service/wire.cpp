@@ -28,11 +28,14 @@ bool wait_for(int fd, short events, Clock::time_point deadline) {
 Io read_full(int fd, void* buf, size_t len, Clock::time_point deadline) {
     auto* p = static_cast<char*>(buf);
     while (len > 0) {
-        if (!wait_for(fd, POLLIN, deadline)) return Io::timeout;
-        const ssize_t n = ::recv(fd, p, len, MSG_DONTWAIT);
+        const ssize_t n = ::recv(fd, p, len, MSG_DONTWAIT); // bytes already there cost no poll
         if (n == 0) return Io::eof;
         if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (!wait_for(fd, POLLIN, deadline)) return Io::timeout;
+                continue;
+            }
             return errno == ECONNRESET ? Io::eof : Io::error;
         }
         p += n;

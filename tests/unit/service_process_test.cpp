@@ -163,9 +163,7 @@ TEST(ServiceHelper, DISABLED_ForkedClient) {
         conn.reset();
         ::_exit(clear ? 0 : 1);
     }
-    int status = -1;
-    ASSERT_EQ(::waitpid(child, &status, 0), child);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child did not get a clear error";
+    EXPECT_EQ(wait_exit(child, std::chrono::seconds(20)), 0) << "the child did not get a clear error";
     EXPECT_EQ((conn->task<int32_t, int32_t, int32_t>(k_add, 20, 22)), 42);
 }
 
