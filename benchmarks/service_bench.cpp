@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
 
 #include "rcnfg/bitstream_file.hpp"
@@ -100,12 +101,18 @@ void task_round_trips(benchmark::State& state, coyote::cConn& conn) {
     Echo echo;
     using Clock = std::chrono::steady_clock;
     Clock::duration echo_total{}, task_total{};
+    int32_t i = 0;
     for (auto _ : state) {
         const auto t0 = Clock::now();
         echo.round_trip();
         const auto t1 = Clock::now();
-        benchmark::DoNotOptimize(conn.task<int32_t, int32_t>(k_empty, 1));
+        const int32_t got = conn.task<int32_t, int32_t>(k_empty, ++i);
         const auto t2 = Clock::now();
+        if (got != i) {
+            state.SkipWithError(("verification failed: task " + std::to_string(i) + " returned " +
+                                 std::to_string(got)).c_str());
+            break;
+        }
         echo_total += t1 - t0;
         task_total += t2 - t1;
         state.SetIterationTime(std::chrono::duration<double>(t2 - t1).count());
