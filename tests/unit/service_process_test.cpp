@@ -96,6 +96,13 @@ std::pair<int, std::string> run_helper(const std::string& name) {
     return {wait_exit(child, std::chrono::seconds(5)), out};
 }
 
+/// Runs helper test `name` and expects it to pass (its output shown when it does not).
+void expect_helper_passes(const std::string& name) {
+    const auto [status, out] = run_helper(name);
+    EXPECT_EQ(status, 0) << out;
+    EXPECT_NE(out.find("[  PASSED  ] 1 test"), std::string::npos) << out;
+}
+
 /// Random floats in [-512, 512).
 std::vector<float> random_floats(size_t n, unsigned seed) {
     std::mt19937 gen(seed);
@@ -189,25 +196,19 @@ TEST(ServiceHelper, DISABLED_SigtermServer) {
 
 TEST(ServiceMemory, AFunctionAddsTheClientsVectorsIntoItsBuffer) {
     Running r(k_mem_service, 0, add_vadd);
-    const auto [status, out] = run_helper("VaddClient");
-    EXPECT_EQ(status, 0) << out;
-    EXPECT_NE(out.find("[  PASSED  ] 1 test"), std::string::npos) << out;
+    expect_helper_passes("VaddClient");
 }
 
 TEST(ServiceMemory, AnAddressTheClientDoesNotOwnIsAnErrorReply) {
     Running r(k_mem_service, 0, add_vadd);
-    const auto [status, out] = run_helper("BadAddressClient");
-    EXPECT_EQ(status, 0) << out;
-    EXPECT_NE(out.find("[  PASSED  ] 1 test"), std::string::npos) << out;
+    expect_helper_passes("BadAddressClient");
     coyote::cConn conn(r.svc->getSocketPath()); // and the service keeps serving
     EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 20, 22)), 42);
 }
 
 TEST(ServiceMemory, AForkedChildCannotUseItsParentsConnection) {
     Running r(k_mem_service, 0, add_vadd);
-    const auto [status, out] = run_helper("ForkedClient");
-    EXPECT_EQ(status, 0) << out;
-    EXPECT_NE(out.find("[  PASSED  ] 1 test"), std::string::npos) << out;
+    expect_helper_passes("ForkedClient");
 }
 
 TEST(ServiceSignals, SigtermWithTasksInFlightAnswersEveryTaskAndSparesTheOtherService) {
