@@ -7,6 +7,7 @@
 #include <coyote/cService.hpp>
 
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -95,19 +96,31 @@ private:
     std::thread thread_;
 };
 
+/// CPU time of the whole process (client, service and echo threads alike).
+std::chrono::nanoseconds process_cpu() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
 /// Empty-task round trips on `conn`, each right after an echo round trip: both see the same machine load.
-/// Reports the task's time; counters echo_us, task_us and x_echo (task / echo, the target is <= 2).
+/// Reports the task's time; counters echo_us, task_us and x_echo (task / echo, the target is <= 2), and the CPU
+/// time of all threads per round trip, cpu_echo_us and cpu_task_us (less sensitive to a loaded machine).
 void task_round_trips(benchmark::State& state, coyote::cConn& conn) {
     Echo echo;
     using Clock = std::chrono::steady_clock;
     Clock::duration echo_total{}, task_total{};
+    std::chrono::nanoseconds echo_cpu{}, task_cpu{};
     int32_t i = 0;
     for (auto _ : state) {
+        const auto c0 = process_cpu();
         const auto t0 = Clock::now();
         echo.round_trip();
         const auto t1 = Clock::now();
+        const auto c1 = process_cpu();
         const int32_t got = conn.task<int32_t, int32_t>(k_empty, ++i);
         const auto t2 = Clock::now();
+        const auto c2 = process_cpu();
         if (got != i) {
             state.SkipWithError(("verification failed: task " + std::to_string(i) + " returned " +
                                  std::to_string(got)).c_str());
@@ -115,14 +128,17 @@ void task_round_trips(benchmark::State& state, coyote::cConn& conn) {
         }
         echo_total += t1 - t0;
         task_total += t2 - t1;
+        echo_cpu += c1 - c0;
+        task_cpu += c2 - c1;
         state.SetIterationTime(std::chrono::duration<double>(t2 - t1).count());
     }
     const double n = static_cast<double>(state.iterations());
-    const double echo_us = std::chrono::duration<double, std::micro>(echo_total).count() / n;
-    const double task_us = std::chrono::duration<double, std::micro>(task_total).count() / n;
-    state.counters["echo_us"] = echo_us;
-    state.counters["task_us"] = task_us;
-    state.counters["x_echo"] = task_us / echo_us;
+    auto per_trip_us = [n](auto d) { return std::chrono::duration<double, std::micro>(d).count() / n; };
+    state.counters["echo_us"] = per_trip_us(echo_total);
+    state.counters["task_us"] = per_trip_us(task_total);
+    state.counters["x_echo"] = per_trip_us(task_total) / per_trip_us(echo_total);
+    state.counters["cpu_echo_us"] = per_trip_us(echo_cpu);
+    state.counters["cpu_task_us"] = per_trip_us(task_cpu);
 }
 
 void BM_TaskUnix(benchmark::State& state) {
