@@ -28,7 +28,8 @@ enum class SchedPolicy {
 };
 
 /// One scheduler per (device, vFPGA): runs submitted tasks on its own thread, reconfiguring the vFPGA with the
-/// bitstream of each task's function when it differs from the loaded one. Thread-safe.
+/// bitstream of each task's function when it differs from the loaded one, or when the previous task's function
+/// failed (the app may be left mid-stream). Thread-safe.
 class cSched : public cRcnfg {
 public:
     /// The scheduler of vFPGA `vfid` of `device`, created on first use (later calls return the same one and

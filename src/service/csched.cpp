@@ -217,12 +217,16 @@ void cSched::execute(std::unique_lock<std::mutex>& lk, cTask* task) {
         }
     }
     if (loaded) run_task(task, fn);
+    // A function that failed may have left the app mid-stream (half of its input fed, say): the next task gets
+    // a freshly loaded one.
+    const bool failed = task->getRetCode() == static_cast<int32_t>(TaskError::failed);
     lk.lock();
     if (reconfigure && loaded) {
         current_bitstream_ = path;
         current_id_ = fid_bitstream_.at(task->getFid());
         ++app_reconfigs_;
-    } else if (reconfigure) {
+    }
+    if ((reconfigure && !loaded) || failed) {
         current_bitstream_.clear();
         current_id_ = -1;
     }

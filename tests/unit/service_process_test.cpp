@@ -159,6 +159,16 @@ TEST(ServiceHelper, DISABLED_BadAddressClient) {
     ::munmap(none, bytes);
 }
 
+TEST(ServiceHelper, DISABLED_DyingVaddClient) {
+    coyote::cConn conn(k_mem_path);
+    const size_t n = 700000;
+    std::vector<float> a(n, 1.0f), b(n, 2.0f), c(n, 0.0f);
+    conn.iTask<int32_t, uint64_t, uint64_t, uint64_t, uint64_t>(k_vadd, reinterpret_cast<uint64_t>(a.data()),
+                                                                 reinterpret_cast<uint64_t>(b.data()),
+                                                                 reinterpret_cast<uint64_t>(c.data()), n);
+    ::_exit(0); // gone while the service works on its buffers
+}
+
 TEST(ServiceHelper, DISABLED_ForkedClient) {
     auto conn = std::make_unique<coyote::cConn>(k_mem_path);
     EXPECT_EQ((conn->task<int32_t, int32_t, int32_t>(k_add, 1, 2)), 3);
@@ -204,6 +214,12 @@ TEST(ServiceMemory, AnAddressTheClientDoesNotOwnIsAnErrorReply) {
     expect_helper_passes("BadAddressClient");
     coyote::cConn conn(r.svc->getSocketPath()); // and the service keeps serving
     EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 20, 22)), 42);
+}
+
+TEST(ServiceMemory, AClientDyingWhileItsBuffersAreUsedDoesNotHurtTheService) {
+    Running r(k_mem_service, 0, add_vadd);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(run_helper("DyingVaddClient").first, 0);
+    expect_helper_passes("VaddClient"); // others' buffers still move correctly
 }
 
 TEST(ServiceMemory, AForkedChildCannotUseItsParentsConnection) {

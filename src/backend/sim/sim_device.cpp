@@ -123,6 +123,7 @@ SimDevice::~SimDevice() {
 void SimDevice::swap_model(ModelHandle model) {
     std::lock_guard lk(hw_mtx_);
     std::swap(model_, model);
+    reset_streams(); // a new app starts with empty streams, as after a partial reconfiguration
 }
 
 std::string SimDevice::model_name() const {

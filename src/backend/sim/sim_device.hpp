@@ -244,6 +244,8 @@ private:
     void discard_reservations() noexcept;
     /// Cancels the pending writes into [start, end) (their buffer goes away) with an error for their ctid.
     void abort_writes_in(uint64_t start, uint64_t end, const std::string& why);
+    /// Cancels every pending write (an error for its ctid) and drops buffered output: the app was replaced.
+    void reset_streams() noexcept;
 
     // completions (inline: every command)
     /// The completion counter of class `cls` of `ctid` in the shared state.

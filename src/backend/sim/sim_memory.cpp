@@ -226,6 +226,10 @@ void SimDevice::unmap_user(int32_t ctid, void* vaddr) {
 void SimDevice::register_window(int32_t ctid, void* vaddr, uint64_t len) {
     check_ctid(ctid, "registerWindow");
     check_windows(nic_ != nullptr, "registerWindow");
+    if (ctids_[static_cast<size_t>(ctid)].foreign)
+        throw_error(Errc::not_supported, "registerWindow",
+                    "remote-access windows of a cThread created for another process (pid " +
+                        std::to_string(ctids_[static_cast<size_t>(ctid)].hpid) + ") are not emulated by the sim backend");
     nic_->register_window(ctid, reinterpret_cast<uint64_t>(vaddr), len);
 }
 

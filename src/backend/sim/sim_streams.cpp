@@ -145,6 +145,23 @@ void SimDevice::abort_writes_in(uint64_t start, uint64_t end, const std::string&
     }
 }
 
+void SimDevice::reset_streams() noexcept {
+    discard_reservations();
+    for (auto& q : pending_) {
+        for (const PendingWrite& w : q) {
+            try {
+                record_error(w.ctid, make_error_code(Errc::not_supported),
+                             "LOCAL_WRITE to " + hex(w.addr) + " (len " + std::to_string(w.len) +
+                                 ") was cancelled: the vFPGA was reconfigured before its data came");
+            } catch (...) {
+            }
+            command_done(w.ctid);
+        }
+        q.clear();
+    }
+    for (auto& f : fifo_) f = OutputFifo{};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Buffered output
 // ---------------------------------------------------------------------------------------------
