@@ -187,7 +187,9 @@ private:
 
     // the memory of a ctid registered for another process (sim_foreign.cpp)
     /// check_range of a foreign ctid: [addr, addr+len) must be mapped (writable if `write`) in its process.
-    void check_foreign_range(int32_t ctid, uint64_t addr, uint64_t len, bool write, const char* what);
+    /// `call` names the API call in the error.
+    void check_foreign_range(int32_t ctid, uint64_t addr, uint64_t len, bool write, const char* what,
+                             const char* call = "invoke");
     /// Feeds host input of a foreign ctid to the model through a staging buffer (model lock held); a failure
     /// to read the process becomes the ctid's pending error.
     void feed_foreign(coyote::sim::InputChunk& in, const SgSide& src, bool last);

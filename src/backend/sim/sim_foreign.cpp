@@ -34,7 +34,8 @@ std::byte* stage(std::vector<std::byte>& v) {
 
 }  // namespace
 
-void SimDevice::check_foreign_range(int32_t ctid, uint64_t addr, uint64_t len, bool write, const char* what) {
+void SimDevice::check_foreign_range(int32_t ctid, uint64_t addr, uint64_t len, bool write, const char* what,
+                                    const char* call) {
     const pid_t pid = ctids_[static_cast<size_t>(ctid)].hpid;
     const std::vector<ProcRange> maps = read_proc_maps(pid);
     auto where = [&] {
@@ -42,14 +43,14 @@ void SimDevice::check_foreign_range(int32_t ctid, uint64_t addr, uint64_t len, b
                std::to_string(pid) + " (ctid " + std::to_string(ctid) + ")";
     };
     if (maps.empty())
-        throw_error(Errc::not_mapped, "invoke", where() + ": its memory map cannot be read (it has exited?)");
+        throw_error(Errc::not_mapped, call, where() + ": its memory map cannot be read (it has exited?)");
     const uint64_t s = addr / k_host_page * k_host_page;
     const uint64_t e = round_up(addr + len, k_host_page);
     uint64_t bad = 0;
     std::string why;
     bool writable = false;
     if (!check_proc_range(maps, s, e, write, bad, why, writable))
-        throw_error(Errc::not_mapped, "invoke", where() + ": address " + hex(bad) + " is " + why);
+        throw_error(Errc::not_mapped, call, where() + ": address " + hex(bad) + " is " + why);
 }
 
 void SimDevice::feed_foreign(coyote::sim::InputChunk& in, const SgSide& src, bool last) {

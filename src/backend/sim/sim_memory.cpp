@@ -194,7 +194,7 @@ void SimDevice::map_user(int32_t ctid, void* vaddr, uint64_t len) {
     if (len == 0) throw_error(Errc::invalid_argument, "userMap", "length must be > 0 (address " + hex(a) + ")");
     if (a + len < a) throw_error(Errc::not_mapped, "userMap", "range " + hex(a) + " + " + std::to_string(len) + " wraps");
     if (ctids_[static_cast<size_t>(ctid)].foreign) // another process's memory: checked now, reached per command
-        return check_foreign_range(ctid, a, len, false, "userMap");
+        return check_foreign_range(ctid, a, len, false, "buffer", "userMap");
     const uint64_t s = a / k_host_page * k_host_page;
     const uint64_t e = round_up(a + len, k_host_page);
     uint64_t bad = 0;
