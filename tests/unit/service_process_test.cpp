@@ -21,8 +21,12 @@ using namespace service_test; // NOLINT: the helpers of every service test
 using coyote_test::error_of;
 
 constexpr int32_t k_vadd = 20;
-const std::string k_mem_service = "client-mem";
-const std::string k_mem_path = "/tmp/coyote-daemon-dev-0-vfid-0-" + k_mem_service;
+// Service names carry the pid of the test process (a helper's parent): runs of other checkouts on the machine
+// do not meet at the same socket.
+std::string mem_service(pid_t test_process) { return "client-mem-" + std::to_string(test_process); }
+std::string socket_of(const std::string& service) { return "/tmp/coyote-daemon-dev-0-vfid-0-" + service; }
+/// The socket of the memory tests' service, for a helper (a child of the test process).
+std::string mem_path() { return socket_of(mem_service(::getppid())); }
 
 /// A function like Coyote's example 10: float vectors a + b into c, all three the client's buffers, by address.
 void add_vadd(coyote::cService* svc) {
@@ -115,7 +119,7 @@ std::vector<float> random_floats(size_t n, unsigned seed) {
 // ---- helpers run in a child process ----
 
 TEST(ServiceHelper, DISABLED_VaddClient) {
-    coyote::cConn conn(k_mem_path);
+    coyote::cConn conn(mem_path());
     for (const size_t n : {size_t{1024}, size_t{700000}}) { // the second spans several 1 MiB staging buffers
         const auto a = random_floats(n, 1), b = random_floats(n, 2);
         std::vector<float> c(n, -1.0f);
@@ -130,7 +134,7 @@ TEST(ServiceHelper, DISABLED_VaddClient) {
 }
 
 TEST(ServiceHelper, DISABLED_BadAddressClient) {
-    coyote::cConn conn(k_mem_path);
+    coyote::cConn conn(mem_path());
     const size_t n = 4096;
     const auto a = random_floats(n, 3), b = random_floats(n, 4);
     std::vector<float> c(n, 0.0f);
@@ -160,7 +164,7 @@ TEST(ServiceHelper, DISABLED_BadAddressClient) {
 }
 
 TEST(ServiceHelper, DISABLED_DyingVaddClient) {
-    coyote::cConn conn(k_mem_path);
+    coyote::cConn conn(mem_path());
     const size_t n = 700000;
     std::vector<float> a(n, 1.0f), b(n, 2.0f), c(n, 0.0f);
     conn.iTask<int32_t, uint64_t, uint64_t, uint64_t, uint64_t>(k_vadd, reinterpret_cast<uint64_t>(a.data()),
@@ -170,7 +174,7 @@ TEST(ServiceHelper, DISABLED_DyingVaddClient) {
 }
 
 TEST(ServiceHelper, DISABLED_ForkedClient) {
-    auto conn = std::make_unique<coyote::cConn>(k_mem_path);
+    auto conn = std::make_unique<coyote::cConn>(mem_path());
     EXPECT_EQ((conn->task<int32_t, int32_t, int32_t>(k_add, 1, 2)), 3);
     const pid_t child = ::fork();
     if (child == 0) { // the inherited connection is refused with the reason; dropping it leaves the parent's
@@ -184,12 +188,12 @@ TEST(ServiceHelper, DISABLED_ForkedClient) {
     EXPECT_EQ((conn->task<int32_t, int32_t, int32_t>(k_add, 20, 22)), 42);
 }
 
-/// Serves "sigterm" (vFPGA 0) with start() and "bystander" (vFPGA 1) with run(): SIGTERM must end only start().
+/// Serves "sigterm-<pid>" (vFPGA 0) with start() and "bystander-<pid>" (vFPGA 1) with run(): SIGTERM ends start() only.
 TEST(ServiceHelper, DISABLED_SigtermServer) {
     coyote_test::EnvGuard fg("COYOTE_SERVICE_FOREGROUND", "1");
     coyote_test::EnvGuard shell("COYOTE_SIM_SHELL", "n_fpga_reg=2");
-    Running bystander("bystander", 1);
-    coyote::cService* svc = coyote::cService::getInstance("sigterm", false, 0);
+    Running bystander("bystander-" + std::to_string(::getpid()), 1);
+    coyote::cService* svc = coyote::cService::getInstance("sigterm-" + std::to_string(::getpid()), false, 0);
     svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(
         k_slow, app_bitstream("app_a.bin", "passthrough"), [](coyote::cThread*, int32_t ms) {
             std::this_thread::sleep_for(std::chrono::milliseconds(ms));
@@ -205,31 +209,31 @@ TEST(ServiceHelper, DISABLED_SigtermServer) {
 // ---- tests ----
 
 TEST(ServiceMemory, AFunctionAddsTheClientsVectorsIntoItsBuffer) {
-    Running r(k_mem_service, 0, add_vadd);
+    Running r(mem_service(::getpid()), 0, add_vadd);
     expect_helper_passes("VaddClient");
 }
 
 TEST(ServiceMemory, AnAddressTheClientDoesNotOwnIsAnErrorReply) {
-    Running r(k_mem_service, 0, add_vadd);
+    Running r(mem_service(::getpid()), 0, add_vadd);
     expect_helper_passes("BadAddressClient");
     coyote::cConn conn(r.svc->getSocketPath()); // and the service keeps serving
     EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 20, 22)), 42);
 }
 
 TEST(ServiceMemory, AClientDyingWhileItsBuffersAreUsedDoesNotHurtTheService) {
-    Running r(k_mem_service, 0, add_vadd);
+    Running r(mem_service(::getpid()), 0, add_vadd);
     for (int i = 0; i < 3; ++i) EXPECT_EQ(run_helper("DyingVaddClient").first, 0);
     expect_helper_passes("VaddClient"); // others' buffers still move correctly
 }
 
 TEST(ServiceMemory, AForkedChildCannotUseItsParentsConnection) {
-    Running r(k_mem_service, 0, add_vadd);
+    Running r(mem_service(::getpid()), 0, add_vadd);
     expect_helper_passes("ForkedClient");
 }
 
 TEST(ServiceSignals, SigtermWithTasksInFlightAnswersEveryTaskAndSparesTheOtherService) {
-    const std::string path = "/tmp/coyote-daemon-dev-0-vfid-0-sigterm";
     const pid_t server = spawn_helper("SigtermServer");
+    const std::string path = socket_of("sigterm-" + std::to_string(server));
     ASSERT_TRUE(coyote_test::eventually([&] { return ::access(path.c_str(), F_OK) == 0; })) << "no socket";
     std::vector<int32_t> tids;
     {
@@ -257,7 +261,7 @@ TEST(ServiceAccess, MembersOfTheConfiguredGroupMayConnect) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root to run clients under a second uid and other groups";
     constexpr gid_t group = 65533, other = 65534;
     coyote_test::EnvGuard env("COYOTE_SERVICE_GROUP", std::to_string(group).c_str());
-    Running r("group");
+    Running r("group-" + std::to_string(::getpid()));
     const std::string path = r.svc->getSocketPath();
     struct stat st{};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
@@ -278,7 +282,7 @@ TEST(ServiceAccess, MembersOfTheConfiguredGroupMayConnect) {
 
 TEST(ServiceAccess, AnUnknownGroupIsAClearError) {
     coyote_test::EnvGuard env("COYOTE_SERVICE_GROUP", "no-such-group-coyote");
-    coyote::cService* svc = coyote::cService::getInstance("bad-group", false, 0);
+    coyote::cService* svc = coyote::cService::getInstance("bad-group-" + std::to_string(::getpid()), false, 0);
     const auto [code, msg] = error_of([&] { svc->run(); });
     EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument));
     EXPECT_NE(msg.find("no-such-group-coyote"), std::string::npos) << msg;
@@ -287,7 +291,7 @@ TEST(ServiceAccess, AnUnknownGroupIsAClearError) {
 
 TEST(ServiceAccess, AnIdleClientIsDisconnectedButABusyOneIsNot) {
     coyote_test::EnvGuard env("COYOTE_SERVICE_IDLE_TIMEOUT_MS", "300");
-    Running r("idle");
+    Running r("idle-" + std::to_string(::getpid()));
     coyote::cConn busy(r.svc->getSocketPath());
     EXPECT_EQ((busy.task<int32_t, int32_t>(k_slow, 800)), 800); // a task longer than the idle deadline is not idleness
     const int fd = raw_connect(r.svc->getSocketPath());
