@@ -58,6 +58,7 @@ public:
     std::string broken; // why the connection is unusable ("" while fine)
     pid_t owner = 0;    // the process that registered: the service addresses its memory
     bool reading = false; // a thread is reading replies (the reader thread or a waiting task() that leads)
+    svc::Inbox in;        // replies (read by the thread that holds `reading`)
     std::atomic<bool> stop{false};
     std::thread reader;
 
@@ -75,9 +76,11 @@ public:
         lk.unlock();
         return true;
     }
-    /// Reads the reply waiting on the socket with the token (taken by lead()), then gives the token back.
+    /// Reads the replies waiting on the socket with the token (taken by lead()), then gives the token back with
+    /// nothing left in the inbox.
     bool read_led(std::unique_lock<std::mutex>& lk) {
-        const bool more = read_one();
+        bool more = read_one();
+        while (more && in.buffered() > 0) more = read_one();
         lk.lock();
         reading = false;
         cv.notify_all();
@@ -105,7 +108,7 @@ public:
 bool cConn::Impl::read_one() {
     svc::Reply r;
     const auto deadline = svc::Clock::now() + k_conn_timeout.get();
-    svc::Io io = svc::read_full(fd.get(), &r, sizeof(r), deadline);
+    svc::Io io = in.read(fd.get(), &r, sizeof(r), deadline);
     if (io != svc::Io::ok) {
         fail_all(io == svc::Io::eof ? "the service closed the connection" : "reading a reply: " + svc::io_text(io));
         return false;
@@ -124,7 +127,7 @@ bool cConn::Impl::read_one() {
     Entry& e = it->second;
     std::vector<char> value(r.code == 0 ? e.ret_size : 0);
     lk.unlock();
-    if (!value.empty() && (io = svc::read_full(fd.get(), value.data(), value.size(), deadline)) != svc::Io::ok) {
+    if (!value.empty() && (io = in.read(fd.get(), value.data(), value.size(), deadline)) != svc::Io::ok) {
         fail_all("reading a return value: " + svc::io_text(io));
         return false;
     }

@@ -67,7 +67,7 @@ bool Session::on_submit(const Request& r) {
     bFunc* fn = env_.sched->getFunction(r.fid);
     if (fn == nullptr) {
         log(LOG_WARNING, "client %d: task %d asks for unknown function %d", pid_, r.tid, r.fid);
-        drain_available(fd_.get()); // its arguments, whose sizes nobody knows
+        in_.drain(fd_.get()); // its arguments, whose sizes nobody knows
         return reply(code_of(TaskError::unknown_function), r.tid);
     }
     const std::vector<size_t> sizes = fn->getArgumentSizes();
@@ -83,7 +83,7 @@ bool Session::on_submit(const Request& r) {
     const auto deadline = Clock::now() + env_.request_timeout;
     for (size_t s : sizes) {
         std::vector<char> a(s);
-        const Io io = read_full(fd_.get(), a.data(), s, deadline);
+        const Io io = in_.read(fd_.get(), a.data(), s, deadline);
         if (io != Io::ok) {
             log(LOG_WARNING, "client %d: arguments of task %d (function %d): %s; closing the connection", pid_, r.tid,
                 r.fid, io_text(io).c_str());
@@ -123,13 +123,13 @@ void Session::reader_loop() {
     static constexpr std::array<Handler, 2> k_handlers = {&Session::on_close, &Session::on_submit};
     auto active = Clock::now(); // the last request, or a task of this client still pending
     while (!stop_) {
-        if (!wait_readable(fd_.get(), std::chrono::milliseconds(200))) {
+        if (in_.buffered() == 0 && !wait_readable(fd_.get(), std::chrono::milliseconds(200))) {
             if (idle_too_long(active)) break;
             continue;
         }
         active = Clock::now();
         Request r;
-        const Io io = read_full(fd_.get(), &r, sizeof(r), Clock::now() + env_.request_timeout);
+        const Io io = in_.read(fd_.get(), &r, sizeof(r), Clock::now() + env_.request_timeout);
         if (io != Io::ok) {
             if (io != Io::eof) {
                 log(LOG_WARNING, "client %d: request header %s; closing the connection", pid_, io_text(io).c_str());

@@ -59,6 +59,7 @@ private:
     bool send_result(int32_t client_tid, cTask* t);
 
     Fd fd_;
+    Inbox in_; // requests (the reader thread's)
     pid_t pid_;
     std::unique_ptr<cThread> thread_;
     SessionEnv env_;

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -73,6 +74,37 @@ void drain_available(int fd) {
     wait_readable(fd, std::chrono::milliseconds(2));
     while (::recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0) {
     }
+}
+
+Io Inbox::read(int fd, void* buf, size_t len, Clock::time_point deadline) {
+    auto* out = static_cast<char*>(buf);
+    while (len > 0) {
+        if (head_ < tail_) {
+            const size_t n = std::min(len, tail_ - head_);
+            std::memcpy(out, buf_.data() + head_, n);
+            head_ += n;
+            out += n;
+            len -= n;
+            if (head_ == tail_) head_ = tail_ = 0;
+            continue;
+        }
+        if (len >= buf_.size()) return read_full(fd, out, len, deadline); // large: straight into place
+        const ssize_t n = ::recv(fd, buf_.data(), buf_.size(), MSG_DONTWAIT);
+        if (n > 0) {
+            tail_ = static_cast<size_t>(n);
+            continue;
+        }
+        if (n == 0) return Io::eof;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return errno == ECONNRESET ? Io::eof : Io::error;
+        if (!wait_for(fd, POLLIN, deadline)) return Io::timeout;
+    }
+    return Io::ok;
+}
+
+void Inbox::drain(int fd) {
+    head_ = tail_ = 0;
+    drain_available(fd);
 }
 
 std::string io_text(Io io) {

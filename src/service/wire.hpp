@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace coyote::detail::service {
 
@@ -44,5 +45,21 @@ bool wait_readable(int fd, std::chrono::milliseconds max);
 void drain_available(int fd);
 /// "end of stream", "timed out", "I/O error: ...".
 std::string io_text(Io io);
+
+/// Buffered reads of one socket: one recv takes whatever has arrived (a header with its arguments or value, or
+/// several messages), so a message costs one system call instead of one per field. One reader at a time.
+class Inbox {
+public:
+    /// Reads exactly `len` bytes of `fd` (the buffered ones first) before `deadline`.
+    Io read(int fd, void* buf, size_t len, Clock::time_point deadline);
+    /// Bytes received but not read yet.
+    size_t buffered() const noexcept { return tail_ - head_; }
+    /// Discards the buffered bytes and those queued on `fd` (drain_available).
+    void drain(int fd);
+
+private:
+    std::vector<char> buf_ = std::vector<char>(4096);
+    size_t head_ = 0, tail_ = 0;
+};
 
 }  // namespace coyote::detail::service

@@ -193,9 +193,11 @@ TEST(ServiceHelper, DISABLED_SigtermServer) {
     coyote_test::EnvGuard fg("COYOTE_SERVICE_FOREGROUND", "1");
     coyote_test::EnvGuard shell("COYOTE_SIM_SHELL", "n_fpga_reg=2");
     Running bystander("bystander-" + std::to_string(::getpid()), 1);
-    coyote::cService* svc = coyote::cService::getInstance("sigterm-" + std::to_string(::getpid()), false, 0);
+    const std::string name = "sigterm-" + std::to_string(::getpid());
+    coyote::cService* svc = coyote::cService::getInstance(name, false, 0);
     svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(
-        k_slow, app_bitstream("app_a.bin", "passthrough"), [](coyote::cThread*, int32_t ms) {
+        k_slow, app_bitstream("app_a.bin", "passthrough"), [started = socket_of(name) + ".started"](coyote::cThread*, int32_t ms) {
+            std::ofstream{started}; // tells the test a task runs
             std::this_thread::sleep_for(std::chrono::milliseconds(ms));
             return ms;
         }));
@@ -234,12 +236,19 @@ TEST(ServiceMemory, AForkedChildCannotUseItsParentsConnection) {
 TEST(ServiceSignals, SigtermWithTasksInFlightAnswersEveryTaskAndSparesTheOtherService) {
     const pid_t server = spawn_helper("SigtermServer");
     const std::string path = socket_of("sigterm-" + std::to_string(server));
-    ASSERT_TRUE(coyote_test::eventually([&] { return ::access(path.c_str(), F_OK) == 0; })) << "no socket";
+    auto give_up = [&](const char* why) {
+        ::kill(server, SIGKILL);
+        ::waitpid(server, nullptr, 0);
+        FAIL() << why;
+    };
+    if (!coyote_test::eventually([&] { return ::access(path.c_str(), F_OK) == 0; })) return give_up("no socket");
     std::vector<int32_t> tids;
     {
         coyote::cConn conn(path);
         for (int i = 0; i < 4; ++i) tids.push_back(conn.iTask<int32_t, int32_t>(k_slow, 300));
-        std::this_thread::sleep_for(std::chrono::milliseconds(100)); // the first one runs
+        const std::string started = path + ".started";
+        if (!coyote_test::eventually([&] { return ::access(started.c_str(), F_OK) == 0; })) return give_up("no task ran");
+        ::unlink(started.c_str());
         ASSERT_EQ(::kill(server, SIGTERM), 0);
         const auto t0 = std::chrono::steady_clock::now();
         int ok = 0, failed = 0;
