@@ -45,8 +45,9 @@ public:
     void stop();
     /// Queues `task`; false when its function is unknown, its id is taken or the scheduler is stopped.
     bool addTask(std::unique_ptr<cTask> task);
-    /// coyote-mpi: runs `task` in the calling thread when nothing is queued or running (any policy would pick it
-    /// next), saving the hand-off to the scheduler's thread; returns false (and leaves `task` alone) otherwise.
+    /// coyote-mpi: runs `task` in the calling thread when nothing is queued or running and its bitstream is loaded
+    /// (any policy would pick it next, with no reconfiguration), saving the hand-off to the scheduler's thread;
+    /// returns false (and leaves `task` alone) otherwise.
     /// The task completes before the call returns; its completion callback is not called.
     bool runIfIdle(std::unique_ptr<cTask>& task);
     /// Whether task `tid` has completed (false when unknown).

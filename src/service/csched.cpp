@@ -76,6 +76,8 @@ bool cSched::runIfIdle(std::unique_ptr<cTask>& task) {
     const int32_t tid = task->getTid();
     if (!running_ || busy_ || !queue_.empty() || functions_.count(task->getFid()) == 0 || tasks_.count(tid) != 0)
         return false;
+    // Only without a reconfiguration: tasks that need one queue, so the policy can still order those that follow.
+    if (fid_bitstream_.at(task->getFid()) != current_id_) return false;
     task->setCompletionCallback(nullptr);
     cTask* t = task.get();
     tasks_.emplace(tid, std::move(task));

@@ -109,6 +109,27 @@ TEST(Sched, ReorderRunsTheLoadedBitstreamFirst) {
     std::cout << "reconfigurations: fcfs " << fcfs << ", reorder " << reorder << "\n";
 }
 
+TEST(Service, PipelinedTasksOfOneClientAreStillReordered) {
+    coyote_test::EnvGuard slow_load("COYOTE_SIM_RECONFIG_MS", "50"); // tasks pile up while a bitstream loads
+    Running r("pipelined");
+    coyote::cSched* sched = r.svc->getScheduler();
+    sched->setPolicy(coyote::SchedPolicy::reorder);
+    coyote::cConn conn(r.svc->getSocketPath());
+    const uint64_t before = sched->getAppReconfigurations();
+    std::vector<std::pair<int32_t, int64_t>> tids;
+    for (int i = 0; i < 20; ++i) {
+        if (i % 2 == 0) tids.emplace_back(conn.iTask<int32_t, int32_t, int32_t>(k_add, i, 1), i + 1);
+        else tids.emplace_back(conn.iTask<int64_t, int64_t, int64_t>(k_mul, i, 3), int64_t{i} * 3);
+    }
+    for (const auto& [tid, want] : tids) {
+        const std::vector<char> v = conn.wait_result(tid);
+        int64_t value = 0;
+        std::memcpy(&value, v.data(), v.size());
+        EXPECT_EQ(value, want);
+    }
+    EXPECT_LE(sched->getAppReconfigurations() - before, 4u); // FCFS would load one for nearly every task
+}
+
 TEST(Service, ManyConcurrentClients) {
     Running r("many");
     constexpr int clients = 64, tasks = 1000; // the client limit, each with a ctid
