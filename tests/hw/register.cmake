@@ -46,7 +46,7 @@ endif()
 # hw_rcnfg_test: cRcnfg through the fake driver's reconfiguration device (bitstream checks, app and shell loads).
 add_executable(hw_rcnfg_test ${CMAKE_CURRENT_SOURCE_DIR}/hw/hw_rcnfg_test.cpp)
 target_link_libraries(hw_rcnfg_test PRIVATE coyote::runtime GTest::gtest GTest::gtest_main coyote_warnings)
-target_include_directories(hw_rcnfg_test PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_include_directories(hw_rcnfg_test PRIVATE ${PROJECT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR})
 add_dependencies(hw_rcnfg_test coyote_fake_driver)
 add_test(NAME hw_rcnfg_test COMMAND hw_rcnfg_test)
 set_tests_properties(hw_rcnfg_test PROPERTIES LABELS "hw;service" TIMEOUT 60
