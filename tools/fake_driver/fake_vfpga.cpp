@@ -74,15 +74,11 @@ FakeVfpga::FakeVfpga(uint32_t device, int32_t vfid) : device_(device), vfid_(vfi
     for (int i = 0; i < k_ctids; ++i) free_stack_[static_cast<size_t>(i)] = k_ctids - 1 - i;
     n_free_ = k_ctids;
     for (auto& s : sim_ctid_) s.store(-1);
-    poller_ = std::thread([this] { poll_loop(); });
+    poller_ = std::jthread([this](std::stop_token stop) { poll_loop(stop); });
 }
 
 FakeVfpga::~FakeVfpga() {
-    {
-        std::lock_guard lk(hw_mtx_);
-        stop_ = true;
-    }
-    poll_cv_.notify_all();
+    poller_.request_stop(); // wakes its wait on poll_cv_
     if (poller_.joinable()) poller_.join();
     release_all();
     sim_.reset();
@@ -252,10 +248,10 @@ void FakeVfpga::refresh_csrs() noexcept {
     for (uint32_t i = 0; i < n; ++i) csr[i] = sim_->get_csr(i);
 }
 
-void FakeVfpga::poll_loop() noexcept {
+void FakeVfpga::poll_loop(std::stop_token stop) noexcept {
     std::unique_lock lk(hw_mtx_);
     uint64_t seen = 0;
-    while (!stop_) {
+    while (!stop.stop_requested()) {
         const bool busy = sim_->read_cnfg(0) > 0;
         publish();
         const uint64_t now = posted_.load(std::memory_order_relaxed);
@@ -266,7 +262,9 @@ void FakeVfpga::poll_loop() noexcept {
             lk.lock();
             continue;
         }
-        poll_cv_.wait_for(lk, busy ? std::chrono::microseconds(50) : std::chrono::microseconds(2000));
+        // Until the next post, a stop request or the poll interval.
+        (void)poll_cv_.wait_for(lk, stop, busy ? std::chrono::microseconds(50) : std::chrono::microseconds(2000),
+                                [&] { return posted_.load(std::memory_order_relaxed) != now; });
     }
 }
 
