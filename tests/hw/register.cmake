@@ -79,6 +79,23 @@ if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
   coyote_register_mpi_test(NAME hw_mpi_coll_test RANKS 2 3 4 COMMAND mpi_coll_test LABELS hw
     ENV ${_coyote_hw_mpi_env} COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 COYOTE_COLL_TEST_EXPECT_DIRECT=0
     ARGS --gtest_filter=-CollErrors.MismatchedCountsAreDetected:CollErrors.MismatchAcrossTheDirectThresholdIsDetected)
+  # More of tests/mpi, unchanged: the porting guide's program, the silent singleton, the bootstrap deadline (its
+  # wrapper sets the 1.5 s deadline), and the collectives offloaded to the `reduce` model (its model-mismatch
+  # cases open fresh devices 300+ and 400+: the fake makes up to 1024 devices).
+  coyote_register_mpi_test(NAME hw_mpi_porting_test_np2 RANKS 2 COMMAND mpi_porting_test LABELS hw
+    ENV ${_coyote_hw_mpi_env})
+  coyote_register_mpi_test(NAME hw_mpi_singleton_test RANKS 1 COMMAND mpi_singleton_test TIMEOUT 120 LABELS hw
+    ENV ${_coyote_hw_mpi_env} SLURM_NTASKS=4)
+  coyote_register_mpi_test(NAME hw_mpi_deadline_test RANKS 3 COMMAND mpi_deadline_probe TIMEOUT 120 LABELS hw
+    WRAPPER ${PROJECT_SOURCE_DIR}/tests/mpi/deadline_test.sh
+    ENV ${_coyote_hw_mpi_env} PASS_REGULAR_EXPRESSION "DEADLINE TEST PASSED")
+  set(_coyote_hw_offload_env ${_coyote_hw_mpi_env})
+  list(TRANSFORM _coyote_hw_offload_env REPLACE "^COYOTE_FAKE_DEVICES=.*" "COYOTE_FAKE_DEVICES=404")
+  foreach(n 2 3)
+    coyote_register_mpi_test(NAME hw_mpi_coll_offload_test_np${n} RANKS ${n} COMMAND mpi_coll_offload_test LABELS hw
+      ENV ${_coyote_hw_offload_env} COYOTE_SIM_MODEL=reduce COYOTE_COLL_OFFLOAD=1 COYOTE_COLL_BUFFER_SIZE=65536
+          COYOTE_COLL_CHUNK=4096)
+  endforeach()
   # The legacy register layout (every QP context word a separate store), as tests/mpi runs the wiring test too.
   coyote_register_mpi_test(NAME hw_mpi_wiring_test_legacy_np3 RANKS 3 COMMAND mpi_wiring_test LABELS hw
     ENV ${_coyote_hw_mpi_env} COYOTE_SIM_SHELL=avx=0,n_fpga_reg=4 COYOTE_TEST_EXPECT_LEGACY=1)

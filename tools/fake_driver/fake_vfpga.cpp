@@ -213,20 +213,32 @@ void FakeVfpga::clear(int32_t ctid) noexcept {
 // ---- what the hardware writes back ---------------------------------------------------------------------------
 
 void FakeVfpga::publish() noexcept {
-    volatile uint64_t* cnfg = regions_[avx_ ? 2 : 1].words;
-    auto* wb = reinterpret_cast<volatile uint32_t*>(regions_[0].words);
+    // Read every count first; a command they include has finished in the user logic, so the CSRs are refreshed
+    // before the counts become visible: the host never sees a completion with the registers of before it.
+    std::array<std::array<uint32_t, 4>, k_ctids> counts{};
+    std::array<bool, k_ctids> live{};
+    bool changed = false;
     for (int c = 0; c < k_ctids; ++c) {
         const int32_t s = sim_ctid_[static_cast<size_t>(c)].load(std::memory_order_acquire);
         if (s < 0) continue;
-        uint32_t v[4] = {0, 0, 0, 0};
-        for (int k = 0; k < 4; ++k) {
+        live[static_cast<size_t>(c)] = true;
+        auto& v = counts[static_cast<size_t>(c)];
+        for (size_t k = 0; k < 4; ++k) {
             try {
                 v[k] = sim_->poll_completed(s, k_classes[k]);
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "coyote fake driver: %s\n", e.what());
             }
         }
-        const auto uc = static_cast<uint32_t>(c);
+        changed = changed || v != shown_[static_cast<size_t>(c)];
+    }
+    if (changed) refresh_csrs();
+    shown_ = counts;
+    volatile uint64_t* cnfg = regions_[avx_ ? 2 : 1].words;
+    auto* wb = reinterpret_cast<volatile uint32_t*>(regions_[0].words);
+    for (uint32_t uc = 0; uc < static_cast<uint32_t>(k_ctids); ++uc) {
+        if (!live[uc]) continue;
+        const auto& v = counts[uc];
         if (wb_)
             for (uint32_t k = 0; k < 4; ++k) wb[k * k_ctids + uc] = v[k];
         if (avx_) {

@@ -132,6 +132,7 @@ private:
     uint64_t legacy_[4] = {0, 0, 0, 0}; ///< legacy CTRL, VADDR_RD, CTRL_2, VADDR_WR as last stored
     std::condition_variable_any poll_cv_; ///< wakes the poller on a post (posted_ changes) or a stop request
     std::atomic<uint64_t> posted_{0};
+    std::array<std::array<uint32_t, 4>, k_ctids> shown_{}; ///< the counts publish() last made visible
     std::jthread poller_;
 };
 

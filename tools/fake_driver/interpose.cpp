@@ -29,7 +29,7 @@ namespace {
 
 namespace settings = coyote::detail::settings;
 
-const settings::Integer k_devices{"COYOTE_FAKE_DEVICES", "hw-fake", 1, 1, 16,
+const settings::Integer k_devices{"COYOTE_FAKE_DEVICES", "hw-fake", 1, 1, 1024,
                                   "fake driver: devices whose vFPGA files exist (vFPGAs per device: the sim shell's n_fpga_reg)"};
 const settings::Choice k_access{"COYOTE_FAKE_ACCESS", "hw-fake", "rw", {"rw", "denied"},
                                 "fake driver: 'denied' makes opening a device file fail with EACCES (no udev rule)"};
