@@ -55,20 +55,19 @@ set_tests_properties(hw_rcnfg_test PROPERTIES LABELS "hw;service" TIMEOUT 60
 # The 2-rank demo and the MPI tests (bootstrap, wiring, collectives on 2 to 4 ranks) on COYOTE_BACKEND=hw and the
 # fake driver, unchanged, registered like tests/mpi (cmake/CoyoteMpiTest.cmake) with label hw.
 if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
-  # Cards with four vFPGAs: each rank of the node takes its own vFPGA, as on hardware (16 cards: the bootstrap
-  # test names devices up to 10).
+  # Cards with four vFPGAs: each rank of the node takes its own vFPGA, as on hardware (24 cards: the bootstrap
+  # test names devices up to 23).
   set(_coyote_hw_mpi_env COYOTE_BACKEND=hw LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver> COYOTE_FAKE_HUGE_PAGES=1
-      COYOTE_SIM_SHELL=n_fpga_reg=4 COYOTE_FAKE_DEVICES=16 COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000
+      COYOTE_SIM_SHELL=n_fpga_reg=4 COYOTE_FAKE_DEVICES=24 COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000
       OMPI_MCA_rmaps_base_oversubscribe=1)
   if(TARGET coyote_mpi_demo)
     coyote_register_mpi_test(NAME hw_mpi_demo_np2 RANKS 2 COMMAND coyote_mpi_demo LABELS hw ENV ${_coyote_hw_mpi_env}
       PASS_REGULAR_EXPRESSION "Result: all checks passed" FAIL_REGULAR_EXPRESSION "FAIL")
   endif()
-  # Two DeviceSelection cases assert the sim backend's default assignment (device = node-local rank); on hw the
-  # ranks share device 0 and take a vFPGA each, which DeviceSelection.Defaults checks through default_assignment.
+  # DeviceSelection checks the placement rule of the backend in the environment: on hw the ranks of a host share
+  # device 0 and take a vFPGA each (the vFPGA files present).
   coyote_register_mpi_test(NAME hw_mpi_bootstrap_test RANKS 2 3 4 COMMAND mpi_bootstrap_test LABELS hw
-    ENV ${_coyote_hw_mpi_env}
-    ARGS --gtest_filter=-DeviceSelection.Defaults:DeviceSelection.EnvironmentAndOptionsOverride)
+    ENV ${_coyote_hw_mpi_env})
   coyote_register_mpi_test(NAME hw_mpi_wiring_test RANKS 2 3 4 COMMAND mpi_wiring_test LABELS hw
     ENV ${_coyote_hw_mpi_env})
   # The hw backend has no remote-access windows: the collectives send through the ring, as the coll test expects
