@@ -78,18 +78,8 @@ if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
   coyote_register_mpi_test(NAME hw_mpi_coll_test RANKS 2 3 4 COMMAND mpi_coll_test LABELS hw
     ENV ${_coyote_hw_mpi_env} COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 COYOTE_COLL_TEST_EXPECT_DIRECT=0
     ARGS --gtest_filter=-CollErrors.MismatchedCountsAreDetected:CollErrors.MismatchAcrossTheDirectThresholdIsDetected)
-  # The other examples, with the small sizes tests/mpi gives them; they verify their results.
-  set(_hw_args_allreduce --max 1M --iters 3 --warmup 1)
-  set(_hw_args_broadcast --max 262144 --iters 2)
-  set(_hw_args_alltoall --max 65536 --iters 2)
-  set(_hw_args_sgd --steps 60 --samples 500 --dim 32)
-  foreach(ex allreduce broadcast alltoall sgd)
-    if(TARGET coyote_mpi_${ex})
-      coyote_register_mpi_test(NAME hw_mpi_example_${ex}_np3 RANKS 3 COMMAND coyote_mpi_${ex} ARGS ${_hw_args_${ex}}
-        LABELS hw ENV ${_coyote_hw_mpi_env}
-        PASS_REGULAR_EXPRESSION "Result: (all|distributed)" FAIL_REGULAR_EXPRESSION "FAILED|MISMATCH")
-    endif()
-  endforeach()
+  # The other examples, with the small sizes tests/mpi gives them (tests/mpi/examples.cmake).
+  coyote_register_example_tests(hw_mpi_example LABELS hw ENV ${_coyote_hw_mpi_env})
   if(TARGET coyote_mpi_perf_rdma)
     coyote_register_mpi_test(NAME hw_mpi_perf_rdma_np4 RANKS 4 COMMAND coyote_mpi_perf_rdma ARGS --max 65536 --reps 50
       LABELS hw ENV ${_coyote_hw_mpi_env} PASS_REGULAR_EXPRESSION "all payloads verified")
