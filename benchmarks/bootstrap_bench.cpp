@@ -129,11 +129,7 @@ void setup() {
 
 void teardown() { g_comm.reset(); }
 
-[[maybe_unused]] const bool k_registered = cb::define_suite({.name = "bootstrap",
-                                                             .min_ranks = 2,
-                                                             .max_ranks = 0,
-                                                             .wire = "shm (sim, one host)",
-                                                             .setup = setup,
-                                                             .teardown = teardown});
+[[maybe_unused]] const bool k_registered =
+    cb::define_suite({.name = "bootstrap", .ranks = {2, 0}, .wire = "shm (sim, one host)"}, setup, teardown);
 
 }  // namespace

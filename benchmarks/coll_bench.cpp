@@ -179,6 +179,6 @@ void teardown() {
 }
 
 [[maybe_unused]] const bool k_registered =
-    cb::define_suite({.name = "coll", .min_ranks = 2, .max_ranks = 0, .wire = "shm", .setup = setup, .teardown = teardown});
+    cb::define_suite({.name = "coll", .ranks = {2, 0}, .wire = "shm"}, setup, teardown);
 
 }  // namespace

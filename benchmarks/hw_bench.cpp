@@ -32,17 +32,10 @@ constexpr int k_checks = 1000;
 constexpr uint32_t k_len = 64;
 
 /// A cThread of `backend` with two small buffers.
-struct Rig {
-    std::unique_ptr<coyote::cThread> t;
-    void* src = nullptr;
-    void* dst = nullptr;
-    explicit Rig(const char* backend) {
-        ::setenv("COYOTE_BACKEND", backend, 1);
-        t = std::make_unique<coyote::cThread>(0, getpid());
-        src = t->getMem({coyote::CoyoteAllocType::REG, 4096});
-        dst = t->getMem({coyote::CoyoteAllocType::REG, 4096});
-    }
-};
+std::unique_ptr<cb::LocalBuffers> rig_on(const char* backend) {
+    ::setenv("COYOTE_BACKEND", backend, 1);
+    return std::make_unique<cb::LocalBuffers>(coyote::CoyoteAllocType::REG, 4096);
+}
 
 bool drain(coyote::cThread& t, uint32_t target) {
     const auto deadline = Clock::now() + std::chrono::seconds(10);
@@ -52,11 +45,11 @@ bool drain(coyote::cThread& t, uint32_t target) {
 }
 
 void bm_post(benchmark::State& state, const char* backend) {
-    Rig rig(backend);
-    coyote::cThread& t = *rig.t;
+    const auto rig = rig_on(backend);
+    coyote::cThread& t = rig->thread();
     const bool sim = std::string(backend) == "sim";
-    const coyote::localSg src = {.addr = rig.src, .len = k_len};
-    const coyote::localSg dst = {.addr = rig.dst, .len = k_len};
+    const coyote::localSg src = {.addr = rig->src(), .len = k_len};
+    const coyote::localSg dst = {.addr = rig->dst(), .len = k_len};
     uint32_t done = 0;
     double total = 0;
     for (auto _ : state) {
@@ -76,8 +69,8 @@ void bm_post(benchmark::State& state, const char* backend) {
 }
 
 void bm_check(benchmark::State& state, const char* backend) {
-    Rig rig(backend);
-    coyote::cThread& t = *rig.t;
+    const auto rig = rig_on(backend);
+    coyote::cThread& t = rig->thread();
     uint64_t sum = 0;
     double total = 0;
     for (auto _ : state) {
@@ -103,11 +96,7 @@ void setup() {
     cb::set_context("hw", "fake driver in sink mode (COYOTE_FAKE_SINK=1): FPGA side excluded");
 }
 
-[[maybe_unused]] const bool k_registered = cb::define_suite({.name = "hw_host",
-                                                             .min_ranks = 1,
-                                                             .max_ranks = 1,
-                                                             .wire = "none (one process)",
-                                                             .setup = setup,
-                                                             .teardown = {}});
+[[maybe_unused]] const bool k_registered =
+    cb::define_suite({.name = "hw_host", .ranks = {1, 1}, .wire = "none (one process)"}, setup);
 
 }  // namespace

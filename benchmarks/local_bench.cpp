@@ -41,12 +41,7 @@ constexpr int k_batch = 16;
 constexpr uint32_t k_passthrough_dest = 0;
 constexpr uint32_t k_sink_dest = 1;
 
-struct Local {
-    std::unique_ptr<coyote::cThread> thread;
-    uint8_t* src = nullptr;
-    uint8_t* dst = nullptr;
-};
-Local g;
+std::unique_ptr<cb::LocalBuffers> g_rig; // the cThread and its two buffers of k_max_size bytes
 
 uint8_t pattern_byte(uint64_t k) { return static_cast<uint8_t>((k * 131u + 7u) & 0xFFu); }
 
@@ -63,8 +58,8 @@ uint64_t word_sum(const uint8_t* p, std::size_t n) {
 }
 
 void fill_source(std::size_t size, uint8_t seed) {
-    for (std::size_t i = 0; i < size; ++i) g.src[i] = static_cast<uint8_t>(seed + i * 7u);
-    std::memset(g.dst, 0, size);
+    for (std::size_t i = 0; i < size; ++i) g_rig->src()[i] = static_cast<uint8_t>(seed + i * 7u);
+    std::memset(g_rig->dst(), 0, size);
 }
 
 void bm_memcpy(benchmark::State& state, int64_t size) {
@@ -73,12 +68,12 @@ void bm_memcpy(benchmark::State& state, int64_t size) {
     fill_source(n, static_cast<uint8_t>(size + 1));
     std::vector<double> samples;
     cb::timed_loop(state, cb::Sync::none, samples, [&] {
-        std::memcpy(g.dst, g.src, n);
+        std::memcpy(g_rig->dst(), g_rig->src(), n);
         benchmark::ClobberMemory();
         return true;
     });
     if (state.error_occurred()) return;
-    if (!cb::verify(state, std::memcmp(g.dst, g.src, n) == 0, "memcpy destination differs")) return;
+    if (!cb::verify(state, std::memcmp(g_rig->dst(), g_rig->src(), n) == 0, "memcpy destination differs")) return;
     cb::record_baseline("memcpy/" + std::to_string(size), cb::median(samples));
     cb::latency_counters(state, samples);
     cb::throughput_counters(state, size, 1);
@@ -86,13 +81,13 @@ void bm_memcpy(benchmark::State& state, int64_t size) {
 
 /// One local benchmark: `batch` commands of `op` per iteration.
 void bm_local(benchmark::State& state, CoyoteOper op, int64_t size, int batch) {
-    coyote::cThread& t = *g.thread;
+    coyote::cThread& t = g_rig->thread();
     const auto n = static_cast<uint32_t>(size);
     fill_source(n, static_cast<uint8_t>(size));
     t.clearCompleted();
     t.setCSR(1, 2); // clear the sink's sum and byte count
-    const coyote::localSg src = {.addr = g.src, .len = n, .dest = op == CoyoteOper::LOCAL_TRANSFER ? k_passthrough_dest : k_sink_dest};
-    const coyote::localSg dst = {.addr = g.dst, .len = n, .dest = op == CoyoteOper::LOCAL_TRANSFER ? k_passthrough_dest : k_sink_dest};
+    const coyote::localSg src = {.addr = g_rig->src(), .len = n, .dest = op == CoyoteOper::LOCAL_TRANSFER ? k_passthrough_dest : k_sink_dest};
+    const coyote::localSg dst = {.addr = g_rig->dst(), .len = n, .dest = op == CoyoteOper::LOCAL_TRANSFER ? k_passthrough_dest : k_sink_dest};
     uint32_t done = 0;
     uint64_t total_ops = 0;
     std::vector<double> samples;
@@ -115,21 +110,21 @@ void bm_local(benchmark::State& state, CoyoteOper op, int64_t size, int batch) {
     });
     if (state.error_occurred()) return;
 
-    if (cb::inject_corruption()) g.dst[n - 1] ^= 0xFF; // only LOCAL_TRANSFER and LOCAL_WRITE check dst
+    if (cb::inject_corruption()) g_rig->dst()[n - 1] ^= 0xFF; // only LOCAL_TRANSFER and LOCAL_WRITE check dst
     if (cb::inject_corruption()) t.setCSR(1, 2);         // ... and LOCAL_READ the sink's counters
     bool ok = true;
     std::string what;
     if (op == CoyoteOper::LOCAL_TRANSFER) {
-        ok = std::memcmp(g.dst, g.src, n) == 0;
+        ok = std::memcmp(g_rig->dst(), g_rig->src(), n) == 0;
         what = "LOCAL_TRANSFER destination differs from the source";
     } else if (op == CoyoteOper::LOCAL_READ) {
         const uint64_t bytes = t.getCSR(1);
         const uint64_t sum = t.getCSR(0);
-        ok = bytes == total_ops * n && sum == total_ops * word_sum(g.src, n);
+        ok = bytes == total_ops * n && sum == total_ops * word_sum(g_rig->src(), n);
         what = "LOCAL_READ sink saw " + std::to_string(bytes) + " bytes (expected " + std::to_string(total_ops * n) +
                ") or a wrong word sum";
     } else {
-        for (uint32_t k = 0; k < n && ok; ++k) ok = g.dst[k] == pattern_byte(k);
+        for (uint32_t k = 0; k < n && ok; ++k) ok = g_rig->dst()[k] == pattern_byte(k);
         what = "LOCAL_WRITE destination does not hold the source pattern";
     }
     if (!cb::verify(state, ok, what)) return;
@@ -142,9 +137,7 @@ void bm_local(benchmark::State& state, CoyoteOper op, int64_t size, int batch) {
 
 void setup() {
     ::setenv("COYOTE_SIM_MODEL", k_model.raw().value_or(COYOTE_BENCH_MODEL_PATH).c_str(), 1);
-    g.thread = std::make_unique<coyote::cThread>(0, ::getpid());
-    g.src = static_cast<uint8_t*>(g.thread->getMem({coyote::CoyoteAllocType::THP, k_max_size}));
-    g.dst = static_cast<uint8_t*>(g.thread->getMem({coyote::CoyoteAllocType::THP, k_max_size}));
+    g_rig = std::make_unique<cb::LocalBuffers>(coyote::CoyoteAllocType::THP, static_cast<uint32_t>(k_max_size));
 
     struct Op {
         const char* name;
@@ -166,19 +159,9 @@ void setup() {
     cb::set_context("batch", std::to_string(k_batch));
 }
 
-void teardown() {
-    if (g.thread) {
-        g.thread->freeMem(g.src);
-        g.thread->freeMem(g.dst);
-    }
-    g.thread.reset();
-}
+void teardown() { g_rig.reset(); }
 
-[[maybe_unused]] const bool k_registered = cb::define_suite({.name = "local",
-                                            .min_ranks = 1,
-                                            .max_ranks = 1,
-                                            .wire = "none (one process)",
-                                            .setup = setup,
-                                            .teardown = teardown});
+[[maybe_unused]] const bool k_registered =
+    cb::define_suite({.name = "local", .ranks = {1, 1}, .wire = "none (one process)"}, setup, teardown);
 
 }  // namespace

@@ -34,6 +34,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -166,11 +167,12 @@ bool recv_all(uint8_t* p, std::size_t n) {
     return io_all(p, n, [](uint8_t* q, std::size_t m) { return ::recv(g_sock, q, m, 0); });
 }
 
-/// Clears both destination areas and every completion counter, then synchronises the ranks.
-void reset(Qp& q) {
+/// Clears both destination areas and every completion counter, then synchronises the ranks; returns q's thread.
+coyote::cThread& reset(Qp& q) {
     std::memset(q.buf + k_half, 0, k_half);
     q.thread->clearCompleted();
     MPI_Barrier(MPI_COMM_WORLD);
+    return *q.thread;
 }
 
 /// Checks every window slot of a destination area against `owner`'s source pattern.
@@ -184,9 +186,38 @@ bool window_arrived(const uint8_t* area, uint32_t size, int owner) {
 
 std::string key(const char* name, int64_t size) { return std::string(name) + "/" + std::to_string(size); }
 
-/// Records a baseline (median of the same unit of work) and its counters.
-void finish_baseline(benchmark::State& state, const char* name, int64_t size, const std::vector<double>& samples,
-                     double ops_per_iter, double lat_divisor) {
+/// Clears the first `bytes` of the MPI destination buffer, then synchronises the ranks.
+void clear_dst(std::size_t bytes) {
+    std::fill_n(g_dst.begin(), bytes, uint8_t{0});
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+/// The per-iteration samples of `body` under cb::timed_loop (no extra synchronisation), or none if it failed.
+template <typename Body>
+std::optional<std::vector<double>> timed(benchmark::State& state, Body&& body) {
+    std::vector<double> samples;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, std::forward<Body>(body))) return std::nullopt;
+    return samples;
+}
+
+/// Verifies the run of a coyote benchmark (`ok` on this rank, else `what` fails it), then its counters for
+/// `messages` messages of `size` bytes per iteration: latency (samples / `lat_divisor`), throughput, and each
+/// `ratios` counter against its baseline's median of the same size.
+void coyote_counters(benchmark::State& state, bool ok, const std::string& what, const std::vector<double>& samples,
+                     int64_t size, int messages, double lat_divisor,
+                     const std::vector<std::pair<const char*, const char*>>& ratios) {
+    if (!cb::verify(state, ok, what)) return;
+    cb::latency_counters(state, samples, lat_divisor);
+    cb::throughput_counters(state, size * messages, messages);
+    for (const auto& [counter, baseline] : ratios)
+        cb::ratio_counter(state, counter, key(baseline, size), cb::median(samples));
+}
+
+/// Verifies the run (`ok` on this rank, else `what` fails it), then records a baseline (median of the same unit of
+/// work) and its counters.
+void finish_baseline(benchmark::State& state, bool ok, const std::string& what, const char* name, int64_t size,
+                     const std::vector<double>& samples, double ops_per_iter, double lat_divisor) {
+    if (!cb::verify(state, ok, what)) return;
     cb::record_baseline(key(name, size), cb::median(samples));
     cb::latency_counters(state, samples, lat_divisor);
     cb::throughput_counters(state, size * static_cast<int64_t>(ops_per_iter), static_cast<int64_t>(ops_per_iter));
@@ -196,137 +227,116 @@ void finish_baseline(benchmark::State& state, const char* name, int64_t size, co
 
 void bm_mpi_pingpong(benchmark::State& state, int64_t size) {
     const auto n = static_cast<int>(size);
-    std::fill_n(g_dst.begin(), size, uint8_t{0});
-    MPI_Barrier(MPI_COMM_WORLD);
-    std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            if (cb::rank() == 0) {
-                MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
-                MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            } else {
-                MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
-            }
-            return true;
-        }))
-        return;
-    if (!cb::verify(state, has_pattern(g_dst.data(), static_cast<std::size_t>(size), g_peer, 0),
-                    "MPI ping-pong payload differs from the peer's pattern"))
-        return;
-    finish_baseline(state, "mpi_pingpong", size, samples, 1, 2.0);
+    clear_dst(static_cast<std::size_t>(size));
+    const auto samples = timed(state, [&] {
+        if (cb::rank() == 0) {
+            MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
+            MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        } else {
+            MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
+        }
+        return true;
+    });
+    if (!samples) return;
+    finish_baseline(state, has_pattern(g_dst.data(), static_cast<std::size_t>(size), g_peer, 0),
+                    "MPI ping-pong payload differs from the peer's pattern", "mpi_pingpong", size, *samples, 1, 2.0);
 }
 
 void bm_rdma_write_lat(benchmark::State& state, int64_t size) {
-    coyote::cThread& t = *g_shm.thread;
+    coyote::cThread& t = reset(g_shm);
     const auto n = static_cast<uint32_t>(size);
-    reset(g_shm);
     uint32_t round = 0;
-    std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            ++round;
-            const coyote::rdmaSg sg = {.local_offs = 0, .remote_offs = k_half, .len = n};
-            if (cb::rank() == 0) {
-                t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
-                return cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
-            }
-            if (!cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round)) return false;
+    const auto samples = timed(state, [&] {
+        ++round;
+        const coyote::rdmaSg sg = {.local_offs = 0, .remote_offs = k_half, .len = n};
+        if (cb::rank() == 0) {
             t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
-            return true;
-        }))
-        return;
+            return cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
+        }
+        if (!cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round)) return false;
+        t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
+        return true;
+    });
+    if (!samples) return;
     // Rank 1's last write back may still be in flight on rank 0's side: wait for its count first.
     const bool landed = cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
     if (cb::inject_corruption()) g_shm.buf[k_half] ^= 0xFF;
-    if (!cb::verify(state, landed && has_pattern(g_shm.buf + k_half, n, g_peer, 0),
-                    "RDMA WRITE ping-pong: destination does not hold the peer's pattern"))
-        return;
-    const double half = cb::median(samples) / 2.0;
-    cb::latency_counters(state, samples, 2.0);
-    cb::throughput_counters(state, size, 1);
-    cb::ratio_counter(state, "ratio_vs_mpi", key("mpi_pingpong", size), half * 2.0);
+    coyote_counters(state, landed && has_pattern(g_shm.buf + k_half, n, g_peer, 0),
+                    "RDMA WRITE ping-pong: destination does not hold the peer's pattern", *samples, size, 1, 2.0,
+                    {{"ratio_vs_mpi", "mpi_pingpong"}});
 }
 
 void bm_mpi_get_lat(benchmark::State& state, int64_t size) {
     const auto n = static_cast<int>(size);
-    std::fill_n(g_dst.begin(), size, uint8_t{0});
-    MPI_Barrier(MPI_COMM_WORLD);
-    std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            if (cb::rank() == 0) {
-                MPI_Get(g_dst.data(), n, MPI_BYTE, g_peer, 0, n, MPI_BYTE, g_get_win);
-                MPI_Win_flush(g_peer, g_get_win);
-            }
-            return true;
-        }))
-        return;
+    clear_dst(static_cast<std::size_t>(size));
+    const auto samples = timed(state, [&] {
+        if (cb::rank() == 0) {
+            MPI_Get(g_dst.data(), n, MPI_BYTE, g_peer, 0, n, MPI_BYTE, g_get_win);
+            MPI_Win_flush(g_peer, g_get_win);
+        }
+        return true;
+    });
+    if (!samples) return;
     const bool ok = cb::rank() != 0 || has_pattern(g_dst.data(), static_cast<std::size_t>(size), g_peer, 0);
-    if (!cb::verify(state, ok, "MPI_Get data differs from the peer's pattern")) return;
-    finish_baseline(state, "mpi_get", size, samples, 1, 1.0);
+    finish_baseline(state, ok, "MPI_Get data differs from the peer's pattern", "mpi_get", size, *samples, 1, 1.0);
 }
 
 void bm_rdma_read_lat(benchmark::State& state, int64_t size) {
-    coyote::cThread& t = *g_shm.thread;
+    coyote::cThread& t = reset(g_shm);
     const auto n = static_cast<uint32_t>(size);
-    reset(g_shm);
     uint32_t done = 0;
-    std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            if (cb::rank() != 0) return true; // the target is passive
-            t.invoke(CoyoteOper::REMOTE_RDMA_READ, coyote::rdmaSg{.local_offs = k_half, .remote_offs = 0, .len = n});
-            return cb::wait_completed(t, CoyoteOper::REMOTE_RDMA_READ, ++done);
-        }))
-        return;
+    const auto samples = timed(state, [&] {
+        if (cb::rank() != 0) return true; // the target is passive
+        t.invoke(CoyoteOper::REMOTE_RDMA_READ, coyote::rdmaSg{.local_offs = k_half, .remote_offs = 0, .len = n});
+        return cb::wait_completed(t, CoyoteOper::REMOTE_RDMA_READ, ++done);
+    });
+    if (!samples) return;
     const bool ok = cb::rank() != 0 || has_pattern(g_shm.buf + k_half, n, g_peer, 0);
-    if (!cb::verify(state, ok, "RDMA READ: destination does not hold the peer's pattern")) return;
-    cb::latency_counters(state, samples);
-    cb::throughput_counters(state, size, 1);
-    cb::ratio_counter(state, "ratio_vs_mpi_get", key("mpi_get", size), cb::median(samples));
+    coyote_counters(state, ok, "RDMA READ: destination does not hold the peer's pattern", *samples, size, 1, 1.0,
+                    {{"ratio_vs_mpi_get", "mpi_get"}});
 }
 
 // ---- throughput ---------------------------------------------------------------------------------
 
 void bm_memcpy_bw(benchmark::State& state, int64_t size) {
     const auto n = static_cast<uint32_t>(size);
-    std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            if (cb::rank() != 0) return true;
-            for (int i = 0; i < window(n); ++i) std::memcpy(g_dst.data() + slot(i, n), g_src.data() + slot(i, n), n);
-            benchmark::ClobberMemory();
-            return true;
-        }))
-        return;
+    const auto samples = timed(state, [&] {
+        if (cb::rank() != 0) return true;
+        for (int i = 0; i < window(n); ++i) std::memcpy(g_dst.data() + slot(i, n), g_src.data() + slot(i, n), n);
+        benchmark::ClobberMemory();
+        return true;
+    });
+    if (!samples) return;
     const bool ok = cb::rank() != 0 || window_arrived(g_dst.data(), n, cb::rank());
-    if (!cb::verify(state, ok, "memcpy destination differs")) return;
-    finish_baseline(state, "memcpy", size, samples, window(n), window(n));
+    finish_baseline(state, ok, "memcpy destination differs", "memcpy", size, *samples, window(n), window(n));
 }
 
 void bm_mpi_bw(benchmark::State& state, int64_t size) {
     const auto n = static_cast<uint32_t>(size);
-    std::fill_n(g_dst.begin(), k_half, uint8_t{0});
-    MPI_Barrier(MPI_COMM_WORLD);
+    clear_dst(k_half);
     std::vector<MPI_Request> reqs(k_window);
-    std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            int ack = 0;
-            if (cb::rank() == 0) {
-                for (int i = 0; i < window(n); ++i)
-                    MPI_Isend(g_src.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer, 6, MPI_COMM_WORLD,
-                              &reqs[static_cast<std::size_t>(i)]);
-                MPI_Waitall(window(n), reqs.data(), MPI_STATUSES_IGNORE);
-                MPI_Recv(&ack, 1, MPI_INT, g_peer, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            } else {
-                for (int i = 0; i < window(n); ++i)
-                    MPI_Irecv(g_dst.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer, 6, MPI_COMM_WORLD,
-                              &reqs[static_cast<std::size_t>(i)]);
-                MPI_Waitall(window(n), reqs.data(), MPI_STATUSES_IGNORE);
-                MPI_Send(&ack, 1, MPI_INT, g_peer, 7, MPI_COMM_WORLD);
-            }
-            return true;
-        }))
-        return;
+    const auto samples = timed(state, [&] {
+        int ack = 0;
+        if (cb::rank() == 0) {
+            for (int i = 0; i < window(n); ++i)
+                MPI_Isend(g_src.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer, 6, MPI_COMM_WORLD,
+                          &reqs[static_cast<std::size_t>(i)]);
+            MPI_Waitall(window(n), reqs.data(), MPI_STATUSES_IGNORE);
+            MPI_Recv(&ack, 1, MPI_INT, g_peer, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        } else {
+            for (int i = 0; i < window(n); ++i)
+                MPI_Irecv(g_dst.data() + slot(i, n), static_cast<int>(n), MPI_BYTE, g_peer, 6, MPI_COMM_WORLD,
+                          &reqs[static_cast<std::size_t>(i)]);
+            MPI_Waitall(window(n), reqs.data(), MPI_STATUSES_IGNORE);
+            MPI_Send(&ack, 1, MPI_INT, g_peer, 7, MPI_COMM_WORLD);
+        }
+        return true;
+    });
+    if (!samples) return;
     const bool ok = cb::rank() != 1 || window_arrived(g_dst.data(), n, g_peer);
-    if (!cb::verify(state, ok, "MPI_Irecv data differs from the sender's pattern")) return;
-    finish_baseline(state, "mpi_bw", size, samples, window(n), window(n));
+    finish_baseline(state, ok, "MPI_Irecv data differs from the sender's pattern", "mpi_bw", size, *samples,
+                    window(n), window(n));
 }
 
 /// A window of MPI_Put (rank 0 -> rank 1's put window) or MPI_Get (rank 0 <- rank 1's get window), then
@@ -337,32 +347,31 @@ void mpi_rma_window(benchmark::State& state, int64_t size, bool put) {
     uint8_t* landing = put ? g_put_mem : g_dst.data();
     std::memset(landing, 0, k_half);
     MPI_Barrier(MPI_COMM_WORLD);
-    std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            if (cb::rank() != 0) return true;
-            for (int i = 0; i < window(n); ++i) {
-                const auto off = slot(i, n);
-                if (put)
-                    MPI_Put(g_src.data() + off, static_cast<int>(n), MPI_BYTE, g_peer, static_cast<MPI_Aint>(off),
-                            static_cast<int>(n), MPI_BYTE, win);
-                else
-                    MPI_Get(g_dst.data() + off, static_cast<int>(n), MPI_BYTE, g_peer, static_cast<MPI_Aint>(off),
-                            static_cast<int>(n), MPI_BYTE, win);
-            }
-            MPI_Win_flush(g_peer, win);
-            return true;
-        }))
-        return;
+    const auto samples = timed(state, [&] {
+        if (cb::rank() != 0) return true;
+        for (int i = 0; i < window(n); ++i) {
+            const auto off = slot(i, n);
+            if (put)
+                MPI_Put(g_src.data() + off, static_cast<int>(n), MPI_BYTE, g_peer, static_cast<MPI_Aint>(off),
+                        static_cast<int>(n), MPI_BYTE, win);
+            else
+                MPI_Get(g_dst.data() + off, static_cast<int>(n), MPI_BYTE, g_peer, static_cast<MPI_Aint>(off),
+                        static_cast<int>(n), MPI_BYTE, win);
+        }
+        MPI_Win_flush(g_peer, win);
+        return true;
+    });
+    if (!samples) return;
     if (put) { // make the origin's puts visible to the target's loads
         MPI_Win_sync(win);
         MPI_Barrier(MPI_COMM_WORLD);
         MPI_Win_sync(win);
     }
     const bool ok = cb::rank() != (put ? 1 : 0) || window_arrived(landing, n, g_peer);
-    if (!cb::verify(state, ok, put ? "MPI_Put target differs from the origin's pattern"
-                                   : "MPI_Get data differs from the peer's pattern"))
-        return;
-    finish_baseline(state, put ? "mpi_put" : "mpi_get_bw", size, samples, window(n), window(n));
+    finish_baseline(state, ok,
+                    put ? "MPI_Put target differs from the origin's pattern"
+                        : "MPI_Get data differs from the peer's pattern",
+                    put ? "mpi_put" : "mpi_get_bw", size, *samples, window(n), window(n));
 }
 
 void bm_mpi_put_bw(benchmark::State& state, int64_t size) { mpi_rma_window(state, size, true); }
@@ -370,50 +379,46 @@ void bm_mpi_get_bw(benchmark::State& state, int64_t size) { mpi_rma_window(state
 
 void bm_tcp_socket_bw(benchmark::State& state, int64_t size) {
     const auto n = static_cast<uint32_t>(size);
-    std::fill_n(g_dst.begin(), k_half, uint8_t{0});
-    MPI_Barrier(MPI_COMM_WORLD);
-    std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            uint8_t ack = 1;
-            if (cb::rank() == 0) {
-                for (int i = 0; i < window(n); ++i)
-                    if (!send_all(g_src.data() + slot(i, n), n)) return false;
-                return recv_all(&ack, 1);
-            }
+    clear_dst(k_half);
+    const auto samples = timed(state, [&] {
+        uint8_t ack = 1;
+        if (cb::rank() == 0) {
             for (int i = 0; i < window(n); ++i)
-                if (!recv_all(g_dst.data() + slot(i, n), n)) return false;
-            return send_all(&ack, 1);
-        }))
-        return;
+                if (!send_all(g_src.data() + slot(i, n), n)) return false;
+            return recv_all(&ack, 1);
+        }
+        for (int i = 0; i < window(n); ++i)
+            if (!recv_all(g_dst.data() + slot(i, n), n)) return false;
+        return send_all(&ack, 1);
+    });
+    if (!samples) return;
     const bool ok = cb::rank() != 1 || window_arrived(g_dst.data(), n, g_peer);
-    if (!cb::verify(state, ok, "TCP socket data differs from the sender's pattern")) return;
-    finish_baseline(state, "tcp_socket", size, samples, window(n), window(n));
+    finish_baseline(state, ok, "TCP socket data differs from the sender's pattern", "tcp_socket", size, *samples,
+                    window(n), window(n));
 }
 
 /// A window of RDMA WRITEs (rank 0 -> rank 1) or READs (rank 0 <- rank 1) on `q`.
 void rdma_window(benchmark::State& state, Qp& q, CoyoteOper op, int64_t size,
                  const std::vector<std::pair<const char*, const char*>>& ratios) {
-    coyote::cThread& t = *q.thread;
+    coyote::cThread& t = reset(q);
     const auto n = static_cast<uint32_t>(size);
     const bool write = op == CoyoteOper::REMOTE_RDMA_WRITE;
-    reset(q);
     uint32_t done = 0;
-    std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            if (cb::rank() != 0) return true; // the target is passive
-            if (done >= (1u << 30)) {
-                t.clearCompleted();
-                done = 0;
-            }
-            for (int i = 0; i < window(n); ++i) {
-                const uint64_t off = slot(i, n);
-                t.invoke(op, write ? coyote::rdmaSg{.local_offs = off, .remote_offs = k_half + off, .len = n}
-                                   : coyote::rdmaSg{.local_offs = k_half + off, .remote_offs = off, .len = n});
-            }
-            done += static_cast<uint32_t>(window(n));
-            return cb::wait_completed(t, op, done);
-        }))
-        return;
+    const auto samples = timed(state, [&] {
+        if (cb::rank() != 0) return true; // the target is passive
+        if (done >= (1u << 30)) {
+            t.clearCompleted();
+            done = 0;
+        }
+        for (int i = 0; i < window(n); ++i) {
+            const uint64_t off = slot(i, n);
+            t.invoke(op, write ? coyote::rdmaSg{.local_offs = off, .remote_offs = k_half + off, .len = n}
+                               : coyote::rdmaSg{.local_offs = k_half + off, .remote_offs = off, .len = n});
+        }
+        done += static_cast<uint32_t>(window(n));
+        return cb::wait_completed(t, op, done);
+    });
+    if (!samples) return;
     // The data lands on rank 1 for WRITE (each message bumps its LOCAL_WRITE count), on rank 0 for READ.
     MPI_Barrier(MPI_COMM_WORLD);
     if (cb::inject_corruption()) q.buf[k_half] ^= 0xFF;
@@ -429,10 +434,7 @@ void rdma_window(benchmark::State& state, Qp& q, CoyoteOper op, int64_t size,
     } else if (!write && cb::rank() == 0) {
         ok = window_arrived(q.buf + k_half, n, g_peer);
     }
-    if (!cb::verify(state, ok, what)) return;
-    cb::latency_counters(state, samples, window(n));
-    cb::throughput_counters(state, size * window(n), window(n));
-    for (const auto& [counter, baseline] : ratios) cb::ratio_counter(state, counter, key(baseline, size), cb::median(samples));
+    coyote_counters(state, ok, what, *samples, size, window(n), window(n), ratios);
 }
 
 void bm_rdma_write_bw(benchmark::State& state, int64_t size) {
@@ -493,11 +495,7 @@ void teardown() {
     g_tcp = {};
 }
 
-[[maybe_unused]] const bool k_registered = cb::define_suite({.name = "rdma",
-                                                             .min_ranks = 2,
-                                                             .max_ranks = 2,
-                                                             .wire = "shm (device 0), tcp (device 1)",
-                                                             .setup = setup,
-                                                             .teardown = teardown});
+[[maybe_unused]] const bool k_registered =
+    cb::define_suite({.name = "rdma", .ranks = {2, 2}, .wire = "shm (device 0), tcp (device 1)"}, setup, teardown);
 
 }  // namespace

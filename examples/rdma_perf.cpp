@@ -120,25 +120,43 @@ struct Round {
     uint32_t per_buf() const { return std::max<uint32_t>(1, static_cast<uint32_t>(half / size)); }
 };
 
+/// Starts a phase: clears the counters; the side holding the data (the client if `client_sends`) fills `bytes` of
+/// its source half with pattern `seed`; both sides sync.
+void begin(const Round& r, bool client_sends, uint64_t bytes, uint32_t seed) {
+    r.t.clearCompleted();
+    if (r.o.server != client_sends) fill(r.buf, bytes, r.size, seed);
+    r.t.connSync(!r.o.server);
+}
+
+/// Whether the destination half holds the slots of a stream with pattern `seed` (names `what` otherwise).
+bool stream_landed(const Round& r, uint32_t seed, const char* what) {
+    return verify(r.buf + r.half, uint64_t(std::min(r.per_buf(), r.o.runs)) * r.size, r.size, seed, what);
+}
+
+/// The client's timed stream of `runs` WRITEs (source half -> the peer's destination half) or READs (the peer's
+/// source half -> destination half), cycling over the slots of a half; MB/s.
+double stream(const Round& r, CoyoteOper op) {
+    const bool write = op == CoyoteOper::REMOTE_RDMA_WRITE;
+    const auto t0 = Clock::now();
+    for (uint32_t i = 0; i < r.o.runs; ++i) {
+        const uint64_t off = uint64_t(i % r.per_buf()) * r.size;
+        r.t.invoke(op, write ? rdmaSg{.local_offs = off, .remote_offs = r.half + off, .len = r.size}
+                             : rdmaSg{.local_offs = r.half + off, .remote_offs = off, .len = r.size});
+    }
+    wait_for(r.t, op, r.o.runs);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    return double(r.o.runs) * r.size / s / 1e6;
+}
+
 /// WRITE throughput: the client writes `runs` messages; the server checks the data.
 Phase write_phase(const Round& r) {
     Phase p;
-    r.t.clearCompleted();
-    if (!r.o.server) fill(r.buf, r.half, r.size, r.round);
-    r.t.connSync(!r.o.server);
+    begin(r, true, r.half, r.round);
     if (!r.o.server) {
-        const auto t0 = Clock::now();
-        for (uint32_t i = 0; i < r.o.runs; ++i) {
-            const uint64_t off = uint64_t(i % r.per_buf()) * r.size;
-            r.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = off, .remote_offs = r.half + off, .len = r.size});
-        }
-        wait_for(r.t, CoyoteOper::REMOTE_RDMA_WRITE, r.o.runs);
-        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-        p.value = double(r.o.runs) * r.size / s / 1e6;
+        p.value = stream(r, CoyoteOper::REMOTE_RDMA_WRITE);
     } else {
         wait_for(r.t, CoyoteOper::LOCAL_WRITE, r.o.runs);
-        p.ok = verify(r.buf + r.half, uint64_t(std::min(r.per_buf(), r.o.runs)) * r.size, r.size, r.round,
-                      "WRITE at the target");
+        p.ok = stream_landed(r, r.round, "WRITE at the target");
     }
     r.t.connSync(!r.o.server);
     return p;
@@ -147,21 +165,11 @@ Phase write_phase(const Round& r) {
 /// READ throughput: the client reads the server's source half; the server is passive.
 Phase read_phase(const Round& r) {
     Phase p;
-    r.t.clearCompleted();
-    if (r.o.server) fill(r.buf, r.half, r.size, r.round + 1);
-    r.t.connSync(!r.o.server);
+    begin(r, false, r.half, r.round + 1);
     if (!r.o.server) {
         std::memset(r.buf + r.half, 0, r.half);
-        const auto t0 = Clock::now();
-        for (uint32_t i = 0; i < r.o.runs; ++i) {
-            const uint64_t off = uint64_t(i % r.per_buf()) * r.size;
-            r.t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.local_offs = r.half + off, .remote_offs = off, .len = r.size});
-        }
-        wait_for(r.t, CoyoteOper::REMOTE_RDMA_READ, r.o.runs);
-        const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-        p.value = double(r.o.runs) * r.size / s / 1e6;
-        p.ok = verify(r.buf + r.half, uint64_t(std::min(r.per_buf(), r.o.runs)) * r.size, r.size, r.round + 1,
-                      "READ at the requester");
+        p.value = stream(r, CoyoteOper::REMOTE_RDMA_READ);
+        p.ok = stream_landed(r, r.round + 1, "READ at the requester");
     }
     r.t.connSync(!r.o.server);
     return p;
@@ -170,9 +178,7 @@ Phase read_phase(const Round& r) {
 /// WRITE ping-pong: the client writes one message, the server answers once it has landed.
 Phase pingpong_phase(const Round& r) {
     Phase p;
-    r.t.clearCompleted();
-    if (!r.o.server) fill(r.buf, r.size, r.size, r.round + 2);
-    r.t.connSync(!r.o.server);
+    begin(r, true, r.size, r.round + 2);
     const uint32_t pings = std::max<uint32_t>(1, r.o.runs / 4);
     if (!r.o.server) {
         const auto t0 = Clock::now();

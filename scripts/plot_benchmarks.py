@@ -80,6 +80,19 @@ def size_ticks(ax, xs):
     ax.minorticks_off()
 
 
+def save_size_plot(fig, ax, xs_all, ylabel, title, path):
+    """Finishes a plot over message sizes (ticks, labels, grid, legend) and saves it to `path`; returns `path`."""
+    size_ticks(ax, xs_all)
+    ax.set_xlabel("message size")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def bandwidth_gbs(b):
     """Bus bandwidth (collectives: busbw_GBps, nccl-tests definition) or bytes_per_second, in GB/s."""
     if "busbw_GBps" in b:
@@ -128,17 +141,9 @@ def plot_suite(plt, suite, fams, outdir):
             continue
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        size_ticks(ax, xs_all)
-        ax.set_xlabel("message size")
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"{suite}: {kind} vs size", fontsize=10)
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout()
-        path = os.path.join(outdir, f"{suite}_{kind}.png")
-        fig.savefig(path)
+        made.append(save_size_plot(fig, ax, xs_all, ylabel, f"{suite}: {kind} vs size",
+                                   os.path.join(outdir, f"{suite}_{kind}.png")))
         plt.close(fig)
-        made.append(path)
     # ratios
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=90)
     xs_all = []
@@ -159,16 +164,8 @@ def plot_suite(plt, suite, fams, outdir):
         if high > 100:  # one outlier (a stalled baseline) would flatten everything else
             ax.set_ylim(low, 100)
             ax.text(0.01, 0.98, "clipped at 100x", transform=ax.transAxes, fontsize=6, va="top")
-        size_ticks(ax, xs_all)
-        ax.set_xlabel("message size")
-        ax.set_ylabel("baseline time / coyote time (>1: coyote faster)")
-        ax.set_title(f"{suite}: ratio vs baseline (same run)", fontsize=10)
-        ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
-        fig.tight_layout()
-        path = os.path.join(outdir, f"{suite}_ratio.png")
-        fig.savefig(path)
-        made.append(path)
+        made.append(save_size_plot(fig, ax, xs_all, "baseline time / coyote time (>1: coyote faster)",
+                                   f"{suite}: ratio vs baseline (same run)", os.path.join(outdir, f"{suite}_ratio.png")))
     plt.close(fig)
     return made
 

@@ -156,11 +156,11 @@ int run_main(int argc, char** argv) {
         std::fprintf(stderr, "benchmark binary without define_suite()\n");
         return 2;
     }
-    if (g_size < g_suite->min_ranks || (g_suite->max_ranks > 0 && g_size > g_suite->max_ranks)) {
+    if (g_size < g_suite->ranks.min || (g_suite->ranks.max > 0 && g_size > g_suite->ranks.max)) {
         if (g_rank == 0)
             std::fprintf(stderr, "%s: needs %d..%d MPI ranks, got %d (run it under mpiexec -n <ranks>)\n",
-                         g_suite->name.c_str(), g_suite->min_ranks,
-                         g_suite->max_ranks > 0 ? g_suite->max_ranks : 1 << 20, g_size);
+                         g_suite->name.c_str(), g_suite->ranks.min,
+                         g_suite->ranks.max > 0 ? g_suite->ranks.max : 1 << 20, g_size);
         return 2;
     }
     // The benchmarks run on the sim backend unless told otherwise.
@@ -210,7 +210,19 @@ int run_main(int argc, char** argv) {
 
 }  // namespace
 
-bool define_suite(SuiteSpec spec) {
+LocalBuffers::LocalBuffers(coyote::CoyoteAllocType type, uint32_t bytes)
+    : thread_(std::make_unique<coyote::cThread>(0, ::getpid())),
+      src_(static_cast<uint8_t*>(thread_->getMem({type, bytes}))),
+      dst_(static_cast<uint8_t*>(thread_->getMem({type, bytes}))) {}
+
+LocalBuffers::~LocalBuffers() {
+    thread_->freeMem(src_);
+    thread_->freeMem(dst_);
+}
+
+bool define_suite(SuiteSpec spec, std::function<void()> setup, std::function<void()> teardown) {
+    spec.setup = std::move(setup);
+    spec.teardown = std::move(teardown);
     g_suite = std::move(spec);
     return true;
 }

@@ -29,17 +29,23 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace coyote::bench {
 
+/// The MPI rank counts a suite runs with.
+struct Ranks {
+    int min = 1; ///< fewest ranks
+    int max = 0; ///< most ranks (0: no limit)
+};
+
 /// What a benchmark binary is; declared once per binary with define_suite().
 struct SuiteSpec {
     std::string name;      ///< suite name, e.g. "rdma" (context key "suite")
-    int min_ranks = 1;     ///< fewest MPI ranks the suite runs with
-    int max_ranks = 0;     ///< most MPI ranks (0: no limit)
+    Ranks ranks;           ///< rank counts the suite runs with
     std::string wire;      ///< context key "wire": how ranks exchange data (e.g. "shm", "shm+tcp", "none")
     /// Collective over all ranks, after MPI_Init: allocate, wire, and register the benchmarks
     /// (benchmark::RegisterBenchmark). An exception on any rank ends the run on every rank with exit code 1.
@@ -49,8 +55,28 @@ struct SuiteSpec {
     std::function<void()> teardown;
 };
 
-/// Declares the binary's suite (call once, from a namespace-scope initialiser); returns true.
-bool define_suite(SuiteSpec spec);
+/// Declares the binary's suite `spec` with its `setup` and `teardown` (see SuiteSpec; call once, from a
+/// namespace-scope initialiser); returns true.
+bool define_suite(SuiteSpec spec, std::function<void()> setup, std::function<void()> teardown = {});
+
+/// A cThread on vFPGA 0 of device 0 with a source and a destination buffer of `bytes` each, pages of `type`
+/// (the single-process suites' rig); the buffers are freed before the thread closes.
+class LocalBuffers {
+public:
+    LocalBuffers(coyote::CoyoteAllocType type, uint32_t bytes);
+    ~LocalBuffers();
+    LocalBuffers(const LocalBuffers&) = delete;
+    LocalBuffers& operator=(const LocalBuffers&) = delete;
+
+    coyote::cThread& thread() { return *thread_; }
+    uint8_t* src() const { return src_; }
+    uint8_t* dst() const { return dst_; }
+
+private:
+    std::unique_ptr<coyote::cThread> thread_;
+    uint8_t* src_ = nullptr;
+    uint8_t* dst_ = nullptr;
+};
 
 /// MPI_COMM_WORLD rank and size of this process (valid in setup and in benchmarks).
 int rank() noexcept;

@@ -18,8 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "example_support.hpp"
+
 using namespace coyote;
 using namespace coyote::mpi;
+using namespace coyote::mpi::examples;
 
 namespace {
 
@@ -34,37 +37,23 @@ struct Args {
     int warmup = 3;
 };
 
-uint64_t parse_size(const char* s) {
-    char* end = nullptr;
-    uint64_t v = std::strtoull(s, &end, 10);
-    if (*end == 'K' || *end == 'k') v <<= 10;
-    if (*end == 'M' || *end == 'm') v <<= 20;
-    if (*end == 'G' || *end == 'g') v <<= 30;
-    return v;
-}
-
 Args parse(int argc, char** argv) {
+    const Options opts(argc, argv, "allreduce", {"--min", "--max", "--type", "--op", "--iters", "--warmup"});
     Args a;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const std::string k = argv[i];
-        const char* v = argv[i + 1];
-        if (k == "--min") a.min_bytes = parse_size(v);
-        else if (k == "--max") a.max_bytes = parse_size(v);
-        else if (k == "--iters") a.iters = std::atoi(v);
-        else if (k == "--warmup") a.warmup = std::atoi(v);
-        else if (k == "--type") {
-            bool ok = false;
-            for (uint32_t t = 0; t <= static_cast<uint32_t>(Datatype::float64); ++t)
-                if (name(static_cast<Datatype>(t)) == std::string(v)) a.type = static_cast<Datatype>(t), ok = true;
-            if (!ok) throw_error(Errc::invalid_argument, "allreduce example", std::string("unknown type ") + v);
-        } else if (k == "--op") {
-            bool ok = false;
-            for (uint32_t o = 0; o <= static_cast<uint32_t>(Op::bxor); ++o)
-                if (name(static_cast<Op>(o)) == std::string(v)) a.op = static_cast<Op>(o), ok = true;
-            if (!ok) throw_error(Errc::invalid_argument, "allreduce example", std::string("unknown op ") + v);
-        }
-    }
-    if (a.iters < 1) a.iters = 1;
+    a.min_bytes = opts.size("--min", a.min_bytes);
+    a.max_bytes = opts.size("--max", a.max_bytes);
+    a.iters = opts.count("--iters", a.iters);
+    a.warmup = opts.count("--warmup", a.warmup, 0);
+    const std::string type = opts.text("--type", name(a.type));
+    bool ok = false;
+    for (uint32_t t = 0; t <= static_cast<uint32_t>(Datatype::float64); ++t)
+        if (name(static_cast<Datatype>(t)) == type) a.type = static_cast<Datatype>(t), ok = true;
+    if (!ok) throw_error(Errc::invalid_argument, "allreduce example", "unknown type " + type);
+    const std::string op = opts.text("--op", name(a.op));
+    ok = false;
+    for (uint32_t o = 0; o <= static_cast<uint32_t>(Op::bxor); ++o)
+        if (name(static_cast<Op>(o)) == op) a.op = static_cast<Op>(o), ok = true;
+    if (!ok) throw_error(Errc::invalid_argument, "allreduce example", "unknown op " + op);
     return a;
 }
 
@@ -110,84 +99,73 @@ struct Row {
     std::string algo;
 };
 
+/// Rank 0's table: nccl-tests columns, MPI's time next to ours, the verdict.
+void print_table(const std::vector<Row>& rows, const Args& args, const DeviceAssignment& dev, const Collectives& coll,
+                 int n, uint64_t total_wrong) {
+    std::printf("# coyote-mpi allreduce over FPGA RDMA: %d ranks, backend %s, type %s, op %s, chunk %u B x %u slots\n",
+                n, dev.backend.c_str(), name(args.type), name(args.op), coll.chunk_payload(), coll.slots());
+    std::printf("#\n# %12s %12s %9s %6s %-18s %11s %9s %9s %7s %11s %8s\n", "size(B)", "count", "type", "redop",
+                "algorithm", "time(us)", "algbw", "busbw", "#wrong", "MPI(us)", "MPI/ours");
+    std::printf("# %12s %12s %9s %6s %-18s %11s %9s %9s %7s %11s %8s\n", "", "", "", "", "", "", "(GB/s)",
+                "(GB/s)", "", "", "");
+    for (const auto& r : rows) {
+        const double algbw = static_cast<double>(r.bytes) / (r.us * 1e3);
+        const double busbw = algbw * 2.0 * (n - 1) / n;
+        std::printf("  %12llu %12llu %9s %6s %-18s %11.2f %9.3f %9.3f %7llu %11.2f %8.2f\n",
+                    static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.count),
+                    name(args.type), name(args.op), r.algo.c_str(), r.us, algbw, busbw,
+                    static_cast<unsigned long long>(r.wrong), r.mpi_us, r.mpi_us / r.us);
+    }
+    std::printf("# Out of bounds values : %llu %s\n", static_cast<unsigned long long>(total_wrong),
+                total_wrong == 0 ? "OK" : "FAILED");
+    std::printf("Result: %s\n", total_wrong == 0 ? "all allreduce results verified" : "VERIFICATION FAILED");
+    std::fflush(stdout);
+}
+
+int run(int argc, char** argv) {
+    const Args args = parse(argc, argv);
+    Communicator comm;
+    const DeviceAssignment dev = select_device(comm);
+    Collectives coll(comm, dev);
+    const int n = comm.size();
+    const int me = comm.rank();
+    const std::size_t es = size_of(args.type);
+    check_op(args.op, args.type, "allreduce example");
+
+    std::vector<std::byte> send(args.max_bytes), recv(args.max_bytes), expect(args.max_bytes), tmp(args.max_bytes);
+    std::vector<Row> rows;
+    for (uint64_t bytes = std::max<uint64_t>(args.min_bytes, es); bytes <= args.max_bytes; bytes *= 2) {
+        const uint64_t count = bytes / es;
+        const int iters = bytes >= (16u << 20) ? std::max(2, args.iters / 4) : args.iters;
+        fill_any(args.type, send.data(), count, args.op, me);
+        // Expected result, reduced locally from every rank's input (exact by construction of the data).
+        fill_any(args.type, expect.data(), count, args.op, 0);
+        for (int r = 1; r < n; ++r) {
+            fill_any(args.type, tmp.data(), count, args.op, r);
+            reduce_local(expect.data(), tmp.data(), count, args.type, args.op);
+        }
+        auto timed = [&](auto&& fn) { return time_max_us(comm, args.warmup, iters, fn); };
+        Row row{bytes, count, 0, 0, 0, {}};
+        row.us = timed([&] { coll.allreduce(send.data(), recv.data(), count, args.type, args.op); });
+        row.algo = coll.last_algorithm();
+        uint64_t wrong = 0;
+        for (uint64_t i = 0; i < count; ++i)
+            wrong += std::memcmp(recv.data() + i * es, expect.data() + i * es, es) != 0;
+        row.wrong = sum_over_ranks(comm, wrong, "allreduce check");
+        const MPI_Op mop = mpi_op(args.op, args.type);
+        row.mpi_us = timed([&] {
+            check_mpi(MPI_Allreduce(send.data(), tmp.data(), static_cast<int>(count), mpi_datatype(args.type), mop,
+                                    comm.get()),
+                      "MPI_Allreduce");
+        });
+        rows.push_back(row);
+    }
+    uint64_t total_wrong = 0;
+    for (const auto& r : rows) total_wrong += r.wrong;
+    if (me == 0) print_table(rows, args, dev, coll, n, total_wrong);
+    return total_wrong == 0 ? 0 : 1;
+}
+
 }  // namespace
 
-int main(int argc, char** argv) {
-    Environment env(&argc, &argv);
-    try {
-        const Args args = parse(argc, argv);
-        Communicator comm;
-        const DeviceAssignment dev = select_device(comm);
-        Collectives coll(comm, dev);
-        const int n = comm.size();
-        const int me = comm.rank();
-        const std::size_t es = size_of(args.type);
-        check_op(args.op, args.type, "allreduce example");
-
-        std::vector<std::byte> send(args.max_bytes), recv(args.max_bytes), expect(args.max_bytes), tmp(args.max_bytes);
-        std::vector<Row> rows;
-        for (uint64_t bytes = std::max<uint64_t>(args.min_bytes, es); bytes <= args.max_bytes; bytes *= 2) {
-            const uint64_t count = bytes / es;
-            const int iters = bytes >= (16u << 20) ? std::max(2, args.iters / 4) : args.iters;
-            fill_any(args.type, send.data(), count, args.op, me);
-            // Expected result, reduced locally from every rank's input (exact by construction of the data).
-            fill_any(args.type, expect.data(), count, args.op, 0);
-            for (int r = 1; r < n; ++r) {
-                fill_any(args.type, tmp.data(), count, args.op, r);
-                reduce_local(expect.data(), tmp.data(), count, args.type, args.op);
-            }
-            auto timed = [&](auto&& fn) {
-                for (int i = 0; i < args.warmup; ++i) fn();
-                check_mpi(MPI_Barrier(comm.get()), "MPI_Barrier");
-                const auto t0 = Clock::now();
-                for (int i = 0; i < iters; ++i) fn();
-                double us = std::chrono::duration<double, std::micro>(Clock::now() - t0).count() / iters;
-                double mx = 0;
-                check_mpi(MPI_Allreduce(&us, &mx, 1, MPI_DOUBLE, MPI_MAX, comm.get()), "MPI_Allreduce");
-                return mx;
-            };
-            Row row{bytes, count, 0, 0, 0, {}};
-            row.us = timed([&] { coll.allreduce(send.data(), recv.data(), count, args.type, args.op); });
-            row.algo = coll.last_algorithm();
-            uint64_t wrong = 0;
-            for (uint64_t i = 0; i < count; ++i)
-                wrong += std::memcmp(recv.data() + i * es, expect.data() + i * es, es) != 0;
-            check_mpi(MPI_Allreduce(&wrong, &row.wrong, 1, MPI_UINT64_T, MPI_SUM, comm.get()), "MPI_Allreduce");
-            const MPI_Op mop = mpi_op(args.op, args.type);
-            row.mpi_us = timed([&] {
-                check_mpi(MPI_Allreduce(send.data(), tmp.data(), static_cast<int>(count), mpi_datatype(args.type), mop,
-                                        comm.get()),
-                          "MPI_Allreduce");
-            });
-            rows.push_back(row);
-        }
-        uint64_t total_wrong = 0;
-        for (const auto& r : rows) total_wrong += r.wrong;
-        if (me == 0) {
-            std::printf("# coyote-mpi allreduce over FPGA RDMA: %d ranks, backend %s, type %s, op %s, chunk %u B x %u slots\n",
-                        n, dev.backend.c_str(), name(args.type), name(args.op), coll.chunk_payload(), coll.slots());
-            std::printf("#\n# %12s %12s %9s %6s %-18s %11s %9s %9s %7s %11s %8s\n", "size(B)", "count", "type", "redop",
-                        "algorithm", "time(us)", "algbw", "busbw", "#wrong", "MPI(us)", "MPI/ours");
-            std::printf("# %12s %12s %9s %6s %-18s %11s %9s %9s %7s %11s %8s\n", "", "", "", "", "", "", "(GB/s)",
-                        "(GB/s)", "", "", "");
-            for (const auto& r : rows) {
-                const double algbw = static_cast<double>(r.bytes) / (r.us * 1e3);
-                const double busbw = algbw * 2.0 * (n - 1) / n;
-                std::printf("  %12llu %12llu %9s %6s %-18s %11.2f %9.3f %9.3f %7llu %11.2f %8.2f\n",
-                            static_cast<unsigned long long>(r.bytes), static_cast<unsigned long long>(r.count),
-                            name(args.type), name(args.op), r.algo.c_str(), r.us, algbw, busbw,
-                            static_cast<unsigned long long>(r.wrong), r.mpi_us, r.mpi_us / r.us);
-            }
-            std::printf("# Out of bounds values : %llu %s\n", static_cast<unsigned long long>(total_wrong),
-                        total_wrong == 0 ? "OK" : "FAILED");
-            std::printf("Result: %s\n", total_wrong == 0 ? "all allreduce results verified" : "VERIFICATION FAILED");
-            std::fflush(stdout);
-        }
-        return total_wrong == 0 ? 0 : 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "coyote-mpi allreduce: %s\n", e.what());
-        std::fflush(stderr);
-        MPI_Abort(MPI_COMM_WORLD, 2);
-    }
-    return 2;
-}
+int main(int argc, char** argv) { return run_example(argc, argv, "allreduce", run); }

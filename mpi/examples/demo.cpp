@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "example_support.hpp"
 #include "rdma_bench_common.hpp"
 
 using namespace coyote;
@@ -34,40 +35,28 @@ struct Check {
     std::string detail;
 };
 
-/// RDMA WRITE rank 0 -> rank 1, verified on rank 1.
-Check write_check(cThread& t, void* buf, const Communicator& comm, int peer, bool client) {
+/// One verified 1 MiB transfer driven by rank 0 (the client): a WRITE to rank 1, checked there, or a READ of rank
+/// 1's buffer, checked on rank 0.
+Check transfer_check(cThread& t, void* buf, const Communicator& comm, int peer, bool client, bool write) {
     auto* b = static_cast<uint8_t*>(buf);
-    if (client) fill(b + k_src, k_verify_len, 11);
+    const uint32_t seed = write ? 11 : 23;
+    const bool source = write == client; // this rank holds the data, the other one receives it
+    if (source) fill(b + k_src, k_verify_len, seed);
     std::memset(b + k_dst, 0, k_verify_len);
     reset_pair(t, comm, peer);
-    uint64_t bad = 0;
-    if (client) {
+    if (client && write) {
         t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_src, .remote_offs = k_dst, .len = k_verify_len});
         wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, 1, "RDMA WRITE");
-    } else {
-        wait_count(t, CoyoteOper::LOCAL_WRITE, 1, "RDMA WRITE arrival");
-        bad = mismatches(b + k_dst, k_verify_len, 11);
-    }
-    uint64_t total = 0;
-    check_mpi(MPI_Allreduce(&bad, &total, 1, MPI_UINT64_T, MPI_SUM, comm.get()), "MPI_Allreduce", "write check");
-    return {"RDMA WRITE 1 MiB, rank 0 -> rank 1", total == 0, std::to_string(total) + " bytes differ"};
-}
-
-/// RDMA READ by rank 0 of rank 1's buffer, verified on rank 0.
-Check read_check(cThread& t, void* buf, const Communicator& comm, int peer, bool client) {
-    auto* b = static_cast<uint8_t*>(buf);
-    if (!client) fill(b + k_src, k_verify_len, 23);
-    std::memset(b + k_dst, 0, k_verify_len);
-    reset_pair(t, comm, peer);
-    uint64_t bad = 0;
-    if (client) {
+    } else if (client) {
         t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.local_offs = k_dst, .remote_offs = k_src, .len = k_verify_len});
         wait_count(t, CoyoteOper::LOCAL_WRITE, 1, "RDMA READ response");
-        bad = mismatches(b + k_dst, k_verify_len, 23);
+    } else if (write) {
+        wait_count(t, CoyoteOper::LOCAL_WRITE, 1, "RDMA WRITE arrival");
     }
-    uint64_t total = 0;
-    check_mpi(MPI_Allreduce(&bad, &total, 1, MPI_UINT64_T, MPI_SUM, comm.get()), "MPI_Allreduce", "read check");
-    return {"RDMA READ 1 MiB, rank 0 <- rank 1", total == 0, std::to_string(total) + " bytes differ"};
+    const uint64_t total = sum_over_ranks(comm, source ? 0 : mismatches(b + k_dst, k_verify_len, seed),
+                                          write ? "write check" : "read check");
+    return {write ? "RDMA WRITE 1 MiB, rank 0 -> rank 1" : "RDMA READ 1 MiB, rank 0 <- rank 1", total == 0,
+            std::to_string(total) + " bytes differ"};
 }
 
 /// HOOK: an allreduce over RDMA queue pairs (coyote::mpi::Collectives, its own QpSet), verified on both ranks.
@@ -78,8 +67,7 @@ std::optional<Check> allreduce_hook(QpSet& /*qps*/, const Communicator& comm) {
     coll.allreduce(MPI_IN_PLACE, v.data(), v.size(), Datatype::float32, Op::sum);
     uint64_t bad = 0;
     for (std::size_t i = 0; i < v.size(); ++i) bad += v[i] != static_cast<float>(i % 5 + (i + 1) % 5);
-    uint64_t total = 0;
-    check_mpi(MPI_Allreduce(&bad, &total, 1, MPI_UINT64_T, MPI_SUM, comm.get()), "MPI_Allreduce", "allreduce check");
+    const uint64_t total = sum_over_ranks(comm, bad, "allreduce check");
     return Check{"allreduce 4 MiB float32 (" + coll.last_algorithm() + ")", total == 0, std::to_string(total) + " elements differ"};
 }
 
@@ -189,14 +177,13 @@ int run() {
     cThread& t = qps.thread(peer);
     void* buf = qps.buffer(peer);
 
-    rep.checks.push_back(write_check(t, buf, comm, peer, client));
-    rep.checks.push_back(read_check(t, buf, comm, peer, client));
+    rep.checks.push_back(transfer_check(t, buf, comm, peer, client, true));
+    rep.checks.push_back(transfer_check(t, buf, comm, peer, client, false));
     rep.allreduce = allreduce_hook(qps, comm);
     rep.rows = benchmark(t, buf, comm, peer, client);
     // The last bandwidth run wrote the pattern into the server's destination region: verify it too.
-    uint64_t bad = client ? 0 : mismatches(static_cast<uint8_t*>(buf) + k_dst, 1u << 20, 5);
-    uint64_t bad_total = 0;
-    check_mpi(MPI_Allreduce(&bad, &bad_total, 1, MPI_UINT64_T, MPI_SUM, comm.get()), "MPI_Allreduce", "bench check");
+    const uint64_t bad_total =
+        sum_over_ranks(comm, client ? 0 : mismatches(static_cast<uint8_t*>(buf) + k_dst, 1u << 20, 5), "bench check");
     rep.checks.push_back({"benchmark payload (1 MiB WRITEs) on rank 1", bad_total == 0, std::to_string(bad_total) + " bytes differ"});
     gather_placement(rep, bind, comm);
 
@@ -210,18 +197,5 @@ int run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        Environment env(&argc, &argv);
-        try {
-            return run();
-        } catch (const std::exception& e) {
-            // The other rank may be inside a collective: abort the job rather than finalise.
-            std::fprintf(stderr, "coyote-mpi demo: %s\n", e.what());
-            std::fflush(stderr);
-            MPI_Abort(MPI_COMM_WORLD, 2);
-        }
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "coyote-mpi demo: %s\n", e.what());
-    }
-    return 2;
+    return run_example(argc, argv, "demo", [](int, char**) { return run(); });
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "example_support.hpp"
 #include "rdma_bench_common.hpp"
 
 using namespace coyote;
@@ -25,24 +26,12 @@ struct Args {
     uint32_t reps = 200;
 };
 
-uint64_t parse_u64(const char* flag, const char* v) {
-    char* end = nullptr;
-    const unsigned long long x = v == nullptr ? 0 : std::strtoull(v, &end, 10);
-    if (v == nullptr || end == nullptr || *end != '\0' || x == 0)
-        throw_error(Errc::invalid_argument, "perf_rdma", std::string(flag) + " needs a positive integer");
-    return x;
-}
-
 Args parse(int argc, char** argv) {
+    const Options opts(argc, argv, "perf_rdma", {"--min", "--max", "--reps"});
     Args a;
-    for (int i = 1; i < argc; ++i) {
-        const std::string f = argv[i];
-        const char* v = i + 1 < argc ? argv[i + 1] : nullptr;
-        if (f == "--min") a.min = parse_u64("--min", v), ++i;
-        else if (f == "--max") a.max = parse_u64("--max", v), ++i;
-        else if (f == "--reps") a.reps = static_cast<uint32_t>(parse_u64("--reps", v)), ++i;
-        else throw_error(Errc::invalid_argument, "perf_rdma", "unknown argument '" + f + "' (--min, --max, --reps)");
-    }
+    a.min = opts.size("--min", a.min);
+    a.max = opts.size("--max", a.max);
+    a.reps = static_cast<uint32_t>(opts.count("--reps", static_cast<int>(a.reps)));
     if (a.min > a.max || a.max > (64ull << 20))
         throw_error(Errc::invalid_argument, "perf_rdma", "need --min <= --max <= 64 MiB");
     return a;
@@ -133,17 +122,5 @@ int run(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        Environment env(&argc, &argv);
-        try {
-            return run(parse(argc, argv));
-        } catch (const std::exception& e) {
-            std::fprintf(stderr, "coyote-mpi perf_rdma: %s\n", e.what());
-            std::fflush(stderr);
-            MPI_Abort(MPI_COMM_WORLD, 2);
-        }
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "coyote-mpi perf_rdma: %s\n", e.what());
-    }
-    return 2;
+    return run_example(argc, argv, "perf_rdma", [](int argc_, char** argv_) { return run(parse(argc_, argv_)); });
 }

@@ -204,19 +204,12 @@ TEST(HwFake, XorKeyCsrChangesTheData) {
 }
 
 TEST(HwFake, UserInterruptsReachTheCallback) {
-    std::mutex m;
-    std::condition_variable cv;
-    std::vector<int> got;
-    cThread t(0, getpid(), 0, [&](int v) {
-        std::lock_guard lk(m);
-        got.push_back(v);
-        cv.notify_all();
-    });
+    coyote_test::InterruptLog log;
+    cThread t(0, getpid(), 0, log.callback());
     t.setCSR(static_cast<uint64_t>(t.getCtid()), 2);
     for (int v : {42, 43, 44}) t.setCSR(static_cast<uint64_t>(v), 1);
-    std::unique_lock lk(m);
-    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return got.size() == 3; })) << got.size();
-    EXPECT_EQ(got, (std::vector<int>{42, 43, 44}));
+    ASSERT_TRUE(log.wait_for(3)) << log.values().size();
+    EXPECT_EQ(log.values(), (std::vector<int>{42, 43, 44}));
 }
 
 TEST(HwFake, TeardownWithCommandsInFlightAndInterruptsPending) {

@@ -10,15 +10,12 @@
 #include <fstream>
 
 #include "rcnfg/bitstream_file.hpp"
+#include "unit/test_support.hpp"
 
 namespace {
 
 std::string write_file(const std::string& name, const std::vector<char>& bytes) {
-    const auto dir = std::filesystem::temp_directory_path() / ("coyote-hw-rcnfg-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    const std::string path = (dir / name).string();
-    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path;
+    return coyote_test::write_scratch_file("coyote-hw-rcnfg", name, bytes);
 }
 
 /// A small .bin: padding words, the sync word, then some configuration words.

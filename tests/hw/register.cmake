@@ -46,7 +46,7 @@ endif()
 # hw_rcnfg_test: cRcnfg through the fake driver's reconfiguration device (bitstream checks, app and shell loads).
 add_executable(hw_rcnfg_test ${CMAKE_CURRENT_SOURCE_DIR}/hw/hw_rcnfg_test.cpp)
 target_link_libraries(hw_rcnfg_test PRIVATE coyote::runtime GTest::gtest GTest::gtest_main coyote_warnings)
-target_include_directories(hw_rcnfg_test PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_include_directories(hw_rcnfg_test PRIVATE ${PROJECT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR})
 add_dependencies(hw_rcnfg_test coyote_fake_driver)
 add_test(NAME hw_rcnfg_test COMMAND hw_rcnfg_test)
 set_tests_properties(hw_rcnfg_test PROPERTIES LABELS "hw;service" TIMEOUT 60
@@ -55,20 +55,19 @@ set_tests_properties(hw_rcnfg_test PROPERTIES LABELS "hw;service" TIMEOUT 60
 # The 2-rank demo and the MPI tests (bootstrap, wiring, collectives on 2 to 4 ranks) on COYOTE_BACKEND=hw and the
 # fake driver, unchanged, registered like tests/mpi (cmake/CoyoteMpiTest.cmake) with label hw.
 if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
-  # Cards with four vFPGAs: each rank of the node takes its own vFPGA, as on hardware (16 cards: the bootstrap
-  # test names devices up to 10).
+  # Cards with four vFPGAs: each rank of the node takes its own vFPGA, as on hardware (24 cards: the bootstrap
+  # test names devices up to 23).
   set(_coyote_hw_mpi_env COYOTE_BACKEND=hw LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver> COYOTE_FAKE_HUGE_PAGES=1
-      COYOTE_SIM_SHELL=n_fpga_reg=4 COYOTE_FAKE_DEVICES=16 COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000
+      COYOTE_SIM_SHELL=n_fpga_reg=4 COYOTE_FAKE_DEVICES=24 COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000
       OMPI_MCA_rmaps_base_oversubscribe=1)
   if(TARGET coyote_mpi_demo)
     coyote_register_mpi_test(NAME hw_mpi_demo_np2 RANKS 2 COMMAND coyote_mpi_demo LABELS hw ENV ${_coyote_hw_mpi_env}
       PASS_REGULAR_EXPRESSION "Result: all checks passed" FAIL_REGULAR_EXPRESSION "FAIL")
   endif()
-  # Two DeviceSelection cases assert the sim backend's default assignment (device = node-local rank); on hw the
-  # ranks share device 0 and take a vFPGA each, which DeviceSelection.Defaults checks through default_assignment.
+  # DeviceSelection checks the placement rule of the backend in the environment: on hw the ranks of a host share
+  # device 0 and take a vFPGA each (the vFPGA files present).
   coyote_register_mpi_test(NAME hw_mpi_bootstrap_test RANKS 2 3 4 COMMAND mpi_bootstrap_test LABELS hw
-    ENV ${_coyote_hw_mpi_env}
-    ARGS --gtest_filter=-DeviceSelection.Defaults:DeviceSelection.EnvironmentAndOptionsOverride)
+    ENV ${_coyote_hw_mpi_env})
   coyote_register_mpi_test(NAME hw_mpi_wiring_test RANKS 2 3 4 COMMAND mpi_wiring_test LABELS hw
     ENV ${_coyote_hw_mpi_env})
   # The hw backend has no remote-access windows: the collectives send through the ring, as the coll test expects
@@ -79,6 +78,29 @@ if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
   coyote_register_mpi_test(NAME hw_mpi_coll_test RANKS 2 3 4 COMMAND mpi_coll_test LABELS hw
     ENV ${_coyote_hw_mpi_env} COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 COYOTE_COLL_TEST_EXPECT_DIRECT=0
     ARGS --gtest_filter=-CollErrors.MismatchedCountsAreDetected:CollErrors.MismatchAcrossTheDirectThresholdIsDetected)
+  # The other examples, with the small sizes tests/mpi gives them (tests/mpi/examples.cmake).
+  coyote_register_example_tests(hw_mpi_example LABELS hw ENV ${_coyote_hw_mpi_env})
+  if(TARGET coyote_mpi_perf_rdma)
+    coyote_register_mpi_test(NAME hw_mpi_perf_rdma_np4 RANKS 4 COMMAND coyote_mpi_perf_rdma ARGS --max 65536 --reps 50
+      LABELS hw ENV ${_coyote_hw_mpi_env} PASS_REGULAR_EXPRESSION "all payloads verified")
+  endif()
+  # More of tests/mpi, unchanged: the porting guide's program, the silent singleton, the bootstrap deadline (its
+  # wrapper sets the 1.5 s deadline), and the collectives offloaded to the `reduce` model (its model-mismatch
+  # cases open fresh devices 300+ and 400+: the fake makes up to 1024 devices).
+  coyote_register_mpi_test(NAME hw_mpi_porting_test_np2 RANKS 2 COMMAND mpi_porting_test LABELS hw
+    ENV ${_coyote_hw_mpi_env})
+  coyote_register_mpi_test(NAME hw_mpi_singleton_test RANKS 1 COMMAND mpi_singleton_test TIMEOUT 120 LABELS hw
+    ENV ${_coyote_hw_mpi_env} SLURM_NTASKS=4)
+  coyote_register_mpi_test(NAME hw_mpi_deadline_test RANKS 3 COMMAND mpi_deadline_probe TIMEOUT 120 LABELS hw
+    WRAPPER ${PROJECT_SOURCE_DIR}/tests/mpi/deadline_test.sh
+    ENV ${_coyote_hw_mpi_env} PASS_REGULAR_EXPRESSION "DEADLINE TEST PASSED")
+  set(_coyote_hw_offload_env ${_coyote_hw_mpi_env})
+  list(TRANSFORM _coyote_hw_offload_env REPLACE "^COYOTE_FAKE_DEVICES=.*" "COYOTE_FAKE_DEVICES=404")
+  foreach(n 2 3)
+    coyote_register_mpi_test(NAME hw_mpi_coll_offload_test_np${n} RANKS ${n} COMMAND mpi_coll_offload_test LABELS hw
+      ENV ${_coyote_hw_offload_env} COYOTE_SIM_MODEL=reduce COYOTE_COLL_OFFLOAD=1 COYOTE_COLL_BUFFER_SIZE=65536
+          COYOTE_COLL_CHUNK=4096)
+  endforeach()
   # The legacy register layout (every QP context word a separate store), as tests/mpi runs the wiring test too.
   coyote_register_mpi_test(NAME hw_mpi_wiring_test_legacy_np3 RANKS 3 COMMAND mpi_wiring_test LABELS hw
     ENV ${_coyote_hw_mpi_env} COYOTE_SIM_SHELL=avx=0,n_fpga_reg=4 COYOTE_TEST_EXPECT_LEGACY=1)

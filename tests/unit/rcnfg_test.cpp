@@ -17,20 +17,10 @@ namespace {
 namespace rc = coyote::detail::rcnfg;
 using coyote_test::error_of;
 
-std::string temp_dir() {
-    static const std::string dir = [] {
-        auto d = std::filesystem::temp_directory_path() / ("coyote-rcnfg-test-" + std::to_string(::getpid()));
-        std::filesystem::create_directories(d);
-        return d.string();
-    }();
-    return dir;
-}
+std::string temp_dir() { return coyote_test::scratch_dir("coyote-rcnfg-test"); }
 
 std::string write_file(const std::string& name, const std::vector<char>& bytes) {
-    const std::string path = temp_dir() + "/" + name;
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path;
+    return coyote_test::write_scratch_file("coyote-rcnfg-test", name, bytes);
 }
 
 std::string sim_bitstream(const std::string& name, rc::SimBitstream::Kind kind, const std::string& model,

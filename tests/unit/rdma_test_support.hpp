@@ -1,9 +1,12 @@
 // Test support for the RDMA and out-of-band tests: forked children with a deadline, free ports, the
-// environment of a child, byte patterns, checks that throw, bounded waits for completions and errors.
+// environment of a child, byte patterns, checks that throw, bounded waits for completions and errors, and the
+// server/client pair most RDMA tests run (run_pair).
 #pragma once
 
 #include <coyote/cThread.hpp>
 #include <coyote/error.hpp>
+
+#include <gtest/gtest.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -171,6 +174,37 @@ inline coyote::Error wait_error(coyote::cThread& t) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     throw std::runtime_error("no error surfaced within 30 s");
+}
+
+/// One process of a two-process RDMA test: its cThread, its initRDMA buffer and which side it is.
+struct Peer {
+    coyote::cThread& t;
+    uint8_t* buf;
+    bool client;
+    /// connSync as this side (the client sends first).
+    void sync() { t.connSync(client); }
+};
+
+/// Forks a server and a client. Each calls `env`, opens a cThread on vFPGA 0, connects an initRDMA buffer of
+/// `size` bytes over a free port (the client to 127.0.0.1) and runs its body, which throws to fail. Expects both
+/// children to exit 0 within `timeout_s`.
+inline void run_pair(const std::function<void()>& env, uint64_t size, const std::function<void(Peer&)>& server,
+                     const std::function<void(Peer&)>& client, unsigned timeout_s = 60) {
+    const uint16_t port = free_port();
+    auto side = [&](const std::function<void(Peer&)>& body, bool is_client) {
+        return [&, is_client] {
+            env();
+            coyote::cThread t(0, ::getpid());
+            Peer p{t, static_cast<uint8_t*>(t.initRDMA(size, port, is_client ? "127.0.0.1" : nullptr)), is_client};
+            body(p);
+            return 0;
+        };
+    };
+    Child s(side(server, false), timeout_s);
+    Child c(side(client, true), timeout_s);
+    const auto limit = std::chrono::seconds(timeout_s + 30);
+    EXPECT_EQ(s.wait(limit), 0) << "server";
+    EXPECT_EQ(c.wait(limit), 0) << "client";
 }
 
 }  // namespace coyote_test

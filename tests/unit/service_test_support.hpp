@@ -35,20 +35,11 @@ inline std::atomic<int> g_slow_started{0};
 // Raw clients write to sockets the service may have closed: an error, not a fatal signal.
 inline const bool g_no_sigpipe = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
 
-inline std::string dir() {
-    static const std::string d = [] {
-        auto p = std::filesystem::temp_directory_path() / ("coyote-service-test-" + std::to_string(::getpid()));
-        std::filesystem::create_directories(p);
-        return p.string();
-    }();
-    return d;
-}
+inline std::string dir() { return coyote_test::scratch_dir("coyote-service-test"); }
 
 inline std::string app_bitstream(const std::string& name, const std::string& model) {
-    const auto bytes = rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, model, ""});
-    const std::string path = dir() + "/" + name;
-    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path;
+    return coyote_test::write_scratch_file("coyote-service-test", name,
+                                           rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, model, ""}));
 }
 
 /// A service on vFPGA `vfid` with the test functions, served by run() on a thread.

@@ -8,10 +8,19 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace coyote_test {
 
@@ -55,6 +64,73 @@ bool eventually(Pred&& pred) {
 /// Waits (bounded) until `t` has completed `n` operations of the class of `op`.
 inline bool wait_completed(coyote::cThread& t, coyote::CoyoteOper op, uint32_t n) {
     return eventually([&] { return t.checkCompleted(op) >= n; });
+}
+
+/// A scratch directory of this test process, `<tmp>/<prefix>-<pid>`, private to the user (0700).
+inline std::string scratch_dir(const std::string& prefix) {
+    const auto d = std::filesystem::temp_directory_path() / (prefix + "-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(d);
+    std::filesystem::permissions(d, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
+    return d.string();
+}
+
+/// Writes `bytes` to the file `name` of scratch_dir(prefix), replacing it; returns its path.
+inline std::string write_scratch_file(const std::string& prefix, const std::string& name,
+                                      const std::vector<char>& bytes) {
+    const std::string path = scratch_dir(prefix) + "/" + name;
+    std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return path;
+}
+
+/// Records the user interrupts a cThread's handler receives: pass callback() as the cThread's `uisr`.
+class InterruptLog {
+public:
+    /// The handler: records the value and the thread it runs on.
+    std::function<void(int)> callback() {
+        return [this](int v) {
+            std::lock_guard lk(mtx_);
+            got_.push_back(v);
+            thread_ = std::this_thread::get_id();
+            cv_.notify_all();
+        };
+    }
+    /// Waits (at most `timeout`) until exactly `n` values have arrived; false if that did not happen.
+    bool wait_for(std::size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+        std::unique_lock lk(mtx_);
+        return cv_.wait_for(lk, timeout, [&] { return got_.size() == n; });
+    }
+    /// Whether more than `n` values arrive within `timeout`.
+    bool more_than(std::size_t n, std::chrono::milliseconds timeout) {
+        std::unique_lock lk(mtx_);
+        return cv_.wait_for(lk, timeout, [&] { return got_.size() > n; });
+    }
+    /// The values so far, in arrival order.
+    std::vector<int> values() {
+        std::lock_guard lk(mtx_);
+        return got_;
+    }
+    /// The thread the handler last ran on.
+    std::thread::id thread() {
+        std::lock_guard lk(mtx_);
+        return thread_;
+    }
+
+private:
+    std::mutex mtx_;
+    std::condition_variable cv_;
+    std::vector<int> got_;
+    std::thread::id thread_;
+};
+
+/// The features a shell configuration enables, space separated in the shell word's order (e.g. "avx mem rdma net").
+inline std::string features(const coyote::fpgaCnfg& c) {
+    const std::pair<bool, const char*> all[] = {{c.en_avx, "avx"}, {c.en_wb, "wb"},     {c.en_strm, "strm"},
+                                                {c.en_mem, "mem"}, {c.en_pr, "pr"},     {c.en_rdma, "rdma"},
+                                                {c.en_tcp, "tcp"}, {c.en_net, "net"}};
+    std::string s;
+    for (const auto& [on, name] : all)
+        if (on) s += (s.empty() ? "" : " ") + std::string(name);
+    return s;
 }
 
 }  // namespace coyote_test

@@ -40,10 +40,10 @@ constexpr Entry k_table[] = {
     {ioc::unmap_dmabuf, [](FakeVfpga&, uint64_t*) { return -1L; }},
     {ioc::offload_req, [](FakeVfpga& d, uint64_t* a) { return d.migrate(a, true); }},
     {ioc::sync_req, [](FakeVfpga& d, uint64_t* a) { return d.migrate(a, false); }},
-    {ioc::set_ip, [](FakeVfpga& d, uint64_t* a) { return d.set_ip(a); }},
-    {ioc::set_mac, [](FakeVfpga& d, uint64_t* a) { return d.set_mac(a); }},
-    {ioc::get_ip, [](FakeVfpga& d, uint64_t* a) { return d.get_ip(a); }},
-    {ioc::get_mac, [](FakeVfpga& d, uint64_t* a) { return d.get_mac(a); }},
+    {ioc::set_ip, [](FakeVfpga& d, uint64_t* a) { return d.set_address(a, false); }},
+    {ioc::set_mac, [](FakeVfpga& d, uint64_t* a) { return d.set_address(a, true); }},
+    {ioc::get_ip, [](FakeVfpga& d, uint64_t* a) { return d.get_address(a, false); }},
+    {ioc::get_mac, [](FakeVfpga& d, uint64_t* a) { return d.get_address(a, true); }},
     {ioc::read_shell_config, [](FakeVfpga& d, uint64_t* a) { return d.read_shell_config(a); }},
     {ioc::hdma_stats, [](FakeVfpga& d, uint64_t* a) { return d.hdma_stats(a); }},
     {ioc::net_stats, [](FakeVfpga& d, uint64_t* a) { return d.net_stats(a); }},
@@ -167,22 +167,13 @@ long FakeVfpga::migrate(uint64_t* a, bool to_card) {
 
 // ---- identity and statistics ----------------------------------------------------------------------------
 
-long FakeVfpga::set_ip(uint64_t* a) {
+long FakeVfpga::set_address(uint64_t* a, bool mac) {
     if (!net_) return -1; // "network not enabled"
-    ip_ = a[0];
+    (mac ? mac_ : ip_) = a[0];
     return 0;
 }
-long FakeVfpga::set_mac(uint64_t* a) {
-    if (!net_) return -1;
-    mac_ = a[0];
-    return 0;
-}
-long FakeVfpga::get_ip(uint64_t* a) {
-    a[0] = ip_;
-    return 0;
-}
-long FakeVfpga::get_mac(uint64_t* a) {
-    a[0] = mac_;
+long FakeVfpga::get_address(uint64_t* a, bool mac) {
+    a[0] = mac ? mac_ : ip_;
     return 0;
 }
 long FakeVfpga::read_shell_config(uint64_t* a) {

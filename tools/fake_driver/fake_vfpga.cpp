@@ -74,15 +74,11 @@ FakeVfpga::FakeVfpga(uint32_t device, int32_t vfid) : device_(device), vfid_(vfi
     for (int i = 0; i < k_ctids; ++i) free_stack_[static_cast<size_t>(i)] = k_ctids - 1 - i;
     n_free_ = k_ctids;
     for (auto& s : sim_ctid_) s.store(-1);
-    poller_ = std::thread([this] { poll_loop(); });
+    poller_ = std::jthread([this](std::stop_token stop) { poll_loop(stop); });
 }
 
 FakeVfpga::~FakeVfpga() {
-    {
-        std::lock_guard lk(hw_mtx_);
-        stop_ = true;
-    }
-    poll_cv_.notify_all();
+    poller_.request_stop(); // wakes its wait on poll_cv_
     if (poller_.joinable()) poller_.join();
     release_all();
     sim_.reset();
@@ -217,20 +213,32 @@ void FakeVfpga::clear(int32_t ctid) noexcept {
 // ---- what the hardware writes back ---------------------------------------------------------------------------
 
 void FakeVfpga::publish() noexcept {
-    volatile uint64_t* cnfg = regions_[avx_ ? 2 : 1].words;
-    auto* wb = reinterpret_cast<volatile uint32_t*>(regions_[0].words);
+    // Read every count first; a command they include has finished in the user logic, so the CSRs are refreshed
+    // before the counts become visible: the host never sees a completion with the registers of before it.
+    std::array<std::array<uint32_t, 4>, k_ctids> counts{};
+    std::array<bool, k_ctids> live{};
+    bool changed = false;
     for (int c = 0; c < k_ctids; ++c) {
         const int32_t s = sim_ctid_[static_cast<size_t>(c)].load(std::memory_order_acquire);
         if (s < 0) continue;
-        uint32_t v[4] = {0, 0, 0, 0};
-        for (int k = 0; k < 4; ++k) {
+        live[static_cast<size_t>(c)] = true;
+        auto& v = counts[static_cast<size_t>(c)];
+        for (size_t k = 0; k < 4; ++k) {
             try {
                 v[k] = sim_->poll_completed(s, k_classes[k]);
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "coyote fake driver: %s\n", e.what());
             }
         }
-        const auto uc = static_cast<uint32_t>(c);
+        changed = changed || v != shown_[static_cast<size_t>(c)];
+    }
+    if (changed) refresh_csrs();
+    shown_ = counts;
+    volatile uint64_t* cnfg = regions_[avx_ ? 2 : 1].words;
+    auto* wb = reinterpret_cast<volatile uint32_t*>(regions_[0].words);
+    for (uint32_t uc = 0; uc < static_cast<uint32_t>(k_ctids); ++uc) {
+        if (!live[uc]) continue;
+        const auto& v = counts[uc];
         if (wb_)
             for (uint32_t k = 0; k < 4; ++k) wb[k * k_ctids + uc] = v[k];
         if (avx_) {
@@ -252,10 +260,10 @@ void FakeVfpga::refresh_csrs() noexcept {
     for (uint32_t i = 0; i < n; ++i) csr[i] = sim_->get_csr(i);
 }
 
-void FakeVfpga::poll_loop() noexcept {
+void FakeVfpga::poll_loop(std::stop_token stop) noexcept {
     std::unique_lock lk(hw_mtx_);
     uint64_t seen = 0;
-    while (!stop_) {
+    while (!stop.stop_requested()) {
         const bool busy = sim_->read_cnfg(0) > 0;
         publish();
         const uint64_t now = posted_.load(std::memory_order_relaxed);
@@ -266,7 +274,9 @@ void FakeVfpga::poll_loop() noexcept {
             lk.lock();
             continue;
         }
-        poll_cv_.wait_for(lk, busy ? std::chrono::microseconds(50) : std::chrono::microseconds(2000));
+        // Until the next post, a stop request or the poll interval.
+        (void)poll_cv_.wait_for(lk, stop, busy ? std::chrono::microseconds(50) : std::chrono::microseconds(2000),
+                                [&] { return posted_.load(std::memory_order_relaxed) != now; });
     }
 }
 

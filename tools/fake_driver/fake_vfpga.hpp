@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <thread>
 
 #include "backend/device.hpp"
@@ -54,10 +55,8 @@ public:
     long map_user_mem(uint64_t* a);
     long unmap_user_mem(uint64_t* a);
     long migrate(uint64_t* a, bool to_card);
-    long set_ip(uint64_t* a);
-    long set_mac(uint64_t* a);
-    long get_ip(uint64_t* a);
-    long get_mac(uint64_t* a);
+    long set_address(uint64_t* a, bool mac); ///< SET_IP_ADDRESS / SET_MAC_ADDRESS
+    long get_address(uint64_t* a, bool mac); ///< GET_IP_ADDRESS / GET_MAC_ADDRESS
     long read_shell_config(uint64_t* a);
     long hdma_stats(uint64_t* a);
     long net_stats(uint64_t* a);
@@ -90,7 +89,7 @@ private:
     void clear(int32_t ctid) noexcept;
     void publish() noexcept; ///< completions, credit (state lock held)
     void refresh_csrs() noexcept;
-    void poll_loop() noexcept;
+    void poll_loop(std::stop_token stop) noexcept;
 
     const uint32_t device_;
     const int32_t vfid_;
@@ -131,10 +130,10 @@ private:
     // the hardware side: command decode, completions, credit
     std::mutex hw_mtx_;
     uint64_t legacy_[4] = {0, 0, 0, 0}; ///< legacy CTRL, VADDR_RD, CTRL_2, VADDR_WR as last stored
-    std::condition_variable poll_cv_;
-    bool stop_ = false;
+    std::condition_variable_any poll_cv_; ///< wakes the poller on a post (posted_ changes) or a stop request
     std::atomic<uint64_t> posted_{0};
-    std::thread poller_;
+    std::array<std::array<uint32_t, 4>, k_ctids> shown_{}; ///< the counts publish() last made visible
+    std::jthread poller_;
 };
 
 }  // namespace coyote_fake

@@ -29,7 +29,7 @@ namespace {
 
 namespace settings = coyote::detail::settings;
 
-const settings::Integer k_devices{"COYOTE_FAKE_DEVICES", "hw-fake", 1, 1, 16,
+const settings::Integer k_devices{"COYOTE_FAKE_DEVICES", "hw-fake", 1, 1, 1024,
                                   "fake driver: devices whose vFPGA files exist (vFPGAs per device: the sim shell's n_fpga_reg)"};
 const settings::Choice k_access{"COYOTE_FAKE_ACCESS", "hw-fake", "rw", {"rw", "denied"},
                                 "fake driver: 'denied' makes opening a device file fail with EACCES (no udev rule)"};
@@ -41,23 +41,18 @@ const settings::Flag k_huge{"COYOTE_FAKE_HUGE_PAGES", "hw-fake", false,
                             "fake driver: anonymous MAP_HUGETLB maps that fail for want of reserved huge pages get "
                             "2 MiB-aligned ordinary memory (a node with huge pages reserved, for getMem HPF and initRDMA)"};
 
-bool emulate_huge_pages() noexcept {
+/// The value of flag `f`; a malformed value is reported on stderr and counts as off (interposed calls cannot throw).
+bool flag_or_off(const settings::Flag& f) noexcept {
     try {
-        return k_huge.get();
+        return f.get();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "coyote fake driver: %s\n", e.what());
         return false;
     }
 }
 
-bool sink_mode() noexcept {
-    try {
-        return k_sink.get();
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "coyote fake driver: %s\n", e.what());
-        return false;
-    }
-}
+bool emulate_huge_pages() noexcept { return flag_or_off(k_huge); }
+bool sink_mode() noexcept { return flag_or_off(k_sink); }
 
 using OpenFn = int (*)(const char*, int, ...);
 using CloseFn = int (*)(int);
@@ -280,14 +275,9 @@ __attribute__((visibility("default"))) int open(const char* path, int flags, ...
     return fd;
 }
 
-__attribute__((visibility("default"))) int open64(const char* path, int flags, ...) {
-    va_list ap;
-    va_start(ap, flags);
-    static const auto real = next<OpenFn>("open64");
-    const int fd = open_or_forward(real, path, flags, ap);
-    va_end(ap);
-    return fd;
-}
+// On LP64 open64 is open (files are large by default): the same interposer serves both.
+static_assert(sizeof(off_t) == 8, "open64 is an alias of open only where off_t has 64 bits");
+__attribute__((visibility("default"), alias("open"))) int open64(const char* path, int flags, ...);
 
 /// access() of a fake device file answers as the file would (backend selection checks the file this way).
 __attribute__((visibility("default"))) int access(const char* path, int mode) noexcept {

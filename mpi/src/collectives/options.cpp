@@ -177,26 +177,22 @@ uint64_t auto_direct_min(bool oversubscribed) noexcept {
 }
 
 EngineConfig engine_config(const CollectiveOptions& o, bool oversubscribed) noexcept {
-    EngineConfig cfg;
-    cfg.buffer_size = o.buffer_size;
-    cfg.chunk_bytes = o.chunk_bytes;
-    cfg.timeout = o.timeout;
-    cfg.probe_interval = o.probe_interval;
-    cfg.all_peers = o.peers == PeerSet::all;
-    cfg.direct_min = o.direct_min;
-    cfg.oversubscribed = oversubscribed;
-    return cfg;
+    return {.buffer_size = o.buffer_size,
+            .chunk_bytes = o.chunk_bytes,
+            .timeout = o.timeout,
+            .probe_interval = o.probe_interval,
+            .all_peers = o.peers == PeerSet::all,
+            .direct_min = o.direct_min,
+            .oversubscribed = oversubscribed};
 }
 
 Thresholds thresholds(const CollectiveOptions& o) noexcept {
-    Thresholds t;
-    t.allreduce_small = o.allreduce_small;
-    t.allreduce_large = o.allreduce_large;
-    t.reduce_scatter_small = o.reduce_scatter_small;
-    t.tree_small = o.tree_small;
-    t.alltoall_small = o.alltoall_small;
-    t.allgather_small = o.allgather_small;
-    return t;
+    return {.allreduce_small = o.allreduce_small,
+            .allreduce_large = o.allreduce_large,
+            .reduce_scatter_small = o.reduce_scatter_small,
+            .tree_small = o.tree_small,
+            .alltoall_small = o.alltoall_small,
+            .allgather_small = o.allgather_small};
 }
 
 }  // namespace coyote::detail::coll

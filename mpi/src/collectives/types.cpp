@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace coyote::mpi {
@@ -114,22 +115,14 @@ constexpr ::coyote::detail::coll::Kernels kernels_for() noexcept {
     return {&acc_kernel<T, F>, &red3_kernel<T, F>};
 }
 
+/// The kernels of `op` on T: the arithmetic ops for every type, the bitwise ones for integers only (none otherwise).
 template <typename T>
-constexpr ::coyote::detail::coll::Kernels integer_kernels(Op op) noexcept {
-    switch (op) {
-    case Op::sum: return kernels_for<T, Sum<T>>();
-    case Op::prod: return kernels_for<T, Prod<T>>();
-    case Op::min: return kernels_for<T, Min<T>>();
-    case Op::max: return kernels_for<T, Max<T>>();
-    case Op::band: return kernels_for<T, Band<T>>();
-    case Op::bor: return kernels_for<T, Bor<T>>();
-    case Op::bxor: return kernels_for<T, Bxor<T>>();
+constexpr ::coyote::detail::coll::Kernels kernels_of(Op op) noexcept {
+    if constexpr (std::is_integral_v<T>) {
+        if (op == Op::band) return kernels_for<T, Band<T>>();
+        if (op == Op::bor) return kernels_for<T, Bor<T>>();
+        if (op == Op::bxor) return kernels_for<T, Bxor<T>>();
     }
-    return {};
-}
-
-template <typename T>
-constexpr ::coyote::detail::coll::Kernels float_kernels(Op op) noexcept {
     switch (op) {
     case Op::sum: return kernels_for<T, Sum<T>>();
     case Op::prod: return kernels_for<T, Prod<T>>();
@@ -201,16 +194,16 @@ using mpi::Op;
 
 Kernels kernels(Datatype t, Op o) noexcept {
     switch (t) {
-    case Datatype::int8: return mpi::integer_kernels<int8_t>(o);
-    case Datatype::uint8: return mpi::integer_kernels<uint8_t>(o);
-    case Datatype::int32: return mpi::integer_kernels<int32_t>(o);
-    case Datatype::uint32: return mpi::integer_kernels<uint32_t>(o);
-    case Datatype::int64: return mpi::integer_kernels<int64_t>(o);
-    case Datatype::uint64: return mpi::integer_kernels<uint64_t>(o);
+    case Datatype::int8: return mpi::kernels_of<int8_t>(o);
+    case Datatype::uint8: return mpi::kernels_of<uint8_t>(o);
+    case Datatype::int32: return mpi::kernels_of<int32_t>(o);
+    case Datatype::uint32: return mpi::kernels_of<uint32_t>(o);
+    case Datatype::int64: return mpi::kernels_of<int64_t>(o);
+    case Datatype::uint64: return mpi::kernels_of<uint64_t>(o);
     case Datatype::float16: return mpi::narrow_kernels<true>(o);
     case Datatype::bfloat16: return mpi::narrow_kernels<false>(o);
-    case Datatype::float32: return mpi::float_kernels<float>(o);
-    case Datatype::float64: return mpi::float_kernels<double>(o);
+    case Datatype::float32: return mpi::kernels_of<float>(o);
+    case Datatype::float64: return mpi::kernels_of<double>(o);
     }
     return {};
 }

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include "support/env_guard.hpp"
 
 #include <algorithm>
@@ -206,6 +208,24 @@ TEST(DeviceSelection, MapParsing) {
     EXPECT_THROW((void)parse_device_map("0:0:0,0:1:0"), coyote::Error);
 }
 
+/// The backend the test environment selects (COYOTE_BACKEND; the MPI tests run with sim unless told otherwise).
+std::string env_backend() {
+    const char* b = std::getenv("COYOTE_BACKEND");
+    return b != nullptr && *b != '\0' ? b : "sim";
+}
+
+/// vFPGA files of device 0 present on this host, as Coyote's driver names them (/dev/coyote_fpga_<d>_v<v>).
+int hw_vfpga_files() {
+    int n = 0;
+    while (n < 16 && ::access(("/dev/coyote_fpga_0_v" + std::to_string(n)).c_str(), F_OK) == 0) ++n;
+    return n;
+}
+
+/// The default placement of host-local rank `host_rank`: on sim one device per rank, vFPGA 0; on hw the ranks of a
+/// host share device 0 and take a vFPGA each when its files show more than one (else all take vFPGA 0).
+uint32_t default_device(int host_rank) { return env_backend() == "sim" ? static_cast<uint32_t>(host_rank) : 0u; }
+int default_vfid(int host_rank) { return env_backend() == "sim" || hw_vfpga_files() <= 1 ? 0 : host_rank; }
+
 TEST(DeviceSelection, Defaults) {
     EXPECT_EQ(default_assignment("sim", 3, 0).device, 3u);
     EXPECT_EQ(default_assignment("sim", 3, 0).vfid, 0);
@@ -214,13 +234,13 @@ TEST(DeviceSelection, Defaults) {
     EXPECT_EQ(default_assignment("hw", 3, 1).vfid, 0);
     Communicator comm;
     EnvGuard m("COYOTE_MPI_DEVICE_MAP", nullptr), d("COYOTE_MPI_DEVICE", nullptr), v("COYOTE_MPI_VFID", nullptr);
-    const auto a = select_device(comm);  // COYOTE_BACKEND=sim in the test environment
-    EXPECT_EQ(a.backend, "sim");
-    EXPECT_EQ(a.device, static_cast<uint32_t>(a.host_rank));
+    const auto a = select_device(comm);
+    EXPECT_EQ(a.backend, env_backend());
+    EXPECT_EQ(a.device, default_device(a.host_rank));
     if (comm.node_count() == 1) {
         EXPECT_EQ(a.host_rank, comm.local_rank());
     }
-    EXPECT_EQ(a.vfid, 0);
+    EXPECT_EQ(a.vfid, default_vfid(a.host_rank));
     EXPECT_EQ(a.source, "default");
     // Host-local ranks are 0..k-1 on each host: their sum over all ranks is at most that of 0..size-1.
     int hr = a.host_rank, sum = 0;
@@ -241,10 +261,12 @@ TEST(DeviceSelection, EnvironmentAndOptionsOverride) {
         EXPECT_EQ(a.source, "COYOTE_MPI_DEVICE_MAP");
     }
     {
-        EnvGuard e("COYOTE_MPI_VFID", "2");
-        const auto a = select_device(comm);  // device stays the host-local rank
-        EXPECT_EQ(a.vfid, 2);
-        EXPECT_EQ(a.device, static_cast<uint32_t>(a.host_rank));
+        // On hw the ranks of a host share device 0: each takes another of its vFPGAs (one value would collide).
+        const int vf = env_backend() == "sim" ? 2 : (comm.local_rank() + 1) % std::max(1, hw_vfpga_files());
+        EnvGuard e("COYOTE_MPI_VFID", std::to_string(vf).c_str());
+        const auto a = select_device(comm);  // the device stays the default one
+        EXPECT_EQ(a.vfid, vf);
+        EXPECT_EQ(a.device, default_device(a.host_rank));
     }
     DeviceSelectOptions o;
     o.device = static_cast<uint32_t>(20 + comm.rank());

@@ -12,59 +12,66 @@ namespace {
 
 using namespace coyote_test;
 
-/// Every type, op and count (the reduced types / ops with COYOTE_COLL_TEST_QUICK, but every count), out of place
-/// and in place, against MPI_Allreduce; `expect(count)` is the algorithm the object must report.
-template <typename Expect>
-void allreduce_all_cases(Collectives& c, const char* what, Expect expect) {
-    for (Datatype t : all_types())
-        for (Op op : ops_for(t)) {
-            const uint64_t es = size_of(t);
-            for (uint64_t n : {uint64_t{0}, uint64_t{1}, uint64_t{7}, 4096 / es + 3, c.options().buffer_size / es + 5}) {
-                Bytes in = bytes(n, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
-                gen(t, op, rank(), 21, in.data(), n);
-                ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), MPI_COMM_WORLD),
-                          MPI_SUCCESS);
-                const std::string where = ctx(what, t, op, n);
-                const Bytes before = in;
-                c.allreduce(in.data(), out.data(), n, t, op);
-                EXPECT_EQ(c.last_algorithm(), expect(n)) << where;
-                expect_equal(out.data(), ref.data(), n, es, where);
-                EXPECT_EQ(out[n * es], std::byte{0x5a}) << "wrote past the end: " << where;
-                EXPECT_TRUE(in == before) << "changed the send buffer: " << where;
-                c.allreduce(MPI_IN_PLACE, in.data(), n, t, op);
-                EXPECT_EQ(c.last_algorithm(), expect(n)) << where << " in place";
-                expect_equal(in.data(), ref.data(), n, es, where + " in place");
-                EXPECT_EQ(in[n * es], std::byte{0xA5}) << "wrote past the end: " << where << " in place";
-            }
-        }
-}
+/// A reduction as the forced tests run it: allreduce (`in_factor` 1) or reduce_scatter (`in_factor` = size(),
+/// size() * count elements in, count out), our call and MPI's reference.
+struct Reduction {
+    uint64_t in_factor;
+    uint64_t seed; ///< salt of the input pattern
+    int (*mpi)(const void* in, void* out, int count, MPI_Datatype t, MPI_Op op);
+    void (*ours)(Collectives& c, const void* in, void* out, uint64_t count, Datatype t, Op op);
+};
 
-/// Same for reduce_scatter (MPI_Reduce_scatter_block): size() * count elements in, count out.
+const Reduction k_allreduce{1, 21,
+                            [](const void* in, void* out, int n, MPI_Datatype t, MPI_Op op) {
+                                return MPI_Allreduce(in, out, n, t, op, MPI_COMM_WORLD);
+                            },
+                            [](Collectives& c, const void* in, void* out, uint64_t n, Datatype t, Op op) {
+                                c.allreduce(in, out, n, t, op);
+                            }};
+
+/// Every type, op and count (the reduced types / ops with COYOTE_COLL_TEST_QUICK, but every count), out of place
+/// and in place, against MPI; `expect(count)` is the algorithm the object must report.
 template <typename Expect>
-void reduce_scatter_all_cases(Collectives& c, const char* what, Expect expect) {
-    const auto p = static_cast<uint64_t>(nranks());
+void all_cases(Collectives& c, const char* what, const Reduction& r, Expect expect) {
+    const uint64_t p = r.in_factor;
     for (Datatype t : all_types())
         for (Op op : ops_for(t)) {
             const uint64_t es = size_of(t);
             for (uint64_t n : {uint64_t{0}, uint64_t{1}, uint64_t{7}, 4096 / es + 3, c.options().buffer_size / es + 5}) {
                 Bytes in = bytes(n * p, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
-                gen(t, op, rank(), 22, in.data(), n * p);
-                ASSERT_EQ(MPI_Reduce_scatter_block(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t),
-                                                   MPI_COMM_WORLD),
-                          MPI_SUCCESS);
+                gen(t, op, rank(), r.seed, in.data(), n * p);
+                ASSERT_EQ(r.mpi(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t)), MPI_SUCCESS);
                 const std::string where = ctx(what, t, op, n);
                 const Bytes before = in;
-                c.reduce_scatter(in.data(), out.data(), n, t, op);
+                r.ours(c, in.data(), out.data(), n, t, op);
                 EXPECT_EQ(c.last_algorithm(), expect(n)) << where;
                 expect_equal(out.data(), ref.data(), n, es, where);
                 EXPECT_EQ(out[n * es], std::byte{0x5a}) << "wrote past the end: " << where;
                 EXPECT_TRUE(in == before) << "changed the send buffer: " << where;
-                c.reduce_scatter(MPI_IN_PLACE, in.data(), n, t, op);
+                r.ours(c, MPI_IN_PLACE, in.data(), n, t, op);
                 EXPECT_EQ(c.last_algorithm(), expect(n)) << where << " in place";
                 expect_equal(in.data(), ref.data(), n, es, where + " in place");
                 EXPECT_EQ(in[n * p * es], std::byte{0xA5}) << "wrote past the end: " << where << " in place";
             }
         }
+}
+
+template <typename Expect>
+void allreduce_all_cases(Collectives& c, const char* what, Expect expect) {
+    all_cases(c, what, k_allreduce, expect);
+}
+
+/// Same for reduce_scatter (MPI_Reduce_scatter_block): size() * count elements in, count out.
+template <typename Expect>
+void reduce_scatter_all_cases(Collectives& c, const char* what, Expect expect) {
+    const Reduction r{static_cast<uint64_t>(nranks()), 22,
+                      [](const void* in, void* out, int n, MPI_Datatype t, MPI_Op op) {
+                          return MPI_Reduce_scatter_block(in, out, n, t, op, MPI_COMM_WORLD);
+                      },
+                      [](Collectives& c2, const void* in, void* out, uint64_t n, Datatype t, Op op) {
+                          c2.reduce_scatter(in, out, n, t, op);
+                      }};
+    all_cases(c, what, r, expect);
 }
 
 TEST(CollForced, AllreduceRecursiveDoublingEveryCount) {

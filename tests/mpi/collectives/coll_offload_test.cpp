@@ -26,6 +26,7 @@ using namespace coyote::mpi;
 
 namespace {
 
+using coyote_test::allreduce_case;
 using coyote_test::Bytes;
 using coyote_test::bytes;
 using coyote_test::coll;
@@ -98,15 +99,12 @@ TEST(CollOffload, AllreduceMatchesMpiAndRunsOnTheModel) {
     for (Datatype t : types())
         for (Op op : ops_for(t))
             for (uint64_t n : counts_for(t)) {
-                Bytes in = bytes(n, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
-                gen(t, op, rank(), 1, in.data(), n);
-                const uint64_t before = model_elements();
-                coll().allreduce(in.data(), out.data(), n, t, op);
-                const uint64_t work = total(model_elements() - before);
-                ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), MPI_COMM_WORLD),
-                          MPI_SUCCESS);
-                expect_equal(out.data(), ref.data(), n, size_of(t), ctx("allreduce", t, op, n));
-                EXPECT_EQ(out[n * size_of(t)], std::byte{0x5a}) << "wrote past the end: " << ctx("allreduce", t, op, n);
+                uint64_t work = 0;
+                ASSERT_NO_FATAL_FAILURE(allreduce_case(t, op, n, [&](const void* in, void* out) {
+                    const uint64_t before = model_elements();
+                    coll().allreduce(in, out, n, t, op);
+                    work = total(model_elements() - before);
+                }));
                 EXPECT_EQ(work, offloaded(t) ? allreduce_work(n, coll().last_algorithm()) : 0u)
                     << ctx("allreduce", t, op, n) << " (" << coll().last_algorithm() << ")";
             }

@@ -66,15 +66,9 @@ TEST(CollTypes, BitwiseOnFloatsIsRejected) {
 TEST(Coll, AllreduceMatchesMpi) {
     for (Datatype t : all_types())
         for (Op op : ops_for(t))
-            for (uint64_t n : counts_for(t)) {
-                Bytes in = bytes(n, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
-                gen(t, op, rank(), 1, in.data(), n);
-                coll().allreduce(in.data(), out.data(), n, t, op);
-                ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), MPI_COMM_WORLD),
-                          MPI_SUCCESS);
-                expect_equal(out.data(), ref.data(), n, size_of(t), ctx("allreduce", t, op, n));
-                EXPECT_EQ(out[n * size_of(t)], std::byte{0x5a}) << "wrote past the end: " << ctx("allreduce", t, op, n);
-            }
+            for (uint64_t n : counts_for(t))
+                ASSERT_NO_FATAL_FAILURE(
+                    allreduce_case(t, op, n, [&](const void* in, void* out) { coll().allreduce(in, out, n, t, op); }));
 }
 
 TEST(Coll, AllreduceInPlace) {

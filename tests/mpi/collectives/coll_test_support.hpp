@@ -188,4 +188,16 @@ inline int ic(uint64_t c) { return static_cast<int>(c); }
 using Bytes = std::vector<std::byte>;
 inline Bytes bytes(uint64_t count, Datatype t, uint8_t fill = 0xA5) { return Bytes(count * size_of(t) + 1, std::byte{fill}); }
 
+/// One allreduce case: `call(in, out)` reduces `n` elements of type `t` under `op` (input pattern 1); the output
+/// must equal MPI_Allreduce's element by element, with nothing written past its end.
+template <typename Call>
+void allreduce_case(Datatype t, Op op, uint64_t n, Call&& call) {
+    Bytes in = bytes(n, t), out = bytes(n, t, 0x5a), ref = bytes(n, t, 0x5a);
+    gen(t, op, rank(), 1, in.data(), n);
+    call(in.data(), out.data());
+    ASSERT_EQ(MPI_Allreduce(in.data(), ref.data(), ic(n), mpi_datatype(t), mpi_op(op, t), MPI_COMM_WORLD), MPI_SUCCESS);
+    expect_equal(out.data(), ref.data(), n, size_of(t), ctx("allreduce", t, op, n));
+    EXPECT_EQ(out[n * size_of(t)], std::byte{0x5a}) << "wrote past the end: " << ctx("allreduce", t, op, n);
+}
+
 }  // namespace coyote_test

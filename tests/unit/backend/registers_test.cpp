@@ -89,6 +89,13 @@ TEST(Registers, WideFieldsAreTruncatedToTheirWidth) {
 
 namespace {
 
+/// A copy of `bytes` with byte `i` set to `v`.
+template <typename Bytes>
+Bytes with_byte(Bytes bytes, std::size_t i, uint8_t v) {
+    bytes[i] = std::byte{v};
+    return bytes;
+}
+
 class SimRegisters : public testing::TestWithParam<bool> {
 protected:
     void SetUp() override {
@@ -101,6 +108,16 @@ protected:
     static sim::NicShared* nic(det::ShmSegment& seg) {
         seg = det::ShmSegment::open(sim::vfpga_segment_prefix(0, 0) + ".nic");
         return static_cast<sim::NicShared*>(seg.get());
+    }
+
+    /// The message of the error a 64-byte RDMA WRITE on `t` raises ("no error" if it raises none).
+    static std::string write_error(coyote::cThread& t) {
+        try {
+            t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, coyote::rdmaSg{.len = 64});
+        } catch (const coyote::Error& e) {
+            return e.what();
+        }
+        return "no error";
     }
 };
 
@@ -139,12 +156,8 @@ TEST_P(SimRegisters, NicDecodesWhatWriteQpContextWrote) {
     EXPECT_EQ(n->counters.arp_misses.load(), misses + 1);
     void* buf = t.getMem({coyote::CoyoteAllocType::REG, 4096, true});
     ASSERT_NE(buf, nullptr);
-    try {
-        t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, coyote::rdmaSg{.len = 64});
-        FAIL() << "expected a failure without an ARP entry";
-    } catch (const coyote::Error& e) {
-        EXPECT_NE(std::string(e.what()).find("no ARP entry for 10.1.2.3"), std::string::npos) << e.what();
-    }
+    const std::string what = write_error(t); // fails without an ARP entry
+    EXPECT_NE(what.find("no ARP entry for 10.1.2.3"), std::string::npos) << what;
 }
 
 // A context whose qpn carries another vFPGA's bits is rejected and counted; the table keeps its old state.
@@ -161,14 +174,10 @@ TEST_P(SimRegisters, ForeignVfidContextIsRejected) {
     EXPECT_EQ(n->counters.ctx_rejected.load(), before + 2) << "QP context and connection context both rejected";
     const sim::QpView v = sim::read_qp(n->qp[t.getCtid()]);
     EXPECT_EQ(v.flags & (sim::QpSlot::k_ctx | sim::QpSlot::k_conn), 0u);
-    try {
-        qp->local.qpn = own;
-        (void)t.getMem({coyote::CoyoteAllocType::REG, 4096, true});
-        t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, coyote::rdmaSg{.len = 64});
-        FAIL() << "expected a failure without a context";
-    } catch (const coyote::Error& e) {
-        EXPECT_NE(std::string(e.what()).find("has no QP context"), std::string::npos) << e.what();
-    }
+    qp->local.qpn = own;
+    (void)t.getMem({coyote::CoyoteAllocType::REG, 4096, true});
+    const std::string what = write_error(t); // fails without a context
+    EXPECT_NE(what.find("has no QP context"), std::string::npos) << what;
 }
 
 // Two ctids of one process wired to each other (exportQp / connectQp): RDMA works through the decoded state.
@@ -220,13 +229,9 @@ TEST(Endpoint, MalformedBytesAreProtocolErrors) {
             EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
         }
     };
+    expect_protocol(with_byte(bytes, 0, 0), "bad magic");
+    expect_protocol(with_byte(bytes, 4, 9), "version 9");
     auto bad = bytes;
-    bad[0] = std::byte{0};
-    expect_protocol(bad, "bad magic");
-    bad = bytes;
-    bad[4] = std::byte{9};
-    expect_protocol(bad, "version 9");
-    bad = bytes;
     bad.resize(100);
     expect_protocol(bad, "length 100");
     expect_protocol({}, "no sim endpoint bytes");
@@ -258,15 +263,9 @@ TEST(Frame, MalformedHeadersAreRefused) {
         EXPECT_FALSE(sim::decode_frame(x, o, e)) << words;
         EXPECT_NE(e.find(words), std::string::npos) << e;
     };
-    auto x = b;
-    x[0] = std::byte{1};
-    refuse(x, "bad frame magic");
-    x = b;
-    x[4] = std::byte{2};
-    refuse(x, "version");
-    x = b;
-    x[5] = std::byte{42};
-    refuse(x, "unknown frame type");
+    refuse(with_byte(b, 0, 1), "bad frame magic");
+    refuse(with_byte(b, 4, 2), "version");
+    refuse(with_byte(b, 5, 42), "unknown frame type");
     h.payload_len = 99; // payload != len for a WRITE
     refuse(sim::encode_frame(h), "payload length 99");
     h.payload_len = h.len = 0x7FFFFFFF;

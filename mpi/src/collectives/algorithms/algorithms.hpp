@@ -41,60 +41,28 @@ inline int core_size(int n) {
 
 /// A stream of `bytes` to rank `to`, each chunk written by `produce`.
 inline Step send_step(int to, uint64_t bytes, std::function<void(uint64_t, std::byte*, uint32_t)> produce) {
-    Step s;
-    s.kind = Kind::send;
-    s.to = to;
-    s.bytes = bytes;
-    s.produce = std::move(produce);
-    return s;
+    return {.kind = Kind::send, .to = to, .bytes = bytes, .produce = std::move(produce)};
 }
 /// A stream of `bytes` from rank `from`, each chunk taken by `consume`.
 inline Step recv_step(int from, uint64_t bytes, std::function<void(uint64_t, const std::byte*, uint32_t)> consume) {
-    Step s;
-    s.kind = Kind::recv;
-    s.from = from;
-    s.bytes = bytes;
-    s.consume = std::move(consume);
-    return s;
+    return {.kind = Kind::recv, .from = from, .bytes = bytes, .consume = std::move(consume)};
 }
 /// A stream from `from` passed on to `to`, each chunk transformed by `fwd` into the outgoing slot.
 inline Step fwd_step(int from, int to, uint64_t bytes,
               std::function<void(uint64_t, const std::byte*, std::byte*, uint32_t)> fwd) {
-    Step s;
-    s.kind = Kind::forward;
-    s.from = from;
-    s.to = to;
-    s.bytes = bytes;
-    s.forward = std::move(fwd);
-    return s;
+    return {.kind = Kind::forward, .to = to, .from = from, .bytes = bytes, .forward = std::move(fwd)};
 }
 
 /// Copy streams moved by the engine (directly from buffer to buffer when large, see Step::direct_in).
 inline Step copy_send(int to, uint64_t bytes, const std::byte* src) {
-    Step s;
-    s.kind = Kind::send;
-    s.to = to;
-    s.bytes = bytes;
-    s.direct_out = src;
-    return s;
+    return {.kind = Kind::send, .to = to, .bytes = bytes, .direct_out = src};
 }
 inline Step copy_recv(int from, uint64_t bytes, std::byte* dst) {
-    Step s;
-    s.kind = Kind::recv;
-    s.from = from;
-    s.bytes = bytes;
-    s.direct_in = dst;
-    return s;
+    return {.kind = Kind::recv, .from = from, .bytes = bytes, .direct_in = dst};
 }
 /// Receives into `at` and passes every chunk on from there.
 inline Step copy_fwd(int from, int to, uint64_t bytes, std::byte* at) {
-    Step s;
-    s.kind = Kind::forward;
-    s.from = from;
-    s.to = to;
-    s.bytes = bytes;
-    s.direct_in = at;
-    return s;
+    return {.kind = Kind::forward, .to = to, .from = from, .bytes = bytes, .direct_in = at};
 }
 
 /// A forward step that can also take chunks into `local` (same offsets) and send them from there later.
@@ -175,6 +143,13 @@ struct Call {
     /// Elements in `len` bytes.
     std::size_t elems(uint32_t len) const { return len / es; }
 };
+
+/// This rank's neighbours on the ring of the call: it receives from `prev` and sends to `next`.
+struct RingNeighbours {
+    int prev;
+    int next;
+};
+inline RingNeighbours ring_neighbours(const Call& c) { return {mod(c.r - 1, c.n), mod(c.r + 1, c.n)}; }
 
 /// Byte views of the caller's buffers.
 inline std::byte* B(void* p) { return static_cast<std::byte*>(p); }

@@ -8,8 +8,7 @@ namespace coyote::detail::coll::algo {
 const char* allgather_ring(Call& c, std::byte* dst, uint64_t bb, const std::byte* own) {
     const int n = c.n;
     const int r = c.r;
-    const int prev = mod(r - 1, n);
-    const int next = mod(r + 1, n);
+    const auto [prev, next] = ring_neighbours(c);
     if (c.e.eager_copy_fits(bb) && n <= 9) {
         // Round k passes block r - k on and receives block r - k - 1 (the next round's send).
         std::array<EagerOp, 16> ops;

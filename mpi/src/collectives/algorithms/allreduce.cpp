@@ -93,8 +93,7 @@ const char* allreduce_rd(Call& c, const std::byte* src, std::byte* dst, uint64_t
 const char* allreduce_ring(Call& c, const std::byte* src, std::byte* dst, uint64_t count) {
     const int n = c.n;
     const int r = c.r;
-    const int prev = mod(r - 1, n);
-    const int next = mod(r + 1, n);
+    const auto [prev, next] = ring_neighbours(c);
     const std::size_t es = c.es;
     const Reducer k = c.k;
     const bool in_place = src == dst;

@@ -53,9 +53,7 @@ void reduce_scatter_pair(Call& c, const std::byte* src, std::byte* dst, uint64_t
 /// Ring: segment s travels from rank s + 1 around the ring, reduced at every rank, and ends at rank s.
 const char* reduce_scatter_ring(Call& c, const std::byte* src, std::byte* dst, uint64_t rc) {
     const int n = c.n;
-    const int r = c.r;
-    const int prev = mod(r - 1, n);
-    const int next = mod(r + 1, n);
+    const auto [prev, next] = ring_neighbours(c);
     const std::size_t es = c.es;
     const Reducer k = c.k;
     const uint64_t bb = rc * es;
@@ -65,13 +63,13 @@ const char* reduce_scatter_ring(Call& c, const std::byte* src, std::byte* dst, u
         return "ring";
     }
     {
-        const std::byte* s0 = seg(mod(r - 1, n));
+        const std::byte* s0 = seg(prev);
         c.add(send_step(next, bb, [s0](uint64_t off, std::byte* out, uint32_t len) { std::memcpy(out, s0 + off, len); }));
     }
     // Local room for partial segments whose forwarding is blocked (allocated on first use).
     std::vector<std::vector<std::byte>> spill(static_cast<std::size_t>(std::max(0, n - 2)));
     for (int step = 0; step <= n - 3; ++step) {
-        const std::byte* mine = seg(mod(r - 2 - step, n));
+        const std::byte* mine = seg(mod(c.r - 2 - step, n));
         std::vector<std::byte>* room = &spill[static_cast<std::size_t>(step)];
         Step s = fwd_step(prev, next, bb, [mine, k, es](uint64_t off, const std::byte* in, std::byte* out, uint32_t len) {
             k.red3(out, in, mine + off, len / es);
@@ -85,7 +83,7 @@ const char* reduce_scatter_ring(Call& c, const std::byte* src, std::byte* dst, u
     }
     // In place, this rank's segment is reduced where it lies (no other step reads it) and moved to the front
     // afterwards: the front may still be read by the sends of other segments.
-    const std::byte* mine = seg(r);
+    const std::byte* mine = seg(c.r);
     std::byte* res = src == dst ? const_cast<std::byte*>(mine) : dst;
     c.add(recv_step(prev, bb, [mine, res, k, es](uint64_t off, const std::byte* in, uint32_t len) {
         if (mine == res)

@@ -81,6 +81,9 @@ private:
     void arp_lookup(uint32_t ip);
     /// Publishes the queue pair of `ctid` for peers (cs.mtx held).
     void publish_qp(int32_t ctid, CtidState& cs);
+    /// Applies `update` to the state of the ctid owning `local_qpn` under its lock and republishes its queue pair.
+    template <typename Update>
+    void update_qp(uint32_t local_qpn, Update&& update);
     /// Withdraws the registered buffer of `ctid` (bufs_mtx_ and cs.mtx held): peers see a new generation.
     void withdraw_buffer(int32_t ctid, CtidState& cs) noexcept;
     /// Marks the queue pair of `ctid` as existing in the published state.

@@ -6,6 +6,17 @@
 
 namespace coyote::detail::sim::net {
 
+namespace {
+/// Stores word `i` of a context the legacy layout writes as three registers; the last one (i = 2) completes it:
+/// then the context is copied to `commit` and the result is true.
+bool stage(std::array<uint64_t, 3>& staged, uint32_t i, uint64_t word, std::array<uint64_t, 3>& commit) {
+    staged[i] = word;
+    if (i != 2) return false;
+    commit = staged;
+    return true;
+}
+}  // namespace
+
 bool NicImpl::on_cnfg_write(uint32_t reg, std::span<const uint64_t> words) {
     if (words.empty()) return false;
     if (!host_.avx_layout()) return on_legacy_write(reg, words[0]);
@@ -36,20 +47,12 @@ bool NicImpl::on_legacy_write(uint32_t reg, uint64_t word) {
         case CnfgLegRegs::RDMA_CTX_REG_0:
         case CnfgLegRegs::RDMA_CTX_REG_1:
         case CnfgLegRegs::RDMA_CTX_REG_2:
-            leg_ctx_[reg - static_cast<uint32_t>(CnfgLegRegs::RDMA_CTX_REG_0)] = word;
-            if (r == CnfgLegRegs::RDMA_CTX_REG_2) {
-                commit = leg_ctx_;
-                do_ctx = true;
-            }
+            do_ctx = stage(leg_ctx_, reg - static_cast<uint32_t>(CnfgLegRegs::RDMA_CTX_REG_0), word, commit);
             break;
         case CnfgLegRegs::RDMA_CONN_REG_0:
         case CnfgLegRegs::RDMA_CONN_REG_1:
         case CnfgLegRegs::RDMA_CONN_REG_2:
-            leg_conn_[reg - static_cast<uint32_t>(CnfgLegRegs::RDMA_CONN_REG_0)] = word;
-            if (r == CnfgLegRegs::RDMA_CONN_REG_2) {
-                commit = leg_conn_;
-                do_conn = true;
-            }
+            do_conn = stage(leg_conn_, reg - static_cast<uint32_t>(CnfgLegRegs::RDMA_CONN_REG_0), word, commit);
             break;
         case CnfgLegRegs::NET_ARP_REG: break;
         default: return false;
@@ -99,32 +102,35 @@ void NicImpl::publish_qp(int32_t ctid, CtidState& cs) {
     write_qp(shared_->qp[ctid], v);
 }
 
-void NicImpl::commit_ctx(const std::array<uint64_t, 3>& w) {
-    const DecodedQpContext d = decode_qp_ctx(w);
-    const int32_t ctid = ctid_of_local_qpn(d.local_qpn);
+template <typename Update>
+void NicImpl::update_qp(uint32_t local_qpn, Update&& update) {
+    const int32_t ctid = ctid_of_local_qpn(local_qpn);
     if (ctid < 0) return;
     CtidState& cs = ctids_[static_cast<size_t>(ctid)];
     std::lock_guard lk(cs.mtx);
-    cs.ctx_words = w;
-    cs.ctx = d;
-    cs.has_ctx = true;
+    update(ctid, cs);
     cs.shm_route = nullptr;
-    cs.next_psn = d.local_psn;
     publish_qp(ctid, cs);
-    shared_->qp[ctid].expected_psn.store(d.remote_psn, std::memory_order_release);
+}
+
+void NicImpl::commit_ctx(const std::array<uint64_t, 3>& w) {
+    const DecodedQpContext d = decode_qp_ctx(w);
+    update_qp(d.local_qpn, [&](int32_t ctid, CtidState& cs) {
+        cs.ctx_words = w;
+        cs.ctx = d;
+        cs.has_ctx = true;
+        cs.next_psn = d.local_psn;
+        shared_->qp[ctid].expected_psn.store(d.remote_psn, std::memory_order_release);
+    });
 }
 
 void NicImpl::commit_conn(const std::array<uint64_t, 3>& w) {
     const DecodedConnContext d = decode_conn(w);
-    const int32_t ctid = ctid_of_local_qpn(d.local_qpn);
-    if (ctid < 0) return;
-    CtidState& cs = ctids_[static_cast<size_t>(ctid)];
-    std::lock_guard lk(cs.mtx);
-    cs.conn_words = w;
-    cs.conn = d;
-    cs.has_conn = true;
-    cs.shm_route = nullptr;
-    publish_qp(ctid, cs);
+    update_qp(d.local_qpn, [&](int32_t, CtidState& cs) {
+        cs.conn_words = w;
+        cs.conn = d;
+        cs.has_conn = true;
+    });
 }
 
 void NicImpl::arp_lookup(uint32_t ip) {

@@ -37,14 +37,7 @@ class SimConfig : public coyote_test::SimTest {};
 TEST_F(SimConfig, DefaultShellWord) {
     cThread t(0, getpid(), 20);
     const coyote::fpgaCnfg& c = t.getShellConfig();
-    EXPECT_TRUE(c.en_avx);
-    EXPECT_TRUE(c.en_wb);
-    EXPECT_TRUE(c.en_strm);
-    EXPECT_TRUE(c.en_mem);
-    EXPECT_TRUE(c.en_pr);
-    EXPECT_TRUE(c.en_rdma);
-    EXPECT_FALSE(c.en_tcp);
-    EXPECT_TRUE(c.en_net);
+    EXPECT_EQ(coyote_test::features(c), "avx wb strm mem pr rdma net");
     EXPECT_EQ(c.n_xdma_chan, 4);
     EXPECT_EQ(c.n_fpga_reg, 1);
     EXPECT_EQ(c.ctrl_reg.pg_s_bits, 12u);
@@ -59,10 +52,7 @@ TEST_F(SimConfig, EnvOverridesAndVfidRange) {
     EnvGuard s("COYOTE_SIM_SHELL", "avx=0,wb=0,tcp=1,n_xdma_chan=2,n_fpga_reg=3");
     cThread t(2, getpid(), 21);
     const coyote::fpgaCnfg& c = t.getShellConfig();
-    EXPECT_FALSE(c.en_avx);
-    EXPECT_FALSE(c.en_wb);
-    EXPECT_TRUE(c.en_tcp);
-    EXPECT_TRUE(c.en_mem);
+    EXPECT_EQ(coyote_test::features(c), "strm mem pr rdma tcp net"); // avx, wb off; tcp on
     EXPECT_EQ(c.n_xdma_chan, 2);
     EXPECT_EQ(c.n_fpga_reg, 3);
     EXPECT_EQ(c.ctrl_reg.avx_flow, 0u);

@@ -11,10 +11,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "backend/sim/models/examples/examples.hpp"
+
 namespace coyote::detail::sim::examples {
 
 /// 16 bytes of a stream, in memory order.
 using Block = std::array<std::byte, 16>;
+
+/// The key registers of the AES examples: CSR 0 = key bits [63:0], CSR 1 = key bits [127:64].
+inline constexpr uint32_t k_key_low = 0;
+inline constexpr uint32_t k_key_high = 1;
 
 /// AES-128 encryption of stream blocks in the byte order of the examples' pipeline (OpenSSL EVP, ECB).
 class HwAes {
@@ -26,6 +32,11 @@ public:
 
     /// Loads the key registers (the pipeline expands them when KEY_HIGH is written).
     void set_key(uint64_t key_low, uint64_t key_high);
+    /// After the host wrote CSR `offs`: loads the key from the shell's key registers when it was KEY_HIGH (as the
+    /// examples' aes_axi_ctrl_parser raises key_valid).
+    void on_key_write(const coyote::sim::Shell& shell, uint32_t offs) {
+        if (offs == k_key_high) set_key(shell.csr_read(k_key_low), shell.csr_read(k_key_high));
+    }
     /// Encrypts `n` whole blocks from `in` to `out` (they may be the same or overlap exactly).
     void encrypt(const std::byte* in, std::byte* out, std::size_t n);
     /// Encrypts one block.

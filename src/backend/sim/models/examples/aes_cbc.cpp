@@ -17,13 +17,6 @@ namespace coyote::detail::sim::examples {
 
 namespace {
 
-using coyote::sim::InputChunk;
-using coyote::sim::k_n_dests;
-using coyote::sim::Shell;
-using coyote::sim::UserLogic;
-
-constexpr uint32_t k_key_low = 0;
-constexpr uint32_t k_key_high = 1;
 constexpr uint32_t k_iv_low = 2;
 constexpr uint32_t k_iv_high = 3;
 constexpr uint32_t k_iv_dest = 4;
@@ -40,7 +33,7 @@ public:
     const char* name() const noexcept override { return "aes_cbc"; }
 
     void on_csr_write(Shell& shell, uint32_t offs, uint64_t value) override {
-        if (offs == k_key_high) aes_.set_key(shell.csr_read(k_key_low), shell.csr_read(k_key_high));
+        aes_.on_key_write(shell, offs);
         if (offs != k_iv_dest) return;
         const uint32_t d = static_cast<uint32_t>(value & 0x3f);
         shell.csr_write(k_iv_dest, 0); // the register reads back 0

@@ -12,20 +12,12 @@ namespace coyote::detail::sim::examples {
 
 namespace {
 
-using coyote::sim::InputChunk;
-using coyote::sim::k_n_dests;
-using coyote::sim::Shell;
-using coyote::sim::UserLogic;
-
-constexpr uint32_t k_key_low = 0;
-constexpr uint32_t k_key_high = 1;
-
 class AesEcb final : public UserLogic {
 public:
     const char* name() const noexcept override { return "aes_ecb"; }
 
     void on_csr_write(Shell& shell, uint32_t offs, uint64_t) override {
-        if (offs == k_key_high) aes_.set_key(shell.csr_read(k_key_low), shell.csr_read(k_key_high));
+        aes_.on_key_write(shell, offs);
     }
 
     void on_input(Shell& shell, const InputChunk& in) override {

@@ -12,11 +12,9 @@
 #include <span>
 #include <vector>
 
-#include <coyote/sim/user_logic.hpp>
+#include "backend/sim/models/examples/examples.hpp"
 
 namespace coyote::detail::sim::examples {
-
-inline constexpr std::size_t k_beat_bytes = 64;
 
 /// One beat of one side: its bytes (`keep` of them valid) and whether it ends its command.
 struct Beat {
@@ -60,12 +58,12 @@ private:
         std::size_t whole_beats() const {
             const uint64_t e = to_end();
             const uint64_t n = std::min<uint64_t>(view().size(), e == 0 ? 0 : e - 1);
-            return static_cast<std::size_t>(n / k_beat_bytes);
+            return static_cast<std::size_t>(n / k_beat);
         }
         /// The next beat, if all of it is there.
         bool next(Beat& b) const {
             const uint64_t e = to_end();
-            const std::size_t len = static_cast<std::size_t>(std::min<uint64_t>(k_beat_bytes, e));
+            const std::size_t len = static_cast<std::size_t>(std::min<uint64_t>(k_beat, e));
             if (len == 0 || view().size() < len) return false;
             b = Beat{view().data(), len, len == e};
             return true;
@@ -106,8 +104,8 @@ private:
             b.drop_empty_commands();
             if (const std::size_t n = std::min(a.whole_beats(), b.whole_beats()); n > 0) {
                 run(a.view().data(), b.view().data(), n);
-                a.consume(n * k_beat_bytes, false);
-                b.consume(n * k_beat_bytes, false);
+                a.consume(n * k_beat, false);
+                b.consume(n * k_beat, false);
                 continue;
             }
             Beat x{}, y{};

@@ -1,12 +1,26 @@
 // coyote-mpi sim backend: the user-logic models of Coyote's example vFPGAs (examples 03 - 12), by name.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
 #include <coyote/sim/user_logic.hpp>
 
 namespace coyote::detail::sim::examples {
+
+// The user-logic interface the models of this folder implement.
+using coyote::sim::InputChunk;
+using coyote::sim::k_n_dests;
+using coyote::sim::Shell;
+using coyote::sim::StreamKind;
+using coyote::sim::UserLogic;
+
+/// Bytes of one 512-bit stream beat.
+inline constexpr std::size_t k_beat = 64;
+/// Nanoseconds per cycle of the examples' timers (250 MHz).
+inline constexpr uint64_t k_clock_ns = 4;
 
 /// The model of a Coyote example vFPGA called `name` ("aes_ecb", ...), or null if there is none.
 std::unique_ptr<coyote::sim::UserLogic> make(const std::string& name);

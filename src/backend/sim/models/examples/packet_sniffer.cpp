@@ -26,14 +26,14 @@ namespace coyote::detail::sim::sniffer {
 
 namespace {
 
-using coyote::sim::InputChunk;
-using coyote::sim::Shell;
-using coyote::sim::UserLogic;
+using examples::InputChunk;
+using examples::k_beat;
+using examples::k_clock_ns;
+using examples::Shell;
+using examples::UserLogic;
 
 enum Reg : uint32_t { ctrl_0 = 0, ctrl_1 = 1, filter = 2, state = 3, size = 4, timer = 5, vaddr = 6, len = 7 };
 constexpr uint64_t k_idle = 0, k_sniffing = 1;
-constexpr std::size_t k_beat = 64;
-constexpr uint64_t k_clock_ns = 4;
 
 /// Filter bits (the example's --no-* options).
 enum Bit : unsigned {

@@ -24,15 +24,9 @@ namespace coyote::detail::sim::examples {
 
 namespace {
 
-using coyote::sim::InputChunk;
-using coyote::sim::Shell;
-using coyote::sim::UserLogic;
-
 enum Reg : uint32_t { ctrl = 0, done = 1, timer = 2, vaddr = 3, len = 4, pid = 5, n_reps = 6, n_beats = 7 };
 constexpr uint64_t k_start_rd = 0x1;
 constexpr uint64_t k_start_wr = 0x2;
-constexpr uint64_t k_clock_ns = 4;
-constexpr std::size_t k_beat = 64;
 
 /// Copies between this process's memory and `buf` through the kernel, failing cleanly on unmapped addresses.
 void host_copy(bool write, uint64_t addr, std::vector<std::byte>& buf) {

@@ -13,12 +13,6 @@ namespace coyote::detail::sim::examples {
 
 namespace {
 
-using coyote::sim::InputChunk;
-using coyote::sim::Shell;
-using coyote::sim::StreamKind;
-using coyote::sim::UserLogic;
-
-constexpr std::size_t k_beat = 64;
 constexpr uint32_t k_trigger = 73;
 constexpr int32_t k_ctid = 0;
 

@@ -10,10 +10,6 @@ namespace coyote::detail::sim::examples {
 
 namespace {
 
-using coyote::sim::InputChunk;
-using coyote::sim::Shell;
-using coyote::sim::UserLogic;
-
 /// Lane-wise int32 sums of `n` bytes (a multiple of 4) of a and b into out.
 void add_lanes(const std::byte* a, const std::byte* b, std::byte* out, std::size_t n) {
     for (std::size_t i = 0; i < n; i += 4) {
@@ -33,12 +29,12 @@ public:
         if (in.dest > 1) return;
         pairs_.add(
             in,
-            [&](const std::byte* a, const std::byte* b, std::size_t beats) { emit(shell, a, b, beats * k_beat_bytes); },
+            [&](const std::byte* a, const std::byte* b, std::size_t beats) { emit(shell, a, b, beats * k_beat); },
             [&](const Beat& x, const Beat& y) {
-                std::byte pa[k_beat_bytes]{}, pb[k_beat_bytes]{}, out[k_beat_bytes];
+                std::byte pa[k_beat]{}, pb[k_beat]{}, out[k_beat];
                 std::memcpy(pa, x.data, x.keep);
                 std::memcpy(pb, y.data, y.keep);
-                add_lanes(pa, pb, out, k_beat_bytes);
+                add_lanes(pa, pb, out, k_beat);
                 shell.push(0, std::span<const std::byte>(out, std::min(x.keep, y.keep)));
             });
     }

@@ -13,10 +13,6 @@ namespace coyote::detail::sim::examples {
 
 namespace {
 
-using coyote::sim::InputChunk;
-using coyote::sim::Shell;
-using coyote::sim::UserLogic;
-
 float lane(const std::byte* p, std::size_t i) {
     float v;
     std::memcpy(&v, p + 4 * i, 4);
@@ -56,7 +52,7 @@ public:
         pairs_.add(
             in,
             [&](const std::byte* a, const std::byte* b, std::size_t beats) {
-                for (std::size_t i = 0; i < beats * k_beat_bytes / 4; ++i) acc_.add(lane(a, i), lane(b, i));
+                for (std::size_t i = 0; i < beats * k_beat / 4; ++i) acc_.add(lane(a, i), lane(b, i));
             },
             [&](const Beat& x, const Beat& y) {
                 for (std::size_t i = 0; 4 * i + 4 <= std::min(x.keep, y.keep); ++i) acc_.add(lane(x.data, i), lane(y.data, i));

@@ -200,14 +200,8 @@ TEST_F(SimExampleModels, AesCbcWaitsForTheIvOfItsDest) {
 
 TEST_F(SimExampleModels, UserInterruptsFireForEveryBeatStartingWith73) {
     EnvGuard m("COYOTE_SIM_MODEL", "user_interrupts");
-    std::mutex mtx;
-    std::condition_variable cv;
-    std::vector<int> got;
-    cThread t(0, getpid(), 24, [&](int v) {
-        std::lock_guard lk(mtx);
-        got.push_back(v);
-        cv.notify_all();
-    });
+    coyote_test::InterruptLog log;
+    cThread t(0, getpid(), 24, log.callback());
     ASSERT_EQ(t.getCtid(), 0); // the example's vFPGA sends to Coyote thread 0
     // Example 04: 64 bytes of ints i, data[0] = 73, LOCAL_READ, poll, clear; then data[0] = 1024: no interrupt.
     auto* data = static_cast<int*>(t.getMem({CoyoteAllocType::REG, 256}));
@@ -216,11 +210,8 @@ TEST_F(SimExampleModels, UserInterruptsFireForEveryBeatStartingWith73) {
     t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = data, .len = 64});
     ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 1));
     t.clearCompleted();
-    {
-        std::unique_lock lk(mtx);
-        ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return got.size() == 1; }));
-        EXPECT_EQ(got[0], 73);
-    }
+    ASSERT_TRUE(log.wait_for(1));
+    EXPECT_EQ(log.values()[0], 73);
     data[0] = 1024;
     t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = data, .len = 64});
     ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 1));
@@ -237,11 +228,10 @@ TEST_F(SimExampleModels, UserInterruptsFireForEveryBeatStartingWith73) {
     t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = data, .len = 66});
     t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = data + 16, .len = 190});
     ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 2));
-    std::unique_lock lk(mtx);
     // Beat 1 of the first command (data[16]) and beats 0 and 2 of the second (data[16], data[48]).
-    ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return got.size() == 6; }));
-    EXPECT_FALSE(cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return got.size() > 6; }));
-    EXPECT_EQ(got, (std::vector<int>(6, 73)));
+    ASSERT_TRUE(log.wait_for(6));
+    EXPECT_FALSE(log.more_than(6, std::chrono::milliseconds(100)));
+    EXPECT_EQ(log.values(), (std::vector<int>(6, 73)));
 }
 
 // ---- 07: perf_fpga --------------------------------------------------------------------------------------------

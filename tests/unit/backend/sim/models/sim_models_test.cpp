@@ -32,14 +32,20 @@ namespace {
 class SimModels : public ::testing::Test {
 protected:
     coyote_test::SimDefaults sim_defaults;
+
+    /// `n` elements of type T in memory of `t` (pages of `type`).
+    template <typename T>
+    static T* alloc(cThread& t, uint32_t n, CoyoteAllocType type = CoyoteAllocType::REG) {
+        return static_cast<T*>(t.getMem({type, n * static_cast<uint32_t>(sizeof(T))}));
+    }
 };
 
 TEST_F(SimModels, PerfLocalAddsOneToEveryWord) {
     EnvGuard m("COYOTE_SIM_MODEL", "perf_local");
     cThread t(0, getpid(), 10);
     const uint32_t n = 1024;
-    auto* in = static_cast<uint32_t*>(t.getMem({CoyoteAllocType::REG, n * 4}));
-    auto* out = static_cast<uint32_t*>(t.getMem({CoyoteAllocType::REG, n * 4}));
+    auto* in = alloc<uint32_t>(t, n);
+    auto* out = alloc<uint32_t>(t, n);
     for (uint32_t i = 0; i < n; ++i) in[i] = i * 3 + 0xfffffff0u; // includes wrap-around
     t.clearCompleted();
     t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = in, .len = n * 4}, localSg{.addr = out, .len = n * 4});
@@ -63,9 +69,9 @@ TEST_F(SimModels, VaddAddsTwoFloatStreams) {
     EnvGuard m("COYOTE_SIM_MODEL", "vadd");
     cThread t(0, getpid(), 11);
     const uint32_t n = 4096;
-    auto* a = static_cast<float*>(t.getMem({CoyoteAllocType::HPF, n * 4}));
-    auto* b = static_cast<float*>(t.getMem({CoyoteAllocType::HPF, n * 4}));
-    auto* c = static_cast<float*>(t.getMem({CoyoteAllocType::HPF, n * 4}));
+    auto* a = alloc<float>(t, n, CoyoteAllocType::HPF);
+    auto* b = alloc<float>(t, n, CoyoteAllocType::HPF);
+    auto* c = alloc<float>(t, n, CoyoteAllocType::HPF);
     for (uint32_t i = 0; i < n; ++i) {
         a[i] = static_cast<float>(i) * 0.5f;
         b[i] = 1000.0f - static_cast<float>(i);
@@ -100,25 +106,15 @@ TEST_F(SimModels, ModelFromSharedObject) {
 
 TEST_F(SimModels, InterruptRaisedByModelRunsHandlerOnItsOwnThread) {
     EnvGuard m("COYOTE_SIM_MODEL", SIM_MODEL_PLUGIN);
-    std::mutex mtx;
-    std::condition_variable cv;
-    std::vector<int> got;
-    std::thread::id handler_thread;
+    coyote_test::InterruptLog log;
     {
-        cThread t(0, getpid(), 13, [&](int v) {
-            std::lock_guard lk(mtx);
-            got.push_back(v);
-            handler_thread = std::this_thread::get_id();
-            cv.notify_all();
-        });
+        cThread t(0, getpid(), 13, log.callback());
         t.setCSR(static_cast<uint64_t>(t.getCtid()), 2);
         t.setCSR(77, 1);
         t.setCSR(78, 1);
-        std::unique_lock lk(mtx);
-        ASSERT_TRUE(cv.wait_for(lk, std::chrono::seconds(20), [&] { return got.size() == 2; }));
-        EXPECT_EQ(got, (std::vector<int>{77, 78}));
-        EXPECT_NE(handler_thread, std::this_thread::get_id());
-        lk.unlock();
+        ASSERT_TRUE(log.wait_for(2));
+        EXPECT_EQ(log.values(), (std::vector<int>{77, 78}));
+        EXPECT_NE(log.thread(), std::this_thread::get_id());
         auto dev = coyote::detail::open_device(13, 0);
         const std::string dbg = dev->debug_string(t.getCtid());
         EXPECT_NE(dbg.find("Notifications received:"), std::string::npos);
@@ -129,7 +125,7 @@ TEST_F(SimModels, InterruptRaisedByModelRunsHandlerOnItsOwnThread) {
         const std::string dbg2 = dev->debug_string(other.getCtid());
         EXPECT_NE(dbg2.find("Notifications without handler:"), std::string::npos) << dbg2;
     }  // destruction stops and joins the interrupt thread
-    EXPECT_EQ(got.size(), 2u);
+    EXPECT_EQ(log.values().size(), 2u);
 }
 
 TEST_F(SimModels, SelectionErrorsNameTheModel) {

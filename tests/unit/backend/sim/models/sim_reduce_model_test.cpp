@@ -15,11 +15,7 @@
 #include <type_traits>
 #include <vector>
 
-using coyote::CoyoteAllocType;
-using coyote::CoyoteOper;
-using coyote::cThread;
-using coyote::Errc;
-using coyote::localSg;
+using namespace coyote; // cThread, CoyoteOper, CoyoteAllocType, localSg, Errc
 
 using coyote_test::EnvGuard;
 using coyote_test::error_of;

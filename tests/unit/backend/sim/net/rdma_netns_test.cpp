@@ -96,6 +96,14 @@ void wait_count(coyote::cThread& t, CoyoteOper op, uint32_t n) {
     }
 }
 
+/// Moves this forked child into namespace `name`, on the sim backend with `wire` bound to `addr`.
+void enter_side(const std::string& name, const std::string& addr, const std::string& wire) {
+    NetnsPair::enter(name);
+    ::setenv("COYOTE_BACKEND", "sim", 1);
+    ::setenv("COYOTE_SIM_WIRE", wire.c_str(), 1);
+    ::setenv("COYOTE_SIM_WIRE_ADDR", addr.c_str(), 1);
+}
+
 class RdmaNetns : public testing::TestWithParam<const char*> {};
 
 }  // namespace
@@ -107,10 +115,7 @@ TEST_P(RdmaNetns, WriteAndReadAcrossNamespacesUseTheTcpWire) {
     const uint16_t port = 18488;  // each namespace has its own port space
     constexpr uint32_t size = 1u << 20, n = 16, chunk = 8192;
     Child server([&] {
-        NetnsPair::enter(ns.a());
-        ::setenv("COYOTE_BACKEND", "sim", 1);
-        ::setenv("COYOTE_SIM_WIRE", wire.c_str(), 1);
-        ::setenv("COYOTE_SIM_WIRE_ADDR", ns.ip_a().c_str(), 1);
+        enter_side(ns.a(), ns.ip_a(), wire);
         coyote::cThread t(0, ::getpid());
         auto* buf = static_cast<uint8_t*>(t.initRDMA(size, port));
         for (uint32_t i = 0; i < size; ++i) buf[i] = static_cast<uint8_t>(i * 3);
@@ -124,10 +129,7 @@ TEST_P(RdmaNetns, WriteAndReadAcrossNamespacesUseTheTcpWire) {
         return 0;
     }, 90);
     Child client([&] {
-        NetnsPair::enter(ns.b());
-        ::setenv("COYOTE_BACKEND", "sim", 1);
-        ::setenv("COYOTE_SIM_WIRE", wire.c_str(), 1);
-        ::setenv("COYOTE_SIM_WIRE_ADDR", ns.ip_b().c_str(), 1);
+        enter_side(ns.b(), ns.ip_b(), wire);
         coyote::cThread t(0, ::getpid());
         auto* buf = static_cast<uint8_t*>(t.initRDMA(size, port, ns.ip_a().c_str()));
         for (uint32_t i = 0; i < size; ++i) buf[i] = static_cast<uint8_t>(i * 5 + 1);

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -31,7 +32,7 @@ using coyote::CoyoteOper;
 using coyote::Errc;
 using coyote::rdmaSg;
 using coyote_test::check;
-using coyote_test::Child;
+using coyote_test::Peer;
 using coyote_test::child_env;
 using coyote_test::fill;
 using coyote_test::mismatch;
@@ -99,6 +100,42 @@ private:
     size_t size_ = 0;
 };
 
+/// A window this side exposes: `guard` bytes, the window of `size` bytes and `guard` bytes of private memory, all
+/// holding pattern `seed`; the window is registered on `t` and its address swapped with the peer's value.
+class ExposedWindow {
+public:
+    ExposedWindow(coyote::cThread& t, uint64_t guard, uint64_t size, unsigned seed)
+        : region_(guard + size + guard), win_(region_.get() + guard) {
+        fill(region_.get(), region_.size(), seed);
+        t.registerWindow(win_, size);
+        peer_ = swap_u64(t, reinterpret_cast<uint64_t>(win_));
+    }
+    Region& region() { return region_; }
+    uint8_t* get() const { return win_; }
+    /// The value the peer sent in the swap (its window address, or 0).
+    uint64_t peer() const { return peer_; }
+
+private:
+    Region region_;
+    uint8_t* win_;
+    uint64_t peer_ = 0;
+};
+
+/// What the target of a window test does once its window is exposed and the peer knows it.
+using TargetBody = std::function<void(coyote::cThread& t, uint8_t* buf, ExposedWindow& exposed)>;
+
+/// The target side of a window test: its registered buffer holds pattern `buf_seed`, a window of `w` bytes between
+/// `guard` bytes on each side holds `win_seed`; it is exposed, the first connSync announces it, then `body` runs.
+std::function<void(Peer&)> window_target(uint64_t guard, uint64_t w, unsigned buf_seed, unsigned win_seed,
+                                         TargetBody body) {
+    return [=](Peer& p) {
+        fill(p.buf, k_buf, buf_seed);
+        ExposedWindow exposed(p.t, guard, w, win_seed);
+        p.sync(); // (1) window registered and announced
+        body(p.t, p.buf, exposed);
+    };
+}
+
 class RdmaWindow : public testing::TestWithParam<const char*> {};
 
 std::string wire_name(const testing::TestParamInfo<const char*>& i) { return i.param; }
@@ -110,21 +147,12 @@ std::string wire_name(const testing::TestParamInfo<const char*>& i) { return i.p
 // as for the registered buffer; guard bytes on both sides stay untouched.
 TEST_P(RdmaWindow, WriteAndReadPrivateMemoryThroughWindows) {
     const char* wire = GetParam();
-    const uint16_t port = coyote_test::free_port();
     constexpr uint64_t guard = 4096 + 7;
     constexpr uint64_t w = (1u << 20) + 123; // window size
     constexpr uint32_t chunk = 256 * 1024;
-    Child server([&] {
-        child_env(wire);
-        coyote::cThread t(0, ::getpid());
-        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port));
-        fill(buf, k_buf, 3);
-        Region region(guard + w + guard);
-        uint8_t* win = region.get() + guard;
-        fill(region.get(), region.size(), 1);
-        t.registerWindow(win, w);
-        (void)swap_u64(t, reinterpret_cast<uint64_t>(win));
-        t.connSync(false); // (1) window registered and announced
+    auto server = window_target(guard, w, 3, 1, [&](coyote::cThread& t, uint8_t* buf, ExposedWindow& exposed) {
+        Region& region = exposed.region();
+        uint8_t* win = exposed.get();
         // The client WRITEs its pattern 2 into the whole window (last = false), then 64 bytes into the
         // registered buffer with last = true.
         wait_count(t, CoyoteOper::LOCAL_WRITE, 1, "server LOCAL_WRITE (only the last WRITE counts)");
@@ -142,21 +170,18 @@ TEST_P(RdmaWindow, WriteAndReadPrivateMemoryThroughWindows) {
         check(nic->counters.rejected[static_cast<size_t>(sim::Check::out_of_bounds)].load() == 0, "no rejection");
         t.unregisterWindow(win);
         t.connSync(false); // (4)
-        return 0;
     });
-    Child client([&] {
-        child_env(wire);
-        coyote::cThread t(0, ::getpid());
-        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port, "127.0.0.1"));
+    auto client = [&](Peer& p) {
+        coyote::cThread& t = p.t;
+        uint8_t* buf = p.buf;
         fill(buf, k_buf, 4);
         // The source is plain heap memory, neither registered nor a window.
         std::vector<uint8_t> src(w);
         fill(src.data(), w, 2);
-        Region landing(guard + w + guard);
-        fill(landing.get(), landing.size(), 5);
-        uint8_t* mywin = landing.get() + guard;
-        t.registerWindow(mywin, w);
-        const uint64_t remote = swap_u64(t, reinterpret_cast<uint64_t>(mywin));
+        ExposedWindow mine(t, guard, w, 5);
+        Region& landing = mine.region();
+        uint8_t* mywin = mine.get();
+        const uint64_t remote = mine.peer();
         t.connSync(true); // (1)
         for (uint64_t off = 0; off < w; off += chunk) {
             const auto len = static_cast<uint32_t>(std::min<uint64_t>(chunk, w - off));
@@ -185,24 +210,20 @@ TEST_P(RdmaWindow, WriteAndReadPrivateMemoryThroughWindows) {
         wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, 1, "zero-length WRITE completes");
         t.connSync(true); // (3)
         t.connSync(true); // (4)
-        return 0;
-    });
-    EXPECT_EQ(server.wait(), 0);
-    EXPECT_EQ(client.wait(), 0);
+    };
+    coyote_test::run_pair([wire] { child_env(wire); }, k_buf, server, client);
 }
 
 // The collectives protocol: a large window WRITE with last = false, then a small buffer WRITE with last = true on
 // the same queue pair. When the target's counter shows the second, the first has landed, every round.
 TEST_P(RdmaWindow, WindowWriteLandsBeforeTheFollowingLastWrite) {
     const char* wire = GetParam();
-    const uint16_t port = coyote_test::free_port();
     constexpr uint32_t rounds = 12;
     constexpr uint64_t w = 2u << 20;
     constexpr uint32_t chunk = 512 * 1024;
-    Child server([&] {
-        child_env(wire);
-        coyote::cThread t(0, ::getpid());
-        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port));
+    auto server = [&](Peer& p) {
+        coyote::cThread& t = p.t;
+        uint8_t* buf = p.buf;
         std::vector<uint8_t> win(w, 0);
         t.registerWindow(win.data(), w);
         (void)swap_u64(t, reinterpret_cast<uint64_t>(win.data()));
@@ -219,12 +240,10 @@ TEST_P(RdmaWindow, WindowWriteLandsBeforeTheFollowingLastWrite) {
         }
         t.unregisterWindow(win.data());
         t.connSync(false);
-        return 0;
-    });
-    Child client([&] {
-        child_env(wire);
-        coyote::cThread t(0, ::getpid());
-        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port, "127.0.0.1"));
+    };
+    auto client = [&](Peer& p) {
+        coyote::cThread& t = p.t;
+        uint8_t* buf = p.buf;
         std::vector<uint8_t> src(w);
         const uint64_t remote = swap_u64(t, 0);
         t.connSync(true);
@@ -238,29 +257,17 @@ TEST_P(RdmaWindow, WindowWriteLandsBeforeTheFollowingLastWrite) {
         }
         wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, rounds, "client completions");
         t.connSync(true);
-        return 0;
-    });
-    EXPECT_EQ(server.wait(), 0);
-    EXPECT_EQ(client.wait(), 0);
+    };
+    coyote_test::run_pair([wire] { child_env(wire); }, k_buf, server, client);
 }
 
 // Every rejection names the address and the reason; the target's memory (window and guards) never changes.
 TEST_P(RdmaWindow, RejectionsNameAddressAndReason) {
     const char* wire = GetParam();
-    const uint16_t port = coyote_test::free_port();
     constexpr uint64_t guard = 8192;
     constexpr uint64_t w = 64 * 1024;
-    Child server([&] {
-        child_env(wire);
-        coyote::cThread t(0, ::getpid());
-        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port));
-        fill(buf, k_buf, 6);
-        Region region(guard + w + guard);
-        fill(region.get(), region.size(), 7);
-        uint8_t* win = region.get() + guard;
-        t.registerWindow(win, w);
-        (void)swap_u64(t, reinterpret_cast<uint64_t>(win));
-        t.connSync(false); // (1)
+    auto server = window_target(guard, w, 6, 7, [&](coyote::cThread& t, uint8_t* buf, ExposedWindow& exposed) {
+        uint8_t* win = exposed.get();
         t.connSync(false); // (2) the client's first rejection surfaced
         t.unregisterWindow(win);
         t.connSync(false); // (3)
@@ -268,7 +275,7 @@ TEST_P(RdmaWindow, RejectionsNameAddressAndReason) {
         t.registerWindow(win, w);
         t.connSync(false); // (5)
         t.connSync(false); // (6) wrong rkey rejected
-        check(mismatch(region.get(), 0, region.size(), 7) < 0, "window and guard bytes untouched");
+        check(mismatch(exposed.region().get(), 0, exposed.region().size(), 7) < 0, "window and guard bytes untouched");
         check(mismatch(buf, 0, k_buf, 6) < 0, "registered buffer untouched");
         check(t.checkCompleted(CoyoteOper::LOCAL_WRITE) == 0, "rejected requests count nothing at the target");
         coyote::detail::ShmSegment seg = coyote::detail::ShmSegment::open(sim::vfpga_segment_prefix(0, 0) + ".nic");
@@ -278,12 +285,10 @@ TEST_P(RdmaWindow, RejectionsNameAddressAndReason) {
                                                          std::to_string(count(sim::Check::out_of_bounds)));
         check(count(sim::Check::bad_rkey) == 1, "one rkey rejection");
         t.connSync(false); // (7)
-        return 0;
     });
-    Child client([&] {
-        child_env(wire);
-        coyote::cThread t(0, ::getpid());
-        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port, "127.0.0.1"));
+    auto client = [&](Peer& p) {
+        coyote::cThread& t = p.t;
+        uint8_t* buf = p.buf;
         fill(buf, k_buf, 8);
         std::vector<uint8_t> src(4096);
         fill(src.data(), src.size(), 9);
@@ -341,26 +346,19 @@ TEST_P(RdmaWindow, RejectionsNameAddressAndReason) {
         check(t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE) == 0, "nothing completed");
         t.connSync(true); // (6)
         t.connSync(true); // (7)
-        return 0;
-    });
-    EXPECT_EQ(server.wait(), 0);
-    EXPECT_EQ(client.wait(), 0);
+    };
+    coyote_test::run_pair([wire] { child_env(wire); }, k_buf, server, client);
 }
 
 // The target unmaps window memory without unregistering it: WRITE and READ fail with remote_rejected naming the
 // address, the queue pair keeps working.
 TEST_P(RdmaWindow, UnmappedWindowMemoryIsReported) {
     const char* wire = GetParam();
-    const uint16_t port = coyote_test::free_port();
     constexpr uint64_t w = 256 * 1024;
-    Child server([&] {
-        child_env(wire);
-        coyote::cThread t(0, ::getpid());
-        (void)t.initRDMA(k_buf, port);
-        Region region(w);
-        t.registerWindow(region.get(), w);
-        (void)swap_u64(t, reinterpret_cast<uint64_t>(region.get()));
-        region.release();
+    auto server = [&](Peer& p) {
+        coyote::cThread& t = p.t;
+        ExposedWindow exposed(t, 0, w, 0);
+        exposed.region().release();
         t.connSync(false); // (1)
         t.connSync(false); // (2) WRITE and READ failed, then a buffer WRITE
         wait_count(t, CoyoteOper::LOCAL_WRITE, 1, "the buffer WRITE after the failures");
@@ -369,12 +367,10 @@ TEST_P(RdmaWindow, UnmappedWindowMemoryIsReported) {
         check(nic->counters.rejected[static_cast<size_t>(sim::Check::unmapped)].load() == 2,
               "two requests found the window unmapped");
         t.connSync(false); // (3)
-        return 0;
-    });
-    Child client([&] {
-        child_env(wire);
-        coyote::cThread t(0, ::getpid());
-        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port, "127.0.0.1"));
+    };
+    auto client = [&](Peer& p) {
+        coyote::cThread& t = p.t;
+        uint8_t* buf = p.buf;
         std::vector<uint8_t> src(w, 0x42);
         const uint64_t remote = swap_u64(t, 0);
         t.connSync(true); // (1)
@@ -393,10 +389,8 @@ TEST_P(RdmaWindow, UnmappedWindowMemoryIsReported) {
         wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, 1, "the queue pair still works");
         t.connSync(true); // (2)
         t.connSync(true); // (3)
-        return 0;
-    });
-    EXPECT_EQ(server.wait(), 0);
-    EXPECT_EQ(client.wait(), 0);
+    };
+    coyote_test::run_pair([wire] { child_env(wire); }, k_buf, server, client);
 }
 
 INSTANTIATE_TEST_SUITE_P(Wires, RdmaWindow, testing::Values("shm", "tcp"), wire_name);

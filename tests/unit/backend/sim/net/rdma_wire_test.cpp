@@ -21,18 +21,13 @@
 #include "backend/sim/identity.hpp"
 #include "backend/sim/segments.hpp"
 #include "detail/handles.hpp"
-#include "unit/rdma_test_support.hpp"
+#include "support/rdma_scenarios.hpp"
 
 using namespace std::chrono_literals;
 using coyote::CoyoteOper;
 using coyote::Errc;
 using coyote::rdmaSg;
-using coyote_test::check;
-using coyote_test::Child;
-using coyote_test::fill;
-using coyote_test::mismatch;
-using coyote_test::wait_count;
-using coyote_test::wait_error;
+using namespace coyote_test; // Child, Peer, run_pair, check, fill, mismatch, wait_count, wait_error
 namespace sim = coyote::detail::sim;
 
 namespace {
@@ -67,118 +62,36 @@ class RdmaWire : public testing::TestWithParam<Wire> {};
 
 }  // namespace
 
-// Reference semantics: the target of a WRITE counts LOCAL_WRITE, the initiator counts REMOTE_RDMA_WRITE;
-// a READ's requester counts LOCAL_WRITE and REMOTE_RDMA_READ; the passive side counts nothing.
+// Reference semantics (the shared scenario): the target of a WRITE counts LOCAL_WRITE, the initiator counts
+// REMOTE_RDMA_WRITE; a READ's requester counts LOCAL_WRITE and REMOTE_RDMA_READ; the passive side counts nothing.
 TEST_P(RdmaWire, WriteReadSendCountLikeCoyote) {
     const Wire w = GetParam();
-    const uint16_t port = coyote_test::free_port();
-    constexpr uint32_t n = 8, chunk = 4096;
-    Child server([&] {
-        child_env(w);
-        coyote::cThread t(0, ::getpid());
-        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port));
-        fill(buf, k_buf, 1);
-        t.connSync(false); // (1) buffers ready
-        // The client writes n chunks to offsets [0, n*chunk).
-        wait_count(t, CoyoteOper::LOCAL_WRITE, n, "server LOCAL_WRITE after client WRITEs");
-        check(t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE) == 0, "server initiated nothing");
-        check(mismatch(buf, 0, n * chunk, 2) < 0, "written window holds the client's data");
-        check(mismatch(buf, n * chunk, k_buf, 1) < 0, "bytes outside the written window untouched");
-        // Write back n chunks into the client's [k_buf/2, ...).
-        t.clearCompleted();
-        for (uint32_t i = 0; i < n; ++i)
-            t.invoke(CoyoteOper::REMOTE_RDMA_WRITE,
-                     rdmaSg{.local_offs = i * chunk, .remote_offs = k_buf / 2 + i * chunk, .len = chunk});
-        wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, n, "server REMOTE_RDMA_WRITE");
-        check(t.checkCompleted(CoyoteOper::LOCAL_WRITE) == 0, "a WRITE's initiator counts no LOCAL_WRITE");
-        t.connSync(false); // (2)
-        // The client READs and SENDs; the server stays passive for READs.
-        t.connSync(false); // (3) client done with READs
-        check(t.checkCompleted(CoyoteOper::LOCAL_WRITE) == 0,
-              "READ target counts nothing, got " + std::to_string(t.checkCompleted(CoyoteOper::LOCAL_WRITE)) +
-                  " reads " + std::to_string(t.checkCompleted(CoyoteOper::REMOTE_RDMA_READ)));
-        t.connSync(false); // (3b) checked before the client SENDs
-        t.connSync(false); // (4) client SENT 2 messages (with last = false then true)
-        wait_count(t, CoyoteOper::LOCAL_WRITE, 1, "server LOCAL_WRITE after SEND with last");
-        check(mismatch(buf, 3 * k_buf / 4, 3 * k_buf / 4 + 2 * chunk, 3, -static_cast<int64_t>(3 * k_buf / 4)) < 0,
-              "SEND delivered at remote_offs, in order");
-        t.connSync(false); // (5)
-        return 0;
-    });
-    Child client([&] {
-        child_env(w);
-        coyote::cThread t(0, ::getpid());
-        auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port, "127.0.0.1"));
-        fill(buf, k_buf, 2);
-        t.connSync(true); // (1)
-        for (uint32_t i = 0; i < n; ++i)
-            t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = i * chunk, .remote_offs = i * chunk, .len = chunk});
-        wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, n, "client REMOTE_RDMA_WRITE");
-        wait_count(t, CoyoteOper::LOCAL_WRITE, n, "client LOCAL_WRITE after the server's write-back");
-        check(mismatch(buf, k_buf / 2, k_buf / 2 + n * chunk, 2, -static_cast<int64_t>(k_buf / 2)) < 0,
-              "write-back data");
-        t.connSync(true); // (2)
-        t.clearCompleted();
-        // READ the server's [n*chunk, n*chunk + 4*chunk) (still pattern 1) into local [0, 4*chunk).
-        for (uint32_t i = 0; i < 4; ++i)
-            t.invoke(CoyoteOper::REMOTE_RDMA_READ,
-                     rdmaSg{.local_offs = i * chunk, .remote_offs = n * chunk + i * chunk, .len = chunk}, i == 3);
-        wait_count(t, CoyoteOper::REMOTE_RDMA_READ, 1, "client REMOTE_RDMA_READ (only the last counts)");
-        check(t.checkCompleted(CoyoteOper::LOCAL_WRITE) == 1, "READ response counts LOCAL_WRITE at the requester");
-        check(mismatch(buf, 0, 4 * chunk, 1, static_cast<int64_t>(n * chunk)) < 0, "READ data");
-        // len 0 completes immediately.
-        t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.len = 0});
-        wait_count(t, CoyoteOper::REMOTE_RDMA_READ, 2, "zero-length READ completes");
-        t.connSync(true); // (3)
-        t.connSync(true); // (3b)
-        // SEND two messages (pattern 3) into the server at 3/4.
-        t.clearCompleted();
-        fill(buf, 2 * chunk, 3);
-        t.invoke(CoyoteOper::REMOTE_RDMA_SEND, rdmaSg{.local_offs = 0, .remote_offs = 3 * k_buf / 4, .len = chunk},
-                 false);
-        t.invoke(CoyoteOper::REMOTE_RDMA_SEND,
-                 rdmaSg{.local_offs = chunk, .remote_offs = 3 * k_buf / 4 + chunk, .len = chunk}, true);
-        wait_count(t, CoyoteOper::REMOTE_RDMA_SEND, 1, "client SEND completion (counts as a write)");
-        t.connSync(true); // (4)
-        t.connSync(true); // (5)
-        return 0;
-    });
-    EXPECT_EQ(server.wait(), 0);
-    EXPECT_EQ(client.wait(), 0);
+    coyote_test::scenario::write_read_send([w] { child_env(w); }, k_buf);
 }
 
 // Many more operations than the 22-command window, large messages, both directions at once: back-pressure
 // must throttle without deadlocking.
 TEST_P(RdmaWire, BackPressureWithLargeWindowsDoesNotDeadlock) {
     const Wire w = GetParam();
-    const uint16_t port = coyote_test::free_port();
     constexpr uint32_t n = 200, chunk = 64 * 1024;
     constexpr uint32_t size = 8u << 20;
-    auto side = [&](bool client) {
-        return [&, client] {
-            child_env(w);
-            coyote::cThread t(0, ::getpid());
-            auto* buf = static_cast<uint8_t*>(t.initRDMA(size, port, client ? "127.0.0.1" : nullptr));
-            fill(buf, size / 2, client ? 4 : 5);
-            t.connSync(client);
-            for (uint32_t i = 0; i < n; ++i) {
-                const uint64_t off = (i * uint64_t(chunk)) % (size / 2);
-                t.invoke(i % 2 == 0 ? CoyoteOper::REMOTE_RDMA_WRITE : CoyoteOper::REMOTE_RDMA_READ,
-                         rdmaSg{.local_offs = off, .remote_offs = size / 2 + off, .len = chunk});
-            }
-            wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, n / 2, "writes");
-            wait_count(t, CoyoteOper::REMOTE_RDMA_READ, n / 2, "reads");
-            t.connSync(client);
-            // Each side got n/2 writes from its peer plus n/2 of its own READ responses.
-            wait_count(t, CoyoteOper::LOCAL_WRITE, n, "LOCAL_WRITE");
-            t.connSync(client);
-            return 0;
-        };
+    auto side = [](Peer& p) {
+        coyote::cThread& t = p.t;
+        fill(p.buf, size / 2, p.client ? 4 : 5);
+        p.sync();
+        for (uint32_t i = 0; i < n; ++i) {
+            const uint64_t off = (i * uint64_t(chunk)) % (size / 2);
+            t.invoke(i % 2 == 0 ? CoyoteOper::REMOTE_RDMA_WRITE : CoyoteOper::REMOTE_RDMA_READ,
+                     rdmaSg{.local_offs = off, .remote_offs = size / 2 + off, .len = chunk});
+        }
+        wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, n / 2, "writes");
+        wait_count(t, CoyoteOper::REMOTE_RDMA_READ, n / 2, "reads");
+        p.sync();
+        // Each side got n/2 writes from its peer plus n/2 of its own READ responses.
+        wait_count(t, CoyoteOper::LOCAL_WRITE, n, "LOCAL_WRITE");
+        p.sync();
     };
-    Child server(side(false), 120);
-    Child client(side(true), 120);
-    EXPECT_EQ(server.wait(std::chrono::seconds(150)), 0);
-    EXPECT_EQ(client.wait(std::chrono::seconds(150)), 0);
+    coyote_test::run_pair([w] { child_env(w); }, size, side, side, 120);
 }
 
 namespace {
