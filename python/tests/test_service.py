@@ -1,0 +1,115 @@
+"""CoyoteConn against a service started by the test (pycoyote_test_service on the sim backend): typed results,
+argument marshalling and its errors, non-blocking tasks, the service's errors as exceptions with cConn's message."""
+import os
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+import pycoyote
+from pycoyote import CoyoteConn
+
+ADD, SCALE, MIXED, THROWS, SLOW, BYTES = 1, 2, 3, 4, 5, 6
+NAME = f"pycoyote-test-{os.getpid()}"
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    tool = os.environ.get("PYCOYOTE_TEST_SIM_BITSTREAM")
+    helper = os.environ.get("PYCOYOTE_TEST_SERVICE")
+    assert tool and helper, "PYCOYOTE_TEST_SIM_BITSTREAM and PYCOYOTE_TEST_SERVICE must name the test tools"
+    bits = str(tmp_path_factory.mktemp("service") / "app.bin")
+    subprocess.run([tool, "--model", "passthrough", "-o", bits], check=True, capture_output=True)
+    proc = subprocess.Popen([helper, NAME, "0", bits], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("ready "), f"the test service did not start: {line!r}"
+    yield line.split(" ", 1)[1].strip()
+    proc.stdin.close()  # the helper stops its service when its input closes
+    assert proc.wait(timeout=60) == 0
+
+
+@pytest.fixture
+def conn(service):
+    with CoyoteConn(service) as c:
+        yield c
+
+
+def test_typed_results(conn, service):
+    assert conn.task(ADD, np.int32(2), np.int32(40), ret=np.int32) == 42
+    assert conn.task(ADD, 2, -7, types=("int32", "int32"), ret="int32") == -5
+    assert conn.task(SCALE, np.uint64(3), np.float64(0.5), ret=np.float64) == 1.5
+    # int8, uint16, float32, int64 back to back: the arguments are packed without padding.
+    got = conn.task(MIXED, -3, 65535, 7.9, 10**12, types=("int8", "uint16", "float32", "int64"), ret="int64")
+    assert got == -3 * 1000000 + 65535 * 1000 + 7 + 10**12
+    pair = np.array([5, 9], dtype=np.uint32).tobytes()  # a struct { uint32 a, b; } as raw bytes
+    assert np.frombuffer(conn.task(BYTES, pair, ret=8), dtype=np.uint32).tolist() == [9, 14]
+    assert CoyoteConn.for_service(NAME, vfid=0).task(ADD, np.int32(1), np.int32(1), ret="int32") == 2
+
+
+def test_nonblocking_tasks(conn):
+    slow = conn.itask(SLOW, np.int32(300), ret=np.int32)
+    fast = [conn.iTask(ADD, np.int32(i), np.int32(i), ret="int32") for i in range(20)]
+    assert not conn.is_task_completed(slow)
+    with pytest.raises(pycoyote.InvalidArgumentError, match="not completed"):
+        conn.get_task_return_value(slow)
+    end = time.monotonic() + 30
+    while not all(conn.isTaskCompleted(t) for t in fast + [slow]):
+        assert time.monotonic() < end, "tasks did not complete"
+        time.sleep(0.01)
+    assert [conn.getTaskReturnValue(t) for t in fast] == [2 * i for i in range(20)]
+    assert conn.get_task_return_value(slow) == 300
+    assert conn.wait_task(slow) == 300
+    with pytest.raises(pycoyote.InvalidArgumentError, match="unknown task id"):
+        conn.wait_task(slow)
+
+
+def test_marshalling_errors_send_nothing(conn):
+    with pytest.raises(pycoyote.InvalidArgumentError, match="argument 0.*no C type"):
+        conn.task(ADD, 1, 2, ret="int32")
+    with pytest.raises(pycoyote.InvalidArgumentError, match="out of range for int8"):
+        conn.task(MIXED, 200, 1, 1.0, 1, types=("int8", "uint16", "float32", "int64"), ret="int64")
+    with pytest.raises(pycoyote.InvalidArgumentError, match="out of range for uint16"):
+        conn.task(MIXED, 1, -1, 1.0, 1, types=("int8", "uint16", "float32", "int64"), ret="int64")
+    with pytest.raises(pycoyote.InvalidArgumentError, match="not an integer"):
+        conn.task(ADD, 1.5, 2, types=("int32", "int32"), ret="int32")
+    with pytest.raises(pycoyote.InvalidArgumentError, match="2 types for 1 arguments"):
+        conn.task(ADD, 1, types=("int32", "int32"), ret="int32")
+    with pytest.raises(pycoyote.InvalidArgumentError, match="not a fixed-size numeric"):
+        conn.task(ADD, np.int32(1), np.int32(2), ret=object)
+    with pytest.raises(pycoyote.InvalidArgumentError, match="byte order"):
+        conn.task(ADD, 1, 2, types=(">i4", ">i4"), ret="int32")
+    with pytest.raises(pycoyote.InvalidArgumentError, match="byte count"):
+        conn.task(BYTES, b"12345678", ret=0)
+    with pytest.raises(TypeError):
+        conn.task(ADD, np.int32(1), np.int32(2))  # ret is required: its size decides the reply's length
+    # Nothing reached the service: the connection is still in step.
+    assert conn.task(ADD, np.int32(20), np.int32(22), ret="int32") == 42
+
+
+def test_service_errors_raise_with_the_message(conn):
+    with pytest.raises(pycoyote.RemoteRejectedError, match="failed \\(code 3\\)"):
+        conn.task(THROWS, np.int32(0), ret="int32")
+    with pytest.raises(pycoyote.InvalidArgumentError, match="code 1"):
+        conn.task(99, np.int32(0), ret="int32")  # no function 99
+    tid = conn.itask(THROWS, np.int32(0), ret="int32")
+    end = time.monotonic() + 30
+    while not conn.is_task_completed(tid):
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    with pytest.raises(pycoyote.RemoteRejectedError, match=f"task {tid}"):
+        conn.get_task_return_value(tid)
+    assert conn.task(ADD, np.int32(1), np.int32(2), ret="int32") == 3  # still usable
+
+
+def test_connection_errors(service, tmp_path):
+    with pytest.raises(pycoyote.PeerGoneError, match="is the service running"):
+        CoyoteConn(str(tmp_path / "no-such-socket"))
+    with pytest.raises(pycoyote.InvalidArgumentError, match="key file"):
+        CoyoteConn.remote("127.0.0.1", 1, str(tmp_path / "no-key"))
+    c = CoyoteConn(service)
+    c.close()
+    assert c.closed
+    with pytest.raises(pycoyote.InvalidArgumentError, match="closed"):
+        c.task(ADD, np.int32(1), np.int32(2), ret="int32")
+    c.close()  # twice is fine
