@@ -138,15 +138,20 @@ Call prep_reduce(coyote::mpi::Collectives& c, const char* name, const py::object
     return k;
 }
 
-Call prep_broadcast(coyote::mpi::Collectives&, const char* name, const py::object& buf, int root) {
+/// A call of `kind` whose result is the caller's writable array `buf` (named `what` in errors).
+Call into(Kind kind, const py::object& buf, int root, const char* name, const char* what) {
     Call k;
-    k.kind = Kind::broadcast;
+    k.kind = kind;
     k.root = root;
-    k.recv = view_of(buf, true, name, "buf");
+    k.recv = view_of(buf, true, name, what);
     k.type = k.recv.type;
     k.count = k.recv.count;
     k.result = buf;
     return k;
+}
+
+Call prep_broadcast(coyote::mpi::Collectives&, const char* name, const py::object& buf, int root) {
+    return into(Kind::broadcast, buf, root, name, "buf");
 }
 
 Call prep_allgather(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv) {
@@ -160,13 +165,7 @@ Call prep_gather(coyote::mpi::Collectives& c, const char* name, const py::object
 
 Call prep_scatter(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv,
                   int root) {
-    Call k;
-    k.kind = Kind::scatter;
-    k.root = root;
-    k.recv = view_of(recv, true, name, "recv");
-    k.type = k.recv.type;
-    k.count = k.recv.count;
-    k.result = recv;
+    Call k = into(Kind::scatter, recv, root, name, "recv");
     if (c.rank() == root) {
         k.send = view_of(send, false, name, "send");
         if (k.send.type != k.recv.type || k.send.count != k.recv.count * static_cast<std::size_t>(c.size()))
