@@ -77,4 +77,5 @@ if flags and has_mpi_lib and mpi4py_include:
     extensions.append(Extension("pycoyote._mpi", src("mpi_module.cpp", "mpi_collectives.cpp"),
                                 libraries=["coyote_mpi", "coyote"], **mpi))
 
-setup(ext_modules=extensions)
+# The two extension modules compile side by side (build_ext --parallel 2).
+setup(ext_modules=extensions, options={"build_ext": {"parallel": 2}})
