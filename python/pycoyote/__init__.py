@@ -24,6 +24,6 @@ from .service import CoyoteConn  # noqa: F401
 
 __all__ = [
     "CoyoteBuffer", "CoyoteThread", "CoyoteReconfig", "CoyoteConn", "CoyoteError", "InvalidArgumentError",
-    "NotSupportedError", "ResourceExhaustedError", "NotMappedError", "RemoteRejectedError", "PeerGoneError", "CoyoteTimeoutError",
-    "ProtocolError", "NoDeviceError", "MpiError",
+    "NotSupportedError", "ResourceExhaustedError", "NotMappedError", "RemoteRejectedError", "PeerGoneError",
+    "CoyoteTimeoutError", "ProtocolError", "NoDeviceError", "MpiError",
 ]

@@ -8,6 +8,7 @@ say the C types: pass NumPy scalars (``np.uint64(5)``, ``np.float32(0.5)``), or 
 sent; errors of the service (unknown function, a function that threw, a deadline, a closed connection) raise
 the pycoyote exception carrying cConn's message.
 """
+import math
 import numbers
 
 import numpy as np
@@ -41,6 +42,8 @@ def _check_range(value, dt, what):
             raise InvalidArgumentError(f"{what}: {value} is out of range for {dt} [{info.min}, {info.max}]")
     elif not isinstance(value, numbers.Number):
         raise InvalidArgumentError(f"{what}: {value!r} is not a number (type {dt})")
+    elif dt.kind == "f" and math.isfinite(value) and abs(value) > float(np.finfo(dt).max):
+        raise InvalidArgumentError(f"{what}: {value} is out of range for {dt} (it would become infinite)")
 
 
 def _encode(value, spec, index):
@@ -83,7 +86,8 @@ class CoyoteConn:
 
     @classmethod
     def for_service(cls, name, vfid=0, device=0):
-        """The local service ``name`` of vFPGA ``vfid`` (socket /tmp/coyote-daemon-dev-<device>-vfid-<vfid>-<name>)."""
+        """The local service ``name`` of vFPGA ``vfid`` of ``device``
+        (socket /tmp/coyote-daemon-dev-<device>-vfid-<vfid>-<name>)."""
         return cls(f"/tmp/coyote-daemon-dev-{int(device)}-vfid-{int(vfid)}-{name}")
 
     @classmethod

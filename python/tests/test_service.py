@@ -71,6 +71,8 @@ def test_marshalling_errors_send_nothing(conn):
         conn.task(MIXED, 200, 1, 1.0, 1, types=("int8", "uint16", "float32", "int64"), ret="int64")
     with pytest.raises(pycoyote.InvalidArgumentError, match="out of range for uint16"):
         conn.task(MIXED, 1, -1, 1.0, 1, types=("int8", "uint16", "float32", "int64"), ret="int64")
+    with pytest.raises(pycoyote.InvalidArgumentError, match="out of range for float32"):
+        conn.task(MIXED, 1, 1, 1e39, 1, types=("int8", "uint16", "float32", "int64"), ret="int64")
     with pytest.raises(pycoyote.InvalidArgumentError, match="not an integer"):
         conn.task(ADD, 1.5, 2, types=("int32", "int32"), ret="int32")
     with pytest.raises(pycoyote.InvalidArgumentError, match="2 types for 1 arguments"):
