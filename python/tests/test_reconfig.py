@@ -65,7 +65,7 @@ def test_bad_files_raise_with_the_message(tool, tmp_path):
     empty.write_bytes(b"")
     text = tmp_path / "text.bin"
     text.write_bytes(b"a" * 100)
-    good = (tmp_path / "good.bin")
+    good = tmp_path / "good.bin"
     bitstream(tool, tmp_path, "good.bin", "--model", "vadd")
     cut = tmp_path / "cut.bin"
     cut.write_bytes(good.read_bytes()[:-1])
