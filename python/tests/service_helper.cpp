@@ -1,5 +1,6 @@
 // pycoyote tests: a cService with typed test functions, served until its standard input closes (test_service.py).
-// Usage: pycoyote_test_service <name> <vfid> <app bitstream>; prints "ready <socket path>" once listening.
+// Usage: pycoyote_test_service <name> <vfid> <app bitstream> [<tcp port>]; with a port the service is remote
+// (TCP, key from COYOTE_SERVICE_KEY_FILE). Prints "ready <socket path>" once listening.
 #include <coyote/cFunc.hpp>
 #include <coyote/cService.hpp>
 #include <coyote/error.hpp>
@@ -52,13 +53,16 @@ void add_functions(coyote::cService& svc, const std::string& bits) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 4) {
-        std::fprintf(stderr, "usage: %s <name> <vfid> <app bitstream>\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        std::fprintf(stderr, "usage: %s <name> <vfid> <app bitstream> [<tcp port>]\n", argv[0]);
         return 2;
     }
     try {
         const int32_t vfid = std::stoi(argv[2]);
-        coyote::cService* svc = coyote::cService::getInstance(argv[1], false, vfid);
+        const bool remote = argc == 5;
+        const int port = remote ? std::stoi(argv[4]) : static_cast<int>(coyote::DEF_PORT);
+        if (port <= 0 || port > 65535) throw std::invalid_argument("port out of range");
+        coyote::cService* svc = coyote::cService::getInstance(argv[1], remote, vfid, 0, true, static_cast<uint16_t>(port));
         add_functions(*svc, argv[3]);
         std::atomic<bool> failed{false};
         std::thread server([svc, &failed] {

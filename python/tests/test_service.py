@@ -1,6 +1,7 @@
 """CoyoteConn against a service started by the test (pycoyote_test_service on the sim backend): typed results,
 argument marshalling and its errors, non-blocking tasks, the service's errors as exceptions with cConn's message."""
 import os
+import socket
 import subprocess
 import time
 
@@ -14,19 +15,30 @@ ADD, SCALE, MIXED, THROWS, SLOW, BYTES = 1, 2, 3, 4, 5, 6
 NAME = f"pycoyote-test-{os.getpid()}"
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def start_service(directory, *extra, env=None):
+    """Starts the test service; returns (process, what it listens on)."""
     tool = os.environ.get("PYCOYOTE_TEST_SIM_BITSTREAM")
     helper = os.environ.get("PYCOYOTE_TEST_SERVICE")
     assert tool and helper, "PYCOYOTE_TEST_SIM_BITSTREAM and PYCOYOTE_TEST_SERVICE must name the test tools"
-    bits = str(tmp_path_factory.mktemp("service") / "app.bin")
+    bits = str(directory / "app.bin")
     subprocess.run([tool, "--model", "passthrough", "-o", bits], check=True, capture_output=True)
-    proc = subprocess.Popen([helper, NAME, "0", bits], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([helper, NAME, "0", bits, *extra], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env)
     line = proc.stdout.readline()
     assert line.startswith("ready "), f"the test service did not start: {line!r}"
-    yield line.split(" ", 1)[1].strip()
+    return proc, line.split(" ", 1)[1].strip()
+
+
+def stop_service(proc):
     proc.stdin.close()  # the helper stops its service when its input closes
     assert proc.wait(timeout=60) == 0
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    proc, path = start_service(tmp_path_factory.mktemp("service"))
+    yield path
+    stop_service(proc)
 
 
 @pytest.fixture
@@ -115,3 +127,24 @@ def test_connection_errors(service, tmp_path):
     with pytest.raises(pycoyote.InvalidArgumentError, match="closed"):
         c.task(ADD, np.int32(1), np.int32(2), ret="int32")
     c.close()  # twice is fine
+
+
+def test_remote_service_needs_the_key(tmp_path):
+    key, wrong = tmp_path / "key", tmp_path / "wrong"
+    key.write_text("s3cret-key\n")
+    key.chmod(0o600)
+    wrong.write_text("guess\n")
+    with socket.socket() as s:  # a free port (released just before the service takes it)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, COYOTE_SERVICE_KEY_FILE=str(key), COYOTE_SERVICE_BIND="127.0.0.1")
+    proc, _ = start_service(tmp_path, str(port), env=env)
+    try:
+        with CoyoteConn.remote("127.0.0.1", port, key) as conn:
+            assert conn.task(ADD, np.int32(20), np.int32(22), ret="int32") == 42
+            assert conn.task(SCALE, np.uint64(4), np.float64(2.5), ret="float64") == 10.0
+        with pytest.raises(pycoyote.PeerGoneError, match="refused"):
+            with CoyoteConn.remote("127.0.0.1", port, wrong) as intruder:
+                intruder.task(ADD, np.int32(1), np.int32(1), ret="int32")
+    finally:
+        stop_service(proc)
