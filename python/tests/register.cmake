@@ -21,7 +21,8 @@ list(APPEND PYCOYOTE_TEST_ENV "PYCOYOTE_TEST_SIM_BITSTREAM=$<TARGET_FILE:coyote_
      "PYCOYOTE_TEST_SERVICE=$<TARGET_FILE:pycoyote_test_service>")
 foreach(name core rdma reconfig service)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_${name}.py)
-    add_test(NAME python_${name} COMMAND ${PYCOYOTE_PYTEST} ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_${name}.py)
+    add_test(NAME python_${name} COMMAND ${PYCOYOTE_PYTEST} ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_${name}.py
+             -k "not test_example_")
     set_tests_properties(python_${name} PROPERTIES LABELS python TIMEOUT 300 ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
   endif()
 endforeach()
@@ -39,7 +40,10 @@ set(PYCOYOTE_EXAMPLES ${CMAKE_CURRENT_SOURCE_DIR}/examples)
 add_test(NAME python_example_hello_world
   COMMAND ${COYOTE_PYTHON_EXECUTABLE} ${PYCOYOTE_EXAMPLES}/hello_world.py --max 65536 --runs 5)
 add_test(NAME python_example_numpy_interop COMMAND ${COYOTE_PYTHON_EXECUTABLE} ${PYCOYOTE_EXAMPLES}/numpy_interop.py)
-set_tests_properties(python_example_hello_world python_example_numpy_interop PROPERTIES
+# examples/service_client.py starts no service: test_service.py runs it against the test service it starts.
+add_test(NAME python_example_service_client
+  COMMAND ${PYCOYOTE_PYTEST} ${CMAKE_CURRENT_SOURCE_DIR}/tests/test_service.py -k test_example_service_client)
+set_tests_properties(python_example_hello_world python_example_numpy_interop python_example_service_client PROPERTIES
   LABELS "python;example" TIMEOUT 120 ENVIRONMENT "${PYCOYOTE_TEST_ENV}")
 if(PYCOYOTE_MPI)
   coyote_register_mpi_test(NAME python_example_mpi_allreduce_np2 RANKS 2 COMMAND ${COYOTE_PYTHON_EXECUTABLE}

@@ -1,8 +1,10 @@
 """CoyoteConn against a service started by the test (pycoyote_test_service on the sim backend): typed results,
 argument marshalling and its errors, non-blocking tasks, the service's errors as exceptions with cConn's message."""
 import os
+import pathlib
 import socket
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -127,6 +129,26 @@ def test_connection_errors(service, tmp_path):
     with pytest.raises(pycoyote.InvalidArgumentError, match="closed"):
         c.task(ADD, np.int32(1), np.int32(2), ret="int32")
     c.close()  # twice is fine
+
+
+def run_example(*args):
+    """examples/service_client.py against the running test service: (exit status, output)."""
+    example = pathlib.Path(__file__).resolve().parents[1] / "examples" / "service_client.py"
+    done = subprocess.run([sys.executable, str(example), *args], capture_output=True, text=True, timeout=120)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_example_service_client(service):
+    for where in (["--socket", service], ["--name", NAME, "--vfid", "0"]):
+        rc, out = run_example(*where, "--tasks", "24")
+        assert rc == 0, out
+        assert "add(40, 2) = 42; scale(1024, 0.5) = 512.0" in out
+        assert "24 non-blocking add tasks: [0, 2, 6, 12, 20, 30, 42, 56]" in out
+        assert "no function 99:" in out and "code 1" in out
+        assert "refused before sending:" in out and "out of range for int32" in out
+        assert out.rstrip().endswith("ok")
+    rc, out = run_example("--name", f"{NAME}-absent")
+    assert rc != 0 and "no service:" in out and "is the service running" in out
 
 
 def test_remote_service_needs_the_key(tmp_path):
