@@ -59,7 +59,7 @@ common = dict(
 )
 src = lambda *names: [os.path.join("src", n) for n in names]  # noqa: E731
 extensions = [Extension("pycoyote._core", src("module.cpp", "buffer.cpp", "thread.cpp", "state.cpp", "dtype.cpp",
-                                              "errors.cpp"), libraries=["coyote"], **common)]
+                                              "errors.cpp", "service.cpp"), libraries=["coyote"], **common)]
 
 flags = None if os.environ.get("COYOTE_PYTHON_NO_MPI") == "1" else mpi_flags()
 has_mpi_lib = any(glob.glob(os.path.join(d, "libcoyote_mpi.so*")) for d in libdirs)
@@ -77,4 +77,5 @@ if flags and has_mpi_lib and mpi4py_include:
     extensions.append(Extension("pycoyote._mpi", src("mpi_module.cpp", "mpi_collectives.cpp"),
                                 libraries=["coyote_mpi", "coyote"], **mpi))
 
-setup(ext_modules=extensions)
+# The two extension modules compile side by side (build_ext --parallel 2).
+setup(ext_modules=extensions, options={"build_ext": {"parallel": 2}})

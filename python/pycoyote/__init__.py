@@ -6,6 +6,7 @@ bytes: ``thread.local_transfer(src, dst, 16, 16)`` on int32 buffers moves 64 byt
 
 from ._core import (  # noqa: F401
     CoyoteBuffer,
+    CoyoteReconfig,
     CoyoteThread,
     CoyoteError,
     InvalidArgumentError,
@@ -19,9 +20,10 @@ from ._core import (  # noqa: F401
     NoDeviceError,
     MpiError,
 )
+from .service import CoyoteConn  # noqa: F401
 
 __all__ = [
-    "CoyoteBuffer", "CoyoteThread", "CoyoteError", "InvalidArgumentError", "NotSupportedError",
-    "ResourceExhaustedError", "NotMappedError", "RemoteRejectedError", "PeerGoneError", "CoyoteTimeoutError",
-    "ProtocolError", "NoDeviceError", "MpiError",
+    "CoyoteBuffer", "CoyoteThread", "CoyoteReconfig", "CoyoteConn", "CoyoteError", "InvalidArgumentError",
+    "NotSupportedError", "ResourceExhaustedError", "NotMappedError", "RemoteRejectedError", "PeerGoneError",
+    "CoyoteTimeoutError", "ProtocolError", "NoDeviceError", "MpiError",
 ]

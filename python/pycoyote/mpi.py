@@ -2,7 +2,9 @@
 
 ``Collectives(comm)`` wires queue pairs over an mpi4py communicator (one collective) and runs MPI-style
 collectives over FPGA RDMA on NumPy arrays or CoyoteBuffers: counts come from the arrays, and a result array
-left out is allocated with the send array's dtype and returned. ``QpSet(comm)`` gives raw queue pairs.
+left out is allocated with the send array's dtype and returned; each collective has a non-blocking form
+(``ibarrier``, ``iallreduce``, ``ialltoall``, ...) returning a ``Request`` whose ``wait()`` returns the result.
+``QpSet(comm)`` gives raw queue pairs.
 Both are collective to create and to ``close()``; objects still open at interpreter exit are closed before
 mpi4py finalises MPI.
 """

@@ -73,46 +73,6 @@ struct CollState {
 };
 using StatePtr = std::shared_ptr<CollState>;
 
-/// A non-blocking collective; keeps its arrays (and their exports) until it completes.
-struct PyRequest {
-    StatePtr state;
-    coyote::mpi::Request req;
-    View send, recv;
-    py::object result;
-    bool done = false;
-
-    PyRequest() = default;
-    PyRequest(const PyRequest&) = delete;
-    PyRequest& operator=(const PyRequest&) = delete;
-    ~PyRequest() {
-        if (done || !req.valid()) return;
-        try {
-            py::gil_scoped_release nogil;
-            req.wait();
-        } catch (...) {
-        }
-        --state->pending;
-    }
-    py::object wait() {
-        if (!done) {
-            {
-                py::gil_scoped_release nogil;
-                req.wait();
-            }
-            finish();
-        }
-        return result;
-    }
-    bool test() {
-        if (!done && req.test()) finish();
-        return done;
-    }
-    void finish() {
-        done = true;
-        --state->pending;
-    }
-};
-
 /// The result array: `recv` if given (checked: type of `send`, `count` elements), else a new one.
 py::object result_or_new(const py::object& recv, const View& send, std::size_t count, const char* call, View* out) {
     py::object r = recv.is_none() ? new_like(send, count) : recv;
@@ -132,125 +92,215 @@ std::size_t per_rank(const View& v, int size, const char* call) {
     return v.count / n;
 }
 
-template <typename Fn>
-void nogil(Fn&& fn) {
-    py::gil_scoped_release release;
-    fn();
+/// Which collective a Call is.
+enum class Kind { barrier, allreduce, reduce, broadcast, allgather, gather, scatter, reduce_scatter, alltoall };
+
+/// A collective's checked arguments: the views of its arrays (held until it completes), what it returns and the
+/// values of the C++ call.
+struct Call {
+    Kind kind = Kind::barrier;
+    View send, recv;
+    py::object result = py::none();
+    std::size_t count = 0;
+    coyote::mpi::Datatype type = coyote::mpi::Datatype::uint8;
+    Op op = Op::sum;
+    int root = 0;
+};
+
+/// A call of `kind` on `send` whose result has `out_count` elements (on the root only when `at_root_only`).
+Call with_result(Kind kind, const coyote::mpi::Collectives& c, const py::object& send, const py::object& recv,
+                 std::size_t out_count_per_send, bool at_root_only, int root, const char* name) {
+    Call k;
+    k.kind = kind;
+    k.root = root;
+    k.send = view_of(send, false, name, "send");
+    k.type = k.send.type;
+    k.count = k.send.count;
+    if (!at_root_only || c.rank() == root) k.result = result_or_new(recv, k.send, k.count * out_count_per_send, name, &k.recv);
+    return k;
 }
 
-py::object allreduce(const StatePtr& s, const py::object& send, const py::object& recv, const py::object& op) {
-    const char* call = "allreduce";
-    auto& c = s->get(call);
-    const Op o = op_of(op, call);
-    const View sv = view_of(send, false, call, "send");
-    View rv;
-    py::object r = result_or_new(recv, sv, sv.count, call, &rv);
-    nogil([&] { c.allreduce(sv.data, rv.data, sv.count, sv.type, o); });
-    return r;
+Call prep_barrier(coyote::mpi::Collectives&, const char*) { return Call{}; }
+
+Call prep_allreduce(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv,
+                    const py::object& op) {
+    const Op o = op_of(op, name);
+    Call k = with_result(Kind::allreduce, c, send, recv, 1, false, 0, name);
+    k.op = o;
+    return k;
 }
 
-py::object reduce(const StatePtr& s, const py::object& send, const py::object& recv, const py::object& op, int root) {
-    const char* call = "reduce";
-    auto& c = s->get(call);
-    const Op o = op_of(op, call);
-    const View sv = view_of(send, false, call, "send");
-    View rv;
-    py::object r = py::none();
-    if (c.rank() == root) r = result_or_new(recv, sv, sv.count, call, &rv);
-    nogil([&] { c.reduce(sv.data, rv.data, sv.count, sv.type, o, root); });
-    return r;
+Call prep_reduce(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv,
+                 const py::object& op, int root) {
+    const Op o = op_of(op, name);
+    Call k = with_result(Kind::reduce, c, send, recv, 1, true, root, name);
+    k.op = o;
+    return k;
 }
 
-py::object broadcast(const StatePtr& s, const py::object& buf, int root) {
-    const char* call = "broadcast";
-    auto& c = s->get(call);
-    const View v = view_of(buf, true, call, "buf");
-    nogil([&] { c.broadcast(v.data, v.count, v.type, root); });
-    return buf;
+/// A call of `kind` whose result is the caller's writable array `buf` (named `what` in errors).
+Call into(Kind kind, const py::object& buf, int root, const char* name, const char* what) {
+    Call k;
+    k.kind = kind;
+    k.root = root;
+    k.recv = view_of(buf, true, name, what);
+    k.type = k.recv.type;
+    k.count = k.recv.count;
+    k.result = buf;
+    return k;
 }
 
-py::object allgather(const StatePtr& s, const py::object& send, const py::object& recv) {
-    const char* call = "allgather";
-    auto& c = s->get(call);
-    const View sv = view_of(send, false, call, "send");
-    View rv;
-    py::object r = result_or_new(recv, sv, sv.count * static_cast<std::size_t>(c.size()), call, &rv);
-    nogil([&] { c.allgather(sv.data, rv.data, sv.count, sv.type); });
-    return r;
+Call prep_broadcast(coyote::mpi::Collectives&, const char* name, const py::object& buf, int root) {
+    return into(Kind::broadcast, buf, root, name, "buf");
 }
 
-py::object gather(const StatePtr& s, const py::object& send, const py::object& recv, int root) {
-    const char* call = "gather";
-    auto& c = s->get(call);
-    const View sv = view_of(send, false, call, "send");
-    View rv;
-    py::object r = py::none();
-    if (c.rank() == root) r = result_or_new(recv, sv, sv.count * static_cast<std::size_t>(c.size()), call, &rv);
-    nogil([&] { c.gather(sv.data, rv.data, sv.count, sv.type, root); });
-    return r;
+Call prep_allgather(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv) {
+    return with_result(Kind::allgather, c, send, recv, static_cast<std::size_t>(c.size()), false, 0, name);
 }
 
-py::object scatter(const StatePtr& s, const py::object& send, const py::object& recv, int root) {
-    const char* call = "scatter";
-    auto& c = s->get(call);
-    const View rv = view_of(recv, true, call, "recv");
-    View sv;
+Call prep_gather(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv,
+                 int root) {
+    return with_result(Kind::gather, c, send, recv, static_cast<std::size_t>(c.size()), true, root, name);
+}
+
+Call prep_scatter(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv,
+                  int root) {
+    Call k = into(Kind::scatter, recv, root, name, "recv");
     if (c.rank() == root) {
-        sv = view_of(send, false, call, "send");
-        if (sv.type != rv.type || sv.count != rv.count * static_cast<std::size_t>(c.size()))
-            bad(call, "send must hold size() * len(recv) elements of recv's type");
+        k.send = view_of(send, false, name, "send");
+        if (k.send.type != k.recv.type || k.send.count != k.recv.count * static_cast<std::size_t>(c.size()))
+            bad(name, "send must hold size() * len(recv) elements of recv's type");
     }
-    nogil([&] { c.scatter(sv.data, rv.data, rv.count, rv.type, root); });
-    return recv;
+    return k;
 }
 
-py::object reduce_scatter(const StatePtr& s, const py::object& send, const py::object& recv, const py::object& op) {
-    const char* call = "reduce_scatter";
-    auto& c = s->get(call);
-    const Op o = op_of(op, call);
-    const View sv = view_of(send, false, call, "send");
-    const std::size_t n = per_rank(sv, c.size(), call);
-    View rv;
-    py::object r = result_or_new(recv, sv, n, call, &rv);
-    nogil([&] { c.reduce_scatter(sv.data, rv.data, n, sv.type, o); });
-    return r;
+Call prep_reduce_scatter(coyote::mpi::Collectives& c, const char* name, const py::object& send,
+                         const py::object& recv, const py::object& op) {
+    const Op o = op_of(op, name);
+    Call k;
+    k.kind = Kind::reduce_scatter;
+    k.op = o;
+    k.send = view_of(send, false, name, "send");
+    k.type = k.send.type;
+    k.count = per_rank(k.send, c.size(), name);
+    k.result = result_or_new(recv, k.send, k.count, name, &k.recv);
+    return k;
 }
 
-py::object alltoall(const StatePtr& s, const py::object& send, const py::object& recv) {
-    const char* call = "alltoall";
-    auto& c = s->get(call);
-    const View sv = view_of(send, false, call, "send");
-    const std::size_t n = per_rank(sv, c.size(), call);
-    View rv;
-    py::object r = result_or_new(recv, sv, sv.count, call, &rv);
-    nogil([&] { c.alltoall(sv.data, rv.data, n, sv.type); });
-    return r;
+Call prep_alltoall(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv) {
+    Call k = with_result(Kind::alltoall, c, send, recv, 1, false, 0, name);
+    k.count = per_rank(k.send, c.size(), name);
+    return k;
 }
 
-std::unique_ptr<PyRequest> iallreduce(const StatePtr& s, const py::object& send, const py::object& recv,
-                                      const py::object& op) {
-    const char* call = "iallreduce";
-    auto& c = s->get(call);
-    const Op o = op_of(op, call);
-    auto q = std::make_unique<PyRequest>();
-    q->state = s;
-    q->send = view_of(send, false, call, "send");
-    q->result = result_or_new(recv, q->send, q->send.count, call, &q->recv);
-    q->req = c.iallreduce(q->send.data, q->recv.data, q->send.count, q->send.type, o);
-    ++s->pending;
-    return q;
+/// Runs `k` in the calling thread (GIL released).
+void run(coyote::mpi::Collectives& c, const Call& k) {
+    const void* s = k.send.data;
+    void* r = k.recv.data;
+    py::gil_scoped_release nogil;
+    switch (k.kind) {
+    case Kind::barrier: c.barrier(); break;
+    case Kind::allreduce: c.allreduce(s, r, k.count, k.type, k.op); break;
+    case Kind::reduce: c.reduce(s, r, k.count, k.type, k.op, k.root); break;
+    case Kind::broadcast: c.broadcast(r, k.count, k.type, k.root); break;
+    case Kind::allgather: c.allgather(s, r, k.count, k.type); break;
+    case Kind::gather: c.gather(s, r, k.count, k.type, k.root); break;
+    case Kind::scatter: c.scatter(s, r, k.count, k.type, k.root); break;
+    case Kind::reduce_scatter: c.reduce_scatter(s, r, k.count, k.type, k.op); break;
+    case Kind::alltoall: c.alltoall(s, r, k.count, k.type); break;
+    }
 }
 
-std::unique_ptr<PyRequest> ibroadcast(const StatePtr& s, const py::object& buf, int root) {
-    const char* call = "ibroadcast";
-    auto& c = s->get(call);
-    auto q = std::make_unique<PyRequest>();
-    q->state = s;
-    q->recv = view_of(buf, true, call, "buf");
-    q->result = buf;
-    q->req = c.ibroadcast(q->recv.data, q->recv.count, q->recv.type, root);
-    ++s->pending;
-    return q;
+/// Queues `k` on the collectives' progress thread.
+coyote::mpi::Request start(coyote::mpi::Collectives& c, const Call& k) {
+    const void* s = k.send.data;
+    void* r = k.recv.data;
+    switch (k.kind) {
+    case Kind::barrier: return c.ibarrier();
+    case Kind::allreduce: return c.iallreduce(s, r, k.count, k.type, k.op);
+    case Kind::reduce: return c.ireduce(s, r, k.count, k.type, k.op, k.root);
+    case Kind::broadcast: return c.ibroadcast(r, k.count, k.type, k.root);
+    case Kind::allgather: return c.iallgather(s, r, k.count, k.type);
+    case Kind::gather: return c.igather(s, r, k.count, k.type, k.root);
+    case Kind::scatter: return c.iscatter(s, r, k.count, k.type, k.root);
+    case Kind::reduce_scatter: return c.ireduce_scatter(s, r, k.count, k.type, k.op);
+    case Kind::alltoall: return c.ialltoall(s, r, k.count, k.type);
+    }
+    bad("start", "unknown collective");
+}
+
+/// A non-blocking collective; keeps its arrays (and their exports) until it completes.
+struct PyRequest {
+    StatePtr state;
+    coyote::mpi::Request req;
+    Call call;
+    bool done = false;
+
+    PyRequest() = default;
+    PyRequest(const PyRequest&) = delete;
+    PyRequest& operator=(const PyRequest&) = delete;
+    ~PyRequest() {
+        if (done || !req.valid()) return;
+        try {
+            py::gil_scoped_release nogil;
+            req.wait();
+        } catch (...) { // the error was not asked for; the object reports it on its next call
+        }
+        --state->pending;
+    }
+    /// Blocks (GIL released) until complete; returns the result. The operation's error is raised once.
+    py::object wait() {
+        if (!done) settle([&] {
+            py::gil_scoped_release nogil;
+            req.wait();
+            return true;
+        });
+        return call.result;
+    }
+    bool test() {
+        if (!done) settle([&] { return req.test(); });
+        return done;
+    }
+
+private:
+    /// Runs `fn` (true: complete); completion or an error ends the request.
+    template <typename Fn>
+    void settle(Fn&& fn) {
+        bool complete = false;
+        try {
+            complete = fn();
+        } catch (...) {
+            finish();
+            throw;
+        }
+        if (complete) finish();
+    }
+    void finish() {
+        done = true;
+        --state->pending;
+    }
+};
+
+/// Binds `name` (blocking: returns the result) and `iname` (non-blocking: returns a Request whose wait() returns
+/// the result), both taking the arguments of `prep` after the Collectives object.
+template <typename Cls, typename... Args, typename... Extra>
+void def_pair(Cls& cls, const char* name, const char* iname, Call (*prep)(coyote::mpi::Collectives&, const char*, Args...),
+              const Extra&... extra) {
+    cls.def(name, [prep, name](const StatePtr& s, Args... a) {
+        auto& c = s->get(name);
+        Call k = prep(c, name, a...);
+        run(c, k);
+        return k.result;
+    }, extra...);
+    cls.def(iname, [prep, iname](const StatePtr& s, Args... a) {
+        auto& c = s->get(iname);
+        auto q = std::make_unique<PyRequest>();
+        q->state = s;
+        q->call = prep(c, iname, a...);
+        q->req = start(c, q->call);
+        ++s->pending;
+        return q;
+    }, extra...);
 }
 
 void close(const StatePtr& s) {
@@ -267,9 +317,9 @@ void bind_collectives(py::module_& m) {
         .def("test", &PyRequest::test);
 
     const auto none = py::none();
-    py::class_<CollState, StatePtr>(m, "Collectives",
-        "Collectives over FPGA RDMA on an mpi4py communicator (collective constructor and close()).")
-        .def(py::init([](py::object comm) {
+    py::class_<CollState, StatePtr> cls(m, "Collectives",
+        "Collectives over FPGA RDMA on an mpi4py communicator (collective constructor and close()).");
+    cls.def(py::init([](py::object comm) {
                  const MPI_Comm c = comm_of(comm);
                  py::gil_scoped_release nogil;
                  return std::make_shared<CollState>(c);
@@ -278,18 +328,19 @@ void bind_collectives(py::module_& m) {
         .def_property_readonly("size", [](const CollState& s) { return s.comm.size(); })
         .def("peers", [](const CollState& s) { return s.get("peers").peers(); })
         .def("last_algorithm", [](const CollState& s) { return s.get("last_algorithm").last_algorithm(); })
-        .def("barrier", [](const CollState& s) { auto& c = s.get("barrier"); nogil([&] { c.barrier(); }); })
-        .def("allreduce", &allreduce, py::arg("send"), py::arg("recv") = none, py::arg("op") = "sum")
-        .def("reduce", &reduce, py::arg("send"), py::arg("recv") = none, py::arg("op") = "sum", py::arg("root") = 0)
-        .def("broadcast", &broadcast, py::arg("buf"), py::arg("root") = 0)
-        .def("allgather", &allgather, py::arg("send"), py::arg("recv") = none)
-        .def("gather", &gather, py::arg("send"), py::arg("recv") = none, py::arg("root") = 0)
-        .def("scatter", &scatter, py::arg("send"), py::arg("recv"), py::arg("root") = 0)
-        .def("reduce_scatter", &reduce_scatter, py::arg("send"), py::arg("recv") = none, py::arg("op") = "sum")
-        .def("alltoall", &alltoall, py::arg("send"), py::arg("recv") = none)
-        .def("iallreduce", &iallreduce, py::arg("send"), py::arg("recv") = none, py::arg("op") = "sum")
-        .def("ibroadcast", &ibroadcast, py::arg("buf"), py::arg("root") = 0)
         .def("close", &close, "Collective: releases the queue pairs (waits for every rank).");
+    def_pair(cls, "barrier", "ibarrier", &prep_barrier);
+    def_pair(cls, "allreduce", "iallreduce", &prep_allreduce, py::arg("send"), py::arg("recv") = none,
+             py::arg("op") = "sum");
+    def_pair(cls, "reduce", "ireduce", &prep_reduce, py::arg("send"), py::arg("recv") = none, py::arg("op") = "sum",
+             py::arg("root") = 0);
+    def_pair(cls, "broadcast", "ibroadcast", &prep_broadcast, py::arg("buf"), py::arg("root") = 0);
+    def_pair(cls, "allgather", "iallgather", &prep_allgather, py::arg("send"), py::arg("recv") = none);
+    def_pair(cls, "gather", "igather", &prep_gather, py::arg("send"), py::arg("recv") = none, py::arg("root") = 0);
+    def_pair(cls, "scatter", "iscatter", &prep_scatter, py::arg("send"), py::arg("recv"), py::arg("root") = 0);
+    def_pair(cls, "reduce_scatter", "ireduce_scatter", &prep_reduce_scatter, py::arg("send"), py::arg("recv") = none,
+             py::arg("op") = "sum");
+    def_pair(cls, "alltoall", "ialltoall", &prep_alltoall, py::arg("send"), py::arg("recv") = none);
 }
 
 }  // namespace pycoyote::mpi

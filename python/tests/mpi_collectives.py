@@ -147,6 +147,65 @@ def test_nonblocking(coll):
     assert req.test()
 
 
+@pytest.mark.parametrize("count", [1, 1000, 70000])
+def test_every_nonblocking_form_in_flight_at_once(coll, count):
+    root = SIZE - 1
+    x = data(np.int32, count, salt=11)
+    blocks = data(np.int32, SIZE * count, salt=12)
+    whole = data(np.int32, SIZE * count, salt=13) if RANK == root else None
+    b = data(np.float64, count, salt=14)
+    expect = {"bcast": b.copy(), "allreduce": np.empty_like(x), "reduce": np.empty_like(x),
+              "allgather": np.empty(SIZE * count, np.int32), "gather": np.empty(SIZE * count, np.int32),
+              "scatter": np.empty(count, np.int32), "reduce_scatter": np.empty(count, np.int32),
+              "alltoall": np.empty_like(blocks)}
+    COMM.Bcast(expect["bcast"], root=root)
+    COMM.Allreduce(x, expect["allreduce"], op=MPI.MAX)
+    COMM.Reduce(x, expect["reduce"], op=MPI.SUM, root=root)
+    COMM.Allgather(x, expect["allgather"])
+    COMM.Gather(x, expect["gather"], root=root)
+    COMM.Scatter(whole, expect["scatter"], root=root)
+    COMM.Reduce_scatter_block(blocks, expect["reduce_scatter"], op=MPI.SUM)
+    COMM.Alltoall(blocks, expect["alltoall"])
+    part = np.zeros(count, np.int32)
+    reqs = {
+        "barrier": coll.ibarrier(),
+        "bcast": coll.ibroadcast(b, root),
+        "allreduce": coll.iallreduce(x, op="max"),
+        "reduce": coll.ireduce(x, root=root),
+        "allgather": coll.iallgather(x),
+        "gather": coll.igather(x, root=root),
+        "scatter": coll.iscatter(whole, part, root),
+        "reduce_scatter": coll.ireduce_scatter(blocks),
+        "alltoall": coll.ialltoall(blocks),
+    }
+    assert np.array_equal(coll.allreduce(np.ones(3, np.int64)), np.full(3, SIZE))  # blocking, while they run
+    got = {name: reqs[name].wait() for name in reversed(list(reqs))}
+    assert got["barrier"] is None
+    assert got["bcast"] is b and got["scatter"] is part
+    for name in expect:
+        if name in ("reduce", "gather") and RANK != root:
+            assert got[name] is None
+            continue
+        assert np.array_equal(got[name], expect[name]), name
+    assert all(r.test() for r in reqs.values())
+
+
+def test_nonblocking_errors_are_raised_at_the_call(coll):
+    x = np.zeros(8, dtype=np.int32)
+    with pytest.raises(pycoyote.InvalidArgumentError, match="ireduce_scatter.*equal blocks"):
+        coll.ireduce_scatter(np.zeros(SIZE * 2 + 1, dtype=np.int32))
+    with pytest.raises(pycoyote.InvalidArgumentError, match="igather"):
+        coll.igather(x, np.zeros(3, dtype=np.int32), root=RANK)
+    with pytest.raises(pycoyote.InvalidArgumentError, match="iscatter"):
+        coll.iscatter(x, x, root=SIZE)
+    with pytest.raises(pycoyote.InvalidArgumentError, match="ireduce"):
+        coll.ireduce(np.zeros(4, np.float32), op="band")
+    req = coll.iallgather(np.full(2, RANK, np.int32))
+    with pytest.raises(pycoyote.InvalidArgumentError, match="pending"):
+        coll.close()
+    assert np.array_equal(req.wait(), np.repeat(np.arange(SIZE, dtype=np.int32), 2))
+
+
 def test_coyote_buffers(coll):
     t = pycoyote.CoyoteThread(0, os.getpid(), RANK)
     send = t.allocate_buffer(256, dtype="float32")

@@ -11,21 +11,4 @@ rm -rf "$scratch/pkg/build" "$scratch/pkg"/*.egg-info
 COYOTE_SOURCE_DIR="$src" COYOTE_BUILD_DIR="$build" \
     "$scratch/venv/bin/pip" install --no-build-isolation --no-index --quiet "$scratch/pkg"
 cd "$scratch"
-"$scratch/venv/bin/python" - <<'PY'
-import os
-import numpy as np
-import pycoyote
-assert pycoyote.__file__.startswith(os.getcwd()), pycoyote.__file__
-t = pycoyote.CoyoteThread(0, os.getpid())
-src, dst = t.allocate_buffer(16, dtype="int32"), t.allocate_buffer(16, dtype="int32")
-np.asarray(src)[:] = np.arange(16)
-t.local_transfer(src, dst, 16, 16)
-while t.get_completed("local_transfer") < 1:
-    pass
-assert np.array_equal(np.asarray(dst), np.arange(16))
-try:
-    import pycoyote.mpi  # noqa: F401
-    print("pycoyote and pycoyote.mpi installed and working")
-except ImportError as e:
-    print("pycoyote installed and working; pycoyote.mpi not built:", e)
-PY
+"$scratch/venv/bin/python" "$src/python/tests/installed_check.py" "$scratch" 0

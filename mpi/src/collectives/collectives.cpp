@@ -253,18 +253,45 @@ std::size_t Collectives::recv(void* buf, std::size_t count, Datatype type, int p
     return static_cast<std::size_t>(r.received_bytes() / size_of(type));
 }
 
+Request Collectives::start_checked(const char* call, CollKind kind, const void* send, void* recv, std::size_t count,
+                                   Datatype type, Op op, int root) {
+    return guarded(call, [&] { return start_async(call, kind, args_of(call, kind, send, recv, count, type, op, root)); });
+}
+
 Request Collectives::iallreduce(const void* send, void* recv, std::size_t count, Datatype type, Op op) {
-    return guarded("iallreduce", [&] {
-        return start_async("iallreduce", CollKind::allreduce,
-                           args_of("iallreduce", CollKind::allreduce, send, recv, count, type, op, -1));
-    });
+    return start_checked("iallreduce", CollKind::allreduce, send, recv, count, type, op, -1);
 }
 
 Request Collectives::ibroadcast(void* buf, std::size_t count, Datatype type, int root) {
-    return guarded("ibroadcast", [&] {
-        return start_async("ibroadcast", CollKind::broadcast,
-                           args_of("ibroadcast", CollKind::broadcast, nullptr, buf, count, type, Op::sum, root));
-    });
+    return start_checked("ibroadcast", CollKind::broadcast, nullptr, buf, count, type, Op::sum, root);
+}
+
+Request Collectives::ibarrier() {
+    return guarded("ibarrier", [&] { return start_async("ibarrier", CollKind::barrier, CallArgs{}); });
+}
+
+Request Collectives::ireduce(const void* send, void* recv, std::size_t count, Datatype type, Op op, int root) {
+    return start_checked("ireduce", CollKind::reduce, send, recv, count, type, op, root);
+}
+
+Request Collectives::igather(const void* send, void* recv, std::size_t count, Datatype type, int root) {
+    return start_checked("igather", CollKind::gather, send, recv, count, type, Op::sum, root);
+}
+
+Request Collectives::iallgather(const void* send, void* recv, std::size_t count, Datatype type) {
+    return start_checked("iallgather", CollKind::allgather, send, recv, count, type, Op::sum, -1);
+}
+
+Request Collectives::iscatter(const void* send, void* recv, std::size_t count, Datatype type, int root) {
+    return start_checked("iscatter", CollKind::scatter, send, recv, count, type, Op::sum, root);
+}
+
+Request Collectives::ireduce_scatter(const void* send, void* recv, std::size_t count, Datatype type, Op op) {
+    return start_checked("ireduce_scatter", CollKind::reduce_scatter, send, recv, count, type, op, -1);
+}
+
+Request Collectives::ialltoall(const void* send, void* recv, std::size_t count, Datatype type) {
+    return start_checked("ialltoall", CollKind::alltoall, send, recv, count, type, Op::sum, -1);
 }
 
 Request Collectives::start_async(const char* what, CollKind kind, const CallArgs& args) {

@@ -172,10 +172,19 @@ public:
 
     Request isend(const void* buf, std::size_t count, Datatype type, int peer, int tag);
     Request irecv(void* buf, std::size_t count, Datatype type, int peer, int tag);
-    /// Non-blocking allreduce / broadcast: numbered at the call and run in call order on the object's progress
-    /// thread (started on first use), overlapping the caller's blocking calls and point-to-point messages.
+    /// Non-blocking collectives (MPI_I*): the arguments of the blocking call, checked at the call; numbered at
+    /// the call and run in call order on the object's progress thread (started on first use), overlapping the
+    /// caller's blocking calls and point-to-point messages. The buffers must stay valid until the request
+    /// completes.
     Request iallreduce(const void* send, void* recv, std::size_t count, Datatype type, Op op);
     Request ibroadcast(void* buf, std::size_t count, Datatype type, int root);
+    Request ibarrier();
+    Request ireduce(const void* send, void* recv, std::size_t count, Datatype type, Op op, int root);
+    Request igather(const void* send, void* recv, std::size_t count, Datatype type, int root);
+    Request iallgather(const void* send, void* recv, std::size_t count, Datatype type);
+    Request iscatter(const void* send, void* recv, std::size_t count, Datatype type, int root);
+    Request ireduce_scatter(const void* send, void* recv, std::size_t count, Datatype type, Op op);
+    Request ialltoall(const void* send, void* recv, std::size_t count, Datatype type);
 
     /// The algorithm the last blocking collective on this rank used (e.g. "ring", "recursive_doubling").
     const std::string& last_algorithm() const noexcept { return last_algorithm_; }
@@ -230,6 +239,9 @@ private:
     void run_blocking(::coyote::detail::coll::CollKind kind, const ::coyote::detail::coll::CallArgs& args);
     /// Queues collective `kind` on the progress thread and returns its request.
     Request start_async(const char* what, ::coyote::detail::coll::CollKind kind, const ::coyote::detail::coll::CallArgs& args);
+    /// Checks the arguments of non-blocking collective `kind` (named `call`) and queues it.
+    Request start_checked(const char* call, ::coyote::detail::coll::CollKind kind, const void* send, void* recv,
+                          std::size_t count, Datatype type, Op op, int root);
 
     CollectiveOptions options_;
     int rank_ = 0;
