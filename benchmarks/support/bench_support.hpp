@@ -78,6 +78,14 @@ namespace detail {
 /// MAX-reduces {seconds, failure code} over all ranks (no communication with one rank).
 void reduce_iteration(double& seconds, double& failed_rank);
 void report_local_failure(const std::string& message);
+/// True when `e` says a peer is lost (peer_gone, or a timeout waiting for one): a collective over
+/// MPI_COMM_WORLD could then wait for the dead rank forever (mpirun --enable-recovery keeps the job alive).
+bool is_lost_peer(const std::exception& e) noexcept;
+/// Reports `message` and ends the whole job (MPI_Abort, exit code 3) instead of entering another collective.
+[[noreturn]] void abort_lost_peer(const std::string& message);
+/// Test hook (COYOTE_BENCH_DIE_AT=<rank>:<iteration>): that rank kills itself with SIGKILL at the start of that
+/// timed iteration (counted over the whole run from 1). Inline-cheap when unset.
+void maybe_die();
 }  // namespace detail
 
 /// Runs the benchmark loop: per iteration an optional barrier, then `body()` timed on every rank; the MAX of
@@ -93,6 +101,7 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
     samples.clear();
     for (auto _ : state) {
         if (sync == Sync::barrier && multi) MPI_Barrier(MPI_COMM_WORLD);
+        detail::maybe_die();
         bool ok = false;
         std::string error;
         const auto t0 = Clock::now();
@@ -100,6 +109,8 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
             ok = body();
             if (!ok) error = "data path failed or timed out";
         } catch (const std::exception& e) {
+            // A lost peer never reaches the reduction below: the job ends here.
+            if (multi && detail::is_lost_peer(e)) detail::abort_lost_peer(e.what());
             error = e.what();
         }
         double seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -1,6 +1,8 @@
 // coyote-mpi sim backend: shm segment names, the segments this process owns, and reclaiming those of dead processes.
 #include "backend/sim/segments.hpp"
 
+#include "detail/cleanup.hpp"
+
 #include <dirent.h>
 #include <poll.h>
 #include <sys/syscall.h>
@@ -102,6 +104,8 @@ void unlink_tracked_at_exit() noexcept {
 void track_segment(const std::string& name) {
     static std::once_flag once;
     std::call_once(once, [] { std::atexit(unlink_tracked_at_exit); });
+    // SIGTERM / SIGINT / SIGHUP: every segment of this process (its pid is in the names) goes too.
+    unlink_on_signal(segment_prefix().substr(1) + ".");
     Tracked& t = tracked();
     std::lock_guard lk(t.mtx);
     if (t.owner != ::getpid()) {
