@@ -13,14 +13,13 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "backend/sim/net/wire_format.hpp"
 #include "oob/peer_check.hpp"
+#include "unit/proc_net.hpp"
 #include "unit/rdma_test_support.hpp"
 
 using namespace std::chrono_literals;
@@ -61,20 +60,23 @@ size_t bytes_received(int s, std::chrono::milliseconds wait) {
     }
 }
 
-/// The port field of the listening sockets in /proc/self/net/tcp whose port is `port`, as "ADDR" (hex).
+/// Options of a server that pairs only with a client whose 8-byte message starts with 'G'.
+coyote::TcpOobOptions checked_options(std::chrono::milliseconds accept, std::chrono::milliseconds io) {
+    coyote::TcpOobOptions o;
+    o.accept_timeout = accept;
+    o.io_timeout = io;
+    o.client_message_size = 8;
+    o.check_client = [](std::span<const std::byte> m) {
+        return m[0] == std::byte{'G'} ? std::string() : std::string("does not start with G");
+    };
+    return o;
+}
+
+/// Addresses (hex, as /proc prints them) of this process's listening sockets on `port`.
 std::vector<std::string> listening_addresses(uint16_t port) {
     std::vector<std::string> out;
-    std::ifstream in("/proc/self/net/tcp");
-    std::string line;
-    std::getline(in, line);
-    char want[8];
-    std::snprintf(want, sizeof(want), "%04X", port);
-    while (std::getline(in, line)) {
-        std::istringstream ls(line);
-        std::string sl, local, remote, st;
-        ls >> sl >> local >> remote >> st;
-        if (st == "0A" && local.substr(local.find(':') + 1) == want) out.push_back(local.substr(0, local.find(':')));
-    }
+    for (const auto& r : coyote_test::tcp_sockets(::getpid(), "0A"))
+        if (r.port == port) out.push_back(r.addr);
     return out;
 }
 
@@ -114,13 +116,7 @@ TEST(OobServer, SendsNothingToABadOrSilentClientAndPairsWithTheNextGoodOne) {
 
 TEST(OobServer, RefusedClientsAreNamedWhenNoGoodOneComes) {
     const uint16_t port = coyote_test::free_port();
-    coyote::TcpOobOptions o;
-    o.accept_timeout = 1500ms;
-    o.io_timeout = 1000ms;
-    o.client_message_size = 8;
-    o.check_client = [](std::span<const std::byte> m) {
-        return m[0] == std::byte{'G'} ? std::string() : std::string("does not start with G");
-    };
+    const auto o = checked_options(1500ms, 1000ms);
     std::thread bad([&] {
         const int s = dial(port);
         (void)::send(s, "BBBBBBBB", 8, MSG_NOSIGNAL);
@@ -142,13 +138,7 @@ TEST(OobServer, RefusedClientsAreNamedWhenNoGoodOneComes) {
 
 TEST(OobServer, CheckedClientMessageIsWhatExchangeReturns) {
     const uint16_t port = coyote_test::free_port();
-    coyote::TcpOobOptions o;
-    o.accept_timeout = 10s;
-    o.io_timeout = 10s;
-    o.client_message_size = 8;
-    o.check_client = [](std::span<const std::byte> m) {
-        return m[0] == std::byte{'G'} ? std::string() : std::string("does not start with G");
-    };
+    const auto o = checked_options(10s, 10s);
     std::thread client([&] {
         auto c = coyote::make_tcp_oob(port, "127.0.0.1", o);
         const std::string mine = "Good0001";

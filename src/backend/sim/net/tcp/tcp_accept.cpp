@@ -1,5 +1,5 @@
 // coyote-mpi sim backend: the TCP wire's acceptor (every handshake advanced as its bytes arrive, none waited
-// for) and the reader thread of each authenticated connection.
+// for) and the reader thread of each authenticated connection (its sender thread is in tcp_frames.cpp).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -163,6 +163,7 @@ void TcpWire::adopt(ConnPtr c) {
     std::lock_guard lk(conns_mtx_);
     conns_.push_back(c);
     readers_.emplace_back([this, c] { reader(c); });
+    readers_.emplace_back([this, c] { sender(c); });
 }
 
 void TcpWire::reader(ConnPtr c) {
@@ -180,6 +181,7 @@ void TcpWire::reader(ConnPtr c) {
         }
         if (r > 0 && !handle_frame(c)) break;
     }
+    kill(c, "the wire is closing"); // no-op when already dead; ends the sender
     std::lock_guard lk(conns_mtx_);
     std::erase(conns_, c);
 }

@@ -69,7 +69,6 @@ void TcpWire::open() {
     if (open_.load()) return;
     if (::listen(listener_.get(), 64) != 0) throw_errno("listen", "sim RDMA wire");
     acceptor_ = std::thread([this] { acceptor(); });
-    responder_ = std::thread([this] { responder(); });
     open_.store(true);
 }
 
@@ -96,17 +95,16 @@ bool TcpWire::key_issued(uint64_t key) {
 TcpWire::~TcpWire() {
     stop_.store(true);
     {
-        // Unblocks the engine and the responder if they wait for a peer.
+        // Unblocks the readers and senders (a reader that ends kills its connection, which wakes its sender).
         std::lock_guard lk(conns_mtx_);
-        for (auto& c : conns_) ::shutdown(c->fd.get(), SHUT_RDWR);
+        for (auto& c : conns_) {
+            ::shutdown(c->fd.get(), SHUT_RDWR);
+            std::lock_guard clk(c->mtx);
+            c->out_cv.notify_all();
+        }
     }
     wake();
-    {
-        std::lock_guard lk(resp_mtx_);
-        resp_cv_.notify_all();
-    }
     if (acceptor_.joinable()) acceptor_.join();
-    if (responder_.joinable()) responder_.join();
     std::vector<std::thread> readers;
     {
         std::lock_guard lk(conns_mtx_);
@@ -136,6 +134,7 @@ void TcpWire::kill(const ConnPtr& c, const std::string& why) noexcept {
         c->death = why;
         lost.swap(c->pending);
     }
+    c->out_cv.notify_all(); // its sender ends
     ::shutdown(c->fd.get(), SHUT_RDWR);
     {
         std::lock_guard lk(conns_mtx_);

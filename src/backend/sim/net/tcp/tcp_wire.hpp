@@ -57,19 +57,9 @@ struct Handshake {
     std::chrono::steady_clock::time_point deadline;
 };
 
-/// One connection to a peer's wire (either side may have opened it); a reader thread of its own serves it.
-struct Conn {
-    Fd fd;
-    std::string name;      ///< "a.b.c.d:port"
-    uint64_t peer_key = 0;
-    std::mutex wmtx;       ///< one whole frame at a time
-    std::mutex mtx;        ///< pending, dead
-    std::map<uint64_t, Pending> pending;
-    bool dead = false;
-    std::string death;
-};
+struct Conn;
 
-/// An answer the responder thread sends (ACK, NAK or READ response).
+/// An answer a connection's sender thread sends (ACK, NAK or READ response).
 struct Response {
     std::shared_ptr<Conn> conn;
     FrameHeader h;
@@ -82,9 +72,24 @@ struct Response {
     uint64_t data_addr = 0;
 };
 
+/// One connection to a peer's wire (either side may have opened it); a reader thread of its own serves it and a
+/// sender thread of its own sends its answers, so a peer that stalls stalls only its own connection.
+struct Conn {
+    Fd fd;
+    std::string name;      ///< "a.b.c.d:port"
+    uint64_t peer_key = 0;
+    std::mutex wmtx;       ///< one whole frame at a time
+    std::mutex mtx;        ///< pending, out, dead
+    std::condition_variable out_cv;
+    std::map<uint64_t, Pending> pending;
+    std::deque<Response> out; ///< answers for the sender thread
+    bool dead = false;
+    std::string death;
+};
+
 /// The TCP wire of one NIC: a listener (bound at construction, listening from open()), an acceptor thread that
-/// runs the handshakes of new connections without blocking on any of them, a reader thread per authenticated
-/// connection (a peer that stalls mid-frame stalls only its own connection) and a responder thread.
+/// runs the handshakes of new connections without blocking on any of them, and a reader and a sender thread per
+/// authenticated connection (a peer that stalls mid-frame or stops reading stalls only its own connection).
 class TcpWire {
 public:
     /// Binds the listener (COYOTE_SIM_WIRE_ADDR, else 127.0.0.1) without listening yet.
@@ -135,13 +140,13 @@ private:
     uint64_t key_of(int32_t ctid);
     /// True when `key` is the key of one of our endpoints.
     bool key_issued(uint64_t key);
-    /// The responder thread: sends the answers queued by respond().
-    void responder();
+    /// The sender thread of `c`: sends the answers queued by respond(), until the connection dies.
+    void sender(ConnPtr c);
     /// Reads one frame header from `c` and dispatches it to its handler; false: connection dropped.
     bool handle_frame(const ConnPtr& c);
     /// Drops `c`: its pending requests fail with peer_gone on their queue pairs.
     void kill(const ConnPtr& c, const std::string& why) noexcept;
-    /// Queues an answer for the responder thread.
+    /// Queues an answer for the sender thread of its connection.
     void respond(Response r);
     /// Wakes the acceptor (stop).
     void wake() noexcept;
@@ -169,7 +174,7 @@ private:
     std::string receive_read_data(int fd, const Pending& p, bool current, Clock::time_point deadline);
     /// Ends the handling of an answer: the request leaves the in-flight count; drops the connection on `err`.
     bool finish_answer(const ConnPtr& c, const Pending& p, bool current, const std::string& err);
-    /// Sends one response (the responder thread); returns an error text.
+    /// Sends one response (a sender thread); returns an error text.
     std::string send_response(Response& r, Clock::time_point deadline);
     /// Sends a READ response from the buffer or window it was validated against, or a NAK when it went away.
     std::string send_read_data(Response& r, Clock::time_point deadline);
@@ -190,16 +195,11 @@ private:
 
     std::mutex conns_mtx_;
     std::vector<ConnPtr> conns_;                 ///< live connections (each has a reader thread)
-    std::vector<std::thread> readers_;           ///< joined by the destructor
+    std::vector<std::thread> readers_;           ///< readers and senders, joined by the destructor
     std::map<uint64_t, ConnPtr> by_key_;         ///< peer key -> connection used for requests
     std::map<uint64_t, std::string> dead_keys_;  ///< peers whose connection was lost
 
-    std::mutex resp_mtx_;
-    std::condition_variable resp_cv_;
-    std::deque<Response> responses_;
-
     std::thread acceptor_;
-    std::thread responder_;
 };
 
 }  // namespace coyote::detail::sim::net

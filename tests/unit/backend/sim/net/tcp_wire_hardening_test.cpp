@@ -7,7 +7,6 @@
 #include <coyote/oob.hpp>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -15,14 +14,14 @@
 
 #include <chrono>
 #include <cstring>
-#include <fstream>
+#include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "backend/sim/net/tcp/tcp_wire.hpp"
 #include "backend/sim/net/wire_format.hpp"
+#include "unit/proc_net.hpp"
 #include "unit/rdma_test_support.hpp"
 
 using namespace std::chrono_literals;
@@ -80,47 +79,27 @@ void send_all(int s, const void* p, size_t n) {
     if (::send(s, p, n, MSG_NOSIGNAL) != static_cast<ssize_t>(n)) throw std::runtime_error("send failed");
 }
 
-/// Socket inodes of process `pid` (from /proc/<pid>/fd).
-std::set<std::string> socket_inodes(pid_t pid) {
-    std::set<std::string> out;
-    const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) return out;
-    while (const dirent* e = ::readdir(d)) {
-        char target[256] = {};
-        const std::string link = dir + "/" + e->d_name;
-        const ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
-        if (n > 9 && std::strncmp(target, "socket:[", 8) == 0) out.insert(std::string(target + 8, static_cast<size_t>(n) - 9));
-    }
-    ::closedir(d);
-    return out;
-}
-
-/// "ADDR:PORT" (hex, as /proc/net/tcp shows them) of the listening TCP sockets of process `pid`.
-std::vector<std::string> listeners_of(pid_t pid) {
-    const auto inodes = socket_inodes(pid);
-    std::vector<std::string> out;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/net/tcp");
-    std::string line;
-    std::getline(in, line);
-    while (std::getline(in, line)) {
-        std::istringstream ls(line);
-        std::string sl, local, remote, st, q, tr, rexm, uid, timeout, inode;
-        ls >> sl >> local >> remote >> st >> q >> tr >> rexm >> uid >> timeout >> inode;
-        if (st == "0A" && inodes.count(inode) != 0) out.push_back(local);
-    }
-    return out;
-}
-
 /// The wire of process `pid` (its one listening socket once wired) as an endpoint to dial.
 sim::Endpoint wire_of(pid_t pid) {
-    const auto l = listeners_of(pid);
+    const auto l = coyote_test::tcp_sockets(pid, "0A");
     if (l.size() != 1) throw std::runtime_error(std::to_string(l.size()) + " listening sockets in the server");
     sim::Endpoint ep;
-    const unsigned long addr = std::stoul(l[0].substr(0, 8), nullptr, 16), port = std::stoul(l[0].substr(9), nullptr, 16);
-    ep.wire_addr = ntohl(static_cast<uint32_t>(addr)); // /proc prints the address in network order as a word
-    ep.wire_port = static_cast<uint16_t>(port);
+    // /proc prints the address in network order as one hex word.
+    ep.wire_addr = ntohl(static_cast<uint32_t>(std::stoul(l[0].addr, nullptr, 16)));
+    ep.wire_port = l[0].port;
     return ep;
+}
+
+/// Opens a connection to the wire of `ep`, presents `key` in a HELLO; the socket, and whether it was accepted
+/// (a HELLO_ACK within 5 s).
+std::pair<int, bool> hello(const sim::Endpoint& ep, uint64_t key) {
+    const int s = connect_wire(ep);
+    const auto h = net::encode_hello(net::HelloKeys{key, 0x5eed});
+    send_all(s, h.data(), h.size());
+    std::array<std::byte, sim::k_frame_header_size> ack{};
+    pollfd pf{s, POLLIN, 0};
+    const bool got = ::poll(&pf, 1, 5000) == 1 && ::recv(s, ack.data(), ack.size(), MSG_WAITALL) == 64;
+    return {s, got};
 }
 
 /// The server side of every test: one cThread wired as out-of-band server on `port`, verifies the WRITEs.
@@ -194,12 +173,8 @@ TEST(TcpWireHardening, HalfAFrameStallsOnlyItsOwnConnection) {
     std::vector<int> held;
     expect_unstalled(true, [&](const sim::Endpoint& ep) {
         // An authenticated peer (the server's key) that sends 30 of a WRITE header's 64 bytes and stops.
-        const int s = connect_wire(ep);
-        const auto hello = net::encode_hello(net::HelloKeys{ep.key, 0x5eed});
-        send_all(s, hello.data(), hello.size());
-        std::array<std::byte, sim::k_frame_header_size> ack{};
-        pollfd pf{s, POLLIN, 0};
-        check(::poll(&pf, 1, 5000) == 1 && ::recv(s, ack.data(), ack.size(), MSG_WAITALL) == 64, "HELLO_ACK");
+        const auto [s, accepted] = hello(ep, ep.key);
+        check(accepted, "HELLO_ACK");
         sim::RdmaRequest r{};
         r.op = coyote::detail::RdmaOpcode::write;
         r.len = 4096;
@@ -234,12 +209,7 @@ TEST(TcpWireHardening, AKeyOpensNoConnectionAfterTheNextExchange) {
         check(a.key != b.key, "the second exchange carried a new key");
         // The first key is refused: the connection closes without HELLO_ACK; the second is accepted.
         for (const auto& [key, accepted] : {std::pair{a.key, false}, std::pair{b.key, true}}) {
-            const int s = connect_wire(b);
-            const auto hello = net::encode_hello(net::HelloKeys{key, 0x77});
-            send_all(s, hello.data(), hello.size());
-            std::array<std::byte, sim::k_frame_header_size> ack{};
-            pollfd pf{s, POLLIN, 0};
-            const bool got = ::poll(&pf, 1, 5000) == 1 && ::recv(s, ack.data(), ack.size(), MSG_WAITALL) == 64;
+            const auto [s, got] = hello(b, key);
             check(got == accepted, accepted ? "the current key was refused" : "the withdrawn key was accepted");
             ::close(s);
         }
@@ -276,11 +246,11 @@ TEST(TcpWireListener, OpensOnlyForAPeerThatNeedsItAndOnLoopback) {
             coyote::cThread t(0, ::getpid());
             (void)t.initRDMA(k_size, port);
             t.connSync(false);
-            const auto l = listeners_of(::getpid());
+            const auto l = coyote_test::tcp_sockets(::getpid(), "0A");
             check(l.size() == (expect_listener ? 1u : 0u),
                   std::string(wire) + ": " + std::to_string(l.size()) + " listening sockets after wiring");
             // 0100007F: 127.0.0.1 as /proc/net/tcp prints it.
-            for (const auto& a : l) check(a.rfind("0100007F:", 0) == 0, "the wire listens on " + a);
+            for (const auto& a : l) check(a.addr == "0100007F", "the wire listens on " + a.addr);
             t.connSync(false);
             return 0;
         }, 60);
@@ -298,4 +268,70 @@ TEST(TcpWireListener, OpensOnlyForAPeerThatNeedsItAndOnLoopback) {
     };
     run("auto", false); // both on this host: the shm wire, no listener
     run("tcp", true);   // every peer uses TCP: one listener, on loopback
+}
+
+namespace {
+
+/// Shuts down (both ways) every established TCP connection of this process whose local port is `port`.
+size_t cut_connections(uint16_t port) {
+    std::set<std::string> victims;
+    for (const auto& r : coyote_test::tcp_sockets(::getpid(), "01"))
+        if (r.port == port) victims.insert(r.inode);
+    size_t cut = 0;
+    for (const auto& [inode, fd] : coyote_test::socket_fds(::getpid()))
+        if (victims.count(inode) != 0 && ::shutdown(fd, SHUT_RDWR) == 0) ++cut;
+    return cut;
+}
+
+}  // namespace
+
+TEST(TcpWireFaults, ConnectionCutMidStreamFailsTheInitiatorAndLeavesMemoryOutsideTheTargetAlone) {
+    const uint16_t port = coyote_test::free_port();
+    ASSERT_NE(port, 0);
+    constexpr uint32_t mib = 1u << 20, size = 4 * mib, n = 512;
+    Child server([&] {
+        coyote_test::child_env("tcp");
+        coyote::cThread t(0, ::getpid());
+        auto* buf = static_cast<uint8_t*>(t.initRDMA(size, port));
+        coyote_test::fill(buf, size, 3);
+        t.connSync(false);
+        // Once the stream runs, cut its connection (the wire's port is the one listening socket).
+        const auto deadline = std::chrono::steady_clock::now() + 30s;
+        while (t.checkCompleted(CoyoteOper::LOCAL_WRITE) < 2 && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(100us);
+        const auto l = coyote_test::tcp_sockets(::getpid(), "0A");
+        check(l.size() == 1, "one listening wire");
+        check(cut_connections(l[0].port) >= 1, "a wire connection was cut");
+        const uint32_t arrived = t.checkCompleted(CoyoteOper::LOCAL_WRITE);
+        check(arrived < n, "the cut came before the end of the stream");
+        // The WRITEs target [1 MiB, 2 MiB): the rest of the buffer keeps its pattern whatever arrived.
+        check(coyote_test::mismatch(buf, 0, mib, 3) == -1, "memory before the target range changed");
+        check(coyote_test::mismatch(buf, 2 * mib, size, 3) == -1, "memory after the target range changed");
+        std::fprintf(stderr, "cut after %u of %u WRITEs\n", arrived, n);
+        t.connSync(false);
+        return 0;
+    }, 90);
+    Child client([&] {
+        coyote_test::child_env("tcp");
+        coyote::cThread t(0, ::getpid());
+        auto* buf = static_cast<uint8_t*>(t.initRDMA(size, port, "127.0.0.1"));
+        coyote_test::fill(buf, size, 9);
+        t.connSync(true);
+        std::optional<coyote::Error> err;
+        try {
+            for (uint32_t i = 0; i < n; ++i)
+                t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = 0, .remote_offs = mib, .len = mib});
+            err = coyote_test::wait_error(t);
+        } catch (const coyote::Error& e) {
+            err = e;
+        }
+        check(err.has_value(), "an error at the initiator");
+        std::fprintf(stderr, "initiator: %s\n", err->what());
+        check(err->code() == coyote::make_error_code(coyote::Errc::peer_gone), "the error is peer_gone");
+        check(std::string(err->what()).find("lost") != std::string::npos, "the error says the connection was lost");
+        t.connSync(true);
+        return 0;
+    }, 90);
+    EXPECT_EQ(client.wait(), 0);
+    EXPECT_EQ(server.wait(), 0);
 }
