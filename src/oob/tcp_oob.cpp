@@ -83,7 +83,8 @@ public:
                 throw_error(Errc::protocol, "exchange",
                             "the client's message has " + std::to_string(first_.size()) + " bytes, this side's " +
                                 std::to_string(mine.size()));
-            theirs.swap(first_);
+            theirs = std::move(first_);
+            first_.clear(); // later exchanges read as usual
             write_all(mine.data(), mine.size(), "exchange");
         } else {
             read_all(theirs.data(), theirs.size(), "exchange");

@@ -208,3 +208,21 @@ TEST(OobServer, IbvqCheckRefusesWhatNoPeerSends) {
     std::memcpy(m.data(), &bad, sizeof(bad));
     EXPECT_NE(coyote::detail::check_ibvq_bytes(m).find("IP"), std::string::npos);
 }
+
+TEST(OobServer, ExchangesAfterTheCheckedOneReadAsUsual) {
+    const uint16_t port = coyote_test::free_port();
+    const auto o = checked_options(10s, 10s);
+    std::thread client([&] {
+        auto c = coyote::make_tcp_oob(port, "127.0.0.1", o);
+        for (const std::string mine : {"Good0001", "second01"}) (void)c->exchange(std::as_bytes(std::span(mine.data(), 8)));
+        c->close();
+    });
+    auto s = coyote::make_tcp_oob(port, nullptr, o);
+    std::vector<std::string> got;
+    for (const std::string mine : {"Server01", "Server02"}) {
+        const auto theirs = s->exchange(std::as_bytes(std::span(mine.data(), 8)));
+        got.emplace_back(reinterpret_cast<const char*>(theirs.data()), theirs.size());
+    }
+    client.join();
+    EXPECT_EQ(got, (std::vector<std::string>{"Good0001", "second01"}));
+}

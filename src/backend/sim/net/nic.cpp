@@ -88,7 +88,9 @@ std::vector<std::byte> NicImpl::local_endpoint(int32_t ctid) const {
     ep.state_name = host_.shared_state_name();
     ep.nic_name = seg_.name();
     if (tcp_) {
-        // The listener is bound (port reserved) but opens only when a peer needs it (set_remote_endpoint).
+        // The listener is bound (port reserved); it opens now when every peer uses TCP, else when a peer that
+        // needs it is set (set_remote_endpoint).
+        if (cfg_.mode == WireMode::tcp) tcp_->open();
         ep.wire_addr = tcp_->address();
         ep.wire_port = tcp_->port();
         ep.key = tcp_->issue_key(ctid); // one key per exchange

@@ -188,8 +188,9 @@ Fd TcpWire::dial(const Endpoint& ep, uint64_t mine, const std::string& who, Cloc
         if (!s) throw_errno("socket", "RDMA wire to " + who);
         const int err = connect_once(s.get(), sa, deadline);
         if (err == 0) break;
-        // Refused: the peer opens its listener when it learns our endpoint, which may be a moment later.
-        if (err != ECONNREFUSED || remaining_ms(deadline) == 0)
+        // Refused: with the automatic wire, a peer on another host opens its listener when it learns our
+        // endpoint, which may be a moment later; with COYOTE_SIM_WIRE=tcp it listened before it sent it (gone).
+        if (err != ECONNREFUSED || cfg_.mode != WireMode::automatic || remaining_ms(deadline) == 0)
             throw_error(Errc::peer_gone, "RDMA",
                         "cannot reach " + who + ": " + std::strerror(err) +
                             (ep.wire_addr == INADDR_LOOPBACK
