@@ -21,6 +21,7 @@
 #include <coyote/error.hpp>
 
 #include "detail/settings.hpp"
+#include "support/peer_watch.hpp"
 
 #ifndef COYOTE_BENCH_VERSION
 #define COYOTE_BENCH_VERSION "unknown"
@@ -251,14 +252,9 @@ void reduce_iteration(double& seconds, double& failed_rank) {
     failed_rank = out[1];
 }
 
-bool is_lost_peer(const std::exception& e) noexcept {
-    const auto* ce = dynamic_cast<const coyote::Error*>(&e);
-    return ce != nullptr && (ce->code() == coyote::make_error_code(coyote::Errc::peer_gone) ||
-                             ce->code() == coyote::make_error_code(coyote::Errc::timeout));
-}
-
 void abort_lost_peer(const std::string& message) {
-    report_local_failure("a peer is lost, aborting the job instead of entering a collective: " + message);
+    report_local_failure("failed with " + std::to_string(g_size) + " ranks, a peer may be lost: aborting the job "
+                         "instead of entering a collective: " + message);
     MPI_Abort(MPI_COMM_WORLD, 3);
     std::_Exit(3); // MPI_Abort does not return; in case it does
 }
@@ -328,6 +324,7 @@ int main(int argc, char** argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &coyote::bench::g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &coyote::bench::g_size);
     int rc = 2;
+    coyote::bench::detail::start_peer_watch(); // a dead rank on this host ends this one (no collective waits)
     try {
         rc = coyote::bench::run_main(argc, argv);
     } catch (const std::exception& e) {
@@ -335,6 +332,8 @@ int main(int argc, char** argv) {
         std::fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    coyote::bench::detail::stop_peer_watch();
+    MPI_Barrier(MPI_COMM_WORLD); // no rank exits while another still watches it
     MPI_Finalize();
     return rc;
 }

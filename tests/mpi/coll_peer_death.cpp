@@ -111,5 +111,5 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         report(comm.rank(), "rank " + std::to_string(comm.rank()) + ": FAIL: " + e.what());
     }
-    ::_exit(0); // MPI cannot finalise with a dead rank
+    ::_exit(sigkill ? 4 : 0); // MPI cannot finalise with a dead rank; with a SIGKILLed peer the job failed
 }

@@ -29,8 +29,10 @@ if [[ $elapsed -ge 40 ]]; then echo "FAIL: took ${elapsed}s"; exit 1; fi
 # No rank process runs on; with PEER_DEATH_NEXT_START=<program>, no /dev/shm file of the job stays once the next
 # sim process started (it reclaims what the SIGKILLed rank left).
 pids=$(cat "${report_dir}"/pid*.txt 2>/dev/null)
+alive() { [[ -e /proc/$1 ]] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }
 for p in $pids; do
-  if kill -0 "$p" 2>/dev/null; then echo "FAIL: rank process $p still runs"; exit 1; fi
+  for _ in $(seq 50); do alive "$p" || break; sleep 0.1; done # a zombie counts as ended
+  if alive "$p"; then echo "FAIL: rank process $p still runs"; exit 1; fi
 done
 if [[ -n "${PEER_DEATH_NEXT_START:-}" ]]; then
   "${PEER_DEATH_NEXT_START}" >/dev/null 2>&1 || { echo "FAIL: the next start (${PEER_DEATH_NEXT_START}) failed"; exit 1; }
