@@ -2,8 +2,6 @@
 
 #include <sched.h>
 
-#include <boost/interprocess/sync/named_mutex.hpp>
-#include <boost/date_time/posix_time/posix_time_types.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -18,6 +16,8 @@
 #include "backend/registers.hpp"
 #include "detail/format.hpp"
 #include "detail/settings.hpp"
+#include "detail/vfpga_lock.hpp"
+#include "oob/peer_check.hpp"
 
 static_assert(coyote::cThread::k_max_windows == coyote::detail::k_max_windows,
               "cThread::k_max_windows must match the backend contract");
@@ -49,23 +49,6 @@ std::chrono::milliseconds post_timeout() {
     return t;
 }
 
-/// The vFPGA lock of this user: other users' processes can neither open nor see it.
-std::string vfpga_lock_name(uint32_t device, int32_t vfid) {
-    return "coyote_vlock_u" + std::to_string(::getuid()) + "_d" + std::to_string(device) + "_v" + std::to_string(vfid);
-}
-
-std::unique_ptr<boost::interprocess::named_mutex> open_vfpga_lock(const std::string& name) {
-    try {
-        boost::interprocess::permissions owner_only(0600);
-        return std::make_unique<boost::interprocess::named_mutex>(boost::interprocess::open_or_create, name.c_str(),
-                                                                  owner_only);
-    } catch (const boost::interprocess::interprocess_exception& e) {
-        throw_error(Errc::resource_exhausted, "cThread",
-                    "cannot open the vFPGA lock /dev/shm/sem." + name + ": " + e.what() +
-                        " (a stale lock left by another user or a full /dev/shm; remove it and retry)");
-    }
-}
-
 uint32_t random_psn() {
     static thread_local std::mt19937 rng(std::random_device{}());
     return static_cast<uint32_t>(rng() & 0xFFFFFFu);
@@ -83,8 +66,7 @@ public:
     uint64_t rdma_buffer_size = 0;
     uint32_t qp_port = DEF_PORT;
     std::unique_ptr<OobChannel> oob;
-    std::string lock_name;
-    std::unique_ptr<boost::interprocess::named_mutex> vlock;
+    std::unique_ptr<detail::VfpgaLock> vlock;
     bool lock_held = false;
 
     void post(const Command& cmd) {
@@ -126,8 +108,7 @@ cThread::cThread(int32_t vfid_, pid_t hpid_, uint32_t device, std::function<void
             q.size = 0;
             detail::fill_gid(q, q.ip_addr);
         }
-        impl->lock_name = vfpga_lock_name(device, vfid_);
-        impl->vlock = open_vfpga_lock(impl->lock_name);
+        impl->vlock = std::make_unique<detail::VfpgaLock>(device, vfid_);
         impl->dev->clear_completed(ctid);
     } catch (...) {
         impl->dev->set_interrupt_handler(ctid, nullptr);
@@ -407,7 +388,13 @@ void cThread::connectQp(std::span<const std::byte> peer_blob, uint32_t port) {
 
 void* cThread::initRDMA(uint64_t buffer_size, uint16_t port, const char* server_address) {
     if (!qpair) throw_error(Errc::not_supported, "initRDMA", "RDMA is disabled in the shell configuration");
-    return initRDMA(buffer_size, make_tcp_oob(port, server_address));
+    TcpOobOptions opt = TcpOobOptions::from_env();
+    if (server_address == nullptr) {
+        // The server answers only a client whose queue pair message is well formed for this backend.
+        opt.client_message_size = sizeof(ibvQ) + impl->dev->local_endpoint(ctid).size();
+        opt.check_client = [this](std::span<const std::byte> m) { return detail::check_peer_message(*impl->dev, m); };
+    }
+    return initRDMA(buffer_size, make_tcp_oob(port, server_address, opt));
 }
 
 void* cThread::initRDMA(uint64_t buffer_size, std::unique_ptr<OobChannel> channel) {
@@ -463,12 +450,10 @@ uint32_t cThread::readAck() {
 void cThread::lock() {
     // A process that died holding the lock leaves it locked: wait with a deadline instead of forever.
     const auto timeout = k_lock_timeout.get();
-    const auto deadline = boost::posix_time::microsec_clock::universal_time() +
-                          boost::posix_time::milliseconds(static_cast<int64_t>(timeout.count()));
-    if (!impl->vlock->timed_lock(deadline))
+    if (!impl->vlock->timed_lock(timeout))
         throw_error(Errc::timeout, "lock",
-                    "the vFPGA lock " + impl->lock_name + " stayed taken for " + std::to_string(timeout.count()) +
-                        " ms (COYOTE_LOCK_TIMEOUT_MS); if its holder died, remove /dev/shm/sem." + impl->lock_name);
+                    "the vFPGA lock " + impl->vlock->name() + " stayed taken for " + std::to_string(timeout.count()) +
+                        " ms (COYOTE_LOCK_TIMEOUT_MS); if its holder died, remove /dev/shm/sem." + impl->vlock->name());
     impl->lock_held = true;
 }
 

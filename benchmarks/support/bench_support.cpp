@@ -2,6 +2,7 @@
 #include "bench_support.hpp"
 
 #include <hwloc.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -17,8 +18,10 @@
 #include <vector>
 
 #include <coyote/cBench.hpp>
+#include <coyote/error.hpp>
 
 #include "detail/settings.hpp"
+#include "support/peer_watch.hpp"
 
 #ifndef COYOTE_BENCH_VERSION
 #define COYOTE_BENCH_VERSION "unknown"
@@ -29,6 +32,9 @@ namespace {
 
 namespace settings = ::coyote::detail::settings;
 
+const settings::Text k_die_at{"COYOTE_BENCH_DIE_AT", "bench", "",
+                             "<rank>:<iteration>: that rank kills itself (SIGKILL) at that timed iteration (tests "
+                             "of a lost peer)"};
 const settings::Flag k_inject_corruption{"COYOTE_BENCH_INJECT_CORRUPTION", "bench", false,
                                          "damage one received byte before verifying (tests that a mismatch fails)"};
 
@@ -258,6 +264,36 @@ void reduce_iteration(double& seconds, double& failed_rank) {
     failed_rank = out[1];
 }
 
+void abort_lost_peer(const std::string& message) {
+    report_local_failure("failed with " + std::to_string(g_size) + " ranks, a peer may be lost: aborting the job "
+                         "instead of entering a collective: " + message);
+    MPI_Abort(MPI_COMM_WORLD, 3);
+    std::_Exit(3); // MPI_Abort does not return; in case it does
+}
+
+void maybe_die() {
+    static uint64_t iteration = 0;
+    ++iteration;
+    static const std::pair<int, uint64_t> at = [] {
+        const std::string v = k_die_at.get();
+        if (v.empty()) return std::pair<int, uint64_t>{-1, 0};
+        int r = -1;
+        unsigned long long it = 0;
+        char extra = 0;
+        if (std::sscanf(v.c_str(), "%d:%llu%c", &r, &it, &extra) != 2 || r < 0 || it == 0)
+            throw coyote::Error(coyote::make_error_code(coyote::Errc::invalid_argument), "COYOTE_BENCH_DIE_AT",
+                                "'" + v + "' is not <rank>:<iteration> (iteration from 1)");
+        std::fprintf(stderr, "bench rank %d pid %d\n", g_rank, static_cast<int>(::getpid()));
+        return std::pair<int, uint64_t>{r, static_cast<uint64_t>(it)};
+    }();
+    if (at.first == g_rank && at.second == iteration) {
+        std::fprintf(stderr, "rank %d: dying at iteration %llu (COYOTE_BENCH_DIE_AT)\n", g_rank,
+                     static_cast<unsigned long long>(iteration));
+        std::fflush(stderr);
+        ::raise(SIGKILL);
+    }
+}
+
 void report_local_failure(const std::string& message) {
     std::fprintf(stderr, "%s (rank %d): %s\n", g_suite ? g_suite->name.c_str() : "bench", g_rank, message.c_str());
     std::fflush(stderr);
@@ -300,6 +336,7 @@ int main(int argc, char** argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &coyote::bench::g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &coyote::bench::g_size);
     int rc = 2;
+    coyote::bench::detail::start_peer_watch(); // a dead rank on this host ends this one (no collective waits)
     try {
         rc = coyote::bench::run_main(argc, argv);
     } catch (const std::exception& e) {
@@ -307,6 +344,8 @@ int main(int argc, char** argv) {
         std::fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    coyote::bench::detail::stop_peer_watch();
+    MPI_Barrier(MPI_COMM_WORLD); // no rank exits while another still watches it
     MPI_Finalize();
     return rc;
 }

@@ -104,11 +104,18 @@ namespace detail {
 /// MAX-reduces {seconds, failure code} over all ranks (no communication with one rank).
 void reduce_iteration(double& seconds, double& failed_rank);
 void report_local_failure(const std::string& message);
+/// Reports `message` and ends the whole job (MPI_Abort, exit code 3) instead of entering another collective: a
+/// collective over MPI_COMM_WORLD could wait for a dead rank forever (mpirun --enable-recovery keeps the job).
+[[noreturn]] void abort_lost_peer(const std::string& message);
+/// Test hook (COYOTE_BENCH_DIE_AT=<rank>:<iteration>): that rank kills itself with SIGKILL at the start of that
+/// timed iteration (counted over the whole run from 1). Inline-cheap when unset.
+void maybe_die();
 }  // namespace detail
 
 /// Runs the benchmark loop: per iteration an optional barrier, then `body()` timed on every rank; the MAX of
 /// the ranks' times is the iteration's manual time and is appended to `samples` (seconds). `body` returns
-/// false (or throws) on a local failure, which fails the benchmark on every rank at that iteration.
+/// false (or throws) on a local failure: with one rank that fails the benchmark; with several it ends the whole
+/// job (MPI_Abort, exit code 3), since the failure may be a lost peer that no collective could include.
 /// `after()` runs untimed at the end of every iteration (e.g. to release what the iteration built); it must
 /// not fail (an exception aborts the whole run).
 /// Returns false when the benchmark failed. Use with ->UseManualTime().
@@ -119,6 +126,7 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
     samples.clear();
     for (auto _ : state) {
         if (sync == Sync::barrier && multi) MPI_Barrier(MPI_COMM_WORLD);
+        detail::maybe_die();
         bool ok = false;
         std::string error;
         const auto t0 = Clock::now();
@@ -128,6 +136,9 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
         } catch (const std::exception& e) {
             error = e.what();
         }
+        // A local failure with several ranks may be a lost peer (an error naming it, or a data path that timed
+        // out waiting for it): the reduction below would then wait for the dead rank forever, so the job ends here.
+        if (!ok && multi) detail::abort_lost_peer(error);
         double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
         double failed = ok ? 0.0 : static_cast<double>(rank() + 1);
         if (!ok) detail::report_local_failure(error);

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -42,12 +43,22 @@ public:
     virtual void close() noexcept = 0;
 };
 
-/// Timeouts of the TCP out-of-band channel.
+/// Checks a client's first message (what it sends to exchange()); returns why it is refused, empty to accept.
+using OobClientCheck = std::function<std::string(std::span<const std::byte> message)>;
+
+/// Timeouts, address and client check of the TCP out-of-band channel.
 struct TcpOobOptions {
     std::chrono::milliseconds connect_timeout{60000}; ///< client: keep retrying until this passes
     std::chrono::milliseconds accept_timeout{120000}; ///< server: wait for the client this long
     std::chrono::milliseconds io_timeout{120000};     ///< every read/write after connecting
-    /// Reads COYOTE_OOB_CONNECT_TIMEOUT_MS, COYOTE_OOB_ACCEPT_TIMEOUT_MS, COYOTE_OOB_IO_TIMEOUT_MS.
+    std::string bind_address;                         ///< server: IPv4 address to listen on (empty: all)
+    /// Server: when set, every client must first send `client_message_size` bytes that `check_client` accepts
+    /// before the server sends anything; a refused client is closed and the server keeps accepting until
+    /// accept_timeout. exchange() then returns those bytes.
+    OobClientCheck check_client;
+    size_t client_message_size = 0;
+    /// Reads COYOTE_OOB_CONNECT_TIMEOUT_MS, COYOTE_OOB_ACCEPT_TIMEOUT_MS, COYOTE_OOB_IO_TIMEOUT_MS and
+    /// COYOTE_OOB_BIND_ADDR.
     static TcpOobOptions from_env();
 };
 

@@ -169,6 +169,13 @@ public:
     virtual std::vector<std::byte> local_endpoint(int32_t ctid) const = 0;
     /// Records the peer's endpoint bytes for `ctid` (before writeQpContext / doArpLookup).
     virtual void set_remote_endpoint(int32_t ctid, std::span<const std::byte> endpoint) = 0;
+    /// Checks a peer's endpoint bytes without recording them; throws a coyote::Error naming what is wrong (the
+    /// out-of-band server checks a client before it answers). Default: no endpoint bytes expected.
+    virtual void check_remote_endpoint(std::span<const std::byte> endpoint) const {
+        if (!endpoint.empty())
+            throw_error(Errc::protocol, "check_remote_endpoint",
+                        std::to_string(endpoint.size()) + " endpoint bytes where this backend expects none");
+    }
 
     /// Status counters as printDebug prints them.
     virtual std::string debug_string(int32_t ctid) const = 0;

@@ -12,11 +12,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "detail/handles.hpp"
 #include "detail/settings.hpp"
@@ -34,6 +36,9 @@ const detail::settings::Millis k_connect_timeout{
 const detail::settings::Millis k_accept_timeout{"COYOTE_OOB_ACCEPT_TIMEOUT_MS", "runtime",
                                                 TcpOobOptions{}.accept_timeout,
                                                 "TCP out-of-band server: wait this long for the client"};
+const detail::settings::Text k_bind_addr{"COYOTE_OOB_BIND_ADDR", "runtime", "",
+                                         "IPv4 address the TCP out-of-band server (initRDMA without a server "
+                                         "address) listens on (unset: all addresses, as stock Coyote)"};
 const detail::settings::Millis k_io_timeout{"COYOTE_OOB_IO_TIMEOUT_MS", "runtime", TcpOobOptions{}.io_timeout,
                                             "TCP out-of-band: timeout of every read and write after connecting"};
 
@@ -54,12 +59,6 @@ bool wait_fd(int fd, short events, Clock::time_point deadline, const std::string
     }
 }
 
-void set_nonblocking(int fd, bool on) {
-    const int fl = ::fcntl(fd, F_GETFL);
-    if (fl < 0 || ::fcntl(fd, F_SETFL, on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK)) != 0)
-        throw_errno("fcntl", "set O_NONBLOCK on the out-of-band socket");
-}
-
 void set_nodelay(int fd) {
     const int one = 1;
     (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -67,8 +66,8 @@ void set_nodelay(int fd) {
 
 class TcpOob final : public OobChannel {
 public:
-    TcpOob(Fd fd, bool client, std::string peer, const TcpOobOptions& opt)
-        : fd_(std::move(fd)), client_(client), peer_(std::move(peer)), opt_(opt) {}
+    TcpOob(Fd fd, bool client, std::string peer, const TcpOobOptions& opt, std::vector<std::byte> first = {})
+        : fd_(std::move(fd)), client_(client), peer_(std::move(peer)), opt_(opt), first_(std::move(first)) {}
     ~TcpOob() override { close(); }
 
     bool is_client() const noexcept override { return client_; }
@@ -78,6 +77,15 @@ public:
         if (client_) {
             write_all(mine.data(), mine.size(), "exchange");
             read_all(theirs.data(), theirs.size(), "exchange");
+        } else if (!first_.empty()) {
+            // The client's message was read and checked before it was accepted.
+            if (first_.size() != mine.size())
+                throw_error(Errc::protocol, "exchange",
+                            "the client's message has " + std::to_string(first_.size()) + " bytes, this side's " +
+                                std::to_string(mine.size()));
+            theirs = std::move(first_);
+            first_.clear(); // later exchanges read as usual
+            write_all(mine.data(), mine.size(), "exchange");
         } else {
             read_all(theirs.data(), theirs.size(), "exchange");
             write_all(mine.data(), mine.size(), "exchange");
@@ -166,6 +174,7 @@ private:
     bool client_;
     std::string peer_;
     TcpOobOptions opt_;
+    std::vector<std::byte> first_; ///< the client's first message, read by the server before accepting it
 };
 
 std::string sockaddr_text(const sockaddr* sa) {
@@ -177,9 +186,9 @@ std::string sockaddr_text(const sockaddr* sa) {
     return std::string(host) + ":" + serv;
 }
 
-std::unique_ptr<OobChannel> make_server(uint16_t port, const TcpOobOptions& opt) {
-    const std::string call = "initRDMA (out-of-band server)";
-    Fd ls(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+/// The listening socket of the server: `opt.bind_address` (all addresses when empty), port `port`.
+Fd listen_on(uint16_t port, const TcpOobOptions& opt, const std::string& call) {
+    Fd ls(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (!ls) throw_errno("socket", call);
     const int one = 1;
     if (::setsockopt(ls.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
@@ -187,10 +196,138 @@ std::unique_ptr<OobChannel> make_server(uint16_t port, const TcpOobOptions& opt)
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (!opt.bind_address.empty() && ::inet_pton(AF_INET, opt.bind_address.c_str(), &addr.sin_addr) != 1)
+        throw_error(Errc::invalid_argument, call,
+                    "COYOTE_OOB_BIND_ADDR '" + opt.bind_address + "' is not an IPv4 address");
     addr.sin_port = htons(port);
     if (::bind(ls.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0)
-        throw_errno("bind", call + ": port " + std::to_string(port));
-    if (::listen(ls.get(), 1) != 0) throw_errno("listen", call + ": port " + std::to_string(port));
+        throw_errno("bind", call + ": " + (opt.bind_address.empty() ? "*" : opt.bind_address) + ":" +
+                                std::to_string(port));
+    if (::listen(ls.get(), 16) != 0) throw_errno("listen", call + ": port " + std::to_string(port));
+    return ls;
+}
+
+/// A client accepted by the server, not yet checked: its first message arrives into `msg`.
+struct Candidate {
+    Fd fd;
+    std::string name;
+    std::vector<std::byte> msg;
+    size_t got = 0;
+    Clock::time_point deadline;
+};
+
+/// Reads what `c` has sent; true when its message is complete, false while it is not; throws a reason text
+/// (std::string) when the client closed, failed or ran out of time.
+bool read_candidate(Candidate& c) {
+    while (c.got < c.msg.size()) {
+        const ssize_t n = ::recv(c.fd.get(), c.msg.data() + c.got, c.msg.size() - c.got, MSG_DONTWAIT);
+        if (n > 0) {
+            c.got += static_cast<size_t>(n);
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            if (remaining_ms(c.deadline) == 0)
+                throw std::string("sent " + std::to_string(c.got) + " of " + std::to_string(c.msg.size()) +
+                                  " bytes before its deadline");
+            return false;
+        }
+        throw std::string("closed the connection after " + std::to_string(c.got) + " bytes");
+    }
+    return true;
+}
+
+/// The server's accept loop with a client check: every client is read without blocking the others, checked,
+/// and refused (closed) or paired; refused clients do not end the wait.
+class Acceptor {
+public:
+    Acceptor(Fd ls, uint16_t port, const TcpOobOptions& opt, std::string call)
+        : ls_(std::move(ls)), port_(port), opt_(opt), call_(std::move(call)),
+          deadline_(Clock::now() + opt.accept_timeout) {}
+
+    std::unique_ptr<OobChannel> run() {
+        for (;;) {
+            std::vector<pollfd> fds;
+            fds.reserve(1 + cands_.size());
+            fds.push_back({ls_.get(), POLLIN, 0});
+            int timeout = remaining_ms(deadline_);
+            for (const Candidate& c : cands_) {
+                fds.push_back({c.fd.get(), POLLIN, 0});
+                timeout = std::min(timeout, remaining_ms(c.deadline));
+            }
+            if (remaining_ms(deadline_) == 0) throw_error(Errc::timeout, call_, timeout_text());
+            if (::poll(fds.data(), fds.size(), timeout) < 0 && errno != EINTR) throw_errno("poll", call_);
+            for (size_t i = cands_.size(); i-- > 0;)
+                if (auto ch = advance(i, fds[1 + i].revents != 0)) return ch;
+            if ((fds[0].revents & POLLIN) != 0) accept_new();
+        }
+    }
+
+private:
+    static constexpr size_t k_max_candidates = 16;
+
+    std::string timeout_text() const {
+        std::string t = "no client connected to port " + std::to_string(port_) + " within " +
+                        std::to_string(opt_.accept_timeout.count()) + " ms (COYOTE_OOB_ACCEPT_TIMEOUT_MS)";
+        if (refused_ > 0)
+            t += "; " + std::to_string(refused_) + " client(s) refused, the last (" + last_name_ + ") because it " +
+                 last_reason_;
+        return t;
+    }
+
+    void refuse(size_t i, const std::string& why) {
+        ++refused_;
+        last_name_ = cands_[i].name;
+        last_reason_ = why;
+        cands_.erase(cands_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+
+    std::unique_ptr<OobChannel> advance(size_t i, bool readable) {
+        Candidate& c = cands_[i];
+        try {
+            if (!(readable ? read_candidate(c) : (remaining_ms(c.deadline) == 0 && read_candidate(c)))) return nullptr;
+        } catch (const std::string& why) {
+            refuse(i, why);
+            return nullptr;
+        }
+        if (std::string why = opt_.check_client(c.msg); !why.empty()) {
+            refuse(i, "sent a message that was refused: " + why);
+            return nullptr;
+        }
+        return std::make_unique<TcpOob>(std::move(c.fd), false, c.name, opt_, std::move(c.msg));
+    }
+
+    void accept_new() {
+        for (;;) {
+            sockaddr_storage peer{};
+            socklen_t plen = sizeof(peer);
+            Fd c(::accept4(ls_.get(), reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC | SOCK_NONBLOCK));
+            if (!c) return;
+            if (cands_.size() >= k_max_candidates) refuse(0, "was the oldest of too many silent clients");
+            set_nodelay(c.get());
+            Candidate cand;
+            cand.fd = std::move(c);
+            cand.name = sockaddr_text(reinterpret_cast<sockaddr*>(&peer));
+            cand.msg.resize(opt_.client_message_size);
+            cand.deadline = std::min(deadline_, Clock::now() + opt_.io_timeout);
+            cands_.push_back(std::move(cand));
+        }
+    }
+
+    Fd ls_;
+    uint16_t port_;
+    TcpOobOptions opt_;
+    std::string call_;
+    Clock::time_point deadline_;
+    std::vector<Candidate> cands_;
+    size_t refused_ = 0;
+    std::string last_name_, last_reason_;
+};
+
+std::unique_ptr<OobChannel> make_server(uint16_t port, const TcpOobOptions& opt) {
+    const std::string call = "initRDMA (out-of-band server)";
+    Fd ls = listen_on(port, opt, call);
+    if (opt.check_client && opt.client_message_size > 0) return Acceptor(std::move(ls), port, opt, call).run();
+    // Without a check (a channel made for another protocol): the first client is paired, as stock Coyote.
     const auto deadline = Clock::now() + opt.accept_timeout;
     for (;;) {
         if (!wait_fd(ls.get(), POLLIN, deadline, call))
@@ -199,13 +336,12 @@ std::unique_ptr<OobChannel> make_server(uint16_t port, const TcpOobOptions& opt)
                             std::to_string(opt.accept_timeout.count()) + " ms (COYOTE_OOB_ACCEPT_TIMEOUT_MS)");
         sockaddr_storage peer{};
         socklen_t plen = sizeof(peer);
-        Fd c(::accept4(ls.get(), reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC));
+        Fd c(::accept4(ls.get(), reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_CLOEXEC | SOCK_NONBLOCK));
         if (!c) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
             throw_errno("accept", call + ": port " + std::to_string(port));
         }
         set_nodelay(c.get());
-        set_nonblocking(c.get(), true);
         return std::make_unique<TcpOob>(std::move(c), false, sockaddr_text(reinterpret_cast<sockaddr*>(&peer)), opt);
     }
 }
@@ -266,6 +402,7 @@ TcpOobOptions TcpOobOptions::from_env() {
     o.connect_timeout = k_connect_timeout.get();
     o.accept_timeout = k_accept_timeout.get();
     o.io_timeout = k_io_timeout.get();
+    o.bind_address = k_bind_addr.get();
     return o;
 }
 

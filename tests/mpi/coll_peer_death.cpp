@@ -4,7 +4,8 @@
 // before entering it. `eager-late` adds a rank that enters 0.3 s late, after the ranks that saw the death have
 // reported it and left: it must still name the dead rank, not the reporters whose queue pairs are now gone.
 // `eager-direct` (run with COYOTE_COLL_DIRECT_MIN=1) uses a 2 KiB-a-rank allgather instead, eager with its
-// messages placed directly: the survivors wait for the dead rank's ready-to-receive or its data.
+// messages placed directly: the survivors wait for the dead rank's ready-to-receive or its data. `sigkill`: the
+// dying rank kills itself with SIGKILL inside the allreduce (no exit path of ours runs at all).
 #include <coyote/mpi/collectives.hpp>
 #include <coyote/mpi/mpi.hpp>
 
@@ -43,8 +44,16 @@ int main(int argc, char** argv) {
     const std::string mode = argc > 1 ? argv[1] : "";
     const bool eager = mode == "eager" || mode == "eager-late" || mode == "eager-direct";
     const bool gather = mode == "eager-direct";
+    const bool sigkill = mode == "sigkill";
     Communicator comm;
     const int victim = 1;
+    if (const char* dir = std::getenv("COYOTE_PEER_DEATH_DIR"); dir != nullptr && *dir != '\0') {
+        // The launcher script checks that none of these processes runs on and that their files go.
+        if (std::FILE* f = std::fopen((std::string(dir) + "/pid" + std::to_string(comm.rank()) + ".txt").c_str(), "w")) {
+            std::fprintf(f, "%d\n", static_cast<int>(::getpid()));
+            std::fclose(f);
+        }
+    }
     const int late = mode == "eager-late" ? comm.size() - 2 : -1;
     // The launcher reacts to the dead rank by terminating the others: survivors keep running until they have
     // seen the error (ignored before any rank can die, so a slow survivor is not terminated first).
@@ -72,8 +81,9 @@ int main(int argc, char** argv) {
         if (comm.rank() == victim) {
             Request r = coll.iallreduce(MPI_IN_PLACE, data.data(), data.size(), Datatype::float32, Op::sum);
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
-            std::printf("rank %d: exiting inside the allreduce\n", comm.rank());
+            std::printf("rank %d: %s inside the allreduce\n", comm.rank(), sigkill ? "SIGKILLed" : "exiting");
             std::fflush(stdout);
+            if (sigkill) ::raise(SIGKILL);
             ::_exit(3);
         }
         if (comm.rank() == late) std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -101,5 +111,5 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         report(comm.rank(), "rank " + std::to_string(comm.rank()) + ": FAIL: " + e.what());
     }
-    ::_exit(0); // MPI cannot finalise with a dead rank
+    ::_exit(sigkill ? 4 : 0); // MPI cannot finalise with a dead rank; with a SIGKILLed peer the job failed
 }

@@ -4,6 +4,8 @@
 set -u
 ranks=$1; shift
 launcher=("$@")
+# PEER_DEATH_RECOVERY=1: mpirun --enable-recovery (the job outlives the dead rank; the survivors must still end).
+if [[ "${PEER_DEATH_RECOVERY:-0}" == 1 ]]; then launcher=("${launcher[0]}" --enable-recovery "${launcher[@]:1}"); fi
 start=$(date +%s)
 # mpirun sends SIGKILL 1 s after SIGTERM by default; give survivors time to notice the death and report it.
 export OMPI_MCA_odls_base_sigkill_timeout=5
@@ -24,4 +26,19 @@ detected=$(grep -c "DETECTED the death of rank 1" <<<"${reports}")
 if grep -q "FAIL" <<<"$out$reports"; then echo "FAIL: see above"; exit 1; fi
 if [[ $detected -ne $((ranks - 1)) ]]; then echo "FAIL: $detected of $((ranks - 1)) surviving ranks named rank 1"; exit 1; fi
 if [[ $elapsed -ge 40 ]]; then echo "FAIL: took ${elapsed}s"; exit 1; fi
+# No rank process runs on; with PEER_DEATH_NEXT_START=<program>, no /dev/shm file of the job stays once the next
+# sim process started (it reclaims what the SIGKILLed rank left).
+pids=$(cat "${report_dir}"/pid*.txt 2>/dev/null)
+alive() { [[ -e /proc/$1 ]] && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }
+for p in $pids; do
+  for _ in $(seq 50); do alive "$p" || break; sleep 0.1; done # a zombie counts as ended
+  if alive "$p"; then echo "FAIL: rank process $p still runs"; exit 1; fi
+done
+if [[ -n "${PEER_DEATH_NEXT_START:-}" ]]; then
+  "${PEER_DEATH_NEXT_START}" >/dev/null 2>&1 || { echo "FAIL: the next start (${PEER_DEATH_NEXT_START}) failed"; exit 1; }
+  for p in $pids; do
+    left=$(ls /dev/shm | grep -E "^coyote-sim\.$(id -u)\.${p}\." || true)
+    if [[ -n "$left" ]]; then echo "FAIL: files of rank pid $p stay in /dev/shm: $left"; exit 1; fi
+  done
+fi
 echo "PEER DEATH TEST PASSED"

@@ -275,6 +275,52 @@ TEST(CThreadLock, SecondHolderTimesOutNamingTheLock) {
     c.unlock();
 }
 
+TEST(CThreadLock, LastHolderRemovesTheLock) {
+    EnvGuard b("COYOTE_BACKEND", "sim");
+    constexpr uint32_t device = 6; // a lock no other test uses
+    const std::string sem = "/dev/shm/sem." + vfpga_lock(device);
+    const std::string holders = "/dev/shm/" + vfpga_lock(device) + ".holders";
+    struct stat st {};
+    {
+        coyote::cThread a(0, ::getpid(), device);
+        {
+            coyote::cThread c(0, ::getpid(), device);
+            c.lock();
+            c.unlock();
+        }
+        EXPECT_EQ(::stat(sem.c_str(), &st), 0) << "removed while another cThread still holds it";
+        // Another process holding it keeps it too.
+        int to_child[2];
+        ASSERT_EQ(::pipe(to_child), 0);
+        const pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            try {
+                coyote::cThread t(0, ::getpid(), device);
+                char ch = 0;
+                (void)!::read(to_child[0], &ch, 1);
+            } catch (...) {
+                ::_exit(1);
+            }
+            ::_exit(0);
+        }
+        ::close(to_child[0]);
+        std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the child opened the lock
+        {
+            coyote::cThread parent_gone(0, ::getpid(), device);
+        }
+        EXPECT_EQ(::stat(sem.c_str(), &st), 0);
+        ASSERT_EQ(::write(to_child[1], "x", 1), 1);
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        EXPECT_EQ(WEXITSTATUS(status), 0);
+        ::close(to_child[1]);
+        EXPECT_EQ(::stat(sem.c_str(), &st), 0) << "removed while this process still holds it";
+    }
+    EXPECT_NE(::stat(sem.c_str(), &st), 0) << sem << " stays after its last holder";
+    EXPECT_NE(::stat(holders.c_str(), &st), 0) << holders << " stays after its last holder";
+}
+
 TEST(CThreadLock, LockLeftByADeadProcessTimesOutWithAClearError) {
     EnvGuard g("COYOTE_BACKEND", "sim");
     constexpr uint32_t device = 9; // a lock no other test uses

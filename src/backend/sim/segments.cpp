@@ -1,6 +1,8 @@
 // coyote-mpi sim backend: shm segment names, the segments this process owns, and reclaiming those of dead processes.
 #include "backend/sim/segments.hpp"
 
+#include "detail/cleanup.hpp"
+
 #include <dirent.h>
 #include <poll.h>
 #include <sys/syscall.h>
@@ -102,6 +104,8 @@ void unlink_tracked_at_exit() noexcept {
 void track_segment(const std::string& name) {
     static std::once_flag once;
     std::call_once(once, [] { std::atexit(unlink_tracked_at_exit); });
+    // SIGTERM / SIGINT / SIGHUP: every segment of this process (its pid is in the names) goes too.
+    unlink_on_signal(segment_prefix().substr(1) + ".");
     Tracked& t = tracked();
     std::lock_guard lk(t.mtx);
     if (t.owner != ::getpid()) {
@@ -129,6 +133,23 @@ std::string state_segment_name(uint32_t device, int32_t vfid) {
     return vfpga_segment_prefix(device, vfid) + ".state";
 }
 
+namespace {
+
+/// True when /proc/<pid>/stat shows state Z (exited, not reaped).
+bool is_zombie(pid_t pid) noexcept {
+    try {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+        std::string line;
+        std::getline(in, line);
+        const auto rp = line.rfind(')');
+        return rp != std::string::npos && rp + 2 < line.size() && line[rp + 2] == 'Z';
+    } catch (...) {
+        return false;
+    }
+}
+
+}  // namespace
+
 uint64_t process_start_time(pid_t pid) noexcept {
     try {
         std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -152,6 +173,7 @@ uint64_t process_start_time(pid_t pid) noexcept {
 bool process_alive(pid_t pid, uint64_t start_time) noexcept {
     if (pid <= 0) return false;
     if (::kill(pid, 0) != 0 && errno != EPERM) return false;
+    if (is_zombie(pid)) return false; // exited, not yet reaped (e.g. an MPI rank whose launcher is gone)
     if (start_time == 0) return true;
     const uint64_t now = process_start_time(pid);
     return now == 0 || now == start_time; // unreadable /proc: assume it is still the owner
@@ -198,7 +220,7 @@ std::size_t reclaim_stale_segments(const std::string& shm_dir) noexcept {
         const long ticks = ::sysconf(_SC_CLK_TCK);
         const uint64_t btime = boot_time();
         for (const auto& [pid, names] : by_pid) {
-            const bool dead = ::kill(pid, 0) != 0 && errno == ESRCH;
+            const bool dead = (::kill(pid, 0) != 0 && errno == ESRCH) || is_zombie(pid); // a zombie runs no more
             const uint64_t started = dead ? 0 : process_start_time(pid);
             if (!dead && started == 0) continue; // cannot tell: leave it alone
             const uint64_t owner_since = (btime != 0 && ticks > 0) ? btime + started / static_cast<uint64_t>(ticks) : 0;

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "backend/sim/net/wire_format.hpp"
 #include "backend/sim/reconfig_state.hpp"
 #include "backend/sim/segments.hpp"
 #include "backend/sim/shell_port.hpp"
@@ -341,6 +342,10 @@ uint32_t SimDevice::rkey(int32_t ctid) const { return nic_ ? nic_->rkey(ctid) : 
 
 std::vector<std::byte> SimDevice::local_endpoint(int32_t ctid) const {
     return nic_ ? nic_->local_endpoint(ctid) : std::vector<std::byte>{};
+}
+
+void SimDevice::check_remote_endpoint(std::span<const std::byte> endpoint) const {
+    (void)decode_endpoint(endpoint);
 }
 
 void SimDevice::set_remote_endpoint(int32_t ctid, std::span<const std::byte> endpoint) {

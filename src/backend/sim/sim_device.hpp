@@ -101,6 +101,7 @@ public:
     uint32_t rkey(int32_t ctid) const override;
     std::vector<std::byte> local_endpoint(int32_t ctid) const override;
     void set_remote_endpoint(int32_t ctid, std::span<const std::byte> endpoint) override;
+    void check_remote_endpoint(std::span<const std::byte> endpoint) const override;
 
     std::string debug_string(int32_t ctid) const override;
 

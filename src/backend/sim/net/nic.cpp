@@ -22,6 +22,7 @@
 
 #include "backend/sim/identity.hpp"
 #include "backend/sim/net/nic_impl.hpp"
+#include "backend/sim/net/process_memory.hpp"
 #include "backend/sim/net/tcp/tcp_wire.hpp"
 #include "detail/format.hpp"
 
@@ -87,8 +88,12 @@ std::vector<std::byte> NicImpl::local_endpoint(int32_t ctid) const {
     ep.state_name = host_.shared_state_name();
     ep.nic_name = seg_.name();
     if (tcp_) {
+        // The listener is bound (port reserved); it opens now when every peer uses TCP, else when a peer that
+        // needs it is set (set_remote_endpoint).
+        if (cfg_.mode == WireMode::tcp) tcp_->open();
         ep.wire_addr = tcp_->address();
         ep.wire_port = tcp_->port();
+        ep.key = tcp_->issue_key(ctid); // one key per exchange
     }
     return encode_endpoint(ep);
 }
@@ -101,6 +106,12 @@ void NicImpl::set_remote_endpoint(int32_t ctid, std::span<const std::byte> bytes
                     "COYOTE_SIM_WIRE=shm, but the peer " + ip_to_string(ep.ip) + " (pid " + std::to_string(ep.pid) +
                         ") runs on another host, network namespace or user");
     mark_exists(ctid);
+    if (use_tcp(ep)) {
+        ensure_tcp();
+        if (tcp_) tcp_->open();
+    } else {
+        (void)allow_peer_access(ep.pid); // the peer copies into our windows with process_vm_writev
+    }
     {
         std::lock_guard lk(mtx_);
         known_by_ip_[ep.ip] = ep;

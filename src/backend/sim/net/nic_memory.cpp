@@ -73,7 +73,6 @@ void NicImpl::register_window(int32_t ctid, uint64_t vaddr, uint64_t len) {
     if (vaddr + len > (1ULL << 48))
         throw_error(Errc::invalid_argument, call,
                     "window " + range() + " ends beyond the 48-bit virtual addresses RDMA requests carry");
-    allow_cross_process_access();
     std::lock_guard lk(cs.mtx);
     size_t free_slot = k_nic_windows;
     for (size_t i = 0; i < k_nic_windows; ++i) {

@@ -1,13 +1,18 @@
 // coyote-mpi sim backend: access to process memory for the NIC (cross-process copies, mapping checks).
 #include "backend/sim/net/process_memory.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <mutex>
+#include <vector>
 
 namespace coyote::detail::sim::net {
 
@@ -35,9 +40,55 @@ bool still_mapped_here(uint64_t addr, uint64_t len) noexcept {
     return ::msync(reinterpret_cast<void*>(s), e - s, MS_ASYNC) == 0;
 }
 
-void allow_cross_process_access() noexcept {
-    static std::once_flag once;
-    std::call_once(once, [] { (void)::prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0); });
+int yama_ptrace_scope() noexcept {
+    const int fd = ::open("/proc/sys/kernel/yama/ptrace_scope", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char b[8] = {};
+    const ssize_t n = ::read(fd, b, sizeof(b) - 1);
+    ::close(fd);
+    return n > 0 && b[0] >= '0' && b[0] <= '9' ? b[0] - '0' : 0;
+}
+
+pid_t parent_pid(pid_t pid) noexcept {
+    char path[64];
+    std::snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char b[512] = {};
+    const ssize_t n = ::read(fd, b, sizeof(b) - 1);
+    ::close(fd);
+    if (n <= 0) return 0;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses; the last ')' ends it.
+    const char* close = std::strrchr(b, ')');
+    if (close == nullptr) return 0;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(close + 1, " %c %d", &state, &ppid) != 2) return 0;
+    return static_cast<pid_t>(ppid);
+}
+
+pid_t common_ancestor(pid_t a, pid_t b, pid_t (*parent_of)(pid_t)) {
+    std::vector<pid_t> chain;
+    for (pid_t p = a; p > 0 && chain.size() < 4096; p = parent_of(p)) {
+        if (std::find(chain.begin(), chain.end(), p) != chain.end()) break; // a cycle in a bad map
+        chain.push_back(p);
+    }
+    for (pid_t p = b, steps = 0; p > 0 && steps < 4096; p = parent_of(p), ++steps)
+        if (std::find(chain.begin(), chain.end(), p) != chain.end()) return p;
+    return 0;
+}
+
+pid_t allow_peer_access(pid_t peer) noexcept {
+    if (peer <= 0 || yama_ptrace_scope() != 1) return 0;
+    static std::mutex mtx;
+    static pid_t declared = 0;
+    std::lock_guard lk(mtx);
+    // The ancestor of everyone declared so far and the new peer: Yama keeps one declared ptracer per process.
+    const pid_t base = declared != 0 ? declared : ::getpid();
+    const pid_t anc = common_ancestor(base, peer, &parent_pid);
+    if (anc == 0 || anc == declared) return declared;
+    if (::prctl(PR_SET_PTRACER, static_cast<unsigned long>(anc), 0, 0, 0) == 0) declared = anc;
+    return declared;
 }
 
 }  // namespace coyote::detail::sim::net

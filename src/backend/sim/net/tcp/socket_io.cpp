@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -74,43 +73,6 @@ std::string drain(int fd, uint64_t len, Clock::time_point deadline) {
         len -= n;
     }
     return {};
-}
-
-namespace {
-
-bool is_local_address(uint32_t ip_host) {
-    ifaddrs* ifa = nullptr;
-    if (::getifaddrs(&ifa) != 0) return false;
-    bool found = false;
-    for (const ifaddrs* i = ifa; i != nullptr; i = i->ifa_next) {
-        if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
-        const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
-        if (ntohl(sin->sin_addr.s_addr) == ip_host) found = true;
-    }
-    ::freeifaddrs(ifa);
-    return found;
-}
-
-}  // namespace
-
-uint32_t default_wire_address() {
-    char host[256] = {};
-    if (::gethostname(host, sizeof(host) - 1) == 0) {
-        addrinfo hints{};
-        hints.ai_family = AF_INET;
-        hints.ai_socktype = SOCK_STREAM;
-        addrinfo* res = nullptr;
-        if (::getaddrinfo(host, nullptr, &hints, &res) == 0) {
-            uint32_t pick = 0;
-            for (const addrinfo* a = res; a != nullptr && pick == 0; a = a->ai_next) {
-                const uint32_t ip = ntohl(reinterpret_cast<const sockaddr_in*>(a->ai_addr)->sin_addr.s_addr);
-                if ((ip >> 24) != 127 && is_local_address(ip)) pick = ip;
-            }
-            ::freeaddrinfo(res);
-            if (pick != 0) return pick;
-        }
-    }
-    return INADDR_LOOPBACK;
 }
 
 uint32_t first_non_loopback() {

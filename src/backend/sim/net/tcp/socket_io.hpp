@@ -24,9 +24,6 @@ std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline
 /// Reads and discards `len` bytes.
 std::string drain(int fd, uint64_t len, Clock::time_point deadline);
 
-/// The default wire address: the host name's address if it is a local non-loopback address, else 127.0.0.1.
-uint32_t default_wire_address();
-
 /// An address peers can reach when the listener is bound to 0.0.0.0.
 uint32_t first_non_loopback();
 

@@ -1,6 +1,6 @@
 // coyote-mpi sim backend: what the TCP wire does with each frame it receives (one handler per frame type, picked
-// from a table like the per-opcode handlers of libfabric's tcp provider), and the responder thread that sends
-// the answers to peers' requests.
+// from a table like the per-opcode handlers of libfabric's tcp provider), and the sender thread of each
+// connection that sends the answers to its peer's requests.
 #include <cstdint>
 
 #include <coyote/error.hpp>
@@ -108,7 +108,7 @@ bool TcpWire::on_read_req(const ConnPtr& c, const FrameHeader& h, Clock::time_po
     if (v.check != Check::ok) {
         set_nak(resp, v.check, rejection_message(r, nic_.ip(), v).substr(0, k_max_nak_text));
     } else {
-        // The responder sends the data, unless the buffer or window went away by then.
+        // The sender thread sends the data, unless the buffer or window went away by then.
         resp.h.type = FrameType::read_resp;
         resp.h.payload_len = r.len;
         resp.ctid = v.ctid;
@@ -272,34 +272,34 @@ std::string TcpWire::receive_read_data(int fd, const Pending& p, bool current, C
     return err;
 }
 
-// ---- the responder -------------------------------------------------------------------------------
+// ---- the senders -------------------------------------------------------------------------------
 
 void TcpWire::respond(Response r) {
+    const ConnPtr c = r.conn;
     {
-        std::lock_guard lk(resp_mtx_);
-        responses_.push_back(std::move(r));
+        std::lock_guard lk(c->mtx);
+        if (c->dead) return;
+        c->out.push_back(std::move(r));
     }
-    resp_cv_.notify_one();
+    c->out_cv.notify_one();
 }
 
-void TcpWire::responder() {
+void TcpWire::sender(ConnPtr c) {
     for (;;) {
         Response r;
         {
-            std::unique_lock lk(resp_mtx_);
-            resp_cv_.wait(lk, [&] { return stop_.load() || !responses_.empty(); });
-            if (stop_.load()) return;
-            r = std::move(responses_.front());
-            responses_.pop_front();
-        }
-        {
-            std::lock_guard lk(r.conn->mtx);
-            if (r.conn->dead) continue;
+            std::unique_lock lk(c->mtx);
+            c->out_cv.wait(lk, [&] { return stop_.load() || c->dead || !c->out.empty(); });
+            if (stop_.load() || c->dead) {
+                c->out.clear(); // the answers hold the connection
+                return;
+            }
+            r = std::move(c->out.front());
+            c->out.pop_front();
         }
         const auto deadline = Clock::now() + cfg_.io_timeout;
-        std::lock_guard wl(r.conn->wmtx);
-        const std::string err = send_response(r, deadline);
-        if (!err.empty()) kill(r.conn, err);
+        std::lock_guard wl(c->wmtx);
+        if (const std::string err = send_response(r, deadline); !err.empty()) kill(c, err);
     }
 }
 

@@ -1,5 +1,5 @@
-// coyote-mpi sim backend: the TCP wire's connections: listener, HELLO handshake, sending requests, the engine
-// thread that polls every connection, and dropping a connection with the requests it carried.
+// coyote-mpi sim backend: the TCP wire's connections: listener, keys, dialing a peer with its HELLO, sending
+// requests, and dropping a connection with the requests it carried.
 #include "backend/sim/net/tcp/tcp_wire.hpp"
 
 #include <arpa/inet.h>
@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <random>
 
 #include <coyote/error.hpp>
 
@@ -24,17 +25,9 @@ namespace coyote::detail::sim::net {
 
 namespace {
 
-/// The 16-byte HELLO payload: the target's key, then the sender's (little-endian).
-std::array<std::byte, 16> hello_keys(uint64_t target, uint64_t sender) noexcept {
-    std::array<std::byte, 16> keys{};
-    const uint64_t k[2] = {target, sender};
-    for (size_t i = 0; i < 16; ++i) keys[i] = static_cast<std::byte>((k[i / 8] >> (8 * (i % 8))) & 0xFF);
-    return keys;
-}
-
-/// The bound address of the listener: COYOTE_SIM_WIRE_ADDR, else the default wire address.
+/// The bound address of the listener: COYOTE_SIM_WIRE_ADDR, else loopback (peers on other hosts need the setting).
 uint32_t bind_address(const WireConfig& cfg) {
-    if (cfg.addr.empty()) return default_wire_address();
+    if (cfg.addr.empty()) return INADDR_LOOPBACK;
     in_addr a{};
     if (::inet_pton(AF_INET, cfg.addr.c_str(), &a) != 1)
         throw_error(Errc::invalid_argument, "COYOTE_SIM_WIRE_ADDR", "'" + cfg.addr + "' is not an IPv4 address");
@@ -62,31 +55,63 @@ TcpWire::TcpWire(NicImpl& nic, const WireConfig& cfg) : nic_(nic), cfg_(cfg) {
     if (::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) != 0)
         throw_errno("bind", call + ": " + ip_to_string(bind_ip) + ":" + std::to_string(cfg.port) +
                                 " (COYOTE_SIM_WIRE_ADDR / COYOTE_SIM_WIRE_PORT)");
-    if (::listen(listener_.get(), 64) != 0) throw_errno("listen", call);
     socklen_t len = sizeof(sa);
     if (::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&sa), &len) != 0) throw_errno("getsockname", call);
     port_ = ntohs(sa.sin_port);
     addr_ = bind_ip == INADDR_ANY ? first_non_loopback() : bind_ip;
     event_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!event_) throw_errno("eventfd", call);
-    engine_ = std::thread([this] { engine(); });
-    responder_ = std::thread([this] { responder(); });
+}
+
+void TcpWire::open() {
+    if (open_.load()) return;
+    std::lock_guard lk(open_mtx_);
+    if (open_.load()) return;
+    if (::listen(listener_.get(), 64) != 0) throw_errno("listen", "sim RDMA wire");
+    acceptor_ = std::thread([this] { acceptor(); });
+    open_.store(true);
+}
+
+uint64_t TcpWire::issue_key(int32_t ctid) {
+    std::random_device rd;
+    uint64_t k = 0;
+    while (k == 0) k = (uint64_t(rd()) << 32) ^ rd();
+    std::lock_guard lk(keys_mtx_);
+    keys_[ctid] = k;
+    return k;
+}
+
+uint64_t TcpWire::key_of(int32_t ctid) {
+    std::lock_guard lk(keys_mtx_);
+    const auto it = keys_.find(ctid);
+    return it == keys_.end() ? 0 : it->second;
+}
+
+bool TcpWire::key_issued(uint64_t key) {
+    std::lock_guard lk(keys_mtx_);
+    return key != 0 && std::any_of(keys_.begin(), keys_.end(), [&](const auto& kv) { return kv.second == key; });
 }
 
 TcpWire::~TcpWire() {
     stop_.store(true);
     {
-        // Unblocks the engine and the responder if they wait for a peer.
+        // Unblocks the readers and senders (a reader that ends kills its connection, which wakes its sender).
         std::lock_guard lk(conns_mtx_);
-        for (auto& c : conns_) ::shutdown(c->fd.get(), SHUT_RDWR);
+        for (auto& c : conns_) {
+            ::shutdown(c->fd.get(), SHUT_RDWR);
+            std::lock_guard clk(c->mtx);
+            c->out_cv.notify_all();
+        }
     }
     wake();
+    if (acceptor_.joinable()) acceptor_.join();
+    std::vector<std::thread> readers;
     {
-        std::lock_guard lk(resp_mtx_);
-        resp_cv_.notify_all();
+        std::lock_guard lk(conns_mtx_);
+        for (auto& c : conns_) ::shutdown(c->fd.get(), SHUT_RDWR); // connections adopted meanwhile
+        readers.swap(readers_);
     }
-    if (engine_.joinable()) engine_.join();
-    if (responder_.joinable()) responder_.join();
+    for (auto& t : readers) t.join();
 }
 
 void TcpWire::wake() noexcept {
@@ -96,7 +121,8 @@ void TcpWire::wake() noexcept {
 
 void TcpWire::forget_ctid(int32_t ctid) noexcept {
     // Responses for the ctid's outstanding requests are drained and dropped (the generation changed).
-    (void)ctid;
+    std::lock_guard lk(keys_mtx_);
+    keys_.erase(ctid);
 }
 
 void TcpWire::kill(const ConnPtr& c, const std::string& why) noexcept {
@@ -108,6 +134,7 @@ void TcpWire::kill(const ConnPtr& c, const std::string& why) noexcept {
         c->death = why;
         lost.swap(c->pending);
     }
+    c->out_cv.notify_all(); // its sender ends
     ::shutdown(c->fd.get(), SHUT_RDWR);
     {
         std::lock_guard lk(conns_mtx_);
@@ -134,34 +161,47 @@ void TcpWire::kill(const ConnPtr& c, const std::string& why) noexcept {
     wake();
 }
 
-Fd TcpWire::dial(const Endpoint& ep, const std::string& who, Clock::time_point deadline) {
-    Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!s) throw_errno("socket", "RDMA wire to " + who);
+namespace {
+
+/// Connects to `sa` before `deadline`; 0 or an errno value.
+int connect_once(int fd, const sockaddr_in& sa, Clock::time_point deadline) {
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) == 0) return 0;
+    if (errno != EINPROGRESS) return errno;
+    pollfd pf{fd, POLLOUT, 0};
+    if (::poll(&pf, 1, remaining_ms(deadline)) <= 0) return ETIMEDOUT;
+    int err = 0;
+    socklen_t el = sizeof(err);
+    (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    return err;
+}
+
+}  // namespace
+
+Fd TcpWire::dial(const Endpoint& ep, uint64_t mine, const std::string& who, Clock::time_point deadline) {
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(ep.wire_addr);
     sa.sin_port = htons(ep.wire_port);
-    int rc = ::connect(s.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof(sa));
-    if (rc != 0 && errno == EINPROGRESS) {
-        pollfd pf{s.get(), POLLOUT, 0};
-        rc = ::poll(&pf, 1, remaining_ms(deadline)) > 0 ? 0 : -1;
-        int err = rc == 0 ? 0 : ETIMEDOUT;
-        if (rc == 0) {
-            socklen_t el = sizeof(err);
-            (void)::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &err, &el);
-        }
-        rc = err == 0 ? 0 : -1;
-        errno = err;
+    Fd s;
+    for (;;) {
+        s = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        if (!s) throw_errno("socket", "RDMA wire to " + who);
+        const int err = connect_once(s.get(), sa, deadline);
+        if (err == 0) break;
+        // Refused: with the automatic wire, a peer on another host opens its listener when it learns our
+        // endpoint, which may be a moment later; with COYOTE_SIM_WIRE=tcp it listened before it sent it (gone).
+        if (err != ECONNREFUSED || cfg_.mode != WireMode::automatic || remaining_ms(deadline) == 0)
+            throw_error(Errc::peer_gone, "RDMA",
+                        "cannot reach " + who + ": " + std::strerror(err) +
+                            (ep.wire_addr == INADDR_LOOPBACK
+                                 ? " (its wire listens on loopback; set COYOTE_SIM_WIRE_ADDR on a host reachable "
+                                   "from here)"
+                                 : ""));
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(20, remaining_ms(deadline))));
     }
-    if (rc != 0) throw_error(Errc::peer_gone, "RDMA", "cannot reach " + who + ": " + std::strerror(errno));
     set_nodelay(s.get());
-    FrameHeader h;
-    h.type = FrameType::hello;
-    h.payload_len = 16;
-    const std::array<std::byte, 16> keys = hello_keys(ep.key, nic_.key());
-    const auto hb = encode_frame(h);
-    std::string err = write_full(s.get(), hb.data(), hb.size(), deadline);
-    if (err.empty()) err = write_full(s.get(), keys.data(), keys.size(), deadline);
+    const auto hello = encode_hello(HelloKeys{ep.key, mine});
+    std::string err = write_full(s.get(), hello.data(), hello.size(), deadline);
     std::array<std::byte, k_frame_header_size> rb{};
     if (err.empty()) err = read_full(s.get(), rb.data(), rb.size(), deadline);
     FrameHeader r;
@@ -173,7 +213,7 @@ Fd TcpWire::dial(const Endpoint& ep, const std::string& who, Clock::time_point d
     return s;
 }
 
-TcpWire::ConnPtr TcpWire::connect_to(const Endpoint& ep) {
+TcpWire::ConnPtr TcpWire::connect_to(const Endpoint& ep, int32_t ctid) {
     const std::string where = ip_to_string(ep.wire_addr) + ":" + std::to_string(ep.wire_port);
     const std::string who = "peer " + ip_to_string(ep.ip) + " (pid " + std::to_string(ep.pid) + ", wire " + where + ")";
     {
@@ -183,29 +223,26 @@ TcpWire::ConnPtr TcpWire::connect_to(const Endpoint& ep) {
             throw_error(Errc::peer_gone, "RDMA", who + ": " + it->second);
     }
     const auto deadline = Clock::now() + std::min<std::chrono::milliseconds>(cfg_.io_timeout, 10000ms);
+    open(); // the peer may answer on a connection of its own
+    uint64_t mine = key_of(ctid);
+    if (mine == 0) mine = issue_key(ctid);
     auto c = std::make_shared<Conn>();
-    c->fd = dial(ep, who, deadline);
+    c->fd = dial(ep, mine, who, deadline);
     c->name = where;
     c->peer_key = ep.key;
-    {
-        std::lock_guard lk(conns_mtx_);
-        // Keep polling the new connection even when another one to this peer won the race (another poster, or
-        // the peer connecting to us at the same time): closing it would look like a dead peer on the other side.
-        conns_.push_back(c);
-        if (auto it = by_key_.find(ep.key); it != by_key_.end()) {
-            wake();
-            return it->second;
-        }
-        by_key_[ep.key] = c;
-    }
-    wake();
+    // Keep serving the new connection even when another one to this peer won the race (another poster, or the
+    // peer connecting to us at the same time): closing it would look like a dead peer on the other side.
+    adopt(c);
+    std::lock_guard lk(conns_mtx_);
+    if (auto it = by_key_.find(ep.key); it != by_key_.end()) return it->second;
+    by_key_[ep.key] = c;
     return c;
 }
 
 PostStatus TcpWire::post(CtidState& cs, int32_t ctid, const RdmaRequest& req_in, const Endpoint& ep,
                          uint64_t local_addr, bool last) {
     if (cs.inflight.load() >= k_max_inflight) return PostStatus::busy;
-    ConnPtr c = connect_to(ep);
+    ConnPtr c = connect_to(ep, ctid);
     RdmaRequest req = req_in;
     Pending p;
     p.ctid = ctid;
@@ -235,84 +272,6 @@ PostStatus TcpWire::post(CtidState& cs, int32_t ctid, const RdmaRequest& req_in,
         err = write_full(c->fd.get(), reinterpret_cast<const void*>(local_addr), h.payload_len, deadline);
     if (!err.empty()) kill(c, err); // fails this request too; the error surfaces on the next call
     return PostStatus::ok;
-}
-
-void TcpWire::accept_one() {
-    sockaddr_in sa{};
-    socklen_t len = sizeof(sa);
-    Fd s(::accept4(listener_.get(), reinterpret_cast<sockaddr*>(&sa), &len, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!s) return;
-    set_nodelay(s.get());
-    const auto deadline = Clock::now() + 2000ms;
-    std::array<std::byte, k_frame_header_size> hb{};
-    std::array<std::byte, 16> keys{};
-    FrameHeader h;
-    std::string err = read_full(s.get(), hb.data(), hb.size(), deadline);
-    if (err.empty() && (!decode_frame(hb, h, err) || h.type != FrameType::hello)) {
-        if (err.empty()) err = "first frame is not HELLO";
-    }
-    if (err.empty()) err = read_full(s.get(), keys.data(), keys.size(), deadline);
-    if (!err.empty()) {
-        nic_.shared().counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
-        return;
-    }
-    uint64_t k[2] = {0, 0};
-    for (size_t i = 0; i < 16; ++i) k[i / 8] |= static_cast<uint64_t>(keys[i]) << (8 * (i % 8));
-    if (k[0] != nic_.key()) {
-        nic_.shared().counters.bad_key_conns.fetch_add(1, std::memory_order_relaxed);
-        return; // closes the connection
-    }
-    FrameHeader ack;
-    ack.type = FrameType::hello_ack;
-    const auto ab = encode_frame(ack);
-    if (!write_full(s.get(), ab.data(), ab.size(), deadline).empty()) return;
-    auto c = std::make_shared<Conn>();
-    c->fd = std::move(s);
-    c->name = ip_to_string(ntohl(sa.sin_addr.s_addr)) + ":" + std::to_string(ntohs(sa.sin_port));
-    c->peer_key = k[1];
-    std::lock_guard lk(conns_mtx_);
-    conns_.push_back(c);
-    if (by_key_.find(k[1]) == by_key_.end()) by_key_[k[1]] = c;
-    dead_keys_.erase(k[1]);
-}
-
-void TcpWire::engine() {
-    std::vector<pollfd> fds;
-    std::vector<ConnPtr> polled;
-    while (!stop_.load()) {
-        {
-            std::lock_guard lk(conns_mtx_);
-            // Drop dead connections from the poll set (their fd closes with the last reference).
-            std::erase_if(conns_, [](const ConnPtr& c) {
-                std::lock_guard clk(c->mtx);
-                return c->dead;
-            });
-            polled = conns_;
-        }
-        fds.assign(2 + polled.size(), pollfd{});
-        fds[0] = {event_.get(), POLLIN, 0};
-        fds[1] = {listener_.get(), POLLIN, 0};
-        for (size_t i = 0; i < polled.size(); ++i) fds[2 + i] = {polled[i]->fd.get(), POLLIN, 0};
-        const int r = ::poll(fds.data(), fds.size(), -1);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return;
-        }
-        if ((fds[0].revents & POLLIN) != 0) {
-            uint64_t v = 0;
-            (void)!::read(event_.get(), &v, sizeof(v));
-        }
-        if (stop_.load()) return;
-        if ((fds[1].revents & POLLIN) != 0) accept_one();
-        for (size_t i = 0; i < polled.size(); ++i) {
-            if (fds[2 + i].revents == 0) continue;
-            {
-                std::lock_guard lk(polled[i]->mtx);
-                if (polled[i]->dead) continue;
-            }
-            (void)handle_frame(polled[i]);
-        }
-    }
 }
 
 }  // namespace coyote::detail::sim::net

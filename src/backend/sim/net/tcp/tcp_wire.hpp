@@ -1,5 +1,5 @@
 // coyote-mpi sim backend: the TCP wire of the emulated NIC: framed requests to peers on other hosts, and the
-// engine that validates, applies and answers the requests of peers.
+// threads that validate, apply and answer the requests of peers.
 #pragma once
 
 #include <array>
@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,19 +34,32 @@ struct Pending {
     uint32_t target_ip = 0;
 };
 
-/// One connection to a peer's wire (either side may have opened it).
-struct Conn {
-    Fd fd;
-    std::string name;      ///< "a.b.c.d:port"
-    uint64_t peer_key = 0;
-    std::mutex wmtx;       ///< one whole frame at a time
-    std::mutex mtx;        ///< pending, dead
-    std::map<uint64_t, Pending> pending;
-    bool dead = false;
-    std::string death;
+/// Size of a HELLO: the frame header and the two keys.
+inline constexpr size_t k_hello_size = k_frame_header_size + 16;
+
+/// The keys of a HELLO.
+struct HelloKeys {
+    uint64_t target = 0; ///< the key the target issued in its endpoint
+    uint64_t sender = 0; ///< the key the sender issued in its own endpoint (identifies it)
 };
 
-/// An answer the responder thread sends (ACK, NAK or READ response).
+/// Parses the `k_hello_size` bytes a connection opens with; false (with `error`) when they are not a HELLO.
+bool decode_hello(std::span<const std::byte> bytes, HelloKeys& keys, std::string& error);
+/// Serializes a HELLO carrying `keys`.
+std::array<std::byte, k_hello_size> encode_hello(const HelloKeys& keys) noexcept;
+
+/// A connection accepted but not yet authenticated: its HELLO arrives into `buf` as the socket has it.
+struct Handshake {
+    Fd fd;
+    std::string name;
+    std::array<std::byte, k_hello_size> buf{};
+    size_t got = 0;
+    std::chrono::steady_clock::time_point deadline;
+};
+
+struct Conn;
+
+/// An answer a connection's sender thread sends (ACK, NAK or READ response).
 struct Response {
     std::shared_ptr<Conn> conn;
     FrameHeader h;
@@ -58,9 +72,27 @@ struct Response {
     uint64_t data_addr = 0;
 };
 
-/// The TCP wire of one NIC: a listener, an engine thread polling every connection and a responder thread.
+/// One connection to a peer's wire (either side may have opened it); a reader thread of its own serves it and a
+/// sender thread of its own sends its answers, so a peer that stalls stalls only its own connection.
+struct Conn {
+    Fd fd;
+    std::string name;      ///< "a.b.c.d:port"
+    uint64_t peer_key = 0;
+    std::mutex wmtx;       ///< one whole frame at a time
+    std::mutex mtx;        ///< pending, out, dead
+    std::condition_variable out_cv;
+    std::map<uint64_t, Pending> pending;
+    std::deque<Response> out; ///< answers for the sender thread
+    bool dead = false;
+    std::string death;
+};
+
+/// The TCP wire of one NIC: a listener (bound at construction, listening from open()), an acceptor thread that
+/// runs the handshakes of new connections without blocking on any of them, and a reader and a sender thread per
+/// authenticated connection (a peer that stalls mid-frame or stops reading stalls only its own connection).
 class TcpWire {
 public:
+    /// Binds the listener (COYOTE_SIM_WIRE_ADDR, else 127.0.0.1) without listening yet.
     TcpWire(NicImpl& nic, const WireConfig& cfg);
     ~TcpWire();
     TcpWire(const TcpWire&) = delete;
@@ -72,8 +104,15 @@ public:
     /// Sends `req` (PSN assigned here) to the peer `ep`; busy when too many requests of `ctid` are in flight.
     PostStatus post(CtidState& cs, int32_t ctid, const RdmaRequest& req, const Endpoint& ep, uint64_t local_addr,
                     bool last);
-    /// `ctid` was unregistered: answers to its outstanding requests will be dropped.
+    /// `ctid` was unregistered: answers to its outstanding requests will be dropped; its key is withdrawn.
     void forget_ctid(int32_t ctid) noexcept;
+    /// Starts listening (a peer needs the wire); idempotent.
+    void open();
+    /// True once open() ran.
+    bool is_open() const noexcept { return open_.load(); }
+    /// A fresh random key for the endpoint of `ctid` (replacing its previous one): a peer must present it in its
+    /// HELLO, so a key learned from one out-of-band exchange opens no later connection to another queue pair.
+    uint64_t issue_key(int32_t ctid);
 
 private:
     using ConnPtr = std::shared_ptr<Conn>;
@@ -82,23 +121,34 @@ private:
     /// The handler of each frame type, indexed by FrameType.
     static const std::array<FrameHandler, 9> k_handlers;
 
-    /// The connection requests to `ep` go on (opened on first use); throws peer_gone when it was lost.
-    ConnPtr connect_to(const Endpoint& ep);
-    /// Opens a connection to `ep` and runs the HELLO handshake.
-    Fd dial(const Endpoint& ep, const std::string& who, Clock::time_point deadline);
-    /// The engine thread: polls the listener and every connection, handles each readable frame.
-    void engine();
-    /// The responder thread: sends the answers queued by respond().
-    void responder();
-    /// Accepts one connection and runs the HELLO handshake (a wrong key closes it).
-    void accept_one();
+    /// The connection requests of `ctid` to `ep` go on (opened on first use); throws peer_gone when it was lost.
+    ConnPtr connect_to(const Endpoint& ep, int32_t ctid);
+    /// Opens a connection to `ep` and runs the HELLO handshake presenting `mine` (retries a refused connection:
+    /// the peer opens its listener when it learns our endpoint).
+    Fd dial(const Endpoint& ep, uint64_t mine, const std::string& who, Clock::time_point deadline);
+    /// The acceptor thread (tcp_accept.cpp): accepts connections and advances every handshake as bytes arrive.
+    void acceptor();
+    /// Accepts the pending connections into `hs` (dropping the oldest handshake beyond the cap).
+    void accept_new(std::vector<Handshake>& hs);
+    /// Reads what `h` has of its HELLO; true when the handshake is over (authenticated or refused).
+    bool advance(Handshake& h);
+    /// Adds an authenticated connection and starts its reader thread.
+    void adopt(ConnPtr c);
+    /// The reader thread of `c`: waits for each frame and handles it, until the connection dies.
+    void reader(ConnPtr c);
+    /// The key of `ctid`'s endpoint, 0 when none was issued.
+    uint64_t key_of(int32_t ctid);
+    /// True when `key` is the key of one of our endpoints.
+    bool key_issued(uint64_t key);
+    /// The sender thread of `c`: sends the answers queued by respond(), until the connection dies.
+    void sender(ConnPtr c);
     /// Reads one frame header from `c` and dispatches it to its handler; false: connection dropped.
     bool handle_frame(const ConnPtr& c);
     /// Drops `c`: its pending requests fail with peer_gone on their queue pairs.
     void kill(const ConnPtr& c, const std::string& why) noexcept;
-    /// Queues an answer for the responder thread.
+    /// Queues an answer for the sender thread of its connection.
     void respond(Response r);
-    /// Wakes the engine (a new connection to poll, or stop).
+    /// Wakes the acceptor (stop).
     void wake() noexcept;
 
     // Frame handlers (tcp_frames.cpp): requests of peers, answers to ours, stray handshakes.
@@ -124,7 +174,7 @@ private:
     std::string receive_read_data(int fd, const Pending& p, bool current, Clock::time_point deadline);
     /// Ends the handling of an answer: the request leaves the in-flight count; drops the connection on `err`.
     bool finish_answer(const ConnPtr& c, const Pending& p, bool current, const std::string& err);
-    /// Sends one response (the responder thread); returns an error text.
+    /// Sends one response (a sender thread); returns an error text.
     std::string send_response(Response& r, Clock::time_point deadline);
     /// Sends a READ response from the buffer or window it was validated against, or a NAK when it went away.
     std::string send_read_data(Response& r, Clock::time_point deadline);
@@ -136,19 +186,20 @@ private:
     uint32_t addr_ = 0;
     uint16_t port_ = 0;
     std::atomic<bool> stop_{false};
+    std::atomic<bool> open_{false};
+    std::mutex open_mtx_;
+
+    std::mutex keys_mtx_;
+    std::map<int32_t, uint64_t> keys_;           ///< ctid -> key of its current endpoint
     std::atomic<uint64_t> next_req_{1};
 
     std::mutex conns_mtx_;
-    std::vector<ConnPtr> conns_;                 ///< polled by the engine
+    std::vector<ConnPtr> conns_;                 ///< live connections (each has a reader thread)
+    std::vector<std::thread> readers_;           ///< readers and senders, joined by the destructor
     std::map<uint64_t, ConnPtr> by_key_;         ///< peer key -> connection used for requests
     std::map<uint64_t, std::string> dead_keys_;  ///< peers whose connection was lost
 
-    std::mutex resp_mtx_;
-    std::condition_variable resp_cv_;
-    std::deque<Response> responses_;
-
-    std::thread engine_;
-    std::thread responder_;
+    std::thread acceptor_;
 };
 
 }  // namespace coyote::detail::sim::net

@@ -1,0 +1,71 @@
+// coyote-mpi: the per-user vFPGA lock: owner-only named semaphore, holders counted with flock, last one removes.
+#include "detail/vfpga_lock.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/date_time/posix_time/posix_time_types.hpp>
+
+#include <cerrno>
+
+#include <coyote/error.hpp>
+
+namespace coyote::detail {
+
+namespace {
+
+namespace bip = boost::interprocess;
+
+/// Opens `path` with a shared flock, retrying when a last holder removed the file meanwhile.
+Fd open_holders(const std::string& path, const std::string& name) {
+    for (;;) {
+        Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (!fd) throw_errno("open", "cThread: the holders file of the vFPGA lock " + name + " (" + path + ")");
+        while (::flock(fd.get(), LOCK_SH) != 0)
+            if (errno != EINTR) throw_errno("flock", "cThread: " + path);
+        struct stat held {}, now {};
+        if (::fstat(fd.get(), &held) != 0) throw_errno("fstat", "cThread: " + path);
+        if (held.st_uid != ::getuid())
+            throw_error(Errc::invalid_argument, "cThread", path + " belongs to another user");
+        // Still the file at `path` (a last holder may have unlinked it while we waited): it is ours.
+        if (::stat(path.c_str(), &now) == 0 && now.st_ino == held.st_ino && now.st_dev == held.st_dev) return fd;
+    }
+}
+
+}  // namespace
+
+VfpgaLock::VfpgaLock(uint32_t device, int32_t vfid)
+    : name_("coyote_vlock_u" + std::to_string(::getuid()) + "_d" + std::to_string(device) + "_v" +
+            std::to_string(vfid)),
+      holders_("/dev/shm/" + name_ + ".holders") {
+    holders_fd_ = open_holders(holders_, name_);
+    try {
+        bip::permissions owner_only(0600);
+        mutex_ = std::make_unique<bip::named_mutex>(bip::open_or_create, name_.c_str(), owner_only);
+    } catch (const bip::interprocess_exception& e) {
+        throw_error(Errc::resource_exhausted, "cThread",
+                    "cannot open the vFPGA lock /dev/shm/sem." + name_ + ": " + e.what() +
+                        " (a stale lock left by another user or a full /dev/shm; remove it and retry)");
+    }
+}
+
+VfpgaLock::~VfpgaLock() {
+    mutex_.reset();
+    // The last holder (no other shared flock) removes the semaphore and the holders file.
+    if (::flock(holders_fd_.get(), LOCK_EX | LOCK_NB) == 0) {
+        (void)bip::named_mutex::remove(name_.c_str());
+        (void)::unlink(holders_.c_str());
+    }
+}
+
+bool VfpgaLock::timed_lock(std::chrono::milliseconds timeout) {
+    const auto deadline = boost::posix_time::microsec_clock::universal_time() +
+                          boost::posix_time::milliseconds(static_cast<int64_t>(timeout.count()));
+    return mutex_->timed_lock(deadline);
+}
+
+void VfpgaLock::unlock() { mutex_->unlock(); }
+
+}  // namespace coyote::detail

@@ -1,0 +1,41 @@
+// coyote-mpi: the per-user vFPGA lock (a named semaphore, owner-only) that the last holder removes.
+#pragma once
+
+#include <boost/interprocess/sync/named_mutex.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "detail/handles.hpp"
+
+namespace coyote::detail {
+
+/// The lock of one (user, device, vFPGA): /dev/shm/sem.coyote_vlock_u<uid>_d<dev>_v<vfid>, mode 0600. Every
+/// holder also keeps a shared flock on /dev/shm/coyote_vlock_u<uid>_d<dev>_v<vfid>.holders; the one that can
+/// turn it exclusive when it closes is the last and removes both, so nothing stays in /dev/shm (a semaphore
+/// left locked by a dead holder goes with the next holder's teardown).
+class VfpgaLock {
+public:
+    /// Opens (or creates) the lock of `device`/`vfid` for this user; a coyote::Error names it on failure.
+    VfpgaLock(uint32_t device, int32_t vfid);
+    ~VfpgaLock();
+    VfpgaLock(const VfpgaLock&) = delete;
+    VfpgaLock& operator=(const VfpgaLock&) = delete;
+
+    /// The semaphore's name (without /dev/shm/sem.).
+    const std::string& name() const noexcept { return name_; }
+    /// Takes the lock, waiting at most `timeout`; false when it stayed taken.
+    bool timed_lock(std::chrono::milliseconds timeout);
+    /// Releases the lock.
+    void unlock();
+
+private:
+    std::string name_;
+    std::string holders_;
+    Fd holders_fd_;
+    std::unique_ptr<boost::interprocess::named_mutex> mutex_;
+};
+
+}  // namespace coyote::detail
