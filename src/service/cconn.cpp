@@ -153,8 +153,11 @@ cConn::cConn(std::string sock_name) : impl(std::make_unique<Impl>()) {
                     "cannot connect to the service at " + sock_name + ": " + std::strerror(errno) +
                         " (is the service running?)");
     // A service function reads and writes this process's buffers by address; on sim that is process_vm_*,
-    // which Yama (ptrace_scope 1) allows only to processes we name.
-    detail::sim::net::allow_cross_process_access();
+    // which Yama (ptrace_scope 1) allows only to processes we name: the service at the other end, no other.
+    ucred peer{};
+    socklen_t len = sizeof(peer);
+    if (::getsockopt(impl->fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 && peer.pid > 0)
+        detail::sim::net::allow_peer_access(peer.pid);
     register_with_service({});
 }
 
