@@ -164,6 +164,7 @@ inline PostStatus SimDevice::post_remote(const Command& cmd, CtidState& st) {
                     std::string(oper_name(cmd.oper)) + ": RDMA is disabled in the shell (rdma=0)");
     check_transfer_size(oper_name(cmd.oper), cmd.src.len);
     const PostStatus s = nic_->post(cmd);
+    if (s == PostStatus::busy) drive_progress(); // the answers that free the FIFO may be waiting for us
     if (s == PostStatus::ok) {
         st.posted.fetch_add(1, std::memory_order_relaxed);
         (cmd.oper == CoyoteOper::REMOTE_RDMA_READ ? sent_rdma_reads_ : sent_rdma_writes_)
@@ -227,7 +228,10 @@ PostStatus SimDevice::post(const Command& cmd) {
 
     int32_t cur = st.inflight.load(std::memory_order_relaxed);
     do {
-        if (cur >= k_max_inflight) return PostStatus::busy;
+        if (cur >= k_max_inflight) {
+            drive_progress();
+            return PostStatus::busy;
+        }
     } while (!st.inflight.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
     st.posted.fetch_add(1, std::memory_order_relaxed);
     if (cmd.oper != CoyoteOper::LOCAL_WRITE) sent_local_reads_.fetch_add(1, std::memory_order_relaxed);

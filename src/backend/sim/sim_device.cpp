@@ -2,6 +2,7 @@
 // counters and asynchronous errors, user interrupts, NIC delegation, statistics, and sim::open().
 #include "backend/sim/sim_device.hpp"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -93,6 +94,7 @@ SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
     if (cfg_.en_rdma) {
         nic_ = make_nic(*this);
         for (int32_t c = 0; c < N_CTID_MAX; ++c) nic_pending_[static_cast<size_t>(c)] = &nic_->pending_flag(c);
+        nic_progress_ = &nic_->progress_flag();
     }
     worker_ = std::thread([this] { worker_loop(); });
 }
@@ -106,6 +108,7 @@ SimDevice::~SimDevice() {
     if (worker_.joinable()) worker_.join();
     for (int32_t c = 0; c < N_CTID_MAX; ++c) replace_irq_thread(c, nullptr);
     nic_pending_.fill(nullptr);
+    nic_progress_ = nullptr;
     nic_.reset();
     {
         std::lock_guard lk(alloc_mtx_);
@@ -220,8 +223,8 @@ uint64_t SimDevice::get_csr(uint32_t offs) const {
 
 uint32_t SimDevice::completed(int32_t ctid, CmplClass cls) const {
     check_ctid_index(ctid, "checkCompleted");
-    // A thread polling for completions runs queued work itself rather than waiting for the worker.
-    if (queue_nonempty_.load(std::memory_order_relaxed)) (void)const_cast<SimDevice*>(this)->progress_one();
+    // A thread polling for completions makes progress itself rather than waiting for the worker or the NIC.
+    const_cast<SimDevice*>(this)->drive_progress();
     return wback(cls, ctid).load(std::memory_order_acquire);
 }
 
@@ -249,8 +252,26 @@ void SimDevice::raise_pending_error(int32_t ctid) {
 
 uint32_t SimDevice::poll_completed(int32_t ctid, CmplClass cls) {
     raise_pending_error(ctid); // checks the range
-    if (queue_nonempty_.load(std::memory_order_relaxed)) (void)progress_one();
-    return wback(cls, ctid).load(std::memory_order_acquire);
+    drive_progress();
+    const uint32_t v = wback(cls, ctid).load(std::memory_order_acquire);
+    note_idle_poll(ctid, cls, v);
+    return v;
+}
+
+inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t value) noexcept {
+    // Hints only (relaxed): threads polling the same ctid may interleave their updates.
+    auto& st = ctids_[static_cast<size_t>(ctid)];
+    const uint64_t key = (static_cast<uint64_t>(cls) << 32) | value;
+    if (st.poll_last.load(std::memory_order_relaxed) != key) {
+        st.poll_last.store(key, std::memory_order_relaxed);
+        st.poll_idle.store(0, std::memory_order_relaxed);
+        return;
+    }
+    const uint32_t n = st.poll_idle.load(std::memory_order_relaxed);
+    if (n < k_polls_before_yield)
+        st.poll_idle.store(n + 1, std::memory_order_relaxed);
+    else
+        ::sched_yield();
 }
 
 // ---------------------------------------------------------------------------------------------

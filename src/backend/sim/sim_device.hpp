@@ -43,6 +43,8 @@ namespace coyote::detail::sim {
 
 /// At most this many commands of one ctid in flight (CMD_FIFO_DEPTH - CMD_FIFO_THR).
 inline constexpr int32_t k_max_inflight = CMD_FIFO_DEPTH - CMD_FIFO_THR;
+/// Polls that see no change before a poller starts yielding its CPU at every poll (about a microsecond of spinning).
+inline constexpr uint32_t k_polls_before_yield = 128;
 /// Commands moving at most this many bytes may run in the posting thread.
 inline constexpr uint64_t k_inline_max_bytes = 64 * 1024;
 /// Output a model produces while no LOCAL_WRITE waits is buffered up to this many bytes per dest.
@@ -156,6 +158,9 @@ private:
         std::atomic<uint64_t> interrupts_dropped{0};
         std::atomic<bool> has_error{false}; ///< an asynchronous error waits in errors_
         pid_t hpid = 0;
+        // Polls that saw no change (poll_completed): (class << 32 | count) of the last poll, and how many in a row.
+        std::atomic<uint64_t> poll_last{~0ULL};
+        std::atomic<uint32_t> poll_idle{0};
     };
 
     /// The user-interrupt thread of one ctid.
@@ -194,6 +199,13 @@ private:
     /// Runs the oldest queued command in the calling thread if neither the worker nor an inline poster is busy;
     /// a poller waiting on completions makes progress itself instead of waiting for the worker to wake up.
     bool progress_one() noexcept;
+    /// Manual progress of a thread waiting on this vFPGA (polling completions, or posting into a full FIFO): the
+    /// oldest queued local command and the NIC's received frames and queued answers, each unless another thread
+    /// is at it. No completion then waits for one of our threads to be scheduled. Inline: every poll runs it.
+    void drive_progress() noexcept {
+        if (queue_nonempty_.load(std::memory_order_relaxed)) (void)progress_one();
+        if (nic_progress_ != nullptr && nic_progress_->load(std::memory_order_relaxed)) (void)nic_->progress();
+    }
     /// Runs a local command of a registered ctid; a failure becomes the ctid's pending error.
     void execute(const Command& cmd) noexcept;
     void execute_local(const Command& cmd);
@@ -239,6 +251,11 @@ private:
         auto& n = ctids_[static_cast<size_t>(ctid)].inflight;
         if (n.fetch_sub(1, std::memory_order_acq_rel) <= 0) n.store(0, std::memory_order_release);
     }
+
+    /// Counts the polls of `ctid` that saw no change; past k_polls_before_yield the poller yields its CPU at every
+    /// poll, so that a runnable peer process or thread waiting on this core (the one that will deliver the
+    /// completion) runs now instead of at the next scheduler tick. Inline: every poll runs it.
+    void note_idle_poll(int32_t ctid, CmplClass cls, uint32_t value) noexcept;
 
     // interrupts (sim_device.cpp)
     /// Shell::raise_interrupt: hands `value` to the ctid's interrupt thread (counted as dropped without one).
@@ -324,6 +341,8 @@ private:
     std::unique_ptr<Nic> nic_;
     /// The NIC's pending-error flags (null without a NIC): the polling path skips the NIC while they are clear.
     std::array<const std::atomic<bool>*, N_CTID_MAX> nic_pending_{};
+    /// The NIC's progress hint (null without a NIC): set while its wire has work a poller could do.
+    const std::atomic<bool>* nic_progress_ = nullptr;
 };
 
 }  // namespace coyote::detail::sim

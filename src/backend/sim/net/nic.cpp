@@ -57,6 +57,7 @@ NicImpl::NicImpl(NicHost& host) : host_(host), cfg_(wire_config_from_env()) {
 }
 
 NicImpl::~NicImpl() {
+    tcp_live_.store(nullptr);
     tcp_.reset();
     std::lock_guard lk(peers_mtx_);
     peers_.clear();
@@ -70,7 +71,15 @@ CtidState& NicImpl::cs_checked(int32_t ctid, const char* call) const {
 
 void NicImpl::ensure_tcp() const {
     std::lock_guard lk(mtx_);
-    if (!tcp_ && cfg_.mode != WireMode::shm) tcp_ = std::make_unique<TcpWire>(const_cast<NicImpl&>(*this), cfg_);
+    if (!tcp_ && cfg_.mode != WireMode::shm) {
+        tcp_ = std::make_unique<TcpWire>(const_cast<NicImpl&>(*this), cfg_);
+        tcp_live_.store(tcp_.get(), std::memory_order_release);
+    }
+}
+
+bool NicImpl::progress() noexcept {
+    TcpWire* w = tcp_live_.load(std::memory_order_acquire);
+    return w != nullptr && w->progress();
 }
 
 std::vector<std::byte> NicImpl::local_endpoint(int32_t ctid) const {

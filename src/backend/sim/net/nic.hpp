@@ -56,6 +56,13 @@ public:
     /// flag lives as long as the NIC). `ctid` must be in range.
     virtual const std::atomic<bool>& pending_flag(int32_t ctid) const noexcept = 0;
     virtual void on_ctid_unregistered(int32_t ctid) noexcept = 0;
+    /// Manual progress for a thread waiting on completions: does in the calling thread what the NIC's threads
+    /// would do next (frames already received, answers queued), unless another thread is at it; never blocks on
+    /// an idle wire. False when there was nothing to do.
+    virtual bool progress() noexcept = 0;
+    /// Set while progress() may have work (the TCP wire has connections): a lock-free hint for the polling path;
+    /// the flag lives as long as the NIC.
+    virtual const std::atomic<bool>& progress_flag() const noexcept = 0;
     virtual std::string debug_string(int32_t ctid) const = 0;
 };
 

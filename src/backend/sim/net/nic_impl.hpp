@@ -44,6 +44,8 @@ public:
         return ctids_[static_cast<size_t>(ctid)].has_pending;
     }
     void on_ctid_unregistered(int32_t ctid) noexcept override;
+    bool progress() noexcept override;
+    const std::atomic<bool>& progress_flag() const noexcept override { return wire_connected_; }
     std::string debug_string(int32_t ctid) const override;
 
     // For the TCP wire.
@@ -53,6 +55,8 @@ public:
     uint64_t key() const noexcept { return key_; }
     std::shared_mutex& buffers_mutex() noexcept { return bufs_mtx_; }
     CtidState& ctid_state(int32_t ctid) noexcept { return ctids_[static_cast<size_t>(ctid)]; }
+    /// Whether the TCP wire has connections (kept by the wire).
+    std::atomic<bool>& wire_connected() noexcept { return wire_connected_; }
     /// Records `e` as the pending error of `ctid` unless the queue pair changed since `generation`.
     void record_error(int32_t ctid, uint64_t generation, Error e) noexcept;
 
@@ -151,6 +155,8 @@ private:
     std::map<uint64_t, std::unique_ptr<ShmPeer>> peers_;
 
     mutable std::unique_ptr<TcpWire> tcp_;
+    mutable std::atomic<TcpWire*> tcp_live_{nullptr}; ///< tcp_, for the lock-free polling path
+    std::atomic<bool> wire_connected_{false};
 };
 
 }  // namespace coyote::detail::sim::net

@@ -284,11 +284,23 @@ void TcpWire::respond(Response r) {
 
 void TcpWire::responder() {
     for (;;) {
-        Response r;
         {
             std::unique_lock lk(resp_mtx_);
             resp_cv_.wait(lk, [&] { return stop_.load() || !responses_.empty(); });
             if (stop_.load()) return;
+        }
+        // A thread polling for completions may be sending them already (progress()): it empties the queue.
+        std::lock_guard send(send_mtx_);
+        send_queued();
+    }
+}
+
+void TcpWire::send_queued() {
+    for (;;) {
+        Response r;
+        {
+            std::lock_guard lk(resp_mtx_);
+            if (responses_.empty() || stop_.load()) return;
             r = std::move(responses_.front());
             responses_.pop_front();
         }

@@ -192,6 +192,7 @@ TcpWire::ConnPtr TcpWire::connect_to(const Endpoint& ep) {
         // Keep polling the new connection even when another one to this peer won the race (another poster, or
         // the peer connecting to us at the same time): closing it would look like a dead peer on the other side.
         conns_.push_back(c);
+        note_connections();
         if (auto it = by_key_.find(ep.key); it != by_key_.end()) {
             wake();
             return it->second;
@@ -272,6 +273,7 @@ void TcpWire::accept_one() {
     c->peer_key = k[1];
     std::lock_guard lk(conns_mtx_);
     conns_.push_back(c);
+    note_connections();
     if (by_key_.find(k[1]) == by_key_.end()) by_key_[k[1]] = c;
     dead_keys_.erase(k[1]);
 }
@@ -287,6 +289,7 @@ void TcpWire::engine() {
                 std::lock_guard clk(c->mtx);
                 return c->dead;
             });
+            note_connections();
             polled = conns_;
         }
         fds.assign(2 + polled.size(), pollfd{});
@@ -304,15 +307,59 @@ void TcpWire::engine() {
         }
         if (stop_.load()) return;
         if ((fds[1].revents & POLLIN) != 0) accept_one();
-        for (size_t i = 0; i < polled.size(); ++i) {
-            if (fds[2 + i].revents == 0) continue;
-            {
-                std::lock_guard lk(polled[i]->mtx);
-                if (polled[i]->dead) continue;
-            }
-            (void)handle_frame(polled[i]);
-        }
+        // A polling thread may have taken the frames meanwhile (progress()): look again under the drive lock.
+        std::lock_guard drive(drive_mtx_);
+        if (::poll(fds.data() + 2, polled.size(), 0) > 0) serve_ready(fds, polled, 2);
     }
+}
+
+void TcpWire::serve_ready(const std::vector<pollfd>& fds, const std::vector<ConnPtr>& polled, size_t first) {
+    for (size_t i = 0; i < polled.size(); ++i) {
+        if (fds[first + i].revents == 0) continue;
+        {
+            std::lock_guard lk(polled[i]->mtx);
+            if (polled[i]->dead) continue;
+        }
+        (void)handle_frame(polled[i]);
+    }
+}
+
+void TcpWire::note_connections() noexcept {
+    nic_.wire_connected().store(!conns_.empty(), std::memory_order_release);
+}
+
+bool TcpWire::progress() noexcept {
+    bool did = false;
+    try {
+        if (std::unique_lock drive(drive_mtx_, std::try_to_lock); drive.owns_lock()) {
+            {
+                std::lock_guard lk(conns_mtx_);
+                progress_conns_.assign(conns_.begin(), conns_.end());
+            }
+            progress_fds_.resize(progress_conns_.size());
+            for (size_t i = 0; i < progress_conns_.size(); ++i)
+                progress_fds_[i] = {progress_conns_[i]->fd.get(), POLLIN, 0};
+            if (!progress_fds_.empty() && ::poll(progress_fds_.data(), progress_fds_.size(), 0) > 0) {
+                serve_ready(progress_fds_, progress_conns_, 0);
+                did = true;
+            }
+            progress_conns_.clear(); // a dropped connection closes with its last reference
+        }
+        if (std::unique_lock send(send_mtx_, std::try_to_lock); send.owns_lock()) {
+            bool queued = false;
+            {
+                std::lock_guard lk(resp_mtx_);
+                queued = !responses_.empty();
+            }
+            if (queued) {
+                send_queued();
+                did = true;
+            }
+        }
+    } catch (...) {
+        // Out of memory copying the connection list: the engine and the responder still run.
+    }
+    return did;
 }
 
 }  // namespace coyote::detail::sim::net

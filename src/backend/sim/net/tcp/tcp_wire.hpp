@@ -2,6 +2,8 @@
 // engine that validates, applies and answers the requests of peers.
 #pragma once
 
+#include <poll.h>
+
 #include <array>
 #include <atomic>
 #include <condition_variable>
@@ -74,6 +76,10 @@ public:
                     bool last);
     /// `ctid` was unregistered: answers to its outstanding requests will be dropped.
     void forget_ctid(int32_t ctid) noexcept;
+    /// Manual progress for a thread waiting on completions: handles the frames already readable and sends the
+    /// queued answers in the calling thread, unless another thread is doing it (try-lock); never blocks on an
+    /// idle connection. False when there was nothing to do or the wire was busy elsewhere.
+    bool progress() noexcept;
 
 private:
     using ConnPtr = std::shared_ptr<Conn>;
@@ -90,6 +96,12 @@ private:
     void engine();
     /// The responder thread: sends the answers queued by respond().
     void responder();
+    /// Sends the queued answers in order until the queue is empty (send_mtx_ held).
+    void send_queued();
+    /// Handles one frame of each connection `fds` reports readable (drive_mtx_ held).
+    void serve_ready(const std::vector<pollfd>& fds, const std::vector<ConnPtr>& polled, size_t first);
+    /// Tells the NIC whether the wire has connections (conns_mtx_ held): its polling path calls progress() then.
+    void note_connections() noexcept;
     /// Accepts one connection and runs the HELLO handshake (a wrong key closes it).
     void accept_one();
     /// Reads one frame header from `c` and dispatches it to its handler; false: connection dropped.
@@ -146,6 +158,13 @@ private:
     std::mutex resp_mtx_;
     std::condition_variable resp_cv_;
     std::deque<Response> responses_;
+
+    // Manual progress: whoever holds drive_mtx_ reads frames, whoever holds send_mtx_ sends answers (the engine
+    // and the responder thread, or a thread polling for completions).
+    std::mutex drive_mtx_;
+    std::mutex send_mtx_;
+    std::vector<pollfd> progress_fds_;     ///< drive_mtx_
+    std::vector<ConnPtr> progress_conns_;  ///< drive_mtx_
 
     std::thread engine_;
     std::thread responder_;
