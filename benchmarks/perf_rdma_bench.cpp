@@ -204,11 +204,9 @@ void teardown() {
     for (Side& s : g_side) s = {};
 }
 
-[[maybe_unused]] const bool k_registered = cb::define_suite({.name = "perf_rdma",
-                                                             .min_ranks = 2,
-                                                             .max_ranks = 2,
-                                                             .wire = "shm (device 0), tcp (device 1)",
-                                                             .setup = setup,
-                                                             .teardown = teardown});
+[[maybe_unused]] const bool k_registered =
+    cb::define_suite({.name = "perf_rdma", .min_ranks = 2, .max_ranks = 2,
+                      .wire = "shm (device 0), tcp (device 1); out-of-band: stock TCP", .setup = setup,
+                      .teardown = teardown});
 
 }  // namespace

@@ -3,8 +3,10 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/sim/shell_port.hpp"
@@ -15,6 +17,8 @@ namespace coyote::detail::sim {
 namespace {
 
 constexpr uint64_t k_fault_region = 2ull << 20; // the page-fault path maps this much (aligned) at once
+/// How long the worker leaves queued commands to a polling thread before it looks again.
+constexpr auto k_worker_nap = std::chrono::microseconds(100);
 
 /// The role of one side of a local command, for messages.
 const char* side_role(const Command& cmd, bool write) {
@@ -254,8 +258,17 @@ void SimDevice::worker_loop() {
     for (;;) {
         q_cv_.wait(q, [&] { return stop_ || (!queue_.empty() && inline_active_ == 0); });
         if (stop_) return;
+        if (poller_seen_.exchange(false, std::memory_order_relaxed)) {
+            // A thread waiting on completions runs the queue itself (progress_one), on the core it already has:
+            // stay out of its way while it keeps polling, and take over within one nap once it stops.
+            q.unlock();
+            std::this_thread::sleep_for(k_worker_nap);
+            q.lock();
+            continue;
+        }
         const Command cmd = pop_command();
         worker_busy_ = true;
+        worker_running_.store(true, std::memory_order_relaxed);
         q.unlock();
         {
             std::lock_guard hw(hw_mtx_);
@@ -263,6 +276,7 @@ void SimDevice::worker_loop() {
         }
         q.lock();
         worker_busy_ = false;
+        worker_running_.store(false, std::memory_order_relaxed);
     }
 }
 

@@ -270,7 +270,7 @@ inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t valu
     const uint32_t n = st.poll_idle.load(std::memory_order_relaxed);
     if (n < k_polls_before_yield)
         st.poll_idle.store(n + 1, std::memory_order_relaxed);
-    else
+    else if (!queue_nonempty_.load(std::memory_order_relaxed) && !worker_running_.load(std::memory_order_relaxed))
         ::sched_yield();
 }
 

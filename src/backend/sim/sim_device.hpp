@@ -203,7 +203,10 @@ private:
     /// oldest queued local command and the NIC's received frames and queued answers, each unless another thread
     /// is at it. No completion then waits for one of our threads to be scheduled. Inline: every poll runs it.
     void drive_progress() noexcept {
-        if (queue_nonempty_.load(std::memory_order_relaxed)) (void)progress_one();
+        if (queue_nonempty_.load(std::memory_order_relaxed)) {
+            poller_seen_.store(true, std::memory_order_relaxed);
+            (void)progress_one();
+        }
         if (nic_progress_ != nullptr && nic_progress_->load(std::memory_order_relaxed)) (void)nic_->progress();
     }
     /// Runs a local command of a registered ctid; a failure becomes the ctid's pending error.
@@ -254,7 +257,9 @@ private:
 
     /// Counts the polls of `ctid` that saw no change; past k_polls_before_yield the poller yields its CPU at every
     /// poll, so that a runnable peer process or thread waiting on this core (the one that will deliver the
-    /// completion) runs now instead of at the next scheduler tick. Inline: every poll runs it.
+    /// completion) runs now instead of at the next scheduler tick. It does not yield while local commands are
+    /// queued or running on this vFPGA (their completion needs this process's CPU, not a peer's). Inline: every
+    /// poll runs it.
     void note_idle_poll(int32_t ctid, CmplClass cls, uint32_t value) noexcept;
 
     // interrupts (sim_device.cpp)
@@ -328,6 +333,10 @@ private:
     std::condition_variable q_cv_;
     std::deque<Command> queue_;
     std::atomic<bool> queue_nonempty_{false}; ///< lock-free hint for the polling path
+    /// A thread polled while commands were queued: the worker leaves the queue to it while it keeps polling.
+    std::atomic<bool> poller_seen_{false};
+    /// worker_busy_, readable without the queue lock (the polling path spins instead of yielding meanwhile).
+    std::atomic<bool> worker_running_{false};
     bool worker_busy_ = false;
     int inline_active_ = 0;
     bool stop_ = false;

@@ -43,32 +43,47 @@ unsigned seed_of(uint32_t size, uint32_t n, int run, bool write) {
     return (size / 64 + n * 7 + static_cast<unsigned>(run) * 13 + (write ? 1u : 0u)) & 0xFFu;
 }
 
+/// One run of the sweep: WRITE or READ, message size, messages, repetition.
+struct Run {
+    bool write;
+    uint32_t size;
+    uint32_t n;
+    int run;
+    std::string what() const {
+        return std::string(write ? "WRITE" : "READ") + " size " + std::to_string(size) + " x" + std::to_string(n) +
+               " run " + std::to_string(run);
+    }
+};
+
+/// Calls `fn(run)` for every run, in the order both sides go through them.
+template <typename Fn>
+void for_each_run(Fn&& fn) {
+    for (bool write : {true, false})
+        for (uint32_t size : k_sizes)
+            for (uint32_t n : k_transfers)
+                for (int run = 0; run < k_runs; ++run) fn(Run{write, size, n, run});
+}
+
 /// The client (rank 0 of the example): writes or reads, then waits for n LOCAL_WRITE completions.
 int client(const char* wire, uint16_t port) {
     coyote_test::child_env(wire);
     coyote::cThread t(0, ::getpid());
     auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port, "127.0.0.1"));
-    for (bool write : {true, false})
-        for (uint32_t size : k_sizes)
-            for (uint32_t n : k_transfers)
-                for (int run = 0; run < k_runs; ++run) {
-                    const std::string what = std::string(write ? "WRITE" : "READ") + " size " +
-                                             std::to_string(size) + " x" + std::to_string(n) + " run " +
-                                             std::to_string(run);
-                    if (write) coyote_test::fill(buf, size, seed_of(size, n, run, true));
-                    std::memset(buf + k_max, 0, size);
-                    t.clearCompleted();
-                    t.connSync(true); // the server prepared its side of this run
-                    const rdmaSg sg{.local_offs = write ? 0 : k_max, .remote_offs = write ? k_max : 0, .len = size};
-                    for (uint32_t i = 0; i < n; ++i)
-                        t.invoke(write ? CoyoteOper::REMOTE_RDMA_WRITE : CoyoteOper::REMOTE_RDMA_READ, sg);
-                    spin_until(t, n, "client " + what);
-                    const int64_t bad = coyote_test::mismatch(buf + k_max, 0, size, seed_of(size, n, run, write));
-                    check(bad < 0, "client " + what + ": the data that came back differs at byte " +
-                                       std::to_string(bad) + " (" +
-                                       std::to_string(bad < 0 ? 0 : buf[k_max + static_cast<uint64_t>(bad)]) + ")");
-                    t.connSync(true); // done with the server's buffer: it may prepare the next run
-                }
+    for_each_run([&](const Run& r) {
+        const std::string what = r.what();
+        if (r.write) coyote_test::fill(buf, r.size, seed_of(r.size, r.n, r.run, true));
+        std::memset(buf + k_max, 0, r.size);
+        t.clearCompleted();
+        t.connSync(true); // the server prepared its side of this run
+        const rdmaSg sg{.local_offs = r.write ? 0 : k_max, .remote_offs = r.write ? k_max : 0, .len = r.size};
+        for (uint32_t i = 0; i < r.n; ++i)
+            t.invoke(r.write ? CoyoteOper::REMOTE_RDMA_WRITE : CoyoteOper::REMOTE_RDMA_READ, sg);
+        spin_until(t, r.n, "client " + what);
+        const int64_t bad = coyote_test::mismatch(buf + k_max, 0, r.size, seed_of(r.size, r.n, r.run, r.write));
+        check(bad < 0, "client " + what + ": the data that came back differs at byte " + std::to_string(bad) + " (" +
+                           std::to_string(bad < 0 ? 0 : buf[k_max + static_cast<uint64_t>(bad)]) + ")");
+        t.connSync(true); // done with the server's buffer: it may prepare the next run
+    });
     t.connSync(true);
     return 0;
 }
@@ -78,26 +93,20 @@ int server(const char* wire, uint16_t port) {
     coyote_test::child_env(wire);
     coyote::cThread t(0, ::getpid());
     auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port));
-    for (bool write : {true, false})
-        for (uint32_t size : k_sizes)
-            for (uint32_t n : k_transfers)
-                for (int run = 0; run < k_runs; ++run) {
-                    const std::string what = std::string(write ? "WRITE" : "READ") + " size " +
-                                             std::to_string(size) + " x" + std::to_string(n) + " run " +
-                                             std::to_string(run);
-                    if (!write) coyote_test::fill(buf, size, seed_of(size, n, run, false));
-                    std::memset(buf + k_max, 0, size);
-                    t.clearCompleted();
-                    t.connSync(false);
-                    if (write) {
-                        spin_until(t, n, "server " + what);
-                        check(coyote_test::mismatch(buf + k_max, 0, size, seed_of(size, n, run, true)) < 0,
-                              "server " + what + ": the client's data");
-                        const rdmaSg back{.local_offs = k_max, .remote_offs = k_max, .len = size};
-                        for (uint32_t i = 0; i < n; ++i) t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, back);
-                    }
-                    t.connSync(false); // the client checked this run
-                }
+    for_each_run([&](const Run& r) {
+        if (!r.write) coyote_test::fill(buf, r.size, seed_of(r.size, r.n, r.run, false));
+        std::memset(buf + k_max, 0, r.size);
+        t.clearCompleted();
+        t.connSync(false);
+        if (r.write) {
+            spin_until(t, r.n, "server " + r.what());
+            check(coyote_test::mismatch(buf + k_max, 0, r.size, seed_of(r.size, r.n, r.run, true)) < 0,
+                  "server " + r.what() + ": the client's data");
+            const rdmaSg back{.local_offs = k_max, .remote_offs = k_max, .len = r.size};
+            for (uint32_t i = 0; i < r.n; ++i) t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, back);
+        }
+        t.connSync(false); // the client checked this run
+    });
     t.connSync(false);
     return 0;
 }
