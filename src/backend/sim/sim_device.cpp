@@ -97,9 +97,12 @@ SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
         nic_progress_ = &nic_->progress_flag();
     }
     worker_ = std::thread([this] { worker_loop(); });
+    // The packet sniffer model (Coyote example 11) writes its capture into card memory, as the example reads it.
+    if (cfg_.en_mem) sniffer::offer_card_port(device_, vfid_, this);
 }
 
 SimDevice::~SimDevice() {
+    sniffer::withdraw_card_port(device_, vfid_, this);
     {
         std::lock_guard lk(q_mtx_);
         stop_ = true;

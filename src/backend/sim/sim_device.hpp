@@ -32,6 +32,7 @@
 #include "backend/device.hpp"
 #include "backend/sim/card_memory.hpp"
 #include "backend/sim/identity.hpp"
+#include "backend/sim/models/examples/packet_tap.hpp"
 #include "backend/sim/models/models.hpp"
 #include "backend/sim/net/nic.hpp"
 #include "backend/sim/shared_state.hpp"
@@ -56,7 +57,7 @@ inline constexpr uint64_t k_huge_page = HUGE_PAGE_SIZE;
 /// `v` rounded up to a multiple of `a`.
 constexpr uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-class SimDevice final : public Device, public NicHost {
+class SimDevice final : public Device, public NicHost, private sniffer::CardPort {
 public:
     SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg);
     ~SimDevice() override;
@@ -172,6 +173,9 @@ private:
         InterruptHandler handler;
         std::thread thread;
     };
+
+    /// sniffer::CardPort: the packet sniffer model writes the card copy of `vaddr` (model lock held; sim_streams.cpp).
+    void write(uint64_t vaddr, std::span<const std::byte> data) override;
 
     // validation (sim_commands.cpp)
     /// Throws unless `ctid` is registered on this vFPGA.
