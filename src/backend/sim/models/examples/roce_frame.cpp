@@ -99,23 +99,21 @@ void capture_message(uint32_t device, Direction dir, RoceHeader h, const Opcodes
 
 void capture_exchange(uint32_t device, const RoceExchange& x) noexcept {
     try {
-        RoceHeader out; // requester -> responder
-        out.src_mac = x.local_mac;
-        out.dst_mac = x.remote_mac;
-        out.src_ip = x.local_ip;
-        out.dst_ip = x.remote_ip;
-        out.dest_qp = x.remote_qpn;
-        out.psn = x.psn;
+        const auto header = [&](bool to_responder) {
+            RoceHeader h;
+            h.src_mac = to_responder ? x.local_mac : x.remote_mac;
+            h.dst_mac = to_responder ? x.remote_mac : x.local_mac;
+            h.src_ip = to_responder ? x.local_ip : x.remote_ip;
+            h.dst_ip = to_responder ? x.remote_ip : x.local_ip;
+            h.dest_qp = to_responder ? x.remote_qpn : x.local_qpn;
+            h.psn = x.psn;
+            return h;
+        };
+        RoceHeader out = header(true);
         out.vaddr = x.vaddr;
         out.rkey = x.rkey;
         out.dma_len = static_cast<uint32_t>(x.data.size());
-        RoceHeader back; // responder -> requester
-        back.src_mac = x.remote_mac;
-        back.dst_mac = x.local_mac;
-        back.src_ip = x.remote_ip;
-        back.dst_ip = x.local_ip;
-        back.dest_qp = x.local_qpn;
-        back.psn = x.psn;
+        RoceHeader back = header(false);
         if (x.kind == RoceExchange::Kind::read) {
             out.opcode = 0x0c; // RDMA READ request
             out.ack_req = true;
