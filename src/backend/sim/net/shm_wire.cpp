@@ -173,21 +173,12 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
 }
 
 void NicImpl::capture_request(const RdmaRequest& req, const Endpoint& peer, uint64_t local_addr) const noexcept {
-    sniffer::RoceExchange x;
-    x.kind = req.op == RdmaOpcode::read    ? sniffer::RoceExchange::Kind::read
-             : req.op == RdmaOpcode::write ? sniffer::RoceExchange::Kind::write
-                                           : sniffer::RoceExchange::Kind::send;
-    x.local_mac = host_.mac_address();
-    x.remote_mac = peer.mac;
-    x.local_ip = host_.ip_address();
-    x.remote_ip = peer.ip;
-    x.local_qpn = req.src_qpn;
-    x.remote_qpn = req.dst_qpn;
-    x.psn = req.psn;
-    x.vaddr = req.vaddr;
-    x.rkey = req.rkey;
-    x.data = std::span<const std::byte>(reinterpret_cast<const std::byte*>(local_addr), req.len);
-    sniffer::capture_exchange(host_.device_id(), x);
+    using Kind = sniffer::RoceExchange::Kind;
+    const Kind kind = req.op == RdmaOpcode::read ? Kind::read : req.op == RdmaOpcode::write ? Kind::write : Kind::send;
+    sniffer::capture_exchange(
+        host_.device_id(),
+        {kind, host_.mac_address(), peer.mac, host_.ip_address(), peer.ip, req.src_qpn, req.dst_qpn, req.psn, req.vaddr,
+         req.rkey, std::span<const std::byte>(reinterpret_cast<const std::byte*>(local_addr), req.len)});
 }
 
 }  // namespace coyote::detail::sim::net
