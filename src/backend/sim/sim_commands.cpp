@@ -212,6 +212,7 @@ inline void SimDevice::run_or_queue(const Command& cmd) {
 PostStatus SimDevice::post(const Command& cmd) {
     check_ctid(cmd.ctid, "invoke");
     auto& st = ctids_[static_cast<size_t>(cmd.ctid)];
+    st.poll_idle.store(0, std::memory_order_relaxed); // a new command: the next polls spin before they sleep
     switch (cmd.oper) {
     case CoyoteOper::LOCAL_READ:
     case CoyoteOper::LOCAL_WRITE:

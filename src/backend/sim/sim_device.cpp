@@ -2,7 +2,6 @@
 // counters and asynchronous errors, user interrupts, NIC delegation, statistics, and sim::open().
 #include "backend/sim/sim_device.hpp"
 
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -233,6 +232,7 @@ uint32_t SimDevice::completed(int32_t ctid, CmplClass cls) const {
 
 void SimDevice::clear_completed(int32_t ctid) {
     check_ctid_index(ctid, "clearCompleted");
+    ctids_[static_cast<size_t>(ctid)].poll_idle.store(0, std::memory_order_relaxed);
     for (uint32_t cls = 0; cls < N_WBACKS; ++cls)
         wback(static_cast<CmplClass>(cls), ctid).store(0, std::memory_order_release);
 }
@@ -256,17 +256,17 @@ void SimDevice::raise_pending_error(int32_t ctid) {
 uint32_t SimDevice::poll_completed(int32_t ctid, CmplClass cls) {
     raise_pending_error(ctid); // checks the range
     drive_progress();
+    const uint32_t seq = state_->cmpl_seq.load(std::memory_order_seq_cst);
     const uint32_t v = wback(cls, ctid).load(std::memory_order_acquire);
-    note_idle_poll(ctid, cls, v);
+    note_idle_poll(ctid, seq);
     return v;
 }
 
-inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t value) noexcept {
+inline void SimDevice::note_idle_poll(int32_t ctid, uint32_t seq) noexcept {
     // Hints only (relaxed): threads polling the same ctid may interleave their updates.
     auto& st = ctids_[static_cast<size_t>(ctid)];
-    const uint64_t key = (static_cast<uint64_t>(cls) << 32) | value;
-    if (st.poll_last.load(std::memory_order_relaxed) != key) {
-        st.poll_last.store(key, std::memory_order_relaxed);
+    if (st.poll_seq.load(std::memory_order_relaxed) != seq) { // something completed since the last poll
+        st.poll_seq.store(seq, std::memory_order_relaxed);
         st.poll_idle.store(0, std::memory_order_relaxed);
         return;
     }
@@ -274,7 +274,7 @@ inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t valu
     if (n < k_polls_before_yield)
         st.poll_idle.store(n + 1, std::memory_order_relaxed);
     else if (!queue_nonempty_.load(std::memory_order_relaxed) && !worker_running_.load(std::memory_order_relaxed))
-        ::sched_yield();
+        wait_completion(*state_, seq, k_poll_sleep_ns);
 }
 
 // ---------------------------------------------------------------------------------------------

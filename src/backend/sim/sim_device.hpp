@@ -44,8 +44,10 @@ namespace coyote::detail::sim {
 
 /// At most this many commands of one ctid in flight (CMD_FIFO_DEPTH - CMD_FIFO_THR).
 inline constexpr int32_t k_max_inflight = CMD_FIFO_DEPTH - CMD_FIFO_THR;
-/// Polls that see no change before a poller starts yielding its CPU at every poll (about a microsecond of spinning).
+/// Polls that see no change before a poller starts sleeping at every poll (a few microseconds of spinning).
 inline constexpr uint32_t k_polls_before_yield = 128;
+/// Longest sleep of one idle poll (checkCompleted returns after it, unchanged, if nothing completed).
+inline constexpr long k_poll_sleep_ns = 200 * 1000;
 /// Commands moving at most this many bytes may run in the posting thread.
 inline constexpr uint64_t k_inline_max_bytes = 64 * 1024;
 /// Output a model produces while no LOCAL_WRITE waits is buffered up to this many bytes per dest.
@@ -159,8 +161,9 @@ private:
         std::atomic<uint64_t> interrupts_dropped{0};
         std::atomic<bool> has_error{false}; ///< an asynchronous error waits in errors_
         pid_t hpid = 0;
-        // Polls that saw no change (poll_completed): (class << 32 | count) of the last poll, and how many in a row.
-        std::atomic<uint64_t> poll_last{~0ULL};
+        // Polls that saw no completion on the vFPGA (poll_completed): the completion sequence of the last poll, and
+        // how many polls in a row saw it unchanged (reset by posts and clearCompleted).
+        std::atomic<uint32_t> poll_seq{0};
         std::atomic<uint32_t> poll_idle{0};
     };
 
@@ -252,19 +255,22 @@ private:
     std::atomic<uint32_t>& wback(CmplClass cls, int32_t ctid) const noexcept {
         return state_->wback[static_cast<uint32_t>(cls) * N_CTID_MAX + static_cast<uint32_t>(ctid)];
     }
-    void bump(int32_t ctid, CmplClass cls) noexcept { wback(cls, ctid).fetch_add(1, std::memory_order_acq_rel); }
+    void bump(int32_t ctid, CmplClass cls) noexcept {
+        wback(cls, ctid).fetch_add(1, std::memory_order_acq_rel);
+        signal_completion(*state_);
+    }
     /// One command of `ctid` left the command FIFO.
     void command_done(int32_t ctid) noexcept {
         auto& n = ctids_[static_cast<size_t>(ctid)].inflight;
         if (n.fetch_sub(1, std::memory_order_acq_rel) <= 0) n.store(0, std::memory_order_release);
     }
 
-    /// Counts the polls of `ctid` that saw no change; past k_polls_before_yield the poller yields its CPU at every
-    /// poll, so that a runnable peer process or thread waiting on this core (the one that will deliver the
-    /// completion) runs now instead of at the next scheduler tick. It does not yield while local commands are
-    /// queued or running on this vFPGA (their completion needs this process's CPU, not a peer's). Inline: every
-    /// poll runs it.
-    void note_idle_poll(int32_t ctid, CmplClass cls, uint32_t value) noexcept;
+    /// Counts the polls of `ctid` that saw no completion of this vFPGA; past k_polls_before_yield the poller sleeps until the next
+    /// completion of this vFPGA (sequence `seq`, read before the counter) or k_poll_sleep, at every poll: a peer
+    /// process or one of our threads that will deliver the completion gets the CPU now, and the poller is woken
+    /// (and scheduled at once, as a sleeper) when it does, instead of at a scheduler tick. It spins while local
+    /// commands are queued or running on this vFPGA (it runs them itself). Inline: every poll runs it.
+    void note_idle_poll(int32_t ctid, uint32_t seq) noexcept;
 
     // interrupts (sim_device.cpp)
     /// Shell::raise_interrupt: hands `value` to the ctid's interrupt thread (counted as dropped without one).
