@@ -168,7 +168,7 @@ inline PostStatus SimDevice::post_remote(const Command& cmd, CtidState& st) {
                     std::string(oper_name(cmd.oper)) + ": RDMA is disabled in the shell (rdma=0)");
     check_transfer_size(oper_name(cmd.oper), cmd.src.len);
     const PostStatus s = nic_->post(cmd);
-    if (s == PostStatus::busy) drive_progress(); // the answers that free the FIFO may be waiting for us
+    if (s == PostStatus::busy) wait_for_room(); // the answers that free the FIFO may be waiting for us
     if (s == PostStatus::ok) {
         st.posted.fetch_add(1, std::memory_order_relaxed);
         (cmd.oper == CoyoteOper::REMOTE_RDMA_READ ? sent_rdma_reads_ : sent_rdma_writes_)
@@ -234,7 +234,7 @@ PostStatus SimDevice::post(const Command& cmd) {
     int32_t cur = st.inflight.load(std::memory_order_relaxed);
     do {
         if (cur >= k_max_inflight) {
-            drive_progress();
+            wait_for_room();
             return PostStatus::busy;
         }
     } while (!st.inflight.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
@@ -243,6 +243,14 @@ PostStatus SimDevice::post(const Command& cmd) {
     if (cmd.oper != CoyoteOper::LOCAL_READ) sent_local_writes_.fetch_add(1, std::memory_order_relaxed);
     run_or_queue(cmd);
     return PostStatus::ok;
+}
+
+void SimDevice::wait_for_room() noexcept {
+    const uint32_t seq = state_->cmpl_seq.load(std::memory_order_seq_cst);
+    const bool ran = queue_nonempty_.load(std::memory_order_relaxed) && progress_one();
+    poller_seen_.store(true, std::memory_order_relaxed);
+    if (nic_progress_ != nullptr && nic_progress_->load(std::memory_order_relaxed)) (void)nic_->progress();
+    if (!ran) wait_completion(*state_, seq, k_poll_sleep_ns); // until the next completion frees a slot
 }
 
 bool SimDevice::progress_one() noexcept {

@@ -206,6 +206,10 @@ private:
     /// Runs the oldest queued command in the calling thread if neither the worker nor an inline poster is busy;
     /// a poller waiting on completions makes progress itself instead of waiting for the worker to wake up.
     bool progress_one() noexcept;
+    /// post() found the command FIFO full: runs a queued command in the calling thread if it can, else sleeps until
+    /// the next completion of this vFPGA (at most k_poll_sleep_ns), so that the caller's retry finds room without
+    /// spinning or yielding its CPU to unrelated processes.
+    void wait_for_room() noexcept;
     /// Manual progress of a thread waiting on this vFPGA (polling completions, or posting into a full FIFO): the
     /// oldest queued local command and the NIC's received frames and queued answers, each unless another thread
     /// is at it. No completion then waits for one of our threads to be scheduled. Inline: every poll runs it.
