@@ -7,6 +7,12 @@
 //   local_read_{lat,bw}/<size>     LOCAL_READ of src into the user logic (sink, dest 1)
 //   local_write_{lat,bw}/<size>    LOCAL_WRITE of dst from the user logic (source, dest 1)
 //
+// The sweep of Coyote's hello-world example (01), per built-in copy-like model (selected by name on its own sim
+// device): 32 back-to-back LOCAL_TRANSFERs of 1 MiB from a huge-page getMem source into a regular (aligned_alloc,
+// page-fault path) destination, then completion; the vadd models get their second operand by a LOCAL_READ on dest 1
+// before each transfer. The baseline sweep_memcpy (32 memcpys between the same buffers) runs right before each.
+//   sweep_memcpy/<model>/1048576   sweep_model/<model>/1048576   (ratio_vs_memcpy = memcpy time / model time)
+//
 // Every command's data is verified: transfers compare dst with src, reads compare the sink's word sum and
 // byte count (user CSRs) with the host's, writes check the source's pattern. ratio_vs_memcpy = memcpy time /
 // coyote time per command (medians). Run: local_bench [google benchmark flags] (one process; no mpiexec needed).
@@ -18,8 +24,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
+#include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <coyote/cThread.hpp>
@@ -135,6 +144,110 @@ void bm_local(benchmark::State& state, CoyoteOper op, int64_t size, int batch) {
     cb::ratio_counter(state, "ratio_vs_memcpy", "memcpy/" + std::to_string(size), per_op);
 }
 
+// ---- the hello-world sweep per built-in model ------------------------------------------------------------
+
+constexpr uint32_t k_sweep_size = 1u << 20;
+constexpr int k_sweep_transfers = 32;
+
+/// One built-in model on its own sim device, with the sweep's buffers.
+struct SweepModel {
+    const char* name;
+    bool two_operands; ///< vadd-like: output = dest 0 (+) dest 1
+    std::unique_ptr<coyote::cThread> thread;
+    uint8_t* src = nullptr; ///< huge-page getMem
+    uint8_t* src_b = nullptr; ///< second operand (huge-page getMem)
+    uint8_t* dst = nullptr; ///< regular memory (aligned_alloc)
+};
+std::vector<SweepModel> g_sweep;
+
+/// What model `m` writes for byte i of src / src_b (32-bit words; little-endian).
+bool sweep_output_ok(const SweepModel& m) {
+    const auto* a = reinterpret_cast<const uint32_t*>(m.src);
+    const auto* b = reinterpret_cast<const uint32_t*>(m.src_b);
+    const auto* c = reinterpret_cast<const uint32_t*>(m.dst);
+    const std::string name = m.name;
+    for (uint32_t i = 0; i < k_sweep_size / 4; ++i) {
+        uint32_t want = a[i];
+        if (name == "perf_local") want = a[i] + 1;
+        if (name == "vadd_int32") want = a[i] + b[i];
+        if (name == "vadd") {
+            float x, y;
+            std::memcpy(&x, &a[i], 4);
+            std::memcpy(&y, &b[i], 4);
+            const float z = x + y;
+            std::memcpy(&want, &z, 4);
+        }
+        if (c[i] != want) return false;
+    }
+    return true;
+}
+
+void bm_sweep_memcpy(benchmark::State& state, SweepModel* m) {
+    std::vector<double> samples;
+    cb::timed_loop(state, cb::Sync::none, samples, [&] {
+        for (int i = 0; i < k_sweep_transfers; ++i) {
+            std::memcpy(m->dst, m->src, k_sweep_size);
+            benchmark::ClobberMemory();
+        }
+        return true;
+    });
+    if (state.error_occurred()) return;
+    if (!cb::verify(state, std::memcmp(m->dst, m->src, k_sweep_size) == 0, "memcpy destination differs")) return;
+    cb::record_baseline(std::string("sweep/") + m->name, cb::median(samples));
+    cb::throughput_counters(state, int64_t{k_sweep_size} * k_sweep_transfers, k_sweep_transfers);
+}
+
+void bm_sweep_model(benchmark::State& state, SweepModel* m) {
+    coyote::cThread& t = *m->thread;
+    const coyote::localSg a = {.addr = m->src, .len = k_sweep_size, .dest = 0};
+    const coyote::localSg b = {.addr = m->src_b, .len = k_sweep_size, .dest = 1};
+    const coyote::localSg c = {.addr = m->dst, .len = k_sweep_size, .dest = 0};
+    std::memset(m->dst, 0, k_sweep_size);
+    std::vector<double> samples;
+    cb::timed_loop(
+        state, cb::Sync::none, samples,
+        [&] {
+            for (int i = 0; i < k_sweep_transfers; ++i) {
+                if (m->two_operands) t.invoke(CoyoteOper::LOCAL_READ, b);
+                t.invoke(CoyoteOper::LOCAL_TRANSFER, a, c);
+            }
+            return cb::wait_completed(t, CoyoteOper::LOCAL_TRANSFER, k_sweep_transfers);
+        },
+        [&] { t.clearCompleted(); });
+    if (state.error_occurred()) return;
+    if (cb::inject_corruption()) m->dst[k_sweep_size - 1] ^= 0xFF;
+    if (!cb::verify(state, sweep_output_ok(*m), std::string("sweep output of model ") + m->name)) return;
+    cb::throughput_counters(state, int64_t{k_sweep_size} * k_sweep_transfers, k_sweep_transfers);
+    cb::ratio_counter(state, "ratio_vs_memcpy", std::string("sweep/") + m->name, cb::median(samples));
+}
+
+void setup_sweep() {
+    const std::pair<const char*, bool> models[] = {
+        {"passthrough", false}, {"perf_local", false}, {"vadd_int32", true}, {"vadd", true}};
+    uint32_t device = 1;
+    g_sweep.reserve(std::size(models));
+    for (const auto& [name, two] : models) {
+        ::setenv("COYOTE_SIM_MODEL", name, 1);
+        SweepModel& m = g_sweep.emplace_back();
+        m.name = name;
+        m.two_operands = two;
+        m.thread = std::make_unique<coyote::cThread>(0, ::getpid(), device++);
+        m.src = static_cast<uint8_t*>(m.thread->getMem({coyote::CoyoteAllocType::HPF, k_sweep_size}));
+        m.src_b = static_cast<uint8_t*>(m.thread->getMem({coyote::CoyoteAllocType::HPF, k_sweep_size}));
+        m.dst = static_cast<uint8_t*>(std::aligned_alloc(4096, k_sweep_size));
+        if (m.dst == nullptr) throw std::bad_alloc();
+        for (uint32_t i = 0; i < k_sweep_size; ++i) {
+            m.src[i] = static_cast<uint8_t>(i * 13u + 5u);
+            m.src_b[i] = static_cast<uint8_t>(i * 29u + 1u);
+        }
+    }
+    for (SweepModel& m : g_sweep) {
+        const std::string s = std::string("/") + m.name + "/" + std::to_string(k_sweep_size);
+        benchmark::RegisterBenchmark(("sweep_memcpy" + s).c_str(), bm_sweep_memcpy, &m)->UseManualTime();
+        benchmark::RegisterBenchmark(("sweep_model" + s).c_str(), bm_sweep_model, &m)->UseManualTime();
+    }
+}
+
 void setup() {
     ::setenv("COYOTE_SIM_MODEL", k_model.raw().value_or(COYOTE_BENCH_MODEL_PATH).c_str(), 1);
     g_rig = std::make_unique<cb::LocalBuffers>(coyote::CoyoteAllocType::THP, static_cast<uint32_t>(k_max_size));
@@ -157,9 +270,17 @@ void setup() {
         }
     }
     cb::set_context("batch", std::to_string(k_batch));
+    setup_sweep();
 }
 
-void teardown() { g_rig.reset(); }
+void teardown() {
+    for (SweepModel& m : g_sweep) {
+        m.thread.reset(); // frees its getMem buffers
+        std::free(m.dst);
+    }
+    g_sweep.clear();
+    g_rig.reset();
+}
 
 [[maybe_unused]] const bool k_registered =
     cb::define_suite({.name = "local", .ranks = {1, 1}, .wire = "none (one process)"}, setup, teardown);

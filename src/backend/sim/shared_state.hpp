@@ -3,9 +3,14 @@
 //   /coyote-sim.<uid>.<pid>.d<device>v<vfid>.state
 #pragma once
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <climits>
 #include <cstdint>
 
 #include <coyote/cDefs.hpp>
@@ -13,7 +18,7 @@
 namespace coyote::detail::sim {
 
 inline constexpr uint64_t k_state_magic = 0x434f594f54455354ULL; // "COYOTEST"
-inline constexpr uint32_t k_state_version = 1;
+inline constexpr uint32_t k_state_version = 2;
 /// Bytes reserved for the net engine's area after the (page-rounded) header; see net_offset / net_size.
 inline constexpr uint64_t k_state_net_area_size = 1ULL << 20;
 
@@ -34,8 +39,29 @@ struct SharedState {
     /// Where the net engine's area starts in the segment and how large it is (0 if none).
     uint64_t net_offset = 0;
     uint64_t net_size = 0;
+    /// Completion sequence: advanced after every counter increment (signal_completion); pollers that found nothing
+    /// new sleep on it (a futex shared between processes) instead of spinning for the CPU their peer needs.
+    alignas(64) std::atomic<uint32_t> cmpl_seq{0};
+    std::atomic<uint32_t> cmpl_waiters{0};
 };
 
+/// Wakes the threads (of any process) sleeping in wait_completion on `s`; call after each completion counter
+/// increment. Inline: every completion runs it (a futex call only while someone sleeps).
+inline void signal_completion(SharedState& s) noexcept {
+    s.cmpl_seq.fetch_add(1, std::memory_order_seq_cst);
+    if (s.cmpl_waiters.load(std::memory_order_seq_cst) != 0)
+        (void)::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.cmpl_seq), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+/// Sleeps until the completion sequence of `s` leaves `seen` (read before the counters were) or `timeout_ns` pass.
+inline void wait_completion(SharedState& s, uint32_t seen, long timeout_ns) noexcept {
+    s.cmpl_waiters.fetch_add(1, std::memory_order_seq_cst);
+    const timespec ts{0, timeout_ns};
+    (void)::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.cmpl_seq), FUTEX_WAIT, seen, &ts, nullptr, 0);
+    s.cmpl_waiters.fetch_sub(1, std::memory_order_seq_cst);
+}
+
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared counters need lock-free atomics");
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "the completion sequence is a futex word");
 
 }  // namespace coyote::detail::sim

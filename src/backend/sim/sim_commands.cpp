@@ -3,8 +3,10 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/sim/shell_port.hpp"
@@ -15,6 +17,8 @@ namespace coyote::detail::sim {
 namespace {
 
 constexpr uint64_t k_fault_region = 2ull << 20; // the page-fault path maps this much (aligned) at once
+/// How long the worker leaves queued commands to a polling thread before it looks again.
+constexpr auto k_worker_nap = std::chrono::microseconds(100);
 
 /// The role of one side of a local command, for messages.
 const char* side_role(const Command& cmd, bool write) {
@@ -170,6 +174,7 @@ inline PostStatus SimDevice::post_remote(const Command& cmd, CtidState& st) {
                     std::string(oper_name(cmd.oper)) + ": RDMA is disabled in the shell (rdma=0)");
     check_transfer_size(oper_name(cmd.oper), cmd.src.len);
     const PostStatus s = nic_->post(cmd);
+    if (s == PostStatus::busy) wait_for_room(); // the answers that free the FIFO may be waiting for us
     if (s == PostStatus::ok) {
         st.posted.fetch_add(1, std::memory_order_relaxed);
         (cmd.oper == CoyoteOper::REMOTE_RDMA_READ ? sent_rdma_reads_ : sent_rdma_writes_)
@@ -213,6 +218,7 @@ inline void SimDevice::run_or_queue(const Command& cmd) {
 PostStatus SimDevice::post(const Command& cmd) {
     check_ctid(cmd.ctid, "invoke");
     auto& st = ctids_[static_cast<size_t>(cmd.ctid)];
+    st.poll_idle.store(0, std::memory_order_relaxed); // a new command: the next polls spin before they sleep
     switch (cmd.oper) {
     case CoyoteOper::LOCAL_READ:
     case CoyoteOper::LOCAL_WRITE:
@@ -233,13 +239,23 @@ PostStatus SimDevice::post(const Command& cmd) {
 
     int32_t cur = st.inflight.load(std::memory_order_relaxed);
     do {
-        if (cur >= k_max_inflight) return PostStatus::busy;
+        if (cur >= k_max_inflight) {
+            wait_for_room();
+            return PostStatus::busy;
+        }
     } while (!st.inflight.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
     st.posted.fetch_add(1, std::memory_order_relaxed);
     if (cmd.oper != CoyoteOper::LOCAL_WRITE) sent_local_reads_.fetch_add(1, std::memory_order_relaxed);
     if (cmd.oper != CoyoteOper::LOCAL_READ) sent_local_writes_.fetch_add(1, std::memory_order_relaxed);
     run_or_queue(cmd);
     return PostStatus::ok;
+}
+
+void SimDevice::wait_for_room() noexcept {
+    const uint32_t seq = state_->cmpl_seq.load(std::memory_order_seq_cst);
+    const bool ran = queue_nonempty_.load(std::memory_order_relaxed) && progress_one();
+    poller_seen_.store(true, std::memory_order_relaxed);
+    if (!ran) wait_completion(*state_, seq, k_poll_sleep_ns); // until the next completion frees a slot
 }
 
 bool SimDevice::progress_one() noexcept {
@@ -256,8 +272,17 @@ void SimDevice::worker_loop() {
     for (;;) {
         q_cv_.wait(q, [&] { return stop_ || (!queue_.empty() && inline_active_ == 0); });
         if (stop_) return;
+        if (poller_seen_.exchange(false, std::memory_order_relaxed)) {
+            // A thread waiting on completions runs the queue itself (progress_one), on the core it already has:
+            // stay out of its way while it keeps polling, and take over within one nap once it stops.
+            q.unlock();
+            std::this_thread::sleep_for(k_worker_nap);
+            q.lock();
+            continue;
+        }
         const Command cmd = pop_command();
         worker_busy_ = true;
+        worker_running_.store(true, std::memory_order_relaxed);
         q.unlock();
         {
             std::lock_guard hw(hw_mtx_);
@@ -265,6 +290,7 @@ void SimDevice::worker_loop() {
         }
         q.lock();
         worker_busy_ = false;
+        worker_running_.store(false, std::memory_order_relaxed);
     }
 }
 

@@ -96,9 +96,12 @@ SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
         for (int32_t c = 0; c < N_CTID_MAX; ++c) nic_pending_[static_cast<size_t>(c)] = &nic_->pending_flag(c);
     }
     worker_ = std::thread([this] { worker_loop(); });
+    // The packet sniffer model (Coyote example 11) writes its capture into card memory, as the example reads it.
+    if (cfg_.en_mem) sniffer::offer_card_port(device_, vfid_, this);
 }
 
 SimDevice::~SimDevice() {
+    sniffer::withdraw_card_port(device_, vfid_, this);
     {
         std::lock_guard lk(q_mtx_);
         stop_ = true;
@@ -223,13 +226,14 @@ uint64_t SimDevice::get_csr(uint32_t offs) const {
 
 uint32_t SimDevice::completed(int32_t ctid, CmplClass cls) const {
     check_ctid_index(ctid, "checkCompleted");
-    // A thread polling for completions runs queued work itself rather than waiting for the worker.
-    if (queue_nonempty_.load(std::memory_order_relaxed)) (void)const_cast<SimDevice*>(this)->progress_one();
+    // A thread polling for completions makes progress itself rather than waiting for the worker or the NIC.
+    const_cast<SimDevice*>(this)->drive_progress();
     return wback(cls, ctid).load(std::memory_order_acquire);
 }
 
 void SimDevice::clear_completed(int32_t ctid) {
     check_ctid_index(ctid, "clearCompleted");
+    ctids_[static_cast<size_t>(ctid)].poll_idle.store(0, std::memory_order_relaxed);
     for (uint32_t cls = 0; cls < N_WBACKS; ++cls)
         wback(static_cast<CmplClass>(cls), ctid).store(0, std::memory_order_release);
 }
@@ -252,8 +256,26 @@ void SimDevice::raise_pending_error(int32_t ctid) {
 
 uint32_t SimDevice::poll_completed(int32_t ctid, CmplClass cls) {
     raise_pending_error(ctid); // checks the range
-    if (queue_nonempty_.load(std::memory_order_relaxed)) (void)progress_one();
-    return wback(cls, ctid).load(std::memory_order_acquire);
+    drive_progress();
+    const uint32_t seq = state_->cmpl_seq.load(std::memory_order_seq_cst);
+    const uint32_t v = wback(cls, ctid).load(std::memory_order_acquire);
+    note_idle_poll(ctid, seq);
+    return v;
+}
+
+inline void SimDevice::note_idle_poll(int32_t ctid, uint32_t seq) noexcept {
+    // Hints only (relaxed): threads polling the same ctid may interleave their updates.
+    auto& st = ctids_[static_cast<size_t>(ctid)];
+    if (st.poll_seq.load(std::memory_order_relaxed) != seq) { // something completed since the last poll
+        st.poll_seq.store(seq, std::memory_order_relaxed);
+        st.poll_idle.store(0, std::memory_order_relaxed);
+        return;
+    }
+    const uint32_t n = st.poll_idle.load(std::memory_order_relaxed);
+    if (n < k_polls_before_yield)
+        st.poll_idle.store(n + 1, std::memory_order_relaxed);
+    else if (!queue_nonempty_.load(std::memory_order_relaxed) && !worker_running_.load(std::memory_order_relaxed))
+        wait_completion(*state_, seq, k_poll_sleep_ns);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@
 #include "backend/device.hpp"
 #include "backend/sim/card_memory.hpp"
 #include "backend/sim/identity.hpp"
+#include "backend/sim/models/examples/packet_tap.hpp"
 #include "backend/sim/models/models.hpp"
 #include "backend/sim/net/nic.hpp"
 #include "backend/sim/shared_state.hpp"
@@ -44,6 +45,10 @@ namespace coyote::detail::sim {
 
 /// At most this many commands of one ctid in flight (CMD_FIFO_DEPTH - CMD_FIFO_THR).
 inline constexpr int32_t k_max_inflight = CMD_FIFO_DEPTH - CMD_FIFO_THR;
+/// Polls that see no change before a poller starts sleeping at every poll (a few microseconds of spinning).
+inline constexpr uint32_t k_polls_before_yield = 128;
+/// Longest sleep of one idle poll (checkCompleted returns after it, unchanged, if nothing completed).
+inline constexpr long k_poll_sleep_ns = 200 * 1000;
 /// Commands moving at most this many bytes may run in the posting thread.
 inline constexpr uint64_t k_inline_max_bytes = 64 * 1024;
 /// Output a model produces while no LOCAL_WRITE waits is buffered up to this many bytes per dest.
@@ -55,7 +60,7 @@ inline constexpr uint64_t k_huge_page = HUGE_PAGE_SIZE;
 /// `v` rounded up to a multiple of `a`.
 constexpr uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-class SimDevice final : public Device, public NicHost {
+class SimDevice final : public Device, public NicHost, private sniffer::CardPort {
 public:
     SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg);
     ~SimDevice() override;
@@ -162,6 +167,10 @@ private:
         std::atomic<bool> has_error{false}; ///< an asynchronous error waits in errors_
         pid_t hpid = 0;
         bool foreign = false; ///< hpid is another process: host addresses are its memory (sim_foreign.cpp)
+        // Polls that saw no completion on the vFPGA (poll_completed): the completion sequence of the last poll, and
+        // how many polls in a row saw it unchanged (reset by posts and clearCompleted).
+        std::atomic<uint32_t> poll_seq{0};
+        std::atomic<uint32_t> poll_idle{0};
     };
 
     /// The user-interrupt thread of one ctid.
@@ -173,6 +182,9 @@ private:
         InterruptHandler handler;
         std::thread thread;
     };
+
+    /// sniffer::CardPort: the packet sniffer model writes the card copy of `vaddr` (model lock held; sim_streams.cpp).
+    void write(uint64_t vaddr, std::span<const std::byte> data) override;
 
     // validation (sim_commands.cpp)
     /// Throws unless `ctid` is registered on this vFPGA.
@@ -214,6 +226,19 @@ private:
     /// Runs the oldest queued command in the calling thread if neither the worker nor an inline poster is busy;
     /// a poller waiting on completions makes progress itself instead of waiting for the worker to wake up.
     bool progress_one() noexcept;
+    /// post() found the command FIFO full: runs a queued command in the calling thread if it can, else sleeps until
+    /// the next completion of this vFPGA (at most k_poll_sleep_ns), so that the caller's retry finds room without
+    /// spinning or yielding its CPU to unrelated processes.
+    void wait_for_room() noexcept;
+    /// Manual progress of a thread waiting on this vFPGA (polling completions, or posting into a full FIFO): the
+    /// oldest queued local command, unless another thread is at it. (The TCP wire serves each connection on a
+    /// reader thread of its own.) Inline: every poll runs it.
+    void drive_progress() noexcept {
+        if (queue_nonempty_.load(std::memory_order_relaxed)) {
+            poller_seen_.store(true, std::memory_order_relaxed);
+            (void)progress_one();
+        }
+    }
     /// Runs a local command of a registered ctid; a failure becomes the ctid's pending error.
     void execute(const Command& cmd) noexcept;
     void execute_local(const Command& cmd);
@@ -255,12 +280,22 @@ private:
     std::atomic<uint32_t>& wback(CmplClass cls, int32_t ctid) const noexcept {
         return state_->wback[static_cast<uint32_t>(cls) * N_CTID_MAX + static_cast<uint32_t>(ctid)];
     }
-    void bump(int32_t ctid, CmplClass cls) noexcept { wback(cls, ctid).fetch_add(1, std::memory_order_acq_rel); }
+    void bump(int32_t ctid, CmplClass cls) noexcept {
+        wback(cls, ctid).fetch_add(1, std::memory_order_acq_rel);
+        signal_completion(*state_);
+    }
     /// One command of `ctid` left the command FIFO.
     void command_done(int32_t ctid) noexcept {
         auto& n = ctids_[static_cast<size_t>(ctid)].inflight;
         if (n.fetch_sub(1, std::memory_order_acq_rel) <= 0) n.store(0, std::memory_order_release);
     }
+
+    /// Counts the polls of `ctid` that saw no completion of this vFPGA; past k_polls_before_yield the poller sleeps until the next
+    /// completion of this vFPGA (sequence `seq`, read before the counter) or k_poll_sleep, at every poll: a peer
+    /// process or one of our threads that will deliver the completion gets the CPU now, and the poller is woken
+    /// (and scheduled at once, as a sleeper) when it does, instead of at a scheduler tick. It spins while local
+    /// commands are queued or running on this vFPGA (it runs them itself). Inline: every poll runs it.
+    void note_idle_poll(int32_t ctid, uint32_t seq) noexcept;
 
     // interrupts (sim_device.cpp)
     /// Shell::raise_interrupt: hands `value` to the ctid's interrupt thread (counted as dropped without one).
@@ -335,6 +370,10 @@ private:
     std::condition_variable q_cv_;
     std::deque<Command> queue_;
     std::atomic<bool> queue_nonempty_{false}; ///< lock-free hint for the polling path
+    /// A thread polled while commands were queued: the worker leaves the queue to it while it keeps polling.
+    std::atomic<bool> poller_seen_{false};
+    /// worker_busy_, readable without the queue lock (the polling path spins instead of yielding meanwhile).
+    std::atomic<bool> worker_running_{false};
     bool worker_busy_ = false;
     int inline_active_ = 0;
     bool stop_ = false;
@@ -348,6 +387,7 @@ private:
     std::unique_ptr<Nic> nic_;
     /// The NIC's pending-error flags (null without a NIC): the polling path skips the NIC while they are clear.
     std::array<const std::atomic<bool>*, N_CTID_MAX> nic_pending_{};
+    /// The NIC's progress hint (null without a NIC): set while its wire has work a poller could do.
 };
 
 }  // namespace coyote::detail::sim

@@ -61,6 +61,16 @@ int32_t SimDevice::ShellPort::vfid() const noexcept { return d_.vfid_; }
 
 uint32_t SimDevice::ShellPort::device() const noexcept { return d_.device_; }
 
+void SimDevice::write(uint64_t vaddr, std::span<const std::byte> data) {
+    card_.reserve(vaddr, data.size());
+    uint64_t off = 0;
+    while (off < data.size()) {
+        const auto w = card_.write_window(vaddr + off, data.size() - off);
+        std::memcpy(w.data(), data.data() + off, w.size());
+        off += w.size();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reservations
 // ---------------------------------------------------------------------------------------------

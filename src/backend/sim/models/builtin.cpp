@@ -5,6 +5,7 @@
 
 #include "backend/sim/models/models.hpp"
 #include "backend/sim/models/paired_input.hpp"
+#include "backend/sim/models/word_ops.hpp"
 
 namespace coyote::detail::sim {
 
@@ -15,30 +16,26 @@ using coyote::sim::k_n_dests;
 using coyote::sim::Shell;
 using coyote::sim::UserLogic;
 
-/// Writes `n` (a multiple of 4) output bytes to `dest`, produced word by word by `word(i)` (i = word
-/// index), directly into the pending write when the shell offers a window.
-template <typename WordFn>
-void emit_words(Shell& shell, uint32_t dest, size_t n, WordFn&& word) {
+/// Writes `n` (a multiple of 4) output bytes to `dest`, produced by `fill(offset, out, m)` (output bytes
+/// [offset, offset + m), m a multiple of 4), straight into the pending write when the shell offers a window.
+template <typename Fill>
+void emit_blocks(Shell& shell, uint32_t dest, size_t n, Fill&& fill) {
     size_t done = 0;
     while (done < n) {
         auto w = shell.reserve(dest, n - done);
-        const size_t words = w.size() / 4;
-        if (words == 0) {
+        const size_t m = w.size() & ~size_t{3};
+        if (m == 0) {
             // The window ends inside a word (the pending write has fewer than 4 bytes left).
             shell.commit(dest, 0);
-            const uint32_t v = word(done / 4);
             std::byte tmp[4];
-            std::memcpy(tmp, &v, 4);
+            fill(done, tmp, size_t{4});
             shell.push(dest, std::span<const std::byte>(tmp, 4));
             done += 4;
             continue;
         }
-        for (size_t i = 0; i < words; ++i) {
-            const uint32_t v = word(done / 4 + i);
-            std::memcpy(w.data() + 4 * i, &v, 4);
-        }
-        shell.commit(dest, words * 4);
-        done += words * 4;
+        fill(done, w.data(), m);
+        shell.commit(dest, m);
+        done += m;
     }
 }
 
@@ -66,13 +63,16 @@ public:
             clen += take;
             data = data.subspan(take);
             if (clen == 4) {
-                emit_words(shell, d, 4, [&](size_t) { return load(carry.data()) + 1; });
+                emit_blocks(shell, d, 4, [&](size_t, std::byte* out, size_t) {
+                    lanes::increment_u32(carry.data(), out, 4);
+                });
                 clen = 0;
             }
         }
         const size_t whole = data.size() & ~size_t{3};
         const std::byte* src = data.data();
-        emit_words(shell, d, whole, [&](size_t i) { return load(src + 4 * i) + 1; });
+        emit_blocks(shell, d, whole,
+                    [&](size_t off, std::byte* out, size_t m) { lanes::increment_u32(src + off, out, m); });
         const size_t rest = data.size() - whole;
         if (rest > 0) {
             std::memcpy(carry.data() + clen, data.data() + whole, rest);
@@ -85,12 +85,6 @@ public:
     }
 
 private:
-    static uint32_t load(const std::byte* p) {
-        uint32_t v;
-        std::memcpy(&v, p, 4);
-        return v;
-    }
-
     std::array<std::array<std::byte, 4>, k_n_dests> carry_{};
     std::array<size_t, k_n_dests> carry_len_{};
 };
@@ -109,15 +103,8 @@ public:
 
 private:
     static void add(Shell& shell, const std::byte* a, const std::byte* b, size_t n) {
-        emit_words(shell, 0, n, [&](size_t i) {
-            float x, y;
-            std::memcpy(&x, a + 4 * i, 4);
-            std::memcpy(&y, b + 4 * i, 4);
-            const float z = x + y;
-            uint32_t v;
-            std::memcpy(&v, &z, 4);
-            return v;
-        });
+        emit_blocks(shell, 0, n,
+                    [&](size_t off, std::byte* out, size_t m) { lanes::add_f32(a + off, b + off, out, m); });
     }
 
     PairedInput input_;

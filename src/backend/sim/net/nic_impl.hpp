@@ -115,6 +115,8 @@ private:
     /// Applies `req` (PSN assigned, generation = the queue pair's at that time) at a same-host peer; post_mtx held.
     PostStatus post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
                         uint64_t local_addr, bool last);
+    /// Hands the packets of an applied shm request and of its answer to a capturing packet sniffer (packet_tap.hpp).
+    void capture_request(const RdmaRequest& req, const Endpoint& peer, uint64_t local_addr) const noexcept;
     /// Maps the target's registered buffer that `v` accepted the request into and remembers it in cs.mapped.
     static void map_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, const Verdict& v);
     /// Throws peer_gone when the peer process died (checked at most every k_liveness_period). Inline: every post

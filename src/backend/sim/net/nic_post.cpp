@@ -87,7 +87,7 @@ PostStatus NicImpl::post_resolving(CtidState& cs, const Command& cmd, RdmaOpcode
             if (op == RdmaOpcode::read)
                 complete_read(s, ctid);
             else
-                wback(s, CmplClass::rdma_write, ctid).fetch_add(1, std::memory_order_release);
+                bump_wback(s, CmplClass::rdma_write, ctid);
         }
         return PostStatus::ok;
     }

@@ -37,16 +37,22 @@ inline std::atomic<uint32_t>& wback(SharedState& s, CmplClass cls, int32_t ctid)
     return s.wback[static_cast<size_t>(cls) * N_CTID_MAX + static_cast<size_t>(ctid)];
 }
 
+/// Counts one completion of class `cls` of `ctid` in `s` and wakes its sleeping pollers.
+inline void bump_wback(SharedState& s, CmplClass cls, int32_t ctid) {
+    wback(s, cls, ctid).fetch_add(1, std::memory_order_release);
+    signal_completion(s);
+}
+
 /// The initiator's completions of a READ: the local write of the data, then the READ itself.
 inline void complete_read(SharedState& mine, int32_t ctid) {
     wback(mine, CmplClass::local_write, ctid).fetch_add(1, std::memory_order_release);
-    wback(mine, CmplClass::rdma_read, ctid).fetch_add(1, std::memory_order_release);
+    bump_wback(mine, CmplClass::rdma_read, ctid);
 }
 
 /// The completions of a WRITE or SEND: the target's local write, then the initiator's RDMA write.
 inline void complete_write(SharedState& target, int32_t target_ctid, SharedState& mine, int32_t ctid) {
-    wback(target, CmplClass::local_write, target_ctid).fetch_add(1, std::memory_order_release);
-    wback(mine, CmplClass::rdma_write, ctid).fetch_add(1, std::memory_order_release);
+    bump_wback(target, CmplClass::local_write, target_ctid);
+    bump_wback(mine, CmplClass::rdma_write, ctid);
 }
 
 /// Monotonic nanoseconds at timer-tick resolution (a few ms): what the per-post liveness period needs, at a

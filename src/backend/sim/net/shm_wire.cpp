@@ -1,12 +1,13 @@
 // coyote-mpi sim backend: the shm wire: requests to a same-host peer are validated against its published NIC
 // state and applied by this process, with one copy (memcpy into its registered buffer, or process_vm_* into a
-// window of its private memory).
+// window of its private memory). A packet sniffer capturing on this device sees each request's packets and answer.
 #include <cerrno>
 #include <cstring>
 
 #include <coyote/error.hpp>
 
 #include "backend/sim/identity.hpp"
+#include "backend/sim/models/examples/packet_tap.hpp"
 #include "backend/sim/net/nic_impl.hpp"
 #include "backend/sim/net/process_memory.hpp"
 #include "detail/format.hpp"
@@ -159,6 +160,8 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
         else
             std::memcpy(remote, local, req.len);
     }
+    if (sniffer::active(host_.device_id())) [[unlikely]]
+        capture_request(req, peer.ep, local_addr);
     if (last) {
         SharedState& mine = host_.shared_state();
         if (req.op == RdmaOpcode::read)
@@ -167,6 +170,15 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
             complete_write(*peer.state, v.ctid, mine, ctid);
     }
     return PostStatus::ok;
+}
+
+void NicImpl::capture_request(const RdmaRequest& req, const Endpoint& peer, uint64_t local_addr) const noexcept {
+    using Kind = sniffer::RoceExchange::Kind;
+    const Kind kind = req.op == RdmaOpcode::read ? Kind::read : req.op == RdmaOpcode::write ? Kind::write : Kind::send;
+    sniffer::capture_exchange(
+        host_.device_id(),
+        {kind, host_.mac_address(), peer.mac, host_.ip_address(), peer.ip, req.src_qpn, req.dst_qpn, req.psn, req.vaddr,
+         req.rkey, std::span<const std::byte>(reinterpret_cast<const std::byte*>(local_addr), req.len)});
 }
 
 }  // namespace coyote::detail::sim::net

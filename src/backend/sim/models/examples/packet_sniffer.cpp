@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <stdexcept>
@@ -89,6 +90,7 @@ struct Registry {
     std::mutex mtx;
     std::map<uint32_t, PacketSniffer*> sniffers;
     std::map<std::pair<uint32_t, int32_t>, CardPort*> ports;
+    std::atomic<std::size_t> capturing{0}; ///< sniffers.size(), for the NIC's lock-free check
 };
 Registry& registry() {
     static auto* r = new Registry(); // never destroyed: NIC threads may capture during static destruction
@@ -145,6 +147,7 @@ private:
         auto it = registry().ports.find({shell.device(), shell.vfid()});
         port_ = it == registry().ports.end() ? nullptr : it->second;
         registry().sniffers[device_] = this;
+        registry().capturing.store(registry().sniffers.size(), std::memory_order_release);
     }
     void stop() {
         stop_capturing();
@@ -159,6 +162,7 @@ private:
         std::lock_guard lk(registry().mtx);
         auto it = registry().sniffers.find(device_);
         if (it != registry().sniffers.end() && it->second == this) registry().sniffers.erase(it);
+        registry().capturing.store(registry().sniffers.size(), std::memory_order_release);
     }
     /// Writes the queued beats after what is written (under the model lock, where the card port is called).
     void flush(Shell&) {
@@ -211,6 +215,7 @@ void capture(uint32_t device, Direction, std::span<const std::byte> frame) noexc
 }
 
 bool active(uint32_t device) noexcept {
+    if (registry().capturing.load(std::memory_order_acquire) == 0) return false; // every post asks
     std::lock_guard lk(registry().mtx);
     return registry().sniffers.count(device) > 0;
 }
@@ -221,6 +226,21 @@ void attach_card_port(uint32_t device, int32_t vfid, CardPort* port) noexcept {
         registry().ports[{device, vfid}] = port;
     else
         registry().ports.erase({device, vfid});
+}
+
+void offer_card_port(uint32_t device, int32_t vfid, CardPort* port) noexcept {
+    std::lock_guard lk(registry().mtx);
+    try {
+        registry().ports.emplace(std::make_pair(device, vfid), port);
+    } catch (...) {
+        // Without the port the sniffer writes the host buffer.
+    }
+}
+
+void withdraw_card_port(uint32_t device, int32_t vfid, CardPort* port) noexcept {
+    std::lock_guard lk(registry().mtx);
+    auto it = registry().ports.find({device, vfid});
+    if (it != registry().ports.end() && it->second == port) registry().ports.erase(it);
 }
 
 }  // namespace coyote::detail::sim::sniffer

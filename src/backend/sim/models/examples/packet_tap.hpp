@@ -34,6 +34,10 @@ protected:
 /// The device of (device, vfid) offers its card memory (null: withdraws it). Without a port the sniffer writes
 /// the host buffer itself.
 void attach_card_port(uint32_t device, int32_t vfid, CardPort* port) noexcept;
+/// attach_card_port unless a port is attached to (device, vfid) already (a test's stand-in stays).
+void offer_card_port(uint32_t device, int32_t vfid, CardPort* port) noexcept;
+/// Withdraws `port` from (device, vfid) if it is the one attached.
+void withdraw_card_port(uint32_t device, int32_t vfid, CardPort* port) noexcept;
 
 /// The fields of one RoCEv2 packet (base transport header and its extension) between two emulated NICs.
 struct RoceHeader {
@@ -53,5 +57,25 @@ struct RoceHeader {
 /// Ethernet + IPv4 + UDP (port 4791) + BTH + RETH / AETH (as the opcode needs) + payload + ICRC (zero: the
 /// emulated wire has no CRC).
 std::vector<std::byte> build_roce_frame(const RoceHeader& h, std::span<const std::byte> payload);
+
+/// Path MTU of the emulated RoCE wire: messages are cut into packets of this much payload.
+inline constexpr std::size_t k_roce_mtu = 4096;
+
+/// One RDMA operation as the requester's NIC saw it, for capture().
+struct RoceExchange {
+    enum class Kind : uint8_t { write, send, read } kind = Kind::write;
+    uint64_t local_mac = 0, remote_mac = 0;
+    uint32_t local_ip = 0, remote_ip = 0;
+    uint32_t local_qpn = 0, remote_qpn = 0; ///< 24 bits
+    uint32_t psn = 0;                       ///< of the first packet; the packets of a message count up from it
+    uint64_t vaddr = 0;
+    uint32_t rkey = 0;
+    std::span<const std::byte> data; ///< the message's payload (sent for write / send, received for read)
+};
+
+/// Captures the packets of `x` on `device`: the request packets (tx: WRITE / SEND FIRST..LAST or ONLY, or the READ
+/// request) and the answer (rx: the ACK, or READ RESPONSE FIRST..LAST or ONLY), cut at k_roce_mtu. Call only
+/// when active(device).
+void capture_exchange(uint32_t device, const RoceExchange& x) noexcept;
 
 }  // namespace coyote::detail::sim::sniffer

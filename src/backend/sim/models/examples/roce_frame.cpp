@@ -1,5 +1,8 @@
-// RoCEv2 frames (Ethernet / IPv4 / UDP 4791 / BTH / RETH or AETH / payload / ICRC) for the packet sniffer.
+// RoCEv2 frames (Ethernet / IPv4 / UDP 4791 / BTH / RETH or AETH / payload / ICRC) for the packet sniffer, and
+// the packets of one RDMA operation as the requester's NIC captures them.
 #include "backend/sim/models/examples/packet_tap.hpp"
+
+#include <algorithm>
 
 namespace coyote::detail::sim::sniffer {
 
@@ -66,6 +69,67 @@ std::vector<std::byte> build_roce_frame(const RoceHeader& h, std::span<const std
     f.insert(f.end(), payload.begin(), payload.end());
     f.insert(f.end(), pad + 4, std::byte{0}); // pad and ICRC
     return f;
+}
+
+namespace {
+
+/// RC opcodes of the first, middle, last and only packet of a message.
+struct Opcodes {
+    uint8_t first, middle, last, only;
+};
+constexpr Opcodes k_write_ops{0x06, 0x07, 0x08, 0x0a};
+constexpr Opcodes k_send_ops{0x00, 0x01, 0x02, 0x04};
+constexpr Opcodes k_read_resp_ops{0x0d, 0x0e, 0x0f, 0x10};
+
+/// Captures `data` as the packets of one message (cut at k_roce_mtu) with header `h`, PSNs counting up.
+void capture_message(uint32_t device, Direction dir, RoceHeader h, const Opcodes& ops, std::span<const std::byte> data) {
+    const std::size_t packets = data.empty() ? 1 : (data.size() + k_roce_mtu - 1) / k_roce_mtu;
+    const uint32_t psn0 = h.psn;
+    for (std::size_t i = 0; i < packets; ++i) {
+        h.opcode = packets == 1 ? ops.only : i == 0 ? ops.first : i + 1 == packets ? ops.last : ops.middle;
+        h.psn = (psn0 + static_cast<uint32_t>(i)) & 0xffffffu;
+        h.ack_req = i + 1 == packets;
+        const std::size_t at = i * k_roce_mtu;
+        const auto part = data.subspan(std::min(at, data.size()), std::min(k_roce_mtu, data.size() - std::min(at, data.size())));
+        capture(device, dir, build_roce_frame(h, part));
+    }
+}
+
+}  // namespace
+
+void capture_exchange(uint32_t device, const RoceExchange& x) noexcept {
+    try {
+        const auto header = [&](bool to_responder) {
+            RoceHeader h;
+            h.src_mac = to_responder ? x.local_mac : x.remote_mac;
+            h.dst_mac = to_responder ? x.remote_mac : x.local_mac;
+            h.src_ip = to_responder ? x.local_ip : x.remote_ip;
+            h.dst_ip = to_responder ? x.remote_ip : x.local_ip;
+            h.dest_qp = to_responder ? x.remote_qpn : x.local_qpn;
+            h.psn = x.psn;
+            return h;
+        };
+        RoceHeader out = header(true);
+        out.vaddr = x.vaddr;
+        out.rkey = x.rkey;
+        out.dma_len = static_cast<uint32_t>(x.data.size());
+        RoceHeader back = header(false);
+        if (x.kind == RoceExchange::Kind::read) {
+            out.opcode = 0x0c; // RDMA READ request
+            out.ack_req = true;
+            capture(device, Direction::tx, build_roce_frame(out, {}));
+            capture_message(device, Direction::rx, back, k_read_resp_ops, x.data);
+            return;
+        }
+        capture_message(device, Direction::tx, out, x.kind == RoceExchange::Kind::write ? k_write_ops : k_send_ops,
+                        x.data);
+        const std::size_t packets = x.data.empty() ? 1 : (x.data.size() + k_roce_mtu - 1) / k_roce_mtu;
+        back.opcode = 0x11; // ACK of the last packet
+        back.psn = (x.psn + static_cast<uint32_t>(packets) - 1) & 0xffffffu;
+        capture(device, Direction::rx, build_roce_frame(back, {}));
+    } catch (...) {
+        // Out of memory building a frame: the sniffer loses it, as a full FIFO would.
+    }
 }
 
 }  // namespace coyote::detail::sim::sniffer

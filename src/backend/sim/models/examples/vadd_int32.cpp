@@ -5,20 +5,15 @@
 
 #include "backend/sim/models/examples/beat_pair.hpp"
 #include "backend/sim/models/examples/examples.hpp"
+#include "backend/sim/models/word_ops.hpp"
 
 namespace coyote::detail::sim::examples {
 
 namespace {
 
 /// Lane-wise int32 sums of `n` bytes (a multiple of 4) of a and b into out.
-void add_lanes(const std::byte* a, const std::byte* b, std::byte* out, std::size_t n) {
-    for (std::size_t i = 0; i < n; i += 4) {
-        uint32_t x, y;
-        std::memcpy(&x, a + i, 4);
-        std::memcpy(&y, b + i, 4);
-        const uint32_t z = x + y;
-        std::memcpy(out + i, &z, 4);
-    }
+inline void add_lanes(const std::byte* a, const std::byte* b, std::byte* out, std::size_t n) {
+    lanes::add_u32(a, b, out, n);
 }
 
 class VaddInt32 final : public UserLogic {

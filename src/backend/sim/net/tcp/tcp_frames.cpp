@@ -145,7 +145,7 @@ std::string TcpWire::receive_into_window(int fd, const FrameHeader& h, const Rdm
         return err;
     }
     if (err.empty() && h.last)
-        wback(nic_.state(), CmplClass::local_write, v.ctid).fetch_add(1, std::memory_order_release);
+        bump_wback(nic_.state(), CmplClass::local_write, v.ctid);
     resp.h.type = FrameType::ack;
     return err;
 }
@@ -162,7 +162,7 @@ std::string TcpWire::receive_into_buffer(int fd, const FrameHeader& h, const Rdm
     }
     std::string err = read_full(fd, reinterpret_cast<void*>(v.buf.vaddr + v.offset), r.len, deadline);
     if (err.empty() && h.last)
-        wback(nic_.state(), CmplClass::local_write, v.ctid).fetch_add(1, std::memory_order_release);
+        bump_wback(nic_.state(), CmplClass::local_write, v.ctid);
     resp.h.type = FrameType::ack;
     return err;
 }
@@ -210,7 +210,7 @@ bool TcpWire::on_ack(const ConnPtr& c, const FrameHeader& h, Clock::time_point) 
     if (p.req.op == RdmaOpcode::read)
         err = "ACK for a READ request";
     else if (current && p.last)
-        wback(nic_.state(), CmplClass::rdma_write, p.ctid).fetch_add(1, std::memory_order_release);
+        bump_wback(nic_.state(), CmplClass::rdma_write, p.ctid);
     return finish_answer(c, p, current, err);
 }
 

@@ -486,6 +486,7 @@ TEST_F(SimExampleModels, PacketSnifferCapturesNicFramesInTheExamplesFormat) {
 TEST_F(SimExampleModels, PacketSnifferTakesFramesFromAnotherThreadIntoTheHostBufferWithoutACardPort) {
     namespace sn = coyote::detail::sim::sniffer;
     EnvGuard m("COYOTE_SIM_MODEL", "packet_sniffer");
+    EnvGuard no_card("COYOTE_SIM_SHELL", "mem=0"); // no card memory: the device offers the sniffer no card port
     const uint32_t device = 29;
     cThread t(0, getpid(), device);
     const uint64_t len = 64 * 1024;

@@ -1,0 +1,212 @@
+// perf_rdma suite: the traffic pattern of Coyote's example 09_perf_rdma on the sim, 64 B .. 1 MiB, 2 ranks.
+//   mpiexec -n 2 perf_rdma_bench          (Open MPI as root: --allow-run-as-root)
+//
+// Rank 0 plays the example's client, rank 1 its server; the queue pairs are wired by initRDMA over the stock TCP
+// out-of-band channel (sim device 0 on the shm wire, device 1 on the forced TCP wire) and every run is preceded,
+// untimed, by clearCompleted and connSync on both sides, as in the example. A run:
+//   write_N   the client posts N RDMA WRITEs and polls checkCompleted(LOCAL_WRITE) until the server wrote N back;
+//             the server polls for the client's N LOCAL_WRITE completions, then posts its N WRITEs (round trip)
+//   read_N    the client posts N RDMA READs and polls for N LOCAL_WRITE completions; the server is passive
+// with N = 32 (the example's throughput runs) and N = 1 (its latency runs). Counters per benchmark:
+//   p50_us            median run time
+//   max_over_median   slowest run / median
+//   stalls            runs slower than 3x the median and by 1 ms or more (target: 0)
+//   write_over_read   WRITE round trip median / READ median of the same size and N (target: <= 2.5)
+// Rank 0 prints the table of these against the targets at the end. The data of every run is verified (the
+// server checks what the client wrote, the client what the server wrote back / what it read).
+#include "support/bench_support.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <coyote/cThread.hpp>
+#include <coyote/oob.hpp>
+
+namespace {
+
+using coyote::CoyoteOper;
+namespace cb = coyote::bench;
+
+constexpr uint32_t k_min_size = 64;
+constexpr uint32_t k_max_size = 1u << 20;
+constexpr uint32_t k_buf = 2 * k_max_size; ///< [0, max): what a side sends, [max, 2 max): what it receives
+constexpr double k_stall_factor = 3.0;
+constexpr double k_stall_min_seconds = 1e-3;
+constexpr double k_write_read_target = 2.5;
+
+struct Side {
+    std::unique_ptr<coyote::cThread> thread;
+    uint8_t* buf = nullptr;
+    const char* wire = "";
+};
+
+Side g_side[2]; ///< [0]: shm wire, [1]: tcp wire
+
+uint8_t pattern(int owner, uint64_t i) {
+    return static_cast<uint8_t>((i * 7u + static_cast<uint64_t>(owner) * 59u + 3u) & 0xFFu);
+}
+
+bool has_pattern(const uint8_t* p, uint64_t n, int owner) {
+    for (uint64_t i = 0; i < n; ++i)
+        if (p[i] != pattern(owner, i)) return false;
+    return true;
+}
+
+/// The example's wiring: initRDMA over the stock TCP channel, rank 1 serving on a port it chose.
+Side make_side(uint32_t device, const char* wire) {
+    ::setenv("COYOTE_SIM_WIRE", wire, 1);
+    Side s;
+    s.wire = wire;
+    s.thread = std::make_unique<coyote::cThread>(0, ::getpid(), device);
+    int port = 0;
+    if (cb::rank() == 1) port = 20000 + (::getpid() * 7 + static_cast<int>(device)) % 30000;
+    MPI_Bcast(&port, 1, MPI_INT, 1, MPI_COMM_WORLD);
+    const char* server = cb::rank() == 0 ? "127.0.0.1" : nullptr;
+    s.buf = static_cast<uint8_t*>(s.thread->initRDMA(k_buf, static_cast<uint16_t>(port), server));
+    for (uint32_t i = 0; i < k_max_size; ++i) s.buf[i] = pattern(cb::rank(), i);
+    std::memset(s.buf + k_max_size, 0, k_max_size);
+    s.thread->clearCompleted();
+    s.thread->connSync(cb::rank() == 0);
+    return s;
+}
+
+/// Per benchmark: what a run sends, and the medians WRITE runs are compared with.
+struct Run {
+    bool write = false;
+    uint32_t n = 0;
+    uint32_t size = 0;
+    int wire = 0;
+    std::string name;
+    std::string key() const { return std::to_string(wire) + "/" + std::to_string(n) + "/" + std::to_string(size); }
+};
+
+struct Row {
+    std::string name;
+    double p50_us = 0, max_over_median = 0, write_over_read = 0;
+    int stalls = 0;
+};
+std::map<std::string, double> g_read_median; ///< Run::key() -> seconds
+std::vector<Row> g_rows; ///< in registration order; a benchmark's last invocation (the reported one) wins
+
+/// The timed part of one run on this rank.
+bool run_once(const Run& r, Side& s) {
+    auto& t = *s.thread;
+    coyote::rdmaSg sg;
+    sg.len = r.size;
+    sg.local_offs = r.write ? 0 : k_max_size; // a READ lands in the receive half
+    sg.remote_offs = r.write ? k_max_size : 0;
+    if (!r.write) {
+        if (cb::rank() == 1) return true; // the server is passive
+        for (uint32_t i = 0; i < r.n; ++i) t.invoke(CoyoteOper::REMOTE_RDMA_READ, sg);
+        return cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, r.n);
+    }
+    if (cb::rank() == 0) {
+        for (uint32_t i = 0; i < r.n; ++i) t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
+        return cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, r.n);
+    }
+    if (!cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, r.n)) return false;
+    for (uint32_t i = 0; i < r.n; ++i) t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
+    return true;
+}
+
+/// Untimed, after every run: checks what arrived, clears the receive half and the counters, then connSync.
+void between_runs(const Run& r, Side& s, bool& data_ok) {
+    uint8_t* in = s.buf + k_max_size;
+    const bool receives = r.write || cb::rank() == 0;
+    if (receives) {
+        data_ok = data_ok && has_pattern(in, r.size, 1 - cb::rank());
+        if (cb::inject_corruption() && cb::rank() == 0) data_ok = false;
+        std::memset(in, 0, r.size);
+    }
+    s.thread->clearCompleted();
+    s.thread->connSync(cb::rank() == 0);
+}
+
+/// Runs slower than k_stall_factor x the median and by k_stall_min_seconds or more.
+int count_stalls(const std::vector<double>& samples, double med) {
+    return static_cast<int>(std::count_if(samples.begin(), samples.end(), [&](double x) {
+        return x > k_stall_factor * med && x - med >= k_stall_min_seconds;
+    }));
+}
+
+void bm_run(benchmark::State& state, Run r) {
+    Side& s = g_side[r.wire];
+    std::vector<double> samples;
+    bool data_ok = true;
+    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] { return run_once(r, s); },
+                        [&] { between_runs(r, s, data_ok); }))
+        return;
+    if (!cb::verify(state, data_ok, "data check of " + std::string(r.write ? "WRITE" : "READ") + " runs")) return;
+    const double med = cb::median(samples);
+    Row row;
+    row.name = r.name;
+    row.p50_us = med * 1e6;
+    row.max_over_median = *std::max_element(samples.begin(), samples.end()) / med;
+    row.stalls = count_stalls(samples, med);
+    state.counters["p50_us"] = row.p50_us;
+    state.counters["max_over_median"] = row.max_over_median;
+    state.counters["stalls"] = row.stalls;
+    state.counters["runs"] = static_cast<double>(samples.size());
+    if (!r.write) {
+        g_read_median[r.key()] = med;
+    } else if (const auto it = g_read_median.find(r.key()); it != g_read_median.end()) {
+        row.write_over_read = med / it->second;
+        state.counters["write_over_read"] = row.write_over_read;
+    }
+    state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * r.n * r.size * (r.write ? 2 : 1));
+    const auto it = std::find_if(g_rows.begin(), g_rows.end(), [&](const Row& x) { return x.name == row.name; });
+    if (it == g_rows.end())
+        g_rows.push_back(row);
+    else
+        *it = row;
+}
+
+void setup() {
+    g_side[0] = make_side(0, "shm");
+    g_side[1] = make_side(1, "tcp");
+    for (int wire = 0; wire < 2; ++wire)
+        for (uint32_t size = k_min_size; size <= k_max_size; size *= 2)
+            for (uint32_t n : {32u, 1u})
+                for (bool write : {false, true}) {
+                    const std::string name = std::string(write ? "write_" : "read_") + std::to_string(n) + "_" +
+                                             g_side[wire].wire + "/" + std::to_string(size);
+                    benchmark::RegisterBenchmark(name.c_str(), bm_run, Run{write, n, size, wire, name})
+                        ->UseManualTime();
+                }
+    cb::set_context("pattern", "09_perf_rdma: untimed clearCompleted + connSync before every run");
+}
+
+void print_summary() {
+    if (cb::rank() != 0 || g_rows.empty()) return;
+    std::printf("\n%-28s %10s %16s %7s %16s  %s\n", "run", "p50_us", "max_over_median", "stalls", "write_over_read",
+                "targets (0 stalls; write_over_read <= 2.5)");
+    int bad = 0;
+    for (const Row& r : g_rows) {
+        const bool ok = r.stalls == 0 && (r.write_over_read == 0 || r.write_over_read <= k_write_read_target);
+        bad += ok ? 0 : 1;
+        std::printf("%-28s %10.2f %16.2f %7d %16.2f  %s\n", r.name.c_str(), r.p50_us, r.max_over_median, r.stalls,
+                    r.write_over_read, ok ? "ok" : "MISSED");
+    }
+    std::printf("%d of %zu rows miss a target\n", bad, g_rows.size());
+}
+
+void teardown() {
+    print_summary();
+    MPI_Barrier(MPI_COMM_WORLD);
+    for (Side& s : g_side) s = {};
+}
+
+[[maybe_unused]] const bool k_registered =
+    cb::define_suite({.name = "perf_rdma", .ranks = {2, 2},
+                      .wire = "shm (device 0), tcp (device 1); out-of-band: stock TCP"},
+                     setup, teardown);
+
+}  // namespace
