@@ -77,11 +77,6 @@ void install_signal_handler(Registry& r) {
     ::sigaction(SIGUSR1, &sa, nullptr);
 }
 
-int64_t warn_ns() {
-    static const int64_t ns = static_cast<int64_t>(k_warn.get().count()) * 1000000;
-    return ns;
-}
-
 }  // namespace
 
 Watch::~Watch() {
@@ -94,9 +89,12 @@ Watch::~Watch() {
     if (slot_ != &local_slot_) release_slot(slot_);
 }
 
-void Watch::attach(const Subject& s) noexcept {
+void Watch::attach(const Subject& s) {
     subject_ = s;
-    slot_ = acquire_slot(s.device, s.vfid, s.ctid, s.dev->backend_name());
+    warn_ns_ = static_cast<int64_t>(k_warn.get().count()) * 1000000;
+    const bool signal = k_signal.get();
+    if (warn_ns_ == 0) countdown_.store(0, std::memory_order_relaxed); // the slow path comes every 2^32 polls
+    slot_ = warn_ns_ == 0 ? nullptr : acquire_slot(s.device, s.vfid, s.ctid, s.dev->backend_name());
     if (slot_ == nullptr) {
         slot_ = &local_slot_;
         local_slot_.device = s.device;
@@ -106,12 +104,6 @@ void Watch::attach(const Subject& s) noexcept {
         local_slot_.last_progress_ns.store(monotonic_ns());
     }
     publish_qp();
-    bool signal = false;
-    try {
-        (void)warn_ns(); // a malformed COYOTE_STALL_WARN_MS is reported at the first check instead
-        signal = k_signal.get();
-    } catch (...) {
-    }
     Registry& r = registry();
     std::lock_guard lk(r.mtx);
     r.watches.insert(this);
@@ -168,6 +160,10 @@ void Watch::on_backpressure(bool done) noexcept {
 }
 
 void Watch::check(uint32_t cls, uint32_t value, bool posting) noexcept {
+    if (warn_ns_ == 0) { // off
+        countdown_.store(0, std::memory_order_relaxed);
+        return;
+    }
     countdown_.store(k_check_period, std::memory_order_relaxed);
     std::unique_lock lk(check_mtx_, std::try_to_lock);
     if (!lk.owns_lock() || slot_ == nullptr) return;
@@ -179,19 +175,12 @@ void Watch::check(uint32_t cls, uint32_t value, bool posting) noexcept {
         slot_->polled_value.store(value, std::memory_order_relaxed);
     }
     const uint64_t sig = refresh();
-    int64_t warn = 0;
-    try {
-        warn = warn_ns();
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "coyote stall doctor: disabled: %s\n", e.what());
-    }
     if (sig != last_sig_) {
         last_sig_ = sig;
         slot_->last_progress_ns.store(now, std::memory_order_relaxed);
-        next_report_ns_ = warn;
+        next_report_ns_ = warn_ns_;
         return;
     }
-    if (warn <= 0) return;
     const int64_t stalled = now - slot_->last_progress_ns.load(std::memory_order_relaxed);
     if (stalled < next_report_ns_) return;
     next_report_ns_ = std::min(next_report_ns_ * 2, stalled + k_max_backoff_ns);

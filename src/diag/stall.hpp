@@ -36,8 +36,10 @@ public:
     Watch(const Watch&) = delete;
     Watch& operator=(const Watch&) = delete;
 
-    /// Starts watching `s` (a slot in the status segment, the SIGUSR1 registry). Never throws.
-    void attach(const Subject& s) noexcept;
+    /// Starts watching `s` (a slot in the status segment, the SIGUSR1 registry). With COYOTE_STALL_WARN_MS=0 the
+    /// doctor is off for this cThread: no slot (coyote-info -v does not see it), no slow-path checks; the
+    /// diagnosis on demand still works. Throws coyote::Error on a malformed COYOTE_STALL_WARN_MS.
+    void attach(const Subject& s);
 
     /// After every poll of counter `cls` (value `value`).
     void on_poll(CmplClass cls, uint32_t value) noexcept {
@@ -72,6 +74,7 @@ private:
     StatusSlot local_slot_; ///< used when the status segment is unavailable
     std::mutex check_mtx_;  ///< one slow-path check at a time (try_lock)
     uint64_t last_sig_ = ~0ULL;
+    int64_t warn_ns_ = 0;   ///< COYOTE_STALL_WARN_MS when attached; 0: off
     int64_t next_report_ns_ = 0;
     bool attached_ = false;
 };
