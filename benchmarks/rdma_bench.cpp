@@ -5,7 +5,8 @@
 // forced TCP wire. Each registered buffer (32 MiB) is split into a source half (filled with the owner's
 // pattern) and a destination half. Per size, the baselines run right before the coyote benchmarks:
 //
-//   latency (one operation per iteration; p50/p95/p99 per operation)
+//   latency (one operation per iteration; p50/p95/p99 per operation, and loop_us: the same operation run
+//   state.iterations() times back to back and timed once, the figure perftest and OSU report)
 //     mpi_pingpong_lat    MPI_Send/MPI_Recv ping-pong, half round trip
 //     rdma_write_lat      RDMA WRITE ping-pong (rank 1 writes back once rank 0's write landed), half round trip
 //     mpi_get_lat         MPI_Get + MPI_Win_flush of a passive window
@@ -39,10 +40,17 @@
 
 #include <coyote/cThread.hpp>
 
+#include "detail/settings.hpp"
+
 namespace {
 
 using coyote::CoyoteOper;
 namespace cb = coyote::bench;
+namespace settings = ::coyote::detail::settings;
+
+const settings::Flag k_mpi_only{"COYOTE_BENCH_MPI_ONLY", "bench", false,
+                                "rdma_bench: only the MPI ping-pong, in a process that never initialises the coyote "
+                                "runtime (no cThread, no sim device)"};
 
 constexpr uint32_t k_buf = 32u << 20;
 constexpr uint32_t k_half = k_buf / 2;
@@ -199,16 +207,18 @@ void bm_mpi_pingpong(benchmark::State& state, int64_t size) {
     std::fill_n(g_dst.begin(), size, uint8_t{0});
     MPI_Barrier(MPI_COMM_WORLD);
     std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            if (cb::rank() == 0) {
-                MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
-                MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            } else {
-                MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-                MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
-            }
-            return true;
-        }))
+    const auto pingpong = [&] {
+        if (cb::rank() == 0) {
+            MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
+            MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        } else {
+            MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
+        }
+        return true;
+    };
+    if (!cb::timed_loop(state, cb::Sync::none, samples, pingpong) ||
+        !cb::loop_counter(state, state.iterations(), 2.0, pingpong))
         return;
     if (!cb::verify(state, has_pattern(g_dst.data(), static_cast<std::size_t>(size), g_peer, 0),
                     "MPI ping-pong payload differs from the peer's pattern"))
@@ -222,17 +232,19 @@ void bm_rdma_write_lat(benchmark::State& state, int64_t size) {
     reset(g_shm);
     uint32_t round = 0;
     std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            ++round;
-            const coyote::rdmaSg sg = {.local_offs = 0, .remote_offs = k_half, .len = n};
-            if (cb::rank() == 0) {
-                t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
-                return cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
-            }
-            if (!cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round)) return false;
+    const auto pingpong = [&] {
+        ++round;
+        const coyote::rdmaSg sg = {.local_offs = 0, .remote_offs = k_half, .len = n};
+        if (cb::rank() == 0) {
             t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
-            return true;
-        }))
+            return cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
+        }
+        if (!cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round)) return false;
+        t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg);
+        return true;
+    };
+    if (!cb::timed_loop(state, cb::Sync::none, samples, pingpong) ||
+        !cb::loop_counter(state, state.iterations(), 2.0, pingpong))
         return;
     // Rank 1's last write back may still be in flight on rank 0's side: wait for its count first.
     const bool landed = cb::wait_completed(t, CoyoteOper::LOCAL_WRITE, round);
@@ -251,13 +263,14 @@ void bm_mpi_get_lat(benchmark::State& state, int64_t size) {
     std::fill_n(g_dst.begin(), size, uint8_t{0});
     MPI_Barrier(MPI_COMM_WORLD);
     std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            if (cb::rank() == 0) {
-                MPI_Get(g_dst.data(), n, MPI_BYTE, g_peer, 0, n, MPI_BYTE, g_get_win);
-                MPI_Win_flush(g_peer, g_get_win);
-            }
-            return true;
-        }))
+    const auto get = [&] {
+        if (cb::rank() == 0) {
+            MPI_Get(g_dst.data(), n, MPI_BYTE, g_peer, 0, n, MPI_BYTE, g_get_win);
+            MPI_Win_flush(g_peer, g_get_win);
+        }
+        return true;
+    };
+    if (!cb::timed_loop(state, cb::Sync::none, samples, get) || !cb::loop_counter(state, state.iterations(), 1.0, get))
         return;
     const bool ok = cb::rank() != 0 || has_pattern(g_dst.data(), static_cast<std::size_t>(size), g_peer, 0);
     if (!cb::verify(state, ok, "MPI_Get data differs from the peer's pattern")) return;
@@ -270,11 +283,12 @@ void bm_rdma_read_lat(benchmark::State& state, int64_t size) {
     reset(g_shm);
     uint32_t done = 0;
     std::vector<double> samples;
-    if (!cb::timed_loop(state, cb::Sync::none, samples, [&] {
-            if (cb::rank() != 0) return true; // the target is passive
-            t.invoke(CoyoteOper::REMOTE_RDMA_READ, coyote::rdmaSg{.local_offs = k_half, .remote_offs = 0, .len = n});
-            return cb::wait_completed(t, CoyoteOper::REMOTE_RDMA_READ, ++done);
-        }))
+    const auto read = [&] {
+        if (cb::rank() != 0) return true; // the target is passive
+        t.invoke(CoyoteOper::REMOTE_RDMA_READ, coyote::rdmaSg{.local_offs = k_half, .remote_offs = 0, .len = n});
+        return cb::wait_completed(t, CoyoteOper::REMOTE_RDMA_READ, ++done);
+    };
+    if (!cb::timed_loop(state, cb::Sync::none, samples, read) || !cb::loop_counter(state, state.iterations(), 1.0, read))
         return;
     const bool ok = cb::rank() != 0 || has_pattern(g_shm.buf + k_half, n, g_peer, 0);
     if (!cb::verify(state, ok, "RDMA READ: destination does not hold the peer's pattern")) return;
@@ -449,11 +463,18 @@ void bm_rdma_write_tcpwire_bw(benchmark::State& state, int64_t size) {
 
 void setup() {
     g_peer = 1 - cb::rank();
-    g_shm = wire_qp(0, "shm");
-    g_tcp = wire_qp(1, "tcp");
     g_src.resize(k_half);
     fill_pattern(g_src.data(), k_half, cb::rank());
     g_dst.assign(k_half, 0);
+    if (k_mpi_only.get()) { // the MPI library alone, without the runtime's threads and shared memory around it
+        cb::set_context("runtime", "not initialised (COYOTE_BENCH_MPI_ONLY=1)");
+        for (int64_t size = k_min_size; size <= k_max_size; size *= 4)
+            benchmark::RegisterBenchmark(("mpi_pingpong_lat/" + std::to_string(size)).c_str(), bm_mpi_pingpong, size)
+                ->UseManualTime();
+        return;
+    }
+    g_shm = wire_qp(0, "shm");
+    g_tcp = wire_qp(1, "tcp");
     MPI_Win_allocate(k_half, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &g_put_mem, &g_put_win);
     MPI_Win_allocate(k_half, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &g_get_mem, &g_get_win);
     fill_pattern(g_get_mem, k_half, cb::rank());
