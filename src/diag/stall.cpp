@@ -24,7 +24,7 @@ namespace settings = ::coyote::detail::settings;
 
 const settings::Millis k_warn{"COYOTE_STALL_WARN_MS", "runtime", std::chrono::milliseconds(5000),
                               "stall doctor: print a diagnosis to stderr when a cThread polled or waited this long "
-                              "without progress (then again with back-off); 0 turns the warnings off",
+                              "without progress (then again with back-off); 0 turns the doctor off for the cThreads opened then",
                               std::chrono::milliseconds(0)};
 const settings::Flag k_signal{"COYOTE_STALL_SIGNAL", "runtime", false,
                               "stall doctor: SIGUSR1 prints the diagnosis of every cThread of the process to stderr"};
