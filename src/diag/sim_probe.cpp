@@ -80,17 +80,11 @@ std::optional<uint32_t> expected_psn(const std::string& name, int32_t ctid) noex
 std::optional<PeerId> peer_of(std::span<const std::byte> endpoint) noexcept {
     try {
         if (endpoint.size() < sim::k_endpoint_size) return std::nullopt;
-        const sim::Endpoint ep = sim::decode_endpoint(endpoint.first(sim::k_endpoint_size));
+        PeerId p;
+        p.ep = sim::decode_endpoint(endpoint.first(sim::k_endpoint_size));
         sim::Endpoint mine;
         sim::fill_host_identity(mine);
-        PeerId p;
-        p.same_host = ep.same_host(mine);
-        p.pid = ep.pid;
-        p.start_time = ep.start_time;
-        p.device = ep.device;
-        p.vfid = ep.vfid;
-        p.ctid = ep.ctid;
-        p.nic_name = ep.nic_name;
+        p.same_host = p.ep.same_host(mine);
         return p;
     } catch (...) {
         return std::nullopt;

@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 
+#include "backend/sim/net/wire_format.hpp"
 #include "diag/doctor.hpp"
 
 namespace coyote::detail::diag::sim_probe {
@@ -24,11 +25,7 @@ std::optional<uint32_t> expected_psn(const std::string& name, int32_t ctid) noex
 /// The peer a sim queue pair connects to, from the endpoint bytes after the 64-byte ibvQ.
 struct PeerId {
     bool same_host = false;
-    int32_t pid = 0;
-    uint64_t start_time = 0;
-    uint32_t device = 0;
-    int32_t vfid = 0, ctid = 0;
-    std::string nic_name;
+    sim::Endpoint ep; ///< pid, start time, device, vfid, ctid, NIC segment name
 };
 /// Decodes `endpoint` (nullopt when it is not a sim endpoint).
 std::optional<PeerId> peer_of(std::span<const std::byte> endpoint) noexcept;

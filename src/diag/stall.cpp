@@ -127,12 +127,12 @@ void Watch::on_connect(std::span<const std::byte> endpoint) noexcept {
     slot_->peer_nic[0] = '\0';
     if (std::string_view(subject_.dev->backend_name()) == "sim") {
         if (auto p = sim_probe::peer_of(endpoint); p && p->same_host) {
-            slot_->peer_device = p->device;
-            slot_->peer_vfid = p->vfid;
-            slot_->peer_ctid = p->ctid;
-            slot_->peer_start_time = p->start_time;
-            std::strncpy(slot_->peer_nic, p->nic_name.c_str(), sizeof(slot_->peer_nic) - 1);
-            slot_->peer_pid = p->pid;
+            slot_->peer_device = p->ep.device;
+            slot_->peer_vfid = p->ep.vfid;
+            slot_->peer_ctid = p->ep.ctid;
+            slot_->peer_start_time = p->ep.start_time;
+            std::strncpy(slot_->peer_nic, p->ep.nic_name.c_str(), sizeof(slot_->peer_nic) - 1);
+            slot_->peer_pid = p->ep.pid;
         }
     }
     slot_->has_qp.store(1, std::memory_order_release);

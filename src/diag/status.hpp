@@ -69,10 +69,9 @@ struct StatusSlot {
 /// The segment of one process.
 struct StatusSegment {
     uint64_t magic = 0;
-    uint32_t version = 0;
-    int32_t pid = 0;
+    uint32_t version = 0, uid = 0;
     uint64_t start_time = 0;
-    uint32_t uid = 0;
+    int32_t pid = 0;
     uint32_t slots_used = 0;
     StatusSlot slots[k_max_slots];
 };

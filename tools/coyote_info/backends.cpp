@@ -94,13 +94,10 @@ Json shell_json(uint64_t shell_word, uint64_t control_word) {
     c.parseCtrlReg(control_word);
     Json s = Json::object();
     Json f = Json::object();
-    f.set("avx", c.en_avx);
-    f.set("writeback", c.en_wb);
-    f.set("streams", c.en_strm);
-    f.set("card_memory", c.en_mem);
-    f.set("partial_reconfiguration", c.en_pr);
-    f.set("rdma", c.en_rdma);
-    f.set("tcp", c.en_tcp);
+    const std::pair<const char*, bool> features[] = {
+        {"avx", c.en_avx},  {"writeback", c.en_wb},           {"streams", c.en_strm}, {"card_memory", c.en_mem},
+        {"partial_reconfiguration", c.en_pr}, {"rdma", c.en_rdma}, {"tcp", c.en_tcp}};
+    for (const auto& [name, on] : features) f.set(name, on);
     s.set("features", std::move(f));
     s.set("vfpgas", c.n_fpga_reg);
     s.set("ctids_per_vfpga", N_CTID_MAX);

@@ -91,19 +91,15 @@ void write_json(const Options& o, Session& s, const std::vector<Result>& results
         j.set("bytes", r.bytes);
         j.set("iterations", r.iters);
         j.set("measured", r.measured);
-        if (r.measured && o.kind == Kind::lat) {
-            j.set("t_min", r.t_min);
-            j.set("t_max", r.t_max);
-            j.set("t_typical", r.t_typical);
-            j.set("t_avg", r.t_avg);
-            j.set("t_stdev", r.t_stdev);
-            j.set("p99", r.p99);
-            j.set("p99_9", r.p999);
-        } else if (r.measured) {
-            j.set("bw_peak", r.bw_peak);
-            j.set("bw_average", r.bw_avg);
-            j.set("msg_rate_mpps", r.msg_rate);
-        }
+        const std::pair<const char*, double> lat[] = {{"t_min", r.t_min},     {"t_max", r.t_max},
+                                                      {"t_typical", r.t_typical}, {"t_avg", r.t_avg},
+                                                      {"t_stdev", r.t_stdev}, {"p99", r.p99}, {"p99_9", r.p999}};
+        const std::pair<const char*, double> bw[] = {
+            {"bw_peak", r.bw_peak}, {"bw_average", r.bw_avg}, {"msg_rate_mpps", r.msg_rate}};
+        if (r.measured && o.kind == Kind::lat)
+            for (const auto& [k, v] : lat) j.set(k, v);
+        else if (r.measured)
+            for (const auto& [k, v] : bw) j.set(k, v);
         j.set("data_verified", r.verified);
         j.set("checked_bytes", r.checked_bytes);
         rows.push(std::move(j));

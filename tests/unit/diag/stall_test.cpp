@@ -50,6 +50,9 @@ private:
     std::string path_;
 };
 
+/// Whether `text` holds `needle`.
+bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+
 /// The sim backend with short doctor periods.
 void stall_env(const char* warn_ms = "300") {
     coyote_test::child_env("shm");
@@ -69,9 +72,9 @@ void poll_for(cThread& t, CoyoteOper oper, double seconds) {
 }
 
 /// The server side of a pair: connects as server on `port`, polls LOCAL_WRITE for 2 s, then releases the client.
-int waiting_server(const Capture& cap, uint16_t port, bool release_client = true) {
+int waiting_server(const Capture& cap, uint16_t port, bool release_client = true, const char* warn_ms = "300") {
     cap.redirect();
-    stall_env();
+    stall_env(warn_ms);
     cThread t(0, ::getpid(), 0);
     t.initRDMA(1 << 16, port);
     t.getOob()->sync();
@@ -80,24 +83,27 @@ int waiting_server(const Capture& cap, uint16_t port, bool release_client = true
     return 0;
 }
 
+/// The client side that connects and never posts, until the server releases it.
+int silent_client(uint16_t port, const char* warn_ms = "300") {
+    stall_env(warn_ms);
+    cThread t(0, ::getpid(), 1);
+    t.initRDMA(1 << 16, port, "127.0.0.1");
+    t.getOob()->sync();
+    (void)t.getOob()->read_ack();
+    return 0;
+}
+
 TEST(StallDoctor, PeerThatNeverPosts) {
     const uint16_t port = coyote_test::free_port();
     Capture cap;
     Child server([&] { return waiting_server(cap, port); });
-    Child client([&] {
-        stall_env();
-        cThread t(0, ::getpid(), 1);
-        t.initRDMA(1 << 16, port, "127.0.0.1");
-        t.getOob()->sync(); // both queue pairs are connected
-        (void)t.getOob()->read_ack(); // never posts; waits until the server is done
-        return 0;
-    });
+    Child client([&] { return silent_client(port); });
     ASSERT_EQ(client.wait(), 0);
     ASSERT_EQ(server.wait(), 0);
     const std::string err = cap.text();
-    EXPECT_NE(err.find("polled counter LOCAL_WRITE = 0"), std::string::npos) << err;
-    EXPECT_NE(err.find("peer process " + std::to_string(client.pid()) + ": alive"), std::string::npos) << err;
-    EXPECT_NE(err.find("likeliest cause: peer never posted"), std::string::npos) << err;
+    EXPECT_TRUE(has(err, "polled counter LOCAL_WRITE = 0")) << err;
+    EXPECT_TRUE(has(err, "peer process " + std::to_string(client.pid()) + ": alive")) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: peer never posted")) << err;
 }
 
 TEST(StallDoctor, PeerThatDied) {
@@ -115,9 +121,8 @@ TEST(StallDoctor, PeerThatDied) {
     EXPECT_EQ(client.wait(), 128 + SIGKILL);
     ASSERT_EQ(server.wait(), 0);
     const std::string err = cap.text();
-    EXPECT_NE(err.find("GONE"), std::string::npos) << err;
-    EXPECT_NE(err.find("likeliest cause: peer gone: process " + std::to_string(client.pid())), std::string::npos)
-        << err;
+    EXPECT_TRUE(has(err, "GONE")) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: peer gone: process " + std::to_string(client.pid()))) << err;
 }
 
 TEST(StallDoctor, WriteRefusedByTheTargetsWindow) {
@@ -142,15 +147,11 @@ TEST(StallDoctor, WriteRefusedByTheTargetsWindow) {
     ASSERT_EQ(client.wait(), 0);
     ASSERT_EQ(server.wait(), 0);
     const std::string target = target_err.text(), initiator = initiator_err.text();
-    EXPECT_NE(target.find("likeliest cause: window or rkey refused: this vFPGA's NIC refused 1 request(s) of the "
-                          "peer (bounds x 1)"),
-              std::string::npos)
-        << target;
-    EXPECT_NE(initiator.find("likeliest cause: window or rkey refused: the peer's NIC refused 1 request(s) "
-                             "(bounds x 1)"),
-              std::string::npos)
-        << initiator;
-    EXPECT_NE(initiator.find("RDMA_WRITE 1/0"), std::string::npos) << initiator;
+    EXPECT_TRUE(has(target, "likeliest cause: window or rkey refused: this vFPGA's NIC refused 1 request(s) of the "
+                          "peer (bounds x 1)")) << target;
+    EXPECT_TRUE(has(initiator, "likeliest cause: window or rkey refused: the peer's NIC refused 1 request(s) "
+                             "(bounds x 1)")) << initiator;
+    EXPECT_TRUE(has(initiator, "RDMA_WRITE 1/0")) << initiator;
 }
 
 TEST(StallDoctor, CommandFifoThatStaysFull) {
@@ -173,34 +174,16 @@ TEST(StallDoctor, CommandFifoThatStaysFull) {
     });
     ASSERT_EQ(child.wait(), 0) << cap.text();
     const std::string err = cap.text();
-    EXPECT_NE(err.find("likeliest cause: back-pressure: the command FIFO of ctid 0 stays full (22 LOCAL_WRITE "
-                       "outstanding)"),
-              std::string::npos)
-        << err;
-    EXPECT_NE(err.find("LOCAL_WRITE 22/0"), std::string::npos) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: back-pressure: the command FIFO of ctid 0 stays full (22 LOCAL_WRITE "
+                       "outstanding)")) << err;
+    EXPECT_TRUE(has(err, "LOCAL_WRITE 22/0")) << err;
 }
 
 TEST(StallDoctor, QuietWhenOff) {
     const uint16_t port = coyote_test::free_port();
     Capture cap;
-    Child server([&] {
-        cap.redirect();
-        stall_env("0");
-        cThread t(0, ::getpid(), 0);
-        t.initRDMA(1 << 16, port);
-        t.getOob()->sync();
-        poll_for(t, CoyoteOper::LOCAL_WRITE, 1.0);
-        t.getOob()->send_ack(1);
-        return 0;
-    });
-    Child client([&] {
-        stall_env("0");
-        cThread t(0, ::getpid(), 1);
-        t.initRDMA(1 << 16, port, "127.0.0.1");
-        t.getOob()->sync(); // both queue pairs are connected
-        (void)t.getOob()->read_ack();
-        return 0;
-    });
+    Child server([&] { return waiting_server(cap, port, true, "0"); });
+    Child client([&] { return silent_client(port, "0"); });
     ASSERT_EQ(client.wait(), 0);
     ASSERT_EQ(server.wait(), 0);
     EXPECT_EQ(cap.text().find("coyote stall doctor"), std::string::npos) << cap.text();
@@ -224,10 +207,9 @@ TEST(StallDoctor, OnDemandThroughPrintDebugAndSigusr1) {
     });
     ASSERT_EQ(child.wait(), 0) << cap.text();
     const std::string err = cap.text();
-    EXPECT_NE(err.find("coyote stall doctor [pid " + std::to_string(child.pid()) + " device 0 vFPGA 0 ctid 0 sim]"),
-              std::string::npos)
-        << err;
-    EXPECT_NE(err.find("likeliest cause: no progress"), std::string::npos) << err;
+    const std::string tag = "coyote stall doctor [pid " + std::to_string(child.pid()) + " device 0 vFPGA 0 ctid 0 sim]";
+    EXPECT_TRUE(has(err, tag)) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: no progress")) << err;
 }
 
 }  // namespace
