@@ -15,6 +15,8 @@ namespace diag = ::coyote::detail::diag;
 
 namespace {
 
+constexpr double k_progressing_s = 1.0;
+
 std::string hex(uint64_t v, int width) {
     char b[32];
     std::snprintf(b, sizeof b, "0x%0*llx", width, static_cast<unsigned long long>(v));
@@ -72,7 +74,9 @@ Json slot_json(const diag::StatusSlot& slot, int32_t pid) {
         j.set("queue_pair", Json());
     }
     j.set("diagnoses_printed", slot.diagnoses.load());
-    j.set("diagnosis", diag::likeliest_cause(s));
+    // A cThread whose counters moved within the last second is not stalled: say so instead of guessing a cause.
+    j.set("diagnosis", s.stalled_s < k_progressing_s ? "progressing (its counters moved in the last second)"
+                                                      : diag::likeliest_cause(s));
     return j;
 }
 

@@ -28,7 +28,7 @@ void latency_stats(Result& r, std::vector<double>& samples, double loop_us, bool
     r.t_typical = samples[samples.size() / 2];
     // t_avg is the loop's figure (total time / iterations), as OSU and perftest's averages; the samples give
     // the distribution only.
-    r.t_avg = loop_us * f / static_cast<double>(samples.size());
+    r.t_avg = loop_us * f / static_cast<double>(r.iters);
     double mean = 0;
     for (double s : samples) mean += s;
     mean /= static_cast<double>(samples.size());
