@@ -14,6 +14,9 @@ namespace coyote::detail::diag {
 
 namespace {
 
+/// On demand, counters that moved more recently than this are progressing, not stalled.
+constexpr double k_progressing_s = 1.0;
+
 bool is_sim(const Snapshot& s) { return s.backend == "sim"; }
 
 uint64_t sum(const uint64_t (&v)[k_classes]) {
@@ -129,6 +132,8 @@ Snapshot take_snapshot(const StatusSlot& slot, int32_t pid) {
 
 std::string likeliest_cause(const Snapshot& s) {
     using P = Snapshot::Peer;
+    if (s.on_demand && s.stalled_s < k_progressing_s)
+        return fmt("progressing: the counters of this ctid moved %.3f s ago", s.stalled_s);
     if (s.peer == P::gone)
         return "peer gone: " + peer_name(s) + " (QPN " + fmt("0x%06x", s.remote.qpn) +
                ") has exited; nothing it was to send will arrive";
@@ -165,7 +170,8 @@ std::string likeliest_cause(const Snapshot& s) {
 std::string report(const Snapshot& s) {
     const std::string tag = fmt("coyote stall doctor [pid %d device %u vFPGA %d ctid %d %s]", s.pid, s.device,
                                 s.vfid, s.ctid, s.backend.c_str());
-    std::string out = fmt("%s: no progress for %.1f s\n", tag.c_str(), s.stalled_s);
+    std::string out = s.on_demand ? fmt("%s: on demand; last progress %.3f s ago\n", tag.c_str(), s.stalled_s)
+                                  : fmt("%s: no progress for %.1f s\n", tag.c_str(), s.stalled_s);
     if (s.polled_class != k_no_class)
         out += fmt("%s:   polled counter %s = %u\n", tag.c_str(), class_name(s.polled_class), s.polled_value);
     out += tag + ":   posted/completed: " + counters_line(s.posted, s.completed) + "\n";

@@ -28,6 +28,7 @@ struct Snapshot {
     uint32_t polled_class = k_no_class;
     uint32_t polled_value = 0;
     double stalled_s = 0.0;
+    bool on_demand = false; ///< asked for (printDebug, SIGUSR1, coyote-info -v), not a stall warning
     bool waiting_post = false;
     bool has_qp = false;
     QpSide local, remote;
@@ -48,7 +49,8 @@ struct Snapshot {
 Snapshot take_snapshot(const StatusSlot& slot, int32_t pid);
 
 /// The likeliest cause, one line, starting with its kind: "peer gone: ...", "peer never posted: ...",
-/// "window or rkey refused: ...", "back-pressure: ...", "user logic: ...", "peer idle: ...", "no peer: ...".
+/// "window or rkey refused: ...", "back-pressure: ...", "user logic: ...", "peer idle: ...", "no peer: ...";
+/// on demand, "progressing: ..." when the counters moved within the last second.
 std::string likeliest_cause(const Snapshot& s);
 
 /// The full report (several lines, each starting with "coyote stall doctor"), ending with the cause.

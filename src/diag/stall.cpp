@@ -202,7 +202,9 @@ std::string Watch::diagnose() const {
         std::lock_guard lk(self->check_mtx_);
         (void)self->refresh();
     }
-    return report(take_snapshot(*slot_, static_cast<int32_t>(::getpid())));
+    Snapshot snap = take_snapshot(*slot_, static_cast<int32_t>(::getpid()));
+    snap.on_demand = true;
+    return report(snap);
 }
 
 }  // namespace coyote::detail::diag

@@ -15,8 +15,6 @@ namespace diag = ::coyote::detail::diag;
 
 namespace {
 
-constexpr double k_progressing_s = 1.0;
-
 std::string hex(uint64_t v, int width) {
     char b[32];
     std::snprintf(b, sizeof b, "0x%0*llx", width, static_cast<unsigned long long>(v));
@@ -45,7 +43,8 @@ Json counters(const uint64_t (&posted)[diag::k_classes], const uint32_t (&comple
 }
 
 Json slot_json(const diag::StatusSlot& slot, int32_t pid) {
-    const diag::Snapshot s = diag::take_snapshot(slot, pid);
+    diag::Snapshot s = diag::take_snapshot(slot, pid);
+    s.on_demand = true;
     Json j = Json::object();
     j.set("device", s.device);
     j.set("vfid", s.vfid);
@@ -74,9 +73,7 @@ Json slot_json(const diag::StatusSlot& slot, int32_t pid) {
         j.set("queue_pair", Json());
     }
     j.set("diagnoses_printed", slot.diagnoses.load());
-    // A cThread whose counters moved within the last second is not stalled: say so instead of guessing a cause.
-    j.set("diagnosis", s.stalled_s < k_progressing_s ? "progressing (its counters moved in the last second)"
-                                                      : diag::likeliest_cause(s));
+    j.set("diagnosis", diag::likeliest_cause(s));
     return j;
 }
 

@@ -199,7 +199,9 @@ TEST(StallDoctor, OnDemandThroughPrintDebugAndSigusr1) {
         testing::internal::CaptureStdout();
         t.printDebug();
         const std::string out = testing::internal::GetCapturedStdout();
-        coyote_test::check(out.find("likeliest cause: no progress") != std::string::npos, "printDebug: " + out);
+        coyote_test::check(has(out, "on demand; last progress") && has(out, "likeliest cause: progressing"),
+                           "printDebug: " + out);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1200)); // now nothing moved for over a second
         ::raise(SIGUSR1);
         for (int i = 0; i < 200 && cap.text().find("likeliest cause") == std::string::npos; ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
