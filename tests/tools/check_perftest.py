@@ -5,6 +5,8 @@ that both sides verified the data, and the --out_json file.
 
 usage: check_perftest.py tcp <tool> <size>...
        check_perftest.py mpi <size>... -- <mpiexec command line running the tool>
+       check_perftest.py mismatch <tool>    (server and client started with other -n: both refuse, naming it)
+       check_perftest.py badopt <tool>      (a malformed option is refused, naming it)
 """
 import json
 import os
@@ -19,6 +21,13 @@ LAT_COLS = (" #bytes #iterations    t_min[usec]    t_max[usec]  t_typical[usec] 
             "99% percentile[usec]   99.9% percentile[usec] ")
 BW_COLS = " #bytes     #iterations    BW peak[MB/sec]    BW average[MB/sec]   MsgRate[Mpps]"
 ITERS = 200
+
+
+def backend_env():
+    """The environment of the tools: COYOTE_BACKEND as given (the hw tests set it and the fake driver), else sim."""
+    env = dict(os.environ)
+    env.setdefault("COYOTE_BACKEND", "sim")
+    return env
 
 
 def free_port():
@@ -60,7 +69,7 @@ def check_json(path, size):
 
 
 def run_tcp(tool, size, tmp):
-    env = dict(os.environ, COYOTE_BACKEND="sim")
+    env = backend_env()
     port = str(free_port())
     common = ["-p", port, "-s", str(size), "-n", str(ITERS)]
     js = os.path.join(tmp, f"client_{size}.json")
@@ -82,7 +91,7 @@ def run_tcp(tool, size, tmp):
 def run_mpi(cmd, size, tmp):
     js = os.path.join(tmp, f"mpi_{size}.json")
     p = subprocess.run(cmd + ["-s", str(size), "-n", str(ITERS), "--out_json_file", js], capture_output=True,
-                       text=True, timeout=180, env=dict(os.environ, COYOTE_BACKEND="sim"))
+                       text=True, timeout=180, env=backend_env())
     assert p.returncode == 0, f"mpirun exit {p.returncode}:\n{p.stdout}{p.stderr}"
     assert p.stdout.count("data verified: every received message matched") == 2, p.stdout
     assert p.stdout.count("Data ex. method : MPI") == 2, p.stdout
@@ -91,8 +100,32 @@ def run_mpi(cmd, size, tmp):
     check_client(p.stdout, tool, size)
 
 
+def run_mismatch(tool):
+    env = backend_env()
+    port = str(free_port())
+    srv = subprocess.Popen([tool, "-d", "0", "-p", port, "-n", "100"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.3)
+    cli = subprocess.run([tool, "-d", "1", "-p", port, "-n", "200", "127.0.0.1"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    srv_out, _ = srv.communicate(timeout=120)
+    for who, rc, out in (("client", cli.returncode, cli.stderr), ("server", srv.returncode, srv_out)):
+        assert rc == 1 and "other -s / -a / -n options" in out, f"{who} exit {rc}: {out}"
+
+
+def run_badopt(tool):
+    for args, needle in ((["-s", "12k"], "-s takes a number, got '12k'"), (["-n", "2"], "-n 2 is out of range"),
+                         (["--bogus"], "unknown option --bogus")):
+        p = subprocess.run([tool] + args, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and needle in p.stderr, f"{args}: exit {p.returncode}: {p.stderr}"
+
+
 def main():
     mode = sys.argv[1]
+    if mode in ("mismatch", "badopt"):
+        (run_mismatch if mode == "mismatch" else run_badopt)(sys.argv[2])
+        print(f"{mode}: checked")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         if mode == "tcp":
             tool, sizes = sys.argv[2], [int(s) for s in sys.argv[3:]]
