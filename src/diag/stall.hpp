@@ -18,7 +18,7 @@
 namespace coyote::detail::diag {
 
 /// Polls between two slow-path checks.
-inline constexpr uint32_t k_check_period = 1024;
+inline constexpr uint32_t k_check_period = 4096;
 
 /// The cThread the doctor watches (outlives the Watch).
 struct Subject {
