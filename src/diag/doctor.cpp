@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 
 #include "backend/sim/identity.hpp"
 #include "backend/sim/segments.hpp"
@@ -60,6 +61,15 @@ void find_peer_slot(Snapshot& s, const StatusSlot& slot) {
     }
 }
 
+/// True when process `pid` is stopped (state T or t in /proc/<pid>/stat).
+bool process_stopped(int32_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto paren = stat.rfind(')');
+    return paren != std::string::npos && paren + 2 < stat.size() && (stat[paren + 2] == 'T' || stat[paren + 2] == 't');
+}
+
 void probe_peer(Snapshot& s, const StatusSlot& slot) {
     if (!s.has_qp) return;
     s.peer = Snapshot::Peer::unknown;
@@ -69,6 +79,7 @@ void probe_peer(Snapshot& s, const StatusSlot& slot) {
                                                                           : Snapshot::Peer::gone;
     }
     find_peer_slot(s, slot);
+    s.peer_stopped = s.peer == Snapshot::Peer::alive && s.peer_pid != 0 && process_stopped(s.peer_pid);
     if (is_sim(s)) {
         s.refused_here = sim_probe::rejections(sim_probe::nic_name(s.pid, s.device, s.vfid));
         if (slot.peer_nic[0] != '\0' && s.peer != Snapshot::Peer::gone)
@@ -137,6 +148,9 @@ std::string likeliest_cause(const Snapshot& s) {
     if (s.peer == P::gone)
         return "peer gone: " + peer_name(s) + " (QPN " + fmt("0x%06x", s.remote.qpn) +
                ") has exited; nothing it was to send will arrive";
+    if (s.peer_stopped)
+        return "peer stopped: " + peer_name(s) + " is stopped (SIGSTOP, a debugger or job control); it posts "
+               "nothing until it is continued";
     if (s.refused_there.total > 0)
         return "window or rkey refused: the peer's NIC refused " + std::to_string(s.refused_there.total) +
                " request(s) (" + s.refused_there.by_check + "): the target range lies outside its registered "
@@ -182,7 +196,8 @@ std::string report(const Snapshot& s) {
                    static_cast<unsigned long long>(s.remote.vaddr));
         if (s.expected_psn_known) out += fmt("; expects PSN 0x%06x next", s.expected_psn);
         out += "\n";
-        const char* state = s.peer == Snapshot::Peer::alive ? "alive, same host"
+        const char* state = s.peer_stopped                   ? "alive but STOPPED, same host"
+                            : s.peer == Snapshot::Peer::alive ? "alive, same host"
                             : s.peer == Snapshot::Peer::gone ? "GONE"
                                                              : "unknown (not visible from this host)";
         out += fmt("%s:   peer %s: %s", tag.c_str(), s.peer_pid ? peer_name(s).c_str() : "?", state);

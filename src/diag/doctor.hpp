@@ -37,6 +37,7 @@ struct Snapshot {
     // The peer.
     enum class Peer { none, unknown, alive, gone } peer = Peer::none;
     int32_t peer_pid = 0;
+    bool peer_stopped = false; ///< alive but stopped (SIGSTOP, a debugger, job control)
     bool peer_slot_found = false;
     uint64_t peer_posted[k_classes] = {};
     uint32_t peer_completed[k_classes] = {};
@@ -48,7 +49,8 @@ struct Snapshot {
 /// counters, and on sim the NICs' rejection counters and the live completion counters.
 Snapshot take_snapshot(const StatusSlot& slot, int32_t pid);
 
-/// The likeliest cause, one line, starting with its kind: "peer gone: ...", "peer never posted: ...",
+/// The likeliest cause, one line, starting with its kind: "peer gone: ...", "peer stopped: ...",
+/// "peer never posted: ...",
 /// "window or rkey refused: ...", "back-pressure: ...", "user logic: ...", "peer idle: ...", "no peer: ...";
 /// on demand, "progressing: ..." when the counters moved within the last second.
 std::string likeliest_cause(const Snapshot& s);

@@ -125,6 +125,24 @@ TEST(StallDoctor, PeerThatDied) {
     EXPECT_TRUE(has(err, "likeliest cause: peer gone: process " + std::to_string(client.pid()))) << err;
 }
 
+TEST(StallDoctor, PeerThatIsStopped) {
+    const uint16_t port = coyote_test::free_port();
+    Capture cap;
+    Child server([&] { return waiting_server(cap, port, false); });
+    Child client([&] {
+        stall_env();
+        cThread t(0, ::getpid(), 1);
+        t.initRDMA(1 << 16, port, "127.0.0.1");
+        t.getOob()->sync();
+        ::raise(SIGSTOP); // stays stopped until the test kills it
+        return 0;
+    });
+    ASSERT_EQ(server.wait(), 0);
+    const std::string err = cap.text();
+    EXPECT_TRUE(has(err, "alive but STOPPED")) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: peer stopped: process " + std::to_string(client.pid()))) << err;
+}
+
 TEST(StallDoctor, WriteRefusedByTheTargetsWindow) {
     const uint16_t port = coyote_test::free_port();
     Capture target_err, initiator_err;
