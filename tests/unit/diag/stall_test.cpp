@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -83,14 +84,19 @@ int waiting_server(const Capture& cap, uint16_t port, bool release_client = true
     return 0;
 }
 
-/// The client side that connects and never posts, until the server releases it.
-int silent_client(uint16_t port, const char* warn_ms = "300") {
+/// The client side: connects, then runs `then` (never posting).
+int client_then(uint16_t port, const char* warn_ms, const std::function<void(cThread&)>& then) {
     stall_env(warn_ms);
     cThread t(0, ::getpid(), 1);
     t.initRDMA(1 << 16, port, "127.0.0.1");
     t.getOob()->sync();
-    (void)t.getOob()->read_ack();
+    then(t);
     return 0;
+}
+
+/// The client side that connects and never posts, until the server releases it.
+int silent_client(uint16_t port, const char* warn_ms = "300") {
+    return client_then(port, warn_ms, [](cThread& t) { (void)t.getOob()->read_ack(); });
 }
 
 TEST(StallDoctor, PeerThatNeverPosts) {
@@ -110,14 +116,7 @@ TEST(StallDoctor, PeerThatDied) {
     const uint16_t port = coyote_test::free_port();
     Capture cap;
     Child server([&] { return waiting_server(cap, port, false); });
-    Child client([&] {
-        stall_env();
-        cThread t(0, ::getpid(), 1);
-        t.initRDMA(1 << 16, port, "127.0.0.1");
-        t.getOob()->sync(); // both queue pairs are connected
-        ::raise(SIGKILL); // dies without a word
-        return 0;
-    });
+    Child client([&] { return client_then(port, "300", [](cThread&) { ::raise(SIGKILL); }); }); // dies silently
     EXPECT_EQ(client.wait(), 128 + SIGKILL);
     ASSERT_EQ(server.wait(), 0);
     const std::string err = cap.text();
@@ -129,14 +128,7 @@ TEST(StallDoctor, PeerThatIsStopped) {
     const uint16_t port = coyote_test::free_port();
     Capture cap;
     Child server([&] { return waiting_server(cap, port, false); });
-    Child client([&] {
-        stall_env();
-        cThread t(0, ::getpid(), 1);
-        t.initRDMA(1 << 16, port, "127.0.0.1");
-        t.getOob()->sync();
-        ::raise(SIGSTOP); // stays stopped until the test kills it
-        return 0;
-    });
+    Child client([&] { return client_then(port, "300", [](cThread&) { ::raise(SIGSTOP); }); }); // until killed
     ASSERT_EQ(server.wait(), 0);
     const std::string err = cap.text();
     EXPECT_TRUE(has(err, "alive but STOPPED")) << err;
