@@ -51,7 +51,7 @@ struct StatusSlot {
     std::atomic<uint32_t> polled_class{k_no_class};
     std::atomic<uint32_t> polled_value{0};
     std::atomic<uint64_t> checks{0};          ///< slow-path checks so far
-    std::atomic<int64_t> last_progress_ns{0}; ///< CLOCK_MONOTONIC of the last change seen
+    std::atomic<int64_t> last_progress_ns{0}; ///< monotonic_ns() of the last change seen
     std::atomic<int64_t> last_check_ns{0};
     std::atomic<uint32_t> waiting_post{0};    ///< 1 while an invoke waits for a full command FIFO
     std::atomic<uint32_t> has_qp{0};
@@ -76,7 +76,7 @@ struct StatusSegment {
     StatusSlot slots[k_max_slots];
 };
 
-/// CLOCK_MONOTONIC nanoseconds.
+/// CLOCK_MONOTONIC_COARSE nanoseconds (the same time base in every process, timer-tick resolution).
 int64_t monotonic_ns() noexcept;
 
 /// The slot for a new cThread of this process, or null when the segment cannot be created or is full (the
