@@ -5,7 +5,8 @@
 // forced TCP wire. Each registered buffer (32 MiB) is split into a source half (filled with the owner's
 // pattern) and a destination half. Per size, the baselines run right before the coyote benchmarks:
 //
-//   latency (one operation per iteration; p50/p95/p99 per operation)
+//   latency (one operation per iteration; p50/p95/p99 per operation, and loop_us: the same operation run
+//   state.iterations() times back to back and timed once, the figure perftest and OSU report)
 //     mpi_pingpong_lat    MPI_Send/MPI_Recv ping-pong, half round trip
 //     rdma_write_lat      RDMA WRITE ping-pong (rank 1 writes back once rank 0's write landed), half round trip
 //     mpi_get_lat         MPI_Get + MPI_Win_flush of a passive window
@@ -40,10 +41,17 @@
 
 #include <coyote/cThread.hpp>
 
+#include "detail/settings.hpp"
+
 namespace {
 
 using coyote::CoyoteOper;
 namespace cb = coyote::bench;
+namespace settings = ::coyote::detail::settings;
+
+const settings::Flag k_mpi_only{"COYOTE_BENCH_MPI_ONLY", "bench", false,
+                                "rdma_bench: only the MPI ping-pong, in a process that never initialises the coyote "
+                                "runtime (no cThread, no sim device)"};
 
 constexpr uint32_t k_buf = 32u << 20;
 constexpr uint32_t k_half = k_buf / 2;
@@ -200,6 +208,15 @@ std::optional<std::vector<double>> timed(benchmark::State& state, Body&& body) {
     return samples;
 }
 
+/// timed(), then the loop figure perftest and OSU report (cb::loop_counter: `loop_us`, a loop of as many
+/// iterations timed as a whole, divided by `divisor`); nullopt when either failed.
+template <class Body>
+std::optional<std::vector<double>> timed_with_loop(benchmark::State& state, double divisor, Body&& body) {
+    auto samples = timed(state, body);
+    if (!samples || !cb::loop_counter(state, state.iterations(), divisor, body)) return std::nullopt;
+    return samples;
+}
+
 /// Verifies the run of a coyote benchmark (`ok` on this rank, else `what` fails it), then its counters for
 /// `messages` messages of `size` bytes per iteration: latency (samples / `lat_divisor`), throughput, and each
 /// `ratios` counter against its baseline's median of the same size.
@@ -228,7 +245,7 @@ void finish_baseline(benchmark::State& state, bool ok, const std::string& what, 
 void bm_mpi_pingpong(benchmark::State& state, int64_t size) {
     const auto n = static_cast<int>(size);
     clear_dst(static_cast<std::size_t>(size));
-    const auto samples = timed(state, [&] {
+    const auto samples = timed_with_loop(state, 2.0, [&] {
         if (cb::rank() == 0) {
             MPI_Send(g_src.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD);
             MPI_Recv(g_dst.data(), n, MPI_BYTE, g_peer, 5, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
@@ -247,7 +264,7 @@ void bm_rdma_write_lat(benchmark::State& state, int64_t size) {
     coyote::cThread& t = reset(g_shm);
     const auto n = static_cast<uint32_t>(size);
     uint32_t round = 0;
-    const auto samples = timed(state, [&] {
+    const auto samples = timed_with_loop(state, 2.0, [&] {
         ++round;
         const coyote::rdmaSg sg = {.local_offs = 0, .remote_offs = k_half, .len = n};
         if (cb::rank() == 0) {
@@ -270,7 +287,7 @@ void bm_rdma_write_lat(benchmark::State& state, int64_t size) {
 void bm_mpi_get_lat(benchmark::State& state, int64_t size) {
     const auto n = static_cast<int>(size);
     clear_dst(static_cast<std::size_t>(size));
-    const auto samples = timed(state, [&] {
+    const auto samples = timed_with_loop(state, 1.0, [&] {
         if (cb::rank() == 0) {
             MPI_Get(g_dst.data(), n, MPI_BYTE, g_peer, 0, n, MPI_BYTE, g_get_win);
             MPI_Win_flush(g_peer, g_get_win);
@@ -286,7 +303,7 @@ void bm_rdma_read_lat(benchmark::State& state, int64_t size) {
     coyote::cThread& t = reset(g_shm);
     const auto n = static_cast<uint32_t>(size);
     uint32_t done = 0;
-    const auto samples = timed(state, [&] {
+    const auto samples = timed_with_loop(state, 1.0, [&] {
         if (cb::rank() != 0) return true; // the target is passive
         t.invoke(CoyoteOper::REMOTE_RDMA_READ, coyote::rdmaSg{.local_offs = k_half, .remote_offs = 0, .len = n});
         return cb::wait_completed(t, CoyoteOper::REMOTE_RDMA_READ, ++done);
@@ -451,11 +468,18 @@ void bm_rdma_write_tcpwire_bw(benchmark::State& state, int64_t size) {
 
 void setup() {
     g_peer = 1 - cb::rank();
-    g_shm = wire_qp(0, "shm");
-    g_tcp = wire_qp(1, "tcp");
     g_src.resize(k_half);
     fill_pattern(g_src.data(), k_half, cb::rank());
     g_dst.assign(k_half, 0);
+    if (k_mpi_only.get()) { // the MPI library alone, without the runtime's threads and shared memory around it
+        cb::set_context("runtime", "not initialised (COYOTE_BENCH_MPI_ONLY=1)");
+        for (int64_t size = k_min_size; size <= k_max_size; size *= 4)
+            benchmark::RegisterBenchmark(("mpi_pingpong_lat/" + std::to_string(size)).c_str(), bm_mpi_pingpong, size)
+                ->UseManualTime();
+        return;
+    }
+    g_shm = wire_qp(0, "shm");
+    g_tcp = wire_qp(1, "tcp");
     MPI_Win_allocate(k_half, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &g_put_mem, &g_put_win);
     MPI_Win_allocate(k_half, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &g_get_mem, &g_get_win);
     fill_pattern(g_get_mem, k_half, cb::rank());

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Runs the whole coyote-mpi benchmark suite and writes every JSON report, log and plot into one folder.
 #
-#   scripts/run_benchmarks.sh [--quick] [--build DIR] [--min-time SECONDS] [RESULTS_DIR]
+#   scripts/run_benchmarks.sh [--quick] [--build DIR] [--min-time SECONDS] [--repeat N] [RESULTS_DIR]
 #
 #   RESULTS_DIR      output folder (default: $COYOTE_BENCH_RESULTS or results/<timestamp>)
 #   --quick          short run: min time 0.02 s, fewer sizes, bootstrap at 2/4/8/16 ranks with 2 iterations
 #   --build DIR      build directory with benchmarks/ (default: $COYOTE_BUILD_DIR or ./build)
 #   --min-time S     --benchmark_min_time of the local, rdma and collective suites (default 0.1)
+#   --repeat N       alternated latency runs for the spread (default 3, --quick 2; 0 skips them)
 #
-# Suites: local (1 process), rdma (2 ranks), collectives (2 and 4 ranks, if built), bootstrap (2, 4, 8, 16 ranks,
-# oversubscribed). Afterwards scripts/plot_benchmarks.py draws the charts into RESULTS_DIR/plots and prints
+# Suites: local (1 process), stall (the stall doctor's cost on checkCompleted, 1 process), rdma (2 ranks),
+# collectives (2 and 4 ranks, if built), bootstrap (2, 4, 8, 16 ranks, oversubscribed). Then N alternated latency
+# runs: the rdma latency benchmarks, then the MPI ping-pong alone in processes that never initialise the runtime
+# (COYOTE_BENCH_MPI_ONLY=1), N times in turn; scripts/bench_spread.py reports min / median / max of p50_us and
+# loop_us over the runs (RESULTS_DIR/spread.txt): one run on a shared machine shows one of several speed modes. Afterwards scripts/plot_benchmarks.py draws the charts into RESULTS_DIR/plots and prints
 # the target summary (also in RESULTS_DIR/summary.txt). Exit status: non-zero if any suite failed.
 set -u -o pipefail
 
@@ -19,6 +23,7 @@ build="${COYOTE_BUILD_DIR:-${root}/build}"
 out="${COYOTE_BENCH_RESULTS:-}"
 quick=0
 min_time=""
+repeat=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 ;;
@@ -26,7 +31,9 @@ while [[ $# -gt 0 ]]; do
         --build=*) build="${1#*=}" ;;
         --min-time) min_time="$2"; shift ;;
         --min-time=*) min_time="${1#*=}" ;;
-        -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --repeat) repeat="$2"; shift ;;
+        --repeat=*) repeat="${1#*=}" ;;
+        -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
         -*) echo "run_benchmarks.sh: unknown option $1" >&2; exit 2 ;;
         *) out="$1" ;;
     esac
@@ -35,6 +42,13 @@ done
 [[ -n "${out}" ]] || out="${root}/results/$(date +%Y%m%d-%H%M%S)"
 if [[ -z "${min_time}" ]]; then
     if [[ ${quick} -eq 1 ]]; then min_time=0.02; else min_time=0.1; fi
+fi
+if [[ -z "${repeat}" ]]; then
+    if [[ ${quick} -eq 1 ]]; then repeat=2; else repeat=3; fi
+fi
+if ! [[ "${repeat}" =~ ^[0-9]+$ ]]; then
+    echo "run_benchmarks.sh: --repeat takes a number, got '${repeat}'" >&2
+    exit 2
 fi
 bench_dir="${build}/benchmarks"
 if [[ ! -x "${bench_dir}/local_bench" ]]; then
@@ -94,6 +108,7 @@ start=${SECONDS}
 } > "${out}/machine.txt"
 
 run_suite local 0 "${bench_dir}/local_bench" ${local_filter:+"${local_filter}"}
+[[ -x "${bench_dir}/stall_bench" ]] && run_suite stall 0 "${bench_dir}/stall_bench"
 run_suite rdma 2 "${bench_dir}/rdma_bench" ${rdma_filter:+"${rdma_filter}"}
 if [[ -x "${bench_dir}/coll_bench" ]]; then
     run_suite coll 2 "${bench_dir}/coll_bench" ${coll_filter:+"${coll_filter}"}
@@ -106,6 +121,19 @@ if [[ -x "${bench_dir}/bootstrap_bench" ]]; then
         COYOTE_BENCH_BOOTSTRAP_ITERS="${COYOTE_BENCH_BOOTSTRAP_ITERS:-${boot_iters}}" \
             run_suite "bootstrap_np${n}" "${n}" "${bench_dir}/bootstrap_bench"
     done
+fi
+# Alternated latency runs: coyote's latency benchmarks, then the MPI ping-pong in processes of their own that never
+# initialise the runtime, in turn; the spread over the runs goes to spread.txt.
+lat_filter="--benchmark_filter=_lat/"
+[[ ${quick} -eq 1 ]] && lat_filter="--benchmark_filter=_lat/(8|512|32768)/"
+mkdir -p "${out}/runs"
+for ((r = 1; r <= repeat; ++r)); do
+    run_suite "runs/lat_r${r}_coyote" 2 "${bench_dir}/rdma_bench" "${lat_filter}"
+    COYOTE_BENCH_MPI_ONLY=1 run_suite "runs/lat_r${r}_mpi_only" 2 "${bench_dir}/rdma_bench" "${lat_filter}"
+done
+if [[ ${repeat} -gt 0 ]]; then
+    /usr/bin/python3 "${here}/bench_spread.py" "${out}"/runs/lat_r*_*.json | tee "${out}/spread.txt"
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || failed+=("spread")
 fi
 echo "load after: $(cat /proc/loadavg)" >> "${out}/machine.txt"
 echo "total: $((SECONDS - start)) s" >> "${out}/machine.txt"

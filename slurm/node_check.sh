@@ -16,6 +16,9 @@
 #                hwloc locality (NUMA node, CPU set)
 #   hugepages    free hugepages from /proc/meminfo; at least COYOTE_MIN_FREE_HUGEPAGES (default 1 on hw,
 #                0 on sim)
+#   runtime view coyote-info (COYOTE_INFO, else in PATH, else the build tree next to this script) opens every
+#                vFPGA of COYOTE_DEVICE through the runtime's backend and logs what it sees (vFPGAs, features,
+#                IP, page sizes); a vFPGA it cannot open is a problem. Skipped with a warning when not found.
 #   binaries     every path in COYOTE_REQUIRED_BINARIES (space separated) exists and is executable here
 set -u -o pipefail
 
@@ -191,6 +194,41 @@ if [[ -r /proc/meminfo ]]; then
     fi
 else
     problem "/proc/meminfo unreadable, free hugepages unknown"
+fi
+
+# ---- the runtime's own view (coyote-info) -------------------------------------------------------------
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+info_bin=${COYOTE_INFO:-$(command -v coyote-info 2>/dev/null || true)}
+[[ -z "${info_bin}" && -x "${here}/../build/tools/coyote-info" ]] && info_bin="${here}/../build/tools/coyote-info"
+if [[ -z "${info_bin}" ]]; then
+    say "warning: coyote-info not found (set COYOTE_INFO or put it in PATH): runtime view skipped"
+elif [[ "${backend}" == sim || "${backend}" == hw ]]; then
+    if info_json=$("${info_bin}" --json -b "${backend}" -d "${device}" 2>&1); then
+        # One line per device; "PROBLEM: ..." lines for vFPGAs the runtime could not open.
+        while IFS= read -r l; do
+            if [[ "${l}" == PROBLEM:* ]]; then problem "${l#PROBLEM: }"; else say "coyote-info: ${l}"; fi
+        done < <(/usr/bin/python3 -c '
+import json, sys
+doc = json.load(sys.stdin)
+for b in doc["backends"]:
+    if "error" in b:
+        print("PROBLEM: coyote-info: %s backend: %s" % (b["backend"], b["error"]))
+    for d in b.get("devices", []):
+        ok = [v for v in d["vfpgas"] if "shell" in v]
+        for v in d["vfpgas"]:
+            if "error" in v:
+                print("PROBLEM: coyote-info: %s device %d vFPGA %d does not open: %s"
+                      % (b["backend"], d["device"], v["vfid"], v["error"]))
+        if ok:
+            s = ok[0]["shell"]
+            feats = ",".join(k for k, on in s["features"].items() if on)
+            print("%s device %d: %d of %d vFPGAs open, IP %s, features %s, pages %d/%d bytes"
+                  % (b["backend"], d["device"], len(ok), s["vfpgas"], d.get("ip", "?"), feats,
+                     s["page_size_small"], s["page_size_large"]))
+' <<<"${info_json}" 2>&1)
+    else
+        problem "coyote-info failed: ${info_json}"
+    fi
 fi
 
 # ---- binaries ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 #include "backend/device.hpp"
 #include "backend/registers.hpp"
 #include "detail/format.hpp"
+#include "diag/stall.hpp"
 #include "detail/settings.hpp"
 #include "detail/vfpga_lock.hpp"
 #include "oob/peer_check.hpp"
@@ -68,19 +69,27 @@ public:
     std::unique_ptr<OobChannel> oob;
     std::unique_ptr<detail::VfpgaLock> vlock;
     bool lock_held = false;
+    detail::diag::Watch watch; ///< the stall doctor (last: destroyed first)
 
     void post(const Command& cmd) {
         auto deadline = std::chrono::steady_clock::time_point{};
         for (unsigned spins = 0;; ++spins) {
-            if (dev->post(cmd) == PostStatus::ok) return;
+            if (dev->post(cmd) == PostStatus::ok) {
+                watch.on_post(detail::cmpl_class_of(cmd.oper));
+                if (spins >= 0xFF) watch.on_backpressure(true);
+                return;
+            }
             // Back-pressure: the command FIFO is full. Yield so that oversubscribed ranks progress.
             if (spins == 0) deadline = std::chrono::steady_clock::now() + post_timeout();
             if ((spins & 0xFF) == 0xFF) {
+                watch.on_backpressure(false);
                 dev->raise_pending_error(cmd.ctid);
-                if (std::chrono::steady_clock::now() > deadline)
+                if (std::chrono::steady_clock::now() > deadline) {
+                    watch.on_backpressure(true);
                     throw_error(Errc::timeout, std::string("invoke ") + oper_name(cmd.oper),
                                 "command FIFO of ctid " + std::to_string(cmd.ctid) + " stayed full for " +
                                     std::to_string(post_timeout().count()) + " ms (COYOTE_POST_TIMEOUT_MS)");
+                }
             }
             ::sched_yield();
         }
@@ -110,6 +119,7 @@ cThread::cThread(int32_t vfid_, pid_t hpid_, uint32_t device, std::function<void
         }
         impl->vlock = std::make_unique<detail::VfpgaLock>(device, vfid_);
         impl->dev->clear_completed(ctid);
+        impl->watch.attach({impl->dev.get(), device, vfid_, ctid, qpair.get()});
     } catch (...) {
         impl->dev->set_interrupt_handler(ctid, nullptr);
         impl->dev->unregister_ctid(ctid);
@@ -318,7 +328,10 @@ void cThread::invoke(CoyoteOper oper, tcpSg /*sg*/, bool /*last*/) {
 }
 
 uint32_t cThread::checkCompleted(CoyoteOper oper) const {
-    return impl->dev->poll_completed(ctid, detail::cmpl_class_of(oper));
+    const CmplClass cls = detail::cmpl_class_of(oper);
+    const uint32_t value = impl->dev->poll_completed(ctid, cls);
+    impl->watch.on_poll(cls, value); // the stall doctor: a counter decrement, its check every k_check_period polls
+    return value;
 }
 
 void cThread::clearCompleted() { impl->dev->clear_completed(ctid); }
@@ -384,6 +397,7 @@ void cThread::connectQp(std::span<const std::byte> peer_blob, uint32_t port) {
     impl->qp_port = port;
     writeQpContext(port);
     doArpLookup(qpair->remote.ip_addr);
+    impl->watch.on_connect(peer_blob.subspan(sizeof(ibvQ)));
 }
 
 void* cThread::initRDMA(uint64_t buffer_size, uint16_t port, const char* server_address) {
@@ -488,6 +502,7 @@ void cThread::printDebug() const {
                       qpair->remote.size, qpair->remote.ip_addr);
         os << line;
     }
+    os << impl->watch.diagnose();
     std::cout << os.str() << std::flush;
 }
 

@@ -166,6 +166,35 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
     return timed_loop(state, sync, samples, std::forward<Body>(body), [] {});
 }
 
+/// The loop figure perftest and OSU report, next to the per-iteration samples of timed_loop: after a barrier,
+/// `body` runs `iters` times back to back and is timed once; the MAX over the ranks, divided by `iters` and
+/// `divisor` (2 for the half round trip of a ping-pong), becomes counter "loop_us". `iters` must be the same on
+/// every rank (e.g. state.iterations()). Returns false (the benchmark failed on every rank) when `body` failed.
+template <typename Body>
+bool loop_counter(benchmark::State& state, int64_t iters, double divisor, Body&& body) {
+    using Clock = std::chrono::steady_clock;
+    if (size() > 1) MPI_Barrier(MPI_COMM_WORLD);
+    bool ok = true;
+    std::string error = "data path failed or timed out";
+    const auto t0 = Clock::now();
+    try {
+        for (int64_t i = 0; i < iters && ok; ++i) ok = body();
+    } catch (const std::exception& e) {
+        ok = false;
+        error = e.what();
+    }
+    double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    double failed = ok ? 0.0 : static_cast<double>(rank() + 1);
+    if (!ok) detail::report_local_failure("loop figure: " + error);
+    if (size() > 1) detail::reduce_iteration(seconds, failed);
+    if (failed != 0.0) {
+        fail(state, "loop figure: iteration failed on rank " + std::to_string(static_cast<int>(failed) - 1));
+        return false;
+    }
+    state.counters["loop_us"] = seconds * 1e6 / static_cast<double>(iters) / divisor;
+    return true;
+}
+
 /// Polls `t` until it counts `target` completions of the class of `op`; false after 10 s. Inline: it runs inside
 /// the timed region.
 inline bool wait_completed(const coyote::cThread& t, coyote::CoyoteOper op, uint32_t target) {

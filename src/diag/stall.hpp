@@ -1,0 +1,82 @@
+// coyote-mpi diagnostics: the stall doctor of one cThread. Its hot hook (on_poll) is a relaxed counter
+// decrement; every k_check_period polls the slow path reads the clock and the counters, publishes them in the
+// status segment and, after COYOTE_STALL_WARN_MS without progress, prints a diagnosis (then with back-off).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <string>
+
+#include <coyote/cDefs.hpp>
+
+#include "backend/device.hpp"
+#include "diag/status.hpp"
+
+namespace coyote::detail::diag {
+
+/// Polls between two slow-path checks.
+inline constexpr uint32_t k_check_period = 4096;
+
+/// The cThread the doctor watches (outlives the Watch).
+struct Subject {
+    Device* dev = nullptr;
+    uint32_t device = 0;
+    int32_t vfid = 0;
+    int32_t ctid = 0;
+    const ibvQp* qp = nullptr;
+};
+
+class Watch {
+public:
+    Watch() = default;
+    ~Watch();
+    Watch(const Watch&) = delete;
+    Watch& operator=(const Watch&) = delete;
+
+    /// Starts watching `s` (a slot in the status segment, the SIGUSR1 registry). With COYOTE_STALL_WARN_MS=0 the
+    /// doctor is off for this cThread: no slot (coyote-info -v does not see it), no slow-path checks; the
+    /// diagnosis on demand still works. Throws coyote::Error on a malformed COYOTE_STALL_WARN_MS.
+    void attach(const Subject& s);
+
+    /// After every poll of counter `cls` (value `value`).
+    void on_poll(CmplClass cls, uint32_t value) noexcept {
+        const uint32_t c = countdown_.load(std::memory_order_relaxed);
+        countdown_.store(c - 1, std::memory_order_relaxed);
+        if (c == 1) [[unlikely]]
+            check(static_cast<uint32_t>(cls), value, false);
+    }
+    /// After a command of class `cls` was posted.
+    void on_post(CmplClass cls) noexcept {
+        if (slot_ == nullptr) return;
+        auto& p = slot_->posted[static_cast<uint32_t>(cls)];
+        p.store(p.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    /// While an invoke waits for a full command FIFO (every few hundred retries); `done` when it got in.
+    void on_backpressure(bool done) noexcept;
+    /// The queue pair was connected; `endpoint` is what the peer's backend sent after its ibvQ.
+    void on_connect(std::span<const std::byte> endpoint) noexcept;
+
+    /// The diagnosis now (printDebug, SIGUSR1).
+    std::string diagnose() const;
+
+private:
+    void check(uint32_t cls, uint32_t value, bool posting) noexcept;
+    /// Reads the completion counters into the slot; returns the progress signature.
+    uint64_t refresh() noexcept;
+    void publish_qp() noexcept;
+
+    std::atomic<uint32_t> countdown_{k_check_period};
+    Subject subject_;
+    StatusSlot* slot_ = nullptr;
+    StatusSlot local_slot_; ///< used when the status segment is unavailable
+    std::mutex check_mtx_;  ///< one slow-path check at a time (try_lock)
+    uint64_t last_sig_ = ~0ULL;
+    int64_t warn_ns_ = 0;   ///< COYOTE_STALL_WARN_MS when attached; 0: off
+    int64_t next_report_ns_ = 0;
+    bool attached_ = false;
+};
+
+}  // namespace coyote::detail::diag

@@ -1,0 +1,142 @@
+#!/usr/bin/python3
+"""A perftest-style tool at two sizes on sim: server + client as two processes (TCP out-of-band), or under
+mpirun -np 2. Checks the header, the exact column line, one row per size with the right number of fields,
+that both sides verified the data, and the --out_json file.
+
+usage: check_perftest.py tcp <tool> <size>...
+       check_perftest.py mpi <size>... -- <mpiexec command line running the tool>
+       check_perftest.py mismatch <tool>    (server and client started with other -n: both refuse, naming it)
+       check_perftest.py badopt <tool>      (a malformed option is refused, naming it)
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+LAT_COLS = (" #bytes #iterations    t_min[usec]    t_max[usec]  t_typical[usec]    t_avg[usec]    t_stdev[usec]   "
+            "99% percentile[usec]   99.9% percentile[usec] ")
+BW_COLS = " #bytes     #iterations    BW peak[MB/sec]    BW average[MB/sec]   MsgRate[Mpps]"
+ITERS = 200
+
+
+def backend_env():
+    """The environment of the tools: COYOTE_BACKEND as given (the hw tests set it and the fake driver), else sim."""
+    env = dict(os.environ)
+    env.setdefault("COYOTE_BACKEND", "sim")
+    return env
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def check_client(out, tool, size):
+    kind = "lat" if tool.endswith("_lat") else "bw"
+    lines = out.splitlines()
+    assert any(re.match(r"^ local address: LID 0000 QPN 0x[0-9a-f]{4,} PSN 0x[0-9a-f]{6} RKey 0x[0-9a-f]+ "
+                        r"VAddr 0x[0-9a-f]{14}$", l) for l in lines), out
+    assert any(l.startswith(" remote address: LID 0000 QPN 0x") for l in lines), out
+    cols = LAT_COLS if kind == "lat" else BW_COLS
+    assert cols in lines, f"column line missing:\n{out}"
+    # The first numeric line after the columns (under mpirun the other rank's lines may come in between).
+    row = next(l for l in lines[lines.index(cols) + 1:] if re.match(r"^ \d+ ", l)).split()
+    assert len(row) == (9 if kind == "lat" else 5), f"row {row}"
+    assert int(row[0]) == size and int(row[1]) == ITERS, f"row {row} for size {size}"
+    values = [float(v) for v in row[2:]]
+    assert all(v > 0 for v in values), f"row {row}: a figure is not positive"
+    if kind == "lat":
+        t_min, t_max, t_typ, _, _, p99, p999 = values
+        assert t_min <= t_typ <= p99 <= p999 <= t_max, f"row {row}: distribution out of order"
+    else:
+        assert values[0] >= values[1], f"row {row}: peak below average"
+
+
+def check_verified(out, who):
+    assert "data verified: every received message matched" in out, f"{who} did not verify the data:\n{out}"
+
+
+def check_json(path, size):
+    with open(path) as f:
+        doc = json.load(f)
+    [r] = doc["results"]
+    assert r["bytes"] == size and r["iterations"] == ITERS and r["data_verified"] is True, doc
+
+
+def run_tcp(tool, size, tmp):
+    env = backend_env()
+    port = str(free_port())
+    common = ["-p", port, "-s", str(size), "-n", str(ITERS)]
+    js = os.path.join(tmp, f"client_{size}.json")
+    srv = subprocess.Popen([tool, "-d", "0"] + common, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+    time.sleep(0.3)
+    cli = subprocess.run([tool, "-d", "1"] + common + ["--out_json_file", js, "127.0.0.1"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    srv_out, _ = srv.communicate(timeout=120)
+    assert cli.returncode == 0, f"client exit {cli.returncode}:\n{cli.stdout}{cli.stderr}"
+    assert srv.returncode == 0, f"server exit {srv.returncode}:\n{srv_out}"
+    check_client(cli.stdout, os.path.basename(tool), size)
+    check_verified(cli.stdout, "client")
+    check_verified(srv_out, "server")
+    assert "Side           : server" in srv_out
+    check_json(js, size)
+
+
+def run_mpi(cmd, size, tmp):
+    js = os.path.join(tmp, f"mpi_{size}.json")
+    p = subprocess.run(cmd + ["-s", str(size), "-n", str(ITERS), "--out_json_file", js], capture_output=True,
+                       text=True, timeout=180, env=backend_env())
+    assert p.returncode == 0, f"mpirun exit {p.returncode}:\n{p.stdout}{p.stderr}"
+    assert p.stdout.count("data verified: every received message matched") == 2, p.stdout
+    assert p.stdout.count("Data ex. method : MPI") == 2, p.stdout
+    tool = next(os.path.basename(a) for a in cmd if re.search(r"coyote_\w+_(lat|bw)$", a))
+    # Both ranks print to the same stream: check the client's table (the rows follow the column line).
+    check_client(p.stdout, tool, size)
+
+
+def run_mismatch(tool):
+    env = backend_env()
+    port = str(free_port())
+    srv = subprocess.Popen([tool, "-d", "0", "-p", port, "-n", "100"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.3)
+    cli = subprocess.run([tool, "-d", "1", "-p", port, "-n", "200", "127.0.0.1"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    srv_out, _ = srv.communicate(timeout=120)
+    for who, rc, out in (("client", cli.returncode, cli.stderr), ("server", srv.returncode, srv_out)):
+        assert rc == 1 and "other -s / -a / -n options" in out, f"{who} exit {rc}: {out}"
+
+
+def run_badopt(tool):
+    for args, needle in ((["-s", "12k"], "-s takes a number, got '12k'"), (["-n", "2"], "-n 2 is out of range"),
+                         (["--bogus"], "unknown option --bogus")):
+        p = subprocess.run([tool] + args, capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1 and needle in p.stderr, f"{args}: exit {p.returncode}: {p.stderr}"
+
+
+def main():
+    mode = sys.argv[1]
+    if mode in ("mismatch", "badopt"):
+        (run_mismatch if mode == "mismatch" else run_badopt)(sys.argv[2])
+        print(f"{mode}: checked")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        if mode == "tcp":
+            tool, sizes = sys.argv[2], [int(s) for s in sys.argv[3:]]
+            for s in sizes:
+                run_tcp(tool, s, tmp)
+        else:
+            sep = sys.argv.index("--")
+            sizes, cmd = [int(s) for s in sys.argv[2:sep]], sys.argv[sep + 1:]
+            for s in sizes:
+                run_mpi(cmd, s, tmp)
+    print(f"{mode}: sizes {sizes} checked")
+
+
+main()

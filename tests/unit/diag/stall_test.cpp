@@ -1,0 +1,227 @@
+// Tests of the stall doctor (src/diag): stalls set up between two forked processes on the sim backend must be
+// diagnosed with the right cause (peer never posts, peer died, WRITE refused by the target's window, a full
+// command FIFO); the diagnosis on demand (printDebug, SIGUSR1); COYOTE_STALL_WARN_MS=0 keeps it quiet.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <coyote/cThread.hpp>
+
+#include "unit/rdma_test_support.hpp"
+
+namespace {
+
+using coyote::CoyoteOper;
+using coyote::cThread;
+using coyote_test::Child;
+
+/// A file for a child's stderr, removed at the end of the test.
+class Capture {
+public:
+    Capture() {
+        char tmpl[] = "/tmp/coyote_stall_test_XXXXXX";
+        const int fd = ::mkstemp(tmpl);
+        if (fd >= 0) ::close(fd);
+        path_ = tmpl;
+    }
+    ~Capture() { ::unlink(path_.c_str()); }
+    /// In the child: sends stderr to the file.
+    void redirect() const {
+        const int fd = ::open(path_.c_str(), O_WRONLY | O_TRUNC);
+        if (fd >= 0) ::dup2(fd, STDERR_FILENO);
+    }
+    std::string text() const {
+        std::ifstream in(path_);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        return ss.str();
+    }
+
+private:
+    std::string path_;
+};
+
+/// Whether `text` holds `needle`.
+bool has(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+
+/// The sim backend with short doctor periods.
+void stall_env(const char* warn_ms = "300") {
+    coyote_test::child_env("shm");
+    ::setenv("COYOTE_STALL_WARN_MS", warn_ms, 1);
+}
+
+/// Polls checkCompleted(oper) for `seconds` (errors a poll raises are swallowed: the doctor must still speak).
+void poll_for(cThread& t, CoyoteOper oper, double seconds) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (std::chrono::steady_clock::now() < end) {
+        try {
+            (void)t.checkCompleted(oper);
+        } catch (const coyote::Error&) {
+        }
+        std::this_thread::yield();
+    }
+}
+
+/// The server side of a pair: connects as server on `port`, polls LOCAL_WRITE for 2 s, then releases the client.
+int waiting_server(const Capture& cap, uint16_t port, bool release_client = true, const char* warn_ms = "300") {
+    cap.redirect();
+    stall_env(warn_ms);
+    cThread t(0, ::getpid(), 0);
+    t.initRDMA(1 << 16, port);
+    t.getOob()->sync();
+    poll_for(t, CoyoteOper::LOCAL_WRITE, 2.0);
+    if (release_client) t.getOob()->send_ack(1);
+    return 0;
+}
+
+/// The client side: connects, then runs `then` (never posting).
+int client_then(uint16_t port, const char* warn_ms, const std::function<void(cThread&)>& then) {
+    stall_env(warn_ms);
+    cThread t(0, ::getpid(), 1);
+    t.initRDMA(1 << 16, port, "127.0.0.1");
+    t.getOob()->sync();
+    then(t);
+    return 0;
+}
+
+/// The client side that connects and never posts, until the server releases it.
+int silent_client(uint16_t port, const char* warn_ms = "300") {
+    return client_then(port, warn_ms, [](cThread& t) { (void)t.getOob()->read_ack(); });
+}
+
+TEST(StallDoctor, PeerThatNeverPosts) {
+    const uint16_t port = coyote_test::free_port();
+    Capture cap;
+    Child server([&] { return waiting_server(cap, port); });
+    Child client([&] { return silent_client(port); });
+    ASSERT_EQ(client.wait(), 0);
+    ASSERT_EQ(server.wait(), 0);
+    const std::string err = cap.text();
+    EXPECT_TRUE(has(err, "polled counter LOCAL_WRITE = 0")) << err;
+    EXPECT_TRUE(has(err, "peer process " + std::to_string(client.pid()) + ": alive")) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: peer never posted")) << err;
+}
+
+TEST(StallDoctor, PeerThatDied) {
+    const uint16_t port = coyote_test::free_port();
+    Capture cap;
+    Child server([&] { return waiting_server(cap, port, false); });
+    Child client([&] { return client_then(port, "300", [](cThread&) { ::raise(SIGKILL); }); }); // dies silently
+    EXPECT_EQ(client.wait(), 128 + SIGKILL);
+    ASSERT_EQ(server.wait(), 0);
+    const std::string err = cap.text();
+    EXPECT_TRUE(has(err, "GONE")) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: peer gone: process " + std::to_string(client.pid()))) << err;
+}
+
+TEST(StallDoctor, PeerThatIsStopped) {
+    const uint16_t port = coyote_test::free_port();
+    Capture cap;
+    Child server([&] { return waiting_server(cap, port, false); });
+    Child client([&] { return client_then(port, "300", [](cThread&) { ::raise(SIGSTOP); }); }); // until killed
+    ASSERT_EQ(server.wait(), 0);
+    const std::string err = cap.text();
+    EXPECT_TRUE(has(err, "alive but STOPPED")) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: peer stopped: process " + std::to_string(client.pid()))) << err;
+}
+
+TEST(StallDoctor, WriteRefusedByTheTargetsWindow) {
+    const uint16_t port = coyote_test::free_port();
+    Capture target_err, initiator_err;
+    Child server([&] { return waiting_server(target_err, port); });
+    Child client([&] {
+        initiator_err.redirect();
+        stall_env();
+        cThread t(0, ::getpid(), 1);
+        void* buf = t.initRDMA(1 << 16, port, "127.0.0.1");
+        t.getOob()->sync(); // both queue pairs are connected
+        // 1 MiB past the target's 64 KiB buffer: no window covers it.
+        const auto outside = reinterpret_cast<uint64_t>(t.getQpair()->remote.vaddr) + (1 << 20);
+        t.invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, buf, outside, 64);
+        const coyote::Error e = coyote_test::wait_error(t);
+        std::fprintf(stderr, "initiator got: %s\n", e.what());
+        poll_for(t, CoyoteOper::REMOTE_RDMA_WRITE, 1.5); // the program keeps waiting for its WRITE
+        (void)t.getOob()->read_ack();
+        return 0;
+    });
+    ASSERT_EQ(client.wait(), 0);
+    ASSERT_EQ(server.wait(), 0);
+    const std::string target = target_err.text(), initiator = initiator_err.text();
+    EXPECT_TRUE(has(target, "likeliest cause: window or rkey refused: this vFPGA's NIC refused 1 request(s) of the "
+                          "peer (bounds x 1)")) << target;
+    EXPECT_TRUE(has(initiator, "likeliest cause: window or rkey refused: the peer's NIC refused 1 request(s) "
+                             "(bounds x 1)")) << initiator;
+    EXPECT_TRUE(has(initiator, "RDMA_WRITE 1/0")) << initiator;
+}
+
+TEST(StallDoctor, CommandFifoThatStaysFull) {
+    Capture cap;
+    Child child([&] {
+        cap.redirect();
+        stall_env();
+        ::setenv("COYOTE_POST_TIMEOUT_MS", "2000", 1);
+        cThread t(0, ::getpid(), 0);
+        void* buf = t.getMem({coyote::CoyoteAllocType::REG, 4096});
+        // LOCAL_WRITEs wait for user-logic output that never comes (nothing is read in): the FIFO fills up.
+        try {
+            for (int i = 0; i < coyote::CMD_FIFO_DEPTH; ++i)
+                t.invoke(CoyoteOper::LOCAL_WRITE, coyote::localSg{.addr = buf, .len = 64});
+        } catch (const coyote::Error& e) {
+            std::fprintf(stderr, "invoke gave up: %s\n", e.what());
+            return e.code() == coyote::make_error_code(coyote::Errc::timeout) ? 0 : 3;
+        }
+        return 4;
+    });
+    ASSERT_EQ(child.wait(), 0) << cap.text();
+    const std::string err = cap.text();
+    EXPECT_TRUE(has(err, "likeliest cause: back-pressure: the command FIFO of ctid 0 stays full (22 LOCAL_WRITE "
+                       "outstanding)")) << err;
+    EXPECT_TRUE(has(err, "LOCAL_WRITE 22/0")) << err;
+}
+
+TEST(StallDoctor, QuietWhenOff) {
+    const uint16_t port = coyote_test::free_port();
+    Capture cap;
+    Child server([&] { return waiting_server(cap, port, true, "0"); });
+    Child client([&] { return silent_client(port, "0"); });
+    ASSERT_EQ(client.wait(), 0);
+    ASSERT_EQ(server.wait(), 0);
+    EXPECT_EQ(cap.text().find("coyote stall doctor"), std::string::npos) << cap.text();
+}
+
+TEST(StallDoctor, OnDemandThroughPrintDebugAndSigusr1) {
+    Capture cap;
+    Child child([&] {
+        cap.redirect();
+        stall_env();
+        ::setenv("COYOTE_STALL_SIGNAL", "1", 1);
+        cThread t(0, ::getpid(), 0);
+        testing::internal::CaptureStdout();
+        t.printDebug();
+        const std::string out = testing::internal::GetCapturedStdout();
+        coyote_test::check(has(out, "on demand; last progress") && has(out, "likeliest cause: progressing"),
+                           "printDebug: " + out);
+        std::this_thread::sleep_for(std::chrono::milliseconds(1200)); // now nothing moved for over a second
+        ::raise(SIGUSR1);
+        for (int i = 0; i < 200 && cap.text().find("likeliest cause") == std::string::npos; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        return 0;
+    });
+    ASSERT_EQ(child.wait(), 0) << cap.text();
+    const std::string err = cap.text();
+    const std::string tag = "coyote stall doctor [pid " + std::to_string(child.pid()) + " device 0 vFPGA 0 ctid 0 sim]";
+    EXPECT_TRUE(has(err, tag)) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: no progress")) << err;
+}
+
+}  // namespace

@@ -1,0 +1,92 @@
+// coyote-mpi perftest-style tools (coyote_write_lat, coyote_write_bw, coyote_read_lat, coyote_read_bw,
+// coyote_send_lat, coyote_send_bw): options, results and the pieces the six tools share.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <coyote/cThread.hpp>
+
+namespace coyote::tools::perftest {
+
+enum class Verb { write, read, send };
+enum class Kind { lat, bw };
+
+/// Command-line options, as perftest's where they make sense.
+struct Options {
+    Verb verb = Verb::write;
+    Kind kind = Kind::lat;
+    std::optional<std::string> server; ///< client of this server; unset: server (TCP mode)
+    uint16_t port = 18515;             ///< -p (perftest's default port)
+    uint64_t size = 2;                 ///< -s
+    bool all = false;                  ///< -a: 2 B .. 8 MiB
+    uint32_t iters = 1000;             ///< -n
+    bool gbits = false;                ///< --report_gbits
+    std::string json_file;             ///< --out_json / --out_json_file: results as JSON
+    uint32_t device = 0;               ///< -d
+    int32_t vfid = 0;                  ///< -i
+    bool device_set = false, vfid_set = false;
+    std::string tool;                  ///< the tool's name
+};
+
+/// Parses the command line of tool (`verb`, `kind`); throws coyote::Error (invalid_argument) naming the bad
+/// option; returns nullopt after printing the help (-h).
+std::optional<Options> parse_options(int argc, char** argv, Verb verb, Kind kind);
+/// The message sizes of a run (one, or every power of two from 2 B to 8 MiB with -a).
+std::vector<uint64_t> sizes_of(const Options& o);
+
+/// One connected pair: a cThread whose queue pair is wired to the peer's, over TCP (perftest style) or MPI.
+class Session {
+public:
+    virtual ~Session() = default;
+    virtual cThread& thread() = 0;
+    /// The side that posts first / reads (perftest's client).
+    virtual bool client() const = 0;
+    /// "Ethernet (TCP out-of-band)" or "MPI".
+    virtual const char* exchange_method() const = 0;
+    /// The registered buffer (2 x the largest size).
+    virtual std::byte* buffer() = 0;
+};
+
+/// Opens the session: under mpirun -np 2 (when built with the MPI layer) rank 0 serves and rank 1 connects;
+/// else TCP as perftest (server without an address). `buffer_size` bytes are registered on both sides.
+std::unique_ptr<Session> open_session(const Options& o, uint64_t buffer_size, int* argc, char*** argv);
+
+/// One measured size.
+struct Result {
+    uint64_t bytes = 0;
+    uint32_t iters = 0;
+    // latency (usec)
+    double t_min = 0, t_max = 0, t_typical = 0, t_avg = 0, t_stdev = 0, p99 = 0, p999 = 0;
+    // bandwidth
+    double bw_peak = 0, bw_avg = 0, msg_rate = 0; ///< MB/sec (or Gb/sec) and Mpps
+    bool measured = false; ///< this side measured (the passive side of a READ does not)
+    bool verified = false; ///< the received data matched the sender's pattern
+    uint64_t checked_bytes = 0;
+};
+
+/// Runs one size on this side (the peer runs the same call); verifies the received bytes.
+Result run_size(Session& s, const Options& o, uint64_t size, uint64_t max_size);
+
+/// Latency figures from per-iteration samples (usec) and the loop's total time (usec) for `iters` iterations;
+/// `halve` for one-way latencies of round trips (write, send).
+void latency_stats(Result& r, std::vector<double>& samples, double loop_us, bool halve);
+/// Bandwidth figures from the post timestamps (usec, one per message) and the loop's total time.
+void bandwidth_stats(Result& r, const std::vector<double>& post_us, double loop_us, bool gbits);
+
+/// The perftest header: test name, settings, local and remote address lines.
+void print_header(const Options& o, Session& s);
+/// The column header line of the test's table.
+void print_columns(const Options& o);
+/// One table row.
+void print_row(const Options& o, const Result& r);
+/// Writes the results as JSON to o.json_file (no-op when empty).
+void write_json(const Options& o, Session& s, const std::vector<Result>& results);
+
+/// "RDMA_Write", "RDMA_Read", "Send".
+const char* verb_label(Verb v);
+
+}  // namespace coyote::tools::perftest

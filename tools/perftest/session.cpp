@@ -1,0 +1,118 @@
+// coyote-mpi perftest-style tools: connecting the pair over TCP (perftest style: server, or client of <server>)
+// or, under mpirun -np 2, over MPI; both sides then check that they were started with the same options.
+#include <unistd.h>
+
+#include <cstring>
+
+#include <coyote/error.hpp>
+
+#include "backend/device.hpp"
+#include "detail/settings.hpp"
+#include "perftest/perftest.hpp"
+
+#ifdef COYOTE_PERFTEST_MPI
+#include <coyote/mpi/mpi.hpp>
+#endif
+
+namespace coyote::tools::perftest {
+
+namespace {
+
+namespace settings = ::coyote::detail::settings;
+
+/// The options both sides must share, as 32-bit words.
+std::vector<uint32_t> shared_words(const Options& o) {
+    return {static_cast<uint32_t>(o.verb) * 16 + static_cast<uint32_t>(o.kind), static_cast<uint32_t>(o.size),
+            o.all ? 1u : 0u, o.iters};
+}
+
+/// Both sides compare their options over the out-of-band channel; throws on a mismatch.
+void agree(cThread& t, const Options& o) {
+    OobChannel* oob = t.getOob();
+    const auto mine = shared_words(o);
+    uint32_t verdict = 1;
+    if (oob->is_client()) {
+        for (uint32_t w : mine) oob->send_ack(w);
+        verdict = oob->read_ack();
+    } else {
+        for (uint32_t w : mine) verdict &= oob->read_ack() == w ? 1u : 0u;
+        oob->send_ack(verdict);
+    }
+    if (verdict != 1)
+        throw_error(Errc::invalid_argument, o.tool,
+                    "the peer runs another test or other -s / -a / -n options; start both sides alike");
+}
+
+class TcpSession final : public Session {
+public:
+    TcpSession(const Options& o, uint64_t size) : t_(o.vfid, ::getpid(), o.device), client_(o.server.has_value()) {
+        buf_ = static_cast<std::byte*>(t_.initRDMA(size, o.port, client_ ? o.server->c_str() : nullptr));
+        agree(t_, o);
+    }
+    ~TcpSession() override { t_.closeConn(); }
+    cThread& thread() override { return t_; }
+    bool client() const override { return client_; }
+    const char* exchange_method() const override { return "Ethernet (TCP out-of-band)"; }
+    std::byte* buffer() override { return buf_; }
+
+private:
+    cThread t_;
+    bool client_;
+    std::byte* buf_ = nullptr;
+};
+
+#ifdef COYOTE_PERFTEST_MPI
+bool under_mpi_launcher() {
+    return settings::foreign("OMPI_COMM_WORLD_SIZE") || settings::foreign("PMI_SIZE") ||
+           settings::foreign("PMIX_RANK");
+}
+
+class MpiSession final : public Session {
+public:
+    MpiSession(const Options& o, uint64_t size, int* argc, char*** argv) : env_(argc, argv), world_() {
+        if (world_.size() != 2)
+            throw_error(Errc::invalid_argument, o.tool,
+                        "under mpirun it takes exactly 2 ranks (mpirun -np 2), got " + std::to_string(world_.size()));
+        Options mine = o;
+        if (selected_backend_is_sim(o) && !o.device_set) mine.device = static_cast<uint32_t>(world_.local_rank());
+        if (!selected_backend_is_sim(o) && !o.vfid_set) mine.vfid = world_.local_rank();
+        t_ = std::make_unique<cThread>(mine.vfid, ::getpid(), mine.device);
+        buf_ = static_cast<std::byte*>(t_->initRDMA(size, coyote::mpi::make_mpi_oob(world_, 1 - world_.rank())));
+        agree(*t_, o);
+    }
+    ~MpiSession() override { t_.reset(); }
+    cThread& thread() override { return *t_; }
+    bool client() const override { return world_.rank() == 1; }
+    const char* exchange_method() const override { return "MPI"; }
+    std::byte* buffer() override { return buf_; }
+
+private:
+    static bool selected_backend_is_sim(const Options& o) {
+        return coyote::detail::selected_backend(o.device, o.vfid) == "sim";
+    }
+
+    coyote::mpi::Environment env_;
+    coyote::mpi::Communicator world_;
+    std::unique_ptr<cThread> t_;
+    std::byte* buf_ = nullptr;
+};
+#endif
+
+}  // namespace
+
+std::unique_ptr<Session> open_session(const Options& o, uint64_t buffer_size, int* argc, char*** argv) {
+#ifdef COYOTE_PERFTEST_MPI
+    if (under_mpi_launcher()) {
+        if (o.server)
+            throw_error(Errc::invalid_argument, o.tool, "under mpirun the ranks find each other: drop the server "
+                                                        "address");
+        return std::make_unique<MpiSession>(o, buffer_size, argc, argv);
+    }
+#else
+    (void)argc;
+    (void)argv;
+#endif
+    return std::make_unique<TcpSession>(o, buffer_size);
+}
+
+}  // namespace coyote::tools::perftest
