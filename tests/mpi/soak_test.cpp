@@ -31,14 +31,16 @@ constexpr std::size_t k_max_len = 256 << 10;
 constexpr std::array<uint32_t, 6> k_sizes = {64, 4096, 1000, 65536, 200000, 262144};
 
 uint64_t fnv1a(const uint8_t* p, std::size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+    constexpr uint64_t k_offset = 1469598103934665603, k_prime = 1099511628211;
+    uint64_t h = k_offset;
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * k_prime;
     return h;
 }
 
 /// Byte i of the payload rank `from` sends rank `to` in round `round`.
 void fill(uint8_t* p, std::size_t n, int from, int to, uint64_t round) {
-    uint64_t x = (round + 1) * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(from) << 40) ^ static_cast<uint64_t>(to);
+    constexpr uint64_t k_golden = 0x9E3779B97F4A7C15;
+    uint64_t x = ((round + 1) * k_golden) ^ (static_cast<uint64_t>(from) << 40) ^ static_cast<uint64_t>(to);
     for (std::size_t i = 0; i < n; ++i) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         p[i] = static_cast<uint8_t>(x);
