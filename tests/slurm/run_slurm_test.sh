@@ -100,6 +100,9 @@ if [[ -d "${WORK_DIR}/run" ]]; then
         fi
     done
 fi
+# munged's socket directory of an earlier run (see below), when that run could not remove it.
+old_socket_dir=$(cat "${WORK_DIR}/run/munge.socketdir" 2>/dev/null || true)
+[[ "${old_socket_dir}" =~ ^/tmp/coyote-munge\.[A-Za-z0-9]+$ ]] && rm -rf "${old_socket_dir}"
 rm -rf "${WORK_DIR}"
 mkdir -p "${WORK_DIR}" || fatal "cannot create ${WORK_DIR}"
 WORK_DIR=$(cd "${WORK_DIR}" && pwd)
@@ -121,6 +124,7 @@ MUNGE_DIR=${WORK_DIR}/munge
 mkdir -p "${MUNGE_DIR}" && chmod 700 "${MUNGE_DIR}"
 SOCKET_TMP=$(mktemp -d /tmp/coyote-munge.XXXXXX) || fatal "mktemp failed"
 chmod 711 "${SOCKET_TMP}"
+echo "${SOCKET_TMP}" >"${RUN_DIR}/munge.socketdir"
 MUNGE_SOCKET=${SOCKET_TMP}/munge.sock
 
 # Free TCP ports: bound to port 0 by the kernel, released, then handed to the daemons.
