@@ -28,33 +28,51 @@ struct Service {
     std::thread runner;
 };
 
+std::string bitstream_path(const std::string& model) {
+    return "/tmp/coyote-fuzz-service-" + std::to_string(::getpid()) + "-" + model + ".bin";
+}
+
 std::string bitstream(const std::string& model) {
     const auto bytes = rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, model, ""});
-    const std::string path = "/tmp/coyote-fuzz-service-" + std::to_string(::getpid()) + "-" + model + ".bin";
+    const std::string path = bitstream_path(model);
     std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     return path;
 }
 
+Service start_service() {
+    ::signal(SIGPIPE, SIG_IGN);
+    ::setenv("COYOTE_BACKEND", "sim", 0);
+    ::setenv("COYOTE_SERVICE_REQUEST_TIMEOUT_MS", "100", 1);
+    Service x;
+    x.svc = coyote::cService::getInstance("fuzz-" + std::to_string(::getpid()), false, 0);
+    const std::string a = bitstream("passthrough"), b = bitstream("vadd");
+    x.svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t, int32_t>>(
+        10, a, [](coyote::cThread*, int32_t p, int32_t q) { return static_cast<int32_t>(uint32_t(p) + uint32_t(q)); }));
+    x.svc->addFunction(std::make_unique<coyote::cFunc<int64_t, int64_t, int64_t>>(
+        11, b, [](coyote::cThread*, int64_t p, int64_t q) { return static_cast<int64_t>(uint64_t(p) * uint64_t(q)); }));
+    x.svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(
+        12, a, [](coyote::cThread*, int32_t) -> int32_t { throw std::runtime_error("refused by the function"); }));
+    x.runner = std::thread([svc = x.svc] { svc->run(); });
+    for (int i = 0; i < 500 && !x.svc->isRunning(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!x.svc->isRunning()) coyote::fuzz::finding("the service did not start");
+    return x;
+}
+
+Service& service();
+
+/// libFuzzer ends with exit(): the serving thread stops and is joined before the service instance is destroyed.
+void stop_service() {
+    Service& s = service();
+    s.svc->stop();
+    if (s.runner.joinable()) s.runner.join();
+    coyote::cService::releaseInstance(0);
+    for (const char* model : {"passthrough", "vadd"}) ::unlink(bitstream_path(model).c_str());
+}
+
 Service& service() {
-    static Service s = [] {
-        ::signal(SIGPIPE, SIG_IGN);
-        ::setenv("COYOTE_BACKEND", "sim", 0);
-        ::setenv("COYOTE_SERVICE_REQUEST_TIMEOUT_MS", "100", 1);
-        Service x;
-        x.svc = coyote::cService::getInstance("fuzz-" + std::to_string(::getpid()), false, 0);
-        const std::string a = bitstream("passthrough"), b = bitstream("vadd");
-        x.svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t, int32_t>>(
-            10, a, [](coyote::cThread*, int32_t p, int32_t q) { return static_cast<int32_t>(uint32_t(p) + uint32_t(q)); }));
-        x.svc->addFunction(std::make_unique<coyote::cFunc<int64_t, int64_t, int64_t>>(
-            11, b, [](coyote::cThread*, int64_t p, int64_t q) { return static_cast<int64_t>(uint64_t(p) * uint64_t(q)); }));
-        x.svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(
-            12, a, [](coyote::cThread*, int32_t) -> int32_t { throw std::runtime_error("refused by the function"); }));
-        x.runner = std::thread([svc = x.svc] { svc->run(); });
-        x.runner.detach();
-        for (int i = 0; i < 500 && !x.svc->isRunning(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        if (!x.svc->isRunning()) coyote::fuzz::finding("the service did not start");
-        return x;
-    }();
+    static Service s = start_service();
+    static const bool stop_registered = std::atexit(stop_service) == 0;
+    (void)stop_registered;
     return s;
 }
 
