@@ -40,7 +40,12 @@ run_asan() {
         -DCOYOTE_SANITIZE=address,undefined -DCOYOTE_FUZZ=ON \
         -DCOYOTE_FUZZ_SECONDS="${COYOTE_FUZZ_SECONDS:-20}"
     cmake --build "$dir" -j"$jobs"
-    (cd "$dir" && ctest --output-on-failure --parallel 2 -L 'unit|mpi' -LE example)
+    # LeakSanitizer runs on the unit suite. Processes that load Open MPI run without it: Open MPI leaks from
+    # components it dlopen()s and unloads at exit, whose stacks LeakSanitizer can no longer name, so no
+    # suppression can single them out (AddressSanitizer and UBSan stay on).
+    (cd "$dir" && ctest --output-on-failure --parallel 2 -L unit -E '^package_test$')
+    (cd "$dir" && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure --parallel 2 -L mpi -LE example)
+    (cd "$dir" && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure -R '^package_test$')
     # One fuzz target at a time: each uses one core and the other is left to the target's server threads.
     (cd "$dir" && ctest --output-on-failure -L fuzz)
 }
