@@ -29,6 +29,8 @@ constexpr std::size_t k_read_in = 256 << 10;    // where READs from the peer lan
 constexpr std::size_t k_write_in = 512 << 10;   // where the peer's WRITEs land
 constexpr std::size_t k_max_len = 256 << 10;
 constexpr std::array<uint32_t, 6> k_sizes = {64, 4096, 1000, 65536, 200000, 262144};
+static_assert(k_src + k_max_len <= k_read_in && k_read_in + k_max_len <= k_write_in && k_write_in + k_max_len <= k_buffer,
+              "the three regions of a buffer do not overlap");
 
 uint64_t fnv1a(const uint8_t* p, std::size_t n) {
     constexpr uint64_t k_offset = 1469598103934665603, k_prime = 1099511628211;
@@ -51,6 +53,23 @@ uint64_t expected_sum(int from, int to, uint64_t round, std::size_t n) {
     std::vector<uint8_t> v(n);
     fill(v.data(), n, from, to, round);
     return fnv1a(v.data(), n);
+}
+
+/// The payload size rank `rank` uses in `round`.
+uint32_t len_of(int rank, uint64_t round) {
+    return k_sizes[(round + static_cast<uint64_t>(rank)) % k_sizes.size()];
+}
+
+/// Whether `len` bytes at `at` are what rank `from` sent rank `to` in `round`.
+bool payload_ok(const void* at, int from, int to, uint64_t round, std::size_t len) {
+    return fnv1a(static_cast<const uint8_t*>(at), len) == expected_sum(from, to, round, len);
+}
+
+/// Waits for the next completion of `oper` on `t` (`done` counts those seen); false when it never came.
+bool next_completion(coyote::cThread& t, CoyoteOper oper, uint32_t& done) {
+    const bool ok = coyote_test::wait_count(t, oper, done + 1);
+    done = t.checkCompleted(oper);
+    return ok;
 }
 
 struct Totals {
@@ -79,8 +98,7 @@ TEST(Soak, RdmaAndCollectivesWithCheckedPayloads) {
         uint64_t go = me == 0 ? (std::chrono::steady_clock::now() < until ? 1 : 0) : 0;
         coll.broadcast(&go, 1, Datatype::uint64, 0);
         if (go == 0) break;
-        const uint32_t len = k_sizes[(round + static_cast<uint64_t>(me)) % k_sizes.size()];
-        const uint32_t peer_len_seed = static_cast<uint32_t>(round);
+        const uint32_t len = len_of(me, round);
         // 1. Payloads for every peer, then WRITE them into the peer's inbox.
         for (int p : qps.peers()) fill(static_cast<uint8_t*>(qps.buffer(p)) + k_src, len, me, p, round);
         coll.barrier();
@@ -89,31 +107,26 @@ TEST(Soak, RdmaAndCollectivesWithCheckedPayloads) {
                                  coyote::rdmaSg{.local_offs = k_src, .remote_offs = k_write_in, .len = len});
             ++t.writes, t.write_bytes += len;
         }
-        for (int p : qps.peers()) {
-            auto& done = writes_done[static_cast<std::size_t>(p)];
-            if (!coyote_test::wait_count(qps.thread(p), CoyoteOper::REMOTE_RDMA_WRITE, done + 1)) ++t.lost;
-            done = qps.thread(p).checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
-        }
+        for (int p : qps.peers())
+            if (!next_completion(qps.thread(p), CoyoteOper::REMOTE_RDMA_WRITE, writes_done[static_cast<std::size_t>(p)]))
+                ++t.lost;
         // 2. Every rank's WRITEs have completed: check the inboxes, then READ each peer's payload back.
         coll.barrier();
         for (int p : qps.peers()) {
-            const uint32_t plen = k_sizes[(round + static_cast<uint64_t>(p)) % k_sizes.size()];
-            const auto* in = static_cast<const uint8_t*>(qps.buffer(p)) + k_write_in;
-            if (fnv1a(in, plen) != expected_sum(p, me, round, plen)) ++t.mismatches;
+            const uint32_t plen = len_of(p, round);
+            if (!payload_ok(static_cast<const uint8_t*>(qps.buffer(p)) + k_write_in, p, me, round, plen)) ++t.mismatches;
             qps.thread(p).invoke(CoyoteOper::REMOTE_RDMA_READ,
                                  coyote::rdmaSg{.local_offs = k_read_in, .remote_offs = k_src, .len = plen});
             ++t.reads, t.read_bytes += plen;
         }
         for (int p : qps.peers()) {
-            auto& done = reads_done[static_cast<std::size_t>(p)];
-            if (!coyote_test::wait_count(qps.thread(p), CoyoteOper::REMOTE_RDMA_READ, done + 1)) ++t.lost;
-            done = qps.thread(p).checkCompleted(CoyoteOper::REMOTE_RDMA_READ);
-            const uint32_t plen = k_sizes[(round + static_cast<uint64_t>(p)) % k_sizes.size()];
-            const auto* got = static_cast<const uint8_t*>(qps.buffer(p)) + k_read_in;
-            if (fnv1a(got, plen) != expected_sum(p, me, round, plen)) ++t.mismatches;
+            if (!next_completion(qps.thread(p), CoyoteOper::REMOTE_RDMA_READ, reads_done[static_cast<std::size_t>(p)]))
+                ++t.lost;
+            const uint8_t* got = static_cast<const uint8_t*>(qps.buffer(p)) + k_read_in;
+            if (!payload_ok(got, p, me, round, len_of(p, round))) ++t.mismatches;
         }
         // 3. Collectives with known results: an allreduce (sum) and a broadcast from a rotating root.
-        const std::size_t count = 1 + (peer_len_seed * 7919u) % 65536u;
+        const std::size_t count = 1 + (round * 7919u) % 65536u;
         std::vector<uint64_t> mine(count), sum(count);
         for (std::size_t i = 0; i < count; ++i) mine[i] = (static_cast<uint64_t>(me) + 1) * (round + i);
         coll.allreduce(mine.data(), sum.data(), count, Datatype::uint64, Op::sum);
@@ -128,7 +141,7 @@ TEST(Soak, RdmaAndCollectivesWithCheckedPayloads) {
         std::vector<uint8_t> b(count);
         if (me == root) fill(b.data(), count, root, -1, round);
         coll.broadcast(b.data(), count, Datatype::uint8, root);
-        if (fnv1a(b.data(), count) != expected_sum(root, -1, round, count)) ++t.mismatches;
+        if (!payload_ok(b.data(), root, -1, round, count)) ++t.mismatches;
         ++t.broadcasts, t.broadcast_bytes += count;
         t.rounds = round + 1;
         coll.barrier(); // nobody rewrites its payload while a peer still READs it
