@@ -44,7 +44,10 @@ run_asan() {
     # components it dlopen()s and unloads at exit, whose stacks LeakSanitizer can no longer name, so no
     # suppression can single them out (AddressSanitizer and UBSan stay on).
     (cd "$dir" && ctest --output-on-failure --parallel 2 -L unit -E '^package_test$')
-    (cd "$dir" && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure --parallel 2 -L mpi -LE example)
+    # Not the 72-rank run: 72 sanitized processes on a 2-core machine stretch its timing assumptions (a link message
+    # sent 50 ms before a barrier is expected to arrive within it) past what that test is about.
+    (cd "$dir" && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure --parallel 2 -L mpi -LE example \
+        -E '^mpi_coll_test_np72$')
     (cd "$dir" && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure -R '^package_test$')
     # One fuzz target at a time: each uses one core and the other is left to the target's server threads.
     (cd "$dir" && ctest --output-on-failure -L fuzz)
