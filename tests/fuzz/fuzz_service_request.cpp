@@ -81,7 +81,8 @@ int connect_to(const std::string& path) {
     sockaddr_un a{};
     a.sun_family = AF_UNIX;
     std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) coyote::fuzz::finding("cannot reach the service");
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+        coyote::fuzz::finding("cannot reach the service");
     return fd;
 }
 
@@ -98,7 +99,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int32_t req[5] = {1, 10, 7, 20, 22};
     int32_t reply[3] = {-1, -1, -1};
     if (!coyote::fuzz::send_all(check, &me, sizeof(me)) || !coyote::fuzz::send_all(check, req, sizeof(req)) ||
-        !coyote::fuzz::read_exact(check, reply, sizeof(reply), 10000) || reply[0] != 0 || reply[1] != 7 || reply[2] != 42)
+        !coyote::fuzz::read_exact(check, reply, sizeof(reply), 10000) || reply[0] != 0 || reply[1] != 7 ||
+        reply[2] != 42)
         coyote::fuzz::finding("the service no longer serves a well-behaved client");
     ::close(check);
     return 0;

@@ -46,7 +46,8 @@ int dial(const sim::Endpoint& ep) {
     sa.sin_family = AF_INET;
     sa.sin_port = htons(ep.wire_port);
     sa.sin_addr.s_addr = htonl(ep.wire_addr != 0 ? ep.wire_addr : INADDR_LOOPBACK);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) coyote::fuzz::finding("cannot reach the wire");
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+        coyote::fuzz::finding("cannot reach the wire");
     return fd;
 }
 

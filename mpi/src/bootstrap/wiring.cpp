@@ -237,7 +237,8 @@ namespace detail {
 std::optional<std::span<const std::byte>> slot_blob(std::span<const std::byte> slot, int r, int me, bool wanted) {
     if (slot.size() < sizeof(SlotHeader))
         throw_error(Errc::protocol, "QpSet",
-                    "slot from rank " + std::to_string(r) + " has " + std::to_string(slot.size()) + " bytes, less than its header");
+                    "slot from rank " + std::to_string(r) + " has " + std::to_string(slot.size()) +
+                        " bytes, less than its header");
     SlotHeader h{};
     std::memcpy(&h, slot.data(), sizeof(h));
     const bool sent = h.magic == k_slot_magic && h.length > 0;
