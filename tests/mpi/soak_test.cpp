@@ -29,7 +29,8 @@ constexpr std::size_t k_read_in = 256 << 10;    // where READs from the peer lan
 constexpr std::size_t k_write_in = 512 << 10;   // where the peer's WRITEs land
 constexpr std::size_t k_max_len = 256 << 10;
 constexpr std::array<uint32_t, 6> k_sizes = {64, 4096, 1000, 65536, 200000, 262144};
-static_assert(k_src + k_max_len <= k_read_in && k_read_in + k_max_len <= k_write_in && k_write_in + k_max_len <= k_buffer,
+static_assert(k_src + k_max_len <= k_read_in && k_read_in + k_max_len <= k_write_in &&
+                  k_write_in + k_max_len <= k_buffer,
               "the three regions of a buffer do not overlap");
 
 uint64_t fnv1a(const uint8_t* p, std::size_t n) {
@@ -107,21 +108,23 @@ TEST(Soak, RdmaAndCollectivesWithCheckedPayloads) {
                                  coyote::rdmaSg{.local_offs = k_src, .remote_offs = k_write_in, .len = len});
             ++t.writes, t.write_bytes += len;
         }
-        for (int p : qps.peers())
-            if (!next_completion(qps.thread(p), CoyoteOper::REMOTE_RDMA_WRITE, writes_done[static_cast<std::size_t>(p)]))
-                ++t.lost;
+        for (int p : qps.peers()) {
+            auto& done = writes_done[static_cast<std::size_t>(p)];
+            if (!next_completion(qps.thread(p), CoyoteOper::REMOTE_RDMA_WRITE, done)) ++t.lost;
+        }
         // 2. Every rank's WRITEs have completed: check the inboxes, then READ each peer's payload back.
         coll.barrier();
         for (int p : qps.peers()) {
             const uint32_t plen = len_of(p, round);
-            if (!payload_ok(static_cast<const uint8_t*>(qps.buffer(p)) + k_write_in, p, me, round, plen)) ++t.mismatches;
+            const uint8_t* in = static_cast<const uint8_t*>(qps.buffer(p)) + k_write_in;
+            if (!payload_ok(in, p, me, round, plen)) ++t.mismatches;
             qps.thread(p).invoke(CoyoteOper::REMOTE_RDMA_READ,
                                  coyote::rdmaSg{.local_offs = k_read_in, .remote_offs = k_src, .len = plen});
             ++t.reads, t.read_bytes += plen;
         }
         for (int p : qps.peers()) {
-            if (!next_completion(qps.thread(p), CoyoteOper::REMOTE_RDMA_READ, reads_done[static_cast<std::size_t>(p)]))
-                ++t.lost;
+            auto& done = reads_done[static_cast<std::size_t>(p)];
+            if (!next_completion(qps.thread(p), CoyoteOper::REMOTE_RDMA_READ, done)) ++t.lost;
             const uint8_t* got = static_cast<const uint8_t*>(qps.buffer(p)) + k_read_in;
             if (!payload_ok(got, p, me, round, len_of(p, round))) ++t.mismatches;
         }
