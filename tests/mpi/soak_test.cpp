@@ -103,28 +103,28 @@ TEST(Soak, RdmaAndCollectivesWithCheckedPayloads) {
         // 1. Payloads for every peer, then WRITE them into the peer's inbox.
         for (int p : qps.peers()) fill(static_cast<uint8_t*>(qps.buffer(p)) + k_src, len, me, p, round);
         coll.barrier();
-        for (int p : qps.peers()) {
-            qps.thread(p).invoke(CoyoteOper::REMOTE_RDMA_WRITE,
-                                 coyote::rdmaSg{.local_offs = k_src, .remote_offs = k_write_in, .len = len});
-            ++t.writes, t.write_bytes += len;
-        }
-        for (int p : qps.peers()) {
-            auto& done = writes_done[static_cast<std::size_t>(p)];
-            if (!next_completion(qps.thread(p), CoyoteOper::REMOTE_RDMA_WRITE, done)) ++t.lost;
-        }
-        // 2. Every rank's WRITEs have completed: check the inboxes, then READ each peer's payload back.
+        // Posts `oper` of `len_for(p)` bytes to every peer, then waits for each completion.
+        auto to_every_peer = [&](CoyoteOper oper, uint64_t local, uint64_t remote, auto len_for,
+                                 std::vector<uint32_t>& done, uint64_t& ops, uint64_t& bytes) {
+            for (int p : qps.peers()) {
+                const uint32_t bytes_p = len_for(p);
+                qps.thread(p).invoke(oper, coyote::rdmaSg{.local_offs = local, .remote_offs = remote, .len = bytes_p});
+                ++ops, bytes += bytes_p;
+            }
+            for (int p : qps.peers())
+                if (!next_completion(qps.thread(p), oper, done[static_cast<std::size_t>(p)])) ++t.lost;
+        };
+        to_every_peer(CoyoteOper::REMOTE_RDMA_WRITE, k_src, k_write_in, [&](int) { return len; }, writes_done,
+                      t.writes, t.write_bytes);
+        // 2. Every rank's WRITEs have completed: check the inboxes, then READ each peer's payload back and check it.
         coll.barrier();
         for (int p : qps.peers()) {
-            const uint32_t plen = len_of(p, round);
             const uint8_t* in = static_cast<const uint8_t*>(qps.buffer(p)) + k_write_in;
-            if (!payload_ok(in, p, me, round, plen)) ++t.mismatches;
-            qps.thread(p).invoke(CoyoteOper::REMOTE_RDMA_READ,
-                                 coyote::rdmaSg{.local_offs = k_read_in, .remote_offs = k_src, .len = plen});
-            ++t.reads, t.read_bytes += plen;
+            if (!payload_ok(in, p, me, round, len_of(p, round))) ++t.mismatches;
         }
+        to_every_peer(CoyoteOper::REMOTE_RDMA_READ, k_read_in, k_src, [&](int p) { return len_of(p, round); },
+                      reads_done, t.reads, t.read_bytes);
         for (int p : qps.peers()) {
-            auto& done = reads_done[static_cast<std::size_t>(p)];
-            if (!next_completion(qps.thread(p), CoyoteOper::REMOTE_RDMA_READ, done)) ++t.lost;
             const uint8_t* got = static_cast<const uint8_t*>(qps.buffer(p)) + k_read_in;
             if (!payload_ok(got, p, me, round, len_of(p, round))) ++t.mismatches;
         }
