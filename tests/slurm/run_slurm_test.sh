@@ -100,6 +100,9 @@ if [[ -d "${WORK_DIR}/run" ]]; then
         fi
     done
 fi
+# munged's socket directory of an earlier run (see below), when that run could not remove it.
+old_socket_dir=$(cat "${WORK_DIR}/run/munge.socketdir" 2>/dev/null || true)
+[[ "${old_socket_dir}" =~ ^/tmp/coyote-munge\.[A-Za-z0-9]+$ ]] && rm -rf "${old_socket_dir}"
 rm -rf "${WORK_DIR}"
 mkdir -p "${WORK_DIR}" || fatal "cannot create ${WORK_DIR}"
 WORK_DIR=$(cd "${WORK_DIR}" && pwd)
@@ -112,18 +115,17 @@ JOBS_DIR=${WORK_DIR}/jobs
 RESULTS_DIR=${WORK_DIR}/results
 mkdir -p "${CONF_DIR}" "${STATE_DIR}" "${SPOOL_DIR}/node1" "${SPOOL_DIR}/node2" "${LOG_DIR}" "${RUN_DIR}" \
     "${JOBS_DIR}" "${RESULTS_DIR}"
-chmod 755 "${WORK_DIR}" "${RUN_DIR}"
-# munged wants its key directory private and its socket directory reachable by everybody; Unix socket
-# paths are limited to 108 bytes, so a long build path moves the socket to a private /tmp directory.
+chmod 700 "${WORK_DIR}"
+# munged refuses a socket unless every directory above it is searchable by everybody, which a build tree in a
+# private home directory (mode 0700) is not; Unix socket paths are also limited to 108 bytes. So the socket lives
+# in a fresh directory under /tmp that others may traverse but not list (0711), removed at teardown. The key, seed,
+# log and pid files stay in the work directory (munged wants the key's directory private).
 MUNGE_DIR=${WORK_DIR}/munge
 mkdir -p "${MUNGE_DIR}" && chmod 700 "${MUNGE_DIR}"
-MUNGE_SOCKET=${RUN_DIR}/munge.sock
-SOCKET_TMP=""
-if [[ ${#MUNGE_SOCKET} -gt 100 ]]; then
-    SOCKET_TMP=$(mktemp -d /tmp/coyote-munge.XXXXXX) || fatal "mktemp failed"
-    chmod 755 "${SOCKET_TMP}"
-    MUNGE_SOCKET=${SOCKET_TMP}/munge.sock
-fi
+SOCKET_TMP=$(mktemp -d /tmp/coyote-munge.XXXXXX) || fatal "mktemp failed"
+chmod 711 "${SOCKET_TMP}"
+echo "${SOCKET_TMP}" >"${RUN_DIR}/munge.socketdir"
+MUNGE_SOCKET=${SOCKET_TMP}/munge.sock
 
 # Free TCP ports: bound to port 0 by the kernel, released, then handed to the daemons.
 free_ports() {

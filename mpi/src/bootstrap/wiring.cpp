@@ -7,19 +7,14 @@
 #include <optional>
 #include <string>
 
+#include "bootstrap/wiring_slots.hpp"
+
 namespace coyote::mpi {
 
 namespace {
 
-constexpr uint32_t k_slot_magic = 0x51505331; // "QPS1"
-
-/// Header of one exchange slot; the exportQp blob follows.
-struct SlotHeader {
-    uint32_t magic;
-    uint32_t length; ///< blob bytes (0: no queue pair for this destination)
-    int32_t src;
-    int32_t dst;
-};
+using detail::k_slot_magic;
+using detail::SlotHeader;
 
 /// One rank's report in a status agreement step.
 struct Status {
@@ -170,29 +165,6 @@ std::vector<std::byte> pack_slots(const std::map<int, QpConnection>& conns, std:
     return send;
 }
 
-/// The header of rank r's slot for `me`, checked against what `me` expects; nullopt where neither side has a
-/// queue pair.
-std::optional<SlotHeader> check_slot(const std::byte* slot, std::size_t slot_bytes, int r, int me, bool wanted) {
-    SlotHeader h{};
-    std::memcpy(&h, slot, sizeof(h));
-    const bool sent = h.magic == k_slot_magic && h.length > 0;
-    if (sent && !wanted)
-        throw_error(Errc::protocol, "QpSet",
-                    "rank " + std::to_string(r) + " has a queue pair for rank " + std::to_string(me) + " but rank " +
-                        std::to_string(me) + " does not list rank " + std::to_string(r) +
-                        " (peer lists must be symmetric)");
-    if (!wanted) return std::nullopt;
-    if (!sent)
-        throw_error(Errc::protocol, "QpSet",
-                    "rank " + std::to_string(me) + " lists rank " + std::to_string(r) + " but rank " +
-                        std::to_string(r) + " published no queue pair for it (peer lists must be symmetric)");
-    if (h.src != r || h.dst != me || h.length > slot_bytes - sizeof(SlotHeader))
-        throw_error(Errc::protocol, "QpSet",
-                    "malformed slot from rank " + std::to_string(r) + " (src " + std::to_string(h.src) + ", dst " +
-                        std::to_string(h.dst) + ", length " + std::to_string(h.length) + ")");
-    return h;
-}
-
 /// Runs `fn`; returns its exception (and text) instead of throwing, so every rank reaches the next agreement.
 template <typename Fn>
 std::exception_ptr capture(std::string& text, Fn&& fn) {
@@ -235,6 +207,10 @@ QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOpt
     // ---- 2. one collective: every blob in a fixed-size slot ------------------------------------------
     uint32_t max_blob = 0;
     for (const auto& st : status) max_blob = std::max(max_blob, st.blob_size);
+    if (max_blob > detail::k_max_slot_blob) // every rank sees the same statuses: all refuse together
+        throw_error(Errc::protocol, "QpSet",
+                    "a rank announced a queue pair blob of " + std::to_string(max_blob) + " bytes (at most " +
+                        std::to_string(detail::k_max_slot_blob) + ")");
     slot_bytes_ = sizeof(SlotHeader) + max_blob;
     const auto recv = alltoall_bytes(comm, pack_slots(conns_, slot_bytes_, me, n), slot_bytes_,
                                      "queue pair exchange", bo);
@@ -243,11 +219,11 @@ QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOpt
     error = capture(error_text, [&] {
         for (int r = 0; r < n; ++r) {
             if (r == me) continue;
-            const std::byte* slot = recv.data() + slot_bytes_ * static_cast<std::size_t>(r);
-            const auto h = check_slot(slot, slot_bytes_, r, me, conns_.count(r) != 0);
-            if (!h) continue;
+            const std::span<const std::byte> slot(recv.data() + slot_bytes_ * static_cast<std::size_t>(r), slot_bytes_);
+            const auto blob = detail::slot_blob(slot, r, me, conns_.count(r) != 0);
+            if (!blob) continue;
             auto& c = conns_.at(r);
-            c.remote_blob.assign(slot + sizeof(SlotHeader), slot + sizeof(SlotHeader) + h->length);
+            c.remote_blob.assign(blob->begin(), blob->end());
             c.thread->connectQp(c.remote_blob, options.port);
             if (options.on_connected) options.on_connected(r, *c.thread);
         }
@@ -255,5 +231,34 @@ QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOpt
     // ---- 4. nobody issues RDMA before every peer is connected -----------------------------------------
     (void)agree(comm, make_status(!error, 0, error_text), error, "queue pair connect", bo);
 }
+
+namespace detail {
+
+std::optional<std::span<const std::byte>> slot_blob(std::span<const std::byte> slot, int r, int me, bool wanted) {
+    if (slot.size() < sizeof(SlotHeader))
+        throw_error(Errc::protocol, "QpSet",
+                    "slot from rank " + std::to_string(r) + " has " + std::to_string(slot.size()) +
+                        " bytes, less than its header");
+    SlotHeader h{};
+    std::memcpy(&h, slot.data(), sizeof(h));
+    const bool sent = h.magic == k_slot_magic && h.length > 0;
+    if (sent && !wanted)
+        throw_error(Errc::protocol, "QpSet",
+                    "rank " + std::to_string(r) + " has a queue pair for rank " + std::to_string(me) + " but rank " +
+                        std::to_string(me) + " does not list rank " + std::to_string(r) +
+                        " (peer lists must be symmetric)");
+    if (!wanted) return std::nullopt;
+    if (!sent)
+        throw_error(Errc::protocol, "QpSet",
+                    "rank " + std::to_string(me) + " lists rank " + std::to_string(r) + " but rank " +
+                        std::to_string(r) + " published no queue pair for it (peer lists must be symmetric)");
+    if (h.src != r || h.dst != me || h.length > slot.size() - sizeof(SlotHeader))
+        throw_error(Errc::protocol, "QpSet",
+                    "malformed slot from rank " + std::to_string(r) + " (src " + std::to_string(h.src) + ", dst " +
+                        std::to_string(h.dst) + ", length " + std::to_string(h.length) + ")");
+    return slot.subspan(sizeof(SlotHeader), h.length);
+}
+
+}  // namespace detail
 
 }  // namespace coyote::mpi

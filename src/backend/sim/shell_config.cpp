@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <sstream>
 
 #include <coyote/error.hpp>
 
@@ -124,19 +125,29 @@ void apply_shell_settings(ShellConfig& cfg, const std::string& settings, const s
     }
 }
 
+void apply_shell_config_text(ShellConfig& cfg, std::string_view text, const std::string& origin) {
+    size_t pos = 0;
+    int lineno = 0;
+    while (pos < text.size()) {
+        const auto nl = text.find('\n', pos);
+        const auto end = nl == std::string_view::npos ? text.size() : nl;
+        std::string line(text.substr(pos, end - pos));
+        ++lineno;
+        if (const auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+        apply_pair(cfg, line, origin + ":" + std::to_string(lineno));
+        pos = end + 1;
+    }
+}
+
 void apply_shell_config_file(ShellConfig& cfg, const std::string& path) {
-    std::ifstream in(path);
+    std::ifstream in(path, std::ios::binary);
     if (!in) {
         throw Error(std::error_code(errno != 0 ? errno : ENOENT, std::generic_category()), "COYOTE_SIM_CONFIG",
                     "cannot open shell configuration file " + path);
     }
-    std::string line;
-    int lineno = 0;
-    while (std::getline(in, line)) {
-        ++lineno;
-        if (const auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
-        apply_pair(cfg, line, "COYOTE_SIM_CONFIG " + path + ":" + std::to_string(lineno));
-    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    apply_shell_config_text(cfg, text.str(), "COYOTE_SIM_CONFIG " + path);
 }
 
 ShellConfig load_shell_config() {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace coyote::detail::sim {
 
@@ -33,6 +34,8 @@ void apply_shell_settings(ShellConfig& cfg, const std::string& settings, const s
 
 /// Applies a configuration file: one key=value per line, '#' starts a comment.
 void apply_shell_config_file(ShellConfig& cfg, const std::string& path);
+/// Applies the text of a configuration file (as apply_shell_config_file); errors name `origin`:<line>.
+void apply_shell_config_text(ShellConfig& cfg, std::string_view text, const std::string& origin);
 
 /// Defaults, then COYOTE_SIM_CONFIG (file), then COYOTE_SIM_SHELL (overrides the file).
 ShellConfig load_shell_config();

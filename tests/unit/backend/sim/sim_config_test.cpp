@@ -277,8 +277,10 @@ TEST(SimSegments, ExitUnlinksSegmentsOfDevicesNeverDestroyed) {
     ::setenv("COYOTE_BACKEND", "sim", 1);
     const pid_t child = ::fork();
     if (child == 0) {
-        // A device and a remote buffer still alive when exit() runs (no stack unwinding).
-        auto* t = new cThread(0, getpid(), 26);
+        // A device and a remote buffer still alive when exit() runs (no stack unwinding). Held by a static, so that
+        // LeakSanitizer sees it reachable: never destroying it is the point of the test.
+        static cThread* t = nullptr;
+        t = new cThread(0, getpid(), 26);
         void* p = t->getMem({.alloc = coyote::CoyoteAllocType::REG, .size = 4096, .remote = true});
         const bool ok = p != nullptr && ::access(("/dev/shm" + sim::state_segment_name(26, 0)).c_str(), F_OK) == 0;
         std::exit(ok ? 0 : 3);

@@ -425,7 +425,7 @@ TEST(RdmaWindowRegistration, ErrorsLimitsAndLifetime) {
         EXPECT_EQ(v.size, 4096u);
         // Overlaps: inside, across the start, identical.
         for (auto [addr, len] : {std::pair<uint8_t*, uint64_t>{m + 100, 10}, {m + 4095, 2}, {m, 4096}}) {
-            err = coyote_test::error_of([&] { t.registerWindow(addr, len); });
+            err = coyote_test::error_of([&, a = addr, l = len] { t.registerWindow(a, l); });
             EXPECT_EQ(err.first, static_cast<int>(Errc::invalid_argument)) << err.second;
             EXPECT_NE(err.second.find("overlaps the window " + hex(m) + " + len 4096"), std::string::npos)
                 << err.second;
