@@ -106,6 +106,6 @@ void teardown() {
 }
 
 [[maybe_unused]] const bool k_registered = cb::define_suite(
-    {.name = "stall", .min_ranks = 1, .max_ranks = 1, .wire = "none", .setup = setup, .teardown = teardown});
+    {.name = "stall", .ranks = {1, 1}, .wire = "none"}, setup, teardown);
 
 }  // namespace
