@@ -330,7 +330,7 @@ void cThread::invoke(CoyoteOper oper, tcpSg /*sg*/, bool /*last*/) {
 uint32_t cThread::checkCompleted(CoyoteOper oper) const {
     const CmplClass cls = detail::cmpl_class_of(oper);
     const uint32_t value = impl->dev->poll_completed(ctid, cls);
-    impl->watch.on_poll(cls, value); // the stall doctor: a counter decrement, its check every k_check_period polls
+    impl->watch.on_poll(cls, value); // the stall doctor: a counter decrement, its check every 1 to 4096 polls
     return value;
 }
 

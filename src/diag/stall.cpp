@@ -159,15 +159,30 @@ void Watch::on_backpressure(bool done) noexcept {
     if (!done) check(k_no_class, 0, true);
 }
 
+void Watch::adapt_period(int64_t now) noexcept {
+    uint32_t p = period_.load(std::memory_order_relaxed);
+    const int64_t since = now - last_check_ns_;
+    last_check_ns_ = now;
+    if (since < k_fast_check_ns)
+        p = std::min(p * 2, k_check_period);
+    else if (since > k_slow_check_ns)
+        p = std::max(p / 4, 1U);
+    period_.store(p, std::memory_order_relaxed);
+    countdown_.store(p, std::memory_order_relaxed);
+}
+
 void Watch::check(uint32_t cls, uint32_t value, bool posting) noexcept {
     if (warn_ns_ == 0) { // off
         countdown_.store(0, std::memory_order_relaxed);
         return;
     }
-    countdown_.store(k_check_period, std::memory_order_relaxed);
     std::unique_lock lk(check_mtx_, std::try_to_lock);
-    if (!lk.owns_lock() || slot_ == nullptr) return;
+    if (!lk.owns_lock() || slot_ == nullptr) {
+        countdown_.store(period_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        return;
+    }
     const int64_t now = monotonic_ns();
+    adapt_period(now);
     slot_->checks.fetch_add(1, std::memory_order_relaxed);
     slot_->last_check_ns.store(now, std::memory_order_relaxed);
     if (!posting) {

@@ -17,8 +17,13 @@
 
 namespace coyote::detail::diag {
 
-/// Polls between two slow-path checks.
+/// Polls between two slow-path checks at most (polls that return at once), and at first.
 inline constexpr uint32_t k_check_period = 4096;
+inline constexpr uint32_t k_first_period = 64;
+/// Checks closer than this in time double the period; further apart than k_slow_check_ns, it shrinks (polls that
+/// sleep in the backend while nothing moves come slower, and the doctor must still look every few milliseconds).
+inline constexpr int64_t k_fast_check_ns = 1'000'000;
+inline constexpr int64_t k_slow_check_ns = 10'000'000;
 
 /// The cThread the doctor watches (outlives the Watch).
 struct Subject {
@@ -64,11 +69,15 @@ public:
 
 private:
     void check(uint32_t cls, uint32_t value, bool posting) noexcept;
+    /// Sets the polls until the next check from the time since the last one (check_mtx_ held).
+    void adapt_period(int64_t now) noexcept;
     /// Reads the completion counters into the slot; returns the progress signature.
     uint64_t refresh() noexcept;
     void publish_qp() noexcept;
 
-    std::atomic<uint32_t> countdown_{k_check_period};
+    std::atomic<uint32_t> countdown_{k_first_period};
+    std::atomic<uint32_t> period_{k_first_period}; ///< polls between checks, adapted to how fast polls come
+    int64_t last_check_ns_ = 0;
     Subject subject_;
     StatusSlot* slot_ = nullptr;
     StatusSlot local_slot_; ///< used when the status segment is unavailable
