@@ -23,6 +23,7 @@
 
 #include "backend/device.hpp"
 #include "backend/hw/driver_abi.hpp"
+#include "backend/hw/gpu/gpu_memory.hpp"
 #include "backend/hw/hw_device.hpp"
 #include "backend/hw/reconfig_device.hpp"
 #include "unit/test_support.hpp"
@@ -277,6 +278,8 @@ TEST(HwFake, HugePagesWithoutReservationGiveAClearError) {
 }
 
 TEST(HwFake, GpuMemoryWithoutTheBuildOptionNamesIt) {
+    if (coyote::detail::hw::gpu::build_support() != nullptr)
+        GTEST_SKIP() << "this build has COYOTE_ENABLE_GPU=ON: hw_gpu_test covers getMem(GPU)";
     cThread t(0, getpid());
     const auto [code, what] = error_of([&] { (void)t.getMem({CoyoteAllocType::GPU, 4096}); });
     EXPECT_EQ(code, static_cast<int>(Errc::not_supported)) << what;

@@ -105,3 +105,24 @@ if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
   coyote_register_mpi_test(NAME hw_mpi_wiring_test_legacy_np3 RANKS 3 COMMAND mpi_wiring_test LABELS hw
     ENV ${_coyote_hw_mpi_env} COYOTE_SIM_SHELL=avx=0,n_fpga_reg=4 COYOTE_TEST_EXPECT_LEGACY=1)
 endif()
+
+# hw_gpu_test: getMem(GPU) of a COYOTE_ENABLE_GPU=ON (CUDA) build on the fake driver and a fake libcuda.so.1
+# (tests/hw/fake_cuda), preloaded together: device memory in memfds, dma-bufs that the fake driver maps for the sim.
+if(COYOTE_GPU_BACKEND STREQUAL "CUDA")
+  add_library(coyote_fake_cuda SHARED ${CMAKE_CURRENT_SOURCE_DIR}/hw/fake_cuda/fake_cuda.cpp)
+  set_target_properties(coyote_fake_cuda PROPERTIES OUTPUT_NAME cuda VERSION 1 SOVERSION 1
+    LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/fake_cuda)
+  target_include_directories(coyote_fake_cuda SYSTEM PRIVATE ${COYOTE_CUDA_INCLUDE_DIRS})
+  target_link_libraries(coyote_fake_cuda PRIVATE coyote_warnings)
+  add_executable(hw_gpu_test ${CMAKE_CURRENT_SOURCE_DIR}/hw/hw_gpu_test.cpp)
+  target_link_libraries(hw_gpu_test PRIVATE coyote::runtime GTest::gtest GTest::gtest_main coyote_warnings ${CMAKE_DL_LIBS})
+  target_include_directories(hw_gpu_test PRIVATE ${PROJECT_SOURCE_DIR}/src ${CMAKE_CURRENT_SOURCE_DIR})
+  add_dependencies(hw_gpu_test coyote_fake_driver coyote_fake_cuda)
+  add_test(NAME hw_gpu_test COMMAND hw_gpu_test)
+  set_tests_properties(hw_gpu_test PROPERTIES LABELS hw TIMEOUT 120
+    ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>:$<TARGET_FILE:coyote_fake_cuda>")
+  message(STATUS "GPU tests: hw_gpu_test (fake driver and fake libcuda.so.1)")
+else()
+  message(STATUS "GPU tests (hw_gpu_test) not registered: they need -DCOYOTE_ENABLE_GPU=ON and the CUDA toolkit's "
+    "cuda.h (find_package(CUDAToolkit)); no GPU is needed")
+endif()

@@ -36,8 +36,8 @@ constexpr Entry k_table[] = {
     {ioc::unregister_eventfd, [](FakeVfpga& d, uint64_t* a) { return d.unregister_eventfd(a); }},
     {ioc::map_user_mem, [](FakeVfpga& d, uint64_t* a) { return d.map_user_mem(a); }},
     {ioc::unmap_user_mem, [](FakeVfpga& d, uint64_t* a) { return d.unmap_user_mem(a); }},
-    {ioc::map_dmabuf, [](FakeVfpga&, uint64_t*) { return -1L; }},   // "only available on Linux >= 6.2": ret -1
-    {ioc::unmap_dmabuf, [](FakeVfpga&, uint64_t*) { return -1L; }},
+    {ioc::map_dmabuf, [](FakeVfpga& d, uint64_t* a) { return d.map_dmabuf(a); }},
+    {ioc::unmap_dmabuf, [](FakeVfpga& d, uint64_t* a) { return d.unmap_dmabuf(a); }},
     {ioc::offload_req, [](FakeVfpga& d, uint64_t* a) { return d.migrate(a, true); }},
     {ioc::sync_req, [](FakeVfpga& d, uint64_t* a) { return d.migrate(a, false); }},
     {ioc::set_ip, [](FakeVfpga& d, uint64_t* a) { return d.set_address(a, false); }},
@@ -114,6 +114,7 @@ long FakeVfpga::unregister_ctid(uint64_t* a) {
     const int32_t s = sim_ctid(ctid);
     if (s < 0) return 0; // not registered: the driver finds no entry and returns 0
     drop_notifier(static_cast<int32_t>(ctid));
+    drop_dmabufs(static_cast<int32_t>(ctid));
     rdma_detach(static_cast<int32_t>(ctid));
     sim_ctid_[static_cast<size_t>(ctid)].store(-1, std::memory_order_release);
     sim_->unregister_ctid(s);

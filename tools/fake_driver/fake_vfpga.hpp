@@ -54,6 +54,8 @@ public:
     long unregister_eventfd(uint64_t* a);
     long map_user_mem(uint64_t* a);
     long unmap_user_mem(uint64_t* a);
+    long map_dmabuf(uint64_t* a);   ///< fake_dmabuf.cpp
+    long unmap_dmabuf(uint64_t* a);
     long migrate(uint64_t* a, bool to_card);
     long set_address(uint64_t* a, bool mac); ///< SET_IP_ADDRESS / SET_MAC_ADDRESS
     long get_address(uint64_t* a, bool mac); ///< GET_IP_ADDRESS / GET_MAC_ADDRESS
@@ -76,6 +78,14 @@ private:
     void notify(int32_t ctid, int32_t value) noexcept;
     void drop_notifier(int32_t ctid) noexcept;
     void on_cnfg_store(uint32_t reg, const uint64_t* w, size_t n) noexcept;
+
+    /// A dma-buf mapped with IOCTL_MAP_DMABUF: the fake's reference (a dup of the fd) and its size.
+    struct DmabufMap {
+        int fd = -1;
+        uint64_t size = 0;
+    };
+    void detach_dmabuf(int32_t ctid, uint64_t vaddr, const DmabufMap& m) noexcept; ///< dmabuf_mtx_ held
+    void drop_dmabufs(int32_t ctid) noexcept; ///< every dma-buf of `ctid` (unregistration, as the driver does)
 
     // RDMA between processes (fake_rdma.cpp)
     int32_t register_sim_ctid(int32_t ctid, pid_t hpid); ///< the sim ctid, equal to `ctid` whenever it is free
@@ -121,6 +131,9 @@ private:
     int n_free_ = 0;
     std::array<pid_t, k_ctids> pid_array_{};
     std::array<std::atomic<int32_t>, k_ctids> sim_ctid_{};
+
+    std::mutex dmabuf_mtx_;
+    std::map<std::pair<int32_t, uint64_t>, DmabufMap> dmabufs_; ///< by (ctid, vaddr)
 
     // notifications
     std::mutex irq_mtx_;

@@ -67,7 +67,8 @@ namespace slot {
 inline constexpr int hpid = 0, ctid_out = 1;                      ///< REGISTER_CTID
 inline constexpr int ctid = 0, eventfd = 1;                       ///< UNREGISTER_CTID, (UN)REGISTER_EVENTFD
 inline constexpr int map_vaddr = 0, map_len = 1, map_ctid = 2, map_mem_block = 3; ///< MAP_USER_MEM
-inline constexpr int unmap_vaddr = 0, unmap_ctid = 1;             ///< UNMAP_USER_MEM
+inline constexpr int unmap_vaddr = 0, unmap_ctid = 1;             ///< UNMAP_USER_MEM, UNMAP_DMABUF
+inline constexpr int dmabuf_fd = 0, dmabuf_vaddr = 1, dmabuf_ctid = 2, dmabuf_mem_block = 3; ///< MAP_DMABUF
 inline constexpr int mig_vaddr = 0, mig_len = 1, mig_ctid = 2;    ///< OFFLOAD_REQ, SYNC_REQ
 inline constexpr int value = 0;                                   ///< GET/SET IP and MAC, shell config, notification
 /// Reconfiguration device (reconfig_ops.c): ALLOC_HOST_RECONFIG_MEM (pages, pid, crid), FREE_HOST_RECONFIG_MEM

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -14,6 +15,7 @@
 #include "backend/device.hpp"
 #include "backend/hw/driver_abi.hpp"
 #include "backend/hw/driver_file.hpp"
+#include "backend/hw/gpu/gpu_memory.hpp"
 #include "backend/hw/interrupts.hpp"
 #include "backend/hw/mmio.hpp"
 #include "detail/handles.hpp"
@@ -76,6 +78,8 @@ private:
     uint32_t status_count(int32_t ctid, CmplClass cls) const noexcept;
     void* alloc_pages(const CoyoteAlloc& req, uint64_t& size);
     void release_pages(const Allocation& a) noexcept;
+    Allocation alloc_gpu(int32_t ctid, const CoyoteAlloc& req); ///< hw_gpu_memory.cpp
+    void free_gpu(int32_t ctid, const Allocation& a) noexcept;
     std::string stats_lines() const;
     /// The interrupt thread (started on first use when `create`), or null.
     InterruptThread* interrupt_thread(bool create);
@@ -102,6 +106,7 @@ private:
 
     mutable std::mutex mem_mtx_;
     std::set<std::pair<int32_t, uint64_t>> user_maps_; ///< (ctid, vaddr) mapped by map_user
+    std::map<uint64_t, gpu::GpuBuffer> gpu_bufs_;      ///< GPU allocations by address (mapped with MAP_DMABUF)
 
     std::unique_ptr<InterruptThread> irq_;
 };

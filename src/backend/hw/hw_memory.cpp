@@ -1,5 +1,6 @@
 // Memory of the hw backend: getMem's allocation types (REG, THP, HPF), the driver's map/unmap of user memory into
-// the vFPGA TLB (IOCTL_MAP_USER_MEM / IOCTL_UNMAP_USER_MEM) and offload / sync to card memory.
+// the vFPGA TLB (IOCTL_MAP_USER_MEM / IOCTL_UNMAP_USER_MEM) and offload / sync to card memory (GPU memory:
+// hw_gpu_memory.cpp).
 #include <linux/mman.h>
 #include <sys/mman.h>
 
@@ -64,16 +65,7 @@ void* HwDevice::alloc_pages(const CoyoteAlloc& req, uint64_t& size) {
         throw_error(Errc::not_supported, "getMem PRM",
                     "reconfiguration memory is allocated on the reconfiguration device (" +
                         abi::reconfig_device_file(device_) + ") by cRcnfg, not by a cThread");
-    case CoyoteAllocType::GPU:
-#ifndef COYOTE_ENABLE_GPU
-        throw_error(Errc::not_supported, "getMem GPU",
-                    "GPU memory needs a build with the CMake option COYOTE_ENABLE_GPU=ON (HIP or CUDA, dmabuf "
-                    "export); this build has none");
-#else
-        throw_error(Errc::not_supported, "getMem GPU",
-                    "this build has COYOTE_ENABLE_GPU=ON, but the dmabuf export of GPU memory to the driver "
-                    "(IOCTL_MAP_DMABUF) is not implemented in this version of the hw backend");
-#endif
+    case CoyoteAllocType::GPU: break; // alloc_gpu (hw_gpu_memory.cpp)
     }
     throw_error(Errc::invalid_argument, "getMem", "unknown allocation type " + std::to_string(static_cast<int>(req.alloc)));
 }
@@ -87,6 +79,7 @@ void HwDevice::release_pages(const Allocation& a) noexcept {
 
 Allocation HwDevice::alloc_mem(int32_t ctid, const CoyoteAlloc& req) {
     check_ctid(ctid, "getMem");
+    if (req.alloc == CoyoteAllocType::GPU) return alloc_gpu(ctid, req);
     Allocation a;
     a.type = req.alloc;
     a.remote = req.remote;
@@ -105,6 +98,10 @@ Allocation HwDevice::alloc_mem(int32_t ctid, const CoyoteAlloc& req) {
 }
 
 void HwDevice::free_mem(int32_t ctid, const Allocation& a) noexcept {
+    if (a.type == CoyoteAllocType::GPU) {
+        free_gpu(ctid, a);
+        return;
+    }
     abi::Args args{};
     args[abi::slot::unmap_vaddr] = reinterpret_cast<uint64_t>(a.addr);
     args[abi::slot::unmap_ctid] = static_cast<uint64_t>(ctid);

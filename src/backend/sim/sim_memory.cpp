@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/hw/gpu/gpu_memory.hpp"
 #include "backend/sim/segments.hpp"
 #include "backend/sim/sim_device.hpp"
 #include "detail/format.hpp"
@@ -90,10 +91,16 @@ Mapping map_local(CoyoteAllocType type, uint64_t size) {
 
 /// Throws unless the shell `cfg` can serve allocation request `req`.
 void check_alloc_request(const ShellConfig& cfg, const CoyoteAlloc& req) {
-    if (req.alloc == CoyoteAllocType::GPU)
+    if (req.alloc == CoyoteAllocType::GPU) {
+        const char* gpu = hw::gpu::build_support();
         throw_error(Errc::not_supported, "getMem",
-                    "GPU memory is not supported by the sim backend (it needs the hw backend and a build with the "
-                    "CMake option COYOTE_ENABLE_GPU=ON, HIP or CUDA)");
+                    gpu == nullptr ? std::string("GPU memory is not supported by the sim backend (it needs the hw "
+                                                 "backend and a build with the CMake option COYOTE_ENABLE_GPU=ON, CUDA)")
+                                   : std::string("GPU memory is not supported by the sim backend: this build has "
+                                                 "COYOTE_ENABLE_GPU=ON (") + gpu +
+                                         "), and GPU memory needs the hw backend (the Coyote driver, or the fake "
+                                         "driver for tests: docs/hardware.md)");
+    }
     if (req.size == 0) throw_error(Errc::invalid_argument, "getMem", "allocation size must be > 0");
     if (req.alloc == CoyoteAllocType::PRM && !cfg.en_pr)
         throw_error(Errc::not_supported, "getMem",
