@@ -232,6 +232,21 @@ TEST_F(HwGpu, DriverArgumentChecksOfTheDmabufCalls) {
     ::close(fd);
 }
 
+// Run by hw_gpu_test_no_libcuda: the fake driver without the fake libcuda, on a machine without a CUDA driver.
+TEST(HwGpuNoDriver, MissingLibcudaIsNamed) {
+    if (::dlsym(RTLD_DEFAULT, "coyote_fake_cuda_configure") != nullptr) GTEST_SKIP() << "the fake libcuda is loaded";
+    if (void* real = ::dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL)) {
+        ::dlclose(real);
+        GTEST_SKIP() << "this machine has a CUDA driver library";
+    }
+    EnvGuard backend("COYOTE_BACKEND", "hw");
+    cThread t(0, getpid());
+    const auto [code, what] = error_of([&] { (void)t.getMem({CoyoteAllocType::GPU, 4096}); });
+    EXPECT_EQ(code, static_cast<int>(Errc::not_supported)) << what;
+    EXPECT_NE(what.find("libcuda.so.1 could not be loaded"), std::string::npos) << what;
+    EXPECT_NE(what.find("no NVIDIA driver on this node"), std::string::npos) << what;
+}
+
 TEST(HwGpuSim, TheSimBackendNamesTheHwBackend) {
     EnvGuard backend("COYOTE_BACKEND", "sim");
     cThread t(0, getpid(), 5);

@@ -121,7 +121,11 @@ if(COYOTE_GPU_BACKEND STREQUAL "CUDA")
   add_test(NAME hw_gpu_test COMMAND hw_gpu_test)
   set_tests_properties(hw_gpu_test PROPERTIES LABELS hw TIMEOUT 120
     ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>:$<TARGET_FILE:coyote_fake_cuda>")
-  message(STATUS "GPU tests: hw_gpu_test (fake driver and fake libcuda.so.1)")
+  # The same binary with the fake driver only: getMem(GPU) without any libcuda.so.1 names the missing library.
+  add_test(NAME hw_gpu_test_no_libcuda COMMAND hw_gpu_test --gtest_filter=HwGpuNoDriver.*)
+  set_tests_properties(hw_gpu_test_no_libcuda PROPERTIES LABELS hw TIMEOUT 60
+    ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>")
+  message(STATUS "GPU tests: hw_gpu_test, hw_gpu_test_no_libcuda (fake driver and fake libcuda.so.1)")
 else()
   message(STATUS "GPU tests (hw_gpu_test) not registered: they need -DCOYOTE_ENABLE_GPU=ON and the CUDA toolkit's "
     "cuda.h (find_package(CUDAToolkit)); no GPU is needed")

@@ -20,20 +20,18 @@ namespace {
 #define COYOTE_CU_SYMBOL_(f) #f
 #define COYOTE_CU_SYMBOL(f) COYOTE_CU_SYMBOL_(f)
 
-/// The driver API entry points this file uses, resolved from libcuda.so.1.
+/// The driver API entry points this file uses: (member, cuda.h name).
+#define COYOTE_CUDA_CALLS(X)                                                                                   \
+    X(init, cuInit) X(device_get, cuDeviceGet) X(device_attribute, cuDeviceGetAttribute)                         \
+    X(ctx_retain, cuDevicePrimaryCtxRetain) X(ctx_release, cuDevicePrimaryCtxRelease) X(ctx_push, cuCtxPushCurrent) \
+    X(ctx_pop, cuCtxPopCurrent) X(mem_alloc, cuMemAlloc) X(mem_free, cuMemFree)                                  \
+    X(export_range, cuMemGetHandleForAddressRange) X(error_name, cuGetErrorName) X(error_string, cuGetErrorString)
+
+/// The entry points, resolved from libcuda.so.1.
 struct CudaApi {
-    decltype(&::cuInit) init = nullptr;
-    decltype(&::cuDeviceGet) device_get = nullptr;
-    decltype(&::cuDeviceGetAttribute) device_attribute = nullptr;
-    decltype(&::cuDevicePrimaryCtxRetain) ctx_retain = nullptr;
-    decltype(&::cuDevicePrimaryCtxRelease) ctx_release = nullptr;
-    decltype(&::cuCtxPushCurrent) ctx_push = nullptr;
-    decltype(&::cuCtxPopCurrent) ctx_pop = nullptr;
-    decltype(&::cuMemAlloc) mem_alloc = nullptr;
-    decltype(&::cuMemFree) mem_free = nullptr;
-    decltype(&::cuMemGetHandleForAddressRange) export_range = nullptr;
-    decltype(&::cuGetErrorName) error_name = nullptr;
-    decltype(&::cuGetErrorString) error_string = nullptr;
+#define COYOTE_CU_MEMBER(member, fn) decltype(&::fn) member = nullptr;
+    COYOTE_CUDA_CALLS(COYOTE_CU_MEMBER)
+#undef COYOTE_CU_MEMBER
     std::string load_error; ///< why the library or a symbol could not be loaded; empty when loaded
 };
 
@@ -53,19 +51,9 @@ CudaApi load_api() {
                          "): no NVIDIA driver on this node, or it is not on the library path";
         return api;
     }
-    std::string& e = api.load_error;
-    resolve(lib, api.init, COYOTE_CU_SYMBOL(cuInit), e);
-    resolve(lib, api.device_get, COYOTE_CU_SYMBOL(cuDeviceGet), e);
-    resolve(lib, api.device_attribute, COYOTE_CU_SYMBOL(cuDeviceGetAttribute), e);
-    resolve(lib, api.ctx_retain, COYOTE_CU_SYMBOL(cuDevicePrimaryCtxRetain), e);
-    resolve(lib, api.ctx_release, COYOTE_CU_SYMBOL(cuDevicePrimaryCtxRelease), e);
-    resolve(lib, api.ctx_push, COYOTE_CU_SYMBOL(cuCtxPushCurrent), e);
-    resolve(lib, api.ctx_pop, COYOTE_CU_SYMBOL(cuCtxPopCurrent), e);
-    resolve(lib, api.mem_alloc, COYOTE_CU_SYMBOL(cuMemAlloc), e);
-    resolve(lib, api.mem_free, COYOTE_CU_SYMBOL(cuMemFree), e);
-    resolve(lib, api.export_range, COYOTE_CU_SYMBOL(cuMemGetHandleForAddressRange), e);
-    resolve(lib, api.error_name, COYOTE_CU_SYMBOL(cuGetErrorName), e);
-    resolve(lib, api.error_string, COYOTE_CU_SYMBOL(cuGetErrorString), e);
+#define COYOTE_CU_RESOLVE(member, fn) resolve(lib, api.member, COYOTE_CU_SYMBOL(fn), api.load_error);
+    COYOTE_CUDA_CALLS(COYOTE_CU_RESOLVE)
+#undef COYOTE_CU_RESOLVE
     return api; // the library stays loaded for the life of the process
 }
 
