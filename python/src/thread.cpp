@@ -166,6 +166,11 @@ Buffer allocate(Thread& self, long long size, const std::string& alloc_type, con
     const auto bytes = checked_bytes(size, ty, k_u32, call);
     if (bytes == 0) bad(call, "size must be positive");
     coyote::CoyoteAlloc req{.alloc = alloc_of(alloc_type), .size = static_cast<uint32_t>(bytes)};
+    // A CoyoteBuffer is host memory (NumPy reads it): GPU memory, which the CPU cannot read, is not offered.
+    if (req.alloc == coyote::CoyoteAllocType::GPU)
+        coyote::throw_error(Errc::not_supported, call,
+                            "GPU buffers are not available from Python: a CoyoteBuffer is read by the CPU (NumPy), "
+                            "GPU memory is not; use cThread::getMem(GPU) from C++ (docs/hardware.md)");
     req.gpu_dev_id = gpu_dev;
     auto mem = std::make_shared<Allocation>();
     mem->addr = self.t(call).getMem(std::move(req));
