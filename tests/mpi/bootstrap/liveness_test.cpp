@@ -6,15 +6,20 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "support/env_guard.hpp"
+#include "support/netns_pair.hpp"
 
 using coyote::mpi::LivenessOptions;
 using coyote::mpi::LivenessRecord;
@@ -122,10 +127,9 @@ TEST(PeerLiveness, ClosedWatchOnAnotherHostCountsAsGone) {
 
 // check() looks at most once per period: the first call after a death finds it, calls in between return at once.
 TEST(PeerLiveness, CheckIsRateLimitedAndFindsTheDeath) {
-    ::setenv("COYOTE_MPI_LIVENESS_PERIOD_MS", "1000", 1);
+    coyote_test::EnvGuard period("COYOTE_MPI_LIVENESS_PERIOD_MS", "1000");
     Peer peer("host-b", false);
     PeerLiveness live(0, 2, pair_allgather(peer.fd, 0), LivenessOptions{.host = "host-a"});
-    ::unsetenv("COYOTE_MPI_LIVENESS_PERIOD_MS");
     ASSERT_EQ(peer.next(), 'r');
     EXPECT_EQ(live.check(), -1);
     ASSERT_EQ(::kill(peer.pid, SIGKILL), 0);
@@ -140,7 +144,7 @@ TEST(PeerLiveness, CheckIsRateLimitedAndFindsTheDeath) {
 }
 
 TEST(PeerLiveness, BadAddressIsAClearError) {
-    ::setenv("COYOTE_MPI_LIVENESS_ADDR", "not-an-ip", 1);
+    coyote_test::EnvGuard addr("COYOTE_MPI_LIVENESS_ADDR", "not-an-ip");
     try {
         Peer peer("host-b", true);
         PeerLiveness live(0, 2, pair_allgather(peer.fd, 0), LivenessOptions{.host = "host-a"});
@@ -148,5 +152,66 @@ TEST(PeerLiveness, BadAddressIsAClearError) {
     } catch (const coyote::Error& e) {
         EXPECT_NE(std::string(e.what()).find("COYOTE_MPI_LIVENESS_ADDR"), std::string::npos) << e.what();
     }
-    ::unsetenv("COYOTE_MPI_LIVENESS_ADDR");
+}
+
+namespace {
+
+/// In a forked child: into network namespace `ns` with its own host name, the liveness listener on `ip`.
+void become_host(const std::string& ns, const std::string& name, const std::string& ip) {
+    coyote_test::NetnsPair::enter(ns);
+    if (::unshare(CLONE_NEWUTS) != 0 || ::sethostname(name.c_str(), name.size()) != 0) ::_exit(20);
+    ::setenv("COYOTE_MPI_LIVENESS_ADDR", ip.c_str(), 1);
+}
+
+}  // namespace
+
+// Two "hosts" as real as one machine allows: separate network namespaces joined by a veth pair, separate host
+// names, listeners on the veth addresses, no claimed host: the pid check cannot apply and the connection tells.
+TEST(PeerLiveness, AcrossNetworkNamespacesTheConnectionDetectsTheDeath) {
+    coyote_test::NetnsPair ns;
+    if (!ns.ok()) GTEST_SKIP() << "network namespaces unavailable: " << ns.why();
+    int sv[2], ctl[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ASSERT_EQ(::pipe(ctl), 0);
+    const pid_t b = ::fork();
+    if (b == 0) {
+        become_host(ns.b(), "cy-live-b", ns.ip_b());
+        try {
+            PeerLiveness live(1, 2, pair_allgather(sv[1], 1));
+            ::pause();
+        } catch (...) {
+            ::_exit(3);
+        }
+        ::_exit(0);
+    }
+    const pid_t a = ::fork();
+    if (a == 0) { // rank 0: exit code 0 when it saw rank 1 alive, then gone through the connection
+        become_host(ns.a(), "cy-live-a", ns.ip_a());
+        try {
+            PeerLiveness live(0, 2, pair_allgather(sv[0], 0));
+            if (live.method(1) != PeerLiveness::Method::connection) ::_exit(10);
+            if (live.poll(200ms) != -1) ::_exit(11);
+            if (::write(ctl[1], "r", 1) != 1) ::_exit(2);
+            if (live.poll(10000ms) != 1) ::_exit(12);
+            if (live.reason(1).find("its liveness connection to host cy-live-b") == std::string::npos) ::_exit(13);
+        } catch (...) {
+            ::_exit(3);
+        }
+        ::_exit(0);
+    }
+    char c = 0;
+    const bool ready = ::read(ctl[0], &c, 1) == 1;
+    const auto t0 = std::chrono::steady_clock::now();
+    ::kill(b, SIGKILL);
+    int st = 0;
+    ::waitpid(a, &st, 0);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    ::waitpid(b, nullptr, 0);
+    for (int fd : {sv[0], sv[1], ctl[0], ctl[1]}) ::close(fd);
+    ASSERT_TRUE(ready) << "rank 0 did not get ready (exit status " << st << ")";
+    ASSERT_TRUE(WIFEXITED(st));
+    EXPECT_EQ(WEXITSTATUS(st), 0) << "10: not watched by connection, 11: a live peer reported, 12: death not seen, "
+                                     "13: wrong reason, 3: set-up failed";
+    EXPECT_LT(ms.count(), 2000) << "the death took " << ms.count() << " ms to show";
+    std::printf("death seen across namespaces after %lld ms\n", static_cast<long long>(ms.count()));
 }
