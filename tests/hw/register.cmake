@@ -71,13 +71,10 @@ if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
   coyote_register_mpi_test(NAME hw_mpi_wiring_test RANKS 2 3 4 COMMAND mpi_wiring_test LABELS hw
     ENV ${_coyote_hw_mpi_env})
   # The hw backend has no remote-access windows: the collectives send through the ring, as the coll test expects
-  # when cross-process access is denied (COYOTE_COLL_TEST_EXPECT_DIRECT=0). CollErrors.Mismatch*: a rank the
-  # mismatch made give up tells the others "rank N failed and left the collectives"; on sim the NIC reports the
-  # departed peer first ("is gone"), which the test expects. The hw NIC (like Coyote's) reports no remote failure
-  # to the host, so the first message is the other one (seen at 4 ranks).
+  # when cross-process access is denied (COYOTE_COLL_TEST_EXPECT_DIRECT=0). All cases run, CollErrors.Mismatch*
+  # too: the rank that finds a mismatch tells the others at once ("reported a mismatched collective call").
   coyote_register_mpi_test(NAME hw_mpi_coll_test RANKS 2 3 4 COMMAND mpi_coll_test LABELS hw
-    ENV ${_coyote_hw_mpi_env} COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 COYOTE_COLL_TEST_EXPECT_DIRECT=0
-    ARGS --gtest_filter=-CollErrors.MismatchedCountsAreDetected:CollErrors.MismatchAcrossTheDirectThresholdIsDetected)
+    ENV ${_coyote_hw_mpi_env} COYOTE_COLL_BUFFER_SIZE=65536 COYOTE_COLL_CHUNK=4096 COYOTE_COLL_TEST_EXPECT_DIRECT=0)
   # The other examples, with the small sizes tests/mpi gives them (tests/mpi/examples.cmake).
   coyote_register_example_tests(hw_mpi_example LABELS hw ENV ${_coyote_hw_mpi_env})
   if(TARGET coyote_mpi_perf_rdma)
@@ -101,6 +98,23 @@ if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
       ENV ${_coyote_hw_offload_env} COYOTE_SIM_MODEL=reduce COYOTE_COLL_OFFLOAD=1 COYOTE_COLL_BUFFER_SIZE=65536
           COYOTE_COLL_CHUNK=4096)
   endforeach()
+  # A rank SIGKILLed inside an allreduce (tests/mpi/coll_peer_death.sh), under plain mpirun and --enable-recovery:
+  # the hw NIC reports nothing, so the MPI layer's liveness channel (pidfds: all ranks share this host) must make
+  # every survivor fail naming rank 1 within 5 s, far from the 20 s collectives deadline.
+  if(COYOTE_BUILD_EXAMPLES)
+    foreach(_v plain recovery)
+      set(_name hw_mpi_coll_peer_death_sigkill_np3)
+      set(_extra "")
+      if(_v STREQUAL recovery)
+        set(_name hw_mpi_coll_peer_death_sigkill_recovery_np3)
+        set(_extra PEER_DEATH_RECOVERY=1)
+      endif()
+      coyote_register_mpi_test(NAME ${_name} RANKS 3 COMMAND mpi_coll_peer_death ARGS sigkill
+        WRAPPER ${PROJECT_SOURCE_DIR}/tests/mpi/coll_peer_death.sh 3 TIMEOUT 120 LABELS hw
+        ENV ${_coyote_hw_mpi_env} ${_extra} PEER_DEATH_DETECT_WITHIN=5 PEER_DEATH_NEXT_START=$<TARGET_FILE:hello_world>
+        PASS_REGULAR_EXPRESSION "PEER DEATH TEST PASSED")
+    endforeach()
+  endif()
   # The legacy register layout (every QP context word a separate store), as tests/mpi runs the wiring test too.
   coyote_register_mpi_test(NAME hw_mpi_wiring_test_legacy_np3 RANKS 3 COMMAND mpi_wiring_test LABELS hw
     ENV ${_coyote_hw_mpi_env} COYOTE_SIM_SHELL=avx=0,n_fpga_reg=4 COYOTE_TEST_EXPECT_LEGACY=1)

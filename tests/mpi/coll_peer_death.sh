@@ -26,6 +26,12 @@ detected=$(grep -c "DETECTED the death of rank 1" <<<"${reports}")
 if grep -q "FAIL" <<<"$out$reports"; then echo "FAIL: see above"; exit 1; fi
 if [[ $detected -ne $((ranks - 1)) ]]; then echo "FAIL: $detected of $((ranks - 1)) surviving ranks named rank 1"; exit 1; fi
 if [[ $elapsed -ge 40 ]]; then echo "FAIL: took ${elapsed}s"; exit 1; fi
+# PEER_DEATH_DETECT_WITHIN=<s>: every survivor must have named rank 1 within that many seconds of entering the call.
+if [[ -n "${PEER_DEATH_DETECT_WITHIN:-}" ]]; then
+  slow=$(sed -n 's/.*DETECTED the death of rank 1 after \([0-9.]*\) s.*/\1/p' <<<"${reports}" |
+         awk -v max="${PEER_DEATH_DETECT_WITHIN}" '$1 >= max')
+  if [[ -n "$slow" ]]; then echo "FAIL: detected only after ${slow//$'\n'/ } s (limit ${PEER_DEATH_DETECT_WITHIN} s)"; exit 1; fi
+fi
 # No rank process runs on; with PEER_DEATH_NEXT_START=<program>, no /dev/shm file of the job stays once the next
 # sim process started (it reclaims what the SIGKILLed rank left).
 pids=$(cat "${report_dir}"/pid*.txt 2>/dev/null)

@@ -148,6 +148,7 @@ void Engine::fail_call() noexcept {
         c.windows = 0;
         for (auto& w : c.wins) release_window(c, w);
     }
+    report_mismatch();
 }
 
 }  // namespace coyote::detail::coll

@@ -63,6 +63,7 @@ Engine::Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& devic
     MPI_Comm dup = MPI_COMM_NULL;
     mpi::check_mpi(MPI_Comm_dup(comm.get(), &dup), "MPI_Comm_dup", "collectives: communicator for queue-pair links");
     link_comm_ = std::make_shared<mpi::detail::CommHandle>(dup);
+    live_.emplace(comm.get(), mpi::LivenessOptions{.host = {}, .setup_timeout = bootstrap_.timeout});
     // Nobody writes before every rank has taken its counter baselines.
     mpi::arrive(comm, "collectives ready", bootstrap_);
 }

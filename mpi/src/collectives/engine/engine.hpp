@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,6 +33,7 @@
 #include <coyote/mpi/collectives_types.hpp>
 #include <coyote/mpi/communicator.hpp>
 #include <coyote/mpi/device.hpp>
+#include <coyote/mpi/liveness.hpp>
 #include <coyote/mpi/wiring.hpp>
 
 #include "collectives/engine/call.hpp"
@@ -213,7 +215,7 @@ private:
     /// Unregisters a cached window (never throws).
     void release_window(Channel& c, CachedWindow& w) noexcept;
     /// After a failed call: the engine is broken and every window (the call's and the cached ones) is withdrawn,
-    /// so that nothing lands in the caller's buffers afterwards.
+    /// so that nothing lands in the caller's buffers afterwards. Called in the call's catch block (report_mismatch).
     void fail_call() noexcept;
 
     // ---- collective messages (matching.cpp; mtx_ held) ----
@@ -282,8 +284,17 @@ private:
     /// Fails the call because the queue pair to `c`'s peer failed with `e`. A report of another rank's death
     /// that is already here takes precedence: the reporter may have left right after sending it.
     [[noreturn]] void lost_peer(Channel& c, const std::string& what, const Error& e);
-    /// Tells every other peer that this rank failed because `dead` (-1: deadline) is gone.
+    /// The same with the reason in words ("its queue pair failed: ...", "its process ... exited").
+    [[noreturn]] void lost_peer(Channel& c, const std::string& what, const std::string& reason);
+    /// Fails the call when the liveness channel (checked at most every COYOTE_MPI_LIVENESS_PERIOD_MS) found the
+    /// peer of a channel in `v` gone: the hw NIC, like the hardware, reports no remote failure.
+    void check_liveness(std::span<Channel* const> v, const std::string& what);
+    /// Tells every other peer that this rank failed because `dead` (-1: deadline, k_dead_mismatch) is gone.
     void notify_failure(int dead) noexcept;
+    /// In a catch block of a failed call: a mismatch found here is told to the peers (they may wait for messages
+    /// this rank will never send), so that they fail now naming it, not at their deadline.
+    void report_mismatch() noexcept;
+    static constexpr int k_dead_mismatch = -2;
     /// Throws peer_gone if a peer reported a failure (and passes the report on).
     void check_abort(const std::string& what);
     /// A collective call that found nothing to do: counts the pass and waits (spin, then yield); now and then
@@ -311,6 +322,7 @@ private:
     int size_ = 0;
     EngineConfig cfg_;
     mpi::QpSet qps_;
+    std::optional<mpi::PeerLiveness> live_; ///< every rank's process (this host) or connection (other hosts)
     std::map<int, Channel> chans_;
     std::vector<Channel*> chan_of_; ///< chans_ by rank (null: none); map nodes do not move
     uint32_t slots_ = 0;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -37,11 +38,20 @@ void Engine::peer_failed(Channel& c, const Error& e) {
 }
 
 void Engine::lost_peer(Channel& c, const std::string& what, const Error& e) {
+    lost_peer(c, what, std::string("its queue pair failed: ") + e.what());
+}
+
+void Engine::lost_peer(Channel& c, const std::string& what, const std::string& reason) {
     broken_ = true;
     check_abort(what);
     notify_failure(c.peer);
-    throw_error(Errc::peer_gone, what,
-                "rank " + std::to_string(c.peer) + " is gone (its queue pair failed: " + e.what() + ")");
+    throw_error(Errc::peer_gone, what, "rank " + std::to_string(c.peer) + " is gone (" + reason + ")");
+}
+
+void Engine::check_liveness(std::span<Channel* const> v, const std::string& what) {
+    if (!live_ || live_->check() < 0) return;
+    for (Channel* c : v)
+        if (live_->gone(c->peer)) lost_peer(*c, what, live_->reason(c->peer));
 }
 
 void Engine::notify_failure(int dead) noexcept {
@@ -58,6 +68,17 @@ void Engine::notify_failure(int dead) noexcept {
     }
 }
 
+void Engine::report_mismatch() noexcept {
+    if (!std::current_exception()) return;
+    try {
+        throw;
+    } catch (const Error& e) {
+        // Inside a call only the signature and chunk checks throw invalid_argument.
+        if (e.code() == make_error_code(Errc::invalid_argument)) notify_failure(k_dead_mismatch);
+    } catch (...) {
+    }
+}
+
 void Engine::check_abort(const std::string& what) {
     for (auto& [p, c] : chans_) {
         if (!c.ready) continue;
@@ -70,6 +91,9 @@ void Engine::check_abort(const std::string& what) {
         if (dead >= 0)
             throw_error(Errc::peer_gone, what,
                         "rank " + std::to_string(dead) + " is gone (reported by rank " + std::to_string(reporter) + ")");
+        if (dead == k_dead_mismatch)
+            throw_error(Errc::invalid_argument, what,
+                        "rank " + std::to_string(reporter) + " reported a mismatched collective call and left the collectives");
         throw_error(Errc::peer_gone, what, "rank " + std::to_string(reporter) + " failed and left the collectives");
     }
 }
@@ -124,6 +148,7 @@ void Engine::on_stall(const Idle& idle, std::vector<Channel*>& data, std::vector
             c->last_probe = Clock::now();
             probe(*c, what);
         }
+    for (auto* v : {&data, &credit}) check_liveness(*v, what);
     if (idle.stalled < cfg_.timeout) return;
     auto ranks = [](const std::vector<Channel*>& v) {
         std::vector<int> r;

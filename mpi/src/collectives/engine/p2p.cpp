@@ -242,6 +242,8 @@ bool Engine::wait(OpState& op, std::optional<std::chrono::milliseconds> timeout)
             if (c.ready && now - c.last_probe >= cfg_.probe_interval && now - start >= cfg_.probe_interval) {
                 c.last_probe = now;
                 probe(c, op.what);
+                Channel* const mine[] = {&c};
+                check_liveness(mine, op.what);
             }
         }
         if (now - start >= limit) {
