@@ -85,6 +85,23 @@ bool wait_fd(int fd, short events, Clock::time_point deadline) {
     }
 }
 
+/// Reads exactly `len` bytes from a non-blocking socket before `deadline`; false on EOF, error or timeout.
+bool read_exact(int fd, void* out, std::size_t len, Clock::time_point deadline) {
+    auto* p = static_cast<char*>(out);
+    while (len > 0) {
+        if (!wait_fd(fd, POLLIN, deadline)) return false;
+        const ssize_t n = ::recv(fd, p, len, 0);
+        if (n == 0) return false;
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+            return false;
+        }
+        p += n;
+        len -= static_cast<std::size_t>(n);
+    }
+    return true;
+}
+
 /// The hello a connecting rank sends: its rank and the listener's key.
 struct Hello {
     int32_t rank = 0;
@@ -176,8 +193,7 @@ void PeerLiveness::Impl::accept_from(const std::vector<int>& lower, Clock::time_
         if (!s) continue;
         Hello h{};
         // A stranger that sends nothing is dropped at the deadline; a wrong hello at once.
-        if (!wait_fd(s.get(), POLLIN, std::min(deadline, Clock::now() + std::chrono::seconds(2)))) continue;
-        if (::recv(s.get(), &h, sizeof(h), MSG_WAITALL) != static_cast<ssize_t>(sizeof(h))) continue;
+        if (!read_exact(s.get(), &h, sizeof(h), std::min(deadline, Clock::now() + std::chrono::seconds(2)))) continue;
         const bool expected = std::find(lower.begin(), lower.end(), h.rank) != lower.end();
         if (!expected || h.key != all[static_cast<std::size_t>(rank)].key) continue;
         auto& slot = fds[static_cast<std::size_t>(h.rank)];
