@@ -8,9 +8,11 @@
 //                    neither side always gets the lower ctid or the first allocation.
 //
 // Counters: ns_per_poll_{device,off,on} = total time / total polls of each variant; ratio_vs_doctor_off = total
-// off time / total on time (1.0: the doctor costs nothing measurable; it includes the doctor's periodic checks);
-// ratio_p10 / ratio_median / ratio_p90 spread the per-iteration ratios (adjacent blocks, same machine state);
-// ratio_vs_device_poll = device / on. Every block checks that the polled value is the ctid's real count.
+// off time / total on time (1.0: the doctor costs nothing measurable; it includes the doctor's periodic checks)
+// over the iterations none of whose blocks took more than 1.5x its variant's median (a block the scheduler
+// interrupted says nothing about the doctor; kept_fraction says how many stayed); ratio_p10 / ratio_median /
+// ratio_p90 spread the per-iteration ratios (adjacent blocks, same machine state); ratio_vs_device_poll = device /
+// on, over the same iterations. Every block checks that the polled value is the ctid's real count.
 //
 // Backend: COYOTE_BACKEND (sim by default). The sim's polls sleep once a ctid saw 128 polls without a completion
 // (idle polls give their core away); to time the spinning regime, sim blocks are bursts of 64 polls, each followed
@@ -100,13 +102,33 @@ double quantile(std::vector<double> v, double q) {
     return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
 }
 
+using Times = std::array<double, 3>;
+
+/// Totals per variant over the iterations whose every block stayed within 1.5x of its variant's median.
+Times undisturbed_totals(const std::vector<Times>& runs, size_t& kept) {
+    Times limit{};
+    for (size_t v = 0; v < 3; ++v) {
+        std::vector<double> col;
+        for (const Times& r : runs) col.push_back(r[v]);
+        limit[v] = 1.5 * quantile(col, 0.5);
+    }
+    Times total{};
+    kept = 0;
+    for (const Times& r : runs) {
+        if (r[device] > limit[device] || r[off] > limit[off] || r[on] > limit[on]) continue;
+        ++kept;
+        for (size_t v = 0; v < 3; ++v) total[v] += r[v];
+    }
+    return total;
+}
+
 void bm_doctor_cost(benchmark::State& state, int64_t n) {
-    std::array<double, 3> total{};
+    std::vector<Times> runs;
     std::vector<double> ratios;
     uint64_t it = 0;
     for (auto _ : state) {
         const Pair& p = g.pairs[it % 2];
-        std::array<double, 3> s{};
+        Times s{};
         for (size_t k = 0; k < 3; ++k) {
             const auto v = static_cast<Variant>((k + it / 2) % 3);
             if (!block(p, v, n, s[v])) {
@@ -116,10 +138,14 @@ void bm_doctor_cost(benchmark::State& state, int64_t n) {
         }
         ++it;
         state.SetIterationTime(s[on]);
-        for (size_t v = 0; v < 3; ++v) total[v] += s[v];
+        runs.push_back(s);
         ratios.push_back(s[off] / s[on]);
     }
-    const double polls = static_cast<double>(it) * static_cast<double>(n);
+    size_t kept = 0;
+    const Times total = undisturbed_totals(runs, kept);
+    if (kept == 0) return;
+    const double polls = static_cast<double>(kept) * static_cast<double>(n);
+    state.counters["kept_fraction"] = static_cast<double>(kept) / static_cast<double>(runs.size());
     for (size_t v = 0; v < 3; ++v) state.counters[std::string("ns_per_poll_") + k_names[v]] = total[v] * 1e9 / polls;
     state.counters["ratio_vs_doctor_off"] = total[off] / total[on];
     state.counters["ratio_p10"] = quantile(ratios, 0.1);
