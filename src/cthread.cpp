@@ -16,6 +16,7 @@
 #include "backend/registers.hpp"
 #include "detail/format.hpp"
 #include "diag/stall.hpp"
+#include "diag/wait.hpp"
 #include "detail/settings.hpp"
 #include "detail/vfpga_lock.hpp"
 #include "oob/peer_check.hpp"
@@ -467,12 +468,18 @@ uint32_t cThread::readAck() {
 // ---- misc ---------------------------------------------------------------------------------------
 
 void cThread::lock() {
-    // A process that died holding the lock leaves it locked: wait with a deadline instead of forever.
-    const auto timeout = k_lock_timeout.get();
-    if (!impl->vlock->timed_lock(timeout))
-        throw_error(Errc::timeout, "lock",
-                    "the vFPGA lock " + impl->vlock->name() + " stayed taken for " + std::to_string(timeout.count()) +
-                        " ms (COYOTE_LOCK_TIMEOUT_MS); if its holder died, remove /dev/shm/sem." + impl->vlock->name());
+    detail::VfpgaLock& vl = *impl->vlock;
+    if (!vl.try_lock()) {
+        // A process that died holding the lock leaves it locked: wait with a deadline instead of forever, watched
+        // by the stall doctor (who holds it).
+        const auto timeout = k_lock_timeout.get();
+        const detail::diag::WaitWatch watch("lock", "the vFPGA lock /dev/shm/sem." + vl.name(), vl.why_taken(),
+                                            [&vl] { return vl.why_taken(); });
+        if (!vl.timed_lock(timeout))
+            throw_error(Errc::timeout, "lock",
+                        "the vFPGA lock " + vl.name() + " stayed taken for " + std::to_string(timeout.count()) +
+                            " ms (COYOTE_LOCK_TIMEOUT_MS); " + vl.why_taken());
+    }
     impl->lock_held = true;
 }
 

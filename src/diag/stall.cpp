@@ -14,6 +14,7 @@
 
 #include "diag/doctor.hpp"
 #include "diag/sim_probe.hpp"
+#include "diag/wait.hpp"
 #include "detail/settings.hpp"
 
 namespace coyote::detail::diag {
@@ -56,7 +57,11 @@ void print_all() {
         } catch (...) {
         }
     }
-    if (out.empty()) out = "coyote stall doctor: no cThread in this process\n";
+    try {
+        out += describe_waits();
+    } catch (...) {
+    }
+    if (out.empty()) out = "coyote stall doctor: no cThread and no wait in this process\n";
     (void)!::write(STDERR_FILENO, out.data(), out.size());
 }
 
@@ -79,6 +84,8 @@ void install_signal_handler(Registry& r) {
 
 }  // namespace
 
+std::chrono::milliseconds stall_warn_after() { return k_warn.get(); }
+
 Watch::~Watch() {
     if (!attached_) return;
     {
@@ -92,7 +99,7 @@ Watch::~Watch() {
 void Watch::attach(const Subject& s, PollCountdown& countdown) {
     subject_ = s;
     countdown_ = &countdown;
-    warn_ns_ = static_cast<int64_t>(k_warn.get().count()) * 1000000;
+    warn_ns_ = static_cast<int64_t>(stall_warn_after().count()) * 1000000;
     const bool signal = k_signal.get();
     countdown_->set(warn_ns_ == 0 ? 0 : k_first_period); // off: the slow path comes every 2^32 polls
     slot_ = warn_ns_ == 0 ? nullptr : acquire_slot(s.device, s.vfid, s.ctid, s.dev->backend_name());

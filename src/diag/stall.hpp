@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -25,6 +26,9 @@ inline constexpr uint32_t k_first_period = 64;
 /// sleep in the backend while nothing moves come slower, and the doctor must still look every few milliseconds).
 inline constexpr int64_t k_fast_check_ns = 1'000'000;
 inline constexpr int64_t k_slow_check_ns = 10'000'000;
+
+/// COYOTE_STALL_WARN_MS (0: the doctor is off). Throws coyote::Error when malformed.
+std::chrono::milliseconds stall_warn_after();
 
 /// Polls left until the doctor's next check. The owner keeps it where the poll's own data already is (cThread::Impl
 /// puts it next to the device pointer, in the same cache line); the Watch sets it after each check.
