@@ -21,6 +21,7 @@
 
 #include <coyote/cThread.hpp>
 
+#include "diag/doctor.hpp"
 #include "unit/rdma_test_support.hpp"
 
 namespace {
@@ -361,6 +362,24 @@ TEST(StallDoctorWaits, LockLeftByADeadHolder) {
     ASSERT_TRUE(ok) << err;
     EXPECT_TRUE(has(err, "likeliest cause: the lock is held by pid " + std::to_string(holder) +
                              ", which exited without releasing it: remove /dev/shm/sem.coyote_vlock_u")) << err;
+}
+
+TEST(StallDoctor, HwSaysWhatItCannotTell) {
+    // A WRITE of this side outstanding on hw, peer on another host: the hw NIC counts no refused request.
+    coyote::detail::diag::Snapshot s;
+    s.backend = "hw";
+    s.has_qp = true;
+    s.peer = coyote::detail::diag::Snapshot::Peer::unknown;
+    s.posted[3] = 1;
+    s.stalled_s = 6.0;
+    const std::string cause = coyote::detail::diag::likeliest_cause(s);
+    EXPECT_TRUE(has(cause, "peer idle: 1 RDMA_WRITE request(s) of this side not completed")) << cause;
+    EXPECT_TRUE(has(cause, "hw: the NIC reports no refused request, so a window or rkey refusal at the peer cannot "
+                           "be told apart from a lost request")) << cause;
+    const std::string text = coyote::detail::diag::report(s);
+    EXPECT_TRUE(has(text, "refused requests: not reported by the hw NIC")) << text;
+    s.backend = "sim"; // the sim's NICs count refusals: no such caveat
+    EXPECT_FALSE(has(coyote::detail::diag::likeliest_cause(s), "hw:"));
 }
 
 }  // namespace
