@@ -169,8 +169,8 @@ void Watch::on_backpressure(bool done) noexcept {
 
 void Watch::adapt_period(int64_t now) noexcept {
     uint32_t p = period_.load(std::memory_order_relaxed);
-    const int64_t since = now - last_check_ns_;
-    last_check_ns_ = now;
+    const int64_t since = now - last_check_ns_.load(std::memory_order_relaxed);
+    last_check_ns_.store(now, std::memory_order_relaxed);
     if (since < k_fast_check_ns)
         p = std::min(p * 2, k_check_period);
     else if (since > k_slow_check_ns)
@@ -184,12 +184,20 @@ void Watch::check(uint32_t cls, bool posting) noexcept {
         countdown_->set(0);
         return;
     }
-    std::unique_lock lk(check_mtx_, std::try_to_lock);
-    if (!lk.owns_lock() || slot_ == nullptr) {
-        countdown_->set(period_.load(std::memory_order_relaxed));
+    const int64_t now = monotonic_ns();
+    const uint32_t period = period_.load(std::memory_order_relaxed);
+    // Polls this fast (the longest period within the same clock tick or millisecond): one full check per
+    // millisecond is plenty for stalls of seconds; until then the check is this clock read.
+    if (!posting && period == k_check_period &&
+        now - last_check_ns_.load(std::memory_order_relaxed) < k_fast_check_ns) {
+        countdown_->set(period);
         return;
     }
-    const int64_t now = monotonic_ns();
+    std::unique_lock lk(check_mtx_, std::try_to_lock);
+    if (!lk.owns_lock() || slot_ == nullptr) {
+        countdown_->set(period);
+        return;
+    }
     adapt_period(now);
     slot_->checks.fetch_add(1, std::memory_order_relaxed);
     slot_->last_check_ns.store(now, std::memory_order_relaxed);

@@ -95,7 +95,7 @@ private:
     PollCountdown own_countdown_; ///< until attach
     PollCountdown* countdown_ = &own_countdown_;
     std::atomic<uint32_t> period_{k_first_period}; ///< polls between checks, adapted to how fast polls come
-    int64_t last_check_ns_ = 0;
+    std::atomic<int64_t> last_check_ns_{0}; ///< of the last full check
     Subject subject_;
     StatusSlot* slot_ = nullptr;
     StatusSlot local_slot_; ///< used when the status segment is unavailable
