@@ -242,39 +242,43 @@ int expect_timeout(const Capture& cap, const std::function<void()>& body) {
     return 4;
 }
 
-TEST(StallDoctorWaits, OobServerWithoutClient) {
-    const uint16_t port = coyote_test::free_port();
+/// What a child whose initRDMA on `port` (client of `server` when given) gives up after `timeout_var` = 1.5 s
+/// printed: its exit code (0: it timed out as it should), its pid, its stderr.
+struct OobRun {
+    int rc;
+    pid_t pid;
+    std::string err;
+};
+OobRun oob_gives_up(const char* timeout_var, uint16_t port, const char* server = nullptr) {
     Capture cap;
-    Child server([&] {
+    Child child([&] {
         return expect_timeout(cap, [&] {
-            ::setenv("COYOTE_OOB_ACCEPT_TIMEOUT_MS", "1500", 1);
+            ::setenv(timeout_var, "1500", 1);
             cThread t(0, ::getpid(), 0);
-            t.initRDMA(1 << 16, port);
+            t.initRDMA(1 << 16, port, server);
         });
     });
-    ASSERT_EQ(server.wait(), 0) << cap.text();
-    const std::string err = cap.text();
-    EXPECT_TRUE(has(err, "coyote stall doctor [pid " + std::to_string(server.pid()) + " wait]: waiting 0.")) << err;
-    EXPECT_TRUE(has(err, "in initRDMA (out-of-band server) for a client on port " + std::to_string(port))) << err;
-    EXPECT_TRUE(has(err, "likeliest cause: no client has connected to port " + std::to_string(port))) << err;
+    const int rc = child.wait();
+    return {rc, child.pid(), cap.text()};
+}
+
+TEST(StallDoctorWaits, OobServerWithoutClient) {
+    const uint16_t port = coyote_test::free_port();
+    const OobRun r = oob_gives_up("COYOTE_OOB_ACCEPT_TIMEOUT_MS", port);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_TRUE(has(r.err, "coyote stall doctor [pid " + std::to_string(r.pid) + " wait]: waiting 0.")) << r.err;
+    EXPECT_TRUE(has(r.err, "in initRDMA (out-of-band server) for a client on port " + std::to_string(port))) << r.err;
+    EXPECT_TRUE(has(r.err, "likeliest cause: no client has connected to port " + std::to_string(port))) << r.err;
 }
 
 TEST(StallDoctorWaits, OobClientWithoutServer) {
     const uint16_t port = coyote_test::free_port();
-    Capture cap;
-    Child client([&] {
-        return expect_timeout(cap, [&] {
-            ::setenv("COYOTE_OOB_CONNECT_TIMEOUT_MS", "1500", 1);
-            cThread t(0, ::getpid(), 0);
-            t.initRDMA(1 << 16, port, "127.0.0.1");
-        });
-    });
-    ASSERT_EQ(client.wait(), 0) << cap.text();
-    const std::string err = cap.text();
+    const OobRun r = oob_gives_up("COYOTE_OOB_CONNECT_TIMEOUT_MS", port, "127.0.0.1");
+    ASSERT_EQ(r.rc, 0) << r.err;
     const std::string target = "127.0.0.1:" + std::to_string(port);
-    EXPECT_TRUE(has(err, "for the out-of-band server " + target)) << err;
-    EXPECT_TRUE(has(err, "likeliest cause: the server at " + target + " has not accepted the connection")) << err;
-    EXPECT_TRUE(has(err, "last error: Connection refused")) << err;
+    EXPECT_TRUE(has(r.err, "for the out-of-band server " + target)) << r.err;
+    EXPECT_TRUE(has(r.err, "likeliest cause: the server at " + target + " has not accepted the connection")) << r.err;
+    EXPECT_TRUE(has(r.err, "last error: Connection refused")) << r.err;
 }
 
 TEST(StallDoctorWaits, OobPeerThatNeverAnswers) {
@@ -288,22 +292,13 @@ TEST(StallDoctorWaits, OobPeerThatNeverAnswers) {
     ASSERT_EQ(::listen(ls, 4), 0);
     ASSERT_EQ(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len), 0);
     const uint16_t port = ntohs(a.sin_port);
-    Capture cap;
-    Child client([&] {
-        return expect_timeout(cap, [&] {
-            ::setenv("COYOTE_OOB_IO_TIMEOUT_MS", "1500", 1);
-            cThread t(0, ::getpid(), 0);
-            t.initRDMA(1 << 16, port, "127.0.0.1");
-        });
-    });
-    const int rc = client.wait();
+    const OobRun r = oob_gives_up("COYOTE_OOB_IO_TIMEOUT_MS", port, "127.0.0.1");
     ::close(ls);
-    ASSERT_EQ(rc, 0) << cap.text();
-    const std::string err = cap.text();
-    EXPECT_TRUE(has(err, "in exchange (out-of-band) for reading ")) << err;
-    EXPECT_TRUE(has(err, " bytes from the peer at 127.0.0.1:" + std::to_string(port))) << err;
-    EXPECT_TRUE(has(err, "likeliest cause: the peer at 127.0.0.1:" + std::to_string(port) + " has not sent them"))
-        << err;
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_TRUE(has(r.err, "in exchange (out-of-band) for reading ")) << r.err;
+    EXPECT_TRUE(has(r.err, " bytes from the peer at 127.0.0.1:" + std::to_string(port))) << r.err;
+    EXPECT_TRUE(has(r.err, "likeliest cause: the peer at 127.0.0.1:" + std::to_string(port) + " has not sent them"))
+        << r.err;
 }
 
 /// A device number of the lock tests' own (the vFPGA lock is per user and device: other tests of this user on
