@@ -16,6 +16,7 @@
 #include "backend/registers.hpp"
 #include "detail/format.hpp"
 #include "diag/stall.hpp"
+#include "diag/wait.hpp"
 #include "detail/settings.hpp"
 #include "detail/vfpga_lock.hpp"
 #include "oob/peer_check.hpp"
@@ -61,6 +62,8 @@ uint32_t random_psn() {
 class cThread::Impl {
 public:
     uint32_t device = 0;
+    /// The stall doctor's per-poll countdown, in the cache line of `dev` that every poll reads anyway.
+    detail::diag::PollCountdown poll_countdown;
     std::shared_ptr<detail::Device> dev;
     mutable std::mutex mem_mtx;
     std::map<void*, detail::Allocation> allocations;
@@ -119,7 +122,7 @@ cThread::cThread(int32_t vfid_, pid_t hpid_, uint32_t device, std::function<void
         }
         impl->vlock = std::make_unique<detail::VfpgaLock>(device, vfid_);
         impl->dev->clear_completed(ctid);
-        impl->watch.attach({impl->dev.get(), device, vfid_, ctid, qpair.get()});
+        impl->watch.attach({impl->dev.get(), device, vfid_, ctid, qpair.get()}, impl->poll_countdown);
     } catch (...) {
         impl->dev->set_interrupt_handler(ctid, nullptr);
         impl->dev->unregister_ctid(ctid);
@@ -329,9 +332,12 @@ void cThread::invoke(CoyoteOper oper, tcpSg /*sg*/, bool /*last*/) {
 
 uint32_t cThread::checkCompleted(CoyoteOper oper) const {
     const CmplClass cls = detail::cmpl_class_of(oper);
-    const uint32_t value = impl->dev->poll_completed(ctid, cls);
-    impl->watch.on_poll(cls, value); // the stall doctor: a counter decrement, its check every 1 to 4096 polls
-    return value;
+    Impl& i = *impl;
+    // The stall doctor: one decrement per poll, its check (out of line) every 1 to 4096 polls. Before the poll, so
+    // that the poll stays a tail call and the hot path needs no stack frame.
+    if (i.poll_countdown.tick()) [[unlikely]]
+        i.watch.on_poll_due(cls);
+    return i.dev->poll_completed(ctid, cls);
 }
 
 void cThread::clearCompleted() { impl->dev->clear_completed(ctid); }
@@ -462,12 +468,18 @@ uint32_t cThread::readAck() {
 // ---- misc ---------------------------------------------------------------------------------------
 
 void cThread::lock() {
-    // A process that died holding the lock leaves it locked: wait with a deadline instead of forever.
-    const auto timeout = k_lock_timeout.get();
-    if (!impl->vlock->timed_lock(timeout))
-        throw_error(Errc::timeout, "lock",
-                    "the vFPGA lock " + impl->vlock->name() + " stayed taken for " + std::to_string(timeout.count()) +
-                        " ms (COYOTE_LOCK_TIMEOUT_MS); if its holder died, remove /dev/shm/sem." + impl->vlock->name());
+    detail::VfpgaLock& vl = *impl->vlock;
+    if (!vl.try_lock()) {
+        // A process that died holding the lock leaves it locked: wait with a deadline instead of forever, watched
+        // by the stall doctor (who holds it).
+        const auto timeout = k_lock_timeout.get();
+        const detail::diag::WaitWatch watch("lock", "the vFPGA lock /dev/shm/sem." + vl.name(), vl.why_taken(),
+                                            [&vl] { return vl.why_taken(); });
+        if (!vl.timed_lock(timeout))
+            throw_error(Errc::timeout, "lock",
+                        "the vFPGA lock " + vl.name() + " stayed taken for " + std::to_string(timeout.count()) +
+                            " ms (COYOTE_LOCK_TIMEOUT_MS); " + vl.why_taken());
+    }
     impl->lock_held = true;
 }
 

@@ -9,6 +9,10 @@
 #include <boost/date_time/posix_time/posix_time_types.hpp>
 
 #include <cerrno>
+#include <cstring>
+#include <cstdio>
+
+#include "backend/sim/segments.hpp"
 
 #include <coyote/error.hpp>
 
@@ -60,12 +64,70 @@ VfpgaLock::~VfpgaLock() {
     }
 }
 
+// The holder's record: "<pid> <start time>" at the start of the holders file, spaces when nobody holds the lock
+// (advisory: for the stall doctor's "held by pid N").
+constexpr size_t k_record_size = 48;
+
+void VfpgaLock::record_holder(bool held) noexcept {
+    char rec[k_record_size];
+    std::memset(rec, ' ', sizeof rec);
+    if (held) {
+        const int n = std::snprintf(rec, sizeof rec, "%d %llu", static_cast<int>(::getpid()),
+                                    static_cast<unsigned long long>(sim::process_start_time(::getpid())));
+        if (n > 0 && static_cast<size_t>(n) < sizeof rec) rec[n] = ' ';
+    }
+    rec[sizeof rec - 1] = '\n';
+    (void)!::pwrite(holders_fd_.get(), rec, sizeof rec, 0);
+}
+
+VfpgaLock::Holder VfpgaLock::holder() const noexcept {
+    char rec[k_record_size + 1] = {};
+    Holder h;
+    if (::pread(holders_fd_.get(), rec, k_record_size, 0) <= 0) return h;
+    int pid = 0;
+    unsigned long long start = 0;
+    if (std::sscanf(rec, "%d %llu", &pid, &start) == 2 && pid > 0) {
+        h.pid = pid;
+        h.start_time = start;
+    }
+    return h;
+}
+
+std::string VfpgaLock::why_taken() const noexcept {
+    try {
+        const Holder h = holder();
+        const std::string pid = "pid " + std::to_string(h.pid);
+        if (h.pid == 0)
+            return "the lock is held by a process that recorded no pid (stock Coyote or an older coyote-mpi), or "
+                   "is being released; if its holder died, remove /dev/shm/sem." + name_;
+        if (h.pid == ::getpid())
+            return "the lock is held by this process (" + pid + "): another cThread of it called lock() without "
+                   "unlock(); lock() is not re-entrant";
+        if (sim::process_alive(h.pid, h.start_time))
+            return "the lock is held by " + pid + " (alive); it releases it with unlock() or when its cThread closes";
+        return "the lock is held by " + pid + ", which exited without releasing it: remove /dev/shm/sem." + name_;
+    } catch (...) {
+        return "the lock is held by another cThread";
+    }
+}
+
+bool VfpgaLock::try_lock() {
+    if (!mutex_->try_lock()) return false;
+    record_holder(true);
+    return true;
+}
+
 bool VfpgaLock::timed_lock(std::chrono::milliseconds timeout) {
     const auto deadline = boost::posix_time::microsec_clock::universal_time() +
                           boost::posix_time::milliseconds(static_cast<int64_t>(timeout.count()));
-    return mutex_->timed_lock(deadline);
+    if (!mutex_->timed_lock(deadline)) return false;
+    record_holder(true);
+    return true;
 }
 
-void VfpgaLock::unlock() { mutex_->unlock(); }
+void VfpgaLock::unlock() {
+    record_holder(false);
+    mutex_->unlock();
+}
 
 }  // namespace coyote::detail

@@ -26,12 +26,24 @@ public:
 
     /// The semaphore's name (without /dev/shm/sem.).
     const std::string& name() const noexcept { return name_; }
+    /// Takes the lock if it is free (never waits).
+    bool try_lock();
     /// Takes the lock, waiting at most `timeout`; false when it stayed taken.
     bool timed_lock(std::chrono::milliseconds timeout);
     /// Releases the lock.
     void unlock();
+    /// The process that holds the lock as it recorded itself in the holders file (pid 0: none recorded).
+    struct Holder {
+        int32_t pid = 0;
+        uint64_t start_time = 0;
+    };
+    Holder holder() const noexcept;
+    /// Who holds the lock, in one line for a waiter ("the lock is held by pid 42 (alive) ..."); never throws.
+    std::string why_taken() const noexcept;
 
 private:
+    void record_holder(bool held) noexcept;
+
     std::string name_;
     std::string holders_;
     Fd holders_fd_;

@@ -117,6 +117,14 @@ std::string outstanding(const Snapshot& s, bool remote) {
 
 std::string peer_name(const Snapshot& s) { return fmt("process %d", s.peer_pid); }
 
+/// What the hw backend cannot tell: Coyote's RoCE stack counts packets, PSN drops and retransmissions (the driver's
+/// IOCTL_SHELL_NET_STATS / sysfs net stats) but no refused request, and the peer is visible only on this host.
+constexpr const char* k_hw_blind =
+    " (hw: the NIC reports no refused request, so a window or rkey refusal at the peer cannot be told apart from a "
+    "lost request; compare the shell's PSN-drop and retransmission counters, coyote-info -v, on both nodes)";
+
+bool is_hw(const Snapshot& s) { return s.backend == "hw"; }
+
 }  // namespace
 
 Snapshot take_snapshot(const StatusSlot& slot, int32_t pid) {
@@ -169,14 +177,15 @@ std::string likeliest_cause(const Snapshot& s) {
         return "peer never posted: " + peer_name(s) + " is alive but has posted no command on its queue pair";
     if (const std::string remote = outstanding(s, true); !remote.empty())
         return "peer idle: " + remote + " request(s) of this side not completed although the peer " +
-               (s.peer == P::alive ? "is alive" : "may be alive") + ": requests lost or the wire is stuck";
+               (s.peer == P::alive ? "is alive" : "may be alive") + ": requests lost or the wire is stuck" +
+               (is_hw(s) ? k_hw_blind : "");
     if (s.peer == P::alive)
         return fmt("peer idle: %s is alive and posted %llu command(s), none of which this side sees arriving "
                    "now; both sides may be waiting for each other", peer_name(s).c_str(),
                    static_cast<unsigned long long>(sum(s.peer_posted)));
     if (s.peer == P::unknown)
-        return "no peer visible: the peer is on another host or its backend cannot tell; check that it runs "
-               "and posts";
+        return std::string("no peer visible: the peer is on another host or its backend cannot tell; check that it "
+                           "runs and posts") + (is_hw(s) ? k_hw_blind : "");
     return "no progress: nothing outstanding on this ctid and no queue pair; the awaited counter is bumped only "
            "by commands of this ctid";
 }
@@ -208,6 +217,9 @@ std::string report(const Snapshot& s) {
             out += fmt("%s:   refused by this NIC: %llu, by the peer's NIC: %s\n", tag.c_str(),
                        static_cast<unsigned long long>(s.refused_here.total),
                        s.refused_there.known ? std::to_string(s.refused_there.total).c_str() : "unknown");
+        else if (is_hw(s))
+            out += tag + ":   refused requests: not reported by the hw NIC (it counts PSN drops and retransmissions, "
+                         "no access violations)\n";
     }
     out += tag + ":   likeliest cause: " + likeliest_cause(s) + "\n";
     return out;

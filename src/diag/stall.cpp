@@ -14,6 +14,7 @@
 
 #include "diag/doctor.hpp"
 #include "diag/sim_probe.hpp"
+#include "diag/wait.hpp"
 #include "detail/settings.hpp"
 
 namespace coyote::detail::diag {
@@ -56,7 +57,11 @@ void print_all() {
         } catch (...) {
         }
     }
-    if (out.empty()) out = "coyote stall doctor: no cThread in this process\n";
+    try {
+        out += describe_waits();
+    } catch (...) {
+    }
+    if (out.empty()) out = "coyote stall doctor: no cThread and no wait in this process\n";
     (void)!::write(STDERR_FILENO, out.data(), out.size());
 }
 
@@ -79,6 +84,8 @@ void install_signal_handler(Registry& r) {
 
 }  // namespace
 
+std::chrono::milliseconds stall_warn_after() { return k_warn.get(); }
+
 Watch::~Watch() {
     if (!attached_) return;
     {
@@ -89,11 +96,12 @@ Watch::~Watch() {
     if (slot_ != &local_slot_) release_slot(slot_);
 }
 
-void Watch::attach(const Subject& s) {
+void Watch::attach(const Subject& s, PollCountdown& countdown) {
     subject_ = s;
-    warn_ns_ = static_cast<int64_t>(k_warn.get().count()) * 1000000;
+    countdown_ = &countdown;
+    warn_ns_ = static_cast<int64_t>(stall_warn_after().count()) * 1000000;
     const bool signal = k_signal.get();
-    if (warn_ns_ == 0) countdown_.store(0, std::memory_order_relaxed); // the slow path comes every 2^32 polls
+    countdown_->set(warn_ns_ == 0 ? 0 : k_first_period); // off: the slow path comes every 2^32 polls
     slot_ = warn_ns_ == 0 ? nullptr : acquire_slot(s.device, s.vfid, s.ctid, s.dev->backend_name());
     if (slot_ == nullptr) {
         slot_ = &local_slot_;
@@ -156,40 +164,48 @@ uint64_t Watch::refresh() noexcept {
 void Watch::on_backpressure(bool done) noexcept {
     if (slot_ == nullptr) return;
     slot_->waiting_post.store(done ? 0 : 1, std::memory_order_relaxed);
-    if (!done) check(k_no_class, 0, true);
+    if (!done) check(k_no_class, true);
 }
 
 void Watch::adapt_period(int64_t now) noexcept {
     uint32_t p = period_.load(std::memory_order_relaxed);
-    const int64_t since = now - last_check_ns_;
-    last_check_ns_ = now;
+    const int64_t since = now - last_check_ns_.load(std::memory_order_relaxed);
+    last_check_ns_.store(now, std::memory_order_relaxed);
     if (since < k_fast_check_ns)
         p = std::min(p * 2, k_check_period);
     else if (since > k_slow_check_ns)
         p = std::max(p / 4, 1U);
     period_.store(p, std::memory_order_relaxed);
-    countdown_.store(p, std::memory_order_relaxed);
+    countdown_->set(p);
 }
 
-void Watch::check(uint32_t cls, uint32_t value, bool posting) noexcept {
+void Watch::check(uint32_t cls, bool posting) noexcept {
     if (warn_ns_ == 0) { // off
-        countdown_.store(0, std::memory_order_relaxed);
+        countdown_->set(0);
+        return;
+    }
+    const int64_t now = monotonic_ns();
+    const uint32_t period = period_.load(std::memory_order_relaxed);
+    // Polls this fast (the longest period within the same clock tick or millisecond): one full check per
+    // millisecond is plenty for stalls of seconds; until then the check is this clock read.
+    if (!posting && period == k_check_period &&
+        now - last_check_ns_.load(std::memory_order_relaxed) < k_fast_check_ns) {
+        countdown_->set(period);
         return;
     }
     std::unique_lock lk(check_mtx_, std::try_to_lock);
     if (!lk.owns_lock() || slot_ == nullptr) {
-        countdown_.store(period_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        countdown_->set(period);
         return;
     }
-    const int64_t now = monotonic_ns();
     adapt_period(now);
     slot_->checks.fetch_add(1, std::memory_order_relaxed);
     slot_->last_check_ns.store(now, std::memory_order_relaxed);
-    if (!posting) {
-        slot_->polled_class.store(cls, std::memory_order_relaxed);
-        slot_->polled_value.store(value, std::memory_order_relaxed);
-    }
     const uint64_t sig = refresh();
+    if (!posting) { // the value the poll is about to read (refresh read every counter just now)
+        slot_->polled_class.store(cls, std::memory_order_relaxed);
+        slot_->polled_value.store(slot_->completed[cls].load(std::memory_order_relaxed), std::memory_order_relaxed);
+    }
     if (sig != last_sig_) {
         last_sig_ = sig;
         slot_->last_progress_ns.store(now, std::memory_order_relaxed);

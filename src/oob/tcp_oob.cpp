@@ -22,6 +22,7 @@
 
 #include "detail/handles.hpp"
 #include "detail/settings.hpp"
+#include "diag/wait.hpp"
 
 namespace coyote {
 
@@ -29,6 +30,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using detail::Fd;
+using detail::diag::WaitWatch;
 
 const detail::settings::Millis k_connect_timeout{
     "COYOTE_OOB_CONNECT_TIMEOUT_MS", "runtime", TcpOobOptions{}.connect_timeout,
@@ -118,8 +120,19 @@ private:
         if (!fd_) throw_error(Errc::invalid_argument, call, "the out-of-band connection to " + peer_ + " is closed");
     }
 
+    /// The stall doctor's watch of one out-of-band read or write (`dir`: "reading"/"writing").
+    WaitWatch watch(const std::string& call, const char* dir, size_t len) const {
+        const std::string n = std::to_string(len) + " bytes";
+        return WaitWatch(call + " (out-of-band)", std::string(dir) + " " + n + " " +
+                             (dir[0] == 'r' ? "from" : "to") + " the peer at " + peer_,
+                         dir[0] == 'r' ? "the peer at " + peer_ + " has not sent them: it has not reached the same "
+                                         "step (its initRDMA, exchange, sync or ack), is busy elsewhere, or is stopped"
+                                       : "the peer at " + peer_ + " does not read: its receive buffer is full");
+    }
+
     void write_all(const void* data, size_t len, const std::string& call) {
         check_open(call);
+        const WaitWatch w = watch(call, "writing", len);
         const auto deadline = Clock::now() + opt_.io_timeout;
         const auto* p = static_cast<const char*>(data);
         size_t done = 0;
@@ -144,6 +157,7 @@ private:
 
     void read_all(void* data, size_t len, const std::string& call) {
         check_open(call);
+        const WaitWatch w = watch(call, "reading", len);
         const auto deadline = Clock::now() + opt_.io_timeout;
         auto* p = static_cast<char*>(data);
         size_t done = 0;
@@ -207,6 +221,15 @@ Fd listen_on(uint16_t port, const TcpOobOptions& opt, const std::string& call) {
     return ls;
 }
 
+/// The stall doctor's watch of the server's wait for a client.
+WaitWatch client_watch(uint16_t port, const TcpOobOptions& opt, const std::string& call) {
+    const std::string where = "port " + std::to_string(port) + " (" +
+                              (opt.bind_address.empty() ? std::string("all addresses") : opt.bind_address) + ")";
+    return WaitWatch(call, "a client on " + where,
+                     "no client has connected to " + where + ": the client is not started yet, was given another "
+                     "host or port, or cannot reach this host");
+}
+
 /// A client accepted by the server, not yet checked: its first message arrives into `msg`.
 struct Candidate {
     Fd fd;
@@ -242,7 +265,7 @@ class Acceptor {
 public:
     Acceptor(Fd ls, uint16_t port, const TcpOobOptions& opt, std::string call)
         : ls_(std::move(ls)), port_(port), opt_(opt), call_(std::move(call)),
-          deadline_(Clock::now() + opt.accept_timeout) {}
+          deadline_(Clock::now() + opt.accept_timeout), watch_(client_watch(port, opt, call_)) {}
 
     std::unique_ptr<OobChannel> run() {
         for (;;) {
@@ -278,6 +301,8 @@ private:
         ++refused_;
         last_name_ = cands_[i].name;
         last_reason_ = why;
+        watch_.set_cause(std::to_string(refused_) + " client(s) connected to port " + std::to_string(port_) +
+                         " and were refused, the last (" + last_name_ + ") because it " + last_reason_);
         cands_.erase(cands_.begin() + static_cast<std::ptrdiff_t>(i));
     }
 
@@ -321,6 +346,7 @@ private:
     std::vector<Candidate> cands_;
     size_t refused_ = 0;
     std::string last_name_, last_reason_;
+    WaitWatch watch_;
 };
 
 std::unique_ptr<OobChannel> make_server(uint16_t port, const TcpOobOptions& opt) {
@@ -328,6 +354,7 @@ std::unique_ptr<OobChannel> make_server(uint16_t port, const TcpOobOptions& opt)
     Fd ls = listen_on(port, opt, call);
     if (opt.check_client && opt.client_message_size > 0) return Acceptor(std::move(ls), port, opt, call).run();
     // Without a check (a channel made for another protocol): the first client is paired, as stock Coyote.
+    const WaitWatch watch = client_watch(port, opt, call);
     const auto deadline = Clock::now() + opt.accept_timeout;
     for (;;) {
         if (!wait_fd(ls.get(), POLLIN, deadline, call))
@@ -361,6 +388,9 @@ std::unique_ptr<OobChannel> make_client(uint16_t port, const char* server, const
 
     const auto deadline = Clock::now() + opt.connect_timeout;
     std::string last_error = "no address";
+    const std::string not_accepted = "the server at " + target + " has not accepted the connection: it is not started "
+                                     "yet, listens on another port or address, or cannot be reached; last error: ";
+    WaitWatch watch(call, "the out-of-band server " + target, not_accepted + last_error);
     for (;;) {
         for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
             Fd s(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
@@ -386,6 +416,7 @@ std::unique_ptr<OobChannel> make_client(uint16_t port, const char* server, const
             }
             last_error = std::strerror(errno);
         }
+        watch.set_cause(not_accepted + last_error);
         if (remaining_ms(deadline) == 0)
             throw_error(Errc::timeout, call,
                         "could not connect within " + std::to_string(opt.connect_timeout.count()) +

@@ -9,11 +9,13 @@
 #include <sstream>
 #include <cerrno>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "backend/sim/net/process_memory.hpp"
 #include "detail/handles.hpp"
 #include "detail/settings.hpp"
+#include "diag/wait.hpp"
 #include "service/wire.hpp"
 
 namespace coyote {
@@ -260,6 +262,11 @@ std::vector<char> cConn::wait_result(int32_t tid) {
     auto it = impl->tasks.find(tid);
     if (it == impl->tasks.end()) throw_error(Errc::invalid_argument, "cConn", "unknown task id " + std::to_string(tid));
     const auto deadline = svc::Clock::now() + k_conn_timeout.get();
+    std::optional<detail::diag::WaitWatch> watch; // the stall doctor, while the reply is not in
+    if (!it->second.done && impl->broken.empty())
+        watch.emplace("cConn", "the reply to task " + std::to_string(tid) + " from the service at " + impl->path,
+                      "the service has not answered: it is still running this task or the tasks queued before it, "
+                      "or it is stuck (COYOTE_STALL_SIGNAL=1 and SIGUSR1 show the service's own waits)");
     bool ok = true;
     while (!it->second.done && impl->broken.empty() && ok) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - svc::Clock::now());

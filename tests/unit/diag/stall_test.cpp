@@ -1,10 +1,14 @@
 // Tests of the stall doctor (src/diag): stalls set up between two forked processes on the sim backend must be
 // diagnosed with the right cause (peer never posts, peer died, WRITE refused by the target's window, a full
-// command FIFO); the diagnosis on demand (printDebug, SIGUSR1); COYOTE_STALL_WARN_MS=0 keeps it quiet.
+// command FIFO); the diagnosis on demand (printDebug, SIGUSR1); COYOTE_STALL_WARN_MS=0 keeps it quiet. Waits
+// that poll no counter (the out-of-band exchange, the vFPGA lock) are reported with what they wait for and why.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,6 +21,7 @@
 
 #include <coyote/cThread.hpp>
 
+#include "diag/doctor.hpp"
 #include "unit/rdma_test_support.hpp"
 
 namespace {
@@ -222,6 +227,154 @@ TEST(StallDoctor, OnDemandThroughPrintDebugAndSigusr1) {
     const std::string tag = "coyote stall doctor [pid " + std::to_string(child.pid()) + " device 0 vFPGA 0 ctid 0 sim]";
     EXPECT_TRUE(has(err, tag)) << err;
     EXPECT_TRUE(has(err, "likeliest cause: no progress")) << err;
+}
+
+/// A child that sets up stall_env, sends stderr to `cap`, runs `body` and expects it to throw a timeout.
+int expect_timeout(const Capture& cap, const std::function<void()>& body) {
+    cap.redirect();
+    stall_env();
+    try {
+        body();
+    } catch (const coyote::Error& e) {
+        std::fprintf(stderr, "gave up: %s\n", e.what());
+        return e.code() == coyote::make_error_code(coyote::Errc::timeout) ? 0 : 3;
+    }
+    return 4;
+}
+
+/// What a child whose initRDMA on `port` (client of `server` when given) gives up after `timeout_var` = 1.5 s
+/// printed: its exit code (0: it timed out as it should), its pid, its stderr.
+struct OobRun {
+    int rc;
+    pid_t pid;
+    std::string err;
+};
+OobRun oob_gives_up(const char* timeout_var, uint16_t port, const char* server = nullptr) {
+    Capture cap;
+    Child child([&] {
+        return expect_timeout(cap, [&] {
+            ::setenv(timeout_var, "1500", 1);
+            cThread t(0, ::getpid(), 0);
+            t.initRDMA(1 << 16, port, server);
+        });
+    });
+    const int rc = child.wait();
+    return {rc, child.pid(), cap.text()};
+}
+
+TEST(StallDoctorWaits, OobServerWithoutClient) {
+    const uint16_t port = coyote_test::free_port();
+    const OobRun r = oob_gives_up("COYOTE_OOB_ACCEPT_TIMEOUT_MS", port);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_TRUE(has(r.err, "coyote stall doctor [pid " + std::to_string(r.pid) + " wait]: waiting 0.")) << r.err;
+    EXPECT_TRUE(has(r.err, "in initRDMA (out-of-band server) for a client on port " + std::to_string(port))) << r.err;
+    EXPECT_TRUE(has(r.err, "likeliest cause: no client has connected to port " + std::to_string(port))) << r.err;
+}
+
+TEST(StallDoctorWaits, OobClientWithoutServer) {
+    const uint16_t port = coyote_test::free_port();
+    const OobRun r = oob_gives_up("COYOTE_OOB_CONNECT_TIMEOUT_MS", port, "127.0.0.1");
+    ASSERT_EQ(r.rc, 0) << r.err;
+    const std::string target = "127.0.0.1:" + std::to_string(port);
+    EXPECT_TRUE(has(r.err, "for the out-of-band server " + target)) << r.err;
+    EXPECT_TRUE(has(r.err, "likeliest cause: the server at " + target + " has not accepted the connection")) << r.err;
+    EXPECT_TRUE(has(r.err, "last error: Connection refused")) << r.err;
+}
+
+TEST(StallDoctorWaits, OobPeerThatNeverAnswers) {
+    // A listener that accepts (the kernel does) but never answers the exchange.
+    const int ls = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    ASSERT_EQ(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_EQ(::listen(ls, 4), 0);
+    ASSERT_EQ(::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    const uint16_t port = ntohs(a.sin_port);
+    const OobRun r = oob_gives_up("COYOTE_OOB_IO_TIMEOUT_MS", port, "127.0.0.1");
+    ::close(ls);
+    ASSERT_EQ(r.rc, 0) << r.err;
+    EXPECT_TRUE(has(r.err, "in exchange (out-of-band) for reading ")) << r.err;
+    EXPECT_TRUE(has(r.err, " bytes from the peer at 127.0.0.1:" + std::to_string(port))) << r.err;
+    EXPECT_TRUE(has(r.err, "likeliest cause: the peer at 127.0.0.1:" + std::to_string(port) + " has not sent them"))
+        << r.err;
+}
+
+/// A device number of the lock tests' own (the vFPGA lock is per user and device: other tests of this user on
+/// this machine use the low ones).
+constexpr uint32_t k_lock_device = 250;
+
+/// The lock() of a second process while a first one holds the lock of k_lock_device: the waiter gives up after
+/// 1.5 s. The holder then exits without unlocking (`dies`) or, released, closes its cThread normally. Returns the
+/// waiter's stderr; `holder_pid` the holder's pid, `ok` whether the waiter timed out as it should.
+std::string waiter_report(bool dies, pid_t& holder_pid, bool& ok) {
+    int ready[2], release[2];
+    if (::pipe(ready) != 0 || ::pipe(release) != 0) return "pipe failed";
+    Child holder([&] {
+        stall_env();
+        cThread t(0, ::getpid(), k_lock_device);
+        t.lock();
+        (void)!::write(ready[1], "x", 1);
+        if (dies) ::_exit(0); // no unlock, no cThread teardown
+        char c = 0;
+        (void)!::read(release[0], &c, 1);
+        return 0; // ~cThread unlocks
+    });
+    holder_pid = holder.pid();
+    char c = 0;
+    if (::read(ready[0], &c, 1) != 1) return "the holder did not take the lock";
+    if (dies) (void)holder.wait(); // exited and reaped
+    Capture cap;
+    Child waiter([&] {
+        return expect_timeout(cap, [] {
+            ::setenv("COYOTE_LOCK_TIMEOUT_MS", "1500", 1);
+            cThread t(0, ::getpid(), k_lock_device);
+            t.lock();
+        });
+    });
+    ok = waiter.wait() == 0;
+    (void)!::write(release[1], "x", 1);
+    if (!dies) ok = holder.wait() == 0 && ok;
+    for (int fd : {ready[0], ready[1], release[0], release[1]}) ::close(fd);
+    return cap.text();
+}
+
+TEST(StallDoctorWaits, LockHeldByAnotherProcess) {
+    pid_t holder = 0;
+    bool ok = false;
+    const std::string err = waiter_report(false, holder, ok);
+    ASSERT_TRUE(ok) << err;
+    EXPECT_TRUE(has(err, "in lock for the vFPGA lock /dev/shm/sem.coyote_vlock_u" + std::to_string(::getuid()) +
+                             "_d250_v0")) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: the lock is held by pid " + std::to_string(holder) + " (alive)")) << err;
+}
+
+TEST(StallDoctorWaits, LockLeftByADeadHolder) {
+    pid_t holder = 0;
+    bool ok = false;
+    const std::string err = waiter_report(true, holder, ok);
+    ASSERT_TRUE(ok) << err;
+    EXPECT_TRUE(has(err, "likeliest cause: the lock is held by pid " + std::to_string(holder) +
+                             ", which exited without releasing it: remove /dev/shm/sem.coyote_vlock_u")) << err;
+}
+
+TEST(StallDoctor, HwSaysWhatItCannotTell) {
+    // A WRITE of this side outstanding on hw, peer on another host: the hw NIC counts no refused request.
+    coyote::detail::diag::Snapshot s;
+    s.backend = "hw";
+    s.has_qp = true;
+    s.peer = coyote::detail::diag::Snapshot::Peer::unknown;
+    s.posted[3] = 1;
+    s.stalled_s = 6.0;
+    const std::string cause = coyote::detail::diag::likeliest_cause(s);
+    EXPECT_TRUE(has(cause, "peer idle: 1 RDMA_WRITE request(s) of this side not completed")) << cause;
+    EXPECT_TRUE(has(cause, "hw: the NIC reports no refused request, so a window or rkey refusal at the peer cannot "
+                           "be told apart from a lost request")) << cause;
+    const std::string text = coyote::detail::diag::report(s);
+    EXPECT_TRUE(has(text, "refused requests: not reported by the hw NIC")) << text;
+    s.backend = "sim"; // the sim's NICs count refusals: no such caveat
+    EXPECT_FALSE(has(coyote::detail::diag::likeliest_cause(s), "hw:"));
 }
 
 }  // namespace
