@@ -34,15 +34,31 @@ constexpr int64_t k_max_backoff_ns = 300LL * 1000000000LL;
 
 /// Every attached Watch of this process (for SIGUSR1).
 struct Registry {
+    Registry() { ::sem_init(&wake, 0, 0); }
     std::mutex mtx;
     std::set<const Watch*> watches;
     sem_t wake;
     bool handler_installed = false;
+    Registry* parent = nullptr; ///< a forked child's inherited registry, kept reachable (not a leak)
 };
 
+Registry* g_registry = nullptr;
+
+/// The registry of this process. Never destroyed: the signal thread outlives static destruction. A forked child
+/// starts with a fresh one, as in wait.cpp: the parent's mutex may be held by a thread the child does not have,
+/// and the child has no printing thread until one of its own Watches asks for it.
 Registry& registry() {
-    static auto* r = new Registry(); // never destroyed: the signal thread outlives static destruction
-    return *r;
+    static const bool installed = [] {
+        g_registry = new Registry();
+        (void)::pthread_atfork(nullptr, nullptr, [] {
+            auto* fresh = new Registry();
+            fresh->parent = g_registry;
+            g_registry = fresh;
+        });
+        return true;
+    }();
+    (void)installed;
+    return *g_registry;
 }
 
 void on_sigusr1(int) { ::sem_post(&registry().wake); }
@@ -69,7 +85,6 @@ void print_all() {
 void install_signal_handler(Registry& r) {
     if (r.handler_installed) return;
     r.handler_installed = true;
-    ::sem_init(&r.wake, 0, 0);
     std::thread([&r] {
         for (;;) {
             if (::sem_wait(&r.wake) == 0) print_all();

@@ -37,6 +37,7 @@ struct Waits {
     std::map<uint64_t, Entry> entries;
     uint64_t next_id = 1;
     pid_t thread_pid = 0; ///< the process whose watchdog thread runs
+    Waits* parent = nullptr; ///< a forked child's inherited registry, kept reachable (not a leak)
 };
 
 Waits* g_waits = nullptr;
@@ -47,7 +48,11 @@ Waits* g_waits = nullptr;
 Waits& waits() {
     static const bool installed = [] {
         g_waits = new Waits();
-        (void)::pthread_atfork(nullptr, nullptr, [] { g_waits = new Waits(); });
+        (void)::pthread_atfork(nullptr, nullptr, [] {
+            auto* fresh = new Waits();
+            fresh->parent = g_waits;
+            g_waits = fresh;
+        });
         return true;
     }();
     (void)installed;
