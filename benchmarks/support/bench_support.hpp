@@ -86,7 +86,9 @@ int size() noexcept;
 void set_context(const std::string& key, const std::string& value);
 
 /// Whether a barrier precedes each timed region.
-enum class Sync { none, barrier };
+/// (initiator: no barrier, and only rank 0's time counts: the other ranks serve its requests, and their clocks start
+/// before rank 0's when an untimed handshake lets them out first.)
+enum class Sync { none, barrier, initiator };
 
 /// Ends the benchmark with an error on this rank (SkipWithError) and makes the process exit non-zero.
 /// Collective use only (every rank must reach the same decision; see verify()).
@@ -140,6 +142,7 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
         // out waiting for it): the reduction below would then wait for the dead rank forever, so the job ends here.
         if (!ok && multi) detail::abort_lost_peer(error);
         double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        if (sync == Sync::initiator && rank() != 0) seconds = 0.0;
         double failed = ok ? 0.0 : static_cast<double>(rank() + 1);
         if (!ok) detail::report_local_failure(error);
         if (multi) detail::reduce_iteration(seconds, failed);

@@ -18,7 +18,7 @@
 namespace coyote::detail::sim {
 
 inline constexpr uint64_t k_state_magic = 0x434f594f54455354ULL; // "COYOTEST"
-inline constexpr uint32_t k_state_version = 2;
+inline constexpr uint32_t k_state_version = 3;
 /// Bytes reserved for the net engine's area after the (page-rounded) header; see net_offset / net_size.
 inline constexpr uint64_t k_state_net_area_size = 1ULL << 20;
 
@@ -43,19 +43,24 @@ struct SharedState {
     /// new sleep on it (a futex shared between processes) instead of spinning for the CPU their peer needs.
     alignas(64) std::atomic<uint32_t> cmpl_seq{0};
     std::atomic<uint32_t> cmpl_waiters{0};
+    /// Set by a poller about to sleep, cleared by the first completion that wakes it: a burst of completions makes
+    /// one futex call, not one per completion while the sleeper waits to be scheduled.
+    std::atomic<uint32_t> cmpl_wake{0};
 };
 
 /// Wakes the threads (of any process) sleeping in wait_completion on `s`; call after each completion counter
-/// increment. Inline: every completion runs it (a futex call only while someone sleeps).
+/// increment. Inline: every completion runs it (a futex call only for the first completion after a poller went to
+/// sleep; a sleeper that has not yet set cmpl_wake finds cmpl_seq changed and does not sleep).
 inline void signal_completion(SharedState& s) noexcept {
     s.cmpl_seq.fetch_add(1, std::memory_order_seq_cst);
-    if (s.cmpl_waiters.load(std::memory_order_seq_cst) != 0)
+    if (s.cmpl_waiters.load(std::memory_order_seq_cst) != 0 && s.cmpl_wake.exchange(0, std::memory_order_seq_cst) != 0)
         (void)::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.cmpl_seq), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
 /// Sleeps until the completion sequence of `s` leaves `seen` (read before the counters were) or `timeout_ns` pass.
 inline void wait_completion(SharedState& s, uint32_t seen, long timeout_ns) noexcept {
     s.cmpl_waiters.fetch_add(1, std::memory_order_seq_cst);
+    s.cmpl_wake.store(1, std::memory_order_seq_cst);
     const timespec ts{0, timeout_ns};
     (void)::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.cmpl_seq), FUTEX_WAIT, seen, &ts, nullptr, 0);
     s.cmpl_waiters.fetch_sub(1, std::memory_order_seq_cst);

@@ -2,10 +2,13 @@
 // counters and asynchronous errors, user interrupts, NIC delegation, statistics, and sim::open().
 #include "backend/sim/sim_device.hpp"
 
+#include <sched.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <iomanip>
 #include <new>
@@ -16,6 +19,7 @@
 #include "backend/sim/reconfig_state.hpp"
 #include "backend/sim/segments.hpp"
 #include "backend/sim/shell_port.hpp"
+#include "detail/settings.hpp"
 
 namespace coyote::detail::sim {
 
@@ -45,6 +49,42 @@ void release_live(uint32_t device, int32_t vfid) noexcept {
     reg.cv.notify_all();
 }
 
+namespace settings = ::coyote::detail::settings;
+const settings::Integer k_poll_spin_us{
+    "COYOTE_SIM_POLL_SPIN_US", "sim", 0, 0, 1000000,
+    "how long a thread polling checkCompleted without news keeps polling (yielding its core between polls) before "
+    "it sleeps until the next completion (auto: 100 us, 0 when this node runs more ranks than it has cores)",
+    "auto"};
+/// The automatic spin budget while every rank of the node can have a core of its own.
+constexpr int64_t k_auto_spin_ns = 100 * 1000;
+
+/// Ranks on this node as the launcher tells it (Open MPI, MPICH / Hydra, Slurm), 0 when unknown.
+int64_t local_ranks() {
+    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"})
+        if (const std::optional<std::string> v = settings::foreign(name)) {
+            char* end = nullptr;
+            const long long n = std::strtoll(v->c_str(), &end, 10);
+            if (end != v->c_str() && n > 0) return n;
+        }
+    return 0;
+}
+
+/// The spin budget of idle pollers: COYOTE_SIM_POLL_SPIN_US, else k_auto_spin_ns unless the node is oversubscribed
+/// (more ranks than online cores, as Open MPI's yield_when_idle decides: a polling rank would then keep the core its
+/// peer needs from it more often than not).
+int64_t poll_spin_budget_ns() {
+    if (k_poll_spin_us.is_set()) return k_poll_spin_us.get() * 1000;
+    const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 && local_ranks() <= cores ? k_auto_spin_ns : 0;
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (vDSO: tens of nanoseconds; read only by polls past k_polls_before_yield).
+inline int64_t monotonic_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 /// The error of a ctid out of range (cold: kept off the hot path).
 [[noreturn, gnu::cold]] void throw_bad_ctid(int32_t ctid, const char* call) {
     throw_error(Errc::invalid_argument, call, "ctid " + std::to_string(ctid) + " is out of range");
@@ -72,7 +112,8 @@ void check_csr_offset(uint32_t offs, const char* call) {
 // ---------------------------------------------------------------------------------------------
 
 SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
-    : device_(device), vfid_(vfid), cfg_(cfg), ident_(load_net_identity(device)), card_(cfg.card_capacity) {
+    : device_(device), vfid_(vfid), cfg_(cfg), ident_(load_net_identity(device)), spin_ns_(poll_spin_budget_ns()),
+      card_(cfg.card_capacity) {
     model_ = load_model_for(device, vfid);
     port_ = std::make_unique<ShellPort>(*this);
 
@@ -272,10 +313,26 @@ inline void SimDevice::note_idle_poll(int32_t ctid, uint32_t seq) noexcept {
         return;
     }
     const uint32_t n = st.poll_idle.load(std::memory_order_relaxed);
-    if (n < k_polls_before_yield)
+    if (n < k_polls_before_yield) {
         st.poll_idle.store(n + 1, std::memory_order_relaxed);
-    else if (!queue_nonempty_.load(std::memory_order_relaxed) && !worker_running_.load(std::memory_order_relaxed))
-        wait_completion(*state_, seq, k_poll_sleep_ns);
+        return;
+    }
+    if (queue_nonempty_.load(std::memory_order_relaxed) || worker_running_.load(std::memory_order_relaxed)) return;
+    if (spin_ns_ > 0) {
+        const int64_t now = monotonic_ns();
+        if (n == k_polls_before_yield) { // the spin budget starts now
+            st.idle_since_ns.store(now, std::memory_order_relaxed);
+            st.poll_idle.store(n + 1, std::memory_order_relaxed);
+            return;
+        }
+        if (now - st.idle_since_ns.load(std::memory_order_relaxed) < spin_ns_) {
+            // The peer that will deliver often shares this core (the scheduler pulls a waker and its wakee
+            // together): hand it the core now; with nothing else runnable here this returns at once.
+            ::sched_yield();
+            return;
+        }
+    }
+    wait_completion(*state_, seq, k_poll_sleep_ns);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -45,7 +45,8 @@ namespace coyote::detail::sim {
 
 /// At most this many commands of one ctid in flight (CMD_FIFO_DEPTH - CMD_FIFO_THR).
 inline constexpr int32_t k_max_inflight = CMD_FIFO_DEPTH - CMD_FIFO_THR;
-/// Polls that see no change before a poller starts sleeping at every poll (a few microseconds of spinning).
+/// Polls that see no change before a poller starts sleeping at every poll (a few microseconds of spinning), or
+/// before it starts timing its spin budget (COYOTE_SIM_POLL_SPIN_US).
 inline constexpr uint32_t k_polls_before_yield = 128;
 /// Longest sleep of one idle poll (checkCompleted returns after it, unchanged, if nothing completed).
 inline constexpr long k_poll_sleep_ns = 200 * 1000;
@@ -171,6 +172,7 @@ private:
         // how many polls in a row saw it unchanged (reset by posts and clearCompleted).
         std::atomic<uint32_t> poll_seq{0};
         std::atomic<uint32_t> poll_idle{0};
+        std::atomic<int64_t> idle_since_ns{0}; ///< when the current idle streak passed k_polls_before_yield
     };
 
     /// The user-interrupt thread of one ctid.
@@ -290,11 +292,13 @@ private:
         if (n.fetch_sub(1, std::memory_order_acq_rel) <= 0) n.store(0, std::memory_order_release);
     }
 
-    /// Counts the polls of `ctid` that saw no completion of this vFPGA; past k_polls_before_yield the poller sleeps until the next
-    /// completion of this vFPGA (sequence `seq`, read before the counter) or k_poll_sleep, at every poll: a peer
-    /// process or one of our threads that will deliver the completion gets the CPU now, and the poller is woken
-    /// (and scheduled at once, as a sleeper) when it does, instead of at a scheduler tick. It spins while local
-    /// commands are queued or running on this vFPGA (it runs them itself). Inline: every poll runs it.
+    /// Counts the polls of `ctid` that saw no completion of this vFPGA. Past k_polls_before_yield the poller keeps
+    /// polling for spin_ns_, with a sched_yield between polls (a completion that comes meanwhile is seen at once,
+    /// with no wake-up to wait for: on a VM a futex wake costs 10 - 20 us; and the yield hands the core to a peer
+    /// the scheduler placed on it, as it does with a waker and its wakee), then sleeps at every poll until the next completion of this vFPGA
+    /// (sequence `seq`, read before the counter) or k_poll_sleep_ns: a peer process or one of our threads that will
+    /// deliver the completion gets the CPU now. It spins while local commands are queued or running on this vFPGA
+    /// (it runs them itself). Inline: every poll runs it.
     void note_idle_poll(int32_t ctid, uint32_t seq) noexcept;
 
     // interrupts (sim_device.cpp)
@@ -316,6 +320,8 @@ private:
     const int32_t vfid_;
     const ShellConfig cfg_;
     const NetIdentity ident_;
+    /// How long an idle poller spins (past k_polls_before_yield) before it sleeps (poll_spin_budget_ns()).
+    const int64_t spin_ns_;
 
     // shared state segment
     ShmSegment state_seg_;
