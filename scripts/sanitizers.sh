@@ -40,10 +40,14 @@ run_asan() {
         -DCOYOTE_SANITIZE=address,undefined -DCOYOTE_FUZZ=ON \
         -DCOYOTE_FUZZ_SECONDS="${COYOTE_FUZZ_SECONDS:-20}"
     cmake --build "$dir" -j"$jobs"
-    # LeakSanitizer runs on the unit suite. Processes that load Open MPI run without it: Open MPI leaks from
-    # components it dlopen()s and unloads at exit, whose stacks LeakSanitizer can no longer name, so no
-    # suppression can single them out (AddressSanitizer and UBSan stay on).
-    (cd "$dir" && ctest --output-on-failure --parallel 2 -L unit -E '^package_test$')
+    echo "=== sanitizers: ASan build done at $((SECONDS - start)) s"
+    # LeakSanitizer runs on the unit suite. Processes that load Open MPI or hwloc's plugins run without it: those
+    # leak from components they dlopen() and unload at exit, whose stacks LeakSanitizer can no longer name, so no
+    # suppression can single them out (AddressSanitizer and UBSan stay on). coyote-info (tools_coyote_info and
+    # slurm/node_check.sh, which runs it) builds an hwloc topology.
+    local plugin_users='^(tools_coyote_info|tools_node_check_.*)$'
+    (cd "$dir" && ctest --output-on-failure --parallel 2 -L unit -E "^package_test\$|$plugin_users")
+    (cd "$dir" && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure -R "$plugin_users")
     # Not the 72-rank run: 72 sanitized processes on a 2-core machine stretch its timing assumptions (a link message
     # sent 50 ms before a barrier is expected to arrive within it) past what that test is about.
     (cd "$dir" && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure --parallel 2 -L mpi -LE example \
@@ -51,6 +55,7 @@ run_asan() {
     (cd "$dir" && ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ctest --output-on-failure -R '^package_test$')
     # One fuzz target at a time: each uses one core and the other is left to the target's server threads.
     (cd "$dir" && ctest --output-on-failure -L fuzz)
+    echo "=== sanitizers: ASan tests done at $((SECONDS - start)) s"
 }
 
 run_tsan() {
@@ -58,6 +63,7 @@ run_tsan() {
     echo "=== sanitizers: ThreadSanitizer (gcc) in $dir"
     CC=gcc CXX=g++ cmake -S "$repo_root" -B "$dir" "${common[@]}" -DCOYOTE_BUILD_MPI=OFF -DCOYOTE_SANITIZE=thread
     cmake --build "$dir" -j"$jobs"
+    echo "=== sanitizers: TSan build done at $((SECONDS - start)) s"
     # package_test only rebuilds a consumer (the ASan job covers it); docs_settings_current and settings_rejects_*
     # check the variables of every library, and this build has no MPI layer (which declares some of them).
     (cd "$dir" && ctest --output-on-failure --parallel 2 -L unit -E '^(package_test|docs_settings_current|settings_rejects_.*)$')

@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <mutex>
+#include <new>
 
 #include "backend/sim/segments.hpp"
 
@@ -15,12 +16,20 @@ namespace coyote::detail::diag {
 
 namespace {
 
+/// A segment of an ancestor process that a forked child keeps mapped (slots inherited from the parent may still
+/// point into it) but never unlinks: the name is the parent's. Chained from Own, so it stays reachable until exit.
+struct Inherited {
+    ShmSegment seg;
+    Inherited* older = nullptr;
+};
+
 /// This process's segment: created on first use, kept until exit (then unlinked by the segment tracker).
 struct Own {
     std::mutex mtx;
     pid_t pid = 0;
     ShmSegment seg;
     StatusSegment* status = nullptr;
+    Inherited* inherited = nullptr; // never destroyed, like Own itself
 };
 
 Own& own() {
@@ -35,7 +44,11 @@ std::string segment_name(int32_t pid) {
 /// Creates the segment of this process (mutex held). A forked child gets its own.
 StatusSegment* own_segment(Own& o) noexcept {
     if (o.pid == ::getpid()) return o.status; // null when creating it failed
-    if (o.seg) (void)new ShmSegment(std::move(o.seg)); // a forked child: the parent's name is not ours to unlink
+    if (o.seg) { // a forked child: the parent's name is not ours to unlink
+        auto* kept = new (std::nothrow) Inherited{std::move(o.seg), o.inherited};
+        if (kept == nullptr) return nullptr; // keep the parent's segment in o.seg; no status for this child
+        o.inherited = kept;
+    }
     o.status = nullptr;
     o.pid = ::getpid();
     try {

@@ -14,6 +14,7 @@
 #include "backend/sim/identity.hpp"
 #include "backend/sim/net/nic_impl.hpp"
 #include "backend/sim/net/tcp/tcp_wire.hpp"
+#include "detail/settings.hpp"
 
 namespace coyote::detail::sim::net {
 
@@ -25,6 +26,11 @@ using namespace std::chrono_literals;
 constexpr size_t k_max_handshakes = 16;
 /// Time a new connection has to present its HELLO.
 constexpr auto k_handshake_time = 2000ms;
+
+namespace settings = ::coyote::detail::settings;
+const settings::Integer k_max_conns{"COYOTE_SIM_WIRE_MAX_CONNS", "sim-net", 1024, 1, 65536,
+                                    "authenticated TCP wire connections peers may hold open to one NIC at once (each "
+                                    "costs a reader and a sender thread); a peer beyond them is refused after its HELLO"};
 
 void put_key(std::byte* p, uint64_t k) noexcept {
     for (size_t i = 0; i < 8; ++i) p[i] = static_cast<std::byte>((k >> (8 * i)) & 0xFF);
@@ -141,6 +147,10 @@ bool TcpWire::advance(Handshake& h) {
         h.fd.reset();
         return true;
     }
+    if (accepted_conns() >= static_cast<size_t>(k_max_conns.get())) {
+        h.fd.reset(); // refused like a wrong key: closed without HELLO_ACK
+        return true;
+    }
     FrameHeader ack;
     ack.type = FrameType::hello_ack;
     const auto ab = encode_frame(ack);
@@ -152,11 +162,20 @@ bool TcpWire::advance(Handshake& h) {
     c->fd = std::move(h.fd);
     c->name = h.name;
     c->peer_key = keys.sender;
+    c->accepted = true;
     adopt(c);
     std::lock_guard lk(conns_mtx_);
     if (by_key_.find(keys.sender) == by_key_.end()) by_key_[keys.sender] = c;
     dead_keys_.erase(keys.sender);
     return true;
+}
+
+size_t TcpWire::accepted_conns() {
+    std::lock_guard lk(conns_mtx_);
+    return static_cast<size_t>(std::count_if(conns_.begin(), conns_.end(), [](const ConnPtr& c) {
+        std::lock_guard clk(c->mtx);
+        return c->accepted && !c->dead;
+    }));
 }
 
 void TcpWire::adopt(ConnPtr c) {

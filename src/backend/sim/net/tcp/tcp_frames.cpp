@@ -172,8 +172,7 @@ bool TcpWire::finish_request(const ConnPtr& c, Response resp, const std::string&
         kill(c, err);
         return false;
     }
-    respond(std::move(resp));
-    return true;
+    return respond(std::move(resp));
 }
 
 // ---- answers to our requests ---------------------------------------------------------------------
@@ -274,14 +273,24 @@ std::string TcpWire::receive_read_data(int fd, const Pending& p, bool current, C
 
 // ---- the senders -------------------------------------------------------------------------------
 
-void TcpWire::respond(Response r) {
+bool TcpWire::respond(Response r) {
     const ConnPtr c = r.conn;
     {
-        std::lock_guard lk(c->mtx);
-        if (c->dead) return;
-        c->out.push_back(std::move(r));
+        std::unique_lock lk(c->mtx);
+        // Back-pressure: while the queue is full this connection's reader takes no more of its peer's requests.
+        const bool room = c->room_cv.wait_until(lk, Clock::now() + cfg_.io_timeout, [&] {
+            return c->dead || stop_.load() || c->out.size() < k_max_queued_answers;
+        });
+        if (c->dead || stop_.load()) return false;
+        if (room) {
+            c->out.push_back(std::move(r));
+            c->out_cv.notify_one();
+            return true;
+        }
     }
-    c->out_cv.notify_one();
+    kill(c, "peer " + c->name + " reads no answers: " + std::to_string(k_max_queued_answers) +
+                " stayed queued for " + std::to_string(cfg_.io_timeout.count()) + " ms (COYOTE_SIM_WIRE_TIMEOUT_MS)");
+    return false;
 }
 
 void TcpWire::sender(ConnPtr c) {
@@ -297,6 +306,7 @@ void TcpWire::sender(ConnPtr c) {
             r = std::move(c->out.front());
             c->out.pop_front();
         }
+        c->room_cv.notify_one();
         const auto deadline = Clock::now() + cfg_.io_timeout;
         std::lock_guard wl(c->wmtx);
         if (const std::string err = send_response(r, deadline); !err.empty()) kill(c, err);

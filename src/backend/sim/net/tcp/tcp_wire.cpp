@@ -101,6 +101,7 @@ TcpWire::~TcpWire() {
             ::shutdown(c->fd.get(), SHUT_RDWR);
             std::lock_guard clk(c->mtx);
             c->out_cv.notify_all();
+            c->room_cv.notify_all();
         }
     }
     wake();
@@ -135,6 +136,7 @@ void TcpWire::kill(const ConnPtr& c, const std::string& why) noexcept {
         lost.swap(c->pending);
     }
     c->out_cv.notify_all(); // its sender ends
+    c->room_cv.notify_all(); // and a reader waiting for room in its queue
     ::shutdown(c->fd.get(), SHUT_RDWR);
     {
         std::lock_guard lk(conns_mtx_);

@@ -72,6 +72,11 @@ struct Response {
     uint64_t data_addr = 0;
 };
 
+/// Answers one connection may have queued for its sender thread: a peer that reads none of them holds its own
+/// reader (and so its requests) back once they are queued, and is dropped when the sender makes no room within
+/// the I/O timeout; what a connection costs stays bounded.
+inline constexpr size_t k_max_queued_answers = 1024;
+
 /// One connection to a peer's wire (either side may have opened it); a reader thread of its own serves it and a
 /// sender thread of its own sends its answers, so a peer that stalls stalls only its own connection.
 struct Conn {
@@ -81,9 +86,11 @@ struct Conn {
     std::mutex wmtx;       ///< one whole frame at a time
     std::mutex mtx;        ///< pending, out, dead
     std::condition_variable out_cv;
+    std::condition_variable room_cv; ///< the sender took an answer from `out` (or the connection died)
     std::map<uint64_t, Pending> pending;
-    std::deque<Response> out; ///< answers for the sender thread
+    std::deque<Response> out; ///< answers for the sender thread, at most k_max_queued_answers
     bool dead = false;
+    bool accepted = false; ///< opened by the peer (counts against COYOTE_SIM_WIRE_MAX_CONNS)
     std::string death;
 };
 
@@ -146,8 +153,11 @@ private:
     bool handle_frame(const ConnPtr& c);
     /// Drops `c`: its pending requests fail with peer_gone on their queue pairs.
     void kill(const ConnPtr& c, const std::string& why) noexcept;
-    /// Queues an answer for the sender thread of its connection.
-    void respond(Response r);
+    /// Queues an answer for the sender thread of its connection, waiting (up to the I/O timeout) for room when
+    /// k_max_queued_answers are queued; false when the connection was dropped (then too, when the peer read none).
+    bool respond(Response r);
+    /// Authenticated connections the peers opened that are still alive.
+    size_t accepted_conns();
     /// Wakes the acceptor (stop).
     void wake() noexcept;
 

@@ -12,11 +12,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/sim/net/tcp/tcp_wire.hpp"
@@ -103,9 +107,9 @@ std::pair<int, bool> hello(const sim::Endpoint& ep, uint64_t key) {
 }
 
 /// The server side of every test: one cThread wired as out-of-band server on `port`, verifies the WRITEs.
-int serve(uint16_t port) {
+int serve(uint16_t port, const char* io_timeout_ms = "20000") {
     coyote_test::child_env("tcp");
-    ::setenv("COYOTE_SIM_WIRE_TIMEOUT_MS", "20000", 1);
+    ::setenv("COYOTE_SIM_WIRE_TIMEOUT_MS", io_timeout_ms, 1);
     coyote::cThread t(0, ::getpid());
     auto* buf = static_cast<uint8_t*>(t.initRDMA(k_size, port));
     t.connSync(false); // wired
@@ -182,6 +186,142 @@ TEST(TcpWireHardening, HalfAFrameStallsOnlyItsOwnConnection) {
         send_all(s, h.data(), 30);
         held.push_back(s);
     });
+}
+
+namespace {
+
+/// Sends READ requests the target refuses (each answered by a NAK) without reading any answer, until the socket
+/// takes no more for a second or `limit` bytes went out; returns the bytes the target took.
+size_t flood_without_reading(int s, size_t limit) {
+    const int small = 4096;
+    (void)::setsockopt(s, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)); // its answers pile up at the target
+    sim::RdmaRequest r{};
+    r.op = coyote::detail::RdmaOpcode::read;
+    r.len = 4096;
+    r.dst_qpn = 0xBAD;
+    size_t sent = 0;
+    auto blocked_since = std::chrono::steady_clock::now();
+    for (uint32_t psn = 1; sent < limit; ++psn) {
+        const auto f = sim::encode_frame(sim::request_frame(r, psn, true));
+        const ssize_t n = ::send(s, f.data(), f.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent += static_cast<size_t>(n);
+            if (static_cast<size_t>(n) < f.size()) send_all(s, f.data() + n, f.size() - static_cast<size_t>(n));
+            blocked_since = std::chrono::steady_clock::now();
+            continue;
+        }
+        if (errno == EPIPE || errno == ECONNRESET) { // dropped by the target
+            std::fprintf(stderr, "the target dropped the flood after %zu bytes\n", sent);
+            break;
+        }
+        check(errno == EAGAIN || errno == EWOULDBLOCK, std::string("flood send: ") + std::strerror(errno));
+        if (std::chrono::steady_clock::now() - blocked_since > 1s) break;
+        --psn;
+        std::this_thread::sleep_for(1ms);
+    }
+    return sent;
+}
+
+/// Bytes the target has received on the other end of `s` and not read yet (its receive queue in /proc/net/tcp);
+/// 0 when the connection is gone.
+size_t unread_at_target(int s) {
+    sockaddr_in me{};
+    socklen_t len = sizeof(me);
+    if (::getsockname(s, reinterpret_cast<sockaddr*>(&me), &len) != 0) return 0;
+    std::ifstream in("/proc/net/tcp");
+    std::string line;
+    std::getline(in, line); // header
+    while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string sl, local, remote, st, q;
+        f >> sl >> local >> remote >> st >> q;
+        const auto colon = remote.find(':'), qcolon = q.find(':');
+        if (st != "01" || colon == std::string::npos || qcolon == std::string::npos) continue;
+        if (std::stoul(remote.substr(colon + 1), nullptr, 16) == ntohs(me.sin_port))
+            return std::stoul(q.substr(qcolon + 1), nullptr, 16);
+    }
+    return 0;
+}
+
+/// True when the target closes `s` within `limit` (whatever answers it sent before are read and dropped).
+bool closed_within(int s, std::chrono::seconds limit) {
+    std::array<std::byte, 65536> sink{};
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+        pollfd pf{s, POLLIN, 0};
+        if (::poll(&pf, 1, 100) != 1) continue;
+        if (::recv(s, sink.data(), sink.size(), 0) <= 0) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST(TcpWireHardening, APeerThatReadsNoAnswersIsHeldBackThenDroppedAndStallsNoOne) {
+    const uint16_t port = coyote_test::free_port();
+    ASSERT_NE(port, 0);
+    Child server([&] { return serve(port, "5000"); }, 90);
+    const pid_t spid = server.pid();
+    Child client([&] {
+        int s = -1;
+        size_t took = 0, unread = 0, read_by_target = 0;
+        // Without back-pressure the target reads every request and queues every answer (up to 64 MiB of
+        // requests, a million answers, until the I/O timeout drops the peer); with it, the target stops reading
+        // once 1024 answers wait, and what the peer sends more stays in the target's socket buffer.
+        constexpr size_t limit = 64u << 20;
+        const int rc = write_batch(port, spid, true, 1500ms, [&](const sim::Endpoint& ep) {
+            const auto [fd, accepted] = hello(ep, ep.key);
+            check(accepted, "HELLO_ACK");
+            s = fd;
+            took = flood_without_reading(s, limit);
+            unread = unread_at_target(s);
+            read_by_target = took - std::min(took, unread);
+        });
+        std::fprintf(stderr, "the peer that reads nothing sent %zu bytes of requests: %zu unread, %zu read\n", took,
+                     unread, read_by_target);
+        if (rc != 0) return rc;
+        // What the target read: the queued answers' requests and those whose NAKs fill the socket buffers on the
+        // way back (up to net.ipv4.tcp_wmem's 4 MiB, at least 64 bytes each).
+        check(read_by_target < (16u << 20), "the target kept reading requests of a peer that reads no answers");
+        check(closed_within(s, 20s), "the target did not drop the peer that reads no answers");
+        return 0;
+    }, 120);
+    EXPECT_EQ(client.wait(), 0) << "exit 10: the established peer's WRITEs stalled; other codes: a check failed";
+    EXPECT_EQ(server.wait(), 0);
+}
+
+TEST(TcpWireHardening, ConnectionsBeyondTheCapAreRefusedUntilOneCloses) {
+    const uint16_t port = coyote_test::free_port();
+    ASSERT_NE(port, 0);
+    Child server([&] {
+        ::setenv("COYOTE_SIM_WIRE_MAX_CONNS", "2", 1);
+        return serve(port);
+    }, 90);
+    const pid_t spid = server.pid();
+    Child client([&] {
+        // The established peer opens its own connection at its first WRITE, after this.
+        return write_batch(port, spid, true, 1500ms, [&](const sim::Endpoint& ep) {
+            const auto [first, ok1] = hello(ep, ep.key);
+            const auto [second, ok2] = hello(ep, ep.key);
+            check(ok1 && ok2, "a connection within the cap of 2 was refused");
+            const auto [third, ok3] = hello(ep, ep.key);
+            check(!ok3, "a third connection was accepted under a cap of 2");
+            ::close(third);
+            ::close(first);
+            ::close(second);
+            // The target notices the close on its reader thread: room for one again.
+            bool again = false;
+            for (int i = 0; i < 50 && !again; ++i) {
+                const auto [fd, ok] = hello(ep, ep.key);
+                again = ok;
+                ::close(fd);
+                if (!ok) std::this_thread::sleep_for(100ms);
+            }
+            check(again, "no connection accepted after one of two closed");
+        });
+    }, 90);
+    EXPECT_EQ(client.wait(), 0);
+    EXPECT_EQ(server.wait(), 0);
 }
 
 TEST(TcpWireHardening, AKeyOpensNoConnectionAfterTheNextExchange) {
