@@ -42,6 +42,8 @@ if [[ "$mode" == "test" ]]; then
     # Two test processes at a time suit a 2-core machine; ctest exits non-zero if any test fails.
     cd "$build_dir"
     ctest --output-on-failure --parallel 2
+    # The GPU tests need a second build with COYOTE_ENABLE_GPU=ON (skipped without a CUDA toolkit).
+    "$repo_root/scripts/gpu_tests.sh"
 else
     run_main_job
 fi
