@@ -171,6 +171,7 @@ private:
         // how many polls in a row saw it unchanged (reset by posts and clearCompleted).
         std::atomic<uint32_t> poll_seq{0};
         std::atomic<uint32_t> poll_idle{0};
+        std::atomic<uint64_t> done{0}; ///< commands completed (command_done): invalidates trusted probes
     };
 
     /// The user-interrupt thread of one ctid.
@@ -286,9 +287,20 @@ private:
     }
     /// One command of `ctid` left the command FIFO.
     void command_done(int32_t ctid) noexcept {
-        auto& n = ctids_[static_cast<size_t>(ctid)].inflight;
-        if (n.fetch_sub(1, std::memory_order_acq_rel) <= 0) n.store(0, std::memory_order_release);
+        auto& st = ctids_[static_cast<size_t>(ctid)];
+        st.done.fetch_add(1, std::memory_order_release);
+        if (st.inflight.fetch_sub(1, std::memory_order_acq_rel) <= 0) st.inflight.store(0, std::memory_order_release);
     }
+    /// The process-mapping probe of check_range (msync), unless the range is the one probed for a command of
+    /// `ctid` that is still in flight (no command of `ctid` completed since it was accepted): a buffer must stay
+    /// mapped while a command on it is in flight, and if it is not, that command fails as it would without the
+    /// cache. So a range unmapped after its commands completed is still refused at the next post.
+    bool probe_mapped(int32_t ctid, uint64_t start, uint64_t end) noexcept;
+    /// post() accepted a command of `ctid`: the range its probe found mapped (if any) stays trusted while it is in
+    /// flight.
+    void trust_probe(int32_t ctid) noexcept;
+    /// Drops a probe no accepted command vouches for (validate_local starts with it).
+    static void forget_untrusted_probe() noexcept;
 
     /// Counts the polls of `ctid` that saw no completion of this vFPGA; past k_polls_before_yield the poller sleeps until the next
     /// completion of this vFPGA (sequence `seq`, read before the counter) or k_poll_sleep, at every poll: a peer
@@ -314,6 +326,9 @@ private:
     // identity and configuration
     const uint32_t device_;
     const int32_t vfid_;
+    /// A number no other SimDevice of the process had (keys the thread-local probe cache).
+    static uint64_t next_serial() noexcept;
+    const uint64_t serial_ = next_serial();
     const ShellConfig cfg_;
     const NetIdentity ident_;
 
@@ -375,6 +390,8 @@ private:
     /// worker_busy_, readable without the queue lock (the polling path spins instead of yielding meanwhile).
     std::atomic<bool> worker_running_{false};
     bool worker_busy_ = false;
+    /// The worker waits for a notification (no poller seen lately): posts and inline runs notify only then.
+    bool worker_parked_ = false;
     int inline_active_ = 0;
     bool stop_ = false;
     std::thread worker_;
