@@ -370,6 +370,9 @@ void SimDevice::execute(const Command& cmd) noexcept {
     } catch (...) {
         record_exception(cmd.ctid, oper_name(cmd.oper));
     }
+    // Held input waits for its partner in a later command; with none queued, the model copies it and the read
+    // completes (a program may wait for the read before it posts the partner).
+    if (n_held_ > 0 && !queue_nonempty_.load(std::memory_order_acquire)) spill_held();
 }
 
 void SimDevice::execute_local(const Command& cmd) {
@@ -393,14 +396,12 @@ void SimDevice::execute_local(const Command& cmd) {
             throw;
         }
     }
-    if (rd) {
-        deliver_input(cmd.ctid, cmd.src, cmd.last);
-        if (!wr) command_done(cmd.ctid);
-    }
+    if (rd) (void)deliver_input(cmd.ctid, cmd.src, cmd.last, !wr);
 }
 
-void SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last) {
+bool SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last, bool completes) {
     auto& st = ctids_[static_cast<size_t>(ctid)];
+    hold_taken_ = false;
     if (src.len > 0) {
         coyote::sim::InputChunk in;
         in.dest = src.dest;
@@ -413,7 +414,9 @@ void SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last) {
                 in.data = std::span<const std::byte>(reinterpret_cast<const std::byte*>(src.addr), src.len);
                 in.end_of_command = true;
                 in.last = last;
+                hold_offered_ = true;
                 model_->on_input(*port_, in);
+                hold_offered_ = false;
             } else {
                 uint64_t off = 0;
                 while (off < src.len) {
@@ -426,13 +429,52 @@ void SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last) {
             }
             discard_reservations();
         } catch (...) {
+            hold_offered_ = false;
             discard_reservations();
             // The shell still read the data; the model's failure is reported to the Coyote thread.
             record_exception(ctid, "user-logic model '" + model_.origin() + "' on input dest " + std::to_string(src.dest));
         }
-        st.bytes_read.fetch_add(src.len, std::memory_order_relaxed);
+        if (hold_taken_) {
+            held_[src.dest].push_back(HeldInput{ctid, src.len, last, completes});
+            ++n_held_;
+            return true;
+        }
     }
+    (void)st;
+    finish_read(ctid, src.len, last, completes);
+    return false;
+}
+
+void SimDevice::finish_read(int32_t ctid, uint64_t len, bool last, bool completes) noexcept {
+    ctids_[static_cast<size_t>(ctid)].bytes_read.fetch_add(len, std::memory_order_relaxed);
     if (last) bump(ctid, CmplClass::local_read);
+    if (completes) command_done(ctid);
+}
+
+bool SimDevice::hold_input() noexcept {
+    if (!hold_offered_) return false;
+    hold_taken_ = true;
+    return true;
+}
+
+void SimDevice::release_input(uint32_t dest) noexcept {
+    if (dest >= coyote::sim::k_n_dests || held_[dest].empty()) return;
+    const HeldInput h = held_[dest].front();
+    held_[dest].pop_front();
+    --n_held_;
+    finish_read(h.ctid, h.len, h.last, h.completes);
+}
+
+void SimDevice::spill_held() noexcept {
+    if (n_held_ == 0) return;
+    try {
+        if (auto* holder = dynamic_cast<InputHolder*>(model_.get())) holder->spill(*port_);
+        discard_reservations();
+    } catch (...) {
+        discard_reservations();
+    }
+    for (uint32_t d = 0; d < coyote::sim::k_n_dests; ++d) // a model that kept some: complete them anyway
+        while (!held_[d].empty()) release_input(d);
 }
 
 // ---------------------------------------------------------------------------------------------

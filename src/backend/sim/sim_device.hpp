@@ -244,7 +244,16 @@ private:
     void execute(const Command& cmd) noexcept;
     void execute_local(const Command& cmd);
     /// Feeds the read side of a command to the model (in card-memory windows for STRM_CARD).
-    void deliver_input(int32_t ctid, const SgSide& src, bool last);
+    /// Returns whether the model holds the input (InputHold): its read then completes at release_input, and
+    /// `completes` (a LOCAL_READ) says whether that also completes the command.
+    bool deliver_input(int32_t ctid, const SgSide& src, bool last, bool completes);
+    /// Counts a read whose data the model consumed (or copied); completes a LOCAL_READ command.
+    void finish_read(int32_t ctid, uint64_t len, bool last, bool completes) noexcept;
+    // InputHold of the ShellPort (model lock held)
+    bool hold_input() noexcept;
+    void release_input(uint32_t dest) noexcept;
+    /// Asks the model to copy what it holds (nothing queued could bring the partner data, or memory goes away).
+    void spill_held() noexcept;
     /// Keeps the first asynchronous error of `ctid` for its next poll.
     void record_error(int32_t ctid, std::error_code code, const std::string& msg) noexcept;
     /// record_error() of the exception being handled; `what` names the failing step.
@@ -368,6 +377,17 @@ private:
     // the hardware: model, output streams, pending writes, card memory
     mutable std::mutex hw_mtx_;
     ModelHandle model_;
+    /// Host input chunks the model holds, per dest in stream order (InputHold).
+    struct HeldInput {
+        int32_t ctid;
+        uint64_t len;
+        bool last;
+        bool completes;
+    };
+    std::array<std::deque<HeldInput>, coyote::sim::k_n_dests> held_;
+    std::size_t n_held_ = 0;
+    bool hold_offered_ = false; ///< the current on_input may be held
+    bool hold_taken_ = false;
     std::unique_ptr<ShellPort> port_;
     std::array<std::deque<PendingWrite>, coyote::sim::k_n_dests> pending_;
     std::array<OutputFifo, coyote::sim::k_n_dests> fifo_;
