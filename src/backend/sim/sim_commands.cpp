@@ -332,8 +332,7 @@ void SimDevice::worker_loop() {
                 nap = std::min<std::chrono::microseconds>(nap * 2, k_worker_nap_max);
                 continue;
             }
-            nap = k_worker_nap;
-            worker_parked_ = true;
+            worker_parked_ = true; // the nap stays: a program that polls between batches keeps its poller's pace
             q_cv_.wait(q, ready);
             worker_parked_ = false;
             fresh = true;
