@@ -94,7 +94,9 @@ public:
                                     std::to_string(post_timeout().count()) + " ms (COYOTE_POST_TIMEOUT_MS)");
                 }
             }
-            ::sched_yield();
+            // The first retry comes at once: a backend that waits for room itself (the sim runs a queued command or
+            // sleeps until a completion) usually has it now, and a yield under load gave the core away for a slice.
+            if (spins > 0) ::sched_yield();
         }
     }
 };

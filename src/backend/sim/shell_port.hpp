@@ -1,12 +1,13 @@
 // coyote-mpi sim backend: the shell as the user-logic model sees it (coyote::sim::Shell of one SimDevice).
 #pragma once
 
+#include "backend/sim/models/input_hold.hpp"
 #include "backend/sim/sim_device.hpp"
 
 namespace coyote::detail::sim {
 
 /// Forwards the model's calls to its vFPGA (sim_streams.cpp, beside the output streams it feeds).
-class SimDevice::ShellPort final : public coyote::sim::Shell {
+class SimDevice::ShellPort final : public coyote::sim::Shell, public InputHold {
 public:
     explicit ShellPort(SimDevice& d) : d_(d) {}
     ~ShellPort() override;
@@ -20,6 +21,8 @@ public:
     void raise_interrupt(int32_t ctid, int32_t value) override;
     int32_t vfid() const noexcept override;
     uint32_t device() const noexcept override;
+    bool hold_input() override { return d_.hold_input(); }
+    void release_input(uint32_t dest) override { d_.release_input(dest); }
 
 private:
     SimDevice& d_;

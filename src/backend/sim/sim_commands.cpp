@@ -17,8 +17,13 @@ namespace coyote::detail::sim {
 namespace {
 
 constexpr uint64_t k_fault_region = 2ull << 20; // the page-fault path maps this much (aligned) at once
-/// How long the worker leaves queued commands to a polling thread before it looks again.
+/// How long the worker leaves queued commands to a polling thread before it looks again: k_worker_nap at first,
+/// doubling up to k_worker_nap_max while the poller keeps at it. Each look is a wake-up that preempts a thread
+/// (under load often the poller itself): with a fixed 100 us the 1 MiB sweep saw 4x memcpy's preemptions, and with
+/// 1.6 ms at most the vadd sweep (64 commands a run) still lost half its speed to them. A program that stops
+/// polling with commands queued waits at most k_worker_nap_max for the worker.
 constexpr auto k_worker_nap = std::chrono::microseconds(100);
+constexpr auto k_worker_nap_max = std::chrono::microseconds(6400);
 
 /// The role of one side of a local command, for messages.
 const char* side_role(const Command& cmd, bool write) {
@@ -95,11 +100,51 @@ void SimDevice::check_range(int32_t ctid, uint64_t addr, uint64_t len, bool writ
     const uint64_t e = round_up(addr + len, k_host_page);
     if (r.covered && !r.write_denied) {
         // userMap'd or faulted memory still belongs to the process: probe that it is still mapped.
-        if (::msync(reinterpret_cast<void*>(s), e - s, MS_ASYNC) == 0) return;
+        if (probe_mapped(ctid, s, e)) return;
         throw_error(Errc::not_mapped, "invoke",
                     where() + ": the memory was mapped in the vFPGA TLB but is no longer mapped in the process");
     }
     fault_in(ctid, addr, len, write, r.write_denied, what);
+}
+
+namespace {
+
+/// The last range probe_mapped found mapped in this thread, and whether a command on it was accepted since.
+struct ProbeCache {
+    uint64_t device_serial = 0; ///< SimDevice::serial_ of the device (0: empty)
+    int32_t ctid = -1;
+    uint64_t start = 0, end = 0;
+    bool trusted = false;  ///< a command on the range was accepted (trust_probe)
+    uint64_t done_at = 0;  ///< the ctid's completed commands when it was
+};
+thread_local ProbeCache t_probe;
+std::atomic<uint64_t> g_device_serials{0};
+
+}  // namespace
+
+uint64_t SimDevice::next_serial() noexcept { return g_device_serials.fetch_add(1, std::memory_order_relaxed) + 1; }
+
+bool SimDevice::probe_mapped(int32_t ctid, uint64_t start, uint64_t end) noexcept {
+    ProbeCache& c = t_probe;
+    const auto& st = ctids_[static_cast<size_t>(ctid)];
+    if (c.trusted && c.device_serial == serial_ && c.ctid == ctid && c.start <= start && end <= c.end &&
+        st.done.load(std::memory_order_acquire) == c.done_at && st.inflight.load(std::memory_order_acquire) > 0)
+        return true;
+    if (::msync(reinterpret_cast<void*>(start), end - start, MS_ASYNC) != 0) return false;
+    c = ProbeCache{serial_, ctid, start, end, false, 0};
+    return true;
+}
+
+void SimDevice::forget_untrusted_probe() noexcept {
+    if (!t_probe.trusted) t_probe = ProbeCache{};
+}
+
+void SimDevice::trust_probe(int32_t ctid) noexcept {
+    ProbeCache& c = t_probe;
+    if (c.device_serial != serial_ || c.ctid != ctid || c.trusted) return;
+    // Read after the command was counted in flight: a completion from now on invalidates the probe.
+    c.done_at = ctids_[static_cast<size_t>(ctid)].done.load(std::memory_order_acquire);
+    c.trusted = true;
 }
 
 void SimDevice::fault_in(int32_t ctid, uint64_t addr, uint64_t len, bool write, bool write_denied,
@@ -150,6 +195,7 @@ void SimDevice::check_local_range(int32_t ctid, uint64_t addr, uint64_t len, boo
 }
 
 void SimDevice::validate_local(const Command& cmd) {
+    forget_untrusted_probe(); // trust_probe must see only this command's probe
     auto side = [&](const SgSide& sg, bool write) {
         const char* role = side_role(cmd, write);
         check_local_side(cfg_, role, sg);
@@ -200,7 +246,7 @@ inline void SimDevice::run_inline(std::unique_lock<std::mutex>& q, const Command
         execute(cmd);
     }
     q.lock();
-    if (--inline_active_ == 0 && !queue_.empty()) q_cv_.notify_all();
+    if (--inline_active_ == 0 && !queue_.empty() && worker_parked_) q_cv_.notify_all();
 }
 
 inline void SimDevice::run_or_queue(const Command& cmd) {
@@ -211,8 +257,9 @@ inline void SimDevice::run_or_queue(const Command& cmd) {
     }
     queue_.push_back(cmd);
     queue_nonempty_.store(true, std::memory_order_release);
+    const bool wake = worker_parked_; // else the worker looks again within a nap: no wake-up per post
     q.unlock();
-    q_cv_.notify_all();
+    if (wake) q_cv_.notify_all();
 }
 
 PostStatus SimDevice::post(const Command& cmd) {
@@ -247,6 +294,7 @@ PostStatus SimDevice::post(const Command& cmd) {
     st.posted.fetch_add(1, std::memory_order_relaxed);
     if (cmd.oper != CoyoteOper::LOCAL_WRITE) sent_local_reads_.fetch_add(1, std::memory_order_relaxed);
     if (cmd.oper != CoyoteOper::LOCAL_READ) sent_local_writes_.fetch_add(1, std::memory_order_relaxed);
+    trust_probe(cmd.ctid);
     run_or_queue(cmd);
     return PostStatus::ok;
 }
@@ -269,17 +317,35 @@ bool SimDevice::progress_one() noexcept {
 
 void SimDevice::worker_loop() {
     std::unique_lock q(q_mtx_);
+    const auto ready = [&] { return stop_ || (!queue_.empty() && inline_active_ == 0); };
+    std::chrono::microseconds nap = k_worker_nap;
     for (;;) {
-        q_cv_.wait(q, [&] { return stop_ || (!queue_.empty() && inline_active_ == 0); });
+        // A thread waiting on completions runs the queue itself (progress_one), on the core it already has, its
+        // caches warm: the worker stays out of its way while it keeps polling and takes over within a nap once it
+        // stops. Woken from a wait, the worker naps first too: in Coyote's programs the poster polls next. Taking
+        // the first command at once ran it on the other core and made every poll wait until that core was
+        // scheduled; waking the worker at every post cost a context switch each.
+        bool fresh = false;
+        if (!ready()) {
+            if (poller_seen_.exchange(false, std::memory_order_relaxed)) {
+                q_cv_.wait_for(q, nap, [&] { return stop_; }); // polling: posts do not notify
+                nap = std::min<std::chrono::microseconds>(nap * 2, k_worker_nap_max);
+                continue;
+            }
+            worker_parked_ = true; // the nap stays: a program that polls between batches keeps its poller's pace
+            q_cv_.wait(q, ready);
+            worker_parked_ = false;
+            fresh = true;
+        }
         if (stop_) return;
-        if (poller_seen_.exchange(false, std::memory_order_relaxed)) {
-            // A thread waiting on completions runs the queue itself (progress_one), on the core it already has:
-            // stay out of its way while it keeps polling, and take over within one nap once it stops.
+        if (poller_seen_.exchange(false, std::memory_order_relaxed) || fresh) {
             q.unlock();
-            std::this_thread::sleep_for(k_worker_nap);
+            std::this_thread::sleep_for(nap);
             q.lock();
+            if (!fresh) nap = std::min<std::chrono::microseconds>(nap * 2, k_worker_nap_max);
             continue;
         }
+        nap = k_worker_nap;
         const Command cmd = pop_command();
         worker_busy_ = true;
         worker_running_.store(true, std::memory_order_relaxed);
@@ -305,6 +371,9 @@ void SimDevice::execute(const Command& cmd) noexcept {
     } catch (...) {
         record_exception(cmd.ctid, oper_name(cmd.oper));
     }
+    // Held input waits for its partner in a later command; with none queued, the model copies it and the read
+    // completes (a program may wait for the read before it posts the partner).
+    if (n_held_ > 0 && !queue_nonempty_.load(std::memory_order_acquire)) spill_held();
 }
 
 void SimDevice::execute_local(const Command& cmd) {
@@ -328,14 +397,12 @@ void SimDevice::execute_local(const Command& cmd) {
             throw;
         }
     }
-    if (rd) {
-        deliver_input(cmd.ctid, cmd.src, cmd.last);
-        if (!wr) command_done(cmd.ctid);
-    }
+    if (rd) (void)deliver_input(cmd.ctid, cmd.src, cmd.last, !wr);
 }
 
-void SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last) {
+bool SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last, bool completes) {
     auto& st = ctids_[static_cast<size_t>(ctid)];
+    hold_taken_ = false;
     if (src.len > 0) {
         coyote::sim::InputChunk in;
         in.dest = src.dest;
@@ -348,7 +415,9 @@ void SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last) {
                 in.data = std::span<const std::byte>(reinterpret_cast<const std::byte*>(src.addr), src.len);
                 in.end_of_command = true;
                 in.last = last;
+                hold_offered_ = true;
                 model_->on_input(*port_, in);
+                hold_offered_ = false;
             } else {
                 uint64_t off = 0;
                 while (off < src.len) {
@@ -361,13 +430,52 @@ void SimDevice::deliver_input(int32_t ctid, const SgSide& src, bool last) {
             }
             discard_reservations();
         } catch (...) {
+            hold_offered_ = false;
             discard_reservations();
             // The shell still read the data; the model's failure is reported to the Coyote thread.
             record_exception(ctid, "user-logic model '" + model_.origin() + "' on input dest " + std::to_string(src.dest));
         }
-        st.bytes_read.fetch_add(src.len, std::memory_order_relaxed);
+        if (hold_taken_) {
+            held_[src.dest].push_back(HeldInput{ctid, src.len, last, completes});
+            ++n_held_;
+            return true;
+        }
     }
+    (void)st;
+    finish_read(ctid, src.len, last, completes);
+    return false;
+}
+
+void SimDevice::finish_read(int32_t ctid, uint64_t len, bool last, bool completes) noexcept {
+    ctids_[static_cast<size_t>(ctid)].bytes_read.fetch_add(len, std::memory_order_relaxed);
     if (last) bump(ctid, CmplClass::local_read);
+    if (completes) command_done(ctid);
+}
+
+bool SimDevice::hold_input() noexcept {
+    if (!hold_offered_) return false;
+    hold_taken_ = true;
+    return true;
+}
+
+void SimDevice::release_input(uint32_t dest) noexcept {
+    if (dest >= coyote::sim::k_n_dests || held_[dest].empty()) return;
+    const HeldInput h = held_[dest].front();
+    held_[dest].pop_front();
+    --n_held_;
+    finish_read(h.ctid, h.len, h.last, h.completes);
+}
+
+void SimDevice::spill_held() noexcept {
+    if (n_held_ == 0) return;
+    try {
+        if (auto* holder = dynamic_cast<InputHolder*>(model_.get())) holder->spill(*port_);
+        discard_reservations();
+    } catch (...) {
+        discard_reservations();
+    }
+    for (uint32_t d = 0; d < coyote::sim::k_n_dests; ++d) // a model that kept some: complete them anyway
+        while (!held_[d].empty()) release_input(d);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -173,6 +173,7 @@ private:
         std::atomic<uint32_t> poll_seq{0};
         std::atomic<uint32_t> poll_idle{0};
         std::atomic<int64_t> idle_since_ns{0}; ///< when the current idle streak passed k_polls_before_yield
+        std::atomic<uint64_t> done{0}; ///< commands completed (command_done): invalidates trusted probes
     };
 
     /// The user-interrupt thread of one ctid.
@@ -245,7 +246,16 @@ private:
     void execute(const Command& cmd) noexcept;
     void execute_local(const Command& cmd);
     /// Feeds the read side of a command to the model (in card-memory windows for STRM_CARD).
-    void deliver_input(int32_t ctid, const SgSide& src, bool last);
+    /// Returns whether the model holds the input (InputHold): its read then completes at release_input, and
+    /// `completes` (a LOCAL_READ) says whether that also completes the command.
+    bool deliver_input(int32_t ctid, const SgSide& src, bool last, bool completes);
+    /// Counts a read whose data the model consumed (or copied); completes a LOCAL_READ command.
+    void finish_read(int32_t ctid, uint64_t len, bool last, bool completes) noexcept;
+    // InputHold of the ShellPort (model lock held)
+    bool hold_input() noexcept;
+    void release_input(uint32_t dest) noexcept;
+    /// Asks the model to copy what it holds (nothing queued could bring the partner data, or memory goes away).
+    void spill_held() noexcept;
     /// Keeps the first asynchronous error of `ctid` for its next poll.
     void record_error(int32_t ctid, std::error_code code, const std::string& msg) noexcept;
     /// record_error() of the exception being handled; `what` names the failing step.
@@ -288,9 +298,20 @@ private:
     }
     /// One command of `ctid` left the command FIFO.
     void command_done(int32_t ctid) noexcept {
-        auto& n = ctids_[static_cast<size_t>(ctid)].inflight;
-        if (n.fetch_sub(1, std::memory_order_acq_rel) <= 0) n.store(0, std::memory_order_release);
+        auto& st = ctids_[static_cast<size_t>(ctid)];
+        st.done.fetch_add(1, std::memory_order_release);
+        if (st.inflight.fetch_sub(1, std::memory_order_acq_rel) <= 0) st.inflight.store(0, std::memory_order_release);
     }
+    /// The process-mapping probe of check_range (msync), unless the range is the one probed for a command of
+    /// `ctid` that is still in flight (no command of `ctid` completed since it was accepted): a buffer must stay
+    /// mapped while a command on it is in flight, and if it is not, that command fails as it would without the
+    /// cache. So a range unmapped after its commands completed is still refused at the next post.
+    bool probe_mapped(int32_t ctid, uint64_t start, uint64_t end) noexcept;
+    /// post() accepted a command of `ctid`: the range its probe found mapped (if any) stays trusted while it is in
+    /// flight.
+    void trust_probe(int32_t ctid) noexcept;
+    /// Drops a probe no accepted command vouches for (validate_local starts with it).
+    static void forget_untrusted_probe() noexcept;
 
     /// Counts the polls of `ctid` that saw no completion of this vFPGA. Past k_polls_before_yield the poller keeps
     /// polling for spin_ns_, with a sched_yield between polls (a completion that comes meanwhile is seen at once,
@@ -318,6 +339,9 @@ private:
     // identity and configuration
     const uint32_t device_;
     const int32_t vfid_;
+    /// A number no other SimDevice of the process had (keys the thread-local probe cache).
+    static uint64_t next_serial() noexcept;
+    const uint64_t serial_ = next_serial();
     const ShellConfig cfg_;
     const NetIdentity ident_;
     /// How long an idle poller spins (past k_polls_before_yield) before it sleeps (poll_spin_budget_ns()).
@@ -359,6 +383,17 @@ private:
     // the hardware: model, output streams, pending writes, card memory
     mutable std::mutex hw_mtx_;
     ModelHandle model_;
+    /// Host input chunks the model holds, per dest in stream order (InputHold).
+    struct HeldInput {
+        int32_t ctid;
+        uint64_t len;
+        bool last;
+        bool completes;
+    };
+    std::array<std::deque<HeldInput>, coyote::sim::k_n_dests> held_;
+    std::size_t n_held_ = 0;
+    bool hold_offered_ = false; ///< the current on_input may be held
+    bool hold_taken_ = false;
     std::unique_ptr<ShellPort> port_;
     std::array<std::deque<PendingWrite>, coyote::sim::k_n_dests> pending_;
     std::array<OutputFifo, coyote::sim::k_n_dests> fifo_;
@@ -381,6 +416,8 @@ private:
     /// worker_busy_, readable without the queue lock (the polling path spins instead of yielding meanwhile).
     std::atomic<bool> worker_running_{false};
     bool worker_busy_ = false;
+    /// The worker waits for a notification (no poller seen lately): posts and inline runs notify only then.
+    bool worker_parked_ = false;
     int inline_active_ = 0;
     bool stop_ = false;
     std::thread worker_;

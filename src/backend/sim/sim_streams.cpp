@@ -140,6 +140,7 @@ void SimDevice::finish_write(PendingWrite& w) {
 }
 
 void SimDevice::abort_writes_in(uint64_t start, uint64_t end, const std::string& why) {
+    spill_held(); // the model copies held input before its memory goes away
     for (auto& q : pending_) {
         for (auto it = q.begin(); it != q.end();) {
             if (it->pid == 0 && it->addr < end && start < it->addr + it->len) { // a foreign write is elsewhere
@@ -157,6 +158,8 @@ void SimDevice::abort_writes_in(uint64_t start, uint64_t end, const std::string&
 
 void SimDevice::reset_streams() noexcept {
     discard_reservations();
+    for (uint32_t d = 0; d < coyote::sim::k_n_dests; ++d) // the model that held them is gone: the reads complete
+        while (!held_[d].empty()) release_input(d);
     for (auto& q : pending_) {
         for (const PendingWrite& w : q) {
             try {

@@ -90,14 +90,15 @@ private:
 };
 
 /// float32 vector addition: output dest 0 = input dest 0 + input dest 1, element by element. Input that
-/// has no partner yet is buffered; other dests are ignored.
-class Vadd final : public UserLogic {
+/// has no partner yet is held (or buffered); other dests are ignored.
+class Vadd final : public UserLogic, public InputHolder {
 public:
     const char* name() const noexcept override { return "vadd"; }
+    void spill(Shell& shell) override { input_.spill(shell); }
 
     void on_input(Shell& shell, const InputChunk& in) override {
         if (in.dest > 1) return;
-        input_.feed(in.dest, in.data, 4,
+        input_.feed(shell, in.dest, in.data, 4,
                     [&](const std::byte* a, const std::byte* b, size_t n) { add(shell, a, b, n); });
     }
 

@@ -115,8 +115,9 @@ bool run_op(Shell& shell, uint64_t op, const std::byte* a, const std::byte* b, s
 
 /// Element-wise reduction of input dests 0 and 1 into output dest 0. Input without a partner yet is buffered
 /// (a byte stream per dest: a command need not end on an element boundary); other dests are ignored.
-class Reduce final : public UserLogic {
+class Reduce final : public UserLogic, public InputHolder {
 public:
+    void spill(Shell& shell) override { input_.spill(shell); }
     const char* name() const noexcept override { return "reduce"; }
 
     void on_csr_write(Shell& shell, uint32_t offs, uint64_t value) override {
@@ -144,7 +145,7 @@ public:
             op_ = value;
             break;
         case rm::k_csr_ctrl:
-            if ((value & rm::k_ctrl_discard) != 0) input_.clear();
+            if ((value & rm::k_ctrl_discard) != 0) input_.clear(shell);
             shell.csr_write(rm::k_csr_ctrl, 0);
             shell.csr_write(rm::k_csr_buffered, input_.buffered());
             break;
@@ -166,7 +167,7 @@ public:
         if (in.dest > 1) return;
         const std::size_t es = type_size(type_);
         bool bad = false;
-        input_.feed(in.dest, in.data, es, [&](const std::byte* a, const std::byte* b, std::size_t n) {
+        input_.feed(shell, in.dest, in.data, es, [&](const std::byte* a, const std::byte* b, std::size_t n) {
             bad |= !reduce(shell, a, b, n / es);
         });
         shell.csr_write(rm::k_csr_buffered, input_.buffered());

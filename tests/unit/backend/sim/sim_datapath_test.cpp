@@ -217,6 +217,32 @@ TEST_F(SimDataPath, BadAddressesAreRejectedNotCrashed) {
     EXPECT_EQ(error_of([&] { t.userMap(far, 4096); }).first, k_err);
 }
 
+TEST_F(SimDataPath, RangeUnmappedAfterItsCommandsCompletedIsRefused) {
+    // Process memory (not getMem) is probed at every post; back-to-back posts on the same range may skip the probe
+    // while one of them is in flight, but once they completed an unmapped range must be refused again.
+    cThread t(0, getpid(), 0);
+    const uint32_t n = 256 * 1024;
+    auto* src = t.getMem({CoyoteAllocType::HPF, n});
+    fill_pattern(src, n, 11);
+    void* dst = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ASSERT_NE(dst, MAP_FAILED);
+    const localSg a{.addr = src, .len = n};
+    const localSg b{.addr = dst, .len = n};
+    t.clearCompleted();
+    for (int i = 0; i < 8; ++i) t.invoke(CoyoteOper::LOCAL_TRANSFER, a, b);
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_TRANSFER, 8));
+    EXPECT_EQ(std::memcmp(src, dst, n), 0);
+    ::munmap(dst, n);
+    auto [code, what] = error_of([&] { t.invoke(CoyoteOper::LOCAL_TRANSFER, a, b); });
+    EXPECT_EQ(code, k_err) << what;
+    EXPECT_NE(what.find("no longer mapped"), std::string::npos) << what;
+    // ... and so is a sub-range of it
+    auto [code2, what2] = error_of([&] {
+        t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = static_cast<char*>(dst) + 4096, .len = 64, .dest = 9});
+    });
+    EXPECT_EQ(code2, k_err) << what2;
+}
+
 TEST_F(SimDataPath, UserMapAndUnmap) {
     cThread t(0, getpid(), 0);
     void* m = ::mmap(nullptr, 16384, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -16,13 +16,15 @@ inline void add_lanes(const std::byte* a, const std::byte* b, std::byte* out, st
     lanes::add_u32(a, b, out, n);
 }
 
-class VaddInt32 final : public UserLogic {
+class VaddInt32 final : public UserLogic, public InputHolder {
 public:
+    void spill(Shell& shell) override { pairs_.spill(shell); }
     const char* name() const noexcept override { return "vadd_int32"; }
 
     void on_input(Shell& shell, const InputChunk& in) override {
         if (in.dest > 1) return;
         pairs_.add(
+            shell,
             in,
             [&](const std::byte* a, const std::byte* b, std::size_t beats) { emit(shell, a, b, beats * k_beat); },
             [&](const Beat& x, const Beat& y) {

@@ -43,13 +43,15 @@ struct Cosine {
 };
 
 template <typename Kernel>
-class VectorReduce final : public UserLogic {
+class VectorReduce final : public UserLogic, public InputHolder {
 public:
+    void spill(Shell& shell) override { pairs_.spill(shell); }
     const char* name() const noexcept override { return Kernel::name; }
 
     void on_input(Shell& shell, const InputChunk& in) override {
         if (in.dest > 1) return;
         pairs_.add(
+            shell,
             in,
             [&](const std::byte* a, const std::byte* b, std::size_t beats) {
                 for (std::size_t i = 0; i < beats * k_beat / 4; ++i) acc_.add(lane(a, i), lane(b, i));

@@ -88,6 +88,49 @@ TEST_F(SimModels, VaddAddsTwoFloatStreams) {
     for (uint32_t i = 0; i < n; ++i) ASSERT_FLOAT_EQ(c[i], a[i] + b[i]) << i;
 }
 
+/// Operands large enough to queue: a two-operand model holds the first one in place until its partner comes, and
+/// the read completes then. A read with nothing queued behind it completes at once (the model copies it), so the
+/// program may reuse its buffer before it posts the partner. T: the model's element type.
+template <typename T>
+void check_queued_operands(const char* model, uint32_t device) {
+    EnvGuard m("COYOTE_SIM_MODEL", model);
+    cThread t(0, getpid(), device);
+    const uint32_t n = 256 * 1024; // 1 MiB per operand
+    auto* a = static_cast<T*>(t.getMem({CoyoteAllocType::HPF, n * 4}));
+    auto* b = static_cast<T*>(t.getMem({CoyoteAllocType::HPF, n * 4}));
+    auto* c = static_cast<T*>(t.getMem({CoyoteAllocType::HPF, n * 4}));
+    for (uint32_t i = 0; i < n; ++i) {
+        a[i] = static_cast<T>(static_cast<T>(i % 1000) * static_cast<T>(3));
+        b[i] = static_cast<T>(static_cast<T>(7) + static_cast<T>(i % 77));
+    }
+    const localSg sa{.addr = a, .len = n * 4, .dest = 0};
+    const localSg sb{.addr = b, .len = n * 4, .dest = 1};
+    const localSg sc{.addr = c, .len = n * 4, .dest = 0};
+    t.clearCompleted();
+    for (int k = 0; k < 4; ++k) {
+        t.invoke(CoyoteOper::LOCAL_READ, sb);
+        t.invoke(CoyoteOper::LOCAL_TRANSFER, sa, sc);
+    }
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_TRANSFER, 4)) << model;
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 8)) << model;
+    for (uint32_t i = 0; i < n; ++i) ASSERT_EQ(c[i], static_cast<T>(a[i] + b[i])) << model << " " << i;
+
+    t.clearCompleted();
+    t.invoke(CoyoteOper::LOCAL_READ, sb);
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 1)) << model; // no partner queued: it must not wait
+    std::vector<T> old_b(b, b + n);
+    for (uint32_t i = 0; i < n; ++i) b[i] = static_cast<T>(-100000); // the completed read's buffer is free again
+    std::memset(c, 0, n * 4);
+    t.invoke(CoyoteOper::LOCAL_TRANSFER, sa, sc);
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_TRANSFER, 1)) << model;
+    for (uint32_t i = 0; i < n; ++i) ASSERT_EQ(c[i], static_cast<T>(a[i] + old_b[i])) << model << " " << i;
+}
+
+TEST_F(SimModels, TwoOperandModelsHoldQueuedOperandsAndCopyOnlyWhenNothingFollows) {
+    check_queued_operands<float>("vadd", 12);
+    check_queued_operands<int32_t>("vadd_int32", 13);
+}
+
 TEST_F(SimModels, ModelFromSharedObject) {
     EnvGuard m("COYOTE_SIM_MODEL", SIM_MODEL_PLUGIN);
     cThread t(0, getpid(), 12);
