@@ -307,17 +307,25 @@ TEST(TcpWireHardening, ConnectionsBeyondTheCapAreRefusedUntilOneCloses) {
             const auto [third, ok3] = hello(ep, ep.key);
             check(!ok3, "a third connection was accepted under a cap of 2");
             ::close(third);
+            // The target notices a close on its reader thread, which then shuts its end: waiting for that EOF
+            // makes sure no closed connection still counts when the established peer opens its own.
+            auto close_seen = [](int fd) {
+                ::shutdown(fd, SHUT_WR);
+                check(closed_within(fd, 20s), "the target did not see a connection close");
+                ::close(fd);
+            };
             ::close(first);
-            ::close(second);
-            // The target notices the close on its reader thread: room for one again.
+            // Room for one again once the target has seen that close (the second is still open).
             bool again = false;
             for (int i = 0; i < 50 && !again; ++i) {
                 const auto [fd, ok] = hello(ep, ep.key);
                 again = ok;
-                ::close(fd);
+                if (ok) close_seen(fd);
+                else ::close(fd);
                 if (!ok) std::this_thread::sleep_for(100ms);
             }
             check(again, "no connection accepted after one of two closed");
+            close_seen(second);
         });
     }, 90);
     EXPECT_EQ(client.wait(), 0);
