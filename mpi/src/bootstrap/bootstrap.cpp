@@ -12,6 +12,7 @@
 #include <string>
 
 #include "detail/settings.hpp"
+#include "diag/wait.hpp"
 
 namespace coyote::mpi {
 
@@ -25,6 +26,10 @@ bool test_until(std::vector<MPI_Request>& reqs, Clock::time_point deadline, cons
     // MPI_Testsome (not MPI_Testall) so that completed requests become MPI_REQUEST_NULL: after a timeout the
     // remaining ones say who is missing.
     std::vector<int> indices(reqs.size());
+    const coyote::detail::diag::WaitWatch watch(
+        "MPI bootstrap", std::string("the other ranks: ") + what,
+        "a rank has not reached this step (busy elsewhere, stuck or gone); the step fails at its deadline "
+        "(COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS)");
     for (unsigned polls = 0;; ++polls) {
         int outcount = 0;
         check_mpi(MPI_Testsome(static_cast<int>(reqs.size()), reqs.data(), &outcount, indices.data(),

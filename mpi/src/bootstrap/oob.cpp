@@ -7,6 +7,8 @@
 #include <climits>
 #include <string>
 
+#include "diag/wait.hpp"
+
 namespace coyote::mpi {
 
 MpiOob::MpiOob(const Communicator& comm, int peer, BootstrapOptions options)
@@ -31,6 +33,10 @@ std::vector<std::byte> MpiOob::exchange(std::span<const std::byte> mine) {
     check_mpi(MPI_Isend(mine.data(), static_cast<int>(mine.size()), MPI_BYTE, peer_, k_tag_oob_exchange, c, &reqs[1]),
               "MPI_Isend", what);
     const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
+    const coyote::detail::diag::WaitWatch watch(
+        "connSync/exchange (MPI out-of-band)", "rank " + std::to_string(peer_) + "'s half of the exchange",
+        "rank " + std::to_string(peer_) + " has not called its side of the exchange (busy elsewhere, stuck or "
+        "gone); it fails at the deadline (COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS)");
     // Poll the receive with its status (for the length check), then the send.
     for (unsigned polls = 0;; ++polls) {
         int done = 0;
