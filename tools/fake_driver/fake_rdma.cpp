@@ -2,7 +2,9 @@
 // process's memory to the peers, and a registry in /dev/shm tells a peer's fake what the hardware never carries
 // (the sim endpoint and rkey behind an (IP, qpn)); the QP context words are completed with them on the way in.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -33,12 +35,36 @@ struct EntryHeader {
     uint32_t rkey = 0;
     uint32_t sim_ip = 0;
     uint32_t ep_len = 0;
+    int32_t pid = 0; ///< the publishing process: its entries are reclaimed once it is gone
+    uint32_t reserved = 0;
 };
 
+/// Entries are per user (the uid in the name): another user's entry neither blocks nor answers ours.
+std::string entry_prefix() { return "coyote-fake-qp-" + std::to_string(::getuid()) + "-"; }
+
 std::string entry_path(uint32_t ip, uint32_t qpn) {
-    char name[96];
-    std::snprintf(name, sizeof(name), "/dev/shm/coyote-fake-qp-%08x-%06x", ip, qpn);
-    return name;
+    char name[48];
+    std::snprintf(name, sizeof(name), "%08x-%06x", ip, qpn);
+    return "/dev/shm/" + entry_prefix() + name;
+}
+
+/// Removes the entries of this user whose publishing process is gone (killed before it could unregister).
+void reclaim_dead_entries() noexcept {
+    DIR* d = ::opendir("/dev/shm");
+    if (d == nullptr) return;
+    const std::string prefix = entry_prefix();
+    while (const dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.compare(0, prefix.size(), prefix) != 0 || name.find('.') != std::string::npos) continue;
+        const std::string path = "/dev/shm/" + name;
+        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) continue;
+        EntryHeader h;
+        const bool ok = ::read(fd, &h, sizeof(h)) == static_cast<ssize_t>(sizeof(h)) && h.magic == k_entry_magic;
+        ::close(fd);
+        if (ok && h.pid > 0 && ::kill(h.pid, 0) != 0 && errno == ESRCH) (void)::unlink(path.c_str());
+    }
+    ::closedir(d);
 }
 
 bool write_all(int fd, const void* p, size_t n) {
@@ -53,7 +79,9 @@ bool write_all(int fd, const void* p, size_t n) {
     return true;
 }
 
-void publish_entry(uint32_t ip, uint32_t qpn, const EntryHeader& h, const std::vector<std::byte>& ep) {
+void publish_entry(uint32_t ip, uint32_t qpn, EntryHeader h, const std::vector<std::byte>& ep) {
+    reclaim_dead_entries();
+    h.pid = static_cast<int32_t>(::getpid());
     const std::string path = entry_path(ip, qpn);
     const std::string tmp = path + "." + std::to_string(::getpid());
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
