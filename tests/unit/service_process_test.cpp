@@ -14,6 +14,7 @@
 #include <random>
 
 #include "service_test_support.hpp"
+#include "unit/rdma_test_support.hpp"
 
 namespace {
 
@@ -317,3 +318,31 @@ TEST(ServiceAccess, AnIdleClientIsDisconnectedButABusyOneIsNot) {
 }
 
 }  // namespace
+
+TEST(ServiceDoctor, AClientWaitingForASlowTaskIsReported) {
+    // The client runs in a child with COYOTE_STALL_WARN_MS=200 and its stderr in a file; its task sleeps 900 ms in
+    // the service, so its wait in cConn is reported at least once before the reply comes.
+    Running r("doctor-" + std::to_string(::getpid()));
+    char tmpl[] = "/tmp/coyote_conn_doctor_XXXXXX";
+    const int log = ::mkstemp(tmpl);
+    ASSERT_GE(log, 0);
+    const std::string path = r.svc->getSocketPath();
+    coyote_test::Child client([&] {
+        ::setenv("COYOTE_STALL_WARN_MS", "200", 1);
+        ::dup2(log, STDERR_FILENO);
+        coyote::cConn conn(path);
+        return conn.task<int32_t, int32_t>(k_slow, 900) == 900 ? 0 : 1;
+    }, 30);
+    const int rc = client.wait();
+    std::string err(4096, '\0');
+    const ssize_t n = ::pread(log, err.data(), err.size(), 0);
+    err.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    ::close(log);
+    ::unlink(tmpl);
+    EXPECT_EQ(rc, 0) << err;
+    EXPECT_NE(err.find("coyote stall doctor [pid " + std::to_string(client.pid()) + " wait]: waiting 0."),
+              std::string::npos) << err;
+    EXPECT_NE(err.find("in cConn for the reply to task "), std::string::npos) << err;
+    EXPECT_NE(err.find("from the service at " + path), std::string::npos) << err;
+    EXPECT_NE(err.find("likeliest cause: the service has not answered"), std::string::npos) << err;
+}

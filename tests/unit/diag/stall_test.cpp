@@ -378,3 +378,34 @@ TEST(StallDoctor, HwSaysWhatItCannotTell) {
 }
 
 }  // namespace
+
+TEST(StallDoctorWaits, Sigusr1ListsTheWaitInProgress) {
+    // The doctor's own reports come only after 60 s here: what stderr shows is SIGUSR1's on-demand listing, sent
+    // by a thread of the child while its main thread waits for an out-of-band client that never comes.
+    const uint16_t port = coyote_test::free_port();
+    Capture cap;
+    Child child([&] {
+        cap.redirect();
+        stall_env("60000");
+        ::setenv("COYOTE_STALL_SIGNAL", "1", 1);
+        ::setenv("COYOTE_OOB_ACCEPT_TIMEOUT_MS", "1500", 1);
+        cThread t(0, ::getpid(), 0);
+        std::thread poke([] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+            ::kill(::getpid(), SIGUSR1);
+        });
+        int rc = 4;
+        try {
+            t.initRDMA(1 << 16, port);
+        } catch (const coyote::Error& e) {
+            rc = e.code() == coyote::make_error_code(coyote::Errc::timeout) ? 0 : 3;
+        }
+        poke.join();
+        return rc;
+    });
+    ASSERT_EQ(child.wait(), 0) << cap.text();
+    const std::string err = cap.text();
+    EXPECT_TRUE(has(err, "coyote stall doctor [pid " + std::to_string(child.pid()) + " wait]: on demand; waiting 0."))
+        << err;
+    EXPECT_TRUE(has(err, "in initRDMA (out-of-band server) for a client on port " + std::to_string(port))) << err;
+}
