@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "diag/doctor.hpp"
+#include "diag/per_process.hpp"
 #include "diag/sim_probe.hpp"
 #include "diag/wait.hpp"
 #include "detail/settings.hpp"
@@ -39,27 +40,11 @@ struct Registry {
     std::set<const Watch*> watches;
     sem_t wake;
     bool handler_installed = false;
-    Registry* parent = nullptr; ///< a forked child's inherited registry, kept reachable (not a leak)
 };
 
-Registry* g_registry = nullptr;
-
-/// The registry of this process. Never destroyed: the signal thread outlives static destruction. A forked child
-/// starts with a fresh one, as in wait.cpp: the parent's mutex may be held by a thread the child does not have,
-/// and the child has no printing thread until one of its own Watches asks for it.
-Registry& registry() {
-    static const bool installed = [] {
-        g_registry = new Registry();
-        (void)::pthread_atfork(nullptr, nullptr, [] {
-            auto* fresh = new Registry();
-            fresh->parent = g_registry;
-            g_registry = fresh;
-        });
-        return true;
-    }();
-    (void)installed;
-    return *g_registry;
-}
+/// The registry of this process (fresh in a forked child, which has no printing thread until one of its own
+/// Watches asks for it).
+Registry& registry() { return PerProcess<Registry>::get(); }
 
 void on_sigusr1(int) { ::sem_post(&registry().wake); }
 

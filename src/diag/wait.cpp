@@ -1,7 +1,6 @@
 // coyote-mpi diagnostics: the watchdog of blocking waits (registry, one thread per process, reports with back-off).
 #include "diag/wait.hpp"
 
-#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "diag/per_process.hpp"
 #include "diag/stall.hpp"
 
 namespace coyote::detail::diag {
@@ -37,27 +37,10 @@ struct Waits {
     std::map<uint64_t, Entry> entries;
     uint64_t next_id = 1;
     pid_t thread_pid = 0; ///< the process whose watchdog thread runs
-    Waits* parent = nullptr; ///< a forked child's inherited registry, kept reachable (not a leak)
 };
 
-Waits* g_waits = nullptr;
-
-/// The registry of this process. Never destroyed (the detached thread outlives static destruction). A forked child
-/// starts with a fresh one: the parent's mutex and condition variable may be in use by threads the child does not
-/// have (a broadcast would wait for them forever), and its waits are not the child's.
-Waits& waits() {
-    static const bool installed = [] {
-        g_waits = new Waits();
-        (void)::pthread_atfork(nullptr, nullptr, [] {
-            auto* fresh = new Waits();
-            fresh->parent = g_waits;
-            g_waits = fresh;
-        });
-        return true;
-    }();
-    (void)installed;
-    return *g_waits;
-}
+/// The registry of this process (fresh in a forked child: the parent's waits are not the child's).
+Waits& waits() { return PerProcess<Waits>::get(); }
 
 /// The report of entry `e` (waits().mtx held; runs the probe).
 std::string report_of(Entry& e, Clock::time_point now, bool on_demand) {
