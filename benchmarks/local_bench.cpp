@@ -12,7 +12,12 @@
 // page-fault path) destination, then completion; the vadd models get their second operand by a LOCAL_READ on dest 1
 // before each transfer. The baseline (32 memcpys between the same buffers) runs between the model's iterations, so
 // that both alternate under the same load and caches:
-//   sweep/<model>/1048576   memcpy_p50_us, model_p50_us, ratio_vs_memcpy = memcpy median / model median
+//   sweep/<model>/1048576   memcpy_p50_us, model_p50_us, ratio_vs_memcpy = memcpy median / model median;
+//                           model_cpu_p50_us: the polling thread's CPU time in the model's iterations (wall time
+//                           above it is time off the CPU); for the vadd models also stream_add_p50_us (the same add
+//                           as a plain C++ loop over the same buffers, between the iterations too),
+//                           stream_add_vs_memcpy (the bound of a kernel that reads 2 bytes per byte written) and
+//                           model_vs_stream_add.
 //
 // Every command's data is verified: transfers compare dst with src, reads compare the sink's word sum and
 // byte count (user CSRs) with the host's, writes check the source's pattern. ratio_vs_memcpy = memcpy time /
