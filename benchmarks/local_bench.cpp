@@ -12,7 +12,12 @@
 // page-fault path) destination, then completion; the vadd models get their second operand by a LOCAL_READ on dest 1
 // before each transfer. The baseline (32 memcpys between the same buffers) runs between the model's iterations, so
 // that both alternate under the same load and caches:
-//   sweep/<model>/1048576   memcpy_p50_us, model_p50_us, ratio_vs_memcpy = memcpy median / model median
+//   sweep/<model>/1048576   memcpy_p50_us, model_p50_us, ratio_vs_memcpy = memcpy median / model median;
+//                           model_cpu_p50_us: the polling thread's CPU time in the model's iterations (wall time
+//                           above it is time off the CPU); for the vadd models also stream_add_p50_us (the same add
+//                           as a plain C++ loop over the same buffers, between the iterations too),
+//                           stream_add_vs_memcpy (the bound of a kernel that reads 2 bytes per byte written) and
+//                           model_vs_stream_add.
 //
 // Every command's data is verified: transfers compare dst with src, reads compare the sink's word sum and
 // byte count (user CSRs) with the host's, writes check the source's pattern. ratio_vs_memcpy = memcpy time /
@@ -20,6 +25,7 @@
 #include "support/bench_support.hpp"
 
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -30,6 +36,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -194,6 +201,36 @@ double sweep_memcpy(SweepModel& m) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+/// The two-operand models' computation as a plain C++ loop (vectorised by the compiler, AVX2 where the CPU has it):
+/// c = a + b per 32-bit lane, float32 or int32. The bound of a vadd model: it reads 2 bytes per byte written.
+template <typename T>
+__attribute__((target_clones("avx2", "default"), optimize("tree-vectorize"))) void stream_add(
+    const T* __restrict a, const T* __restrict b, T* __restrict c, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) c[i] = static_cast<T>(a[i] + b[i]);
+}
+
+/// 32 streaming adds of 1 MiB src + src_b -> dst (the element type of model `m`); their time in seconds.
+double sweep_stream_add(SweepModel& m) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < k_sweep_transfers; ++i) {
+        if (std::string_view(m.name) == "vadd")
+            stream_add(reinterpret_cast<const float*>(m.src), reinterpret_cast<const float*>(m.src_b),
+                       reinterpret_cast<float*>(m.dst), k_sweep_size / 4);
+        else
+            stream_add(reinterpret_cast<const uint32_t*>(m.src), reinterpret_cast<const uint32_t*>(m.src_b),
+                       reinterpret_cast<uint32_t*>(m.dst), k_sweep_size / 4);
+        benchmark::ClobberMemory();
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// CPU time of the calling thread in seconds.
+double thread_cpu_seconds() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
 /// Voluntary and involuntary context switches of the calling thread so far.
 std::pair<long, long> thread_switches() {
     rusage u{};
@@ -209,12 +246,15 @@ void bm_sweep(benchmark::State& state, SweepModel* m) {
     const coyote::localSg b = {.addr = m->src_b, .len = k_sweep_size, .dest = 1};
     const coyote::localSg c = {.addr = m->dst, .len = k_sweep_size, .dest = 0};
     (void)sweep_memcpy(*m); // warm: the destination's pages and both caches
-    std::vector<double> samples, baseline;
+    std::vector<double> samples, baseline, adds, model_cpu;
     baseline.reserve(1u << 16);
+    adds.reserve(m->two_operands ? baseline.capacity() : 0);
+    model_cpu.reserve(baseline.capacity());
     // Context switches of this thread in the model's iterations and in the baseline's (a sleep under load costs
     // the rest of a scheduler slice; memcpy never sleeps).
     long model_vol = 0, model_invol = 0, base_vol = 0, base_invol = 0;
     auto mark = thread_switches();
+    double cpu_mark = thread_cpu_seconds();
     cb::timed_loop(
         state, cb::Sync::none, samples,
         [&] {
@@ -225,12 +265,15 @@ void bm_sweep(benchmark::State& state, SweepModel* m) {
             return cb::wait_completed(t, CoyoteOper::LOCAL_TRANSFER, k_sweep_transfers);
         },
         [&] {
+            if (model_cpu.size() < model_cpu.capacity()) model_cpu.push_back(thread_cpu_seconds() - cpu_mark);
             t.clearCompleted();
             auto now = thread_switches();
             model_vol += now.first - mark.first;
             model_invol += now.second - mark.second;
             if (baseline.size() < baseline.capacity()) baseline.push_back(sweep_memcpy(*m));
+            if (adds.size() < adds.capacity()) adds.push_back(sweep_stream_add(*m));
             mark = thread_switches();
+            cpu_mark = thread_cpu_seconds();
             base_vol += mark.first - now.first;
             base_invol += mark.second - now.second;
         });
@@ -248,6 +291,12 @@ void bm_sweep(benchmark::State& state, SweepModel* m) {
     cb::record_baseline(key, cb::median(baseline));
     state.counters["memcpy_p50_us"] = cb::median(baseline) * 1e6;
     state.counters["model_p50_us"] = cb::median(samples) * 1e6;
+    state.counters["model_cpu_p50_us"] = cb::median(model_cpu) * 1e6;
+    if (!adds.empty()) { // the bound of a two-operand model: the same add as a plain loop, in the same run
+        state.counters["stream_add_p50_us"] = cb::median(adds) * 1e6;
+        state.counters["stream_add_vs_memcpy"] = cb::median(baseline) / cb::median(adds);
+        state.counters["model_vs_stream_add"] = cb::median(adds) / cb::median(samples);
+    }
     const auto per_iter = [&](long n) { return static_cast<double>(n) / static_cast<double>(samples.size()); };
     state.counters["model_sleeps"] = per_iter(model_vol);
     state.counters["model_preempt"] = per_iter(model_invol);

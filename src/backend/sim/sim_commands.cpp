@@ -287,7 +287,7 @@ PostStatus SimDevice::post(const Command& cmd) {
     int32_t cur = st.inflight.load(std::memory_order_relaxed);
     do {
         if (cur >= k_max_inflight) {
-            wait_for_room();
+            wait_for_room(&st.inflight);
             return PostStatus::busy;
         }
     } while (!st.inflight.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
@@ -299,9 +299,16 @@ PostStatus SimDevice::post(const Command& cmd) {
     return PostStatus::ok;
 }
 
-void SimDevice::wait_for_room() noexcept {
+void SimDevice::wait_for_room(const std::atomic<int32_t>* inflight) noexcept {
     const uint32_t seq = state_->cmpl_seq.load(std::memory_order_seq_cst);
-    const bool ran = queue_nonempty_.load(std::memory_order_relaxed) && progress_one();
+    bool ran = false;
+    // Until a slot is free: a two-operand model holds a read (in flight) until the command that brings its partner,
+    // queued behind it, runs. Returning after the read alone made every retry of the vadd sweep's posts yield the
+    // core (cThread's back-off), which under load cost a scheduler slice per pair of commands.
+    while (queue_nonempty_.load(std::memory_order_relaxed) && progress_one()) {
+        ran = true;
+        if (inflight == nullptr || inflight->load(std::memory_order_acquire) < k_max_inflight) break;
+    }
     poller_seen_.store(true, std::memory_order_relaxed);
     if (!ran) wait_completion(*state_, seq, k_poll_sleep_ns); // until the next completion frees a slot
 }

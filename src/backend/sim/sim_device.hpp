@@ -231,8 +231,9 @@ private:
     bool progress_one() noexcept;
     /// post() found the command FIFO full: runs a queued command in the calling thread if it can, else sleeps until
     /// the next completion of this vFPGA (at most k_poll_sleep_ns), so that the caller's retry finds room without
-    /// spinning or yielding its CPU to unrelated processes.
-    void wait_for_room() noexcept;
+    /// spinning or yielding its CPU to unrelated processes. With `inflight` (a ctid's commands in flight), it runs
+    /// queued commands until that count is below k_max_inflight or none can run.
+    void wait_for_room(const std::atomic<int32_t>* inflight = nullptr) noexcept;
     /// Manual progress of a thread waiting on this vFPGA (polling completions, or posting into a full FIFO): the
     /// oldest queued local command, unless another thread is at it. (The TCP wire serves each connection on a
     /// reader thread of its own.) Inline: every poll runs it.

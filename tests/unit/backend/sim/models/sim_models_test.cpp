@@ -131,6 +131,39 @@ TEST_F(SimModels, TwoOperandModelsHoldQueuedOperandsAndCopyOnlyWhenNothingFollow
     check_queued_operands<int32_t>("vadd_int32", 13);
 }
 
+/// Coyote's sweep pattern past the command FIFO's depth: 32 pairs (a read of b on dest 1, a transfer of a on dest
+/// 0) posted back to back, each large enough to queue. The held reads fill the FIFO, so posts find it full and run
+/// queued commands until a pair completes. Each pair has its own b and its own destination: a result paired with
+/// the wrong operand or written out of order fails.
+template <typename T>
+void check_sweep_past_fifo_depth(const char* model, uint32_t device) {
+    EnvGuard m("COYOTE_SIM_MODEL", model);
+    cThread t(0, getpid(), device);
+    constexpr uint32_t pairs = 32;
+    constexpr uint32_t n = 32 * 1024; // 128 KiB per operand: above the inline limit, so commands queue
+    auto* a = static_cast<T*>(t.getMem({CoyoteAllocType::HPF, n * 4}));
+    auto* b = static_cast<T*>(t.getMem({CoyoteAllocType::HPF, pairs * n * 4}));
+    auto* c = static_cast<T*>(t.getMem({CoyoteAllocType::REG, pairs * n * 4}));
+    for (uint32_t i = 0; i < n; ++i) a[i] = static_cast<T>(static_cast<T>(i % 513) * static_cast<T>(2));
+    for (uint32_t i = 0; i < pairs * n; ++i) b[i] = static_cast<T>(static_cast<T>(i / n + 1) * static_cast<T>(1000) + static_cast<T>(i % 7));
+    t.clearCompleted();
+    for (uint32_t k = 0; k < pairs; ++k) {
+        t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = b + k * n, .len = n * 4, .dest = 1});
+        t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = a, .len = n * 4, .dest = 0},
+                 localSg{.addr = c + k * n, .len = n * 4, .dest = 0});
+    }
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_TRANSFER, pairs)) << model;
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 2 * pairs)) << model;
+    for (uint32_t k = 0; k < pairs; ++k)
+        for (uint32_t i = 0; i < n; ++i)
+            ASSERT_EQ(c[k * n + i], static_cast<T>(a[i] + b[k * n + i])) << model << " pair " << k << " " << i;
+}
+
+TEST_F(SimModels, TwoOperandModelsRunCoyotesSweepPastTheCommandFifoDepth) {
+    check_sweep_past_fifo_depth<float>("vadd", 17);
+    check_sweep_past_fifo_depth<int32_t>("vadd_int32", 18);
+}
+
 TEST_F(SimModels, ModelFromSharedObject) {
     EnvGuard m("COYOTE_SIM_MODEL", SIM_MODEL_PLUGIN);
     cThread t(0, getpid(), 12);
