@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,19 +22,37 @@ int remaining_ms(Clock::time_point deadline) {
 }
 
 std::string write_full(int fd, const void* data, size_t len, Clock::time_point deadline) {
-    const auto* p = static_cast<const char*>(data);
     size_t done = 0;
-    while (done < len) {
-        const ssize_t n = ::send(fd, p + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return write_parts(fd, {}, data, len, done, deadline, true);
+}
+
+std::string write_parts(int fd, std::span<const std::byte> head, const void* payload, size_t len, size_t& done,
+                        Clock::time_point deadline, bool wait) {
+    const size_t total = head.size() + len;
+    while (done < total) {
+        iovec iov[2];
+        int n_iov = 0;
+        if (done < head.size())
+            iov[n_iov++] = {const_cast<std::byte*>(head.data()) + done, head.size() - done};
+        const size_t into = done > head.size() ? done - head.size() : 0;
+        if (len > into) iov[n_iov++] = {static_cast<char*>(const_cast<void*>(payload)) + into, len - into};
+        msghdr m{};
+        m.msg_iov = iov;
+        m.msg_iovlen = static_cast<size_t>(n_iov);
+        const ssize_t n = ::sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             done += static_cast<size_t>(n);
             continue;
         }
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return std::string("send failed: ") + std::strerror(errno);
+        if (!wait) {
+            if (n < 0 && errno == EINTR) continue;
+            return {};
+        }
         pollfd pf{fd, POLLOUT, 0};
         const int r = ::poll(&pf, 1, remaining_ms(deadline));
-        if (r == 0) return "send timed out after " + std::to_string(done) + " of " + std::to_string(len) + " bytes";
+        if (r == 0) return "send timed out after " + std::to_string(done) + " of " + std::to_string(total) + " bytes";
         if (r < 0 && errno != EINTR) return std::string("poll failed: ") + std::strerror(errno);
     }
     return {};

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
 namespace coyote::detail::sim::net {
@@ -15,6 +16,12 @@ int remaining_ms(Clock::time_point deadline);
 
 /// Full-length write with a deadline; returns an error text, empty on success.
 std::string write_full(int fd, const void* data, size_t len, Clock::time_point deadline);
+
+/// Writes `head` followed by `len` bytes at `payload` (one sendmsg, no copy), resuming at byte `done` of the two
+/// and advancing it. With `wait`, until all is written or `deadline` passes; without, only what the socket takes
+/// now (never blocks). Returns an error text, empty on success (then `done` tells how far it got).
+std::string write_parts(int fd, std::span<const std::byte> head, const void* payload, size_t len, size_t& done,
+                        Clock::time_point deadline, bool wait);
 
 /// Full-length read with a deadline; returns an error text, empty on success. With `fault_at`, a destination
 /// that is not writable process memory (EFAULT) stops the read: *fault_at = bytes received, the rest stays in the

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,6 +32,9 @@ namespace settings = ::coyote::detail::settings;
 const settings::Integer k_max_conns{"COYOTE_SIM_WIRE_MAX_CONNS", "sim-net", 1024, 1, 65536,
                                     "authenticated TCP wire connections peers may hold open to one NIC at once (each "
                                     "costs a reader and a sender thread); a peer beyond them is refused after its HELLO"};
+
+/// Names the calling thread (seen in /proc/<pid>/task/*/comm, top, gdb); at most 15 characters.
+void name_thread(const char* name) noexcept { (void)::pthread_setname_np(::pthread_self(), name); }
 
 void put_key(std::byte* p, uint64_t k) noexcept {
     for (size_t i = 0; i < 8; ++i) p[i] = static_cast<std::byte>((k >> (8 * i)) & 0xFF);
@@ -181,8 +185,14 @@ size_t TcpWire::accepted_conns() {
 void TcpWire::adopt(ConnPtr c) {
     std::lock_guard lk(conns_mtx_);
     conns_.push_back(c);
-    readers_.emplace_back([this, c] { reader(c); });
-    readers_.emplace_back([this, c] { sender(c); });
+    readers_.emplace_back([this, c] {
+        name_thread("coyote-wire-rx");
+        reader(c);
+    });
+    readers_.emplace_back([this, c] {
+        name_thread("coyote-wire-tx");
+        sender(c);
+    });
 }
 
 void TcpWire::reader(ConnPtr c) {

@@ -1,6 +1,6 @@
 // coyote-mpi sim backend: what the TCP wire does with each frame it receives (one handler per frame type, picked
-// from a table like the per-opcode handlers of libfabric's tcp provider), and the sender thread of each
-// connection that sends the answers to its peer's requests.
+// from a table like the per-opcode handlers of libfabric's tcp provider), and how the answers to a peer's requests
+// are sent: by the reader itself when the socket takes them at once, else by the connection's sender thread.
 #include <cstdint>
 
 #include <coyote/error.hpp>
@@ -35,13 +35,16 @@ void count_rejection(NicShared& nic, Check check) noexcept {
     nic.counters.rejected[static_cast<size_t>(check)].fetch_add(1, std::memory_order_relaxed);
 }
 
-/// Writes a frame header and its payload (none when `len` is 0); returns an error text.
-std::string send_frame(int fd, const FrameHeader& h, const void* payload, size_t len, Clock::time_point deadline) {
+/// Writes a frame header and its payload (none when `len` is 0) from byte `done` of the frame on (write_parts);
+/// returns an error text.
+std::string send_frame(int fd, const FrameHeader& h, const void* payload, size_t len, size_t& done,
+                       Clock::time_point deadline, bool wait) {
     const auto hb = encode_frame(h);
-    std::string err = write_full(fd, hb.data(), hb.size(), deadline);
-    if (err.empty() && len > 0) err = write_full(fd, payload, len, deadline);
-    return err;
+    return write_parts(fd, hb, payload, len, done, deadline, wait);
 }
+
+/// Bytes of the frame that answers with `r`.
+size_t frame_size(const Response& r) noexcept { return k_frame_header_size + r.h.payload_len; }
 
 static_assert(static_cast<size_t>(FrameType::hello) == 1 && static_cast<size_t>(FrameType::nak) == 8,
               "TcpWire::k_handlers is indexed by FrameType");
@@ -108,7 +111,7 @@ bool TcpWire::on_read_req(const ConnPtr& c, const FrameHeader& h, Clock::time_po
     if (v.check != Check::ok) {
         set_nak(resp, v.check, rejection_message(r, nic_.ip(), v).substr(0, k_max_nak_text));
     } else {
-        // The sender thread sends the data, unless the buffer or window went away by then.
+        // Sent from the buffer or window (respond), unless it went away by then.
         resp.h.type = FrameType::read_resp;
         resp.h.payload_len = r.len;
         resp.ctid = v.ctid;
@@ -275,13 +278,40 @@ std::string TcpWire::receive_read_data(int fd, const Pending& p, bool current, C
 
 bool TcpWire::respond(Response r) {
     const ConnPtr c = r.conn;
+    bool idle = false;
+    {
+        std::lock_guard lk(c->mtx);
+        if (c->dead || stop_.load()) return false;
+        idle = c->out.empty(); // only this reader adds to it: stays empty until it does
+    }
+    // Nothing unsent before it: the answer goes out now, from this thread, as far as the socket takes it without
+    // waiting (no hand-off to the sender thread, which would have to be scheduled first). A request of ours being
+    // written holds the turn: then the sender sends it.
+    if (idle && c->wturn.try_acquire()) {
+        const std::string err = send_response(r, Clock::now() + cfg_.io_timeout, false);
+        const bool partial = err.empty() && r.sent != 0 && r.sent < frame_size(r);
+        if (!partial) c->wturn.release(); // else the sender writes the rest under this turn
+        if (!err.empty()) {
+            kill(c, err);
+            return false;
+        }
+        if (r.sent == frame_size(r)) return true;
+    }
+    return enqueue(std::move(r));
+}
+
+bool TcpWire::enqueue(Response r) {
+    const ConnPtr c = r.conn;
     {
         std::unique_lock lk(c->mtx);
         // Back-pressure: while the queue is full this connection's reader takes no more of its peer's requests.
         const bool room = c->room_cv.wait_until(lk, Clock::now() + cfg_.io_timeout, [&] {
             return c->dead || stop_.load() || c->out.size() < k_max_queued_answers;
         });
-        if (c->dead || stop_.load()) return false;
+        if (c->dead || stop_.load()) {
+            if (r.sent != 0) c->wturn.release(); // nobody writes the rest
+            return false;
+        }
         if (room) {
             c->out.push_back(std::move(r));
             c->out_cv.notify_one();
@@ -295,32 +325,38 @@ bool TcpWire::respond(Response r) {
 
 void TcpWire::sender(ConnPtr c) {
     for (;;) {
-        Response r;
+        Response* r = nullptr;
         {
             std::unique_lock lk(c->mtx);
             c->out_cv.wait(lk, [&] { return stop_.load() || c->dead || !c->out.empty(); });
             if (stop_.load() || c->dead) {
+                if (!c->out.empty() && c->out.front().sent != 0) c->wturn.release(); // a reader's partial answer
                 c->out.clear(); // the answers hold the connection
                 return;
             }
-            r = std::move(c->out.front());
+            r = &c->out.front(); // stays put: the reader only appends, and only this thread removes
+        }
+        if (r->sent == 0) c->wturn.acquire(); // else the reader that wrote its first part handed its turn over
+        const std::string err = send_response(*r, Clock::now() + cfg_.io_timeout, true);
+        c->wturn.release();
+        {
+            std::lock_guard lk(c->mtx);
             c->out.pop_front();
         }
         c->room_cv.notify_one();
-        const auto deadline = Clock::now() + cfg_.io_timeout;
-        std::lock_guard wl(c->wmtx);
-        if (const std::string err = send_response(r, deadline); !err.empty()) kill(c, err);
+        if (!err.empty()) kill(c, err);
     }
 }
 
-std::string TcpWire::send_response(Response& r, Clock::time_point deadline) {
-    if (r.h.type == FrameType::read_resp) return send_read_data(r, deadline);
+std::string TcpWire::send_response(Response& r, Clock::time_point deadline, bool wait) {
+    if (r.h.type == FrameType::read_resp) return send_read_data(r, deadline, wait);
     r.h.payload_len = static_cast<uint32_t>(r.text.size());
-    return send_frame(r.conn->fd.get(), r.h, r.text.data(), r.text.size(), deadline);
+    return send_frame(r.conn->fd.get(), r.h, r.text.data(), r.text.size(), r.sent, deadline, wait);
 }
 
-std::string TcpWire::send_read_data(Response& r, Clock::time_point deadline) {
-    // Send from the registered buffer or window, unless it went away since the request was validated.
+std::string TcpWire::send_read_data(Response& r, Clock::time_point deadline, bool wait) {
+    // Send from the registered buffer or window, unless it went away since the request was validated (checked
+    // again when the sender resumes a response a reader began: unregistering waits only while one thread sends).
     std::shared_lock bl(nic_.buffers_mutex());
     Check gone = Check::ok;
     std::string why;
@@ -343,11 +379,12 @@ std::string TcpWire::send_read_data(Response& r, Clock::time_point deadline) {
     }
     if (gone == Check::ok)
         return send_frame(r.conn->fd.get(), r.h, reinterpret_cast<const void*>(r.data_addr), r.h.payload_len,
-                          deadline);
+                          r.sent, deadline, wait);
     count_rejection(nic_.shared(), gone);
+    if (r.sent != 0) return "READ response cut after " + std::to_string(r.sent) + " bytes: " + why;
     set_nak(r, gone, rejection_text(RdmaOpcode::read, nic_.ip(), r.h.dst_qpn, why));
     r.h.payload_len = static_cast<uint32_t>(r.text.size());
-    return send_frame(r.conn->fd.get(), r.h, r.text.data(), r.text.size(), deadline);
+    return send_frame(r.conn->fd.get(), r.h, r.text.data(), r.text.size(), r.sent, deadline, wait);
 }
 
 }  // namespace coyote::detail::sim::net

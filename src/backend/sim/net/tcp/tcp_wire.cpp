@@ -34,6 +34,18 @@ uint32_t bind_address(const WireConfig& cfg) {
     return ntohl(a.s_addr);
 }
 
+/// The write turn of a connection, held for a scope (a request frame is written whole).
+class WriteTurn {
+public:
+    explicit WriteTurn(Conn& c) : c_(c) { c_.wturn.acquire(); }
+    ~WriteTurn() { c_.wturn.release(); }
+    WriteTurn(const WriteTurn&) = delete;
+    WriteTurn& operator=(const WriteTurn&) = delete;
+
+private:
+    Conn& c_;
+};
+
 void set_nodelay(int fd) noexcept {
     const int one = 1;
     (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -252,7 +264,7 @@ PostStatus TcpWire::post(CtidState& cs, int32_t ctid, const RdmaRequest& req_in,
     p.last = last;
     p.target_ip = ep.ip;
     const uint64_t id = next_req_.fetch_add(1);
-    std::lock_guard wl(c->wmtx);
+    const WriteTurn turn(*c);
     {
         std::lock_guard lk(cs.mtx);
         p.generation = cs.claim_psn(req);

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <semaphore>
 #include <span>
 #include <string>
 #include <thread>
@@ -59,7 +60,8 @@ struct Handshake {
 
 struct Conn;
 
-/// An answer a connection's sender thread sends (ACK, NAK or READ response).
+/// An answer to a peer's request (ACK, NAK or READ response): sent by the connection's reader when nothing is
+/// queued before it, else by its sender thread.
 struct Response {
     std::shared_ptr<Conn> conn;
     FrameHeader h;
@@ -70,6 +72,9 @@ struct Response {
     uint32_t window = 0;
     uint64_t win_generation = 0;
     uint64_t data_addr = 0;
+    /// Bytes of the frame already written: a reader that wrote part of it queues the rest for the sender thread,
+    /// and the connection's write turn stays taken until the sender has written the rest.
+    size_t sent = 0;
 };
 
 /// Answers one connection may have queued for its sender thread: a peer that reads none of them holds its own
@@ -77,18 +82,23 @@ struct Response {
 /// the I/O timeout; what a connection costs stays bounded.
 inline constexpr size_t k_max_queued_answers = 1024;
 
-/// One connection to a peer's wire (either side may have opened it); a reader thread of its own serves it and a
-/// sender thread of its own sends its answers, so a peer that stalls stalls only its own connection.
+/// One connection to a peer's wire (either side may have opened it); a reader thread of its own serves it and
+/// answers what it can send at once, and a sender thread of its own sends the answers that have to wait for the
+/// socket, so a peer that stalls stalls only its own connection and the reader never blocks on a write.
 struct Conn {
     Fd fd;
     std::string name;      ///< "a.b.c.d:port"
     uint64_t peer_key = 0;
-    std::mutex wmtx;       ///< one whole frame at a time
+    /// The write turn: one whole frame at a time. A semaphore, not a mutex: a reader that wrote part of an answer
+    /// hands its turn to the sender thread, which releases it once the frame is complete.
+    std::binary_semaphore wturn{1};
     std::mutex mtx;        ///< pending, out, dead
     std::condition_variable out_cv;
-    std::condition_variable room_cv; ///< the sender took an answer from `out` (or the connection died)
+    std::condition_variable room_cv; ///< the sender finished an answer of `out` (or the connection died)
     std::map<uint64_t, Pending> pending;
-    std::deque<Response> out; ///< answers for the sender thread, at most k_max_queued_answers
+    /// Answers for the sender thread, at most k_max_queued_answers, in the order of the requests; the front one
+    /// stays here until it is written (only the reader adds to it, so an empty queue means nothing is unsent).
+    std::deque<Response> out;
     bool dead = false;
     bool accepted = false; ///< opened by the peer (counts against COYOTE_SIM_WIRE_MAX_CONNS)
     std::string death;
@@ -153,9 +163,13 @@ private:
     bool handle_frame(const ConnPtr& c);
     /// Drops `c`: its pending requests fail with peer_gone on their queue pairs.
     void kill(const ConnPtr& c, const std::string& why) noexcept;
-    /// Queues an answer for the sender thread of its connection, waiting (up to the I/O timeout) for room when
-    /// k_max_queued_answers are queued; false when the connection was dropped (then too, when the peer read none).
+    /// Answers a request (the reader of its connection): written at once when nothing is queued before it and the
+    /// socket takes it without waiting, else (the rest of it) queued for the sender thread, waiting (up to the I/O
+    /// timeout) for room when k_max_queued_answers are queued; false when the connection was dropped (then too,
+    /// when the peer read none).
     bool respond(Response r);
+    /// Queues `r` for the sender thread of its connection (respond()).
+    bool enqueue(Response r);
     /// Authenticated connections the peers opened that are still alive.
     size_t accepted_conns();
     /// Wakes the acceptor (stop).
@@ -184,10 +198,12 @@ private:
     std::string receive_read_data(int fd, const Pending& p, bool current, Clock::time_point deadline);
     /// Ends the handling of an answer: the request leaves the in-flight count; drops the connection on `err`.
     bool finish_answer(const ConnPtr& c, const Pending& p, bool current, const std::string& err);
-    /// Sends one response (a sender thread); returns an error text.
-    std::string send_response(Response& r, Clock::time_point deadline);
-    /// Sends a READ response from the buffer or window it was validated against, or a NAK when it went away.
-    std::string send_read_data(Response& r, Clock::time_point deadline);
+    /// Writes `r` from byte r.sent on (the write turn held), waiting for the socket with `wait`, else only what it
+    /// takes now; returns an error text.
+    std::string send_response(Response& r, Clock::time_point deadline, bool wait);
+    /// Writes a READ response from the buffer or window it was validated against, or a NAK when it went away
+    /// before its first byte (an error when it went away in the middle).
+    std::string send_read_data(Response& r, Clock::time_point deadline, bool wait);
 
     NicImpl& nic_;
     WireConfig cfg_;

@@ -1,0 +1,118 @@
+// The TCP wire answers a peer's requests without its sender threads: READs and WRITEs complete while every
+// sender thread of the target is held (inside a signal handler), so no answer waits for one to be scheduled.
+#include <gtest/gtest.h>
+
+#include <coyote/cThread.hpp>
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "unit/rdma_test_support.hpp"
+
+using coyote::CoyoteOper;
+using coyote::rdmaSg;
+using coyote_test::check;
+
+namespace {
+
+constexpr uint32_t k_size = 1u << 16;
+constexpr uint32_t k_chunk = 2048; ///< an answer the socket takes at once
+constexpr uint32_t k_ops = 16;
+
+/// The threads of this process named `name`.
+std::vector<pid_t> threads_named(const std::string& name) {
+    std::vector<pid_t> out;
+    DIR* d = ::opendir("/proc/self/task");
+    check(d != nullptr, "open /proc/self/task");
+    while (const dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/comm");
+        std::string comm;
+        if (std::getline(f, comm) && comm == name) out.push_back(static_cast<pid_t>(std::stol(e->d_name)));
+    }
+    ::closedir(d);
+    return out;
+}
+
+int g_entered[2] = {-1, -1}; ///< a held thread writes a byte here when it entered the handler
+int g_release[2] = {-1, -1}; ///< and waits for one byte per thread here
+
+void hold_here(int) {
+    const char b = 1;
+    (void)!::write(g_entered[1], &b, 1);
+    char r = 0;
+    (void)!::read(g_release[0], &r, 1);
+}
+
+/// Holds every thread named `name` inside hold_here until release(); returns how many.
+size_t hold_threads(const std::string& name) {
+    check(::pipe(g_entered) == 0 && ::pipe(g_release) == 0, "pipes");
+    struct sigaction sa {};
+    sa.sa_handler = hold_here;
+    ::sigemptyset(&sa.sa_mask);
+    check(::sigaction(SIGUSR2, &sa, nullptr) == 0, "sigaction");
+    const auto tids = threads_named(name);
+    for (pid_t tid : tids) check(::syscall(SYS_tgkill, ::getpid(), tid, SIGUSR2) == 0, "tgkill");
+    for (size_t i = 0; i < tids.size(); ++i) {
+        char b = 0;
+        check(::read(g_entered[0], &b, 1) == 1, "a held thread entered the handler");
+    }
+    return tids.size();
+}
+
+void release(size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        const char b = 1;
+        check(::write(g_release[1], &b, 1) == 1, "release a held thread");
+    }
+}
+
+}  // namespace
+
+TEST(TcpWireProgress, RequestsAreAnsweredWhileTheTargetsSenderThreadsAreHeld) {
+    coyote_test::run_pair(
+        [] { coyote_test::child_env("tcp"); }, k_size,
+        [](coyote_test::Peer& p) {
+            coyote_test::fill(p.buf, k_size, 5);
+            p.sync(); // the client's first READ opened its connection (and this side's sender thread)
+            p.sync();
+            const size_t held = hold_threads("coyote-wire-tx");
+            check(held >= 1, "no sender thread (coyote-wire-tx) to hold");
+            p.sync(); // held: the client READs and WRITEs now
+            p.sync();
+            release(held);
+            coyote_test::wait_count(p.t, CoyoteOper::LOCAL_WRITE, k_ops, "WRITEs received");
+            check(coyote_test::mismatch(p.buf + k_size / 2, 0, k_ops * k_chunk, 9) == -1, "WRITE data");
+            p.sync();
+        },
+        [](coyote_test::Peer& p) {
+            coyote_test::fill(p.buf + k_size / 2, k_size / 2, 9);
+            p.t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.local_offs = 0, .remote_offs = 0, .len = k_chunk});
+            coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_READ, 1, "first READ");
+            p.t.clearCompleted();
+            p.sync();
+            p.sync();
+            p.sync(); // the target's sender threads are held
+            // Before the reader answered itself, these waited for a held sender thread: the 30 s wait failed.
+            for (uint32_t i = 0; i < k_ops; ++i)
+                p.t.invoke(CoyoteOper::REMOTE_RDMA_READ,
+                           rdmaSg{.local_offs = i * k_chunk, .remote_offs = i * k_chunk, .len = k_chunk});
+            coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_READ, k_ops, "READs answered");
+            check(coyote_test::mismatch(p.buf, 0, k_ops * k_chunk, 5) == -1, "READ data");
+            for (uint32_t i = 0; i < k_ops; ++i)
+                p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_size / 2 + i * k_chunk,
+                                                                 .remote_offs = k_size / 2 + i * k_chunk,
+                                                                 .len = k_chunk});
+            coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_WRITE, k_ops, "WRITEs acknowledged");
+            p.sync(); // the target releases its sender threads
+            p.sync();
+        },
+        90);
+}
