@@ -78,7 +78,11 @@ std::vector<Frame> parse(const uint8_t* cap, uint64_t size) {
 struct Setup {
     const char* wire = "shm";
     bool client_sniffs = false, server_sniffs = false;
+    bool rejected = false; ///< the client WRITEs past the server's buffer (NAK) instead of its WRITE and READ
 };
+
+constexpr uint32_t k_bad_len = 200;
+constexpr uint32_t k_bad_offs = k_buf - 100; ///< the WRITE that crosses the end of the server's buffer
 
 constexpr const char* k_client_ip = "10.77.0.1";
 constexpr const char* k_server_ip = "10.77.0.2";
@@ -173,6 +177,19 @@ void check_frames(const std::vector<Frame>& frames, const std::string& side, uin
           who("READ RESPONSE carries the server's bytes"));
 }
 
+/// What a capture of either side must hold after the rejected WRITE: WRITE ONLY and the NAK of its PSN.
+void check_nak(const std::vector<Frame>& frames, const std::string& side, uint32_t client_qpn, uint32_t server_qpn,
+               uint64_t server_vaddr) {
+    const auto who = [&](const std::string& what) { return side + ": " + what; };
+    check(frames.size() == 2, who(std::to_string(frames.size()) + " frames captured, expected 2 (WRITE ONLY, NAK)"));
+    check(frames[0].opcode() == 0x0a && frames[0].dest_qp() == server_qpn && frames[0].ack_req(), who("WRITE ONLY"));
+    check(frames[0].reth_vaddr() == server_vaddr + k_bad_offs && frames[0].reth_len() == k_bad_len, who("its RETH"));
+    check(frames[0].len == 14 + 20 + 8 + 12 + 16 + k_bad_len + 4, who("its length"));
+    check(frames[1].opcode() == 0x11 && frames[1].dest_qp() == client_qpn, who("the answer is an ACK-opcode frame"));
+    check(frames[1].aeth_syndrome() == 0x62, who("its AETH says NAK, remote access error"));
+    check(frames[1].psn() == frames[0].psn(), who("the NAK names the WRITE's PSN"));
+}
+
 int server(uint16_t port, Setup s) {
     process_env(s, s.server_sniffs, k_server_ip);
     coyote::cThread t(0, ::getpid());
@@ -184,7 +201,8 @@ int server(uint16_t port, Setup s) {
     t.connSync(false); // (2) the client is done
     if (!cap) return 0;
     const coyote::ibvQp& qp = *t.getQpair();
-    check_frames(cap->stop(), "server", qp.remote.qpn, qp.local.qpn, reinterpret_cast<uint64_t>(qp.local.vaddr));
+    (s.rejected ? check_nak : check_frames)(cap->stop(), "server", qp.remote.qpn, qp.local.qpn,
+                                            reinterpret_cast<uint64_t>(qp.local.vaddr));
     return 0;
 }
 
@@ -196,6 +214,16 @@ int client(uint16_t port, Setup s) {
     std::optional<Capture> cap;
     if (s.client_sniffs) cap.emplace(t);
     t.connSync(true); // (1)
+    if (s.rejected) {
+        t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.remote_offs = k_bad_offs, .len = k_bad_len});
+        (void)coyote_test::wait_error(t);
+        const std::vector<Frame> frames = cap ? cap->stop() : std::vector<Frame>{};
+        t.connSync(true); // (2)
+        const coyote::ibvQp& qp = *t.getQpair();
+        if (cap)
+            check_nak(frames, "client", qp.local.qpn, qp.remote.qpn, reinterpret_cast<uint64_t>(qp.remote.vaddr));
+        return 0;
+    }
     t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.len = k_write_len});
     coyote_test::wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, 1, "WRITE");
     t.invoke(CoyoteOper::REMOTE_RDMA_READ,
@@ -236,4 +264,12 @@ TEST(RdmaSniffer, BothSniffersRecordTheSameFramesOverTheTcpWire) {
 
 TEST(RdmaSniffer, BothSniffersRecordTheSameFramesOverShm) {
     run({.wire = "shm", .client_sniffs = true, .server_sniffs = true});
+}
+
+TEST(RdmaSniffer, BothSniffersRecordARejectedWriteAndItsNakOverTheTcpWire) {
+    run({.wire = "tcp", .client_sniffs = true, .server_sniffs = true, .rejected = true});
+}
+
+TEST(RdmaSniffer, BothSniffersRecordARejectedWriteAndItsNakOverShm) {
+    run({.wire = "shm", .client_sniffs = true, .server_sniffs = true, .rejected = true});
 }
