@@ -32,21 +32,11 @@ std::vector<std::byte> payload_at(uint64_t addr, uint32_t len) {
 /// The exchange of `req` between the requester (`req.src_ip`, MAC `requester_mac`) and the responder.
 RoceExchange exchange_of(const RdmaRequest& req, uint64_t requester_mac, uint64_t responder_mac,
                          uint32_t responder_ip) {
-    RoceExchange x;
-    x.kind = req.op == RdmaOpcode::read    ? RoceExchange::Kind::read
-             : req.op == RdmaOpcode::write ? RoceExchange::Kind::write
-                                           : RoceExchange::Kind::send;
-    x.local_mac = requester_mac;
-    x.remote_mac = responder_mac;
-    x.local_ip = req.src_ip;
-    x.remote_ip = responder_ip;
-    x.local_qpn = req.src_qpn;
-    x.remote_qpn = req.dst_qpn;
-    x.psn = req.psn;
-    x.vaddr = req.vaddr;
-    x.rkey = req.rkey;
-    x.len = req.len;
-    return x;
+    using Kind = RoceExchange::Kind;
+    const Kind kind = req.op == RdmaOpcode::read ? Kind::read : req.op == RdmaOpcode::write ? Kind::write : Kind::send;
+    return {.kind = kind, .local_mac = requester_mac, .remote_mac = responder_mac, .local_ip = req.src_ip,
+            .remote_ip = responder_ip, .local_qpn = req.src_qpn, .remote_qpn = req.dst_qpn, .psn = req.psn,
+            .vaddr = req.vaddr, .rkey = req.rkey, .len = req.len};
 }
 
 }  // namespace
