@@ -55,9 +55,11 @@ NicImpl::NicImpl(NicHost& host) : host_(host), cfg_(wire_config_from_env()) {
     shared_->mac = host.mac_address();
     std::atomic_thread_fence(std::memory_order_release);
     shared_->magic = k_nic_magic;
+    sniffer::attach_nic(host.device_id(), &shared_->sniff);
 }
 
 NicImpl::~NicImpl() {
+    sniffer::detach_nic(host_.device_id(), &shared_->sniff);
     tcp_.reset();
     std::lock_guard lk(peers_mtx_);
     peers_.clear();

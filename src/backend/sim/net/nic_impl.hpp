@@ -1,6 +1,6 @@
 // coyote-mpi sim backend: the emulated RoCE NIC (class NicImpl), shared by its files: nic.cpp (lifecycle,
 // endpoints, errors), nic_registers.cpp (register writes, ARP), nic_memory.cpp (registered buffer, windows),
-// nic_post.cpp (posting), shm_wire.cpp (same-host peers) and the TCP wire (tcp/).
+// nic_post.cpp (posting), shm_wire.cpp (same-host peers), nic_tap.cpp (packet capture) and the TCP wire (tcp/).
 #pragma once
 
 #include <array>
@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/sim/models/examples/packet_tap.hpp"
 #include "backend/sim/net/nic.hpp"
 #include "backend/sim/net/nic_state.hpp"
 #include "backend/sim/net/wire_config.hpp"
@@ -55,6 +56,23 @@ public:
     CtidState& ctid_state(int32_t ctid) noexcept { return ctids_[static_cast<size_t>(ctid)]; }
     /// Records `e` as the pending error of `ctid` unless the queue pair changed since `generation`.
     void record_error(int32_t ctid, uint64_t generation, Error e) noexcept;
+
+    // Packet capture (nic_tap.cpp): the frames this NIC sends and receives go to a packet sniffer capturing it.
+    // Each hook costs one predictable branch while none captures.
+    /// As the requester of `req`, this NIC sends its request packets (Parts::request) or receives the answer of
+    /// `peer_ip` (Parts::answer; `nak`: its AETH syndrome, 0 for an ACK / READ response). `data`: where the
+    /// payload is in this process (0: none).
+    void tap_requester(sniffer::Parts parts, const RdmaRequest& req, uint32_t peer_ip, uint64_t data,
+                       uint8_t nak) noexcept {
+        if (const uint64_t id = shared_->sniff.load(std::memory_order_acquire); id != 0) [[unlikely]]
+            tap_requester_now(id, parts, req, peer_ip, data, nak);
+    }
+    /// As the target, this NIC received `req` (validated as `v`) and answers it with `answer` (ack, nak or
+    /// read_resp); the payload is where `v` puts it.
+    void tap_served(const RdmaRequest& req, const Verdict& v, FrameType answer) noexcept {
+        if (const uint64_t id = shared_->sniff.load(std::memory_order_acquire); id != 0) [[unlikely]]
+            tap_served_now(id, req, v, answer);
+    }
 
 private:
     /// What a post needs of its queue pair, copied under the ctid's lock.
@@ -115,8 +133,14 @@ private:
     /// Applies `req` (PSN assigned, generation = the queue pair's at that time) at a same-host peer; post_mtx held.
     PostStatus post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
                         uint64_t local_addr, bool last);
-    /// Hands the packets of an applied shm request and of its answer to a capturing packet sniffer (packet_tap.hpp).
-    void capture_request(const RdmaRequest& req, const Endpoint& peer, uint64_t local_addr) const noexcept;
+    /// Hands the packets of a shm request and of its answer (`nak`: its syndrome) to the sniffers capturing this NIC
+    /// or the peer's. Call only when one of the sniff words is set.
+    void tap_shm(const RdmaRequest& req, ShmPeer& peer, uint64_t local_addr, uint8_t nak) noexcept;
+    void tap_requester_now(uint64_t id, sniffer::Parts parts, const RdmaRequest& req, uint32_t peer_ip,
+                           uint64_t data, uint8_t nak) noexcept;
+    void tap_served_now(uint64_t id, const RdmaRequest& req, const Verdict& v, FrameType answer) noexcept;
+    /// The MAC of the endpoint known by `ip` (else the default 02:00:<ip>).
+    uint64_t mac_of(uint32_t ip) const noexcept;
     /// Maps the target's registered buffer that `v` accepted the request into and remembers it in cs.mapped.
     static void map_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, const Verdict& v);
     /// Throws peer_gone when the peer process died (checked at most every k_liveness_period). Inline: every post
@@ -156,6 +180,7 @@ private:
     std::map<uint64_t, std::unique_ptr<ShmPeer>> peers_;
 
     mutable std::unique_ptr<TcpWire> tcp_;
+    sniffer::TapCache tap_; ///< the capture buffer published in this NIC's sniff word
 };
 
 }  // namespace coyote::detail::sim::net

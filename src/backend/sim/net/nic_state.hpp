@@ -18,6 +18,7 @@
 
 #include "backend/device.hpp"
 #include "backend/registers.hpp"
+#include "backend/sim/models/examples/packet_tap.hpp"
 #include "backend/sim/net/wire_format.hpp"
 #include "backend/sim/segments.hpp"
 #include "backend/sim/shared_state.hpp"
@@ -115,10 +116,10 @@ struct CtidState {
         return false;
     }
 
-    /// Gives `req` the next PSN; returns the queue pair's generation it goes out under (mtx held).
+    /// Gives `req` the next PSN (its packets take the PSNs up to psn_after); returns the queue pair's generation it goes out under (mtx held).
     uint64_t claim_psn(RdmaRequest& req) noexcept {
         req.psn = next_psn;
-        next_psn = psn_next(next_psn);
+        next_psn = psn_after(next_psn, req.len);
         return generation.load();
     }
 };
@@ -137,6 +138,7 @@ struct ShmPeer {
     std::atomic<bool> gone{false};
     Fd pidfd; ///< the peer process (readable once it exited); invalid: fall back to kill + /proc
     std::map<int32_t, std::pair<uint64_t, std::shared_ptr<ShmSegment>>> bufs;
+    sniffer::TapCache tap; ///< the capture buffer published in the peer's sniff word
 };
 
 /// "peer process <pid> (FPGA <ip>, device <d> vFPGA <v>)".

@@ -1,13 +1,13 @@
 // coyote-mpi sim backend: the shm wire: requests to a same-host peer are validated against its published NIC
 // state and applied by this process, with one copy (memcpy into its registered buffer, or process_vm_* into a
-// window of its private memory). A packet sniffer capturing on this device sees each request's packets and answer.
+// window of its private memory). A packet sniffer capturing this NIC or the peer's sees each request's packets and
+// answer (nic_tap.cpp).
 #include <cerrno>
 #include <cstring>
 
 #include <coyote/error.hpp>
 
 #include "backend/sim/identity.hpp"
-#include "backend/sim/models/examples/packet_tap.hpp"
 #include "backend/sim/net/nic_impl.hpp"
 #include "backend/sim/net/process_memory.hpp"
 #include "detail/format.hpp"
@@ -141,7 +141,10 @@ void NicImpl::map_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, c
 PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
                              uint64_t local_addr, bool last) {
     const Verdict v = validate_and_claim(*peer.nic, req, &cs.slots);
+    const bool tap = (shared_->sniff.load(std::memory_order_relaxed) | peer.nic->sniff.load(std::memory_order_relaxed)) != 0;
     if (v.check != Check::ok) {
+        if (tap) [[unlikely]]
+            tap_shm(req, peer, local_addr, sniffer::k_nak_remote_access);
         record_error(ctid, generation, Error(make_error_code(Errc::remote_rejected), opcode_label(req.op),
                                              rejection_message(req, peer.ep.ip, v)));
         return PostStatus::ok;
@@ -160,8 +163,8 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
         else
             std::memcpy(remote, local, req.len);
     }
-    if (sniffer::active(host_.device_id())) [[unlikely]]
-        capture_request(req, peer.ep, local_addr);
+    if (tap) [[unlikely]]
+        tap_shm(req, peer, local_addr, 0);
     if (last) {
         SharedState& mine = host_.shared_state();
         if (req.op == RdmaOpcode::read)
@@ -170,15 +173,6 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
             complete_write(*peer.state, v.ctid, mine, ctid);
     }
     return PostStatus::ok;
-}
-
-void NicImpl::capture_request(const RdmaRequest& req, const Endpoint& peer, uint64_t local_addr) const noexcept {
-    using Kind = sniffer::RoceExchange::Kind;
-    const Kind kind = req.op == RdmaOpcode::read ? Kind::read : req.op == RdmaOpcode::write ? Kind::write : Kind::send;
-    sniffer::capture_exchange(
-        host_.device_id(),
-        {kind, host_.mac_address(), peer.mac, host_.ip_address(), peer.ip, req.src_qpn, req.dst_qpn, req.psn, req.vaddr,
-         req.rkey, std::span<const std::byte>(reinterpret_cast<const std::byte*>(local_addr), req.len)});
 }
 
 }  // namespace coyote::detail::sim::net

@@ -402,7 +402,7 @@ Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* c
         stateless_checks(target, r, ctid, qp, cache != nullptr ? &cached_buf : nullptr, buf, win, detail);
     uint32_t expected = r.psn;
     const bool psn_ok =
-        target.qp[ctid].expected_psn.compare_exchange_strong(expected, psn_next(r.psn), std::memory_order_acq_rel);
+        target.qp[ctid].expected_psn.compare_exchange_strong(expected, psn_after(r.psn, r.len), std::memory_order_acq_rel);
     if (failed != Check::ok) return reject(failed, std::move(detail));
     if (!psn_ok)
         return reject(Check::bad_psn,

@@ -62,7 +62,7 @@ Endpoint decode_endpoint(std::span<const std::byte> bytes);
 // ---- published NIC state -----------------------------------------------------------------------
 
 inline constexpr uint64_t k_nic_magic = 0x3143494e4f594f43ULL; // "COYONIC1"
-inline constexpr uint32_t k_nic_version = 2;
+inline constexpr uint32_t k_nic_version = 3;
 /// Remote-access windows per ctid (cThread::k_max_windows).
 inline constexpr uint32_t k_nic_windows = 16;
 
@@ -149,6 +149,9 @@ struct NicShared {
     /// Bit i set: win[ctid][i] may be valid (set after the slot is written, cleared before it is withdrawn).
     std::atomic<uint32_t> win_mask[N_CTID_MAX]{};
     WinSlot win[N_CTID_MAX][k_nic_windows];
+    /// Non-zero while a packet sniffer of the owner captures this NIC's traffic: the id of its capture buffer
+    /// (models/examples/packet_tap.hpp), to which same-host peers append the frames of their shm requests too.
+    std::atomic<uint64_t> sniff{0};
 };
 
 /// Consistent copies of the slots.
@@ -241,7 +244,14 @@ std::string rejection_message(const RdmaRequest& r, uint32_t target_ip, const Ve
 /// "RDMA WRITE" / "RDMA READ" / "RDMA SEND".
 const char* opcode_label(RdmaOpcode op) noexcept;
 
-inline constexpr uint32_t psn_next(uint32_t psn) noexcept { return (psn + 1) & 0xFFFFFFu; }
+/// Path MTU of the emulated RoCE wire: a message travels as packets of at most this much payload.
+inline constexpr uint32_t k_path_mtu = 4096;
+/// The PSN after a message of `len` bytes starting at `psn`: each packet takes one (a READ request as many as its
+/// response has packets), as on a RoCE wire.
+inline constexpr uint32_t psn_after(uint32_t psn, uint32_t len) noexcept {
+    const uint64_t packets = len == 0 ? 1 : (uint64_t{len} + k_path_mtu - 1) / k_path_mtu;
+    return static_cast<uint32_t>((psn + packets) & 0xFFFFFFu);
+}
 
 // ---- TCP wire frames ---------------------------------------------------------------------------
 

@@ -1,25 +1,38 @@
 // coyote-mpi sim backend: the capture interface between the emulated NIC and the packet sniffer model
-// (Coyote example 11). The NIC hands every Ethernet frame it sends or receives to capture(); a sniffer model
-// that is capturing on that device keeps it. The frames of RDMA traffic are RoCEv2 frames, built with
-// build_roce_frame(). Where the sniffer writes (card memory) is given by the device through attach_card_port().
+// (Coyote example 11). A sniffer that starts capturing on a device creates a capture buffer in shared memory
+// (an image of the host buffer: frames zero-padded to 64-byte beats, back to back, cut at its length) and
+// publishes its id in the NIC state of every NIC of that device in its process. Whoever moves a packet from or to
+// such a NIC (this process's NIC threads and posting threads, or a same-host peer applying a request over the
+// shm wire) appends the RoCEv2 frames to that buffer; the model copies what was appended to card memory.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <mutex>
 #include <span>
 #include <vector>
+
+#include "backend/sim/net/wire_format.hpp"
+#include "detail/handles.hpp"
 
 namespace coyote::detail::sim::sniffer {
 
 /// Which way a frame goes through the NIC.
 enum class Direction : uint8_t { rx, tx };
 
-/// The NIC of `device` sent (tx) or received (rx) `frame` (from the destination MAC, without FCS). Cheap when no
-/// sniffer captures on the device; safe from any thread; takes only the sniffers' own locks (never the model lock).
+/// The NIC of `device` in this process sent (tx) or received (rx) `frame` (from the destination MAC, without
+/// FCS): appended to the capture of the sniffer of `device`, if one captures. Safe from any thread.
 void capture(uint32_t device, Direction dir, std::span<const std::byte> frame) noexcept;
 
-/// True while a sniffer captures on `device` (the NIC may skip building frames otherwise).
+/// True while a sniffer of this process captures on `device`.
 bool active(uint32_t device) noexcept;
+
+/// A NIC of `device` publishes the id of the capture buffer of a sniffer capturing its traffic in `*word` (0:
+/// none); attach_nic stores the current id at once. The word lives in the NIC's shared state, where same-host
+/// peers read it too. detach_nic before the word goes away.
+void attach_nic(uint32_t device, std::atomic<uint64_t>* word) noexcept;
+void detach_nic(uint32_t device, std::atomic<uint64_t>* word) noexcept;
 
 /// Card memory of one vFPGA as the sniffer writes it: the card copy of host virtual address `vaddr`.
 class CardPort {
@@ -55,13 +68,19 @@ struct RoceHeader {
 };
 
 /// Ethernet + IPv4 + UDP (port 4791) + BTH + RETH / AETH (as the opcode needs) + payload + ICRC (zero: the
-/// emulated wire has no CRC).
-std::vector<std::byte> build_roce_frame(const RoceHeader& h, std::span<const std::byte> payload);
+/// emulated wire has no CRC). A null `payload` pointer with a non-zero `payload_len` stands for zeros.
+std::vector<std::byte> build_roce_frame(const RoceHeader& h, const std::byte* payload, std::size_t payload_len);
+inline std::vector<std::byte> build_roce_frame(const RoceHeader& h, std::span<const std::byte> payload) {
+    return build_roce_frame(h, payload.data(), payload.size());
+}
 
 /// Path MTU of the emulated RoCE wire: messages are cut into packets of this much payload.
-inline constexpr std::size_t k_roce_mtu = 4096;
+inline constexpr std::size_t k_roce_mtu = k_path_mtu;
 
-/// One RDMA operation as the requester's NIC saw it, for capture().
+/// AETH syndrome of a NAK for a remote access error (what the target answers a request it rejects).
+inline constexpr uint8_t k_nak_remote_access = 0x62;
+
+/// One RDMA operation, always from the requester's side ("local" is the requester, "remote" the responder).
 struct RoceExchange {
     enum class Kind : uint8_t { write, send, read } kind = Kind::write;
     uint64_t local_mac = 0, remote_mac = 0;
@@ -70,12 +89,44 @@ struct RoceExchange {
     uint32_t psn = 0;                       ///< of the first packet; the packets of a message count up from it
     uint64_t vaddr = 0;
     uint32_t rkey = 0;
-    std::span<const std::byte> data; ///< the message's payload (sent for write / send, received for read)
+    uint32_t len = 0;                ///< the message's length
+    const std::byte* data = nullptr; ///< its payload (sent for write / send, received for read); null: zeros
+    uint8_t nak = 0;                 ///< 0: answered (ACK / READ RESPONSE), else the AETH syndrome of the NAK
 };
 
-/// Captures the packets of `x` on `device`: the request packets (tx: WRITE / SEND FIRST..LAST or ONLY, or the READ
-/// request) and the answer (rx: the ACK, or READ RESPONSE FIRST..LAST or ONLY), cut at k_roce_mtu. Call only
-/// when active(device).
-void capture_exchange(uint32_t device, const RoceExchange& x) noexcept;
+/// Which packets of an exchange to capture.
+enum class Parts : uint8_t {
+    request = 1, ///< WRITE / SEND FIRST..LAST or ONLY, or the READ request
+    answer = 2,  ///< the ACK (of the last packet), READ RESPONSE FIRST..LAST or ONLY, or the NAK
+    both = 3,
+};
+
+/// Where a sniffer's frames go.
+class FrameSink {
+public:
+    virtual void put(std::span<const std::byte> frame) noexcept = 0;
+
+protected:
+    ~FrameSink() = default;
+};
+
+/// Hands the packets `parts` of `x` to `sink` in wire order, cut at k_roce_mtu (out of memory: frames are lost,
+/// as in a full FIFO).
+void exchange_frames(const RoceExchange& x, Parts parts, FrameSink& sink) noexcept;
+
+/// A NIC's (or a same-host peer's) way to the capture buffer published in a NIC's sniff word: the buffer of
+/// process `pid` with id `id`, mapped on first use and kept until the id changes. Thread-safe.
+class TapCache {
+public:
+    /// Appends the packets `parts` of `x` to capture buffer `id` (non-zero) of process `pid`; a buffer that is
+    /// gone (the capture stopped) takes nothing.
+    void capture(int32_t pid, uint64_t id, const RoceExchange& x, Parts parts) noexcept;
+
+private:
+    std::mutex mtx_;
+    int32_t pid_ = 0;
+    uint64_t id_ = 0;
+    ShmSegment seg_; ///< empty: the buffer could not be opened
+};
 
 }  // namespace coyote::detail::sim::sniffer

@@ -1,5 +1,5 @@
 // RoCEv2 frames (Ethernet / IPv4 / UDP 4791 / BTH / RETH or AETH / payload / ICRC) for the packet sniffer, and
-// the packets of one RDMA operation as the requester's NIC captures them.
+// the packets of one RDMA operation as the NICs of both sides send and receive them.
 #include "backend/sim/models/examples/packet_tap.hpp"
 
 #include <algorithm>
@@ -28,10 +28,10 @@ uint16_t ip_checksum(const std::byte* p, std::size_t n) {
 
 }  // namespace
 
-std::vector<std::byte> build_roce_frame(const RoceHeader& h, std::span<const std::byte> payload) {
+std::vector<std::byte> build_roce_frame(const RoceHeader& h, const std::byte* payload, std::size_t payload_len) {
     const std::size_t ext = (has_reth(h.opcode) ? 16u : 0u) + (has_aeth(h.opcode) ? 4u : 0u);
-    const std::size_t pad = (4 - payload.size() % 4) % 4;
-    const std::size_t udp_len = 8 + 12 + ext + payload.size() + pad + 4;
+    const std::size_t pad = (4 - payload_len % 4) % 4;
+    const std::size_t udp_len = 8 + 12 + ext + payload_len + pad + 4;
     std::vector<std::byte> f;
     f.reserve(14 + 20 + udp_len);
     put(f, h.dst_mac, 6);
@@ -66,7 +66,10 @@ std::vector<std::byte> build_roce_frame(const RoceHeader& h, std::span<const std
         put(f, h.dma_len, 4);
     }
     if (has_aeth(h.opcode)) put(f, (static_cast<uint64_t>(h.syndrome) << 24) | (h.msn & 0xffffff), 4);
-    f.insert(f.end(), payload.begin(), payload.end());
+    if (payload != nullptr)
+        f.insert(f.end(), payload, payload + payload_len);
+    else
+        f.insert(f.end(), payload_len, std::byte{0});
     f.insert(f.end(), pad + 4, std::byte{0}); // pad and ICRC
     return f;
 }
@@ -80,53 +83,71 @@ struct Opcodes {
 constexpr Opcodes k_write_ops{0x06, 0x07, 0x08, 0x0a};
 constexpr Opcodes k_send_ops{0x00, 0x01, 0x02, 0x04};
 constexpr Opcodes k_read_resp_ops{0x0d, 0x0e, 0x0f, 0x10};
+constexpr uint8_t k_read_request = 0x0c, k_ack = 0x11;
 
-/// Captures `data` as the packets of one message (cut at k_roce_mtu) with header `h`, PSNs counting up.
-void capture_message(uint32_t device, Direction dir, RoceHeader h, const Opcodes& ops, std::span<const std::byte> data) {
-    const std::size_t packets = data.empty() ? 1 : (data.size() + k_roce_mtu - 1) / k_roce_mtu;
+std::size_t packets_of(uint32_t len) { return len == 0 ? 1 : (len + k_roce_mtu - 1) / k_roce_mtu; }
+
+/// Hands the packets of one message of `len` bytes at `data` (null: zeros) with header `h` to `sink`, cut at
+/// k_roce_mtu, PSNs counting up.
+void message_frames(RoceHeader h, const Opcodes& ops, const std::byte* data, uint32_t len, FrameSink& sink) {
+    const std::size_t packets = packets_of(len);
     const uint32_t psn0 = h.psn;
     for (std::size_t i = 0; i < packets; ++i) {
         h.opcode = packets == 1 ? ops.only : i == 0 ? ops.first : i + 1 == packets ? ops.last : ops.middle;
         h.psn = (psn0 + static_cast<uint32_t>(i)) & 0xffffffu;
         h.ack_req = i + 1 == packets;
         const std::size_t at = i * k_roce_mtu;
-        const auto part = data.subspan(std::min(at, data.size()), std::min(k_roce_mtu, data.size() - std::min(at, data.size())));
-        capture(device, dir, build_roce_frame(h, part));
+        const std::size_t part = std::min<std::size_t>(k_roce_mtu, len - at);
+        sink.put(build_roce_frame(h, data == nullptr ? nullptr : data + at, part));
     }
+}
+
+/// The header of a packet of `x` towards the responder (`to_responder`) or back to the requester.
+RoceHeader header_of(const RoceExchange& x, bool to_responder) {
+    RoceHeader h;
+    h.src_mac = to_responder ? x.local_mac : x.remote_mac;
+    h.dst_mac = to_responder ? x.remote_mac : x.local_mac;
+    h.src_ip = to_responder ? x.local_ip : x.remote_ip;
+    h.dst_ip = to_responder ? x.remote_ip : x.local_ip;
+    h.dest_qp = to_responder ? x.remote_qpn : x.local_qpn;
+    h.psn = x.psn;
+    return h;
+}
+
+void request_frames(const RoceExchange& x, FrameSink& sink) {
+    RoceHeader out = header_of(x, true);
+    out.vaddr = x.vaddr;
+    out.rkey = x.rkey;
+    out.dma_len = x.len;
+    if (x.kind != RoceExchange::Kind::read) {
+        message_frames(out, x.kind == RoceExchange::Kind::write ? k_write_ops : k_send_ops, x.data, x.len, sink);
+        return;
+    }
+    out.opcode = k_read_request;
+    out.ack_req = true;
+    sink.put(build_roce_frame(out, nullptr, 0));
+}
+
+void answer_frames(const RoceExchange& x, FrameSink& sink) {
+    RoceHeader back = header_of(x, false);
+    if (x.kind == RoceExchange::Kind::read && x.nak == 0) {
+        message_frames(back, k_read_resp_ops, x.data, x.len, sink);
+        return;
+    }
+    // An ACK of the last packet, or a NAK of the first (a READ request is one packet).
+    back.opcode = k_ack;
+    back.syndrome = x.nak;
+    const bool first = x.nak != 0 || x.kind == RoceExchange::Kind::read;
+    back.psn = (x.psn + (first ? 0u : static_cast<uint32_t>(packets_of(x.len)) - 1)) & 0xffffffu;
+    sink.put(build_roce_frame(back, nullptr, 0));
 }
 
 }  // namespace
 
-void capture_exchange(uint32_t device, const RoceExchange& x) noexcept {
+void exchange_frames(const RoceExchange& x, Parts parts, FrameSink& sink) noexcept {
     try {
-        const auto header = [&](bool to_responder) {
-            RoceHeader h;
-            h.src_mac = to_responder ? x.local_mac : x.remote_mac;
-            h.dst_mac = to_responder ? x.remote_mac : x.local_mac;
-            h.src_ip = to_responder ? x.local_ip : x.remote_ip;
-            h.dst_ip = to_responder ? x.remote_ip : x.local_ip;
-            h.dest_qp = to_responder ? x.remote_qpn : x.local_qpn;
-            h.psn = x.psn;
-            return h;
-        };
-        RoceHeader out = header(true);
-        out.vaddr = x.vaddr;
-        out.rkey = x.rkey;
-        out.dma_len = static_cast<uint32_t>(x.data.size());
-        RoceHeader back = header(false);
-        if (x.kind == RoceExchange::Kind::read) {
-            out.opcode = 0x0c; // RDMA READ request
-            out.ack_req = true;
-            capture(device, Direction::tx, build_roce_frame(out, {}));
-            capture_message(device, Direction::rx, back, k_read_resp_ops, x.data);
-            return;
-        }
-        capture_message(device, Direction::tx, out, x.kind == RoceExchange::Kind::write ? k_write_ops : k_send_ops,
-                        x.data);
-        const std::size_t packets = x.data.empty() ? 1 : (x.data.size() + k_roce_mtu - 1) / k_roce_mtu;
-        back.opcode = 0x11; // ACK of the last packet
-        back.psn = (x.psn + static_cast<uint32_t>(packets) - 1) & 0xffffffu;
-        capture(device, Direction::rx, build_roce_frame(back, {}));
+        if ((static_cast<unsigned>(parts) & static_cast<unsigned>(Parts::request)) != 0) request_frames(x, sink);
+        if ((static_cast<unsigned>(parts) & static_cast<unsigned>(Parts::answer)) != 0) answer_frames(x, sink);
     } catch (...) {
         // Out of memory building a frame: the sniffer loses it, as a full FIFO would.
     }

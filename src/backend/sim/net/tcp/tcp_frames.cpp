@@ -101,6 +101,7 @@ bool TcpWire::on_write(const ConnPtr& c, const FrameHeader& h, Clock::time_point
     } else {
         err = receive_into_buffer(c->fd.get(), h, r, v, resp, deadline);
     }
+    if (err.empty()) nic_.tap_served(r, v, resp.h.type);
     return finish_request(c, std::move(resp), err);
 }
 
@@ -121,6 +122,7 @@ bool TcpWire::on_read_req(const ConnPtr& c, const FrameHeader& h, Clock::time_po
         resp.win_generation = v.win.generation;
         resp.data_addr = v.in_window ? v.win.vaddr + v.offset : v.buf.vaddr + v.offset;
     }
+    nic_.tap_served(r, v, resp.h.type);
     return finish_request(c, std::move(resp), {});
 }
 
@@ -213,6 +215,7 @@ bool TcpWire::on_ack(const ConnPtr& c, const FrameHeader& h, Clock::time_point) 
         err = "ACK for a READ request";
     else if (current && p.last)
         bump_wback(nic_.state(), CmplClass::rdma_write, p.ctid);
+    nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, 0, 0);
     return finish_answer(c, p, current, err);
 }
 
@@ -225,6 +228,7 @@ bool TcpWire::on_nak(const ConnPtr& c, const FrameHeader& h, Clock::time_point d
     if (err.empty() && current)
         nic_.record_error(p.ctid, p.generation,
                           Error(make_error_code(Errc::remote_rejected), opcode_label(p.req.op), text));
+    nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, 0, sniffer::k_nak_remote_access);
     return finish_answer(c, p, current, err);
 }
 
@@ -238,6 +242,7 @@ bool TcpWire::on_read_resp(const ConnPtr& c, const FrameHeader& h, Clock::time_p
               std::to_string(p.req.len);
     else
         err = receive_read_data(c->fd.get(), p, current, deadline);
+    if (err.empty()) nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, p.local_addr, 0);
     return finish_answer(c, p, current, err);
 }
 

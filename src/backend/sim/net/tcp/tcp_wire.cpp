@@ -278,6 +278,7 @@ PostStatus TcpWire::post(CtidState& cs, int32_t ctid, const RdmaRequest& req_in,
         c->pending.emplace(id, p);
         cs.inflight.fetch_add(1);
     }
+    nic_.tap_requester(sniffer::Parts::request, req, ep.ip, local_addr, 0);
     const FrameHeader h = request_frame(req, id, last);
     const auto hb = encode_frame(h);
     const auto deadline = Clock::now() + cfg_.io_timeout;

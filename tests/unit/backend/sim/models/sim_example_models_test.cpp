@@ -519,4 +519,49 @@ TEST_F(SimExampleModels, PacketSnifferTakesFramesFromAnotherThreadIntoTheHostBuf
         ASSERT_EQ(std::memcmp(mem + off, frame.data(), frame.size()), 0) << off;
 }
 
+TEST_F(SimExampleModels, PacketSnifferKeepsWholeRecordsFromConcurrentNicsAndStopsAtTheBuffersEnd) {
+    namespace sn = coyote::detail::sim::sniffer;
+    EnvGuard m("COYOTE_SIM_MODEL", "packet_sniffer");
+    EnvGuard no_card("COYOTE_SIM_SHELL", "mem=0");
+    const uint32_t device = 30;
+    cThread t(0, getpid(), device);
+    const uint64_t len = 64 * 1024;
+    auto* mem = static_cast<std::byte*>(t.getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(len)}));
+    std::memset(mem, 0, len);
+    t.setCSR(reinterpret_cast<uint64_t>(mem), 6);
+    t.setCSR(len, 7);
+    t.setCSR(1, 1);
+    t.setCSR(0, 2);
+    // Two NIC threads, each with its own frame (queue pair and payload), 200 frames each: more than the buffer holds.
+    std::vector<std::vector<std::byte>> frames;
+    for (uint32_t qp : {1u, 2u}) {
+        std::vector<std::byte> payload(300, static_cast<std::byte>(0x40 + qp));
+        frames.push_back(sn::build_roce_frame(sn::RoceHeader{.opcode = 0x0a, .dest_qp = qp, .dma_len = 300}, payload));
+    }
+    const std::size_t record = (frames[0].size() + 63) / 64 * 64;
+    t.setCSR(1, 0);
+    std::vector<std::thread> nics;
+    for (std::size_t i = 0; i < 2; ++i)
+        nics.emplace_back([&, i] {
+            for (int n = 0; n < 200; ++n) sn::capture(device, sn::Direction::rx, frames[i]);
+        });
+    for (auto& n : nics) n.join();
+    t.setCSR(0, 0);
+    sn::capture(device, sn::Direction::rx, frames[0]); // after the stop: dropped
+    const uint64_t size = t.getCSR(4);
+    EXPECT_EQ(size, len) << "the capture fills the buffer and stops at its end";
+    std::size_t whole = 0;
+    for (uint64_t off = 0; off + record <= size; off += record, ++whole) {
+        const bool first = std::memcmp(mem + off, frames[0].data(), frames[0].size()) == 0;
+        const bool second = std::memcmp(mem + off, frames[1].data(), frames[1].size()) == 0;
+        ASSERT_TRUE(first || second) << "record at " << off << " is one whole frame";
+        for (std::size_t i = frames[0].size(); i < record; ++i) ASSERT_EQ(mem[off + i], std::byte{0}) << off + i;
+    }
+    EXPECT_EQ(whole, len / record);
+    // The cut record at the end: the beginning of a frame, up to the buffer's end.
+    const uint64_t cut = whole * record;
+    EXPECT_TRUE(std::memcmp(mem + cut, frames[0].data(), len - cut) == 0 ||
+                std::memcmp(mem + cut, frames[1].data(), len - cut) == 0);
+}
+
 }  // namespace

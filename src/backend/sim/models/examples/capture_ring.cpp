@@ -1,0 +1,142 @@
+// coyote-mpi sim backend: the packet sniffer's capture buffer in shared memory: its filter (the example's --no-*
+// options), reservations, and the TapCache through which NICs of any process append to it.
+#include "backend/sim/models/examples/capture_ring.hpp"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "backend/sim/segments.hpp"
+
+namespace coyote::detail::sim::sniffer {
+
+namespace {
+
+constexpr uint64_t k_ring_magic = 0x3146464e53594f43ULL; // "COYSNFF1"
+constexpr uint64_t k_low = 0xffffffffULL;
+constexpr uint64_t k_closed = uint64_t{1} << 63;
+constexpr std::size_t k_beat = 64;
+
+uint64_t reserved(uint64_t s) { return s & k_low; }
+uint64_t committed(uint64_t s) { return (s >> 32) & 0x7fffffffULL; }
+
+/// Filter bits (the example's --no-* options).
+enum Bit : unsigned {
+    no_ipv4 = 8, no_ipv6 = 9, no_arp = 16, no_icmp4 = 18, no_icmp6 = 20, no_udp4 = 22, no_udp4_payload = 23,
+    no_udp6 = 24, no_udp6_payload = 25, no_tcp4 = 26, no_tcp4_payload = 27, no_roce4 = 30, no_roce4_payload = 31
+};
+
+unsigned at(std::span<const std::byte> f, std::size_t i) { return i < f.size() ? static_cast<unsigned>(f[i]) : 0u; }
+
+/// Length of a RoCEv2 frame's headers (Ethernet .. BTH and its AETH / RETH), as the example's converter counts.
+std::size_t roce_headers(std::span<const std::byte> f) {
+    const unsigned op = at(f, 42);
+    const bool aeth = op == 0x10 || op == 0x0d || op == 0x0f || op == 0x11;
+    const bool reth = op == 0x0a || op == 0x06 || op == 0x0b || op == 0x0c;
+    return std::size_t{14 + 20 + 8 + 12} + (aeth ? 4u : 0u) + (reth ? 16u : 0u);
+}
+
+/// Bytes of `f` the filter keeps (0: the frame is dropped).
+std::size_t filtered_length(std::span<const std::byte> f, uint64_t cfg) {
+    const auto off = [&](unsigned b) { return (cfg >> b) & 1; };
+    const unsigned type = (at(f, 12) << 8) | at(f, 13);
+    const std::size_t all = f.size();
+    if (type == 0x0806) return off(no_arp) ? 0 : all;
+    if (type == 0x86dd) {
+        if (off(no_ipv6)) return 0;
+        const unsigned next = at(f, 20);
+        if (next == 58) return off(no_icmp6) ? 0 : all;
+        if (next == 17) return off(no_udp6) ? 0 : off(no_udp6_payload) ? std::min<std::size_t>(all, 14 + 40 + 8) : all;
+        return all;
+    }
+    if (type != 0x0800) return all;
+    if (off(no_ipv4)) return 0;
+    const unsigned proto = at(f, 23);
+    if (proto == 1) return off(no_icmp4) ? 0 : all;
+    if (proto == 6) return off(no_tcp4) ? 0 : off(no_tcp4_payload) ? std::min<std::size_t>(all, 14 + 20 + 20) : all;
+    if (proto != 17) return all;
+    if (at(f, 36) == 0x12 && at(f, 37) == 0xb7) // UDP destination port 4791: RoCEv2
+        return off(no_roce4) ? 0 : off(no_roce4_payload) ? std::min(all, roce_headers(f)) : all;
+    return off(no_udp4) ? 0 : off(no_udp4_payload) ? std::min<std::size_t>(all, 14 + 20 + 8) : all;
+}
+
+RingHead& head(const ShmSegment& ring) { return *static_cast<RingHead*>(ring.get()); }
+
+}  // namespace
+
+std::string ring_name(int32_t pid, uint64_t id) {
+    return "/coyote-sim." + std::to_string(::getuid()) + "." + std::to_string(pid) + ".sniff" + std::to_string(id);
+}
+
+ShmSegment create_ring(uint64_t id, uint64_t len, uint64_t filter) {
+    const uint64_t cap = std::min(len, k_ring_max);
+    const std::string name = ring_name(::getpid(), id);
+    ShmSegment seg = ShmSegment::create(name, k_ring_data + cap); // a fresh segment reads as zeros
+    track_segment(name);
+    auto* h = new (seg.get()) RingHead();
+    h->filter = filter;
+    h->capacity = cap;
+    std::atomic_thread_fence(std::memory_order_release);
+    h->magic = k_ring_magic;
+    return seg;
+}
+
+ShmSegment open_ring(int32_t pid, uint64_t id) noexcept {
+    try {
+        ShmSegment seg = ShmSegment::open(ring_name(pid, id));
+        if (seg.size() < k_ring_data) return {};
+        const RingHead& h = head(seg);
+        if (h.magic != k_ring_magic || h.capacity > seg.size() - k_ring_data) return {};
+        return seg;
+    } catch (...) {
+        return {};
+    }
+}
+
+void ring_append(const ShmSegment& ring, std::span<const std::byte> frame) noexcept {
+    RingHead& h = head(ring);
+    const std::size_t keep = filtered_length(frame, h.filter);
+    if (keep == 0) return;
+    const uint64_t want = (keep + k_beat - 1) / k_beat * k_beat;
+    uint64_t s = h.state.load(std::memory_order_acquire);
+    uint64_t n = 0;
+    do {
+        if ((s & k_closed) != 0 || reserved(s) >= h.capacity) return;
+        n = std::min(want, h.capacity - reserved(s));
+    } while (!h.state.compare_exchange_weak(s, s + n, std::memory_order_acq_rel, std::memory_order_acquire));
+    std::memcpy(ring.bytes() + k_ring_data + reserved(s), frame.data(), std::min<uint64_t>(keep, n));
+    h.state.fetch_add(n << 32, std::memory_order_release);
+}
+
+bool ring_settled(const ShmSegment& ring, uint64_t& end) noexcept {
+    const uint64_t s = head(ring).state.load(std::memory_order_acquire);
+    end = reserved(s);
+    return committed(s) == reserved(s);
+}
+
+uint64_t ring_close(const ShmSegment& ring, std::chrono::milliseconds wait) noexcept {
+    RingHead& h = head(ring);
+    const uint64_t end = reserved(h.state.fetch_or(k_closed, std::memory_order_acq_rel));
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    // A writer between its reservation and its commit is copying one frame; one killed there is given up on.
+    while (committed(h.state.load(std::memory_order_acquire)) != end && std::chrono::steady_clock::now() < deadline)
+        ::sched_yield();
+    return end;
+}
+
+void TapCache::capture(int32_t pid, uint64_t id, const RoceExchange& x, Parts parts) noexcept {
+    std::lock_guard lk(mtx_);
+    if (pid != pid_ || id != id_) {
+        seg_ = open_ring(pid, id);
+        pid_ = pid;
+        id_ = id;
+    }
+    if (!seg_) return;
+    RingSink sink(seg_);
+    exchange_frames(x, parts, sink);
+}
+
+}  // namespace coyote::detail::sim::sniffer
