@@ -38,6 +38,18 @@ if(_coyote_san_flags)
   endforeach()
   message(STATUS "coyote-mpi: sanitizer flags: ${_coyote_san_string}")
 endif()
+# A library preloaded into a ThreadSanitizer program (the tests' fake driver) must not come before the TSan
+# runtime, which has to initialise first: tests put COYOTE_PRELOAD_FIRST (empty in other builds) in front of it in
+# LD_PRELOAD.
+set(COYOTE_PRELOAD_FIRST "")
+if(COYOTE_SANITIZE AND "thread" IN_LIST _coyote_san_list)
+  execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libtsan.so
+                  OUTPUT_VARIABLE _coyote_tsan_runtime OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT IS_ABSOLUTE "${_coyote_tsan_runtime}")
+    message(FATAL_ERROR "COYOTE_SANITIZE=thread: ${CMAKE_CXX_COMPILER} does not name its libtsan.so")
+  endif()
+  set(COYOTE_PRELOAD_FIRST "${_coyote_tsan_runtime}:")
+endif()
 # The suppressions for Open MPI, hwloc and system libraries (tests/support/sanitizer/); scripts/sanitizers.sh
 # points ASAN_OPTIONS / LSAN_OPTIONS / UBSAN_OPTIONS / TSAN_OPTIONS at them.
 set(COYOTE_SANITIZER_SUPPRESSIONS_DIR ${PROJECT_SOURCE_DIR}/tests/support/sanitizer)

@@ -31,7 +31,10 @@ common=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOYOTE_BUILD_BENCHMARKS=OFF
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$supp/ubsan.supp"
-export TSAN_OPTIONS="suppressions=$supp/tsan.supp:halt_on_error=1:second_deadlock_stack=1:history_size=4"
+# die_after_fork=0: several tests fork a threaded test process into a child that starts threads of its own (a lock
+# holder, an out-of-band peer); ThreadSanitizer supports that only with this option (the children exit through
+# _exit and never join the parent's threads).
+export TSAN_OPTIONS="suppressions=$supp/tsan.supp:halt_on_error=1:second_deadlock_stack=1:history_size=4:die_after_fork=0"
 
 run_asan() {
     local dir="$build_root/build-asan"

@@ -12,7 +12,7 @@ target_include_directories(hw_fake_test PRIVATE ${PROJECT_SOURCE_DIR}/src ${CMAK
 add_dependencies(hw_fake_test coyote_fake_driver sim_model_plugin)
 add_test(NAME hw_fake_test COMMAND hw_fake_test)
 set_tests_properties(hw_fake_test PROPERTIES LABELS hw TIMEOUT 300
-  ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_SIM_MODEL=$<TARGET_FILE:sim_model_plugin>")
+  ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=${COYOTE_PRELOAD_FIRST}$<TARGET_FILE:coyote_fake_driver>;COYOTE_SIM_MODEL=$<TARGET_FILE:sim_model_plugin>")
 
 # hw_rdma_test: RDMA WRITE / READ / SEND between two processes on the hw backend and the fake driver.
 add_executable(hw_rdma_test ${CMAKE_CURRENT_SOURCE_DIR}/hw/hw_rdma_test.cpp)
@@ -21,7 +21,7 @@ target_include_directories(hw_rdma_test PRIVATE ${PROJECT_SOURCE_DIR}/src ${CMAK
 add_dependencies(hw_rdma_test coyote_fake_driver)
 add_test(NAME hw_rdma_test COMMAND hw_rdma_test)
 set_tests_properties(hw_rdma_test PROPERTIES LABELS hw TIMEOUT 300
-  ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_HUGE_PAGES=1")
+  ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=${COYOTE_PRELOAD_FIRST}$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_HUGE_PAGES=1")
 
 # Backend-independent unit tests run again with COYOTE_BACKEND=hw on the fake driver (assertions unchanged); of
 # core_api_test only BackendSelection.HwWithoutDeviceFailsClearly reaches the hw backend (the others force sim);
@@ -31,7 +31,7 @@ foreach(t core_api_test cbench_test oob_tcp_test registers_test)
     add_test(NAME ${t}_on_fake_driver COMMAND ${t})
     add_dependencies(${t} coyote_fake_driver)
     set_tests_properties(${t}_on_fake_driver PROPERTIES LABELS hw TIMEOUT 300
-      ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>")
+      ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=${COYOTE_PRELOAD_FIRST}$<TARGET_FILE:coyote_fake_driver>")
   endif()
 endforeach()
 
@@ -39,7 +39,7 @@ endforeach()
 if(COYOTE_BUILD_BENCHMARKS AND TARGET MPI::MPI_C)
   add_test(NAME bench_hw_host_smoke COMMAND hw_bench --benchmark_min_time=0.01 --benchmark_color=false)
   set_tests_properties(bench_hw_host_smoke PROPERTIES LABELS bench TIMEOUT 120
-    ENVIRONMENT "LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_SINK=1"
+    ENVIRONMENT "LD_PRELOAD=${COYOTE_PRELOAD_FIRST}$<TARGET_FILE:coyote_fake_driver>;COYOTE_FAKE_SINK=1"
     FAIL_REGULAR_EXPRESSION "ERROR OCCURRED")
 endif()
 
@@ -50,14 +50,14 @@ target_include_directories(hw_rcnfg_test PRIVATE ${PROJECT_SOURCE_DIR}/src ${CMA
 add_dependencies(hw_rcnfg_test coyote_fake_driver)
 add_test(NAME hw_rcnfg_test COMMAND hw_rcnfg_test)
 set_tests_properties(hw_rcnfg_test PROPERTIES LABELS "hw;service" TIMEOUT 60
-  ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>")
+  ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=${COYOTE_PRELOAD_FIRST}$<TARGET_FILE:coyote_fake_driver>")
 
 # The 2-rank demo and the MPI tests (bootstrap, wiring, collectives on 2 to 4 ranks) on COYOTE_BACKEND=hw and the
 # fake driver, unchanged, registered like tests/mpi (cmake/CoyoteMpiTest.cmake) with label hw.
 if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
   # Cards with four vFPGAs: each rank of the node takes its own vFPGA, as on hardware (24 cards: the bootstrap
   # test names devices up to 23).
-  set(_coyote_hw_mpi_env COYOTE_BACKEND=hw LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver> COYOTE_FAKE_HUGE_PAGES=1
+  set(_coyote_hw_mpi_env COYOTE_BACKEND=hw LD_PRELOAD=${COYOTE_PRELOAD_FIRST}$<TARGET_FILE:coyote_fake_driver> COYOTE_FAKE_HUGE_PAGES=1
       COYOTE_SIM_SHELL=n_fpga_reg=4 COYOTE_FAKE_DEVICES=24 COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000
       OMPI_MCA_rmaps_base_oversubscribe=1)
   if(TARGET coyote_mpi_demo)
@@ -134,11 +134,11 @@ if(COYOTE_GPU_BACKEND STREQUAL "CUDA")
   add_dependencies(hw_gpu_test coyote_fake_driver coyote_fake_cuda)
   add_test(NAME hw_gpu_test COMMAND hw_gpu_test)
   set_tests_properties(hw_gpu_test PROPERTIES LABELS hw TIMEOUT 120
-    ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>:$<TARGET_FILE:coyote_fake_cuda>")
+    ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=${COYOTE_PRELOAD_FIRST}$<TARGET_FILE:coyote_fake_driver>:$<TARGET_FILE:coyote_fake_cuda>")
   # The same binary with the fake driver only: getMem(GPU) without any libcuda.so.1 names the missing library.
   add_test(NAME hw_gpu_test_no_libcuda COMMAND hw_gpu_test --gtest_filter=HwGpuNoDriver.*)
   set_tests_properties(hw_gpu_test_no_libcuda PROPERTIES LABELS hw TIMEOUT 60
-    ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=$<TARGET_FILE:coyote_fake_driver>")
+    ENVIRONMENT "COYOTE_BACKEND=hw;LD_PRELOAD=${COYOTE_PRELOAD_FIRST}$<TARGET_FILE:coyote_fake_driver>")
   message(STATUS "GPU tests: hw_gpu_test, hw_gpu_test_no_libcuda (fake driver and fake libcuda.so.1)")
 else()
   message(STATUS "GPU tests (hw_gpu_test) not registered: they need -DCOYOTE_ENABLE_GPU=ON and the CUDA toolkit's "

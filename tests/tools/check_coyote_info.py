@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """coyote-info on the sim backend (two shell configurations), on the fake hw driver, and -v with live cThreads.
 
-usage: check_coyote_info.py <coyote-info> <coyote_write_lat> <fake driver .so>
+usage: check_coyote_info.py <coyote-info> <coyote_write_lat> <LD_PRELOAD list ending in the fake driver .so>
 Every check raises AssertionError naming what differed; exit status 0 when all pass.
 """
 import json

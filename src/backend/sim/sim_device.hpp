@@ -431,7 +431,6 @@ private:
     std::unique_ptr<Nic> nic_;
     /// The NIC's pending-error flags (null without a NIC): the polling path skips the NIC while they are clear.
     std::array<const std::atomic<bool>*, N_CTID_MAX> nic_pending_{};
-    /// The NIC's progress hint (null without a NIC): set while its wire has work a poller could do.
 };
 
 }  // namespace coyote::detail::sim

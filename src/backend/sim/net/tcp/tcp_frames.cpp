@@ -7,6 +7,7 @@
 
 #include "backend/sim/identity.hpp"
 #include "backend/sim/net/nic_impl.hpp"
+#include "backend/sim/net/peer_ordered.hpp"
 #include "backend/sim/net/process_memory.hpp"
 #include "backend/sim/net/tcp/tcp_wire.hpp"
 #include "detail/format.hpp"
@@ -142,7 +143,11 @@ std::string TcpWire::receive_into_window(int fd, const FrameHeader& h, const Rdm
         return err;
     }
     size_t fault_at = SIZE_MAX;
-    std::string err = read_full(fd, reinterpret_cast<void*>(addr), r.len, deadline, &fault_at);
+    std::string err;
+    {
+        const PeerOrderedAccess dma;
+        err = read_full(fd, reinterpret_cast<void*>(addr), r.len, deadline, &fault_at);
+    }
     if (err.empty() && fault_at != SIZE_MAX) {
         err = drain(fd, r.len - fault_at, deadline);
         nak(Check::unmapped, "window memory at " + hex(addr, 1) + " (len " + std::to_string(r.len) +
@@ -165,7 +170,11 @@ std::string TcpWire::receive_into_buffer(int fd, const FrameHeader& h, const Rdm
                 rejection_text(r.op, nic_.ip(), r.dst_qpn, "the registered buffer was released"));
         return err;
     }
-    std::string err = read_full(fd, reinterpret_cast<void*>(v.buf.vaddr + v.offset), r.len, deadline);
+    std::string err;
+    {
+        const PeerOrderedAccess dma;
+        err = read_full(fd, reinterpret_cast<void*>(v.buf.vaddr + v.offset), r.len, deadline);
+    }
     if (err.empty() && h.last)
         bump_wback(nic_.state(), CmplClass::local_write, v.ctid);
     resp.h.type = FrameType::ack;
@@ -382,9 +391,11 @@ std::string TcpWire::send_read_data(Response& r, Clock::time_point deadline, boo
             why = "the registered buffer was released";
         }
     }
-    if (gone == Check::ok)
+    if (gone == Check::ok) {
+        const PeerOrderedAccess dma;
         return send_frame(r.conn->fd.get(), r.h, reinterpret_cast<const void*>(r.data_addr), r.h.payload_len,
                           r.sent, deadline, wait);
+    }
     count_rejection(nic_.shared(), gone);
     if (r.sent != 0) return "READ response cut after " + std::to_string(r.sent) + " bytes: " + why;
     set_nak(r, gone, rejection_text(RdmaOpcode::read, nic_.ip(), r.h.dst_qpn, why));
