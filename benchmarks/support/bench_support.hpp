@@ -87,7 +87,9 @@ void set_context(const std::string& key, const std::string& value);
 
 /// Whether a barrier precedes each timed region.
 /// (initiator: no barrier, and only rank 0's time counts: the other ranks serve its requests, and their clocks start
-/// before rank 0's when an untimed handshake lets them out first.)
+/// before rank 0's when an untimed handshake lets them out first. The untimed `after()` step, the program's own
+/// handshake, runs before the ranks' times are reduced, so that a rank done early waits in that handshake as the
+/// program it models does, not busy in an MPI collective while the initiator still needs its cores.)
 enum class Sync { none, barrier, initiator };
 
 /// Ends the benchmark with an error on this rank (SkipWithError) and makes the process exit non-zero.
@@ -145,15 +147,18 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
         if (sync == Sync::initiator && rank() != 0) seconds = 0.0;
         double failed = ok ? 0.0 : static_cast<double>(rank() + 1);
         if (!ok) detail::report_local_failure(error);
-        if (multi) detail::reduce_iteration(seconds, failed);
-        if (failed == 0.0) {
+        auto untimed = [&] {
             try {
                 after();
             } catch (const std::exception& e) { // ranks would diverge: end the run
                 detail::report_local_failure(std::string("untimed step failed: ") + e.what());
                 MPI_Abort(MPI_COMM_WORLD, 1);
             }
-        }
+        };
+        const bool after_first = sync == Sync::initiator && multi; // ok here: a failure with several ranks aborted
+        if (after_first) untimed();
+        if (multi) detail::reduce_iteration(seconds, failed);
+        if (failed == 0.0 && !after_first) untimed();
         if (failed != 0.0) {
             fail(state, ok ? "iteration failed on rank " + std::to_string(static_cast<int>(failed) - 1) : error);
             return false;
