@@ -102,7 +102,8 @@ bool TcpWire::on_write(const ConnPtr& c, const FrameHeader& h, Clock::time_point
     } else {
         err = receive_into_buffer(c->fd.get(), h, r, v, resp, deadline);
     }
-    if (err.empty()) nic_.tap_served(r, v, resp.h.type);
+    // An accepted WRITE was captured by receive_into_* before it completed; a rejected one is captured here.
+    if (err.empty() && resp.h.type == FrameType::nak) nic_.tap_served(r, v, resp.h.type);
     return finish_request(c, std::move(resp), err);
 }
 
@@ -154,9 +155,8 @@ std::string TcpWire::receive_into_window(int fd, const FrameHeader& h, const Rdm
                                  ") is no longer mapped in the target");
         return err;
     }
-    if (err.empty() && h.last)
-        bump_wback(nic_.state(), CmplClass::local_write, v.ctid);
     resp.h.type = FrameType::ack;
+    if (err.empty()) received(r, v, h.last);
     return err;
 }
 
@@ -175,10 +175,14 @@ std::string TcpWire::receive_into_buffer(int fd, const FrameHeader& h, const Rdm
         const PeerOrderedAccess dma;
         err = read_full(fd, reinterpret_cast<void*>(v.buf.vaddr + v.offset), r.len, deadline);
     }
-    if (err.empty() && h.last)
-        bump_wback(nic_.state(), CmplClass::local_write, v.ctid);
     resp.h.type = FrameType::ack;
+    if (err.empty()) received(r, v, h.last);
     return err;
+}
+
+void TcpWire::received(const RdmaRequest& r, const Verdict& v, bool last) {
+    nic_.tap_served(r, v, FrameType::ack); // as a sniffer on the wire sees it: before the host sees the completion
+    if (last) bump_wback(nic_.state(), CmplClass::local_write, v.ctid);
 }
 
 bool TcpWire::finish_request(const ConnPtr& c, Response resp, const std::string& err) {
@@ -220,11 +224,12 @@ bool TcpWire::on_ack(const ConnPtr& c, const FrameHeader& h, Clock::time_point) 
     if (!take_pending(c, h, p)) return false;
     const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
     std::string err;
+    // Captured before it completes, as a sniffer on the wire sees the frame before the host sees the completion.
+    nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, 0, 0);
     if (p.req.op == RdmaOpcode::read)
         err = "ACK for a READ request";
     else if (current && p.last)
         bump_wback(nic_.state(), CmplClass::rdma_write, p.ctid);
-    nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, 0, 0);
     return finish_answer(c, p, current, err);
 }
 
@@ -234,10 +239,10 @@ bool TcpWire::on_nak(const ConnPtr& c, const FrameHeader& h, Clock::time_point d
     const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
     std::string text(h.payload_len, '\0');
     const std::string err = read_full(c->fd.get(), text.data(), text.size(), deadline);
+    nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, 0, sniffer::k_nak_remote_access);
     if (err.empty() && current)
         nic_.record_error(p.ctid, p.generation,
                           Error(make_error_code(Errc::remote_rejected), opcode_label(p.req.op), text));
-    nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, 0, sniffer::k_nak_remote_access);
     return finish_answer(c, p, current, err);
 }
 
@@ -250,8 +255,7 @@ bool TcpWire::on_read_resp(const ConnPtr& c, const FrameHeader& h, Clock::time_p
         err = "READ response of " + std::to_string(h.payload_len) + " bytes for a request of " +
               std::to_string(p.req.len);
     else
-        err = receive_read_data(c->fd.get(), p, current, deadline);
-    if (err.empty()) nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, p.local_addr, 0);
+        err = receive_read_data(c->fd.get(), p, current, deadline); // captures the response (before completing)
     return finish_answer(c, p, current, err);
 }
 
@@ -269,6 +273,7 @@ std::string TcpWire::receive_read_data(int fd, const Pending& p, bool current, C
     };
     if (!in_buf && !in_win) {
         std::string err = drain(fd, p.req.len, deadline);
+        if (err.empty()) nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, p.local_addr, 0);
         if (current)
             fail(Errc::not_mapped, "the local target " + hex(p.local_addr, 1) + " + len " + std::to_string(p.req.len) +
                                        " is no longer in the registered buffer or a window of ctid " +
@@ -280,10 +285,12 @@ std::string TcpWire::receive_read_data(int fd, const Pending& p, bool current, C
         read_full(fd, reinterpret_cast<void*>(p.local_addr), p.req.len, deadline, in_win ? &fault_at : nullptr);
     if (err.empty() && fault_at != SIZE_MAX) {
         err = drain(fd, p.req.len - fault_at, deadline);
+        if (err.empty()) nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, p.local_addr, 0);
         fail(Errc::not_mapped, "the local window memory at " + hex(p.local_addr, 1) + " (len " +
                                    std::to_string(p.req.len) + ") is no longer writable");
-    } else if (err.empty() && p.last) {
-        complete_read(nic_.state(), p.ctid);
+    } else if (err.empty()) {
+        nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, p.local_addr, 0);
+        if (p.last) complete_read(nic_.state(), p.ctid);
     }
     return err;
 }

@@ -282,9 +282,9 @@ PostStatus TcpWire::post(CtidState& cs, int32_t ctid, const RdmaRequest& req_in,
     const FrameHeader h = request_frame(req, id, last);
     const auto hb = encode_frame(h);
     const auto deadline = Clock::now() + cfg_.io_timeout;
-    std::string err = write_full(c->fd.get(), hb.data(), hb.size(), deadline);
-    if (err.empty() && h.payload_len > 0)
-        err = write_full(c->fd.get(), reinterpret_cast<const void*>(local_addr), h.payload_len, deadline);
+    size_t done = 0; // header and payload in one sendmsg: one segment and one wake-up of the peer's reader
+    const std::string err = write_parts(c->fd.get(), hb, reinterpret_cast<const void*>(local_addr), h.payload_len,
+                                        done, deadline, true);
     if (!err.empty()) kill(c, err); // fails this request too; the error surfaces on the next call
     return PostStatus::ok;
 }

@@ -190,6 +190,8 @@ private:
     /// Receives the payload of an accepted WRITE / SEND into the registered buffer; sets `resp`.
     std::string receive_into_buffer(int fd, const FrameHeader& h, const RdmaRequest& r, const Verdict& v,
                                     Response& resp, Clock::time_point deadline);
+    /// A WRITE / SEND's payload `r` arrived whole: captures it for the sniffers, then completes it when `last`.
+    void received(const RdmaRequest& r, const Verdict& v, bool last);
     /// Sends `resp` unless `err` (then drops the connection); the handler's result.
     bool finish_request(const ConnPtr& c, Response resp, const std::string& err);
     /// Takes the pending request `h` answers; false (connection dropped) when there is none.
