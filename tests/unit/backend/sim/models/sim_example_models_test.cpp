@@ -483,6 +483,18 @@ TEST_F(SimExampleModels, PacketSnifferCapturesNicFramesInTheExamplesFormat) {
     sn::attach_card_port(device, 0, nullptr);
 }
 
+/// Example 11's host buffer for a capture: `len` zeroed bytes of HPF memory, given to the sniffer as its host
+/// buffer and length (CSRs 6, 7) and marked valid (CTRL_1), with no filter (CSR 2).
+std::byte* zeroed_capture_buffer(cThread& t, uint64_t len) {
+    auto* mem = static_cast<std::byte*>(t.getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(len)}));
+    std::memset(mem, 0, len);
+    t.setCSR(reinterpret_cast<uint64_t>(mem), 6);
+    t.setCSR(len, 7);
+    t.setCSR(1, 1);
+    t.setCSR(0, 2);
+    return mem;
+}
+
 TEST_F(SimExampleModels, PacketSnifferTakesFramesFromAnotherThreadIntoTheHostBufferWithoutACardPort) {
     namespace sn = coyote::detail::sim::sniffer;
     EnvGuard m("COYOTE_SIM_MODEL", "packet_sniffer");
@@ -490,12 +502,7 @@ TEST_F(SimExampleModels, PacketSnifferTakesFramesFromAnotherThreadIntoTheHostBuf
     const uint32_t device = 29;
     cThread t(0, getpid(), device);
     const uint64_t len = 64 * 1024;
-    auto* mem = static_cast<std::byte*>(t.getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(len)}));
-    std::memset(mem, 0, len);
-    t.setCSR(reinterpret_cast<uint64_t>(mem), 6);
-    t.setCSR(len, 7);
-    t.setCSR(1, 1);
-    t.setCSR(0, 2); // no filter
+    std::byte* mem = zeroed_capture_buffer(t, len);
     std::vector<std::byte> payload(300, std::byte{0x5a});
     const auto frame = sn::build_roce_frame(sn::RoceHeader{.opcode = 0x0a, .dest_qp = 3, .dma_len = 300}, payload);
     const std::size_t record = (frame.size() + 63) / 64 * 64; // 366 bytes -> 6 beats
@@ -526,12 +533,7 @@ TEST_F(SimExampleModels, PacketSnifferKeepsWholeRecordsFromConcurrentNicsAndStop
     const uint32_t device = 30;
     cThread t(0, getpid(), device);
     const uint64_t len = 64 * 1024;
-    auto* mem = static_cast<std::byte*>(t.getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(len)}));
-    std::memset(mem, 0, len);
-    t.setCSR(reinterpret_cast<uint64_t>(mem), 6);
-    t.setCSR(len, 7);
-    t.setCSR(1, 1);
-    t.setCSR(0, 2);
+    std::byte* mem = zeroed_capture_buffer(t, len);
     // Two NIC threads, each with its own frame (queue pair and payload), 200 frames each: more than the buffer holds.
     std::vector<std::vector<std::byte>> frames;
     for (uint32_t qp : {1u, 2u}) {
