@@ -135,6 +135,7 @@ SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
     if (cfg_.en_rdma) {
         nic_ = make_nic(*this);
         for (int32_t c = 0; c < N_CTID_MAX; ++c) nic_pending_[static_cast<size_t>(c)] = &nic_->pending_flag(c);
+        nic_live_ = &nic_->progress_flag();
     }
     worker_ = std::thread([this] { worker_loop(); });
     // The packet sniffer model (Coyote example 11) writes its capture into card memory, as the example reads it.
@@ -151,6 +152,7 @@ SimDevice::~SimDevice() {
     if (worker_.joinable()) worker_.join();
     for (int32_t c = 0; c < N_CTID_MAX; ++c) replace_irq_thread(c, nullptr);
     nic_pending_.fill(nullptr);
+    nic_live_ = nullptr;
     nic_.reset();
     {
         std::lock_guard lk(alloc_mtx_);

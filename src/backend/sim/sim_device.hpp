@@ -235,13 +235,14 @@ private:
     /// queued commands until that count is below k_max_inflight or none can run.
     void wait_for_room(const std::atomic<int32_t>* inflight = nullptr) noexcept;
     /// Manual progress of a thread waiting on this vFPGA (polling completions, or posting into a full FIFO): the
-    /// oldest queued local command, unless another thread is at it. (The TCP wire serves each connection on a
-    /// reader thread of its own.) Inline: every poll runs it.
+    /// oldest queued local command, unless another thread is at it, and the frames that arrived whole on the TCP
+    /// wire's connections (Nic::progress; each connection's reader thread takes the rest). Inline: every poll runs it.
     void drive_progress() noexcept {
         if (queue_nonempty_.load(std::memory_order_relaxed)) {
             poller_seen_.store(true, std::memory_order_relaxed);
             (void)progress_one();
         }
+        if (nic_live_ != nullptr && nic_live_->load(std::memory_order_relaxed)) nic_->progress();
     }
     /// Runs a local command of a registered ctid; a failure becomes the ctid's pending error.
     void execute(const Command& cmd) noexcept;
@@ -431,6 +432,7 @@ private:
     std::unique_ptr<Nic> nic_;
     /// The NIC's pending-error flags (null without a NIC): the polling path skips the NIC while they are clear.
     std::array<const std::atomic<bool>*, N_CTID_MAX> nic_pending_{};
+    const std::atomic<bool>* nic_live_ = nullptr; ///< the NIC's progress_flag (null without RDMA)
 };
 
 }  // namespace coyote::detail::sim

@@ -150,6 +150,11 @@ void NicImpl::raise_pending_error(int32_t ctid) {
     if (e) throw *e;
 }
 
+void NicImpl::progress() noexcept {
+    // wire_live_ was set after tcp_ (progress_flag): the pointer is stable from then on.
+    if (wire_live_.load(std::memory_order_acquire)) tcp_->progress();
+}
+
 void NicImpl::on_ctid_unregistered(int32_t ctid) noexcept {
     if (ctid < 0 || ctid >= N_CTID_MAX) return;
     CtidState& cs = ctids_[static_cast<size_t>(ctid)];

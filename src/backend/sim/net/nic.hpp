@@ -56,6 +56,12 @@ public:
     /// flag lives as long as the NIC). `ctid` must be in range.
     virtual const std::atomic<bool>& pending_flag(int32_t ctid) const noexcept = 0;
     virtual void on_ctid_unregistered(int32_t ctid) noexcept = 0;
+    /// Set once the NIC has connections a polling thread can serve with progress() (a lock-free hint for the
+    /// polling path; the flag lives as long as the NIC).
+    virtual const std::atomic<bool>& progress_flag() const noexcept = 0;
+    /// Manual progress from a thread polling the vFPGA: handles what arrived for this NIC without waiting for it
+    /// (the TCP wire's frames; the shm wire needs none, its requests are applied by their sender).
+    virtual void progress() noexcept = 0;
     virtual std::string debug_string(int32_t ctid) const = 0;
 };
 

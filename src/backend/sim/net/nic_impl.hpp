@@ -45,6 +45,8 @@ public:
         return ctids_[static_cast<size_t>(ctid)].has_pending;
     }
     void on_ctid_unregistered(int32_t ctid) noexcept override;
+    const std::atomic<bool>& progress_flag() const noexcept override { return wire_live_; }
+    void progress() noexcept override;
     std::string debug_string(int32_t ctid) const override;
 
     // For the TCP wire.
@@ -53,6 +55,8 @@ public:
     uint32_t ip() const noexcept { return host_.ip_address(); }
     uint64_t key() const noexcept { return key_; }
     std::shared_mutex& buffers_mutex() noexcept { return bufs_mtx_; }
+    /// The TCP wire has a connection: pollers call progress() from now on.
+    void mark_wire_live() noexcept { wire_live_.store(true, std::memory_order_release); }
     CtidState& ctid_state(int32_t ctid) noexcept { return ctids_[static_cast<size_t>(ctid)]; }
     /// Records `e` as the pending error of `ctid` unless the queue pair changed since `generation`.
     void record_error(int32_t ctid, uint64_t generation, Error e) noexcept;
@@ -180,6 +184,7 @@ private:
     std::map<uint64_t, std::unique_ptr<ShmPeer>> peers_;
 
     mutable std::unique_ptr<TcpWire> tcp_;
+    std::atomic<bool> wire_live_{false}; ///< set (after tcp_) when the TCP wire adopts its first connection
     sniffer::TapCache tap_; ///< the capture buffer published in this NIC's sniff word
 };
 

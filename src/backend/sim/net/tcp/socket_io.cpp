@@ -5,6 +5,7 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -82,6 +83,19 @@ std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline
         if (r < 0 && errno != EINTR) return std::string("poll failed: ") + std::strerror(errno);
     }
     return {};
+}
+
+size_t readable_now(int fd) noexcept {
+    int n = 0;
+    return ::ioctl(fd, FIONREAD, &n) == 0 && n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+ssize_t peek_now(int fd, void* data, size_t len) noexcept {
+    ssize_t n = 0;
+    do {
+        n = ::recv(fd, data, len, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n;
 }
 
 std::string drain(int fd, uint64_t len, Clock::time_point deadline) {

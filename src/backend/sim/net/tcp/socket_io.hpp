@@ -7,6 +7,8 @@
 #include <span>
 #include <string>
 
+#include <sys/types.h>
+
 namespace coyote::detail::sim::net {
 
 using Clock = std::chrono::steady_clock;
@@ -27,6 +29,13 @@ std::string write_parts(int fd, std::span<const std::byte> head, const void* pay
 /// that is not writable process memory (EFAULT) stops the read: *fault_at = bytes received, the rest stays in the
 /// socket, and the result is empty.
 std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline, size_t* fault_at = nullptr);
+
+/// Bytes the socket holds for reading now (FIONREAD); 0 on error.
+size_t readable_now(int fd) noexcept;
+
+/// Copies up to `len` bytes the socket holds into `data` without taking them (MSG_PEEK); the count (0 at end of
+/// stream) or -1 with errno set (EAGAIN: nothing yet).
+ssize_t peek_now(int fd, void* data, size_t len) noexcept;
 
 /// Reads and discards `len` bytes.
 std::string drain(int fd, uint64_t len, Clock::time_point deadline);

@@ -1,5 +1,6 @@
 // coyote-mpi sim backend: the TCP wire's acceptor (every handshake advanced as its bytes arrive, none waited
-// for) and the reader thread of each authenticated connection (its sender thread is in tcp_frames.cpp).
+// for) and the adoption of each authenticated connection with its reader and sender threads (tcp_progress.cpp,
+// tcp_frames.cpp).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -185,6 +186,8 @@ size_t TcpWire::accepted_conns() {
 void TcpWire::adopt(ConnPtr c) {
     std::lock_guard lk(conns_mtx_);
     conns_.push_back(c);
+    n_conns_.store(conns_.size(), std::memory_order_relaxed);
+    nic_.mark_wire_live(); // pollers of the vFPGA start serving connections (progress)
     readers_.emplace_back([this, c] {
         name_thread("coyote-wire-rx");
         reader(c);
@@ -193,26 +196,6 @@ void TcpWire::adopt(ConnPtr c) {
         name_thread("coyote-wire-tx");
         sender(c);
     });
-}
-
-void TcpWire::reader(ConnPtr c) {
-    for (;;) {
-        pollfd pf{c->fd.get(), POLLIN, 0};
-        const int r = ::poll(&pf, 1, -1);
-        if (r < 0 && errno != EINTR) {
-            kill(c, std::string("poll failed: ") + std::strerror(errno));
-            break;
-        }
-        if (stop_.load()) break;
-        {
-            std::lock_guard lk(c->mtx);
-            if (c->dead) break;
-        }
-        if (r > 0 && !handle_frame(c)) break;
-    }
-    kill(c, "the wire is closing"); // no-op when already dead; ends the sender
-    std::lock_guard lk(conns_mtx_);
-    std::erase(conns_, c);
 }
 
 }  // namespace coyote::detail::sim::net

@@ -92,6 +92,9 @@ struct Conn {
     /// The write turn: one whole frame at a time. A semaphore, not a mutex: a reader that wrote part of an answer
     /// hands its turn to the sender thread, which releases it once the frame is complete.
     std::binary_semaphore wturn{1};
+    /// The receive turn: one thread at a time reads frames, the connection's reader or a thread polling this vFPGA
+    /// for completions (TcpWire::progress), which takes only frames the socket holds whole.
+    std::mutex rturn;
     std::mutex mtx;        ///< pending, out, dead
     std::condition_variable out_cv;
     std::condition_variable room_cv; ///< the sender finished an answer of `out` (or the connection died)
@@ -127,6 +130,11 @@ public:
     void open();
     /// True once open() ran.
     bool is_open() const noexcept { return open_.load(); }
+    /// Manual progress, from a thread polling this vFPGA for completions: handles the frames that arrived whole on
+    /// the connections no other thread is reading, so that a completion does not wait for a reader thread to be
+    /// scheduled (on a busy core that is the poller's own). Never blocks: a frame still arriving is left to the
+    /// connection's reader, and so are requests while the connection's answers are queued.
+    void progress() noexcept;
     /// A fresh random key for the endpoint of `ctid` (replacing its previous one): a peer must present it in its
     /// HELLO, so a key learned from one out-of-band exchange opens no later connection to another queue pair.
     uint64_t issue_key(int32_t ctid);
@@ -161,6 +169,10 @@ private:
     void sender(ConnPtr c);
     /// Reads one frame header from `c` and dispatches it to its handler; false: connection dropped.
     bool handle_frame(const ConnPtr& c);
+    /// Handles the frames `c` holds whole, up to k_progress_frames, if its receive turn is free (progress()).
+    void serve_arrived(const ConnPtr& c) noexcept;
+    /// Whether the next frame of `c` is in its socket whole and can be handled without waiting (receive turn held).
+    bool frame_arrived(Conn& c);
     /// Drops `c`: its pending requests fail with peer_gone on their queue pairs.
     void kill(const ConnPtr& c, const std::string& why) noexcept;
     /// Answers a request (the reader of its connection): written at once when nothing is queued before it and the
@@ -223,6 +235,8 @@ private:
 
     std::mutex conns_mtx_;
     std::vector<ConnPtr> conns_;                 ///< live connections (each has a reader thread)
+    std::atomic<size_t> n_conns_{0};             ///< conns_.size(), for progress() to skip the lock
+    std::atomic<size_t> progress_cursor_{0};     ///< the connection progress() starts at (rotates)
     std::vector<std::thread> readers_;           ///< readers and senders, joined by the destructor
     std::map<uint64_t, ConnPtr> by_key_;         ///< peer key -> connection used for requests
     std::map<uint64_t, std::string> dead_keys_;  ///< peers whose connection was lost

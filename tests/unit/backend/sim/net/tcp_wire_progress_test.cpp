@@ -1,5 +1,7 @@
 // The TCP wire answers a peer's requests without its sender threads: READs and WRITEs complete while every
-// sender thread of the target is held (inside a signal handler), so no answer waits for one to be scheduled.
+// sender thread of the target is held (inside a signal handler), so no answer waits for one to be scheduled. And a
+// thread polling for completions serves the wire itself: with every reader thread of both sides held, the polls of
+// the two sides still carry READs, WRITEs and their answers.
 #include <gtest/gtest.h>
 
 #include <coyote/cThread.hpp>
@@ -74,6 +76,28 @@ void release(size_t n) {
     }
 }
 
+/// The client's first READ: opens the connection (and the target's reader and sender threads for it).
+void open_connection(coyote_test::Peer& p) {
+    coyote_test::fill(p.buf + k_size / 2, k_size / 2, 9);
+    p.t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.local_offs = 0, .remote_offs = 0, .len = k_chunk});
+    coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_READ, 1, "first READ");
+    p.t.clearCompleted();
+}
+
+/// k_ops READs of k_chunk bytes into the first half of the buffer.
+void read_chunks(coyote_test::Peer& p) {
+    for (uint32_t i = 0; i < k_ops; ++i)
+        p.t.invoke(CoyoteOper::REMOTE_RDMA_READ,
+                   rdmaSg{.local_offs = i * k_chunk, .remote_offs = i * k_chunk, .len = k_chunk});
+}
+
+/// k_ops WRITEs of k_chunk bytes from and into the second half of the buffer.
+void write_chunks(coyote_test::Peer& p) {
+    for (uint32_t i = 0; i < k_ops; ++i)
+        p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_size / 2 + i * k_chunk,
+                                                         .remote_offs = k_size / 2 + i * k_chunk, .len = k_chunk});
+}
+
 }  // namespace
 
 TEST(TcpWireProgress, RequestsAreAnsweredWhileTheTargetsSenderThreadsAreHeld) {
@@ -93,25 +117,53 @@ TEST(TcpWireProgress, RequestsAreAnsweredWhileTheTargetsSenderThreadsAreHeld) {
             p.sync();
         },
         [](coyote_test::Peer& p) {
-            coyote_test::fill(p.buf + k_size / 2, k_size / 2, 9);
-            p.t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.local_offs = 0, .remote_offs = 0, .len = k_chunk});
-            coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_READ, 1, "first READ");
-            p.t.clearCompleted();
+            open_connection(p);
             p.sync();
             p.sync();
             p.sync(); // the target's sender threads are held
             // Before the reader answered itself, these waited for a held sender thread: the 30 s wait failed.
-            for (uint32_t i = 0; i < k_ops; ++i)
-                p.t.invoke(CoyoteOper::REMOTE_RDMA_READ,
-                           rdmaSg{.local_offs = i * k_chunk, .remote_offs = i * k_chunk, .len = k_chunk});
+            read_chunks(p);
             coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_READ, k_ops, "READs answered");
             check(coyote_test::mismatch(p.buf, 0, k_ops * k_chunk, 5) == -1, "READ data");
-            for (uint32_t i = 0; i < k_ops; ++i)
-                p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_size / 2 + i * k_chunk,
-                                                                 .remote_offs = k_size / 2 + i * k_chunk,
-                                                                 .len = k_chunk});
+            write_chunks(p);
             coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_WRITE, k_ops, "WRITEs acknowledged");
             p.sync(); // the target releases its sender threads
+            p.sync();
+        },
+        90);
+}
+
+TEST(TcpWireProgress, PollingThreadsServeTheWireWhileEveryReaderThreadIsHeld) {
+    coyote_test::run_pair(
+        [] { coyote_test::child_env("tcp"); }, k_size,
+        [](coyote_test::Peer& p) {
+            coyote_test::fill(p.buf, k_size, 5);
+            p.sync(); // the client's first READ opened its connection (and this side's reader thread)
+            p.sync();
+            const size_t held = hold_threads("coyote-wire-rx");
+            check(held >= 1, "no reader thread (coyote-wire-rx) to hold");
+            p.sync(); // held on both sides: the client READs and WRITEs now
+            // Only this poll reads the client's requests: it answers the READs and takes the WRITEs.
+            coyote_test::wait_count(p.t, CoyoteOper::LOCAL_WRITE, k_ops, "WRITEs received by polling");
+            check(coyote_test::mismatch(p.buf + k_size / 2, 0, k_ops * k_chunk, 9) == -1, "WRITE data");
+            p.sync();
+            release(held);
+            p.sync();
+        },
+        [](coyote_test::Peer& p) {
+            open_connection(p);
+            p.sync();
+            const size_t held = hold_threads("coyote-wire-rx");
+            check(held >= 1, "no reader thread (coyote-wire-rx) to hold");
+            p.sync();
+            p.sync(); // the target's reader threads are held too
+            read_chunks(p);
+            coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_READ, k_ops, "READ responses taken by polling");
+            check(coyote_test::mismatch(p.buf, 0, k_ops * k_chunk, 5) == -1, "READ data");
+            write_chunks(p);
+            coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_WRITE, k_ops, "ACKs taken by polling");
+            p.sync(); // the target checked the data
+            release(held);
             p.sync();
         },
         90);
