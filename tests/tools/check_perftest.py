@@ -44,8 +44,8 @@ def check_client(out, tool, size):
     assert any(l.startswith(" remote address: LID 0000 QPN 0x") for l in lines), out
     cols = LAT_COLS if kind == "lat" else BW_COLS
     assert cols in lines, f"column line missing:\n{out}"
-    # The first numeric line after the columns (under mpirun the other rank's lines may come in between).
-    row = next(l for l in lines[lines.index(cols) + 1:] if re.match(r"^ \d+ ", l)).split()
+    # The row follows the column line (under mpirun only the client prints: the server's report comes after).
+    row = lines[lines.index(cols) + 1].split()
     assert len(row) == (9 if kind == "lat" else 5), f"row {row}"
     assert int(row[0]) == size and int(row[1]) == ITERS, f"row {row} for size {size}"
     values = [float(v) for v in row[2:]]
@@ -96,8 +96,16 @@ def run_mpi(cmd, size, tmp):
     assert p.stdout.count("data verified: every received message matched") == 2, p.stdout
     assert p.stdout.count("Data ex. method : MPI") == 2, p.stdout
     tool = next(os.path.basename(a) for a in cmd if re.search(r"coyote_\w+_(lat|bw)$", a))
-    # Both ranks print to the same stream: check the client's table (the rows follow the column line).
-    check_client(p.stdout, tool, size)
+    # One writer: the client's whole report, then the server's (rank 0 hands its text to rank 1 at the end).
+    client_at, server_at = p.stdout.find("Side           : client"), p.stdout.find("Side           : server")
+    assert 0 <= client_at < server_at, f"the client's report does not come first:\n{p.stdout}"
+    check_client(p.stdout[:server_at], tool, size)
+    check_verified(p.stdout[:server_at], "client")
+    check_verified(p.stdout[server_at:], "server")
+    # Only the client writes the JSON file (both ranks would share the path).
+    check_json(js, size)
+    with open(js) as f:
+        assert json.load(f)["side"] == "client", js
 
 
 def run_mismatch(tool):

@@ -18,20 +18,16 @@ int main(int argc, char** argv) {
         const uint64_t max_size = sizes.back();
         auto session = pt::open_session(*opts, 2 * max_size, &argc, &argv);
         pt::print_header(*opts, *session);
-        if (session->client()) pt::print_columns(*opts);
+        if (session->client()) pt::print_columns(*opts, *session);
         std::vector<pt::Result> results;
         bool all_verified = true;
         for (uint64_t size : sizes) {
             results.push_back(pt::run_size(*session, *opts, size, max_size));
-            if (session->client()) pt::print_row(*opts, results.back());
+            if (session->client()) pt::print_row(*opts, *session, results.back());
             all_verified = all_verified && results.back().verified;
         }
-        std::printf("---------------------------------------------------------------------------------------\n");
-        if (all_verified)
-            std::printf(" data verified: every received message matched the sender's pattern (%zu size%s)\n",
-                        results.size(), results.size() == 1 ? "" : "s");
-        else
-            std::printf(" DATA MISMATCH: the received bytes differ from the sender's pattern\n");
+        pt::print_verdict(*session, all_verified, results.size());
+        session->finish_output();
         pt::write_json(*opts, *session, results);
         return all_verified ? 0 : 3;
     } catch (const std::exception& e) {

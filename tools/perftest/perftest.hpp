@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <coyote/cThread.hpp>
@@ -49,6 +50,18 @@ public:
     virtual const char* exchange_method() const = 0;
     /// The registered buffer (2 x the largest size).
     virtual std::byte* buffer() = 0;
+
+    /// The report's text: printed and flushed at once, or held until finish_output() on an MPI server, whose
+    /// client prints it after its own (one writer per job keeps the lines whole under mpirun).
+    void out(std::string_view text);
+    /// Ends the report: an MPI server hands its held text to the client, which prints it. No-op over TCP.
+    virtual void finish_output() {}
+    /// This side writes the --out_json file (under MPI only the client: both ranks would write one path).
+    virtual bool writes_json() const { return true; }
+
+protected:
+    bool hold_output_ = false;
+    std::string held_;
 };
 
 /// Opens the session: under mpirun -np 2 (when built with the MPI layer) rank 0 serves and rank 1 connects;
@@ -80,9 +93,11 @@ void bandwidth_stats(Result& r, const std::vector<double>& post_us, double loop_
 /// The perftest header: test name, settings, local and remote address lines.
 void print_header(const Options& o, Session& s);
 /// The column header line of the test's table.
-void print_columns(const Options& o);
+void print_columns(const Options& o, Session& s);
 /// One table row.
-void print_row(const Options& o, const Result& r);
+void print_row(const Options& o, Session& s, const Result& r);
+/// The closing line and the data verdict.
+void print_verdict(Session& s, bool all_verified, std::size_t sizes);
 /// Writes the results as JSON to o.json_file (no-op when empty).
 void write_json(const Options& o, Session& s, const std::vector<Result>& results);
 

@@ -1,5 +1,6 @@
 // coyote-mpi perftest-style tools: the output as perftest prints it (header with both queue pairs' addresses,
 // the result table) and the --out_json file.
+#include <cstdarg>
 #include <cstdio>
 #include <fstream>
 
@@ -12,13 +13,28 @@ namespace coyote::tools::perftest {
 
 namespace {
 
-constexpr const char* k_line = "---------------------------------------------------------------------------------------\n";
+constexpr const char* k_line =
+    "---------------------------------------------------------------------------------------\n";
+
+/// printf into a string.
+[[gnu::format(printf, 1, 2)]] std::string format(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    va_list again;
+    va_copy(again, ap);
+    const int n = std::vsnprintf(nullptr, 0, fmt, ap);
+    va_end(ap);
+    std::string text(n > 0 ? static_cast<std::size_t>(n) : 0, '\0');
+    if (n > 0) std::vsnprintf(text.data(), text.size() + 1, fmt, again);
+    va_end(again);
+    return text;
+}
 
 /// perftest's address line: LID (none on RoCE), QPN, PSN, RKey, VAddr; then the GID (IPv4-mapped, as RoCE v2).
-void print_address(const char* side, const ibvQ& q) {
-    std::printf(" %s address: LID %04x QPN 0x%04x PSN 0x%06x RKey 0x%06x VAddr 0x%014llx\n", side, 0u, q.qpn,
-                q.psn, q.rkey, static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(q.vaddr)));
-    std::printf(" GID: 00:00:00:00:00:00:00:00:00:00:255:255:%02u:%02u:%02u:%02u\n", (q.ip_addr >> 24) & 0xFF,
+std::string address(const char* side, const ibvQ& q) {
+    return format(" %s address: LID %04x QPN 0x%04x PSN 0x%06x RKey 0x%06x VAddr 0x%014llx\n", side, 0u, q.qpn,
+                q.psn, q.rkey, static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(q.vaddr))) +
+           format(" GID: 00:00:00:00:00:00:00:00:00:00:255:255:%02u:%02u:%02u:%02u\n", (q.ip_addr >> 24) & 0xFF,
                 (q.ip_addr >> 16) & 0xFF, (q.ip_addr >> 8) & 0xFF, q.ip_addr & 0xFF);
 }
 
@@ -36,48 +52,65 @@ const char* verb_label(Verb v) {
     }
 }
 
+void Session::out(std::string_view text) {
+    if (hold_output_) {
+        held_.append(text);
+        return;
+    }
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+}
+
 void print_header(const Options& o, Session& s) {
     cThread& t = s.thread();
-    std::printf("%s", k_line);
-    std::printf("                    %s\n", test_name(o).c_str());
-    std::printf(" Backend         : %s\t\tDevice         : %u (vFPGA %d, ctid %d)\n", t.backendName().c_str(),
+    std::string h = k_line;
+    h += format("                    %s\n", test_name(o).c_str());
+    h += format(" Backend         : %s\t\tDevice         : %u (vFPGA %d, ctid %d)\n", t.backendName().c_str(),
                 t.getDevice(), t.getVfid(), t.getCtid());
-    std::printf(" Number of qps   : 1\t\tTransport type : Coyote RoCE v2\n");
-    std::printf(" Connection type : RC\t\tSide           : %s\n", s.client() ? "client" : "server");
-    std::printf(" TX depth        : %d\n", o.kind == Kind::lat ? 1 : CMD_FIFO_DEPTH - CMD_FIFO_THR);
-    std::printf(" Data ex. method : %s\n", s.exchange_method());
-    std::printf("%s", k_line);
-    print_address("local", t.getQpair()->local);
-    print_address("remote", t.getQpair()->remote);
-    std::printf("%s", k_line);
-    std::fflush(stdout);
+    h += " Number of qps   : 1\t\tTransport type : Coyote RoCE v2\n";
+    h += format(" Connection type : RC\t\tSide           : %s\n", s.client() ? "client" : "server");
+    h += format(" TX depth        : %d\n", o.kind == Kind::lat ? 1 : CMD_FIFO_DEPTH - CMD_FIFO_THR);
+    h += format(" Data ex. method : %s\n", s.exchange_method());
+    h += k_line;
+    h += address("local", t.getQpair()->local);
+    h += address("remote", t.getQpair()->remote);
+    h += k_line;
+    s.out(h);
 }
 
-void print_columns(const Options& o) {
+void print_columns(const Options& o, Session& s) {
     if (o.kind == Kind::lat)
-        std::printf(" #bytes #iterations    t_min[usec]    t_max[usec]  t_typical[usec]    t_avg[usec]    "
-                    "t_stdev[usec]   99%% percentile[usec]   99.9%% percentile[usec] \n");
+        s.out(" #bytes #iterations    t_min[usec]    t_max[usec]  t_typical[usec]    t_avg[usec]    "
+              "t_stdev[usec]   99% percentile[usec]   99.9% percentile[usec] \n");
     else if (o.gbits)
-        std::printf(" #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]\n");
+        s.out(" #bytes     #iterations    BW peak[Gb/sec]    BW average[Gb/sec]   MsgRate[Mpps]\n");
     else
-        std::printf(" #bytes     #iterations    BW peak[MB/sec]    BW average[MB/sec]   MsgRate[Mpps]\n");
-    std::fflush(stdout);
+        s.out(" #bytes     #iterations    BW peak[MB/sec]    BW average[MB/sec]   MsgRate[Mpps]\n");
 }
 
-void print_row(const Options& o, const Result& r) {
+void print_row(const Options& o, Session& s, const Result& r) {
     if (o.kind == Kind::lat)
-        std::printf(" %-7llu %-10u     %-7.2f        %-7.2f      %-7.2f  \t       %-7.2f     \t%-7.2f\t\t%-7.2f "
-                    "\t\t%-7.2f\n",
-                    static_cast<unsigned long long>(r.bytes), r.iters, r.t_min, r.t_max, r.t_typical, r.t_avg,
-                    r.t_stdev, r.p99, r.p999);
+        s.out(format(" %-7llu %-10u     %-7.2f        %-7.2f      %-7.2f  \t       %-7.2f     \t%-7.2f\t\t%-7.2f "
+                     "\t\t%-7.2f\n",
+                     static_cast<unsigned long long>(r.bytes), r.iters, r.t_min, r.t_max, r.t_typical, r.t_avg,
+                     r.t_stdev, r.p99, r.p999));
     else
-        std::printf(" %-7llu    %-10u       %-7.2f            %-7.2f\t\t   %-7.6f\n",
-                    static_cast<unsigned long long>(r.bytes), r.iters, r.bw_peak, r.bw_avg, r.msg_rate);
-    std::fflush(stdout);
+        s.out(format(" %-7llu    %-10u       %-7.2f            %-7.2f\t\t   %-7.6f\n",
+                     static_cast<unsigned long long>(r.bytes), r.iters, r.bw_peak, r.bw_avg, r.msg_rate));
+}
+
+void print_verdict(Session& s, bool all_verified, std::size_t sizes) {
+    std::string v = k_line;
+    if (all_verified)
+        v += format(" data verified: every received message matched the sender's pattern (%zu size%s)\n", sizes,
+                    sizes == 1 ? "" : "s");
+    else
+        v += " DATA MISMATCH: the received bytes differ from the sender's pattern\n";
+    s.out(v);
 }
 
 void write_json(const Options& o, Session& s, const std::vector<Result>& results) {
-    if (o.json_file.empty()) return;
+    if (o.json_file.empty() || !s.writes_json()) return;
     Json root = Json::object();
     root.set("test", test_name(o));
     root.set("tool", o.tool);

@@ -2,6 +2,8 @@
 // or, under mpirun -np 2, over MPI; both sides then check that they were started with the same options.
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include <coyote/error.hpp>
@@ -79,14 +81,60 @@ public:
         t_ = std::make_unique<cThread>(mine.vfid, ::getpid(), mine.device);
         buf_ = static_cast<std::byte*>(t_->initRDMA(size, coyote::mpi::make_mpi_oob(world_, 1 - world_.rank())));
         agree(*t_, o);
+        hold_output_ = !client();
     }
     ~MpiSession() override { t_.reset(); }
     cThread& thread() override { return *t_; }
     bool client() const override { return world_.rank() == 1; }
     const char* exchange_method() const override { return "MPI"; }
     std::byte* buffer() override { return buf_; }
+    bool writes_json() const override { return client(); }
+
+    /// The server (rank 0) sends its held report to the client (rank 1), which prints it after its own.
+    void finish_output() override {
+        if (client())
+            out(receive_report());
+        else
+            send_report();
+    }
 
 private:
+    static constexpr int k_tag_report = 1;
+    static constexpr uint64_t k_max_report = uint64_t{1} << 24;
+
+    /// Moves a message of `n` bytes at `data` (send or receive) within the bootstrap deadline.
+    void move(bool send, void* data, int n, MPI_Datatype type, const std::string& what) {
+        const auto options = coyote::mpi::BootstrapOptions::from_env();
+        std::vector<MPI_Request> reqs(1, MPI_REQUEST_NULL);
+        const int peer = 1 - world_.rank();
+        if (send)
+            coyote::mpi::check_mpi(MPI_Isend(data, n, type, peer, k_tag_report, world_.get(), &reqs[0]), "MPI_Isend",
+                                   what);
+        else
+            coyote::mpi::check_mpi(MPI_Irecv(data, n, type, peer, k_tag_report, world_.get(), &reqs[0]), "MPI_Irecv",
+                                   what);
+        coyote::mpi::wait_all(reqs, world_.get(), what, std::chrono::steady_clock::now() + options.timeout, options);
+    }
+
+    void send_report() {
+        uint64_t len = std::min<uint64_t>(held_.size(), k_max_report);
+        move(true, &len, 1, MPI_UINT64_T, "perftest report to rank 1: its length not delivered");
+        if (len > 0)
+            move(true, held_.data(), static_cast<int>(len), MPI_CHAR, "perftest report to rank 1: not delivered");
+        held_.clear();
+    }
+
+    std::string receive_report() {
+        uint64_t len = 0;
+        move(false, &len, 1, MPI_UINT64_T, "perftest report of rank 0: rank 0 sent none");
+        if (len > k_max_report)
+            throw_error(Errc::protocol, "perftest", "the report of rank 0 announces " + std::to_string(len) + " bytes");
+        std::string text(len, '\0');
+        if (len > 0)
+            move(false, text.data(), static_cast<int>(len), MPI_CHAR, "perftest report of rank 0: not received");
+        return text;
+    }
+
     static bool selected_backend_is_sim(const Options& o) {
         return coyote::detail::selected_backend(o.device, o.vfid) == "sim";
     }
