@@ -1,6 +1,7 @@
 // coyote-mpi diagnostics: the watchdog of blocking waits (registry, one thread per process, reports with back-off).
 #include "diag/wait.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +38,9 @@ struct Waits {
     std::map<uint64_t, Entry> entries;
     uint64_t next_id = 1;
     pid_t thread_pid = 0; ///< the process whose watchdog thread runs
+    /// When the watchdog wakes next: a new wait due later needs no wake-up (waits come and go at every connSync,
+    /// and a wake-up per wait would take the waiting rank's core from it for nothing).
+    Clock::time_point wake_at = Clock::time_point::max();
 };
 
 /// The registry of this process (fresh in a forked child: the parent's waits are not the child's).
@@ -64,10 +68,13 @@ std::string report_of(Entry& e, Clock::time_point now, bool on_demand) {
 }
 
 void watchdog(Waits& w) {
+    (void)::pthread_setname_np(::pthread_self(), "coyote-watchdog");
     std::unique_lock lk(w.mtx);
     for (;;) {
         const auto now = Clock::now();
-        auto wake = now + std::chrono::hours(1);
+        // Idle, it looks again one warning period on: a wait that starts meanwhile is due no earlier.
+        const auto idle = std::chrono::duration_cast<Clock::duration>(stall_warn_after());
+        auto wake = now + (idle.count() > 0 ? idle : std::chrono::hours(1));
         std::string out;
         for (auto& [id, e] : w.entries) {
             if (now - e.since >= e.next) {
@@ -77,6 +84,7 @@ void watchdog(Waits& w) {
             wake = std::min(wake, e.since + e.next);
         }
         if (!out.empty()) (void)!::write(STDERR_FILENO, out.data(), out.size());
+        w.wake_at = wake;
         w.cv.wait_until(lk, wake);
     }
 }
@@ -90,7 +98,8 @@ WaitWatch::WaitWatch(std::string call, std::string what, std::string cause, Prob
     std::lock_guard lk(w.mtx);
     id_ = w.next_id++;
     const auto first = std::chrono::duration_cast<Clock::duration>(warn);
-    w.entries.emplace(id_, Entry{std::move(call), std::move(what), std::move(cause), std::move(probe), Clock::now(),
+    const auto now = Clock::now();
+    w.entries.emplace(id_, Entry{std::move(call), std::move(what), std::move(cause), std::move(probe), now,
                                  std::time(nullptr), first});
     if (w.thread_pid == 0) {
         w.thread_pid = ::getpid();
@@ -99,8 +108,9 @@ WaitWatch::WaitWatch(std::string call, std::string what, std::string cause, Prob
         } catch (...) { // no thread: the wait goes unwatched, as with the doctor off
             w.thread_pid = 0;
         }
+        return; // the new thread looks at the entries before it first sleeps
     }
-    w.cv.notify_all();
+    if (now + first < w.wake_at) w.cv.notify_all();
 }
 
 WaitWatch::~WaitWatch() {

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -22,6 +23,7 @@
 #include <coyote/cThread.hpp>
 
 #include "diag/doctor.hpp"
+#include "diag/wait.hpp"
 #include "unit/rdma_test_support.hpp"
 
 namespace {
@@ -416,4 +418,43 @@ TEST(StallDoctorWaits, Sigusr1ListsTheWaitInProgress) {
     EXPECT_TRUE(has(err, "coyote stall doctor [pid " + std::to_string(child.pid()) + " wait]: on demand; waiting 0."))
         << err;
     EXPECT_TRUE(has(err, "in initRDMA (out-of-band server) for a client on port " + std::to_string(port))) << err;
+}
+
+namespace {
+/// voluntary_ctxt_switches of this process's thread named `name` (-1 when there is none).
+long voluntary_switches_of(const std::string& name) {
+    const std::string dir = "/proc/self/task/";
+    for (const auto& t : std::filesystem::directory_iterator(dir)) {
+        std::ifstream comm(t.path() / "comm");
+        std::string c;
+        if (!std::getline(comm, c) || c != name) continue;
+        std::ifstream status(t.path() / "status");
+        for (std::string line; std::getline(status, line);)
+            if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+    }
+    return -1;
+}
+}  // namespace
+
+TEST(StallDoctorWaits, WatchdogSleepsThroughShortWaits) {
+    // Waits come and go at every connSync; the watchdog must not wake for each (it would take the waiting rank's
+    // core): 300 short waits may wake it only a few times.
+    Capture cap;
+    Child child([&] {
+        cap.redirect();
+        stall_env("60000");
+        { coyote::detail::diag::WaitWatch first("test", "the first wait", "none"); } // starts the watchdog
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        const long before = voluntary_switches_of("coyote-watchdog");
+        if (before < 0) return 5;
+        for (int i = 0; i < 300; ++i) { // waits as short as a connSync's, the watchdog asleep between them
+            coyote::detail::diag::WaitWatch w("test", "a short wait", "none");
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        const long woke = voluntary_switches_of("coyote-watchdog") - before;
+        std::fprintf(stderr, "watchdog woke %ld times\n", woke);
+        return woke <= 10 ? 0 : 6;
+    });
+    ASSERT_EQ(child.wait(), 0) << cap.text();
 }
