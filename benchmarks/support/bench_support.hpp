@@ -122,9 +122,11 @@ void maybe_die();
 /// job (MPI_Abort, exit code 3), since the failure may be a lost peer that no collective could include.
 /// `after()` runs untimed at the end of every iteration (e.g. to release what the iteration built); it must
 /// not fail (an exception aborts the whole run).
+/// `before()` runs untimed right before each timed `body()` (after the barrier), `after()` right after it.
 /// Returns false when the benchmark failed. Use with ->UseManualTime().
-template <typename Body, typename After>
-bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples, Body&& body, After&& after) {
+template <typename Before, typename Body, typename After>
+bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples, Before&& before, Body&& body,
+                After&& after) {
     using Clock = std::chrono::steady_clock;
     const bool multi = size() > 1;
     samples.clear();
@@ -133,6 +135,7 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
         detail::maybe_die();
         bool ok = false;
         std::string error;
+        before();
         const auto t0 = Clock::now();
         try {
             ok = body();
@@ -169,9 +172,14 @@ bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples
     return !state.error_occurred();
 }
 
+template <typename Body, typename After>
+bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples, Body&& body, After&& after) {
+    return timed_loop(state, sync, samples, [] {}, std::forward<Body>(body), std::forward<After>(after));
+}
+
 template <typename Body>
 bool timed_loop(benchmark::State& state, Sync sync, std::vector<double>& samples, Body&& body) {
-    return timed_loop(state, sync, samples, std::forward<Body>(body), [] {});
+    return timed_loop(state, sync, samples, [] {}, std::forward<Body>(body), [] {});
 }
 
 /// The loop figure perftest and OSU report, next to the per-iteration samples of timed_loop: after a barrier,
