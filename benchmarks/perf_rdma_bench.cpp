@@ -14,9 +14,10 @@
 //   p50_us            median run time
 //   max_over_median   slowest run / median
 //   stalls            runs slower than 3x the median and by 1 ms or more (target: 0)
-//   stalls_foreign    of those, the runs that lost their time to another process or the kernel: a rank's timing
-//                     thread waited at least half the excess for a CPU that no other thread of its process used,
-//                     with the ranks pinned to CPUs of their own (mpirun's default for 2 ranks); see cpu_account.hpp
+//   stalls_foreign    of those, the runs that lost their time to another process or the kernel: a thread of a rank
+//                     waited at least half the excess for a CPU that no other thread of its process used, with
+//                     the ranks pinned to CPUs of their own (mpirun's default for 2 ranks): the client's threads
+//                     during its run, the server's from its previous connSync to this one (see cpu_account.hpp)
 //   write_over_read   WRITE round trip median / READ median of the same size and N (target: <= 2.5)
 // Rank 0 prints the table of these against the targets at the end (a stall counts against the target unless it is
 // foreign). The data of every run is verified (the
@@ -157,13 +158,26 @@ void bm_run(benchmark::State& state, Run r) {
     Side& s = g_side[r.wire];
     std::vector<double> samples;
     std::vector<cb::RunCpu> costs;
+    cb::ThreadAccounts threads;
+    threads.refresh(); // the wire's threads of a connection opened by an earlier benchmark included
     cb::CpuSnapshot start;
     bool data_ok = true;
+    // The client's accounting spans its timed run; the server's, everything from its previous run's end (after
+    // its connSync) to this one's, which holds the whole of the client's run whichever rank got where first.
+    const bool client = cb::rank() == 0;
     if (!cb::timed_loop(
-            state, cb::Sync::initiator, samples, [&] { start = cb::cpu_snapshot(); }, [&] { return run_once(r, s); },
+            state, cb::Sync::initiator, samples,
             [&] {
-                costs.push_back(cb::run_cpu(start, cb::cpu_snapshot()));
+                if (client || start.cpu_ns.empty()) start = threads.snapshot();
+            },
+            [&] { return run_once(r, s); },
+            [&] {
+                if (client) costs.push_back(cb::ThreadAccounts::cost(start, threads.snapshot()));
                 between_runs(r, s, data_ok);
+                if (client) return;
+                cb::CpuSnapshot now = threads.snapshot();
+                costs.push_back(cb::ThreadAccounts::cost(start, now));
+                start = std::move(now);
             }))
         return;
     costs.resize(samples.size()); // samples stop growing past 4 Mi runs

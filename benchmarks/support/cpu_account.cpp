@@ -1,49 +1,61 @@
 // Per-run CPU accounting of the benchmarks (see cpu_account.hpp).
 #include "support/cpu_account.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <mpi.h>
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
-#include <ctime>
+#include <string>
 
 namespace coyote::bench {
 
-namespace {
-
-int64_t clock_ns(clockid_t id) noexcept {
-    timespec ts{};
-    ::clock_gettime(id, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+ThreadAccounts::~ThreadAccounts() {
+    for (int fd : fds_) ::close(fd);
 }
 
-/// The calling thread's schedstat descriptor (opened once per thread; -1 when the kernel has none).
-int schedstat_fd() noexcept {
-    thread_local const int fd = ::open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
-    return fd;
-}
-
-}  // namespace
-
-CpuSnapshot cpu_snapshot() noexcept {
-    CpuSnapshot s;
-    char buf[96] = {};
-    if (const int fd = schedstat_fd(); fd >= 0 && ::pread(fd, buf, sizeof buf - 1, 0) > 0) {
-        long long on_cpu = 0, delay = 0;
-        if (std::sscanf(buf, "%lld %lld", &on_cpu, &delay) == 2) s.run_delay_ns = delay;
+void ThreadAccounts::refresh() {
+    for (int fd : fds_) ::close(fd);
+    fds_.clear();
+    DIR* dir = ::opendir("/proc/self/task");
+    if (dir == nullptr) return;
+    while (const dirent* e = ::readdir(dir)) {
+        if (e->d_name[0] == '.') continue;
+        const std::string path = std::string("/proc/self/task/") + e->d_name + "/schedstat";
+        if (const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) fds_.push_back(fd);
     }
-    s.thread_cpu_ns = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-    s.process_cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+    ::closedir(dir);
+}
+
+CpuSnapshot ThreadAccounts::snapshot() const {
+    CpuSnapshot s;
+    s.delay_ns.assign(fds_.size(), 0);
+    s.cpu_ns.assign(fds_.size(), 0);
+    for (std::size_t i = 0; i < fds_.size(); ++i) {
+        char buf[96] = {};
+        long long on_cpu = 0, delay = 0;
+        if (::pread(fds_[i], buf, sizeof buf - 1, 0) > 0 && std::sscanf(buf, "%lld %lld", &on_cpu, &delay) == 2) {
+            s.cpu_ns[i] = on_cpu;
+            s.delay_ns[i] = delay;
+        }
+    }
     return s;
 }
 
-RunCpu run_cpu(const CpuSnapshot& before, const CpuSnapshot& after) noexcept {
-    const int64_t own = after.thread_cpu_ns - before.thread_cpu_ns;
-    const int64_t all = after.process_cpu_ns - before.process_cpu_ns;
-    return {static_cast<double>(after.run_delay_ns - before.run_delay_ns) * 1e-9,
-            static_cast<double>(all > own ? all - own : 0) * 1e-9};
+RunCpu ThreadAccounts::cost(const CpuSnapshot& before, const CpuSnapshot& after) noexcept {
+    const std::size_t n = std::min(before.delay_ns.size(), after.delay_ns.size());
+    int64_t all_cpu = 0;
+    for (std::size_t i = 0; i < n; ++i) all_cpu += std::max<int64_t>(after.cpu_ns[i] - before.cpu_ns[i], 0);
+    int64_t best = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const int64_t waited = after.delay_ns[i] - before.delay_ns[i];
+        const int64_t others = all_cpu - std::max<int64_t>(after.cpu_ns[i] - before.cpu_ns[i], 0);
+        if (waited > best && others * 10 <= waited) best = waited;
+    }
+    return {static_cast<double>(best) * 1e-9};
 }
 
 bool ranks_pinned_apart() {
@@ -74,18 +86,16 @@ std::vector<std::vector<RunCpu>> gather_run_cpu(const std::vector<RunCpu>& mine)
     int rank = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    const int count = static_cast<int>(mine.size() * 2);
+    const int count = static_cast<int>(mine.size());
     std::vector<double> flat;
-    for (const RunCpu& r : mine) flat.insert(flat.end(), {r.waited_s, r.others_cpu_s});
+    for (const RunCpu& r : mine) flat.push_back(r.foreign_wait_s);
     std::vector<double> all(rank == 0 ? flat.size() * static_cast<std::size_t>(size) : 0);
     MPI_Gather(flat.data(), count, MPI_DOUBLE, all.data(), count, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     std::vector<std::vector<RunCpu>> out;
     if (rank != 0) return out;
     for (int r = 0; r < size; ++r) {
         std::vector<RunCpu> runs(mine.size());
-        for (std::size_t i = 0; i < mine.size(); ++i)
-            runs[i] = {all[(static_cast<std::size_t>(r) * mine.size() + i) * 2],
-                       all[(static_cast<std::size_t>(r) * mine.size() + i) * 2 + 1]};
+        for (std::size_t i = 0; i < mine.size(); ++i) runs[i] = {all[static_cast<std::size_t>(r) * mine.size() + i]};
         out.push_back(std::move(runs));
     }
     return out;
@@ -94,11 +104,8 @@ std::vector<std::vector<RunCpu>> gather_run_cpu(const std::vector<RunCpu>& mine)
 bool preempted_by_others(const std::vector<std::vector<RunCpu>>& all, std::size_t run, double lost_s,
                          bool pinned_apart) noexcept {
     if (!pinned_apart) return false;
-    for (const auto& rank : all) {
-        if (run >= rank.size()) continue;
-        const RunCpu& c = rank[run];
-        if (c.waited_s >= 0.5 * lost_s && c.others_cpu_s <= 0.1 * c.waited_s) return true;
-    }
+    for (const auto& rank : all)
+        if (run < rank.size() && rank[run].foreign_wait_s >= 0.5 * lost_s) return true;
     return false;
 }
 

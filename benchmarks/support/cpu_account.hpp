@@ -1,6 +1,6 @@
-// Where a slow run's time went, per rank: how long the timing thread waited for a CPU (the kernel's run delay)
-// and how much CPU this process's other threads used meanwhile. A run that lost its time waiting for a core that
-// no thread of ours took was preempted by another process or the kernel: machine noise, not the runtime's.
+// Where a slow run's time went, per rank: how long each thread of the process waited for a CPU (the kernel's run
+// delay) and how much CPU the process's other threads used meanwhile. A thread that waited for a core that no
+// other thread of ours took was preempted by another process or the kernel: machine noise, not the runtime's.
 #pragma once
 
 #include <cstdint>
@@ -8,23 +8,36 @@
 
 namespace coyote::bench {
 
-/// The calling thread's run delay and CPU time, and its process's CPU time (nanoseconds).
+/// The run delay and CPU time of each thread of this process (nanoseconds), in the order of ThreadAccounts.
 struct CpuSnapshot {
-    int64_t run_delay_ns = 0;
-    int64_t thread_cpu_ns = 0;
-    int64_t process_cpu_ns = 0;
+    std::vector<int64_t> delay_ns, cpu_ns;
 };
 
-/// What one run cost a rank beyond its own thread's work.
+/// What one run cost a rank: the longest wait of one of its threads for a CPU that the process's other threads
+/// did not use (they ran at most a tenth of that wait meanwhile), in seconds.
 struct RunCpu {
-    double waited_s = 0;        ///< the timing thread was runnable but off its core
-    double others_cpu_s = 0;    ///< CPU used by the other threads of this process
+    double foreign_wait_s = 0;
 };
 
-/// Snapshot of the calling thread (reads /proc/thread-self/schedstat through a descriptor kept open per thread).
-CpuSnapshot cpu_snapshot() noexcept;
-/// The cost of a run between two snapshots of the same thread.
-RunCpu run_cpu(const CpuSnapshot& before, const CpuSnapshot& after) noexcept;
+/// The threads of this process, each with its /proc schedstat descriptor kept open (a snapshot is one pread per
+/// thread). Threads started after refresh() are not looked at until the next refresh().
+class ThreadAccounts {
+public:
+    ThreadAccounts() = default;
+    ~ThreadAccounts();
+    ThreadAccounts(const ThreadAccounts&) = delete;
+    ThreadAccounts& operator=(const ThreadAccounts&) = delete;
+
+    /// Lists the threads of this process again.
+    void refresh();
+    /// Every listed thread's run delay and CPU time now (0 for a thread that has ended).
+    CpuSnapshot snapshot() const;
+    /// The cost of a run between two snapshots taken without a refresh() in between.
+    static RunCpu cost(const CpuSnapshot& before, const CpuSnapshot& after) noexcept;
+
+private:
+    std::vector<int> fds_;
+};
 
 /// Collective over MPI_COMM_WORLD: true when no two ranks of this node may run on one CPU (each rank is bound to
 /// CPUs of its own, as mpirun's default binding for 2 ranks does); only then can a rank's wait for a CPU not be a
@@ -35,8 +48,8 @@ bool ranks_pinned_apart();
 /// as many runs.
 std::vector<std::vector<RunCpu>> gather_run_cpu(const std::vector<RunCpu>& mine);
 
-/// A slow run was machine noise when some rank lost at least half of `lost_s` waiting for a CPU while the other
-/// threads of its process used at most a tenth of that wait (and the ranks are pinned apart).
+/// A slow run was machine noise when a thread of some rank lost at least half of `lost_s` waiting for a CPU that
+/// its process's other threads did not use (and the ranks are pinned apart).
 bool preempted_by_others(const std::vector<std::vector<RunCpu>>& all, std::size_t run, double lost_s,
                          bool pinned_apart) noexcept;
 
