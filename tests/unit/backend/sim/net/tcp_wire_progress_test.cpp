@@ -76,8 +76,11 @@ void release(size_t n) {
     }
 }
 
-/// The client's first READ: opens the connection (and the target's reader and sender threads for it).
+/// The client's first READ: opens the connection (and the target's reader and sender threads for it). Called
+/// after a first connSync: the target writes its QP context after the exchange, maybe after the client's
+/// initRDMA returned (a READ before that is refused: "no QP context"), as on the hardware.
 void open_connection(coyote_test::Peer& p) {
+    p.sync();
     coyote_test::fill(p.buf + k_size / 2, k_size / 2, 9);
     p.t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.local_offs = 0, .remote_offs = 0, .len = k_chunk});
     coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_READ, 1, "first READ");
@@ -105,6 +108,7 @@ TEST(TcpWireProgress, RequestsAreAnsweredWhileTheTargetsSenderThreadsAreHeld) {
         [] { coyote_test::child_env("tcp"); }, k_size,
         [](coyote_test::Peer& p) {
             coyote_test::fill(p.buf, k_size, 5);
+            p.sync(); // both QP contexts are written
             p.sync(); // the client's first READ opened its connection (and this side's sender thread)
             p.sync();
             const size_t held = hold_threads("coyote-wire-tx");
@@ -138,6 +142,7 @@ TEST(TcpWireProgress, PollingThreadsServeTheWireWhileEveryReaderThreadIsHeld) {
         [] { coyote_test::child_env("tcp"); }, k_size,
         [](coyote_test::Peer& p) {
             coyote_test::fill(p.buf, k_size, 5);
+            p.sync(); // both QP contexts are written
             p.sync(); // the client's first READ opened its connection (and this side's reader thread)
             p.sync();
             const size_t held = hold_threads("coyote-wire-rx");
