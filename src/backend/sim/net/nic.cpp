@@ -210,7 +210,8 @@ std::string NicImpl::debug_string(int32_t ctid) const {
         os << " " << check_name(static_cast<Check>(i)) << "=" << c.rejected[i].load();
     os << ", ctx_rejected " << c.ctx_rejected.load() << ", arp_misses " << c.arp_misses.load() << ", bad_keys "
        << c.bad_key_conns.load() << ", bad_frames " << c.bad_frames.load() << ", local_failures "
-       << c.local_failures.load() << "\n";
+       << c.local_failures.load() << ", acks_sent " << c.acks_sent.load() << " (coalescing "
+       << c.acks_coalesced.load() << " more)\n";
     return os.str();
 }
 

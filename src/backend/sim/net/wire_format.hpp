@@ -62,7 +62,7 @@ Endpoint decode_endpoint(std::span<const std::byte> bytes);
 // ---- published NIC state -----------------------------------------------------------------------
 
 inline constexpr uint64_t k_nic_magic = 0x3143494e4f594f43ULL; // "COYONIC1"
-inline constexpr uint32_t k_nic_version = 3;
+inline constexpr uint32_t k_nic_version = 4;
 /// Remote-access windows per ctid (cThread::k_max_windows).
 inline constexpr uint32_t k_nic_windows = 16;
 
@@ -130,6 +130,8 @@ struct NicCounters {
     std::atomic<uint64_t> bad_frames{0};    ///< TCP wire connections dropped for malformed frames
     std::atomic<uint64_t> local_failures{0};///< posts failed locally (no context, no ARP entry)
     std::atomic<uint64_t> accepted{0};      ///< requests accepted as target
+    std::atomic<uint64_t> acks_sent{0};     ///< TCP wire: ACK frames sent as target
+    std::atomic<uint64_t> acks_coalesced{0};///< TCP wire: WRITEs / SENDs acknowledged by a later (cumulative) ACK
 };
 
 /// The shared segment of one NIC: "<vfpga prefix>.nic".

@@ -104,6 +104,7 @@ bool TcpWire::on_write(const ConnPtr& c, const FrameHeader& h, Clock::time_point
     }
     // An accepted WRITE was captured by receive_into_* before it completed; a rejected one is captured here.
     if (err.empty() && resp.h.type == FrameType::nak) nic_.tap_served(r, v, resp.h.type);
+    if (err.empty() && resp.h.type == FrameType::ack) return acknowledge(std::move(resp));
     return finish_request(c, std::move(resp), err);
 }
 
@@ -193,6 +194,35 @@ bool TcpWire::finish_request(const ConnPtr& c, Response resp, const std::string&
     return respond(std::move(resp));
 }
 
+bool TcpWire::acknowledge(Response resp) {
+    Conn& c = *resp.conn;
+    FrameHeader next;
+    if (c.deferred_acks + 1 < k_max_coalesced_acks && next_frame_whole(c.fd.get(), next) &&
+        (next.type == FrameType::write || next.type == FrameType::send)) {
+        c.deferred_ack = resp.h; // answers this request and the ones held before it
+        ++c.deferred_acks;
+        return true;
+    }
+    auto& counters = nic_.shared().counters;
+    counters.acks_coalesced.fetch_add(c.deferred_acks, std::memory_order_relaxed);
+    counters.acks_sent.fetch_add(1, std::memory_order_relaxed);
+    c.deferred_acks = 0; // this ACK answers them too
+    return answer(std::move(resp));
+}
+
+bool TcpWire::flush_deferred_ack(const Response& r) {
+    Conn& c = *r.conn;
+    if (c.deferred_acks == 0) return true;
+    Response ack;
+    ack.conn = r.conn;
+    ack.h = c.deferred_ack;
+    auto& counters = nic_.shared().counters;
+    counters.acks_coalesced.fetch_add(c.deferred_acks - 1, std::memory_order_relaxed);
+    counters.acks_sent.fetch_add(1, std::memory_order_relaxed);
+    c.deferred_acks = 0;
+    return answer(std::move(ack));
+}
+
 // ---- answers to our requests ---------------------------------------------------------------------
 
 bool TcpWire::take_pending(const ConnPtr& c, const FrameHeader& h, Pending& p) {
@@ -210,6 +240,22 @@ bool TcpWire::take_pending(const ConnPtr& c, const FrameHeader& h, Pending& p) {
     return false;
 }
 
+bool TcpWire::take_acked(const ConnPtr& c, const FrameHeader& h, std::vector<Pending>& acked) {
+    {
+        std::lock_guard lk(c->mtx);
+        // The ACK names the last request it answers: it must be pending (the peer answers in the wire's order).
+        if (c->pending.count(h.req_id) != 0) {
+            const auto end = c->pending.upper_bound(h.req_id);
+            for (auto it = c->pending.begin(); it != end; ++it) acked.push_back(it->second);
+            c->pending.erase(c->pending.begin(), end);
+            return true;
+        }
+    }
+    nic_.shared().counters.bad_frames.fetch_add(1, std::memory_order_relaxed);
+    kill(c, "ACK for unknown request " + std::to_string(h.req_id));
+    return false;
+}
+
 bool TcpWire::finish_answer(const ConnPtr& c, const Pending& p, bool current, const std::string& err) {
     if (current) nic_.ctid_state(p.ctid).inflight.fetch_sub(1);
     if (!err.empty()) {
@@ -220,17 +266,25 @@ bool TcpWire::finish_answer(const ConnPtr& c, const Pending& p, bool current, co
 }
 
 bool TcpWire::on_ack(const ConnPtr& c, const FrameHeader& h, Clock::time_point) {
-    Pending p;
-    if (!take_pending(c, h, p)) return false;
-    const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
+    // Cumulative: answers every request of the connection up to h.req_id (the earlier ones were held back).
+    std::vector<Pending> acked;
+    if (!take_acked(c, h, acked)) return false;
     std::string err;
-    // Captured before it completes, as a sniffer on the wire sees the frame before the host sees the completion.
-    nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, 0, 0);
-    if (p.req.op == RdmaOpcode::read)
-        err = "ACK for a READ request";
-    else if (current && p.last)
-        bump_wback(nic_.state(), CmplClass::rdma_write, p.ctid);
-    return finish_answer(c, p, current, err);
+    for (const Pending& p : acked) {
+        const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
+        // Captured before it completes, as a sniffer on the wire sees the frame before the host sees the completion.
+        nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, 0, 0);
+        if (p.req.op == RdmaOpcode::read)
+            err = "ACK for a READ request";
+        else if (current && p.last)
+            bump_wback(nic_.state(), CmplClass::rdma_write, p.ctid);
+        if (current) nic_.ctid_state(p.ctid).inflight.fetch_sub(1);
+    }
+    if (!err.empty()) {
+        kill(c, err);
+        return false;
+    }
+    return true;
 }
 
 bool TcpWire::on_nak(const ConnPtr& c, const FrameHeader& h, Clock::time_point deadline) {
@@ -298,6 +352,12 @@ std::string TcpWire::receive_read_data(int fd, const Pending& p, bool current, C
 // ---- the senders -------------------------------------------------------------------------------
 
 bool TcpWire::respond(Response r) {
+    // A NAK or READ response goes after the ACK held back for the requests before it.
+    if (!flush_deferred_ack(r)) return false;
+    return answer(std::move(r));
+}
+
+bool TcpWire::answer(Response r) {
     const ConnPtr c = r.conn;
     bool idle = false;
     {

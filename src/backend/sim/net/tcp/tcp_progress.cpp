@@ -75,16 +75,18 @@ void TcpWire::serve_arrived(const ConnPtr& c) noexcept {
     }
 }
 
-bool TcpWire::frame_arrived(Conn& c) {
-    const int fd = c.fd.get();
-    const size_t avail = readable_now(fd);
-    if (avail < k_frame_header_size) return false;
+bool TcpWire::next_frame_whole(int fd, FrameHeader& h) {
     std::array<std::byte, k_frame_header_size> hb{};
     if (peek_now(fd, hb.data(), hb.size()) != static_cast<ssize_t>(hb.size())) return false;
-    FrameHeader h;
     std::string err;
     // A malformed header is the reader's to report (it drops the connection).
-    if (!decode_frame(hb, h, err) || avail - k_frame_header_size < h.payload_len) return false;
+    if (!decode_frame(hb, h, err)) return false;
+    return h.payload_len == 0 || readable_now(fd) >= k_frame_header_size + size_t{h.payload_len};
+}
+
+bool TcpWire::frame_arrived(Conn& c) {
+    FrameHeader h;
+    if (!next_frame_whole(c.fd.get(), h)) return false;
     std::lock_guard lk(c.mtx);
     // An answer to a request would wait for room in a full queue: requests are then the reader's.
     return !c.dead && !stop_.load() && c.out.size() < k_max_queued_answers;

@@ -263,8 +263,10 @@ PostStatus TcpWire::post(CtidState& cs, int32_t ctid, const RdmaRequest& req_in,
     p.local_addr = local_addr;
     p.last = last;
     p.target_ip = ep.ip;
-    const uint64_t id = next_req_.fetch_add(1);
     const WriteTurn turn(*c);
+    // Under the write turn: a connection carries its requests in the order of their ids, which a cumulative ACK
+    // relies on (it answers every request of the connection up to its id).
+    const uint64_t id = next_req_.fetch_add(1);
     {
         std::lock_guard lk(cs.mtx);
         p.generation = cs.claim_psn(req);

@@ -82,6 +82,10 @@ struct Response {
 /// the I/O timeout; what a connection costs stays bounded.
 inline constexpr size_t k_max_queued_answers = 1024;
 
+/// WRITEs / SENDs one ACK may answer at most (RoCE responders coalesce ACKs likewise): the requester sees the
+/// completions of a burst in a few frames, not one per request.
+inline constexpr uint32_t k_max_coalesced_acks = 32;
+
 /// One connection to a peer's wire (either side may have opened it); a reader thread of its own serves it and
 /// answers what it can send at once, and a sender thread of its own sends the answers that have to wait for the
 /// socket, so a peer that stalls stalls only its own connection and the reader never blocks on a write.
@@ -95,6 +99,10 @@ struct Conn {
     /// The receive turn: one thread at a time reads frames, the connection's reader or a thread polling this vFPGA
     /// for completions (TcpWire::progress), which takes only frames the socket holds whole.
     std::mutex rturn;
+    /// Under the receive turn: the cumulative ACK held back while the connection's next frame, already whole in
+    /// the socket, is another WRITE / SEND (it answers `deferred_acks` requests; 0: none held).
+    FrameHeader deferred_ack;
+    uint32_t deferred_acks = 0;
     std::mutex mtx;        ///< pending, out, dead
     std::condition_variable out_cv;
     std::condition_variable room_cv; ///< the sender finished an answer of `out` (or the connection died)
@@ -173,6 +181,8 @@ private:
     void serve_arrived(const ConnPtr& c) noexcept;
     /// Whether the next frame of `c` is in its socket whole and can be handled without waiting (receive turn held).
     bool frame_arrived(Conn& c);
+    /// Peeks the header of the next frame of `fd` into `h`: true when the frame is in the socket whole.
+    static bool next_frame_whole(int fd, FrameHeader& h);
     /// Drops `c`: its pending requests fail with peer_gone on their queue pairs.
     void kill(const ConnPtr& c, const std::string& why) noexcept;
     /// Answers a request (the reader of its connection): written at once when nothing is queued before it and the
@@ -180,6 +190,8 @@ private:
     /// timeout) for room when k_max_queued_answers are queued; false when the connection was dropped (then too,
     /// when the peer read none).
     bool respond(Response r);
+    /// respond() without the held-back ACK.
+    bool answer(Response r);
     /// Queues `r` for the sender thread of its connection (respond()).
     bool enqueue(Response r);
     /// Authenticated connections the peers opened that are still alive.
@@ -206,6 +218,13 @@ private:
     void received(const RdmaRequest& r, const Verdict& v, bool last);
     /// Sends `resp` unless `err` (then drops the connection); the handler's result.
     bool finish_request(const ConnPtr& c, Response resp, const std::string& err);
+    /// Acknowledges an accepted WRITE / SEND: held back (cumulatively, up to k_max_coalesced_acks requests) while
+    /// the next frame is another whole WRITE / SEND, else sent at once, answering the held ones too.
+    bool acknowledge(Response resp);
+    /// Sends the ACK held back on the connection of `r`, if any, ahead of `r` (respond()).
+    bool flush_deferred_ack(const Response& r);
+    /// Takes the pending requests a (cumulative) ACK `h` answers; false (connection dropped) when it names none.
+    bool take_acked(const ConnPtr& c, const FrameHeader& h, std::vector<Pending>& acked);
     /// Takes the pending request `h` answers; false (connection dropped) when there is none.
     bool take_pending(const ConnPtr& c, const FrameHeader& h, Pending& p);
     /// Receives a READ response into the local buffer or window it was requested for.

@@ -1,7 +1,8 @@
 // The TCP wire answers a peer's requests without its sender threads: READs and WRITEs complete while every
 // sender thread of the target is held (inside a signal handler), so no answer waits for one to be scheduled. And a
 // thread polling for completions serves the wire itself: with every reader thread of both sides held, the polls of
-// the two sides still carry READs, WRITEs and their answers.
+// the two sides still carry READs, WRITEs and their answers. ACKs are cumulative: a burst of WRITEs that waited in
+// the target's socket is answered by one ACK per run of WRITEs.
 #include <gtest/gtest.h>
 
 #include <coyote/cThread.hpp>
@@ -16,6 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "backend/sim/net/wire_format.hpp"
+#include "backend/sim/segments.hpp"
+#include "detail/handles.hpp"
 #include "unit/rdma_test_support.hpp"
 
 using coyote::CoyoteOper;
@@ -169,6 +173,58 @@ TEST(TcpWireProgress, PollingThreadsServeTheWireWhileEveryReaderThreadIsHeld) {
             coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_WRITE, k_ops, "ACKs taken by polling");
             p.sync(); // the target checked the data
             release(held);
+            p.sync();
+        },
+        90);
+}
+
+TEST(TcpWireAcks, WritesThatWaitedInTheSocketAreAnsweredByCumulativeAcks) {
+    // 10 WRITEs, a READ and 10 WRITEs reach the target while its reader thread is held and nothing polls it:
+    // released, it answers them with two ACKs (each for a run of 10 WRITEs; the READ response between them), and
+    // every request completes once, with its data.
+    constexpr uint32_t k_run = 10;     // 21 requests: within the 22 a ctid may have unacknowledged
+    constexpr uint32_t k_len = 1024;   // 20 WRITEs fit the buffer's second half
+    coyote_test::run_pair(
+        [] { coyote_test::child_env("tcp"); }, k_size,
+        [](coyote_test::Peer& p) {
+            coyote_test::fill(p.buf, k_size, 5);
+            p.sync(); // both QP contexts are written
+            p.sync(); // the client's first READ opened its connection
+            const size_t held = hold_threads("coyote-wire-rx");
+            check(held >= 1, "no reader thread (coyote-wire-rx) to hold");
+            const coyote::detail::ShmSegment seg =
+                coyote::detail::ShmSegment::open(coyote::detail::sim::vfpga_segment_prefix(0, 0) + ".nic");
+            const auto& n = static_cast<const coyote::detail::sim::NicShared*>(seg.get())->counters;
+            const uint64_t acks = n.acks_sent.load(), coalesced = n.acks_coalesced.load();
+            p.sync(); // held: the client posts
+            p.sync(); // every request is in the socket
+            release(held);
+            coyote_test::wait_count(p.t, CoyoteOper::LOCAL_WRITE, 2 * k_run, "WRITEs received");
+            check(coyote_test::mismatch(p.buf + k_size / 2, 0, 2 * k_run * k_len, 9) == -1, "WRITE data");
+            p.sync(); // the client saw every completion
+            check(n.acks_sent.load() - acks == 2,
+                  "2 ACKs for 20 WRITEs, sent " + std::to_string(n.acks_sent.load() - acks));
+            check(n.acks_coalesced.load() - coalesced == 2 * k_run - 2,
+                  "each ACK answers 10 WRITEs: coalesced " + std::to_string(n.acks_coalesced.load() - coalesced));
+            p.sync();
+        },
+        [](coyote_test::Peer& p) {
+            open_connection(p);
+            p.sync();
+            p.sync(); // the target's reader is held
+            coyote_test::fill(p.buf + k_size / 2, k_size / 2, 9);
+            auto write_at = [&](uint32_t i) {
+                p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_size / 2 + i * k_len,
+                                                                 .remote_offs = k_size / 2 + i * k_len, .len = k_len});
+            };
+            for (uint32_t i = 0; i < k_run; ++i) write_at(i);
+            p.t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.local_offs = 0, .remote_offs = 0, .len = k_len});
+            for (uint32_t i = k_run; i < 2 * k_run; ++i) write_at(i);
+            p.sync(); // posted: the target releases its reader
+            coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_WRITE, 2 * k_run, "WRITEs acknowledged");
+            coyote_test::wait_count(p.t, CoyoteOper::REMOTE_RDMA_READ, 1, "READ answered");
+            check(coyote_test::mismatch(p.buf, 0, k_len, 5) == -1, "READ data");
+            p.sync();
             p.sync();
         },
         90);
