@@ -41,6 +41,10 @@ struct Waits {
     /// When the watchdog wakes next: a new wait due later needs no wake-up (waits come and go at every connSync,
     /// and a wake-up per wait would take the waiting rank's core from it for nothing).
     Clock::time_point wake_at = Clock::time_point::max();
+    /// How long the idle watchdog sleeps: the warning period of the latest wait, read by its thread (the watchdog
+    /// never reads the setting itself: it may run during static destruction, and a malformed value must be the
+    /// waiting thread's error, not a throw in a detached thread).
+    Clock::duration idle = std::chrono::hours(1);
 };
 
 /// The registry of this process (fresh in a forked child: the parent's waits are not the child's).
@@ -73,8 +77,7 @@ void watchdog(Waits& w) {
     for (;;) {
         const auto now = Clock::now();
         // Idle, it looks again one warning period on: a wait that starts meanwhile is due no earlier.
-        const auto idle = std::chrono::duration_cast<Clock::duration>(stall_warn_after());
-        auto wake = now + (idle.count() > 0 ? idle : std::chrono::hours(1));
+        auto wake = now + w.idle;
         std::string out;
         for (auto& [id, e] : w.entries) {
             if (now - e.since >= e.next) {
@@ -99,6 +102,7 @@ WaitWatch::WaitWatch(std::string call, std::string what, std::string cause, Prob
     id_ = w.next_id++;
     const auto first = std::chrono::duration_cast<Clock::duration>(warn);
     const auto now = Clock::now();
+    w.idle = first;
     w.entries.emplace(id_, Entry{std::move(call), std::move(what), std::move(cause), std::move(probe), now,
                                  std::time(nullptr), first});
     if (w.thread_pid == 0) {

@@ -458,3 +458,19 @@ TEST(StallDoctorWaits, WatchdogSleepsThroughShortWaits) {
     });
     ASSERT_EQ(child.wait(), 0) << cap.text();
 }
+
+TEST(StallDoctorWaits, TheIdleWatchdogNeverReadsTheEnvironment) {
+    // The idle watchdog wakes every warning period, also while the process exits; it takes the period from the
+    // waits it watched, never from the setting (destroyed at exit; a malformed value would throw in a detached
+    // thread and end the process). The value turns malformed while the watchdog sleeps through five periods.
+    Capture cap;
+    Child child([&] {
+        cap.redirect();
+        stall_env("20");
+        { coyote::detail::diag::WaitWatch first("test", "a short wait", "none"); } // starts the watchdog
+        ::setenv("COYOTE_STALL_WARN_MS", "soon", 1);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        return voluntary_switches_of("coyote-watchdog") > 0 ? 0 : 5;
+    });
+    ASSERT_EQ(child.wait(), 0) << cap.text();
+}
