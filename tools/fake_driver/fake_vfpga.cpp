@@ -223,9 +223,16 @@ void FakeVfpga::publish() noexcept {
         if (s < 0) continue;
         live[static_cast<size_t>(c)] = true;
         auto& v = counts[static_cast<size_t>(c)];
+        // The hardware's writeback reads the counters; it never waits for them (poll_completed would sleep while a
+        // counter stands still, holding hw_mtx_ against the next post).
+        try {
+            sim_->raise_pending_error(s);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "coyote fake driver: %s\n", e.what());
+        }
         for (size_t k = 0; k < 4; ++k) {
             try {
-                v[k] = sim_->poll_completed(s, k_classes[k]);
+                v[k] = sim_->completed(s, k_classes[k]);
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "coyote fake driver: %s\n", e.what());
             }

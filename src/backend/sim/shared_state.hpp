@@ -18,7 +18,7 @@
 namespace coyote::detail::sim {
 
 inline constexpr uint64_t k_state_magic = 0x434f594f54455354ULL; // "COYOTEST"
-inline constexpr uint32_t k_state_version = 3;
+inline constexpr uint32_t k_state_version = 4;
 /// Bytes reserved for the net engine's area after the (page-rounded) header; see net_offset / net_size.
 inline constexpr uint64_t k_state_net_area_size = 1ULL << 20;
 
@@ -39,8 +39,9 @@ struct SharedState {
     /// Where the net engine's area starts in the segment and how large it is (0 if none).
     uint64_t net_offset = 0;
     uint64_t net_size = 0;
-    /// Completion sequence: advanced after every counter increment (signal_completion); pollers that found nothing
-    /// new sleep on it (a futex shared between processes) instead of spinning for the CPU their peer needs.
+    /// Completion sequence, the futex word of sleeping pollers: advanced by a completion only while a poller sleeps
+    /// or is about to (cmpl_waiters > 0). A poller that spins reads its counter, never this line, so a peer that
+    /// posts completions does not have to take the line back from the poller at every completion.
     alignas(64) std::atomic<uint32_t> cmpl_seq{0};
     std::atomic<uint32_t> cmpl_waiters{0};
     /// Set by a poller about to sleep, cleared by the first completion that wakes it: a burst of completions makes
@@ -49,20 +50,31 @@ struct SharedState {
 };
 
 /// Wakes the threads (of any process) sleeping in wait_completion on `s`; call after each completion counter
-/// increment. Inline: every completion runs it (a futex call only for the first completion after a poller went to
-/// sleep; a sleeper that has not yet set cmpl_wake finds cmpl_seq changed and does not sleep).
+/// increment. Inline: every completion runs it. With nobody asleep it costs one read-modify-write of a line that no
+/// spinning poller reads; else it advances the sequence, and the first completion after a poller went to sleep makes
+/// the futex call.
 inline void signal_completion(SharedState& s) noexcept {
+    // A read-modify-write reads the latest count of sleepers: either it sees the sleeper that registered before it,
+    // or that sleeper's registration reads this one and its re-check sees the counter incremented before.
+    if (s.cmpl_waiters.fetch_add(0, std::memory_order_seq_cst) == 0) return;
     s.cmpl_seq.fetch_add(1, std::memory_order_seq_cst);
-    if (s.cmpl_waiters.load(std::memory_order_seq_cst) != 0 && s.cmpl_wake.exchange(0, std::memory_order_seq_cst) != 0)
+    if (s.cmpl_wake.exchange(0, std::memory_order_seq_cst) != 0)
         (void)::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.cmpl_seq), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
-/// Sleeps until the completion sequence of `s` leaves `seen` (read before the counters were) or `timeout_ns` pass.
-inline void wait_completion(SharedState& s, uint32_t seen, long timeout_ns) noexcept {
+/// Sleeps until `changed()` holds (what the caller waits for: a counter past the value it last saw, a free slot),
+/// a completion is signalled on `s`, or `timeout_ns` pass. `changed` is evaluated once, after this thread is
+/// registered as a sleeper, so that a completion racing with the decision to sleep is never slept through.
+template <class Changed>
+inline void wait_completion(SharedState& s, Changed&& changed, long timeout_ns) noexcept {
     s.cmpl_waiters.fetch_add(1, std::memory_order_seq_cst);
-    s.cmpl_wake.store(1, std::memory_order_seq_cst);
-    const timespec ts{0, timeout_ns};
-    (void)::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.cmpl_seq), FUTEX_WAIT, seen, &ts, nullptr, 0);
+    // Read before the re-check: a completion signalled after it moves the sequence and ends the futex wait.
+    const uint32_t seen = s.cmpl_seq.load(std::memory_order_seq_cst);
+    if (!changed()) {
+        s.cmpl_wake.store(1, std::memory_order_seq_cst);
+        const timespec ts{0, timeout_ns};
+        (void)::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.cmpl_seq), FUTEX_WAIT, seen, &ts, nullptr, 0);
+    }
     s.cmpl_waiters.fetch_sub(1, std::memory_order_seq_cst);
 }
 

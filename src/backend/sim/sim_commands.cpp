@@ -220,7 +220,7 @@ inline PostStatus SimDevice::post_remote(const Command& cmd, CtidState& st) {
                     std::string(oper_name(cmd.oper)) + ": RDMA is disabled in the shell (rdma=0)");
     check_transfer_size(oper_name(cmd.oper), cmd.src.len);
     const PostStatus s = nic_->post(cmd);
-    if (s == PostStatus::busy) wait_for_room(); // the answers that free the FIFO may be waiting for us
+    if (s == PostStatus::busy) wait_for_room(cmd.ctid); // the answers that free the FIFO may be waiting for us
     if (s == PostStatus::ok) {
         st.posted.fetch_add(1, std::memory_order_relaxed);
         (cmd.oper == CoyoteOper::REMOTE_RDMA_READ ? sent_rdma_reads_ : sent_rdma_writes_)
@@ -287,7 +287,7 @@ PostStatus SimDevice::post(const Command& cmd) {
     int32_t cur = st.inflight.load(std::memory_order_relaxed);
     do {
         if (cur >= k_max_inflight) {
-            wait_for_room(&st.inflight);
+            wait_for_room(cmd.ctid, &st.inflight);
             return PostStatus::busy;
         }
     } while (!st.inflight.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
@@ -299,8 +299,14 @@ PostStatus SimDevice::post(const Command& cmd) {
     return PostStatus::ok;
 }
 
-void SimDevice::wait_for_room(const std::atomic<int32_t>* inflight) noexcept {
-    const uint32_t seq = state_->cmpl_seq.load(std::memory_order_seq_cst);
+void SimDevice::wait_for_room(int32_t ctid, const std::atomic<int32_t>* inflight) noexcept {
+    // Without `inflight` the NIC's window is full: the ACKs and READ responses that free it count as RDMA
+    // completions of the ctid.
+    const auto rdma_done = [&] {
+        return wback(CmplClass::rdma_write, ctid).load(std::memory_order_seq_cst) +
+               wback(CmplClass::rdma_read, ctid).load(std::memory_order_seq_cst);
+    };
+    const uint32_t before = inflight == nullptr ? rdma_done() : 0;
     bool ran = false;
     // Until a slot is free: a two-operand model holds a read (in flight) until the command that brings its partner,
     // queued behind it, runs. Returning after the read alone made every retry of the vadd sweep's posts yield the
@@ -310,7 +316,14 @@ void SimDevice::wait_for_room(const std::atomic<int32_t>* inflight) noexcept {
         if (inflight == nullptr || inflight->load(std::memory_order_acquire) < k_max_inflight) break;
     }
     poller_seen_.store(true, std::memory_order_relaxed);
-    if (!ran) wait_completion(*state_, seq, k_poll_sleep_ns); // until the next completion frees a slot
+    if (ran) return;
+    wait_completion(
+        *state_,
+        [&] {
+            return inflight == nullptr ? rdma_done() != before
+                                       : inflight->load(std::memory_order_seq_cst) < k_max_inflight;
+        },
+        k_poll_sleep_ns);
 }
 
 bool SimDevice::progress_one() noexcept {

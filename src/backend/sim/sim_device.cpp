@@ -300,17 +300,17 @@ void SimDevice::raise_pending_error(int32_t ctid) {
 uint32_t SimDevice::poll_completed(int32_t ctid, CmplClass cls) {
     raise_pending_error(ctid); // checks the range
     drive_progress();
-    const uint32_t seq = state_->cmpl_seq.load(std::memory_order_seq_cst);
     const uint32_t v = wback(cls, ctid).load(std::memory_order_acquire);
-    note_idle_poll(ctid, seq);
+    note_idle_poll(ctid, cls, v);
     return v;
 }
 
-inline void SimDevice::note_idle_poll(int32_t ctid, uint32_t seq) noexcept {
+inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen) noexcept {
     // Hints only (relaxed): threads polling the same ctid may interleave their updates.
     auto& st = ctids_[static_cast<size_t>(ctid)];
-    if (st.poll_seq.load(std::memory_order_relaxed) != seq) { // something completed since the last poll
-        st.poll_seq.store(seq, std::memory_order_relaxed);
+    auto& last = st.poll_seen[static_cast<size_t>(cls)];
+    if (last.load(std::memory_order_relaxed) != seen) { // the counter moved since its last poll
+        last.store(seen, std::memory_order_relaxed);
         st.poll_idle.store(0, std::memory_order_relaxed);
         return;
     }
@@ -334,7 +334,9 @@ inline void SimDevice::note_idle_poll(int32_t ctid, uint32_t seq) noexcept {
             return;
         }
     }
-    wait_completion(*state_, seq, k_poll_sleep_ns);
+    const std::atomic<uint32_t>& counter = wback(cls, ctid);
+    wait_completion(
+        *state_, [&] { return counter.load(std::memory_order_seq_cst) != seen; }, k_poll_sleep_ns);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -168,9 +168,9 @@ private:
         std::atomic<bool> has_error{false}; ///< an asynchronous error waits in errors_
         pid_t hpid = 0;
         bool foreign = false; ///< hpid is another process: host addresses are its memory (sim_foreign.cpp)
-        // Polls that saw no completion on the vFPGA (poll_completed): the completion sequence of the last poll, and
-        // how many polls in a row saw it unchanged (reset by posts and clearCompleted).
-        std::atomic<uint32_t> poll_seq{0};
+        // Polls that saw no completion (poll_completed): per class, the counter value its last poll saw, and how
+        // many polls in a row saw their counter unchanged (reset by posts and clearCompleted).
+        std::array<std::atomic<uint32_t>, N_WBACKS> poll_seen{};
         std::atomic<uint32_t> poll_idle{0};
         std::atomic<int64_t> idle_since_ns{0}; ///< when the current idle streak passed k_polls_before_yield
         std::atomic<uint64_t> done{0}; ///< commands completed (command_done): invalidates trusted probes
@@ -230,10 +230,10 @@ private:
     /// a poller waiting on completions makes progress itself instead of waiting for the worker to wake up.
     bool progress_one() noexcept;
     /// post() found the command FIFO full: runs a queued command in the calling thread if it can, else sleeps until
-    /// the next completion of this vFPGA (at most k_poll_sleep_ns), so that the caller's retry finds room without
+    /// a slot is free (without `inflight`: until the ctid's RDMA counters move; at most k_poll_sleep_ns), so that the caller's retry finds room without
     /// spinning or yielding its CPU to unrelated processes. With `inflight` (a ctid's commands in flight), it runs
     /// queued commands until that count is below k_max_inflight or none can run.
-    void wait_for_room(const std::atomic<int32_t>* inflight = nullptr) noexcept;
+    void wait_for_room(int32_t ctid, const std::atomic<int32_t>* inflight = nullptr) noexcept;
     /// Manual progress of a thread waiting on this vFPGA (polling completions, or posting into a full FIFO): the
     /// oldest queued local command, unless another thread is at it, and the frames that arrived whole on the TCP
     /// wire's connections (Nic::progress; each connection's reader thread takes the rest). Inline: every poll runs it.
@@ -303,6 +303,7 @@ private:
         auto& st = ctids_[static_cast<size_t>(ctid)];
         st.done.fetch_add(1, std::memory_order_release);
         if (st.inflight.fetch_sub(1, std::memory_order_acq_rel) <= 0) st.inflight.store(0, std::memory_order_release);
+        signal_completion(*state_); // a poster sleeping in wait_for_room waits for this slot
     }
     /// The process-mapping probe of check_range (msync), unless the range is the one probed for a command of
     /// `ctid` that is still in flight (no command of `ctid` completed since it was accepted): a buffer must stay
@@ -315,14 +316,14 @@ private:
     /// Drops a probe no accepted command vouches for (validate_local starts with it).
     static void forget_untrusted_probe() noexcept;
 
-    /// Counts the polls of `ctid` that saw no completion of this vFPGA. Past k_polls_before_yield the poller keeps
-    /// polling for spin_ns_, with a sched_yield between polls (a completion that comes meanwhile is seen at once,
-    /// with no wake-up to wait for: on a VM a futex wake costs 10 - 20 us; and the yield hands the core to a peer
-    /// the scheduler placed on it, as it does with a waker and its wakee), then sleeps at every poll until the next completion of this vFPGA
-    /// (sequence `seq`, read before the counter) or k_poll_sleep_ns: a peer process or one of our threads that will
-    /// deliver the completion gets the CPU now. It spins while local commands are queued or running on this vFPGA
-    /// (it runs them itself). Inline: every poll runs it.
-    void note_idle_poll(int32_t ctid, uint32_t seq) noexcept;
+    /// Counts the polls of `ctid` whose counter of class `cls` stayed at `seen`. Past k_polls_before_yield the
+    /// poller keeps polling for spin_ns_, with a sched_yield between polls (a completion that comes meanwhile is seen
+    /// at once, with no wake-up to wait for: on a VM a futex wake costs 10 - 20 us; and the yield hands the core to a
+    /// peer the scheduler placed on it, as it does with a waker and its wakee), then sleeps at every poll until that
+    /// counter moves or k_poll_sleep_ns pass: a peer process or one of our threads that will deliver the completion
+    /// gets the CPU now. It spins while local commands are queued or running on this vFPGA (it runs them itself).
+    /// Inline: every poll runs it.
+    void note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen) noexcept;
 
     // interrupts (sim_device.cpp)
     /// Shell::raise_interrupt: hands `value` to the ctid's interrupt thread (counted as dropped without one).
