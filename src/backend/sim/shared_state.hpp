@@ -18,7 +18,7 @@
 namespace coyote::detail::sim {
 
 inline constexpr uint64_t k_state_magic = 0x434f594f54455354ULL; // "COYOTEST"
-inline constexpr uint32_t k_state_version = 4;
+inline constexpr uint32_t k_state_version = 5;
 /// Bytes reserved for the net engine's area after the (page-rounded) header; see net_offset / net_size.
 inline constexpr uint64_t k_state_net_area_size = 1ULL << 20;
 
@@ -39,26 +39,31 @@ struct SharedState {
     /// Where the net engine's area starts in the segment and how large it is (0 if none).
     uint64_t net_offset = 0;
     uint64_t net_size = 0;
-    /// Completion sequence, the futex word of sleeping pollers: advanced by a completion only while a poller sleeps
-    /// or is about to (cmpl_waiters > 0). A poller that spins reads its counter, never this line, so a peer that
-    /// posts completions does not have to take the line back from the poller at every completion.
+    /// The futex word of sleeping pollers: a completion sequence in the upper 31 bits, advanced by a completion only
+    /// while a poller sleeps or is about to (cmpl_waiters > 0), and in bit 0 the mark of a poller gone to sleep on
+    /// the current value. A poller that spins reads its counter, never this line, so a peer that posts completions
+    /// does not take the line back from the poller at every completion.
     alignas(64) std::atomic<uint32_t> cmpl_seq{0};
     std::atomic<uint32_t> cmpl_waiters{0};
-    /// Set by a poller about to sleep, cleared by the first completion that wakes it: a burst of completions makes
-    /// one futex call, not one per completion while the sleeper waits to be scheduled.
-    std::atomic<uint32_t> cmpl_wake{0};
 };
+
+/// Bit 0 of cmpl_seq: a poller sleeps (or is about to) on the word's current value.
+inline constexpr uint32_t k_cmpl_sleeping = 1;
 
 /// Wakes the threads (of any process) sleeping in wait_completion on `s`; call after each completion counter
 /// increment. Inline: every completion runs it. With nobody asleep it costs one read-modify-write of a line that no
 /// spinning poller reads; else it advances the sequence, and the first completion after a poller went to sleep makes
-/// the futex call.
+/// the futex call (a burst of completions makes one, not one per completion while the sleeper waits to run).
 inline void signal_completion(SharedState& s) noexcept {
     // A read-modify-write reads the latest count of sleepers: either it sees the sleeper that registered before it,
     // or that sleeper's registration reads this one and its re-check sees the counter incremented before.
     if (s.cmpl_waiters.fetch_add(0, std::memory_order_seq_cst) == 0) return;
-    s.cmpl_seq.fetch_add(1, std::memory_order_seq_cst);
-    if (s.cmpl_wake.exchange(0, std::memory_order_seq_cst) != 0)
+    // Advance the sequence and take the sleeping mark in one step: a mark set on the value this completion replaces
+    // is always seen, and a mark set later (on the new value) is left for the completion after.
+    uint32_t old = s.cmpl_seq.load(std::memory_order_relaxed);
+    while (!s.cmpl_seq.compare_exchange_weak(old, (old & ~k_cmpl_sleeping) + 2, std::memory_order_seq_cst)) {
+    }
+    if (old & k_cmpl_sleeping)
         (void)::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.cmpl_seq), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
@@ -68,12 +73,15 @@ inline void signal_completion(SharedState& s) noexcept {
 template <class Changed>
 inline void wait_completion(SharedState& s, Changed&& changed, long timeout_ns) noexcept {
     s.cmpl_waiters.fetch_add(1, std::memory_order_seq_cst);
-    // Read before the re-check: a completion signalled after it moves the sequence and ends the futex wait.
-    const uint32_t seen = s.cmpl_seq.load(std::memory_order_seq_cst);
+    // Read before the re-check: a completion signalled after it moves the sequence, so the mark below is not set
+    // (the compare-exchange fails) or the futex wait finds another value, or the completion sees the mark and wakes.
+    uint32_t seen = s.cmpl_seq.load(std::memory_order_seq_cst);
     if (!changed()) {
-        s.cmpl_wake.store(1, std::memory_order_seq_cst);
-        const timespec ts{0, timeout_ns};
-        (void)::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.cmpl_seq), FUTEX_WAIT, seen, &ts, nullptr, 0);
+        const uint32_t marked = seen | k_cmpl_sleeping;
+        if (seen == marked || s.cmpl_seq.compare_exchange_strong(seen, marked, std::memory_order_seq_cst)) {
+            const timespec ts{0, timeout_ns};
+            (void)::syscall(SYS_futex, reinterpret_cast<uint32_t*>(&s.cmpl_seq), FUTEX_WAIT, marked, &ts, nullptr, 0);
+        }
     }
     s.cmpl_waiters.fetch_sub(1, std::memory_order_seq_cst);
 }
