@@ -185,17 +185,29 @@ size_t TcpWire::accepted_conns() {
 
 void TcpWire::adopt(ConnPtr c) {
     std::lock_guard lk(conns_mtx_);
+    // The threads of connections that ended: they only return after setting `finished`, so the joins are quick.
+    std::erase_if(readers_, [](ConnThread& t) {
+        if (!t.finished->load(std::memory_order_acquire)) return false;
+        t.thread.join();
+        return true;
+    });
     conns_.push_back(c);
     n_conns_.store(conns_.size(), std::memory_order_relaxed);
     nic_.mark_wire_live(); // pollers of the vFPGA start serving connections (progress)
-    readers_.emplace_back([this, c] {
-        name_thread("coyote-wire-rx");
-        reader(c);
+    start_conn_thread("coyote-wire-rx", [this, c] { reader(c); });
+    start_conn_thread("coyote-wire-tx", [this, c] { sender(c); });
+}
+
+void TcpWire::start_conn_thread(const char* name, std::function<void()> body) {
+    auto finished = std::make_shared<std::atomic<bool>>(false);
+    readers_.reserve(readers_.size() + 1); // no throw between starting the thread and keeping it
+    std::thread t([name, finished, body = std::move(body)]() mutable {
+        name_thread(name);
+        body();
+        body = nullptr; // its captures (the connection) go before the thread counts as finished
+        finished->store(true, std::memory_order_release);
     });
-    readers_.emplace_back([this, c] {
-        name_thread("coyote-wire-tx");
-        sender(c);
-    });
+    readers_.push_back(ConnThread{std::move(t), std::move(finished)});
 }
 
 }  // namespace coyote::detail::sim::net

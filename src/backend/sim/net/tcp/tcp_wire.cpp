@@ -118,13 +118,13 @@ TcpWire::~TcpWire() {
     }
     wake();
     if (acceptor_.joinable()) acceptor_.join();
-    std::vector<std::thread> readers;
+    std::vector<ConnThread> readers;
     {
         std::lock_guard lk(conns_mtx_);
         for (auto& c : conns_) ::shutdown(c->fd.get(), SHUT_RDWR); // connections adopted meanwhile
         readers.swap(readers_);
     }
-    for (auto& t : readers) t.join();
+    for (auto& t : readers) t.thread.join();
 }
 
 void TcpWire::wake() noexcept {

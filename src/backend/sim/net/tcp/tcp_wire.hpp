@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -115,6 +116,12 @@ struct Conn {
     std::string death;
 };
 
+/// A reader or sender thread of a connection; `finished` is set as its last step (joining it then does not wait).
+struct ConnThread {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> finished;
+};
+
 /// The TCP wire of one NIC: a listener (bound at construction, listening from open()), an acceptor thread that
 /// runs the handshakes of new connections without blocking on any of them, and a reader and a sender thread per
 /// authenticated connection (a peer that stalls mid-frame or stops reading stalls only its own connection).
@@ -165,8 +172,11 @@ private:
     void accept_new(std::vector<Handshake>& hs);
     /// Reads what `h` has of its HELLO; true when the handshake is over (authenticated or refused).
     bool advance(Handshake& h);
-    /// Adds an authenticated connection and starts its reader thread.
+    /// Adds an authenticated connection and starts its reader and sender threads; joins those of connections
+    /// that ended.
     void adopt(ConnPtr c);
+    /// Starts `body` as a connection thread named `name` (conns_mtx_ held).
+    void start_conn_thread(const char* name, std::function<void()> body);
     /// The reader thread of `c`: waits for each frame and handles it, until the connection dies.
     void reader(ConnPtr c);
     /// The key of `ctid`'s endpoint, 0 when none was issued.
@@ -256,7 +266,9 @@ private:
     std::vector<ConnPtr> conns_;                 ///< live connections (each has a reader thread)
     std::atomic<size_t> n_conns_{0};             ///< conns_.size(), for progress() to skip the lock
     std::atomic<size_t> progress_cursor_{0};     ///< the connection progress() starts at (rotates)
-    std::vector<std::thread> readers_;           ///< readers and senders, joined by the destructor
+    /// Readers and senders: a finished one is joined by the next adopt(), the rest by the destructor, so that a
+    /// wire whose peers come and go keeps only the threads of live connections.
+    std::vector<ConnThread> readers_;
     std::map<uint64_t, ConnPtr> by_key_;         ///< peer key -> connection used for requests
     std::map<uint64_t, std::string> dead_keys_;  ///< peers whose connection was lost
 

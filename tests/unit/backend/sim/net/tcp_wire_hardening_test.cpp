@@ -332,6 +332,44 @@ TEST(TcpWireHardening, ConnectionsBeyondTheCapAreRefusedUntilOneCloses) {
     EXPECT_EQ(server.wait(), 0);
 }
 
+/// Lines of /proc/<pid>/maps: a thread that ended but was never joined keeps its stack (and guard) mapped.
+size_t mappings_of(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
+    size_t n = 0;
+    for (std::string line; std::getline(f, line);) ++n;
+    return n;
+}
+
+TEST(TcpWireHardening, ThreadsOfClosedConnectionsAreReleased) {
+    const uint16_t port = coyote_test::free_port();
+    ASSERT_NE(port, 0);
+    Child server([&] { return serve(port); }, 90);
+    const pid_t spid = server.pid();
+    Child client([&] {
+        return write_batch(port, spid, true, 60s, [&](const sim::Endpoint& ep) {
+            // 150 peers come and go, each with a reader and a sender thread at the target: before the fix their
+            // stacks stayed mapped until the wire closed (about 600 more mappings here).
+            auto churn = [&](int n) {
+                for (int i = 0; i < n; ++i) {
+                    const auto [fd, ok] = hello(ep, ep.key);
+                    check(ok, "a connection was refused while churning");
+                    ::shutdown(fd, SHUT_WR);
+                    check(closed_within(fd, 20s), "the target did not see a connection close");
+                    ::close(fd);
+                }
+            };
+            churn(10); // the allocator's and the wire's own first-use mappings
+            const size_t before = mappings_of(spid);
+            churn(150);
+            const size_t after = mappings_of(spid);
+            std::fprintf(stderr, "target mappings: %zu before, %zu after 150 connections\n", before, after);
+            check(after < before + 60, "the target keeps the threads of closed connections");
+        });
+    }, 90);
+    EXPECT_EQ(client.wait(), 0);
+    EXPECT_EQ(server.wait(), 0);
+}
+
 TEST(TcpWireHardening, AKeyOpensNoConnectionAfterTheNextExchange) {
     const uint16_t port = coyote_test::free_port();
     ASSERT_NE(port, 0);
