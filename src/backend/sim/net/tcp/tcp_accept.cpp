@@ -34,9 +34,6 @@ const settings::Integer k_max_conns{"COYOTE_SIM_WIRE_MAX_CONNS", "sim-net", 1024
                                     "authenticated TCP wire connections peers may hold open to one NIC at once (each "
                                     "costs a reader and a sender thread); a peer beyond them is refused after its HELLO"};
 
-/// Names the calling thread (seen in /proc/<pid>/task/*/comm, top, gdb); at most 15 characters.
-void name_thread(const char* name) noexcept { (void)::pthread_setname_np(::pthread_self(), name); }
-
 void put_key(std::byte* p, uint64_t k) noexcept {
     for (size_t i = 0; i < 8; ++i) p[i] = static_cast<std::byte>((k >> (8 * i)) & 0xFF);
 }
@@ -201,12 +198,14 @@ void TcpWire::adopt(ConnPtr c) {
 void TcpWire::start_conn_thread(const char* name, std::function<void()> body) {
     auto finished = std::make_shared<std::atomic<bool>>(false);
     readers_.reserve(readers_.size() + 1); // no throw between starting the thread and keeping it
-    std::thread t([name, finished, body = std::move(body)]() mutable {
-        name_thread(name);
+    std::thread t([finished, body = std::move(body)]() mutable {
         body();
         body = nullptr; // its captures (the connection) go before the thread counts as finished
         finished->store(true, std::memory_order_release);
     });
+    // Named here, not by the thread, so it has its name before the connection serves a frame (seen in
+    // /proc/<pid>/task/*/comm, top, gdb; at most 15 characters).
+    (void)::pthread_setname_np(t.native_handle(), name);
     readers_.push_back(ConnThread{std::move(t), std::move(finished)});
 }
 
