@@ -10,10 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <filesystem>
 #include <memory>
-#include <thread>
 
 #include "backend/sim/net/wire_format.hpp"
 #include "fuzz_stream_support.hpp"
@@ -72,28 +69,11 @@ void hello(int fd, const sim::Endpoint& ep) {
         coyote::fuzz::finding("the wire no longer answers a valid HELLO", err.c_str());
 }
 
-/// Threads of this process now (entries of /proc/self/task).
-size_t threads_now() {
-    size_t n = 0;
-    for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) n += e.is_directory() ? 1 : 0;
-    return n;
-}
-
-/// Waits (up to 2 s) until the connection threads this input started have ended: libFuzzer's leak check after an
-/// input must not run while one of them starts or exits, when what it allocated is reachable from no thread LSan
-/// scans yet (reported as a leak of pthread_getattr_np's or a string's memory, 1 in about 9,000 inputs).
-void settle(size_t before) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-    while (threads_now() > before && std::chrono::steady_clock::now() < deadline)
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (size == 0) return 0;
     const Target& t = target();
-    const size_t threads_before = threads_now();
     const int fd = dial(t.ep);
     if ((data[0] & 1) != 0) hello(fd, t.ep);
     (void)coyote::fuzz::send_all(fd, data + 1, size - 1);
@@ -101,6 +81,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int check = dial(t.ep); // the wire still serves a well-behaved peer
     hello(check, t.ep);
     ::close(check);
-    settle(threads_before);
     return 0;
 }

@@ -231,8 +231,9 @@ private:
     bool progress_one() noexcept;
     /// post() found the command FIFO full: runs a queued command in the calling thread if it can, else sleeps until
     /// a slot is free (without `inflight`: until the ctid's RDMA counters move; at most k_poll_sleep_ns), so that
-    /// the caller's retry finds room without spinning or yielding its CPU to unrelated processes. With `inflight` (a ctid's commands in flight), it runs
-    /// queued commands until that count is below k_max_inflight or none can run.
+    /// the caller's retry finds room without spinning or yielding its CPU to unrelated processes. With `inflight`
+    /// (a ctid's commands in flight), it runs queued commands until that count is below k_max_inflight or none can
+    /// run.
     void wait_for_room(int32_t ctid, const std::atomic<int32_t>* inflight = nullptr) noexcept;
     /// Manual progress of a thread waiting on this vFPGA (polling completions, or posting into a full FIFO): the
     /// oldest queued local command, unless another thread is at it, and the frames that arrived whole on the TCP
