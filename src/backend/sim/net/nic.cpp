@@ -211,7 +211,8 @@ std::string NicImpl::debug_string(int32_t ctid) const {
     os << ", ctx_rejected " << c.ctx_rejected.load() << ", arp_misses " << c.arp_misses.load() << ", bad_keys "
        << c.bad_key_conns.load() << ", bad_frames " << c.bad_frames.load() << ", local_failures "
        << c.local_failures.load() << ", acks_sent " << c.acks_sent.load() << " (coalescing "
-       << c.acks_coalesced.load() << " more)\n";
+       << c.acks_coalesced.load() << " more), wire conns " << c.conns_adopted.load() << " (threads ended "
+       << c.conn_threads_ended.load() << ")\n";
     return os.str();
 }
 

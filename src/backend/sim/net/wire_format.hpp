@@ -62,7 +62,7 @@ Endpoint decode_endpoint(std::span<const std::byte> bytes);
 // ---- published NIC state -----------------------------------------------------------------------
 
 inline constexpr uint64_t k_nic_magic = 0x3143494e4f594f43ULL; // "COYONIC1"
-inline constexpr uint32_t k_nic_version = 4;
+inline constexpr uint32_t k_nic_version = 5;
 /// Remote-access windows per ctid (cThread::k_max_windows).
 inline constexpr uint32_t k_nic_windows = 16;
 
@@ -132,6 +132,8 @@ struct NicCounters {
     std::atomic<uint64_t> accepted{0};      ///< requests accepted as target
     std::atomic<uint64_t> acks_sent{0};     ///< TCP wire: ACK frames sent as target
     std::atomic<uint64_t> acks_coalesced{0};///< TCP wire: WRITEs / SENDs acknowledged by a later (cumulative) ACK
+    std::atomic<uint64_t> conns_adopted{0}; ///< TCP wire: connections authenticated (each gets 2 threads)
+    std::atomic<uint64_t> conn_threads_ended{0}; ///< TCP wire: their threads that returned (2 per closed one)
 };
 
 /// The shared segment of one NIC: "<vfpga prefix>.nic".

@@ -190,6 +190,7 @@ void TcpWire::adopt(ConnPtr c) {
     });
     conns_.push_back(c);
     n_conns_.store(conns_.size(), std::memory_order_relaxed);
+    nic_.shared().counters.conns_adopted.fetch_add(1, std::memory_order_relaxed);
     nic_.mark_wire_live(); // pollers of the vFPGA start serving connections (progress)
     start_conn_thread("coyote-wire-rx", [this, c] { reader(c); });
     start_conn_thread("coyote-wire-tx", [this, c] { sender(c); });
@@ -198,9 +199,10 @@ void TcpWire::adopt(ConnPtr c) {
 void TcpWire::start_conn_thread(const char* name, std::function<void()> body) {
     auto finished = std::make_shared<std::atomic<bool>>(false);
     readers_.reserve(readers_.size() + 1); // no throw between starting the thread and keeping it
-    std::thread t([finished, body = std::move(body)]() mutable {
+    std::thread t([this, finished, body = std::move(body)]() mutable {
         body();
         body = nullptr; // its captures (the connection) go before the thread counts as finished
+        nic_.shared().counters.conn_threads_ended.fetch_add(1, std::memory_order_release);
         finished->store(true, std::memory_order_release);
     });
     // Named here, not by the thread, so it has its name before the connection serves a frame (seen in

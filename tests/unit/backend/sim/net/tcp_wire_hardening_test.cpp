@@ -25,6 +25,7 @@
 
 #include "backend/sim/net/tcp/tcp_wire.hpp"
 #include "backend/sim/net/wire_format.hpp"
+#include "detail/handles.hpp"
 #include "unit/proc_net.hpp"
 #include "unit/rdma_test_support.hpp"
 
@@ -364,6 +365,19 @@ TEST(TcpWireHardening, ThreadsOfClosedConnectionsAreReleased) {
             const size_t after = mappings_of(spid);
             std::fprintf(stderr, "target mappings: %zu before, %zu after 150 connections\n", before, after);
             check(after < before + 60, "the target keeps the threads of closed connections");
+            // The target's counters: every connection it authenticated, and both threads of each one that closed.
+            // The wire's own connection to this client (for the batch) is authenticated and still open.
+            const auto seg = coyote::detail::ShmSegment::open("/coyote-sim." + std::to_string(::getuid()) + "." +
+                                                              std::to_string(spid) + ".d0v0.nic");
+            const sim::NicCounters& n = static_cast<const sim::NicShared*>(seg.get())->counters;
+            const auto until = std::chrono::steady_clock::now() + 20s;
+            while (n.conn_threads_ended.load() < 2 * 160 && std::chrono::steady_clock::now() < until)
+                std::this_thread::sleep_for(1ms);
+            const uint64_t adopted = n.conns_adopted.load(), ended = n.conn_threads_ended.load();
+            std::fprintf(stderr, "target counters: %llu connections adopted, %llu threads ended\n",
+                         static_cast<unsigned long long>(adopted), static_cast<unsigned long long>(ended));
+            check(adopted >= 160 && adopted <= 161, "the target counted " + std::to_string(adopted) + " connections");
+            check(ended == 2 * 160, "the target counted " + std::to_string(ended) + " ended threads");
         });
     }, 90);
     EXPECT_EQ(client.wait(), 0);
