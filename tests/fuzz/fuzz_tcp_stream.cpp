@@ -67,8 +67,8 @@ int dial(const sim::Endpoint& ep) {
         while ((r = ::poll(&pf, 1, 10000)) < 0 && errno == EINTR) {
         }
         socklen_t len = sizeof(err);
-        if (r <= 0) err = ETIMEDOUT;
-        else (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        err = ETIMEDOUT;
+        if (r > 0) (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err == 0) return fd;
     }
     coyote::fuzz::finding("cannot reach the wire:", std::strerror(err));

@@ -121,8 +121,10 @@ void untrack_segment(const std::string& name) noexcept {
     if (t.owner == ::getpid()) t.names.erase(name);
 }
 
-std::string segment_prefix() {
-    return "/" + std::string(k_base) + std::to_string(::getuid()) + "." + std::to_string(::getpid());
+std::string segment_prefix() { return segment_prefix(::getpid()); }
+
+std::string segment_prefix(pid_t pid) {
+    return "/" + std::string(k_base) + std::to_string(::getuid()) + "." + std::to_string(pid);
 }
 
 std::string vfpga_segment_prefix(uint32_t device, int32_t vfid) {

@@ -15,8 +15,9 @@
 
 namespace coyote::detail::sim {
 
-/// "/coyote-sim.<uid>.<pid>" of the calling process.
+/// "/coyote-sim.<uid>.<pid>" of the calling process, or of process `pid` (of the same user).
 std::string segment_prefix();
+std::string segment_prefix(pid_t pid);
 /// "/coyote-sim.<uid>.<pid>.d<device>v<vfid>" of the calling process.
 std::string vfpga_segment_prefix(uint32_t device, int32_t vfid);
 /// The name of the shared state segment of (device, vfid) of the calling process.

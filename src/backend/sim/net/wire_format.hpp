@@ -132,7 +132,7 @@ struct NicCounters {
     std::atomic<uint64_t> accepted{0};      ///< requests accepted as target
     std::atomic<uint64_t> acks_sent{0};     ///< TCP wire: ACK frames sent as target
     std::atomic<uint64_t> acks_coalesced{0};///< TCP wire: WRITEs / SENDs acknowledged by a later (cumulative) ACK
-    std::atomic<uint64_t> conns_adopted{0}; ///< TCP wire: connections authenticated (each gets 2 threads)
+    std::atomic<uint64_t> conns_adopted{0}; ///< TCP wire: connections served, accepted or dialed (2 threads each)
     std::atomic<uint64_t> conn_threads_ended{0}; ///< TCP wire: their threads that returned (2 per closed one)
 };
 

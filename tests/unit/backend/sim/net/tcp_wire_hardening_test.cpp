@@ -25,6 +25,7 @@
 
 #include "backend/sim/net/tcp/tcp_wire.hpp"
 #include "backend/sim/net/wire_format.hpp"
+#include "backend/sim/segments.hpp"
 #include "detail/handles.hpp"
 #include "unit/proc_net.hpp"
 #include "unit/rdma_test_support.hpp"
@@ -367,8 +368,7 @@ TEST(TcpWireHardening, ThreadsOfClosedConnectionsAreReleased) {
             check(after < before + 60, "the target keeps the threads of closed connections");
             // The target's counters: every connection it authenticated, and both threads of each one that closed.
             // The wire's own connection to this client (for the batch) is authenticated and still open.
-            const auto seg = coyote::detail::ShmSegment::open("/coyote-sim." + std::to_string(::getuid()) + "." +
-                                                              std::to_string(spid) + ".d0v0.nic");
+            const auto seg = coyote::detail::ShmSegment::open(sim::segment_prefix(spid) + ".d0v0.nic");
             const sim::NicCounters& n = static_cast<const sim::NicShared*>(seg.get())->counters;
             const auto until = std::chrono::steady_clock::now() + 20s;
             while (n.conn_threads_ended.load() < 2 * 160 && std::chrono::steady_clock::now() < until)
