@@ -156,7 +156,7 @@ void TcpWire::kill(const ConnPtr& c, const std::string& why) noexcept {
             auto it = by_key_.find(c->peer_key);
             if (it != by_key_.end() && it->second == c) {
                 by_key_.erase(it);
-                dead_keys_[c->peer_key] = "connection to " + c->name + " lost: " + why;
+                dead_keys_.record(c->peer_key, "connection to " + c->name + " lost: " + why);
             }
         }
     }
@@ -233,8 +233,7 @@ TcpWire::ConnPtr TcpWire::connect_to(const Endpoint& ep, int32_t ctid) {
     {
         std::lock_guard lk(conns_mtx_);
         if (auto it = by_key_.find(ep.key); it != by_key_.end()) return it->second;
-        if (auto it = dead_keys_.find(ep.key); it != dead_keys_.end())
-            throw_error(Errc::peer_gone, "RDMA", who + ": " + it->second);
+        if (auto why = dead_keys_.find(ep.key)) throw_error(Errc::peer_gone, "RDMA", who + ": " + *why);
     }
     const auto deadline = Clock::now() + std::min<std::chrono::milliseconds>(cfg_.io_timeout, 10000ms);
     open(); // the peer may answer on a connection of its own

@@ -19,6 +19,7 @@
 
 #include "backend/device.hpp"
 #include "backend/sim/net/nic_state.hpp"
+#include "backend/sim/net/tcp/dead_peers.hpp"
 #include "backend/sim/net/tcp/socket_io.hpp"
 #include "backend/sim/net/wire_config.hpp"
 
@@ -86,6 +87,9 @@ inline constexpr size_t k_max_queued_answers = 1024;
 /// WRITEs / SENDs one ACK may answer at most (RoCE responders coalesce ACKs likewise): the requester sees the
 /// completions of a burst in a few frames, not one per request.
 inline constexpr uint32_t k_max_coalesced_acks = 32;
+
+/// Lost peers whose reason a wire keeps (DeadPeers): about 100 bytes each.
+inline constexpr size_t k_max_dead_peers = 4096;
 
 /// One connection to a peer's wire (either side may have opened it); a reader thread of its own serves it and
 /// answers what it can send at once, and a sender thread of its own sends the answers that have to wait for the
@@ -270,7 +274,7 @@ private:
     /// wire whose peers come and go keeps only the threads of live connections.
     std::vector<ConnThread> readers_;
     std::map<uint64_t, ConnPtr> by_key_;         ///< peer key -> connection used for requests
-    std::map<uint64_t, std::string> dead_keys_;  ///< peers whose connection was lost
+    DeadPeers dead_keys_{k_max_dead_peers};     ///< peers whose connection was lost (the latest ones)
 
     std::thread acceptor_;
 };
