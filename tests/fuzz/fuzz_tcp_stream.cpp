@@ -19,6 +19,7 @@
 #include <string>
 #include <thread>
 
+#include "backend/sim/net/tcp/tcp_wire.hpp"
 #include "backend/sim/net/wire_format.hpp"
 #include "backend/sim/segments.hpp"
 #include "detail/handles.hpp"
@@ -98,20 +99,12 @@ void settle(Target& t) {
 
 /// Sends HELLO with the NIC's key (and a key of ours) and checks the HELLO_ACK.
 void hello(int fd, Target& t) {
-    const sim::Endpoint& ep = t.ep;
-    sim::FrameHeader h;
-    h.type = sim::FrameType::hello;
-    h.payload_len = 16;
-    const auto hb = sim::encode_frame(h);
-    std::array<std::byte, 16> keys{};
-    const uint64_t k[2] = {ep.key, 0x66757a7a66757a7aULL};
-    for (size_t i = 0; i < 16; ++i) keys[i] = static_cast<std::byte>((k[i / 8] >> (8 * (i % 8))) & 0xff);
+    const auto hb = sim::net::encode_hello(sim::net::HelloKeys{t.ep.key, 0x66757a7a66757a7aULL});
     std::array<std::byte, sim::k_frame_header_size> rb{};
     sim::FrameHeader r;
     std::string err;
     const auto start = std::chrono::steady_clock::now();
-    const bool sent = coyote::fuzz::send_all(fd, hb.data(), hb.size()) &&
-                      coyote::fuzz::send_all(fd, keys.data(), keys.size());
+    const bool sent = coyote::fuzz::send_all(fd, hb.data(), hb.size());
     if (!sent) err = std::string("send failed: ") + std::strerror(errno);
     if (sent && !coyote::fuzz::read_exact(fd, rb.data(), rb.size(), 10000)) {
         char b;
