@@ -56,8 +56,14 @@ std::size_t type_size(uint64_t code) noexcept {
 
 namespace ops = ::coyote::detail::reduce_ops;
 
-/// Reduces `count` elements of a and b into output dest 0: straight into the pending writes' memory when the
-/// shell offers a window, element by element through push() where a window ends inside an element.
+/// Adds `k` to the element counter. Called before the elements' output is committed: a host that sees the
+/// LOCAL_WRITE they complete must see them counted.
+void count_elements(Shell& shell, std::size_t k) {
+    shell.csr_write(rm::k_csr_elements, shell.csr_read(rm::k_csr_elements) + k);
+}
+
+/// Reduces `count` elements of a and b into output dest 0 and counts them: straight into the pending writes'
+/// memory when the shell offers a window, element by element through push() where a window ends inside an element.
 template <typename T, T (*F)(T, T)>
 void run(Shell& shell, const std::byte* a, const std::byte* b, std::size_t count) {
     constexpr std::size_t es = sizeof(T);
@@ -73,6 +79,7 @@ void run(Shell& shell, const std::byte* a, const std::byte* b, std::size_t count
             const T z = F(x, y);
             std::byte tmp[es];
             std::memcpy(tmp, &z, es);
+            count_elements(shell, 1);
             shell.push(0, std::span<const std::byte>(tmp, es));
             ++done;
             continue;
@@ -88,6 +95,7 @@ void run(Shell& shell, const std::byte* a, const std::byte* b, std::size_t count
             const T z = F(x, y);
             std::memcpy(out + i * es, &z, es);
         }
+        count_elements(shell, k);
         shell.commit(0, k * es);
         done += k;
     }
@@ -204,12 +212,10 @@ private:
         case rm::k_type_float64: ok = run_op<double>(shell, op_, a, b, count); break;
         default: break;
         }
-        if (ok) {
-            shell.csr_write(rm::k_csr_elements, shell.csr_read(rm::k_csr_elements) + count);
-        } else {
-            // Keep the output stream in step with the input: the pending writes still complete.
-            shell.push(0, std::span<const std::byte>(a, count * type_size(type_)));
+        if (!ok) {
+            // Keep the output stream in step with the input: the pending writes still complete (after the count).
             shell.csr_write(rm::k_csr_errors, shell.csr_read(rm::k_csr_errors) + 1);
+            shell.push(0, std::span<const std::byte>(a, count * type_size(type_)));
         }
         return ok;
     }
