@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "backend/sim/net/wire_format.hpp"
+#include "backend/sim/node_cores.hpp"
 #include "backend/sim/reconfig_state.hpp"
 #include "backend/sim/segments.hpp"
 #include "backend/sim/shell_port.hpp"
@@ -57,17 +58,6 @@ const settings::Integer k_poll_spin_us{
     "auto"};
 /// The automatic spin budget while every rank of the node can have a core of its own.
 constexpr int64_t k_auto_spin_ns = 100 * 1000;
-
-/// Ranks on this node as the launcher tells it (Open MPI, MPICH / Hydra, Slurm), 0 when unknown.
-int64_t local_ranks() {
-    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"})
-        if (const std::optional<std::string> v = settings::foreign(name)) {
-            char* end = nullptr;
-            const long long n = std::strtoll(v->c_str(), &end, 10);
-            if (end != v->c_str() && n > 0) return n;
-        }
-    return 0;
-}
 
 /// The spin budget of idle pollers: COYOTE_SIM_POLL_SPIN_US, else k_auto_spin_ns unless the node is oversubscribed
 /// (more ranks than online cores, as Open MPI's yield_when_idle decides: a polling rank would then keep the core its

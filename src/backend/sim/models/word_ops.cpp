@@ -1,7 +1,10 @@
 // coyote-mpi sim backend: the lane operations of word_ops.hpp, 128 bytes a step in 256-bit GCC/Clang vector types,
 // compiled twice (AVX2 and the x86-64 baseline, picked at load time): with 128-bit steps +1 over 1 MiB ran at 0.35 -
-// 0.65x memcpy on the Zen 4 test machine, with 256-bit steps at memcpy's speed.
+// 0.65x memcpy on the Zen 4 test machine, with 256-bit steps at memcpy's speed. Large operations are shared among
+// the model threads (lane_pool.hpp).
 #include "backend/sim/models/word_ops.hpp"
+
+#include "backend/sim/models/lane_pool.hpp"
 
 #include <cstdint>
 #include <cstring>
@@ -54,21 +57,83 @@ inline void apply(const std::byte* a, const std::byte* b, std::byte* out, std::s
     run<op, uint32_t, float>(a, b, out, whole, n);
 }
 
+/// Pieces of a job shared among the model threads: 64 KiB (about 2 us of work), a multiple of the 128-byte step.
+constexpr std::size_t k_piece = 64 * 1024;
+
+/// [p, p + n) and [q, q + n) are the same range or do not overlap (pieces may then run in any order).
+bool independent(const std::byte* p, const std::byte* q, std::size_t n) noexcept {
+    const auto x = reinterpret_cast<std::uintptr_t>(p), y = reinterpret_cast<std::uintptr_t>(q);
+    return x == y || x + n <= y || y + n <= x;
+}
+
 }  // namespace
 
-__attribute__((target_clones("avx2", "default"))) void increment_u32(const std::byte* a, std::byte* out,
-                                                                       std::size_t n) noexcept {
+// The kernels have external linkage: a call to a file-local target_clones function is bound while the library is
+// being loaded (before a sanitizer's runtime is ready), an exported one at its first call.
+namespace kernels {
+
+__attribute__((target_clones("avx2", "default"))) void increment_kernel(const std::byte* a, const std::byte*,
+                                                                          std::byte* out, std::size_t n) noexcept {
     apply<Op::increment>(a, nullptr, out, n);
 }
 
-__attribute__((target_clones("avx2", "default"))) void add_u32(const std::byte* a, const std::byte* b, std::byte* out,
-                                                                 std::size_t n) noexcept {
+__attribute__((target_clones("avx2", "default"))) void add_u32_kernel(const std::byte* a, const std::byte* b,
+                                                                        std::byte* out, std::size_t n) noexcept {
     apply<Op::add_u32>(a, b, out, n);
 }
 
-__attribute__((target_clones("avx2", "default"))) void add_f32(const std::byte* a, const std::byte* b, std::byte* out,
-                                                                 std::size_t n) noexcept {
+__attribute__((target_clones("avx2", "default"))) void add_f32_kernel(const std::byte* a, const std::byte* b,
+                                                                        std::byte* out, std::size_t n) noexcept {
     apply<Op::add_f32>(a, b, out, n);
+}
+
+}  // namespace kernels
+
+namespace {
+
+/// One word operation over its operands, split among the model threads (lane_pool.hpp) when it is large and
+/// its output is independent of its inputs' other words. The kernels are called by name, never through their
+/// address: taking the address of a target_clones function binds it while the library is still being loaded.
+struct Job {
+    Op op;
+    const std::byte* a;
+    const std::byte* b; ///< nullptr for one-operand operations
+    std::byte* out;
+
+    void kernel(std::size_t from, std::size_t to) const noexcept {
+        const std::size_t n = to - from;
+        switch (op) {
+        case Op::increment: kernels::increment_kernel(a + from, nullptr, out + from, n); break;
+        case Op::add_u32: kernels::add_u32_kernel(a + from, b + from, out + from, n); break;
+        case Op::add_f32: kernels::add_f32_kernel(a + from, b + from, out + from, n); break;
+        }
+    }
+
+    static void piece(const void* ctx, std::size_t from, std::size_t to) noexcept {
+        static_cast<const Job*>(ctx)->kernel(from, to);
+    }
+
+    void run(std::size_t n) const {
+        if (n < 2 * k_piece || !independent(a, out, n) || (b != nullptr && !independent(b, out, n))) {
+            kernel(0, n);
+            return;
+        }
+        parallel_for(n, k_piece, &Job::piece, this);
+    }
+};
+
+}  // namespace
+
+void increment_u32(const std::byte* a, std::byte* out, std::size_t n) {
+    Job{Op::increment, a, nullptr, out}.run(n);
+}
+
+void add_u32(const std::byte* a, const std::byte* b, std::byte* out, std::size_t n) {
+    Job{Op::add_u32, a, b, out}.run(n);
+}
+
+void add_f32(const std::byte* a, const std::byte* b, std::byte* out, std::size_t n) {
+    Job{Op::add_f32, a, b, out}.run(n);
 }
 
 }  // namespace coyote::detail::sim::lanes

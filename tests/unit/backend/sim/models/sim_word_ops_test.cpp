@@ -1,5 +1,6 @@
 // The 32-bit lane operations of the copy-like sim models (models/word_ops.hpp) against a scalar computation, at
-// lengths that end inside and outside a 64-byte step and at unaligned addresses.
+// lengths that end inside and outside a 64-byte step and at unaligned addresses; at sizes shared among the model
+// threads, also in place and with an output that overlaps an input at an offset (which stays on one thread).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "backend/sim/models/word_ops.hpp"
+#include "support/env_guard.hpp"
 
 namespace lanes = coyote::detail::sim::lanes;
 
@@ -60,4 +62,48 @@ TEST(SimWordOps, MatchScalarAtEveryLengthAndAlignment) {
             }
         }
     }
+}
+
+TEST(SimWordOps, SharedAmongThreadsMatchScalar) {
+    coyote_test::EnvGuard threads("COYOTE_SIM_MODEL_THREADS", "2");
+    constexpr std::size_t k_n = (1u << 20) + 68; // 16 pieces and a short one
+    std::vector<std::byte> a(k_n), b(k_n), out(k_n + 4);
+    for (std::size_t i = 0; i < k_n; ++i) {
+        a[i] = static_cast<std::byte>(i * 37 + 250);
+        b[i] = static_cast<std::byte>(i * 11 + 3);
+    }
+    std::fill(out.begin(), out.end(), std::byte{0x5a});
+    lanes::add_u32(a.data(), b.data(), out.data(), k_n);
+    for (std::size_t i = 0; i < k_n / 4; ++i)
+        ASSERT_EQ(word_at(out, 0, i), word_at(a, 0, i) + word_at(b, 0, i)) << "add_u32 word " << i;
+    EXPECT_EQ(out[k_n], std::byte{0x5a}) << "wrote past n";
+
+    lanes::add_f32(a.data(), b.data(), out.data(), k_n);
+    for (std::size_t i = 0; i < k_n / 4; ++i) {
+        const float want = float_at(a, 0, i) + float_at(b, 0, i), got = float_at(out, 0, i);
+        if (want == want) {
+            ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << "add_f32 word " << i;
+        }
+    }
+
+    std::vector<std::byte> in_place = a; // out == a
+    lanes::increment_u32(in_place.data(), in_place.data(), k_n);
+    for (std::size_t i = 0; i < k_n / 4; ++i)
+        ASSERT_EQ(word_at(in_place, 0, i), word_at(a, 0, i) + 1u) << "in-place increment word " << i;
+}
+
+TEST(SimWordOps, OverlappingOutputGivesTheOneThreadResult) {
+    constexpr std::size_t k_n = 1u << 20;
+    std::vector<std::byte> a(k_n + 64);
+    for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<std::byte>(i * 29 + 7);
+    std::vector<std::byte> one = a, shared = a;
+    {
+        coyote_test::EnvGuard threads("COYOTE_SIM_MODEL_THREADS", "1");
+        lanes::increment_u32(one.data() + 64, one.data(), k_n); // output 64 bytes before its input
+    }
+    {
+        coyote_test::EnvGuard threads("COYOTE_SIM_MODEL_THREADS", "2");
+        lanes::increment_u32(shared.data() + 64, shared.data(), k_n);
+    }
+    EXPECT_EQ(one, shared);
 }
