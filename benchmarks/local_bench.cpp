@@ -17,7 +17,11 @@
 //                           above it is time off the CPU); for the vadd models also stream_add_p50_us (the same add
 //                           as a plain C++ loop over the same buffers, between the iterations too),
 //                           stream_add_vs_memcpy (the bound of a kernel that reads 2 bytes per byte written) and
-//                           model_vs_stream_add.
+//                           model_vs_stream_add; model_threads: the threads that shared the model's work
+//                           (COYOTE_SIM_MODEL_THREADS, automatic by default), helper_share: the share of its
+//                           64 KiB pieces that helper threads ran.
+//   sweep_1thread/<model>/1048576   the same with COYOTE_SIM_MODEL_THREADS=1 (the driving thread alone, as on a
+//                           node whose cores all run ranks), for the models that compute.
 //
 // Every command's data is verified: transfers compare dst with src, reads compare the sink's word sum and
 // byte count (user CSRs) with the host's, writes check the source's pattern. ratio_vs_memcpy = memcpy time /
@@ -35,6 +39,7 @@
 #include <iterator>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -42,6 +47,7 @@
 
 #include <coyote/cThread.hpp>
 
+#include "backend/sim/models/lane_pool.hpp"
 #include "detail/settings.hpp"
 
 namespace {
@@ -238,9 +244,37 @@ std::pair<long, long> thread_switches() {
     return {u.ru_nvcsw, u.ru_nivcsw};
 }
 
+/// COYOTE_SIM_MODEL_THREADS for a scope (unchanged for nullptr), restored after it.
+class ThreadsOverride {
+public:
+    explicit ThreadsOverride(const char* value) {
+        if (value == nullptr) return;
+        active_ = true;
+        if (const char* old = std::getenv(k_name)) old_ = old;
+        ::setenv(k_name, value, 1);
+    }
+    ThreadsOverride(const ThreadsOverride&) = delete;
+    ThreadsOverride& operator=(const ThreadsOverride&) = delete;
+    ~ThreadsOverride() {
+        if (!active_) return;
+        if (old_)
+            ::setenv(k_name, old_->c_str(), 1);
+        else
+            ::unsetenv(k_name);
+    }
+
+private:
+    static constexpr const char* k_name = "COYOTE_SIM_MODEL_THREADS";
+    bool active_ = false;
+    std::optional<std::string> old_;
+};
+
 /// The sweep through model `m`, timed; the memcpy baseline runs between its iterations (untimed for the model), on
-/// the same buffers, so that both alternate under the same load and caches.
-void bm_sweep(benchmark::State& state, SweepModel* m) {
+/// the same buffers, so that both alternate under the same load and caches. `threads`: COYOTE_SIM_MODEL_THREADS
+/// for the run (nullptr: as set).
+void bm_sweep(benchmark::State& state, SweepModel* m, const char* threads) {
+    const ThreadsOverride override_threads(threads);
+    const auto pool_before = coyote::detail::sim::lanes::pool_stats();
     coyote::cThread& t = *m->thread;
     const coyote::localSg a = {.addr = m->src, .len = k_sweep_size, .dest = 0};
     const coyote::localSg b = {.addr = m->src_b, .len = k_sweep_size, .dest = 1};
@@ -287,11 +321,16 @@ void bm_sweep(benchmark::State& state, SweepModel* m) {
     if (cb::inject_corruption()) m->dst[k_sweep_size - 1] ^= 0xFF;
     if (!cb::verify(state, done && sweep_output_ok(*m), std::string("sweep output of model ") + m->name)) return;
     cb::throughput_counters(state, int64_t{k_sweep_size} * k_sweep_transfers, k_sweep_transfers);
-    const std::string key = std::string("sweep/") + m->name;
+    const std::string key = std::string(threads == nullptr ? "sweep/" : "sweep_1thread/") + m->name;
     cb::record_baseline(key, cb::median(baseline));
     state.counters["memcpy_p50_us"] = cb::median(baseline) * 1e6;
     state.counters["model_p50_us"] = cb::median(samples) * 1e6;
     state.counters["model_cpu_p50_us"] = cb::median(model_cpu) * 1e6;
+    state.counters["model_threads"] = coyote::detail::sim::lanes::model_threads();
+    const auto pool = coyote::detail::sim::lanes::pool_stats();
+    if (pool.pieces > pool_before.pieces) // the share of the model's pieces the helpers ran
+        state.counters["helper_share"] = static_cast<double>(pool.helper_pieces - pool_before.helper_pieces) /
+                                         static_cast<double>(pool.pieces - pool_before.pieces);
     if (!adds.empty()) { // the bound of a two-operand model: the same add as a plain loop, in the same run
         state.counters["stream_add_p50_us"] = cb::median(adds) * 1e6;
         state.counters["stream_add_vs_memcpy"] = cb::median(baseline) / cb::median(adds);
@@ -327,7 +366,12 @@ void setup_sweep() {
     }
     for (SweepModel& m : g_sweep) {
         const std::string s = std::string("/") + m.name + "/" + std::to_string(k_sweep_size);
-        benchmark::RegisterBenchmark(("sweep" + s).c_str(), bm_sweep, &m)->UseManualTime();
+        benchmark::RegisterBenchmark(("sweep" + s).c_str(), bm_sweep, &m, nullptr)->UseManualTime();
+    }
+    for (SweepModel& m : g_sweep) { // passthrough only copies: it has no word operations to share
+        const std::string s = std::string("/") + m.name + "/" + std::to_string(k_sweep_size);
+        if (std::string_view(m.name) != "passthrough")
+            benchmark::RegisterBenchmark(("sweep_1thread" + s).c_str(), bm_sweep, &m, "1")->UseManualTime();
     }
 }
 

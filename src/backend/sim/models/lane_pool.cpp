@@ -37,7 +37,9 @@ const settings::Integer k_threads{
 constexpr int64_t k_auto_max_threads = 4;
 /// How long an idle helper watches for the next job before it sleeps: while a batch of commands runs, the next
 /// input follows within microseconds.
-constexpr int64_t k_idle_spin_ns = 50 * 1000;
+constexpr int64_t k_idle_spin_ns = 20 * 1000;
+/// Pause instructions between yields of a waiting thread (a pause takes tens of cycles on current x86 cores).
+constexpr unsigned k_spins_per_yield = 64;
 /// The claim word's index while a job's fields change.
 constexpr uint32_t k_closed = UINT32_MAX;
 
@@ -59,17 +61,25 @@ class Pool {
 public:
     void run(std::size_t n, std::size_t grain, PieceFn fn, const void* ctx, unsigned threads);
     unsigned started() const noexcept { return started_.load(); }
+    PoolStats stats() const noexcept {
+        return {jobs_.load(std::memory_order_relaxed), pieces_total_.load(std::memory_order_relaxed),
+                helper_pieces_.load(std::memory_order_relaxed)};
+    }
 
 private:
     void start_helpers(unsigned count) noexcept;
     void helper_loop(unsigned index) noexcept;
-    /// Claims and runs pieces of the job of `epoch` until none is left to claim.
-    void work(uint32_t epoch) noexcept;
-    /// Waits until the wake word moves from `seen`: spinning for k_idle_spin_ns, then asleep.
-    void idle(uint32_t seen) noexcept;
+    /// Claims and runs pieces of the job of `epoch` until none is left to claim; returns how many it ran.
+    std::size_t work(uint32_t epoch) noexcept;
+    /// Waits until the wake word moves from `seen`: first spinning for k_idle_spin_ns when `spin`, then asleep.
+    void idle(uint32_t seen, bool spin) noexcept;
 
     std::mutex job_mtx_; ///< held by the caller of the running job
     uint32_t epoch_ = 0; ///< the last job's (under job_mtx_)
+    /// Jobs in a row whose helpers ran no piece (under job_mtx_): on a machine whose cores are busy a woken helper
+    /// comes too late, and the wake-up is a system call per job, so from the second such job on the helpers are
+    /// woken only on every 2nd, 4th, .. 64th job until they take a piece again.
+    unsigned idle_streak_ = 0;
     std::atomic<unsigned> started_{0};
     std::atomic<unsigned> helpers_wanted_{0}; ///< helpers with a lower index take part in jobs
     // The job.
@@ -78,6 +88,8 @@ private:
     std::atomic<std::size_t> n_{0}, grain_{1}, pieces_{0};
     std::atomic<uint64_t> claim_{ticket(0, k_closed)};
     std::atomic<std::size_t> done_{0};
+    // Statistics.
+    std::atomic<uint64_t> jobs_{0}, pieces_total_{0}, helper_pieces_{0};
     // Waking helpers.
     std::atomic<uint32_t> wake_{0};
     std::atomic<unsigned> sleepers_{0};
@@ -101,43 +113,53 @@ void Pool::run(std::size_t n, std::size_t grain, PieceFn fn, const void* ctx, un
     pieces_.store(pieces);
     done_.store(0);
     claim_.store(ticket(epoch, 0));
-    wake_.fetch_add(1);
-    if (sleepers_.load() > 0) wake_.notify_all();
-    work(epoch);
-    // Only pieces a helper has claimed are left: wait for them, giving the core away if one takes long.
-    for (unsigned spins = 0; done_.load() < pieces; ++spins) {
-        if (spins < 4096)
+    jobs_.fetch_add(1, std::memory_order_relaxed);
+    pieces_total_.fetch_add(pieces, std::memory_order_relaxed);
+    const uint32_t woken = wake_.fetch_add(1) + 1;
+    const unsigned every = 1u << std::min(idle_streak_ < 2 ? 0u : idle_streak_ - 1, 6u);
+    if (sleepers_.load() > 0 && woken % every == 0) wake_.notify_all();
+    const std::size_t mine = work(epoch);
+    // Only pieces a helper has claimed are left (about 2 us of work each): wait for them, giving the core away
+    // between polls in case the helper waits for it.
+    for (unsigned spins = 1; done_.load() < pieces; ++spins) {
+        if (spins % k_spins_per_yield != 0)
             cpu_relax();
         else
             (void)::sched_yield();
     }
+    idle_streak_ = mine < pieces ? 0 : std::min(idle_streak_ + 1, 64u);
 }
 
-void Pool::work(uint32_t epoch) noexcept {
+std::size_t Pool::work(uint32_t epoch) noexcept {
+    std::size_t ran = 0;
     for (;;) {
         uint64_t t = claim_.load();
-        if (static_cast<uint32_t>(t >> 32) != epoch) return;
+        if (static_cast<uint32_t>(t >> 32) != epoch) return ran;
         const PieceFn fn = fn_.load();
         const void* ctx = ctx_.load();
         const std::size_t n = n_.load(), grain = grain_.load(), pieces = pieces_.load();
         const auto i = static_cast<uint32_t>(t);
-        if (i >= pieces) return; // all claimed (or closed)
+        if (i >= pieces) return ran; // all claimed (or closed)
         if (!claim_.compare_exchange_weak(t, t + 1)) continue;
         const std::size_t from = std::size_t{i} * grain;
         fn(ctx, from, std::min(n, from + grain));
         done_.fetch_add(1);
+        ++ran;
     }
 }
 
-void Pool::idle(uint32_t seen) noexcept {
-    const int64_t until = monotonic_ns() + k_idle_spin_ns;
+void Pool::idle(uint32_t seen, bool spin) noexcept {
+    // Between polls the helper gives its core away: the thread that will post the next job may be waiting for it.
+    const int64_t until = spin ? monotonic_ns() + k_idle_spin_ns : 0;
     for (unsigned spins = 1; wake_.load() == seen; ++spins) {
-        if (spins % 64 == 0 && monotonic_ns() > until) {
+        if (spin && spins % k_spins_per_yield != 0) {
+            cpu_relax();
+        } else if (spin && monotonic_ns() < until) {
+            (void)::sched_yield();
+        } else {
             sleepers_.fetch_add(1);
             wake_.wait(seen);
             sleepers_.fetch_sub(1);
-        } else {
-            cpu_relax();
         }
     }
 }
@@ -145,8 +167,12 @@ void Pool::idle(uint32_t seen) noexcept {
 void Pool::helper_loop(unsigned index) noexcept {
     uint32_t seen = wake_.load();
     for (;;) {
-        if (index < helpers_wanted_.load()) work(static_cast<uint32_t>(claim_.load() >> 32));
-        idle(seen);
+        std::size_t ran = 0;
+        if (index < helpers_wanted_.load()) {
+            ran = work(static_cast<uint32_t>(claim_.load() >> 32));
+            if (ran > 0) helper_pieces_.fetch_add(ran, std::memory_order_relaxed);
+        }
+        idle(seen, ran > 0); // a helper that came too late for any piece sleeps at once
         seen = wake_.load();
     }
 }
@@ -169,15 +195,32 @@ void Pool::start_helpers(unsigned count) noexcept {
     (void)::pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
+/// usable_cpus(), read again at most every 50 ms: the system call takes about a microsecond, 3 % of a 1 MiB add,
+/// and a process's binding changes rarely (an MPI library binds its ranks once, early).
+int64_t cpus_recently() {
+    static std::atomic<int64_t> cpus{0}, read_at_ns{0};
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    const int64_t now = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+    const int64_t cached = cpus.load(std::memory_order_relaxed);
+    if (cached > 0 && now - read_at_ns.load(std::memory_order_relaxed) < 50 * 1000 * 1000) return cached;
+    const int64_t fresh = usable_cpus();
+    cpus.store(fresh, std::memory_order_relaxed);
+    read_at_ns.store(now, std::memory_order_relaxed);
+    return fresh;
+}
+
 }  // namespace
 
 unsigned model_threads() {
     if (const int64_t set = k_threads.get(); set > 0) return static_cast<unsigned>(set);
-    const int64_t share = usable_cpus() / std::max<int64_t>(1, local_ranks());
+    const int64_t share = cpus_recently() / std::max<int64_t>(1, local_ranks());
     return static_cast<unsigned>(std::clamp<int64_t>(share, 1, k_auto_max_threads));
 }
 
 unsigned helpers_started() { return diag::PerProcess<Pool>::get().started(); }
+
+PoolStats pool_stats() { return diag::PerProcess<Pool>::get().stats(); }
 
 void parallel_for(std::size_t n, std::size_t grain, PieceFn fn, const void* ctx) {
     if (grain == 0 || n <= grain) {

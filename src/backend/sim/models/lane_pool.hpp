@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace coyote::detail::sim::lanes {
 
@@ -23,5 +24,13 @@ unsigned model_threads();
 
 /// The helper threads started in this process so far (they sleep while no job runs).
 unsigned helpers_started();
+
+/// What the model threads of this process did so far.
+struct PoolStats {
+    uint64_t jobs = 0;          ///< jobs shared (run with helpers configured)
+    uint64_t pieces = 0;        ///< their pieces
+    uint64_t helper_pieces = 0; ///< pieces run by helpers
+};
+PoolStats pool_stats();
 
 }  // namespace coyote::detail::sim::lanes

@@ -1,5 +1,5 @@
 // The model threads of the sim's word operations (models/lane_pool.hpp): every piece runs exactly once, helpers
-// take part when configured and never when not, concurrent callers and a forked child get correct results, the
+// take part when configured (and the statistics count their pieces) and never when not, concurrent callers and a forked child get correct results, the
 // automatic thread count follows the node's ranks, and a malformed COYOTE_SIM_MODEL_THREADS is an error.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -65,6 +65,7 @@ TEST(SimLanePool, EveryPieceRunsOnceAtEveryShape) {
 TEST(SimLanePool, HelpersTakePiecesWhenConfigured) {
     EnvGuard threads("COYOTE_SIM_MODEL_THREADS", "3");
     EXPECT_EQ(lanes::model_threads(), 3u);
+    const lanes::PoolStats before = lanes::pool_stats();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     int foreign = 0, jobs = 0;
     while (foreign == 0 && std::chrono::steady_clock::now() < deadline) {
@@ -76,6 +77,17 @@ TEST(SimLanePool, HelpersTakePiecesWhenConfigured) {
     }
     EXPECT_GT(foreign, 0) << "no helper ran a piece in " << jobs << " jobs of 16 pieces of 200 us";
     EXPECT_EQ(lanes::helpers_started(), 2u);
+    // The statistics: every job and piece, and (once the helpers have added theirs) the pieces they ran.
+    lanes::PoolStats after = lanes::pool_stats();
+    EXPECT_EQ(after.jobs - before.jobs, static_cast<uint64_t>(jobs));
+    EXPECT_EQ(after.pieces - before.pieces, 16u * static_cast<uint64_t>(jobs));
+    const auto settle = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (after.helper_pieces - before.helper_pieces < static_cast<uint64_t>(foreign) &&
+           std::chrono::steady_clock::now() < settle) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        after = lanes::pool_stats();
+    }
+    EXPECT_EQ(after.helper_pieces - before.helper_pieces, static_cast<uint64_t>(foreign));
 }
 
 TEST(SimLanePool, OneThreadKeepsEveryPieceOnTheCaller) {
