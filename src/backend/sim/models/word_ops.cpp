@@ -1,7 +1,9 @@
 // coyote-mpi sim backend: the lane operations of word_ops.hpp, 128 bytes a step in 256-bit GCC/Clang vector types,
-// compiled twice (AVX2 and the x86-64 baseline, picked at load time): with 128-bit steps +1 over 1 MiB ran at 0.35 -
-// 0.65x memcpy on the Zen 4 test machine, with 256-bit steps at memcpy's speed. Large operations are shared among
-// the model threads (lane_pool.hpp).
+// compiled twice (AVX2 and the x86-64 baseline, picked at the first call): with 128-bit steps +1 over 1 MiB ran at
+// 0.35 - 0.65x memcpy on the Zen 4 test machine, with 256-bit steps at memcpy's speed. Large operations are shared
+// among the model threads (lane_pool.hpp). The choice is a plain branch, not target_clones: the loader binds a
+// target_clones function that the library calls itself while the library is still loading, before a sanitizer's
+// runtime is ready (every ASan and TSan test process crashed at start).
 #include "backend/sim/models/word_ops.hpp"
 
 #include "backend/sim/models/lane_pool.hpp"
@@ -20,7 +22,7 @@ enum class Op { increment, add_u32, add_f32 };
 
 /// z = `op` of one vector (of 1 or 8 lanes). By reference: 256-bit vectors passed by value change the ABI.
 template <Op op, typename U, typename F>
-inline void apply_op(const U& x, const U& y, U& z) {
+[[gnu::always_inline]] inline void apply_op(const U& x, const U& y, U& z) {
     if constexpr (op == Op::increment) {
         z = x + 1u;
     } else if constexpr (op == Op::add_u32) {
@@ -36,7 +38,7 @@ inline void apply_op(const U& x, const U& y, U& z) {
 
 /// `op` over the `T`-sized units of [from, to): T is U32x8 (vector steps) or uint32_t (single lanes).
 template <Op op, typename T, typename F>
-inline void run(const std::byte* a, const std::byte* b, std::byte* out, std::size_t from, std::size_t to) {
+[[gnu::always_inline]] inline void run(const std::byte* a, const std::byte* b, std::byte* out, std::size_t from, std::size_t to) {
     for (std::size_t i = from; i + sizeof(T) <= to; i += sizeof(T)) {
         T x, y{}, z;
         std::memcpy(&x, a + i, sizeof x);
@@ -46,9 +48,10 @@ inline void run(const std::byte* a, const std::byte* b, std::byte* out, std::siz
     }
 }
 
-/// `op` over n bytes: 128 bytes a step (four vectors, unrolled), then single lanes.
+/// `op` over n bytes: 128 bytes a step (four vectors, unrolled), then single lanes. Always inlined, so that each
+/// kernel below compiles it for its own instruction set.
 template <Op op>
-inline void apply(const std::byte* a, const std::byte* b, std::byte* out, std::size_t n) {
+[[gnu::always_inline]] inline void apply(const std::byte* a, const std::byte* b, std::byte* out, std::size_t n) {
     const std::size_t whole = n & ~std::size_t{127};
     for (std::size_t i = 0; i < whole; i += 128) {
         run<op, U32x8, F32x8>(a, b, out, i, i + 64);
@@ -66,56 +69,63 @@ bool independent(const std::byte* p, const std::byte* q, std::size_t n) noexcept
     return x == y || x + n <= y || y + n <= x;
 }
 
-}  // namespace
-
-// The kernels have external linkage: a call to a file-local target_clones function is bound while the library is
-// being loaded (before a sanitizer's runtime is ready), an exported one at its first call.
-namespace kernels {
-
-__attribute__((target_clones("avx2", "default"))) void increment_kernel(const std::byte* a, const std::byte*,
-                                                                          std::byte* out, std::size_t n) noexcept {
-    apply<Op::increment>(a, nullptr, out, n);
+template <Op op>
+void kernel_baseline(const std::byte* a, const std::byte* b, std::byte* out, std::size_t n) noexcept {
+    apply<op>(a, b, out, n);
 }
 
-__attribute__((target_clones("avx2", "default"))) void add_u32_kernel(const std::byte* a, const std::byte* b,
-                                                                        std::byte* out, std::size_t n) noexcept {
-    apply<Op::add_u32>(a, b, out, n);
+#if defined(__x86_64__) || defined(__i386__)
+template <Op op>
+__attribute__((target("avx2"))) void kernel_avx2(const std::byte* a, const std::byte* b, std::byte* out,
+                                                 std::size_t n) noexcept {
+    apply<op>(a, b, out, n);
 }
 
-__attribute__((target_clones("avx2", "default"))) void add_f32_kernel(const std::byte* a, const std::byte* b,
-                                                                        std::byte* out, std::size_t n) noexcept {
-    apply<Op::add_f32>(a, b, out, n);
+bool have_avx2() noexcept {
+    static const bool yes = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") != 0;
+    }();
+    return yes;
 }
+#endif
 
-}  // namespace kernels
-
-namespace {
+/// `op` over n bytes with the kernel for this CPU.
+template <Op op>
+void dispatch(const std::byte* a, const std::byte* b, std::byte* out, std::size_t n) noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    if (have_avx2()) {
+        kernel_avx2<op>(a, b, out, n);
+        return;
+    }
+#endif
+    kernel_baseline<op>(a, b, out, n);
+}
 
 /// One word operation over its operands, split among the model threads (lane_pool.hpp) when it is large and
-/// its output is independent of its inputs' other words. The kernels are called by name, never through their
-/// address: taking the address of a target_clones function binds it while the library is still being loaded.
+/// its output is independent of its inputs' other words.
 struct Job {
     Op op;
     const std::byte* a;
     const std::byte* b; ///< nullptr for one-operand operations
     std::byte* out;
 
-    void kernel(std::size_t from, std::size_t to) const noexcept {
+    void range(std::size_t from, std::size_t to) const noexcept {
         const std::size_t n = to - from;
         switch (op) {
-        case Op::increment: kernels::increment_kernel(a + from, nullptr, out + from, n); break;
-        case Op::add_u32: kernels::add_u32_kernel(a + from, b + from, out + from, n); break;
-        case Op::add_f32: kernels::add_f32_kernel(a + from, b + from, out + from, n); break;
+        case Op::increment: dispatch<Op::increment>(a + from, nullptr, out + from, n); break;
+        case Op::add_u32: dispatch<Op::add_u32>(a + from, b + from, out + from, n); break;
+        case Op::add_f32: dispatch<Op::add_f32>(a + from, b + from, out + from, n); break;
         }
     }
 
     static void piece(const void* ctx, std::size_t from, std::size_t to) noexcept {
-        static_cast<const Job*>(ctx)->kernel(from, to);
+        static_cast<const Job*>(ctx)->range(from, to);
     }
 
     void run(std::size_t n) const {
         if (n < 2 * k_piece || !independent(a, out, n) || (b != nullptr && !independent(b, out, n))) {
-            kernel(0, n);
+            range(0, n);
             return;
         }
         parallel_for(n, k_piece, &Job::piece, this);
