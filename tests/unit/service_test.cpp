@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "service_test_support.hpp"
+#include "unit/rdma_test_support.hpp"
 
 namespace {
 
@@ -325,12 +326,26 @@ TEST(Service, RemoteClientsOverTcpNeedTheKey) {
     ::chmod(key.c_str(), 0600);
     coyote_test::EnvGuard key_env("COYOTE_SERVICE_KEY_FILE", key.c_str());
     coyote_test::EnvGuard bind("COYOTE_SERVICE_BIND", "127.0.0.1");
-    const uint16_t port = static_cast<uint16_t>(20000 + ::getpid() % 20000);
+    // A port the kernel just handed out: one derived from the pid collided with a connection of another test.
+    const uint16_t port = coyote_test::free_port();
+    ASSERT_NE(port, 0);
     coyote::cService* svc = coyote::cService::getInstance("remote", true, 0, 0, true, port);
     svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t, int32_t>>(
         k_add, app_bitstream("app_a.bin", "passthrough"), [](coyote::cThread*, int32_t x, int32_t y) { return x + y; }));
-    std::thread server([svc] { svc->run(); });
-    ASSERT_TRUE(coyote_test::eventually([&] { return svc->isRunning(); }));
+    std::string server_error;
+    std::thread server([svc, &server_error] {
+        try {
+            svc->run();
+        } catch (const std::exception& e) {
+            server_error = e.what();
+        }
+    });
+    if (!coyote_test::eventually([&] { return svc->isRunning(); })) {
+        svc->stop();
+        server.join();
+        coyote::cService::releaseInstance(0);
+        FAIL() << "the service did not start on port " << port << ": " << server_error;
+    }
     {
         coyote::cConn conn("127.0.0.1", port, key);
         EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 20, 22)), 42);
