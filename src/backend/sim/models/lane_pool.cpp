@@ -22,6 +22,7 @@
 #include "backend/sim/node_cores.hpp"
 #include "detail/settings.hpp"
 #include "diag/per_process.hpp"
+#include "diag/status.hpp"
 
 namespace coyote::detail::sim::lanes {
 
@@ -199,9 +200,7 @@ void Pool::start_helpers(unsigned count) noexcept {
 /// and a process's binding changes rarely (an MPI library binds its ranks once, early).
 int64_t cpus_recently() {
     static std::atomic<int64_t> cpus{0}, read_at_ns{0};
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    const int64_t now = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+    const int64_t now = diag::monotonic_ns(); // the coarse clock: timer ticks are plenty for 50 ms
     const int64_t cached = cpus.load(std::memory_order_relaxed);
     if (cached > 0 && now - read_at_ns.load(std::memory_order_relaxed) < 50 * 1000 * 1000) return cached;
     const int64_t fresh = usable_cpus();
