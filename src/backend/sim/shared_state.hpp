@@ -18,7 +18,7 @@
 namespace coyote::detail::sim {
 
 inline constexpr uint64_t k_state_magic = 0x434f594f54455354ULL; // "COYOTEST"
-inline constexpr uint32_t k_state_version = 5;
+inline constexpr uint32_t k_state_version = 6;
 /// Bytes reserved for the net engine's area after the (page-rounded) header; see net_offset / net_size.
 inline constexpr uint64_t k_state_net_area_size = 1ULL << 20;
 
@@ -45,6 +45,13 @@ struct SharedState {
     /// does not take the line back from the poller at every completion.
     alignas(64) std::atomic<uint32_t> cmpl_seq{0};
     std::atomic<uint32_t> cmpl_waiters{0};
+    /// LOCAL_WRITE completions of each ctid that a same-host initiator applied but left uncounted (deferred: see
+    /// defer_local_write). A line per ctid, written by the initiators and read by this vFPGA's pollers only now and
+    /// then, so that a burst of WRITEs does not take the polled counter's line from the poller at every WRITE.
+    struct alignas(64) Deferred {
+        std::atomic<uint32_t> n{0};
+    };
+    Deferred deferred[N_CTID_MAX];
 };
 
 /// Bit 0 of cmpl_seq: a poller sleeps (or is about to) on the word's current value.
@@ -84,6 +91,32 @@ inline void wait_completion(SharedState& s, Changed&& changed, long timeout_ns) 
         }
     }
     s.cmpl_waiters.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+/// The LOCAL_WRITE counter of `ctid` in `s` (Coyote's writeback layout: class 1, after the local reads).
+inline std::atomic<uint32_t>& local_write_counter(SharedState& s, int32_t ctid) noexcept {
+    return s.wback[1 * N_CTID_MAX + static_cast<size_t>(ctid)];
+}
+
+/// Counts the deferred LOCAL_WRITE completions of `ctid` in `s`; returns whether there were any. Any thread of any
+/// process may call it at any time: the deferred count moves whole to the counter, which only goes up.
+inline bool claim_deferred(SharedState& s, int32_t ctid) noexcept {
+    std::atomic<uint32_t>& d = s.deferred[ctid].n;
+    if (d.load(std::memory_order_relaxed) == 0) return false; // a read: the line stays shared with the initiator
+    const uint32_t n = d.exchange(0, std::memory_order_acq_rel);
+    if (n == 0) return false;
+    local_write_counter(s, ctid).fetch_add(n, std::memory_order_release);
+    signal_completion(s);
+    return true;
+}
+
+/// One LOCAL_WRITE completion of `ctid` in `s` whose data the caller has written, counted later: by the next
+/// claim_deferred of the initiator (its next poll) or of a poller of `s` (claim cadence: SimDevice). A poller
+/// asleep on `s` cannot claim, so with sleepers it is counted at once; the poller's registration and this check are
+/// ordered (seq_cst both sides): either the poller's re-check sees the deferred count or this sees the sleeper.
+inline void defer_local_write(SharedState& s, int32_t ctid) noexcept {
+    s.deferred[ctid].n.fetch_add(1, std::memory_order_seq_cst);
+    if (s.cmpl_waiters.fetch_add(0, std::memory_order_seq_cst) != 0) (void)claim_deferred(s, ctid);
 }
 
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared counters need lock-free atomics");

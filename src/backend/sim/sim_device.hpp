@@ -48,6 +48,10 @@ inline constexpr int32_t k_max_inflight = CMD_FIFO_DEPTH - CMD_FIFO_THR;
 /// Polls that see no change before a poller starts sleeping at every poll (a few microseconds of spinning), or
 /// before it starts timing its spin budget (COYOTE_SIM_POLL_SPIN_US).
 inline constexpr uint32_t k_polls_before_yield = 128;
+/// A LOCAL_WRITE poller claims the completions initiators deferred (claim_deferred) when this many time-stamp
+/// ticks passed since its last claim (x86 TSC: about 1 - 4 us; else nanoseconds): a polling loop reads the line the
+/// initiators write only now and then, and a single poll after a pause claims at once.
+inline constexpr uint64_t k_claim_period_ticks = 4096;
 /// Longest sleep of one idle poll (checkCompleted returns after it, unchanged, if nothing completed).
 inline constexpr long k_poll_sleep_ns = 200 * 1000;
 /// Commands moving at most this many bytes may run in the posting thread.
@@ -173,6 +177,7 @@ private:
         std::array<std::atomic<uint32_t>, N_WBACKS> poll_seen{};
         std::atomic<uint32_t> poll_idle{0};
         std::atomic<int64_t> idle_since_ns{0}; ///< when the current idle streak passed k_polls_before_yield
+        std::atomic<uint64_t> last_claim_stamp{0}; ///< poll_stamp() of the ctid's last claim of deferred completions
         std::atomic<uint64_t> done{0}; ///< commands completed (command_done): invalidates trusted probes
     };
 
@@ -244,6 +249,7 @@ private:
             (void)progress_one();
         }
         if (nic_live_ != nullptr && nic_live_->load(std::memory_order_relaxed)) nic_->progress();
+        if (nic_deferred_ != nullptr && nic_deferred_->load(std::memory_order_relaxed) != 0) nic_->flush_deferred();
     }
     /// Runs a local command of a registered ctid; a failure becomes the ctid's pending error.
     void execute(const Command& cmd) noexcept;
@@ -323,8 +329,12 @@ private:
     /// peer the scheduler placed on it, as it does with a waker and its wakee), then sleeps at every poll until that
     /// counter moves or k_poll_sleep_ns pass: a peer process or one of our threads that will deliver the completion
     /// gets the CPU now. It spins while local commands are queued or running on this vFPGA (it runs them itself).
+    /// Past k_polls_before_yield a LOCAL_WRITE poll claims deferred completions first and stays hot if it found any.
     /// Inline: every poll runs it.
     void note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen) noexcept;
+    /// Claims the LOCAL_WRITE completions initiators deferred for `ctid` once k_claim_period_ticks passed since the
+    /// last claim, so that they never wait for the initiator to poll. Inline: every LOCAL_WRITE poll runs it.
+    void claim_when_due(int32_t ctid) noexcept;
 
     // interrupts (sim_device.cpp)
     /// Shell::raise_interrupt: hands `value` to the ctid's interrupt thread (counted as dropped without one).
@@ -435,6 +445,7 @@ private:
     /// The NIC's pending-error flags (null without a NIC): the polling path skips the NIC while they are clear.
     std::array<const std::atomic<bool>*, N_CTID_MAX> nic_pending_{};
     const std::atomic<bool>* nic_live_ = nullptr; ///< the NIC's progress_flag (null without RDMA)
+    const std::atomic<uint64_t>* nic_deferred_ = nullptr; ///< the NIC's deferred_flag (null without RDMA)
 };
 
 }  // namespace coyote::detail::sim

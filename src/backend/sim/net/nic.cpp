@@ -61,6 +61,7 @@ NicImpl::NicImpl(NicHost& host) : host_(host), cfg_(wire_config_from_env()) {
 NicImpl::~NicImpl() {
     sniffer::detach_nic(host_.device_id(), &shared_->sniff);
     tcp_.reset();
+    flush_deferred(); // the targets count them before their mappings go
     std::lock_guard lk(peers_mtx_);
     peers_.clear();
 }
@@ -158,6 +159,7 @@ void NicImpl::progress() noexcept {
 void NicImpl::on_ctid_unregistered(int32_t ctid) noexcept {
     if (ctid < 0 || ctid >= N_CTID_MAX) return;
     CtidState& cs = ctids_[static_cast<size_t>(ctid)];
+    flush_deferred(cs);
     {
         std::unique_lock bl(bufs_mtx_);
         std::lock_guard lk(cs.mtx);

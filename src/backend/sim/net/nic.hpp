@@ -62,6 +62,12 @@ public:
     /// Manual progress from a thread polling the vFPGA: handles what arrived for this NIC without waiting for it
     /// (the TCP wire's frames; the shm wire needs none, its requests are applied by their sender).
     virtual void progress() noexcept = 0;
+    /// Non-zero while completions of WRITEs this NIC applied over the shm wire wait to be counted at their targets
+    /// (a lock-free hint for the polling path; the flag lives as long as the NIC).
+    virtual const std::atomic<uint64_t>& deferred_flag() const noexcept = 0;
+    /// Counts those completions at their targets; every poll of the vFPGA runs it while deferred_flag is set, so a
+    /// poll that returns has made every earlier WRITE of this NIC visible to its target's pollers.
+    virtual void flush_deferred() noexcept = 0;
     virtual std::string debug_string(int32_t ctid) const = 0;
 };
 

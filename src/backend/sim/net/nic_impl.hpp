@@ -47,6 +47,8 @@ public:
     void on_ctid_unregistered(int32_t ctid) noexcept override;
     const std::atomic<bool>& progress_flag() const noexcept override { return wire_live_; }
     void progress() noexcept override;
+    const std::atomic<uint64_t>& deferred_flag() const noexcept override { return deferred_mask_; }
+    void flush_deferred() noexcept override;
     std::string debug_string(int32_t ctid) const override;
 
     // For the TCP wire.
@@ -137,6 +139,12 @@ private:
     /// Applies `req` (PSN assigned, generation = the queue pair's at that time) at a same-host peer; post_mtx held.
     PostStatus post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
                         uint64_t local_addr, bool last);
+    /// The completions of a shm WRITE or SEND of `ctid` that landed in `target_ctid` of `peer` (post_mtx held).
+    /// The first of a burst is counted at the target at once, the following ones to the same target are deferred
+    /// (defer_local_write) until this process polls, posts elsewhere or the target's poller claims them.
+    void complete_shm_write(CtidState& cs, int32_t ctid, ShmPeer& peer, int32_t target_ctid) noexcept;
+    /// Counts the deferred completions `cs` left at its last target.
+    static void flush_deferred(const CtidState& cs) noexcept;
     /// Hands the packets of a shm request and of its answer (`nak`: its syndrome) to the sniffers capturing this NIC
     /// or the peer's. Call only when one of the sniff words is set.
     void tap_shm(const RdmaRequest& req, ShmPeer& peer, uint64_t local_addr, uint8_t nak) noexcept;
@@ -184,6 +192,8 @@ private:
     std::map<uint64_t, std::unique_ptr<ShmPeer>> peers_;
 
     mutable std::unique_ptr<TcpWire> tcp_;
+    /// Bit c: ctid c has a burst of WRITEs open; its later completions may sit deferred at its target.
+    std::atomic<uint64_t> deferred_mask_{0};
     std::atomic<bool> wire_live_{false}; ///< set (after tcp_) when the TCP wire adopts its first connection
     sniffer::TapCache tap_; ///< the capture buffer published in this NIC's sniff word
 };

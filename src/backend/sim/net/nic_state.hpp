@@ -38,6 +38,8 @@ inline std::atomic<uint32_t>& wback(SharedState& s, CmplClass cls, int32_t ctid)
     return s.wback[static_cast<size_t>(cls) * N_CTID_MAX + static_cast<size_t>(ctid)];
 }
 
+static_assert(static_cast<uint32_t>(CmplClass::local_write) == 1, "local_write_counter indexes class 1");
+
 /// Counts one completion of class `cls` of `ctid` in `s` and wakes its sleeping pollers.
 inline void bump_wback(SharedState& s, CmplClass cls, int32_t ctid) {
     wback(s, cls, ctid).fetch_add(1, std::memory_order_release);
@@ -50,11 +52,6 @@ inline void complete_read(SharedState& mine, int32_t ctid) {
     bump_wback(mine, CmplClass::rdma_read, ctid);
 }
 
-/// The completions of a WRITE or SEND: the target's local write, then the initiator's RDMA write.
-inline void complete_write(SharedState& target, int32_t target_ctid, SharedState& mine, int32_t ctid) {
-    bump_wback(target, CmplClass::local_write, target_ctid);
-    bump_wback(mine, CmplClass::rdma_write, ctid);
-}
 
 /// Monotonic nanoseconds at timer-tick resolution (a few ms): what the per-post liveness period needs, at a
 /// fraction of steady_clock's cost (measured 7 vs 37 ns per call on the development VM).
@@ -92,6 +89,11 @@ struct CtidState {
         uint64_t generation = 0;
         std::shared_ptr<ShmSegment> seg;
     } mapped;
+    /// Where the WRITEs of the open burst (NicImpl::deferred_mask_) land: the target may hold deferred completions
+    /// of this ctid's WRITEs in its ctid `deferred_ctid`. Written under post_mtx, read by any flushing poller (a
+    /// mixed read claims another slot of a mapped peer, which is harmless: any claim is correct).
+    std::atomic<ShmPeer*> deferred_peer{nullptr};
+    std::atomic<int32_t> deferred_ctid{0};
     /// The target's queue pair and buffer slots as the last shm post of this ctid read them (guarded by post_mtx).
     SlotCache slots;
     std::atomic<uint32_t> inflight{0};

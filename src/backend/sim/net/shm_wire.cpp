@@ -2,6 +2,7 @@
 // state and applied by this process, with one copy (memcpy into its registered buffer, or process_vm_* into a
 // window of its private memory). A packet sniffer capturing this NIC or the peer's sees each request's packets and
 // answer (nic_tap.cpp).
+#include <bit>
 #include <cerrno>
 #include <cstring>
 
@@ -54,6 +55,11 @@ std::unique_ptr<ShmPeer> NicImpl::open_shm_peer(const Endpoint& ep) {
     p->state = static_cast<SharedState*>(p->state_seg.get());
     if (p->state->magic != k_state_magic)
         throw_error(Errc::protocol, "RDMA", who + ": state segment " + ep.state_name + " has a bad magic");
+    if (p->state->version != k_state_version)
+        throw_error(Errc::protocol, "RDMA",
+                    who + ": state segment " + ep.state_name + " has layout version " +
+                        std::to_string(p->state->version) + ", this library " + std::to_string(k_state_version) +
+                        " (both sides must run the same coyote-mpi)");
     p->last_check_ns.store(coarse_now_ns());
     return p;
 }
@@ -170,9 +176,41 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
         if (req.op == RdmaOpcode::read)
             complete_read(mine, ctid);
         else
-            complete_write(*peer.state, v.ctid, mine, ctid);
+            complete_shm_write(cs, ctid, peer, v.ctid);
     }
     return PostStatus::ok;
+}
+
+void NicImpl::complete_shm_write(CtidState& cs, int32_t ctid, ShmPeer& peer, int32_t target_ctid) noexcept {
+    const uint64_t bit = uint64_t{1} << ctid;
+    SharedState& target = *peer.state;
+    const bool same_target = cs.deferred_peer.load(std::memory_order_relaxed) == &peer &&
+                             cs.deferred_ctid.load(std::memory_order_relaxed) == target_ctid;
+    if (same_target && (deferred_mask_.load(std::memory_order_seq_cst) & bit) != 0) {
+        defer_local_write(target, target_ctid);
+        // A flush that took the bit before the deferral may have missed it: set the bit again for the next one.
+        if ((deferred_mask_.load(std::memory_order_seq_cst) & bit) == 0)
+            deferred_mask_.fetch_or(bit, std::memory_order_seq_cst);
+    } else {
+        // A new burst: counted at once. The bit, set after the route (a release), opens the burst for the next
+        // WRITE and shows flushers this route.
+        if (!same_target) flush_deferred(cs); // what the previous burst left at its target
+        bump_wback(target, CmplClass::local_write, target_ctid);
+        cs.deferred_peer.store(&peer, std::memory_order_relaxed);
+        cs.deferred_ctid.store(target_ctid, std::memory_order_relaxed);
+        deferred_mask_.fetch_or(bit, std::memory_order_seq_cst);
+    }
+    bump_wback(host_.shared_state(), CmplClass::rdma_write, ctid);
+}
+
+void NicImpl::flush_deferred(const CtidState& cs) noexcept {
+    if (ShmPeer* p = cs.deferred_peer.load(std::memory_order_acquire); p != nullptr)
+        (void)claim_deferred(*p->state, cs.deferred_ctid.load(std::memory_order_relaxed));
+}
+
+void NicImpl::flush_deferred() noexcept {
+    for (uint64_t m = deferred_mask_.exchange(0, std::memory_order_seq_cst); m != 0; m &= m - 1)
+        flush_deferred(ctids_[static_cast<size_t>(std::countr_zero(m))]);
 }
 
 }  // namespace coyote::detail::sim::net
