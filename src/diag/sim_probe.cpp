@@ -39,9 +39,11 @@ bool completions(int32_t pid, uint32_t device, int32_t vfid, int32_t ctid, uint3
         ShmSegment seg = ShmSegment::open(vfpga_prefix(pid, device, vfid) + ".state");
         if (seg.size() < sizeof(sim::SharedState)) return false;
         const auto* st = static_cast<const sim::SharedState*>(seg.get());
-        if (st->magic != sim::k_state_magic) return false;
+        if (st->magic != sim::k_state_magic || st->version != sim::k_state_version) return false;
         for (uint32_t c = 0; c < k_classes; ++c)
             out[c] = st->wback[c * N_CTID_MAX + static_cast<uint32_t>(ctid)].load(std::memory_order_acquire);
+        // WRITEs that landed in a burst and wait to be claimed (defer_local_write) count as landed here.
+        out[1] += st->deferred[ctid].n.load(std::memory_order_acquire);
         return true;
     } catch (...) {
         return false;

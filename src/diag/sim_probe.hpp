@@ -15,7 +15,8 @@ namespace coyote::detail::diag::sim_probe {
 
 /// The NIC segment of vFPGA (device, vfid) of process `pid`.
 std::string nic_name(int32_t pid, uint32_t device, int32_t vfid);
-/// Reads the completion counters of `ctid` from the state segment of (pid, device, vfid); false if unreadable.
+/// Reads the completion counters of `ctid` from the state segment of (pid, device, vfid), LOCAL_WRITE with the
+/// completions deferred in a burst (landed, not yet claimed); false if unreadable or of another layout version.
 bool completions(int32_t pid, uint32_t device, int32_t vfid, int32_t ctid, uint32_t out[k_classes]) noexcept;
 /// The rejection counters of the NIC published in segment `name`.
 Rejections rejections(const std::string& name) noexcept;

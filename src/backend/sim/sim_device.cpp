@@ -53,11 +53,15 @@ void release_live(uint32_t device, int32_t vfid) noexcept {
 namespace settings = ::coyote::detail::settings;
 const settings::Integer k_poll_spin_us{
     "COYOTE_SIM_POLL_SPIN_US", "sim", 0, 0, 1000000,
-    "how long a thread polling checkCompleted without news keeps polling (yielding its core between polls) before "
-    "it sleeps until the next completion (auto: 100 us, 0 when this node runs more ranks than it has cores)",
+    "how long a thread polling checkCompleted without news keeps polling before it sleeps until the next "
+    "completion: the first 20 us without a system call (unless the vFPGA serves TCP wire connections), then "
+    "yielding its core between polls (auto: 100 us, 0 when this node runs more ranks than it has cores)",
     "auto"};
 /// The automatic spin budget while every rank of the node can have a core of its own.
 constexpr int64_t k_auto_spin_ns = 100 * 1000;
+/// The start of the spin budget an idle poller spends without sched_yield: the first WRITE of a peer's burst, which
+/// comes a wake-up after an out-of-band sync (5 - 10 us here), then meets a poller that is not in a system call.
+constexpr int64_t k_hot_spin_ns = 20 * 1000;
 
 /// The spin budget of idle pollers: COYOTE_SIM_POLL_SPIN_US, else k_auto_spin_ns unless the node is oversubscribed
 /// (more ranks than online cores, as Open MPI's yield_when_idle decides: a polling rank would then keep the core its
@@ -346,7 +350,12 @@ inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen
             st.poll_idle.store(n + 1, std::memory_order_relaxed);
             return;
         }
-        if (now - st.idle_since_ns.load(std::memory_order_relaxed) < spin_ns_) {
+        const int64_t idle = now - st.idle_since_ns.load(std::memory_order_relaxed);
+        // No thread of ours delivers on the shm wire: spin on without handing the core away for a while. A TCP wire
+        // connection's reader thread may share this core (a rank pinned to one), so with one the yields start now.
+        const bool tcp_live = nic_live_ != nullptr && nic_live_->load(std::memory_order_relaxed);
+        if (idle < std::min(k_hot_spin_ns, spin_ns_) && !tcp_live) return;
+        if (idle < spin_ns_) {
             // The peer that will deliver often shares this core (the scheduler pulls a waker and its wakee
             // together): hand it the core now; with nothing else runnable here this returns at once.
             ::sched_yield();
