@@ -287,7 +287,8 @@ void SimDevice::clear_completed(int32_t ctid) {
     // This process's own WRITEs are counted at their targets first (a clear often follows a burst, as in Coyote's
     // perf_rdma server). Completions deferred here landed before the clear: they go with the counters.
     if (nic_deferred_ != nullptr && nic_deferred_->load(std::memory_order_relaxed) != 0) nic_->flush_deferred();
-    if (auto& d = state_->deferred[ctid].n; d.load(std::memory_order_relaxed) != 0) d.store(0, std::memory_order_relaxed);
+    if (auto& d = state_->deferred[ctid].n; d.load(std::memory_order_relaxed) != 0)
+        d.store(0, std::memory_order_relaxed);
     for (uint32_t cls = 0; cls < N_WBACKS; ++cls)
         wback(static_cast<CmplClass>(cls), ctid).store(0, std::memory_order_release);
 }

@@ -324,13 +324,14 @@ private:
     static void forget_untrusted_probe() noexcept;
 
     /// Counts the polls of `ctid` whose counter of class `cls` stayed at `seen`. Past k_polls_before_yield the
-    /// poller keeps polling for spin_ns_, with a sched_yield between polls (a completion that comes meanwhile is seen
-    /// at once, with no wake-up to wait for: on a VM a futex wake costs 10 - 20 us; and the yield hands the core to a
-    /// peer the scheduler placed on it, as it does with a waker and its wakee), then sleeps at every poll until that
-    /// counter moves or k_poll_sleep_ns pass: a peer process or one of our threads that will deliver the completion
-    /// gets the CPU now. It spins while local commands are queued or running on this vFPGA (it runs them itself).
-    /// Past k_polls_before_yield a LOCAL_WRITE poll claims deferred completions first and stays hot if it found any.
-    /// Inline: every poll runs it.
+    /// poller keeps polling for spin_ns_: the first k_hot_spin_ns (sim_device.cpp) without a system call unless
+    /// the vFPGA serves TCP wire connections, then with a sched_yield between polls (a completion that comes
+    /// meanwhile is seen at once, with no wake-up to wait for: on a VM a futex wake costs 10 - 20 us; and the yield
+    /// hands the core to a peer the scheduler placed on it, as it does with a waker and its wakee), then sleeps at
+    /// every poll until that counter moves or k_poll_sleep_ns pass: a peer process or one of our threads that will
+    /// deliver the completion gets the CPU now. It spins while local commands are queued or running on this vFPGA
+    /// (it runs them itself). Past k_polls_before_yield a LOCAL_WRITE poll claims deferred completions first and
+    /// stays hot if it found any. Inline: every poll runs it.
     void note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen) noexcept;
     /// Claims the LOCAL_WRITE completions initiators deferred for `ctid` once k_claim_period_ticks passed since the
     /// last claim, so that they never wait for the initiator to poll. Inline: every LOCAL_WRITE poll runs it.

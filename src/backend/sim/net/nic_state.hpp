@@ -52,7 +52,6 @@ inline void complete_read(SharedState& mine, int32_t ctid) {
     bump_wback(mine, CmplClass::rdma_read, ctid);
 }
 
-
 /// Monotonic nanoseconds at timer-tick resolution (a few ms): what the per-post liveness period needs, at a
 /// fraction of steady_clock's cost (measured 7 vs 37 ns per call on the development VM).
 inline int64_t coarse_now_ns() noexcept {

@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -159,7 +160,8 @@ TEST(ShmBurstCompletion, CountsStayExactWhileTheTargetPollsInTheMiddleOfBursts) 
                 p.sync();
                 std::mt19937 rng(17);
                 for (uint32_t sent = 0; sent < total;) {
-                    const uint32_t n = std::min<uint32_t>(total - sent, std::uniform_int_distribution<uint32_t>(1, 64)(rng));
+                    const uint32_t burst = std::uniform_int_distribution<uint32_t>(1, 64)(rng);
+                    const uint32_t n = std::min(total - sent, burst);
                     write_burst(p, sent, n, 24);
                     sent += n;
                     // Sometimes poll (counting the burst at the target), sometimes pause (the target's poller
