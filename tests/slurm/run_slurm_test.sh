@@ -103,6 +103,8 @@ fi
 # munged's socket directory of an earlier run (see below), when that run could not remove it.
 old_socket_dir=$(cat "${WORK_DIR}/run/munge.socketdir" 2>/dev/null || true)
 [[ "${old_socket_dir}" =~ ^/tmp/coyote-munge\.[A-Za-z0-9]+$ ]] && rm -rf "${old_socket_dir}"
+old_tmpfs=$(cat "${WORK_DIR}/run/tmpfs.dir" 2>/dev/null || true)
+[[ "${old_tmpfs}" =~ ^/tmp/coyote-slurm-tmp\.[A-Za-z0-9]+$ ]] && rm -rf "${old_tmpfs}"
 rm -rf "${WORK_DIR}"
 mkdir -p "${WORK_DIR}" || fatal "cannot create ${WORK_DIR}"
 WORK_DIR=$(cd "${WORK_DIR}" && pwd)
@@ -126,6 +128,12 @@ SOCKET_TMP=$(mktemp -d /tmp/coyote-munge.XXXXXX) || fatal "mktemp failed"
 chmod 711 "${SOCKET_TMP}"
 echo "${SOCKET_TMP}" >"${RUN_DIR}/munge.socketdir"
 MUNGE_SOCKET=${SOCKET_TMP}/munge.sock
+# The cluster's TmpFS, where slurmstepd's PMIx plugin creates spmix_appdir_<job>.<step> (the PMIx sockets: short
+# path, so under /tmp): a fresh directory per run, since job ids start at 1 again in every run and a directory left by
+# a run that was killed would make the same step of this one fail ("Cannot create client cli tmpdir: File exists").
+TMPFS_DIR=$(mktemp -d /tmp/coyote-slurm-tmp.XXXXXX) || fatal "mktemp failed"
+chmod 711 "${TMPFS_DIR}"
+echo "${TMPFS_DIR}" >"${RUN_DIR}/tmpfs.dir"
 
 # Free TCP ports: bound to port 0 by the kernel, released, then handed to the daemons.
 free_ports() {
@@ -168,6 +176,7 @@ CredType=cred/munge
 AuthInfo=socket=${MUNGE_SOCKET}
 StateSaveLocation=${STATE_DIR}
 SlurmdSpoolDir=${SPOOL_DIR}/%n
+TmpFS=${TMPFS_DIR}
 SlurmctldPidFile=${RUN_DIR}/slurmctld.pid
 SlurmdPidFile=${RUN_DIR}/slurmd-%n.pid
 SlurmctldLogFile=${LOG_DIR}/slurmctld.log
@@ -249,6 +258,7 @@ teardown() {
     stop_pidfile "${RUN_DIR}/slurmctld.pid" slurmctld
     stop_pidfile "${RUN_DIR}/munged.pid" munged
     [[ -n "${SOCKET_TMP}" ]] && rm -rf "${SOCKET_TMP}"
+    [[ -n "${TMPFS_DIR:-}" ]] && rm -rf "${TMPFS_DIR}"
     if [[ ${FAILED} -gt 0 || ${rc} -ne 0 ]]; then
         print_logs
     fi
