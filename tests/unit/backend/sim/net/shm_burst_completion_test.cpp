@@ -92,16 +92,16 @@ TEST(ShmBurstCompletion, OneCheckAfterAnOutOfBandSyncSeesTheWholeBurst) {
                 check(got == n * static_cast<uint32_t>(round),
                       "round " + std::to_string(round) + ": one checkCompleted after the sync saw " +
                           std::to_string(got) + " of " + std::to_string(n * static_cast<uint32_t>(round)));
+                p.sync(); // the client posts its next burst only after this check
             }
-            p.sync();
         },
         [](Peer& p) {
             p.sync();
             for (uint32_t round = 0; round < 3; ++round) {
                 write_burst(p, round * n, n, 22);
                 p.sync();
+                p.sync();
             }
-            p.sync();
         });
 }
 
