@@ -192,22 +192,28 @@ void TcpWire::adopt(ConnPtr c) {
     n_conns_.store(conns_.size(), std::memory_order_relaxed);
     nic_.shared().counters.conns_adopted.fetch_add(1, std::memory_order_relaxed);
     nic_.mark_wire_live(); // pollers of the vFPGA start serving connections (progress)
-    start_conn_thread("coyote-wire-rx", [this, c] { reader(c); });
+    // The sender first: a frame the reader serves may be answered by the sender, so it exists (and has its
+    // name) before the connection serves anything.
     start_conn_thread("coyote-wire-tx", [this, c] { sender(c); });
+    start_conn_thread("coyote-wire-rx", [this, c] { reader(c); });
 }
 
 void TcpWire::start_conn_thread(const char* name, std::function<void()> body) {
     auto finished = std::make_shared<std::atomic<bool>>(false);
+    auto named = std::make_shared<std::atomic<bool>>(false);
     readers_.reserve(readers_.size() + 1); // no throw between starting the thread and keeping it
-    std::thread t([this, finished, body = std::move(body)]() mutable {
+    std::thread t([this, name, finished, named, body = std::move(body)]() mutable {
+        // Named before it does anything, and before start_conn_thread returns, so it has its name before the
+        // connection serves a frame (seen in /proc/<pid>/task/*/comm, top, gdb; at most 15 characters).
+        (void)::pthread_setname_np(::pthread_self(), name);
+        named->store(true, std::memory_order_release);
+        named->notify_one();
         body();
         body = nullptr; // its captures (the connection) go before the thread counts as finished
         nic_.shared().counters.conn_threads_ended.fetch_add(1, std::memory_order_release);
         finished->store(true, std::memory_order_release);
     });
-    // Named here, not by the thread, so it has its name before the connection serves a frame (seen in
-    // /proc/<pid>/task/*/comm, top, gdb; at most 15 characters).
-    (void)::pthread_setname_np(t.native_handle(), name);
+    named->wait(false, std::memory_order_acquire);
     readers_.push_back(ConnThread{std::move(t), std::move(finished)});
 }
 
