@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include "backend/device.hpp"
 #include "backend/sim/net/wire_format.hpp"
 #include "backend/sim/shared_state.hpp"
 #include "detail/handles.hpp"
@@ -43,7 +44,7 @@ bool completions(int32_t pid, uint32_t device, int32_t vfid, int32_t ctid, uint3
         for (uint32_t c = 0; c < k_classes; ++c)
             out[c] = st->wback[c * N_CTID_MAX + static_cast<uint32_t>(ctid)].load(std::memory_order_acquire);
         // WRITEs that landed in a burst and wait to be claimed (defer_local_write) count as landed here.
-        out[1] += st->deferred[ctid].n.load(std::memory_order_acquire);
+        out[static_cast<uint32_t>(CmplClass::local_write)] += st->deferred[ctid].n.load(std::memory_order_acquire);
         return true;
     } catch (...) {
         return false;

@@ -3,7 +3,6 @@
 #include "backend/sim/sim_device.hpp"
 
 #include <sched.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "backend/sim/clock.hpp"
 #include "backend/sim/net/wire_format.hpp"
 #include "backend/sim/node_cores.hpp"
 #include "backend/sim/reconfig_state.hpp"
@@ -72,20 +72,13 @@ int64_t poll_spin_budget_ns() {
     return cores > 0 && local_ranks() <= cores ? k_auto_spin_ns : 0;
 }
 
-/// CLOCK_MONOTONIC in nanoseconds (vDSO: tens of nanoseconds; read only by polls past k_polls_before_yield).
-inline int64_t monotonic_ns() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 /// A cheap time stamp for telling a polling loop from a single poll: the TSC on x86-64 (about 10 ns to read on the
 /// development VM), else CLOCK_MONOTONIC nanoseconds.
 inline uint64_t poll_stamp() noexcept {
 #if defined(__x86_64__)
     return __builtin_ia32_rdtsc();
 #else
-    return static_cast<uint64_t>(monotonic_ns());
+    return static_cast<uint64_t>(precise_ns());
 #endif
 }
 
@@ -286,7 +279,7 @@ void SimDevice::clear_completed(int32_t ctid) {
     ctids_[static_cast<size_t>(ctid)].poll_idle.store(0, std::memory_order_relaxed);
     // This process's own WRITEs are counted at their targets first (a clear often follows a burst, as in Coyote's
     // perf_rdma server). Completions deferred here landed before the clear: they go with the counters.
-    if (nic_deferred_ != nullptr && nic_deferred_->load(std::memory_order_relaxed) != 0) nic_->flush_deferred();
+    flush_own_deferred();
     if (auto& d = state_->deferred[ctid].n; d.load(std::memory_order_relaxed) != 0)
         d.store(0, std::memory_order_relaxed);
     for (uint32_t cls = 0; cls < N_WBACKS; ++cls)
@@ -345,7 +338,7 @@ inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen
     if (cls == CmplClass::local_write && claim_deferred(*state_, ctid)) return;
     if (queue_nonempty_.load(std::memory_order_relaxed) || worker_running_.load(std::memory_order_relaxed)) return;
     if (spin_ns_ > 0) {
-        const int64_t now = monotonic_ns();
+        const int64_t now = precise_ns(); // read only by polls past k_polls_before_yield
         if (n == k_polls_before_yield) { // the spin budget starts now
             st.idle_since_ns.store(now, std::memory_order_relaxed);
             st.poll_idle.store(n + 1, std::memory_order_relaxed);

@@ -249,6 +249,10 @@ private:
             (void)progress_one();
         }
         if (nic_live_ != nullptr && nic_live_->load(std::memory_order_relaxed)) nic_->progress();
+        flush_own_deferred();
+    }
+    /// Counts this process's deferred WRITEs at their targets (a relaxed load when there are none).
+    void flush_own_deferred() noexcept {
         if (nic_deferred_ != nullptr && nic_deferred_->load(std::memory_order_relaxed) != 0) nic_->flush_deferred();
     }
     /// Runs a local command of a registered ctid; a failure becomes the ctid's pending error.

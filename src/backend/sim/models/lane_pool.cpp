@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -19,6 +18,7 @@
 #include <system_error>
 #include <thread>
 
+#include "backend/sim/clock.hpp"
 #include "backend/sim/node_cores.hpp"
 #include "detail/settings.hpp"
 #include "diag/per_process.hpp"
@@ -43,12 +43,6 @@ constexpr int64_t k_idle_spin_ns = 20 * 1000;
 constexpr unsigned k_spins_per_yield = 64;
 /// The claim word's index while a job's fields change.
 constexpr uint32_t k_closed = UINT32_MAX;
-
-inline int64_t monotonic_ns() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
@@ -151,11 +145,11 @@ std::size_t Pool::work(uint32_t epoch) noexcept {
 
 void Pool::idle(uint32_t seen, bool spin) noexcept {
     // Between polls the helper gives its core away: the thread that will post the next job may be waiting for it.
-    const int64_t until = spin ? monotonic_ns() + k_idle_spin_ns : 0;
+    const int64_t until = spin ? precise_ns() + k_idle_spin_ns : 0;
     for (unsigned spins = 1; wake_.load() == seen; ++spins) {
         if (spin && spins % k_spins_per_yield != 0) {
             cpu_relax();
-        } else if (spin && monotonic_ns() < until) {
+        } else if (spin && precise_ns() < until) {
             (void)::sched_yield();
         } else {
             sleepers_.fetch_add(1);

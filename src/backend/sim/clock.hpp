@@ -1,0 +1,18 @@
+// Clocks of the sim's polling and waiting loops.
+#pragma once
+
+#include <time.h>
+
+#include <cstdint>
+
+namespace coyote::detail::sim {
+
+/// CLOCK_MONOTONIC in nanoseconds (vDSO: tens of nanoseconds). For spin budgets of microseconds; the stall doctor's
+/// coarse clock (diag::monotonic_ns) has timer-tick resolution.
+inline int64_t precise_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace coyote::detail::sim
