@@ -23,6 +23,7 @@
 // foreign). The data of every run is verified (the
 // server checks what the client wrote, the client what the server wrote back / what it read).
 #include "support/bench_support.hpp"
+#include "support/free_port.hpp"
 #include "support/cpu_account.hpp"
 
 #include <unistd.h>
@@ -76,7 +77,7 @@ Side make_side(uint32_t device, const char* wire) {
     s.wire = wire;
     s.thread = std::make_unique<coyote::cThread>(0, ::getpid(), device);
     int port = 0;
-    if (cb::rank() == 1) port = 20000 + (::getpid() * 7 + static_cast<int>(device)) % 30000;
+    if (cb::rank() == 1) port = coyote::bench::free_tcp_port();
     MPI_Bcast(&port, 1, MPI_INT, 1, MPI_COMM_WORLD);
     const char* server = cb::rank() == 0 ? "127.0.0.1" : nullptr;
     s.buf = static_cast<uint8_t*>(s.thread->initRDMA(k_buf, static_cast<uint16_t>(port), server));

@@ -18,21 +18,23 @@
 #include <thread>
 
 #include "rcnfg/bitstream_file.hpp"
+#include "support/free_port.hpp"
 
 namespace {
 
 constexpr int32_t k_empty = 1;
-const uint16_t k_port = static_cast<uint16_t>(30000 + ::getpid() % 20000);
-
-std::string scratch(const std::string& name) {
-    const auto dir = std::filesystem::temp_directory_path() / ("coyote-service-bench-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    return (dir / name).string();
+/// The run's scratch directory (key and bitstream files): private to this user, removed by ~Services.
+std::string make_scratch() {
+    std::string dir = (std::filesystem::temp_directory_path() / "coyote-service-bench.XXXXXX").string();
+    if (::mkdtemp(dir.data()) == nullptr) coyote::throw_errno("mkdtemp", "creating " + dir);
+    return dir;
 }
 
-/// Services on vFPGA 0 (Unix socket) and 1 (TCP), each with one empty function; started once.
+/// Services on vFPGA 0 (Unix socket) and 1 (TCP, on a free port), each with one empty function; started once.
 struct Services {
-    std::string key = scratch("key");
+    std::string dir = make_scratch();
+    std::string key = dir + "/key";
+    uint16_t port = coyote::bench::free_tcp_port();
     coyote::cService* local = nullptr;
     coyote::cService* remote = nullptr;
     std::thread t_local, t_remote;
@@ -44,10 +46,10 @@ struct Services {
         std::filesystem::permissions(key, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
         ::setenv("COYOTE_SERVICE_KEY_FILE", key.c_str(), 1);
         const auto bits = coyote::detail::rcnfg::encode_sim_bitstream({coyote::detail::rcnfg::SimBitstream::Kind::app, "passthrough", ""});
-        const std::string app = scratch("app.bin");
+        const std::string app = dir + "/app.bin";
         std::ofstream(app, std::ios::binary).write(bits.data(), static_cast<std::streamsize>(bits.size()));
         local = start(coyote::cService::getInstance("bench", false, 0), app, t_local);
-        remote = start(coyote::cService::getInstance("bench-tcp", true, 1, 0, true, k_port), app, t_remote);
+        remote = start(coyote::cService::getInstance("bench-tcp", true, 1, 0, true, port), app, t_remote);
     }
     static coyote::cService* start(coyote::cService* s, const std::string& app, std::thread& t) {
         s->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(k_empty, app, [](coyote::cThread*, int32_t x) { return x; }));
@@ -60,6 +62,8 @@ struct Services {
         remote->stop();
         t_local.join();
         t_remote.join();
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
     }
 };
 
@@ -147,7 +151,7 @@ void BM_TaskUnix(benchmark::State& state) {
 }
 
 void BM_TaskTcp(benchmark::State& state) {
-    coyote::cConn conn("127.0.0.1", k_port, services().key);
+    coyote::cConn conn("127.0.0.1", services().port, services().key);
     task_round_trips(state, conn);
 }
 

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -66,10 +67,32 @@ inline bool wait_completed(coyote::cThread& t, coyote::CoyoteOper op, uint32_t n
     return eventually([&] { return t.checkCompleted(op) >= n; });
 }
 
-/// A scratch directory of this test process, `<tmp>/<prefix>-<pid>`, private to the user (0700).
+/// The scratch directories this process created; the process that created one removes it when it exits
+/// normally (a forked child that exits leaves its parent's in place).
+class ScratchDirs {
+public:
+    void add(const std::filesystem::path& d) {
+        std::lock_guard lk(mtx_);
+        dirs_.emplace_back(::getpid(), d);
+    }
+    ~ScratchDirs() {
+        for (const auto& [pid, d] : dirs_) {
+            std::error_code ec;
+            if (pid == ::getpid()) std::filesystem::remove_all(d, ec);
+        }
+    }
+
+private:
+    std::mutex mtx_;
+    std::vector<std::pair<pid_t, std::filesystem::path>> dirs_;
+};
+
+/// A scratch directory of this test process, `<tmp>/<prefix>-<pid>`, private to the user (0700), removed when
+/// the process exits.
 inline std::string scratch_dir(const std::string& prefix) {
+    static ScratchDirs dirs;
     const auto d = std::filesystem::temp_directory_path() / (prefix + "-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
+    if (::mkdir(d.c_str(), 0700) == 0) dirs.add(d); // else it exists (made by an earlier call of this process)
     std::filesystem::permissions(d, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
     return d.string();
 }
