@@ -163,7 +163,7 @@ void NicImpl::on_ctid_unregistered(int32_t ctid) noexcept {
     {
         std::unique_lock bl(bufs_mtx_);
         std::lock_guard lk(cs.mtx);
-        cs.generation.fetch_add(1);
+        cs.inflight.reset(cs.generation.fetch_add(1) + 1); // answers to the old requests count for nothing now
         cs.has_ctx = cs.has_conn = false;
         cs.ctx = {};
         cs.conn = {};
@@ -184,7 +184,6 @@ void NicImpl::on_ctid_unregistered(int32_t ctid) noexcept {
         write_qp(shared_->qp[ctid], QpView{});
     }
     if (tcp_) tcp_->forget_ctid(ctid);
-    cs.inflight.store(0);
 }
 
 std::string NicImpl::debug_string(int32_t ctid) const {
@@ -198,7 +197,7 @@ std::string NicImpl::debug_string(int32_t ctid) const {
         os << "  RDMA conn: " << (cs.has_conn ? "written" : "not written") << ", rqpn " << hex(cs.conn.remote_qpn, 6)
            << " rip " << ip_to_string(cs.has_conn ? cs.conn.remote_ip() : 0) << " port " << cs.conn.port
            << ", next psn " << hex(cs.next_psn, 6) << ", expected psn "
-           << hex(shared_->qp[ctid].expected_psn.load(), 6) << ", in flight " << cs.inflight.load() << "\n";
+           << hex(shared_->qp[ctid].expected_psn.load(), 6) << ", in flight " << cs.inflight.count() << "\n";
         os << "  RDMA buf : rkey " << hex(cs.rkey, 8) << " size " << cs.buf_size << " shm "
            << (cs.buf_name.empty() ? "-" : cs.buf_name) << ", windows " << cs.win_count << ", peer "
            << (cs.peer ? ip_to_string(cs.peer->ip) + " pid " + std::to_string(cs.peer->pid) +

@@ -62,6 +62,34 @@ inline int64_t coarse_now_ns() noexcept {
 
 struct ShmPeer;
 
+/// The TCP wire's requests of a ctid that wait for their answer, tagged with the generation of the ctid they went out
+/// under (its low 32 bits, in the same atomic word as the count). An answer to a request of an earlier owner of the
+/// ctid, handled while or after the ctid was unregistered, never takes a slot of the current one (a count wrapped
+/// below zero would leave every post of the reused ctid facing a full FIFO).
+class InflightCount {
+public:
+    uint32_t count() const noexcept { return static_cast<uint32_t>(word_.load(std::memory_order_relaxed)); }
+    /// A request of generation `gen` goes out; not counted when the ctid moved on since (nothing will drop it).
+    void add(uint64_t gen) noexcept {
+        uint64_t w = word_.load(std::memory_order_relaxed);
+        while (same(w, gen) && !word_.compare_exchange_weak(w, w + 1, std::memory_order_relaxed)) {
+        }
+    }
+    /// The request of generation `gen` was answered or lost: counted off while the ctid is still at `gen`.
+    void drop(uint64_t gen) noexcept {
+        uint64_t w = word_.load(std::memory_order_relaxed);
+        while (same(w, gen) && static_cast<uint32_t>(w) != 0 &&
+               !word_.compare_exchange_weak(w, w - 1, std::memory_order_relaxed)) {
+        }
+    }
+    /// The ctid is at generation `gen` now, with nothing in flight.
+    void reset(uint64_t gen) noexcept { word_.store(gen << 32, std::memory_order_relaxed); }
+
+private:
+    static bool same(uint64_t w, uint64_t gen) noexcept { return (w >> 32) == (gen & 0xffffffffu); }
+    std::atomic<uint64_t> word_{0};
+};
+
 /// One queue pair (ctid) of the NIC: decoded registers, PSNs, peer, pending error, registered memory.
 struct CtidState {
     std::mutex post_mtx; ///< serializes posts of this ctid (PSN order = wire order); may be held across I/O
@@ -95,7 +123,7 @@ struct CtidState {
     std::atomic<int32_t> deferred_ctid{0};
     /// The target's queue pair and buffer slots as the last shm post of this ctid read them (guarded by post_mtx).
     SlotCache slots;
-    std::atomic<uint32_t> inflight{0};
+    InflightCount inflight;
     std::atomic<uint64_t> generation{0};
     // Registered buffer (local).
     uint64_t buf_addr = 0, buf_size = 0, buf_generation = 0;

@@ -256,8 +256,8 @@ bool TcpWire::take_acked(const ConnPtr& c, const FrameHeader& h, std::vector<Pen
     return false;
 }
 
-bool TcpWire::finish_answer(const ConnPtr& c, const Pending& p, bool current, const std::string& err) {
-    if (current) nic_.ctid_state(p.ctid).inflight.fetch_sub(1);
+bool TcpWire::finish_answer(const ConnPtr& c, const Pending& p, const std::string& err) {
+    nic_.ctid_state(p.ctid).inflight.drop(p.generation);
     if (!err.empty()) {
         kill(c, err);
         return false;
@@ -278,7 +278,7 @@ bool TcpWire::on_ack(const ConnPtr& c, const FrameHeader& h, Clock::time_point) 
             err = "ACK for a READ request";
         else if (current && p.last)
             bump_wback(nic_.state(), CmplClass::rdma_write, p.ctid);
-        if (current) nic_.ctid_state(p.ctid).inflight.fetch_sub(1);
+        nic_.ctid_state(p.ctid).inflight.drop(p.generation);
     }
     if (!err.empty()) {
         kill(c, err);
@@ -297,7 +297,7 @@ bool TcpWire::on_nak(const ConnPtr& c, const FrameHeader& h, Clock::time_point d
     if (err.empty() && current)
         nic_.record_error(p.ctid, p.generation,
                           Error(make_error_code(Errc::remote_rejected), opcode_label(p.req.op), text));
-    return finish_answer(c, p, current, err);
+    return finish_answer(c, p, err);
 }
 
 bool TcpWire::on_read_resp(const ConnPtr& c, const FrameHeader& h, Clock::time_point deadline) {
@@ -310,7 +310,7 @@ bool TcpWire::on_read_resp(const ConnPtr& c, const FrameHeader& h, Clock::time_p
               std::to_string(p.req.len);
     else
         err = receive_read_data(c->fd.get(), p, current, deadline); // captures the response (before completing)
-    return finish_answer(c, p, current, err);
+    return finish_answer(c, p, err);
 }
 
 std::string TcpWire::receive_read_data(int fd, const Pending& p, bool current, Clock::time_point deadline) {

@@ -169,8 +169,7 @@ void TcpWire::kill(const ConnPtr& c, const std::string& why) noexcept {
                                         " lost: " + why));
         } catch (...) {
         }
-        CtidState& cs = nic_.ctid_state(p.ctid);
-        if (cs.generation.load() == p.generation) cs.inflight.fetch_sub(1);
+        nic_.ctid_state(p.ctid).inflight.drop(p.generation);
     }
     wake();
 }
@@ -254,7 +253,7 @@ TcpWire::ConnPtr TcpWire::connect_to(const Endpoint& ep, int32_t ctid) {
 
 PostStatus TcpWire::post(CtidState& cs, int32_t ctid, const RdmaRequest& req_in, const Endpoint& ep,
                          uint64_t local_addr, bool last) {
-    if (cs.inflight.load() >= k_max_inflight) return PostStatus::busy;
+    if (cs.inflight.count() >= k_max_inflight) return PostStatus::busy;
     ConnPtr c = connect_to(ep, ctid);
     RdmaRequest req = req_in;
     Pending p;
@@ -277,7 +276,7 @@ PostStatus TcpWire::post(CtidState& cs, int32_t ctid, const RdmaRequest& req_in,
             throw_error(Errc::peer_gone, opcode_label(req.op),
                         "peer " + ip_to_string(ep.ip) + ": connection to " + c->name + " lost: " + c->death);
         c->pending.emplace(id, p);
-        cs.inflight.fetch_add(1);
+        cs.inflight.add(p.generation);
     }
     nic_.tap_requester(sniffer::Parts::request, req, ep.ip, local_addr, 0);
     const FrameHeader h = request_frame(req, id, last);

@@ -243,8 +243,9 @@ private:
     bool take_pending(const ConnPtr& c, const FrameHeader& h, Pending& p);
     /// Receives a READ response into the local buffer or window it was requested for.
     std::string receive_read_data(int fd, const Pending& p, bool current, Clock::time_point deadline);
-    /// Ends the handling of an answer: the request leaves the in-flight count; drops the connection on `err`.
-    bool finish_answer(const ConnPtr& c, const Pending& p, bool current, const std::string& err);
+    /// Ends the handling of an answer: the request leaves the in-flight count of its generation; drops the
+    /// connection on `err`.
+    bool finish_answer(const ConnPtr& c, const Pending& p, const std::string& err);
     /// Writes `r` from byte r.sent on (the write turn held), waiting for the socket with `wait`, else only what it
     /// takes now; returns an error text.
     std::string send_response(Response& r, Clock::time_point deadline, bool wait);
