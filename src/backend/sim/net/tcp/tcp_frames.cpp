@@ -271,13 +271,17 @@ bool TcpWire::on_ack(const ConnPtr& c, const FrameHeader& h, Clock::time_point) 
     if (!take_acked(c, h, acked)) return false;
     std::string err;
     for (const Pending& p : acked) {
-        const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
         // Captured before it completes, as a sniffer on the wire sees the frame before the host sees the completion.
         nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, 0, 0);
-        if (p.req.op == RdmaOpcode::read)
+        if (p.req.op == RdmaOpcode::read) {
             err = "ACK for a READ request";
-        else if (current && p.last)
-            bump_wback(nic_.state(), CmplClass::rdma_write, p.ctid);
+        } else if (p.last) {
+            // Counted only for the ctid's owner that posted it: unregistering (which moves the generation on) takes
+            // this lock exclusively, so a new owner of the ctid never sees the completion of its predecessor's WRITE.
+            std::shared_lock bl(nic_.buffers_mutex());
+            if (nic_.ctid_state(p.ctid).generation.load() == p.generation)
+                bump_wback(nic_.state(), CmplClass::rdma_write, p.ctid);
+        }
         nic_.ctid_state(p.ctid).inflight.drop(p.generation);
     }
     if (!err.empty()) {
@@ -303,19 +307,20 @@ bool TcpWire::on_nak(const ConnPtr& c, const FrameHeader& h, Clock::time_point d
 bool TcpWire::on_read_resp(const ConnPtr& c, const FrameHeader& h, Clock::time_point deadline) {
     Pending p;
     if (!take_pending(c, h, p)) return false;
-    const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
     std::string err;
     if (p.req.op != RdmaOpcode::read || h.payload_len != p.req.len)
         err = "READ response of " + std::to_string(h.payload_len) + " bytes for a request of " +
               std::to_string(p.req.len);
     else
-        err = receive_read_data(c->fd.get(), p, current, deadline); // captures the response (before completing)
+        err = receive_read_data(c->fd.get(), p, deadline); // captures the response (before completing)
     return finish_answer(c, p, err);
 }
 
-std::string TcpWire::receive_read_data(int fd, const Pending& p, bool current, Clock::time_point deadline) {
-    // Into the local registered buffer or a local window, if it is still registered.
+std::string TcpWire::receive_read_data(int fd, const Pending& p, Clock::time_point deadline) {
+    // Into the local registered buffer or a local window, if it is still registered, and only for the ctid's owner
+    // that posted the READ (unregistering takes this lock exclusively as it moves the generation on).
     std::shared_lock bl(nic_.buffers_mutex());
+    const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
     const BufMeta mine = read_buf_meta(nic_.shared().buf[p.ctid]);
     const bool in_buf = current && mine.valid && range_inside(p.local_addr, p.req.len, mine.vaddr, mine.size);
     const bool in_win = current && !in_buf && find_window(nic_.shared(), p.ctid, p.local_addr, p.req.len).has_value();

@@ -242,7 +242,7 @@ private:
     /// Takes the pending request `h` answers; false (connection dropped) when there is none.
     bool take_pending(const ConnPtr& c, const FrameHeader& h, Pending& p);
     /// Receives a READ response into the local buffer or window it was requested for.
-    std::string receive_read_data(int fd, const Pending& p, bool current, Clock::time_point deadline);
+    std::string receive_read_data(int fd, const Pending& p, Clock::time_point deadline);
     /// Ends the handling of an answer: the request leaves the in-flight count of its generation; drops the
     /// connection on `err`.
     bool finish_answer(const ConnPtr& c, const Pending& p, const std::string& err);
