@@ -23,8 +23,8 @@
 // foreign). The data of every run is verified (the
 // server checks what the client wrote, the client what the server wrote back / what it read).
 #include "support/bench_support.hpp"
-#include "support/free_port.hpp"
 #include "support/cpu_account.hpp"
+#include "support/free_port.hpp"
 
 #include <unistd.h>
 

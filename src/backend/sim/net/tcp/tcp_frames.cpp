@@ -294,11 +294,10 @@ bool TcpWire::on_ack(const ConnPtr& c, const FrameHeader& h, Clock::time_point) 
 bool TcpWire::on_nak(const ConnPtr& c, const FrameHeader& h, Clock::time_point deadline) {
     Pending p;
     if (!take_pending(c, h, p)) return false;
-    const bool current = nic_.ctid_state(p.ctid).generation.load() == p.generation;
     std::string text(h.payload_len, '\0');
     const std::string err = read_full(c->fd.get(), text.data(), text.size(), deadline);
     nic_.tap_requester(sniffer::Parts::answer, p.req, p.target_ip, 0, sniffer::k_nak_remote_access);
-    if (err.empty() && current)
+    if (err.empty()) // recorded only while the ctid is at the request's generation (checked under its lock)
         nic_.record_error(p.ctid, p.generation,
                           Error(make_error_code(Errc::remote_rejected), opcode_label(p.req.op), text));
     return finish_answer(c, p, err);
