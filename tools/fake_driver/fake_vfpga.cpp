@@ -260,6 +260,7 @@ void FakeVfpga::publish() noexcept {
 }
 
 void FakeVfpga::refresh_csrs() noexcept {
+    const std::lock_guard lk(csr_mtx_);
     volatile uint64_t* csr = regions_[3].words;
     const uint32_t n = static_cast<uint32_t>(k_size_ctrl / 8) < coyote::sim::k_csr_words
                            ? static_cast<uint32_t>(k_size_ctrl / 8)

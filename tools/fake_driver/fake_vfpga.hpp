@@ -98,7 +98,7 @@ private:
     void post_to_sim(const coyote::detail::Command& c) noexcept;
     void clear(int32_t ctid) noexcept;
     void publish() noexcept; ///< completions, credit (state lock held)
-    void refresh_csrs() noexcept;
+    void refresh_csrs() noexcept; ///< copies the sim's user CSRs into the ctrl region (takes csr_mtx_)
     void poll_loop(std::stop_token stop) noexcept;
 
     const uint32_t device_;
@@ -139,6 +139,9 @@ private:
     std::mutex irq_mtx_;
     std::condition_variable irq_cv_;
     std::array<Notifier, k_ctids> notifier_{};
+
+    /// Orders the copies of the user CSRs into the ctrl region: a store's thread and the poller both refresh them.
+    std::mutex csr_mtx_;
 
     // the hardware side: command decode, completions, credit
     std::mutex hw_mtx_;
