@@ -18,7 +18,15 @@
 //                     waited at least half the excess for a CPU that no other thread of its process used, with
 //                     the ranks pinned to CPUs of their own (mpirun's default for 2 ranks): the client's threads
 //                     during its run, the server's from its previous connSync to this one (see cpu_account.hpp)
-//   write_over_read   WRITE round trip median / READ median of the same size and N (target: <= 2.5)
+//   write_over_read   WRITE round trip median / median of the READ runs of the same size and N that alternate with
+//                     the WRITE runs in this benchmark (target: <= 2.5). After a WRITE run (each of the first 512,
+//                     then every 8th: rows of short runs spend their time in connSync), untimed for the row,
+//                     come two READ runs, each as the read_ rows run them (connSync before and after); the second
+//                     is the baseline sample, so that it follows a READ run as in a read_ row (the first READ after
+//                     the WRITEs took up to 14 % longer over TCP). Loopback TCP here moves between throughput modes
+//                     about 2x apart that last seconds, so a read_ row measured before the WRITE row can fall in
+//                     another mode; the alternated READs share the WRITE runs' mode. read_paired_p50_us: their median
+//   write_over_read_row  WRITE median / median of the read_ row of the same size and N (measured before it)
 // Rank 0 prints the table of these against the targets at the end (a stall counts against the target unless it is
 // foreign). The data of every run is verified (the
 // server checks what the client wrote, the client what the server wrote back / what it read).
@@ -29,11 +37,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -51,6 +61,9 @@ constexpr uint32_t k_buf = 2 * k_max_size; ///< [0, max): what a side sends, [ma
 constexpr double k_stall_factor = 3.0;
 constexpr double k_stall_min_seconds = 1e-3;
 constexpr double k_write_read_target = 2.5;
+/// WRITE runs followed by the alternated READ runs: each of the first k_paired_all, then every k_paired_stride-th.
+constexpr std::size_t k_paired_all = 512;
+constexpr std::size_t k_paired_stride = 8;
 
 struct Side {
     std::unique_ptr<coyote::cThread> thread;
@@ -100,7 +113,7 @@ struct Run {
 
 struct Row {
     std::string name;
-    double p50_us = 0, max_over_median = 0, write_over_read = 0;
+    double p50_us = 0, max_over_median = 0, write_over_read = 0, write_over_read_row = 0;
     int stalls = 0, stalls_foreign = 0;
 };
 bool g_pinned_apart = false; ///< cb::ranks_pinned_apart(), asked once in setup()
@@ -141,6 +154,22 @@ void between_runs(const Run& r, Side& s, bool& data_ok) {
     s.thread->connSync(cb::rank() == 0);
 }
 
+/// After a WRITE run: two READ runs of the same size and N, each checked and followed by a connSync, as in a read_
+/// row; the second is timed on the client as the read_ rows time theirs (from the end of the connSync before it,
+/// after the snapshot of `threads` the client takes there) and joins `reads`.
+void paired_reads(const Run& w, Side& s, const cb::ThreadAccounts& threads, bool& data_ok, std::vector<double>& reads) {
+    Run r = w;
+    r.write = false;
+    for (int i = 0; i < 2; ++i) {
+        if (cb::rank() == 0) (void)threads.snapshot();
+        const auto t0 = std::chrono::steady_clock::now();
+        if (!run_once(r, s)) throw std::runtime_error("READ run alternated with " + w.name + " timed out");
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (i == 1 && cb::rank() == 0) reads.push_back(seconds);
+        between_runs(r, s, data_ok);
+    }
+}
+
 /// Runs slower than k_stall_factor x the median and by k_stall_min_seconds or more; `foreign` counts those that
 /// another process or the kernel took the time of (costs: every rank's per-run CPU accounting, on rank 0).
 int count_stalls(const std::vector<double>& samples, double med, const std::vector<std::vector<cb::RunCpu>>& costs,
@@ -157,7 +186,8 @@ int count_stalls(const std::vector<double>& samples, double med, const std::vect
 
 void bm_run(benchmark::State& state, Run r) {
     Side& s = g_side[r.wire];
-    std::vector<double> samples;
+    std::vector<double> samples, reads;
+    std::size_t runs = 0;
     std::vector<cb::RunCpu> costs;
     cb::ThreadAccounts threads;
     threads.refresh(); // the wire's threads of a connection opened by an earlier benchmark included
@@ -175,10 +205,10 @@ void bm_run(benchmark::State& state, Run r) {
             [&] {
                 if (client) costs.push_back(cb::ThreadAccounts::cost(start, threads.snapshot()));
                 between_runs(r, s, data_ok);
-                if (client) return;
-                cb::CpuSnapshot now = threads.snapshot();
-                costs.push_back(cb::ThreadAccounts::cost(start, now));
-                start = std::move(now);
+                if (!client) costs.push_back(cb::ThreadAccounts::cost(start, threads.snapshot()));
+                if (r.write && (runs < k_paired_all || runs % k_paired_stride == 0)) paired_reads(r, s, threads, data_ok, reads);
+                ++runs;
+                if (!client) start = threads.snapshot(); // the next window opens after the alternated READs
             }))
         return;
     costs.resize(samples.size()); // samples stop growing past 4 Mi runs
@@ -195,11 +225,16 @@ void bm_run(benchmark::State& state, Run r) {
     state.counters["stalls"] = row.stalls;
     state.counters["stalls_foreign"] = row.stalls_foreign;
     state.counters["runs"] = static_cast<double>(samples.size());
-    if (!r.write) {
-        g_read_median[r.key()] = med;
-    } else if (const auto it = g_read_median.find(r.key()); it != g_read_median.end()) {
-        row.write_over_read = med / it->second;
+    if (!r.write) g_read_median[r.key()] = med;
+    if (r.write && client) {
+        const double read_med = cb::median(reads);
+        row.write_over_read = med / read_med;
+        state.counters["read_paired_p50_us"] = read_med * 1e6;
         state.counters["write_over_read"] = row.write_over_read;
+    }
+    if (const auto it = g_read_median.find(r.key()); r.write && it != g_read_median.end()) {
+        row.write_over_read_row = med / it->second;
+        state.counters["write_over_read_row"] = row.write_over_read_row;
     }
     state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * r.n * r.size * (r.write ? 2 : 1));
     const auto it = std::find_if(g_rows.begin(), g_rows.end(), [&](const Row& x) { return x.name == row.name; });
@@ -227,16 +262,16 @@ void setup() {
 
 void print_summary() {
     if (cb::rank() != 0 || g_rows.empty()) return;
-    std::printf("\n%-28s %10s %16s %7s %8s %16s  %s\n", "run", "p50_us", "max_over_median", "stalls", "foreign",
-                "write_over_read", "targets (0 stalls but foreign ones; write_over_read <= 2.5)");
+    std::printf("\n%-28s %10s %16s %7s %8s %16s %20s  %s\n", "run", "p50_us", "max_over_median", "stalls", "foreign",
+                "write_over_read", "write_over_read_row", "targets (0 stalls but foreign ones; write_over_read <= 2.5)");
     int bad = 0, foreign_only = 0;
     for (const Row& r : g_rows) {
         const bool ratio_ok = r.write_over_read == 0 || r.write_over_read <= k_write_read_target;
         const bool ok = r.stalls == r.stalls_foreign && ratio_ok;
         bad += ok ? 0 : 1;
         foreign_only += ok && r.stalls > 0 ? 1 : 0;
-        std::printf("%-28s %10.2f %16.2f %7d %8d %16.2f  %s\n", r.name.c_str(), r.p50_us, r.max_over_median, r.stalls,
-                    r.stalls_foreign, r.write_over_read, ok ? "ok" : "MISSED");
+        std::printf("%-28s %10.2f %16.2f %7d %8d %16.2f %20.2f  %s\n", r.name.c_str(), r.p50_us, r.max_over_median,
+                    r.stalls, r.stalls_foreign, r.write_over_read, r.write_over_read_row, ok ? "ok" : "MISSED");
     }
     std::printf("%d of %zu rows miss a target; %d more rows stalled only while another process or the kernel held a "
                 "rank's CPU (foreign)%s\n",
