@@ -206,7 +206,8 @@ void bm_run(benchmark::State& state, Run r) {
                 if (client) costs.push_back(cb::ThreadAccounts::cost(start, threads.snapshot()));
                 between_runs(r, s, data_ok);
                 if (!client) costs.push_back(cb::ThreadAccounts::cost(start, threads.snapshot()));
-                if (r.write && (runs < k_paired_all || runs % k_paired_stride == 0)) paired_reads(r, s, threads, data_ok, reads);
+                const bool pair = r.write && (runs < k_paired_all || runs % k_paired_stride == 0);
+                if (pair) paired_reads(r, s, threads, data_ok, reads);
                 ++runs;
                 if (!client) start = threads.snapshot(); // the next window opens after the alternated READs
             }))
@@ -263,7 +264,8 @@ void setup() {
 void print_summary() {
     if (cb::rank() != 0 || g_rows.empty()) return;
     std::printf("\n%-28s %10s %16s %7s %8s %16s %20s  %s\n", "run", "p50_us", "max_over_median", "stalls", "foreign",
-                "write_over_read", "write_over_read_row", "targets (0 stalls but foreign ones; write_over_read <= 2.5)");
+                "write_over_read", "write_over_read_row",
+                "targets (0 stalls but foreign ones; write_over_read <= 2.5)");
     int bad = 0, foreign_only = 0;
     for (const Row& r : g_rows) {
         const bool ratio_ok = r.write_over_read == 0 || r.write_over_read <= k_write_read_target;
