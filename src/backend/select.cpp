@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "backend/device.hpp"
+#include "detail/per_process.hpp"
 #include "detail/settings.hpp"
 
 namespace coyote::detail {
@@ -29,29 +30,35 @@ std::string selected_backend(uint32_t device, int32_t vfid) {
 
 namespace {
 
-// One Device per (backend, device, vfid) per process, shared by its cThreads.
-std::mutex g_cache_mtx;
-std::map<std::tuple<std::string, uint32_t, int32_t>, std::weak_ptr<Device>> g_cache;
+// One Device per (backend, device, vfid) per process, shared by its cThreads. A forked child starts with an empty
+// cache: the Devices it inherited lost their worker threads in the fork (and may hold locks those threads held), so
+// a cThread the child opens gets a Device of its own.
+struct DeviceCache {
+    std::mutex mtx;
+    std::map<std::tuple<std::string, uint32_t, int32_t>, std::weak_ptr<Device>> devices;
+};
+
+DeviceCache& cache() { return PerProcess<DeviceCache>::get(); }
 
 }  // namespace
 
 std::shared_ptr<Device> find_open_device(uint32_t device, int32_t vfid) {
-    std::lock_guard lk(g_cache_mtx);
-    auto it = g_cache.find(std::make_tuple(selected_backend(device, vfid), device, vfid));
-    return it == g_cache.end() ? nullptr : it->second.lock();
+    auto& c = cache();
+    std::lock_guard lk(c.mtx);
+    auto it = c.devices.find(std::make_tuple(selected_backend(device, vfid), device, vfid));
+    return it == c.devices.end() ? nullptr : it->second.lock();
 }
 
 std::shared_ptr<Device> open_device(uint32_t device, int32_t vfid) {
     if (vfid < 0) throw_error(Errc::invalid_argument, "cThread", "vfid must be >= 0, got " + std::to_string(vfid));
-    auto& mtx = g_cache_mtx;
-    auto& cache = g_cache;
     const std::string backend = selected_backend(device, vfid);
-    std::lock_guard lk(mtx);
+    auto& c = cache();
+    std::lock_guard lk(c.mtx);
     auto key = std::make_tuple(backend, device, vfid);
-    if (auto it = cache.find(key); it != cache.end())
+    if (auto it = c.devices.find(key); it != c.devices.end())
         if (auto dev = it->second.lock()) return dev;
     auto dev = backend == "hw" ? hw::open(device, vfid) : sim::open(device, vfid);
-    cache[key] = dev;
+    c.devices[key] = dev;
     return dev;
 }
 

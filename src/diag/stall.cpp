@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "diag/doctor.hpp"
-#include "diag/per_process.hpp"
+#include "detail/per_process.hpp"
 #include "diag/sim_probe.hpp"
 #include "diag/wait.hpp"
 #include "detail/settings.hpp"

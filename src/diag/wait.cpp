@@ -13,7 +13,7 @@
 #include <mutex>
 #include <thread>
 
-#include "diag/per_process.hpp"
+#include "detail/per_process.hpp"
 #include "diag/stall.hpp"
 
 namespace coyote::detail::diag {

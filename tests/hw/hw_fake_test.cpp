@@ -26,6 +26,7 @@
 #include "backend/hw/gpu/gpu_memory.hpp"
 #include "backend/hw/hw_device.hpp"
 #include "backend/hw/reconfig_device.hpp"
+#include "support/child.hpp"
 #include "unit/test_support.hpp"
 
 using namespace coyote;
@@ -162,6 +163,31 @@ TEST(HwFake, DeviceFilesSelectTheHwBackend) {
     EXPECT_EQ(coyote::detail::selected_backend(5, 0), "sim"); // nor device 5
     cThread t(0, getpid());
     EXPECT_EQ(t.backendName(), "hw");
+}
+
+// A child forked while its parent has the device open (the fake's poller running) opens the same vFPGA: the
+// driver's files are its own, its transfer completes and its user interrupt arrives, and the parent's device still
+// works.
+TEST(HwFake, ForkedChildOpensTheParentsVfpga) {
+    cThread parent(0, getpid());
+    ASSERT_TRUE(coyote_test::first_transfer_passes_through(parent, 64 * 1024, 1));
+    for (int round = 0; round < 5; ++round) {
+        coyote_test::BusyTransfers busy(parent, 64 * 1024); // the fork lands while the parent's device works
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        coyote_test::Child child([] {
+            coyote_test::InterruptLog log;
+            cThread t(0, getpid(), 0, log.callback());
+            if (t.backendName() != "hw" || !coyote_test::first_transfer_passes_through(t, 64 * 1024, 2)) return 1;
+            t.setCSR(static_cast<uint64_t>(t.getCtid()), 2); // the plug-in's interrupt, through the fake's threads
+            t.setCSR(42, 1);
+            return log.wait_for(1) && log.values() == std::vector<int>{42} ? 0 : 2;
+        }, 60);
+        EXPECT_EQ(child.wait(std::chrono::seconds(60)), 0)
+            << "round " << round << ": the child's transfer failed or hung (-1: killed at the deadline)";
+        EXPECT_GT(busy.done(), 0u) << "the parent's transfers stopped";
+    }
+    cThread again(0, getpid());
+    EXPECT_TRUE(coyote_test::first_transfer_passes_through(again, 4096, 3));
 }
 
 TEST(HwFake, SetAndGetIpAndMac) {

@@ -18,7 +18,9 @@
 #include "backend/device.hpp"
 #include "backend/registers.hpp"
 #include "backend/sim/segments.hpp"
+#include "support/child.hpp"
 
+using coyote_test::Child;
 using coyote_test::EnvGuard;
 
 namespace {
@@ -206,28 +208,20 @@ TEST(CThreadLock, CrossProcessNamedMutex) {
     int to_child[2], to_parent[2];
     ASSERT_EQ(::pipe(to_child), 0);
     ASSERT_EQ(::pipe(to_parent), 0);
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        int rc = 1;
-        try {
-            coyote::cThread t(0, getpid(), 0);
-            char c = 0;
-            if (::read(to_child[0], &c, 1) != 1) ::_exit(2); // parent holds the lock now
-            boost::interprocess::named_mutex m(boost::interprocess::open_only, vfpga_lock(0).c_str());
-            const bool got_while_held = m.try_lock();
-            if (got_while_held) m.unlock();
-            c = got_while_held ? 'B' : 'A';
-            if (::write(to_parent[1], &c, 1) != 1) ::_exit(3);
-            if (::read(to_child[0], &c, 1) != 1) ::_exit(4); // parent released
-            t.lock();
-            t.unlock();
-            rc = got_while_held ? 5 : 0;
-        } catch (...) {
-            rc = 6;
-        }
-        ::_exit(rc);
-    }
+    Child child([&] {
+        coyote::cThread t(0, getpid(), 0);
+        char c = 0;
+        if (::read(to_child[0], &c, 1) != 1) return 2; // parent holds the lock now
+        boost::interprocess::named_mutex m(boost::interprocess::open_only, vfpga_lock(0).c_str());
+        const bool got_while_held = m.try_lock();
+        if (got_while_held) m.unlock();
+        c = got_while_held ? 'B' : 'A';
+        if (::write(to_parent[1], &c, 1) != 1) return 3;
+        if (::read(to_child[0], &c, 1) != 1) return 4; // parent released
+        t.lock();
+        t.unlock();
+        return got_while_held ? 5 : 0;
+    }, 60);
     // Close the child's ends here, so that a child that exits early ends the reads below instead of hanging them.
     ::close(to_child[0]);
     ::close(to_parent[1]);
@@ -239,10 +233,7 @@ TEST(CThreadLock, CrossProcessNamedMutex) {
     EXPECT_EQ(c, 'A') << "the child acquired the vFPGA lock while the parent held it";
     t.unlock();
     ASSERT_EQ(::write(to_child[1], &c, 1), 1);
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status));
-    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_EQ(child.wait(), 0);
     for (int fd : {to_child[1], to_parent[0]}) ::close(fd);
 }
 
@@ -292,18 +283,12 @@ TEST(CThreadLock, LastHolderRemovesTheLock) {
         // Another process holding it keeps it too.
         int to_child[2];
         ASSERT_EQ(::pipe(to_child), 0);
-        const pid_t pid = ::fork();
-        ASSERT_GE(pid, 0);
-        if (pid == 0) {
-            try {
-                coyote::cThread t(0, ::getpid(), device);
-                char ch = 0;
-                (void)!::read(to_child[0], &ch, 1);
-            } catch (...) {
-                ::_exit(1);
-            }
-            ::_exit(0);
-        }
+        Child child([&] {
+            coyote::cThread t(0, ::getpid(), device);
+            char ch = 0;
+            (void)!::read(to_child[0], &ch, 1);
+            return 0;
+        }, 60);
         ::close(to_child[0]);
         std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the child opened the lock
         {
@@ -311,9 +296,7 @@ TEST(CThreadLock, LastHolderRemovesTheLock) {
         }
         EXPECT_EQ(::stat(sem.c_str(), &st), 0);
         ASSERT_EQ(::write(to_child[1], "x", 1), 1);
-        int status = 0;
-        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-        EXPECT_EQ(WEXITSTATUS(status), 0);
+        EXPECT_EQ(child.wait(), 0);
         ::close(to_child[1]);
         EXPECT_EQ(::stat(sem.c_str(), &st), 0) << "removed while this process still holds it";
     }
@@ -321,26 +304,40 @@ TEST(CThreadLock, LastHolderRemovesTheLock) {
     EXPECT_NE(::stat(holders.c_str(), &st), 0) << holders << " stays after its last holder";
 }
 
+// A child forked while its parent has a cThread open (the device's worker threads running, maybe holding its locks)
+// opens its own cThread on the same vFPGA: it gets a device of its own and its transfers complete; the parent's
+// device is unaffected.
+TEST(ForkedChild, OpensItsOwnDeviceOnTheParentsVfpga) {
+    EnvGuard b("COYOTE_BACKEND", "sim");
+    coyote::cThread parent(0, ::getpid());
+    ASSERT_TRUE(coyote_test::first_transfer_passes_through(parent, 256 * 1024, 1));
+    for (int round = 0; round < 5; ++round) {
+        coyote_test::BusyTransfers busy(parent, 64 * 1024); // the fork lands while the parent's device works
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        Child child([] {
+            coyote::cThread t(0, ::getpid());
+            return coyote_test::first_transfer_passes_through(t, 256 * 1024, 2) ? 0 : 1;
+        }, 60);
+        EXPECT_EQ(child.wait(std::chrono::seconds(60)), 0)
+            << "round " << round << ": the child's transfer failed or hung (-1: killed at the deadline)";
+        EXPECT_GT(busy.done(), 0u) << "the parent's transfers stopped";
+    }
+    coyote::cThread again(0, ::getpid());
+    EXPECT_TRUE(coyote_test::first_transfer_passes_through(again, 4096, 3));
+}
+
 TEST(CThreadLock, LockLeftByADeadProcessTimesOutWithAClearError) {
     EnvGuard g("COYOTE_BACKEND", "sim");
     constexpr uint32_t device = 9; // a lock no other test uses
     const std::string name = vfpga_lock(device);
     boost::interprocess::named_mutex::remove(name.c_str());
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-        try {
-            coyote::cThread t(0, getpid(), device);
-            t.lock();
-            ::_exit(0); // dies holding the lock (no destructor runs)
-        } catch (...) {
-            ::_exit(1);
-        }
-    }
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status));
-    ASSERT_EQ(WEXITSTATUS(status), 0);
+    Child child([&] {
+        coyote::cThread t(0, getpid(), device);
+        t.lock();
+        ::_exit(0); // dies holding the lock (no destructor runs)
+        return 1;
+    }, 60);
+    ASSERT_EQ(child.wait(), 0);
     EXPECT_GE(coyote::detail::sim::reclaim_stale_segments(), 2u) << "the dead child's sim segments were not reclaimed";
     {
         EnvGuard timeout("COYOTE_LOCK_TIMEOUT_MS", "200");

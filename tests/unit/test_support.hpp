@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -66,6 +68,60 @@ bool eventually(Pred&& pred) {
 inline bool wait_completed(coyote::cThread& t, coyote::CoyoteOper op, uint32_t n) {
     return eventually([&] { return t.checkCompleted(op) >= n; });
 }
+
+/// One LOCAL_TRANSFER of `n` bytes (pattern from `seed`) through `t`'s user logic, as passthrough: true when it
+/// completes in time with the data intact. Counts on `t` having completed no transfer before.
+inline bool first_transfer_passes_through(coyote::cThread& t, uint32_t n, uint8_t seed) {
+    auto* src = static_cast<uint8_t*>(t.getMem({coyote::CoyoteAllocType::REG, n}));
+    auto* dst = static_cast<uint8_t*>(t.getMem({coyote::CoyoteAllocType::REG, n}));
+    for (uint32_t i = 0; i < n; ++i) src[i] = static_cast<uint8_t>(seed + i * 13);
+    t.invoke(coyote::CoyoteOper::LOCAL_TRANSFER, coyote::localSg{.addr = src, .len = n},
+             coyote::localSg{.addr = dst, .len = n});
+    const bool done = wait_completed(t, coyote::CoyoteOper::LOCAL_WRITE, 1);
+    const bool same = done && std::equal(src, src + n, dst);
+    t.freeMem(src);
+    t.freeMem(dst);
+    return same;
+}
+
+/// LOCAL_TRANSFERs of `n` bytes through `t`, one at a time, on a thread of their own until destroyed: keeps the
+/// device's threads and locks busy (for a fork in the middle of it). `t` must not be used meanwhile.
+class BusyTransfers {
+public:
+    BusyTransfers(coyote::cThread& t, uint32_t n) : t_(t), n_(n) {
+        src_ = t.getMem({coyote::CoyoteAllocType::REG, n});
+        dst_ = t.getMem({coyote::CoyoteAllocType::REG, n});
+        worker_ = std::thread([this] { run(); });
+    }
+    BusyTransfers(const BusyTransfers&) = delete;
+    BusyTransfers& operator=(const BusyTransfers&) = delete;
+    ~BusyTransfers() {
+        stop_ = true;
+        worker_.join();
+        t_.freeMem(src_);
+        t_.freeMem(dst_);
+    }
+    /// Transfers completed so far; the thread gives up (and stops counting) if one takes longer than the deadline.
+    uint32_t done() const { return done_.load(); }
+
+private:
+    void run() {
+        const uint32_t base = t_.checkCompleted(coyote::CoyoteOper::LOCAL_WRITE);
+        for (uint32_t i = 1; !stop_; ++i) {
+            t_.invoke(coyote::CoyoteOper::LOCAL_TRANSFER, coyote::localSg{.addr = src_, .len = n_},
+                      coyote::localSg{.addr = dst_, .len = n_});
+            if (!wait_completed(t_, coyote::CoyoteOper::LOCAL_WRITE, base + i)) return;
+            done_ = i;
+        }
+    }
+    coyote::cThread& t_;
+    uint32_t n_;
+    void* src_ = nullptr;
+    void* dst_ = nullptr;
+    std::atomic<bool> stop_{false};
+    std::atomic<uint32_t> done_{0};
+    std::thread worker_;
+};
 
 /// The scratch directories this process created; the process that created one removes it when it exits
 /// normally (a forked child that exits leaves its parent's in place).

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "backend/sim/shell_config.hpp"
+#include "detail/per_process.hpp"
 #include "detail/settings.hpp"
 #include "fake_reconfig.hpp"
 #include "fake_vfpga.hpp"
@@ -90,10 +91,10 @@ struct Registry {
     std::map<uintptr_t, MappedRegion> regions; ///< by start address
 };
 
-Registry& registry() {
-    static Registry* r = new Registry; // never destroyed: calls may come during exit
-    return *r;
-}
+/// This process's registry: never destroyed (calls may come during exit), and fresh in a forked child, whose copies
+/// of the parent's devices have no poller thread and whose copy of the mutex may be held by a thread it lacks. The
+/// child's inherited descriptors then reach the C library (/dev/null), as a device it opens itself is its own.
+Registry& registry() { return coyote::detail::PerProcess<Registry>::get(); }
 
 /// Parses a fake device path: vfid >= 0 for a vFPGA, -1 for the reconfiguration device; false otherwise.
 bool parse_path(const char* path, uint32_t& device, int32_t& vfid) {

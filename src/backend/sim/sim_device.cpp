@@ -20,6 +20,7 @@
 #include "backend/sim/reconfig_state.hpp"
 #include "backend/sim/segments.hpp"
 #include "backend/sim/shell_port.hpp"
+#include "detail/per_process.hpp"
 #include "detail/settings.hpp"
 
 namespace coyote::detail::sim {
@@ -29,16 +30,14 @@ namespace {
 std::once_flag g_reclaim_once;
 
 /// The (device, vfid) pairs with a SimDevice alive in this process. A device being destroyed still
-/// owns its shm names until its destructor ends; open() waits for that instead of colliding.
+/// owns its shm names until its destructor ends; open() waits for that instead of colliding. A forked child starts
+/// with none: the devices it inherited are its parent's (their shm names carry the parent's pid).
 struct LiveDevices {
     std::mutex mtx;
     std::condition_variable cv;
     std::set<std::pair<uint32_t, int32_t>> live;
 };
-LiveDevices& live_devices() {
-    static auto* r = new LiveDevices(); // never destroyed: devices may outlive static destruction
-    return *r;
-}
+LiveDevices& live_devices() { return PerProcess<LiveDevices>::get(); } // never destroyed: devices may outlive statics
 
 /// Marks (device, vfid) closed and wakes an open() waiting for it.
 void release_live(uint32_t device, int32_t vfid) noexcept {

@@ -21,7 +21,7 @@
 #include "backend/sim/clock.hpp"
 #include "backend/sim/node_cores.hpp"
 #include "detail/settings.hpp"
-#include "diag/per_process.hpp"
+#include "detail/per_process.hpp"
 #include "diag/status.hpp"
 
 namespace coyote::detail::sim::lanes {
@@ -211,16 +211,16 @@ unsigned model_threads() {
     return static_cast<unsigned>(std::clamp<int64_t>(share, 1, k_auto_max_threads));
 }
 
-unsigned helpers_started() { return diag::PerProcess<Pool>::get().started(); }
+unsigned helpers_started() { return PerProcess<Pool>::get().started(); }
 
-PoolStats pool_stats() { return diag::PerProcess<Pool>::get().stats(); }
+PoolStats pool_stats() { return PerProcess<Pool>::get().stats(); }
 
 void parallel_for(std::size_t n, std::size_t grain, PieceFn fn, const void* ctx) {
     if (grain == 0 || n <= grain) {
         fn(ctx, 0, n);
         return;
     }
-    diag::PerProcess<Pool>::get().run(n, grain, fn, ctx, model_threads());
+    PerProcess<Pool>::get().run(n, grain, fn, ctx, model_threads());
 }
 
 }  // namespace coyote::detail::sim::lanes

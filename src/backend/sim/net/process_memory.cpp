@@ -14,6 +14,8 @@
 #include <mutex>
 #include <vector>
 
+#include "detail/per_process.hpp"
+
 namespace coyote::detail::sim::net {
 
 int vm_copy(pid_t pid, bool to_remote, uint64_t local, uint64_t remote, uint64_t len) noexcept {
@@ -80,9 +82,14 @@ pid_t common_ancestor(pid_t a, pid_t b, pid_t (*parent_of)(pid_t)) {
 
 pid_t allow_peer_access(pid_t peer) noexcept {
     if (peer <= 0 || yama_ptrace_scope() != 1) return 0;
-    static std::mutex mtx;
-    static pid_t declared = 0;
-    std::lock_guard lk(mtx);
+    // Per process: a forked child is not its parent's tracee-to-be (Yama's declaration is not inherited).
+    struct Declared {
+        std::mutex mtx;
+        pid_t declared = 0;
+    };
+    auto& d = PerProcess<Declared>::get();
+    std::lock_guard lk(d.mtx);
+    pid_t& declared = d.declared;
     // The ancestor of everyone declared so far and the new peer: Yama keeps one declared ptracer per process.
     const pid_t base = declared != 0 ? declared : ::getpid();
     const pid_t anc = common_ancestor(base, peer, &parent_pid);

@@ -25,6 +25,7 @@
 #include "backend/sim/models/examples/packet_tap.hpp"
 #include "backend/sim/segments.hpp"
 #include "detail/format.hpp"
+#include "detail/per_process.hpp"
 
 namespace coyote::detail::sim::sniffer {
 
@@ -55,10 +56,9 @@ struct Registry {
     std::multimap<uint32_t, std::atomic<uint64_t>*> nics;
     uint64_t next_id = 1;
 };
-Registry& registry() {
-    static auto* r = new Registry(); // never destroyed: NIC threads may capture during static destruction
-    return *r;
-}
+/// Never destroyed (NIC threads may capture during static destruction); empty in a forked child, whose copies of
+/// the parent's sniffers and ports are not its own.
+Registry& registry() { return PerProcess<Registry>::get(); }
 
 /// How long the stop waits for a writer that reserved room for a frame to copy it.
 constexpr std::chrono::milliseconds k_close_wait{2000};

@@ -1,9 +1,9 @@
-// coyote-mpi diagnostics: a process-wide object that is never destroyed and starts afresh in a forked child.
+// coyote-mpi: a process-wide object that is never destroyed and starts afresh in a forked child.
 #pragma once
 
 #include <pthread.h>
 
-namespace coyote::detail::diag {
+namespace coyote::detail {
 
 /// The one `T` of this process. Never destroyed: detached threads may still use it during static destruction.
 /// A forked child gets a fresh `T`, since the parent's mutexes may be held by threads the child does not have and
@@ -29,4 +29,4 @@ private:
     static inline Node* current_ = nullptr;
 };
 
-}  // namespace coyote::detail::diag
+}  // namespace coyote::detail

@@ -1,0 +1,88 @@
+// Test support: a forked child with a deadline (it alarms itself; the parent's wait kills it when late).
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <thread>
+
+namespace coyote_test {
+
+/// A forked child running `body`; its exit code is 0 on success. The child kills itself with SIGALRM
+/// after `timeout_s`; the destructor kills and reaps a child that is still running.
+class Child {
+public:
+    Child(std::function<int()> body, unsigned timeout_s = 60) {
+        std::fflush(nullptr);
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::alarm(timeout_s);
+            int rc = 99;
+            try {
+                rc = body();
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "child %d: exception: %s\n", static_cast<int>(::getpid()), e.what());
+                rc = 98;
+            } catch (...) {
+                rc = 97;
+            }
+            std::fflush(nullptr);
+            ::_exit(rc);
+        }
+    }
+    Child(const Child&) = delete;
+    Child& operator=(const Child&) = delete;
+    ~Child() {
+        if (pid_ > 0 && !reaped_) {
+            ::kill(pid_, SIGKILL);
+            int st = 0;
+            ::waitpid(pid_, &st, 0);
+        }
+    }
+
+    pid_t pid() const { return pid_; }
+
+    /// Waits up to `timeout` for the child; returns its exit code, 128+signal if killed, -1 on timeout
+    /// (the child is then killed).
+    int wait(std::chrono::milliseconds timeout = std::chrono::seconds(90)) {
+        if (reaped_) return status_;
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            int st = 0;
+            const pid_t r = ::waitpid(pid_, &st, WNOHANG);
+            if (r == pid_) {
+                reaped_ = true;
+                status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+                return status_;
+            }
+            if (r < 0) return -1;
+            if (std::chrono::steady_clock::now() > deadline) {
+                ::kill(pid_, SIGKILL);
+                ::waitpid(pid_, &st, 0);
+                reaped_ = true;
+                status_ = -1;
+                return -1;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
+
+    /// Kills the child with `sig` and reaps it.
+    void kill(int sig = SIGKILL) {
+        if (reaped_) return;
+        ::kill(pid_, sig);
+        (void)wait();
+    }
+
+private:
+    pid_t pid_ = -1;
+    bool reaped_ = false;
+    int status_ = -1;
+};
+
+}  // namespace coyote_test
