@@ -81,9 +81,10 @@ void probe_peer(Snapshot& s, const StatusSlot& slot) {
     find_peer_slot(s, slot);
     s.peer_stopped = s.peer == Snapshot::Peer::alive && s.peer_pid != 0 && process_stopped(s.peer_pid);
     if (is_sim(s)) {
-        s.refused_here = sim_probe::rejections(sim_probe::nic_name(s.pid, s.device, s.vfid));
+        s.refused_here = sim_probe::rejections(sim_probe::nic_name(s.pid, s.device, s.vfid), s.ctid);
         if (slot.peer_nic[0] != '\0' && s.peer != Snapshot::Peer::gone)
-            s.refused_there = sim_probe::rejections(std::string(slot.peer_nic, strnlen(slot.peer_nic, sizeof slot.peer_nic)));
+            s.refused_there = sim_probe::rejections(std::string(slot.peer_nic, strnlen(slot.peer_nic, sizeof slot.peer_nic)),
+                                                    slot.peer_ctid);
         if (auto psn = sim_probe::expected_psn(sim_probe::nic_name(s.pid, s.device, s.vfid), s.ctid)) {
             s.expected_psn = *psn;
             s.expected_psn_known = true;
@@ -125,6 +126,26 @@ constexpr const char* k_hw_blind =
 
 bool is_hw(const Snapshot& s) { return s.backend == "hw"; }
 
+/// Whether the NIC refused a request to the queue pair in question since this cThread opened: a refusal on another
+/// queue pair of the same NIC (another ctid, or an earlier owner of this one) does not stall this one.
+bool refused_on_this_qp(const Snapshot& s, const Rejections& r) {
+    return r.total > 0 && r.latest_ns != 0 && r.latest_ns >= s.opened_ns;
+}
+
+/// "2" or "2 (the latest to this queue pair 1.2 s ago)".
+std::string refused_count(const Rejections& r) {
+    std::string out = std::to_string(r.total);
+    if (r.latest_ns != 0)
+        out += fmt(" (the latest to this queue pair %.1f s ago)", static_cast<double>(monotonic_ns() - r.latest_ns) / 1e9);
+    return out;
+}
+
+/// "the latest to this queue pair (bounds) 1.2 s ago".
+std::string latest_refusal(const Rejections& r) {
+    return fmt("the latest to this queue pair (%s) %.1f s ago", r.latest_check.c_str(),
+               static_cast<double>(monotonic_ns() - r.latest_ns) / 1e9);
+}
+
 }  // namespace
 
 Snapshot take_snapshot(const StatusSlot& slot, int32_t pid) {
@@ -139,6 +160,7 @@ Snapshot take_snapshot(const StatusSlot& slot, int32_t pid) {
     s.polled_class = slot.polled_class.load(std::memory_order_relaxed);
     s.polled_value = slot.polled_value.load(std::memory_order_relaxed);
     s.stalled_s = static_cast<double>(monotonic_ns() - slot.last_progress_ns.load(std::memory_order_relaxed)) / 1e9;
+    s.opened_ns = slot.opened_ns.load(std::memory_order_relaxed);
     s.waiting_post = slot.waiting_post.load(std::memory_order_relaxed) != 0;
     s.has_qp = slot.has_qp.load(std::memory_order_acquire) != 0;
     if (s.has_qp) {
@@ -159,14 +181,14 @@ std::string likeliest_cause(const Snapshot& s) {
     if (s.peer_stopped)
         return "peer stopped: " + peer_name(s) + " is stopped (SIGSTOP, a debugger or job control); it posts "
                "nothing until it is continued";
-    if (s.refused_there.total > 0)
+    if (refused_on_this_qp(s, s.refused_there))
         return "window or rkey refused: the peer's NIC refused " + std::to_string(s.refused_there.total) +
-               " request(s) (" + s.refused_there.by_check + "): the target range lies outside its registered "
-               "buffer and windows, or the rkey does not match";
-    if (s.refused_here.total > 0)
+               " request(s) (" + s.refused_there.by_check + "), " + latest_refusal(s.refused_there) +
+               ": the target range lies outside its registered buffer and windows, or the rkey does not match";
+    if (refused_on_this_qp(s, s.refused_here))
         return "window or rkey refused: this vFPGA's NIC refused " + std::to_string(s.refused_here.total) +
-               " request(s) of the peer (" + s.refused_here.by_check + "): what this side waits for was "
-               "rejected at its own window / rkey check";
+               " request(s) of the peer (" + s.refused_here.by_check + "), " + latest_refusal(s.refused_here) +
+               ": what this side waits for was rejected at its own window / rkey check";
     if (s.waiting_post)
         return fmt("back-pressure: the command FIFO of ctid %d stays full (%s outstanding); its commands do not "
                    "complete", s.ctid, (outstanding(s, false) + outstanding(s, true)).c_str());
@@ -214,9 +236,8 @@ std::string report(const Snapshot& s) {
             out += "; its posted/completed: " + counters_line(s.peer_posted, s.peer_completed);
         out += "\n";
         if (s.refused_here.known || s.refused_there.known)
-            out += fmt("%s:   refused by this NIC: %llu, by the peer's NIC: %s\n", tag.c_str(),
-                       static_cast<unsigned long long>(s.refused_here.total),
-                       s.refused_there.known ? std::to_string(s.refused_there.total).c_str() : "unknown");
+            out += tag + ":   refused by this NIC: " + refused_count(s.refused_here) +
+                   ", by the peer's NIC: " + (s.refused_there.known ? refused_count(s.refused_there) : "unknown") + "\n";
         else if (is_hw(s))
             out += tag + ":   refused requests: not reported by the hw NIC (it counts PSN drops and retransmissions, "
                          "no access violations)\n";

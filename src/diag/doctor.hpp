@@ -15,6 +15,8 @@ struct Rejections {
     bool known = false;
     uint64_t total = 0;
     std::string by_check; ///< "out_of_bounds x 2, rkey x 1"
+    int64_t latest_ns = 0;    ///< monotonic_ns() of the latest refused request to the queue pair asked about (0: none)
+    std::string latest_check; ///< the check that one failed
 };
 
 /// Everything one diagnosis looks at.
@@ -28,6 +30,7 @@ struct Snapshot {
     uint32_t polled_class = k_no_class;
     uint32_t polled_value = 0;
     double stalled_s = 0.0;
+    int64_t opened_ns = 0; ///< monotonic_ns() when this cThread opened (older refusals were of its ctid's earlier owners)
     bool on_demand = false; ///< asked for (printDebug, SIGUSR1, coyote-info -v), not a stall warning
     bool waiting_post = false;
     bool has_qp = false;

@@ -51,7 +51,7 @@ bool completions(int32_t pid, uint32_t device, int32_t vfid, int32_t ctid, uint3
     }
 }
 
-Rejections rejections(const std::string& name) noexcept {
+Rejections rejections(const std::string& name, int32_t ctid) noexcept {
     Rejections r;
     ShmSegment seg;
     const sim::NicShared* nic = map_nic(name, seg);
@@ -64,6 +64,12 @@ Rejections rejections(const std::string& name) noexcept {
             r.total += n;
             if (!r.by_check.empty()) r.by_check += ", ";
             r.by_check += std::string(sim::check_name(static_cast<sim::Check>(c))) + " x " + std::to_string(n);
+        }
+        if (ctid >= 0 && ctid < N_CTID_MAX) {
+            r.latest_ns = nic->counters.rejected_at_ns[ctid].load(std::memory_order_acquire);
+            const uint32_t c = nic->counters.rejected_check[ctid].load(std::memory_order_relaxed);
+            if (r.latest_ns != 0 && c < static_cast<uint32_t>(sim::Check::count))
+                r.latest_check = sim::check_name(static_cast<sim::Check>(c));
         }
     } catch (...) {
     }

@@ -18,8 +18,9 @@ std::string nic_name(int32_t pid, uint32_t device, int32_t vfid);
 /// Reads the completion counters of `ctid` from the state segment of (pid, device, vfid), LOCAL_WRITE with the
 /// completions deferred in a burst (landed, not yet claimed); false if unreadable or of another layout version.
 bool completions(int32_t pid, uint32_t device, int32_t vfid, int32_t ctid, uint32_t out[k_classes]) noexcept;
-/// The rejection counters of the NIC published in segment `name`.
-Rejections rejections(const std::string& name) noexcept;
+/// The rejection counters of the NIC published in segment `name`, and its latest refusal of a request to queue
+/// pair `ctid` (-1: none asked about).
+Rejections rejections(const std::string& name, int32_t ctid) noexcept;
 /// The PSN queue pair `ctid` of the NIC in segment `name` accepts next.
 std::optional<uint32_t> expected_psn(const std::string& name, int32_t ctid) noexcept;
 

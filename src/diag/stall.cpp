@@ -110,6 +110,7 @@ void Watch::attach(const Subject& s, PollCountdown& countdown) {
         local_slot_.ctid = s.ctid;
         std::strncpy(local_slot_.backend, s.dev->backend_name(), sizeof(local_slot_.backend) - 1);
         local_slot_.last_progress_ns.store(monotonic_ns());
+        local_slot_.opened_ns.store(monotonic_ns());
     }
     publish_qp();
     Registry& r = registry();

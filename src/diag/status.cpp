@@ -96,6 +96,7 @@ StatusSlot* acquire_slot(uint32_t device, int32_t vfid, int32_t ctid, const char
         std::strncpy(fresh->backend, backend, sizeof(fresh->backend) - 1);
         const int64_t now = monotonic_ns();
         fresh->last_progress_ns.store(now, std::memory_order_relaxed);
+        fresh->opened_ns.store(now, std::memory_order_relaxed);
         fresh->last_check_ns.store(now, std::memory_order_relaxed);
         fresh->in_use.store(1, std::memory_order_release);
         if (i + 1 > s->slots_used) s->slots_used = i + 1;

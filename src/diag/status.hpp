@@ -21,7 +21,7 @@
 namespace coyote::detail::diag {
 
 inline constexpr uint64_t k_status_magic = 0x4741494454594f43ULL; // "COYTDIAG"
-inline constexpr uint32_t k_status_version = 1;
+inline constexpr uint32_t k_status_version = 2;
 /// cThreads per process the segment describes (later ones run without a slot: no diagnosis from outside).
 inline constexpr uint32_t k_max_slots = 64;
 /// Completion classes (CmplClass order: local_read, local_write, rdma_read, rdma_write).
@@ -52,6 +52,7 @@ struct StatusSlot {
     std::atomic<uint32_t> polled_value{0};
     std::atomic<uint64_t> checks{0};          ///< slow-path checks so far
     std::atomic<int64_t> last_progress_ns{0}; ///< monotonic_ns() of the last change seen
+    std::atomic<int64_t> opened_ns{0};        ///< monotonic_ns() when the slot was taken (its cThread opened)
     std::atomic<int64_t> last_check_ns{0};
     std::atomic<uint32_t> waiting_post{0};    ///< 1 while an invoke waits for a full command FIFO
     std::atomic<uint32_t> has_qp{0};

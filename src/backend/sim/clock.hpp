@@ -15,4 +15,13 @@ inline int64_t precise_ns() noexcept {
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+/// CLOCK_MONOTONIC_COARSE in nanoseconds: timer-tick resolution (a few ms), what the per-post liveness period needs,
+/// at a fraction of steady_clock's cost (measured 7 vs 37 ns per call on the development VM). The same clock as the
+/// stall doctor's, which compares the NIC's refusal times with its own.
+inline int64_t coarse_now_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 }  // namespace coyote::detail::sim

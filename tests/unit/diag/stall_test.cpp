@@ -1,7 +1,7 @@
 // Tests of the stall doctor (src/diag): stalls set up between two forked processes on the sim backend must be
-// diagnosed with the right cause (peer never posts, peer died, WRITE refused by the target's window, a full
-// command FIFO); the diagnosis on demand (printDebug, SIGUSR1); COYOTE_STALL_WARN_MS=0 keeps it quiet. Waits
-// that poll no counter (the out-of-band exchange, the vFPGA lock) are reported with what they wait for and why.
+// diagnosed with the right cause (peer never posts, peer died, WRITE refused by the target's window, and not blamed
+// for a stall on another queue pair, a full command FIFO); the diagnosis on demand (printDebug, SIGUSR1);
+// COYOTE_STALL_WARN_MS=0 keeps it quiet. Waits that poll no counter (the out-of-band exchange, the vFPGA lock) are reported with what they wait for and why.
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
@@ -167,8 +167,52 @@ TEST(StallDoctor, WriteRefusedByTheTargetsWindow) {
     EXPECT_TRUE(has(target, "likeliest cause: window or rkey refused: this vFPGA's NIC refused 1 request(s) of the "
                           "peer (bounds x 1)")) << target;
     EXPECT_TRUE(has(initiator, "likeliest cause: window or rkey refused: the peer's NIC refused 1 request(s) "
-                             "(bounds x 1)")) << initiator;
+                             "(bounds x 1), the latest to this queue pair (bounds) ")) << initiator;
+    EXPECT_TRUE(has(target, "refused by this NIC: 1 (the latest to this queue pair ")) << target;
     EXPECT_TRUE(has(initiator, "RDMA_WRITE 1/0")) << initiator;
+}
+
+TEST(StallDoctor, RefusalOnAnotherQueuePairIsNotTheCause) {
+    // Two queue pairs between the same two vFPGAs: a WRITE on the first is refused, then both sides wait on the
+    // second, where nobody posts. The NICs counted the refusal, but not on the stalled queue pair.
+    const uint16_t port_a = coyote_test::free_port(), port_b = coyote_test::free_port();
+    Capture target_err, initiator_err;
+    Child server([&] {
+        target_err.redirect();
+        stall_env();
+        cThread a(0, ::getpid(), 0), b(0, ::getpid(), 0);
+        a.initRDMA(1 << 16, port_a);
+        a.getOob()->sync();
+        b.initRDMA(1 << 16, port_b);
+        b.getOob()->sync();
+        poll_for(b, CoyoteOper::LOCAL_WRITE, 2.0);
+        b.getOob()->send_ack(1);
+        return 0;
+    });
+    Child client([&] {
+        initiator_err.redirect();
+        stall_env();
+        cThread a(0, ::getpid(), 1), b(0, ::getpid(), 1);
+        void* buf = a.initRDMA(1 << 16, port_a, "127.0.0.1");
+        a.getOob()->sync();
+        b.initRDMA(1 << 16, port_b, "127.0.0.1");
+        b.getOob()->sync();
+        const auto outside = reinterpret_cast<uint64_t>(a.getQpair()->remote.vaddr) + (1 << 20);
+        a.invokeRdma(CoyoteOper::REMOTE_RDMA_WRITE, buf, outside, 64);
+        (void)coyote_test::wait_error(a);
+        poll_for(b, CoyoteOper::LOCAL_WRITE, 1.5); // waits on the other queue pair, where the peer never writes
+        (void)b.getOob()->read_ack();
+        return 0;
+    });
+    ASSERT_EQ(client.wait(), 0);
+    ASSERT_EQ(server.wait(), 0);
+    const std::string target = target_err.text(), initiator = initiator_err.text();
+    EXPECT_TRUE(has(target, "refused by this NIC: 1,")) << target; // counted, on the other queue pair
+    EXPECT_TRUE(has(initiator, "by the peer's NIC: 1\n")) << initiator;
+    for (const auto* text : {&target, &initiator}) {
+        EXPECT_TRUE(has(*text, "likeliest cause: peer never posted")) << *text;
+        EXPECT_FALSE(has(*text, "likeliest cause: window or rkey refused")) << *text;
+    }
 }
 
 TEST(StallDoctor, CommandFifoThatStaysFull) {

@@ -94,7 +94,7 @@ bool NicImpl::window_copy(int32_t ctid, uint64_t generation, const RdmaRequest& 
                    hex(v.win.vaddr, 1) + " + len " + std::to_string(v.win.size) +
                    ") is no longer mapped in the target (process " + std::to_string(ep.pid) + ")" +
                    (to_remote ? "" : ", or the local READ target is not writable");
-        peer.nic->counters.rejected[static_cast<size_t>(Check::unmapped)].fetch_add(1, std::memory_order_relaxed);
+        count_rejection(*peer.nic, Check::unmapped, v.ctid);
         record_error(ctid, generation,
                      Error(make_error_code(Errc::remote_rejected), opcode_label(req.op),
                            rejection_message(req, ep.ip, f)));

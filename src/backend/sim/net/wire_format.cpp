@@ -11,6 +11,7 @@
 
 #include <coyote/error.hpp>
 
+#include "backend/sim/clock.hpp"
 #include "backend/sim/identity.hpp"
 #include "backend/sim/segments.hpp"
 #include "detail/format.hpp"
@@ -162,6 +163,13 @@ const char* check_name(Check c) noexcept {
     case Check::count: break;
     }
     return "unknown";
+}
+
+void count_rejection(NicShared& nic, Check check, int32_t ctid) noexcept {
+    nic.counters.rejected[static_cast<size_t>(check)].fetch_add(1, std::memory_order_relaxed);
+    if (ctid < 0 || ctid >= N_CTID_MAX) return;
+    nic.counters.rejected_check[ctid].store(static_cast<uint32_t>(check), std::memory_order_relaxed);
+    nic.counters.rejected_at_ns[ctid].store(coarse_now_ns(), std::memory_order_release);
 }
 
 const char* opcode_label(RdmaOpcode op) noexcept {
@@ -370,15 +378,16 @@ Check stateless_checks(const NicShared& target, const RdmaRequest& r, int32_t ct
 
 Verdict validate_and_claim(NicShared& target, const RdmaRequest& r, SlotCache* cache) {
     Verdict v;
+    const uint32_t vf_bits = (r.dst_qpn >> PID_BITS) & 0xFu;
+    const int32_t ctid = static_cast<int32_t>(r.dst_qpn & PID_MASK);
+    const bool ours = (r.dst_qpn >> (PID_BITS + 4)) == 0 && vf_bits == (static_cast<uint32_t>(target.vfid) & 0xFu);
     auto reject = [&](Check c, std::string detail) {
         v.check = c;
         v.detail = std::move(detail);
-        target.counters.rejected[static_cast<size_t>(c)].fetch_add(1, std::memory_order_relaxed);
+        count_rejection(target, c, ours ? ctid : -1);
         return v;
     };
-    const uint32_t vf_bits = (r.dst_qpn >> PID_BITS) & 0xFu;
-    const int32_t ctid = static_cast<int32_t>(r.dst_qpn & PID_MASK);
-    if ((r.dst_qpn >> (PID_BITS + 4)) != 0 || vf_bits != (static_cast<uint32_t>(target.vfid) & 0xFu))
+    if (!ours)
         return reject(Check::unknown_qpn, "no queue pair with qpn " + hex(r.dst_qpn, 6) + " on vFPGA " +
                                               std::to_string(target.vfid) + " (qpn vFPGA bits " +
                                               std::to_string(vf_bits) + ")");

@@ -62,7 +62,7 @@ Endpoint decode_endpoint(std::span<const std::byte> bytes);
 // ---- published NIC state -----------------------------------------------------------------------
 
 inline constexpr uint64_t k_nic_magic = 0x3143494e4f594f43ULL; // "COYONIC1"
-inline constexpr uint32_t k_nic_version = 5;
+inline constexpr uint32_t k_nic_version = 6;
 /// Remote-access windows per ctid (cThread::k_max_windows).
 inline constexpr uint32_t k_nic_windows = 16;
 
@@ -124,6 +124,10 @@ struct WinSlot {
 /// Target-side counters (published so the initiator's debug output and tests can read them).
 struct NicCounters {
     std::atomic<uint64_t> rejected[static_cast<size_t>(Check::count)]{}; ///< per failed check
+    /// Per queue pair (ctid) of this NIC: CLOCK_MONOTONIC_COARSE ns of the latest request to it refused (0: none), and
+    /// the check it failed (for the stall doctor: a refusal after the queue pair's last completion explains a stall).
+    std::atomic<int64_t> rejected_at_ns[N_CTID_MAX]{};
+    std::atomic<uint32_t> rejected_check[N_CTID_MAX]{};
     std::atomic<uint64_t> ctx_rejected{0};  ///< context writes with a foreign vfid
     std::atomic<uint64_t> arp_misses{0};    ///< NET_ARP writes of an IP with no known endpoint
     std::atomic<uint64_t> bad_key_conns{0}; ///< TCP wire connections presenting an unknown key
@@ -157,6 +161,10 @@ struct NicShared {
     /// (models/examples/packet_tap.hpp), to which same-host peers append the frames of their shm requests too.
     std::atomic<uint64_t> sniff{0};
 };
+
+/// Counts a request this NIC refused under `check`; `ctid`: the queue pair of this NIC it was for (-1: none of its),
+/// whose latest refusal is stamped with the time and the check.
+void count_rejection(NicShared& nic, Check check, int32_t ctid) noexcept;
 
 /// Consistent copies of the slots.
 struct QpView {

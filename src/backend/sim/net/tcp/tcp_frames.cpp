@@ -32,10 +32,6 @@ void set_nak(Response& resp, Check check, std::string text) {
     resp.text = std::move(text);
 }
 
-void count_rejection(NicShared& nic, Check check) noexcept {
-    nic.counters.rejected[static_cast<size_t>(check)].fetch_add(1, std::memory_order_relaxed);
-}
-
 /// Writes a frame header and its payload (none when `len` is 0) from byte `done` of the frame on (write_parts);
 /// returns an error text.
 std::string send_frame(int fd, const FrameHeader& h, const void* payload, size_t len, size_t& done,
@@ -136,7 +132,7 @@ std::string TcpWire::receive_into_window(int fd, const FrameHeader& h, const Rdm
     const WinView now = read_win(nic_.shared().win[v.ctid][v.window]);
     const uint64_t addr = v.win.vaddr + v.offset;
     auto nak = [&](Check failed, const std::string& why) {
-        count_rejection(nic_.shared(), failed);
+        count_rejection(nic_.shared(), failed, v.ctid);
         set_nak(resp, failed, rejection_text(r.op, nic_.ip(), r.dst_qpn, why));
     };
     if (!now.valid || now.generation != v.win.generation) {
@@ -467,7 +463,7 @@ std::string TcpWire::send_read_data(Response& r, Clock::time_point deadline, boo
         return send_frame(r.conn->fd.get(), r.h, reinterpret_cast<const void*>(r.data_addr), r.h.payload_len,
                           r.sent, deadline, wait);
     }
-    count_rejection(nic_.shared(), gone);
+    count_rejection(nic_.shared(), gone, r.ctid);
     if (r.sent != 0) return "READ response cut after " + std::to_string(r.sent) + " bytes: " + why;
     set_nak(r, gone, rejection_text(RdmaOpcode::read, nic_.ip(), r.h.dst_qpn, why));
     r.h.payload_len = static_cast<uint32_t>(r.text.size());
