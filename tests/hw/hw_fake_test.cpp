@@ -169,6 +169,7 @@ TEST(HwFake, DeviceFilesSelectTheHwBackend) {
 // driver's files are its own, its transfer completes and its user interrupt arrives, and the parent's device still
 // works.
 TEST(HwFake, ForkedChildOpensTheParentsVfpga) {
+    if (coyote_test::k_thread_sanitizer) GTEST_SKIP() << coyote_test::k_fork_threads_under_tsan;
     cThread parent(0, getpid());
     ASSERT_TRUE(coyote_test::first_transfer_passes_through(parent, 64 * 1024, 1));
     for (int round = 0; round < 5; ++round) {

@@ -13,6 +13,24 @@
 
 namespace coyote_test {
 
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool k_thread_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+inline constexpr bool k_thread_sanitizer = true;
+#else
+inline constexpr bool k_thread_sanitizer = false;
+#endif
+#else
+inline constexpr bool k_thread_sanitizer = false;
+#endif
+
+/// Why a test whose forked child starts threads while its parent's run is skipped under ThreadSanitizer: glibc
+/// gives the child's new threads the stacks (and so the ids) of the parent's threads the fork left behind, which
+/// ThreadSanitizer still has registered ("dup thread with used id"), and it stops the child.
+inline constexpr const char* k_fork_threads_under_tsan =
+    "ThreadSanitizer stops a forked child that starts threads while its parent's threads run (their ids are reused)";
+
 /// A forked child running `body`; its exit code is 0 on success. The child kills itself with SIGALRM
 /// after `timeout_s`; the destructor kills and reaps a child that is still running.
 class Child {

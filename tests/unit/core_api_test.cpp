@@ -1,5 +1,7 @@
 // Source compatibility of the public headers, the error type and backend selection.
 #include "test_support.hpp"
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include "backend/registers.hpp"
 #include "backend/sim/segments.hpp"
 #include "support/child.hpp"
+#include "support/helper_process.hpp"
 
 using coyote_test::Child;
 using coyote_test::EnvGuard;
@@ -266,6 +269,32 @@ TEST(CThreadLock, SecondHolderTimesOutNamingTheLock) {
     c.unlock();
 }
 
+/// What `fd` yields until it holds `want`, ends, or `max` passes.
+std::string read_until(int fd, const std::string& want, std::chrono::milliseconds max) {
+    std::string got;
+    const auto deadline = std::chrono::steady_clock::now() + max;
+    while (got.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+        pollfd pf{fd, POLLIN, 0};
+        if (::poll(&pf, 1, 100) <= 0) continue;
+        char buf[256];
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+}
+
+/// LastHolderRemovesTheLock's other process: holds a cThread on sim device 6 until its stdin closes.
+TEST(CThreadLockHelper, DISABLED_HoldsDevice6UntilStdinCloses) {
+    EnvGuard b("COYOTE_BACKEND", "sim");
+    coyote::cThread t(0, ::getpid(), 6);
+    std::printf("holding\n");
+    std::fflush(stdout);
+    char ch = 0;
+    while (::read(STDIN_FILENO, &ch, 1) > 0) {
+    }
+}
+
 TEST(CThreadLock, LastHolderRemovesTheLock) {
     EnvGuard b("COYOTE_BACKEND", "sim");
     constexpr uint32_t device = 6; // a lock no other test uses
@@ -280,24 +309,24 @@ TEST(CThreadLock, LastHolderRemovesTheLock) {
             c.unlock();
         }
         EXPECT_EQ(::stat(sem.c_str(), &st), 0) << "removed while another cThread still holds it";
-        // Another process holding it keeps it too.
-        int to_child[2];
-        ASSERT_EQ(::pipe(to_child), 0);
-        Child child([&] {
-            coyote::cThread t(0, ::getpid(), device);
-            char ch = 0;
-            (void)!::read(to_child[0], &ch, 1);
-            return 0;
-        }, 60);
+        // Another process holding it keeps it too (a helper process: see HoldsDevice6UntilStdinCloses).
+        int to_child[2], from_child[2];
+        ASSERT_EQ(::pipe2(to_child, O_CLOEXEC), 0);
+        ASSERT_EQ(::pipe2(from_child, O_CLOEXEC), 0);
+        const pid_t pid = coyote_test::spawn_helper("CThreadLockHelper.DISABLED_HoldsDevice6UntilStdinCloses",
+                                                    to_child[0], from_child[1]);
+        ASSERT_GT(pid, 0);
         ::close(to_child[0]);
-        std::this_thread::sleep_for(std::chrono::milliseconds(300)); // the child opened the lock
+        ::close(from_child[1]);
+        const std::string said = read_until(from_child[0], "holding\n", std::chrono::seconds(30));
+        ASSERT_NE(said.find("holding\n"), std::string::npos) << "the helper did not open the lock: " << said;
         {
             coyote::cThread parent_gone(0, ::getpid(), device);
         }
         EXPECT_EQ(::stat(sem.c_str(), &st), 0);
-        ASSERT_EQ(::write(to_child[1], "x", 1), 1);
-        EXPECT_EQ(child.wait(), 0);
-        ::close(to_child[1]);
+        ::close(to_child[1]); // the helper closes its cThread and exits
+        EXPECT_EQ(coyote_test::wait_exit(pid, std::chrono::seconds(60)), 0);
+        ::close(from_child[0]);
         EXPECT_EQ(::stat(sem.c_str(), &st), 0) << "removed while this process still holds it";
     }
     EXPECT_NE(::stat(sem.c_str(), &st), 0) << sem << " stays after its last holder";
@@ -308,6 +337,7 @@ TEST(CThreadLock, LastHolderRemovesTheLock) {
 // opens its own cThread on the same vFPGA: it gets a device of its own and its transfers complete; the parent's
 // device is unaffected.
 TEST(ForkedChild, OpensItsOwnDeviceOnTheParentsVfpga) {
+    if (coyote_test::k_thread_sanitizer) GTEST_SKIP() << coyote_test::k_fork_threads_under_tsan;
     EnvGuard b("COYOTE_BACKEND", "sim");
     coyote::cThread parent(0, ::getpid());
     ASSERT_TRUE(coyote_test::first_transfer_passes_through(parent, 256 * 1024, 1));

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "service_test_support.hpp"
+#include "support/helper_process.hpp"
 #include "unit/rdma_test_support.hpp"
 
 namespace {
@@ -72,35 +73,13 @@ void add_vadd(coyote::cService* svc) {
         }));
 }
 
-/// This binary re-run on helper test `name`; the child's pid (output to `out_fd` when >= 0, else discarded).
+/// This binary re-run on helper test ServiceHelper.DISABLED_`name`; the child's pid (output to `out_fd` when >= 0,
+/// else discarded).
 pid_t spawn_helper(const std::string& name, int out_fd = -1) {
-    const std::string filter = "--gtest_filter=ServiceHelper.DISABLED_" + name;
-    const char* argv[] = {"service_process_test", filter.c_str(), "--gtest_also_run_disabled_tests", nullptr};
-    const pid_t child = ::fork();
-    if (child == 0) { // async-signal-safe calls only until exec
-        const int out = out_fd >= 0 ? out_fd : ::open("/dev/null", O_WRONLY);
-        ::dup2(out, STDOUT_FILENO);
-        ::dup2(out, STDERR_FILENO);
-        ::execv("/proc/self/exe", const_cast<char* const*>(argv));
-        ::_exit(127);
-    }
-    return child;
+    return coyote_test::spawn_helper("ServiceHelper.DISABLED_" + name, -1, out_fd);
 }
 
-/// Waits up to `max` for `child`; its exit status, or -1 (then it is killed) when it did not end in time.
-int wait_exit(pid_t child, std::chrono::seconds max) {
-    const auto deadline = std::chrono::steady_clock::now() + max;
-    int status = 0;
-    while (::waitpid(child, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            ::kill(child, SIGKILL);
-            ::waitpid(child, &status, 0);
-            return -1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+using coyote_test::wait_exit;
 
 /// Runs helper test `name` to its end (60 s at most): its exit status and output.
 std::pair<int, std::string> run_helper(const std::string& name) {

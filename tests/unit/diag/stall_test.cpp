@@ -1,7 +1,8 @@
 // Tests of the stall doctor (src/diag): stalls set up between two forked processes on the sim backend must be
 // diagnosed with the right cause (peer never posts, peer died, WRITE refused by the target's window, and not blamed
 // for a stall on another queue pair, a full command FIFO); the diagnosis on demand (printDebug, SIGUSR1);
-// COYOTE_STALL_WARN_MS=0 keeps it quiet. Waits that poll no counter (the out-of-band exchange, the vFPGA lock) are reported with what they wait for and why.
+// COYOTE_STALL_WARN_MS=0 keeps it quiet. Waits that poll no counter (the out-of-band exchange, the vFPGA lock)
+// are reported with what they wait for and why.
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
