@@ -125,7 +125,7 @@ struct WinSlot {
 struct NicCounters {
     std::atomic<uint64_t> rejected[static_cast<size_t>(Check::count)]{}; ///< per failed check
     /// Per queue pair (ctid) of this NIC: CLOCK_MONOTONIC_COARSE ns of the latest request to it refused (0: none), and
-    /// the check it failed (for the stall doctor: a refusal after the queue pair's last completion explains a stall).
+    /// the check it failed (for the stall doctor, which blames a refusal only on the queue pair it was on).
     std::atomic<int64_t> rejected_at_ns[N_CTID_MAX]{};
     std::atomic<uint32_t> rejected_check[N_CTID_MAX]{};
     std::atomic<uint64_t> ctx_rejected{0};  ///< context writes with a foreign vfid
