@@ -17,6 +17,8 @@
 
 #include <coyote/error.hpp>
 
+#include "detail/per_process.hpp"
+
 namespace coyote::detail {
 
 namespace {
@@ -34,7 +36,12 @@ struct Entry {
 std::array<Entry, k_max_prefixes> g_entries;
 std::atomic<size_t> g_count{0};
 std::array<struct sigaction, k_signals.size()> g_previous{};
-std::mutex g_mtx;
+
+/// Serialises registrations. Fresh in a forked child: a thread of the parent may have held it at the fork.
+struct RegistrationLock {
+    std::mutex mtx;
+};
+std::mutex& registration_mutex() { return PerProcess<RegistrationLock>::get().mtx; }
 
 size_t signal_index(int sig) noexcept {
     for (size_t i = 0; i < k_signals.size(); ++i)
@@ -114,7 +121,7 @@ void unlink_on_signal(const std::string& prefix) {
                     "cleanup prefix '" + prefix + "' must be 1.." + std::to_string(k_max_prefix - 1) +
                         " bytes without '/'");
     const pid_t me = ::getpid();
-    std::lock_guard lk(g_mtx);
+    std::lock_guard lk(registration_mutex());
     static pid_t installed_for = 0;
     size_t n = g_count.load();
     for (size_t i = 0; i < n; ++i)

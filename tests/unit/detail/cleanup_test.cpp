@@ -1,5 +1,6 @@
 // The signal-safe cleanup registry: SIGTERM / SIGINT leave no /dev/shm file of the process, previous handlers
-// are chained, a forked child does not remove its parent's names.
+// are chained, a forked child does not remove its parent's names, and registers its own even when a thread of its
+// parent held the registry's lock at the fork.
 #include <gtest/gtest.h>
 
 #include <coyote/cThread.hpp>
@@ -13,10 +14,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "detail/cleanup.hpp"
+#include "support/child.hpp"
 
 namespace {
 
@@ -135,4 +139,24 @@ TEST(Cleanup, RemovesOnlyTheRegisteredPrefixesOfThisProcess) {
     EXPECT_THROW(coyote::detail::unlink_on_signal(""), coyote::Error);
     EXPECT_THROW(coyote::detail::unlink_on_signal("a/b"), coyote::Error);
     EXPECT_THROW(coyote::detail::unlink_on_signal(std::string(200, 'x')), coyote::Error);
+}
+
+TEST(Cleanup, AChildForkedWhileAThreadRegistersCanRegister) {
+    const std::string busy = "cleanup-busy." + std::to_string(::getpid()) + ".";
+    coyote::detail::unlink_on_signal(busy);
+    std::atomic<bool> stop{false};
+    std::thread t([&] { // takes the registry's lock again and again (the prefix is known: nothing is added)
+        while (!stop.load()) coyote::detail::unlink_on_signal(busy);
+    });
+    int hung = 0;
+    for (int i = 0; i < 20; ++i) {
+        coyote_test::Child child([] {
+            coyote::detail::unlink_on_signal("cleanup-child." + std::to_string(::getpid()) + ".");
+            return 0;
+        }, 10);
+        if (child.wait(std::chrono::seconds(20)) != 0) ++hung;
+    }
+    stop = true;
+    t.join();
+    EXPECT_EQ(hung, 0) << "children waited for the registry lock a thread of their parent held at the fork";
 }
