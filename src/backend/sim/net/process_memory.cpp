@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -36,10 +37,28 @@ int vm_copy(pid_t pid, bool to_remote, uint64_t local, uint64_t remote, uint64_t
 
 bool still_mapped_here(uint64_t addr, uint64_t len) noexcept {
     if (len == 0) return true;
+    // One byte of every page, read through process_vm_readv on this process: it fails on a hole and on a page
+    // that is mapped but not readable (PROT_NONE), which msync would take for mapped.
     const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    const uint64_t s = addr / page * page;
-    const uint64_t e = (addr + len + page - 1) / page * page;
-    return ::msync(reinterpret_cast<void*>(s), e - s, MS_ASYNC) == 0;
+    constexpr size_t k_batch = 256;
+    std::array<iovec, k_batch> remote{};
+    std::array<char, k_batch> sink{};
+    const uint64_t end = addr + len;
+    for (uint64_t at = addr; at < end;) {
+        size_t n = 0;
+        for (; n < k_batch && at < end; ++n, at = (at / page + 1) * page) remote[n] = {reinterpret_cast<void*>(at), 1};
+        iovec local{sink.data(), n};
+        ssize_t got = 0;
+        do {
+            got = ::process_vm_readv(::getpid(), &local, 1, remote.data(), n, 0);
+        } while (got < 0 && errno == EINTR);
+        if (got < 0 && (errno == EPERM || errno == ENOSYS)) { // the call is not allowed here: holes only
+            const uint64_t s = addr / page * page;
+            return ::msync(reinterpret_cast<void*>(s), (end + page - 1) / page * page - s, MS_ASYNC) == 0;
+        }
+        if (got != static_cast<ssize_t>(n)) return false;
+    }
+    return true;
 }
 
 int yama_ptrace_scope() noexcept {

@@ -11,7 +11,8 @@ namespace coyote::detail::sim::net {
 /// `to_remote`, else process_vm_readv; loops on partial transfers. Returns 0 or the errno of the failure.
 int vm_copy(pid_t pid, bool to_remote, uint64_t local, uint64_t remote, uint64_t len) noexcept;
 
-/// [addr, addr + len) is mapped in this process (msync fails with ENOMEM on a hole).
+/// [addr, addr + len) is mapped and readable in this process (one byte of each page read with process_vm_readv;
+/// where that call is not allowed, only holes are found, with msync).
 bool still_mapped_here(uint64_t addr, uint64_t len) noexcept;
 
 /// Yama's ptrace scope (/proc/sys/kernel/yama/ptrace_scope): 0 when Yama is absent.

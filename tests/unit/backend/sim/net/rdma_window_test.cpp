@@ -89,10 +89,12 @@ public:
     Region& operator=(const Region&) = delete;
     uint8_t* get() const { return p_; }
     size_t size() const { return size_; }
-    /// Unmaps it now (the window memory disappears from under the NIC).
+    /// Takes the memory away now (the window memory disappears from under the NIC). The range stays reserved,
+    /// inaccessible (PROT_NONE, put over it in one step): no later mapping of this process (a sanitizer's allocator,
+    /// a thread's stack) can land there and take the writes the NIC must refuse.
     void release() {
-        ::munmap(p_, size_);
-        p_ = nullptr;
+        if (::mmap(p_, size_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+            throw std::runtime_error("mmap PROT_NONE over the region failed");
     }
 
 private:
