@@ -208,9 +208,15 @@ size_t flood_without_reading(int s, size_t limit) {
         const ssize_t n = ::send(s, f.data(), f.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             sent += static_cast<size_t>(n);
-            if (static_cast<size_t>(n) < f.size()) send_all(s, f.data() + n, f.size() - static_cast<size_t>(n));
-            blocked_since = std::chrono::steady_clock::now();
-            continue;
+            // The rest of a frame cut short, blocking: the target may drop the peer meanwhile (EPIPE / ECONNRESET).
+            ssize_t rest = 0;
+            if (static_cast<size_t>(n) < f.size())
+                rest = ::send(s, f.data() + n, f.size() - static_cast<size_t>(n), MSG_NOSIGNAL);
+            if (rest >= 0) {
+                sent += static_cast<size_t>(rest);
+                blocked_since = std::chrono::steady_clock::now();
+                continue;
+            }
         }
         if (errno == EPIPE || errno == ECONNRESET) { // dropped by the target
             std::fprintf(stderr, "the target dropped the flood after %zu bytes\n", sent);
