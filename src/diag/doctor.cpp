@@ -132,18 +132,19 @@ bool refused_on_this_qp(const Snapshot& s, const Rejections& r) {
     return r.total > 0 && r.latest_ns != 0 && r.latest_ns >= s.opened_ns;
 }
 
+/// Seconds since the latest refusal of `r`.
+double latest_age_s(const Rejections& r) { return static_cast<double>(monotonic_ns() - r.latest_ns) / 1e9; }
+
 /// "2" or "2 (the latest to this queue pair 1.2 s ago)".
 std::string refused_count(const Rejections& r) {
     std::string out = std::to_string(r.total);
-    if (r.latest_ns != 0)
-        out += fmt(" (the latest to this queue pair %.1f s ago)", static_cast<double>(monotonic_ns() - r.latest_ns) / 1e9);
+    if (r.latest_ns != 0) out += fmt(" (the latest to this queue pair %.1f s ago)", latest_age_s(r));
     return out;
 }
 
 /// "the latest to this queue pair (bounds) 1.2 s ago".
 std::string latest_refusal(const Rejections& r) {
-    return fmt("the latest to this queue pair (%s) %.1f s ago", r.latest_check.c_str(),
-               static_cast<double>(monotonic_ns() - r.latest_ns) / 1e9);
+    return fmt("the latest to this queue pair (%s) %.1f s ago", r.latest_check.c_str(), latest_age_s(r));
 }
 
 }  // namespace

@@ -31,6 +31,24 @@ inline constexpr bool k_thread_sanitizer = false;
 inline constexpr const char* k_fork_threads_under_tsan =
     "ThreadSanitizer stops a forked child that starts threads while its parent's threads run (their ids are reused)";
 
+/// Waits up to `max` for child process `pid`; its exit code, 128 + signal when a signal ended it, or -1 when it did
+/// not end in time (it is then killed and reaped) or cannot be waited for.
+inline int wait_exit(pid_t pid, std::chrono::milliseconds max) {
+    const auto deadline = std::chrono::steady_clock::now() + max;
+    for (;;) {
+        int st = 0;
+        const pid_t r = ::waitpid(pid, &st, WNOHANG);
+        if (r == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r < 0) return -1;
+        if (std::chrono::steady_clock::now() > deadline) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &st, 0);
+            return -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
 /// A forked child running `body`; its exit code is 0 on success. The child kills itself with SIGALRM
 /// after `timeout_s`; the destructor kills and reaps a child that is still running.
 class Child {
@@ -69,25 +87,9 @@ public:
     /// (the child is then killed).
     int wait(std::chrono::milliseconds timeout = std::chrono::seconds(90)) {
         if (reaped_) return status_;
-        const auto deadline = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            int st = 0;
-            const pid_t r = ::waitpid(pid_, &st, WNOHANG);
-            if (r == pid_) {
-                reaped_ = true;
-                status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-                return status_;
-            }
-            if (r < 0) return -1;
-            if (std::chrono::steady_clock::now() > deadline) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, &st, 0);
-                reaped_ = true;
-                status_ = -1;
-                return -1;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
+        status_ = wait_exit(pid_, timeout);
+        reaped_ = true;
+        return status_;
     }
 
     /// Kills the child with `sig` and reaps it.

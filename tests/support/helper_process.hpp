@@ -3,13 +3,13 @@
 #pragma once
 
 #include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <string>
-#include <thread>
+
+#include "support/child.hpp" // wait_exit
 
 namespace coyote_test {
 
@@ -31,20 +31,20 @@ inline pid_t spawn_helper(const std::string& test, int in_fd = -1, int out_fd = 
     return child;
 }
 
-/// Waits up to `max` for `child`; its exit status (128 + signal when killed by one), or -1 (then it is killed)
-/// when it did not end in time.
-inline int wait_exit(pid_t child, std::chrono::milliseconds max) {
+/// What `fd` yields until the text holds `until` (empty: until the end of the stream), the stream ends, or `max`
+/// passes.
+inline std::string read_output(int fd, const std::string& until, std::chrono::milliseconds max) {
+    std::string got;
     const auto deadline = std::chrono::steady_clock::now() + max;
-    int status = 0;
-    while (::waitpid(child, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            ::kill(child, SIGKILL);
-            ::waitpid(child, &status, 0);
-            return -1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    while ((until.empty() || got.find(until) == std::string::npos) && std::chrono::steady_clock::now() < deadline) {
+        pollfd pf{fd, POLLIN, 0};
+        if (::poll(&pf, 1, 100) <= 0) continue;
+        char buf[4096];
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
     }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return got;
 }
 
 }  // namespace coyote_test

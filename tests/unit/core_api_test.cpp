@@ -1,7 +1,6 @@
 // Source compatibility of the public headers, the error type and backend selection.
 #include "test_support.hpp"
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -269,21 +268,6 @@ TEST(CThreadLock, SecondHolderTimesOutNamingTheLock) {
     c.unlock();
 }
 
-/// What `fd` yields until it holds `want`, ends, or `max` passes.
-std::string read_until(int fd, const std::string& want, std::chrono::milliseconds max) {
-    std::string got;
-    const auto deadline = std::chrono::steady_clock::now() + max;
-    while (got.find(want) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-        pollfd pf{fd, POLLIN, 0};
-        if (::poll(&pf, 1, 100) <= 0) continue;
-        char buf[256];
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n <= 0) break;
-        got.append(buf, static_cast<size_t>(n));
-    }
-    return got;
-}
-
 /// LastHolderRemovesTheLock's other process: holds a cThread on sim device 6 until its stdin closes.
 TEST(CThreadLockHelper, DISABLED_HoldsDevice6UntilStdinCloses) {
     EnvGuard b("COYOTE_BACKEND", "sim");
@@ -318,7 +302,7 @@ TEST(CThreadLock, LastHolderRemovesTheLock) {
         ASSERT_GT(pid, 0);
         ::close(to_child[0]);
         ::close(from_child[1]);
-        const std::string said = read_until(from_child[0], "holding\n", std::chrono::seconds(30));
+        const std::string said = coyote_test::read_output(from_child[0], "holding\n", std::chrono::seconds(30));
         ASSERT_NE(said.find("holding\n"), std::string::npos) << "the helper did not open the lock: " << said;
         {
             coyote::cThread parent_gone(0, ::getpid(), device);

@@ -1,6 +1,6 @@
-// Test support for the RDMA and out-of-band tests: forked children with a deadline (support/child.hpp), free ports, the
-// environment of a child, byte patterns, checks that throw, bounded waits for completions and errors, and the
-// server/client pair most RDMA tests run (run_pair).
+// Test support for the RDMA and out-of-band tests: forked children with a deadline (support/child.hpp), free
+// ports, the environment of a child, byte patterns, checks that throw, bounded waits for completions and errors,
+// and the server/client pair most RDMA tests run (run_pair).
 #pragma once
 
 #include <coyote/cThread.hpp>

@@ -3,7 +3,6 @@
 // Client and server processes are this binary re-run on one of its DISABLED_ helper tests.
 #include <fcntl.h>
 #include <grp.h>
-#include <poll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -87,16 +86,7 @@ std::pair<int, std::string> run_helper(const std::string& name) {
     if (::pipe2(p, O_CLOEXEC) != 0) return {-1, "pipe2 failed"};
     const pid_t child = spawn_helper(name, p[1]);
     ::close(p[1]);
-    std::string out;
-    char buf[4096];
-    pollfd pf{p[0], POLLIN, 0};
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (std::chrono::steady_clock::now() < deadline && ::poll(&pf, 1, 200) >= 0) {
-        if (!(pf.revents & (POLLIN | POLLHUP))) continue;
-        const ssize_t n = ::read(p[0], buf, sizeof(buf));
-        if (n <= 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
+    const std::string out = coyote_test::read_output(p[0], "", std::chrono::seconds(60));
     ::close(p[0]);
     return {wait_exit(child, std::chrono::seconds(5)), out};
 }
