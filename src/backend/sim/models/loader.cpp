@@ -16,8 +16,9 @@ namespace {
 namespace settings = ::coyote::detail::settings;
 
 const settings::Text k_model{"COYOTE_SIM_MODEL", "sim", "passthrough",
-                             "user-logic model of the sim vFPGAs: passthrough, perf_local, vadd, reduce, or the path "
-                             "of a model .so"};
+                             "user-logic model of the sim vFPGAs: passthrough, perf_local, vadd, reduce, a model of "
+                             "one of Coyote's examples (aes_ecb, aes_cbc, user_interrupts, perf_fpga, packet_sniffer, "
+                             "vadd_int32, euclidean_distance, cosine_similarity), or the path of a model .so"};
 
 std::string dl_error() {
     const char* e = ::dlerror();

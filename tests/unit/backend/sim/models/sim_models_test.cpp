@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "backend/device.hpp"
+#include "backend/sim/models/examples/examples.hpp"
+#include "detail/settings.hpp"
 
 using coyote::CoyoteAllocType;
 using coyote::CoyoteOper;
@@ -231,6 +233,28 @@ TEST_F(SimModels, SelectionErrorsNameTheModel) {
     // After the failures, the device opens fine with the default model.
     EnvGuard m("COYOTE_SIM_MODEL", nullptr);
     EXPECT_NO_THROW({ cThread t(0, getpid(), 14); });
+}
+
+TEST_F(SimModels, EveryExampleModelIsListedInTheSettingsHelpAndOpens) {
+    // coyote-settings (and docs/settings.md, generated from it) is where users look up the model names.
+    std::string help;
+    for (const auto* info : coyote::detail::settings::all())
+        if (info->name == "COYOTE_SIM_MODEL") help = info->help;
+    ASSERT_FALSE(help.empty());
+    std::string names = coyote::detail::sim::examples::names();
+    int listed = 0;
+    for (size_t at = 0; at < names.size();) {
+        size_t end = names.find(',', at);
+        if (end == std::string::npos) end = names.size();
+        const std::string name = names.substr(at, end - at);
+        at = names.find_first_not_of(", ", end);
+        if (at == std::string::npos) at = names.size();
+        ++listed;
+        EXPECT_NE(help.find(name), std::string::npos) << name << " is missing from: " << help;
+        EnvGuard m("COYOTE_SIM_MODEL", name.c_str());
+        EXPECT_NO_THROW({ cThread t(0, getpid(), 14); }) << name;
+    }
+    EXPECT_EQ(listed, 8);
 }
 
 }  // namespace
