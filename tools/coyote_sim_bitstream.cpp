@@ -1,4 +1,7 @@
 // coyote-sim-bitstream: writes (or checks) a sim bitstream, the file cRcnfg loads on the sim backend.
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -6,19 +9,24 @@
 
 #include <coyote/error.hpp>
 
+#include "backend/sim/models/models.hpp"
+#include "backend/sim/shell_config.hpp"
 #include "rcnfg/bitstream_file.hpp"
 
 namespace {
 
 namespace rc = ::coyote::detail::rcnfg;
+namespace sim = ::coyote::detail::sim;
 
 void usage(std::ostream& os) {
     os << "usage: coyote-sim-bitstream [--app | --shell] [--model NAME|PATH.so] [--shell-config k=v,...] -o FILE\n"
           "       coyote-sim-bitstream --check FILE\n"
           "  --app           application bitstream of one vFPGA (default): needs --model\n"
           "  --shell         shell bitstream: a model for every vFPGA and/or shell changes (keys of COYOTE_SIM_SHELL)\n"
-          "  --model         built-in model (passthrough, perf_local, vadd, reduce) or the path of a model .so\n"
-          "  --shell-config  shell changes, e.g. n_fpga_reg=2,en_rdma=0 (shell bitstreams only)\n"
+          "  --model         built-in model (passthrough, perf_local, vadd, reduce, or one of Coyote's examples:\n"
+          "                  aes_ecb, aes_cbc, user_interrupts, perf_fpga, packet_sniffer, vadd_int32,\n"
+          "                  euclidean_distance, cosine_similarity) or the path of a model .so\n"
+          "  --shell-config  shell changes, e.g. n_fpga_reg=2,rdma=0 (shell bitstreams only)\n"
           "  --check FILE    decodes FILE and prints what it holds\n";
 }
 
@@ -28,6 +36,23 @@ int check(const std::string& path) {
     std::cout << path << ": sim " << (b.kind == rc::SimBitstream::Kind::app ? "app" : "shell")
               << " bitstream, model '" << b.model << "', shell changes '" << b.shell_settings << "'\n";
     return 0;
+}
+
+/// Refuses what loading the bitstream would refuse: an unknown built-in model, an unknown or malformed shell key. A
+/// model .so is loaded where the bitstream is loaded; here a missing one only gets a warning.
+void validate(const rc::SimBitstream& b) {
+    try {
+        if (!b.model.empty() && !sim::ModelHandle::is_library_spec(b.model)) (void)sim::ModelHandle::builtin(b.model);
+        if (!b.shell_settings.empty()) {
+            sim::ShellConfig probe;
+            sim::apply_shell_settings(probe, b.shell_settings, "--shell-config");
+        }
+    } catch (const coyote::Error& e) {
+        throw std::invalid_argument(e.context());
+    }
+    if (!b.model.empty() && sim::ModelHandle::is_library_spec(b.model) && ::access(b.model.c_str(), R_OK) != 0)
+        std::cerr << "coyote-sim-bitstream: warning: model " << b.model << " is not readable here ("
+                  << std::strerror(errno) << "); it must be where the bitstream is loaded\n";
 }
 
 int run(int argc, char** argv) {
@@ -53,6 +78,7 @@ int run(int argc, char** argv) {
         throw std::invalid_argument("--shell-config needs --shell");
     if (b.kind == rc::SimBitstream::Kind::shell && b.model.empty() && b.shell_settings.empty())
         throw std::invalid_argument("a shell bitstream needs --model and/or --shell-config");
+    validate(b);
     const auto bytes = rc::encode_sim_bitstream(b);
     std::ofstream f(out, std::ios::binary | std::ios::trunc);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

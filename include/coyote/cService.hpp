@@ -28,7 +28,9 @@ public:
     static cService* getInstance(std::string name, bool remote, int32_t vfid, uint32_t device = 0,
                                  bool reorder = true, uint16_t port = DEF_PORT);
 
-    /// Turns the process into a daemon (unless COYOTE_SERVICE_FOREGROUND=1) and serves until SIGTERM.
+    /// Turns the process into a daemon (unless COYOTE_SERVICE_FOREGROUND=1) and serves until SIGTERM. When it
+    /// cannot serve (the socket is taken, a setting is malformed), the daemon exits with EXIT_FAILURE after logging
+    /// why; in the foreground the coyote::Error is thrown.
     void start();
     /// Registers a function: 0 ok, 1 bitstream unreadable, 2 duplicate id.
     int addFunction(std::unique_ptr<bFunc> fn);

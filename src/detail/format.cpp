@@ -3,6 +3,8 @@
 
 #include <cstdio>
 
+#include <coyote/error.hpp>
+
 namespace coyote::detail {
 
 std::string hex(uint64_t v, int width) {
@@ -12,5 +14,10 @@ std::string hex(uint64_t v, int width) {
 }
 
 std::string hex(const void* p) { return hex(reinterpret_cast<uintptr_t>(p)); }
+
+std::string reason_of(const std::exception& e) {
+    if (const auto* ce = dynamic_cast<const Error*>(&e)) return ce->context();
+    return e.what();
+}
 
 }  // namespace coyote::detail

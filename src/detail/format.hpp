@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <string>
 
 namespace coyote::detail {
@@ -11,5 +12,9 @@ std::string hex(uint64_t v, int width = 0);
 
 /// A pointer as "0x...".
 std::string hex(const void* p);
+
+/// What went wrong in `e`, to quote inside another error's message: a coyote::Error's context (its call and code
+/// would repeat what the outer error says), else what().
+std::string reason_of(const std::exception& e);
 
 }  // namespace coyote::detail

@@ -4,6 +4,7 @@
 #include "backend/device.hpp"
 #include "backend/sim/reconfig_state.hpp"
 #include "backend/sim/sim_device.hpp"
+#include "detail/format.hpp"
 #include "detail/settings.hpp"
 #include "rcnfg/bitstream_file.hpp"
 #include "rcnfg/targets.hpp"
@@ -37,7 +38,7 @@ void load_sim(uint32_t device, int32_t vfid, std::span<const char> bytes, const 
             sim::ModelHandle::load(b.model);
         } catch (const std::exception& e) {
             throw_error(Errc::invalid_argument, "cRcnfg",
-                        "bitstream '" + origin + "': its model '" + b.model + "' does not load: " + e.what());
+                        "bitstream '" + origin + "': its model '" + b.model + "' does not load: " + detail::reason_of(e));
         }
     }
     if (!b.shell_settings.empty()) {

@@ -3,11 +3,14 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <list>
 
 #include "detail/settings.hpp"
@@ -27,7 +30,11 @@ const settings::Flag k_foreground{"COYOTE_SERVICE_FOREGROUND", "service", false,
 const settings::Millis k_request_timeout{"COYOTE_SERVICE_REQUEST_TIMEOUT_MS", "service", std::chrono::milliseconds(5000),
                                          "time a client has to send the rest of a request once it has begun it"};
 const settings::Integer k_max_clients{"COYOTE_SERVICE_MAX_CLIENTS", "service", static_cast<int64_t>(MAX_NUM_CLIENTS), 1,
-                                      N_CTID_MAX, "clients one service serves at a time; more are refused"};
+                                      N_CTID_MAX, "clients one service serves at a time; more wait for a slot "
+                                                  "(COYOTE_SERVICE_SLOT_WAIT_MS), then are refused"};
+const settings::Millis k_slot_wait{"COYOTE_SERVICE_SLOT_WAIT_MS", "service", std::chrono::milliseconds(1000),
+                                   "how long a client that finds every client slot taken waits for one to free "
+                                   "before it is refused"};
 const settings::Millis k_idle_timeout{"COYOTE_SERVICE_IDLE_TIMEOUT_MS", "service", std::chrono::milliseconds(1800000),
                                       "a connected client with no request and no task in flight this long is "
                                       "disconnected (it holds one of the service's client slots)"};
@@ -76,13 +83,25 @@ public:
     std::atomic<bool> running{false};
     std::atomic<bool> stop_requested{false};
     detail::Fd wake_r, wake_w;
+    detail::Fd ended; // eventfd: a session finished (its slot is free once reaped)
     std::list<std::unique_ptr<svc::Session>> sessions;
+    struct Waiting {
+        detail::Fd fd;
+        svc::Clock::time_point deadline;
+    };
+    std::deque<Waiting> waiting; // accepted while every slot was taken, oldest first
 
     std::string key;                      // remote services: the shared key
     gid_t group = svc::k_no_group;        // local services: a group whose members may connect too
 
     void ensure_wake();
     void accept_one(int listen_fd);
+    /// Admits `fd` and starts its session (or refuses it).
+    void start_session(detail::Fd fd);
+    /// Starts the sessions of waiting clients while slots are free; refuses those whose wait is over.
+    void admit_waiting();
+    /// How long the serve loop may sleep: until the first waiting client's deadline, at most 200 ms.
+    int poll_timeout_ms() const;
     /// Local peers: same user (or the configured group), the pid they send is theirs (SO_PEERCRED). Remote peers:
     /// the shared key. Returns the pid the cThread is for.
     bool admit(detail::Fd& fd, pid_t& pid);
@@ -136,8 +155,34 @@ bool cService::Impl::admit(detail::Fd& fd, pid_t& pid) {
 void cService::Impl::accept_one(int listen_fd) {
     detail::Fd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
     if (!fd) return;
-    if (sessions.size() >= static_cast<size_t>(k_max_clients.get()))
-        return refuse(std::move(fd), -1, "the client limit is reached");
+    reap(); // a client that just left no longer holds a slot
+    const auto max = static_cast<size_t>(k_max_clients.get());
+    if (waiting.empty() && sessions.size() < max) return start_session(std::move(fd));
+    // A client that left a moment ago may still hold its slot (its session is ending): wait for one to free.
+    if (waiting.size() >= max) return refuse(std::move(fd), -1, "the client limit is reached");
+    waiting.push_back({std::move(fd), svc::Clock::now() + k_slot_wait.get()});
+}
+
+void cService::Impl::admit_waiting() {
+    while (!waiting.empty()) {
+        const bool free_slot = sessions.size() < static_cast<size_t>(k_max_clients.get());
+        if (!free_slot && svc::Clock::now() < waiting.front().deadline) return;
+        detail::Fd fd = std::move(waiting.front().fd);
+        waiting.pop_front();
+        if (free_slot)
+            start_session(std::move(fd));
+        else
+            refuse(std::move(fd), -1, "the client limit is reached");
+    }
+}
+
+int cService::Impl::poll_timeout_ms() const {
+    if (waiting.empty()) return 200;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(waiting.front().deadline - svc::Clock::now());
+    return static_cast<int>(std::clamp<int64_t>(left.count(), 0, 200));
+}
+
+void cService::Impl::start_session(detail::Fd fd) {
     pid_t claimed = 0;
     if (!admit(fd, claimed)) return;
     std::unique_ptr<cThread> thread;
@@ -147,7 +192,8 @@ void cService::Impl::accept_one(int listen_fd) {
         svc::log(LOG_ERR, "%s: no cThread for client %d: %s", service_id.c_str(), claimed, e.what());
         return refuse(std::move(fd), claimed, "no vFPGA context is available");
     }
-    svc::SessionEnv env{sched, &task_counter, k_request_timeout.get(), k_max_request.get(), k_idle_timeout.get()};
+    svc::SessionEnv env{sched,          &task_counter,        k_request_timeout.get(), k_max_request.get(),
+                        k_idle_timeout.get(), ended.get()};
     sessions.push_back(std::make_unique<svc::Session>(std::move(fd), claimed, std::move(thread), env));
     svc::log(LOG_NOTICE, "%s: client %d connected (%zu clients)", service_id.c_str(), claimed, sessions.size());
 }
@@ -167,12 +213,19 @@ void cService::Impl::serve() {
     svc::log(LOG_NOTICE, "%s: listening on %s", service_id.c_str(),
              remote ? (k_bind.get() + ":" + std::to_string(port)).c_str() : socket_path.c_str());
     while (!stop_requested) {
-        pollfd fds[2] = {{listener.get(), POLLIN, 0}, {wake_r.get(), POLLIN, 0}};
-        if (::poll(fds, 2, 200) > 0 && (fds[0].revents & POLLIN)) accept_one(listener.get());
-        if (fds[1].revents & POLLIN) stop_requested = true;
+        pollfd fds[3] = {{listener.get(), POLLIN, 0}, {wake_r.get(), POLLIN, 0}, {ended.get(), POLLIN, 0}};
+        if (::poll(fds, 3, poll_timeout_ms()) > 0) {
+            if (fds[0].revents & POLLIN) accept_one(listener.get());
+            if (fds[1].revents & POLLIN) stop_requested = true;
+            uint64_t n = 0;
+            if (fds[2].revents & POLLIN) (void)!::read(ended.get(), &n, sizeof(n));
+        }
         reap();
+        admit_waiting();
     }
     svc::log(LOG_NOTICE, "%s: stopping (%zu clients)", service_id.c_str(), sessions.size());
+    for (auto& w : waiting) refuse(std::move(w.fd), -1, "the service is stopping");
+    waiting.clear();
     listener.reset();
     if (!remote) ::unlink(socket_path.c_str());
     sched->stop(); // the running task ends, queued ones complete as 'stopped'
@@ -192,6 +245,8 @@ void cService::Impl::ensure_wake() {
     if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) throw_error(Errc::resource_exhausted, "cService", "pipe2 failed");
     wake_r.reset(p[0]);
     wake_w.reset(p[1]);
+    ended.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!ended) throw_error(Errc::resource_exhausted, "cService", "eventfd failed");
 }
 
 cService* cService::getInstance(std::string name, bool remote, int32_t vfid, uint32_t device, bool reorder,
@@ -283,15 +338,23 @@ void cService::start() {
         if (slot.compare_exchange_strong(expected, mine)) break;
     }
     ::signal(SIGTERM, on_sigterm);
+    auto release_signal_slot = [mine] {
+        for (auto& slot : g_sig_fds) {
+            int expected = mine;
+            slot.compare_exchange_strong(expected, 0);
+        }
+    };
     try {
         impl->serve();
     } catch (const std::exception& e) {
         svc::log(LOG_ERR, "%s: %s", impl->service_id.c_str(), e.what());
+        release_signal_slot();
+        // A daemon that cannot serve ends with a failure status, as stock Coyote's does; in the foreground the
+        // caller gets the error (a program that does not catch it ends with it, not with success).
+        if (!foreground) std::exit(EXIT_FAILURE);
+        throw;
     }
-    for (auto& slot : g_sig_fds) {
-        int expected = mine;
-        slot.compare_exchange_strong(expected, 0);
-    }
+    release_signal_slot();
 }
 
 }  // namespace coyote

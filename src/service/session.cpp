@@ -3,6 +3,7 @@
 
 #include <sys/socket.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <array>
 
@@ -140,8 +141,18 @@ void Session::reader_loop() {
         const bool known = r.opcode >= 0 && static_cast<size_t>(r.opcode) < k_handlers.size();
         if (!(known ? (this->*k_handlers[static_cast<size_t>(r.opcode)])(r) : on_unknown(r))) break;
     }
-    reading_done_ = true;
-    ++done_;
+    {
+        std::lock_guard lk(pending_mtx_); // the responder sees it with its predicate, never between
+        reading_done_ = true;
+    }
+    ready_cv_.notify_one(); // with nothing pending it ends now, and the session's slot is free for the next client
+    thread_ended();
+}
+
+void Session::thread_ended() noexcept {
+    if (done_.fetch_add(1) + 1 != 2 || env_.ended_fd < 0) return;
+    const uint64_t one = 1;
+    (void)!::write(env_.ended_fd, &one, sizeof(one));
 }
 
 bool Session::idle_too_long(Clock::time_point& active) {
@@ -161,7 +172,7 @@ void Session::responder_loop() {
     while (true) {
         {
             std::unique_lock lk(pending_mtx_);
-            ready_cv_.wait_for(lk, std::chrono::milliseconds(100), [&] { return !ready_.empty(); });
+            ready_cv_.wait(lk, [&] { return !ready_.empty() || (reading_done_ && pending_ == 0); });
             ready.swap(ready_);
             pending_ -= ready.size();
             if (ready.empty() && pending_ == 0 && reading_done_) break;
@@ -169,7 +180,7 @@ void Session::responder_loop() {
         for (auto& [client_tid, t] : ready) send_result(client_tid, t); // outside the lock: the scheduler's calls take it
         ready.clear();
     }
-    ++done_;
+    thread_ended();
 }
 
 }  // namespace coyote::detail::service

@@ -28,6 +28,7 @@ struct SessionEnv {
     std::chrono::milliseconds request_timeout{5000};
     uint64_t max_request = 0; ///< bytes of one request's arguments
     std::chrono::milliseconds idle_timeout{1800000}; ///< a client with no request and no task this long is closed
+    int ended_fd = -1; ///< an eventfd the session adds 1 to when it has finished (-1: none)
 };
 
 class Session {
@@ -53,6 +54,8 @@ private:
     /// Whether the client has been idle (no request, no pending task) past the idle deadline; says so to it.
     bool idle_too_long(Clock::time_point& active);
     void responder_loop();
+    /// One of the two threads ends; the last one tells the service through env_.ended_fd.
+    void thread_ended() noexcept;
     /// Sends a reply header (and `value` when code is 0); false when the client is gone.
     bool reply(int32_t code, int32_t tid, const std::vector<char>& value = {});
     /// Sends the result of completed task `t` as client task `client_tid` and forgets the task.

@@ -101,6 +101,12 @@ TEST(BitstreamFile, MissingEmptyOversizedAndWrongFormat) {
     fails_with(write_file("cut.bin", {bytes.begin(), bytes.end() - 1}), "truncated");
     fails_with(sim_bitstream("shell_as_app.bin", rc::SimBitstream::Kind::shell, "vadd"), "shell bitstream");
     fails_with(sim_bitstream("unknown_model.bin", rc::SimBitstream::Kind::app, "no_such_model"), "no_such_model");
+    // The reason is quoted once: no second error code, and no environment variable the user did not set.
+    const std::string msg =
+        error_of([&] { rcnfg.reconfigureApp(sim_bitstream("unknown.bin", rc::SimBitstream::Kind::app, "nope"), 0); })
+            .second;
+    EXPECT_EQ(msg.find("invalid argument: invalid argument"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("COYOTE_SIM_MODEL"), std::string::npos) << msg;
     EXPECT_EQ(rcnfg.getReconfigurationCount(), 0u);
 }
 

@@ -18,6 +18,7 @@
 #include <future>
 #include <thread>
 
+#include "detail/handles.hpp"
 #include "service_test_support.hpp"
 #include "unit/rdma_test_support.hpp"
 
@@ -307,6 +308,51 @@ TEST(Service, ClientLimitIsEnforcedWithARefusal) {
     });
     EXPECT_EQ(code, static_cast<int>(coyote::Errc::peer_gone));
     EXPECT_NE(msg.find("refused"), std::string::npos) << msg;
+}
+
+TEST(Service, AClientThatLeftFreesItsSlotForTheNextAtOnce) {
+    // Short-lived clients one after the other (as example 10's client runs) never meet the limit.
+    coyote_test::EnvGuard limit("COYOTE_SERVICE_MAX_CLIENTS", "1");
+    Running r("slot-reuse");
+    for (int i = 0; i < 20; ++i) {
+        coyote::cConn c(r.svc->getSocketPath());
+        EXPECT_EQ((c.task<int32_t, int32_t, int32_t>(k_add, i, 1)), i + 1) << "client " << i;
+    }
+}
+
+TEST(Service, AClientOverTheLimitWaitsForASlotToFree) {
+    coyote_test::EnvGuard limit("COYOTE_SERVICE_MAX_CLIENTS", "1");
+    coyote_test::EnvGuard wait("COYOTE_SERVICE_SLOT_WAIT_MS", "5000");
+    Running r("slot-wait");
+    auto first = std::make_unique<coyote::cConn>(r.svc->getSocketPath());
+    EXPECT_EQ((first->task<int32_t, int32_t, int32_t>(k_add, 1, 1)), 2);
+    auto second = std::async(std::launch::async, [&] {
+        coyote::cConn c(r.svc->getSocketPath());
+        return c.task<int32_t, int32_t, int32_t>(k_add, 2, 3);
+    });
+    EXPECT_EQ(second.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout); // it waits
+    first.reset(); // its slot frees
+    ASSERT_EQ(second.wait_for(std::chrono::seconds(4)), std::future_status::ready);
+    EXPECT_EQ(second.get(), 5);
+}
+
+TEST(Service, StartInTheForegroundThrowsWhenItCannotListen) {
+    coyote_test::EnvGuard fg("COYOTE_SERVICE_FOREGROUND", "1");
+    coyote::cService* svc = coyote::cService::getInstance("taken", false, 0, 3);
+    // Another listener holds the socket path.
+    coyote::detail::Fd other(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, svc->getSocketPath().c_str(), sizeof(a.sun_path) - 1);
+    ::unlink(a.sun_path);
+    ASSERT_EQ(::bind(other.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_EQ(::listen(other.get(), 1), 0);
+    auto [code, msg] = error_of([&] { svc->start(); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument));
+    EXPECT_NE(msg.find("already listening"), std::string::npos) << msg;
+    EXPECT_FALSE(svc->isRunning());
+    ::unlink(a.sun_path);
+    coyote::cService::releaseInstance(0, 3);
 }
 
 TEST(Service, AClientOfAnotherUserIsRefused) {

@@ -20,6 +20,7 @@
 #include "backend/sim/reconfig_state.hpp"
 #include "backend/sim/segments.hpp"
 #include "backend/sim/shell_port.hpp"
+#include "detail/format.hpp"
 #include "detail/per_process.hpp"
 #include "detail/settings.hpp"
 
@@ -252,7 +253,7 @@ void SimDevice::set_csr(uint64_t val, uint32_t offs) {
         discard_reservations();
         throw_error(Errc::invalid_argument, "setCSR",
                     "user-logic model '" + model_.origin() + "' failed on the write of CSR " + std::to_string(offs) +
-                        ": " + e.what());
+                        ": " + reason_of(e));
     }
 }
 

@@ -115,11 +115,13 @@ ModelHandle ModelHandle::from_library(const std::string& path) {
     return h;
 }
 
+bool ModelHandle::is_library_spec(const std::string& spec) noexcept {
+    return spec.find('/') != std::string::npos || (spec.size() > 3 && spec.compare(spec.size() - 3, 3, ".so") == 0);
+}
+
 ModelHandle ModelHandle::load(const std::string& spec) {
     if (spec.empty()) return builtin("passthrough");
-    const bool is_path = spec.find('/') != std::string::npos ||
-                         (spec.size() > 3 && spec.compare(spec.size() - 3, 3, ".so") == 0);
-    return is_path ? from_library(spec) : builtin(spec);
+    return is_library_spec(spec) ? from_library(spec) : builtin(spec);
 }
 
 ModelHandle load_model_from_env() { return ModelHandle::load(k_model.get()); }

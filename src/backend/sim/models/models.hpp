@@ -28,8 +28,10 @@ public:
     static ModelHandle builtin(const std::string& name);
     /// A model from a shared object exporting coyote_sim_create_model.
     static ModelHandle from_library(const std::string& path);
-    /// A built-in name or a path (anything containing '/' or ending in ".so"); "" means passthrough.
+    /// A built-in name or a path (is_library_spec); "" means passthrough.
     static ModelHandle load(const std::string& spec);
+    /// Whether `spec` names a shared object (it contains '/' or ends in ".so") rather than a built-in model.
+    static bool is_library_spec(const std::string& spec) noexcept;
 
 private:
     using Destroy = void (*)(coyote::sim::UserLogic*);

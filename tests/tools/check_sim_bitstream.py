@@ -1,0 +1,52 @@
+#!/usr/bin/python3
+"""coyote-sim-bitstream: writes what cRcnfg loads, refuses at once what loading would refuse (an unknown model, an
+unknown or malformed shell key), naming it, and decodes a file with --check."""
+import os
+import subprocess
+import sys
+import tempfile
+
+TOOL = sys.argv[1]
+
+
+def run(*args):
+    p = subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+def expect(cond, what, out=""):
+    if not cond:
+        print(f"FAIL: {what}\n{out}")
+        sys.exit(1)
+
+
+with tempfile.TemporaryDirectory() as d:
+    out = os.path.join(d, "b.bin")
+    for model in ("vadd", "aes_ecb", "packet_sniffer", "cosine_similarity"):
+        rc, text = run("--model", model, "-o", out)
+        expect(rc == 0, f"--model {model} is refused", text)
+        rc, text = run("--check", out)
+        expect(rc == 0 and f"model '{model}'" in text, f"--check does not show model {model}", text)
+
+    rc, text = run("--shell", "--model", "vadd", "--shell-config", "n_fpga_reg=2,rdma=0", "-o", out)
+    expect(rc == 0, "a shell bitstream with known keys is refused", text)
+    rc, text = run("--check", out)
+    expect("shell bitstream" in text and "n_fpga_reg=2,rdma=0" in text, "--check of the shell bitstream", text)
+
+    # Refused at once, nothing written, the bad part named.
+    for args, named in ((["--model", "no_such_model"], "no_such_model"),
+                        (["--shell", "--shell-config", "en_rdma=0"], "en_rdma"),
+                        (["--shell", "--shell-config", "n_fpga_reg=lots"], "n_fpga_reg")):
+        bad = os.path.join(d, "bad.bin")
+        rc, text = run(*args, "-o", bad)
+        expect(rc == 2, f"{args} gives exit code {rc}, not 2", text)
+        expect(named in text, f"the error for {args} does not name {named}", text)
+        expect(not os.path.exists(bad), f"{args} still wrote a file")
+
+    # A model .so is loaded where the bitstream is: missing here is only a warning.
+    rc, text = run("--model", "/nonexistent/model.so", "-o", out)
+    expect(rc == 0 and "warning" in text, "a missing model .so is not a warning", text)
+
+    rc, text = run("--help")
+    expect(rc == 0 and "aes_ecb" in text and "en_rdma" not in text, "--help lists the example models", text)
+print("ok")
