@@ -24,7 +24,7 @@ if(NOT EXISTS ${prefix}/include/coyote/cThread.hpp OR NOT EXISTS ${prefix}/inclu
   message(FATAL_ERROR "package_test: the install did not put cThread.hpp and cBench.hpp under ${prefix}/include/coyote")
 endif()
 
-set(configure_args -S ${COYOTE_CONSUMER_SOURCE_DIR} -B ${consumer_build} -G ${COYOTE_GENERATOR}
+set(configure_args -S ${COYOTE_CONSUMER_SOURCE_DIR} -G ${COYOTE_GENERATOR}
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
 if(COYOTE_MAKE_PROGRAM)
   list(APPEND configure_args -DCMAKE_MAKE_PROGRAM=${COYOTE_MAKE_PROGRAM})
@@ -34,10 +34,12 @@ if(COYOTE_CXX_COMPILER)
 endif()
 # The consumer is built with this build's flags (a sanitizer build's consumer must link the sanitizer too).
 list(APPEND configure_args "-DCMAKE_CXX_FLAGS=${COYOTE_CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${COYOTE_EXE_LINKER_FLAGS}")
-run_step("configure consumer" ${CMAKE_COMMAND} ${configure_args})
+run_step("configure consumer" ${CMAKE_COMMAND} ${configure_args} -B ${consumer_build})
 run_step("build consumer" ${CMAKE_COMMAND} --build ${consumer_build})
 # The consumers run without LD_LIBRARY_PATH: the installed libraries must find each other through their run paths.
 run_step("run consumer" ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH ${consumer_build}/coyote_consumer)
+run_step("run quote-include consumer" ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH
+  ${consumer_build}/coyote_quote_consumer)
 if(COYOTE_MPIEXEC)
   if(NOT EXISTS ${consumer_build}/coyote_mpi_consumer)
     message(FATAL_ERROR "package_test: the MPI layer is installed but the consumer found no coyote::mpi")
@@ -46,4 +48,24 @@ if(COYOTE_MPIEXEC)
   run_step("run MPI consumer on 2 ranks" ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
     ${COYOTE_MPIEXEC} ${COYOTE_MPIEXEC_NUMPROC_FLAG} 2 ${consumer_build}/coyote_mpi_consumer)
+endif()
+
+# A machine without MPI (find_package(MPI) disabled): coyote::runtime consumers still configure, build and run,
+# coyote::mpi is absent; a consumer that asks for the MPI component fails to configure, saying so.
+if(COYOTE_MPIEXEC)
+  set(nompi_build ${COYOTE_WORK_DIR}/consumer-build-nompi)
+  set(nompi_args ${configure_args} -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON)
+  run_step("configure consumer without MPI" ${CMAKE_COMMAND} ${nompi_args} -B ${nompi_build})
+  run_step("build consumer without MPI" ${CMAKE_COMMAND} --build ${nompi_build})
+  if(EXISTS ${nompi_build}/coyote_mpi_consumer)
+    message(FATAL_ERROR "package_test: coyote::mpi was defined although MPI was not found")
+  endif()
+  run_step("run consumer built without MPI" ${CMAKE_COMMAND} -E env --unset=LD_LIBRARY_PATH
+    ${nompi_build}/coyote_consumer)
+  execute_process(COMMAND ${CMAKE_COMMAND} ${nompi_args} -B ${nompi_build}-required -DCOYOTE_CONSUMER_REQUIRE_MPI=ON
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(rc EQUAL 0 OR NOT out MATCHES "the MPI component")
+    message(FATAL_ERROR "package_test: COMPONENTS MPI without MPI configured (exit ${rc}) or did not name MPI:\n${out}")
+  endif()
+  message(STATUS "package_test: COMPONENTS MPI without MPI fails as it should")
 endif()
