@@ -27,7 +27,8 @@ void usage(std::ostream& os) {
           "                  aes_ecb, aes_cbc, user_interrupts, perf_fpga, packet_sniffer, vadd_int32,\n"
           "                  euclidean_distance, cosine_similarity) or the path of a model .so\n"
           "  --shell-config  shell changes, e.g. n_fpga_reg=2,rdma=0 (shell bitstreams only)\n"
-          "  --check FILE    decodes FILE and prints what it holds\n";
+          "  --check FILE    decodes FILE and prints what it holds\n"
+          "  --unchecked     writes the file even when loading it would fail (to test a loader's errors)\n";
 }
 
 int check(const std::string& path) {
@@ -58,6 +59,7 @@ void validate(const rc::SimBitstream& b) {
 int run(int argc, char** argv) {
     rc::SimBitstream b;
     std::string out;
+    bool unchecked = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -70,6 +72,7 @@ int run(int argc, char** argv) {
         else if (a == "--shell-config") b.shell_settings = value();
         else if (a == "-o" || a == "--output") out = value();
         else if (a == "--check") return check(value());
+        else if (a == "--unchecked") unchecked = true;
         else if (a == "-h" || a == "--help") return usage(std::cout), 0;
         else throw std::invalid_argument("unknown option " + a);
     }
@@ -78,7 +81,7 @@ int run(int argc, char** argv) {
         throw std::invalid_argument("--shell-config needs --shell");
     if (b.kind == rc::SimBitstream::Kind::shell && b.model.empty() && b.shell_settings.empty())
         throw std::invalid_argument("a shell bitstream needs --model and/or --shell-config");
-    validate(b);
+    if (!unchecked) validate(b);
     const auto bytes = rc::encode_sim_bitstream(b);
     std::ofstream f(out, std::ios::binary | std::ios::trunc);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

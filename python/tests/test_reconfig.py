@@ -92,6 +92,7 @@ def test_reconfigure_shell_applies_to_vfpgas_opened_later(tool, tmp_path, monkey
     t = pycoyote.CoyoteThread(1, os.getpid())  # vFPGA 1 exists only with the new shell
     assert adds_vectors(t)
     t.close()
-    bad = bitstream(tool, tmp_path, "shell_bad.bin", "--shell", "--shell-config", "no_such_key=1")
+    # Written unchecked: the tool itself refuses the key; the load must refuse it too.
+    bad = bitstream(tool, tmp_path, "shell_bad.bin", "--unchecked", "--shell", "--shell-config", "no_such_key=1")
     with pytest.raises(pycoyote.InvalidArgumentError, match="no_such_key"):
         r.reconfigure_shell(bad)

@@ -43,6 +43,12 @@ with tempfile.TemporaryDirectory() as d:
         expect(named in text, f"the error for {args} does not name {named}", text)
         expect(not os.path.exists(bad), f"{args} still wrote a file")
 
+    # --unchecked writes it anyway (to test a loader), and --check decodes it.
+    rc, text = run("--unchecked", "--shell", "--shell-config", "en_rdma=0", "-o", out)
+    expect(rc == 0, "--unchecked still refuses", text)
+    rc, text = run("--check", out)
+    expect("en_rdma=0" in text, "--check of the unchecked file", text)
+
     # A model .so is loaded where the bitstream is: missing here is only a warning.
     rc, text = run("--model", "/nonexistent/model.so", "-o", out)
     expect(rc == 0 and "warning" in text, "a missing model .so is not a warning", text)
