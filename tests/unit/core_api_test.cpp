@@ -352,7 +352,9 @@ TEST(CThreadLock, LockLeftByADeadProcessTimesOutWithAClearError) {
         return 1;
     }, 60);
     ASSERT_EQ(child.wait(), 0);
-    EXPECT_GE(coyote::detail::sim::reclaim_stale_segments(), 2u) << "the dead child's sim segments were not reclaimed";
+    // Reclaimed here, or already by another sim process of this user (tests run side by side).
+    (void)coyote::detail::sim::reclaim_stale_segments();
+    EXPECT_TRUE(coyote_test::sim_segments_of(child.pid()).empty()) << "the dead child's sim segments were not reclaimed";
     {
         EnvGuard timeout("COYOTE_LOCK_TIMEOUT_MS", "200");
         coyote::cThread t(0, getpid(), device);

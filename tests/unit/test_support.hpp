@@ -161,6 +161,16 @@ inline std::string write_scratch_file(const std::string& prefix, const std::stri
     return path;
 }
 
+/// The sim's shm segments process `pid` of this user still has in /dev/shm ("coyote-sim.<uid>.<pid>.*").
+inline std::vector<std::string> sim_segments_of(pid_t pid) {
+    const std::string prefix = "coyote-sim." + std::to_string(::getuid()) + "." + std::to_string(pid) + ".";
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec))
+        if (e.path().filename().string().rfind(prefix, 0) == 0) found.push_back(e.path().string());
+    return found;
+}
+
 /// Records the user interrupts a cThread's handler receives: pass callback() as the cThread's `uisr`.
 class InterruptLog {
 public:

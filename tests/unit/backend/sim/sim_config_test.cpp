@@ -221,8 +221,9 @@ TEST_F(SimConfig, StaleSegmentsOfDeadProcessesAreReclaimed) {
         ::close(fd);
     }
 
-    const std::size_t n = sim::reclaim_stale_segments();
-    EXPECT_GE(n, 2u);
+    // Another sim process of this user (a test running beside this one) may reclaim the dead child's segments first:
+    // what counts is that they are gone and the others stay.
+    (void)sim::reclaim_stale_segments();
     EXPECT_NE(::access(dead_state.c_str(), F_OK), 0) << dead_state;
     EXPECT_NE(::access(dead_buf.c_str(), F_OK), 0) << dead_buf;
     EXPECT_EQ(::access(live.c_str(), F_OK), 0) << live;

@@ -250,12 +250,12 @@ TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
     });
     EXPECT_EQ(server.wait(), 128 + SIGKILL);
     EXPECT_EQ(client.wait(), 0);
-    // Stale NIC segment of the killed server: present, then reclaimed.
+    // Stale NIC segment of the killed server: left behind, then reclaimed. Any sim process of this user that opens a
+    // device reclaims the segments of dead processes, so another test running beside this one may be first.
     const std::string nic = "/dev/shm/coyote-sim." + std::to_string(::getuid()) + "." + std::to_string(server_pid) +
                             ".d0v0.nic";
     struct stat st {};
-    EXPECT_EQ(::stat(nic.c_str(), &st), 0) << nic << " should be left behind by the killed process";
-    EXPECT_GE(sim::reclaim_stale_segments(), 1u);
+    if (::stat(nic.c_str(), &st) == 0) EXPECT_GE(sim::reclaim_stale_segments(), 1u);
     EXPECT_NE(::stat(nic.c_str(), &st), 0) << nic << " should be reclaimed";
 }
 
