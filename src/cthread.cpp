@@ -78,7 +78,8 @@ public:
         auto deadline = std::chrono::steady_clock::time_point{};
         for (unsigned spins = 0;; ++spins) {
             if (dev->post(cmd) == PostStatus::ok) {
-                watch.on_post(detail::cmpl_class_of(cmd.oper));
+                // Only a command with `last` set bumps a completion counter: the others are not outstanding.
+                if (cmd.last) watch.on_post(detail::cmpl_class_of(cmd.oper));
                 if (spins >= 0xFF) watch.on_backpressure(true);
                 return;
             }

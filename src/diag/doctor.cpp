@@ -172,6 +172,12 @@ Snapshot take_snapshot(const StatusSlot& slot, int32_t pid) {
     return s;
 }
 
+bool definite_cause(const Snapshot& s) {
+    return s.peer == Snapshot::Peer::gone || s.peer_stopped || refused_on_this_qp(s, s.refused_there) ||
+           refused_on_this_qp(s, s.refused_here) || s.waiting_post ||
+           (!outstanding(s, false).empty() && s.posted[1] > s.completed[1]);
+}
+
 std::string likeliest_cause(const Snapshot& s) {
     using P = Snapshot::Peer;
     if (s.on_demand && s.stalled_s < k_progressing_s)

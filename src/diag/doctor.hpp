@@ -58,6 +58,11 @@ Snapshot take_snapshot(const StatusSlot& slot, int32_t pid);
 /// on demand, "progressing: ..." when the counters moved within the last second.
 std::string likeliest_cause(const Snapshot& s);
 
+/// Whether the cause is certain from what the snapshot shows (the peer exited or is stopped, a refusal on this
+/// queue pair, a full command FIFO, local commands the user logic leaves pending), rather than a guess that this
+/// side may be waiting for something ("peer idle", "peer never posted", "no progress").
+bool definite_cause(const Snapshot& s);
+
 /// The full report (several lines, each starting with "coyote stall doctor"), ending with the cause.
 std::string report(const Snapshot& s);
 

@@ -82,6 +82,17 @@ void install_signal_handler(Registry& r) {
     ::sigaction(SIGUSR1, &sa, nullptr);
 }
 
+/// Whether another watched cThread of this process made progress after `since_ns`: the process is then not
+/// stalled, and a cThread it polls without news is idle (e.g. a queue pair the collectives engine only probes).
+/// Never waits for the registry: diagnose() takes a Watch's check lock under it.
+bool another_progressed_since(const Watch* self, int64_t since_ns) noexcept {
+    Registry& r = registry();
+    std::unique_lock lk(r.mtx, std::try_to_lock);
+    if (!lk.owns_lock()) return false;
+    return std::any_of(r.watches.begin(), r.watches.end(),
+                       [&](const Watch* w) { return w != self && w->last_progress_ns() > since_ns; });
+}
+
 }  // namespace
 
 std::chrono::milliseconds stall_warn_after() { return k_warn.get(); }
@@ -218,6 +229,8 @@ void Watch::check(uint32_t cls, bool posting) noexcept {
     next_report_ns_ = std::min(next_report_ns_ * 2, stalled + k_max_backoff_ns);
     try {
         const Snapshot snap = take_snapshot(*slot_, static_cast<int32_t>(::getpid()));
+        // Only a certain cause is reported while the process progresses on another cThread.
+        if (!definite_cause(snap) && another_progressed_since(this, now - warn_ns_)) return;
         const std::string cause = likeliest_cause(snap);
         std::strncpy(slot_->cause, cause.c_str(), sizeof(slot_->cause) - 1);
         slot_->diagnoses.fetch_add(1, std::memory_order_relaxed);

@@ -83,6 +83,10 @@ public:
 
     /// The diagnosis now (printDebug, SIGUSR1).
     std::string diagnose() const;
+    /// When this cThread's counters last moved (monotonic ns; 0 when not attached).
+    int64_t last_progress_ns() const noexcept {
+        return slot_ == nullptr ? 0 : slot_->last_progress_ns.load(std::memory_order_relaxed);
+    }
 
 private:
     void check(uint32_t cls, bool posting) noexcept;

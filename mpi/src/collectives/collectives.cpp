@@ -121,11 +121,34 @@ void Collectives::check_spans(std::size_t a, std::size_t b, const char* call) {
                     "span sizes differ (" + std::to_string(a) + " vs " + std::to_string(b) + " elements)");
 }
 
+namespace {
+
+/// The error of a call on an engine an earlier call broke, naming that call's error.
+[[noreturn]] void throw_broken(const Engine& e, const char* call) {
+    const std::string why = e.failure();
+    throw_error(Errc::protocol, call,
+                "this Collectives object failed earlier" +
+                    (why.empty() ? std::string(" (a peer died, a deadline passed or the calls did not match)")
+                                 : ": " + why));
+}
+
+}  // namespace
+
+void Collectives::check_blocks(std::size_t n, const char* call) const {
+    if (n % static_cast<std::size_t>(size_) != 0)
+        throw_error(Errc::invalid_argument, call,
+                    std::to_string(n) + " elements do not split into " + std::to_string(size_) + " equal blocks");
+}
+
 template <typename Fn>
 auto Collectives::guarded(const char* call, Fn&& fn) {
-    if (engine_->broken())
-        throw_error(Errc::protocol, call, "this Collectives object failed earlier (a peer died or a deadline passed)");
-    return fn();
+    if (engine_->broken()) throw_broken(*engine_, call);
+    try {
+        return fn();
+    } catch (const std::exception& ex) {
+        if (engine_->broken()) engine_->note_failure(ex.what());
+        throw;
+    }
 }
 
 void Collectives::barrier() {
@@ -302,9 +325,13 @@ Request Collectives::start_async(const char* what, CollKind kind, const CallArgs
     const auto th = ::coyote::detail::coll::thresholds(options_);
     engine_->submit(op_state, [e, a = args, th, epoch, kind, what] {
         // An earlier call (blocking or queued before this one) broke the object.
-        if (e->broken())
-            throw_error(Errc::protocol, what, "this Collectives object failed earlier (a peer died or a deadline passed)");
-        (void)::coyote::detail::coll::run_collective(*e, kind, a, th, epoch);
+        if (e->broken()) throw_broken(*e, what);
+        try {
+            (void)::coyote::detail::coll::run_collective(*e, kind, a, th, epoch);
+        } catch (const std::exception& ex) {
+            if (e->broken()) e->note_failure(ex.what());
+            throw;
+        }
     });
     return Request(op_state, e);
 }

@@ -116,4 +116,52 @@ TEST(CollErrors, MismatchAcrossTheDirectThresholdIsDetected) {
     expect_mismatch("allgather", [&] { c2.allgather(in.data(), out.data(), n, Datatype::int32); });
 }
 
+// Rank 0 calls allreduce, the others broadcast. Whoever detects it names the call; a rank told by another names a
+// real rank as the reporter (it read "rank -2" once); the object's next call repeats what broke it.
+TEST(CollErrors, AMismatchedKindNamesRealRanksAndTheNextCallSaysWhy) {
+    if (quick()) GTEST_SKIP() << "reduced matrix";
+    CollectiveOptions o = coll().options();
+    o.timeout = std::chrono::milliseconds(3000);
+    Collectives c2(*g_world->comm, g_world->dev, o);
+    std::vector<int32_t> v(8, 1);
+    std::string msg;
+    try {
+        if (rank() == 0)
+            c2.allreduce(MPI_IN_PLACE, v.data(), v.size(), Datatype::int32, Op::sum);
+        else
+            c2.broadcast(v.data(), v.size(), Datatype::int32, 0);
+    } catch (const Error& e) {
+        msg = e.what();
+    }
+    ASSERT_FALSE(msg.empty()) << "rank " << rank() << " finished a mismatched call";
+    EXPECT_EQ(msg.find("rank -"), std::string::npos) << msg;
+    if (const auto at = msg.find("reported a mismatched"); at != std::string::npos) {
+        const auto r = msg.rfind("rank ", at);
+        ASSERT_NE(r, std::string::npos) << msg;
+        const int reporter = std::stoi(msg.substr(r + 5));
+        EXPECT_TRUE(reporter >= 0 && reporter < nranks() && reporter != rank()) << msg;
+    }
+    std::string again;
+    try {
+        c2.barrier();
+    } catch (const Error& e) {
+        again = e.what();
+    }
+    EXPECT_NE(again.find("failed earlier: "), std::string::npos) << again;
+    EXPECT_NE(again.find(msg.substr(0, msg.find(':'))), std::string::npos) << again << " | first: " << msg;
+}
+
+TEST(CollErrors, TypedAlltoallRefusesACountThatDoesNotSplitIntoBlocks) {
+    std::vector<int32_t> in(static_cast<std::size_t>(nranks()) * 3 + 1, 1), out(in.size(), -1);
+    try {
+        coll().alltoall(std::span<const int32_t>(in), std::span<int32_t>(out));
+        ADD_FAILURE() << "alltoall of " << in.size() << " elements on " << nranks() << " ranks did not throw";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), make_error_code(Errc::invalid_argument)) << e.what();
+        EXPECT_NE(std::string(e.what()).find("equal blocks"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(out.back(), -1); // nothing written
+    coll().barrier(); // the shared object stays usable
+}
+
 }  // namespace

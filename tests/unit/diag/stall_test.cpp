@@ -26,6 +26,7 @@
 #include "diag/doctor.hpp"
 #include "diag/wait.hpp"
 #include "unit/rdma_test_support.hpp"
+#include "unit/test_support.hpp"
 
 namespace {
 
@@ -239,6 +240,38 @@ TEST(StallDoctor, CommandFifoThatStaysFull) {
     EXPECT_TRUE(has(err, "likeliest cause: back-pressure: the command FIFO of ctid 0 stays full (22 LOCAL_WRITE "
                        "outstanding)")) << err;
     EXPECT_TRUE(has(err, "LOCAL_WRITE 22/0")) << err;
+}
+
+TEST(StallDoctor, AnIdleCThreadOfAProcessThatProgressesIsNotReported) {
+    // As the collectives engine probes the queue pairs a schedule does not use: one cThread moves data, another is
+    // polled now and then with nothing outstanding. Commands without `last` complete nothing and are not counted.
+    Capture cap;
+    Child child([&] {
+        cap.redirect();
+        stall_env();
+        cThread busy(0, ::getpid(), 0), idle(0, ::getpid(), 0);
+        auto* src = static_cast<uint8_t*>(busy.getMem({coyote::CoyoteAllocType::REG, 4096}));
+        auto* dst = static_cast<uint8_t*>(busy.getMem({coyote::CoyoteAllocType::REG, 4096}));
+        coyote::localSg s{.addr = src, .len = 4096}, d{.addr = dst, .len = 4096};
+        const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+        uint32_t signalled = 0;
+        while (std::chrono::steady_clock::now() < end) {
+            busy.invoke(CoyoteOper::LOCAL_TRANSFER, s, d, false); // unsignalled
+            busy.invoke(CoyoteOper::LOCAL_TRANSFER, s, d);
+            ++signalled;
+            coyote_test::check(coyote_test::wait_completed(busy, CoyoteOper::LOCAL_TRANSFER, signalled),
+                               "transfer " + std::to_string(signalled) + " did not complete");
+            (void)idle.checkCompleted(CoyoteOper::LOCAL_WRITE);
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        testing::internal::CaptureStdout();
+        busy.printDebug();
+        const std::string out = testing::internal::GetCapturedStdout();
+        coyote_test::check(!has(out, "not completed") && !has(out, "outstanding"), "busy cThread: " + out);
+        return 0;
+    });
+    ASSERT_EQ(child.wait(), 0) << cap.text();
+    EXPECT_EQ(cap.text().find("coyote stall doctor"), std::string::npos) << cap.text();
 }
 
 TEST(StallDoctor, QuietWhenOff) {

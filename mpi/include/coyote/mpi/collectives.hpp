@@ -215,6 +215,7 @@ public:
     template <typename T>
     void alltoall(std::span<const T> send, std::span<T> recv) {
         check_spans(send.size(), recv.size(), "alltoall");
+        check_blocks(recv.size(), "alltoall");
         alltoall(send.data(), recv.data(), recv.size() / static_cast<std::size_t>(size_),
                  datatype_of<std::remove_cv_t<T>>());
     }
@@ -229,6 +230,8 @@ public:
 
 private:
     static void check_spans(std::size_t a, std::size_t b, const char* call);
+    /// Throws Errc::invalid_argument naming `call` unless `n` elements split into size() equal blocks.
+    void check_blocks(std::size_t n, const char* call) const;
     template <typename Fn>
     auto guarded(const char* call, Fn&& fn);
     /// The checked arguments of data collective `kind` (MPI_IN_PLACE resolved); throws Errc::invalid_argument

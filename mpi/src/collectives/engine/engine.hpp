@@ -127,6 +127,16 @@ public:
     /// Marks the engine unusable (after an error); teardown then skips the collective arrival.
     void set_broken() noexcept { broken_ = true; }
     bool broken() const noexcept { return broken_; }
+    /// Keeps `why` (the error of the call that broke the engine) unless an earlier one is kept.
+    void note_failure(const std::string& why) {
+        std::lock_guard lk(failure_mtx_);
+        if (failure_.empty()) failure_ = why;
+    }
+    /// What broke the engine ("" when not known).
+    std::string failure() const {
+        std::lock_guard lk(failure_mtx_);
+        return failure_;
+    }
 
     /// Queues a non-blocking collective: `job` runs on the engine's progress thread (one for all, in call
     /// order, started on first use); `op` completes with its result.
@@ -342,6 +352,8 @@ private:
     bool async_stop_ = false;
     std::thread async_thread_; ///< joined by the destructor before anything else is torn down
     std::atomic<bool> broken_{false};
+    mutable std::mutex failure_mtx_;
+    std::string failure_; ///< the error of the call that broke the engine
     std::atomic<uint64_t> direct_bytes_{0};
     std::atomic<uint64_t> unstaged_bytes_{0};
     std::atomic<uint64_t> eager_calls_{0};

@@ -55,7 +55,9 @@ void Engine::check_liveness(std::span<Channel* const> v, const std::string& what
 }
 
 void Engine::notify_failure(int dead) noexcept {
-    const uint64_t word = (static_cast<uint64_t>(rank_) + 1) << 32 | static_cast<uint64_t>(dead + 1);
+    // The low half holds dead + 1 as 32 bits: k_dead_mismatch (-2) is 0xffffffff there, not a 64-bit -1 that would
+    // cover the reporter in the high half.
+    const uint64_t word = (static_cast<uint64_t>(rank_) + 1) << 32 | static_cast<uint32_t>(dead + 1);
     for (auto& [p, c] : chans_) {
         if (p == dead || !c.ready) continue;
         try {
