@@ -250,6 +250,13 @@ sn::RendezvousRecord published() {
     return r;
 }
 
+/// The permission bits of the rendezvous of k_device (-1: there is none).
+int rendezvous_mode() {
+    struct stat st {};
+    const std::string path = "/dev/shm" + sn::rendezvous_name(k_device);
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : -1;
+}
+
 bool rendezvous_exists() {
     const int fd = ::shm_open(sn::rendezvous_name(k_device).c_str(), O_RDONLY, 0);
     if (fd >= 0) ::close(fd);
@@ -279,6 +286,7 @@ void captures_the_traffic_of_other_processes(const char* wire) {
     const sn::RendezvousRecord r = published();
     EXPECT_TRUE(sn::record_valid(r));
     EXPECT_EQ(r.pid, sniffer.pid());
+    EXPECT_EQ(rendezvous_mode(), 0600) << "readable by the user only";
     settle();
     ASSERT_TRUE(pair.round());
     sniffer.stop_and_check();
