@@ -64,20 +64,28 @@ public:
     void record_error(int32_t ctid, uint64_t generation, Error e) noexcept;
 
     // Packet capture (nic_tap.cpp): the frames this NIC sends and receives go to a packet sniffer capturing it.
-    // Each hook costs one predictable branch while none captures.
+    // While none captures, each hook costs two atomic loads, a coarse clock read (a shm post passes the one its
+    // liveness check made) and two predictable branches.
+    /// Where this NIC's frames go: the sniffer of its device in this process (its sniff word), else the one another
+    /// process published in the device's rendezvous (re-read at most every k_watch_period). `now`: coarse_now_ns().
+    sniffer::Target tap_target(int64_t now) noexcept {
+        if (const uint64_t id = shared_->sniff.load(std::memory_order_acquire); id != 0) [[unlikely]]
+            return {shared_->owner_pid, id};
+        return watch_.target(now);
+    }
     /// As the requester of `req`, this NIC sends its request packets (Parts::request) or receives the answer of
     /// `peer_ip` (Parts::answer; `nak`: its AETH syndrome, 0 for an ACK / READ response). `data`: where the
     /// payload is in this process (0: none).
     void tap_requester(sniffer::Parts parts, const RdmaRequest& req, uint32_t peer_ip, uint64_t data,
                        uint8_t nak) noexcept {
-        if (const uint64_t id = shared_->sniff.load(std::memory_order_acquire); id != 0) [[unlikely]]
-            tap_requester_now(id, parts, req, peer_ip, data, nak);
+        if (const sniffer::Target t = tap_target(coarse_now_ns())) [[unlikely]]
+            tap_requester_now(t, parts, req, peer_ip, data, nak);
     }
     /// As the target, this NIC received `req` (validated as `v`) and answers it with `answer` (ack, nak or
     /// read_resp); the payload is where `v` puts it.
     void tap_served(const RdmaRequest& req, const Verdict& v, FrameType answer) noexcept {
-        if (const uint64_t id = shared_->sniff.load(std::memory_order_acquire); id != 0) [[unlikely]]
-            tap_served_now(id, req, v, answer);
+        if (const sniffer::Target t = tap_target(coarse_now_ns())) [[unlikely]]
+            tap_served_now(t, req, v, answer);
     }
 
 private:
@@ -137,8 +145,9 @@ private:
     /// Maps a same-host peer's segments and checks their headers.
     static std::unique_ptr<ShmPeer> open_shm_peer(const Endpoint& ep);
     /// Applies `req` (PSN assigned, generation = the queue pair's at that time) at a same-host peer; post_mtx held.
+    /// `now`: coarse_now_ns() as the post's liveness check read it (for the sniffer rendezvous watches).
     PostStatus post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
-                        uint64_t local_addr, bool last);
+                        uint64_t local_addr, bool last, int64_t now);
     /// The completions of a shm WRITE or SEND of `ctid` that landed in `target_ctid` of `peer` (post_mtx held).
     /// The first of a burst is counted at the target at once, the following ones to the same target are deferred
     /// (defer_local_write) until this process polls, posts elsewhere or the target's poller claims them.
@@ -146,26 +155,28 @@ private:
     /// Counts the deferred completions `cs` left at its last target.
     static void flush_deferred(const CtidState& cs) noexcept;
     /// Hands the packets of a shm request and of its answer (`nak`: its syndrome) to the sniffers capturing this NIC
-    /// or the peer's. Call only when one of the sniff words is set.
-    void tap_shm(const RdmaRequest& req, ShmPeer& peer, uint64_t local_addr, uint8_t nak) noexcept;
-    void tap_requester_now(uint64_t id, sniffer::Parts parts, const RdmaRequest& req, uint32_t peer_ip,
+    /// (`mine`) and the peer's (`theirs`). Call only when one of them is set.
+    void tap_shm(const RdmaRequest& req, ShmPeer& peer, uint64_t local_addr, uint8_t nak, sniffer::Target mine,
+                 sniffer::Target theirs) noexcept;
+    void tap_requester_now(sniffer::Target t, sniffer::Parts parts, const RdmaRequest& req, uint32_t peer_ip,
                            uint64_t data, uint8_t nak) noexcept;
-    void tap_served_now(uint64_t id, const RdmaRequest& req, const Verdict& v, FrameType answer) noexcept;
+    void tap_served_now(sniffer::Target t, const RdmaRequest& req, const Verdict& v, FrameType answer) noexcept;
     /// The MAC of the endpoint known by `ip` (else the default 02:00:<ip>).
     uint64_t mac_of(uint32_t ip) const noexcept;
     /// Maps the target's registered buffer that `v` accepted the request into and remembers it in cs.mapped.
     static void map_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, const Verdict& v);
     /// Throws peer_gone when the peer process died (checked at most every k_liveness_period). Inline: every post
-    /// runs it, and between two checks it only reads the clock.
-    static void check_alive(ShmPeer& p) {
+    /// runs it, and between two checks it only reads the clock. Returns the clock (coarse_now_ns()).
+    static int64_t check_alive(ShmPeer& p) {
+        const int64_t now = coarse_now_ns();
         if (!p.gone.load(std::memory_order_acquire) &&
-            coarse_now_ns() - p.last_check_ns.load(std::memory_order_relaxed) <
-                std::chrono::nanoseconds(k_liveness_period).count())
-            return;
-        check_alive_now(p);
+            now - p.last_check_ns.load(std::memory_order_relaxed) < std::chrono::nanoseconds(k_liveness_period).count())
+            return now;
+        check_alive_now(p, now);
+        return now;
     }
     /// check_alive once the period is over (or the peer was found gone).
-    static void check_alive_now(ShmPeer& p);
+    static void check_alive_now(ShmPeer& p, int64_t now);
     /// Throws invalid_argument unless a READ's local target lies in the registered buffer or a window (cs.mtx held).
     static void check_read_target(const CtidState& cs, int32_t ctid, uint64_t addr, uint32_t len, const char* call);
     /// Copies to / from window memory of a same-host peer. Returns false when the window memory is no longer
@@ -195,7 +206,8 @@ private:
     /// Bit c: ctid c has a burst of WRITEs open; its later completions may sit deferred at its target.
     std::atomic<uint64_t> deferred_mask_{0};
     std::atomic<bool> wire_live_{false}; ///< set (after tcp_) when the TCP wire adopts its first connection
-    sniffer::TapCache tap_; ///< the capture buffer published in this NIC's sniff word
+    sniffer::TapCache tap_; ///< the capture buffer this NIC's frames go to
+    sniffer::Watch watch_;  ///< the rendezvous of this NIC's device (releases the buffer in tap_ when it ends)
 };
 
 }  // namespace coyote::detail::sim::net

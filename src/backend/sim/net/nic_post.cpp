@@ -55,7 +55,7 @@ std::optional<PostStatus> NicImpl::post_on_route(CtidState& cs, const Command& c
     // The local checks come before the PSN is taken: a post that fails them must not consume one.
     const int32_t ctid = cmd.ctid;
     const uint32_t len = cmd.src.len;
-    check_alive(*route);
+    const int64_t now = check_alive(*route);
     RdmaRequest req = request_of(cmd, op, host_.ip_address());
     uint64_t generation = 0;
     // The registered buffer is vFPGA memory by construction (getMem): a source inside it needs no TLB lookup.
@@ -72,7 +72,7 @@ std::optional<PostStatus> NicImpl::post_on_route(CtidState& cs, const Command& c
         generation = cs.claim_psn(req);
         break;
     }
-    return post_shm(cs, ctid, req, generation, *route, cmd.src.addr, cmd.last);
+    return post_shm(cs, ctid, req, generation, *route, cmd.src.addr, cmd.last, now);
 }
 
 PostStatus NicImpl::post_resolving(CtidState& cs, const Command& cmd, RdmaOpcode op, const char* call) {
@@ -104,7 +104,7 @@ PostStatus NicImpl::post_resolving(CtidState& cs, const Command& cmd, RdmaOpcode
         std::lock_guard lk(cs.mtx);
         generation = cs.claim_psn(req);
     }
-    return post_shm(cs, ctid, req, generation, peer, cmd.src.addr, cmd.last);
+    return post_shm(cs, ctid, req, generation, peer, cmd.src.addr, cmd.last, coarse_now_ns());
 }
 
 NicImpl::QpSnapshot NicImpl::snapshot_qp(CtidState& cs, const Command& cmd, RdmaOpcode op, const char* call) {

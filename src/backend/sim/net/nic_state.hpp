@@ -148,6 +148,16 @@ struct CtidState {
 
 /// A same-host peer reached over shared memory: its mapped NIC state, counters and buffers.
 struct ShmPeer {
+    explicit ShmPeer(const Endpoint& e) : ep(e), watch(e.device, &tap) {}
+
+    /// Where the frames of the peer's NIC go: the sniffer of its process (its sniff word), else the one published
+    /// in the rendezvous of its device. `now`: coarse_now_ns().
+    sniffer::Target tap_target(int64_t now) noexcept {
+        if (const uint64_t id = nic->sniff.load(std::memory_order_acquire); id != 0) [[unlikely]]
+            return {ep.pid, id};
+        return watch.target(now);
+    }
+
     Endpoint ep;
     ShmSegment nic_seg;
     ShmSegment state_seg;
@@ -160,7 +170,8 @@ struct ShmPeer {
     std::atomic<bool> gone{false};
     Fd pidfd; ///< the peer process (readable once it exited); invalid: fall back to kill + /proc
     std::map<int32_t, std::pair<uint64_t, std::shared_ptr<ShmSegment>>> bufs;
-    sniffer::TapCache tap; ///< the capture buffer published in the peer's sniff word
+    sniffer::TapCache tap; ///< the capture buffer the peer's frames go to
+    sniffer::Watch watch;  ///< the rendezvous of the peer's device
 };
 
 /// "peer process <pid> (FPGA <ip>, device <d> vFPGA <v>)".

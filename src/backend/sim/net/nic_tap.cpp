@@ -1,6 +1,7 @@
 // coyote-mpi sim backend: the NIC's packet capture: the RoCEv2 frames of each request and its answer, as the
-// requester's and the target's NICs send and receive them, go to the packet sniffer whose capture buffer id the
-// capturing NIC publishes in its sniff word (models/examples/packet_tap.hpp). Over the shm wire the requester's
+// requester's and the target's NICs send and receive them, go to the packet sniffer capturing each NIC: the one of
+// its device in its process (whose capture buffer id the NIC publishes in its sniff word), else the one published in
+// the device's rendezvous (models/examples/packet_tap.hpp, rendezvous.hpp). Over the shm wire the requester's
 // process captures for both sides; over the TCP wire each side captures its own frames as they pass.
 #include <sys/uio.h>
 #include <unistd.h>
@@ -49,7 +50,7 @@ uint64_t NicImpl::mac_of(uint32_t ip) const noexcept {
     return (uint64_t{0x02} << 40) | ip; // the default of identity.hpp: 02:00:<the four IP bytes>
 }
 
-void NicImpl::tap_requester_now(uint64_t id, Parts parts, const RdmaRequest& req, uint32_t peer_ip, uint64_t data,
+void NicImpl::tap_requester_now(sniffer::Target t, Parts parts, const RdmaRequest& req, uint32_t peer_ip, uint64_t data,
                                 uint8_t nak) noexcept {
     try {
         const bool with_data = nak == 0 && (parts == Parts::request ? req.op != RdmaOpcode::read
@@ -58,36 +59,35 @@ void NicImpl::tap_requester_now(uint64_t id, Parts parts, const RdmaRequest& req
         RoceExchange x = exchange_of(req, host_.mac_address(), mac_of(peer_ip), peer_ip);
         x.data = payload.empty() ? nullptr : payload.data();
         x.nak = nak;
-        tap_.capture(shared_->owner_pid, id, x, parts);
+        tap_.capture(t, x, parts);
     } catch (...) {
         // Out of memory: the frames are lost, as in a full FIFO.
     }
 }
 
-void NicImpl::tap_served_now(uint64_t id, const RdmaRequest& req, const Verdict& v, FrameType answer) noexcept {
+void NicImpl::tap_served_now(sniffer::Target t, const RdmaRequest& req, const Verdict& v, FrameType answer) noexcept {
     try {
         const uint64_t at = v.check != Check::ok ? 0 : (v.in_window ? v.win.vaddr : v.buf.vaddr) + v.offset;
         const std::vector<std::byte> payload = payload_at(answer == FrameType::nak ? 0 : at, req.len);
         RoceExchange x = exchange_of(req, mac_of(req.src_ip), host_.mac_address(), host_.ip_address());
         x.data = answer == FrameType::nak ? nullptr : payload.data();
         x.nak = answer == FrameType::nak ? sniffer::k_nak_remote_access : 0;
-        tap_.capture(shared_->owner_pid, id, x, Parts::both);
+        tap_.capture(t, x, Parts::both);
     } catch (...) {
         // Out of memory: the frames are lost, as in a full FIFO.
     }
 }
 
-void NicImpl::tap_shm(const RdmaRequest& req, ShmPeer& peer, uint64_t local_addr, uint8_t nak) noexcept {
+void NicImpl::tap_shm(const RdmaRequest& req, ShmPeer& peer, uint64_t local_addr, uint8_t nak, sniffer::Target mine,
+                      sniffer::Target theirs) noexcept {
     try {
         const std::vector<std::byte> payload = payload_at(nak == 0 ? local_addr : 0, req.len);
         RoceExchange x = exchange_of(req, host_.mac_address(), peer.ep.mac, peer.ep.ip);
         x.data = nak == 0 ? payload.data() : nullptr;
         x.nak = nak;
         // The same frames pass both NICs: out of this one and into the peer's, and back.
-        if (const uint64_t mine = shared_->sniff.load(std::memory_order_acquire); mine != 0)
-            tap_.capture(shared_->owner_pid, mine, x, Parts::both);
-        if (const uint64_t theirs = peer.nic->sniff.load(std::memory_order_acquire); theirs != 0)
-            peer.tap.capture(peer.ep.pid, theirs, x, Parts::both);
+        if (mine) tap_.capture(mine, x, Parts::both);
+        if (theirs) peer.tap.capture(theirs, x, Parts::both);
     } catch (...) {
         // Out of memory: the frames are lost, as in a full FIFO.
     }

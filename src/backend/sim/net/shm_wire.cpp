@@ -20,9 +20,8 @@ std::string peer_label(const Endpoint& ep) {
            std::to_string(ep.device) + " vFPGA " + std::to_string(ep.vfid) + ")";
 }
 
-void NicImpl::check_alive_now(ShmPeer& p) {
+void NicImpl::check_alive_now(ShmPeer& p, int64_t now) {
     if (!p.gone.load(std::memory_order_acquire)) {
-        const int64_t now = coarse_now_ns();
         int64_t last = p.last_check_ns.load(std::memory_order_relaxed);
         // One poster per period runs the (slow) check: the one that moves the timestamp.
         if (now - last >= std::chrono::nanoseconds(k_liveness_period).count() &&
@@ -35,8 +34,7 @@ void NicImpl::check_alive_now(ShmPeer& p) {
 
 std::unique_ptr<ShmPeer> NicImpl::open_shm_peer(const Endpoint& ep) {
     const std::string who = peer_label(ep);
-    auto p = std::make_unique<ShmPeer>();
-    p->ep = ep;
+    auto p = std::make_unique<ShmPeer>(ep);
     if (!process_alive(ep.pid, ep.start_time)) throw_error(Errc::peer_gone, "RDMA", who + " is gone");
     p->pidfd = open_process_fd(ep.pid, ep.start_time);
     try {
@@ -145,12 +143,13 @@ void NicImpl::map_target(CtidState& cs, const RdmaRequest& req, ShmPeer& peer, c
 }
 
 PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,
-                             uint64_t local_addr, bool last) {
+                             uint64_t local_addr, bool last, int64_t now) {
     const Verdict v = validate_and_claim(*peer.nic, req, &cs.slots);
-    const bool tap = (shared_->sniff.load(std::memory_order_relaxed) | peer.nic->sniff.load(std::memory_order_relaxed)) != 0;
+    const sniffer::Target my_tap = tap_target(now), their_tap = peer.tap_target(now);
+    const bool tap = my_tap || their_tap;
     if (v.check != Check::ok) {
         if (tap) [[unlikely]]
-            tap_shm(req, peer, local_addr, sniffer::k_nak_remote_access);
+            tap_shm(req, peer, local_addr, sniffer::k_nak_remote_access, my_tap, their_tap);
         record_error(ctid, generation, Error(make_error_code(Errc::remote_rejected), opcode_label(req.op),
                                              rejection_message(req, peer.ep.ip, v)));
         return PostStatus::ok;
@@ -170,7 +169,7 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
             std::memcpy(remote, local, req.len);
     }
     if (tap) [[unlikely]]
-        tap_shm(req, peer, local_addr, 0);
+        tap_shm(req, peer, local_addr, 0, my_tap, their_tap);
     if (last) {
         SharedState& mine = host_.shared_state();
         if (req.op == RdmaOpcode::read)

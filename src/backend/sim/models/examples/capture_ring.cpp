@@ -101,14 +101,20 @@ void ring_append(const ShmSegment& ring, std::span<const std::byte> frame) noexc
     const std::size_t keep = filtered_length(frame, h.filter);
     if (keep == 0) return;
     const uint64_t want = (keep + k_beat - 1) / k_beat * k_beat;
+    // The header is shared with other processes: the capacity is bounded by the mapping each time.
+    const uint64_t cap = std::min<uint64_t>(h.capacity, ring.size() - k_ring_data);
     uint64_t s = h.state.load(std::memory_order_acquire);
     uint64_t n = 0;
     do {
-        if ((s & k_closed) != 0 || reserved(s) >= h.capacity) return;
-        n = std::min(want, h.capacity - reserved(s));
+        if ((s & k_closed) != 0 || reserved(s) >= cap) return;
+        n = std::min(want, cap - reserved(s));
     } while (!h.state.compare_exchange_weak(s, s + n, std::memory_order_acq_rel, std::memory_order_acquire));
     std::memcpy(ring.bytes() + k_ring_data + reserved(s), frame.data(), std::min<uint64_t>(keep, n));
     h.state.fetch_add(n << 32, std::memory_order_release);
+}
+
+bool ring_closed(const ShmSegment& ring) noexcept {
+    return (head(ring).state.load(std::memory_order_acquire) & k_closed) != 0;
 }
 
 bool ring_settled(const ShmSegment& ring, uint64_t& end) noexcept {
@@ -127,16 +133,23 @@ uint64_t ring_close(const ShmSegment& ring, std::chrono::milliseconds wait) noex
     return end;
 }
 
-void TapCache::capture(int32_t pid, uint64_t id, const RoceExchange& x, Parts parts) noexcept {
+void TapCache::capture(Target t, const RoceExchange& x, Parts parts) noexcept {
     std::lock_guard lk(mtx_);
-    if (pid != pid_ || id != id_) {
-        seg_ = open_ring(pid, id);
-        pid_ = pid;
-        id_ = id;
+    if (t.pid != target_.pid || t.id != target_.id) {
+        seg_ = open_ring(t.pid, t.id);
+        target_ = t;
     }
     if (!seg_) return;
     RingSink sink(seg_);
     exchange_frames(x, parts, sink);
+    if (ring_closed(seg_)) seg_ = ShmSegment(); // the capture stopped: its memory is not kept mapped here
+}
+
+void TapCache::release(Target t) noexcept {
+    std::lock_guard lk(mtx_);
+    if (t.pid != target_.pid || t.id != target_.id) return;
+    seg_ = ShmSegment();
+    target_ = {}; // opened again if the target comes back (the rendezvous read as none for a moment)
 }
 
 }  // namespace coyote::detail::sim::sniffer

@@ -37,8 +37,11 @@ ShmSegment create_ring(uint64_t id, uint64_t len, uint64_t filter);
 ShmSegment open_ring(int32_t pid, uint64_t id) noexcept;
 
 /// Appends `frame`, as the filter keeps it, zero-padded to whole beats and cut at the capacity (beats past the
-/// end are dropped, as the example's vFPGA drops them). Lock-free; safe from any process.
+/// end are dropped, as the example's vFPGA drops them). Lock-free; safe from any process. Never writes past the
+/// mapping, whatever the header says.
 void ring_append(const ShmSegment& ring, std::span<const std::byte> frame) noexcept;
+/// Whether the ring takes no more frames (its capture stopped).
+bool ring_closed(const ShmSegment& ring) noexcept;
 /// The length of the image every byte of which is written, or false while a writer is mid-frame.
 bool ring_settled(const ShmSegment& ring, uint64_t& end) noexcept;
 /// Takes no more frames and waits (at most `wait`) for writers mid-frame; returns the image's length.

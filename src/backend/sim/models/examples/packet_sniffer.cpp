@@ -1,5 +1,6 @@
 // Model of Coyote example 11 (packet sniffer): while capturing, every frame the emulated NICs of the device send or
-// receive (see packet_tap.hpp: both wires, both sides of an exchange) that passes the filter is written as whole
+// receive, in this process and in the user's other processes on this host (see packet_tap.hpp: both wires, both
+// sides of an exchange; the device's rendezvous, rendezvous.hpp), that passes the filter is written as whole
 // 512-bit beats (the frame, zero-padded to a multiple of 64 bytes) to the card copy of the host buffer, one frame
 // after the other, as the example's pcap conversion reads it. Registers (the example's packet_sniffer_slv): CSR 0
 // CTRL_0 (1 start, 0 stop), 1 CTRL_1 (1: buffer registers valid), 2 filter, 3 state (0 idle, 1 sniffing; read
@@ -14,15 +15,19 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <map>
-#include <stdexcept>
 #include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "backend/sim/models/examples/capture_ring.hpp"
 #include "backend/sim/models/examples/examples.hpp"
 #include "backend/sim/models/examples/packet_tap.hpp"
+#include "backend/sim/models/examples/rendezvous.hpp"
 #include "backend/sim/segments.hpp"
 #include "detail/format.hpp"
 #include "detail/per_process.hpp"
@@ -48,10 +53,12 @@ bool host_write(uint64_t addr, std::span<const std::byte> data) {
 
 class PacketSniffer;
 
-/// The sniffers capturing, by device, the card ports, by (device, vfid), and the sniff words of the NICs, by device.
+/// The sniffers capturing, by device, their publications in the devices' rendezvous, the card ports, by (device,
+/// vfid), and the sniff words of the NICs, by device.
 struct Registry {
     std::mutex mtx;
     std::map<uint32_t, PacketSniffer*> sniffers;
+    std::map<uint32_t, Publication> published; ///< the devices whose rendezvous this process holds
     std::map<std::pair<uint32_t, int32_t>, CardPort*> ports;
     std::multimap<uint32_t, std::atomic<uint64_t>*> nics;
     uint64_t next_id = 1;
@@ -102,14 +109,44 @@ private:
             id = registry().next_id++;
         }
         ring_ = create_ring(id, shell.csr_read(len), shell.csr_read(filter));
+        try {
+            enter(shell, id);
+        } catch (...) {
+            untrack_segment(ring_.name());
+            ring_ = ShmSegment();
+            throw;
+        }
         state_ = k_sniffing;
+    }
+    /// Registers the sniffer as the device's in this process (taking over from another of this process) and
+    /// publishes capture buffer `id` in its NICs and in the device's rendezvous.
+    void enter(Shell& shell, uint64_t id) {
         std::lock_guard lk(registry().mtx);
+        auto held = registry().published.find(device_);
+        std::optional<Publication> claimed;
+        RendezvousRecord holder{};
+        if (held == registry().published.end()) claimed = Publication::claim(device_, id, holder); // may throw
         auto it = registry().ports.find({shell.device(), shell.vfid()});
         port_ = it == registry().ports.end() ? nullptr : it->second;
         if (auto old = registry().sniffers.find(device_); old != registry().sniffers.end()) old->second->unpublish();
         registry().sniffers[device_] = this;
         id_ = id;
         publish_id(id_);
+        if (held != registry().published.end())
+            held->second.update(id);
+        else if (claimed)
+            registry().published.emplace(device_, std::move(*claimed));
+        else
+            warn_taken(holder);
+    }
+    /// Another process holds the device's rendezvous: this capture takes the frames of this process's NICs only.
+    void warn_taken(const RendezvousRecord& holder) const {
+        const bool named = record_valid(holder) && process_alive(holder.pid, holder.start_time);
+        const std::string who = named ? "process " + std::to_string(holder.pid) : "another process";
+        std::fprintf(stderr,
+                     "coyote sim: packet_sniffer: device %u is captured by the packet_sniffer of %s; this capture "
+                     "takes the frames of the NICs of this process only\n",
+                     static_cast<unsigned>(device_), who.c_str());
     }
     void stop() {
         withdraw();
@@ -125,7 +162,10 @@ private:
     void withdraw() noexcept {
         std::lock_guard lk(registry().mtx);
         auto it = registry().sniffers.find(device_);
-        if (it != registry().sniffers.end() && it->second == this) registry().sniffers.erase(it);
+        if (it != registry().sniffers.end() && it->second == this) {
+            registry().sniffers.erase(it);
+            registry().published.erase(device_); // the rendezvous goes, before the capture buffer closes
+        }
         unpublish();
     }
     /// Another sniffer of the device takes over, or this one stops (registry lock held).

@@ -1,9 +1,13 @@
 // coyote-mpi sim backend: the capture interface between the emulated NIC and the packet sniffer model
 // (Coyote example 11). A sniffer that starts capturing on a device creates a capture buffer in shared memory
-// (an image of the host buffer: frames zero-padded to 64-byte beats, back to back, cut at its length) and
-// publishes its id in the NIC state of every NIC of that device in its process. Whoever moves a packet from or to
-// such a NIC (this process's NIC threads and posting threads, or a same-host peer applying a request over the
-// shm wire) appends the RoCEv2 frames to that buffer; the model copies what was appended to card memory.
+// (an image of the host buffer: frames zero-padded to 64-byte beats, back to back, cut at its length), publishes
+// its id in the NIC state of every NIC of that device in its process, and publishes its process and the id in the
+// device's host-wide rendezvous (rendezvous.hpp), which the NICs of that device in the other processes of the user
+// read at most every k_watch_period, as the hardware's sniffer sees all traffic of its card. A NIC's frames go to
+// the sniffer of its device in its own process if there is one, else to the rendezvous's. Whoever moves a packet
+// from or to a captured NIC (the NIC threads and posting threads of its process, or a same-host peer applying a
+// request over the shm wire) appends the RoCEv2 frames to that buffer; the model copies what was appended to card
+// memory. A frame between two captured NICs is recorded twice: as the one sends it and as the other receives it.
 #pragma once
 
 #include <atomic>
@@ -13,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/sim/models/examples/rendezvous.hpp"
 #include "backend/sim/net/wire_format.hpp"
 #include "detail/handles.hpp"
 
@@ -28,9 +33,9 @@ void capture(uint32_t device, Direction dir, std::span<const std::byte> frame) n
 /// True while a sniffer of this process captures on `device`.
 bool active(uint32_t device) noexcept;
 
-/// A NIC of `device` publishes the id of the capture buffer of a sniffer capturing its traffic in `*word` (0:
-/// none); attach_nic stores the current id at once. The word lives in the NIC's shared state, where same-host
-/// peers read it too. detach_nic before the word goes away.
+/// A NIC of `device` publishes the id of the capture buffer of a sniffer of this process capturing its traffic in
+/// `*word` (0: none); attach_nic stores the current id at once. The word lives in the NIC's shared state, where
+/// same-host peers read it too. detach_nic before the word goes away.
 void attach_nic(uint32_t device, std::atomic<uint64_t>* word) noexcept;
 void detach_nic(uint32_t device, std::atomic<uint64_t>* word) noexcept;
 
@@ -114,19 +119,21 @@ protected:
 /// as in a full FIFO).
 void exchange_frames(const RoceExchange& x, Parts parts, FrameSink& sink) noexcept;
 
-/// A NIC's (or a same-host peer's) way to the capture buffer published in a NIC's sniff word: the buffer of
-/// process `pid` with id `id`, mapped on first use and kept until the id changes. Thread-safe.
+/// A NIC's (or a same-host peer's) way to the capture buffer of a sniffer (published in a NIC's sniff word or in
+/// the device's rendezvous): the buffer of process `pid` with id `id`, mapped on first use and kept until the
+/// target changes, the buffer is found closed or release() lets go of it. Thread-safe.
 class TapCache {
 public:
-    /// Appends the packets `parts` of `x` to capture buffer `id` (non-zero) of process `pid`; a buffer that is
-    /// gone (the capture stopped) takes nothing.
-    void capture(int32_t pid, uint64_t id, const RoceExchange& x, Parts parts) noexcept;
+    /// Appends the packets `parts` of `x` to capture buffer `t` (non-empty); a buffer that is gone or closed (the
+    /// capture stopped) takes nothing.
+    void capture(Target t, const RoceExchange& x, Parts parts) noexcept;
+    /// Unmaps buffer `t` if it is the one mapped (its publication ended).
+    void release(Target t) noexcept;
 
 private:
     std::mutex mtx_;
-    int32_t pid_ = 0;
-    uint64_t id_ = 0;
-    ShmSegment seg_; ///< empty: the buffer could not be opened
+    Target target_;
+    ShmSegment seg_; ///< empty: the buffer could not be opened, or was closed
 };
 
 }  // namespace coyote::detail::sim::sniffer

@@ -17,12 +17,15 @@
 #include <string>
 #include <vector>
 
+#include "unit/backend/sim/net/roce_capture.hpp"
 #include "unit/rdma_test_support.hpp"
 
 using coyote::CoyoteOper;
 using coyote::rdmaSg;
+using coyote_test::Capture;
 using coyote_test::check;
 using coyote_test::Child;
+using coyote_test::Frame;
 
 namespace {
 
@@ -31,48 +34,6 @@ constexpr uint32_t k_write_len = 5000; ///< two packets at the 4096-byte MTU
 constexpr uint32_t k_read_len = 300;
 constexpr uint32_t k_read_from = 8192;  ///< remote offset of the READ
 constexpr uint32_t k_read_into = 65536; ///< local offset of the READ
-
-/// Big-endian field of `n` bytes at `p`.
-uint64_t be(const uint8_t* p, int n) {
-    uint64_t v = 0;
-    for (int i = 0; i < n; ++i) v = (v << 8) | p[i];
-    return v;
-}
-
-/// One captured frame: where it starts in the capture and what its headers say.
-struct Frame {
-    const uint8_t* p = nullptr;
-    std::size_t len = 0; ///< Ethernet header + IP total length
-    unsigned opcode() const { return p[42]; }
-    uint32_t dest_qp() const { return static_cast<uint32_t>(be(p + 46, 4) & 0xffffff); }
-    uint32_t psn() const { return static_cast<uint32_t>(be(p + 50, 4) & 0xffffff); }
-    uint64_t reth_vaddr() const { return be(p + 54, 8); }
-    uint32_t reth_len() const { return static_cast<uint32_t>(be(p + 66, 4)); }
-    bool ack_req() const { return (p[50] & 0x80) != 0; }
-    unsigned aeth_syndrome() const { return p[54]; }
-    uint64_t dst_mac() const { return be(p, 6); }
-    uint64_t src_mac() const { return be(p + 6, 6); }
-    uint32_t src_ip() const { return static_cast<uint32_t>(be(p + 26, 4)); }
-    uint32_t dst_ip() const { return static_cast<uint32_t>(be(p + 30, 4)); }
-    /// Payload between the transport headers and the pad + ICRC.
-    std::pair<const uint8_t*, std::size_t> payload(std::size_t headers) const {
-        const std::size_t pad = (p[43] >> 4) & 3;
-        return {p + headers, len - headers - pad - 4};
-    }
-};
-
-/// The frames of a capture of `size` bytes: each padded to whole 64-byte beats.
-std::vector<Frame> parse(const uint8_t* cap, uint64_t size) {
-    std::vector<Frame> out;
-    for (uint64_t off = 0; off + 64 <= size;) {
-        Frame f{cap + off, 14 + static_cast<std::size_t>(be(cap + off + 16, 2))};
-        check(be(f.p + 12, 2) == 0x0800 && f.p[23] == 17 && be(f.p + 36, 2) == 4791,
-              "record at " + std::to_string(off) + " is a RoCEv2 frame");
-        out.push_back(f);
-        off += (f.len + 63) / 64 * 64;
-    }
-    return out;
-}
 
 /// Which processes capture, and on which wire.
 struct Setup {
@@ -86,6 +47,10 @@ constexpr uint32_t k_bad_offs = k_buf - 100; ///< the WRITE that crosses the end
 
 constexpr const char* k_client_ip = "10.77.0.1";
 constexpr const char* k_server_ip = "10.77.0.2";
+/// Two cards: a sniffer captures every NIC of its device on the host, so client and server sit on devices of their
+/// own (numbers no other test uses: test programs running at the same time do not reach these sniffers).
+constexpr uint32_t k_client_device = 60;
+constexpr uint32_t k_server_device = 61;
 
 uint32_t ip_of(const char* s) {
     unsigned a = 0, b = 0, c = 0, d = 0;
@@ -93,43 +58,12 @@ uint32_t ip_of(const char* s) {
     return (a << 24) | (b << 16) | (c << 8) | d;
 }
 
-/// A process of the pair: the sim with its wire and IP, the packet_sniffer model when it captures.
-void process_env(const Setup& s, bool sniffs, const char* ip) {
+/// A process of the pair: the sim with its wire and the IP of its device, the packet_sniffer model when it captures.
+void process_env(const Setup& s, bool sniffs, uint32_t device, const char* ip) {
     coyote_test::child_env(s.wire);
-    ::setenv("COYOTE_SIM_IP", ip, 1);
+    ::setenv(("COYOTE_SIM_IP_" + std::to_string(device)).c_str(), ip, 1);
     if (sniffs) ::setenv("COYOTE_SIM_MODEL", "packet_sniffer", 1);
 }
-
-/// Example 11's capture: a huge-page buffer offloaded to the card, the buffer registers, CTRL_1, no filter, start.
-class Capture {
-public:
-    explicit Capture(coyote::cThread& t) : t_(t) {
-        cap_ = static_cast<uint8_t*>(t.getMem({coyote::CoyoteAllocType::HPF, static_cast<uint32_t>(k_len)}));
-        std::memset(cap_, 0, k_len);
-        sync_.addr = cap_;
-        t.invoke(CoyoteOper::LOCAL_OFFLOAD, sync_);
-        t.setCSR(reinterpret_cast<uint64_t>(cap_), 6);
-        t.setCSR(k_len, 7);
-        t.setCSR(static_cast<uint64_t>(t.getCtid()), 8);
-        t.setCSR(1, 1);
-        t.setCSR(0, 2);
-        t.setCSR(1, 0);
-        check(t.getCSR(3) == 1, "the sniffer runs");
-    }
-    /// Stops, brings the records back and parses them.
-    std::vector<Frame> stop() {
-        t_.setCSR(0, 0); // stop: what the NICs appended is written
-        check(t_.getCSR(3) == 0, "the sniffer stopped");
-        t_.invoke(CoyoteOper::LOCAL_SYNC, sync_);
-        return parse(cap_, t_.getCSR(4));
-    }
-
-private:
-    static constexpr uint64_t k_len = coyote::HUGE_PAGE_SIZE;
-    coyote::cThread& t_;
-    uint8_t* cap_ = nullptr;
-    coyote::syncSg sync_{.addr = nullptr, .len = k_len};
-};
 
 /// What a capture of either side must hold: WRITE FIRST, WRITE LAST, ACK, READ request, READ RESPONSE ONLY, with
 /// requests from the client to the server's queue pair and answers back to the client's.
@@ -191,8 +125,8 @@ void check_nak(const std::vector<Frame>& frames, const std::string& side, uint32
 }
 
 int server(uint16_t port, Setup s) {
-    process_env(s, s.server_sniffs, k_server_ip);
-    coyote::cThread t(0, ::getpid());
+    process_env(s, s.server_sniffs, k_server_device, k_server_ip);
+    coyote::cThread t(0, ::getpid(), k_server_device);
     auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port));
     coyote_test::fill(buf, k_buf, 7);
     std::optional<Capture> cap;
@@ -207,8 +141,8 @@ int server(uint16_t port, Setup s) {
 }
 
 int client(uint16_t port, Setup s) {
-    process_env(s, s.client_sniffs, k_client_ip);
-    coyote::cThread t(0, ::getpid());
+    process_env(s, s.client_sniffs, k_client_device, k_client_ip);
+    coyote::cThread t(0, ::getpid(), k_client_device);
     auto* buf = static_cast<uint8_t*>(t.initRDMA(k_buf, port, "127.0.0.1"));
     coyote_test::fill(buf, k_write_len, 3);
     std::optional<Capture> cap;

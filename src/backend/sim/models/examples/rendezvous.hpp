@@ -1,0 +1,114 @@
+// coyote-mpi sim backend: the host-wide rendezvous of the packet sniffer of a device (see packet_tap.hpp). The
+// sniffer capturing sim device N publishes its process (pid and start time) and the id of its capture buffer in the
+// POSIX shm segment "/coyote-sim.<uid>.sniffer.d<N>" (mode 0600) while it captures; the NICs of device N in every
+// process of the user read it at most every k_watch_period and append their frames to that buffer. The publisher
+// holds an flock on the segment: a second process finds it taken, and a crashed publisher's lock ends with it (its
+// record stays and names a dead process, which readers ignore and the next publisher overwrites).
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "backend/sim/clock.hpp"
+#include "detail/handles.hpp"
+
+namespace coyote::detail::sim::sniffer {
+
+class TapCache;
+
+/// "/coyote-sim.<uid>.sniffer.d<device>" (no pid after the uid: stale-segment reclaiming leaves it alone).
+std::string rendezvous_name(uint32_t device);
+
+/// The content of a rendezvous segment (exactly this size; anything else reads as no sniffer).
+struct RendezvousRecord {
+    uint64_t magic = 0;
+    uint32_t version = 0;
+    int32_t pid = 0;         ///< the publishing process
+    uint64_t start_time = 0; ///< its start time (segments.hpp process_start_time): a reused pid is not it
+    uint64_t id = 0;         ///< its capture buffer (capture_ring.hpp ring_name(pid, id)); 1 .. 2^32 - 1
+    uint64_t check = 0;      ///< hash of the fields above: a torn or damaged record reads as no sniffer
+};
+static_assert(sizeof(RendezvousRecord) == 40, "the record's layout is shared by every process of the user");
+
+/// A record of process `pid` started at `start_time` publishing capture buffer `id`, with its check.
+RendezvousRecord make_record(int32_t pid, uint64_t start_time, uint64_t id) noexcept;
+/// Whether `r` is well formed: magic, version, check, a positive pid, a start time and an id that fits 32 bits.
+bool record_valid(const RendezvousRecord& r) noexcept;
+
+/// Where a NIC's frames go: capture buffer `id` of process `pid` (id 0: nowhere).
+struct Target {
+    int32_t pid = 0;
+    uint64_t id = 0;
+    explicit operator bool() const noexcept { return id != 0; }
+};
+
+/// A publication in the rendezvous of a device, held while it lives: the flock on the segment and the record. The
+/// destructor empties and removes the segment. Move-only. A forked child does not inherit the lock.
+class Publication {
+public:
+    /// Publishes capture buffer `id` of this process for `device`. nullopt when a live process holds the
+    /// rendezvous (`holder`: its record, as far as it reads); throws coyote::Error when the segment cannot be
+    /// created or belongs to another user.
+    static std::optional<Publication> claim(uint32_t device, uint64_t id, RendezvousRecord& holder);
+
+    Publication(Publication&& o) noexcept;
+    Publication& operator=(Publication&& o) noexcept;
+    Publication(const Publication&) = delete;
+    Publication& operator=(const Publication&) = delete;
+    ~Publication() { release(); }
+
+    /// Publishes capture buffer `id` instead (another sniffer of this process takes the device over).
+    void update(uint64_t id) noexcept;
+
+private:
+    Publication(Fd fd, std::string name) noexcept;
+    void release() noexcept;
+
+    Fd fd_;
+    std::string name_;
+    pid_t owner_ = 0; ///< the claiming process (a forked child's copy does nothing)
+    int slot_ = -1;   ///< its entry in the table of locked descriptors a forked child drops
+};
+
+/// How often a NIC re-reads the rendezvous while it moves packets: a sniffer another process starts (or stops) is
+/// seen within this period.
+inline constexpr std::chrono::milliseconds k_watch_period{4};
+
+/// A NIC's view of the rendezvous of one device: the publisher's Target, re-read at most every k_watch_period
+/// (a few system calls; between two reads, one clock read and a comparison). Thread-safe.
+class Watch {
+public:
+    /// `cache`: the TapCache that maps the publisher's buffer, told to let go of it when the publication ends.
+    Watch(uint32_t device, TapCache* cache) noexcept : device_(device), cache_(cache) {}
+
+    /// The live publisher's buffer, or none. `now`: coarse_now_ns().
+    Target target(int64_t now) noexcept {
+        if (now >= next_ns_.load(std::memory_order_relaxed)) [[unlikely]]
+            refresh(now);
+        const uint64_t w = word_.load(std::memory_order_acquire);
+        return {static_cast<int32_t>(w >> 32), w & 0xffffffffULL};
+    }
+
+private:
+    /// Re-reads the rendezvous (one thread at a time; the others keep the word as it is).
+    void refresh(int64_t now) noexcept;
+    /// Whether the process of `r` runs (its pidfd is kept while it stays the publisher).
+    bool publisher_alive(const RendezvousRecord& r) noexcept;
+
+    const uint32_t device_;
+    TapCache* const cache_;
+    std::atomic<int64_t> next_ns_{0};
+    std::atomic<uint64_t> word_{0}; ///< pid << 32 | id; 0: none
+    std::mutex mtx_;                ///< the refresh and the fields below
+    int32_t pid_ = 0;
+    uint64_t start_time_ = 0;
+    Fd pidfd_; ///< of pid_ (started at start_time_); invalid: checked through /proc each time
+};
+
+}  // namespace coyote::detail::sim::sniffer
