@@ -16,7 +16,8 @@ int usage(std::FILE* out) {
     std::fputs("usage: coyote-settings [--markdown | --check]\n"
                "  (no option)  every variable with its default; the ones set here with their value\n"
                "  --markdown   the reference page docs/settings.md\n"
-               "  --check      read every variable set here; exit 1 naming the first malformed one\n",
+               "  --check      read every variable set here; exit 1 naming the first malformed one, or a\n"
+               "               COYOTE_* name set here that is a misspelling of one coyote-mpi reads\n",
                out);
     return out == stdout ? 0 : 2;
 }
@@ -47,6 +48,11 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "coyote-settings: %s\n", e.what());
             return 1;
         }
+        const auto wrong = settings::misspelled_in_environment();
+        for (const auto& m : wrong)
+            std::fprintf(stderr, "coyote-settings: %s=%s is set, but coyote-mpi reads no such variable: %s?\n",
+                         m.name.c_str(), settings::foreign(m.name.c_str()).value_or("").c_str(), m.nearest.c_str());
+        if (!wrong.empty()) return 1;
         std::puts("coyote-settings: every variable set here is well-formed");
         return 0;
     }

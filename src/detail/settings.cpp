@@ -7,6 +7,8 @@
 #include <limits>
 #include <mutex>
 
+#include <unistd.h>
+
 #include "coyote/error.hpp"
 
 namespace coyote::detail::settings {
@@ -262,6 +264,53 @@ void check_all() {
     }
     for (const Setting* s : items)
         if (s->info().name.back() != '>') s->check();
+}
+
+namespace {
+
+/// Levenshtein distance of `a` and `b`, stopping early above `limit` (returns limit + 1 then).
+std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t limit) {
+    if ((a.size() > b.size() ? a.size() - b.size() : b.size() - a.size()) > limit) return limit + 1;
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diag = row[0], best = i;
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diag = up;
+            best = std::min(best, row[j]);
+        }
+        if (best > limit) return limit + 1;
+    }
+    return row[b.size()];
+}
+
+}  // namespace
+
+std::vector<Misspelling> misspelled_in_environment() {
+    std::vector<std::string> names;
+    for (const Info* i : all()) names.push_back(i->name);
+    auto declared = [&](std::string_view n) {
+        return std::any_of(names.begin(), names.end(), [&](const std::string& d) {
+            const auto family = d.find('<'); // COYOTE_SIM_IP_<device>: any name with that prefix
+            return family == std::string::npos ? d == n : n.size() > family && n.substr(0, family) == d.substr(0, family);
+        });
+    };
+    std::vector<Misspelling> out;
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        const std::string_view kv(*e);
+        const std::string_view name = kv.substr(0, kv.find('='));
+        if (name.rfind("COYOTE_", 0) != 0 || declared(name)) continue;
+        for (const std::string& d : names)
+            if (d.find('<') == std::string::npos && edit_distance(name, d, 2) <= 2) {
+                out.push_back({std::string(name), d});
+                break;
+            }
+    }
+    std::sort(out.begin(), out.end(), [](const Misspelling& x, const Misspelling& y) { return x.name < y.name; });
+    return out;
 }
 
 std::vector<const Info*> all() {

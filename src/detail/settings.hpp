@@ -143,6 +143,15 @@ std::optional<std::string> foreign(const char* name);
 /// Reads every declared variable set in this environment; throws the first malformed one's error.
 void check_all();
 
+/// A variable set in this environment that no loaded library declares but whose name is one or two letters away
+/// from a declared one: `name` is probably a misspelling of `nearest` (which then reads as unset).
+struct Misspelling {
+    std::string name, nearest;
+};
+/// The likely misspellings among the COYOTE_* variables set here. Other undeclared COYOTE_* names are left alone:
+/// the project's scripts (Slurm batch scripts, benchmark runners) read variables of their own.
+std::vector<Misspelling> misspelled_in_environment();
+
 /// Every declaration of the libraries loaded in this process, ordered by group, then name.
 std::vector<const Info*> all();
 

@@ -59,7 +59,13 @@ std::optional<Options> parse(int argc, char** argv, int& rc) {
                 return std::nullopt;
             }
         } else {
-            rc = usage(a == "-h" || a == "--help" ? stdout : stderr);
+            const bool help = a == "-h" || a == "--help";
+            if (!help)
+                std::fprintf(stderr, "coyote-info: %s\n",
+                             (a == "-d" || a == "--device" || a == "-b" || a == "--backend")
+                                 ? (a + " needs a value").c_str()
+                                 : ("unknown option " + a).c_str());
+            rc = usage(help ? stdout : stderr);
             return std::nullopt;
         }
     }

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include <coyote/error.hpp>
@@ -58,13 +59,16 @@ std::optional<Options> parse_options(int argc, char** argv, Verb verb, Kind kind
     o.iters = kind == Kind::lat ? 1000 : 5000;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
-        std::string value;
+        std::optional<std::string> value; // --name=value: the value is that, even empty (then an error)
         if (const auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
             value = a.substr(eq + 1);
             a = a.substr(0, eq);
         }
         auto next = [&]() -> std::string {
-            if (!value.empty()) return value;
+            if (value) {
+                if (value->empty()) bad(o, a + "= needs a value");
+                return *value;
+            }
             if (i + 1 >= argc) bad(o, a + " needs a value");
             return argv[++i];
         };

@@ -21,8 +21,8 @@ constexpr uint64_t k_min_buffer =
     ::coyote::detail::coll::k_control_bytes + 2 * 4 * (64 + ::coyote::detail::coll::k_header_bytes);
 
 const settings::Bytes k_buffer_size{"COYOTE_COLL_BUFFER_SIZE", "collectives", CollectiveOptions{}.buffer_size,
-                                    "registered buffer per queue pair (4 message slots per direction at least, below "
-                                    "4 GiB)",
+                                    "registered buffer per queue pair: at least 4 message slots per direction, each "
+                                    "COYOTE_COLL_CHUNK + 64 bytes, and below 4 GiB",
                                     Range{k_min_buffer, std::numeric_limits<uint32_t>::max()}};
 const settings::Bytes k_chunk{"COYOTE_COLL_CHUNK", "collectives", CollectiveOptions{}.chunk_bytes,
                               "pipeline chunk / message payload limit (a multiple of 64)",
@@ -131,14 +131,15 @@ Contribution contribution(const mpi::Communicator& comm, const CollectiveOptions
 
 std::string validate(const CollectiveOptions& o) {
     if (o.chunk_bytes < 64 || o.chunk_bytes % 64 != 0)
-        return "chunk_bytes " + std::to_string(o.chunk_bytes) + " must be a positive multiple of 64";
+        return "chunk_bytes " + std::to_string(o.chunk_bytes) + " (COYOTE_COLL_CHUNK) must be a positive multiple of 64";
     if (o.chunk_bytes > MAX_TRANSFER_SIZE - k_header_bytes)
-        return "chunk_bytes " + std::to_string(o.chunk_bytes) + " exceeds MAX_TRANSFER_SIZE minus the 64-byte header";
+        return "chunk_bytes " + std::to_string(o.chunk_bytes) +
+               " (COYOTE_COLL_CHUNK) exceeds MAX_TRANSFER_SIZE minus the 64-byte header";
     const uint64_t need = k_control_bytes + 2 * 4 * (o.chunk_bytes + k_header_bytes);
     if (o.buffer_size < need || o.buffer_size > std::numeric_limits<uint32_t>::max())
-        return "buffer_size " + std::to_string(o.buffer_size) + " must hold 4 message slots per direction (at least " +
-               std::to_string(need) + " bytes for chunk_bytes " + std::to_string(o.chunk_bytes) +
-               ") and be below 4 GiB";
+        return "buffer_size " + std::to_string(o.buffer_size) +
+               " (COYOTE_COLL_BUFFER_SIZE) must hold 4 message slots per direction (at least " + std::to_string(need) +
+               " bytes for chunk_bytes " + std::to_string(o.chunk_bytes) + ", COYOTE_COLL_CHUNK) and be below 4 GiB";
     if (o.timeout.count() <= 0) return "timeout must be positive";
     if (o.probe_interval.count() <= 0) return "probe_interval must be positive";
     if (o.peers != PeerSet::log && o.peers != PeerSet::all) return "peers is not a PeerSet value";
