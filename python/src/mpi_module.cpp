@@ -84,7 +84,10 @@ py::object new_like(const View& like, std::size_t count) {
     static const char* const names[] = {"int8",    "uint8",    "int32",   "uint32",  "int64",
                                         "uint64",  "float16",  "bfloat16", "float32", "float64"};
     auto np = py::module_::import("numpy");
-    return np.attr("empty")(count, np.attr("dtype")(names[static_cast<std::size_t>(like.type)]));
+    const auto dtype = np.attr("dtype")(names[static_cast<std::size_t>(like.type)]);
+    // As many elements as `like` (allreduce, reduce, alltoall): its shape too.
+    if (count == like.count && like.info && like.info->ndim > 1) return np.attr("empty")(py::cast(like.info->shape), dtype);
+    return np.attr("empty")(count, dtype);
 }
 
 namespace {

@@ -61,6 +61,14 @@ def test_allreduce_float16_against_gathered_inputs(coll):
     assert np.array_equal(coll.allreduce(x), everyone.astype(np.float32).sum(axis=0).astype(np.float16))
 
 
+def test_results_keep_the_shape_of_a_2d_input(coll):
+    x = np.arange(12, dtype=np.float32).reshape(3, 4)
+    r = coll.allreduce(x)
+    assert r.shape == (3, 4)
+    assert np.array_equal(r, x * coll.size)
+    assert coll.alltoall(np.zeros((coll.size, 2), np.int32)).shape == (coll.size, 2)
+
+
 def test_allreduce_in_place(coll):
     x = data(np.float64, 4096)
     expect = np.empty_like(x)
