@@ -1,13 +1,14 @@
 // coyote-mpi: environment variables: declaration registry, typed parsing, the docs table.
 #include "detail/settings.hpp"
 
+#include <arpa/inet.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <limits>
 #include <mutex>
-
-#include <unistd.h>
 
 #include "coyote/error.hpp"
 
@@ -149,8 +150,15 @@ void Setting::reject(const std::string& value, std::string_view suffix) const {
 
 // ---- typed settings ---------------------------------------------------------------------------------
 
-Text::Text(std::string name, std::string group, std::string def, std::string help)
-    : Setting(make_info(std::move(name), std::move(group), Type::text, def, "any text", std::move(help))) {}
+Text::Text(std::string name, std::string group, std::string def, std::string help, TextCheck validate)
+    : Setting(make_info(std::move(name), std::move(group), Type::text, def, "any text", std::move(help))),
+      validate_(validate) {}
+
+std::optional<std::string> ipv4_problem(const std::string& value) {
+    in_addr a{};
+    if (::inet_pton(AF_INET, value.c_str(), &a) == 1) return std::nullopt;
+    return "not an IPv4 address (expected a.b.c.d)";
+}
 
 std::string Text::get(std::string_view suffix) const {
     auto v = raw(suffix);
@@ -230,7 +238,12 @@ std::string Choice::get(std::string_view suffix) const {
     return *v;
 }
 
-void Text::check() const { (void)get(); }
+void Text::check() const {
+    const auto v = raw();
+    if (!v || validate_ == nullptr) return;
+    if (const auto problem = validate_(*v))
+        throw_error(Errc::invalid_argument, "environment variable", info().name + "='" + *v + "': " + *problem);
+}
 void Flag::check() const { (void)get(); }
 void Integer::check() const { (void)get(); }
 void Millis::check() const { (void)get(); }

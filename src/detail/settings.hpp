@@ -52,14 +52,24 @@ private:
     Info info_;
 };
 
-/// Free text (paths, addresses, model names). Empty means unset.
+/// What is wrong with a text value ("is not an IPv4 address (expected a.b.c.d)"), nullopt when it is fine.
+using TextCheck = std::optional<std::string> (*)(const std::string& value);
+
+/// Free text (paths, addresses, model names). Empty means unset. `validate`, when given, is what check() (and so
+/// `coyote-settings --check`) applies to a value that is set; the code that uses the value checks it too.
 class Text : public Setting {
 public:
-    Text(std::string name, std::string group, std::string def, std::string help);
+    Text(std::string name, std::string group, std::string def, std::string help, TextCheck validate = nullptr);
     /// The value, or the default when unset.
     std::string get(std::string_view suffix = {}) const;
     void check() const override;
+
+private:
+    TextCheck validate_ = nullptr;
 };
+
+/// A TextCheck: an IPv4 address a.b.c.d.
+std::optional<std::string> ipv4_problem(const std::string& value);
 
 /// A switch: 1/0, true/false, yes/no, on/off (any case).
 class Flag : public Setting {

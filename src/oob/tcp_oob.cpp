@@ -40,7 +40,8 @@ const detail::settings::Millis k_accept_timeout{"COYOTE_OOB_ACCEPT_TIMEOUT_MS", 
                                                 "TCP out-of-band server: wait this long for the client"};
 const detail::settings::Text k_bind_addr{"COYOTE_OOB_BIND_ADDR", "runtime", "",
                                          "IPv4 address the TCP out-of-band server (initRDMA without a server "
-                                         "address) listens on (unset: all addresses, as stock Coyote)"};
+                                         "address) listens on (unset: all addresses, as stock Coyote)",
+                                         detail::settings::ipv4_problem};
 const detail::settings::Millis k_io_timeout{"COYOTE_OOB_IO_TIMEOUT_MS", "runtime", TcpOobOptions{}.io_timeout,
                                             "TCP out-of-band: timeout of every read and write after connecting"};
 

@@ -47,7 +47,7 @@ const settings::Text k_group{"COYOTE_SERVICE_GROUP", "service", "",
                              "group (name or number) whose members may use a local service besides its owner; "
                              "the socket is then mode 0660 and belongs to that group"};
 const settings::Text k_bind{"COYOTE_SERVICE_BIND", "service", "0.0.0.0",
-                            "IPv4 address a remote (TCP) service listens on"};
+                            "IPv4 address a remote (TCP) service listens on", settings::ipv4_problem};
 
 std::mutex g_instances_mtx;
 std::map<std::pair<uint32_t, int32_t>, std::unique_ptr<cService>>& instances() {

@@ -28,7 +28,15 @@ long parse_int(const std::string& text, const std::string& what, long lo, long h
 
 namespace settings = ::coyote::detail::settings;
 const settings::Text k_device_map{"COYOTE_MPI_DEVICE_MAP", "mpi", "",
-                                  "per-rank device map 'rank:device:vfid,...' (select_device)"};
+                                  "per-rank device map 'rank:device:vfid,...' (select_device)",
+                                  [](const std::string& v) -> std::optional<std::string> {
+                                      try {
+                                          (void)parse_device_map(v);
+                                          return std::nullopt;
+                                      } catch (const Error& e) {
+                                          return e.context();
+                                      }
+                                  }};
 const settings::Integer k_device{"COYOTE_MPI_DEVICE", "mpi", 0, 0, 255,
                                  "device of every rank on this node (select_device; unset: automatic)", "unset"};
 const settings::Integer k_vfid{"COYOTE_MPI_VFID", "mpi", 0, 0, 15,

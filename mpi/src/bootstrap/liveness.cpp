@@ -33,7 +33,8 @@ const settings::Millis k_period{"COYOTE_MPI_LIVENESS_PERIOD_MS", "mpi", std::chr
                                 std::chrono::milliseconds(1), std::chrono::milliseconds(10000)};
 const settings::Text k_addr{"COYOTE_MPI_LIVENESS_ADDR", "mpi", "",
                             "IPv4 address the liveness listener binds when ranks run on other hosts (unset: "
-                            "COYOTE_SIM_WIRE_ADDR, else loopback, which other hosts cannot watch)"};
+                            "COYOTE_SIM_WIRE_ADDR, else loopback, which other hosts cannot watch)",
+                            settings::ipv4_problem};
 
 using Clock = std::chrono::steady_clock;
 using coyote::detail::Fd;

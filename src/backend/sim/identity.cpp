@@ -21,7 +21,8 @@ const settings::Text k_ip_of{"COYOTE_SIM_IP_<device>", "sim", "",
                              "IPv4 address a.b.c.d of the sim device numbered by the suffix (overrides COYOTE_SIM_IP)"};
 const settings::Text k_ip_base{"COYOTE_SIM_IP", "sim", "",
                                "IPv4 address a.b.c.d of sim device 0, device n gets it + n (unset: 10.x.y.(n+1), x "
-                               "and y from a hash of the host name and network namespace)"};
+                               "and y from a hash of the host name and network namespace)",
+                               settings::ipv4_problem};
 const settings::Text k_mac_of{"COYOTE_SIM_MAC_<device>", "sim", "",
                               "MAC address aa:bb:cc:dd:ee:ff of the sim device numbered by the suffix (unset: 02:00 "
                               "followed by the four IP bytes)"};

@@ -15,7 +15,8 @@ const settings::Choice k_wire{"COYOTE_SIM_WIRE", "sim-net", "auto", {"auto", "sh
                               "namespace and user, else tcp), shm or tcp"};
 const settings::Text k_wire_addr{"COYOTE_SIM_WIRE_ADDR", "sim-net", "",
                                  "IPv4 address the TCP wire listens on and announces (unset: 127.0.0.1; peers "
-                                 "on other hosts need an address they can reach)"};
+                                 "on other hosts need an address they can reach)",
+                                 settings::ipv4_problem};
 const settings::Integer k_wire_port{"COYOTE_SIM_WIRE_PORT", "sim-net", 0, 0, 65535,
                                     "fixed TCP wire port (0: ephemeral)"};
 const settings::Millis k_io_timeout{"COYOTE_SIM_WIRE_TIMEOUT_MS", "sim-net", 30000ms,
