@@ -42,15 +42,11 @@ int check(const std::string& path) {
 /// Refuses what loading the bitstream would refuse: an unknown built-in model, an unknown or malformed shell key. A
 /// model .so is loaded where the bitstream is loaded; here a missing one only gets a warning.
 void validate(const rc::SimBitstream& b) {
-    try {
-        if (!b.model.empty() && !sim::ModelHandle::is_library_spec(b.model)) (void)sim::ModelHandle::builtin(b.model);
-        if (!b.shell_settings.empty()) {
-            sim::ShellConfig probe;
-            sim::apply_shell_settings(probe, b.shell_settings, "--shell-config");
-        }
-    } catch (const coyote::Error& e) {
-        throw std::invalid_argument(e.context());
-    }
+    if (!b.model.empty())
+        if (const auto problem = sim::ModelHandle::spec_problem(b.model)) throw std::invalid_argument(*problem);
+    if (!b.shell_settings.empty())
+        if (const auto problem = sim::shell_settings_problem(b.shell_settings, "--shell-config"))
+            throw std::invalid_argument(*problem);
     if (!b.model.empty() && sim::ModelHandle::is_library_spec(b.model) && ::access(b.model.c_str(), R_OK) != 0)
         std::cerr << "coyote-sim-bitstream: warning: model " << b.model << " is not readable here ("
                   << std::strerror(errno) << "); it must be where the bitstream is loaded\n";

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include <coyote/error.hpp>
+
 namespace coyote::detail::settings {
 
 /// What a variable holds.
@@ -70,6 +72,18 @@ private:
 
 /// A TextCheck: an IPv4 address a.b.c.d.
 std::optional<std::string> ipv4_problem(const std::string& value);
+
+/// For a TextCheck: runs `use` (what the code that reads the value does with it) and returns the context of the
+/// coyote::Error it throws, nullopt when it throws none.
+template <class Use>
+std::optional<std::string> problem_of(Use&& use) {
+    try {
+        use();
+        return std::nullopt;
+    } catch (const Error& e) {
+        return e.context();
+    }
+}
 
 /// A switch: 1/0, true/false, yes/no, on/off (any case).
 class Flag : public Setting {

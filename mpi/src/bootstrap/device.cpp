@@ -29,13 +29,8 @@ long parse_int(const std::string& text, const std::string& what, long lo, long h
 namespace settings = ::coyote::detail::settings;
 const settings::Text k_device_map{"COYOTE_MPI_DEVICE_MAP", "mpi", "",
                                   "per-rank device map 'rank:device:vfid,...' (select_device)",
-                                  [](const std::string& v) -> std::optional<std::string> {
-                                      try {
-                                          (void)parse_device_map(v);
-                                          return std::nullopt;
-                                      } catch (const Error& e) {
-                                          return e.context();
-                                      }
+                                  [](const std::string& v) {
+                                      return settings::problem_of([&] { (void)parse_device_map(v); });
                                   }};
 const settings::Integer k_device{"COYOTE_MPI_DEVICE", "mpi", 0, 0, 255,
                                  "device of every rank on this node (select_device; unset: automatic)", "unset"};

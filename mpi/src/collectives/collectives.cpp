@@ -9,6 +9,7 @@
 #include <exception>
 #include <limits>
 #include <string>
+#include <utility>
 
 namespace coyote::mpi {
 
@@ -123,13 +124,23 @@ void Collectives::check_spans(std::size_t a, std::size_t b, const char* call) {
 
 namespace {
 
-/// The error of a call on an engine an earlier call broke, naming that call's error.
-[[noreturn]] void throw_broken(const Engine& e, const char* call) {
-    const std::string why = e.failure();
-    throw_error(Errc::protocol, call,
-                "this Collectives object failed earlier" +
-                    (why.empty() ? std::string(" (a peer died, a deadline passed or the calls did not match)")
-                                 : ": " + why));
+/// Runs `fn` (a call named `call`) unless an earlier call broke `e` (then throws naming that call's error); the
+/// error of a call that breaks it is kept for the calls after.
+template <typename Fn>
+auto run_guarded(Engine& e, const char* call, Fn&& fn) {
+    if (e.broken()) {
+        const std::string why = e.failure();
+        throw_error(Errc::protocol, call,
+                    "this Collectives object failed earlier" +
+                        (why.empty() ? std::string(" (a peer died, a deadline passed or the calls did not match)")
+                                     : ": " + why));
+    }
+    try {
+        return fn();
+    } catch (const std::exception& ex) {
+        if (e.broken()) e.note_failure(ex.what());
+        throw;
+    }
 }
 
 }  // namespace
@@ -142,13 +153,7 @@ void Collectives::check_blocks(std::size_t n, const char* call) const {
 
 template <typename Fn>
 auto Collectives::guarded(const char* call, Fn&& fn) {
-    if (engine_->broken()) throw_broken(*engine_, call);
-    try {
-        return fn();
-    } catch (const std::exception& ex) {
-        if (engine_->broken()) engine_->note_failure(ex.what());
-        throw;
-    }
+    return run_guarded(*engine_, call, std::forward<Fn>(fn));
 }
 
 void Collectives::barrier() {
@@ -324,14 +329,8 @@ Request Collectives::start_async(const char* what, CollKind kind, const CallArgs
     Engine* e = engine_.get();
     const auto th = ::coyote::detail::coll::thresholds(options_);
     engine_->submit(op_state, [e, a = args, th, epoch, kind, what] {
-        // An earlier call (blocking or queued before this one) broke the object.
-        if (e->broken()) throw_broken(*e, what);
-        try {
-            (void)::coyote::detail::coll::run_collective(*e, kind, a, th, epoch);
-        } catch (const std::exception& ex) {
-            if (e->broken()) e->note_failure(ex.what());
-            throw;
-        }
+        // An earlier call (blocking or queued before this one) may have broken the object.
+        run_guarded(*e, what, [&] { (void)::coyote::detail::coll::run_collective(*e, kind, a, th, epoch); });
     });
     return Request(op_state, e);
 }

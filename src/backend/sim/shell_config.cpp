@@ -17,30 +17,18 @@ namespace {
 
 namespace settings = ::coyote::detail::settings;
 
-/// The error applying `apply` to a default shell would raise, for coyote-settings --check.
-template <class Apply>
-std::optional<std::string> shell_problem(Apply&& apply) {
-    try {
-        ShellConfig probe;
-        apply(probe);
-        return std::nullopt;
-    } catch (const Error& e) {
-        return e.context();
-    }
-}
-
 const settings::Text k_config_file{"COYOTE_SIM_CONFIG", "sim", "",
                                    "file of shell key=value lines ('#' comments) read before COYOTE_SIM_SHELL",
                                    [](const std::string& v) {
-                                       return shell_problem([&](ShellConfig& c) { apply_shell_config_file(c, v); });
+                                       return settings::problem_of([&] {
+                                           ShellConfig probe;
+                                           apply_shell_config_file(probe, v);
+                                       });
                                    }};
 const settings::Text k_shell{"COYOTE_SIM_SHELL", "sim", "",
                              "shell configuration 'key=value,...' (avx, wb, strm, mem, pr, rdma, tcp, n_xdma_chan, "
                              "n_fpga_reg, card_capacity)",
-                             [](const std::string& v) {
-                                 return shell_problem(
-                                     [&](ShellConfig& c) { apply_shell_settings(c, v, "COYOTE_SIM_SHELL"); });
-                             }};
+                             [](const std::string& v) { return shell_settings_problem(v, "COYOTE_SIM_SHELL"); }};
 
 constexpr uint64_t k_tlb_s_order = 10; // 1024 small-page TLB sets
 constexpr uint64_t k_n_s_assoc = 4;
@@ -156,6 +144,13 @@ void apply_shell_config_text(ShellConfig& cfg, std::string_view text, const std:
         apply_pair(cfg, line, origin + ":" + std::to_string(lineno));
         pos = end + 1;
     }
+}
+
+std::optional<std::string> shell_settings_problem(const std::string& text, const std::string& origin) {
+    return settings::problem_of([&] {
+        ShellConfig probe;
+        apply_shell_settings(probe, text, origin);
+    });
 }
 
 void apply_shell_config_file(ShellConfig& cfg, const std::string& path) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,8 @@ void apply_shell_settings(ShellConfig& cfg, const std::string& settings, const s
 
 /// Applies a configuration file: one key=value per line, '#' starts a comment.
 void apply_shell_config_file(ShellConfig& cfg, const std::string& path);
+/// What apply_shell_settings would refuse in `text` (applied to a default shell), nullopt when nothing.
+std::optional<std::string> shell_settings_problem(const std::string& text, const std::string& origin);
 /// Applies the text of a configuration file (as apply_shell_config_file); errors name `origin`:<line>.
 void apply_shell_config_text(ShellConfig& cfg, std::string_view text, const std::string& origin);
 

@@ -15,22 +15,11 @@ namespace {
 
 namespace settings = ::coyote::detail::settings;
 
-/// An unknown built-in name, for coyote-settings --check (a model .so is only loaded where it is used).
-std::optional<std::string> model_problem(const std::string& v) {
-    if (ModelHandle::is_library_spec(v)) return std::nullopt;
-    try {
-        (void)ModelHandle::builtin(v);
-        return std::nullopt;
-    } catch (const Error& e) {
-        return e.context();
-    }
-}
-
 const settings::Text k_model{"COYOTE_SIM_MODEL", "sim", "passthrough",
                              "user-logic model of the sim vFPGAs: passthrough, perf_local, vadd, reduce, a model of "
                              "one of Coyote's examples (aes_ecb, aes_cbc, user_interrupts, perf_fpga, packet_sniffer, "
                              "vadd_int32, euclidean_distance, cosine_similarity), or the path of a model .so",
-                             model_problem};
+                             ModelHandle::spec_problem};
 
 std::string dl_error() {
     const char* e = ::dlerror();
@@ -129,6 +118,11 @@ ModelHandle ModelHandle::from_library(const std::string& path) {
 
 bool ModelHandle::is_library_spec(const std::string& spec) noexcept {
     return spec.find('/') != std::string::npos || (spec.size() > 3 && spec.compare(spec.size() - 3, 3, ".so") == 0);
+}
+
+std::optional<std::string> ModelHandle::spec_problem(const std::string& spec) {
+    if (is_library_spec(spec)) return std::nullopt;
+    return settings::problem_of([&] { (void)builtin(spec); });
 }
 
 ModelHandle ModelHandle::load(const std::string& spec) {

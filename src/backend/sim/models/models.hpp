@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <coyote/sim/user_logic.hpp>
@@ -32,6 +33,9 @@ public:
     static ModelHandle load(const std::string& spec);
     /// Whether `spec` names a shared object (it contains '/' or ends in ".so") rather than a built-in model.
     static bool is_library_spec(const std::string& spec) noexcept;
+    /// What load(spec) would refuse without loading a shared object: an unknown built-in name (nullopt: fine, or a
+    /// shared object, which only the process that loads it can check).
+    static std::optional<std::string> spec_problem(const std::string& spec);
 
 private:
     using Destroy = void (*)(coyote::sim::UserLogic*);

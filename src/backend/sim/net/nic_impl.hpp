@@ -69,9 +69,7 @@ public:
     /// Where this NIC's frames go: the sniffer of its device in this process (its sniff word), else the one another
     /// process published in the device's rendezvous (re-read at most every k_watch_period). `now`: coarse_now_ns().
     sniffer::Target tap_target(int64_t now) noexcept {
-        if (const uint64_t id = shared_->sniff.load(std::memory_order_acquire); id != 0) [[unlikely]]
-            return {shared_->owner_pid, id};
-        return watch_.target(now);
+        return sniffer::tap_target(shared_->sniff, shared_->owner_pid, watch_, now);
     }
     /// As the requester of `req`, this NIC sends its request packets (Parts::request) or receives the answer of
     /// `peer_ip` (Parts::answer; `nak`: its AETH syndrome, 0 for an ACK / READ response). `data`: where the

@@ -152,11 +152,7 @@ struct ShmPeer {
 
     /// Where the frames of the peer's NIC go: the sniffer of its process (its sniff word), else the one published
     /// in the rendezvous of its device. `now`: coarse_now_ns().
-    sniffer::Target tap_target(int64_t now) noexcept {
-        if (const uint64_t id = nic->sniff.load(std::memory_order_acquire); id != 0) [[unlikely]]
-            return {ep.pid, id};
-        return watch.target(now);
-    }
+    sniffer::Target tap_target(int64_t now) noexcept { return sniffer::tap_target(nic->sniff, ep.pid, watch, now); }
 
     Endpoint ep;
     ShmSegment nic_seg;

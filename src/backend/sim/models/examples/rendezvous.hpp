@@ -111,4 +111,12 @@ private:
     Fd pidfd_; ///< of pid_ (started at start_time_); invalid: checked through /proc each time
 };
 
+/// Where the frames of a NIC go: the sniffer of the NIC's own process, whose capture buffer id is in the NIC's sniff
+/// word `sniff` (`pid`: that process), else the one `rendezvous` sees published for the NIC's device.
+inline Target tap_target(const std::atomic<uint64_t>& sniff, int32_t pid, Watch& rendezvous, int64_t now) noexcept {
+    if (const uint64_t id = sniff.load(std::memory_order_acquire); id != 0) [[unlikely]]
+        return {pid, id};
+    return rendezvous.target(now);
+}
+
 }  // namespace coyote::detail::sim::sniffer
