@@ -41,6 +41,10 @@ public:
     }
     /// Ends the connection (stock: the client sends int32 0 and closes). Never throws.
     virtual void close() noexcept = 0;
+    /// Whether the peer has ended the connection (it closed it, or its process exited); never blocks. Data the
+    /// peer sent before that may still be unread. A channel that cannot tell answers false (the MPI channel:
+    /// the job ends with a rank that dies).
+    virtual bool peer_closed() const noexcept { return false; }
 };
 
 /// Checks a client's first message (what it sends to exchange()); returns why it is refused, empty to accept.

@@ -238,17 +238,17 @@ std::string Choice::get(std::string_view suffix) const {
     return *v;
 }
 
-void Text::check() const {
-    const auto v = raw();
+void Text::check(std::string_view suffix) const {
+    const auto v = raw(suffix);
     if (!v || validate_ == nullptr) return;
     if (const auto problem = validate_(*v))
-        throw_error(Errc::invalid_argument, "environment variable", info().name + "='" + *v + "': " + *problem);
+        throw_error(Errc::invalid_argument, "environment variable", name(suffix) + "='" + *v + "': " + *problem);
 }
-void Flag::check() const { (void)get(); }
-void Integer::check() const { (void)get(); }
-void Millis::check() const { (void)get(); }
-void Bytes::check() const { (void)get(); }
-void Choice::check() const { (void)get(); }
+void Flag::check(std::string_view suffix) const { (void)get(suffix); }
+void Integer::check(std::string_view suffix) const { (void)get(suffix); }
+void Millis::check(std::string_view suffix) const { (void)get(suffix); }
+void Bytes::check(std::string_view suffix) const { (void)get(suffix); }
+void Choice::check(std::string_view suffix) const { (void)get(suffix); }
 
 // ---- listing ----------------------------------------------------------------------------------------
 
@@ -275,8 +275,27 @@ void check_all() {
         std::lock_guard lk(r.mtx);
         items = r.items;
     }
-    for (const Setting* s : items)
-        if (s->info().name.back() != '>') s->check();
+    for (const Setting* s : items) {
+        if (s->info().name.back() != '>') {
+            s->check();
+            continue;
+        }
+        // A family (COYOTE_SIM_IP_<device>): every member set in the environment, and its suffix.
+        const std::string& family = s->info().name;
+        const std::string prefix = family.substr(0, family.rfind('<'));
+        const bool numbered = family.ends_with("<device>");
+        for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+            const std::string_view kv(*e);
+            const std::string_view name = kv.substr(0, kv.find('='));
+            if (name.size() <= prefix.size() || !name.starts_with(prefix)) continue;
+            const std::string_view suffix = name.substr(prefix.size());
+            if (numbered && (suffix.size() > 9 || suffix.find_first_not_of("0123456789") != std::string_view::npos))
+                throw_error(Errc::invalid_argument, "environment variable",
+                            std::string(kv) + ": '" + std::string(suffix) + "' is not a device number (" + family +
+                                " takes the number of a device)");
+            s->check(suffix);
+        }
+    }
 }
 
 namespace {

@@ -44,8 +44,8 @@ public:
 protected:
     explicit Setting(Info info);
     virtual ~Setting();
-    /// Parses the value in force (throws when malformed); families are not checked.
-    virtual void check() const = 0;
+    /// Parses the value in force (throws when malformed); for a family, the member named by `suffix`.
+    virtual void check(std::string_view suffix = {}) const = 0;
     friend void check_all();
     /// Throws Errc::invalid_argument with "NAME='value' (expected ...): help".
     [[noreturn]] void reject(const std::string& value, std::string_view suffix = {}) const;
@@ -64,7 +64,7 @@ public:
     Text(std::string name, std::string group, std::string def, std::string help, TextCheck validate = nullptr);
     /// The value, or the default when unset.
     std::string get(std::string_view suffix = {}) const;
-    void check() const override;
+    void check(std::string_view suffix = {}) const override;
 
 private:
     TextCheck validate_ = nullptr;
@@ -90,7 +90,7 @@ class Flag : public Setting {
 public:
     Flag(std::string name, std::string group, bool def, std::string help);
     bool get(std::string_view suffix = {}) const;
-    void check() const override;
+    void check(std::string_view suffix = {}) const override;
 
 private:
     bool def_;
@@ -103,7 +103,7 @@ public:
     Integer(std::string name, std::string group, int64_t def, int64_t min, int64_t max, std::string help,
             std::string shown_default = {});
     int64_t get(std::string_view suffix = {}) const;
-    void check() const override;
+    void check(std::string_view suffix = {}) const override;
 
 private:
     int64_t def_, min_, max_;
@@ -118,7 +118,7 @@ public:
            std::chrono::milliseconds min = std::chrono::milliseconds(1),
            std::chrono::milliseconds max = k_max_default);
     std::chrono::milliseconds get(std::string_view suffix = {}) const;
-    void check() const override;
+    void check(std::string_view suffix = {}) const override;
 
 private:
     std::chrono::milliseconds def_, min_, max_;
@@ -138,7 +138,7 @@ public:
     using Range = ByteRange;
     Bytes(std::string name, std::string group, uint64_t def, std::string help, Range range = {});
     uint64_t get(std::string_view suffix = {}) const;
-    void check() const override;
+    void check(std::string_view suffix = {}) const override;
 
 private:
     uint64_t def_;
@@ -150,7 +150,7 @@ class Choice : public Setting {
 public:
     Choice(std::string name, std::string group, std::string def, std::vector<std::string> choices, std::string help);
     std::string get(std::string_view suffix = {}) const;
-    void check() const override;
+    void check(std::string_view suffix = {}) const override;
 
 private:
     std::vector<std::string> choices_;

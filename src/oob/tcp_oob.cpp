@@ -116,6 +116,13 @@ public:
         fd_.reset();
     }
 
+    bool peer_closed() const noexcept override {
+        if (!fd_) return false;
+        // POLLRDHUP: the peer's FIN arrived, even behind unread bytes (its int32 0 on close); HUP / ERR: reset.
+        pollfd p{fd_.get(), POLLRDHUP, 0};
+        return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    }
+
 private:
     void check_open(const std::string& call) const {
         if (!fd_) throw_error(Errc::invalid_argument, call, "the out-of-band connection to " + peer_ + " is closed");

@@ -96,12 +96,16 @@ def check_live():
                            stderr=subprocess.PIPE)
     try:
         pids = {srv.pid, cli.pid}
-        for _ in range(100):  # until both have connected and posted
+        for _ in range(100):  # until both have connected, posted and received
             doc = info_json(["-v", "-b", "sim"], {"COYOTE_BACKEND": "sim"})
             procs = {p["pid"]: p for p in doc["processes"] if p["pid"] in pids}
             ready = len(procs) == 2 and all(
                 p["cthreads"] and p["cthreads"][0]["queue_pair"] and
-                p["cthreads"][0]["commands"]["RDMA_WRITE"]["posted"] > 0 for p in procs.values())
+                p["cthreads"][0]["commands"]["RDMA_WRITE"]["posted"] > 0 and
+                # each side has also received one of the other's (asserted below): a snapshot can be taken
+                # between one side's post and its arrival
+                p["cthreads"][0]["commands"]["LOCAL_WRITE"]["completed"] > 0 and
+                p["cthreads"][0]["queue_pair"]["peer_commands"]["RDMA_WRITE"]["posted"] > 0 for p in procs.values())
             if ready:
                 break
             time.sleep(0.2)

@@ -7,6 +7,7 @@ usage: check_perftest.py tcp <tool> <size>...
        check_perftest.py mpi <size>... -- <mpiexec command line running the tool>
        check_perftest.py mismatch <tool>    (server and client started with other -n: both refuse, naming it)
        check_perftest.py badopt <tool>      (a malformed option is refused, naming it)
+       check_perftest.py killed <tool>      (a side whose peer is killed mid-run fails within seconds, naming it)
 """
 import json
 import os
@@ -128,10 +129,43 @@ def run_badopt(tool):
         assert p.returncode == 1 and needle in p.stderr, f"{args}: exit {p.returncode}: {p.stderr}"
 
 
+def run_killed(tool):
+    """Kills one side mid-run (the client, then the server): the other fails with peer_gone within seconds,
+    not after the 60 s completion timeout."""
+    env = backend_env()
+    for victim in ("client", "server"):
+        port = str(free_port())
+        args = ["-p", port, "-s", "64", "-n", "100000000"]
+        srv = subprocess.Popen([tool, "-d", "0"] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+        time.sleep(0.3)
+        cli = subprocess.Popen([tool, "-d", "1"] + args + ["127.0.0.1"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(1.5)  # connected and measuring
+            assert srv.poll() is None and cli.poll() is None, f"a side ended early: {srv.poll()} {cli.poll()}"
+            dead, other = (cli, srv) if victim == "client" else (srv, cli)
+            dead.kill()
+            dead.wait()
+            t0 = time.monotonic()
+            out, _ = other.communicate(timeout=30)
+            took = time.monotonic() - t0
+            assert other.returncode == 1, f"{victim} killed: the other side exited {other.returncode}:\n{out}"
+            # Found by the wait (the out-of-band connection closed) or by the sim's RDMA path (a post to it).
+            assert out.rstrip().endswith(": peer gone") and (
+                "the peer closed the out-of-band connection" in out or re.search(r"peer process \d+ .* is gone", out)), out
+            assert took < 15, f"{victim} killed: the other side took {took:.1f} s to fail:\n{out}"
+        finally:
+            for p in (cli, srv):
+                if p.poll() is None:
+                    p.kill()
+                p.communicate()
+
+
 def main():
     mode = sys.argv[1]
-    if mode in ("mismatch", "badopt"):
-        (run_mismatch if mode == "mismatch" else run_badopt)(sys.argv[2])
+    if mode in ("mismatch", "badopt", "killed"):
+        {"mismatch": run_mismatch, "badopt": run_badopt, "killed": run_killed}[mode](sys.argv[2])
         print(f"{mode}: checked")
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <coyote/error.hpp>
+#include <coyote/oob.hpp>
 
 #include "perftest/perftest.hpp"
 
@@ -33,17 +34,35 @@ CoyoteOper oper_of(Verb v) {
     }
 }
 
-/// Waits until checkCompleted(oper) reaches n (spinning, yielding now and then); throws timeout after 60 s.
+/// Grace a wait keeps polling after the peer closed the out-of-band connection: what it sent before exiting
+/// may still be on its way.
+constexpr auto k_closed_grace = std::chrono::seconds(1);
+/// How often a wait looks whether the peer closed the out-of-band connection.
+constexpr auto k_closed_check = std::chrono::milliseconds(50);
+
+/// Waits until checkCompleted(oper) reaches n (spinning, yielding now and then); throws peer_gone about a second
+/// after the peer closed the out-of-band connection (it exited or was killed), timeout after 60 s.
 void wait_count(cThread& t, CoyoteOper oper, uint32_t n, const char* what) {
-    Clock::time_point deadline{};
+    Clock::time_point deadline{}, next_check{};
+    bool closed = false;
     for (uint32_t polls = 1; t.checkCompleted(oper) < n; ++polls) {
         if ((polls & 0x3F) != 0) continue;
         const auto now = Clock::now();
         if (deadline == Clock::time_point{}) deadline = now + k_wait_timeout;
-        if (now > deadline)
-            throw_error(Errc::timeout, what,
-                        "completion count stayed at " + std::to_string(t.checkCompleted(oper)) + " of " +
-                            std::to_string(n) + " for 60 s (is the peer still running?)");
+        if (!closed && now >= next_check) {
+            next_check = now + k_closed_check;
+            const OobChannel* oob = t.getOob();
+            closed = oob != nullptr && oob->peer_closed();
+            if (closed) deadline = std::min(deadline, now + k_closed_grace);
+        }
+        if (now > deadline) {
+            const std::string count = "completion count stayed at " + std::to_string(t.checkCompleted(oper)) +
+                                      " of " + std::to_string(n);
+            if (closed)
+                throw_error(Errc::peer_gone, what,
+                            count + ": the peer closed the out-of-band connection (it exited or was killed)");
+            throw_error(Errc::timeout, what, count + " for 60 s (is the peer still running?)");
+        }
         ::sched_yield();
     }
 }

@@ -17,15 +17,19 @@ namespace {
 
 namespace settings = ::coyote::detail::settings;
 
+std::optional<std::string> mac_problem(const std::string& value);
+
 const settings::Text k_ip_of{"COYOTE_SIM_IP_<device>", "sim", "",
-                             "IPv4 address a.b.c.d of the sim device numbered by the suffix (overrides COYOTE_SIM_IP)"};
+                             "IPv4 address a.b.c.d of the sim device numbered by the suffix (overrides COYOTE_SIM_IP)",
+                             settings::ipv4_problem};
 const settings::Text k_ip_base{"COYOTE_SIM_IP", "sim", "",
                                "IPv4 address a.b.c.d of sim device 0, device n gets it + n (unset: 10.x.y.(n+1), x "
                                "and y from a hash of the host name and network namespace)",
                                settings::ipv4_problem};
 const settings::Text k_mac_of{"COYOTE_SIM_MAC_<device>", "sim", "",
                               "MAC address aa:bb:cc:dd:ee:ff of the sim device numbered by the suffix (unset: 02:00 "
-                              "followed by the four IP bytes)"};
+                              "followed by the four IP bytes)",
+                              mac_problem};
 
 uint64_t fnv1a(const std::string& s) {
     uint64_t h = 0xcbf29ce484222325ULL;
@@ -51,6 +55,11 @@ uint64_t parse_mac(const std::string& var, const std::string& v) {
     uint64_t mac = 0;
     for (unsigned x : b) mac = (mac << 8) | x;
     return mac;
+}
+
+std::optional<std::string> mac_problem(const std::string& value) {
+    if (!settings::problem_of([&] { (void)parse_mac("", value); })) return std::nullopt;
+    return "not a MAC address (expected aa:bb:cc:dd:ee:ff)";
 }
 
 /// The default IP of `device`: 10.<h>.<h2>.<device+1>, h and h2 from the host name and network namespace.

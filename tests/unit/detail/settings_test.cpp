@@ -20,6 +20,8 @@ const settings::Flag k_flag{"COYOTE_TEST_SETTING_FLAG", "test", false, "a test s
 const settings::Choice k_choice{"COYOTE_TEST_SETTING_CHOICE", "test", "b", {"a", "b", "c"}, "a test choice"};
 const settings::Integer k_int{"COYOTE_TEST_SETTING_INT", "test", 3, -5, 5, "a test integer"};
 const settings::Text k_family{"COYOTE_TEST_SETTING_IP_<device>", "test", "none", "a test family"};
+const settings::Text k_checked_family{"COYOTE_TEST_SETTING_ADDR_<device>", "test", "", "a checked test family",
+                                      settings::ipv4_problem};
 
 }  // namespace
 
@@ -112,13 +114,29 @@ TEST(Settings, FamiliesTakeASuffix) {
     EXPECT_EQ(k_family.get("4"), "none");
 }
 
+TEST(Settings, CheckAllChecksEveryMemberOfAFamilyAndItsSuffix) {
+    {
+        EnvGuard ok("COYOTE_TEST_SETTING_ADDR_0", "10.0.0.1");
+        EXPECT_NO_THROW(settings::check_all());
+        EnvGuard bad("COYOTE_TEST_SETTING_ADDR_12", "10.0.0");
+        auto [code, what] = error_of([] { settings::check_all(); });
+        EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument));
+        EXPECT_NE(what.find("COYOTE_TEST_SETTING_ADDR_12='10.0.0'"), std::string::npos) << what;
+        EXPECT_NE(what.find("not an IPv4 address"), std::string::npos) << what;
+    }
+    EnvGuard word("COYOTE_TEST_SETTING_ADDR_x", "10.0.0.1");
+    auto [code, what] = error_of([] { settings::check_all(); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument));
+    EXPECT_NE(what.find("'x' is not a device number"), std::string::npos) << what;
+}
+
 TEST(Settings, RegistryListsEveryDeclarationOnceInMarkdown) {
     int found = 0;
     for (const settings::Info* i : settings::all()) {
         if (i->group == "test") ++found;
         EXPECT_FALSE(i->help.empty()) << i->name;
     }
-    EXPECT_EQ(found, 6);
+    EXPECT_EQ(found, 7);
     const std::string md = settings::markdown();
     EXPECT_NE(md.find("| `COYOTE_TEST_SETTING_BYTES` | bytes | `4K` |"), std::string::npos) << md;
     EXPECT_NE(md.find("`COYOTE_POST_TIMEOUT_MS`"), std::string::npos);

@@ -64,6 +64,33 @@ TEST(OobTcp, ExchangeAcksAndCloseLikeStockCoyote) {
     EXPECT_EQ(client.wait(), 0);
 }
 
+TEST(OobTcp, PeerClosedTurnsTrueWhenThePeerEndsEvenBehindUnreadBytes) {
+    const uint16_t port = coyote_test::free_port();
+    ASSERT_NE(port, 0);
+    Child client([port] {
+        auto ch = coyote::make_tcp_oob(port, "127.0.0.1", fast_options());
+        (void)ch->exchange(pattern(16, 1));
+        if (ch->peer_closed()) return 2; // the server is still there
+        ch->sync();
+        ch->close(); // an int32 0 the server leaves unread, then the end
+        return 0;
+    });
+    auto srv = coyote::make_tcp_oob(port, nullptr, fast_options());
+    EXPECT_EQ(srv->exchange(pattern(16, 2)), pattern(16, 1));
+    EXPECT_FALSE(srv->peer_closed());
+    srv->sync();
+    EXPECT_EQ(client.wait(), 0);
+    bool closed = false;
+    for (int i = 0; i < 200 && !closed; ++i) {
+        closed = srv->peer_closed();
+        if (!closed) std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_TRUE(closed) << "the client exited, its close() 4 bytes still unread";
+    EXPECT_EQ(srv->read_ack(), 0u) << "what the peer sent before it ended is still readable";
+    srv->close();
+    EXPECT_FALSE(srv->peer_closed()) << "a closed channel has no peer to ask about";
+}
+
 TEST(OobTcp, ServerWithoutClientTimesOut) {
     const uint16_t port = coyote_test::free_port();
     auto o = fast_options();
