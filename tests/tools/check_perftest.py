@@ -134,32 +134,47 @@ def run_killed(tool):
     not after the 60 s completion timeout."""
     env = backend_env()
     for victim in ("client", "server"):
-        port = str(free_port())
-        args = ["-p", port, "-s", "64", "-n", "100000000"]
-        srv = subprocess.Popen([tool, "-d", "0"] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-        time.sleep(0.3)
-        cli = subprocess.Popen([tool, "-d", "1"] + args + ["127.0.0.1"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-        try:
-            time.sleep(1.5)  # connected and measuring
-            assert srv.poll() is None and cli.poll() is None, f"a side ended early: {srv.poll()} {cli.poll()}"
-            dead, other = (cli, srv) if victim == "client" else (srv, cli)
-            dead.kill()
-            dead.wait()
-            t0 = time.monotonic()
-            out, _ = other.communicate(timeout=30)
-            took = time.monotonic() - t0
-            assert other.returncode == 1, f"{victim} killed: the other side exited {other.returncode}:\n{out}"
-            # Found by the wait (the out-of-band connection closed) or by the sim's RDMA path (a post to it).
-            assert out.rstrip().endswith(": peer gone") and (
-                "the peer closed the out-of-band connection" in out or re.search(r"peer process \d+ .* is gone", out)), out
-            assert took < 15, f"{victim} killed: the other side took {took:.1f} s to fail:\n{out}"
-        finally:
-            for p in (cli, srv):
-                if p.poll() is None:
-                    p.kill()
-                p.communicate()
+        with tempfile.TemporaryDirectory() as tmp:
+            port = str(free_port())
+            args = ["-p", port, "-s", "64", "-n", "100000000"]
+            logs = {who: open(os.path.join(tmp, who), "w+") for who in ("server", "client")}
+            srv = subprocess.Popen([tool, "-d", "0"] + args, env=env, stdout=logs["server"], stderr=subprocess.STDOUT)
+            time.sleep(0.3)
+            cli = subprocess.Popen([tool, "-d", "1"] + args + ["127.0.0.1"], env=env, stdout=logs["client"],
+                                   stderr=subprocess.STDOUT)
+            procs = {"server": srv, "client": cli}
+
+            def text(who):
+                logs[who].seek(0)
+                return logs[who].read()
+            try:
+                deadline = time.monotonic() + 60
+                # Both sides are past the exchange (each prints the peer's address, flushed) and measuring.
+                while not all(" remote address:" in text(w) for w in procs):
+                    assert time.monotonic() < deadline and srv.poll() is None and cli.poll() is None, \
+                        f"the pair never started measuring:\n{text('server')}\n{text('client')}"
+                    time.sleep(0.1)
+                time.sleep(0.5)
+                other = "server" if victim == "client" else "client"
+                procs[victim].kill()
+                procs[victim].wait()
+                t0 = time.monotonic()
+                procs[other].wait(timeout=30)
+                took, out = time.monotonic() - t0, text(other)
+                assert procs[other].returncode == 1, f"{victim} killed: the {other} exited " \
+                                                     f"{procs[other].returncode}:\n{out}"
+                # Found by the wait (the out-of-band connection closed) or by the sim's RDMA path (a post to it).
+                assert out.rstrip().endswith(": peer gone") and (
+                    "the peer closed the out-of-band connection" in out or
+                    re.search(r"peer process \d+ .* is gone", out)), out
+                assert took < 15, f"{victim} killed: the {other} took {took:.1f} s to fail:\n{out}"
+            finally:
+                for p in procs.values():
+                    if p.poll() is None:
+                        p.kill()
+                    p.wait()
+                for f in logs.values():
+                    f.close()
 
 
 def main():
