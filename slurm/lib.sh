@@ -45,8 +45,16 @@ coyote_die() {
         printf '%s\n' "[$(coyote_now)] ${COYOTE_JOB_KIND:-coyote}: ERROR: ${msg}" >>"${COYOTE_JOB_DIR}/progress.log"
     fi
     coyote_set_status "failed: ${msg}"
+    coyote_record_end
     COYOTE_FINISHED=1
     exit 1
+}
+
+# coyote_record_end: the end time in job.env, once, however the job ends (once job.env exists).
+coyote_record_end() {
+    [[ "${COYOTE_END_RECORDED:-0}" == 1 || -z "${COYOTE_JOB_DIR:-}" || ! -f "${COYOTE_JOB_DIR}/job.env" ]] && return 0
+    COYOTE_END_RECORDED=1
+    printf 'end=%s\n' "$(coyote_now)" >>"${COYOTE_JOB_DIR}/job.env"
 }
 
 # ---- locating things ---------------------------------------------------------------------------
@@ -171,6 +179,7 @@ coyote_on_signal() {
     COYOTE_FINISHED=1
     coyote_log "received SIG${sig} during step '${COYOTE_CURRENT_STEP}' (time limit or scancel); results written so far stay in ${COYOTE_JOB_DIR}"
     coyote_set_status "terminated: SIG${sig} during step ${COYOTE_CURRENT_STEP}"
+    coyote_record_end
     # Pass the signal on to the running launch, then leave.
     if [[ -n "${COYOTE_CHILD_PID:-}" ]]; then
         kill -TERM "${COYOTE_CHILD_PID}" 2>/dev/null || true
@@ -183,6 +192,7 @@ coyote_on_exit() {
     local rc=$?
     if [[ "${COYOTE_FINISHED:-0}" != 1 ]]; then
         coyote_set_status "failed: script ended unexpectedly (exit code ${rc}) during step ${COYOTE_CURRENT_STEP}"
+        coyote_record_end
     fi
 }
 
@@ -190,7 +200,7 @@ coyote_on_exit() {
 coyote_finish() {
     local failures=$1
     COYOTE_FINISHED=1
-    printf 'end=%s\n' "$(coyote_now)" >>"${COYOTE_JOB_DIR}/job.env"
+    coyote_record_end
     if [[ "${failures}" -eq 0 ]]; then
         coyote_set_status "ok"
         coyote_log "all steps passed; results in ${COYOTE_JOB_DIR}"

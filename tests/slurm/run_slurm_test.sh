@@ -18,8 +18,8 @@
 #               launch), a missing binary
 #   collective  the RDMA demo (build/mpi/examples/demo) via mpirun on 2 nodes and srun --mpi=pmix on
 #               1 node; the silent-singleton launch fails with the MPI layer's "singleton" error
-#   bench       bench.sbatch on 2 nodes via mpirun and 1 node via srun (local_bench on every node,
-#               rdma_bench on 2 ranks, the RDMA sweep; JSON validated with python3 -m json.tool);
+#   bench       bench.sbatch on 2 nodes via mpirun and 1 node via srun (local_bench, stall_bench and hw_bench
+#               on every node, rdma_bench on 2 ranks, the RDMA sweep; JSON validated with python3 -m json.tool);
 #               a job that hits its time limit leaves earlier results readable and says so in status
 #   tests       tests.sbatch: the 2-rank MPI tests (ctest -L mpi) on 1 node x 2 ranks with mpirun and
 #               srun --mpi=pmix; ctest mode with one test; mpi_porting_test on 2 nodes via mpirun
@@ -487,6 +487,11 @@ case_smoke() {
     else
         fail "node check failure: status file says '$(cat "$(job_dir)/status" 2>/dev/null)'"
     fi
+    if grep -q '^end=' "$(job_dir)/job.env" 2>/dev/null; then
+        pass "node check failure: job.env records the end"
+    else
+        fail "node check failure: no end= in $(job_dir)/job.env"
+    fi
 
     # 5. launcher "none" with 2 tasks: the launch check reports the singleton launch.
     collect smoke-launch-none
@@ -544,12 +549,15 @@ case_collective() {
 
 case_bench() {
     local bdir=${BUILD_DIR}/benchmarks b
-    for b in local_bench rdma_bench; do
+    for b in local_bench rdma_bench stall_bench hw_bench; do
         [[ -x "${bdir}/${b}" ]] || { fail "missing binary ${bdir}/${b}"; return; }
     done
     # Short runs: a few sizes, minimal time per benchmark; rdma_bench without its MPI baselines, which
-    # crawl over TCP between the two fake nodes on a loaded 2-core machine.
-    local quick=(COYOTE_BENCHES="local_bench rdma_bench" "COYOTE_BENCH_ARGS=--benchmark_min_time=0.01"
+    # crawl over TCP between the two fake nodes on a loaded 2-core machine. stall_bench and hw_bench (one
+    # rank each, hw_bench on the fake driver) by their default layouts.
+    local quick=(COYOTE_BENCHES="local_bench rdma_bench stall_bench hw_bench"
+        "COYOTE_BENCH_ARGS=--benchmark_min_time=0.01"
+        "COYOTE_BENCH_ARGS_stall_bench=--benchmark_filter=/1024/"
         "COYOTE_BENCH_ARGS_local_bench=--benchmark_filter=/(64|4096)/"
         "COYOTE_BENCH_ARGS_rdma_bench=--benchmark_filter=^rdma_(write|read)_(lat|bw)/(8|4096)/"
         "COYOTE_PERF_RDMA_ARGS=--max 65536 --reps 50")
@@ -558,7 +566,8 @@ case_bench() {
         "${quick[@]}" -- -N 2 --ntasks-per-node=1 --time=10
     expect_ok "bench.sbatch via mpirun on 2 nodes"
     local json
-    for json in local_bench.node1.json local_bench.node2.json rdma_bench.json; do
+    for json in local_bench.node1.json local_bench.node2.json rdma_bench.json stall_bench.node1.json \
+        stall_bench.node2.json hw_bench.node1.json hw_bench.node2.json; do
         if [[ -s "$(job_dir)/bench/${json}" ]] && validate_json "$(job_dir)/bench/${json}"; then
             pass "bench: ${json} is valid JSON"
         else
@@ -668,6 +677,12 @@ case_tests() {
     else
         fail "missing binary ${BUILD_DIR}/tests/mpi/mpi_porting_test"
     fi
+    # docs/slurm.md's layout of 2 nodes x 2 ranks: node-local ranks differ from ranks (bootstrap, wiring).
+    submit tests-mpirun-2x2 "${SLURM_SCRIPTS}/tests.sbatch" "COYOTE_LAUNCHER=mpirun" \
+        "COYOTE_MPIRUN_ARGS=${MPIRUN_FAKE_NODES}" "COYOTE_TEST_BINARIES=mpi_bootstrap_test mpi_wiring_test" \
+        -- -N 2 --ntasks-per-node=2 --time=10
+    expect_ok "tests.sbatch (mpi_bootstrap_test, mpi_wiring_test) via mpirun on 2 nodes x 2 ranks"
+    expect_file "tests: report of rank 3 on node2" "$(job_dir)/tests/mpi_bootstrap_test.rank3.xml"
 }
 
 for c in "${CASES[@]}"; do

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <numeric>
 #include <string>
+#include <vector>
 
 using namespace coyote::mpi;
 using coyote_test::EnvGuard;
@@ -77,7 +78,17 @@ TEST(Communicator, SubCommunicatorsHaveTheirOwnRanks) {
     {
         Communicator sub(half);
         EXPECT_EQ(sub.rank(), world.rank() / 2);
-        EXPECT_EQ(sub.local_rank(), sub.rank());
+        // The local rank counts the members of `sub` on this node (not of the world): from the world's node
+        // grouping (its leader's world rank names the node), gathered over `half`.
+        MPI_Comm node = MPI_COMM_NULL;
+        MPI_Comm_split_type(world.get(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &node);
+        int leader = world.rank();
+        MPI_Allreduce(MPI_IN_PLACE, &leader, 1, MPI_INT, MPI_MIN, node);
+        MPI_Comm_free(&node);
+        std::vector<int> leaders(static_cast<size_t>(sub.size()));
+        MPI_Allgather(&leader, 1, MPI_INT, leaders.data(), 1, MPI_INT, half);
+        const auto expected = std::count(leaders.begin(), leaders.begin() + sub.rank(), leader);
+        EXPECT_EQ(sub.local_rank(), expected);
     }
     MPI_Comm_free(&half);
 }
