@@ -32,7 +32,9 @@ public:
     cConn(const cConn&) = delete;
     cConn& operator=(const cConn&) = delete;
 
-    /// Whether task `tid` (from iTask) has completed, successfully or not.
+    /// Whether task `tid` (from iTask) has completed, successfully or not. Throws Errc::invalid_argument for an id
+    /// this connection does not hold (never submitted here, or its result was already taken); stock Coyote prints
+    /// an error and returns false there, which a polling loop never leaves.
     bool isTaskCompleted(int32_t tid);
 
     /// Runs function `fid` with `msg` on the service and waits for its return value.

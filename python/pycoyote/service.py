@@ -126,7 +126,8 @@ class CoyoteConn:
         return decode(raw)
 
     def is_task_completed(self, tid):
-        """Whether task ``tid`` has completed, successfully or not (Coyote's isTaskCompleted)."""
+        """Whether task ``tid`` has completed, successfully or not (Coyote's isTaskCompleted); raises
+        InvalidArgumentError for an id this connection does not hold (never issued, or already waited for)."""
         return self._conn.is_task_completed(int(tid))
 
     def get_task_return_value(self, tid):

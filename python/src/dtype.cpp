@@ -35,10 +35,9 @@ const Dtype& dtype_by_name(const std::string& name) {
                         "unknown dtype '" + name + "' (expected one of " + known + ", int, uint, float, double)");
 }
 
-std::size_t checked_bytes(long long count, const Dtype& type, std::size_t limit, const char* call) {
-    if (count < 0)
-        coyote::throw_error(coyote::Errc::invalid_argument, call,
-                            "negative element count " + std::to_string(count));
+std::size_t checked_bytes(long long count, const Dtype& type, std::size_t limit, const char* call,
+                          const std::string& what) {
+    if (count < 0) coyote::throw_error(coyote::Errc::invalid_argument, call, "negative " + what + " " + std::to_string(count));
     const auto n = static_cast<unsigned long long>(count);
     if (n > limit / type.itemsize)
         coyote::throw_error(coyote::Errc::invalid_argument, call,

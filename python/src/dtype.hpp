@@ -18,6 +18,7 @@ const Dtype& dtype_by_name(const std::string& name);
 
 /// Bytes of `count` elements of `type`; throws InvalidArgument (naming `call`) for a negative count or more than
 /// `limit` bytes.
-std::size_t checked_bytes(long long count, const Dtype& type, std::size_t limit, const char* call);
+std::size_t checked_bytes(long long count, const Dtype& type, std::size_t limit, const char* call,
+                          const std::string& what = "element count");
 
 }  // namespace pycoyote

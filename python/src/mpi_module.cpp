@@ -85,8 +85,8 @@ py::object new_like(const View& like, std::size_t count) {
                                         "uint64",  "float16",  "bfloat16", "float32", "float64"};
     auto np = py::module_::import("numpy");
     const auto dtype = np.attr("dtype")(names[static_cast<std::size_t>(like.type)]);
-    // As many elements as `like` (allreduce, reduce, alltoall): its shape too.
-    if (count == like.count && like.info && like.info->ndim > 1) return np.attr("empty")(py::cast(like.info->shape), dtype);
+    // As many elements as `like` (allreduce, reduce, alltoall): its shape too (also 0-d).
+    if (count == like.count && like.info && like.info->ndim != 1) return np.attr("empty")(py::cast(like.info->shape), dtype);
     return np.attr("empty")(count, dtype);
 }
 

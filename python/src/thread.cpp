@@ -104,7 +104,8 @@ struct Thread {
     uint64_t rdma_bytes(long long offs, long long size, const char* call, const char* what) const {
         if (!state->rdma) bad(call, "init_rdma was not called");
         const Dtype& ty = *state->rdma_type;
-        const auto off_b = checked_bytes(offs, ty, std::numeric_limits<std::size_t>::max() / 2, call);
+        const auto off_b = checked_bytes(offs, ty, std::numeric_limits<std::size_t>::max() / 2, call,
+                                         std::string(what) + " offset");
         const auto len_b = checked_bytes(size, ty, k_u32, call);
         if (static_cast<std::size_t>(offs) + static_cast<std::size_t>(size) > state->rdma_count)
             bad(call, std::string(what) + " offset " + std::to_string(offs) + " + size " + std::to_string(size) +

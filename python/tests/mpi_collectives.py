@@ -67,6 +67,8 @@ def test_results_keep_the_shape_of_a_2d_input(coll):
     assert r.shape == (3, 4)
     assert np.array_equal(r, x * coll.size)
     assert coll.alltoall(np.zeros((coll.size, 2), np.int32)).shape == (coll.size, 2)
+    s = coll.allreduce(np.float32(3))  # a 0-d input gives a 0-d result
+    assert s.shape == () and s == 3 * coll.size
 
 
 def test_allreduce_in_place(coll):

@@ -76,6 +76,10 @@ def test_nonblocking_tasks(conn):
     assert conn.wait_task(slow) == 300
     with pytest.raises(pycoyote.InvalidArgumentError, match="unknown task id"):
         conn.wait_task(slow)
+    # A forgotten or never-issued id is an error, not a False a polling loop would never leave.
+    for gone in (slow, -5):
+        with pytest.raises(pycoyote.InvalidArgumentError, match=f"unknown task id {gone}"):
+            conn.is_task_completed(gone)
 
 
 def test_marshalling_errors_send_nothing(conn):

@@ -254,7 +254,12 @@ int32_t cConn::submit(int32_t fid, const std::vector<char>& payload, size_t ret_
 bool cConn::isTaskCompleted(int32_t tid) {
     std::lock_guard lk(impl->mtx);
     auto it = impl->tasks.find(tid);
-    return it != impl->tasks.end() && (it->second.done || !impl->broken.empty());
+    // Stock Coyote prints an error and says false, which a polling loop would never leave.
+    if (it == impl->tasks.end())
+        throw_error(Errc::invalid_argument, "cConn::isTaskCompleted",
+                    "unknown task id " + std::to_string(tid) +
+                        ": not submitted on this connection, or its result was already taken");
+    return it->second.done || !impl->broken.empty();
 }
 
 std::vector<char> cConn::wait_result(int32_t tid) {

@@ -107,6 +107,11 @@ TEST(BitstreamFile, MissingEmptyOversizedAndWrongFormat) {
             .second;
     EXPECT_EQ(msg.find("invalid argument: invalid argument"), std::string::npos) << msg;
     EXPECT_EQ(msg.find("COYOTE_SIM_MODEL"), std::string::npos) << msg;
+    // A vFPGA the shell does not have, as opening a cThread there says.
+    auto [code, beyond] = error_of(
+        [&] { rcnfg.reconfigureApp(sim_bitstream("app_beyond.bin", rc::SimBitstream::Kind::app, "vadd"), 99); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::no_device));
+    EXPECT_NE(beyond.find("vFPGA 99 does not exist"), std::string::npos) << beyond;
     EXPECT_EQ(rcnfg.getReconfigurationCount(), 0u);
 }
 

@@ -41,6 +41,11 @@ TEST(Service, SocketPathModeAndResults) {
     EXPECT_TRUE(coyote_test::eventually([&] { return conn.isTaskCompleted(tid); }));
     EXPECT_EQ(conn.getTaskReturnValue<int32_t>(tid), 3);
     EXPECT_EQ(conn.getTaskReturnValue<int32_t>(tid), 3); // may be read again
+    EXPECT_TRUE(conn.isTaskCompleted(tid));
+    // An id the connection does not hold is an error, not a false that a polling loop would never leave.
+    auto [code, msg] = error_of([&] { (void)conn.isTaskCompleted(tid + 1000); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument));
+    EXPECT_NE(msg.find("unknown task id " + std::to_string(tid + 1000)), std::string::npos) << msg;
 }
 
 TEST(Service, ErrorsArriveWithTheirReason) {
