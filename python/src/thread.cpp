@@ -182,7 +182,9 @@ Buffer allocate(Thread& self, long long size, const std::string& alloc_type, con
 
 void free_buffer(Thread& self, Buffer& buf) {
     const char* call = "free_buffer";
-    if (buf.owner != self.state || !buf.memory->owned) bad(call, "the buffer was not allocated by this CoyoteThread");
+    if (buf.owner != self.state) bad(call, "the buffer was not allocated by this CoyoteThread");
+    if (!buf.memory->owned)
+        bad(call, "the buffer is the RDMA buffer of init_rdma: it is freed with the thread (close())");
     void* p = buf.data(call);
     if (buf.memory->exports > 0)
         bad(call, "NumPy arrays or memoryviews still view the buffer; delete them first");

@@ -69,6 +69,12 @@ def test_rdma_bounds_in_elements():
         "    except InvalidArgumentError as e:\n"
         "        if says not in str(e):\n"
         "            sys.exit(f'{kw}: {e}')\n"
+        "try:\n"
+        "    t.free_buffer(buf)\n"
+        "    sys.exit('free_buffer accepted the RDMA buffer')\n"
+        "except InvalidArgumentError as e:\n"
+        "    if 'RDMA buffer of init_rdma' not in str(e):\n"
+        "        sys.exit(str(e))\n"
         "t.conn_sync(sys.argv[1] == 'c')\n"
     )
     s = subprocess.Popen([sys.executable, "-c", code, "s"], env=env)
