@@ -35,6 +35,14 @@ const Dtype& dtype_by_name(const std::string& name) {
                         "unknown dtype '" + name + "' (expected one of " + known + ", int, uint, float, double)");
 }
 
+unsigned long long checked_unsigned(long long value, unsigned long long max, const char* call, const char* what) {
+    if (value < 0 || static_cast<unsigned long long>(value) > max)
+        coyote::throw_error(coyote::Errc::invalid_argument, call,
+                            std::string(what) + " " + std::to_string(value) + " is out of range (0 .. " +
+                                std::to_string(max) + ")");
+    return static_cast<unsigned long long>(value);
+}
+
 std::size_t checked_bytes(long long count, const Dtype& type, std::size_t limit, const char* call,
                           const std::string& what) {
     if (count < 0) coyote::throw_error(coyote::Errc::invalid_argument, call, "negative " + what + " " + std::to_string(count));

@@ -18,6 +18,10 @@ const Dtype& dtype_by_name(const std::string& name);
 
 /// Bytes of `count` elements of `type`; throws InvalidArgument (naming `call`) for a negative count or more than
 /// `limit` bytes.
+/// `value` when it lies in 0 .. `max`; throws InvalidArgument (naming `call` and `what`) otherwise. Python ints that
+/// bind to unsigned C++ parameters go through it, so that -1 says what is wrong rather than pybind11's TypeError.
+unsigned long long checked_unsigned(long long value, unsigned long long max, const char* call, const char* what);
+
 std::size_t checked_bytes(long long count, const Dtype& type, std::size_t limit, const char* call,
                           const std::string& what = "element count");
 

@@ -11,6 +11,8 @@
 #include <coyote/cRcnfg.hpp>
 #include <coyote/error.hpp>
 
+#include "dtype.hpp"
+
 namespace py = pybind11;
 
 namespace pycoyote {
@@ -43,9 +45,10 @@ auto unlocked(const Conn& c, const char* call, Fn&& fn) {
 void bind_reconfig(py::module_& m) {
     py::class_<coyote::cRcnfg>(m, "CoyoteReconfig",
                                "Shell and application reconfiguration of one FPGA device (cRcnfg).")
-        .def(py::init([](unsigned int device) {
+        .def(py::init([](long long device) {
+                 const auto dev = static_cast<unsigned int>(checked_unsigned(device, 0xffffffffULL, "CoyoteReconfig", "device"));
                  py::gil_scoped_release nogil;
-                 return std::make_unique<coyote::cRcnfg>(device);
+                 return std::make_unique<coyote::cRcnfg>(dev);
              }), py::arg("device") = 0)
         .def("reconfigure_shell", [](coyote::cRcnfg& r, const std::string& path) {
                  py::gil_scoped_release nogil;
@@ -66,9 +69,10 @@ void bind_conn(py::module_& m) {
                  py::gil_scoped_release nogil;
                  return Conn{std::make_unique<coyote::cConn>(sock_name)};
              }), py::arg("sock_name"))
-        .def_static("remote", [](const std::string& host, uint16_t port, const std::string& key_file) {
+        .def_static("remote", [](const std::string& host, long long port, const std::string& key_file) {
+                 const auto p = static_cast<uint16_t>(checked_unsigned(port, 65535, "CoyoteConn.remote", "port"));
                  py::gil_scoped_release nogil;
-                 return Conn{std::make_unique<coyote::cConn>(host, port, key_file)};
+                 return Conn{std::make_unique<coyote::cConn>(host, p, key_file)};
              }, py::arg("host"), py::arg("port"), py::arg("key_file"))
         .def("submit", [](const Conn& c, int32_t fid, const py::bytes& payload, std::size_t ret_size) {
                  const std::string_view p = payload;

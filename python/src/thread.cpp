@@ -148,20 +148,21 @@ std::function<void(int)> make_uisr(py::object fn) {
     };
 }
 
-Thread make_thread(int32_t vfid, long long hpid, uint32_t device, py::object uisr) {
+Thread make_thread(int32_t vfid, long long hpid, long long device, py::object uisr) {
+    const auto dev = static_cast<uint32_t>(checked_unsigned(device, k_u32, "CoyoteThread", "device"));
     Thread th;
     auto cb = make_uisr(std::move(uisr));
     const bool has_callback = static_cast<bool>(cb);
     {
         py::gil_scoped_release nogil;
-        th.state->thread = std::make_unique<coyote::cThread>(vfid, static_cast<pid_t>(hpid), device, std::move(cb));
+        th.state->thread = std::make_unique<coyote::cThread>(vfid, static_cast<pid_t>(hpid), dev, std::move(cb));
     }
     if (has_callback) track_interrupt_thread(th.state);
     return th;
 }
 
 Buffer allocate(Thread& self, long long size, const std::string& alloc_type, const std::string& dtype,
-                uint32_t gpu_dev) {
+                long long gpu_dev) {
     const char* call = "allocate_buffer";
     const Dtype& ty = dtype_by_name(dtype);
     const auto bytes = checked_bytes(size, ty, k_u32, call);
@@ -172,7 +173,7 @@ Buffer allocate(Thread& self, long long size, const std::string& alloc_type, con
         coyote::throw_error(Errc::not_supported, call,
                             "GPU buffers are not available from Python: a CoyoteBuffer is read by the CPU (NumPy), "
                             "GPU memory is not; use cThread::getMem(GPU) from C++ (docs/hardware.md)");
-    req.gpu_dev_id = gpu_dev;
+    req.gpu_dev_id = static_cast<uint32_t>(checked_unsigned(gpu_dev, k_u32, call, "gpu_dev"));
     auto mem = std::make_shared<Allocation>();
     mem->addr = self.t(call).getMem(std::move(req));
     mem->owned = true;
@@ -193,9 +194,10 @@ void free_buffer(Thread& self, Buffer& buf) {
     std::erase(self.state->allocations, buf.memory);
 }
 
-Buffer init_rdma(Thread& self, long long buffer_size, const std::string& dtype, uint16_t port,
+Buffer init_rdma(Thread& self, long long buffer_size, const std::string& dtype, long long port_number,
                  std::optional<std::string> server_address) {
     const char* call = "init_rdma";
+    const auto port = static_cast<uint16_t>(checked_unsigned(port_number, 65535, call, "port"));
     const Dtype& ty = dtype_by_name(dtype);
     const auto bytes = checked_bytes(buffer_size, ty, k_u32, call);
     if (bytes == 0) bad(call, "buffer_size must be positive");
@@ -294,7 +296,10 @@ void bind_rdma(py::class_<Thread>& cls) {
                  th.closeConn();
              })
         .def("get_qpair", &get_qpair, "Both sides of the queue pair as dicts (qpn, psn, rkey, vaddr, size, ip).")
-        .def("write_qp_context", [](Thread& s, uint32_t port) { s.t("write_qp_context").writeQpContext(port); },
+        .def("write_qp_context", [](Thread& s, long long port) {
+                 const char* call = "write_qp_context";
+                 s.t(call).writeQpContext(static_cast<uint32_t>(checked_unsigned(port, k_u32, call, "port")));
+             },
              py::arg("port"))
         .def("arp_lookup", [](Thread& s, py::object ip) { s.t("arp_lookup").doArpLookup(ip_of(std::move(ip))); },
              py::arg("ip"), "Writes an IPv4 address (int or dotted text) to the ARP lookup register.");
@@ -322,9 +327,13 @@ double bench_local_transfer(Thread& s, const Buffer& src, const Buffer& dst, lon
 void bind_misc(py::class_<Thread>& cls) {
     cls.def("_bench_local_transfer", &bench_local_transfer, py::arg("src_buff"), py::arg("dst_buff"),
             py::arg("size"), py::arg("iterations"), "C++ baseline of benchmarks/overhead.py (seconds).");
-    cls.def("set_csr", [](Thread& s, uint64_t value, uint32_t offset) { s.t("set_csr").setCSR(value, offset); },
+    cls.def("set_csr", [](Thread& s, uint64_t value, long long offset) {
+                s.t("set_csr").setCSR(value, static_cast<uint32_t>(checked_unsigned(offset, k_u32, "set_csr", "offset")));
+            },
             py::arg("value"), py::arg("offset"))
-        .def("get_csr", [](const Thread& s, uint32_t offset) { return s.t("get_csr").getCSR(offset); },
+        .def("get_csr", [](const Thread& s, long long offset) {
+                 return s.t("get_csr").getCSR(static_cast<uint32_t>(checked_unsigned(offset, k_u32, "get_csr", "offset")));
+             },
              py::arg("offset"))
         .def("get_completed", [](const Thread& s, const std::string& oper) {
                  return s.t("get_completed").checkCompleted(oper_of(oper));

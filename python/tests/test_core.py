@@ -200,6 +200,14 @@ def test_csrs_and_getters(thread):
     assert thread.backend_name() == "sim"
     with pytest.raises(TypeError):
         thread.set_csr(-1, 0)  # a 64-bit unsigned value
+    # Out-of-range unsigned arguments name themselves (not pybind11's "incompatible function arguments").
+    for call, says in ((lambda: thread.get_csr(-1), "get_csr: offset -1"), (lambda: thread.set_csr(1, -1), "offset -1"),
+                       (lambda: thread.init_rdma(16, "int32", 70000), "port 70000"),
+                       (lambda: thread.write_qp_context(-1), "port -1"),
+                       (lambda: pycoyote.CoyoteReconfig(-1), "device -1"),
+                       (lambda: CoyoteThread(0, os.getpid(), device=-2), "device -2")):
+        with pytest.raises(InvalidArgumentError, match=says):
+            call()
 
 
 def test_ctids_differ(thread):
