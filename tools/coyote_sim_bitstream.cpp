@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -25,7 +26,8 @@ void usage(std::ostream& os) {
           "  --shell         shell bitstream: a model for every vFPGA and/or shell changes (keys of COYOTE_SIM_SHELL)\n"
           "  --model         built-in model (passthrough, perf_local, vadd, reduce, or one of Coyote's examples:\n"
           "                  aes_ecb, aes_cbc, user_interrupts, perf_fpga, packet_sniffer, vadd_int32,\n"
-          "                  euclidean_distance, cosine_similarity) or the path of a model .so\n"
+          "                  euclidean_distance, cosine_similarity) or the path of a model .so (stored absolute\n"
+          "                  when the file is here, so the bitstream loads from any directory)\n"
           "  --shell-config  shell changes, e.g. n_fpga_reg=2,rdma=0 (shell bitstreams only)\n"
           "  --check FILE    decodes FILE and prints what it holds\n"
           "  --unchecked     writes the file even when loading it would fail (to test a loader's errors)\n";
@@ -78,6 +80,10 @@ int run(int argc, char** argv) {
     if (b.kind == rc::SimBitstream::Kind::shell && b.model.empty() && b.shell_settings.empty())
         throw std::invalid_argument("a shell bitstream needs --model and/or --shell-config");
     if (!unchecked) validate(b);
+    // A model .so found here is stored by its absolute path: the bitstream then loads from any working directory.
+    if (!b.model.empty() && sim::ModelHandle::is_library_spec(b.model) && b.model.front() != '/' &&
+        ::access(b.model.c_str(), R_OK) == 0)
+        b.model = std::filesystem::absolute(b.model).lexically_normal().string();
     const auto bytes = rc::encode_sim_bitstream(b);
     std::ofstream f(out, std::ios::binary | std::ios::trunc);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

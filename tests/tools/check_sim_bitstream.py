@@ -53,6 +53,14 @@ with tempfile.TemporaryDirectory() as d:
     rc, text = run("--model", "/nonexistent/model.so", "-o", out)
     expect(rc == 0 and "warning" in text, "a missing model .so is not a warning", text)
 
+    # A model .so that exists here is stored by its absolute path (written as "./m.so" from its directory).
+    open(os.path.join(d, "m.so"), "wb").close()
+    p = subprocess.run([TOOL, "--model", "./m.so", "-o", out], capture_output=True, text=True, timeout=60, cwd=d)
+    expect(p.returncode == 0, "--model ./m.so is refused", p.stdout + p.stderr)
+    rc, text = run("--check", out)
+    expect(f"model '{os.path.join(os.path.realpath(d), 'm.so')}'" in text or f"model '{os.path.join(d, 'm.so')}'" in text,
+           "a relative model path is not stored absolute", text)
+
     rc, text = run("--help")
     expect(rc == 0 and "aes_ecb" in text and "en_rdma" not in text, "--help lists the example models", text)
 print("ok")

@@ -516,8 +516,9 @@ void SimDevice::record_error(int32_t ctid, std::error_code code, const std::stri
 void SimDevice::record_exception(int32_t ctid, const std::string& what) noexcept {
     try {
         throw;
-    } catch (const Error& e) {
-        record_error(ctid, e.code(), e.context().empty() ? std::string(e.what()) : e.context());
+    } catch (const Error& e) { // the model's, or one of the shell's calls it made (Shell::push): both named
+        const std::string call = e.call().empty() ? std::string() : e.call() + ": ";
+        record_error(ctid, e.code(), what + ": " + call + (e.context().empty() ? std::string(e.what()) : e.context()));
     } catch (const std::exception& e) {
         record_error(ctid, make_error_code(Errc::invalid_argument), what + ": " + e.what());
     } catch (...) {

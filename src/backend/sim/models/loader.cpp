@@ -1,5 +1,6 @@
 // coyote-mpi sim backend: loading the user-logic model: a built-in one by name or a shared object by path.
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <utility>
 
@@ -79,8 +80,11 @@ ModelHandle ModelHandle::builtin(const std::string& name) {
 }
 
 ModelHandle ModelHandle::from_library(const std::string& path) {
+    // A bare "name.so" is a path too: the file in the current directory, else what the library search finds.
+    const bool bare = path.find('/') == std::string::npos;
+    const std::string open_as = bare && ::access(path.c_str(), F_OK) == 0 ? "./" + path : path;
     ::dlerror();
-    void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    void* lib = ::dlopen(open_as.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (lib == nullptr)
         throw_error(Errc::invalid_argument, "COYOTE_SIM_MODEL",
                     "cannot load user-logic model '" + path + "': " + dl_error());

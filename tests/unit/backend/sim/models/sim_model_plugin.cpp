@@ -1,11 +1,13 @@
 // A user-logic model built as a shared object for the sim tests (loaded with COYOTE_SIM_MODEL=<path>).
 //   data:  every input byte XOR the low byte of CSR 0 goes to the same output dest;
 //   CSR 1: writing v raises a user interrupt with value v for the ctid held in CSR 2;
-//   CSR 3: writing v makes the model write 2 * v to CSR 4.
+//   CSR 3: writing v makes the model write 2 * v to CSR 4;
+//   CSR 5: misbehaviour on input: 1 throws std::runtime_error, 2 pushes to output dest 99 (out of range).
 #include <coyote/sim/user_logic.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <stdexcept>
 
 namespace {
 
@@ -14,6 +16,8 @@ public:
     const char* name() const noexcept override { return "xor_plugin"; }
 
     void on_input(coyote::sim::Shell& shell, const coyote::sim::InputChunk& in) override {
+        if (shell.csr_read(5) == 1) throw std::runtime_error("xor_plugin: asked to fail");
+        if (shell.csr_read(5) == 2) shell.push(99, in.data);
         const auto key = static_cast<std::byte>(shell.csr_read(0) & 0xff);
         std::size_t done = 0;
         while (done < in.data.size()) {

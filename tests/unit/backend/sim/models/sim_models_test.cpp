@@ -6,6 +6,8 @@
 #include <coyote/cThread.hpp>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -180,6 +182,57 @@ TEST_F(SimModels, ModelFromSharedObject) {
     // The model writes CSRs the host reads.
     t.setCSR(21, 3);
     EXPECT_EQ(t.getCSR(4), 42u);
+}
+
+TEST_F(SimModels, AModelsExceptionsNameTheModelAndReachTheThreadOnce) {
+    EnvGuard m("COYOTE_SIM_MODEL", SIM_MODEL_PLUGIN);
+    cThread t(0, getpid(), 18);
+    std::vector<uint8_t> in(4096, 1), out(4096);
+    for (const auto& [mode, says] : {std::pair<uint64_t, std::string>{1, "xor_plugin: asked to fail"},
+                                     {2, "Shell::push: output dest 99 is out of range (0..15)"}}) {
+        t.setCSR(mode, 5);
+        t.clearCompleted();
+        t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = in.data(), .len = 4096, .dest = 0});
+        std::string error;
+        for (int i = 0; i < 100000 && error.empty(); ++i) {
+            try {
+                (void)t.checkCompleted(CoyoteOper::LOCAL_READ);
+            } catch (const coyote::Error& e) {
+                error = e.what();
+            }
+        }
+        EXPECT_NE(error.find("user-logic model '" + std::string(SIM_MODEL_PLUGIN) + "' on input dest 0"),
+                  std::string::npos) << error;
+        EXPECT_NE(error.find(says), std::string::npos) << error;
+        EXPECT_NO_THROW((void)t.checkCompleted(CoyoteOper::LOCAL_READ)); // reported once
+    }
+    // The model works again once asked to.
+    t.setCSR(0, 5);
+    t.clearCompleted();
+    t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = in.data(), .len = 4096}, localSg{.addr = out.data(), .len = 4096});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 1));
+    EXPECT_EQ(out[0], 1u ^ static_cast<uint8_t>(t.getCSR(0) & 0xff));
+}
+
+TEST_F(SimModels, ABareSoNameIsAFileOfTheCurrentDirectory) {
+    // "name.so" without a '/' is a path, as the docs say: found in the working directory, not only on the library
+    // search path. A copy under a name of its own, in a directory no search path holds.
+    const std::filesystem::path dir = coyote_test::scratch_dir("coyote-bare-model");
+    std::filesystem::copy_file(SIM_MODEL_PLUGIN, dir / "my_model.so");
+    const auto before = std::filesystem::current_path();
+    std::filesystem::current_path(dir);
+    EnvGuard m("COYOTE_SIM_MODEL", "my_model.so");
+    std::string error;
+    try {
+        cThread t(0, getpid(), 17);
+        t.setCSR(21, 3);
+        EXPECT_EQ(t.getCSR(4), 42u);
+    } catch (const coyote::Error& e) {
+        error = e.what();
+    }
+    std::filesystem::current_path(before);
+    std::filesystem::remove_all(dir);
+    EXPECT_EQ(error, "");
 }
 
 TEST_F(SimModels, InterruptRaisedByModelRunsHandlerOnItsOwnThread) {
