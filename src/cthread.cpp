@@ -79,7 +79,11 @@ public:
         for (unsigned spins = 0;; ++spins) {
             if (dev->post(cmd) == PostStatus::ok) {
                 // Only a command with `last` set bumps a completion counter: the others are not outstanding.
-                if (cmd.last) watch.on_post(detail::cmpl_class_of(cmd.oper));
+                if (cmd.last) {
+                    watch.on_post(detail::cmpl_class_of(cmd.oper));
+                    // A transfer is a read and a write: it bumps the LOCAL_READ counter too.
+                    if (cmd.oper == CoyoteOper::LOCAL_TRANSFER) watch.on_post(detail::CmplClass::local_read);
+                }
                 if (spins >= 0xFF) watch.on_backpressure(true);
                 return;
             }

@@ -309,6 +309,25 @@ TEST(StallDoctor, OnDemandThroughPrintDebugAndSigusr1) {
     EXPECT_TRUE(has(err, "likeliest cause: no progress")) << err;
 }
 
+TEST(StallDoctor, ATransferCountsAsPostedInBothLocalClasses) {
+    // It bumps the LOCAL_READ and the LOCAL_WRITE counter: posted must say so, or the report shows more reads
+    // completed than posted.
+    Child child([&] {
+        stall_env();
+        cThread t(0, ::getpid(), 0);
+        std::vector<std::byte> src(4096, std::byte{7}), dst(4096);
+        t.invoke(CoyoteOper::LOCAL_TRANSFER, coyote::localSg{.addr = src.data(), .len = 4096},
+                 coyote::localSg{.addr = dst.data(), .len = 4096});
+        coyote_test::check(coyote_test::wait_completed(t, CoyoteOper::LOCAL_TRANSFER, 1), "the transfer completes");
+        testing::internal::CaptureStdout();
+        t.printDebug();
+        const std::string out = testing::internal::GetCapturedStdout();
+        coyote_test::check(has(out, "LOCAL_READ 1/1, LOCAL_WRITE 1/1"), "printDebug: " + out);
+        return 0;
+    });
+    ASSERT_EQ(child.wait(), 0);
+}
+
 /// A child that sets up stall_env, sends stderr to `cap`, runs `body` and expects it to throw a timeout.
 int expect_timeout(const Capture& cap, const std::function<void()>& body) {
     cap.redirect();
