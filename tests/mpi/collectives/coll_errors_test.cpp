@@ -151,6 +151,31 @@ TEST(CollErrors, AMismatchedKindNamesRealRanksAndTheNextCallSaysWhy) {
     EXPECT_NE(again.find(msg.substr(0, msg.find(':'))), std::string::npos) << again << " | first: " << msg;
 }
 
+// Rank 0 names root 0 of a reduce, the others root 1: the waits form a cycle (on 2 ranks each waits for the other)
+// and no message of the call need reach a rank that would see the mismatch. Stall probes carry the call a rank
+// waits in: ranks 0 and 1 name the mismatch (found, or reported by another rank) long before the deadline. (Other
+// ranks may finish: they only send.)
+TEST(CollErrors, RanksWaitingOnEachOtherInCallsThatDifferNameTheMismatch) {
+    if (quick()) GTEST_SKIP() << "reduced matrix";
+    CollectiveOptions o = coll().options();
+    o.timeout = std::chrono::milliseconds(30000);
+    Collectives c2(*g_world->comm, g_world->dev, o);
+    std::vector<int32_t> in(8, 1), out(8, 0);
+    const int root = rank() == 0 ? 0 : 1;
+    std::string msg;
+    const auto start = std::chrono::steady_clock::now();
+    try {
+        c2.reduce(in.data(), out.data(), in.size(), Datatype::int32, Op::sum, root);
+    } catch (const Error& e) {
+        msg = e.what();
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    if (rank() <= 1) {
+        EXPECT_NE(msg.find("mismatched"), std::string::npos) << "rank " << rank() << ": " << msg;
+        EXPECT_LT(took, std::chrono::seconds(10)) << msg;
+    }
+}
+
 TEST(CollErrors, TypedAlltoallRefusesACountThatDoesNotSplitIntoBlocks) {
     std::vector<int32_t> in(static_cast<std::size_t>(nranks()) * 3 + 1, 1), out(in.size(), -1);
     try {

@@ -288,7 +288,11 @@ private:
     void complete_from_unexpected(OpState& op);
 
     // ---- liveness and failure (failure.cpp; mtx_ held) ----
-    void probe(Channel& c, const std::string& what);
+    /// The liveness probe of `c`'s peer: a WRITE it does not see complete. With `mine`, the WRITE carries it into
+    /// the peer's StallRecord slot (a collective call stalled), else one byte.
+    void probe(Channel& c, const std::string& what, const StallRecord* mine = nullptr);
+    /// Throws the mismatch when `c`'s peer wrote that it is stalled in call `epoch` with another signature.
+    void check_stalled_peer(const Channel& c, uint64_t epoch, const Signature& sig, const char* what) const;
     /// Rethrows `e` naming the peer (and tells the others) when it says the peer is gone.
     [[noreturn]] void peer_failed(Channel& c, const Error& e);
     /// Fails the call because the queue pair to `c`'s peer failed with `e`. A report of another rank's death

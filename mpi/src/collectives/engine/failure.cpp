@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
@@ -100,10 +101,17 @@ void Engine::check_abort(const std::string& what) {
     }
 }
 
-void Engine::probe(Channel& c, const std::string& what) {
+void Engine::probe(Channel& c, const std::string& what, const StallRecord* mine) {
     try {
-        c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
-                         rdmaSg{.local_offs = k_probe_source, .remote_offs = k_probe_target, .len = 1}, false);
+        if (mine != nullptr) {
+            std::memcpy(c.buf + k_stall_stage, mine, sizeof(*mine));
+            c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                             rdmaSg{.local_offs = k_stall_stage, .remote_offs = k_stall_in, .len = sizeof(*mine)},
+                             false);
+        } else {
+            c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                             rdmaSg{.local_offs = k_probe_source, .remote_offs = k_probe_target, .len = 1}, false);
+        }
         (void)c.thread->checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
     } catch (const Error& e) {
         if (e.code() == make_error_code(Errc::peer_gone) || e.code() == make_error_code(Errc::remote_rejected))
@@ -112,6 +120,20 @@ void Engine::probe(Channel& c, const std::string& what) {
         notify_failure(c.peer);
         throw;
     }
+}
+
+void Engine::check_stalled_peer(const Channel& c, uint64_t epoch, const Signature& sig, const char* what) const {
+    StallRecord theirs;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    std::memcpy(&theirs, c.buf + k_stall_in, sizeof(theirs));
+    if (!stall_record_valid(theirs) || theirs.epoch != epoch) return; // torn, or another call
+    const Signature s = signature_of(theirs);
+    if (s.kind == sig.kind && s.dtype == sig.dtype && s.count == sig.count && s.root == sig.root && s.op == sig.op)
+        return;
+    throw_error(Errc::invalid_argument, what,
+                "mismatched collective call #" + std::to_string(epoch) + ": rank " + std::to_string(c.peer) +
+                    " waits in " + describe(s) + ", rank " + std::to_string(rank_) + " waits in " + describe(sig) +
+                    " (each waits for the other)");
 }
 
 bool Engine::idle_wait(Idle& idle, std::unique_lock<std::mutex>& lk, const char* what) {
@@ -144,13 +166,16 @@ void Engine::on_stall(const Idle& idle, std::vector<Channel*>& data, std::vector
         std::sort(v->begin(), v->end());
         v->erase(std::unique(v->begin(), v->end()), v->end());
     }
+    const StallRecord mine = stall_record(epoch, sig);
     for (auto* v : {&data, &credit})
         for (Channel* c : *v) {
             if (Clock::now() - c->last_probe < cfg_.probe_interval) continue;
             c->last_probe = Clock::now();
-            probe(*c, what);
+            probe(*c, what, &mine);
         }
     for (auto* v : {&data, &credit}) check_liveness(*v, what);
+    // Every peer's record: in a cycle of waits a peer that waits in another call may not be one this rank waits for.
+    for (const auto& [peer, c] : chans_) check_stalled_peer(c, epoch, sig, what);
     if (idle.stalled < cfg_.timeout) return;
     auto ranks = [](const std::vector<Channel*>& v) {
         std::vector<int> r;

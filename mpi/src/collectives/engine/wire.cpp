@@ -30,4 +30,39 @@ std::string describe(const Signature& s) {
     return out;
 }
 
+namespace {
+
+constexpr uint64_t k_stall_magic = 0x4c4c415453434f43ULL; // "COSTALL"
+
+uint64_t stall_check(const StallRecord& r) noexcept {
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (uint64_t v : {r.magic, r.epoch, uint64_t{r.kind} << 32 | r.dtype, r.count,
+                       uint64_t{static_cast<uint32_t>(r.root)} << 32 | r.op}) {
+        h ^= v;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+}  // namespace
+
+StallRecord stall_record(uint64_t epoch, const Signature& sig) noexcept {
+    StallRecord r;
+    r.magic = k_stall_magic;
+    r.epoch = epoch;
+    r.kind = static_cast<uint32_t>(sig.kind);
+    r.dtype = sig.dtype;
+    r.count = sig.count;
+    r.root = sig.root;
+    r.op = sig.op;
+    r.check = stall_check(r);
+    return r;
+}
+
+bool stall_record_valid(const StallRecord& r) noexcept { return r.magic == k_stall_magic && r.check == stall_check(r); }
+
+Signature signature_of(const StallRecord& r) noexcept {
+    return Signature{static_cast<CollKind>(r.kind), r.dtype, r.count, r.root, r.op};
+}
+
 }  // namespace coyote::detail::coll

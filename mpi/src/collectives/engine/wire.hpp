@@ -5,7 +5,7 @@
 //
 //   [0, 4096)                control: +0 credit (written by the peer: how many of our messages it consumed),
 //                            +8 credit staging, +16 liveness probe target, +24 probe source, +64 failure report,
-//                            +72 its staging
+//                            +72 its staging, +128 the call the peer is stalled in (StallRecord), +192 its staging
 //   [4096, 4096 + K*slot)    receive ring: the peer's messages, message n in slot n % K
 //   [4096 + K*slot, ...)     send staging: our message n is built in slot n % K, then one RDMA WRITE (last = true)
 //                            copies header + payload into the peer's receive ring slot n % K. A chunk of a pure
@@ -35,6 +35,8 @@ constexpr uint64_t k_probe_target = 16;
 constexpr uint64_t k_probe_source = 24;
 constexpr uint64_t k_abort_in = 64; ///< written by a peer that failed: (reporter + 1) << 32 | (dead rank + 1)
 constexpr uint64_t k_abort_stage = 72;
+constexpr uint64_t k_stall_in = 128;    ///< written by a stalled peer: the call it waits in (StallRecord)
+constexpr uint64_t k_stall_stage = 192;
 
 /// The operation a collective message belongs to.
 enum class CollKind : uint32_t {
@@ -51,6 +53,27 @@ struct Signature {
     uint32_t op = 0;
 };
 std::string describe(const Signature& s);
+
+/// What a rank that waits without progress writes into the control area of each peer it waits for, with its
+/// liveness probe: the call it is in. A peer stalled in the same call number with another signature reports the
+/// mismatch, although no message of the call ever reached it (both ranks of a reduce that name different roots
+/// wait for each other).
+struct StallRecord {
+    uint64_t magic = 0;
+    uint64_t epoch = 0;
+    uint32_t kind = 0, dtype = 0;
+    uint64_t count = 0;
+    int32_t root = 0;
+    uint32_t op = 0;
+    uint64_t check = 0; ///< hash of the fields above: a record read while the peer rewrites it does not count
+};
+static_assert(sizeof(StallRecord) == 48 && sizeof(StallRecord) <= 64, "fits its control-area slot");
+/// The record of call `epoch` with signature `sig`.
+StallRecord stall_record(uint64_t epoch, const Signature& sig) noexcept;
+/// Whether `r` is whole (magic and check).
+bool stall_record_valid(const StallRecord& r) noexcept;
+/// The signature a valid record carries.
+Signature signature_of(const StallRecord& r) noexcept;
 
 /// Header of every message (64 bytes, in front of the payload in the slot).
 struct MsgHeader {
