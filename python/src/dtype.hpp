@@ -16,12 +16,12 @@ struct Dtype {
 /// The type named `name` (aliases: int = int32, uint = uint32); throws InvalidArgument naming the accepted ones.
 const Dtype& dtype_by_name(const std::string& name);
 
-/// Bytes of `count` elements of `type`; throws InvalidArgument (naming `call`) for a negative count or more than
-/// `limit` bytes.
 /// `value` when it lies in 0 .. `max`; throws InvalidArgument (naming `call` and `what`) otherwise. Python ints that
 /// bind to unsigned C++ parameters go through it, so that -1 says what is wrong rather than pybind11's TypeError.
 unsigned long long checked_unsigned(long long value, unsigned long long max, const char* call, const char* what);
 
+/// Bytes of `count` elements of `type`; throws InvalidArgument (naming `call` and `what`) for a negative count or
+/// more than `limit` bytes.
 std::size_t checked_bytes(long long count, const Dtype& type, std::size_t limit, const char* call,
                           const std::string& what = "element count");
 
