@@ -44,10 +44,7 @@ void load_sim(uint32_t device, int32_t vfid, std::span<const char> bytes, const 
     if (!shell) { // as opening a cThread there would say
         sim::ShellConfig now = sim::load_shell_config();
         sim::apply_shell_override(device, now);
-        if (static_cast<uint32_t>(vfid) >= now.n_fpga_reg)
-            throw_error(Errc::no_device, "cRcnfg",
-                        "vFPGA " + std::to_string(vfid) + " does not exist on sim device " + std::to_string(device) +
-                            " (the shell has n_fpga_reg=" + std::to_string(now.n_fpga_reg) + ")");
+        sim::check_vfid_exists(now, device, vfid, "cRcnfg");
     }
     if (!b.shell_settings.empty()) {
         sim::ShellConfig probe = sim::load_shell_config();

@@ -164,6 +164,13 @@ void apply_shell_config_file(ShellConfig& cfg, const std::string& path) {
     apply_shell_config_text(cfg, text.str(), "COYOTE_SIM_CONFIG " + path);
 }
 
+void check_vfid_exists(const ShellConfig& cfg, uint32_t device, int32_t vfid, const char* call) {
+    if (vfid < 0 || static_cast<uint32_t>(vfid) >= cfg.n_fpga_reg)
+        throw_error(Errc::no_device, call,
+                    "vFPGA " + std::to_string(vfid) + " does not exist on sim device " + std::to_string(device) +
+                        " (the shell has n_fpga_reg=" + std::to_string(cfg.n_fpga_reg) + ")");
+}
+
 ShellConfig load_shell_config() {
     ShellConfig cfg;
     if (const auto path = k_config_file.raw()) apply_shell_config_file(cfg, *path);

@@ -43,4 +43,7 @@ void apply_shell_config_text(ShellConfig& cfg, std::string_view text, const std:
 /// Defaults, then COYOTE_SIM_CONFIG (file), then COYOTE_SIM_SHELL (overrides the file).
 ShellConfig load_shell_config();
 
+/// Throws Errc::no_device (naming `call`) unless vFPGA `vfid` exists in `cfg`, the shell of sim device `device`.
+void check_vfid_exists(const ShellConfig& cfg, uint32_t device, int32_t vfid, const char* call);
+
 }  // namespace coyote::detail::sim

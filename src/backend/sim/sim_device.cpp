@@ -506,10 +506,7 @@ std::shared_ptr<Device> open(uint32_t device, int32_t vfid) {
     std::call_once(g_reclaim_once, [] { reclaim_stale_segments(); });
     ShellConfig cfg = load_shell_config();
     apply_shell_override(device, cfg);
-    if (vfid < 0 || static_cast<uint32_t>(vfid) >= cfg.n_fpga_reg)
-        throw_error(Errc::no_device, "cThread",
-                    "vFPGA " + std::to_string(vfid) + " does not exist on sim device " + std::to_string(device) +
-                        " (the shell has n_fpga_reg=" + std::to_string(cfg.n_fpga_reg) + ")");
+    check_vfid_exists(cfg, device, vfid, "cThread");
     auto& reg = live_devices();
     {
         std::unique_lock lk(reg.mtx);

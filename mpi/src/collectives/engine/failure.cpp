@@ -128,8 +128,7 @@ void Engine::check_stalled_peer(const Channel& c, uint64_t epoch, const Signatur
     std::memcpy(&theirs, c.buf + k_stall_in, sizeof(theirs));
     if (!stall_record_valid(theirs) || theirs.epoch != epoch) return; // torn, or another call
     const Signature s = signature_of(theirs);
-    if (s.kind == sig.kind && s.dtype == sig.dtype && s.count == sig.count && s.root == sig.root && s.op == sig.op)
-        return;
+    if (s == sig) return;
     throw_error(Errc::invalid_argument, what,
                 "mismatched collective call #" + std::to_string(epoch) + ": rank " + std::to_string(c.peer) +
                     " waits in " + describe(s) + ", rank " + std::to_string(rank_) + " waits in " + describe(sig) +

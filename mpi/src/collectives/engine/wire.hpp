@@ -51,6 +51,7 @@ struct Signature {
     uint64_t count = 0;
     int32_t root = -1;
     uint32_t op = 0;
+    bool operator==(const Signature&) const = default;
 };
 std::string describe(const Signature& s);
 
