@@ -107,3 +107,43 @@ TEST(SimWordOps, OverlappingOutputGivesTheOneThreadResult) {
     }
     EXPECT_EQ(one, shared);
 }
+
+// Past stream_from, outputs apart from their inputs are stored past the caches from their first 32-byte boundary
+// on: every alignment of the output (4-byte steps) and of the length's end, on one thread and shared.
+TEST(SimWordOps, StreamedOutputsMatchScalarAtEveryAlignment) {
+    const std::size_t base = lanes::stream_from(2) + lanes::stream_from(1); // past both thresholds
+    std::vector<std::byte> a(base + 256), b(base + 256), out(base + 256);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        a[i] = static_cast<std::byte>(i * 37 + 250);
+        b[i] = static_cast<std::byte>(i * 11 + 3);
+    }
+    for (const char* threads : {"1", "2"}) {
+        coyote_test::EnvGuard guard("COYOTE_SIM_MODEL_THREADS", threads);
+        for (std::size_t off : {0u, 4u, 12u, 28u}) {
+            for (std::size_t tail : {0u, 4u, 36u}) {
+                const std::size_t n = base / 128 * 128 + tail;
+                std::fill(out.begin(), out.end(), std::byte{0x5a});
+                lanes::add_u32(a.data() + 8, b.data() + 4, out.data() + off, n);
+                for (std::size_t i = 0; i < n / 4; ++i)
+                    ASSERT_EQ(word_at(out, off, i), word_at(a, 8, i) + word_at(b, 4, i))
+                        << "add_u32 off " << off << " n " << n << " word " << i << " threads " << threads;
+                EXPECT_EQ(out[off + n], std::byte{0x5a}) << "wrote past n " << n << " off " << off;
+                if (off > 0) {
+                    EXPECT_EQ(out[off - 1], std::byte{0x5a}) << "wrote before the output, off " << off;
+                }
+
+                lanes::increment_u32(a.data() + 4, out.data() + off, n);
+                for (std::size_t i = 0; i < n / 4; ++i)
+                    ASSERT_EQ(word_at(out, off, i), word_at(a, 4, i) + 1u) << "increment off " << off << " word " << i;
+
+                lanes::add_f32(a.data(), b.data(), out.data() + off, n);
+                for (std::size_t i = 0; i < n / 4; ++i) {
+                    const float want = float_at(a, 0, i) + float_at(b, 0, i), got = float_at(out, off, i);
+                    if (want == want) {
+                        ASSERT_EQ(std::memcmp(&got, &want, 4), 0) << "add_f32 off " << off << " word " << i;
+                    }
+                }
+            }
+        }
+    }
+}
