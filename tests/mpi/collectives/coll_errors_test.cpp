@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -154,18 +155,19 @@ TEST(CollErrors, AMismatchedKindNamesRealRanksAndTheNextCallSaysWhy) {
 // Rank 0 names root 0 of a reduce, the others root 1: the waits form a cycle (on 2 ranks each waits for the other)
 // and no message of the call need reach a rank that would see the mismatch. Stall probes carry the call a rank
 // waits in: ranks 0 and 1 name the mismatch (found, or reported by another rank) long before the deadline. (Other
-// ranks may finish: they only send.)
+// ranks may finish: they only send.) Destroying the object is collective for the broken ranks too: a rank that
+// finished must not wait out its deadline there (it did, 30 s, with broken ranks skipping the teardown barrier).
 TEST(CollErrors, RanksWaitingOnEachOtherInCallsThatDifferNameTheMismatch) {
     if (quick()) GTEST_SKIP() << "reduced matrix";
     CollectiveOptions o = coll().options();
     o.timeout = std::chrono::milliseconds(30000);
-    Collectives c2(*g_world->comm, g_world->dev, o);
+    auto c2 = std::make_unique<Collectives>(*g_world->comm, g_world->dev, o);
     std::vector<int32_t> in(8, 1), out(8, 0);
     const int root = rank() == 0 ? 0 : 1;
     std::string msg;
     const auto start = std::chrono::steady_clock::now();
     try {
-        c2.reduce(in.data(), out.data(), in.size(), Datatype::int32, Op::sum, root);
+        c2->reduce(in.data(), out.data(), in.size(), Datatype::int32, Op::sum, root);
     } catch (const Error& e) {
         msg = e.what();
     }
@@ -174,6 +176,11 @@ TEST(CollErrors, RanksWaitingOnEachOtherInCallsThatDifferNameTheMismatch) {
         EXPECT_NE(msg.find("mismatched"), std::string::npos) << "rank " << rank() << ": " << msg;
         EXPECT_LT(took, std::chrono::seconds(10)) << msg;
     }
+    const auto destroy = std::chrono::steady_clock::now();
+    c2.reset();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - destroy).count(), longest = 0;
+    ASSERT_EQ(MPI_Allreduce(&secs, &longest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
+    EXPECT_LT(longest, 10.0) << "destroying the object after a mismatch took " << longest << " s on some rank";
 }
 
 TEST(CollErrors, TypedAlltoallRefusesACountThatDoesNotSplitIntoBlocks) {

@@ -94,19 +94,33 @@ Engine::~Engine() {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
-    if (!broken_ && size_ > 1) teardown_barrier();
+    // A broken object still joins: the ranks it failed with are in this teardown too, and a rank that skipped it
+    // left them waiting out their whole deadline.
+    if (size_ > 1) teardown_barrier();
     drain_links();
 }
 
 void Engine::teardown_barrier() noexcept {
-    // Collective teardown: no rank frees its buffers while another may still write into them.
+    // Collective teardown: no rank frees its buffers while another may still write into them. It runs on the
+    // engine's own communicator: a barrier given up at the deadline must not pair with a later collective of the
+    // user's communicator on the ranks that arrive late.
     MPI_Request req = MPI_REQUEST_NULL;
-    if (MPI_Ibarrier(comm_->get(), &req) != MPI_SUCCESS) return;
+    if (MPI_Ibarrier(link_comm_->get(), &req) != MPI_SUCCESS) return;
     const auto deadline = Clock::now() + cfg_.timeout;
+    bool gone = false;
+    try {
+        for (int r = 0; r < size_ && live_; ++r) gone = gone || live_->gone(r);
+    } catch (...) {
+    }
     int flag = 0;
-    while (MPI_Test(&req, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && !flag) {
-        // A peer never arrived: leave the request (freeing an active collective request is not allowed).
+    while (!gone && MPI_Test(&req, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && !flag) {
+        // A peer never arrives (past the deadline, or its process is gone): leave the request, as freeing an
+        // active collective request is not allowed.
         if (Clock::now() > deadline) break;
+        try {
+            gone = live_ && live_->check() >= 0;
+        } catch (...) {
+        }
         ::sched_yield();
     }
 }
