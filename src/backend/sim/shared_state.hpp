@@ -116,7 +116,11 @@ inline bool claim_deferred(SharedState& s, int32_t ctid) noexcept {
 /// ordered (seq_cst both sides): either the poller's re-check sees the deferred count or this sees the sleeper.
 inline void defer_local_write(SharedState& s, int32_t ctid) noexcept {
     s.deferred[ctid].n.fetch_add(1, std::memory_order_seq_cst);
-    if (s.cmpl_waiters.fetch_add(0, std::memory_order_seq_cst) != 0) (void)claim_deferred(s, ctid);
+    // A plain seq_cst load suffices here (unlike in signal_completion, whose counter increment is a release): the
+    // increment above and the sleeper's registration are seq_cst read-modify-writes, each side's read after them is
+    // seq_cst, so in their single total order one side sees the other's write. A load also leaves the line shared
+    // instead of taking it from the target at every WRITE (32 WRITEs of 64 B and back: 7.2 -> 6.8 us).
+    if (s.cmpl_waiters.load(std::memory_order_seq_cst) != 0) (void)claim_deferred(s, ctid);
 }
 
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared counters need lock-free atomics");
