@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -52,8 +53,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <atomic>
 
 #include <coyote/cThread.hpp>
 #include <coyote/oob.hpp>
@@ -91,6 +90,12 @@ bool has_pattern(const uint8_t* p, uint64_t n, int owner) {
     for (uint64_t i = 0; i < n; ++i)
         if (p[i] != pattern(owner, i)) return false;
     return true;
+}
+
+/// Untimed after a run: checks that the `n` bytes received at `in` are the other rank's pattern, then clears them.
+void check_and_clear(uint8_t* in, uint32_t n, bool& data_ok) {
+    data_ok = data_ok && has_pattern(in, n, 1 - cb::rank());
+    std::memset(in, 0, n);
 }
 
 /// The example's wiring: initRDMA over the stock TCP channel, rank 1 serving on a port it chose.
@@ -174,9 +179,7 @@ void floor_run(const Run& w, bool& data_ok, std::vector<double>& floors) {
         g_floor.flag->store(2 * k + 2, std::memory_order_release);
     }
     if (!ok) throw std::runtime_error("bare-copy floor run of " + w.name + " timed out");
-    uint8_t* in = g_floor.recv[cb::rank()];
-    data_ok = data_ok && has_pattern(in, w.size, 1 - cb::rank());
-    std::memset(in, 0, w.size);
+    check_and_clear(g_floor.recv[cb::rank()], w.size, data_ok);
 }
 
 struct Row {
@@ -211,12 +214,10 @@ bool run_once(const Run& r, Side& s) {
 
 /// Untimed, after every run: checks what arrived, clears the receive half and the counters, then connSync.
 void between_runs(const Run& r, Side& s, bool& data_ok) {
-    uint8_t* in = s.buf + k_max_size;
     const bool receives = r.write || cb::rank() == 0;
     if (receives) {
-        data_ok = data_ok && has_pattern(in, r.size, 1 - cb::rank());
+        check_and_clear(s.buf + k_max_size, r.size, data_ok);
         if (cb::inject_corruption() && cb::rank() == 0) data_ok = false;
-        std::memset(in, 0, r.size);
     }
     s.thread->clearCompleted();
     s.thread->connSync(cb::rank() == 0);

@@ -161,7 +161,7 @@ struct Job {
     }
 
     void run(std::size_t n) {
-        // An output in place of an input is in the cache already: only an output apart from both streams.
+        // Streamed only when the output overlaps neither input: an output written in place is in the cache already.
         stream = n >= stream_from(b == nullptr ? 1 : 2) && reinterpret_cast<std::uintptr_t>(out) % 4 == 0 &&
                  disjoint(a, out, n) && (b == nullptr || disjoint(b, out, n));
         if (n < 2 * k_piece || !independent(a, out, n) || (b != nullptr && !independent(b, out, n))) {
