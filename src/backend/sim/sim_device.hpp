@@ -306,14 +306,14 @@ private:
         return state_->wback[static_cast<uint32_t>(cls) * N_CTID_MAX + static_cast<uint32_t>(ctid)];
     }
     void bump(int32_t ctid, CmplClass cls) noexcept {
-        wback(cls, ctid).fetch_add(1, std::memory_order_acq_rel);
+        wback(cls, ctid).fetch_add(1, std::memory_order_seq_cst); // see signal_completion
         signal_completion(*state_);
     }
     /// One command of `ctid` left the command FIFO.
     void command_done(int32_t ctid) noexcept {
         auto& st = ctids_[static_cast<size_t>(ctid)];
         st.done.fetch_add(1, std::memory_order_release);
-        if (st.inflight.fetch_sub(1, std::memory_order_acq_rel) <= 0) st.inflight.store(0, std::memory_order_release);
+        if (st.inflight.fetch_sub(1, std::memory_order_seq_cst) <= 0) st.inflight.store(0, std::memory_order_seq_cst);
         signal_completion(*state_); // a poster sleeping in wait_for_room waits for this slot
     }
     /// The process-mapping probe of check_range (msync), unless the range is the one probed for a command of

@@ -43,13 +43,13 @@ static_assert(static_cast<uint32_t>(CmplClass::local_write) == 1, "local_write_c
 
 /// Counts one completion of class `cls` of `ctid` in `s` and wakes its sleeping pollers.
 inline void bump_wback(SharedState& s, CmplClass cls, int32_t ctid) {
-    wback(s, cls, ctid).fetch_add(1, std::memory_order_release);
+    wback(s, cls, ctid).fetch_add(1, std::memory_order_seq_cst); // see signal_completion
     signal_completion(s);
 }
 
 /// The initiator's completions of a READ: the local write of the data, then the READ itself.
 inline void complete_read(SharedState& mine, int32_t ctid) {
-    wback(mine, CmplClass::local_write, ctid).fetch_add(1, std::memory_order_release);
+    wback(mine, CmplClass::local_write, ctid).fetch_add(1, std::memory_order_seq_cst);
     bump_wback(mine, CmplClass::rdma_read, ctid);
 }
 
