@@ -16,3 +16,16 @@ add_test(NAME package_test
     -P ${CMAKE_CURRENT_LIST_DIR}/run_package_test.cmake)
 set_tests_properties(package_test PROPERTIES LABELS unit TIMEOUT 600
   ENVIRONMENT "COYOTE_BACKEND=sim")
+
+# The installed targets as built: no run path entry that would search the working directory (cmake/CoyoteRpath.cmake).
+set(_coyote_rpath_files)
+foreach(t IN ITEMS coyote_runtime coyote_mpi coyote_fake_driver coyote_settings coyote_sim_bitstream coyote_info
+              coyote_write_lat coyote_write_bw coyote_read_lat coyote_read_bw coyote_send_lat coyote_send_bw)
+  if(TARGET ${t})
+    list(APPEND _coyote_rpath_files $<TARGET_FILE:${t}>)
+  endif()
+endforeach()
+string(REPLACE ";" "|" _coyote_rpath_files "${_coyote_rpath_files}")
+add_test(NAME build_tree_runpaths
+  COMMAND ${CMAKE_COMMAND} "-DFILES=${_coyote_rpath_files}" -P ${CMAKE_CURRENT_LIST_DIR}/check_runpaths.cmake)
+set_tests_properties(build_tree_runpaths PROPERTIES LABELS unit TIMEOUT 60)

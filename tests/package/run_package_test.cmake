@@ -24,30 +24,10 @@ if(NOT EXISTS ${prefix}/include/coyote/cThread.hpp OR NOT EXISTS ${prefix}/inclu
   message(FATAL_ERROR "package_test: the install did not put cThread.hpp and cBench.hpp under ${prefix}/include/coyote")
 endif()
 
-# Installed binaries carry only absolute or $ORIGIN run paths: an empty or relative entry (the build tree pads its
-# run paths with ':') would make the loader search the user's working directory.
+# Installed binaries carry only absolute or $ORIGIN run paths.
+include(${CMAKE_CURRENT_LIST_DIR}/check_runpaths.cmake)
 file(GLOB_RECURSE installed_elves LIST_DIRECTORIES false ${prefix}/lib/*.so* ${prefix}/bin/*)
-foreach(f IN LISTS installed_elves)
-  if(IS_SYMLINK ${f})
-    continue()
-  endif()
-  file(READ_ELF ${f} RUNPATH runpath RPATH rpath CAPTURE_ERROR not_elf)
-  if(not_elf)
-    continue() # a script
-  endif()
-  foreach(entry IN LISTS runpath rpath)
-    if(NOT entry MATCHES "^(/|\\$ORIGIN)")
-      message(FATAL_ERROR "package_test: ${f} has the run path entry '${entry}' (RUNPATH '${runpath}', RPATH '${rpath}'); "
-                          "only absolute and $ORIGIN entries are safe")
-    endif()
-  endforeach()
-  # An empty entry is lost in a CMake list: compare the lengths instead.
-  foreach(path IN ITEMS "${runpath}" "${rpath}")
-    if(path MATCHES "(^;)|(;;)|(;$)")
-      message(FATAL_ERROR "package_test: ${f} has an empty run path entry ('${path}'): the working directory")
-    endif()
-  endforeach()
-endforeach()
+coyote_check_runpaths(package_test ${installed_elves})
 
 set(configure_args -S ${COYOTE_CONSUMER_SOURCE_DIR} -G ${COYOTE_GENERATOR}
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release)
