@@ -56,6 +56,16 @@ uint32_t random_psn() {
     return static_cast<uint32_t>(rng() & 0xFFFFFFu);
 }
 
+constexpr uint64_t k_rdma_va_limit = 1ULL << 48; // RDMA requests carry 48-bit virtual addresses
+
+/// Throws unless [remote, remote + len) fits the 48-bit virtual addresses of an RDMA request (a larger address would
+/// be cut to its low 48 bits on the wire and land elsewhere in the peer's memory); `what` names the caller's input.
+void check_rdma_address(const std::string& call, const std::string& what, uint64_t remote, uint64_t len) {
+    if (remote < k_rdma_va_limit && len <= k_rdma_va_limit - remote) return;
+    throw_error(Errc::invalid_argument, call,
+                what + " + len " + std::to_string(len) + " (remote address " + hex(reinterpret_cast<void*>(remote)) +
+                    ") does not fit the 48-bit virtual addresses RDMA requests carry");
+}
 
 }  // namespace
 
@@ -276,6 +286,12 @@ void cThread::invoke(CoyoteOper oper, rdmaSg sg, bool last) {
                     "local_offs " + std::to_string(sg.local_offs) + " + len " + std::to_string(sg.len) +
                         " exceeds the local registered buffer of " + std::to_string(impl->rdma_buffer_size) +
                         " bytes");
+    const uint64_t remote_base = reinterpret_cast<uint64_t>(qpair->remote.vaddr);
+    if (sg.remote_offs >= k_rdma_va_limit || remote_base + sg.remote_offs < remote_base)
+        throw_error(Errc::invalid_argument, call(),
+                    "remote_offs " + std::to_string(sg.remote_offs) +
+                        " does not fit the 48-bit virtual addresses RDMA requests carry");
+    check_rdma_address(call(), "remote_offs " + std::to_string(sg.remote_offs), remote_base + sg.remote_offs, sg.len);
     Command cmd;
     cmd.oper = oper;
     cmd.ctid = ctid;
@@ -314,11 +330,7 @@ void cThread::invokeRdma(CoyoteOper oper, void* local, uint64_t remote_vaddr, ui
         throw_error(Errc::invalid_argument, call(),
                     "length " + std::to_string(len) + " exceeds MAX_TRANSFER_SIZE (" +
                         std::to_string(MAX_TRANSFER_SIZE) + ")");
-    constexpr uint64_t va_limit = 1ULL << 48; // RDMA requests carry 48-bit virtual addresses
-    if (remote_vaddr >= va_limit || len > va_limit - remote_vaddr)
-        throw_error(Errc::invalid_argument, call(),
-                    "remote address " + hex(reinterpret_cast<void*>(remote_vaddr)) + " + len " +
-                        std::to_string(len) + " does not fit the 48-bit virtual addresses RDMA requests carry");
+    check_rdma_address(call(), "remote address " + hex(reinterpret_cast<void*>(remote_vaddr)), remote_vaddr, len);
     Command cmd;
     cmd.oper = oper;
     cmd.ctid = ctid;
@@ -338,6 +350,13 @@ void cThread::invoke(CoyoteOper oper, tcpSg /*sg*/, bool /*last*/) {
 }
 
 uint32_t cThread::checkCompleted(CoyoteOper oper) const {
+    // NOOP, TCP sends and values outside the enum have no counter (Coyote returns 0 for them, which a poller would
+    // wait on forever); LOCAL_OFFLOAD and LOCAL_SYNC read the LOCAL_WRITE counter they complete on.
+    if (oper == CoyoteOper::NOOP || oper > CoyoteOper::REMOTE_RDMA_SEND || oper < CoyoteOper::NOOP) [[unlikely]]
+        throw_error(Errc::invalid_argument, "checkCompleted",
+                    "operation " + std::to_string(static_cast<int>(oper)) + " (" + oper_name(oper) +
+                        ") has no completion counter (LOCAL_READ, LOCAL_WRITE / LOCAL_TRANSFER, REMOTE_RDMA_READ, "
+                        "REMOTE_RDMA_WRITE / REMOTE_RDMA_SEND have)");
     const CmplClass cls = detail::cmpl_class_of(oper);
     Impl& i = *impl;
     // The stall doctor: one decrement per poll, its check (out of line) every 1 to 4096 polls. Before the poll, so
@@ -475,10 +494,11 @@ uint32_t cThread::readAck() {
 // ---- misc ---------------------------------------------------------------------------------------
 
 void cThread::lock() {
+    if (impl->lock_held) return; // as in Coyote: a cThread that holds the lock takes it once
     detail::VfpgaLock& vl = *impl->vlock;
     if (!vl.try_lock()) {
-        // A process that died holding the lock leaves it locked: wait with a deadline instead of forever, watched
-        // by the stall doctor (who holds it).
+        // Wait with a deadline instead of forever, watched by the stall doctor (who holds it); a holder that died
+        // holding the lock is found and its lock released meanwhile.
         const auto timeout = k_lock_timeout.get();
         const detail::diag::WaitWatch watch("lock", "the vFPGA lock /dev/shm/sem." + vl.name(), vl.why_taken(),
                                             [&vl] { return vl.why_taken(); });

@@ -8,6 +8,7 @@
 
 #include <boost/date_time/posix_time/posix_time_types.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <cstdio>
@@ -65,8 +66,10 @@ VfpgaLock::~VfpgaLock() {
 }
 
 // The holder's record: "<pid> <start time>" at the start of the holders file, spaces when nobody holds the lock
-// (advisory: for the stall doctor's "held by pid N").
+// (for the stall doctor's "held by pid N", and for waiters, which release the lock of a holder that died).
 constexpr size_t k_record_size = 48;
+/// How often a waiter checks whether the lock's holder died.
+constexpr std::chrono::milliseconds k_dead_holder_check{100};
 
 void VfpgaLock::record_holder(bool held) noexcept {
     char rec[k_record_size];
@@ -105,7 +108,7 @@ std::string VfpgaLock::why_taken() const noexcept {
                    "unlock(); lock() is not re-entrant";
         if (sim::process_alive(h.pid, h.start_time))
             return "the lock is held by " + pid + " (alive); it releases it with unlock() or when its cThread closes";
-        return "the lock is held by " + pid + ", which exited without releasing it: remove /dev/shm/sem." + name_;
+        return "the lock is held by " + pid + ", which exited without releasing it (a waiter releases it)";
     } catch (...) {
         return "the lock is held by another cThread";
     }
@@ -118,11 +121,49 @@ bool VfpgaLock::try_lock() {
 }
 
 bool VfpgaLock::timed_lock(std::chrono::milliseconds timeout) {
-    const auto deadline = boost::posix_time::microsec_clock::universal_time() +
-                          boost::posix_time::milliseconds(static_cast<int64_t>(timeout.count()));
-    if (!mutex_->timed_lock(deadline)) return false;
-    record_holder(true);
-    return true;
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+        // In slices, between which a holder that died holding the lock is found and its lock released.
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        const auto slice = std::clamp(left, std::chrono::milliseconds(0), k_dead_holder_check);
+        const auto until = boost::posix_time::microsec_clock::universal_time() +
+                           boost::posix_time::milliseconds(static_cast<int64_t>(slice.count()));
+        if (mutex_->timed_lock(until)) {
+            record_holder(true);
+            return true;
+        }
+        if (release_dead_holder()) continue;
+        if (Clock::now() >= deadline) return false;
+    }
+}
+
+bool VfpgaLock::release_dead_holder() noexcept {
+    // One waiter at a time, under an exclusive lock of the byte after the record (an open-file-description lock:
+    // each VfpgaLock has its own description, so cThreads of one process exclude each other too; the holders'
+    // shared flock is another kind of lock and does not conflict).
+    struct flock range {};
+    range.l_type = F_WRLCK;
+    range.l_whence = SEEK_SET;
+    range.l_start = static_cast<off_t>(k_record_size);
+    range.l_len = 1;
+    while (::fcntl(holders_fd_.get(), F_OFD_SETLKW, &range) != 0)
+        if (errno != EINTR) return false;
+    bool released = false;
+    try {
+        // Under the range lock the record is re-read: a waiter before us may have released this holder already
+        // (and cleared the record), or the lock changed hands.
+        const Holder h = holder();
+        if (h.pid > 0 && h.pid != ::getpid() && !sim::process_alive(h.pid, h.start_time)) {
+            record_holder(false);
+            mutex_->unlock(); // the dead holder's post
+            released = true;
+        }
+    } catch (...) {
+    }
+    range.l_type = F_UNLCK;
+    (void)::fcntl(holders_fd_.get(), F_OFD_SETLK, &range);
+    return released;
 }
 
 void VfpgaLock::unlock() {

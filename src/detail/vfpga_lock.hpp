@@ -28,7 +28,8 @@ public:
     const std::string& name() const noexcept { return name_; }
     /// Takes the lock if it is free (never waits).
     bool try_lock();
-    /// Takes the lock, waiting at most `timeout`; false when it stayed taken.
+    /// Takes the lock, waiting at most `timeout`; false when it stayed taken. A lock whose recorded holder died
+    /// holding it (a kill, a crash) is released by the waiter that finds it so.
     bool timed_lock(std::chrono::milliseconds timeout);
     /// Releases the lock.
     void unlock();
@@ -43,6 +44,8 @@ public:
 
 private:
     void record_holder(bool held) noexcept;
+    /// Releases the lock when its recorded holder is a process that exited; true if it did.
+    bool release_dead_holder() noexcept;
 
     std::string name_;
     std::string holders_;

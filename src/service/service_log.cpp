@@ -1,14 +1,20 @@
 // coyote-mpi: the service log: every line to syslog and to stderr or a log file, so failures are visible.
 #include "service/service_log.hpp"
 
+#include <fcntl.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <mutex>
 #include <string>
+
+#include <coyote/error.hpp>
 
 #include "detail/settings.hpp"
 
@@ -33,8 +39,22 @@ void open_log(const char* ident, bool foreground) {
     ::openlog(g_ident.c_str(), LOG_NDELAY | LOG_PID, LOG_USER);
     if (g_sink != nullptr && g_sink != stderr) std::fclose(g_sink);
     g_sink = nullptr;
-    if (k_log_file.is_set()) g_sink = std::fopen(k_log_file.get().c_str(), "ae");
-    else if (foreground) g_sink = stderr;
+    if (k_log_file.is_set()) {
+        // Owner-only when created here: the log names clients, their addresses and why their tasks failed.
+        const std::string path = k_log_file.get();
+        const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) g_sink = ::fdopen(fd, "a");
+        if (g_sink == nullptr) {
+            const int e = errno;
+            if (fd >= 0) ::close(fd);
+            const std::string why = "COYOTE_SERVICE_LOG=" + path + ": the service cannot open its log file";
+            ::syslog(LOG_ERR, "%s: %s", why.c_str(), std::strerror(e));
+            // A daemon has no one to throw to (its starter returned): it logs to syslog only.
+            if (foreground) throw Error(std::error_code(e, std::generic_category()), "open", why);
+        }
+    } else if (foreground) {
+        g_sink = stderr;
+    }
 }
 
 void log(int priority, const char* fmt, ...) {

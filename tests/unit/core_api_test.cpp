@@ -11,6 +11,7 @@
 #include <coyote/cThread.hpp>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <sstream>
@@ -340,7 +341,7 @@ TEST(ForkedChild, OpensItsOwnDeviceOnTheParentsVfpga) {
     EXPECT_TRUE(coyote_test::first_transfer_passes_through(again, 4096, 3));
 }
 
-TEST(CThreadLock, LockLeftByADeadProcessTimesOutWithAClearError) {
+TEST(CThreadLock, LockLeftByADeadProcessIsReleasedByTheNextWaiter) {
     EnvGuard g("COYOTE_BACKEND", "sim");
     constexpr uint32_t device = 9; // a lock no other test uses
     const std::string name = vfpga_lock(device);
@@ -355,18 +356,97 @@ TEST(CThreadLock, LockLeftByADeadProcessTimesOutWithAClearError) {
     // Reclaimed here, or already by another sim process of this user (tests run side by side).
     (void)coyote::detail::sim::reclaim_stale_segments();
     EXPECT_TRUE(coyote_test::sim_segments_of(child.pid()).empty()) << "the dead child's sim segments were not reclaimed";
+    EnvGuard timeout("COYOTE_LOCK_TIMEOUT_MS", "30000");
+    coyote::cThread t(0, getpid(), device), other(0, getpid(), device);
+    const auto t0 = std::chrono::steady_clock::now();
+    t.lock(); // the dead holder's lock is released by this waiter
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+    // Released once: the lock excludes again.
     {
-        EnvGuard timeout("COYOTE_LOCK_TIMEOUT_MS", "200");
+        EnvGuard short_timeout("COYOTE_LOCK_TIMEOUT_MS", "300");
+        EXPECT_THROW(other.lock(), coyote::Error) << "a second cThread took the lock the first one recovered";
+    }
+    t.unlock();
+    other.lock();
+    other.unlock();
+}
+
+TEST(CThreadLock, LockLeftWithoutAHolderRecordTimesOutWithAClearError) {
+    EnvGuard g("COYOTE_BACKEND", "sim");
+    constexpr uint32_t device = 9;
+    const std::string name = vfpga_lock(device);
+    boost::interprocess::named_mutex::remove(name.c_str());
+    Child child([&] {
+        // A holder that records no pid (stock Coyote takes the named mutex directly) and dies holding it.
+        boost::interprocess::named_mutex m(boost::interprocess::open_or_create, name.c_str(),
+                                           boost::interprocess::permissions(0600));
+        m.lock();
+        ::_exit(0);
+        return 1;
+    }, 60);
+    ASSERT_EQ(child.wait(), 0);
+    {
+        EnvGuard timeout("COYOTE_LOCK_TIMEOUT_MS", "300");
         coyote::cThread t(0, getpid(), device);
         try {
             t.lock();
-            FAIL() << "lock() returned although a dead process holds the lock";
+            FAIL() << "lock() returned although a process that recorded no pid holds the lock";
         } catch (const coyote::Error& e) {
             EXPECT_EQ(e.code(), coyote::Errc::timeout);
             EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
         }
     }
     boost::interprocess::named_mutex::remove(name.c_str());
+}
+
+TEST(CThreadArgs, RemoteOffsetsBeyond48BitsAreRefusedBeforeTheWire) {
+    using coyote::CoyoteOper;
+    // The wire carries 48-bit addresses: a larger one would be cut to its low bits and land elsewhere in the peer.
+    EnvGuard b("COYOTE_BACKEND", "sim");
+    coyote::cThread t(0, ::getpid(), 5);
+    (void)t.getMem({.alloc = coyote::CoyoteAllocType::REG, .size = 1 << 20, .remote = true});
+    for (const uint64_t offs : {(uint64_t{1} << 48) + 4096, ~uint64_t{0} - 10}) {
+        try {
+            t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, coyote::rdmaSg{.remote_offs = offs, .len = 64});
+            ADD_FAILURE() << "remote_offs " << offs << " was posted";
+        } catch (const coyote::Error& e) {
+            EXPECT_EQ(e.code(), coyote::Errc::invalid_argument) << e.what();
+            EXPECT_NE(std::string(e.what()).find("48-bit"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("remote_offs " + std::to_string(offs)), std::string::npos)
+                << e.what();
+        }
+    }
+    EXPECT_THROW(t.invokeRdma(CoyoteOper::REMOTE_RDMA_READ, nullptr, (uint64_t{1} << 48) - 32, 64), coyote::Error);
+}
+
+TEST(CThreadArgs, CheckCompletedRefusesOperationsWithoutACounter) {
+    using coyote::CoyoteOper;
+    EnvGuard b("COYOTE_BACKEND", "sim");
+    coyote::cThread t(0, ::getpid(), 5);
+    for (const auto oper : {CoyoteOper::NOOP, CoyoteOper::REMOTE_TCP_SEND, static_cast<CoyoteOper>(42),
+                            static_cast<CoyoteOper>(-1)}) {
+        try {
+            (void)t.checkCompleted(oper);
+            ADD_FAILURE() << "checkCompleted(" << static_cast<int>(oper) << ") returned a count";
+        } catch (const coyote::Error& e) {
+            EXPECT_EQ(e.code(), coyote::Errc::invalid_argument) << e.what();
+            EXPECT_NE(std::string(e.what()).find("has no completion counter"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_EQ(t.checkCompleted(CoyoteOper::LOCAL_TRANSFER), 0u);
+    EXPECT_EQ(t.checkCompleted(CoyoteOper::REMOTE_RDMA_SEND), 0u);
+}
+
+TEST(CThreadLock, ASecondLockOfTheHolderIsANoOp) {
+    EnvGuard b("COYOTE_BACKEND", "sim"), timeout("COYOTE_LOCK_TIMEOUT_MS", "300");
+    coyote::cThread t(0, ::getpid(), 5), other(0, ::getpid(), 5);
+    t.lock();
+    const auto t0 = std::chrono::steady_clock::now();
+    t.lock(); // as in Coyote: the holder takes it once
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(250));
+    t.unlock(); // one unlock releases it
+    other.lock();
+    other.unlock();
 }
 
 }  // namespace

@@ -275,6 +275,34 @@ TEST(Service, TwoServicesStopIndependently) {
     EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 3, 4)), 7);
 }
 
+TEST(Service, TheLogFileIsOwnerOnlyAndOneThatCannotBeOpenedIsAnError) {
+    char dir[] = "/tmp/coyote-service-log-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    const std::string log = std::string(dir) + "/service.log";
+    const mode_t old_mask = ::umask(022); // a umask that would leave a plain fopen's file world-readable
+    {
+        coyote_test::EnvGuard file("COYOTE_SERVICE_LOG", log.c_str());
+        Running r("logfile");
+        coyote::cConn conn(r.svc->getSocketPath());
+        EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 1, 2)), 3);
+    }
+    ::umask(old_mask);
+    struct stat st {};
+    ASSERT_EQ(::stat(log.c_str(), &st), 0) << log;
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    EXPECT_GT(st.st_size, 0) << "nothing was logged";
+    {
+        coyote_test::EnvGuard file("COYOTE_SERVICE_LOG", dir); // a directory
+        coyote::cService* svc = coyote::cService::getInstance("logfile-bad", false, 0);
+        auto [code, msg] = error_of([&] { svc->run(); });
+        EXPECT_NE(msg.find("COYOTE_SERVICE_LOG=" + std::string(dir)), std::string::npos) << msg;
+        EXPECT_FALSE(svc->isRunning());
+        coyote::cService::releaseInstance(0);
+    }
+    ::unlink(log.c_str());
+    ::rmdir(dir);
+}
+
 TEST(Service, SocketPathSafety) {
     const std::string path = "/tmp/coyote-daemon-dev-0-vfid-0-safety";
     coyote::cService* svc = coyote::cService::getInstance("safety", false, 0);
