@@ -2,6 +2,9 @@
 // halving) for every count, checked against MPI; and the default thresholds' choice by bytes.
 #include "coll_test_support.hpp"
 
+#include <bit>
+#include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -125,6 +128,36 @@ TEST(CollForced, RabenseifnerRandomRealsSameBitsEverywhere) {
     // In place gives the same bits as out of place.
     c.allreduce(MPI_IN_PLACE, in.data(), n, Datatype::float32, Op::sum);
     EXPECT_EQ(std::memcmp(in.data(), out.data(), n * sizeof(float)), 0);
+}
+
+TEST(CollForced, MinMaxOfNaNsAndSignedZerosSameBitsEverywhere) {
+    // Each rank combines the same inputs in another order: min / max must not depend on the operand order, where
+    // `a < b ? b : a` does for a NaN or a +0 / -0 pair.
+    const auto bits = [](double v) { return std::bit_cast<uint64_t>(v); };
+    const auto nan_with = [](uint64_t payload) { return std::bit_cast<double>(0x7ff8000000000000ULL | payload); };
+    const int r = rank();
+    std::vector<double> in = {r == 0 ? nan_with(1) : 1.0,     // one rank's NaN
+                              r % 2 == 0 ? -0.0 : 0.0,        // signed zeros
+                              r == 0 ? 0.0 : -0.0,
+                              nan_with(static_cast<uint64_t>(r) + 7), // a different NaN on every rank
+                              static_cast<double>(r) - 1.5};
+    const std::size_t n = in.size();
+    for (const Forced f : {Forced::recursive_doubling, Forced::rings}) {
+        for (const Op op : {Op::min, Op::max}) {
+            std::vector<double> out(n), r0(n);
+            forced(f).allreduce(in.data(), out.data(), n, Datatype::float64, op);
+            r0 = out;
+            ASSERT_EQ(MPI_Bcast(r0.data(), ic(n), MPI_DOUBLE, 0, MPI_COMM_WORLD), MPI_SUCCESS);
+            const std::string what = std::string(op == Op::min ? "min" : "max") + " by " + forced(f).last_algorithm();
+            EXPECT_EQ(std::memcmp(r0.data(), out.data(), n * sizeof(double)), 0)
+                << what << ": rank " << r << " differs from rank 0";
+            EXPECT_TRUE(std::isnan(out[0])) << what;
+            EXPECT_EQ(bits(out[1]), bits(op == Op::min ? -0.0 : 0.0)) << what;
+            EXPECT_EQ(bits(out[2]), bits(op == Op::min ? -0.0 : 0.0)) << what;
+            EXPECT_EQ(bits(out[3]), bits(nan_with(static_cast<uint64_t>(nranks() - 1) + 7))) << what; // the largest
+            EXPECT_EQ(out[4], op == Op::min ? -1.5 : nranks() - 2.5) << what;
+        }
+    }
 }
 
 TEST(CollForced, RecursiveHalvingRandomRealsWithinTolerance) {
