@@ -68,6 +68,8 @@ def _encode(value, spec, index):
 
 def _decoder(ret):
     """(byte count, bytes -> value) of return type `ret`."""
+    if ret is None:  # np.dtype(None) would be float64
+        raise InvalidArgumentError("ret: the function's return type is required (a NumPy dtype, or a byte count)")
     if isinstance(ret, numbers.Integral) and not isinstance(ret, bool):
         if not 0 < ret <= 1 << 16:
             raise InvalidArgumentError(f"ret: a byte count must be in 1 .. 65536, got {ret}")
@@ -102,6 +104,8 @@ class CoyoteConn:
 
     def itask(self, fid, *args, ret, types=None):
         """Submits function ``fid`` with ``args``; returns the task id at once (Coyote's iTask)."""
+        if not isinstance(fid, numbers.Integral) or isinstance(fid, bool):
+            raise InvalidArgumentError(f"fid: the function id must be an integer, got {type(fid).__name__} {fid!r}")
         size, decode = _decoder(ret)
         tid = self._conn.submit(int(fid), self._payload(args, types), size)
         self._ret[tid] = (size, decode)

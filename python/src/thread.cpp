@@ -150,12 +150,13 @@ std::function<void(int)> make_uisr(py::object fn) {
 
 Thread make_thread(int32_t vfid, long long hpid, long long device, py::object uisr) {
     const auto dev = static_cast<uint32_t>(checked_unsigned(device, k_u32, "CoyoteThread", "device"));
+    const auto pid = static_cast<pid_t>(checked_unsigned(hpid, std::numeric_limits<pid_t>::max(), "CoyoteThread", "hpid"));
     Thread th;
     auto cb = make_uisr(std::move(uisr));
     const bool has_callback = static_cast<bool>(cb);
     {
         py::gil_scoped_release nogil;
-        th.state->thread = std::make_unique<coyote::cThread>(vfid, static_cast<pid_t>(hpid), dev, std::move(cb));
+        th.state->thread = std::make_unique<coyote::cThread>(vfid, pid, dev, std::move(cb));
     }
     if (has_callback) track_interrupt_thread(th.state);
     return th;

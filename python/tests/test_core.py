@@ -197,6 +197,9 @@ def test_csrs_and_getters(thread):
     assert thread.get_vfid() == 0
     assert 0 <= thread.get_ctid() < 64
     assert thread.get_hpid() == os.getpid()
+    for hpid in (1 << 40, (1 << 32) + 5, -1):  # would be cut to a pid_t
+        with pytest.raises(pycoyote.InvalidArgumentError, match="hpid"):
+            pycoyote.CoyoteThread(0, hpid)
     assert thread.backend_name() == "sim"
     with pytest.raises(TypeError):
         thread.set_csr(-1, 0)  # a 64-bit unsigned value

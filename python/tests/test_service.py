@@ -97,6 +97,10 @@ def test_marshalling_errors_send_nothing(conn):
         conn.task(ADD, 1, types=("int32", "int32"), ret="int32")
     with pytest.raises(pycoyote.InvalidArgumentError, match="not a fixed-size numeric"):
         conn.task(ADD, np.int32(1), np.int32(2), ret=object)
+    with pytest.raises(pycoyote.InvalidArgumentError, match="return type is required"):
+        conn.task(ADD, np.int32(1), np.int32(2), ret=None)  # np.dtype(None) would be float64
+    with pytest.raises(pycoyote.InvalidArgumentError, match="function id must be an integer"):
+        conn.task(float(ADD) + 0.9, np.int32(1), np.int32(2), ret="int32")
     with pytest.raises(pycoyote.InvalidArgumentError, match="byte order"):
         conn.task(ADD, 1, 2, types=(">i4", ">i4"), ret="int32")
     with pytest.raises(pycoyote.InvalidArgumentError, match="byte count"):

@@ -32,6 +32,9 @@ Communicator::Communicator(MPI_Comm comm) {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) throw_error(Errc::mpi, "Communicator", "MPI is not initialised (create a coyote::mpi::Environment first)");
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) throw_error(Errc::mpi, "Communicator", "MPI was finalized (MPI_Finalize ran)");
     if (comm == MPI_COMM_NULL) throw_error(Errc::invalid_argument, "Communicator", "MPI_COMM_NULL given");
     MPI_Comm dup = MPI_COMM_NULL;
     check_mpi(MPI_Comm_dup(comm, &dup), "MPI_Comm_dup", "duplicating the user communicator");

@@ -19,6 +19,14 @@ using ::coyote::detail::coll::Engine;
 
 namespace {
 
+/// Throws once MPI_Finalize has run: an MPI call then would abort the whole job instead of failing this one.
+void check_mpi_live(const char* call) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized)
+        throw_error(Errc::mpi, call, "MPI was finalized (MPI_Finalize ran): collectives need MPI until they are destroyed");
+}
+
 uint64_t mul_checked(uint64_t a, uint64_t b, const char* call) {
     if (b != 0 && a > std::numeric_limits<uint64_t>::max() / b)
         throw_error(Errc::invalid_argument, call, "element count " + std::to_string(a) + " overflows the byte size");
@@ -88,6 +96,7 @@ uint64_t Request::received_bytes() const noexcept { return state_ ? state_->rece
 
 Collectives::Collectives(const Communicator& comm, const DeviceAssignment& device, CollectiveOptions options)
     : options_(options), rank_(comm.rank()), size_(comm.size()) {
+    check_mpi_live("Collectives");
     auto boot = BootstrapOptions::from_env();
     boot.on_timeout = OnTimeout::throw_error;
     const std::string problem = ::coyote::detail::coll::validate(options);
@@ -128,6 +137,7 @@ namespace {
 /// error of a call that breaks it is kept for the calls after.
 template <typename Fn>
 auto run_guarded(Engine& e, const char* call, Fn&& fn) {
+    check_mpi_live(call);
     if (e.broken()) {
         const std::string why = e.failure();
         throw_error(Errc::protocol, call,
