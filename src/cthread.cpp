@@ -18,6 +18,7 @@
 #include "diag/stall.hpp"
 #include "diag/wait.hpp"
 #include "detail/settings.hpp"
+#include "detail/fork_generation.hpp"
 #include "detail/vfpga_lock.hpp"
 #include "oob/peer_check.hpp"
 
@@ -82,7 +83,21 @@ public:
     std::unique_ptr<OobChannel> oob;
     std::unique_ptr<detail::VfpgaLock> vlock;
     bool lock_held = false;
+    /// The process that made this cThread: in a forked child it refuses every call and is never torn down (its
+    /// device's threads stayed with the parent, and its segments, lock and ctid are the parent's).
+    const detail::MadeIn made = detail::made_here();
     detail::diag::Watch watch; ///< the stall doctor (last: destroyed first)
+
+    /// Throws in a forked child (see `made`).
+    void check_process(const char* call) const {
+        if (!made.here()) [[unlikely]]
+            throw_inherited(call);
+    }
+    [[noreturn, gnu::cold]] void throw_inherited(const char* call) const {
+        throw_error(Errc::invalid_argument, call,
+                    "this cThread belongs to process " + std::to_string(made.pid) +
+                        ", which this process was forked from: open a cThread of its own here");
+    }
 
     void post(const Command& cmd) {
         auto deadline = std::chrono::steady_clock::time_point{};
@@ -148,6 +163,12 @@ cThread::cThread(int32_t vfid_, pid_t hpid_, uint32_t device, std::function<void
 }
 
 cThread::~cThread() {
+    if (!impl->made.here()) {
+        // A forked child's copy: tearing it down would wait for the parent's threads, and free the parent's
+        // buffers, lock and ctid. It is left as it is (reachable from nowhere, like the rest of the parent's state).
+        (void)impl.release();
+        return;
+    }
     closeConn();
     if (impl->lock_held) {
         try {
@@ -170,14 +191,19 @@ cThread::~cThread() {
 // ---- memory -------------------------------------------------------------------------------------
 
 void cThread::userMap(void* vaddr, uint64_t len, int32_t /*mem_block*/) {
+    impl->check_process("userMap");
     if (vaddr == nullptr) throw_error(Errc::invalid_argument, "userMap", "null address");
     if (len == 0) throw_error(Errc::invalid_argument, "userMap", "zero length at " + hex(vaddr));
     impl->dev->map_user(ctid, vaddr, len);
 }
 
-void cThread::userUnmap(void* vaddr) { impl->dev->unmap_user(ctid, vaddr); }
+void cThread::userUnmap(void* vaddr) {
+    impl->check_process("userUnmap");
+    impl->dev->unmap_user(ctid, vaddr);
+}
 
 void* cThread::getMem(CoyoteAlloc&& alloc) {
+    impl->check_process("getMem");
     if (alloc.size == 0) throw_error(Errc::invalid_argument, "getMem", "allocation size is 0");
     if (alloc.remote && !qpair)
         throw_error(Errc::not_supported, "getMem",
@@ -198,6 +224,7 @@ void* cThread::getMem(CoyoteAlloc&& alloc) {
 }
 
 void cThread::freeMem(void* vaddr) {
+    impl->check_process("freeMem");
     detail::Allocation a;
     {
         std::lock_guard lk(impl->mem_mtx);
@@ -218,13 +245,20 @@ void cThread::freeMem(void* vaddr) {
 
 // ---- registers ----------------------------------------------------------------------------------
 
-void cThread::setCSR(uint64_t val, uint32_t offs) { impl->dev->set_csr(val, offs); }
+void cThread::setCSR(uint64_t val, uint32_t offs) {
+    impl->check_process("setCSR");
+    impl->dev->set_csr(val, offs);
+}
 
-uint64_t cThread::getCSR(uint32_t offs) const { return impl->dev->get_csr(offs); }
+uint64_t cThread::getCSR(uint32_t offs) const {
+    impl->check_process("getCSR");
+    return impl->dev->get_csr(offs);
+}
 
 // ---- invoke -------------------------------------------------------------------------------------
 
 void cThread::invoke(CoyoteOper oper, syncSg sg) {
+    impl->check_process("invoke");
     if (!isLocalSync(oper))
         throw_error(Errc::invalid_argument, std::string("invoke ") + oper_name(oper),
                     "a syncSg takes LOCAL_OFFLOAD or LOCAL_SYNC");
@@ -237,6 +271,7 @@ void cThread::invoke(CoyoteOper oper, syncSg sg) {
 }
 
 void cThread::invoke(CoyoteOper oper, localSg sg, bool last) {
+    impl->check_process("invoke");
     if (oper != CoyoteOper::LOCAL_READ && oper != CoyoteOper::LOCAL_WRITE)
         throw_error(Errc::invalid_argument, std::string("invoke ") + oper_name(oper),
                     "a single localSg takes LOCAL_READ or LOCAL_WRITE (LOCAL_TRANSFER needs source and "
@@ -255,6 +290,7 @@ void cThread::invoke(CoyoteOper oper, localSg sg, bool last) {
 }
 
 void cThread::invoke(CoyoteOper oper, localSg src_sg, localSg dst_sg, bool last) {
+    impl->check_process("invoke");
     if (oper != CoyoteOper::LOCAL_TRANSFER)
         throw_error(Errc::invalid_argument, std::string("invoke ") + oper_name(oper),
                     "a source and destination localSg take LOCAL_TRANSFER");
@@ -269,6 +305,7 @@ void cThread::invoke(CoyoteOper oper, localSg src_sg, localSg dst_sg, bool last)
 }
 
 void cThread::invoke(CoyoteOper oper, rdmaSg sg, bool last) {
+    impl->check_process("invoke");
     const auto call = [oper] { return std::string("invoke ") + oper_name(oper); }; // built on failure only
     if (!isRemoteRdma(oper)) throw_error(Errc::invalid_argument, call(), "an rdmaSg takes REMOTE_RDMA_*");
     if (!fcnfg.en_rdma || !qpair)
@@ -307,6 +344,7 @@ void cThread::invoke(CoyoteOper oper, rdmaSg sg, bool last) {
 // ---- remote-access windows (coyote-mpi extension) ------------------------------------------------
 
 void cThread::registerWindow(void* vaddr, uint64_t len) {
+    impl->check_process("registerWindow");
     if (!fcnfg.en_rdma || !qpair)
         throw_error(Errc::not_supported, "registerWindow", "RDMA is disabled in the shell configuration");
     if (vaddr == nullptr) throw_error(Errc::invalid_argument, "registerWindow", "null window address");
@@ -315,12 +353,14 @@ void cThread::registerWindow(void* vaddr, uint64_t len) {
 }
 
 void cThread::unregisterWindow(void* vaddr) {
+    impl->check_process("unregisterWindow");
     if (!fcnfg.en_rdma || !qpair)
         throw_error(Errc::not_supported, "unregisterWindow", "RDMA is disabled in the shell configuration");
     impl->dev->unregister_window(ctid, vaddr);
 }
 
 void cThread::invokeRdma(CoyoteOper oper, void* local, uint64_t remote_vaddr, uint32_t len, bool last) {
+    impl->check_process("invokeRdma");
     const auto call = [oper] { return std::string("invokeRdma ") + oper_name(oper); }; // built on failure only
     if (oper != CoyoteOper::REMOTE_RDMA_WRITE && oper != CoyoteOper::REMOTE_RDMA_READ)
         throw_error(Errc::invalid_argument, call(), "invokeRdma takes REMOTE_RDMA_WRITE or REMOTE_RDMA_READ");
@@ -342,6 +382,7 @@ void cThread::invokeRdma(CoyoteOper oper, void* local, uint64_t remote_vaddr, ui
 }
 
 void cThread::invoke(CoyoteOper oper, tcpSg /*sg*/, bool /*last*/) {
+    impl->check_process("invoke");
     const std::string call = std::string("invoke ") + oper_name(oper);
     if (!isRemoteTcp(oper)) throw_error(Errc::invalid_argument, call, "a tcpSg takes REMOTE_TCP_SEND");
     throw_error(Errc::not_supported, call,
@@ -350,6 +391,7 @@ void cThread::invoke(CoyoteOper oper, tcpSg /*sg*/, bool /*last*/) {
 }
 
 uint32_t cThread::checkCompleted(CoyoteOper oper) const {
+    impl->check_process("checkCompleted");
     // NOOP, TCP sends and values outside the enum have no counter (Coyote returns 0 for them, which a poller would
     // wait on forever); LOCAL_OFFLOAD and LOCAL_SYNC read the LOCAL_WRITE counter they complete on.
     if (oper == CoyoteOper::NOOP || oper > CoyoteOper::REMOTE_RDMA_SEND || oper < CoyoteOper::NOOP) [[unlikely]]
@@ -366,11 +408,15 @@ uint32_t cThread::checkCompleted(CoyoteOper oper) const {
     return i.dev->poll_completed(ctid, cls);
 }
 
-void cThread::clearCompleted() { impl->dev->clear_completed(ctid); }
+void cThread::clearCompleted() {
+    impl->check_process("clearCompleted");
+    impl->dev->clear_completed(ctid);
+}
 
 // ---- queue pairs and out-of-band ---------------------------------------------------------------
 
 void cThread::writeQpContext(uint32_t port) {
+    impl->check_process("writeQpContext");
     if (!qpair) throw_error(Errc::not_supported, "writeQpContext", "RDMA is disabled in the shell configuration");
     const auto w = detail::encode_qp_context(*qpair, port);
     auto& dev = *impl->dev;
@@ -394,6 +440,7 @@ void cThread::writeQpContext(uint32_t port) {
 }
 
 void cThread::doArpLookup(uint32_t ip_addr) {
+    impl->check_process("doArpLookup");
     if (!qpair) throw_error(Errc::not_supported, "doArpLookup", "RDMA is disabled in the shell configuration");
     auto& dev = *impl->dev;
     if (fcnfg.en_avx) {
@@ -407,6 +454,7 @@ void cThread::doArpLookup(uint32_t ip_addr) {
 }
 
 std::vector<std::byte> cThread::exportQp() const {
+    impl->check_process("exportQp");
     if (!qpair) throw_error(Errc::not_supported, "exportQp", "RDMA is disabled in the shell configuration");
     std::vector<std::byte> blob(sizeof(ibvQ));
     std::memcpy(blob.data(), &qpair->local, sizeof(ibvQ));
@@ -416,6 +464,7 @@ std::vector<std::byte> cThread::exportQp() const {
 }
 
 void cThread::connectQp(std::span<const std::byte> peer_blob, uint32_t port) {
+    impl->check_process("connectQp");
     if (!qpair) throw_error(Errc::not_supported, "connectQp", "RDMA is disabled in the shell configuration");
     if (peer_blob.size() < sizeof(ibvQ))
         throw_error(Errc::protocol, "connectQp",
@@ -433,6 +482,7 @@ void cThread::connectQp(std::span<const std::byte> peer_blob, uint32_t port) {
 }
 
 void* cThread::initRDMA(uint64_t buffer_size, uint16_t port, const char* server_address) {
+    impl->check_process("initRDMA");
     if (!qpair) throw_error(Errc::not_supported, "initRDMA", "RDMA is disabled in the shell configuration");
     TcpOobOptions opt = TcpOobOptions::from_env();
     if (server_address == nullptr) {
@@ -444,6 +494,7 @@ void* cThread::initRDMA(uint64_t buffer_size, uint16_t port, const char* server_
 }
 
 void* cThread::initRDMA(uint64_t buffer_size, std::unique_ptr<OobChannel> channel) {
+    impl->check_process("initRDMA");
     if (!qpair) throw_error(Errc::not_supported, "initRDMA", "RDMA is disabled in the shell configuration");
     if (!channel) throw_error(Errc::invalid_argument, "initRDMA", "null out-of-band channel");
     if (buffer_size == 0 || buffer_size > UINT32_MAX)
@@ -463,6 +514,7 @@ void* cThread::initRDMA(uint64_t buffer_size, std::unique_ptr<OobChannel> channe
 }
 
 void cThread::closeConn() {
+    impl->check_process("closeConn");
     if (impl && impl->oob) {
         impl->oob->close();
         impl->oob.reset();
@@ -470,6 +522,7 @@ void cThread::closeConn() {
 }
 
 void cThread::connSync(bool client) {
+    impl->check_process("connSync");
     if (!impl->oob)
         throw_error(Errc::invalid_argument, "connSync", "no out-of-band connection (call initRDMA first)");
     if (client) {
@@ -482,11 +535,13 @@ void cThread::connSync(bool client) {
 }
 
 void cThread::sendAck(uint32_t ack) {
+    impl->check_process("sendAck");
     if (!impl->oob) throw_error(Errc::invalid_argument, "sendAck", "no out-of-band connection");
     impl->oob->send_ack(ack);
 }
 
 uint32_t cThread::readAck() {
+    impl->check_process("readAck");
     if (!impl->oob) throw_error(Errc::invalid_argument, "readAck", "no out-of-band connection");
     return impl->oob->read_ack();
 }
@@ -494,6 +549,7 @@ uint32_t cThread::readAck() {
 // ---- misc ---------------------------------------------------------------------------------------
 
 void cThread::lock() {
+    impl->check_process("lock");
     if (impl->lock_held) return; // as in Coyote: a cThread that holds the lock takes it once
     detail::VfpgaLock& vl = *impl->vlock;
     if (!vl.try_lock()) {
@@ -511,6 +567,7 @@ void cThread::lock() {
 }
 
 void cThread::unlock() {
+    impl->check_process("unlock");
     if (!impl->lock_held) return;
     impl->lock_held = false;
     impl->vlock->unlock();
@@ -526,6 +583,7 @@ const fpgaCnfg& cThread::getShellConfig() const { return fcnfg; }
 OobChannel* cThread::getOob() const { return impl->oob.get(); }
 
 void cThread::printDebug() const {
+    impl->check_process("printDebug");
     std::ostringstream os;
     os << "-- cThread: device " << impl->device << ", vFPGA " << vfid << ", ctid " << ctid << ", hpid " << hpid
        << ", backend " << impl->dev->backend_name() << "\n";

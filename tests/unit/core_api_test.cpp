@@ -341,6 +341,51 @@ TEST(ForkedChild, OpensItsOwnDeviceOnTheParentsVfpga) {
     EXPECT_TRUE(coyote_test::first_transfer_passes_through(again, 4096, 3));
 }
 
+TEST(ForkedChild, AnInheritedCThreadRefusesCallsAndLeavesTheParentsStateAlone) {
+    if (coyote_test::k_thread_sanitizer) GTEST_SKIP() << coyote_test::k_fork_threads_under_tsan;
+    EnvGuard b("COYOTE_BACKEND", "sim");
+    auto parent = std::make_unique<coyote::cThread>(0, ::getpid());
+    void* buf = parent->getMem({.alloc = coyote::CoyoteAllocType::REG, .size = 4096});
+    parent->lock();
+    ASSERT_TRUE(coyote_test::first_transfer_passes_through(*parent, 64 * 1024, 1));
+    Child child([&] {
+        int bad = 0;
+        const auto refused = [&](const char* what, auto&& call) {
+            try {
+                call();
+                std::fprintf(stderr, "%s: the inherited cThread took the call\n", what);
+                ++bad;
+            } catch (const coyote::Error& e) {
+                if (e.code() != coyote::Errc::invalid_argument ||
+                    std::string(e.what()).find("belongs to process") == std::string::npos) {
+                    std::fprintf(stderr, "%s: %s\n", what, e.what());
+                    ++bad;
+                }
+            }
+        };
+        refused("getCSR", [&] { (void)parent->getCSR(0); });
+        refused("checkCompleted", [&] { (void)parent->checkCompleted(coyote::CoyoteOper::LOCAL_WRITE); });
+        refused("invoke", [&] {
+            parent->invoke(coyote::CoyoteOper::LOCAL_TRANSFER, coyote::localSg{.addr = buf, .len = 64},
+                           coyote::localSg{.addr = buf, .len = 64});
+        });
+        refused("unlock", [&] { parent->unlock(); });
+        parent.reset(); // returns at once, frees nothing of the parent's
+        coyote::cThread own(0, ::getpid());
+        return bad == 0 && coyote_test::first_transfer_passes_through(own, 64 * 1024, 2) ? 0 : 1;
+    }, 30);
+    EXPECT_EQ(child.wait(std::chrono::seconds(30)), 0) << "(-1: the child hung and was killed at the deadline)";
+    // The child released neither the parent's lock nor its buffer.
+    coyote::cThread other(0, ::getpid());
+    {
+        EnvGuard timeout("COYOTE_LOCK_TIMEOUT_MS", "200");
+        EXPECT_THROW(other.lock(), coyote::Error) << "the child's teardown released the parent's lock";
+    }
+    static_cast<volatile char*>(buf)[0] = 1; // still mapped
+    EXPECT_TRUE(coyote_test::first_transfer_passes_through(*parent, 4096, 3));
+    parent->unlock();
+}
+
 TEST(CThreadLock, LockLeftByADeadProcessIsReleasedByTheNextWaiter) {
     EnvGuard g("COYOTE_BACKEND", "sim");
     constexpr uint32_t device = 9; // a lock no other test uses
