@@ -6,9 +6,10 @@ left out is allocated with the send array's dtype and returned; each collective 
 (``ibarrier``, ``iallreduce``, ``ialltoall``, ...) returning a ``Request`` whose ``wait()`` returns the result.
 ``QpSet(comm)`` gives raw queue pairs.
 Both are collective to create and to ``close()``; objects still open at interpreter exit are closed before
-mpi4py finalises MPI.
+mpi4py finalises MPI, unless the rank dies of an uncaught exception, which ends the job with MPI_Abort.
 """
 import atexit
+import sys
 import weakref
 
 from mpi4py import MPI  # noqa: F401  (initialises MPI before the extension uses it)
@@ -47,6 +48,15 @@ def barrier(comm=None):
 
 @atexit.register
 def _close_all():
+    # A rank that dies of an uncaught exception cannot take part in a collective close: the other ranks would wait
+    # for it in their next collective until the deadline. It ends the job at once, as `python -m mpi4py` does.
+    failed = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    if failed is not None and not isinstance(failed, (SystemExit, KeyboardInterrupt)) and len(_open) > 0:
+        world = MPI.COMM_WORLD
+        sys.stderr.write(f"pycoyote.mpi: rank {world.Get_rank()} ends with an uncaught exception "
+                         f"({type(failed).__name__}): MPI_Abort, so that the other ranks do not wait for it\n")
+        sys.stderr.flush()
+        world.Abort(1)
     for c in list(_open):
         try:
             c.close()

@@ -33,6 +33,10 @@ if(PYCOYOTE_MPI)
   coyote_register_mpi_test(NAME python_mpi RANKS 2 3 COMMAND ${COYOTE_PYTHON_EXECUTABLE} LABELS python
     ARGS -m pytest -q -p no:cacheprovider --color=no ${CMAKE_CURRENT_SOURCE_DIR}/tests/mpi_collectives.py
     ENV ${PYCOYOTE_TEST_ENV} COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000 OMPI_MCA_rmaps_base_oversubscribe=1)
+  coyote_register_mpi_test(NAME python_mpi_uncaught RANKS 2 COMMAND ${COYOTE_PYTHON_EXECUTABLE} LABELS python
+    ARGS ${CMAKE_CURRENT_SOURCE_DIR}/tests/mpi_uncaught.py TIMEOUT 120 WRAPPER ${CMAKE_CURRENT_SOURCE_DIR}/tests/expect_abort.sh
+    ENV ${PYCOYOTE_TEST_ENV} COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000 COYOTE_COLL_TIMEOUT_MS=120000
+    PASS_REGULAR_EXPRESSION "UNCAUGHT TEST PASSED")
   coyote_register_mpi_test(NAME python_mpi_after_finalize RANKS 2 COMMAND ${COYOTE_PYTHON_EXECUTABLE} LABELS python
     ARGS ${CMAKE_CURRENT_SOURCE_DIR}/tests/mpi_after_finalize.py
     ENV ${PYCOYOTE_TEST_ENV} COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS=60000)
