@@ -62,6 +62,10 @@ constexpr int64_t k_auto_spin_ns = 100 * 1000;
 /// The start of the spin budget an idle poller spends without sched_yield: the first WRITE of a peer's burst, which
 /// comes a wake-up after an out-of-band sync (5 - 10 us here), then meets a poller that is not in a system call.
 constexpr int64_t k_hot_spin_ns = 20 * 1000;
+/// A poller asleep on a counter only the queue pair's peer moves asks whether that peer exited once it has slept
+/// this long, then at most once per period (check_gone_peer: a /proc lookup).
+constexpr std::chrono::nanoseconds k_gone_peer_after = std::chrono::milliseconds(500);
+constexpr std::chrono::nanoseconds k_gone_peer_period = std::chrono::milliseconds(250);
 
 /// The spin budget of idle pollers: COYOTE_SIM_POLL_SPIN_US, else k_auto_spin_ns unless the node is oversubscribed
 /// (more ranks than online cores, as Open MPI's yield_when_idle decides: a polling rank would then keep the core its
@@ -326,6 +330,8 @@ inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen
     if (last.load(std::memory_order_relaxed) != seen) { // the counter moved since its last poll
         last.store(seen, std::memory_order_relaxed);
         st.poll_idle.store(0, std::memory_order_relaxed);
+        if (st.sleeping_since_ns.load(std::memory_order_relaxed) != 0)
+            st.sleeping_since_ns.store(0, std::memory_order_relaxed);
         return;
     }
     const uint32_t n = st.poll_idle.load(std::memory_order_relaxed);
@@ -356,6 +362,7 @@ inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen
             return;
         }
     }
+    check_gone_peer(ctid, cls, seen);
     // A WRITE deferred after the claim above ends the sleep too (defer_local_write).
     const bool claims = cls == CmplClass::local_write;
     const std::atomic<uint32_t>& counter = wback(cls, ctid);
@@ -367,6 +374,29 @@ inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen
                    (claims && deferred.load(std::memory_order_seq_cst) != 0);
         },
         k_poll_sleep_ns);
+}
+
+void SimDevice::check_gone_peer(int32_t ctid, CmplClass cls, uint32_t seen) noexcept {
+    if (nic_ == nullptr || (cls != CmplClass::local_write && cls != CmplClass::rdma_read)) return;
+    auto& st = ctids_[static_cast<size_t>(ctid)];
+    if (st.inflight.load(std::memory_order_acquire) > 0) return; // a local command may still move the counter
+    const int64_t now = coarse_now_ns();
+    int64_t since = st.sleeping_since_ns.load(std::memory_order_relaxed);
+    if (since == 0) {
+        st.sleeping_since_ns.store(now, std::memory_order_relaxed);
+        return;
+    }
+    if (now - since < k_gone_peer_after.count() ||
+        now - st.peer_checked_ns.load(std::memory_order_relaxed) < k_gone_peer_period.count())
+        return;
+    st.peer_checked_ns.store(now, std::memory_order_relaxed);
+    const std::string gone = nic_->gone_peer(ctid);
+    if (gone.empty()) return;
+    record_error(ctid, make_error_code(Errc::peer_gone),
+                 std::string("checkCompleted(") + (cls == CmplClass::local_write ? "LOCAL_WRITE" : "REMOTE_RDMA_READ") +
+                     "): " + gone + ": it exited while ctid " + std::to_string(ctid) +
+                     " waited for completions only it could bring (the counter stays at " + std::to_string(seen) +
+                     ")");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -178,6 +178,10 @@ private:
         std::atomic<uint32_t> poll_idle{0};
         std::atomic<int64_t> idle_since_ns{0}; ///< when the current idle streak passed k_polls_before_yield
         std::atomic<uint64_t> last_claim_stamp{0}; ///< poll_stamp() of the ctid's last claim of deferred completions
+        /// When the current idle streak first slept (0: it has not), and when it last asked whether the queue
+        /// pair's peer is gone (check_gone_peer).
+        std::atomic<int64_t> sleeping_since_ns{0};
+        std::atomic<int64_t> peer_checked_ns{0};
         std::atomic<uint64_t> done{0}; ///< commands completed (command_done): invalidates trusted probes
     };
 
@@ -337,6 +341,10 @@ private:
     /// (it runs them itself). Past k_polls_before_yield a LOCAL_WRITE poll claims deferred completions first and
     /// stays hot if it found any. Inline: every poll runs it.
     void note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen) noexcept;
+    /// A poller about to sleep on a LOCAL_WRITE or RDMA_READ counter that only the queue pair's peer can move (no
+    /// local command of `ctid` in flight): once it has slept k_gone_peer_after, it asks the NIC every
+    /// k_gone_peer_period whether that peer exited, and records a peer_gone error for the next poll if so.
+    void check_gone_peer(int32_t ctid, CmplClass cls, uint32_t seen) noexcept;
     /// Claims the LOCAL_WRITE completions initiators deferred for `ctid` once k_claim_period_ticks passed since the
     /// last claim, so that they never wait for the initiator to poll. Inline: every LOCAL_WRITE poll runs it.
     void claim_when_due(int32_t ctid) noexcept;

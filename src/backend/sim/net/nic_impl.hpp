@@ -50,6 +50,7 @@ public:
     const std::atomic<uint64_t>& deferred_flag() const noexcept override { return deferred_mask_; }
     void flush_deferred() noexcept override;
     std::string debug_string(int32_t ctid) const override;
+    std::string gone_peer(int32_t ctid) const noexcept override;
 
     // For the TCP wire.
     NicShared& shared() noexcept { return *shared_; }

@@ -86,7 +86,7 @@ private:
 /// One queue pair (ctid) of the NIC: decoded registers, PSNs, peer, pending error, registered memory.
 struct CtidState {
     std::mutex post_mtx; ///< serializes posts of this ctid (PSN order = wire order); may be held across I/O
-    std::mutex mtx;      ///< short critical sections only (never held across I/O)
+    mutable std::mutex mtx; ///< short critical sections only (never held across I/O)
     // Decoded registers.
     std::array<uint64_t, 3> ctx_words{};
     std::array<uint64_t, 3> conn_words{};

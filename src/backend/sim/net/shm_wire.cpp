@@ -20,6 +20,24 @@ std::string peer_label(const Endpoint& ep) {
            std::to_string(ep.device) + " vFPGA " + std::to_string(ep.vfid) + ")";
 }
 
+std::string NicImpl::gone_peer(int32_t ctid) const noexcept {
+    if (ctid < 0 || ctid >= N_CTID_MAX) return {};
+    try {
+        std::optional<Endpoint> ep;
+        {
+            const CtidState& cs = ctids_[static_cast<size_t>(ctid)];
+            std::lock_guard lk(cs.mtx);
+            if (!cs.has_conn) return {};
+            ep = cs.peer;
+        }
+        // A pid means something only on this boot (another host, or a peer of unknown origin: cannot tell).
+        if (!ep || ep->boot_id != me_.boot_id || ep->pid <= 0 || process_alive(ep->pid, ep->start_time)) return {};
+        return peer_label(*ep) + " is gone";
+    } catch (...) {
+        return {};
+    }
+}
+
 void NicImpl::check_alive_now(ShmPeer& p, int64_t now) {
     if (!p.gone.load(std::memory_order_acquire)) {
         int64_t last = p.last_check_ns.load(std::memory_order_relaxed);

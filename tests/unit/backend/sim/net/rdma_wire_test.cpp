@@ -259,6 +259,45 @@ TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
     EXPECT_NE(::stat(nic.c_str(), &st), 0) << nic << " should be reclaimed";
 }
 
+// The peer dies while this side only polls for its WRITEs (nothing of its own outstanding): the poll fails with
+// peer_gone naming the peer instead of spinning on a counter nothing can move any more.
+TEST_P(RdmaWire, APassivePollerLearnsItsPeerExited) {
+    const Wire w = GetParam();
+    const uint16_t port = coyote_test::free_port();
+    Child server([&] {
+        child_env(w);
+        coyote::cThread t(0, ::getpid());
+        (void)t.initRDMA(k_buf, port);
+        t.connSync(false);
+        ::raise(SIGKILL);
+        return 1;
+    });
+    const pid_t server_pid = server.pid();
+    Child client([&] {
+        child_env(w);
+        coyote::cThread t(0, ::getpid());
+        (void)t.initRDMA(k_buf, port, "127.0.0.1");
+        t.connSync(true);
+        const auto start = std::chrono::steady_clock::now();
+        while (std::chrono::steady_clock::now() - start < 30s) {
+            try {
+                if (t.checkCompleted(CoyoteOper::LOCAL_WRITE) != 0) return 2;
+            } catch (const coyote::Error& e) {
+                const std::string what = e.what();
+                check(e.code() == make_error_code(Errc::peer_gone), "error type is peer_gone: " + what);
+                check(what.find("peer process " + std::to_string(server_pid)) != std::string::npos,
+                      "message names the peer process: " + what);
+                check(what.find("LOCAL_WRITE") != std::string::npos, "message names the counter: " + what);
+                check(std::chrono::steady_clock::now() - start < 10s, "reported within 10 s: " + what);
+                return 0;
+            }
+        }
+        return 3; // never told
+    });
+    EXPECT_EQ(server.wait(), 128 + SIGKILL);
+    EXPECT_EQ(client.wait(), 0) << "(3: the poller was never told its peer exited)";
+}
+
 INSTANTIATE_TEST_SUITE_P(Wires, RdmaWire,
                          testing::Values(Wire{"shm", true}, Wire{"tcp", true}, Wire{"shm", false}, Wire{"tcp", false}),
                          wire_name);
