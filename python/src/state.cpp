@@ -26,6 +26,11 @@ coyote::cThread& ThreadState::get(const char* call) const {
 
 void ThreadState::close() {
     if (!thread) return;
+    if (calls_without_gil > 0)
+        coyote::throw_error(coyote::Errc::invalid_argument, "close",
+                            std::to_string(calls_without_gil) +
+                                " call(s) on this CoyoteThread still run in other Python threads (init_rdma, "
+                                "lock, conn_sync, a transfer ...); close it after they return");
     Py_ssize_t views = 0;
     for (const auto& a : allocations) views += a->alive ? a->exports : 0;
     if (views > 0)
@@ -36,6 +41,11 @@ void ThreadState::close() {
 }
 
 void ThreadState::shutdown() {
+    if (calls_without_gil > 0) {
+        // Interpreter exit with a call still running in another thread: the cThread stays as it is.
+        (void)thread.release();
+        return;
+    }
     for (auto& a : allocations) a->alive = false;
     allocations.clear();
     rdma.reset();

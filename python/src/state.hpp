@@ -30,6 +30,9 @@ struct ThreadState {
     std::shared_ptr<Allocation> rdma;     ///< the queue pair's buffer after init_rdma
     const Dtype* rdma_type = nullptr;     ///< dtype given to init_rdma
     std::size_t rdma_count = 0;           ///< elements of the RDMA buffer
+    /// Calls on `thread` running without the GIL in other Python threads (changed with the GIL held): close()
+    /// refuses while there are any, since they still use the cThread.
+    int calls_without_gil = 0;
 
     ThreadState() = default;
     ThreadState(const ThreadState&) = delete;

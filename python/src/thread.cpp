@@ -60,6 +60,24 @@ coyote::CoyoteAllocType alloc_of(const std::string& s) {
 }
 
 /// The CoyoteThread Python object: shares its state with the buffers it allocated.
+/// A call on a ThreadState's cThread that runs without the GIL: counted first (close() refuses while it runs),
+/// then the GIL released; on return the GIL is taken back, then the count dropped.
+class WithoutGil {
+public:
+    explicit WithoutGil(ThreadState& s) : count_(s) {}
+
+private:
+    struct Count {
+        explicit Count(ThreadState& s) : s(s) { ++s.calls_without_gil; }
+        ~Count() { --s.calls_without_gil; }
+        Count(const Count&) = delete;
+        Count& operator=(const Count&) = delete;
+        ThreadState& s;
+    };
+    Count count_;                     // first: counted while the GIL is still held
+    py::gil_scoped_release release_;  // destroyed first: the GIL is back before the count drops
+};
+
 struct Thread {
     std::shared_ptr<ThreadState> state = std::make_shared<ThreadState>();
 
@@ -88,7 +106,7 @@ struct Thread {
                bool last, const char* call) {
         const auto sg = local_sg(buf, size, stream, dest, call);
         auto& th = t(call);
-        py::gil_scoped_release nogil;
+        WithoutGil nogil(*state);
         th.invoke(oper, sg, last);
     }
 
@@ -96,7 +114,7 @@ struct Thread {
         std::size_t bytes = 0;
         void* p = range(buf, size, std::numeric_limits<std::size_t>::max() / 2, call, &bytes);
         auto& th = t(call);
-        py::gil_scoped_release nogil;
+        WithoutGil nogil(*state);
         th.invoke(oper, coyote::syncSg{.addr = p, .len = bytes});
     }
 
@@ -124,7 +142,7 @@ struct Thread {
         sg.local_dest = dest_of(local_dest, call);
         sg.remote_dest = dest_of(remote_dest, call);
         auto& th = t(call);
-        py::gil_scoped_release nogil;
+        WithoutGil nogil(*state);
         th.invoke(oper, sg, last);
     }
 };
@@ -205,7 +223,7 @@ Buffer init_rdma(Thread& self, long long buffer_size, const std::string& dtype, 
     auto& th = self.t(call);
     void* p = nullptr;
     {
-        py::gil_scoped_release nogil;
+        WithoutGil nogil(*self.state);
         p = th.initRDMA(bytes, port, server_address ? server_address->c_str() : nullptr);
     }
     auto mem = std::make_shared<Allocation>();
@@ -254,7 +272,7 @@ void bind_local(py::class_<Thread>& cls) {
                  const auto a = s.local_sg(src, src_size, src_stream, src_dest, call);
                  const auto b = s.local_sg(dst, dst_size, dst_stream, dst_dest, call); // dst's own stream
                  auto& th = s.t(call);
-                 py::gil_scoped_release nogil;
+                 WithoutGil nogil(*s.state);
                  th.invoke(CoyoteOper::LOCAL_TRANSFER, a, b, last);
              },
              py::arg("src_buff"), py::arg("dst_buff"), py::arg("src_size"), py::arg("dst_size"),
@@ -286,14 +304,14 @@ void bind_rdma(py::class_<Thread>& cls) {
         .def("conn_sync",
              [](Thread& s, bool client) {
                  auto& th = s.t("conn_sync");
-                 py::gil_scoped_release nogil;
+                 WithoutGil nogil(*s.state);
                  th.connSync(client);
              },
              py::arg("client"))
         .def("close_conn",
              [](Thread& s) {
                  auto& th = s.t("close_conn");
-                 py::gil_scoped_release nogil;
+                 WithoutGil nogil(*s.state);
                  th.closeConn();
              })
         .def("get_qpair", &get_qpair, "Both sides of the queue pair as dicts (qpn, psn, rkey, vaddr, size, ip).")
@@ -314,7 +332,7 @@ double bench_local_transfer(Thread& s, const Buffer& src, const Buffer& dst, lon
     const auto b = s.local_sg(dst, size, "host", 0, call);
     if (iterations <= 0) bad(call, "iterations must be positive");
     auto& th = s.t(call);
-    py::gil_scoped_release nogil;
+    WithoutGil nogil(*s.state);
     th.clearCompleted();
     const auto start = std::chrono::steady_clock::now();
     for (long long i = 1; i <= iterations; ++i) {
@@ -343,7 +361,7 @@ void bind_misc(py::class_<Thread>& cls) {
         .def("lock",
              [](Thread& s) {
                  auto& th = s.t("lock");
-                 py::gil_scoped_release nogil;
+                 WithoutGil nogil(*s.state);
                  th.lock();
              })
         .def("unlock", [](Thread& s) { s.t("unlock").unlock(); })

@@ -223,6 +223,24 @@ def test_lock_unlock(thread):
     thread.unlock()
 
 
+def test_close_refuses_while_another_python_thread_is_in_a_call():
+    # lock() waits without the GIL; closing the thread under it would free the cThread it still uses.
+    holder, waiter = CoyoteThread(0, os.getpid(), 3), CoyoteThread(0, os.getpid(), 3)
+    holder.lock()
+    done = []
+    worker = threading.Thread(target=lambda: (waiter.lock(), done.append(True)))
+    worker.start()
+    time.sleep(0.2)  # the worker waits in lock()
+    with pytest.raises(InvalidArgumentError, match="still run in other Python threads"):
+        waiter.close()
+    holder.unlock()
+    worker.join(timeout=30)
+    assert done == [True]
+    waiter.unlock()
+    waiter.close()  # nothing runs now
+    holder.close()
+
+
 def test_print_debug(thread, capfd):
     thread.print_debug()
     out, err = capfd.readouterr()
