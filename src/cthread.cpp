@@ -57,6 +57,13 @@ uint32_t random_psn() {
     return static_cast<uint32_t>(rng() & 0xFFFFFFu);
 }
 
+/// Throws unless `bytes` is a size initRDMA can register.
+void check_rdma_buffer_size(uint64_t bytes) {
+    if (bytes == 0 || bytes > UINT32_MAX)
+        throw_error(Errc::invalid_argument, "initRDMA",
+                    "buffer size " + std::to_string(bytes) + " must be in 1..4294967295 bytes");
+}
+
 constexpr uint64_t k_rdma_va_limit = 1ULL << 48; // RDMA requests carry 48-bit virtual addresses
 
 /// Throws unless [remote, remote + len) fits the 48-bit virtual addresses of an RDMA request (a larger address would
@@ -323,6 +330,14 @@ void cThread::invoke(CoyoteOper oper, rdmaSg sg, bool last) {
                     "local_offs " + std::to_string(sg.local_offs) + " + len " + std::to_string(sg.len) +
                         " exceeds the local registered buffer of " + std::to_string(impl->rdma_buffer_size) +
                         " bytes");
+    if (sg.local_stream != STRM_HOST && sg.local_stream != STRM_CARD)
+        throw_error(Errc::invalid_argument, call(),
+                    "local_stream " + std::to_string(sg.local_stream) + " is not a local stream (STRM_HOST or STRM_CARD)");
+    if (sg.local_dest > CTRL_DEST_MASK || sg.remote_dest > CTRL_DEST_MASK)
+        throw_error(Errc::invalid_argument, call(),
+                    "dest " + std::to_string(sg.local_dest > CTRL_DEST_MASK ? sg.local_dest : sg.remote_dest) +
+                        " (" + (sg.local_dest > CTRL_DEST_MASK ? "local_dest" : "remote_dest") +
+                        ") is out of range (0.." + std::to_string(CTRL_DEST_MASK) + ")");
     const uint64_t remote_base = reinterpret_cast<uint64_t>(qpair->remote.vaddr);
     if (sg.remote_offs >= k_rdma_va_limit || remote_base + sg.remote_offs < remote_base)
         throw_error(Errc::invalid_argument, call(),
@@ -466,10 +481,10 @@ std::vector<std::byte> cThread::exportQp() const {
 void cThread::connectQp(std::span<const std::byte> peer_blob, uint32_t port) {
     impl->check_process("connectQp");
     if (!qpair) throw_error(Errc::not_supported, "connectQp", "RDMA is disabled in the shell configuration");
-    if (peer_blob.size() < sizeof(ibvQ))
-        throw_error(Errc::protocol, "connectQp",
-                    "peer queue pair message has " + std::to_string(peer_blob.size()) +
-                        " bytes, expected at least " + std::to_string(sizeof(ibvQ)));
+    // The checks the out-of-band server makes of its client, made of whichever side sent this (a server's answer
+    // too): a peer whose queue pair cannot be addressed fails here, not at the first post.
+    if (const std::string why = detail::check_ibvq_bytes(peer_blob); !why.empty())
+        throw_error(Errc::protocol, "connectQp", "the peer's queue pair message is refused: " + why);
     ibvQ remote;
     std::memcpy(static_cast<void*>(&remote), peer_blob.data(), sizeof(ibvQ));
     remote.gid[32] = '\0';
@@ -484,6 +499,7 @@ void cThread::connectQp(std::span<const std::byte> peer_blob, uint32_t port) {
 void* cThread::initRDMA(uint64_t buffer_size, uint16_t port, const char* server_address) {
     impl->check_process("initRDMA");
     if (!qpair) throw_error(Errc::not_supported, "initRDMA", "RDMA is disabled in the shell configuration");
+    check_rdma_buffer_size(buffer_size); // before connecting: a client would otherwise reach the server first
     TcpOobOptions opt = TcpOobOptions::from_env();
     if (server_address == nullptr) {
         // The server answers only a client whose queue pair message is well formed for this backend.
@@ -497,9 +513,7 @@ void* cThread::initRDMA(uint64_t buffer_size, std::unique_ptr<OobChannel> channe
     impl->check_process("initRDMA");
     if (!qpair) throw_error(Errc::not_supported, "initRDMA", "RDMA is disabled in the shell configuration");
     if (!channel) throw_error(Errc::invalid_argument, "initRDMA", "null out-of-band channel");
-    if (buffer_size == 0 || buffer_size > UINT32_MAX)
-        throw_error(Errc::invalid_argument, "initRDMA",
-                    "buffer size " + std::to_string(buffer_size) + " must be in 1..4294967295 bytes");
+    check_rdma_buffer_size(buffer_size);
     closeConn();
     impl->oob = std::move(channel);
     void* buf = qpair->local.vaddr;

@@ -14,8 +14,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "backend/device.hpp"
 #include "backend/registers.hpp"
@@ -462,6 +464,46 @@ TEST(CThreadArgs, RemoteOffsetsBeyond48BitsAreRefusedBeforeTheWire) {
         }
     }
     EXPECT_THROW(t.invokeRdma(CoyoteOper::REMOTE_RDMA_READ, nullptr, (uint64_t{1} << 48) - 32, 64), coyote::Error);
+    // Streams and dests are checked as a localSg's are.
+    for (const coyote::rdmaSg sg : {coyote::rdmaSg{.local_stream = 9, .len = 64}, coyote::rdmaSg{.local_dest = 99, .len = 64},
+                                    coyote::rdmaSg{.remote_dest = 16, .len = 64}}) {
+        auto [code, what] = coyote_test::error_of([&] { t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, sg); });
+        EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument)) << what;
+        EXPECT_TRUE(what.find("local_stream 9") != std::string::npos || what.find("out of range") != std::string::npos)
+            << what;
+    }
+}
+
+TEST(CThreadArgs, APeersQueuePairMessageIsCheckedOnBothSides) {
+    // The server checks its client's ibvQ; the client now checks the server's answer the same way (connectQp).
+    EnvGuard b("COYOTE_BACKEND", "sim");
+    coyote::cThread t(0, ::getpid(), 5);
+    coyote::ibvQ good;
+    std::memset(static_cast<void*>(&good), 0, sizeof(good));
+    good.ip_addr = 0x0A010203;
+    good.qpn = 0x21;
+    std::memcpy(good.gid, "0a0102030a0102030a0102030a010203", 33);
+    struct Case {
+        void (*spoil)(coyote::ibvQ&);
+        const char* mention;
+    } cases[] = {{[](coyote::ibvQ& q) { q.ip_addr = 0; }, "no IP address"},
+                 {[](coyote::ibvQ& q) { q.qpn = 0xffffffffu; }, "does not fit 24 bits"},
+                 {[](coyote::ibvQ& q) { q.gid[3] = 'z'; }, "gid is not 32 hex digits"}};
+    for (const Case& c : cases) {
+        coyote::ibvQ q = good;
+        c.spoil(q);
+        std::vector<std::byte> blob(sizeof(q));
+        std::memcpy(blob.data(), &q, sizeof(q));
+        auto [code, what] = coyote_test::error_of([&] { t.connectQp(blob, 0); });
+        EXPECT_EQ(code, static_cast<int>(coyote::Errc::protocol)) << what;
+        EXPECT_NE(what.find(c.mention), std::string::npos) << what;
+    }
+    // A buffer size initRDMA cannot register fails before the client connects (nothing listens on port 1).
+    for (const uint64_t size : {uint64_t{0}, uint64_t{1} << 33}) {
+        auto [code, what] = coyote_test::error_of([&] { (void)t.initRDMA(size, 1, "127.0.0.1"); });
+        EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument)) << what;
+        EXPECT_NE(what.find("buffer size " + std::to_string(size)), std::string::npos) << what;
+    }
 }
 
 TEST(CThreadArgs, CheckCompletedRefusesOperationsWithoutACounter) {

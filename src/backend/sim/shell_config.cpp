@@ -1,6 +1,8 @@
 // coyote-mpi sim backend: the shell configuration of the sim vFPGAs (defaults, a file, key=value overrides).
 #include "backend/sim/shell_config.hpp"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -154,14 +156,38 @@ std::optional<std::string> shell_settings_problem(const std::string& text, const
 }
 
 void apply_shell_config_file(ShellConfig& cfg, const std::string& path) {
+    constexpr std::streamoff k_max_bytes = 1 << 20; // a few dozen key=value lines in practice
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        throw Error(std::error_code(errno, std::generic_category()), "COYOTE_SIM_CONFIG",
+                    "cannot open shell configuration file " + path);
+    if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) // a character device: /dev/null as an empty file
+        throw_error(Errc::invalid_argument, "COYOTE_SIM_CONFIG",
+                    "shell configuration file " + path + " is not a regular file (" +
+                        (S_ISDIR(st.st_mode) ? "a directory" : "a pipe, socket or block device") + ")");
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         throw Error(std::error_code(errno != 0 ? errno : ENOENT, std::generic_category()), "COYOTE_SIM_CONFIG",
                     "cannot open shell configuration file " + path);
     }
-    std::ostringstream text;
-    text << in.rdbuf();
-    apply_shell_config_text(cfg, text.str(), "COYOTE_SIM_CONFIG " + path);
+    std::string text;
+    char chunk[4096];
+    while (static_cast<std::streamoff>(text.size()) <= k_max_bytes && in.read(chunk, sizeof chunk).gcount() > 0)
+        text.append(chunk, static_cast<std::size_t>(in.gcount()));
+    if (in.bad())
+        throw_error(Errc::invalid_argument, "COYOTE_SIM_CONFIG", "cannot read shell configuration file " + path);
+    if (static_cast<std::streamoff>(text.size()) > k_max_bytes)
+        throw_error(Errc::invalid_argument, "COYOTE_SIM_CONFIG",
+                    "shell configuration file " + path + " is larger than 1 MiB: not a shell configuration");
+    // Text only: a binary file would otherwise reach the messages below byte for byte.
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (c < 0x20 && c != '\n' && c != '\r' && c != '\t')
+            throw_error(Errc::invalid_argument, "COYOTE_SIM_CONFIG",
+                        "shell configuration file " + path + " is not text (control byte " + std::to_string(c) +
+                            " at offset " + std::to_string(i) + ")");
+    }
+    apply_shell_config_text(cfg, text, "COYOTE_SIM_CONFIG " + path);
 }
 
 void check_vfid_exists(const ShellConfig& cfg, uint32_t device, int32_t vfid, const char* call) {

@@ -364,7 +364,8 @@ Check stateless_checks(const NicShared& target, const RdmaRequest& r, int32_t ct
         return Check::no_buffer;
     }
     if (r.rkey != buf.rkey) {
-        detail = "rkey " + hex(r.rkey, 4) + " does not match the registered buffer's rkey " + hex(buf.rkey, 4);
+        // The right rkey is not named: the sender would learn the key a wrong guess is meant to be refused without.
+        detail = "rkey " + hex(r.rkey, 4) + " does not match the registered buffer's rkey";
         return Check::bad_rkey;
     }
     if (range_inside(r.vaddr, r.len, buf.vaddr, buf.size)) return Check::ok;

@@ -85,6 +85,26 @@ TEST_F(SimConfig, ConfigFileThenEnv) {
     EXPECT_NE(what.find("/nonexistent/coyote.cfg"), std::string::npos) << what;
 }
 
+TEST_F(SimConfig, AConfigFileThatIsNoTextFileIsAClearError) {
+    // Before: a directory or an unreadable file counted as an empty configuration, and a binary file's bytes
+    // reached the messages as they were.
+    struct Case {
+        const char* path;
+        const char* mention;
+    } cases[] = {{"/tmp", "is not a regular file (a directory)"},
+                 {"/proc/self/mem", "cannot read"},
+                 {"/bin/sh", "is not text (control byte"},
+                 {"/dev/zero", "larger than 1 MiB"}};
+    for (const auto& c : cases) {
+        EnvGuard f("COYOTE_SIM_CONFIG", c.path);
+        auto [code, what] = error_of([] { sim::load_shell_config(); });
+        EXPECT_EQ(code, static_cast<int>(Errc::invalid_argument)) << c.path << ": " << what;
+        EXPECT_NE(what.find(c.mention), std::string::npos) << c.path << ": " << what;
+    }
+    EnvGuard f("COYOTE_SIM_CONFIG", "/dev/null"); // an empty configuration, as before
+    EXPECT_NO_THROW(sim::load_shell_config());
+}
+
 TEST_F(SimConfig, BadSettingsAreClearErrors) {
     const auto inval = static_cast<int>(Errc::invalid_argument);
     struct Case {
