@@ -51,6 +51,8 @@ public:
     void flush_deferred() noexcept override;
     std::string debug_string(int32_t ctid) const override;
     std::string gone_peer(int32_t ctid) const noexcept override;
+    /// True when `ep` is a process of this boot that exited (a process of another host cannot be looked at).
+    bool process_gone(const Endpoint& ep) const noexcept;
 
     // For the TCP wire.
     NicShared& shared() noexcept { return *shared_; }

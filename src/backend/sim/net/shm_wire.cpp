@@ -30,11 +30,19 @@ std::string NicImpl::gone_peer(int32_t ctid) const noexcept {
             if (!cs.has_conn) return {};
             ep = cs.peer;
         }
-        // A pid means something only on this boot (another host, or a peer of unknown origin: cannot tell).
-        if (!ep || ep->boot_id != me_.boot_id || ep->pid <= 0 || process_alive(ep->pid, ep->start_time)) return {};
+        if (!ep || !process_gone(*ep)) return {};
         return peer_label(*ep) + " is gone";
     } catch (...) {
         return {};
+    }
+}
+
+bool NicImpl::process_gone(const Endpoint& ep) const noexcept {
+    // A pid means something only on this boot (another host, or a peer of unknown origin: cannot tell).
+    try {
+        return ep.boot_id == me_.boot_id && ep.pid > 0 && !process_alive(ep.pid, ep.start_time);
+    } catch (...) {
+        return false;
     }
 }
 

@@ -203,6 +203,8 @@ Fd TcpWire::dial(const Endpoint& ep, uint64_t mine, const std::string& who, Cloc
         if (err == 0) break;
         // Refused: with the automatic wire, a peer on another host opens its listener when it learns our
         // endpoint, which may be a moment later; with COYOTE_SIM_WIRE=tcp it listened before it sent it (gone).
+        if (err == ECONNREFUSED && nic_.process_gone(ep)) // refused because nobody is left to listen
+            throw_error(Errc::peer_gone, "RDMA", "cannot reach " + who + ": " + peer_label(ep) + " is gone");
         if (err != ECONNREFUSED || cfg_.mode != WireMode::automatic || remaining_ms(deadline) == 0)
             throw_error(Errc::peer_gone, "RDMA",
                         "cannot reach " + who + ": " + std::strerror(err) +
@@ -221,8 +223,11 @@ Fd TcpWire::dial(const Endpoint& ep, uint64_t mine, const std::string& who, Cloc
     std::string perr;
     if (err.empty() && (!decode_frame(rb, r, perr) || r.type != FrameType::hello_ack))
         err = perr.empty() ? "unexpected reply to HELLO" : perr;
-    if (!err.empty())
+    if (!err.empty()) {
+        if (nic_.process_gone(ep)) // it died while it answered
+            throw_error(Errc::peer_gone, "RDMA", "handshake with " + who + " failed: " + peer_label(ep) + " is gone");
         throw_error(Errc::peer_gone, "RDMA", "handshake with " + who + " failed (access key refused?): " + err);
+    }
     return s;
 }
 

@@ -259,6 +259,44 @@ TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
     EXPECT_NE(::stat(nic.c_str(), &st), 0) << nic << " should be reclaimed";
 }
 
+// The peer exits before this side's first post: the post names the peer process as gone on both wires (the tcp
+// wire used to say only "Connection refused", with a hint about loopback addresses).
+TEST_P(RdmaWire, AFirstPostToAPeerThatExitedNamesItsProcess) {
+    const Wire w = GetParam();
+    const uint16_t port = coyote_test::free_port();
+    Child server([&] {
+        child_env(w);
+        coyote::cThread t(0, ::getpid());
+        (void)t.initRDMA(k_buf, port);
+        t.connSync(false);
+        ::raise(SIGKILL);
+        return 1;
+    });
+    const pid_t server_pid = server.pid();
+    Child client([&] {
+        child_env(w);
+        coyote::cThread t(0, ::getpid());
+        (void)t.initRDMA(k_buf, port, "127.0.0.1");
+        t.connSync(true);
+        // Until the server is dead (a zombie counts: its listener is closed).
+        for (int i = 0; i < 3000 && sim::process_alive(server_pid, 0); ++i) std::this_thread::sleep_for(1ms);
+        try {
+            t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.len = 64});
+            (void)t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+        } catch (const coyote::Error& e) {
+            const std::string what = e.what();
+            check(e.code() == make_error_code(Errc::peer_gone), "error type is peer_gone: " + what);
+            check(what.find("peer process " + std::to_string(server_pid)) != std::string::npos &&
+                      what.find("is gone") != std::string::npos,
+                  "message names the peer process as gone: " + what);
+            return 0;
+        }
+        return 2;
+    });
+    EXPECT_EQ(server.wait(), 128 + SIGKILL);
+    EXPECT_EQ(client.wait(), 0);
+}
+
 // The peer dies while this side only polls for its WRITEs (nothing of its own outstanding): the poll fails with
 // peer_gone naming the peer instead of spinning on a counter nothing can move any more.
 TEST_P(RdmaWire, APassivePollerLearnsItsPeerExited) {
