@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -203,11 +205,18 @@ TEST_P(RdmaWire, TargetWithoutContextRejects) {
     run_fault(GetParam(), {Fault::no_context, sim::Check::no_context, "has no QP context"});
 }
 
-// The peer dies (SIGKILL): operations fail with peer_gone naming it; its segments are stale and reclaimed.
-TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
-    const Wire w = GetParam();
+namespace {
+
+/// A client wired (initRDMA, connSync) to a server that dies (SIGKILL) right after: `client` runs in the client's
+/// child with its cThread and the server's pid, its return value the child's exit code.
+struct DyingServerRun {
+    pid_t server_pid = 0;
+    int server_status = 0;
+    int client_status = 0;
+};
+DyingServerRun against_dying_server(const Wire& w, const std::function<int(coyote::cThread&, pid_t)>& client) {
     const uint16_t port = coyote_test::free_port();
-    Child server([&] {
+    Child server([w, port] {
         child_env(w);
         coyote::cThread t(0, ::getpid());
         (void)t.initRDMA(k_buf, port);
@@ -216,11 +225,26 @@ TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
         return 1;
     });
     const pid_t server_pid = server.pid();
-    Child client([&] {
+    Child c([&] {
         child_env(w);
         coyote::cThread t(0, ::getpid());
         (void)t.initRDMA(k_buf, port, "127.0.0.1");
         t.connSync(true);
+        return client(t, server_pid);
+    });
+    DyingServerRun r;
+    r.server_pid = server_pid;
+    r.server_status = server.wait();
+    r.client_status = c.wait();
+    return r;
+}
+
+}  // namespace
+
+// The peer dies (SIGKILL): operations fail with peer_gone naming it; its segments are stale and reclaimed.
+TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
+    const Wire w = GetParam();
+    const DyingServerRun run = against_dying_server(w, [&](coyote::cThread& t, pid_t server_pid) {
         const auto deadline = std::chrono::steady_clock::now() + 30s;
         while (std::chrono::steady_clock::now() < deadline) {
             try {
@@ -248,11 +272,11 @@ TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
         }
         return 2;
     });
-    EXPECT_EQ(server.wait(), 128 + SIGKILL);
-    EXPECT_EQ(client.wait(), 0);
+    EXPECT_EQ(run.server_status, 128 + SIGKILL);
+    EXPECT_EQ(run.client_status, 0);
     // Stale NIC segment of the killed server: left behind, then reclaimed. Any sim process of this user that opens a
     // device reclaims the segments of dead processes, so another test running beside this one may be first.
-    const std::string nic = "/dev/shm/coyote-sim." + std::to_string(::getuid()) + "." + std::to_string(server_pid) +
+    const std::string nic = "/dev/shm/coyote-sim." + std::to_string(::getuid()) + "." + std::to_string(run.server_pid) +
                             ".d0v0.nic";
     struct stat st {};
     if (::stat(nic.c_str(), &st) == 0) EXPECT_GE(sim::reclaim_stale_segments(), 1u);
@@ -263,21 +287,7 @@ TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
 // wire used to say only "Connection refused", with a hint about loopback addresses).
 TEST_P(RdmaWire, AFirstPostToAPeerThatExitedNamesItsProcess) {
     const Wire w = GetParam();
-    const uint16_t port = coyote_test::free_port();
-    Child server([&] {
-        child_env(w);
-        coyote::cThread t(0, ::getpid());
-        (void)t.initRDMA(k_buf, port);
-        t.connSync(false);
-        ::raise(SIGKILL);
-        return 1;
-    });
-    const pid_t server_pid = server.pid();
-    Child client([&] {
-        child_env(w);
-        coyote::cThread t(0, ::getpid());
-        (void)t.initRDMA(k_buf, port, "127.0.0.1");
-        t.connSync(true);
+    const DyingServerRun run = against_dying_server(w, [&](coyote::cThread& t, pid_t server_pid) {
         // Until the server is dead (a zombie counts: its listener is closed).
         for (int i = 0; i < 3000 && sim::process_alive(server_pid, 0); ++i) std::this_thread::sleep_for(1ms);
         try {
@@ -293,29 +303,15 @@ TEST_P(RdmaWire, AFirstPostToAPeerThatExitedNamesItsProcess) {
         }
         return 2;
     });
-    EXPECT_EQ(server.wait(), 128 + SIGKILL);
-    EXPECT_EQ(client.wait(), 0);
+    EXPECT_EQ(run.server_status, 128 + SIGKILL);
+    EXPECT_EQ(run.client_status, 0);
 }
 
 // The peer dies while this side only polls for its WRITEs (nothing of its own outstanding): the poll fails with
 // peer_gone naming the peer instead of spinning on a counter nothing can move any more.
 TEST_P(RdmaWire, APassivePollerLearnsItsPeerExited) {
     const Wire w = GetParam();
-    const uint16_t port = coyote_test::free_port();
-    Child server([&] {
-        child_env(w);
-        coyote::cThread t(0, ::getpid());
-        (void)t.initRDMA(k_buf, port);
-        t.connSync(false);
-        ::raise(SIGKILL);
-        return 1;
-    });
-    const pid_t server_pid = server.pid();
-    Child client([&] {
-        child_env(w);
-        coyote::cThread t(0, ::getpid());
-        (void)t.initRDMA(k_buf, port, "127.0.0.1");
-        t.connSync(true);
+    const DyingServerRun run = against_dying_server(w, [&](coyote::cThread& t, pid_t server_pid) {
         const auto start = std::chrono::steady_clock::now();
         while (std::chrono::steady_clock::now() - start < 30s) {
             try {
@@ -332,8 +328,8 @@ TEST_P(RdmaWire, APassivePollerLearnsItsPeerExited) {
         }
         return 3; // never told
     });
-    EXPECT_EQ(server.wait(), 128 + SIGKILL);
-    EXPECT_EQ(client.wait(), 0) << "(3: the poller was never told its peer exited)";
+    EXPECT_EQ(run.server_status, 128 + SIGKILL);
+    EXPECT_EQ(run.client_status, 0) << "(3: the poller was never told its peer exited)";
 }
 
 INSTANTIATE_TEST_SUITE_P(Wires, RdmaWire,
