@@ -64,12 +64,25 @@ void check_rdma_buffer_size(uint64_t bytes) {
                     "buffer size " + std::to_string(bytes) + " must be in 1..4294967295 bytes");
 }
 
+/// checkCompleted of an operation without a completion counter (out of line: the poll stays a tail call).
+[[noreturn, gnu::cold, gnu::noinline]] void throw_no_counter(CoyoteOper oper) {
+    throw_error(Errc::invalid_argument, "checkCompleted",
+                "operation " + std::to_string(static_cast<int>(oper)) + " (" + oper_name(oper) +
+                    ") has no completion counter (LOCAL_READ, LOCAL_WRITE / LOCAL_TRANSFER, REMOTE_RDMA_READ, "
+                    "REMOTE_RDMA_WRITE / REMOTE_RDMA_SEND have)");
+}
+
 constexpr uint64_t k_rdma_va_limit = 1ULL << 48; // RDMA requests carry 48-bit virtual addresses
 
-/// Throws unless [remote, remote + len) fits the 48-bit virtual addresses of an RDMA request (a larger address would
-/// be cut to its low 48 bits on the wire and land elsewhere in the peer's memory); `what` names the caller's input.
-void check_rdma_address(const std::string& call, const std::string& what, uint64_t remote, uint64_t len) {
-    if (remote < k_rdma_va_limit && len <= k_rdma_va_limit - remote) return;
+/// Whether [remote, remote + len) fits the 48-bit virtual addresses of an RDMA request (a larger address would be cut
+/// to its low 48 bits on the wire and land elsewhere in the peer's memory).
+inline bool fits_rdma_address(uint64_t remote, uint64_t len) noexcept {
+    return remote < k_rdma_va_limit && len <= k_rdma_va_limit - remote;
+}
+
+/// The error of a range that does not fit; `what` names the caller's input (built on failure only).
+[[noreturn, gnu::cold, gnu::noinline]] void throw_rdma_address(const std::string& call, const std::string& what,
+                                                               uint64_t remote, uint64_t len) {
     throw_error(Errc::invalid_argument, call,
                 what + " + len " + std::to_string(len) + " (remote address " + hex(reinterpret_cast<void*>(remote)) +
                     ") does not fit the 48-bit virtual addresses RDMA requests carry");
@@ -100,7 +113,7 @@ public:
         if (!made.here()) [[unlikely]]
             throw_inherited(call);
     }
-    [[noreturn, gnu::cold]] void throw_inherited(const char* call) const {
+    [[noreturn, gnu::cold, gnu::noinline]] void throw_inherited(const char* call) const {
         throw_error(Errc::invalid_argument, call,
                     "this cThread belongs to process " + std::to_string(made.pid) +
                         ", which this process was forked from: open a cThread of its own here");
@@ -339,11 +352,9 @@ void cThread::invoke(CoyoteOper oper, rdmaSg sg, bool last) {
                         " (" + (sg.local_dest > CTRL_DEST_MASK ? "local_dest" : "remote_dest") +
                         ") is out of range (0.." + std::to_string(CTRL_DEST_MASK) + ")");
     const uint64_t remote_base = reinterpret_cast<uint64_t>(qpair->remote.vaddr);
-    if (sg.remote_offs >= k_rdma_va_limit || remote_base + sg.remote_offs < remote_base)
-        throw_error(Errc::invalid_argument, call(),
-                    "remote_offs " + std::to_string(sg.remote_offs) +
-                        " does not fit the 48-bit virtual addresses RDMA requests carry");
-    check_rdma_address(call(), "remote_offs " + std::to_string(sg.remote_offs), remote_base + sg.remote_offs, sg.len);
+    const uint64_t remote = remote_base + sg.remote_offs;
+    if (sg.remote_offs >= k_rdma_va_limit || remote < remote_base || !fits_rdma_address(remote, sg.len)) [[unlikely]]
+        throw_rdma_address(call(), "remote_offs " + std::to_string(sg.remote_offs), remote, sg.len);
     Command cmd;
     cmd.oper = oper;
     cmd.ctid = ctid;
@@ -385,7 +396,8 @@ void cThread::invokeRdma(CoyoteOper oper, void* local, uint64_t remote_vaddr, ui
         throw_error(Errc::invalid_argument, call(),
                     "length " + std::to_string(len) + " exceeds MAX_TRANSFER_SIZE (" +
                         std::to_string(MAX_TRANSFER_SIZE) + ")");
-    check_rdma_address(call(), "remote address " + hex(reinterpret_cast<void*>(remote_vaddr)), remote_vaddr, len);
+    if (!fits_rdma_address(remote_vaddr, len)) [[unlikely]]
+        throw_rdma_address(call(), "remote address " + hex(reinterpret_cast<void*>(remote_vaddr)), remote_vaddr, len);
     Command cmd;
     cmd.oper = oper;
     cmd.ctid = ctid;
@@ -410,10 +422,7 @@ uint32_t cThread::checkCompleted(CoyoteOper oper) const {
     // NOOP, TCP sends and values outside the enum have no counter (Coyote returns 0 for them, which a poller would
     // wait on forever); LOCAL_OFFLOAD and LOCAL_SYNC read the LOCAL_WRITE counter they complete on.
     if (oper == CoyoteOper::NOOP || oper > CoyoteOper::REMOTE_RDMA_SEND || oper < CoyoteOper::NOOP) [[unlikely]]
-        throw_error(Errc::invalid_argument, "checkCompleted",
-                    "operation " + std::to_string(static_cast<int>(oper)) + " (" + oper_name(oper) +
-                        ") has no completion counter (LOCAL_READ, LOCAL_WRITE / LOCAL_TRANSFER, REMOTE_RDMA_READ, "
-                        "REMOTE_RDMA_WRITE / REMOTE_RDMA_SEND have)");
+        throw_no_counter(oper);
     const CmplClass cls = detail::cmpl_class_of(oper);
     Impl& i = *impl;
     // The stall doctor: one decrement per poll, its check (out of line) every 1 to 4096 polls. Before the poll, so

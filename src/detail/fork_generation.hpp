@@ -10,7 +10,7 @@
 namespace coyote::detail {
 
 /// Incremented in every forked child (a pthread_atfork handler the library installs when it loads).
-extern std::atomic<uint32_t> g_fork_generation;
+extern std::atomic<uint32_t> g_fork_generation __attribute__((visibility("hidden")));
 
 /// The current process's generation; cheap enough for every poll (one load).
 inline uint32_t fork_generation() noexcept { return g_fork_generation.load(std::memory_order_relaxed); }
