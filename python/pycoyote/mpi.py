@@ -46,11 +46,25 @@ def barrier(comm=None):
     (comm if comm is not None else MPI.COMM_WORLD).Barrier()
 
 
+_uncaught = None  # the exception a script dies of (sys.excepthook), if any
+_previous_excepthook = sys.excepthook
+
+
+def _record_uncaught(kind, value, tb):
+    global _uncaught
+    _uncaught = value
+    _previous_excepthook(kind, value, tb)
+
+
+sys.excepthook = _record_uncaught
+
+
 @atexit.register
 def _close_all():
     # A rank that dies of an uncaught exception cannot take part in a collective close: the other ranks would wait
-    # for it in their next collective until the deadline. It ends the job at once, as `python -m mpi4py` does.
-    failed = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    # for it in their next collective until the deadline. It ends the job at once, as `python -m mpi4py` does. Not
+    # in an interactive interpreter, whose excepthook also reports the errors of statements it went on from.
+    failed = None if hasattr(sys, "ps1") or sys.flags.interactive else _uncaught
     if failed is not None and not isinstance(failed, (SystemExit, KeyboardInterrupt)) and len(_open) > 0:
         world = MPI.COMM_WORLD
         sys.stderr.write(f"pycoyote.mpi: rank {world.Get_rank()} ends with an uncaught exception "
