@@ -59,7 +59,6 @@ coyote::CoyoteAllocType alloc_of(const std::string& s) {
     bad("allocate_buffer", "unknown alloc_type '" + s + "' (expected 'reg', 'thp', 'hpf' or 'gpu')");
 }
 
-/// The CoyoteThread Python object: shares its state with the buffers it allocated.
 /// A call on a ThreadState's cThread that runs without the GIL: counted first (close() refuses while it runs),
 /// then the GIL released; on return the GIL is taken back, then the count dropped.
 class WithoutGil {
@@ -78,6 +77,7 @@ private:
     py::gil_scoped_release release_;  // destroyed first: the GIL is back before the count drops
 };
 
+/// The CoyoteThread Python object: shares its state with the buffers it allocated.
 struct Thread {
     std::shared_ptr<ThreadState> state = std::make_shared<ThreadState>();
 
