@@ -8,10 +8,8 @@
 
 set_property(GLOBAL PROPERTY COYOTE_RPATH_LINK_DIRS "")
 
-# Gives `target` the run path `rpath` (a list, $ORIGIN-relative), in the build tree as once installed. `rpath` is
-# resolved against the target's build directory and each such directory receives links to the project's libraries.
-function(coyote_installed_rpath target rpath)
-  set_target_properties(${target} PROPERTIES INSTALL_RPATH "${rpath}" BUILD_WITH_INSTALL_RPATH ON)
+# The directory `target` is built into ($ORIGIN in the build tree), in `out`.
+function(coyote_output_dir target out)
   get_target_property(type ${target} TYPE)
   if(type STREQUAL "EXECUTABLE")
     get_target_property(dir ${target} RUNTIME_OUTPUT_DIRECTORY)
@@ -21,6 +19,14 @@ function(coyote_installed_rpath target rpath)
   if(NOT dir)
     get_target_property(dir ${target} BINARY_DIR)
   endif()
+  set(${out} ${dir} PARENT_SCOPE)
+endfunction()
+
+# Gives `target` the run path `rpath` (a list, $ORIGIN-relative), in the build tree as once installed. `rpath` is
+# resolved against the target's build directory and each such directory receives links to the project's libraries.
+function(coyote_installed_rpath target rpath)
+  set_target_properties(${target} PROPERTIES INSTALL_RPATH "${rpath}" BUILD_WITH_INSTALL_RPATH ON)
+  coyote_output_dir(${target} dir)
   foreach(entry IN LISTS rpath)
     string(REPLACE "$ORIGIN" "${dir}" entry "${entry}")
     cmake_path(NORMAL_PATH entry)
@@ -41,10 +47,7 @@ function(coyote_rpath_links)
       continue()
     endif()
     list(APPEND libs ${lib})
-    get_target_property(libdir ${lib} LIBRARY_OUTPUT_DIRECTORY)
-    if(NOT libdir)
-      get_target_property(libdir ${lib} BINARY_DIR)
-    endif()
+    coyote_output_dir(${lib} libdir)
     foreach(dir IN LISTS dirs)
       if(dir STREQUAL libdir)
         continue()

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "bootstrap/mpi_state.hpp"
+
 namespace coyote::mpi {
 
 void check_mpi(int rc, const char* call, const std::string& context) {
@@ -22,9 +24,7 @@ void check_mpi(int rc, const char* call, const std::string& context) {
 namespace detail {
 CommHandle::~CommHandle() {
     if (comm_ == MPI_COMM_NULL) return;
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&comm_);
+    if (!mpi_finalized()) MPI_Comm_free(&comm_);
 }
 }  // namespace detail
 
@@ -32,9 +32,7 @@ Communicator::Communicator(MPI_Comm comm) {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) throw_error(Errc::mpi, "Communicator", "MPI is not initialised (create a coyote::mpi::Environment first)");
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (finalized) throw_error(Errc::mpi, "Communicator", "MPI was finalized (MPI_Finalize ran)");
+    if (detail::mpi_finalized()) throw_error(Errc::mpi, "Communicator", "MPI was finalized (MPI_Finalize ran)");
     if (comm == MPI_COMM_NULL) throw_error(Errc::invalid_argument, "Communicator", "MPI_COMM_NULL given");
     MPI_Comm dup = MPI_COMM_NULL;
     check_mpi(MPI_Comm_dup(comm, &dup), "MPI_Comm_dup", "duplicating the user communicator");

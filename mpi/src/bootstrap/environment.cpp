@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "bootstrap/mpi_state.hpp"
+
 namespace coyote::mpi {
 
 const char* thread_level_name(int level) noexcept {
@@ -18,9 +20,8 @@ const char* thread_level_name(int level) noexcept {
 }
 
 Environment::Environment(int* argc, char*** argv, EnvironmentOptions options) {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (finalized) throw_error(Errc::mpi, "Environment", "MPI was already finalised; it cannot be initialised again");
+    if (detail::mpi_finalized())
+        throw_error(Errc::mpi, "Environment", "MPI was already finalised; it cannot be initialised again");
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (initialized) {
@@ -44,9 +45,7 @@ Environment::Environment(int* argc, char*** argv, EnvironmentOptions options) {
 
 Environment::~Environment() {
     if (!owns_) return;
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (!finalized) MPI_Finalize();
+    if (!detail::mpi_finalized()) MPI_Finalize();
 }
 
 }  // namespace coyote::mpi

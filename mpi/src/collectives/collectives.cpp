@@ -11,6 +11,8 @@
 #include <string>
 #include <utility>
 
+#include "bootstrap/mpi_state.hpp"
+
 namespace coyote::mpi {
 
 using ::coyote::detail::coll::CallArgs;
@@ -21,9 +23,7 @@ namespace {
 
 /// Throws once MPI_Finalize has run: an MPI call then would abort the whole job instead of failing this one.
 void check_mpi_live(const char* call) {
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (finalized)
+    if (detail::mpi_finalized())
         throw_error(Errc::mpi, call, "MPI was finalized (MPI_Finalize ran): collectives need MPI until they are destroyed");
 }
 

@@ -11,6 +11,7 @@
 #include <coyote/mpi/bootstrap.hpp>
 
 #include "collectives/engine/internal.hpp"
+#include "bootstrap/mpi_state.hpp"
 
 namespace coyote::detail::coll {
 
@@ -91,9 +92,7 @@ Engine::~Engine() {
     }
     async_cv_.notify_all();
     if (async_thread_.joinable()) async_thread_.join();
-    int finalized = 0;
-    MPI_Finalized(&finalized);
-    if (finalized) return;
+    if (mpi::detail::mpi_finalized()) return;
     // A broken object still joins: the ranks it failed with are in this teardown too, and a rank that skipped it
     // left them waiting out their whole deadline.
     if (size_ > 1) teardown_barrier();

@@ -207,6 +207,19 @@ TEST_P(RdmaWire, TargetWithoutContextRejects) {
 
 namespace {
 
+/// One 64 B WRITE and a poll of its counter: what fails once the peer is gone.
+void write_and_poll(coyote::cThread& t) {
+    t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.len = 64});
+    (void)t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+}
+
+/// The message of `e`, once checked to be a peer_gone error.
+std::string peer_gone_message(const coyote::Error& e) {
+    const std::string what = e.what();
+    check(e.code() == make_error_code(Errc::peer_gone), "error type is peer_gone: " + what);
+    return what;
+}
+
 /// A client wired (initRDMA, connSync) to a server that dies (SIGKILL) right after: `client` runs in the client's
 /// child with its cThread and the server's pid, its return value the child's exit code.
 struct DyingServerRun {
@@ -248,11 +261,9 @@ TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
         const auto deadline = std::chrono::steady_clock::now() + 30s;
         while (std::chrono::steady_clock::now() < deadline) {
             try {
-                t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.len = 64});
-                (void)t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+                write_and_poll(t);
             } catch (const coyote::Error& e) {
-                const std::string what = e.what();
-                check(e.code() == make_error_code(Errc::peer_gone), "error type is peer_gone: " + what);
+                const std::string what = peer_gone_message(e);
                 const std::string peer_ip = sim::ip_to_string(t.getQpair()->remote.ip_addr);
                 check(what.find(peer_ip) != std::string::npos, "message names the peer " + peer_ip + ": " + what);
                 if (std::string(w.wire) == "shm")
@@ -260,8 +271,7 @@ TEST_P(RdmaWire, DeadPeerIsReportedAndItsSegmentsReclaimed) {
                           "message names the peer process: " + what);
                 // Future operations fail the same way.
                 try {
-                    t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.len = 64});
-                    (void)t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+                    write_and_poll(t);
                     return 3;
                 } catch (const coyote::Error& e2) {
                     check(e2.code() == make_error_code(Errc::peer_gone), std::string("again peer_gone: ") + e2.what());
@@ -291,11 +301,9 @@ TEST_P(RdmaWire, AFirstPostToAPeerThatExitedNamesItsProcess) {
         // Until the server is dead (a zombie counts: its listener is closed).
         for (int i = 0; i < 3000 && sim::process_alive(server_pid, 0); ++i) std::this_thread::sleep_for(1ms);
         try {
-            t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.len = 64});
-            (void)t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE);
+            write_and_poll(t);
         } catch (const coyote::Error& e) {
-            const std::string what = e.what();
-            check(e.code() == make_error_code(Errc::peer_gone), "error type is peer_gone: " + what);
+            const std::string what = peer_gone_message(e);
             check(what.find("peer process " + std::to_string(server_pid)) != std::string::npos &&
                       what.find("is gone") != std::string::npos,
                   "message names the peer process as gone: " + what);
@@ -317,8 +325,7 @@ TEST_P(RdmaWire, APassivePollerLearnsItsPeerExited) {
             try {
                 if (t.checkCompleted(CoyoteOper::LOCAL_WRITE) != 0) return 2;
             } catch (const coyote::Error& e) {
-                const std::string what = e.what();
-                check(e.code() == make_error_code(Errc::peer_gone), "error type is peer_gone: " + what);
+                const std::string what = peer_gone_message(e);
                 check(what.find("peer process " + std::to_string(server_pid)) != std::string::npos,
                       "message names the peer process: " + what);
                 check(what.find("LOCAL_WRITE") != std::string::npos, "message names the counter: " + what);
