@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -99,10 +100,11 @@ void SimDevice::check_range(int32_t ctid, uint64_t addr, uint64_t len, bool writ
     const uint64_t s = addr / k_host_page * k_host_page;
     const uint64_t e = round_up(addr + len, k_host_page);
     if (r.covered && !r.write_denied) {
-        // userMap'd or faulted memory still belongs to the process: probe that it is still mapped.
-        if (probe_mapped(ctid, s, e)) return;
+        // userMap'd or faulted memory still belongs to the process: probe that it still has the access.
+        const char* why = probe_mapped(ctid, s, e, write);
+        if (why == nullptr) return;
         throw_error(Errc::not_mapped, "invoke",
-                    where() + ": the memory was mapped in the vFPGA TLB but is no longer mapped in the process");
+                    where() + ": the memory was mapped in the vFPGA TLB but " + why);
     }
     fault_in(ctid, addr, len, write, r.write_denied, what);
 }
@@ -114,6 +116,7 @@ struct ProbeCache {
     uint64_t device_serial = 0; ///< SimDevice::serial_ of the device (0: empty)
     int32_t ctid = -1;
     uint64_t start = 0, end = 0;
+    bool writable = false; ///< the probe checked write access too
     bool trusted = false;  ///< a command on the range was accepted (trust_probe)
     uint64_t done_at = 0;  ///< the ctid's completed commands when it was
 };
@@ -124,15 +127,67 @@ std::atomic<uint64_t> g_device_serials{0};
 
 uint64_t SimDevice::next_serial() noexcept { return g_device_serials.fetch_add(1, std::memory_order_relaxed) + 1; }
 
-bool SimDevice::probe_mapped(int32_t ctid, uint64_t start, uint64_t end) noexcept {
+namespace {
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 // Linux 5.14 (uapi asm-generic/mman-common.h)
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/// Whether this kernel knows MADV_POPULATE_READ/WRITE (tried once on a page of our own).
+bool populate_supported() noexcept {
+    static const bool yes = [] {
+        alignas(4096) static char page[4096];
+        return ::madvise(page, sizeof(page), MADV_POPULATE_WRITE) == 0;
+    }();
+    return yes;
+}
+
+/// The reason the page-aligned [start, end) lacks the access a command needs, or nullptr if it has it. The
+/// populate advice fails where the access itself would fault (a hole, PROT_NONE, read-only memory written, a file
+/// mapping past its end) and faults the pages in, as the copy would. Where the kernel refuses the advice for
+/// another reason (device mappings, kernels before 5.14) the answer comes from /proc/self/maps, or from msync
+/// (holes only) if the advice is unknown.
+const char* process_access(uint64_t start, uint64_t end, bool write) noexcept {
+    void* p = reinterpret_cast<void*>(start);
+    if (!populate_supported())
+        return ::msync(p, end - start, MS_ASYNC) == 0 ? nullptr : "is no longer mapped in the process";
+    int rc = 0;
+    do {
+        rc = ::madvise(p, end - start, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0) return nullptr;
+    switch (errno) {
+    case ENOMEM: return "is no longer mapped in the process";
+    case EFAULT: return "can no longer be accessed (the access would raise SIGBUS)";
+    case EHWPOISON: return "holds a poisoned page";
+    default: break;
+    }
+    try {
+        uint64_t bad = 0;
+        bool all_writable = false;
+        std::string why;
+        if (check_proc_range(read_proc_maps(), start, end, write, bad, why, all_writable)) return nullptr;
+        if (why.find("writable") != std::string::npos) return "is no longer writable by the process";
+        if (why.find("readable") != std::string::npos) return "is no longer readable by the process";
+        return "is no longer mapped in the process";
+    } catch (...) {
+        return "could not be checked (reading /proc/self/maps failed)";
+    }
+}
+
+} // namespace
+
+const char* SimDevice::probe_mapped(int32_t ctid, uint64_t start, uint64_t end, bool write) noexcept {
     ProbeCache& c = t_probe;
     const auto& st = ctids_[static_cast<size_t>(ctid)];
     if (c.trusted && c.device_serial == serial_ && c.ctid == ctid && c.start <= start && end <= c.end &&
-        st.done.load(std::memory_order_acquire) == c.done_at && st.inflight.load(std::memory_order_acquire) > 0)
-        return true;
-    if (::msync(reinterpret_cast<void*>(start), end - start, MS_ASYNC) != 0) return false;
-    c = ProbeCache{serial_, ctid, start, end, false, 0};
-    return true;
+        (c.writable || !write) && st.done.load(std::memory_order_acquire) == c.done_at &&
+        st.inflight.load(std::memory_order_acquire) > 0)
+        return nullptr;
+    if (const char* why = process_access(start, end, write)) return why;
+    c = ProbeCache{serial_, ctid, start, end, write, false, 0};
+    return nullptr;
 }
 
 void SimDevice::forget_untrusted_probe() noexcept {

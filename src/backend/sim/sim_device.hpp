@@ -320,11 +320,12 @@ private:
         if (st.inflight.fetch_sub(1, std::memory_order_seq_cst) <= 0) st.inflight.store(0, std::memory_order_seq_cst);
         signal_completion(*state_); // a poster sleeping in wait_for_room waits for this slot
     }
-    /// The process-mapping probe of check_range (msync), unless the range is the one probed for a command of
-    /// `ctid` that is still in flight (no command of `ctid` completed since it was accepted): a buffer must stay
-    /// mapped while a command on it is in flight, and if it is not, that command fails as it would without the
-    /// cache. So a range unmapped after its commands completed is still refused at the next post.
-    bool probe_mapped(int32_t ctid, uint64_t start, uint64_t end) noexcept;
+    /// The process-mapping probe of check_range: nullptr if [start, end) is mapped with read (and, if `write`,
+    /// write) access, else the reason it is not. Skipped if the range is the one probed for a command of `ctid`
+    /// that is still in flight (no command of `ctid` completed since it was accepted): a buffer must stay mapped
+    /// while a command on it is in flight, and if it is not, that command fails as it would without the cache. So
+    /// a range unmapped (or remapped without the access) after its commands completed is refused at the next post.
+    const char* probe_mapped(int32_t ctid, uint64_t start, uint64_t end, bool write) noexcept;
     /// post() accepted a command of `ctid`: the range its probe found mapped (if any) stays trusted while it is in
     /// flight.
     void trust_probe(int32_t ctid) noexcept;
