@@ -142,7 +142,9 @@ private:
         bool last = true;
         pid_t pid = 0;       ///< host memory of another process (a foreign ctid), else 0
         uint32_t dest = 0;   ///< its dest (the staging buffer of a foreign write)
-        bool failed = false; ///< a foreign write that could not reach its process (the error is recorded)
+        bool failed = false; ///< could not reach its memory: the rest of its data is dropped (the error is recorded)
+        bool recheck = false; ///< process memory (not getMem) left waiting at its post: its access is checked again
+                              ///< when its data comes
     };
 
     /// Buffered output of one dest (no write was pending when the model produced it).
@@ -218,8 +220,8 @@ private:
     /// Feeds host input of a foreign ctid to the model through a staging buffer (model lock held); a failure
     /// to read the process becomes the ctid's pending error.
     void feed_foreign(coyote::sim::InputChunk& in, const SgSide& src, bool last);
-    /// write_window of a foreign write: the dest's staging buffer; fill_front copies it out with flush_foreign.
-    std::span<std::byte> foreign_window(PendingWrite& w, uint64_t max);
+    /// The staging buffer of `w`'s dest: a foreign write's window, which fill_front copies out with flush_foreign.
+    std::span<std::byte> staging_window(PendingWrite& w, uint64_t max);
     void flush_foreign(PendingWrite& w, uint64_t n) noexcept;
     /// migrate() of a foreign ctid (range checked).
     void migrate_foreign(int32_t ctid, uint64_t addr, uint64_t len, bool to_card);
@@ -283,6 +285,9 @@ private:
     void add_pending_write(int32_t ctid, const SgSide& dst, bool last);
     /// The next at most `max` unfilled bytes of `w` (host memory or a card-memory window).
     std::span<std::byte> write_window(PendingWrite& w, uint64_t max);
+    /// write_window of a write whose memory is another process's, must be checked again, or failed (the dest's
+    /// staging buffer then takes the data, which is dropped).
+    std::span<std::byte> checked_window(PendingWrite& w, uint64_t n);
     /// Adds `n` bytes to the front pending write of `q`; completes and pops it when full.
     void fill_front(std::deque<PendingWrite>& q, uint64_t n);
     /// Counts a filled write and completes its command.

@@ -74,7 +74,7 @@ void SimDevice::feed_foreign(coyote::sim::InputChunk& in, const SgSide& src, boo
     }
 }
 
-std::span<std::byte> SimDevice::foreign_window(PendingWrite& w, uint64_t max) {
+std::span<std::byte> SimDevice::staging_window(PendingWrite& w, uint64_t max) {
     return {stage(foreign_out_[w.dest]), static_cast<size_t>(std::min(max, k_stage_bytes))};
 }
 

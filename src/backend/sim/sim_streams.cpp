@@ -92,11 +92,10 @@ void SimDevice::discard_reservations() noexcept {
 
 void SimDevice::add_pending_write(int32_t ctid, const SgSide& dst, bool last) {
     PendingWrite w{ctid, dst.addr, dst.len, 0, dst.stream == STRM_CARD, last};
+    w.dest = dst.dest;
     const auto& st = ctids_[static_cast<size_t>(ctid)];
-    if (st.foreign && !w.card) [[unlikely]] {
+    if (st.foreign && !w.card) [[unlikely]]
         w.pid = st.hpid;
-        w.dest = dst.dest;
-    }
     if (w.len == 0) {
         finish_write(w);
         return;
@@ -112,13 +111,33 @@ void SimDevice::add_pending_write(int32_t ctid, const SgSide& dst, bool last) {
         record_exception(ctid, "user-logic model '" + model_.origin() + "' on output request dest " +
                                    std::to_string(dst.dest));
     }
+    // Writes complete in order: if any is left, the last one is this write, still waiting for (part of) its data.
+    auto& q = pending_[dst.dest];
+    if (!q.empty() && !q.back().card && q.back().pid == 0)
+        q.back().recheck = !tlb_.lookup(w.addr + q.back().filled, w.len - q.back().filled, true).owned_only;
 }
 
 std::span<std::byte> SimDevice::write_window(PendingWrite& w, uint64_t max) {
     const uint64_t n = std::min(max, w.len - w.filled);
     if (w.card) return card_.write_window(w.addr + w.filled, n);
-    if (w.pid != 0) [[unlikely]]
-        return foreign_window(w, n);
+    if (w.pid != 0 || w.recheck || w.failed) [[unlikely]]
+        return checked_window(w, n);
+    return {reinterpret_cast<std::byte*>(w.addr + w.filled), static_cast<size_t>(n)};
+}
+
+std::span<std::byte> SimDevice::checked_window(PendingWrite& w, uint64_t n) {
+    if (w.recheck) {
+        // Checked at its post; the process may have unmapped or protected it while it waited for data.
+        w.recheck = false;
+        const uint64_t s = (w.addr + w.filled) / k_host_page * k_host_page;
+        if (const char* why = process_access(s, round_up(w.addr + w.len, k_host_page), true)) {
+            w.failed = true;
+            record_error(w.ctid, make_error_code(Errc::not_mapped),
+                         "LOCAL_WRITE to " + hex(w.addr) + " (len " + std::to_string(w.len) +
+                             ") failed: its memory " + why + " when its data came");
+        }
+    }
+    if (w.pid != 0 || w.failed) return staging_window(w, n);
     return {reinterpret_cast<std::byte*>(w.addr + w.filled), static_cast<size_t>(n)};
 }
 

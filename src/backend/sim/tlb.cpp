@@ -1,10 +1,13 @@
-// coyote-mpi sim backend: the vFPGA TLB (interval map of mapped host ranges) and /proc/self/maps checks.
+// coyote-mpi sim backend: the vFPGA TLB (interval map of mapped host ranges) and process memory access checks.
 #include "backend/sim/tlb.hpp"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <algorithm>
 #include <mutex>
 
 namespace coyote::detail::sim {
@@ -169,6 +172,56 @@ bool check_proc_range(const std::vector<ProcRange>& maps, uint64_t start, uint64
     bad = cur;
     why = "not mapped in the process";
     return false;
+}
+
+namespace {
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 // Linux 5.14 (uapi asm-generic/mman-common.h)
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/// Whether this kernel knows MADV_POPULATE_READ/WRITE (tried once on a page of our own).
+bool populate_supported() noexcept {
+    static const bool yes = [] {
+        alignas(4096) static char page[4096];
+        return ::madvise(page, sizeof(page), MADV_POPULATE_WRITE) == 0;
+    }();
+    return yes;
+}
+
+} // namespace
+
+// The populate advice fails where the access itself would fault (a hole, PROT_NONE, read-only memory written, a
+// file mapping past its end) and faults the pages in, as the copy would. Where the kernel refuses the advice for
+// another reason (device mappings) the answer comes from /proc/self/maps; a kernel without it (before 5.14) gets
+// msync, which sees holes only.
+const char* process_access(uint64_t start, uint64_t end, bool write) noexcept {
+    void* p = reinterpret_cast<void*>(start);
+    if (!populate_supported())
+        return ::msync(p, end - start, MS_ASYNC) == 0 ? nullptr : "is no longer mapped in the process";
+    int rc = 0;
+    do {
+        rc = ::madvise(p, end - start, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0) return nullptr;
+    switch (errno) {
+    case ENOMEM: return "is no longer mapped in the process";
+    case EFAULT: return "can no longer be accessed (the access would raise SIGBUS)";
+    case EHWPOISON: return "holds a poisoned page";
+    default: break;
+    }
+    try {
+        uint64_t bad = 0;
+        bool all_writable = false;
+        std::string why;
+        if (check_proc_range(read_proc_maps(), start, end, write, bad, why, all_writable)) return nullptr;
+        if (why.find("writable") != std::string::npos) return "is no longer writable by the process";
+        if (why.find("readable") != std::string::npos) return "is no longer readable by the process";
+        return "is no longer mapped in the process";
+    } catch (...) {
+        return "could not be checked (reading /proc/self/maps failed)";
+    }
 }
 
 }  // namespace coyote::detail::sim

@@ -89,4 +89,9 @@ std::vector<ProcRange> read_proc_maps(pid_t pid = 0);
 bool check_proc_range(const std::vector<ProcRange>& maps, uint64_t start, uint64_t end, bool write,
                       uint64_t& bad, std::string& why, bool& all_writable);
 
+/// The reason the page-aligned [start, end) of this process lacks read (and, if `write`, write) access, or
+/// nullptr if it has it ("is no longer mapped in the process", "is no longer writable by the process", ...).
+/// Faults the pages in (MADV_POPULATE_READ / _WRITE), as the access would.
+const char* process_access(uint64_t start, uint64_t end, bool write) noexcept;
+
 }  // namespace coyote::detail::sim

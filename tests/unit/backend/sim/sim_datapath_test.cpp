@@ -656,6 +656,43 @@ TEST_F(SimDataPath, FreeingABufferCancelsItsPendingWrite) {
     EXPECT_EQ(t.checkCompleted(CoyoteOper::LOCAL_WRITE), 0u);
 }
 
+TEST_F(SimDataPath, PendingWriteIntoMemoryThatLostItsAccessFailsInsteadOfCrashing) {
+    // A LOCAL_WRITE into process memory (not getMem) waits for its data; meanwhile the memory is made read-only,
+    // or unmapped and its range taken by a PROT_NONE mapping. When the data comes the write fails, naming why,
+    // and its data is dropped (before: the copy crashed the process).
+    cThread t(0, getpid(), 0);
+    auto* src = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, 8192}));
+    std::memset(src, 0x5a, 8192);
+    for (const int prot : {PROT_READ, PROT_NONE}) {
+        SCOPED_TRACE(prot == PROT_READ ? "read-only" : "PROT_NONE");
+        auto* m = static_cast<uint8_t*>(
+            ::mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        ASSERT_NE(m, MAP_FAILED);
+        t.clearCompleted();
+        t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = m, .len = 8192, .dest = 6});
+        ASSERT_EQ(::mmap(m, 8192, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), m);
+        t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = src, .len = 8192, .dest = 6});
+        auto [code, what] = error_of([&] {
+            for (int i = 0; i < 2000 && t.checkCompleted(CoyoteOper::LOCAL_WRITE) == 0; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        });
+        EXPECT_EQ(code, k_err) << what;
+        EXPECT_NE(what.find(prot == PROT_READ ? "no longer writable" : "no longer"), std::string::npos) << what;
+        EXPECT_NE(what.find("when its data came"), std::string::npos) << what;
+        // The stream goes on: the next write on the dest gets the next data, not the dropped bytes.
+        std::vector<uint8_t> sink(64, 0);
+        src[0] = 0x11;
+        t.clearCompleted();
+        t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = src, .len = 64, .dest = 6});
+        t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = sink.data(), .len = 64, .dest = 6});
+        ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 1));
+        EXPECT_EQ(sink[0], 0x11);
+        EXPECT_EQ(sink[63], 0x5a);
+        ::munmap(m, 8192);
+        src[0] = 0x5a;
+    }
+}
+
 TEST_F(SimDataPath, CardCapacityIsEnforced) {
     EnvGuard s("COYOTE_SIM_SHELL", "card_capacity=4M");
     cThread t(0, getpid(), 8);
