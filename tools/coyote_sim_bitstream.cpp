@@ -57,6 +57,7 @@ void validate(const rc::SimBitstream& b) {
 int run(int argc, char** argv) {
     rc::SimBitstream b;
     std::string out;
+    std::string kind_option; // --app or --shell, if given
     bool unchecked = false;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -64,12 +65,19 @@ int run(int argc, char** argv) {
             if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
             return argv[++i];
         };
-        if (a == "--app") b.kind = rc::SimBitstream::Kind::app;
-        else if (a == "--shell") b.kind = rc::SimBitstream::Kind::shell;
+        if (a == "--app" || a == "--shell") {
+            if (!kind_option.empty() && kind_option != a)
+                throw std::invalid_argument(kind_option + " and " + a + " exclude each other");
+            kind_option = a;
+            b.kind = a == "--app" ? rc::SimBitstream::Kind::app : rc::SimBitstream::Kind::shell;
+        }
         else if (a == "--model") b.model = value();
         else if (a == "--shell-config") b.shell_settings = value();
         else if (a == "-o" || a == "--output") out = value();
-        else if (a == "--check") return check(value());
+        else if (a == "--check") {
+            if (argc != 3) throw std::invalid_argument("--check FILE takes no other options");
+            return check(value());
+        }
         else if (a == "--unchecked") unchecked = true;
         else if (a == "-h" || a == "--help") return usage(std::cout), 0;
         else throw std::invalid_argument("unknown option " + a);
@@ -77,6 +85,8 @@ int run(int argc, char** argv) {
     if (out.empty()) throw std::invalid_argument("no output file (-o FILE)");
     if (b.kind == rc::SimBitstream::Kind::app && !b.shell_settings.empty())
         throw std::invalid_argument("--shell-config needs --shell");
+    if (b.kind == rc::SimBitstream::Kind::app && b.model.empty())
+        throw std::invalid_argument("an app bitstream needs --model");
     if (b.kind == rc::SimBitstream::Kind::shell && b.model.empty() && b.shell_settings.empty())
         throw std::invalid_argument("a shell bitstream needs --model and/or --shell-config");
     if (!unchecked) validate(b);

@@ -80,7 +80,7 @@ std::vector<char> encode_sim_bitstream(const SimBitstream& b) {
         throw_error(Errc::invalid_argument, "coyote-sim-bitstream",
                     "model and shell settings are limited to " + std::to_string(k_max_sim_text) + " bytes each");
     if (b.kind == SimBitstream::Kind::app && b.model.empty())
-        throw_error(Errc::invalid_argument, "coyote-sim-bitstream", "an app bitstream needs a model");
+        throw_error(Errc::invalid_argument, "encode_sim_bitstream", "an app bitstream needs a model");
     std::vector<char> out(k_magic, k_magic + sizeof(k_magic));
     put<uint16_t>(out, k_version);
     put<uint16_t>(out, static_cast<uint16_t>(b.kind));
@@ -114,6 +114,8 @@ SimBitstream decode_sim_bitstream(std::span<const char> in, const std::string& o
     b.model.assign(in.data() + k_header, model_len);
     b.shell_settings.assign(in.data() + k_header + model_len, shell_len);
     if (b.kind == SimBitstream::Kind::app && b.model.empty()) bad(origin, "an app bitstream without a model");
+    if (b.kind == SimBitstream::Kind::app && !b.shell_settings.empty())
+        bad(origin, "an app bitstream with shell changes (only a shell bitstream carries them)");
     return b;
 }
 

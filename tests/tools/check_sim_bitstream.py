@@ -43,6 +43,18 @@ with tempfile.TemporaryDirectory() as d:
         expect(named in text, f"the error for {args} does not name {named}", text)
         expect(not os.path.exists(bad), f"{args} still wrote a file")
 
+    # Contradicting or missing options: exit code 2, the problem named once, nothing written.
+    for args, named in ((["--app", "--shell", "--model", "vadd"], "--app and --shell exclude each other"),
+                        (["--shell", "--app", "--model", "vadd"], "--shell and --app exclude each other"),
+                        (["--app"], "an app bitstream needs --model")):
+        bad = os.path.join(d, "bad.bin")
+        rc, text = run(*args, "-o", bad)
+        expect(rc == 2 and named in text, f"{args} gives exit code {rc}, or does not say '{named}'", text)
+        expect(text.count("coyote-sim-bitstream:") == 1, f"{args}: the tool is named more than once", text)
+        expect(not os.path.exists(bad), f"{args} still wrote a file")
+    rc, text = run("--check", out, "-o", out)
+    expect(rc == 2 and "takes no other options" in text, "--check with other options is not refused", text)
+
     # --unchecked writes it anyway (to test a loader), and --check decodes it.
     rc, text = run("--unchecked", "--shell", "--shell-config", "en_rdma=0", "-o", out)
     expect(rc == 0, "--unchecked still refuses", text)

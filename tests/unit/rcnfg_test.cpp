@@ -82,6 +82,8 @@ TEST(SimBitstream, DecodeErrorsNameTheProblem) {
     auto version = bytes;
     version[8] = 9;
     fails_with(version, "version 9");
+    // An app bitstream carrying shell changes (only a crafted file can): refused, not silently ignored.
+    fails_with(rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, "vadd", "rdma=0"}), "with shell changes");
 }
 
 TEST(BitstreamFile, MissingEmptyOversizedAndWrongFormat) {
