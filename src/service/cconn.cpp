@@ -27,6 +27,8 @@ namespace svc = ::coyote::detail::service;
 
 const settings::Millis k_conn_timeout{"COYOTE_CONN_TIMEOUT_MS", "service", std::chrono::milliseconds(300000),
                                       "longest a cConn waits for the service: a task's result, a reply's bytes"};
+/// How long a return value may trail its reply header (they come in one message).
+constexpr auto k_value_grace = std::chrono::seconds(2);
 
 /// The error a task return code becomes on the client.
 Errc errc_of(int32_t code) {
@@ -58,15 +60,16 @@ public:
     std::map<int32_t, Entry> tasks;
     int32_t next_tid = 0;
     std::string broken; // why the connection is unusable ("" while fine)
+    Errc broken_code = Errc::peer_gone; // the error of the calls that find it so
     pid_t owner = 0;    // the process that registered: the service addresses its memory
     bool reading = false; // a thread is reading replies (the reader thread or a waiting task() that leads)
     svc::Inbox in;        // replies (read by the thread that holds `reading`)
     std::atomic<bool> stop{false};
     std::thread reader;
 
-    void fail_all(const std::string& why) {
+    void fail_all(const std::string& why, Errc code = Errc::peer_gone) {
         std::lock_guard lk(mtx);
-        if (broken.empty()) broken = why;
+        if (broken.empty()) broken = why, broken_code = code;
         cv.notify_all();
     }
     /// Reads one reply; false when the connection is finished.
@@ -129,8 +132,18 @@ bool cConn::Impl::read_one() {
     Entry& e = it->second;
     std::vector<char> value(r.code == 0 ? e.ret_size : 0);
     lk.unlock();
-    if (!value.empty() && (io = in.read(fd.get(), value.data(), value.size(), deadline)) != svc::Io::ok) {
-        fail_all("reading a return value: " + svc::io_text(io));
+    // The service sends a reply and its value in one message: a value still short after a grace period is a
+    // return type larger than the function's, not a slow service.
+    const auto value_deadline = std::min(deadline, svc::Clock::now() + k_value_grace);
+    if (!value.empty() && (io = in.read(fd.get(), value.data(), value.size(), value_deadline)) != svc::Io::ok) {
+        if (io == svc::Io::timeout)
+            fail_all("protocol error: the reply to task " + std::to_string(r.tid) + " carries fewer bytes than the " +
+                         std::to_string(value.size()) +
+                         " of the return type it was submitted with (does the task's return type match the "
+                         "service function's?)",
+                     Errc::protocol);
+        else
+            fail_all("reading a return value: " + svc::io_text(io));
         return false;
     }
     lk.lock();
@@ -231,7 +244,7 @@ int32_t cConn::submit(int32_t fid, const std::vector<char>& payload, size_t ret_
     int32_t tid;
     {
         std::lock_guard lk(impl->mtx);
-        if (!impl->broken.empty()) throw_error(Errc::peer_gone, "cConn", impl->path + ": " + impl->broken);
+        if (!impl->broken.empty()) throw_error(impl->broken_code, "cConn", impl->path + ": " + impl->broken);
         tid = impl->next_tid++;
         impl->tasks[tid].ret_size = ret_size;
     }
@@ -246,7 +259,7 @@ int32_t cConn::submit(int32_t fid, const std::vector<char>& payload, size_t ret_
         std::unique_lock state(impl->mtx);
         impl->cv.wait_for(state, std::chrono::seconds(1), [&] { return !impl->broken.empty(); });
         if (impl->broken.empty()) impl->broken = "sending a request: " + svc::io_text(io);
-        throw_error(Errc::peer_gone, "cConn", impl->path + ": task " + std::to_string(tid) + ": " + impl->broken);
+        throw_error(impl->broken_code, "cConn", impl->path + ": task " + std::to_string(tid) + ": " + impl->broken);
     }
     return tid;
 }
@@ -293,7 +306,7 @@ std::vector<char> cConn::wait_result(int32_t tid) {
         if (!ok)
             throw_error(Errc::timeout, "cConn", "task " + std::to_string(tid) + " on " + impl->path +
                                                     ": no result within COYOTE_CONN_TIMEOUT_MS");
-        throw_error(Errc::peer_gone, "cConn", "task " + std::to_string(tid) + " on " + impl->path + ": " + impl->broken);
+        throw_error(impl->broken_code, "cConn", "task " + std::to_string(tid) + " on " + impl->path + ": " + impl->broken);
     }
     Entry e = std::move(it->second);
     impl->tasks.erase(it);
@@ -307,7 +320,7 @@ std::vector<char> cConn::take_result(int32_t tid) {
     if (it == impl->tasks.end()) throw_error(Errc::invalid_argument, "cConn", "unknown task id " + std::to_string(tid));
     if (!it->second.done) {
         if (!impl->broken.empty())
-            throw_error(Errc::peer_gone, "cConn", "task " + std::to_string(tid) + " on " + impl->path + ": " + impl->broken);
+            throw_error(impl->broken_code, "cConn", "task " + std::to_string(tid) + " on " + impl->path + ": " + impl->broken);
         throw_error(Errc::invalid_argument, "cConn", "task " + std::to_string(tid) + " has not completed yet");
     }
     if (it->second.code != 0) impl->raise(tid, it->second.code);

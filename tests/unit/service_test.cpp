@@ -62,6 +62,22 @@ TEST(Service, ErrorsArriveWithTheirReason) {
               static_cast<int>(coyote::Errc::invalid_argument));
 }
 
+TEST(Service, ALargerReturnTypeThanTheFunctionsIsAProtocolErrorAtOnce) {
+    // k_add returns 4 bytes; a task submitted as returning 8 used to wait COYOTE_CONN_TIMEOUT_MS (5 minutes by
+    // default) for the rest, then said peer_gone.
+    Running r("wide_return");
+    coyote::cConn conn(r.svc->getSocketPath());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto [code, msg] = error_of([&] { (void)conn.task<int64_t, int32_t, int32_t>(k_add, 1, 2); });
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::protocol)) << msg;
+    EXPECT_NE(msg.find("fewer bytes than the 8"), std::string::npos) << msg;
+    EXPECT_LT(took, std::chrono::seconds(30)) << msg;
+    // The connection's stream is out of step now: later calls fail the same way, they do not hang.
+    std::tie(code, msg) = error_of([&] { (void)conn.task<int32_t, int32_t, int32_t>(k_add, 1, 2); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::protocol)) << msg;
+}
+
 TEST(Service, AddFunctionCodes) {
     coyote::cSched* s = coyote::cSched::getInstance(0);
     auto fn = [](int32_t fid, const std::string& path) {
