@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <sstream>
 
 #include <coyote/error.hpp>
@@ -100,13 +101,17 @@ void apply_one(ShellConfig& cfg, const std::string& key, const std::string& valu
                         "' (known: avx, wb, strm, mem, pr, rdma, tcp, n_xdma_chan, n_fpga_reg, card_capacity)");
 }
 
-void apply_pair(ShellConfig& cfg, const std::string& item, const std::string& origin) {
+/// Applies one key=value item of a text; `seen` holds the keys the text gave before (a second one is an error:
+/// which of the two was meant is not ours to guess).
+void apply_pair(ShellConfig& cfg, const std::string& item, const std::string& origin, std::set<std::string>& seen) {
     const std::string t = trim(item);
     if (t.empty()) return;
     const auto eq = t.find('=');
     if (eq == std::string::npos)
         throw_error(Errc::invalid_argument, origin, "expected key=value, got '" + t + "'");
-    apply_one(cfg, trim(t.substr(0, eq)), trim(t.substr(eq + 1)), origin);
+    const std::string key = trim(t.substr(0, eq));
+    apply_one(cfg, key, trim(t.substr(eq + 1)), origin);
+    if (!seen.insert(key).second) throw_error(Errc::invalid_argument, origin, "key '" + key + "' is given twice");
 }
 
 }  // namespace
@@ -125,10 +130,11 @@ uint64_t ShellConfig::control_word() const noexcept {
 
 void apply_shell_settings(ShellConfig& cfg, const std::string& settings, const std::string& origin) {
     size_t pos = 0;
+    std::set<std::string> seen;
     while (pos <= settings.size()) {
         const auto comma = settings.find(',', pos);
         const auto end = comma == std::string::npos ? settings.size() : comma;
-        apply_pair(cfg, settings.substr(pos, end - pos), origin);
+        apply_pair(cfg, settings.substr(pos, end - pos), origin, seen);
         if (comma == std::string::npos) break;
         pos = comma + 1;
     }
@@ -137,13 +143,14 @@ void apply_shell_settings(ShellConfig& cfg, const std::string& settings, const s
 void apply_shell_config_text(ShellConfig& cfg, std::string_view text, const std::string& origin) {
     size_t pos = 0;
     int lineno = 0;
+    std::set<std::string> seen;
     while (pos < text.size()) {
         const auto nl = text.find('\n', pos);
         const auto end = nl == std::string_view::npos ? text.size() : nl;
         std::string line(text.substr(pos, end - pos));
         ++lineno;
         if (const auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
-        apply_pair(cfg, line, origin + ":" + std::to_string(lineno));
+        apply_pair(cfg, line, origin + ":" + std::to_string(lineno), seen);
         pos = end + 1;
     }
 }

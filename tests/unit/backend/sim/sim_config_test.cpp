@@ -113,7 +113,7 @@ TEST_F(SimConfig, BadSettingsAreClearErrors) {
     } cases[] = {
         {"avx=2", "avx"},           {"bogus=1", "bogus"},         {"n_fpga_reg=0", "n_fpga_reg"},
         {"n_fpga_reg=17", "17"},    {"n_xdma_chan=x", "n_xdma_chan"}, {"rdma", "rdma"},
-        {"card_capacity=1Q", "card_capacity"},
+        {"card_capacity=1Q", "card_capacity"}, {"rdma=0, rdma=1", "key 'rdma' is given twice"},
     };
     for (const auto& c : cases) {
         EnvGuard s("COYOTE_SIM_SHELL", c.settings);
