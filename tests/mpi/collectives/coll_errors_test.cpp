@@ -183,6 +183,36 @@ TEST(CollErrors, RanksWaitingOnEachOtherInCallsThatDifferNameTheMismatch) {
     EXPECT_LT(longest, 10.0) << "destroying the object after a mismatch took " << longest << " s on some rank";
 }
 
+// Rank 0 destroys its object while the others start another call on theirs: they fail within a few probe intervals
+// naming rank 0, and every destruction ends soon after (before: they waited out their deadline, 30 s here, and rank 0
+// as long in its teardown barrier).
+TEST(CollErrors, ARankThatClosesItsObjectFailsTheCallsItWillNeverJoin) {
+    CollectiveOptions o = coll().options();
+    o.timeout = std::chrono::milliseconds(30000);
+    auto c2 = std::make_unique<Collectives>(*g_world->comm, g_world->dev, o);
+    std::vector<int32_t> v(8, 1);
+    c2->allreduce(MPI_IN_PLACE, v.data(), v.size(), Datatype::int32, Op::sum); // a call every rank joined
+    EXPECT_EQ(v[0], nranks());
+    const auto start = std::chrono::steady_clock::now();
+    if (rank() != 0) {
+        std::string msg;
+        std::error_code code;
+        try {
+            c2->barrier();
+        } catch (const Error& e) {
+            msg = e.what();
+            code = e.code();
+        }
+        EXPECT_EQ(code, make_error_code(Errc::peer_gone)) << msg;
+        EXPECT_NE(msg.find("rank 0 is gone"), std::string::npos) << msg;
+        EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10)) << msg;
+    }
+    c2.reset();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), longest = 0;
+    ASSERT_EQ(MPI_Allreduce(&secs, &longest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
+    EXPECT_LT(longest, 10.0) << "the call and the destruction took " << longest << " s on some rank";
+}
+
 TEST(CollErrors, TypedAlltoallRefusesACountThatDoesNotSplitIntoBlocks) {
     std::vector<int32_t> in(static_cast<std::size_t>(nranks()) * 3 + 1, 1), out(in.size(), -1);
     try {

@@ -95,8 +95,25 @@ Engine::~Engine() {
     if (mpi::detail::mpi_finalized()) return;
     // A broken object still joins: the ranks it failed with are in this teardown too, and a rank that skipped it
     // left them waiting out their whole deadline.
-    if (size_ > 1) teardown_barrier();
+    if (size_ > 1) {
+        announce_close();
+        teardown_barrier();
+    }
     drain_links();
+}
+
+void Engine::announce_close() noexcept {
+    const uint64_t word = epoch_.load() + 1;
+    for (auto& [p, c] : chans_) {
+        if (!c.ready) continue;
+        try {
+            std::memcpy(c.buf + k_closed_stage, &word, sizeof(word));
+            c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                             rdmaSg{.local_offs = k_closed_stage, .remote_offs = k_closed_in, .len = 8}, false);
+        } catch (...) {
+            // that peer is gone: nothing to tell it
+        }
+    }
 }
 
 void Engine::teardown_barrier() noexcept {

@@ -154,6 +154,9 @@ private:
     Channel& chan(int peer, const char* what);
     /// Teardown: waits (bounded) until every rank arrived, so no rank frees buffers a peer may still write.
     void teardown_barrier() noexcept;
+    /// Tells every peer how many calls this engine started before closing: a peer that waits for it in a later
+    /// call fails then, naming it, instead of at its deadline.
+    void announce_close() noexcept;
     void run_async_jobs();
 
     // ---- links (links.cpp; mtx_ held; MPI only on the owner thread) ----
@@ -311,6 +314,9 @@ private:
     static constexpr int k_dead_mismatch = -2;
     /// Throws peer_gone if a peer reported a failure (and passes the report on).
     void check_abort(const std::string& what);
+    /// Throws peer_gone (and tells the others) if the peer of a channel in `v` closed its engine before call
+    /// `epoch` (announce_close).
+    void check_closed(std::span<Channel* const> v, uint64_t epoch, const std::string& what);
     /// A collective call that found nothing to do: counts the pass and waits (spin, then yield); now and then
     /// returns credits, progresses point-to-point and checks for failure reports; probes the peers waited for
     /// and throws at the deadline naming them. `waiting(data, credit, debug)` lists the channels the call waits

@@ -101,6 +101,16 @@ void Engine::check_abort(const std::string& what) {
     }
 }
 
+void Engine::check_closed(std::span<Channel* const> v, uint64_t epoch, const std::string& what) {
+    for (Channel* c : v) {
+        const uint64_t w = load_u64(c->buf + k_closed_in);
+        if (w == 0 || w - 1 >= epoch) continue; // open, or it took part in this call
+        lost_peer(*c, what,
+                  "it closed its collectives after " + std::to_string(w - 1) + " calls, and this rank waits for it in "
+                  "call #" + std::to_string(epoch) + " (its Collectives object was destroyed, or its process is ending)");
+    }
+}
+
 void Engine::probe(Channel& c, const std::string& what, const StallRecord* mine) {
     try {
         if (mine != nullptr) {
@@ -173,6 +183,7 @@ void Engine::on_stall(const Idle& idle, std::vector<Channel*>& data, std::vector
             probe(*c, what, &mine);
         }
     for (auto* v : {&data, &credit}) check_liveness(*v, what);
+    for (auto* v : {&data, &credit}) check_closed(*v, epoch, what);
     // Every peer's record: in a cycle of waits a peer that waits in another call may not be one this rank waits for.
     for (const auto& [peer, c] : chans_) check_stalled_peer(c, epoch, sig, what);
     if (idle.stalled < cfg_.timeout) return;
