@@ -85,6 +85,39 @@ TEST(CollP2p, NonBlockingExchangeAndTimeout) {
     coll().barrier();
 }
 
+// Rank 0 sends one message to rank 1, then destroys its object. Rank 1 still receives that message (sent before
+// the close notice, which it waits to see), then fails the receive rank 0 will never match at once, naming it
+// (before: it waited out its deadline, and rank 0 as long in its teardown barrier).
+TEST(CollP2p, AReceiveFromARankThatClosedFailsOnceItsMessagesAreTaken) {
+    if (quick()) GTEST_SKIP() << "reduced matrix (a second object on every rank)";
+    CollectiveOptions o = coll().options();
+    o.timeout = std::chrono::milliseconds(30000);
+    auto c2 = std::make_unique<Collectives>(*g_world->comm, g_world->dev, o);
+    const auto start = std::chrono::steady_clock::now();
+    if (rank() == 0) {
+        const int32_t v = 7;
+        c2->send(&v, 1, Datatype::int32, 1, 5);
+    } else if (rank() == 1) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200)); // rank 0 closed by now, most likely
+        int32_t v = 0;
+        EXPECT_EQ(c2->recv(&v, 1, Datatype::int32, 0, 5), 1u);
+        EXPECT_EQ(v, 7);
+        std::string msg;
+        try {
+            (void)c2->recv(&v, 1, Datatype::int32, 0, 6);
+        } catch (const Error& e) {
+            msg = e.what();
+        }
+        EXPECT_NE(msg.find("rank 0 is gone (it closed its collectives before sending a matching message)"),
+                  std::string::npos)
+            << msg;
+    }
+    c2.reset();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), longest = 0;
+    ASSERT_EQ(MPI_Allreduce(&secs, &longest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD), MPI_SUCCESS);
+    EXPECT_LT(longest, 10.0) << "the receives and the destruction took " << longest << " s on some rank";
+}
+
 /// Ranks 0 and 3 have no queue pair at construction when N >= 6 (peers are rank +- 2^k).
 bool zero_and_three_unwired() { return nranks() >= 6; }
 

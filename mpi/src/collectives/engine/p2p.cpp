@@ -234,6 +234,7 @@ bool Engine::wait(OpState& op, std::optional<std::chrono::milliseconds> timeout)
         ::sched_yield();
         const auto now = Clock::now();
         bool linking = false;
+        bool peer_closed = false;
         if (op.is_p2p) {
             std::lock_guard lk(mtx_);
             check_abort(op.what);
@@ -245,7 +246,17 @@ bool Engine::wait(OpState& op, std::optional<std::chrono::milliseconds> timeout)
                 Channel* const mine[] = {&c};
                 check_liveness(mine, op.what);
             }
+            peer_closed = c.ready && load_u64(c.buf + k_closed_in) != 0;
         }
+        // The peer's close notice came after everything it wrote before closing (one queue pair): if one more
+        // look does not complete the operation, nothing will.
+        if (peer_closed && !test(op)) {
+            std::lock_guard lk(mtx_);
+            lost_peer(chan(op.peer, "wait"), op.what,
+                      std::string("it closed its collectives before ") +
+                          (op.is_send ? "taking the data" : "sending a matching message"));
+        }
+        if (peer_closed) return true;
         if (now - start >= limit) {
             if (timeout) return false;
             if (!op.is_p2p) continue; // the worker applies the deadline itself
