@@ -153,6 +153,7 @@ public:
 
 cThread::cThread(int32_t vfid_, pid_t hpid_, uint32_t device, std::function<void(int)> uisr)
     : vfid(vfid_), hpid(hpid_), impl(std::make_unique<Impl>()) {
+    detail::settings::check_all_once();
     impl->device = device;
     impl->dev = detail::open_device(device, vfid_);
     fcnfg.parseCnfg(impl->dev->shell_word());

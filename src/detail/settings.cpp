@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <limits>
@@ -298,6 +299,16 @@ void check_all() {
     }
 }
 
+void check_all_once() {
+    static std::atomic<bool> done{false};
+    static std::mutex mtx;
+    if (done.load(std::memory_order_acquire)) return;
+    std::lock_guard lk(mtx);
+    if (done.load(std::memory_order_relaxed)) return;
+    check_all();
+    done.store(true, std::memory_order_release);
+}
+
 namespace {
 
 /// Levenshtein distance of `a` and `b`, stopping early above `limit` (returns limit + 1 then).
@@ -365,7 +376,9 @@ std::string markdown() {
         "# Environment variables\n\n"
         "Every variable coyote-mpi reads, generated from the declarations in the sources by `coyote-settings "
         "--markdown` (a test fails when this page is out of date). A malformed value is an error that names the "
-        "variable and what it accepts; an empty value counts as unset.\n";
+        "variable and what it accepts; an empty value counts as unset. Every variable set is checked when a process "
+        "opens its first `cThread`, so a malformed one fails there, whichever call would read it first. `coyote-settings "
+        "--check` checks them without opening a device and names likely misspellings.\n";
     std::string group;
     for (const Info* i : all()) {
         if (i->group != group) {

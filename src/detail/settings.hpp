@@ -167,6 +167,11 @@ std::optional<std::string> foreign(const char* name);
 /// Reads every declared variable set in this environment; throws the first malformed one's error.
 void check_all();
 
+/// check_all() once per process, at the first cThread: a malformed value fails there, naming the variable, not
+/// in whichever later call first reads it (COYOTE_LOCK_TIMEOUT_MS only when a lock is contended). Runs again
+/// after a failure, so a corrected environment is checked anew.
+void check_all_once();
+
 /// A variable set in this environment that no loaded library declares but whose name is one or two letters away
 /// from a declared one: `name` is probably a misspelling of `nearest` (which then reads as unset).
 struct Misspelling {

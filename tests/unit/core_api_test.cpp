@@ -271,6 +271,38 @@ TEST(CThreadLock, SecondHolderTimesOutNamingTheLock) {
     c.unlock();
 }
 
+/// MalformedSettingFailsTheFirstCThread's process: opens a cThread and says so.
+TEST(CThreadSettingsHelper, DISABLED_OpensACThread) {
+    coyote::cThread t(0, ::getpid(), 0);
+    std::printf("opened\n");
+}
+
+// A malformed value of a variable that only a later call reads (the lock timeout, read when a lock is contended)
+// fails the process's first cThread, naming it; before, it passed unnoticed until that call.
+TEST(CThreadSettings, MalformedSettingFailsTheFirstCThread) {
+    EnvGuard b("COYOTE_BACKEND", "sim");
+    for (const char* value : {"abc", "300000"}) {
+        SCOPED_TRACE(value);
+        EnvGuard g("COYOTE_LOCK_TIMEOUT_MS", value);
+        int out[2];
+        ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+        const pid_t pid = coyote_test::spawn_helper("CThreadSettingsHelper.DISABLED_OpensACThread", -1, out[1]);
+        ASSERT_GT(pid, 0);
+        ::close(out[1]);
+        const std::string said = coyote_test::read_output(out[0], "", std::chrono::seconds(60));
+        ::close(out[0]);
+        const int status = coyote_test::wait_exit(pid, std::chrono::seconds(60));
+        if (std::string(value) == "abc") {
+            EXPECT_NE(status, 0) << said;
+            EXPECT_NE(said.find("COYOTE_LOCK_TIMEOUT_MS='abc'"), std::string::npos) << said;
+            EXPECT_EQ(said.find("opened"), std::string::npos) << said;
+        } else {
+            EXPECT_EQ(status, 0) << said;
+            EXPECT_NE(said.find("opened"), std::string::npos) << said;
+        }
+    }
+}
+
 /// LastHolderRemovesTheLock's other process: holds a cThread on sim device 6 until its stdin closes.
 TEST(CThreadLockHelper, DISABLED_HoldsDevice6UntilStdinCloses) {
     EnvGuard b("COYOTE_BACKEND", "sim");
