@@ -107,6 +107,10 @@ void Engine::announce_close() noexcept {
     for (auto& [p, c] : chans_) {
         if (!c.ready) continue;
         try {
+            // The count first: a peer that sees the word reads a count that is already there (one queue pair).
+            std::memcpy(c.buf + k_closed_stage + 8, &c.sent, sizeof(c.sent));
+            c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                             rdmaSg{.local_offs = k_closed_stage + 8, .remote_offs = k_closed_sent, .len = 8}, false);
             std::memcpy(c.buf + k_closed_stage, &word, sizeof(word));
             c.thread->invoke(CoyoteOper::REMOTE_RDMA_WRITE,
                              rdmaSg{.local_offs = k_closed_stage, .remote_offs = k_closed_in, .len = 8}, false);

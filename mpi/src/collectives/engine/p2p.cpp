@@ -246,10 +246,12 @@ bool Engine::wait(OpState& op, std::optional<std::chrono::milliseconds> timeout)
                 Channel* const mine[] = {&c};
                 check_liveness(mine, op.what);
             }
-            peer_closed = c.ready && load_u64(c.buf + k_closed_in) != 0;
+            // Closed, and every message it sent before closing has arrived (its notice carries their count: a
+            // completion count may lag the memory it describes).
+            peer_closed = c.ready && load_u64(c.buf + k_closed_in) != 0 &&
+                          arrived(c) == static_cast<uint32_t>(load_u64(c.buf + k_closed_sent));
         }
-        // The peer's close notice came after everything it wrote before closing (one queue pair): if one more
-        // look does not complete the operation, nothing will.
+        // The peer closed and all it sent is here: if one more look does not complete the operation, nothing will.
         if (peer_closed && !test(op)) {
             std::lock_guard lk(mtx_);
             lost_peer(chan(op.peer, "wait"), op.what,

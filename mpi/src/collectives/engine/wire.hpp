@@ -37,8 +37,9 @@ constexpr uint64_t k_abort_in = 64; ///< written by a peer that failed: (reporte
 constexpr uint64_t k_abort_stage = 72;
 constexpr uint64_t k_stall_in = 128;    ///< written by a stalled peer: the call it waits in (StallRecord)
 constexpr uint64_t k_stall_stage = 192;
-constexpr uint64_t k_closed_in = 256; ///< written by a peer whose engine closed: the calls it had started, plus 1
-constexpr uint64_t k_closed_stage = 264;
+constexpr uint64_t k_closed_in = 256;   ///< written by a peer whose engine closed: the calls it had started, plus 1
+constexpr uint64_t k_closed_sent = 264; ///< written just before: the messages it had sent on this channel
+constexpr uint64_t k_closed_stage = 272; ///< 16 bytes: the staging of both
 
 /// The operation a collective message belongs to.
 enum class CollKind : uint32_t {
