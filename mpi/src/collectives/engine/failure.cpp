@@ -106,8 +106,8 @@ void Engine::check_closed(std::span<Channel* const> v, uint64_t epoch, const std
         const uint64_t w = load_u64(c->buf + k_closed_in);
         if (w == 0 || w - 1 >= epoch) continue; // open, or it took part in this call
         lost_peer(*c, what,
-                  "it closed its collectives after " + std::to_string(w - 1) + " calls, and this rank waits for it in "
-                  "call #" + std::to_string(epoch) + " (its Collectives object was destroyed, or its process is ending)");
+                  "it closed its collectives (object destroyed, or process ending) after " + std::to_string(w - 1) +
+                      (w - 1 == 1 ? " call" : " calls") + "; this rank waits for it in call #" + std::to_string(epoch));
     }
 }
 
