@@ -20,6 +20,7 @@ namespace {
 struct Registry {
     std::mutex mtx;
     std::vector<const Setting*> items;
+    std::vector<const Consistency*> rules;
 };
 
 Registry& registry() {
@@ -129,6 +130,23 @@ Setting::~Setting() {
     auto& r = registry();
     std::lock_guard lk(r.mtx);
     r.items.erase(std::remove(r.items.begin(), r.items.end(), this), r.items.end());
+}
+
+Consistency::Consistency(std::string group, Check check) : group_(std::move(group)), check_(check) {
+    auto& r = registry();
+    std::lock_guard lk(r.mtx);
+    r.rules.push_back(this);
+}
+
+Consistency::~Consistency() {
+    auto& r = registry();
+    std::lock_guard lk(r.mtx);
+    r.rules.erase(std::remove(r.rules.begin(), r.rules.end(), this), r.rules.end());
+}
+
+void Consistency::check() const {
+    if (std::string problem = check_(); !problem.empty())
+        throw_error(Errc::invalid_argument, "environment variables (" + group_ + ")", problem);
 }
 
 std::string Setting::name(std::string_view suffix) const {
@@ -271,10 +289,12 @@ std::optional<std::string> foreign(const char* name) {
 
 void check_all() {
     std::vector<const Setting*> items;
+    std::vector<const Consistency*> rules;
     {
         auto& r = registry();
         std::lock_guard lk(r.mtx);
         items = r.items;
+        rules = r.rules;
     }
     for (const Setting* s : items) {
         if (s->info().name.back() != '>') {
@@ -297,6 +317,7 @@ void check_all() {
             s->check(suffix);
         }
     }
+    for (const Consistency* c : rules) c->check();
 }
 
 void check_all_once() {
@@ -377,8 +398,10 @@ std::string markdown() {
         "Every variable coyote-mpi reads, generated from the declarations in the sources by `coyote-settings "
         "--markdown` (a test fails when this page is out of date). A malformed value is an error that names the "
         "variable and what it accepts; an empty value counts as unset. Every variable set is checked when a process "
-        "opens its first `cThread`, so a malformed one fails there, whichever call would read it first. `coyote-settings "
-        "--check` checks them without opening a device and names likely misspellings.\n";
+        "opens its first `cThread` (those of the libraries it loaded: the `collectives` and `mpi` groups in programs of "
+        "the MPI layer), so a malformed one fails there, whichever call would read it first; so do rules across "
+        "variables (`COYOTE_COLL_BUFFER_SIZE` must hold 4 slots of `COYOTE_COLL_CHUNK` per direction). "
+        "`coyote-settings --check` checks them without opening a device and names likely misspellings.\n";
     std::string group;
     for (const Info* i : all()) {
         if (i->group != group) {

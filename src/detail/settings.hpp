@@ -164,7 +164,26 @@ std::optional<std::string> value_of(std::string_view name);
 /// the code never calls getenv, but not declared as ours.
 std::optional<std::string> foreign(const char* name);
 
-/// Reads every declared variable set in this environment; throws the first malformed one's error.
+/// A rule across variables that each parse alone (a buffer that must hold chunks of another variable's size),
+/// declared at namespace scope like the variables; check_all() runs it after every variable passed. `check`
+/// returns what is wrong with the values in force, naming the variables, or "" when they agree.
+class Consistency {
+public:
+    using Check = std::string (*)();
+    Consistency(std::string group, Check check);
+    ~Consistency();
+    Consistency(const Consistency&) = delete;
+    Consistency& operator=(const Consistency&) = delete;
+    /// Throws Errc::invalid_argument with the problem, if any.
+    void check() const;
+
+private:
+    std::string group_;
+    Check check_;
+};
+
+/// Reads every declared variable set in this environment, then the rules across them; throws the first
+/// problem's error.
 void check_all();
 
 /// check_all() once per process, at the first cThread: a malformed value fails there, naming the variable, not

@@ -64,6 +64,19 @@ const settings::Choice k_peers{"COYOTE_COLL_PEERS", "collectives",
 
 }  // namespace
 
+namespace {
+/// COYOTE_COLL_BUFFER_SIZE must hold 4 slots of COYOTE_COLL_CHUNK per direction, which must be a multiple of 64.
+std::string env_options_problem() {
+    const std::string problem = ::coyote::detail::coll::validate(CollectiveOptions::from_env());
+    if (problem.empty()) return problem;
+    auto shown = [](const settings::Bytes& b) {
+        return b.name() + "=" + b.raw().value_or(std::to_string(b.get()) + " (default)");
+    };
+    return shown(k_chunk) + ", " + shown(k_buffer_size) + ": " + problem;
+}
+const settings::Consistency k_coll_consistent{"collectives", env_options_problem};
+} // namespace
+
 CollectiveOptions CollectiveOptions::from_env() {
     CollectiveOptions o;
     o.timeout = BootstrapOptions::from_env().timeout;
