@@ -66,9 +66,43 @@ Communicator::Communicator(MPI_Comm comm) {
     host_.assign(name, static_cast<std::size_t>(name_len));
 }
 
+Communicator::Communicator(Communicator&& other) noexcept
+    : comm_(std::move(other.comm_)), node_(std::move(other.node_)), rank_(other.rank_), size_(other.size_),
+      local_rank_(other.local_rank_), local_size_(other.local_size_), node_count_(other.node_count_),
+      node_index_(other.node_index_), host_(std::move(other.host_)) {
+    other.rank_ = other.size_ = other.local_rank_ = other.local_size_ = other.node_count_ = other.node_index_ = 0;
+}
+
+Communicator& Communicator::operator=(Communicator&& other) noexcept {
+    if (this != &other) {
+        Communicator moved(std::move(other));
+        std::swap(comm_, moved.comm_);
+        std::swap(node_, moved.node_);
+        std::swap(host_, moved.host_);
+        rank_ = moved.rank_, size_ = moved.size_, local_rank_ = moved.local_rank_;
+        local_size_ = moved.local_size_, node_count_ = moved.node_count_, node_index_ = moved.node_index_;
+    }
+    return *this;
+}
+
+const detail::CommHandle& Communicator::handle() const {
+    if (!comm_) throw_error(Errc::invalid_argument, "Communicator", "used after it was moved from");
+    return *comm_;
+}
+
+MPI_Comm Communicator::node_comm() const {
+    (void)handle();
+    return node_->get();
+}
+
+void detail::require_valid(const Communicator& comm, const char* call) {
+    if (!comm.valid()) throw_error(Errc::invalid_argument, call, "the Communicator was moved from");
+}
+
 void barrier(const Communicator& comm) { check_mpi(MPI_Barrier(comm.get()), "MPI_Barrier"); }
 
 void conn_sync(const Communicator& comm, int peer) {
+    detail::require_valid(comm, "conn_sync");
     if (peer < 0 || peer >= comm.size() || peer == comm.rank())
         throw_error(Errc::invalid_argument, "conn_sync",
                     "peer rank " + std::to_string(peer) + " is not another rank of a communicator of size " +

@@ -11,20 +11,24 @@
 
 #include "backend/device.hpp"
 #include "detail/settings.hpp"
+#include "bootstrap/mpi_state.hpp"
 
 namespace coyote::mpi {
 
 namespace {
 
-long parse_int(const std::string& text, const std::string& what, long lo, long hi) {
+long parse_int(const std::string& text, const std::string& what, long lo, long hi, const std::string& origin) {
     char* end = nullptr;
     errno = 0;
     const long v = std::strtol(text.c_str(), &end, 10);
     if (text.empty() || errno != 0 || end == nullptr || *end != '\0' || v < lo || v > hi)
-        throw_error(Errc::invalid_argument, "select_device",
+        throw_error(Errc::invalid_argument, origin,
                     what + ": '" + text + "' is not an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
     return v;
 }
+
+constexpr long k_max_device = 255; ///< the device numbers a map may name
+constexpr long k_max_vfid = 15;    ///< the vFPGAs of a shell
 
 namespace settings = ::coyote::detail::settings;
 const settings::Text k_device_map{"COYOTE_MPI_DEVICE_MAP", "mpi", "",
@@ -68,7 +72,7 @@ std::string host_key(const std::string& host, bool hw) {
 
 }  // namespace
 
-std::vector<DeviceMapEntry> parse_device_map(const std::string& text) {
+std::vector<DeviceMapEntry> parse_device_map(const std::string& text, const std::string& origin) {
     std::vector<DeviceMapEntry> out;
     std::size_t pos = 0;
     while (pos <= text.size()) {
@@ -79,16 +83,15 @@ std::vector<DeviceMapEntry> parse_device_map(const std::string& text) {
         const std::size_t c1 = entry.find(':');
         const std::size_t c2 = c1 == std::string::npos ? std::string::npos : entry.find(':', c1 + 1);
         if (c1 == std::string::npos || c2 == std::string::npos || entry.find(':', c2 + 1) != std::string::npos)
-            throw_error(Errc::invalid_argument, "COYOTE_MPI_DEVICE_MAP",
-                        "entry '" + entry + "' is not rank:device:vfid");
+            throw_error(Errc::invalid_argument, origin, "entry '" + entry + "' is not rank:device:vfid");
         DeviceMapEntry e;
-        e.rank = static_cast<int>(parse_int(entry.substr(0, c1), "rank in '" + entry + "'", 0, INT32_MAX));
-        e.device = static_cast<uint32_t>(parse_int(entry.substr(c1 + 1, c2 - c1 - 1), "device in '" + entry + "'", 0, 255));
-        e.vfid = static_cast<int32_t>(parse_int(entry.substr(c2 + 1), "vfid in '" + entry + "'", 0, 15));
+        e.rank = static_cast<int>(parse_int(entry.substr(0, c1), "rank in '" + entry + "'", 0, INT32_MAX, origin));
+        e.device = static_cast<uint32_t>(
+            parse_int(entry.substr(c1 + 1, c2 - c1 - 1), "device in '" + entry + "'", 0, k_max_device, origin));
+        e.vfid = static_cast<int32_t>(parse_int(entry.substr(c2 + 1), "vfid in '" + entry + "'", 0, k_max_vfid, origin));
         for (const auto& prev : out)
             if (prev.rank == e.rank)
-                throw_error(Errc::invalid_argument, "COYOTE_MPI_DEVICE_MAP",
-                            "rank " + std::to_string(e.rank) + " appears twice");
+                throw_error(Errc::invalid_argument, origin, "rank " + std::to_string(e.rank) + " appears twice");
         out.push_back(e);
     }
     return out;
@@ -135,11 +138,21 @@ Record own_record(const Communicator& comm, const DeviceSelectOptions& options, 
     mine.hw_vfpgas = hw ? count_hw_vfpgas(0) : 0;
     std::string source = "default";
     if (options.device || options.vfid) {
+        // The ranges of the device map, where the map's own errors would name them.
+        if (options.device && *options.device > k_max_device)
+            throw_error(Errc::invalid_argument, "select_device",
+                        "DeviceSelectOptions::device " + std::to_string(*options.device) + " is not in 0.." +
+                            std::to_string(k_max_device));
+        if (options.vfid && (*options.vfid < 0 || *options.vfid > k_max_vfid))
+            throw_error(Errc::invalid_argument, "select_device",
+                        "DeviceSelectOptions::vfid " + std::to_string(*options.vfid) + " is not in 0.." +
+                            std::to_string(k_max_vfid));
         if (options.device) mine.has_device = 1, mine.device = *options.device;
         if (options.vfid) mine.has_vfid = 1, mine.vfid = *options.vfid;
         source = "options";
     } else if (!map.text.empty()) {
-        for (const auto& e : parse_device_map(map.text))
+        for (const auto& e : parse_device_map(map.text, map.source == "options" ? "DeviceSelectOptions::device_map"
+                                                                                 : map.source))
             if (e.rank == comm.rank()) {
                 mine.has_device = mine.has_vfid = 1;
                 mine.device = e.device;
@@ -218,6 +231,7 @@ void check_collisions(const std::vector<Record>& all, const std::vector<DeviceAs
 }  // namespace
 
 DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptions& options) {
+    detail::require_valid(comm, "select_device");
     // The backend decides the default; probe it on device 0, vFPGA 0 (COYOTE_BACKEND or /dev presence).
     const bool hw = ::coyote::detail::selected_backend(0, 0) == "hw";
     const MapSource map = device_map(options);

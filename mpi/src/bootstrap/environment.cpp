@@ -22,6 +22,12 @@ const char* thread_level_name(int level) noexcept {
 Environment::Environment(int* argc, char*** argv, EnvironmentOptions options) {
     if (detail::mpi_finalized())
         throw_error(Errc::mpi, "Environment", "MPI was already finalised; it cannot be initialised again");
+    const int level = options.thread_level;
+    if (level != MPI_THREAD_SINGLE && level != MPI_THREAD_FUNNELED && level != MPI_THREAD_SERIALIZED &&
+        level != MPI_THREAD_MULTIPLE)
+        throw_error(Errc::invalid_argument, "Environment",
+                    "EnvironmentOptions::thread_level " + std::to_string(level) +
+                        " is not an MPI thread level (MPI_THREAD_SINGLE, _FUNNELED, _SERIALIZED or _MULTIPLE)");
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (initialized) {

@@ -8,11 +8,13 @@
 #include <string>
 
 #include "diag/wait.hpp"
+#include "bootstrap/mpi_state.hpp"
 
 namespace coyote::mpi {
 
 MpiOob::MpiOob(const Communicator& comm, int peer, BootstrapOptions options)
     : comm_(comm.share()), rank_(comm.rank()), peer_(peer), options_(options) {
+    detail::require_valid(comm, "make_mpi_oob");
     if (peer < 0 || peer >= comm.size() || peer == comm.rank())
         throw_error(Errc::invalid_argument, "make_mpi_oob",
                     "peer rank " + std::to_string(peer) + " is not another rank of a communicator of size " +

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "bootstrap/wiring_slots.hpp"
+#include "bootstrap/mpi_state.hpp"
 
 namespace coyote::mpi {
 
@@ -97,6 +98,10 @@ std::vector<int> peers_for(PeerPattern pattern, int rank, int size, const std::v
             out.push_back(p);
         }
         break;
+    default:
+        throw_error(Errc::invalid_argument, "peers_for",
+                    "peer pattern " + std::to_string(static_cast<int>(pattern)) +
+                        " is not a PeerPattern value (all, ring, recursive_doubling, binomial, explicit_list)");
     }
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -181,6 +186,7 @@ std::exception_ptr capture(std::string& text, Fn&& fn) {
 
 QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOptions options)
     : buffer_size_(options.buffer_size) {
+    detail::require_valid(comm, "QpSet");
     const int me = comm.rank();
     const int n = comm.size();
     const auto& bo = options.bootstrap;

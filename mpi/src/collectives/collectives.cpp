@@ -27,10 +27,30 @@ void check_mpi_live(const char* call) {
         throw_error(Errc::mpi, call, "MPI was finalized (MPI_Finalize ran): collectives need MPI until they are destroyed");
 }
 
+/// The most bytes one buffer of a call may span: the 48-bit addresses of the RDMA wire (and more than a process's
+/// address space); the chunk arithmetic of the schedules stays far from overflow below it.
+constexpr uint64_t k_max_buffer_bytes = 1ull << 48;
+
+/// a * b bytes, refused when the product overflows or exceeds k_max_buffer_bytes.
 uint64_t mul_checked(uint64_t a, uint64_t b, const char* call) {
     if (b != 0 && a > std::numeric_limits<uint64_t>::max() / b)
         throw_error(Errc::invalid_argument, call, "element count " + std::to_string(a) + " overflows the byte size");
+    if (a * b > k_max_buffer_bytes)
+        throw_error(Errc::invalid_argument, call,
+                    "element count " + std::to_string(a) + " makes a buffer of " + std::to_string(a * b) +
+                        " bytes, more than any buffer can span (2^48 bytes)");
     return a * b;
+}
+
+/// Refuses send and receive buffers that overlap (MPI_IN_PLACE, or send == recv where that means in place, is the
+/// way to share one): a schedule reads blocks of `send` after it wrote blocks of `recv`.
+void check_disjoint(const void* send, uint64_t send_len, const void* recv, uint64_t recv_len, const char* call) {
+    const auto s = reinterpret_cast<uintptr_t>(send), r = reinterpret_cast<uintptr_t>(recv);
+    if (send_len == 0 || recv_len == 0 || s + send_len <= r || r + recv_len <= s) return;
+    throw_error(Errc::invalid_argument, call,
+                "the send buffer (" + std::to_string(send_len) + " bytes) and the receive buffer (" +
+                    std::to_string(recv_len) + " bytes) overlap; pass MPI_IN_PLACE as the send buffer for an in-place "
+                    "call (the receive buffer then holds this rank's input where the call's layout puts it)");
 }
 
 void check_root(int root, int size, const char* call) {
@@ -53,41 +73,52 @@ struct Shape {
     bool per_rank;      ///< the buffers hold size() blocks of count elements
     bool one_buffer;    ///< broadcast: one buffer ("the"), no in-place variant
     bool marker_recv;   ///< MPI_IN_PLACE is passed as the receive buffer (scatter), else as the send buffer
-    bool same_in_place; ///< send == recv also selects the in-place variant
+    bool same_in_place; ///< send == recv also selects the in-place variant (the same layout)
+    bool send_blocks;   ///< the send buffer holds size() blocks of count elements (else one)
+    bool recv_blocks;   ///< the receive buffer holds size() blocks
 };
 
 constexpr Shape shape_of(CollKind kind) noexcept {
     switch (kind) {
-    case CollKind::broadcast: return {false, true, false, true, false, false};
-    case CollKind::reduce: return {true, true, false, false, false, true};
-    case CollKind::allreduce: return {true, false, false, false, false, true};
-    case CollKind::gather: return {false, true, true, false, false, false};
-    case CollKind::allgather: return {false, false, true, false, false, false};
-    case CollKind::scatter: return {false, true, true, false, true, false};
-    case CollKind::reduce_scatter: return {true, false, true, false, false, true};
-    case CollKind::alltoall: return {false, false, true, false, false, true};
+    case CollKind::broadcast: return {false, true, false, true, false, false, false, false};
+    case CollKind::reduce: return {true, true, false, false, false, true, false, false};
+    case CollKind::allreduce: return {true, false, false, false, false, true, false, false};
+    case CollKind::gather: return {false, true, true, false, false, false, false, true};
+    case CollKind::allgather: return {false, false, true, false, false, false, false, true};
+    case CollKind::scatter: return {false, true, true, false, true, false, true, false};
+    case CollKind::reduce_scatter: return {true, false, true, false, false, true, true, false};
+    case CollKind::alltoall: return {false, false, true, false, false, true, true, true};
     case CollKind::barrier: break;
     }
-    return {false, false, false, true, false, false};
+    return {false, false, false, true, false, false, false, false};
 }
 
 }  // namespace
 
 // ---- Request --------------------------------------------------------------------------------------
 
+namespace {
+/// A request that is done needs no engine (whose object may be gone): its result, or its error.
+bool finished(const ::coyote::detail::coll::OpState& op) {
+    if (!op.done.load(std::memory_order_acquire)) return false;
+    if (op.error) std::rethrow_exception(op.error);
+    return true;
+}
+} // namespace
+
 bool Request::test() {
     if (!state_) throw_error(Errc::invalid_argument, "Request::test", "empty request");
-    return engine_->test(*state_);
+    return finished(*state_) || engine_->test(*state_);
 }
 
 void Request::wait() {
     if (!state_) throw_error(Errc::invalid_argument, "Request::wait", "empty request");
-    (void)engine_->wait(*state_, std::nullopt);
+    if (!finished(*state_)) (void)engine_->wait(*state_, std::nullopt);
 }
 
 bool Request::wait(std::chrono::milliseconds timeout) {
     if (!state_) throw_error(Errc::invalid_argument, "Request::wait", "empty request");
-    return engine_->wait(*state_, timeout);
+    return finished(*state_) || engine_->wait(*state_, timeout);
 }
 
 uint64_t Request::received_bytes() const noexcept { return state_ ? state_->received : 0; }
@@ -97,6 +128,7 @@ uint64_t Request::received_bytes() const noexcept { return state_ ? state_->rece
 Collectives::Collectives(const Communicator& comm, const DeviceAssignment& device, CollectiveOptions options)
     : options_(options), rank_(comm.rank()), size_(comm.size()) {
     check_mpi_live("Collectives");
+    mpi::detail::require_valid(comm, "Collectives");
     auto boot = BootstrapOptions::from_env();
     boot.on_timeout = OnTimeout::throw_error;
     const std::string problem = ::coyote::detail::coll::validate(options);
@@ -203,6 +235,10 @@ CallArgs Collectives::args_of(const char* call, CollKind kind, const void* send,
     const bool recv_used = s.marker_recv ? !in_place : at_root;
     if (send_used) check_buf(send, count, "send", call);
     if (recv_used) check_buf(recv, count, "receive", call);
+    if (send_used && recv_used) {
+        const uint64_t n = static_cast<uint64_t>(size_);
+        check_disjoint(send, s.send_blocks ? bytes * n : bytes, recv, s.recv_blocks ? bytes * n : bytes, call);
+    }
     a.send = send_used ? send : nullptr;
     a.recv = recv_used ? recv : nullptr;
     a.in_place = in_place;
@@ -260,35 +296,49 @@ void Collectives::alltoall(const void* send, void* recv, std::size_t count, Data
     });
 }
 
-Request Collectives::isend(const void* buf, std::size_t count, Datatype type, int peer, int tag) {
-    return guarded("isend", [&] {
-        check_op(Op::sum, type, "isend");
-        check_buf(buf, count, "send", "isend");
-        if (tag < 0) throw_error(Errc::invalid_argument, "isend", "tag " + std::to_string(tag) + " is negative");
-        const uint64_t bytes = mul_checked(count, size_of(type), "isend");
+Request Collectives::post_send(const char* call, const void* buf, std::size_t count, Datatype type, int peer, int tag) {
+    return guarded(call, [&] {
+        check_op(Op::sum, type, call);
+        check_buf(buf, count, "send", call);
+        if (tag < 0) throw_error(Errc::invalid_argument, call, "tag " + std::to_string(tag) + " is negative");
+        const uint64_t bytes = mul_checked(count, size_of(type), call);
         return Request(engine_->post_send(buf, bytes, peer, tag), engine_.get());
     });
 }
 
-Request Collectives::irecv(void* buf, std::size_t count, Datatype type, int peer, int tag) {
-    return guarded("irecv", [&] {
-        check_op(Op::sum, type, "irecv");
-        check_buf(buf, count, "receive", "irecv");
+Request Collectives::post_recv(const char* call, void* buf, std::size_t count, Datatype type, int peer, int tag) {
+    return guarded(call, [&] {
+        check_op(Op::sum, type, call);
+        check_buf(buf, count, "receive", call);
         if (tag < 0 && tag != any_tag)
-            throw_error(Errc::invalid_argument, "irecv", "tag " + std::to_string(tag) + " is negative (and not any_tag)");
-        const uint64_t bytes = mul_checked(count, size_of(type), "irecv");
+            throw_error(Errc::invalid_argument, call, "tag " + std::to_string(tag) + " is negative (and not any_tag)");
+        const uint64_t bytes = mul_checked(count, size_of(type), call);
         return Request(engine_->post_recv(buf, bytes, peer, tag), engine_.get());
     });
 }
 
+Request Collectives::isend(const void* buf, std::size_t count, Datatype type, int peer, int tag) {
+    return post_send("isend", buf, count, type, peer, tag);
+}
+
+Request Collectives::irecv(void* buf, std::size_t count, Datatype type, int peer, int tag) {
+    return post_recv("irecv", buf, count, type, peer, tag);
+}
+
 void Collectives::send(const void* buf, std::size_t count, Datatype type, int peer, int tag) {
-    isend(buf, count, type, peer, tag).wait();
+    post_send("send", buf, count, type, peer, tag).wait();
 }
 
 std::size_t Collectives::recv(void* buf, std::size_t count, Datatype type, int peer, int tag) {
-    Request r = irecv(buf, count, type, peer, tag);
+    Request r = post_recv("recv", buf, count, type, peer, tag);
     r.wait();
-    return static_cast<std::size_t>(r.received_bytes() / size_of(type));
+    const uint64_t got = r.received_bytes(), elem = size_of(type);
+    if (got % elem != 0)
+        throw_error(Errc::invalid_argument, "recv",
+                    "the message from rank " + std::to_string(peer) + " has " + std::to_string(got) +
+                        " bytes, not a whole number of " + std::to_string(elem) + "-byte elements (it was sent "
+                        "with another type; its bytes are in the buffer)");
+    return static_cast<std::size_t>(got / elem);
 }
 
 Request Collectives::start_checked(const char* call, CollKind kind, const void* send, void* recv, std::size_t count,

@@ -153,8 +153,12 @@ std::string validate(const CollectiveOptions& o) {
         return "buffer_size " + std::to_string(o.buffer_size) +
                " (COYOTE_COLL_BUFFER_SIZE) must hold 4 message slots per direction (at least " + std::to_string(need) +
                " bytes for chunk_bytes " + std::to_string(o.chunk_bytes) + ", COYOTE_COLL_CHUNK) and be below 4 GiB";
-    if (o.timeout.count() <= 0) return "timeout must be positive";
-    if (o.probe_interval.count() <= 0) return "probe_interval must be positive";
+    // A year bounds the deadline arithmetic (steady_clock::now() + milliseconds::max() overflows).
+    constexpr std::chrono::milliseconds k_year = std::chrono::hours(24 * 365);
+    if (o.timeout.count() <= 0 || o.timeout > k_year)
+        return "timeout " + std::to_string(o.timeout.count()) + " ms must be positive and at most a year";
+    if (o.probe_interval.count() <= 0 || o.probe_interval > k_year)
+        return "probe_interval " + std::to_string(o.probe_interval.count()) + " ms must be positive and at most a year";
     if (o.peers != PeerSet::log && o.peers != PeerSet::all) return "peers is not a PeerSet value";
     return {};
 }

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 using namespace coyote::mpi;
@@ -71,6 +72,36 @@ TEST(Communicator, MoveKeepsTheHandleAndUserCommSurvives) {
     MPI_Comm_free(&user);
 }
 
+// A moved-from handle reads size 0 and refuses use, naming it (before: rank and size stayed, and the next call
+// dereferenced a null handle).
+TEST(Communicator, AMovedFromHandleRefusesUse) {
+    Communicator a;
+    const int size = a.size();
+    Communicator b(std::move(a));
+    EXPECT_EQ(b.size(), size);
+    EXPECT_TRUE(b.valid());
+    EXPECT_FALSE(a.valid()); // NOLINT(bugprone-use-after-move): what this test checks
+    EXPECT_EQ(a.size(), 0);  // NOLINT(bugprone-use-after-move)
+    auto refused = [&](auto&& fn, const char* call) {
+        try {
+            fn();
+            ADD_FAILURE() << call << " accepted a moved-from Communicator";
+        } catch (const coyote::Error& e) {
+            EXPECT_EQ(e.code(), coyote::make_error_code(coyote::Errc::invalid_argument)) << e.what();
+            EXPECT_NE(std::string(e.what()).find("moved from"), std::string::npos) << e.what();
+        }
+    };
+    refused([&] { (void)a.get(); }, "get");
+    refused([&] { barrier(a); }, "barrier");
+    refused([&] { (void)select_device(a); }, "select_device");
+    refused([&] { conn_sync(a, 1); }, "conn_sync");
+    refused([&] { (void)make_mpi_oob(a, 1); }, "make_mpi_oob");
+    Communicator c;
+    c = std::move(b);
+    EXPECT_EQ(c.size(), size);
+    barrier(c);
+}
+
 TEST(Communicator, SubCommunicatorsHaveTheirOwnRanks) {
     Communicator world;
     MPI_Comm half = MPI_COMM_NULL;
@@ -113,6 +144,20 @@ TEST(Environment, AdoptsAnInitialisedMpi) {
     EXPECT_FALSE(env.owns());
     EXPECT_GE(env.thread_level(), MPI_THREAD_FUNNELED);
     EXPECT_STREQ(thread_level_name(MPI_THREAD_MULTIPLE), "MPI_THREAD_MULTIPLE");
+}
+
+// A value that is no MPI thread level is refused before MPI sees it (before: Open MPI aborted the job, saying
+// MPI_Init_thread ran before MPI_Init).
+TEST(Environment, AThreadLevelThatIsNoneIsRefusedByName) {
+    EnvironmentOptions o;
+    o.thread_level = 99;
+    try {
+        Environment env(o);
+        FAIL() << "thread level 99 accepted";
+    } catch (const coyote::Error& e) {
+        EXPECT_EQ(e.code(), coyote::make_error_code(coyote::Errc::invalid_argument)) << e.what();
+        EXPECT_NE(std::string(e.what()).find("thread_level 99"), std::string::npos) << e.what();
+    }
 }
 
 TEST(Environment, TooLowThreadLevelIsAClearError) {
@@ -195,6 +240,12 @@ TEST(Patterns, Neighbours) {
     EXPECT_THROW((void)peers_for(PeerPattern::explicit_list, 0, 4, {0}), coyote::Error);
     EXPECT_THROW((void)peers_for(PeerPattern::explicit_list, 0, 4, {4}), coyote::Error);
     EXPECT_THROW((void)peers_for(PeerPattern::all, 4, 4), coyote::Error);
+    try { // a value outside the enum (before: no peers, silently)
+        (void)peers_for(static_cast<PeerPattern>(42), 0, 4);
+        ADD_FAILURE() << "PeerPattern 42 accepted";
+    } catch (const coyote::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("peer pattern 42"), std::string::npos) << e.what();
+    }
     // Symmetry of every named pattern.
     for (auto p : {PeerPattern::all, PeerPattern::ring, PeerPattern::recursive_doubling, PeerPattern::binomial})
         for (int n = 1; n <= 9; ++n)
@@ -217,6 +268,31 @@ TEST(DeviceSelection, MapParsing) {
     EXPECT_THROW((void)parse_device_map("0:x:1"), coyote::Error);
     EXPECT_THROW((void)parse_device_map("0:0:16"), coyote::Error);
     EXPECT_THROW((void)parse_device_map("0:0:0,0:1:0"), coyote::Error);
+    // Errors name where the map came from.
+    try {
+        (void)parse_device_map("0:0", "DeviceSelectOptions::device_map");
+        ADD_FAILURE() << "accepted";
+    } catch (const coyote::Error& e) {
+        EXPECT_EQ(e.call(), "DeviceSelectOptions::device_map") << e.what();
+    }
+}
+
+// DeviceSelectOptions take the device map's ranges (before: device 4e9 and vfid -1 passed, failing later in cThread).
+TEST(DeviceSelection, OptionsOutOfRangeAreRefused) {
+    Communicator comm;
+    for (const auto& [dev, vf, named] : {std::tuple<uint32_t, int32_t, const char*>{4000000000u, 0, "device 4000000000"},
+                                         {0u, -1, "vfid -1"},
+                                         {0u, 16, "vfid 16"}}) {
+        DeviceSelectOptions o;
+        o.device = dev;
+        o.vfid = vf;
+        try {
+            (void)select_device(comm, o);
+            ADD_FAILURE() << named << " accepted";
+        } catch (const coyote::Error& e) {
+            EXPECT_NE(std::string(e.what()).find(named), std::string::npos) << e.what();
+        }
+    }
 }
 
 /// The backend the test environment selects (COYOTE_BACKEND; the MPI tests run with sim unless told otherwise).

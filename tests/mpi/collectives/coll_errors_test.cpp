@@ -4,8 +4,10 @@
 #include "support/env_guard.hpp"
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -224,6 +226,81 @@ TEST(CollErrors, TypedAlltoallRefusesACountThatDoesNotSplitIntoBlocks) {
     }
     EXPECT_EQ(out.back(), -1); // nothing written
     coll().barrier(); // the shared object stays usable
+}
+
+/// The invalid_argument message of `fn` (a call refused before anything is sent), or "" if it did not throw one.
+template <class Fn>
+std::string refusal(Fn&& fn) {
+    try {
+        fn();
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), make_error_code(Errc::invalid_argument)) << e.what();
+        return e.what();
+    }
+    return {};
+}
+
+// Found by a new-user pass; each was silent before (no error on any rank), and the shared object stays usable.
+TEST(CollErrors, BuffersBeyondTheAddressSpaceOrOverlappingAreRefused) {
+    std::vector<uint8_t> buf(4096, 0);
+    // A count whose chunk count overflowed: broadcast did nothing.
+    for (std::size_t count : {SIZE_MAX, SIZE_MAX - 63, (std::size_t{1} << 48) + 1}) {
+        const std::string m = refusal([&] { coll().broadcast(buf.data(), count, Datatype::uint8, 0); });
+        EXPECT_NE(m.find("more than any buffer can span"), std::string::npos) << count << ": " << m;
+    }
+    // send == recv is no in-place gather / allgather (their own block sits at rank * count): wrong blocks before.
+    std::vector<int32_t> all(static_cast<std::size_t>(nranks()) * 4, rank());
+    std::string m = refusal([&] { coll().allgather(all.data(), all.data(), 4, Datatype::int32); });
+    EXPECT_NE(m.find("overlap"), std::string::npos) << m;
+    // A receive buffer that starts one element into the send buffer: most of a large allreduce came out wrong.
+    std::vector<int32_t> v(100001, 1);
+    m = refusal([&] { coll().allreduce(v.data(), v.data() + 1, 100000, Datatype::int32, Op::sum); });
+    EXPECT_NE(m.find("overlap"), std::string::npos) << m;
+    // send == recv where the layouts agree stays the in-place call.
+    std::vector<int32_t> a2a(static_cast<std::size_t>(nranks()) * 2);
+    for (std::size_t i = 0; i < a2a.size(); ++i) a2a[i] = rank() * 1000 + static_cast<int32_t>(i);
+    coll().alltoall(a2a.data(), a2a.data(), 2, Datatype::int32);
+    for (int r = 0; r < nranks(); ++r)
+        for (int j = 0; j < 2; ++j)
+            EXPECT_EQ(a2a[static_cast<std::size_t>(r * 2 + j)], r * 1000 + rank() * 2 + j) << r << " " << j;
+    std::vector<int32_t> s(8, rank() + 1);
+    coll().allreduce(s.data(), s.data(), 8, Datatype::int32, Op::sum);
+    EXPECT_EQ(s[7], nranks() * (nranks() + 1) / 2);
+}
+
+// Refusals at the root only, on a communicator of this rank alone (on a larger one the other ranks would be left
+// inside the call).
+TEST(CollErrors, RootOnlyRefusals) {
+    Communicator self(MPI_COMM_SELF);
+    Collectives one(self, g_world->dev, coll().options());
+    // send == recv is no in-place gather (the root's block sits at root * count): wrong blocks before.
+    std::vector<int32_t> blk(4, 1);
+    const std::string g = refusal([&] { one.gather(blk.data(), blk.data(), 4, Datatype::int32, 0); });
+    EXPECT_NE(g.find("MPI_IN_PLACE"), std::string::npos) << g;
+    // The typed reduce wrote 56 elements past the root's receive span before.
+    std::vector<int32_t> in(64, 1), out(8 + 4, -7); // 8 elements of room, then a canary
+    const std::string m = refusal([&] {
+        one.reduce(std::span<const int32_t>(in), std::span<int32_t>(out.data(), 8), Op::sum, 0);
+    });
+    EXPECT_NE(m.find("span sizes differ (64 vs 8"), std::string::npos) << m;
+    EXPECT_EQ(out[8], -7) << "written past the receive span";
+    // Away from the root the receive span may be empty.
+    std::vector<int32_t> sum(64, 0);
+    coll().reduce(std::span<const int32_t>(in), rank() == 1 ? std::span<int32_t>(sum) : std::span<int32_t>(), Op::sum, 1);
+    if (rank() == 1) {
+        EXPECT_EQ(sum[63], nranks());
+    }
+}
+
+TEST(CollErrors, ATimeoutBeyondAYearIsRefused) {
+    CollectiveOptions o = coll().options();
+    o.timeout = std::chrono::milliseconds::max(); // the deadline arithmetic overflowed: calls timed out at once
+    try {
+        Collectives c(*g_world->comm, g_world->dev, o);
+        ADD_FAILURE() << "timeout milliseconds::max() accepted";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("at most a year"), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace

@@ -118,6 +118,41 @@ TEST(CollP2p, AReceiveFromARankThatClosedFailsOnceItsMessagesAreTaken) {
     EXPECT_LT(longest, 10.0) << "the receives and the destruction took " << longest << " s on some rank";
 }
 
+// Found by a new-user pass: a message that is no whole number of the receiver's elements returned 0 elements; a
+// request outliving its object crashed in test(); blocking calls named their non-blocking halves in errors.
+TEST(CollP2p, OddSizedMessagesStaleRequestsAndCallNames) {
+    if (quick()) GTEST_SKIP() << "reduced matrix (a second object on every rank)";
+    auto c2 = std::make_unique<Collectives>(*g_world->comm, g_world->dev, coll().options());
+    const int to = (rank() + 1) % nranks(), from = (rank() + nranks() - 1) % nranks();
+    const int8_t three[3] = {1, 2, 3};
+    Request s = c2->isend(three, 3, Datatype::int8, to, 7);
+    int32_t got[8] = {};
+    try {
+        (void)c2->recv(got, 8, Datatype::int32, from, 7);
+        ADD_FAILURE() << "a 3-byte message received as int32 elements";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("3 bytes, not a whole number of 4-byte elements"), std::string::npos)
+            << e.what();
+    }
+    s.wait();
+    try {
+        c2->send(three, 1, Datatype::int8, rank(), 1);
+        ADD_FAILURE() << "a send to this rank accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.call(), "send") << e.what();
+    }
+    Request never = c2->irecv(got, 1, Datatype::int32, from, 99); // no rank sends tag 99
+    c2->barrier();
+    c2.reset();
+    try {
+        (void)never.test();
+        ADD_FAILURE() << "an open request reported no error after its object was destroyed";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("destroyed before the request completed"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(never.wait(), Error);
+}
+
 /// Ranks 0 and 3 have no queue pair at construction when N >= 6 (peers are rank +- 2^k).
 bool zero_and_three_unwired() { return nranks() >= 6; }
 

@@ -110,11 +110,14 @@ private:
 };
 
 /// Collective operations over FPGA RDMA, constructed collectively from a Communicator and this rank's device.
-/// Semantics follow MPI: counts are elements; `send == MPI_IN_PLACE` (or `send == recv`) selects the in-place
-/// variant where MPI has one; every rank calls collectives in the same order with matching arguments
+/// Semantics follow MPI: counts are elements; `send == MPI_IN_PLACE` selects the in-place variant where MPI has
+/// one (`send == recv` too where the input has the receive buffer's layout: allreduce, reduce, reduce_scatter,
+/// alltoall); other overlapping send and receive buffers are refused; every rank calls collectives in the same order with matching arguments
 /// (mismatched kind, type, count, root or op is detected on arrival of a message of that call).
 /// Not thread-safe: one thread issues calls (non-blocking collectives run on one internal progress thread).
-/// After an error other than invalid arguments the object is unusable.
+/// An argument refused at the call (invalid_argument, before anything is sent) leaves the object usable; after any
+/// other error, a mismatch between the ranks' calls included (also invalid_argument), it is unusable: every later
+/// call throws, naming that error.
 class Collectives {
 public:
     /// Collective over `comm`: wires the queue pairs (QpSet) and checks that all ranks use the same options.
@@ -167,7 +170,8 @@ public:
     /// message (send or receive, either side) opens a queue pair over MPI: both ranks take part, which they do
     /// inside any call on this object (MPI is called from the constructing thread only).
     void send(const void* buf, std::size_t count, Datatype type, int peer, int tag);
-    /// Tagged receive from `peer` (tag may be any_tag); returns the number of elements received.
+    /// Tagged receive from `peer` (tag may be any_tag); returns the number of elements received (a message that
+    /// is not a whole number of elements of `type` is an error).
     std::size_t recv(void* buf, std::size_t count, Datatype type, int peer, int tag);
 
     Request isend(const void* buf, std::size_t count, Datatype type, int peer, int tag);
@@ -203,8 +207,10 @@ public:
     void broadcast(std::span<T> buf, int root) {
         broadcast(buf.data(), buf.size(), datatype_of<std::remove_cv_t<T>>(), root);
     }
+    /// `recv` matters at the root only (elsewhere it may be empty); there it must be as long as `send`.
     template <typename T>
     void reduce(std::span<const T> send, std::span<T> recv, Op op, int root) {
+        if (root == rank_) check_spans(send.size(), recv.size(), "reduce");
         reduce(send.data(), recv.data(), send.size(), datatype_of<std::remove_cv_t<T>>(), op, root);
     }
     template <typename T>
@@ -229,6 +235,8 @@ public:
     }
 
 private:
+    Request post_send(const char* call, const void* buf, std::size_t count, Datatype type, int peer, int tag);
+    Request post_recv(const char* call, void* buf, std::size_t count, Datatype type, int peer, int tag);
     static void check_spans(std::size_t a, std::size_t b, const char* call);
     /// Throws Errc::invalid_argument naming `call` unless `n` elements split into size() equal blocks.
     void check_blocks(std::size_t n, const char* call) const;

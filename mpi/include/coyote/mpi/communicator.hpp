@@ -34,16 +34,19 @@ class Communicator {
 public:
     /// Duplicates `comm` (collective over `comm`) and computes the node-local ranks and the node count.
     explicit Communicator(MPI_Comm comm = MPI_COMM_WORLD);
-    Communicator(Communicator&&) noexcept = default;
-    Communicator& operator=(Communicator&&) noexcept = default;
+    /// A moved-from Communicator has size 0 and refuses use: get() and node_comm() throw invalid_argument.
+    Communicator(Communicator&& other) noexcept;
+    Communicator& operator=(Communicator&& other) noexcept;
     Communicator(const Communicator&) = delete;
     Communicator& operator=(const Communicator&) = delete;
     ~Communicator() = default;
 
     /// The duplicated communicator (owned by this object).
-    MPI_Comm get() const noexcept { return comm_->get(); }
+    MPI_Comm get() const { return handle().get(); }
     /// The node-local communicator (ranks sharing memory with this one).
-    MPI_Comm node_comm() const noexcept { return node_->get(); }
+    MPI_Comm node_comm() const;
+    /// False once moved from.
+    bool valid() const noexcept { return comm_ != nullptr; }
     int rank() const noexcept { return rank_; }
     int size() const noexcept { return size_; }
     /// Rank among the ranks on this node, and their number.
@@ -59,6 +62,9 @@ public:
     std::shared_ptr<detail::CommHandle> share() const noexcept { return comm_; }
 
 private:
+    /// The duplicated communicator's handle; throws invalid_argument when moved from.
+    const detail::CommHandle& handle() const;
+
     std::shared_ptr<detail::CommHandle> comm_;
     std::shared_ptr<detail::CommHandle> node_;
     int rank_ = 0;

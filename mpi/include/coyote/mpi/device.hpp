@@ -43,7 +43,9 @@ struct DeviceMapEntry {
     uint32_t device = 0;
     int32_t vfid = 0;
 };
-std::vector<DeviceMapEntry> parse_device_map(const std::string& text);
+/// `origin` names the map's source in the errors.
+std::vector<DeviceMapEntry> parse_device_map(const std::string& text,
+                                             const std::string& origin = "COYOTE_MPI_DEVICE_MAP");
 
 /// The default assignment for a host-local rank: sim -> (local_rank, 0); hw -> (0, local_rank) when the shell
 /// exposes several vFPGAs (`hw_vfpgas` > 1), else (0, 0).

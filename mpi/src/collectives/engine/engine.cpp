@@ -92,6 +92,7 @@ Engine::~Engine() {
     }
     async_cv_.notify_all();
     if (async_thread_.joinable()) async_thread_.join();
+    fail_open_requests();
     if (mpi::detail::mpi_finalized()) return;
     // A broken object still joins: the ranks it failed with are in this teardown too, and a rank that skipped it
     // left them waiting out their whole deadline.
@@ -100,6 +101,22 @@ Engine::~Engine() {
         teardown_barrier();
     }
     drain_links();
+}
+
+void Engine::fail_open_requests() noexcept {
+    // Their Request objects outlive this engine: each finds its error without it.
+    for (auto& [p, c] : chans_)
+        for (auto* q : {&c.sendq, &c.posted})
+            for (const auto& op : *q) {
+                if (op->done.load(std::memory_order_acquire)) continue;
+                try {
+                    throw_error(Errc::invalid_argument, op->what,
+                                "its Collectives object was destroyed before the request completed");
+                } catch (...) {
+                    op->error = std::current_exception();
+                }
+                op->done.store(true, std::memory_order_release);
+            }
 }
 
 void Engine::announce_close() noexcept {

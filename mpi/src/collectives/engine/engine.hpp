@@ -157,6 +157,8 @@ private:
     /// Tells every peer how many calls this engine started before closing: a peer that waits for it in a later
     /// call fails then, naming it, instead of at its deadline.
     void announce_close() noexcept;
+    /// Teardown: point-to-point requests still open fail, so that their Request objects never need this engine.
+    void fail_open_requests() noexcept;
     void run_async_jobs();
 
     // ---- links (links.cpp; mtx_ held; MPI only on the owner thread) ----

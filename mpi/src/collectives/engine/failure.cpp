@@ -199,11 +199,13 @@ void Engine::on_stall(const Idle& idle, std::vector<Channel*>& data, std::vector
                      std::to_string(load_u64(c.buf + k_credit_in)) + " consumed " + std::to_string(c.consumed) +
                      " arrived " + std::to_string(arrived(c)) + "]";
     notify_failure(-1);
+    std::string waits;
+    if (!data.empty()) waits += "; waiting for data from rank(s) " + ranks(data);
+    if (!credit.empty()) waits += "; waiting for credits (room to send) from rank(s) " + ranks(credit);
     throw_error(Errc::timeout, what,
                 state + "no progress for " +
                     std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(idle.stalled).count()) +
-                    " ms (call #" + std::to_string(epoch) + ", " + describe(sig) + "); waiting for data from rank(s) " +
-                    ranks(data) + " / for credits from rank(s) " + ranks(credit));
+                    " ms (call #" + std::to_string(epoch) + ", " + describe(sig) + ")" + waits);
 }
 
 }  // namespace coyote::detail::coll
