@@ -120,29 +120,27 @@ std::optional<bool> parse_flag(std::string_view text) {
 
 // ---- Setting ----------------------------------------------------------------------------------------
 
-Setting::Setting(Info info) : info_(std::move(info)) {
+namespace {
+/// Adds `item` to (or, with `add` false, removes it from) the registry list `member` under the registry's lock.
+template <class T>
+void enlist(std::vector<const T*> Registry::*member, const T* item, bool add) {
     auto& r = registry();
     std::lock_guard lk(r.mtx);
-    r.items.push_back(this);
+    auto& v = r.*member;
+    if (add) v.push_back(item);
+    else v.erase(std::remove(v.begin(), v.end(), item), v.end());
+}
+} // namespace
+
+Setting::Setting(Info info) : info_(std::move(info)) { enlist(&Registry::items, this, true); }
+
+Setting::~Setting() { enlist(&Registry::items, static_cast<const Setting*>(this), false); }
+
+Consistency::Consistency(std::string group, Check rule) : group_(std::move(group)), check_(rule) {
+    enlist(&Registry::rules, this, true);
 }
 
-Setting::~Setting() {
-    auto& r = registry();
-    std::lock_guard lk(r.mtx);
-    r.items.erase(std::remove(r.items.begin(), r.items.end(), this), r.items.end());
-}
-
-Consistency::Consistency(std::string group, Check check) : group_(std::move(group)), check_(check) {
-    auto& r = registry();
-    std::lock_guard lk(r.mtx);
-    r.rules.push_back(this);
-}
-
-Consistency::~Consistency() {
-    auto& r = registry();
-    std::lock_guard lk(r.mtx);
-    r.rules.erase(std::remove(r.rules.begin(), r.rules.end(), this), r.rules.end());
-}
+Consistency::~Consistency() { enlist(&Registry::rules, static_cast<const Consistency*>(this), false); }
 
 void Consistency::check() const {
     if (std::string problem = check_(); !problem.empty())

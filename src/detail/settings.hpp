@@ -170,7 +170,7 @@ std::optional<std::string> foreign(const char* name);
 class Consistency {
 public:
     using Check = std::string (*)();
-    Consistency(std::string group, Check check);
+    Consistency(std::string group, Check rule);
     ~Consistency();
     Consistency(const Consistency&) = delete;
     Consistency& operator=(const Consistency&) = delete;
