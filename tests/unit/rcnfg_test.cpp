@@ -153,6 +153,22 @@ TEST(Reconfigure, ShellLoadAppliesToVfpgasOpenedLater) {
     EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument)) << msg;
 }
 
+// Shell bitstreams loaded one after the other: a key set again replaces the earlier value (before: their texts were
+// joined, and "key 'n_fpga_reg' is given twice" then failed every later cThread of the device).
+TEST(Reconfigure, ALaterShellLoadReplacesTheKeysItSetsAgain) {
+    constexpr uint32_t device = 5; // no other test reconfigures it
+    coyote::cRcnfg rcnfg(device);
+    const std::string two = sim_bitstream("shell_two.bin", rc::SimBitstream::Kind::shell, "", "n_fpga_reg=2");
+    rcnfg.reconfigureShell(two);
+    rcnfg.reconfigureShell(sim_bitstream("shell_three.bin", rc::SimBitstream::Kind::shell, "", "n_fpga_reg=3"));
+    { coyote::cThread t(2, ::getpid(), device); } // vFPGA 2 exists with the second shell only
+    rcnfg.reconfigureShell(two);
+    rcnfg.reconfigureShell(two); // the same file twice
+    { coyote::cThread t(1, ::getpid(), device); }
+    auto [code, msg] = error_of([&] { coyote::cThread t(2, ::getpid(), device); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::no_device)) << msg;
+}
+
 TEST(Reconfigure, OneLoaderAtATimePerDevice) {
     coyote_test::EnvGuard slow("COYOTE_SIM_RECONFIG_MS", "150");
     const std::string path = sim_bitstream("app_lock.bin", rc::SimBitstream::Kind::app, "passthrough");

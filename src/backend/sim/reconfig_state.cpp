@@ -3,7 +3,9 @@
 
 #include <map>
 #include <mutex>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace coyote::detail::sim {
 
@@ -13,7 +15,7 @@ struct State {
     std::mutex mtx;
     std::map<std::pair<uint32_t, int32_t>, std::string> models;
     std::map<uint32_t, std::string> device_models;
-    std::map<uint32_t, std::string> shell;
+    std::map<uint32_t, std::vector<std::string>> shell; ///< the shell changes loaded, in load order
 };
 
 State& state() {
@@ -38,8 +40,7 @@ void set_device_model_override(uint32_t device, const std::string& spec) {
 
 void add_shell_override(uint32_t device, const std::string& settings) {
     std::lock_guard lk(state().mtx);
-    std::string& cur = state().shell[device];
-    cur += cur.empty() ? settings : "," + settings;
+    state().shell[device].push_back(settings);
 }
 
 ModelHandle load_model_for(uint32_t device, int32_t vfid) {
@@ -54,12 +55,14 @@ ModelHandle load_model_for(uint32_t device, int32_t vfid) {
 }
 
 void apply_shell_override(uint32_t device, ShellConfig& cfg) {
-    std::string settings;
+    std::vector<std::string> loads;
     {
         std::lock_guard lk(state().mtx);
-        if (auto it = state().shell.find(device); it != state().shell.end()) settings = it->second;
+        if (auto it = state().shell.find(device); it != state().shell.end()) loads = it->second;
     }
-    if (!settings.empty()) apply_shell_settings(cfg, settings, "shell reconfiguration of sim device " + std::to_string(device));
+    // One after the other: a key a later shell bitstream sets again replaces the earlier value.
+    for (const std::string& settings : loads)
+        apply_shell_settings(cfg, settings, "shell reconfiguration of sim device " + std::to_string(device));
 }
 
 }  // namespace coyote::detail::sim
