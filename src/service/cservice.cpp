@@ -12,6 +12,7 @@
 #include <cstring>
 #include <deque>
 #include <list>
+#include <vector>
 
 #include "detail/settings.hpp"
 #include "service/listen_socket.hpp"
@@ -90,12 +91,19 @@ public:
         svc::Clock::time_point deadline;
     };
     std::deque<Waiting> waiting; // accepted while every slot was taken, oldest first
+    /// Accepted, their registration (pid, or key and pid) not yet arrived: admitted once readable, so that a silent
+    /// client never holds up the others.
+    std::deque<Waiting> registering;
 
     std::string key;                      // remote services: the shared key
     gid_t group = svc::k_no_group;        // local services: a group whose members may connect too
 
     void ensure_wake();
     void accept_one(int listen_fd);
+    /// A registration arrived on `fd`: starts its session, or queues it for a slot.
+    void registered(detail::Fd fd);
+    /// Moves the registrations that arrived (readable in `ready`) on, and drops those past their deadline.
+    void poll_registering(const std::vector<pollfd>& ready);
     /// Admits `fd` and starts its session (or refuses it).
     void start_session(detail::Fd fd);
     /// Starts the sessions of waiting clients while slots are free; refuses those whose wait is over.
@@ -117,7 +125,10 @@ void cService::Impl::refuse(detail::Fd fd, pid_t pid, const char* why) {
 }
 
 bool cService::Impl::admit(detail::Fd& fd, pid_t& pid) {
-    const auto deadline = svc::Clock::now() + k_request_timeout.get();
+    // Called once the registration's first bytes are readable: the rest comes in the same message, so a client
+    // trickling it holds the loop up for a second at most.
+    const auto deadline = svc::Clock::now() + std::min<std::chrono::milliseconds>(k_request_timeout.get(),
+                                                                                  std::chrono::seconds(1));
     if (remote) {
         uint32_t len = 0;
         std::string presented;
@@ -155,6 +166,35 @@ bool cService::Impl::admit(detail::Fd& fd, pid_t& pid) {
 void cService::Impl::accept_one(int listen_fd) {
     detail::Fd fd(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC));
     if (!fd) return;
+    // Bounded: past it the oldest silent connection goes first.
+    const auto cap = static_cast<size_t>(2 * k_max_clients.get() + 16);
+    if (registering.size() >= cap) {
+        svc::log(LOG_WARNING, "%s: dropped a connection that did not register (%zu waiting to)", service_id.c_str(),
+                 registering.size());
+        registering.pop_front();
+    }
+    registering.push_back({std::move(fd), svc::Clock::now() + k_request_timeout.get()});
+}
+
+void cService::Impl::poll_registering(const std::vector<pollfd>& ready) {
+    const auto now = svc::Clock::now();
+    std::deque<Waiting> still;
+    for (size_t i = 0; i < registering.size(); ++i) {
+        Waiting& w = registering[i];
+        if (ready[i].revents != 0) {
+            registered(std::move(w.fd));
+        } else if (now >= w.deadline) {
+            svc::Peer peer;
+            svc::log(LOG_WARNING, "%s: client %d did not register (timed out)", service_id.c_str(),
+                     svc::peer_of(w.fd.get(), peer) ? static_cast<int>(peer.pid) : -1);
+        } else {
+            still.push_back(std::move(w));
+        }
+    }
+    registering = std::move(still);
+}
+
+void cService::Impl::registered(detail::Fd fd) {
     reap(); // a client that just left no longer holds a slot
     const auto max = static_cast<size_t>(k_max_clients.get());
     if (waiting.empty() && sessions.size() < max) return start_session(std::move(fd));
@@ -177,9 +217,13 @@ void cService::Impl::admit_waiting() {
 }
 
 int cService::Impl::poll_timeout_ms() const {
-    if (waiting.empty()) return 200;
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(waiting.front().deadline - svc::Clock::now());
-    return static_cast<int>(std::clamp<int64_t>(left.count(), 0, 200));
+    int64_t ms = 200;
+    for (const auto* q : {&waiting, &registering})
+        if (!q->empty()) {
+            const auto left = std::chrono::ceil<std::chrono::milliseconds>(q->front().deadline - svc::Clock::now());
+            ms = std::min<int64_t>(ms, std::max<int64_t>(left.count(), 0));
+        }
+    return static_cast<int>(ms);
 }
 
 void cService::Impl::start_session(detail::Fd fd) {
@@ -212,20 +256,25 @@ void cService::Impl::serve() {
     running = true;
     svc::log(LOG_NOTICE, "%s: listening on %s", service_id.c_str(),
              remote ? (k_bind.get() + ":" + std::to_string(port)).c_str() : socket_path.c_str());
+    std::vector<pollfd> fds;
     while (!stop_requested) {
-        pollfd fds[3] = {{listener.get(), POLLIN, 0}, {wake_r.get(), POLLIN, 0}, {ended.get(), POLLIN, 0}};
-        if (::poll(fds, 3, poll_timeout_ms()) > 0) {
-            if (fds[0].revents & POLLIN) accept_one(listener.get());
-            if (fds[1].revents & POLLIN) stop_requested = true;
-            uint64_t n = 0;
-            if (fds[2].revents & POLLIN) (void)!::read(ended.get(), &n, sizeof(n));
-        }
+        fds.assign({{listener.get(), POLLIN, 0}, {wake_r.get(), POLLIN, 0}, {ended.get(), POLLIN, 0}});
+        for (const Waiting& w : registering) fds.push_back({w.fd.get(), POLLIN, 0});
+        const int n_ready = ::poll(fds.data(), fds.size(), poll_timeout_ms());
+        if (n_ready < 0) continue; // EINTR (a signal: the wake pipe tells a stop)
+        // Registrations first: their entries match fds[3..] only until accept_one adds one.
+        poll_registering(std::vector<pollfd>(fds.begin() + 3, fds.end()));
+        if (fds[0].revents & POLLIN) accept_one(listener.get());
+        if (fds[1].revents & POLLIN) stop_requested = true;
+        uint64_t n = 0;
+        if (fds[2].revents & POLLIN) (void)!::read(ended.get(), &n, sizeof(n));
         reap();
         admit_waiting();
     }
     svc::log(LOG_NOTICE, "%s: stopping (%zu clients)", service_id.c_str(), sessions.size());
     for (auto& w : waiting) refuse(std::move(w.fd), -1, "the service is stopping");
     waiting.clear();
+    registering.clear();
     listener.reset();
     if (!remote) ::unlink(socket_path.c_str());
     sched->stop(); // the running task ends, queued ones complete as 'stopped'

@@ -179,6 +179,24 @@ TEST(Service, ManyConcurrentClients) {
     for (auto& f : results) EXPECT_EQ(f.get(), 0);
 }
 
+// Connections that never register (send no pid) hold up nobody: the service admitted each inside its accept loop,
+// waiting COYOTE_SERVICE_REQUEST_TIMEOUT_MS (5 s by default) per silent connection before the next client's turn.
+TEST(Service, SilentConnectionsDoNotHoldUpOtherClients) {
+    std::vector<int> silent;
+    std::chrono::steady_clock::time_point stop0;
+    {
+        Running r("silent");
+        for (int i = 0; i < 4; ++i) silent.push_back(raw_connect(r.svc->getSocketPath()));
+        const auto t0 = std::chrono::steady_clock::now();
+        coyote::cConn conn(r.svc->getSocketPath());
+        EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 2, 3)), 5);
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2)) << "behind 4 silent connections";
+        stop0 = std::chrono::steady_clock::now();
+    } // stops the service
+    EXPECT_LT(std::chrono::steady_clock::now() - stop0, std::chrono::seconds(3)) << "stopping with silent connections";
+    for (int fd : silent) ::close(fd);
+}
+
 TEST(Service, MalformedRequestsGetRepliesAndOthersAreServed) {
     coyote_test::EnvGuard quick("COYOTE_SERVICE_REQUEST_TIMEOUT_MS", "300");
     Running r("malformed");
