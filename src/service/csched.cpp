@@ -33,20 +33,33 @@ cSched::cSched(int32_t vfid, uint32_t device, bool reorder, std::string current_
 cSched::~cSched() { stop(); }
 
 void cSched::start() {
-    std::lock_guard lk(mtx_);
+    std::unique_lock lk(mtx_);
     if (running_) return;
+    if (thread_.joinable()) {
+        // A stop() from inside a task left the scheduler thread to end after it.
+        if (thread_.get_id() == std::this_thread::get_id())
+            throw_error(Errc::invalid_argument, "cSched::start",
+                        "called from a task of this scheduler after stop() from inside it; start it from another thread");
+        std::thread ending = std::move(thread_);
+        lk.unlock();
+        ending.join();
+        lk.lock();
+        if (running_ || thread_.joinable()) return; // another start() won meanwhile
+    }
     running_ = true;
     thread_ = std::thread([this] { schedule(); });
 }
 
 void cSched::stop() {
+    std::thread joining; // taken by one caller only: concurrent stops must not both join it
     {
         std::lock_guard lk(mtx_);
         if (!running_ && !thread_.joinable()) return;
         running_ = false;
+        if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) joining = std::move(thread_);
     }
     cv_.notify_all();
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    if (joining.joinable()) joining.join();
     std::lock_guard lk(mtx_);
     for (const Queued& q : queue_) {
         q.task->setRetCode(static_cast<int32_t>(TaskError::stopped));

@@ -133,6 +133,37 @@ TEST(Sched, ReorderRunsTheLoadedBitstreamFirst) {
     std::cout << "reconfigurations: fcfs " << fcfs << ", reorder " << reorder << "\n";
 }
 
+// Found by a new-user pass: two threads stopping the scheduler at once both joined its thread and hung; a stop()
+// from inside a task followed by start() aborted the process (a joinable std::thread assigned).
+TEST(Sched, ConcurrentStopsAndARestartAfterAStopFromInsideATask) {
+    coyote::cSched* s = coyote::cSched::getInstance(0, 9); // a device no other test schedules on
+    std::atomic<bool> stopped_inside{false};
+    ASSERT_EQ(s->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(
+                  700, app_bitstream("f700.bin", "passthrough"),
+                  [&](coyote::cThread*, int32_t x) {
+                      coyote::cSched::getInstance(0, 9)->stop();
+                      stopped_inside = true;
+                      return x;
+                  })),
+              0);
+    for (int round = 0; round < 3; ++round) {
+        s->start();
+        std::thread a([&] { s->stop(); }), b([&] { s->stop(); });
+        a.join();
+        b.join();
+    }
+    s->start();
+    std::vector<char> arg(sizeof(int32_t));
+    ASSERT_TRUE(s->addTask(std::make_unique<coyote::cTask>(1, 700, 4, nullptr, std::vector<std::vector<char>>{arg})));
+    EXPECT_TRUE(coyote_test::eventually([&] { return stopped_inside.load(); }));
+    s->start(); // from this thread: waits for the scheduler thread to end, then starts a new one
+    std::vector<char> arg2(sizeof(int32_t));
+    stopped_inside = false;
+    ASSERT_TRUE(s->addTask(std::make_unique<coyote::cTask>(2, 700, 4, nullptr, std::vector<std::vector<char>>{arg2})));
+    EXPECT_TRUE(coyote_test::eventually([&] { return stopped_inside.load(); }));
+    s->stop();
+}
+
 TEST(Service, PipelinedTasksOfOneClientAreStillReordered) {
     coyote_test::EnvGuard slow_load("COYOTE_SIM_RECONFIG_MS", "50"); // tasks pile up while a bitstream loads
     Running r("pipelined");
