@@ -73,7 +73,15 @@ public:
     uint64_t getAppReconfigurations() const;
     int32_t getVfid() const { return vfid_; }
 
+    /// cRcnfg's loads through the scheduler: as there, and the scheduler then forgets which application is
+    /// loaded, so that its next task loads its own (a load behind its back made tasks run on the wrong one).
+    void reconfigureShell(std::string bitstream_path);
+    void reconfigureApp(std::string bitstream_path, int vfid);
+    void reconfigureAppBytes(const std::vector<char>& bitstream, int vfid, const std::string& origin);
+
 private:
+    /// After a load the scheduler did not make: its next task reloads its bitstream.
+    void forget_loaded_app();
     cSched(int32_t vfid, uint32_t device, bool reorder, std::string current_bitstream);
     void schedule();
     cTask* pick_locked();

@@ -32,6 +32,27 @@ cSched::cSched(int32_t vfid, uint32_t device, bool reorder, std::string current_
 
 cSched::~cSched() { stop(); }
 
+void cSched::forget_loaded_app() {
+    std::lock_guard lk(mtx_);
+    current_bitstream_.clear();
+    current_id_ = -1;
+}
+
+void cSched::reconfigureShell(std::string bitstream_path) {
+    cRcnfg::reconfigureShell(std::move(bitstream_path));
+    forget_loaded_app(); // a shell bitstream may carry every vFPGA's application
+}
+
+void cSched::reconfigureApp(std::string bitstream_path, int vfid) {
+    cRcnfg::reconfigureApp(std::move(bitstream_path), vfid);
+    if (vfid == vfid_) forget_loaded_app();
+}
+
+void cSched::reconfigureAppBytes(const std::vector<char>& bitstream, int vfid, const std::string& origin) {
+    cRcnfg::reconfigureAppBytes(bitstream, vfid, origin);
+    if (vfid == vfid_) forget_loaded_app();
+}
+
 void cSched::start() {
     std::unique_lock lk(mtx_);
     if (running_) return;
@@ -224,7 +245,7 @@ void cSched::execute(std::unique_lock<std::mutex>& lk, cTask* task) {
     bool loaded = true;
     if (reconfigure) {
         try {
-            reconfigureAppBytes(*bits, vfid_, path);
+            cRcnfg::reconfigureAppBytes(*bits, vfid_, path);
         } catch (const std::exception& e) {
             detail::service::log(LOG_ERR, "reconfiguration of vFPGA %d with %s failed: %s", vfid_, path.c_str(), e.what());
             task->setRetCode(static_cast<int32_t>(TaskError::failed));

@@ -312,6 +312,11 @@ void cService::releaseInstance(int32_t vfid, uint32_t device) {
         std::lock_guard lk(g_instances_mtx);
         auto it = instances().find({device, vfid});
         if (it == instances().end()) return;
+        // Its run() still uses it (destroying it there was a use after free, and left the socket behind).
+        if (it->second->isRunning())
+            throw_error(Errc::invalid_argument, "cService::releaseInstance",
+                        "the service of vFPGA " + std::to_string(vfid) + " of device " + std::to_string(device) +
+                            " is running: stop() it and let run() return first");
         gone = std::move(it->second);
         instances().erase(it);
     }

@@ -164,6 +164,40 @@ TEST(Sched, ConcurrentStopsAndARestartAfterAStopFromInsideATask) {
     s->stop();
 }
 
+// An application loaded through the scheduler's own (inherited) reconfigureApp: its next task reloads its bitstream
+// (before: the scheduler still believed its bitstream loaded, and the task ran on the other application).
+TEST(Sched, ALoadBehindTheSchedulersBackIsUndoneByItsNextTask) {
+    coyote::cSched* s = coyote::cSched::getInstance(0, 10); // a device no other test schedules on
+    ASSERT_EQ(s->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(
+                  710, app_bitstream("f710.bin", "passthrough"), [](coyote::cThread*, int32_t x) { return x; })),
+              0);
+    s->start();
+    auto run = [&](int32_t tid) {
+        std::vector<char> arg(sizeof(int32_t));
+        ASSERT_TRUE(s->addTask(std::make_unique<coyote::cTask>(tid, 710, 4, nullptr, std::vector<std::vector<char>>{arg})));
+        ASSERT_TRUE(coyote_test::eventually([&] { return s->isTaskCompleted(tid); }));
+        s->releaseTask(tid);
+    };
+    run(1);
+    const uint64_t loads = s->getAppReconfigurations();
+    run(2);
+    EXPECT_EQ(s->getAppReconfigurations(), loads); // loaded already
+    s->reconfigureApp(app_bitstream("other.bin", "vadd"), 0);
+    run(3);
+    EXPECT_EQ(s->getAppReconfigurations(), loads + 1); // its own bitstream again
+    s->stop();
+}
+
+// releaseInstance of a service whose run() serves: refused (before: the object was destroyed under run()).
+TEST(Service, ReleasingARunningInstanceIsRefused) {
+    Running r("release-running");
+    auto [code, msg] = error_of([&] { coyote::cService::releaseInstance(0); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument)) << msg;
+    EXPECT_NE(msg.find("is running"), std::string::npos) << msg;
+    coyote::cConn conn(r.svc->getSocketPath()); // still serving
+    EXPECT_EQ((conn.task<int32_t, int32_t, int32_t>(k_add, 1, 1)), 2);
+}
+
 TEST(Service, PipelinedTasksOfOneClientAreStillReordered) {
     coyote_test::EnvGuard slow_load("COYOTE_SIM_RECONFIG_MS", "50"); // tasks pile up while a bitstream loads
     Running r("pipelined");
