@@ -4,11 +4,18 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <string>
+#include <thread>
 
 #include "backend/device.hpp"
 #include "detail/handles.hpp"
+#include "detail/settings.hpp"
 #include "rcnfg/bitstream_file.hpp"
 #include "rcnfg/targets.hpp"
 
@@ -16,22 +23,45 @@ namespace coyote {
 
 namespace {
 
-/// One loader at a time per device, across processes: flock on an owner-only lock file (released on exit).
+namespace settings = ::coyote::detail::settings;
+const settings::Millis k_loader_timeout{"COYOTE_RCNFG_TIMEOUT_MS", "runtime", std::chrono::milliseconds(600000),
+                                       "how long a reconfiguration waits for another loader of the device (of this "
+                                       "user) to finish"};
+
+/// One loader at a time per device among a user's processes: flock on an owner-only lock file of that user
+/// (released on exit), which holds the pid of its holder for the message of a waiter that gives up. Per user: a
+/// file every user shares would let the first to create it block the others.
 class LoaderLock {
 public:
     explicit LoaderLock(unsigned int device) {
-        const std::string path = "/tmp/coyote-rcnfg-dev-" + std::to_string(device) + ".lock";
+        const std::string path =
+            "/tmp/coyote-rcnfg-u" + std::to_string(::geteuid()) + "-dev-" + std::to_string(device) + ".lock";
         fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
         if (!fd_)
             throw_error(Errc::invalid_argument, "cRcnfg",
                         "cannot open the loader lock " + path + ": " + std::strerror(errno));
-        int rc;
-        do rc = ::flock(fd_.get(), LOCK_EX);
-        while (rc != 0 && errno == EINTR);
-        if (rc != 0) throw_error(Errc::invalid_argument, "cRcnfg", "flock " + path + ": " + std::strerror(errno));
+        const auto deadline = std::chrono::steady_clock::now() + k_loader_timeout.get();
+        for (auto nap = std::chrono::milliseconds(1);; nap = std::min(nap * 2, std::chrono::milliseconds(50))) {
+            if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0) break;
+            if (errno != EWOULDBLOCK && errno != EINTR)
+                throw_error(Errc::invalid_argument, "cRcnfg", "flock " + path + ": " + std::strerror(errno));
+            if (std::chrono::steady_clock::now() >= deadline)
+                throw_error(Errc::timeout, "cRcnfg",
+                            "another reconfiguration of device " + std::to_string(device) + " (" + holder() +
+                                ") did not finish within COYOTE_RCNFG_TIMEOUT_MS");
+            std::this_thread::sleep_for(nap);
+        }
+        const std::string me = std::to_string(::getpid());
+        if (::ftruncate(fd_.get(), 0) == 0) (void)!::pwrite(fd_.get(), me.data(), me.size(), 0);
     }
 
 private:
+    std::string holder() const {
+        char buf[16] = {};
+        const ssize_t n = ::pread(fd_.get(), buf, sizeof(buf) - 1, 0);
+        return n > 0 ? "held by pid " + std::string(buf, static_cast<size_t>(n)) : "its holder is unknown";
+    }
+
     detail::Fd fd_; // closing it releases the lock
 };
 

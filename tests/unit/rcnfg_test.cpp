@@ -3,10 +3,14 @@
 #include <coyote/cThread.hpp>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <thread>
 
 #include "rcnfg/bitstream_file.hpp"
@@ -177,6 +181,31 @@ TEST(Reconfigure, OneLoaderAtATimePerDevice) {
     coyote::cRcnfg(0).reconfigureApp(path, 0);
     other.join();
     EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(300));
+}
+
+// A load that waits for another longer than COYOTE_RCNFG_TIMEOUT_MS gives up naming the holder (before: it waited
+// without a deadline); the lock file is this user's own.
+TEST(Reconfigure, AWaitForAnotherLoaderHasADeadline) {
+    coyote_test::EnvGuard slow("COYOTE_SIM_RECONFIG_MS", "1500");
+    const std::string path = sim_bitstream("app_deadline.bin", rc::SimBitstream::Kind::app, "passthrough");
+    std::atomic<bool> started{false};
+    std::thread holder([&] {
+        started = true;
+        coyote::cRcnfg(0).reconfigureApp(path, 0);
+    });
+    while (!started) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200)); // the holder has the lock by now
+    {
+        coyote_test::EnvGuard quick("COYOTE_RCNFG_TIMEOUT_MS", "100");
+        auto [code, msg] = error_of([&] { coyote::cRcnfg(0).reconfigureApp(path, 0); });
+        EXPECT_EQ(code, static_cast<int>(coyote::Errc::timeout)) << msg;
+        EXPECT_NE(msg.find("held by pid " + std::to_string(::getpid())), std::string::npos) << msg;
+    }
+    holder.join();
+    struct stat st {};
+    const std::string lock = "/tmp/coyote-rcnfg-u" + std::to_string(::geteuid()) + "-dev-0.lock";
+    ASSERT_EQ(::stat(lock.c_str(), &st), 0) << lock;
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 }  // namespace
