@@ -102,6 +102,8 @@ private:
     };
     std::deque<Queued> queue_;
     int32_t current_id_ = -1; ///< id of current_bitstream_, -1 when unknown
+    static constexpr uint32_t k_max_passes = 64; ///< reorder: picks in a row that may pass the oldest task
+    uint32_t passes_ = 0;                        ///< picks in a row that passed it
     mutable std::mutex mtx_;
     std::condition_variable cv_;      // queue changes, stop
     std::condition_variable done_cv_; // completions

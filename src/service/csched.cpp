@@ -213,7 +213,10 @@ cTask* cSched::pick_locked() {
         for (const Queued& q : queue_) best = std::max(best, q.task->getPriority());
         it = loaded_first(queue_.begin(), [&](const Queued& q) { return q.task->getPriority() == best; });
     } else if (policy_ == SchedPolicy::reorder) {
-        it = loaded_first(queue_.begin(), [](const Queued&) { return true; });
+        // Tasks of the loaded bitstream pass the oldest task at most k_max_passes times in a row: a stream of them
+        // must not starve it (it waited without bound under two busy clients).
+        it = passes_ < k_max_passes ? loaded_first(queue_.begin(), [](const Queued&) { return true; }) : queue_.begin();
+        passes_ = it == queue_.begin() ? 0 : passes_ + 1;
     }
     cTask* task = it->task;
     queue_.erase(it);
