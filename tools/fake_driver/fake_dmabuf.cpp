@@ -13,7 +13,7 @@
 #include <cstring>
 #include <string>
 
-#include "backend/sim/tlb.hpp"
+#include "backend/sim/process_maps.hpp"
 #include "fake_vfpga.hpp"
 
 namespace coyote_fake {

@@ -157,29 +157,22 @@ void SimDevice::fault_in(int32_t ctid, uint64_t addr, uint64_t len, bool write, 
     // region instead of one per command over a large buffer.
     const uint64_t s = addr / k_host_page * k_host_page;
     const uint64_t e = round_up(addr + len, k_host_page);
-    uint64_t bad = 0;
-    std::string why;
-    bool writable = false;
     const std::vector<ProcRange> maps = read_proc_maps();
-    if (!check_proc_range(maps, s, e, write, bad, why, writable))
+    const ProcCheck c = check_proc_range(maps, s, e, write);
+    if (!c.ok())
         throw_error(Errc::not_mapped, "invoke",
                     std::string(what) + " at " + hex(addr) + " (len " + std::to_string(len) + "): address " +
-                        hex(bad) + " is " + why);
+                        hex(c.bad) + " is " + describe(c.access));
+    const bool writable = c.all_writable;
     uint64_t fs = s, fe = e;
-    {
-        uint64_t lo = s / k_fault_region * k_fault_region, hi = round_up(e, k_fault_region);
-        for (const ProcRange& m : maps) { // clip to the mappings holding the first and the last page
-            if (m.start <= s && s < m.end) lo = std::max(lo, m.start);
-            if (m.start < e && e <= m.end) hi = std::min(hi, m.end);
-        }
-        uint64_t bad2 = 0;
-        std::string why2;
-        bool writable2 = false;
-        if (lo <= s && hi >= e && check_proc_range(maps, lo, hi, write, bad2, why2, writable2) &&
-            writable2 == writable) {
-            fs = lo;
-            fe = hi;
-        }
+    uint64_t lo = s / k_fault_region * k_fault_region, hi = round_up(e, k_fault_region);
+    for (const ProcRange& m : maps) { // clip to the mappings holding the first and the last page
+        if (m.start <= s && s < m.end) lo = std::max(lo, m.start);
+        if (m.start < e && e <= m.end) hi = std::min(hi, m.end);
+    }
+    if (lo <= s && hi >= e) {
+        const ProcCheck around = check_proc_range(maps, lo, hi, write);
+        if (around.ok() && around.all_writable == writable) fs = lo, fe = hi;
     }
     const uint64_t added = tlb_.insert(fs, fs, fe, MapKind::fault, ctid, writable);
     if (write_denied) tlb_.grant_write(s, e);

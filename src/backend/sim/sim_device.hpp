@@ -38,6 +38,7 @@
 #include "backend/sim/net/nic.hpp"
 #include "backend/sim/shared_state.hpp"
 #include "backend/sim/shell_config.hpp"
+#include "backend/sim/process_maps.hpp"
 #include "backend/sim/tlb.hpp"
 #include "detail/handles.hpp"
 

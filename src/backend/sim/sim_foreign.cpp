@@ -46,11 +46,8 @@ void SimDevice::check_foreign_range(int32_t ctid, uint64_t addr, uint64_t len, b
         throw_error(Errc::not_mapped, call, where() + ": its memory map cannot be read (it has exited?)");
     const uint64_t s = addr / k_host_page * k_host_page;
     const uint64_t e = round_up(addr + len, k_host_page);
-    uint64_t bad = 0;
-    std::string why;
-    bool writable = false;
-    if (!check_proc_range(maps, s, e, write, bad, why, writable))
-        throw_error(Errc::not_mapped, call, where() + ": address " + hex(bad) + " is " + why);
+    if (const ProcCheck c = check_proc_range(maps, s, e, write); !c.ok())
+        throw_error(Errc::not_mapped, call, where() + ": address " + hex(c.bad) + " is " + describe(c.access));
 }
 
 void SimDevice::feed_foreign(coyote::sim::InputChunk& in, const SgSide& src, bool last) {

@@ -204,13 +204,12 @@ void SimDevice::map_user(int32_t ctid, void* vaddr, uint64_t len) {
         return check_foreign_range(ctid, a, len, false, "buffer", "userMap");
     const uint64_t s = a / k_host_page * k_host_page;
     const uint64_t e = round_up(a + len, k_host_page);
-    uint64_t bad = 0;
-    std::string why;
-    bool writable = false;
-    if (!check_proc_range(read_proc_maps(), s, e, false, bad, why, writable))
+    const ProcCheck c = check_proc_range(read_proc_maps(), s, e, false);
+    if (!c.ok())
         throw_error(Errc::not_mapped, "userMap",
-                    "cannot map " + hex(a) + " (len " + std::to_string(len) + "): address " + hex(bad) + " is " + why);
-    tlb_.insert(a, s, e, MapKind::user, ctid, writable);
+                    "cannot map " + hex(a) + " (len " + std::to_string(len) + "): address " + hex(c.bad) + " is " +
+                        describe(c.access));
+    tlb_.insert(a, s, e, MapKind::user, ctid, c.all_writable);
 }
 
 void SimDevice::unmap_user(int32_t ctid, void* vaddr) {

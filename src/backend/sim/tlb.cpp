@@ -1,13 +1,7 @@
-// coyote-mpi sim backend: the vFPGA TLB (interval map of mapped host ranges) and process memory access checks.
+// coyote-mpi sim backend: the vFPGA TLB (interval map of mapped host ranges).
 #include "backend/sim/tlb.hpp"
 
-#include <sys/mman.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <mutex>
 
 namespace coyote::detail::sim {
@@ -129,99 +123,6 @@ uint64_t Tlb::mapped_bytes(MapKind kind) const {
     for (const auto& [s, seg] : segs_)
         if (seg.kind == kind) n += seg.end - s;
     return n;
-}
-
-std::vector<ProcRange> read_proc_maps(pid_t pid) {
-    std::vector<ProcRange> out;
-    std::ifstream in(pid > 0 ? "/proc/" + std::to_string(pid) + "/maps" : std::string("/proc/self/maps"));
-    std::string line;
-    while (std::getline(in, line)) {
-        unsigned long long s = 0, e = 0;
-        char perms[8] = {0};
-        if (std::sscanf(line.c_str(), "%llx-%llx %7s", &s, &e, perms) != 3) continue;
-        // Kernel-provided areas that must not be touched as data.
-        if (line.find("[vvar") != std::string::npos || line.find("[vsyscall]") != std::string::npos) continue;
-        out.push_back(ProcRange{s, e, perms[0] == 'r', perms[1] == 'w'});
-    }
-    return out;
-}
-
-bool check_proc_range(const std::vector<ProcRange>& maps, uint64_t start, uint64_t end, bool write,
-                      uint64_t& bad, std::string& why, bool& all_writable) {
-    all_writable = true;
-    uint64_t cur = start;
-    for (const auto& m : maps) { // /proc/self/maps is sorted by address
-        if (m.end <= cur) continue;
-        if (m.start > cur) break;
-        if (!m.readable) {
-            bad = cur;
-            why = "not readable by the process";
-            return false;
-        }
-        if (!m.writable) {
-            if (write) {
-                bad = cur;
-                why = "not writable by the process";
-                return false;
-            }
-            all_writable = false;
-        }
-        cur = m.end;
-        if (cur >= end) return true;
-    }
-    bad = cur;
-    why = "not mapped in the process";
-    return false;
-}
-
-namespace {
-
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22 // Linux 5.14 (uapi asm-generic/mman-common.h)
-#define MADV_POPULATE_WRITE 23
-#endif
-
-/// Whether this kernel knows MADV_POPULATE_READ/WRITE (tried once on a page of our own).
-bool populate_supported() noexcept {
-    static const bool yes = [] {
-        alignas(4096) static char page[4096];
-        return ::madvise(page, sizeof(page), MADV_POPULATE_WRITE) == 0;
-    }();
-    return yes;
-}
-
-} // namespace
-
-// The populate advice fails where the access itself would fault (a hole, PROT_NONE, read-only memory written, a
-// file mapping past its end) and faults the pages in, as the copy would. Where the kernel refuses the advice for
-// another reason (device mappings) the answer comes from /proc/self/maps; a kernel without it (before 5.14) gets
-// msync, which sees holes only.
-const char* process_access(uint64_t start, uint64_t end, bool write) noexcept {
-    void* p = reinterpret_cast<void*>(start);
-    if (!populate_supported())
-        return ::msync(p, end - start, MS_ASYNC) == 0 ? nullptr : "is no longer mapped in the process";
-    int rc = 0;
-    do {
-        rc = ::madvise(p, end - start, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
-    } while (rc != 0 && errno == EINTR);
-    if (rc == 0) return nullptr;
-    switch (errno) {
-    case ENOMEM: return "is no longer mapped in the process";
-    case EFAULT: return "can no longer be accessed (the access would raise SIGBUS)";
-    case EHWPOISON: return "holds a poisoned page";
-    default: break;
-    }
-    try {
-        uint64_t bad = 0;
-        bool all_writable = false;
-        std::string why;
-        if (check_proc_range(read_proc_maps(), start, end, write, bad, why, all_writable)) return nullptr;
-        if (why.find("writable") != std::string::npos) return "is no longer writable by the process";
-        if (why.find("readable") != std::string::npos) return "is no longer readable by the process";
-        return "is no longer mapped in the process";
-    } catch (...) {
-        return "could not be checked (reading /proc/self/maps failed)";
-    }
 }
 
 }  // namespace coyote::detail::sim

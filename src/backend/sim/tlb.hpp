@@ -1,14 +1,10 @@
 // coyote-mpi sim backend: the vFPGA's TLB, an interval map of every host range the vFPGA may touch.
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstdint>
 #include <map>
 #include <shared_mutex>
-#include <string>
 #include <utility>
-#include <vector>
 
 namespace coyote::detail::sim {
 
@@ -25,14 +21,6 @@ struct TlbLookup {
     bool owned_only = true;    ///< only alloc ranges are involved (no need to probe the process)
     bool write_denied = false; ///< covered, but some range was mapped without write permission
     uint64_t first_gap = 0;    ///< first byte not covered (or not writable)
-};
-
-/// A range of process memory with its permissions, as /proc/self/maps lists it.
-struct ProcRange {
-    uint64_t start = 0;
-    uint64_t end = 0;
-    bool readable = false;
-    bool writable = false;
 };
 
 /// Thread-safe interval map. Segments never overlap; a group (keyed by the address userMap / getMem
@@ -78,20 +66,5 @@ private:
     std::map<uint64_t, Segment> segs_; // keyed by start
     std::map<std::pair<uint64_t, MapKind>, Group> groups_;
 };
-
-/// The memory map of this process (/proc/self/maps) or of process `pid`, skipping the kernel's special areas;
-/// empty when it cannot be read.
-std::vector<ProcRange> read_proc_maps(pid_t pid = 0);
-
-/// Checks that [start, end) is readable (and writable if `write`) process memory. Returns true if so;
-/// else sets `bad` to the first offending address and `why` to the reason. `all_writable` tells
-/// whether the whole range is writable.
-bool check_proc_range(const std::vector<ProcRange>& maps, uint64_t start, uint64_t end, bool write,
-                      uint64_t& bad, std::string& why, bool& all_writable);
-
-/// The reason the page-aligned [start, end) of this process lacks read (and, if `write`, write) access, or
-/// nullptr if it has it ("is no longer mapped in the process", "is no longer writable by the process", ...).
-/// Faults the pages in (MADV_POPULATE_READ / _WRITE), as the access would.
-const char* process_access(uint64_t start, uint64_t end, bool write) noexcept;
 
 }  // namespace coyote::detail::sim

@@ -1,14 +1,12 @@
-// coyote-mpi sim backend: access to process memory for the NIC (cross-process copies, mapping checks).
+// coyote-mpi sim backend: access to process memory for the NIC (cross-process copies, peer access).
 #include "backend/sim/net/process_memory.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -33,32 +31,6 @@ int vm_copy(pid_t pid, bool to_remote, uint64_t local, uint64_t remote, uint64_t
         done += static_cast<uint64_t>(n);
     }
     return 0;
-}
-
-bool still_mapped_here(uint64_t addr, uint64_t len) noexcept {
-    if (len == 0) return true;
-    // One byte of every page, read through process_vm_readv on this process: it fails on a hole and on a page
-    // that is mapped but not readable (PROT_NONE), which msync would take for mapped.
-    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    constexpr size_t k_batch = 256;
-    std::array<iovec, k_batch> remote{};
-    std::array<char, k_batch> sink{};
-    const uint64_t end = addr + len;
-    for (uint64_t at = addr; at < end;) {
-        size_t n = 0;
-        for (; n < k_batch && at < end; ++n, at = (at / page + 1) * page) remote[n] = {reinterpret_cast<void*>(at), 1};
-        iovec local{sink.data(), n};
-        ssize_t got = 0;
-        do {
-            got = ::process_vm_readv(::getpid(), &local, 1, remote.data(), n, 0);
-        } while (got < 0 && errno == EINTR);
-        if (got < 0 && (errno == EPERM || errno == ENOSYS)) { // the call is not allowed here: holes only
-            const uint64_t s = addr / page * page;
-            return ::msync(reinterpret_cast<void*>(s), (end + page - 1) / page * page - s, MS_ASYNC) == 0;
-        }
-        if (got != static_cast<ssize_t>(n)) return false;
-    }
-    return true;
 }
 
 int yama_ptrace_scope() noexcept {

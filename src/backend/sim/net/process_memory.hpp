@@ -1,4 +1,4 @@
-// coyote-mpi sim backend: access to process memory for the NIC (cross-process copies, mapping checks).
+// coyote-mpi sim backend: access to process memory for the NIC (cross-process copies, peer access).
 #pragma once
 
 #include <sys/types.h>
@@ -10,10 +10,6 @@ namespace coyote::detail::sim::net {
 /// Copies `len` bytes between this process (`local`) and process `pid` (`remote`): process_vm_writev when
 /// `to_remote`, else process_vm_readv; loops on partial transfers. Returns 0 or the errno of the failure.
 int vm_copy(pid_t pid, bool to_remote, uint64_t local, uint64_t remote, uint64_t len) noexcept;
-
-/// [addr, addr + len) is mapped and readable in this process (one byte of each page read with process_vm_readv;
-/// where that call is not allowed, only holes are found, with msync).
-bool still_mapped_here(uint64_t addr, uint64_t len) noexcept;
 
 /// Yama's ptrace scope (/proc/sys/kernel/yama/ptrace_scope): 0 when Yama is absent.
 int yama_ptrace_scope() noexcept;

@@ -54,25 +54,6 @@ TEST(SimTlb, FaultRangesFillGapsAndUserMapTakesThemOver) {
     EXPECT_TRUE(tlb.lookup(0x1f000, 0x1000, false).covered);
 }
 
-TEST(SimTlb, ProcRangeCheck) {
-    const std::vector<sim::ProcRange> maps = {
-        {0x1000, 0x3000, true, true}, {0x3000, 0x4000, true, false}, {0x5000, 0x6000, false, false}};
-    uint64_t bad = 0;
-    std::string why;
-    bool w = false;
-    EXPECT_TRUE(sim::check_proc_range(maps, 0x1000, 0x3000, true, bad, why, w));
-    EXPECT_TRUE(w);
-    EXPECT_TRUE(sim::check_proc_range(maps, 0x2000, 0x4000, false, bad, why, w));
-    EXPECT_FALSE(w);
-    EXPECT_FALSE(sim::check_proc_range(maps, 0x2000, 0x4000, true, bad, why, w));
-    EXPECT_EQ(bad, 0x3000u);
-    EXPECT_FALSE(sim::check_proc_range(maps, 0x3000, 0x5000, false, bad, why, w));
-    EXPECT_EQ(bad, 0x4000u);
-    EXPECT_FALSE(sim::check_proc_range(maps, 0x5000, 0x5001, false, bad, why, w));
-    EXPECT_EQ(bad, 0x5000u);
-    EXPECT_FALSE(sim::check_proc_range(maps, 0x0, 0x10, false, bad, why, w));
-}
-
 TEST(SimCardMemory, ZerosUntilWrittenChunksAndRelease) {
     sim::CardMemory card(8ULL << 20);
     const uint64_t base = 0x7f0000000000ULL + sim::CardMemory::k_chunk - 100;

@@ -9,6 +9,7 @@
 #include "backend/sim/net/nic_impl.hpp"
 #include "backend/sim/net/peer_ordered.hpp"
 #include "backend/sim/net/process_memory.hpp"
+#include "backend/sim/process_maps.hpp"
 #include "backend/sim/net/tcp/tcp_wire.hpp"
 #include "detail/format.hpp"
 
@@ -446,7 +447,7 @@ std::string TcpWire::send_read_data(Response& r, Clock::time_point deadline, boo
         if (!now.valid || now.generation != r.win_generation) {
             gone = Check::out_of_bounds;
             why = "the window holding " + hex(r.data_addr, 1) + " was withdrawn (unregisterWindow)";
-        } else if (!still_mapped_here(r.data_addr, r.h.payload_len)) {
+        } else if (process_access(r.data_addr, r.data_addr + r.h.payload_len, false) != nullptr) {
             gone = Check::unmapped;
             why = "window memory at " + hex(r.data_addr, 1) + " (len " + std::to_string(r.h.payload_len) +
                   ") is no longer mapped in the target";

@@ -1,6 +1,5 @@
 // Cross-process memory permission of the sim NIC: the narrowest Yama ptracer declaration (the nearest common
-// ancestor of the peers), none where Yama is absent; an unrelated process of the same user cannot read us. The
-// mapping check of window memory: holes and inaccessible pages are not memory the NIC may send from.
+// ancestor of the peers), none where Yama is absent; an unrelated process of the same user cannot read us.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -82,20 +81,3 @@ TEST(ProcessMemory, UnrelatedProcessCannotReadUsUnderYama) {
     ::waitpid(peer, &st, 0);
 }
 
-TEST(ProcessMemory, StillMappedHereFindsHolesAndInaccessiblePages) {
-    const auto page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    void* m = ::mmap(nullptr, 1024 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ASSERT_NE(m, MAP_FAILED);
-    const auto a = reinterpret_cast<uint64_t>(m);
-    EXPECT_TRUE(net::still_mapped_here(a + 100, 1024 * page - 100)); // more pages than one batch of the probe
-    EXPECT_TRUE(net::still_mapped_here(a, 0));
-    // Page 700 inaccessible, then page 900 a hole.
-    ASSERT_EQ(::mprotect(reinterpret_cast<void*>(a + 700 * page), page, PROT_NONE), 0);
-    EXPECT_FALSE(net::still_mapped_here(a, 1024 * page));
-    EXPECT_FALSE(net::still_mapped_here(a + 700 * page + page - 1, 2)); // its last byte and the next page's first
-    EXPECT_TRUE(net::still_mapped_here(a + 701 * page, 100 * page));
-    ASSERT_EQ(::munmap(reinterpret_cast<void*>(a + 900 * page), page), 0);
-    EXPECT_FALSE(net::still_mapped_here(a + 800 * page, 200 * page));
-    EXPECT_TRUE(net::still_mapped_here(a + 901 * page, 123 * page));
-    ::munmap(m, 1024 * page);
-}
