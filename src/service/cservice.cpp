@@ -12,6 +12,7 @@
 #include <cstring>
 #include <deque>
 #include <list>
+#include <span>
 #include <vector>
 
 #include "detail/settings.hpp"
@@ -103,7 +104,7 @@ public:
     /// A registration arrived on `fd`: starts its session, or queues it for a slot.
     void registered(detail::Fd fd);
     /// Moves the registrations that arrived (readable in `ready`) on, and drops those past their deadline.
-    void poll_registering(const std::vector<pollfd>& ready);
+    void poll_registering(std::span<const pollfd> ready);
     /// Admits `fd` and starts its session (or refuses it).
     void start_session(detail::Fd fd);
     /// Starts the sessions of waiting clients while slots are free; refuses those whose wait is over.
@@ -176,7 +177,7 @@ void cService::Impl::accept_one(int listen_fd) {
     registering.push_back({std::move(fd), svc::Clock::now() + k_request_timeout.get()});
 }
 
-void cService::Impl::poll_registering(const std::vector<pollfd>& ready) {
+void cService::Impl::poll_registering(std::span<const pollfd> ready) {
     const auto now = svc::Clock::now();
     std::deque<Waiting> still;
     for (size_t i = 0; i < registering.size(); ++i) {
@@ -263,7 +264,7 @@ void cService::Impl::serve() {
         const int n_ready = ::poll(fds.data(), fds.size(), poll_timeout_ms());
         if (n_ready < 0) continue; // EINTR (a signal: the wake pipe tells a stop)
         // Registrations first: their entries match fds[3..] only until accept_one adds one.
-        poll_registering(std::vector<pollfd>(fds.begin() + 3, fds.end()));
+        poll_registering(std::span<const pollfd>(fds).subspan(3));
         if (fds[0].revents & POLLIN) accept_one(listener.get());
         if (fds[1].revents & POLLIN) stop_requested = true;
         uint64_t n = 0;

@@ -62,9 +62,6 @@ const settings::Choice k_peers{"COYOTE_COLL_PEERS", "collectives",
                                CollectiveOptions{}.peers == PeerSet::all ? "all" : "log", {"log", "all"},
                                "queue pairs: to ranks +- 2^k (log) or to every rank (all)"};
 
-}  // namespace
-
-namespace {
 /// COYOTE_COLL_BUFFER_SIZE must hold 4 slots of COYOTE_COLL_CHUNK per direction, which must be a multiple of 64.
 std::string env_options_problem() {
     const std::string problem = ::coyote::detail::coll::validate(CollectiveOptions::from_env());
@@ -75,7 +72,8 @@ std::string env_options_problem() {
     return shown(k_chunk) + ", " + shown(k_buffer_size) + ": " + problem;
 }
 const settings::Consistency k_coll_consistent{"collectives", env_options_problem};
-} // namespace
+
+}  // namespace
 
 CollectiveOptions CollectiveOptions::from_env() {
     CollectiveOptions o;

@@ -110,9 +110,10 @@ void Engine::fail_open_requests() noexcept {
             for (const auto& op : *q) {
                 if (op->done.load(std::memory_order_acquire)) continue;
                 try {
-                    throw_error(Errc::invalid_argument, op->what,
-                                "its Collectives object was destroyed before the request completed");
-                } catch (...) {
+                    op->error = std::make_exception_ptr(
+                        Error(make_error_code(Errc::invalid_argument), op->what,
+                              "its Collectives object was destroyed before the request completed"));
+                } catch (...) { // no memory for the message: the request still fails
                     op->error = std::current_exception();
                 }
                 op->done.store(true, std::memory_order_release);

@@ -252,13 +252,13 @@ bool Engine::wait(OpState& op, std::optional<std::chrono::milliseconds> timeout)
                           arrived(c) == static_cast<uint32_t>(load_u64(c.buf + k_closed_sent));
         }
         // The peer closed and all it sent is here: if one more look does not complete the operation, nothing will.
-        if (peer_closed && !test(op)) {
+        if (peer_closed) {
+            if (test(op)) return true;
             std::lock_guard lk(mtx_);
             lost_peer(chan(op.peer, "wait"), op.what,
                       std::string("it closed its collectives before ") +
                           (op.is_send ? "taking the data" : "sending a matching message"));
         }
-        if (peer_closed) return true;
         if (now - start >= limit) {
             if (timeout) return false;
             if (!op.is_p2p) continue; // the worker applies the deadline itself
