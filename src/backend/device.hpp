@@ -182,7 +182,7 @@ public:
 };
 
 /// Opens (or returns the process's shared handle to) vFPGA `vfid` of `device`.
-/// Backend: COYOTE_BACKEND=sim|hw, else hw when /dev/coyote_fpga_<device>_v<vfid> exists, else sim.
+/// Backend: COYOTE_BACKEND=sim|hw, else hw when the host has a Coyote device file (/dev/coyote_fpga_*), else sim.
 std::shared_ptr<Device> open_device(uint32_t device, int32_t vfid);
 /// The Device of (device, vfid) if this process has it open, else null (never opens one).
 std::shared_ptr<Device> find_open_device(uint32_t device, int32_t vfid);
@@ -192,6 +192,8 @@ std::string device_file(uint32_t device, int32_t vfid);
 
 /// The backend open_device would pick for (device, vfid): "sim" or "hw".
 std::string selected_backend(uint32_t device, int32_t vfid);
+/// selected_backend with the device files looked up in `dev_dir` instead of /dev (for tests).
+std::string choose_backend(const std::string& dev_dir, uint32_t device, int32_t vfid);
 
 namespace sim {
 std::shared_ptr<Device> open(uint32_t device, int32_t vfid);

@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
@@ -14,8 +15,9 @@ namespace coyote::detail {
 
 namespace {
 
-const settings::Choice k_backend{"COYOTE_BACKEND", "runtime", "", {"sim", "hw"},
-                                 "backend of every cThread; unset: hw when the device file exists, else sim"};
+const settings::Choice k_backend{
+    "COYOTE_BACKEND", "runtime", "", {"sim", "hw"},
+    "backend of every cThread; unset: hw when the host has a Coyote device file (/dev/coyote_fpga_*), else sim"};
 
 }  // namespace
 
@@ -23,10 +25,19 @@ std::string device_file(uint32_t device, int32_t vfid) {
     return "/dev/coyote_fpga_" + std::to_string(device) + "_v" + std::to_string(vfid);
 }
 
-std::string selected_backend(uint32_t device, int32_t vfid) {
+std::string choose_backend(const std::string& dev_dir, uint32_t device, int32_t vfid) {
     if (k_backend.is_set()) return k_backend.get();
-    return ::access(device_file(device, vfid).c_str(), F_OK) == 0 ? "hw" : "sim";
+    const std::string file = "coyote_fpga_" + std::to_string(device) + "_v" + std::to_string(vfid);
+    if (::access((dev_dir + "/" + file).c_str(), F_OK) == 0) return "hw";
+    // On an FPGA host a vFPGA or device without a file is an error of the hw backend ("the shell has fewer
+    // vFPGAs"), not a silent run on the simulator.
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it(dev_dir, ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename().string().starts_with("coyote_fpga_")) return "hw";
+    return "sim";
 }
+
+std::string selected_backend(uint32_t device, int32_t vfid) { return choose_backend("/dev", device, vfid); }
 
 namespace {
 
