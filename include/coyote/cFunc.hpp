@@ -24,9 +24,11 @@ class cFunc : public bFunc {
     static_assert((std::is_trivially_copyable_v<args> && ...), "cFunc: arguments must be trivially copyable");
 
 public:
-    /// `app_bitstream` is made absolute against the current directory.
+    /// `app_bitstream` is made absolute against the current directory (an empty path stays empty: registering
+    /// the function then fails as for any unreadable bitstream).
     cFunc(int32_t fid, std::string app_bitstream, std::function<ret(cThread*, args...)> fn)
-        : fid_(fid), path_(std::filesystem::absolute(app_bitstream).string()), fn_(std::move(fn)) {}
+        : fid_(fid), path_(app_bitstream.empty() ? std::string() : std::filesystem::absolute(app_bitstream).string()),
+          fn_(std::move(fn)) {}
 
     std::vector<char> run(cThread* coyote_thread, const std::vector<std::vector<char>>& x) override {
         if (x.size() != sizeof...(args))

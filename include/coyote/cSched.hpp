@@ -66,7 +66,7 @@ public:
     bool releaseTask(int32_t tid);
     /// Waits until some task completes after `seen` completions or `max` passes; returns the completion count.
     uint64_t waitCompletions(uint64_t seen, std::chrono::milliseconds max);
-    /// Changes the policy (takes effect at the next pick).
+    /// Changes the policy (takes effect at the next pick); a value outside the enum is a coyote::Error.
     void setPolicy(SchedPolicy p);
     SchedPolicy getPolicy() const;
     /// Application reconfigurations done by this scheduler.

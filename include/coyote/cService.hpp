@@ -24,7 +24,8 @@ namespace coyote {
 /// /tmp/coyote-daemon-dev-<device>-vfid-<vfid>-<name>. One instance per (device, vFPGA).
 class cService {
 public:
-    /// The service of (device, vfid), created on first use with these parameters.
+    /// The service of (device, vfid), created on first use with these parameters. A name with '/' or control
+    /// characters, or a vFPGA the device lacks, is a coyote::Error.
     static cService* getInstance(std::string name, bool remote, int32_t vfid, uint32_t device = 0,
                                  bool reorder = true, uint16_t port = DEF_PORT);
 
@@ -32,7 +33,8 @@ public:
     /// cannot serve (the socket is taken, a setting is malformed), the daemon exits with EXIT_FAILURE after logging
     /// why; in the foreground the coyote::Error is thrown.
     void start();
-    /// Registers a function: 0 ok, 1 bitstream unreadable, 2 duplicate id.
+    /// Registers a function: 0 ok, 1 bitstream unreadable, 2 duplicate id, 3 (coyote-mpi) its arguments exceed
+    /// COYOTE_SERVICE_MAX_REQUEST.
     int addFunction(std::unique_ptr<bFunc> fn);
 
     // ---- coyote-mpi extensions ----

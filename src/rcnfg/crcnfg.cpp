@@ -69,6 +69,20 @@ bool on_sim(unsigned int device) { return detail::selected_backend(device, 0) ==
 
 }  // namespace
 
+namespace detail::rcnfg {
+
+void check_vfid(uint32_t device, int32_t vfid, const char* call) {
+    if (vfid < 0) throw_error(Errc::invalid_argument, call, "vfid must be >= 0, got " + std::to_string(vfid));
+    if (on_sim(device)) return check_vfid_sim(device, vfid, call);
+    const std::string file = device_file(device, vfid);
+    if (::access(file.c_str(), F_OK) != 0)
+        throw_error(Errc::no_device, call,
+                    "vFPGA " + std::to_string(vfid) + " of device " + std::to_string(device) + ": no " + file +
+                        " (the shell has fewer vFPGAs, or the Coyote driver is not loaded)");
+}
+
+}  // namespace detail::rcnfg
+
 cRcnfg::cRcnfg(unsigned int device) : device_(device) {}
 
 cRcnfg::~cRcnfg() = default;

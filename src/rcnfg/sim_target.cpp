@@ -26,6 +26,12 @@ void swap_if_open(uint32_t device, int32_t vfid, const std::string& spec) {
 
 }  // namespace
 
+void check_vfid_sim(uint32_t device, int32_t vfid, const char* call) {
+    sim::ShellConfig now = sim::load_shell_config();
+    sim::apply_shell_override(device, now);
+    sim::check_vfid_exists(now, device, vfid, call);
+}
+
 void load_sim(uint32_t device, int32_t vfid, std::span<const char> bytes, const std::string& origin) {
     const SimBitstream b = decode_sim_bitstream(bytes, origin);
     const bool shell = vfid < 0;
@@ -41,11 +47,7 @@ void load_sim(uint32_t device, int32_t vfid, std::span<const char> bytes, const 
                         "bitstream '" + origin + "': its model '" + b.model + "' does not load: " + detail::reason_of(e));
         }
     }
-    if (!shell) { // as opening a cThread there would say
-        sim::ShellConfig now = sim::load_shell_config();
-        sim::apply_shell_override(device, now);
-        sim::check_vfid_exists(now, device, vfid, "cRcnfg");
-    }
+    if (!shell) check_vfid_sim(device, vfid, "cRcnfg"); // as opening a cThread there would say
     if (!b.shell_settings.empty()) {
         sim::ShellConfig probe = sim::load_shell_config();
         sim::apply_shell_override(device, probe);

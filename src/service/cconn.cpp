@@ -3,6 +3,7 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <condition_variable>
 #include <fstream>
@@ -163,10 +164,15 @@ cConn::cConn(std::string sock_name) : impl(std::make_unique<Impl>()) {
     std::memcpy(a.sun_path, sock_name.c_str(), sock_name.size() + 1);
     impl->fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!impl->fd) throw_error(Errc::resource_exhausted, "cConn", std::string("socket: ") + std::strerror(errno));
-    if (::connect(impl->fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0)
+    if (::connect(impl->fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0) {
+        const int err = errno;
+        struct stat st {};
+        const bool other = err == ECONNREFUSED && ::stat(sock_name.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode);
         throw_error(Errc::peer_gone, "cConn",
-                    "cannot connect to the service at " + sock_name + ": " + std::strerror(errno) +
-                        " (is the service running?)");
+                    "cannot connect to the service at " + sock_name + ": " +
+                        (other ? std::string("the path is not a socket (no service made it)")
+                               : std::string(std::strerror(err)) + " (is the service running?)"));
+    }
     // A service function reads and writes this process's buffers by address; on sim that is process_vm_*,
     // which Yama (ptrace_scope 1) allows only to processes we name: the service at the other end, no other.
     ucred peer{};

@@ -188,6 +188,9 @@ uint64_t cSched::waitCompletions(uint64_t seen, std::chrono::milliseconds max) {
 }
 
 void cSched::setPolicy(SchedPolicy p) {
+    if (p != SchedPolicy::fcfs && p != SchedPolicy::reorder && p != SchedPolicy::priority)
+        throw_error(Errc::invalid_argument, "cSched::setPolicy",
+                    "unknown policy " + std::to_string(static_cast<int>(p)) + " (fcfs, reorder or priority)");
     std::lock_guard lk(mtx_);
     policy_ = p;
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "detail/settings.hpp"
+#include "rcnfg/targets.hpp"
 #include "service/listen_socket.hpp"
 #include "service/service_log.hpp"
 #include "service/session.hpp"
@@ -325,8 +326,15 @@ void cService::releaseInstance(int32_t vfid, uint32_t device) {
 
 cService::cService(std::string name, bool remote, int32_t vfid, uint32_t device, bool reorder, uint16_t port)
     : impl(std::make_unique<Impl>()) {
-    if (name.empty() || name.find('/') != std::string::npos)
-        throw_error(Errc::invalid_argument, "cService", "the service name must be non-empty and without '/'");
+    const bool odd = std::any_of(name.begin(), name.end(), [](char c) {
+        return c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+    });
+    if (name.empty() || odd)
+        throw_error(Errc::invalid_argument, "cService",
+                    "the service name must be non-empty, without '/' and without control characters (it names the "
+                    "socket file)");
+    // A service on a vFPGA that does not exist would start and refuse every client.
+    detail::rcnfg::check_vfid(device, vfid, "cService");
     impl->name = name;
     impl->service_id = "coyote-daemon-dev-" + std::to_string(device) + "-vfid-" + std::to_string(vfid) + "-" + name;
     impl->socket_path = "/tmp/" + impl->service_id;
@@ -339,7 +347,19 @@ cService::cService(std::string name, bool remote, int32_t vfid, uint32_t device,
 
 cService::~cService() { stop(); }
 
-int cService::addFunction(std::unique_ptr<bFunc> fn) { return impl->sched->addFunction(std::move(fn)); }
+int cService::addFunction(std::unique_ptr<bFunc> fn) {
+    if (fn) {
+        uint64_t total = 0;
+        for (size_t s : fn->getArgumentSizes()) total += s;
+        if (total > k_max_request.get()) { // no request for it could be accepted
+            svc::log(LOG_ERR, "function %d takes %llu bytes of arguments, over COYOTE_SERVICE_MAX_REQUEST (%llu)",
+                     fn->getFid(), static_cast<unsigned long long>(total),
+                     static_cast<unsigned long long>(k_max_request.get()));
+            return 3;
+        }
+    }
+    return impl->sched->addFunction(std::move(fn));
+}
 
 void cService::run() {
     if (impl->running) throw_error(Errc::invalid_argument, "cService", impl->service_id + " is already running");

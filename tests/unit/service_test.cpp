@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -93,6 +94,35 @@ TEST(Service, AddFunctionCodes) {
     EXPECT_EQ(s->addFunction(fn(502, dir() + "/garbage.bin")), 1);
     EXPECT_FALSE(s->isFunctionRegistered(501));
     EXPECT_TRUE(s->isFunctionRegistered(500));
+}
+
+// Parameters no service could work with are refused when given (before: a service on a missing vFPGA started and
+// refused every client; a name with a newline made a socket file with one; SchedPolicy(42) acted as FCFS; a
+// function no request could reach registered with 0; an empty bitstream path threw std::filesystem_error).
+TEST(Service, ParametersNoServiceCouldUseAreRefusedWhenGiven) {
+    coyote::cService::releaseInstance(5);
+    auto [code, msg] = error_of([] { coyote::cService::getInstance("novf", false, 5); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::no_device)) << msg;
+    EXPECT_NE(msg.find("vFPGA 5 does not exist"), std::string::npos) << msg;
+    std::tie(code, msg) = error_of([] { coyote::cService::getInstance(std::string("a\nb"), false, 5); });
+    EXPECT_NE(msg.find("control characters"), std::string::npos) << msg;
+    std::tie(code, msg) = error_of([] { coyote::cService::getInstance(std::string("a\0b", 3), false, 5); });
+    EXPECT_NE(msg.find("control characters"), std::string::npos) << msg;
+
+    coyote::cSched* s = coyote::cSched::getInstance(0);
+    std::tie(code, msg) = error_of([&] { s->setPolicy(static_cast<coyote::SchedPolicy>(42)); });
+    EXPECT_NE(msg.find("unknown policy 42"), std::string::npos) << msg;
+
+    coyote::cService* svc = coyote::cService::getInstance("params", false, 0);
+    using Big = std::array<char, (64 << 10) + 1>; // one byte over COYOTE_SERVICE_MAX_REQUEST's default
+    EXPECT_EQ(svc->addFunction(std::make_unique<coyote::cFunc<int32_t, Big>>(
+                  520, app_bitstream("f520.bin", "passthrough"), [](coyote::cThread*, Big) { return 0; })),
+              3);
+    EXPECT_FALSE(s->isFunctionRegistered(520));
+    EXPECT_EQ(svc->addFunction(std::make_unique<coyote::cFunc<int32_t, int32_t>>(
+                  521, "", [](coyote::cThread*, int32_t x) { return x; })),
+              1);
+    coyote::cService::releaseInstance(0);
 }
 
 /// Interleaved tasks of two bitstreams queued behind a slow one: returns the app reconfigurations they cost.
