@@ -123,6 +123,11 @@ TEST(Service, ParametersNoServiceCouldUseAreRefusedWhenGiven) {
                   521, "", [](coyote::cThread*, int32_t x) { return x; })),
               1);
     coyote::cService::releaseInstance(0);
+
+    const std::string file = dir() + "/not-a-socket";
+    std::ofstream(file) << "x";
+    std::tie(code, msg) = error_of([&] { coyote::cConn conn(file); });
+    EXPECT_NE(msg.find("the path is not a socket"), std::string::npos) << msg;
 }
 
 /// Interleaved tasks of two bitstreams queued behind a slow one: returns the app reconfigurations they cost.
