@@ -89,6 +89,22 @@ def run_tcp(tool, size, tmp):
     check_json(js, size)
 
 
+def run_short_bw(tool):
+    """-n below the TX depth: no post is paced by completions, so the peak is the average (it was the post rate)."""
+    env = backend_env()
+    port = str(free_port())
+    srv = subprocess.Popen([tool, "-d", "0", "-p", port, "-n", "5"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.STDOUT)
+    time.sleep(0.3)
+    cli = subprocess.run([tool, "-d", "1", "-p", port, "-n", "5", "127.0.0.1"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    srv.wait(timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    lines = cli.stdout.splitlines()
+    row = lines[lines.index(BW_COLS) + 1].split()
+    assert row[2] == row[3], f"-n 5: peak {row[2]} is not the average {row[3]}"
+
+
 def run_mpi(cmd, size, tmp):
     js = os.path.join(tmp, f"mpi_{size}.json")
     p = subprocess.run(cmd + ["-s", str(size), "-n", str(ITERS), "--out_json_file", js], capture_output=True,
@@ -119,14 +135,41 @@ def run_mismatch(tool):
                          text=True, timeout=120)
     srv_out, _ = srv.communicate(timeout=120)
     for who, rc, out in (("client", cli.returncode, cli.stderr), ("server", srv.returncode, srv_out)):
-        assert rc == 1 and "other -s / -a / -n options" in out, f"{who} exit {rc}: {out}"
+        assert rc == 1 and "the peer runs with another -n;" in out, f"{who} exit {rc}: {out}"
+    # -s does not count with -a: a server given one still agrees with a client without.
+    port = str(free_port())
+    srv = subprocess.Popen([tool, "-d", "0", "-p", port, "-a", "-s", "16", "-n", "5"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.3)
+    cli = subprocess.run([tool, "-d", "1", "-p", port, "-a", "-n", "5", "127.0.0.1"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    srv_out, _ = srv.communicate(timeout=120)
+    assert cli.returncode == 0 and srv.returncode == 0, f"-a with and without -s: {cli.stderr}\n{srv_out}"
 
 
 def run_badopt(tool):
+    name = os.path.basename(tool)
     for args, needle in ((["-s", "12k"], "-s takes a number, got '12k'"), (["-n", "2"], "-n 2 is out of range"),
-                         (["--bogus"], "unknown option --bogus")):
+                         (["--bogus"], "unknown option --bogus"),
+                         (["--report_gbits=0"], "--report_gbits takes no value"),
+                         (["--out_json=mine.json"], "(the file is --out_json_file=<path>)")):
         p = subprocess.run([tool] + args, capture_output=True, text=True, timeout=30)
-        assert p.returncode == 1 and needle in p.stderr, f"{args}: exit {p.returncode}: {p.stderr}"
+        assert p.returncode == 2 and needle in p.stderr, f"{args}: exit {p.returncode}: {p.stderr}"
+        assert p.stderr.startswith(name + ": ") and p.stderr.count(name + ":") == 1, f"{args}: {p.stderr}"
+    # A JSON file that cannot be created fails before the run (not after hours of -a), naming the reason; one
+    # that cannot be written (a full disk) is an error too, not a silent exit 0.
+    for path, iters, needle in (("/nonexistent/dir/x.json", "100000000", "No such file or directory"),
+                                ("/dev/full", "100", "No space left on device")):
+        port = str(free_port())
+        srv = subprocess.Popen([tool, "-d", "0", "-p", port, "-n", iters], env=backend_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        start = time.monotonic()
+        p = subprocess.run([tool, "-d", "1", "-p", port, "-n", iters, "--out_json_file=" + path, "127.0.0.1"],
+                           env=backend_env(), capture_output=True, text=True, timeout=90)
+        srv.wait(timeout=90)
+        assert p.returncode == 1 and needle in p.stderr and path in p.stderr, f"{path}: {p.returncode}: {p.stderr}"
+        assert time.monotonic() - start < 30, f"{path}: the error came after the run"
 
 
 def run_killed(tool):
@@ -188,6 +231,8 @@ def main():
             tool, sizes = sys.argv[2], [int(s) for s in sys.argv[3:]]
             for s in sizes:
                 run_tcp(tool, s, tmp)
+            if tool.endswith("_bw"):
+                run_short_bw(tool)
         else:
             sep = sys.argv.index("--")
             sizes, cmd = [int(s) for s in sys.argv[2:sep]], sys.argv[sep + 1:]

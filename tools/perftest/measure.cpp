@@ -133,7 +133,7 @@ void bandwidth(cThread& t, const Options& o, const rdmaSg& sg, bool client, Resu
         if (i < k_max_samples) posts[i] = us(Clock::now() - t0);
     }
     wait_count(t, op, o.iters, "bandwidth: completions");
-    bandwidth_stats(r, posts, us(Clock::now() - t0), o.gbits);
+    bandwidth_stats(r, posts, us(Clock::now() - t0), o.gbits, k_tx_depth);
 }
 
 /// Both sides tell each other whether the bytes they received matched; true if both did.

@@ -40,8 +40,8 @@ void help(const Options& o) {
                 "  -d, --device <n>       FPGA device (default 0; under MPI the sim uses the node-local rank)\n"
                 "  -i, --vfid <n>         vFPGA (default 0)\n"
                 "  --report_gbits         bandwidth in Gb/sec instead of MB/sec\n"
-                "  --out_json             also write the results to perftest_out.json\n"
-                "  --out_json_file=<path> ... to <path>\n"
+                "  --out_json             also write the results to perftest_out.json (the client)\n"
+                "  --out_json_file=<path> ... to <path> (a TCP server too)\n"
                 "Both sides take the same -s / -a / -n.\n",
                 o.tool.c_str(), o.tool.c_str(), o.tool.c_str(), o.kind == Kind::lat ? "2" : "65536",
                 o.kind == Kind::lat ? "1000" : "5000");
@@ -64,6 +64,10 @@ std::optional<Options> parse_options(int argc, char** argv, Verb verb, Kind kind
             value = a.substr(eq + 1);
             a = a.substr(0, eq);
         }
+        auto flag = [&] {
+            if (value) bad(o, a + " takes no value, got '" + a + "=" + *value + "'" +
+                                  (a == "--out_json" ? " (the file is --out_json_file=<path>)" : ""));
+        };
         auto next = [&]() -> std::string {
             if (value) {
                 if (value->empty()) bad(o, a + "= needs a value");
@@ -80,6 +84,7 @@ std::optional<Options> parse_options(int argc, char** argv, Verb verb, Kind kind
         } else if (a == "-s" || a == "--size") {
             o.size = number(o, a, next(), 1, MAX_TRANSFER_SIZE);
         } else if (a == "-a" || a == "--all") {
+            flag();
             o.all = true;
         } else if (a == "-n" || a == "--iters") {
             o.iters = static_cast<uint32_t>(number(o, a, next(), k_min_iters, k_max_iters));
@@ -90,11 +95,14 @@ std::optional<Options> parse_options(int argc, char** argv, Verb verb, Kind kind
             o.vfid = static_cast<int32_t>(number(o, a, next(), 0, 15));
             o.vfid_set = true;
         } else if (a == "--report_gbits") {
+            flag();
             o.gbits = true;
         } else if (a == "--out_json") {
+            flag();
             if (o.json_file.empty()) o.json_file = "perftest_out.json";
         } else if (a == "--out_json_file") {
             o.json_file = next();
+            o.json_path_given = true;
         } else if (!a.empty() && a[0] == '-') {
             bad(o, "unknown option " + a);
         } else if (o.server) {

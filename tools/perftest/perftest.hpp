@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +28,7 @@ struct Options {
     uint32_t iters = 1000;             ///< -n
     bool gbits = false;                ///< --report_gbits
     std::string json_file;             ///< --out_json / --out_json_file: results as JSON
+    bool json_path_given = false;      ///< --out_json_file (a TCP server writes only then: not into the client's)
     uint32_t device = 0;               ///< -d
     int32_t vfid = 0;                  ///< -i
     bool device_set = false, vfid_set = false;
@@ -56,8 +58,9 @@ public:
     void out(std::string_view text);
     /// Ends the report: an MPI server hands its held text to the client, which prints it. No-op over TCP.
     virtual void finish_output() {}
-    /// This side writes the --out_json file (under MPI only the client: both ranks would write one path).
-    virtual bool writes_json() const { return true; }
+    /// This side writes the --out_json file: the client; over TCP also a server given --out_json_file (with the
+    /// default name both sides of a one-host run would write one file; under MPI both ranks share the path).
+    virtual bool writes_json(const Options& o) const { return client() || o.json_path_given; }
 
 protected:
     bool hold_output_ = false;
@@ -87,8 +90,11 @@ Result run_size(Session& s, const Options& o, uint64_t size, uint64_t max_size);
 /// Latency figures from per-iteration samples (usec) and the loop's total time (usec) for `iters` iterations;
 /// `halve` for one-way latencies of round trips (write, send).
 void latency_stats(Result& r, std::vector<double>& samples, double loop_us, bool halve);
-/// Bandwidth figures from the post timestamps (usec, one per message) and the loop's total time.
-void bandwidth_stats(Result& r, const std::vector<double>& post_us, double loop_us, bool gbits);
+/// Bandwidth figures from the post timestamps (usec, one per message) and the loop's total time. The peak counts
+/// only posts after the first `tx_depth` (those before are not paced by completions).
+void bandwidth_stats(Result& r, const std::vector<double>& post_us, double loop_us, bool gbits, size_t tx_depth);
+/// The TX depth of the bandwidth tests (posts in flight before completions pace them).
+constexpr size_t k_tx_depth = CMD_FIFO_DEPTH - CMD_FIFO_THR;
 
 /// The perftest header: test name, settings, local and remote address lines.
 void print_header(const Options& o, Session& s);
@@ -98,8 +104,12 @@ void print_columns(const Options& o, Session& s);
 void print_row(const Options& o, Session& s, const Result& r);
 /// The closing line and the data verdict.
 void print_verdict(Session& s, bool all_verified, std::size_t sizes);
-/// Writes the results as JSON to o.json_file (no-op when empty).
-void write_json(const Options& o, Session& s, const std::vector<Result>& results);
+/// The --out_json file, opened (truncated) when this side writes one (Session::writes_json), else a closed stream;
+/// throws coyote::Error naming the path and the reason when it cannot be created.
+std::ofstream open_json(const Options& o, const Session& s);
+/// Writes the results as JSON into `out` (from open_json; nothing when it is not open) and closes it; throws
+/// coyote::Error naming the path and the reason when the write fails (a full disk).
+void write_json(const Options& o, Session& s, const std::vector<Result>& results, std::ofstream& out);
 
 /// "RDMA_Write", "RDMA_Read", "Send".
 const char* verb_label(Verb v);

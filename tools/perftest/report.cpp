@@ -1,5 +1,6 @@
 // coyote-mpi perftest-style tools: the output as perftest prints it (header with both queue pairs' addresses,
 // the result table) and the --out_json file.
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <fstream>
@@ -12,6 +13,12 @@
 namespace coyote::tools::perftest {
 
 namespace {
+
+/// Throws the errno of a failed stream operation (EIO when the stream left none).
+[[noreturn]] void io_failed(const Options& o, const std::string& what) {
+    if (errno == 0) errno = EIO;
+    throw_errno(o.tool, what);
+}
 
 constexpr const char* k_line =
     "---------------------------------------------------------------------------------------\n";
@@ -69,7 +76,7 @@ void print_header(const Options& o, Session& s) {
                 t.getDevice(), t.getVfid(), t.getCtid());
     h += " Number of qps   : 1\t\tTransport type : Coyote RoCE v2\n";
     h += format(" Connection type : RC\t\tSide           : %s\n", s.client() ? "client" : "server");
-    h += format(" TX depth        : %d\n", o.kind == Kind::lat ? 1 : CMD_FIFO_DEPTH - CMD_FIFO_THR);
+    h += format(" TX depth        : %d\n", o.kind == Kind::lat ? 1 : static_cast<int>(k_tx_depth));
     h += format(" Data ex. method : %s\n", s.exchange_method());
     h += k_line;
     h += address("local", t.getQpair()->local);
@@ -109,8 +116,17 @@ void print_verdict(Session& s, bool all_verified, std::size_t sizes) {
     s.out(v);
 }
 
-void write_json(const Options& o, Session& s, const std::vector<Result>& results) {
-    if (o.json_file.empty() || !s.writes_json()) return;
+std::ofstream open_json(const Options& o, const Session& s) {
+    std::ofstream out;
+    if (o.json_file.empty() || !s.writes_json(o)) return out;
+    errno = 0;
+    out.open(o.json_file, std::ios::trunc);
+    if (!out) io_failed(o, "cannot create the JSON file " + o.json_file);
+    return out;
+}
+
+void write_json(const Options& o, Session& s, const std::vector<Result>& results, std::ofstream& out) {
+    if (!out.is_open()) return;
     Json root = Json::object();
     root.set("test", test_name(o));
     root.set("tool", o.tool);
@@ -138,9 +154,10 @@ void write_json(const Options& o, Session& s, const std::vector<Result>& results
         rows.push(std::move(j));
     }
     root.set("results", std::move(rows));
-    std::ofstream out(o.json_file, std::ios::trunc);
-    out << root.dump();
-    if (!out) throw_error(Errc::invalid_argument, o.tool, "cannot write " + o.json_file);
+    errno = 0;
+    out << root.dump() << '\n';
+    out.close(); // flushes: a full disk shows here
+    if (!out) io_failed(o, "cannot write the JSON file " + o.json_file);
 }
 
 }  // namespace coyote::tools::perftest

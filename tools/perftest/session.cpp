@@ -24,25 +24,35 @@ namespace settings = ::coyote::detail::settings;
 
 /// The options both sides must share, as 32-bit words.
 std::vector<uint32_t> shared_words(const Options& o) {
-    return {static_cast<uint32_t>(o.verb) * 16 + static_cast<uint32_t>(o.kind), static_cast<uint32_t>(o.size),
+    return {static_cast<uint32_t>(o.verb) * 16 + static_cast<uint32_t>(o.kind),
+            o.all ? 0u : static_cast<uint32_t>(o.size), // -s does not count with -a
             o.all ? 1u : 0u, o.iters};
 }
+constexpr const char* k_word_names[] = {"test", "-s", "-a", "-n"};
 
 /// Both sides compare their options over the out-of-band channel; throws on a mismatch.
 void agree(cThread& t, const Options& o) {
     OobChannel* oob = t.getOob();
     const auto mine = shared_words(o);
-    uint32_t verdict = 1;
+    // The server's verdict: 1 when all agree, else bit i + 1 set for each word i that differs.
+    uint32_t verdict = 0;
     if (oob->is_client()) {
         for (uint32_t w : mine) oob->send_ack(w);
         verdict = oob->read_ack();
     } else {
-        for (uint32_t w : mine) verdict &= oob->read_ack() == w ? 1u : 0u;
+        for (size_t i = 0; i < mine.size(); ++i)
+            if (oob->read_ack() != mine[i]) verdict |= 2u << i;
+        if (verdict == 0) verdict = 1;
         oob->send_ack(verdict);
     }
-    if (verdict != 1)
+    if (verdict != 1) {
+        std::string which;
+        for (size_t i = 0; i < std::size(k_word_names); ++i)
+            if ((verdict & (2u << i)) != 0) which += std::string(which.empty() ? "" : ", ") + k_word_names[i];
         throw_error(Errc::invalid_argument, o.tool,
-                    "the peer runs another test or other -s / -a / -n options; start both sides alike");
+                    "the peer runs with another " + (which.empty() ? std::string("set of options") : which) +
+                        "; start both sides with the same test and -s / -a / -n");
+    }
 }
 
 class TcpSession final : public Session {
@@ -88,7 +98,7 @@ public:
     bool client() const override { return world_.rank() == 1; }
     const char* exchange_method() const override { return "MPI"; }
     std::byte* buffer() override { return buf_; }
-    bool writes_json() const override { return client(); }
+    bool writes_json(const Options&) const override { return client(); }
 
     /// The server (rank 0) sends its held report to the client (rank 1), which prints it after its own.
     void finish_output() override {

@@ -40,18 +40,20 @@ void latency_stats(Result& r, std::vector<double>& samples, double loop_us, bool
     r.measured = true;
 }
 
-void bandwidth_stats(Result& r, const std::vector<double>& post_us, double loop_us, bool gbits) {
+void bandwidth_stats(Result& r, const std::vector<double>& post_us, double loop_us, bool gbits, size_t tx_depth) {
     if (loop_us <= 0 || r.iters == 0) return;
     // perftest: MB = 2^20 bytes; Gb/sec = 10^9 bits.
     const double unit = gbits ? 125000000.0 : 1048576.0;
     const double bytes = static_cast<double>(r.bytes);
     r.bw_avg = bytes * r.iters / (loop_us * 1e-6) / unit;
     r.msg_rate = r.iters / loop_us;
-    // Peak: the best rate over any window of w consecutive posts (the posts are paced by completions once the
-    // command FIFO is full), never below the average.
-    const size_t w = std::min<size_t>(post_us.size() > 1 ? post_us.size() - 1 : 0, 128);
+    // Peak: the best rate over any window of w consecutive posts once the command FIFO is full (from then on
+    // completions pace the posts), never below the average; the average when there are too few such posts.
+    const size_t first = std::min(tx_depth, post_us.size());
+    const size_t paced = post_us.size() - first;
+    const size_t w = std::min<size_t>(paced > 1 ? paced - 1 : 0, 128);
     double peak = r.bw_avg;
-    for (size_t i = w; w > 0 && i < post_us.size(); ++i) {
+    for (size_t i = first + w; w > 0 && i < post_us.size(); ++i) {
         const double dt = post_us[i] - post_us[i - w];
         if (dt > 0) peak = std::max(peak, bytes * static_cast<double>(w) / (dt * 1e-6) / unit);
     }
