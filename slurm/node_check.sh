@@ -203,7 +203,10 @@ info_bin=${COYOTE_INFO:-$(command -v coyote-info 2>/dev/null || true)}
 if [[ -z "${info_bin}" ]]; then
     say "warning: coyote-info not found (set COYOTE_INFO or put it in PATH): runtime view skipped"
 elif [[ "${backend}" == sim || "${backend}" == hw ]]; then
-    if info_json=$("${info_bin}" --json -b "${backend}" -d "${device}" 2>&1); then
+    # Exit 3: the report is whole and names what does not open (the PROBLEM lines below).
+    info_rc=0
+    info_json=$("${info_bin}" --json -b "${backend}" -d "${device}" 2>/dev/null) || info_rc=$?
+    if [[ ${info_rc} -eq 0 || ${info_rc} -eq 3 ]]; then
         # One line per device; "PROBLEM: ..." lines for vFPGAs the runtime could not open.
         while IFS= read -r l; do
             if [[ "${l}" == PROBLEM:* ]]; then problem "${l#PROBLEM: }"; else say "coyote-info: ${l}"; fi
@@ -227,7 +230,7 @@ for b in doc["backends"]:
                      s["page_size_small"], s["page_size_large"]))
 ' <<<"${info_json}" 2>&1)
     else
-        problem "coyote-info failed: ${info_json}"
+        problem "coyote-info failed (exit ${info_rc}): $("${info_bin}" --json -b "${backend}" -d "${device}" 2>&1 >/dev/null)"
     fi
 fi
 

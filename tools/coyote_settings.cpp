@@ -1,5 +1,6 @@
 // coyote-settings: lists every environment variable coyote-mpi reads, with its default, what it accepts and,
 // for the variables set in this environment, the value in force. `--markdown` prints docs/settings.md.
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -33,13 +34,23 @@ void list() {
 
 }  // namespace
 
+/// Exit status 1 when standard output could not be written (a full disk under `> docs/settings.md`).
+int flushed(int rc) {
+    if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return rc;
+    std::fprintf(stderr, "coyote-settings: writing to standard output: %s\n", std::strerror(errno));
+    return 1;
+}
+
 int main(int argc, char** argv) {
-    if (argc > 2) return usage(stderr);
+    if (argc > 2) {
+        std::fprintf(stderr, "coyote-settings: one option at most, got %d\n", argc - 1);
+        return usage(stderr);
+    }
     const std::string opt = argc == 2 ? argv[1] : "";
     if (opt == "-h" || opt == "--help") return usage(stdout);
     if (opt == "--markdown") {
         std::fputs(settings::markdown().c_str(), stdout);
-        return 0;
+        return flushed(0);
     }
     if (opt == "--check") {
         try {
@@ -54,9 +65,12 @@ int main(int argc, char** argv) {
                          m.name.c_str(), settings::foreign(m.name.c_str()).value_or("").c_str(), m.nearest.c_str());
         if (!wrong.empty()) return 1;
         std::puts("coyote-settings: every variable set here is well-formed");
-        return 0;
+        return flushed(0);
     }
-    if (!opt.empty()) return usage(stderr);
+    if (!opt.empty()) {
+        std::fprintf(stderr, "coyote-settings: unknown option %s\n", opt.c_str());
+        return usage(stderr);
+    }
     list();
-    return 0;
+    return flushed(0);
 }

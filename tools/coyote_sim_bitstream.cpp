@@ -33,16 +33,26 @@ void usage(std::ostream& os) {
           "  --unchecked     writes the file even when loading it would fail (to test a loader's errors)\n";
 }
 
+/// Refuses what loading the bitstream would refuse: an unknown built-in model, an unknown or malformed shell key. A
+/// model .so is loaded where the bitstream is loaded; here a missing one only gets a warning.
+void validate(const rc::SimBitstream& b);
+
+/// Prints what FILE holds; exit 1 when loading it would fail (a file written with --unchecked).
 int check(const std::string& path) {
     const auto bytes = rc::read_file_checked(path, rc::k_max_sim_bitstream);
     const rc::SimBitstream b = rc::decode_sim_bitstream(bytes, path);
     std::cout << path << ": sim " << (b.kind == rc::SimBitstream::Kind::app ? "app" : "shell")
               << " bitstream, model '" << b.model << "', shell changes '" << b.shell_settings << "'\n";
+    try {
+        validate(b);
+    } catch (const std::invalid_argument& e) {
+        std::cout.flush();
+        std::cerr << "coyote-sim-bitstream: " << path << " would not load: " << e.what() << "\n";
+        return 1;
+    }
     return 0;
 }
 
-/// Refuses what loading the bitstream would refuse: an unknown built-in model, an unknown or malformed shell key. A
-/// model .so is loaded where the bitstream is loaded; here a missing one only gets a warning.
 void validate(const rc::SimBitstream& b) {
     if (!b.model.empty())
         if (const auto problem = sim::ModelHandle::spec_problem(b.model)) throw std::invalid_argument(*problem);
@@ -75,6 +85,7 @@ int run(int argc, char** argv) {
         else if (a == "--shell-config") b.shell_settings = value();
         else if (a == "-o" || a == "--output") out = value();
         else if (a == "--check") {
+            if (argc == 2) throw std::invalid_argument("--check needs a FILE");
             if (argc != 3) throw std::invalid_argument("--check FILE takes no other options");
             return check(value());
         }
@@ -105,7 +116,9 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
     try {
-        return run(argc, argv);
+        const int rc = run(argc, argv);
+        if (!std::cout.flush()) throw std::runtime_error(std::string("writing to standard output: ") + std::strerror(errno));
+        return rc;
     } catch (const std::invalid_argument& e) {
         std::cerr << "coyote-sim-bitstream: " << e.what() << "\n";
         usage(std::cerr);

@@ -74,13 +74,15 @@ private:
 std::optional<std::string> ipv4_problem(const std::string& value);
 
 /// For a TextCheck: runs `use` (what the code that reads the value does with it) and returns the context of the
-/// coyote::Error it throws, nullopt when it throws none.
+/// coyote::Error it throws (with the system's reason when its code is an errno), nullopt when it throws none.
 template <class Use>
 std::optional<std::string> problem_of(Use&& use) {
     try {
         use();
         return std::nullopt;
     } catch (const Error& e) {
+        if (e.code().category() == std::generic_category() || e.code().category() == std::system_category())
+            return e.context() + " (" + e.code().message() + ")";
         return e.context();
     }
 }

@@ -79,6 +79,26 @@ def check_hw():
     assert "/dev/coyote_fpga_1_v1" in text and "backend: hw" in text, text
 
 
+def check_problems():
+    """The backend asked for that cannot serve programs is exit 3 with the reason; devices past 15 are probed; a
+    report that cannot be written is an error."""
+    env = {"LD_PRELOAD": FAKE, "COYOTE_FAKE_DEVICES": "20", "COYOTE_SIM_SHELL": "n_fpga_reg=1"}
+    doc = info_json(["-b", "hw", "-d", "17"], env)
+    [b] = doc["backends"]
+    assert [d["device"] for d in b["devices"]] == [17] and b["device_files"] == ["/dev/coyote_fpga_17_v0"], b
+    p = run(["-b", "sim", "--json"], {"COYOTE_BACKEND": "sim", "COYOTE_SIM_MODEL": "bogus"}, check=False)
+    assert p.returncode == 3 and "unknown user-logic model 'bogus'" in p.stderr, (p.returncode, p.stderr)
+    json.loads(p.stdout)  # the report is still whole
+    p = run(["-b", "hw"], {"COYOTE_BACKEND": "hw"}, check=False)
+    assert p.returncode == 3 and "the hw backend has no device" in p.stderr, (p.returncode, p.stderr)
+    p = run(["-d", "256"], {}, check=False)
+    assert p.returncode == 2 and "0..255" in p.stderr, (p.returncode, p.stderr)
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([INFO, "-b", "sim"], env=dict(os.environ, COYOTE_BACKEND="sim"), stdout=full,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+    assert p.returncode == 1 and "No space left on device" in p.stderr, (p.returncode, p.stderr)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,5 +151,6 @@ def check_live():
 check_sim("", {"avx": True, "rdma": True, "tcp": False, "card_memory": True}, 1)
 check_sim("avx=0,rdma=0,mem=0,n_fpga_reg=3", {"avx": False, "rdma": False, "card_memory": False}, 3)
 check_hw()
+check_problems()
 check_live()
 print("coyote-info: sim (two shells), hw on the fake driver and -v checked")

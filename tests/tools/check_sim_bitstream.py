@@ -60,6 +60,13 @@ with tempfile.TemporaryDirectory() as d:
     expect(rc == 0, "--unchecked still refuses", text)
     rc, text = run("--check", out)
     expect("en_rdma=0" in text, "--check of the unchecked file", text)
+    expect(rc == 1 and "would not load" in text and "en_rdma" in text, "--check passes a file that would not load",
+           text)
+    rc, text = run("--check")
+    expect(rc == 2 and "--check needs a FILE" in text, "--check without a file", text)
+    with open("/dev/full", "w") as full:
+        p = subprocess.run([TOOL, "--help"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    expect(p.returncode == 1 and "No space left on device" in p.stderr, "a failed write to stdout", p.stderr)
 
     # A model .so is loaded where the bitstream is: missing here is only a warning.
     rc, text = run("--model", "/nonexistent/model.so", "-o", out)

@@ -33,6 +33,12 @@ Json& Json::push(Json v) {
     return items_.back();
 }
 
+const Json* Json::get(const std::string& key) const {
+    for (const auto& [k, v] : members_)
+        if (k == key) return &v;
+    return nullptr;
+}
+
 Json& Json::set(const std::string& key, Json v) {
     members_.emplace_back(key, std::move(v));
     return members_.back().second;

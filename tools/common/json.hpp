@@ -34,6 +34,12 @@ public:
     Json& set(const std::string& key, Json v);
 
     Kind kind() const noexcept { return kind_; }
+    /// The member `key` of an object, or nullptr.
+    const Json* get(const std::string& key) const;
+    /// The elements of an array (empty for other kinds).
+    const std::vector<Json>& elements() const noexcept { return items_; }
+    /// The text of a string, the digits of an integer ("" for other kinds).
+    std::string str() const { return kind_ == Kind::string ? str_ : kind_ == Kind::integer ? std::to_string(int_) : ""; }
     /// Compact JSON (one line) or, with `indent` > 0, pretty-printed.
     std::string dump(int indent = 2) const;
     /// Indented "key: value" text (arrays of objects as numbered blocks).

@@ -19,7 +19,7 @@ namespace {
 
 namespace settings = ::coyote::detail::settings;
 
-constexpr uint32_t k_max_devices = 16; // device files probed per backend (the fake driver emulates up to 16)
+constexpr uint32_t k_max_devices = 256; // device files probed (device numbers 0..255, as -d and the tools take)
 constexpr int32_t k_max_vfpgas = 16;
 
 std::string mac_text(uint64_t mac) { return coyote::detail::sim::mac_to_string(mac); }
@@ -147,8 +147,7 @@ Json hw_backend(std::optional<uint32_t> device) {
     b.set("driver", driver_json());
     Json files = Json::array();
     Json devs = Json::array();
-    for (uint32_t d = 0; d < k_max_devices; ++d) {
-        if (device && *device != d) continue;
+    for (uint32_t d = device.value_or(0); d < (device ? *device + 1 : k_max_devices); ++d) {
         int32_t n = 0;
         for (int32_t v = 0; v < k_max_vfpgas; ++v) {
             const std::string f = coyote::detail::device_file(d, v);
@@ -162,6 +161,26 @@ Json hw_backend(std::optional<uint32_t> device) {
     b.set("device_files", std::move(files));
     b.set("devices", std::move(devs));
     return b;
+}
+
+std::string backend_problem(const Json& root, const std::string& backend) {
+    const Json* all = root.get("backends");
+    if (all == nullptr) return "";
+    for (const Json& b : all->elements()) {
+        const Json* name = b.get("backend");
+        if (name == nullptr || name->str() != backend) continue;
+        if (const Json* e = b.get("error")) return "the " + backend + " backend does not open: " + e->str();
+        const Json* devs = b.get("devices");
+        if (devs == nullptr || devs->elements().empty())
+            return "the " + backend + " backend has no device" +
+                   (backend == "hw" ? " (no /dev/coyote_fpga_<d>_v<v>: is the Coyote driver loaded?)" : "");
+        for (const Json& d : devs->elements())
+            for (const Json& v : d.get("vfpgas")->elements())
+                if (const Json* e = v.get("error"))
+                    return backend + " device " + d.get("device")->str() + " vFPGA " + v.get("vfid")->str() +
+                           " does not open: " + e->str();
+    }
+    return "";
 }
 
 }  // namespace coyote::tools::info

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "common/json.hpp"
 
@@ -21,6 +22,10 @@ Json huge_pages();
 Json locality();
 /// Live cThreads of this user (status segments of the stall doctor): counters, queue pairs, peers, diagnosis.
 Json live_processes();
+
+/// What keeps `backend` ("sim" or "hw") of the report `root` from serving programs: an error opening it, no
+/// device, a vFPGA that does not open; "" when nothing does.
+std::string backend_problem(const Json& root, const std::string& backend);
 
 /// The shell configuration decoded from the shell and control words (features, page sizes, vFPGAs, ctids).
 Json shell_json(uint64_t shell_word, uint64_t control_word);

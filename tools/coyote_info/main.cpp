@@ -26,6 +26,8 @@ struct Options {
 
 int usage(std::FILE* out) {
     std::fputs("usage: coyote-info [-v] [--json] [-d DEVICE] [-b sim|hw]\n"
+               "  exit status: 0, 3 when the backend asked for (-b, else the one programs would use) has no\n"
+               "  device or a vFPGA that does not open (the report says why), 1 on another error, 2 usage\n"
                "  -v          also the live cThreads of this user: commands posted/completed per class, queue\n"
                "              pairs (QPN, PSNs, peer) and the stall doctor's diagnosis\n"
                "  --json      JSON instead of text\n"
@@ -45,8 +47,9 @@ std::optional<Options> parse(int argc, char** argv, int& rc) {
         else if (a == "--json") o.json = true;
         else if ((a == "-d" || a == "--device") && has_next) {
             const std::string v = argv[++i];
-            if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 3) {
-                std::fprintf(stderr, "coyote-info: -d takes a device number, got '%s'\n", v.c_str());
+            if (v.empty() || v.find_first_not_of("0123456789") != std::string::npos || v.size() > 3 ||
+                std::stoul(v) > 255) {
+                std::fprintf(stderr, "coyote-info: -d takes a device number 0..255, got '%s'\n", v.c_str());
                 rc = 2;
                 return std::nullopt;
             }
@@ -99,6 +102,15 @@ int main(int argc, char** argv) {
         const Json root = collect(*opts);
         const std::string out = opts->json ? root.dump() : root.text();
         std::fputs(out.c_str(), stdout);
+        if (std::fflush(stdout) != 0 || std::ferror(stdout))
+            coyote::throw_errno("coyote-info", "writing to standard output");
+        const std::string wanted = opts->backend.empty()
+                                       ? coyote::detail::selected_backend(opts->device.value_or(0), 0)
+                                       : opts->backend;
+        if (const std::string problem = info::backend_problem(root, wanted); !problem.empty()) {
+            std::fprintf(stderr, "coyote-info: %s\n", problem.c_str());
+            return 3;
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "coyote-info: %s\n", e.what());
         return 1;
