@@ -23,8 +23,9 @@ const settings::Text k_ip_of{"COYOTE_SIM_IP_<device>", "sim", "",
                              "IPv4 address a.b.c.d of the sim device numbered by the suffix (overrides COYOTE_SIM_IP)",
                              settings::ipv4_problem};
 const settings::Text k_ip_base{"COYOTE_SIM_IP", "sim", "",
-                               "IPv4 address a.b.c.d of sim device 0, device n gets it + n (unset: 10.x.y.(n+1), x "
-                               "and y from a hash of the host name and network namespace)",
+                               "IPv4 address a.b.c.d of sim device 0, device n gets it + n (unset: 10.x.y.(n+1) for n "
+                               "< 254, then 10.x.(y+1).(n-253), x and y from a hash of the host name and network "
+                               "namespace)",
                                settings::ipv4_problem};
 const settings::Text k_mac_of{"COYOTE_SIM_MAC_<device>", "sim", "",
                               "MAC address aa:bb:cc:dd:ee:ff of the sim device numbered by the suffix (unset: 02:00 "
@@ -70,8 +71,9 @@ uint32_t hashed_ip(uint32_t device) {
     uint64_t netns = 0;
     if (::stat("/proc/self/ns/net", &st) == 0) netns = st.st_ino;
     const uint64_t h = fnv1a(std::string(host) + "/" + std::to_string(netns));
-    return (10u << 24) | (static_cast<uint32_t>(h & 0xff) << 16) | (static_cast<uint32_t>((h >> 8) & 0xff) << 8) |
-           ((device % 254u) + 1u);
+    // Host part 1..254; devices past 253 continue in the next /24, so no two devices of a host share an address.
+    const uint32_t third = (static_cast<uint32_t>((h >> 8) & 0xff) + device / 254u) & 0xff;
+    return (10u << 24) | (static_cast<uint32_t>(h & 0xff) << 16) | (third << 8) | ((device % 254u) + 1u);
 }
 
 }  // namespace
@@ -81,8 +83,14 @@ NetIdentity load_net_identity(uint32_t device) {
     const std::string dev = std::to_string(device);
     if (const auto v = k_ip_of.raw(dev))
         id.ip = parse_ip(k_ip_of.name(dev), *v);
-    else if (const auto base = k_ip_base.raw())
-        id.ip = parse_ip(k_ip_base.name(), *base) + device;
+    else if (const auto base = k_ip_base.raw()) {
+        const uint64_t ip = uint64_t{parse_ip(k_ip_base.name(), *base)} + device;
+        if (ip > 0xffffffffULL)
+            throw_error(Errc::invalid_argument, "environment variable",
+                        k_ip_base.name() + "='" + *base + "': device " + dev + " would get an address past "
+                        "255.255.255.255 (device n gets the address + n)");
+        id.ip = static_cast<uint32_t>(ip);
+    }
     else
         id.ip = hashed_ip(device);
     if (const auto v = k_mac_of.raw(dev))

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include "backend/device.hpp"
@@ -138,6 +139,17 @@ TEST_F(SimConfig, NetworkIdentity) {
         EXPECT_NE(d0.ip, d1.ip);
         EXPECT_EQ(d0.mac >> 40, 0x02u); // locally administered
         EXPECT_EQ(d0.mac & 0xffffffffu, d0.ip);
+        // Every device number a program may open has an address of its own (254 and 255 aliased 0 and 1).
+        std::set<uint32_t> ips;
+        for (uint32_t d = 0; d < 256; ++d) ips.insert(sim::load_net_identity(d).ip);
+        EXPECT_EQ(ips.size(), 256u);
+        EXPECT_EQ(sim::load_net_identity(254).ip & 0xff, 1u);
+    }
+    {
+        EnvGuard ip("COYOTE_SIM_IP", "255.255.255.254"); // device 1 is the last address; device 2 would wrap
+        EXPECT_EQ(sim::ip_to_string(sim::load_net_identity(1).ip), "255.255.255.255");
+        auto [code, what] = error_of([] { sim::load_net_identity(2); });
+        EXPECT_NE(what.find("past 255.255.255.255"), std::string::npos) << what;
     }
     {
         EnvGuard ip("COYOTE_SIM_IP", "192.168.7.10");
