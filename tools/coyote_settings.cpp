@@ -24,11 +24,19 @@ int usage(std::FILE* out) {
 }
 
 void list() {
+    const std::vector<settings::SetValue> set = settings::set_in_environment();
     for (const settings::Info* i : settings::all()) {
-        const auto value = settings::foreign(i->name.c_str());
         std::printf("%-36s %-10s default %-10s %s\n", i->name.c_str(), i->group.c_str(),
                     i->def.empty() ? "(unset)" : i->def.c_str(), i->help.c_str());
-        if (value) std::printf("%-36s set to '%s'\n", "", value->c_str());
+        // The value in force, or each member set of a family (COYOTE_SIM_IP_3), and whether it is well-formed.
+        const bool family = i->name.back() == '>';
+        const std::string prefix = family ? i->name.substr(0, i->name.rfind('<')) : i->name;
+        for (const settings::SetValue& v : set) {
+            if (family ? !v.name.starts_with(prefix) || v.name.size() == prefix.size() : v.name != i->name) continue;
+            const std::string who = family ? v.name + " " : std::string();
+            if (v.problem.empty()) std::printf("%-36s %sset to '%s'\n", "", who.c_str(), v.value.c_str());
+            else std::printf("%-36s %sset to '%s': MALFORMED: %s\n", "", who.c_str(), v.value.c_str(), v.problem.c_str());
+        }
     }
 }
 

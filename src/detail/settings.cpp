@@ -285,18 +285,21 @@ std::optional<std::string> foreign(const char* name) {
     return std::string(v);
 }
 
-void check_all() {
-    std::vector<const Setting*> items;
-    std::vector<const Consistency*> rules;
-    {
-        auto& r = registry();
-        std::lock_guard lk(r.mtx);
-        items = r.items;
-        rules = r.rules;
-    }
+namespace {
+
+std::vector<const Setting*> registered_items() {
+    auto& r = registry();
+    std::lock_guard lk(r.mtx);
+    return r.items;
+}
+
+/// Calls `fn(setting, name, value, suffix)` for every declared variable set in this environment (each set member of
+/// a family with its suffix); throws for a family member whose suffix is not a device number.
+template <class Fn>
+void visit_set(const std::vector<const Setting*>& items, Fn&& fn) {
     for (const Setting* s : items) {
         if (s->info().name.back() != '>') {
-            s->check();
+            if (const auto v = s->raw()) fn(*s, s->info().name, *v, std::string_view{});
             continue;
         }
         // A family (COYOTE_SIM_IP_<device>): every member set in the environment, and its suffix.
@@ -308,14 +311,50 @@ void check_all() {
             const std::string_view name = kv.substr(0, kv.find('='));
             if (name.size() <= prefix.size() || !name.starts_with(prefix)) continue;
             const std::string_view suffix = name.substr(prefix.size());
+            const std::string value(kv.substr(std::min(kv.size(), name.size() + 1)));
             if (numbered && (suffix.size() > 9 || suffix.find_first_not_of("0123456789") != std::string_view::npos))
                 throw_error(Errc::invalid_argument, "environment variable",
                             std::string(kv) + ": '" + std::string(suffix) + "' is not a device number (" + family +
                                 " takes the number of a device)");
-            s->check(suffix);
+            fn(*s, std::string(name), value, suffix);
         }
     }
+}
+
+} // namespace
+
+void check_all() {
+    std::vector<const Consistency*> rules;
+    {
+        auto& r = registry();
+        std::lock_guard lk(r.mtx);
+        rules = r.rules;
+    }
+    visit_set(registered_items(), [](const Setting& s, const std::string&, const std::string&,
+                                     std::string_view suffix) { s.check(suffix); });
     for (const Consistency* c : rules) c->check();
+}
+
+std::vector<SetValue> set_in_environment() {
+    std::vector<SetValue> out;
+    const auto items = registered_items();
+    for (const Setting* s : items) { // one family at a time, so that a bad suffix spoils only its own line
+        try {
+            visit_set({s}, [&](const Setting& st, const std::string& name, const std::string& value,
+                               std::string_view suffix) {
+                SetValue v{name, value, ""};
+                try {
+                    st.check(suffix);
+                } catch (const Error& e) {
+                    v.problem = e.context();
+                }
+                out.push_back(std::move(v));
+            });
+        } catch (const Error& e) {
+            out.push_back(SetValue{s->info().name, "", e.context()});
+        }
+    }
+    return out;
 }
 
 void check_all_once() {

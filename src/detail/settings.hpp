@@ -47,6 +47,7 @@ protected:
     /// Parses the value in force (throws when malformed); for a family, the member named by `suffix`.
     virtual void check(std::string_view suffix = {}) const = 0;
     friend void check_all();
+    friend std::vector<struct SetValue> set_in_environment();
     /// Throws Errc::invalid_argument with "NAME='value' (expected ...): help".
     [[noreturn]] void reject(const std::string& value, std::string_view suffix = {}) const;
 
@@ -187,6 +188,14 @@ private:
 /// Reads every declared variable set in this environment, then the rules across them; throws the first
 /// problem's error.
 void check_all();
+
+/// A declared variable set in this environment (a member of a family under its own name) and what check_all
+/// would say of it ("" when it is well-formed).
+struct SetValue {
+    std::string name, value, problem;
+};
+/// Every declared variable set in this environment, in declaration order, each checked alone.
+std::vector<SetValue> set_in_environment();
 
 /// check_all() once per process, at the first cThread: a malformed value fails there, naming the variable, not
 /// in whichever later call first reads it (COYOTE_LOCK_TIMEOUT_MS only when a lock is contended). Runs again
