@@ -118,14 +118,15 @@ struct Thread {
         th.invoke(oper, coyote::syncSg{.addr = p, .len = bytes});
     }
 
-    /// Elements of the RDMA buffer -> bytes, checking [offs, offs + size) lies in it.
-    uint64_t rdma_bytes(long long offs, long long size, const char* call, const char* what) const {
+    /// Elements of an RDMA buffer -> bytes. The local side is checked against this side's buffer; the remote
+    /// offset only for its form (the peer's buffer may be larger: its NIC checks the bounds).
+    uint64_t rdma_bytes(long long offs, long long size, const char* call, const char* what, bool local) const {
         if (!state->rdma) bad(call, "init_rdma was not called");
         const Dtype& ty = *state->rdma_type;
         const auto off_b = checked_bytes(offs, ty, std::numeric_limits<std::size_t>::max() / 2, call,
                                          std::string(what) + " offset");
         const auto len_b = checked_bytes(size, ty, k_u32, call);
-        if (static_cast<std::size_t>(offs) + static_cast<std::size_t>(size) > state->rdma_count)
+        if (local && static_cast<std::size_t>(offs) + static_cast<std::size_t>(size) > state->rdma_count)
             bad(call, std::string(what) + " offset " + std::to_string(offs) + " + size " + std::to_string(size) +
                           " exceeds the RDMA buffer's " + std::to_string(state->rdma_count) + " elements");
         (void)len_b;
@@ -135,8 +136,8 @@ struct Thread {
     void rdma(CoyoteOper oper, long long size, const std::string& local_stream, long long local_dest,
               long long local_offs, long long remote_dest, long long remote_offs, bool last, const char* call) {
         coyote::rdmaSg sg;
-        sg.local_offs = rdma_bytes(local_offs, size, call, "local");
-        sg.remote_offs = rdma_bytes(remote_offs, size, call, "remote");
+        sg.local_offs = rdma_bytes(local_offs, size, call, "local", true);
+        sg.remote_offs = rdma_bytes(remote_offs, size, call, "remote", false);
         sg.len = static_cast<uint32_t>(static_cast<std::size_t>(size) * state->rdma_type->itemsize);
         sg.local_stream = stream_of(local_stream, call);
         sg.local_dest = dest_of(local_dest, call);
@@ -221,14 +222,31 @@ Buffer init_rdma(Thread& self, long long buffer_size, const std::string& dtype, 
     const auto bytes = checked_bytes(buffer_size, ty, k_u32, call);
     if (bytes == 0) bad(call, "buffer_size must be positive");
     auto& th = self.t(call);
+    // Another size replaces the RDMA buffer (initRDMA frees the old one): refused while arrays view it, and the
+    // old CoyoteBuffer is invalid afterwards, failed call included (the old memory is gone either way).
+    std::shared_ptr<Allocation> old = self.state->rdma;
+    const bool replaces = old && self.state->rdma_count * self.state->rdma_type->itemsize != bytes;
+    if (replaces && old->exports > 0)
+        bad(call, "NumPy arrays or memoryviews still view the RDMA buffer of the previous init_rdma, which a buffer "
+                  "of another size replaces; delete them first");
+    auto retire_old = [&] {
+        if (!replaces) return;
+        old->alive = false;
+        std::erase(self.state->allocations, old);
+        self.state->rdma.reset();
+    };
     void* p = nullptr;
-    {
+    try {
         WithoutGil nogil(*self.state);
         p = th.initRDMA(bytes, port, server_address ? server_address->c_str() : nullptr);
+    } catch (...) {
+        retire_old();
+        throw;
     }
-    auto mem = std::make_shared<Allocation>();
+    retire_old();
+    std::shared_ptr<Allocation> mem = replaces || !old ? std::make_shared<Allocation>() : old;
     mem->addr = p;
-    self.state->allocations.push_back(mem);
+    if (mem != old) self.state->allocations.push_back(mem);
     self.state->rdma = mem;
     self.state->rdma_type = &ty;
     self.state->rdma_count = static_cast<std::size_t>(buffer_size);

@@ -60,7 +60,7 @@ def test_rdma_bounds_in_elements():
         "t = CoyoteThread(0, os.getpid())\n"
         f"buf = t.init_rdma(256, 'float64', {port}, '127.0.0.1' if sys.argv[1] == 'c' else None)\n"
         "for kw, says in ((dict(size=257), 'exceeds'), (dict(size=1, local_offs=256), 'local offset 256'),\n"
-        "                  (dict(size=200, remote_offs=100), 'remote offset 100'), (dict(size=-1), 'negative element'),\n"
+        "                  (dict(size=-1), 'negative element'),\n"
         "                  (dict(size=1, local_offs=-1), 'negative local offset -1'),\n"
         "                  (dict(size=1, remote_offs=-2), 'negative remote offset -2')):\n"
         "    try:\n"
@@ -79,6 +79,54 @@ def test_rdma_bounds_in_elements():
     )
     s = subprocess.Popen([sys.executable, "-c", code, "s"], env=env)
     c = subprocess.Popen([sys.executable, "-c", code, "c"], env=env)
+    assert c.wait(timeout=120) == 0 and s.wait(timeout=120) == 0
+
+
+def test_remote_offsets_past_the_local_buffer_and_a_second_init_rdma():
+    """The peer's buffer may be larger than ours: a remote offset past our own size is valid (it was refused). A
+    second init_rdma of another size replaces the buffer: refused while arrays view the old one, which is invalid
+    afterwards (it was freed under its views: SIGSEGV); one of the same size keeps it."""
+    ports = [str(free_port()), str(free_port())]
+    env = dict(os.environ, COYOTE_BACKEND="sim")
+    code = (
+        "import os, sys, time\n"
+        "import numpy as np\n"
+        "from pycoyote import CoyoteThread, InvalidArgumentError\n"
+        "client = sys.argv[1] == 'c'\n"
+        "addr = '127.0.0.1' if client else None\n"
+        "t = CoyoteThread(0, os.getpid())\n"
+        "buf = t.init_rdma(16 if client else 1024, 'int32', int(sys.argv[2]), addr)\n"
+        "a = np.asarray(buf)\n"
+        "a[:] = np.arange(a.size, dtype=np.int32) + (100 if client else 0)\n"
+        "t.conn_sync(client)\n"
+        "if client:\n"
+        "    t.rdma_write(4, local_offs=0, remote_offs=1000)\n"
+        "    end = time.monotonic() + 30\n"
+        "    while t.get_completed('rdma_write') < 1 and time.monotonic() < end: pass\n"
+        "t.conn_sync(client)\n"
+        "if not client and list(a[1000:1004]) != [100, 101, 102, 103]:\n"
+        "    sys.exit(f'server: {a[998:1006]}')\n"
+        "if client:\n"
+        "    try:\n"
+        "        t.init_rdma(64, 'int32', int(sys.argv[3]), addr)\n"
+        "        sys.exit('a second init_rdma freed the buffer under a view')\n"
+        "    except InvalidArgumentError as e:\n"
+        "        if 'previous init_rdma' not in str(e): sys.exit(str(e))\n"
+        "    del a\n"
+        "buf2 = t.init_rdma(64 if client else 1024, 'int32', int(sys.argv[3]), addr)\n"
+        "if client:\n"
+        "    if buf.is_valid() or not buf2.is_valid(): sys.exit('the old RDMA buffer is still valid')\n"
+        "    try:\n"
+        "        np.asarray(buf)\n"
+        "        sys.exit('the old RDMA buffer can still be viewed')\n"
+        "    except InvalidArgumentError:\n"
+        "        pass\n"
+        "elif not buf.is_valid() or buf2.addr() != buf.addr() or a[1001] != 101:\n"
+        "    sys.exit('init_rdma of the same size did not keep the buffer')\n"
+        "t.conn_sync(client)\n"
+    )
+    s = subprocess.Popen([sys.executable, "-c", code, "s", *ports], env=env)
+    c = subprocess.Popen([sys.executable, "-c", code, "c", *ports], env=env)
     assert c.wait(timeout=120) == 0 and s.wait(timeout=120) == 0
 
 

@@ -129,7 +129,14 @@ bool VfpgaLock::timed_lock(std::chrono::milliseconds timeout) {
         const auto slice = std::clamp(left, std::chrono::milliseconds(0), k_dead_holder_check);
         const auto until = boost::posix_time::microsec_clock::universal_time() +
                            boost::posix_time::milliseconds(static_cast<int64_t>(slice.count()));
-        if (mutex_->timed_lock(until)) {
+        bool got = false;
+        try {
+            got = mutex_->timed_lock(until);
+        } catch (const bip::interprocess_exception& e) {
+            // A signal (a handler of the program, Ctrl-C under Python) interrupted the wait: wait on.
+            if (e.get_native_error() != EINTR) throw;
+        }
+        if (got) {
             record_holder(true);
             return true;
         }

@@ -1,6 +1,8 @@
 // Source compatibility of the public headers, the error type and backend selection.
 #include "test_support.hpp"
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,12 +13,14 @@
 #include <coyote/cThread.hpp>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/device.hpp"
@@ -269,6 +273,43 @@ TEST(CThreadLock, SecondHolderTimesOutNamingTheLock) {
     a.unlock();
     c.lock();  // free again
     c.unlock();
+}
+
+// A signal handled while lock() waits (a program's SIGUSR1, Ctrl-C under Python) does not end the wait: it
+// raised "Interrupted system call" (std::system_error of boost's sem_timedwait) after the first signal.
+TEST(CThreadLock, ASignalDuringTheWaitDoesNotEndIt) {
+    EnvGuard b("COYOTE_BACKEND", "sim"), timeout("COYOTE_LOCK_TIMEOUT_MS", "20000");
+    struct sigaction sa {}, old {};
+    sa.sa_handler = [](int) {};
+    ::sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; // no SA_RESTART: the wait sees EINTR
+    ASSERT_EQ(::sigaction(SIGUSR1, &sa, &old), 0);
+    coyote::cThread a(0, ::getpid(), 7);
+    coyote::cThread c(0, ::getpid(), 7);
+    a.lock();
+    std::atomic<pthread_t> waiter{};
+    std::atomic<bool> got{false};
+    std::string failed;
+    std::thread w([&] {
+        waiter = ::pthread_self();
+        try {
+            c.lock();
+            got = true;
+            c.unlock();
+        } catch (const std::exception& e) {
+            failed = e.what();
+        }
+    });
+    while (waiter.load() == pthread_t{}) std::this_thread::yield();
+    for (int i = 0; i < 5; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        ::pthread_kill(waiter.load(), SIGUSR1);
+    }
+    EXPECT_FALSE(got.load());
+    a.unlock();
+    w.join();
+    EXPECT_TRUE(got.load()) << failed;
+    ::sigaction(SIGUSR1, &old, nullptr);
 }
 
 /// MalformedSettingFailsTheFirstCThread's process: opens a cThread and says so.
