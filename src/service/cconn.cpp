@@ -73,8 +73,12 @@ public:
         if (broken.empty()) broken = why, broken_code = code;
         cv.notify_all();
     }
-    /// Reads one reply; false when the connection is finished.
-    bool read_one();
+    /// Reads one reply; false when the connection is finished. `rest`: bytes were left in the inbox after the
+    /// previous reply, which a reply and its value arrive in one message with: a header still short after a grace
+    /// period means that reply's value was longer than its return type.
+    bool read_one(bool rest = false);
+    int32_t last_tid = -1;    // the reply read last, for the message above
+    size_t last_size = 0;
     /// Takes the reading token (mtx held); false when another thread reads.
     bool lead(std::unique_lock<std::mutex>& lk) {
         if (reading) return false;
@@ -86,7 +90,7 @@ public:
     /// nothing left in the inbox.
     bool read_led(std::unique_lock<std::mutex>& lk) {
         bool more = read_one();
-        while (more && in.buffered() > 0) more = read_one();
+        while (more && in.buffered() > 0) more = read_one(true);
         lk.lock();
         reading = false;
         cv.notify_all();
@@ -111,23 +115,33 @@ public:
     }
 };
 
-bool cConn::Impl::read_one() {
+bool cConn::Impl::read_one(bool rest) {
     svc::Reply r;
-    const auto deadline = svc::Clock::now() + k_conn_timeout.get();
+    const auto deadline = svc::Clock::now() + (rest ? std::min<svc::Clock::duration>(k_value_grace, k_conn_timeout.get())
+                                                    : svc::Clock::duration(k_conn_timeout.get()));
+    const std::string longer = "the reply to task " + std::to_string(last_tid) + " carried more bytes than the " +
+                               std::to_string(last_size) +
+                               " of the return type it was submitted with (does the task's return type match the "
+                               "service function's?)";
     svc::Io io = in.read(fd.get(), &r, sizeof(r), deadline);
     if (io != svc::Io::ok) {
-        fail_all(io == svc::Io::eof ? "the service closed the connection" : "reading a reply: " + svc::io_text(io));
+        if (rest && io == svc::Io::timeout) fail_all("protocol error: " + longer, Errc::protocol);
+        else fail_all(io == svc::Io::eof ? "the service closed the connection" : "reading a reply: " + svc::io_text(io));
         return false;
     }
     std::unique_lock lk(mtx);
     auto it = tasks.find(r.tid);
     if (it == tasks.end()) {
         lk.unlock();
+        if (rest) {
+            fail_all("protocol error: " + longer, Errc::protocol);
+            return false;
+        }
         if (r.code != 0) {
             fail_all(std::string("the service refused or dropped the connection: ") + task_error_text(r.code));
             return false;
         }
-        fail_all("protocol error: a result for unknown task " + std::to_string(r.tid));
+        fail_all("protocol error: a result for unknown task " + std::to_string(r.tid), Errc::protocol);
         return false;
     }
     Entry& e = it->second;
@@ -147,6 +161,8 @@ bool cConn::Impl::read_one() {
             fail_all("reading a return value: " + svc::io_text(io));
         return false;
     }
+    last_tid = r.tid;
+    last_size = value.size();
     lk.lock();
     e.value = std::move(value);
     e.code = r.code;

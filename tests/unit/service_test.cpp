@@ -82,6 +82,22 @@ TEST(Service, ALargerReturnTypeThanTheFunctionsIsAProtocolErrorAtOnce) {
     EXPECT_EQ(code, static_cast<int>(coyote::Errc::protocol)) << msg;
 }
 
+TEST(Service, ASmallerReturnTypeThanTheFunctionsIsAProtocolErrorAtOnce) {
+    // k_add returns 4 bytes; a task submitted as returning 2 got the low half at once but left 2 bytes in the
+    // stream, where the reader then waited COYOTE_CONN_TIMEOUT_MS for the rest of a header, and the next call
+    // failed with peer_gone after it.
+    Running r("narrow_return");
+    coyote::cConn conn(r.svc->getSocketPath());
+    const auto t0 = std::chrono::steady_clock::now();
+    auto [code, msg] = error_of([&] { (void)conn.task<int16_t, int32_t, int32_t>(k_add, 1, 2); });
+    if (code == 0) // the value arrived first: the leftover bytes fail the next call
+        std::tie(code, msg) = error_of([&] { (void)conn.task<int32_t, int32_t, int32_t>(k_add, 1, 2); });
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::protocol)) << msg;
+    EXPECT_NE(msg.find("more bytes than the 2"), std::string::npos) << msg;
+    EXPECT_LT(took, std::chrono::seconds(30)) << msg;
+}
+
 TEST(Service, AddFunctionCodes) {
     coyote::cSched* s = coyote::cSched::getInstance(0);
     auto fn = [](int32_t fid, const std::string& path) {
