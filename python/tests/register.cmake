@@ -10,7 +10,7 @@ set(PYCOYOTE_PYTEST ${COYOTE_PYTHON_EXECUTABLE} -m pytest -q -p no:cacheprovider
 
 # Single-process suites: tests/test_<name>.py -> python_<name>.
 # The interrupt test loads the sim model plug-in of the unit tests (CSR writes raise interrupts).
-if(TARGET sim_model_plugin OR EXISTS ${PROJECT_SOURCE_DIR}/tests/unit/sim_model_plugin.cpp)
+if(TARGET sim_model_plugin OR EXISTS ${PROJECT_SOURCE_DIR}/tests/unit/backend/sim/models/sim_model_plugin.cpp)
   list(APPEND PYCOYOTE_TEST_ENV "PYCOYOTE_TEST_SIM_PLUGIN=$<TARGET_FILE:sim_model_plugin>")
 endif()
 # The reconfiguration and service suites take sim bitstreams from coyote-sim-bitstream and start a service

@@ -388,6 +388,34 @@ def test_interrupt_callback_exception_is_reported_not_raised(monkeypatch):
 
 
 @pytest.mark.skipif("PYCOYOTE_TEST_SIM_PLUGIN" not in os.environ, reason="needs the sim model plug-in")
+def test_a_callback_that_does_not_return_delays_close_and_exit_only_until_the_deadline():
+    """close() and interpreter exit waited forever for a callback stuck in time.sleep (Ctrl-C did not help); now
+    they wait COYOTE_HANDLER_WAIT_MS, warn, and go on."""
+    import subprocess
+    code = (
+        "import os, sys, threading, time, pycoyote\n"
+        "entered = threading.Event()\n"
+        "def cb(v):\n"
+        "    entered.set()\n"
+        "    time.sleep(1000)\n"
+        "t = pycoyote.CoyoteThread(0, os.getpid(), 44, cb)\n"
+        "t.set_csr(t.get_ctid(), 2)\n"
+        "t.set_csr(5, 1)\n"
+        "assert entered.wait(10)\n"
+        "start = time.monotonic()\n"
+        "t.close()\n"
+        "print('closed after %.1f s' % (time.monotonic() - start), flush=True)\n"
+        "t2 = pycoyote.CoyoteThread(0, os.getpid(), 45, cb)\n"
+        "t2.set_csr(t2.get_ctid(), 2)\n"
+        "t2.set_csr(6, 1)\n"
+    )
+    env = dict(os.environ, COYOTE_SIM_MODEL=os.environ["PYCOYOTE_TEST_SIM_PLUGIN"], COYOTE_HANDLER_WAIT_MS="500")
+    p = subprocess.run([sys.executable, "-c", code], env=env, timeout=60, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "closed after" in p.stdout and "did not return within COYOTE_HANDLER_WAIT_MS" in p.stderr, p.stderr
+
+
+@pytest.mark.skipif("PYCOYOTE_TEST_SIM_PLUGIN" not in os.environ, reason="needs the sim model plug-in")
 def test_exit_with_live_interrupt_thread_and_buffers():
     import subprocess
     code = (

@@ -431,11 +431,8 @@ void SimDevice::stop_irq_thread(std::shared_ptr<IrqThread> t) noexcept {
         t->stop = true;
     }
     t->cv.notify_all();
-    if (!t->thread.joinable()) return;
-    if (t->thread.get_id() == std::this_thread::get_id())
-        t->thread.detach(); // removed from inside its own handler: it ends when the handler returns
-    else
-        t->thread.join();
+    // From inside its own handler it ends when the handler returns; the thread holds `t`, never the device.
+    join_or_abandon(t->thread, t->exit, "the user-interrupt handler");
 }
 
 void SimDevice::set_interrupt_handler(int32_t ctid, InterruptHandler handler) {
@@ -444,7 +441,10 @@ void SimDevice::set_interrupt_handler(int32_t ctid, InterruptHandler handler) {
     if (handler) {
         fresh = std::make_shared<IrqThread>();
         fresh->handler = std::move(handler);
-        fresh->thread = std::thread([t = fresh] { irq_loop(*t); });
+        fresh->thread = std::thread([t = fresh] {
+            irq_loop(*t);
+            t->exit.mark_finished();
+        });
     }
     replace_irq_thread(ctid, std::move(fresh));
 }

@@ -36,10 +36,11 @@
 #include "backend/sim/models/examples/packet_tap.hpp"
 #include "backend/sim/models/models.hpp"
 #include "backend/sim/net/nic.hpp"
+#include "backend/sim/process_maps.hpp"
 #include "backend/sim/shared_state.hpp"
 #include "backend/sim/shell_config.hpp"
-#include "backend/sim/process_maps.hpp"
 #include "backend/sim/tlb.hpp"
+#include "detail/handler_thread.hpp"
 #include "detail/handles.hpp"
 
 namespace coyote::detail::sim {
@@ -196,6 +197,7 @@ private:
         bool stop = false;
         InterruptHandler handler;
         std::thread thread;
+        HandlerExit exit; ///< waited for with a deadline: a handler that never returns does not hang the close
     };
 
     /// sniffer::CardPort: the packet sniffer model writes the card copy of `vaddr` (model lock held; sim_streams.cpp).

@@ -234,6 +234,36 @@ TEST_F(SimExampleModels, UserInterruptsFireForEveryBeatStartingWith73) {
     EXPECT_EQ(log.values(), (std::vector<int>(6, 73)));
 }
 
+// A handler that does not return within COYOTE_HANDLER_WAIT_MS no longer hangs the cThread's destructor (it
+// joined forever); its thread runs on detached and ends cleanly once the handler returns.
+TEST_F(SimExampleModels, AHandlerThatDoesNotReturnDoesNotHangTheClose) {
+    EnvGuard m("COYOTE_SIM_MODEL", "user_interrupts"), w("COYOTE_HANDLER_WAIT_MS", "300");
+    auto release = std::make_shared<std::atomic<bool>>(false);
+    auto entered = std::make_shared<std::atomic<bool>>(false);
+    auto left = std::make_shared<std::atomic<bool>>(false);
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+        cThread t(0, getpid(), 25, [release, entered, left](int) {
+            *entered = true;
+            while (!*release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            *left = true;
+        });
+        auto* data = static_cast<int*>(t.getMem({CoyoteAllocType::REG, 64}));
+        data[0] = 73;
+        t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = data, .len = 64});
+        ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 1));
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!*entered && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        ASSERT_TRUE(entered->load());
+    } // the destructor waits 300 ms for the handler, then lets it go
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+    EXPECT_FALSE(left->load());
+    *release = true;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!*left && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(left->load());
+}
+
 // ---- 07: perf_fpga --------------------------------------------------------------------------------------------
 
 /// One benchmark run as example 07's run_bench does it; returns the timer in ns.

@@ -1,0 +1,59 @@
+// coyote-mpi: the end of a thread that runs a user's handler (see handler_thread.hpp).
+#include "detail/handler_thread.hpp"
+
+#include <cstdio>
+
+#include "detail/settings.hpp"
+
+namespace coyote::detail {
+
+namespace {
+
+namespace settings = ::coyote::detail::settings;
+const settings::Millis k_handler_wait{"COYOTE_HANDLER_WAIT_MS", "runtime", std::chrono::milliseconds(30000),
+                                      "how long closing a cThread waits for its user-interrupt handler to return "
+                                      "before it lets the handler's thread run on alone (with a warning)"};
+
+} // namespace
+
+void HandlerExit::mark_finished() noexcept {
+    std::lock_guard lk(mtx);
+    finished = true;
+    cv.notify_all();
+}
+
+bool HandlerExit::owner_alive() noexcept {
+    std::lock_guard lk(mtx);
+    return !abandoned;
+}
+
+std::chrono::milliseconds handler_wait() { return k_handler_wait.get(); }
+
+void join_or_abandon(std::thread& t, HandlerExit& exit, const std::string& what) noexcept {
+    if (!t.joinable()) return;
+    if (t.get_id() == std::this_thread::get_id()) { // from inside the handler: it ends when the handler returns
+        t.detach();
+        return;
+    }
+    std::chrono::milliseconds wait{30000};
+    try {
+        wait = handler_wait();
+    } catch (...) { // a malformed value was refused at the first cThread; keep the default here
+    }
+    {
+        std::unique_lock lk(exit.mtx);
+        if (!exit.cv.wait_for(lk, wait, [&] { return exit.finished; })) {
+            exit.abandoned = true;
+            lk.unlock();
+            std::fprintf(stderr,
+                         "coyote: %s did not return within COYOTE_HANDLER_WAIT_MS (%lld ms): its thread runs on "
+                         "detached and gets no more interrupts\n",
+                         what.c_str(), static_cast<long long>(wait.count()));
+            t.detach();
+            return;
+        }
+    }
+    t.join();
+}
+
+}  // namespace coyote::detail
