@@ -58,6 +58,7 @@ void shutdown_interrupt_threads();
 struct Buffer {
     std::shared_ptr<ThreadState> owner;   ///< null for wrapped memory
     std::shared_ptr<Allocation> memory;
+    PyObject* keeper = nullptr;           ///< the NumPy array a wrapping buffer keeps alive (a strong reference)
     std::size_t count = 0;
     const Dtype* type = nullptr;
     Py_ssize_t shape[1] = {0};
@@ -65,6 +66,10 @@ struct Buffer {
 
     Buffer(std::shared_ptr<ThreadState> owner_state, std::shared_ptr<Allocation> mem, std::size_t n,
            const Dtype& dtype);
+    Buffer(const Buffer& o);
+    Buffer& operator=(const Buffer&) = delete;
+    /// Drops the reference to `keeper` (Python objects are destroyed with the GIL held).
+    ~Buffer();
     /// The address; throws InvalidArgument naming `call` after the memory was freed.
     void* data(const char* call) const;
     std::size_t bytes() const noexcept { return count * type->itemsize; }

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pycoyote
-from pycoyote import CoyoteBuffer, CoyoteThread, CoyoteError, InvalidArgumentError
+from pycoyote import CoyoteBuffer, CoyoteThread, CoyoteError, InvalidArgumentError, NotMappedError
 
 DTYPES = {
     "bool": np.bool_, "char": np.dtype("S1"), "int8": np.int8, "uint8": np.uint8, "int16": np.int16,
@@ -428,3 +428,30 @@ def test_exit_with_live_interrupt_thread_and_buffers():
     )
     env = dict(os.environ, COYOTE_SIM_MODEL=os.environ["PYCOYOTE_TEST_SIM_PLUGIN"])
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=60).returncode == 0
+
+
+def test_wrapping_an_array_keeps_it_alive_and_bad_memory_is_refused():
+    """CoyoteBuffer(array) keeps the array alive (a wrapped address lost its memory to the garbage collector while a
+    write into it was pending); a bare address that is not readable memory is refused at once (repr crashed), and a
+    wrapped address whose memory went away is refused at its next use (SIGSEGV)."""
+    a = np.arange(1 << 12, dtype=np.int32)
+    b = CoyoteBuffer(a)
+    addr = a.ctypes.data
+    assert b.addr() == addr and b.size() == a.size and b.dtype() == "int32"
+    del a
+    gc.collect()
+    assert np.asarray(b)[5] == 5 and b.addr() == addr
+    for bad, says in ((np.frombuffer(bytes(16), dtype=np.int32), "read-only"),
+                      (np.arange(16, dtype=np.int32)[::2], "C-contiguous"),
+                      (np.arange(4, dtype=">i4"), "byte order")):
+        with pytest.raises(InvalidArgumentError, match=says):
+            CoyoteBuffer(bad)
+    with pytest.raises(NotMappedError, match="not readable memory"):
+        CoyoteBuffer(0x1000, 16, "int32")
+    t = CoyoteThread(0, os.getpid())
+    big = t.allocate_buffer(1 << 20, dtype="int32")
+    w = CoyoteBuffer(big.addr(), 16, "int32")
+    t.close()
+    assert "not readable" in repr(w)
+    with pytest.raises(BufferError, match="no longer readable"):
+        np.asarray(w)
