@@ -53,8 +53,9 @@ public:
         return submit(fid, payload, sizeof(ret));
     }
 
-    /// The return value of completed task `tid`; throws with the reason when the task failed, and
-    /// Errc::invalid_argument when `tid` is unknown or not completed.
+    /// The return value of completed task `tid` (it may be read again, as in stock Coyote: releaseTask forgets
+    /// it); throws with the reason when the task failed, and Errc::invalid_argument when `tid` is unknown or not
+    /// completed.
     template <typename ret>
     ret getTaskReturnValue(int32_t tid) {
         return decode<ret>(take_result(tid));
@@ -65,6 +66,10 @@ public:
     std::vector<char> wait_result(int32_t tid);
     /// Return-value bytes of completed task `tid` (throws on failure).
     std::vector<char> take_result(int32_t tid);
+    /// Forgets completed task `tid` and its result (a client that polls with isTaskCompleted and reads results
+    /// with getTaskReturnValue would otherwise keep every one); false when unknown or still running. task() and
+    /// wait_result forget by themselves.
+    bool releaseTask(int32_t tid);
     /// Sends a request of function `fid` with the arguments' bytes; the reply carries `ret_size` bytes.
     int32_t submit(int32_t fid, const std::vector<char>& payload, size_t ret_size);
 

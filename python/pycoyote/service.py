@@ -135,10 +135,21 @@ class CoyoteConn:
         return self._conn.is_task_completed(int(tid))
 
     def get_task_return_value(self, tid):
-        """The return value of completed task ``tid``; raises the task's error, or InvalidArgumentError when it
-        is unknown or not completed (Coyote's getTaskReturnValue)."""
+        """The return value of completed task ``tid`` (it may be read again, as in Coyote: release_task forgets
+        it); raises the task's error, or InvalidArgumentError when it is unknown or not completed (Coyote's
+        getTaskReturnValue)."""
         _, decode = self._spec(tid)
         return decode(self._conn.take_result(tid))
+
+    def release_task(self, tid):
+        """Forgets completed task ``tid`` and its result; False when it is unknown or still running. A client that
+        polls with is_task_completed and reads with get_task_return_value calls it for every task it is done with
+        (wait_task and task forget by themselves)."""
+        self._spec(tid)
+        if not self._conn.release_task(int(tid)):
+            return False
+        del self._ret[int(tid)]
+        return True
 
     def _spec(self, tid):
         try:
@@ -164,6 +175,7 @@ class CoyoteConn:
     iTask = itask
     isTaskCompleted = is_task_completed
     getTaskReturnValue = get_task_return_value
+    releaseTask = release_task
 
 
 __all__ = ["CoyoteConn"]

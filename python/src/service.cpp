@@ -89,6 +89,8 @@ void bind_conn(py::module_& m) {
         .def("is_task_completed", [](const Conn& c, int32_t tid) {
                  return c.get("isTaskCompleted").isTaskCompleted(tid);
              }, py::arg("tid"))
+        .def("release_task", [](const Conn& c, int32_t tid) { return c.get("releaseTask").releaseTask(tid); },
+             py::arg("tid"))
         .def_property_readonly("closed", [](const Conn& c) { return !c.conn; })
         .def("close", &Conn::close);
 }

@@ -72,6 +72,9 @@ def test_nonblocking_tasks(conn):
         assert time.monotonic() < end, "tasks did not complete"
         time.sleep(0.01)
     assert [conn.getTaskReturnValue(t) for t in fast] == [2 * i for i in range(20)]
+    assert all(conn.release_task(t) for t in fast)  # a polling client forgets what it read
+    with pytest.raises(pycoyote.InvalidArgumentError, match="unknown task id"):
+        conn.get_task_return_value(fast[0])
     assert conn.get_task_return_value(slow) == 300
     assert conn.wait_task(slow) == 300
     with pytest.raises(pycoyote.InvalidArgumentError, match="unknown task id"):

@@ -328,6 +328,7 @@ std::vector<char> cConn::wait_result(int32_t tid) {
         if (!ok)
             throw_error(Errc::timeout, "cConn", "task " + std::to_string(tid) + " on " + impl->path +
                                                     ": no result within COYOTE_CONN_TIMEOUT_MS");
+        impl->tasks.erase(it); // it will never complete: forgotten, as after any other failure
         throw_error(impl->broken_code, "cConn", "task " + std::to_string(tid) + " on " + impl->path + ": " + impl->broken);
     }
     Entry e = std::move(it->second);
@@ -346,7 +347,15 @@ std::vector<char> cConn::take_result(int32_t tid) {
         throw_error(Errc::invalid_argument, "cConn", "task " + std::to_string(tid) + " has not completed yet");
     }
     if (it->second.code != 0) impl->raise(tid, it->second.code);
-    return it->second.value;
+    return it->second.value; // kept, as stock Coyote keeps it: releaseTask forgets it
+}
+
+bool cConn::releaseTask(int32_t tid) {
+    std::lock_guard lk(impl->mtx);
+    auto it = impl->tasks.find(tid);
+    if (it == impl->tasks.end() || (!it->second.done && impl->broken.empty())) return false;
+    impl->tasks.erase(it);
+    return true;
 }
 
 }  // namespace coyote

@@ -45,7 +45,10 @@ TEST(Service, SocketPathModeAndResults) {
     EXPECT_TRUE(coyote_test::eventually([&] { return conn.isTaskCompleted(tid); }));
     EXPECT_EQ(conn.getTaskReturnValue<int32_t>(tid), 3);
     EXPECT_EQ(conn.getTaskReturnValue<int32_t>(tid), 3); // may be read again
-    EXPECT_TRUE(conn.isTaskCompleted(tid));
+    EXPECT_TRUE(conn.releaseTask(tid));                    // until released: then it is unknown
+    EXPECT_EQ(error_of([&] { conn.getTaskReturnValue<int32_t>(tid); }).first,
+              static_cast<int>(coyote::Errc::invalid_argument));
+    EXPECT_FALSE(conn.releaseTask(tid));
     // An id the connection does not hold is an error, not a false that a polling loop would never leave.
     auto [code, msg] = error_of([&] { (void)conn.isTaskCompleted(tid + 1000); });
     EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument));
