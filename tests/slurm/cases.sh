@@ -16,6 +16,13 @@ case_smoke() {
     submit_bg smoke-srun-mpi-none "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=srun" "COYOTE_SRUN_MPI=none" "COYOTE_PROGRAM=${probe}" -- -N 1 --ntasks-per-node=2 --time=5
     submit_bg smoke-rpn-mismatch "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_RANKS_PER_NODE=2" "COYOTE_PROGRAM=${probe}" -- -N 2 --ntasks-per-node=1 --time=5
     submit_bg smoke-missing-binary "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_PROGRAM=${WORK_DIR}/no_such_program" -- -N 1 --time=5
+    # Malformed settings: the node check (COYOTE_* values the ranks would refuse, COYOTE_MIN_FREE_HUGEPAGES) and the
+    # scripts' own settings, which stop the job before any check or step runs.
+    submit_bg smoke-node-check-settings "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_PROGRAM=${probe}" "COYOTE_STALL_WARN_MS=abc" "COYOTE_MIN_FREE_HUGEPAGES=9223372036854775808" -- -N 2 --ntasks-per-node=1 --time=5
+    submit_bg smoke-launch-timeout "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_PROGRAM=${probe}" "COYOTE_LAUNCH_CHECK_TIMEOUT=abc" -- -N 1 --time=5
+    submit_bg smoke-bench-suite "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_BENCHES=${probe}" "COYOTE_BENCH_LAYOUT=env_probe.sh:all a_bnech:node" -- -N 1 --time=5
+    submit_bg smoke-bench-mode "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_BENCHES=${probe}" "COYOTE_BENCH_LAYOUT=env_probe.sh:two" -- -N 1 --time=5
+    submit_bg smoke-bench-repeat "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_BENCHES=${probe}" "COYOTE_BENCH_REPEAT=abc" -- -N 1 --time=5
 
     # 1. mpirun on 2 nodes, 1 rank each; result folder at the default place (submit dir/results).
     collect smoke-mpirun-2x1
@@ -87,6 +94,41 @@ case_smoke() {
     # 8. a missing program.
     collect smoke-missing-binary
     expect_fail_with "a missing program is reported as missing binary" "missing binary ${WORK_DIR}/no_such_program"
+
+    # 9. malformed settings found by the node check on every node: a COYOTE_* value every rank would refuse at its
+    # first cThread (coyote-settings --check, when built) and a hugepage minimum beyond bash's integers.
+    collect smoke-node-check-settings
+    expect_fail_with "node check: malformed settings stop the job" 'node check failed, job stopped before launch'
+    local n
+    for n in node1 node2; do
+        expect_output "node check on ${n}: COYOTE_MIN_FREE_HUGEPAGES beyond 18 digits is refused, named" \
+            "^node_check\\[${n}\\]: FAIL: .*COYOTE_MIN_FREE_HUGEPAGES=9223372036854775808 is out of range"
+        if [[ -x "${BUILD_DIR}/tools/coyote-settings" ]]; then
+            expect_output "node check on ${n}: coyote-settings --check names the malformed COYOTE_STALL_WARN_MS" \
+                "^node_check\\[${n}\\]: FAIL: .*coyote-settings: .*COYOTE_STALL_WARN_MS='abc'"
+        else
+            say "note: ${BUILD_DIR}/tools/coyote-settings not built, the node check's settings check is not tested"
+        fi
+    done
+    expect_not_started "node check: malformed settings"
+
+    # 10. the scripts' own settings, checked before any check or step: the launcher probe's timeout, the bench
+    # layout (an unknown suite named with the known ones, a mode that is no mode) and the number of rounds.
+    collect smoke-launch-timeout
+    expect_fail_with "COYOTE_LAUNCH_CHECK_TIMEOUT=abc is refused, named, at the start" \
+        'ERROR: COYOTE_LAUNCH_CHECK_TIMEOUT=abc is not a time limit'
+    expect_not_started "COYOTE_LAUNCH_CHECK_TIMEOUT=abc" no-checks
+    collect smoke-bench-suite
+    expect_fail_with "bench: a misspelled suite in COYOTE_BENCH_LAYOUT is refused, naming the known suites" \
+        "ERROR: COYOTE_BENCH_LAYOUT: 'a_bnech:node' names no known suite 'a_bnech' \\(known suites: .*env_probe.sh.*local_bench"
+    expect_not_started "bench: a misspelled suite" no-checks
+    collect smoke-bench-mode
+    expect_fail_with "bench: a layout mode that is no mode is refused at the start" \
+        "ERROR: COYOTE_BENCH_LAYOUT: 'env_probe.sh:two': mode 'two' is not node, all or a rank count"
+    expect_not_started "bench: a layout mode that is no mode" no-checks
+    collect smoke-bench-repeat
+    expect_fail_with "bench: COYOTE_BENCH_REPEAT=abc is refused at the start" 'ERROR: COYOTE_BENCH_REPEAT=abc is not a whole number'
+    expect_not_started "bench: COYOTE_BENCH_REPEAT=abc" no-checks
 }
 
 case_collective() {

@@ -15,7 +15,9 @@
 #               mpirun on 2 nodes (1 and 2 ranks per node) and srun --mpi=pmix on 1 node (2 ranks);
 #               failure paths: forced COYOTE_BACKEND=hw (node check stops the job naming the node),
 #               launcher "none" on 2 tasks and srun --mpi=none (launch check reports the singleton
-#               launch), a missing binary
+#               launch), a missing binary; malformed settings (a COYOTE_* value the ranks would refuse and
+#               COYOTE_MIN_FREE_HUGEPAGES out of range fail the node check; COYOTE_LAUNCH_CHECK_TIMEOUT,
+#               COYOTE_BENCH_LAYOUT and COYOTE_BENCH_REPEAT stop the job before any check)
 #   collective  the RDMA demo (build/mpi/examples/demo) via mpirun on 2 nodes and srun --mpi=pmix on
 #               1 node; the silent-singleton launch fails with the MPI layer's "singleton" error
 #   bench       bench.sbatch on 2 nodes via mpirun and 1 node via srun (local_bench, stall_bench and hw_bench
@@ -417,6 +419,21 @@ expect_output() {
 expect_file() {
     local what=$1 file=$2
     if [[ -s "${file}" ]]; then pass "${what}"; else fail "${what}: ${file} missing or empty"; fi
+}
+# expect_not_started WHAT [no-checks]: the job stopped before any launch: no program output, no step in
+# steps.tsv; with no-checks also before the node check.
+expect_not_started() {
+    local what=$1 steps
+    steps=$(tail -n +2 "$(job_dir)/steps.tsv" 2>/dev/null)
+    if grep -q '^ENVPROBE' "${JOB_OUT}" 2>/dev/null || [[ -n "${steps}" ]]; then
+        fail "${what}: a program or step ran before the job stopped (steps: ${steps})"
+        show_output
+    elif [[ "${2:-}" == no-checks ]] && grep -q 'node check on' "${JOB_OUT}" 2>/dev/null; then
+        fail "${what}: the node check ran before the setting was refused"
+        show_output
+    else
+        pass "${what}: the job stopped before any ${2:+check, }program or step"
+    fi
 }
 validate_json() {
     [[ -n "${PYTHON}" ]] || { echo "no python3"; return 1; }
