@@ -12,6 +12,7 @@
 #   COYOTE_MPIRUN_ARGS       extra mpirun arguments (e.g. "--mca btl self,tcp")
 #   COYOTE_SKIP_NODE_CHECK   1: do not run slurm/node_check.sh before the launches
 #   COYOTE_SKIP_LAUNCH_CHECK 1: do not probe the launcher before the launches
+#   COYOTE_LAUNCH_CHECK_TIMEOUT  time limit of the launcher probe (timeout(1): 120, 2m)  (default: 120)
 #
 # Results of job <id> go to ${COYOTE_RESULTS_DIR}/job-<id>/: status, progress.log, steps.tsv, job.env,
 # node_check.log, launch_check.log, logs/<step>.rank<r>.<node>.log and what each script adds.
@@ -138,6 +139,12 @@ coyote_init() {
         COYOTE_NP=$((COYOTE_NNODES * COYOTE_RANKS_PER_NODE))
     fi
     COYOTE_SRUN_MPI=${COYOTE_SRUN_MPI:-pmix}
+    # The launcher probe runs under timeout(1), which takes seconds with an optional suffix s, m, h or d; checked
+    # here so that a typo is not reported later as a launcher that cannot start the job.
+    if ! [[ "${COYOTE_LAUNCH_CHECK_TIMEOUT:-120}" =~ ^[0-9]+(\.[0-9]+)?[smhd]?$ ]]; then
+        coyote_die "COYOTE_LAUNCH_CHECK_TIMEOUT=${COYOTE_LAUNCH_CHECK_TIMEOUT} is not a time limit for the launcher" \
+            "probe: a number of seconds, optionally with a suffix s, m, h or d (e.g. 120, 2m; 0: no limit)"
+    fi
     export COYOTE_LAUNCHER COYOTE_RANKS_PER_NODE
 
     trap 'coyote_on_signal TERM' TERM

@@ -16,9 +16,14 @@
 #                hwloc locality (NUMA node, CPU set)
 #   hugepages    free hugepages from /proc/meminfo; at least COYOTE_MIN_FREE_HUGEPAGES (default 1 on hw,
 #                0 on sim)
-#   runtime view coyote-info (COYOTE_INFO, else in PATH, else the build tree next to this script) opens every
-#                vFPGA of COYOTE_DEVICE through the runtime's backend and logs what it sees (vFPGAs, features,
-#                IP, page sizes); a vFPGA it cannot open is a problem. Skipped with a warning when not found.
+#   settings     coyote-settings --check (next to coyote-info, else in PATH, else the build tree) reads every
+#                COYOTE_* variable set here as the runtime will: a malformed value (every rank would fail at
+#                its first cThread) or a misspelled name is a problem, with the tool's message. Skipped with
+#                a warning when not found.
+#   runtime view coyote-info (COYOTE_INFO, else in PATH, else the build tree: COYOTE_BUILD_DIR, else the one
+#                next to this script) opens every vFPGA of COYOTE_DEVICE through the runtime's backend and logs
+#                what it sees (vFPGAs, features, IP, page sizes); a vFPGA it cannot open is a problem. Skipped
+#                with a warning when not found.
 #   binaries     every path in COYOTE_REQUIRED_BINARIES (space separated) exists and is executable here
 set -u -o pipefail
 
@@ -182,24 +187,68 @@ if [[ -r /proc/meminfo ]]; then
     hp_free=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
     hp_total=$(awk '/^HugePages_Total:/ { print $2 }' /proc/meminfo)
     hp_size=$(awk '/^Hugepagesize:/ { print $2 $3 }' /proc/meminfo)
-    hp_free=${hp_free:-0}
+    [[ "${hp_free}" =~ ^[0-9]{1,18}$ ]] || hp_free=0
+    hp_free=$((10#${hp_free}))
     if [[ "${backend}" == hw ]]; then min_default=1; else min_default=0; fi
     min_free=${COYOTE_MIN_FREE_HUGEPAGES:-${min_default}}
+    # Read in base 10 (bash's arithmetic takes 010 for octal 8 and refuses 08), at most 18 digits (more can
+    # overflow bash's 64-bit integers and wrap around).
     if ! [[ "${min_free}" =~ ^[0-9]+$ ]]; then
-        problem "COYOTE_MIN_FREE_HUGEPAGES=${min_free} is not a number"
-    elif [[ "${hp_free}" -lt "${min_free}" ]]; then
-        problem "only ${hp_free} free hugepages of ${hp_size} (total ${hp_total:-0}), need ${min_free} (echo N > /proc/sys/vm/nr_hugepages)"
+        problem "COYOTE_MIN_FREE_HUGEPAGES=${min_free} is not a whole number"
+    elif ! [[ "${min_free}" =~ ^[0-9]{1,18}$ ]]; then
+        problem "COYOTE_MIN_FREE_HUGEPAGES=${min_free} is out of range (a whole number of at most 18 digits)"
+    elif [[ ${hp_free} -lt $((10#${min_free})) ]]; then
+        problem "only ${hp_free} free hugepages of ${hp_size} (total ${hp_total:-0}), need $((10#${min_free})) (echo N > /proc/sys/vm/nr_hugepages)"
     else
-        say "hugepages: ${hp_free} free of ${hp_total:-0} (${hp_size}), need ${min_free}"
+        say "hugepages: ${hp_free} free of ${hp_total:-0} (${hp_size}), need $((10#${min_free}))"
     fi
 else
     problem "/proc/meminfo unreadable, free hugepages unknown"
 fi
 
-# ---- the runtime's own view (coyote-info) -------------------------------------------------------------
+# ---- the tools of the runtime: coyote-info, coyote-settings --------------------------------------------
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# build_tool NAME: NAME in the tools/ folder of the build tree (COYOTE_BUILD_DIR, else the one next to this
+# script), or nothing.
+build_tool() {
+    local d
+    for d in ${COYOTE_BUILD_DIR:+"${COYOTE_BUILD_DIR}"} "${here}/../build"; do
+        if [[ -f "${d}/tools/$1" && -x "${d}/tools/$1" ]]; then
+            printf '%s\n' "${d}/tools/$1"
+            return 0
+        fi
+    done
+}
 info_bin=${COYOTE_INFO:-$(command -v coyote-info 2>/dev/null || true)}
-[[ -z "${info_bin}" && -x "${here}/../build/tools/coyote-info" ]] && info_bin="${here}/../build/tools/coyote-info"
+[[ -z "${info_bin}" ]] && info_bin=$(build_tool coyote-info)
+# coyote-settings of the same installation or build as coyote-info, which knows the same variables.
+settings_bin=""
+if [[ -n "${info_bin}" && -x "$(dirname "${info_bin}")/coyote-settings" ]]; then
+    settings_bin="$(dirname "${info_bin}")/coyote-settings"
+fi
+[[ -z "${settings_bin}" ]] && settings_bin=$(command -v coyote-settings 2>/dev/null || true)
+[[ -z "${settings_bin}" ]] && settings_bin=$(build_tool coyote-settings)
+
+# ---- COYOTE_* settings (coyote-settings --check) ------------------------------------------------------
+# Every rank checks the COYOTE_* variables at its first cThread and fails on a malformed one: find it here.
+if [[ -z "${settings_bin}" ]]; then
+    say "warning: coyote-settings not found (put it next to coyote-info or in PATH): COYOTE_* settings not checked"
+else
+    settings_rc=0
+    settings_out=$("${settings_bin}" --check 2>&1) || settings_rc=$?
+    if [[ ${settings_rc} -eq 0 ]]; then
+        say "settings: ${settings_out#coyote-settings: }"
+    elif [[ ${settings_rc} -eq 1 ]]; then
+        # One line per malformed value or misspelled name, as the tool says it.
+        while IFS= read -r l; do
+            [[ -n "${l}" ]] && problem "${l}"
+        done <<<"${settings_out}"
+    else
+        say "warning: ${settings_bin} --check ended with exit code ${settings_rc} ($(tr '\n' ' ' <<<"${settings_out}")): COYOTE_* settings not checked"
+    fi
+fi
+
+# ---- the runtime's own view (coyote-info) -------------------------------------------------------------
 if [[ -z "${info_bin}" ]]; then
     say "warning: coyote-info not found (set COYOTE_INFO or put it in PATH): runtime view skipped"
 elif [[ "${backend}" == sim || "${backend}" == hw ]]; then
