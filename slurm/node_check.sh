@@ -235,7 +235,7 @@ if [[ -z "${settings_bin}" ]]; then
     say "warning: coyote-settings not found (put it next to coyote-info or in PATH): COYOTE_* settings not checked"
 else
     settings_rc=0
-    settings_out=$("${settings_bin}" --check 2>&1) || settings_rc=$?
+    settings_out=$(timeout 60 "${settings_bin}" --check 2>&1) || settings_rc=$?
     if [[ ${settings_rc} -eq 0 ]]; then
         say "settings: ${settings_out#coyote-settings: }"
     elif [[ ${settings_rc} -eq 1 ]]; then
@@ -254,7 +254,7 @@ if [[ -z "${info_bin}" ]]; then
 elif [[ "${backend}" == sim || "${backend}" == hw ]]; then
     # Exit 3: the report is whole and names what does not open (the PROBLEM lines below).
     info_rc=0
-    info_json=$("${info_bin}" --json -b "${backend}" -d "${device}" 2>/dev/null) || info_rc=$?
+    info_json=$(timeout 120 "${info_bin}" --json -b "${backend}" -d "${device}" 2>/dev/null) || info_rc=$?
     if [[ ${info_rc} -eq 0 || ${info_rc} -eq 3 ]]; then
         # One line per device; "PROBLEM: ..." lines for vFPGAs the runtime could not open.
         while IFS= read -r l; do
@@ -265,6 +265,8 @@ doc = json.load(sys.stdin)
 for b in doc["backends"]:
     if "error" in b:
         print("PROBLEM: coyote-info: %s backend: %s" % (b["backend"], b["error"]))
+    elif not b.get("devices"):
+        print("PROBLEM: coyote-info: %s backend: no device" % b["backend"])
     for d in b.get("devices", []):
         ok = [v for v in d["vfpgas"] if "shell" in v]
         for v in d["vfpgas"]:
@@ -279,7 +281,7 @@ for b in doc["backends"]:
                      s["page_size_small"], s["page_size_large"]))
 ' <<<"${info_json}" 2>&1)
     else
-        problem "coyote-info failed (exit ${info_rc}): $("${info_bin}" --json -b "${backend}" -d "${device}" 2>&1 >/dev/null)"
+        problem "coyote-info failed (exit ${info_rc}; 124 is no answer within 120 s): $(timeout 120 "${info_bin}" --json -b "${backend}" -d "${device}" 2>&1 >/dev/null)"
     fi
 fi
 
