@@ -39,6 +39,13 @@ class QpSet(_QpSet):
 
     def __init__(self, comm=None, buffer_size=1 << 20, pattern="all"):
         super().__init__(comm, buffer_size, pattern)
+        _open.add(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def barrier(comm=None):

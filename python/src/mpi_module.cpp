@@ -2,6 +2,7 @@
 #include <mpi4py/mpi4py.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include <pybind11/numpy.h>
@@ -100,60 +101,101 @@ coyote::mpi::PeerPattern pattern_of(const std::string& s) {
                         "unknown pattern '" + s + "' (expected all, ring, recursive_doubling or binomial)");
 }
 
-/// Queue pairs to a set of peers over a communicator (one collective exchange), kept with its communicator.
+/// Queue pairs to a set of peers over a communicator (one collective exchange), kept with its communicator until
+/// close() (or the last reference).
 struct QpSetState {
-    coyote::mpi::Communicator comm;
-    coyote::mpi::QpSet qps;
-    QpSetState(MPI_Comm c, uint64_t buffer_size, coyote::mpi::PeerPattern pattern)
-        : comm(c), qps(comm, coyote::mpi::select_device(comm),
-                       coyote::mpi::WiringOptions{.buffer_size = buffer_size, .pattern = pattern}) {}
+    std::optional<coyote::mpi::Communicator> comm;
+    std::optional<coyote::mpi::QpSet> qps;
+    int buffer_views = 0; ///< arrays from buffer() still alive: close() refuses while there are any
+    QpSetState(MPI_Comm c, uint64_t buffer_size, coyote::mpi::PeerPattern pattern) : comm(std::in_place, c) {
+        qps.emplace(*comm, coyote::mpi::select_device(*comm),
+                    coyote::mpi::WiringOptions{.buffer_size = buffer_size, .pattern = pattern});
+    }
+    coyote::mpi::QpSet& q(const char* call) {
+        if (!qps) coyote::throw_error(Errc::invalid_argument, call, "the QpSet is closed");
+        return *qps;
+    }
+    const coyote::mpi::Communicator& c(const char* call) const {
+        if (!comm) coyote::throw_error(Errc::invalid_argument, call, "the QpSet is closed");
+        return *comm;
+    }
+    /// Refused (GIL held) while arrays from buffer() remain: they view the registered buffers.
+    void check_closable() const {
+        if (buffer_views > 0)
+            coyote::throw_error(Errc::invalid_argument, "QpSet.close",
+                                std::to_string(buffer_views) + " arrays from buffer() still view the registered "
+                                "buffers; delete them first");
+    }
 };
+
+/// `v` as an unsigned value at most `max`; InvalidArgumentError naming `what` otherwise.
+uint64_t in_range(long long v, uint64_t max, const char* call, const char* what) {
+    if (v < 0 || static_cast<unsigned long long>(v) > max)
+        coyote::throw_error(Errc::invalid_argument, call,
+                            std::string(what) + " " + std::to_string(v) + " is out of range 0.." + std::to_string(max));
+    return static_cast<uint64_t>(v);
+}
 
 void bind_qpset(py::module_& m) {
     py::class_<QpSetState, std::shared_ptr<QpSetState>>(m, "QpSet",
         "Queue pairs from this rank to its peers, wired over an mpi4py communicator in one collective.")
-        .def(py::init([](py::object comm, uint64_t buffer_size, const std::string& pattern) {
+        .def(py::init([](py::object comm, long long buffer_size, const std::string& pattern) {
                  const MPI_Comm c = comm_of(comm);
                  const auto p = pattern_of(pattern);
+                 const uint64_t size = in_range(buffer_size, 0xffffffffULL, "QpSet", "buffer_size");
                  py::gil_scoped_release nogil;
-                 return std::make_shared<QpSetState>(c, buffer_size, p);
+                 return std::make_shared<QpSetState>(c, size, p);
              }),
              py::arg("comm") = py::none(), py::arg("buffer_size") = 1 << 20, py::arg("pattern") = "all")
-        .def("peers", [](const QpSetState& s) { return s.qps.peers(); })
-        .def("rank", [](const QpSetState& s) { return s.comm.rank(); })
-        .def("size", [](const QpSetState& s) { return s.comm.size(); })
+        .def("peers", [](QpSetState& s) { return s.q("peers").peers(); })
+        .def("rank", [](const QpSetState& s) { return s.c("rank").rank(); })
+        .def("size", [](const QpSetState& s) { return s.c("size").size(); })
         .def("qpair", [](QpSetState& s, int peer) {
-                 return qpair_dict(*s.qps.thread(peer).getQpair());
+                 return qpair_dict(*s.q("qpair").thread(peer).getQpair());
              }, py::arg("peer"), "Both sides of the queue pair to `peer`.")
         .def("buffer", [](std::shared_ptr<QpSetState> s, int peer) {
-                 auto& c = s->qps.connection(peer);
+                 auto& c = s->q("buffer").connection(peer);
                  auto* holder = new std::shared_ptr<QpSetState>(s);
-                 py::capsule keep(holder, [](void* p) { delete static_cast<std::shared_ptr<QpSetState>*>(p); });
+                 ++s->buffer_views;
+                 py::capsule keep(holder, [](void* p) {
+                     auto* h = static_cast<std::shared_ptr<QpSetState>*>(p);
+                     --(*h)->buffer_views;
+                     delete h;
+                 });
                  return py::array_t<uint8_t>({static_cast<py::ssize_t>(c.size)}, {1},
                                              static_cast<uint8_t*>(c.buffer), keep);
              }, py::arg("peer"), "The registered buffer of the queue pair to `peer` (uint8 NumPy array, no copy).")
-        .def("rdma_write", [](QpSetState& s, int peer, uint32_t size, uint64_t local_offs, uint64_t remote_offs) {
-                 auto& c = s.qps.connection(peer);
-                 if (local_offs + size > c.size || remote_offs + size > c.size)
-                     coyote::throw_error(Errc::invalid_argument, "rdma_write", "range exceeds the registered buffer");
+        .def("rdma_write", [](QpSetState& s, int peer, long long size, long long local_offs, long long remote_offs) {
+                 auto& c = s.q("rdma_write").connection(peer);
+                 const uint64_t n = in_range(size, c.size, "rdma_write", "size");
+                 const uint64_t lo = in_range(local_offs, c.size - n, "rdma_write", "local_offs");
+                 const uint64_t ro = in_range(remote_offs, c.size - n, "rdma_write", "remote_offs");
                  auto& t = *c.thread;
                  py::gil_scoped_release nogil;
                  t.invoke(coyote::CoyoteOper::REMOTE_RDMA_WRITE,
-                          coyote::rdmaSg{.local_offs = local_offs, .remote_offs = remote_offs, .len = size});
+                          coyote::rdmaSg{.local_offs = lo, .remote_offs = ro, .len = static_cast<uint32_t>(n)});
              }, py::arg("peer"), py::arg("size"), py::arg("local_offs") = 0, py::arg("remote_offs") = 0,
-             "RDMA WRITE of `size` bytes from this side's buffer to the peer's.")
+             "RDMA WRITE of `size` bytes from this side's buffer to the peer's (both within the buffer size).")
         .def("get_completed", [](QpSetState& s, int peer, const std::string& oper) {
                  using O = coyote::CoyoteOper;
                  const O o = oper == "rdma_write" ? O::REMOTE_RDMA_WRITE
                            : oper == "rdma_read"  ? O::REMOTE_RDMA_READ
                            : oper == "local_write" ? O::LOCAL_WRITE
                            : throw coyote::Error(Errc::invalid_argument, "get_completed", "unknown operation '" + oper + "'");
-                 return s.qps.thread(peer).checkCompleted(o);
+                 return s.q("get_completed").thread(peer).checkCompleted(o);
              }, py::arg("peer"), py::arg("oper"))
         .def("barrier", [](QpSetState& s) {
+                 const auto& comm = s.c("barrier");
                  py::gil_scoped_release nogil;
-                 coyote::mpi::barrier(s.comm);
-             });
+                 coyote::mpi::barrier(comm);
+             })
+        .def("close", [](QpSetState& s) {
+                 s.check_closable();
+                 py::gil_scoped_release nogil;
+                 s.qps.reset();
+                 s.comm.reset();
+             }, "Closes the queue pairs and frees their buffers (refused while arrays from buffer() remain).")
+        .def_property_readonly("closed", [](const QpSetState& s) { return !s.qps; });
 }
 
 }  // namespace

@@ -268,3 +268,20 @@ def test_qpset_wiring_and_rdma_write():
     assert np.all(qps.buffer(left)[128:192] == left + 1)
     with pytest.raises(pycoyote.InvalidArgumentError):
         qps.rdma_write(right, 1 << 20)
+    # Out-of-range integers are InvalidArgumentError naming the argument (they were pybind11's TypeError).
+    for kw, says in ((dict(size=-1), "size -1"), (dict(size=8, local_offs=2**62), "local_offs"),
+                     (dict(size=8, remote_offs=(1 << 16) - 4), "remote_offs")):
+        with pytest.raises(pycoyote.InvalidArgumentError, match=says):
+            qps.rdma_write(right, **kw)
+    # close() is refused while arrays view the buffers, then every call says the set is closed.
+    with pytest.raises(pycoyote.InvalidArgumentError, match="arrays from buffer"):
+        qps.close()
+    del buf
+    qps.barrier()
+    qps.close()
+    assert qps.closed
+    with pytest.raises(pycoyote.InvalidArgumentError, match="closed"):
+        qps.peers()
+    with pm.QpSet(COMM, buffer_size=4096) as q2:
+        assert q2.size() == SIZE
+    assert q2.closed
