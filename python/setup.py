@@ -59,7 +59,7 @@ common = dict(
 )
 src = lambda *names: [os.path.join("src", n) for n in names]  # noqa: E731
 extensions = [Extension("pycoyote._core", src("module.cpp", "buffer.cpp", "thread.cpp", "state.cpp", "dtype.cpp",
-                                              "errors.cpp", "service.cpp"), libraries=["coyote"], **common)]
+                                              "errors.cpp", "service.cpp", "pyint.cpp"), libraries=["coyote"], **common)]
 
 flags = None if os.environ.get("COYOTE_PYTHON_NO_MPI") == "1" else mpi_flags()
 has_mpi_lib = any(glob.glob(os.path.join(d, "libcoyote_mpi.so*")) for d in libdirs)
@@ -74,7 +74,7 @@ if flags and has_mpi_lib and mpi4py_include:
     mpi["extra_compile_args"] = common["extra_compile_args"] + flags[0] + ["-DOMPI_SKIP_MPICXX=1",
                                                                            "-DMPICH_SKIP_MPICXX=1"]
     mpi["extra_link_args"] = flags[1]
-    extensions.append(Extension("pycoyote._mpi", src("mpi_module.cpp", "mpi_collectives.cpp"),
+    extensions.append(Extension("pycoyote._mpi", src("mpi_module.cpp", "mpi_collectives.cpp", "pyint.cpp"),
                                 libraries=["coyote_mpi", "coyote"], **mpi))
 
 # The two extension modules compile side by side (build_ext --parallel 2).

@@ -106,6 +106,8 @@ class CoyoteConn:
         """Submits function ``fid`` with ``args``; returns the task id at once (Coyote's iTask)."""
         if not isinstance(fid, numbers.Integral) or isinstance(fid, bool):
             raise InvalidArgumentError(f"fid: the function id must be an integer, got {type(fid).__name__} {fid!r}")
+        if not -2**31 <= int(fid) < 2**31:
+            raise InvalidArgumentError(f"fid: {int(fid)} is out of the range of a function id (int32)")
         size, decode = _decoder(ret)
         tid = self._conn.submit(int(fid), self._payload(args, types), size)
         self._ret[tid] = (size, decode)

@@ -9,6 +9,7 @@
 
 #include <coyote/error.hpp>
 
+#include "pyint.hpp"
 #include "state.hpp"
 
 namespace py = pybind11;
@@ -154,7 +155,8 @@ void bind_buffer(py::module_& m) {
     heap->as_buffer.bf_releasebuffer = release_buffer;
     PyType_Modified(reinterpret_cast<PyTypeObject*>(cls.ptr()));
 
-    cls.def(py::init([](std::uintptr_t addr, long long size, const std::string& dtype) {
+    cls.def(py::init([](const Int& addr_arg, Int size, const std::string& dtype) {
+                const auto addr = static_cast<std::uintptr_t>(addr_arg.get_unsigned(UINTPTR_MAX, "CoyoteBuffer", "addr"));
                 const Dtype& t = dtype_by_name(dtype);
                 (void)checked_bytes(size, t, SIZE_MAX / 2, "CoyoteBuffer");
                 if (addr == 0 && size > 0)

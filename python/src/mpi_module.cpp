@@ -14,6 +14,7 @@
 #include <coyote/mpi/wiring.hpp>
 
 #include "mpi_common.hpp"
+#include "pyint.hpp"
 #include "qpair.hpp"
 
 namespace py = pybind11;
@@ -129,17 +130,14 @@ struct QpSetState {
 };
 
 /// `v` as an unsigned value at most `max`; InvalidArgumentError naming `what` otherwise.
-uint64_t in_range(long long v, uint64_t max, const char* call, const char* what) {
-    if (v < 0 || static_cast<unsigned long long>(v) > max)
-        coyote::throw_error(Errc::invalid_argument, call,
-                            std::string(what) + " " + std::to_string(v) + " is out of range 0.." + std::to_string(max));
-    return static_cast<uint64_t>(v);
+uint64_t in_range(const Int& v, uint64_t max, const char* call, const char* what) {
+    return v.get_unsigned(max, call, what);
 }
 
 void bind_qpset(py::module_& m) {
     py::class_<QpSetState, std::shared_ptr<QpSetState>>(m, "QpSet",
         "Queue pairs from this rank to its peers, wired over an mpi4py communicator in one collective.")
-        .def(py::init([](py::object comm, long long buffer_size, const std::string& pattern) {
+        .def(py::init([](py::object comm, const Int& buffer_size, const std::string& pattern) {
                  const MPI_Comm c = comm_of(comm);
                  const auto p = pattern_of(pattern);
                  const uint64_t size = in_range(buffer_size, 0xffffffffULL, "QpSet", "buffer_size");
@@ -165,7 +163,7 @@ void bind_qpset(py::module_& m) {
                  return py::array_t<uint8_t>({static_cast<py::ssize_t>(c.size)}, {1},
                                              static_cast<uint8_t*>(c.buffer), keep);
              }, py::arg("peer"), "The registered buffer of the queue pair to `peer` (uint8 NumPy array, no copy).")
-        .def("rdma_write", [](QpSetState& s, int peer, long long size, long long local_offs, long long remote_offs) {
+        .def("rdma_write", [](QpSetState& s, int peer, const Int& size, const Int& local_offs, const Int& remote_offs) {
                  auto& c = s.q("rdma_write").connection(peer);
                  const uint64_t n = in_range(size, c.size, "rdma_write", "size");
                  const uint64_t lo = in_range(local_offs, c.size - n, "rdma_write", "local_offs");

@@ -2,6 +2,7 @@
 #include "service.hpp"
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include <coyote/error.hpp>
 
 #include "dtype.hpp"
+#include "pyint.hpp"
 
 namespace py = pybind11;
 
@@ -54,7 +56,9 @@ void bind_reconfig(py::module_& m) {
                  py::gil_scoped_release nogil;
                  r.reconfigureShell(path);
              }, py::arg("path"), "Loads the shell bitstream at `path` (blocks until done).")
-        .def("reconfigure_app", [](coyote::cRcnfg& r, const std::string& path, int vfid) {
+        .def("reconfigure_app", [](coyote::cRcnfg& r, const std::string& path, const Int& vfid_arg) {
+                 const auto vfid = static_cast<int>(
+                     vfid_arg.get_in(0, std::numeric_limits<int32_t>::max(), "reconfigure_app", "vfid"));
                  py::gil_scoped_release nogil;
                  r.reconfigureApp(path, vfid);
              }, py::arg("path"), py::arg("vfid"), "Loads the application bitstream at `path` into vFPGA `vfid`.")
@@ -69,7 +73,7 @@ void bind_conn(py::module_& m) {
                  py::gil_scoped_release nogil;
                  return Conn{std::make_unique<coyote::cConn>(sock_name)};
              }), py::arg("sock_name"))
-        .def_static("remote", [](const std::string& host, long long port, const std::string& key_file) {
+        .def_static("remote", [](const std::string& host, Int port, const std::string& key_file) {
                  const auto p = static_cast<uint16_t>(checked_unsigned(port, 65535, "CoyoteConn.remote", "port"));
                  py::gil_scoped_release nogil;
                  return Conn{std::make_unique<coyote::cConn>(host, p, key_file)};

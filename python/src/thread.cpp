@@ -15,6 +15,7 @@
 
 #include <coyote/error.hpp>
 
+#include "pyint.hpp"
 #include "qpair.hpp"
 #include "state.hpp"
 
@@ -167,7 +168,8 @@ std::function<void(int)> make_uisr(py::object fn) {
     };
 }
 
-Thread make_thread(int32_t vfid, long long hpid, long long device, py::object uisr) {
+Thread make_thread(const Int& vfid_arg, Int hpid, Int device, py::object uisr) {
+    const auto vfid = static_cast<int32_t>(vfid_arg.get_in(0, std::numeric_limits<int32_t>::max(), "CoyoteThread", "vfid"));
     const auto dev = static_cast<uint32_t>(checked_unsigned(device, k_u32, "CoyoteThread", "device"));
     const auto pid = static_cast<pid_t>(checked_unsigned(hpid, std::numeric_limits<pid_t>::max(), "CoyoteThread", "hpid"));
     Thread th;
@@ -181,8 +183,7 @@ Thread make_thread(int32_t vfid, long long hpid, long long device, py::object ui
     return th;
 }
 
-Buffer allocate(Thread& self, long long size, const std::string& alloc_type, const std::string& dtype,
-                long long gpu_dev) {
+Buffer allocate(Thread& self, Int size, const std::string& alloc_type, const std::string& dtype, Int gpu_dev) {
     const char* call = "allocate_buffer";
     const Dtype& ty = dtype_by_name(dtype);
     const auto bytes = checked_bytes(size, ty, k_u32, call);
@@ -214,7 +215,7 @@ void free_buffer(Thread& self, Buffer& buf) {
     std::erase(self.state->allocations, buf.memory);
 }
 
-Buffer init_rdma(Thread& self, long long buffer_size, const std::string& dtype, long long port_number,
+Buffer init_rdma(Thread& self, Int buffer_size, const std::string& dtype, Int port_number,
                  std::optional<std::string> server_address) {
     const char* call = "init_rdma";
     const auto port = static_cast<uint16_t>(checked_unsigned(port_number, 65535, call, "port"));
@@ -261,9 +262,7 @@ py::object get_qpair(const Thread& self) {
 
 uint32_t ip_of(py::object ip) {
     if (py::isinstance<py::int_>(ip)) {
-        const auto v = ip.cast<long long>();
-        if (v < 0 || v > static_cast<long long>(k_u32)) bad("arp_lookup", "IP address out of range");
-        return static_cast<uint32_t>(v);
+        return static_cast<uint32_t>(ip.cast<Int>().get_unsigned(k_u32, "arp_lookup", "IP address"));
     }
     const auto text = py::str(ip).cast<std::string>();
     in_addr a{};
@@ -273,18 +272,18 @@ uint32_t ip_of(py::object ip) {
 
 void bind_local(py::class_<Thread>& cls) {
     cls.def("local_read",
-            [](Thread& s, const Buffer& b, long long size, const std::string& stream, long long dest, bool last) {
+            [](Thread& s, const Buffer& b, Int size, const std::string& stream, Int dest, bool last) {
                 s.local(CoyoteOper::LOCAL_READ, b, size, stream, dest, last, "local_read");
             },
             py::arg("buff"), py::arg("size"), py::arg("stream") = "host", py::arg("dest") = 0, py::arg("last") = true)
         .def("local_write",
-             [](Thread& s, const Buffer& b, long long size, const std::string& stream, long long dest, bool last) {
+             [](Thread& s, const Buffer& b, Int size, const std::string& stream, Int dest, bool last) {
                  s.local(CoyoteOper::LOCAL_WRITE, b, size, stream, dest, last, "local_write");
              },
              py::arg("buff"), py::arg("size"), py::arg("stream") = "host", py::arg("dest") = 0, py::arg("last") = true)
         .def("local_transfer",
-             [](Thread& s, const Buffer& src, const Buffer& dst, long long src_size, long long dst_size,
-                const std::string& src_stream, const std::string& dst_stream, long long src_dest, long long dst_dest,
+             [](Thread& s, const Buffer& src, const Buffer& dst, Int src_size, Int dst_size,
+                const std::string& src_stream, const std::string& dst_stream, Int src_dest, Int dst_dest,
                 bool last) {
                  const char* call = "local_transfer";
                  const auto a = s.local_sg(src, src_size, src_stream, src_dest, call);
@@ -296,17 +295,17 @@ void bind_local(py::class_<Thread>& cls) {
              py::arg("src_buff"), py::arg("dst_buff"), py::arg("src_size"), py::arg("dst_size"),
              py::arg("src_stream") = "host", py::arg("dst_stream") = "host", py::arg("src_dest") = 0,
              py::arg("dst_dest") = 0, py::arg("last") = true)
-        .def("sync", [](Thread& s, const Buffer& b, long long size) { s.blocking_sync(CoyoteOper::LOCAL_SYNC, b, size, "sync"); },
+        .def("sync", [](Thread& s, const Buffer& b, Int size) { s.blocking_sync(CoyoteOper::LOCAL_SYNC, b, size, "sync"); },
              py::arg("buff"), py::arg("size"), "Card memory -> host memory (blocking).")
         .def("offload",
-             [](Thread& s, const Buffer& b, long long size) { s.blocking_sync(CoyoteOper::LOCAL_OFFLOAD, b, size, "offload"); },
+             [](Thread& s, const Buffer& b, Int size) { s.blocking_sync(CoyoteOper::LOCAL_OFFLOAD, b, size, "offload"); },
              py::arg("buff"), py::arg("size"), "Host memory -> card memory (blocking).");
 }
 
 void bind_rdma(py::class_<Thread>& cls) {
     auto rdma_op = [](CoyoteOper oper, const char* call) {
-        return [oper, call](Thread& s, long long size, const std::string& local_stream, long long local_dest,
-                            long long local_offs, long long remote_dest, long long remote_offs, bool last) {
+        return [oper, call](Thread& s, Int size, const std::string& local_stream, Int local_dest, Int local_offs,
+                            Int remote_dest, Int remote_offs, bool last) {
             s.rdma(oper, size, local_stream, local_dest, local_offs, remote_dest, remote_offs, last, call);
         };
     };
@@ -333,7 +332,7 @@ void bind_rdma(py::class_<Thread>& cls) {
                  th.closeConn();
              })
         .def("get_qpair", &get_qpair, "Both sides of the queue pair as dicts (qpn, psn, rkey, vaddr, size, ip).")
-        .def("write_qp_context", [](Thread& s, long long port) {
+        .def("write_qp_context", [](Thread& s, Int port) {
                  const char* call = "write_qp_context";
                  s.t(call).writeQpContext(static_cast<uint32_t>(checked_unsigned(port, k_u32, call, "port")));
              },
@@ -344,7 +343,8 @@ void bind_rdma(py::class_<Thread>& cls) {
 
 /// The C++ baseline of the Python overhead benchmark: `iterations` LOCAL_TRANSFERs of `size` elements, each
 /// waited for by polling checkCompleted, as a Python loop of local_transfer + get_completed does. Seconds.
-double bench_local_transfer(Thread& s, const Buffer& src, const Buffer& dst, long long size, long long iterations) {
+double bench_local_transfer(Thread& s, const Buffer& src, const Buffer& dst, Int size, Int iterations_arg) {
+    const long long iterations = iterations_arg;
     const char* call = "_bench_local_transfer";
     const auto a = s.local_sg(src, size, "host", 0, call);
     const auto b = s.local_sg(dst, size, "host", 0, call);
@@ -364,11 +364,12 @@ double bench_local_transfer(Thread& s, const Buffer& src, const Buffer& dst, lon
 void bind_misc(py::class_<Thread>& cls) {
     cls.def("_bench_local_transfer", &bench_local_transfer, py::arg("src_buff"), py::arg("dst_buff"),
             py::arg("size"), py::arg("iterations"), "C++ baseline of benchmarks/overhead.py (seconds).");
-    cls.def("set_csr", [](Thread& s, uint64_t value, long long offset) {
-                s.t("set_csr").setCSR(value, static_cast<uint32_t>(checked_unsigned(offset, k_u32, "set_csr", "offset")));
+    cls.def("set_csr", [](Thread& s, const Int& value, Int offset) {
+                const uint64_t v = value.get_unsigned(UINT64_MAX, "set_csr", "value");
+                s.t("set_csr").setCSR(v, static_cast<uint32_t>(checked_unsigned(offset, k_u32, "set_csr", "offset")));
             },
             py::arg("value"), py::arg("offset"))
-        .def("get_csr", [](const Thread& s, long long offset) {
+        .def("get_csr", [](const Thread& s, Int offset) {
                  return s.t("get_csr").getCSR(static_cast<uint32_t>(checked_unsigned(offset, k_u32, "get_csr", "offset")));
              },
              py::arg("offset"))

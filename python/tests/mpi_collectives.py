@@ -269,7 +269,7 @@ def test_qpset_wiring_and_rdma_write():
     with pytest.raises(pycoyote.InvalidArgumentError):
         qps.rdma_write(right, 1 << 20)
     # Out-of-range integers are InvalidArgumentError naming the argument (they were pybind11's TypeError).
-    for kw, says in ((dict(size=-1), "size -1"), (dict(size=8, local_offs=2**62), "local_offs"),
+    for kw, says in ((dict(size=-1), "size -1"), (dict(size=8, local_offs=2**63), "local_offs"),
                      (dict(size=8, remote_offs=(1 << 16) - 4), "remote_offs")):
         with pytest.raises(pycoyote.InvalidArgumentError, match=says):
             qps.rdma_write(right, **kw)

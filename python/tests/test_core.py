@@ -201,7 +201,7 @@ def test_csrs_and_getters(thread):
         with pytest.raises(pycoyote.InvalidArgumentError, match="hpid"):
             pycoyote.CoyoteThread(0, hpid)
     assert thread.backend_name() == "sim"
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidArgumentError, match="set_csr: value -1"):
         thread.set_csr(-1, 0)  # a 64-bit unsigned value
     # Out-of-range unsigned arguments name themselves (not pybind11's "incompatible function arguments").
     for call, says in ((lambda: thread.get_csr(-1), "get_csr: offset -1"), (lambda: thread.set_csr(1, -1), "offset -1"),
@@ -455,3 +455,20 @@ def test_wrapping_an_array_keeps_it_alive_and_bad_memory_is_refused():
     assert "not readable" in repr(w)
     with pytest.raises(BufferError, match="no longer readable"):
         np.asarray(w)
+
+
+def test_integers_out_of_range_are_invalid_argument_errors_naming_them():
+    """They were pybind11's TypeError ("incompatible function arguments") with a signature dump."""
+    t = CoyoteThread(0, os.getpid())
+    b = t.allocate_buffer(16, dtype="int32")
+    cases = ((lambda: t.set_csr(-1, 0), "value -1"), (lambda: t.set_csr(2**64, 0), "value 18446744073709551616"),
+             (lambda: t.set_csr(np.int64(-3), 0), "value -3"), (lambda: t.local_read(b, 2**70), "does not fit"),
+             (lambda: CoyoteThread(2**40, os.getpid()), "vfid"), (lambda: CoyoteBuffer(-8, 4), "addr -8"),
+             (lambda: t.get_csr(2**64), "does not fit"))
+    for call, says in cases:
+        with pytest.raises(InvalidArgumentError, match=says):
+            call()
+    t.set_csr(2**64 - 1, 0)  # the whole unsigned range is a value
+    with pytest.raises(TypeError):
+        t.set_csr(1.5, 0)  # a float is no integer
+    t.close()
