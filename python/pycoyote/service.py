@@ -62,6 +62,8 @@ def _encode(value, spec, index):
                 "or give types=")
         return _dtype(value.dtype, what).type(value).tobytes()
     dt = _dtype(spec, what)
+    if isinstance(value, np.ndarray) and value.size != 1:
+        raise InvalidArgumentError(f"{what}: an array of {value.size} elements where one {dt} is due")
     _check_range(value.item() if isinstance(value, (np.generic, np.ndarray)) else value, dt, what)
     return np.array(value, dtype=dt).tobytes()
 
@@ -98,6 +100,8 @@ class CoyoteConn:
         return cls(None, _conn=_Conn.remote(host, port, str(key_file)))
 
     def _payload(self, args, types):
+        if isinstance(types, (str, bytes)) or (types is not None and not hasattr(types, "__len__")):
+            raise InvalidArgumentError(f"types: a sequence with one dtype per argument, got {types!r}")
         if types is not None and len(types) != len(args):
             raise InvalidArgumentError(f"types: {len(types)} types for {len(args)} arguments")
         return b"".join(_encode(a, None if types is None else types[i], i) for i, a in enumerate(args))

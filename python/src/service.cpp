@@ -44,6 +44,12 @@ auto unlocked(const Conn& c, const char* call, Fn&& fn) {
     return fn(conn);
 }
 
+/// A path given as str, bytes or os.PathLike (pathlib.Path), as Python's own file functions take it.
+std::string path_of(const py::object& p) {
+    const py::object fs = py::module_::import("os").attr("fsdecode")(p);
+    return fs.cast<std::string>();
+}
+
 void bind_reconfig(py::module_& m) {
     py::class_<coyote::cRcnfg>(m, "CoyoteReconfig",
                                "Shell and application reconfiguration of one FPGA device (cRcnfg).")
@@ -52,11 +58,13 @@ void bind_reconfig(py::module_& m) {
                  py::gil_scoped_release nogil;
                  return std::make_unique<coyote::cRcnfg>(dev);
              }), py::arg("device") = 0)
-        .def("reconfigure_shell", [](coyote::cRcnfg& r, const std::string& path) {
+        .def("reconfigure_shell", [](coyote::cRcnfg& r, const py::object& path_arg) {
+                 const std::string path = path_of(path_arg);
                  py::gil_scoped_release nogil;
                  r.reconfigureShell(path);
              }, py::arg("path"), "Loads the shell bitstream at `path` (blocks until done).")
-        .def("reconfigure_app", [](coyote::cRcnfg& r, const std::string& path, const Int& vfid_arg) {
+        .def("reconfigure_app", [](coyote::cRcnfg& r, const py::object& path_arg, const Int& vfid_arg) {
+                 const std::string path = path_of(path_arg);
                  const auto vfid = static_cast<int>(
                      vfid_arg.get_in(0, std::numeric_limits<int32_t>::max(), "reconfigure_app", "vfid"));
                  py::gil_scoped_release nogil;

@@ -68,7 +68,7 @@ public:
 
 private:
     struct Count {
-        explicit Count(ThreadState& s) : s(s) { ++s.calls_without_gil; }
+        explicit Count(ThreadState& st) : s(st) { ++s.calls_without_gil; }
         ~Count() { --s.calls_without_gil; }
         Count(const Count&) = delete;
         Count& operator=(const Count&) = delete;
@@ -397,7 +397,15 @@ void bind_misc(py::class_<Thread>& cls) {
         .def("close", [](Thread& s) { s.state->close(); },
              "Frees the thread and its buffers now (extension); later use raises InvalidArgumentError.")
         .def("__enter__", [](py::object self) { return self; })
-        .def("__exit__", [](Thread& s, py::args) { s.state->close(); });
+        .def("__exit__", [](Thread& s, const py::object& exc_type, const py::object&, const py::object&) {
+            if (exc_type.is_none()) return s.state->close();
+            // The block is raising: its exception goes on. A thread whose buffers NumPy arrays still view stays
+            // open (closed when the last reference goes) rather than replacing that exception with its own.
+            try {
+                s.state->close();
+            } catch (const coyote::Error&) {
+            }
+        });
 }
 
 }  // namespace

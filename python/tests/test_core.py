@@ -472,3 +472,20 @@ def test_integers_out_of_range_are_invalid_argument_errors_naming_them():
     with pytest.raises(TypeError):
         t.set_csr(1.5, 0)  # a float is no integer
     t.close()
+
+
+def test_a_with_block_that_raises_keeps_its_own_exception_when_arrays_view_the_buffers():
+    """A with block ending in an exception while NumPy arrays still viewed a buffer raised the close refusal
+    instead ("During handling of the above exception...")."""
+    with pytest.raises(KeyError, match="mine"):
+        with CoyoteThread(0, os.getpid()) as t:
+            view = np.asarray(t.allocate_buffer(16, dtype="int32"))
+            raise KeyError("mine")
+    view[0] = 1  # the thread stayed open: the memory is still there
+    del view
+    t.close()
+    with pytest.raises(InvalidArgumentError, match="still view"):  # without an exception the refusal is raised
+        with CoyoteThread(0, os.getpid()) as t2:
+            view2 = np.asarray(t2.allocate_buffer(16, dtype="int32"))
+    del view2
+    t2.close()

@@ -56,6 +56,9 @@ def test_reconfigure_app_swaps_the_model_of_an_open_vfpga(tool, tmp_path, monkey
     r.reconfigure_app(path=bitstream(tool, tmp_path, "app_pass.bin", "--model", "passthrough"), vfid=0)
     assert not adds_vectors(t)
     assert r.get_reconfiguration_count() == 2
+    import pathlib
+    r.reconfigure_app(pathlib.Path(bitstream(tool, tmp_path, "app_vadd2.bin", "--model", "vadd")), 0)  # os.PathLike
+    assert adds_vectors(t)
     t.close()
 
 

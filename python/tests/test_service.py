@@ -98,6 +98,12 @@ def test_marshalling_errors_send_nothing(conn):
         conn.task(ADD, 1.5, 2, types=("int32", "int32"), ret="int32")
     with pytest.raises(pycoyote.InvalidArgumentError, match="2 types for 1 arguments"):
         conn.task(ADD, 1, types=("int32", "int32"), ret="int32")
+    with pytest.raises(pycoyote.InvalidArgumentError, match="one dtype per argument"):
+        conn.task(ADD, 1, types="int32", ret="int32")  # a string, not a sequence of types
+    with pytest.raises(pycoyote.InvalidArgumentError, match="argument 0: an array of 2 elements"):
+        conn.task(ADD, np.array([1, 2]), 3, types=("int32", "int32"), ret="int32")
+    with pytest.raises(pycoyote.InvalidArgumentError, match="fid: 1099511627776 is out of the range"):
+        conn.task(2**40, 1, 2, types=("int32", "int32"), ret="int32")
     with pytest.raises(pycoyote.InvalidArgumentError, match="not a fixed-size numeric"):
         conn.task(ADD, np.int32(1), np.int32(2), ret=object)
     with pytest.raises(pycoyote.InvalidArgumentError, match="return type is required"):
