@@ -22,8 +22,15 @@ void HandlerExit::mark_finished() noexcept {
     cv.notify_all();
 }
 
-bool HandlerExit::owner_alive() noexcept {
+void HandlerExit::enter_handler() noexcept {
     std::lock_guard lk(mtx);
+    busy = true;
+    cv.notify_all();
+}
+
+bool HandlerExit::leave_handler() noexcept {
+    std::lock_guard lk(mtx);
+    busy = false;
     return !abandoned;
 }
 
@@ -32,6 +39,10 @@ std::chrono::milliseconds handler_wait() { return k_handler_wait.get(); }
 void join_or_abandon(std::thread& t, HandlerExit& exit, const std::string& what) noexcept {
     if (!t.joinable()) return;
     if (t.get_id() == std::this_thread::get_id()) { // from inside the handler: it ends when the handler returns
+        {
+            std::lock_guard lk(exit.mtx);
+            exit.abandoned = true; // its owner is going away under it
+        }
         t.detach();
         return;
     }
@@ -43,6 +54,9 @@ void join_or_abandon(std::thread& t, HandlerExit& exit, const std::string& what)
     {
         std::unique_lock lk(exit.mtx);
         if (!exit.cv.wait_for(lk, wait, [&] { return exit.finished; })) {
+            exit.cv.wait(lk, [&] { return exit.finished || exit.busy; }); // out of the handler: it ends soon
+        }
+        if (!exit.finished) {
             exit.abandoned = true;
             lk.unlock();
             std::fprintf(stderr,

@@ -15,18 +15,23 @@ struct HandlerExit {
     std::mutex mtx;
     std::condition_variable cv;
     bool finished = false;  ///< the thread left its loop (set by mark_finished)
+    bool busy = false;      ///< the thread is inside the user's handler
     bool abandoned = false; ///< the owner stopped waiting: the thread must not touch the owner again
     /// Called by the thread as its last step.
     void mark_finished() noexcept;
-    /// Called by the thread after the handler returned: false when the owner is gone (return at once).
-    bool owner_alive() noexcept;
+    /// Called by the thread right before the handler.
+    void enter_handler() noexcept;
+    /// Called by the thread right after the handler: false when the owner gave up on it meanwhile (it may be gone:
+    /// return without touching it).
+    bool leave_handler() noexcept;
 };
 
 /// How long an owner waits for a handler to return (COYOTE_HANDLER_WAIT_MS).
 std::chrono::milliseconds handler_wait();
 
-/// Joins `t` once `exit` says it finished, waiting at most handler_wait(); past that detaches it, marks `exit`
-/// abandoned and prints a warning naming `what`. Detaches without waiting when called from `t` itself.
+/// Joins `t` once `exit` says it finished. Past handler_wait() a thread still inside the handler is detached and
+/// `exit` marked abandoned, with a warning naming `what`; one outside it (delivering, or about to see the stop) is
+/// waited for until it finishes or enters a handler again. Detaches without waiting when called from `t` itself.
 void join_or_abandon(std::thread& t, HandlerExit& exit, const std::string& what) noexcept;
 
 }  // namespace coyote::detail

@@ -240,6 +240,41 @@ TEST(HwFake, UserInterruptsReachTheCallback) {
     EXPECT_EQ(log.values(), (std::vector<int>{42, 43, 44}));
 }
 
+// A handler that does not return within COYOTE_HANDLER_WAIT_MS no longer hangs the cThread's destructor (the
+// interrupt thread was joined forever); the thread runs on detached, touching nothing of the closed device, and
+// ends once the handler returns. The next cThread gets its interrupts.
+TEST(HwFake, AHandlerThatDoesNotReturnDoesNotHangTheClose) {
+    coyote_test::EnvGuard w("COYOTE_HANDLER_WAIT_MS", "300");
+    auto release = std::make_shared<std::atomic<bool>>(false);
+    auto entered = std::make_shared<std::atomic<bool>>(false);
+    auto left = std::make_shared<std::atomic<bool>>(false);
+    const auto t0 = std::chrono::steady_clock::now();
+    {
+        cThread t(0, getpid(), 0, [release, entered, left](int) {
+            *entered = true;
+            while (!*release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            *left = true;
+        });
+        t.setCSR(static_cast<uint64_t>(t.getCtid()), 2);
+        t.setCSR(7, 1);
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!*entered && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        ASSERT_TRUE(entered->load());
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+    EXPECT_FALSE(left->load());
+    *release = true;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!*left && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(left->load());
+    coyote_test::InterruptLog log;
+    cThread again(0, getpid(), 0, log.callback());
+    again.setCSR(static_cast<uint64_t>(again.getCtid()), 2);
+    again.setCSR(9, 1);
+    ASSERT_TRUE(log.wait_for(1));
+    EXPECT_EQ(log.values(), (std::vector<int>{9}));
+}
+
 TEST(HwFake, TeardownWithCommandsInFlightAndInterruptsPending) {
     for (int round = 0; round < 3; ++round) {
         std::atomic<int> calls{0};

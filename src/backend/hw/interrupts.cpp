@@ -26,12 +26,15 @@ InterruptThread::InterruptThread(const DriverFile& file) : file_(file) {
     ev.data.u64 = k_stop_tag;
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stop_.get(), &ev) != 0)
         throw_errno("epoll_ctl", "user-interrupt thread of " + file_.path());
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this, exit = exit_] {
+        run(*exit);
+        exit->mark_finished(); // touches only `exit`: the object may be gone after an abandoned handler
+    });
 }
 
 InterruptThread::~InterruptThread() {
     (void)::eventfd_write(stop_.get(), 1);
-    if (thread_.joinable()) thread_.join();
+    join_or_abandon(thread_, *exit_, "the user-interrupt handler of " + file_.path());
     for (int32_t c = 0; c < N_CTID_MAX; ++c) remove(c);
 }
 
@@ -75,7 +78,7 @@ void InterruptThread::remove(int32_t ctid) noexcept {
     (void)file_.try_call(abi::k_set_notification_processed, args);
 }
 
-void InterruptThread::run() noexcept {
+void InterruptThread::run(HandlerExit& exit) noexcept {
     epoll_event events[8];
     for (;;) {
         const int n = ::epoll_wait(epoll_.get(), events, 8, -1);
@@ -86,26 +89,27 @@ void InterruptThread::run() noexcept {
         }
         for (int i = 0; i < n; ++i) {
             if (events[i].data.u64 == k_stop_tag) return;
-            deliver(static_cast<int32_t>(events[i].data.u64));
+            if (!deliver(static_cast<int32_t>(events[i].data.u64), exit)) return;
         }
     }
 }
 
-void InterruptThread::deliver(int32_t ctid) noexcept {
+bool InterruptThread::deliver(int32_t ctid, HandlerExit& exit) noexcept {
     std::shared_ptr<const InterruptHandler> h;
     {
         std::lock_guard lk(mtx_);
         const auto& efd = efd_[static_cast<size_t>(ctid)];
-        if (!efd) return;
+        if (!efd) return true;
         eventfd_t count = 0;
-        if (::eventfd_read(efd.get(), &count) != 0) return;
+        if (::eventfd_read(efd.get(), &count) != 0) return true;
         h = handler_[static_cast<size_t>(ctid)];
     }
     abi::Args args{};
     args[abi::slot::ctid] = static_cast<uint64_t>(ctid);
-    if (file_.try_call(abi::k_get_notification_value, args) != 0) return;
+    if (file_.try_call(abi::k_get_notification_value, args) != 0) return true;
     const auto value = static_cast<int32_t>(static_cast<uint32_t>(args[abi::slot::value])); // the driver copies 4 bytes
     if (h && *h) {
+        exit.enter_handler();
         try {
             (*h)(value);
         } catch (const std::exception& e) {
@@ -113,9 +117,11 @@ void InterruptThread::deliver(int32_t ctid) noexcept {
         } catch (...) {
             std::fprintf(stderr, "coyote: the user-interrupt handler of ctid %d threw\n", ctid);
         }
+        if (!exit.leave_handler()) return false; // its owner gave up on it and may be gone: touch nothing of it
     }
     args[abi::slot::ctid] = static_cast<uint64_t>(ctid);
     (void)file_.try_call(abi::k_set_notification_processed, args);
+    return true;
 }
 
 }  // namespace coyote::detail::hw

@@ -9,6 +9,7 @@
 
 #include "backend/device.hpp"
 #include "backend/hw/driver_file.hpp"
+#include "detail/handler_thread.hpp"
 #include "detail/handles.hpp"
 
 namespace coyote::detail::hw {
@@ -28,8 +29,9 @@ public:
     void remove(int32_t ctid) noexcept;
 
 private:
-    void run() noexcept;
-    void deliver(int32_t ctid) noexcept;
+    void run(HandlerExit& exit) noexcept;
+    /// False when the owner gave up on a handler that did not return (the object may be gone).
+    bool deliver(int32_t ctid, HandlerExit& exit) noexcept;
 
     const DriverFile& file_;
     Fd epoll_;
@@ -37,6 +39,7 @@ private:
     std::mutex mtx_;
     std::array<Fd, N_CTID_MAX> efd_;
     std::array<std::shared_ptr<const InterruptHandler>, N_CTID_MAX> handler_;
+    std::shared_ptr<HandlerExit> exit_ = std::make_shared<HandlerExit>(); // shared with the thread
     std::thread thread_;
 };
 

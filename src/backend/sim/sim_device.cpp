@@ -457,6 +457,7 @@ void SimDevice::irq_loop(IrqThread& t) {
         const int32_t v = t.values.front();
         t.values.pop_front();
         lk.unlock();
+        t.exit.enter_handler();
         try {
             t.handler(v);
         } catch (const std::exception& e) {
@@ -464,6 +465,7 @@ void SimDevice::irq_loop(IrqThread& t) {
         } catch (...) {
             std::fprintf(stderr, "coyote sim: user interrupt handler threw\n");
         }
+        (void)t.exit.leave_handler(); // the thread holds `t` itself: nothing of the device to avoid
         lk.lock();
     }
 }
