@@ -275,6 +275,26 @@ TEST(HwFake, AHandlerThatDoesNotReturnDoesNotHangTheClose) {
     EXPECT_EQ(log.values(), (std::vector<int>{9}));
 }
 
+// A cThread destroyed from inside its own interrupt handler: the thread cannot join itself (std::terminate); it
+// is let go and leaves once the handler returns.
+TEST(HwFake, ACThreadDestroyedFromItsOwnHandler) {
+    std::unique_ptr<cThread> t;
+    std::atomic<bool> go{false}, done{false};
+    t = std::make_unique<cThread>(0, getpid(), 0, [&](int) {
+        while (!go) std::this_thread::yield(); // the main thread is out of its last call on `t`
+        t.reset();
+        done = true;
+    });
+    t->setCSR(static_cast<uint64_t>(t->getCtid()), 2);
+    t->setCSR(3, 1);
+    go = true;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_TRUE(done.load());
+    cThread again(0, getpid());
+    EXPECT_EQ(again.checkCompleted(CoyoteOper::LOCAL_WRITE), 0U);
+}
+
 TEST(HwFake, TeardownWithCommandsInFlightAndInterruptsPending) {
     for (int round = 0; round < 3; ++round) {
         std::atomic<int> calls{0};
