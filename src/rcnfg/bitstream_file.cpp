@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -75,12 +76,24 @@ bool is_sim_bitstream(std::span<const char> bytes) noexcept {
     return bytes.size() >= sizeof(k_magic) && std::memcmp(bytes.data(), k_magic, sizeof(k_magic)) == 0;
 }
 
+namespace {
+
+/// Whether `text` holds a control character (a NUL, a newline, an escape): no model path or shell setting does.
+bool has_control(const std::string& text) {
+    return std::any_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+} // namespace
+
 std::vector<char> encode_sim_bitstream(const SimBitstream& b) {
     if (b.model.size() > k_max_sim_text || b.shell_settings.size() > k_max_sim_text)
         throw_error(Errc::invalid_argument, "coyote-sim-bitstream",
                     "model and shell settings are limited to " + std::to_string(k_max_sim_text) + " bytes each");
     if (b.kind == SimBitstream::Kind::app && b.model.empty())
         throw_error(Errc::invalid_argument, "encode_sim_bitstream", "an app bitstream needs a model");
+    if (has_control(b.model) || has_control(b.shell_settings))
+        throw_error(Errc::invalid_argument, "coyote-sim-bitstream",
+                    "the model and the shell settings cannot hold control characters (NUL, newline, escape)");
     std::vector<char> out(k_magic, k_magic + sizeof(k_magic));
     put<uint16_t>(out, k_version);
     put<uint16_t>(out, static_cast<uint16_t>(b.kind));
@@ -114,6 +127,8 @@ SimBitstream decode_sim_bitstream(std::span<const char> in, const std::string& o
     b.model.assign(in.data() + k_header, model_len);
     b.shell_settings.assign(in.data() + k_header + model_len, shell_len);
     if (b.kind == SimBitstream::Kind::app && b.model.empty()) bad(origin, "an app bitstream without a model");
+    if (has_control(b.model) || has_control(b.shell_settings)) // no writer puts them there; they would garble messages
+        bad(origin, "its model or shell settings hold control characters (corrupt or forged file)");
     if (b.kind == SimBitstream::Kind::app && !b.shell_settings.empty())
         bad(origin, "an app bitstream with shell changes (only a shell bitstream carries them)");
     return b;

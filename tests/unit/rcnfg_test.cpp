@@ -88,6 +88,16 @@ TEST(SimBitstream, DecodeErrorsNameTheProblem) {
     fails_with(version, "version 9");
     // An app bitstream carrying shell changes (only a crafted file can): refused, not silently ignored.
     fails_with(rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, "vadd", "rdma=0"}), "with shell changes");
+    // A model name with control characters (a forged file: the writer refuses them) would garble every message
+    // that quotes it: refused.
+    auto forged = rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, "vadd", ""});
+    forged[forged.size() - 4 - 2] = '\n'; // the 'd' of "vadd"
+    const uint32_t crc = rc::crc32(std::span<const char>(forged.data(), forged.size() - 4));
+    std::memcpy(forged.data() + forged.size() - 4, &crc, 4);
+    fails_with(forged, "control characters");
+    EXPECT_NE(error_of([] { rc::encode_sim_bitstream({rc::SimBitstream::Kind::app, std::string("va\0dd", 5), ""}); })
+                  .second.find("control characters"),
+              std::string::npos);
 }
 
 TEST(BitstreamFile, MissingEmptyOversizedAndWrongFormat) {
