@@ -5,6 +5,7 @@
 // Both sides must use the same --runs/--min/--max. Every transfer's data is verified.
 #include <coyote/cThread.hpp>
 #include <coyote/error.hpp>
+#include <coyote/oob.hpp>
 
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -212,7 +214,25 @@ int main(int argc, char** argv) {
             t.initRDMA(2 * half, o.port, o.server ? nullptr : o.address.c_str()));
         std::printf("%s connected: local QPN 0x%06x, remote QPN 0x%06x (backend %s)\n", o.server ? "server" : "client",
                     t.getQpair()->local.qpn, t.getQpair()->remote.qpn, t.backendName().c_str());
-        t.connSync(!o.server);
+        // Both sides must run the same rounds: compare --runs/--min/--max (a mismatch ran into the deadlines).
+        const uint32_t mine[] = {o.runs, o.min_size, o.max_size};
+        uint32_t theirs[3] = {};
+        coyote::OobChannel* oob = t.getOob();
+        for (int i = 0; i < 3; ++i) {
+            if (o.server) {
+                theirs[i] = oob->read_ack();
+                oob->send_ack(mine[i]);
+            } else {
+                oob->send_ack(mine[i]);
+                theirs[i] = oob->read_ack();
+            }
+        }
+        if (!std::equal(std::begin(mine), std::end(mine), std::begin(theirs))) {
+            std::fprintf(stderr, "rdma_perf: the peer runs --runs %u --min %u --max %u, this side --runs %u --min %u "
+                                 "--max %u: start both sides alike\n", theirs[0], theirs[1], theirs[2], mine[0],
+                         mine[1], mine[2]);
+            return 2;
+        }
         if (!o.server) {
             HEADER("RDMA WRITE / READ throughput and WRITE latency");
             std::printf("%10s %14s %14s %14s %12s\n", "size [B]", "WRITE [MB/s]", "READ [MB/s]", "1/2 RTT [us]",
