@@ -88,6 +88,17 @@ inline bool fits_rdma_address(uint64_t remote, uint64_t len) noexcept {
                     ") does not fit the 48-bit virtual addresses RDMA requests carry");
 }
 
+/// Where the peer does not check (hw): [remote, remote + len) must lie in the peer's registered buffer, whose address
+/// and size came with its queue pair (a WRITE past it landed in whatever else the peer had mapped).
+void check_remote_range(const std::string& call, const ibvQ& peer, uint64_t remote, uint64_t len) {
+    const auto base = reinterpret_cast<uint64_t>(peer.vaddr);
+    if (remote >= base && remote - base <= peer.size && len <= peer.size - (remote - base)) return;
+    throw_error(Errc::invalid_argument, call,
+                "remote range " + hex(reinterpret_cast<void*>(remote)) + " + len " + std::to_string(len) +
+                    " is not inside the peer's registered buffer (" + hex(peer.vaddr) + ", " +
+                    std::to_string(peer.size) + " bytes); on this backend the peer's FPGA would not refuse it");
+}
+
 }  // namespace
 
 class cThread::Impl {
@@ -356,6 +367,8 @@ void cThread::invoke(CoyoteOper oper, rdmaSg sg, bool last) {
     const uint64_t remote = remote_base + sg.remote_offs;
     if (sg.remote_offs >= k_rdma_va_limit || remote < remote_base || !fits_rdma_address(remote, sg.len)) [[unlikely]]
         throw_rdma_address(call(), "remote_offs " + std::to_string(sg.remote_offs), remote, sg.len);
+    if (!impl->dev->target_checks_rdma_bounds()) [[unlikely]]
+        check_remote_range(call(), qpair->remote, remote, sg.len);
     Command cmd;
     cmd.oper = oper;
     cmd.ctid = ctid;
@@ -399,6 +412,8 @@ void cThread::invokeRdma(CoyoteOper oper, void* local, uint64_t remote_vaddr, ui
                         std::to_string(MAX_TRANSFER_SIZE) + ")");
     if (!fits_rdma_address(remote_vaddr, len)) [[unlikely]]
         throw_rdma_address(call(), "remote address " + hex(reinterpret_cast<void*>(remote_vaddr)), remote_vaddr, len);
+    if (!impl->dev->target_checks_rdma_bounds()) [[unlikely]]
+        check_remote_range(call(), qpair->remote, remote_vaddr, len);
     Command cmd;
     cmd.oper = oper;
     cmd.ctid = ctid;

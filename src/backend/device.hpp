@@ -139,6 +139,11 @@ public:
                     std::string("remote-access windows are not supported by the ") + backend_name() + " backend");
     }
 
+    /// Whether the peer's side of this backend checks an RDMA request's remote range against its registered buffer
+    /// and windows (the sim's NIC does). Where it does not (hw: the FPGA's RDMA engine reaches whatever its TLB
+    /// maps), cThread checks the range against the peer's buffer size before posting.
+    virtual bool target_checks_rdma_bounds() const noexcept { return false; }
+
     /// Posts a LOCAL_* or REMOTE_RDMA_* command. Validates synchronously (throws on bad input);
     /// returns busy when CMD_FIFO_DEPTH - CMD_FIFO_THR commands of this ctid are in flight.
     /// REMOTE_RDMA_READ: the local range (src) must lie in the registered buffer or a window of the ctid.

@@ -98,6 +98,7 @@ public:
     void write_cnfg(uint32_t reg, std::span<const uint64_t> words) override;
     uint64_t read_cnfg(uint32_t reg) const override;
 
+    bool target_checks_rdma_bounds() const noexcept override { return true; }
     PostStatus post(const Command& cmd) override;
     void migrate(int32_t ctid, void* addr, uint64_t len, bool to_card) override;
 
