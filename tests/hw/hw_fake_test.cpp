@@ -275,6 +275,49 @@ TEST(HwFake, AHandlerThatDoesNotReturnDoesNotHangTheClose) {
     EXPECT_EQ(log.values(), (std::vector<int>{9}));
 }
 
+// Fields the command words cannot carry are refused before posting (stream 5 ran as host, dest 16 as dest 0), and
+// what the driver or the FPGA would drop without a completion too (a length past MAX_TRANSFER_SIZE, a null address).
+TEST(HwFake, LocalCommandsTheWordsCannotCarryAreRefused) {
+    cThread t(0, getpid());
+    auto* a = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, 4096}));
+    auto said = [&](localSg sg) {
+        try {
+            t.invoke(CoyoteOper::LOCAL_READ, sg);
+        } catch (const coyote::Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    EXPECT_NE(said(localSg{.addr = a, .len = 4096, .stream = 5}).find("stream 5 is not a local stream"),
+              std::string::npos);
+    EXPECT_NE(said(localSg{.addr = a, .len = 4096, .dest = 16}).find("dest 16 is out of range"), std::string::npos);
+    EXPECT_NE(said(localSg{.addr = a, .len = MAX_TRANSFER_SIZE + 1}).find("exceeds MAX_TRANSFER_SIZE"),
+              std::string::npos);
+    EXPECT_NE(said(localSg{.addr = nullptr, .len = 64}).find("null address"), std::string::npos);
+    EXPECT_EQ(said(localSg{.addr = a, .len = 4096}), "accepted");
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 1));
+}
+
+// Closing a cThread waits for its handler when it is running (another cThread keeping the vFPGA open): it returned
+// at once, and the handler then used what its owner had destroyed.
+TEST(HwFake, ClosingACThreadWaitsForItsRunningHandler) {
+    cThread keeper(0, getpid());
+    std::atomic<bool> entered{false}, left{false};
+    {
+        cThread t(0, getpid(), 0, [&](int) {
+            entered = true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            left = true;
+        });
+        t.setCSR(static_cast<uint64_t>(t.getCtid()), 2);
+        t.setCSR(5, 1);
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!entered && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        ASSERT_TRUE(entered.load());
+    }
+    EXPECT_TRUE(left.load()) << "the cThread closed while its handler still ran";
+}
+
 // A cThread destroyed from inside its own interrupt handler: the thread cannot join itself (std::terminate); it
 // is let go and leaves once the handler returns.
 TEST(HwFake, ACThreadDestroyedFromItsOwnHandler) {

@@ -60,6 +60,7 @@ void HwDevice::read_identity() {
     control_word_ = args[1] != ~0ULL ? args[1] : abi::default_control_word(shell_word_);
     avx_ = cfg.en_avx;
     wb_ = cfg.en_wb;
+    mem_ = cfg.en_mem;
     args = {};
     file_.call(abi::k_get_ip_address, args);
     ip_ = static_cast<uint32_t>(args[abi::slot::value]);
@@ -195,6 +196,36 @@ void HwDevice::store_command(const abi::CmdWords& w) {
     for (const uint32_t reg : abi::k_legacy_store_order) mmio_.store(cnfg_ + reg, abi::legacy_word(w, reg));
 }
 
+namespace {
+
+/// What the command words cannot carry or the shell cannot serve, refused before posting (the words would mask the
+/// field: stream 5 ran as host, dest 16 as dest 0; the rest the driver or the FPGA drops without a completion).
+[[gnu::cold, gnu::noinline]] void check_local_side(CoyoteOper oper, const SgSide& s, bool mem, const char* which) {
+    const std::string call = std::string("invoke ") + oper_name(oper);
+    if (s.len > MAX_TRANSFER_SIZE)
+        throw_error(Errc::invalid_argument, call,
+                    std::string(which) + " length " + std::to_string(s.len) + " exceeds MAX_TRANSFER_SIZE (" +
+                        std::to_string(MAX_TRANSFER_SIZE) + ")");
+    if (s.stream != STRM_HOST && s.stream != STRM_CARD)
+        throw_error(Errc::invalid_argument, call,
+                    std::string(which) + " stream " + std::to_string(s.stream) +
+                        " is not a local stream (STRM_HOST or STRM_CARD)");
+    if (s.stream == STRM_CARD && !mem)
+        throw_error(Errc::not_supported, call, std::string(which) + ": STRM_CARD, but the shell has no card memory");
+    if (s.dest > CTRL_DEST_MASK)
+        throw_error(Errc::invalid_argument, call,
+                    std::string(which) + " dest " + std::to_string(s.dest) + " is out of range (0.." +
+                        std::to_string(CTRL_DEST_MASK) + ")");
+    if (s.addr == 0 && s.len > 0) throw_error(Errc::not_mapped, call, std::string(which) + ": null address");
+}
+
+inline bool local_side_ok(const SgSide& s, bool mem) noexcept {
+    return s.len <= MAX_TRANSFER_SIZE && (s.stream == STRM_HOST || (s.stream == STRM_CARD && mem)) &&
+           s.dest <= CTRL_DEST_MASK && (s.addr != 0 || s.len == 0);
+}
+
+} // namespace
+
 PostStatus HwDevice::post(const Command& cmd) {
     if (cmd.ctid < 0 || cmd.ctid >= N_CTID_MAX) [[unlikely]]
         check_ctid(cmd.ctid, "invoke");
@@ -203,6 +234,13 @@ PostStatus HwDevice::post(const Command& cmd) {
     if (!local && !isRemoteRdma(cmd.oper)) [[unlikely]]
         throw_error(Errc::invalid_argument, std::string("invoke ") + oper_name(cmd.oper),
                     "the hw backend posts LOCAL_READ/WRITE/TRANSFER and REMOTE_RDMA_* commands");
+    if (local) {
+        const bool rd = cmd.oper != CoyoteOper::LOCAL_WRITE, wr = cmd.oper != CoyoteOper::LOCAL_READ;
+        if (rd && !local_side_ok(cmd.src, mem_)) [[unlikely]]
+            check_local_side(cmd.oper, cmd.src, mem_, "source");
+        if (wr && !local_side_ok(cmd.dst, mem_)) [[unlikely]]
+            check_local_side(cmd.oper, cmd.dst, mem_, "destination");
+    }
     auto& cnt = cmd_cnt_[static_cast<size_t>(cmd.ctid)];
     if (cnt.load(std::memory_order_relaxed) > k_credit_threshold) {
         // The credit register: commands the shell still holds in its queue (CTRL_REG read, cnfg_slave*.sv).

@@ -89,7 +89,7 @@ private:
     DriverFile file_;
     uint64_t shell_word_ = 0;
     uint64_t control_word_ = 0;
-    bool avx_ = false, wb_ = false;
+    bool avx_ = false, wb_ = false, mem_ = false;
     std::atomic<uint32_t> ip_{0};
     std::atomic<uint64_t> mac_{0};
 

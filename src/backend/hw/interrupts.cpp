@@ -35,7 +35,7 @@ InterruptThread::InterruptThread(const DriverFile& file) : file_(file) {
 InterruptThread::~InterruptThread() {
     (void)::eventfd_write(stop_.get(), 1);
     join_or_abandon(thread_, *exit_, "the user-interrupt handler of " + file_.path());
-    for (int32_t c = 0; c < N_CTID_MAX; ++c) remove(c);
+    for (int32_t c = 0; c < N_CTID_MAX; ++c) remove_now(c);
 }
 
 void InterruptThread::install(int32_t ctid, InterruptHandler handler) {
@@ -64,6 +64,23 @@ void InterruptThread::install(int32_t ctid, InterruptHandler handler) {
 }
 
 void InterruptThread::remove(int32_t ctid) noexcept {
+    if (std::this_thread::get_id() != thread_.get_id()) {
+        std::unique_lock lk(mtx_);
+        std::chrono::milliseconds wait{30000};
+        try {
+            wait = handler_wait();
+        } catch (...) { // refused at the first cThread already; the default here
+        }
+        if (!delivered_.wait_for(lk, wait, [&] { return delivering_ != ctid; }))
+            std::fprintf(stderr,
+                         "coyote: the user-interrupt handler of ctid %d on %s did not return within "
+                         "COYOTE_HANDLER_WAIT_MS (%lld ms); its cThread closes under it\n",
+                         ctid, file_.path().c_str(), static_cast<long long>(wait.count()));
+    }
+    remove_now(ctid);
+}
+
+void InterruptThread::remove_now(int32_t ctid) noexcept {
     std::lock_guard lk(mtx_);
     auto& efd = efd_[static_cast<size_t>(ctid)];
     handler_[static_cast<size_t>(ctid)].reset();
@@ -103,10 +120,19 @@ bool InterruptThread::deliver(int32_t ctid, HandlerExit& exit) noexcept {
         eventfd_t count = 0;
         if (::eventfd_read(efd.get(), &count) != 0) return true;
         h = handler_[static_cast<size_t>(ctid)];
+        delivering_ = ctid;
     }
+    auto delivered = [&] {
+        std::lock_guard lk(mtx_);
+        delivering_ = -1;
+        delivered_.notify_all();
+    };
     abi::Args args{};
     args[abi::slot::ctid] = static_cast<uint64_t>(ctid);
-    if (file_.try_call(abi::k_get_notification_value, args) != 0) return true;
+    if (file_.try_call(abi::k_get_notification_value, args) != 0) {
+        delivered();
+        return true;
+    }
     const auto value = static_cast<int32_t>(static_cast<uint32_t>(args[abi::slot::value])); // the driver copies 4 bytes
     if (h && *h) {
         exit.enter_handler();
@@ -121,6 +147,7 @@ bool InterruptThread::deliver(int32_t ctid, HandlerExit& exit) noexcept {
     }
     args[abi::slot::ctid] = static_cast<uint64_t>(ctid);
     (void)file_.try_call(abi::k_set_notification_processed, args);
+    delivered();
     return true;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -25,10 +26,13 @@ public:
 
     /// Installs `handler` for `ctid` (replacing one installed before): IOCTL_REGISTER_EVENTFD on first use.
     void install(int32_t ctid, InterruptHandler handler);
-    /// Removes the handler of `ctid` and unregisters its eventfd (no-op when none).
+    /// Removes the handler of `ctid` and unregisters its eventfd (no-op when none). Waits (at most
+    /// COYOTE_HANDLER_WAIT_MS) for a call of that handler in progress, so that nothing the handler uses goes away
+    /// under it, unless called from the handler itself.
     void remove(int32_t ctid) noexcept;
 
 private:
+    void remove_now(int32_t ctid) noexcept;
     void run(HandlerExit& exit) noexcept;
     /// False when the owner gave up on a handler that did not return (the object may be gone).
     bool deliver(int32_t ctid, HandlerExit& exit) noexcept;
@@ -39,6 +43,8 @@ private:
     std::mutex mtx_;
     std::array<Fd, N_CTID_MAX> efd_;
     std::array<std::shared_ptr<const InterruptHandler>, N_CTID_MAX> handler_;
+    int32_t delivering_ = -1;          ///< the ctid whose handler runs now (mtx_)
+    std::condition_variable delivered_; ///< delivering_ went back to -1
     std::shared_ptr<HandlerExit> exit_ = std::make_shared<HandlerExit>(); // shared with the thread
     std::thread thread_;
 };
