@@ -136,6 +136,12 @@ SimBitstream decode_sim_bitstream(std::span<const char> in, const std::string& o
 
 void check_hw_bitstream(std::span<const char> in, const std::string& origin) {
     if (is_sim_bitstream(in)) bad(origin, "a sim bitstream cannot be loaded on the hw backend");
+    // A Vivado .bit starts with a header (field 0x0009, 0x0ff0 0x0ff0 ... 0x00 0x00 0x01) before the configuration
+    // words; the driver loads the bare words of a .bin.
+    static constexpr unsigned char k_bit_header[] = {0x00, 0x09, 0x0f, 0xf0, 0x0f, 0xf0, 0x0f, 0xf0, 0x0f, 0xf0, 0x00, 0x00, 0x01};
+    if (in.size() >= sizeof(k_bit_header) && std::memcmp(in.data(), k_bit_header, sizeof(k_bit_header)) == 0)
+        bad(origin, "a .bit file (with Vivado's header): Coyote loads the bare configuration words of a .bin "
+                    "(write_bitstream -bin_file, or write_cfgmem -format bin)");
     if (in.size() % 4 != 0) bad(origin, "truncated: " + std::to_string(in.size()) + " bytes, not whole 32-bit words");
     const size_t scan = in.size() < 4096 ? in.size() : 4096;
     for (size_t i = 0; i + 4 <= scan; i += 4) {

@@ -8,8 +8,9 @@
 
 namespace coyote::detail::rcnfg {
 
-/// Largest hw bitstream file accepted (a full-device .bin is tens of MiB).
-inline constexpr uint64_t k_max_hw_bitstream = 512ULL << 20;
+/// Largest hw bitstream file accepted: what the driver's reconfiguration buffer holds (MAX_RECONFIG_BUFF_NUM, 128
+/// huge pages of 2 MiB); a full-device .bin is tens of MiB.
+inline constexpr uint64_t k_max_hw_bitstream = 128ULL * (2ULL << 20);
 /// Largest sim bitstream file accepted.
 inline constexpr uint64_t k_max_sim_bitstream = 64ULL << 10;
 /// Longest model spec / shell settings text in a sim bitstream.

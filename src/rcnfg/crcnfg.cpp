@@ -108,12 +108,12 @@ void cRcnfg::reconfigureShell(std::string bitstream_path) {
 }
 
 void cRcnfg::reconfigureApp(std::string bitstream_path, int vfid) {
-    if (vfid < 0) throw_error(Errc::invalid_argument, "cRcnfg", "vfid must be >= 0, got " + std::to_string(vfid));
+    detail::rcnfg::check_vfid(device_, vfid, "cRcnfg"); // the hw driver loads into any region number it is given
     load(readBitstreamFile(bitstream_path), vfid, bitstream_path);
 }
 
 void cRcnfg::reconfigureAppBytes(const std::vector<char>& bitstream, int vfid, const std::string& origin) {
-    if (vfid < 0) throw_error(Errc::invalid_argument, "cRcnfg", "vfid must be >= 0, got " + std::to_string(vfid));
+    detail::rcnfg::check_vfid(device_, vfid, "cRcnfg");
     load(bitstream, vfid, origin);
 }
 

@@ -57,6 +57,16 @@ TEST(HwRcnfg, FileChecksComeFirst) {
               std::string::npos);
     EXPECT_NE(error_text([&] { rcnfg.reconfigureShell("/nonexistent/shell.bin"); }).find("no such file"),
               std::string::npos);
+    // A .bit with Vivado's header is named as such (it read as "truncated: not whole 32-bit words").
+    std::vector<char> bit = {0x00, 0x09, 0x0f, static_cast<char>(0xf0), 0x0f, static_cast<char>(0xf0), 0x0f,
+                             static_cast<char>(0xf0), 0x0f, static_cast<char>(0xf0), 0x00, 0x00, 0x01, 'a'};
+    const auto bin = fake_bin();
+    bit.insert(bit.end(), bin.begin(), bin.end());
+    EXPECT_NE(error_text([&] { rcnfg.reconfigureApp(write_file("app.bit", bit), 0); }).find("a .bit file"),
+              std::string::npos);
+    // A vFPGA the shell lacks is refused before the driver gets it (the real driver loads into any region number).
+    const std::string e = error_text([&] { rcnfg.reconfigureApp(write_file("app5.bin", bin), 5); });
+    EXPECT_NE(e.find("/dev/coyote_fpga_0_v5"), std::string::npos) << e;
     EXPECT_EQ(rcnfg.getReconfigurationCount(), 0u);
 }
 
