@@ -298,6 +298,27 @@ TEST(HwFake, LocalCommandsTheWordsCannotCarryAreRefused) {
     ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 1));
 }
 
+// Back-pressure without data flowing: writes that wait for input fill the queue; the host's credit check then
+// stops posting and COYOTE_POST_TIMEOUT_MS ends the wait with an error (the fake stalled each store beyond what
+// its sim held for 30 s and then dropped the command, which the host took as posted).
+TEST(HwFake, AFullQueueEndsInThePostTimeout) {
+    coyote_test::EnvGuard pt("COYOTE_POST_TIMEOUT_MS", "1000");
+    cThread t(0, getpid());
+    auto* a = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, 4096}));
+    const auto t0 = std::chrono::steady_clock::now();
+    int posted = 0;
+    std::string said;
+    try {
+        for (; posted < 200; ++posted) t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = a, .len = 64});
+    } catch (const coyote::Error& e) {
+        said = e.what();
+    }
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_NE(said.find("COYOTE_POST_TIMEOUT_MS"), std::string::npos) << said;
+    EXPECT_GE(posted, CMD_FIFO_DEPTH - CMD_FIFO_THR) << said;
+    EXPECT_LT(took, std::chrono::seconds(10)) << posted;
+}
+
 // Closing a cThread waits for its handler when it is running (another cThread keeping the vFPGA open): it returned
 // at once, and the handler then used what its owner had destroyed.
 TEST(HwFake, ClosingACThreadWaitsForItsRunningHandler) {

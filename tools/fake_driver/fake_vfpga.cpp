@@ -179,15 +179,19 @@ void FakeVfpga::on_command(const uint64_t (&w)[4]) noexcept {
 
 void FakeVfpga::post_to_sim(const Command& c) noexcept {
     try {
-        // The shell's queue is full: the store stalls (bounded) while the vFPGA drains it.
-        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-        while (sim_->post(c) == PostStatus::busy) {
-            (void)sim_->poll_completed(c.ctid, CmplClass::local_write);
-            if (std::chrono::steady_clock::now() > deadline) {
-                std::fprintf(stderr, "coyote fake driver: the sim vFPGA stayed busy for 30 s; command dropped\n");
-                return;
+        {
+            // In order: behind queued commands, or queued itself when the sim vFPGA holds all it takes in flight
+            // (the store returns at once, as into the hardware's queue; the credit the host reads counts it).
+            std::lock_guard bl(backlog_mtx_);
+            if (!backlog_.empty() || sim_->post(c) == PostStatus::busy) {
+                if (backlog_.size() >= coyote::CMD_FIFO_DEPTH) { // the host ignored the credit: the hardware would lose it
+                    std::fprintf(stderr, "coyote fake driver: the command queue overflowed (%u queued); command "
+                                         "dropped\n", static_cast<unsigned>(backlog_.size()));
+                    return;
+                }
+                backlog_.push_back(c);
+                backlog_n_.fetch_add(1, std::memory_order_relaxed);
             }
-            std::this_thread::yield();
         }
         posted_.fetch_add(1, std::memory_order_relaxed);
         std::lock_guard lk(hw_mtx_);
@@ -196,6 +200,21 @@ void FakeVfpga::post_to_sim(const Command& c) noexcept {
         std::fprintf(stderr, "coyote fake driver: the vFPGA dropped a command: %s\n", e.what());
     }
     poll_cv_.notify_one();
+}
+
+void FakeVfpga::drain_backlog() noexcept {
+    std::lock_guard bl(backlog_mtx_);
+    while (!backlog_.empty()) {
+        const Command& c = backlog_.front();
+        try {
+            (void)sim_->poll_completed(c.ctid, CmplClass::local_write); // progress for the sim's models
+            if (sim_->post(c) == PostStatus::busy) return;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "coyote fake driver: the vFPGA dropped a queued command: %s\n", e.what());
+        }
+        backlog_.pop_front();
+        backlog_n_.fetch_sub(1, std::memory_order_relaxed);
+    }
 }
 
 void FakeVfpga::clear(int32_t ctid) noexcept {
@@ -256,7 +275,8 @@ void FakeVfpga::publish() noexcept {
             cnfg[leg::stat_rdma + uc] = (uint64_t(v[3]) << 32) | v[2];
         }
     }
-    cnfg[0] = sim_->read_cnfg(0); // commands in the queue: the credit the host reads
+    // Commands in the queue, the sim's in flight and those the shell still queues: the credit the host reads.
+    cnfg[0] = sim_->read_cnfg(0) + backlog_n_.load(std::memory_order_relaxed);
 }
 
 void FakeVfpga::refresh_csrs() noexcept {
@@ -272,7 +292,12 @@ void FakeVfpga::poll_loop(std::stop_token stop) noexcept {
     std::unique_lock lk(hw_mtx_);
     uint64_t seen = 0;
     while (!stop.stop_requested()) {
-        const bool busy = sim_->read_cnfg(0) > 0;
+        if (backlog_n_.load(std::memory_order_relaxed) > 0) {
+            lk.unlock();
+            drain_backlog();
+            lk.lock();
+        }
+        const bool busy = sim_->read_cnfg(0) > 0 || backlog_n_.load(std::memory_order_relaxed) > 0;
         publish();
         const uint64_t now = posted_.load(std::memory_order_relaxed);
         if (!busy && now != seen) { // the queue drained: models may have changed CSRs on the way

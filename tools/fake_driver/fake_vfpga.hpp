@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -96,6 +97,8 @@ private:
     void forward_net(uint32_t first_reg, const uint64_t* w, size_t n) noexcept;
     void on_command(const uint64_t (&w)[4]) noexcept;
     void post_to_sim(const coyote::detail::Command& c) noexcept;
+    /// Hands queued commands to the sim vFPGA while it takes them (the poller, without the state lock).
+    void drain_backlog() noexcept;
     void clear(int32_t ctid) noexcept;
     void publish() noexcept; ///< completions, credit (state lock held)
     void refresh_csrs() noexcept; ///< copies the sim's user CSRs into the ctrl region (takes csr_mtx_)
@@ -148,6 +151,11 @@ private:
     uint64_t legacy_[4] = {0, 0, 0, 0}; ///< legacy CTRL, VADDR_RD, CTRL_2, VADDR_WR as last stored
     std::condition_variable_any poll_cv_; ///< wakes the poller on a post (posted_ changes) or a stop request
     std::atomic<uint64_t> posted_{0};
+    /// The shell's command queue beyond what the sim vFPGA holds in flight (k_max_inflight): the hardware queue
+    /// is CMD_FIFO_DEPTH deep and the host's credit check lets one more command through than the sim holds.
+    std::mutex backlog_mtx_;
+    std::deque<coyote::detail::Command> backlog_;
+    std::atomic<uint32_t> backlog_n_{0};
     std::array<std::array<uint32_t, 4>, k_ctids> shown_{}; ///< the counts publish() last made visible
     std::jthread poller_;
 };
