@@ -50,9 +50,14 @@ VfpgaLock::VfpgaLock(uint32_t device, int32_t vfid)
         bip::permissions owner_only(0600);
         mutex_ = std::make_unique<bip::named_mutex>(bip::open_or_create, name_.c_str(), owner_only);
     } catch (const bip::interprocess_exception& e) {
+        const int err = e.get_native_error();
+        const char* hint = err == EMFILE || err == ENFILE
+                               ? " (the process or the system is out of file descriptors: raise ulimit -n)"
+                           : err == EACCES || err == EPERM
+                               ? " (a lock of that name left by another user: remove it and retry)"
+                               : " (a stale lock or a full /dev/shm: remove it, or free space, and retry)";
         throw_error(Errc::resource_exhausted, "cThread",
-                    "cannot open the vFPGA lock /dev/shm/sem." + name_ + ": " + e.what() +
-                        " (a stale lock left by another user or a full /dev/shm; remove it and retry)");
+                    "cannot open the vFPGA lock /dev/shm/sem." + name_ + ": " + e.what() + hint);
     }
 }
 
