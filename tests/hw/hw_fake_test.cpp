@@ -319,6 +319,32 @@ TEST(HwFake, AFullQueueEndsInThePostTimeout) {
     EXPECT_LT(took, std::chrono::seconds(10)) << posted;
 }
 
+// Each cThread's interrupts have a thread of their own (as stock Coyote's): a slow handler holds up its own
+// ctid only (with one thread per vFPGA another cThread's interrupt waited the whole handler out).
+TEST(HwFake, ASlowHandlerDoesNotHoldUpAnotherCThreadsInterrupts) {
+    std::atomic<bool> slow_entered{false};
+    std::atomic<int64_t> fast_at_ns{0};
+    const auto t0 = std::chrono::steady_clock::now();
+    cThread slow(0, getpid(), 0, [&](int) {
+        slow_entered = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    });
+    cThread fast(0, getpid(), 0, [&](int) {
+        fast_at_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+    });
+    slow.setCSR(static_cast<uint64_t>(slow.getCtid()), 2);
+    slow.setCSR(1, 1);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!slow_entered && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    ASSERT_TRUE(slow_entered.load());
+    const auto sent = std::chrono::steady_clock::now() - t0;
+    fast.setCSR(static_cast<uint64_t>(fast.getCtid()), 2);
+    fast.setCSR(2, 1);
+    while (fast_at_ns == 0 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    ASSERT_NE(fast_at_ns.load(), 0);
+    EXPECT_LT(std::chrono::nanoseconds(fast_at_ns.load()) - sent, std::chrono::milliseconds(1000));
+}
+
 // Closing a cThread waits for its handler when it is running (another cThread keeping the vFPGA open): it returned
 // at once, and the handler then used what its owner had destroyed.
 TEST(HwFake, ClosingACThreadWaitsForItsRunningHandler) {
