@@ -303,20 +303,33 @@ TEST(HwFake, LocalCommandsTheWordsCannotCarryAreRefused) {
 // its sim held for 30 s and then dropped the command, which the host took as posted).
 TEST(HwFake, AFullQueueEndsInThePostTimeout) {
     coyote_test::EnvGuard pt("COYOTE_POST_TIMEOUT_MS", "1000");
-    cThread t(0, getpid());
-    auto* a = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, 4096}));
-    const auto t0 = std::chrono::steady_clock::now();
-    int posted = 0;
-    std::string said;
-    try {
-        for (; posted < 200; ++posted) t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = a, .len = 64});
-    } catch (const coyote::Error& e) {
-        said = e.what();
+    {
+        cThread t(0, getpid());
+        auto* a = static_cast<uint8_t*>(t.getMem({CoyoteAllocType::REG, 4096}));
+        const auto t0 = std::chrono::steady_clock::now();
+        int posted = 0;
+        std::string said;
+        try {
+            for (; posted < 200; ++posted) t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = a, .len = 64});
+        } catch (const coyote::Error& e) {
+            said = e.what();
+        }
+        const auto took = std::chrono::steady_clock::now() - t0;
+        EXPECT_NE(said.find("COYOTE_POST_TIMEOUT_MS"), std::string::npos) << said;
+        EXPECT_GE(posted, CMD_FIFO_DEPTH - CMD_FIFO_THR) << said;
+        EXPECT_LT(took, std::chrono::seconds(10)) << posted;
     }
-    const auto took = std::chrono::steady_clock::now() - t0;
-    EXPECT_NE(said.find("COYOTE_POST_TIMEOUT_MS"), std::string::npos) << said;
-    EXPECT_GE(posted, CMD_FIFO_DEPTH - CMD_FIFO_THR) << said;
-    EXPECT_LT(took, std::chrono::seconds(10)) << posted;
+    // The closed cThread's queued commands went with it: the next cThread on its slot gets none of them.
+    cThread u(0, getpid());
+    constexpr uint32_t n = 4096;
+    auto* src = static_cast<uint8_t*>(u.getMem({CoyoteAllocType::REG, n}));
+    auto* dst = static_cast<uint8_t*>(u.getMem({CoyoteAllocType::REG, n}));
+    for (uint32_t i = 0; i < n; ++i) src[i] = static_cast<uint8_t>(i * 7);
+    u.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = src, .len = n}, localSg{.addr = dst, .len = n});
+    ASSERT_TRUE(wait_completed(u, CoyoteOper::LOCAL_WRITE, 1));
+    EXPECT_EQ(std::memcmp(src, dst, n), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(u.checkCompleted(CoyoteOper::LOCAL_WRITE), 1U);
 }
 
 // Each cThread's interrupts have a thread of their own (as stock Coyote's): a slow handler holds up its own

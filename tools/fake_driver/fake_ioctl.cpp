@@ -117,6 +117,7 @@ long FakeVfpga::unregister_ctid(uint64_t* a) {
     drop_dmabufs(static_cast<int32_t>(ctid));
     rdma_detach(static_cast<int32_t>(ctid));
     sim_ctid_[static_cast<size_t>(ctid)].store(-1, std::memory_order_release);
+    drop_backlog(s); // its queued commands go with it: a later ctid on the same slot must not get them
     sim_->unregister_ctid(s);
     free_stack_[static_cast<size_t>(n_free_++)] = static_cast<int32_t>(ctid);
     return 0;

@@ -202,6 +202,12 @@ void FakeVfpga::post_to_sim(const Command& c) noexcept {
     poll_cv_.notify_one();
 }
 
+void FakeVfpga::drop_backlog(int32_t s) noexcept {
+    std::lock_guard bl(backlog_mtx_);
+    const auto gone = std::erase_if(backlog_, [s](const Command& c) { return c.ctid == s; });
+    backlog_n_.fetch_sub(static_cast<uint32_t>(gone), std::memory_order_relaxed);
+}
+
 void FakeVfpga::drain_backlog() noexcept {
     std::lock_guard bl(backlog_mtx_);
     while (!backlog_.empty()) {

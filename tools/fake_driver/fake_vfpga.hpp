@@ -99,6 +99,8 @@ private:
     void post_to_sim(const coyote::detail::Command& c) noexcept;
     /// Hands queued commands to the sim vFPGA while it takes them (the poller, without the state lock).
     void drain_backlog() noexcept;
+    /// Forgets the queued commands of sim ctid `s` (it is being unregistered).
+    void drop_backlog(int32_t s) noexcept;
     void clear(int32_t ctid) noexcept;
     void publish() noexcept; ///< completions, credit (state lock held)
     void refresh_csrs() noexcept; ///< copies the sim's user CSRs into the ctrl region (takes csr_mtx_)
