@@ -129,18 +129,13 @@ struct QpSetState {
     }
 };
 
-/// `v` as an unsigned value at most `max`; InvalidArgumentError naming `what` otherwise.
-uint64_t in_range(const Int& v, uint64_t max, const char* call, const char* what) {
-    return v.get_unsigned(max, call, what);
-}
-
 void bind_qpset(py::module_& m) {
     py::class_<QpSetState, std::shared_ptr<QpSetState>>(m, "QpSet",
         "Queue pairs from this rank to its peers, wired over an mpi4py communicator in one collective.")
         .def(py::init([](py::object comm, const Int& buffer_size, const std::string& pattern) {
                  const MPI_Comm c = comm_of(comm);
                  const auto p = pattern_of(pattern);
-                 const uint64_t size = in_range(buffer_size, 0xffffffffULL, "QpSet", "buffer_size");
+                 const uint64_t size = buffer_size.get_unsigned(0xffffffffULL, "QpSet", "buffer_size");
                  py::gil_scoped_release nogil;
                  return std::make_shared<QpSetState>(c, size, p);
              }),
@@ -165,9 +160,9 @@ void bind_qpset(py::module_& m) {
              }, py::arg("peer"), "The registered buffer of the queue pair to `peer` (uint8 NumPy array, no copy).")
         .def("rdma_write", [](QpSetState& s, int peer, const Int& size, const Int& local_offs, const Int& remote_offs) {
                  auto& c = s.q("rdma_write").connection(peer);
-                 const uint64_t n = in_range(size, c.size, "rdma_write", "size");
-                 const uint64_t lo = in_range(local_offs, c.size - n, "rdma_write", "local_offs");
-                 const uint64_t ro = in_range(remote_offs, c.size - n, "rdma_write", "remote_offs");
+                 const uint64_t n = size.get_unsigned(c.size, "rdma_write", "size");
+                 const uint64_t lo = local_offs.get_unsigned(c.size - n, "rdma_write", "local_offs");
+                 const uint64_t ro = remote_offs.get_unsigned(c.size - n, "rdma_write", "remote_offs");
                  auto& t = *c.thread;
                  py::gil_scoped_release nogil;
                  t.invoke(coyote::CoyoteOper::REMOTE_RDMA_WRITE,

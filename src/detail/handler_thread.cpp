@@ -10,9 +10,19 @@ namespace coyote::detail {
 namespace {
 
 namespace settings = ::coyote::detail::settings;
-const settings::Millis k_handler_wait{"COYOTE_HANDLER_WAIT_MS", "runtime", std::chrono::milliseconds(30000),
+constexpr std::chrono::milliseconds k_default_wait{30000};
+const settings::Millis k_handler_wait{"COYOTE_HANDLER_WAIT_MS", "runtime", k_default_wait,
                                       "how long closing a cThread waits for its user-interrupt handler to return "
                                       "before it lets the handler's thread run on alone (with a warning)"};
+
+/// COYOTE_HANDLER_WAIT_MS; its default where the value is malformed (that was refused at the first cThread).
+std::chrono::milliseconds handler_wait() noexcept {
+    try {
+        return k_handler_wait.get();
+    } catch (...) {
+        return k_default_wait;
+    }
+}
 
 } // namespace
 
@@ -34,8 +44,6 @@ bool HandlerExit::leave_handler() noexcept {
     return !abandoned;
 }
 
-std::chrono::milliseconds handler_wait() { return k_handler_wait.get(); }
-
 void join_or_abandon(std::thread& t, HandlerExit& exit, const std::string& what) noexcept {
     if (!t.joinable()) return;
     if (t.get_id() == std::this_thread::get_id()) { // from inside the handler: it ends when the handler returns
@@ -46,11 +54,7 @@ void join_or_abandon(std::thread& t, HandlerExit& exit, const std::string& what)
         t.detach();
         return;
     }
-    std::chrono::milliseconds wait{30000};
-    try {
-        wait = handler_wait();
-    } catch (...) { // a malformed value was refused at the first cThread; keep the default here
-    }
+    const std::chrono::milliseconds wait = handler_wait();
     {
         std::unique_lock lk(exit.mtx);
         if (!exit.cv.wait_for(lk, wait, [&] { return exit.finished; })) {

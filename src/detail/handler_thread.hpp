@@ -26,10 +26,7 @@ struct HandlerExit {
     bool leave_handler() noexcept;
 };
 
-/// How long an owner waits for a handler to return (COYOTE_HANDLER_WAIT_MS).
-std::chrono::milliseconds handler_wait();
-
-/// Joins `t` once `exit` says it finished. Past handler_wait() a thread still inside the handler is detached and
+/// Joins `t` once `exit` says it finished. Past COYOTE_HANDLER_WAIT_MS a thread still inside the handler is detached and
 /// `exit` marked abandoned, with a warning naming `what`; one outside it (delivering, or about to see the stop) is
 /// waited for until it finishes or enters a handler again. Detaches without waiting when called from `t` itself.
 void join_or_abandon(std::thread& t, HandlerExit& exit, const std::string& what) noexcept;

@@ -119,13 +119,14 @@ bool cConn::Impl::read_one(bool rest) {
     svc::Reply r;
     const auto deadline = svc::Clock::now() + (rest ? std::min<svc::Clock::duration>(k_value_grace, k_conn_timeout.get())
                                                     : svc::Clock::duration(k_conn_timeout.get()));
-    const std::string longer = "the reply to task " + std::to_string(last_tid) + " carried more bytes than the " +
-                               std::to_string(last_size) +
-                               " of the return type it was submitted with (does the task's return type match the "
-                               "service function's?)";
+    auto longer = [this] { // built on failure only: read_one runs for every reply
+        return "the reply to task " + std::to_string(last_tid) + " carried more bytes than the " +
+               std::to_string(last_size) +
+               " of the return type it was submitted with (does the task's return type match the service function's?)";
+    };
     svc::Io io = in.read(fd.get(), &r, sizeof(r), deadline);
     if (io != svc::Io::ok) {
-        if (rest && io == svc::Io::timeout) fail_all("protocol error: " + longer, Errc::protocol);
+        if (rest && io == svc::Io::timeout) fail_all("protocol error: " + longer(), Errc::protocol);
         else fail_all(io == svc::Io::eof ? "the service closed the connection" : "reading a reply: " + svc::io_text(io));
         return false;
     }
@@ -134,7 +135,7 @@ bool cConn::Impl::read_one(bool rest) {
     if (it == tasks.end()) {
         lk.unlock();
         if (rest) {
-            fail_all("protocol error: " + longer, Errc::protocol);
+            fail_all("protocol error: " + longer(), Errc::protocol);
             return false;
         }
         if (r.code != 0) {
