@@ -1,12 +1,12 @@
 // coyote-settings: lists every environment variable coyote-mpi reads, with its default, what it accepts and,
 // for the variables set in this environment, the value in force. `--markdown` prints docs/settings.md.
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include <coyote/error.hpp>
 
+#include "common/output.hpp"
 #include "detail/settings.hpp"
 
 namespace settings = coyote::detail::settings;
@@ -44,8 +44,9 @@ void list() {
 
 /// Exit status 1 when standard output could not be written (a full disk under `> docs/settings.md`).
 int flushed(int rc) {
-    if (std::fflush(stdout) == 0 && !std::ferror(stdout)) return rc;
-    std::fprintf(stderr, "coyote-settings: writing to standard output: %s\n", std::strerror(errno));
+    const std::string why = coyote::tools::stdout_failure();
+    if (why.empty()) return rc;
+    std::fprintf(stderr, "coyote-settings: writing to standard output: %s\n", why.c_str());
     return 1;
 }
 

@@ -11,6 +11,7 @@
 #include <coyote/error.hpp>
 
 #include "backend/sim/models/models.hpp"
+#include "common/output.hpp"
 #include "backend/sim/shell_config.hpp"
 #include "rcnfg/bitstream_file.hpp"
 
@@ -117,7 +118,9 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
     try {
         const int rc = run(argc, argv);
-        if (!std::cout.flush()) throw std::runtime_error(std::string("writing to standard output: ") + std::strerror(errno));
+        // std::cout writes through stdout's buffer (synced with stdio): one flush shows a failure and its errno.
+        if (const std::string why = coyote::tools::stdout_failure(); !why.empty())
+            throw std::runtime_error("writing to standard output: " + why);
         return rc;
     } catch (const std::invalid_argument& e) {
         std::cerr << "coyote-sim-bitstream: " << e.what() << "\n";

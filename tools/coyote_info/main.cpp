@@ -10,6 +10,7 @@
 #include <coyote/error.hpp>
 
 #include "backend/device.hpp"
+#include "common/output.hpp"
 #include "coyote_info/info.hpp"
 
 namespace info = coyote::tools::info;
@@ -102,8 +103,10 @@ int main(int argc, char** argv) {
         const Json root = collect(*opts);
         const std::string out = opts->json ? root.dump() : root.text();
         std::fputs(out.c_str(), stdout);
-        if (std::fflush(stdout) != 0 || std::ferror(stdout))
-            coyote::throw_errno("coyote-info", "writing to standard output");
+        if (const std::string why = coyote::tools::stdout_failure(); !why.empty()) {
+            std::fprintf(stderr, "coyote-info: writing to standard output: %s\n", why.c_str());
+            return 1;
+        }
         const std::string wanted = opts->backend.empty()
                                        ? coyote::detail::selected_backend(opts->device.value_or(0), 0)
                                        : opts->backend;

@@ -7,6 +7,7 @@
 
 #include <coyote/error.hpp>
 
+#include "common/output.hpp"
 #include "perftest/perftest.hpp"
 
 namespace pt = coyote::tools::perftest;
@@ -51,8 +52,10 @@ int main(int argc, char** argv) {
         pt::print_verdict(*session, all_verified, results.size());
         session->finish_output();
         pt::write_json(*opts, *session, results, json);
-        if (std::fflush(stdout) != 0 || std::ferror(stdout))
-            coyote::throw_errno(tool, "writing the report to standard output");
+        if (const std::string why = coyote::tools::stdout_failure(); !why.empty()) {
+            std::fprintf(stderr, "%s: writing the report to standard output: %s\n", tool.c_str(), why.c_str());
+            return 1;
+        }
         return all_verified ? 0 : 3;
     } catch (const std::exception& e) {
         report_error(tool, e);
