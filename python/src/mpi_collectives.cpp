@@ -13,6 +13,7 @@
 #include <coyote/mpi/device.hpp>
 
 #include "mpi_common.hpp"
+#include "pyint.hpp"
 
 namespace py = pybind11;
 using coyote::Errc;
@@ -85,6 +86,11 @@ py::object result_or_new(const py::object& recv, const View& send, std::size_t c
     return r;
 }
 
+/// A root rank: 0 .. size - 1 (any Python int binds, so a huge one is this error and not a TypeError).
+int root_of(const coyote::mpi::Collectives& c, const pycoyote::Int& root, const char* call) {
+    return static_cast<int>(root.get_in(0, c.size() - 1, call, "root"));
+}
+
 std::size_t per_rank(const View& v, int size, const char* call) {
     const auto n = static_cast<std::size_t>(size);
     if (v.count % n != 0)
@@ -131,9 +137,9 @@ Call prep_allreduce(coyote::mpi::Collectives& c, const char* name, const py::obj
 }
 
 Call prep_reduce(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv,
-                 const py::object& op, int root) {
+                 const py::object& op, const pycoyote::Int& root) {
     const Op o = op_of(op, name);
-    Call k = with_result(Kind::reduce, c, send, recv, 1, true, root, name);
+    Call k = with_result(Kind::reduce, c, send, recv, 1, true, root_of(c, root, name), name);
     k.op = o;
     return k;
 }
@@ -150,8 +156,9 @@ Call into(Kind kind, const py::object& buf, int root, const char* name, const ch
     return k;
 }
 
-Call prep_broadcast(coyote::mpi::Collectives&, const char* name, const py::object& buf, int root) {
-    return into(Kind::broadcast, buf, root, name, "buf");
+Call prep_broadcast(coyote::mpi::Collectives& c, const char* name, const py::object& buf,
+                    const pycoyote::Int& root) {
+    return into(Kind::broadcast, buf, root_of(c, root, name), name, "buf");
 }
 
 Call prep_allgather(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv) {
@@ -159,14 +166,15 @@ Call prep_allgather(coyote::mpi::Collectives& c, const char* name, const py::obj
 }
 
 Call prep_gather(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv,
-                 int root) {
-    return with_result(Kind::gather, c, send, recv, static_cast<std::size_t>(c.size()), true, root, name);
+                 const pycoyote::Int& root) {
+    return with_result(Kind::gather, c, send, recv, static_cast<std::size_t>(c.size()), true, root_of(c, root, name),
+                       name);
 }
 
 Call prep_scatter(coyote::mpi::Collectives& c, const char* name, const py::object& send, const py::object& recv,
-                  int root) {
-    Call k = into(Kind::scatter, recv, root, name, "recv");
-    if (c.rank() == root) {
+                  const pycoyote::Int& root) {
+    Call k = into(Kind::scatter, recv, root_of(c, root, name), name, "recv");
+    if (c.rank() == k.root) {
         k.send = view_of(send, false, name, "send");
         if (k.send.type != k.recv.type || k.send.count != k.recv.count * static_cast<std::size_t>(c.size()))
             bad(name, "send must hold size() * len(recv) elements of recv's type");

@@ -57,6 +57,17 @@ bool datatype_of_format(std::string f, std::size_t size, Datatype* out) {
     }
 }
 
+/// Whether `obj` exports a read-only buffer (clears the error of a failed request).
+bool readable_buffer(const py::object& obj) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(obj.ptr(), &b, PyBUF_SIMPLE) != 0) {
+        PyErr_Clear();
+        return false;
+    }
+    PyBuffer_Release(&b);
+    return true;
+}
+
 }  // namespace
 
 View view_of(const py::object& obj, bool writable, const char* call, const char* what) {
@@ -64,7 +75,14 @@ View view_of(const py::object& obj, bool writable, const char* call, const char*
         coyote::throw_error(Errc::invalid_argument, call, std::string(what) + " does not support the buffer protocol");
     View v;
     v.owner = obj;
-    v.info = std::make_unique<py::buffer_info>(py::reinterpret_borrow<py::buffer>(obj).request(writable));
+    try {
+        v.info = std::make_unique<py::buffer_info>(py::reinterpret_borrow<py::buffer>(obj).request(writable));
+    } catch (py::error_already_set&) {
+        // Readable but not writable: say so naming the call and the argument (NumPy's ValueError "buffer source
+        // array is read-only" names neither); any other failure propagates as it is.
+        if (!writable || !readable_buffer(obj)) throw;
+        coyote::throw_error(Errc::invalid_argument, call, std::string(what) + " is read-only: the call writes its result into it");
+    }
     const auto& info = *v.info;
     py::ssize_t stride = info.itemsize;
     for (auto d = info.ndim; d-- > 0;) {

@@ -244,6 +244,24 @@ def test_errors_are_local_and_leave_the_object_usable(coll):
         coll.alltoall(np.zeros(SIZE * 3 + 1, dtype=np.int32))
     with pytest.raises(pycoyote.InvalidArgumentError, match="buffer protocol"):
         coll.broadcast([1, 2, 3])
+    read_only = np.zeros(8, dtype=np.int32)
+    read_only.flags.writeable = False
+    with pytest.raises(pycoyote.InvalidArgumentError, match="allreduce.*recv is read-only"):
+        coll.allreduce(x, read_only)
+    with pytest.raises(pycoyote.InvalidArgumentError, match="broadcast.*buf is read-only"):
+        coll.broadcast(read_only)
+    for root in (SIZE, -1, 1 << 40, 1 << 70):  # every rank gives the same root, so all refuse it locally
+        with pytest.raises(pycoyote.InvalidArgumentError, match="root"):
+            coll.reduce(x, root=root)
+        with pytest.raises(pycoyote.InvalidArgumentError, match="root"):
+            coll.ibroadcast(x, root=root)
+        with pytest.raises(pycoyote.InvalidArgumentError, match="root"):
+            coll.gather(x, root=root)
+        with pytest.raises(pycoyote.InvalidArgumentError, match="root"):
+            coll.scatter(np.zeros(8 * SIZE, dtype=np.int32), x, root=root)
+    r = coll.reduce(np.ones(2, np.int32), root=np.int64(SIZE - 1))  # a NumPy integer root binds
+    if RANK == SIZE - 1:
+        assert np.array_equal(r, np.full(2, SIZE))
     coll.barrier()
     assert np.array_equal(coll.allreduce(np.ones(4, dtype=np.int32)), np.full(4, SIZE, dtype=np.int32))
 
