@@ -46,6 +46,11 @@ coyote_die() {
         printf '%s\n' "[$(coyote_now)] ${COYOTE_JOB_KIND:-coyote}: ERROR: ${msg}" >>"${COYOTE_JOB_DIR}/progress.log"
     fi
     coyote_set_status "failed: ${msg}"
+    # A setting refused in coyote_init stops the job before job.env was written: write it now, so that every
+    # job folder records its settings, start and end.
+    if [[ -n "${COYOTE_JOB_DIR:-}" && -d "${COYOTE_JOB_DIR}" && ! -f "${COYOTE_JOB_DIR}/job.env" ]]; then
+        coyote_record_job
+    fi
     coyote_record_end
     COYOTE_FINISHED=1
     exit 1
@@ -162,13 +167,13 @@ coyote_record_job() {
     {
         printf 'job_id=%s\n' "${SLURM_JOB_ID}"
         printf 'job_name=%s\n' "${SLURM_JOB_NAME:-}"
-        printf 'kind=%s\n' "${COYOTE_JOB_KIND}"
+        printf 'kind=%s\n' "${COYOTE_JOB_KIND:-}"
         printf 'nodes=%s\n' "${SLURM_JOB_NODELIST:-}"
-        printf 'num_nodes=%s\n' "${COYOTE_NNODES}"
+        printf 'num_nodes=%s\n' "${COYOTE_NNODES:-}"
         printf 'ntasks=%s\n' "${SLURM_NTASKS:-}"
-        printf 'launcher=%s\n' "${COYOTE_LAUNCHER}"
-        printf 'ranks_per_node=%s\n' "${COYOTE_RANKS_PER_NODE}"
-        printf 'ranks=%s\n' "${COYOTE_NP}"
+        printf 'launcher=%s\n' "${COYOTE_LAUNCHER:-}"
+        printf 'ranks_per_node=%s\n' "${COYOTE_RANKS_PER_NODE:-}"
+        printf 'ranks=%s\n' "${COYOTE_NP:-}"
         printf 'build_dir=%s\n' "${COYOTE_BUILD_DIR}"
         printf 'start=%s\n' "$(coyote_now)"
         if command -v git >/dev/null 2>&1; then

@@ -56,6 +56,11 @@ problem() {
 }
 
 device=${COYOTE_DEVICE:-0}
+# The device number is part of file and sysfs names below: digits only (a '*' or a space would match other files).
+if ! [[ "${device}" =~ ^(0|[1-9][0-9]{0,2})$ && "${device}" -le 255 ]]; then
+    problem "COYOTE_DEVICE=${device} is not a device number (a whole number from 0 to 255)"
+    device=0
+fi
 
 # ---- backend -----------------------------------------------------------------------------------
 backend=${COYOTE_BACKEND:-}

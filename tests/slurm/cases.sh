@@ -18,8 +18,10 @@ case_smoke() {
     submit_bg smoke-missing-binary "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_PROGRAM=${WORK_DIR}/no_such_program" -- -N 1 --time=5
     # Malformed settings: the node check (COYOTE_* values the ranks would refuse, COYOTE_MIN_FREE_HUGEPAGES) and the
     # scripts' own settings, which stop the job before any check or step runs.
-    submit_bg smoke-node-check-settings "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_PROGRAM=${probe}" "COYOTE_STALL_WARN_MS=abc" "COYOTE_MIN_FREE_HUGEPAGES=9223372036854775808" -- -N 2 --ntasks-per-node=1 --time=5
+    submit_bg smoke-node-check-settings "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_PROGRAM=${probe}" "COYOTE_STALL_WARN_MS=abc" "COYOTE_MIN_FREE_HUGEPAGES=9223372036854775808" "COYOTE_DEVICE=1*" -- -N 2 --ntasks-per-node=1 --time=5
     submit_bg smoke-launch-timeout "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_PROGRAM=${probe}" "COYOTE_LAUNCH_CHECK_TIMEOUT=abc" -- -N 1 --time=5
+    submit_bg smoke-launcher-bogus "${SLURM_SCRIPTS}/collective.sbatch" "COYOTE_LAUNCHER=mpiexec" "COYOTE_PROGRAM=${probe}" -- -N 1 --time=5
+    submit_bg smoke-ctest-timeout "${SLURM_SCRIPTS}/tests.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_TESTS_MODE=ctest" "COYOTE_CTEST_TIMEOUT=10m" -- -N 1 --time=5
     submit_bg smoke-bench-suite "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_BENCHES=${probe}" "COYOTE_BENCH_LAYOUT=env_probe.sh:all a_bnech:node" -- -N 1 --time=5
     submit_bg smoke-bench-mode "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_BENCHES=${probe}" "COYOTE_BENCH_LAYOUT=env_probe.sh:two" -- -N 1 --time=5
     submit_bg smoke-bench-repeat "${SLURM_SCRIPTS}/bench.sbatch" "COYOTE_LAUNCHER=mpirun" "COYOTE_BENCHES=${probe}" "COYOTE_BENCH_REPEAT=abc" -- -N 1 --time=5
@@ -103,6 +105,8 @@ case_smoke() {
     for n in node1 node2; do
         expect_output "node check on ${n}: COYOTE_MIN_FREE_HUGEPAGES beyond 18 digits is refused, named" \
             "^node_check\\[${n}\\]: FAIL: .*COYOTE_MIN_FREE_HUGEPAGES=9223372036854775808 is out of range"
+        expect_output "node check on ${n}: COYOTE_DEVICE that is no device number is refused, named" \
+            "^node_check\\[${n}\\]: FAIL: .*COYOTE_DEVICE=1\\* is not a device number"
         if [[ -x "${BUILD_DIR}/tools/coyote-settings" ]]; then
             expect_output "node check on ${n}: coyote-settings --check names the malformed COYOTE_STALL_WARN_MS" \
                 "^node_check\\[${n}\\]: FAIL: .*coyote-settings: .*COYOTE_STALL_WARN_MS='abc'"
@@ -118,6 +122,19 @@ case_smoke() {
     expect_fail_with "COYOTE_LAUNCH_CHECK_TIMEOUT=abc is refused, named, at the start" \
         'ERROR: COYOTE_LAUNCH_CHECK_TIMEOUT=abc is not a time limit'
     expect_not_started "COYOTE_LAUNCH_CHECK_TIMEOUT=abc" no-checks
+    collect smoke-launcher-bogus
+    expect_fail_with "COYOTE_LAUNCHER=mpiexec is refused, named, at the start" \
+        'ERROR: COYOTE_LAUNCHER=mpiexec is not one of srun, mpirun, none'
+    expect_not_started "COYOTE_LAUNCHER=mpiexec" no-checks
+    if grep -q '^launcher=mpiexec$' "$(job_dir)/job.env" 2>/dev/null && grep -q '^end=' "$(job_dir)/job.env"; then
+        pass "a setting refused at the start: job.env records the settings and the end"
+    else
+        fail "a setting refused at the start: job.env lacks launcher= or end=: $(cat "$(job_dir)/job.env" 2>&1)"
+    fi
+    collect smoke-ctest-timeout
+    expect_fail_with "tests: COYOTE_CTEST_TIMEOUT=10m is refused, named, at the start" \
+        'ERROR: COYOTE_CTEST_TIMEOUT=10m is not a time limit'
+    expect_not_started "tests: COYOTE_CTEST_TIMEOUT=10m" no-checks
     collect smoke-bench-suite
     expect_fail_with "bench: a misspelled suite in COYOTE_BENCH_LAYOUT is refused, naming the known suites" \
         "ERROR: COYOTE_BENCH_LAYOUT: 'a_bnech:node' names no known suite 'a_bnech' \\(known suites: .*env_probe.sh.*local_bench"
