@@ -178,6 +178,10 @@ ModelHandle ModelHandle::from_library(const std::string& path) {
     } catch (const std::exception& e) {
         throw_error(Errc::invalid_argument, "COYOTE_SIM_MODEL",
                     "the factory of user-logic model " + quoted(path) + " threw: " + reason_of(e));
+    } catch (...) { // an int, a string literal: not ours to let through as is
+        throw_error(Errc::invalid_argument, "COYOTE_SIM_MODEL",
+                    "the factory of user-logic model " + quoted(path) + " threw an exception of a type that is not "
+                    "std::exception");
     }
     if (m == nullptr)
         throw_error(Errc::invalid_argument, "COYOTE_SIM_MODEL",

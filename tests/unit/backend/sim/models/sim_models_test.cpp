@@ -292,6 +292,39 @@ TEST_F(SimModels, SelectionErrorsNameTheModel) {
     EXPECT_NO_THROW({ cThread t(0, getpid(), 14); });
 }
 
+TEST_F(SimModels, ExceptionsOfAnyTypeFromTheFactoryOrACsrWriteBecomeErrorsNamingTheModel) {
+    // An int thrown by the factory or by on_csr_write went through the runtime as is: the program got no
+    // coyote::Error (std::terminate in a program catching std::exception).
+    const auto inval = static_cast<int>(Errc::invalid_argument);
+    EnvGuard m("COYOTE_SIM_MODEL", SIM_MODEL_PLUGIN);
+    {
+        EnvGuard ctor("SIM_MODEL_PLUGIN_CTOR", "int");
+        auto [code, what] = error_of([] { cThread t(0, getpid(), 19); });
+        EXPECT_EQ(code, inval) << what;
+        EXPECT_NE(what.find("the factory of user-logic model '" + std::string(SIM_MODEL_PLUGIN) + "' threw"),
+                  std::string::npos) << what;
+        EXPECT_NE(what.find("not std::exception"), std::string::npos) << what;
+    }
+    cThread t(0, getpid(), 19);
+    auto [code, what] = error_of([&] { t.setCSR(1, 6); });
+    EXPECT_EQ(code, inval) << what;
+    EXPECT_NE(what.find("failed on the write of CSR 6"), std::string::npos) << what;
+    t.setCSR(21, 3); // the model goes on
+    EXPECT_EQ(t.getCSR(4), 42u);
+}
+
+TEST_F(SimModels, AHugeReserveWithNoWritePendingGetsABoundedShellBuffer) {
+    // The shell buffer was allocated at the size asked: reserve(dest, 2^60) failed with bad_alloc.
+    EnvGuard m("COYOTE_SIM_MODEL", SIM_MODEL_PLUGIN);
+    cThread t(0, getpid(), 24);
+    std::vector<uint8_t> in(4096, 1);
+    t.setCSR(3, 5);
+    t.clearCompleted();
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = in.data(), .len = 4096});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 1));
+    EXPECT_EQ(t.getCSR(7), 2u << 20);
+}
+
 /// The message of the cThread constructor's error with COYOTE_SIM_MODEL=`spec` ("" when it opens).
 std::string open_error(const std::string& spec, uint32_t device) {
     EnvGuard m("COYOTE_SIM_MODEL", spec.c_str());
