@@ -7,11 +7,13 @@
 #include <fstream>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include <coyote/error.hpp>
 
 #include "backend/sim/models/models.hpp"
 #include "common/output.hpp"
+#include "detail/format.hpp"
 #include "backend/sim/shell_config.hpp"
 #include "rcnfg/bitstream_file.hpp"
 
@@ -55,14 +57,19 @@ int check(const std::string& path) {
 }
 
 void validate(const rc::SimBitstream& b) {
-    if (!b.model.empty())
-        if (const auto problem = sim::ModelHandle::spec_problem(b.model)) throw std::invalid_argument(*problem);
+    if (!b.model.empty()) {
+        // A .so not readable here may be where the bitstream is loaded; one found here must pass the loader's
+        // checks of the file (a regular file that other users cannot change).
+        if (sim::ModelHandle::is_library_spec(b.model) && ::access(b.model.c_str(), R_OK) != 0)
+            std::cerr << "coyote-sim-bitstream: warning: model " << coyote::detail::printable(b.model)
+                      << " is not readable here (" << std::strerror(errno)
+                      << "); it must be where the bitstream is loaded\n";
+        else if (const auto problem = sim::ModelHandle::spec_problem(b.model))
+            throw std::invalid_argument(*problem);
+    }
     if (!b.shell_settings.empty())
         if (const auto problem = sim::shell_settings_problem(b.shell_settings, "--shell-config"))
             throw std::invalid_argument(*problem);
-    if (!b.model.empty() && sim::ModelHandle::is_library_spec(b.model) && ::access(b.model.c_str(), R_OK) != 0)
-        std::cerr << "coyote-sim-bitstream: warning: model " << b.model << " is not readable here ("
-                  << std::strerror(errno) << "); it must be where the bitstream is loaded\n";
 }
 
 int run(int argc, char** argv) {
@@ -106,7 +113,12 @@ int run(int argc, char** argv) {
     if (!b.model.empty() && sim::ModelHandle::is_library_spec(b.model) && b.model.front() != '/' &&
         ::access(b.model.c_str(), R_OK) == 0)
         b.model = std::filesystem::absolute(b.model).lexically_normal().string();
-    const auto bytes = rc::encode_sim_bitstream(b);
+    std::vector<char> bytes;
+    try {
+        bytes = rc::encode_sim_bitstream(b);
+    } catch (const coyote::Error& e) { // a value the format cannot hold: a usage error, said once
+        throw std::invalid_argument(e.context());
+    }
     std::ofstream f(out, std::ios::binary | std::ios::trunc);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!f.flush()) throw std::runtime_error("cannot write " + out + ": " + std::strerror(errno));

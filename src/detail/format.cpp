@@ -20,4 +20,19 @@ std::string reason_of(const std::exception& e) {
     return e.what();
 }
 
+std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char c : text) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '\\') out += "\\\\";
+        else if (c == '\n') out += "\\n";
+        else if (c == '\t') out += "\\t";
+        else if (c == '\r') out += "\\r";
+        else if (u < 0x20 || u == 0x7f) out += "\\x" + hex(u, 2).substr(2);
+        else out += c;
+    }
+    return out;
+}
+
 }  // namespace coyote::detail

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <string_view>
 
 namespace coyote::detail {
 
@@ -16,5 +17,10 @@ std::string hex(const void* p);
 /// What went wrong in `e`, to quote inside another error's message: a coyote::Error's context (its call and code
 /// would repeat what the outer error says), else what().
 std::string reason_of(const std::exception& e);
+
+/// `text` with its control bytes (below 0x20, and 0x7f) written as escapes (\n, \t, \r, \xHH) and a backslash
+/// doubled: for quoting a value the user gave (an environment variable, a path) in a message, which must not move
+/// the cursor, clear the terminal or fake a second line.
+std::string printable(std::string_view text);
 
 }  // namespace coyote::detail

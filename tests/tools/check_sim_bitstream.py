@@ -80,6 +80,21 @@ with tempfile.TemporaryDirectory() as d:
     expect(f"model '{os.path.join(os.path.realpath(d), 'm.so')}'" in text or f"model '{os.path.join(d, 'm.so')}'" in text,
            "a relative model path is not stored absolute", text)
 
+    # A model .so found here that the loader would refuse before dlopen: one every user may write, a FIFO (which
+    # blocked the loader for ever). Refused like an unknown model, naming the file.
+    ww = os.path.join(d, "ww.so")
+    open(ww, "wb").close()
+    os.chmod(ww, 0o666)
+    fifo = os.path.join(d, "fifo.so")
+    os.mkfifo(fifo, 0o600)
+    for path, named in ((ww, "is writable by every user"), (fifo, "is not a regular file")):
+        rc, text = run("--model", path, "-o", out)
+        expect(rc == 2 and path in text and named in text, f"--model {path} is not refused by name", text)
+    # A model path longer than the format holds is a usage error, said once.
+    rc, text = run("--model", "/" + "a" * 5000 + ".so", "-o", out)
+    expect(rc == 2 and "limited to 4096 bytes" in text and text.count("coyote-sim-bitstream:") == 2,
+           "a model path over 4096 bytes", text)
+
     rc, text = run("--help")
     expect(rc == 0 and "aes_ecb" in text and "en_rdma" not in text, "--help lists the example models", text)
 print("ok")

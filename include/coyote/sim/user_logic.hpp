@@ -49,7 +49,7 @@ public:
 
     /// Returns a writable window of up to `max_bytes` on output stream `dest`: the next bytes of the
     /// pending write of `dest` when there is one (possibly shorter than `max_bytes`), else a shell
-    /// buffer. Fill it and call commit(); a second reserve() without commit() discards the first.
+    /// buffer of at most 2 MiB. Fill it and call commit(); a second reserve() without commit() discards the first.
     virtual std::span<std::byte> reserve(uint32_t dest, std::size_t max_bytes) = 0;
     /// Publishes the first `n` bytes of the window reserve() returned for `dest`.
     virtual void commit(uint32_t dest, std::size_t n) = 0;

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -12,6 +13,7 @@
 
 #include <coyote/error.hpp>
 
+#include "detail/format.hpp"
 #include "detail/settings.hpp"
 
 namespace coyote::detail::sim {
@@ -50,7 +52,7 @@ std::string trim(const std::string& s) {
 [[noreturn]] void bad_value(const std::string& origin, const std::string& key, const std::string& value,
                             const std::string& expected) {
     throw_error(Errc::invalid_argument, origin,
-                "bad value '" + value + "' for shell key '" + key + "' (expected " + expected + ")");
+                "bad value '" + printable(value) + "' for shell key '" + printable(key) + "' (expected " + expected + ")");
 }
 
 bool parse_bool(const std::string& origin, const std::string& key, const std::string& v) {
@@ -63,10 +65,11 @@ uint64_t parse_uint(const std::string& origin, const std::string& key, const std
                     uint64_t hi, bool suffixes) {
     const std::string expected = std::to_string(lo) + ".." + std::to_string(hi) +
                                  (suffixes ? " bytes, optional suffix K, M, G or T" : "");
-    if (v.empty() || v[0] == '-' || v[0] == '+') bad_value(origin, key, v, expected);
+    // Decimal only: base 0 read "n_fpga_reg=010" as 8 (octal) and "0x10" as 16, neither of them documented.
+    if (v.empty() || !std::isdigit(static_cast<unsigned char>(v[0]))) bad_value(origin, key, v, expected);
     errno = 0;
     char* end = nullptr;
-    unsigned long long n = std::strtoull(v.c_str(), &end, 0);
+    unsigned long long n = std::strtoull(v.c_str(), &end, 10);
     if (errno != 0 || end == v.c_str()) bad_value(origin, key, v, expected);
     std::string rest(end);
     if (!rest.empty()) {
@@ -97,7 +100,7 @@ void apply_one(ShellConfig& cfg, const std::string& key, const std::string& valu
     else if (key == "card_capacity") cfg.card_capacity = parse_uint(origin, key, value, 2ULL << 20, 1ULL << 46, true);
     else
         throw_error(Errc::invalid_argument, origin,
-                    "unknown shell key '" + key +
+                    "unknown shell key '" + printable(key) +
                         "' (known: avx, wb, strm, mem, pr, rdma, tcp, n_xdma_chan, n_fpga_reg, card_capacity)");
 }
 
@@ -108,10 +111,11 @@ void apply_pair(ShellConfig& cfg, const std::string& item, const std::string& or
     if (t.empty()) return;
     const auto eq = t.find('=');
     if (eq == std::string::npos)
-        throw_error(Errc::invalid_argument, origin, "expected key=value, got '" + t + "'");
+        throw_error(Errc::invalid_argument, origin, "expected key=value, got '" + printable(t) + "'");
     const std::string key = trim(t.substr(0, eq));
     apply_one(cfg, key, trim(t.substr(eq + 1)), origin);
-    if (!seen.insert(key).second) throw_error(Errc::invalid_argument, origin, "key '" + key + "' is given twice");
+    if (!seen.insert(key).second)
+        throw_error(Errc::invalid_argument, origin, "key '" + printable(key) + "' is given twice");
 }
 
 }  // namespace

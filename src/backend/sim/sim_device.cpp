@@ -258,6 +258,11 @@ void SimDevice::set_csr(uint64_t val, uint32_t offs) {
         throw_error(Errc::invalid_argument, "setCSR",
                     "user-logic model '" + model_.origin() + "' failed on the write of CSR " + std::to_string(offs) +
                         ": " + reason_of(e));
+    } catch (...) { // not a std::exception (an int, a string literal): named like one, never let through as is
+        discard_reservations();
+        throw_error(Errc::invalid_argument, "setCSR",
+                    "user-logic model '" + model_.origin() + "' failed on the write of CSR " + std::to_string(offs) +
+                        ": it threw an exception of a type that is not std::exception");
     }
 }
 

@@ -2,6 +2,7 @@
 // LOCAL_WRITEs of that dest in order; output with no write waiting is buffered (up to k_output_buffer_cap).
 // A model may also reserve() a window straight into the front write's memory and commit() what it wrote.
 // Everything here runs under the model lock.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -23,6 +24,10 @@ inline void check_dest(uint32_t dest, const char* call) {
     if (dest >= coyote::sim::k_n_dests) [[unlikely]]
         throw_bad_dest(dest, call);
 }
+
+/// Largest shell buffer reserve() hands out while no write is pending: the buffer is allocated (and zeroed) at its
+/// full size, so a model's reserve(dest, SIZE_MAX) failed with bad_alloc, and 8 GiB took that much memory.
+constexpr size_t k_max_shell_window = size_t{2} << 20;
 
 }  // namespace
 
@@ -260,6 +265,7 @@ std::span<std::byte> SimDevice::output_reserve(uint32_t dest, size_t max) {
         r = Reservation{true, true, win.size()};
         return win;
     }
+    max = std::min(max, k_max_shell_window);
     auto& chunk = fifo_[dest].chunks.emplace_back(max);
     r = Reservation{true, false, max};
     return {chunk.data(), chunk.size()};

@@ -33,11 +33,19 @@ public:
     static ModelHandle load(const std::string& spec);
     /// Whether `spec` names a shared object (it contains '/' or ends in ".so") rather than a built-in model.
     static bool is_library_spec(const std::string& spec) noexcept;
-    /// What load(spec) would refuse without loading a shared object: an unknown built-in name (nullopt: fine, or a
-    /// shared object, which only the process that loads it can check).
+    /// What load(spec) would refuse without loading a shared object: an unknown built-in name, or what
+    /// library_file_problem says of a path (nullopt: fine as far as can be told without loading it).
     static std::optional<std::string> spec_problem(const std::string& spec);
+    /// What is wrong with the file of a model shared object, checked before dlopen runs any of its code: missing, not
+    /// a regular file (a FIFO would block dlopen for ever), writable by every user, or in a directory where other
+    /// users could replace it (writable by all without the sticky bit; with it, a file of another user than us or
+    /// root). nullopt for a bare name that is not in the working directory: the library search path finds it.
+    static std::optional<std::string> library_file_problem(const std::string& path);
 
 private:
+    /// The file dlopen gets for `path`: `path` itself, "./name.so" for a bare name in the working directory, ""
+    /// for a bare name left to the library search path.
+    static std::string open_path(const std::string& path);
     using Destroy = void (*)(coyote::sim::UserLogic*);
     coyote::sim::UserLogic* model_ = nullptr;
     Destroy destroy_ = nullptr; // null: delete

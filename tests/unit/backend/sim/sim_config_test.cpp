@@ -23,6 +23,7 @@
 #include "backend/sim/shared_state.hpp"
 #include "backend/sim/shell_config.hpp"
 #include "detail/handles.hpp"
+#include "detail/settings.hpp"
 
 using coyote::cThread;
 using coyote::Errc;
@@ -104,6 +105,28 @@ TEST_F(SimConfig, AConfigFileThatIsNoTextFileIsAClearError) {
     }
     EnvGuard f("COYOTE_SIM_CONFIG", "/dev/null"); // an empty configuration, as before
     EXPECT_NO_THROW(sim::load_shell_config());
+}
+
+TEST_F(SimConfig, ShellNumbersAreDecimalAndControlCharactersAreEscapedInMessages) {
+    // strtoull's base 0 read n_fpga_reg=010 as 8 vFPGAs (octal) and accepted 0x10, neither documented.
+    {
+        EnvGuard s("COYOTE_SIM_SHELL", "n_fpga_reg=010,card_capacity=0064M");
+        const auto cfg = sim::load_shell_config();
+        EXPECT_EQ(cfg.n_fpga_reg, 10u);
+        EXPECT_EQ(cfg.card_capacity, 64ull << 20);
+    }
+    for (const char* bad : {"n_fpga_reg=0x10", "card_capacity=0x1000000", "n_fpga_reg=+2", "n_fpga_reg=-1"}) {
+        EnvGuard s("COYOTE_SIM_SHELL", bad);
+        auto [code, what] = error_of([] { sim::load_shell_config(); });
+        EXPECT_EQ(code, static_cast<int>(Errc::invalid_argument)) << bad << ": " << what;
+    }
+    // A value with an escape sequence or a newline is quoted escaped, here and in the settings check.
+    EnvGuard s("COYOTE_SIM_SHELL", "avx=\x1b[2J,wb=1\nfake: line");
+    auto [code, what] = error_of([] { sim::load_shell_config(); });
+    EXPECT_NE(what.find("bad value '\\x1b[2J' for shell key 'avx'"), std::string::npos) << what;
+    what = error_of([] { coyote::detail::settings::check_all(); }).second;
+    EXPECT_NE(what.find("COYOTE_SIM_SHELL='avx=\\x1b[2J,wb=1\\nfake: line'"), std::string::npos) << what;
+    EXPECT_EQ(what.find_first_of("\x1b\n"), std::string::npos) << what;
 }
 
 TEST_F(SimConfig, BadSettingsAreClearErrors) {

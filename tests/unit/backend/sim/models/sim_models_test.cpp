@@ -1,6 +1,8 @@
 // User-logic models of the sim backend: built-ins (passthrough, perf_local, vadd), a model loaded from a
 // shared object, selection errors, interrupts raised by a model.
 #include "unit/test_support.hpp"
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <coyote/cThread.hpp>
@@ -12,6 +14,7 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -19,6 +22,7 @@
 
 #include "backend/device.hpp"
 #include "backend/sim/models/examples/examples.hpp"
+#include "backend/sim/models/models.hpp"
 #include "detail/settings.hpp"
 
 using coyote::CoyoteAllocType;
@@ -286,6 +290,106 @@ TEST_F(SimModels, SelectionErrorsNameTheModel) {
     // After the failures, the device opens fine with the default model.
     EnvGuard m("COYOTE_SIM_MODEL", nullptr);
     EXPECT_NO_THROW({ cThread t(0, getpid(), 14); });
+}
+
+TEST_F(SimModels, ExceptionsOfAnyTypeFromTheFactoryOrACsrWriteBecomeErrorsNamingTheModel) {
+    // An int thrown by the factory or by on_csr_write went through the runtime as is: the program got no
+    // coyote::Error (std::terminate in a program catching std::exception).
+    const auto inval = static_cast<int>(Errc::invalid_argument);
+    EnvGuard m("COYOTE_SIM_MODEL", SIM_MODEL_PLUGIN);
+    {
+        EnvGuard ctor("SIM_MODEL_PLUGIN_CTOR", "int");
+        auto [code, what] = error_of([] { cThread t(0, getpid(), 19); });
+        EXPECT_EQ(code, inval) << what;
+        EXPECT_NE(what.find("the factory of user-logic model '" + std::string(SIM_MODEL_PLUGIN) + "' threw"),
+                  std::string::npos) << what;
+        EXPECT_NE(what.find("not std::exception"), std::string::npos) << what;
+    }
+    cThread t(0, getpid(), 19);
+    auto [code, what] = error_of([&] { t.setCSR(1, 6); });
+    EXPECT_EQ(code, inval) << what;
+    EXPECT_NE(what.find("failed on the write of CSR 6"), std::string::npos) << what;
+    t.setCSR(21, 3); // the model goes on
+    EXPECT_EQ(t.getCSR(4), 42u);
+}
+
+TEST_F(SimModels, AHugeReserveWithNoWritePendingGetsABoundedShellBuffer) {
+    // The shell buffer was allocated at the size asked: reserve(dest, 2^60) failed with bad_alloc.
+    EnvGuard m("COYOTE_SIM_MODEL", SIM_MODEL_PLUGIN);
+    cThread t(0, getpid(), 24);
+    std::vector<uint8_t> in(4096, 1);
+    t.setCSR(3, 5);
+    t.clearCompleted();
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = in.data(), .len = 4096});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_READ, 1));
+    EXPECT_EQ(t.getCSR(7), 2u << 20);
+}
+
+/// The message of the cThread constructor's error with COYOTE_SIM_MODEL=`spec` ("" when it opens).
+std::string open_error(const std::string& spec, uint32_t device) {
+    EnvGuard m("COYOTE_SIM_MODEL", spec.c_str());
+    auto open = std::async(std::launch::async, [device] {
+        try {
+            cThread t(0, getpid(), device);
+        } catch (const coyote::Error& e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    });
+    if (open.wait_for(std::chrono::seconds(20)) == std::future_status::timeout) {
+        // dlopen waits in open(2) for a writer of a FIFO: be one, so that the test ends.
+        const int fd = ::open(spec.c_str(), O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) ::close(fd);
+        (void)open.get();
+        return "hung";
+    }
+    return open.get();
+}
+
+TEST_F(SimModels, APluginOtherUsersCouldChangeOrThatIsNoFileIsRefusedBeforeItLoads) {
+    namespace fs = std::filesystem;
+    const fs::path dir = coyote_test::scratch_dir("coyote-model-perms");
+    const fs::path so = dir / "model.so";
+    fs::copy_file(SIM_MODEL_PLUGIN, so, fs::copy_options::overwrite_existing);
+    ::chmod(so.c_str(), 0755);
+    EXPECT_EQ(open_error(so.string(), 23), "");
+
+    ::chmod(so.c_str(), 0757); // the file writable by every user
+    std::string what = open_error(so.string(), 23);
+    EXPECT_NE(what.find("COYOTE_SIM_MODEL"), std::string::npos) << what;
+    EXPECT_NE(what.find("'" + so.string() + "' is writable by every user (mode 0757)"), std::string::npos) << what;
+    // coyote-settings --check (and the check at the first cThread) says so without loading it.
+    EXPECT_TRUE(coyote::detail::sim::ModelHandle::spec_problem(so.string()).has_value());
+    ::chmod(so.c_str(), 0755);
+
+    ::chmod(dir.c_str(), 0777); // the directory: anyone could replace the file
+    what = open_error(so.string(), 23);
+    EXPECT_NE(what.find("its directory '" + dir.string() + "' is writable by every user"), std::string::npos) << what;
+    ::chmod(dir.c_str(), 01777); // sticky, as /tmp: our own file cannot be replaced
+    EXPECT_EQ(open_error(so.string(), 23), "");
+    if (::geteuid() == 0 && ::chown(so.c_str(), 65534, 65534) == 0) { // another user's file there: refused
+        what = open_error(so.string(), 23);
+        EXPECT_NE(what.find("belongs to user 65534"), std::string::npos) << what;
+    }
+    ::chmod(dir.c_str(), 0700);
+
+    // A FIFO blocked dlopen for ever; a directory and a missing file are named as such.
+    const fs::path fifo = dir / "fifo.so";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    what = open_error(fifo.string(), 23);
+    EXPECT_NE(what.find("'" + fifo.string() + "' is not a regular file"), std::string::npos) << what;
+    what = open_error(dir.string() + "/", 23);
+    EXPECT_NE(what.find("is not a regular file (a directory)"), std::string::npos) << what;
+    EXPECT_TRUE(coyote::detail::sim::ModelHandle::spec_problem("/nonexistent/dir/model.so").has_value());
+    fs::remove(fifo);
+    fs::remove(so);
+}
+
+TEST_F(SimModels, ControlCharactersOfAModelNameAreEscapedInTheMessage) {
+    const std::string what = open_error("bad\x1b[2Jname\nsecond line", 23);
+    EXPECT_NE(what.find("'bad\\x1b[2Jname\\nsecond line'"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\x1b'), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
 }
 
 TEST_F(SimModels, EveryExampleModelIsListedInTheSettingsHelpAndOpens) {
