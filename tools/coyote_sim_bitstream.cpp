@@ -119,7 +119,8 @@ int run(int argc, char** argv) {
     } catch (const coyote::Error& e) { // a value the format cannot hold: a usage error, said once
         throw std::invalid_argument(e.context());
     }
-    std::ofstream f(out, std::ios::binary | std::ios::trunc);
+    std::ofstream f = coyote::tools::open_private(out, std::ios::binary);
+    if (!f) throw std::runtime_error("cannot create " + out + ": " + std::strerror(errno));
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!f.flush()) throw std::runtime_error("cannot write " + out + ": " + std::strerror(errno));
     return 0;

@@ -63,6 +63,8 @@ def check_verified(out, who):
 
 
 def check_json(path, size):
+    mode = os.stat(path).st_mode & 0o777
+    assert mode == 0o600, f"{path} was created with mode {mode:o}: readable by other users (umask 022)"
     with open(path) as f:
         doc = json.load(f)
     [r] = doc["results"]
@@ -221,6 +223,7 @@ def run_killed(tool):
 
 
 def main():
+    os.umask(0o022)  # the usual umask: files the tools create must still be the owner's alone
     mode = sys.argv[1]
     if mode in ("mismatch", "badopt", "killed"):
         {"mismatch": run_mismatch, "badopt": run_badopt, "killed": run_killed}[mode](sys.argv[2])

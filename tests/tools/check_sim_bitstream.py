@@ -20,11 +20,14 @@ def expect(cond, what, out=""):
         sys.exit(1)
 
 
+os.umask(0o022)  # the usual umask: the bitstreams the tool writes must still be the owner's alone
 with tempfile.TemporaryDirectory() as d:
     out = os.path.join(d, "b.bin")
     for model in ("vadd", "aes_ecb", "packet_sniffer", "cosine_similarity"):
         rc, text = run("--model", model, "-o", out)
         expect(rc == 0, f"--model {model} is refused", text)
+        mode = os.stat(out).st_mode & 0o777
+        expect(mode == 0o600, f"the bitstream was written with mode {mode:o}: readable by other users")
         rc, text = run("--check", out)
         expect(rc == 0 and f"model '{model}'" in text, f"--check does not show model {model}", text)
 

@@ -1,5 +1,8 @@
-// coyote-mpi tools: whether what a tool printed reached its standard output.
+// coyote-mpi tools: the output of the tools: whether what a tool printed reached its standard output, files it writes.
 #include "common/output.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -15,6 +18,22 @@ std::string stdout_failure() noexcept {
     } catch (...) {
         return {};
     }
+}
+
+std::ofstream open_private(const std::string& path, std::ios::openmode mode) {
+    std::ofstream out;
+    // Created here with the owner's permissions only; the stream then opens what exists.
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        const int e = errno;
+        out.setstate(std::ios::failbit); // tests false, as a stream that failed to open
+        errno = e;
+        return out;
+    }
+    ::close(fd);
+    errno = 0;
+    out.open(path, mode | std::ios::out | std::ios::trunc);
+    return out;
 }
 
 }  // namespace coyote::tools

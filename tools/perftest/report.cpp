@@ -8,6 +8,7 @@
 #include <coyote/error.hpp>
 
 #include "common/json.hpp"
+#include "common/output.hpp"
 #include "perftest/perftest.hpp"
 
 namespace coyote::tools::perftest {
@@ -119,8 +120,7 @@ void print_verdict(Session& s, bool all_verified, std::size_t sizes) {
 std::ofstream open_json(const Options& o, const Session& s) {
     std::ofstream out;
     if (o.json_file.empty() || !s.writes_json(o)) return out;
-    errno = 0;
-    out.open(o.json_file, std::ios::trunc);
+    out = coyote::tools::open_private(o.json_file);
     if (!out) io_failed(o, "cannot create the JSON file " + o.json_file);
     return out;
 }
