@@ -117,6 +117,8 @@ coyote_init() {
     }
     export COYOTE_BUILD_DIR
 
+    # Everything the job creates (the result folder, logs, the programs' JSON) is the user's alone.
+    umask 077
     local parent=${COYOTE_RESULTS_DIR:-${SLURM_SUBMIT_DIR:-$PWD}/results}
     COYOTE_JOB_DIR="${parent}/job-${SLURM_JOB_ID}"
     if ! mkdir -p "${COYOTE_JOB_DIR}/logs"; then

@@ -5,6 +5,7 @@
 # LOG_DIR/STEP.rank<r>.<node>.log (lines also go to the job output) and then becomes PROGRAM, so the
 # MPI environment and signals reach the program unchanged.
 set -u -o pipefail
+umask 077 # the rank's log and what the program writes are the user's alone, also where the launcher drops the umask
 
 if [[ $# -lt 3 ]]; then
     echo "usage: rank_run.sh LOG_DIR STEP PROGRAM [ARGS...]" >&2

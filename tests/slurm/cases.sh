@@ -41,6 +41,13 @@ case_smoke() {
     expect_output "smoke mpirun 2x1: node check ran on node2" '^node_check\[node2\]: PASS'
     expect_file "smoke mpirun 2x1: per-rank log of rank 1" "${dir}/logs/env_probe.sh.rank1.node2.log"
     expect_file "smoke mpirun 2x1: job.env" "${dir}/job.env"
+    local modes
+    modes=$(stat -c '%a' "${dir}" "${dir}/job.env" "${dir}/logs/env_probe.sh.rank1.node2.log" 2>&1 | tr '\n' ' ')
+    if [[ "${modes}" == "700 600 600 " ]]; then
+        pass "smoke mpirun 2x1: the job folder and its files are the user's alone (${modes})"
+    else
+        fail "smoke mpirun 2x1: job folder, job.env, a rank log have modes ${modes}(expected 700 600 600)"
+    fi
 
     # 2. mpirun on 2 nodes, 2 ranks each (ranks per node taken from --ntasks-per-node).
     collect smoke-mpirun-2x2
