@@ -77,7 +77,7 @@ class UserLogic {
 public:
     virtual ~UserLogic() = default;
 
-    /// Short name, shown in diagnostics.
+    /// Short name; cThread::printDebug() shows it after the plug-in's path.
     virtual const char* name() const noexcept = 0;
 
     /// Data arrived on input stream `in.dest`.

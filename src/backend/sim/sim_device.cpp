@@ -527,7 +527,11 @@ std::string SimDevice::debug_string(int32_t ctid) const {
     line("Notifications without handler:", st.interrupts_dropped.load(std::memory_order_relaxed));
     {
         std::lock_guard hw(hw_mtx_);
-        os << std::setw(35) << "User-logic model:" << " \t" << model_.origin() << "\n";
+        os << std::setw(35) << "User-logic model:" << " \t" << model_.origin();
+        // A plug-in is known by its path; the name it gives itself follows.
+        const char* own = model_.get() != nullptr ? model_->name() : nullptr;
+        if (own != nullptr && *own != '\0' && model_.origin() != own) os << " (" << printable(own) << ")";
+        os << "\n";
         line("Card memory in use (bytes):", card_.used());
         if (dropped_output_ > 0) line("Output bytes dropped:", dropped_output_);
     }

@@ -186,6 +186,11 @@ TEST_F(SimModels, ModelFromSharedObject) {
     // The model writes CSRs the host reads.
     t.setCSR(21, 3);
     EXPECT_EQ(t.getCSR(4), 42u);
+    // printDebug names the plug-in by its path and the name it gives itself.
+    testing::internal::CaptureStdout();
+    t.printDebug();
+    const std::string debug = testing::internal::GetCapturedStdout();
+    EXPECT_NE(debug.find(std::string(SIM_MODEL_PLUGIN) + " (xor_plugin)"), std::string::npos) << debug;
 }
 
 TEST_F(SimModels, AModelsExceptionsNameTheModelAndReachTheThreadOnce) {
