@@ -157,25 +157,32 @@ bool collective_step(const char* what, Fn&& fn) {
     return all == 1;
 }
 
+/// "needs exactly 2 MPI ranks", "needs at least 2 MPI ranks", "needs 2 to 4 MPI ranks".
+std::string ranks_text(const Ranks& r) {
+    if (r.max == r.min) return "needs exactly " + std::to_string(r.min) + " MPI rank" + (r.min == 1 ? "" : "s");
+    if (r.max <= 0) return "needs at least " + std::to_string(r.min) + " MPI ranks";
+    return "needs " + std::to_string(r.min) + " to " + std::to_string(r.max) + " MPI ranks";
+}
+
 int run_main(int argc, char** argv) {
     if (!g_suite) {
         std::fprintf(stderr, "benchmark binary without define_suite()\n");
         return 2;
     }
-    if (g_size < g_suite->ranks.min || (g_suite->ranks.max > 0 && g_size > g_suite->ranks.max)) {
-        if (g_rank == 0)
-            std::fprintf(stderr, "%s: needs %d..%d MPI ranks, got %d (run it under mpiexec -n <ranks>)\n",
-                         g_suite->name.c_str(), g_suite->ranks.min,
-                         g_suite->ranks.max > 0 ? g_suite->ranks.max : 1 << 20, g_size);
-        return 2;
-    }
     const ArgCheck check = check_args(argc, argv);
     if (check.help) {
-        if (g_rank == 0) print_usage(stdout, argc > 0 ? argv[0] : "bench", bench_settings_notes());
+        if (g_rank == 0)
+            print_usage(stdout, argc > 0 ? argv[0] : "bench", ranks_text(g_suite->ranks) + "\n" + bench_settings_notes());
         return 0;
     }
     if (!check.error.empty()) {
         if (g_rank == 0) std::fprintf(stderr, "%s: %s\n", g_suite->name.c_str(), check.error.c_str());
+        return 2;
+    }
+    if (g_size < g_suite->ranks.min || (g_suite->ranks.max > 0 && g_size > g_suite->ranks.max)) {
+        if (g_rank == 0)
+            std::fprintf(stderr, "%s: %s, got %d (run it under mpiexec -n <ranks>)\n", g_suite->name.c_str(),
+                         ranks_text(g_suite->ranks).c_str(), g_size);
         return 2;
     }
     // The benchmarks run on the sim backend unless told otherwise.
