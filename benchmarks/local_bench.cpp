@@ -391,10 +391,10 @@ void setup() {
     make_rig();
     // LOCAL_READ / LOCAL_WRITE need the bench plugin's sink and source on dest 1: with another model they would
     // report verification failures that are no data errors.
-    const bool sink_source = !k_model.is_set();
+    const bool sink_source = k_model.raw().value_or(COYOTE_BENCH_MODEL_PATH) == COYOTE_BENCH_MODEL_PATH;
     if (!sink_source)
-        cb::set_context("local_read_write", "not run: COYOTE_BENCH_MODEL is set (they need the bench model's sink "
-                                            "and source on dest 1)");
+        cb::set_context("local_read_write", "not run: COYOTE_BENCH_MODEL is set to another model (they need the "
+                                            "bench model's sink and source on dest 1)");
 
     struct Op {
         const char* name;
