@@ -12,6 +12,7 @@
 #include <optional>
 #include <string_view>
 
+#include "common/output.hpp"
 #include "detail/settings.hpp"
 
 namespace coyote::bench {
@@ -212,14 +213,9 @@ std::size_t run_checked(const std::vector<std::string>& args, std::string& failu
 }
 
 std::string stdout_failure() noexcept {
-    errno = 0;
-    std::cout.flush();
-    if (std::fflush(stdout) == 0 && std::ferror(stdout) == 0 && std::cout.good()) return {};
-    try {
-        return errno != 0 ? std::strerror(errno) : "write error";
-    } catch (...) {
-        return {};
-    }
+    std::cout.flush(); // the console reporter writes through std::cout (synchronised with stdio)
+    const std::string failure = tools::stdout_failure();
+    return failure.empty() && !std::cout.good() ? "write error" : failure;
 }
 
 }  // namespace coyote::bench
