@@ -38,8 +38,8 @@ struct Options {
     coyote::CoyoteAllocType alloc = coyote::CoyoteAllocType::THP;
 };
 
-void usage(const char* argv0) {
-    std::cerr << "usage: " << argv0
+void usage(std::ostream& out, const char* argv0) {
+    out << "usage: " << argv0
               << " [--runs N] [--min SIZE] [--max SIZE] [--batch N] [--oper transfer|read|write]"
                  " [--alloc reg|thp|hpf]\n"
                  "  SIZE is in bytes, with an optional K or M suffix (KiB, MiB); a power of two, 64 B .. 128 MiB.\n"
@@ -76,12 +76,18 @@ std::optional<uint64_t> parse_size(std::string_view s) {
 
 bool is_pow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
+/// Whether the command line asks for the usage.
+bool wants_help(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i)
+        if (std::string_view(argv[i]) == "-h" || std::string_view(argv[i]) == "--help") return true;
+    return false;
+}
+
 /// Parses argv; prints the problem and returns nullopt on bad input.
 std::optional<Options> parse_args(int argc, char** argv) {
     Options o;
     for (int i = 1; i < argc; ++i) {
         const std::string_view arg = argv[i];
-        if (arg == "-h" || arg == "--help") return std::nullopt;
         if (i + 1 >= argc) {
             std::cerr << "error: " << arg << " needs a value (or is unknown)\n";
             return std::nullopt;
@@ -289,9 +295,13 @@ std::string size_label(uint64_t size) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (wants_help(argc, argv)) {
+        usage(std::cout, argv[0]);
+        return 0;
+    }
     const auto opt = parse_args(argc, argv);
     if (!opt) {
-        usage(argv[0]);
+        usage(std::cerr, argv[0]);
         return 2;
     }
     const Expect expect = expected_transform();
@@ -349,6 +359,11 @@ int main(int argc, char** argv) {
         std::cout << (expect == Expect::unknown ? "\nDone (output not verified for this user logic)."
                                                 : "\nAll sizes verified.")
                   << std::endl;
+        // A table that did not reach standard output (a full disk) is a failed run, not exit 0.
+        if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0 || !std::cout.good()) {
+            std::cerr << "error: cannot write the results to standard output" << std::endl;
+            return 1;
+        }
         return 0;
     } catch (const coyote::Error& e) {
         std::cerr << "error: " << e.what() << std::endl;

@@ -33,12 +33,35 @@ struct Options {
     uint32_t max_size = 1u << 20;
 };
 
-[[noreturn]] void usage(const char* argv0) {
-    std::fprintf(stderr,
+void usage(std::FILE* out, const char* argv0) {
+    std::fprintf(out,
                  "usage: %s --server [--port P] [--runs N] [--min B] [--max B]\n"
-                 "       %s --client ADDRESS [--port P] [--runs N] [--min B] [--max B]\n",
-                 argv0, argv0);
+                 "       %s --client ADDRESS [--port P] [--runs N] [--min B] [--max B]\n"
+                 "  --port 1..65535 (default %u), --runs 1..100000 (default 200),\n"
+                 "  --min / --max: message sizes in bytes, 1 .. 64 MiB (defaults 64 and 1048576; doubled from --min)\n"
+                 "  Both sides must use the same --runs, --min and --max.\n",
+                 argv0, argv0, static_cast<unsigned>(DEF_PORT));
+}
+
+/// Prints `problem` and the usage; exit status 2.
+[[noreturn]] void bad_usage(const char* argv0, const std::string& problem) {
+    std::fprintf(stderr, "rdma_perf: %s\n", problem.c_str());
+    usage(stderr, argv0);
     std::exit(2);
+}
+
+/// The decimal number `text` of option `flag`, in [lo, hi]; anything else ends the program naming the option.
+uint32_t number(const char* argv0, const std::string& flag, const std::string& text, uint32_t lo, uint32_t hi) {
+    uint64_t v = 0;
+    bool ok = !text.empty() && text.size() <= 10;
+    for (const char c : text) {
+        ok = ok && c >= '0' && c <= '9';
+        if (ok) v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (!ok || v < lo || v > hi)
+        bad_usage(argv0, flag + " needs a whole number in " + std::to_string(lo) + ".." + std::to_string(hi) +
+                             ", got '" + text + "'");
+    return static_cast<uint32_t>(v);
 }
 
 Options parse(int argc, char** argv) {
@@ -47,31 +70,35 @@ Options parse(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage(argv[0]);
+            if (i + 1 >= argc) bad_usage(argv[0], a + " needs a value");
             return argv[++i];
         };
-        if (a == "--server") {
-            o.server = true;
-            role = true;
-        } else if (a == "--client") {
-            o.server = false;
-            o.address = value();
+        if (a == "--help" || a == "-h") {
+            usage(stdout, argv[0]);
+            std::exit(0);
+        } else if (a == "--server" || a == "--client") {
+            if (role) bad_usage(argv[0], "give one of --server and --client, once");
+            o.server = a == "--server";
+            if (!o.server) o.address = value();
+            if (!o.server && (o.address.empty() || o.address[0] == '-'))
+                bad_usage(argv[0], "--client needs the server's address, got '" + o.address + "'");
             role = true;
         } else if (a == "--port") {
-            o.port = static_cast<uint16_t>(std::stoul(value()));
+            o.port = static_cast<uint16_t>(number(argv[0], a, value(), 1, 65535));
         } else if (a == "--runs") {
-            o.runs = static_cast<uint32_t>(std::stoul(value()));
+            o.runs = number(argv[0], a, value(), 1, 100000);
         } else if (a == "--min") {
-            o.min_size = static_cast<uint32_t>(std::stoul(value()));
+            o.min_size = number(argv[0], a, value(), 1, 64u << 20);
         } else if (a == "--max") {
-            o.max_size = static_cast<uint32_t>(std::stoul(value()));
+            o.max_size = number(argv[0], a, value(), 1, 64u << 20);
         } else {
-            usage(argv[0]);
+            bad_usage(argv[0], "unknown option '" + a + "'");
         }
     }
-    if (!role || o.runs == 0 || o.runs > 100000 || o.min_size == 0 || o.min_size > o.max_size ||
-        o.max_size > (64u << 20))
-        usage(argv[0]);
+    if (!role) bad_usage(argv[0], "give --server or --client ADDRESS");
+    if (o.min_size > o.max_size)
+        bad_usage(argv[0], "--min (" + std::to_string(o.min_size) + ") is larger than --max (" +
+                               std::to_string(o.max_size) + ")");
     return o;
 }
 
@@ -257,6 +284,10 @@ int main(int argc, char** argv) {
             return 1;
         }
         std::printf("%s done, all data verified\n", o.server ? "server" : "client");
+        if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) { // a full disk: not exit 0
+            std::fprintf(stderr, "rdma_perf: cannot write the results to standard output\n");
+            return 1;
+        }
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "rdma_perf: %s\n", e.what());

@@ -1,22 +1,59 @@
 // Example: a background service with two functions on two sim bitstreams (vector add, checksum) and a client
 // submitting interleaved tasks; prints how many reconfigurations each scheduling policy costs.
-// Run: COYOTE_BACKEND=sim ./service_policies [tasks]   (writes app_vadd.bin / app_sum.bin in the current folder)
+// Run: COYOTE_BACKEND=sim ./service_policies [tasks]   (tasks: 1 .. 100000, default 200; writes app_vadd.bin and
+// app_sum.bin in the current folder with coyote-sim-bitstream, from PATH or the build tree beside this example).
+// Exits 1 when a task returns a wrong result.
 #include <coyote/cConn.hpp>
 #include <coyote/cFunc.hpp>
 #include <coyote/cService.hpp>
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
 constexpr int32_t k_vadd = 0, k_sum = 1;
 
+constexpr const char* k_usage = "usage: service_policies [tasks]   (tasks: 1 .. 100000, default 200)\n";
+
+/// The task count of the command line; nullopt (after printing why) for anything but one whole number in range.
+std::optional<int> parse_tasks(int argc, char** argv) {
+    if (argc == 1) return 200;
+    const std::string a = argv[1];
+    int v = 0;
+    bool ok = argc == 2 && !a.empty() && a.size() <= 6;
+    for (const char c : a) {
+        ok = ok && c >= '0' && c <= '9';
+        if (ok) v = v * 10 + (c - '0');
+    }
+    if (ok && v >= 1 && v <= 100000) return v;
+    if (argc > 2)
+        std::cerr << "service_policies: one argument at most, got " << argc - 1 << "\n";
+    else
+        std::cerr << "service_policies: tasks must be a whole number in 1..100000, got '" << a << "'\n";
+    return std::nullopt;
+}
+
+/// coyote-sim-bitstream: beside this example in the build tree (build/tools/), else from PATH.
+std::string bitstream_tool() {
+    std::error_code ec;
+    const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    const auto built = exe.parent_path().parent_path() / "tools" / "coyote-sim-bitstream";
+    if (!ec && std::filesystem::exists(built, ec)) return "'" + built.string() + "'";
+    return "coyote-sim-bitstream";
+}
+
 /// Writes a sim app bitstream for `model` (what `coyote-sim-bitstream --model <model> -o <path>` does).
 void write_bitstream(const std::string& path, const std::string& model) {
-    const std::string cmd = "coyote-sim-bitstream --model " + model + " -o " + path;
+    const std::string cmd = bitstream_tool() + " --model " + model + " -o " + path;
     if (std::system(cmd.c_str()) != 0) {
         std::cerr << "cannot run '" << cmd << "' (is coyote-sim-bitstream on PATH?)\n";
         std::exit(1);
@@ -39,10 +76,9 @@ float vadd_first(coyote::cThread* t, float a, float b) {
     return r;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    const int tasks = argc > 1 ? std::atoi(argv[1]) : 200;
+/// Runs `tasks` interleaved tasks under each policy; returns how many results were wrong.
+int compare_policies(int tasks) {
+    int wrong = 0;
     write_bitstream("app_vadd.bin", "vadd");
     write_bitstream("app_sum.bin", "passthrough");
     ::setenv("COYOTE_SIM_RECONFIG_MS", "1", 0); // make each reconfiguration cost something
@@ -74,7 +110,10 @@ int main(int argc, char** argv) {
                     std::memcpy(&v, r.data(), sizeof(v));
                     ok = v == float(i) + 0.5f;
                 }
-                if (!ok) std::cerr << "wrong result for task " << i << "\n";
+                if (!ok) {
+                    std::cerr << "wrong result for task " << i << "\n";
+                    ++wrong;
+                }
             }
         }
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -83,5 +122,31 @@ int main(int argc, char** argv) {
         svc->stop();
         server.join();
         coyote::cService::releaseInstance(0);
+    }
+    return wrong;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+        std::cout << k_usage;
+        return 0;
+    }
+    const std::optional<int> tasks = parse_tasks(argc, argv);
+    if (!tasks) {
+        std::cerr << k_usage;
+        return 2;
+    }
+    try {
+        const int wrong = compare_policies(*tasks);
+        if (wrong > 0) {
+            std::cerr << "service_policies: " << wrong << " task(s) returned a wrong result\n";
+            return 1;
+        }
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "service_policies: " << e.what() << "\n";
+        return 1;
     }
 }

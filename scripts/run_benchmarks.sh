@@ -24,9 +24,14 @@ out="${COYOTE_BENCH_RESULTS:-}"
 quick=0
 min_time=""
 repeat=""
+# needs_value OPTION COUNT: an option given last, without its value, is an error naming it.
+needs_value() {
+    [[ "$2" -ge 2 ]] || { echo "run_benchmarks.sh: $1 needs a value" >&2; exit 2; }
+}
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 ;;
+        --build|--min-time|--repeat) needs_value "$1" $# ;;&
         --build) build="$2"; shift ;;
         --build=*) build="${1#*=}" ;;
         --min-time) min_time="$2"; shift ;;
@@ -45,6 +50,10 @@ if [[ -z "${min_time}" ]]; then
 fi
 if [[ -z "${repeat}" ]]; then
     if [[ ${quick} -eq 1 ]]; then repeat=2; else repeat=3; fi
+fi
+if ! [[ "${min_time}" =~ ^([0-9]+\.?[0-9]*|\.[0-9]+)$ ]] || ! awk -v t="${min_time}" 'BEGIN { exit !(t > 0) }'; then
+    echo "run_benchmarks.sh: --min-time takes a positive number of seconds, got '${min_time}'" >&2
+    exit 2
 fi
 if ! [[ "${repeat}" =~ ^[0-9]+$ ]]; then
     echo "run_benchmarks.sh: --repeat takes a number, got '${repeat}'" >&2

@@ -21,6 +21,7 @@
 #include <coyote/error.hpp>
 
 #include "detail/settings.hpp"
+#include "support/bench_args.hpp"
 #include "support/peer_watch.hpp"
 
 #ifndef COYOTE_BENCH_VERSION
@@ -130,8 +131,7 @@ std::vector<char*> prepare_args(int argc, char** argv, std::vector<std::string>&
     storage.clear();
     storage.emplace_back(argc > 0 ? argv[0] : "bench");
     storage.emplace_back("--benchmark_min_time=0.1");
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
+    for (std::string a : with_default_color(argc, argv)) {
         if (g_rank != 0 && a.rfind("--benchmark_out=", 0) == 0) a = "--benchmark_out=/dev/null";
         storage.push_back(a);
     }
@@ -157,16 +157,32 @@ bool collective_step(const char* what, Fn&& fn) {
     return all == 1;
 }
 
+/// "needs exactly 2 MPI ranks", "needs at least 2 MPI ranks", "needs 2 to 4 MPI ranks".
+std::string ranks_text(const Ranks& r) {
+    if (r.max == r.min) return "needs exactly " + std::to_string(r.min) + " MPI rank" + (r.min == 1 ? "" : "s");
+    if (r.max <= 0) return "needs at least " + std::to_string(r.min) + " MPI ranks";
+    return "needs " + std::to_string(r.min) + " to " + std::to_string(r.max) + " MPI ranks";
+}
+
 int run_main(int argc, char** argv) {
     if (!g_suite) {
         std::fprintf(stderr, "benchmark binary without define_suite()\n");
         return 2;
     }
+    const ArgCheck check = check_args(argc, argv);
+    if (check.help) {
+        if (g_rank == 0)
+            print_usage(stdout, argc > 0 ? argv[0] : "bench", ranks_text(g_suite->ranks) + "\n" + bench_settings_notes());
+        return 0;
+    }
+    if (!check.error.empty()) {
+        if (g_rank == 0) std::fprintf(stderr, "%s: %s\n", g_suite->name.c_str(), check.error.c_str());
+        return 2;
+    }
     if (g_size < g_suite->ranks.min || (g_suite->ranks.max > 0 && g_size > g_suite->ranks.max)) {
         if (g_rank == 0)
-            std::fprintf(stderr, "%s: needs %d..%d MPI ranks, got %d (run it under mpiexec -n <ranks>)\n",
-                         g_suite->name.c_str(), g_suite->ranks.min,
-                         g_suite->ranks.max > 0 ? g_suite->ranks.max : 1 << 20, g_size);
+            std::fprintf(stderr, "%s: %s, got %d (run it under mpiexec -n <ranks>)\n", g_suite->name.c_str(),
+                         ranks_text(g_suite->ranks).c_str(), g_size);
         return 2;
     }
     // The benchmarks run on the sim backend unless told otherwise.
@@ -184,15 +200,14 @@ int run_main(int argc, char** argv) {
     for (const auto& [key, value] : g_context) benchmark::AddCustomContext(key, value);
 
     std::size_t ran = 0;
+    std::string report_failure;
     if (g_rank == 0) {
-        ran = benchmark::RunSpecifiedBenchmarks();
+        ran = run_checked(storage, report_failure);
     } else {
         NullReporter display;
         NullReporter file;
         // A file reporter is only accepted together with --benchmark_out (redirected to /dev/null above).
-        bool has_out = false;
-        for (int i = 1; i < n_args; ++i)
-            if (std::strncmp(args[static_cast<size_t>(i)], "--benchmark_out=", 16) == 0) has_out = true;
+        const bool has_out = !flag_value(storage, "--benchmark_out").empty();
         ran = has_out ? benchmark::RunSpecifiedBenchmarks(&display, &file) : benchmark::RunSpecifiedBenchmarks(&display);
     }
     benchmark::Shutdown();
@@ -204,11 +219,12 @@ int run_main(int argc, char** argv) {
     if (worst > 0 && g_rank == 0)
         std::fprintf(stderr, "%s: %d benchmark(s) failed (see the errors above)\n", g_suite->name.c_str(), worst);
     // A filter that matches nothing is an error too (except when only listing).
-    bool listing = false;
-    for (int i = 1; i < n_args; ++i)
-        if (std::strncmp(args[static_cast<size_t>(i)], "--benchmark_list_tests", 22) == 0) listing = true;
-    if (ran == 0 && !listing) {
+    if (ran == 0 && !listing_only(storage)) {
         if (g_rank == 0) std::fprintf(stderr, "%s: no benchmark ran\n", g_suite->name.c_str());
+        return 1;
+    }
+    if (!report_failure.empty()) {
+        std::fprintf(stderr, "%s: %s\n", g_suite->name.c_str(), report_failure.c_str());
         return 1;
     }
     return worst > 0 || !ok ? 1 : 0;

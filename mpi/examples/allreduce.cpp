@@ -54,6 +54,11 @@ Args parse(int argc, char** argv) {
     for (uint32_t o = 0; o <= static_cast<uint32_t>(Op::bxor); ++o)
         if (name(static_cast<Op>(o)) == op) a.op = static_cast<Op>(o), ok = true;
     if (!ok) throw_error(Errc::invalid_argument, "allreduce example", "unknown op " + op);
+    // A sweep without a single size would print an empty table and "verified".
+    if (std::max<uint64_t>(a.min_bytes, size_of(a.type)) > a.max_bytes)
+        throw_error(Errc::invalid_argument, "allreduce example",
+                    "--max " + std::to_string(a.max_bytes) + " is below --min " + std::to_string(a.min_bytes) +
+                        " or one " + type + " element (" + std::to_string(size_of(a.type)) + " bytes)");
     return a;
 }
 
@@ -168,4 +173,12 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run_example(argc, argv, "allreduce", run); }
+constexpr const char* k_usage =
+    "usage: mpirun -np <ranks> coyote_mpi_allreduce [--min 8] [--max 64M] [--type float32] [--op sum] [--iters 20]\n"
+    "                                               [--warmup 3]\n"
+    "  --min / --max: bytes, 1 .. 1G, K/M/G suffixes (powers of 1024); sizes double from --min to --max\n"
+    "  --type: int8 uint8 int32 uint32 int64 uint64 float16 bfloat16 float32 float64\n"
+    "  --op: sum prod min max band bor bxor (bitwise ops on integer types only)\n"
+    "  --iters: timed calls per size (a quarter from 16 MiB on), >= 1; --warmup: untimed calls first, >= 0\n";
+
+int main(int argc, char** argv) { return run_example(argc, argv, "allreduce", k_usage, run); }

@@ -22,7 +22,7 @@ uint32_t value(int r, int j, uint64_t i) {
 }
 
 int run(int argc, char** argv) {
-    const auto [max_block, iters] = sweep_options(argc, argv, "alltoall", 4u << 20);
+    const auto [max_block, iters] = sweep_options(argc, argv, "alltoall", 4u << 20, 4);
     Communicator comm;
     Collectives coll(comm, select_device(comm));
     const int n = comm.size();
@@ -60,4 +60,9 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run_example(argc, argv, "alltoall", run); }
+constexpr const char* k_usage =
+    "usage: mpirun -np <ranks> coyote_mpi_alltoall [--max 4M] [--iters 10]\n"
+    "  --max: largest block per rank pair in bytes, 4 .. 1G, K/M/G suffixes; blocks 4, 64, 1K, ... (x16)\n"
+    "  --iters: timed calls per size, >= 1\n";
+
+int main(int argc, char** argv) { return run_example(argc, argv, "alltoall", k_usage, run); }

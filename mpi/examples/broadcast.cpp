@@ -56,4 +56,9 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run_example(argc, argv, "broadcast", run); }
+constexpr const char* k_usage =
+    "usage: mpirun -np <ranks> coyote_mpi_broadcast [--max 16M] [--iters 10]\n"
+    "  --max: largest message in bytes, 1 .. 1G, K/M/G suffixes; sizes 1, 16, 256, ... (x16), every rank as root\n"
+    "  --iters: timed calls per size, >= 1\n";
+
+int main(int argc, char** argv) { return run_example(argc, argv, "broadcast", k_usage, run); }

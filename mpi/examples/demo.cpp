@@ -197,5 +197,9 @@ int run() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return run_example(argc, argv, "demo", [](int, char**) { return run(); });
+    constexpr const char* usage = "usage: mpirun -np 2 coyote_mpi_demo\n  (no options)\n";
+    return run_example(argc, argv, "demo", usage, [](int argc_, char** argv_) {
+        if (argc_ > 1) throw_error(Errc::invalid_argument, "demo", std::string("takes no options, got '") + argv_[1] + "'");
+        return run();
+    });
 }

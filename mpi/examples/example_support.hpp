@@ -19,6 +19,9 @@
 
 namespace coyote::mpi::examples {
 
+/// The largest --min / --max an example takes: 1 GiB (element counts stay below MPI's int limit).
+constexpr uint64_t k_max_size = uint64_t{1} << 30;
+
 /// The `--flag value` pairs of a command line. Unknown flags, a flag without a value and malformed numbers are
 /// errors naming the example and the flag.
 class Options {
@@ -36,21 +39,24 @@ public:
         }
     }
 
-    /// A positive byte count with an optional K, M or G suffix (powers of 1024).
+    /// A byte count of 1 .. k_max_size with an optional K, M or G suffix (powers of 1024).
     uint64_t size(const char* flag, uint64_t def) const {
         const auto it = values_.find(flag);
         if (it == values_.end()) return def;
-        char* end = nullptr;
-        uint64_t v = std::strtoull(it->second.c_str(), &end, 10);
-        const std::string suffix = end;
-        if (suffix == "K" || suffix == "k") v <<= 10;
-        else if (suffix == "M" || suffix == "m") v <<= 20;
-        else if (suffix == "G" || suffix == "g") v <<= 30;
-        else if (!suffix.empty()) v = 0;
-        if (v == 0 || it->second[0] == '-')
+        const std::string& text = it->second;
+        std::size_t digits = 0;
+        while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+        const std::string suffix = text.substr(digits);
+        unsigned shift = 0;
+        if (suffix == "K" || suffix == "k") shift = 10;
+        else if (suffix == "M" || suffix == "m") shift = 20;
+        else if (suffix == "G" || suffix == "g") shift = 30;
+        const bool ok = digits > 0 && digits <= 12 && (suffix.empty() || shift > 0);
+        const uint64_t v = ok ? std::strtoull(text.substr(0, digits).c_str(), nullptr, 10) : 0;
+        if (!ok || v == 0 || v > (k_max_size >> shift))
             throw_error(Errc::invalid_argument, example_,
-                        std::string(flag) + " needs a positive size (K/M/G suffixes), got '" + it->second + "'");
-        return v;
+                        std::string(flag) + " needs a size of 1 .. 1G bytes (K/M/G suffixes), got '" + text + "'");
+        return v << shift;
     }
 
     /// A whole number of at least `min`.
@@ -83,9 +89,13 @@ struct Sweep {
     int iters;
 };
 
-inline Sweep sweep_options(int argc, char** argv, const char* example, uint64_t max) {
+inline Sweep sweep_options(int argc, char** argv, const char* example, uint64_t max, uint64_t first = 1) {
     const Options opts(argc, argv, example, {"--max", "--iters"});
-    return {opts.size("--max", max), opts.count("--iters", 10)};
+    const Sweep sweep{opts.size("--max", max), opts.count("--iters", 10)};
+    if (sweep.max < first) // the sweep would run no size at all and report success
+        throw_error(Errc::invalid_argument, example,
+                    "--max " + std::to_string(sweep.max) + " is below the first size, " + std::to_string(first));
+    return sweep;
 }
 
 /// Mean microseconds per call of `fn` on the slowest rank: `warmup` untimed calls (first touch of buffers and
@@ -109,12 +119,26 @@ inline uint64_t sum_over_ranks(const Communicator& comm, uint64_t mine, const ch
     return all;
 }
 
-/// An example's main: MPI initialised around `body(argc, argv)`, whose value is the exit code. An error on one
-/// rank aborts the job (the others may wait inside a collective), naming the example.
+/// Whether the command line asks for the usage (--help or -h anywhere).
+inline bool wants_help(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i)
+        if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") return true;
+    return false;
+}
+
+/// An example's main: MPI initialised around `body(argc, argv)`, whose value is the exit code. With --help or -h,
+/// rank 0 prints `usage` and every rank exits 0. An error on one rank aborts the job (the others may wait inside a
+/// collective), naming the example.
 template <typename Body>
-int run_example(int argc, char** argv, const char* example, Body&& body) {
+int run_example(int argc, char** argv, const char* example, const char* usage, Body&& body) {
     try {
         Environment env(&argc, &argv);
+        if (wants_help(argc, argv)) {
+            int rank = 0;
+            MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+            if (rank == 0) std::fputs(usage, stdout);
+            return 0;
+        }
         try {
             return body(argc, argv);
         } catch (const std::exception& e) {

@@ -122,5 +122,9 @@ int run(const Args& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return run_example(argc, argv, "perf_rdma", [](int argc_, char** argv_) { return run(parse(argc_, argv_)); });
+    constexpr const char* usage =
+        "usage: mpirun -np <even ranks> coyote_mpi_perf_rdma [--min 64] [--max 1048576] [--reps 200]\n"
+        "  --min / --max: bytes, 1 .. 64M, K/M/G suffixes (sizes x4 from --min, then --max); --reps: >= 1\n";
+    return run_example(argc, argv, "perf_rdma", usage,
+                       [](int argc_, char** argv_) { return run(parse(argc_, argv_)); });
 }

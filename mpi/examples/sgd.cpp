@@ -116,11 +116,13 @@ int run(int argc, char** argv) {
             diff = std::max(diff, std::fabs(w[j] - wr[j]));
             err = std::max(err, std::fabs(w[j] - w_true[j]));
         }
-        // The sums are reduced in another order than the reference's: agreement to rounding level.
-        ok = ok && diff <= 1e-9 && err < 0.05;
+        // The sums are reduced in another order than the reference's: agreement to rounding level. How close the
+        // model came to w_true depends on --steps, not on the collectives: reported, not a verdict.
+        ok = ok && diff <= 1e-9;
         std::printf("ranks %d, %d samples each, dim %d, %d steps\n", n, samples, dim, steps);
         std::printf("max |w_distributed - w_single_rank| = %.3e (tolerance 1e-9)\n", diff);
-        std::printf("max |w - w_true| = %.3e\n", err);
+        std::printf("max |w - w_true| = %.3e (%s)\n", err,
+                    err < 0.05 ? "converged" : "not converged yet: more --steps");
         std::printf("identical model on every rank: %s\n", all_same ? "yes" : "NO");
         std::printf("Result: %s\n", ok ? "distributed training matches the single-rank computation" : "MISMATCH");
     }
@@ -130,4 +132,9 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run_example(argc, argv, "sgd", run); }
+constexpr const char* k_usage =
+    "usage: mpirun -np <ranks> coyote_mpi_sgd [--steps 200] [--samples 4096] [--dim 256]\n"
+    "  --steps: gradient steps; --samples: samples per rank; --dim: model size (each a whole number >= 1)\n"
+    "  Exit status 0 when the distributed model equals rank 0's single-rank computation.\n";
+
+int main(int argc, char** argv) { return run_example(argc, argv, "sgd", k_usage, run); }
