@@ -399,6 +399,9 @@ std::unique_ptr<OobChannel> make_client(uint16_t port, const char* server, const
     const std::string not_accepted = "the server at " + target + " has not accepted the connection: it is not started "
                                      "yet, listens on another port or address, or cannot be reached; last error: ";
     WaitWatch watch(call, "the out-of-band server " + target, not_accepted + last_error);
+    // Naps from 100 us doubling up to 50 ms: a server that starts a moment later is found at once, a late one
+    // costs a connection attempt every 50 ms.
+    auto nap = std::chrono::microseconds(100);
     for (;;) {
         for (const addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
             Fd s(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
@@ -430,7 +433,9 @@ std::unique_ptr<OobChannel> make_client(uint16_t port, const char* server, const
                         "could not connect within " + std::to_string(opt.connect_timeout.count()) +
                             " ms (COYOTE_OOB_CONNECT_TIMEOUT_MS); last error: " + last_error);
         // The server may not be up yet: retry shortly.
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50, remaining_ms(deadline))));
+        std::this_thread::sleep_for(std::min<std::chrono::microseconds>(
+            nap, std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now())));
+        nap = std::min<std::chrono::microseconds>(2 * nap, std::chrono::milliseconds(50));
     }
 }
 
