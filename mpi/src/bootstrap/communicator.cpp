@@ -28,18 +28,48 @@ CommHandle::~CommHandle() {
 }
 }  // namespace detail
 
-Communicator::Communicator(MPI_Comm comm) {
+namespace {
+
+/// MPI_Comm_idup of `comm`, bounded by the bootstrap deadline. On expiry the pending duplication keeps writing
+/// into its handle, so that handle is left to it.
+MPI_Comm duplicate(MPI_Comm comm, const BootstrapOptions& options) {
+    int size = 0;
+    check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size", "the user communicator");
+    auto* dup = new MPI_Comm(MPI_COMM_NULL);
+    MPI_Request req = MPI_REQUEST_NULL;
+    try {
+        check_mpi(MPI_Comm_idup(comm, dup, &req), "MPI_Comm_idup", "duplicating the user communicator");
+    } catch (...) {
+        delete dup;
+        throw;
+    }
+    detail::wait_uncancellable(req, comm,
+                               "not every rank of the communicator (" + std::to_string(size) +
+                                   " ranks) reached bootstrap step 'communicator duplication' (a rank did not "
+                                   "construct its coyote::mpi::Communicator, or is stuck or gone)",
+                               std::chrono::steady_clock::now() + options.timeout, options);
+    const MPI_Comm out = *dup;
+    delete dup;
+    return out;
+}
+
+}  // namespace
+
+Communicator::Communicator(MPI_Comm comm) : Communicator(comm, BootstrapOptions::from_env()) {}
+
+Communicator::Communicator(MPI_Comm comm, const BootstrapOptions& options) {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) throw_error(Errc::mpi, "Communicator", "MPI is not initialised (create a coyote::mpi::Environment first)");
     if (detail::mpi_finalized()) throw_error(Errc::mpi, "Communicator", "MPI was finalized (MPI_Finalize ran)");
     if (comm == MPI_COMM_NULL) throw_error(Errc::invalid_argument, "Communicator", "MPI_COMM_NULL given");
-    MPI_Comm dup = MPI_COMM_NULL;
-    check_mpi(MPI_Comm_dup(comm, &dup), "MPI_Comm_dup", "duplicating the user communicator");
+    const MPI_Comm dup = duplicate(comm, options);
     comm_ = std::make_shared<detail::CommHandle>(dup);
     check_mpi(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", "MPI_ERRORS_RETURN");
     check_mpi(MPI_Comm_rank(dup, &rank_), "MPI_Comm_rank");
     check_mpi(MPI_Comm_size(dup, &size_), "MPI_Comm_size");
+    // Every rank is here before the blocking calls below (MPI_Comm_split_type has no non-blocking form).
+    detail::arrive_on(dup, rank_, size_, "communicator set-up", options);
 
     MPI_Comm node = MPI_COMM_NULL;
     check_mpi(MPI_Comm_split_type(dup, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "MPI_Comm_split_type",
@@ -99,7 +129,12 @@ void detail::require_valid(const Communicator& comm, const char* call) {
     if (!comm.valid()) throw_error(Errc::invalid_argument, call, "the Communicator was moved from");
 }
 
-void barrier(const Communicator& comm) { check_mpi(MPI_Barrier(comm.get()), "MPI_Barrier"); }
+void barrier(const Communicator& comm) { barrier(comm, BootstrapOptions::from_env()); }
+
+void barrier(const Communicator& comm, const BootstrapOptions& options) {
+    detail::require_valid(comm, "barrier");
+    arrive(comm, "barrier", options);
+}
 
 void conn_sync(const Communicator& comm, int peer) {
     detail::require_valid(comm, "conn_sync");

@@ -32,7 +32,8 @@ constexpr long k_max_vfid = 15;    ///< the vFPGAs of a shell
 
 namespace settings = ::coyote::detail::settings;
 const settings::Text k_device_map{"COYOTE_MPI_DEVICE_MAP", "mpi", "",
-                                  "per-rank device map 'rank:device:vfid,...' (select_device)",
+                                  "per-rank device map 'rank:device:vfid,...' (select_device; the same on every rank, ranks of the "
+                                  "communicator)",
                                   [](const std::string& v) {
                                       return settings::problem_of([&] { (void)parse_device_map(v); });
                                   }};
@@ -52,8 +53,12 @@ struct Record {
     int32_t vfid;      ///< explicit vFPGA (if has_vfid)
     int32_t no_entry;  ///< the device map has no entry for this rank
     int32_t hw_vfpgas; ///< vFPGAs of device 0 on this host (hw)
-    int32_t pad;
+    int32_t uses_map;  ///< the rank's choice is not from DeviceSelectOptions::device/vfid: its map must agree
+    uint64_t map_hash; ///< FNV-1a of the text of the map in force (empty when none)
+    char map[96];      ///< the map in force, as "COYOTE_MPI_DEVICE_MAP '...'" (cut), or "no device map"
     char source[64];
+    int32_t failed;    ///< this rank could not make its record (bad setting or option): `error` says why
+    char error[300];
 };
 
 std::string describe(const Record& r, int rank, uint32_t device, int32_t vfid) {
@@ -125,6 +130,17 @@ struct MapSource {
     std::string source; ///< "options" or "COYOTE_MPI_DEVICE_MAP"
 };
 
+/// The name of a map's origin in messages.
+std::string map_origin(const MapSource& map) {
+    return map.source == "options" ? "DeviceSelectOptions::device_map" : map.source;
+}
+
+uint64_t fnv1a(const std::string& text) {
+    uint64_t h = 1469598103934665603ull;
+    for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    return h;
+}
+
 MapSource device_map(const DeviceSelectOptions& options) {
     if (!options.device_map.empty()) return {options.device_map, "options"};
     return {k_device_map.get(), "COYOTE_MPI_DEVICE_MAP"};
@@ -151,14 +167,19 @@ Record own_record(const Communicator& comm, const DeviceSelectOptions& options, 
         if (options.vfid) mine.has_vfid = 1, mine.vfid = *options.vfid;
         source = "options";
     } else if (!map.text.empty()) {
-        for (const auto& e : parse_device_map(map.text, map.source == "options" ? "DeviceSelectOptions::device_map"
-                                                                                 : map.source))
+        for (const auto& e : parse_device_map(map.text, map_origin(map))) {
+            if (e.rank >= comm.size())
+                throw_error(Errc::invalid_argument, "select_device",
+                            map_origin(map) + " '" + map.text + "' has an entry for rank " + std::to_string(e.rank) +
+                                " but the communicator has " + std::to_string(comm.size()) +
+                                " ranks (map ranks are ranks of the communicator given to select_device)");
             if (e.rank == comm.rank()) {
                 mine.has_device = mine.has_vfid = 1;
                 mine.device = e.device;
                 mine.vfid = e.vfid;
                 source = map.source;
             }
+        }
         if (source == "default") mine.no_entry = 1;  // reported on every rank after the allgather
     } else if (k_device.is_set() || k_vfid.is_set()) {
         if (k_device.is_set()) mine.has_device = 1, mine.device = static_cast<uint32_t>(k_device.get());
@@ -166,7 +187,20 @@ Record own_record(const Communicator& comm, const DeviceSelectOptions& options, 
         source = "COYOTE_MPI_DEVICE/COYOTE_MPI_VFID";
     }
     std::strncpy(mine.source, source.c_str(), sizeof(mine.source) - 1);
+    mine.uses_map = options.device || options.vfid ? 0 : 1;
+    mine.map_hash = fnv1a(map.text);
+    const std::string shown = map.text.empty() ? "no device map" : map_origin(map) + " '" + map.text + "'";
+    std::strncpy(mine.map, shown.c_str(), sizeof(mine.map) - 1);
+    if (shown.size() >= sizeof(mine.map)) std::memcpy(mine.map + sizeof(mine.map) - 5, "...'", 4);
     return mine;
+}
+
+/// The record of a rank that could not make its own: every rank learns why after the allgather.
+Record failed_record(const std::string& why) {
+    Record r{};
+    r.failed = 1;
+    std::strncpy(r.error, why.c_str(), sizeof(r.error) - 1);
+    return r;
 }
 
 /// Every rank's `mine`, in rank order.
@@ -214,6 +248,29 @@ void check_exists(const Communicator& comm, const DeviceAssignment& mine, const 
                             "COYOTE_MPI_VFID or COYOTE_MPI_DEVICE_MAP)");
 }
 
+/// A rank that could not make its record fails every rank, naming it and its reason.
+void check_records(const std::vector<Record>& all) {
+    for (std::size_t r = 0; r < all.size(); ++r)
+        if (all[r].failed != 0)
+            throw_error(Errc::invalid_argument, "select_device",
+                        "failed on rank " + std::to_string(r) + ": " +
+                            std::string(all[r].error, strnlen(all[r].error, sizeof(all[r].error))));
+}
+
+/// Ranks that take their choice from a device map (or the defaults) must all see the same map: a map set on some
+/// ranks only, or different maps, would assign devices nobody wrote down.
+void check_maps_agree(const std::vector<Record>& all) {
+    const auto first = std::find_if(all.begin(), all.end(), [](const Record& r) { return r.uses_map != 0; });
+    for (auto it = first; it != all.end(); ++it) {
+        if (it->uses_map == 0 || it->map_hash == first->map_hash) continue;
+        const auto text = [](const Record& r) { return std::string(r.map, strnlen(r.map, sizeof(r.map))); };
+        throw_error(Errc::invalid_argument, "select_device",
+                    "ranks " + std::to_string(first - all.begin()) + " and " + std::to_string(it - all.begin()) +
+                        " see different device maps: " + text(*first) + " and " + text(*it) +
+                        " (set the same COYOTE_MPI_DEVICE_MAP, or DeviceSelectOptions::device_map, on every rank)");
+    }
+}
+
 /// Two ranks of one host on the same (device, vFPGA) is an error.
 void check_collisions(const std::vector<Record>& all, const std::vector<DeviceAssignment>& final) {
     for (std::size_t r = 0; r < all.size(); ++r)
@@ -235,12 +292,27 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
     // The backend decides the default; probe it on device 0, vFPGA 0 (COYOTE_BACKEND or /dev presence).
     const bool hw = ::coyote::detail::selected_backend(0, 0) == "hw";
     const MapSource map = device_map(options);
-    // One allgather: every rank derives every rank's assignment, so checks fail identically everywhere.
-    const auto all = gather_all(comm, own_record(comm, options, map, hw), "device selection", options.bootstrap);
+    // One allgather: every rank derives every rank's assignment, so checks fail identically everywhere. A rank
+    // that cannot make its record (a malformed setting) still takes part, so that every rank names it.
+    Record mine{};
+    std::exception_ptr local_error;
+    try {
+        mine = own_record(comm, options, map, hw);
+    } catch (const Error& e) {
+        mine = failed_record(e.call() + ": " + e.context());
+        local_error = std::current_exception();
+    } catch (const std::exception& e) {
+        mine = failed_record(e.what());
+        local_error = std::current_exception();
+    }
+    const auto all = gather_all(comm, mine, "device selection", options.bootstrap);
+    if (local_error) std::rethrow_exception(local_error);
+    check_records(all);
+    check_maps_agree(all);
     for (std::size_t r = 0; r < all.size(); ++r)
         if (all[r].no_entry != 0)
             throw_error(Errc::invalid_argument, "select_device",
-                        map.source + " '" + map.text + "' has no entry for rank " + std::to_string(r));
+                        map_origin(map) + " '" + map.text + "' has no entry for rank " + std::to_string(r));
     const auto final = assign_all(all);
     DeviceAssignment a = final[static_cast<std::size_t>(comm.rank())];
     a.backend = ::coyote::detail::selected_backend(a.device, a.vfid);

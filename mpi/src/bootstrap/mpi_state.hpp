@@ -3,6 +3,11 @@
 
 #include <mpi.h>
 
+#include <chrono>
+#include <string>
+
+#include <coyote/mpi/bootstrap_options.hpp>
+
 namespace coyote::mpi {
 class Communicator;
 }
@@ -11,6 +16,15 @@ namespace coyote::mpi::detail {
 
 /// Throws invalid_argument naming `call` when `comm` was moved from (its size reads 0; its handle is gone).
 void require_valid(const Communicator& comm, const char* call);
+
+/// arrive() on a raw communicator (`me` of `n` ranks), for steps that run before a Communicator exists.
+void arrive_on(MPI_Comm comm, int me, int n, const std::string& step, const BootstrapOptions& options);
+
+/// Waits for one request that cannot be cancelled (a non-blocking collective) until `deadline`; on expiry handles
+/// the timeout on `comm` as `options` says, with `what` as the message. The request's buffers must then stay
+/// alive for good: the caller hands them over before it calls this.
+void wait_uncancellable(MPI_Request& req, MPI_Comm comm, const std::string& what,
+                        std::chrono::steady_clock::time_point deadline, const BootstrapOptions& options);
 
 /// True once MPI_Finalize has run: most MPI calls would then abort the whole job.
 inline bool mpi_finalized() noexcept {

@@ -1,0 +1,146 @@
+// Bootstrap faults: a rank that never joins a step, ranks at different steps, device-selection input that
+// differs between the ranks or is malformed on one of them. Every rank must fail within the deadline with an
+// error that names the rank and the problem. Runs with 2 and 3 ranks; needs no vFPGA.
+#include <coyote/mpi/mpi.hpp>
+
+#include <gtest/gtest.h>
+
+#include "support/env_guard.hpp"
+
+#include <string>
+
+using namespace coyote::mpi;
+using coyote_test::EnvGuard;
+
+namespace {
+
+bool has_code(const coyote::Error& e, coyote::Errc c) { return e.code() == coyote::make_error_code(c); }
+
+BootstrapOptions short_deadline() {
+    BootstrapOptions o;
+    o.timeout = std::chrono::milliseconds(500);
+    o.on_timeout = OnTimeout::throw_error;
+    return o;
+}
+
+/// The error of `fn`, or "" when it returned.
+template <class Fn>
+std::string error_of(Fn&& fn, coyote::Errc expected) {
+    try {
+        fn();
+    } catch (const coyote::Error& e) {
+        EXPECT_TRUE(has_code(e, expected)) << e.what();
+        return e.what();
+    }
+    return {};
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+}  // namespace
+
+TEST(BootstrapFaults, ARankThatNeverConstructsItsCommunicatorFailsTheOthersAtTheDeadline) {
+    MPI_Comm scratch = MPI_COMM_NULL;
+    ASSERT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &scratch), MPI_SUCCESS);
+    int me = 0, n = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    const bool absent = me == n - 1;
+    if (!absent) {
+        // Before: every rank waited in MPI_Comm_dup for good.
+        const auto w = error_of([&] { Communicator c(scratch, short_deadline()); }, coyote::Errc::timeout);
+        EXPECT_TRUE(contains(w, "not every rank of the communicator (" + std::to_string(n) + " ranks) reached "
+                                "bootstrap step 'communicator duplication'")) << w;
+        EXPECT_TRUE(contains(w, "COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS")) << w;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (absent) {
+        // Complete the duplication the others left pending (they progress it in the barrier below).
+        MPI_Comm late = MPI_COMM_NULL;
+        ASSERT_EQ(MPI_Comm_dup(scratch, &late), MPI_SUCCESS);
+        MPI_Comm_free(&late);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Comm_free(&scratch);
+}
+
+TEST(BootstrapFaults, ABarrierNamesTheRankThatNeverCame) {
+    Communicator comm;  // private: tokens left for the absent rank stay in it
+    const int last = comm.size() - 1;
+    if (comm.rank() != last) {
+        const auto w = error_of([&] { barrier(comm, short_deadline()); }, coyote::Errc::timeout);
+        EXPECT_TRUE(contains(w, "rank " + std::to_string(last) + " of " + std::to_string(comm.size()) +
+                                " did not arrive at bootstrap step 'barrier'")) << w;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST(BootstrapFaults, RanksAtDifferentBootstrapStepsNameEachOther) {
+    Communicator comm;
+    // Rank 0 selects its device while the others are already at a barrier (before: the two collectives met:
+    // MPI_ERR_TRUNCATE in MPI_Testsome, or bytes of one step read as the other's).
+    if (comm.rank() == 0) {
+        DeviceSelectOptions o;
+        o.bootstrap = short_deadline();
+        const auto w = error_of([&] { (void)select_device(comm, o); }, coyote::Errc::protocol);
+        EXPECT_TRUE(contains(w, "rank 1 is at bootstrap step 'barrier' while rank 0 is at 'device selection'")) << w;
+    } else {
+        const auto w = error_of([&] { barrier(comm, short_deadline()); }, coyote::Errc::protocol);
+        EXPECT_TRUE(contains(w, "is at bootstrap step '")) << w;
+        EXPECT_TRUE(contains(w, "in different orders")) << w;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST(BootstrapFaults, DifferentDeviceMapsOnTheRanksAreNamed) {
+    Communicator comm;
+    const int last = comm.size() - 1;
+    std::string good, other;
+    for (int r = 0; r < comm.size(); ++r) {
+        good += std::to_string(r) + ":" + std::to_string(r) + ":0,";
+        other += std::to_string(r) + ":" + std::to_string(last - r) + ":0,";
+    }
+    DeviceSelectOptions o;
+    o.bootstrap = short_deadline();
+    o.device_map = comm.rank() == last ? other : good;
+    // Before: each rank took its own map's entry (here rank 0 and the last both chose device 0: "collision").
+    auto w = error_of([&] { (void)select_device(comm, o); }, coyote::Errc::invalid_argument);
+    EXPECT_TRUE(contains(w, "ranks 0 and " + std::to_string(last) + " see different device maps: "
+                            "DeviceSelectOptions::device_map '" + good + "' and DeviceSelectOptions::device_map '" +
+                            other + "'")) << w;
+    // A map set on one rank only (before: the others took their defaults; here "rank 0 has no entry" or a
+    // collision, naming a map that had the entry).
+    EnvGuard m("COYOTE_MPI_DEVICE_MAP", comm.rank() == 0 ? good.c_str() : nullptr);
+    DeviceSelectOptions d;
+    d.bootstrap = short_deadline();
+    w = error_of([&] { (void)select_device(comm, d); }, coyote::Errc::invalid_argument);
+    EXPECT_TRUE(contains(w, "ranks 0 and 1 see different device maps: COYOTE_MPI_DEVICE_MAP '" + good +
+                            "' and no device map")) << w;
+}
+
+TEST(BootstrapFaults, AMalformedSettingOnOneRankIsNamedOnEveryRank) {
+    Communicator comm;
+    const int last = comm.size() - 1;
+    EnvGuard e("COYOTE_MPI_DEVICE", comm.rank() == last ? "two" : nullptr);
+    DeviceSelectOptions o;
+    o.bootstrap = short_deadline();
+    // Before: the last rank threw alone; the others waited for it until the deadline aborted the job.
+    const auto w = error_of([&] { (void)select_device(comm, o); }, coyote::Errc::invalid_argument);
+    EXPECT_TRUE(contains(w, "COYOTE_MPI_DEVICE='two'")) << w;
+    if (comm.rank() != last) {
+        EXPECT_TRUE(contains(w, "failed on rank " + std::to_string(last) + ": ")) << w;
+    }
+}
+
+TEST(BootstrapFaults, AMapEntryForARankBeyondTheCommunicatorIsAnError) {
+    Communicator comm;
+    std::string map;
+    for (int r = 0; r <= comm.size(); ++r) map += std::to_string(r) + ":" + std::to_string(r) + ":0,";
+    DeviceSelectOptions o;
+    o.bootstrap = short_deadline();
+    o.device_map = map;
+    // Before: the entry was ignored (a map written for the world, used on a sub-communicator, applied silently).
+    const auto w = error_of([&] { (void)select_device(comm, o); }, coyote::Errc::invalid_argument);
+    EXPECT_TRUE(contains(w, "has an entry for rank " + std::to_string(comm.size()) + " but the communicator has " +
+                            std::to_string(comm.size()) + " ranks")) << w;
+}
