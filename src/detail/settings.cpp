@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "coyote/error.hpp"
+#include "detail/format.hpp"
 
 namespace coyote::detail::settings {
 
@@ -162,7 +163,7 @@ std::optional<std::string> Setting::raw(std::string_view suffix) const {
 
 void Setting::reject(const std::string& value, std::string_view suffix) const {
     throw_error(Errc::invalid_argument, "environment variable",
-                name(suffix) + "='" + value + "' (expected " + info_.accepts + "): " + info_.help);
+                name(suffix) + "='" + printable(value) + "' (expected " + info_.accepts + "): " + info_.help);
 }
 
 // ---- typed settings ---------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ void Text::check(std::string_view suffix) const {
     const auto v = raw(suffix);
     if (!v || validate_ == nullptr) return;
     if (const auto problem = validate_(*v))
-        throw_error(Errc::invalid_argument, "environment variable", name(suffix) + "='" + *v + "': " + *problem);
+        throw_error(Errc::invalid_argument, "environment variable", name(suffix) + "='" + printable(*v) + "': " + *problem);
 }
 void Flag::check(std::string_view suffix) const { (void)get(suffix); }
 void Integer::check(std::string_view suffix) const { (void)get(suffix); }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "backend/device.hpp"
+#include "detail/format.hpp"
 #include "detail/settings.hpp"
 #include "bootstrap/mpi_state.hpp"
 
@@ -17,14 +18,22 @@ namespace coyote::mpi {
 
 namespace {
 
+/// A decimal integer in lo..hi (digits only: no sign, no spaces); the error quotes the text printably.
 long parse_int(const std::string& text, const std::string& what, long lo, long hi, const std::string& origin) {
-    char* end = nullptr;
-    errno = 0;
-    const long v = std::strtol(text.c_str(), &end, 10);
-    if (text.empty() || errno != 0 || end == nullptr || *end != '\0' || v < lo || v > hi)
+    const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+    const auto v = digits ? ::coyote::detail::settings::parse_integer(text) : std::nullopt;
+    if (!v || *v < lo || *v > hi)
         throw_error(Errc::invalid_argument, origin,
-                    what + ": '" + text + "' is not an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-    return v;
+                    what + ": '" + ::coyote::detail::printable(text) + "' is not an integer in " + std::to_string(lo) +
+                        ".." + std::to_string(hi));
+    return static_cast<long>(*v);
+}
+
+/// `text` without the spaces around it (a map may be written "0:0:0, 1:1:0").
+std::string trim_spaces(const std::string& text) {
+    const auto first = text.find_first_not_of(' ');
+    if (first == std::string::npos) return {};
+    return text.substr(first, text.find_last_not_of(' ') - first + 1);
 }
 
 constexpr long k_max_device = 255; ///< the device numbers a map may name
@@ -82,18 +91,20 @@ std::vector<DeviceMapEntry> parse_device_map(const std::string& text, const std:
     std::size_t pos = 0;
     while (pos <= text.size()) {
         const std::size_t comma = text.find(',', pos);
-        const std::string entry = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        const std::string entry =
+            trim_spaces(text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
         pos = comma == std::string::npos ? text.size() + 1 : comma + 1;
         if (entry.empty()) continue;
+        const std::string shown = ::coyote::detail::printable(entry);
         const std::size_t c1 = entry.find(':');
         const std::size_t c2 = c1 == std::string::npos ? std::string::npos : entry.find(':', c1 + 1);
         if (c1 == std::string::npos || c2 == std::string::npos || entry.find(':', c2 + 1) != std::string::npos)
-            throw_error(Errc::invalid_argument, origin, "entry '" + entry + "' is not rank:device:vfid");
+            throw_error(Errc::invalid_argument, origin, "entry '" + shown + "' is not rank:device:vfid");
         DeviceMapEntry e;
-        e.rank = static_cast<int>(parse_int(entry.substr(0, c1), "rank in '" + entry + "'", 0, INT32_MAX, origin));
+        e.rank = static_cast<int>(parse_int(entry.substr(0, c1), "rank in '" + shown + "'", 0, INT32_MAX, origin));
         e.device = static_cast<uint32_t>(
-            parse_int(entry.substr(c1 + 1, c2 - c1 - 1), "device in '" + entry + "'", 0, k_max_device, origin));
-        e.vfid = static_cast<int32_t>(parse_int(entry.substr(c2 + 1), "vfid in '" + entry + "'", 0, k_max_vfid, origin));
+            parse_int(entry.substr(c1 + 1, c2 - c1 - 1), "device in '" + shown + "'", 0, k_max_device, origin));
+        e.vfid = static_cast<int32_t>(parse_int(entry.substr(c2 + 1), "vfid in '" + shown + "'", 0, k_max_vfid, origin));
         for (const auto& prev : out)
             if (prev.rank == e.rank)
                 throw_error(Errc::invalid_argument, origin, "rank " + std::to_string(e.rank) + " appears twice");
@@ -170,7 +181,7 @@ Record own_record(const Communicator& comm, const DeviceSelectOptions& options, 
         for (const auto& e : parse_device_map(map.text, map_origin(map))) {
             if (e.rank >= comm.size())
                 throw_error(Errc::invalid_argument, "select_device",
-                            map_origin(map) + " '" + map.text + "' has an entry for rank " + std::to_string(e.rank) +
+                            map_origin(map) + " '" + ::coyote::detail::printable(map.text) + "' has an entry for rank " + std::to_string(e.rank) +
                                 " but the communicator has " + std::to_string(comm.size()) +
                                 " ranks (map ranks are ranks of the communicator given to select_device)");
             if (e.rank == comm.rank()) {
@@ -189,7 +200,7 @@ Record own_record(const Communicator& comm, const DeviceSelectOptions& options, 
     std::strncpy(mine.source, source.c_str(), sizeof(mine.source) - 1);
     mine.uses_map = options.device || options.vfid ? 0 : 1;
     mine.map_hash = fnv1a(map.text);
-    const std::string shown = map.text.empty() ? "no device map" : map_origin(map) + " '" + map.text + "'";
+    const std::string shown = map.text.empty() ? "no device map" : map_origin(map) + " '" + ::coyote::detail::printable(map.text) + "'";
     std::strncpy(mine.map, shown.c_str(), sizeof(mine.map) - 1);
     if (shown.size() >= sizeof(mine.map)) std::memcpy(mine.map + sizeof(mine.map) - 5, "...'", 4);
     return mine;
@@ -312,7 +323,7 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
     for (std::size_t r = 0; r < all.size(); ++r)
         if (all[r].no_entry != 0)
             throw_error(Errc::invalid_argument, "select_device",
-                        map_origin(map) + " '" + map.text + "' has no entry for rank " + std::to_string(r));
+                        map_origin(map) + " '" + ::coyote::detail::printable(map.text) + "' has no entry for rank " + std::to_string(r));
     const auto final = assign_all(all);
     DeviceAssignment a = final[static_cast<std::size_t>(comm.rank())];
     a.backend = ::coyote::detail::selected_backend(a.device, a.vfid);

@@ -7,6 +7,7 @@
 
 #include "support/env_guard.hpp"
 
+#include <iterator>
 #include <string>
 
 using namespace coyote::mpi;
@@ -143,4 +144,26 @@ TEST(BootstrapFaults, AMapEntryForARankBeyondTheCommunicatorIsAnError) {
     const auto w = error_of([&] { (void)select_device(comm, o); }, coyote::Errc::invalid_argument);
     EXPECT_TRUE(contains(w, "has an entry for rank " + std::to_string(comm.size()) + " but the communicator has " +
                             std::to_string(comm.size()) + " ranks")) << w;
+}
+
+TEST(BootstrapFaults, ControlCharactersInSettingsAreQuotedPrintably) {
+    // Before: the raw bytes went into the message (an escape sequence redrew the terminal, a newline forged a line),
+    // and the map parser (strtol) took "\t1", "+1" and "\n1" for 1.
+    const char* bad[] = {"0:0:0,1:\x1b[2J1:0", "0:0:0,\t1:1:0", "0:0:0,1:+1:0", "0:0:0,\n1:1:0"};
+    for (std::size_t i = 0; i < std::size(bad); ++i) {
+        try {
+            (void)parse_device_map(bad[i]);
+            ADD_FAILURE() << "accepted map " << i;
+        } catch (const coyote::Error& e) {
+            const std::string w = e.what();
+            EXPECT_EQ(w.find_first_of("\x1b\n\t"), std::string::npos) << "map " << i << ": " << w;
+        }
+    }
+    EXPECT_EQ(parse_device_map(" 0:0:0 , 1:1:0 ").size(), 2u);  // spaces around entries stay allowed
+    Communicator comm;
+    EnvGuard e("COYOTE_MPI_DEVICE", "1\x1b[31m\n");
+    DeviceSelectOptions o;
+    o.bootstrap = short_deadline();
+    const auto w = error_of([&] { (void)select_device(comm, o); }, coyote::Errc::invalid_argument);
+    EXPECT_TRUE(contains(w, "COYOTE_MPI_DEVICE='1\\x1b[31m\\n'")) << w;
 }
