@@ -28,32 +28,28 @@ CommHandle::~CommHandle() {
 }
 }  // namespace detail
 
-namespace {
-
-/// MPI_Comm_idup of `comm`, bounded by the bootstrap deadline. On expiry the pending duplication keeps writing
-/// into its handle, so that handle is left to it.
-MPI_Comm duplicate(MPI_Comm comm, const BootstrapOptions& options) {
+MPI_Comm detail::duplicate_bounded(MPI_Comm comm, const std::string& step, const std::string& who,
+                                   const BootstrapOptions& options) {
     int size = 0;
-    check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size", "the user communicator");
+    check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size", step);
+    // On expiry the pending duplication keeps writing into its handle: the handle is then left to it.
     auto* dup = new MPI_Comm(MPI_COMM_NULL);
     MPI_Request req = MPI_REQUEST_NULL;
     try {
-        check_mpi(MPI_Comm_idup(comm, dup, &req), "MPI_Comm_idup", "duplicating the user communicator");
+        check_mpi(MPI_Comm_idup(comm, dup, &req), "MPI_Comm_idup", step);
     } catch (...) {
         delete dup;
         throw;
     }
     detail::wait_uncancellable(req, comm,
                                "not every rank of the communicator (" + std::to_string(size) +
-                                   " ranks) reached bootstrap step 'communicator duplication' (a rank did not "
-                                   "construct its coyote::mpi::Communicator, or is stuck or gone)",
+                                   " ranks) reached bootstrap step '" + step + "' (a rank did not " + who +
+                                   ", or is stuck or gone)",
                                std::chrono::steady_clock::now() + options.timeout, options);
     const MPI_Comm out = *dup;
     delete dup;
     return out;
 }
-
-}  // namespace
 
 Communicator::Communicator(MPI_Comm comm) : Communicator(comm, BootstrapOptions::from_env()) {}
 
@@ -63,7 +59,8 @@ Communicator::Communicator(MPI_Comm comm, const BootstrapOptions& options) {
     if (!initialized) throw_error(Errc::mpi, "Communicator", "MPI is not initialised (create a coyote::mpi::Environment first)");
     if (detail::mpi_finalized()) throw_error(Errc::mpi, "Communicator", "MPI was finalized (MPI_Finalize ran)");
     if (comm == MPI_COMM_NULL) throw_error(Errc::invalid_argument, "Communicator", "MPI_COMM_NULL given");
-    const MPI_Comm dup = duplicate(comm, options);
+    const MPI_Comm dup = detail::duplicate_bounded(comm, "communicator duplication",
+                                                   "construct its coyote::mpi::Communicator", options);
     comm_ = std::make_shared<detail::CommHandle>(dup);
     check_mpi(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", "MPI_ERRORS_RETURN");
     check_mpi(MPI_Comm_rank(dup, &rank_), "MPI_Comm_rank");

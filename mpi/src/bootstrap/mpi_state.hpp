@@ -26,6 +26,11 @@ void arrive_on(MPI_Comm comm, int me, int n, const std::string& step, const Boot
 void wait_uncancellable(MPI_Request& req, MPI_Comm comm, const std::string& what,
                         std::chrono::steady_clock::time_point deadline, const BootstrapOptions& options);
 
+/// MPI_Comm_idup of `comm` bounded by the deadline of `options`. On expiry the message names `step` and says that a
+/// rank did not `who` (e.g. "construct its coyote::mpi::Communicator").
+MPI_Comm duplicate_bounded(MPI_Comm comm, const std::string& step, const std::string& who,
+                           const BootstrapOptions& options);
+
 /// True once MPI_Finalize has run: most MPI calls would then abort the whole job.
 inline bool mpi_finalized() noexcept {
     int finalized = 0;

@@ -1,6 +1,7 @@
 // Bootstrap faults: a rank that never joins a step, ranks at different steps, device-selection input that
 // differs between the ranks or is malformed on one of them. Every rank must fail within the deadline with an
 // error that names the rank and the problem. Runs with 2 and 3 ranks; needs no vFPGA.
+#include <coyote/mpi/liveness.hpp>
 #include <coyote/mpi/mpi.hpp>
 
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include "support/env_guard.hpp"
 
 #include <iterator>
+#include <vector>
 #include <string>
 
 using namespace coyote::mpi;
@@ -166,4 +168,33 @@ TEST(BootstrapFaults, ControlCharactersInSettingsAreQuotedPrintably) {
     o.bootstrap = short_deadline();
     const auto w = error_of([&] { (void)select_device(comm, o); }, coyote::Errc::invalid_argument);
     EXPECT_TRUE(contains(w, "COYOTE_MPI_DEVICE='1\\x1b[31m\\n'")) << w;
+}
+
+TEST(BootstrapFaults, ALivenessSetUpWithoutOneRankEndsAtItsDeadline) {
+    MPI_Comm scratch = MPI_COMM_NULL;
+    ASSERT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &scratch), MPI_SUCCESS);
+    int me = 0, n = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    const bool absent = me == n - 1;
+    if (!absent) {
+        // Before: the set-up waited in MPI_Allgather for good (a rank gone between a Collectives object's queue-pair
+        // wiring and its liveness set-up left the others there under mpirun --enable-recovery).
+        LivenessOptions o;
+        o.setup_timeout = std::chrono::milliseconds(500);
+        const auto w = error_of([&] { PeerLiveness live(scratch, o); }, coyote::Errc::timeout);
+        EXPECT_TRUE(contains(w, "reached bootstrap step 'liveness set-up'")) << w;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (absent) {
+        // Complete the allgather the others left pending (they progress it in the barrier below).
+        LivenessRecord mine{};
+        std::vector<LivenessRecord> all(static_cast<std::size_t>(n));
+        MPI_Request req = MPI_REQUEST_NULL;
+        ASSERT_EQ(MPI_Iallgather(&mine, sizeof(mine), MPI_BYTE, all.data(), sizeof(mine), MPI_BYTE, scratch, &req),
+                  MPI_SUCCESS);
+        MPI_Wait(&req, MPI_STATUS_IGNORE);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Comm_free(&scratch);
 }
