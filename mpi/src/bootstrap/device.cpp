@@ -71,8 +71,8 @@ struct Record {
 };
 
 std::string describe(const Record& r, int rank, uint32_t device, int32_t vfid) {
-    return "rank " + std::to_string(rank) + " (host " + std::string(r.host) + ", device " + std::to_string(device) +
-           ", vFPGA " + std::to_string(vfid) + ")";
+    return "rank " + std::to_string(rank) + " (host " + ::coyote::detail::printable(r.host) + ", device " +
+           std::to_string(device) + ", vFPGA " + std::to_string(vfid) + ")";
 }
 
 /// The identity that makes devices distinct: the host for hw (the /dev files), host and network namespace
@@ -290,8 +290,8 @@ void check_collisions(const std::vector<Record>& all, const std::vector<DeviceAs
             if (final[r].device != final[q].device || final[r].vfid != final[q].vfid) continue;
             throw_error(Errc::invalid_argument, "select_device",
                         "ranks " + std::to_string(r) + " and " + std::to_string(q) + " on host " +
-                            std::string(all[r].host) + " both chose device " + std::to_string(final[r].device) +
-                            ", vFPGA " + std::to_string(final[r].vfid) +
+                            ::coyote::detail::printable(all[r].host) + " both chose device " +
+                            std::to_string(final[r].device) + ", vFPGA " + std::to_string(final[r].vfid) +
                             " (give each rank its own with COYOTE_MPI_DEVICE_MAP=\"rank:dev:vf,...\")");
         }
 }
