@@ -230,14 +230,14 @@ void arrive(const Communicator& comm, const std::string& step, const BootstrapOp
     detail::arrive_on(comm.get(), comm.rank(), comm.size(), step, options);
 }
 
-void detail::wait_uncancellable(MPI_Request& req, MPI_Comm comm, const std::string& what,
+void detail::wait_uncancellable(MPI_Request& req, MPI_Comm comm, const std::string& step, const std::string& failure,
                                 Clock::time_point deadline, const BootstrapOptions& options) {
     std::vector<MPI_Request> one{req};
-    if (test_until(one, deadline, what.c_str())) {
+    if (test_until(one, deadline, step.c_str())) {
         req = MPI_REQUEST_NULL;
         return;
     }
-    bootstrap_timeout(comm, what, options);
+    bootstrap_timeout(comm, failure, options);
 }
 
 namespace {

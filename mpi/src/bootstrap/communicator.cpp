@@ -41,7 +41,7 @@ MPI_Comm detail::duplicate_bounded(MPI_Comm comm, const std::string& step, const
         delete dup;
         throw;
     }
-    detail::wait_uncancellable(req, comm,
+    detail::wait_uncancellable(req, comm, step,
                                "not every rank of the communicator (" + std::to_string(size) +
                                    " ranks) reached bootstrap step '" + step + "' (a rank did not " + who +
                                    ", or is stuck or gone)",

@@ -302,7 +302,7 @@ std::vector<LivenessRecord> allgather_bounded(MPI_Comm comm, const LivenessRecor
     bounded.timeout = timeout;
     bounded.on_timeout = OnTimeout::throw_error;
     try {
-        detail::wait_uncancellable(req, comm,
+        detail::wait_uncancellable(req, comm, "liveness set-up",
                                    "not every rank of the communicator (" + std::to_string(s) +
                                        " ranks) reached bootstrap step 'liveness set-up' (a rank is stuck or gone)",
                                    std::chrono::steady_clock::now() + timeout, bounded);

@@ -20,10 +20,10 @@ void require_valid(const Communicator& comm, const char* call);
 /// arrive() on a raw communicator (`me` of `n` ranks), for steps that run before a Communicator exists.
 void arrive_on(MPI_Comm comm, int me, int n, const std::string& step, const BootstrapOptions& options);
 
-/// Waits for one request that cannot be cancelled (a non-blocking collective) until `deadline`; on expiry handles
-/// the timeout on `comm` as `options` says, with `what` as the message. The request's buffers must then stay
-/// alive for good: the caller hands them over before it calls this.
-void wait_uncancellable(MPI_Request& req, MPI_Comm comm, const std::string& what,
+/// Waits for one request that cannot be cancelled (a non-blocking collective) of bootstrap step `step` until
+/// `deadline`; on expiry handles the timeout on `comm` as `options` says, with `failure` as the message. The request
+/// and its buffers then stay with MPI for good.
+void wait_uncancellable(MPI_Request& req, MPI_Comm comm, const std::string& step, const std::string& failure,
                         std::chrono::steady_clock::time_point deadline, const BootstrapOptions& options);
 
 /// MPI_Comm_idup of `comm` bounded by the deadline of `options`. On expiry the message names `step` and says that a
