@@ -116,6 +116,7 @@ void check_launch(int world_size, const std::map<std::string, std::string>& env)
 }
 
 void check_launch() {
+    detail::require_mpi("check_launch");
     int size = 0;
     check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size", "MPI_COMM_WORLD");
     std::map<std::string, std::string> env;
@@ -227,6 +228,7 @@ void detail::arrive_on(MPI_Comm comm, int me, int n, const std::string& step, co
 }
 
 void arrive(const Communicator& comm, const std::string& step, const BootstrapOptions& options) {
+    detail::require_valid(comm, "arrive");
     detail::arrive_on(comm.get(), comm.rank(), comm.size(), step, options);
 }
 

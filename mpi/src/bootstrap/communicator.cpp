@@ -54,10 +54,7 @@ MPI_Comm detail::duplicate_bounded(MPI_Comm comm, const std::string& step, const
 Communicator::Communicator(MPI_Comm comm) : Communicator(comm, BootstrapOptions::from_env()) {}
 
 Communicator::Communicator(MPI_Comm comm, const BootstrapOptions& options) {
-    int initialized = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized) throw_error(Errc::mpi, "Communicator", "MPI is not initialised (create a coyote::mpi::Environment first)");
-    if (detail::mpi_finalized()) throw_error(Errc::mpi, "Communicator", "MPI was finalized (MPI_Finalize ran)");
+    detail::require_mpi("Communicator");
     if (comm == MPI_COMM_NULL) throw_error(Errc::invalid_argument, "Communicator", "MPI_COMM_NULL given");
     const MPI_Comm dup = detail::duplicate_bounded(comm, "communicator duplication",
                                                    "construct its coyote::mpi::Communicator", options);
@@ -122,8 +119,18 @@ MPI_Comm Communicator::node_comm() const {
     return node_->get();
 }
 
+void detail::require_mpi(const char* call) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized)
+        throw_error(Errc::mpi, call, "MPI is not initialised (create a coyote::mpi::Environment first)");
+    if (mpi_finalized())
+        throw_error(Errc::mpi, call, "MPI was finalized (MPI_Finalize ran): no MPI call may follow");
+}
+
 void detail::require_valid(const Communicator& comm, const char* call) {
     if (!comm.valid()) throw_error(Errc::invalid_argument, call, "the Communicator was moved from");
+    require_mpi(call);
 }
 
 void barrier(const Communicator& comm) { barrier(comm, BootstrapOptions::from_env()); }

@@ -14,7 +14,12 @@ class Communicator;
 
 namespace coyote::mpi::detail {
 
-/// Throws invalid_argument naming `call` when `comm` was moved from (its size reads 0; its handle is gone).
+/// Throws Errc::mpi naming `call` unless MPI is initialised and not yet finalised (an MPI call then would end the
+/// process with MPI's own abort).
+void require_mpi(const char* call);
+
+/// Throws invalid_argument naming `call` when `comm` was moved from (its size reads 0; its handle is gone), and
+/// Errc::mpi when MPI is not initialised or already finalised (require_mpi).
 void require_valid(const Communicator& comm, const char* call);
 
 /// arrive() on a raw communicator (`me` of `n` ranks), for steps that run before a Communicator exists.
