@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -148,13 +148,11 @@ StepToken token_of(const std::string& step) {
 
 std::string step_of(const StepToken& t) { return std::string(t.step, strnlen(t.step, sizeof(t.step))); }
 
-/// The token of `step` in storage that lives as long as the process: a send freed after a failed step may still
-/// read it. One per step name (a small, fixed set).
-const StepToken* stable_token(const std::string& step) {
-    static std::mutex mtx;
-    static std::map<std::string, StepToken> tokens;
-    std::lock_guard lk(mtx);
-    return &tokens.try_emplace(step, token_of(step)).first->second;
+/// Frees the sends still pending after a failed step; their token stays allocated for good (MPI may still read it).
+void abandon_sends(std::vector<MPI_Request>& sends, std::unique_ptr<StepToken> token) noexcept {
+    for (auto& r : sends)
+        if (r != MPI_REQUEST_NULL) MPI_Request_free(&r);
+    (void)token.release();
 }
 
 /// "rank 2" or "ranks 1, 3" of the receives in `recvs` that are still pending.
@@ -188,9 +186,9 @@ void check_steps(const std::vector<StepToken>& tokens, const std::vector<int>& f
 void detail::arrive_on(MPI_Comm comm, int me, int n, const std::string& step, const BootstrapOptions& options) {
     if (n == 1) return;
     std::vector<StepToken> tokens(static_cast<std::size_t>(n));
-    std::vector<MPI_Request> recvs;
+    std::vector<MPI_Request> recvs, sends;
     std::vector<int> from;
-    std::vector<MPI_Request> sends;
+    auto out = std::make_unique<StepToken>(token_of(step));
     for (int r = 0; r < n; ++r) {
         if (r == me) continue;
         MPI_Request req = MPI_REQUEST_NULL;
@@ -200,28 +198,24 @@ void detail::arrive_on(MPI_Comm comm, int me, int n, const std::string& step, co
         recvs.push_back(req);
         from.push_back(r);
     }
-    const StepToken* out = stable_token(step);
     for (int r = 0; r < n; ++r) {
         if (r == me) continue;
-        MPI_Request req = MPI_REQUEST_NULL;
-        check_mpi(MPI_Isend(out->step, sizeof(StepToken), MPI_CHAR, r, k_tag_arrival, comm, &req), "MPI_Isend",
-                  step + ": arrival token");
-        sends.push_back(req);
+        sends.push_back(MPI_REQUEST_NULL);
+        check_mpi(MPI_Isend(out->step, sizeof(StepToken), MPI_CHAR, r, k_tag_arrival, comm, &sends.back()),
+                  "MPI_Isend", step + ": arrival token");
     }
     const auto deadline = Clock::now() + options.timeout;
     if (!test_until(recvs, deadline, step.c_str())) {
         int count = 0;
         const std::string missing = pending_ranks(recvs, from, count);
         cancel_incomplete(recvs);
-        for (auto& s : sends)
-            if (s != MPI_REQUEST_NULL) MPI_Request_free(&s);  // the token stays alive (stable_token)
+        abandon_sends(sends, std::move(out));
         bootstrap_timeout(comm,
                           missing + " of " + std::to_string(n) + " did not arrive at bootstrap step '" + step + "'",
                           options);
     }
     if (!test_until(sends, deadline, step.c_str())) {
-        for (auto& s : sends)
-            if (s != MPI_REQUEST_NULL) MPI_Request_free(&s);
+        abandon_sends(sends, std::move(out));
         bootstrap_timeout(comm, "arrival tokens of step '" + step + "' were not delivered", options);
     }
     check_steps(tokens, from, me, step);
