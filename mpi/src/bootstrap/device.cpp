@@ -243,20 +243,29 @@ std::vector<DeviceAssignment> assign_all(const std::vector<Record>& all) {
     return out;
 }
 
+/// Why rank `r`'s device file is missing: more ranks on its host than vFPGAs (default assignment), or no driver.
+std::string missing_reason(const Record& rec, const DeviceAssignment& a) {
+    if (a.source == "default" && rec.hw_vfpgas > 1 && a.vfid >= rec.hw_vfpgas)
+        return " does not exist: host-local rank " + std::to_string(a.host_rank) + " gets vFPGA " +
+               std::to_string(a.vfid) + " by default, but device 0 has " + std::to_string(rec.hw_vfpgas) +
+               " vFPGAs (one per rank of a host): run at most " + std::to_string(rec.hw_vfpgas) +
+               " ranks per host, or give ranks other devices with COYOTE_MPI_DEVICE_MAP";
+    return " does not exist (is the Coyote driver loaded? override with COYOTE_MPI_DEVICE, COYOTE_MPI_VFID or "
+           "COYOTE_MPI_DEVICE_MAP)";
+}
+
 /// Each rank probes its own device file; a second small allgather shares the verdicts.
 void check_exists(const Communicator& comm, const DeviceAssignment& mine, const std::vector<Record>& all,
                   const std::vector<DeviceAssignment>& final, const BootstrapOptions& options) {
-    const int32_t exists =
-        (mine.backend != "hw" || ::access(::coyote::detail::device_file(mine.device, mine.vfid).c_str(), F_OK) == 0) ? 1
-                                                                                                                 : 0;
-    const auto found = gather_all(comm, exists, "device probe", options);
+    const bool present =
+        mine.backend != "hw" || ::access(::coyote::detail::device_file(mine.device, mine.vfid).c_str(), F_OK) == 0;
+    const auto found = gather_all(comm, int32_t{present ? 1 : 0}, "device probe", options);
     for (std::size_t r = 0; r < all.size(); ++r)
         if (found[r] == 0)
             throw_error(Errc::no_device, "select_device",
                         describe(all[r], static_cast<int>(r), final[r].device, final[r].vfid) + ": " +
                             ::coyote::detail::device_file(final[r].device, final[r].vfid) +
-                            " does not exist (is the Coyote driver loaded? override with COYOTE_MPI_DEVICE, "
-                            "COYOTE_MPI_VFID or COYOTE_MPI_DEVICE_MAP)");
+                            missing_reason(all[r], final[r]));
 }
 
 /// A rank that could not make its record fails every rank, naming it and its reason.

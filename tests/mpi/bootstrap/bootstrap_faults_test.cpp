@@ -8,6 +8,7 @@
 
 #include "support/env_guard.hpp"
 
+#include <cstdlib>
 #include <iterator>
 #include <vector>
 #include <string>
@@ -197,4 +198,17 @@ TEST(BootstrapFaults, ALivenessSetUpWithoutOneRankEndsAtItsDeadline) {
     }
     MPI_Barrier(MPI_COMM_WORLD);
     MPI_Comm_free(&scratch);
+}
+
+TEST(BootstrapFaults, MoreRanksOnAHostThanVfpgasIsNamedAsSuch) {
+    Communicator comm;
+    const int vfpgas = count_hw_vfpgas(0);
+    const char* backend = std::getenv("COYOTE_BACKEND");
+    if (backend == nullptr || std::string(backend) != "hw" || vfpgas < 2 || vfpgas >= comm.local_size())
+        GTEST_SKIP() << "needs the hw backend with 2 or more vFPGAs, fewer than the ranks of this host";
+    // Before: "... does not exist (is the Coyote driver loaded? ...)", although the driver was loaded.
+    const auto w = error_of([&] { (void)select_device(comm); }, coyote::Errc::no_device);
+    EXPECT_TRUE(contains(w, "host-local rank " + std::to_string(vfpgas) + " gets vFPGA " + std::to_string(vfpgas) +
+                            " by default, but device 0 has " + std::to_string(vfpgas) + " vFPGAs")) << w;
+    EXPECT_TRUE(contains(w, "run at most " + std::to_string(vfpgas) + " ranks per host")) << w;
 }
