@@ -70,6 +70,9 @@ if(TARGET coyote_mpi AND TARGET coyote_fake_driver)
     ENV ${_coyote_hw_mpi_env})
   coyote_register_mpi_test(NAME hw_mpi_wiring_test RANKS 2 3 4 COMMAND mpi_wiring_test LABELS hw
     ENV ${_coyote_hw_mpi_env})
+  # Bootstrap faults on hw, with cards of two vFPGAs: three ranks on the host are one too many.
+  coyote_register_mpi_test(NAME hw_mpi_bootstrap_faults_test_np3 RANKS 3 COMMAND mpi_bootstrap_faults_test LABELS hw
+    ENV ${_coyote_hw_mpi_env} COYOTE_SIM_SHELL=n_fpga_reg=2)
   # The hw backend has no remote-access windows: the collectives send through the ring, as the coll test expects
   # when cross-process access is denied (COYOTE_COLL_TEST_EXPECT_DIRECT=0). All cases run, CollErrors.Mismatch*
   # too: the rank that finds a mismatch tells the others at once ("reported a mismatched collective call").

@@ -8,10 +8,12 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "detail/settings.hpp"
+#include "bootstrap/mpi_state.hpp"
 #include "diag/wait.hpp"
 
 namespace coyote::mpi {
@@ -71,7 +73,7 @@ namespace {
 
 namespace settings = ::coyote::detail::settings;
 const settings::Millis k_bootstrap_timeout{"COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS", "mpi", BootstrapOptions{}.timeout,
-                                           "deadline of every bootstrap step (device selection, QP wiring, barriers)"};
+                                           "deadline of every bootstrap step (communicator set-up, device selection, QP wiring, barriers)"};
 const settings::Flag k_allow_singleton{"COYOTE_MPI_ALLOW_SINGLETON", "mpi", false,
                                        "allow a 1-rank MPI_COMM_WORLD while the launcher claims more ranks"};
 
@@ -114,6 +116,7 @@ void check_launch(int world_size, const std::map<std::string, std::string>& env)
 }
 
 void check_launch() {
+    detail::require_mpi("check_launch");
     int size = 0;
     check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &size), "MPI_Comm_size", "MPI_COMM_WORLD");
     std::map<std::string, std::string> env;
@@ -130,52 +133,107 @@ void wait_all(std::vector<MPI_Request>& requests, MPI_Comm comm, const std::stri
     bootstrap_timeout(comm, what, options);
 }
 
-void arrive(const Communicator& comm, const std::string& step, const BootstrapOptions& options) {
-    const int n = comm.size();
-    const int me = comm.rank();
+namespace {
+
+/// What an arrival token carries: the name of the step (cut to fit), so that ranks at different steps notice.
+struct StepToken {
+    char step[64];
+};
+
+StepToken token_of(const std::string& step) {
+    StepToken t{};
+    std::strncpy(t.step, step.c_str(), sizeof(t.step) - 1);
+    return t;
+}
+
+std::string step_of(const StepToken& t) { return std::string(t.step, strnlen(t.step, sizeof(t.step))); }
+
+/// Frees the sends still pending after a failed step; their token stays allocated for good (MPI may still read it).
+void abandon_sends(std::vector<MPI_Request>& sends, std::unique_ptr<StepToken> token) noexcept {
+    for (auto& r : sends)
+        if (r != MPI_REQUEST_NULL) MPI_Request_free(&r);
+    (void)token.release();
+}
+
+/// "rank 2" or "ranks 1, 3" of the receives in `recvs` that are still pending.
+std::string pending_ranks(const std::vector<MPI_Request>& recvs, const std::vector<int>& from, int& count) {
+    std::string missing;
+    count = 0;
+    for (std::size_t i = 0; i < recvs.size(); ++i) {
+        if (recvs[i] == MPI_REQUEST_NULL) continue;
+        missing += (count++ ? ", " : "") + std::to_string(from[i]);
+    }
+    return std::string(count == 1 ? "rank " : "ranks ") + missing;
+}
+
+/// Throws Errc::protocol when a token names another step than `step` (the first such rank).
+void check_steps(const std::vector<StepToken>& tokens, const std::vector<int>& from, int me,
+                 const std::string& step) {
+    const std::string mine = step_of(token_of(step));
+    for (int r : from) {
+        const std::string theirs = step_of(tokens[static_cast<std::size_t>(r)]);
+        if (theirs == mine) continue;
+        throw_error(Errc::protocol, "bootstrap",
+                    "rank " + std::to_string(r) + " is at bootstrap step '" + theirs + "' while rank " +
+                        std::to_string(me) + " is at '" + mine +
+                        "': the ranks called the bootstrap functions (Communicator, select_device, QpSet, "
+                        "Collectives, barrier, ...) in different orders");
+    }
+}
+
+}  // namespace
+
+void detail::arrive_on(MPI_Comm comm, int me, int n, const std::string& step, const BootstrapOptions& options) {
     if (n == 1) return;
-    static const int token = 1;
-    std::vector<int> tokens(static_cast<std::size_t>(n), 0);
-    std::vector<MPI_Request> recvs;
+    std::vector<StepToken> tokens(static_cast<std::size_t>(n));
+    std::vector<MPI_Request> recvs, sends;
     std::vector<int> from;
-    std::vector<MPI_Request> sends;
-    recvs.reserve(static_cast<std::size_t>(n));
+    auto out = std::make_unique<StepToken>(token_of(step));
     for (int r = 0; r < n; ++r) {
         if (r == me) continue;
         MPI_Request req = MPI_REQUEST_NULL;
-        check_mpi(MPI_Irecv(&tokens[static_cast<std::size_t>(r)], 1, MPI_INT, r, k_tag_arrival, comm.get(), &req),
+        check_mpi(MPI_Irecv(tokens[static_cast<std::size_t>(r)].step, sizeof(StepToken), MPI_CHAR, r, k_tag_arrival,
+                            comm, &req),
                   "MPI_Irecv", step + ": arrival token");
         recvs.push_back(req);
         from.push_back(r);
     }
     for (int r = 0; r < n; ++r) {
         if (r == me) continue;
-        MPI_Request req = MPI_REQUEST_NULL;
-        check_mpi(MPI_Isend(&token, 1, MPI_INT, r, k_tag_arrival, comm.get(), &req), "MPI_Isend",
-                  step + ": arrival token");
-        sends.push_back(req);
+        sends.push_back(MPI_REQUEST_NULL);
+        check_mpi(MPI_Isend(out->step, sizeof(StepToken), MPI_CHAR, r, k_tag_arrival, comm, &sends.back()),
+                  "MPI_Isend", step + ": arrival token");
     }
     const auto deadline = Clock::now() + options.timeout;
     if (!test_until(recvs, deadline, step.c_str())) {
-        std::string missing;
         int count = 0;
-        for (std::size_t i = 0; i < recvs.size(); ++i) {
-            if (recvs[i] == MPI_REQUEST_NULL) continue;
-            missing += (count++ ? ", " : "") + std::to_string(from[i]);
-        }
+        const std::string missing = pending_ranks(recvs, from, count);
         cancel_incomplete(recvs);
-        for (auto& s : sends)
-            if (s != MPI_REQUEST_NULL) MPI_Request_free(&s);  // the token is static
-        fail_timeout(comm,
-                     std::string(count == 1 ? "rank " : "ranks ") + missing + " of " + std::to_string(n) +
-                         " did not arrive at bootstrap step '" + step + "'",
-                     options);
+        abandon_sends(sends, std::move(out));
+        bootstrap_timeout(comm,
+                          missing + " of " + std::to_string(n) + " did not arrive at bootstrap step '" + step + "'",
+                          options);
     }
     if (!test_until(sends, deadline, step.c_str())) {
-        for (auto& s : sends)
-            if (s != MPI_REQUEST_NULL) MPI_Request_free(&s);
-        fail_timeout(comm, "arrival tokens of step '" + step + "' were not delivered", options);
+        abandon_sends(sends, std::move(out));
+        bootstrap_timeout(comm, "arrival tokens of step '" + step + "' were not delivered", options);
     }
+    check_steps(tokens, from, me, step);
+}
+
+void arrive(const Communicator& comm, const std::string& step, const BootstrapOptions& options) {
+    detail::require_valid(comm, "arrive");
+    detail::arrive_on(comm.get(), comm.rank(), comm.size(), step, options);
+}
+
+void detail::wait_uncancellable(MPI_Request& req, MPI_Comm comm, const std::string& step, const std::string& failure,
+                                Clock::time_point deadline, const BootstrapOptions& options) {
+    std::vector<MPI_Request> one{req};
+    if (test_until(one, deadline, step.c_str())) {
+        req = MPI_REQUEST_NULL;
+        return;
+    }
+    bootstrap_timeout(comm, failure, options);
 }
 
 namespace {

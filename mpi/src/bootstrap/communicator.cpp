@@ -28,18 +28,42 @@ CommHandle::~CommHandle() {
 }
 }  // namespace detail
 
-Communicator::Communicator(MPI_Comm comm) {
-    int initialized = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized) throw_error(Errc::mpi, "Communicator", "MPI is not initialised (create a coyote::mpi::Environment first)");
-    if (detail::mpi_finalized()) throw_error(Errc::mpi, "Communicator", "MPI was finalized (MPI_Finalize ran)");
+MPI_Comm detail::duplicate_bounded(MPI_Comm comm, const std::string& step, const std::string& who,
+                                   const BootstrapOptions& options) {
+    int size = 0;
+    check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size", step);
+    // On expiry the pending duplication keeps writing into its handle: the handle is then left to it.
+    auto* dup = new MPI_Comm(MPI_COMM_NULL);
+    MPI_Request req = MPI_REQUEST_NULL;
+    try {
+        check_mpi(MPI_Comm_idup(comm, dup, &req), "MPI_Comm_idup", step);
+    } catch (...) {
+        delete dup;
+        throw;
+    }
+    detail::wait_uncancellable(req, comm, step,
+                               "not every rank of the communicator (" + std::to_string(size) +
+                                   " ranks) reached bootstrap step '" + step + "' (a rank did not " + who +
+                                   ", or is stuck or gone)",
+                               std::chrono::steady_clock::now() + options.timeout, options);
+    const MPI_Comm out = *dup;
+    delete dup;
+    return out;
+}
+
+Communicator::Communicator(MPI_Comm comm) : Communicator(comm, BootstrapOptions::from_env()) {}
+
+Communicator::Communicator(MPI_Comm comm, const BootstrapOptions& options) {
+    detail::require_mpi("Communicator");
     if (comm == MPI_COMM_NULL) throw_error(Errc::invalid_argument, "Communicator", "MPI_COMM_NULL given");
-    MPI_Comm dup = MPI_COMM_NULL;
-    check_mpi(MPI_Comm_dup(comm, &dup), "MPI_Comm_dup", "duplicating the user communicator");
+    const MPI_Comm dup = detail::duplicate_bounded(comm, "communicator duplication",
+                                                   "construct its coyote::mpi::Communicator", options);
     comm_ = std::make_shared<detail::CommHandle>(dup);
     check_mpi(MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", "MPI_ERRORS_RETURN");
     check_mpi(MPI_Comm_rank(dup, &rank_), "MPI_Comm_rank");
     check_mpi(MPI_Comm_size(dup, &size_), "MPI_Comm_size");
+    // Every rank is here before the blocking calls below (MPI_Comm_split_type has no non-blocking form).
+    detail::arrive_on(dup, rank_, size_, "communicator set-up", options);
 
     MPI_Comm node = MPI_COMM_NULL;
     check_mpi(MPI_Comm_split_type(dup, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node), "MPI_Comm_split_type",
@@ -95,11 +119,26 @@ MPI_Comm Communicator::node_comm() const {
     return node_->get();
 }
 
-void detail::require_valid(const Communicator& comm, const char* call) {
-    if (!comm.valid()) throw_error(Errc::invalid_argument, call, "the Communicator was moved from");
+void detail::require_mpi(const char* call) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized)
+        throw_error(Errc::mpi, call, "MPI is not initialised (create a coyote::mpi::Environment first)");
+    if (mpi_finalized())
+        throw_error(Errc::mpi, call, "MPI was finalized (MPI_Finalize ran): no MPI call may follow");
 }
 
-void barrier(const Communicator& comm) { check_mpi(MPI_Barrier(comm.get()), "MPI_Barrier"); }
+void detail::require_valid(const Communicator& comm, const char* call) {
+    if (!comm.valid()) throw_error(Errc::invalid_argument, call, "the Communicator was moved from");
+    require_mpi(call);
+}
+
+void barrier(const Communicator& comm) { barrier(comm, BootstrapOptions::from_env()); }
+
+void barrier(const Communicator& comm, const BootstrapOptions& options) {
+    detail::require_valid(comm, "barrier");
+    arrive(comm, "barrier", options);
+}
 
 void conn_sync(const Communicator& comm, int peer) {
     detail::require_valid(comm, "conn_sync");

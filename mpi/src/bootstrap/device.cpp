@@ -10,6 +10,7 @@
 #include <string>
 
 #include "backend/device.hpp"
+#include "detail/format.hpp"
 #include "detail/settings.hpp"
 #include "bootstrap/mpi_state.hpp"
 
@@ -17,14 +18,22 @@ namespace coyote::mpi {
 
 namespace {
 
+/// A decimal integer in lo..hi (digits only: no sign, no spaces); the error quotes the text printably.
 long parse_int(const std::string& text, const std::string& what, long lo, long hi, const std::string& origin) {
-    char* end = nullptr;
-    errno = 0;
-    const long v = std::strtol(text.c_str(), &end, 10);
-    if (text.empty() || errno != 0 || end == nullptr || *end != '\0' || v < lo || v > hi)
+    const bool digits = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+    const auto v = digits ? ::coyote::detail::settings::parse_integer(text) : std::nullopt;
+    if (!v || *v < lo || *v > hi)
         throw_error(Errc::invalid_argument, origin,
-                    what + ": '" + text + "' is not an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-    return v;
+                    what + ": '" + ::coyote::detail::printable(text) + "' is not an integer in " + std::to_string(lo) +
+                        ".." + std::to_string(hi));
+    return static_cast<long>(*v);
+}
+
+/// `text` without the spaces around it (a map may be written "0:0:0, 1:1:0").
+std::string trim_spaces(const std::string& text) {
+    const auto first = text.find_first_not_of(' ');
+    if (first == std::string::npos) return {};
+    return text.substr(first, text.find_last_not_of(' ') - first + 1);
 }
 
 constexpr long k_max_device = 255; ///< the device numbers a map may name
@@ -32,7 +41,8 @@ constexpr long k_max_vfid = 15;    ///< the vFPGAs of a shell
 
 namespace settings = ::coyote::detail::settings;
 const settings::Text k_device_map{"COYOTE_MPI_DEVICE_MAP", "mpi", "",
-                                  "per-rank device map 'rank:device:vfid,...' (select_device)",
+                                  "per-rank device map 'rank:device:vfid,...' (select_device; the same on every rank, ranks of the "
+                                  "communicator)",
                                   [](const std::string& v) {
                                       return settings::problem_of([&] { (void)parse_device_map(v); });
                                   }};
@@ -52,13 +62,17 @@ struct Record {
     int32_t vfid;      ///< explicit vFPGA (if has_vfid)
     int32_t no_entry;  ///< the device map has no entry for this rank
     int32_t hw_vfpgas; ///< vFPGAs of device 0 on this host (hw)
-    int32_t pad;
+    int32_t uses_map;  ///< the rank's choice is not from DeviceSelectOptions::device/vfid: its map must agree
+    uint64_t map_hash; ///< FNV-1a of the text of the map in force (empty when none)
+    char map[96];      ///< the map in force, as "COYOTE_MPI_DEVICE_MAP '...'" (cut), or "no device map"
     char source[64];
+    int32_t failed;    ///< this rank could not make its record (bad setting or option): `error` says why
+    char error[300];
 };
 
 std::string describe(const Record& r, int rank, uint32_t device, int32_t vfid) {
-    return "rank " + std::to_string(rank) + " (host " + std::string(r.host) + ", device " + std::to_string(device) +
-           ", vFPGA " + std::to_string(vfid) + ")";
+    return "rank " + std::to_string(rank) + " (host " + ::coyote::detail::printable(r.host) + ", device " +
+           std::to_string(device) + ", vFPGA " + std::to_string(vfid) + ")";
 }
 
 /// The identity that makes devices distinct: the host for hw (the /dev files), host and network namespace
@@ -77,18 +91,20 @@ std::vector<DeviceMapEntry> parse_device_map(const std::string& text, const std:
     std::size_t pos = 0;
     while (pos <= text.size()) {
         const std::size_t comma = text.find(',', pos);
-        const std::string entry = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        const std::string entry =
+            trim_spaces(text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
         pos = comma == std::string::npos ? text.size() + 1 : comma + 1;
         if (entry.empty()) continue;
+        const std::string shown = ::coyote::detail::printable(entry);
         const std::size_t c1 = entry.find(':');
         const std::size_t c2 = c1 == std::string::npos ? std::string::npos : entry.find(':', c1 + 1);
         if (c1 == std::string::npos || c2 == std::string::npos || entry.find(':', c2 + 1) != std::string::npos)
-            throw_error(Errc::invalid_argument, origin, "entry '" + entry + "' is not rank:device:vfid");
+            throw_error(Errc::invalid_argument, origin, "entry '" + shown + "' is not rank:device:vfid");
         DeviceMapEntry e;
-        e.rank = static_cast<int>(parse_int(entry.substr(0, c1), "rank in '" + entry + "'", 0, INT32_MAX, origin));
+        e.rank = static_cast<int>(parse_int(entry.substr(0, c1), "rank in '" + shown + "'", 0, INT32_MAX, origin));
         e.device = static_cast<uint32_t>(
-            parse_int(entry.substr(c1 + 1, c2 - c1 - 1), "device in '" + entry + "'", 0, k_max_device, origin));
-        e.vfid = static_cast<int32_t>(parse_int(entry.substr(c2 + 1), "vfid in '" + entry + "'", 0, k_max_vfid, origin));
+            parse_int(entry.substr(c1 + 1, c2 - c1 - 1), "device in '" + shown + "'", 0, k_max_device, origin));
+        e.vfid = static_cast<int32_t>(parse_int(entry.substr(c2 + 1), "vfid in '" + shown + "'", 0, k_max_vfid, origin));
         for (const auto& prev : out)
             if (prev.rank == e.rank)
                 throw_error(Errc::invalid_argument, origin, "rank " + std::to_string(e.rank) + " appears twice");
@@ -125,6 +141,17 @@ struct MapSource {
     std::string source; ///< "options" or "COYOTE_MPI_DEVICE_MAP"
 };
 
+/// The name of a map's origin in messages.
+std::string map_origin(const MapSource& map) {
+    return map.source == "options" ? "DeviceSelectOptions::device_map" : map.source;
+}
+
+uint64_t fnv1a(const std::string& text) {
+    uint64_t h = 1469598103934665603ull;
+    for (char c : text) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    return h;
+}
+
 MapSource device_map(const DeviceSelectOptions& options) {
     if (!options.device_map.empty()) return {options.device_map, "options"};
     return {k_device_map.get(), "COYOTE_MPI_DEVICE_MAP"};
@@ -151,14 +178,19 @@ Record own_record(const Communicator& comm, const DeviceSelectOptions& options, 
         if (options.vfid) mine.has_vfid = 1, mine.vfid = *options.vfid;
         source = "options";
     } else if (!map.text.empty()) {
-        for (const auto& e : parse_device_map(map.text, map.source == "options" ? "DeviceSelectOptions::device_map"
-                                                                                 : map.source))
+        for (const auto& e : parse_device_map(map.text, map_origin(map))) {
+            if (e.rank >= comm.size())
+                throw_error(Errc::invalid_argument, "select_device",
+                            map_origin(map) + " '" + ::coyote::detail::printable(map.text) + "' has an entry for rank " + std::to_string(e.rank) +
+                                " but the communicator has " + std::to_string(comm.size()) +
+                                " ranks (map ranks are ranks of the communicator given to select_device)");
             if (e.rank == comm.rank()) {
                 mine.has_device = mine.has_vfid = 1;
                 mine.device = e.device;
                 mine.vfid = e.vfid;
                 source = map.source;
             }
+        }
         if (source == "default") mine.no_entry = 1;  // reported on every rank after the allgather
     } else if (k_device.is_set() || k_vfid.is_set()) {
         if (k_device.is_set()) mine.has_device = 1, mine.device = static_cast<uint32_t>(k_device.get());
@@ -166,7 +198,20 @@ Record own_record(const Communicator& comm, const DeviceSelectOptions& options, 
         source = "COYOTE_MPI_DEVICE/COYOTE_MPI_VFID";
     }
     std::strncpy(mine.source, source.c_str(), sizeof(mine.source) - 1);
+    mine.uses_map = options.device || options.vfid ? 0 : 1;
+    mine.map_hash = fnv1a(map.text);
+    const std::string shown = map.text.empty() ? "no device map" : map_origin(map) + " '" + ::coyote::detail::printable(map.text) + "'";
+    std::strncpy(mine.map, shown.c_str(), sizeof(mine.map) - 1);
+    if (shown.size() >= sizeof(mine.map)) std::memcpy(mine.map + sizeof(mine.map) - 5, "...'", 4);
     return mine;
+}
+
+/// The record of a rank that could not make its own: every rank learns why after the allgather.
+Record failed_record(const std::string& why) {
+    Record r{};
+    r.failed = 1;
+    std::strncpy(r.error, why.c_str(), sizeof(r.error) - 1);
+    return r;
 }
 
 /// Every rank's `mine`, in rank order.
@@ -198,20 +243,52 @@ std::vector<DeviceAssignment> assign_all(const std::vector<Record>& all) {
     return out;
 }
 
+/// Why rank `r`'s device file is missing: more ranks on its host than vFPGAs (default assignment), or no driver.
+std::string missing_reason(const Record& rec, const DeviceAssignment& a) {
+    if (a.source == "default" && rec.hw_vfpgas > 1 && a.vfid >= rec.hw_vfpgas)
+        return " does not exist: host-local rank " + std::to_string(a.host_rank) + " gets vFPGA " +
+               std::to_string(a.vfid) + " by default, but device 0 has " + std::to_string(rec.hw_vfpgas) +
+               " vFPGAs (one per rank of a host): run at most " + std::to_string(rec.hw_vfpgas) +
+               " ranks per host, or give ranks other devices with COYOTE_MPI_DEVICE_MAP";
+    return " does not exist (is the Coyote driver loaded? override with COYOTE_MPI_DEVICE, COYOTE_MPI_VFID or "
+           "COYOTE_MPI_DEVICE_MAP)";
+}
+
 /// Each rank probes its own device file; a second small allgather shares the verdicts.
 void check_exists(const Communicator& comm, const DeviceAssignment& mine, const std::vector<Record>& all,
                   const std::vector<DeviceAssignment>& final, const BootstrapOptions& options) {
-    const int32_t exists =
-        (mine.backend != "hw" || ::access(::coyote::detail::device_file(mine.device, mine.vfid).c_str(), F_OK) == 0) ? 1
-                                                                                                                 : 0;
-    const auto found = gather_all(comm, exists, "device probe", options);
+    const bool present =
+        mine.backend != "hw" || ::access(::coyote::detail::device_file(mine.device, mine.vfid).c_str(), F_OK) == 0;
+    const auto found = gather_all(comm, int32_t{present ? 1 : 0}, "device probe", options);
     for (std::size_t r = 0; r < all.size(); ++r)
         if (found[r] == 0)
             throw_error(Errc::no_device, "select_device",
                         describe(all[r], static_cast<int>(r), final[r].device, final[r].vfid) + ": " +
                             ::coyote::detail::device_file(final[r].device, final[r].vfid) +
-                            " does not exist (is the Coyote driver loaded? override with COYOTE_MPI_DEVICE, "
-                            "COYOTE_MPI_VFID or COYOTE_MPI_DEVICE_MAP)");
+                            missing_reason(all[r], final[r]));
+}
+
+/// A rank that could not make its record fails every rank, naming it and its reason.
+void check_records(const std::vector<Record>& all) {
+    for (std::size_t r = 0; r < all.size(); ++r)
+        if (all[r].failed != 0)
+            throw_error(Errc::invalid_argument, "select_device",
+                        "failed on rank " + std::to_string(r) + ": " +
+                            std::string(all[r].error, strnlen(all[r].error, sizeof(all[r].error))));
+}
+
+/// Ranks that take their choice from a device map (or the defaults) must all see the same map: a map set on some
+/// ranks only, or different maps, would assign devices nobody wrote down.
+void check_maps_agree(const std::vector<Record>& all) {
+    const auto first = std::find_if(all.begin(), all.end(), [](const Record& r) { return r.uses_map != 0; });
+    for (auto it = first; it != all.end(); ++it) {
+        if (it->uses_map == 0 || it->map_hash == first->map_hash) continue;
+        const auto text = [](const Record& r) { return std::string(r.map, strnlen(r.map, sizeof(r.map))); };
+        throw_error(Errc::invalid_argument, "select_device",
+                    "ranks " + std::to_string(first - all.begin()) + " and " + std::to_string(it - all.begin()) +
+                        " see different device maps: " + text(*first) + " and " + text(*it) +
+                        " (set the same COYOTE_MPI_DEVICE_MAP, or DeviceSelectOptions::device_map, on every rank)");
+    }
 }
 
 /// Two ranks of one host on the same (device, vFPGA) is an error.
@@ -222,8 +299,8 @@ void check_collisions(const std::vector<Record>& all, const std::vector<DeviceAs
             if (final[r].device != final[q].device || final[r].vfid != final[q].vfid) continue;
             throw_error(Errc::invalid_argument, "select_device",
                         "ranks " + std::to_string(r) + " and " + std::to_string(q) + " on host " +
-                            std::string(all[r].host) + " both chose device " + std::to_string(final[r].device) +
-                            ", vFPGA " + std::to_string(final[r].vfid) +
+                            ::coyote::detail::printable(all[r].host) + " both chose device " +
+                            std::to_string(final[r].device) + ", vFPGA " + std::to_string(final[r].vfid) +
                             " (give each rank its own with COYOTE_MPI_DEVICE_MAP=\"rank:dev:vf,...\")");
         }
 }
@@ -235,12 +312,27 @@ DeviceAssignment select_device(const Communicator& comm, const DeviceSelectOptio
     // The backend decides the default; probe it on device 0, vFPGA 0 (COYOTE_BACKEND or /dev presence).
     const bool hw = ::coyote::detail::selected_backend(0, 0) == "hw";
     const MapSource map = device_map(options);
-    // One allgather: every rank derives every rank's assignment, so checks fail identically everywhere.
-    const auto all = gather_all(comm, own_record(comm, options, map, hw), "device selection", options.bootstrap);
+    // One allgather: every rank derives every rank's assignment, so checks fail identically everywhere. A rank
+    // that cannot make its record (a malformed setting) still takes part, so that every rank names it.
+    Record mine{};
+    std::exception_ptr local_error;
+    try {
+        mine = own_record(comm, options, map, hw);
+    } catch (const Error& e) {
+        mine = failed_record(e.call() + ": " + e.context());
+        local_error = std::current_exception();
+    } catch (const std::exception& e) {
+        mine = failed_record(e.what());
+        local_error = std::current_exception();
+    }
+    const auto all = gather_all(comm, mine, "device selection", options.bootstrap);
+    if (local_error) std::rethrow_exception(local_error);
+    check_records(all);
+    check_maps_agree(all);
     for (std::size_t r = 0; r < all.size(); ++r)
         if (all[r].no_entry != 0)
             throw_error(Errc::invalid_argument, "select_device",
-                        map.source + " '" + map.text + "' has no entry for rank " + std::to_string(r));
+                        map_origin(map) + " '" + ::coyote::detail::printable(map.text) + "' has no entry for rank " + std::to_string(r));
     const auto final = assign_all(all);
     DeviceAssignment a = final[static_cast<std::size_t>(comm.rank())];
     a.backend = ::coyote::detail::selected_backend(a.device, a.vfid);

@@ -17,6 +17,8 @@
 #include <coyote/error.hpp>
 #include <coyote/mpi/bootstrap.hpp>
 
+#include "bootstrap/mpi_state.hpp"
+
 #include "backend/sim/net/tcp/socket_io.hpp"
 #include "backend/sim/segments.hpp"
 #include "detail/handles.hpp"
@@ -283,6 +285,37 @@ int PeerLiveness::Impl::look(int timeout_ms) {
     return found;
 }
 
+namespace {
+
+/// MPI_Iallgather of every rank's record, bounded by `timeout` (Errc::timeout naming the step; the buffers are then
+/// left to MPI, which may still write them).
+std::vector<LivenessRecord> allgather_bounded(MPI_Comm comm, const LivenessRecord& mine,
+                                              std::chrono::milliseconds timeout) {
+    int s = 0;
+    check_mpi(MPI_Comm_size(comm, &s), "MPI_Comm_size", k_call);
+    auto send = std::make_unique<LivenessRecord>(mine);
+    auto all = std::make_unique<std::vector<LivenessRecord>>(static_cast<std::size_t>(s));
+    MPI_Request req = MPI_REQUEST_NULL;
+    check_mpi(MPI_Iallgather(send.get(), sizeof(mine), MPI_BYTE, all->data(), sizeof(mine), MPI_BYTE, comm, &req),
+              "MPI_Iallgather", k_call);
+    BootstrapOptions bounded;
+    bounded.timeout = timeout;
+    bounded.on_timeout = OnTimeout::throw_error;
+    try {
+        detail::wait_uncancellable(req, comm, "liveness set-up",
+                                   "not every rank of the communicator (" + std::to_string(s) +
+                                       " ranks) reached bootstrap step 'liveness set-up' (a rank is stuck or gone)",
+                                   std::chrono::steady_clock::now() + timeout, bounded);
+    } catch (...) {
+        (void)send.release();
+        (void)all.release();
+        throw;
+    }
+    return std::move(*all);
+}
+
+}  // namespace
+
 PeerLiveness::PeerLiveness(int rank, int size, const Allgather& allgather, const LivenessOptions& options)
     : impl_(std::make_unique<Impl>()) {
     impl_->rank = rank;
@@ -301,14 +334,7 @@ PeerLiveness::PeerLiveness(MPI_Comm comm, const LivenessOptions& options)
               check_mpi(MPI_Comm_size(comm, &s), "MPI_Comm_size", k_call);
               return s;
           }(),
-          [comm](const LivenessRecord& mine) {
-              int s = 0;
-              check_mpi(MPI_Comm_size(comm, &s), "MPI_Comm_size", k_call);
-              std::vector<LivenessRecord> all(static_cast<std::size_t>(s));
-              check_mpi(MPI_Allgather(&mine, sizeof(mine), MPI_BYTE, all.data(), sizeof(mine), MPI_BYTE, comm),
-                        "MPI_Allgather", k_call);
-              return all;
-          },
+          [comm, &options](const LivenessRecord& mine) { return allgather_bounded(comm, mine, options.setup_timeout); },
           options) {}
 
 PeerLiveness::~PeerLiveness() = default;

@@ -22,6 +22,7 @@ MpiOob::MpiOob(const Communicator& comm, int peer, BootstrapOptions options)
 }
 
 std::vector<std::byte> MpiOob::exchange(std::span<const std::byte> mine) {
+    detail::require_mpi("MpiOob::exchange");
     const std::string what = "MpiOob exchange with rank " + std::to_string(peer_);
     if (mine.size() >= static_cast<std::size_t>(INT32_MAX))
         throw_error(Errc::invalid_argument, "MpiOob::exchange", what + ": message too large");
@@ -65,6 +66,7 @@ std::vector<std::byte> MpiOob::exchange(std::span<const std::byte> mine) {
 }
 
 void MpiOob::send_ack(uint32_t ack) {
+    detail::require_mpi("MpiOob::send_ack");
     const std::string what = "MpiOob send_ack to rank " + std::to_string(peer_);
     std::vector<MPI_Request> reqs(1, MPI_REQUEST_NULL);
     check_mpi(MPI_Isend(&ack, 1, MPI_UINT32_T, peer_, k_tag_oob_ack, comm_->get(), &reqs[0]), "MPI_Isend", what);
@@ -73,6 +75,7 @@ void MpiOob::send_ack(uint32_t ack) {
 }
 
 uint32_t MpiOob::read_ack() {
+    detail::require_mpi("MpiOob::read_ack");
     const std::string what = "MpiOob read_ack from rank " + std::to_string(peer_);
     uint32_t ack = 0;
     std::vector<MPI_Request> reqs(1, MPI_REQUEST_NULL);

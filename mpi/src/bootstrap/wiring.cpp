@@ -21,8 +21,15 @@ using detail::SlotHeader;
 struct Status {
     int32_t ok;
     uint32_t blob_size;
-    char message[496];
+    int32_t code;      ///< the failing rank's Errc (0: not a coyote::Error)
+    char message[492]; ///< its call and context
 };
+
+/// The code the other ranks throw for a rank's failure: the failing rank's own (a bad option there is
+/// invalid_argument on every rank), else peer_gone.
+Errc remote_code(const Status& s) {
+    return s.code > 0 && s.code <= static_cast<int32_t>(Errc::mpi) ? static_cast<Errc>(s.code) : Errc::peer_gone;
+}
 
 int ceil_log2(int n) {
     int k = 0;
@@ -40,17 +47,18 @@ std::vector<Status> agree(const Communicator& comm, const Status& mine, const st
     for (int r = 0; r < comm.size(); ++r) {
         const Status& s = all[static_cast<std::size_t>(r)];
         if (s.ok == 0)
-            throw_error(Errc::peer_gone, "QpSet",
+            throw_error(remote_code(s), "QpSet",
                         step + " failed on rank " + std::to_string(r) + ": " +
                             std::string(s.message, strnlen(s.message, sizeof(s.message))));
     }
     return all;
 }
 
-Status make_status(bool ok, uint32_t blob_size, const std::string& msg) {
+Status make_status(bool ok, uint32_t blob_size, const std::string& msg, int32_t code = 0) {
     Status s{};
     s.ok = ok ? 1 : 0;
     s.blob_size = blob_size;
+    s.code = code;
     std::strncpy(s.message, msg.c_str(), sizeof(s.message) - 1);
     return s;
 }
@@ -170,13 +178,23 @@ std::vector<std::byte> pack_slots(const std::map<int, QpConnection>& conns, std:
     return send;
 }
 
-/// Runs `fn`; returns its exception (and text) instead of throwing, so every rank reaches the next agreement.
+/// What a rank reports of its own failure: its text (call and context of a coyote::Error, else what()) and code.
+struct Failure {
+    std::string text;
+    int32_t code = 0;
+};
+
+/// Runs `fn`; returns its exception (and `failure`) instead of throwing, so every rank reaches the next agreement.
 template <typename Fn>
-std::exception_ptr capture(std::string& text, Fn&& fn) {
+std::exception_ptr capture(Failure& failure, Fn&& fn) {
     try {
         fn();
+    } catch (const Error& e) {
+        const bool ours = e.code().category() == coyote_category();
+        failure = {e.call() + ": " + e.context(), ours ? static_cast<int32_t>(e.code().value()) : 0};
+        return std::current_exception();
     } catch (const std::exception& e) {
-        text = e.what();
+        failure = {e.what(), 0};
         return std::current_exception();
     }
     return nullptr;
@@ -192,9 +210,9 @@ QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOpt
     const auto& bo = options.bootstrap;
 
     // ---- 1. local set-up: one cThread + registered buffer per peer ------------------------------------
-    std::string error_text;
+    Failure failure;
     uint32_t blob_size = 0;
-    std::exception_ptr error = capture(error_text, [&] {
+    std::exception_ptr error = capture(failure, [&] {
         peers_ = peers_for(options.pattern, me, n, options.peers);
         if (options.buffer_size == 0 || options.buffer_size > UINT32_MAX)
             throw_error(Errc::invalid_argument, "QpSet",
@@ -208,7 +226,8 @@ QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOpt
             conns_.emplace(p, std::move(c));
         }
     });
-    const auto status = agree(comm, make_status(!error, blob_size, error_text), error, "queue pair set-up", bo);
+    const auto status =
+        agree(comm, make_status(!error, blob_size, failure.text, failure.code), error, "queue pair set-up", bo);
 
     // ---- 2. one collective: every blob in a fixed-size slot ------------------------------------------
     uint32_t max_blob = 0;
@@ -222,7 +241,7 @@ QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOpt
                                      "queue pair exchange", bo);
 
     // ---- 3. validate and connect -----------------------------------------------------------------------
-    error = capture(error_text, [&] {
+    error = capture(failure, [&] {
         for (int r = 0; r < n; ++r) {
             if (r == me) continue;
             const std::span<const std::byte> slot(recv.data() + slot_bytes_ * static_cast<std::size_t>(r), slot_bytes_);
@@ -235,7 +254,7 @@ QpSet::QpSet(const Communicator& comm, const DeviceAssignment& device, WiringOpt
         }
     });
     // ---- 4. nobody issues RDMA before every peer is connected -----------------------------------------
-    (void)agree(comm, make_status(!error, 0, error_text), error, "queue pair connect", bo);
+    (void)agree(comm, make_status(!error, 0, failure.text, failure.code), error, "queue pair connect", bo);
 }
 
 namespace detail {

@@ -9,23 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <coyote/mpi/bootstrap_options.hpp>
 #include <coyote/mpi/communicator.hpp>
 
 namespace coyote::mpi {
-
-/// What a bootstrap step does when its deadline passes.
-enum class OnTimeout {
-    abort,      ///< print the message to stderr and MPI_Abort the job (default: nothing can continue anyway)
-    throw_error ///< throw coyote::Error (Errc::timeout); outstanding receives are cancelled
-};
-
-/// Deadline of every bootstrap step (arrival, status agreement, queue-pair exchange, pairwise acks).
-struct BootstrapOptions {
-    std::chrono::milliseconds timeout{120000};
-    OnTimeout on_timeout = OnTimeout::abort;
-    /// Defaults, with the timeout read from COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS when set (positive integer).
-    static BootstrapOptions from_env();
-};
 
 /// Throws coyote::Error (Errc::invalid_argument) when MPI_COMM_WORLD has one rank but the launcher
 /// environment (SLURM_NTASKS, OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_SIZE) says the job has more: the program
@@ -34,9 +21,10 @@ void check_launch();
 /// Same check on an explicit environment (for tests): `world_size` and variable -> value.
 void check_launch(int world_size, const std::map<std::string, std::string>& env);
 
-/// An arrival barrier with a deadline: every rank sends a token to every other rank and waits for all
-/// tokens. On expiry the ranks whose token is missing are named ("rank(s) 2, 5 did not arrive at <step>").
-/// Collective over `comm`.
+/// An arrival barrier with a deadline: every rank sends a token naming `step` to every other rank and waits for
+/// all tokens. On expiry the ranks whose token is missing are named ("rank(s) 2, 5 did not arrive at <step>").
+/// A token of another step (the ranks called the bootstrap functions in different orders) is an error
+/// (Errc::protocol) naming that rank and both steps. Collective over `comm`.
 void arrive(const Communicator& comm, const std::string& step, const BootstrapOptions& options);
 
 /// Waits for `requests` (MPI_Test loop with sched_yield) until the deadline; on expiry handles the timeout

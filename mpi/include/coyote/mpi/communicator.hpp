@@ -7,6 +7,7 @@
 #include <string>
 
 #include <coyote/error.hpp>
+#include <coyote/mpi/bootstrap_options.hpp>
 
 namespace coyote::mpi {
 
@@ -33,7 +34,11 @@ private:
 class Communicator {
 public:
     /// Duplicates `comm` (collective over `comm`) and computes the node-local ranks and the node count.
+    /// Bounded by the bootstrap deadline (`options`; the first constructor reads COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS):
+    /// a rank of `comm` that does not construct its Communicator in time fails the others (MPI_Abort, or
+    /// Errc::timeout with OnTimeout::throw_error) instead of leaving them in MPI_Comm_dup for good.
     explicit Communicator(MPI_Comm comm = MPI_COMM_WORLD);
+    Communicator(MPI_Comm comm, const BootstrapOptions& options);
     /// A moved-from Communicator has size 0 and refuses use: get() and node_comm() throw invalid_argument.
     Communicator(Communicator&& other) noexcept;
     Communicator& operator=(Communicator&& other) noexcept;
@@ -76,8 +81,10 @@ private:
     std::string host_;
 };
 
-/// MPI_Barrier on `comm`.
+/// A barrier over `comm` bounded by the bootstrap deadline (an arrival step, see arrive()): on expiry the ranks
+/// that did not arrive are named. The first overload reads COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS.
 void barrier(const Communicator& comm);
+void barrier(const Communicator& comm, const BootstrapOptions& options);
 
 /// Coyote's connSync for two-rank programs: a pairwise barrier with `peer` (the lower rank plays the client:
 /// sends an ack then reads one; the higher rank reads then sends). Bounded by the bootstrap deadline.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <coyote/mpi/bootstrap.hpp>
+#include <coyote/mpi/bootstrap_options.hpp>
 #include <coyote/mpi/collectives.hpp>
 #include <coyote/mpi/collectives_types.hpp>
 #include <coyote/mpi/communicator.hpp>

@@ -61,8 +61,8 @@ Engine::Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& devic
     for (int p : qps_.peers())
         chan_of_[static_cast<std::size_t>(p)] =
             &chans_.emplace(p, make_channel(p, qps_.thread(p), static_cast<std::byte*>(qps_.buffer(p)))).first->second;
-    MPI_Comm dup = MPI_COMM_NULL;
-    mpi::check_mpi(MPI_Comm_dup(comm.get(), &dup), "MPI_Comm_dup", "collectives: communicator for queue-pair links");
+    const MPI_Comm dup = mpi::detail::duplicate_bounded(comm.get(), "collectives: communicator for queue-pair links",
+                                                        "construct its Collectives", bootstrap_);
     link_comm_ = std::make_shared<mpi::detail::CommHandle>(dup);
     live_.emplace(comm.get(), mpi::LivenessOptions{.host = {}, .setup_timeout = bootstrap_.timeout});
     // Nobody writes before every rank has taken its counter baselines.
