@@ -2,9 +2,9 @@
 // Registers (the example's perf_fpga_axi_ctrl_parser): CSR 0 control (bit 0 starts the reads, bit 1 the writes),
 // 1 completed requests (read only), 2 timer in 4 ns cycles (read only), 3 buffer virtual address, 4 buffer length
 // in bytes, 5 ctid, 6 repetitions, 7 expected 512-bit beats. As in the parser, the host reads back only registers
-// 1 and 2; every other register reads 0 (the model keeps what was written to 3 .. 7 itself). A write repetition fills the buffer
-// with 64-byte beats whose first 8 bytes hold the running beat number + 1 (little-endian) and the rest zeros,
-// counting on across repetitions, as the example's vFPGA does. The model runs the whole benchmark inside the
+// 1 and 2; every other register reads 0 (the model keeps what was written to 3 .. 7 itself). A write repetition
+// fills the buffer with 64-byte beats whose first 8 bytes hold the running beat number + 1 (little-endian) and the
+// rest zeros, counting on across repetitions, as the example's vFPGA does. The model runs the whole benchmark inside the
 // write of CSR 0; it reaches host memory through process_vm_readv / process_vm_writev, so an address that is not
 // mapped in the process makes that setCSR throw instead of crashing it.
 #include <sys/uio.h>
