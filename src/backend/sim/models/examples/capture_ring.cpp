@@ -39,28 +39,29 @@ std::size_t roce_headers(std::span<const std::byte> f) {
     return std::size_t{14 + 20 + 8 + 12} + (aeth ? 4u : 0u) + (reth ? 16u : 0u);
 }
 
-/// Bytes of `f` the filter keeps (0: the frame is dropped).
+/// Bytes of `f` the filter keeps (0: the frame is dropped), decided as Coyote's packet_filter decides on a frame's
+/// first beat: first the drop bits, then the payload bits in the order UDP/IPv4, UDP/IPv6, TCP/IPv4, RoCEv2/IPv4.
+/// The filter takes a frame for RoCEv2 when it is UDP/IPv4 with bytes 36, 37 = 0xb7, 0x12 (it compares the UDP
+/// destination port with its bytes swapped): RoCEv2 frames on the wire carry 0x12, 0xb7 (port 4791, as the emulated
+/// NIC and Coyote's RoCE stack send them), so the RoCEv2 bits leave them alone and the UDP/IPv4 bits apply to them.
 std::size_t filtered_length(std::span<const std::byte> f, uint64_t cfg) {
-    const auto off = [&](unsigned b) { return (cfg >> b) & 1; };
+    const auto on = [&](unsigned b) { return ((cfg >> b) & 1) != 0; };
     const unsigned type = (at(f, 12) << 8) | at(f, 13);
+    const bool ipv4 = type == 0x0800, ipv6 = type == 0x86dd, arp = type == 0x0806;
+    const unsigned proto4 = at(f, 23), next6 = at(f, 20);
+    const bool icmp4 = ipv4 && proto4 == 0x01, udp4 = ipv4 && proto4 == 0x11, tcp4 = ipv4 && proto4 == 0x06;
+    const bool icmp6 = ipv6 && next6 == 0x3a, udp6 = ipv6 && next6 == 0x11;
+    const bool roce4 = udp4 && at(f, 36) == 0xb7 && at(f, 37) == 0x12;
+    if ((ipv4 && on(no_ipv4)) || (ipv6 && on(no_ipv6)) || (arp && on(no_arp)) || (icmp4 && on(no_icmp4)) ||
+        (icmp6 && on(no_icmp6)) || (udp4 && on(no_udp4)) || (udp6 && on(no_udp6)) || (tcp4 && on(no_tcp4)) ||
+        (roce4 && on(no_roce4)))
+        return 0;
     const std::size_t all = f.size();
-    if (type == 0x0806) return off(no_arp) ? 0 : all;
-    if (type == 0x86dd) {
-        if (off(no_ipv6)) return 0;
-        const unsigned next = at(f, 20);
-        if (next == 58) return off(no_icmp6) ? 0 : all;
-        if (next == 17) return off(no_udp6) ? 0 : off(no_udp6_payload) ? std::min<std::size_t>(all, 14 + 40 + 8) : all;
-        return all;
-    }
-    if (type != 0x0800) return all;
-    if (off(no_ipv4)) return 0;
-    const unsigned proto = at(f, 23);
-    if (proto == 1) return off(no_icmp4) ? 0 : all;
-    if (proto == 6) return off(no_tcp4) ? 0 : off(no_tcp4_payload) ? std::min<std::size_t>(all, 14 + 20 + 20) : all;
-    if (proto != 17) return all;
-    if (at(f, 36) == 0x12 && at(f, 37) == 0xb7) // UDP destination port 4791: RoCEv2
-        return off(no_roce4) ? 0 : off(no_roce4_payload) ? std::min(all, roce_headers(f)) : all;
-    return off(no_udp4) ? 0 : off(no_udp4_payload) ? std::min<std::size_t>(all, 14 + 20 + 8) : all;
+    if (udp4 && on(no_udp4_payload)) return std::min<std::size_t>(all, 14 + 20 + 8);
+    if (udp6 && on(no_udp6_payload)) return std::min<std::size_t>(all, 14 + 40 + 8);
+    if (tcp4 && on(no_tcp4_payload)) return std::min<std::size_t>(all, 14 + 20 + 20);
+    if (roce4 && on(no_roce4_payload)) return std::min(all, roce_headers(f));
+    return all;
 }
 
 RingHead& head(const ShmSegment& ring) { return *static_cast<RingHead*>(ring.get()); }

@@ -1,15 +1,17 @@
 // Model of Coyote example 07 (perf_fpga): the vFPGA itself reads or writes a host buffer N times and times it.
-// Registers (the example's perf_fpga_axi_ctrl_parser): CSR 0 control (bit 0 starts the reads, bit 1 the writes;
-// reads back 0), 1 completed requests (read only), 2 timer in 4 ns cycles (read only), 3 buffer virtual address,
-// 4 buffer length in bytes, 5 ctid, 6 repetitions, 7 expected 512-bit beats. A write repetition fills the buffer
-// with 64-byte beats whose first 8 bytes hold the running beat number + 1 (little-endian) and the rest zeros,
-// counting on across repetitions, as the example's vFPGA does. The model runs the whole benchmark inside the
+// Registers (the example's perf_fpga_axi_ctrl_parser): CSR 0 control (bit 0 starts the reads, bit 1 the writes),
+// 1 completed requests (read only), 2 timer in 4 ns cycles (read only), 3 buffer virtual address, 4 buffer length
+// in bytes, 5 ctid, 6 repetitions, 7 expected 512-bit beats. As in the parser, the host reads back only registers
+// 1 and 2; every other register reads 0 (the model keeps what was written to 3 .. 7 itself). A write repetition
+// fills the buffer with 64-byte beats whose first 8 bytes hold the running beat number + 1 (little-endian) and the
+// rest zeros, counting on across repetitions, as the example's vFPGA does. The model runs the whole benchmark inside the
 // write of CSR 0; it reaches host memory through process_vm_readv / process_vm_writev, so an address that is not
 // mapped in the process makes that setCSR throw instead of crashing it.
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -54,9 +56,9 @@ public:
             shell.csr_write(offs, offs == done ? done_ : timer_);
             return;
         }
-        if (offs != ctrl) return;
-        shell.csr_write(ctrl, 0); // a start pulse
-        if ((value & (k_start_rd | k_start_wr)) == 0) return;
+        if (offs < regs_.size()) regs_[offs] = value;
+        shell.csr_write(offs, 0); // write-only: the parser's read process answers 0
+        if (offs != ctrl || (value & (k_start_rd | k_start_wr)) == 0) return;
         done_ = 0;
         timer_ = 0;
         shell.csr_write(done, 0);
@@ -66,9 +68,9 @@ public:
 
 private:
     void run(Shell& shell, bool write) {
-        const uint64_t addr = shell.csr_read(vaddr);
-        const auto bytes = static_cast<std::size_t>(shell.csr_read(len));
-        const auto reps = static_cast<uint32_t>(shell.csr_read(n_reps));
+        const uint64_t addr = regs_[vaddr];
+        const auto bytes = static_cast<std::size_t>(regs_[len]);
+        const auto reps = static_cast<uint32_t>(regs_[n_reps]);
         buf_.resize(bytes);
         const auto t0 = std::chrono::steady_clock::now();
         uint64_t beat = 0;
@@ -93,6 +95,7 @@ private:
     }
 
     std::vector<std::byte> buf_;
+    std::array<uint64_t, 8> regs_{}; ///< what the host wrote to registers 0 .. 7
     uint64_t done_ = 0;
     uint64_t timer_ = 0;
 };
