@@ -5,9 +5,63 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
+
+#include <cerrno>
+
 #include <coyote/error.hpp>
 
 namespace coyote::detail {
+
+namespace {
+
+const char* kind_of(mode_t mode) noexcept {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+    return "not a regular file";
+}
+
+/// The text of EEXIST on creating `name` in /dev/shm: who owns what is in the way.
+std::string in_the_way(const std::string& name) {
+    struct stat st {};
+    if (::lstat(("/dev/shm" + name).c_str(), &st) != 0) return "it exists";
+    if (st.st_uid != ::geteuid())
+        return "an object of uid " + std::to_string(st.st_uid) + " (another user) is at that name; remove it";
+    return "a segment of this user is at that name (a leftover of a process that had this pid?); remove it";
+}
+
+}  // namespace
+
+std::string foreign_file_reason(int fd, const std::string& path) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return path + ": fstat: " + std::strerror(errno);
+    if (st.st_uid != ::geteuid())
+        return path + ": it belongs to uid " + std::to_string(st.st_uid) + ", not to this user (uid " +
+               std::to_string(::geteuid()) + "); remove it";
+    if (!S_ISREG(st.st_mode)) return path + ": it is " + kind_of(st.st_mode) + "; remove it";
+    return {};
+}
+
+void require_own_file(int fd, const std::string& call, const std::string& path) {
+    const std::string why = foreign_file_reason(fd, path);
+    if (!why.empty()) throw_error(Errc::invalid_argument, call, "refusing " + why);
+}
+
+Fd open_own_file(const std::string& path, const std::string& call) {
+    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600));
+    if (!fd) {
+        if (errno == ELOOP) throw_error(Errc::invalid_argument, call, "refusing " + path + ": a symbolic link; remove it");
+        throw_errno("open", call + ": " + path);
+    }
+    require_own_file(fd.get(), call, path);
+    // Back to blocking mode for the caller (a regular file ignores the flag, but it should not stay set).
+    const int fl = ::fcntl(fd.get(), F_GETFL);
+    if (fl >= 0) (void)::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
 
 void Fd::reset(int fd) noexcept {
     if (fd_ >= 0) ::close(fd_);
@@ -21,8 +75,14 @@ void Mapping::reset() noexcept {
 }
 
 ShmSegment ShmSegment::create(const std::string& name, size_t size) {
-    Fd fd(::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600));
-    if (!fd) throw_errno("shm_open", "create shared segment " + name);
+    Fd fd(::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) {
+        const int err = errno;
+        if (err == EEXIST)
+            throw Error(std::error_code(err, std::generic_category()), "shm_open",
+                        "create shared segment " + name + ": " + in_the_way(name));
+        throw_errno("shm_open", "create shared segment " + name);
+    }
     ShmSegment seg;
     seg.name_ = name;
     seg.owner_ = true; // from here on the destructor unlinks the name
@@ -35,8 +95,10 @@ ShmSegment ShmSegment::create(const std::string& name, size_t size) {
 }
 
 ShmSegment ShmSegment::open(const std::string& name) {
-    Fd fd(::shm_open(name.c_str(), O_RDWR, 0));
+    // O_NONBLOCK: a FIFO put at the name must not block; it is refused below as no regular file.
+    Fd fd(::shm_open(name.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC, 0));
     if (!fd) throw_errno("shm_open", "open shared segment " + name);
+    require_own_file(fd.get(), "shm_open", "shared segment /dev/shm" + name);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) throw_errno("fstat", name);
     if (st.st_size <= 0) throw_error(Errc::protocol, "shm_open", "shared segment " + name + " is empty");

@@ -63,13 +63,25 @@ private:
     size_t len_ = 0;
 };
 
+/// Why the object open at `fd` (found at `path`) is not a regular file of this user: another user's file, a FIFO,
+/// a device... Empty when it is one. An object of another user at a name of ours is never used: he could read,
+/// hold or rewrite it.
+std::string foreign_file_reason(int fd, const std::string& path);
+/// Throws coyote::Error (invalid_argument, `call`) naming the problem unless `fd` is a regular file of this user.
+void require_own_file(int fd, const std::string& call, const std::string& path);
+/// Opens `path` read/write, creating it owner-only (0600, whatever the umask) when absent; never follows a symbolic
+/// link, never blocks on a FIFO, and refuses (coyote::Error naming it) a file that is not this user's own: for lock
+/// and record files at predictable names in shared directories (/tmp, /dev/shm).
+Fd open_own_file(const std::string& path, const std::string& call);
+
 /// A POSIX shared-memory segment mapped read/write. The creator unlinks the name on destruction.
 class ShmSegment {
 public:
     ShmSegment() noexcept = default;
     /// Creates `name` (exclusive, mode 0600) of `size` bytes.
     static ShmSegment create(const std::string& name, size_t size);
-    /// Maps an existing segment created by another process; size is read from the segment.
+    /// Maps an existing segment created by another process of this user (a segment of another user at the name is
+    /// refused); size is read from the segment.
     static ShmSegment open(const std::string& name);
 
     ShmSegment(ShmSegment&& o) noexcept

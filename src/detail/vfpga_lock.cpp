@@ -26,17 +26,34 @@ namespace bip = boost::interprocess;
 /// Opens `path` with a shared flock, retrying when a last holder removed the file meanwhile.
 Fd open_holders(const std::string& path, const std::string& name) {
     for (;;) {
-        Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-        if (!fd) throw_errno("open", "cThread: the holders file of the vFPGA lock " + name + " (" + path + ")");
+        // Owner-only, never a link, a FIFO or another user's file (who could hold its flock forever).
+        Fd fd = open_own_file(path, "cThread: the holders file of the vFPGA lock " + name);
         while (::flock(fd.get(), LOCK_SH) != 0)
             if (errno != EINTR) throw_errno("flock", "cThread: " + path);
         struct stat held {}, now {};
         if (::fstat(fd.get(), &held) != 0) throw_errno("fstat", "cThread: " + path);
-        if (held.st_uid != ::getuid())
-            throw_error(Errc::invalid_argument, "cThread", path + " belongs to another user");
         // Still the file at `path` (a last holder may have unlinked it while we waited): it is ours.
         if (::stat(path.c_str(), &now) == 0 && now.st_ino == held.st_ino && now.st_dev == held.st_dev) return fd;
     }
+}
+
+/// Refuses the lock when the semaphore file at `path` is not a regular file of this user; a missing file is fine
+/// before it is opened (open_or_create makes it, owner-only), not after (it was removed under us).
+void check_semaphore_owner(const std::string& path, bool opened) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT && !opened) return;
+        if (errno == ENOENT)
+            throw_error(Errc::invalid_argument, "cThread",
+                        "the vFPGA lock " + path + " was removed while it was opened (by its owner?); retry");
+        throw_errno("lstat", "cThread: the vFPGA lock " + path);
+    }
+    if (st.st_uid != ::geteuid() || !S_ISREG(st.st_mode))
+        throw_error(Errc::invalid_argument, "cThread",
+                    "refusing the vFPGA lock " + path + ": " +
+                        (st.st_uid != ::geteuid() ? "it belongs to uid " + std::to_string(st.st_uid) + ", not to this user"
+                                                  : std::string("it is not a regular file")) +
+                        "; remove it");
 }
 
 }  // namespace
@@ -46,6 +63,23 @@ VfpgaLock::VfpgaLock(uint32_t device, int32_t vfid)
             std::to_string(vfid)),
       holders_("/dev/shm/" + name_ + ".holders") {
     holders_fd_ = open_holders(holders_, name_);
+    // The semaphore opens by name: one another user put there (mode 0666) would let him hold the vFPGA or post it
+    // to let two holders in. Its owner is checked before it is opened, and again after: one he put there between
+    // the two, or removed after we opened it, shows then (a file of ours in the sticky /dev/shm stays ours).
+    const std::string sem_path = "/dev/shm/sem." + name_;
+    try {
+        check_semaphore_owner(sem_path, false);
+        open_semaphore();
+        check_semaphore_owner(sem_path, true);
+    } catch (...) {
+        mutex_.reset();
+        // The holders file we may have created goes too, unless another holder uses it.
+        if (::flock(holders_fd_.get(), LOCK_EX | LOCK_NB) == 0) (void)::unlink(holders_.c_str());
+        throw;
+    }
+}
+
+void VfpgaLock::open_semaphore() {
     try {
         bip::permissions owner_only(0600);
         mutex_ = std::make_unique<bip::named_mutex>(bip::open_or_create, name_.c_str(), owner_only);

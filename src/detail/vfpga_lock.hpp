@@ -43,6 +43,8 @@ public:
     std::string why_taken() const noexcept;
 
 private:
+    /// Opens (or creates, owner-only) the named semaphore.
+    void open_semaphore();
     void record_holder(bool held) noexcept;
     /// Releases the lock when its recorded holder is a process that exited; true if it did.
     bool release_dead_holder() noexcept;

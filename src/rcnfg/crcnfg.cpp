@@ -36,10 +36,9 @@ public:
     explicit LoaderLock(unsigned int device) {
         const std::string path =
             "/tmp/coyote-rcnfg-u" + std::to_string(::geteuid()) + "-dev-" + std::to_string(device) + ".lock";
-        fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-        if (!fd_)
-            throw_error(Errc::invalid_argument, "cRcnfg",
-                        "cannot open the loader lock " + path + ": " + std::strerror(errno));
+        // Never another user's file at the name (he could hold its flock and stall every reconfiguration), a
+        // symbolic link or a FIFO: open_own_file refuses them, naming the owner.
+        fd_ = detail::open_own_file(path, "cRcnfg: the loader lock");
         const auto deadline = std::chrono::steady_clock::now() + k_loader_timeout.get();
         for (auto nap = std::chrono::milliseconds(1);; nap = std::min(nap * 2, std::chrono::milliseconds(50))) {
             if (::flock(fd_.get(), LOCK_EX | LOCK_NB) == 0) break;

@@ -3,6 +3,7 @@
 #include <coyote/cThread.hpp>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -216,6 +217,34 @@ TEST(Reconfigure, AWaitForAnotherLoaderHasADeadline) {
     const std::string lock = "/tmp/coyote-rcnfg-u" + std::to_string(::geteuid()) + "-dev-0.lock";
     ASSERT_EQ(::stat(lock.c_str(), &st), 0) << lock;
     EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+}  // namespace
+
+namespace {
+
+// Another user's file at the loader lock's name (he could hold its flock and stall every reconfiguration of ours
+// until COYOTE_RCNFG_TIMEOUT_MS): refused at once, naming its owner, and left alone. Device 217: no other test's.
+TEST(LoaderLock, RefusesAnotherUsersLockFile) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file to another user";
+    const std::string lock = "/tmp/coyote-rcnfg-u" + std::to_string(::geteuid()) + "-dev-217.lock";
+    const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_EXCL, 0666);
+    ASSERT_GE(fd, 0) << lock;
+    ASSERT_EQ(::fchmod(fd, 0666), 0);
+    ASSERT_EQ(::fchown(fd, 65534, static_cast<gid_t>(-1)), 0);
+    ::close(fd);
+    const std::string path = sim_bitstream("app_foreign_lock.bin", rc::SimBitstream::Kind::app, "passthrough");
+    coyote_test::EnvGuard quick("COYOTE_RCNFG_TIMEOUT_MS", "2000");
+    const auto t0 = std::chrono::steady_clock::now();
+    auto [code, msg] = error_of([&] { coyote::cRcnfg(217).reconfigureApp(path, 0); });
+    const auto took = std::chrono::steady_clock::now() - t0;
+    struct stat st {};
+    const bool kept = ::stat(lock.c_str(), &st) == 0 && st.st_uid == 65534;
+    (void)::unlink(lock.c_str());
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument)) << msg;
+    EXPECT_NE(msg.find("belongs to uid 65534"), std::string::npos) << msg;
+    EXPECT_LT(took, std::chrono::seconds(1)) << "waited on the other user's file";
+    EXPECT_TRUE(kept);
 }
 
 }  // namespace

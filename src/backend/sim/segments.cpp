@@ -74,8 +74,9 @@ uint64_t boot_time() noexcept {
 }
 
 bool read_state_head(const std::string& path, StateHead& head) noexcept {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return false;
+    // Never blocks on a FIFO nor follows a link put at the name; only a segment of this user tells anything.
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!fd || !foreign_file_reason(fd.get(), path).empty()) return false;
     const ssize_t n = ::pread(fd.get(), &head, sizeof(head), 0);
     return n == static_cast<ssize_t>(sizeof(head)) && head.magic == k_state_magic;
 }
@@ -228,6 +229,9 @@ std::size_t reclaim_stale_segments(const std::string& shm_dir) noexcept {
             const uint64_t owner_since = (btime != 0 && ticks > 0) ? btime + started / static_cast<uint64_t>(ticks) : 0;
             for (const auto& n : names) {
                 const std::string path = shm_dir + "/" + n;
+                struct stat own {};
+                // Another user's object at a name of ours is not ours to remove (nor a leftover of ours).
+                if (::lstat(path.c_str(), &own) != 0 || own.st_uid != ::geteuid()) continue;
                 bool stale = dead;
                 StateHead head{};
                 if (stale) {

@@ -50,8 +50,9 @@ Mapping map_aligned(uint64_t size, uint64_t align, const std::string& what) {
 
 /// Maps shm segment `name` (`size` bytes) at an `align`-aligned address.
 Mapping map_shm_aligned(const std::string& name, uint64_t size, uint64_t align) {
-    Fd fd(::shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0));
+    Fd fd(::shm_open(name.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC, 0));
     if (!fd) throw_errno("shm_open", "reopen buffer segment " + name);
+    require_own_file(fd.get(), "shm_open", "buffer segment /dev/shm" + name);
     const uint64_t span = size + align;
     void* p = ::mmap(nullptr, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) throw_errno("mmap", "reserve address space for " + name);
