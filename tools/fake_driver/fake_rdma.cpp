@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,6 +18,7 @@
 #include <coyote/cDefs.hpp>
 
 #include "backend/registers.hpp"
+#include "detail/handles.hpp"
 #include "fake_vfpga.hpp"
 
 namespace coyote_fake {
@@ -57,11 +59,12 @@ void reclaim_dead_entries() noexcept {
         const std::string name = e->d_name;
         if (name.compare(0, prefix.size(), prefix) != 0 || name.find('.') != std::string::npos) continue;
         const std::string path = "/dev/shm/" + name;
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0) continue;
+        const coyote::detail::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+        // Another user's object at a name of ours (or a FIFO) is neither read nor removed.
+        if (!fd || !coyote::detail::foreign_file_reason(fd.get(), path).empty()) continue;
         EntryHeader h;
-        const bool ok = ::read(fd, &h, sizeof(h)) == static_cast<ssize_t>(sizeof(h)) && h.magic == k_entry_magic;
-        ::close(fd);
+        const bool ok =
+            ::read(fd.get(), &h, sizeof(h)) == static_cast<ssize_t>(sizeof(h)) && h.magic == k_entry_magic;
         if (ok && h.pid > 0 && ::kill(h.pid, 0) != 0 && errno == ESRCH) (void)::unlink(path.c_str());
     }
     ::closedir(d);
@@ -84,9 +87,15 @@ void publish_entry(uint32_t ip, uint32_t qpn, EntryHeader h, const std::vector<s
     h.pid = static_cast<int32_t>(::getpid());
     const std::string path = entry_path(ip, qpn);
     const std::string tmp = path + "." + std::to_string(::getpid());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    // Exclusive and never through a link: a file another user put at the name is not written (nor truncated). A
+    // leftover of ours (a process that had this pid) is removed first.
+    struct stat st {};
+    if (::lstat(tmp.c_str(), &st) == 0 && st.st_uid == ::geteuid() && S_ISREG(st.st_mode)) (void)::unlink(tmp.c_str());
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        std::fprintf(stderr, "coyote fake driver: cannot publish queue pair %s: %s\n", path.c_str(), std::strerror(errno));
+        const int err = errno;
+        std::fprintf(stderr, "coyote fake driver: cannot publish queue pair %s: %s: %s\n", path.c_str(), tmp.c_str(),
+                     err == EEXIST ? "another user's object is at that name; remove it" : std::strerror(err));
         return;
     }
     const bool ok = write_all(fd, &h, sizeof(h)) && write_all(fd, ep.data(), ep.size());
@@ -99,15 +108,20 @@ void publish_entry(uint32_t ip, uint32_t qpn, EntryHeader h, const std::vector<s
 
 /// The entry of (ip, qpn), if a process published one.
 bool read_entry(uint32_t ip, uint32_t qpn, EntryHeader& h, std::vector<std::byte>& ep) {
-    const int fd = ::open(entry_path(ip, qpn).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool ok = ::read(fd, &h, sizeof(h)) == static_cast<ssize_t>(sizeof(h)) && h.magic == k_entry_magic &&
+    const std::string path = entry_path(ip, qpn);
+    const coyote::detail::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    if (!fd) return false;
+    // Only this user's entries answer: another user's file at the name would redirect our queue pair to his NIC.
+    if (const std::string why = coyote::detail::foreign_file_reason(fd.get(), path); !why.empty()) {
+        std::fprintf(stderr, "coyote fake driver: ignoring the queue pair entry %s\n", why.c_str());
+        return false;
+    }
+    bool ok = ::read(fd.get(), &h, sizeof(h)) == static_cast<ssize_t>(sizeof(h)) && h.magic == k_entry_magic &&
               h.ep_len <= 4096;
     if (ok) {
         ep.resize(h.ep_len);
-        ok = ::read(fd, ep.data(), ep.size()) == static_cast<ssize_t>(ep.size());
+        ok = ::read(fd.get(), ep.data(), ep.size()) == static_cast<ssize_t>(ep.size());
     }
-    ::close(fd);
     return ok;
 }
 
