@@ -289,6 +289,7 @@ def table(suites, boot):
 
 
 def main():
+    os.umask(0o077)  # the CSV, table and charts are the user's alone, whatever the caller's umask
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results")
     ap.add_argument("--plots", help="folder for the PNG charts (default RESULTS/plots)")

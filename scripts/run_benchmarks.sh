@@ -16,6 +16,7 @@
 # loop_us over the runs (RESULTS_DIR/spread.txt): one run on a shared machine shows one of several speed modes. Afterwards scripts/plot_benchmarks.py draws the charts into RESULTS_DIR/plots and prints
 # the target summary (also in RESULTS_DIR/summary.txt). Exit status: non-zero if any suite failed.
 set -u -o pipefail
+umask 077 # every report, log and chart of the run is the user's alone, whatever the caller's umask
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "${here}/.." && pwd)

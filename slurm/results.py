@@ -203,6 +203,7 @@ def plot(rows, path):
 
 
 def main():
+    os.umask(0o077)  # the CSV, table and charts are the user's alone, whatever the caller's umask
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("job_dir")
     ap.add_argument("--plot", metavar="FILE.png")

@@ -122,6 +122,16 @@ with tempfile.TemporaryDirectory() as root:
     rc, out, err = run(job, "--csv", csv_path)
     check("--csv into a writable place writes the rows", rc == 0 and os.path.isfile(csv_path)
           and "good_bench/64" in open(csv_path, encoding="utf-8").read(), out + err)
+    # Owner-only whatever the caller's umask: the summary names hosts and jobs.
+    private_csv = os.path.join(root, "private.csv")
+    old_umask = os.umask(0)
+    try:
+        rc, out, err = run(job, "--csv", private_csv)
+    finally:
+        os.umask(old_umask)
+    mode = os.stat(private_csv).st_mode & 0o777 if os.path.isfile(private_csv) else None
+    check(f"--csv under umask 000 is owner-only (mode {oct(mode) if mode is not None else None})",
+          rc == 0 and mode == 0o600, out + err)
 
 print(f"{failures} failure(s)")
 sys.exit(1 if failures else 0)
