@@ -45,6 +45,19 @@ std::string foreign_file_reason(int fd, const std::string& path) {
     return {};
 }
 
+std::string foreign_output_reason(int fd, const std::string& path) {
+    const uid_t me = ::geteuid();
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode) && st.st_uid != me && st.st_uid != 0)
+        return path + " is a symbolic link of uid " + std::to_string(st.st_uid) + " (another user chose where it "
+               "points); name the file itself";
+    if (::fstat(fd, &st) != 0) return path + ": fstat: " + std::strerror(errno);
+    if (S_ISREG(st.st_mode) && st.st_uid != me && st.st_uid != 0)
+        return path + " is a file of uid " + std::to_string(st.st_uid) + " (another user could read what is "
+               "written to it); remove it or choose another name";
+    return {};
+}
+
 void require_own_file(int fd, const std::string& call, const std::string& path) {
     const std::string why = foreign_file_reason(fd, path);
     if (!why.empty()) throw_error(Errc::invalid_argument, call, "refusing " + why);

@@ -74,6 +74,11 @@ void require_own_file(int fd, const std::string& call, const std::string& path);
 /// and record files at predictable names in shared directories (/tmp, /dev/shm).
 Fd open_own_file(const std::string& path, const std::string& call);
 
+/// Why an output file open at `fd` (a log or report at a path the user chose, `path`) should not be written: a
+/// regular file of another user (he could read what we write), or `path` a symbolic link of another user (he chose
+/// where our output goes; root's are trusted, e.g. /dev/stdout). Empty otherwise (a file of ours, a device, a FIFO).
+std::string foreign_output_reason(int fd, const std::string& path);
+
 /// A POSIX shared-memory segment mapped read/write. The creator unlinks the name on destruction.
 class ShmSegment {
 public:

@@ -15,6 +15,7 @@
 
 #include <coyote/error.hpp>
 
+#include "detail/handles.hpp"
 #include "detail/settings.hpp"
 
 namespace coyote::detail::service {
@@ -41,12 +42,20 @@ void open_log(const char* ident, bool foreground) {
     if (k_log_file.is_set()) {
         // Owner-only when created here: the log names clients, their addresses and why their tasks failed.
         const std::string path = k_log_file.get();
-        const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        // Never another user's file (he would read the log) nor through his link.
+        const std::string foreign = fd >= 0 ? detail::foreign_output_reason(fd, path) : std::string();
+        if (!foreign.empty()) {
+            ::close(fd);
+            fd = -1;
+            errno = EPERM;
+        }
         if (fd >= 0) g_sink = ::fdopen(fd, "a");
         if (g_sink == nullptr) {
             const int e = errno;
             if (fd >= 0) ::close(fd);
-            const std::string why = "COYOTE_SERVICE_LOG=" + path + ": the service cannot open its log file";
+            const std::string why = "COYOTE_SERVICE_LOG=" + path + ": the service cannot open its log file" +
+                                    (foreign.empty() ? std::string() : " (" + foreign + ")");
             ::syslog(LOG_ERR, "%s: %s", why.c_str(), std::strerror(e));
             // A daemon has no one to throw to (its starter returned): it logs to syslog only.
             if (foreground) throw Error(std::error_code(e, std::generic_category()), "open", why);

@@ -98,6 +98,25 @@ with tempfile.TemporaryDirectory() as d:
     expect(rc == 2 and "limited to 4096 bytes" in text and text.count("coyote-sim-bitstream:") == 2,
            "a model path over 4096 bytes", text)
 
+    # An output file another user made (as root: given to nobody), or his symbolic link: refused, naming it, and
+    # left as it was (what we write would be his to read; the link would choose where it goes).
+    if os.geteuid() == 0:
+        theirs = os.path.join(d, "theirs.bin")
+        with open(theirs, "wb") as f:
+            f.write(b"his")
+        os.chmod(theirs, 0o666)
+        os.chown(theirs, 65534, -1)
+        link = os.path.join(d, "link.bin")
+        mine = os.path.join(d, "mine.bin")
+        with open(mine, "wb") as f:
+            f.write(b"mine")
+        os.symlink(mine, link)
+        os.lchown(link, 65534, -1)
+        for path, named, before, target in ((theirs, "is a file of uid 65534", b"his", theirs),
+                                            (link, "is a symbolic link of uid 65534", b"mine", mine)):
+            rc, text = run("--model", "vadd", "-o", path)
+            expect(rc != 0 and path in text and named in text, f"-o {path} is not refused by name", text)
+            expect(open(target, "rb").read() == before, f"-o {path} changed {target}")
     rc, text = run("--help")
     expect(rc == 0 and "aes_ecb" in text and "en_rdma" not in text, "--help lists the example models", text)
 print("ok")

@@ -24,6 +24,7 @@
 
 #include "detail/handles.hpp"
 #include "service_test_support.hpp"
+#include "support/child.hpp"
 #include "unit/rdma_test_support.hpp"
 
 namespace {
@@ -489,6 +490,37 @@ TEST(Service, TheLogFileIsOwnerOnlyAndOneThatCannotBeOpenedIsAnError) {
         EXPECT_FALSE(svc->isRunning());
         coyote::cService::releaseInstance(0);
     }
+    ::unlink(log.c_str());
+    ::rmdir(dir);
+}
+
+// COYOTE_SERVICE_LOG naming a file another user made (or his symbolic link): the log would be his to read. A
+// foreground service refuses to start, naming the file and its owner; the file is left as it was.
+TEST(Service, ALogFileOfAnotherUserIsRefused) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to give a file to another user";
+    char dir[] = "/tmp/coyote-service-log-XXXXXX";
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    const std::string log = std::string(dir) + "/theirs.log";
+    {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0666);
+        ASSERT_GE(fd, 0) << log;
+        ASSERT_EQ(::fchown(fd, 65534, static_cast<gid_t>(-1)), 0);
+        ::close(fd);
+    }
+    // In a child with a deadline: a service that accepted the file would serve (run() would not return).
+    coyote_test::Child child([&] {
+        coyote_test::EnvGuard file("COYOTE_SERVICE_LOG", log.c_str());
+        coyote::cService* svc = coyote::cService::getInstance("logfile-theirs", false, 0);
+        auto [code, msg] = error_of([&] { svc->run(); });
+        const bool named = msg.find("is a file of uid 65534") != std::string::npos && !svc->isRunning();
+        if (!named) std::fprintf(stderr, "the error: %s\n", msg.c_str());
+        coyote::cService::releaseInstance(0);
+        return named ? 0 : 1;
+    }, 10);
+    EXPECT_EQ(child.wait(std::chrono::seconds(20)), 0) << "the service took the other user's file (-1 / 142: it ran)";
+    struct stat st {};
+    ASSERT_EQ(::stat(log.c_str(), &st), 0);
+    EXPECT_EQ(st.st_size, 0) << "the service wrote into the other user's file";
     ::unlink(log.c_str());
     ::rmdir(dir);
 }

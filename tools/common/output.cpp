@@ -1,6 +1,8 @@
 // coyote-mpi tools: the output of the tools: whether what a tool printed reached its standard output, files it writes.
 #include "common/output.hpp"
 
+#include "detail/handles.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -30,7 +32,16 @@ std::ofstream open_private(const std::string& path, std::ios::openmode mode) {
         errno = e;
         return out;
     }
+    // Never into another user's file (he would read the report) nor through his link. The stream opens the same
+    // file again: an entry of ours in a sticky directory (/tmp) cannot be replaced by another user meanwhile.
+    const std::string foreign = coyote::detail::foreign_output_reason(fd, path);
     ::close(fd);
+    if (!foreign.empty()) {
+        std::fprintf(stderr, "refusing the output file: %s\n", foreign.c_str());
+        out.setstate(std::ios::failbit);
+        errno = EPERM;
+        return out;
+    }
     errno = 0;
     out.open(path, mode | std::ios::out | std::ios::trunc);
     return out;
