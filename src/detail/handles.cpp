@@ -1,3 +1,4 @@
+// coyote-mpi: RAII owners of OS handles, and the owner and type checks of objects at our names in shared places.
 #include "detail/handles.hpp"
 
 #include <fcntl.h>
@@ -5,9 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstring>
-
 #include <cerrno>
+#include <cstring>
 
 #include <coyote/error.hpp>
 
