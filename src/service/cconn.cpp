@@ -17,6 +17,7 @@
 #include "detail/handles.hpp"
 #include "detail/settings.hpp"
 #include "diag/wait.hpp"
+#include "service/listen_socket.hpp"
 #include "service/wire.hpp"
 
 namespace coyote {
@@ -190,12 +191,16 @@ cConn::cConn(std::string sock_name) : impl(std::make_unique<Impl>()) {
                         (other ? std::string("the path is not a socket (no service made it)")
                                : std::string(std::strerror(err)) + " (is the service running?)"));
     }
+    // The stock path is in /tmp under a name every user shares: another user's process listening there (while the
+    // real service is down) is told nothing, not even our pid, unless it is what a group service looks like.
+    svc::Peer peer;
+    if (!svc::peer_of(impl->fd.get(), peer))
+        throw_error(Errc::peer_gone, "cConn", "the service at " + sock_name + ": no peer credentials");
+    if (const std::string why = svc::untrusted_service_reason(sock_name, peer); !why.empty())
+        throw_error(Errc::invalid_argument, "cConn", "refusing " + why);
     // A service function reads and writes this process's buffers by address; on sim that is process_vm_*,
     // which Yama (ptrace_scope 1) allows only to processes we name: the service at the other end, no other.
-    ucred peer{};
-    socklen_t len = sizeof(peer);
-    if (::getsockopt(impl->fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 && peer.pid > 0)
-        detail::sim::net::allow_peer_access(peer.pid);
+    if (peer.pid > 0) detail::sim::net::allow_peer_access(peer.pid);
     register_with_service({});
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -158,6 +159,38 @@ bool peer_in_group(int fd, const Peer& peer, gid_t group) {
     for (gid_t g : groups)
         if (g == group) return true;
     return false;
+}
+
+namespace {
+
+bool in_my_groups(gid_t g) {
+    if (g == ::getegid()) return true;
+    const int n = ::getgroups(0, nullptr);
+    if (n <= 0) return false;
+    std::vector<gid_t> groups(static_cast<size_t>(n));
+    const int got = ::getgroups(n, groups.data());
+    for (int i = 0; i < got; ++i)
+        if (groups[static_cast<size_t>(i)] == g) return true;
+    return false;
+}
+
+}  // namespace
+
+std::string untrusted_service_reason(const std::string& path, const Peer& peer) {
+    if (peer.uid == ::geteuid() || peer.uid == 0) return {};
+    const std::string who = "the service at " + path + " runs as uid " + std::to_string(peer.uid) + " (another user)";
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return who + " and no socket is at that path now";
+    if (st.st_uid != peer.uid) return who + " but its socket belongs to uid " + std::to_string(st.st_uid);
+    if ((st.st_mode & 0007) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%03o", static_cast<unsigned>(st.st_mode & 0777));
+        return who + " and its socket is open to every user (mode " + mode +
+               "); a coyote service's socket is 0600, or 0660 for its COYOTE_SERVICE_GROUP";
+    }
+    if (!in_my_groups(st.st_gid))
+        return who + " and its socket's group " + std::to_string(st.st_gid) + " is none of this process's groups";
+    return {};
 }
 
 }  // namespace coyote::detail::service

@@ -44,4 +44,10 @@ bool peer_of(int fd, Peer& out);
 /// when it connected.
 bool peer_in_group(int fd, const Peer& peer, gid_t group);
 
+/// Why this process should not talk to the service listening at `path`, whose process is `peer` (its SO_PEERCRED):
+/// a service of this user or of root is trusted; one of another user only as listen_unix makes a group service (the
+/// socket his, 0660 at most, of a group of this process), so that another user's socket open to every user (a
+/// stand-in at the stock name while the real service is down) gets no task. Empty when it is trusted.
+std::string untrusted_service_reason(const std::string& path, const Peer& peer);
+
 }  // namespace coyote::detail::service

@@ -525,6 +525,43 @@ TEST(Service, ALogFileOfAnotherUserIsRefused) {
     ::rmdir(dir);
 }
 
+// Another user's process listening at a service path (the stock name is in /tmp, the same for every user) with a
+// socket open to every user: cConn refuses it before it sends anything (its pid, tasks), naming the uid.
+TEST(Service, AClientRefusesAServiceOfAnotherUserThatNoServiceCouldBe) {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a listener as another user";
+    const std::string path = "/tmp/coyote-daemon-test-imposter-" + std::to_string(::getpid());
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    coyote_test::Child imposter([&] {
+        ::close(ready[0]);
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0) return 2;
+        ::umask(0);
+        const int ls = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+        if (ls < 0 || ::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::chmod(path.c_str(), 0666) != 0 ||
+            ::listen(ls, 4) != 0)
+            return 3;
+        (void)!::write(ready[1], "r", 1);
+        const int c = ::accept(ls, nullptr, nullptr);
+        char buf[64];
+        const ssize_t n = c >= 0 ? ::read(c, buf, sizeof buf) : -1; // what the client told it
+        ::unlink(path.c_str());
+        return n > 0 ? 10 : 0; // 10: the client sent it something
+    }, 10);
+    ::close(ready[1]);
+    char r = 0;
+    ASSERT_EQ(::read(ready[0], &r, 1), 1) << "the listener did not start";
+    ::close(ready[0]);
+    auto [code, msg] = error_of([&] { coyote::cConn conn(path); });
+    EXPECT_EQ(code, static_cast<int>(coyote::Errc::invalid_argument)) << msg;
+    EXPECT_NE(msg.find("runs as uid 65534"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("open to every user (mode 666)"), std::string::npos) << msg;
+    EXPECT_EQ(imposter.wait(std::chrono::seconds(20)), 0) << "the client sent the other user's process its registration";
+    ::unlink(path.c_str());
+}
+
 TEST(Service, SocketPathSafety) {
     const std::string path = "/tmp/coyote-daemon-dev-0-vfid-0-safety";
     coyote::cService* svc = coyote::cService::getInstance("safety", false, 0);
