@@ -94,6 +94,12 @@ uint64_t TcpWire::key_of(int32_t ctid) {
     return it == keys_.end() ? 0 : it->second;
 }
 
+std::optional<std::string> TcpWire::lost_reason(uint64_t key) {
+    std::lock_guard lk(conns_mtx_);
+    if (by_key_.find(key) != by_key_.end()) return std::nullopt;
+    return dead_keys_.find(key);
+}
+
 bool TcpWire::key_issued(uint64_t key) {
     std::lock_guard lk(keys_mtx_);
     return key != 0 && std::any_of(keys_.begin(), keys_.end(), [&](const auto& kv) { return kv.second == key; });

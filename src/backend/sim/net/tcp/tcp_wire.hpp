@@ -160,6 +160,8 @@ public:
     /// A fresh random key for the endpoint of `ctid` (replacing its previous one): a peer must present it in its
     /// HELLO, so a key learned from one out-of-band exchange opens no later connection to another queue pair.
     uint64_t issue_key(int32_t ctid);
+    /// Why the connection to the peer of `key` was lost, if it was and no new one replaced it.
+    std::optional<std::string> lost_reason(uint64_t key);
 
 private:
     using ConnPtr = std::shared_ptr<Conn>;

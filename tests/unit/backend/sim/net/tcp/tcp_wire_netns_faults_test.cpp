@@ -1,17 +1,21 @@
 // Network faults between two sim vFPGAs in two network namespaces (two "hosts" joined by a veth pair) on the TCP
 // wire: a link that goes down for good fails an outstanding WRITE or READ within COYOTE_SIM_WIRE_TIMEOUT_MS (the
 // kernel would otherwise retransmit for about 15 minutes while the initiator polled), a short flap and a stopped
-// peer process do not fail anything. Needs root and iproute2; skipped otherwise.
+// peer process do not fail anything; a side that only polls for a peer on another boot (a host whose processes it
+// cannot look at) learns from the lost connection that its peer was killed or cut off. Needs root and iproute2;
+// skipped otherwise.
 #include <gtest/gtest.h>
 
 #include <coyote/cThread.hpp>
 #include <coyote/error.hpp>
 
 #include <signal.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <thread>
 
@@ -43,12 +47,12 @@ void enter_side(const std::string& name, const std::string& addr) {
 
 void run(const std::string& cmd) { check(std::system((cmd + " >/dev/null 2>&1").c_str()) == 0, "'" + cmd + "'"); }
 
-/// Polls `op` until it counts `n` (true), or until the poll throws (the error is kept in `err`), or 60 s.
+/// Polls `op` until it counts `n` (true), or until the poll throws (the error is kept in `err`), or 30 s.
 bool poll_until(coyote::cThread& t, CoyoteOper op, uint32_t n, std::string& err, coyote::Errc& code) {
-    const auto deadline = Clock::now() + 60s;
+    const auto deadline = Clock::now() + 30s;
     try {
         while (t.checkCompleted(op) < n) {
-            check(Clock::now() < deadline, "no completion and no error within 60 s");
+            check(Clock::now() < deadline, "no completion and no error within 30 s");
             std::this_thread::sleep_for(100us);
         }
         return true;
@@ -91,6 +95,18 @@ void post(coyote::cThread& t, CoyoteOper op) {
         t.invoke(op, rdmaSg{.local_offs = k_size / 2, .remote_offs = 0, .len = k_len});
     else
         t.invoke(op, rdmaSg{.local_offs = 0, .remote_offs = k_size / 2, .len = k_len});
+}
+
+/// Makes this forked child look like a process of another boot (another host) to its peers: a private mount
+/// namespace with a file of another boot id bound over /proc/sys/kernel/random/boot_id.
+void pretend_another_boot() {
+    check(::unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS)");
+    check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0, "mount --make-rprivate /");
+    const std::string file = "/tmp/coyote-test-boot-id." + std::to_string(::getpid());
+    std::ofstream(file) << "0badb007-0000-4000-8000-" << std::string(12, '1') << "\n";
+    const int rc = ::mount(file.c_str(), "/proc/sys/kernel/random/boot_id", nullptr, MS_BIND, nullptr);
+    ::unlink(file.c_str()); // the mount keeps it
+    check(rc == 0, "bind mount over /proc/sys/kernel/random/boot_id");
 }
 
 class TcpWireNetnsFaults : public testing::TestWithParam<CoyoteOper> {};
@@ -166,6 +182,48 @@ TEST_P(TcpWireNetnsFaults, AShortFlapAndAStoppedPeerFailNothing) {
     EXPECT_EQ(client.wait(100s), 0);
     EXPECT_EQ(server.wait(100s), 0);
 }
+
+/// A server on another boot that only polls LOCAL_WRITE: its client WRITEs once, then dies (`kill_self`) or takes
+/// its link down for good; the server's poll fails naming the lost connection within the wire timeout.
+void passive_side_learns(bool kill_self) {
+    NetnsPair ns;
+    if (!ns.ok()) GTEST_SKIP() << "network namespaces unavailable: " << ns.why();
+    Child server([&] {
+        enter_side(ns.a(), ns.ip_a());
+        pretend_another_boot();
+        coyote::cThread t(0, ::getpid());
+        (void)t.initRDMA(k_size, k_port);
+        t.connSync(false);
+        std::string err;
+        coyote::Errc code{};
+        check(poll_until(t, CoyoteOper::LOCAL_WRITE, 1, err, code), "the first WRITE arrives: " + err);
+        const auto start = Clock::now();
+        check(!poll_until(t, CoyoteOper::LOCAL_WRITE, 2, err, code), "a second WRITE arrived");
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+        check(code == coyote::Errc::peer_gone && err.find("is unreachable: connection to") != std::string::npos,
+              "peer_gone naming the lost connection expected: " + err);
+        check(took < 12000, "learnt after " + std::to_string(took) + " ms");
+        return 0;
+    }, 90);
+    Child client([&] {
+        enter_side(ns.b(), ns.ip_b());
+        coyote::cThread t(0, ::getpid());
+        connect_client(t, ns);
+        std::string err;
+        coyote::Errc code{};
+        post(t, CoyoteOper::REMOTE_RDMA_WRITE);
+        check(poll_until(t, CoyoteOper::REMOTE_RDMA_WRITE, 1, err, code), "the WRITE completes: " + err);
+        if (kill_self) ::raise(SIGKILL);
+        run("ip link set " + ns.veth_b() + " down");
+        std::this_thread::sleep_for(60s);
+        return 0;
+    }, 90);
+    EXPECT_EQ(server.wait(100s), 0);
+}
+
+TEST(TcpWireNetnsPassive, APollerOnAnotherBootLearnsItsPeerWasKilled) { passive_side_learns(true); }
+
+TEST(TcpWireNetnsPassive, APollerOnAnotherBootLearnsItsPeersLinkWentDown) { passive_side_learns(false); }
 
 INSTANTIATE_TEST_SUITE_P(Ops, TcpWireNetnsFaults,
                          testing::Values(CoyoteOper::REMOTE_RDMA_WRITE, CoyoteOper::REMOTE_RDMA_READ),
