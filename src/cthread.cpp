@@ -568,7 +568,7 @@ void cThread::connSync(bool client) {
         sendAck(1);
         (void)readAck();
     } else {
-        (void)readAck();
+        detail::check_sync_ack(*impl->oob, readAck()); // not the close message of a client that left
         sendAck(1);
     }
 }

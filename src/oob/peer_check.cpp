@@ -3,9 +3,12 @@
 
 #include <coyote/cDefs.hpp>
 #include <coyote/error.hpp>
+#include <coyote/oob.hpp>
 
 #include <cctype>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "backend/device.hpp"
 
@@ -24,6 +27,18 @@ std::string check_ibvq_bytes(std::span<const std::byte> message) {
         if (std::isxdigit(static_cast<unsigned char>(q.gid[i])) == 0)
             return "its gid is not 32 hex digits (byte " + std::to_string(i) + ")";
     return {};
+}
+
+void check_sync_ack(const OobChannel& oob, uint32_t ack) {
+    if (ack != 0) return;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+    while (!oob.peer_closed()) {
+        if (std::chrono::steady_clock::now() > until) return; // a stock client's sync
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    throw_error(Errc::peer_gone, "connSync",
+                "the client closed the out-of-band connection instead of syncing (it called closeConn, or its "
+                "cThread was destroyed: it exited or failed before this sync)");
 }
 
 std::string check_peer_message(const Device& dev, std::span<const std::byte> message) {

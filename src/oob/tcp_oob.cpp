@@ -222,9 +222,14 @@ Fd listen_on(uint16_t port, const TcpOobOptions& opt, const std::string& call) {
         throw_error(Errc::invalid_argument, call,
                     "COYOTE_OOB_BIND_ADDR '" + opt.bind_address + "' is not an IPv4 address");
     addr.sin_port = htons(port);
-    if (::bind(ls.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0)
+    if (::bind(ls.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+        const bool not_here = errno == EADDRNOTAVAIL && !opt.bind_address.empty();
         throw_errno("bind", call + ": " + (opt.bind_address.empty() ? "*" : opt.bind_address) + ":" +
-                                std::to_string(port));
+                                std::to_string(port) +
+                                (not_here ? " (COYOTE_OOB_BIND_ADDR is not an address of this host or network "
+                                            "namespace)"
+                                          : ""));
+    }
     if (::listen(ls.get(), 16) != 0) throw_errno("listen", call + ": port " + std::to_string(port));
     return ls;
 }

@@ -22,7 +22,9 @@ public:
         const auto id = static_cast<unsigned>(::getpid());
         a_ = "cyrdma" + std::to_string(id) + "a";
         b_ = "cyrdma" + std::to_string(id) + "b";
-        const std::string va = "cyv" + std::to_string(id % 100000) + "a", vb = "cyv" + std::to_string(id % 100000) + "b";
+        va_ = "cyv" + std::to_string(id % 100000) + "a";
+        vb_ = "cyv" + std::to_string(id % 100000) + "b";
+        const std::string &va = va_, &vb = vb_;
         const std::string net = "10.233." + std::to_string(id % 250) + ".";
         ip_a_ = net + "1";
         ip_b_ = net + "2";
@@ -57,14 +59,17 @@ public:
     ~NetnsPair() {
         (void)netns_detail::sh("ip netns del " + a_);
         (void)netns_detail::sh("ip netns del " + b_);
+        if (!va_.empty()) (void)netns_detail::sh("ip link del " + va_); // set-up stopped before it moved the pair
     }
     bool ok() const { return ok_; }
     const std::string& why() const { return why_; }
     const std::string& a() const { return a_; }
     const std::string& b() const { return b_; }
     const std::string& ip_a() const { return ip_a_; }
-
     const std::string& ip_b() const { return ip_b_; }
+    /// The veth ends in A and in B (a process inside B takes its link down with `ip link set <veth_b> down`).
+    const std::string& veth_a() const { return va_; }
+    const std::string& veth_b() const { return vb_; }
 
     /// Moves the calling (single-threaded, forked) process into namespace `name`.
     static void enter(const std::string& name) {
@@ -74,7 +79,7 @@ public:
     }
 
 private:
-    std::string a_, b_, ip_a_, ip_b_, why_;
+    std::string a_, b_, ip_a_, ip_b_, va_, vb_, why_;
     bool ok_ = false;
 };
 

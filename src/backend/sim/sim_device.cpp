@@ -399,7 +399,7 @@ void SimDevice::check_gone_peer(int32_t ctid, CmplClass cls, uint32_t seen) noex
     if (gone.empty()) return;
     record_error(ctid, make_error_code(Errc::peer_gone),
                  std::string("checkCompleted(") + (cls == CmplClass::local_write ? "LOCAL_WRITE" : "REMOTE_RDMA_READ") +
-                     "): " + gone + ": it exited while ctid " + std::to_string(ctid) +
+                     "): " + gone + " while ctid " + std::to_string(ctid) +
                      " waited for completions only it could bring (the counter stays at " + std::to_string(seen) +
                      ")");
 }

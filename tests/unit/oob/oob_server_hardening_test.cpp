@@ -183,6 +183,15 @@ TEST(OobServer, ListensOnTheConfiguredAddressOnly) {
     } catch (const coyote::Error& e) {
         EXPECT_NE(std::string(e.what()).find("COYOTE_OOB_BIND_ADDR"), std::string::npos) << e.what();
     }
+    o.bind_address = "192.0.2.1"; // TEST-NET-1: no interface here has it
+    try {
+        (void)coyote::make_tcp_oob(port, nullptr, o);
+        ADD_FAILURE() << "bound to an address this host lacks";
+    } catch (const coyote::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("COYOTE_OOB_BIND_ADDR is not an address of this host"),
+                  std::string::npos)
+            << e.what();
+    }
 }
 
 TEST(OobServer, IbvqCheckRefusesWhatNoPeerSends) {

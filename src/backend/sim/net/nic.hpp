@@ -69,8 +69,9 @@ public:
     /// poll that returns has made every earlier WRITE of this NIC visible to its target's pollers.
     virtual void flush_deferred() noexcept = 0;
     virtual std::string debug_string(int32_t ctid) const = 0;
-    /// Why the peer of `ctid`'s queue pair can no longer send it anything ("peer process P (...) is gone"), or ""
-    /// while it lives, has no connection or runs on another host (where a process cannot be looked at).
+    /// Why the peer of `ctid`'s queue pair can no longer send it anything ("peer process P (...) is gone: it
+    /// exited"; on another host, where a process cannot be looked at, "... is unreachable: connection to ... lost:
+    /// ..." once its TCP wire connection is lost), or "" while it lives or there is no queue pair.
     virtual std::string gone_peer(int32_t ctid) const noexcept = 0;
 };
 

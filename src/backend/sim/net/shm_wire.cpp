@@ -11,6 +11,7 @@
 #include "backend/sim/identity.hpp"
 #include "backend/sim/net/nic_impl.hpp"
 #include "backend/sim/net/process_memory.hpp"
+#include "backend/sim/net/tcp/tcp_wire.hpp"
 #include "detail/format.hpp"
 
 namespace coyote::detail::sim::net {
@@ -30,8 +31,13 @@ std::string NicImpl::gone_peer(int32_t ctid) const noexcept {
             if (!cs.has_conn) return {};
             ep = cs.peer;
         }
-        if (!ep || !process_gone(*ep)) return {};
-        return peer_label(*ep) + " is gone";
+        if (!ep) return {};
+        if (process_gone(*ep)) return peer_label(*ep) + " is gone: it exited";
+        // A peer on another host cannot be looked at; a lost connection to it says the same (its process or host
+        // went, or it stopped answering for COYOTE_SIM_WIRE_TIMEOUT_MS), as nothing more can arrive through it.
+        if (ep->boot_id == me_.boot_id || !wire_live_.load(std::memory_order_acquire)) return {};
+        if (auto why = tcp_->lost_reason(ep->key)) return peer_label(*ep) + " is unreachable: " + *why;
+        return {};
     } catch (...) {
         return {};
     }

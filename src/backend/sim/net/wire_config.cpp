@@ -20,7 +20,9 @@ const settings::Text k_wire_addr{"COYOTE_SIM_WIRE_ADDR", "sim-net", "",
 const settings::Integer k_wire_port{"COYOTE_SIM_WIRE_PORT", "sim-net", 0, 0, 65535,
                                     "fixed TCP wire port (0: ephemeral)"};
 const settings::Millis k_io_timeout{"COYOTE_SIM_WIRE_TIMEOUT_MS", "sim-net", 30000ms,
-                                    "deadline of one frame's I/O on the TCP wire"};
+                                    "deadline of one frame's I/O on the TCP wire, of a peer host that acknowledges "
+                                    "nothing (link down, host gone: TCP_USER_TIMEOUT, keepalive) and of dialing a "
+                                    "peer (at most 10 s)"};
 const settings::Flag k_deny_cma{"COYOTE_SIM_DENY_CMA", "sim-net", false,
                                 "window copies of the shm wire fail as if cross-process memory access were "
                                 "denied (tests)"};

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -15,6 +16,14 @@
 #include <cstring>
 
 namespace coyote::detail::sim::net {
+
+std::string socket_error_text(int err) {
+    std::string s = std::strerror(err);
+    if (err == ETIMEDOUT)
+        s += " (the peer's host acknowledged nothing for COYOTE_SIM_WIRE_TIMEOUT_MS: link down, host gone or "
+             "unreachable)";
+    return s;
+}
 
 int remaining_ms(Clock::time_point deadline) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -46,7 +55,7 @@ std::string write_parts(int fd, std::span<const std::byte> head, const void* pay
             continue;
         }
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return std::string("send failed: ") + std::strerror(errno);
+            return "send failed: " + socket_error_text(errno);
         if (!wait) {
             if (n < 0 && errno == EINTR) continue;
             return {};
@@ -76,7 +85,7 @@ std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline
             return {};
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-            return std::string("recv failed: ") + std::strerror(errno);
+            return "recv failed: " + socket_error_text(errno);
         pollfd pf{fd, POLLIN, 0};
         const int r = ::poll(&pf, 1, remaining_ms(deadline));
         if (r == 0) return "receive timed out after " + std::to_string(done) + " of " + std::to_string(len) + " bytes";
@@ -85,16 +94,30 @@ std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline
     return {};
 }
 
+void set_wire_socket_options(int fd, std::chrono::milliseconds no_answer) noexcept {
+    const int one = 1;
+    const auto ms = std::clamp<int64_t>(no_answer.count(), 1, INT32_MAX);
+    const int user_timeout = static_cast<int>(ms);
+    const int idle = static_cast<int>(std::clamp<int64_t>(ms / 3000, 1, 10)), interval = 1, probes = 127;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
+    (void)::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+}
+
 size_t readable_now(int fd) noexcept {
     int n = 0;
     return ::ioctl(fd, FIONREAD, &n) == 0 && n > 0 ? static_cast<size_t>(n) : 0;
 }
 
-ssize_t peek_now(int fd, void* data, size_t len) noexcept {
+ssize_t peek_now(int fd, void* data, size_t len, std::atomic<int>* failure) noexcept {
     ssize_t n = 0;
     do {
         n = ::recv(fd, data, len, MSG_PEEK | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && failure != nullptr) failure->store(errno);
     return n;
 }
 

@@ -1,6 +1,7 @@
 // coyote-mpi sim backend: TCP socket helpers of the RDMA wire (deadline I/O, addresses to listen on).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -34,11 +35,20 @@ std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline
 size_t readable_now(int fd) noexcept;
 
 /// Copies up to `len` bytes the socket holds into `data` without taking them (MSG_PEEK); the count (0 at end of
-/// stream) or -1 with errno set (EAGAIN: nothing yet).
-ssize_t peek_now(int fd, void* data, size_t len) noexcept;
+/// stream) or -1 with errno set (EAGAIN: nothing yet). The socket reports an error once: it is kept in `*failure`.
+ssize_t peek_now(int fd, void* data, size_t len, std::atomic<int>* failure = nullptr) noexcept;
+
+/// strerror(err), with what a timed-out connection means on the wire.
+std::string socket_error_text(int err);
 
 /// Reads and discards `len` bytes.
 std::string drain(int fd, uint64_t len, Clock::time_point deadline);
+
+/// Options of every TCP wire connection: no Nagle delay, and a peer host that stops answering (link down, host
+/// gone) fails the connection after `no_answer`: TCP_USER_TIMEOUT bounds data the peer does not acknowledge, and
+/// keepalive probes (after at most 10 s idle, 1 s apart) find it while nothing is sent. A peer process that is only
+/// stopped keeps answering (its kernel acknowledges).
+void set_wire_socket_options(int fd, std::chrono::milliseconds no_answer) noexcept;
 
 /// An address peers can reach when the listener is bound to 0.0.0.0.
 uint32_t first_non_loopback();

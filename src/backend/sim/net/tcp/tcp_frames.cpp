@@ -194,7 +194,7 @@ bool TcpWire::finish_request(const ConnPtr& c, Response resp, const std::string&
 bool TcpWire::acknowledge(Response resp) {
     Conn& c = *resp.conn;
     FrameHeader next;
-    if (c.deferred_acks + 1 < k_max_coalesced_acks && next_frame_whole(c.fd.get(), next) &&
+    if (c.deferred_acks + 1 < k_max_coalesced_acks && next_frame_whole(c, next) &&
         (next.type == FrameType::write || next.type == FrameType::send)) {
         c.deferred_ack = resp.h; // answers this request and the ones held before it
         ++c.deferred_acks;

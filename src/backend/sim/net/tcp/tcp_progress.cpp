@@ -20,9 +20,9 @@ constexpr int k_progress_frames = 64;
 constexpr size_t k_progress_conns = 8;
 
 /// Whether the socket has a byte (or the end of the stream, or an error) for the reader to handle.
-bool has_input(int fd) noexcept {
+bool has_input(Conn& c) noexcept {
     std::byte b{};
-    return !(peek_now(fd, &b, 1) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    return !(peek_now(c.fd.get(), &b, 1, &c.sock_err) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
 }
 
 }  // namespace
@@ -43,7 +43,7 @@ void TcpWire::reader(ConnPtr c) {
             if (c->dead) break;
         }
         // A poller may have handled what woke us while we waited for the turn.
-        if (has_input(c->fd.get()) && !handle_frame(c)) break;
+        if (has_input(*c) && !handle_frame(c)) break;
     }
     kill(c, "the wire is closing"); // no-op when already dead; ends the sender
     std::lock_guard lk(conns_mtx_);
@@ -75,9 +75,10 @@ void TcpWire::serve_arrived(const ConnPtr& c) noexcept {
     }
 }
 
-bool TcpWire::next_frame_whole(int fd, FrameHeader& h) {
+bool TcpWire::next_frame_whole(Conn& c, FrameHeader& h) {
+    const int fd = c.fd.get();
     std::array<std::byte, k_frame_header_size> hb{};
-    if (peek_now(fd, hb.data(), hb.size()) != static_cast<ssize_t>(hb.size())) return false;
+    if (peek_now(fd, hb.data(), hb.size(), &c.sock_err) != static_cast<ssize_t>(hb.size())) return false;
     std::string err;
     // A malformed header is the reader's to report (it drops the connection).
     if (!decode_frame(hb, h, err)) return false;
@@ -86,7 +87,7 @@ bool TcpWire::next_frame_whole(int fd, FrameHeader& h) {
 
 bool TcpWire::frame_arrived(Conn& c) {
     FrameHeader h;
-    if (!next_frame_whole(c.fd.get(), h)) return false;
+    if (!next_frame_whole(c, h)) return false;
     std::lock_guard lk(c.mtx);
     // An answer to a request would wait for room in a full queue: requests are then the reader's.
     return !c.dead && !stop_.load() && c.out.size() < k_max_queued_answers;

@@ -46,11 +46,6 @@ private:
     Conn& c_;
 };
 
-void set_nodelay(int fd) noexcept {
-    const int one = 1;
-    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 }  // namespace
 
 TcpWire::TcpWire(NicImpl& nic, const WireConfig& cfg) : nic_(nic), cfg_(cfg) {
@@ -99,6 +94,12 @@ uint64_t TcpWire::key_of(int32_t ctid) {
     return it == keys_.end() ? 0 : it->second;
 }
 
+std::optional<std::string> TcpWire::lost_reason(uint64_t key) {
+    std::lock_guard lk(conns_mtx_);
+    if (by_key_.find(key) != by_key_.end()) return std::nullopt;
+    return dead_keys_.find(key);
+}
+
 bool TcpWire::key_issued(uint64_t key) {
     std::lock_guard lk(keys_mtx_);
     return key != 0 && std::any_of(keys_.begin(), keys_.end(), [&](const auto& kv) { return kv.second == key; });
@@ -138,11 +139,15 @@ void TcpWire::forget_ctid(int32_t ctid) noexcept {
     keys_.erase(ctid);
 }
 
-void TcpWire::kill(const ConnPtr& c, const std::string& why) noexcept {
+void TcpWire::kill(const ConnPtr& c, const std::string& reported) noexcept {
     std::map<uint64_t, Pending> lost;
+    std::string why = reported;
     {
         std::lock_guard lk(c->mtx);
         if (c->dead) return;
+        // A peek took the socket's error (a timeout: the peer's host stopped answering); the read that failed
+        // next saw only the end of the stream.
+        if (const int e = c->sock_err.load(); e != 0) why = "connection failed: " + socket_error_text(e);
         c->dead = true;
         c->death = why;
         lost.swap(c->pending);
@@ -176,6 +181,12 @@ void TcpWire::kill(const ConnPtr& c, const std::string& why) noexcept {
 
 namespace {
 
+/// Whether a failed connect may succeed a moment later without anything changing at the peer: the network has no
+/// route to it now (a link down, an address not yet configured).
+bool network_transient(int err) {
+    return err == ENETUNREACH || err == EHOSTUNREACH || err == ENETDOWN || err == EHOSTDOWN;
+}
+
 /// Connects to `sa` before `deadline`; 0 or an errno value.
 int connect_once(int fd, const sockaddr_in& sa, Clock::time_point deadline) {
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) == 0) return 0;
@@ -190,31 +201,43 @@ int connect_once(int fd, const sockaddr_in& sa, Clock::time_point deadline) {
 
 }  // namespace
 
-Fd TcpWire::dial(const Endpoint& ep, uint64_t mine, const std::string& who, Clock::time_point deadline) {
+Fd TcpWire::connect_socket(const Endpoint& ep, const std::string& who, Clock::time_point deadline) {
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(ep.wire_addr);
     sa.sin_port = htons(ep.wire_port);
-    Fd s;
+    const auto start = Clock::now();
     for (;;) {
-        s = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
         if (!s) throw_errno("socket", "RDMA wire to " + who);
         const int err = connect_once(s.get(), sa, deadline);
-        if (err == 0) break;
+        if (err == 0) return s;
         // Refused: with the automatic wire, a peer on another host opens its listener when it learns our
         // endpoint, which may be a moment later; with COYOTE_SIM_WIRE=tcp it listened before it sent it (gone).
         if (err == ECONNREFUSED && nic_.process_gone(ep)) // refused because nobody is left to listen
             throw_error(Errc::peer_gone, "RDMA", "cannot reach " + who + ": " + peer_label(ep) + " is gone");
-        if (err != ECONNREFUSED || cfg_.mode != WireMode::automatic || remaining_ms(deadline) == 0)
+        const bool retry = (err == ECONNREFUSED && cfg_.mode == WireMode::automatic) || network_transient(err);
+        if (!retry || remaining_ms(deadline) == 0) {
+            const auto tried = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
             throw_error(Errc::peer_gone, "RDMA",
                         "cannot reach " + who + ": " + std::strerror(err) +
+                            (network_transient(err) || err == ETIMEDOUT
+                                 ? " (tried for " + std::to_string(tried) +
+                                       " ms: COYOTE_SIM_WIRE_TIMEOUT_MS, at most 10000 ms)"
+                                 : "") +
                             (ep.wire_addr == INADDR_LOOPBACK
                                  ? " (its wire listens on loopback; set COYOTE_SIM_WIRE_ADDR on a host reachable "
                                    "from here)"
                                  : ""));
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(20, remaining_ms(deadline))));
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(err == ECONNREFUSED ? 20 : 100,
+                                                                       remaining_ms(deadline))));
     }
-    set_nodelay(s.get());
+}
+
+Fd TcpWire::dial(const Endpoint& ep, uint64_t mine, const std::string& who, Clock::time_point deadline) {
+    Fd s = connect_socket(ep, who, deadline);
+    set_wire_socket_options(s.get(), cfg_.io_timeout);
     const auto hello = encode_hello(HelloKeys{ep.key, mine});
     std::string err = write_full(s.get(), hello.data(), hello.size(), deadline);
     std::array<std::byte, k_frame_header_size> rb{};

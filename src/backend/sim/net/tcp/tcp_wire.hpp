@@ -118,6 +118,9 @@ struct Conn {
     bool dead = false;
     bool accepted = false; ///< opened by the peer (counts against COYOTE_SIM_WIRE_MAX_CONNS)
     std::string death;
+    /// The error the socket reported to a peek (it reports it once): the reason of its death, not the end of
+    /// stream the next read sees.
+    std::atomic<int> sock_err{0};
 };
 
 /// A reader or sender thread of a connection; `finished` is set as its last step (joining it then does not wait).
@@ -157,6 +160,8 @@ public:
     /// A fresh random key for the endpoint of `ctid` (replacing its previous one): a peer must present it in its
     /// HELLO, so a key learned from one out-of-band exchange opens no later connection to another queue pair.
     uint64_t issue_key(int32_t ctid);
+    /// Why the connection to the peer of `key` was lost, if it was and no new one replaced it.
+    std::optional<std::string> lost_reason(uint64_t key);
 
 private:
     using ConnPtr = std::shared_ptr<Conn>;
@@ -170,6 +175,9 @@ private:
     /// Opens a connection to `ep` and runs the HELLO handshake presenting `mine` (retries a refused connection:
     /// the peer opens its listener when it learns our endpoint).
     Fd dial(const Endpoint& ep, uint64_t mine, const std::string& who, Clock::time_point deadline);
+    /// The TCP connection of dial(): retries a refused one (automatic wire) and one the network cannot carry yet
+    /// (no route, link down: a flap) until `deadline`.
+    Fd connect_socket(const Endpoint& ep, const std::string& who, Clock::time_point deadline);
     /// The acceptor thread (tcp_accept.cpp): accepts connections and advances every handshake as bytes arrive.
     void acceptor();
     /// Accepts the pending connections into `hs` (dropping the oldest handshake beyond the cap).
@@ -195,10 +203,10 @@ private:
     void serve_arrived(const ConnPtr& c) noexcept;
     /// Whether the next frame of `c` is in its socket whole and can be handled without waiting (receive turn held).
     bool frame_arrived(Conn& c);
-    /// Peeks the header of the next frame of `fd` into `h`: true when the frame is in the socket whole.
-    static bool next_frame_whole(int fd, FrameHeader& h);
+    /// Peeks the header of the next frame of `c` into `h`: true when the frame is in the socket whole.
+    static bool next_frame_whole(Conn& c, FrameHeader& h);
     /// Drops `c`: its pending requests fail with peer_gone on their queue pairs.
-    void kill(const ConnPtr& c, const std::string& why) noexcept;
+    void kill(const ConnPtr& c, const std::string& reported) noexcept;
     /// Answers a request (the reader of its connection): written at once when nothing is queued before it and the
     /// socket takes it without waiting, else (the rest of it) queued for the sender thread, waiting (up to the I/O
     /// timeout) for room when k_max_queued_answers are queued; false when the connection was dropped (then too,
