@@ -182,7 +182,7 @@ uint64_t reconfigurations_under(coyote::SchedPolicy policy) {
 }
 
 TEST(Sched, ReorderRunsTheLoadedBitstreamFirst) {
-    Running r("policies"); // registers the functions and starts the scheduler
+    Running r("sched-reorder"); // registers the functions and starts the scheduler
     const uint64_t fcfs = reconfigurations_under(coyote::SchedPolicy::fcfs);
     const uint64_t reorder = reconfigurations_under(coyote::SchedPolicy::reorder);
     EXPECT_GE(fcfs, 20u);
