@@ -58,6 +58,16 @@ std::string foreign_output_reason(int fd, const std::string& path) {
     return {};
 }
 
+Fd open_output_file(const std::string& path, int flags, std::string& refused) {
+    Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0600));
+    if (!fd) return fd;
+    refused = foreign_output_reason(fd.get(), path);
+    if (refused.empty()) return fd;
+    fd.reset();
+    errno = EPERM;
+    return fd;
+}
+
 void require_own_file(int fd, const std::string& call, const std::string& path) {
     const std::string why = foreign_file_reason(fd, path);
     if (!why.empty()) throw_error(Errc::invalid_argument, call, "refusing " + why);

@@ -79,6 +79,10 @@ Fd open_own_file(const std::string& path, const std::string& call);
 /// where our output goes; root's are trusted, e.g. /dev/stdout). Empty otherwise (a file of ours, a device, a FIFO).
 std::string foreign_output_reason(int fd, const std::string& path);
 
+/// Opens output file `path` for writing (O_WRONLY | O_CREAT | O_CLOEXEC plus `flags`; created owner-only, 0600) unless
+/// foreign_output_reason refuses it. An empty Fd on failure, errno set: EPERM when refused, with `refused` saying why.
+Fd open_output_file(const std::string& path, int flags, std::string& refused);
+
 /// A POSIX shared-memory segment mapped read/write. The creator unlinks the name on destruction.
 class ShmSegment {
 public:

@@ -42,18 +42,13 @@ void open_log(const char* ident, bool foreground) {
     if (k_log_file.is_set()) {
         // Owner-only when created here: the log names clients, their addresses and why their tasks failed.
         const std::string path = k_log_file.get();
-        int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
         // Never another user's file (he would read the log) nor through his link.
-        const std::string foreign = fd >= 0 ? detail::foreign_output_reason(fd, path) : std::string();
-        if (!foreign.empty()) {
-            ::close(fd);
-            fd = -1;
-            errno = EPERM;
-        }
-        if (fd >= 0) g_sink = ::fdopen(fd, "a");
+        std::string foreign;
+        detail::Fd fd = detail::open_output_file(path, O_APPEND, foreign);
+        if (fd && (g_sink = ::fdopen(fd.get(), "a")) != nullptr) (void)fd.release(); // the stream owns it now
         if (g_sink == nullptr) {
             const int e = errno;
-            if (fd >= 0) ::close(fd);
+            fd.reset();
             const std::string why = "COYOTE_SERVICE_LOG=" + path + ": the service cannot open its log file" +
                                     (foreign.empty() ? std::string() : " (" + foreign + ")");
             ::syslog(LOG_ERR, "%s: %s", why.c_str(), std::strerror(e));

@@ -3,9 +3,6 @@
 
 #include "detail/handles.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -24,24 +21,19 @@ std::string stdout_failure() noexcept {
 
 std::ofstream open_private(const std::string& path, std::ios::openmode mode) {
     std::ofstream out;
-    // Created here with the owner's permissions only; the stream then opens what exists.
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    // Created here with the owner's permissions only, never another user's file (he would read the report) nor
+    // through his link. The stream opens the same file again: an entry of ours in a sticky directory (/tmp) cannot
+    // be replaced by another user meanwhile.
+    std::string foreign;
+    coyote::detail::Fd fd = coyote::detail::open_output_file(path, 0, foreign);
+    if (!fd) {
         const int e = errno;
+        if (!foreign.empty()) std::fprintf(stderr, "refusing the output file: %s\n", foreign.c_str());
         out.setstate(std::ios::failbit); // tests false, as a stream that failed to open
         errno = e;
         return out;
     }
-    // Never into another user's file (he would read the report) nor through his link. The stream opens the same
-    // file again: an entry of ours in a sticky directory (/tmp) cannot be replaced by another user meanwhile.
-    const std::string foreign = coyote::detail::foreign_output_reason(fd, path);
-    ::close(fd);
-    if (!foreign.empty()) {
-        std::fprintf(stderr, "refusing the output file: %s\n", foreign.c_str());
-        out.setstate(std::ios::failbit);
-        errno = EPERM;
-        return out;
-    }
+    fd.reset();
     errno = 0;
     out.open(path, mode | std::ios::out | std::ios::trunc);
     return out;
