@@ -8,7 +8,7 @@ PACKAGES=(
     libopenmpi-dev openmpi-bin libhwloc-dev hwloc libboost-dev libssl-dev
     libgtest-dev libgmock-dev libbenchmark-dev
     pybind11-dev python3-dev python3-numpy python3-mpi4py python3-matplotlib python3-pytest
-    iproute2 slurm-wlm munge
+    iproute2 nftables slurm-wlm munge
     clang libclang-rt-14-dev
 )
 

@@ -187,12 +187,17 @@ bool network_transient(int err) {
     return err == ENETUNREACH || err == EHOSTUNREACH || err == ENETDOWN || err == EHOSTDOWN;
 }
 
-/// Connects to `sa` before `deadline`; 0 or an errno value.
+/// How long one connect attempt waits before a fresh one sends a new SYN. The kernel resends a lost SYN after 1 s
+/// (then 3 s, 7 s ... before Linux 6.5), so a SYN or ARP request lost while a link came back would otherwise cost
+/// a second or more of the wire timeout.
+constexpr int k_connect_attempt_ms = 250;
+
+/// Connects to `sa`, waiting at most one attempt's time and never past `deadline`; 0 or an errno value.
 int connect_once(int fd, const sockaddr_in& sa, Clock::time_point deadline) {
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) == 0) return 0;
     if (errno != EINPROGRESS) return errno;
     pollfd pf{fd, POLLOUT, 0};
-    if (::poll(&pf, 1, remaining_ms(deadline)) <= 0) return ETIMEDOUT;
+    if (::poll(&pf, 1, std::min(k_connect_attempt_ms, remaining_ms(deadline))) <= 0) return ETIMEDOUT;
     int err = 0;
     socklen_t el = sizeof(err);
     (void)::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
@@ -216,7 +221,8 @@ Fd TcpWire::connect_socket(const Endpoint& ep, const std::string& who, Clock::ti
         // endpoint, which may be a moment later; with COYOTE_SIM_WIRE=tcp it listened before it sent it (gone).
         if (err == ECONNREFUSED && nic_.process_gone(ep)) // refused because nobody is left to listen
             throw_error(Errc::peer_gone, "RDMA", "cannot reach " + who + ": " + peer_label(ep) + " is gone");
-        const bool retry = (err == ECONNREFUSED && cfg_.mode == WireMode::automatic) || network_transient(err);
+        const bool retry =
+            (err == ECONNREFUSED && cfg_.mode == WireMode::automatic) || network_transient(err) || err == ETIMEDOUT;
         if (!retry || remaining_ms(deadline) == 0) {
             const auto tried = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
             throw_error(Errc::peer_gone, "RDMA",
@@ -230,8 +236,9 @@ Fd TcpWire::connect_socket(const Endpoint& ep, const std::string& who, Clock::ti
                                    "from here)"
                                  : ""));
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(err == ECONNREFUSED ? 20 : 100,
-                                                                       remaining_ms(deadline))));
+        if (err != ETIMEDOUT) // a timed-out attempt has waited already
+            std::this_thread::sleep_for(
+                std::chrono::milliseconds(std::min(err == ECONNREFUSED ? 20 : 100, remaining_ms(deadline))));
     }
 }
 

@@ -1,9 +1,9 @@
 // Network faults between two sim vFPGAs in two network namespaces (two "hosts" joined by a veth pair) on the TCP
 // wire: a link that goes down for good fails an outstanding WRITE or READ within COYOTE_SIM_WIRE_TIMEOUT_MS (the
 // kernel would otherwise retransmit for about 15 minutes while the initiator polled), a short flap and a stopped
-// peer process do not fail anything; a side that only polls for a peer on another boot (a host whose processes it
-// cannot look at) learns from the lost connection that its peer was killed or cut off. Needs root and iproute2;
-// skipped otherwise.
+// peer process do not fail anything, a lost SYN is sent again within a quarter second; a side that only polls for
+// a peer on another boot (a host whose processes it cannot look at) learns from the lost connection that its peer
+// was killed or cut off. Needs root, iproute2 and nftables; skipped without namespaces.
 #include <gtest/gtest.h>
 
 #include <coyote/cThread.hpp>
@@ -35,14 +35,13 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint16_t k_port = 18490;  // each namespace has its own port space
 constexpr uint32_t k_size = 1u << 16, k_len = 4096;
-constexpr const char* k_wire_timeout_ms = "2000";
-
-/// Moves this forked child into namespace `name` on the TCP wire bound to `addr`, with a 2 s wire timeout.
-void enter_side(const std::string& name, const std::string& addr) {
+/// Moves this forked child into namespace `name` on the TCP wire bound to `addr`, with a wire timeout of
+/// `timeout_ms` (2 s unless a test needs slack for the kernel's one-second ARP and SYN retry timers).
+void enter_side(const std::string& name, const std::string& addr, int timeout_ms = 2000) {
     NetnsPair::enter(name);
     coyote_test::child_env("tcp");
     ::setenv("COYOTE_SIM_WIRE_ADDR", addr.c_str(), 1);
-    ::setenv("COYOTE_SIM_WIRE_TIMEOUT_MS", k_wire_timeout_ms, 1);
+    ::setenv("COYOTE_SIM_WIRE_TIMEOUT_MS", std::to_string(timeout_ms).c_str(), 1);
 }
 
 void run(const std::string& cmd) { check(std::system((cmd + " >/dev/null 2>&1").c_str()) == 0, "'" + cmd + "'"); }
@@ -65,9 +64,9 @@ bool poll_until(coyote::cThread& t, CoyoteOper op, uint32_t n, std::string& err,
 
 /// The server side: fills its buffer, syncs, and stays until the parent ends it (or, with `verify`, syncs again and
 /// checks the client's WRITE when there was one).
-Child serve(const NetnsPair& ns, bool verify, CoyoteOper op) {
-    return Child([&ns, verify, op] {
-        enter_side(ns.a(), ns.ip_a());
+Child serve(const NetnsPair& ns, bool verify, CoyoteOper op, int timeout_ms = 2000) {
+    return Child([&ns, verify, op, timeout_ms] {
+        enter_side(ns.a(), ns.ip_a(), timeout_ms);
         coyote::cThread t(0, ::getpid());
         auto* buf = static_cast<uint8_t*>(t.initRDMA(k_size, k_port));
         for (uint32_t i = 0; i < k_size; ++i) buf[i] = static_cast<uint8_t>(i * 3);
@@ -145,16 +144,17 @@ TEST_P(TcpWireNetnsFaults, AShortFlapAndAStoppedPeerFailNothing) {
     NetnsPair ns;
     if (!ns.ok()) GTEST_SKIP() << "network namespaces unavailable: " << ns.why();
     const CoyoteOper op = GetParam();
-    Child server = serve(ns, true, op);
+    Child server = serve(ns, true, op, 3000);
     const pid_t server_pid = server.pid();
     Child client([&] {
-        enter_side(ns.b(), ns.ip_b());
+        enter_side(ns.b(), ns.ip_b(), 3000);
         coyote::cThread t(0, ::getpid());
         const uint8_t* buf = connect_client(t, ns);
         std::string err;
         coyote::Errc code{};
-        // A flap of half the wire timeout with the first request (which opens the connection) posted while the
-        // link is down: the post waits for the link (it dials the peer).
+        // A flap of a third of the wire timeout with the first request (which opens the connection) posted while
+        // the link is down: the post waits for the link (it dials the peer). The slack covers one ARP request
+        // or SYN the kernel retries only after a second (lost while the link came back).
         run("ip link set " + ns.veth_b() + " down");
         std::thread up([&] {
             std::this_thread::sleep_for(1s);
@@ -168,7 +168,7 @@ TEST_P(TcpWireNetnsFaults, AShortFlapAndAStoppedPeerFailNothing) {
         }
         up.join();
         check(poll_until(t, op, 1, err, code), "a request across a 1 s flap failed: " + err);
-        // The peer process stopped for twice the wire timeout: its kernel still acknowledges.
+        // The peer process stopped for longer than the wire timeout: its kernel still acknowledges.
         check(::kill(server_pid, SIGSTOP) == 0, "SIGSTOP the server");
         post(t, op);
         std::this_thread::sleep_for(4s);
@@ -176,6 +176,48 @@ TEST_P(TcpWireNetnsFaults, AShortFlapAndAStoppedPeerFailNothing) {
         check(poll_until(t, op, 2, err, code), "a request to a peer stopped for 4 s failed: " + err);
         for (uint32_t i = 0; i < k_len && op == CoyoteOper::REMOTE_RDMA_READ; ++i)
             check(buf[k_size / 2 + i] == static_cast<uint8_t>(i * 3), "READ data at " + std::to_string(i));
+        t.connSync(true);
+        return 0;
+    }, 90);
+    EXPECT_EQ(client.wait(100s), 0);
+    EXPECT_EQ(server.wait(100s), 0);
+}
+
+TEST_P(TcpWireNetnsFaults, ALostSynCostsOneConnectAttemptNotTheKernelsBackoff) {
+    // The kernel resends a lost SYN after 1 s and then 3 s (before Linux 6.5, and with
+    // net.ipv4.tcp_syn_linear_timeouts=0 after); the wire dials afresh every quarter second instead, so a
+    // connection whose SYNs the peer's host drops for 1.2 s opens well within a 2.5 s wire timeout (the kernel
+    // alone would open it at 3 s, too late).
+    NetnsPair ns;
+    if (!ns.ok()) GTEST_SKIP() << "network namespaces unavailable: " << ns.why();
+    const CoyoteOper op = GetParam();
+    Child server = serve(ns, true, op, 2500);
+    Child client([&] {
+        enter_side(ns.b(), ns.ip_b(), 2500);
+        if (std::ofstream linear{"/proc/sys/net/ipv4/tcp_syn_linear_timeouts"}) linear << "0\n";  // this namespace
+        coyote::cThread t(0, ::getpid());
+        connect_client(t, ns);  // the out-of-band connection is open before SYNs are dropped
+        const std::string in_a = "ip netns exec " + ns.a() + " ";
+        run(in_a + "nft add table inet coyote_syn");
+        run(in_a + "nft add chain inet coyote_syn in '{ type filter hook input priority 0; }'");
+        run(in_a + "nft add rule inet coyote_syn in tcp flags '&' '(syn|ack)' == syn drop");
+        std::thread pass([&] {
+            std::this_thread::sleep_for(1200ms);
+            run(in_a + "nft delete table inet coyote_syn");
+        });
+        const auto start = Clock::now();
+        try {
+            post(t, op);  // opens the wire connection
+        } catch (...) {
+            pass.join();
+            throw;
+        }
+        pass.join();
+        std::string err;
+        coyote::Errc code{};
+        check(poll_until(t, op, 1, err, code), "a request whose SYNs were dropped for 1.2 s failed: " + err);
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
+        check(took >= 1200, "completed after " + std::to_string(took) + " ms although SYNs were dropped for 1.2 s");
         t.connSync(true);
         return 0;
     }, 90);
