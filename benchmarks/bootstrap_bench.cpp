@@ -3,7 +3,11 @@
 //                               applications do it (per pair a server initRDMA(size, port) and a client
 //                               initRDMA(size, port, ip), one port per pair, pairs in one global order)
 //   bootstrap_qpset/<ranks>     coyote::mpi::QpSet (one MPI_Ialltoall of fixed-size slots)
-// Each iteration starts after a barrier and wires all N (N - 1) / 2 pairs; its time is the slowest rank's.
+//   barrier_mpi/<ranks>         baseline: MPI_Barrier on the same (duplicated) communicator
+//   barrier_coyote/<ranks>      coyote::mpi::barrier: the bounded arrival step every collective bootstrap step runs
+//                               first (tokens gathered by rank 0, its verdict to every rank)
+// Each wiring iteration starts after a barrier and wires all N (N - 1) / 2 pairs; its time is the slowest rank's.
+// A barrier iteration is k_barriers barriers back to back; its time per barrier is reported (ratio_vs_mpi_barrier).
 // The queue pairs are released untimed after each iteration. Fixed iteration count (every iteration takes
 // many milliseconds when ranks are oversubscribed): COYOTE_BENCH_BOOTSTRAP_ITERS (default 5).
 // Every wiring is verified: each rank checks that every connection has a registered buffer and that the
@@ -114,6 +118,36 @@ void bm_qpset(benchmark::State& state) {
     cb::ratio_counter(state, "ratio_vs_tcp_oob", "tcp_oob/" + std::to_string(cb::size()), cb::median(samples));
 }
 
+constexpr int k_barriers = 200;
+
+/// Times k_barriers calls of `barrier` per iteration (the slowest rank's time, per barrier).
+template <class Barrier>
+bool time_barriers(benchmark::State& state, std::vector<double>& samples, Barrier&& barrier) {
+    if (!cb::timed_loop(state, cb::Sync::barrier, samples, [&] {
+            for (int i = 0; i < k_barriers; ++i) barrier();
+            return true;
+        }))
+        return false;
+    cb::latency_counters(state, samples, k_barriers);
+    return true;
+}
+
+void bm_barrier_mpi(benchmark::State& state) {
+    std::vector<double> samples;
+    if (!time_barriers(state, samples, [] {
+            coyote::mpi::check_mpi(MPI_Barrier(g_comm->get()), "MPI_Barrier", "barrier_mpi");
+        }))
+        return;
+    cb::record_baseline("barrier_mpi/" + std::to_string(cb::size()), cb::median(samples));
+}
+
+void bm_barrier_coyote(benchmark::State& state) {
+    std::vector<double> samples;
+    if (!time_barriers(state, samples, [] { coyote::mpi::barrier(*g_comm); })) return;
+    cb::ratio_counter(state, "ratio_vs_mpi_barrier", "barrier_mpi/" + std::to_string(cb::size()),
+                      cb::median(samples));
+}
+
 void setup() {
     g_comm = std::make_unique<coyote::mpi::Communicator>();
     g_dev = coyote::mpi::select_device(*g_comm);
@@ -123,6 +157,10 @@ void setup() {
     const std::string n = "/" + std::to_string(cb::size());
     benchmark::RegisterBenchmark(("bootstrap_tcp_oob" + n).c_str(), bm_tcp_oob)->Iterations(iters)->UseManualTime();
     benchmark::RegisterBenchmark(("bootstrap_qpset" + n).c_str(), bm_qpset)->Iterations(iters)->UseManualTime();
+    benchmark::RegisterBenchmark(("barrier_mpi" + n).c_str(), bm_barrier_mpi)->Iterations(iters)->UseManualTime();
+    benchmark::RegisterBenchmark(("barrier_coyote" + n).c_str(), bm_barrier_coyote)
+        ->Iterations(iters)
+        ->UseManualTime();
     cb::set_context("backend", g_dev.backend);
     cb::set_context("queue_pair_buffer", std::to_string(k_buffer));
 }

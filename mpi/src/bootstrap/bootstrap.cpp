@@ -18,41 +18,60 @@
 
 namespace coyote::mpi {
 
-namespace {
-
 using Clock = std::chrono::steady_clock;
 
-/// Tests `reqs` until all complete (true) or the deadline passes (false). Yields between polls so that
-/// oversubscribed ranks make progress.
-bool test_until(std::vector<MPI_Request>& reqs, Clock::time_point deadline, const char* what) {
-    // MPI_Testsome (not MPI_Testall) so that completed requests become MPI_REQUEST_NULL: after a timeout the
-    // remaining ones say who is missing.
-    std::vector<int> indices(reqs.size());
-    const coyote::detail::diag::WaitWatch watch(
-        "MPI bootstrap", std::string("the other ranks: ") + what,
-        "a rank has not reached this step (busy elsewhere, stuck or gone); the step fails at its deadline "
-        "(COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS)");
-    for (unsigned polls = 0;; ++polls) {
-        int outcount = 0;
-        check_mpi(MPI_Testsome(static_cast<int>(reqs.size()), reqs.data(), &outcount, indices.data(),
-                               MPI_STATUSES_IGNORE),
-                  "MPI_Testsome", what);
-        if (outcount == MPI_UNDEFINED) return true;  // no active request left
-        if ((polls & 0x3F) == 0 && Clock::now() >= deadline) return false;
-        ::sched_yield();
-    }
-}
-
-/// Cancels and frees the incomplete point-to-point requests of `reqs` (after a timeout).
-void cancel_incomplete(std::vector<MPI_Request>& reqs) noexcept {
-    for (auto& r : reqs) {
-        if (r == MPI_REQUEST_NULL) continue;
-        MPI_Cancel(&r);
-        MPI_Request_free(&r);
-    }
-}
-
+namespace {
+constexpr unsigned k_spin_polls = 64;  // MPI_Testsome calls before each poll also yields the CPU (a few us)
 }  // namespace
+
+detail::PollUntil::PollUntil(std::vector<MPI_Request>& reqs, Clock::time_point deadline, const char* what)
+    : reqs_(reqs), indices_(reqs.size()), start_(Clock::now()), deadline_(deadline), what_(what) {}
+
+int detail::PollUntil::next() {
+    // MPI_Testsome (not MPI_Testall) so that completed requests become MPI_REQUEST_NULL: after a timeout the
+    // remaining ones say who is missing. Yields between polls (after the first few) so that oversubscribed ranks
+    // make progress.
+    for (;;) {
+        if (ready_ < count_) return indices_[static_cast<std::size_t>(ready_++)];
+        count_ = ready_ = 0;
+        int outcount = 0;
+        check_mpi(MPI_Testsome(static_cast<int>(reqs_.size()), reqs_.data(), &outcount, indices_.data(),
+                               MPI_STATUSES_IGNORE),
+                  "MPI_Testsome", what_);
+        if (outcount == MPI_UNDEFINED) return all_done;  // no active request left
+        if (outcount > 0) {
+            count_ = outcount;
+            continue;
+        }
+        if ((++polls_ & 0x3F) == 0) {
+            const auto now = Clock::now();
+            if (now >= deadline_) return expired;
+            if (!watch_ && now - start_ >= std::chrono::milliseconds(1))
+                watch_.emplace("MPI bootstrap", std::string("the other ranks: ") + what_,
+                               "a rank has not reached this step (busy elsewhere, stuck or gone); the step fails at "
+                               "its deadline (COYOTE_MPI_BOOTSTRAP_TIMEOUT_MS)");
+        }
+        if (polls_ > k_spin_polls) ::sched_yield();  // spin briefly first: a peer on another core answers in us
+    }
+}
+
+bool detail::test_until(std::vector<MPI_Request>& reqs, Clock::time_point deadline, const char* what) {
+    PollUntil poll(reqs, deadline, what);
+    int done = 0;
+    while ((done = poll.next()) >= 0) {
+    }
+    return done == PollUntil::all_done;
+}
+
+void detail::cancel_incomplete(MPI_Request& r) noexcept {
+    if (r == MPI_REQUEST_NULL) return;
+    MPI_Cancel(&r);
+    MPI_Request_free(&r);
+}
+
+void detail::cancel_incomplete(std::vector<MPI_Request>& reqs) noexcept {
+    for (auto& r : reqs) cancel_incomplete(r);
+}
 
 void bootstrap_timeout(MPI_Comm comm, const std::string& message, const BootstrapOptions& options) {
     const std::string full = message + " (deadline " + std::to_string(options.timeout.count()) +
@@ -128,108 +147,15 @@ void check_launch() {
 
 void wait_all(std::vector<MPI_Request>& requests, MPI_Comm comm, const std::string& what,
               Clock::time_point deadline, const BootstrapOptions& options) {
-    if (test_until(requests, deadline, what.c_str())) return;
-    cancel_incomplete(requests);
+    if (detail::test_until(requests, deadline, what.c_str())) return;
+    detail::cancel_incomplete(requests);
     bootstrap_timeout(comm, what, options);
-}
-
-namespace {
-
-/// What an arrival token carries: the name of the step (cut to fit), so that ranks at different steps notice.
-struct StepToken {
-    char step[64];
-};
-
-StepToken token_of(const std::string& step) {
-    StepToken t{};
-    std::strncpy(t.step, step.c_str(), sizeof(t.step) - 1);
-    return t;
-}
-
-std::string step_of(const StepToken& t) { return std::string(t.step, strnlen(t.step, sizeof(t.step))); }
-
-/// Frees the sends still pending after a failed step; their token stays allocated for good (MPI may still read it).
-void abandon_sends(std::vector<MPI_Request>& sends, std::unique_ptr<StepToken> token) noexcept {
-    for (auto& r : sends)
-        if (r != MPI_REQUEST_NULL) MPI_Request_free(&r);
-    (void)token.release();
-}
-
-/// "rank 2" or "ranks 1, 3" of the receives in `recvs` that are still pending.
-std::string pending_ranks(const std::vector<MPI_Request>& recvs, const std::vector<int>& from, int& count) {
-    std::string missing;
-    count = 0;
-    for (std::size_t i = 0; i < recvs.size(); ++i) {
-        if (recvs[i] == MPI_REQUEST_NULL) continue;
-        missing += (count++ ? ", " : "") + std::to_string(from[i]);
-    }
-    return std::string(count == 1 ? "rank " : "ranks ") + missing;
-}
-
-/// Throws Errc::protocol when a token names another step than `step` (the first such rank).
-void check_steps(const std::vector<StepToken>& tokens, const std::vector<int>& from, int me,
-                 const std::string& step) {
-    const std::string mine = step_of(token_of(step));
-    for (int r : from) {
-        const std::string theirs = step_of(tokens[static_cast<std::size_t>(r)]);
-        if (theirs == mine) continue;
-        throw_error(Errc::protocol, "bootstrap",
-                    "rank " + std::to_string(r) + " is at bootstrap step '" + theirs + "' while rank " +
-                        std::to_string(me) + " is at '" + mine +
-                        "': the ranks called the bootstrap functions (Communicator, select_device, QpSet, "
-                        "Collectives, barrier, ...) in different orders");
-    }
-}
-
-}  // namespace
-
-void detail::arrive_on(MPI_Comm comm, int me, int n, const std::string& step, const BootstrapOptions& options) {
-    if (n == 1) return;
-    std::vector<StepToken> tokens(static_cast<std::size_t>(n));
-    std::vector<MPI_Request> recvs, sends;
-    std::vector<int> from;
-    auto out = std::make_unique<StepToken>(token_of(step));
-    for (int r = 0; r < n; ++r) {
-        if (r == me) continue;
-        MPI_Request req = MPI_REQUEST_NULL;
-        check_mpi(MPI_Irecv(tokens[static_cast<std::size_t>(r)].step, sizeof(StepToken), MPI_CHAR, r, k_tag_arrival,
-                            comm, &req),
-                  "MPI_Irecv", step + ": arrival token");
-        recvs.push_back(req);
-        from.push_back(r);
-    }
-    for (int r = 0; r < n; ++r) {
-        if (r == me) continue;
-        sends.push_back(MPI_REQUEST_NULL);
-        check_mpi(MPI_Isend(out->step, sizeof(StepToken), MPI_CHAR, r, k_tag_arrival, comm, &sends.back()),
-                  "MPI_Isend", step + ": arrival token");
-    }
-    const auto deadline = Clock::now() + options.timeout;
-    if (!test_until(recvs, deadline, step.c_str())) {
-        int count = 0;
-        const std::string missing = pending_ranks(recvs, from, count);
-        cancel_incomplete(recvs);
-        abandon_sends(sends, std::move(out));
-        bootstrap_timeout(comm,
-                          missing + " of " + std::to_string(n) + " did not arrive at bootstrap step '" + step + "'",
-                          options);
-    }
-    if (!test_until(sends, deadline, step.c_str())) {
-        abandon_sends(sends, std::move(out));
-        bootstrap_timeout(comm, "arrival tokens of step '" + step + "' were not delivered", options);
-    }
-    check_steps(tokens, from, me, step);
-}
-
-void arrive(const Communicator& comm, const std::string& step, const BootstrapOptions& options) {
-    detail::require_valid(comm, "arrive");
-    detail::arrive_on(comm.get(), comm.rank(), comm.size(), step, options);
 }
 
 void detail::wait_uncancellable(MPI_Request& req, MPI_Comm comm, const std::string& step, const std::string& failure,
                                 Clock::time_point deadline, const BootstrapOptions& options) {
     std::vector<MPI_Request> one{req};
-    if (test_until(one, deadline, step.c_str())) {
+    if (detail::test_until(one, deadline, step.c_str())) {
         req = MPI_REQUEST_NULL;
         return;
     }
@@ -243,7 +169,7 @@ void wait_collective(MPI_Request& req, const Communicator& comm, const std::stri
                      const BootstrapOptions& options, Clock::time_point deadline,
                      std::vector<std::byte>& send_buf, std::vector<std::byte>& recv_buf) {
     std::vector<MPI_Request> one{req};
-    if (test_until(one, deadline, step.c_str())) {
+    if (detail::test_until(one, deadline, step.c_str())) {
         req = MPI_REQUEST_NULL;
         return;
     }

@@ -4,9 +4,13 @@
 #include <mpi.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <coyote/mpi/bootstrap_options.hpp>
+
+#include "diag/wait.hpp"
 
 namespace coyote::mpi {
 class Communicator;
@@ -21,6 +25,38 @@ void require_mpi(const char* call);
 /// Throws invalid_argument naming `call` when `comm` was moved from (its size reads 0; its handle is gone), and
 /// Errc::mpi when MPI is not initialised or already finalised (require_mpi).
 void require_valid(const Communicator& comm, const char* call);
+
+/// Polls point-to-point requests (MPI_Testsome, sched_yield between polls so that oversubscribed ranks progress)
+/// and hands out the index of each one as it completes, until none is left or the deadline passes. Completed
+/// requests become MPI_REQUEST_NULL, so after a deadline the pending ones say who is missing. The stall doctor
+/// reports a long wait as the bootstrap's (a wait is registered with it once it has lasted a millisecond).
+class PollUntil {
+public:
+    static constexpr int all_done = -1;
+    static constexpr int expired = -2;
+
+    PollUntil(std::vector<MPI_Request>& reqs, std::chrono::steady_clock::time_point deadline, const char* what);
+    /// The index of a request that completed since the last call, all_done, or expired.
+    int next();
+    /// Moves the deadline (later or earlier).
+    void extend(std::chrono::steady_clock::time_point deadline) noexcept { deadline_ = deadline; }
+
+private:
+    std::vector<MPI_Request>& reqs_;
+    std::vector<int> indices_;
+    int count_ = 0, ready_ = 0;
+    unsigned polls_ = 0;
+    std::chrono::steady_clock::time_point start_, deadline_;
+    const char* what_;
+    std::optional<::coyote::detail::diag::WaitWatch> watch_;  // from the first millisecond on (barriers are short)
+};
+
+/// Polls `reqs` until all complete (true) or the deadline passes (false).
+bool test_until(std::vector<MPI_Request>& reqs, std::chrono::steady_clock::time_point deadline, const char* what);
+
+/// Cancels and frees an incomplete point-to-point request (after a timeout); a null request is left alone.
+void cancel_incomplete(MPI_Request& req) noexcept;
+void cancel_incomplete(std::vector<MPI_Request>& reqs) noexcept;
 
 /// arrive() on a raw communicator (`me` of `n` ranks), for steps that run before a Communicator exists.
 void arrive_on(MPI_Comm comm, int me, int n, const std::string& step, const BootstrapOptions& options);

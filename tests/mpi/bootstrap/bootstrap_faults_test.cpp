@@ -12,6 +12,7 @@
 #include <iterator>
 #include <vector>
 #include <string>
+#include <thread>
 
 using namespace coyote::mpi;
 using coyote_test::EnvGuard;
@@ -75,6 +76,35 @@ TEST(BootstrapFaults, ABarrierNamesTheRankThatNeverCame) {
         const auto w = error_of([&] { barrier(comm, short_deadline()); }, coyote::Errc::timeout);
         EXPECT_TRUE(contains(w, "rank " + std::to_string(last) + " of " + std::to_string(comm.size()) +
                                 " did not arrive at bootstrap step 'barrier'")) << w;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST(BootstrapFaults, ABarrierNamesRankZeroWhenItNeverCame) {
+    // Rank 0 gathers the arrivals; the others know it never came because its presence never did.
+    Communicator comm;
+    if (comm.rank() != 0) {
+        const auto w = error_of([&] { barrier(comm, short_deadline()); }, coyote::Errc::timeout);
+        EXPECT_TRUE(contains(w, "rank 0 of " + std::to_string(comm.size()) +
+                                " did not arrive at bootstrap step 'barrier'")) << w;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+TEST(BootstrapFaults, ALateRankZeroStillNamesTheRankThatNeverCame) {
+    // Rank 0 comes 300 ms after the others (of a 500 ms deadline) and the last rank never does: the others wait for
+    // rank 0's verdict past their own deadline (as long as rank 0's lasts), so each names the absent rank.
+    Communicator comm;
+    const int last = comm.size() - 1;
+    if (comm.rank() != last) {
+        if (comm.rank() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        const auto start = std::chrono::steady_clock::now();
+        const auto w = error_of([&] { barrier(comm, short_deadline()); }, coyote::Errc::timeout);
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                                start).count();
+        EXPECT_TRUE(contains(w, "rank " + std::to_string(last) + " of " + std::to_string(comm.size()) +
+                                " did not arrive at bootstrap step 'barrier'")) << w;
+        EXPECT_LT(took, 5000) << "the wait is bounded by rank 0's deadline and a slack";
     }
     MPI_Barrier(MPI_COMM_WORLD);
 }

@@ -21,10 +21,12 @@ void check_launch();
 /// Same check on an explicit environment (for tests): `world_size` and variable -> value.
 void check_launch(int world_size, const std::map<std::string, std::string>& env);
 
-/// An arrival barrier with a deadline: every rank sends a token naming `step` to every other rank and waits for
-/// all tokens. On expiry the ranks whose token is missing are named ("rank(s) 2, 5 did not arrive at <step>").
-/// A token of another step (the ranks called the bootstrap functions in different orders) is an error
-/// (Errc::protocol) naming that rank and both steps. Collective over `comm`.
+/// An arrival barrier with a deadline: every rank sends a token naming `step` to rank 0, which answers every rank
+/// with a verdict once all tokens came (3 (N - 1) small messages in all, O(1) per rank other than 0). When rank 0's
+/// deadline passes, every rank present names the ranks whose token is missing ("ranks 2, 5 of 8 did not arrive at
+/// bootstrap step '<step>'"); when rank 0 never comes, the others name it. A token of another step (the ranks
+/// called the bootstrap functions in different orders) is an error (Errc::protocol) on every rank, naming that
+/// rank and both steps. Collective over `comm`.
 void arrive(const Communicator& comm, const std::string& step, const BootstrapOptions& options);
 
 /// Waits for `requests` (MPI_Test loop with sched_yield) until the deadline; on expiry handles the timeout
@@ -49,6 +51,6 @@ std::vector<std::byte> alltoall_bytes(const Communicator& comm, const std::vecto
 /// Reserved tags on the (private) duplicated communicator.
 inline constexpr int k_tag_oob_exchange = 0x7c01;
 inline constexpr int k_tag_oob_ack = 0x7c02;
-inline constexpr int k_tag_arrival = 0x7c10;
+inline constexpr int k_tag_arrival = 0x7c10;  // and the two tags after it (rank 0's presence and verdict)
 
 }  // namespace coyote::mpi
