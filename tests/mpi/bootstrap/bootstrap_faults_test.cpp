@@ -42,15 +42,30 @@ std::string error_of(Fn&& fn, coyote::Errc expected) {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+/// A duplicate of MPI_COMM_WORLD for a test in which the last rank stays away from a step (`absent`).
+struct ScratchWorld {
+    MPI_Comm comm = MPI_COMM_NULL;
+    int n = 0;
+    bool absent = false;
+    ScratchWorld() {
+        int me = 0;
+        EXPECT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &comm), MPI_SUCCESS);
+        MPI_Comm_rank(MPI_COMM_WORLD, &me);
+        MPI_Comm_size(MPI_COMM_WORLD, &n);
+        absent = me == n - 1;
+    }
+    ~ScratchWorld() { MPI_Comm_free(&comm); }
+    ScratchWorld(const ScratchWorld&) = delete;
+    ScratchWorld& operator=(const ScratchWorld&) = delete;
+};
+
 }  // namespace
 
 TEST(BootstrapFaults, ARankThatNeverConstructsItsCommunicatorFailsTheOthersAtTheDeadline) {
-    MPI_Comm scratch = MPI_COMM_NULL;
-    ASSERT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &scratch), MPI_SUCCESS);
-    int me = 0, n = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &me);
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
-    const bool absent = me == n - 1;
+    const ScratchWorld world;
+    const MPI_Comm scratch = world.comm;
+    const int n = world.n;
+    const bool absent = world.absent;
     if (!absent) {
         // Before: every rank waited in MPI_Comm_dup for good.
         const auto w = error_of([&] { Communicator c(scratch, short_deadline()); }, coyote::Errc::timeout);
@@ -66,7 +81,6 @@ TEST(BootstrapFaults, ARankThatNeverConstructsItsCommunicatorFailsTheOthersAtThe
         MPI_Comm_free(&late);
     }
     MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Comm_free(&scratch);
 }
 
 TEST(BootstrapFaults, ABarrierNamesTheRankThatNeverCame) {
@@ -202,12 +216,10 @@ TEST(BootstrapFaults, ControlCharactersInSettingsAreQuotedPrintably) {
 }
 
 TEST(BootstrapFaults, ALivenessSetUpWithoutOneRankEndsAtItsDeadline) {
-    MPI_Comm scratch = MPI_COMM_NULL;
-    ASSERT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &scratch), MPI_SUCCESS);
-    int me = 0, n = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &me);
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
-    const bool absent = me == n - 1;
+    const ScratchWorld world;
+    const MPI_Comm scratch = world.comm;
+    const int n = world.n;
+    const bool absent = world.absent;
     if (!absent) {
         // Before: the set-up waited in MPI_Allgather for good (a rank gone between a Collectives object's queue-pair
         // wiring and its liveness set-up left the others there under mpirun --enable-recovery).
@@ -227,7 +239,6 @@ TEST(BootstrapFaults, ALivenessSetUpWithoutOneRankEndsAtItsDeadline) {
         MPI_Wait(&req, MPI_STATUS_IGNORE);
     }
     MPI_Barrier(MPI_COMM_WORLD);
-    MPI_Comm_free(&scratch);
 }
 
 TEST(BootstrapFaults, MoreRanksOnAHostThanVfpgasIsNamedAsSuch) {

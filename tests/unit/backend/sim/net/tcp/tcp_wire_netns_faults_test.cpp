@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -96,6 +97,28 @@ void post(coyote::cThread& t, CoyoteOper op) {
         t.invoke(op, rdmaSg{.local_offs = 0, .remote_offs = k_size / 2, .len = k_len});
 }
 
+/// Posts `op` (the first post dials the peer and may wait for it) while another thread runs `undo` after `after`:
+/// the fault set up before the post ends while the post waits.
+void post_while(coyote::cThread& t, CoyoteOper op, std::chrono::milliseconds after, const std::string& undo) {
+    std::exception_ptr failed;
+    std::thread undoer([&] {
+        std::this_thread::sleep_for(after);
+        try {
+            run(undo);
+        } catch (...) {
+            failed = std::current_exception();
+        }
+    });
+    try {
+        post(t, op);
+    } catch (...) {
+        undoer.join();
+        throw;
+    }
+    undoer.join();
+    if (failed) std::rethrow_exception(failed);
+}
+
 /// Makes this forked child look like a process of another boot (another host) to its peers: a private mount
 /// namespace with a file of another boot id bound over /proc/sys/kernel/random/boot_id.
 void pretend_another_boot() {
@@ -156,17 +179,7 @@ TEST_P(TcpWireNetnsFaults, AShortFlapAndAStoppedPeerFailNothing) {
         // the link is down: the post waits for the link (it dials the peer). The slack covers one ARP request
         // or SYN the kernel retries only after a second (lost while the link came back).
         run("ip link set " + ns.veth_b() + " down");
-        std::thread up([&] {
-            std::this_thread::sleep_for(1s);
-            run("ip link set " + ns.veth_b() + " up");
-        });
-        try {
-            post(t, op);
-        } catch (...) {
-            up.join();
-            throw;
-        }
-        up.join();
+        post_while(t, op, 1s, "ip link set " + ns.veth_b() + " up");
         check(poll_until(t, op, 1, err, code), "a request across a 1 s flap failed: " + err);
         // The peer process stopped for longer than the wire timeout: its kernel still acknowledges.
         check(::kill(server_pid, SIGSTOP) == 0, "SIGSTOP the server");
@@ -201,18 +214,8 @@ TEST_P(TcpWireNetnsFaults, ALostSynCostsOneConnectAttemptNotTheKernelsBackoff) {
         run(in_a + "nft add table inet coyote_syn");
         run(in_a + "nft add chain inet coyote_syn in '{ type filter hook input priority 0; }'");
         run(in_a + "nft add rule inet coyote_syn in tcp flags '&' '(syn|ack)' == syn drop");
-        std::thread pass([&] {
-            std::this_thread::sleep_for(1200ms);
-            run(in_a + "nft delete table inet coyote_syn");
-        });
         const auto start = Clock::now();
-        try {
-            post(t, op);  // opens the wire connection
-        } catch (...) {
-            pass.join();
-            throw;
-        }
-        pass.join();
+        post_while(t, op, 1200ms, in_a + "nft delete table inet coyote_syn");  // the post opens the connection
         std::string err;
         coyote::Errc code{};
         check(poll_until(t, op, 1, err, code), "a request whose SYNs were dropped for 1.2 s failed: " + err);
