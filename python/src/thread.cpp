@@ -275,12 +275,12 @@ void bind_local(py::class_<Thread>& cls) {
             [](Thread& s, const Buffer& b, Int size, const std::string& stream, Int dest, bool last) {
                 s.local(CoyoteOper::LOCAL_READ, b, size, stream, dest, last, "local_read");
             },
-            py::arg("buff"), py::arg("size"), py::arg("stream") = "host", py::arg("dest") = 0, py::arg("last") = true)
+            py::arg("buff"), py::arg("size"), py::arg("stream") = "host", py::arg("dest") = 0, py::arg("last").none(false) = true)
         .def("local_write",
              [](Thread& s, const Buffer& b, Int size, const std::string& stream, Int dest, bool last) {
                  s.local(CoyoteOper::LOCAL_WRITE, b, size, stream, dest, last, "local_write");
              },
-             py::arg("buff"), py::arg("size"), py::arg("stream") = "host", py::arg("dest") = 0, py::arg("last") = true)
+             py::arg("buff"), py::arg("size"), py::arg("stream") = "host", py::arg("dest") = 0, py::arg("last").none(false) = true)
         .def("local_transfer",
              [](Thread& s, const Buffer& src, const Buffer& dst, Int src_size, Int dst_size,
                 const std::string& src_stream, const std::string& dst_stream, Int src_dest, Int dst_dest,
@@ -294,7 +294,7 @@ void bind_local(py::class_<Thread>& cls) {
              },
              py::arg("src_buff"), py::arg("dst_buff"), py::arg("src_size"), py::arg("dst_size"),
              py::arg("src_stream") = "host", py::arg("dst_stream") = "host", py::arg("src_dest") = 0,
-             py::arg("dst_dest") = 0, py::arg("last") = true)
+             py::arg("dst_dest") = 0, py::arg("last").none(false) = true)
         .def("sync", [](Thread& s, const Buffer& b, Int size) { s.blocking_sync(CoyoteOper::LOCAL_SYNC, b, size, "sync"); },
              py::arg("buff"), py::arg("size"), "Card memory -> host memory (blocking).")
         .def("offload",
@@ -314,17 +314,17 @@ void bind_rdma(py::class_<Thread>& cls) {
             "Stock out-of-band set-up (server without server_address); returns the RDMA buffer.")
         .def("rdma_write", rdma_op(CoyoteOper::REMOTE_RDMA_WRITE, "rdma_write"), py::arg("size"),
              py::arg("local_stream") = "host", py::arg("local_dest") = 0, py::arg("local_offs") = 0,
-             py::arg("remote_dest") = 0, py::arg("remote_offs") = 0, py::arg("last") = true)
+             py::arg("remote_dest") = 0, py::arg("remote_offs") = 0, py::arg("last").none(false) = true)
         .def("rdma_read", rdma_op(CoyoteOper::REMOTE_RDMA_READ, "rdma_read"), py::arg("size"),
              py::arg("local_stream") = "host", py::arg("local_dest") = 0, py::arg("local_offs") = 0,
-             py::arg("remote_dest") = 0, py::arg("remote_offs") = 0, py::arg("last") = true)
+             py::arg("remote_dest") = 0, py::arg("remote_offs") = 0, py::arg("last").none(false) = true)
         .def("conn_sync",
              [](Thread& s, bool client) {
                  auto& th = s.t("conn_sync");
                  WithoutGil nogil(*s.state);
                  th.connSync(client);
              },
-             py::arg("client"))
+             py::arg("client").none(false))
         .def("close_conn",
              [](Thread& s) {
                  auto& th = s.t("close_conn");

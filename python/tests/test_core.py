@@ -143,6 +143,14 @@ def test_data_path_errors(thread):
         thread.allocate_buffer(-3)
     with pytest.raises(TypeError):
         thread.local_read(np.zeros(4), 4)  # a CoyoteBuffer is required
+    # None is no flag: as False it left the completion unsignalled (a wait for it never ended) or made a client
+    # sync as the server.
+    with pytest.raises(TypeError, match="last"):
+        thread.local_read(buf, 4, last=None)
+    with pytest.raises(TypeError, match="last"):
+        thread.local_transfer(buf, buf, 4, 4, last=None)
+    with pytest.raises(TypeError, match="client"):
+        thread.conn_sync(None)
 
 
 def test_gpu_allocation_is_a_clear_error(thread):
