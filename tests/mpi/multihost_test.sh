@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs an MPI job whose ranks sit on <hosts> fake hosts: network namespaces <tag>h1 .. <tag>hN, each with its own
-# host name (UTS namespace) and its own /dev/shm (a tmpfs in a mount namespace), joined by veth links to a bridge
+# host name (UTS namespace), its own /dev/shm (a tmpfs in a mount namespace) and CPUs, joined by veth links to a bridge
 # in a head namespace <tag>h0, where mpirun runs. Open MPI starts one orted per fake host through an agent script
 # (plm_rsh_agent) that enters the host's namespaces; its TCP traffic is kept to the test's subnet. Each host's
 # ranks get COYOTE_SIM_WIRE_ADDR = the host's address, COYOTE_TEST_HOST = its name, COYOTE_TEST_HOST_INDEX (0-based)
 # and COYOTE_TEST_HOSTS. Ranks are placed by slot: <ranks>/<hosts> consecutive ranks per host.
-# Exit 77 (skipped) without root, iproute2, unshare or Open MPI, or when namespaces cannot be made. Every path
-# (success, failure, timeout, TERM/INT) kills the job's processes by pid and removes the namespaces (with them
+# Exit 77 (skipped) without root, iproute2, unshare, taskset or Open MPI, or when namespaces cannot be made. Every
+# path (success, failure, timeout, TERM/INT) kills the job's processes by pid and removes the namespaces (with them
 # the veths, bridge and the hosts' /dev/shm) and the private directory under /tmp.
 # Usage: multihost_test.sh <hosts> <mpiexec> [mpiexec args...] <program> [args...]
 set -u
@@ -16,7 +16,7 @@ mpiexec=$1
 shift
 skip() { echo "SKIPPED: $*"; exit 77; }
 [[ $(id -u) -eq 0 ]] || skip "network and mount namespaces need root"
-for tool in ip unshare mount timeout; do command -v "$tool" >/dev/null || skip "$tool is not installed"; done
+for tool in ip unshare mount timeout taskset; do command -v "$tool" >/dev/null || skip "$tool is not installed"; done
 "$mpiexec" --version 2>/dev/null | grep -qE "Open MPI|OpenRTE" || skip "the launcher is not Open MPI's mpirun"
 unshare --uts --mount --propagation private true 2>/dev/null || skip "cannot create UTS and mount namespaces"
 

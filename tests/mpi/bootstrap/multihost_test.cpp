@@ -159,7 +159,8 @@ TEST(MultiHost, QpSetWritesAndReadsAcrossHosts) {
     }
     barrier(comm);
     for (int p : qps.peers())
-        qps.thread(p).invoke(CoyoteOper::REMOTE_RDMA_WRITE, coyote::rdmaSg{.local_offs = 0, .remote_offs = dst, .len = len});
+        qps.thread(p).invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                             coyote::rdmaSg{.local_offs = 0, .remote_offs = dst, .len = len});
     for (int p : qps.peers()) {
         auto& t = qps.thread(p);
         ASSERT_TRUE(wait_count(t, CoyoteOper::REMOTE_RDMA_WRITE, 1)) << "WRITE to rank " << p << " not completed";
@@ -173,7 +174,8 @@ TEST(MultiHost, QpSetWritesAndReadsAcrossHosts) {
 
     // READ: each peer's source region (what p holds for us) into offset 768 KiB of our buffer.
     for (int p : qps.peers())
-        qps.thread(p).invoke(CoyoteOper::REMOTE_RDMA_READ, coyote::rdmaSg{.local_offs = rd, .remote_offs = 0, .len = len});
+        qps.thread(p).invoke(CoyoteOper::REMOTE_RDMA_READ,
+                             coyote::rdmaSg{.local_offs = rd, .remote_offs = 0, .len = len});
     for (int p : qps.peers()) {
         auto& t = qps.thread(p);
         ASSERT_TRUE(wait_count(t, CoyoteOper::REMOTE_RDMA_READ, 1)) << "READ from rank " << p << " not completed";
@@ -234,7 +236,8 @@ TEST(MultiHost, CollectivesTeardownAcrossHosts) {
         }
         int one = 1, sum = 0;
         for (int i = 0; i < 4; ++i)
-            check_mpi(MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce", "after teardown");
+            check_mpi(MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce",
+                      "after teardown");
         EXPECT_EQ(sum, comm.size());
     }
 }
