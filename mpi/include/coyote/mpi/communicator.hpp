@@ -23,6 +23,9 @@ public:
     CommHandle& operator=(const CommHandle&) = delete;
     ~CommHandle();
     MPI_Comm get() const noexcept { return comm_; }
+    /// Leaves the communicator to MPI instead of freeing it: a collective request that may still use it is
+    /// pending (Open MPI's non-blocking collectives keep no reference to their communicator).
+    void abandon() noexcept { comm_ = MPI_COMM_NULL; }
 
 private:
     MPI_Comm comm_;

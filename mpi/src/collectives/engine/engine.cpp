@@ -150,17 +150,26 @@ void Engine::teardown_barrier() noexcept {
         for (int r = 0; r < size_ && live_; ++r) gone = gone || live_->gone(r);
     } catch (...) {
     }
+    // A peer found gone ends the wait after a grace: a peer on another host that has left this barrier closes its
+    // liveness connection, which reads as gone while our own barrier is about to complete.
+    auto give_up = gone ? Clock::now() + k_teardown_grace : Clock::time_point::max();
     int flag = 0;
-    while (!gone && MPI_Test(&req, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && !flag) {
-        // A peer never arrives (past the deadline, or its process is gone): leave the request, as freeing an
-        // active collective request is not allowed.
-        if (Clock::now() > deadline) break;
-        try {
-            gone = live_ && live_->check() >= 0;
-        } catch (...) {
+    while (MPI_Test(&req, &flag, MPI_STATUS_IGNORE) == MPI_SUCCESS && !flag) {
+        const auto now = Clock::now();
+        if (now > deadline || now > give_up) break;
+        if (!gone) {
+            try {
+                gone = live_ && live_->check() >= 0;
+            } catch (...) {
+            }
+            if (gone) give_up = now + k_teardown_grace;
         }
         ::sched_yield();
     }
+    // Given up (past the deadline, or a peer is gone): the request stays active, and freeing an active collective
+    // request is not allowed; nor is freeing its communicator under it (Open MPI would progress the barrier on the
+    // freed communicator in a later MPI call and crash), so the communicator is left to MPI too.
+    if (!flag) link_comm_->abandon();
 }
 
 void Engine::submit(std::shared_ptr<OpState> op, std::function<void()> job) {

@@ -26,6 +26,9 @@ constexpr uint32_t k_ring_write_min = 16u << 10; ///< copy chunks of at least th
 constexpr uint64_t k_idle_copy_piece = 64u << 10; ///< idle copy per idle schedule pass
 constexpr uint64_t k_idle_copy_max = 256u << 10;  ///< larger idle copies run after the schedule
 constexpr uint32_t k_send_burst = 4;              ///< chunks a send step posts per schedule pass
+/// Teardown barrier: how long it still waits once a peer was found gone (one on another host that has left the
+/// barrier closes its liveness connection, which reads as gone, while the barrier is about to complete here).
+constexpr std::chrono::milliseconds k_teardown_grace{500};
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
