@@ -90,8 +90,8 @@ setup() {
 setup || skip "could not create the namespaces and links (no permission for network namespaces or veth devices?)"
 
 # Each host gets cores of its own: the CPUs this script may use, dealt out evenly (hosts share them only when there
-# are more hosts than CPUs). Its processes are pinned to them and it sees only those as online, so that the MPI
-# layer's count of cores per node is that of a real host: with every daemon seeing all the machine's cores, 2 ranks
+# are more hosts than CPUs). Its processes are pinned to them and it sees only those as online, so that Open MPI's
+# and the MPI layer's count of cores per node are those of a real host: with every daemon seeing all its cores, 2 ranks
 # per host looked like a core each, the collectives spun instead of yielding, and a test that takes 0.4 s took 2 - 60 s.
 cpus=()
 for part in $(taskset -pc $$ | sed 's/.*: //' | tr ',' ' '); do

@@ -2,8 +2,12 @@
 
 #include <coyote/mpi/bootstrap.hpp>
 
+#include <sched.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bootstrap/mpi_state.hpp"
@@ -51,6 +55,26 @@ MPI_Comm detail::duplicate_bounded(MPI_Comm comm, const std::string& step, const
     return out;
 }
 
+namespace {
+
+/// The CPUs the ranks of `node` may run on: the union of their affinity masks (the machine's count where a mask
+/// cannot be read).
+int node_cores(MPI_Comm node) {
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    if (::sched_getaffinity(0, sizeof(mine), &mine) != 0) {
+        const unsigned all = std::thread::hardware_concurrency();
+        for (unsigned c = 0; c < all && c < CPU_SETSIZE; ++c) CPU_SET(c, &mine);
+    }
+    cpu_set_t any;
+    CPU_ZERO(&any);
+    check_mpi(MPI_Allreduce(&mine, &any, static_cast<int>(sizeof(cpu_set_t)), MPI_BYTE, MPI_BOR, node),
+              "MPI_Allreduce", "CPUs of the node's ranks");
+    return std::max(1, CPU_COUNT(&any));
+}
+
+}  // namespace
+
 Communicator::Communicator(MPI_Comm comm) : Communicator(comm, BootstrapOptions::from_env()) {}
 
 Communicator::Communicator(MPI_Comm comm, const BootstrapOptions& options) {
@@ -83,6 +107,7 @@ Communicator::Communicator(MPI_Comm comm, const BootstrapOptions& options) {
     check_mpi(MPI_Bcast(&index, 1, MPI_INT, 0, node), "MPI_Bcast", "node index");
     node_index_ = index;
     check_mpi(MPI_Allreduce(&leader, &node_count_, 1, MPI_INT, MPI_SUM, dup), "MPI_Allreduce", "counting nodes");
+    local_cores_ = node_cores(node);
 
     char name[MPI_MAX_PROCESSOR_NAME] = {0};
     int name_len = 0;
@@ -93,8 +118,9 @@ Communicator::Communicator(MPI_Comm comm, const BootstrapOptions& options) {
 Communicator::Communicator(Communicator&& other) noexcept
     : comm_(std::move(other.comm_)), node_(std::move(other.node_)), rank_(other.rank_), size_(other.size_),
       local_rank_(other.local_rank_), local_size_(other.local_size_), node_count_(other.node_count_),
-      node_index_(other.node_index_), host_(std::move(other.host_)) {
+      node_index_(other.node_index_), local_cores_(other.local_cores_), host_(std::move(other.host_)) {
     other.rank_ = other.size_ = other.local_rank_ = other.local_size_ = other.node_count_ = other.node_index_ = 0;
+    other.local_cores_ = 0;
 }
 
 Communicator& Communicator::operator=(Communicator&& other) noexcept {
@@ -105,6 +131,7 @@ Communicator& Communicator::operator=(Communicator&& other) noexcept {
         std::swap(host_, moved.host_);
         rank_ = moved.rank_, size_ = moved.size_, local_rank_ = moved.local_rank_;
         local_size_ = moved.local_size_, node_count_ = moved.node_count_, node_index_ = moved.node_index_;
+        local_cores_ = moved.local_cores_;
     }
     return *this;
 }

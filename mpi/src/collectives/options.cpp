@@ -6,7 +6,6 @@
 
 #include <cstring>
 #include <limits>
-#include <thread>
 
 namespace coyote::mpi {
 
@@ -134,8 +133,7 @@ Contribution contribution(const mpi::Communicator& comm, const CollectiveOptions
     const Agreed mine{o.buffer_size, o.chunk_bytes, o.allreduce_small, o.allreduce_large, o.reduce_scatter_small,
                       o.tree_small, o.alltoall_small, o.allgather_small, o.direct_min,
                       static_cast<uint64_t>(o.peers), o.offload_reductions ? 1u : 0u, valid ? 1u : 0u};
-    const unsigned cores = std::thread::hardware_concurrency();
-    return Contribution{mine, cores != 0 && static_cast<unsigned>(comm.local_size()) > cores ? 1u : 0u};
+    return Contribution{mine, comm.local_size() > comm.local_cores() ? 1u : 0u};
 }
 
 }  // namespace

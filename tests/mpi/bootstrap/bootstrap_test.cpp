@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sched.h>
 #include <unistd.h>
 
 #include "support/env_guard.hpp"
@@ -56,6 +57,26 @@ TEST(Communicator, DuplicatesAndKnowsTheNode) {
         EXPECT_EQ(comm.local_rank(), comm.rank());
     }
     EXPECT_FALSE(comm.host().empty());
+}
+
+TEST(Communicator, LocalCoresAreTheCpusTheNodesRanksMayUse) {
+    // The union of the affinity masks of the ranks on this node, gathered here rank by rank. Under
+    // `taskset -c 0 mpiexec -n 2` (mpi_bootstrap_test_one_cpu) that is 1 on any machine: the node is oversubscribed
+    // although hardware_concurrency() counts every core.
+    Communicator comm;
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    ASSERT_EQ(::sched_getaffinity(0, sizeof(mine), &mine), 0);
+    std::vector<cpu_set_t> all(static_cast<std::size_t>(comm.local_size()));
+    MPI_Allgather(&mine, sizeof(cpu_set_t), MPI_BYTE, all.data(), sizeof(cpu_set_t), MPI_BYTE, comm.node_comm());
+    cpu_set_t any;
+    CPU_ZERO(&any);
+    for (auto& set : all) CPU_OR(&any, &any, &set);
+    EXPECT_EQ(comm.local_cores(), CPU_COUNT(&any));
+    EXPECT_GE(comm.local_cores(), 1);
+    if (const char* expected = std::getenv("COYOTE_TEST_LOCAL_CORES")) {
+        EXPECT_EQ(comm.local_cores(), std::atoi(expected));
+    }
 }
 
 TEST(Communicator, MoveKeepsTheHandleAndUserCommSurvives) {

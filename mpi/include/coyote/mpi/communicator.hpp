@@ -63,6 +63,10 @@ public:
     /// Number of nodes and this node's index in [0, node_count).
     int node_count() const noexcept { return node_count_; }
     int node_index() const noexcept { return node_index_; }
+    /// CPUs the ranks of this node may run on: the union of their affinity masks when the Communicator was made
+    /// (a launcher's binding, taskset, a Slurm step's cpuset), not the machine's core count. local_size() above
+    /// it means the node is oversubscribed.
+    int local_cores() const noexcept { return local_cores_; }
     /// This process's host name (MPI_Get_processor_name).
     const std::string& host() const noexcept { return host_; }
 
@@ -81,6 +85,7 @@ private:
     int local_size_ = 0;
     int node_count_ = 0;
     int node_index_ = 0;
+    int local_cores_ = 0;
     std::string host_;
 };
 

@@ -48,9 +48,8 @@ mpi::WiringOptions wiring_for(const mpi::Communicator& comm, const EngineConfig&
 Engine::Engine(const mpi::Communicator& comm, const mpi::DeviceAssignment& device, const EngineConfig& cfg)
     : comm_(comm.share()), rank_(comm.rank()), size_(comm.size()), cfg_(cfg), qps_(comm, device, wiring_for(comm, cfg)),
       device_(device), owner_(std::this_thread::get_id()) {
-    // More ranks than cores on this node: a waiting rank's peer is often descheduled, so yield at once.
-    const unsigned cores = std::thread::hardware_concurrency();
-    spin_passes_ = cores != 0 && static_cast<unsigned>(comm.local_size()) > cores ? 1 : k_spin_passes;
+    // More ranks than CPUs they may use on this node: a waiting rank's peer is often descheduled, so yield at once.
+    spin_passes_ = comm.local_size() > comm.local_cores() ? 1 : k_spin_passes;
     bootstrap_ = mpi::BootstrapOptions::from_env();
     bootstrap_.on_timeout = mpi::OnTimeout::throw_error;
     const uint64_t slot_bytes = cfg.chunk_bytes + k_header_bytes;
