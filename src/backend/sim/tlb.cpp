@@ -16,6 +16,17 @@ TlbLookup Tlb::lookup(uint64_t addr, uint64_t len, bool write) const {
         --it;
         if (it->second.end <= cur) ++it; // the segment before ends before addr
     }
+    // A range that starts in an allocation must end in it: past its end lies other memory (found by the page-fault
+    // path, or another allocation), which the caller never meant.
+    if (it != segs_.end() && it->first <= cur && it->second.kind == MapKind::alloc && end > it->second.end) {
+        const auto g = groups_.find({it->second.group, MapKind::alloc});
+        if (g != groups_.end() && end > g->second.end) {
+            r.alloc_start = g->second.start;
+            r.alloc_end = g->second.end;
+            r.first_gap = g->second.end;
+            return r;
+        }
+    }
     while (cur < end) {
         if (it == segs_.end() || it->first > cur) {
             r.first_gap = cur;

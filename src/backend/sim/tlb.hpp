@@ -21,6 +21,9 @@ struct TlbLookup {
     bool owned_only = true;    ///< only alloc ranges are involved (no need to probe the process)
     bool write_denied = false; ///< covered, but some range was mapped without write permission
     uint64_t first_gap = 0;    ///< first byte not covered (or not writable)
+    /// When the range starts in a getMem allocation and runs past its end: the allocation's range (the lookup then
+    /// reports the range as not covered). Else both 0.
+    uint64_t alloc_start = 0, alloc_end = 0;
 };
 
 /// Thread-safe interval map. Segments never overlap; a group (keyed by the address userMap / getMem

@@ -15,15 +15,28 @@ TEST(SimTlb, LookupCoverageAcrossAdjacentRanges) {
     sim::Tlb tlb;
     tlb.insert(0x10000, 0x10000, 0x12000, MapKind::alloc, 0, true);
     tlb.insert(0x12000, 0x12000, 0x14000, MapKind::alloc, 0, true);
-    auto r = tlb.lookup(0x11000, 0x2000, true);
+    auto r = tlb.lookup(0x10800, 0x1800, true);
     EXPECT_TRUE(r.covered);
     EXPECT_TRUE(r.owned_only);
+    EXPECT_EQ(r.alloc_end, 0u);
+    // A range that starts in one allocation and runs into the next overruns the first: not covered.
+    r = tlb.lookup(0x11000, 0x2000, true);
+    EXPECT_FALSE(r.covered);
+    EXPECT_EQ(r.alloc_start, 0x10000u);
+    EXPECT_EQ(r.alloc_end, 0x12000u);
+    EXPECT_EQ(r.first_gap, 0x12000u);
     r = tlb.lookup(0x13000, 0x2000, false);
     EXPECT_FALSE(r.covered);
     EXPECT_EQ(r.first_gap, 0x14000u);
+    EXPECT_EQ(r.alloc_end, 0x14000u);
     r = tlb.lookup(0xf000, 0x10, false);
     EXPECT_FALSE(r.covered);
     EXPECT_EQ(r.first_gap, 0xf000u);
+    // One that starts outside any allocation is no overrun, whatever it reaches.
+    tlb.insert(0xe000, 0xe000, 0x10000, MapKind::fault, 0, true);
+    r = tlb.lookup(0xf000, 0x2000, false);
+    EXPECT_TRUE(r.covered);
+    EXPECT_EQ(r.alloc_end, 0u);
 }
 
 TEST(SimTlb, FaultRangesFillGapsAndUserMapTakesThemOver) {
