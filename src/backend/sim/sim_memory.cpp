@@ -217,13 +217,16 @@ void SimDevice::unmap_user(int32_t ctid, void* vaddr) {
     check_ctid(ctid, "userUnmap");
     if (ctids_[static_cast<size_t>(ctid)].foreign) return; // userMap of another process's memory maps nothing here
     const auto a = reinterpret_cast<uint64_t>(vaddr);
-    uint64_t s = 0, e = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> gone;
     std::lock_guard hw(hw_mtx_);
-    if (!tlb_.find_group(a, MapKind::user, s, e))
+    if (!tlb_.remove_group(a, MapKind::user, &gone))
         throw_error(Errc::not_mapped, "userUnmap", "address " + hex(a) + " was not mapped with userMap");
-    abort_writes_in(s, e, "its buffer was unmapped with userUnmap");
-    card_.release(s, e - s);
-    tlb_.remove_group(a, MapKind::user);
+    // Only the pages this mapping held: those a getMem buffer or another userMap covers keep their pending writes
+    // and card memory.
+    for (const auto& [s, e] : gone) {
+        abort_writes_in(s, e, "its buffer was unmapped with userUnmap");
+        card_.release(s, e - s);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -113,14 +113,16 @@ bool Tlb::find_group(uint64_t key, MapKind kind, uint64_t& start, uint64_t& end)
     return true;
 }
 
-bool Tlb::remove_group(uint64_t key, MapKind kind) {
+bool Tlb::remove_group(uint64_t key, MapKind kind, std::vector<std::pair<uint64_t, uint64_t>>* removed) {
     std::unique_lock lk(mtx_);
     auto g = groups_.find({key, kind});
     if (g == groups_.end()) return false;
     // Segments of a group lie within the group's range.
     for (auto it = segs_.lower_bound(g->second.start); it != segs_.end() && it->first < g->second.end;) {
-        if (it->second.group == key && it->second.kind == kind)
+        if (it->second.group == key && it->second.kind == kind) {
+            if (removed != nullptr) removed->emplace_back(it->first, it->second.end);
             it = segs_.erase(it);
+        }
         else
             ++it;
     }

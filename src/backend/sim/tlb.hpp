@@ -5,6 +5,7 @@
 #include <map>
 #include <shared_mutex>
 #include <utility>
+#include <vector>
 
 namespace coyote::detail::sim {
 
@@ -43,8 +44,10 @@ public:
     /// True if group `key` of `kind` exists; returns its requested range.
     bool find_group(uint64_t key, MapKind kind, uint64_t& start, uint64_t& end) const;
 
-    /// Removes group `key` of `kind` and its segments. Returns false if there is none.
-    bool remove_group(uint64_t key, MapKind kind);
+    /// Removes group `key` of `kind` and its segments. Returns false if there is none. With `removed`, appends the
+    /// ranges of the segments removed: what no group maps any longer (parts of the group's range that another group
+    /// owns stay mapped and are not listed).
+    bool remove_group(uint64_t key, MapKind kind, std::vector<std::pair<uint64_t, uint64_t>>* removed = nullptr);
 
     /// Bytes currently mapped, per kind.
     uint64_t mapped_bytes(MapKind kind) const;

@@ -101,4 +101,45 @@ TEST_F(SimMemory, ARangeUpToTheEndOfTheLastPageOfAGetMemBufferIsAccepted) {
               k_inval);
 }
 
+TEST_F(SimMemory, UserUnmapOfAMappingOverAGetMemBufferLeavesTheBuffersWritesAndCardMemory) {
+    cThread t(0, getpid(), 0);
+    const uint32_t n = 1 << 20;
+    auto* buf = static_cast<char*>(t.getMem({CoyoteAllocType::HPF, n}));
+    std::memset(buf, 7, n);
+    t.invoke(CoyoteOper::LOCAL_OFFLOAD, syncSg{.addr = buf, .len = n});
+    t.userMap(buf + 4096, 4096); // a porting habit: map what getMem already mapped
+    t.clearCompleted();
+    t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = buf + 4096, .len = 64, .dest = 3}); // waits for its data
+    t.userUnmap(buf + 4096);
+    std::vector<char> src(64, 5);
+    t.invoke(CoyoteOper::LOCAL_READ, localSg{.addr = src.data(), .len = 64, .dest = 3});
+    ASSERT_TRUE(wait_completed(t, CoyoteOper::LOCAL_WRITE, 1));
+    EXPECT_EQ(buf[4096], 5) << "the pending write into the getMem buffer was dropped";
+    EXPECT_EQ(error_of([&] { (void)t.checkCompleted(CoyoteOper::LOCAL_WRITE); }).first, 0);
+    std::memset(buf, 0, n);
+    t.invoke(CoyoteOper::LOCAL_SYNC, syncSg{.addr = buf, .len = n});
+    size_t lost = 0;
+    for (uint32_t i = 0; i < n; ++i) lost += buf[i] != 7;
+    EXPECT_EQ(lost, 0u) << "card memory of the getMem buffer was released by userUnmap";
+}
+
+TEST_F(SimMemory, UserUnmapOfOverlappingMappingsReleasesOnlyWhatNoMappingHolds) {
+    cThread t(0, getpid(), 0);
+    const size_t n = 4 * 4096;
+    auto* m = static_cast<char*>(::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    ASSERT_NE(m, MAP_FAILED);
+    t.userMap(m, 2 * 4096);
+    t.userMap(m + 4096, 2 * 4096); // overlaps the first one's second page
+    std::memset(m, 9, 3 * 4096);
+    t.invoke(CoyoteOper::LOCAL_OFFLOAD, syncSg{.addr = m, .len = 3 * 4096});
+    t.userUnmap(m + 4096);
+    std::memset(m, 0, 3 * 4096);
+    t.invoke(CoyoteOper::LOCAL_SYNC, syncSg{.addr = m, .len = 2 * 4096});
+    size_t lost = 0;
+    for (size_t i = 0; i < 2 * 4096; ++i) lost += m[i] != 9;
+    EXPECT_EQ(lost, 0u) << "card memory of a page the first userMap still holds was released";
+    t.userUnmap(m);
+    ::munmap(m, n);
+}
+
 }  // namespace
