@@ -103,7 +103,8 @@ public:
     /// Writes `ip_addr` to the ARP lookup register.
     void doArpLookup(uint32_t ip_addr);
 
-    /// Inter-process lock of this (device, vFPGA).
+    /// Inter-process lock of this (device, vFPGA). Held per cThread, as in Coyote: a second lock() of a holder returns
+    /// at once, unlock() without the lock does nothing, and of several threads unlocking one cThread one releases it.
     void lock();
     void unlock();
 
