@@ -260,6 +260,7 @@ void* cThread::getMem(CoyoteAlloc&& alloc) {
 
 void cThread::freeMem(void* vaddr) {
     impl->check_process("freeMem");
+    if (vaddr == nullptr) return; // as Coyote's (whose getMem returns null where it cannot allocate), and free()
     detail::Allocation a;
     {
         std::lock_guard lk(impl->mem_mtx);

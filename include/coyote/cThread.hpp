@@ -65,7 +65,8 @@ public:
     void userUnmap(void* vaddr);
     /// Allocates and maps memory; `remote = true` makes it the queue pair's registered buffer.
     void* getMem(CoyoteAlloc&& alloc);
-    /// Frees memory returned by getMem.
+    /// Frees memory returned by getMem; a null `vaddr` is ignored (as in Coyote). Any other address getMem of this
+    /// cThread did not return (or that is already freed) throws Errc::not_mapped.
     void freeMem(void* vaddr);
 
     /// Writes user control register `offs` (word index).

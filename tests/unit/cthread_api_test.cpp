@@ -80,4 +80,19 @@ TEST_F(CThreadApi, TwoThreadsLockingOneCThreadEachGetTheLock) {
     t.unlock();
 }
 
+TEST_F(CThreadApi, FreeMemOfNullIsANoOpAndOfAnythingElseNotFromGetMemAnError) {
+    // Coyote's getMem returns null where it cannot allocate, and its freeMem ignores what it does not know: cleanup
+    // code that frees a null pointer works there, and does here. Other pointers getMem never returned (a double
+    // free, an interior pointer, userMap memory) are errors naming the pointer.
+    cThread t(0, getpid(), 0);
+    EXPECT_EQ(error_of([&] { t.freeMem(nullptr); }).first, 0);
+    auto* p = static_cast<char*>(t.getMem({CoyoteAllocType::REG, 4096}));
+    auto [c1, w1] = error_of([&] { t.freeMem(p + 8); });
+    EXPECT_EQ(c1, static_cast<int>(Errc::not_mapped)) << w1;
+    t.freeMem(p);
+    auto [c2, w2] = error_of([&] { t.freeMem(p); });
+    EXPECT_EQ(c2, static_cast<int>(Errc::not_mapped)) << w2;
+    EXPECT_NE(w2.find("freeMem"), std::string::npos) << w2;
+}
+
 }  // namespace
