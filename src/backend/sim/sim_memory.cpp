@@ -136,7 +136,12 @@ Allocation SimDevice::alloc_mem(int32_t ctid, const CoyoteAlloc& req) {
     if (req.remote) {
         rec.shm_name = vfpga_segment_prefix(device_, vfid_) + ".buf" +
                        std::to_string(remote_buffers_.fetch_add(1, std::memory_order_relaxed));
-        rec.seg = ShmSegment::create(rec.shm_name, size);
+        try {
+            rec.seg = ShmSegment::create(rec.shm_name, size, true); // ENOSPC now, not SIGBUS at a touch
+        } catch (const Error& e) {
+            throw Error(e.code(), "getMem", "remote buffer of " + std::to_string(req.size) + " bytes: " + e.call() +
+                                                ": " + e.context());
+        }
         track_segment(rec.shm_name);
         if (huge) {
             rec.map = map_shm_aligned(rec.shm_name, size, k_huge_page);

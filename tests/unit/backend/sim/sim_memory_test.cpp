@@ -1,12 +1,16 @@
 // The sim vFPGA's memory bounds as the cThread API reaches them: ranges that run past a getMem buffer, userUnmap of
 // mappings that overlap others.
 #include "unit/test_support.hpp"
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <coyote/cThread.hpp>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -73,7 +77,8 @@ TEST_F(SimMemory, ARangeRunningPastItsGetMemBufferIsRefusedAndTheNeighbourKept) 
         EXPECT_NE(msg.find("past the end of its getMem buffer"), std::string::npos) << what << ": " << msg;
         EXPECT_NE(msg.find("8192 bytes"), std::string::npos) << what << ": " << msg;
     };
-    expect_refused("LOCAL_WRITE", [&] { t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = b.buf + 8000, .len = 4096}); });
+    expect_refused("LOCAL_WRITE",
+                   [&] { t.invoke(CoyoteOper::LOCAL_WRITE, localSg{.addr = b.buf + 8000, .len = 4096}); });
     expect_refused("LOCAL_TRANSFER destination", [&] {
         t.invoke(CoyoteOper::LOCAL_TRANSFER, localSg{.addr = b.buf, .len = 4096},
                  localSg{.addr = b.buf + 8000, .len = 4096});
@@ -140,6 +145,36 @@ TEST_F(SimMemory, UserUnmapOfOverlappingMappingsReleasesOnlyWhatNoMappingHolds) 
     EXPECT_EQ(lost, 0u) << "card memory of a page the first userMap still holds was released";
     t.userUnmap(m);
     ::munmap(m, n);
+}
+
+TEST_F(SimMemory, ARemoteBufferLargerThanDevShmHasRoomForIsAnErrorNotABusError) {
+    // Remote buffers live in /dev/shm, a tmpfs that containers often size at 64 MiB. A child process sees its own
+    // 16 MiB /dev/shm (a mount namespace: root only) and asks for a 64 MiB remote buffer, then touches it all.
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root for a mount namespace with a small /dev/shm";
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=16m") != 0)
+            ::_exit(3);
+        try {
+            cThread t(0, getpid(), 0);
+            auto* p = static_cast<char*>(t.getMem({CoyoteAllocType::REG, 64u << 20, true}));
+            std::memset(p, 1, 64u << 20); // the old code got here and died of SIGBUS
+            ::_exit(4);
+        } catch (const coyote::Error& e) {
+            const std::string what = e.what();
+            std::fprintf(stderr, "child: %s\n", what.c_str());
+            const bool named = what.find("/dev/shm") != std::string::npos &&
+                               what.find(std::to_string(64u << 20)) != std::string::npos;
+            ::_exit(e.code() == std::errc::no_space_on_device && named ? 0 : 5);
+        }
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 3) GTEST_SKIP() << "no mount namespace here";
+    ASSERT_TRUE(WIFEXITED(status)) << "the child died of signal " << WTERMSIG(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "4: the buffer was given and touched; 5: another error (see above)";
 }
 
 }  // namespace
