@@ -545,11 +545,11 @@ void* cThread::initRDMA(uint64_t buffer_size, std::unique_ptr<OobChannel> channe
     check_rdma_buffer_size(buffer_size);
     closeConn();
     impl->oob = std::move(channel);
+    // A registered buffer of this size is reused; one of another size stays its owner's (a getMem the caller may
+    // still use, or an earlier initRDMA's): freed by freeMem or the destructor, as in Coyote.
     void* buf = qpair->local.vaddr;
-    if (buf == nullptr || impl->rdma_buffer_size != buffer_size) {
-        if (buf != nullptr) freeMem(buf);
+    if (buf == nullptr || impl->rdma_buffer_size != buffer_size)
         buf = getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(buffer_size), true});
-    }
     const auto mine = exportQp();
     const auto theirs = impl->oob->exchange(mine);
     connectQp(theirs, impl->qp_port);

@@ -10,8 +10,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
+#include <memory>
+#include <span>
 #include <string>
 #include <thread>
+#include <vector>
 
 using coyote::CoyoteAllocType;
 using coyote::cThread;
@@ -19,6 +23,20 @@ using coyote::Errc;
 using coyote_test::error_of;
 
 namespace {
+
+/// An out-of-band channel whose peer is a cThread of this process: the exchange hands it that cThread's queue pair.
+class PeerInProcess final : public coyote::OobChannel {
+public:
+    explicit PeerInProcess(std::vector<std::byte> theirs) : theirs_(std::move(theirs)) {}
+    bool is_client() const noexcept override { return true; }
+    std::vector<std::byte> exchange(std::span<const std::byte>) override { return theirs_; }
+    void send_ack(uint32_t) override {}
+    uint32_t read_ack() override { return 1; }
+    void close() noexcept override {}
+
+private:
+    std::vector<std::byte> theirs_;
+};
 
 class CThreadApi : public coyote_test::SimTest {};
 
@@ -93,6 +111,24 @@ TEST_F(CThreadApi, FreeMemOfNullIsANoOpAndOfAnythingElseNotFromGetMemAnError) {
     auto [c2, w2] = error_of([&] { t.freeMem(p); });
     EXPECT_EQ(c2, static_cast<int>(Errc::not_mapped)) << w2;
     EXPECT_NE(w2.find("freeMem"), std::string::npos) << w2;
+}
+
+TEST_F(CThreadApi, InitRdmaLeavesARemoteBufferOfAnotherSizeToItsOwner) {
+    // A port that made its queue pair buffer with getMem(remote = true) and then calls initRDMA with another size:
+    // initRDMA makes a new buffer (as Coyote's always does); the caller's stays allocated until it frees it.
+    cThread peer(0, getpid(), 0);
+    (void)peer.getMem({CoyoteAllocType::HPF, 8192, true});
+    cThread t(0, getpid(), 0);
+    auto* mine = static_cast<char*>(t.getMem({CoyoteAllocType::REG, 4096, true}));
+    std::memset(mine, 1, 4096);
+    void* buf = t.initRDMA(8192, std::make_unique<PeerInProcess>(peer.exportQp()));
+    EXPECT_NE(buf, mine);
+    EXPECT_EQ(t.getQpair()->local.vaddr, buf);
+    EXPECT_EQ(t.getQpair()->local.size, 8192u);
+    auto [code, what] = error_of([&] { t.freeMem(mine); }); // the old code had freed (unmapped) it behind our back
+    EXPECT_EQ(code, 0) << what;
+    // The same size reuses the registered buffer.
+    EXPECT_EQ(t.initRDMA(8192, std::make_unique<PeerInProcess>(peer.exportQp())), buf);
 }
 
 }  // namespace
