@@ -44,9 +44,9 @@ public:
     /// True if group `key` of `kind` exists; returns its requested range.
     bool find_group(uint64_t key, MapKind kind, uint64_t& start, uint64_t& end) const;
 
-    /// Removes group `key` of `kind` and its segments. Returns false if there is none. With `removed`, appends the
-    /// ranges of the segments removed: what no group maps any longer (parts of the group's range that another group
-    /// owns stay mapped and are not listed).
+    /// Removes group `key` of `kind` and its segments. Returns false if there is none. The segments of a user group
+    /// that another group's range covers (an overlapping userMap, a getMem buffer) go to that group instead. With
+    /// `removed`, appends the ranges no group maps any longer.
     bool remove_group(uint64_t key, MapKind kind, std::vector<std::pair<uint64_t, uint64_t>>* removed = nullptr);
 
     /// Bytes currently mapped, per kind.
@@ -67,6 +67,10 @@ private:
     };
 
     void split_at(uint64_t addr); // requires the exclusive lock
+    /// insert() without the lock and the group's record: adds the gaps of [start, end), takes over fault segments.
+    uint64_t add_segments(uint64_t key, uint64_t start, uint64_t end, MapKind kind, int32_t ctid, bool writable);
+    /// Appends the parts of [start, end) no segment covers (requires the lock).
+    void add_gaps(uint64_t start, uint64_t end, std::vector<std::pair<uint64_t, uint64_t>>& out) const;
 
     mutable std::shared_mutex mtx_;
     std::map<uint64_t, Segment> segs_; // keyed by start

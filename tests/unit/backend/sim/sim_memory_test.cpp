@@ -143,7 +143,17 @@ TEST_F(SimMemory, UserUnmapOfOverlappingMappingsReleasesOnlyWhatNoMappingHolds) 
     size_t lost = 0;
     for (size_t i = 0; i < 2 * 4096; ++i) lost += m[i] != 9;
     EXPECT_EQ(lost, 0u) << "card memory of a page the first userMap still holds was released";
+    // The other order: the first mapping goes, its page the second one asked for stays (with its card memory).
+    t.userMap(m + 4096, 2 * 4096);
+    std::memset(m, 8, 3 * 4096);
+    t.invoke(CoyoteOper::LOCAL_OFFLOAD, syncSg{.addr = m, .len = 3 * 4096});
     t.userUnmap(m);
+    std::memset(m, 0, 3 * 4096);
+    t.invoke(CoyoteOper::LOCAL_SYNC, syncSg{.addr = m + 4096, .len = 2 * 4096});
+    lost = 0;
+    for (size_t i = 4096; i < 3 * 4096; ++i) lost += m[i] != 8;
+    EXPECT_EQ(lost, 0u) << "card memory of a page the second userMap still holds was released";
+    t.userUnmap(m + 4096);
     ::munmap(m, n);
 }
 
