@@ -3,6 +3,7 @@
 #include <sched.h>
 
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -113,7 +114,9 @@ public:
     uint32_t qp_port = DEF_PORT;
     std::unique_ptr<OobChannel> oob;
     std::unique_ptr<detail::VfpgaLock> vlock;
-    bool lock_held = false;
+    /// Whether this cThread holds the vFPGA lock (per cThread, as Coyote's lock_acquired; atomic: a cThread shared by
+    /// threads may see lock() and unlock() from several at once, and only one unlock may release the lock).
+    std::atomic<bool> lock_held{false};
     /// The process that made this cThread: in a forked child it refuses every call and is never torn down (its
     /// device's threads stayed with the parent, and its segments, lock and ctid are the parent's).
     const detail::MadeIn made = detail::made_here();
@@ -202,7 +205,7 @@ cThread::~cThread() {
         return;
     }
     closeConn();
-    if (impl->lock_held) {
+    if (impl->lock_held.exchange(false)) {
         try {
             impl->vlock->unlock();
         } catch (...) {
@@ -257,6 +260,7 @@ void* cThread::getMem(CoyoteAlloc&& alloc) {
 
 void cThread::freeMem(void* vaddr) {
     impl->check_process("freeMem");
+    if (vaddr == nullptr) return; // as Coyote's (whose getMem returns null where it cannot allocate), and free()
     detail::Allocation a;
     {
         std::lock_guard lk(impl->mem_mtx);
@@ -541,11 +545,11 @@ void* cThread::initRDMA(uint64_t buffer_size, std::unique_ptr<OobChannel> channe
     check_rdma_buffer_size(buffer_size);
     closeConn();
     impl->oob = std::move(channel);
+    // A registered buffer of this size is reused; one of another size stays its owner's (a getMem the caller may
+    // still use, or an earlier initRDMA's): freed by freeMem or the destructor, as in Coyote.
     void* buf = qpair->local.vaddr;
-    if (buf == nullptr || impl->rdma_buffer_size != buffer_size) {
-        if (buf != nullptr) freeMem(buf);
+    if (buf == nullptr || impl->rdma_buffer_size != buffer_size)
         buf = getMem({CoyoteAllocType::HPF, static_cast<uint32_t>(buffer_size), true});
-    }
     const auto mine = exportQp();
     const auto theirs = impl->oob->exchange(mine);
     connectQp(theirs, impl->qp_port);
@@ -589,7 +593,7 @@ uint32_t cThread::readAck() {
 
 void cThread::lock() {
     impl->check_process("lock");
-    if (impl->lock_held) return; // as in Coyote: a cThread that holds the lock takes it once
+    if (impl->lock_held.load()) return; // as in Coyote: a cThread that holds the lock takes it once
     detail::VfpgaLock& vl = *impl->vlock;
     if (!vl.try_lock()) {
         // Wait with a deadline instead of forever, watched by the stall doctor (who holds it); a holder that died
@@ -602,13 +606,12 @@ void cThread::lock() {
                         "the vFPGA lock " + vl.name() + " stayed taken for " + std::to_string(timeout.count()) +
                             " ms (COYOTE_LOCK_TIMEOUT_MS); " + vl.why_taken());
     }
-    impl->lock_held = true;
+    impl->lock_held.store(true);
 }
 
 void cThread::unlock() {
     impl->check_process("unlock");
-    if (!impl->lock_held) return;
-    impl->lock_held = false;
+    if (!impl->lock_held.exchange(false)) return; // not held, or another thread of this cThread released it first
     impl->vlock->unlock();
 }
 

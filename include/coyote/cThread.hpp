@@ -65,7 +65,8 @@ public:
     void userUnmap(void* vaddr);
     /// Allocates and maps memory; `remote = true` makes it the queue pair's registered buffer.
     void* getMem(CoyoteAlloc&& alloc);
-    /// Frees memory returned by getMem.
+    /// Frees memory returned by getMem; a null `vaddr` is ignored (as in Coyote). Any other address getMem of this
+    /// cThread did not return (or that is already freed) throws Errc::not_mapped.
     void freeMem(void* vaddr);
 
     /// Writes user control register `offs` (word index).
@@ -103,7 +104,8 @@ public:
     /// Writes `ip_addr` to the ARP lookup register.
     void doArpLookup(uint32_t ip_addr);
 
-    /// Inter-process lock of this (device, vFPGA).
+    /// Inter-process lock of this (device, vFPGA). Held per cThread, as in Coyote: a second lock() of a holder returns
+    /// at once, unlock() without the lock does nothing, and of several threads unlocking one cThread one releases it.
     void lock();
     void unlock();
 

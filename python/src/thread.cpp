@@ -223,8 +223,8 @@ Buffer init_rdma(Thread& self, Int buffer_size, const std::string& dtype, Int po
     const auto bytes = checked_bytes(buffer_size, ty, k_u32, call);
     if (bytes == 0) bad(call, "buffer_size must be positive");
     auto& th = self.t(call);
-    // Another size replaces the RDMA buffer (initRDMA frees the old one): refused while arrays view it, and the
-    // old CoyoteBuffer is invalid afterwards, failed call included (the old memory is gone either way).
+    // Another size replaces the RDMA buffer (freed here: initRDMA leaves a buffer of another size to its owner):
+    // refused while arrays view it, and the old CoyoteBuffer is invalid afterwards, failed call included.
     std::shared_ptr<Allocation> old = self.state->rdma;
     const bool replaces = old && self.state->rdma_count * self.state->rdma_type->itemsize != bytes;
     if (replaces && old->exports > 0)
@@ -235,6 +235,10 @@ Buffer init_rdma(Thread& self, Int buffer_size, const std::string& dtype, Int po
         old->alive = false;
         std::erase(self.state->allocations, old);
         self.state->rdma.reset();
+        try {
+            th.freeMem(old->addr);
+        } catch (const coyote::Error&) { // not allocated any more: nothing to free
+        }
     };
     void* p = nullptr;
     try {

@@ -85,7 +85,7 @@ def test_rdma_bounds_in_elements():
 def test_remote_offsets_past_the_local_buffer_and_a_second_init_rdma():
     """The peer's buffer may be larger than ours: a remote offset past our own size is valid (it was refused). A
     second init_rdma of another size replaces the buffer: refused while arrays view the old one, which is invalid
-    afterwards (it was freed under its views: SIGSEGV); one of the same size keeps it."""
+    afterwards (it was freed under its views: SIGSEGV) and freed; one of the same size keeps it."""
     ports = [str(free_port()), str(free_port())]
     env = dict(os.environ, COYOTE_BACKEND="sim")
     code = (
@@ -121,6 +121,9 @@ def test_remote_offsets_past_the_local_buffer_and_a_second_init_rdma():
         "        sys.exit('the old RDMA buffer can still be viewed')\n"
         "    except InvalidArgumentError:\n"
         "        pass\n"
+        "    import glob\n"
+        "    bufs = glob.glob(f'/dev/shm/coyote-sim.{os.getuid()}.{os.getpid()}.*.buf*')\n"
+        "    if len(bufs) != 1: sys.exit(f'the replaced RDMA buffer was not freed: {bufs}')\n"
         "elif not buf.is_valid() or buf2.addr() != buf.addr() or a[1001] != 101:\n"
         "    sys.exit('init_rdma of the same size did not keep the buffer')\n"
         "t.conn_sync(client)\n"

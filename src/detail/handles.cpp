@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -31,6 +32,20 @@ std::string in_the_way(const std::string& name) {
     if (st.st_uid != ::geteuid())
         return "an object of uid " + std::to_string(st.st_uid) + " (another user) is at that name; remove it";
     return "a segment of this user is at that name (a leftover of a process that had this pid?); remove it";
+}
+
+/// Throws ENOSPC unless the file system of segment `fd` (the tmpfs at /dev/shm) has `size` bytes free: tmpfs hands
+/// out pages at the first touch, and one it has no room for then kills the process with SIGBUS. (Nothing is
+/// allocated here: what others take after the check can still run it out.)
+void check_room(int fd, const std::string& name, size_t size) {
+    struct statvfs fs {};
+    if (::fstatvfs(fd, &fs) != 0) return; // no figures: the first touch will tell
+    const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    if (fs.f_blocks == 0 || size <= free_bytes) return; // f_blocks 0: a tmpfs without a size limit
+    throw Error(std::error_code(ENOSPC, std::generic_category()), "shm_open",
+                "shared segment /dev/shm" + name + " of " + std::to_string(size) + " bytes: /dev/shm has " +
+                    std::to_string(free_bytes) +
+                    " bytes free (free space there, or mount it larger: docker run --shm-size)");
 }
 
 }  // namespace
@@ -97,7 +112,7 @@ void Mapping::reset() noexcept {
     len_ = 0;
 }
 
-ShmSegment ShmSegment::create(const std::string& name, size_t size) {
+ShmSegment ShmSegment::create(const std::string& name, size_t size, bool check_free) {
     Fd fd(::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!fd) {
         const int err = errno;
@@ -111,6 +126,7 @@ ShmSegment ShmSegment::create(const std::string& name, size_t size) {
     seg.owner_ = true; // from here on the destructor unlinks the name
     if (::fchmod(fd.get(), 0600) != 0) throw_errno("fchmod", name);
     if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw_errno("ftruncate", name);
+    if (check_free) check_room(fd.get(), name, size);
     void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
     if (p == MAP_FAILED) throw_errno("mmap", "map shared segment " + name);
     seg.map_ = Mapping(p, size);

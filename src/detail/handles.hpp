@@ -87,8 +87,9 @@ Fd open_output_file(const std::string& path, int flags, std::string& refused);
 class ShmSegment {
 public:
     ShmSegment() noexcept = default;
-    /// Creates `name` (exclusive, mode 0600) of `size` bytes.
-    static ShmSegment create(const std::string& name, size_t size);
+    /// Creates `name` (exclusive, mode 0600) of `size` bytes. With `check_free` a /dev/shm with less room free than
+    /// `size` fails here (ENOSPC, naming both) instead of with SIGBUS when the pages are first touched.
+    static ShmSegment create(const std::string& name, size_t size, bool check_free = false);
     /// Maps an existing segment created by another process of this user (a segment of another user at the name is
     /// refused); size is read from the segment.
     static ShmSegment open(const std::string& name);

@@ -96,6 +96,11 @@ void SimDevice::check_range(int32_t ctid, uint64_t addr, uint64_t len, bool writ
         return check_foreign_range(ctid, addr, len, write, what);
     const TlbLookup r = tlb_.lookup(addr, len, write);
     if (r.covered && !r.write_denied && r.owned_only) return;
+    if (r.alloc_end != 0) [[unlikely]]
+        throw_error(Errc::invalid_argument, "invoke",
+                    where() + ": runs " + std::to_string(addr + len - r.alloc_end) +
+                        " bytes past the end of its getMem buffer " + hex(r.alloc_start) + " (" +
+                        std::to_string(r.alloc_end - r.alloc_start) + " bytes)");
     const uint64_t s = addr / k_host_page * k_host_page;
     const uint64_t e = round_up(addr + len, k_host_page);
     if (r.covered && !r.write_denied) {

@@ -136,7 +136,12 @@ Allocation SimDevice::alloc_mem(int32_t ctid, const CoyoteAlloc& req) {
     if (req.remote) {
         rec.shm_name = vfpga_segment_prefix(device_, vfid_) + ".buf" +
                        std::to_string(remote_buffers_.fetch_add(1, std::memory_order_relaxed));
-        rec.seg = ShmSegment::create(rec.shm_name, size);
+        try {
+            rec.seg = ShmSegment::create(rec.shm_name, size, true); // ENOSPC now, not SIGBUS at a touch
+        } catch (const Error& e) {
+            throw Error(e.code(), "getMem", "remote buffer of " + std::to_string(req.size) + " bytes: " + e.call() +
+                                                ": " + e.context());
+        }
         track_segment(rec.shm_name);
         if (huge) {
             rec.map = map_shm_aligned(rec.shm_name, size, k_huge_page);
@@ -217,13 +222,16 @@ void SimDevice::unmap_user(int32_t ctid, void* vaddr) {
     check_ctid(ctid, "userUnmap");
     if (ctids_[static_cast<size_t>(ctid)].foreign) return; // userMap of another process's memory maps nothing here
     const auto a = reinterpret_cast<uint64_t>(vaddr);
-    uint64_t s = 0, e = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> gone;
     std::lock_guard hw(hw_mtx_);
-    if (!tlb_.find_group(a, MapKind::user, s, e))
+    if (!tlb_.remove_group(a, MapKind::user, &gone))
         throw_error(Errc::not_mapped, "userUnmap", "address " + hex(a) + " was not mapped with userMap");
-    abort_writes_in(s, e, "its buffer was unmapped with userUnmap");
-    card_.release(s, e - s);
-    tlb_.remove_group(a, MapKind::user);
+    // Only the pages this mapping held: those a getMem buffer or another userMap covers keep their pending writes
+    // and card memory.
+    for (const auto& [s, e] : gone) {
+        abort_writes_in(s, e, "its buffer was unmapped with userUnmap");
+        card_.release(s, e - s);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <map>
 #include <shared_mutex>
 #include <utility>
+#include <vector>
 
 namespace coyote::detail::sim {
 
@@ -21,6 +22,9 @@ struct TlbLookup {
     bool owned_only = true;    ///< only alloc ranges are involved (no need to probe the process)
     bool write_denied = false; ///< covered, but some range was mapped without write permission
     uint64_t first_gap = 0;    ///< first byte not covered (or not writable)
+    /// When the range starts in a getMem allocation and runs past its end: the allocation's range (the lookup then
+    /// reports the range as not covered). Else both 0.
+    uint64_t alloc_start = 0, alloc_end = 0;
 };
 
 /// Thread-safe interval map. Segments never overlap; a group (keyed by the address userMap / getMem
@@ -40,8 +44,10 @@ public:
     /// True if group `key` of `kind` exists; returns its requested range.
     bool find_group(uint64_t key, MapKind kind, uint64_t& start, uint64_t& end) const;
 
-    /// Removes group `key` of `kind` and its segments. Returns false if there is none.
-    bool remove_group(uint64_t key, MapKind kind);
+    /// Removes group `key` of `kind` and its segments. Returns false if there is none. The segments of a user group
+    /// that another group's range covers (an overlapping userMap, a getMem buffer) go to that group instead. With
+    /// `removed`, appends the ranges no group maps any longer.
+    bool remove_group(uint64_t key, MapKind kind, std::vector<std::pair<uint64_t, uint64_t>>* removed = nullptr);
 
     /// Bytes currently mapped, per kind.
     uint64_t mapped_bytes(MapKind kind) const;
@@ -61,6 +67,10 @@ private:
     };
 
     void split_at(uint64_t addr); // requires the exclusive lock
+    /// insert() without the lock and the group's record: adds the gaps of [start, end), takes over fault segments.
+    uint64_t add_segments(uint64_t key, uint64_t start, uint64_t end, MapKind kind, int32_t ctid, bool writable);
+    /// Appends the parts of [start, end) no segment covers (requires the lock).
+    void add_gaps(uint64_t start, uint64_t end, std::vector<std::pair<uint64_t, uint64_t>>& out) const;
 
     mutable std::shared_mutex mtx_;
     std::map<uint64_t, Segment> segs_; // keyed by start
