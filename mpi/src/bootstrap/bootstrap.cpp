@@ -21,7 +21,7 @@ namespace coyote::mpi {
 using Clock = std::chrono::steady_clock;
 
 namespace {
-constexpr unsigned k_spin_polls = 64;  // MPI_Testsome calls before each poll also yields the CPU (a few us)
+constexpr unsigned k_spin_polls = 64;  // polls (MPI_Testsome calls, a few us in all) before each further poll yields
 }  // namespace
 
 detail::PollUntil::PollUntil(std::vector<MPI_Request>& reqs, Clock::time_point deadline, const char* what)

@@ -14,12 +14,11 @@
 
 namespace coyote::mpi {
 
-void check_mpi(int rc, const char* call, const std::string& context) {
-    if (rc == MPI_SUCCESS) return;
+void detail::throw_mpi_error(int rc, const char* call, std::string_view context) {
     char text[MPI_MAX_ERROR_STRING] = {0};
     int len = 0;
     if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) len = 0;
-    std::string msg = context;
+    std::string msg(context);
     if (!msg.empty()) msg += ": ";
     msg += "MPI error " + std::to_string(rc) + " (" + std::string(text, static_cast<std::size_t>(len)) + ")";
     throw_error(Errc::mpi, call, msg);

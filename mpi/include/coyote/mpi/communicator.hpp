@@ -5,14 +5,24 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <coyote/error.hpp>
 #include <coyote/mpi/bootstrap_options.hpp>
 
 namespace coyote::mpi {
 
+namespace detail {
+/// Throws the coyote::Error of check_mpi for a failed call.
+[[noreturn]] void throw_mpi_error(int rc, const char* call, std::string_view context);
+}  // namespace detail
+
 /// Throws coyote::Error (Errc::mpi) naming `call`, `context` and MPI_Error_string(rc) unless rc == MPI_SUCCESS.
-void check_mpi(int rc, const char* call, const std::string& context = {});
+/// Costs one comparison when the call succeeded (polling loops check every MPI_Test).
+inline void check_mpi(int rc, const char* call, std::string_view context = {}) {
+    if (rc != MPI_SUCCESS) [[unlikely]]
+        detail::throw_mpi_error(rc, call, context);
+}
 
 namespace detail {
 /// Owner of a duplicated MPI_Comm; frees it unless MPI is already finalised.

@@ -64,8 +64,9 @@ public:
 private:
     void start_helpers(unsigned count) noexcept;
     void helper_loop(unsigned index) noexcept;
-    /// Claims and runs pieces of the job of `epoch` until none is left to claim; returns how many it ran.
-    std::size_t work(uint32_t epoch) noexcept;
+    /// Claims and runs pieces of the job of `epoch` until none is left to claim; returns how many it ran. A
+    /// helper counts each of its pieces before marking it done, so the statistics are whole when the job returns.
+    std::size_t work(uint32_t epoch, bool helper) noexcept;
     /// Waits until the wake word moves from `seen`: first spinning for k_idle_spin_ns when `spin`, then asleep.
     void idle(uint32_t seen, bool spin) noexcept;
 
@@ -113,7 +114,7 @@ void Pool::run(std::size_t n, std::size_t grain, PieceFn fn, const void* ctx, un
     const uint32_t woken = wake_.fetch_add(1) + 1;
     const unsigned every = 1u << std::min(idle_streak_ < 2 ? 0u : idle_streak_ - 1, 6u);
     if (sleepers_.load() > 0 && woken % every == 0) wake_.notify_all();
-    const std::size_t mine = work(epoch);
+    const std::size_t mine = work(epoch, false);
     // Only pieces a helper has claimed are left (about 2 us of work each): wait for them, giving the core away
     // between polls in case the helper waits for it.
     for (unsigned spins = 1; done_.load() < pieces; ++spins) {
@@ -125,7 +126,7 @@ void Pool::run(std::size_t n, std::size_t grain, PieceFn fn, const void* ctx, un
     idle_streak_ = mine < pieces ? 0 : std::min(idle_streak_ + 1, 64u);
 }
 
-std::size_t Pool::work(uint32_t epoch) noexcept {
+std::size_t Pool::work(uint32_t epoch, bool helper) noexcept {
     std::size_t ran = 0;
     for (;;) {
         uint64_t t = claim_.load();
@@ -138,6 +139,7 @@ std::size_t Pool::work(uint32_t epoch) noexcept {
         if (!claim_.compare_exchange_weak(t, t + 1)) continue;
         const std::size_t from = std::size_t{i} * grain;
         fn(ctx, from, std::min(n, from + grain));
+        if (helper) helper_pieces_.fetch_add(1, std::memory_order_relaxed);
         done_.fetch_add(1);
         ++ran;
     }
@@ -164,8 +166,7 @@ void Pool::helper_loop(unsigned index) noexcept {
     for (;;) {
         std::size_t ran = 0;
         if (index < helpers_wanted_.load()) {
-            ran = work(static_cast<uint32_t>(claim_.load() >> 32));
-            if (ran > 0) helper_pieces_.fetch_add(ran, std::memory_order_relaxed);
+            ran = work(static_cast<uint32_t>(claim_.load() >> 32), true);
         }
         idle(seen, ran > 0); // a helper that came too late for any piece sleeps at once
         seen = wake_.load();
