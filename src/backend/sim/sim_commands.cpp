@@ -336,6 +336,11 @@ bool SimDevice::progress_one() noexcept {
     return true;
 }
 
+void SimDevice::housekeeping() noexcept {
+    housekeeping_wanted_.store(false, std::memory_order_relaxed);
+    if (nic_ != nullptr) nic_->housekeeping(coarse_now_ns());
+}
+
 void SimDevice::worker_loop() {
     std::unique_lock q(q_mtx_);
     const auto ready = [&] { return stop_ || (!queue_.empty() && inline_active_ == 0); };
@@ -349,19 +354,30 @@ void SimDevice::worker_loop() {
         bool fresh = false;
         if (!ready()) {
             if (poller_seen_.exchange(false, std::memory_order_relaxed)) {
-                q_cv_.wait_for(q, nap, [&] { return stop_; }); // polling: posts do not notify
+                // Polling: posts do not notify; the NIC's housekeeping does.
+                q_cv_.wait_for(q, nap, [&] { return stop_ || housekeeping_wanted_.load(std::memory_order_relaxed); });
                 nap = std::min<std::chrono::microseconds>(nap * 2, k_worker_nap_max);
+                q.unlock();
+                housekeeping();
+                q.lock();
                 continue;
             }
             worker_parked_ = true; // the nap stays: a program that polls between batches keeps its poller's pace
-            q_cv_.wait(q, ready);
+            q_cv_.wait(q, [&] { return ready() || housekeeping_wanted_.load(std::memory_order_relaxed); });
             worker_parked_ = false;
+            if (!ready()) { // woken for the NIC's housekeeping alone
+                q.unlock();
+                housekeeping();
+                q.lock();
+                continue;
+            }
             fresh = true;
         }
         if (stop_) return;
         if (poller_seen_.exchange(false, std::memory_order_relaxed) || fresh) {
             q.unlock();
             std::this_thread::sleep_for(nap);
+            housekeeping();
             q.lock();
             if (!fresh) nap = std::min<std::chrono::microseconds>(nap * 2, k_worker_nap_max);
             continue;
@@ -375,6 +391,7 @@ void SimDevice::worker_loop() {
             std::lock_guard hw(hw_mtx_);
             execute(cmd);
         }
+        housekeeping();
         q.lock();
         worker_busy_ = false;
         worker_running_.store(false, std::memory_order_relaxed);

@@ -123,6 +123,9 @@ public:
     SharedState& shared_state() noexcept override { return *state_; }
     const std::string& shared_state_name() const noexcept override { return state_seg_.name(); }
     void check_local_range(int32_t ctid, uint64_t addr, uint64_t len, bool write) override;
+    void wake_housekeeping() noexcept override {
+        if (!housekeeping_wanted_.exchange(true, std::memory_order_relaxed)) q_cv_.notify_all();
+    }
 
     // ---- sim-specific ----
     const ShellConfig& config() const noexcept { return cfg_; }
@@ -240,6 +243,8 @@ private:
     /// Takes the oldest queued command (queue lock held, queue not empty).
     Command pop_command();
     /// The worker thread: runs queued commands in order while no inline poster runs one.
+    /// The NIC's work kept off the data path (Nic::housekeeping), run by the worker whenever it wakes, unlocked.
+    void housekeeping() noexcept;
     void worker_loop();
     /// Runs the oldest queued command in the calling thread if neither the worker nor an inline poster is busy;
     /// a poller waiting on completions makes progress itself instead of waiting for the worker to wake up.
@@ -455,6 +460,9 @@ private:
     bool worker_busy_ = false;
     /// The worker waits for a notification (no poller seen lately): posts and inline runs notify only then.
     bool worker_parked_ = false;
+    /// The NIC asked for housekeeping (wake_housekeeping). Set without the queue lock: a wake-up lost to a worker
+    /// about to park only leaves the NIC to do the work itself later (Watch, k_watch_inline_after).
+    std::atomic<bool> housekeeping_wanted_{false};
     int inline_active_ = 0;
     bool stop_ = false;
     std::thread worker_;

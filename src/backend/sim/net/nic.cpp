@@ -30,7 +30,9 @@ namespace coyote::detail::sim {
 
 namespace net {
 
-NicImpl::NicImpl(NicHost& host) : host_(host), cfg_(wire_config_from_env()), watch_(host.device_id(), &tap_) {
+NicImpl::NicImpl(NicHost& host)
+    : host_(host), cfg_(wire_config_from_env()),
+      watch_(host.device_id(), &tap_, &NicImpl::wake_host, &host) {
     fill_host_identity(me_);
     std::random_device rd;
     key_ = (uint64_t(rd()) << 32) ^ rd() ^ (uint64_t(::getpid()) << 16);

@@ -30,6 +30,8 @@ public:
     /// Throws not_mapped unless [addr, addr+len) is mapped for the vFPGA (taking the page-fault path
     /// for unmapped process memory); `write` asks for write access.
     virtual void check_local_range(int32_t ctid, uint64_t addr, uint64_t len, bool write) = 0;
+    /// Asks the host's worker thread to run Nic::housekeeping soon; never blocks (a packet's thread calls it).
+    virtual void wake_housekeeping() noexcept = 0;
 };
 
 /// The emulated RoCE NIC of one sim vFPGA.
@@ -69,6 +71,9 @@ public:
     /// poll that returns has made every earlier WRITE of this NIC visible to its target's pollers.
     virtual void flush_deferred() noexcept = 0;
     virtual std::string debug_string(int32_t ctid) const = 0;
+    /// Work kept off the data path, run by the host's worker thread when asked (NicHost::wake_housekeeping) and
+    /// whenever it wakes (`now`: coarse_now_ns()): re-reads the sniffer rendezvous when due, which may sleep.
+    virtual void housekeeping(int64_t now) noexcept = 0;
     /// Why the peer of `ctid`'s queue pair can no longer send it anything ("peer process P (...) is gone: it
     /// exited"; on another host, where a process cannot be looked at, "... is unreachable: connection to ... lost:
     /// ..." once its TCP wire connection is lost), or "" while it lives or there is no queue pair.

@@ -51,6 +51,9 @@ public:
     void flush_deferred() noexcept override;
     std::string debug_string(int32_t ctid) const override;
     std::string gone_peer(int32_t ctid) const noexcept override;
+    void housekeeping(int64_t now) noexcept override;
+    /// The sniffer watches' waker: asks `host` (a NicHost) for housekeeping.
+    static void wake_host(void* host) noexcept { static_cast<NicHost*>(host)->wake_housekeeping(); }
     /// True when `ep` is a process of this boot that exited (a process of another host cannot be looked at).
     bool process_gone(const Endpoint& ep) const noexcept;
 
@@ -144,7 +147,7 @@ private:
     /// The same-host peer `ep` (mapped on first use); throws peer_gone when it is gone.
     ShmPeer& shm_peer(const Endpoint& ep);
     /// Maps a same-host peer's segments and checks their headers.
-    static std::unique_ptr<ShmPeer> open_shm_peer(const Endpoint& ep);
+    std::unique_ptr<ShmPeer> open_shm_peer(const Endpoint& ep);
     /// Applies `req` (PSN assigned, generation = the queue pair's at that time) at a same-host peer; post_mtx held.
     /// `now`: coarse_now_ns() as the post's liveness check read it (for the sniffer rendezvous watches).
     PostStatus post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req, uint64_t generation, ShmPeer& peer,

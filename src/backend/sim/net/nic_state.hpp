@@ -148,7 +148,9 @@ struct CtidState {
 
 /// A same-host peer reached over shared memory: its mapped NIC state, counters and buffers.
 struct ShmPeer {
-    explicit ShmPeer(const Endpoint& e) : ep(e), watch(e.device, &tap) {}
+    /// `waker`, `waker_ctx`: the watch's keeping thread (sniffer::Watch), the NIC host's worker.
+    ShmPeer(const Endpoint& e, sniffer::Watch::Waker waker, void* waker_ctx)
+        : ep(e), watch(e.device, &tap, waker, waker_ctx) {}
 
     /// Where the frames of the peer's NIC go: the sniffer of its process (its sniff word), else the one published
     /// in the rendezvous of its device. `now`: coarse_now_ns().

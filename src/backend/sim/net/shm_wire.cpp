@@ -66,7 +66,7 @@ void NicImpl::check_alive_now(ShmPeer& p, int64_t now) {
 
 std::unique_ptr<ShmPeer> NicImpl::open_shm_peer(const Endpoint& ep) {
     const std::string who = peer_label(ep);
-    auto p = std::make_unique<ShmPeer>(ep);
+    auto p = std::make_unique<ShmPeer>(ep, &NicImpl::wake_host, &host_);
     if (!process_alive(ep.pid, ep.start_time)) throw_error(Errc::peer_gone, "RDMA", who + " is gone");
     p->pidfd = open_process_fd(ep.pid, ep.start_time);
     try {
@@ -92,6 +92,20 @@ std::unique_ptr<ShmPeer> NicImpl::open_shm_peer(const Endpoint& ep) {
                         " (both sides must run the same coyote-mpi)");
     p->last_check_ns.store(coarse_now_ns());
     return p;
+}
+
+void NicImpl::housekeeping(int64_t now) noexcept {
+    watch_.refresh_if_due(now);
+    // The peers' watches too, unlocked: a re-read may sleep, and peers stay until the NIC goes.
+    std::vector<ShmPeer*> peers;
+    try {
+        std::lock_guard lk(peers_mtx_);
+        peers.reserve(peers_.size());
+        for (auto& [key, p] : peers_) peers.push_back(p.get());
+    } catch (const std::bad_alloc&) {
+        return; // the packets re-read them themselves
+    }
+    for (ShmPeer* p : peers) p->watch.refresh_if_due(now);
 }
 
 ShmPeer& NicImpl::shm_peer(const Endpoint& ep) {

@@ -207,6 +207,14 @@ void Publication::release() noexcept {
 
 // ---- the NICs' view -------------------------------------------------------------------------------------------
 
+void Watch::overdue(int64_t now, int64_t due) noexcept {
+    if (waker_ != nullptr && now - due < std::chrono::nanoseconds(k_watch_inline_after).count()) {
+        if (!asked_.exchange(true, std::memory_order_relaxed)) waker_(waker_ctx_);
+        return;
+    }
+    refresh(now);
+}
+
 void Watch::refresh(int64_t now) noexcept {
     std::unique_lock lk(mtx_, std::try_to_lock);
     if (!lk.owns_lock() || now < next_ns_.load(std::memory_order_relaxed)) return; // another thread refreshes
@@ -221,6 +229,7 @@ void Watch::refresh(int64_t now) noexcept {
     if (old != 0 && old != word && cache_ != nullptr)
         cache_->release({static_cast<int32_t>(old >> 32), old & 0xffffffffULL}); // its publication ended
     next_ns_.store(now + std::chrono::nanoseconds(k_watch_period).count(), std::memory_order_relaxed);
+    asked_.store(false, std::memory_order_relaxed);
 }
 
 bool Watch::publisher_alive(const RendezvousRecord& r) noexcept {

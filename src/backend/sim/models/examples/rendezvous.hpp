@@ -80,22 +80,42 @@ private:
 /// seen within this period.
 inline constexpr std::chrono::milliseconds k_watch_period{4};
 
-/// A NIC's view of the rendezvous of one device: the publisher's Target, re-read at most every k_watch_period
-/// (a few system calls; between two reads, one clock read and a comparison). Thread-safe.
+/// How long a NIC's packets leave a due re-read of the rendezvous to the thread that keeps its view fresh (see
+/// Watch) before one of them reads it itself: a read looks up a name in /dev/shm, which takes the directory's lock
+/// when the name does not exist (tmpfs keeps no negative entries) and then sleeps for milliseconds whenever other
+/// processes create or remove files there. The posting thread reads it only when that thread did not come.
+inline constexpr std::chrono::milliseconds k_watch_inline_after{16};
+
+/// A NIC's view of the rendezvous of one device: the publisher's Target, re-read at most every k_watch_period. With
+/// a waker, a due re-read asks a thread off the data path (the device's worker) to make it through refresh_if_due,
+/// and the packets keep the current view meanwhile; without one, or once that thread is k_watch_inline_after late,
+/// the packet's thread re-reads it. Between two reads a packet costs one clock read and a comparison. Thread-safe.
 class Watch {
 public:
+    /// Asks the keeping thread to call refresh_if_due soon; never blocks.
+    using Waker = void (*)(void* ctx) noexcept;
+
     /// `cache`: the TapCache that maps the publisher's buffer, told to let go of it when the publication ends.
-    Watch(uint32_t device, TapCache* cache) noexcept : device_(device), cache_(cache) {}
+    Watch(uint32_t device, TapCache* cache, Waker waker = nullptr, void* waker_ctx = nullptr) noexcept
+        : device_(device), cache_(cache), waker_(waker), waker_ctx_(waker_ctx) {}
 
     /// The live publisher's buffer, or none. `now`: coarse_now_ns().
     Target target(int64_t now) noexcept {
-        if (now >= next_ns_.load(std::memory_order_relaxed)) [[unlikely]]
-            refresh(now);
+        const int64_t due = next_ns_.load(std::memory_order_relaxed);
+        if (now >= due) [[unlikely]]
+            overdue(now, due);
         const uint64_t w = word_.load(std::memory_order_acquire);
         return {static_cast<int32_t>(w >> 32), w & 0xffffffffULL};
     }
 
+    /// Re-reads the rendezvous when due: the keeping thread's call.
+    void refresh_if_due(int64_t now) noexcept {
+        if (now >= next_ns_.load(std::memory_order_relaxed)) refresh(now);
+    }
+
 private:
+    /// A packet found the re-read due since `due`: asks the keeping thread, or re-reads.
+    void overdue(int64_t now, int64_t due) noexcept;
     /// Re-reads the rendezvous (one thread at a time; the others keep the word as it is).
     void refresh(int64_t now) noexcept;
     /// Whether the process of `r` runs (its pidfd is kept while it stays the publisher).
@@ -105,6 +125,9 @@ private:
     TapCache* const cache_;
     std::atomic<int64_t> next_ns_{0};
     std::atomic<uint64_t> word_{0}; ///< pid << 32 | id; 0: none
+    const Waker waker_;
+    void* const waker_ctx_;
+    std::atomic<bool> asked_{false}; ///< the keeping thread was asked since the last re-read
     std::mutex mtx_;                ///< the refresh and the fields below
     int32_t pid_ = 0;
     uint64_t start_time_ = 0;
