@@ -34,7 +34,8 @@
 //                     costs on this host. write_over_floor: WRITE median / floor median; floor_over_read: floor
 //                     median / paired READ median, the least write_over_read any implementation can reach here
 // Rank 0 prints the table of these against the targets at the end (a stall counts against the target unless it is
-// foreign). The data of every run is verified (the
+// foreign), then a line for each stall that counts against it: what each rank's timing thread did meanwhile (its CPU
+// time, its wait for a CPU, how often it slept, major page faults) and how much CPU its other threads used. The data of every run is verified (the
 // server checks what the client wrote, the client what the server wrote back / what it read).
 #include "support/bench_support.hpp"
 #include "support/cpu_account.hpp"
@@ -186,6 +187,7 @@ struct Row {
     std::string name;
     double p50_us = 0, max_over_median = 0, write_over_read = 0, write_over_read_row = 0, floor_over_read = 0;
     int stalls = 0, stalls_foreign = 0;
+    std::vector<std::string> unexplained; ///< the stalls not counted foreign: where each rank's time went
 };
 bool g_pinned_apart = false; ///< cb::ranks_pinned_apart(), asked once in setup()
 std::map<std::string, double> g_read_median; ///< Run::key() -> seconds
@@ -240,15 +242,25 @@ void paired_reads(const Run& w, Side& s, const cb::ThreadAccounts& threads, bool
 }
 
 /// Runs slower than k_stall_factor x the median and by k_stall_min_seconds or more; `foreign` counts those that
-/// another process or the kernel took the time of (costs: every rank's per-run CPU accounting, on rank 0).
+/// another process or the kernel took the time of (costs: every rank's per-run CPU accounting, on rank 0), and
+/// `unexplained` gets a line for each of the others: what each rank's timing thread did meanwhile.
 int count_stalls(const std::vector<double>& samples, double med, const std::vector<std::vector<cb::RunCpu>>& costs,
-                 int& foreign) {
+                 int& foreign, std::vector<std::string>& unexplained) {
     int stalls = 0;
     foreign = 0;
     for (std::size_t i = 0; i < samples.size(); ++i) {
         if (samples[i] <= k_stall_factor * med || samples[i] - med < k_stall_min_seconds) continue;
         ++stalls;
-        if (cb::preempted_by_others(costs, i, samples[i] - med, g_pinned_apart)) ++foreign;
+        if (cb::preempted_by_others(costs, i, samples[i] - med, g_pinned_apart)) {
+            ++foreign;
+            continue;
+        }
+        char head[96];
+        std::snprintf(head, sizeof head, "run %zu: %.3f ms (median %.3f us)", i, samples[i] * 1e3, med * 1e6);
+        std::string line = head;
+        for (std::size_t r = 0; r < costs.size(); ++r)
+            if (i < costs[r].size()) line += "; rank " + std::to_string(r) + " " + costs[r][i].describe();
+        unexplained.push_back(std::move(line));
     }
     return stalls;
 }
@@ -290,7 +302,7 @@ void bm_run(benchmark::State& state, Run r) {
     row.name = r.name;
     row.p50_us = med * 1e6;
     row.max_over_median = *std::max_element(samples.begin(), samples.end()) / med;
-    row.stalls = count_stalls(samples, med, all_costs, row.stalls_foreign);
+    row.stalls = count_stalls(samples, med, all_costs, row.stalls_foreign, row.unexplained);
     state.counters["p50_us"] = row.p50_us;
     state.counters["max_over_median"] = row.max_over_median;
     state.counters["stalls"] = row.stalls;
@@ -362,6 +374,19 @@ void print_summary() {
                 "%d more rows stalled only while another process or the kernel held a rank's CPU (foreign)%s\n",
                 bad, g_rows.size(), below_floor, foreign_only,
                 g_pinned_apart ? "" : "; the ranks share CPUs, so no stall is counted foreign");
+    // Where the time of the stalls counted against the target went (rank 0 times the client's side of its run, rank
+    // 1 everything from its previous connSync on: a sleep there is that connSync's).
+    constexpr std::size_t k_lines_per_row = 5;
+    bool first = true;
+    for (const Row& r : g_rows) {
+        for (std::size_t i = 0; i < r.unexplained.size() && i < k_lines_per_row; ++i) {
+            if (first) std::printf("\nstalls not counted foreign, with what each rank's timing thread did meanwhile:\n");
+            first = false;
+            std::printf("  %s %s\n", r.name.c_str(), r.unexplained[i].c_str());
+        }
+        if (r.unexplained.size() > k_lines_per_row)
+            std::printf("  %s: %zu more\n", r.name.c_str(), r.unexplained.size() - k_lines_per_row);
+    }
 }
 
 void teardown() {

@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <mpi.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <cstdio>
 #include <string>
 
@@ -20,12 +22,17 @@ ThreadAccounts::~ThreadAccounts() {
 void ThreadAccounts::refresh() {
     for (int fd : fds_) ::close(fd);
     fds_.clear();
+    self_ = -1;
+    const std::string me = std::to_string(::gettid());
     DIR* dir = ::opendir("/proc/self/task");
     if (dir == nullptr) return;
     while (const dirent* e = ::readdir(dir)) {
         if (e->d_name[0] == '.') continue;
         const std::string path = std::string("/proc/self/task/") + e->d_name + "/schedstat";
-        if (const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) fds_.push_back(fd);
+        if (const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+            if (me == e->d_name) self_ = static_cast<int>(fds_.size());
+            fds_.push_back(fd);
+        }
     }
     ::closedir(dir);
 }
@@ -42,6 +49,19 @@ CpuSnapshot ThreadAccounts::snapshot() const {
             s.delay_ns[i] = delay;
         }
     }
+    const auto ns = [](clockid_t clock) {
+        timespec t{};
+        ::clock_gettime(clock, &t);
+        return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
+    };
+    rusage ru{};
+    if (::getrusage(RUSAGE_THREAD, &ru) == 0) {
+        s.self_sleeps = ru.ru_nvcsw;
+        s.self_majflt = ru.ru_majflt;
+    }
+    s.self_cpu_ns = ns(CLOCK_THREAD_CPUTIME_ID);
+    s.wall_ns = ns(CLOCK_MONOTONIC);
+    s.self = self_;
     return s;
 }
 
@@ -55,7 +75,28 @@ RunCpu ThreadAccounts::cost(const CpuSnapshot& before, const CpuSnapshot& after)
         const int64_t others = all_cpu - std::max<int64_t>(after.cpu_ns[i] - before.cpu_ns[i], 0);
         if (waited > best && others * 10 <= waited) best = waited;
     }
-    return {static_cast<double>(best) * 1e-9};
+    RunCpu c;
+    c.foreign_wait_s = static_cast<double>(best) * 1e-9;
+    const auto s_of = [](int64_t ns) { return static_cast<double>(ns) * 1e-9; };
+    c.wall_s = s_of(after.wall_ns - before.wall_ns);
+    c.self_cpu_s = s_of(after.self_cpu_ns - before.self_cpu_ns);
+    c.self_sleeps = static_cast<double>(after.self_sleeps - before.self_sleeps);
+    c.self_majflt = static_cast<double>(after.self_majflt - before.self_majflt);
+    if (const int me = before.self; me >= 0 && me == after.self && static_cast<std::size_t>(me) < n) {
+        const auto i = static_cast<std::size_t>(me);
+        c.self_wait_s = s_of(after.delay_ns[i] - before.delay_ns[i]);
+        c.others_cpu_s = s_of(all_cpu - std::max<int64_t>(after.cpu_ns[i] - before.cpu_ns[i], 0));
+    }
+    return c;
+}
+
+std::string RunCpu::describe() const {
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "ran %.3f ms, waited %.3f ms for a CPU, slept %.0fx, %.0f page faults from disk; the other threads "
+                  "ran %.3f ms",
+                  self_cpu_s * 1e3, self_wait_s * 1e3, self_sleeps, self_majflt, others_cpu_s * 1e3);
+    return line;
 }
 
 bool ranks_pinned_apart() {
@@ -87,15 +128,22 @@ std::vector<std::vector<RunCpu>> gather_run_cpu(const std::vector<RunCpu>& mine)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     const int count = static_cast<int>(mine.size());
+    constexpr int k = 7; // doubles per run
     std::vector<double> flat;
-    for (const RunCpu& r : mine) flat.push_back(r.foreign_wait_s);
+    for (const RunCpu& r : mine)
+        flat.insert(flat.end(), {r.foreign_wait_s, r.wall_s, r.self_cpu_s, r.self_wait_s, r.self_sleeps, r.self_majflt,
+                                 r.others_cpu_s});
     std::vector<double> all(rank == 0 ? flat.size() * static_cast<std::size_t>(size) : 0);
-    MPI_Gather(flat.data(), count, MPI_DOUBLE, all.data(), count, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+    MPI_Gather(flat.data(), k * count, MPI_DOUBLE, all.data(), k * count, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     std::vector<std::vector<RunCpu>> out;
     if (rank != 0) return out;
     for (int r = 0; r < size; ++r) {
         std::vector<RunCpu> runs(mine.size());
-        for (std::size_t i = 0; i < mine.size(); ++i) runs[i] = {all[static_cast<std::size_t>(r) * mine.size() + i]};
+        const double* from = all.data() + static_cast<std::size_t>(r) * flat.size();
+        for (std::size_t i = 0; i < mine.size(); ++i) {
+            const double* v = from + k * i;
+            runs[i] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+        }
         out.push_back(std::move(runs));
     }
     return out;

@@ -4,19 +4,34 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace coyote::bench {
 
-/// The run delay and CPU time of each thread of this process (nanoseconds), in the order of ThreadAccounts.
+/// The run delay and CPU time of each thread of this process (nanoseconds), in the order of ThreadAccounts, and of
+/// the thread that took the snapshot: its CPU clock (exact, where schedstat's run time lags by up to a tick for a
+/// running thread), its sleeps and major page faults so far (getrusage), and the monotonic clock.
 struct CpuSnapshot {
     std::vector<int64_t> delay_ns, cpu_ns;
+    int self = -1; ///< the taking thread's index, -1 when it was not listed
+    int64_t self_cpu_ns = 0, self_sleeps = 0, self_majflt = 0, wall_ns = 0;
 };
 
 /// What one run cost a rank: the longest wait of one of its threads for a CPU that the process's other threads
-/// did not use (they ran at most a tenth of that wait meanwhile), in seconds.
+/// did not use (they ran at most a tenth of that wait meanwhile), in seconds; and, to tell where a slow run's time
+/// went, what the thread that took both snapshots did meanwhile.
 struct RunCpu {
     double foreign_wait_s = 0;
+    double wall_s = 0;         ///< between the snapshots
+    double self_cpu_s = 0;     ///< the taking thread's CPU time
+    double self_wait_s = 0;    ///< its wait for a CPU
+    double self_sleeps = 0;    ///< its voluntary context switches (blocking system calls, futex waits, page-ins)
+    double self_majflt = 0;    ///< its major page faults
+    double others_cpu_s = 0;   ///< the CPU time of the process's other threads
+
+    /// "ran 0.04 ms, waited 0 ms for a CPU, slept 1x, 0 page faults from disk; the other threads ran 0 ms"
+    std::string describe() const;
 };
 
 /// The threads of this process, each with its /proc schedstat descriptor kept open (a snapshot is one pread per
@@ -37,6 +52,7 @@ public:
 
 private:
     std::vector<int> fds_;
+    int self_ = -1; ///< the index of the thread that called refresh()
 };
 
 /// Collective over MPI_COMM_WORLD: true when no two ranks of this node may run on one CPU (each rank is bound to

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <string>
 #include <thread>
 
 #include "support/cpu_account.hpp"
@@ -124,4 +125,42 @@ TEST(CpuAccount, AHelperThreadWaitingBehindAnotherProcessIsForeign) {
     ::waitpid(child, nullptr, 0);
     ASSERT_GT(wall, 0.12) << "the rival process did not share the CPU";
     EXPECT_GT(c.foreign_wait_s, 0.5 * (wall - 0.1));
+}
+
+TEST(CpuAccount, WhatTheTimingThreadDidIsMeasured) {
+    // A slow run's explanation: the timing thread's sleeps, CPU time and wait for a CPU, and its process's other
+    // threads' CPU time.
+    std::atomic<int> step{0};
+    std::thread helper([&] {
+        while (step.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        const double end = thread_cpu_s() + 0.02;
+        while (thread_cpu_s() < end) {
+        }
+        step = 2;
+        while (step.load() != 3) std::this_thread::sleep_for(std::chrono::milliseconds(1)); // lives on: accounted
+    });
+    cb::ThreadAccounts threads;
+    threads.refresh();
+    const cb::CpuSnapshot a = threads.snapshot();
+    step = 1;
+    while (step.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const cb::CpuSnapshot b = threads.snapshot();
+    spin_for(std::chrono::milliseconds(30));
+    const cb::CpuSnapshot c = threads.snapshot();
+    step = 3;
+    helper.join();
+
+    const cb::RunCpu slept = cb::ThreadAccounts::cost(a, b);
+    EXPECT_GE(slept.self_sleeps, 1.0);
+    EXPECT_GE(slept.wall_s, 0.02);
+    EXPECT_LT(slept.self_cpu_s, 0.5 * slept.wall_s);
+    EXPECT_GE(slept.others_cpu_s, 0.015) << "the helper's 20 ms of CPU";
+    EXPECT_NE(slept.describe().find("slept "), std::string::npos) << slept.describe();
+
+    const cb::RunCpu spun = cb::ThreadAccounts::cost(b, c);
+    EXPECT_EQ(spun.self_sleeps, 0.0);
+    EXPECT_GE(spun.wall_s, 0.03);
+    // Spinning, the thread either ran or waited for its CPU.
+    EXPECT_GT(spun.self_cpu_s + spun.self_wait_s, 0.8 * spun.wall_s) << spun.describe();
+    EXPECT_LT(spun.others_cpu_s, 0.5 * spun.wall_s);
 }
