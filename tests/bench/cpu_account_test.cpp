@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -55,6 +56,36 @@ cb::RunCpu contended_run(double& lost_s) {
     lost_s = std::chrono::duration<double>(Clock::now() - t0).count() - (thread_cpu_s() - cpu0);
     return cb::ThreadAccounts::cost(a, threads.snapshot());
 }
+
+/// A helper thread of this process that burns `cpu_s` of its own CPU time when started, then lives on (so that the
+/// accounting still lists it) until the object goes.
+class CpuBurner {
+public:
+    explicit CpuBurner(double cpu_s)
+        : thread_([this, cpu_s] {
+              while (step_.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+              const double end = thread_cpu_s() + cpu_s;
+              while (thread_cpu_s() < end) {
+              }
+              step_ = 2;
+              while (step_.load() != 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          }) {}
+    CpuBurner(const CpuBurner&) = delete;
+    CpuBurner& operator=(const CpuBurner&) = delete;
+    ~CpuBurner() {
+        step_ = 3;
+        thread_.join();
+    }
+    /// Starts the burn and sleeps (in steps of `poll`) until it is done.
+    void burn(std::chrono::milliseconds poll) {
+        step_ = 1;
+        while (step_.load() != 2) std::this_thread::sleep_for(poll);
+    }
+
+private:
+    std::atomic<int> step_{0};
+    std::thread thread_;
+};
 
 }  // namespace
 
@@ -102,25 +133,15 @@ TEST(CpuAccount, AHelperThreadWaitingBehindAnotherProcessIsForeign) {
         spin_for(std::chrono::milliseconds(5000));
         ::_exit(0);
     }
-    std::atomic<int> step{0};
-    std::thread helper([&] {
-        while (step.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        const double end = thread_cpu_s() + 0.1; // 100 ms of CPU, which the rival process stretches
-        while (thread_cpu_s() < end) {
-        }
-        step = 2;
-        while (step.load() != 3) std::this_thread::sleep_for(std::chrono::milliseconds(1)); // lives on: accounted
-    });
+    auto helper = std::make_unique<CpuBurner>(0.1); // 100 ms of CPU, which the rival process stretches
     cb::ThreadAccounts threads;
     threads.refresh();
     const cb::CpuSnapshot a = threads.snapshot();
     const auto t0 = Clock::now();
-    step = 1;
-    while (step.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    helper->burn(std::chrono::milliseconds(1));
     const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
     const cb::RunCpu c = cb::ThreadAccounts::cost(a, threads.snapshot());
-    step = 3;
-    helper.join();
+    helper.reset();
     ::kill(child, SIGKILL);
     ::waitpid(child, nullptr, 0);
     ASSERT_GT(wall, 0.12) << "the rival process did not share the CPU";
@@ -130,25 +151,15 @@ TEST(CpuAccount, AHelperThreadWaitingBehindAnotherProcessIsForeign) {
 TEST(CpuAccount, WhatTheTimingThreadDidIsMeasured) {
     // A slow run's explanation: the timing thread's sleeps, CPU time and wait for a CPU, and its process's other
     // threads' CPU time.
-    std::atomic<int> step{0};
-    std::thread helper([&] {
-        while (step.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        const double end = thread_cpu_s() + 0.02;
-        while (thread_cpu_s() < end) {
-        }
-        step = 2;
-        while (step.load() != 3) std::this_thread::sleep_for(std::chrono::milliseconds(1)); // lives on: accounted
-    });
+    auto helper = std::make_unique<CpuBurner>(0.02);
     cb::ThreadAccounts threads;
     threads.refresh();
     const cb::CpuSnapshot a = threads.snapshot();
-    step = 1;
-    while (step.load() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    helper->burn(std::chrono::milliseconds(5));
     const cb::CpuSnapshot b = threads.snapshot();
     spin_for(std::chrono::milliseconds(30));
     const cb::CpuSnapshot c = threads.snapshot();
-    step = 3;
-    helper.join();
+    helper.reset();
 
     const cb::RunCpu slept = cb::ThreadAccounts::cost(a, b);
     EXPECT_GE(slept.self_sleeps, 1.0);
