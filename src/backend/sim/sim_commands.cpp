@@ -337,7 +337,8 @@ bool SimDevice::progress_one() noexcept {
 }
 
 void SimDevice::housekeeping() noexcept {
-    housekeeping_wanted_.store(false, std::memory_order_relaxed);
+    // Only when asked: the worker passes here after every command and nap, and the NIC's housekeeping walks its peers.
+    if (!housekeeping_wanted_.exchange(false, std::memory_order_relaxed)) return;
     if (nic_ != nullptr) nic_->housekeeping(coarse_now_ns());
 }
 

@@ -243,7 +243,8 @@ private:
     /// Takes the oldest queued command (queue lock held, queue not empty).
     Command pop_command();
     /// The worker thread: runs queued commands in order while no inline poster runs one.
-    /// The NIC's work kept off the data path (Nic::housekeeping), run by the worker whenever it wakes, unlocked.
+    /// The NIC's work kept off the data path (Nic::housekeeping) when the NIC asked for it (wake_housekeeping); the
+    /// worker calls it unlocked whenever it wakes.
     void housekeeping() noexcept;
     void worker_loop();
     /// Runs the oldest queued command in the calling thread if neither the worker nor an inline poster is busy;

@@ -71,8 +71,8 @@ public:
     /// poll that returns has made every earlier WRITE of this NIC visible to its target's pollers.
     virtual void flush_deferred() noexcept = 0;
     virtual std::string debug_string(int32_t ctid) const = 0;
-    /// Work kept off the data path, run by the host's worker thread when asked (NicHost::wake_housekeeping) and
-    /// whenever it wakes (`now`: coarse_now_ns()): re-reads the sniffer rendezvous when due, which may sleep.
+    /// Work kept off the data path, run by the host's worker thread when asked (NicHost::wake_housekeeping;
+    /// `now`: coarse_now_ns()): re-reads the sniffer rendezvous when due, which may sleep.
     virtual void housekeeping(int64_t now) noexcept = 0;
     /// Why the peer of `ctid`'s queue pair can no longer send it anything ("peer process P (...) is gone: it
     /// exited"; on another host, where a process cannot be looked at, "... is unreachable: connection to ... lost:
