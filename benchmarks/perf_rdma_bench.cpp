@@ -35,8 +35,9 @@
 //                     median / paired READ median, the least write_over_read any implementation can reach here
 // Rank 0 prints the table of these against the targets at the end (a stall counts against the target unless it is
 // foreign), then a line for each stall that counts against it: what each rank's timing thread did meanwhile (its CPU
-// time, its wait for a CPU, how often it slept, major page faults) and how much CPU its other threads used. The data of every run is verified (the
-// server checks what the client wrote, the client what the server wrote back / what it read).
+// time, its wait for a CPU, how often it slept, major page faults) and how much CPU its other threads used. The data
+// of every run is verified (the server checks what the client wrote, the client what the server wrote back / what it
+// read).
 #include "support/bench_support.hpp"
 #include "support/cpu_account.hpp"
 #include "support/free_port.hpp"

@@ -67,12 +67,13 @@ CpuSnapshot ThreadAccounts::snapshot() const {
 
 RunCpu ThreadAccounts::cost(const CpuSnapshot& before, const CpuSnapshot& after) noexcept {
     const std::size_t n = std::min(before.delay_ns.size(), after.delay_ns.size());
+    const auto cpu_of = [&](std::size_t i) { return std::max<int64_t>(after.cpu_ns[i] - before.cpu_ns[i], 0); };
     int64_t all_cpu = 0;
-    for (std::size_t i = 0; i < n; ++i) all_cpu += std::max<int64_t>(after.cpu_ns[i] - before.cpu_ns[i], 0);
+    for (std::size_t i = 0; i < n; ++i) all_cpu += cpu_of(i);
     int64_t best = 0;
     for (std::size_t i = 0; i < n; ++i) {
         const int64_t waited = after.delay_ns[i] - before.delay_ns[i];
-        const int64_t others = all_cpu - std::max<int64_t>(after.cpu_ns[i] - before.cpu_ns[i], 0);
+        const int64_t others = all_cpu - cpu_of(i);
         if (waited > best && others * 10 <= waited) best = waited;
     }
     RunCpu c;
@@ -85,7 +86,7 @@ RunCpu ThreadAccounts::cost(const CpuSnapshot& before, const CpuSnapshot& after)
     if (const int me = before.self; me >= 0 && me == after.self && static_cast<std::size_t>(me) < n) {
         const auto i = static_cast<std::size_t>(me);
         c.self_wait_s = s_of(after.delay_ns[i] - before.delay_ns[i]);
-        c.others_cpu_s = s_of(all_cpu - std::max<int64_t>(after.cpu_ns[i] - before.cpu_ns[i], 0));
+        c.others_cpu_s = s_of(all_cpu - cpu_of(i));
     }
     return c;
 }
