@@ -24,4 +24,14 @@ inline int64_t coarse_now_ns() noexcept {
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+/// A cheap time stamp: the TSC on x86-64 (about 10 ns to read on the development VM; one clock for every core and
+/// process of the host), else CLOCK_MONOTONIC nanoseconds. For telling a polling loop from a single poll.
+inline uint64_t tick_stamp() noexcept {
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    return static_cast<uint64_t>(precise_ns());
+#endif
+}
+
 }  // namespace coyote::detail::sim

@@ -18,8 +18,9 @@
 namespace coyote::detail::sim {
 
 inline constexpr uint64_t k_state_magic = 0x434f594f54455354ULL; // "COYOTEST"
-inline constexpr uint32_t k_state_version = 6;
-/// Bytes reserved for the net engine's area after the (page-rounded) header; see net_offset / net_size.
+inline constexpr uint32_t k_state_version = 7;
+/// Bytes reserved for the net engine's area after the (page-rounded) header; see net_offset / net_size. It holds
+/// the NIC's pull lines (net/pull_line.hpp), one per ctid.
 inline constexpr uint64_t k_state_net_area_size = 1ULL << 20;
 
 /// Header of the shared state segment; the net engine may append its own area after it

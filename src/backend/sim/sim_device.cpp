@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "backend/sim/clock.hpp"
+#include "backend/sim/net/pull_line.hpp"
 #include "backend/sim/net/wire_format.hpp"
 #include "backend/sim/node_cores.hpp"
 #include "backend/sim/reconfig_state.hpp"
@@ -76,16 +77,6 @@ int64_t poll_spin_budget_ns() {
     return cores > 0 && local_ranks() <= cores ? k_auto_spin_ns : 0;
 }
 
-/// A cheap time stamp for telling a polling loop from a single poll: the TSC on x86-64 (about 10 ns to read on the
-/// development VM), else CLOCK_MONOTONIC nanoseconds.
-inline uint64_t poll_stamp() noexcept {
-#if defined(__x86_64__)
-    return __builtin_ia32_rdtsc();
-#else
-    return static_cast<uint64_t>(precise_ns());
-#endif
-}
-
 /// The error of a ctid out of range (cold: kept off the hot path).
 [[noreturn, gnu::cold]] void throw_bad_ctid(int32_t ctid, const char* call) {
     throw_error(Errc::invalid_argument, call, "ctid " + std::to_string(ctid) + " is out of range");
@@ -138,6 +129,7 @@ SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
         for (int32_t c = 0; c < N_CTID_MAX; ++c) nic_pending_[static_cast<size_t>(c)] = &nic_->pending_flag(c);
         nic_live_ = &nic_->progress_flag();
         nic_deferred_ = &nic_->deferred_flag();
+        for (int32_t c = 0; c < N_CTID_MAX; ++c) nic_pull_[static_cast<size_t>(c)] = &nic_->pull_line(c);
     }
     worker_ = std::thread([this] { worker_loop(); });
     // The packet sniffer model (Coyote example 11) writes its capture into card memory, as the example reads it.
@@ -156,6 +148,7 @@ SimDevice::~SimDevice() {
     nic_pending_.fill(nullptr);
     nic_live_ = nullptr;
     nic_deferred_ = nullptr;
+    nic_pull_.fill(nullptr);
     nic_.reset();
     {
         std::lock_guard lk(alloc_mtx_);
@@ -279,7 +272,8 @@ uint32_t SimDevice::completed(int32_t ctid, CmplClass cls) const {
     check_ctid_index(ctid, "checkCompleted");
     // A thread polling for completions makes progress itself rather than waiting for the worker or the NIC.
     const_cast<SimDevice*>(this)->drive_progress();
-    if (cls == CmplClass::local_write) (void)claim_deferred(*state_, ctid); // a reading, not a polling loop
+    const_cast<SimDevice*>(this)->pull_offered(ctid, false); // a reading, not a polling loop
+    if (cls == CmplClass::local_write) (void)claim_deferred(*state_, ctid);
     return wback(cls, ctid).load(std::memory_order_acquire);
 }
 
@@ -314,15 +308,28 @@ void SimDevice::raise_pending_error(int32_t ctid) {
 uint32_t SimDevice::poll_completed(int32_t ctid, CmplClass cls) {
     raise_pending_error(ctid); // checks the range
     drive_progress();
+    pull_offered(ctid, cls == CmplClass::local_write);
     if (cls == CmplClass::local_write) claim_when_due(ctid);
     const uint32_t v = wback(cls, ctid).load(std::memory_order_acquire);
     note_idle_poll(ctid, cls, v);
     return v;
 }
 
+inline void SimDevice::pull_offered(int32_t ctid, bool stamp) noexcept {
+    net::PullLine* line = nic_pull_[static_cast<size_t>(ctid)];
+    if (line == nullptr) return;
+    // A poller past its hot phase (asleep between polls) is not shown: an offer would wait for it in vain.
+    if (stamp && ctids_[static_cast<size_t>(ctid)].sleeping_since_ns.load(std::memory_order_relaxed) == 0) {
+        const uint64_t now = tick_stamp();
+        if (now - line->polled_tick.load(std::memory_order_relaxed) >= k_pull_stamp_ticks)
+            line->polled_tick.store(now, std::memory_order_relaxed);
+    }
+    if (net::pull_pending(*line)) nic_->pull(ctid);
+}
+
 inline void SimDevice::claim_when_due(int32_t ctid) noexcept {
     auto& last = ctids_[static_cast<size_t>(ctid)].last_claim_stamp;
-    const uint64_t now = poll_stamp();
+    const uint64_t now = tick_stamp();
     if (now - last.load(std::memory_order_relaxed) < k_claim_period_ticks) return;
     last.store(now, std::memory_order_relaxed);
     (void)claim_deferred(*state_, ctid);

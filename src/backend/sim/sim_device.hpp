@@ -54,6 +54,9 @@ inline constexpr uint32_t k_polls_before_yield = 128;
 /// ticks passed since its last claim (x86 TSC: about 1 - 4 us; else nanoseconds): a polling loop reads the line the
 /// initiators write only now and then, and a single poll after a pause claims at once.
 inline constexpr uint64_t k_claim_period_ticks = 4096;
+/// A LOCAL_WRITE poller refreshes its ctid's poll stamp for initiators (net::PullLine::polled_tick) when this many
+/// time-stamp ticks passed since (x86 TSC: about 1 us), so the line initiators read stays in their caches meanwhile.
+inline constexpr uint64_t k_pull_stamp_ticks = 2048;
 /// Longest sleep of one idle poll (checkCompleted returns after it, unchanged, if nothing completed).
 inline constexpr long k_poll_sleep_ns = 200 * 1000;
 /// Commands moving at most this many bytes may run in the posting thread.
@@ -185,7 +188,7 @@ private:
         std::array<std::atomic<uint32_t>, N_WBACKS> poll_seen{};
         std::atomic<uint32_t> poll_idle{0};
         std::atomic<int64_t> idle_since_ns{0}; ///< when the current idle streak passed k_polls_before_yield
-        std::atomic<uint64_t> last_claim_stamp{0}; ///< poll_stamp() of the ctid's last claim of deferred completions
+        std::atomic<uint64_t> last_claim_stamp{0}; ///< tick_stamp() of the ctid's last claim of deferred completions
         /// When the current idle streak first slept (0: it has not), and when it last asked whether the queue
         /// pair's peer is gone (check_gone_peer).
         std::atomic<int64_t> sleeping_since_ns{0};
@@ -267,6 +270,9 @@ private:
         if (nic_live_ != nullptr && nic_live_->load(std::memory_order_relaxed)) nic_->progress();
         flush_own_deferred();
     }
+    /// Copies the WRITEs initiators offered `ctid` (Nic::pull; two loads when there are none). A LOCAL_WRITE poll
+    /// (`stamp`) also shows initiators that the ctid polls, at most every k_pull_stamp_ticks.
+    void pull_offered(int32_t ctid, bool stamp) noexcept;
     /// Counts this process's deferred WRITEs at their targets (a relaxed load when there are none).
     void flush_own_deferred() noexcept {
         if (nic_deferred_ != nullptr && nic_deferred_->load(std::memory_order_relaxed) != 0) nic_->flush_deferred();
@@ -478,6 +484,7 @@ private:
     std::array<const std::atomic<bool>*, N_CTID_MAX> nic_pending_{};
     const std::atomic<bool>* nic_live_ = nullptr; ///< the NIC's progress_flag (null without RDMA)
     const std::atomic<uint64_t>* nic_deferred_ = nullptr; ///< the NIC's deferred_flag (null without RDMA)
+    std::array<net::PullLine*, N_CTID_MAX> nic_pull_{}; ///< the NIC's pull lines (null without RDMA)
 };
 
 }  // namespace coyote::detail::sim

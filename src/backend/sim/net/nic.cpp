@@ -57,6 +57,13 @@ NicImpl::NicImpl(NicHost& host)
     shared_->mac = host.mac_address();
     std::atomic_thread_fence(std::memory_order_release);
     shared_->magic = k_nic_magic;
+    // The pull lines: zero bytes of the fresh state segment are their empty state; constructed before any peer
+    // learns of this NIC.
+    static_assert(k_state_net_area_size >= N_CTID_MAX * sizeof(PullLine), "the net area holds the pull lines");
+    SharedState& st = host.shared_state();
+    auto* area = reinterpret_cast<std::byte*>(&st) + st.net_offset;
+    for (int32_t c = 0; c < N_CTID_MAX; ++c) new (area + static_cast<size_t>(c) * sizeof(PullLine)) PullLine();
+    pulls_ = reinterpret_cast<PullLine*>(area);
     sniffer::attach_nic(host.device_id(), &shared_->sniff);
 }
 

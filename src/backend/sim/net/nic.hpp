@@ -14,6 +14,9 @@
 namespace coyote::detail::sim {
 
 struct SharedState;
+namespace net {
+struct PullLine;
+}
 
 /// What the NIC needs from the vFPGA it belongs to.
 class NicHost {
@@ -70,6 +73,12 @@ public:
     /// Counts those completions at their targets; every poll of the vFPGA runs it while deferred_flag is set, so a
     /// poll that returns has made every earlier WRITE of this NIC visible to its target's pollers.
     virtual void flush_deferred() noexcept = 0;
+    /// The WRITEs same-host initiators offered to `ctid`'s pollers (net/pull_line.hpp; the line lives as long as
+    /// the NIC). A poller of `ctid` calls pull() when net::pull_pending(pull_line(ctid)) holds, and stamps the
+    /// line's polled_tick while it polls LOCAL_WRITE (initiators offer only to a target polling lately).
+    virtual net::PullLine& pull_line(int32_t ctid) noexcept = 0;
+    /// Copies the payloads offered to `ctid` into its registered buffer and counts their completions (both sides).
+    virtual void pull(int32_t ctid) noexcept = 0;
     virtual std::string debug_string(int32_t ctid) const = 0;
     /// Work kept off the data path, run by the host's worker thread when asked (NicHost::wake_housekeeping;
     /// `now`: coarse_now_ns()): re-reads the sniffer rendezvous when due, which may sleep.

@@ -49,6 +49,8 @@ public:
     void progress() noexcept override;
     const std::atomic<uint64_t>& deferred_flag() const noexcept override { return deferred_mask_; }
     void flush_deferred() noexcept override;
+    PullLine& pull_line(int32_t ctid) noexcept override { return pulls_[static_cast<size_t>(ctid)]; }
+    void pull(int32_t ctid) noexcept override;
     std::string debug_string(int32_t ctid) const override;
     std::string gone_peer(int32_t ctid) const noexcept override;
     void housekeeping(int64_t now) noexcept override;
@@ -158,6 +160,22 @@ private:
     void complete_shm_write(CtidState& cs, int32_t ctid, ShmPeer& peer, int32_t target_ctid) noexcept;
     /// Counts the deferred completions `cs` left at its last target.
     static void flush_deferred(const CtidState& cs) noexcept;
+
+    // Pulls (shm_pull.cpp; net/pull_line.hpp).
+    /// Offers WRITE `req` (validated as `v`, its payload at `local_addr`) to the target's poller when it polls
+    /// lately and the payload lies in this ctid's registered buffer; returns false when it was not offered (the
+    /// caller copies). An offer nobody takes in time is copied and counted here. post_mtx held.
+    bool offer_write(CtidState& cs, int32_t ctid, const RdmaRequest& req, ShmPeer& peer, const Verdict& v,
+                     uint64_t local_addr, bool last);
+    /// Waits until every WRITE `cs` offered is copied and counted (post_mtx held): a payload copied now goes after
+    /// them. Throws peer_gone when the target died meanwhile.
+    void settle_offers(CtidState& cs);
+    /// Takes offer `seq` (`o`) of `line` for `ctid`: copies it and counts it, or refuses it (returns false: its
+    /// producer copies it). pull_mtx held.
+    bool take_offer(CtidState& cs, int32_t ctid, PullLine& line, uint64_t seq, const PullOffer& o);
+    /// Where the payload of `o` is in this process (the producer's registered buffer, mapped), or null when it cannot
+    /// be reached or `o` does not fit it; `peer` receives the producer. pull_mtx held.
+    const std::byte* pull_source(CtidState& cs, const PullOffer& o, ShmPeer*& peer) noexcept;
     /// Hands the packets of a shm request and of its answer (`nak`: its syndrome) to the sniffers capturing this NIC
     /// (`mine`) and the peer's (`theirs`). Call only when one of them is set.
     void tap_shm(const RdmaRequest& req, ShmPeer& peer, uint64_t local_addr, uint8_t nak, sniffer::Target mine,
@@ -195,6 +213,7 @@ private:
     ShmSegment seg_;
     NicShared* shared_ = nullptr;
     mutable std::array<CtidState, N_CTID_MAX> ctids_;
+    PullLine* pulls_ = nullptr; ///< this vFPGA's pull lines (net area of its state segment), one per ctid
     mutable std::shared_mutex bufs_mtx_;
 
     mutable std::mutex mtx_; ///< ARP, endpoints, legacy staging, last words, tcp start

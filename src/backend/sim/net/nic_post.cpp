@@ -80,6 +80,7 @@ PostStatus NicImpl::post_resolving(CtidState& cs, const Command& cmd, RdmaOpcode
     const uint32_t len = cmd.src.len;
     const QpSnapshot qp = snapshot_qp(cs, cmd, op, call);
     const Endpoint ep = arp_route(qp.conn.remote_ip(), qp.own_peer, ctid, call);
+    settle_offers(cs); // WRITEs this ctid offered over the shm wire land first
     if (len == 0) {
         // Nothing to move: complete locally.
         if (cmd.last) {

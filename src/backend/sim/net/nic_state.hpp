@@ -20,6 +20,7 @@
 #include "backend/registers.hpp"
 #include "backend/sim/clock.hpp"
 #include "backend/sim/models/examples/packet_tap.hpp"
+#include "backend/sim/net/pull_line.hpp"
 #include "backend/sim/net/wire_format.hpp"
 #include "backend/sim/segments.hpp"
 #include "backend/sim/shared_state.hpp"
@@ -116,6 +117,24 @@ struct CtidState {
     std::atomic<int32_t> deferred_ctid{0};
     /// The target's queue pair and buffer slots as the last shm post of this ctid read them (guarded by post_mtx).
     SlotCache slots;
+    /// WRITEs this ctid offered to its target's pollers (shm_pull.cpp; guarded by post_mtx): the line and peer of
+    /// the last one and its sequence (0: every offer is copied and counted), and the target's poll stamp when an
+    /// offer of this ctid went untaken (none is offered again until the target polls again).
+    PullLine* pull_line = nullptr;
+    ShmPeer* pull_peer = nullptr;
+    uint64_t pull_seq = 0;
+    uint64_t pull_backoff = 0;
+    /// As a target: the thread taking this ctid's offers (try-locked by pollers), and the initiator's registered
+    /// buffer it last copied from (guarded by pull_mtx).
+    std::mutex pull_mtx;
+    struct PullSource {
+        ShmPeer* peer = nullptr;
+        uint64_t key = 0;    ///< the peer's endpoint key
+        uint64_t qp_gen = 0; ///< this queue pair's generation when the peer was looked up
+        int32_t ctid = -1;
+        uint64_t generation = 0, size = 0;
+        std::shared_ptr<ShmSegment> seg;
+    } pull_src;
     InflightCount inflight;
     std::atomic<uint64_t> generation{0};
     // Registered buffer (local).
@@ -161,6 +180,7 @@ struct ShmPeer {
     ShmSegment state_seg;
     NicShared* nic = nullptr;
     SharedState* state = nullptr;
+    PullLine* pulls = nullptr; ///< the peer's pull lines, one per ctid (null: its state segment has no room for them)
     std::mutex mtx; ///< bufs
     /// Liveness (lock-free: every post checks it): the last check in steady-clock nanoseconds, and whether the
     /// peer was found gone.

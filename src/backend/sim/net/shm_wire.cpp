@@ -90,6 +90,7 @@ std::unique_ptr<ShmPeer> NicImpl::open_shm_peer(const Endpoint& ep) {
                     who + ": state segment " + ep.state_name + " has layout version " +
                         std::to_string(p->state->version) + ", this library " + std::to_string(k_state_version) +
                         " (both sides must run the same coyote-mpi)");
+    p->pulls = pull_lines_in(*p->state, p->state_seg.size());
     p->last_check_ns.store(coarse_now_ns());
     return p;
 }
@@ -194,12 +195,18 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
     const sniffer::Target my_tap = tap_target(now), their_tap = peer.tap_target(now);
     const bool tap = my_tap || their_tap;
     if (v.check != Check::ok) {
+        settle_offers(cs);
         if (tap) [[unlikely]]
             tap_shm(req, peer, local_addr, sniffer::k_nak_remote_access, my_tap, their_tap);
         record_error(ctid, generation, Error(make_error_code(Errc::remote_rejected), opcode_label(req.op),
                                              rejection_message(req, peer.ep.ip, v)));
         return PostStatus::ok;
     }
+    // A WRITE into the registered buffer of a target polling lately: its poller copies it (shm_pull.cpp).
+    if (req.op == RdmaOpcode::write && !v.in_window && !tap && cfg_.pull_min != 0 && req.len >= cfg_.pull_min &&
+        peer.pulls != nullptr && offer_write(cs, ctid, req, peer, v, local_addr, last))
+        return PostStatus::ok;
+    settle_offers(cs); // what this ctid offered lands first
     if (v.in_window) {
         // Private memory of the target: one copy by the kernel, in posting order (synchronous).
         if (!window_copy(ctid, generation, req, peer, v, local_addr)) return PostStatus::ok;

@@ -1,4 +1,4 @@
-// coyote-mpi sim backend: the sim-net settings (wire choice, TCP wire address, port and timeout, CMA denial).
+// coyote-mpi sim backend: the sim-net settings (wire choice, TCP wire address, port and timeout, CMA denial, pull size).
 #include "backend/sim/net/wire_config.hpp"
 
 #include "detail/settings.hpp"
@@ -27,6 +27,11 @@ const settings::Flag k_deny_cma{"COYOTE_SIM_DENY_CMA", "sim-net", false,
                                 "window copies of the shm wire fail as if cross-process memory access were "
                                 "denied (tests)"};
 
+const settings::Integer k_pull_min{"COYOTE_SIM_PULL_MIN", "sim-net", 16384, 0, 1LL << 40,
+                                  "shm WRITEs of at least this many bytes are copied by the target's thread when it "
+                                  "is polling LOCAL_WRITE (into lines its core holds), else by the initiator; 0: "
+                                  "always by the initiator"};
+
 WireMode mode_of(const std::string& word) {
     if (word == "shm") return WireMode::shm;
     if (word == "tcp") return WireMode::tcp;
@@ -42,6 +47,7 @@ WireConfig wire_config_from_env() {
     c.port = static_cast<uint16_t>(k_wire_port.get());
     c.deny_cma = k_deny_cma.get();
     c.io_timeout = k_io_timeout.get();
+    c.pull_min = static_cast<uint64_t>(k_pull_min.get());
     return c;
 }
 

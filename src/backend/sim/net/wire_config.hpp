@@ -17,6 +17,9 @@ struct WireConfig {
     uint16_t port = 0;    ///< COYOTE_SIM_WIRE_PORT (0: ephemeral)
     std::chrono::milliseconds io_timeout{30000}; ///< COYOTE_SIM_WIRE_TIMEOUT_MS
     bool deny_cma = false; ///< COYOTE_SIM_DENY_CMA=1: window copies fail as if ptrace access were denied (tests)
+    /// COYOTE_SIM_PULL_MIN: shm WRITEs of at least this many bytes are offered to a polling target, which copies
+    /// the payload itself (net/pull_line.hpp); 0: the initiator always copies.
+    uint64_t pull_min = 16384;
 };
 
 /// Reads the sim-net settings; throws invalid_argument naming a malformed variable.

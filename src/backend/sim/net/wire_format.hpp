@@ -62,7 +62,7 @@ Endpoint decode_endpoint(std::span<const std::byte> bytes);
 // ---- published NIC state -----------------------------------------------------------------------
 
 inline constexpr uint64_t k_nic_magic = 0x3143494e4f594f43ULL; // "COYONIC1"
-inline constexpr uint32_t k_nic_version = 6;
+inline constexpr uint32_t k_nic_version = 7;
 /// Remote-access windows per ctid (cThread::k_max_windows).
 inline constexpr uint32_t k_nic_windows = 16;
 
@@ -138,6 +138,10 @@ struct NicCounters {
     std::atomic<uint64_t> acks_coalesced{0};///< TCP wire: WRITEs / SENDs acknowledged by a later (cumulative) ACK
     std::atomic<uint64_t> conns_adopted{0}; ///< TCP wire: connections served, accepted or dialed (2 threads each)
     std::atomic<uint64_t> conn_threads_ended{0}; ///< TCP wire: their threads that returned (2 per closed one)
+    std::atomic<uint64_t> pulled{0};        ///< shm WRITEs whose payload this NIC's pollers copied as target
+    std::atomic<uint64_t> pull_refused{0};  ///< offers this NIC's pollers refused (their initiator copied them)
+    std::atomic<uint64_t> pull_taken_back{0}; ///< offers of this NIC nobody took in time (copied here)
+    std::atomic<uint64_t> pull_offers_taken{0}; ///< offers of this NIC its targets' pollers took
 };
 
 /// The shared segment of one NIC: "<vfpga prefix>.nic".

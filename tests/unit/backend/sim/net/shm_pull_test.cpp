@@ -1,0 +1,279 @@
+// Shm WRITEs copied by the target's poller (pulls, net/pull_line.hpp). The protocol in one process: every offer is
+// taken exactly once, by the target or back by its producer, and counted in order. Between two sim processes: a
+// polling target copies large WRITEs itself, with the data and both sides' counts exact; an offer the target leaves
+// (it stopped polling) is copied by its initiator; a READ after offered WRITEs sees them.
+#include <gtest/gtest.h>
+
+#include <coyote/cThread.hpp>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backend/sim/net/pull_line.hpp"
+#include "backend/sim/net/wire_format.hpp"
+#include "backend/sim/segments.hpp"
+#include "detail/handles.hpp"
+#include "unit/rdma_test_support.hpp"
+
+using coyote::CoyoteOper;
+using coyote::rdmaSg;
+using coyote_test::check;
+using coyote_test::Peer;
+namespace net = coyote::detail::sim::net;
+namespace sim = coyote::detail::sim;
+
+namespace {
+
+TEST(PullLine, AnOfferIsTakenOnceAndCountedInOrder) {
+    net::PullLine line;
+    net::PullOffer o;
+    o.src_key = 7;
+    o.src_ctid = 3;
+    o.last = true;
+    o.len = 4096;
+    o.src_offset = 64;
+    o.dst_offset = 128;
+    EXPECT_FALSE(net::pull_pending(line));
+    const uint64_t s1 = net::pull_offer(line, o);
+    ASSERT_EQ(s1, 1u);
+    EXPECT_TRUE(net::pull_pending(line));
+    EXPECT_EQ(net::pull_offer(line, o), 0u) << "a second offer before the first is claimed";
+    const auto seen = net::pull_peek(line);
+    ASSERT_TRUE(seen.has_value());
+    EXPECT_EQ(seen->first, 1u);
+    EXPECT_EQ(seen->second.src_key, 7u);
+    EXPECT_EQ(seen->second.src_ctid, 3);
+    EXPECT_TRUE(seen->second.last);
+    EXPECT_EQ(seen->second.len, 4096u);
+    EXPECT_EQ(seen->second.src_offset, 64u);
+    EXPECT_EQ(seen->second.dst_offset, 128u);
+    EXPECT_TRUE(net::pull_claim(line, 1));
+    EXPECT_FALSE(net::pull_claim(line, 1)) << "claimed twice";
+    EXPECT_FALSE(net::pull_pending(line));
+    // The next offer may go out while the first is being copied, but is counted after it.
+    const uint64_t s2 = net::pull_offer(line, o);
+    ASSERT_EQ(s2, 2u);
+    EXPECT_TRUE(net::pull_claim(line, 2));
+    EXPECT_TRUE(net::pull_turn(line, 1));
+    EXPECT_FALSE(net::pull_turn(line, 2));
+    net::pull_finish(line, 1);
+    EXPECT_TRUE(net::pull_turn(line, 2));
+    net::pull_finish(line, 2);
+}
+
+TEST(PullLine, ProducerAndTargetRacingTakeEachOfferExactlyOnce) {
+    // A producer offers and, after a short wait, takes back its offer; a target thread takes what it sees. Every
+    // sequence must be claimed by exactly one side, and `done` must advance in order.
+    net::PullLine line;
+    constexpr uint64_t k_offers = 4000;
+    std::vector<std::atomic<int>> taken(k_offers + 1);
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> out_of_order{0};
+    std::thread target([&] {
+        while (!stop.load()) {
+            const auto next = net::pull_peek(line);
+            if (!next) continue;
+            const uint64_t seq = next->first;
+            if (!net::pull_claim(line, seq)) continue;
+            taken[seq].fetch_add(1);
+            while (!net::pull_turn(line, seq)) {
+            }
+            if (line.done.load() != seq - 1) out_of_order.fetch_add(1);
+            net::pull_finish(line, seq);
+        }
+    });
+    net::PullOffer o;
+    o.len = 1;
+    uint64_t by_producer = 0;
+    for (uint64_t i = 1; i <= k_offers; ++i) {
+        uint64_t seq = 0;
+        while ((seq = net::pull_offer(line, o)) == 0) {
+        }
+        ASSERT_EQ(seq, i);
+        // Even offers: left to the target for a while (it may be descheduled); odd ones: taken back at once if the
+        // target has not been quicker.
+        if (i % 2 == 0) {
+            const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+            while (line.claimed.load() < seq && std::chrono::steady_clock::now() < until) {
+            }
+        }
+        if (net::pull_claim(line, seq)) {
+            ++by_producer;
+            taken[seq].fetch_add(1);
+            while (!net::pull_turn(line, seq)) {
+            }
+            net::pull_finish(line, seq);
+        }
+    }
+    while (line.done.load() != k_offers) {
+    }
+    stop = true;
+    target.join();
+    for (uint64_t s = 1; s <= k_offers; ++s) ASSERT_EQ(taken[s].load(), 1) << "offer " << s;
+    EXPECT_EQ(out_of_order.load(), 0u);
+    EXPECT_GT(by_producer, 0u) << "the producer never took an offer back";
+    EXPECT_LT(by_producer, k_offers) << "the target never took an offer";
+}
+
+constexpr uint64_t k_buf = 1 << 20;
+constexpr uint32_t k_msg = 64 * 1024;
+
+void shm_env() {
+    coyote_test::child_env("shm");
+    ::setenv("COYOTE_SIM_PULL_MIN", "16384", 1);
+}
+
+/// This process's NIC counters (device 0, vFPGA 0).
+struct OwnNic {
+    coyote::detail::ShmSegment seg = coyote::detail::ShmSegment::open(sim::vfpga_segment_prefix(0, 0) + ".nic");
+    const sim::NicCounters& counters() const { return static_cast<const sim::NicShared*>(seg.get())->counters; }
+};
+
+/// A tight checkCompleted loop on `op` until `n`, with a deadline.
+void spin_until(coyote::cThread& t, CoyoteOper op, uint32_t n, const std::string& what) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    uint32_t got = 0;
+    for (unsigned spins = 1; (got = t.checkCompleted(op)) < n; ++spins)
+        if ((spins & 0x3FFu) == 0 && std::chrono::steady_clock::now() > deadline)
+            throw std::runtime_error(what + ": " + std::to_string(got) + " of " + std::to_string(n) + " after 20 s");
+}
+
+TEST(ShmPull, APollingTargetCopiesLargeWritesItself) {
+    // Rounds of k_n WRITEs of 64 KiB while the server polls, until the client saw one of its offers taken (a loaded
+    // machine may keep the two processes from running at the same time for a while). The last WRITE of a round
+    // carries whether another round follows.
+    constexpr uint32_t k_max_rounds = 3000;
+    constexpr uint32_t k_n = 8;
+    constexpr uint64_t k_flag = k_n * k_msg;
+    auto server = [](Peer& p) {
+        OwnNic nic;
+        bool more = true;
+        for (uint32_t r = 0; more; ++r) {
+            p.t.clearCompleted();
+            p.sync();
+            spin_until(p.t, CoyoteOper::LOCAL_WRITE, k_n + 1, "server LOCAL_WRITE");
+            for (uint32_t i = 0; i < k_n; ++i) {
+                const int64_t bad = coyote_test::mismatch(p.buf + i * k_msg, 0, k_msg, r * 16 + i);
+                check(bad < 0, "round " + std::to_string(r) + " message " + std::to_string(i) + " differs at " +
+                                   std::to_string(bad));
+            }
+            check(p.t.checkCompleted(CoyoteOper::LOCAL_WRITE) == k_n + 1, "exactly the WRITEs counted");
+            more = p.buf[k_flag] != 0;
+        }
+        p.sync();
+        check(nic.counters().pulled.load() > 0, "no WRITE was copied by the polling target");
+        check(nic.counters().pull_refused.load() == 0, "the target refused offers");
+    };
+    auto client = [](Peer& p) {
+        OwnNic nic;
+        for (uint32_t r = 0;; ++r) {
+            for (uint32_t i = 0; i < k_n; ++i) coyote_test::fill(p.buf + i * k_msg, k_msg, r * 16 + i);
+            p.t.clearCompleted();
+            p.sync(); // the server leaves it first and polls
+            for (uint32_t i = 0; i < k_n; ++i)
+                p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE,
+                           rdmaSg{.local_offs = i * k_msg, .remote_offs = i * k_msg, .len = k_msg});
+            const bool more = nic.counters().pull_offers_taken.load() == 0 && r + 1 < k_max_rounds;
+            p.buf[k_flag] = more ? 1 : 0;
+            p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_flag, .remote_offs = k_flag, .len = 1});
+            spin_until(p.t, CoyoteOper::REMOTE_RDMA_WRITE, k_n + 1, "client REMOTE_RDMA_WRITE");
+            check(p.t.checkCompleted(CoyoteOper::REMOTE_RDMA_WRITE) == k_n + 1, "exactly the WRITEs completed");
+            if (!more) break;
+        }
+        p.sync();
+        check(nic.counters().pull_offers_taken.load() > 0, "no offer was taken by the polling target");
+    };
+    coyote_test::run_pair(shm_env, k_buf, server, client);
+}
+
+TEST(ShmPull, AnOfferTheTargetLeavesIsCopiedByItsInitiator) {
+    // The server polls until a first (small) WRITE landed, then spins for a while without a call into the runtime;
+    // the client posts a large WRITE a moment after the first, while the server's poll stamp is still recent. It
+    // must complete all the same, long before the server looks again. Rounds go on until the client took an offer
+    // back (a loaded machine may keep the server from polling when the client posts); a last 1-byte WRITE of each
+    // round carries whether another follows.
+    constexpr uint32_t k_max_rounds = 400;
+    constexpr auto k_away = std::chrono::milliseconds(20);
+    constexpr uint64_t k_flag = k_msg + 64;
+    auto server = [&](Peer& p) {
+        bool more = true;
+        for (uint32_t r = 0; more; ++r) {
+            p.t.clearCompleted();
+            p.sync();
+            spin_until(p.t, CoyoteOper::LOCAL_WRITE, 1, "server first WRITE");
+            const auto until = std::chrono::steady_clock::now() + k_away;
+            while (std::chrono::steady_clock::now() < until) {
+            }
+            p.sync();
+            check(coyote_test::mismatch(p.buf, 0, k_msg + 64, r) < 0, "round " + std::to_string(r) + " data");
+            check(p.t.checkCompleted(CoyoteOper::LOCAL_WRITE) == 3, "the WRITEs counted");
+            more = p.buf[k_flag] != 0;
+        }
+        p.sync();
+    };
+    auto client = [&](Peer& p) {
+        OwnNic nic;
+        for (uint32_t r = 0;; ++r) {
+            coyote_test::fill(p.buf, k_msg + 64, r);
+            p.t.clearCompleted();
+            p.sync(); // the server leaves it first and polls (a poller gone to sleep would not be offered anything)
+            p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = 0, .remote_offs = 0, .len = 64});
+            const auto soon = std::chrono::steady_clock::now() + std::chrono::microseconds(2);
+            while (std::chrono::steady_clock::now() < soon) {
+            }
+            const auto start = std::chrono::steady_clock::now();
+            p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = 64, .remote_offs = 64, .len = k_msg});
+            spin_until(p.t, CoyoteOper::REMOTE_RDMA_WRITE, 2, "client WRITEs");
+            const auto took = std::chrono::steady_clock::now() - start;
+            check(took < k_away * 4 / 5, "round " + std::to_string(r) + ": the second WRITE took " +
+                                             std::to_string(std::chrono::duration<double, std::milli>(took).count()) +
+                                             " ms, as if it waited for the server to poll again");
+            const bool more = nic.counters().pull_taken_back.load() == 0 && r + 1 < k_max_rounds;
+            p.buf[k_flag] = more ? 1 : 0;
+            p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_flag, .remote_offs = k_flag, .len = 1});
+            spin_until(p.t, CoyoteOper::REMOTE_RDMA_WRITE, 3, "client flag WRITE");
+            p.sync();
+            if (!more) break;
+        }
+        p.sync();
+        check(nic.counters().pull_taken_back.load() > 0,
+              "no offer was taken back in " + std::to_string(k_max_rounds) + " rounds");
+    };
+    coyote_test::run_pair(shm_env, k_buf, server, client);
+}
+
+TEST(ShmPull, AReadAfterOfferedWritesSeesThem) {
+    constexpr uint32_t k_rounds = 40;
+    auto server = [](Peer& p) {
+        p.sync();
+        // Polls (and so takes offers) until the client's last round is over.
+        spin_until(p.t, CoyoteOper::LOCAL_WRITE, k_rounds * 2, "server LOCAL_WRITE");
+        p.sync();
+    };
+    auto client = [](Peer& p) {
+        p.sync();
+        uint8_t* back = p.buf + k_buf / 2;
+        for (uint32_t r = 0; r < k_rounds; ++r) {
+            coyote_test::fill(p.buf, 2 * k_msg, 100 + r);
+            p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = 0, .remote_offs = 0, .len = k_msg});
+            p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_msg, .remote_offs = k_msg, .len = k_msg});
+            p.t.invoke(CoyoteOper::REMOTE_RDMA_READ,
+                       rdmaSg{.local_offs = k_buf / 2, .remote_offs = 0, .len = 2 * k_msg});
+            spin_until(p.t, CoyoteOper::REMOTE_RDMA_READ, r + 1, "client READ");
+            const int64_t bad = coyote_test::mismatch(back, 0, 2 * k_msg, 100 + r);
+            check(bad < 0, "round " + std::to_string(r) + ": the READ after the WRITEs differs at " +
+                               std::to_string(bad));
+        }
+        p.sync();
+    };
+    coyote_test::run_pair(shm_env, k_buf, server, client);
+}
+
+}  // namespace
