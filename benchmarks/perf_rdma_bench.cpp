@@ -28,11 +28,15 @@
 //                     another mode; the alternated READs share the WRITE runs' mode. read_paired_p50_us: their median
 //   write_over_read_row  WRITE median / median of the read_ row of the same size and N (measured before it)
 //   floor_p50_us      shm rows: the same round trip without the runtime, alternated with the WRITE runs like the
-//                     READs (after them): each rank memcpys its N payloads straight into the other's receive half in
-//                     one shared segment and raises a flag the other spins on; the receive halves are checked and
-//                     cleared between runs as in a WRITE run. It is what moving the bytes between the two cores
-//                     costs on this host. write_over_floor: WRITE median / floor median; floor_over_read: floor
-//                     median / paired READ median, the least write_over_read any implementation can reach here
+//                     READs (after them), in one shared segment holding both ranks' send and receive halves and a
+//                     flag line; the receive halves are checked and cleared between runs as in a WRITE run. Floor
+//                     runs alternate two ways of moving a payload: push (the sender memcpys its N payloads into the
+//                     other's receive half, then raises the flag the other spins on) and pull (the sender raises the
+//                     flag, the receiver memcpys the N payloads from the sender's send half into its own receive
+//                     half). floor_push_p50_us, floor_pull_p50_us: their medians; floor_p50_us: the lower one, what
+//                     moving the bytes between the two cores costs on this host at least. write_over_floor: WRITE
+//                     median / floor median; floor_over_read: floor median / paired READ median, the least
+//                     write_over_read either way of copying reaches here
 // Rank 0 prints the table of these against the targets at the end (a stall counts against the target unless it is
 // foreign), then a line for each stall that counts against it: what each rank's timing thread did meanwhile (its CPU
 // time, its wait for a CPU, how often it slept, major page faults) and how much CPU its other threads used. The data
@@ -128,18 +132,22 @@ struct Run {
     std::string key() const { return std::to_string(wire) + "/" + std::to_string(n) + "/" + std::to_string(size); }
 };
 
-/// The bare-copy floor of a shm WRITE round trip: one segment holding a flag line and both ranks' receive halves.
+/// The bare-copy floor of a shm WRITE round trip: one segment holding a flag line and both ranks' send and receive
+/// halves.
 struct Floor {
     coyote::detail::ShmSegment seg;
-    std::atomic<uint64_t>* flag = nullptr; ///< 2 k + 1: run k's payloads reached rank 1; 2 k + 2: they came back
-    uint8_t* recv[2] = {};                 ///< rank r's receive half
+    /// 2 k + 1: run k's payloads reached rank 1 (push) / are there for it to take (pull); 2 k + 2: the same back
+    std::atomic<uint64_t>* flag = nullptr;
+    std::atomic<uint64_t>* ready = nullptr; ///< k + 1: rank 1 waits for run k (rank 0 starts its clock then)
+    uint8_t* send[2] = {}; ///< rank r's payload (its pattern)
+    uint8_t* recv[2] = {}; ///< rank r's receive half
     uint64_t runs = 0;
 };
 Floor g_floor;
 
 void make_floor() {
     char name[64] = {};
-    const std::size_t bytes = 64 + 2 * std::size_t{k_max_size};
+    const std::size_t bytes = 128 + 4 * std::size_t{k_max_size};
     if (cb::rank() == 0) {
         std::snprintf(name, sizeof(name), "/coyote-bench-floor-%d", static_cast<int>(::getpid()));
         g_floor.seg = coyote::detail::ShmSegment::create(name, bytes);
@@ -148,40 +156,59 @@ void make_floor() {
     if (cb::rank() == 1) g_floor.seg = coyote::detail::ShmSegment::open(name);
     if (g_floor.seg.size() < bytes) throw std::runtime_error(std::string("floor segment ") + name + " is too small");
     g_floor.flag = new (g_floor.seg.bytes()) std::atomic<uint64_t>(0);
-    auto* halves = reinterpret_cast<uint8_t*>(g_floor.seg.bytes()) + 64;
-    g_floor.recv[0] = halves;
-    g_floor.recv[1] = halves + k_max_size;
+    g_floor.ready = new (g_floor.seg.bytes() + 64) std::atomic<uint64_t>(0);
+    auto* halves = reinterpret_cast<uint8_t*>(g_floor.seg.bytes()) + 128;
+    for (std::size_t r = 0; r < 2; ++r) {
+        g_floor.send[r] = halves + 2 * r * std::size_t{k_max_size};
+        g_floor.recv[r] = g_floor.send[r] + k_max_size;
+    }
+    const int me = cb::rank();
+    for (uint32_t i = 0; i < k_max_size; ++i) g_floor.send[me][i] = pattern(me, i);
     MPI_Barrier(MPI_COMM_WORLD);
 }
 
-/// Spins until the floor flag reads `value`; false after 10 s.
-bool floor_wait(uint64_t value) {
+/// Spins until `word` (the floor flag unless told) reads `value`; false after 10 s.
+bool floor_wait(uint64_t value, const std::atomic<uint64_t>* word = g_floor.flag) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (unsigned spins = 1; g_floor.flag->load(std::memory_order_acquire) != value; ++spins)
+    for (unsigned spins = 1; word->load(std::memory_order_acquire) != value; ++spins)
         if ((spins & 0x3FFu) == 0 && std::chrono::steady_clock::now() > deadline) return false;
     return true;
 }
 
-/// One floor run of WRITE run `w`'s size and N, then its untimed check and clear; the client's time joins `floors`.
-void floor_run(const Run& w, bool& data_ok, std::vector<double>& floors) {
+/// One floor run of WRITE run `w`'s size and N, pushed (even runs) or pulled (odd runs), then its untimed check and
+/// clear; the client's time joins `push` or `pull`.
+void floor_run(const Run& w, bool& data_ok, std::vector<double>& push, std::vector<double>& pull) {
     const uint64_t k = g_floor.runs++;
-    const uint8_t* src = g_side[0].buf;
-    uint8_t* to = g_floor.recv[1 - cb::rank()];
+    const bool pulled = k % 2 == 1;
+    const int me = cb::rank(), other = 1 - me;
+    // This rank's copies of the N payloads it sends (push) or receives (pull).
+    const auto copy = [&] {
+        for (uint32_t i = 0; i < w.n; ++i)
+            if (pulled)
+                std::memcpy(g_floor.recv[me], g_floor.send[other], w.size);
+            else
+                std::memcpy(g_floor.recv[other], g_floor.send[me], w.size);
+    };
     MPI_Barrier(MPI_COMM_WORLD);
-    const auto t0 = std::chrono::steady_clock::now();
     bool ok = true;
-    if (cb::rank() == 0) {
-        for (uint32_t i = 0; i < w.n; ++i) std::memcpy(to, src, w.size);
+    if (me == 1) {
+        g_floor.ready->store(k + 1, std::memory_order_release);
+        ok = floor_wait(2 * k + 1);
+        if (ok) copy();
+        g_floor.flag->store(2 * k + 2, std::memory_order_release);
+    } else if (floor_wait(k + 1, g_floor.ready)) {
+        // Timed from when rank 1 spins on the flag (it may leave the barrier microseconds after rank 0).
+        const auto t0 = std::chrono::steady_clock::now();
+        if (!pulled) copy();
         g_floor.flag->store(2 * k + 1, std::memory_order_release);
         ok = floor_wait(2 * k + 2);
-        floors.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        if (ok && pulled) copy();
+        (pulled ? pull : push).push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     } else {
-        ok = floor_wait(2 * k + 1);
-        for (uint32_t i = 0; ok && i < w.n; ++i) std::memcpy(to, src, w.size);
-        g_floor.flag->store(2 * k + 2, std::memory_order_release);
+        ok = false;
     }
     if (!ok) throw std::runtime_error("bare-copy floor run of " + w.name + " timed out");
-    check_and_clear(g_floor.recv[cb::rank()], w.size, data_ok);
+    check_and_clear(g_floor.recv[me], w.size, data_ok);
 }
 
 struct Row {
@@ -268,7 +295,7 @@ int count_stalls(const std::vector<double>& samples, double med, const std::vect
 
 void bm_run(benchmark::State& state, Run r) {
     Side& s = g_side[r.wire];
-    std::vector<double> samples, reads, floors;
+    std::vector<double> samples, reads, push_floors, pull_floors;
     std::size_t runs = 0;
     std::vector<cb::RunCpu> costs;
     cb::ThreadAccounts threads;
@@ -290,7 +317,7 @@ void bm_run(benchmark::State& state, Run r) {
                 if (!client) costs.push_back(cb::ThreadAccounts::cost(start, threads.snapshot()));
                 const bool pair = r.write && (runs < k_paired_all || runs % k_paired_stride == 0);
                 if (pair) paired_reads(r, s, threads, data_ok, reads);
-                if (pair && r.wire == 0) floor_run(r, data_ok, floors);
+                if (pair && r.wire == 0) floor_run(r, data_ok, push_floors, pull_floors);
                 ++runs;
                 if (!client) start = threads.snapshot(); // the next window opens after the alternated READs
             }))
@@ -315,8 +342,11 @@ void bm_run(benchmark::State& state, Run r) {
         row.write_over_read = med / read_med;
         state.counters["read_paired_p50_us"] = read_med * 1e6;
         state.counters["write_over_read"] = row.write_over_read;
-        if (!floors.empty()) {
-            const double floor_med = cb::median(floors);
+        if (!push_floors.empty() && !pull_floors.empty()) {
+            const double push_med = cb::median(push_floors), pull_med = cb::median(pull_floors);
+            const double floor_med = std::min(push_med, pull_med);
+            state.counters["floor_push_p50_us"] = push_med * 1e6;
+            state.counters["floor_pull_p50_us"] = pull_med * 1e6;
             row.floor_over_read = floor_med / read_med;
             state.counters["floor_p50_us"] = floor_med * 1e6;
             state.counters["write_over_floor"] = med / floor_med;

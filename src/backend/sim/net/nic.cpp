@@ -223,6 +223,8 @@ std::string NicImpl::debug_string(int32_t ctid) const {
        << c.local_failures.load() << ", acks_sent " << c.acks_sent.load() << " (coalescing "
        << c.acks_coalesced.load() << " more), wire conns " << c.conns_adopted.load() << " (threads ended "
        << c.conn_threads_ended.load() << ")\n";
+    os << "  pulls    : pulled " << c.pulled.load() << ", refused " << c.pull_refused.load() << "; offers taken "
+       << c.pull_offers_taken.load() << ", taken back " << c.pull_taken_back.load() << "\n";
     return os.str();
 }
 

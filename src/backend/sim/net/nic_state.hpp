@@ -124,6 +124,10 @@ struct CtidState {
     ShmPeer* pull_peer = nullptr;
     uint64_t pull_seq = 0;
     uint64_t pull_backoff = 0;
+    /// Bursts (offer_write): when this ctid's last WRITE that could be offered returned (tick_stamp), how many
+    /// such WRITEs the current burst has, and how many the one before had.
+    uint64_t last_write_tick = 0;
+    uint32_t burst_len = 0, last_burst_len = 0;
     /// As a target: the thread taking this ctid's offers (try-locked by pollers), and the initiator's registered
     /// buffer it last copied from (guarded by pull_mtx).
     std::mutex pull_mtx;

@@ -4,7 +4,8 @@
 // memory), so when the initiator's core stores it, every line first comes over from the target's core. When the
 // target's thread is polling LOCAL_WRITE anyway, the initiator offers it the WRITE and the target copies the payload
 // from the initiator's registered buffer, which its core can keep shared and unchanged between runs, into its own
-// lines: the copy a READ makes. See docs/user_logic_models.md ("Who copies a WRITE's payload").
+// lines: the copy a READ makes. See docs/rdma.md (Pulls) and docs/coyote_examples.md ("Who copies a WRITE's
+// payload").
 //
 // One PullLine per target ctid lives in the net area of the target's state segment. Offers carry sequence numbers
 // 1, 2, ...: a producer (an initiator) reserves the next one only once the previous offer was claimed, writes the

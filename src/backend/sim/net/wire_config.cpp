@@ -1,4 +1,5 @@
-// coyote-mpi sim backend: the sim-net settings (wire choice, TCP wire address, port and timeout, CMA denial, pull size).
+// coyote-mpi sim backend: the sim-net settings (wire choice, TCP wire address, port and timeout, CMA denial,
+// pull size).
 #include "backend/sim/net/wire_config.hpp"
 
 #include "detail/settings.hpp"
