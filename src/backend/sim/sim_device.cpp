@@ -129,7 +129,10 @@ SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
         for (int32_t c = 0; c < N_CTID_MAX; ++c) nic_pending_[static_cast<size_t>(c)] = &nic_->pending_flag(c);
         nic_live_ = &nic_->progress_flag();
         nic_deferred_ = &nic_->deferred_flag();
-        for (int32_t c = 0; c < N_CTID_MAX; ++c) nic_pull_[static_cast<size_t>(c)] = &nic_->pull_line(c);
+        for (int32_t c = 0; c < N_CTID_MAX; ++c) {
+            nic_pull_[static_cast<size_t>(c)] = &nic_->pull_line(c);
+            nic_polled_[static_cast<size_t>(c)] = &nic_->polled_flag(c);
+        }
     }
     worker_ = std::thread([this] { worker_loop(); });
     // The packet sniffer model (Coyote example 11) writes its capture into card memory, as the example reads it.
@@ -149,6 +152,7 @@ SimDevice::~SimDevice() {
     nic_live_ = nullptr;
     nic_deferred_ = nullptr;
     nic_pull_.fill(nullptr);
+    nic_polled_.fill(nullptr);
     nic_.reset();
     {
         std::lock_guard lk(alloc_mtx_);
@@ -280,6 +284,8 @@ uint32_t SimDevice::completed(int32_t ctid, CmplClass cls) const {
 void SimDevice::clear_completed(int32_t ctid) {
     check_ctid_index(ctid, "clearCompleted");
     ctids_[static_cast<size_t>(ctid)].poll_idle.store(0, std::memory_order_relaxed);
+    if (std::atomic<bool>* polled = nic_polled_[static_cast<size_t>(ctid)]; polled != nullptr)
+        polled->store(true, std::memory_order_relaxed); // a burst of WRITEs ends here too (Nic::polled_flag)
     // This process's own WRITEs are counted at their targets first (a clear often follows a burst, as in Coyote's
     // perf_rdma server). Completions deferred here landed before the clear: they go with the counters.
     flush_own_deferred();
@@ -318,6 +324,8 @@ uint32_t SimDevice::poll_completed(int32_t ctid, CmplClass cls) {
 inline void SimDevice::pull_offered(int32_t ctid, bool stamp) noexcept {
     net::PullLine* line = nic_pull_[static_cast<size_t>(ctid)];
     if (line == nullptr) return;
+    if (std::atomic<bool>& polled = *nic_polled_[static_cast<size_t>(ctid)]; !polled.load(std::memory_order_relaxed))
+        polled.store(true, std::memory_order_relaxed);
     // A poller past its hot phase (asleep between polls) is not shown: an offer would wait for it in vain.
     if (stamp && ctids_[static_cast<size_t>(ctid)].sleeping_since_ns.load(std::memory_order_relaxed) == 0) {
         const uint64_t now = tick_stamp();

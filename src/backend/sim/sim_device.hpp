@@ -270,8 +270,9 @@ private:
         if (nic_live_ != nullptr && nic_live_->load(std::memory_order_relaxed)) nic_->progress();
         flush_own_deferred();
     }
-    /// Copies the WRITEs initiators offered `ctid` (Nic::pull; two loads when there are none). A LOCAL_WRITE poll
-    /// (`stamp`) also shows initiators that the ctid polls, at most every k_pull_stamp_ticks.
+    /// Copies the WRITEs initiators offered `ctid` (Nic::pull; two loads when there are none) and marks the ctid
+    /// polled for the NIC (Nic::polled_flag). A LOCAL_WRITE poll (`stamp`) also shows initiators that the ctid polls,
+    /// at most every k_pull_stamp_ticks.
     void pull_offered(int32_t ctid, bool stamp) noexcept;
     /// Counts this process's deferred WRITEs at their targets (a relaxed load when there are none).
     void flush_own_deferred() noexcept {
@@ -485,6 +486,7 @@ private:
     const std::atomic<bool>* nic_live_ = nullptr; ///< the NIC's progress_flag (null without RDMA)
     const std::atomic<uint64_t>* nic_deferred_ = nullptr; ///< the NIC's deferred_flag (null without RDMA)
     std::array<net::PullLine*, N_CTID_MAX> nic_pull_{}; ///< the NIC's pull lines (null without RDMA)
+    std::array<std::atomic<bool>*, N_CTID_MAX> nic_polled_{}; ///< the NIC's polled flags (null without RDMA)
 };
 
 }  // namespace coyote::detail::sim

@@ -77,6 +77,9 @@ public:
     /// the NIC). A poller of `ctid` calls pull() when net::pull_pending(pull_line(ctid)) holds, and stamps the
     /// line's polled_tick while it polls LOCAL_WRITE (initiators offer only to a target polling lately).
     virtual net::PullLine& pull_line(int32_t ctid) noexcept = 0;
+    /// Set by every poll of `ctid` (checkCompleted, clearCompleted; the flag lives as long as the NIC): WRITEs posted
+    /// without a poll between them form a burst, which the NIC does not offer to the target.
+    virtual std::atomic<bool>& polled_flag(int32_t ctid) noexcept = 0;
     /// Copies the payloads offered to `ctid` into its registered buffer and counts their completions (both sides).
     virtual void pull(int32_t ctid) noexcept = 0;
     virtual std::string debug_string(int32_t ctid) const = 0;

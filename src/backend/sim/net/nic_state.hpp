@@ -118,15 +118,18 @@ struct CtidState {
     /// The target's queue pair and buffer slots as the last shm post of this ctid read them (guarded by post_mtx).
     SlotCache slots;
     /// WRITEs this ctid offered to its target's pollers (shm_pull.cpp; guarded by post_mtx): the line and peer of
-    /// the last one and its sequence (0: every offer is copied and counted), and the target's poll stamp when an
-    /// offer of this ctid went untaken (none is offered again until the target polls again).
+    /// the last one and its sequence (0: every offer is copied and counted), the target's poll stamp when an offer
+    /// of this ctid went untaken (none is offered again until the target polls again), and the queue pair's
+    /// generation when the target refused one (none is offered again until the queue pair changes).
     PullLine* pull_line = nullptr;
     ShmPeer* pull_peer = nullptr;
     uint64_t pull_seq = 0;
     uint64_t pull_backoff = 0;
-    /// Bursts (offer_write): when this ctid's last WRITE that could be offered returned (tick_stamp), how many
-    /// such WRITEs the current burst has, and how many the one before had.
-    uint64_t last_write_tick = 0;
+    uint64_t pull_refused_gen = ~uint64_t{0}; ///< the queue pair's generation when its target refused an offer
+    /// Bursts (offer_write): set by every poll of this ctid (checkCompleted, clearCompleted), cleared by each WRITE
+    /// that could be offered, so a WRITE that finds it clear follows another without a poll between them (a burst);
+    /// how many such WRITEs the current burst has, and how many the one before had.
+    std::atomic<bool> polled{true};
     uint32_t burst_len = 0, last_burst_len = 0;
     /// As a target: the thread taking this ctid's offers (try-locked by pollers), and the initiator's registered
     /// buffer it last copied from (guarded by pull_mtx).

@@ -19,9 +19,6 @@ namespace {
 
 /// A target whose pollers stamped its pull line within this many ticks polls lately (x86 TSC: about 5 - 8 us).
 constexpr uint64_t k_pull_fresh_ticks = 16384;
-/// A WRITE posted within this many ticks after the queue pair's previous one returned belongs to its burst (x86
-/// TSC: about 3 - 4 us).
-constexpr uint64_t k_pull_burst_ticks = 8192;
 /// How long an initiator waits for a polling target to take its offer, and how long while the target is copying
 /// the offers before it (a 1 MiB payload takes tens of microseconds).
 constexpr int64_t k_pull_idle_wait_ns = 5 * 1000;
@@ -67,21 +64,25 @@ Waited wait_for(Done&& done, Gone&& gone, std::chrono::nanoseconds limit) {
 
 bool NicImpl::offer_write(CtidState& cs, int32_t ctid, const RdmaRequest& req, ShmPeer& peer, const Verdict& v,
                           uint64_t local_addr, bool last) {
+    // A target in this process: its poller may be this very thread (a loopback queue pair), which cannot take it.
+    // A target that refused an offer of this queue pair keeps refusing until the queue pair changes.
+    if (peer.ep.pid == shared_->owner_pid || cs.pull_refused_gen == cs.generation.load()) return false;
     PullLine& line = peer.pulls[v.ctid];
-    // WRITEs in bursts are copied here: in a burst (Coyote's perf_rdma posts 32 to the same place) the lines the
-    // first one brought over are in this core's cache, and a handshake per WRITE costs more than the copy. Whether
-    // a WRITE starts a burst shows only later, so the first one is offered only when the burst before was a single
-    // WRITE (measured for 32 KiB: offering each first WRITE made the 32-WRITE round trip 6 - 12 % slower).
-    const uint64_t now = tick_stamp();
-    const bool starts = now - cs.last_write_tick >= k_pull_burst_ticks;
+    // WRITEs in bursts (posted without a poll of the ctid between them) are copied here: in a burst (Coyote's
+    // perf_rdma posts 32 to the same place) the lines the first one brought over are in this core's cache, and a
+    // handshake per WRITE costs more than the copy. Whether a WRITE starts a burst shows only later, so the first
+    // one is offered only when the burst before was a single WRITE (measured for 32 KiB: offering each first WRITE
+    // made the 32-WRITE round trip 6 - 12 % slower).
+    const bool starts = cs.polled.load(std::memory_order_relaxed);
     if (starts) {
+        cs.polled.store(false, std::memory_order_relaxed);
         cs.last_burst_len = cs.burst_len;
         cs.burst_len = 0;
     }
     ++cs.burst_len;
     if (!starts || cs.last_burst_len > 1) return false;
     const uint64_t polled = line.polled_tick.load(std::memory_order_relaxed);
-    if (now - polled > k_pull_fresh_ticks || polled == cs.pull_backoff) return false;
+    if (tick_stamp() - polled > k_pull_fresh_ticks || polled == cs.pull_backoff) return false;
     PullOffer o;
     {
         std::lock_guard lk(cs.mtx);
@@ -109,7 +110,7 @@ bool NicImpl::offer_write(CtidState& cs, int32_t ctid, const RdmaRequest& req, S
                 shared_->counters.pull_offers_taken.fetch_add(1, std::memory_order_relaxed);
                 return true;
             }
-            cs.pull_backoff = polled; // a refusal: copy it here, and offer nothing more until the target polls again
+            cs.pull_refused_gen = cs.generation.load(); // a refusal: copy it here, and offer nothing more
             break;
         }
         if (spins % k_pull_spins != k_pull_spins - 1) {

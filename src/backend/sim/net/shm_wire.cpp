@@ -205,10 +205,7 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
     // A WRITE into the registered buffer of a target polling lately: its poller copies it (shm_pull.cpp).
     const bool offerable = req.op == RdmaOpcode::write && !v.in_window && !tap && cfg_.pull_min != 0 &&
                            req.len >= cfg_.pull_min && peer.pulls != nullptr;
-    if (offerable && offer_write(cs, ctid, req, peer, v, local_addr, last)) {
-        cs.last_write_tick = tick_stamp();
-        return PostStatus::ok;
-    }
+    if (offerable && offer_write(cs, ctid, req, peer, v, local_addr, last)) return PostStatus::ok;
     settle_offers(cs); // what this ctid offered lands first
     if (v.in_window) {
         // Private memory of the target: one copy by the kernel, in posting order (synchronous).
@@ -226,7 +223,6 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
     }
     if (tap) [[unlikely]]
         tap_shm(req, peer, local_addr, 0, my_tap, their_tap);
-    if (offerable) cs.last_write_tick = tick_stamp(); // bursts: see offer_write
     if (last) {
         SharedState& mine = host_.shared_state();
         if (req.op == RdmaOpcode::read)

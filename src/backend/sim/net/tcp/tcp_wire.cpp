@@ -219,7 +219,8 @@ Fd TcpWire::connect_socket(const Endpoint& ep, const std::string& who, Clock::ti
         if (err == 0) return s;
         // Refused: with the automatic wire, a peer on another host opens its listener when it learns our
         // endpoint, which may be a moment later; with COYOTE_SIM_WIRE=tcp it listened before it sent it (gone).
-        if (err == ECONNREFUSED && nic_.process_gone(ep)) // refused because nobody is left to listen
+        // A listener that closes while the connection waits in its backlog (its process exiting) resets it.
+        if ((err == ECONNREFUSED || err == ECONNRESET) && nic_.process_gone(ep)) // nobody is left to listen
             throw_error(Errc::peer_gone, "RDMA", "cannot reach " + who + ": " + peer_label(ep) + " is gone");
         const bool retry =
             (err == ECONNREFUSED && cfg_.mode == WireMode::automatic) || network_transient(err) || err == ETIMEDOUT;

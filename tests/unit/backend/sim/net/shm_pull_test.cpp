@@ -1,8 +1,8 @@
 // Shm WRITEs copied by the target's poller (pulls, net/pull_line.hpp). The protocol in one process: every offer is
 // taken exactly once, by the target or back by its producer, and counted in order. Between two sim processes: a
 // polling target copies large WRITEs itself, with the data and both sides' counts exact; WRITEs in bursts are not
-// offered; an offer the target leaves (it stopped polling) is copied by its initiator; a READ after offered WRITEs
-// sees them.
+// offered; an offer the target leaves (it stopped polling) is copied by its initiator; a READ after an offered
+// WRITE sees it.
 #include <gtest/gtest.h>
 
 #include <coyote/cThread.hpp>
@@ -124,6 +124,11 @@ TEST(PullLine, ProducerAndTargetRacingTakeEachOfferExactlyOnce) {
 }
 
 constexpr uint64_t k_buf = 1 << 20;
+/// The tests that wait for an event of the protocol (an offer taken, taken back) try rounds for at most this long:
+/// on a loaded machine the two processes may not run at the same time for a while. Under ThreadSanitizer a poll
+/// takes microseconds, longer than an offer waits, so the events are not expected there (the paths still run).
+constexpr bool k_slow = coyote_test::k_thread_sanitizer;
+constexpr auto k_give_up = std::chrono::seconds(k_slow ? 3 : 20);
 constexpr uint32_t k_msg = 64 * 1024;
 
 void shm_env() {
@@ -150,7 +155,7 @@ TEST(ShmPull, APollingTargetCopiesLargeWritesItself) {
     // Rounds of k_n single WRITEs of 64 KiB while the server polls, until the client saw one of its offers taken
     // (a loaded machine may keep the two processes from running at the same time for a while). The last WRITE of a
     // round carries whether another round follows.
-    constexpr uint32_t k_max_rounds = 3000;
+    constexpr uint32_t k_max_rounds = 100000;
     constexpr uint32_t k_n = 8;
     constexpr uint64_t k_flag = k_n * k_msg;
     auto server = [](Peer& p) {
@@ -169,25 +174,24 @@ TEST(ShmPull, APollingTargetCopiesLargeWritesItself) {
             more = p.buf[k_flag] != 0;
         }
         p.sync();
-        check(nic.counters().pulled.load() > 0, "no WRITE was copied by the polling target");
+        check(k_slow || nic.counters().pulled.load() > 0, "no WRITE was copied by the polling target");
         check(nic.counters().pull_refused.load() == 0, "the target refused offers");
     };
     auto client = [](Peer& p) {
         OwnNic nic;
+        const auto give_up = std::chrono::steady_clock::now() + k_give_up;
         for (uint32_t r = 0;; ++r) {
             for (uint32_t i = 0; i < k_n; ++i) coyote_test::fill(p.buf + i * k_msg, k_msg, r * 16 + i);
             p.t.clearCompleted();
             p.sync(); // the server leaves it first and polls
-            // One WRITE at a time, apart: WRITEs in bursts are copied by their initiator.
+            // One WRITE at a time (a poll between them): WRITEs in bursts are copied by their initiator.
             for (uint32_t i = 0; i < k_n; ++i) {
                 p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE,
                            rdmaSg{.local_offs = i * k_msg, .remote_offs = i * k_msg, .len = k_msg});
                 spin_until(p.t, CoyoteOper::REMOTE_RDMA_WRITE, i + 1, "client WRITE");
-                const auto apart = std::chrono::steady_clock::now() + std::chrono::microseconds(20);
-                while (std::chrono::steady_clock::now() < apart) {
-                }
             }
-            const bool more = nic.counters().pull_offers_taken.load() == 0 && r + 1 < k_max_rounds;
+            const bool more = nic.counters().pull_offers_taken.load() == 0 && r + 1 < k_max_rounds &&
+                              std::chrono::steady_clock::now() < give_up;
             p.buf[k_flag] = more ? 1 : 0;
             p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_flag, .remote_offs = k_flag, .len = 1});
             spin_until(p.t, CoyoteOper::REMOTE_RDMA_WRITE, k_n + 1, "client REMOTE_RDMA_WRITE");
@@ -195,14 +199,14 @@ TEST(ShmPull, APollingTargetCopiesLargeWritesItself) {
             if (!more) break;
         }
         p.sync();
-        check(nic.counters().pull_offers_taken.load() > 0, "no offer was taken by the polling target");
+        check(k_slow || nic.counters().pull_offers_taken.load() > 0, "no offer was taken by the polling target");
     };
     coyote_test::run_pair(shm_env, k_buf, server, client);
 }
 
 TEST(ShmPull, WritesInBurstsAreCopiedByTheirInitiator) {
-    // Rounds of 8 WRITEs of 64 KiB posted back to back while the server polls: a burst's lines are in the
-    // initiator's cache after its first WRITE, so only the first WRITE after a single one may be offered.
+    // Rounds of 8 WRITEs of 64 KiB posted without a poll between them while the server polls: a burst's lines are in
+    // the initiator's cache after its first WRITE, so only the first WRITE after a single one may be offered.
     constexpr uint32_t k_rounds = 50;
     constexpr uint32_t k_n = 8;
     auto server = [](Peer& p) {
@@ -228,9 +232,9 @@ TEST(ShmPull, WritesInBurstsAreCopiedByTheirInitiator) {
             spin_until(p.t, CoyoteOper::REMOTE_RDMA_WRITE, k_n, "client REMOTE_RDMA_WRITE");
         }
         p.sync();
-        // Normally at most the very first WRITE; a burst split by a preemption may let one more through.
+        // Only the very first WRITE (no burst before it) may have been offered.
         const uint64_t taken = nic.counters().pull_offers_taken.load() + nic.counters().pull_taken_back.load();
-        check(taken <= 5, std::to_string(taken) + " WRITEs of " + std::to_string(k_rounds * k_n) +
+        check(taken <= 1, std::to_string(taken) + " WRITEs of " + std::to_string(k_rounds * k_n) +
                               " in bursts were offered");
     };
     coyote_test::run_pair(shm_env, k_buf, server, client);
@@ -242,8 +246,8 @@ TEST(ShmPull, AnOfferTheTargetLeavesIsCopiedByItsInitiator) {
     // must complete all the same, long before the server looks again. Rounds go on until the client took an offer
     // back (a loaded machine may keep the server from polling when the client posts); a last 1-byte WRITE of each
     // round carries whether another follows.
-    constexpr uint32_t k_max_rounds = 400;
-    constexpr auto k_away = std::chrono::milliseconds(20);
+    constexpr uint32_t k_max_rounds = 100000;
+    constexpr auto k_away = std::chrono::milliseconds(k_slow ? 50 : 5);
     constexpr uint64_t k_flag = k_msg + 64;
     auto server = [&](Peer& p) {
         bool more = true;
@@ -263,6 +267,7 @@ TEST(ShmPull, AnOfferTheTargetLeavesIsCopiedByItsInitiator) {
     };
     auto client = [&](Peer& p) {
         OwnNic nic;
+        const auto give_up = std::chrono::steady_clock::now() + k_give_up;
         for (uint32_t r = 0;; ++r) {
             coyote_test::fill(p.buf, k_msg + 64, r);
             p.t.clearCompleted();
@@ -278,7 +283,8 @@ TEST(ShmPull, AnOfferTheTargetLeavesIsCopiedByItsInitiator) {
             check(took < k_away * 4 / 5, "round " + std::to_string(r) + ": the second WRITE took " +
                                              std::to_string(std::chrono::duration<double, std::milli>(took).count()) +
                                              " ms, as if it waited for the server to poll again");
-            const bool more = nic.counters().pull_taken_back.load() == 0 && r + 1 < k_max_rounds;
+            const bool more = nic.counters().pull_taken_back.load() == 0 && r + 1 < k_max_rounds &&
+                              std::chrono::steady_clock::now() < give_up;
             p.buf[k_flag] = more ? 1 : 0;
             p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_flag, .remote_offs = k_flag, .len = 1});
             spin_until(p.t, CoyoteOper::REMOTE_RDMA_WRITE, 3, "client flag WRITE");
@@ -286,35 +292,47 @@ TEST(ShmPull, AnOfferTheTargetLeavesIsCopiedByItsInitiator) {
             if (!more) break;
         }
         p.sync();
-        check(nic.counters().pull_taken_back.load() > 0,
-              "no offer was taken back in " + std::to_string(k_max_rounds) + " rounds");
+        check(k_slow || nic.counters().pull_taken_back.load() > 0, "no offer was taken back in 20 s");
     };
     coyote_test::run_pair(shm_env, k_buf, server, client);
 }
 
-TEST(ShmPull, AReadAfterOfferedWritesSeesThem) {
-    constexpr uint32_t k_rounds = 40;
+TEST(ShmPull, AReadAfterAnOfferedWriteSeesIt) {
+    // Single WRITEs (a poll between them, so each may be offered), each followed at once by a READ of its range:
+    // the READ waits until the target's poller copied the WRITE. Rounds go on until an offer was taken (a loaded
+    // machine may keep the two processes from running at the same time for a while), then a 1-byte WRITE stops the
+    // server.
+    constexpr uint32_t k_min_rounds = 50, k_max_rounds = 200000;
+    constexpr uint64_t k_stop = k_buf / 2 - 64;
     auto server = [](Peer& p) {
         p.sync();
-        // Polls (and so takes offers) until the client's last round is over.
-        spin_until(p.t, CoyoteOper::LOCAL_WRITE, k_rounds * 2, "server LOCAL_WRITE");
+        // Polls (and so takes offers) until the client's stop byte arrives.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+        while (std::atomic_ref<uint8_t>(p.buf[k_stop]).load() == 0) {
+            (void)p.t.checkCompleted(CoyoteOper::LOCAL_WRITE);
+            check(std::chrono::steady_clock::now() < deadline, "the client's stop byte did not arrive in 40 s");
+        }
         p.sync();
     };
     auto client = [](Peer& p) {
+        OwnNic nic;
         p.sync();
         uint8_t* back = p.buf + k_buf / 2;
-        for (uint32_t r = 0; r < k_rounds; ++r) {
-            coyote_test::fill(p.buf, 2 * k_msg, 100 + r);
+        const auto give_up = std::chrono::steady_clock::now() + k_give_up;
+        for (uint32_t r = 0; r < k_max_rounds && std::chrono::steady_clock::now() < give_up; ++r) {
+            if (r >= k_min_rounds && nic.counters().pull_offers_taken.load() > 0) break;
+            coyote_test::fill(p.buf, k_msg, 100 + r);
             p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = 0, .remote_offs = 0, .len = k_msg});
-            p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_msg, .remote_offs = k_msg, .len = k_msg});
-            p.t.invoke(CoyoteOper::REMOTE_RDMA_READ,
-                       rdmaSg{.local_offs = k_buf / 2, .remote_offs = 0, .len = 2 * k_msg});
+            p.t.invoke(CoyoteOper::REMOTE_RDMA_READ, rdmaSg{.local_offs = k_buf / 2, .remote_offs = 0, .len = k_msg});
             spin_until(p.t, CoyoteOper::REMOTE_RDMA_READ, r + 1, "client READ");
-            const int64_t bad = coyote_test::mismatch(back, 0, 2 * k_msg, 100 + r);
-            check(bad < 0, "round " + std::to_string(r) + ": the READ after the WRITEs differs at " +
+            const int64_t bad = coyote_test::mismatch(back, 0, k_msg, 100 + r);
+            check(bad < 0, "round " + std::to_string(r) + ": the READ after the WRITE differs at " +
                                std::to_string(bad));
         }
+        p.buf[k_stop] = 1;
+        p.t.invoke(CoyoteOper::REMOTE_RDMA_WRITE, rdmaSg{.local_offs = k_stop, .remote_offs = k_stop, .len = 1});
         p.sync();
+        check(k_slow || nic.counters().pull_offers_taken.load() > 0, "no WRITE was offered and taken in 20 s");
     };
     coyote_test::run_pair(shm_env, k_buf, server, client);
 }
