@@ -65,7 +65,8 @@ public:
     /// polling path; the flag lives as long as the NIC).
     virtual const std::atomic<bool>& progress_flag() const noexcept = 0;
     /// Manual progress from a thread polling the vFPGA: handles what arrived for this NIC without waiting for it
-    /// (the TCP wire's frames; the shm wire needs none, its requests are applied by their sender).
+    /// (the TCP wire's frames; the shm wire's requests are applied by their sender, or by the target's poller when
+    /// offered: pull()).
     virtual void progress() noexcept = 0;
     /// Non-zero while completions of WRITEs this NIC applied over the shm wire wait to be counted at their targets
     /// (a lock-free hint for the polling path; the flag lives as long as the NIC).
