@@ -1,4 +1,4 @@
-// Clocks of the sim's polling and waiting loops.
+// Clocks of the sim's polling and waiting loops, and their pause step.
 #pragma once
 
 #include <time.h>
@@ -31,6 +31,14 @@ inline uint64_t tick_stamp() noexcept {
     return __builtin_ia32_rdtsc();
 #else
     return static_cast<uint64_t>(precise_ns());
+#endif
+}
+
+/// One step of a spin-wait: a pause instruction on x86 (it lets the sibling hyperthread run and eases the exit
+/// from the loop), nothing elsewhere.
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
 #endif
 }
 

@@ -44,12 +44,6 @@ constexpr unsigned k_spins_per_yield = 64;
 /// The claim word's index while a job's fields change.
 constexpr uint32_t k_closed = UINT32_MAX;
 
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
 constexpr uint64_t ticket(uint32_t epoch, uint32_t index) noexcept { return uint64_t{epoch} << 32 | index; }
 
 class Pool {

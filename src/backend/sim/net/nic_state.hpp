@@ -136,7 +136,6 @@ struct CtidState {
     std::mutex pull_mtx;
     struct PullSource {
         ShmPeer* peer = nullptr;
-        uint64_t key = 0;    ///< the peer's endpoint key
         uint64_t qp_gen = 0; ///< this queue pair's generation when the peer was looked up
         int32_t ctid = -1;
         uint64_t generation = 0, size = 0;

@@ -1,7 +1,7 @@
 // coyote-mpi sim backend: shm WRITEs copied by the target's poller (the protocol: pull_line.hpp). The initiator
 // offers a WRITE to a target thread that polls LOCAL_WRITE lately and waits until the offer is taken; the target's
 // poller copies the payload from the initiator's registered buffer into its own and counts both sides' completions.
-// An offer nobody takes within k_pull_idle_wait (or k_pull_busy_wait while the target copies earlier ones) is copied
+// An offer nobody takes within k_pull_idle_wait_ns (or k_pull_busy_wait_ns while the target copies earlier ones) is copied
 // by its initiator, so no WRITE waits for a target that stopped polling.
 #include <sched.h>
 
@@ -26,12 +26,6 @@ constexpr int64_t k_pull_busy_wait_ns = 2 * 1000 * 1000;
 /// Spins between two looks at the clock (and, past the first stretch, sched_yield calls) in the waits.
 constexpr uint32_t k_pull_spins = 64;
 constexpr int64_t k_pull_yield_after_ns = 50 * 1000;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
-}
 
 /// How a wait for another thread's copy ended.
 enum class Waited { done, gone, late };
@@ -216,7 +210,7 @@ const std::byte* NicImpl::pull_source(CtidState& cs, const PullOffer& o, ShmPeer
         CtidState::PullSource& ps = cs.pull_src;
         // Only the queue pair's own peer may offer it WRITEs: looked up again when the queue pair changed.
         const uint64_t qp_gen = cs.generation.load();
-        if (ps.peer == nullptr || ps.qp_gen != qp_gen || ps.key != o.src_key) {
+        if (ps.peer == nullptr || ps.qp_gen != qp_gen || ps.peer->ep.key != o.src_key) {
             std::optional<Endpoint> ep;
             {
                 std::lock_guard lk(cs.mtx);
@@ -224,7 +218,7 @@ const std::byte* NicImpl::pull_source(CtidState& cs, const PullOffer& o, ShmPeer
             }
             if (!ep || ep->key != o.src_key) return nullptr;
             ShmPeer* p = &shm_peer(*ep);
-            ps = {p, ep->key, qp_gen, -1, 0, 0, nullptr};
+            ps = {p, qp_gen, -1, 0, 0, nullptr};
         }
         peer = ps.peer;
         if (o.src_ctid < 0 || o.src_ctid >= N_CTID_MAX) return nullptr;
