@@ -397,7 +397,12 @@ inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen
 }
 
 void SimDevice::check_gone_peer(int32_t ctid, CmplClass cls, uint32_t seen) noexcept {
-    if (nic_ == nullptr || (cls != CmplClass::local_write && cls != CmplClass::rdma_read)) return;
+    // Counters only the peer moves: LOCAL_WRITE, REMOTE_RDMA_READ, and REMOTE_RDMA_WRITE while the target copies a
+    // WRITE it took (shm pulls); an shm WRITE the initiator copied was counted when it was posted.
+    if (nic_ == nullptr) return;
+    if (cls != CmplClass::local_write && cls != CmplClass::rdma_read &&
+        (cls != CmplClass::rdma_write || !nic_->awaits_peer_copy(ctid)))
+        return;
     auto& st = ctids_[static_cast<size_t>(ctid)];
     if (st.inflight.load(std::memory_order_acquire) > 0) return; // a local command may still move the counter
     const int64_t now = coarse_now_ns();
@@ -412,8 +417,11 @@ void SimDevice::check_gone_peer(int32_t ctid, CmplClass cls, uint32_t seen) noex
     st.peer_checked_ns.store(now, std::memory_order_relaxed);
     const std::string gone = nic_->gone_peer(ctid);
     if (gone.empty()) return;
+    const char* polled = cls == CmplClass::local_write ? "LOCAL_WRITE"
+                         : cls == CmplClass::rdma_read ? "REMOTE_RDMA_READ"
+                                                       : "REMOTE_RDMA_WRITE";
     record_error(ctid, make_error_code(Errc::peer_gone),
-                 std::string("checkCompleted(") + (cls == CmplClass::local_write ? "LOCAL_WRITE" : "REMOTE_RDMA_READ") +
+                 std::string("checkCompleted(") + polled +
                      "): " + gone + " while ctid " + std::to_string(ctid) +
                      " waited for completions only it could bring (the counter stays at " + std::to_string(seen) +
                      ")");

@@ -83,6 +83,9 @@ public:
     virtual std::atomic<bool>& polled_flag(int32_t ctid) noexcept = 0;
     /// Copies the payloads offered to `ctid` into its registered buffer and counts their completions (both sides).
     virtual void pull(int32_t ctid) noexcept = 0;
+    /// Whether a WRITE of `ctid` that the target took (an offer) is not yet copied and counted: its REMOTE_RDMA_WRITE
+    /// completion then depends on the peer alone (a lock-free hint for a poller that waits long).
+    virtual bool awaits_peer_copy(int32_t ctid) const noexcept = 0;
     virtual std::string debug_string(int32_t ctid) const = 0;
     /// Work kept off the data path, run by the host's worker thread when asked (NicHost::wake_housekeeping;
     /// `now`: coarse_now_ns()): re-reads the sniffer rendezvous when due, which may sleep.

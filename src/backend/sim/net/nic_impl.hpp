@@ -51,6 +51,7 @@ public:
     void flush_deferred() noexcept override;
     PullLine& pull_line(int32_t ctid) noexcept override { return pulls_[static_cast<size_t>(ctid)]; }
     void pull(int32_t ctid) noexcept override;
+    bool awaits_peer_copy(int32_t ctid) const noexcept override;
     std::atomic<bool>& polled_flag(int32_t ctid) noexcept override { return ctids_[static_cast<size_t>(ctid)].polled; }
     std::string debug_string(int32_t ctid) const override;
     std::string gone_peer(int32_t ctid) const noexcept override;

@@ -117,13 +117,15 @@ struct CtidState {
     std::atomic<int32_t> deferred_ctid{0};
     /// The target's queue pair and buffer slots as the last shm post of this ctid read them (guarded by post_mtx).
     SlotCache slots;
-    /// WRITEs this ctid offered to its target's pollers (shm_pull.cpp; guarded by post_mtx): the line and peer of
+    /// WRITEs this ctid offered to its target's pollers (shm_pull.cpp; written under post_mtx): the line and peer of
     /// the last one and its sequence (0: every offer is copied and counted), the target's poll stamp when an offer
     /// of this ctid went untaken (none is offered again until the target polls again), and the queue pair's
-    /// generation when the target refused one (none is offered again until the queue pair changes).
-    PullLine* pull_line = nullptr;
+    /// generation when the target refused one (none is offered again until the queue pair changes). The line and
+    /// the sequence are also read by pollers of REMOTE_RDMA_WRITE (NicImpl::awaits_peer_copy): the line is stored
+    /// before the sequence is released.
+    std::atomic<PullLine*> pull_line{nullptr};
     ShmPeer* pull_peer = nullptr;
-    uint64_t pull_seq = 0;
+    std::atomic<uint64_t> pull_seq{0};
     uint64_t pull_backoff = 0;
     uint64_t pull_refused_gen = ~uint64_t{0}; ///< the queue pair's generation when its target refused an offer
     /// Bursts (offer_write): set by every poll of this ctid (checkCompleted, clearCompleted), cleared by each WRITE

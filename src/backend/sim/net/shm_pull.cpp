@@ -90,12 +90,13 @@ bool NicImpl::offer_write(CtidState& cs, int32_t ctid, const RdmaRequest& req, S
     o.len = req.len;
     o.dst_offset = v.offset;
     o.dst_generation = v.buf.generation;
-    if (cs.pull_seq != 0 && cs.pull_line != &line) settle_offers(cs); // offers to another target first
+    if (cs.pull_seq.load(std::memory_order_relaxed) != 0 && cs.pull_line.load(std::memory_order_relaxed) != &line)
+        settle_offers(cs); // offers to another target first
     const uint64_t seq = pull_offer(line, o);
     if (seq == 0) return false;
-    cs.pull_line = &line;
+    cs.pull_line.store(&line, std::memory_order_relaxed);
     cs.pull_peer = &peer;
-    cs.pull_seq = seq;
+    cs.pull_seq.store(seq, std::memory_order_release);
     // Taken (or refused) by the target, else taken back here once the wait is over.
     const int64_t start = precise_ns();
     for (uint32_t spins = 0;; ++spins) {
@@ -138,18 +139,18 @@ bool NicImpl::offer_write(CtidState& cs, int32_t ctid, const RdmaRequest& req, S
         std::memcpy(mt.seg->bytes() + v.offset, reinterpret_cast<const std::byte*>(local_addr), req.len);
         if (last) complete_shm_write(cs, ctid, peer, v.ctid);
     }
-    cs.pull_seq = 0;
+    cs.pull_seq.store(0, std::memory_order_relaxed);
     return true;
 }
 
 void NicImpl::settle_offers(CtidState& cs) {
-    if (cs.pull_seq == 0) return;
-    PullLine& line = *cs.pull_line;
+    const uint64_t seq = cs.pull_seq.load(std::memory_order_relaxed);
+    if (seq == 0) return;
+    PullLine& line = *cs.pull_line.load(std::memory_order_relaxed);
     ShmPeer& peer = *cs.pull_peer;
-    const uint64_t seq = cs.pull_seq;
     const Waited w = wait_for([&] { return pull_turn(line, seq + 1); }, [&] { return process_gone(peer.ep); },
                               cfg_.io_timeout);
-    cs.pull_seq = 0;
+    cs.pull_seq.store(0, std::memory_order_relaxed);
     if (w == Waited::gone)
         throw_error(Errc::peer_gone, "RDMA",
                     peer_label(peer.ep) + " is gone while it copied a WRITE of this queue pair");
@@ -157,6 +158,14 @@ void NicImpl::settle_offers(CtidState& cs) {
         throw_error(Errc::timeout, "RDMA",
                     peer_label(peer.ep) + " took a WRITE of this queue pair to copy and has not finished it after " +
                         std::to_string(cfg_.io_timeout.count()) + " ms (COYOTE_SIM_WIRE_TIMEOUT_MS)");
+}
+
+bool NicImpl::awaits_peer_copy(int32_t ctid) const noexcept {
+    if (ctid < 0 || ctid >= N_CTID_MAX) return false;
+    const CtidState& cs = ctids_[static_cast<size_t>(ctid)];
+    const uint64_t seq = cs.pull_seq.load(std::memory_order_acquire);
+    const PullLine* line = cs.pull_line.load(std::memory_order_relaxed);
+    return seq != 0 && line != nullptr && !pull_turn(*line, seq + 1);
 }
 
 void NicImpl::pull(int32_t ctid) noexcept {
