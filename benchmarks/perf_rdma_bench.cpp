@@ -14,10 +14,13 @@
 //   p50_us            median run time
 //   max_over_median   slowest run / median
 //   stalls            runs slower than 3x the median and by 1 ms or more (target: 0)
-//   stalls_foreign    of those, the runs that lost their time to another process or the kernel: a thread of a rank
+//   stalls_foreign    of those, the runs that lost their time to another process or the machine: a thread of a rank
 //                     waited at least half the excess for a CPU that no other thread of its process used, with
-//                     the ranks pinned to CPUs of their own (mpirun's default for 2 ranks): the client's threads
-//                     during its run, the server's from its previous connSync to this one (see cpu_account.hpp)
+//                     the ranks pinned to CPUs of their own (mpirun's default for 2 ranks), or a rank's timing
+//                     thread, without sleeping, was that long neither running nor waiting for a CPU (held off it:
+//                     a VM's vCPU not run by its host; a plain spin loop here loses 1 - 4 ms that way a few times a
+//                     second). The client's threads during its run, the server's from its previous run's end
+//                     (after its connSync) to this run's end, before its next connSync (see cpu_account.hpp)
 //   write_over_read   WRITE round trip median / median of the READ runs of the same size and N that alternate with
 //                     the WRITE runs in this benchmark (target: <= 2.5). After a WRITE run (each of the first 512,
 //                     then every 8th: rows of short runs spend their time in connSync), untimed for the row,
@@ -242,14 +245,19 @@ bool run_once(const Run& r, Side& s) {
     return true;
 }
 
-/// Untimed, after every run: checks what arrived, clears the receive half and the counters, then connSync.
-void between_runs(const Run& r, Side& s, bool& data_ok) {
+/// Untimed, after every run: checks what arrived, clears the receive half and the counters.
+void tidy_after(const Run& r, Side& s, bool& data_ok) {
     const bool receives = r.write || cb::rank() == 0;
     if (receives) {
         check_and_clear(s.buf + k_max_size, r.size, data_ok);
         if (cb::inject_corruption() && cb::rank() == 0) data_ok = false;
     }
     s.thread->clearCompleted();
+}
+
+/// tidy_after, then connSync.
+void between_runs(const Run& r, Side& s, bool& data_ok) {
+    tidy_after(r, s, data_ok);
     s.thread->connSync(cb::rank() == 0);
 }
 
@@ -303,7 +311,9 @@ void bm_run(benchmark::State& state, Run r) {
     cb::CpuSnapshot start;
     bool data_ok = true;
     // The client's accounting spans its timed run; the server's, everything from its previous run's end (after
-    // its connSync) to this one's, which holds the whole of the client's run whichever rank got where first.
+    // its connSync and the alternated runs) to this one's end (before its connSync, which sleeps: a window without
+    // sleeps tells how long the machine held the thread off its CPU), which holds the whole of the client's run
+    // whichever rank got where first.
     const bool client = cb::rank() == 0;
     if (!cb::timed_loop(
             state, cb::Sync::initiator, samples,
@@ -313,8 +323,9 @@ void bm_run(benchmark::State& state, Run r) {
             [&] { return run_once(r, s); },
             [&] {
                 if (client) costs.push_back(cb::ThreadAccounts::cost(start, threads.snapshot()));
-                between_runs(r, s, data_ok);
+                tidy_after(r, s, data_ok);
                 if (!client) costs.push_back(cb::ThreadAccounts::cost(start, threads.snapshot()));
+                s.thread->connSync(client);
                 const bool pair = r.write && (runs < k_paired_all || runs % k_paired_stride == 0);
                 if (pair) paired_reads(r, s, threads, data_ok, reads);
                 if (pair && r.wire == 0) floor_run(r, data_ok, push_floors, pull_floors);
@@ -402,11 +413,11 @@ void print_summary() {
                     r.floor_over_read, ok ? "ok" : floor_bound ? "MISSED (floor above target)" : "MISSED");
     }
     std::printf("%d of %zu rows miss a target, %d of them because even the bare-copy floor is above 2.5x the READ; "
-                "%d more rows stalled only while another process or the kernel held a rank's CPU (foreign)%s\n",
+                "%d more rows stalled only while another process or the machine held a rank's CPU (foreign)%s\n",
                 bad, g_rows.size(), below_floor, foreign_only,
-                g_pinned_apart ? "" : "; the ranks share CPUs, so no stall is counted foreign");
+                g_pinned_apart ? "" : "; the ranks share CPUs, so only stalls where a thread was held off its CPU count foreign");
     // Where the time of the stalls counted against the target went (rank 0 times the client's side of its run, rank
-    // 1 everything from its previous connSync on: a sleep there is that connSync's).
+    // 1 everything from its previous run's end on, to before its next connSync).
     constexpr std::size_t k_lines_per_row = 5;
     bool first = true;
     for (const Row& r : g_rows) {

@@ -9,11 +9,50 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <ctime>
 #include <cstdio>
 #include <string>
 
 namespace coyote::bench {
+
+namespace {
+
+/// The runtime's thread names (pthread_setname_np); index 0: any other thread, the last: another runtime thread.
+constexpr const char* k_thread_kinds[] = {"an unnamed thread (the program's or MPI's)",
+                                          "coyote-vfpga",
+                                          "coyote-accept",
+                                          "coyote-wire-tx",
+                                          "coyote-wire-rx",
+                                          "coyote-lanes",
+                                          "coyote-irq",
+                                          "coyote-watchdog",
+                                          "coyote-sigusr1",
+                                          "coyote-sreader",
+                                          "coyote-sreply",
+                                          "another coyote thread"};
+constexpr int k_last_kind = static_cast<int>(std::size(k_thread_kinds)) - 1;
+
+/// The kind of the thread whose /proc/self/task entry is `tid`.
+uint8_t thread_kind(const char* tid) {
+    char name[32] = {};
+    const std::string path = std::string("/proc/self/task/") + tid + "/comm";
+    if (FILE* f = std::fopen(path.c_str(), "r")) {
+        if (std::fgets(name, sizeof name, f) == nullptr) name[0] = '\0';
+        std::fclose(f);
+    }
+    std::string n = name;
+    if (!n.empty() && n.back() == '\n') n.pop_back();
+    for (int k = 1; k < k_last_kind; ++k)
+        if (n == k_thread_kinds[k]) return static_cast<uint8_t>(k);
+    return n.rfind("coyote-", 0) == 0 ? k_last_kind : 0;
+}
+
+}  // namespace
+
+const char* thread_kind_name(int kind) noexcept {
+    return kind >= 0 && kind <= k_last_kind ? k_thread_kinds[kind] : k_thread_kinds[0];
+}
 
 ThreadAccounts::~ThreadAccounts() {
     for (int fd : fds_) ::close(fd);
@@ -22,6 +61,7 @@ ThreadAccounts::~ThreadAccounts() {
 void ThreadAccounts::refresh() {
     for (int fd : fds_) ::close(fd);
     fds_.clear();
+    kinds_.clear();
     self_ = -1;
     const std::string me = std::to_string(::gettid());
     DIR* dir = ::opendir("/proc/self/task");
@@ -32,6 +72,7 @@ void ThreadAccounts::refresh() {
         if (const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
             if (me == e->d_name) self_ = static_cast<int>(fds_.size());
             fds_.push_back(fd);
+            kinds_.push_back(thread_kind(e->d_name));
         }
     }
     ::closedir(dir);
@@ -41,6 +82,7 @@ CpuSnapshot ThreadAccounts::snapshot() const {
     CpuSnapshot s;
     s.delay_ns.assign(fds_.size(), 0);
     s.cpu_ns.assign(fds_.size(), 0);
+    s.kind = kinds_;
     for (std::size_t i = 0; i < fds_.size(); ++i) {
         char buf[96] = {};
         long long on_cpu = 0, delay = 0;
@@ -87,7 +129,13 @@ RunCpu ThreadAccounts::cost(const CpuSnapshot& before, const CpuSnapshot& after)
         const auto i = static_cast<std::size_t>(me);
         c.self_wait_s = s_of(after.delay_ns[i] - before.delay_ns[i]);
         c.others_cpu_s = s_of(all_cpu - cpu_of(i));
+        for (std::size_t j = 0; j < n; ++j)
+            if (j != i && s_of(cpu_of(j)) > c.top_other_cpu_s) {
+                c.top_other_cpu_s = s_of(cpu_of(j));
+                c.top_other_kind = j < after.kind.size() ? after.kind[j] : 0;
+            }
     }
+    if (c.self_sleeps == 0) c.frozen_s = std::max(c.wall_s - c.self_cpu_s - c.self_wait_s, 0.0);
     return c;
 }
 
@@ -97,7 +145,17 @@ std::string RunCpu::describe() const {
                   "ran %.3f ms, waited %.3f ms for a CPU, slept %.0fx, %.0f page faults from disk; the other threads "
                   "ran %.3f ms",
                   self_cpu_s * 1e3, self_wait_s * 1e3, self_sleeps, self_majflt, others_cpu_s * 1e3);
-    return line;
+    std::string out = line;
+    if (top_other_cpu_s > 0) {
+        std::snprintf(line, sizeof line, " (most: %s, %.3f ms)", thread_kind_name(static_cast<int>(top_other_kind)),
+                      top_other_cpu_s * 1e3);
+        out += line;
+    }
+    if (self_sleeps == 0) {
+        std::snprintf(line, sizeof line, "; held off its CPU %.3f ms", frozen_s * 1e3);
+        out += line;
+    }
+    return out;
 }
 
 bool ranks_pinned_apart() {
@@ -129,11 +187,11 @@ std::vector<std::vector<RunCpu>> gather_run_cpu(const std::vector<RunCpu>& mine)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     const int count = static_cast<int>(mine.size());
-    constexpr int k = 7; // doubles per run
+    constexpr int k = 10; // doubles per run
     std::vector<double> flat;
     for (const RunCpu& r : mine)
         flat.insert(flat.end(), {r.foreign_wait_s, r.wall_s, r.self_cpu_s, r.self_wait_s, r.self_sleeps, r.self_majflt,
-                                 r.others_cpu_s});
+                                 r.others_cpu_s, r.frozen_s, r.top_other_cpu_s, r.top_other_kind});
     std::vector<double> all(rank == 0 ? flat.size() * static_cast<std::size_t>(size) : 0);
     MPI_Gather(flat.data(), k * count, MPI_DOUBLE, all.data(), k * count, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     std::vector<std::vector<RunCpu>> out;
@@ -143,7 +201,7 @@ std::vector<std::vector<RunCpu>> gather_run_cpu(const std::vector<RunCpu>& mine)
         const double* from = all.data() + static_cast<std::size_t>(r) * flat.size();
         for (std::size_t i = 0; i < mine.size(); ++i) {
             const double* v = from + k * i;
-            runs[i] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+            runs[i] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]};
         }
         out.push_back(std::move(runs));
     }
@@ -152,9 +210,12 @@ std::vector<std::vector<RunCpu>> gather_run_cpu(const std::vector<RunCpu>& mine)
 
 bool preempted_by_others(const std::vector<std::vector<RunCpu>>& all, std::size_t run, double lost_s,
                          bool pinned_apart) noexcept {
-    if (!pinned_apart) return false;
-    for (const auto& rank : all)
-        if (run < rank.size() && rank[run].foreign_wait_s >= 0.5 * lost_s) return true;
+    for (const auto& rank : all) {
+        if (run >= rank.size()) continue;
+        // A thread held off its CPU without waiting for it lost the time to the machine, pinned or not.
+        if (rank[run].frozen_s >= 0.5 * lost_s) return true;
+        if (pinned_apart && rank[run].foreign_wait_s >= 0.5 * lost_s) return true;
+    }
     return false;
 }
 

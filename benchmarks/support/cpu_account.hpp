@@ -14,6 +14,7 @@ namespace coyote::bench {
 /// running thread), its sleeps and major page faults so far (getrusage), and the monotonic clock.
 struct CpuSnapshot {
     std::vector<int64_t> delay_ns, cpu_ns;
+    std::vector<uint8_t> kind; ///< each thread's name as an index of thread_kind_name (read at refresh)
     int self = -1; ///< the taking thread's index, -1 when it was not listed
     int64_t self_cpu_ns = 0, self_sleeps = 0, self_majflt = 0, wall_ns = 0;
 };
@@ -29,10 +30,22 @@ struct RunCpu {
     double self_sleeps = 0;    ///< its voluntary context switches (blocking system calls, futex waits, page-ins)
     double self_majflt = 0;    ///< its major page faults
     double others_cpu_s = 0;   ///< the CPU time of the process's other threads
+    /// How long the taking thread was held off its CPU when it never slept: wall time neither run nor spent
+    /// waiting for a CPU (a vCPU its hypervisor did not run, interrupt handling); 0 when it slept (its sleeps'
+    /// length is not known).
+    double frozen_s = 0;
+    /// The other thread that ran longest meanwhile: its CPU time and its kind (thread_kind_name).
+    double top_other_cpu_s = 0;
+    double top_other_kind = 0;
 
-    /// "ran 0.04 ms, waited 0 ms for a CPU, slept 1x, 0 page faults from disk; the other threads ran 0 ms"
+    /// "ran 0.04 ms, waited 0 ms for a CPU, slept 1x, 0 page faults from disk; the other threads ran 0 ms" (and,
+    /// when it never slept, "held off its CPU 0.9 ms")
     std::string describe() const;
 };
+
+/// What a thread is, by the name the runtime gives its threads ("coyote-vfpga", ...); kind 0 is any other thread
+/// (the program's, MPI's).
+const char* thread_kind_name(int kind) noexcept;
 
 /// The threads of this process, each with its /proc schedstat descriptor kept open (a snapshot is one pread per
 /// thread). Threads started after refresh() are not looked at until the next refresh().
@@ -52,6 +65,7 @@ public:
 
 private:
     std::vector<int> fds_;
+    std::vector<uint8_t> kinds_;
     int self_ = -1; ///< the index of the thread that called refresh()
 };
 
@@ -65,7 +79,8 @@ bool ranks_pinned_apart();
 std::vector<std::vector<RunCpu>> gather_run_cpu(const std::vector<RunCpu>& mine);
 
 /// A slow run was machine noise when a thread of some rank lost at least half of `lost_s` waiting for a CPU that
-/// its process's other threads did not use (and the ranks are pinned apart).
+/// its process's other threads did not use (and the ranks are pinned apart), or a rank's timing thread was held
+/// off its CPU (frozen_s) that long.
 bool preempted_by_others(const std::vector<std::vector<RunCpu>>& all, std::size_t run, double lost_s,
                          bool pinned_apart) noexcept;
 

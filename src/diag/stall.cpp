@@ -2,6 +2,7 @@
 // registry of watched cThreads and the opt-in SIGUSR1 handler that prints all their diagnoses.
 #include "diag/stall.hpp"
 
+#include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <unistd.h>
@@ -70,11 +71,13 @@ void print_all() {
 void install_signal_handler(Registry& r) {
     if (r.handler_installed) return;
     r.handler_installed = true;
-    std::thread([&r] {
+    std::thread printer([&r] {
         for (;;) {
             if (::sem_wait(&r.wake) == 0) print_all();
         }
-    }).detach();
+    });
+    (void)::pthread_setname_np(printer.native_handle(), "coyote-sigusr1");
+    printer.detach();
     struct sigaction sa {};
     sa.sa_handler = on_sigusr1;
     sigemptyset(&sa.sa_mask);

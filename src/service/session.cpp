@@ -1,6 +1,7 @@
 // coyote-mpi: a service client session: requests through a table of handlers, results as tasks complete.
 #include "service/session.hpp"
 
+#include <pthread.h>
 #include <sys/socket.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -20,7 +21,9 @@ constexpr int32_t code_of(TaskError e) { return static_cast<int32_t>(e); }
 Session::Session(Fd fd, pid_t pid, std::unique_ptr<cThread> thread, const SessionEnv& env)
     : fd_(std::move(fd)), pid_(pid), thread_(std::move(thread)), env_(env) {
     reader_ = std::thread([this] { reader_loop(); });
+    (void)::pthread_setname_np(reader_.native_handle(), "coyote-sreader");
     responder_ = std::thread([this] { responder_loop(); });
+    (void)::pthread_setname_np(responder_.native_handle(), "coyote-sreply");
 }
 
 Session::~Session() {

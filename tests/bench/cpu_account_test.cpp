@@ -1,7 +1,9 @@
 // The benchmarks' CPU accounting (benchmarks/support/cpu_account.hpp): a run that a thread of our own process
-// slowed down is never called foreign; one that another process slowed down on the same CPU is.
+// slowed down is never called foreign; one that another process slowed down on the same CPU is, and so is one whose
+// timing thread was held off its CPU without waiting for it (a vCPU its host did not run).
 #include <gtest/gtest.h>
 
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -76,6 +78,8 @@ public:
         step_ = 3;
         thread_.join();
     }
+    /// Names the thread (as the runtime names its own).
+    void name(const char* n) { ASSERT_EQ(::pthread_setname_np(thread_.native_handle(), n), 0); }
     /// Starts the burn and sleeps (in steps of `poll`) until it is done.
     void burn(std::chrono::milliseconds poll) {
         step_ = 1;
@@ -152,6 +156,7 @@ TEST(CpuAccount, WhatTheTimingThreadDidIsMeasured) {
     // A slow run's explanation: the timing thread's sleeps, CPU time and wait for a CPU, and its process's other
     // threads' CPU time.
     auto helper = std::make_unique<CpuBurner>(0.02);
+    helper->name("coyote-lanes");
     cb::ThreadAccounts threads;
     threads.refresh();
     const cb::CpuSnapshot a = threads.snapshot();
@@ -167,6 +172,9 @@ TEST(CpuAccount, WhatTheTimingThreadDidIsMeasured) {
     EXPECT_LT(slept.self_cpu_s, 0.5 * slept.wall_s);
     EXPECT_GE(slept.others_cpu_s, 0.015) << "the helper's 20 ms of CPU";
     EXPECT_NE(slept.describe().find("slept "), std::string::npos) << slept.describe();
+    EXPECT_GE(slept.top_other_cpu_s, 0.015);
+    EXPECT_NE(slept.describe().find("most: coyote-lanes"), std::string::npos) << slept.describe();
+    EXPECT_EQ(slept.frozen_s, 0.0) << "a thread that slept: its time off the CPU is not known";
 
     const cb::RunCpu spun = cb::ThreadAccounts::cost(b, c);
     EXPECT_EQ(spun.self_sleeps, 0.0);
@@ -174,4 +182,33 @@ TEST(CpuAccount, WhatTheTimingThreadDidIsMeasured) {
     // Spinning, the thread either ran or waited for its CPU.
     EXPECT_GT(spun.self_cpu_s + spun.self_wait_s, 0.8 * spun.wall_s) << spun.describe();
     EXPECT_LT(spun.others_cpu_s, 0.5 * spun.wall_s);
+    EXPECT_LT(spun.frozen_s, 0.5 * spun.wall_s) << spun.describe();
+    EXPECT_NE(spun.describe().find("held off its CPU"), std::string::npos) << spun.describe();
+}
+
+TEST(CpuAccount, ATimingThreadHeldOffItsCpuIsForeign) {
+    // Snapshots as a vCPU that its host stopped leaves them: 2 ms of wall time, 0.4 ms run, 0.1 ms waited for a
+    // CPU, no sleep. The 1.5 ms are the machine's, pinned ranks or not; after a sleep nothing is concluded.
+    cb::CpuSnapshot a;
+    a.delay_ns = {1'000'000};
+    a.cpu_ns = {5'000'000};
+    a.kind = {0};
+    a.self = 0;
+    a.self_cpu_ns = 5'000'000;
+    a.self_sleeps = 7;
+    a.wall_ns = 100'000'000;
+    cb::CpuSnapshot b = a;
+    b.delay_ns = {1'100'000};
+    b.cpu_ns = {5'400'000};
+    b.self_cpu_ns = 5'400'000;
+    b.wall_ns = 102'000'000;
+    const cb::RunCpu held = cb::ThreadAccounts::cost(a, b);
+    EXPECT_NEAR(held.frozen_s, 0.0015, 1e-9);
+    EXPECT_TRUE(cb::preempted_by_others({{held}}, 0, 0.002, false));
+    EXPECT_TRUE(cb::preempted_by_others({{cb::RunCpu{}}, {held}}, 0, 0.003, false)) << "any rank's";
+    EXPECT_FALSE(cb::preempted_by_others({{held}}, 0, 0.004, true)) << "less than half the time lost";
+    b.self_sleeps = 8;
+    const cb::RunCpu slept = cb::ThreadAccounts::cost(a, b);
+    EXPECT_EQ(slept.frozen_s, 0.0);
+    EXPECT_FALSE(cb::preempted_by_others({{slept}}, 0, 0.002, true));
 }

@@ -3,6 +3,7 @@
 #include "backend/hw/interrupts.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 
 #include <cerrno>
@@ -40,6 +41,7 @@ void InterruptThread::install(int32_t ctid, InterruptHandler handler) {
             run(ctid, *raw, *exit);
             exit->mark_finished(); // touches only `exit`: the rest may be gone after an abandoned handler
         });
+        (void)::pthread_setname_np(c->thread.native_handle(), "coyote-irq");
     } catch (...) {
         (void)file_.try_call(abi::k_unregister_eventfd, args);
         throw;

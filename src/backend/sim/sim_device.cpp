@@ -2,6 +2,7 @@
 // counters and asynchronous errors, user interrupts, NIC delegation, statistics, and sim::open().
 #include "backend/sim/sim_device.hpp"
 
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -135,6 +136,7 @@ SimDevice::SimDevice(uint32_t device, int32_t vfid, const ShellConfig& cfg)
         }
     }
     worker_ = std::thread([this] { worker_loop(); });
+    (void)::pthread_setname_np(worker_.native_handle(), "coyote-vfpga"); // seen in top -H, gdb
     // The packet sniffer model (Coyote example 11) writes its capture into card memory, as the example reads it.
     if (cfg_.en_mem) sniffer::offer_card_port(device_, vfid_, this);
 }
@@ -473,6 +475,7 @@ void SimDevice::set_interrupt_handler(int32_t ctid, InterruptHandler handler) {
             irq_loop(*t);
             t->exit.mark_finished();
         });
+        (void)::pthread_setname_np(fresh->thread.native_handle(), "coyote-irq");
     }
     replace_irq_thread(ctid, std::move(fresh));
 }

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -76,6 +77,7 @@ void TcpWire::open() {
     if (open_.load()) return;
     if (::listen(listener_.get(), 64) != 0) throw_errno("listen", "sim RDMA wire");
     acceptor_ = std::thread([this] { acceptor(); });
+    (void)::pthread_setname_np(acceptor_.native_handle(), "coyote-accept");
     open_.store(true);
 }
 
