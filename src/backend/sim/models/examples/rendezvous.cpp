@@ -100,6 +100,34 @@ private:
     std::array<std::atomic<int>, 16> fds_;
 };
 
+/// The user's announcement segment: one counter per device slot (devices share a slot modulo k_slots: a change of
+/// one then makes the NICs of the others re-read too, which is harmless).
+constexpr uint32_t k_slots = 64;
+struct alignas(64) Slot {
+    std::atomic<uint64_t> counter;
+};
+static_assert(sizeof(Slot) == 64 && std::atomic<uint64_t>::is_always_lock_free);
+
+/// Maps the announcement segment (creating it); null when it cannot be used.
+Slot* map_announcements() noexcept {
+    try {
+        const std::string name = "/coyote-sim." + std::to_string(::getuid()) + ".sniffers";
+        const Fd fd(::shm_open(name.c_str(), O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600));
+        if (!fd) return nullptr;
+        struct stat st {};
+        // Another user's file at the name is never used (nor is anything but a private regular file).
+        if (::fstat(fd.get(), &st) != 0 || st.st_uid != ::getuid() || !S_ISREG(st.st_mode) ||
+            (st.st_mode & 077) != 0)
+            return nullptr;
+        constexpr off_t size = k_slots * sizeof(Slot);
+        if (st.st_size < size && ::ftruncate(fd.get(), size) != 0) return nullptr; // zeros: every counter at 0
+        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+        return p == MAP_FAILED ? nullptr : static_cast<Slot*>(p); // kept for the process's life
+    } catch (...) {
+        return nullptr;
+    }
+}
+
 /// Writes `r` as the whole content of the rendezvous `fd`.
 void write_record(int fd, const RendezvousRecord& r, const std::string& name) {
     if (::fchmod(fd, 0600) != 0) throw_errno("fchmod", "packet_sniffer: the rendezvous " + name);
@@ -112,6 +140,15 @@ void write_record(int fd, const RendezvousRecord& r, const std::string& name) {
 
 std::string rendezvous_name(uint32_t device) {
     return "/coyote-sim." + std::to_string(::getuid()) + ".sniffer.d" + std::to_string(device);
+}
+
+std::atomic<uint64_t>* announcement(uint32_t device) noexcept {
+    static Slot* const slots = map_announcements();
+    return slots == nullptr ? nullptr : &slots[device % k_slots].counter;
+}
+
+void announce(uint32_t device) noexcept {
+    if (std::atomic<uint64_t>* c = announcement(device)) c->fetch_add(1, std::memory_order_acq_rel);
 }
 
 RendezvousRecord make_record(int32_t pid, uint64_t start_time, uint64_t id) noexcept {
@@ -156,18 +193,20 @@ std::optional<Publication> Publication::claim(uint32_t device, uint64_t id, Rend
         // Free: a record left here names a process that ended (or is malformed); this one replaces it.
         write_record(fd.get(), mine, name);
         track_segment(name); // a normal exit removes it
-        return Publication(std::move(fd), name);
+        announce(device);
+        return Publication(std::move(fd), name, device);
     }
     throw_error(Errc::resource_exhausted, "packet_sniffer",
                 "the rendezvous " + name + " was removed under this sniffer " + std::to_string(k_claim_attempts) +
                     " times in a row");
 }
 
-Publication::Publication(Fd fd, std::string name) noexcept
-    : fd_(std::move(fd)), name_(std::move(name)), owner_(::getpid()), slot_(HeldLocks::get().add(fd_.get())) {}
+Publication::Publication(Fd fd, std::string name, uint32_t device) noexcept
+    : fd_(std::move(fd)), name_(std::move(name)), device_(device), owner_(::getpid()),
+      slot_(HeldLocks::get().add(fd_.get())) {}
 
 Publication::Publication(Publication&& o) noexcept
-    : fd_(std::move(o.fd_)), name_(std::move(o.name_)), owner_(std::exchange(o.owner_, 0)),
+    : fd_(std::move(o.fd_)), name_(std::move(o.name_)), device_(o.device_), owner_(std::exchange(o.owner_, 0)),
       slot_(std::exchange(o.slot_, -1)) {}
 
 Publication& Publication::operator=(Publication&& o) noexcept {
@@ -175,6 +214,7 @@ Publication& Publication::operator=(Publication&& o) noexcept {
         release();
         fd_ = std::move(o.fd_);
         name_ = std::move(o.name_);
+        device_ = o.device_;
         owner_ = std::exchange(o.owner_, 0);
         slot_ = std::exchange(o.slot_, -1);
     }
@@ -189,6 +229,7 @@ void Publication::update(uint64_t id) noexcept {
     } catch (...) {
         (void)::ftruncate(fd_.get(), 0); // no record rather than the previous sniffer's
     }
+    announce(device_);
 }
 
 void Publication::release() noexcept {
@@ -199,6 +240,7 @@ void Publication::release() noexcept {
         // Removed before the lock goes, so that a claimer waiting on this file opens the name afresh.
         if (::fstat(fd_.get(), &st) == 0 && st.st_nlink > 0) ::shm_unlink(name_.c_str());
         untrack_segment(name_);
+        announce(device_);
     }
     HeldLocks::get().remove(slot_);
     slot_ = -1;
@@ -218,6 +260,8 @@ void Watch::overdue(int64_t now, int64_t due) noexcept {
 void Watch::refresh(int64_t now) noexcept {
     std::unique_lock lk(mtx_, std::try_to_lock);
     if (!lk.owns_lock() || now < next_ns_.load(std::memory_order_relaxed)) return; // another thread refreshes
+    // Read before the rendezvous: a change announced meanwhile makes the next packet re-read it again.
+    if (announced_ != nullptr) seen_.store(announced_->load(std::memory_order_acquire), std::memory_order_relaxed);
     uint64_t word = 0;
     try {
         const RendezvousRecord r = read_rendezvous(device_);
@@ -228,7 +272,10 @@ void Watch::refresh(int64_t now) noexcept {
     const uint64_t old = word_.exchange(word, std::memory_order_acq_rel);
     if (old != 0 && old != word && cache_ != nullptr)
         cache_->release({static_cast<int32_t>(old >> 32), old & 0xffffffffULL}); // its publication ended
-    next_ns_.store(now + std::chrono::nanoseconds(k_watch_period).count(), std::memory_order_relaxed);
+    const auto period = word != 0 || announced_ == nullptr ? std::chrono::nanoseconds(k_watch_period)
+                                                            : std::chrono::nanoseconds(k_watch_idle_period);
+    last_read_ns_.store(now, std::memory_order_relaxed);
+    next_ns_.store(now + period.count(), std::memory_order_relaxed);
     asked_.store(false, std::memory_order_relaxed);
 }
 

@@ -4,6 +4,14 @@
 // process of the user read it at most every k_watch_period and append their frames to that buffer. The publisher
 // holds an flock on the segment: a second process finds it taken, and a crashed publisher's lock ends with it (its
 // record stays and names a dead process, which readers ignore and the next publisher overwrites).
+//
+// Every change of a rendezvous is announced: its publisher increments the device's counter in the user's
+// announcement segment "/coyote-sim.<uid>.sniffers" (mode 0600, created by the first process that needs it and kept:
+// a page of counters, one cache line per device slot), which every process maps once. A NIC re-reads the rendezvous
+// within k_watch_period of an announced change, else only every k_watch_idle_period while no sniffer is published (a
+// safety net for a rendezvous changed by a program that does not announce it), or every k_watch_period while one is
+// (its process may end). Without the announcement segment (another user's file at the name) it re-reads every
+// k_watch_period, as it did before announcements.
 #pragma once
 
 #include <sys/types.h>
@@ -67,18 +75,28 @@ public:
     void update(uint64_t id) noexcept;
 
 private:
-    Publication(Fd fd, std::string name) noexcept;
+    Publication(Fd fd, std::string name, uint32_t device) noexcept;
     void release() noexcept;
 
     Fd fd_;
     std::string name_;
+    uint32_t device_ = 0;
     pid_t owner_ = 0; ///< the claiming process (a forked child's copy does nothing)
     int slot_ = -1;   ///< its entry in the table of locked descriptors a forked child drops
 };
 
-/// How often a NIC re-reads the rendezvous while it moves packets: a sniffer another process starts (or stops) is
-/// seen within this period.
+/// How often a NIC re-reads the rendezvous while it moves packets and a sniffer is published (or announcements are
+/// not available): a sniffer another process starts (or stops, or whose process ends) is seen within this period.
 inline constexpr std::chrono::milliseconds k_watch_period{4};
+/// How often it re-reads it while no sniffer is published and its device's announcement counter stays: each re-read
+/// wakes the vFPGA's worker, which takes the core of the polling thread for a moment.
+inline constexpr std::chrono::milliseconds k_watch_idle_period{1000};
+
+/// The announcement counter of `device` in this user's announcement segment (mapped once per process, created if
+/// needed), or null when it cannot be had (the name holds another user's file, or /dev/shm refuses it).
+std::atomic<uint64_t>* announcement(uint32_t device) noexcept;
+/// Tells every NIC of `device` that its rendezvous changed: they re-read it at their next packet.
+void announce(uint32_t device) noexcept;
 
 /// How long a NIC's packets leave a due re-read of the rendezvous to the thread that keeps its view fresh (see
 /// Watch) before one of them reads it itself: a read looks up a name in /dev/shm, which takes the directory's lock
@@ -97,11 +115,22 @@ public:
 
     /// `cache`: the TapCache that maps the publisher's buffer, told to let go of it when the publication ends.
     Watch(uint32_t device, TapCache* cache, Waker waker = nullptr, void* waker_ctx = nullptr) noexcept
-        : device_(device), cache_(cache), waker_(waker), waker_ctx_(waker_ctx) {}
+        : device_(device), cache_(cache), waker_(waker), waker_ctx_(waker_ctx), announced_(announcement(device)) {}
 
     /// The live publisher's buffer, or none. `now`: coarse_now_ns().
     Target target(int64_t now) noexcept {
-        const int64_t due = next_ns_.load(std::memory_order_relaxed);
+        int64_t due = next_ns_.load(std::memory_order_relaxed);
+        if (announced_ != nullptr && announced_->load(std::memory_order_acquire) != seen_.load(std::memory_order_relaxed))
+            [[unlikely]] {
+            // A change was announced: due k_watch_period after the last re-read, as without announcements (long
+            // past after an idle spell: then the packet re-reads it itself, see overdue).
+            const int64_t soon = last_read_ns_.load(std::memory_order_relaxed) +
+                                 std::chrono::nanoseconds(k_watch_period).count();
+            if (soon < due) {
+                next_ns_.store(soon, std::memory_order_relaxed);
+                due = soon;
+            }
+        }
         if (now >= due) [[unlikely]]
             overdue(now, due);
         const uint64_t w = word_.load(std::memory_order_acquire);
@@ -128,6 +157,9 @@ private:
     const Waker waker_;
     void* const waker_ctx_;
     std::atomic<bool> asked_{false}; ///< the keeping thread was asked since the last re-read
+    std::atomic<uint64_t>* const announced_; ///< the device's announcement counter (null: none)
+    std::atomic<uint64_t> seen_{0};          ///< its value before the last re-read
+    std::atomic<int64_t> last_read_ns_{0};   ///< when the last re-read was made
     std::mutex mtx_;                ///< the refresh and the fields below
     int32_t pid_ = 0;
     uint64_t start_time_ = 0;

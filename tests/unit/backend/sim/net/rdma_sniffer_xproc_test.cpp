@@ -263,12 +263,14 @@ bool rendezvous_exists() {
     return fd >= 0;
 }
 
-/// Puts `bytes` in the rendezvous of k_device, as a broken or foreign program might.
+/// Puts `bytes` in the rendezvous of k_device, as a broken program might, and announces the change (a program that
+/// does not announce it is seen within k_watch_idle_period).
 void put_rendezvous(const void* bytes, std::size_t n) {
     const int fd = ::shm_open(sn::rendezvous_name(k_device).c_str(), O_RDWR | O_CREAT | O_TRUNC, 0600);
     check(fd >= 0, "open the rendezvous");
     check(::write(fd, bytes, n) == static_cast<ssize_t>(n), "write the rendezvous");
     ::close(fd);
+    sn::announce(k_device);
 }
 
 class RdmaSnifferAcrossProcesses : public ::testing::Test {
@@ -440,10 +442,12 @@ TEST_F(RdmaSnifferAcrossProcesses, MalformedRendezvousContentIsIgnoredAndReplace
     // A FIFO at the name: the NICs must not block opening it.
     const std::string path = "/dev/shm" + sn::rendezvous_name(k_device);
     ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+    sn::announce(k_device);
     settle();
     ASSERT_TRUE(pair.round());
     ++round;
     ::unlink(path.c_str());
+    sn::announce(k_device);
     for (const Variant& v : variants) {
         put_rendezvous(v.bytes.data(), v.bytes.size());
         settle();
