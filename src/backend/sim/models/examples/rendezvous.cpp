@@ -12,6 +12,7 @@
 #include <array>
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <utility>
 
@@ -108,17 +109,26 @@ struct alignas(64) Slot {
 };
 static_assert(sizeof(Slot) == 64 && std::atomic<uint64_t>::is_always_lock_free);
 
-/// Maps the announcement segment (creating it); null when it cannot be used.
-Slot* map_announcements() noexcept {
+/// Maps the announcement segment `name` (creating it); null when it cannot be used.
+Slot* map_announcements(const std::string& name) noexcept {
     try {
-        const std::string name = "/coyote-sim." + std::to_string(::getuid()) + ".sniffers";
-        const Fd fd(::shm_open(name.c_str(), O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600));
+        // Created here: 0600 whatever the umask; else the existing one, checked below.
+        Fd fd(::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0600));
+        if (fd && ::fchmod(fd.get(), 0600) != 0) return nullptr;
+        if (!fd && errno == EEXIST) fd = Fd(::shm_open(name.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC, 0));
         if (!fd) return nullptr;
         struct stat st {};
         // Another user's file at the name is never used (nor is anything but a private regular file).
-        if (::fstat(fd.get(), &st) != 0 || st.st_uid != ::getuid() || !S_ISREG(st.st_mode) ||
-            (st.st_mode & 077) != 0)
+        if (::fstat(fd.get(), &st) != 0) return nullptr;
+        if (st.st_uid != ::getuid() || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+            std::fprintf(stderr,
+                         "coyote sim: /dev/shm%s is not used (owner uid %u, mode %04o%s): the NICs re-read the packet "
+                         "sniffer rendezvous every %lld ms instead\n",
+                         name.c_str(), static_cast<unsigned>(st.st_uid), static_cast<unsigned>(st.st_mode & 07777),
+                         S_ISREG(st.st_mode) ? "" : ", not a regular file",
+                         static_cast<long long>(k_watch_period.count()));
             return nullptr;
+        }
         constexpr off_t size = k_slots * sizeof(Slot);
         if (st.st_size < size && ::ftruncate(fd.get(), size) != 0) return nullptr; // zeros: every counter at 0
         void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
@@ -142,8 +152,19 @@ std::string rendezvous_name(uint32_t device) {
     return "/coyote-sim." + std::to_string(::getuid()) + ".sniffer.d" + std::to_string(device);
 }
 
+std::atomic<uint64_t>* open_announcements(const std::string& name) noexcept {
+    Slot* slots = map_announcements(name);
+    return slots == nullptr ? nullptr : &slots[0].counter;
+}
+
 std::atomic<uint64_t>* announcement(uint32_t device) noexcept {
-    static Slot* const slots = map_announcements();
+    static Slot* const slots = [] {
+        try {
+            return map_announcements("/coyote-sim." + std::to_string(::getuid()) + ".sniffers");
+        } catch (...) { // the name: out of memory
+            return static_cast<Slot*>(nullptr);
+        }
+    }();
     return slots == nullptr ? nullptr : &slots[device % k_slots].counter;
 }
 

@@ -95,7 +95,11 @@ inline constexpr std::chrono::milliseconds k_watch_idle_period{1000};
 /// The announcement counter of `device` in this user's announcement segment (mapped once per process, created if
 /// needed), or null when it cannot be had (the name holds another user's file, or /dev/shm refuses it).
 std::atomic<uint64_t>* announcement(uint32_t device) noexcept;
-/// Tells every NIC of `device` that its rendezvous changed: they re-read it at their next packet.
+/// Maps the announcement segment `name` ("/..."), creating it (mode 0600, its counters at 0) when it does not exist:
+/// its first counter (kept mapped for the process's life), or null with a line on stderr when the name holds
+/// anything but a private regular file of this user. announcement() uses "/coyote-sim.<uid>.sniffers".
+std::atomic<uint64_t>* open_announcements(const std::string& name) noexcept;
+/// Tells every NIC of `device` that its rendezvous changed: they re-read it within k_watch_period.
 void announce(uint32_t device) noexcept;
 
 /// How long a NIC's packets leave a due re-read of the rendezvous to the thread that keeps its view fresh (see

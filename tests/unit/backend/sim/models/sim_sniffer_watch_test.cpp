@@ -5,6 +5,7 @@
 // change of the rendezvous was announced or while a sniffer is published, and only every k_watch_idle_period
 // otherwise.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,4 +144,32 @@ TEST(SnifferWatch, TheAnnouncementSegmentIsTheUsersAlone) {
     ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
     EXPECT_EQ(st.st_uid, ::getuid());
     EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST(SnifferWatch, AnAnnouncementSegmentOfAnotherUserOrReadableByOthersIsNotUsed) {
+    const std::string name = "/coyote-test." + std::to_string(::getuid()) + "." + std::to_string(::getpid()) + ".ann";
+    const std::string path = "/dev/shm" + name;
+    ::shm_unlink(name.c_str());
+    // Created: private, one page, counters at zero.
+    std::atomic<uint64_t>* fresh = sniffer::open_announcements(name);
+    ASSERT_NE(fresh, nullptr);
+    EXPECT_EQ(fresh->load(), 0u);
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_EQ(st.st_size, 4096);
+    // Readable by others (as a umask-less program might leave it): refused.
+    ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+    EXPECT_EQ(sniffer::open_announcements(name), nullptr);
+    // Another user's: refused (root only can make one).
+    if (::geteuid() == 0) {
+        ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+        ASSERT_EQ(::chown(path.c_str(), 65534, static_cast<gid_t>(-1)), 0);
+        EXPECT_EQ(sniffer::open_announcements(name), nullptr);
+    }
+    ::shm_unlink(name.c_str());
+    // A FIFO at the name: refused without blocking.
+    ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+    EXPECT_EQ(sniffer::open_announcements(name), nullptr);
+    ::unlink(path.c_str());
 }
