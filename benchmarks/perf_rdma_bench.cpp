@@ -20,7 +20,7 @@
 //                     thread, without sleeping, was that long neither running nor waiting for a CPU (held off it:
 //                     a VM's vCPU not run by its host; a plain spin loop here loses 1 - 4 ms that way a few times a
 //                     second). The client's threads during its run, the server's from its previous run's end
-//                     (after its connSync) to this run's end, before its next connSync (see cpu_account.hpp)
+//                     to this run's end (after connSync; held off its CPU: up to that connSync; cpu_account.hpp)
 //   write_over_read   WRITE round trip median / median of the READ runs of the same size and N that alternate with
 //                     the WRITE runs in this benchmark (target: <= 2.5). After a WRITE run (each of the first 512,
 //                     then every 8th: rows of short runs spend their time in connSync), untimed for the row,
@@ -311,9 +311,9 @@ void bm_run(benchmark::State& state, Run r) {
     cb::CpuSnapshot start;
     bool data_ok = true;
     // The client's accounting spans its timed run; the server's, everything from its previous run's end (after
-    // its connSync and the alternated runs) to this one's end (before its connSync, which sleeps: a window without
-    // sleeps tells how long the machine held the thread off its CPU), which holds the whole of the client's run
-    // whichever rank got where first.
+    // its connSync and the alternated runs) to this one's (after its connSync), which holds the whole of the
+    // client's run whichever rank got where first. How long the machine held the server's thread off its CPU is
+    // read over the same window up to its connSync, which sleeps (a window with sleeps cannot tell).
     const bool client = cb::rank() == 0;
     if (!cb::timed_loop(
             state, cb::Sync::initiator, samples,
@@ -324,8 +324,15 @@ void bm_run(benchmark::State& state, Run r) {
             [&] {
                 if (client) costs.push_back(cb::ThreadAccounts::cost(start, threads.snapshot()));
                 tidy_after(r, s, data_ok);
-                if (!client) costs.push_back(cb::ThreadAccounts::cost(start, threads.snapshot()));
+                const cb::CpuSnapshot before_sync = client ? cb::CpuSnapshot{} : threads.snapshot();
                 s.thread->connSync(client);
+                if (!client) {
+                    // Through the connSync, which holds the client's whole run (a passive server's wire threads
+                    // serve it then); held off its CPU is told by the part before it, which has no sleep of its own.
+                    cb::RunCpu c = cb::ThreadAccounts::cost(start, threads.snapshot());
+                    c.frozen_s = cb::ThreadAccounts::cost(start, before_sync).frozen_s;
+                    costs.push_back(c);
+                }
                 const bool pair = r.write && (runs < k_paired_all || runs % k_paired_stride == 0);
                 if (pair) paired_reads(r, s, threads, data_ok, reads);
                 if (pair && r.wire == 0) floor_run(r, data_ok, push_floors, pull_floors);
@@ -417,7 +424,7 @@ void print_summary() {
                 bad, g_rows.size(), below_floor, foreign_only,
                 g_pinned_apart ? "" : "; the ranks share CPUs, so only stalls where a thread was held off its CPU count foreign");
     // Where the time of the stalls counted against the target went (rank 0 times the client's side of its run, rank
-    // 1 everything from its previous run's end on, to before its next connSync).
+    // 1 everything from its previous connSync on: a sleep there is that connSync's).
     constexpr std::size_t k_lines_per_row = 5;
     bool first = true;
     for (const Row& r : g_rows) {

@@ -151,7 +151,7 @@ std::string RunCpu::describe() const {
                       top_other_cpu_s * 1e3);
         out += line;
     }
-    if (self_sleeps == 0) {
+    if (self_sleeps == 0 || frozen_s > 0) {
         std::snprintf(line, sizeof line, "; held off its CPU %.3f ms", frozen_s * 1e3);
         out += line;
     }

@@ -39,7 +39,7 @@ struct RunCpu {
     double top_other_kind = 0;
 
     /// "ran 0.04 ms, waited 0 ms for a CPU, slept 1x, 0 page faults from disk; the other threads ran 0 ms" (and,
-    /// when it never slept, "held off its CPU 0.9 ms")
+    /// when it never slept or frozen_s was set, "held off its CPU 0.9 ms")
     std::string describe() const;
 };
 
