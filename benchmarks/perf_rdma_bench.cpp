@@ -15,7 +15,8 @@
 //   max_over_median   slowest run / median
 //   stalls            runs slower than 3x the median and by 1 ms or more (target: 0)
 //   stalls_foreign    of those, the runs that lost their time to another process or the machine: a thread of a rank
-//                     waited at least half the excess for a CPU that no other thread of its process used, with
+//                     waited at least half the excess for a CPU that the other threads of its process did not use
+//                     (its wait less all their CPU time), with
 //                     the ranks pinned to CPUs of their own (mpirun's default for 2 ranks), or a rank's timing
 //                     thread, without sleeping, was that long neither running nor waiting for a CPU (held off it:
 //                     a VM's vCPU not run by its host; a plain spin loop here loses 1 - 4 ms that way a few times a

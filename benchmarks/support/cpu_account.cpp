@@ -112,11 +112,13 @@ RunCpu ThreadAccounts::cost(const CpuSnapshot& before, const CpuSnapshot& after)
     const auto cpu_of = [&](std::size_t i) { return std::max<int64_t>(after.cpu_ns[i] - before.cpu_ns[i], 0); };
     int64_t all_cpu = 0;
     for (std::size_t i = 0; i < n; ++i) all_cpu += cpu_of(i);
+    // The part of a thread's wait for its CPU that the process's other threads cannot have taken (at most all their
+    // CPU time meanwhile, wherever they ran).
     int64_t best = 0;
     for (std::size_t i = 0; i < n; ++i) {
         const int64_t waited = after.delay_ns[i] - before.delay_ns[i];
         const int64_t others = all_cpu - cpu_of(i);
-        if (waited > best && others * 10 <= waited) best = waited;
+        best = std::max(best, waited - others);
     }
     RunCpu c;
     c.foreign_wait_s = static_cast<double>(best) * 1e-9;

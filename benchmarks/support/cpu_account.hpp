@@ -19,9 +19,9 @@ struct CpuSnapshot {
     int64_t self_cpu_ns = 0, self_sleeps = 0, self_majflt = 0, wall_ns = 0;
 };
 
-/// What one run cost a rank: the longest wait of one of its threads for a CPU that the process's other threads
-/// did not use (they ran at most a tenth of that wait meanwhile), in seconds; and, to tell where a slow run's time
-/// went, what the thread that took both snapshots did meanwhile.
+/// What one run cost a rank: the longest wait of one of its threads for a CPU less all the CPU time the process's
+/// other threads used meanwhile (the part of the wait they cannot have caused), in seconds; and, to tell where a
+/// slow run's time went, what the thread that took both snapshots did meanwhile.
 struct RunCpu {
     double foreign_wait_s = 0;
     double wall_s = 0;         ///< between the snapshots

@@ -186,6 +186,33 @@ TEST(CpuAccount, WhatTheTimingThreadDidIsMeasured) {
     EXPECT_NE(spun.describe().find("held off its CPU"), std::string::npos) << spun.describe();
 }
 
+TEST(CpuAccount, TheWaitOurOtherThreadsCannotHaveCausedIsForeign) {
+    // Snapshots of two threads: the timing thread waited 1.5 ms for its CPU while the other ran 0.2 ms; 1.3 ms of the
+    // wait was someone else's. When the other ran as long as the wait, none was.
+    cb::CpuSnapshot a;
+    a.delay_ns = {1'000'000, 0};
+    a.cpu_ns = {5'000'000, 1'000'000};
+    a.kind = {0, 1};
+    a.self = 0;
+    a.self_cpu_ns = 5'000'000;
+    a.self_sleeps = 3;
+    a.wall_ns = 100'000'000;
+    cb::CpuSnapshot b = a;
+    b.delay_ns = {2'500'000, 0};
+    b.cpu_ns = {5'300'000, 1'200'000};
+    b.self_cpu_ns = 5'300'000;
+    b.wall_ns = 102'000'000;
+    const cb::RunCpu some = cb::ThreadAccounts::cost(a, b);
+    EXPECT_NEAR(some.foreign_wait_s, 0.0013, 1e-9);
+    EXPECT_TRUE(cb::preempted_by_others({{some}}, 0, 0.002, true));
+    EXPECT_NEAR(some.top_other_cpu_s, 0.0002, 1e-9);
+    EXPECT_NE(some.describe().find("most: coyote-vfpga"), std::string::npos) << some.describe();
+    b.cpu_ns = {5'300'000, 2'500'000};
+    const cb::RunCpu ours = cb::ThreadAccounts::cost(a, b);
+    EXPECT_EQ(ours.foreign_wait_s, 0.0);
+    EXPECT_FALSE(cb::preempted_by_others({{ours}}, 0, 0.002, true));
+}
+
 TEST(CpuAccount, ATimingThreadHeldOffItsCpuIsForeign) {
     // Snapshots as a vCPU that its host stopped leaves them: 2 ms of wall time, 0.4 ms run, 0.1 ms waited for a
     // CPU, no sleep. The 1.5 ms are the machine's, pinned ranks or not; after a sleep nothing is concluded.

@@ -329,12 +329,14 @@ TEST(CollP2p, MalformedLinkMessagesAreRejected) {
                  nranks() == 1 ? "none" : "dissemination");
     if (rank() == 1) {
         // Reported by the first point-to-point call that sees it. Open MPI may hold the 256 bytes at the sender
-        // until rank 0's MPI progresses again (it sends the real message below), so the calls repeat until then.
+        // until rank 0's MPI progresses again (it waits in the MPI_Barrier below), so the calls repeat until then.
+        // The real message is sent only after that barrier: arriving first, it used to end the loop before the link
+        // message was seen (np72 in CI).
         bool reported = false;
         const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
         while (!reported && std::chrono::steady_clock::now() < until) {
             try {
-                if (e.test(*r)) break; // the real message came first: the link message was never seen
+                EXPECT_FALSE(e.test(*r)) << "the receive completed before its message was sent";
             } catch (const Error& err) {
                 reported = true;
                 EXPECT_NE(std::string(err.what()).find("from rank 0: bad magic"), std::string::npos) << err.what();
@@ -343,6 +345,7 @@ TEST(CollP2p, MalformedLinkMessagesAreRejected) {
         }
         EXPECT_TRUE(reported) << "the link message met inside the barrier was not reported";
     }
+    ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
     // The engine goes on: a real message arrives.
     if (rank() == 0) {
         const int32_t x = 77;
