@@ -50,7 +50,12 @@ def check_client(out, tool, size):
     assert len(row) == (9 if kind == "lat" else 5), f"row {row}"
     assert int(row[0]) == size and int(row[1]) == ITERS, f"row {row} for size {size}"
     values = [float(v) for v in row[2:]]
-    assert all(v > 0 for v in values), f"row {row}: a figure is not positive"
+    if kind == "lat":
+        assert all(v > 0 for v in values), f"row {row}: a figure is not positive"
+    else:
+        # The bandwidths print with 2 decimals, as perftest's do: a slow run (8 B under ThreadSanitizer) rounds
+        # them to 0.00. The message rate prints with 6.
+        assert all(v >= 0 for v in values) and values[-1] > 0, f"row {row}: a figure is negative or no message moved"
     if kind == "lat":
         t_min, t_max, t_typ, _, _, p99, p999 = values
         assert t_min <= t_typ <= p99 <= p999 <= t_max, f"row {row}: distribution out of order"
