@@ -423,7 +423,9 @@ void print_summary() {
     std::printf("%d of %zu rows miss a target, %d of them because even the bare-copy floor is above 2.5x the READ; "
                 "%d more rows stalled only while another process or the machine held a rank's CPU (foreign)%s\n",
                 bad, g_rows.size(), below_floor, foreign_only,
-                g_pinned_apart ? "" : "; the ranks share CPUs, so only stalls where a thread was held off its CPU count foreign");
+                g_pinned_apart ? ""
+                               : "; the ranks share CPUs, so only stalls where a thread was held off its CPU count "
+                                 "foreign");
     // Where the time of the stalls counted against the target went (rank 0 times the client's side of its run, rank
     // 1 everything from its previous connSync on: a sleep there is that connSync's).
     constexpr std::size_t k_lines_per_row = 5;

@@ -1,8 +1,8 @@
 // coyote-mpi sim backend: shm WRITEs copied by the target's poller (the protocol: pull_line.hpp). The initiator
 // offers a WRITE to a target thread that polls LOCAL_WRITE lately and waits until the offer is taken; the target's
 // poller copies the payload from the initiator's registered buffer into its own and counts both sides' completions.
-// An offer nobody takes within k_pull_idle_wait_ns (or k_pull_busy_wait_ns while the target copies earlier ones) is copied
-// by its initiator, so no WRITE waits for a target that stopped polling.
+// An offer nobody takes within k_pull_idle_wait_ns (or k_pull_busy_wait_ns while the target copies earlier ones) is
+// copied by its initiator, so no WRITE waits for a target that stopped polling.
 #include <sched.h>
 
 #include <chrono>

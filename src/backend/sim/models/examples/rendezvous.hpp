@@ -124,8 +124,9 @@ public:
     /// The live publisher's buffer, or none. `now`: coarse_now_ns().
     Target target(int64_t now) noexcept {
         int64_t due = next_ns_.load(std::memory_order_relaxed);
-        if (announced_ != nullptr && announced_->load(std::memory_order_acquire) != seen_.load(std::memory_order_relaxed))
-            [[unlikely]] {
+        const bool changed = announced_ != nullptr &&
+                             announced_->load(std::memory_order_acquire) != seen_.load(std::memory_order_relaxed);
+        if (changed) [[unlikely]] {
             // A change was announced: due k_watch_period after the last re-read, as without announcements (long
             // past after an idle spell: then the packet re-reads it itself, see overdue).
             const int64_t soon = last_read_ns_.load(std::memory_order_relaxed) +
