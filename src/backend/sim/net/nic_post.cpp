@@ -42,6 +42,11 @@ RdmaRequest request_of(const Command& cmd, RdmaOpcode op, uint32_t src_ip) noexc
 PostStatus NicImpl::post(const Command& cmd) {
     const RdmaOpcode op = opcode_of(cmd.oper);
     CtidState& cs = cs_checked(cmd.ctid, "post");
+    // A WRITE may be offered where this ctid offered the last one (shm_pull.cpp): that pull line's transfers from
+    // the target's core start now, beside the checks below.
+    if (op == RdmaOpcode::write)
+        if (const PullLine* line = cs.pull_line.load(std::memory_order_relaxed); line != nullptr)
+            pull_prefetch_offer(*line);
     const char* const call = call_name(op);
     std::unique_lock post_lk(cs.post_mtx);
     // Fast path: a route resolved by an earlier post and not invalidated since (context, peer and ARP unchanged).

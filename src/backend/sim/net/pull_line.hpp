@@ -39,7 +39,10 @@ struct PullOffer {
     uint64_t dst_generation = 0; ///< of that buffer, as the producer validated the request against
 };
 
-/// The offers of one target ctid (shared memory; zero bytes are the empty state).
+/// The offers of one target ctid (shared memory; zero bytes are the empty state). Each cache line has one writer
+/// per crossing, so that neither side waits for a line the other reads at every crossing: the producer's fields,
+/// the claim (which the producer watches), the target's poll stamp, and `done` (which producers read only while
+/// they wait for an earlier offer to be counted).
 struct PullLine {
     // Written by producers.
     alignas(64) std::atomic<uint64_t> reserved{0}; ///< the last sequence a producer reserved
@@ -51,16 +54,15 @@ struct PullLine {
     std::atomic<uint32_t> ctid_last{0}; ///< src_ctid in the low 16 bits, bit 16: last
     // Written by claimers.
     alignas(64) std::atomic<uint64_t> claimed{0}; ///< the last sequence claimed
-    std::atomic<uint64_t> done{0};                ///< the last sequence copied and counted
     std::atomic<uint64_t> refused{0};             ///< the last sequence the target refused (its producer copies it)
-    // Written by the target's pollers, read by producers once per offer (and now and then while they wait): the time
-    // stamp (tick_stamp) of a recent LOCAL_WRITE poll of the ctid, and whether a target thread is taking offers one
-    // after another (the producer waiting for its own then waits longer).
+    // Written by the target's pollers, read by producers once per offer: the time stamp (tick_stamp) of a recent
+    // LOCAL_WRITE poll of the ctid.
     alignas(64) std::atomic<uint64_t> polled_tick{0};
-    std::atomic<uint32_t> draining{0};
+    // Written by claimers once an offer is counted.
+    alignas(64) std::atomic<uint64_t> done{0}; ///< the last sequence copied and counted
 };
 
-static_assert(sizeof(PullLine) == 192, "a pull line is three cache lines");
+static_assert(sizeof(PullLine) == 256, "a pull line is four cache lines");
 
 /// The pull lines (one per ctid) in the net area of `s`, a state segment of `seg_size` bytes mapped here; null when
 /// its header places no room for them inside the segment (a peer's header is checked, not trusted).
@@ -122,6 +124,14 @@ inline bool pull_claim(PullLine& l, uint64_t seq) noexcept {
 /// Whether every offer before `seq` is copied and counted (its completions may be counted now).
 inline bool pull_turn(const PullLine& l, uint64_t seq) noexcept {
     return l.done.load(std::memory_order_acquire) + 1 >= seq;
+}
+
+/// Fetches the lines a producer touches when it offers (the fields to write, the claim and the poll stamp to read),
+/// so that the transfers from the target's core overlap the post's other work instead of following each other.
+inline void pull_prefetch_offer(const PullLine& l) noexcept {
+    __builtin_prefetch(&l.reserved, 1);
+    __builtin_prefetch(&l.claimed, 0);
+    __builtin_prefetch(&l.polled_tick, 0);
 }
 
 /// Offer `seq`, claimed by the caller, is copied and counted.

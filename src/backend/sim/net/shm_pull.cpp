@@ -113,8 +113,11 @@ bool NicImpl::offer_write(CtidState& cs, int32_t ctid, const RdmaRequest& req, S
             continue;
         }
         const int64_t waited = precise_ns() - start;
-        const bool busy = line.draining.load(std::memory_order_relaxed) != 0;
-        if (waited >= (busy ? k_pull_busy_wait_ns : k_pull_idle_wait_ns) && pull_claim(line, seq)) {
+        if (waited < k_pull_idle_wait_ns) continue;
+        // The offer before this one is claimed (pull_offer) but not yet counted: its claimer, which takes the offers
+        // in turn, is still copying it. (Read only past the idle wait: `done` stays on the target's core meanwhile.)
+        const bool busy = !pull_turn(line, seq);
+        if ((!busy || waited >= k_pull_busy_wait_ns) && pull_claim(line, seq)) {
             cs.pull_backoff = polled;
             shared_->counters.pull_taken_back.fetch_add(1, std::memory_order_relaxed);
             break;
@@ -171,15 +174,15 @@ bool NicImpl::awaits_peer_copy(int32_t ctid) const noexcept {
 void NicImpl::pull(int32_t ctid) noexcept {
     CtidState& cs = ctids_[static_cast<size_t>(ctid)];
     PullLine& line = pulls_[static_cast<size_t>(ctid)];
+    // The claim takes the line its producer watches: fetched for writing while the offer is looked at.
+    __builtin_prefetch(&line.claimed, 1);
     std::unique_lock dl(cs.pull_mtx, std::try_to_lock);
     if (!dl.owns_lock()) return; // another thread of this process takes them
-    line.draining.store(1, std::memory_order_relaxed); // a hint (see offer_write): no fence
     try {
         while (const auto next = pull_peek(line))
             if (!take_offer(cs, ctid, line, next->first, next->second)) break;
     } catch (...) { // a peer that cannot be mapped: its offers were refused, it copies them itself
     }
-    line.draining.store(0, std::memory_order_relaxed);
 }
 
 bool NicImpl::take_offer(CtidState& cs, int32_t ctid, PullLine& line, uint64_t seq, const PullOffer& o) {

@@ -62,7 +62,7 @@ Endpoint decode_endpoint(std::span<const std::byte> bytes);
 // ---- published NIC state -----------------------------------------------------------------------
 
 inline constexpr uint64_t k_nic_magic = 0x3143494e4f594f43ULL; // "COYONIC1"
-inline constexpr uint32_t k_nic_version = 7;
+inline constexpr uint32_t k_nic_version = 8;
 /// Remote-access windows per ctid (cThread::k_max_windows).
 inline constexpr uint32_t k_nic_windows = 16;
 
@@ -133,8 +133,10 @@ struct NicCounters {
     std::atomic<uint64_t> bad_key_conns{0}; ///< TCP wire connections presenting an unknown key
     std::atomic<uint64_t> bad_frames{0};    ///< TCP wire connections dropped for malformed frames
     std::atomic<uint64_t> local_failures{0};///< posts failed locally (no context, no ARP entry)
-    std::atomic<uint64_t> accepted{0};      ///< requests accepted as target
-    std::atomic<uint64_t> acks_sent{0};     ///< TCP wire: ACK frames sent as target
+    /// Requests accepted as target. Counted by the initiators (shm wire), hence on a line of its own: beside the
+    /// counters this NIC moves at every request it would bounce between the two cores at every crossing.
+    alignas(64) std::atomic<uint64_t> accepted{0};
+    alignas(64) std::atomic<uint64_t> acks_sent{0};     ///< TCP wire: ACK frames sent as target
     std::atomic<uint64_t> acks_coalesced{0};///< TCP wire: WRITEs / SENDs acknowledged by a later (cumulative) ACK
     std::atomic<uint64_t> conns_adopted{0}; ///< TCP wire: connections served, accepted or dialed (2 threads each)
     std::atomic<uint64_t> conn_threads_ended{0}; ///< TCP wire: their threads that returned (2 per closed one)
