@@ -57,10 +57,14 @@ const settings::Integer k_poll_spin_us{
     "COYOTE_SIM_POLL_SPIN_US", "sim", 0, 0, 1000000,
     "how long a thread polling checkCompleted without news keeps polling before it sleeps until the next "
     "completion: the first 20 us without a system call (unless the vFPGA serves TCP wire connections), then "
-    "yielding its core between polls (auto: 100 us, 0 when this node runs more ranks than it has cores)",
+    "yielding its core between polls (auto: 1000 us, 0 when this node runs more ranks than it has cores)",
     "auto"};
-/// The automatic spin budget while every rank of the node can have a core of its own.
-constexpr int64_t k_auto_spin_ns = 100 * 1000;
+/// The automatic spin budget while every rank of the node can have a core of its own. It outlasts the skew of an
+/// out-of-band sync (the side that returns first waits for the other's first request): a poller that sleeps is
+/// woken by the kernel, which on a VM with idle vCPUs took 0.4 - 2.5 ms at times (docs/coyote_examples.md, "Stalls
+/// that were wake-ups"). With 100 us, 2 - 12 in 200,000 synced 4 KiB WRITE round trips took 1 ms or more; with 1 ms,
+/// none.
+constexpr int64_t k_auto_spin_ns = 1000 * 1000;
 /// The start of the spin budget an idle poller spends without sched_yield: the first WRITE of a peer's burst, which
 /// comes a wake-up after an out-of-band sync (5 - 10 us here), then meets a poller that is not in a system call.
 constexpr int64_t k_hot_spin_ns = 20 * 1000;
