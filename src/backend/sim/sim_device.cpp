@@ -61,7 +61,7 @@ const settings::Integer k_poll_spin_us{
     "auto"};
 /// The automatic spin budget while every rank of the node can have a core of its own. It outlasts the skew of an
 /// out-of-band sync (the side that returns first waits for the other's first request): a poller that sleeps is
-/// woken by the kernel, which on a VM with idle vCPUs took 0.4 - 2.5 ms at times (docs/coyote_examples.md, "Stalls
+/// woken by the kernel, which on a VM with idle vCPUs took up to 2.2 ms at times (docs/coyote_examples.md, "Stalls
 /// that were wake-ups"). With 100 us, 2 - 12 in 200,000 synced 4 KiB WRITE round trips took 1 ms or more; with 1 ms,
 /// none.
 constexpr int64_t k_auto_spin_ns = 1000 * 1000;
