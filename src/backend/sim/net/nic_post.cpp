@@ -42,9 +42,10 @@ RdmaRequest request_of(const Command& cmd, RdmaOpcode op, uint32_t src_ip) noexc
 PostStatus NicImpl::post(const Command& cmd) {
     const RdmaOpcode op = opcode_of(cmd.oper);
     CtidState& cs = cs_checked(cmd.ctid, "post");
-    // A WRITE may be offered where this ctid offered the last one (shm_pull.cpp): that pull line's transfers from
-    // the target's core start now, beside the checks below.
-    if (op == RdmaOpcode::write)
+    // A WRITE that may be offered (large enough, and the first since a poll: offer_write) goes where this ctid
+    // offered the last one (shm_pull.cpp): that pull line's transfers from the target's core start now, beside the
+    // checks below. Other WRITEs leave the line on the target's core, which polls it.
+    if (op == RdmaOpcode::write && cfg_.pulls(cmd.src.len) && cs.polled.load(std::memory_order_relaxed))
         if (const PullLine* line = cs.pull_line.load(std::memory_order_relaxed); line != nullptr)
             pull_prefetch_offer(*line);
     const char* const call = call_name(op);

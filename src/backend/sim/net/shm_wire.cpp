@@ -203,8 +203,8 @@ PostStatus NicImpl::post_shm(CtidState& cs, int32_t ctid, const RdmaRequest& req
         return PostStatus::ok;
     }
     // A WRITE into the registered buffer of a target polling lately: its poller copies it (shm_pull.cpp).
-    const bool offerable = req.op == RdmaOpcode::write && !v.in_window && !tap && cfg_.pull_min != 0 &&
-                           req.len >= cfg_.pull_min && peer.pulls != nullptr;
+    const bool offerable =
+        req.op == RdmaOpcode::write && !v.in_window && !tap && cfg_.pulls(req.len) && peer.pulls != nullptr;
     if (offerable && offer_write(cs, ctid, req, peer, v, local_addr, last)) return PostStatus::ok;
     settle_offers(cs); // what this ctid offered lands first
     if (v.in_window) {
