@@ -3,6 +3,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -161,6 +162,11 @@ public:
         raise_pending_error(ctid);
         return completed(ctid, cls);
     }
+
+    /// Gives the backend the caller's count of polls of `ctid` left until its next slow-path check (the stall
+    /// doctor's; nullptr: none). A backend whose polls may sleep sets it to 1 before a poll sleeps, so that a few
+    /// sleeping polls, not thousands, stand between two checks. Cleared by unregister_ctid.
+    virtual void set_poll_countdown(int32_t /*ctid*/, std::atomic<uint32_t>* /*countdown*/) noexcept {}
 
     /// Installs (or, with an empty handler, removes) the user-interrupt handler of `ctid`.
     virtual void set_interrupt_handler(int32_t ctid, InterruptHandler handler) = 0;

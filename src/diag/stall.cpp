@@ -126,6 +126,8 @@ void Watch::attach(const Subject& s, PollCountdown& countdown) {
         local_slot_.last_progress_ns.store(monotonic_ns());
         local_slot_.opened_ns.store(monotonic_ns());
     }
+    // Sleeping polls bring the next check forward; with the doctor off there is none to bring.
+    s.dev->set_poll_countdown(s.ctid, warn_ns_ == 0 ? nullptr : countdown.word());
     publish_qp();
     Registry& r = registry();
     std::lock_guard lk(r.mtx);

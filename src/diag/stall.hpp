@@ -41,6 +41,8 @@ public:
         return c == 1;
     }
     void set(uint32_t polls) noexcept { left_.store(polls, std::memory_order_relaxed); }
+    /// The count itself, for a backend whose polls may sleep (Device::set_poll_countdown).
+    std::atomic<uint32_t>* word() noexcept { return &left_; }
 
 private:
     std::atomic<uint32_t> left_{k_first_period};

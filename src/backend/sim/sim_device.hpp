@@ -110,6 +110,7 @@ public:
     void raise_pending_error(int32_t ctid) override;
     uint32_t poll_completed(int32_t ctid, CmplClass cls) override;
 
+    void set_poll_countdown(int32_t ctid, std::atomic<uint32_t>* countdown) noexcept override;
     void set_interrupt_handler(int32_t ctid, InterruptHandler handler) override;
 
     uint32_t ip_address() const noexcept override { return ident_.ip; }
@@ -193,6 +194,8 @@ private:
         /// pair's peer is gone (check_gone_peer).
         std::atomic<int64_t> sleeping_since_ns{0};
         std::atomic<int64_t> peer_checked_ns{0};
+        /// The owner's polls left until its stall-doctor check (set_poll_countdown): set to 1 before a poll sleeps.
+        std::atomic<std::atomic<uint32_t>*> poll_countdown{nullptr};
         std::atomic<uint64_t> done{0}; ///< commands completed (command_done): invalidates trusted probes
     };
 

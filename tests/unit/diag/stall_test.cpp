@@ -24,6 +24,7 @@
 #include <coyote/cThread.hpp>
 
 #include "diag/doctor.hpp"
+#include "diag/status.hpp"
 #include "diag/wait.hpp"
 #include "unit/rdma_test_support.hpp"
 #include "unit/test_support.hpp"
@@ -307,6 +308,31 @@ TEST(StallDoctor, OnDemandThroughPrintDebugAndSigusr1) {
     const std::string tag = "coyote stall doctor [pid " + std::to_string(child.pid()) + " device 0 vFPGA 0 ctid 0 sim]";
     EXPECT_TRUE(has(err, tag)) << err;
     EXPECT_TRUE(has(err, "likeliest cause: no progress")) << err;
+}
+
+TEST(StallDoctor, SleepingPollsAreCheckedEveryFewMilliseconds) {
+    // Past its spin budget a poll sleeps up to 200 us: the doctor must not wait for as many of them as fast polls
+    // raised its period to (4096: a second and more) before it looks again, or its warning comes seconds late.
+    // A 20 ms spin budget makes sure fast polls raised it that far.
+    Capture cap;
+    Child child([&] {
+        cap.redirect();
+        stall_env();
+        ::setenv("COYOTE_SIM_POLL_SPIN_US", "20000", 1);
+        cThread t(0, ::getpid(), 0);
+        poll_for(t, CoyoteOper::LOCAL_WRITE, 1.0);
+        auto st = coyote::detail::diag::open_process(::getpid());
+        coyote_test::check(st.has_value(), "this process's status segment");
+        uint64_t checks = 0;
+        for (const auto& [index, slot] : st->slots)
+            if (slot->ctid == t.getCtid()) checks = slot->checks.load();
+        // One per tick of the doctor's coarse clock (1 - 4 ms); without the sleeps bringing checks forward, none
+        // in the first second of sleeping polls.
+        coyote_test::check(checks >= 50, "slow-path checks in 1 s of polls: " + std::to_string(checks));
+        return 0;
+    });
+    ASSERT_EQ(child.wait(), 0) << cap.text();
+    EXPECT_TRUE(has(cap.text(), "likeliest cause: no progress")) << cap.text();
 }
 
 TEST(StallDoctor, ATransferCountsAsPostedInBothLocalClasses) {
