@@ -91,10 +91,22 @@ private:
     std::thread thread_;
 };
 
+/// Wall time minus this thread's CPU time over `d` of spinning alone on its CPU: what other processes took.
+double lost_alone(std::chrono::milliseconds d) {
+    const auto t0 = Clock::now();
+    const double cpu0 = thread_cpu_s();
+    spin_for(d);
+    return std::chrono::duration<double>(Clock::now() - t0).count() - (thread_cpu_s() - cpu0);
+}
+
 }  // namespace
 
 TEST(CpuAccount, OwnThreadTakingTheCoreIsNotForeign) {
     pin_to_one_cpu();
+    // What it asserts holds only where no other process wants this CPU: on a busy machine their share of it is
+    // (rightly) counted foreign.
+    if (const double other = lost_alone(std::chrono::milliseconds(100)); other > 0.005)
+        GTEST_SKIP() << "other processes took " << other * 1e3 << " ms of 100 ms on this CPU: the machine is busy";
     std::atomic<bool> stop{false};
     std::thread rival([&] {
         while (!stop.load(std::memory_order_relaxed)) {

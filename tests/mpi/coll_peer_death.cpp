@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
                 report(comm.rank(), "rank " + std::to_string(comm.rank()) +
                                         ": FAIL: the allgather did not run eagerly with direct placement");
         }
+        // The victim leaves only once every rank finished the calls above: a survivor still inside them may yet
+        // owe it a credit (returned while it waits), and would rightly fail there, before the call under test.
+        if (eager && MPI_Barrier(comm.get()) != MPI_SUCCESS)
+            report(comm.rank(), "rank " + std::to_string(comm.rank()) + ": FAIL: MPI_Barrier");
         if (comm.rank() == victim && eager) {
             std::printf("rank %d: exiting before the small allreduce\n", comm.rank());
             std::fflush(stdout);
