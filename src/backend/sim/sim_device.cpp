@@ -402,7 +402,8 @@ inline void SimDevice::note_idle_poll(int32_t ctid, CmplClass cls, uint32_t seen
     const std::atomic<uint32_t>& deferred = state_->deferred[ctid].n;
     // This poll sleeps up to k_poll_sleep_ns: the owner's next poll runs the stall doctor's check, which would
     // otherwise come after as many sleeping polls as fast ones (4096 of 200 us and more).
-    if (std::atomic<uint32_t>* c = st.poll_countdown.load(std::memory_order_relaxed)) c->store(1, std::memory_order_relaxed);
+    if (std::atomic<uint32_t>* c = st.poll_countdown.load(std::memory_order_relaxed))
+        c->store(1, std::memory_order_relaxed);
     wait_completion(
         *state_,
         [&] {
