@@ -211,13 +211,20 @@ bool loop_counter(benchmark::State& state, int64_t iters, double divisor, Body&&
     return true;
 }
 
-/// Polls `t` until it counts `target` completions of the class of `op`; false after 10 s. Inline: it runs inside
-/// the timed region.
+/// Polls `t` until it counts `target` completions of the class of `op`; false after 10 s, having reported what
+/// it waited for and what it saw. Inline: it runs inside the timed region.
 inline bool wait_completed(const coyote::cThread& t, coyote::CoyoteOper op, uint32_t target) {
     using Clock = std::chrono::steady_clock;
     const auto deadline = Clock::now() + std::chrono::seconds(10);
-    for (unsigned spins = 1; t.checkCompleted(op) < target; ++spins)
-        if ((spins & 0x3FFu) == 0 && Clock::now() > deadline) return false;
+    for (unsigned spins = 1; t.checkCompleted(op) < target; ++spins) {
+        if ((spins & 0x3FFu) == 0 && Clock::now() > deadline) [[unlikely]] {
+            detail::report_local_failure("waited 10 s for " + std::to_string(target) +
+                                         " completions of CoyoteOper " + std::to_string(static_cast<int>(op)) +
+                                         " on ctid " + std::to_string(t.getCtid()) + "; the counter stands at " +
+                                         std::to_string(t.checkCompleted(op)));
+            return false;
+        }
+    }
     return true;
 }
 
