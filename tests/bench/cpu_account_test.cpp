@@ -46,16 +46,22 @@ void pin_to_one_cpu() {
     ASSERT_EQ(::sched_setaffinity(0, sizeof set, &set), 0);
 }
 
+/// Spins `d` on this thread; returns the time it lost meanwhile (wall time minus this thread's CPU time): what
+/// other threads or processes on its CPU took.
+double lost_while_spinning(std::chrono::milliseconds d) {
+    const auto t0 = Clock::now();
+    const double cpu0 = thread_cpu_s();
+    spin_for(d);
+    return std::chrono::duration<double>(Clock::now() - t0).count() - (thread_cpu_s() - cpu0);
+}
+
 /// Spins 200 ms on this thread while a rival (started before) competes for the same CPU; returns the run's
-/// accounting and the time it lost (wall time minus this thread's CPU time).
+/// accounting and the time it lost.
 cb::RunCpu contended_run(double& lost_s) {
     cb::ThreadAccounts threads;
     threads.refresh();
     const cb::CpuSnapshot a = threads.snapshot();
-    const auto t0 = Clock::now();
-    const double cpu0 = thread_cpu_s();
-    spin_for(std::chrono::milliseconds(200));
-    lost_s = std::chrono::duration<double>(Clock::now() - t0).count() - (thread_cpu_s() - cpu0);
+    lost_s = lost_while_spinning(std::chrono::milliseconds(200));
     return cb::ThreadAccounts::cost(a, threads.snapshot());
 }
 
@@ -91,21 +97,13 @@ private:
     std::thread thread_;
 };
 
-/// Wall time minus this thread's CPU time over `d` of spinning alone on its CPU: what other processes took.
-double lost_alone(std::chrono::milliseconds d) {
-    const auto t0 = Clock::now();
-    const double cpu0 = thread_cpu_s();
-    spin_for(d);
-    return std::chrono::duration<double>(Clock::now() - t0).count() - (thread_cpu_s() - cpu0);
-}
-
 }  // namespace
 
 TEST(CpuAccount, OwnThreadTakingTheCoreIsNotForeign) {
     pin_to_one_cpu();
     // What it asserts holds only where no other process wants this CPU: on a busy machine their share of it is
     // (rightly) counted foreign.
-    if (const double other = lost_alone(std::chrono::milliseconds(100)); other > 0.005)
+    if (const double other = lost_while_spinning(std::chrono::milliseconds(100)); other > 0.005)
         GTEST_SKIP() << "other processes took " << other * 1e3 << " ms of 100 ms on this CPU: the machine is busy";
     std::atomic<bool> stop{false};
     std::thread rival([&] {
