@@ -18,7 +18,7 @@
 //     mpi_get_bw          MPI_Get window + MPI_Win_flush
 //     rdma_write_bw       RDMA WRITE window to rank 1 (shm wire), polled to completion
 //     rdma_read_bw        RDMA READ window from rank 1 (shm wire)
-//     tcp_socket_bw       the window over a loopback TCP socket, then an ack
+//     tcp_socket_bw       the window over a loopback TCP socket (the TCP wire's congestion control), then an ack
 //     rdma_write_tcpwire_bw  RDMA WRITE window on the TCP wire
 // Every benchmark verifies the data that arrived (and the target's completion count for RDMA WRITE).
 #include "support/bench_support.hpp"
@@ -41,6 +41,8 @@
 
 #include <coyote/cThread.hpp>
 
+#include "backend/sim/net/tcp/congestion.hpp"
+#include "backend/sim/net/wire_config.hpp"
 #include "detail/settings.hpp"
 
 namespace {
@@ -153,6 +155,10 @@ void socket_setup() {
     }
     const int one = 1;
     ::setsockopt(g_sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    // The congestion control the TCP wire's connections use (both ends set it, as the wire does): a pacing host
+    // default would slow the baseline where the wire is spared it.
+    namespace net = coyote::detail::sim::net;
+    (void)net::apply_congestion(g_sock, net::wire_config_from_env().congestion);
 }
 
 /// Moves all `n` bytes at `p` with `io(p, n)` (send or recv on g_sock, returning bytes moved); false on error.

@@ -20,6 +20,7 @@
 #include <coyote/cBench.hpp>
 #include <coyote/error.hpp>
 
+#include "backend/sim/net/tcp/congestion.hpp"
 #include "detail/settings.hpp"
 #include "support/bench_args.hpp"
 #include "support/peer_watch.hpp"
@@ -108,6 +109,13 @@ void fill_context() {
     g_context.emplace("ranks", std::to_string(g_size));
     g_context.emplace("nodes", std::to_string(count_nodes()));
     g_context.emplace("wire", g_suite->wire.empty() ? "none" : g_suite->wire);
+    if (g_suite->wire.find("tcp") != std::string::npos) {
+        try { // what the TCP wire's connections use (COYOTE_SIM_WIRE_CONGESTION)
+            g_context.emplace("tcp_congestion_control", coyote::detail::sim::net::wire_congestion());
+        } catch (const coyote::Error& e) {
+            g_context.emplace("tcp_congestion_control", std::string("unusable: ") + e.what());
+        }
+    }
     char host[256] = {};
     ::gethostname(host, sizeof(host) - 1);
     g_context.emplace("host", host);

@@ -1,7 +1,8 @@
 // coyote-mpi sim backend: the sim-net settings (wire choice, TCP wire address, port and timeout, CMA denial,
-// pull size).
+// pull size, TCP congestion control).
 #include "backend/sim/net/wire_config.hpp"
 
+#include "backend/sim/net/tcp/congestion.hpp"
 #include "detail/settings.hpp"
 
 namespace coyote::detail::sim::net {
@@ -33,6 +34,13 @@ const settings::Integer k_pull_min{"COYOTE_SIM_PULL_MIN", "sim-net", 16384, 0, 1
                                   "is polling LOCAL_WRITE (into lines its core holds), else by the initiator; 0: "
                                   "always by the initiator"};
 
+const settings::Text k_congestion{"COYOTE_SIM_WIRE_CONGESTION", "sim-net", "auto",
+                                  "TCP congestion control of the TCP wire's connections: auto (cubic, else reno: "
+                                  "window-based, a burst leaves at once; a pacing algorithm such as bbr spaces it "
+                                  "out), system (the host's net.ipv4.tcp_congestion_control) or an algorithm's name "
+                                  "(one net.ipv4.tcp_allowed_congestion_control lists, unless CAP_NET_ADMIN)",
+                                  congestion_problem};
+
 WireMode mode_of(const std::string& word) {
     if (word == "shm") return WireMode::shm;
     if (word == "tcp") return WireMode::tcp;
@@ -49,6 +57,7 @@ WireConfig wire_config_from_env() {
     c.deny_cma = k_deny_cma.get();
     c.io_timeout = k_io_timeout.get();
     c.pull_min = static_cast<uint64_t>(k_pull_min.get());
+    c.congestion = k_congestion.get();
     return c;
 }
 

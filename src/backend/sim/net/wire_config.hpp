@@ -20,6 +20,8 @@ struct WireConfig {
     /// COYOTE_SIM_PULL_MIN: shm WRITEs of at least this many bytes are offered to a polling target, which copies
     /// the payload itself (net/pull_line.hpp); 0: the initiator always copies.
     uint64_t pull_min = 16384;
+    /// COYOTE_SIM_WIRE_CONGESTION: the TCP wire's congestion control (auto, system or a name; tcp/congestion.hpp).
+    std::string congestion = "auto";
 
     /// Whether a WRITE of `len` bytes is large enough to be offered (pull_min).
     bool pulls(uint64_t len) const noexcept { return pull_min != 0 && len >= pull_min; }

@@ -94,7 +94,7 @@ std::string read_full(int fd, void* data, size_t len, Clock::time_point deadline
     return {};
 }
 
-void set_wire_socket_options(int fd, std::chrono::milliseconds no_answer) noexcept {
+void set_wire_socket_options(int fd, std::chrono::milliseconds no_answer, const std::string& congestion) noexcept {
     const int one = 1;
     const auto ms = std::clamp<int64_t>(no_answer.count(), 1, INT32_MAX);
     const int user_timeout = static_cast<int>(ms);
@@ -105,6 +105,7 @@ void set_wire_socket_options(int fd, std::chrono::milliseconds no_answer) noexce
     (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
     (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
     (void)::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof(probes));
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, congestion.data(), static_cast<socklen_t>(congestion.size()));
 }
 
 size_t readable_now(int fd) noexcept {

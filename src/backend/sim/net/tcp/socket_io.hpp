@@ -47,8 +47,9 @@ std::string drain(int fd, uint64_t len, Clock::time_point deadline);
 /// Options of every TCP wire connection: no Nagle delay, and a peer host that stops answering (link down, host
 /// gone) fails the connection after `no_answer`: TCP_USER_TIMEOUT bounds data the peer does not acknowledge, and
 /// keepalive probes (after at most 10 s idle, 1 s apart) find it while nothing is sent. A peer process that is only
-/// stopped keeps answering (its kernel acknowledges).
-void set_wire_socket_options(int fd, std::chrono::milliseconds no_answer) noexcept;
+/// stopped keeps answering (its kernel acknowledges). The congestion control `congestion` (one the listener took:
+/// tcp/congestion.hpp) is set too.
+void set_wire_socket_options(int fd, std::chrono::milliseconds no_answer, const std::string& congestion) noexcept;
 
 /// An address peers can reach when the listener is bound to 0.0.0.0.
 uint32_t first_non_loopback();

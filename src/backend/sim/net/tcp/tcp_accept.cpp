@@ -158,7 +158,7 @@ bool TcpWire::advance(Handshake& h) {
     const auto ab = encode_frame(ack);
     // A fresh socket's send buffer takes these 64 bytes at once; a peer that does not is dropped.
     if (!write_full(h.fd.get(), ab.data(), ab.size(), Clock::now()).empty()) return true;
-    set_wire_socket_options(h.fd.get(), cfg_.io_timeout);
+    set_wire_socket_options(h.fd.get(), cfg_.io_timeout, congestion_);
     auto c = std::make_shared<Conn>();
     c->fd = std::move(h.fd);
     c->name = h.name;

@@ -20,6 +20,7 @@
 
 #include "backend/sim/identity.hpp"
 #include "backend/sim/net/nic_impl.hpp"
+#include "backend/sim/net/tcp/congestion.hpp"
 #include "detail/format.hpp"
 
 namespace coyote::detail::sim::net {
@@ -56,6 +57,7 @@ TcpWire::TcpWire(NicImpl& nic, const WireConfig& cfg) : nic_(nic), cfg_(cfg) {
     if (!listener_) throw_errno("socket", call);
     const int one = 1;
     (void)::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    congestion_ = apply_congestion(listener_.get(), cfg.congestion);
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(bind_ip);
@@ -247,7 +249,7 @@ Fd TcpWire::connect_socket(const Endpoint& ep, const std::string& who, Clock::ti
 
 Fd TcpWire::dial(const Endpoint& ep, uint64_t mine, const std::string& who, Clock::time_point deadline) {
     Fd s = connect_socket(ep, who, deadline);
-    set_wire_socket_options(s.get(), cfg_.io_timeout);
+    set_wire_socket_options(s.get(), cfg_.io_timeout, congestion_);
     const auto hello = encode_hello(HelloKeys{ep.key, mine});
     std::string err = write_full(s.get(), hello.data(), hello.size(), deadline);
     std::array<std::byte, k_frame_header_size> rb{};

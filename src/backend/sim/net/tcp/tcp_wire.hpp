@@ -267,6 +267,7 @@ private:
     Fd event_;
     uint32_t addr_ = 0;
     uint16_t port_ = 0;
+    std::string congestion_; ///< the congestion control of every connection (the listener's: tcp/congestion.hpp)
     std::atomic<bool> stop_{false};
     std::atomic<bool> open_{false};
     std::mutex open_mtx_;
