@@ -1,8 +1,9 @@
 // coyote-mpi sim backend: the sim-net settings (wire choice, TCP wire address, port and timeout, CMA denial,
-// pull size, TCP congestion control).
+// pull size, TCP congestion control, CPUs of the wire's threads).
 #include "backend/sim/net/wire_config.hpp"
 
 #include "backend/sim/net/tcp/congestion.hpp"
+#include "backend/sim/net/tcp/wire_cpus.hpp"
 #include "detail/settings.hpp"
 
 namespace coyote::detail::sim::net {
@@ -40,6 +41,12 @@ const settings::Text k_congestion{"COYOTE_SIM_WIRE_CONGESTION", "sim-net", "auto
                                   "out), system (the host's net.ipv4.tcp_congestion_control) or an algorithm's name "
                                   "(one net.ipv4.tcp_allowed_congestion_control lists, unless CAP_NET_ADMIN)",
                                   congestion_problem};
+const settings::Text k_cpus{"COYOTE_SIM_WIRE_CPUS", "sim-net", "inherit",
+                            "CPUs the TCP wire's threads (coyote-wire-rx, coyote-wire-tx, coyote-accept) run on: "
+                            "inherit (the rank's binding), all (every CPU the process may use, its cgroup's cpuset: "
+                            "for ranks bound to one core that wait in spinning MPI calls while peers write to "
+                            "them) or a CPU list such as 0-3,8",
+                            wire_cpus_problem};
 
 WireMode mode_of(const std::string& word) {
     if (word == "shm") return WireMode::shm;
@@ -58,6 +65,7 @@ WireConfig wire_config_from_env() {
     c.io_timeout = k_io_timeout.get();
     c.pull_min = static_cast<uint64_t>(k_pull_min.get());
     c.congestion = k_congestion.get();
+    c.cpus = k_cpus.get();
     return c;
 }
 

@@ -22,6 +22,8 @@ struct WireConfig {
     uint64_t pull_min = 16384;
     /// COYOTE_SIM_WIRE_CONGESTION: the TCP wire's congestion control (auto, system or a name; tcp/congestion.hpp).
     std::string congestion = "auto";
+    /// COYOTE_SIM_WIRE_CPUS: the CPUs of the TCP wire's threads (inherit, all or a list; tcp/wire_cpus.hpp).
+    std::string cpus = "inherit";
 
     /// Whether a WRITE of `len` bytes is large enough to be offered (pull_min).
     bool pulls(uint64_t len) const noexcept { return pull_min != 0 && len >= pull_min; }

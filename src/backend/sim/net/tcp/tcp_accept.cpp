@@ -205,6 +205,7 @@ void TcpWire::start_conn_thread(const char* name, std::function<void()> body) {
         // Named before it does anything, and before start_conn_thread returns, so it has its name before the
         // connection serves a frame (seen in /proc/<pid>/task/*/comm, top, gdb; at most 15 characters).
         (void)::pthread_setname_np(::pthread_self(), name);
+        place_wire_thread(thread_cpus_);
         named->store(true, std::memory_order_release);
         named->notify_one();
         body();

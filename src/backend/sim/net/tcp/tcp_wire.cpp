@@ -77,8 +77,12 @@ void TcpWire::open() {
     if (open_.load()) return;
     std::lock_guard lk(open_mtx_);
     if (open_.load()) return;
+    thread_cpus_ = wire_thread_cpus(cfg_.cpus);
     if (::listen(listener_.get(), 64) != 0) throw_errno("listen", "sim RDMA wire");
-    acceptor_ = std::thread([this] { acceptor(); });
+    acceptor_ = std::thread([this] {
+        place_wire_thread(thread_cpus_);
+        acceptor();
+    });
     (void)::pthread_setname_np(acceptor_.native_handle(), "coyote-accept");
     open_.store(true);
 }

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <semaphore>
 #include <span>
 #include <string>
@@ -21,6 +22,7 @@
 #include "backend/sim/net/nic_state.hpp"
 #include "backend/sim/net/tcp/dead_peers.hpp"
 #include "backend/sim/net/tcp/socket_io.hpp"
+#include "backend/sim/net/tcp/wire_cpus.hpp"
 #include "backend/sim/net/wire_config.hpp"
 
 namespace coyote::detail::sim::net {
@@ -268,6 +270,9 @@ private:
     uint32_t addr_ = 0;
     uint16_t port_ = 0;
     std::string congestion_; ///< the congestion control of every connection (the listener's: tcp/congestion.hpp)
+    /// Where the wire's threads run (tcp/wire_cpus.hpp; nullopt: where the thread that starts them runs); set by
+    /// open(), before the first thread starts.
+    std::optional<cpu_set_t> thread_cpus_;
     std::atomic<bool> stop_{false};
     std::atomic<bool> open_{false};
     std::mutex open_mtx_;

@@ -1,0 +1,159 @@
+// The CPUs of the TCP wire's threads (COYOTE_SIM_WIRE_CPUS): inherit (the default) keeps the rank's binding, all
+// widens them from a rank bound to one core to every CPU the process may use, a list names them, and a list that
+// names no usable CPU (or no list at all) is an error naming the variable.
+#include <gtest/gtest.h>
+
+#include <coyote/cThread.hpp>
+#include <coyote/error.hpp>
+
+#include <dirent.h>
+#include <sched.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "backend/sim/net/tcp/wire_cpus.hpp"
+#include "unit/rdma_test_support.hpp"
+
+using coyote::detail::sim::net::wire_cpus_problem;
+using coyote::detail::sim::net::wire_thread_cpus;
+using coyote_test::check;
+
+namespace {
+
+cpu_set_t affinity_of(pid_t tid) {
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    check(::sched_getaffinity(tid, sizeof(s), &s) == 0, "sched_getaffinity");
+    return s;
+}
+
+cpu_set_t only(size_t cpu) {
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(cpu, &s);
+    return s;
+}
+
+/// The first CPU of `s`.
+size_t first_of(const cpu_set_t& s) {
+    for (size_t c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &s)) return c;
+    return 0;
+}
+
+/// Runs `body` with the calling thread bound to `cpus`, then restores its binding.
+template <class Body>
+void bound_to(const cpu_set_t& cpus, Body&& body) {
+    const cpu_set_t before = affinity_of(0);
+    ASSERT_EQ(::sched_setaffinity(0, sizeof(cpus), &cpus), 0);
+    body();
+    ASSERT_EQ(::sched_setaffinity(0, sizeof(before), &before), 0);
+}
+
+/// The threads of this process named `name`.
+std::vector<pid_t> threads_named(const std::string& name) {
+    std::vector<pid_t> out;
+    DIR* d = ::opendir("/proc/self/task");
+    check(d != nullptr, "open /proc/self/task");
+    while (const dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/comm");
+        std::string comm;
+        if (std::getline(f, comm) && comm == name) out.push_back(static_cast<pid_t>(std::stol(e->d_name)));
+    }
+    ::closedir(d);
+    return out;
+}
+
+}  // namespace
+
+TEST(WireCpus, InheritKeepsTheBinding) { EXPECT_FALSE(wire_thread_cpus("inherit").has_value()); }
+
+TEST(WireCpus, AllWidensARankBoundToOneCpuToEveryUsableOne) {
+    const cpu_set_t all = affinity_of(0); // the test runs unbound
+    if (CPU_COUNT(&all) < 2) GTEST_SKIP() << "one usable CPU: nothing to widen to";
+    bound_to(only(first_of(all)), [&] {
+        const auto cpus = wire_thread_cpus("all");
+        ASSERT_TRUE(cpus.has_value());
+        EXPECT_TRUE(CPU_EQUAL(&*cpus, &all)) << CPU_COUNT(&*cpus) << " CPUs of " << CPU_COUNT(&all);
+    });
+    // Unbound already: nothing to change.
+    EXPECT_FALSE(wire_thread_cpus("all").has_value());
+}
+
+TEST(WireCpus, AListNamesTheCpus) {
+    const cpu_set_t all = affinity_of(0);
+    const size_t cpu = first_of(all);
+    if (CPU_COUNT(&all) < 2) GTEST_SKIP() << "one usable CPU: a list equals the binding";
+    const auto cpus = wire_thread_cpus(std::to_string(cpu) + ",4000-4001"); // CPUs beyond the machine drop out
+    ASSERT_TRUE(cpus.has_value());
+    const cpu_set_t want = only(cpu);
+    EXPECT_TRUE(CPU_EQUAL(&*cpus, &want));
+}
+
+TEST(WireCpus, AListWithoutAUsableCpuIsAnErrorNamingTheVariable) {
+    for (const std::string bad : {"garbage", "", "0-", "1000000", "4000-4001", "-1", "1--2", ",1", "1,", "99999999"}) {
+        try {
+            (void)wire_thread_cpus(bad);
+            ADD_FAILURE() << "'" << bad << "' was accepted";
+        } catch (const coyote::Error& e) {
+            EXPECT_NE(std::string(e.what()).find("COYOTE_SIM_WIRE_CPUS"), std::string::npos) << e.what();
+        }
+        EXPECT_TRUE(wire_cpus_problem(bad).has_value()) << bad;
+    }
+    EXPECT_FALSE(wire_cpus_problem("all").has_value());
+    EXPECT_FALSE(wire_cpus_problem("inherit").has_value());
+}
+
+class WireThreads : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(WireThreads, RunWhereTheSettingPutsThem) {
+    const std::string setting = GetParam();
+    const cpu_set_t all = affinity_of(0);
+    if (CPU_COUNT(&all) < 2) GTEST_SKIP() << "one usable CPU: every setting gives the same placement";
+    const size_t cpu = first_of(all);
+    // Each side binds itself to one CPU, as mpirun binds small jobs, before it opens its cThread.
+    auto check_threads = [&] {
+        const cpu_set_t want = setting == "all" ? all : only(cpu);
+        const cpu_set_t rank = only(cpu);
+        const cpu_set_t mine = affinity_of(0);
+        check(CPU_EQUAL(&rank, &mine), "the rank's own thread stays bound");
+        size_t seen = 0;
+        for (const char* name : {"coyote-wire-rx", "coyote-wire-tx", "coyote-accept"})
+            for (pid_t tid : threads_named(name)) {
+                const cpu_set_t got = affinity_of(tid);
+                check(CPU_EQUAL(&got, &want), std::string(name) + " runs on " + std::to_string(CPU_COUNT(&got)) +
+                                                  " CPUs, expected " + std::to_string(CPU_COUNT(&want)));
+                ++seen;
+            }
+        check(seen >= 3, "expected a reader, a sender and an acceptor thread, saw " + std::to_string(seen));
+    };
+    coyote_test::run_pair(
+        [&] {
+            coyote_test::child_env("tcp");
+            if (setting == "unset") ::unsetenv("COYOTE_SIM_WIRE_CPUS"); // the default: inherit
+            else ::setenv("COYOTE_SIM_WIRE_CPUS", setting.c_str(), 1);
+            const cpu_set_t one = only(cpu);
+            check(::sched_setaffinity(0, sizeof(one), &one) == 0, "bind to one CPU");
+        },
+        1 << 16,
+        [&](coyote_test::Peer& p) {
+            p.sync();
+            p.sync(); // the client's READ opened the connection
+            check_threads();
+            p.sync();
+        },
+        [&](coyote_test::Peer& p) {
+            p.sync();
+            p.t.invoke(coyote::CoyoteOper::REMOTE_RDMA_READ,
+                       coyote::rdmaSg{.local_offs = 0, .remote_offs = 0, .len = 4096});
+            coyote_test::wait_count(p.t, coyote::CoyoteOper::REMOTE_RDMA_READ, 1, "READ");
+            p.sync();
+            check_threads();
+            p.sync();
+        });
+}
+
+INSTANTIATE_TEST_SUITE_P(Settings, WireThreads, ::testing::Values("all", "inherit", "unset"));
