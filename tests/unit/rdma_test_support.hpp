@@ -1,6 +1,6 @@
 // Test support for the RDMA and out-of-band tests: forked children with a deadline (support/child.hpp), free
 // ports, the environment of a child, byte patterns, checks that throw, bounded waits for completions and errors,
-// and the server/client pair most RDMA tests run (run_pair).
+// the server/client pair most RDMA tests run (run_pair), and the threads of this process by name.
 #pragma once
 
 #include <coyote/cThread.hpp>
@@ -11,6 +11,7 @@
 #include "support/child.hpp"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -22,10 +23,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace coyote_test {
 
@@ -135,6 +138,43 @@ inline void run_pair(const std::function<void()>& env, uint64_t size, const std:
     const auto limit = std::chrono::seconds(timeout_s + 30);
     EXPECT_EQ(s.wait(limit), 0) << "server";
     EXPECT_EQ(c.wait(limit), 0) << "client";
+}
+
+/// A run_pair whose client READs 4 KiB once (opening its wire connection, and the target's reader and sender
+/// threads for it); then both sides call `inspect`, which throws to fail.
+inline void after_first_read(const std::function<void()>& env, const std::function<void()>& inspect) {
+    run_pair(
+        env, 1 << 16,
+        [&](Peer& p) {
+            p.sync(); // both QP contexts are written
+            p.sync(); // the client's READ completed
+            inspect();
+            p.sync();
+        },
+        [&](Peer& p) {
+            p.sync();
+            p.t.invoke(coyote::CoyoteOper::REMOTE_RDMA_READ,
+                       coyote::rdmaSg{.local_offs = 0, .remote_offs = 0, .len = 4096});
+            wait_count(p.t, coyote::CoyoteOper::REMOTE_RDMA_READ, 1, "first READ");
+            p.sync();
+            inspect();
+            p.sync();
+        });
+}
+
+/// The threads of this process named `name` (their comm).
+inline std::vector<pid_t> threads_named(const std::string& name) {
+    std::vector<pid_t> out;
+    DIR* d = ::opendir("/proc/self/task");
+    check(d != nullptr, "open /proc/self/task");
+    while (const dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/comm");
+        std::string comm;
+        if (std::getline(f, comm) && comm == name) out.push_back(static_cast<pid_t>(std::stol(e->d_name)));
+    }
+    ::closedir(d);
+    return out;
 }
 
 }  // namespace coyote_test

@@ -7,15 +7,12 @@
 
 #include <coyote/cThread.hpp>
 
-#include <dirent.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdint>
-#include <fstream>
 #include <string>
-#include <vector>
 
 #include "backend/sim/net/wire_format.hpp"
 #include "backend/sim/segments.hpp"
@@ -31,21 +28,6 @@ namespace {
 constexpr uint32_t k_size = 1u << 16;
 constexpr uint32_t k_chunk = 2048; ///< an answer the socket takes at once
 constexpr uint32_t k_ops = 16;
-
-/// The threads of this process named `name`.
-std::vector<pid_t> threads_named(const std::string& name) {
-    std::vector<pid_t> out;
-    DIR* d = ::opendir("/proc/self/task");
-    check(d != nullptr, "open /proc/self/task");
-    while (const dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/comm");
-        std::string comm;
-        if (std::getline(f, comm) && comm == name) out.push_back(static_cast<pid_t>(std::stol(e->d_name)));
-    }
-    ::closedir(d);
-    return out;
-}
 
 int g_entered[2] = {-1, -1}; ///< a held thread writes a byte here when it entered the handler
 int g_release[2] = {-1, -1}; ///< and waits for one byte per thread here
@@ -64,7 +46,7 @@ size_t hold_threads(const std::string& name) {
     sa.sa_handler = hold_here;
     ::sigemptyset(&sa.sa_mask);
     check(::sigaction(SIGUSR2, &sa, nullptr) == 0, "sigaction");
-    const auto tids = threads_named(name);
+    const auto tids = coyote_test::threads_named(name);
     for (pid_t tid : tids) check(::syscall(SYS_tgkill, ::getpid(), tid, SIGUSR2) == 0, "tgkill");
     for (size_t i = 0; i < tids.size(); ++i) {
         char b = 0;

@@ -123,25 +123,10 @@ TEST(WireCongestion, TheWiresConnectionsUseTheChosenAlgorithm) {
         check(same >= 1, "no connected socket uses " + want + " (" + std::to_string(other) + " use another)");
         check(other >= 1, "no connected socket kept the host's default (the out-of-band one should)");
     };
-    coyote_test::run_pair(
+    coyote_test::after_first_read(
         [want] {
             coyote_test::child_env("tcp");
             ::setenv("COYOTE_SIM_WIRE_CONGESTION", want.c_str(), 1);
         },
-        1 << 16,
-        [&](coyote_test::Peer& p) {
-            p.sync(); // both QP contexts are written
-            p.sync(); // the client's READ completed
-            check_sockets();
-            p.sync();
-        },
-        [&](coyote_test::Peer& p) {
-            p.sync();
-            p.t.invoke(coyote::CoyoteOper::REMOTE_RDMA_READ,
-                       coyote::rdmaSg{.local_offs = 0, .remote_offs = 0, .len = 4096});
-            coyote_test::wait_count(p.t, coyote::CoyoteOper::REMOTE_RDMA_READ, 1, "READ");
-            p.sync();
-            check_sockets();
-            p.sync();
-        });
+        check_sockets);
 }

@@ -6,12 +6,9 @@
 #include <coyote/cThread.hpp>
 #include <coyote/error.hpp>
 
-#include <dirent.h>
 #include <sched.h>
 
-#include <fstream>
 #include <string>
-#include <vector>
 
 #include "backend/sim/net/tcp/wire_cpus.hpp"
 #include "unit/rdma_test_support.hpp"
@@ -50,21 +47,6 @@ void bound_to(const cpu_set_t& cpus, Body&& body) {
     ASSERT_EQ(::sched_setaffinity(0, sizeof(cpus), &cpus), 0);
     body();
     ASSERT_EQ(::sched_setaffinity(0, sizeof(before), &before), 0);
-}
-
-/// The threads of this process named `name`.
-std::vector<pid_t> threads_named(const std::string& name) {
-    std::vector<pid_t> out;
-    DIR* d = ::opendir("/proc/self/task");
-    check(d != nullptr, "open /proc/self/task");
-    while (const dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        std::ifstream f(std::string("/proc/self/task/") + e->d_name + "/comm");
-        std::string comm;
-        if (std::getline(f, comm) && comm == name) out.push_back(static_cast<pid_t>(std::stol(e->d_name)));
-    }
-    ::closedir(d);
-    return out;
 }
 
 }  // namespace
@@ -122,7 +104,7 @@ TEST_P(WireThreads, RunWhereTheSettingPutsThem) {
         check(CPU_EQUAL(&rank, &mine), "the rank's own thread stays bound");
         size_t seen = 0;
         for (const char* name : {"coyote-wire-rx", "coyote-wire-tx", "coyote-accept"})
-            for (pid_t tid : threads_named(name)) {
+            for (pid_t tid : coyote_test::threads_named(name)) {
                 const cpu_set_t got = affinity_of(tid);
                 check(CPU_EQUAL(&got, &want), std::string(name) + " runs on " + std::to_string(CPU_COUNT(&got)) +
                                                   " CPUs, expected " + std::to_string(CPU_COUNT(&want)));
@@ -130,7 +112,7 @@ TEST_P(WireThreads, RunWhereTheSettingPutsThem) {
             }
         check(seen >= 3, "expected a reader, a sender and an acceptor thread, saw " + std::to_string(seen));
     };
-    coyote_test::run_pair(
+    coyote_test::after_first_read(
         [&] {
             coyote_test::child_env("tcp");
             if (setting == "unset") ::unsetenv("COYOTE_SIM_WIRE_CPUS"); // the default: inherit
@@ -138,22 +120,7 @@ TEST_P(WireThreads, RunWhereTheSettingPutsThem) {
             const cpu_set_t one = only(cpu);
             check(::sched_setaffinity(0, sizeof(one), &one) == 0, "bind to one CPU");
         },
-        1 << 16,
-        [&](coyote_test::Peer& p) {
-            p.sync();
-            p.sync(); // the client's READ opened the connection
-            check_threads();
-            p.sync();
-        },
-        [&](coyote_test::Peer& p) {
-            p.sync();
-            p.t.invoke(coyote::CoyoteOper::REMOTE_RDMA_READ,
-                       coyote::rdmaSg{.local_offs = 0, .remote_offs = 0, .len = 4096});
-            coyote_test::wait_count(p.t, coyote::CoyoteOper::REMOTE_RDMA_READ, 1, "READ");
-            p.sync();
-            check_threads();
-            p.sync();
-        });
+        check_threads);
 }
 
 INSTANTIATE_TEST_SUITE_P(Settings, WireThreads, ::testing::Values("all", "inherit", "unset"));
